@@ -1,0 +1,38 @@
+# Everything a fresh machine needs: `make run` and `make test` create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= config.yaml
+
+.PHONY: run test lint fmt check-config clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(CONFIG):
+	cp config.example.yaml $(CONFIG)
+	@echo "Created $(CONFIG) from config.example.yaml: edit it to add chat credentials."
+
+run: $(STAMP) $(CONFIG)
+	$(BIN)/otklik run -c $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check-config: $(STAMP) $(CONFIG)
+	$(BIN)/otklik check-config -c $(CONFIG)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,428 @@
+"""The case state machine: one pure function from (case, request, actor, now) to a new case.
+
+Every transport and every scheduled job goes through `transition`; nothing else changes a
+case's state. A refusal is a DomainError whose `code` names a user-facing message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from bot.model import (
+    MAX_DRAFT_TEXT,
+    MAX_NOTE,
+    MAX_URL,
+    OWNED_STATES,
+    TERMINAL_STATES,
+    Action,
+    Case,
+    CaseState,
+    DeptRole,
+    Draft,
+    DraftStatus,
+    Event,
+    IgnoreReason,
+    Outcome,
+)
+from bot.rights import Actor
+
+S = CaseState
+
+# Where each action may start. Extra conditions (ownership, four-eyes) are checked below.
+ALLOWED_FROM: dict[Action, frozenset[CaseState]] = {
+    Action.TAKE: frozenset({S.NEW, S.TAKEN, S.CHANGES_REQUESTED}),
+    Action.RELEASE: frozenset({S.TAKEN, S.CHANGES_REQUESTED}),
+    Action.DRAFT: frozenset({S.NEW, S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED}),
+    Action.USE_TEMPLATE: frozenset(
+        {S.NEW, S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED}
+    ),
+    Action.APPROVE: frozenset({S.AWAITING_APPROVAL}),
+    Action.REQUEST_CHANGES: frozenset({S.AWAITING_APPROVAL}),
+    Action.REJECT: frozenset({S.AWAITING_APPROVAL}),
+    Action.PUBLISH: frozenset({S.APPROVED}),
+    Action.MARK_PUBLISHED: frozenset({S.APPROVED}),
+    Action.ESCALATE: frozenset(set(CaseState) - TERMINAL_STATES),
+    Action.REROUTE: frozenset(
+        {S.NEW, S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED}
+    ),
+    Action.IGNORE: frozenset({S.NEW, S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED}),
+    Action.CLOSE: frozenset(set(CaseState) - TERMINAL_STATES),
+    Action.REOPEN: TERMINAL_STATES,
+    Action.FOLLOW_UP_DONE: frozenset({S.PUBLISHED}),
+}
+
+
+class DomainError(Exception):
+    """A refused action. `code` selects the message template; `params` fill it."""
+
+    code = "error"
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+        super().__init__(f"{self.code}: {params}")
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_state"
+
+
+class NoRight(DomainError):
+    code = "no_right"
+
+
+class SelfReview(DomainError):
+    """Four-eyes: whoever wrote a draft may not approve, reject or send it back."""
+
+    code = "self_review"
+
+
+class NotAssignee(DomainError):
+    code = "not_assignee"
+
+
+class MissingInput(DomainError):
+    code = "missing_input"
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class StaleCard(DomainError):
+    """The button belonged to an older version of the card."""
+
+    code = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """An action with what it needs. Transports fill only the fields their action uses."""
+
+    action: Action
+    text: str | None = None  # DRAFT, USE_TEMPLATE
+    template_id: str | None = None  # USE_TEMPLATE
+    pre_approved: bool = False  # USE_TEMPLATE: the playbook marks the template approved
+    note: str | None = None  # REQUEST_CHANGES (required), REJECT, ESCALATE, REOPEN
+    reason: IgnoreReason | None = None  # IGNORE
+    outcome: Outcome | None = None  # CLOSE
+    department: str | None = None  # REROUTE target
+    url: str | None = None  # PUBLISH, MARK_PUBLISHED: the public link
+    follow_up_at: datetime | None = None  # PUBLISH, MARK_PUBLISHED: when to ask for the result
+    expected_version: int | None = None  # the card version the button was pressed on
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    case: Case
+    events: tuple[Event, ...]
+
+
+def transition(case: Case, request: ActionRequest, actor: Actor, now: datetime) -> Transition:
+    """Apply one action. Returns the new case and its events, or raises DomainError."""
+    action = request.action
+    if not actor.may(action, case.department):
+        raise NoRight(action=action.value, department=case.department)
+    if request.expected_version is not None and request.expected_version != case.version:
+        raise StaleCard(expected=request.expected_version, actual=case.version)
+    if case.state not in ALLOWED_FROM[action]:
+        raise InvalidTransition(action=action.value, state=case.state.value)
+    _check_bounds(request)
+
+    handler = _HANDLERS[action]
+    new_case, events = handler(case, request, actor, now)
+    if new_case.first_touched_at is None and action is not Action.ESCALATE:
+        new_case = replace(new_case, first_touched_at=now)
+    new_case = replace(new_case, version=case.version + 1)
+    violations = invariant_violations(new_case)
+    if violations:  # a bug in this module, never a user error
+        raise AssertionError(f"{action.value} broke invariants: {violations}")
+    return Transition(new_case, tuple(events))
+
+
+def _check_bounds(request: ActionRequest) -> None:
+    for name, value, limit in (
+        ("text", request.text, MAX_DRAFT_TEXT),
+        ("note", request.note, MAX_NOTE),
+        ("url", request.url, MAX_URL),
+    ):
+        if value is not None and len(value) > limit:
+            raise InvalidInput(field=name, limit=limit)
+    if request.url is not None and not request.url.startswith(("https://", "http://")):
+        raise InvalidInput(field="url", limit=MAX_URL)
+
+
+def _event(
+    case: Case, actor: Actor, now: datetime, kind: str, to_state: CaseState, **payload: Any
+) -> Event:
+    clean = {k: v for k, v in payload.items() if v is not None}
+    return Event(case.id, now, actor.id, kind, case.state, to_state, clean)
+
+
+def _is_owner_or_lead(case: Case, actor: Actor) -> bool:
+    return case.assignee == actor.id or actor.has(DeptRole.LEAD, case.department)
+
+
+def _retire_pending(drafts: tuple[Draft, ...]) -> tuple[Draft, ...]:
+    """A pending draft that nobody reviewed is superseded when the case moves on without it."""
+    return tuple(
+        replace(d, status=DraftStatus.SUPERSEDED) if d.status is DraftStatus.PENDING else d
+        for d in drafts
+    )
+
+
+Handled = tuple[Case, list[Event]]
+
+
+def _take(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if case.state is not S.NEW:
+        if case.assignee == actor.id:
+            raise InvalidTransition(action=req.action.value, state=case.state.value)
+        if not actor.has(DeptRole.LEAD, case.department):  # only a lead takes a case over
+            raise NotAssignee(assignee=case.assignee)
+    to = S.TAKEN if case.state is S.NEW else case.state
+    event = _event(case, actor, now, Action.TAKE, to, previous=case.assignee)
+    return replace(case, state=to, assignee=actor.id), [event]
+
+
+def _release(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if not _is_owner_or_lead(case, actor):
+        raise NotAssignee(assignee=case.assignee)
+    event = _event(case, actor, now, Action.RELEASE, S.NEW, previous=case.assignee)
+    return replace(case, state=S.NEW, assignee=None), [event]
+
+
+def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    text = (req.text or "").strip()
+    if not text:
+        raise MissingInput(field="text")
+    if req.action is Action.USE_TEMPLATE and not req.template_id:
+        raise MissingInput(field="template_id")
+    events: list[Event] = []
+    if case.state is S.NEW:  # writing an answer to a new case takes it
+        events.append(_event(case, actor, now, Action.TAKE, S.TAKEN, previous=None))
+        case = replace(case, state=S.TAKEN, assignee=actor.id)
+    elif not _is_owner_or_lead(case, actor):
+        raise NotAssignee(assignee=case.assignee)
+
+    pre_approved = req.action is Action.USE_TEMPLATE and req.pre_approved
+    draft = Draft(
+        version=len(case.drafts) + 1,
+        text=text,
+        author=actor.id,
+        created_at=now,
+        status=DraftStatus.APPROVED if pre_approved else DraftStatus.PENDING,
+        template_id=req.template_id if req.action is Action.USE_TEMPLATE else None,
+        pre_approved=pre_approved,
+    )
+    to = S.APPROVED if pre_approved else S.AWAITING_APPROVAL
+    events.append(
+        _event(
+            case, actor, now, req.action, to,
+            version=draft.version, template_id=draft.template_id, pre_approved=pre_approved,
+        )
+    )
+    new_case = replace(
+        case,
+        state=to,
+        drafts=(*_retire_pending(case.drafts), draft),
+        approved_at=case.approved_at or (now if pre_approved else None),
+    )
+    return new_case, events
+
+
+def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    draft = case.latest_draft
+    assert draft is not None and draft.status is DraftStatus.PENDING
+    if draft.author == actor.id:
+        raise SelfReview(version=draft.version)
+    note = (req.note or "").strip() or None
+    if req.action is Action.REQUEST_CHANGES and note is None:
+        raise MissingInput(field="note")
+    status, to = {
+        Action.APPROVE: (DraftStatus.APPROVED, S.APPROVED),
+        Action.REQUEST_CHANGES: (DraftStatus.CHANGES_REQUESTED, S.CHANGES_REQUESTED),
+        Action.REJECT: (DraftStatus.REJECTED, S.TAKEN),
+    }[req.action]
+    reviewed = replace(draft, status=status, reviewer=actor.id, reviewed_at=now, note=note)
+    event = _event(case, actor, now, req.action, to, version=draft.version, note=note)
+    new_case = replace(
+        case,
+        state=to,
+        drafts=(*case.drafts[:-1], reviewed),
+        approved_at=case.approved_at or (now if to is S.APPROVED else None),
+    )
+    return new_case, [event]
+
+
+def _publish(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    draft = case.approved_draft
+    assert draft is not None
+    event = _event(case, actor, now, req.action, S.PUBLISHED, version=draft.version, url=req.url)
+    new_case = replace(
+        case,
+        state=S.PUBLISHED,
+        published_at=now,
+        published_url=req.url or case.published_url,
+        follow_up_due_at=req.follow_up_at,
+    )
+    return new_case, [event]
+
+
+def _escalate(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    level = case.escalation_level + 1
+    event = _event(case, actor, now, Action.ESCALATE, case.state, level=level, reason=req.note)
+    return replace(case, escalation_level=level), [event]
+
+
+def _reroute(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    target = (req.department or "").strip()
+    if not target:
+        raise MissingInput(field="department")
+    if target == case.department:
+        raise InvalidInput(field="department", limit=None)
+    event = _event(case, actor, now, Action.REROUTE, S.NEW, source=case.department, target=target)
+    new_case = replace(
+        case,
+        department=target,
+        state=S.NEW,
+        assignee=None,
+        drafts=_retire_pending(case.drafts),
+    )
+    return new_case, [event]
+
+
+def _ignore(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if req.reason is None:
+        raise MissingInput(field="reason")
+    event = _event(case, actor, now, Action.IGNORE, S.IGNORED, reason=req.reason.value)
+    new_case = replace(
+        case,
+        state=S.IGNORED,
+        ignore_reason=req.reason,
+        closed_at=now,
+        follow_up_due_at=None,
+        drafts=_retire_pending(case.drafts),
+    )
+    return new_case, [event]
+
+
+def _close(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if req.outcome is None:
+        raise MissingInput(field="outcome")
+    return _closed(case, actor, now, Action.CLOSE, req.outcome)
+
+
+def _follow_up_done(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if case.follow_up_due_at is None:
+        raise InvalidTransition(action=req.action.value, state=case.state.value)
+    return _closed(case, actor, now, Action.FOLLOW_UP_DONE, Outcome.RESOLVED)
+
+
+def _closed(case: Case, actor: Actor, now: datetime, kind: Action, outcome: Outcome) -> Handled:
+    event = _event(case, actor, now, kind, S.CLOSED, outcome=outcome.value)
+    new_case = replace(
+        case,
+        state=S.CLOSED,
+        outcome=outcome,
+        closed_at=now,
+        follow_up_due_at=None,
+        drafts=_retire_pending(case.drafts),
+    )
+    return new_case, [event]
+
+
+def _reopen(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    event = _event(case, actor, now, Action.REOPEN, S.NEW, note=req.note)
+    new_case = replace(
+        case,
+        state=S.NEW,
+        assignee=None,
+        outcome=None,
+        ignore_reason=None,
+        closed_at=None,
+        follow_up_due_at=None,
+    )
+    return new_case, [event]
+
+
+_HANDLERS = {
+    Action.TAKE: _take,
+    Action.RELEASE: _release,
+    Action.DRAFT: _draft,
+    Action.USE_TEMPLATE: _draft,
+    Action.APPROVE: _review,
+    Action.REQUEST_CHANGES: _review,
+    Action.REJECT: _review,
+    Action.PUBLISH: _publish,
+    Action.MARK_PUBLISHED: _publish,
+    Action.ESCALATE: _escalate,
+    Action.REROUTE: _reroute,
+    Action.IGNORE: _ignore,
+    Action.CLOSE: _close,
+    Action.REOPEN: _reopen,
+    Action.FOLLOW_UP_DONE: _follow_up_done,
+}
+assert set(_HANDLERS) == set(Action) == set(ALLOWED_FROM)
+
+
+def available_actions(case: Case, actor: Actor | None = None) -> list[Action]:
+    """Actions the state allows, optionally narrowed to what this actor may do.
+
+    Transports show buttons from this list with actor=None: buttons depend on the state
+    only, never on who looks; rights are checked again when a button is pressed.
+    """
+    actions = [a for a in Action if case.state in ALLOWED_FROM[a]]
+    if case.follow_up_due_at is None and Action.FOLLOW_UP_DONE in actions:
+        actions.remove(Action.FOLLOW_UP_DONE)
+    if actor is not None:
+        actions = [a for a in actions if actor.may(a, case.department)]
+    return actions
+
+
+def invariant_violations(case: Case) -> list[str]:
+    """Everything that must hold for any case. Empty list means the case is valid."""
+    problems: list[str] = []
+    state = case.state
+    latest = case.latest_draft
+    pending = [d for d in case.drafts if d.status is DraftStatus.PENDING]
+
+    if state is S.NEW and case.assignee is not None:
+        problems.append("new case has an assignee")
+    if state in OWNED_STATES and case.assignee is None:
+        problems.append(f"{state} case has no assignee")
+    if len(pending) > (1 if state is S.AWAITING_APPROVAL else 0):
+        problems.append("pending draft outside review")
+    if state is S.AWAITING_APPROVAL and (latest is None or latest.status is not DraftStatus.PENDING):
+        problems.append("awaiting approval without a pending latest draft")
+    if state is S.CHANGES_REQUESTED and (
+        latest is None or latest.status is not DraftStatus.CHANGES_REQUESTED
+    ):
+        problems.append("changes requested but latest draft is not sent back")
+    if state in (S.APPROVED, S.PUBLISHED) and case.approved_draft is None:
+        problems.append(f"{state} without an approved draft")
+    if state is S.APPROVED and (latest is None or latest.status is not DraftStatus.APPROVED):
+        problems.append("approved case whose latest draft is not approved")
+    if state is S.PUBLISHED and case.published_at is None:
+        problems.append("published without published_at")
+    if state is S.CLOSED and (case.outcome is None or case.ignore_reason is not None):
+        problems.append("closed needs an outcome and no ignore reason")
+    if state is S.IGNORED and (case.ignore_reason is None or case.outcome is not None):
+        problems.append("ignored needs a reason and no outcome")
+    if state in TERMINAL_STATES and case.closed_at is None:
+        problems.append("terminal without closed_at")
+    if state not in TERMINAL_STATES and (
+        case.closed_at is not None or case.outcome is not None or case.ignore_reason is not None
+    ):
+        problems.append("open case carries closing data")
+    if case.follow_up_due_at is not None and state is not S.PUBLISHED:
+        problems.append("follow-up outside published")
+    if [d.version for d in case.drafts] != list(range(1, len(case.drafts) + 1)):
+        problems.append("draft versions not 1..n")
+    for d in case.drafts:
+        if d.status is DraftStatus.APPROVED and not d.pre_approved and d.reviewer in (None, d.author):
+            problems.append(f"draft {d.version} approved without a second person")
+    if case.escalation_level < 0:
+        problems.append("negative escalation level")
+    return problems

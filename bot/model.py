@@ -1,0 +1,260 @@
+"""Domain entities. Plain frozen dataclasses: the store maps them, transports render them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+# Bounds on untrusted input, defined once and enforced where data enters the core.
+MAX_MENTION_TEXT = 20_000
+MAX_DRAFT_TEXT = 4_000
+MAX_NOTE = 1_000
+MAX_URL = 2_048
+MAX_NAME = 256
+
+
+class CaseState(StrEnum):
+    NEW = "new"  # card posted, nobody has taken it
+    TAKEN = "taken"  # a specialist owns it, no draft awaiting review
+    AWAITING_APPROVAL = "awaiting_approval"  # latest draft waits for an approver
+    CHANGES_REQUESTED = "changes_requested"  # approver sent the draft back with a note
+    APPROVED = "approved"  # an approved answer is ready to publish
+    PUBLISHED = "published"  # the answer is out; follow-up may be pending
+    CLOSED = "closed"  # done, with an outcome
+    IGNORED = "ignored"  # not worth an answer, with a reason
+
+    @property
+    def is_open(self) -> bool:
+        return self not in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({CaseState.CLOSED, CaseState.IGNORED})
+# States in which somebody owns the case.
+OWNED_STATES = frozenset(
+    {
+        CaseState.TAKEN,
+        CaseState.AWAITING_APPROVAL,
+        CaseState.CHANGES_REQUESTED,
+        CaseState.APPROVED,
+        CaseState.PUBLISHED,
+    }
+)
+
+
+class Action(StrEnum):
+    """Everything a person can do to a case. Every transport maps its buttons to these."""
+
+    TAKE = "take"
+    RELEASE = "release"
+    DRAFT = "draft"
+    USE_TEMPLATE = "use_template"
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request_changes"
+    REJECT = "reject"
+    PUBLISH = "publish"  # the bot posts the approved answer at the source
+    MARK_PUBLISHED = "mark_published"  # a person posted it by hand
+    ESCALATE = "escalate"
+    REROUTE = "reroute"
+    IGNORE = "ignore"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    FOLLOW_UP_DONE = "follow_up_done"
+
+
+class IgnoreReason(StrEnum):
+    NOT_NEGATIVE = "not_negative"
+    SPAM = "spam"
+    DO_NOT_ENGAGE = "do_not_engage"
+    DUPLICATE = "duplicate"
+
+
+class Outcome(StrEnum):
+    RESOLVED = "resolved"  # the problem was solved and the author was told
+    ANSWERED = "answered"  # an answer was given; nothing more to do
+    MOVED_TO_PRIVATE = "moved_to_private"  # continued in private, result not shown publicly
+    REFUTED = "refuted"  # false claim refuted publicly
+    NO_ACTION = "no_action"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more urgent; used to order queues."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.CRITICAL: 3}
+
+
+class Sentiment(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class SentimentSource(StrEnum):
+    SOURCE = "source"  # the monitoring service said so
+    CLASSIFIER = "classifier"  # Otklik's own classifier
+    RULE = "rule"  # a playbook rule forced it
+    STAFF = "staff"  # corrected by a person ("not negative")
+
+
+class DraftStatus(StrEnum):
+    PENDING = "pending"
+    CHANGES_REQUESTED = "changes_requested"
+    REJECTED = "rejected"
+    APPROVED = "approved"
+    SUPERSEDED = "superseded"  # a newer version replaced it before review
+
+
+class AuthorLabel(StrEnum):
+    SYSTEMATIC_CRITIC = "systematic_critic"
+    OPINION_LEADER = "opinion_leader"
+    DO_NOT_ENGAGE = "do_not_engage"
+
+
+class DeptRole(StrEnum):
+    SPECIALIST = "specialist"
+    APPROVER = "approver"
+    LEAD = "lead"
+
+
+class GlobalRole(StrEnum):
+    DUTY = "duty"
+    LEADERSHIP = "leadership"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One account of a person on one channel (VK id, Telegram id, e-mail address, …)."""
+
+    channel: str
+    external_id: str
+    display_name: str = ""
+    profile_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    id: int | None
+    display_name: str
+    identities: tuple[Identity, ...] = ()
+    labels: frozenset[AuthorLabel] = frozenset()
+    negative_count: int = 0
+    neutral_count: int = 0
+    positive_count: int = 0
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+    @property
+    def total_mentions(self) -> int:
+        return self.negative_count + self.neutral_count + self.positive_count
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    source: str  # configured source name: "vk", "telegram:press", "rss:news", "email"
+    external_id: str  # unique within the source; (source, external_id) is the idempotency key
+    text: str
+    author: Identity
+    received_at: datetime
+    published_at: datetime | None = None
+    url: str | None = None
+    language: str | None = None
+    sentiment: Sentiment = Sentiment.NEUTRAL
+    sentiment_source: SentimentSource = SentimentSource.SOURCE
+    sentiment_score: float | None = None
+    reach: int = 0
+    codes: tuple[str, ...] = ()  # topics and tags, the multi-parameter coding of the record
+    story_id: str | None = None  # a source's own grouping of related items
+    reply_to_url: str | None = None  # the post this comment sits under, for grouping
+    id: int | None = None
+    author_id: int | None = None
+    case_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    version: int
+    text: str
+    author: str  # staff id
+    created_at: datetime
+    status: DraftStatus = DraftStatus.PENDING
+    template_id: str | None = None  # set when the text came from a playbook template
+    pre_approved: bool = False
+    reviewer: str | None = None
+    reviewed_at: datetime | None = None
+    note: str | None = None  # the approver's request for changes or reason to reject
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    id: int | None
+    department: str
+    state: CaseState
+    priority: Priority
+    created_at: datetime
+    source: str
+    drill: bool = False  # a training case: handled like any other, kept out of statistics
+    assignee: str | None = None
+    escalation_level: int = 0
+    sla_policy: str | None = None
+    first_touch_due_at: datetime | None = None
+    answer_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    first_touched_at: datetime | None = None
+    approved_at: datetime | None = None
+    published_at: datetime | None = None
+    published_url: str | None = None
+    closed_at: datetime | None = None
+    outcome: Outcome | None = None
+    ignore_reason: IgnoreReason | None = None
+    follow_up_due_at: datetime | None = None
+    drafts: tuple[Draft, ...] = ()
+    codes: tuple[str, ...] = ()
+    mention_count: int = 1
+    version: int = 0  # bumped on every change: optimistic locking and stale-button detection
+
+    @property
+    def latest_draft(self) -> Draft | None:
+        return self.drafts[-1] if self.drafts else None
+
+    @property
+    def approved_draft(self) -> Draft | None:
+        for draft in reversed(self.drafts):
+            if draft.status is DraftStatus.APPROVED:
+                return draft
+        return None
+
+
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of a case's append-only history."""
+
+    case_id: int | None
+    at: datetime
+    actor: str  # staff id, or SYSTEM_ACTOR
+    kind: str  # an Action value, or one of EventKind
+    from_state: CaseState | None
+    to_state: CaseState | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+class EventKind(StrEnum):
+    """Event kinds that are not an Action pressed by a person."""
+
+    CREATED = "created"
+    MENTION_ADDED = "mention_added"
+    DENIED = "denied"  # an attempt refused for lack of rights: the audit trail

@@ -1,0 +1,67 @@
+"""Who may do what. Checked on the server for every press, whatever a transport showed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot.model import Action, DeptRole, GlobalRole
+
+_ANY_DEPT_ROLE = frozenset(DeptRole)
+_REVIEWERS = frozenset({DeptRole.APPROVER, DeptRole.LEAD})
+
+
+@dataclass(frozen=True, slots=True)
+class Right:
+    dept_roles: frozenset[DeptRole]  # roles in the case's own department
+    global_roles: frozenset[GlobalRole] = frozenset()
+
+
+RIGHTS: Mapping[Action, Right] = {
+    Action.TAKE: Right(_ANY_DEPT_ROLE),
+    Action.RELEASE: Right(_ANY_DEPT_ROLE),
+    Action.DRAFT: Right(_ANY_DEPT_ROLE),
+    Action.USE_TEMPLATE: Right(_ANY_DEPT_ROLE),
+    Action.APPROVE: Right(_REVIEWERS),
+    Action.REQUEST_CHANGES: Right(_REVIEWERS),
+    Action.REJECT: Right(_REVIEWERS),
+    Action.PUBLISH: Right(_ANY_DEPT_ROLE),
+    Action.MARK_PUBLISHED: Right(_ANY_DEPT_ROLE),
+    Action.ESCALATE: Right(_ANY_DEPT_ROLE, frozenset({GlobalRole.DUTY, GlobalRole.LEADERSHIP})),
+    Action.REROUTE: Right(_ANY_DEPT_ROLE, frozenset({GlobalRole.DUTY})),
+    Action.IGNORE: Right(_ANY_DEPT_ROLE, frozenset({GlobalRole.DUTY})),
+    Action.CLOSE: Right(_ANY_DEPT_ROLE, frozenset({GlobalRole.DUTY})),
+    Action.REOPEN: Right(_REVIEWERS, frozenset({GlobalRole.DUTY})),
+    Action.FOLLOW_UP_DONE: Right(_ANY_DEPT_ROLE),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """A person acting on a case, with the roles the config gives them."""
+
+    id: str  # staff id from the config; for strangers, "tg:<id>" or the Matrix user id
+    name: str
+    dept_roles: Mapping[str, frozenset[DeptRole]] = field(default_factory=dict)
+    global_roles: frozenset[GlobalRole] = frozenset()
+    is_staff: bool = True
+
+    @classmethod
+    def stranger(cls, external_id: str, name: str = "") -> Actor:
+        return cls(id=external_id, name=name or external_id, is_staff=False)
+
+    def roles_in(self, department: str) -> frozenset[DeptRole]:
+        return self.dept_roles.get(department, frozenset())
+
+    def has(self, role: DeptRole, department: str) -> bool:
+        return role in self.roles_in(department)
+
+    def may(self, action: Action, department: str) -> bool:
+        right = RIGHTS[action]
+        return bool(right.dept_roles & self.roles_in(department)) or bool(
+            right.global_roles & self.global_roles
+        )
+
+    @property
+    def departments(self) -> frozenset[str]:
+        return frozenset(d for d, roles in self.dept_roles.items() if roles)
