@@ -1,0 +1,223 @@
+"""The outbox delivery worker: hands queued messages to transports, in order per chat.
+
+Each (transport, chat) queue is delivered strictly in order, one item at a time; different
+chats proceed in parallel. An item is claimed (pending -> sending) in its own transaction
+before the transport is called and settled in another after, so a crash leaves at most the
+in-flight items to re-send at start (`recover`). Transports that support idempotent sends
+(Matrix transaction ids) get the item's idempotency key and drop such repeats themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from bot.clock import Clock
+from bot.outbox import (
+    Delivery,
+    DeliveryResult,
+    OutboxItem,
+    OutboxOp,
+    PermanentFailure,
+    RetryLater,
+    Transport,
+)
+from bot.ports import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_TEXT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base_s: float = 1.0
+    cap_s: float = 300.0
+    jitter: float = 0.2  # +-20% so that many failed items don't retry in lockstep
+
+    def delay(self, attempts: int, server_hint: float | None = None) -> float:
+        if server_hint is not None:
+            return max(0.0, server_hint)
+        delay = min(self.cap_s, self.base_s * 2 ** max(0, attempts - 1))
+        if self.jitter:
+            delay *= random.uniform(1 - self.jitter, 1 + self.jitter)
+        return delay
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+DeliveredHook = Callable[[OutboxItem, DeliveryResult], None]
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        transports: Mapping[str, Transport],
+        clock: Clock,
+        policy: RetryPolicy | None = None,
+        poll_interval_s: float = 1.0,
+        batch_size: int = 200,
+        on_delivered: DeliveredHook | None = None,
+    ) -> None:
+        self._uow = uow_factory
+        self._transports = dict(transports)
+        self._clock = clock
+        self._policy = policy or RetryPolicy()
+        self._poll_interval_s = poll_interval_s
+        self._batch_size = batch_size
+        self._on_delivered = on_delivered
+        self._wake = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self.stats = DeliveryStats()
+
+    def wake(self) -> None:
+        """Called after a commit that queued messages, so they go out without waiting a poll."""
+        self._wake.set()
+
+    async def recover(self) -> int:
+        async with self._uow() as uow:
+            count = await uow.outbox.requeue_in_flight()
+            await uow.commit()
+        if count:
+            log.warning(
+                "outbox: %d message(s) were in flight at the last stop; sending again", count
+            )
+        return count
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.recover()
+        while not stop.is_set():
+            try:
+                await self._dispatch()
+            except Exception:  # the loop must survive a database hiccup
+                log.exception("outbox: dispatch failed")
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            waiters.extend(self._in_flight.values())
+            await asyncio.wait(
+                waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters[:2]:
+                waiter.cancel()
+        await self.drain()
+
+    async def run_once(self) -> int:
+        """Deliver every item that is due now, chat by chat, until nothing is due. For tests."""
+        before = self.stats.delivered + self.stats.failed + self.stats.retried
+        while await self._dispatch():
+            await self.drain()
+        await self.drain()
+        return self.stats.delivered + self.stats.failed + self.stats.retried - before
+
+    async def drain(self) -> None:
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def _dispatch(self) -> int:
+        """Claim the due head of every idle chat queue and start delivering it."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            heads = await uow.outbox.due_heads(now, self._batch_size)
+            claimed: list[tuple[OutboxItem, Delivery]] = []
+            for item in heads:
+                assert item.id is not None
+                if item.id in self._in_flight or not await uow.outbox.claim(item.id, now):
+                    continue
+                item = replace(item, attempts=item.attempts + 1)
+                claimed.append((item, await self._resolve(uow, item)))
+            await uow.commit()
+        for item, delivery in claimed:
+            assert item.id is not None
+            task = asyncio.create_task(self._deliver(item, delivery))
+            self._in_flight[item.id] = task
+            task.add_done_callback(lambda _t, item_id=item.id: self._in_flight.pop(item_id, None))
+        return len(claimed)
+
+    async def _resolve(self, uow: UnitOfWork, item: OutboxItem) -> Delivery:
+        refs = uow.refs
+        target = reply_to = None
+        if item.op in (OutboxOp.EDIT, OutboxOp.DELETE) and item.ref_key:
+            target = await refs.get(item.transport, item.chat, item.ref_key)
+        if item.reply_to_key:
+            reply_to = await refs.get(item.transport, item.chat, item.reply_to_key)
+        if item.op is OutboxOp.EDIT and target is None:
+            # The original never arrived (failed for good earlier): post the latest version.
+            item = replace(item, op=OutboxOp.POST)
+        return Delivery(item=item, target_ref=target, reply_to_ref=reply_to)
+
+    async def _deliver(self, item: OutboxItem, delivery: Delivery) -> None:
+        assert item.id is not None
+        transport = self._transports.get(item.transport)
+        result: DeliveryResult | None = None
+        error: Exception | None = None
+        if transport is None:
+            error = PermanentFailure(f"transport {item.transport!r} is not configured")
+        else:
+            try:
+                result = await transport.deliver(delivery)
+            except (RetryLater, PermanentFailure) as exc:
+                error = exc
+            except Exception as exc:
+                log.exception("outbox: %s delivery of item %d raised", item.transport, item.id)
+                error = exc
+        await self._settle(item, delivery, result, error)
+
+    async def _settle(
+        self,
+        item: OutboxItem,
+        delivery: Delivery,
+        result: DeliveryResult | None,
+        error: Exception | None,
+    ) -> None:
+        assert item.id is not None
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if result is not None:
+                sent = delivery.item
+                if (
+                    sent.op in (OutboxOp.POST, OutboxOp.REPLY)
+                    and sent.ref_key
+                    and result.external_ref
+                ):
+                    await uow.refs.put(item.transport, item.chat, sent.ref_key, result.external_ref)
+                await uow.outbox.mark_delivered(item.id, now, result.external_ref)
+            elif isinstance(error, PermanentFailure):
+                await uow.outbox.mark_failed(item.id, now, str(error)[:MAX_ERROR_TEXT])
+            else:
+                hint = error.after if isinstance(error, RetryLater) else None
+                delay = self._policy.delay(item.attempts, hint)
+                reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
+                await uow.outbox.mark_retry(item.id, now + timedelta(seconds=delay), reason)
+            await uow.commit()
+        if result is not None:
+            self.stats.delivered += 1
+            if self._on_delivered is not None:
+                self._on_delivered(item, result)
+        elif isinstance(error, PermanentFailure):
+            self.stats.failed += 1
+            log.error(
+                "outbox: item %d to %s:%s refused for good: %s",
+                item.id,
+                item.transport,
+                item.chat,
+                error,
+            )
+        else:
+            self.stats.retried += 1
+            log.warning(
+                "outbox: item %d to %s:%s will be retried: %s",
+                item.id,
+                item.transport,
+                item.chat,
+                error,
+            )

@@ -1,0 +1,87 @@
+"""Outgoing messages as data. Every message the bot sends is an OutboxItem first.
+
+A service writes items in the same transaction as the state change that causes them; the
+delivery worker (bot/delivery.py) hands them to a Transport. Payloads are neutral views
+(JSON-able dicts); each transport renders them its own way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class OutboxOp(StrEnum):
+    POST = "post"  # a new message; its id is remembered under ref_key
+    REPLY = "reply"  # a new message replying to the message remembered under reply_to_key
+    EDIT = "edit"  # replace the content of the message remembered under ref_key
+    DELETE = "delete"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # handed to the transport; back to pending if we crash meanwhile
+    DELIVERED = "delivered"
+    FAILED = "failed"  # refused for good by the transport (bad request, chat gone)
+    SUPERSEDED = "superseded"  # a newer edit of the same message replaced it
+
+
+UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    transport: str  # "telegram", "matrix"
+    chat: str  # chat id or room id, as text
+    op: OutboxOp
+    payload: dict[str, Any]  # the neutral view: {"view": "card", ...}
+    idempotency_key: str  # the same key is never queued twice
+    ref_key: str | None = None  # logical message this item creates or changes
+    reply_to_key: str | None = None
+    thread: str | None = None  # Telegram forum topic id; Matrix thread root is a ref_key
+    case_id: int | None = None
+    urgency: int = 0  # higher goes first when a chat is backlogged
+    created_at: datetime | None = None
+    id: int | None = None
+    status: OutboxStatus = OutboxStatus.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    external_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a transport gets: the item plus the transport ids it refers to."""
+
+    item: OutboxItem
+    target_ref: str | None = None  # the message to edit or delete (EDIT, DELETE)
+    reply_to_ref: str | None = None  # the message to reply to (REPLY)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    external_ref: str | None = None  # the transport's id of the message it posted
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class RetryLater(Exception):
+    """A transient refusal: rate limit, 5xx, network. `after` seconds if the server said."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class PermanentFailure(Exception):
+    """The server will never accept this message (bad request, forbidden, chat gone)."""
+
+
+class Transport(Protocol):
+    """One chat network. Raises RetryLater or PermanentFailure; anything else is retried."""
+
+    name: str
+
+    async def deliver(self, delivery: Delivery) -> DeliveryResult: ...

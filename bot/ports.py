@@ -1,0 +1,120 @@
+"""What the core needs from storage. store/ implements these with SQL; the core never sees SQL.
+
+Repositories never commit: the service opens a unit of work, does its reads and writes,
+and commits once, so a state change and the messages it causes land together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from bot.model import Author, Case, Event, Identity, Mention
+from bot.outbox import OutboxItem
+
+
+class ConcurrentUpdate(Exception):
+    """The case changed between load and save (another press won the race)."""
+
+
+class CaseRepository(Protocol):
+    async def add(self, case: Case) -> Case: ...
+    async def get(self, case_id: int) -> Case | None: ...
+    async def save(self, case: Case, expected_version: int) -> None:
+        """Write the case if its stored version is still `expected_version`, else raise
+        ConcurrentUpdate."""
+        ...
+
+    async def list_open(self, department: str | None = None) -> list[Case]: ...
+
+
+class MentionRepository(Protocol):
+    async def add(self, mention: Mention) -> Mention | None:
+        """Store a new mention; None when (source, external_id) is already stored."""
+        ...
+
+    async def get_by_external(self, source: str, external_id: str) -> Mention | None: ...
+    async def for_case(self, case_id: int) -> list[Mention]: ...
+    async def attach(self, mention_id: int, case_id: int) -> None: ...
+
+
+class AuthorRepository(Protocol):
+    async def get(self, author_id: int) -> Author | None: ...
+    async def find_by_identity(self, identity: Identity) -> Author | None: ...
+    async def add(self, author: Author) -> Author: ...
+    async def save(self, author: Author) -> None: ...
+
+
+class EventRepository(Protocol):
+    async def append(self, events: Sequence[Event]) -> None: ...
+    async def for_case(self, case_id: int) -> list[Event]: ...
+
+
+class OutboxRepository(Protocol):
+    async def enqueue(self, items: Sequence[OutboxItem]) -> int:
+        """Queue messages; an item whose idempotency key is known is skipped. A newer edit of
+        the same message supersedes an older undelivered one. Returns how many were queued."""
+        ...
+
+    async def due_heads(self, now: datetime, limit: int) -> list[OutboxItem]:
+        """The oldest undelivered item of each (transport, chat) queue, if it is due."""
+        ...
+
+    async def claim(self, item_id: int, now: datetime) -> bool:
+        """pending -> sending, only if still pending (another worker may have taken it)."""
+        ...
+
+    async def mark_delivered(
+        self, item_id: int, now: datetime, external_ref: str | None
+    ) -> None: ...
+
+    async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None: ...
+    async def mark_failed(self, item_id: int, now: datetime, error: str) -> None: ...
+    async def requeue_in_flight(self) -> int:
+        """After a crash: items that were being sent go back to pending. Returns the count."""
+        ...
+
+    async def get(self, item_id: int) -> OutboxItem | None: ...
+    async def depth(self) -> int: ...
+
+
+class MessageRefRepository(Protocol):
+    """Maps our logical message keys ("card:42:housing") to a transport's message ids."""
+
+    async def get(self, transport: str, chat: str, ref_key: str) -> str | None: ...
+    async def put(self, transport: str, chat: str, ref_key: str, external_id: str) -> None: ...
+    async def find(self, transport: str, chat: str, external_id: str) -> str | None:
+        """The ref_key of a message we sent, from the transport's id (a reply to a card)."""
+        ...
+
+
+class KeyValueRepository(Protocol):
+    async def get(self, key: str) -> str | None: ...
+    async def set(self, key: str, value: str) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    cases: CaseRepository
+    mentions: MentionRepository
+    authors: AuthorRepository
+    events: EventRepository
+    outbox: OutboxRepository
+    refs: MessageRefRepository
+    kv: KeyValueRepository
+
+    async def __aenter__(self) -> UnitOfWork: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Rolls back whatever was not committed."""
+        ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -1,0 +1,231 @@
+"""SQLAlchemy tables. The only module (with its migrations) that defines the schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use the injected clock")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Stable constraint names, so migrations can refer to them on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class AuthorRow(Base):
+    __tablename__ = "authors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    negative_count: Mapped[int] = mapped_column(default=0)
+    neutral_count: Mapped[int] = mapped_column(default=0)
+    positive_count: Mapped[int] = mapped_column(default=0)
+    first_seen_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+
+
+class AuthorIdentityRow(Base):
+    __tablename__ = "author_identities"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    profile_url: Mapped[str | None] = mapped_column(String(2048))
+
+
+class CaseRow(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_department_state", "department", "state"),
+        Index("ix_cases_state_created", "state", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    department: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(64))
+    drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    escalation_level: Mapped[int] = mapped_column(default=0)
+    sla_policy: Mapped[str | None] = mapped_column(String(64))
+    first_touch_due_at: Mapped[datetime | None]
+    answer_due_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    first_touched_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]
+    published_url: Mapped[str | None] = mapped_column(String(2048))
+    closed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    ignore_reason: Mapped[str | None] = mapped_column(String(32))
+    follow_up_due_at: Mapped[datetime | None]
+    codes: Mapped[list[Any]] = mapped_column(default=list)
+    mention_count: Mapped[int] = mapped_column(default=1)
+    version: Mapped[int] = mapped_column(default=0)
+
+
+class MentionRow(Base):
+    __tablename__ = "mentions"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_mention_source_external"),
+        Index("ix_mentions_author_received", "author_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(256))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
+    identity_channel: Mapped[str] = mapped_column(String(64))
+    identity_external_id: Mapped[str] = mapped_column(String(256))
+    identity_name: Mapped[str] = mapped_column(String(256), default="")
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
+    published_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    sentiment: Mapped[str] = mapped_column(String(16))
+    sentiment_source: Mapped[str] = mapped_column(String(16))
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    reach: Mapped[int] = mapped_column(BigInteger, default=0)
+    codes: Mapped[list[Any]] = mapped_column(default=list)
+    story_id: Mapped[str | None] = mapped_column(String(256))
+    reply_to_url: Mapped[str | None] = mapped_column(String(2048))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+
+
+class DraftRow(Base):
+    __tablename__ = "drafts"
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_draft_case_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(32))
+    template_id: Mapped[str | None] = mapped_column(String(64))
+    pre_approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    reviewer: Mapped[str | None] = mapped_column(String(128))
+    reviewed_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class EventRow(Base):
+    """Append-only: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_case", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # Nullable: a refused press on an unknown case is audited too.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_queue", "status", "transport", "chat", "id"),
+        Index("ix_outbox_target", "transport", "chat", "ref_key", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    transport: Mapped[str] = mapped_column(String(16))
+    chat: Mapped[str] = mapped_column(String(255))
+    thread: Mapped[str | None] = mapped_column(String(255))
+    op: Mapped[str] = mapped_column(String(16))
+    ref_key: Mapped[str | None] = mapped_column(String(255))
+    reply_to_key: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]]
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    urgency: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_ref: Mapped[str | None] = mapped_column(String(255))
+
+
+class MessageRefRow(Base):
+    __tablename__ = "message_refs"
+    __table_args__ = (Index("ix_message_refs_external", "transport", "chat", "external_id"),)
+
+    transport: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ref_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255))
+
+
+class KeyValueRow(Base):
+    """Small state that must survive restarts (Matrix sync token, last digest sent, …)."""
+
+    __tablename__ = "kv"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

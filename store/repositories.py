@@ -1,0 +1,606 @@
+"""Repositories: domain objects in, domain objects out. They flush but never commit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.model import (
+    TERMINAL_STATES,
+    Author,
+    AuthorLabel,
+    Case,
+    CaseState,
+    Draft,
+    DraftStatus,
+    Event,
+    Identity,
+    IgnoreReason,
+    Mention,
+    Outcome,
+    Priority,
+    Sentiment,
+    SentimentSource,
+)
+from bot.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
+from bot.ports import ConcurrentUpdate
+from store.models import (
+    AuthorIdentityRow,
+    AuthorRow,
+    CaseRow,
+    DraftRow,
+    EventRow,
+    KeyValueRow,
+    MentionRow,
+    MessageRefRow,
+    OutboxRow,
+)
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """INSERT that can say ON CONFLICT DO NOTHING on both backends."""
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+_CASE_FIELDS = (
+    "department",
+    "source",
+    "drill",
+    "assignee",
+    "escalation_level",
+    "sla_policy",
+    "first_touch_due_at",
+    "answer_due_at",
+    "resolution_due_at",
+    "first_touched_at",
+    "approved_at",
+    "published_at",
+    "published_url",
+    "closed_at",
+    "follow_up_due_at",
+    "mention_count",
+    "version",
+    "created_at",
+)
+
+
+def _case_values(case: Case) -> dict[str, Any]:
+    values = {name: getattr(case, name) for name in _CASE_FIELDS}
+    values.update(
+        state=case.state.value,
+        priority=case.priority.value,
+        outcome=case.outcome.value if case.outcome else None,
+        ignore_reason=case.ignore_reason.value if case.ignore_reason else None,
+        codes=list(case.codes),
+    )
+    return values
+
+
+def _draft_values(draft: Draft) -> dict[str, Any]:
+    return {
+        "version": draft.version,
+        "text": draft.text,
+        "author": draft.author,
+        "created_at": draft.created_at,
+        "status": draft.status.value,
+        "template_id": draft.template_id,
+        "pre_approved": draft.pre_approved,
+        "reviewer": draft.reviewer,
+        "reviewed_at": draft.reviewed_at,
+        "note": draft.note,
+    }
+
+
+def _draft_from_row(row: DraftRow) -> Draft:
+    return Draft(
+        version=row.version,
+        text=row.text,
+        author=row.author,
+        created_at=row.created_at,
+        status=DraftStatus(row.status),
+        template_id=row.template_id,
+        pre_approved=row.pre_approved,
+        reviewer=row.reviewer,
+        reviewed_at=row.reviewed_at,
+        note=row.note,
+    )
+
+
+def _case_from_row(row: CaseRow, drafts: Sequence[Draft]) -> Case:
+    return Case(
+        id=row.id,
+        state=CaseState(row.state),
+        priority=Priority(row.priority),
+        outcome=Outcome(row.outcome) if row.outcome else None,
+        ignore_reason=IgnoreReason(row.ignore_reason) if row.ignore_reason else None,
+        codes=tuple(row.codes or ()),
+        drafts=tuple(drafts),
+        **{name: getattr(row, name) for name in _CASE_FIELDS},
+    )
+
+
+class SqlCaseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, case: Case) -> Case:
+        row = CaseRow(**_case_values(case))
+        self._s.add(row)
+        await self._s.flush()
+        for draft in case.drafts:
+            self._s.add(DraftRow(case_id=row.id, **_draft_values(draft)))
+        await self._s.flush()
+        return _case_from_row(row, case.drafts)
+
+    async def get(self, case_id: int) -> Case | None:
+        row = await self._s.get(CaseRow, case_id, populate_existing=True)
+        if row is None:
+            return None
+        drafts = await self._drafts_of([case_id])
+        return _case_from_row(row, drafts[case_id])
+
+    async def save(self, case: Case, expected_version: int) -> None:
+        assert case.id is not None
+        values = _case_values(case)
+        result = await self._s.execute(
+            update(CaseRow)
+            .where(CaseRow.id == case.id, CaseRow.version == expected_version)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConcurrentUpdate(f"case {case.id} changed since version {expected_version}")
+        stored = {
+            row.version: row
+            for row in (
+                await self._s.scalars(select(DraftRow).where(DraftRow.case_id == case.id))
+            ).all()
+        }
+        for draft in case.drafts:
+            row = stored.get(draft.version)
+            if row is None:
+                self._s.add(DraftRow(case_id=case.id, **_draft_values(draft)))
+            else:
+                for key, value in _draft_values(draft).items():
+                    setattr(row, key, value)
+        await self._s.flush()
+
+    async def list_open(self, department: str | None = None) -> list[Case]:
+        query = select(CaseRow).where(CaseRow.state.not_in([s.value for s in TERMINAL_STATES]))
+        if department is not None:
+            query = query.where(CaseRow.department == department)
+        rows = (await self._s.scalars(query.order_by(CaseRow.id))).all()
+        drafts = await self._drafts_of([row.id for row in rows])
+        return [_case_from_row(row, drafts[row.id]) for row in rows]
+
+    async def _drafts_of(self, case_ids: Sequence[int]) -> dict[int, list[Draft]]:
+        by_case: dict[int, list[Draft]] = defaultdict(list)
+        for start in range(0, len(case_ids), 500):
+            chunk = case_ids[start : start + 500]
+            rows = await self._s.scalars(
+                select(DraftRow)
+                .where(DraftRow.case_id.in_(chunk))
+                .order_by(DraftRow.case_id, DraftRow.version)
+            )
+            for row in rows:
+                by_case[row.case_id].append(_draft_from_row(row))
+        return by_case
+
+
+# --- mentions --------------------------------------------------------------------------------
+
+
+def _mention_from_row(row: MentionRow) -> Mention:
+    return Mention(
+        id=row.id,
+        source=row.source,
+        external_id=row.external_id,
+        text=row.text,
+        author=Identity(row.identity_channel, row.identity_external_id, row.identity_name),
+        received_at=row.received_at,
+        published_at=row.published_at,
+        url=row.url,
+        language=row.language,
+        sentiment=Sentiment(row.sentiment),
+        sentiment_source=SentimentSource(row.sentiment_source),
+        sentiment_score=row.sentiment_score,
+        reach=row.reach,
+        codes=tuple(row.codes or ()),
+        story_id=row.story_id,
+        reply_to_url=row.reply_to_url,
+        author_id=row.author_id,
+        case_id=row.case_id,
+    )
+
+
+class SqlMentionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, mention: Mention) -> Mention | None:
+        if mention.author_id is None:
+            raise ValueError("a mention is stored after its author")
+        values = {
+            "source": mention.source,
+            "external_id": mention.external_id,
+            "url": mention.url,
+            "author_id": mention.author_id,
+            "identity_channel": mention.author.channel,
+            "identity_external_id": mention.author.external_id,
+            "identity_name": mention.author.display_name,
+            "text": mention.text,
+            "language": mention.language,
+            "published_at": mention.published_at,
+            "received_at": mention.received_at,
+            "sentiment": mention.sentiment.value,
+            "sentiment_source": mention.sentiment_source.value,
+            "sentiment_score": mention.sentiment_score,
+            "reach": mention.reach,
+            "codes": list(mention.codes),
+            "story_id": mention.story_id,
+            "reply_to_url": mention.reply_to_url,
+            "case_id": mention.case_id,
+        }
+        statement = (
+            _insert(self._s, MentionRow)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(MentionRow.id)
+        )
+        new_id = (await self._s.execute(statement)).scalar_one_or_none()
+        if new_id is None:
+            return None
+        return Mention(**{**_mention_fields(mention), "id": new_id})
+
+    async def get_by_external(self, source: str, external_id: str) -> Mention | None:
+        row = await self._s.scalar(
+            select(MentionRow).where(
+                MentionRow.source == source, MentionRow.external_id == external_id
+            )
+        )
+        return _mention_from_row(row) if row else None
+
+    async def for_case(self, case_id: int) -> list[Mention]:
+        rows = await self._s.scalars(
+            select(MentionRow).where(MentionRow.case_id == case_id).order_by(MentionRow.id)
+        )
+        return [_mention_from_row(row) for row in rows]
+
+    async def attach(self, mention_id: int, case_id: int) -> None:
+        await self._s.execute(
+            update(MentionRow).where(MentionRow.id == mention_id).values(case_id=case_id)
+        )
+
+
+def _mention_fields(mention: Mention) -> dict[str, Any]:
+    return {name: getattr(mention, name) for name in Mention.__dataclass_fields__}
+
+
+# --- authors ---------------------------------------------------------------------------------
+
+
+class SqlAuthorRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, author_id: int) -> Author | None:
+        row = await self._s.get(AuthorRow, author_id, populate_existing=True)
+        return await self._author(row) if row else None
+
+    async def find_by_identity(self, identity: Identity) -> Author | None:
+        row = await self._s.scalar(
+            select(AuthorRow)
+            .join(AuthorIdentityRow, AuthorIdentityRow.author_id == AuthorRow.id)
+            .where(
+                AuthorIdentityRow.channel == identity.channel,
+                AuthorIdentityRow.external_id == identity.external_id,
+            )
+        )
+        return await self._author(row) if row else None
+
+    async def add(self, author: Author) -> Author:
+        row = AuthorRow(**self._values(author))
+        self._s.add(row)
+        await self._s.flush()
+        for identity in author.identities:
+            self._s.add(self._identity_row(row.id, identity))
+        await self._s.flush()
+        return await self._author(row)
+
+    async def save(self, author: Author) -> None:
+        assert author.id is not None
+        await self._s.execute(
+            update(AuthorRow).where(AuthorRow.id == author.id).values(**self._values(author))
+        )
+        known = {
+            (r.channel, r.external_id)
+            for r in await self._s.scalars(
+                select(AuthorIdentityRow).where(AuthorIdentityRow.author_id == author.id)
+            )
+        }
+        for identity in author.identities:
+            if (identity.channel, identity.external_id) not in known:
+                self._s.add(self._identity_row(author.id, identity))
+        await self._s.flush()
+
+    @staticmethod
+    def _values(author: Author) -> dict[str, Any]:
+        return {
+            "display_name": author.display_name,
+            "labels": sorted(label.value for label in author.labels),
+            "negative_count": author.negative_count,
+            "neutral_count": author.neutral_count,
+            "positive_count": author.positive_count,
+            "first_seen_at": author.first_seen_at,
+            "last_seen_at": author.last_seen_at,
+        }
+
+    @staticmethod
+    def _identity_row(author_id: int, identity: Identity) -> AuthorIdentityRow:
+        return AuthorIdentityRow(
+            author_id=author_id,
+            channel=identity.channel,
+            external_id=identity.external_id,
+            display_name=identity.display_name,
+            profile_url=identity.profile_url,
+        )
+
+    async def _author(self, row: AuthorRow) -> Author:
+        identities = await self._s.scalars(
+            select(AuthorIdentityRow)
+            .where(AuthorIdentityRow.author_id == row.id)
+            .order_by(AuthorIdentityRow.id)
+        )
+        return Author(
+            id=row.id,
+            display_name=row.display_name,
+            identities=tuple(
+                Identity(i.channel, i.external_id, i.display_name, i.profile_url)
+                for i in identities
+            ),
+            labels=frozenset(AuthorLabel(label) for label in row.labels or ()),
+            negative_count=row.negative_count,
+            neutral_count=row.neutral_count,
+            positive_count=row.positive_count,
+            first_seen_at=row.first_seen_at,
+            last_seen_at=row.last_seen_at,
+        )
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+class SqlEventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def append(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._s.add(
+                EventRow(
+                    case_id=event.case_id,
+                    at=event.at,
+                    actor=event.actor,
+                    kind=str(event.kind),
+                    from_state=event.from_state.value if event.from_state else None,
+                    to_state=event.to_state.value if event.to_state else None,
+                    payload=dict(event.payload),
+                )
+            )
+        await self._s.flush()
+
+    async def for_case(self, case_id: int) -> list[Event]:
+        rows = await self._s.scalars(
+            select(EventRow).where(EventRow.case_id == case_id).order_by(EventRow.id)
+        )
+        return [
+            Event(
+                id=row.id,
+                case_id=row.case_id,
+                at=row.at,
+                actor=row.actor,
+                kind=row.kind,
+                from_state=CaseState(row.from_state) if row.from_state else None,
+                to_state=CaseState(row.to_state) if row.to_state else None,
+                payload=dict(row.payload or {}),
+            )
+            for row in rows
+        ]
+
+
+# --- outbox ----------------------------------------------------------------------------------
+
+
+def _outbox_from_row(row: OutboxRow) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        transport=row.transport,
+        chat=row.chat,
+        thread=row.thread,
+        op=OutboxOp(row.op),
+        payload=dict(row.payload or {}),
+        idempotency_key=row.idempotency_key,
+        ref_key=row.ref_key,
+        reply_to_key=row.reply_to_key,
+        case_id=row.case_id,
+        urgency=row.urgency,
+        created_at=row.created_at,
+        status=OutboxStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        external_ref=row.external_ref,
+    )
+
+
+_UNDELIVERED = [s.value for s in UNDELIVERED]
+
+
+class SqlOutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def enqueue(self, items: Sequence[OutboxItem]) -> int:
+        queued = 0
+        for item in items:
+            if item.created_at is None:
+                raise ValueError("outbox items carry their creation time")
+            if item.op is OutboxOp.EDIT and item.ref_key:
+                # Only the newest edit of a message matters: drop older ones still waiting.
+                await self._s.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.transport == item.transport,
+                        OutboxRow.chat == item.chat,
+                        OutboxRow.ref_key == item.ref_key,
+                        OutboxRow.op == OutboxOp.EDIT.value,
+                        OutboxRow.status == OutboxStatus.PENDING.value,
+                    )
+                    .values(status=OutboxStatus.SUPERSEDED.value)
+                )
+            statement = (
+                _insert(self._s, OutboxRow)
+                .values(
+                    idempotency_key=item.idempotency_key,
+                    transport=item.transport,
+                    chat=item.chat,
+                    thread=item.thread,
+                    op=item.op.value,
+                    ref_key=item.ref_key,
+                    reply_to_key=item.reply_to_key,
+                    payload=item.payload,
+                    case_id=item.case_id,
+                    urgency=item.urgency,
+                    status=OutboxStatus.PENDING.value,
+                    attempts=0,
+                    created_at=item.created_at,
+                    next_attempt_at=item.next_attempt_at or item.created_at,
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(OutboxRow.id)
+            )
+            if (await self._s.execute(statement)).scalar_one_or_none() is not None:
+                queued += 1
+        return queued
+
+    async def due_heads(self, now: datetime, limit: int) -> list[OutboxItem]:
+        heads = (
+            select(func.min(OutboxRow.id).label("id"))
+            .where(OutboxRow.status.in_(_UNDELIVERED))
+            .group_by(OutboxRow.transport, OutboxRow.chat)
+            .subquery()
+        )
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .join(heads, heads.c.id == OutboxRow.id)
+            .where(
+                and_(
+                    OutboxRow.status == OutboxStatus.PENDING.value,
+                    OutboxRow.next_attempt_at <= now,
+                )
+            )
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        return [_outbox_from_row(row) for row in rows]
+
+    async def claim(self, item_id: int, now: datetime) -> bool:
+        result = await self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.SENDING.value, attempts=OutboxRow.attempts + 1)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def mark_delivered(self, item_id: int, now: datetime, external_ref: str | None) -> None:
+        await self._set(
+            item_id,
+            status=OutboxStatus.DELIVERED.value,
+            delivered_at=now,
+            external_ref=external_ref,
+            last_error=None,
+        )
+
+    async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
+        await self._set(
+            item_id,
+            status=OutboxStatus.PENDING.value,
+            next_attempt_at=next_attempt_at,
+            last_error=error,
+        )
+
+    async def mark_failed(self, item_id: int, now: datetime, error: str) -> None:
+        await self._set(
+            item_id, status=OutboxStatus.FAILED.value, delivered_at=now, last_error=error
+        )
+
+    async def requeue_in_flight(self) -> int:
+        result = await self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.status == OutboxStatus.SENDING.value)
+            .values(status=OutboxStatus.PENDING.value)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        row = await self._s.get(OutboxRow, item_id, populate_existing=True)
+        return _outbox_from_row(row) if row else None
+
+    async def depth(self) -> int:
+        count = await self._s.scalar(
+            select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(_UNDELIVERED))
+        )
+        return int(count or 0)
+
+    async def _set(self, item_id: int, **values: Any) -> None:
+        await self._s.execute(update(OutboxRow).where(OutboxRow.id == item_id).values(**values))
+
+
+# --- message refs and small state ------------------------------------------------------------
+
+
+class SqlMessageRefRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, transport: str, chat: str, ref_key: str) -> str | None:
+        row = await self._s.get(MessageRefRow, (transport, chat, ref_key))
+        return row.external_id if row else None
+
+    async def put(self, transport: str, chat: str, ref_key: str, external_id: str) -> None:
+        await self._s.merge(
+            MessageRefRow(transport=transport, chat=chat, ref_key=ref_key, external_id=external_id)
+        )
+        await self._s.flush()
+
+    async def find(self, transport: str, chat: str, external_id: str) -> str | None:
+        return await self._s.scalar(
+            select(MessageRefRow.ref_key).where(
+                MessageRefRow.transport == transport,
+                MessageRefRow.chat == chat,
+                MessageRefRow.external_id == external_id,
+            )
+        )
+
+
+class SqlKeyValueRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, key: str) -> str | None:
+        row = await self._s.get(KeyValueRow, key, populate_existing=True)
+        return row.value if row else None
+
+    async def set(self, key: str, value: str) -> None:
+        await self._s.merge(KeyValueRow(key=key, value=value))
+        await self._s.flush()
