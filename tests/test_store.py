@@ -34,8 +34,13 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 def make_case(**changes: object) -> Case:
     base = Case(
-        id=None, department="housing", state=CaseState.NEW, priority=Priority.HIGH,
-        created_at=T0, source="vk", codes=("heating",),
+        id=None,
+        department="housing",
+        state=CaseState.NEW,
+        priority=Priority.HIGH,
+        created_at=T0,
+        source="vk",
+        codes=("heating",),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -68,14 +73,23 @@ async def test_case_round_trip_with_drafts_and_optimistic_lock(database: Databas
     assert case.id is not None
 
     draft = Draft(1, "Мы разбираемся", "spec", T0 + timedelta(minutes=5))
-    taken = replace(case, state=CaseState.AWAITING_APPROVAL, assignee="spec", drafts=(draft,),
-                    first_touched_at=T0 + timedelta(minutes=1), version=1)
+    taken = replace(
+        case,
+        state=CaseState.AWAITING_APPROVAL,
+        assignee="spec",
+        drafts=(draft,),
+        first_touched_at=T0 + timedelta(minutes=1),
+        version=1,
+    )
     async with database.uow() as uow:
         await uow.cases.save(taken, expected_version=0)
         await uow.commit()
 
     approved = replace(
-        taken, state=CaseState.APPROVED, version=2, approved_at=T0 + timedelta(minutes=9),
+        taken,
+        state=CaseState.APPROVED,
+        version=2,
+        approved_at=T0 + timedelta(minutes=9),
         drafts=(replace(draft, status=DraftStatus.APPROVED, reviewer="appr"),),
     )
     async with database.uow() as uow:
@@ -105,12 +119,16 @@ async def test_uncommitted_work_is_rolled_back(database: Database) -> None:
 async def test_mentions_are_idempotent_and_authors_keep_identities(database: Database) -> None:
     identity = Identity("vk", "id42", "Пётр Сидоров", "https://vk.com/id42")
     async with database.uow() as uow:
-        author = await uow.authors.add(
-            Author(None, "Пётр Сидоров", (identity,), first_seen_at=T0)
-        )
+        author = await uow.authors.add(Author(None, "Пётр Сидоров", (identity,), first_seen_at=T0))
         mention = Mention(
-            source="vk", external_id="wall-1_100", text="Опять нет горячей воды", author=identity,
-            received_at=T0, sentiment=Sentiment.NEGATIVE, codes=("water",), author_id=author.id,
+            source="vk",
+            external_id="wall-1_100",
+            text="Опять нет горячей воды",
+            author=identity,
+            received_at=T0,
+            sentiment=Sentiment.NEGATIVE,
+            codes=("water",),
+            author_id=author.id,
         )
         stored = await uow.mentions.add(mention)
         duplicate = await uow.mentions.add(replace(mention, text="changed"))
@@ -123,8 +141,12 @@ async def test_mentions_are_idempotent_and_authors_keep_identities(database: Dat
         found = await uow.authors.find_by_identity(identity)
         assert found is not None and found.id == author.id
         await uow.authors.save(
-            replace(found, identities=(*found.identities, email), negative_count=3,
-                    labels=frozenset({AuthorLabel.SYSTEMATIC_CRITIC}))
+            replace(
+                found,
+                identities=(*found.identities, email),
+                negative_count=3,
+                labels=frozenset({AuthorLabel.SYSTEMATIC_CRITIC}),
+            )
         )
         await uow.commit()
     async with database.uow() as uow:
@@ -156,10 +178,22 @@ async def test_events_are_kept_in_order(database: Database) -> None:
     assert all(e.at == T0 for e in loaded)
 
 
-def item(key: str, chat: str = "-100", op: OutboxOp = OutboxOp.POST, ref: str = "card:1",
-         at: datetime = T0) -> OutboxItem:
-    return OutboxItem(transport="telegram", chat=chat, op=op, payload={"k": key},
-                      idempotency_key=key, ref_key=ref, created_at=at)
+def item(
+    key: str,
+    chat: str = "-100",
+    op: OutboxOp = OutboxOp.POST,
+    ref: str = "card:1",
+    at: datetime = T0,
+) -> OutboxItem:
+    return OutboxItem(
+        transport="telegram",
+        chat=chat,
+        op=op,
+        payload={"k": key},
+        idempotency_key=key,
+        ref_key=ref,
+        created_at=at,
+    )
 
 
 async def test_outbox_queue_semantics(database: Database) -> None:

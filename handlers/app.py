@@ -1,0 +1,130 @@
+"""The composition root: builds the store, services, transports, scheduler and HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.delivery import OutboxWorker, RetryPolicy
+from bot.directory import Directory
+from bot.outbox import Transport
+from bot.playbook import Playbook
+from bot.services import CaseService
+from bot.texts import Texts, texts_for
+from store.db import Database
+
+log = logging.getLogger("otklik")
+
+
+class App:
+    """One running Otklik. `start` and `stop` are idempotent enough for tests to restart it."""
+
+    def __init__(
+        self,
+        config: Config,
+        playbook: Playbook,
+        clock: Clock | None = None,
+        transports: Mapping[str, Transport] | None = None,
+    ) -> None:
+        self.config = config
+        self.playbook = playbook
+        self.clock = clock or SystemClock()
+        self.texts: Texts = texts_for(config.playbooks.templates, config.locale)
+        self.database = Database(config.database.url, echo=config.database.echo)
+        self.transports: dict[str, Transport] = dict(transports or {})
+        self.directory = Directory(config, frozenset(self.transports))
+        self.worker = OutboxWorker(
+            self.database.uow,
+            self.transports,
+            self.clock,
+            RetryPolicy(config.outbox.base_retry_s, config.outbox.max_retry_s),
+            poll_interval_s=config.outbox.poll_interval_s,
+        )
+        self.cases = CaseService(
+            self.database.uow, self.clock, self.directory, config.tz, on_outbox=self.worker.wake
+        )
+        self.scheduler = AsyncIOScheduler(timezone=config.tz)
+        self._stop = asyncio.Event()
+        self._worker_task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        await self.database.upgrade()
+        self._warn_about_missing_transports()
+        await self.cases.ensure_cards()
+        self._stop.clear()
+        self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
+        self.scheduler.start()
+        await self._start_api()
+        log.info(
+            self.texts.t(
+                "startup.ready",
+                transports=", ".join(self.transports) or "—",
+                listen=self.config.api.listen,
+            )
+        )
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._worker_task is not None:
+            await self._worker_task
+            self._worker_task = None
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.database.dispose()
+
+    def _warn_about_missing_transports(self) -> None:
+        if not self.transports:
+            log.warning(self.texts.t("startup.no_transport"))
+        for name, enabled in (
+            ("telegram", self.config.telegram_enabled),
+            ("matrix", self.config.matrix_enabled),
+        ):
+            if enabled and name not in self.transports:
+                log.warning(
+                    "%s credentials are set, but this build has no %s adapter yet: "
+                    "cases are stored and queued until it is available",
+                    name,
+                    name,
+                )
+
+    async def _start_api(self) -> None:
+        api = web.Application()
+        api.router.add_get("/healthz", self._healthz)
+        self._runner = web.AppRunner(api, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
+        await site.start()
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        async with self.database.uow() as uow:
+            depth = await uow.outbox.depth()
+        return web.json_response(
+            {"status": "ok", "transports": sorted(self.transports), "outbox_depth": depth}
+        )
+
+
+async def run_forever(config: Config, playbook: Playbook) -> None:
+    app = App(config, playbook)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await app.stop()

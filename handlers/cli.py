@@ -1,0 +1,163 @@
+"""The `otklik` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot import __version__
+from bot.config import Config, ConfigError, load_config
+from bot.playbook import Playbook, PlaybookError, load_playbook
+from bot.texts import check_templates
+from store.db import Database
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Otklik: negative mentions → cases."
+)
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Path to config.yaml", show_default=True)
+]
+
+
+class SetupError(Exception):
+    """Config, playbook or templates are not usable; the message lists every problem."""
+
+
+def load_all(config_path: Path) -> tuple[Config, Playbook]:
+    """Load and cross-check everything `run` needs. Raises SetupError naming each problem."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        raise SetupError(str(error)) from error
+    try:
+        playbook = load_playbook(config.playbooks.path)
+    except PlaybookError as error:
+        raise SetupError(str(error)) from error
+    problems = [
+        f"{file}: {path}: {message}"
+        for file, path, message in playbook.check_departments(set(config.department_ids))
+    ]
+    problems += check_templates(config.playbooks.templates)
+    if problems:
+        raise SetupError("\n".join(problems))
+    return config, playbook
+
+
+def _load_or_exit(config_path: Path) -> tuple[Config, Playbook]:
+    try:
+        return load_all(config_path)
+    except SetupError as error:
+        err.print(f"[bold red]Configuration is not valid[/]\n{error}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(f"otklik {__version__}")
+
+
+@app.command("check-config")
+def check_config(config: ConfigOption = Path("config.yaml")) -> None:
+    """Validate the config, the playbook and the templates, and summarise them."""
+    cfg, playbook = _load_or_exit(config)
+    out.print(f"[bold green]OK[/] {config}: locale {cfg.locale}, timezone {cfg.timezone}")
+    out.print(
+        f"Telegram: {'on' if cfg.telegram_enabled else 'off'}; "
+        f"Matrix: {'on' if cfg.matrix_enabled else 'off'}; "
+        f"API: {cfg.api.listen}, {len(cfg.api.sources)} source(s); database: "
+        f"{cfg.database.url.split('://')[0]}"
+    )
+
+    departments = Table(title="Departments")
+    for column in ("id", "name", "telegram chat / topic", "matrix room", "staff"):
+        departments.add_column(column)
+    for dept in cfg.departments:
+        telegram = (
+            f"{dept.telegram.chat_id}"
+            + (f" / {dept.telegram.topic_id}" if dept.telegram.topic_id else "")
+            if dept.telegram
+            else "—"
+        )
+        members = sum(1 for s in cfg.staff if s.roles.get(dept.id))
+        marker = " (coordination)" if dept.id == cfg.coordination_department else ""
+        departments.add_row(
+            dept.id + marker,
+            dept.name,
+            telegram,
+            dept.matrix.room_id if dept.matrix else "—",
+            str(members),
+        )
+    out.print(departments)
+
+    staff = Table(title="Staff")
+    for column in ("id", "name", "telegram", "matrix", "roles"):
+        staff.add_column(column)
+    for member in cfg.staff:
+        roles = [f"{d}: {', '.join(r.value for r in rs)}" for d, rs in member.roles.items()]
+        roles += [r.value for r in member.global_roles]
+        staff.add_row(
+            member.id,
+            member.name,
+            str(member.telegram_id or "—"),
+            member.matrix_id or "—",
+            "; ".join(roles),
+        )
+    out.print(staff)
+
+    summary = Table(title=f"Playbook {cfg.playbooks.path}")
+    summary.add_column("part")
+    summary.add_column("count", justify="right")
+    for part, count in playbook.summary().items():
+        summary.add_row(part, str(count))
+    out.print(summary)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = Path("config.yaml")) -> None:
+    """Apply database migrations (also done at every start)."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as error:
+        err.print(str(error), highlight=False)
+        raise typer.Exit(code=2) from None
+
+    async def upgrade() -> str | None:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            return await database.current_revision()
+        finally:
+            await database.dispose()
+
+    revision = asyncio.run(upgrade())
+    out.print(f"database at revision {revision}")
+
+
+@app.command()
+def run(config: ConfigOption = Path("config.yaml")) -> None:
+    """Run the bot: transports, API, scheduler and outbox worker."""
+    from handlers.app import run_forever  # imported late: the other commands stay light
+
+    cfg, playbook = _load_or_exit(config)
+    logging.basicConfig(
+        level=cfg.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(run_forever(cfg, playbook))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,55 @@
+"""A small, readable config for service tests (the shipped example is tested on its own)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from bot.config import Config, load_config
+from bot.model import Identity, Mention, Sentiment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFIG_YAML = """
+locale: ru
+timezone: Europe/Moscow
+database: {{url: "{url}"}}
+playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
+departments:
+  - {{id: housing, name: ЖКХ, telegram: {{chat_id: -100111, topic_id: 7}},
+     matrix: {{room_id: "!housing:example.org"}}}}
+  - {{id: transport, name: Транспорт, telegram: {{chat_id: -100222}}}}
+  - {{id: coordination, name: ЦУР, telegram: {{chat_id: -100999}}}}
+coordination_department: coordination
+staff:
+  - {{id: spec, name: Анна Иванова, telegram_id: 1001, roles: {{housing: [specialist]}}}}
+  - {{id: spec2, name: Борис Орлов, telegram_id: 1002, roles: {{housing: [specialist]}}}}
+  - {{id: appr, name: Вера Петрова, telegram_id: 1003, roles: {{housing: [approver]}}}}
+  - {{id: lead, name: Глеб Смирнов, telegram_id: 1004, roles: {{housing: [lead]}}}}
+  - {{id: duty, name: Дарья Морозова, telegram_id: 1005, global_roles: [duty]}}
+  - {{id: tspec, name: Егор Волков, telegram_id: 1006, roles: {{transport: [specialist]}}}}
+"""
+
+
+def make_config(tmp_path: Path, url: str) -> Config:
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG_YAML.format(url=url, root=ROOT), encoding="utf-8")
+    return load_config(path, env={})
+
+
+def make_mention(
+    external_id: str,
+    at: datetime,
+    text: str = "Третий день нет отопления",
+    author: str = "id42",
+    sentiment: Sentiment = Sentiment.NEGATIVE,
+) -> Mention:
+    return Mention(
+        source="vk",
+        external_id=external_id,
+        text=text,
+        author=Identity("vk", author, "Пётр Сидоров"),
+        received_at=at,
+        url=f"https://vk.com/wall-1_{external_id}",
+        sentiment=sentiment,
+    )

@@ -1,0 +1,162 @@
+"""The outbox: nothing lost across a crash, nothing posted twice, order kept per chat."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from bot.clock import FrozenClock
+from bot.delivery import OutboxWorker, RetryPolicy
+from bot.directory import Directory
+from bot.lifecycle import ActionRequest
+from bot.model import Action, Priority
+from bot.outbox import OutboxOp, OutboxStatus, PermanentFailure
+from bot.services import CaseOpening, CaseService
+from store.db import Database
+from tests.fakes import RecordingTransport, rate_limited
+from tests.support import make_config, make_mention
+
+NO_JITTER = RetryPolicy(base_s=1.0, cap_s=60.0, jitter=0.0)
+
+
+class Node:
+    """One process of Otklik: its own engine, service and worker over a shared SQLite file."""
+
+    def __init__(
+        self, tmp_path: Path, url: str, clock: FrozenClock, transport: RecordingTransport
+    ) -> None:
+        config = make_config(tmp_path, url)
+        self.db = Database(url)
+        directory = Directory(config, frozenset({transport.name}))
+        self.worker = OutboxWorker(self.db.uow, {transport.name: transport}, clock, NO_JITTER)
+        self.cases = CaseService(self.db.uow, clock, directory, config.tz, self.worker.wake)
+
+    async def __aenter__(self) -> Node:
+        await self.db.upgrade()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.db.dispose()
+
+    async def statuses(self) -> list[OutboxStatus]:
+        async with self.db.uow() as uow:
+            return [i.status for i in [await uow.outbox.get(n) for n in range(1, 50)] if i]
+
+
+async def test_failure_after_commit_is_delivered_exactly_once_after_restart(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    broken = RecordingTransport(failures=[ConnectionError("telegram is down")])
+    async with Node(tmp_path, sqlite_url, clock, broken) as node:
+        result = await node.cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+        assert result.case is not None
+        assert await node.worker.run_once() == 1  # tried, failed, scheduled a retry
+        assert broken.sent == []
+        assert await node.statuses() == [OutboxStatus.PENDING]
+    # The process dies here. A new one starts later on the same database.
+    clock.advance(timedelta(minutes=5))
+    healthy = RecordingTransport()
+    async with Node(tmp_path, sqlite_url, clock, healthy) as node:
+        assert await node.worker.recover() == 0
+        await node.worker.run_once()
+        await node.worker.run_once()
+    async with Node(tmp_path, sqlite_url, clock, healthy) as node:
+        await node.worker.recover()
+        await node.worker.run_once()
+        assert await node.statuses() == [OutboxStatus.DELIVERED]
+    assert [(s.op, s.chat) for s in healthy.sent] == [(OutboxOp.POST, "-100111")]
+
+
+async def test_crash_while_sending_resends_once_with_the_same_key(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    # Like a Matrix homeserver: a repeated transaction id is answered, not posted again.
+    server = RecordingTransport(dedupe_by_key=True, hang=asyncio.Event())
+    async with Node(tmp_path, sqlite_url, clock, server) as node:
+        await node.cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+        stop = asyncio.Event()
+        running = asyncio.create_task(node.worker.run(stop))
+        await asyncio.sleep(0.2)  # the worker has claimed the item and waits on the network
+        assert await node.statuses() == [OutboxStatus.SENDING]
+        running.cancel()  # the process is killed mid-request
+        await asyncio.gather(running, return_exceptions=True)
+        for task in list(node.worker._in_flight.values()):
+            task.cancel()
+        await asyncio.sleep(0)
+    server.hang = None
+    async with Node(tmp_path, sqlite_url, clock, server) as node:
+        assert await node.worker.recover() == 1
+        await node.worker.run_once()
+        assert await node.statuses() == [OutboxStatus.DELIVERED]
+    assert len(server.posts()) == 1
+
+
+async def test_order_is_kept_per_chat_and_other_chats_are_not_blocked(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    transport = RecordingTransport(failures=[rate_limited(after=30)])
+    async with Node(tmp_path, sqlite_url, clock, transport) as node:
+        first = await node.cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+        assert first.case is not None and first.case.id is not None
+        spec = node.cases._directory.by_staff_id("spec")
+        assert spec is not None
+        await node.cases.act(first.case.id, ActionRequest(Action.TAKE), spec)
+        await node.cases.intake(make_mention("2", clock.now()), CaseOpening("transport"))
+        await node.worker.run_once()
+        # Housing's post hit the rate limit: its edit waits behind it; transport went on.
+        assert [(s.chat, s.op) for s in transport.sent] == [("-100222", OutboxOp.POST)]
+        clock.advance(timedelta(seconds=29))
+        await node.worker.run_once()
+        assert len(transport.sent) == 1  # retry_after is honoured
+        clock.advance(timedelta(seconds=1))
+        await node.worker.run_once()
+    housing = [s for s in transport.sent if s.chat == "-100111"]
+    assert [s.op for s in housing] == [OutboxOp.POST, OutboxOp.EDIT]
+    assert housing[1].message_id == housing[0].message_id
+    assert housing[1].payload["assignee_name"] == "Анна Иванова"
+
+
+async def test_edits_are_coalesced_and_a_refused_item_does_not_block_its_chat(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    transport = RecordingTransport()
+    async with Node(tmp_path, sqlite_url, clock, transport) as node:
+        opened = await node.cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+        assert opened.case is not None and opened.case.id is not None
+        case_id = opened.case.id
+        await node.worker.run_once()
+        directory = node.cases._directory
+        spec, appr = directory.by_staff_id("spec"), directory.by_staff_id("appr")
+        assert spec and appr
+        await node.cases.act(case_id, ActionRequest(Action.TAKE), spec)
+        await node.cases.act(case_id, ActionRequest(Action.DRAFT, text="Разбираемся"), spec)
+        await node.cases.act(case_id, ActionRequest(Action.APPROVE), appr)
+        await node.worker.run_once()
+        edits = [s for s in transport.sent if s.op is OutboxOp.EDIT]
+        assert len(edits) == 1  # three changes, one edit with the latest state
+        assert edits[0].payload["case"]["state"] == "approved"  # type: ignore[index]
+
+        transport.failures.append(PermanentFailure("Bad Request: chat not found"))
+        await node.cases.act(
+            case_id, ActionRequest(Action.ESCALATE, note="жалоба в прокуратуру"), spec
+        )
+        await node.cases.act(case_id, ActionRequest(Action.MARK_PUBLISHED), spec)
+        await node.worker.run_once()
+        # Two changes, one edit: refused for good, and the chat's queue moves on.
+        assert node.worker.stats.failed == 1
+        assert await node.statuses() == [
+            OutboxStatus.DELIVERED,
+            OutboxStatus.SUPERSEDED,
+            OutboxStatus.SUPERSEDED,
+            OutboxStatus.DELIVERED,
+            OutboxStatus.SUPERSEDED,
+            OutboxStatus.FAILED,
+        ]
+        await node.cases.intake(
+            make_mention("2", clock.now(), author="id7"), CaseOpening("housing", Priority.CRITICAL)
+        )
+        await node.worker.run_once()
+    assert node.worker.stats.failed == 1
+    last = transport.sent[-1]
+    assert last.op is OutboxOp.POST and last.payload["case"]["priority"] == "critical"  # type: ignore[index]

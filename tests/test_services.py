@@ -1,0 +1,171 @@
+"""Case service over a real SQLite file: intake, actions, audit, cards in the outbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FrozenClock
+from bot.directory import Directory
+from bot.lifecycle import ActionRequest, InvalidInput, NoRight, StaleCard
+from bot.model import Action, CaseState, EventKind, Sentiment
+from bot.outbox import OutboxItem, OutboxOp
+from bot.rights import Actor
+from bot.services import CaseOpening, CaseService, UnknownCase
+from store.db import Database
+from tests.support import make_config, make_mention
+
+
+@pytest.fixture
+async def setup(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> tuple[CaseService, Directory, Database]:
+    config = make_config(tmp_path, database.url)
+    directory = Directory(config, frozenset({"telegram", "matrix"}))
+    return CaseService(database.uow, clock, directory, config.tz), directory, database
+
+
+def staff(directory: Directory, staff_id: str) -> Actor:
+    actor = directory.by_staff_id(staff_id)
+    assert actor is not None
+    return actor
+
+
+async def queued(database: Database) -> list[OutboxItem]:
+    async with database.uow() as uow:
+        items = [await uow.outbox.get(n) for n in range(1, 100)]
+    return [i for i in items if i is not None]
+
+
+async def test_intake_is_idempotent_and_builds_the_author_card(
+    setup: tuple[CaseService, Directory, Database], clock: FrozenClock
+) -> None:
+    cases, _, database = setup
+    first = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    again = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    neutral = await cases.intake(
+        make_mention("2", clock.now(), text="Спасибо", sentiment=Sentiment.POSITIVE), None
+    )
+    assert first.case is not None and first.case.state is CaseState.NEW
+    assert again.duplicate and again.case is None
+    assert neutral.case is None and neutral.mention is not None
+
+    assert first.case.id is not None
+    thread = await cases.thread(first.case.id)
+    assert thread is not None and thread.author is not None
+    assert (thread.author.negative_count, thread.author.positive_count) == (1, 1)
+    assert [e.kind for e in thread.events] == [EventKind.CREATED]
+
+    # One card per configured chat of the department: Telegram topic and Matrix room.
+    items = await queued(database)
+    assert {(i.transport, i.chat, i.thread, i.op) for i in items} == {
+        ("telegram", "-100111", "7", OutboxOp.POST),
+        ("matrix", "!housing:example.org", None, OutboxOp.POST),
+    }
+    assert items[0].payload["text"] == "Третий день нет отопления"
+
+
+async def test_refusals_change_nothing_and_rights_refusals_are_audited(
+    setup: tuple[CaseService, Directory, Database], clock: FrozenClock
+) -> None:
+    cases, directory, database = setup
+    opened = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    assert opened.case is not None and opened.case.id is not None
+    case_id = opened.case.id
+    before = len(await queued(database))
+
+    stranger = directory.by_telegram(666, "Troll")
+    outsider = staff(directory, "tspec")
+    for actor in (stranger, outsider):
+        result = await cases.act(case_id, ActionRequest(Action.TAKE), actor)
+        assert isinstance(result.error, NoRight)
+    unknown = await cases.act(999, ActionRequest(Action.TAKE), staff(directory, "spec"))
+    assert isinstance(unknown.error, UnknownCase)
+    stale = await cases.act(
+        case_id, ActionRequest(Action.TAKE, expected_version=5), staff(directory, "spec")
+    )
+    assert isinstance(stale.error, StaleCard)
+    nowhere = await cases.act(
+        case_id, ActionRequest(Action.REROUTE, department="mars"), staff(directory, "spec")
+    )
+    assert isinstance(nowhere.error, InvalidInput)
+
+    thread = await cases.thread(case_id)
+    assert thread is not None and thread.case == opened.case
+    denied = [e for e in thread.events if e.kind == EventKind.DENIED]
+    assert [(e.actor, e.payload["action"], e.payload["staff"]) for e in denied] == [
+        ("tg:666", "take", False),
+        ("tspec", "take", True),
+    ]
+    assert len(await queued(database)) == before  # no card edits for refused presses
+
+
+async def test_reroute_moves_the_card_and_leaves_a_note_in_the_old_chat(
+    setup: tuple[CaseService, Directory, Database], clock: FrozenClock
+) -> None:
+    cases, directory, database = setup
+    opened = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    assert opened.case is not None and opened.case.id is not None
+    result = await cases.act(
+        opened.case.id,
+        ActionRequest(Action.REROUTE, department="transport"),
+        staff(directory, "spec"),
+    )
+    assert result.ok and result.case is not None
+    assert result.case.department == "transport" and result.case.state is CaseState.NEW
+    items = await queued(database)
+    moved = [i for i in items if i.op is OutboxOp.EDIT]
+    assert {i.chat for i in moved} == {"-100111", "!housing:example.org"}
+    assert all(i.payload["moved_to"] == "Транспорт" and i.payload["actions"] == [] for i in moved)
+    new_card = items[-1]
+    assert (new_card.op, new_card.chat, new_card.ref_key) == (
+        OutboxOp.POST,
+        "-100222",
+        f"card:{opened.case.id}:transport",
+    )
+    # Transport staff can now act on it; housing staff no longer can.
+    assert (
+        await cases.act(opened.case.id, ActionRequest(Action.TAKE), staff(directory, "tspec"))
+    ).ok
+    assert isinstance(
+        (
+            await cases.act(opened.case.id, ActionRequest(Action.RELEASE), staff(directory, "spec"))
+        ).error,
+        NoRight,
+    )
+
+
+async def test_two_presses_on_the_same_card_version_one_wins(
+    setup: tuple[CaseService, Directory, Database], clock: FrozenClock
+) -> None:
+    cases, directory, _ = setup
+    opened = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    assert opened.case is not None and opened.case.id is not None
+    version = opened.case.version
+    first = await cases.act(
+        opened.case.id,
+        ActionRequest(Action.TAKE, expected_version=version),
+        staff(directory, "spec"),
+    )
+    second = await cases.act(
+        opened.case.id,
+        ActionRequest(Action.TAKE, expected_version=version),
+        staff(directory, "spec2"),
+    )
+    assert first.ok and isinstance(second.error, StaleCard)
+    case = await cases.get(opened.case.id)
+    assert case is not None and case.assignee == "spec"
+
+
+async def test_ensure_cards_posts_missing_cards_once(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    config = make_config(tmp_path, database.url)
+    offline = CaseService(database.uow, clock, Directory(config), config.tz)
+    await offline.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    assert await queued(database) == []  # no transport: stored, nothing to send
+
+    online = CaseService(database.uow, clock, Directory(config, frozenset({"telegram"})), config.tz)
+    assert await online.ensure_cards() == 1
+    assert await online.ensure_cards() == 0
