@@ -1,0 +1,287 @@
+"""Every user-facing string, per locale: short messages from `messages.yaml` and file
+templates (`*.html.j2`, `*.txt.j2`) from `templates_dir/<locale>/`.
+
+Administrators edit these files, so rendering is sandboxed, and strict: a missing variable is
+an error, never a silent blank in front of a citizen. `.t()` returns plain text; HTML
+templates escape whatever they are given, so a mention's `<script>` stays text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.model import (
+    Action,
+    AuthorLabel,
+    CaseState,
+    DeptRole,
+    DraftStatus,
+    EventKind,
+    GlobalRole,
+    IgnoreReason,
+    Outcome,
+    Priority,
+)
+from bot.playbook import YamlError, read_yaml
+
+__all__ = [
+    "DEFAULT_TEMPLATES_DIR",
+    "ERROR_CODES",
+    "LOCALES",
+    "MESSAGES_FILE",
+    "Texts",
+    "TextsError",
+    "check_templates",
+    "required_keys",
+    "texts_for",
+]
+
+LOCALES = ("ru", "en")  # every locale must carry the same keys and files
+MESSAGES_FILE = "messages.yaml"
+TEMPLATE_SUFFIX = ".j2"
+HTML_SUFFIX = ".html.j2"  # autoescaped; `.txt.j2` is not
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "playbooks" / "templates"
+
+# DomainError codes from bot.lifecycle, plus the ones services raise; each has `error.<code>`.
+ERROR_CODES = (
+    "invalid_state",
+    "no_right",
+    "self_review",
+    "not_assignee",
+    "missing_input",
+    "invalid_input",
+    "stale",
+    "unknown_case",
+)
+
+
+def required_keys() -> frozenset[str]:
+    """Keys every locale's messages.yaml must have: one per domain value the UI shows."""
+    keys = {f"action.{a.value}" for a in Action}
+    keys |= {f"event.{a.value}" for a in Action}  # history lines, past tense
+    keys |= {f"event.{k.value}" for k in EventKind}
+    keys |= {f"state.{s.value}" for s in CaseState}
+    keys |= {f"priority.{p.value}" for p in Priority}
+    keys |= {f"ignore_reason.{r.value}" for r in IgnoreReason}
+    keys |= {f"outcome.{o.value}" for o in Outcome}
+    keys |= {f"author_label.{label.value}" for label in AuthorLabel}
+    keys |= {f"draft_status.{s.value}" for s in DraftStatus}
+    keys |= {f"role.{r.value}" for r in (*DeptRole, *GlobalRole)}
+    keys |= {f"error.{code}" for code in ERROR_CODES}
+    keys |= {"startup.no_transport", "startup.ready"}
+    return frozenset(keys)
+
+
+class TextsError(Exception):
+    """Templates that cannot be used; `problems` holds one line per mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith(HTML_SUFFIX)
+
+
+def _http_url(value: object) -> str | None:
+    """The URL if it is a plain web link, else None: no javascript: or data: in an href."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return None
+    return value.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _environment(locale_dir: Path) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(locale_dir),
+        undefined=StrictUndefined,
+        autoescape=_autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters["http_url"] = _http_url
+    return env
+
+
+def _flatten(
+    node: Mapping[Any, Any], prefix: str, out: dict[str, str], problems: list[str], file: Path
+) -> None:
+    for key, value in node.items():
+        if not isinstance(key, str) or not key.strip():
+            # YAML reads unquoted yes/no/on/off as booleans.
+            problems.append(f"{file}: {prefix}{key!r}: keys must be text (quote it)")
+            continue
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            _flatten(value, f"{full}.", out, problems, file)
+        elif isinstance(value, str):
+            if full in out:
+                problems.append(f"{file}: {full}: defined twice")
+            out[full] = value
+        else:
+            problems.append(f"{file}: {full}: expected text, got {type(value).__name__}")
+
+
+def _read_messages(file: Path) -> tuple[dict[str, str], list[str]]:
+    """messages.yaml flattened to dotted keys, and problems."""
+    try:
+        data = read_yaml(file)
+    except FileNotFoundError:
+        return {}, [f"{file}: file is missing"]
+    except (OSError, UnicodeDecodeError, YamlError) as exc:
+        return {}, [f"{file}: {exc}"]
+    if not isinstance(data, Mapping):
+        return {}, [f"{file}: expected a mapping of message keys"]
+    messages: dict[str, str] = {}
+    problems: list[str] = []
+    _flatten(data, "", messages, problems, file)
+    return messages, problems
+
+
+class Texts:
+    """Messages and templates of one locale. Build it once (see texts_for) and share it."""
+
+    def __init__(self, templates_dir: Path, locale: str) -> None:
+        self.templates_dir = Path(templates_dir)
+        self.locale = locale
+        locale_dir = self.templates_dir / locale
+        if not locale_dir.is_dir():
+            raise TextsError([f"{locale_dir}: no templates for locale {locale!r}"])
+        self._env = _environment(locale_dir)
+        # Templates may name other messages: {{ t('state.' ~ case.state) }}.
+        self._env.globals["t"] = self.t
+        self._env.globals["t_or"] = self.t_or
+        file = locale_dir / MESSAGES_FILE
+        sources, problems = _read_messages(file)
+        self._messages: dict[str, Template] = {}
+        for key, source in sources.items():
+            try:
+                self._messages[key] = self._env.from_string(source)
+            except TemplateSyntaxError as exc:
+                problems.append(f"{file}: {key}: template syntax error: {exc.message}")
+        if problems:
+            raise TextsError(problems)
+
+    def __repr__(self) -> str:
+        return f"Texts({str(self.templates_dir)!r}, {self.locale!r})"
+
+    def keys(self) -> frozenset[str]:
+        return frozenset(self._messages)
+
+    def has(self, key: str) -> bool:
+        return key in self._messages
+
+    def t(self, key: str, /, **params: Any) -> str:
+        """One short message as plain text. Unknown key: KeyError; missing param: an
+        UndefinedError from StrictUndefined."""
+        try:
+            template = self._messages[key]
+        except KeyError:
+            raise KeyError(f"no message {key!r} in locale {self.locale!r}") from None
+        return template.render(**params).strip()
+
+    def t_or(self, key: str, default: str, /, **params: Any) -> str:
+        """Like t(), but `default` for a key that is not there: for open-ended values such as
+        event kinds added by jobs."""
+        return self.t(key, **params) if key in self._messages else default
+
+    def render(self, name: str, /, **context: Any) -> str:
+        """A file template, e.g. 'card.html.j2'. HTML templates escape their inputs."""
+        return self._env.get_template(name).render(**context).strip()
+
+
+@lru_cache(maxsize=16)
+def texts_for(templates_dir: Path, locale: str) -> Texts:
+    """The shared Texts of a directory and locale; files are read once per process."""
+    return Texts(Path(templates_dir), locale)
+
+
+def _template_names(locale_dir: Path) -> Iterator[str]:
+    for file in sorted(locale_dir.rglob(f"*{TEMPLATE_SUFFIX}")):
+        yield file.relative_to(locale_dir).as_posix()
+
+
+def check_templates(templates_dir: Path) -> list[str]:
+    """Every problem with a templates directory: syntax, missing required keys, and
+    differences between locales in keys, files and the variables a message uses."""
+    templates_dir = Path(templates_dir)
+    if not templates_dir.is_dir():
+        return [f"{templates_dir}: templates directory not found"]
+    problems: list[str] = []
+    locales = sorted(
+        d.name for d in templates_dir.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))
+    )
+    problems.extend(
+        f"{templates_dir / locale}: locale {locale!r} is missing"
+        for locale in LOCALES
+        if locale not in locales
+    )
+    keys: dict[str, set[str]] = {}
+    files: dict[str, set[str]] = {}
+    variables: dict[str, dict[str, frozenset[str]]] = {}
+    for locale in locales:
+        locale_dir = templates_dir / locale
+        env = _environment(locale_dir)
+        known_globals = {*env.globals, "t", "t_or"}
+        messages_file = locale_dir / MESSAGES_FILE
+        messages, read_problems = _read_messages(messages_file)
+        problems.extend(read_problems)
+        keys[locale] = set(messages)
+        variables[locale] = {}
+        for key, source in sorted(messages.items()):
+            try:
+                ast = env.parse(source)
+            except TemplateSyntaxError as exc:
+                problems.append(f"{messages_file}: {key}: template syntax error: {exc.message}")
+                continue
+            variables[locale][key] = frozenset(meta.find_undeclared_variables(ast) - known_globals)
+        if messages or not read_problems:
+            problems.extend(
+                f"{messages_file}: missing required key {key!r}"
+                for key in sorted(required_keys() - set(messages))
+            )
+        files[locale] = set()
+        for name in _template_names(locale_dir):
+            files[locale].add(name)
+            try:
+                env.get_template(name)
+            except TemplateSyntaxError as exc:
+                problems.append(f"{locale_dir / name}: line {exc.lineno}: {exc.message}")
+    problems.extend(_compare_locales(templates_dir, keys, files, variables))
+    return problems
+
+
+def _compare_locales(
+    templates_dir: Path,
+    keys: dict[str, set[str]],
+    files: dict[str, set[str]],
+    variables: dict[str, dict[str, frozenset[str]]],
+) -> Iterator[str]:
+    all_keys = set().union(*keys.values()) if keys else set()
+    all_files = set().union(*files.values()) if files else set()
+    for locale in keys:
+        others = [other for other in keys if other != locale]
+        for key in sorted(all_keys - keys[locale]):
+            present = ", ".join(o for o in others if key in keys[o])
+            yield f"{templates_dir / locale / MESSAGES_FILE}: missing key {key!r} (in {present})"
+        for name in sorted(all_files - files[locale]):
+            present = ", ".join(o for o in others if name in files[o])
+            yield f"{templates_dir / locale}: missing template {name!r} (in {present})"
+    # A parameter only one locale uses is almost always a typo that fails at render time.
+    for key in sorted(all_keys):
+        used = {loc: variables[loc][key] for loc in variables if key in variables[loc]}
+        if len(set(used.values())) > 1:
+            detail = "; ".join(f"{loc}: {', '.join(sorted(v)) or '-'}" for loc, v in used.items())
+            yield f"{templates_dir}: {key}: locales use different parameters ({detail})"
