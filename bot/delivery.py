@@ -15,6 +15,8 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
 from bot.clock import Clock
 from bot.outbox import (
@@ -97,12 +99,15 @@ class OutboxWorker:
     async def run(self, stop: asyncio.Event) -> None:
         await self.recover()
         while not stop.is_set():
+            self._wake.clear()  # before dispatching, so a wake-up during it is not lost
             try:
                 await self._dispatch()
             except Exception:  # the loop must survive a database hiccup
                 log.exception("outbox: dispatch failed")
-            self._wake.clear()
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            waiters: list[asyncio.Future[Any]] = [
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(stop.wait()),
+            ]
             waiters.extend(self._in_flight.values())
             await asyncio.wait(
                 waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
@@ -140,8 +145,11 @@ class OutboxWorker:
             assert item.id is not None
             task = asyncio.create_task(self._deliver(item, delivery))
             self._in_flight[item.id] = task
-            task.add_done_callback(lambda _t, item_id=item.id: self._in_flight.pop(item_id, None))
+            task.add_done_callback(partial(self._forget, item.id))
         return len(claimed)
+
+    def _forget(self, item_id: int, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(item_id, None)
 
     async def _resolve(self, uow: UnitOfWork, item: OutboxItem) -> Delivery:
         refs = uow.refs
