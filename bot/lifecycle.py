@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.model import (
     MAX_DRAFT_TEXT,
+    MAX_NAME,
     MAX_NOTE,
     MAX_URL,
     OWNED_STATES,
@@ -47,7 +48,9 @@ ALLOWED_FROM: dict[Action, frozenset[CaseState]] = {
     Action.REROUTE: frozenset(
         {S.NEW, S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED}
     ),
-    Action.IGNORE: frozenset({S.NEW, S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED}),
+    Action.IGNORE: frozenset(
+        {S.NEW, S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED}
+    ),
     Action.CLOSE: frozenset(set(CaseState) - TERMINAL_STATES),
     Action.REOPEN: TERMINAL_STATES,
     Action.FOLLOW_UP_DONE: frozenset({S.PUBLISHED}),
@@ -146,11 +149,15 @@ def _check_bounds(request: ActionRequest) -> None:
         ("text", request.text, MAX_DRAFT_TEXT),
         ("note", request.note, MAX_NOTE),
         ("url", request.url, MAX_URL),
+        ("department", request.department, MAX_NAME),
+        ("template_id", request.template_id, MAX_NAME),
     ):
         if value is not None and len(value) > limit:
             raise InvalidInput(field=name, limit=limit)
     if request.url is not None and not request.url.startswith(("https://", "http://")):
         raise InvalidInput(field="url", limit=MAX_URL)
+    if request.follow_up_at is not None and request.follow_up_at.tzinfo is None:
+        raise InvalidInput(field="follow_up_at", limit=None)
 
 
 def _event(
@@ -219,8 +226,14 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
     to = S.APPROVED if pre_approved else S.AWAITING_APPROVAL
     events.append(
         _event(
-            case, actor, now, req.action, to,
-            version=draft.version, template_id=draft.template_id, pre_approved=pre_approved,
+            case,
+            actor,
+            now,
+            req.action,
+            to,
+            version=draft.version,
+            template_id=draft.template_id,
+            pre_approved=pre_approved,
         )
     )
     new_case = replace(
@@ -272,7 +285,8 @@ def _publish(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Han
 
 def _escalate(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
     level = case.escalation_level + 1
-    event = _event(case, actor, now, Action.ESCALATE, case.state, level=level, reason=req.note)
+    reason = (req.note or "").strip() or None
+    event = _event(case, actor, now, Action.ESCALATE, case.state, level=level, reason=reason)
     return replace(case, escalation_level=level), [event]
 
 
@@ -334,7 +348,7 @@ def _closed(case: Case, actor: Actor, now: datetime, kind: Action, outcome: Outc
 
 
 def _reopen(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
-    event = _event(case, actor, now, Action.REOPEN, S.NEW, note=req.note)
+    event = _event(case, actor, now, Action.REOPEN, S.NEW, note=(req.note or "").strip() or None)
     new_case = replace(
         case,
         state=S.NEW,
@@ -394,7 +408,9 @@ def invariant_violations(case: Case) -> list[str]:
         problems.append(f"{state} case has no assignee")
     if len(pending) > (1 if state is S.AWAITING_APPROVAL else 0):
         problems.append("pending draft outside review")
-    if state is S.AWAITING_APPROVAL and (latest is None or latest.status is not DraftStatus.PENDING):
+    if state is S.AWAITING_APPROVAL and (
+        latest is None or latest.status is not DraftStatus.PENDING
+    ):
         problems.append("awaiting approval without a pending latest draft")
     if state is S.CHANGES_REQUESTED and (
         latest is None or latest.status is not DraftStatus.CHANGES_REQUESTED
@@ -421,7 +437,8 @@ def invariant_violations(case: Case) -> list[str]:
     if [d.version for d in case.drafts] != list(range(1, len(case.drafts) + 1)):
         problems.append("draft versions not 1..n")
     for d in case.drafts:
-        if d.status is DraftStatus.APPROVED and not d.pre_approved and d.reviewer in (None, d.author):
+        second_person = d.reviewer not in (None, d.author)
+        if d.status is DraftStatus.APPROVED and not d.pre_approved and not second_person:
             problems.append(f"draft {d.version} approved without a second person")
     if case.escalation_level < 0:
         problems.append("negative escalation level")

@@ -27,10 +27,10 @@ def example_copy(tmp_path: Path, replace: tuple[str, str] | None = None) -> Path
     """The example config, runnable from tmp_path (absolute playbook paths, own database)."""
     text = EXAMPLE.read_text(encoding="utf-8")
     text = re.sub(r"path: playbooks/default", f"path: {ROOT}/playbooks/default", text)
-    text = re.sub(r"templates: playbooks/templates", f"templates: {ROOT}/playbooks/templates",
-                  text)
-    text = text.replace("sqlite+aiosqlite:///data/otklik.db",
-                        f"sqlite+aiosqlite:///{tmp_path}/otklik.db")
+    text = re.sub(r"templates: playbooks/templates", f"templates: {ROOT}/playbooks/templates", text)
+    text = text.replace(
+        "sqlite+aiosqlite:///data/otklik.db", f"sqlite+aiosqlite:///{tmp_path}/otklik.db"
+    )
     if replace:
         assert replace[0] in text
         text = text.replace(*replace, 1)
@@ -79,12 +79,15 @@ async def test_app_starts_without_chat_credentials_and_says_what_to_configure(
     with caplog.at_level(logging.INFO):
         await otklik.start()
         try:
-            async with aiohttp.ClientSession() as http, http.get(
-                f"http://127.0.0.1:{port}/healthz"
-            ) as response:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}/healthz") as response,
+            ):
                 assert response.status == 200
                 assert await response.json() == {
-                    "status": "ok", "transports": [], "outbox_depth": 0,
+                    "status": "ok",
+                    "transports": [],
+                    "outbox_depth": 0,
                 }
             assert otklik.scheduler.running
         finally:
