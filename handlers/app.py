@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping
+from datetime import datetime
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -15,10 +16,14 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import OutboxWorker, RetryPolicy
 from bot.directory import Directory
+from bot.intake import MentionIntake
+from bot.model import Priority
 from bot.outbox import Transport
 from bot.playbook import Playbook
 from bot.services import CaseService
+from bot.sla import plan_deadlines
 from bot.texts import Texts, texts_for
+from handlers.api import Api
 from store.db import Database
 
 log = logging.getLogger("otklik")
@@ -51,6 +56,7 @@ class App:
         self.cases = CaseService(
             self.database.uow, self.clock, self.directory, config.tz, on_outbox=self.worker.wake
         )
+        self.intake = MentionIntake(self.cases, playbook, self.clock, self._plan_deadlines)
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self._stop = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
@@ -99,20 +105,22 @@ class App:
                     name,
                 )
 
+    def _plan_deadlines(
+        self, department: str, priority: Priority, opened_at: datetime, policy: str | None
+    ) -> tuple[str, datetime, datetime, datetime]:
+        name, due = plan_deadlines(
+            self.playbook, department, priority, opened_at, self.config.tz, policy
+        )
+        return name, due.first_touch, due.answer, due.resolution
+
     async def _start_api(self) -> None:
-        api = web.Application()
-        api.router.add_get("/healthz", self._healthz)
-        self._runner = web.AppRunner(api, access_log=None)
+        api = Api(
+            self.config, self.database, self.cases, self.intake, self.clock, list(self.transports)
+        )
+        self._runner = web.AppRunner(api.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
         await site.start()
-
-    async def _healthz(self, request: web.Request) -> web.Response:
-        async with self.database.uow() as uow:
-            depth = await uow.outbox.depth()
-        return web.json_response(
-            {"status": "ok", "transports": sorted(self.transports), "outbox_depth": depth}
-        )
 
 
 async def run_forever(config: Config, playbook: Playbook) -> None:

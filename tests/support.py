@@ -21,6 +21,12 @@ departments:
   - {{id: transport, name: Транспорт, telegram: {{chat_id: -100222}}}}
   - {{id: coordination, name: ЦУР, telegram: {{chat_id: -100999}}}}
 coordination_department: coordination
+api:
+  listen: 127.0.0.1:{port}
+  sources:
+    - {{name: monitoring, token: "${{MON_TOKEN:-}}", scopes: [ingest, read]}}
+    - {{name: forms, token: "${{FORMS_TOKEN:-}}"}}
+outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 1}}
 staff:
   - {{id: spec, name: Анна Иванова, telegram_id: 1001, roles: {{housing: [specialist]}}}}
   - {{id: spec2, name: Борис Орлов, telegram_id: 1002, roles: {{housing: [specialist]}}}}
@@ -31,10 +37,13 @@ staff:
 """
 
 
-def make_config(tmp_path: Path, url: str) -> Config:
+API_TOKENS = {"MON_TOKEN": "mon-secret-token-123", "FORMS_TOKEN": "forms-secret-token-456"}
+
+
+def make_config(tmp_path: Path, url: str, port: int = 0) -> Config:
     path = tmp_path / "config.yaml"
-    path.write_text(CONFIG_YAML.format(url=url, root=ROOT), encoding="utf-8")
-    return load_config(path, env={})
+    path.write_text(CONFIG_YAML.format(url=url, root=ROOT, port=port), encoding="utf-8")
+    return load_config(path, env=API_TOKENS)
 
 
 def make_mention(

@@ -1,0 +1,52 @@
+"""From a mention to a case: route it by the playbook, decide whether it needs an answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from bot.clock import Clock
+from bot.model import Mention, Priority, Sentiment
+from bot.playbook import Playbook, RouteDecision, route
+from bot.services import CaseOpening, CaseService, IntakeResult
+
+# (department, priority, opened_at, policy override) -> (policy name, first touch, answer,
+# resolution). Injected so the SLA engine owns deadline arithmetic.
+DeadlinePlanner = Callable[
+    [str, Priority, datetime, str | None], tuple[str, datetime, datetime, datetime]
+]
+
+
+class MentionIntake:
+    def __init__(
+        self, cases: CaseService, playbook: Playbook, clock: Clock, plan: DeadlinePlanner
+    ) -> None:
+        self._cases = cases
+        self._playbook = playbook
+        self._clock = clock
+        self._plan = plan
+
+    def decide(self, mention: Mention) -> tuple[RouteDecision, CaseOpening | None]:
+        decision = route(
+            self._playbook, mention.text, mention.source, mention.codes, (), mention.language
+        )
+        # Negative mentions need an answer; urgent words (accident, court) force one anyway.
+        if mention.sentiment is not Sentiment.NEGATIVE and not decision.urgent:
+            return decision, None
+        policy, first_touch, answer, resolution = self._plan(
+            decision.department, decision.priority, self._clock.now(), decision.sla_policy
+        )
+        return decision, CaseOpening(
+            department=decision.department,
+            priority=decision.priority,
+            sla_policy=policy,
+            first_touch_due_at=first_touch,
+            answer_due_at=answer,
+            resolution_due_at=resolution,
+            codes=decision.codes,
+        )
+
+    async def receive(self, mention: Mention) -> IntakeResult:
+        decision, opening = self.decide(mention)
+        return await self._cases.intake(replace(mention, codes=decision.codes), opening)

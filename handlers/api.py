@@ -1,0 +1,210 @@
+"""HTTP API (aiohttp): mentions in, case state out, health. Every request is untrusted."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from bot.clock import Clock
+from bot.config import ApiSource, Config
+from bot.intake import MentionIntake
+from bot.model import (
+    MAX_MENTION_TEXT,
+    MAX_NAME,
+    MAX_URL,
+    Identity,
+    Mention,
+    Sentiment,
+    SentimentSource,
+)
+from bot.services import CaseService
+from store.db import Database
+
+MAX_BATCH = 1_000
+MAX_BODY = 32 * 1024 * 1024  # 1,000 long mentions fit; anything bigger is refused by aiohttp
+
+Short = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+Url = Annotated[str, Field(max_length=MAX_URL, pattern=r"^https?://")]
+
+
+class AuthorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Short
+    name: Annotated[str, Field(max_length=MAX_NAME)] = ""
+    channel: Short | None = None  # defaults to the source name
+    profile_url: Url | None = None
+
+
+class MentionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_id: Short
+    text: Annotated[str, Field(min_length=1, max_length=MAX_MENTION_TEXT)]
+    author: AuthorIn
+    url: Url | None = None
+    published_at: datetime | None = None
+    language: Annotated[str, Field(max_length=8)] | None = None
+    sentiment: Literal["negative", "neutral", "positive"] | None = None
+    sentiment_score: float | None = None
+    reach: Annotated[int, Field(ge=0)] = 0
+    codes: Annotated[list[Short], Field(max_length=50)] = []
+    story_id: Short | None = None
+    reply_to_url: Url | None = None
+
+    def to_domain(self, source: str, received_at: datetime) -> Mention:
+        return Mention(
+            source=source,
+            external_id=self.external_id,
+            text=self.text,
+            author=Identity(
+                self.author.channel or source,
+                self.author.id,
+                self.author.name,
+                self.author.profile_url,
+            ),
+            received_at=received_at,
+            published_at=self.published_at,
+            url=self.url,
+            language=self.language,
+            sentiment=Sentiment(self.sentiment) if self.sentiment else Sentiment.NEUTRAL,
+            sentiment_source=SentimentSource.SOURCE,
+            sentiment_score=self.sentiment_score,
+            reach=self.reach,
+            codes=tuple(self.codes),
+            story_id=self.story_id,
+            reply_to_url=self.reply_to_url,
+        )
+
+
+_ONE = TypeAdapter(MentionIn)
+_BATCH = TypeAdapter(Annotated[list[MentionIn], Field(min_length=1, max_length=MAX_BATCH)])
+
+
+def _problem(status: int, title: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": title, **extra}, status=status)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as it reads in the document: [3].author.id"""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Api:
+    def __init__(
+        self,
+        config: Config,
+        database: Database,
+        cases: CaseService,
+        intake: MentionIntake,
+        clock: Clock,
+        transports: list[str],
+    ) -> None:
+        self._sources = [s for s in config.api.sources if s.enabled]
+        self._database = database
+        self._cases = cases
+        self._intake = intake
+        self._clock = clock
+        self._transports = sorted(transports)
+
+    def app(self) -> web.Application:
+        api = web.Application(client_max_size=MAX_BODY)
+        api.router.add_get("/healthz", self.healthz)
+        api.router.add_post("/api/v1/mentions", self.post_mentions)
+        api.router.add_get("/api/v1/cases/{case_id}", self.get_case)
+        return api
+
+    def _source(self, request: web.Request, scope: str) -> ApiSource | web.Response:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _problem(401, "missing bearer token")
+        found = None
+        for source in self._sources:  # compare with every token: timing says nothing
+            if hmac.compare_digest(source.token.encode(), token.strip().encode()):
+                found = source
+        if found is None:
+            return _problem(401, "unknown token")
+        if scope not in found.scopes:
+            return _problem(403, f"token of source {found.name!r} lacks scope {scope!r}")
+        return found
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        async with self._database.uow() as uow:
+            depth = await uow.outbox.depth()
+        return web.json_response(
+            {"status": "ok", "transports": self._transports, "outbox_depth": depth}
+        )
+
+    async def post_mentions(self, request: web.Request) -> web.Response:
+        source = self._source(request, "ingest")
+        if isinstance(source, web.Response):
+            return source
+        try:
+            body = await request.json(loads=json.loads)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _problem(400, "body is not valid JSON")
+        try:
+            if isinstance(body, list):
+                batch = _BATCH.validate_python(body)
+            else:
+                batch = [_ONE.validate_python(body)]
+        except ValidationError as error:
+            problems = [{"path": _path(e["loc"]), "message": e["msg"]} for e in error.errors()]
+            return _problem(422, "validation failed", problems=problems[:100])
+        now = self._clock.now()
+        accepted = duplicates = 0
+        case_ids: list[int | None] = []
+        for item in batch:
+            result = await self._intake.receive(item.to_domain(source.name, now))
+            if result.duplicate:
+                duplicates += 1
+            else:
+                accepted += 1
+            case_ids.append(result.case.id if result.case else None)
+        return web.json_response(
+            {"accepted": accepted, "duplicates": duplicates, "cases": case_ids}, status=202
+        )
+
+    async def get_case(self, request: web.Request) -> web.Response:
+        source = self._source(request, "read")
+        if isinstance(source, web.Response):
+            return source
+        try:
+            case_id = int(request.match_info["case_id"])
+        except ValueError:
+            return _problem(404, "no such case")
+        case = await self._cases.get(case_id)
+        if case is None:
+            return _problem(404, "no such case")
+        return web.json_response(
+            {
+                "id": case.id,
+                "department": case.department,
+                "state": case.state.value,
+                "priority": case.priority.value,
+                "assignee": case.assignee,
+                "escalation_level": case.escalation_level,
+                "created_at": case.created_at.isoformat(),
+                "first_touch_due_at": _iso(case.first_touch_due_at),
+                "answer_due_at": _iso(case.answer_due_at),
+                "published_url": case.published_url,
+                "outcome": case.outcome.value if case.outcome else None,
+                "mention_count": case.mention_count,
+                "codes": list(case.codes),
+            }
+        )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

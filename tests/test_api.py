@@ -1,0 +1,108 @@
+"""The HTTP intake inside a running App: auth, validation, idempotency, routing into cases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.clock import FrozenClock
+from bot.model import CaseState, Priority
+from bot.playbook import load_playbook
+from handlers.app import App
+from tests.fakes import RecordingTransport
+from tests.support import API_TOKENS, make_config
+from tests.test_cli import free_port
+
+MON = {"Authorization": f"Bearer {API_TOKENS['MON_TOKEN']}"}
+FORMS = {"Authorization": f"Bearer {API_TOKENS['FORMS_TOKEN']}"}
+
+
+def mention(external_id: str, text: str, sentiment: str = "negative") -> dict[str, object]:
+    return {
+        "external_id": external_id,
+        "text": text,
+        "sentiment": sentiment,
+        "author": {"id": f"user-{external_id}", "name": "Ольга", "channel": "vk"},
+        "url": f"https://vk.com/wall-1_{external_id}",
+        "reach": 120,
+    }
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> AsyncIterator[tuple[App, str, RecordingTransport]]:
+    port = free_port()
+    config = make_config(tmp_path, sqlite_url, port)
+    transport = RecordingTransport()
+    app = App(config, load_playbook(config.playbooks.path), clock, {"telegram": transport})
+    await app.start()
+    try:
+        yield app, f"http://127.0.0.1:{port}", transport
+    finally:
+        await app.stop()
+
+
+async def test_mentions_become_routed_cases_once(
+    running: tuple[App, str, RecordingTransport],
+) -> None:
+    app, base, transport = running
+    batch = [
+        mention("1", "Третий день нет отопления в доме на Ленина, батареи ледяные"),
+        mention("2", "Спасибо за новый автобусный маршрут!", "positive"),
+        mention("3", "Прорыв трубы, заливает подвал", "neutral"),  # urgent word forces a case
+    ]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/api/v1/mentions", json=batch, headers=MON) as response:
+            assert response.status == 202
+            body = await response.json()
+        assert body["accepted"] == 3 and body["duplicates"] == 0
+        heating, thanks, burst = body["cases"]
+        assert thanks is None and heating and burst
+
+        async with http.post(f"{base}/api/v1/mentions", json=batch[0], headers=MON) as response:
+            assert (await response.json()) == {"accepted": 0, "duplicates": 1, "cases": [None]}
+
+        async with http.get(f"{base}/api/v1/cases/{heating}", headers=MON) as response:
+            case = await response.json()
+        assert case["department"] == "housing" and case["state"] == CaseState.NEW
+        assert case["first_touch_due_at"] is not None
+        async with http.get(f"{base}/api/v1/cases/{burst}", headers=MON) as response:
+            assert (await response.json())["priority"] in (Priority.HIGH, Priority.CRITICAL)
+
+    await app.worker.run_once()
+    assert {s.chat for s in transport.posts()} == {"-100111"}  # housing's topic
+
+
+async def test_bad_requests_are_refused_with_reasons(
+    running: tuple[App, str, RecordingTransport],
+) -> None:
+    app, base, _ = running
+    url = f"{base}/api/v1/mentions"
+    broken = [mention("1", "ok"), {**mention("2", ""), "author": {"name": "no id"}, "color": 1}]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=mention("1", "x")) as response:
+            assert response.status == 401
+        async with http.post(
+            url, json=mention("1", "x"), headers={"Authorization": "Bearer wrong"}
+        ) as response:
+            assert response.status == 401
+        async with http.get(f"{base}/api/v1/cases/1", headers=FORMS) as response:
+            assert response.status == 403  # the forms source may only send
+        async with http.post(url, data="{not json", headers=MON) as response:
+            assert response.status == 400
+        async with http.post(url, json=broken, headers=MON) as response:
+            assert response.status == 422
+            paths = {p["path"] for p in (await response.json())["problems"]}
+        assert paths == {"[1].text", "[1].author.id", "[1].color"}
+        async with http.post(
+            url, json=[mention(str(i), "x") for i in range(1001)], headers=MON
+        ) as response:
+            assert response.status == 422
+        async with http.get(f"{base}/healthz") as response:
+            assert (await response.json())["outbox_depth"] == 0
+    async with app.database.uow() as uow:  # nothing of the refused requests was stored
+        assert await uow.mentions.get_by_external("monitoring", "1") is None
