@@ -188,7 +188,7 @@ class EventRow(Base):
 class OutboxRow(Base):
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_queue", "status", "transport", "chat", "id"),
+        Index("ix_outbox_queue", "status", "transport", "chat", "urgency", "id"),
         Index("ix_outbox_target", "transport", "chat", "ref_key", "status"),
     )
 

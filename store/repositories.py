@@ -455,19 +455,8 @@ class SqlOutboxRepository:
         for item in items:
             if item.created_at is None:
                 raise ValueError("outbox items carry their creation time")
-            if item.op is OutboxOp.EDIT and item.ref_key:
-                # Only the newest edit of a message matters: drop older ones still waiting.
-                await self._s.execute(
-                    update(OutboxRow)
-                    .where(
-                        OutboxRow.transport == item.transport,
-                        OutboxRow.chat == item.chat,
-                        OutboxRow.ref_key == item.ref_key,
-                        OutboxRow.op == OutboxOp.EDIT.value,
-                        OutboxRow.status == OutboxStatus.PENDING.value,
-                    )
-                    .values(status=OutboxStatus.SUPERSEDED.value)
-                )
+            if item.op is OutboxOp.EDIT and item.ref_key and await self._coalesce(item):
+                continue
             statement = (
                 _insert(self._s, OutboxRow)
                 .values(
@@ -493,26 +482,66 @@ class SqlOutboxRepository:
                 queued += 1
         return queued
 
+    async def _coalesce(self, edit: OutboxItem) -> bool:
+        """Fold an edit into the waiting post or edit of the same message. True if folded."""
+        same_message = (
+            OutboxRow.transport == edit.transport,
+            OutboxRow.chat == edit.chat,
+            OutboxRow.ref_key == edit.ref_key,
+            OutboxRow.status == OutboxStatus.PENDING.value,
+        )
+        # The card is not out yet: post the latest version instead of posting then editing.
+        folded = await self._s.execute(
+            update(OutboxRow)
+            .where(*same_message, OutboxRow.op == OutboxOp.POST.value)
+            .values(payload=edit.payload)
+        )
+        if folded.rowcount:  # type: ignore[attr-defined]
+            return True
+        # Only the newest edit of a message matters: drop older ones still waiting.
+        await self._s.execute(
+            update(OutboxRow)
+            .where(*same_message, OutboxRow.op == OutboxOp.EDIT.value)
+            .values(status=OutboxStatus.SUPERSEDED.value)
+        )
+        return False
+
     async def due_heads(self, now: datetime, limit: int) -> list[OutboxItem]:
-        heads = (
-            select(func.min(OutboxRow.id).label("id"))
+        # Each chat's head: the most urgent undelivered item, oldest first among equals. A
+        # head that is in flight or waiting for its retry time holds its whole chat.
+        ranked = (
+            select(
+                OutboxRow.id,
+                func.row_number()
+                .over(
+                    partition_by=(OutboxRow.transport, OutboxRow.chat),
+                    order_by=(OutboxRow.urgency.desc(), OutboxRow.id),
+                )
+                .label("rank"),
+            )
             .where(OutboxRow.status.in_(_UNDELIVERED))
-            .group_by(OutboxRow.transport, OutboxRow.chat)
             .subquery()
         )
         rows = await self._s.scalars(
             select(OutboxRow)
-            .join(heads, heads.c.id == OutboxRow.id)
+            .join(ranked, and_(ranked.c.id == OutboxRow.id, ranked.c.rank == 1))
             .where(
-                and_(
-                    OutboxRow.status == OutboxStatus.PENDING.value,
-                    OutboxRow.next_attempt_at <= now,
-                )
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.next_attempt_at <= now,
             )
-            .order_by(OutboxRow.id)
+            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
             .limit(limit)
         )
         return [_outbox_from_row(row) for row in rows]
+
+    async def backlog(self, transport: str) -> dict[str, int]:
+        """Undelivered items per chat of one transport."""
+        rows = await self._s.execute(
+            select(OutboxRow.chat, func.count())
+            .where(OutboxRow.transport == transport, OutboxRow.status.in_(_UNDELIVERED))
+            .group_by(OutboxRow.chat)
+        )
+        return {chat: int(count) for chat, count in rows.all()}
 
     async def claim(self, item_id: int, now: datetime) -> bool:
         result = await self._s.execute(

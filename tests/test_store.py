@@ -54,7 +54,7 @@ async def test_migrations_create_exactly_the_models(database: Database) -> None:
         assert await conn.run_sync(diff) == []
         tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
     assert {"cases", "mentions", "authors", "events", "outbox", "drafts"} <= tables
-    assert await database.current_revision() == "0001"
+    assert await database.current_revision() == "0002"
     await database.upgrade()  # running it again is a no-op
 
 
@@ -201,14 +201,14 @@ async def test_outbox_queue_semantics(database: Database) -> None:
         queued = await uow.outbox.enqueue(
             [item("a1"), item("a2", op=OutboxOp.EDIT), item("b1", chat="-200"), item("a1")]
         )
-        # A newer edit of the same message supersedes the one still pending.
-        queued += await uow.outbox.enqueue([item("a3", op=OutboxOp.EDIT)])
         await uow.commit()
-    assert queued == 4  # the repeated key "a1" was skipped
+    # "a1" repeated was skipped; the edit of a card not yet posted was folded into the post.
+    assert queued == 2
 
     async with database.uow() as uow:
         heads = await uow.outbox.due_heads(T0, 10)
         assert [h.idempotency_key for h in heads] == ["a1", "b1"]
+        assert heads[0].payload == {"k": "a2"}
         assert await uow.outbox.due_heads(T0 - timedelta(seconds=1), 10) == []
         first = heads[0]
         assert first.id is not None
@@ -218,8 +218,10 @@ async def test_outbox_queue_semantics(database: Database) -> None:
 
     async with database.uow() as uow:
         # The chat's head is in flight: nothing else from that chat is due.
+        await uow.outbox.enqueue([item("a3", op=OutboxOp.EDIT), item("a4", op=OutboxOp.EDIT)])
         assert [h.idempotency_key for h in await uow.outbox.due_heads(T0, 10)] == ["b1"]
-        assert await uow.outbox.depth() == 3  # a1 sending, a3 and b1 pending; a2 superseded
+        assert await uow.outbox.depth() == 3  # a1 sending, a4 and b1 pending; a3 superseded
+        assert await uow.outbox.backlog("telegram") == {"-100": 2, "-200": 1}
         assert await uow.outbox.requeue_in_flight() == 1
         await uow.outbox.mark_delivered(first.id, T0, "555")
         await uow.refs.put("telegram", "-100", "card:1", "555")
@@ -227,9 +229,14 @@ async def test_outbox_queue_semantics(database: Database) -> None:
 
     async with database.uow() as uow:
         heads = await uow.outbox.due_heads(T0, 10)
-        assert [h.idempotency_key for h in heads] == ["b1", "a3"]  # oldest first
-        superseded = await uow.outbox.get(first.id + 1)
-        assert superseded is not None and superseded.status is OutboxStatus.SUPERSEDED
+        assert [h.idempotency_key for h in heads] == ["b1", "a4"]
+        superseded = [await uow.outbox.get(n) for n in range(1, 6)]
+        assert [i.status for i in superseded if i] == [
+            OutboxStatus.DELIVERED,
+            OutboxStatus.PENDING,
+            OutboxStatus.SUPERSEDED,
+            OutboxStatus.PENDING,
+        ]
         assert await uow.refs.get("telegram", "-100", "card:1") == "555"
         assert await uow.refs.find("telegram", "-100", "555") == "card:1"
         await uow.kv.set("matrix.since", "s1")
@@ -238,3 +245,17 @@ async def test_outbox_queue_semantics(database: Database) -> None:
     async with database.uow() as uow:
         assert await uow.kv.get("matrix.since") == "s2"
         assert await uow.kv.get("nothing") is None
+
+
+async def test_more_urgent_items_go_first_within_a_chat(database: Database) -> None:
+    async with database.uow() as uow:
+        await uow.outbox.enqueue(
+            [
+                replace(item("low", ref="card:1"), urgency=0),
+                replace(item("high", ref="card:2"), urgency=2),
+                replace(item("high2", ref="card:3"), urgency=2),
+            ]
+        )
+        await uow.commit()
+    async with database.uow() as uow:
+        assert [h.idempotency_key for h in await uow.outbox.due_heads(T0, 10)] == ["high"]
