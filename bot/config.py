@@ -47,6 +47,7 @@ __all__ = [
     "PlaybooksConfig",
     "StaffMember",
     "TelegramConfig",
+    "TelegramLimitsConfig",
     "load_config",
 ]
 
@@ -247,10 +248,21 @@ class PlaybooksConfig(_Model):
         return value
 
 
+class TelegramLimitsConfig(_Model):
+    """Telegram's published send limits; the bot stays under them instead of collecting 429s."""
+
+    per_chat_per_s: Annotated[float, Field(gt=0)] = 1.0
+    per_chat_burst: Annotated[int, Field(gt=0)] = 3
+    per_group_per_min: Annotated[int, Field(gt=0)] = 20
+    global_per_s: Annotated[float, Field(gt=0)] = 30.0
+    scale: Annotated[float, Field(gt=0)] = 1.0  # >1 speeds every limit up; for test servers
+
+
 class TelegramConfig(_Model):
     token: Annotated[str, BeforeValidator(_none_to_empty), BeforeValidator(_strip)] = ""
     api_base: Annotated[str, AfterValidator(_check_http_url)] = "https://api.telegram.org"
     protect_content: bool = True
+    limits: TelegramLimitsConfig = Field(default_factory=TelegramLimitsConfig)
 
     @field_validator("token")
     @classmethod
@@ -370,6 +382,7 @@ class OutboxConfig(_Model):
 
 
 class Config(_Model):
+    organisation: str = Field(default="", max_length=MAX_NAME)
     locale: Literal["ru", "en"] = "ru"
     timezone: str = "Europe/Moscow"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

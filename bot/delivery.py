@@ -33,6 +33,8 @@ from bot.ports import UnitOfWork, UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 MAX_ERROR_TEXT = 500
+# A reply target given as the transport's own message id rather than one of our keys.
+EXTERNAL_REF = "ext:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,9 @@ class OutboxWorker:
         target = reply_to = None
         if item.op in (OutboxOp.EDIT, OutboxOp.DELETE) and item.ref_key:
             target = await refs.get(item.transport, item.chat, item.ref_key)
-        if item.reply_to_key:
+        if item.reply_to_key and item.reply_to_key.startswith(EXTERNAL_REF):
+            reply_to = item.reply_to_key.removeprefix(EXTERNAL_REF)
+        elif item.reply_to_key:
             reply_to = await refs.get(item.transport, item.chat, item.reply_to_key)
         if item.op is OutboxOp.EDIT and target is None:
             # The original never arrived (failed for good earlier): post the latest version.

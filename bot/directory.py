@@ -48,6 +48,9 @@ class Directory:
         member = self._config.staff_member(staff_id)
         return member.name if member else staff_id
 
+    def department_ids(self) -> list[str]:
+        return [d.id for d in self._config.departments]
+
     def has_department(self, department_id: str) -> bool:
         return self._config.department(department_id) is not None
 

@@ -10,15 +10,20 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
+from bot.delivery import EXTERNAL_REF
 from bot.directory import Destination, Directory
 from bot.lifecycle import (
+    ALLOWED_FROM,
     ActionRequest,
     DomainError,
     InvalidInput,
+    InvalidTransition,
     NoRight,
+    SelfReview,
     StaleCard,
     transition,
 )
@@ -29,6 +34,7 @@ from bot.model import (
     Author,
     Case,
     CaseState,
+    DraftStatus,
     Event,
     EventKind,
     Mention,
@@ -37,14 +43,37 @@ from bot.model import (
 )
 from bot.outbox import OutboxItem, OutboxOp
 from bot.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
+from bot.replies import ReplyCatalog, origin_of
 from bot.rights import Actor
-from bot.views import card_ref, card_view
+from bot.views import (
+    PROMPT_ACTIONS,
+    REVIEW_ACTIONS,
+    card_ref,
+    card_view,
+    draft_ref,
+    draft_view,
+    menu_options,
+    notice_view,
+    prompt_ref,
+    prompt_view,
+    public_reply_view,
+)
 
 log = logging.getLogger(__name__)
 
 
 class UnknownCase(DomainError):
     code = "unknown_case"
+
+
+class NotPublishable(DomainError):
+    """The bot cannot post at this mention's source: a person posts and marks it published."""
+
+    code = "not_publishable"
+
+
+# Answers to commands go before queued cards: the person is waiting for them.
+ANSWER_URGENCY = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +126,11 @@ class CaseService:
         directory: Directory,
         tz: ZoneInfo,
         on_outbox: Callable[[], None] = lambda: None,
+        replies: ReplyCatalog | None = None,
+        coordination: str = "",
     ) -> None:
+        self._replies = replies
+        self._coordination = coordination
         self._uow = uow_factory
         self._clock = clock
         self._directory = directory
@@ -220,17 +253,15 @@ class CaseService:
         async with self._uow() as uow:
             case = await uow.cases.get(case_id)
             if case is None:
-                await self._audit(uow, None, actor, request, now, "unknown_case")
+                await self._audit(uow, None, actor, request.action, now, UnknownCase.code)
                 await uow.commit()
                 return ActResult(None, error=UnknownCase(case_id=case_id))
+            mention, author = await self._first_mention(uow, case)
             try:
-                if request.action is Action.REROUTE and not self._directory.has_department(
-                    request.department or ""
-                ):
-                    raise InvalidInput(field="department", limit=None)
+                request = self._complete(case, mention, author, request, now)
                 result = transition(case, request, actor, now)
             except NoRight as error:
-                await self._audit(uow, case, actor, request, now, error.code)
+                await self._audit(uow, case, actor, request.action, now, error.code)
                 await uow.commit()
                 return ActResult(case, error=error)
             except DomainError as error:
@@ -238,21 +269,67 @@ class CaseService:
             new_case = result.case
             await uow.cases.save(new_case, expected_version=case.version)
             await uow.events.append(result.events)
-            await self._refresh_cards(uow, case, new_case, now)
+            await self._announce(uow, case, new_case, request, actor, mention, author, now)
             await uow.commit()
         self._on_outbox()
         return ActResult(new_case, result.events)
+
+    def _complete(
+        self,
+        case: Case,
+        mention: Mention,
+        author: Author | None,
+        request: ActionRequest,
+        now: datetime,
+    ) -> ActionRequest:
+        """Fill in what only the playbook and the config know; refuse what they forbid."""
+        action = request.action
+        if action is Action.REROUTE and not self._directory.has_department(
+            request.department or ""
+        ):
+            raise InvalidInput(field="department", limit=None)
+        if action is Action.USE_TEMPLATE and request.text is None:
+            rendered = (
+                self._replies.render(request.template_id or "", case, mention, author)
+                if self._replies
+                else None
+            )
+            if rendered is None:
+                raise InvalidInput(field="template_id", limit=None)
+            request = replace(request, text=rendered.text, pre_approved=rendered.pre_approved)
+        if action is Action.PUBLISH and not self._publishable(mention):
+            raise NotPublishable()
+        if action in (Action.PUBLISH, Action.MARK_PUBLISHED) and request.follow_up_at is None:
+            approved = case.approved_draft
+            wait = (
+                self._replies.follow_up_after(approved.template_id)
+                if (self._replies and approved)
+                else None
+            )
+            if wait is not None:
+                request = replace(request, follow_up_at=now + wait)
+        return request
+
+    def _publishable(self, mention: Mention) -> bool:
+        origin = origin_of(mention)
+        return origin is not None and origin.transport in self._directory.transports
 
     async def _audit(
         self,
         uow: UnitOfWork,
         case: Case | None,
         actor: Actor,
-        request: ActionRequest,
+        action: Action,
         now: datetime,
         reason: str,
     ) -> None:
         state = case.state if case else None
+        payload = {
+            "action": action.value,
+            "reason": reason,
+            "staff": actor.is_staff,
+            "name": actor.name[:128],
+        }
         await uow.events.append(
             [
                 Event(
@@ -262,24 +339,124 @@ class CaseService:
                     EventKind.DENIED,
                     state,
                     state,
-                    {
-                        "action": request.action.value,
-                        "reason": reason,
-                        "staff": actor.is_staff,
-                        "name": actor.name[:128],
-                    },
+                    payload,
                 )
             ]
         )
         log.warning(
             "refused %s by %s on case %s: %s",
-            request.action.value,
+            action.value,
             actor.id,
             case.id if case else "?",
             reason,
         )
 
-    # --- cards --------------------------------------------------------------------------
+    # --- prompts and menus: a press that asks for more before acting --------------------
+
+    async def prompt(
+        self, case_id: int, action: Action, actor: Actor, where: Destination, nonce: str
+    ) -> ActResult:
+        """Ask in the chat for the text an action needs (draft, note, reason). The reply to the
+        prompt carries the action out. Checked like the action itself."""
+        key = PROMPT_ACTIONS[action]
+        now = self._clock.now()
+        async with self._uow() as uow:
+            case = await uow.cases.get(case_id)
+            error = await self._precheck(uow, case, case_id, action, actor, now)
+            if error is not None or case is None:
+                await uow.commit()
+                return ActResult(case, error=error)
+            assert case.id is not None
+            draft = case.latest_draft
+            version = draft.version if draft else 0
+            if action in REVIEW_ACTIONS and draft is not None and draft.author == actor.id:
+                return ActResult(case, error=SelfReview(version=version))
+            ref = prompt_ref(action.value, case.id, version, nonce)
+            reply_to = (
+                draft_ref(case.id, version, case.department)
+                if action in REVIEW_ACTIONS
+                else card_ref(case.id, case.department)
+            )
+            view = prompt_view(key, case_id=case.id, version=version)
+            await uow.outbox.enqueue(
+                [
+                    self._item(
+                        where,
+                        OutboxOp.REPLY,
+                        view,
+                        f"{ref}:post",
+                        ref,
+                        case,
+                        now,
+                        reply_to=reply_to,
+                    )
+                ]
+            )
+            await uow.commit()
+        self._on_outbox()
+        return ActResult(case)
+
+    async def open_menu(
+        self, case_id: int, menu: Action | None, actor: Actor, where: Destination, nonce: str
+    ) -> ActResult:
+        """Show a card's submenu (templates, departments, outcomes, reasons) in one chat, or
+        the main buttons again with menu=None."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            case = await uow.cases.get(case_id)
+            check = menu or Action.TAKE  # going back needs only a look
+            error = (
+                await self._precheck(uow, case, case_id, check, actor, now)
+                if menu is not None
+                else None
+            )
+            if case is None or error is not None:
+                await uow.commit()
+                return ActResult(case, error=error or UnknownCase(case_id=case_id))
+            assert case.id is not None
+            mention, author = await self._first_mention(uow, case)
+            options = None
+            if menu is not None:
+                templates = self._replies.options(case.department) if self._replies else []
+                options = menu_options(menu, case, self._directory, templates)
+            view = card_view(
+                case,
+                mention,
+                author,
+                self._directory,
+                self._tz,
+                publishable=self._publishable(mention),
+                menu=menu,
+                options=options,
+            )
+            ref = card_ref(case.id, case.department)
+            await uow.outbox.enqueue(
+                [self._item(where, OutboxOp.EDIT, view, f"{ref}:menu:{nonce}", ref, case, now)]
+            )
+            await uow.commit()
+        self._on_outbox()
+        return ActResult(case)
+
+    async def _precheck(
+        self,
+        uow: UnitOfWork,
+        case: Case | None,
+        case_id: int,
+        action: Action,
+        actor: Actor,
+        now: datetime,
+    ) -> DomainError | None:
+        if case is None:
+            await self._audit(uow, None, actor, action, now, UnknownCase.code)
+            return UnknownCase(case_id=case_id)
+        if not actor.may(action, case.department):
+            await self._audit(uow, case, actor, action, now, NoRight.code)
+            return NoRight(action=action.value, department=case.department)
+        if case.state not in ALLOWED_FROM[action]:
+            return InvalidTransition(action=action.value, state=case.state.value)
+        return None
+
+    # --- messages caused by a change ----------------------------------------------------
 
     async def _first_mention(self, uow: UnitOfWork, case: Case) -> tuple[Mention, Author | None]:
         assert case.id is not None
@@ -288,46 +465,134 @@ class CaseService:
         author = await uow.authors.get(mention.author_id) if mention.author_id else None
         return mention, author
 
+    def _card(
+        self, case: Case, mention: Mention, author: Author | None, moved_to: str | None = None
+    ) -> dict[str, Any]:
+        return card_view(
+            case,
+            mention,
+            author,
+            self._directory,
+            self._tz,
+            moved_to,
+            publishable=self._publishable(mention),
+        )
+
     async def _post_cards(
         self, uow: UnitOfWork, case: Case, mention: Mention, author: Author | None, now: datetime
     ) -> None:
         assert case.id is not None
-        view = card_view(case, mention, author, self._directory, self._tz)
+        view = self._card(case, mention, author)
         ref = card_ref(case.id, case.department)
         await uow.outbox.enqueue(
-            [
-                self._item(dest, OutboxOp.POST, view, f"{ref}:post:{case.version}", ref, case, now)
-                for dest in self._directory.destinations(case.department)
-            ]
+            self._for_all(
+                case.department,
+                OutboxOp.POST,
+                view,
+                ref,
+                case,
+                now,
+                key=f"{ref}:post:{case.version}",
+            )
         )
 
-    async def _refresh_cards(self, uow: UnitOfWork, old: Case, new: Case, now: datetime) -> None:
+    async def _announce(
+        self,
+        uow: UnitOfWork,
+        old: Case,
+        new: Case,
+        request: ActionRequest,
+        actor: Actor,
+        mention: Mention,
+        author: Author | None,
+        now: datetime,
+    ) -> None:
+        """Queue every message one change causes: card edits, drafts for review, notices."""
         assert new.id is not None
-        mention, author = await self._first_mention(uow, new)
         items: list[OutboxItem] = []
-        if old.department != new.department:
+        dept = new.department
+        card = card_ref(new.id, dept)
+        if old.department != dept:
             # The old card says where the case went; a new card appears in the new chat.
-            moved = card_view(old, mention, author, self._directory, self._tz, new.department)
-            old_ref = card_ref(new.id, old.department)
-            items += self._for_all(old.department, OutboxOp.EDIT, moved, old_ref, new, now)
+            moved = self._card(old, mention, author, moved_to=dept)
+            old_card = card_ref(new.id, old.department)
+            items += self._for_all(old.department, OutboxOp.EDIT, moved, old_card, new, now)
             await uow.outbox.enqueue(items)
             await self._post_cards(uow, new, mention, author, now)
             return
-        view = card_view(new, mention, author, self._directory, self._tz)
-        ref = card_ref(new.id, new.department)
-        await uow.outbox.enqueue(self._for_all(new.department, OutboxOp.EDIT, view, ref, new, now))
+        items += self._for_all(
+            dept, OutboxOp.EDIT, self._card(new, mention, author), card, new, now
+        )
+
+        # Drafts live under the card: a new one for review, a reviewed one edited in place.
+        for before, after in zip(old.drafts, new.drafts, strict=False):
+            if before != after:
+                ref = draft_ref(new.id, after.version, dept)
+                items += self._for_all(
+                    dept, OutboxOp.EDIT, draft_view(new, after, self._directory), ref, new, now
+                )
+        for draft in new.drafts[len(old.drafts) :]:
+            if draft.status is DraftStatus.PENDING:
+                ref = draft_ref(new.id, draft.version, dept)
+                items += self._for_all(
+                    dept,
+                    OutboxOp.REPLY,
+                    draft_view(new, draft, self._directory),
+                    ref,
+                    new,
+                    now,
+                    reply_to=card,
+                )
+
+        if request.action is Action.ESCALATE:
+            notice = notice_view(
+                "ui.escalated",
+                case_id=new.id,
+                level=new.escalation_level,
+                department_name=self._directory.department_name(dept),
+                actor_name=actor.name,
+                reason=(request.note or "").strip(),
+            )
+            ref = f"escalation:{new.id}:{new.version}"
+            items += self._for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
+            if self._coordination != dept:
+                items += self._for_all(self._coordination, OutboxOp.POST, notice, ref, new, now)
+
+        if request.action is Action.PUBLISH:
+            origin = origin_of(mention)
+            approved = new.approved_draft
+            assert origin is not None and approved is not None
+            items.append(
+                OutboxItem(
+                    transport=origin.transport,
+                    chat=origin.chat,
+                    op=OutboxOp.REPLY,
+                    payload=public_reply_view(approved.text),
+                    idempotency_key=f"{origin.transport}:{origin.chat}:publish:{new.id}:"
+                    f"{approved.version}",
+                    ref_key=f"public:{new.id}:{approved.version}",
+                    reply_to_key=f"{EXTERNAL_REF}{origin.message_id}",
+                    case_id=new.id,
+                    urgency=new.priority.rank,
+                    created_at=now,
+                )
+            )
+        await uow.outbox.enqueue(items)
 
     def _for_all(
         self,
         department: str,
         op: OutboxOp,
-        view: dict[str, object],
+        view: dict[str, Any],
         ref: str,
         case: Case,
         now: datetime,
+        key: str | None = None,
+        reply_to: str | None = None,
     ) -> list[OutboxItem]:
+        key = key or f"{ref}:{op.value}:{case.version}"
         return [
-            self._item(dest, op, view, f"{ref}:{op.value}:{case.version}", ref, case, now)
+            self._item(dest, op, view, key, ref, case, now, reply_to=reply_to)
             for dest in self._directory.destinations(department)
         ]
 
@@ -335,11 +600,12 @@ class CaseService:
     def _item(
         dest: Destination,
         op: OutboxOp,
-        view: dict[str, object],
+        view: dict[str, Any],
         key: str,
         ref: str,
         case: Case,
         now: datetime,
+        reply_to: str | None = None,
     ) -> OutboxItem:
         return OutboxItem(
             transport=dest.transport,
@@ -349,10 +615,46 @@ class CaseService:
             payload=dict(view),
             idempotency_key=f"{dest.transport}:{dest.chat}:{key}",
             ref_key=ref,
+            reply_to_key=reply_to,
             case_id=case.id,
             urgency=case.priority.rank,
             created_at=now,
         )
+
+    async def send(
+        self,
+        where: Destination,
+        view: dict[str, Any],
+        key: str,
+        reply_to_message: str | None = None,
+    ) -> None:
+        """Queue a message that is no case's card: answers to commands, notices. `key` makes a
+        repeated request (a re-delivered update) send nothing twice."""
+        async with self._uow() as uow:
+            await uow.outbox.enqueue(
+                [
+                    OutboxItem(
+                        transport=where.transport,
+                        chat=where.chat,
+                        thread=where.thread,
+                        op=OutboxOp.REPLY if reply_to_message else OutboxOp.POST,
+                        payload=dict(view),
+                        idempotency_key=f"{where.transport}:{where.chat}:{key}",
+                        reply_to_key=(
+                            f"{EXTERNAL_REF}{reply_to_message}" if reply_to_message else None
+                        ),
+                        urgency=ANSWER_URGENCY,
+                        created_at=self._clock.now(),
+                    )
+                ]
+            )
+            await uow.commit()
+        self._on_outbox()
+
+    async def ref_of(self, transport: str, chat: str, message_id: str) -> str | None:
+        """Our logical key for a message we sent (to read what a person replied to)."""
+        async with self._uow() as uow:
+            return await uow.refs.find(transport, chat, message_id)
 
     async def ensure_cards(self) -> int:
         """Post cards for open cases that have none on a running transport (e.g. Telegram was
@@ -371,7 +673,7 @@ class CaseService:
                 if not missing:
                     continue
                 mention, author = await self._first_mention(uow, case)
-                view = card_view(case, mention, author, self._directory, self._tz)
+                view = self._card(case, mention, author)
                 queued += await uow.outbox.enqueue(
                     [
                         self._item(

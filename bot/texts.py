@@ -59,6 +59,7 @@ ERROR_CODES = (
     "invalid_input",
     "stale",
     "unknown_case",
+    "not_publishable",
 )
 
 

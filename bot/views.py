@@ -1,4 +1,16 @@
-"""Neutral views: what a card or notice says, as JSON-able data. Transports render them."""
+"""Neutral views: what a message says, as JSON-able data. Each transport renders them.
+
+Every outbox payload is one of these, told apart by "view":
+
+- card          a case card (state, author, text, draft, deadline) with its buttons
+                ("actions") and, when a person opened one, a submenu ("menu", "options")
+- draft         a draft posted under its card for review; "actions" while it is pending
+- notice        one line of text: messages key "key" with "params"
+- prompt        like notice, and the transport asks for a reply to it (ForceReply, thread)
+- page          a longer answer rendered from file template "template" with "context"
+- public_reply  the approved answer as posted at the source: plain "text"
+- queue         the backlog summary a rate-limited chat keeps up to date
+"""
 
 from __future__ import annotations
 
@@ -7,9 +19,20 @@ from zoneinfo import ZoneInfo
 
 from bot.directory import Directory
 from bot.lifecycle import available_actions
-from bot.model import Author, Case, Mention
+from bot.model import Action, Author, Case, Draft, DraftStatus, IgnoreReason, Mention, Outcome
 
 DEADLINE_FORMAT = "%d.%m %H:%M"
+View = dict[str, Any]
+
+# Actions whose button opens a list to choose from instead of acting at once.
+MENU_ACTIONS = (Action.USE_TEMPLATE, Action.REROUTE, Action.CLOSE, Action.IGNORE)
+# Actions whose button asks for a text reply first.
+PROMPT_ACTIONS = {
+    Action.DRAFT: "ui.prompt_draft",
+    Action.ESCALATE: "ui.prompt_reason",
+    Action.REQUEST_CHANGES: "ui.prompt_note",
+}
+REVIEW_ACTIONS = (Action.APPROVE, Action.REQUEST_CHANGES, Action.REJECT)
 
 
 def card_view(
@@ -19,11 +42,15 @@ def card_view(
     directory: Directory,
     tz: ZoneInfo,
     moved_to: str | None = None,
-) -> dict[str, Any]:
+    publishable: bool = False,
+    menu: Action | None = None,
+    options: list[dict[str, str]] | None = None,
+) -> View:
     """Everything a card shows. The card of a rerouted case says where it went, no buttons."""
     assert case.id is not None
     deadline = case.first_touch_due_at if case.first_touched_at is None else case.answer_due_at
     draft = case.latest_draft
+    actions = [] if moved_to else card_actions(case, publishable)
     return {
         "view": "card",
         "case": {
@@ -38,7 +65,7 @@ def card_view(
         },
         "department_name": directory.department_name(case.department),
         "source": mention.source,
-        "deadline": deadline.astimezone(tz).strftime(DEADLINE_FORMAT) if deadline else None,
+        "deadline": format_time(deadline, tz) if case.state.is_open else None,
         "assignee_name": directory.name_of(case.assignee),
         "author": {
             "name": (author.display_name if author else "") or mention.author.display_name,
@@ -54,10 +81,89 @@ def card_view(
             else None
         ),
         "moved_to": directory.department_name(moved_to) if moved_to else None,
-        "actions": [] if moved_to else [a.value for a in available_actions(case)],
+        "actions": [a.value for a in actions],
+        "menu": menu.value if menu and not moved_to else None,
+        "options": options or [],
     }
+
+
+def card_actions(case: Case, publishable: bool) -> list[Action]:
+    """Buttons under a card: what the state allows, without review buttons (they sit under
+    the draft itself) and with the one way of publishing that fits the mention's origin."""
+    hidden = set(REVIEW_ACTIONS)
+    hidden.add(Action.MARK_PUBLISHED if publishable else Action.PUBLISH)
+    return [a for a in available_actions(case) if a not in hidden]
+
+
+def draft_view(case: Case, draft: Draft, directory: Directory) -> View:
+    assert case.id is not None
+    pending = draft.status is DraftStatus.PENDING
+    return {
+        "view": "draft",
+        "case_id": case.id,
+        "case_version": case.version,
+        "version": draft.version,
+        "text": draft.text,
+        "author_name": directory.name_of(draft.author),
+        "status": draft.status.value,
+        "reviewer_name": directory.name_of(draft.reviewer),
+        "note": draft.note,
+        "actions": [a.value for a in REVIEW_ACTIONS] if pending else [],
+    }
+
+
+def notice_view(key: str, **params: Any) -> View:
+    return {"view": "notice", "key": key, "params": params}
+
+
+def prompt_view(key: str, **params: Any) -> View:
+    return {"view": "prompt", "key": key, "params": params}
+
+
+def page_view(template: str, context: dict[str, Any]) -> View:
+    return {"view": "page", "template": template, "context": context}
+
+
+def public_reply_view(text: str) -> View:
+    return {"view": "public_reply", "text": text}
+
+
+def queue_view(waiting: int, items: list[dict[str, Any]], more: int) -> View:
+    return {"view": "queue", "waiting": waiting, "items": items, "more": more}
+
+
+def menu_options(
+    menu: Action, case: Case, directory: Directory, templates: list[tuple[str, str]]
+) -> list[dict[str, str]]:
+    """Choices of a submenu as {"arg", "label"}; labels of enums are message keys."""
+    if menu is Action.USE_TEMPLATE:
+        return [{"arg": template_id, "label": title} for template_id, title in templates]
+    if menu is Action.REROUTE:
+        return [
+            {"arg": dept, "label": directory.department_name(dept)}
+            for dept in directory.department_ids()
+            if dept != case.department
+        ]
+    if menu is Action.CLOSE:
+        return [{"arg": o.value, "label_key": f"outcome.{o.value}"} for o in Outcome]
+    if menu is Action.IGNORE:
+        return [{"arg": r.value, "label_key": f"ignore_reason.{r.value}"} for r in IgnoreReason]
+    raise ValueError(f"{menu} has no menu")
+
+
+def format_time(moment: Any, tz: ZoneInfo) -> str | None:
+    return moment.astimezone(tz).strftime(DEADLINE_FORMAT) if moment else None
 
 
 def card_ref(case_id: int, department: str) -> str:
     """The logical key of a case's card in one department's chat."""
     return f"card:{case_id}:{department}"
+
+
+def draft_ref(case_id: int, version: int, department: str) -> str:
+    return f"draft:{case_id}:{version}:{department}"
+
+
+def prompt_ref(kind: str, case_id: int, version: int, nonce: str) -> str:
+    """Replies to a prompt are recognised by this key: prompt:<action>:<case>:<draft ver>:…"""
+    return f"prompt:{kind}:{case_id}:{version}:{nonce}"

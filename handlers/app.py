@@ -20,6 +20,7 @@ from bot.intake import MentionIntake
 from bot.model import Priority
 from bot.outbox import Transport
 from bot.playbook import Playbook
+from bot.replies import ReplyCatalog
 from bot.services import CaseService
 from bot.sla import plan_deadlines
 from bot.texts import Texts, texts_for
@@ -53,8 +54,15 @@ class App:
             RetryPolicy(config.outbox.base_retry_s, config.outbox.max_retry_s),
             poll_interval_s=config.outbox.poll_interval_s,
         )
+        self.replies = ReplyCatalog(playbook, config.locale, config.organisation, self.directory)
         self.cases = CaseService(
-            self.database.uow, self.clock, self.directory, config.tz, on_outbox=self.worker.wake
+            self.database.uow,
+            self.clock,
+            self.directory,
+            config.tz,
+            on_outbox=self.worker.wake,
+            replies=self.replies,
+            coordination=config.coordination_department,
         )
         self.intake = MentionIntake(self.cases, playbook, self.clock, self._plan_deadlines)
         self.scheduler = AsyncIOScheduler(timezone=config.tz)

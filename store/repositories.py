@@ -490,10 +490,10 @@ class SqlOutboxRepository:
             OutboxRow.ref_key == edit.ref_key,
             OutboxRow.status == OutboxStatus.PENDING.value,
         )
-        # The card is not out yet: post the latest version instead of posting then editing.
+        # The message is not out yet: send the latest version instead of sending then editing.
         folded = await self._s.execute(
             update(OutboxRow)
-            .where(*same_message, OutboxRow.op == OutboxOp.POST.value)
+            .where(*same_message, OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.REPLY.value)))
             .values(payload=edit.payload)
         )
         if folded.rowcount:  # type: ignore[attr-defined]

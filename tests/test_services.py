@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,86 @@ async def test_ensure_cards_posts_missing_cards_once(
     online = CaseService(database.uow, clock, Directory(config, frozenset({"telegram"})), config.tz)
     assert await online.ensure_cards() == 1
     assert await online.ensure_cards() == 0
+
+
+def full_service(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> tuple[CaseService, Directory]:
+    from bot.playbook import load_playbook
+    from bot.replies import ReplyCatalog
+
+    config = make_config(tmp_path, database.url)
+    directory = Directory(config, frozenset({"telegram"}))
+    replies = ReplyCatalog(load_playbook(config.playbooks.path), "ru", "Администрация", directory)
+    service = CaseService(
+        database.uow, clock, directory, config.tz, replies=replies, coordination="coordination"
+    )
+    return service, directory
+
+
+async def test_template_draft_review_escalation_and_publishing_messages(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    from bot.replies import telegram_comment_id
+    from bot.services import NotPublishable
+    from bot.views import prompt_ref
+
+    cases, directory = full_service(tmp_path, database, clock)
+    spec, appr = staff(directory, "spec"), staff(directory, "appr")
+    comment = replace(
+        make_mention("x", clock.now()),
+        source="telegram",
+        external_id=telegram_comment_id(-100500, 77),
+    )
+    from_vk = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    from_tg = await cases.intake(comment, CaseOpening("housing"))
+    assert from_vk.case and from_tg.case and from_vk.case.id and from_tg.case.id
+    vk_id, tg_id = from_vk.case.id, from_tg.case.id
+
+    # A pre-approved first-touch template: approved at once, text rendered for this case.
+    result = await cases.act(
+        vk_id, ActionRequest(Action.USE_TEMPLATE, template_id="first-touch-housing"), spec
+    )
+    assert result.ok, result.error
+    assert result.case and result.case.state is CaseState.APPROVED
+    assert "Пётр" in (result.case.latest_draft.text if result.case.latest_draft else "")
+    unknown = await cases.act(vk_id, ActionRequest(Action.USE_TEMPLATE, template_id="nope"), spec)
+    assert isinstance(unknown.error, InvalidInput)
+    # The bot cannot post on VK: publishing there is refused, marking works.
+    assert isinstance(
+        (await cases.act(vk_id, ActionRequest(Action.PUBLISH), spec)).error, NotPublishable
+    )
+    assert (await cases.act(vk_id, ActionRequest(Action.MARK_PUBLISHED), spec)).ok
+
+    # A written draft is posted under the card for review and edited when reviewed.
+    await cases.act(tg_id, ActionRequest(Action.DRAFT, text="Проверим и ответим"), spec)
+    await cases.act(tg_id, ActionRequest(Action.APPROVE), appr)
+    items = [i for i in await queued(database) if i.case_id == tg_id]
+    drafts = [i for i in items if i.payload["view"] == "draft"]
+    assert [(d.op, d.payload["status"], d.reply_to_key) for d in drafts] == [
+        (OutboxOp.REPLY, "approved", f"card:{tg_id}:housing")  # review folded into the post
+    ]
+    await cases.act(tg_id, ActionRequest(Action.ESCALATE, note="пишут в прокуратуру"), spec)
+    await cases.act(tg_id, ActionRequest(Action.PUBLISH), spec)
+    items = [i for i in await queued(database) if i.case_id == tg_id]
+    notices = [(i.chat, i.op) for i in items if i.payload["view"] == "notice"]
+    assert notices == [("-100111", OutboxOp.REPLY), ("-100999", OutboxOp.POST)]
+    public = [i for i in items if i.payload["view"] == "public_reply"]
+    assert [(p.chat, p.reply_to_key, p.payload["text"]) for p in public] == [
+        ("-100500", "ext:77", "Проверим и ответим")
+    ]
+
+    # Prompts and menus are checked like the actions they lead to.
+    where = directory.destinations("housing")[0]
+    third = await cases.intake(make_mention("3", clock.now()), CaseOpening("housing"))
+    assert third.case and third.case.id
+    assert (await cases.prompt(third.case.id, Action.DRAFT, spec, where, "n1")).ok
+    denied = await cases.prompt(third.case.id, Action.DRAFT, directory.by_telegram(5), where, "n2")
+    assert isinstance(denied.error, NoRight)
+    assert (await cases.open_menu(third.case.id, Action.REROUTE, spec, where, "n3")).ok
+    items = [i for i in await queued(database) if i.case_id == third.case.id]
+    prompt = next(i for i in items if i.payload["view"] == "prompt")
+    assert prompt.ref_key == prompt_ref("draft", third.case.id, 0, "n1")
+    card = next(i for i in items if i.payload["view"] == "card")
+    assert card.payload["menu"] == "reroute"
+    assert {o["arg"] for o in card.payload["options"]} == {"transport", "coordination"}

@@ -1,0 +1,1 @@
+"""Telegram adapter: aiogram routers in, rendered views out through the outbox."""
