@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Config, StaffMember
+from bot.model import GlobalRole
 from bot.rights import Actor
 
 
@@ -47,6 +48,21 @@ class Directory:
             return None
         member = self._config.staff_member(staff_id)
         return member.name if member else staff_id
+
+    def department_at(self, transport: str, chat: str, thread: str | None = None) -> str | None:
+        """The department whose chat (and forum topic, if it has one) this is."""
+        for dest_dept in self._config.departments:
+            for dest in self.destinations(dest_dept.id):
+                if (dest.transport, dest.chat) == (transport, chat) and dest.thread in (
+                    None,
+                    thread,
+                ):
+                    return dest_dept.id
+        return None
+
+    def on_duty(self) -> list[str]:
+        """Names of the staff with the duty role (the rota comes with the SLA engine)."""
+        return [m.name for m in self._config.staff if GlobalRole.DUTY in m.global_roles]
 
     def department_ids(self) -> list[str]:
         return [d.id for d in self._config.departments]

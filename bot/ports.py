@@ -7,12 +7,22 @@ and commits once, so a state change and the messages it causes land together or 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
 from bot.model import Author, Case, Event, Identity, Mention
 from bot.outbox import OutboxItem
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentStatus:
+    department: str
+    open: int
+    overdue: int
+    at_risk: int
+    oldest_new_at: datetime | None
 
 
 class ConcurrentUpdate(Exception):
@@ -28,6 +38,10 @@ class CaseRepository(Protocol):
         ...
 
     async def list_open(self, department: str | None = None) -> list[Case]: ...
+
+    async def status(self, now: datetime, soon: datetime) -> list[DepartmentStatus]:
+        """Open cases per department: overdue now, due before `soon`, oldest still new."""
+        ...
 
 
 class MentionRepository(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,7 +42,7 @@ from bot.model import (
     Sentiment,
 )
 from bot.outbox import OutboxItem, OutboxOp
-from bot.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
+from bot.ports import ConcurrentUpdate, DepartmentStatus, UnitOfWork, UnitOfWorkFactory
 from bot.replies import ReplyCatalog, origin_of
 from bot.rights import Actor
 from bot.views import (
@@ -72,6 +72,8 @@ class NotPublishable(DomainError):
     code = "not_publishable"
 
 
+# /status counts a case "at risk" when its current deadline is this close.
+AT_RISK_WITHIN = timedelta(minutes=30)
 # Answers to commands go before queued cards: the person is waiting for them.
 ANSWER_URGENCY = 10
 
@@ -703,6 +705,16 @@ class CaseService:
             if mentions and mentions[0].author_id is not None:
                 author = await uow.authors.get(mentions[0].author_id)
             return CaseThread(case, mentions, author, await uow.events.for_case(case_id))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The organisation's time zone, for times shown to people."""
+        return self._tz
+
+    async def status(self, at_risk_within: timedelta = AT_RISK_WITHIN) -> list[DepartmentStatus]:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            return await uow.cases.status(now, now + at_risk_within)
 
     async def open_cases(self, department: str | None = None) -> Sequence[Case]:
         async with self._uow() as uow:

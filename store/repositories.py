@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +31,7 @@ from bot.model import (
     SentimentSource,
 )
 from bot.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
-from bot.ports import ConcurrentUpdate
+from bot.ports import ConcurrentUpdate, DepartmentStatus
 from store.models import (
     AuthorIdentityRow,
     AuthorRow,
@@ -42,6 +43,12 @@ from store.models import (
     MessageRefRow,
     OutboxRow,
 )
+
+
+def _as_utc(value: Any) -> datetime:
+    """Aggregates bypass the column type: SQLite hands back text, PostgreSQL a datetime."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -182,6 +189,36 @@ class SqlCaseRepository:
         rows = (await self._s.scalars(query.order_by(CaseRow.id))).all()
         drafts = await self._drafts_of([row.id for row in rows])
         return [_case_from_row(row, drafts[row.id]) for row in rows]
+
+    async def status(self, now: datetime, soon: datetime) -> list[DepartmentStatus]:
+        # The deadline that matters now: first touch until touched, then the approved answer,
+        # then resolution.
+        due = sql_case(
+            (CaseRow.first_touched_at.is_(None), CaseRow.first_touch_due_at),
+            (CaseRow.approved_at.is_(None), CaseRow.answer_due_at),
+            else_=CaseRow.resolution_due_at,
+        )
+        rows = await self._s.execute(
+            select(
+                CaseRow.department,
+                func.count(),
+                func.sum(sql_case((due < now, 1), else_=0)),
+                func.sum(sql_case((and_(due >= now, due < soon), 1), else_=0)),
+                func.min(sql_case((CaseRow.state == CaseState.NEW.value, CaseRow.created_at))),
+            )
+            .where(CaseRow.state.not_in([s.value for s in TERMINAL_STATES]))
+            .group_by(CaseRow.department)
+        )
+        return [
+            DepartmentStatus(
+                dept,
+                int(total),
+                int(overdue or 0),
+                int(at_risk or 0),
+                _as_utc(oldest) if oldest is not None else None,
+            )
+            for dept, total, overdue, at_risk, oldest in rows.all()
+        ]
 
     async def _drafts_of(self, case_ids: Sequence[int]) -> dict[int, list[Draft]]:
         by_case: dict[int, list[Draft]] = defaultdict(list)
