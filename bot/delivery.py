@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 MAX_ERROR_TEXT = 500
 # A reply target given as the transport's own message id rather than one of our keys.
 EXTERNAL_REF = "ext:"
+QUEUE_REF = "queue"
+QUEUE_URGENCY = 100  # the queue message goes before everything it lists
+QUEUE_REFRESH = timedelta(seconds=15)  # it costs a message of the chat's budget each time
+QUEUE_LISTED = 15
+BACKLOG_CHECK = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,8 @@ class OutboxWorker:
         self._on_delivered = on_delivered
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._queues: dict[tuple[str, str], datetime] = {}  # chats showing a queue message
+        self._watched_at: datetime | None = None
         self.stats = DeliveryStats()
 
     def wake(self) -> None:
@@ -133,6 +140,9 @@ class OutboxWorker:
     async def _dispatch(self) -> int:
         """Claim the due head of every idle chat queue and start delivering it."""
         now = self._clock.now()
+        if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
+            self._watched_at = now
+            await self._watch_backlogs(now)
         async with self._uow() as uow:
             heads = await uow.outbox.due_heads(now, self._batch_size)
             claimed: list[tuple[OutboxItem, Delivery]] = []
@@ -153,6 +163,70 @@ class OutboxWorker:
     def _forget(self, item_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(item_id, None)
 
+    async def _watch_backlogs(self, now: datetime) -> None:
+        """A chat that cannot take its backlog within about a minute gets one "queue" message,
+        kept up to date, listing what waits, most urgent first; it goes away once the backlog
+        is gone. Cards keep going out at the rate the chat allows."""
+        async with self._uow() as uow:
+            for name, transport in self._transports.items():
+                capacity = getattr(transport, "capacity_per_minute", None)
+                if capacity is None:
+                    continue
+                backlog = await uow.outbox.backlog(name)
+                for chat in set(backlog) | {c for t, c in self._queues if t == name}:
+                    waiting = backlog.get(chat, 0) - (1 if (name, chat) in self._queues else 0)
+                    await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
+            await uow.commit()
+
+    async def _update_queue(
+        self,
+        uow: UnitOfWork,
+        transport: str,
+        chat: str,
+        waiting: int,
+        capacity: int,
+        now: datetime,
+    ) -> None:
+        key = (transport, chat)
+        shown_at = self._queues.get(key)
+        ref = f"{QUEUE_REF}:{chat}"
+        if waiting > capacity:
+            if shown_at is not None and now - shown_at < QUEUE_REFRESH:
+                return
+            cards = await uow.outbox.waiting_cards(transport, chat, QUEUE_LISTED)
+            items = [
+                {"case_id": c.case_id, "priority": c.payload["case"]["priority"]}
+                for c in cards
+                if c.case_id is not None
+            ]
+            view = {
+                "view": "queue",
+                "waiting": waiting,
+                "items": items,
+                "more": max(0, waiting - len(items)),
+            }
+            op = OutboxOp.EDIT  # becomes a post while there is no queue message yet
+            self._queues[key] = now
+        elif shown_at is not None and waiting == 0:
+            view, op = {"view": "queue"}, OutboxOp.DELETE
+            del self._queues[key]
+        else:
+            return
+        await uow.outbox.enqueue(
+            [
+                OutboxItem(
+                    transport=transport,
+                    chat=chat,
+                    op=op,
+                    payload=view,
+                    ref_key=ref,
+                    idempotency_key=f"{transport}:{chat}:{ref}:{op.value}:{now.isoformat()}",
+                    urgency=QUEUE_URGENCY,
+                    created_at=now,
+                )
+            ]
+        )
+
     async def _resolve(self, uow: UnitOfWork, item: OutboxItem) -> Delivery:
         refs = uow.refs
         target = reply_to = None
@@ -162,6 +236,8 @@ class OutboxWorker:
             reply_to = item.reply_to_key.removeprefix(EXTERNAL_REF)
         elif item.reply_to_key:
             reply_to = await refs.get(item.transport, item.chat, item.reply_to_key)
+        if item.op is OutboxOp.DELETE and target is None:
+            return Delivery(item=item)  # nothing to delete: settled without calling anyone
         if item.op is OutboxOp.EDIT and target is None:
             # The original never arrived (failed for good earlier): post the latest version.
             item = replace(item, op=OutboxOp.POST)
@@ -172,7 +248,9 @@ class OutboxWorker:
         transport = self._transports.get(item.transport)
         result: DeliveryResult | None = None
         error: Exception | None = None
-        if transport is None:
+        if delivery.item.op is OutboxOp.DELETE and delivery.target_ref is None:
+            result = DeliveryResult()
+        elif transport is None:
             error = PermanentFailure(f"transport {item.transport!r} is not configured")
         else:
             try:

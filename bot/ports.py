@@ -92,6 +92,13 @@ class OutboxRepository(Protocol):
 
     async def get(self, item_id: int) -> OutboxItem | None: ...
     async def depth(self) -> int: ...
+    async def backlog(self, transport: str) -> dict[str, int]:
+        """Undelivered items per chat of one transport."""
+        ...
+
+    async def waiting_cards(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
+        """Card posts still waiting in a chat, in the order they will go out."""
+        ...
 
 
 class MessageRefRepository(Protocol):

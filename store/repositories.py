@@ -571,6 +571,21 @@ class SqlOutboxRepository:
         )
         return [_outbox_from_row(row) for row in rows]
 
+    async def waiting_cards(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.chat == chat,
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.op == OutboxOp.POST.value,
+                OutboxRow.ref_key.startswith("card:"),
+            )
+            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
+            .limit(limit)
+        )
+        return [_outbox_from_row(row) for row in rows]
+
     async def backlog(self, transport: str) -> dict[str, int]:
         """Undelivered items per chat of one transport."""
         rows = await self._s.execute(
