@@ -25,6 +25,8 @@ from bot.services import CaseService
 from bot.sla import plan_deadlines
 from bot.texts import Texts, texts_for
 from handlers.api import Api
+from handlers.telegram.adapter import TelegramAdapter
+from handlers.telegram.context import TelegramContext
 from store.db import Database
 
 log = logging.getLogger("otklik")
@@ -46,6 +48,10 @@ class App:
         self.texts: Texts = texts_for(config.playbooks.templates, config.locale)
         self.database = Database(config.database.url, echo=config.database.echo)
         self.transports: dict[str, Transport] = dict(transports or {})
+        self.telegram: TelegramAdapter | None = None
+        if config.telegram is not None and config.telegram.enabled and transports is None:
+            self.telegram = TelegramAdapter(config.telegram, self.texts)
+            self.transports["telegram"] = self.telegram.transport
         self.directory = Directory(config, frozenset(self.transports))
         self.worker = OutboxWorker(
             self.database.uow,
@@ -77,6 +83,16 @@ class App:
         self._stop.clear()
         self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
         self.scheduler.start()
+        if self.telegram is not None:
+            await self.telegram.start(
+                TelegramContext(
+                    self.cases,
+                    self.directory,
+                    self.texts,
+                    self.clock,
+                    self.config.coordination_department,
+                )
+            )
         await self._start_api()
         log.info(
             self.texts.t(
@@ -87,6 +103,8 @@ class App:
         )
 
     async def stop(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.stop()
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
@@ -101,17 +119,11 @@ class App:
     def _warn_about_missing_transports(self) -> None:
         if not self.transports:
             log.warning(self.texts.t("startup.no_transport"))
-        for name, enabled in (
-            ("telegram", self.config.telegram_enabled),
-            ("matrix", self.config.matrix_enabled),
-        ):
-            if enabled and name not in self.transports:
-                log.warning(
-                    "%s credentials are set, but this build has no %s adapter yet: "
-                    "cases are stored and queued until it is available",
-                    name,
-                    name,
-                )
+        if self.config.matrix_enabled and "matrix" not in self.transports:
+            log.warning(
+                "matrix credentials are set, but this build has no Matrix adapter yet: "
+                "cases are stored and their cards posted once it is available"
+            )
 
     def _plan_deadlines(
         self, department: str, priority: Priority, opened_at: datetime, policy: str | None

@@ -1,0 +1,76 @@
+"""The Telegram side of a running Otklik: aiogram dispatcher polling, commands, delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand
+
+from bot.config import TelegramConfig
+from bot.texts import LOCALES, Texts, texts_for
+from handlers.telegram import buttons, commands, replies
+from handlers.telegram.context import TelegramContext
+from handlers.telegram.limits import RateLimiter, TelegramLimits
+from handlers.telegram.render import TelegramRenderer
+from handlers.telegram.transport import TelegramTransport
+
+log = logging.getLogger(__name__)
+
+
+class TelegramAdapter:
+    def __init__(self, config: TelegramConfig, texts: Texts) -> None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
+        self.bot = Bot(config.token, session=session)
+        self.transport = TelegramTransport(
+            self.bot,
+            TelegramRenderer(texts),
+            RateLimiter(TelegramLimits.from_config(config.limits)),
+            protect_content=config.protect_content,
+        )
+        self._texts = texts
+        self._polling: asyncio.Task[None] | None = None
+        self._dispatcher: Dispatcher | None = None
+
+    async def start(self, ctx: TelegramContext) -> None:
+        dispatcher = Dispatcher(ctx=ctx)
+        # Order matters: buttons, then commands, then free-text replies to our messages.
+        dispatcher.include_routers(
+            buttons.make_router(), commands.make_router(), replies.make_router()
+        )
+        self._dispatcher = dispatcher
+        me = await self.bot.get_me()
+        log.info("telegram: polling as @%s", me.username)
+        await self._register_commands()
+        self._polling = asyncio.create_task(
+            dispatcher.start_polling(self.bot, handle_signals=False, close_bot_session=False),
+            name="telegram-polling",
+        )
+
+    async def _register_commands(self) -> None:
+        """The command menu in Russian and English; the configured language is the default."""
+        for language in LOCALES:
+            texts = texts_for(self._texts.templates_dir, language)
+            menu = [
+                BotCommand(command=c, description=texts.t(f"commands.{c}"))
+                for c in commands.COMMANDS
+            ]
+            try:
+                await self.bot.set_my_commands(menu, language_code=language)
+                if language == self._texts.locale:
+                    await self.bot.set_my_commands(menu)
+            except TelegramAPIError as error:
+                log.warning("telegram: could not register commands (%s)", error)
+
+    async def stop(self) -> None:
+        if self._dispatcher is not None and self._polling is not None:
+            with contextlib.suppress(RuntimeError):
+                await self._dispatcher.stop_polling()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+        await self.bot.session.close()

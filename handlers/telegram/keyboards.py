@@ -1,0 +1,83 @@
+"""Inline keyboards for cards and drafts. Callback data carries ids only (64-byte limit);
+`.pack()` raises ValueError past it, which is a bug to surface, not to hide."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.texts import Texts
+from bot.views import MENU_ACTIONS, View
+from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
+
+__all__ = ["card_keyboard", "draft_keyboard", "layout"]
+
+# Labels up to this many characters fit three to a row on a phone; longer ones two.
+SHORT_LABEL = 10
+MAX_ROW = 3
+ROW = 2
+
+
+def layout(buttons: Sequence[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
+    """Rows of two, or three when all three labels are short, in the given order."""
+    rows: list[list[InlineKeyboardButton]] = []
+    row: list[InlineKeyboardButton] = []
+    for button in buttons:
+        third = len(row) == MAX_ROW - 1 and all(len(b.text) <= SHORT_LABEL for b in (*row, button))
+        if len(row) < ROW or third:
+            row.append(button)
+            continue
+        rows.append(row)
+        row = [button]
+    if row:
+        rows.append(row)
+    return rows
+
+
+def _button(text: str, data: CaseAction | CaseMenu | DraftAction) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def card_keyboard(view: View, texts: Texts) -> InlineKeyboardMarkup | None:
+    """The card's main buttons, or the open submenu's options with a way back."""
+    case_id: int = view["case"]["id"]
+    version: int = view["case"]["version"]
+    menu: str | None = view.get("menu")
+    if menu:
+        options: list[dict[str, Any]] = view.get("options") or []
+        buttons = [
+            _button(
+                opt["label"] if opt.get("label") else texts.t(opt["label_key"]),
+                CaseAction(case=case_id, v=version, a=menu, x=opt["arg"]),
+            )
+            for opt in options
+        ]
+        back = _button(texts.t("ui.menu.back"), CaseMenu(case=case_id, v=version, menu=""))
+        return InlineKeyboardMarkup(inline_keyboard=[*layout(buttons), [back]])
+    actions: list[str] = view.get("actions") or []
+    if not actions:
+        return None
+    buttons = [
+        _button(texts.t(f"ui.menu.{action}"), CaseMenu(case=case_id, v=version, menu=action))
+        if action in MENU_ACTIONS
+        else _button(texts.t(f"action.{action}"), CaseAction(case=case_id, v=version, a=action))
+        for action in actions
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=layout(buttons))
+
+
+def draft_keyboard(view: View, texts: Texts) -> InlineKeyboardMarkup | None:
+    """Review buttons under a pending draft; none once it is decided."""
+    actions: list[str] = view.get("actions") or []
+    if not actions:
+        return None
+    buttons = [
+        _button(
+            texts.t(f"action.{action}"),
+            DraftAction(case=view["case_id"], ver=view["version"], a=action),
+        )
+        for action in actions
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=layout(buttons))

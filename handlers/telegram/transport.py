@@ -1,0 +1,172 @@
+"""The outbox's Telegram transport: renders a view and makes one Bot API call for it.
+
+Errors are sorted for the delivery worker: what may pass on its own (429, 5xx, network) is
+RetryLater, what never will (bad request, bot kicked, chat gone) is PermanentFailure, so a
+broken message does not hold its chat's queue forever. Anything else (an API error aiogram
+adds later) propagates, and the worker retries it with backoff. Logs carry ids only: texts
+may hold citizens' personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import (
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
+
+from bot.outbox import Delivery, DeliveryResult, OutboxOp, PermanentFailure, RetryLater
+from handlers.telegram.limits import RateLimiter
+from handlers.telegram.render import Rendered, TelegramRenderer
+
+__all__ = ["EXTERNAL_PREFIX", "TelegramTransport", "message_id"]
+
+log = logging.getLogger(__name__)
+
+EXTERNAL_PREFIX = "ext:"  # refs of messages the bot did not post itself, e.g. "ext:123"
+NOT_MODIFIED = "message is not modified"
+DELETE_NOT_FOUND = "message to delete not found"
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a preview would repeat the mention
+
+
+def message_id(ref: str) -> int:
+    """A Telegram message id from a stored ref ("123" or "ext:123"); also forum topic ids,
+    which are the ids of the topics' first messages."""
+    raw = ref.removeprefix(EXTERNAL_PREFIX)
+    try:
+        return int(raw)
+    except ValueError:
+        raise PermanentFailure(f"not a Telegram message id: {ref!r}") from None
+
+
+class TelegramTransport:
+    name = "telegram"
+
+    def __init__(
+        self,
+        bot: Bot,
+        renderer: TelegramRenderer,
+        limiter: RateLimiter,
+        protect_content: bool,
+    ) -> None:
+        self.bot = bot
+        self.renderer = renderer
+        self.limiter = limiter
+        self.protect_content = protect_content
+
+    def capacity_per_minute(self, chat: str) -> int:
+        return self.limiter.capacity_per_minute(int(chat))
+
+    async def deliver(self, delivery: Delivery) -> DeliveryResult:
+        item = delivery.item
+        try:
+            chat_id = int(item.chat)
+        except ValueError:
+            raise PermanentFailure(f"not a Telegram chat id: {item.chat!r}") from None
+        try:
+            return await self._call(delivery, chat_id)
+        except TelegramRetryAfter as exc:
+            raise RetryLater(exc.message, after=float(exc.retry_after)) from exc
+        except TelegramMigrateToChat as exc:
+            # The group became a supergroup: the config needs the new id, retrying won't help.
+            raise PermanentFailure(exc.message) from exc
+        except TelegramEntityTooLarge as exc:  # a network error by class, but final
+            raise PermanentFailure(exc.message) from exc
+        except (TelegramServerError, TelegramNetworkError) as exc:
+            raise RetryLater(f"{type(exc).__name__}: {exc.message}") from exc
+        except (
+            TelegramBadRequest,
+            TelegramForbiddenError,
+            TelegramNotFound,
+            TelegramUnauthorizedError,
+        ) as exc:
+            raise PermanentFailure(exc.message) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RetryLater(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _call(self, delivery: Delivery, chat_id: int) -> DeliveryResult:
+        item = delivery.item
+        if item.op is OutboxOp.DELETE:
+            return await self._delete(delivery, chat_id)
+        rendered = self._render(delivery)
+        if item.op is OutboxOp.EDIT:
+            return await self._edit(delivery, chat_id, rendered)
+        reply = None
+        if item.op is OutboxOp.REPLY and delivery.reply_to_ref:
+            # Still send if the card was deleted meanwhile: the answer matters more.
+            reply = ReplyParameters(
+                message_id=message_id(delivery.reply_to_ref), allow_sending_without_reply=True
+            )
+        await self.limiter.acquire(chat_id)
+        message = await self.bot.send_message(
+            chat_id=chat_id,
+            text=rendered.text,
+            parse_mode="HTML",
+            message_thread_id=message_id(item.thread) if item.thread else None,
+            reply_markup=rendered.markup,
+            protect_content=self.protect_content and not rendered.public,
+            link_preview_options=NO_PREVIEW,
+            reply_parameters=reply,
+        )
+        return DeliveryResult(str(message.message_id))
+
+    async def _edit(self, delivery: Delivery, chat_id: int, rendered: Rendered) -> DeliveryResult:
+        if not delivery.target_ref:
+            raise PermanentFailure("edit without a message to edit")
+        target = message_id(delivery.target_ref)
+        # ForceReply cannot be attached by an edit; no markup also removes old buttons.
+        markup = rendered.markup if isinstance(rendered.markup, InlineKeyboardMarkup) else None
+        await self.limiter.acquire(chat_id)
+        try:
+            result = await self.bot.edit_message_text(
+                chat_id=chat_id,
+                message_id=target,
+                text=rendered.text,
+                parse_mode="HTML",
+                reply_markup=markup,
+                link_preview_options=NO_PREVIEW,
+            )
+        except TelegramBadRequest as exc:
+            if NOT_MODIFIED not in exc.message.lower():
+                raise
+            log.debug("telegram: message %s in %s already up to date", target, chat_id)
+        else:
+            if isinstance(result, Message):
+                target = result.message_id
+        return DeliveryResult(str(target))
+
+    async def _delete(self, delivery: Delivery, chat_id: int) -> DeliveryResult:
+        if not delivery.target_ref:
+            return DeliveryResult()  # never posted: nothing to delete
+        target = message_id(delivery.target_ref)
+        try:
+            await self.bot.delete_message(chat_id=chat_id, message_id=target)
+        except TelegramBadRequest as exc:
+            if DELETE_NOT_FOUND not in exc.message.lower():
+                raise
+            log.debug("telegram: message %s in %s was already gone", target, chat_id)
+        return DeliveryResult(str(target))
+
+    def _render(self, delivery: Delivery) -> Rendered:
+        try:
+            return self.renderer.render(delivery.item.payload)
+        except Exception as exc:
+            # A payload or template bug: retrying cannot fix it and would block the chat.
+            log.exception("telegram: outbox item %s cannot be rendered", delivery.item.id)
+            raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc

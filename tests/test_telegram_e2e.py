@@ -1,0 +1,235 @@
+"""The specialists' whole workflow in Telegram: real dispatcher, real HTTP, the test server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.model import CaseState, EventKind, Outcome
+from bot.replies import telegram_comment_id
+from tests.telegram_world import telegram_world
+
+
+async def test_card_lands_in_the_department_topic_and_two_taps_publish_a_template(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:
+        case_id = await world.open_case()
+        card = await world.card(case_id)
+        assert (card.chat_id, card.thread_id) == (world.housing, world.topic)
+        assert card.protect_content
+        assert f"Кейс #{case_id}" in (card.text or "")
+        assert "Третий день нет отопления" in (card.text or "")
+
+        answer = await world.press("spec", card, "Взять")
+        assert answer["text"] == "Готово: Взять"
+        await world.idle()
+        card = await world.card(case_id)
+        assert "Анна Иванова" in (card.text or "")
+
+        # Two taps from the card: the menu, then a pre-approved template.
+        await world.press("spec", card, "Первый ответ ▸")
+        await world.idle()
+        card = await world.card(case_id)
+        await world.press("spec", card, "Первый ответ (ЖКХ)")
+        await world.idle()
+        case = await world.case(case_id)
+        assert case.state is CaseState.APPROVED
+        card = await world.card(case_id)
+        assert "Здравствуйте, Пётр Сидоров!" in (card.text or "")  # ready to copy
+
+        await world.press("spec", card, "Опубликовано")
+        await world.idle()
+        assert (await world.case(case_id)).state is CaseState.PUBLISHED
+
+
+async def test_draft_review_cycle_and_publishing_into_the_discussion_group(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:
+        comment = world.say("citizen", world.discussion, "Когда наконец дадут горячую воду?!")
+        case_id = await world.open_case(
+            comment.text or "",
+            source="telegram",
+            external_id=telegram_comment_id(world.discussion, comment.message_id),
+            author="7777",
+        )
+        card = await world.card(case_id)
+        await world.press("spec", card, "Взять")
+        await world.idle()
+
+        # A draft is a reply to the card; it appears under the card for review.
+        world.reply("spec", card, "Мы разбираемся, напишите адрес")
+        await world.idle()
+        drafts = [
+            m
+            for m in world.server.messages(world.housing)
+            if m.reply_to_message_id == card.message_id and "Черновик v1" in (m.text or "")
+        ]
+        assert len(drafts) == 1
+        draft = drafts[0]
+
+        # A specialist may not approve at all; an approver sends it back with a note.
+        answer = await world.press("spec", draft, "Одобрить")
+        assert answer["show_alert"] and answer["text"] == "Нет прав на это действие."
+        await world.press("appr", draft, "На доработку")
+        await world.idle()
+        prompt = next(
+            m
+            for m in reversed(world.server.messages(world.housing))
+            if "что исправить" in (m.text or "")
+        )
+        world.reply("appr", prompt, "Добавьте срок")
+        await world.idle()
+        case = await world.case(case_id)
+        assert case.state is CaseState.CHANGES_REQUESTED
+        assert case.latest_draft.note == "Добавьте срок"
+
+        # The lead rewrites it; four eyes: whoever drafted may not approve, even a lead.
+        world.reply(
+            "lead",
+            await world.card(case_id),
+            "Мы разбираемся, воду дадут до 18:00. Напишите адрес в личные сообщения",
+        )
+        await world.idle()
+        draft2 = next(
+            m
+            for m in world.server.messages(world.housing)
+            if m.reply_to_message_id == card.message_id and "Черновик v2" in (m.text or "")
+        )
+        answer = await world.press("lead", draft2, "Одобрить")
+        assert answer["show_alert"] and "второй человек" in str(answer["text"])
+        await world.press("appr", draft2, "Одобрить")
+        await world.idle()
+        assert (await world.case(case_id)).state is CaseState.APPROVED
+
+        # Publish: the bot answers under the citizen's comment in the discussion group.
+        card = await world.card(case_id)
+        await world.press("spec", card, "Опубликовать")
+        await world.idle()
+        public = [
+            m
+            for m in world.server.messages(world.discussion)
+            if m.bot_id is not None and m.reply_to_message_id == comment.message_id
+        ]
+        assert [m.text for m in public] == [
+            "Мы разбираемся, воду дадут до 18:00. Напишите адрес в личные сообщения"
+        ]
+        assert not public[0].protect_content
+
+        card = await world.card(case_id)
+        await world.press("spec", card, "Закрыть ▸")
+        await world.idle()
+        await world.press("spec", await world.card(case_id), "Решено")
+        await world.idle()
+        case = await world.case(case_id)
+        assert (case.state, case.outcome) == (CaseState.CLOSED, Outcome.RESOLVED)
+
+
+async def test_reroute_escalate_and_commands(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path) as world:
+        case_id = await world.open_case("Автобус 12 не пришёл, ждали час на остановке")
+        card = await world.card(case_id, "transport")
+        other = await world.open_case()
+        housing_card = await world.card(other)
+
+        await world.press("spec", housing_card, "Передать ▸")
+        await world.idle()
+        await world.press("spec", await world.card(other), "Транспорт")
+        await world.idle()
+        moved = await world.card(other, "housing")
+        assert "Передан в отдел" in (moved.text or "") and not moved.reply_markup
+        new_card = await world.card(other, "transport")
+        assert f"Кейс #{other}" in (new_card.text or "")
+
+        # /escalate N reason: a notice under the card and in the coordination chat.
+        ask = world.say("tspec", world.transport, f"/escalate {case_id} жалоба губернатору")
+        answer = await world.answer_to(ask)
+        assert "Готово" in (answer.text or "")
+        await world.idle()
+        notices = [
+            m for m in world.server.messages(world.coordination) if "Эскалация" in (m.text or "")
+        ]
+        assert notices and "жалоба губернатору" in (notices[0].text or "")
+        assert (await world.case(case_id)).escalation_level == 1
+        assert card.message_id in {
+            m.reply_to_message_id for m in world.server.messages(world.transport)
+        }
+
+        status = world.say("duty", world.coordination, "/status")
+        text = (await world.answer_to(status)).text or ""
+        assert "ЖКХ" in text and "Транспорт" in text
+        local = world.say("tspec", world.transport, "/status")
+        text = (await world.answer_to(local)).text or ""
+        assert "Транспорт" in text and "ЖКХ" not in text
+
+        thread = world.say("tspec", world.transport, f"/case {case_id}")
+        text = (await world.answer_to(thread)).text or ""
+        assert f"#{case_id}" in text and "Автобус 12" in text and "жалоба губернатору" in text
+
+        who = world.say("duty", world.coordination, "/whoami")
+        assert "Дежурный" in ((await world.answer_to(who)).text or "")
+        nobody = world.say("stranger", world.coordination, f"/case {case_id}")
+        assert "нет в списке" in ((await world.answer_to(nobody)).text or "")
+        commands = world.server.commands(world.bot, language_code="en")
+        assert {c["command"] for c in commands} >= {"status", "case", "escalate", "help"}
+
+
+async def test_strangers_and_forged_presses_change_nothing_and_are_audited(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:
+        case_id = await world.open_case()
+        card = await world.card(case_id)
+        answer = await world.press("stranger", card, "Взять")
+        assert answer["show_alert"] and answer["text"] == "Нет прав на это действие."
+        answer = await world.press("tspec", card, "Взять")  # staff of another department
+        assert answer["show_alert"]
+        for data in (
+            f"c:{case_id}:0:approve:",
+            f"c:{case_id}:0:take:x",
+            "c:999:0:take:",
+            f"c:{case_id}:7:take:",
+            "garbage",
+            f"m:{case_id}:0:take",
+            f"d:{case_id}:1:approve",
+        ):
+            answer = await world.forge("spec", card, data)
+            assert "Готово" not in str(answer.get("text", "")), data
+        case = await world.case(case_id)
+        assert case.state is CaseState.NEW and case.version == 0
+        thread = await world.app.cases.thread(case_id)
+        denied = [e for e in thread.events if e.kind == EventKind.DENIED]
+        assert [(e.actor, e.payload["staff"]) for e in denied] == [
+            ("tg:6666", False),
+            ("tspec", True),
+        ]
+
+
+async def test_hostile_long_mention_renders_without_a_telegram_error(tmp_path: Path) -> None:
+    hostile = (
+        "Нет отопления! "
+        + ('<script>alert(1)</script> & </b> <b> "quotes" 1 < 2 && 3 > 2 ' * 120)[:5985]
+    )
+    async with telegram_world(tmp_path) as world:
+        case_id = await world.open_case(hostile)
+        card = await world.card(case_id)
+        assert "<script>" in (card.text or "")  # shown as text, not markup
+        assert "/case" in (card.text or "")  # cut, with the way to read the rest
+        await world.press("spec", card, "Взять")
+        await world.idle()
+        assert [(c.method, c.description) for c in world.server.history if not c.ok] == []
+        async with world.app.database.uow() as uow:
+            assert await uow.outbox.depth() == 0
+
+
+async def test_commands_answer_in_english(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path, locale="en") as world:
+        case_id = await world.open_case()
+        card = await world.card(case_id)
+        assert f"Case #{case_id}" in (card.text or "")
+        answer = await world.press("spec", card, "Take")
+        assert answer["text"] == "Done: Take"
+        status = world.say("duty", world.coordination, "/status")
+        assert "Open" in ((await world.answer_to(status)).text or "")
+        bad = world.say("spec", world.housing, "/escalate", thread=world.topic)
+        assert "Usage" in ((await world.answer_to(bad)).text or "")
