@@ -168,8 +168,10 @@ class World:
 
 
 @asynccontextmanager
-async def telegram_world(tmp_path: Path, locale: str = "ru") -> AsyncIterator[World]:
-    server = TelegramServer(Limits(time_scale=SCALE))
+async def telegram_world(
+    tmp_path: Path, locale: str = "ru", scale: float = SCALE
+) -> AsyncIterator[World]:
+    server = TelegramServer(Limits(time_scale=scale))
     await server.start()
     bot = server.add_bot(TOKEN, "otklik_bot")
     world = World(server, bot, None)  # type: ignore[arg-type]
@@ -204,7 +206,7 @@ async def telegram_world(tmp_path: Path, locale: str = "ru") -> AsyncIterator[Wo
             root=ROOT,
             token=TOKEN,
             api_base=server.api_base,
-            scale=SCALE,
+            scale=scale,
             housing=world.housing,
             topic=world.topic,
             transport=world.transport,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from bot.model import CaseState, EventKind, Outcome
 from bot.replies import telegram_comment_id
-from tests.telegram_world import telegram_world
+from tests.telegram_world import World, telegram_world
 
 
 async def test_card_lands_in_the_department_topic_and_two_taps_publish_a_template(
@@ -233,3 +234,51 @@ async def test_commands_answer_in_english(tmp_path: Path) -> None:
         assert "Open" in ((await world.answer_to(status)).text or "")
         bad = world.say("spec", world.housing, "/escalate", thread=world.topic)
         assert "Usage" in ((await world.answer_to(bad)).text or "")
+
+
+CARD_ID = re.compile(r"(?:Кейс|Case) #(\d+)")
+
+
+def card_order(world: World, chat: int) -> list[int]:
+    cards = [
+        m
+        for m in world.server.messages(chat)
+        if m.bot_id is not None
+        and m.reply_to_message_id in (None, world.topic)
+        and CARD_ID.search(m.text or "")
+    ]
+    return [int(CARD_ID.search(m.text or "").group(1)) for m in cards]  # type: ignore[union-attr]
+
+
+async def test_a_burst_of_sixty_cases_gets_no_429_and_keeps_creation_order(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:  # both sides' limits 10x faster
+        ids = [await world.open_case(f"Нет отопления, дом {n}") for n in range(60)]
+        await world.idle(within=60)
+        assert world.server.stats.count_429 == 0
+        assert card_order(world, world.housing) == ids
+
+
+async def test_a_backlogged_chat_shows_a_queue_and_urgent_cards_overtake(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path, scale=1) as world:  # Telegram's real limits
+        normal = [await world.open_case(f"Нет отопления, дом {n}") for n in range(30)]
+        critical = await world.open_case("Прорыв трубы отопления, кипяток заливает подъезд")
+
+        def queue() -> list[str]:
+            return [
+                m.text or ""
+                for m in world.server.messages(world.housing)
+                if "Очередь" in (m.text or "")
+            ]
+
+        await world.server.wait_for(lambda: bool(queue()), timeout=15)
+        assert f"/case {normal[-1]}" in queue()[0] or "ещё" in queue()[0]
+        await world.server.wait_for(
+            lambda: critical in card_order(world, world.housing), timeout=15
+        )
+        posted = card_order(world, world.housing)
+        assert normal[-1] not in posted  # the critical card did not wait its turn
+        assert world.server.stats.count_429 == 0
