@@ -64,6 +64,10 @@ class Directory:
         """Names of the staff with the duty role (the rota comes with the SLA engine)."""
         return [m.name for m in self._config.staff if GlobalRole.DUTY in m.global_roles]
 
+    @property
+    def coordination(self) -> str:
+        return self._config.coordination_department
+
     def department_ids(self) -> list[str]:
         return [d.id for d in self._config.departments]
 

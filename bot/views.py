@@ -147,7 +147,17 @@ def menu_options(
     if menu is Action.CLOSE:
         return [{"arg": o.value, "label_key": f"outcome.{o.value}"} for o in Outcome]
     if menu is Action.IGNORE:
-        return [{"arg": r.value, "label_key": f"ignore_reason.{r.value}"} for r in IgnoreReason]
+        options = [{"arg": r.value, "label_key": f"ignore_reason.{r.value}"} for r in IgnoreReason]
+        coordination = directory.coordination
+        if coordination and coordination != case.department:
+            # "Not ours": the coordination centre decides whose it is.
+            not_ours = {
+                "arg": coordination,
+                "label_key": "ui.not_ours",
+                "action": Action.REROUTE.value,
+            }
+            options.insert(0, not_ours)
+        return options
     raise ValueError(f"{menu} has no menu")
 
 

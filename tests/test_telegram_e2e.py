@@ -142,6 +142,15 @@ async def test_reroute_escalate_and_commands(tmp_path: Path) -> None:
         new_card = await world.card(other, "transport")
         assert f"Кейс #{other}" in (new_card.text or "")
 
+        # "Not ours" hands a case to the coordination centre to decide whose it is.
+        third = await world.open_case("Опять нет горячей воды в доме 5")
+        await world.press("spec", await world.card(third), "Не отвечаем ▸")
+        await world.idle()
+        await world.press("spec", await world.card(third), "Не наше")
+        await world.idle()
+        assert (await world.case(third)).department == "coordination"
+        await world.card(third, "coordination")
+
         # /escalate N reason: a notice under the card and in the coordination chat.
         ask = world.say("tspec", world.transport, f"/escalate {case_id} жалоба губернатору")
         answer = await world.answer_to(ask)

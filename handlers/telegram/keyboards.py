@@ -50,7 +50,9 @@ def card_keyboard(view: View, texts: Texts) -> InlineKeyboardMarkup | None:
         buttons = [
             _button(
                 opt["label"] if opt.get("label") else texts.t(opt["label_key"]),
-                CaseAction(case=case_id, v=version, a=menu, x=opt["arg"]),
+                # An option may stand for another action: "not ours" in the no-reply menu
+                # sends the case to the coordination centre.
+                CaseAction(case=case_id, v=version, a=opt.get("action") or menu, x=opt["arg"]),
             )
             for opt in options
         ]
