@@ -1,0 +1,1 @@
+"""Matrix adapter (matrix-nio): cards as HTML messages, buttons as reactions."""
