@@ -439,6 +439,31 @@ class CaseService:
         self._on_outbox()
         return ActResult(case)
 
+    async def menu_choices(
+        self, case_id: int, menu: Action, actor: Actor
+    ) -> tuple[ActResult, list[dict[str, str]]]:
+        """The choices of a submenu, checked like the action, for transports that list them
+        as text (Matrix) instead of redrawing the card's buttons."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            case = await uow.cases.get(case_id)
+            error = await self._precheck(uow, case, case_id, menu, actor, now)
+            await uow.commit()
+        if case is None or error is not None:
+            return ActResult(case, error=error), []
+        templates = self._replies.options(case.department) if self._replies else []
+        return ActResult(case), menu_options(menu, case, self._directory, templates)
+
+    async def remember(self, key: str, value: str) -> None:
+        """Small state a transport keeps across restarts (sync tokens, open menus)."""
+        async with self._uow() as uow:
+            await uow.kv.set(key, value)
+            await uow.commit()
+
+    async def recall(self, key: str) -> str | None:
+        async with self._uow() as uow:
+            return await uow.kv.get(key)
+
     async def _precheck(
         self,
         uow: UnitOfWork,
@@ -705,6 +730,9 @@ class CaseService:
             if mentions and mentions[0].author_id is not None:
                 author = await uow.authors.get(mentions[0].author_id)
             return CaseThread(case, mentions, author, await uow.events.for_case(case_id))
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     @property
     def tz(self) -> ZoneInfo:

@@ -12,6 +12,7 @@ from datetime import datetime
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.answers import Answers
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import OutboxWorker, RetryPolicy
@@ -70,6 +71,7 @@ class App:
             replies=self.replies,
             coordination=config.coordination_department,
         )
+        self.answers = Answers(self.cases, self.directory, self.texts)
         self.intake = MentionIntake(self.cases, playbook, self.clock, self._plan_deadlines)
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self._stop = asyncio.Event()
@@ -91,6 +93,7 @@ class App:
                     self.texts,
                     self.clock,
                     self.config.coordination_department,
+                    self.answers,
                 )
             )
         await self._start_api()

@@ -12,6 +12,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
+from bot.answers import COMMANDS
 from bot.config import TelegramConfig
 from bot.texts import LOCALES, Texts, texts_for
 from handlers.telegram import buttons, commands, replies
@@ -56,10 +57,7 @@ class TelegramAdapter:
         """The command menu in Russian and English; the configured language is the default."""
         for language in LOCALES:
             texts = texts_for(self._texts.templates_dir, language)
-            menu = [
-                BotCommand(command=c, description=texts.t(f"commands.{c}"))
-                for c in commands.COMMANDS
-            ]
+            menu = [BotCommand(command=c, description=texts.t(f"commands.{c}")) for c in COMMANDS]
             try:
                 await self.bot.set_my_commands(menu, language_code=language)
                 if language == self._texts.locale:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiogram.types import Message, User
 
+from bot.answers import Answers
 from bot.clock import Clock
 from bot.directory import Destination, Directory
 from bot.lifecycle import DomainError
@@ -24,6 +25,7 @@ class TelegramContext:
     texts: Texts
     clock: Clock
     coordination: str  # the coordination department's id
+    answers: Answers
 
     def actor(self, user: User) -> Actor:
         return self.directory.by_telegram(user.id, user.full_name)

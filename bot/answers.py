@@ -1,0 +1,150 @@
+"""What the chat commands answer, as neutral views. Telegram and Matrix only parse and send.
+
+status, case, escalate, duty, help, whoami: the same words and the same checks everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bot.directory import Directory
+from bot.lifecycle import ActionRequest
+from bot.model import SYSTEM_ACTOR, Action, GlobalRole
+from bot.rights import Actor
+from bot.services import CaseService, CaseThread
+from bot.texts import Texts
+from bot.views import View, card_view, format_time, notice_view, page_view
+
+COMMANDS = ("status", "case", "escalate", "duty", "help", "whoami")
+MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
+
+
+class Answers:
+    def __init__(self, cases: CaseService, directory: Directory, texts: Texts) -> None:
+        self._cases = cases
+        self._directory = directory
+        self._texts = texts
+
+    def help(self) -> View:
+        return page_view("help.html.j2", {})
+
+    def duty(self) -> View:
+        return notice_view("ui.duty", names=", ".join(self._directory.on_duty()))
+
+    def whoami(self, actor: Actor) -> View:
+        t = self._texts.t
+        roles = [
+            f"{self._directory.department_name(dept)}: "
+            + ", ".join(t(f"role.{r.value}") for r in sorted(rs))
+            for dept, rs in actor.dept_roles.items()
+            if rs
+        ]
+        roles += [t(f"role.{r.value}") for r in sorted(actor.global_roles)]
+        return notice_view("ui.whoami", name=actor.name, roles="; ".join(roles))
+
+    async def status(self, actor: Actor, department: str | None, private: bool) -> View:
+        """Open, overdue and at-risk cases. The coordination chat and the duty officer's
+        private chat see every department; a department's chat sees its own."""
+        if not actor.is_staff:
+            return notice_view("ui.not_staff")
+        if department == self._directory.coordination or (
+            private and GlobalRole.DUTY in actor.global_roles
+        ):
+            department = None
+        now = self._cases.now()
+        rows = {row.department: row for row in await self._cases.status()}
+        wanted = [department] if department else self._directory.department_ids()
+        departments = []
+        for dept in wanted:
+            row = rows.get(dept)
+            oldest = row.oldest_new_at if row else None
+            departments.append(
+                {
+                    "name": self._directory.department_name(dept),
+                    "open": row.open if row else 0,
+                    "overdue": row.overdue if row else 0,
+                    "at_risk": row.at_risk if row else 0,
+                    "oldest_waiting": _hours_minutes(now - oldest) if oldest else None,
+                }
+            )
+        context = {"generated_at": format_time(now, self._cases.tz), "departments": departments}
+        return page_view("status.html.j2", context)
+
+    async def case(self, actor: Actor, case_id: int | None) -> View:
+        if not actor.is_staff:
+            return notice_view("ui.not_staff")
+        if case_id is None:
+            return notice_view("ui.usage_case")
+        thread = await self._cases.thread(case_id)
+        if thread is None:
+            return notice_view("error.unknown_case", case_id=case_id)
+        return page_view("case_thread.html.j2", self._thread_context(thread))
+
+    async def escalate(self, actor: Actor, case_id: int | None, reason: str) -> View:
+        if case_id is None:
+            return notice_view("ui.usage_escalate")
+        request = ActionRequest(Action.ESCALATE, note=reason or None)
+        result = await self._cases.act(case_id, request, actor)
+        if result.error is not None:
+            return notice_view(f"error.{result.error.code}", **result.error.params)
+        return notice_view("ui.done", action=Action.ESCALATE.value)
+
+    def _thread_context(self, thread: CaseThread) -> dict[str, Any]:
+        case, mention = thread.case, thread.mentions[0]
+        card = card_view(case, mention, thread.author, self._directory, self._cases.tz)
+        card["case"].update(
+            outcome=case.outcome.value if case.outcome else None,
+            ignore_reason=case.ignore_reason.value if case.ignore_reason else None,
+        )
+        drafts = [
+            {
+                "version": d.version,
+                "status": d.status.value,
+                "text": d.text,
+                "note": d.note,
+                "author_name": self._directory.name_of(d.author),
+            }
+            for d in case.drafts
+        ]
+        events = [
+            {
+                "at": format_time(e.at, self._cases.tz),
+                "kind": e.kind,
+                "detail": self._detail(e.payload),
+                "actor": (
+                    self._texts.t("ui.system_actor")
+                    if e.actor == SYSTEM_ACTOR
+                    else self._directory.name_of(e.actor)
+                ),
+            }
+            for e in thread.events[-MAX_EVENTS:]
+        ]
+        keys = ("case", "department_name", "source", "deadline", "assignee_name", "author")
+        return {
+            **{k: card[k] for k in (*keys, "text", "url")},
+            "drafts": drafts,
+            "events": events,
+        }
+
+    def _detail(self, payload: dict[str, Any]) -> str:
+        """The one thing worth reading about an event: a reason, a note, where it went."""
+        t_or = self._texts.t_or
+        if payload.get("target"):
+            return self._directory.department_name(str(payload["target"]))
+        if payload.get("outcome"):
+            return t_or(f"outcome.{payload['outcome']}", str(payload["outcome"]))
+        if payload.get("reason") and payload.get("action") is None:
+            return t_or(f"ignore_reason.{payload['reason']}", str(payload["reason"]))
+        return str(payload.get("note") or "")
+
+
+def case_number(word: str | None) -> int | None:
+    """A case number as people type it: 42 or #42."""
+    word = (word or "").strip().lstrip("#")
+    return int(word) if word.isdigit() and len(word) < 12 else None
+
+
+def _hours_minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
