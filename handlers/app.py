@@ -26,6 +26,7 @@ from bot.services import CaseService
 from bot.sla import plan_deadlines
 from bot.texts import Texts, texts_for
 from handlers.api import Api
+from handlers.matrix.adapter import MatrixAdapter
 from handlers.telegram.adapter import TelegramAdapter
 from handlers.telegram.context import TelegramContext
 from store.db import Database
@@ -53,6 +54,10 @@ class App:
         if config.telegram is not None and config.telegram.enabled and transports is None:
             self.telegram = TelegramAdapter(config.telegram, self.texts)
             self.transports["telegram"] = self.telegram.transport
+        self.matrix: MatrixAdapter | None = None
+        if config.matrix is not None and config.matrix.enabled and transports is None:
+            self.matrix = MatrixAdapter(config, self.texts)
+            self.transports["matrix"] = self.matrix.transport
         self.directory = Directory(config, frozenset(self.transports))
         self.worker = OutboxWorker(
             self.database.uow,
@@ -96,6 +101,8 @@ class App:
                     self.answers,
                 )
             )
+        if self.matrix is not None:
+            await self.matrix.start(self.cases, self.directory, self.answers)
         await self._start_api()
         log.info(
             self.texts.t(
@@ -108,6 +115,8 @@ class App:
     async def stop(self) -> None:
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.matrix is not None:
+            await self.matrix.stop()
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
@@ -122,11 +131,6 @@ class App:
     def _warn_about_missing_transports(self) -> None:
         if not self.transports:
             log.warning(self.texts.t("startup.no_transport"))
-        if self.config.matrix_enabled and "matrix" not in self.transports:
-            log.warning(
-                "matrix credentials are set, but this build has no Matrix adapter yet: "
-                "cases are stored and their cards posted once it is available"
-            )
 
     def _plan_deadlines(
         self, department: str, priority: Priority, opened_at: datetime, policy: str | None

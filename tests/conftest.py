@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import FrozenClock
 from store.db import Database
+from tests.synapse import SynapseServer
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
@@ -69,3 +70,16 @@ async def database(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIter
         async with admin.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    """One real Synapse on 127.0.0.1 for the whole session (sync: owns a subprocess, no loop)."""
+    reason = "matrix-synapse is not installed: pip install -e '.[dev]'"
+    pytest.importorskip("synapse", reason=reason, exc_type=ImportError)
+    server = SynapseServer(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

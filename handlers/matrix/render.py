@@ -1,0 +1,249 @@
+"""Neutral views (bot/views.py) as Matrix messages: `org.matrix.custom.html` with a plain-text
+body beside it, and the reaction keys that stand for buttons (handlers/matrix/reactions.py).
+
+The templates write Telegram-flavoured HTML (b, i, u, s, code, pre, a href, blockquote), which
+Matrix clients render too, except that they drop newlines in HTML: those become <br>.
+
+Matrix refuses an event over 64 KiB: the whole signed event as UTF-8 JSON, and an edit carries
+the content twice (fallback and m.new_content). So every message keeps its body and HTML
+together under MAX_CONTENT_BYTES: cards and drafts by shortening the free text, pages at a line
+boundary where no tag is open, plain texts by a hard cut.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.texts import HTML_SUFFIX, Texts
+from bot.views import View
+from handlers.matrix.reactions import card_reactions, draft_reactions
+
+__all__ = [
+    "HTML_FORMAT",
+    "MAX_CONTENT_BYTES",
+    "MAX_MENTION",
+    "NOTICE",
+    "TEXT",
+    "MatrixRendered",
+    "MatrixRenderer",
+    "content_size",
+    "to_matrix_html",
+    "to_plain",
+]
+
+HTML_FORMAT = "org.matrix.custom.html"
+TEXT = "m.text"
+NOTICE = "m.notice"  # bots' own chatter: clients do not notify for it, other bots ignore it
+MAX_MENTION = 8000  # characters of a mention on a card; /case N shows the rest
+# body + formatted_body as JSON text. An edit doubles it and the signed event adds about 1 KiB,
+# so this keeps an edit well under the 65,536-byte limit whatever the script or escaping.
+MAX_CONTENT_BYTES = 30_000
+ELLIPSIS = "…"  # marks a hard cut; punctuation, not words, so no message key
+CARD_FIELDS = (
+    "case",
+    "department_name",
+    "source",
+    "deadline",
+    "assignee_name",
+    "author",
+    "text",
+    "url",
+    "draft",
+    "moved_to",
+)
+DRAFT_FIELDS = ("case_id", "version", "text", "author_name", "status", "reviewer_name", "note")
+
+_TAG = re.compile(r"<[^>]*>")
+_TAG_DEPTH = re.compile(r"<(/?)[a-zA-Z][a-zA-Z0-9-]*(?:\s[^>]*)?>")
+_LINK = re.compile(r"<a\s[^>]*?href=\"([^\"]*)\"[^>]*>(.*?)</a>", re.DOTALL | re.IGNORECASE)
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.DOTALL | re.IGNORECASE)
+# A block ends its own line; a <br> after it would add an empty one.
+_BLOCK_END_NEWLINE = re.compile(r"(</(?:blockquote|pre)>)\n", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixRendered:
+    body: str  # plain text: what notifications and clients without HTML show
+    formatted_body: str | None  # org.matrix.custom.html; None for plain text only
+    reactions: list[str] = field(default_factory=list)  # keys the bot puts under the message
+    msgtype: str = TEXT
+
+    def content(self) -> dict[str, Any]:
+        """The m.room.message content, without relations."""
+        content: dict[str, Any] = {"msgtype": self.msgtype, "body": self.body}
+        if self.formatted_body is not None:
+            content["format"] = HTML_FORMAT
+            content["formatted_body"] = self.formatted_body
+        return content
+
+
+def to_matrix_html(page: str) -> str:
+    """Template HTML for Matrix: newlines as <br>, except inside <pre>, which keeps them."""
+    parts = _PRE.split(_BLOCK_END_NEWLINE.sub(r"\1", page))
+    for index in range(0, len(parts), 2):  # even parts lie outside <pre>
+        parts[index] = parts[index].replace("\n", "<br>")
+    return "".join(parts)
+
+
+def _link_as_text(match: re.Match[str]) -> str:
+    url, label = html.unescape(match.group(1)), match.group(2)
+    plain_label = html.unescape(_TAG.sub("", label))
+    return label if url in plain_label else f"{label} ({html.escape(url, quote=False)})"
+
+
+def to_plain(page: str) -> str:
+    """The text of template HTML: tags dropped, entities decoded, link targets kept."""
+    return html.unescape(_TAG.sub("", _LINK.sub(_link_as_text, page)))
+
+
+def _json_bytes(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+def content_size(body: str, formatted_body: str | None) -> int:
+    """Bytes the body and HTML take in the event's JSON (escapes included)."""
+    return _json_bytes(body) + (_json_bytes(formatted_body) if formatted_body is not None else 0)
+
+
+def _html_fits(page: str) -> bool:
+    return content_size(to_plain(page), to_matrix_html(page)) <= MAX_CONTENT_BYTES
+
+
+def _longest_fit(
+    render: Callable[[int], str], longest: int, fits: Callable[[str], bool]
+) -> str | None:
+    """render(k) for the largest k in 0..longest whose result fits; None if even 0 does not.
+    Size grows with k, so a binary search finds it in a few renders."""
+    best = render(0)
+    if not fits(best):
+        return None
+    low, high = 0, longest
+    while low < high:
+        middle = (low + high + 1) // 2
+        candidate = render(middle)
+        if fits(candidate):
+            low, best = middle, candidate
+        else:
+            high = middle - 1
+    return best
+
+
+def _cut(text: str, length: int) -> str:
+    return text if length >= len(text) else text[:length].rstrip() + ELLIPSIS
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+class MatrixRenderer:
+    def __init__(self, texts: Texts) -> None:
+        self.texts = texts
+
+    def render(self, view: View) -> MatrixRendered:
+        kind = view.get("view")
+        if kind == "card":
+            # The buttons are gone while a submenu is open (its choices go to the thread) and
+            # on a card whose case moved to another department.
+            menu_or_moved = view.get("menu") or view.get("moved_to")
+            reactions = [] if menu_or_moved else card_reactions(view["actions"])
+            return self._html(self._card(view), TEXT, reactions)
+        if kind == "draft":
+            return self._html(self._draft(view), TEXT, draft_reactions(view["actions"]))
+        if kind in ("notice", "prompt"):
+            return self._plain_as_html(self.texts.t(view["key"], **view["params"]))
+        if kind == "page":
+            page = self.texts.render(view["template"], **view["context"])
+            if not view["template"].endswith(HTML_SUFFIX):
+                return self._plain_as_html(page)  # a .txt.j2 page is plain text
+            return self._html(self.fit_lines(page), NOTICE)
+        if kind == "public_reply":
+            # Posted where the citizen wrote: plain text, as a person would have typed it.
+            return MatrixRendered(self._fit_plain(view["text"], html_too=False), None)
+        if kind == "queue":
+            context = {k: view[k] for k in ("waiting", "items", "more")}
+            return self._html(self.fit_lines(self.texts.render("queue.html.j2", **context)), NOTICE)
+        raise ValueError(f"unknown view {kind!r}")
+
+    @staticmethod
+    def _html(page: str, msgtype: str, reactions: list[str] | None = None) -> MatrixRendered:
+        return MatrixRendered(to_plain(page), to_matrix_html(page), reactions or [], msgtype)
+
+    def _plain_as_html(self, text: str) -> MatrixRendered:
+        text = self._fit_plain(text, html_too=True)
+        return MatrixRendered(text, to_matrix_html(_escape(text)), [], NOTICE)
+
+    @staticmethod
+    def _fit_plain(text: str, html_too: bool) -> str:
+        def fits(candidate: str) -> bool:
+            formatted = to_matrix_html(_escape(candidate)) if html_too else None
+            return content_size(candidate, formatted) <= MAX_CONTENT_BYTES
+
+        if fits(text):
+            return text
+        return _longest_fit(lambda k: _cut(text, k), len(text), fits) or ELLIPSIS
+
+    # --- cards and drafts: shorten the free text, never the facts around it ---
+
+    def _card(self, view: View) -> str:
+        context: dict[str, Any] = {name: view.get(name) for name in CARD_FIELDS}
+        mention: str = view.get("text") or ""
+
+        def with_mention(length: int) -> str:
+            cut = length < len(mention)
+            text = mention[:length].rstrip() if cut else mention
+            return self.texts.render("card.html.j2", **{**context, "text": text}, text_cut=cut)
+
+        # Even when it would fit, a huge mention stays out of the chat: one event stays small.
+        page = with_mention(MAX_MENTION)
+        if _html_fits(page):
+            return page
+        fitted = _longest_fit(with_mention, min(len(mention), MAX_MENTION), _html_fits)
+        return fitted if fitted is not None else self.fit_lines(with_mention(0))
+
+    def _draft(self, view: View) -> str:
+        context: dict[str, Any] = {name: view.get(name) for name in DRAFT_FIELDS}
+        page = self.texts.render("draft.html.j2", **context)
+        if _html_fits(page):
+            return page
+        text: str = view.get("text") or ""
+
+        def with_text(length: int) -> str:
+            return self.texts.render("draft.html.j2", **{**context, "text": _cut(text, length)})
+
+        fitted = _longest_fit(with_text, len(text), _html_fits)
+        return fitted if fitted is not None else self.fit_lines(page)
+
+    # --- pages: whole lines only, and only where no tag is open ---
+
+    def fit_lines(self, page: str) -> str:
+        """The page if it fits; else its longest top-level line prefix and "… and N more"."""
+        if _html_fits(page):
+            return page
+        lines = page.split("\n")
+        cuts: list[int] = []  # line counts after which no tag is open
+        depth = 0
+        for index, line in enumerate(lines):
+            for match in _TAG_DEPTH.finditer(line):
+                depth = max(0, depth - 1) if match.group(1) else depth + 1
+            if depth == 0:
+                cuts.append(index + 1)
+
+        candidates = [kept for kept in cuts if kept < len(lines)]
+
+        def keep(position: int) -> str:
+            kept = candidates[position]
+            dropped = sum(1 for line in lines[kept:] if line.strip())
+            note = _escape(self.texts.t("ui.truncated", count=dropped))
+            return "\n".join(lines[:kept]).rstrip() + "\n" + note
+
+        fitted = _longest_fit(keep, len(candidates) - 1, _html_fits) if candidates else None
+        if fitted is not None:
+            return fitted
+        # Not even the first block fits (one huge quote): its plain text, cut.
+        return _escape(self._fit_plain(to_plain(page), html_too=True))

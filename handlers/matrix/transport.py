@@ -1,0 +1,288 @@
+"""The outbox's Matrix transport: renders a view and sends it with matrix-nio.
+
+Exactly once by construction: every event's transaction id derives from the item's
+idempotency key, so a resend after a crash gets the first event back from the homeserver
+(Synapse remembers transaction ids per device for a day). Buttons are reactions: a card gets
+one per available action, and an edit brings them in step by reading the bot's own
+annotations back from the server, so nothing about them is stored here.
+
+Errors are sorted for the delivery worker as in the Telegram transport: rate limits, 5xx and
+network are RetryLater; refusals (forbidden, unknown room, bad token, too large) are
+PermanentFailure, so a broken message does not hold its room's queue forever. Build the client
+with DELIVERY_CLIENT_CONFIG: by default nio sleeps through 429s and timeouts itself, forever,
+which would hide them from the worker. Logs carry ids only: texts may hold personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import aiohttp
+from nio import AsyncClient, AsyncClientConfig, ErrorResponse
+from nio.api import Api, RelationshipType
+from nio.exceptions import LocalTransportError, RemoteTransportError
+from nio.responses import RoomEventRelationsResponse
+
+from bot.outbox import Delivery, DeliveryResult, OutboxItem, OutboxOp, PermanentFailure, RetryLater
+from handlers.matrix.render import MatrixRendered, MatrixRenderer
+
+__all__ = [
+    "DELIVERY_CLIENT_CONFIG",
+    "EXTERNAL_PREFIX",
+    "MatrixTransport",
+    "event_id",
+    "transaction_id",
+]
+
+log = logging.getLogger(__name__)
+
+# No retries inside nio: the worker retries with backoff and keeps the room's order.
+DELIVERY_CLIENT_CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, request_timeout=30)
+EXTERNAL_PREFIX = "ext:"  # refs of events the bot did not send itself, e.g. "ext:$abc"
+MESSAGE = "m.room.message"
+REACTION = "m.reaction"
+EDIT_MARK = "* "  # the fallback body of an edit, for clients that do not show edits
+REACTING_VIEWS = ("card", "draft")  # views whose buttons are reactions
+RELATIONS_PAGE = 100
+TX_ID_LENGTH = 32  # hex digits of sha256: unique enough, short in the URL
+LIMIT_EXCEEDED = "M_LIMIT_EXCEEDED"
+NOT_FOUND = "M_NOT_FOUND"
+FORBIDDEN = "M_FORBIDDEN"
+DUPLICATE_ANNOTATION = "M_DUPLICATE_ANNOTATION"
+PERMANENT_CODES = frozenset(
+    {
+        FORBIDDEN,
+        NOT_FOUND,
+        "M_UNKNOWN_TOKEN",
+        "M_MISSING_TOKEN",
+        "M_BAD_JSON",
+        "M_NOT_JSON",
+        "M_TOO_LARGE",
+    }
+)
+RETRY_STATUSES = frozenset({408, 429})
+
+
+def event_id(ref: str) -> str:
+    """A Matrix event id from a stored ref ("$abc" or "ext:$abc")."""
+    raw = ref.removeprefix(EXTERNAL_PREFIX)
+    if not raw.startswith("$"):
+        raise PermanentFailure(f"not a Matrix event id: {ref!r}")
+    return raw
+
+
+def transaction_id(idempotency_key: str, *parts: str) -> str:
+    """The transaction id of one event an item sends: the same on every resend of the item."""
+    material = "\x1f".join((idempotency_key, *parts))
+    return hashlib.sha256(material.encode()).hexdigest()[:TX_ID_LENGTH]
+
+
+def _failure(response: ErrorResponse, what: str) -> RetryLater | PermanentFailure:
+    transport = response.transport_response
+    status: int | None = transport.status if transport is not None else None
+    reason = f"{what}: {response}"
+    if response.status_code == LIMIT_EXCEEDED or status == 429:
+        after = response.retry_after_ms / 1000 if response.retry_after_ms else None
+        return RetryLater(reason, after=after)
+    if response.status_code in PERMANENT_CODES:
+        return PermanentFailure(reason)
+    if status is not None and 400 <= status < 500 and status not in RETRY_STATUSES:
+        # The same request would be refused again (e.g. a relation the server rejects).
+        return PermanentFailure(reason)
+    return RetryLater(reason)  # 5xx, or an answer nio could not parse (a proxy's error page)
+
+
+def _checked(response: Any, what: str) -> Any:
+    if isinstance(response, ErrorResponse):
+        raise _failure(response, what)
+    return response
+
+
+class MatrixTransport:
+    name = "matrix"
+
+    def __init__(self, client: AsyncClient, renderer: MatrixRenderer) -> None:
+        self.client = client
+        self.renderer = renderer
+
+    async def deliver(self, delivery: Delivery) -> DeliveryResult:
+        try:
+            return await self._call(delivery)
+        except (
+            aiohttp.ClientError,
+            TimeoutError,
+            LocalTransportError,
+            RemoteTransportError,
+        ) as exc:
+            raise RetryLater(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _call(self, delivery: Delivery) -> DeliveryResult:
+        item = delivery.item
+        if item.op is OutboxOp.DELETE:
+            return await self._delete(delivery)
+        rendered = self._render(delivery)
+        if item.op is OutboxOp.EDIT:
+            return await self._edit(delivery, rendered)
+        content = rendered.content()
+        if item.op is OutboxOp.REPLY and delivery.reply_to_ref:
+            relation = await self._reply_relation(item.chat, event_id(delivery.reply_to_ref))
+            if relation is not None:
+                content["m.relates_to"] = relation
+        sent = await self._send(item.chat, MESSAGE, content, transaction_id(item.idempotency_key))
+        reactions = await self._add_reactions(item, sent, rendered.reactions)
+        return DeliveryResult(sent, {"reactions": reactions})
+
+    # --- the calls ---
+
+    async def _send(self, room: str, event_type: str, content: dict[str, Any], tx_id: str) -> str:
+        response = await self.client.room_send(
+            room_id=room,
+            message_type=event_type,
+            content=content,
+            tx_id=tx_id,
+            ignore_unverified_devices=True,
+        )
+        sent: str = _checked(response, f"send {event_type}").event_id
+        return sent
+
+    async def _redact(self, room: str, target: str, tx_id: str) -> None:
+        response = await self.client.room_redact(room, target, tx_id=tx_id)
+        if isinstance(response, ErrorResponse) and response.status_code == NOT_FOUND:
+            log.debug("matrix: event %s in %s was already gone", target, room)
+            return
+        _checked(response, "redact")
+
+    async def _reply_relation(self, room: str, parent: str) -> dict[str, Any] | None:
+        """Where a reply goes: into the parent's thread, the thread the parent sits in, or
+        (the parent being an edit or reaction, where no thread may start) a plain reply."""
+        response = await self.client.room_get_event(room, parent)
+        if isinstance(response, ErrorResponse) and response.status_code in (NOT_FOUND, FORBIDDEN):
+            # The message is gone or out of sight: the answer matters more than the thread.
+            log.info("matrix: reply target %s in %s not found; posting plainly", parent, room)
+            return None
+        source = getattr(_checked(response, "get event").event, "source", None) or {}
+        relation = (source.get("content") or {}).get("m.relates_to") or {}
+        in_reply_to = {"event_id": parent}
+        if relation.get("rel_type") == "m.thread" and relation.get("event_id"):
+            return {
+                "rel_type": "m.thread",
+                "event_id": relation["event_id"],
+                "is_falling_back": False,  # a real reply to one message in the thread
+                "m.in_reply_to": in_reply_to,
+            }
+        if relation.get("rel_type"):
+            return {"m.in_reply_to": in_reply_to}
+        return {
+            "rel_type": "m.thread",
+            "event_id": parent,
+            "is_falling_back": True,
+            "m.in_reply_to": in_reply_to,
+        }
+
+    async def _edit(self, delivery: Delivery, rendered: MatrixRendered) -> DeliveryResult:
+        item = delivery.item
+        if not delivery.target_ref:
+            raise PermanentFailure("edit without a message to edit")
+        target = event_id(delivery.target_ref)
+        new = rendered.content()
+        content: dict[str, Any] = {
+            **new,
+            "body": EDIT_MARK + new["body"],
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+        }
+        if "formatted_body" in new:
+            content["formatted_body"] = EDIT_MARK + new["formatted_body"]
+        await self._send(item.chat, MESSAGE, content, transaction_id(item.idempotency_key))
+        info: dict[str, Any] = {}
+        if item.payload.get("view") in REACTING_VIEWS:
+            info["reactions"] = await self._sync_reactions(item, target, rendered.reactions)
+        return DeliveryResult(target, info)
+
+    async def _delete(self, delivery: Delivery) -> DeliveryResult:
+        if not delivery.target_ref:
+            return DeliveryResult()  # never posted: nothing to delete
+        item = delivery.item
+        target = event_id(delivery.target_ref)
+        await self._redact(item.chat, target, transaction_id(item.idempotency_key))
+        return DeliveryResult(target)
+
+    # --- reactions ---
+
+    async def _add_reactions(
+        self, item: OutboxItem, target: str, keys: list[str]
+    ) -> dict[str, str]:
+        added: dict[str, str] = {}
+        for key in keys:
+            content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}}
+            tx_id = transaction_id(item.idempotency_key, REACTION, target, key)
+            response = await self.client.room_send(
+                room_id=item.chat,
+                message_type=REACTION,
+                content=content,
+                tx_id=tx_id,
+                ignore_unverified_devices=True,
+            )
+            if isinstance(response, ErrorResponse) and response.status_code == DUPLICATE_ANNOTATION:
+                continue  # already there (sent before a crash, past the transaction's memory)
+            added[key] = _checked(response, "send reaction").event_id
+        return added
+
+    async def _sync_reactions(
+        self, item: OutboxItem, target: str, wanted: list[str]
+    ) -> dict[str, str]:
+        """Add the wanted keys that are missing and redact the bot's other reactions. Read from
+        the server each time: stateless, and right after a restart too."""
+        present = await self._own_reactions(item.chat, target)
+        kept: dict[str, str] = {}
+        for key, reactions in present.items():
+            surplus = reactions
+            if key in wanted:
+                kept[key], surplus = reactions[0], reactions[1:]
+            for reaction in surplus:
+                tx_id = transaction_id(item.idempotency_key, "redact", reaction)
+                await self._redact(item.chat, reaction, tx_id)
+        added = await self._add_reactions(item, target, [k for k in wanted if k not in kept])
+        now = kept | added
+        return {key: now[key] for key in wanted if key in now}
+
+    async def _own_reactions(self, room: str, target: str) -> dict[str, list[str]]:
+        """The bot's reactions on an event: key -> event ids. nio's iterator swallows errors,
+        so the pages are fetched here."""
+        found: dict[str, list[str]] = {}
+        page: str | None = None
+        while True:
+            method, path = Api.room_get_event_relations(
+                self.client.access_token,
+                room,
+                target,
+                rel_type=RelationshipType.annotation,
+                event_type=REACTION,
+                paginate_from=page,
+                limit=RELATIONS_PAGE,
+            )
+            response = _checked(
+                await self.client._send(
+                    RoomEventRelationsResponse, method, path, response_data=(room, target)
+                ),
+                "read reactions",
+            )
+            for event in response.events:
+                source = getattr(event, "source", None) or {}
+                relation = (source.get("content") or {}).get("m.relates_to") or {}
+                key, reaction = relation.get("key"), source.get("event_id")
+                if source.get("sender") == self.client.user_id and key and reaction:
+                    found.setdefault(key, []).append(reaction)
+            page = response.next_batch
+            if not page:
+                return found
+
+    def _render(self, delivery: Delivery) -> MatrixRendered:
+        try:
+            return self.renderer.render(delivery.item.payload)
+        except Exception as exc:
+            # A payload or template bug: retrying cannot fix it and would block the room.
+            log.exception("matrix: outbox item %s cannot be rendered", delivery.item.id)
+            raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc

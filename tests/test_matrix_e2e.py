@@ -1,0 +1,164 @@
+"""The same workflow in Matrix, against a real Synapse, people driven by matrix-nio clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.model import CaseState, EventKind, Outcome
+from tests.matrix_world import eventually, matrix_world
+from tests.synapse import SynapseServer
+
+
+async def test_card_take_draft_approve_publish_close(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    async with matrix_world(synapse, tmp_path) as world:
+        assert world.app is not None
+        room = world.rooms["housing"]
+        case_id = await world.open_case()
+        card = await world.card_event(case_id)
+        assert f"Кейс #{case_id}" in await world.current_text(room, card)
+        await eventually(lambda: _has(world.bot_reactions(room, card), "✋"))
+
+        await world.react("spec", room, card, "✋")
+        await eventually(lambda: _contains(world.current_text(room, card), "Анна Иванова"))
+        await eventually(lambda: _has(world.bot_reactions(room, card), "👋"))
+
+        # A draft is a thread reply to the card; the bot posts it for review in the thread.
+        await world.say("spec", room, "!draft Мы разбираемся, напишите адрес", thread=card)
+
+        async def draft_post() -> str | None:
+            for event in await world.thread(room, card):
+                body = event["content"].get("body", "")
+                if event["sender"] == world.bot.user_id and "📝 Черновик v1" in body:
+                    return str(event["event_id"])
+            return None
+
+        draft = await eventually(draft_post)
+        await eventually(lambda: _has(world.bot_reactions(room, draft), "✅"))
+        await world.react("spec", room, draft, "✅")  # the author: refused
+        await world.react("appr", room, draft, "✅")
+
+        async def approved() -> bool:
+            case = await world.app.cases.get(case_id)  # type: ignore[union-attr]
+            return case is not None and case.state is CaseState.APPROVED
+
+        await eventually(approved)
+        await world.react("spec", room, card, "📤")
+
+        async def published() -> bool:
+            case = await world.app.cases.get(case_id)  # type: ignore[union-attr]
+            return case is not None and case.state is CaseState.PUBLISHED
+
+        await eventually(published)
+        # Close: the bot lists the outcomes in the thread; the number picks one.
+        await world.react("spec", room, card, "✔️")
+
+        async def outcomes_listed() -> bool:
+            return any(
+                "1." in e["content"].get("body", "")
+                for e in await world.thread(room, card)
+                if e["sender"] == world.bot.user_id
+            )
+
+        await eventually(outcomes_listed)
+        await world.say("spec", room, "1", thread=card)
+
+        async def closed() -> bool:
+            case = await world.app.cases.get(case_id)  # type: ignore[union-attr]
+            return case is not None and case.state is CaseState.CLOSED
+
+        await eventually(closed)
+        case = await world.app.cases.get(case_id)
+        assert case is not None and case.outcome is Outcome.RESOLVED
+        thread = await world.app.cases.thread(case_id)
+        assert thread is not None
+        denied = [e for e in thread.events if e.kind == EventKind.DENIED]
+        assert [e.actor for e in denied] == ["spec"]  # a specialist may not approve at all
+        assert case.drafts[0].reviewer == "appr"
+
+
+async def test_reroute_commands_strangers_and_restart(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    async with matrix_world(synapse, tmp_path) as world:
+        assert world.app is not None
+        room = world.rooms["housing"]
+        case_id = await world.open_case()
+        card = await world.card_event(case_id)
+
+        # A stranger's reaction changes nothing and is audited.
+        await world.react("stranger", room, card, "✋")
+
+        async def audited() -> bool:
+            thread = await world.app.cases.thread(case_id)  # type: ignore[union-attr]
+            return thread is not None and any(e.kind == EventKind.DENIED for e in thread.events)
+
+        await eventually(audited)
+        case = await world.app.cases.get(case_id)
+        assert case is not None and case.state is CaseState.NEW and case.version == 0
+
+        # Reroute: the departments are listed in the thread; the number moves the case.
+        await world.react("spec", room, card, "↪️")
+
+        async def listed() -> bool:
+            return any(
+                "Транспорт" in e["content"].get("body", "") for e in await world.thread(room, card)
+            )
+
+        await eventually(listed)
+        await world.say("spec", room, "1", thread=card)
+        moved = await world.card_event(case_id, "transport")
+        assert f"Кейс #{case_id}" in await world.current_text(world.rooms["transport"], moved)
+        await eventually(lambda: _contains(world.current_text(room, card), "Передан"))
+
+        # Commands answer in the room.
+        coordination = world.rooms["coordination"]
+        await world.say("duty", coordination, "!status")
+        await world.say("tspec", world.rooms["transport"], f"!escalate {case_id} срочно")
+        await world.say("tspec", world.rooms["transport"], f"/case {case_id}")
+
+        async def answered() -> bool:
+            status = [
+                e
+                for e in await world.bot_messages(coordination)
+                if "Транспорт" in e["content"]["body"]
+            ]
+            transport = [
+                e["content"]["body"] for e in await world.bot_messages(world.rooms["transport"])
+            ]
+            return (
+                bool(status)
+                and any("срочно" in b for b in transport)
+                and any("История" in b for b in transport)
+            )
+
+        await eventually(answered)
+        case = await world.app.cases.get(case_id)
+        assert case is not None and case.escalation_level == 1
+
+        # Restart: the commands already handled are not handled again.
+        before = len(await world.bot_messages(coordination))
+        await world.stop_bot()
+        await world.start_bot()
+        await world.say("duty", coordination, "!duty")
+
+        async def duty_answered() -> bool:
+            return any(
+                "Дарья Морозова" in e["content"]["body"]
+                for e in await world.bot_messages(coordination)
+            )
+
+        await eventually(duty_answered)
+        after = await world.bot_messages(coordination)
+        assert len(after) == before + 1  # only the new !duty was answered
+        case = await world.app.cases.get(case_id)  # type: ignore[union-attr]
+        assert case is not None and case.escalation_level == 1
+
+
+async def _has(reactions: object, key: str) -> bool:
+    return key in await reactions  # type: ignore[misc]
+
+
+async def _contains(text: object, part: str) -> bool:
+    return part in await text  # type: ignore[misc]
