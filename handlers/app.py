@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Mapping
@@ -158,6 +159,7 @@ async def run_forever(config: Config, playbook: Playbook) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await app.start()
+    gc.freeze()  # start-up objects live forever: keep them out of full collections' pauses
     try:
         await stop.wait()
     finally:

@@ -1,0 +1,106 @@
+"""One case, two cards: a department with both a Telegram chat and a Matrix room sees the same
+case in both, and an action in one is reflected in the other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.clock import SystemClock
+from bot.config import load_config
+from bot.model import CaseState
+from bot.playbook import load_playbook
+from bot.views import card_ref
+from handlers.app import App
+from tests.matrix_world import MatrixWorld, eventually
+from tests.support import ROOT
+from tests.synapse import SynapseServer
+from tests.telegram_server import Limits, TelegramServer
+from tests.telegram_world import TOKEN
+
+CONFIG = """
+locale: ru
+timezone: Europe/Moscow
+database: {{url: "sqlite+aiosqlite:///{db}"}}
+playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
+telegram: {{token: "{token}", api_base: "{api_base}", limits: {{scale: 10}}}}
+matrix:
+  homeserver: "{homeserver}"
+  user_id: "{bot_id}"
+  access_token: "{bot_token}"
+  device_id: "{bot_device}"
+api: {{listen: "127.0.0.1:0"}}
+outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
+departments:
+  - {{id: housing, name: ЖКХ, telegram: {{chat_id: {chat}}}, matrix: {{room_id: "{room}"}}}}
+  - {{id: coordination, name: ЦУР, matrix: {{room_id: "{coordination}"}}}}
+coordination_department: coordination
+staff:
+  - {{id: spec, name: Анна Иванова, telegram_id: 1001, matrix_id: "{spec}",
+     roles: {{housing: [specialist]}}}}
+"""
+
+
+async def test_an_action_in_telegram_shows_in_matrix_and_back(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    matrix = MatrixWorld(synapse, tmp_path, "ru")
+    telegram = TelegramServer(Limits(time_scale=10))
+    await telegram.start()
+    telegram.add_bot(TOKEN, "otklik_bot")
+    anna = telegram.create_user("Анна", id=1001)
+    chat = telegram.create_chat("supergroup", "ЖКХ").id
+    telegram.add_member(chat, anna, announce=False)
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        CONFIG.format(
+            db=tmp_path / "otklik.db",
+            root=ROOT,
+            token=TOKEN,
+            api_base=telegram.api_base,
+            homeserver=synapse.base_url,
+            bot_id=matrix.bot.user_id,
+            bot_token=matrix.bot.access_token,
+            bot_device=matrix.bot.device_id,
+            chat=chat,
+            room=matrix.rooms["housing"],
+            coordination=matrix.rooms["coordination"],
+            spec=matrix.users["spec"].user_id,
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(path, env={})
+    app = App(config, load_playbook(config.playbooks.path), SystemClock())
+    await app.start()
+    matrix.app = app
+    room = matrix.rooms["housing"]
+    try:
+        case_id = await matrix.open_case()
+        ref = card_ref(case_id, "housing")
+
+        async def telegram_card() -> str | None:
+            async with app.database.uow() as uow:
+                return await uow.refs.get("telegram", str(chat), ref)
+
+        tg_card = int(await eventually(telegram_card))
+        mx_card = await matrix.card_event(case_id)
+
+        # Taken in Telegram: the Matrix card names who took it.
+        query = telegram.press_button(chat, tg_card, anna, button_text="Взять")
+        await telegram.wait_answer(query, timeout=10)
+
+        async def matrix_shows_assignee() -> bool:
+            return "Анна Иванова" in await matrix.current_text(room, mx_card)
+
+        await eventually(matrix_shows_assignee)
+
+        # Released in Matrix: the Telegram card offers "Взять" again.
+        await matrix.react("spec", room, mx_card, "👋")
+        await telegram.wait_for(
+            lambda: "никто не взял" in (telegram.message(chat, tg_card).text or ""), timeout=15
+        )
+        case = await app.cases.get(case_id)
+        assert case is not None and case.state is CaseState.NEW
+    finally:
+        await app.stop()
+        await matrix.close()
+        await telegram.stop()
