@@ -678,6 +678,11 @@ class CaseService:
             await uow.commit()
         self._on_outbox()
 
+    async def chat_busy(self, transport: str, chat: str) -> bool:
+        """Whether messages to this chat are still waiting or in flight."""
+        async with self._uow() as uow:
+            return (await uow.outbox.backlog(transport)).get(chat, 0) > 0
+
     async def ref_of(self, transport: str, chat: str, message_id: str) -> str | None:
         """Our logical key for a message we sent (to read what a person replied to)."""
         async with self._uow() as uow:

@@ -114,14 +114,16 @@ class App:
         )
 
     async def stop(self) -> None:
-        if self.telegram is not None:
-            await self.telegram.stop()
-        if self.matrix is not None:
-            await self.matrix.stop()
+        # The worker finishes what it has in flight while the transports' sessions are open;
+        # what is still queued stays in the outbox for the next start.
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
             self._worker_task = None
+        if self.telegram is not None:
+            await self.telegram.stop()
+        if self.matrix is not None:
+            await self.matrix.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._runner is not None:

@@ -42,6 +42,7 @@ TRANSPORT = "matrix"
 SYNC_TIMEOUT_MS = 30_000
 COMMAND_PREFIXES = ("!", "/")
 MAX_COMMAND = 2_000
+REF_WAIT_STEPS, REF_WAIT_STEP_S = 30, 0.1
 
 
 class MatrixAdapter:
@@ -159,7 +160,7 @@ class MatrixAdapter:
         self, room_id: str, event: dict[str, Any], relation: dict[str, Any]
     ) -> None:
         cases, directory = self._services()
-        ref = await cases.ref_of(TRANSPORT, room_id, str(relation.get("event_id")))
+        ref = await self._ref(room_id, str(relation.get("event_id")))
         key = str(relation.get("key", ""))
         if ref is None:
             return
@@ -345,6 +346,17 @@ class MatrixAdapter:
                 "ui.draft_sent", case_id=case_id, version=result.case.latest_draft.version
             )
             await self._say(where, view, event, thread_root=thread_root)
+
+    async def _ref(self, room_id: str, event_id: str) -> str | None:
+        """Our key for a message of ours. Its reactions are added before the outbox records
+        the message's id, so a quick press may arrive first: wait for it briefly then."""
+        cases, _ = self._services()
+        for _ in range(REF_WAIT_STEPS):
+            ref = await cases.ref_of(TRANSPORT, room_id, event_id)
+            if ref is not None or not await cases.chat_busy(TRANSPORT, room_id):
+                return ref
+            await asyncio.sleep(REF_WAIT_STEP_S)
+        return None
 
     def _error(self, error: DomainError) -> View:
         if isinstance(error, NoRight):
