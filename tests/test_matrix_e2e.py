@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from urllib.parse import quote
+
+import pytest
 
 from bot.model import CaseState, EventKind, Outcome
 from tests.matrix_world import eventually, matrix_world
@@ -162,3 +166,32 @@ async def _has(reactions: object, key: str) -> bool:
 
 async def _contains(text: object, part: str) -> bool:
     return part in await text  # type: ignore[misc]
+
+
+async def test_foreign_invites_are_declined_and_encrypted_rooms_warned_about(
+    synapse: SynapseServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with matrix_world(synapse, tmp_path) as world:
+        owner = world.users["duty"]
+        foreign = synapse.create_room(owner.access_token, "Чужая", invite=[world.bot.user_id])
+
+        async def declined() -> bool:
+            state = await world.get(
+                f"/_matrix/client/v3/rooms/{quote(foreign)}/state/m.room.member/"
+                f"{quote(world.bot.user_id)}"
+            )
+            return state.get("membership") == "leave"
+
+        await eventually(declined)
+
+        # A configured room that is encrypted: the bot says so in the log at start.
+        secret = synapse.create_room(
+            owner.access_token, "Секретная", encrypted=True, invite=[world.bot.user_id]
+        )
+        world.rooms["coordination"] = secret
+        await world.stop_bot()
+        with caplog.at_level(logging.WARNING, logger="handlers.matrix.adapter"):
+            await world.start_bot()
+        assert any(
+            "encrypted" in r.getMessage() and secret in r.getMessage() for r in caplog.records
+        )
