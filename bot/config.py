@@ -258,11 +258,20 @@ class TelegramLimitsConfig(_Model):
     scale: Annotated[float, Field(gt=0)] = 1.0  # >1 speeds every limit up; for test servers
 
 
+class DiscussionGroup(_Model):
+    """A channel's discussion group: comments there by non-staff become mentions."""
+
+    chat_id: int
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+
+
 class TelegramConfig(_Model):
     token: Annotated[str, BeforeValidator(_none_to_empty), BeforeValidator(_strip)] = ""
     api_base: Annotated[str, AfterValidator(_check_http_url)] = "https://api.telegram.org"
     protect_content: bool = True
     limits: TelegramLimitsConfig = Field(default_factory=TelegramLimitsConfig)
+    discussion_groups: list[DiscussionGroup] = Field(default_factory=list)
+    direct_messages: bool = False  # citizens' private messages to the bot become mentions
 
     @field_validator("token")
     @classmethod
@@ -302,14 +311,47 @@ def _default_scopes() -> list[ApiScope]:
     return ["ingest"]
 
 
+class SourceMapping(_Model):
+    """How a monitoring service's own JSON (or a spreadsheet's columns) becomes a mention.
+
+    `fields` maps our field names (external_id, text, url, published_at, language, sentiment,
+    reach, codes, story_id, reply_to_url, author.id, author.name, author.channel,
+    author.profile_url, author.email, author.phone) to a dotted path in the source's record
+    ("post.author.id", "items.0.text") or, for spreadsheets, to a column title. `constants`
+    fills fields the source does not send. `date_format` is a strptime format for
+    published_at when it is not ISO 8601. `sentiment_values` translates the source's words
+    ("neg", "-1", "негатив") to negative / neutral / positive.
+    """
+
+    fields: dict[str, Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=dict
+    )
+    constants: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    date_format: str | None = None
+    sentiment_values: dict[str, Literal["negative", "neutral", "positive"]] = Field(
+        default_factory=dict
+    )
+
+
 class ApiSource(_Model):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
     token: _Secret = ""  # empty: the source is configured but cannot authenticate yet
     scopes: list[ApiScope] = Field(default_factory=_default_scopes)
+    mapping: str | None = None  # a name from `mappings`: the source sends its own JSON
 
     @property
     def enabled(self) -> bool:
         return bool(self.token)
+
+
+class FeedSource(_Model):
+    """An RSS or Atom feed polled on a schedule (conditional GET)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
+    url: Annotated[str, AfterValidator(_check_http_url)]
+    interval_s: Annotated[float, Field(ge=10)] = 300.0
+    sentiment: Literal["negative", "neutral", "positive"] | None = None  # else classified
+    codes: list[str] = Field(default_factory=list)
 
 
 class ApiConfig(_Model):
@@ -396,6 +438,8 @@ class Config(_Model):
     staff: list[StaffMember] = Field(default_factory=list)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    mappings: dict[str, SourceMapping] = Field(default_factory=dict)
+    feeds: list[FeedSource] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -551,6 +595,16 @@ def _check_api_sources(config: Config) -> list[tuple[str, str]]:
                 (f"api.sources[{i}].token", f"same token as api.sources[{tokens[source.token]}]")
             )
         tokens.setdefault(source.token, i)
+        if source.mapping is not None and source.mapping not in config.mappings:
+            known = ", ".join(sorted(config.mappings)) or "none defined"
+            problems.append(
+                (f"api.sources[{i}].mapping", f"unknown mapping {source.mapping!r} ({known})")
+            )
+    feeds: dict[str, int] = {}
+    for i, feed in enumerate(config.feeds):
+        if feed.name in feeds:
+            problems.append((f"feeds[{i}].name", f"duplicate feed name {feed.name!r}"))
+        feeds.setdefault(feed.name, i)
     return problems
 
 
