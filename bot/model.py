@@ -176,6 +176,9 @@ class Mention:
     codes: tuple[str, ...] = ()  # topics and tags, the multi-parameter coding of the record
     story_id: str | None = None  # a source's own grouping of related items
     reply_to_url: str | None = None  # the post this comment sits under, for grouping
+    # Other identities the source knows for the same person (e-mail, phone, linked profile):
+    # authors sharing one are merged into one card.
+    linked: tuple[Identity, ...] = ()
     id: int | None = None
     author_id: int | None = None
     case_id: int | None = None

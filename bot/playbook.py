@@ -419,7 +419,25 @@ class RoutingDefault(_Model):
     sla_policy: Id | None = None
 
 
+class GroupingConfig(_Model):
+    """When a new mention joins an open case instead of opening its own."""
+
+    # The same author about the same subject (department) within this time.
+    same_author_within: PositiveDuration = timedelta(hours=12)
+
+
+class AuthorLabelsConfig(_Model):
+    """Thresholds of the labels an author card shows."""
+
+    critic_negative_count: Annotated[int, Field(ge=1)] = 5  # negative mentions …
+    critic_window: PositiveDuration = timedelta(days=30)  # … within this time
+    leader_min_reach: Annotated[int, Field(ge=1)] = 10_000  # audience of one mention
+    leader_positive_share: Annotated[float, Field(gt=0, le=1)] = 0.6  # mostly positive
+
+
 class RoutingConfig(_Model):
+    grouping: GroupingConfig = GroupingConfig()
+    author_labels: AuthorLabelsConfig = AuthorLabelsConfig()
     rules: tuple[RoutingRule, ...] = ()  # first match wins
     default: RoutingDefault
     # Words that make a case even when the sentiment is not negative, and raise its priority.

@@ -116,6 +116,25 @@ class KeyValueRepository(Protocol):
     async def set(self, key: str, value: str) -> None: ...
 
 
+class LinkRepository(Protocol):
+    """Related mentions into one case; one author across channels."""
+
+    async def related_open_case(
+        self,
+        *,
+        story_id: str | None,
+        thread_urls: tuple[str, ...],
+        author_id: int | None,
+        department: str,
+        since: datetime,
+    ) -> int | None: ...
+
+    async def negative_since(self, author_id: int, since: datetime) -> int: ...
+    async def max_reach(self, author_id: int) -> int: ...
+    async def authors_of(self, identities: list[tuple[str, str]]) -> list[int]: ...
+    async def merge_authors(self, keep: int, gone: int) -> None: ...
+
+
 class UnitOfWork(Protocol):
     cases: CaseRepository
     mentions: MentionRepository
@@ -124,6 +143,7 @@ class UnitOfWork(Protocol):
     outbox: OutboxRepository
     refs: MessageRefRepository
     kv: KeyValueRepository
+    links: LinkRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

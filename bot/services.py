@@ -32,16 +32,20 @@ from bot.model import (
     SYSTEM_ACTOR,
     Action,
     Author,
+    AuthorLabel,
     Case,
     CaseState,
     DraftStatus,
     Event,
     EventKind,
+    GlobalRole,
+    IgnoreReason,
     Mention,
     Priority,
     Sentiment,
 )
 from bot.outbox import OutboxItem, OutboxOp
+from bot.playbook import RoutingConfig, RoutingDefault
 from bot.ports import ConcurrentUpdate, DepartmentStatus, UnitOfWork, UnitOfWorkFactory
 from bot.replies import ReplyCatalog, origin_of
 from bot.rights import Actor
@@ -130,7 +134,12 @@ class CaseService:
         on_outbox: Callable[[], None] = lambda: None,
         replies: ReplyCatalog | None = None,
         coordination: str = "",
+        policy: RoutingConfig | None = None,
     ) -> None:
+        # Grouping and author-label thresholds from the playbook (defaults without one).
+        self._policy = policy or RoutingConfig(
+            default=RoutingDefault(department=coordination or "coordination")
+        )
         self._replies = replies
         self._coordination = coordination
         self._uow = uow_factory
@@ -142,7 +151,17 @@ class CaseService:
     # --- intake -------------------------------------------------------------------------
 
     async def intake(self, mention: Mention, opening: CaseOpening | None) -> IntakeResult:
-        """Store a mention (once per source and external id) and open a case if asked."""
+        """Store a mention (once per source and external id) on its author's card; open a
+        case if asked, or join the open case it belongs to."""
+        for attempt in (1, 2):
+            try:
+                return await self._intake_once(mention, opening)
+            except ConcurrentUpdate:  # the related case changed meanwhile: decide again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _intake_once(self, mention: Mention, opening: CaseOpening | None) -> IntakeResult:
         now = self._clock.now()
         mention = replace(mention, text=mention.text[:MAX_MENTION_TEXT])
         async with self._uow() as uow:
@@ -153,22 +172,39 @@ class CaseService:
             stored = await uow.mentions.add(replace(mention, author_id=author.id))
             if stored is None:  # a concurrent intake stored it first
                 return IntakeResult(None, None, duplicate=True)
+            author = await self._relabel(uow, author, now)
             case = None
             if opening is not None:
-                case = await self._open_case(uow, stored, author, opening, now)
+                related = await uow.links.related_open_case(
+                    story_id=stored.story_id,
+                    thread_urls=tuple(u for u in (stored.reply_to_url,) if u),
+                    author_id=author.id,
+                    department=opening.department,
+                    since=now - self._policy.grouping.same_author_within,
+                )
+                if related is not None:
+                    case = await self._join_case(uow, related, stored, now)
+                else:
+                    case = await self._open_case(uow, stored, author, opening, now)
             await uow.commit()
         if case is not None:
             self._on_outbox()
         return IntakeResult(stored, case)
 
     async def _record_author(self, uow: UnitOfWork, mention: Mention, now: datetime) -> Author:
-        author = await uow.authors.find_by_identity(mention.author)
+        """The one author behind every identity the source gives; authors the source links
+        (same e-mail, phone or linked profile) are merged into one card."""
+        identities = (mention.author, *mention.linked)
+        owners = await uow.links.authors_of([(i.channel, i.external_id) for i in identities])
+        for gone in owners[1:]:
+            await uow.links.merge_authors(owners[0], gone)
+        author = await uow.authors.get(owners[0]) if owners else None
         if author is None:
             author = await uow.authors.add(
                 Author(
                     id=None,
                     display_name=mention.author.display_name or mention.author.external_id,
-                    identities=(mention.author,),
+                    identities=identities,
                     first_seen_at=now,
                 )
             )
@@ -178,13 +214,81 @@ class CaseService:
             Sentiment.POSITIVE: "positive_count",
         }
         field = counts[mention.sentiment]
+        known = {(i.channel, i.external_id) for i in author.identities}
+        new_identities = tuple(i for i in identities if (i.channel, i.external_id) not in known)
         author = replace(
             author,
+            identities=(*author.identities, *new_identities),
             last_seen_at=now,
             **{field: getattr(author, field) + 1},  # type: ignore[arg-type]
         )
         await uow.authors.save(author)
         return author
+
+    async def _relabel(self, uow: UnitOfWork, author: Author, now: datetime) -> Author:
+        """Labels from the playbook's thresholds; "do not engage" is only ever set by staff."""
+        assert author.id is not None
+        rules = self._policy.author_labels
+        labels = set(author.labels) - {AuthorLabel.SYSTEMATIC_CRITIC, AuthorLabel.OPINION_LEADER}
+        negative = await uow.links.negative_since(author.id, now - rules.critic_window)
+        if negative >= rules.critic_negative_count:
+            labels.add(AuthorLabel.SYSTEMATIC_CRITIC)
+        total = author.total_mentions
+        if (
+            total
+            and author.positive_count / total >= rules.leader_positive_share
+            and await uow.links.max_reach(author.id) >= rules.leader_min_reach
+        ):
+            labels.add(AuthorLabel.OPINION_LEADER)
+        if labels != set(author.labels):
+            author = replace(author, labels=frozenset(labels))
+            await uow.authors.save(author)
+        return author
+
+    async def _join_case(
+        self, uow: UnitOfWork, case_id: int, mention: Mention, now: datetime
+    ) -> Case:
+        """A related mention: attached to the open case, counted on its card (+N related)."""
+        case = await uow.cases.get(case_id)
+        assert case is not None and mention.id is not None
+        grown = replace(case, mention_count=case.mention_count + 1, version=case.version + 1)
+        await uow.cases.save(grown, expected_version=case.version)
+        await uow.mentions.attach(mention.id, case_id)
+        await uow.events.append(
+            [
+                Event(
+                    case_id,
+                    now,
+                    SYSTEM_ACTOR,
+                    EventKind.MENTION_ADDED,
+                    case.state,
+                    case.state,
+                    {"mention_id": mention.id, "source": mention.source},
+                )
+            ]
+        )
+        first, author = await self._first_mention(uow, grown)
+        view = self._card(grown, first, author)
+        ref = card_ref(case_id, grown.department)
+        await uow.outbox.enqueue(
+            self._for_all(grown.department, OutboxOp.EDIT, view, ref, grown, now)
+        )
+        return grown
+
+    async def merge_authors(self, keep: int, gone: int, actor: Actor) -> DomainError | None:
+        """An administrator's merge of two author cards (the same person on two channels)."""
+        if GlobalRole.ADMIN not in actor.global_roles:
+            return NoRight(action="merge", department="*")
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if await uow.authors.get(keep) is None or await uow.authors.get(gone) is None:
+                return InvalidInput(field="author", limit=None)
+            await uow.links.merge_authors(keep, gone)
+            merged = await uow.authors.get(keep)
+            assert merged is not None
+            await self._relabel(uow, merged, now)
+            await uow.commit()
+        return None
 
     async def _open_case(
         self,
@@ -271,6 +375,10 @@ class CaseService:
             new_case = result.case
             await uow.cases.save(new_case, expected_version=case.version)
             await uow.events.append(result.events)
+            if request.reason is IgnoreReason.DO_NOT_ENGAGE and author is not None:
+                # Staff decided: the author's card says so from now on, in every case.
+                labels = author.labels | {AuthorLabel.DO_NOT_ENGAGE}
+                await uow.authors.save(replace(author, labels=labels))
             await self._announce(uow, case, new_case, request, actor, mention, author, now)
             await uow.commit()
         self._on_outbox()

@@ -76,6 +76,7 @@ class App:
             on_outbox=self.worker.wake,
             replies=self.replies,
             coordination=config.coordination_department,
+            policy=playbook.routing,
         )
         self.answers = Answers(self.cases, self.directory, self.texts)
         self.intake = MentionIntake(self.cases, playbook, self.clock, self._plan_deadlines)

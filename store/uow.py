@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from store.links import SqlLinkRepository
 from store.repositories import (
     SqlAuthorRepository,
     SqlCaseRepository,
@@ -31,6 +32,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(session)
         self.refs = SqlMessageRefRepository(session)
         self.kv = SqlKeyValueRepository(session)
+        self.links = SqlLinkRepository(session)
         return self
 
     async def __aexit__(

@@ -144,7 +144,7 @@ class MatrixWorld:
             source="vk",
             external_id=f"m{self._mentions}",
             text=text,
-            author=Identity("vk", "id42", "Пётр Сидоров"),
+            author=Identity("vk", f"id{self._mentions}", "Пётр Сидоров"),
             received_at=datetime.now(UTC),
             url=f"https://vk.com/wall-1_{self._mentions}",
             sentiment=Sentiment.NEGATIVE,

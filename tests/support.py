@@ -50,14 +50,15 @@ def make_mention(
     external_id: str,
     at: datetime,
     text: str = "Третий день нет отопления",
-    author: str = "id42",
+    author: str | None = None,
     sentiment: Sentiment = Sentiment.NEGATIVE,
 ) -> Mention:
     return Mention(
         source="vk",
         external_id=external_id,
         text=text,
-        author=Identity("vk", author, "Пётр Сидоров"),
+        # One author per mention unless told: the same author's mentions are grouped.
+        author=Identity("vk", author or f"id-{external_id}", "Пётр Сидоров"),
         received_at=at,
         url=f"https://vk.com/wall-1_{external_id}",
         sentiment=sentiment,

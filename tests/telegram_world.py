@@ -71,14 +71,14 @@ class World:
         *,
         source: str = "vk",
         external_id: str | None = None,
-        author: str = "id42",
+        author: str | None = None,
     ) -> int:
         self._mentions += 1
         mention = Mention(
             source=source,
             external_id=external_id or f"m{self._mentions}",
             text=text,
-            author=Identity(source, author, "Пётр Сидоров"),
+            author=Identity(source, author or f"id{self._mentions}", "Пётр Сидоров"),
             received_at=datetime.now(UTC),
             url=f"https://vk.com/wall-1_{self._mentions}",
             sentiment=Sentiment.NEGATIVE,

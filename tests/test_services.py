@@ -43,10 +43,15 @@ async def test_intake_is_idempotent_and_builds_the_author_card(
     setup: tuple[CaseService, Directory, Database], clock: FrozenClock
 ) -> None:
     cases, _, database = setup
-    first = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
-    again = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    first = await cases.intake(
+        make_mention("1", clock.now(), author="id42"), CaseOpening("housing")
+    )
+    again = await cases.intake(
+        make_mention("1", clock.now(), author="id42"), CaseOpening("housing")
+    )
     neutral = await cases.intake(
-        make_mention("2", clock.now(), text="Спасибо", sentiment=Sentiment.POSITIVE), None
+        make_mention("2", clock.now(), text="Спасибо", author="id42", sentiment=Sentiment.POSITIVE),
+        None,
     )
     assert first.case is not None and first.case.state is CaseState.NEW
     assert again.duplicate and again.case is None
