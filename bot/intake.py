@@ -20,8 +20,14 @@ DeadlinePlanner = Callable[
 
 class MentionIntake:
     def __init__(
-        self, cases: CaseService, playbook: Playbook, clock: Clock, plan: DeadlinePlanner
+        self,
+        cases: CaseService,
+        playbook: Playbook,
+        clock: Clock,
+        plan: DeadlinePlanner,
+        observe: Callable[[Mention, IntakeResult], None] | None = None,
     ) -> None:
+        self._observe = observe  # metrics: every mention from every channel passes here
         self._cases = cases
         self._playbook = playbook
         self._clock = clock
@@ -49,4 +55,7 @@ class MentionIntake:
 
     async def receive(self, mention: Mention) -> IntakeResult:
         decision, opening = self.decide(mention)
-        return await self._cases.intake(replace(mention, codes=decision.codes), opening)
+        result = await self._cases.intake(replace(mention, codes=decision.codes), opening)
+        if self._observe is not None:
+            self._observe(mention, result)
+        return result

@@ -24,6 +24,7 @@ from bot.model import (
     SentimentSource,
 )
 from bot.services import CaseService
+from handlers.metrics import Metrics
 from store.db import Database
 
 MAX_BATCH = 1_000
@@ -82,7 +83,9 @@ class MentionIn(BaseModel):
 
 
 _ONE = TypeAdapter(MentionIn)
-_BATCH = TypeAdapter(Annotated[list[MentionIn], Field(min_length=1, max_length=MAX_BATCH)])
+_BATCH: TypeAdapter[list[MentionIn]] = TypeAdapter(
+    Annotated[list[MentionIn], Field(min_length=1, max_length=MAX_BATCH)]
+)
 
 
 def _problem(status: int, title: str, **extra: Any) -> web.Response:
@@ -109,7 +112,9 @@ class Api:
         intake: MentionIntake,
         clock: Clock,
         transports: list[str],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._sources = [s for s in config.api.sources if s.enabled]
         self._database = database
         self._cases = cases
@@ -122,7 +127,18 @@ class Api:
         api.router.add_get("/healthz", self.healthz)
         api.router.add_post("/api/v1/mentions", self.post_mentions)
         api.router.add_get("/api/v1/cases/{case_id}", self.get_case)
+        api.router.add_get("/api/v1/openapi.json", self.openapi)
+        api.router.add_get("/metrics", self.metrics)
         return api
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        async with self._database.uow() as uow:
+            depth = await uow.outbox.depth()
+        body = self._metrics.render(depth)
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
 
     def _source(self, request: web.Request, scope: str) -> ApiSource | web.Response:
         header = request.headers.get("Authorization", "")
@@ -208,3 +224,142 @@ class Api:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def _openapi() -> dict[str, Any]:
+    """The API as it behaves: schemas come from the same pydantic models that validate."""
+    mention = MentionIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = {
+        "MentionIn": {k: v for k, v in mention.items() if k != "$defs"},
+        **mention.get("$defs", {}),
+    }
+    problem = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string"},
+            "problems": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }
+    components["Problem"] = problem
+    components["Accepted"] = {
+        "type": "object",
+        "required": ["accepted", "duplicates", "cases"],
+        "properties": {
+            "accepted": {"type": "integer"},
+            "duplicates": {"type": "integer"},
+            "cases": {
+                "type": "array",
+                "items": {"type": ["integer", "null"]},
+                "description": "The case each mention opened or joined, in order",
+            },
+        },
+    }
+    ref = {"$ref": "#/components/schemas/Problem"}
+    errors = {
+        "400": {
+            "description": "Body is not JSON",
+            "content": {"application/json": {"schema": ref}},
+        },
+        "401": {
+            "description": "Missing or unknown token",
+            "content": {"application/json": {"schema": ref}},
+        },
+        "403": {
+            "description": "Token lacks the scope",
+            "content": {"application/json": {"schema": ref}},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Otklik API", "version": "1"},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/mentions": {
+                "post": {
+                    "summary": "Send one mention or up to 1,000 (scope: ingest)",
+                    "description": "Idempotent on (source, external_id): a repeat is counted "
+                    "as a duplicate and changes nothing.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/MentionIn"},
+                                        {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": MAX_BATCH,
+                                            "items": {"$ref": "#/components/schemas/MentionIn"},
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Stored",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Accepted"}
+                                }
+                            },
+                        },
+                        "422": {
+                            "description": "Invalid fields, with their paths",
+                            "content": {"application/json": {"schema": ref}},
+                        },
+                        **errors,
+                    },
+                }
+            },
+            "/api/v1/cases/{case_id}": {
+                "get": {
+                    "summary": "A case's state (scope: read)",
+                    "parameters": [
+                        {
+                            "name": "case_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The case"},
+                        "404": {"description": "No such case"},
+                        "401": errors["401"],
+                        "403": errors["403"],
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "security": [],
+                    "responses": {"200": {"description": "Text exposition"}},
+                }
+            },
+        },
+    }
+
+
+OPENAPI = _openapi()

@@ -27,7 +27,9 @@ from bot.services import CaseService
 from bot.sla import plan_deadlines
 from bot.texts import Texts, texts_for
 from handlers.api import Api
+from handlers.feeds import FeedPoller
 from handlers.matrix.adapter import MatrixAdapter
+from handlers.metrics import Metrics
 from handlers.telegram.adapter import TelegramAdapter
 from handlers.telegram.context import TelegramContext
 from store.db import Database
@@ -60,12 +62,16 @@ class App:
             self.matrix = MatrixAdapter(config, self.texts)
             self.transports["matrix"] = self.matrix.transport
         self.directory = Directory(config, frozenset(self.transports))
+        self.metrics = Metrics()
         self.worker = OutboxWorker(
             self.database.uow,
             self.transports,
             self.clock,
             RetryPolicy(config.outbox.base_retry_s, config.outbox.max_retry_s),
             poll_interval_s=config.outbox.poll_interval_s,
+            on_delivered=lambda item, result: self.metrics.delivered(
+                item, result, self.clock.now()
+            ),
         )
         self.replies = ReplyCatalog(playbook, config.locale, config.organisation, self.directory)
         self.cases = CaseService(
@@ -79,8 +85,13 @@ class App:
             policy=playbook.routing,
         )
         self.answers = Answers(self.cases, self.directory, self.texts)
-        self.intake = MentionIntake(self.cases, playbook, self.clock, self._plan_deadlines)
+        self.intake = MentionIntake(
+            self.cases, playbook, self.clock, self._plan_deadlines, self.metrics.mention_received
+        )
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
+        self.feeds: FeedPoller | None = None
+        if config.feeds:
+            self.feeds = FeedPoller(config.feeds, self.intake, self.cases, self.clock)
         self._stop = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
@@ -92,6 +103,8 @@ class App:
         self._stop.clear()
         self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
         self.scheduler.start()
+        if self.feeds is not None:
+            self.feeds.schedule(self.scheduler)
         if self.telegram is not None:
             await self.telegram.start(
                 TelegramContext(
@@ -101,6 +114,7 @@ class App:
                     self.clock,
                     self.config.coordination_department,
                     self.answers,
+                    intake=self.intake,
                 )
             )
         if self.matrix is not None:
@@ -117,6 +131,8 @@ class App:
     async def stop(self) -> None:
         # The worker finishes what it has in flight while the transports' sessions are open;
         # what is still queued stays in the outbox for the next start.
+        if self.feeds is not None:
+            await self.feeds.stop()  # no new mentions while the rest shuts down
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
@@ -146,7 +162,13 @@ class App:
 
     async def _start_api(self) -> None:
         api = Api(
-            self.config, self.database, self.cases, self.intake, self.clock, list(self.transports)
+            self.config,
+            self.database,
+            self.cases,
+            self.intake,
+            self.clock,
+            list(self.transports),
+            self.metrics,
         )
         self._runner = web.AppRunner(api.app(), access_log=None)
         await self._runner.setup()

@@ -106,3 +106,35 @@ async def test_bad_requests_are_refused_with_reasons(
             assert (await response.json())["outbox_depth"] == 0
     async with app.database.uow() as uow:  # nothing of the refused requests was stored
         assert await uow.mentions.get_by_external("monitoring", "1") is None
+
+
+async def test_metrics_and_openapi_match_the_behaviour(
+    running: tuple[App, str, RecordingTransport],
+) -> None:
+    app, base, _ = running
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{base}/api/v1/mentions",
+            json=[mention("1", "Нет отопления третий день"), mention("2", "Спасибо", "positive")],
+            headers=MON,
+        ) as response:
+            assert response.status == 202
+        await app.worker.run_once()
+        async with http.get(f"{base}/metrics") as response:
+            text = await response.text()
+        assert 'otklik_mentions_total{outcome="case",source="monitoring"} 1.0' in text
+        assert 'otklik_mentions_total{outcome="stored",source="monitoring"} 1.0' in text
+        assert 'otklik_cases_opened_total{department="housing"} 1.0' in text
+        assert "otklik_outbox_depth 0.0" in text
+        assert 'otklik_delivery_latency_seconds_count{transport="telegram"} 1.0' in text
+
+        async with http.get(f"{base}/api/v1/openapi.json") as response:
+            spec = await response.json()
+    post = spec["paths"]["/api/v1/mentions"]["post"]
+    assert set(post["responses"]) == {"202", "400", "401", "403", "422"}
+    schema = spec["components"]["schemas"]["MentionIn"]
+    assert set(schema["required"]) == {"external_id", "text", "author"}
+    assert schema["additionalProperties"] is False
+    assert (
+        post["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]["maxItems"] == 1000
+    )

@@ -1,0 +1,59 @@
+"""Prometheus metrics of one running Otklik (a registry of its own, so tests can run several)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bot.model import Mention
+from bot.outbox import DeliveryResult, OutboxItem
+from bot.services import IntakeResult
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.mentions_in = Counter(
+            "otklik_mentions_total",
+            "Mentions received, by source and outcome",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.cases_opened = Counter(
+            "otklik_cases_opened_total",
+            "Cases opened, by department",
+            ["department"],
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "otklik_outbox_depth", "Messages waiting in the outbox", registry=self.registry
+        )
+        self.delivery_latency = Histogram(
+            "otklik_delivery_latency_seconds",
+            "From queued to delivered, by transport",
+            ["transport"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+        self.sla_breaches = Counter(
+            "otklik_sla_breaches_total",
+            "SLA deadlines missed, by department and kind",
+            ["department", "kind"],
+            registry=self.registry,
+        )
+
+    def mention_received(self, mention: Mention, result: IntakeResult) -> None:
+        outcome = "duplicate" if result.duplicate else ("case" if result.case else "stored")
+        self.mentions_in.labels(mention.source, outcome).inc()
+        if result.case is not None and result.case.mention_count == 1:
+            self.cases_opened.labels(result.case.department).inc()
+
+    def delivered(self, item: OutboxItem, result: DeliveryResult, now: datetime) -> None:
+        if item.created_at is not None:
+            seconds = max(0.0, (now - item.created_at).total_seconds())
+            self.delivery_latency.labels(item.transport).observe(seconds)
+
+    def render(self, outbox_depth: int) -> bytes:
+        self.outbox_depth.set(outbox_depth)
+        return generate_latest(self.registry)
