@@ -16,7 +16,7 @@ from bot.services import CaseService, CaseThread
 from bot.texts import Texts
 from bot.views import View, card_view, format_time, notice_view, page_view
 
-COMMANDS = ("status", "case", "escalate", "duty", "help", "whoami")
+COMMANDS = ("status", "case", "escalate", "duty", "help", "whoami", "merge")
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
 
 
@@ -89,6 +89,17 @@ class Answers:
         if result.error is not None:
             return notice_view(f"error.{result.error.code}", **result.error.params)
         return notice_view("ui.done", action=Action.ESCALATE.value)
+
+    async def merge(self, actor: Actor, keep: int | None, gone: int | None) -> View:
+        """/merge A B: author card B becomes part of A (administrators only)."""
+        if keep is None or gone is None or keep == gone:
+            return notice_view("ui.usage_merge")
+        error = await self._cases.merge_authors(keep, gone, actor)
+        if error is None:
+            return notice_view("ui.merged", keep=keep, gone=gone)
+        if error.code == "no_right":
+            return notice_view("ui.no_rights")
+        return notice_view(f"error.{error.code}", **error.params)
 
     def _thread_context(self, thread: CaseThread) -> dict[str, Any]:
         case, mention = thread.case, thread.mentions[0]

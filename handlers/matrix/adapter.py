@@ -317,6 +317,10 @@ class MatrixAdapter:
         elif word == "case":
             first = args.split(maxsplit=1)
             view = await answers.case(actor, case_number(first[0] if first else None))
+        elif word == "merge":
+            words = args.split()
+            keep, gone = (case_number(w) for w in ([*words, "", ""])[:2])
+            view = await answers.merge(actor, keep, gone)
         elif word == "escalate":
             first, _, rest = args.partition(" ")
             case_id, reason = case_number(first), rest.strip()

@@ -72,6 +72,14 @@ async def on_escalate(message: Message, command: CommandObject, ctx: TelegramCon
     await _say(message, ctx, view)
 
 
+async def on_merge(message: Message, command: CommandObject, ctx: TelegramContext) -> None:
+    if message.from_user is None:
+        return
+    words = (command.args or "").split()
+    keep, gone = (case_number(w) for w in ([*words, "", ""])[:2])
+    await _say(message, ctx, await ctx.answers.merge(ctx.actor(message.from_user), keep, gone))
+
+
 def make_router() -> Router:
     """A fresh router: an aiogram router joins one dispatcher only."""
     router = Router(name=__name__)
@@ -81,4 +89,5 @@ def make_router() -> Router:
     router.message.register(on_status, Command("status"))
     router.message.register(on_case, Command("case"))
     router.message.register(on_escalate, Command("escalate"))
+    router.message.register(on_merge, Command("merge"))
     return router
