@@ -35,6 +35,8 @@ telegram:
   api_base: "{api_base}"
   protect_content: true
   limits: {{scale: {scale}}}
+  direct_messages: {direct_messages}
+  discussion_groups: [{discussion_groups}]
 api: {{listen: "127.0.0.1:0"}}
 outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
 departments:
@@ -60,6 +62,7 @@ class World:
         self.app = app
         self.people: dict[str, User] = {}
         self.housing = self.topic = self.transport = self.coordination = self.discussion = 0
+        self.channel = 0  # the organisation's channel; `discussion` is its linked group
         self._mentions = 0
 
     def person(self, name: str) -> User:
@@ -169,11 +172,20 @@ class World:
 
 @asynccontextmanager
 async def telegram_world(
-    tmp_path: Path, locale: str = "ru", scale: float = SCALE
+    tmp_path: Path,
+    locale: str = "ru",
+    scale: float = SCALE,
+    *,
+    discussion_groups: bool = False,
+    direct_messages: bool = False,
+    bot_privacy: bool = False,
 ) -> AsyncIterator[World]:
+    """`discussion_groups`: the channel's discussion group is configured, so citizens'
+    comments there become mentions; `direct_messages`: so do private messages to the bot;
+    `bot_privacy`: the bot has privacy mode on (sees only commands and replies in groups)."""
     server = TelegramServer(Limits(time_scale=scale))
     await server.start()
-    bot = server.add_bot(TOKEN, "otklik_bot")
+    bot = server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=not bot_privacy)
     world = World(server, bot, None)  # type: ignore[arg-type]
     for staff_id, name, user_id in (
         ("spec", "Анна", 1001),
@@ -192,6 +204,7 @@ async def telegram_world(
     world.transport = server.create_chat("supergroup", "Транспорт").id
     world.coordination = server.create_chat("supergroup", "ЦУР").id
     channel = server.create_channel("Новости области")
+    world.channel = channel.id
     world.discussion = server.create_chat("supergroup", "Обсуждение новостей").id
     server.link_discussion(channel.id, world.discussion)
     for staff in world.people.values():
@@ -211,6 +224,12 @@ async def telegram_world(
             topic=world.topic,
             transport=world.transport,
             coordination=world.coordination,
+            direct_messages=str(direct_messages).lower(),
+            discussion_groups=(
+                f"{{chat_id: {world.discussion}, name: Обсуждение новостей}}"
+                if discussion_groups
+                else ""
+            ),
         ),
         encoding="utf-8",
     )

@@ -15,7 +15,7 @@ from aiogram.types import BotCommand
 from bot.answers import COMMANDS
 from bot.config import TelegramConfig
 from bot.texts import LOCALES, Texts, texts_for
-from handlers.telegram import buttons, commands, replies
+from handlers.telegram import buttons, commands, comments, replies
 from handlers.telegram.context import TelegramContext
 from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import TelegramRenderer
@@ -34,19 +34,28 @@ class TelegramAdapter:
             RateLimiter(TelegramLimits.from_config(config.limits)),
             protect_content=config.protect_content,
         )
+        self._config = config
         self._texts = texts
         self._polling: asyncio.Task[None] | None = None
         self._dispatcher: Dispatcher | None = None
 
     async def start(self, ctx: TelegramContext) -> None:
         dispatcher = Dispatcher(ctx=ctx)
-        # Order matters: buttons, then commands, then free-text replies to our messages.
+        # Order matters: buttons, then commands, then citizens' comments and private messages,
+        # then free-text replies to our messages.
         dispatcher.include_routers(
-            buttons.make_router(), commands.make_router(), replies.make_router()
+            buttons.make_router(),
+            commands.make_router(),
+            comments.make_router(
+                (g.chat_id for g in self._config.discussion_groups),
+                self._config.direct_messages,
+            ),
+            replies.make_router(),
         )
         self._dispatcher = dispatcher
         me = await self.bot.get_me()
         log.info("telegram: polling as @%s", me.username)
+        await comments.check_discussion_groups(self.bot, me, self._config.discussion_groups)
         await self._register_commands()
         self._polling = asyncio.create_task(
             dispatcher.start_polling(self.bot, handle_signals=False, close_bot_session=False),

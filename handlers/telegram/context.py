@@ -9,6 +9,7 @@ from aiogram.types import Message, User
 from bot.answers import Answers
 from bot.clock import Clock
 from bot.directory import Destination, Directory
+from bot.intake import MentionIntake
 from bot.lifecycle import DomainError
 from bot.rights import Actor
 from bot.services import CaseService
@@ -26,6 +27,8 @@ class TelegramContext:
     clock: Clock
     coordination: str  # the coordination department's id
     answers: Answers
+    # Where citizens' comments and direct messages go; None when nothing takes them in.
+    intake: MentionIntake | None = None
 
     def actor(self, user: User) -> Actor:
         return self.directory.by_telegram(user.id, user.full_name)
