@@ -347,9 +347,8 @@ class ApiSource(_Model):
 class FeedSource(_Model):
     """An RSS or Atom feed polled on a schedule (conditional GET)."""
 
-    name: Annotated[
-        str, Field(min_length=1, max_length=60, pattern=r"^\S+$")
-    ]  # "rss:" + name fits the 64-character source column
+    # 60: "rss:" + the name must fit the 64-character source column.
+    name: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^\S+$")]
     url: Annotated[str, AfterValidator(_check_http_url)]
     interval_s: Annotated[float, Field(ge=10)] = 300.0
     sentiment: Literal["negative", "neutral", "positive"] | None = None  # else classified
