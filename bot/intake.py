@@ -7,8 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from bot.clock import Clock
-from bot.model import Mention, Priority, Sentiment
+from bot.lemmas import Lemmatiser
+from bot.model import Mention, Priority, Sentiment, SentimentSource
 from bot.playbook import Playbook, RouteDecision, route
+from bot.sentiment import SentimentClassifier
 from bot.services import CaseOpening, CaseService, IntakeResult
 
 # (department, priority, opened_at, policy override) -> (policy name, first touch, answer,
@@ -26,16 +28,41 @@ class MentionIntake:
         clock: Clock,
         plan: DeadlinePlanner,
         observe: Callable[[Mention, IntakeResult], None] | None = None,
+        classifier: SentimentClassifier | None = None,
+        lemmatiser: Lemmatiser | None = None,
     ) -> None:
+        self._classifier = classifier
+        self._stem = lemmatiser.lemma if lemmatiser else None
         self._observe = observe  # metrics: every mention from every channel passes here
         self._cases = cases
         self._playbook = playbook
         self._clock = clock
         self._plan = plan
 
+    def prepare(self, mention: Mention) -> Mention:
+        """The source's sentiment when it gave one; otherwise Otklik's classifier decides."""
+        if mention.sentiment is not None:
+            return mention
+        if self._classifier is None:
+            return replace(mention, sentiment=Sentiment.NEUTRAL)
+        result = self._classifier.classify(mention.text, mention.language)
+        return replace(
+            mention,
+            sentiment=result.sentiment,
+            sentiment_source=SentimentSource.CLASSIFIER,
+            sentiment_score=result.score,
+            language=mention.language or result.language,
+        )
+
     def decide(self, mention: Mention) -> tuple[RouteDecision, CaseOpening | None]:
         decision = route(
-            self._playbook, mention.text, mention.source, mention.codes, (), mention.language
+            self._playbook,
+            mention.text,
+            mention.source,
+            mention.codes,
+            (),
+            mention.language,
+            stem=self._stem,
         )
         # Negative mentions need an answer; urgent words (accident, court) force one anyway.
         if mention.sentiment is not Sentiment.NEGATIVE and not decision.urgent:
@@ -54,6 +81,7 @@ class MentionIntake:
         )
 
     async def receive(self, mention: Mention) -> IntakeResult:
+        mention = self.prepare(mention)
         decision, opening = self.decide(mention)
         result = await self._cases.intake(replace(mention, codes=decision.codes), opening)
         if self._observe is not None:

@@ -169,7 +169,7 @@ class Mention:
     published_at: datetime | None = None
     url: str | None = None
     language: str | None = None
-    sentiment: Sentiment = Sentiment.NEUTRAL
+    sentiment: Sentiment | None = None  # None: the source gave none; intake classifies
     sentiment_source: SentimentSource = SentimentSource.SOURCE
     sentiment_score: float | None = None
     reach: int = 0

@@ -916,6 +916,29 @@ class _Words:
         return any(self.has(_phrase(k, stem)) for k in keywords)
 
 
+class _Text:
+    """A text's words as written and, with a lemmatiser, as lemmas. A keyword matches when it
+    begins a word as written ("отоплен" → "отопления") or when its lemma begins a word's
+    lemma ("пришёл" → "пришли": both "прийти"), so stems and whole words both work."""
+
+    def __init__(self, text: str, stem: Stemmer | None) -> None:
+        self._stem = stem
+        self._raw = _Words(text, _no_stem)
+        self._lemmas = _Words(text, stem) if stem is not None else None
+
+    def has_any(self, keywords: Iterable[str]) -> bool:
+        for keyword in keywords:
+            if self._raw.has(_phrase(keyword, _no_stem)):
+                return True
+            if (
+                self._lemmas is not None
+                and self._stem is not None
+                and self._lemmas.has(_phrase(keyword, self._stem))
+            ):
+                return True
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
     rule_id: str | None  # None: no rule matched, the default applies
@@ -933,8 +956,7 @@ def _source_matches(source: str, wanted: Iterable[str]) -> bool:
 def _rule_matches(
     match: Match,
     text: str,
-    words: _Words,
-    stem: Stemmer,
+    words: _Text,
     source: str,
     codes: set[str],
     labels: set[AuthorLabel],
@@ -954,7 +976,7 @@ def _rule_matches(
             return False
     if match.keywords or match.regex:
         # Within the text criteria, any keyword or any pattern is enough.
-        found = words.has_any(match.keywords, stem) or any(p.search(text) for p in match.patterns)
+        found = words.has_any(match.keywords) or any(p.search(text) for p in match.patterns)
         if not found:
             return False
     return True
@@ -979,9 +1001,8 @@ def route(
     Pure: the same playbook and input always give the same decision. `stem` plugs in a
     stemmer or lemmatiser; without one, keywords match word prefixes.
     """
-    stem = stem or _no_stem
     codes = tuple(codes)
-    words = _Words(text, stem)
+    words = _Text(text, stem)
     folded_codes = {c.casefold() for c in codes}
     labels = set(author_labels)
     config = playbook.routing
@@ -989,15 +1010,15 @@ def route(
         (
             r
             for r in config.rules
-            if _rule_matches(r.match, text, words, stem, source, folded_codes, labels, language)
+            if _rule_matches(r.match, text, words, source, folded_codes, labels, language)
         ),
         None,
     )
     department = rule.department if rule else config.default.department
     priority = (rule.priority if rule else None) or config.default.priority
     sla_policy = rule.sla_policy if rule else config.default.sla_policy
-    critical = words.has_any(config.critical_words, stem)
-    urgent = critical or words.has_any(config.urgent_words, stem)
+    critical = words.has_any(config.critical_words)
+    urgent = critical or words.has_any(config.urgent_words)
     if critical:
         priority = Priority.CRITICAL
     elif urgent:

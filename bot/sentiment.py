@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
+from bot.config import Config
 from bot.lemmas import (
     LANGUAGES,
     Language,
@@ -804,3 +805,9 @@ class _Scorer:
                 extra.append(f"shouting {_fmt(boost + base)}")
         reasons = [f"{hit.reason} {_fmt(hit.weight)}" for hit in self.hits if hit.weight]
         return negative + positive, reasons + extra
+
+
+def lexicon_dir(config: Config) -> Path:
+    """The playbook's own lexicon when it has one, else the shipped default."""
+    own = config.playbooks.path / "lexicon"
+    return own if own.is_dir() else DEFAULT_LEXICON_DIR

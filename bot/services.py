@@ -163,7 +163,11 @@ class CaseService:
 
     async def _intake_once(self, mention: Mention, opening: CaseOpening | None) -> IntakeResult:
         now = self._clock.now()
-        mention = replace(mention, text=mention.text[:MAX_MENTION_TEXT])
+        mention = replace(
+            mention,
+            text=mention.text[:MAX_MENTION_TEXT],
+            sentiment=mention.sentiment or Sentiment.NEUTRAL,  # intake normally classified it
+        )
         async with self._uow() as uow:
             existing = await uow.mentions.get_by_external(mention.source, mention.external_id)
             if existing is not None:
@@ -213,7 +217,7 @@ class CaseService:
             Sentiment.NEUTRAL: "neutral_count",
             Sentiment.POSITIVE: "positive_count",
         }
-        field = counts[mention.sentiment]
+        field = counts[mention.sentiment or Sentiment.NEUTRAL]
         known = {(i.channel, i.external_id) for i in author.identities}
         new_identities = tuple(i for i in identities if (i.channel, i.external_id) not in known)
         author = replace(

@@ -72,7 +72,8 @@ class MentionIn(BaseModel):
             published_at=self.published_at,
             url=self.url,
             language=self.language,
-            sentiment=Sentiment(self.sentiment) if self.sentiment else Sentiment.NEUTRAL,
+            # No sentiment from the source: intake classifies the text.
+            sentiment=Sentiment(self.sentiment) if self.sentiment else None,
             sentiment_source=SentimentSource.SOURCE,
             sentiment_score=self.sentiment_score,
             reach=self.reach,

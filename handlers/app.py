@@ -19,10 +19,12 @@ from bot.config import Config
 from bot.delivery import OutboxWorker, RetryPolicy
 from bot.directory import Directory
 from bot.intake import MentionIntake
+from bot.lemmas import Lemmatiser
 from bot.model import Priority
 from bot.outbox import Transport
 from bot.playbook import Playbook
 from bot.replies import ReplyCatalog
+from bot.sentiment import SentimentClassifier, lexicon_dir, load_lexicon
 from bot.services import CaseService
 from bot.sla import plan_deadlines
 from bot.texts import Texts, texts_for
@@ -86,7 +88,13 @@ class App:
         )
         self.answers = Answers(self.cases, self.directory, self.texts)
         self.intake = MentionIntake(
-            self.cases, playbook, self.clock, self._plan_deadlines, self.metrics.mention_received
+            self.cases,
+            playbook,
+            self.clock,
+            self._plan_deadlines,
+            self.metrics.mention_received,
+            classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
+            lemmatiser=Lemmatiser(),
         )
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self.feeds: FeedPoller | None = None

@@ -169,7 +169,7 @@ def entry_mention(
     author_detail = entry.get("author_detail") or {}
     author = str(author_detail.get("name") or entry.get("author") or "").strip()
     # Until the classifier lands unlabelled feeds are neutral: only urgent words open cases.
-    sentiment = Sentiment(feed.sentiment) if feed.sentiment else Sentiment.NEUTRAL
+    sentiment = Sentiment(feed.sentiment) if feed.sentiment else None  # None: classified
     return Mention(
         source=source_of(feed),
         external_id=entry_id(entry),

@@ -221,7 +221,8 @@ async def test_rss_and_atom_entries_become_mentions_and_conditional_get_stores_n
     route = await stored(running, "rss:news", "news-2")
     assert route.text.startswith("Новый маршрут & расписание\n")
 
-    assert await feeds.poll(forum) == PollResult(200, new=1, cases=0)
+    # No sentiment in the feed: the classifier reads a complaint, so it opens a case.
+    assert await feeds.poll(forum) == PollResult(200, new=1, cases=1)
     bus = await stored(running, "rss:forum", "urn:forum:post:77")
     assert bus.text == "Автобус 12 снова не пришёл\nЖдали час на остановке"
     assert bus.url == "https://forum.example.org/t/77"
