@@ -12,7 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
-from bot.model import Author, Case, Event, Identity, Mention
+from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention
 from bot.outbox import OutboxItem
 
 
@@ -27,6 +27,31 @@ class DepartmentStatus:
 
 class ConcurrentUpdate(Exception):
     """The case changed between load and save (another press won the race)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorStanding:
+    """What an author's automatic labels are computed from."""
+
+    labels: frozenset[AuthorLabel]
+    negative_count: int
+    neutral_count: int
+    positive_count: int
+    negative_since: int  # negative mentions received since the moment asked about
+    max_reach: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorTally:
+    """What a batch of mentions adds to a stored author."""
+
+    author_id: int
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    seen_at: datetime | None = None  # last_seen_at becomes at least this
+    identities: tuple[Identity, ...] = ()  # identities the author did not have yet
+    labels: frozenset[AuthorLabel] | None = None  # None: unchanged
 
 
 class CaseRepository(Protocol):
@@ -53,12 +78,45 @@ class MentionRepository(Protocol):
     async def for_case(self, case_id: int) -> list[Mention]: ...
     async def attach(self, mention_id: int, case_id: int) -> None: ...
 
+    # Bulk intake (imports, API batches): a batch costs a handful of statements.
+    async def reserve(self) -> None:
+        """Hold the write lock from now until commit where the database has one lock for
+        all writers (SQLite), so a batch's reads stay true until it writes."""
+        ...
+
+    async def known(self, source: str, external_ids: Sequence[str]) -> set[str]:
+        """Which of these external ids of one source are already stored."""
+        ...
+
+    async def add_many(self, mentions: Sequence[Mention]) -> list[int]:
+        """Store new mentions (author_id set; keys distinct, not stored yet) in one go; their
+        ids in order. A key another writer stored meanwhile raises ConcurrentUpdate."""
+        ...
+
 
 class AuthorRepository(Protocol):
     async def get(self, author_id: int) -> Author | None: ...
     async def find_by_identity(self, identity: Identity) -> Author | None: ...
     async def add(self, author: Author) -> Author: ...
     async def save(self, author: Author) -> None: ...
+
+    # Bulk intake. An identity taken by a concurrent writer raises ConcurrentUpdate: the
+    # caller rolls back and runs the batch again.
+    async def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The author owning each known (channel, external id)."""
+        ...
+
+    async def add_many(self, authors: Sequence[Author]) -> list[Author]:
+        """Store new authors with their identities; in input order, with ids."""
+        ...
+
+    async def standing(
+        self, author_ids: Sequence[int], since: datetime
+    ) -> dict[int, AuthorStanding]: ...
+
+    async def tally_many(self, tallies: Sequence[AuthorTally]) -> None:
+        """Add counts, move last_seen_at forward, add identities, set changed labels."""
+        ...
 
 
 class EventRepository(Protocol):

@@ -14,6 +14,7 @@ from rich.table import Table
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
 from bot.playbook import Playbook, PlaybookError, load_playbook
+from bot.sentiment import LexiconError, lexicon_dir, load_lexicon
 from bot.texts import check_templates
 from store.db import Database
 
@@ -50,6 +51,10 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
         for file, path, message in playbook.check_departments(set(config.department_ids))
     ]
     problems += check_templates(config.playbooks.templates)
+    try:
+        load_lexicon(lexicon_dir(config))
+    except LexiconError as error:
+        problems.append(str(error))
     if problems:
         raise SetupError("\n".join(problems))
     return config, playbook
@@ -144,6 +149,31 @@ def db_upgrade(config: ConfigOption = Path("config.yaml")) -> None:
 
     revision = asyncio.run(upgrade())
     out.print(f"database at revision {revision}")
+
+
+@app.command("import")
+def import_mentions(
+    file: Annotated[Path, typer.Argument(help="A .csv or .xlsx file; the first row has titles")],
+    source: Annotated[
+        str, typer.Option("--source", help="Source name stored with every mention, e.g. vk")
+    ],
+    mapping: Annotated[
+        str | None, typer.Option("--mapping", help="A mapping from the config's `mappings`")
+    ] = None,
+    open_cases: Annotated[
+        bool,
+        typer.Option("--open-cases", help="Open cases for negative and urgent mentions"),
+    ] = False,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Import mentions from a spreadsheet: idempotent, bad rows listed and skipped."""
+    from handlers.importer import run_import  # imported late: the other commands stay light
+
+    cfg, playbook = _load_or_exit(config)
+    code = run_import(
+        cfg, playbook, file, source=source, mapping=mapping, open_cases=open_cases, out=out, err=err
+    )
+    raise typer.Exit(code=code)
 
 
 @app.command()

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, bindparam, false, func, insert, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import (
@@ -31,7 +35,7 @@ from bot.model import (
     SentimentSource,
 )
 from bot.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
-from bot.ports import ConcurrentUpdate, DepartmentStatus
+from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, DepartmentStatus
 from store.models import (
     AuthorIdentityRow,
     AuthorRow,
@@ -279,7 +283,7 @@ class SqlMentionRepository:
             "language": mention.language,
             "published_at": mention.published_at,
             "received_at": mention.received_at,
-            "sentiment": mention.sentiment.value,
+            "sentiment": (mention.sentiment or Sentiment.NEUTRAL).value,
             "sentiment_source": mention.sentiment_source.value,
             "sentiment_score": mention.sentiment_score,
             "reach": mention.reach,
@@ -318,9 +322,187 @@ class SqlMentionRepository:
             update(MentionRow).where(MentionRow.id == mention_id).values(case_id=case_id)
         )
 
+    async def reserve(self) -> None:
+        if self._s.get_bind().dialect.name == "sqlite":
+            # A write that changes nothing still takes SQLite's write lock until commit: the
+            # batch's reads then stay true, instead of its writes failing on a stale snapshot.
+            await self._s.execute(update(_MENTIONS).where(false()).values(id=_MENTIONS.c.id))
+
+    async def known(self, source: str, external_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(external_ids))):
+            found.update(
+                await self._s.scalars(
+                    select(MentionRow.external_id).where(
+                        MentionRow.source == source, MentionRow.external_id.in_(chunk)
+                    )
+                )
+            )
+        return found
+
+    async def add_many(self, mentions: Sequence[Mention]) -> list[int]:
+        if not mentions:
+            return []
+        rows = [_mention_row(m) for m in mentions]
+        with _raced("mentions"):
+            await _insert_rows(self._s, _MENTIONS, _MENTION_COLUMNS, rows)
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for mention in mentions:
+            by_source[mention.source].append(mention.external_id)
+        ids: dict[tuple[str, str], int] = {}
+        for source, external_ids in by_source.items():
+            for chunk in _chunks(external_ids):
+                found = await self._s.execute(
+                    select(MentionRow.external_id, MentionRow.id).where(
+                        MentionRow.source == source, MentionRow.external_id.in_(chunk)
+                    )
+                )
+                ids.update(((source, external_id), new_id) for external_id, new_id in found)
+        return [ids[m.source, m.external_id] for m in mentions]
+
 
 def _mention_fields(mention: Mention) -> dict[str, Any]:
     return {name: getattr(mention, name) for name in Mention.__dataclass_fields__}
+
+
+_MENTION_COLUMNS = (
+    "source",
+    "external_id",
+    "url",
+    "author_id",
+    "identity_channel",
+    "identity_external_id",
+    "identity_name",
+    "text",
+    "language",
+    "published_at",
+    "received_at",
+    "sentiment",
+    "sentiment_source",
+    "sentiment_score",
+    "reach",
+    "codes",
+    "story_id",
+    "reply_to_url",
+    "case_id",
+)
+
+
+def _mention_row(mention: Mention) -> tuple[Any, ...]:
+    if mention.author_id is None:
+        raise ValueError("a mention is stored after its author")
+    return (
+        mention.source,
+        mention.external_id,
+        mention.url,
+        mention.author_id,
+        mention.author.channel,
+        mention.author.external_id,
+        mention.author.display_name,
+        mention.text,
+        mention.language,
+        mention.published_at,
+        mention.received_at,
+        (mention.sentiment or Sentiment.NEUTRAL).value,  # intake has classified it
+        mention.sentiment_source.value,
+        mention.sentiment_score,
+        mention.reach,
+        mention.codes,  # a tuple: hashable for _insert_rows' cache; JSON makes it a list
+        mention.story_id,
+        mention.reply_to_url,
+        mention.case_id,
+    )
+
+
+# Core tables for the bulk statements: plain executemany, without the ORM's per-row work.
+_MENTIONS = cast(Table, MentionRow.__table__)
+_AUTHORS = cast(Table, AuthorRow.__table__)
+_IDENTITIES = cast(Table, AuthorIdentityRow.__table__)
+
+_IDENTITY_COLUMNS = ("author_id", "channel", "external_id", "display_name", "profile_url")
+
+# Well under every backend's limit of bound parameters per statement.
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@contextmanager
+def _raced(what: str) -> Iterator[None]:
+    """A bulk write that lost a race (a key another writer stored since our reads, or SQLite's
+    stale-snapshot refusal) becomes ConcurrentUpdate: the caller runs the batch again."""
+    try:
+        yield
+    except IntegrityError as error:
+        raise ConcurrentUpdate(f"{what}: {error.orig}") from error
+    except OperationalError as error:
+        if "locked" not in str(error.orig):
+            raise
+        raise ConcurrentUpdate(f"{what}: {error.orig}") from error
+
+
+# Bulk writes go straight to the driver's executemany with values already in database form:
+# SQLAlchemy's per-row parameter processing costs several times what SQLite needs to store
+# the row. The columns' own type processors (UTC datetimes, JSON) still do the conversion.
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
+
+
+def _processors(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> list[Any]:
+    key = (dialect.name, table.name, columns)
+    if key not in _PROCESSORS:
+        _PROCESSORS[key] = [
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        ]
+    return _PROCESSORS[key]
+
+
+def _marks(paramstyle: str, count: int) -> list[str]:
+    if paramstyle == "qmark":
+        return ["?"] * count
+    if paramstyle == "numeric_dollar":
+        return [f"${i}" for i in range(1, count + 1)]
+    if paramstyle in ("format", "pyformat"):
+        return ["%s"] * count
+    raise NotImplementedError(f"bulk writes do not support paramstyle {paramstyle!r}")
+
+
+def _database_form(rows: Sequence[Sequence[Any]], processors: list[Any]) -> list[tuple[Any, ...]]:
+    active = [(i, p) for i, p in enumerate(processors) if p is not None]
+    if not active:
+        return [tuple(row) for row in rows]
+    # A batch repeats values (received_at, codes, last seen): convert each once.
+    memo: dict[tuple[int, Any], Any] = {}
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i, process in active:
+            value = values[i]
+            if value is not None:
+                key = (i, value)
+                if key not in memo:
+                    memo[key] = process(list(value) if isinstance(value, tuple) else value)
+                values[i] = memo[key]
+        converted.append(tuple(values))
+    return converted
+
+
+async def _insert_rows(
+    session: AsyncSession, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    connection = await session.connection()
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(table.name),
+        ", ".join(quote(c) for c in columns),
+        ", ".join(_marks(dialect.paramstyle, len(columns))),
+    )
+    await connection.exec_driver_sql(
+        sql, _database_form(rows, _processors(dialect, table, columns))
+    )
 
 
 # --- authors ---------------------------------------------------------------------------------
@@ -370,6 +552,157 @@ class SqlAuthorRepository:
                 self._s.add(self._identity_row(author.id, identity))
         await self._s.flush()
 
+    async def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        by_channel: dict[str, set[str]] = defaultdict(set)
+        for channel, external_id in identities:
+            by_channel[channel].add(external_id)
+        found: dict[tuple[str, str], int] = {}
+        table = _IDENTITIES
+        # One channel at a time: (channel, external_id) is the unique index.
+        for channel, external_ids in by_channel.items():
+            for chunk in _chunks(sorted(external_ids)):
+                rows = await self._s.execute(
+                    select(table.c.external_id, table.c.author_id).where(
+                        table.c.channel == channel, table.c.external_id.in_(chunk)
+                    )
+                )
+                for external_id, author_id in rows:
+                    found[channel, external_id] = int(author_id)
+        return found
+
+    async def add_many(self, authors: Sequence[Author]) -> list[Author]:
+        if not authors:
+            return []
+        table = _AUTHORS
+        columns = [table.c[name] for name in _AUTHOR_KEY]
+        values = [self._values(author) for author in authors]
+        with _raced("authors"):
+            rows = (
+                await self._s.execute(insert(table).returning(table.c.id, *columns), values)
+            ).all()
+        # RETURNING order is not guaranteed, and rows are told apart only by their values:
+        # authors with equal values are interchangeable, so any of their ids fits each.
+        pool: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for new_id, *stored in rows:
+            pool[_author_key(stored)].append(int(new_id))
+        ids = [pool[_author_key([v[name] for name in _AUTHOR_KEY])].pop() for v in values]
+        identities = [
+            self._identity_tuple(author_id, identity)
+            for author_id, author in zip(ids, authors, strict=True)
+            for identity in author.identities
+        ]
+        if identities:
+            with _raced("author identities"):
+                await _insert_rows(self._s, _IDENTITIES, _IDENTITY_COLUMNS, identities)
+        return [replace(a, id=i) for a, i in zip(authors, ids, strict=True)]
+
+    async def standing(
+        self, author_ids: Sequence[int], since: datetime
+    ) -> dict[int, AuthorStanding]:
+        # One pass over the authors' mentions (author_id leads an index), then the authors.
+        activity = select(
+            MentionRow.author_id,
+            func.sum(
+                sql_case(
+                    (
+                        and_(
+                            MentionRow.sentiment == Sentiment.NEGATIVE.value,
+                            MentionRow.received_at >= since,
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ).label("recent"),
+            func.max(MentionRow.reach).label("reach"),
+        ).group_by(MentionRow.author_id)
+        found: dict[int, AuthorStanding] = {}
+        for chunk in _chunks(sorted(set(author_ids))):
+            counted = activity.where(MentionRow.author_id.in_(chunk)).subquery()
+            rows = await self._s.execute(
+                select(
+                    AuthorRow.id,
+                    AuthorRow.labels,
+                    AuthorRow.negative_count,
+                    AuthorRow.neutral_count,
+                    AuthorRow.positive_count,
+                    counted.c.recent,
+                    counted.c.reach,
+                )
+                .outerjoin(counted, counted.c.author_id == AuthorRow.id)
+                .where(AuthorRow.id.in_(chunk))
+            )
+            for author_id, labels, neg, neu, pos, recent, most in rows:
+                found[int(author_id)] = AuthorStanding(
+                    frozenset(AuthorLabel(label) for label in labels or ()),
+                    int(neg),
+                    int(neu),
+                    int(pos),
+                    int(recent or 0),
+                    int(most or 0),
+                )
+        return found
+
+    async def tally_many(self, tallies: Sequence[AuthorTally]) -> None:
+        connection = await self._s.connection()
+        dialect = connection.dialect
+        quote = dialect.identifier_preparer.quote
+        counted = [t for t in tallies if t.negative or t.neutral or t.positive or t.seen_at]
+        if counted:
+            neg, neu, pos, seen, seen_again, author = _marks(dialect.paramstyle, 6)
+            last = quote("last_seen_at")
+            sql = (
+                f"UPDATE {quote(_AUTHORS.name)} SET negative_count = negative_count + {neg}, "
+                f"neutral_count = neutral_count + {neu}, positive_count = positive_count + {pos}, "
+                # Never backwards: a concurrent writer may have seen the author later.
+                f"{last} = CASE WHEN {last} IS NULL OR {last} < {seen} THEN {seen_again} "
+                f"ELSE {last} END WHERE id = {author}"
+            )
+            columns = (
+                "negative_count",
+                "neutral_count",
+                "positive_count",
+                "last_seen_at",
+                "last_seen_at",
+                "id",
+            )
+            rows = [
+                (t.negative, t.neutral, t.positive, t.seen_at, t.seen_at, t.author_id)
+                for t in counted
+            ]
+            await connection.exec_driver_sql(
+                sql, _database_form(rows, _processors(dialect, _AUTHORS, columns))
+            )
+        relabelled = [t for t in tallies if t.labels is not None]
+        if relabelled:
+            await self._s.execute(
+                update(_AUTHORS)
+                .where(_AUTHORS.c.id == bindparam("b_id"))
+                .values(labels=bindparam("b_labels", type_=_AUTHORS.c.labels.type)),
+                [
+                    {"b_id": t.author_id, "b_labels": sorted(x.value for x in t.labels or ())}
+                    for t in relabelled
+                ],
+            )
+        identities = [
+            self._identity_tuple(t.author_id, identity)
+            for t in tallies
+            for identity in t.identities
+        ]
+        if identities:
+            with _raced("author identities"):
+                await _insert_rows(self._s, _IDENTITIES, _IDENTITY_COLUMNS, identities)
+
+    @staticmethod
+    def _identity_tuple(author_id: int, identity: Identity) -> tuple[Any, ...]:
+        return (
+            author_id,
+            identity.channel,
+            identity.external_id,
+            identity.display_name,
+            identity.profile_url,
+        )
+
     @staticmethod
     def _values(author: Author) -> dict[str, Any]:
         return {
@@ -412,6 +745,23 @@ class SqlAuthorRepository:
             first_seen_at=row.first_seen_at,
             last_seen_at=row.last_seen_at,
         )
+
+
+# The columns bulk-inserted authors are told apart by (see SqlAuthorRepository.add_many).
+_AUTHOR_KEY = (
+    "display_name",
+    "labels",
+    "negative_count",
+    "neutral_count",
+    "positive_count",
+    "first_seen_at",
+    "last_seen_at",
+)
+
+
+def _author_key(values: Sequence[Any]) -> tuple[Any, ...]:
+    # JSON comes back as a list; datetimes come back in UTC and compare by instant.
+    return tuple(tuple(v) if isinstance(v, list) else v for v in values)
 
 
 # --- events ----------------------------------------------------------------------------------

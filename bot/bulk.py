@@ -1,0 +1,347 @@
+"""Many mentions at once: imports and API batches.
+
+The single path (CaseService.intake) costs a transaction and about ten statements per mention.
+Here a batch is routed in memory, its authors are resolved and written with a few statements,
+and its mentions go in with one multi-row INSERT, all in one transaction. Mentions that need a
+case still go through CaseService.intake one by one: case opening, grouping into related
+cases and cards stay in one place, and such mentions are the minority.
+
+The result is the one the single path gives: one author card per person (identities linked by
+e-mail or phone merge cards), counts and last-seen moved on, labels from the playbook's
+thresholds, (source, external_id) stored once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from bot.clock import Clock
+from bot.intake import MentionIntake
+from bot.model import MAX_MENTION_TEXT, Author, AuthorLabel, Identity, Mention, Sentiment
+from bot.playbook import AuthorLabelsConfig
+from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
+from bot.services import CaseOpening, CaseService, IntakeResult
+
+# A batch that lost a race to another writer is run again from its reads; this many times.
+ATTEMPTS = 5
+
+_DUPLICATE = IntakeResult(None, None, duplicate=True)
+_AUTOMATIC = frozenset({AuthorLabel.SYSTEMATIC_CRITIC, AuthorLabel.OPINION_LEADER})
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    results: list[IntakeResult]  # one per mention, in order; duplicates carry no mention
+    unopened: int = 0  # negative mentions stored as history, without a case
+
+    @property
+    def stored(self) -> int:
+        return sum(1 for r in self.results if not r.duplicate)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for r in self.results if r.duplicate)
+
+    @property
+    def cases(self) -> int:
+        return sum(1 for r in self.results if r.case is not None)
+
+
+def automatic_labels(
+    standing: AuthorStanding, rules: AuthorLabelsConfig, added: Sequence[int] = (0, 0, 0)
+) -> frozenset[AuthorLabel]:
+    """The labels an author card gets from the thresholds, as CaseService._relabel gives
+    them; `added` are the negative, neutral and positive mentions not yet in the counts."""
+    labels = set(standing.labels) - _AUTOMATIC
+    if standing.negative_since >= rules.critic_negative_count:
+        labels.add(AuthorLabel.SYSTEMATIC_CRITIC)
+    positive = standing.positive_count + added[2]
+    total = standing.negative_count + standing.neutral_count + standing.positive_count + sum(added)
+    if (
+        total
+        and positive / total >= rules.leader_positive_share
+        and standing.max_reach >= rules.leader_min_reach
+    ):
+        labels.add(AuthorLabel.OPINION_LEADER)
+    return frozenset(labels)
+
+
+class BulkIntake:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        intake: MentionIntake,
+        cases: CaseService,
+        clock: Clock,
+        labels: AuthorLabelsConfig,
+        observe: Callable[[Mention, IntakeResult], None] | None = None,
+    ) -> None:
+        self._uow = uow_factory
+        self._intake = intake
+        self._cases = cases
+        self._clock = clock
+        self._labels = labels
+        self._observe = observe  # metrics, as MentionIntake's
+
+    async def receive_many(
+        self, mentions: Sequence[Mention], *, open_cases: bool = True
+    ) -> BulkResult:
+        """Store a batch. With `open_cases` (live intake) each mention is routed and those
+        that need an answer open or join cases, as MentionIntake.receive does. Without it
+        the batch is history: stored and counted on the authors' cards, never routed (routing
+        costs more than storing; it would only add the rules' codes), no case, no card."""
+        results: list[IntakeResult | None] = [None] * len(mentions)
+        prepared: list[Mention] = []
+        plain: list[tuple[int, Mention, tuple[str, ...]]] = []
+        openers: list[tuple[int, Mention, CaseOpening]] = []
+        unopened = 0
+        seen: set[tuple[str, str]] = set()
+        for i, mention in enumerate(mentions):
+            mention = self._intake.prepare(mention)  # the classifier, if the source gave none
+            prepared.append(mention)
+            key = (mention.source, mention.external_id)
+            if key in seen:
+                results[i] = _DUPLICATE
+                continue
+            seen.add(key)
+            if not open_cases:
+                unopened += mention.sentiment is Sentiment.NEGATIVE
+                plain.append((i, mention, mention.codes))
+                continue
+            decision, opening = self._intake.decide(mention)
+            if opening is not None:
+                openers.append((i, replace(mention, codes=decision.codes), opening))
+            else:
+                plain.append((i, mention, decision.codes))
+
+        stored = await self._store([(m, codes) for _, m, codes in plain])
+        for i, mention, _ in plain:
+            got = stored.get((mention.source, mention.external_id))
+            results[i] = IntakeResult(got, None) if got is not None else _DUPLICATE
+        for i, mention, opening in openers:
+            results[i] = await self._cases.intake(mention, opening)
+
+        final = [r if r is not None else _DUPLICATE for r in results]
+        if self._observe is not None:
+            for mention, result in zip(prepared, final, strict=True):
+                self._observe(mention, result)
+        return BulkResult(final, unopened)
+
+    async def _store(
+        self, batch: Sequence[tuple[Mention, tuple[str, ...]]]
+    ) -> dict[tuple[str, str], Mention]:
+        if not batch:
+            return {}
+        for attempt in range(1, ATTEMPTS + 1):
+            now = self._clock.now()
+            try:
+                async with self._uow() as uow:
+                    stored = await self._store_once(uow, batch, now)
+                    await uow.commit()
+                return stored
+            except ConcurrentUpdate:
+                if attempt == ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _store_once(
+        self, uow: UnitOfWork, batch: Sequence[tuple[Mention, tuple[str, ...]]], now: datetime
+    ) -> dict[tuple[str, str], Mention]:
+        await uow.mentions.reserve()
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for mention, _ in batch:
+            by_source[mention.source].append(mention.external_id)
+        known = {
+            (source, external_id)
+            for source, ids in by_source.items()
+            for external_id in await uow.mentions.known(source, ids)
+        }
+        fresh = [(m, c) for m, c in batch if (m.source, m.external_id) not in known]
+        if not fresh:
+            return {}
+        people = await _People.resolve(uow, [m for m, _ in fresh])
+        created = await uow.authors.add_many(people.new_authors(now, self._labels))
+        author_ids = people.author_ids(created)
+        rows = [
+            replace(m, codes=codes, text=m.text[:MAX_MENTION_TEXT], author_id=author_id)
+            for (m, codes), author_id in zip(fresh, author_ids, strict=True)
+        ]
+        ids = await uow.mentions.add_many(rows)
+        standing = await uow.authors.standing(people.existing(), now - self._labels.critic_window)
+        await uow.authors.tally_many(people.tallies(standing, now, self._labels))
+        return {
+            (m.source, m.external_id): replace(m, id=new_id)
+            for m, new_id in zip(rows, ids, strict=True)
+        }
+
+
+_SENTIMENT_INDEX = {Sentiment.NEGATIVE: 0, Sentiment.NEUTRAL: 1, Sentiment.POSITIVE: 2}
+
+
+@dataclass
+class _Person:
+    """The mentions of one batch that belong to one author card."""
+
+    author_id: int | None  # stored author, after merges; None: a new card, until written
+    stored: bool = False  # the card existed before this batch
+    identities: dict[tuple[str, str], Identity] = field(default_factory=dict)
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])  # negative, neutral, positive
+    negative_recent: int = 0
+    max_reach: int = 0
+    first: Mention | None = None
+
+
+class _People:
+    """Who is behind each mention of a batch: identities that the source links (e-mail,
+    phone) and identities already on a card join into one person; stored cards that turn out
+    to be one person are merged as CaseService._record_author does (the oldest card stays)."""
+
+    def __init__(self, mentions: Sequence[Mention], owned: set[tuple[str, str]]) -> None:
+        self._mentions = mentions
+        self._owned = owned
+        self._persons: dict[Hashable, _Person] = {}
+        self._roots: list[Hashable] = []  # the person of each mention
+
+    @classmethod
+    async def resolve(cls, uow: UnitOfWork, mentions: Sequence[Mention]) -> _People:
+        keys = {(i.channel, i.external_id) for m in mentions for i in (m.author, *m.linked)}
+        owners = await uow.authors.owners(list(keys))
+        people = cls(mentions, set(owners))
+        if any(m.linked for m in mentions):
+            await people._join(uow, owners)
+        else:
+            # One identity per mention: its card, or a new card per identity. No merges.
+            for m in mentions:
+                key = (m.author.channel, m.author.external_id)
+                owner = owners.get(key)
+                if owner is None:
+                    people._roots.append(key)
+                else:
+                    people._roots.append(owner)
+                    people._persons.setdefault(owner, _Person(owner, stored=True))
+        people._tally()
+        return people
+
+    async def _join(self, uow: UnitOfWork, owners: dict[tuple[str, str], int]) -> None:
+        """Union-find over identities and stored cards (int nodes)."""
+        parent: dict[Hashable, Hashable] = {}
+
+        def find(node: Hashable) -> Hashable:
+            up = parent.setdefault(node, node)
+            while up != node:
+                higher = parent.setdefault(up, up)
+                parent[node] = higher  # path halving
+                node, up = up, higher
+            return node
+
+        def union(a: Hashable, b: Hashable) -> None:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[rb] = ra
+
+        for m in self._mentions:
+            first = (m.author.channel, m.author.external_id)
+            for identity in m.linked:
+                union(first, (identity.channel, identity.external_id))
+        for key, author_id in owners.items():
+            union(key, author_id)
+        cards: dict[Hashable, set[int]] = defaultdict(set)
+        for key, author_id in owners.items():
+            cards[find(key)].add(author_id)
+        for root, ids in cards.items():
+            keep, *gone = sorted(ids)
+            for other in gone:
+                await uow.links.merge_authors(keep, other)
+            self._persons[root] = _Person(keep, stored=True)
+        self._roots = [find((m.author.channel, m.author.external_id)) for m in self._mentions]
+
+    def _tally(self) -> None:
+        persons = self._persons
+        for mention, root in zip(self._mentions, self._roots, strict=True):
+            person = persons.get(root)
+            if person is None:
+                person = persons[root] = _Person(None)
+            if person.first is None:
+                person.first = mention
+            identities = person.identities
+            author = mention.author
+            if (author.channel, author.external_id) not in identities:
+                identities[author.channel, author.external_id] = author
+            for identity in mention.linked:
+                identities.setdefault((identity.channel, identity.external_id), identity)
+            person.counts[_SENTIMENT_INDEX[mention.sentiment or Sentiment.NEUTRAL]] += 1
+            if mention.sentiment is Sentiment.NEGATIVE:
+                # Received now: within the critic window, as the single path counts it.
+                person.negative_recent += 1
+            if mention.reach > person.max_reach:
+                person.max_reach = mention.reach
+
+    def _new(self) -> list[_Person]:
+        return [p for p in self._persons.values() if not p.stored]
+
+    def new_authors(self, now: datetime, rules: AuthorLabelsConfig) -> list[Author]:
+        authors = []
+        for person in self._new():
+            assert person.first is not None
+            name = person.first.author
+            negative, neutral, positive = person.counts
+            standing = AuthorStanding(
+                frozenset(), negative, neutral, positive, person.negative_recent, person.max_reach
+            )
+            authors.append(
+                Author(
+                    id=None,
+                    display_name=name.display_name or name.external_id,
+                    identities=tuple(person.identities.values()),
+                    labels=automatic_labels(standing, rules),
+                    negative_count=negative,
+                    neutral_count=neutral,
+                    positive_count=positive,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+        return authors
+
+    def author_ids(self, created: Sequence[Author]) -> list[int]:
+        """The author id of each mention, in order, once new authors are stored."""
+        for person, author in zip(self._new(), created, strict=True):
+            person.author_id = author.id
+        ids = []
+        for root in self._roots:
+            author_id = self._persons[root].author_id
+            assert author_id is not None
+            ids.append(author_id)
+        return ids
+
+    def existing(self) -> list[int]:
+        """Stored authors the batch adds to (new ones were written complete)."""
+        return [p.author_id for p in self._persons.values() if p.stored and p.author_id]
+
+    def tallies(
+        self, standing: dict[int, AuthorStanding], now: datetime, rules: AuthorLabelsConfig
+    ) -> list[AuthorTally]:
+        tallies = []
+        for person in self._persons.values():
+            if not person.stored or person.author_id is None:
+                continue
+            negative, neutral, positive = person.counts
+            before = standing[person.author_id]
+            labels = automatic_labels(before, rules, person.counts)
+            tallies.append(
+                AuthorTally(
+                    person.author_id,
+                    negative,
+                    neutral,
+                    positive,
+                    seen_at=now,
+                    identities=tuple(
+                        i for key, i in person.identities.items() if key not in self._owned
+                    ),
+                    labels=labels if labels != before.labels else None,
+                )
+            )
+        return tallies
