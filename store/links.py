@@ -28,28 +28,30 @@ class SqlLinkRepository:
     ) -> int | None:
         """An open case this mention belongs to: the same story id from the source, a reply
         under the same post or URL, or the same author about the same subject lately."""
-        conditions = []
+        # One indexed look-up per kind of link, cheapest first; OR across them would scan.
+        lookups = []
         if story_id:
-            conditions.append(MentionRow.story_id == story_id)
+            lookups.append(MentionRow.story_id == story_id)
         if thread_urls:
-            conditions.append(MentionRow.reply_to_url.in_(thread_urls))
-            conditions.append(MentionRow.url.in_(thread_urls))
+            lookups.append(MentionRow.reply_to_url.in_(thread_urls))
+            lookups.append(MentionRow.url.in_(thread_urls))
         if author_id is not None:
-            conditions.append(
+            lookups.append(
                 (MentionRow.author_id == author_id)
-                & (CaseRow.department == department)
                 & (MentionRow.received_at >= since)
+                & (CaseRow.department == department)
             )
-        if not conditions:
-            return None
-        found = await self._s.scalar(
-            select(CaseRow.id)
-            .join(MentionRow, MentionRow.case_id == CaseRow.id)
-            .where(CaseRow.state.not_in(_OPEN), CaseRow.drill.is_(False), or_(*conditions))
-            .order_by(CaseRow.id.desc())
-            .limit(1)
-        )
-        return int(found) if found is not None else None
+        for condition in lookups:
+            found = await self._s.scalar(
+                select(CaseRow.id)
+                .join(MentionRow, MentionRow.case_id == CaseRow.id)
+                .where(condition, CaseRow.state.not_in(_OPEN), CaseRow.drill.is_(False))
+                .order_by(CaseRow.id.desc())
+                .limit(1)
+            )
+            if found is not None:
+                return int(found)
+        return None
 
     async def negative_since(self, author_id: int, since: datetime) -> int:
         count = await self._s.scalar(

@@ -126,6 +126,10 @@ class MentionRow(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_mention_source_external"),
         Index("ix_mentions_author_received", "author_id", "received_at"),
+        # Grouping looks related mentions up by these on every intake.
+        Index("ix_mentions_story", "story_id"),
+        Index("ix_mentions_reply_to_url", "reply_to_url"),
+        Index("ix_mentions_url", "url"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
