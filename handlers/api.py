@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from bot.bulk import BulkIntake
 from bot.clock import Clock
 from bot.config import ApiSource, Config
 from bot.intake import MentionIntake
@@ -114,8 +115,10 @@ class Api:
         clock: Clock,
         transports: list[str],
         metrics: Metrics | None = None,
+        bulk: BulkIntake | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        self._bulk = bulk  # batches: one transaction for the mentions that open no case
         self._sources = [s for s in config.api.sources if s.enabled]
         self._database = database
         self._cases = cases
@@ -180,17 +183,20 @@ class Api:
             problems = [{"path": _path(e["loc"]), "message": e["msg"]} for e in error.errors()]
             return _problem(422, "validation failed", problems=problems[:100])
         now = self._clock.now()
-        accepted = duplicates = 0
-        case_ids: list[int | None] = []
-        for item in batch:
-            result = await self._intake.receive(item.to_domain(source.name, now))
-            if result.duplicate:
-                duplicates += 1
-            else:
-                accepted += 1
-            case_ids.append(result.case.id if result.case else None)
+        mentions = [item.to_domain(source.name, now) for item in batch]
+        if self._bulk is not None and len(mentions) > 1:
+            many = await self._bulk.receive_many(mentions)
+            results = many.results
+        else:
+            results = [await self._intake.receive(m) for m in mentions]
+        duplicates = sum(1 for r in results if r.duplicate)
         return web.json_response(
-            {"accepted": accepted, "duplicates": duplicates, "cases": case_ids}, status=202
+            {
+                "accepted": len(results) - duplicates,
+                "duplicates": duplicates,
+                "cases": [r.case.id if r.case else None for r in results],
+            },
+            status=202,
         )
 
     async def get_case(self, request: web.Request) -> web.Response:

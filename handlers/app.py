@@ -14,6 +14,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.answers import Answers
+from bot.bulk import BulkIntake
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import OutboxWorker, RetryPolicy
@@ -177,6 +178,14 @@ class App:
             self.clock,
             list(self.transports),
             self.metrics,
+            BulkIntake(
+                self.database.uow,
+                self.intake,
+                self.cases,
+                self.clock,
+                self.playbook.routing.author_labels,
+                self.metrics.mention_received,
+            ),
         )
         self._runner = web.AppRunner(api.app(), access_log=None)
         await self._runner.setup()
