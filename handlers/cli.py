@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 app.add_typer(db_app, name="db")
+authors_app = typer.Typer(no_args_is_help=True, help="Author cards.")
+app.add_typer(authors_app, name="authors")
 
 out = Console()
 err = Console(stderr=True)
@@ -174,6 +176,47 @@ def import_mentions(
         cfg, playbook, file, source=source, mapping=mapping, open_cases=open_cases, out=out, err=err
     )
     raise typer.Exit(code=code)
+
+
+@authors_app.command("merge")
+def authors_merge(
+    keep: Annotated[int, typer.Argument(help="The author card that stays")],
+    gone: Annotated[int, typer.Argument(help="The author card merged into it")],
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Merge two author cards of one person (identities, mentions and counts)."""
+    from bot.clock import SystemClock
+    from bot.directory import Directory
+    from bot.model import GlobalRole
+    from bot.rights import Actor
+    from bot.services import CaseService
+
+    cfg, playbook = _load_or_exit(config)
+    # Whoever runs the command line administers the installation.
+    admin = Actor("cli", "otklik authors merge", global_roles=frozenset({GlobalRole.ADMIN}))
+
+    async def merge() -> str | None:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            cases = CaseService(
+                database.uow,
+                SystemClock(),
+                Directory(cfg),
+                cfg.tz,
+                coordination=cfg.coordination_department,
+                policy=playbook.routing,
+            )
+            error = await cases.merge_authors(keep, gone, admin)
+            return None if error is None else f"{error.code}: {error.params}"
+        finally:
+            await database.dispose()
+
+    problem = asyncio.run(merge())
+    if problem is not None:
+        err.print(f"cannot merge {gone} into {keep}: {problem}")
+        raise typer.Exit(code=1)
+    out.print(f"author {gone} merged into {keep}")
 
 
 @app.command()

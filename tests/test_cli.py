@@ -95,3 +95,44 @@ async def test_app_starts_without_chat_credentials_and_says_what_to_configure(
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "OTKLIK_TELEGRAM_TOKEN" in warning and "matrix" in warning.lower()
     await asyncio.sleep(0)
+
+
+def test_authors_merge_on_the_command_line(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bot.clock import SystemClock
+    from bot.directory import Directory
+    from bot.model import Identity, Mention, Sentiment
+    from bot.services import CaseService
+    from store.db import Database
+
+    path = example_copy(tmp_path)
+    config = load_config(path, env={})
+
+    async def seed() -> list[int]:
+        db = Database(config.database.url)
+        await db.upgrade()
+        cases = CaseService(db.uow, SystemClock(), Directory(config), config.tz)
+        ids = []
+        for n, channel in enumerate(("vk", "email")):
+            result = await cases.intake(
+                Mention(
+                    source=channel,
+                    external_id=str(n),
+                    text="x",
+                    author=Identity(channel, f"p{n}", "Пётр"),
+                    received_at=datetime.now(UTC),
+                    sentiment=Sentiment.NEGATIVE,
+                ),
+                None,
+            )
+            assert result.mention and result.mention.author_id
+            ids.append(result.mention.author_id)
+        await db.dispose()
+        return ids
+
+    keep, gone = asyncio.run(seed())
+    result = runner.invoke(app, ["authors", "merge", str(keep), str(gone), "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(app, ["authors", "merge", str(keep), str(gone), "-c", str(path)])
+    assert again.exit_code == 1  # the merged card is gone
