@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,7 @@ from bot.bulk import BulkIntake
 from bot.clock import Clock
 from bot.config import ApiSource, Config
 from bot.intake import MentionIntake
+from bot.mapping import MappingError, RecordMapper
 from bot.model import (
     MAX_MENTION_TEXT,
     MAX_NAME,
@@ -120,6 +122,12 @@ class Api:
         self._metrics = metrics or Metrics()
         self._bulk = bulk  # batches: one transaction for the mentions that open no case
         self._sources = [s for s in config.api.sources if s.enabled]
+        # Sources that send their own JSON: their records are mapped onto ours first.
+        self._mappers = {
+            s.name: RecordMapper(config.mappings[s.mapping], config.tz)
+            for s in self._sources
+            if s.mapping is not None
+        }
         self._database = database
         self._cases = cases
         self._intake = intake
@@ -174,6 +182,24 @@ class Api:
             body = await request.json(loads=json.loads)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _problem(400, "body is not valid JSON")
+        records = body if isinstance(body, list) else [body]
+        linked: list[tuple[Identity, ...]] = [() for _ in records]
+        mapper = self._mappers.get(source.name)
+        if mapper is not None:
+            mapped, problems = [], []
+            for i, record in enumerate(records[: MAX_BATCH + 1]):
+                try:
+                    item = mapper(record if isinstance(record, dict) else {})
+                except MappingError as error:
+                    problems += [{"path": f"[{i}].{f}", "message": m} for f, m in error.problems]
+                    continue
+                linked[i] = tuple(
+                    Identity(x["channel"], x["id"], "") for x in item.pop("identities", [])
+                )
+                mapped.append(item)
+            if problems:
+                return _problem(422, "validation failed", problems=problems[:100])
+            body = mapped if isinstance(body, list) else mapped[0]
         try:
             if isinstance(body, list):
                 batch = _BATCH.validate_python(body)
@@ -183,7 +209,10 @@ class Api:
             problems = [{"path": _path(e["loc"]), "message": e["msg"]} for e in error.errors()]
             return _problem(422, "validation failed", problems=problems[:100])
         now = self._clock.now()
-        mentions = [item.to_domain(source.name, now) for item in batch]
+        mentions = [
+            replace(item.to_domain(source.name, now), linked=extra)
+            for item, extra in zip(batch, linked, strict=False)
+        ]
         if self._bulk is not None and len(mentions) > 1:
             many = await self._bulk.receive_many(mentions)
             results = many.results

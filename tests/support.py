@@ -26,6 +26,14 @@ api:
   sources:
     - {{name: monitoring, token: "${{MON_TOKEN:-}}", scopes: [ingest, read]}}
     - {{name: forms, token: "${{FORMS_TOKEN:-}}"}}
+    - {{name: brand, token: "${{BRAND_TOKEN:-}}", mapping: brand}}
+mappings:
+  brand:
+    fields: {{external_id: post.id, text: post.body, url: post.link, author.id: post.user.uid,
+              author.name: post.user.name, author.email: post.user.email,
+              sentiment: post.tone}}
+    constants: {{author.channel: vk}}
+    sentiment_values: {{neg: negative, pos: positive, neu: neutral}}
 outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 1}}
 staff:
   - {{id: spec, name: Анна Иванова, telegram_id: 1001, roles: {{housing: [specialist]}}}}
@@ -37,7 +45,11 @@ staff:
 """
 
 
-API_TOKENS = {"MON_TOKEN": "mon-secret-token-123", "FORMS_TOKEN": "forms-secret-token-456"}
+API_TOKENS = {
+    "MON_TOKEN": "mon-secret-token-123",
+    "FORMS_TOKEN": "forms-secret-token-456",
+    "BRAND_TOKEN": "brand-secret-token-789",
+}
 
 
 def make_config(tmp_path: Path, url: str, port: int = 0) -> Config:

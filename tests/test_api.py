@@ -138,3 +138,37 @@ async def test_metrics_and_openapi_match_the_behaviour(
     assert (
         post["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]["maxItems"] == 1000
     )
+
+
+async def test_a_source_with_its_own_json_is_mapped(
+    running: tuple[App, str, RecordingTransport],
+) -> None:
+    app, base, _ = running
+    brand = {"Authorization": f"Bearer {API_TOKENS['BRAND_TOKEN']}"}
+    record = {
+        "post": {
+            "id": 77,
+            "body": "Опять прорвало трубу, заливает подвал",
+            "tone": "neg",
+            "link": "https://vk.com/wall-1_77",
+            "user": {"uid": "id9", "name": "Ольга", "email": "olga@example.org"},
+        }
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/api/v1/mentions", json=[record], headers=brand) as response:
+            assert response.status == 202, await response.text()
+            assert (await response.json())["cases"][0] is not None
+        broken = {"post": {"body": "no id"}}
+        async with http.post(f"{base}/api/v1/mentions", json=broken, headers=brand) as response:
+            assert response.status == 422
+            paths = {p["path"] for p in (await response.json())["problems"]}
+        assert "[0].external_id" in paths
+    async with app.database.uow() as uow:
+        stored = await uow.mentions.get_by_external("brand", "77")
+        assert stored is not None and stored.author_id is not None
+        author = await uow.authors.get(stored.author_id)
+    assert author is not None
+    assert {(i.channel, i.external_id) for i in author.identities} == {
+        ("vk", "id9"),
+        ("email", "olga@example.org"),
+    }
