@@ -4,18 +4,18 @@
 cases open but nothing is delivered). A separate load process sends mentions, ~20% negative
 (those open cases), the rest neutral or positive, every one with the source's sentiment:
   - single: `--clients` concurrent clients POST one mention at a time for `--seconds`;
-  - batched: `--batch-clients` (1) POST batches of 1,000 for `--seconds`;
-  - batched, bulk wiring: the same, with POST /api/v1/mentions answered by bot.bulk (the
-    change proposed for handlers/api.py, patched in here only; the App is not modified), once
-    with 20% negative and once with none (what the bulk path does when no case opens).
+  - batched: `--batch-clients` (1) POST batches of 1,000 for `--seconds` (the API hands
+    batches to bot.bulk); once more with no negative mentions (what it does when no case opens).
 (b) Import: a generated CSV (100,000 rows, 20,000 authors, sentiment given) through
 handlers.importer.import_file into a fresh SQLite database.
 
-Prints where the time goes (cProfile of the server during the batched run, and a breakdown of
-the import), then one JSON line starting {"http_single_per_s", "http_batched_per_s",
+Rates are measured without a profiler. Then prints where the time goes: cProfile of the server
+during one more (shorter) batched run of each kind, and of a 20,000-row import, by area; the
+last line is one JSON object starting {"http_single_per_s", "http_batched_per_s",
 "bulk_import_per_s"}.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--rows 100000]
+    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--batch-clients 1]
+                                     [--rows 100000]
 """
 
 from __future__ import annotations
@@ -42,16 +42,11 @@ import socket  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
-from aiohttp import web  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
-
-from bot.bulk import BulkIntake  # noqa: E402
 from bot.config import Config, load_config  # noqa: E402
 from bot.playbook import Playbook, load_playbook  # noqa: E402
-from handlers import api as api_module  # noqa: E402
 from handlers.app import App  # noqa: E402
 from handlers.importer import import_file  # noqa: E402
 
@@ -131,11 +126,18 @@ def load(
             await asyncio.gather(*(client(http) for _ in range(clients)))
         return sent, errors, time.monotonic() - started
 
+    out.send("ready")  # imports done: what the server does from now on is the load
     out.send(asyncio.run(main()))
 
 
 async def drive(
-    url: str, mode: str, clients: int, seconds: float, start: int, negative: float
+    url: str,
+    mode: str,
+    clients: int,
+    seconds: float,
+    start: int,
+    negative: float,
+    on_ready: Callable[[], None] = lambda: None,
 ) -> float:
     """Mentions per second the server accepted, measured by the load process."""
     context = multiprocessing.get_context("spawn")
@@ -144,11 +146,13 @@ async def drive(
     process = context.Process(target=load, args=arguments)
     process.start()
     # Waited for in a thread: the server runs on this loop meanwhile.
+    await asyncio.to_thread(ours.recv)
+    on_ready()
     sent, errors, elapsed = await asyncio.to_thread(ours.recv)
     process.join()
     if errors:
         print(f"  {mode}: {errors} requests failed")
-    return sent / elapsed
+    return float(sent / elapsed)
 
 
 # --- the server --------------------------------------------------------------------------------
@@ -175,67 +179,21 @@ def bench_config(directory: Path, port: int) -> Config:
     return load_config(path, env={"OTKLIK_API_TOKEN_MONITORING": TOKEN})
 
 
-def bulk_wiring(app: App) -> Callable[[api_module.Api, web.Request], Awaitable[web.Response]]:
-    """POST /api/v1/mentions as proposed for handlers/api.py: the same checks, then one
-    BulkIntake.receive_many for the whole body instead of intake.receive per mention."""
-    bulk = BulkIntake(
-        app.database.uow,  # type: ignore[arg-type]
-        app.intake,
-        app.cases,
-        app.clock,
-        app.playbook.routing.author_labels,
-        app.metrics.mention_received,
-    )
-
-    async def post_mentions(self: api_module.Api, request: web.Request) -> web.Response:
-        source = self._source(request, "ingest")
-        if isinstance(source, web.Response):
-            return source
-        try:
-            body = await request.json(loads=json.loads)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return api_module._problem(400, "body is not valid JSON")
-        try:
-            if isinstance(body, list):
-                batch = api_module._BATCH.validate_python(body)
-            else:
-                batch = [api_module._ONE.validate_python(body)]
-        except ValidationError as error:
-            problems = [
-                {"path": api_module._path(e["loc"]), "message": e["msg"]} for e in error.errors()
-            ]
-            return api_module._problem(422, "validation failed", problems=problems[:100])
-        now = self._clock.now()
-        result = await bulk.receive_many([item.to_domain(source.name, now) for item in batch])
-        return web.json_response(
-            {
-                "accepted": result.stored,
-                "duplicates": result.duplicates,
-                "cases": [r.case.id if r.case else None for r in result.results],
-            },
-            status=202,
-        )
-
-    return post_mentions
-
-
 async def http_phase(
     config: Config,
     playbook: Playbook,
     args: argparse.Namespace,
     *,
-    bulk: bool,
     negative: float = NEGATIVE_SHARE,
     single: bool = True,
-) -> tuple[dict[str, float], cProfile.Profile]:
-    """The App as it is (or with the bulk wiring); the batched run is profiled."""
-    original = api_module.Api.post_mentions
+    profile: bool = False,
+) -> tuple[dict[str, float], cProfile.Profile | None]:
+    """The App as it is (batches go through bot.bulk). Rates are measured without a profiler;
+    with `profile`, one more batched run is profiled to show where the time goes."""
     app = App(config, playbook)
-    if bulk:
-        api_module.Api.post_mentions = bulk_wiring(app)  # type: ignore[method-assign,assignment]
     await app.start()
     url = f"http://127.0.0.1:{config.api.port}/api/v1/mentions"
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile() if profile else None
     try:
         results: dict[str, float] = {}
         start = random.randrange(1, 1_000) * 10_000_000  # fresh external ids for each run
@@ -243,23 +201,28 @@ async def http_phase(
             results["single"] = await drive(
                 url, "single", args.clients, args.seconds, start, negative
             )
-        profiler.enable()
-        try:
-            results["batched"] = await drive(
-                url, "batch", args.batch_clients, args.seconds, start + 5_000_000, negative
+        results["batched"] = await drive(
+            url, "batch", args.batch_clients, args.seconds, start + 3_000_000, negative
+        )
+        if profiler is not None:
+            await drive(
+                url,
+                "batch",
+                args.batch_clients,
+                args.seconds / 2,
+                start + 6_000_000,
+                negative,
+                profiler.enable,
             )
-        finally:
             profiler.disable()
     finally:
         await app.stop()
-        api_module.Api.post_mentions = original  # type: ignore[method-assign]
     return results, profiler
 
 
 # Where a function's own time goes, by the code it belongs to (first match wins).
 AREAS = (
-    ("method 'poll' of 'select.epoll'", "idle: waiting for SQLite's thread or the clients"),
-    ("posix.waitpid", "idle: waiting for SQLite's thread or the clients"),
+    ("method 'poll' of 'select.epoll'", "idle: waiting for SQLite's thread or the client"),
     ("/sqlalchemy/", "SQLAlchemy (ORM, Core, async adaption)"),
     ("/aiosqlite/", "asyncio, aiosqlite, greenlet plumbing"),
     ("/greenlet", "asyncio, aiosqlite, greenlet plumbing"),
@@ -358,32 +321,31 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             f"HTTP: {args.clients} clients POST one mention each, then {args.batch_clients} "
             f"POST batches of {BATCH:,}; {args.seconds:.0f} s each; {NEGATIVE_SHARE:.0%} negative"
         )
-        today, profile_today = await http_phase(config, playbook, args, bulk=False)
+        today, profile_today = await http_phase(config, playbook, args, profile=True)
         print(
-            f"  the App today: single {today['single']:,.0f} mentions/s, "
+            f"  single {today['single']:,.0f} mentions/s, "
             f"batched {today['batched']:,.0f} mentions/s"
         )
-        wired, profile_wired = await http_phase(config, playbook, args, bulk=True, single=False)
-        print(f"  batched with the bulk wiring: {wired['batched']:,.0f} mentions/s")
-        calm, _ = await http_phase(config, playbook, args, bulk=True, single=False, negative=0)
-        print(
-            f"  batched with the bulk wiring, no negative mentions (no cases): "
-            f"{calm['batched']:,.0f} mentions/s"
+        (directory / "calm").mkdir()
+        config = bench_config(directory / "calm", free_port())
+        calm, profile_calm = await http_phase(
+            config, playbook, args, single=False, negative=0, profile=True
         )
+        print(f"  batched, no negative mentions (no cases): {calm['batched']:,.0f} mentions/s")
 
         print(f"Import: {args.rows:,} CSV rows into a fresh SQLite database")
         rate, seconds = await import_phase(playbook, args.rows, directory, profile=False)
         print(f"  {rate:,.0f} rows/s ({seconds:.1f} s)")
 
-        where_time_goes(profile_today, "batched HTTP, the App today", top=12)
-        where_time_goes(profile_wired, "batched HTTP with the bulk wiring")
+        assert profile_today and profile_calm
+        where_time_goes(profile_today, "batched HTTP", top=12)
+        where_time_goes(profile_calm, "batched HTTP, no cases")
         await import_phase(playbook, min(args.rows, 20_000), directory, profile=True)
     return {
         "http_single_per_s": round(today["single"], 1),
         "http_batched_per_s": round(today["batched"], 1),
         "bulk_import_per_s": round(rate, 1),
-        "http_batched_bulk_wiring_per_s": round(wired["batched"], 1),
-        "http_batched_bulk_wiring_no_cases_per_s": round(calm["batched"], 1),
+        "http_batched_no_cases_per_s": round(calm["batched"], 1),
     }
 
 

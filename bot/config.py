@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from bot.model import MAX_NAME, DeptRole, GlobalRole
+from bot.yamlfile import StrictLoader
 
 __all__ = [
     "ApiConfig",
@@ -657,28 +658,7 @@ def _substitute(
 # --- YAML -----------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys: plain YAML silently keeps the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<:` merges may legitimately be overridden by explicit keys
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                continue  # unhashable key: SafeLoader reports it itself
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
+_Loader = StrictLoader
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from bot.model import Action, AuthorLabel, Priority
+from bot.yamlfile import StrictLoader
 
 __all__ = [
     "ALWAYS_OPEN",
@@ -124,35 +125,11 @@ class YamlError(Exception):
     """A YAML file that cannot be read; the message carries the line and column."""
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys: plain YAML silently keeps the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<:` merges may legitimately be overridden by explicit keys
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                continue  # unhashable key: SafeLoader reports it itself
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
 def read_yaml(path: Path) -> Any:
     """Parse one YAML file; raises YamlError (with line and column) or OSError."""
     text = path.read_text(encoding="utf-8")
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        return yaml.load(text, Loader=StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         problem = exc.problem or exc.context or "syntax error"

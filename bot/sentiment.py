@@ -36,6 +36,7 @@ from bot.lemmas import (
     primary_language,
 )
 from bot.model import MAX_MENTION_TEXT, Sentiment
+from bot.yamlfile import StrictLoader
 
 __all__ = [
     "DEFAULT_LEXICON_DIR",
@@ -160,31 +161,8 @@ class SentimentResult:
 # --- loading --------------------------------------------------------------------------------
 
 
-class _LexiconLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and reads yes/no/on/off as words.
-
-    Plain YAML keeps the last of two equal keys and turns the English negator `no` into
-    False; in a word list both are silent mistakes. Not shared with bot.playbook so the
-    playbook may one day load lexicons without an import cycle.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
+class _LexiconLoader(StrictLoader):
+    """Also reads yes/no/on/off as words: the English negator `no` must not become False."""
 
 
 _LexiconLoader.yaml_implicit_resolvers = {
