@@ -658,9 +658,6 @@ def _substitute(
 # --- YAML -----------------------------------------------------------------------------------
 
 
-_Loader = StrictLoader
-
-
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
@@ -742,7 +739,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(path, [("", f"cannot read the file: {exc.strerror}")]) from None
 
     try:
-        raw = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
+        raw = yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(path, [("", _yaml_problem(exc))]) from None
     if raw is None:
