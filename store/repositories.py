@@ -533,7 +533,7 @@ class SqlAuthorRepository:
         await self._s.flush()
         for identity in author.identities:
             self._s.add(self._identity_row(row.id, identity))
-        await self._s.flush()
+        await self._flush_identities()
         return await self._author(row)
 
     async def save(self, author: Author) -> None:
@@ -550,7 +550,14 @@ class SqlAuthorRepository:
         for identity in author.identities:
             if (identity.channel, identity.external_id) not in known:
                 self._s.add(self._identity_row(author.id, identity))
-        await self._s.flush()
+        await self._flush_identities()
+
+    async def _flush_identities(self) -> None:
+        try:
+            await self._s.flush()
+        except IntegrityError as error:
+            # Another intake registered the same person a moment ago: decide again.
+            raise ConcurrentUpdate("identity registered concurrently") from error
 
     async def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         by_channel: dict[str, set[str]] = defaultdict(set)

@@ -180,3 +180,15 @@ async def test_manual_merge_needs_an_admin(cases: CaseService, clock: FrozenCloc
 async def _author(cases: CaseService, author_id: int):  # type: ignore[no-untyped-def]
     async with cases._uow() as uow:
         return await uow.authors.get(author_id)
+
+
+async def test_one_new_author_arriving_twice_at_once_gets_one_card(
+    cases: CaseService, clock: FrozenClock
+) -> None:
+    import asyncio
+
+    results = await asyncio.gather(
+        *(cases.intake(make_mention(str(n), clock.now(), author="same"), None) for n in range(4))
+    )
+    authors = {r.mention.author_id for r in results if r.mention}
+    assert len(authors) == 1 and all(r.mention for r in results)
