@@ -138,6 +138,7 @@ async def drive(
     start: int,
     negative: float,
     on_ready: Callable[[], None] = lambda: None,
+    on_done: Callable[[], None] = lambda: None,
 ) -> float:
     """Mentions per second the server accepted, measured by the load process."""
     context = multiprocessing.get_context("spawn")
@@ -149,6 +150,7 @@ async def drive(
     await asyncio.to_thread(ours.recv)
     on_ready()
     sent, errors, elapsed = await asyncio.to_thread(ours.recv)
+    on_done()
     process.join()
     if errors:
         print(f"  {mode}: {errors} requests failed")
@@ -213,8 +215,8 @@ async def http_phase(
                 start + 6_000_000,
                 negative,
                 profiler.enable,
+                profiler.disable,
             )
-            profiler.disable()
     finally:
         await app.stop()
     return results, profiler
@@ -248,14 +250,24 @@ AREAS = (
 )
 
 
+def _area(file: str, name: str) -> str | None:
+    where = f"{file} {name}"
+    return next((label for key, label in AREAS if key in where), None)
+
+
 def where_time_goes(profiler: cProfile.Profile, title: str, top: int = 0) -> None:
-    """Own time per area, then (optionally) the functions with most own time."""
+    """Own time per area, then (optionally) the functions with most own time. Builtins
+    (bisect, str.startswith, next, …) count for the code that called them."""
     stats = pstats.Stats(profiler)
     spent: Counter[str] = Counter()
-    for (file, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
-        where = f"{file} {name}"
-        area = next((label for key, label in AREAS if key in where), "other (stdlib, builtins)")
-        spent[area] += row[2]
+    entries = stats.stats.items()  # type: ignore[attr-defined]
+    for (file, _, name), (_, _, own, _, callers) in entries:
+        area = _area(file, name)
+        if area is None and file == "~" and callers:
+            for (caller_file, _, caller_name), timing in callers.items():
+                spent[_area(caller_file, caller_name) or "other (stdlib)"] += timing[2]
+            continue
+        spent[area or "other (stdlib)"] += own
     total = sum(spent.values()) or 1.0
     print(f"\nWhere the time goes: {title} (cProfile, own time by area)")
     for area, seconds in spent.most_common():

@@ -7,8 +7,9 @@ phone the source gives for the author, which become `Mention.linked` (one author
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Final
 
@@ -117,7 +118,7 @@ class RecordMapper:
         self.paths: dict[str, str] = {name: fields.get(name, name) for name in ALL_FIELDS}
         # Per field: (name, path, dotted parts or None, constant or _MISSING, converter or
         # None for plain text, where it goes). Flat on purpose: this runs once per record.
-        self._steps: list[tuple[str, str, tuple[str, ...] | None, Any, Any, int]] = []
+        self._steps: list[tuple[str, str | None, tuple[str, ...] | None, Any, Any, int]] = []
         for name in ALL_FIELDS:
             convert = _CONVERTERS.get(name)
             fallback = _MISSING
@@ -130,6 +131,19 @@ class RecordMapper:
             key = name.rpartition(".")[2]
             self._steps.append((key, path, parts, fallback, bound, slot))
 
+    def for_columns(self, columns: Collection[str]) -> RecordMapper:
+        """The same mapping for flat records with these keys and single values (spreadsheet
+        rows): what no column provides is settled once instead of looked up in every row."""
+        present = set(columns)
+        flat = copy.copy(self)
+        flat._steps = []
+        for key, path, _, fallback, convert, slot in self._steps:
+            if path in present:
+                flat._steps.append((key, path, None, fallback, convert, slot))
+            elif fallback is not _MISSING:
+                flat._steps.append((key, None, None, fallback, convert, slot))
+        return flat
+
     def __call__(self, record: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         author: dict[str, Any] = {}
@@ -137,8 +151,8 @@ class RecordMapper:
         problems: list[tuple[str, str]] = []
         get = record.get
         for key, path, parts, fallback, convert, slot in self._steps:
-            raw = get(path, _MISSING)
-            if raw is _MISSING and parts is not None:
+            raw = _MISSING if path is None else get(path, _MISSING)
+            if raw is _MISSING and parts is not None and path is not None:
                 raw = _lookup(record, path, parts)
             if raw is _MISSING or raw is None or raw == "":
                 value = fallback

@@ -438,6 +438,7 @@ async def import_file(
         titles = _titles(table, path)
         report = ImportReport()
         report.notes, _ = _check_columns(mapper, titles, path)
+        mapper = mapper.for_columns(titles)
         clock = clock or SystemClock()
         database = Database(config.database.url)
         try:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, false, func, insert, select, update
+from sqlalchemy import BindParameter, Table, and_, bindparam, false, func, insert, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -330,14 +330,11 @@ class SqlMentionRepository:
 
     async def known(self, source: str, external_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
+        query = select(MentionRow.external_id).where(
+            MentionRow.source == source, MentionRow.external_id.in_(_EACH)
+        )
         for chunk in _chunks(sorted(set(external_ids))):
-            found.update(
-                await self._s.scalars(
-                    select(MentionRow.external_id).where(
-                        MentionRow.source == source, MentionRow.external_id.in_(chunk)
-                    )
-                )
-            )
+            found.update(await self._s.scalars(query, {"each": chunk}))
         return found
 
     async def add_many(self, mentions: Sequence[Mention]) -> list[int]:
@@ -351,12 +348,11 @@ class SqlMentionRepository:
             by_source[mention.source].append(mention.external_id)
         ids: dict[tuple[str, str], int] = {}
         for source, external_ids in by_source.items():
+            query = select(MentionRow.external_id, MentionRow.id).where(
+                MentionRow.source == source, MentionRow.external_id.in_(_EACH)
+            )
             for chunk in _chunks(external_ids):
-                found = await self._s.execute(
-                    select(MentionRow.external_id, MentionRow.id).where(
-                        MentionRow.source == source, MentionRow.external_id.in_(chunk)
-                    )
-                )
+                found = await self._s.execute(query, {"each": chunk})
                 ids.update(((source, external_id), new_id) for external_id, new_id in found)
         return [ids[m.source, m.external_id] for m in mentions]
 
@@ -420,6 +416,9 @@ _AUTHORS = cast(Table, AuthorRow.__table__)
 _IDENTITIES = cast(Table, AuthorIdentityRow.__table__)
 
 _IDENTITY_COLUMNS = ("author_id", "channel", "external_id", "display_name", "profile_url")
+
+# An IN list bound at execution: the statement is built and cached once, not per chunk.
+_EACH: BindParameter[Any] = bindparam("each", expanding=True)
 
 # Well under every backend's limit of bound parameters per statement.
 _CHUNK = 500
@@ -567,12 +566,11 @@ class SqlAuthorRepository:
         table = _IDENTITIES
         # One channel at a time: (channel, external_id) is the unique index.
         for channel, external_ids in by_channel.items():
+            query = select(table.c.external_id, table.c.author_id).where(
+                table.c.channel == channel, table.c.external_id.in_(_EACH)
+            )
             for chunk in _chunks(sorted(external_ids)):
-                rows = await self._s.execute(
-                    select(table.c.external_id, table.c.author_id).where(
-                        table.c.channel == channel, table.c.external_id.in_(chunk)
-                    )
-                )
+                rows = await self._s.execute(query, {"each": chunk})
                 for external_id, author_id in rows:
                     found[channel, external_id] = int(author_id)
         return found
@@ -623,22 +621,23 @@ class SqlAuthorRepository:
             ).label("recent"),
             func.max(MentionRow.reach).label("reach"),
         ).group_by(MentionRow.author_id)
+        counted = activity.where(MentionRow.author_id.in_(_EACH)).subquery()
+        query = (
+            select(
+                AuthorRow.id,
+                AuthorRow.labels,
+                AuthorRow.negative_count,
+                AuthorRow.neutral_count,
+                AuthorRow.positive_count,
+                counted.c.recent,
+                counted.c.reach,
+            )
+            .outerjoin(counted, counted.c.author_id == AuthorRow.id)
+            .where(AuthorRow.id.in_(_EACH))
+        )
         found: dict[int, AuthorStanding] = {}
         for chunk in _chunks(sorted(set(author_ids))):
-            counted = activity.where(MentionRow.author_id.in_(chunk)).subquery()
-            rows = await self._s.execute(
-                select(
-                    AuthorRow.id,
-                    AuthorRow.labels,
-                    AuthorRow.negative_count,
-                    AuthorRow.neutral_count,
-                    AuthorRow.positive_count,
-                    counted.c.recent,
-                    counted.c.reach,
-                )
-                .outerjoin(counted, counted.c.author_id == AuthorRow.id)
-                .where(AuthorRow.id.in_(chunk))
-            )
+            rows = await self._s.execute(query, {"each": chunk})
             for author_id, labels, neg, neu, pos, recent, most in rows:
                 found[int(author_id)] = AuthorStanding(
                     frozenset(AuthorLabel(label) for label in labels or ()),

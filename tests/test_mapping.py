@@ -167,3 +167,17 @@ def test_mistakes_in_a_mapping_itself_are_found_before_any_record() -> None:
     assert problems["constants.sentiment"].startswith("unknown value 'bad'")
     with pytest.raises(ValueError, match=r"fields\.txt: unknown field"):
         RecordMapper(mapping, MSK)
+
+
+def test_a_mapper_for_known_columns_maps_rows_as_the_general_one() -> None:
+    mapping = SourceMapping(
+        fields={"external_id": "ID", "text": "Текст", "author.id": "Автор.ID"},
+        constants={"author.channel": "crm", "language": "ru"},
+    )
+    general = RecordMapper(mapping, MSK)
+    flat = general.for_columns(["ID", "Текст", "Автор.ID", "Прочее"])
+    row = {"ID": 5, "Текст": " Спасибо ", "Автор.ID": "c-1", "Прочее": "x"}
+    assert flat(row) == general(row)
+    with pytest.raises(MappingError) as caught:
+        flat({**row, "Текст": ""})
+    assert (caught.value.field, caught.value.message) == ("text", "missing (looked for 'Текст')")
