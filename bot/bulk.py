@@ -1,10 +1,11 @@
 """Many mentions at once: imports and API batches.
 
 The single path (CaseService.intake) costs a transaction and about ten statements per mention.
-Here a batch is routed in memory, its authors are resolved and written with a few statements,
-and its mentions go in with one multi-row INSERT, all in one transaction. Mentions that need a
-case still go through CaseService.intake one by one: case opening, grouping into related
-cases and cards stay in one place, and such mentions are the minority.
+Here a batch is classified and routed in memory (history is not routed: it opens no case), its
+authors are resolved and written with a few statements, and its mentions go in with one
+multi-row INSERT, all in one transaction. Mentions that need a case still go through
+CaseService.intake one by one: case opening, grouping into related cases and cards stay in one
+place, and such mentions are the minority.
 
 The result is the one the single path gives: one author card per person (identities linked by
 e-mail or phone merge cards), counts and last-seen moved on, labels from the playbook's

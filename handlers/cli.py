@@ -13,6 +13,7 @@ from rich.table import Table
 
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
+from bot.mapping import check_mapping
 from bot.playbook import Playbook, PlaybookError, load_playbook
 from bot.sentiment import LexiconError, lexicon_dir, load_lexicon
 from bot.texts import check_templates
@@ -57,6 +58,11 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
         load_lexicon(lexicon_dir(config))
     except LexiconError as error:
         problems.append(str(error))
+    for name, mapping in config.mappings.items():
+        problems += [
+            f"{config_path}: mappings.{name}.{path}: {message}"
+            for path, message in check_mapping(mapping)
+        ]
     if problems:
         raise SetupError("\n".join(problems))
     return config, playbook
