@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.directory import Directory
-from bot.lifecycle import available_actions
+from bot.lifecycle import ActionRequest, available_actions
 from bot.model import Action, Author, Case, Draft, DraftStatus, IgnoreReason, Mention, Outcome
 
 DEADLINE_FORMAT = "%d.%m %H:%M"
@@ -33,6 +33,20 @@ PROMPT_ACTIONS = {
     Action.REQUEST_CHANGES: "ui.prompt_note",
 }
 REVIEW_ACTIONS = (Action.APPROVE, Action.REQUEST_CHANGES, Action.REJECT)
+# What the card and draft templates are given from a view (the rest is for the transports).
+CARD_FIELDS = (
+    "case",
+    "department_name",
+    "source",
+    "deadline",
+    "assignee_name",
+    "author",
+    "text",
+    "url",
+    "draft",
+    "moved_to",
+)
+DRAFT_FIELDS = ("case_id", "version", "text", "author_name", "status", "reviewer_name", "note")
 
 
 def card_view(
@@ -163,6 +177,26 @@ def menu_options(
 
 def format_time(moment: Any, tz: ZoneInfo) -> str | None:
     return moment.astimezone(tz).strftime(DEADLINE_FORMAT) if moment else None
+
+
+def choice_request(
+    action: Action, arg: str, expected_version: int | None = None
+) -> ActionRequest | None:
+    """The request a menu choice stands for; None when the argument fits no such choice."""
+    try:
+        if action is Action.USE_TEMPLATE:
+            return ActionRequest(action, template_id=arg, expected_version=expected_version)
+        if action is Action.REROUTE:
+            return ActionRequest(action, department=arg, expected_version=expected_version)
+        if action is Action.CLOSE:
+            return ActionRequest(action, outcome=Outcome(arg), expected_version=expected_version)
+        if action is Action.IGNORE:
+            return ActionRequest(
+                action, reason=IgnoreReason(arg), expected_version=expected_version
+            )
+    except ValueError:
+        return None
+    return None
 
 
 def card_ref(case_id: int, department: str) -> str:

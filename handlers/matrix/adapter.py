@@ -21,11 +21,11 @@ from bot.answers import Answers, case_number
 from bot.config import Config, MatrixConfig
 from bot.directory import Destination, Directory
 from bot.lifecycle import ActionRequest, DomainError, NoRight
-from bot.model import MAX_DRAFT_TEXT, Action, IgnoreReason, Outcome
+from bot.model import MAX_DRAFT_TEXT, Action
 from bot.rights import Actor
 from bot.services import ActResult, CaseService
 from bot.texts import Texts
-from bot.views import MENU_ACTIONS, View, notice_view
+from bot.views import MENU_ACTIONS, View, choice_request, notice_view
 from handlers.matrix.reactions import (
     ACTION_OF_CARD_REACTION,
     ACTION_OF_DRAFT_REACTION,
@@ -407,17 +407,5 @@ def _menu_request(pending: dict[str, Any] | None, number: int) -> ActionRequest 
     if not 1 <= number <= len(options):
         return None
     option = options[number - 1]
-    action = Action(option.get("action") or pending["action"])
-    arg = str(option["arg"])
-    try:
-        if action is Action.USE_TEMPLATE:
-            return ActionRequest(action, template_id=arg)
-        if action is Action.REROUTE:
-            return ActionRequest(action, department=arg)
-        if action is Action.CLOSE:
-            return ActionRequest(action, outcome=Outcome(arg))
-        if action is Action.IGNORE:
-            return ActionRequest(action, reason=IgnoreReason(arg))
-    except ValueError:
-        return None
+    return choice_request(Action(option.get("action") or pending["action"]), str(option["arg"]))
     return None

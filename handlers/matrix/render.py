@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.texts import HTML_SUFFIX, Texts
-from bot.views import View
+from bot.views import CARD_FIELDS, DRAFT_FIELDS, View
 from handlers.matrix.reactions import card_reactions, draft_reactions
 
 __all__ = [
@@ -44,19 +44,6 @@ MAX_MENTION = 8000  # characters of a mention on a card; /case N shows the rest
 # so this keeps an edit well under the 65,536-byte limit whatever the script or escaping.
 MAX_CONTENT_BYTES = 30_000
 ELLIPSIS = "…"  # marks a hard cut; punctuation, not words, so no message key
-CARD_FIELDS = (
-    "case",
-    "department_name",
-    "source",
-    "deadline",
-    "assignee_name",
-    "author",
-    "text",
-    "url",
-    "draft",
-    "moved_to",
-)
-DRAFT_FIELDS = ("case_id", "version", "text", "author_name", "status", "reviewer_name", "note")
 
 _TAG = re.compile(r"<[^>]*>")
 _TAG_DEPTH = re.compile(r"<(/?)[a-zA-Z][a-zA-Z0-9-]*(?:\s[^>]*)?>")

@@ -7,9 +7,9 @@ from aiogram import Router
 from aiogram.types import CallbackQuery, InaccessibleMessage
 
 from bot.lifecycle import ActionRequest, DomainError, NoRight, StaleCard
-from bot.model import Action, IgnoreReason, Outcome
+from bot.model import Action
 from bot.services import ActResult
-from bot.views import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS
+from bot.views import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS, choice_request
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
 from handlers.telegram.context import TelegramContext, where
 
@@ -21,18 +21,12 @@ class BadButton(DomainError):
 
 
 def _request(action: Action, arg: str, version: int) -> ActionRequest:
-    try:
-        if action is Action.USE_TEMPLATE:
-            return ActionRequest(action, template_id=arg, expected_version=version)
-        if action is Action.REROUTE:
-            return ActionRequest(action, department=arg, expected_version=version)
-        if action is Action.CLOSE:
-            return ActionRequest(action, outcome=Outcome(arg), expected_version=version)
-        if action is Action.IGNORE:
-            return ActionRequest(action, reason=IgnoreReason(arg), expected_version=version)
-    except ValueError:
-        raise BadButton(field="button", limit=None) from None
-    if arg:
+    if action in MENU_ACTIONS:
+        request = choice_request(action, arg, expected_version=version)
+        if request is None:
+            raise BadButton(field="button", limit=None)
+        return request
+    if arg:  # only menu choices carry an argument
         raise BadButton(field="button", limit=None)
     return ActionRequest(action, expected_version=version)
 

@@ -18,7 +18,7 @@ from typing import Any
 from aiogram.types import ForceReply, InlineKeyboardMarkup
 
 from bot.texts import HTML_SUFFIX, Texts
-from bot.views import View
+from bot.views import CARD_FIELDS, DRAFT_FIELDS, View
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard
 
 __all__ = [
@@ -34,19 +34,6 @@ __all__ = [
 MAX_TEXT = 4096  # UTF-16 code units of visible text
 MAX_PLACEHOLDER = 64  # ForceReply.input_field_placeholder
 ELLIPSIS = "…"  # marks a hard cut; punctuation, not words, so no message key
-CARD_FIELDS = (
-    "case",
-    "department_name",
-    "source",
-    "deadline",
-    "assignee_name",
-    "author",
-    "text",
-    "url",
-    "draft",
-    "moved_to",
-)
-DRAFT_FIELDS = ("case_id", "version", "text", "author_name", "status", "reviewer_name", "note")
 
 _TAG = re.compile(r"<[^>]*>")
 _TAG_DEPTH = re.compile(r"<(/?)[a-zA-Z][a-zA-Z0-9-]*(?:\s[^>]*)?>")
