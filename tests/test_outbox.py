@@ -77,7 +77,10 @@ async def test_crash_while_sending_resends_once_with_the_same_key(
         await node.cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
         stop = asyncio.Event()
         running = asyncio.create_task(node.worker.run(stop))
-        await asyncio.sleep(0.2)  # the worker has claimed the item and waits on the network
+        for _ in range(200):  # until the worker has claimed the item and waits on the network
+            if await node.statuses() == [OutboxStatus.SENDING]:
+                break
+            await asyncio.sleep(0.02)
         assert await node.statuses() == [OutboxStatus.SENDING]
         running.cancel()  # the process is killed mid-request
         await asyncio.gather(running, return_exceptions=True)
