@@ -233,3 +233,24 @@ class KeyValueRow(Base):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class CrisisRow(Base):
+    """One crisis: a playbook threshold crossed, until the rate stays below it for the
+    cool-down. The digest reads its timeline from here."""
+
+    __tablename__ = "crises"
+    __table_args__ = (Index("ix_crises_opened", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    threshold_id: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(16))  # department | code | all
+    key: Mapped[str | None] = mapped_column(String(64))  # department id or code; None for all
+    opened_at: Mapped[datetime]
+    count_at_open: Mapped[int]  # negative mentions in the window when it opened
+    limit: Mapped[float]  # the count it crossed (absolute, or ratio × baseline)
+    peak_count: Mapped[int]
+    peak_at: Mapped[datetime]
+    below_since: Mapped[datetime | None]  # the rate fell under the limit at; None while above
+    closed_at: Mapped[datetime | None]
+    drill: Mapped[bool] = mapped_column(Boolean, default=False)
