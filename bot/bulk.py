@@ -2,10 +2,9 @@
 
 The single path (CaseService.intake) costs a transaction and about ten statements per mention.
 Here a batch is classified and routed in memory (history is not routed: it opens no case), its
-authors are resolved and written with a few statements, and its mentions go in with one
-multi-row INSERT, all in one transaction. Mentions that need a case still go through
-CaseService.intake one by one: case opening, grouping into related cases and cards stay in one
-place, and such mentions are the minority.
+authors are resolved and written with a few statements, its mentions go in with one
+multi-row INSERT, and the cases they open or join with a few more (CaseService.open_many, the
+one place that groups related mentions for both paths), all in one transaction.
 
 The result is the one the single path gives: one author card per person (identities linked by
 e-mail or phone merge cards), counts and last-seen moved on, labels from the playbook's
@@ -21,7 +20,15 @@ from datetime import datetime
 
 from bot.clock import Clock
 from bot.intake import MentionIntake
-from bot.model import MAX_MENTION_TEXT, Author, AuthorLabel, Identity, Mention, Sentiment
+from bot.model import (
+    MAX_MENTION_TEXT,
+    Author,
+    AuthorLabel,
+    Case,
+    Identity,
+    Mention,
+    Sentiment,
+)
 from bot.playbook import AuthorLabelsConfig
 from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
 from bot.services import CaseOpening, CaseService, IntakeResult
@@ -118,12 +125,16 @@ class BulkIntake:
             else:
                 plain.append((i, mention, decision.codes))
 
-        stored = await self._store([(m, codes) for _, m, codes in plain])
+        batch = [(m, codes) for _, m, codes in plain]
+        batch += [(m, m.codes) for _, m, _ in openers]
+        stored, cases = await self._store(batch, [opening for _, _, opening in openers])
         for i, mention, _ in plain:
             got = stored.get((mention.source, mention.external_id))
             results[i] = IntakeResult(got, None) if got is not None else _DUPLICATE
-        for i, mention, opening in openers:
-            results[i] = await self._cases.intake(mention, opening)
+        for i, mention, _ in openers:
+            key = (mention.source, mention.external_id)
+            got = stored.get(key)
+            results[i] = IntakeResult(got, cases[key]) if got is not None else _DUPLICATE
 
         final = [r if r is not None else _DUPLICATE for r in results]
         if self._observe is not None:
@@ -132,17 +143,31 @@ class BulkIntake:
         return BulkResult(final, unopened)
 
     async def _store(
-        self, batch: Sequence[tuple[Mention, tuple[str, ...]]]
-    ) -> dict[tuple[str, str], Mention]:
+        self, batch: Sequence[tuple[Mention, tuple[str, ...]]], openings: Sequence[CaseOpening]
+    ) -> tuple[dict[tuple[str, str], Mention], dict[tuple[str, str], Case]]:
+        """Store the batch and open or join cases for its last len(openings) mentions, in one
+        transaction."""
         if not batch:
-            return {}
+            return {}, {}
+        first_opener = len(batch) - len(openings)
         for attempt in range(1, ATTEMPTS + 1):
             now = self._clock.now()
             try:
                 async with self._uow() as uow:
                     stored = await self._store_once(uow, batch, now)
+                    pairs = [
+                        (stored[key], opening)
+                        for (m, _), opening in zip(batch[first_opener:], openings, strict=True)
+                        if (key := (m.source, m.external_id)) in stored
+                    ]
+                    opened = await self._cases.open_many(uow, pairs, now)
                     await uow.commit()
-                return stored
+                if opened:
+                    self._cases.wake_outbox()
+                cases = {
+                    (m.source, m.external_id): c for (m, _), c in zip(pairs, opened, strict=True)
+                }
+                return stored, cases
             except ConcurrentUpdate:
                 if attempt == ATTEMPTS:
                     raise

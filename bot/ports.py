@@ -56,7 +56,17 @@ class AuthorTally:
 
 class CaseRepository(Protocol):
     async def add(self, case: Case) -> Case: ...
+    async def add_many(self, cases: Sequence[Case]) -> list[Case]:
+        """New cases without drafts, in one statement; returned with their ids, in order."""
+        ...
+
     async def get(self, case_id: int) -> Case | None: ...
+    async def get_many(self, case_ids: Sequence[int]) -> dict[int, Case]: ...
+    async def record_joined(self, cases: Sequence[Case]) -> None:
+        """Store the grown mention_count and version of cases that related mentions joined;
+        raises ConcurrentUpdate if one changed since version - 1."""
+        ...
+
     async def save(self, case: Case, expected_version: int) -> None:
         """Write the case if its stored version is still `expected_version`, else raise
         ConcurrentUpdate."""
@@ -76,7 +86,11 @@ class MentionRepository(Protocol):
 
     async def get_by_external(self, source: str, external_id: str) -> Mention | None: ...
     async def for_case(self, case_id: int) -> list[Mention]: ...
-    async def attach(self, mention_id: int, case_id: int) -> None: ...
+    async def attach_many(self, pairs: Sequence[tuple[int, int]]) -> None:
+        """(mention id, case id) pairs."""
+        ...
+
+    async def first_of_cases(self, case_ids: Sequence[int]) -> dict[int, Mention]: ...
 
     # Bulk intake (imports, API batches): a batch costs a handful of statements.
     async def reserve(self) -> None:
@@ -97,6 +111,10 @@ class MentionRepository(Protocol):
 class AuthorRepository(Protocol):
     async def get(self, author_id: int) -> Author | None: ...
     async def find_by_identity(self, identity: Identity) -> Author | None: ...
+    async def cards_of(self, author_ids: Sequence[int]) -> dict[int, Author]:
+        """Authors as a case card shows them: names, labels and counts, no identities."""
+        ...
+
     async def add(self, author: Author) -> Author: ...
     async def save(self, author: Author) -> None: ...
 
@@ -174,18 +192,28 @@ class KeyValueRepository(Protocol):
     async def set(self, key: str, value: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RelatedCases:
+    by_story: dict[str, int]
+    by_thread: dict[str, int]  # a reply_to_url → the case of the thread under it
+    by_author: dict[tuple[int, str], int]  # (author id, department) → case
+
+
 class LinkRepository(Protocol):
     """Related mentions into one case; one author across channels."""
 
-    async def related_open_case(
+    async def related_open_cases(
         self,
         *,
-        story_id: str | None,
-        thread_urls: tuple[str, ...],
-        author_id: int | None,
-        department: str,
+        story_ids: set[str],
+        thread_urls: set[str],
+        authors: set[tuple[int, str]],
         since: datetime,
-    ) -> int | None: ...
+    ) -> RelatedCases:
+        """Open, non-drill cases that mentions with these links belong to, newest first: by
+        the source's story id; by a reply under the same post (a mention whose reply_to_url
+        or url is the URL); by the same author in a department since `since`."""
+        ...
 
     async def negative_since(self, author_id: int, since: datetime) -> int: ...
     async def max_reach(self, author_id: int) -> int: ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,7 +46,13 @@ from bot.model import (
 )
 from bot.outbox import OutboxItem, OutboxOp
 from bot.playbook import RoutingConfig, RoutingDefault
-from bot.ports import ConcurrentUpdate, DepartmentStatus, UnitOfWork, UnitOfWorkFactory
+from bot.ports import (
+    ConcurrentUpdate,
+    DepartmentStatus,
+    RelatedCases,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from bot.replies import ReplyCatalog, origin_of
 from bot.rights import Actor
 from bot.views import (
@@ -148,6 +154,10 @@ class CaseService:
         self._tz = tz
         self._on_outbox = on_outbox  # wakes the delivery worker after a commit
 
+    def wake_outbox(self) -> None:
+        """After a caller's own transaction queued messages (see open_many)."""
+        self._on_outbox()
+
     # --- intake -------------------------------------------------------------------------
 
     async def intake(self, mention: Mention, opening: CaseOpening | None) -> IntakeResult:
@@ -179,17 +189,7 @@ class CaseService:
             author = await self._relabel(uow, author, now)
             case = None
             if opening is not None:
-                related = await uow.links.related_open_case(
-                    story_id=stored.story_id,
-                    thread_urls=tuple(u for u in (stored.reply_to_url,) if u),
-                    author_id=author.id,
-                    department=opening.department,
-                    since=now - self._policy.grouping.same_author_within,
-                )
-                if related is not None:
-                    case = await self._join_case(uow, related, stored, now)
-                else:
-                    case = await self._open_case(uow, stored, author, opening, now)
+                (case,) = await self.open_many(uow, [(stored, opening)], now)
             await uow.commit()
         if case is not None:
             self._on_outbox()
@@ -249,36 +249,6 @@ class CaseService:
             await uow.authors.save(author)
         return author
 
-    async def _join_case(
-        self, uow: UnitOfWork, case_id: int, mention: Mention, now: datetime
-    ) -> Case:
-        """A related mention: attached to the open case, counted on its card (+N related)."""
-        case = await uow.cases.get(case_id)
-        assert case is not None and mention.id is not None
-        grown = replace(case, mention_count=case.mention_count + 1, version=case.version + 1)
-        await uow.cases.save(grown, expected_version=case.version)
-        await uow.mentions.attach(mention.id, case_id)
-        await uow.events.append(
-            [
-                Event(
-                    case_id,
-                    now,
-                    SYSTEM_ACTOR,
-                    EventKind.MENTION_ADDED,
-                    case.state,
-                    case.state,
-                    {"mention_id": mention.id, "source": mention.source},
-                )
-            ]
-        )
-        first, author = await self._first_mention(uow, grown)
-        view = self._card(grown, first, author)
-        ref = card_ref(case_id, grown.department)
-        await uow.outbox.enqueue(
-            self._for_all(grown.department, OutboxOp.EDIT, view, ref, grown, now)
-        )
-        return grown
-
     async def merge_authors(self, keep: int, gone: int, actor: Actor) -> DomainError | None:
         """An administrator's merge of two author cards (the same person on two channels)."""
         if GlobalRole.ADMIN not in actor.global_roles:
@@ -294,53 +264,109 @@ class CaseService:
             await uow.commit()
         return None
 
-    async def _open_case(
-        self,
-        uow: UnitOfWork,
-        mention: Mention,
-        author: Author,
-        opening: CaseOpening,
-        now: datetime,
-    ) -> Case:
-        assert mention.id is not None
-        case = await uow.cases.add(
-            Case(
-                id=None,
-                department=opening.department,
-                state=CaseState.NEW,
-                priority=opening.priority,
-                created_at=now,
-                source=mention.source,
-                drill=opening.drill,
-                sla_policy=opening.sla_policy,
-                first_touch_due_at=opening.first_touch_due_at,
-                answer_due_at=opening.answer_due_at,
-                resolution_due_at=opening.resolution_due_at,
-                codes=tuple(dict.fromkeys((*opening.codes, *mention.codes))),
-            )
+    async def open_many(
+        self, uow: UnitOfWork, openings: Sequence[tuple[Mention, CaseOpening]], now: datetime
+    ) -> list[Case]:
+        """Open a case for each stored mention, or join it to the open case it belongs to, in
+        order and inside the caller's transaction: the one place that groups related mentions
+        (single intake and batches). Returns each mention's case as the batch leaves it."""
+        since = now - self._policy.grouping.same_author_within
+        related = await uow.links.related_open_cases(
+            story_ids={m.story_id for m, _ in openings if m.story_id},
+            thread_urls={m.reply_to_url for m, _ in openings if m.reply_to_url},
+            authors={(m.author_id, o.department) for m, o in openings if m.author_id},
+            since=since,
         )
-        assert case.id is not None
-        await uow.mentions.attach(mention.id, case.id)
-        await uow.events.append(
-            [
-                Event(
-                    case.id,
-                    now,
-                    SYSTEM_ACTOR,
-                    EventKind.CREATED,
-                    None,
-                    CaseState.NEW,
-                    {
-                        "mention_id": mention.id,
-                        "department": case.department,
-                        "priority": case.priority.value,
-                        "drill": case.drill,
-                    },
+        groups = _Grouping(related)
+        fresh: list[_NewCase] = []
+        targets: list[_NewCase | int] = []
+        for mention, opening in openings:
+            target = groups.find(mention, opening.department)
+            if target is None:
+                target = _NewCase(mention, opening)
+                fresh.append(target)
+            elif isinstance(target, _NewCase):
+                target.joined.append(mention)
+            targets.append(target)
+            if isinstance(target, int):
+                groups.remember(mention, opening.department, target)
+            elif not target.opening.drill:  # as in the store, drill cases gather nothing
+                groups.remember(mention, target.opening.department, target)
+
+        joined_ids = sorted({t for t in targets if isinstance(t, int)})
+        stored = await uow.cases.get_many(joined_ids)
+        grown: dict[int, Case] = {}
+        for target in targets:
+            if isinstance(target, int):
+                case = grown.get(target, stored[target])
+                grown[target] = replace(case, mention_count=case.mention_count + 1)
+        grown = {i: replace(c, version=stored[i].version + 1) for i, c in grown.items()}
+        await uow.cases.record_joined(list(grown.values()))
+        opened = await uow.cases.add_many([n.case(now) for n in fresh])
+        for new, case in zip(fresh, opened, strict=True):
+            new.stored = case
+
+        attach: list[tuple[int, int]] = []
+        events: list[Event] = []
+        result: list[Case] = []
+        for (mention, _), target in zip(openings, targets, strict=True):
+            case_or_none = target.stored if isinstance(target, _NewCase) else grown[target]
+            assert case_or_none is not None
+            case = case_or_none
+            assert case.id is not None and mention.id is not None
+            attach.append((mention.id, case.id))
+            result.append(case)
+            if isinstance(target, _NewCase) and target.mention is mention:
+                payload = {
+                    "mention_id": mention.id,
+                    "department": case.department,
+                    "priority": case.priority.value,
+                    "drill": case.drill,
+                }
+                events.append(
+                    Event(case.id, now, SYSTEM_ACTOR, EventKind.CREATED, None, case.state, payload)
                 )
-            ]
+            else:
+                payload = {"mention_id": mention.id, "source": mention.source}
+                events.append(
+                    Event(
+                        case.id,
+                        now,
+                        SYSTEM_ACTOR,
+                        EventKind.MENTION_ADDED,
+                        case.state,
+                        case.state,
+                        payload,
+                    )
+                )
+        await uow.mentions.attach_many(attach)
+        await uow.events.append(events)
+
+        # Cards: a new case is posted once with the batch's count; a grown one edited once.
+        firsts = await uow.mentions.first_of_cases(list(grown))
+        firsts.update({n.stored.id: n.mention for n in fresh if n.stored and n.stored.id})
+        authors = await uow.authors.cards_of(
+            sorted({m.author_id for m in firsts.values() if m.author_id})
         )
-        await self._post_cards(uow, case, mention, author, now)
-        return case
+        items: list[OutboxItem] = []
+        for case in [*(n.stored for n in fresh if n.stored), *grown.values()]:
+            assert case.id is not None
+            first = firsts[case.id]
+            view = self._card(case, first, authors.get(first.author_id or 0))
+            ref = card_ref(case.id, case.department)
+            if case.id in grown:
+                items += self._for_all(case.department, OutboxOp.EDIT, view, ref, case, now)
+            else:
+                key = f"{ref}:post:{case.version}"
+                items += self._for_all(case.department, OutboxOp.POST, view, ref, case, now, key)
+        await uow.outbox.enqueue(items)
+        await self._cases_changed(uow, [*opened, *grown.values()], now)
+        final = {c.id: c for c in [*opened, *grown.values()]}
+        return [final[c.id] for c in result]
+
+    async def _cases_changed(self, uow: UnitOfWork, cases: Sequence[Case], now: datetime) -> None:
+        """Every case opened or changed in a transaction passes here once: the SLA engine
+        arms its timers."""
 
     # --- actions ------------------------------------------------------------------------
 
@@ -864,3 +890,60 @@ class CaseService:
     async def open_cases(self, department: str | None = None) -> Sequence[Case]:
         async with self._uow() as uow:
             return await uow.cases.list_open(department)
+
+
+@dataclass(eq=False, slots=True)
+class _NewCase:
+    """A case a batch opens: its first mention, and the batch's mentions that join it."""
+
+    mention: Mention
+    opening: CaseOpening
+    joined: list[Mention] = field(default_factory=list)
+    stored: Case | None = None
+
+    def case(self, now: datetime) -> Case:
+        opening = self.opening
+        return Case(
+            id=None,
+            department=opening.department,
+            state=CaseState.NEW,
+            priority=opening.priority,
+            created_at=now,
+            source=self.mention.source,
+            drill=opening.drill,
+            sla_policy=opening.sla_policy,
+            first_touch_due_at=opening.first_touch_due_at,
+            answer_due_at=opening.answer_due_at,
+            resolution_due_at=opening.resolution_due_at,
+            codes=tuple(dict.fromkeys((*opening.codes, *self.mention.codes))),
+            mention_count=1 + len(self.joined),
+        )
+
+
+class _Grouping:
+    """Which case a mention joins: stored open cases first found by the store, then the cases
+    this batch opens or joins (newer, so they win, as the single path's newest-first look-up
+    would choose them). Kinds of link in the single path's order: story, thread, author."""
+
+    def __init__(self, stored: RelatedCases) -> None:
+        self._story: dict[str, _NewCase | int] = dict(stored.by_story)
+        self._thread: dict[str, _NewCase | int] = dict(stored.by_thread)
+        self._author: dict[tuple[int, str], _NewCase | int] = dict(stored.by_author)
+
+    def find(self, mention: Mention, department: str) -> _NewCase | int | None:
+        if mention.story_id and mention.story_id in self._story:
+            return self._story[mention.story_id]
+        if mention.reply_to_url and mention.reply_to_url in self._thread:
+            return self._thread[mention.reply_to_url]
+        if mention.author_id:
+            return self._author.get((mention.author_id, department))
+        return None
+
+    def remember(self, mention: Mention, department: str, case: _NewCase | int) -> None:
+        if mention.story_id:
+            self._story[mention.story_id] = case
+        for url in (mention.reply_to_url, mention.url):
+            if url:
+                self._thread[url] = case
+        if mention.author_id:
+            self._author[mention.author_id, department] = case

@@ -2,56 +2,75 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import TERMINAL_STATES, Sentiment
+from bot.ports import RelatedCases
 from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionRow
 
-_OPEN = [s.value for s in TERMINAL_STATES]
+_CLOSED = [s.value for s in TERMINAL_STATES]
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class SqlLinkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def related_open_case(
+    async def related_open_cases(
         self,
         *,
-        story_id: str | None,
-        thread_urls: tuple[str, ...],
-        author_id: int | None,
-        department: str,
+        story_ids: set[str],
+        thread_urls: set[str],
+        authors: set[tuple[int, str]],
         since: datetime,
-    ) -> int | None:
-        """An open case this mention belongs to: the same story id from the source, a reply
-        under the same post or URL, or the same author about the same subject lately."""
-        # One indexed look-up per kind of link, cheapest first; OR across them would scan.
-        lookups = []
-        if story_id:
-            lookups.append(MentionRow.story_id == story_id)
-        if thread_urls:
-            lookups.append(MentionRow.reply_to_url.in_(thread_urls))
-            lookups.append(MentionRow.url.in_(thread_urls))
-        if author_id is not None:
-            lookups.append(
-                (MentionRow.author_id == author_id)
-                & (MentionRow.received_at >= since)
-                & (CaseRow.department == department)
+    ) -> RelatedCases:
+        """Open, non-drill cases that mentions with these links belong to, newest first."""
+        # One indexed look-up per kind of link; an OR across them would scan.
+        newest = func.max(CaseRow.id)
+        joined = (
+            select()
+            .select_from(CaseRow)
+            .join(MentionRow, MentionRow.case_id == CaseRow.id)
+            .where(CaseRow.state.not_in(_CLOSED), CaseRow.drill.is_(False))
+        )
+        by_story: dict[str, int] = {}
+        for chunk in _chunks(sorted(story_ids)):
+            rows = await self._s.execute(
+                joined.add_columns(MentionRow.story_id, newest)
+                .where(MentionRow.story_id.in_(chunk))
+                .group_by(MentionRow.story_id)
             )
-        for condition in lookups:
-            found = await self._s.scalar(
-                select(CaseRow.id)
-                .join(MentionRow, MentionRow.case_id == CaseRow.id)
-                .where(condition, CaseRow.state.not_in(_OPEN), CaseRow.drill.is_(False))
-                .order_by(CaseRow.id.desc())
-                .limit(1)
+            by_story.update((key, int(case_id)) for key, case_id in rows)
+        by_thread: dict[str, int] = {}
+        for column in (MentionRow.reply_to_url, MentionRow.url):
+            for chunk in _chunks(sorted(thread_urls)):
+                rows = await self._s.execute(
+                    joined.add_columns(column, newest).where(column.in_(chunk)).group_by(column)
+                )
+                for key, case_id in rows:
+                    by_thread[key] = max(by_thread.get(key, 0), int(case_id))
+        by_author: dict[tuple[int, str], int] = {}
+        author_ids = sorted({author_id for author_id, _ in authors})
+        for chunk in _chunks(author_ids):
+            rows = await self._s.execute(
+                joined.add_columns(MentionRow.author_id, CaseRow.department, newest)
+                .where(MentionRow.author_id.in_(chunk), MentionRow.received_at >= since)
+                .group_by(MentionRow.author_id, CaseRow.department)
             )
-            if found is not None:
-                return int(found)
-        return None
+            for author_id, department, case_id in rows:
+                if (author_id, department) in authors:
+                    by_author[author_id, department] = int(case_id)
+        return RelatedCases(by_story, by_thread, by_author)
 
     async def negative_since(self, author_id: int, since: datetime) -> int:
         count = await self._s.scalar(

@@ -153,6 +153,48 @@ class SqlCaseRepository:
         await self._s.flush()
         return _case_from_row(row, case.drafts)
 
+    async def add_many(self, cases: Sequence[Case]) -> list[Case]:
+        if not cases:
+            return []
+        if any(case.drafts for case in cases):
+            raise ValueError("add_many takes new cases, without drafts")
+        statement = insert(CaseRow).returning(CaseRow.id, sort_by_parameter_order=True)
+        ids = (await self._s.execute(statement, [_case_values(c) for c in cases])).scalars()
+        return [replace(case, id=int(new_id)) for case, new_id in zip(cases, ids, strict=True)]
+
+    async def get_many(self, case_ids: Sequence[int]) -> dict[int, Case]:
+        if not case_ids:
+            return {}
+        rows: list[CaseRow] = []
+        for start in range(0, len(case_ids), 500):
+            chunk = case_ids[start : start + 500]
+            query = select(CaseRow).where(CaseRow.id.in_(chunk))
+            rows += (await self._s.scalars(query.execution_options(populate_existing=True))).all()
+        drafts = await self._drafts_of([row.id for row in rows])
+        return {row.id: _case_from_row(row, drafts[row.id]) for row in rows}
+
+    async def record_joined(self, cases: Sequence[Case]) -> None:
+        if not cases:
+            return
+        table = cast(Table, CaseRow.__table__)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_before"))
+            .values(mention_count=bindparam("b_count"), version=bindparam("b_version"))
+        )
+        params = [
+            {
+                "b_id": c.id,
+                "b_before": c.version - 1,
+                "b_count": c.mention_count,
+                "b_version": c.version,
+            }
+            for c in cases
+        ]
+        result = await self._s.execute(statement, params)
+        if result.rowcount != len(cases):  # type: ignore[attr-defined]
+            raise ConcurrentUpdate("a related case changed while mentions joined it")
+
     async def get(self, case_id: int) -> Case | None:
         row = await self._s.get(CaseRow, case_id, populate_existing=True)
         if row is None:
@@ -317,10 +359,28 @@ class SqlMentionRepository:
         )
         return [_mention_from_row(row) for row in rows]
 
-    async def attach(self, mention_id: int, case_id: int) -> None:
-        await self._s.execute(
-            update(MentionRow).where(MentionRow.id == mention_id).values(case_id=case_id)
+    async def attach_many(self, pairs: Sequence[tuple[int, int]]) -> None:
+        if not pairs:
+            return
+        statement = (
+            update(_MENTIONS)
+            .where(_MENTIONS.c.id == bindparam("b_id"))
+            .values(case_id=bindparam("b_case"))
         )
+        await self._s.execute(statement, [{"b_id": m, "b_case": c} for m, c in pairs])
+
+    async def first_of_cases(self, case_ids: Sequence[int]) -> dict[int, Mention]:
+        found: dict[int, Mention] = {}
+        for chunk in _chunks(sorted(case_ids)):
+            firsts = (
+                select(func.min(MentionRow.id))
+                .where(MentionRow.case_id.in_(chunk))
+                .group_by(MentionRow.case_id)
+            )
+            for row in await self._s.scalars(select(MentionRow).where(MentionRow.id.in_(firsts))):
+                assert row.case_id is not None
+                found[row.case_id] = _mention_from_row(row)
+        return found
 
     async def reserve(self) -> None:
         if self._s.get_bind().dialect.name == "sqlite":
@@ -525,6 +585,26 @@ class SqlAuthorRepository:
             )
         )
         return await self._author(row) if row else None
+
+    async def cards_of(self, author_ids: Sequence[int]) -> dict[int, Author]:
+        found: dict[int, Author] = {}
+        for chunk in _chunks(sorted(set(author_ids))):
+            for row in await self._s.scalars(
+                select(AuthorRow)
+                .where(AuthorRow.id.in_(chunk))
+                .execution_options(populate_existing=True)
+            ):
+                found[row.id] = Author(
+                    id=row.id,
+                    display_name=row.display_name,
+                    labels=frozenset(AuthorLabel(label) for label in row.labels or ()),
+                    negative_count=row.negative_count,
+                    neutral_count=row.neutral_count,
+                    positive_count=row.positive_count,
+                    first_seen_at=row.first_seen_at,
+                    last_seen_at=row.last_seen_at,
+                )
+        return found
 
     async def add(self, author: Author) -> Author:
         row = AuthorRow(**self._values(author))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -452,3 +452,85 @@ async def test_a_batch_that_loses_a_race_is_run_again(
     async with database.uow() as uow:
         card = await uow.authors.find_by_identity(Identity("vk", "a"))
     assert card is not None and card.negative_count == 2  # "1" once, "2" once
+
+
+def related_stream(clock: FrozenClock) -> list[Mention]:
+    """Negative mentions (routed to housing) that group every way: the same story, replies
+    under one post and under a mention's own URL, the same author twice, and loners."""
+    now = clock.now()
+    post = "https://vk.com/wall-1_900"
+    stream = [
+        replace(make_mention("s1", now), story_id="story-1"),
+        replace(make_mention("t1", now), reply_to_url=post),
+        make_mention("a1", now, author="anna"),
+        replace(make_mention("s2", now), story_id="story-1"),
+        replace(make_mention("t2", now), reply_to_url=post),
+        replace(make_mention("r1", now), reply_to_url="https://vk.com/wall-1_a1"),
+        make_mention("a2", now, author="anna"),
+        make_mention("lone", now),
+        make_mention("calm", now, sentiment=Sentiment.NEUTRAL),
+    ]
+    return stream
+
+
+async def grouping(cases: CaseService, mentions: Sequence[Mention]) -> list[tuple[Any, ...]]:
+    """Which mentions share a case, each case's count and thread, without database ids."""
+    shape = []
+    for mention in mentions:
+        async with cases._uow() as uow:  # a read-only look at the result
+            stored = await uow.mentions.get_by_external(mention.source, mention.external_id)
+        assert stored is not None
+        if stored.case_id is None:
+            shape.append((mention.external_id, None))
+            continue
+        thread = await cases.thread(stored.case_id)
+        assert thread is not None
+        shape.append(
+            (
+                mention.external_id,
+                tuple(m.external_id for m in thread.mentions),
+                thread.case.mention_count,
+                tuple(e.kind for e in thread.events),
+            )
+        )
+    return shape
+
+
+async def test_a_batch_groups_related_mentions_as_one_by_one_intake_does(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    reference = Database(f"sqlite+aiosqlite:///{tmp_path / 'reference.db'}")
+    await reference.upgrade()
+    try:
+        (tmp_path / "reference").mkdir()
+        single, single_intake = build(tmp_path / "reference", reference, clock)
+        cases, bulk = build(tmp_path, database, clock)
+        # An open case both databases have: the batch's story-2 mention joins it.
+        before = replace(make_mention("s0", clock.now()), story_id="story-2")
+        await single_intake.receive_many([before])
+        await bulk.receive_many([before])
+        stream = [
+            *related_stream(clock),
+            replace(make_mention("s3", clock.now()), story_id="story-2"),
+        ]
+
+        one_by_one = [await single_intake.receive_many([m]) for m in stream]
+        batch = await bulk.receive_many(stream)
+
+        assert [r.results[0].case is not None for r in one_by_one] == [
+            r.case is not None for r in batch.results
+        ]
+        expected = await grouping(single, [before, *stream])
+        assert await grouping(cases, [before, *stream]) == expected
+        by_id = {row[0]: row for row in expected}
+        assert by_id["s2"][1] == ("s1", "s2") and by_id["t2"][1] == ("t1", "t2")
+        assert by_id["a2"][1] == ("a1", "r1", "a2")  # r1 replies under a1's own post
+        assert by_id["s3"][1:3] == (("s0", "s3"), 2) and by_id["calm"][1] is None
+        # One card post per case, carrying the batch's count: s0's card was not out yet, so
+        # its "+1 related" edit folded into its waiting post.
+        async with database.uow() as uow:
+            items = [i for n in range(1, 200) if (i := await uow.outbox.get(n))]
+        cards = sorted((i.op.value, i.payload["case"]["mention_count"]) for i in items)
+        assert cards == [("post", 1), ("post", 2), ("post", 2), ("post", 2), ("post", 3)]
+    finally:
+        await reference.dispose()
