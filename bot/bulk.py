@@ -42,7 +42,9 @@ _AUTOMATIC = frozenset({AuthorLabel.SYSTEMATIC_CRITIC, AuthorLabel.OPINION_LEADE
 
 @dataclass(frozen=True, slots=True)
 class BulkResult:
-    results: list[IntakeResult]  # one per mention, in order; duplicates carry no mention
+    # One per mention, in order; duplicates carry no mention. History (open_cases=False)
+    # carries the mentions as given, without the ids they were stored under.
+    results: list[IntakeResult]
     unopened: int = 0  # negative mentions stored as history, without a case
 
     @property
@@ -130,11 +132,14 @@ class BulkIntake:
         stored, cases = await self._store(batch, [opening for _, _, opening in openers])
         for i, mention, _ in plain:
             got = stored.get((mention.source, mention.external_id))
-            results[i] = IntakeResult(got, None) if got is not None else _DUPLICATE
+            if got is None:
+                results[i] = _DUPLICATE
+            else:  # history is only counted: its mentions are not copied to carry their ids
+                results[i] = IntakeResult(got.mention() if open_cases else mention, None)
         for i, mention, _ in openers:
             key = (mention.source, mention.external_id)
             got = stored.get(key)
-            results[i] = IntakeResult(got, cases[key]) if got is not None else _DUPLICATE
+            results[i] = IntakeResult(got.mention(), cases[key]) if got is not None else _DUPLICATE
 
         final = [r if r is not None else _DUPLICATE for r in results]
         if self._observe is not None:
@@ -144,7 +149,7 @@ class BulkIntake:
 
     async def _store(
         self, batch: Sequence[tuple[Mention, tuple[str, ...]]], openings: Sequence[CaseOpening]
-    ) -> tuple[dict[tuple[str, str], Mention], dict[tuple[str, str], Case]]:
+    ) -> tuple[dict[tuple[str, str], _Stored], dict[tuple[str, str], Case]]:
         """Store the batch and open or join cases for its last len(openings) mentions, in one
         transaction."""
         if not batch:
@@ -156,7 +161,7 @@ class BulkIntake:
                 async with self._uow() as uow:
                     stored = await self._store_once(uow, batch, now)
                     pairs = [
-                        (stored[key], opening)
+                        (stored[key].mention(), opening)
                         for (m, _), opening in zip(batch[first_opener:], openings, strict=True)
                         if (key := (m.source, m.external_id)) in stored
                     ]
@@ -175,7 +180,7 @@ class BulkIntake:
 
     async def _store_once(
         self, uow: UnitOfWork, batch: Sequence[tuple[Mention, tuple[str, ...]]], now: datetime
-    ) -> dict[tuple[str, str], Mention]:
+    ) -> dict[tuple[str, str], _Stored]:
         await uow.mentions.reserve()
         by_source: dict[str, list[str]] = defaultdict(list)
         for mention, _ in batch:
@@ -191,17 +196,30 @@ class BulkIntake:
         people = await _People.resolve(uow, [m for m, _ in fresh])
         created = await uow.authors.add_many(people.new_authors(now, self._labels))
         author_ids = people.author_ids(created)
+        # Copies only where something changes: an import stores mentions as they came.
         rows = [
-            replace(m, codes=codes, text=m.text[:MAX_MENTION_TEXT], author_id=author_id)
-            for (m, codes), author_id in zip(fresh, author_ids, strict=True)
+            m
+            if codes == m.codes and len(m.text) <= MAX_MENTION_TEXT
+            else replace(m, codes=codes, text=m.text[:MAX_MENTION_TEXT])
+            for m, codes in fresh
         ]
-        ids = await uow.mentions.add_many(rows)
+        ids = await uow.mentions.add_many(rows, author_ids)
         standing = await uow.authors.standing(people.existing(), now - self._labels.critic_window)
         await uow.authors.tally_many(people.tallies(standing, now, self._labels))
         return {
-            (m.source, m.external_id): replace(m, id=new_id)
-            for m, new_id in zip(rows, ids, strict=True)
+            (m.source, m.external_id): _Stored(m, new_id, author_id)
+            for m, new_id, author_id in zip(rows, ids, author_ids, strict=True)
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    row: Mention  # as written, without its ids
+    id: int
+    author_id: int
+
+    def mention(self) -> Mention:
+        return replace(self.row, id=self.id, author_id=self.author_id)
 
 
 _SENTIMENT_INDEX = {Sentiment.NEGATIVE: 0, Sentiment.NEUTRAL: 1, Sentiment.POSITIVE: 2}

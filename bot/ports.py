@@ -102,9 +102,9 @@ class MentionRepository(Protocol):
         """Which of these external ids of one source are already stored."""
         ...
 
-    async def add_many(self, mentions: Sequence[Mention]) -> list[int]:
-        """Store new mentions (author_id set; keys distinct, not stored yet) in one go; their
-        ids in order. A key another writer stored meanwhile raises ConcurrentUpdate."""
+    async def add_many(self, mentions: Sequence[Mention], author_ids: Sequence[int]) -> list[int]:
+        """Store new mentions (keys distinct, not stored yet) on these authors' cards in one
+        go; their ids in order. A key another writer stored meanwhile raises ConcurrentUpdate."""
         ...
 
 

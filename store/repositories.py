@@ -397,10 +397,10 @@ class SqlMentionRepository:
             found.update(await self._s.scalars(query, {"each": chunk}))
         return found
 
-    async def add_many(self, mentions: Sequence[Mention]) -> list[int]:
+    async def add_many(self, mentions: Sequence[Mention], author_ids: Sequence[int]) -> list[int]:
         if not mentions:
             return []
-        rows = [_mention_row(m) for m in mentions]
+        rows = [_mention_row(m, a) for m, a in zip(mentions, author_ids, strict=True)]
         with _raced("mentions"):
             await _insert_rows(self._s, _MENTIONS, _MENTION_COLUMNS, rows)
         by_source: dict[str, list[str]] = defaultdict(list)
@@ -444,14 +444,12 @@ _MENTION_COLUMNS = (
 )
 
 
-def _mention_row(mention: Mention) -> tuple[Any, ...]:
-    if mention.author_id is None:
-        raise ValueError("a mention is stored after its author")
+def _mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
     return (
         mention.source,
         mention.external_id,
         mention.url,
-        mention.author_id,
+        author_id,
         mention.author.channel,
         mention.author.external_id,
         mention.author.display_name,

@@ -431,7 +431,7 @@ async def test_a_batch_that_loses_a_race_is_run_again(
         stored = replace(make_mention("1", clock.now(), author="a"), author_id=author.id)
         await uow.mentions.add(stored)
         with pytest.raises(ConcurrentUpdate):
-            await uow.mentions.add_many([replace(stored, text="again")])
+            await uow.mentions.add_many([replace(stored, text="again")], [author.id])
     # Another writer stores "1" between the batch's look-up and its insert: the batch reads
     # again and counts it as a duplicate instead of failing or counting it twice.
     await cases.intake(make_mention("1", clock.now(), author="a"), None)
