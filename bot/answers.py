@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from bot.crisis_service import CrisisService
+from bot.digest import DigestService
 from bot.directory import Directory
 from bot.lifecycle import ActionRequest
 from bot.model import SYSTEM_ACTOR, Action, GlobalRole
@@ -16,12 +18,21 @@ from bot.services import CaseService, CaseThread
 from bot.texts import Texts
 from bot.views import View, card_view, format_time, notice_view, page_view
 
-COMMANDS = ("status", "case", "escalate", "duty", "help", "whoami", "merge")
+COMMANDS = ("status", "digest", "case", "escalate", "duty", "help", "whoami", "merge")
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
 
 
 class Answers:
-    def __init__(self, cases: CaseService, directory: Directory, texts: Texts) -> None:
+    def __init__(
+        self,
+        cases: CaseService,
+        directory: Directory,
+        texts: Texts,
+        crises: CrisisService | None = None,
+        digests: DigestService | None = None,
+    ) -> None:
+        self._digests = digests  # /digest: today so far, for leadership and duty
+        self._crises = crises  # open crises head /status
         self._cases = cases
         self._directory = directory
         self._texts = texts
@@ -30,7 +41,11 @@ class Answers:
         return page_view("help.html.j2", {})
 
     def duty(self) -> View:
-        return notice_view("ui.duty", names=", ".join(self._directory.on_duty()))
+        """Who is on duty now and until the next handover (none when no rota says)."""
+        now = self._cases.now()
+        shift = self._directory.duty_shift(now)
+        names = ", ".join(self._directory.name_of(s) or s for s in shift.staff)
+        return notice_view("ui.duty", names=names, until=format_time(shift.until, self._cases.tz))
 
     def whoami(self, actor: Actor) -> View:
         t = self._texts.t
@@ -68,8 +83,18 @@ class Answers:
                     "oldest_waiting": _hours_minutes(now - oldest) if oldest else None,
                 }
             )
-        context = {"generated_at": format_time(now, self._cases.tz), "departments": departments}
+        context = {
+            "generated_at": format_time(now, self._cases.tz),
+            "departments": departments,
+            "crises": await self._crises.status_lines() if self._crises else [],
+        }
         return page_view("status.html.j2", context)
+
+    async def digest(self, actor: Actor) -> View:
+        """/digest: the evening digest as it stands now (leadership and the duty officer)."""
+        if self._digests is None:
+            return notice_view("ui.no_rights")
+        return await self._digests.reader_view(actor)
 
     async def case(self, actor: Actor, case_id: int | None) -> View:
         if not actor.is_staff:

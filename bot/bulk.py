@@ -169,6 +169,9 @@ class BulkIntake:
                     await uow.commit()
                 if opened:
                     self._cases.wake_outbox()
+                for mention, case in zip(pairs, opened, strict=True):
+                    if case.waiting_since is not None and case.id is not None:
+                        await self._cases.author_answered(case.id, mention[0].author_id)
                 cases = {
                     (m.source, m.external_id): c for (m, _), c in zip(pairs, opened, strict=True)
                 }

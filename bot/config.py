@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.duty import DutyConfig, check_duty_staff
 from bot.model import MAX_NAME, DeptRole, GlobalRole
 from bot.yamlfile import StrictLoader
 
@@ -408,7 +409,22 @@ class DigestRecipients(_Model):
 class DigestConfig(_Model):
     evening_cron: _Cron = "0 19 * * *"
     weekly_cron: _Cron = "0 10 * * mon"
+    # The digests' day and cron times; None: the organisation's time zone.
+    timezone: str | None = None
     recipients: DigestRecipients = Field(default_factory=DigestRecipients)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like 'Europe/Moscow')"
+            ) from None
+        return value
 
 
 class OutboxConfig(_Model):
@@ -442,6 +458,7 @@ class Config(_Model):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     mappings: dict[str, SourceMapping] = Field(default_factory=dict)
     feeds: list[FeedSource] = Field(default_factory=list)
+    duty: DutyConfig | None = None  # None: whoever has the duty role is on duty
 
     @field_validator("timezone")
     @classmethod
@@ -462,6 +479,12 @@ class Config(_Model):
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
         problems = [*_check_departments(self), *_check_staff(self), *_check_api_sources(self)]
+        if self.duty is not None:
+            staff_ids = {member.id for member in self.staff}
+            problems += [
+                (f"duty.{path}", message)
+                for path, message in check_duty_staff(self.duty, staff_ids)
+            ]
         if problems:
             raise _Problems(problems)
         return self

@@ -241,7 +241,10 @@ class OutboxWorker:
         if item.op is OutboxOp.EDIT and target is None:
             # The original never arrived (failed for good earlier): post the latest version.
             item = replace(item, op=OutboxOp.POST)
-        return Delivery(item=item, target_ref=target, reply_to_ref=reply_to)
+        photo = None
+        if item.op is OutboxOp.PHOTO:  # no picture: refused for good in _deliver
+            photo = await uow.blobs.get(str(item.payload.get("blob") or ""))
+        return Delivery(item=item, target_ref=target, reply_to_ref=reply_to, photo=photo)
 
     async def _deliver(self, item: OutboxItem, delivery: Delivery) -> None:
         assert item.id is not None
@@ -252,6 +255,8 @@ class OutboxWorker:
             result = DeliveryResult()
         elif transport is None:
             error = PermanentFailure(f"transport {item.transport!r} is not configured")
+        elif delivery.item.op is OutboxOp.PHOTO and delivery.photo is None:
+            error = PermanentFailure(f"picture {item.payload.get('blob')!r} is not stored")
         else:
             try:
                 result = await transport.deliver(delivery)
@@ -275,7 +280,7 @@ class OutboxWorker:
             if result is not None:
                 sent = delivery.item
                 if (
-                    sent.op in (OutboxOp.POST, OutboxOp.REPLY)
+                    sent.op in (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO)
                     and sent.ref_key
                     and result.external_ref
                 ):

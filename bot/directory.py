@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from bot.clock import Clock, SystemClock
 from bot.config import Config, StaffMember
-from bot.model import GlobalRole
+from bot.duty import DutyShift, who_is_on_duty
+from bot.model import DeptRole, GlobalRole
+from bot.outbox import OutboxItem, OutboxOp
 from bot.rights import Actor
 
 
@@ -17,11 +23,45 @@ class Destination:
     chat: str
     thread: str | None = None
 
+    def message(
+        self,
+        op: OutboxOp,
+        view: Mapping[str, Any],
+        key: str,
+        now: datetime,
+        *,
+        ref: str | None,
+        urgency: int,
+        case_id: int | None = None,
+        reply_to: str | None = None,
+    ) -> OutboxItem:
+        """An outbox item for this chat; the key is scoped to the chat so one event
+        sent to several chats queues once per chat."""
+        return OutboxItem(
+            transport=self.transport,
+            chat=self.chat,
+            thread=self.thread,
+            op=op,
+            payload=dict(view),
+            idempotency_key=f"{self.transport}:{self.chat}:{key}",
+            ref_key=ref,
+            reply_to_key=reply_to,
+            case_id=case_id,
+            urgency=urgency,
+            created_at=now,
+        )
+
 
 class Directory:
-    def __init__(self, config: Config, transports: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        config: Config,
+        transports: frozenset[str] = frozenset(),
+        clock: Clock | None = None,
+    ) -> None:
         self._config = config
         self.transports = transports  # transports that are configured and running
+        self._clock = clock or SystemClock()  # the duty rota depends on the time
 
     def actor(self, member: StaffMember) -> Actor:
         return Actor(
@@ -60,9 +100,31 @@ class Directory:
                     return dest_dept.id
         return None
 
-    def on_duty(self) -> list[str]:
-        """Names of the staff with the duty role (the rota comes with the SLA engine)."""
-        return [m.name for m in self._config.staff if GlobalRole.DUTY in m.global_roles]
+    def duty_shift(self, at: datetime | None = None) -> DutyShift:
+        """Staff ids on duty at `at` (default: now) and until when: the `duty` rota and its
+        overrides; when they name nobody, everyone with the duty role, with no end."""
+        at = at or self._clock.now()
+        until = None
+        if self._config.duty is not None:
+            shift = who_is_on_duty(self._config.duty, self._config.tz, at)
+            if shift.staff:
+                return shift
+            until = shift.until  # the duty role stands in until the next override
+        role = tuple(m.id for m in self._config.staff if GlobalRole.DUTY in m.global_roles)
+        return DutyShift(role, until)
+
+    def on_duty_ids(self, at: datetime | None = None) -> list[str]:
+        return list(self.duty_shift(at).staff)
+
+    def on_duty(self, at: datetime | None = None) -> list[str]:
+        """Names of the staff on duty at `at` (default: now), for escalations and /duty."""
+        return [self.name_of(staff_id) or staff_id for staff_id in self.duty_shift(at).staff]
+
+    def with_role(self, role: GlobalRole) -> list[StaffMember]:
+        return [m for m in self._config.staff if role in m.global_roles]
+
+    def with_department_role(self, department: str, role: DeptRole) -> list[StaffMember]:
+        return [m for m in self._config.staff if role in m.roles.get(department, ())]
 
     @property
     def coordination(self) -> str:

@@ -26,10 +26,12 @@ from bot.model import (
     Event,
     IgnoreReason,
     Outcome,
+    WaitReason,
 )
 from bot.rights import Actor
 
 S = CaseState
+_OPEN = frozenset(set(CaseState) - TERMINAL_STATES)
 
 # Where each action may start. Extra conditions (ownership, four-eyes) are checked below.
 ALLOWED_FROM: dict[Action, frozenset[CaseState]] = {
@@ -53,7 +55,14 @@ ALLOWED_FROM: dict[Action, frozenset[CaseState]] = {
     ),
     Action.CLOSE: frozenset(set(CaseState) - TERMINAL_STATES),
     Action.REOPEN: TERMINAL_STATES,
-    Action.FOLLOW_UP_DONE: frozenset({S.PUBLISHED}),
+    # A follow-up is set on publishing or when the talk moved to private messages.
+    Action.FOLLOW_UP_DONE: _OPEN,
+    Action.FOLLOW_UP_LATER: _OPEN,
+    # Waiting needs an owner: somebody asked the author something.
+    Action.WAIT_FOR_AUTHOR: frozenset(
+        {S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED, S.PUBLISHED}
+    ),
+    Action.AUTHOR_REPLIED: _OPEN,
 }
 
 
@@ -112,7 +121,10 @@ class ActionRequest:
     outcome: Outcome | None = None  # CLOSE
     department: str | None = None  # REROUTE target
     url: str | None = None  # PUBLISH, MARK_PUBLISHED: the public link
-    follow_up_at: datetime | None = None  # PUBLISH, MARK_PUBLISHED: when to ask for the result
+    # PUBLISH, MARK_PUBLISHED, FOLLOW_UP_LATER, WAIT_FOR_AUTHOR (moved to private): when to ask
+    # for the result
+    follow_up_at: datetime | None = None
+    wait_reason: WaitReason | None = None  # WAIT_FOR_AUTHOR
     expected_version: int | None = None  # the card version the button was pressed on
 
 
@@ -135,7 +147,11 @@ def transition(case: Case, request: ActionRequest, actor: Actor, now: datetime) 
 
     handler = _HANDLERS[action]
     new_case, events = handler(case, request, actor, now)
-    if new_case.first_touched_at is None and action is not Action.ESCALATE:
+    # Escalating is no answer; the author's reply is not staff's touch.
+    if new_case.first_touched_at is None and action not in (
+        Action.ESCALATE,
+        Action.AUTHOR_REPLIED,
+    ):
         new_case = replace(new_case, first_touched_at=now)
     new_case = replace(new_case, version=case.version + 1)
     violations = invariant_violations(new_case)
@@ -317,6 +333,7 @@ def _ignore(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Hand
         ignore_reason=req.reason,
         closed_at=now,
         follow_up_due_at=None,
+        waiting_since=None,
         drafts=_retire_pending(case.drafts),
     )
     return new_case, [event]
@@ -334,6 +351,46 @@ def _follow_up_done(case: Case, req: ActionRequest, actor: Actor, now: datetime)
     return _closed(case, actor, now, Action.FOLLOW_UP_DONE, Outcome.RESOLVED)
 
 
+def _follow_up_later(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if case.follow_up_due_at is None:
+        raise InvalidTransition(action=req.action.value, state=case.state.value)
+    if req.follow_up_at is None:
+        raise MissingInput(field="follow_up_at")
+    at = req.follow_up_at.isoformat()
+    event = _event(case, actor, now, Action.FOLLOW_UP_LATER, case.state, follow_up_at=at)
+    return replace(case, follow_up_due_at=req.follow_up_at), [event]
+
+
+def _wait_for_author(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if case.waiting_since is not None:
+        raise InvalidTransition(action=req.action.value, state=case.state.value)
+    if req.wait_reason is None:
+        raise MissingInput(field="reason")
+    follow_up = case.follow_up_due_at
+    if req.wait_reason is WaitReason.MOVED_TO_PRIVATE and req.follow_up_at is not None:
+        follow_up = req.follow_up_at  # come back and show the result in public
+    event = _event(
+        case,
+        actor,
+        now,
+        Action.WAIT_FOR_AUTHOR,
+        case.state,
+        reason=req.wait_reason.value,
+        follow_up_at=(
+            follow_up.isoformat() if follow_up and follow_up != case.follow_up_due_at else None
+        ),
+    )
+    return replace(case, waiting_since=now, follow_up_due_at=follow_up), [event]
+
+
+def _author_replied(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if case.waiting_since is None:
+        raise InvalidTransition(action=req.action.value, state=case.state.value)
+    since = case.waiting_since.isoformat()
+    event = _event(case, actor, now, Action.AUTHOR_REPLIED, case.state, waiting_since=since)
+    return replace(case, waiting_since=None), [event]
+
+
 def _closed(case: Case, actor: Actor, now: datetime, kind: Action, outcome: Outcome) -> Handled:
     event = _event(case, actor, now, kind, S.CLOSED, outcome=outcome.value)
     new_case = replace(
@@ -342,6 +399,7 @@ def _closed(case: Case, actor: Actor, now: datetime, kind: Action, outcome: Outc
         outcome=outcome,
         closed_at=now,
         follow_up_due_at=None,
+        waiting_since=None,
         drafts=_retire_pending(case.drafts),
     )
     return new_case, [event]
@@ -377,6 +435,9 @@ _HANDLERS = {
     Action.CLOSE: _close,
     Action.REOPEN: _reopen,
     Action.FOLLOW_UP_DONE: _follow_up_done,
+    Action.FOLLOW_UP_LATER: _follow_up_later,
+    Action.WAIT_FOR_AUTHOR: _wait_for_author,
+    Action.AUTHOR_REPLIED: _author_replied,
 }
 assert set(_HANDLERS) == set(Action) == set(ALLOWED_FROM)
 
@@ -388,8 +449,11 @@ def available_actions(case: Case, actor: Actor | None = None) -> list[Action]:
     only, never on who looks; rights are checked again when a button is pressed.
     """
     actions = [a for a in Action if case.state in ALLOWED_FROM[a]]
-    if case.follow_up_due_at is None and Action.FOLLOW_UP_DONE in actions:
-        actions.remove(Action.FOLLOW_UP_DONE)
+    hidden: set[Action] = set()
+    if case.follow_up_due_at is None:
+        hidden |= {Action.FOLLOW_UP_DONE, Action.FOLLOW_UP_LATER}
+    hidden.add(Action.WAIT_FOR_AUTHOR if case.waiting_since else Action.AUTHOR_REPLIED)
+    actions = [a for a in actions if a not in hidden]
     if actor is not None:
         actions = [a for a in actions if actor.may(a, case.department)]
     return actions
@@ -432,8 +496,10 @@ def invariant_violations(case: Case) -> list[str]:
         case.closed_at is not None or case.outcome is not None or case.ignore_reason is not None
     ):
         problems.append("open case carries closing data")
-    if case.follow_up_due_at is not None and state is not S.PUBLISHED:
-        problems.append("follow-up outside published")
+    if case.follow_up_due_at is not None and state in TERMINAL_STATES:
+        problems.append("follow-up on a closed case")
+    if case.waiting_since is not None and state in TERMINAL_STATES:
+        problems.append("closed case waiting for the author")
     if [d.version for d in case.drafts] != list(range(1, len(case.drafts) + 1)):
         problems.append("draft versions not 1..n")
     for d in case.drafts:

@@ -61,6 +61,9 @@ class Action(StrEnum):
     CLOSE = "close"
     REOPEN = "reopen"
     FOLLOW_UP_DONE = "follow_up_done"
+    FOLLOW_UP_LATER = "follow_up_later"  # the result is not there yet: ask again later
+    WAIT_FOR_AUTHOR = "wait_for_author"  # the SLA clock pauses until the author answers
+    AUTHOR_REPLIED = "author_replied"  # the clock resumes
 
 
 class IgnoreReason(StrEnum):
@@ -68,6 +71,11 @@ class IgnoreReason(StrEnum):
     SPAM = "spam"
     DO_NOT_ENGAGE = "do_not_engage"
     DUPLICATE = "duplicate"
+
+
+class WaitReason(StrEnum):
+    MOVED_TO_PRIVATE = "moved_to_private"  # the talk went on in private messages
+    DETAILS_REQUESTED = "details_requested"  # the author was asked for details
 
 
 class Outcome(StrEnum):
@@ -221,6 +229,7 @@ class Case:
     outcome: Outcome | None = None
     ignore_reason: IgnoreReason | None = None
     follow_up_due_at: datetime | None = None
+    waiting_since: datetime | None = None  # waiting for the author: the SLA clock pauses
     drafts: tuple[Draft, ...] = ()
     codes: tuple[str, ...] = ()
     mention_count: int = 1
@@ -261,3 +270,6 @@ class EventKind(StrEnum):
     CREATED = "created"
     MENTION_ADDED = "mention_added"
     DENIED = "denied"  # an attempt refused for lack of rights: the audit trail
+    ESCALATED = "escalated"  # the SLA engine chased someone (payload: level, repeat, auto)
+    REMINDED = "reminded"  # an SLA reminder or breach notice went out
+    FOLLOW_UP_ASKED = "follow_up_asked"  # the bot asked to show the result

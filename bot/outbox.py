@@ -18,6 +18,8 @@ class OutboxOp(StrEnum):
     REPLY = "reply"  # a new message replying to the message remembered under reply_to_key
     EDIT = "edit"  # replace the content of the message remembered under ref_key
     DELETE = "delete"
+    # A new picture with a caption; payload from photo_payload(), bytes in the blob store.
+    PHOTO = "photo"
 
 
 class OutboxStatus(StrEnum):
@@ -59,12 +61,42 @@ class Delivery:
     item: OutboxItem
     target_ref: str | None = None  # the message to edit or delete (EDIT, DELETE)
     reply_to_ref: str | None = None  # the message to reply to (REPLY)
+    photo: bytes | None = None  # the picture of a PHOTO item, read from the blob store
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     external_ref: str | None = None  # the transport's id of the message it posted
     info: dict[str, Any] = field(default_factory=dict)
+
+
+PHOTO_VIEW = "photo"
+
+
+def photo_payload(
+    *,
+    blob: str,
+    caption: dict[str, Any],
+    width: int,
+    height: int,
+    size: int,
+    filename: str,
+    mimetype: str = "image/png",
+) -> dict[str, Any]:
+    """The payload of a PHOTO item. `blob` is the sha256 the blob store returned for the
+    picture; the row holds only this reference, so the item stays small and the picture is
+    written once, in the same transaction. `caption` is a neutral view (a page, a notice)
+    that each transport renders as it renders messages, then fits to its caption limit."""
+    return {
+        "view": PHOTO_VIEW,
+        "blob": blob,
+        "mimetype": mimetype,
+        "filename": filename,
+        "width": width,
+        "height": height,
+        "size": size,
+        "caption": caption,
+    }
 
 
 class RetryLater(Exception):

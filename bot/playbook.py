@@ -533,6 +533,8 @@ class SlaPolicy(_Model):
     reminders: tuple[Reminder, ...] = ()
     escalation_chain: Id | None = None  # None: breaches are shown, nobody is chased
     pause_while_waiting_for_author: bool = True
+    # After "moved to private" (and "still open"): when to ask to show the result in public.
+    follow_up_after: PositiveDuration = timedelta(days=2)
 
 
 class PriorityPolicies(_Model):
@@ -709,7 +711,7 @@ class CrisisStep(_Model):
 
 class CrisisConfig(_Model):
     thresholds: tuple[CrisisThreshold, ...] = Field(min_length=1)
-    cool_down: PositiveDuration  # quiet time before the same threshold alarms again
+    cool_down: PositiveDuration  # below the limit this long without a break closes a crisis
     checklist: tuple[CrisisStep, ...] = Field(min_length=1)
     holding_statement_template: Id
     pause_scheduled_posts: bool = True

@@ -6,14 +6,18 @@ and commits once, so a state change and the messages it causes land together or 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
+from bot.crisis import CountWindow, Crisis, WindowCounts
+from bot.export import ExportAuthor, ExportCase
+from bot.figures import Period, ReportRepository
 from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention
 from bot.outbox import OutboxItem
+from bot.timers import Timer
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ class CaseRepository(Protocol):
         ...
 
     async def list_open(self, department: str | None = None) -> list[Case]: ...
+    async def open_without_card(self, department: str, transport: str, chat: str) -> list[Case]:
+        """Open cases of the department with no card delivered or queued in that chat."""
+        ...
 
     async def status(self, now: datetime, soon: datetime) -> list[DepartmentStatus]:
         """Open cases per department: overdue now, due before `soon`, oldest still new."""
@@ -148,6 +155,10 @@ class OutboxRepository(Protocol):
         the same message supersedes an older undelivered one. Returns how many were queued."""
         ...
 
+    async def enqueue_many(self, items: Sequence[OutboxItem]) -> int:
+        """What enqueue does, in a few statements for batches of hundreds."""
+        ...
+
     async def due_heads(self, now: datetime, limit: int) -> list[OutboxItem]:
         """The oldest undelivered item of each (transport, chat) queue, if it is due."""
         ...
@@ -187,6 +198,33 @@ class MessageRefRepository(Protocol):
         ...
 
 
+class ExportRepository(Protocol):
+    """Cases of a period and their authors for `otklik report`, read in chunks, never all
+    at once. Both read the same cases: created in [period.start, period.end)."""
+
+    def cases(self, period: Period, chunk: int = 1000) -> AsyncIterator[list[ExportCase]]:
+        """By case id."""
+        ...
+
+    def authors(self, period: Period, chunk: int = 1000) -> AsyncIterator[list[ExportAuthor]]:
+        """The authors of those cases' first mentions, by author id."""
+        ...
+
+
+class BlobRepository(Protocol):
+    """Binary content the outbox sends (digest charts), addressed by its sha256."""
+
+    async def put(self, content: bytes, mimetype: str, now: datetime) -> str:
+        """Store the content unless already stored; its sha256 (hex), the key for get()."""
+        ...
+
+    async def get(self, sha256: str) -> bytes | None: ...
+    async def prune(self, before: datetime) -> int:
+        """Delete pictures stored before `before` that no undelivered outbox item refers to;
+        how many were deleted."""
+        ...
+
+
 class KeyValueRepository(Protocol):
     async def get(self, key: str) -> str | None: ...
     async def set(self, key: str, value: str) -> None: ...
@@ -221,6 +259,47 @@ class LinkRepository(Protocol):
     async def merge_authors(self, keep: int, gone: int) -> None: ...
 
 
+class CrisisRepository(Protocol):
+    """Crises and the sliding-window counts of negative mentions they are judged by."""
+
+    async def window_counts(self, windows: Sequence[CountWindow]) -> list[WindowCounts]:
+        """Negative mentions received in each window (drills left out), in input order."""
+        ...
+
+    async def open(self) -> list[Crisis]: ...
+    async def add(self, crisis: Crisis) -> Crisis: ...
+    async def save(self, crisis: Crisis) -> None: ...
+    async def between(self, since: datetime, until: datetime) -> list[Crisis]:
+        """Crises open at any moment of [since, until), oldest first (for digests)."""
+        ...
+
+
+class TimerRepository(Protocol):
+    """SLA timers. Pending until fired; keys are unique, so planning twice adds nothing."""
+
+    async def pending_for(self, case_ids: Sequence[int]) -> dict[int, list[Timer]]: ...
+    async def cases_of(self, case_ids: Sequence[int]) -> dict[int, Case]:
+        """Cases without their drafts (saving one leaves its stored drafts as they are)."""
+        ...
+
+    async def add_many(self, timers: Sequence[Timer]) -> int:
+        """Insert timers whose key is new; returns how many were inserted."""
+        ...
+
+    async def delete(self, timer_ids: Sequence[int]) -> None:
+        """Drop pending timers (fired ones stay: their keys keep them from coming back)."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[Timer]:
+        """Pending timers due by `now`, earliest first."""
+        ...
+
+    async def mark_fired(self, timer_ids: Sequence[int], at: datetime) -> None: ...
+    async def next_due(self) -> datetime | None:
+        """The earliest pending due moment."""
+        ...
+
+
 class UnitOfWork(Protocol):
     cases: CaseRepository
     mentions: MentionRepository
@@ -229,7 +308,12 @@ class UnitOfWork(Protocol):
     outbox: OutboxRepository
     refs: MessageRefRepository
     kv: KeyValueRepository
+    blobs: BlobRepository
+    export: ExportRepository
     links: LinkRepository
+    reports: ReportRepository  # aggregate reads for digests and exports (bot/figures.py)
+    crises: CrisisRepository
+    timers: TimerRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -33,6 +33,9 @@ RIGHTS: Mapping[Action, Right] = {
     Action.CLOSE: Right(_ANY_DEPT_ROLE, frozenset({GlobalRole.DUTY})),
     Action.REOPEN: Right(_REVIEWERS, frozenset({GlobalRole.DUTY})),
     Action.FOLLOW_UP_DONE: Right(_ANY_DEPT_ROLE),
+    Action.FOLLOW_UP_LATER: Right(_ANY_DEPT_ROLE),
+    Action.WAIT_FOR_AUTHOR: Right(_ANY_DEPT_ROLE),
+    Action.AUTHOR_REPLIED: Right(_ANY_DEPT_ROLE),
 }
 
 

@@ -35,6 +35,7 @@ from bot.model import (
     AuthorLabel,
     Case,
     CaseState,
+    DeptRole,
     DraftStatus,
     Event,
     EventKind,
@@ -43,6 +44,7 @@ from bot.model import (
     Mention,
     Priority,
     Sentiment,
+    WaitReason,
 )
 from bot.outbox import OutboxItem, OutboxOp
 from bot.playbook import RoutingConfig, RoutingDefault
@@ -55,6 +57,8 @@ from bot.ports import (
 )
 from bot.replies import ReplyCatalog, origin_of
 from bot.rights import Actor
+from bot.sla_engine import DEFAULT_FOLLOW_UP, SlaEngine
+from bot.sla_service import arm_cases
 from bot.views import (
     PROMPT_ACTIONS,
     REVIEW_ACTIONS,
@@ -141,8 +145,12 @@ class CaseService:
         replies: ReplyCatalog | None = None,
         coordination: str = "",
         policy: RoutingConfig | None = None,
+        sla: SlaEngine | None = None,
+        on_timers: Callable[[datetime], None] = lambda _due: None,
     ) -> None:
         # Grouping and author-label thresholds from the playbook (defaults without one).
+        self._sla = sla  # None: no SLA timers (tests of other parts)
+        self._on_timers = on_timers  # tells the scheduler about a timer due at that moment
         self._policy = policy or RoutingConfig(
             default=RoutingDefault(department=coordination or "coordination")
         )
@@ -193,6 +201,9 @@ class CaseService:
             await uow.commit()
         if case is not None:
             self._on_outbox()
+            if case.waiting_since is not None and case.id is not None:
+                # It joined a case waiting for its author: maybe they answered.
+                case = (await self.author_answered(case.id, stored.author_id)).case or case
         return IntakeResult(stored, case)
 
     async def _record_author(self, uow: UnitOfWork, mention: Mention, now: datetime) -> Author:
@@ -364,9 +375,40 @@ class CaseService:
         final = {c.id: c for c in [*opened, *grown.values()]}
         return [final[c.id] for c in result]
 
-    async def _cases_changed(self, uow: UnitOfWork, cases: Sequence[Case], now: datetime) -> None:
+    async def _cases_changed(
+        self,
+        uow: UnitOfWork,
+        cases: Sequence[Case],
+        now: datetime,
+        action: Action | None = None,
+    ) -> None:
         """Every case opened or changed in a transaction passes here once: the SLA engine
-        arms its timers."""
+        arms its timers. `action`: the person's action that changed them, if any."""
+        if self._sla is None or not cases:
+            return
+        earliest = await arm_cases(uow, self._sla, cases, now, action)
+        if earliest is not None:
+            # Before the commit: a wake-up for a rolled-back timer finds nothing, harmlessly.
+            self._on_timers(earliest)
+
+    async def author_answered(self, case_id: int, author_id: int | None = None) -> ActResult:
+        """The author of a case waiting for them wrote again (a new mention joined it, or a
+        person pressed "Author replied"): the SLA clock resumes. Nothing happens otherwise.
+        `author_id`: who wrote; someone else writing under the same post does not count."""
+        case = await self.get(case_id)
+        if case is None or case.waiting_since is None or not case.state.is_open:
+            return ActResult(case)
+        if author_id is not None:
+            async with self._uow() as uow:
+                first, _ = await self._first_mention(uow, case)
+            if first.author_id != author_id:
+                return ActResult(case)
+        otklik = Actor(
+            SYSTEM_ACTOR,
+            SYSTEM_ACTOR,
+            dept_roles={case.department: frozenset({DeptRole.SPECIALIST})},
+        )
+        return await self.act(case_id, ActionRequest(Action.AUTHOR_REPLIED), otklik)
 
     # --- actions ------------------------------------------------------------------------
 
@@ -403,6 +445,8 @@ class CaseService:
             except DomainError as error:
                 return ActResult(case, error=error)
             new_case = result.case
+            if request.action is Action.AUTHOR_REPLIED and self._sla is not None:
+                new_case = self._sla.resumed(case, new_case, now)  # the paused time is given back
             await uow.cases.save(new_case, expected_version=case.version)
             await uow.events.append(result.events)
             if request.reason is IgnoreReason.DO_NOT_ENGAGE and author is not None:
@@ -410,6 +454,7 @@ class CaseService:
                 labels = author.labels | {AuthorLabel.DO_NOT_ENGAGE}
                 await uow.authors.save(replace(author, labels=labels))
             await self._announce(uow, case, new_case, request, actor, mention, author, now)
+            await self._cases_changed(uow, [new_case], now, request.action)
             await uow.commit()
         self._on_outbox()
         return ActResult(new_case, result.events)
@@ -448,6 +493,12 @@ class CaseService:
             )
             if wait is not None:
                 request = replace(request, follow_up_at=now + wait)
+        asks_again = action is Action.FOLLOW_UP_LATER or (
+            action is Action.WAIT_FOR_AUTHOR and request.wait_reason is WaitReason.MOVED_TO_PRIVATE
+        )
+        if asks_again and request.follow_up_at is None:
+            wait = self._sla.follow_up_after(case) if self._sla else DEFAULT_FOLLOW_UP
+            request = replace(request, follow_up_at=now + wait)
         return request
 
     def _publishable(self, mention: Mention) -> bool:
@@ -641,6 +692,7 @@ class CaseService:
             self._tz,
             moved_to,
             publishable=self._publishable(mention),
+            now=self._clock.now(),
         )
 
     async def _post_cards(
@@ -772,18 +824,15 @@ class CaseService:
         now: datetime,
         reply_to: str | None = None,
     ) -> OutboxItem:
-        return OutboxItem(
-            transport=dest.transport,
-            chat=dest.chat,
-            thread=dest.thread,
-            op=op,
-            payload=dict(view),
-            idempotency_key=f"{dest.transport}:{dest.chat}:{key}",
-            ref_key=ref,
-            reply_to_key=reply_to,
-            case_id=case.id,
+        return dest.message(
+            op,
+            view,
+            key,
+            now,
+            ref=ref,
             urgency=case.priority.rank,
-            created_at=now,
+            case_id=case.id,
+            reply_to=reply_to,
         )
 
     async def send(
@@ -832,26 +881,30 @@ class CaseService:
         now = self._clock.now()
         queued = 0
         async with self._uow() as uow:
-            for case in await uow.cases.list_open():
-                assert case.id is not None
-                ref = card_ref(case.id, case.department)
-                missing = [
-                    dest
-                    for dest in self._directory.destinations(case.department)
-                    if await uow.refs.get(dest.transport, dest.chat, ref) is None
-                ]
-                if not missing:
+            # One query per department chat, not one per open case: 100,000 open cases whose
+            # cards are all there cost a handful of index look-ups at start.
+            missing: dict[int, tuple[Case, list[Destination]]] = {}
+            for department in self._directory.department_ids():
+                for dest in self._directory.destinations(department):
+                    for case in await uow.cases.open_without_card(
+                        department, dest.transport, dest.chat
+                    ):
+                        assert case.id is not None
+                        missing.setdefault(case.id, (case, []))[1].append(dest)
+            firsts = await uow.mentions.first_of_cases(sorted(missing))
+            authors = await uow.authors.cards_of(
+                sorted({m.author_id for m in firsts.values() if m.author_id})
+            )
+            items: list[OutboxItem] = []
+            for case_id, (case, dests) in sorted(missing.items()):
+                mention = firsts.get(case_id)
+                if mention is None:
                     continue
-                mention, author = await self._first_mention(uow, case)
-                view = self._card(case, mention, author)
-                queued += await uow.outbox.enqueue(
-                    [
-                        self._item(
-                            d, OutboxOp.POST, view, f"{ref}:post:{case.version}", ref, case, now
-                        )
-                        for d in missing
-                    ]
-                )
+                view = self._card(case, mention, authors.get(mention.author_id or 0))
+                ref = card_ref(case_id, case.department)
+                key = f"{ref}:post:{case.version}"
+                items += [self._item(d, OutboxOp.POST, view, key, ref, case, now) for d in dests]
+            queued += await uow.outbox.enqueue(items)
             await uow.commit()
         if queued:
             self._on_outbox()

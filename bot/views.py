@@ -14,18 +14,35 @@ Every outbox payload is one of these, told apart by "view":
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.directory import Directory
 from bot.lifecycle import ActionRequest, available_actions
-from bot.model import Action, Author, Case, Draft, DraftStatus, IgnoreReason, Mention, Outcome
+from bot.model import (
+    Action,
+    Author,
+    Case,
+    Draft,
+    DraftStatus,
+    IgnoreReason,
+    Mention,
+    Outcome,
+    WaitReason,
+)
 
 DEADLINE_FORMAT = "%d.%m %H:%M"
 View = dict[str, Any]
 
 # Actions whose button opens a list to choose from instead of acting at once.
-MENU_ACTIONS = (Action.USE_TEMPLATE, Action.REROUTE, Action.CLOSE, Action.IGNORE)
+MENU_ACTIONS = (
+    Action.USE_TEMPLATE,
+    Action.REROUTE,
+    Action.CLOSE,
+    Action.IGNORE,
+    Action.WAIT_FOR_AUTHOR,
+)
 # Actions whose button asks for a text reply first.
 PROMPT_ACTIONS = {
     Action.DRAFT: "ui.prompt_draft",
@@ -45,6 +62,7 @@ CARD_FIELDS = (
     "url",
     "draft",
     "moved_to",
+    "sla",
 )
 DRAFT_FIELDS = ("case_id", "version", "text", "author_name", "status", "reviewer_name", "note")
 
@@ -59,10 +77,13 @@ def card_view(
     publishable: bool = False,
     menu: Action | None = None,
     options: list[dict[str, str]] | None = None,
+    now: datetime | None = None,
 ) -> View:
-    """Everything a card shows. The card of a rerouted case says where it went, no buttons."""
+    """Everything a card shows. The card of a rerouted case says where it went, no buttons.
+    With `now`, the card says whether the current deadline is missed ("sla")."""
     assert case.id is not None
-    deadline = case.first_touch_due_at if case.first_touched_at is None else case.answer_due_at
+    phase = current_deadline(case)
+    deadline = phase[1] if phase else None
     draft = case.latest_draft
     actions = [] if moved_to else card_actions(case, publishable)
     return {
@@ -95,10 +116,40 @@ def card_view(
             else None
         ),
         "moved_to": directory.department_name(moved_to) if moved_to else None,
+        "sla": _sla_line(case, phase, tz, now),
         "actions": [a.value for a in actions],
         "menu": menu.value if menu and not moved_to else None,
         "options": options or [],
     }
+
+
+def current_deadline(case: Case) -> tuple[str, datetime] | None:
+    """The deadline that matters now, by kind: first touch until somebody touched the case,
+    then the approved answer, then resolution. None for a closed case or without a policy."""
+    if not case.state.is_open:
+        return None
+    if case.first_touched_at is None:
+        kind, due = "first_touch", case.first_touch_due_at
+    elif case.approved_at is None:
+        kind, due = "answer", case.answer_due_at
+    else:
+        kind, due = "resolution", case.resolution_due_at
+    return (kind, due) if due is not None else None
+
+
+def _sla_line(
+    case: Case, phase: tuple[str, datetime] | None, tz: ZoneInfo, now: datetime | None
+) -> dict[str, Any] | None:
+    """The card's SLA line as a messages key and its params."""
+    if case.waiting_since is not None and case.state.is_open:
+        since = format_time(case.waiting_since, tz)
+        return {"key": "sla.card_paused", "params": {"since": since}, "reminder": None}
+    if phase is None:
+        return None
+    kind, due = phase
+    key = "sla.card_overdue" if now is not None and due <= now else "sla.card_due"
+    params = {"kind": kind, "deadline": format_time(due, tz)}
+    return {"key": key, "params": params, "reminder": None}  # the SLA clock sets reminder
 
 
 def card_actions(case: Case, publishable: bool) -> list[Action]:
@@ -172,6 +223,8 @@ def menu_options(
             }
             options.insert(0, not_ours)
         return options
+    if menu is Action.WAIT_FOR_AUTHOR:
+        return [{"arg": r.value, "label_key": f"wait_reason.{r.value}"} for r in WaitReason]
     raise ValueError(f"{menu} has no menu")
 
 
@@ -193,6 +246,10 @@ def choice_request(
         if action is Action.IGNORE:
             return ActionRequest(
                 action, reason=IgnoreReason(arg), expected_version=expected_version
+            )
+        if action is Action.WAIT_FOR_AUTHOR:
+            return ActionRequest(
+                action, wait_reason=WaitReason(arg), expected_version=expected_version
             )
     except ValueError:
         return None

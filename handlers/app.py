@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Mapping
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,22 +18,29 @@ from bot.answers import Answers
 from bot.bulk import BulkIntake
 from bot.clock import Clock, SystemClock
 from bot.config import Config
+from bot.crisis_service import CrisisService
 from bot.delivery import OutboxWorker, RetryPolicy
+from bot.digest import DigestService
 from bot.directory import Directory
 from bot.intake import MentionIntake
 from bot.lemmas import Lemmatiser
-from bot.model import Priority
+from bot.model import Mention, Priority
 from bot.outbox import Transport
 from bot.playbook import Playbook
 from bot.replies import ReplyCatalog
 from bot.sentiment import SentimentClassifier, lexicon_dir, load_lexicon
-from bot.services import CaseService
+from bot.services import CaseService, IntakeResult
 from bot.sla import plan_deadlines
+from bot.sla_engine import SlaEngine
+from bot.sla_service import SlaService
 from bot.texts import Texts, texts_for
 from handlers.api import Api
+from handlers.crisis_jobs import CrisisJobs
+from handlers.digest_jobs import DigestJobs, digest_recipients
 from handlers.feeds import FeedPoller
 from handlers.matrix.adapter import MatrixAdapter
 from handlers.metrics import Metrics
+from handlers.sla_jobs import SlaJobs
 from handlers.telegram.adapter import TelegramAdapter
 from handlers.telegram.context import TelegramContext
 from store.db import Database
@@ -64,7 +72,7 @@ class App:
         if config.matrix is not None and config.matrix.enabled and transports is None:
             self.matrix = MatrixAdapter(config, self.texts)
             self.transports["matrix"] = self.matrix.transport
-        self.directory = Directory(config, frozenset(self.transports))
+        self.directory = Directory(config, frozenset(self.transports), self.clock)
         self.metrics = Metrics()
         self.worker = OutboxWorker(
             self.database.uow,
@@ -76,6 +84,7 @@ class App:
                 item, result, self.clock.now()
             ),
         )
+        self.sla_engine = SlaEngine(playbook, config.tz)  # pure: the SLA clock's decisions
         self.replies = ReplyCatalog(playbook, config.locale, config.organisation, self.directory)
         self.cases = CaseService(
             self.database.uow,
@@ -86,18 +95,54 @@ class App:
             replies=self.replies,
             coordination=config.coordination_department,
             policy=playbook.routing,
+            sla=self.sla_engine,
+            on_timers=self._timer_planned,
         )
-        self.answers = Answers(self.cases, self.directory, self.texts)
+        self.crises = CrisisService(
+            self.database.uow,
+            self.clock,
+            self.directory,
+            playbook,
+            config.tz,
+            config.organisation,
+            on_outbox=self.worker.wake,
+            leadership=digest_recipients(config, self.transports),
+        )
+        self.crisis_jobs = CrisisJobs(self.crises)
+        self.digests = DigestService(
+            self.database.uow,
+            self.clock,
+            self.directory,
+            ZoneInfo(config.digest.timezone) if config.digest.timezone else config.tz,
+            digest_recipients(config, self.transports),
+            on_outbox=self.worker.wake,
+            translate=self.texts.t,
+        )
+        self.digest_jobs = DigestJobs(self.digests, self.texts, config.digest)
+        self.answers = Answers(
+            self.cases, self.directory, self.texts, self.crises, digests=self.digests
+        )
         self.intake = MentionIntake(
             self.cases,
             playbook,
             self.clock,
             self._plan_deadlines,
-            self.metrics.mention_received,
+            self._mention_received,
             classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
             lemmatiser=Lemmatiser(),
         )
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
+        self.sla = SlaService(
+            self.database.uow,
+            self.clock,
+            self.directory,
+            self.sla_engine,
+            config.tz,
+            on_outbox=self.worker.wake,
+            # Leadership reads the digest: its chats get leadership's escalation notices too.
+            leadership=digest_recipients(config, self.transports),
+        )
+        self.sla_jobs = SlaJobs(self.scheduler, self.sla, self.clock)
         self.feeds: FeedPoller | None = None
         if config.feeds:
             self.feeds = FeedPoller(config.feeds, self.intake, self.cases, self.clock)
@@ -112,6 +157,9 @@ class App:
         self._stop.clear()
         self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
         self.scheduler.start()
+        await self._start_sla()
+        self._start_crisis()
+        await self._start_digests()
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
         if self.telegram is not None:
@@ -142,6 +190,7 @@ class App:
         # what is still queued stays in the outbox for the next start.
         if self.feeds is not None:
             await self.feeds.stop()  # no new mentions while the rest shuts down
+        await self.crisis_jobs.stop()
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
@@ -150,12 +199,35 @@ class App:
             await self.telegram.stop()
         if self.matrix is not None:
             await self.matrix.stop()
+        await self.sla_jobs.stop()  # before the database goes: a run may be writing
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         await self.database.dispose()
+
+    async def _start_sla(self) -> None:
+        # Timers that came due while the bot was down fire now, once; then one job waits
+        # for the next.
+        await self.sla_jobs.start()
+
+    def _timer_planned(self, due: datetime) -> None:
+        if hasattr(self, "sla_jobs"):  # not during __init__
+            self.sla_jobs.timer_planned(due)
+
+    def _start_crisis(self) -> None:
+        # After the scheduler: the first count runs CHECK_EVERY_S after start, or sooner
+        # when a negative mention arrives.
+        self.crisis_jobs.schedule(self.scheduler)
+
+    async def _start_digests(self) -> None:
+        self.digest_jobs.schedule(self.scheduler)
+        await self.digest_jobs.catch_up()  # tonight's digest, if it fell due while we were down
+
+    def _mention_received(self, mention: Mention, result: IntakeResult) -> None:
+        self.metrics.mention_received(mention, result)
+        self.crisis_jobs.mention_received(mention, result)
 
     def _warn_about_missing_transports(self) -> None:
         if not self.transports:
@@ -184,7 +256,7 @@ class App:
                 self.cases,
                 self.clock,
                 self.playbook.routing.author_labels,
-                self.metrics.mention_received,
+                self._mention_received,
             ),
         )
         self._runner = web.AppRunner(api.app(), access_log=None)

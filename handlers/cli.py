@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -223,6 +224,65 @@ def authors_merge(
         err.print(f"cannot merge {gone} into {keep}: {problem}")
         raise typer.Exit(code=1)
     out.print(f"author {gone} merged into {keep}")
+
+
+def _report_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"{option}: expected a date like 2026-12-01, got {value!r}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def report(
+    date_from: Annotated[
+        str, typer.Option("--from", help="First day, YYYY-MM-DD, in the organisation's time zone")
+    ],
+    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD, included")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx, html or md")] = "xlsx",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file (default report-FROM-TO.EXT)")
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Export the cases created in a period with their authors (xlsx, html or md)."""
+    from bot.clock import SystemClock
+    from bot.texts import texts_for
+    from handlers.report import ReportFormat, write_report
+
+    first, last = _report_date(date_from, "--from"), _report_date(date_to, "--to")
+    if last < first:
+        err.print(f"--to {last} is before --from {first}", highlight=False)
+        raise typer.Exit(code=2)
+    try:
+        kind = ReportFormat(fmt.lower())
+    except ValueError:
+        choices = ", ".join(f.value for f in ReportFormat)
+        err.print(f"--format: expected one of {choices}, got {fmt!r}", highlight=False)
+        raise typer.Exit(code=2) from None
+    try:  # the report needs no playbook: only the database, departments and templates
+        cfg = load_config(config)
+    except ConfigError as error:
+        err.print(str(error), highlight=False)
+        raise typer.Exit(code=2) from None
+    path = output or Path(f"report-{first}-{last}.{kind.value}")
+    names = {dept.id: dept.name for dept in cfg.departments}
+
+    async def export() -> tuple[int, int]:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            texts = texts_for(cfg.playbooks.templates, cfg.locale)
+            done = await write_report(
+                database.uow, texts, names, cfg.tz, first, last, kind, path, SystemClock().now()
+            )
+            return done.cases, done.authors
+        finally:
+            await database.dispose()
+
+    cases, authors = asyncio.run(export())
+    out.print(f"{path}: {cases} case(s), {authors} author(s)")
 
 
 @app.command()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -93,6 +94,14 @@ class CaseRow(Base):
     __table_args__ = (
         Index("ix_cases_department_state", "department", "state"),
         Index("ix_cases_state_created", "state", "created_at"),
+        # Digests read one period of one of these moments (store/reports.py).
+        Index("ix_cases_created", "created_at"),
+        Index("ix_cases_first_touch_due", "first_touch_due_at"),
+        Index("ix_cases_answer_due", "answer_due_at"),
+        Index("ix_cases_first_touched", "first_touched_at"),
+        Index("ix_cases_approved", "approved_at"),
+        Index("ix_cases_published", "published_at"),
+        Index("ix_cases_closed", "closed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -116,9 +125,29 @@ class CaseRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     ignore_reason: Mapped[str | None] = mapped_column(String(32))
     follow_up_due_at: Mapped[datetime | None]
+    waiting_since: Mapped[datetime | None]
     codes: Mapped[list[Any]] = mapped_column(default=list)
     mention_count: Mapped[int] = mapped_column(default=1)
     version: Mapped[int] = mapped_column(default=0)
+
+
+class TimerRow(Base):
+    """One SLA moment of one case: a reminder, a breach, an escalation step or a follow-up.
+    Pending while fired_at is null; `key` makes re-planning insert nothing twice."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        Index("ix_timers_pending", "fired_at", "due_at"),
+        Index("ix_timers_case", "case_id", "fired_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    fired_at: Mapped[datetime | None]
 
 
 class MentionRow(Base):
@@ -130,6 +159,8 @@ class MentionRow(Base):
         Index("ix_mentions_story", "story_id"),
         Index("ix_mentions_reply_to_url", "reply_to_url"),
         Index("ix_mentions_url", "url"),
+        # Crisis mode counts negative mentions per sliding window (store/crises.py).
+        Index("ix_mentions_negative_window", "sentiment", "received_at", "case_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -235,12 +266,30 @@ class KeyValueRow(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class BlobRow(Base):
+    """Pictures the outbox sends (digest charts), content-addressed: an outbox item refers to
+    one by sha256, so the row stays the single source of truth and a resend after a crash
+    finds the same bytes."""
+
+    __tablename__ = "blobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    mimetype: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
 class CrisisRow(Base):
     """One crisis: a playbook threshold crossed, until the rate stays below it for the
     cool-down. The digest reads its timeline from here."""
 
     __tablename__ = "crises"
-    __table_args__ = (Index("ix_crises_opened", "opened_at"),)
+    __table_args__ = (
+        Index("ix_crises_opened", "opened_at"),
+        Index("ix_crises_closed", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     threshold_id: Mapped[str] = mapped_column(String(64))
@@ -254,3 +303,5 @@ class CrisisRow(Base):
     below_since: Mapped[datetime | None]  # the rate fell under the limit at; None while above
     closed_at: Mapped[datetime | None]
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    # [{"at": ISO time, "event": opened|peak|below|above|closed, "count": n}], oldest first
+    timeline: Mapped[list[Any]] = mapped_column(default=list)

@@ -6,7 +6,11 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from store.blobs import SqlBlobRepository
+from store.crises import SqlCrisisRepository
+from store.export import SqlExportRepository
 from store.links import SqlLinkRepository
+from store.reports import SqlReportRepository
 from store.repositories import (
     SqlAuthorRepository,
     SqlCaseRepository,
@@ -16,6 +20,7 @@ from store.repositories import (
     SqlMessageRefRepository,
     SqlOutboxRepository,
 )
+from store.timers import SqlTimerRepository
 
 
 class SqlUnitOfWork:
@@ -32,7 +37,12 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(session)
         self.refs = SqlMessageRefRepository(session)
         self.kv = SqlKeyValueRepository(session)
+        self.blobs = SqlBlobRepository(session)
+        self.export = SqlExportRepository(session)
         self.links = SqlLinkRepository(session)
+        self.timers = SqlTimerRepository(session)
+        self.reports = SqlReportRepository(session)
+        self.crises = SqlCrisisRepository(session)
         return self
 
     async def __aexit__(

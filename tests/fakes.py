@@ -40,7 +40,7 @@ class RecordingTransport:
             raise self.failures.pop(0)
         if self.dedupe_by_key and item.idempotency_key in self._keys:
             return DeliveryResult(self._keys[item.idempotency_key])
-        if item.op in (OutboxOp.POST, OutboxOp.REPLY):
+        if item.op in (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO):
             self._next_id += 1
             message_id = str(self._next_id)
             self.messages[message_id] = item.payload

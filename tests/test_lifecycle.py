@@ -41,6 +41,7 @@ from bot.model import (
     IgnoreReason,
     Outcome,
     Priority,
+    WaitReason,
 )
 from bot.rights import Actor
 
@@ -178,6 +179,9 @@ VALID_FIELDS: dict[Action, dict[str, Any]] = {
     A.CLOSE: {"outcome": Outcome.ANSWERED},
     A.REOPEN: {"note": "Author came back"},
     A.FOLLOW_UP_DONE: {},
+    A.FOLLOW_UP_LATER: {"follow_up_at": T0 + timedelta(days=2)},
+    A.WAIT_FOR_AUTHOR: {"wait_reason": WaitReason.DETAILS_REQUESTED},
+    A.AUTHOR_REPLIED: {},
 }
 
 # What the state alone offers (written out by hand, independent of lifecycle.ALLOWED_FROM).
@@ -193,6 +197,7 @@ EXPECTED_AVAILABLE: dict[CaseState, list[Action]] = {
         A.REROUTE,
         A.IGNORE,
         A.CLOSE,
+        A.WAIT_FOR_AUTHOR,
     ],
     S.AWAITING_APPROVAL: [
         A.DRAFT,
@@ -204,6 +209,7 @@ EXPECTED_AVAILABLE: dict[CaseState, list[Action]] = {
         A.REROUTE,
         A.IGNORE,
         A.CLOSE,
+        A.WAIT_FOR_AUTHOR,
     ],
     S.CHANGES_REQUESTED: [
         A.TAKE,
@@ -214,6 +220,7 @@ EXPECTED_AVAILABLE: dict[CaseState, list[Action]] = {
         A.REROUTE,
         A.IGNORE,
         A.CLOSE,
+        A.WAIT_FOR_AUTHOR,
     ],
     S.APPROVED: [
         A.DRAFT,
@@ -224,14 +231,22 @@ EXPECTED_AVAILABLE: dict[CaseState, list[Action]] = {
         A.REROUTE,
         A.IGNORE,
         A.CLOSE,
+        A.WAIT_FOR_AUTHOR,
     ],
-    S.PUBLISHED: [A.ESCALATE, A.CLOSE, A.FOLLOW_UP_DONE],
+    S.PUBLISHED: [A.ESCALATE, A.CLOSE, A.FOLLOW_UP_DONE, A.FOLLOW_UP_LATER, A.WAIT_FOR_AUTHOR],
     S.CLOSED: [A.REOPEN],
     S.IGNORED: [A.REOPEN],
 }
+_OPEN_STATES = frozenset(set(CaseState) - {S.CLOSED, S.IGNORED})
+# Actions a case's fields gate besides its state (a follow-up asked for, waiting for the
+# author): the table above shows them only where the canonical case has that field.
 ALLOWED_STATES: dict[Action, frozenset[CaseState]] = {
     action: frozenset(s for s, actions in EXPECTED_AVAILABLE.items() if action in actions)
     for action in Action
+} | {
+    A.FOLLOW_UP_DONE: _OPEN_STATES,
+    A.FOLLOW_UP_LATER: _OPEN_STATES,
+    A.AUTHOR_REPLIED: _OPEN_STATES,
 }
 
 # Who may do what to a housing case (hand-written rights matrix).
@@ -253,11 +268,16 @@ EXPECTED_MAY: dict[Action, set[str]] = {
     A.CLOSE: _ALL_DEPT | {"duty"},
     A.REOPEN: {"appr", "lead", "duty"},
     A.FOLLOW_UP_DONE: _ALL_DEPT,
+    A.FOLLOW_UP_LATER: _ALL_DEPT,
+    A.WAIT_FOR_AUTHOR: _ALL_DEPT,
+    A.AUTHOR_REPLIED: _ALL_DEPT,
 }
 
 
 def _state_for(action: Action) -> CaseState:
     """A state from which the action is allowed (the first one in the table)."""
+    if action is A.AUTHOR_REPLIED:  # offered only while waiting: see the rights matrix
+        return S.TAKEN
     return next(s for s in EXPECTED_AVAILABLE if action in EXPECTED_AVAILABLE[s])
 
 
@@ -306,7 +326,8 @@ def test_take_draft_approve_publish_close() -> None:
     assert summary(t.events) == [
         ("publish", "spec", S.APPROVED, S.PUBLISHED, {"version": 1, "url": URL})
     ]
-    assert available_actions(t.case) == [A.ESCALATE, A.CLOSE]  # no follow-up was asked for
+    # No follow-up was asked for.
+    assert available_actions(t.case) == [A.ESCALATE, A.CLOSE, A.WAIT_FOR_AUTHOR]
 
     t = s.do(A.CLOSE, SPEC, outcome=Outcome.ANSWERED)
     assert t.case.state is S.CLOSED
@@ -445,7 +466,7 @@ def test_request_changes_then_second_version_then_follow_up_resolves() -> None:
     assert summary(t.events) == [
         ("mark_published", "spec", S.APPROVED, S.PUBLISHED, {"version": 2, "url": URL})
     ]
-    assert available_actions(t.case) == [A.ESCALATE, A.CLOSE, A.FOLLOW_UP_DONE]
+    assert available_actions(t.case) == EXPECTED_AVAILABLE[S.PUBLISHED]
 
     t = s.do(A.FOLLOW_UP_DONE, SPEC2)
     assert t.case.state is S.CLOSED
@@ -782,7 +803,10 @@ def test_four_eyes_applies_to_the_latest_author_only() -> None:
 def test_rights_matrix(action: Action, actor: Actor) -> None:
     expected = actor.id in EXPECTED_MAY[action]
     assert actor.may(action, HOUSING) is expected
-    assert (action in available_actions(story_in(_state_for(action)).case, actor)) is expected
+    case = story_in(_state_for(action)).case
+    if action is A.AUTHOR_REPLIED:
+        case = replace(case, waiting_since=T0)
+    assert (action in available_actions(case, actor)) is expected
     if not expected:
         s = story_in(_state_for(action))
         err = s.refuse(action, actor, NoRight, **VALID_FIELDS[action])
@@ -1047,7 +1071,7 @@ def test_available_actions_per_state(state: CaseState) -> None:
 
 def test_available_actions_published_without_follow_up() -> None:
     case = replace(story_in(S.PUBLISHED).case, follow_up_due_at=None)
-    assert available_actions(case) == [A.ESCALATE, A.CLOSE]
+    assert available_actions(case) == [A.ESCALATE, A.CLOSE, A.WAIT_FOR_AUTHOR]
 
 
 @pytest.mark.parametrize(
@@ -1062,13 +1086,13 @@ def test_available_actions_published_without_follow_up() -> None:
         (
             S.AWAITING_APPROVAL,
             SPEC,
-            [A.DRAFT, A.USE_TEMPLATE, A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE],
+            [A.DRAFT, A.USE_TEMPLATE, A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE, A.WAIT_FOR_AUTHOR],
         ),
         (S.AWAITING_APPROVAL, APPR, EXPECTED_AVAILABLE[S.AWAITING_APPROVAL]),
         (S.AWAITING_APPROVAL, LEAD, EXPECTED_AVAILABLE[S.AWAITING_APPROVAL]),
         (S.AWAITING_APPROVAL, DUTY, [A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE]),
         (S.APPROVED, SPEC2, EXPECTED_AVAILABLE[S.APPROVED]),
-        (S.PUBLISHED, SPEC, [A.ESCALATE, A.CLOSE, A.FOLLOW_UP_DONE]),
+        (S.PUBLISHED, SPEC, EXPECTED_AVAILABLE[S.PUBLISHED]),
         (S.PUBLISHED, DUTY, [A.ESCALATE, A.CLOSE]),
         (S.PUBLISHED, BOSS, [A.ESCALATE]),
         (S.CLOSED, SPEC, []),
@@ -1104,7 +1128,8 @@ def test_available_actions_follow_the_department() -> None:
         new_case(state=S.CLOSED, closed_at=T0),
         new_case(state=S.IGNORED, ignore_reason=IgnoreReason.SPAM),
         new_case(outcome=Outcome.ANSWERED),
-        new_case(follow_up_due_at=T0),
+        new_case(state=S.CLOSED, closed_at=T0, outcome=Outcome.ANSWERED, follow_up_due_at=T0),
+        new_case(state=S.CLOSED, closed_at=T0, outcome=Outcome.ANSWERED, waiting_since=T0),
         new_case(escalation_level=-1),
         new_case(state=S.PUBLISHED, assignee="spec"),
     ],
@@ -1188,6 +1213,7 @@ def _step(draw: st.DrawFn, case: Case) -> tuple[Action, Actor, ActionRequest, in
             "outcome": draw(st.sampled_from(list(Outcome))),
             "department": draw(st.sampled_from(targets)),
             "url": draw(st.sampled_from(URLS[:3])),
+            "wait_reason": draw(st.sampled_from(list(WaitReason))),
         }
     else:
         mode = draw(st.sampled_from(VERSION_MODES))
@@ -1199,6 +1225,7 @@ def _step(draw: st.DrawFn, case: Case) -> tuple[Action, Actor, ActionRequest, in
             "outcome": draw(st.sampled_from(OUTCOMES)),
             "department": draw(st.sampled_from(DEPARTMENTS)),
             "url": draw(st.sampled_from(URLS)),
+            "wait_reason": draw(st.sampled_from([*WaitReason, None])),
         }
     expected: int | None = {
         "none": None,
@@ -1279,7 +1306,7 @@ def _check_success(
         assert new.department == prev.department
     if prev.first_touched_at is not None:
         assert new.first_touched_at == prev.first_touched_at
-    elif action is A.ESCALATE:
+    elif action in (A.ESCALATE, A.AUTHOR_REPLIED):
         assert new.first_touched_at is None
     else:
         assert new.first_touched_at == now
@@ -1352,6 +1379,14 @@ def _check_success(
         assert (new.state, new.outcome) == (S.CLOSED, Outcome.RESOLVED)
     elif action is A.REOPEN:
         assert (new.state, new.assignee, new.closed_at) == (S.NEW, None, None)
+    elif action is A.FOLLOW_UP_LATER:
+        assert prev.follow_up_due_at is not None
+        assert (new.state, new.follow_up_due_at) == (prev.state, req.follow_up_at)
+    elif action is A.WAIT_FOR_AUTHOR:
+        assert (prev.waiting_since, new.waiting_since, new.state) == (None, now, prev.state)
+    elif action is A.AUTHOR_REPLIED:
+        assert prev.waiting_since is not None
+        assert (new.waiting_since, new.state) == (None, prev.state)
     else:  # pragma: no cover - every action is handled above
         raise AssertionError(action)
 

@@ -399,12 +399,13 @@ async def test_an_edit_replaces_the_card_and_brings_reactions_in_step(
     assert "Одобрен" in latest["body"] and latest["format"] == HTML_FORMAT
     edit_event = rig.event(ref)["unsigned"]["m.relations"]["m.replace"]["content"]
     assert edit_event["body"].startswith("* ") and edit_event["formatted_body"].startswith("* ")
-    # ✋ went away (its event redacted), 📤 came; the rest kept their events and order.
-    assert rig.reactions(ref, rig.bot.user_id) == ["📝", "⏫", "↪️", "🚫", "✔️", "📤"]
+    # ✋ went away (its event redacted), 📤 and ⏸️ came; the rest kept their events and order.
+    assert rig.reactions(ref, rig.bot.user_id) == ["📝", "⏫", "↪️", "🚫", "✔️", "📤", "⏸️"]
     assert rig.reactions(ref, rig.reader.user_id) == ["✋"]
     assert "redacted_because" in rig.event(take)["unsigned"]
     kept = {k: v for k, v in posted.info["reactions"].items() if k != "✋"}
-    assert edited.info["reactions"] == {**kept, "📤": edited.info["reactions"]["📤"]}
+    came = {key: edited.info["reactions"][key] for key in ("📤", "⏸️")}
+    assert edited.info["reactions"] == {**kept, **came}
     assert list(edited.info["reactions"]) == card_reactions(approved["actions"])
 
     # A submenu opens: every button of the bot goes; once the case is closed, only 🔄.
@@ -505,7 +506,7 @@ async def test_a_resent_item_creates_nothing_twice(rig: Rig, directory: Director
     assert await rig.deliver(taken, OutboxOp.EDIT, target=ref, key=edit_key) == edited
     assert len(rig.relations(ref, "m.replace")) == 1
     # Kept reactions keep their place; 👋 comes last (reactions cannot be reordered).
-    assert rig.reactions(ref, rig.bot.user_id) == ["✋", "📝", "⏫", "↪️", "🚫", "✔️", "👋"]
+    assert rig.reactions(ref, rig.bot.user_id) == ["✋", "📝", "⏫", "↪️", "🚫", "✔️", "👋", "⏸️"]
     assert list(edited.info["reactions"]) == card_reactions(taken["actions"])
 
     reply_key = f"matrix:{rig.room}:prompt:1"

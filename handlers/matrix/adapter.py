@@ -314,6 +314,8 @@ class MatrixAdapter:
         elif word == "status":
             department = directory.department_at(TRANSPORT, where.chat)
             view = await answers.status(actor, department, private=False)
+        elif word == "digest":
+            view = await answers.digest(actor)
         elif word == "case":
             first = args.split(maxsplit=1)
             view = await answers.case(actor, case_number(first[0] if first else None))

@@ -18,6 +18,9 @@ CARD_REACTIONS: dict[Action, str] = {
     Action.CLOSE: "✔️",
     Action.REOPEN: "🔄",
     Action.FOLLOW_UP_DONE: "🔁",
+    Action.FOLLOW_UP_LATER: "⏳",
+    Action.WAIT_FOR_AUTHOR: "⏸️",
+    Action.AUTHOR_REPLIED: "▶️",
 }
 # Under a draft posted for review.
 DRAFT_REACTIONS: dict[Action, str] = {

@@ -15,7 +15,9 @@ which would hide them from the worker. Logs carry ids only: texts may hold perso
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 import logging
 from typing import Any
 
@@ -26,7 +28,7 @@ from nio.exceptions import LocalTransportError, RemoteTransportError
 from nio.responses import RoomEventRelationsResponse
 
 from bot.outbox import Delivery, DeliveryResult, OutboxItem, OutboxOp, PermanentFailure, RetryLater
-from handlers.matrix.render import MatrixRendered, MatrixRenderer
+from handlers.matrix.render import HTML_FORMAT, MatrixRendered, MatrixRenderer
 
 __all__ = [
     "DELIVERY_CLIENT_CONFIG",
@@ -43,6 +45,8 @@ DELIVERY_CLIENT_CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0,
 EXTERNAL_PREFIX = "ext:"  # refs of events the bot did not send itself, e.g. "ext:$abc"
 MESSAGE = "m.room.message"
 REACTION = "m.reaction"
+IMAGE = "m.image"
+UPLOADS_REMEMBERED = 32  # pictures whose mxc:// URI is reused for the next room
 EDIT_MARK = "* "  # the fallback body of an edit, for clients that do not show edits
 REACTING_VIEWS = ("card", "draft")  # views whose buttons are reactions
 RELATIONS_PAGE = 100
@@ -106,6 +110,8 @@ class MatrixTransport:
     def __init__(self, client: AsyncClient, renderer: MatrixRenderer) -> None:
         self.client = client
         self.renderer = renderer
+        self._uploaded: dict[str, str] = {}  # blob sha256 -> mxc:// URI, newest last
+        self._upload_lock = asyncio.Lock()
 
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         try:
@@ -122,6 +128,8 @@ class MatrixTransport:
         item = delivery.item
         if item.op is OutboxOp.DELETE:
             return await self._delete(delivery)
+        if item.op is OutboxOp.PHOTO:
+            return await self._photo(delivery)
         rendered = self._render(delivery)
         if item.op is OutboxOp.EDIT:
             return await self._edit(delivery, rendered)
@@ -133,6 +141,60 @@ class MatrixTransport:
         sent = await self._send(item.chat, MESSAGE, content, transaction_id(item.idempotency_key))
         reactions = await self._add_reactions(item, sent, rendered.reactions)
         return DeliveryResult(sent, {"reactions": reactions})
+
+    async def _photo(self, delivery: Delivery) -> DeliveryResult:
+        """The picture uploaded to the media repository, then one m.image event whose body and
+        formatted_body are the caption and whose filename names the file (a media caption,
+        MSC2530, in the spec since v1.10). One event, so the transaction id keeps it exactly
+        once; a resend after a crash may upload the bytes again, an unreferenced copy on the
+        media repository but no second message."""
+        item = delivery.item
+        if delivery.photo is None:
+            raise PermanentFailure("photo without a picture")
+        payload = item.payload
+        try:
+            caption = self.renderer.render(payload["caption"])
+        except Exception as exc:
+            log.exception("matrix: outbox item %s cannot be rendered", item.id)
+            raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc
+        filename: str = payload.get("filename") or "photo.png"
+        mimetype: str = payload.get("mimetype") or "image/png"
+        url = await self._upload(payload.get("blob") or "", delivery.photo, mimetype, filename)
+        content: dict[str, Any] = {
+            "msgtype": IMAGE,
+            "body": caption.body or filename,
+            "filename": filename,
+            "url": url,
+            "info": {
+                "mimetype": mimetype,
+                "size": len(delivery.photo),
+                "w": payload.get("width"),
+                "h": payload.get("height"),
+            },
+        }
+        if caption.formatted_body is not None and caption.body:
+            content["format"] = HTML_FORMAT
+            content["formatted_body"] = caption.formatted_body
+        sent = await self._send(item.chat, MESSAGE, content, transaction_id(item.idempotency_key))
+        return DeliveryResult(sent, {"url": url})
+
+    async def _upload(self, blob: str, data: bytes, mimetype: str, filename: str) -> str:
+        """An mxc:// URI for the picture; one upload serves every room it goes to."""
+        # Rooms are delivered in parallel: the lock makes the second room wait for the first
+        # upload instead of making its own. Uploads are rare, one lock for all is enough.
+        async with self._upload_lock:
+            known = self._uploaded.get(blob) if blob else None
+            if known is not None:
+                return known
+            response, _keys = await self.client.upload(
+                io.BytesIO(data), content_type=mimetype, filename=filename, filesize=len(data)
+            )
+            url: str = _checked(response, "upload").content_uri
+            if blob:
+                if len(self._uploaded) >= UPLOADS_REMEMBERED:
+                    self._uploaded.pop(next(iter(self._uploaded)))
+                self._uploaded[blob] = url
+            return url
 
     # --- the calls ---
 

@@ -1,5 +1,5 @@
-"""Commands: /status, /case N, /escalate N reason, /duty, /help, /whoami. Parsing only: the
-answers come from bot.answers, the same as in Matrix."""
+"""Commands: /status, /digest, /case N, /escalate N reason, /duty, /help, /whoami. Parsing
+only: the answers come from bot.answers, the same as in Matrix."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ async def on_status(message: Message, ctx: TelegramContext) -> None:
     await _say(message, ctx, view)
 
 
+async def on_digest(message: Message, ctx: TelegramContext) -> None:
+    if message.from_user is not None:
+        await _say(message, ctx, await ctx.answers.digest(ctx.actor(message.from_user)))
+
+
 async def on_case(message: Message, command: CommandObject, ctx: TelegramContext) -> None:
     if message.from_user is None:
         return
@@ -87,6 +92,7 @@ def make_router() -> Router:
     router.message.register(on_whoami, Command("whoami"))
     router.message.register(on_duty, Command("duty"))
     router.message.register(on_status, Command("status"))
+    router.message.register(on_digest, Command("digest"))
     router.message.register(on_case, Command("case"))
     router.message.register(on_escalate, Command("escalate"))
     router.message.register(on_merge, Command("merge"))

@@ -22,6 +22,7 @@ from bot.views import CARD_FIELDS, DRAFT_FIELDS, View
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard
 
 __all__ = [
+    "MAX_CAPTION",
     "MAX_PLACEHOLDER",
     "MAX_TEXT",
     "Markup",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 MAX_TEXT = 4096  # UTF-16 code units of visible text
+MAX_CAPTION = 1024  # the same units, for a photo's caption
 MAX_PLACEHOLDER = 64  # ForceReply.input_field_placeholder
 ELLIPSIS = "…"  # marks a hard cut; punctuation, not words, so no message key
 
@@ -124,6 +126,10 @@ class TelegramRenderer:
             return Rendered(self.fit_lines(self.texts.render("queue.html.j2", **context)), None)
         raise ValueError(f"unknown view {kind!r}")
 
+    def caption(self, view: View) -> str:
+        """A view as a photo's caption: whole lines within Telegram's 1024-character limit."""
+        return self.fit_lines(self.render(view).text, MAX_CAPTION)
+
     # --- cards and drafts: shorten the free text, never the facts around it ---
 
     def _card(self, view: View) -> str:
@@ -168,9 +174,9 @@ class TelegramRenderer:
 
     # --- pages: whole lines only, and only where no tag is open ---
 
-    def fit_lines(self, page: str) -> str:
+    def fit_lines(self, page: str, limit: int = MAX_TEXT) -> str:
         """The page if it fits; else its longest top-level line prefix and "… and N more"."""
-        if fits(page):
+        if fits(page, limit):
             return page
         lines = page.split("\n")
         lengths = [visible_length(line) + 1 for line in lines]  # +1: the newline
@@ -185,17 +191,17 @@ class TelegramRenderer:
         for length in lengths:
             prefix.append(prefix[-1] + length)
         for kept in reversed(cuts):
-            if prefix[kept] > MAX_TEXT:
+            if prefix[kept] > limit:
                 continue
             dropped = sum(1 for line in lines[kept:] if line.strip())
             if not dropped:
                 continue
             note = html.escape(self.texts.t("ui.truncated", count=dropped), quote=False)
             candidate = "\n".join(lines[:kept]).rstrip() + "\n" + note
-            if fits(candidate):
+            if fits(candidate, limit):
                 return candidate
         # Not even the first block fits (one huge quote): its plain text, cut.
-        return escape_fit(html.unescape(_TAG.sub("", page)))
+        return escape_fit(html.unescape(_TAG.sub("", page)), limit)
 
 
 def _placeholder(text: str) -> str:

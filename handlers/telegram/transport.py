@@ -25,6 +25,7 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import (
+    BufferedInputFile,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
     Message,
@@ -104,6 +105,8 @@ class TelegramTransport:
         item = delivery.item
         if item.op is OutboxOp.DELETE:
             return await self._delete(delivery, chat_id)
+        if item.op is OutboxOp.PHOTO:
+            return await self._photo(delivery, chat_id)
         rendered = self._render(delivery)
         if item.op is OutboxOp.EDIT:
             return await self._edit(delivery, chat_id, rendered)
@@ -123,6 +126,29 @@ class TelegramTransport:
             protect_content=self.protect_content and not rendered.public,
             link_preview_options=NO_PREVIEW,
             reply_parameters=reply,
+        )
+        return DeliveryResult(str(message.message_id))
+
+    async def _photo(self, delivery: Delivery, chat_id: int) -> DeliveryResult:
+        """sendPhoto as a multipart upload of the stored picture, the caption in HTML. Not
+        idempotent on Telegram's side (like sendMessage): a crash between the upload and
+        mark-delivered sends it again at start."""
+        item = delivery.item
+        if delivery.photo is None:
+            raise PermanentFailure("photo without a picture")
+        try:
+            caption = self.renderer.caption(item.payload["caption"])
+        except Exception as exc:
+            log.exception("telegram: outbox item %s cannot be rendered", item.id)
+            raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc
+        await self.limiter.acquire(chat_id)
+        message = await self.bot.send_photo(
+            chat_id=chat_id,
+            photo=BufferedInputFile(delivery.photo, item.payload.get("filename") or "photo.png"),
+            caption=caption or None,
+            parse_mode="HTML",
+            message_thread_id=message_id(item.thread) if item.thread else None,
+            protect_content=self.protect_content,
         )
         return DeliveryResult(str(message.message_id))
 

@@ -35,13 +35,27 @@ def upgrade() -> None:
         sa.Column("below_since", UTC_DATETIME, nullable=True),
         sa.Column("closed_at", UTC_DATETIME, nullable=True),
         sa.Column("drill", sa.Boolean(), nullable=False),
+        # [{"at": ISO time, "event": opened|peak|below|above|closed, "count": n}], oldest first
+        sa.Column("timeline", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_crises")),
     )
     with op.batch_alter_table("crises", schema=None) as batch_op:
         batch_op.create_index("ix_crises_opened", ["opened_at"], unique=False)
+        # The evaluation job reads the open crises every half minute.
+        batch_op.create_index("ix_crises_closed", ["closed_at"], unique=False)
+    # Crisis mode counts negative mentions per sliding window, every half minute and more.
+    with op.batch_alter_table("mentions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_mentions_negative_window",
+            ["sentiment", "received_at", "case_id"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("mentions", schema=None) as batch_op:
+        batch_op.drop_index("ix_mentions_negative_window")
     with op.batch_alter_table("crises", schema=None) as batch_op:
+        batch_op.drop_index("ix_crises_closed")
         batch_op.drop_index("ix_crises_opened")
     op.drop_table("crises")

@@ -1,0 +1,164 @@
+"""Crises and the counts they are judged by: aggregate SQL over mentions, on both backends.
+
+What a negative mention counts toward:
+- scope all: every negative mention received in the window, with or without a case;
+- department: the department of the case it opened or joined (its current owner, so a
+  rerouted case counts where it went); a mention without a case has no department;
+- code: each code on the mention itself. Intake stores the mention's codes together with the
+  codes its routing rule adds, so these are the case's codes as well.
+Mentions of drill cases count nowhere.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.crisis import CountWindow, Crisis, CrisisEvent, CrisisEventKind, WindowCounts
+from bot.model import Sentiment
+from bot.playbook import ThresholdScope
+from store.models import CaseRow, CrisisRow, MentionRow
+
+
+def _event_json(event: CrisisEvent) -> dict[str, Any]:
+    return {
+        "at": event.at.astimezone(UTC).isoformat(),
+        "event": event.kind.value,
+        "count": event.count,
+    }
+
+
+def _event(data: dict[str, Any]) -> CrisisEvent:
+    return CrisisEvent(
+        at=datetime.fromisoformat(str(data["at"])).astimezone(UTC),
+        kind=CrisisEventKind(data["event"]),
+        count=int(data["count"]),
+    )
+
+
+def _crisis(row: CrisisRow) -> Crisis:
+    return Crisis(
+        id=row.id,
+        threshold_id=row.threshold_id,
+        scope=ThresholdScope(row.scope),
+        key=row.key,
+        opened_at=row.opened_at,
+        count_at_open=row.count_at_open,
+        limit=row.limit,
+        peak_count=row.peak_count,
+        peak_at=row.peak_at,
+        below_since=row.below_since,
+        closed_at=row.closed_at,
+        drill=row.drill,
+        timeline=tuple(_event(e) for e in row.timeline or ()),
+    )
+
+
+def _fill(row: CrisisRow, crisis: Crisis) -> None:
+    row.threshold_id = crisis.threshold_id
+    row.scope = crisis.scope.value
+    row.key = crisis.key
+    row.opened_at = crisis.opened_at
+    row.count_at_open = crisis.count_at_open
+    row.limit = crisis.limit
+    row.peak_count = crisis.peak_count
+    row.peak_at = crisis.peak_at
+    row.below_since = crisis.below_since
+    row.closed_at = crisis.closed_at
+    row.drill = crisis.drill
+    row.timeline = [_event_json(e) for e in crisis.timeline]
+
+
+class SqlCrisisRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    # --- counting ---
+
+    def _negative_in(self, window: CountWindow) -> list[ColumnElement[bool]]:
+        return [
+            MentionRow.sentiment == Sentiment.NEGATIVE.value,
+            MentionRow.received_at >= window.start,
+            MentionRow.received_at < window.end,
+            or_(CaseRow.id.is_(None), CaseRow.drill == false()),
+        ]
+
+    def _codes_of_mention(self) -> Any:
+        # JSON arrays expand differently: json_each on SQLite, json_array_elements_text on
+        # PostgreSQL (the column is `json` there). Both name the element column "value".
+        if self._session.get_bind().dialect.name == "postgresql":
+            return func.json_array_elements_text(MentionRow.codes).table_valued("value")
+        return func.json_each(MentionRow.codes).table_valued("value")
+
+    async def window_counts(self, windows: Sequence[CountWindow]) -> list[WindowCounts]:
+        results = []
+        codes = self._codes_of_mention()
+        for window in windows:
+            where = self._negative_in(window)
+            # The received_at index narrows each window; a case is joined by primary key.
+            per_department = await self._session.execute(
+                select(CaseRow.department, func.count())
+                .select_from(MentionRow)
+                .outerjoin(CaseRow, CaseRow.id == MentionRow.case_id)
+                .where(*where)
+                .group_by(CaseRow.department)
+            )
+            by_department: dict[str, int] = {}
+            total = 0
+            for department, count in per_department:
+                total += count
+                if department is not None:
+                    by_department[department] = count
+            by_code: dict[str, int] = defaultdict(int)
+            if total:
+                per_code = await self._session.execute(
+                    select(codes.c.value, func.count())
+                    .select_from(MentionRow)
+                    .outerjoin(CaseRow, CaseRow.id == MentionRow.case_id)
+                    .join(codes, true())
+                    .where(*where)
+                    .group_by(codes.c.value)
+                )
+                for code, count in per_code:
+                    by_code[str(code).casefold()] += count
+            results.append(WindowCounts(total, by_department, dict(by_code)))
+        return results
+
+    # --- crises ---
+
+    async def open(self) -> list[Crisis]:
+        rows = await self._session.scalars(
+            select(CrisisRow).where(CrisisRow.closed_at.is_(None)).order_by(CrisisRow.id)
+        )
+        return [_crisis(row) for row in rows]
+
+    async def add(self, crisis: Crisis) -> Crisis:
+        row = CrisisRow()
+        _fill(row, crisis)
+        self._session.add(row)
+        await self._session.flush()
+        return _crisis(row)
+
+    async def save(self, crisis: Crisis) -> None:
+        assert crisis.id is not None
+        row = await self._session.get(CrisisRow, crisis.id)
+        if row is None:
+            raise KeyError(f"no crisis {crisis.id}")
+        _fill(row, crisis)
+        await self._session.flush()
+
+    async def between(self, since: datetime, until: datetime) -> list[Crisis]:
+        rows = await self._session.scalars(
+            select(CrisisRow)
+            .where(
+                CrisisRow.opened_at < until,
+                or_(CrisisRow.closed_at.is_(None), CrisisRow.closed_at >= since),
+            )
+            .order_by(CrisisRow.opened_at, CrisisRow.id)
+        )
+        return [_crisis(row) for row in rows]
