@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -38,12 +39,13 @@ from handlers.api import Api
 from handlers.crisis_jobs import CrisisJobs
 from handlers.digest_jobs import DigestJobs, digest_recipients
 from handlers.feeds import FeedPoller
-from handlers.matrix.adapter import MatrixAdapter
 from handlers.metrics import Metrics
 from handlers.sla_jobs import SlaJobs
-from handlers.telegram.adapter import TelegramAdapter
-from handlers.telegram.context import TelegramContext
 from store.db import Database
+
+if TYPE_CHECKING:
+    from handlers.matrix.adapter import MatrixAdapter
+    from handlers.telegram.adapter import TelegramAdapter
 
 log = logging.getLogger("otklik")
 
@@ -65,11 +67,17 @@ class App:
         self.database = Database(config.database.url, echo=config.database.echo)
         self.transports: dict[str, Transport] = dict(transports or {})
         self.telegram: TelegramAdapter | None = None
+        # Each messenger's library is imported only where it is configured: aiogram alone
+        # weighs some 150 MB, matrix-nio 35 MB.
         if config.telegram is not None and config.telegram.enabled and transports is None:
+            from handlers.telegram.adapter import TelegramAdapter
+
             self.telegram = TelegramAdapter(config.telegram, self.texts)
             self.transports["telegram"] = self.telegram.transport
         self.matrix: MatrixAdapter | None = None
         if config.matrix is not None and config.matrix.enabled and transports is None:
+            from handlers.matrix.adapter import MatrixAdapter
+
             self.matrix = MatrixAdapter(config, self.texts)
             self.transports["matrix"] = self.matrix.transport
         self.directory = Directory(config, frozenset(self.transports), self.clock)
@@ -163,6 +171,8 @@ class App:
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
         if self.telegram is not None:
+            from handlers.telegram.context import TelegramContext
+
             await self.telegram.start(
                 TelegramContext(
                     self.cases,

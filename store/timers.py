@@ -18,6 +18,7 @@ from store.models import CaseRow, TimerRow
 from store.repositories import _case_from_row
 
 _TIMERS = cast(Table, TimerRow.__table__)
+_CASES = cast(Table, CaseRow.__table__)
 # Well under every backend's limit of bound parameters per statement (7 columns a row).
 _CHUNK = 500
 
@@ -87,8 +88,8 @@ class SqlTimerRepository:
         (state, deadlines, level), at half the cost of loading whole cases."""
         found: dict[int, Case] = {}
         for chunk in _chunks(case_ids):
-            query = select(CaseRow).where(CaseRow.id.in_(chunk))
-            rows = await self._s.scalars(query.execution_options(populate_existing=True))
+            # Plain rows, not ORM objects: nothing here is changed through the session.
+            rows = await self._s.execute(select(_CASES).where(_CASES.c.id.in_(chunk)))
             found.update({row.id: _case_from_row(row, ()) for row in rows})
         return found
 

@@ -7,11 +7,12 @@ import zlib
 
 import pytest
 
+from handlers.chart_drawing import _hourly_series, render_digest_chart_sync
 from handlers.charts import (
     CHART_HEIGHT,
     CHART_WIDTH,
     MAX_HOURLY_SERIES,
-    _hourly_series,
+    ChartFailed,
     render_digest_chart,
 )
 
@@ -62,9 +63,10 @@ async def test_chart_is_a_phone_portrait_png() -> None:
     assert sum(len(body) for kind, body in chunks if kind == b"IDAT") > 10_000
 
 
-async def test_cyrillic_glyphs_render_without_warnings(recwarn: pytest.WarningsRecorder) -> None:
-    # A missing glyph is a UserWarning ("Glyph … missing from font"); pytest makes it an error.
-    await render_digest_chart(
+def test_cyrillic_glyphs_render_without_warnings(recwarn: pytest.WarningsRecorder) -> None:
+    # A missing glyph is a UserWarning ("Glyph … missing from font"); drawn in this process
+    # so that pytest sees it.
+    render_digest_chart_sync(
         {"Образование": day((10, 2))},
         {"Здравоохранение": 0.5},
         title="Еженедельный отчёт — ёжик",
@@ -96,6 +98,22 @@ def test_many_departments_fold_into_other() -> None:
     assert sum(sum(c) for _, c, _ in series) == sum(range(1, 11))  # nothing lost
 
 
-def test_hours_must_be_a_whole_day() -> None:
+async def test_hours_must_be_a_whole_day() -> None:
     with pytest.raises(ValueError, match="24 hourly counts"):
         _hourly_series({"Housing": [1, 2, 3]}, "other")
+    with pytest.raises(ValueError, match="24 hourly counts for 'Housing'"):
+        await render_digest_chart(
+            {"Housing": [1, 2, 3]}, {}, title="", hourly_title="", compliance_title=""
+        )
+
+
+async def test_a_failed_drawing_says_why() -> None:
+    # Not JSON-serialisable data never reaches the child; a bad value that does is its error.
+    with pytest.raises(ChartFailed, match="drawing failed"):
+        await render_digest_chart(
+            {"Housing": ["many"] * 24},  # type: ignore[list-item]
+            {},
+            title="",
+            hourly_title="",
+            compliance_title="",
+        )
