@@ -860,7 +860,7 @@ class _Words:
         self._sorted = sorted(set(self.tokens))
         # Every beginning of every word: most keywords begin none, and a set look-up says so
         # before any search (routing tries a few hundred keywords per mention).
-        self._beginnings = {t[:n] for t in self._sorted for n in range(1, len(t) + 1)}
+        self.beginnings = {t[:n] for t in self._sorted for n in range(1, len(t) + 1)}
         self._positions: dict[str, list[int]] = {}
         for i, token in enumerate(self.tokens):
             self._positions.setdefault(token, []).append(i)
@@ -873,7 +873,7 @@ class _Words:
 
     def has(self, phrase: Sequence[str]) -> bool:
         """Consecutive words beginning with the phrase's parts, in order."""
-        if not phrase or phrase[0] not in self._beginnings:
+        if not phrase or phrase[0] not in self.beginnings:
             return False
         first, rest = phrase[0], phrase[1:]
         if not rest:
@@ -894,9 +894,6 @@ class _Words:
                     return True
         return False
 
-    def has_any(self, keywords: Iterable[str], stem: Stemmer) -> bool:
-        return any(self.has(_phrase(k, stem)) for k in keywords)
-
 
 class _Text:
     """A text's words as written and, with a lemmatiser, as lemmas. A keyword matches when it
@@ -908,17 +905,38 @@ class _Text:
         self._raw = _Words(text, _no_stem)
         self._lemmas = _Words(text, stem) if stem is not None else None
 
-    def has_any(self, keywords: Iterable[str]) -> bool:
-        for keyword in keywords:
-            if self._raw.has(_phrase(keyword, _no_stem)):
-                return True
-            if (
-                self._lemmas is not None
-                and self._stem is not None
-                and self._lemmas.has(_phrase(keyword, self._stem))
-            ):
+    def has_any(self, keywords: tuple[str, ...]) -> bool:
+        phrases = _phrases(keywords, self._stem)
+        lemmas = self._lemmas
+        # Most rules share no first word with a text: one set operation in C says so.
+        if phrases.raw_firsts.isdisjoint(self._raw.beginnings) and (
+            lemmas is None or phrases.lemma_firsts.isdisjoint(lemmas.beginnings)
+        ):
+            return False
+        for raw, lemma in phrases.pairs:
+            if self._raw.has(raw) or (lemmas is not None and lemma and lemmas.has(lemma)):
                 return True
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Phrases:
+    pairs: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (as written, as lemmas)
+    raw_firsts: frozenset[str]
+    lemma_firsts: frozenset[str]
+
+
+@lru_cache(maxsize=1024)
+def _phrases(keywords: tuple[str, ...], stem: Stemmer | None) -> _Phrases:
+    """A rule's keywords as written and as lemmas, worked out once per rule, not per mention."""
+    pairs = tuple(
+        (_phrase(k, _no_stem), _phrase(k, stem) if stem is not None else ()) for k in keywords
+    )
+    return _Phrases(
+        pairs,
+        frozenset(raw[0] for raw, _ in pairs if raw),
+        frozenset(lemma[0] for _, lemma in pairs if lemma),
+    )
 
 
 @dataclass(frozen=True, slots=True)

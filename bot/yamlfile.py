@@ -6,8 +6,11 @@ from typing import Any
 
 import yaml
 
+# libyaml's parser where PyYAML was built with it: the lexicons parse faster.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class StrictLoader(yaml.SafeLoader):
+
+class StrictLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that rejects duplicate keys: plain YAML silently keeps the last one."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -118,7 +118,7 @@ class App:
         )
         self.crisis_jobs = CrisisJobs(self.crises)
         self.digests = DigestService(
-            self.database.uow,
+            self.database.reader,  # seconds of aggregates must not stall intake
             self.clock,
             self.directory,
             ZoneInfo(config.digest.timezone) if config.digest.timezone else config.tz,

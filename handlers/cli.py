@@ -275,7 +275,7 @@ def report(
             await database.upgrade()
             texts = texts_for(cfg.playbooks.templates, cfg.locale)
             done = await write_report(
-                database.uow, texts, names, cfg.tz, first, last, kind, path, SystemClock().now()
+                database.reader, texts, names, cfg.tz, first, last, kind, path, SystemClock().now()
             )
             return done.cases, done.authors
         finally:

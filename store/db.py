@@ -11,7 +11,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from store.uow import SqlUnitOfWork
+from store.uow import SqlUnitOfWork, WriteGate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,13 +42,21 @@ class Database:
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(
-            url, echo=echo, pool_pre_ping=True, **engine_options
+            url, echo=echo, pool_pre_ping=not self.is_sqlite, **engine_options
         )
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL has row locks and many writers; SQLite has one writer at a time.
+        self._gate = WriteGate() if self.is_sqlite else None
 
     def uow(self) -> SqlUnitOfWork:
+        """A unit of work that may write: on SQLite it waits for its turn (WriteGate)."""
+        return SqlUnitOfWork(self.sessions, self._gate)
+
+    def reader(self) -> SqlUnitOfWork:
+        """For long reads that should not hold writers up (digests, reports). On SQLite it
+        skips the gate, so a write in it waits in SQLite's busy handler instead."""
         return SqlUnitOfWork(self.sessions)
 
     async def upgrade(self, revision: str = "head") -> None:

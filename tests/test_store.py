@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -63,6 +64,51 @@ async def test_sqlite_pragmas(sqlite_url: str) -> None:
     async with db.engine.connect() as conn:
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    await db.dispose()
+
+
+async def test_sqlite_units_of_work_take_turns(sqlite_url: str) -> None:
+    # Concurrent writers wait for each other in the process, not in SQLite's busy handler.
+    db = Database(sqlite_url)
+    await db.upgrade()
+    order: list[str] = []
+
+    async def write(name: str) -> None:
+        async with db.uow() as uow:
+            order.append(f"{name} in")
+            await uow.kv.set(name, "1")
+            await asyncio.sleep(0.01)  # give the other task every chance to cut in
+            await uow.commit()
+            order.append(f"{name} out")
+
+    await asyncio.gather(write("a"), write("b"), write("c"))
+    assert order == ["a in", "a out", "b in", "b out", "c in", "c out"]
+
+    # A nested unit of work in the same task does not wait for itself …
+    async with db.uow() as outer:
+        async with db.uow() as inner:
+            assert await inner.kv.get("a") == "1"
+        await outer.kv.set("d", "1")
+        await outer.commit()
+
+    # … and a reader does not wait for a writer.
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with db.uow() as uow:
+            await uow.kv.set("e", "1")
+            held.set()
+            await release.wait()
+            await uow.commit()
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    async with db.reader() as uow:
+        assert await asyncio.wait_for(uow.kv.get("d"), 5) == "1"
+    release.set()
+    await holder
+    async with db.uow() as uow:
+        assert await uow.kv.get("e") == "1"
     await db.dispose()
 
 
