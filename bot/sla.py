@@ -229,7 +229,26 @@ def _offset_pieces(zone: ZoneInfo, low: datetime, high: datetime) -> list[Piece]
     return [(low, after, low_offset), (after, high, high_offset)]
 
 
-def _day_spans(calendar: WorkCalendar, zone: ZoneInfo, day: date) -> list[Span]:
+# Calendars are not hashable (pydantic models holding dicts), so the cache is keyed by
+# identity and keeps the calendar itself to prove the id still means it.
+_SPANS: dict[tuple[int, ZoneInfo, date], tuple[WorkCalendar, tuple[Span, ...]]] = {}
+_SPANS_KEPT = 4096  # a few years of days for a few calendars
+
+
+def _day_spans(calendar: WorkCalendar, zone: ZoneInfo, day: date) -> tuple[Span, ...]:
+    """_open_spans of a day, remembered: every deadline planned walks the same few days."""
+    key = (id(calendar), zone, day)
+    hit = _SPANS.get(key)
+    if hit is not None and hit[0] is calendar:
+        return hit[1]
+    spans = tuple(_open_spans(calendar, zone, day))
+    if len(_SPANS) >= _SPANS_KEPT:
+        _SPANS.clear()
+    _SPANS[key] = (calendar, spans)
+    return spans
+
+
+def _open_spans(calendar: WorkCalendar, zone: ZoneInfo, day: date) -> list[Span]:
     """Open spans of a local date as UTC instants, ordered and merged.
 
     An instant is open exactly when WorkCalendar.is_open says so: its local date has a range
