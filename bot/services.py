@@ -447,6 +447,8 @@ class CaseService:
             new_case = result.case
             if request.action is Action.AUTHOR_REPLIED and self._sla is not None:
                 new_case = self._sla.resumed(case, new_case, now)  # the paused time is given back
+            if request.action is Action.REOPEN and self._sla is not None:
+                new_case = self._sla.reopened(new_case, now)
             await uow.cases.save(new_case, expected_version=case.version)
             await uow.events.append(result.events)
             if request.reason is IgnoreReason.DO_NOT_ENGAGE and author is not None:

@@ -21,7 +21,12 @@ from zoneinfo import ZoneInfo
 
 from bot.model import Action, Case
 from bot.playbook import EscalationChain, EscalationStep, Playbook, SlaPolicy, WorkCalendar
-from bot.sla import add_working_time, subtract_working_time, working_time_between
+from bot.sla import (
+    add_working_time,
+    plan_deadlines,
+    subtract_working_time,
+    working_time_between,
+)
 from bot.timers import Timer, TimerKind
 from bot.views import current_deadline
 
@@ -109,6 +114,22 @@ class SlaEngine:
                 else resumed.answer_due_at
             ),
             resolution_due_at=later(resumed.resolution_due_at),
+        )
+
+    def reopened(self, case: Case, now: datetime) -> Case:
+        """A reopened case's deadlines start again from now on its policy: the old ones have
+        passed, and a case reopened a week later must not breach at once."""
+        policy = self.policy(case)
+        if policy is None or case.sla_policy is None:
+            return case
+        _, due = plan_deadlines(
+            self._playbook, case.department, case.priority, now, self._tz, case.sla_policy
+        )
+        return replace(
+            case,
+            first_touch_due_at=due.first_touch,
+            answer_due_at=due.answer,
+            resolution_due_at=due.resolution,
         )
 
     # --- planning ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from bot.clock import FrozenClock
 from bot.directory import Directory
 from bot.lifecycle import ActionRequest
-from bot.model import Action, Case, CaseState, EventKind, Priority, WaitReason
+from bot.model import Action, Case, CaseState, EventKind, Outcome, Priority, WaitReason
 from bot.outbox import OutboxItem, OutboxOp
 from bot.playbook import DEFAULT_PLAYBOOK_DIR, EscalationStep, load_playbook
 from bot.rights import Actor
@@ -336,6 +336,24 @@ async def test_critical_cases_do_not_pause(world: World) -> None:
     world.clock.advance(60 * M)
     case = await world.act(case, "spec", Action.AUTHOR_REPLIED)
     assert case.answer_due_at == due
+
+
+async def test_a_reopened_case_gets_fresh_deadlines_and_no_instant_breach(world: World) -> None:
+    case = await world.open(priority=Priority.NORMAL)
+    case = await world.act(case, "spec", Action.TAKE)
+    case = await world.act(case, "lead", Action.CLOSE, outcome=Outcome.ANSWERED)
+    assert await world.pending(case) == []  # a closed case has no clock
+
+    world.clock.advance(7 * 24 * 60 * M)  # the author comes back a week later
+    reopened = await world.act(case, "lead", Action.REOPEN, note="not solved")
+    now = world.clock.now()
+    name, due = plan_deadlines(PLAYBOOK, "housing", Priority.NORMAL, now, MOSCOW)
+    assert reopened.sla_policy == name
+    assert (reopened.first_touch_due_at, reopened.answer_due_at) == (due.first_touch, due.answer)
+    assert reopened.resolution_due_at == due.resolution
+    assert await world.sla.fire_due() == 0  # nothing overdue at the moment of reopening
+    pending = await world.pending(reopened)
+    assert pending and all(t.due_at > now for t in pending)
 
 
 # --- follow-up -----------------------------------------------------------------------------
