@@ -295,6 +295,8 @@ def run(config: ConfigOption = Path("config.yaml")) -> None:
         level=cfg.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # APScheduler logs every run of every job at INFO: twice a minute for the crisis watch.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     asyncio.run(run_forever(cfg, playbook))
 
 
