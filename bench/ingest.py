@@ -38,14 +38,14 @@ import multiprocessing  # noqa: E402
 import pstats  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
-import socket  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bot.config import Config, load_config  # noqa: E402
+from bench.common import example_config, free_port  # noqa: E402
+from bot.config import Config  # noqa: E402
 from bot.playbook import Playbook, load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
 from handlers.importer import import_file  # noqa: E402
@@ -160,25 +160,8 @@ async def drive(
 # --- the server --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def bench_config(directory: Path, port: int) -> Config:
-    """The shipped example: every department the default playbook routes to."""
-    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
-    text = text.replace("path: playbooks/default", f"path: {ROOT}/playbooks/default")
-    text = text.replace("templates: playbooks/templates", f"templates: {ROOT}/playbooks/templates")
-    text = text.replace(
-        "sqlite+aiosqlite:///data/otklik.db", f"sqlite+aiosqlite:///{directory}/otklik.db"
-    )
-    text = text.replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{port}")
-    text = text.replace("log_level: INFO", "log_level: WARNING")
-    path = directory / "config.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_config(path, env={"OTKLIK_API_TOKEN_MONITORING": TOKEN})
+    return example_config(directory, port, TOKEN)
 
 
 async def http_phase(

@@ -35,7 +35,6 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import multiprocessing  # noqa: E402
 import random  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -45,7 +44,8 @@ from typing import Any  # noqa: E402
 
 from sqlalchemy import insert, select  # noqa: E402
 
-from bot.config import Config, load_config  # noqa: E402
+from bench.common import example_config, free_port  # noqa: E402
+from bot.config import Config  # noqa: E402
 from bot.model import Case, CaseState, Priority  # noqa: E402
 from bot.outbox import Delivery, DeliveryResult  # noqa: E402
 from bot.playbook import load_playbook  # noqa: E402
@@ -66,24 +66,8 @@ PRIORITIES += [Priority.CRITICAL] * 5
 DEPARTMENTS = ("housing", "transport", "health", "education", "social")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def bench_config(directory: Path, port: int) -> Config:
-    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
-    text = text.replace("path: playbooks/default", f"path: {ROOT}/playbooks/default")
-    text = text.replace("templates: playbooks/templates", f"templates: {ROOT}/playbooks/templates")
-    text = text.replace(
-        "sqlite+aiosqlite:///data/otklik.db", f"sqlite+aiosqlite:///{directory}/otklik.db"
-    )
-    text = text.replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{port}")
-    text = text.replace("log_level: INFO", "log_level: WARNING")
-    path = directory / "config.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_config(path, env={"OTKLIK_API_TOKEN_MONITORING": TOKEN})
+    return example_config(directory, port, TOKEN)
 
 
 class DroppingTransport:
@@ -333,6 +317,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=100_000)
     args = parser.parse_args()
+    if args.cases < MISSED + sum(BATCHES):  # each reminder below belongs to a case of its own
+        parser.error(f"--cases must be at least {MISSED + sum(BATCHES):,}")
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="otklik-sla-") as tmp:
         port = free_port()

@@ -167,19 +167,15 @@ class BulkIntake:
                     ]
                     opened = await self._cases.open_many(uow, pairs, now)
                     await uow.commit()
-                if opened:
-                    self._cases.wake_outbox()
-                for mention, case in zip(pairs, opened, strict=True):
-                    if case.waiting_since is not None and case.id is not None:
-                        await self._cases.author_answered(case.id, mention[0].author_id)
-                cases = {
-                    (m.source, m.external_id): c for (m, _), c in zip(pairs, opened, strict=True)
-                }
-                return stored, cases
+                break
             except ConcurrentUpdate:
                 if attempt == ATTEMPTS:
                     raise
-        raise AssertionError("unreachable")
+        if opened:
+            self._cases.wake_outbox()
+        joined = [(m, c) for (m, _), c in zip(pairs, opened, strict=True)]
+        await self._cases.resume_for_authors(joined)
+        return stored, {(m.source, m.external_id): c for m, c in joined}
 
     async def _store_once(
         self, uow: UnitOfWork, batch: Sequence[tuple[Mention, tuple[str, ...]]], now: datetime

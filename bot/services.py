@@ -201,9 +201,7 @@ class CaseService:
             await uow.commit()
         if case is not None:
             self._on_outbox()
-            if case.waiting_since is not None and case.id is not None:
-                # It joined a case waiting for its author: maybe they answered.
-                case = (await self.author_answered(case.id, stored.author_id)).case or case
+            (case,) = await self.resume_for_authors([(stored, case)])
         return IntakeResult(stored, case)
 
     async def _record_author(self, uow: UnitOfWork, mention: Mention, now: datetime) -> Author:
@@ -390,6 +388,16 @@ class CaseService:
         if earliest is not None:
             # Before the commit: a wake-up for a rolled-back timer finds nothing, harmlessly.
             self._on_timers(earliest)
+
+    async def resume_for_authors(self, joined: Sequence[tuple[Mention, Case]]) -> list[Case]:
+        """After mentions joined cases (committed): a case waiting for its author whose author
+        wrote one of them resumes its clock. Returns the cases as they now stand."""
+        result: list[Case] = []
+        for mention, case in joined:
+            if case.waiting_since is not None and case.id is not None:
+                case = (await self.author_answered(case.id, mention.author_id)).case or case
+            result.append(case)
+        return result
 
     async def author_answered(self, case_id: int, author_id: int | None = None) -> ActResult:
         """The author of a case waiting for them wrote again (a new mention joined it, or a
