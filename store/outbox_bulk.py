@@ -8,16 +8,13 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.outbox import OutboxItem, OutboxOp, OutboxStatus
+from store.driver import insert_rows
 from store.models import OutboxRow
 
 _OUTBOX = cast(Table, OutboxRow.__table__)
-# 15 columns a row: well under SQLite's 32,766 bound parameters per statement.
-_ROWS = 500
 _KEYS = 500
 
 Target = tuple[str, str, str]  # transport, chat, ref_key
@@ -46,19 +43,16 @@ async def enqueue_many(session: AsyncSession, items: Sequence[OutboxItem]) -> in
     }
     skipped |= await _fold_edits(session, items, last_edit)
     rows = [_row(item) for i, item in enumerate(items) if i not in skipped]
-    queued = 0
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    # One cached statement, executemany: a multi-row VALUES would be compiled anew each time.
-    statement = insert(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    for chunk in _chunks(rows, _ROWS):
-        # Counted from the keys: executemany's rowcount is not reliable on every driver.
-        keys = [row["idempotency_key"] for row in chunk]
-        known = await session.execute(
-            select(_OUTBOX.c.idempotency_key).where(_OUTBOX.c.idempotency_key.in_(keys))
+    # Counted from the keys: executemany's rowcount is not reliable on every driver.
+    keys = {row[0] for row in rows}
+    known = 0
+    for chunk in _chunks(sorted(keys), _KEYS):
+        found = await session.execute(
+            select(_OUTBOX.c.idempotency_key).where(_OUTBOX.c.idempotency_key.in_(chunk))
         )
-        queued += len(set(keys)) - len(known.all())
-        await session.execute(statement, list(chunk))
+        known += len(found.all())
+    await insert_rows(session, _OUTBOX, _COLUMNS, rows, skip_conflicts_on="idempotency_key")
+    queued = len(keys) - known
     return queued
 
 
@@ -114,20 +108,38 @@ async def _fold_edits(
     return folded
 
 
-def _row(item: OutboxItem) -> dict[str, Any]:
-    return {
-        "idempotency_key": item.idempotency_key,
-        "transport": item.transport,
-        "chat": item.chat,
-        "thread": item.thread,
-        "op": item.op.value,
-        "ref_key": item.ref_key,
-        "reply_to_key": item.reply_to_key,
-        "payload": item.payload,
-        "case_id": item.case_id,
-        "urgency": item.urgency,
-        "status": OutboxStatus.PENDING.value,
-        "attempts": 0,
-        "created_at": item.created_at,
-        "next_attempt_at": item.next_attempt_at or item.created_at,
-    }
+_COLUMNS = (
+    "idempotency_key",
+    "transport",
+    "chat",
+    "thread",
+    "op",
+    "ref_key",
+    "reply_to_key",
+    "payload",
+    "case_id",
+    "urgency",
+    "status",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+)
+
+
+def _row(item: OutboxItem) -> tuple[Any, ...]:
+    return (
+        item.idempotency_key,
+        item.transport,
+        item.chat,
+        item.thread,
+        item.op.value,
+        item.ref_key,
+        item.reply_to_key,
+        item.payload,
+        item.case_id,
+        item.urgency,
+        OutboxStatus.PENDING.value,
+        0,
+        item.created_at,
+        item.next_attempt_at or item.created_at,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -14,11 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Case
 from bot.timers import Timer, TimerKind
+from store.driver import select_rows
 from store.models import CaseRow, TimerRow
 from store.repositories import _case_from_row
 
 _TIMERS = cast(Table, TimerRow.__table__)
 _CASES = cast(Table, CaseRow.__table__)
+_CASE_COLUMNS = tuple(column.name for column in _CASES.c)
+_CaseValues = namedtuple("_CaseValues", _CASE_COLUMNS)  # type: ignore[misc]
+_TIMER_COLUMNS = tuple(column.name for column in _TIMERS.c)
+_TimerValues = namedtuple("_TimerValues", _TIMER_COLUMNS)  # type: ignore[misc]
 # Well under every backend's limit of bound parameters per statement (7 columns a row).
 _CHUNK = 500
 
@@ -85,12 +90,18 @@ class SqlTimerRepository:
 
     async def cases_of(self, case_ids: Sequence[int]) -> dict[int, Case]:
         """The cases timers belong to, without their drafts: what firing needs to decide
-        (state, deadlines, level), at half the cost of loading whole cases."""
+        (state, deadlines, level). Read past Core (store.driver): the SLA clock reads
+        thousands at once."""
         found: dict[int, Case] = {}
         for chunk in _chunks(case_ids):
-            # Plain rows, not ORM objects: nothing here is changed through the session.
-            rows = await self._s.execute(select(_CASES).where(_CASES.c.id.in_(chunk)))
-            found.update({row.id: _case_from_row(row, ()) for row in rows})
+            where = "id IN ({})".format(", ".join("?" * len(chunk)))
+            rows = await select_rows(
+                self._s, _CASES, _CASE_COLUMNS, where, chunk, ("id",) * len(chunk)
+            )
+            for values in rows:
+                case = _case_from_row(_CaseValues(*values), ())  # type: ignore[arg-type]
+                assert case.id is not None
+                found[case.id] = case
         return found
 
     async def delete(self, timer_ids: Sequence[int]) -> None:
@@ -100,13 +111,9 @@ class SqlTimerRepository:
             )
 
     async def due(self, now: datetime, limit: int) -> list[Timer]:
-        query = (
-            select(_TIMERS)
-            .where(_TIMERS.c.fired_at.is_(None), _TIMERS.c.due_at <= now)
-            .order_by(_TIMERS.c.due_at, _TIMERS.c.id)
-            .limit(limit)
-        )
-        return [_timer(row) for row in (await self._s.execute(query)).all()]
+        where = f"fired_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT {int(limit)}"
+        rows = await select_rows(self._s, _TIMERS, _TIMER_COLUMNS, where, (now,), ("due_at",))
+        return [_timer(_TimerValues(*values)) for values in rows]
 
     async def mark_fired(self, timer_ids: Sequence[int], at: datetime) -> None:
         for chunk in _chunks(timer_ids):
