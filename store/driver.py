@@ -69,7 +69,8 @@ async def insert_rows(
 ) -> None:
     """INSERT each row (values in `columns` order); with `skip_conflicts_on`, a row whose
     unique column already holds its value is left out (ON CONFLICT DO NOTHING: SQLite 3.24+
-    and PostgreSQL)."""
+    and PostgreSQL). The models' Python-side defaults do not apply here: give every column
+    that has no server default."""
     if not rows:
         return
     connection = await session.connection()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -305,3 +305,57 @@ async def test_more_urgent_items_go_first_within_a_chat(database: Database) -> N
         await uow.commit()
     async with database.uow() as uow:
         assert [h.idempotency_key for h in await uow.outbox.due_heads(T0, 10)] == ["high"]
+
+
+async def test_driver_level_rows_keep_the_column_types(database: Database) -> None:
+    """store.driver writes and reads past Core: UTC datetimes, JSON and conflicts must come
+    out as Core would give them, on each backend."""
+    from sqlalchemy import Table
+
+    from store.driver import insert_rows, select_rows
+    from store.models import OutboxRow
+
+    table = OutboxRow.__table__
+    assert isinstance(table, Table)
+    columns = ("idempotency_key", "transport", "chat", "op", "payload", "status", "attempts")
+    columns += ("urgency",)
+    moments = ("created_at", "next_attempt_at")
+    local = T0.astimezone(timezone(timedelta(hours=3)))  # stored as the same instant
+    rows = [
+        (
+            f"k{n}",
+            "telegram",
+            "-100",
+            "post",
+            {"view": "notice", "n": n},
+            "pending",
+            n,
+            0,
+            local,
+            T0,
+        )
+        for n in range(3)
+    ]
+    async with database.uow() as uow:
+        await insert_rows(uow.session, table, columns + moments, rows)
+        # A known key is left out, the rest goes in.
+        again = [("k1", *rows[1][1:]), ("k9", *rows[2][1:])]
+        await insert_rows(
+            uow.session, table, columns + moments, again, skip_conflicts_on="idempotency_key"
+        )
+        await uow.commit()
+    async with database.uow() as uow:
+        found = await select_rows(
+            uow.session,
+            table,
+            ("idempotency_key", "payload", "created_at", "attempts"),
+            "created_at <= ? AND attempts >= ? ORDER BY idempotency_key",
+            (T0, 1),
+            ("created_at", "attempts"),
+        )
+    assert found == [
+        ["k1", {"view": "notice", "n": 1}, T0, 1],
+        ["k2", {"view": "notice", "n": 2}, T0, 2],
+        ["k9", {"view": "notice", "n": 2}, T0, 2],
+    ]
+    assert all(row[2].tzinfo is not None for row in found)
