@@ -7,11 +7,15 @@ columns' own type processors (UTC datetimes, JSON) still do the conversion."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from store.models import UTCDateTime
 
 _PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
 
@@ -92,12 +96,19 @@ _CONVERTERS: dict[tuple[str, str, tuple[str, ...]], list[tuple[int, Any]]] = {}
 def _converters(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> list[tuple[int, Any]]:
     key = (dialect.name, table.name, columns)
     if key not in _CONVERTERS:
-        found = (
-            table.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
-            for name in columns
-        )
+        found = (_converter(table.c[name].type, dialect) for name in columns)
         _CONVERTERS[key] = [(i, p) for i, p in enumerate(found) if p is not None]
     return _CONVERTERS[key]
+
+
+def _converter(column_type: TypeEngine[Any], dialect: Dialect) -> Any:
+    if dialect.name == "sqlite" and isinstance(column_type, UTCDateTime):
+        return _sqlite_utc  # the same result as the type's chain of processors, in one call
+    return column_type.dialect_impl(dialect).result_processor(dialect, None)
+
+
+def _sqlite_utc(value: str) -> datetime:
+    return datetime.fromisoformat(value + "+00:00")  # several times faster than .replace()
 
 
 async def select_rows(
