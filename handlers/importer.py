@@ -50,6 +50,7 @@ from handlers.api import MentionIn
 from store.db import Database
 
 BATCH = 2_000
+IMPORT_CACHE_MIB = 64  # SQLite's page cache for the import's connection
 LISTED_REJECTS = 20  # the summary lists this many; the .rejected.csv has them all
 DELIMITERS = (",", ";", "\t")
 ROW_COLUMN, PROBLEMS_COLUMN = "import_row", "import_problems"
@@ -440,7 +441,9 @@ async def import_file(
         report.notes, _ = _check_columns(mapper, titles, path)
         mapper = mapper.for_columns(titles)
         clock = clock or SystemClock()
-        database = Database(config.database.url)
+        # A batch touches index pages all over the mentions table: beyond SQLite's 2 MiB
+        # page cache each is read again from the file (a quarter of the import's SQL time).
+        database = Database(config.database.url, sqlite_cache_mib=IMPORT_CACHE_MIB)
         try:
             await database.upgrade()
             bulk = build_bulk(config, playbook, database, clock)
