@@ -484,6 +484,13 @@ _MENTION_COLUMNS = (
 )
 
 
+# Enum values by member: a dict look-up costs a fraction of the `.value` property.
+_VALUES: dict[Sentiment | SentimentSource, str] = {
+    **{s: s.value for s in Sentiment},
+    **{s: s.value for s in SentimentSource},
+}
+
+
 def _mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
     return (
         mention.source,
@@ -497,8 +504,8 @@ def _mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
         mention.language,
         mention.published_at,
         mention.received_at,
-        (mention.sentiment or Sentiment.NEUTRAL).value,  # intake has classified it
-        mention.sentiment_source.value,
+        _VALUES[mention.sentiment or Sentiment.NEUTRAL],  # intake has classified it
+        _VALUES[mention.sentiment_source],
         mention.sentiment_score,
         mention.reach,
         mention.codes,  # a tuple: hashable for _insert_rows' cache; JSON makes it a list
@@ -569,23 +576,33 @@ def _marks(paramstyle: str, count: int) -> list[str]:
 
 
 def _database_form(rows: Sequence[Sequence[Any]], processors: list[Any]) -> list[tuple[Any, ...]]:
-    active = [(i, p) for i, p in enumerate(processors) if p is not None]
+    active: list[tuple[int, Any, dict[Any, Any]]] = [
+        (i, p, {}) for i, p in enumerate(processors) if p is not None
+    ]
     if not active:
         return [tuple(row) for row in rows]
-    # A batch repeats values (received_at, codes, last seen): convert each once.
-    memo: dict[tuple[int, Any], Any] = {}
+    # A batch repeats values (received_at, codes, last seen): convert each once. Tuples stand
+    # for JSON lists (hashable); an unhashable value (a dict) is converted every time.
     converted = []
     for row in rows:
         values = list(row)
-        for i, process in active:
+        for i, process, memo in active:
             value = values[i]
-            if value is not None:
-                key = (i, value)
-                if key not in memo:
-                    memo[key] = process(list(value) if isinstance(value, tuple) else value)
-                values[i] = memo[key]
+            if value is None:
+                continue
+            try:
+                done = memo.get(value, _UNSEEN)
+            except TypeError:
+                values[i] = process(value)
+                continue
+            if done is _UNSEEN:
+                done = memo[value] = process(list(value) if isinstance(value, tuple) else value)
+            values[i] = done
         converted.append(tuple(values))
     return converted
+
+
+_UNSEEN = object()
 
 
 async def _insert_rows(
