@@ -1,9 +1,10 @@
 """`otklik import`: mentions from a .csv or .xlsx file, in bulk.
 
-Rows are streamed, mapped (bot.mapping) and validated like API requests (MentionIn), and
-stored in batches through bot.bulk: one transaction per batch. A malformed row is reported
-with its row number as a spreadsheet shows it (titles are row 1) and skipped. A re-run counts
-what is already stored as duplicates and changes nothing.
+Rows are streamed, mapped (bot.mapping) and validated like API requests (MentionIn) by
+handlers.import_rows, in a process of its own for big files, and stored in batches through
+bot.bulk: one transaction per batch. A malformed row is reported with its row number as a
+spreadsheet shows it (titles are row 1) and skipped. A re-run counts what is already stored
+as duplicates and changes nothing.
 """
 
 from __future__ import annotations
