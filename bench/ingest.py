@@ -7,7 +7,8 @@ cases open but nothing is delivered). A separate load process sends mentions, ~2
   - batched: `--batch-clients` (1) POST batches of 1,000 for `--seconds` (the API hands
     batches to bot.bulk); once more with no negative mentions (what it does when no case opens).
 (b) Import: a generated CSV (100,000 rows, 20,000 authors, sentiment given) through
-handlers.importer.import_file into a fresh SQLite database.
+handlers.importer.import_file into a fresh SQLite database. A file this big is read in a
+process of its own: its profile shows the importing process only.
 
 Rates are measured without a profiler. Then prints where the time goes: cProfile of the server
 during one more (shorter) batched run of each kind, and of a 20,000-row import, by area; the
@@ -218,7 +219,9 @@ AREAS = (
     ("/dawg", "routing: lemmas (pymorphy3)"),
     ("bot/sentiment.py", "sentiment classifier"),
     ("bot/mapping.py", "mapping rows (bot.mapping)"),
-    ("handlers/importer.py", "reading rows (handlers.importer, csv)"),
+    ("handlers/importer.py", "importer (handlers.importer)"),
+    ("handlers/import_rows.py", "reading rows (handlers.import_rows, csv)"),
+    ("handlers/schema.py", "MentionIn: packing, unpacking"),
     ("_csv", "reading rows (handlers.importer, csv)"),
     ("/pydantic", "validation (pydantic: MentionIn)"),
     ("handlers/api.py", "API handler, MentionIn.to_domain"),

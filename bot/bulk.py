@@ -264,7 +264,8 @@ class _People:
                     people._roots.append(key)
                 else:
                     people._roots.append(owner)
-                    people._persons.setdefault(owner, _Person(owner, stored=True))
+                    if owner not in people._persons:
+                        people._persons[owner] = _Person(owner, stored=True)
         people._tally()
         return people
 

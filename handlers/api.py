@@ -7,84 +7,24 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from bot.bulk import BulkIntake
 from bot.clock import Clock
 from bot.config import ApiSource, Config
 from bot.intake import MentionIntake
 from bot.mapping import MappingError, RecordMapper
-from bot.model import (
-    MAX_MENTION_TEXT,
-    MAX_NAME,
-    MAX_URL,
-    Identity,
-    Mention,
-    Sentiment,
-    SentimentSource,
-)
+from bot.model import Identity
 from bot.services import CaseService
 from handlers.metrics import Metrics
+from handlers.schema import MentionIn
 from store.db import Database
 
 MAX_BATCH = 1_000
 MAX_BODY = 32 * 1024 * 1024  # 1,000 long mentions fit; anything bigger is refused by aiohttp
-
-Short = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-Url = Annotated[str, Field(max_length=MAX_URL, pattern=r"^https?://")]
-
-
-class AuthorIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: Short
-    name: Annotated[str, Field(max_length=MAX_NAME)] = ""
-    channel: Short | None = None  # defaults to the source name
-    profile_url: Url | None = None
-
-
-class MentionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    external_id: Short
-    text: Annotated[str, Field(min_length=1, max_length=MAX_MENTION_TEXT)]
-    author: AuthorIn
-    url: Url | None = None
-    published_at: datetime | None = None
-    language: Annotated[str, Field(max_length=8)] | None = None
-    sentiment: Literal["negative", "neutral", "positive"] | None = None
-    sentiment_score: float | None = None
-    reach: Annotated[int, Field(ge=0)] = 0
-    codes: Annotated[list[Short], Field(max_length=50)] = []
-    story_id: Short | None = None
-    reply_to_url: Url | None = None
-
-    def to_domain(self, source: str, received_at: datetime) -> Mention:
-        return Mention(
-            source=source,
-            external_id=self.external_id,
-            text=self.text,
-            author=Identity(
-                self.author.channel or source,
-                self.author.id,
-                self.author.name,
-                self.author.profile_url,
-            ),
-            received_at=received_at,
-            published_at=self.published_at,
-            url=self.url,
-            language=self.language,
-            # No sentiment from the source: intake classifies the text.
-            sentiment=Sentiment(self.sentiment) if self.sentiment else None,
-            sentiment_source=SentimentSource.SOURCE,
-            sentiment_score=self.sentiment_score,
-            reach=self.reach,
-            codes=tuple(self.codes),
-            story_id=self.story_id,
-            reply_to_url=self.reply_to_url,
-        )
-
 
 _ONE = TypeAdapter(MentionIn)
 _BATCH: TypeAdapter[list[MentionIn]] = TypeAdapter(

@@ -1,28 +1,23 @@
 """`otklik import`: mentions from a .csv or .xlsx file, in bulk.
 
-Rows are streamed, mapped (bot.mapping) and validated like API requests (MentionIn), and
-stored in batches through bot.bulk: one transaction per batch. A malformed row is reported
-with its row number as a spreadsheet shows it (titles are row 1) and skipped. A re-run counts
-what is already stored as duplicates and changes nothing.
+Rows are streamed, mapped (bot.mapping) and validated like API requests (MentionIn) by
+handlers.import_rows, in a process of its own for big files, and stored in batches through
+bot.bulk: one transaction per batch. A malformed row is reported with its row number as a
+spreadsheet shows it (titles are row 1) and skipped. A re-run counts what is already stored
+as duplicates and changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import contextlib
 import csv
-import gc
-import io
 import time
-import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -32,69 +27,36 @@ from bot.config import Config
 from bot.directory import Directory
 from bot.intake import MentionIntake
 from bot.lemmas import Lemmatiser
-from bot.mapping import (
-    ALL_FIELDS,
-    REQUIRED_FIELDS,
-    MappingError,
-    RecordMapper,
-    check_mapping,
-)
-from bot.model import Identity, Mention, Priority
+from bot.mapping import check_mapping
+from bot.model import Priority
 from bot.playbook import Playbook
 from bot.ports import UnitOfWorkFactory
 from bot.replies import ReplyCatalog
 from bot.sentiment import SentimentClassifier, lexicon_dir, load_lexicon
 from bot.services import CaseService
 from bot.sla import plan_deadlines
-from handlers.api import MentionIn
+from handlers.import_rows import (
+    MESSAGES,
+    ImportSetupError,
+    Reader,
+    RowProcess,
+    Rows,
+    RowsInPlace,
+    file_size,
+    quiet_gc,
+    say,
+)
+from handlers.schema import unpack
 from store.db import Database
 
-BATCH = 2_000
+__all__ = ["MESSAGES", "ImportReport", "ImportSetupError", "import_file", "run_import", "say"]
+
+BATCH = 5_000  # rows a transaction: per batch costs (statements, author cards) shrink with more
+# From this size on a file is read in a process of its own: it starts in about 0.3 s.
+READING_PROCESS_FROM = 1 << 20
+IMPORT_CACHE_MIB = 64  # SQLite's page cache for the import's connection
 LISTED_REJECTS = 20  # the summary lists this many; the .rejected.csv has them all
-DELIMITERS = (",", ";", "\t")
 ROW_COLUMN, PROBLEMS_COLUMN = "import_row", "import_problems"
-
-# Everything the command says, in one place (an admin tool: plain English).
-MESSAGES = {
-    "no_file": "{path}: file not found",
-    "unreadable": "{path}: cannot read the file: {reason}",
-    "bad_format": "{path}: only .csv and .xlsx files can be imported (got '{suffix}'); "
-    "save the sheet as .xlsx or .csv",
-    "not_xlsx": "{path}: not a readable .xlsx workbook ({reason})",
-    "empty": "{path}: the file is empty; the first row must hold the column titles",
-    "no_titles": "{path}: the first row must hold the column titles",
-    "duplicate_title": "{path}: column title {title!r} appears twice in the first row",
-    "bad_source": "--source {source!r}: use 1-64 characters without spaces "
-    "(the source name stored with every mention, e.g. 'vk' or 'monitoring')",
-    "unknown_mapping": "--mapping {name!r}: no such mapping in the config (defined: {known})",
-    "bad_mapping": "mappings.{name}.{path}: {message}",
-    "missing_column": "{path}: no column {title!r} for the required field {field}{hint}; "
-    "the first row has: {titles}",
-    "absent_column": "column {title!r} for {field} is not in the file: the field stays empty",
-    "ignored_columns": "columns not imported: {titles}",
-    "did_you_mean": " (did you mean {close!r}?)",
-    "too_many_values": "more values than column titles",
-    "reading": "Importing {name}",
-    "summary": "{imported} imported, {duplicates} duplicates, {rejected} rejected "
-    "of {rows} rows in {seconds:.1f} s ({rate:,.0f} rows/s)",
-    "cases": "{cases} case(s) opened or joined for negative or urgent mentions",
-    "unopened": "history: {unopened} negative mention(s) stored without cases; "
-    "--open-cases opens cases for negative and urgent mentions",
-    "rejected_head": "Rejected rows (row: problems):",
-    "rejected_row": "  {row}: {problems}",
-    "rejected_more": "  … and {more} more",
-    "rejected_file": "All rejected rows, with their problems: {path}",
-    "interrupted": "Interrupted: {imported} rows were imported; run the same command again "
-    "to continue (rows already imported count as duplicates)",
-}
-
-
-def say(key: str, **values: Any) -> str:
-    return MESSAGES[key].format(**values)
-
-
-class ImportSetupError(Exception):
-    """The file, the mapping or the options cannot be used: nothing was imported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,173 +81,6 @@ class ImportReport:
     @property
     def rate(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    """A file as column titles and a stream of (row number, values)."""
-
-    titles: list[str]
-    rows: Iterator[tuple[int, list[Any]]]
-    total: int | None  # units of `position` (bytes of a CSV, rows of a sheet), if known
-    position: Callable[[], int]
-    delimiter: str  # for the .rejected.csv: the input's own, or ';' (Excel in Russia)
-    close: Callable[[], None]
-
-
-def open_table(path: Path) -> Table:
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise ImportSetupError(say("no_file", path=path))
-    if suffix == ".csv":
-        return _open_csv(path)
-    if suffix == ".xlsx":
-        return _open_xlsx(path)
-    raise ImportSetupError(say("bad_format", path=path, suffix=suffix or "no extension"))
-
-
-def detect_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode text"), else Windows-1251: what
-    Russian Excel and monitoring exports write. The whole file is checked, not a sample: a
-    cp1251 letter on row 90,000 would otherwise stop the import half-way."""
-    with path.open("rb") as raw:
-        start = raw.read(4)
-        if start.startswith(codecs.BOM_UTF8):
-            return "utf-8-sig"
-        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16"
-        raw.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        try:
-            while chunk := raw.read(1 << 20):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "cp1251"
-    return "utf-8"
-
-
-def sniff_delimiter(sample: str) -> str:
-    """The delimiter that splits the title row into most columns and the following rows into
-    as many. csv.Sniffer guesses wrong on short samples with commas inside quoted text."""
-    lines = sample.splitlines()[:50]
-    best, best_score = ",", (0.0, 0)
-    for delimiter in DELIMITERS:
-        rows = [r for r in csv.reader(lines, delimiter=delimiter) if r]
-        if not rows or len(rows[0]) < 2:
-            continue
-        width = len(rows[0])
-        body = rows[1:] or rows
-        score = (sum(len(r) == width for r in body) / len(body), width)
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
-
-
-def _open_csv(path: Path) -> Table:
-    try:
-        encoding = detect_encoding(path)
-        raw = path.open("rb")
-    except OSError as error:
-        raise ImportSetupError(say("unreadable", path=path, reason=error.strerror)) from None
-    total = path.stat().st_size
-    # cp1251 leaves 0x98 undefined; one odd byte must not stop an import.
-    errors = "replace" if encoding == "cp1251" else "strict"
-    text = io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline="")
-    sample = text.read(64 * 1024)
-    if len(sample) == 64 * 1024:
-        sample = sample.rpartition("\n")[0]  # the last line may be cut
-    text.seek(0)
-    delimiter = sniff_delimiter(sample)
-    reader = csv.reader(text, delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
-        raw.close()
-        raise ImportSetupError(say("empty", path=path))
-    rows = ((number, row) for number, row in enumerate(reader, start=2))
-
-    def position() -> int:
-        return total if raw.closed else raw.tell()
-
-    # `text` closes `raw` when it goes: the table holds on to it until the import is done.
-    return Table(header, rows, total, position, delimiter, text.close)
-
-
-def _open_xlsx(path: Path) -> Table:
-    import openpyxl  # only for spreadsheets: it takes a while to import
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as error:
-        raise ImportSetupError(say("not_xlsx", path=path, reason=error)) from None
-    sheet = book.worksheets[0]
-    stream = sheet.iter_rows(values_only=True)
-    header = next(stream, None)
-    if header is None:
-        book.close()
-        raise ImportSetupError(say("empty", path=path))
-    done = [1]
-
-    def rows() -> Iterator[tuple[int, list[Any]]]:
-        for number, values in enumerate(stream, start=2):
-            done[0] = number
-            yield number, list(values)
-
-    return Table(list(header), rows(), sheet.max_row, lambda: done[0], ";", book.close)
-
-
-def _titles(table: Table, path: Path) -> list[str]:
-    titles = ["" if t is None else str(t).strip() for t in table.titles]
-    if not any(titles):
-        raise ImportSetupError(say("no_titles", path=path))
-    seen: set[str] = set()
-    for title in titles:
-        if title and title in seen:
-            raise ImportSetupError(say("duplicate_title", path=path, title=title))
-        seen.add(title)
-    return titles
-
-
-def _check_columns(
-    mapper: RecordMapper, titles: list[str], path: Path
-) -> tuple[list[str], list[str]]:
-    """Refuse a file that lacks a required column (every row would be rejected); note mapped
-    columns that are absent and columns nobody imports."""
-    import difflib
-
-    present = {t for t in titles if t}
-    mapping = mapper.mapping
-    constants = mapping.constants if mapping else {}
-    mapped = mapping.fields if mapping else {}
-    notes: list[str] = []
-    for name in ALL_FIELDS:
-        title = mapper.paths[name]
-        if title in present or name in constants:
-            continue
-        if name in REQUIRED_FIELDS:
-            close = difflib.get_close_matches(title, sorted(present), n=1)
-            hint = say("did_you_mean", close=close[0]) if close else ""
-            raise ImportSetupError(
-                say(
-                    "missing_column",
-                    path=path,
-                    title=title,
-                    field=name,
-                    hint=hint,
-                    titles=", ".join(t for t in titles if t),
-                )
-            )
-        if name in mapped:
-            notes.append(say("absent_column", title=title, field=name))
-    used = set(mapper.paths.values())
-    ignored = [t for t in titles if t and t not in used]
-    if ignored:
-        notes.append(say("ignored_columns", titles=", ".join(ignored)))
-    return notes, ignored
 
 
 # --- importing -------------------------------------------------------------------------------
@@ -326,38 +121,8 @@ class _Rejects:
         return None
 
 
-@contextlib.contextmanager
-def _quiet_gc() -> Iterator[None]:
-    """An import allocates a few dozen objects per row, and the collector's full passes
-    would walk every object of the process each time: a fifth of the run. The long-lived
-    set-up (playbook, lexicon, SQLAlchemy) is frozen out of the passes and young objects
-    are collected less often; both are restored afterwards."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
 def rejected_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.rejected.csv")
-
-
-def _problems(error: ValidationError) -> list[str]:
-    found = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "row"
-        got = item.get("input")
-        shown = ""
-        if isinstance(got, str):
-            shown = f" (got {got[:60]!r})"
-        elif isinstance(got, int | float):
-            shown = f" (got {got!r})"
-        found.append(f"{where}: {item['msg']}{shown}")
-    return found
 
 
 def build_bulk(config: Config, playbook: Playbook, database: Database, clock: Clock) -> BulkIntake:
@@ -416,9 +181,11 @@ async def import_file(
     clock: Clock | None = None,
     progress: OnBatch | None = None,
     batch_size: int = BATCH,
+    reading_process: bool | None = None,
 ) -> ImportReport:
     """Import one file. Raises ImportSetupError before anything is stored if the file, the
-    mapping or the options cannot be used."""
+    mapping or the options cannot be used. `reading_process`: read the file in a process of
+    its own (None: when it is big enough to gain from it)."""
     if not source or len(source) > 64 or any(c.isspace() for c in source):
         raise ImportSetupError(say("bad_source", source=source))
     chosen = None
@@ -432,48 +199,40 @@ async def import_file(
             raise ImportSetupError(
                 "\n".join(say("bad_mapping", name=mapping, path=p, message=m) for p, m in problems)
             )
-    mapper = RecordMapper(chosen, config.tz)
-    table = open_table(path)
+    if reading_process is None:
+        reading_process = file_size(path) >= READING_PROCESS_FROM
+    # The reading process starts (and checks the file) while the database is made ready.
+    rows: Rows
+    if reading_process:
+        rows = await RowProcess.start(path, chosen, config.tz, batch_size)
+    else:
+        rows = RowsInPlace(Reader(path, chosen, config.tz, batch_size))
     try:
-        titles = _titles(table, path)
-        report = ImportReport()
-        report.notes, _ = _check_columns(mapper, titles, path)
-        mapper = mapper.for_columns(titles)
+        opened = rows.opened
+        report = ImportReport(notes=list(opened.notes))
         clock = clock or SystemClock()
-        database = Database(config.database.url)
+        # A batch touches index pages all over the mentions table: beyond SQLite's 2 MiB
+        # page cache each is read again from the file (a quarter of the import's SQL time).
+        database = Database(config.database.url, sqlite_cache_mib=IMPORT_CACHE_MIB)
         try:
             await database.upgrade()
             bulk = build_bulk(config, playbook, database, clock)
-            rejects = _Rejects(rejected_path(path), titles, table.delimiter)
+            rejects = _Rejects(rejected_path(path), opened.titles, opened.delimiter)
             try:
-                with _quiet_gc():
-                    await _run(
-                        table,
-                        titles,
-                        mapper,
-                        bulk,
-                        source,
-                        open_cases,
-                        clock,
-                        report,
-                        rejects,
-                        progress,
-                        batch_size,
-                    )
+                with quiet_gc():
+                    await _run(rows, bulk, source, open_cases, clock, report, rejects, progress)
             finally:
                 report.first_rejects = rejects.first
                 report.rejected_file = rejects.close()
         finally:
             await database.dispose()
     finally:
-        table.close()
+        await rows.close()
     return report
 
 
 async def _run(
-    table: Table,
-    titles: list[str],
-    mapper: RecordMapper,
+    rows: Rows,
     bulk: BulkIntake,
     source: str,
     open_cases: bool,
@@ -481,108 +240,24 @@ async def _run(
     report: ImportReport,
     rejects: _Rejects,
     progress: OnBatch | None,
-    batch_size: int,
 ) -> None:
-    """Reading and storing overlap: while SQLite works on one batch in its thread, the next
-    is parsed here. The queue holds one batch, so memory stays flat."""
     started = time.perf_counter()
-    queue: asyncio.Queue[list[Mention] | None] = asyncio.Queue(maxsize=1)
-    failure: list[BaseException] = []
-
-    async def read() -> None:
-        try:
-            async for batch in _batches(
-                table, titles, mapper, source, clock, report, rejects, batch_size
-            ):
-                await queue.put(batch)
-        except Exception as error:  # raised again below, once the writer has stopped
-            failure.append(error)
-        await queue.put(None)
-
-    reader = asyncio.create_task(read())
-    try:
-        while (batch := await queue.get()) is not None:
-            result = await bulk.receive_many(batch, open_cases=open_cases)
+    async for batch in rows.batches():
+        for number, problems, values in batch.rejects:
+            rejects.add(number, problems, values)
+        if batch.mentions:
+            now = clock.now()
+            mentions = [unpack(packed, source, now) for packed in batch.mentions]
+            result = await bulk.receive_many(mentions, open_cases=open_cases)
             report.imported += result.stored
             report.duplicates += result.duplicates
             report.cases += result.cases
             report.unopened += result.unopened
-            report.rejected = rejects.count
-            report.seconds = time.perf_counter() - started
-            if progress is not None:
-                progress(report, table.position(), table.total)
-    finally:
-        if not reader.done():
-            reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-    if failure:
-        raise failure[0]
-    report.rejected = rejects.count
-    report.seconds = time.perf_counter() - started
-
-
-async def _batches(
-    table: Table,
-    titles: list[str],
-    mapper: RecordMapper,
-    source: str,
-    clock: Clock,
-    report: ImportReport,
-    rejects: _Rejects,
-    batch_size: int,
-) -> AsyncIterator[list[Mention]]:
-    width = len(titles)
-    validate = MentionIn.model_validate
-    batch: list[Mention] = []
-    now = clock.now()
-    for number, values in table.rows:
-        report.rows += 1
-        if not report.rows % 200:
-            await asyncio.sleep(0)  # let the writer send its next statement to SQLite
-        if not any(v is not None and v != "" for v in values):
-            continue  # a blank row: nothing to import, nothing wrong
-        if len(values) > width and any(v not in (None, "") for v in values[width:]):
-            rejects.add(number, [say("too_many_values")], values)
-            continue
-        try:
-            mapped = mapper(dict(zip(titles, values, strict=False)))
-        except MappingError as error:
-            rejects.add(number, _mapping_problems(error), values)
-            continue
-        linked = mapped.pop("identities", None)
-        try:
-            item = validate(mapped)
-        except ValidationError as error:
-            rejects.add(number, _problems(error), values)
-            continue
-        mention = item.to_domain(source, now)
-        if linked:
-            name = item.author.name
-            mention = replace(
-                mention, linked=tuple(Identity(i["channel"], i["id"], name) for i in linked)
-            )
-        batch.append(mention)
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
-            now = clock.now()
-    if batch:
-        yield batch
-
-
-def _mapping_problems(error: MappingError) -> list[str]:
-    """The mapping's problems, and MentionIn's about the fields that did map (a bad date and
-    a bad URL in one row are both reported)."""
-    problems = [f"{field}: {message}" for field, message in error.problems]
-    failed = {field for field, _ in error.problems}
-    try:
-        MentionIn.model_validate(error.partial)
-    except ValidationError as more:
-        for item in _problems(more):
-            if item.partition(":")[0] not in failed:
-                problems.append(item)
-    return problems
+        report.rows = batch.rows
+        report.rejected = rejects.count
+        report.seconds = time.perf_counter() - started
+        if progress is not None:
+            progress(report, batch.position, rows.opened.total)
 
 
 # --- the command -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,15 @@ from store.uow import SqlUnitOfWork, WriteGate
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, cache_mib: int | None = None) -> None:
     # WAL lets readers work while the worker writes; FKs are off by default in SQLite.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    if cache_mib is not None:
+        cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")  # negative: KiB
     cursor.close()
 
 
@@ -35,7 +38,15 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
 
 
 class Database:
-    def __init__(self, url: str, echo: bool = False, **engine_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        echo: bool = False,
+        *,
+        sqlite_cache_mib: int | None = None,
+        **engine_options: Any,
+    ) -> None:
+        """`sqlite_cache_mib`: SQLite's page cache per connection (its default is 2 MiB)."""
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -45,7 +56,11 @@ class Database:
             url, echo=echo, pool_pre_ping=not self.is_sqlite, **engine_options
         )
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(
+                self.engine.sync_engine,
+                "connect",
+                functools.partial(_sqlite_pragmas, cache_mib=sqlite_cache_mib),
+            )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # PostgreSQL has row locks and many writers; SQLite has one writer at a time.
         self._gate = WriteGate() if self.is_sqlite else None

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import TypeEngine
 
 from store.models import UTCDateTime
 
@@ -39,29 +38,39 @@ def marks(paramstyle: str, count: int) -> list[str]:
     raise NotImplementedError(f"bulk writes do not support paramstyle {paramstyle!r}")
 
 
+def result_processor(dialect: Dialect, table: Table, column: str) -> Any:
+    """What turns a column's raw driver value into Python (JSON text on SQLite), or None."""
+    return table.c[column].type.dialect_impl(dialect).result_processor(dialect, None)
+
+
 def database_form(rows: Sequence[Sequence[Any]], converters: list[Any]) -> list[tuple[Any, ...]]:
-    active = [(i, p) for i, p in enumerate(converters) if p is not None]
+    active: list[tuple[int, Any, dict[Any, Any]]] = [
+        (i, p, {}) for i, p in enumerate(converters) if p is not None
+    ]
     if not active:
         return [tuple(row) for row in rows]
-    # A batch repeats values (received_at, codes, last seen): convert each once. Dicts (JSON
-    # payloads) are not hashable and rarely repeat: converted every time.
-    memo: dict[tuple[int, Any], Any] = {}
+    # A batch repeats values (received_at, codes, last seen): convert each once. Tuples stand
+    # for JSON lists (hashable); an unhashable value (a dict) is converted every time.
     converted = []
     for row in rows:
         values = list(row)
-        for i, process in active:
+        for i, process, memo in active:
             value = values[i]
             if value is None:
                 continue
-            if isinstance(value, dict):
+            try:
+                done = memo.get(value, _UNSEEN)
+            except TypeError:
                 values[i] = process(value)
                 continue
-            key = (i, value)
-            if key not in memo:
-                memo[key] = process(list(value) if isinstance(value, tuple) else value)
-            values[i] = memo[key]
+            if done is _UNSEEN:
+                done = memo[value] = process(list(value) if isinstance(value, tuple) else value)
+            values[i] = done
         converted.append(tuple(values))
     return converted
+
+
+_UNSEEN = object()
 
 
 async def insert_rows(
@@ -96,15 +105,15 @@ _CONVERTERS: dict[tuple[str, str, tuple[str, ...]], list[tuple[int, Any]]] = {}
 def _converters(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> list[tuple[int, Any]]:
     key = (dialect.name, table.name, columns)
     if key not in _CONVERTERS:
-        found = (_converter(table.c[name].type, dialect) for name in columns)
+        found = (_converter(dialect, table, name) for name in columns)
         _CONVERTERS[key] = [(i, p) for i, p in enumerate(found) if p is not None]
     return _CONVERTERS[key]
 
 
-def _converter(column_type: TypeEngine[Any], dialect: Dialect) -> Any:
-    if dialect.name == "sqlite" and isinstance(column_type, UTCDateTime):
+def _converter(dialect: Dialect, table: Table, column: str) -> Any:
+    if dialect.name == "sqlite" and isinstance(table.c[column].type, UTCDateTime):
         return _sqlite_utc  # the same result as the type's chain of processors, in one call
-    return column_type.dialect_impl(dialect).result_processor(dialect, None)
+    return result_processor(dialect, table, column)
 
 
 def _sqlite_utc(value: str) -> datetime:

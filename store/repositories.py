@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    BindParameter,
     String,
     Table,
     and_,
@@ -49,7 +48,7 @@ from bot.model import (
 )
 from bot.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
 from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, DepartmentStatus
-from store.driver import database_form, insert_rows, marks, processors
+from store.driver import database_form, insert_rows, marks, processors, result_processor
 from store.models import (
     AuthorIdentityRow,
     AuthorRow,
@@ -432,32 +431,31 @@ class SqlMentionRepository:
             await self._s.execute(update(_MENTIONS).where(false()).values(id=_MENTIONS.c.id))
 
     async def known(self, source: str, external_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        query = select(MentionRow.external_id).where(
-            MentionRow.source == source, MentionRow.external_id.in_(_EACH)
-        )
-        for chunk in _chunks(sorted(set(external_ids))):
-            found.update(await self._s.scalars(query, {"each": chunk}))
-        return found
+        rows = await _rows_in(self._s, _KNOWN, (source,), sorted(set(external_ids)))
+        return {external_id for (external_id,) in rows}
 
     async def add_many(self, mentions: Sequence[Mention], author_ids: Sequence[int]) -> list[int]:
         if not mentions:
             return []
         rows = [_mention_row(m, a) for m, a in zip(mentions, author_ids, strict=True)]
+        if self._s.get_bind().dialect.name == "sqlite":
+            with _raced("mentions"):
+                return await _insert_numbered(self._s, _MENTIONS, _MENTION_COLUMNS, rows)
         with _raced("mentions"):
             await insert_rows(self._s, _MENTIONS, _MENTION_COLUMNS, rows)
+        # Elsewhere ids come from a sequence other writers share: look them up.
         by_source: dict[str, list[str]] = defaultdict(list)
         for mention in mentions:
             by_source[mention.source].append(mention.external_id)
         ids: dict[tuple[str, str], int] = {}
         for source, external_ids in by_source.items():
-            query = select(MentionRow.external_id, MentionRow.id).where(
-                MentionRow.source == source, MentionRow.external_id.in_(_EACH)
-            )
-            for chunk in _chunks(external_ids):
-                found = await self._s.execute(query, {"each": chunk})
-                ids.update(((source, external_id), new_id) for external_id, new_id in found)
+            found = await _rows_in(self._s, _NUMBERED, (source,), external_ids)
+            ids.update(((source, external_id), int(new_id)) for external_id, new_id in found)
         return [ids[m.source, m.external_id] for m in mentions]
+
+
+_KNOWN = "SELECT external_id FROM {mentions} WHERE source = {} AND external_id IN ({keys})"
+_NUMBERED = "SELECT external_id, id FROM {mentions} WHERE source = {} AND external_id IN ({keys})"
 
 
 def _mention_fields(mention: Mention) -> dict[str, Any]:
@@ -487,6 +485,13 @@ _MENTION_COLUMNS = (
 )
 
 
+# Enum values by member: a dict look-up costs a fraction of the `.value` property.
+_VALUES: dict[Sentiment | SentimentSource, str] = {
+    **{s: s.value for s in Sentiment},
+    **{s: s.value for s in SentimentSource},
+}
+
+
 def _mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
     return (
         mention.source,
@@ -500,8 +505,8 @@ def _mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
         mention.language,
         mention.published_at,
         mention.received_at,
-        (mention.sentiment or Sentiment.NEUTRAL).value,  # intake has classified it
-        mention.sentiment_source.value,
+        _VALUES[mention.sentiment or Sentiment.NEUTRAL],  # intake has classified it
+        _VALUES[mention.sentiment_source],
         mention.sentiment_score,
         mention.reach,
         mention.codes,  # a tuple: hashable for insert_rows' cache; JSON makes it a list
@@ -517,9 +522,6 @@ _AUTHORS = cast(Table, AuthorRow.__table__)
 _IDENTITIES = cast(Table, AuthorIdentityRow.__table__)
 
 _IDENTITY_COLUMNS = ("author_id", "channel", "external_id", "display_name", "profile_url")
-
-# An IN list bound at execution: the statement is built and cached once, not per chunk.
-_EACH: BindParameter[Any] = bindparam("each", expanding=True)
 
 # Well under every backend's limit of bound parameters per statement.
 _CHUNK = 500
@@ -542,6 +544,57 @@ def _raced(what: str) -> Iterator[None]:
         if "locked" not in str(error.orig):
             raise
         raise ConcurrentUpdate(f"{what}: {error.orig}") from error
+
+
+async def _insert_numbered(
+    session: AsyncSession, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> list[int]:
+    """insert_rows on SQLite, and the new rows' ids in order without reading the rows back.
+
+    A row inserted without an id gets the table's largest id + 1, and from its first insert
+    the transaction holds SQLite's only write lock: the batch takes the next len(rows) ids.
+    Anything else (another writer between the look at the largest id and the insert, or a
+    table whose ids ran out, where SQLite picks free ids at random) shows as a gap: the
+    caller runs the batch again."""
+    connection = await session.connection()
+    largest = f"SELECT max(id) FROM {connection.dialect.identifier_preparer.quote(table.name)}"
+    before = (await connection.exec_driver_sql(largest)).scalar() or 0
+    await insert_rows(session, table, columns, rows)
+    after = (await connection.exec_driver_sql(largest)).scalar()
+    if after != before + len(rows):
+        raise ConcurrentUpdate(f"{table.name}: ids {before}..{after} for {len(rows)} new rows")
+    return list(range(before + 1, after + 1))
+
+
+# Look-ups by many keys go straight to the driver too: SQLAlchemy renders an expanding IN
+# parameter by parameter, which costs more than SQLite's look-up itself.
+_IN_SQL: dict[tuple[str, str, int, int], str] = {}
+
+
+async def _rows_in(
+    session: AsyncSession, template: str, fixed: Sequence[Any], keys: Sequence[Any]
+) -> list[Row[Any]]:
+    """Rows of `template` for `keys`, _CHUNK keys a statement. In the template `{}` stands
+    for each of the `fixed` parameters (in database form), `{keys}` for the list of keys, and
+    `{mentions}`, `{authors}`, `{identities}` for those tables."""
+    connection = await session.connection()
+    dialect = connection.dialect
+    found: list[Row[Any]] = []
+    for chunk in _chunks(keys):
+        key = (dialect.name, template, len(fixed), len(chunk))
+        sql = _IN_SQL.get(key)
+        if sql is None:
+            quote = dialect.identifier_preparer.quote
+            places = marks(dialect.paramstyle, len(fixed) + len(chunk))
+            sql = _IN_SQL[key] = template.format(
+                *places[: len(fixed)],
+                keys=", ".join(places[len(fixed) :]),
+                mentions=quote(_MENTIONS.name),
+                authors=quote(_AUTHORS.name),
+                identities=quote(_IDENTITIES.name),
+            )
+        found += (await connection.exec_driver_sql(sql, (*fixed, *chunk))).all()
+    return found
 
 
 # --- authors ---------------------------------------------------------------------------------
@@ -623,21 +676,34 @@ class SqlAuthorRepository:
         for channel, external_id in identities:
             by_channel[channel].add(external_id)
         found: dict[tuple[str, str], int] = {}
-        table = _IDENTITIES
         # One channel at a time: (channel, external_id) is the unique index.
         for channel, external_ids in by_channel.items():
-            query = select(table.c.external_id, table.c.author_id).where(
-                table.c.channel == channel, table.c.external_id.in_(_EACH)
-            )
-            for chunk in _chunks(sorted(external_ids)):
-                rows = await self._s.execute(query, {"each": chunk})
-                for external_id, author_id in rows:
-                    found[channel, external_id] = int(author_id)
+            for external_id, author_id in await _rows_in(
+                self._s, _OWNERS, (channel,), sorted(external_ids)
+            ):
+                found[channel, external_id] = int(author_id)
         return found
 
     async def add_many(self, authors: Sequence[Author]) -> list[Author]:
         if not authors:
             return []
+        if self._s.get_bind().dialect.name == "sqlite":
+            rows = [self._key(author) for author in authors]
+            with _raced("authors"):
+                ids = await _insert_numbered(self._s, _AUTHORS, _AUTHOR_KEY, rows)
+        else:
+            ids = await self._add_returning(authors)
+        identities = [
+            self._identity_tuple(author_id, identity)
+            for author_id, author in zip(ids, authors, strict=True)
+            for identity in author.identities
+        ]
+        if identities:
+            with _raced("author identities"):
+                await insert_rows(self._s, _IDENTITIES, _IDENTITY_COLUMNS, identities)
+        return [replace(a, id=i) for a, i in zip(authors, ids, strict=True)]
+
+    async def _add_returning(self, authors: Sequence[Author]) -> list[int]:
         table = _AUTHORS
         columns = [table.c[name] for name in _AUTHOR_KEY]
         values = [self._values(author) for author in authors]
@@ -650,63 +716,27 @@ class SqlAuthorRepository:
         pool: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for new_id, *stored in rows:
             pool[_author_key(stored)].append(int(new_id))
-        ids = [pool[_author_key([v[name] for name in _AUTHOR_KEY])].pop() for v in values]
-        identities = [
-            self._identity_tuple(author_id, identity)
-            for author_id, author in zip(ids, authors, strict=True)
-            for identity in author.identities
-        ]
-        if identities:
-            with _raced("author identities"):
-                await insert_rows(self._s, _IDENTITIES, _IDENTITY_COLUMNS, identities)
-        return [replace(a, id=i) for a, i in zip(authors, ids, strict=True)]
+        return [pool[_author_key([v[name] for name in _AUTHOR_KEY])].pop() for v in values]
 
     async def standing(
         self, author_ids: Sequence[int], since: datetime
     ) -> dict[int, AuthorStanding]:
-        # One pass over the authors' mentions (author_id leads an index), then the authors.
-        activity = select(
-            MentionRow.author_id,
-            func.sum(
-                sql_case(
-                    (
-                        and_(
-                            MentionRow.sentiment == Sentiment.NEGATIVE.value,
-                            MentionRow.received_at >= since,
-                        ),
-                        1,
-                    ),
-                    else_=0,
-                )
-            ).label("recent"),
-            func.max(MentionRow.reach).label("reach"),
-        ).group_by(MentionRow.author_id)
-        counted = activity.where(MentionRow.author_id.in_(_EACH)).subquery()
-        query = (
-            select(
-                AuthorRow.id,
-                AuthorRow.labels,
-                AuthorRow.negative_count,
-                AuthorRow.neutral_count,
-                AuthorRow.positive_count,
-                counted.c.recent,
-                counted.c.reach,
-            )
-            .outerjoin(counted, counted.c.author_id == AuthorRow.id)
-            .where(AuthorRow.id.in_(_EACH))
-        )
+        connection = await self._s.connection()
+        dialect = connection.dialect
+        (moment,) = database_form([(since,)], processors(dialect, _MENTIONS, ("received_at",)))
+        decode = result_processor(dialect, _AUTHORS, "labels")
+        labelled: dict[Any, frozenset[AuthorLabel]] = {}  # a handful of distinct label sets
         found: dict[int, AuthorStanding] = {}
-        for chunk in _chunks(sorted(set(author_ids))):
-            rows = await self._s.execute(query, {"each": chunk})
-            for author_id, labels, neg, neu, pos, recent, most in rows:
-                found[int(author_id)] = AuthorStanding(
-                    frozenset(AuthorLabel(label) for label in labels or ()),
-                    int(neg),
-                    int(neu),
-                    int(pos),
-                    int(recent or 0),
-                    int(most or 0),
-                )
+        fixed = (Sentiment.NEGATIVE.value, *moment)
+        rows = await _rows_in(self._s, _STANDING, fixed, sorted(set(author_ids)))
+        for author_id, labels, neg, neu, pos, recent, most in rows:
+            key = labels if isinstance(labels, str) else tuple(labels or ())
+            if key not in labelled:
+                values = decode(labels) if decode and isinstance(labels, str) else labels
+                labelled[key] = frozenset(AuthorLabel(label) for label in values or ())
+            found[int(author_id)] = AuthorStanding(
+                labelled[key], int(neg), int(neu), int(pos), int(recent or 0), int(most or 0)
+            )
         return found
 
     async def tally_many(self, tallies: Sequence[AuthorTally]) -> None:
@@ -770,6 +800,19 @@ class SqlAuthorRepository:
         )
 
     @staticmethod
+    def _key(author: Author) -> tuple[Any, ...]:
+        """An author's _AUTHOR_KEY columns; labels a tuple for _database_form's cache."""
+        return (
+            author.display_name,
+            tuple(sorted(label.value for label in author.labels)),
+            author.negative_count,
+            author.neutral_count,
+            author.positive_count,
+            author.first_seen_at,
+            author.last_seen_at,
+        )
+
+    @staticmethod
     def _values(author: Author) -> dict[str, Any]:
         return {
             "display_name": author.display_name,
@@ -828,6 +871,20 @@ _AUTHOR_KEY = (
 def _author_key(values: Sequence[Any]) -> tuple[Any, ...]:
     # JSON comes back as a list; datetimes come back in UTC and compare by instant.
     return tuple(tuple(v) if isinstance(v, list) else v for v in values)
+
+
+_OWNERS = (
+    "SELECT external_id, author_id FROM {identities} WHERE channel = {} AND external_id IN ({keys})"
+)
+
+# What automatic labels are computed from: the card, and one pass over its mentions
+# (author_id leads an index). Grouped by the primary key, the card's columns may be selected.
+_STANDING = (
+    "SELECT a.id, a.labels, a.negative_count, a.neutral_count, a.positive_count, "
+    "sum(CASE WHEN m.sentiment = {} AND m.received_at >= {} THEN 1 ELSE 0 END), max(m.reach) "
+    "FROM {authors} a LEFT JOIN {mentions} m ON m.author_id = a.id "
+    "WHERE a.id IN ({keys}) GROUP BY a.id"
+)
 
 
 # --- events ----------------------------------------------------------------------------------
