@@ -154,7 +154,8 @@ class MentionRow(Base):
     __tablename__ = "mentions"
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_mention_source_external"),
-        Index("ix_mentions_author_received", "author_id", "received_at"),
+        # Author standing (labels) reads only this index: store/repositories.py, _STANDING.
+        Index("ix_mentions_author_received", "author_id", "received_at", "sentiment", "reach"),
         # Grouping looks related mentions up by these on every intake.
         Index("ix_mentions_story", "story_id"),
         Index("ix_mentions_reply_to_url", "reply_to_url"),
