@@ -143,7 +143,7 @@ def test_xlsx_first_sheet_titles_in_row_one_numbers_and_dates_as_cells(tmp_path:
     mentions = state(tmp_path)["mentions"]
     assert [(m[2], m[6], m[16]) for m in mentions] == [
         ("1001", "42", '["roads"]'),
-        ("1002", "43", '["a", "b"]'),
+        ("1002", "43", '["a","b"]'),
     ]
     assert mentions[0][10] == "2024-03-01 06:30:00.000000"  # 09:30 in Moscow, stored in UTC
 
