@@ -10,7 +10,7 @@ from typing import Any
 from bot.clock import Clock, SystemClock
 from bot.config import Config, StaffMember
 from bot.duty import DutyShift, who_is_on_duty
-from bot.model import DeptRole, GlobalRole
+from bot.model import Case, DeptRole, GlobalRole
 from bot.outbox import OutboxItem, OutboxOp
 from bot.rights import Actor
 
@@ -49,6 +49,30 @@ class Destination:
             case_id=case_id,
             urgency=urgency,
             created_at=now,
+        )
+
+    def about(
+        self,
+        case: Case,
+        op: OutboxOp,
+        view: Mapping[str, Any],
+        key: str,
+        now: datetime,
+        *,
+        ref: str | None,
+        reply_to: str | None = None,
+        urgency_bonus: int = 0,
+    ) -> OutboxItem:
+        """A message about a case: it goes out as urgently as the case's priority says."""
+        return self.message(
+            op,
+            view,
+            key,
+            now,
+            ref=ref,
+            urgency=case.priority.rank + urgency_bonus,
+            case_id=case.id,
+            reply_to=reply_to,
         )
 
 

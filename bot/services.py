@@ -581,15 +581,8 @@ class CaseService:
             view = prompt_view(key, case_id=case.id, version=version)
             await uow.outbox.enqueue(
                 [
-                    self._item(
-                        where,
-                        OutboxOp.REPLY,
-                        view,
-                        f"{ref}:post",
-                        ref,
-                        case,
-                        now,
-                        reply_to=reply_to,
+                    where.about(
+                        case, OutboxOp.REPLY, view, f"{ref}:post", now, ref=ref, reply_to=reply_to
                     )
                 ]
             )
@@ -632,7 +625,7 @@ class CaseService:
             )
             ref = card_ref(case.id, case.department)
             await uow.outbox.enqueue(
-                [self._item(where, OutboxOp.EDIT, view, f"{ref}:menu:{nonce}", ref, case, now)]
+                [where.about(case, OutboxOp.EDIT, view, f"{ref}:menu:{nonce}", now, ref=ref)]
             )
             await uow.commit()
         self._on_outbox()
@@ -819,31 +812,9 @@ class CaseService:
     ) -> list[OutboxItem]:
         key = key or f"{ref}:{op.value}:{case.version}"
         return [
-            self._item(dest, op, view, key, ref, case, now, reply_to=reply_to)
+            dest.about(case, op, view, key, now, ref=ref, reply_to=reply_to)
             for dest in self._directory.destinations(department)
         ]
-
-    @staticmethod
-    def _item(
-        dest: Destination,
-        op: OutboxOp,
-        view: dict[str, Any],
-        key: str,
-        ref: str,
-        case: Case,
-        now: datetime,
-        reply_to: str | None = None,
-    ) -> OutboxItem:
-        return dest.message(
-            op,
-            view,
-            key,
-            now,
-            ref=ref,
-            urgency=case.priority.rank,
-            case_id=case.id,
-            reply_to=reply_to,
-        )
 
     async def send(
         self,
@@ -913,7 +884,7 @@ class CaseService:
                 view = self._card(case, mention, authors.get(mention.author_id or 0))
                 ref = card_ref(case_id, case.department)
                 key = f"{ref}:post:{case.version}"
-                items += [self._item(d, OutboxOp.POST, view, key, ref, case, now) for d in dests]
+                items += [d.about(case, OutboxOp.POST, view, key, now, ref=ref) for d in dests]
             queued += await uow.outbox.enqueue(items)
             await uow.commit()
         if queued:

@@ -253,10 +253,20 @@ class SlaService:
         department_chats = set(self._directory.destinations(case.department))
         for place, names in chats.items():
             view = notice_view("escalation.auto", who=_names(names), **params)
-            if place in department_chats:
-                items.append(self._item(place, OutboxOp.REPLY, view, key, None, case, now, card))
-            else:
-                items.append(self._item(place, OutboxOp.POST, view, key, None, case, now))
+            reply_to = card if place in department_chats else None
+            op = OutboxOp.REPLY if reply_to else OutboxOp.POST
+            items.append(
+                place.about(
+                    case,
+                    op,
+                    view,
+                    key,
+                    now,
+                    ref=None,
+                    reply_to=reply_to,
+                    urgency_bonus=SLA_URGENCY_BONUS,
+                )
+            )
         return items
 
     # --- messages --------------------------------------------------------------------------
@@ -265,7 +275,16 @@ class SlaService:
         self, case: Case, view: dict[str, Any], key: str, card: str, now: datetime
     ) -> list[OutboxItem]:
         return [
-            self._item(dest, OutboxOp.REPLY, view, key, None, case, now, reply_to=card)
+            dest.about(
+                case,
+                OutboxOp.REPLY,
+                view,
+                key,
+                now,
+                ref=None,
+                reply_to=card,
+                urgency_bonus=SLA_URGENCY_BONUS,
+            )
             for dest in self._directory.destinations(case.department)
         ]
 
@@ -288,31 +307,11 @@ class SlaService:
         ref = card_ref(case.id, case.department)
         key = f"{ref}:edit:{case.version}:sla:{int(now.timestamp() * 1000)}"
         return [
-            self._item(dest, OutboxOp.EDIT, view, key, ref, case, now)
+            dest.about(
+                case, OutboxOp.EDIT, view, key, now, ref=ref, urgency_bonus=SLA_URGENCY_BONUS
+            )
             for dest in self._directory.destinations(case.department)
         ]
-
-    @staticmethod
-    def _item(
-        dest: Destination,
-        op: OutboxOp,
-        view: dict[str, Any],
-        key: str,
-        ref: str | None,
-        case: Case,
-        now: datetime,
-        reply_to: str | None = None,
-    ) -> OutboxItem:
-        return dest.message(
-            op,
-            view,
-            key,
-            now,
-            ref=ref,
-            urgency=case.priority.rank + SLA_URGENCY_BONUS,
-            case_id=case.id,
-            reply_to=reply_to,
-        )
 
 
 def _names(names: Sequence[str]) -> str:

@@ -261,13 +261,20 @@ class _XlsxWriter(_Writer):
             cells.append(cell)
         sheet.append(cells)
 
-    def _rows(self, sheet: WriteOnlyWorksheet, rows: list[list[Cell]]) -> None:
+    def _rows(
+        self,
+        sheet: WriteOnlyWorksheet,
+        rows: list[list[Cell]],
+        kind: type = datetime,
+        number_format: str = DATE_FORMAT,
+    ) -> None:
+        """Append rows; values of `kind` get `number_format`."""
         for row in rows:
             cells: list[Any] = []
             for value in row:
-                if isinstance(value, datetime):
+                if isinstance(value, kind):
                     cell = WriteOnlyCell(sheet, value=value)
-                    cell.number_format = DATE_FORMAT
+                    cell.number_format = number_format
                     cells.append(cell)
                 else:
                     cells.append(value)
@@ -293,16 +300,7 @@ class _XlsxWriter(_Writer):
         title.font = HEADER_FONT
         sheet.append([title])
         self._header(sheet, summary_labels, freeze=False)
-        for row in summary:
-            cells: list[Any] = []
-            for value in row:
-                if isinstance(value, float):
-                    cell = WriteOnlyCell(sheet, value=value)
-                    cell.number_format = PERCENT_FORMAT
-                    cells.append(cell)
-                else:
-                    cells.append(value)
-            sheet.append(cells)
+        self._rows(sheet, summary, float, PERCENT_FORMAT)
         if drill_note:
             sheet.append([])
             sheet.append([drill_note])

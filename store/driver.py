@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import UTCDateTime
@@ -58,9 +58,12 @@ def database_form(rows: Sequence[Sequence[Any]], converters: list[Any]) -> list[
             value = values[i]
             if value is None:
                 continue
+            if isinstance(value, dict):  # payloads: unhashable, and rarely repeated
+                values[i] = process(value)
+                continue
             try:
                 done = memo.get(value, _UNSEEN)
-            except TypeError:
+            except TypeError:  # another unhashable value
                 values[i] = process(value)
                 continue
             if done is _UNSEEN:
@@ -120,6 +123,37 @@ def _sqlite_utc(value: str) -> datetime:
     return datetime.fromisoformat(value + "+00:00")  # several times faster than .replace()
 
 
+_SQL: dict[tuple[str, str], str] = {}
+_SQL_KEPT = 4_096  # statements kept converted (IN lists of every length up to a chunk)
+
+
+def driver_sql(dialect: Dialect, sql: str) -> str:
+    """`sql`, written with `?` for each parameter, in the driver's own placeholders."""
+    key = (dialect.paramstyle, sql)
+    found = _SQL.get(key)
+    if found is None:
+        pieces = sql.split("?")
+        places = marks(dialect.paramstyle, len(pieces) - 1)
+        found = pieces[0] + "".join(m + p for m, p in zip(places, pieces[1:], strict=True))
+        if len(_SQL) < _SQL_KEPT:
+            _SQL[key] = found
+    return found
+
+
+def in_list(count: int) -> str:
+    """`?, ?, …` for an IN list of `count` values."""
+    return ", ".join("?" * count)
+
+
+async def fetch(session: AsyncSession, sql: str, params: Sequence[Any]) -> list[Row[Any]]:
+    """The rows of `sql` (with `?` marks; parameters already in database form), straight
+    from the driver: SQLAlchemy renders an expanding IN parameter by parameter, which costs
+    more than SQLite's look-up itself."""
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(driver_sql(connection.dialect, sql), tuple(params))
+    return list(result.all())
+
+
 async def select_rows(
     session: AsyncSession,
     table: Table,
@@ -135,26 +169,16 @@ async def select_rows(
     connection = await session.connection()
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
-    placeholders = iter(marks(dialect.paramstyle, len(params)))
-    condition = "".join(next(placeholders) if part == "?" else part for part in _split_marks(where))
     sql = "SELECT {} FROM {} WHERE {}".format(
-        ", ".join(quote(c) for c in columns), quote(table.name), condition
+        ", ".join(quote(c) for c in columns), quote(table.name), where
     )
     bound = database_form([params], processors(dialect, table, param_columns))[0]
-    result = await connection.exec_driver_sql(sql, bound)
     converters = _converters(dialect, table, columns)
     rows = []
-    for raw in result.all():
+    for raw in await fetch(session, sql, bound):
         values = list(raw)
         for i, convert in converters:
             if values[i] is not None:
                 values[i] = convert(values[i])
         rows.append(values)
     return rows
-
-
-def _split_marks(where: str) -> list[str]:
-    parts: list[str] = []
-    for piece in where.split("?"):
-        parts += [piece, "?"]
-    return parts[:-1]

@@ -48,7 +48,15 @@ from bot.model import (
 )
 from bot.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
 from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, DepartmentStatus
-from store.driver import database_form, insert_rows, marks, processors, result_processor
+from store.driver import (
+    database_form,
+    driver_sql,
+    fetch,
+    in_list,
+    insert_rows,
+    processors,
+    result_processor,
+)
 from store.models import (
     AuthorIdentityRow,
     AuthorRow,
@@ -454,8 +462,8 @@ class SqlMentionRepository:
         return [ids[m.source, m.external_id] for m in mentions]
 
 
-_KNOWN = "SELECT external_id FROM {mentions} WHERE source = {} AND external_id IN ({keys})"
-_NUMBERED = "SELECT external_id, id FROM {mentions} WHERE source = {} AND external_id IN ({keys})"
+_KNOWN = "SELECT external_id FROM {mentions} WHERE source = ? AND external_id IN ({keys})"
+_NUMBERED = "SELECT external_id, id FROM {mentions} WHERE source = ? AND external_id IN ({keys})"
 
 
 def _mention_fields(mention: Mention) -> dict[str, Any]:
@@ -566,34 +574,23 @@ async def _insert_numbered(
     return list(range(before + 1, after + 1))
 
 
-# Look-ups by many keys go straight to the driver too: SQLAlchemy renders an expanding IN
-# parameter by parameter, which costs more than SQLite's look-up itself.
-_IN_SQL: dict[tuple[str, str, int, int], str] = {}
+_TABLE_NAMES = {
+    "mentions": _MENTIONS.name,
+    "authors": _AUTHORS.name,
+    "identities": _IDENTITIES.name,
+}
 
 
 async def _rows_in(
     session: AsyncSession, template: str, fixed: Sequence[Any], keys: Sequence[Any]
 ) -> list[Row[Any]]:
-    """Rows of `template` for `keys`, _CHUNK keys a statement. In the template `{}` stands
+    """Rows of `template` for `keys`, _CHUNK keys a statement. In the template `?` stands
     for each of the `fixed` parameters (in database form), `{keys}` for the list of keys, and
     `{mentions}`, `{authors}`, `{identities}` for those tables."""
-    connection = await session.connection()
-    dialect = connection.dialect
     found: list[Row[Any]] = []
     for chunk in _chunks(keys):
-        key = (dialect.name, template, len(fixed), len(chunk))
-        sql = _IN_SQL.get(key)
-        if sql is None:
-            quote = dialect.identifier_preparer.quote
-            places = marks(dialect.paramstyle, len(fixed) + len(chunk))
-            sql = _IN_SQL[key] = template.format(
-                *places[: len(fixed)],
-                keys=", ".join(places[len(fixed) :]),
-                mentions=quote(_MENTIONS.name),
-                authors=quote(_AUTHORS.name),
-                identities=quote(_IDENTITIES.name),
-            )
-        found += (await connection.exec_driver_sql(sql, (*fixed, *chunk))).all()
+        sql = template.format(keys=in_list(len(chunk)), **_TABLE_NAMES)
+        found += await fetch(session, sql, (*fixed, *chunk))
     return found
 
 
@@ -742,17 +739,14 @@ class SqlAuthorRepository:
     async def tally_many(self, tallies: Sequence[AuthorTally]) -> None:
         connection = await self._s.connection()
         dialect = connection.dialect
-        quote = dialect.identifier_preparer.quote
         counted = [t for t in tallies if t.negative or t.neutral or t.positive or t.seen_at]
         if counted:
-            neg, neu, pos, seen, seen_again, author = marks(dialect.paramstyle, 6)
-            last = quote("last_seen_at")
             sql = (
-                f"UPDATE {quote(_AUTHORS.name)} SET negative_count = negative_count + {neg}, "
-                f"neutral_count = neutral_count + {neu}, positive_count = positive_count + {pos}, "
+                "UPDATE authors SET negative_count = negative_count + ?, "
+                "neutral_count = neutral_count + ?, positive_count = positive_count + ?, "
                 # Never backwards: a concurrent writer may have seen the author later.
-                f"{last} = CASE WHEN {last} IS NULL OR {last} < {seen} THEN {seen_again} "
-                f"ELSE {last} END WHERE id = {author}"
+                "last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < ? THEN ? "
+                "ELSE last_seen_at END WHERE id = ?"
             )
             columns = (
                 "negative_count",
@@ -767,7 +761,8 @@ class SqlAuthorRepository:
                 for t in counted
             ]
             await connection.exec_driver_sql(
-                sql, database_form(rows, processors(dialect, _AUTHORS, columns))
+                driver_sql(dialect, sql),
+                database_form(rows, processors(dialect, _AUTHORS, columns)),
             )
         relabelled = [t for t in tallies if t.labels is not None]
         if relabelled:
@@ -874,14 +869,14 @@ def _author_key(values: Sequence[Any]) -> tuple[Any, ...]:
 
 
 _OWNERS = (
-    "SELECT external_id, author_id FROM {identities} WHERE channel = {} AND external_id IN ({keys})"
+    "SELECT external_id, author_id FROM {identities} WHERE channel = ? AND external_id IN ({keys})"
 )
 
 # What automatic labels are computed from: the card, and one pass over its mentions
 # (author_id leads an index). Grouped by the primary key, the card's columns may be selected.
 _STANDING = (
     "SELECT a.id, a.labels, a.negative_count, a.neutral_count, a.positive_count, "
-    "sum(CASE WHEN m.sentiment = {} AND m.received_at >= {} THEN 1 ELSE 0 END), max(m.reach) "
+    "sum(CASE WHEN m.sentiment = ? AND m.received_at >= ? THEN 1 ELSE 0 END), max(m.reach) "
     "FROM {authors} a LEFT JOIN {mentions} m ON m.author_id = a.id "
     "WHERE a.id IN ({keys}) GROUP BY a.id"
 )

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Case
 from bot.timers import Timer, TimerKind
-from store.driver import select_rows
+from store.driver import in_list, select_rows
 from store.models import CaseRow, TimerRow
 from store.repositories import _case_from_row
 
@@ -94,7 +94,7 @@ class SqlTimerRepository:
         thousands at once."""
         found: dict[int, Case] = {}
         for chunk in _chunks(case_ids):
-            where = "id IN ({})".format(", ".join("?" * len(chunk)))
+            where = f"id IN ({in_list(len(chunk))})"
             rows = await select_rows(
                 self._s, _CASES, _CASE_COLUMNS, where, chunk, ("id",) * len(chunk)
             )
