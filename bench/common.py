@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from bot.config import Config, load_config
+from bot.settings.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -38,11 +38,11 @@ from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from bot.clock import FrozenClock  # noqa: E402
-from bot.config import load_config  # noqa: E402
-from bot.crisis import windows_for  # noqa: E402
-from bot.crisis_service import CrisisService  # noqa: E402
-from bot.directory import Directory  # noqa: E402
-from bot.playbook import load_playbook  # noqa: E402
+from bot.crisis.service import CrisisService  # noqa: E402
+from bot.crisis.thresholds import windows_for  # noqa: E402
+from bot.settings.config import load_config  # noqa: E402
+from bot.settings.directory import Directory  # noqa: E402
+from bot.settings.playbook import load_playbook  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.models import AuthorRow, CaseRow, MentionRow  # noqa: E402
 

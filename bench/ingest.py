@@ -5,9 +5,10 @@ cases open but nothing is delivered). A separate load process sends mentions, ~2
 (those open cases), the rest neutral or positive, every one with the source's sentiment:
   - single: `--clients` concurrent clients POST one mention at a time for `--seconds`;
   - batched: `--batch-clients` (1) POST batches of 1,000 for `--seconds` (the API hands
-    batches to bot.bulk); once more with no negative mentions (what it does when no case opens).
+    batches to bot.intake.bulk); once more with no negative mentions (what it does when no
+  case opens).
 (b) Import: a generated CSV (100,000 rows, 20,000 authors, sentiment given) through
-handlers.importer.import_file into a fresh SQLite database. A file this big is read in a
+handlers.ingest.importer.import_file into a fresh SQLite database. A file this big is read in a
 process of its own: its profile shows the importing process only.
 
 Rates are measured without a profiler. Then prints where the time goes: cProfile of the server
@@ -46,10 +47,10 @@ from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench.common import example_config, free_port  # noqa: E402
-from bot.config import Config  # noqa: E402
-from bot.playbook import Playbook, load_playbook  # noqa: E402
+from bot.settings.config import Config  # noqa: E402
+from bot.settings.playbook import Playbook, load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
-from handlers.importer import import_file  # noqa: E402
+from handlers.ingest.importer import import_file  # noqa: E402
 
 TOKEN = "bench-ingest-token-0123456789"
 BATCH = 1_000
@@ -174,7 +175,7 @@ async def http_phase(
     single: bool = True,
     profile: bool = False,
 ) -> tuple[dict[str, float], cProfile.Profile | None]:
-    """The App as it is (batches go through bot.bulk). Rates are measured without a profiler;
+    """The App as it is (batches go through bot.intake.bulk). Rates are measured without a profiler;
     with `profile`, one more batched run is profiled to show where the time goes."""
     app = App(config, playbook)
     await app.start()
@@ -213,23 +214,23 @@ AREAS = (
     ("/aiosqlite/", "asyncio, aiosqlite, greenlet plumbing"),
     ("/greenlet", "asyncio, aiosqlite, greenlet plumbing"),
     ("/asyncio/", "asyncio, aiosqlite, greenlet plumbing"),
-    ("bot/playbook.py", "routing (bot.playbook.route)"),
-    ("bot/lemmas.py", "routing: lemmas (pymorphy3)"),
+    ("bot/settings/playbook.py", "routing (bot.settings.playbook.route)"),
+    ("bot/intake/lemmas.py", "routing: lemmas (pymorphy3)"),
     ("/pymorphy3/", "routing: lemmas (pymorphy3)"),
     ("/dawg", "routing: lemmas (pymorphy3)"),
-    ("bot/sentiment.py", "sentiment classifier"),
-    ("bot/mapping.py", "mapping rows (bot.mapping)"),
-    ("handlers/importer.py", "importer (handlers.importer)"),
-    ("handlers/import_rows.py", "reading rows (handlers.import_rows, csv)"),
-    ("handlers/schema.py", "MentionIn: packing, unpacking"),
-    ("_csv", "reading rows (handlers.importer, csv)"),
+    ("bot/intake/sentiment/analyser.py", "sentiment classifier"),
+    ("bot/intake/mapping.py", "mapping rows (bot.intake.mapping)"),
+    ("handlers/ingest/importer.py", "importer (handlers.ingest.importer)"),
+    ("handlers/ingest/import_rows.py", "reading rows (handlers.ingest.import_rows, csv)"),
+    ("handlers/ingest/schema.py", "MentionIn: packing, unpacking"),
+    ("_csv", "reading rows (handlers.ingest.importer, csv)"),
     ("/pydantic", "validation (pydantic: MentionIn)"),
-    ("handlers/api.py", "API handler, MentionIn.to_domain"),
+    ("handlers/ingest/api.py", "API handler, MentionIn.to_domain"),
     ("/aiohttp/", "HTTP (aiohttp) and JSON"),
     ("/json/", "HTTP (aiohttp) and JSON"),
-    ("bot/bulk.py", "bulk intake (bot.bulk)"),
-    ("bot/services.py", "case service (bot.services)"),
-    ("bot/views.py", "case service (bot.services)"),
+    ("bot/intake/bulk.py", "bulk intake (bot.intake.bulk)"),
+    ("bot/cases/service.py", "case service (bot.cases.service)"),
+    ("bot/chat/views.py", "case service (bot.cases.service)"),
     ("bot/", "other domain code (bot/)"),
     ("store/", "store (repositories, types)"),
     ("dataclasses.py", "dataclasses.replace"),

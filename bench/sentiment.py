@@ -24,7 +24,7 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from bot.sentiment import (  # noqa: E402
+from bot.intake.sentiment.analyser import (  # noqa: E402
     DEFAULT_LEXICON_DIR,
     SentimentClassifier,
     SentimentResult,

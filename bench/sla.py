@@ -46,13 +46,13 @@ from typing import Any  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from bench.common import example_config, free_port  # noqa: E402
-from bot.config import Config  # noqa: E402
+from bot.chat.outbox import Delivery, DeliveryResult  # noqa: E402
 from bot.model import Case, CaseState, Priority  # noqa: E402
-from bot.outbox import Delivery, DeliveryResult  # noqa: E402
-from bot.playbook import load_playbook  # noqa: E402
-from bot.sla import plan_deadlines  # noqa: E402
-from bot.sla_engine import SlaEngine, deadline_tag  # noqa: E402
-from bot.timers import Timer, TimerKind  # noqa: E402
+from bot.settings.config import Config  # noqa: E402
+from bot.settings.playbook import load_playbook  # noqa: E402
+from bot.sla.calendar import plan_deadlines  # noqa: E402
+from bot.sla.engine import SlaEngine, deadline_tag  # noqa: E402
+from bot.sla.timers import Timer, TimerKind  # noqa: E402
 from handlers.app import App  # noqa: E402
 from handlers.telegram.limits import RateLimiter  # noqa: E402
 from store.db import Database  # noqa: E402

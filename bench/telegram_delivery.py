@@ -40,19 +40,19 @@ from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
+from bot.chat.outbox import Delivery, DeliveryResult, OutboxOp  # noqa: E402
+from bot.chat.views import card_ref  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
-from bot.config import load_config  # noqa: E402
 from bot.model import Identity, Mention, Sentiment  # noqa: E402
-from bot.outbox import Delivery, DeliveryResult, OutboxOp  # noqa: E402
-from bot.playbook import load_playbook  # noqa: E402
-from bot.views import card_ref  # noqa: E402
+from bot.settings.config import load_config  # noqa: E402
+from bot.settings.playbook import load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
-from tests.telegram_server import Limits, TelegramServer  # noqa: E402
+from tests.doubles.telegram_server import Limits, TelegramServer  # noqa: E402
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 UTILISATION = 0.8  # default arrival rate: this share of what the chats can sustain
 
-# Adapted from tests/telegram_world.py: one department per chat, no staff (nobody presses
+# Adapted from tests/doubles/telegram_world.py: one department per chat, no staff (nobody presses
 # anything here), the outbox at its production defaults (config.example.yaml).
 CONFIG = """
 organisation: Администрация Энской области

@@ -12,12 +12,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
-from bot.crisis import CountWindow, Crisis, WindowCounts
-from bot.export import ExportAuthor, ExportCase
-from bot.figures import Period, ReportRepository
+from bot.chat.outbox import OutboxItem
+from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
 from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention
-from bot.outbox import OutboxItem
-from bot.timers import Timer
+from bot.reports.export import ExportAuthor, ExportCase
+from bot.reports.figures import Period, ReportRepository
+from bot.sla.timers import Timer
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +311,7 @@ class UnitOfWork(Protocol):
     blobs: BlobRepository
     export: ExportRepository
     links: LinkRepository
-    reports: ReportRepository  # aggregate reads for digests and exports (bot/figures.py)
+    reports: ReportRepository  # aggregate reads for digests and exports (bot/reports/figures.py)
     crises: CrisisRepository
     timers: TimerRepository
 

@@ -15,32 +15,32 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.answers import Answers
-from bot.bulk import BulkIntake
+from bot.cases.replies import ReplyCatalog
+from bot.cases.service import CaseService, IntakeResult
+from bot.chat.answers import Answers
+from bot.chat.delivery import OutboxWorker, RetryPolicy
+from bot.chat.outbox import Transport
+from bot.chat.texts import Texts, texts_for
 from bot.clock import Clock, SystemClock
-from bot.config import Config
-from bot.crisis_service import CrisisService
-from bot.delivery import OutboxWorker, RetryPolicy
-from bot.digest import DigestService
-from bot.directory import Directory
-from bot.intake import MentionIntake
-from bot.lemmas import Lemmatiser
+from bot.crisis.service import CrisisService
+from bot.intake.bulk import BulkIntake
+from bot.intake.intake import MentionIntake
+from bot.intake.lemmas import Lemmatiser
+from bot.intake.sentiment.analyser import SentimentClassifier, lexicon_dir, load_lexicon
 from bot.model import Mention, Priority
-from bot.outbox import Transport
-from bot.playbook import Playbook
-from bot.replies import ReplyCatalog
-from bot.sentiment import SentimentClassifier, lexicon_dir, load_lexicon
-from bot.services import CaseService, IntakeResult
-from bot.sla import plan_deadlines
-from bot.sla_engine import SlaEngine
-from bot.sla_service import SlaService
-from bot.texts import Texts, texts_for
-from handlers.api import Api
-from handlers.crisis_jobs import CrisisJobs
-from handlers.digest_jobs import DigestJobs, digest_recipients
-from handlers.feeds import FeedPoller
+from bot.reports.digest import DigestService
+from bot.settings.config import Config
+from bot.settings.directory import Directory
+from bot.settings.playbook import Playbook
+from bot.sla.calendar import plan_deadlines
+from bot.sla.engine import SlaEngine
+from bot.sla.service import SlaService
+from handlers.ingest.api import Api
+from handlers.ingest.feeds import FeedPoller
+from handlers.jobs.crisis import CrisisJobs
+from handlers.jobs.digest import DigestJobs, digest_recipients
+from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
-from handlers.sla_jobs import SlaJobs
 from store.db import Database
 
 if TYPE_CHECKING:

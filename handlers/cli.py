@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bot import __version__
-from bot.config import Config, ConfigError, load_config
-from bot.mapping import check_mapping
-from bot.playbook import Playbook, PlaybookError, load_playbook
-from bot.sentiment import LexiconError, lexicon_dir, load_lexicon
-from bot.texts import check_templates
+from bot.chat.texts import check_templates
+from bot.intake.mapping import check_mapping
+from bot.intake.sentiment.analyser import LexiconError, lexicon_dir, load_lexicon
+from bot.settings.config import Config, ConfigError, load_config
+from bot.settings.playbook import Playbook, PlaybookError, load_playbook
 from store.db import Database
 
 app = typer.Typer(
@@ -176,7 +176,7 @@ def import_mentions(
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
     """Import mentions from a spreadsheet: idempotent, bad rows listed and skipped."""
-    from handlers.importer import run_import  # imported late: the other commands stay light
+    from handlers.ingest.importer import run_import  # imported late: the other commands stay light
 
     cfg, playbook = _load_or_exit(config)
     code = run_import(
@@ -192,11 +192,11 @@ def authors_merge(
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
     """Merge two author cards of one person (identities, mentions and counts)."""
+    from bot.cases.rights import Actor
+    from bot.cases.service import CaseService
     from bot.clock import SystemClock
-    from bot.directory import Directory
     from bot.model import GlobalRole
-    from bot.rights import Actor
-    from bot.services import CaseService
+    from bot.settings.directory import Directory
 
     cfg, playbook = _load_or_exit(config)
     # Whoever runs the command line administers the installation.
@@ -247,9 +247,9 @@ def report(
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
     """Export the cases created in a period with their authors (xlsx, html or md)."""
+    from bot.chat.texts import texts_for
     from bot.clock import SystemClock
-    from bot.texts import texts_for
-    from handlers.report import ReportFormat, write_report
+    from handlers.reports.report import ReportFormat, write_report
 
     first, last = _report_date(date_from, "--from"), _report_date(date_to, "--to")
     if last < first:

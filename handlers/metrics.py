@@ -6,9 +6,9 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from bot.cases.service import IntakeResult
+from bot.chat.outbox import DeliveryResult, OutboxItem
 from bot.model import Mention
-from bot.outbox import DeliveryResult, OutboxItem
-from bot.services import IntakeResult
 
 
 class Metrics:

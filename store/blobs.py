@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.outbox import UNDELIVERED, OutboxOp
+from bot.chat.outbox import UNDELIVERED, OutboxOp
 from store.models import BlobRow, OutboxRow
 from store.repositories import _insert
 

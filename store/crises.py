@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.crisis import CountWindow, Crisis, CrisisEvent, CrisisEventKind, WindowCounts
+from bot.crisis.thresholds import CountWindow, Crisis, CrisisEvent, CrisisEventKind, WindowCounts
 from bot.model import Sentiment
-from bot.playbook import ThresholdScope
+from bot.settings.playbook import ThresholdScope
 from store.models import CaseRow, CrisisRow, MentionRow
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.export import ExportAuthor, ExportCase
-from bot.figures import Period
+from bot.reports.export import ExportAuthor, ExportCase
+from bot.reports.figures import Period
 from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionRow
 
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.outbox import OutboxItem, OutboxOp, OutboxStatus
+from bot.chat.outbox import OutboxItem, OutboxOp, OutboxStatus
 from store.driver import insert_rows
 from store.models import OutboxRow
 

@@ -1,4 +1,4 @@
-"""Aggregate queries for digests and exports (bot.figures.ReportRepository).
+"""Aggregate queries for digests and exports (bot.reports.figures.ReportRepository).
 
 Every figure is computed by the database: GROUP BY for counts, ROW_NUMBER/COUNT OVER for
 percentiles, JSON array expansion for codes. Each query reads one indexed slice (a period of
@@ -32,7 +32,15 @@ from sqlalchemy import (
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.figures import (
+from bot.model import (
+    TERMINAL_STATES,
+    Action,
+    AuthorLabel,
+    CaseState,
+    IgnoreReason,
+    Sentiment,
+)
+from bot.reports.figures import (
     ANSWERED_OUTCOMES,
     AuthorSeen,
     CaseCounts,
@@ -45,14 +53,6 @@ from bot.figures import (
     Period,
     ResponseTimes,
     SlaCounts,
-)
-from bot.model import (
-    TERMINAL_STATES,
-    Action,
-    AuthorLabel,
-    CaseState,
-    IgnoreReason,
-    Sentiment,
 )
 from store.models import AuthorRow, CaseRow, CrisisRow, EventRow, MentionRow, UTCDateTime
 

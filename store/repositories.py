@@ -29,6 +29,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.chat.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
 from bot.model import (
     TERMINAL_STATES,
     Author,
@@ -46,7 +47,6 @@ from bot.model import (
     Sentiment,
     SentimentSource,
 )
-from bot.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
 from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, DepartmentStatus
 from store.driver import (
     database_form,

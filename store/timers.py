@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Case
-from bot.timers import Timer, TimerKind
+from bot.sla.timers import Timer, TimerKind
 from store.driver import in_list, select_rows
 from store.models import CaseRow, TimerRow
 from store.repositories import _case_from_row

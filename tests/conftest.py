@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import FrozenClock
 from store.db import Database
-from tests.synapse import SynapseServer
+from tests.doubles.synapse import SynapseServer
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(

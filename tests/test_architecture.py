@@ -73,7 +73,12 @@ def _bot_sources() -> list[Path]:
 
 def test_bot_sources_are_discovered() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in _bot_sources()}
-    assert {"bot/__init__.py", "bot/model.py", "bot/rights.py", "bot/lifecycle.py"} <= names
+    assert {
+        "bot/__init__.py",
+        "bot/model.py",
+        "bot/cases/rights.py",
+        "bot/cases/lifecycle.py",
+    } <= names
 
 
 @pytest.mark.parametrize(
@@ -170,7 +175,7 @@ def test_importing_every_bot_module_loads_no_transport_and_no_sql() -> None:
         for p in _bot_sources()
     }
     assert expected - {"bot"} <= set(report["imported"])
-    assert {"bot.model", "bot.rights", "bot.lifecycle"} <= set(report["imported"])
+    assert {"bot.model", "bot.cases.rights", "bot.cases.lifecycle"} <= set(report["imported"])
 
     assert report["loaded"] == [], (
         "importing bot/ pulled in transport or SQL modules: " + ", ".join(report["loaded"])

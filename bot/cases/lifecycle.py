@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from bot.cases.rights import Actor
 from bot.model import (
     MAX_DRAFT_TEXT,
     MAX_NAME,
@@ -28,7 +29,6 @@ from bot.model import (
     Outcome,
     WaitReason,
 )
-from bot.rights import Actor
 
 S = CaseState
 _OPEN = frozenset(set(CaseState) - TERMINAL_STATES)

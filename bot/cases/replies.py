@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.directory import Directory
 from bot.model import Author, Case, Mention
-from bot.playbook import Playbook
+from bot.settings.directory import Directory
+from bot.settings.playbook import Playbook
 
 # Mentions from the organisation's own Telegram discussion groups carry this source prefix and
 # "<chat id>:<message id>" as external id, so the bot can answer under the comment itself.

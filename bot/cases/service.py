@@ -13,10 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.clock import Clock
-from bot.delivery import EXTERNAL_REF
-from bot.directory import Destination, Directory
-from bot.lifecycle import (
+from bot.cases.lifecycle import (
     ALLOWED_FROM,
     ActionRequest,
     DomainError,
@@ -27,6 +24,24 @@ from bot.lifecycle import (
     StaleCard,
     transition,
 )
+from bot.cases.replies import ReplyCatalog, origin_of
+from bot.cases.rights import Actor
+from bot.chat.delivery import EXTERNAL_REF
+from bot.chat.outbox import OutboxItem, OutboxOp
+from bot.chat.views import (
+    PROMPT_ACTIONS,
+    REVIEW_ACTIONS,
+    card_ref,
+    card_view,
+    draft_ref,
+    draft_view,
+    menu_options,
+    notice_view,
+    prompt_ref,
+    prompt_view,
+    public_reply_view,
+)
+from bot.clock import Clock
 from bot.model import (
     MAX_MENTION_TEXT,
     SYSTEM_ACTOR,
@@ -46,8 +61,6 @@ from bot.model import (
     Sentiment,
     WaitReason,
 )
-from bot.outbox import OutboxItem, OutboxOp
-from bot.playbook import RoutingConfig, RoutingDefault
 from bot.ports import (
     ConcurrentUpdate,
     DepartmentStatus,
@@ -55,23 +68,10 @@ from bot.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from bot.replies import ReplyCatalog, origin_of
-from bot.rights import Actor
-from bot.sla_engine import DEFAULT_FOLLOW_UP, SlaEngine
-from bot.sla_service import arm_cases
-from bot.views import (
-    PROMPT_ACTIONS,
-    REVIEW_ACTIONS,
-    card_ref,
-    card_view,
-    draft_ref,
-    draft_view,
-    menu_options,
-    notice_view,
-    prompt_ref,
-    prompt_view,
-    public_reply_view,
-)
+from bot.settings.directory import Destination, Directory
+from bot.settings.playbook import RoutingConfig, RoutingDefault
+from bot.sla.engine import DEFAULT_FOLLOW_UP, SlaEngine
+from bot.sla.service import arm_cases
 
 log = logging.getLogger(__name__)
 

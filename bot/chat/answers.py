@@ -8,15 +8,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.crisis_service import CrisisService
-from bot.digest import DigestService
-from bot.directory import Directory
-from bot.lifecycle import ActionRequest
+from bot.cases.lifecycle import ActionRequest
+from bot.cases.rights import Actor
+from bot.cases.service import CaseService, CaseThread
+from bot.chat.texts import Texts
+from bot.chat.views import View, card_view, format_time, notice_view, page_view
+from bot.crisis.service import CrisisService
 from bot.model import SYSTEM_ACTOR, Action, GlobalRole
-from bot.rights import Actor
-from bot.services import CaseService, CaseThread
-from bot.texts import Texts
-from bot.views import View, card_view, format_time, notice_view, page_view
+from bot.reports.digest import DigestService
+from bot.settings.directory import Directory
 
 COMMANDS = ("status", "digest", "case", "escalate", "duty", "help", "whoami", "merge")
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database

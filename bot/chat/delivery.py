@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from bot.clock import Clock
-from bot.outbox import (
+from bot.chat.outbox import (
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -28,6 +27,7 @@ from bot.outbox import (
     RetryLater,
     Transport,
 )
+from bot.clock import Clock
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Outgoing messages as data. Every message the bot sends is an OutboxItem first.
 
 A service writes items in the same transaction as the state change that causes them; the
-delivery worker (bot/delivery.py) hands them to a Transport. Payloads are neutral views
+delivery worker (bot/chat/delivery.py) hands them to a Transport. Payloads are neutral views
 (JSON-able dicts); each transport renders them its own way.
 """
 

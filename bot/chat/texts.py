@@ -29,7 +29,8 @@ from bot.model import (
     Outcome,
     Priority,
 )
-from bot.playbook import YamlError, read_yaml
+from bot.settings.playbook import YamlError, read_yaml
+from playbooks import PLAYBOOKS_DIR
 
 __all__ = [
     "DEFAULT_TEMPLATES_DIR",
@@ -47,9 +48,9 @@ LOCALES = ("ru", "en")  # every locale must carry the same keys and files
 MESSAGES_FILE = "messages.yaml"
 TEMPLATE_SUFFIX = ".j2"
 HTML_SUFFIX = ".html.j2"  # autoescaped; `.txt.j2` is not
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "playbooks" / "templates"
+DEFAULT_TEMPLATES_DIR = PLAYBOOKS_DIR / "templates"
 
-# DomainError codes from bot.lifecycle, plus the ones services raise; each has `error.<code>`.
+# DomainError codes from bot.cases.lifecycle, plus the ones services raise; each has `error.<code>`.
 ERROR_CODES = (
     "invalid_state",
     "no_right",

@@ -18,8 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.directory import Directory
-from bot.lifecycle import ActionRequest, available_actions
+from bot.cases.lifecycle import ActionRequest, available_actions
 from bot.model import (
     Action,
     Author,
@@ -31,6 +30,7 @@ from bot.model import (
     Outcome,
     WaitReason,
 )
+from bot.settings.directory import Directory
 
 DEADLINE_FORMAT = "%d.%m %H:%M"
 View = dict[str, Any]

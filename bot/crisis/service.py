@@ -1,6 +1,6 @@
-"""Crisis mode as a service: count, decide (bot/crisis.py), store and announce, in one unit of
-work. A scheduler job calls `evaluate` every half minute, and intake nudges it when negative
-mentions arrive (handlers/crisis_jobs.py), so a crisis opens within seconds.
+"""Crisis mode as a service: count, decide (bot/crisis/thresholds.py), store and announce, in
+one unit of work. A scheduler job calls `evaluate` every half minute, and intake nudges it
+when negative mentions arrive (handlers/jobs/crisis.py), so a crisis opens within seconds.
 
 On opening, a crisis card goes to the coordination chat on every transport: the checklist with
 owners and due times, the holding statement, "pause scheduled posts". It is edited in place
@@ -17,8 +17,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.chat.outbox import OutboxItem, OutboxOp
+from bot.chat.views import View, format_time, notice_view, page_view
 from bot.clock import Clock
-from bot.crisis import (
+from bot.crisis.thresholds import (
     CountWindow,
     Crisis,
     CrisisChange,
@@ -28,10 +30,10 @@ from bot.crisis import (
     read,
     windows_for,
 )
-from bot.directory import Destination, Directory
 from bot.model import DeptRole, GlobalRole
-from bot.outbox import OutboxItem, OutboxOp
-from bot.playbook import (
+from bot.ports import UnitOfWorkFactory
+from bot.settings.directory import Destination, Directory
+from bot.settings.playbook import (
     LOCALES,
     ChecklistOwner,
     CrisisConfig,
@@ -39,8 +41,6 @@ from bot.playbook import (
     ThresholdScope,
     format_duration,
 )
-from bot.ports import UnitOfWorkFactory
-from bot.views import View, format_time, notice_view, page_view
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from bot.cases.service import CaseOpening, CaseService, IntakeResult
 from bot.clock import Clock
-from bot.intake import MentionIntake
+from bot.intake.intake import MentionIntake
 from bot.model import (
     MAX_MENTION_TEXT,
     Author,
@@ -29,9 +30,8 @@ from bot.model import (
     Mention,
     Sentiment,
 )
-from bot.playbook import AuthorLabelsConfig
 from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
-from bot.services import CaseOpening, CaseService, IntakeResult
+from bot.settings.playbook import AuthorLabelsConfig
 
 # A batch that lost a race to another writer is run again from its reads; this many times.
 ATTEMPTS = 5

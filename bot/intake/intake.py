@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from bot.cases.service import CaseOpening, CaseService, IntakeResult
 from bot.clock import Clock
-from bot.lemmas import Lemmatiser
+from bot.intake.lemmas import Lemmatiser
+from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.model import Mention, Priority, Sentiment, SentimentSource
-from bot.playbook import Playbook, RouteDecision, route
-from bot.sentiment import SentimentClassifier
-from bot.services import CaseOpening, CaseService, IntakeResult
+from bot.settings.playbook import Playbook, RouteDecision, route
 
 # (department, priority, opened_at, policy override) -> (policy name, first touch, answer,
 # resolution). Injected so the SLA engine owns deadline arithmetic.

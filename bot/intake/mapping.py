@@ -1,7 +1,7 @@
 """A source's own record (monitoring JSON, a spreadsheet row) as the API's mention shape.
 
 Pure: no I/O. `RecordMapper` compiles a `SourceMapping` once; `map_record` is the one-off form.
-The result has the shape handlers.api.MentionIn validates, plus "identities": the e-mail and
+The result has the shape handlers.ingest.api.MentionIn validates, plus "identities": the e-mail and
 phone the source gives for the author, which become `Mention.linked` (one author card).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Final
 
-from bot.config import SourceMapping
+from bot.settings.config import SourceMapping
 
 __all__ = [
     "AUTHOR_FIELDS",

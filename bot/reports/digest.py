@@ -16,9 +16,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.cases.rights import Actor
+from bot.chat.outbox import OutboxItem, OutboxOp, photo_payload
+from bot.chat.views import View, notice_view, page_view
 from bot.clock import Clock
-from bot.directory import Destination, Directory
-from bot.figures import (
+from bot.model import AuthorLabel, GlobalRole
+from bot.ports import UnitOfWork, UnitOfWorkFactory
+from bot.reports.figures import (
     AuthorSeen,
     CaseCounts,
     CodeCount,
@@ -31,11 +35,7 @@ from bot.figures import (
     ResponseTimes,
     SlaCounts,
 )
-from bot.model import AuthorLabel, GlobalRole
-from bot.outbox import OutboxItem, OutboxOp, photo_payload
-from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.rights import Actor
-from bot.views import View, notice_view, page_view
+from bot.settings.directory import Destination, Directory
 
 # Who may ask for /digest: the people the digest is written for, and the duty officer.
 DIGEST_READERS = frozenset({GlobalRole.LEADERSHIP, GlobalRole.DUTY})
@@ -140,7 +140,7 @@ class WeeklyFigures:
 
 @dataclass(frozen=True, slots=True)
 class Chart:
-    """A rendered chart: PNG bytes and their pixel size (handlers/charts.py draws it)."""
+    """A rendered chart: PNG bytes and their pixel size (handlers/reports/charts.py draws it)."""
 
     png: bytes
     width: int

@@ -1,7 +1,7 @@
 """The case export (`otklik report`): rows as the store streams them, and the summary built
 from exactly those rows, so the Summary sheet and the Cases sheet never disagree.
 
-Definitions (the README states them too; they match the digest's, bot/figures.py):
+Definitions (the README states them too; they match the digest's, bot/reports/figures.py):
 - the period is [from 00:00, to + 1 day 00:00) in the organisation's time zone, by the case's
   creation time;
 - answered: published, or closed with an outcome other than no_action;
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.figures import ANSWERED_OUTCOMES, Period
 from bot.model import CaseState, IgnoreReason, Outcome
+from bot.reports.figures import ANSWERED_OUTCOMES, Period
 
 __all__ = [
     "ExportAuthor",

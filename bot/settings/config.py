@@ -28,9 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from bot.duty import DutyConfig, check_duty_staff
 from bot.model import MAX_NAME, DeptRole, GlobalRole
-from bot.yamlfile import StrictLoader
+from bot.settings.yamlfile import StrictLoader
+from bot.sla.duty import DutyConfig, check_duty_staff
 
 __all__ = [
     "ApiConfig",

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.cases.rights import Actor
+from bot.chat.outbox import OutboxItem, OutboxOp
 from bot.clock import Clock, SystemClock
-from bot.config import Config, StaffMember
-from bot.duty import DutyShift, who_is_on_duty
 from bot.model import Case, DeptRole, GlobalRole
-from bot.outbox import OutboxItem, OutboxOp
-from bot.rights import Actor
+from bot.settings.config import Config, StaffMember
+from bot.sla.duty import DutyShift, who_is_on_duty
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,8 @@ from pydantic import (
 )
 
 from bot.model import Action, AuthorLabel, Priority
-from bot.yamlfile import StrictLoader
+from bot.settings.yamlfile import StrictLoader
+from playbooks import PLAYBOOKS_DIR
 
 __all__ = [
     "ALWAYS_OPEN",
@@ -88,7 +89,7 @@ __all__ = [
 
 PLAYBOOK_FILES = ("routing.yaml", "sla.yaml", "templates.yaml", "escalation.yaml", "crisis.yaml")
 # bot/ and playbooks/ are installed side by side, in a checkout and in a wheel alike.
-DEFAULT_PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks" / "default"
+DEFAULT_PLAYBOOK_DIR = PLAYBOOKS_DIR / "default"
 ALWAYS_OPEN = "24x7"  # the built-in calendar: every minute counts
 LOCALES = ("ru", "en")
 

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.model import Priority
-from bot.playbook import Playbook, Reminder, WorkCalendar
+from bot.settings.playbook import Playbook, Reminder, WorkCalendar
 
 __all__ = [
     "Deadlines",

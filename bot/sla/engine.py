@@ -1,7 +1,7 @@
 """The SLA clock, pure: which timers a case needs, where an escalation chain goes next, how
-waiting for the author moves deadlines. No I/O: bot/sla_service.py stores and fires timers.
+waiting for the author moves deadlines. No I/O: bot/sla/service.py stores and fires timers.
 
-One deadline matters at a time (bot.views.current_deadline): first touch while nobody has
+One deadline matters at a time (bot.chat.views.current_deadline): first touch while nobody has
 touched the case, then the approved answer, then resolution. Its reminders and its breach are
 planned whenever the case changes; the escalation chain is planned one notice at a time, by
 the breach and then by each notice as it fires, so a chain costs one pending row per case.
@@ -19,16 +19,16 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.chat.views import current_deadline
 from bot.model import Action, Case
-from bot.playbook import EscalationChain, EscalationStep, Playbook, SlaPolicy, WorkCalendar
-from bot.sla import (
+from bot.settings.playbook import EscalationChain, EscalationStep, Playbook, SlaPolicy, WorkCalendar
+from bot.sla.calendar import (
     add_working_time,
     plan_deadlines,
     subtract_working_time,
     working_time_between,
 )
-from bot.timers import Timer, TimerKind
-from bot.views import current_deadline
+from bot.sla.timers import Timer, TimerKind
 
 __all__ = ["DEFAULT_FOLLOW_UP", "SlaEngine", "TimerPlan", "deadline_tag"]
 
@@ -205,7 +205,7 @@ class SlaEngine:
         self, policy: SlaPolicy, start: datetime, due: datetime
     ) -> list[tuple[str, datetime]]:
         """Each reminder point of the policy ('80%', '-15m') and when it fires, as
-        bot.sla.reminder_times counts them; points falling on one moment fire once."""
+        bot.sla.calendar.reminder_times counts them; points falling on one moment fire once."""
         calendar = self._calendar(policy)
         allowed = working_time_between(calendar, start, due, self._tz)
         found: dict[datetime, str] = {}

@@ -4,7 +4,7 @@ follow-ups) and writes what they cause in the same transaction as marking them f
 A timer fires exactly once: it is picked, marked fired, and its messages, events, card edits
 and the chain's next timer are committed together; a crash before the commit leaves it
 pending for the next run, after it leaves nothing to repeat. Timers missed while the bot was
-down are simply due at start. The scheduler glue (handlers/sla_jobs.py) calls `fire_due` when
+down are simply due at start. The scheduler glue (handlers/jobs/sla.py) calls `fire_due` when
 `next_due` comes.
 """
 
@@ -17,16 +17,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.cases.replies import origin_of
+from bot.chat.outbox import OutboxItem, OutboxOp
+from bot.chat.views import card_ref, card_view, format_time, notice_view
 from bot.clock import Clock
-from bot.directory import Destination, Directory
 from bot.model import SYSTEM_ACTOR, Author, Case, DeptRole, Event, EventKind, GlobalRole, Mention
-from bot.outbox import OutboxItem, OutboxOp
-from bot.playbook import NotifyTarget
 from bot.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
-from bot.replies import origin_of
-from bot.sla_engine import SlaEngine
-from bot.timers import Timer, TimerKind
-from bot.views import card_ref, card_view, format_time, notice_view
+from bot.settings.directory import Destination, Directory
+from bot.settings.playbook import NotifyTarget
+from bot.sla.engine import SlaEngine
+from bot.sla.timers import Timer, TimerKind
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import Field, TypeAdapter, ValidationError
 
-from bot.bulk import BulkIntake
+from bot.cases.service import CaseService
 from bot.clock import Clock
-from bot.config import ApiSource, Config
-from bot.intake import MentionIntake
-from bot.mapping import MappingError, RecordMapper
+from bot.intake.bulk import BulkIntake
+from bot.intake.intake import MentionIntake
+from bot.intake.mapping import MappingError, RecordMapper
 from bot.model import Identity
-from bot.services import CaseService
+from bot.settings.config import ApiSource, Config
+from handlers.ingest.schema import MentionIn
 from handlers.metrics import Metrics
-from handlers.schema import MentionIn
 from store.db import Database
 
 MAX_BATCH = 1_000

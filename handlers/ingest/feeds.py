@@ -25,8 +25,8 @@ import feedparser
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 
+from bot.cases.service import IntakeResult
 from bot.clock import Clock
-from bot.config import FeedSource
 from bot.model import (
     MAX_MENTION_TEXT,
     MAX_NAME,
@@ -36,7 +36,7 @@ from bot.model import (
     Sentiment,
     SentimentSource,
 )
-from bot.services import IntakeResult
+from bot.settings.config import FeedSource
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Reading an import file: rows in, validated mentions out, in batches.
 
-A CSV or the first sheet of an .xlsx is streamed, each row mapped (bot.mapping) and validated
+A CSV or the first sheet of an .xlsx is streamed, each row mapped (bot.intake.mapping) and validated
 like an API request (MentionIn). A row that cannot be imported comes out with its row number
 as a spreadsheet shows it (titles are row 1) and its problems; the rest go on.
 
@@ -35,9 +35,9 @@ from typing import IO, Any, Protocol
 
 from pydantic import ValidationError
 
-from bot.config import SourceMapping
-from bot.mapping import ALL_FIELDS, REQUIRED_FIELDS, MappingError, RecordMapper
-from handlers.schema import MentionIn, Packed
+from bot.intake.mapping import ALL_FIELDS, REQUIRED_FIELDS, MappingError, RecordMapper
+from bot.settings.config import SourceMapping
+from handlers.ingest.schema import MentionIn, Packed
 
 DELIMITERS = (",", ";", "\t")
 
@@ -421,8 +421,8 @@ _GO = b"go"
 _PIPE_LIMIT = 4 << 20  # bytes the importer buffers from the pipe: a few batches
 # `-c`, not `-m`: a module run as __main__ would be a second copy of this one, and batches
 # pickled in it would name classes the importer cannot find.
-_SERVE = "from handlers.import_rows import serve; serve()"
-_PROJECT = str(Path(__file__).resolve().parent.parent)
+_SERVE = "from handlers.ingest.import_rows import serve; serve()"
+_PROJECT = str(Path(__file__).resolve().parents[2])
 
 
 class ReaderFailed(RuntimeError):

@@ -1,8 +1,8 @@
 """`otklik import`: mentions from a .csv or .xlsx file, in bulk.
 
-Rows are streamed, mapped (bot.mapping) and validated like API requests (MentionIn) by
-handlers.import_rows, in a process of its own for big files, and stored in batches through
-bot.bulk: one transaction per batch. A malformed row is reported with its row number as a
+Rows are streamed, mapped (bot.intake.mapping) and validated like API requests (MentionIn) by
+handlers.ingest.import_rows, in a process of its own for big files, and stored in batches through
+bot.intake.bulk: one transaction per batch. A malformed row is reported with its row number as a
 spreadsheet shows it (titles are row 1) and skipped. A re-run counts what is already stored
 as duplicates and changes nothing.
 """
@@ -21,21 +21,21 @@ from typing import IO, Any, cast
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from bot.bulk import BulkIntake
+from bot.cases.replies import ReplyCatalog
+from bot.cases.service import CaseService
 from bot.clock import Clock, SystemClock
-from bot.config import Config
-from bot.directory import Directory
-from bot.intake import MentionIntake
-from bot.lemmas import Lemmatiser
-from bot.mapping import check_mapping
+from bot.intake.bulk import BulkIntake
+from bot.intake.intake import MentionIntake
+from bot.intake.lemmas import Lemmatiser
+from bot.intake.mapping import check_mapping
+from bot.intake.sentiment.analyser import SentimentClassifier, lexicon_dir, load_lexicon
 from bot.model import Priority
-from bot.playbook import Playbook
 from bot.ports import UnitOfWorkFactory
-from bot.replies import ReplyCatalog
-from bot.sentiment import SentimentClassifier, lexicon_dir, load_lexicon
-from bot.services import CaseService
-from bot.sla import plan_deadlines
-from handlers.import_rows import (
+from bot.settings.config import Config
+from bot.settings.directory import Directory
+from bot.settings.playbook import Playbook
+from bot.sla.calendar import plan_deadlines
+from handlers.ingest.import_rows import (
     MESSAGES,
     ImportSetupError,
     Reader,
@@ -46,7 +46,7 @@ from handlers.import_rows import (
     quiet_gc,
     say,
 )
-from handlers.schema import unpack
+from handlers.ingest.schema import unpack
 from store.db import Database
 
 __all__ = ["MESSAGES", "ImportReport", "ImportSetupError", "import_file", "run_import", "say"]

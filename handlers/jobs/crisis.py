@@ -14,9 +14,9 @@ import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.crisis_service import CrisisService
+from bot.cases.service import IntakeResult
+from bot.crisis.service import CrisisService
 from bot.model import Mention, Sentiment
-from bot.services import IntakeResult
 
 log = logging.getLogger(__name__)
 

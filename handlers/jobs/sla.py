@@ -1,6 +1,6 @@
 """The SLA clock on APScheduler: ONE date job, armed for the earliest pending timer.
 
-Timers live in the database (bot/sla_service.py); the scheduler only knows when to look next.
+Timers live in the database (bot/sla/service.py); the scheduler only knows when to look next.
 One job whatever the number of open cases: 100,000 cases cost one row each in `timers` and
 nothing in the scheduler. After each run the job is re-armed for the next pending moment;
 a timer planned earlier than that (a new case, an action) re-arms it sooner.
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.base import BaseScheduler
 
 from bot.clock import Clock
-from bot.sla_service import SlaService
+from bot.sla.service import SlaService
 
 log = logging.getLogger(__name__)
 

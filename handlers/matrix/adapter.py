@@ -17,15 +17,15 @@ from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, JoinError, SyncError, SyncResponse
 
-from bot.answers import Answers, case_number
-from bot.config import Config, MatrixConfig
-from bot.directory import Destination, Directory
-from bot.lifecycle import ActionRequest, DomainError, NoRight
+from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
+from bot.cases.rights import Actor
+from bot.cases.service import ActResult, CaseService
+from bot.chat.answers import Answers, case_number
+from bot.chat.texts import Texts
+from bot.chat.views import MENU_ACTIONS, View, choice_request, notice_view
 from bot.model import MAX_DRAFT_TEXT, Action
-from bot.rights import Actor
-from bot.services import ActResult, CaseService
-from bot.texts import Texts
-from bot.views import MENU_ACTIONS, View, choice_request, notice_view
+from bot.settings.config import Config, MatrixConfig
+from bot.settings.directory import Destination, Directory
 from handlers.matrix.reactions import (
     ACTION_OF_CARD_REACTION,
     ACTION_OF_DRAFT_REACTION,

@@ -1,4 +1,4 @@
-"""Neutral views (bot/views.py) as Matrix messages: `org.matrix.custom.html` with a plain-text
+"""Neutral views (bot/chat/views.py) as Matrix messages: `org.matrix.custom.html` with a plain-text
 body beside it, and the reaction keys that stand for buttons (handlers/matrix/reactions.py).
 
 The templates write Telegram-flavoured HTML (b, i, u, s, code, pre, a href, blockquote), which
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.texts import HTML_SUFFIX, Texts
-from bot.views import CARD_FIELDS, DRAFT_FIELDS, View
+from bot.chat.texts import HTML_SUFFIX, Texts
+from bot.chat.views import CARD_FIELDS, DRAFT_FIELDS, View
 from handlers.matrix.reactions import card_reactions, draft_reactions
 
 __all__ = [

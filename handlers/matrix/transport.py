@@ -27,7 +27,14 @@ from nio.api import Api, RelationshipType
 from nio.exceptions import LocalTransportError, RemoteTransportError
 from nio.responses import RoomEventRelationsResponse
 
-from bot.outbox import Delivery, DeliveryResult, OutboxItem, OutboxOp, PermanentFailure, RetryLater
+from bot.chat.outbox import (
+    Delivery,
+    DeliveryResult,
+    OutboxItem,
+    OutboxOp,
+    PermanentFailure,
+    RetryLater,
+)
 from handlers.matrix.render import HTML_FORMAT, MatrixRendered, MatrixRenderer
 
 __all__ = [

@@ -1,9 +1,9 @@
-"""Draws the digest's chart (see handlers/charts.py): matplotlib's object API on the Agg
+"""Draws the digest's chart (see handlers/reports/charts.py): matplotlib's object API on the Agg
 canvas, no display and no pyplot global state.
 
-Run as `python -m handlers.chart_drawing` it reads the chart's data as JSON on stdin and writes
-the PNG to stdout: the bot renders in such a child process, so matplotlib's memory and CPU never
-weigh on the process that serves chats and fires SLA timers.
+Run as `python -m handlers.reports.chart_drawing` it reads the chart's data as JSON on stdin
+and writes the PNG to stdout: the bot renders in such a child process, so matplotlib's
+memory and CPU never weigh on the process that serves chats and fires SLA timers.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from handlers.charts import (
+from handlers.reports.charts import (
     CHART_HEIGHT,
     CHART_WIDTH,
     DPI,

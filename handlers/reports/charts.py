@@ -4,7 +4,7 @@ Top: negative mentions per hour of the organisation's day, stacked by department
 departments by name, the rest summed up as "other"). Bottom: SLA compliance per department as
 horizontal bars, worst on top, with the percentage written on each bar.
 
-handlers/chart_drawing.py draws it in a child process: matplotlib costs some 35 MB and a few
+handlers/reports/chart_drawing.py draws it in a child process: matplotlib costs some 35 MB and a few
 hundred milliseconds of CPU, which the bot's own process (chats, SLA timers) should not carry
 for a picture made once an evening.
 
@@ -87,7 +87,7 @@ async def render_digest_chart(
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "handlers.chart_drawing",
+        "handlers.reports.chart_drawing",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

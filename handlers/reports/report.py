@@ -29,7 +29,9 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from bot.export import (
+from bot.chat.texts import Texts
+from bot.ports import UnitOfWorkFactory
+from bot.reports.export import (
     ExportAuthor,
     ExportCase,
     ReportSummary,
@@ -37,8 +39,6 @@ from bot.export import (
     add_to_summary,
     export_period,
 )
-from bot.ports import UnitOfWorkFactory
-from bot.texts import Texts
 
 __all__ = [
     "AUTHOR_COLUMNS",

@@ -12,9 +12,9 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
-from bot.answers import COMMANDS
-from bot.config import TelegramConfig
-from bot.texts import LOCALES, Texts, texts_for
+from bot.chat.answers import COMMANDS
+from bot.chat.texts import LOCALES, Texts, texts_for
+from bot.settings.config import TelegramConfig
 from handlers.telegram import buttons, commands, comments, replies
 from handlers.telegram.context import TelegramContext
 from handlers.telegram.limits import RateLimiter, TelegramLimits

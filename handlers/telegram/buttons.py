@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery, InaccessibleMessage
 
-from bot.lifecycle import ActionRequest, DomainError, NoRight, StaleCard
+from bot.cases.lifecycle import ActionRequest, DomainError, NoRight, StaleCard
+from bot.cases.service import ActResult
+from bot.chat.views import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS, choice_request
 from bot.model import Action
-from bot.services import ActResult
-from bot.views import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS, choice_request
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
 from handlers.telegram.context import TelegramContext, where
 

@@ -1,5 +1,5 @@
 """Commands: /status, /digest, /case N, /escalate N reason, /duty, /help, /whoami. Parsing
-only: the answers come from bot.answers, the same as in Matrix."""
+only: the answers come from bot.chat.answers, the same as in Matrix."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.answers import case_number
-from bot.views import View
+from bot.chat.answers import case_number
+from bot.chat.views import View
 from handlers.telegram.context import TRANSPORT, TelegramContext, where
 
 

@@ -11,11 +11,11 @@ from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Chat, Message, User
 
-from bot.config import DiscussionGroup
+from bot.cases.replies import TELEGRAM_COMMENT_SOURCE, telegram_comment_id
+from bot.cases.service import IntakeResult
+from bot.chat.views import notice_view
 from bot.model import MAX_NAME, Identity, Mention
-from bot.replies import TELEGRAM_COMMENT_SOURCE, telegram_comment_id
-from bot.services import IntakeResult
-from bot.views import notice_view
+from bot.settings.config import DiscussionGroup
 from handlers.telegram.context import TRANSPORT, TelegramContext, where
 
 log = logging.getLogger(__name__)

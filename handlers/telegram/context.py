@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from aiogram.types import Message, User
 
-from bot.answers import Answers
+from bot.cases.lifecycle import DomainError
+from bot.cases.rights import Actor
+from bot.cases.service import CaseService
+from bot.chat.answers import Answers
+from bot.chat.texts import Texts
 from bot.clock import Clock
-from bot.directory import Destination, Directory
-from bot.intake import MentionIntake
-from bot.lifecycle import DomainError
-from bot.rights import Actor
-from bot.services import CaseService
-from bot.texts import Texts
+from bot.intake.intake import MentionIntake
+from bot.settings.directory import Destination, Directory
 
 TRANSPORT = "telegram"
 MAX_ALERT = 200  # answerCallbackQuery text limit

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.texts import Texts
-from bot.views import MENU_ACTIONS, View
+from bot.chat.texts import Texts
+from bot.chat.views import MENU_ACTIONS, View
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
 
 __all__ = ["card_keyboard", "draft_keyboard", "layout"]

@@ -1,4 +1,4 @@
-"""Neutral views (bot/views.py) as Telegram messages: HTML text, a keyboard, and whether the
+"""Neutral views (bot/chat/views.py) as Telegram messages: HTML text, a keyboard, and whether the
 message is public (a public reply must stay forwardable: never protect_content).
 
 Telegram refuses a text longer than 4096 characters, counted in UTF-16 code units of the
@@ -17,8 +17,8 @@ from typing import Any
 
 from aiogram.types import ForceReply, InlineKeyboardMarkup
 
-from bot.texts import HTML_SUFFIX, Texts
-from bot.views import CARD_FIELDS, DRAFT_FIELDS, View
+from bot.chat.texts import HTML_SUFFIX, Texts
+from bot.chat.views import CARD_FIELDS, DRAFT_FIELDS, View
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard
 
 __all__ = [

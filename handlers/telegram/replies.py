@@ -9,9 +9,9 @@ import re
 from aiogram import F, Router
 from aiogram.types import Message
 
-from bot.lifecycle import ActionRequest
+from bot.cases.lifecycle import ActionRequest
+from bot.chat.views import notice_view
 from bot.model import MAX_DRAFT_TEXT, Action, CaseState
-from bot.views import notice_view
 from handlers.telegram.context import TRANSPORT, TelegramContext, where
 
 LINK = re.compile(r"^https?://\S+$")

@@ -32,7 +32,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.outbox import Delivery, DeliveryResult, OutboxOp, PermanentFailure, RetryLater
+from bot.chat.outbox import Delivery, DeliveryResult, OutboxOp, PermanentFailure, RetryLater
 from handlers.telegram.limits import RateLimiter
 from handlers.telegram.render import Rendered, TelegramRenderer
 

@@ -14,14 +14,14 @@ from urllib.parse import quote
 import aiohttp
 from nio import AsyncClient
 
+from bot.chat.views import card_ref
 from bot.clock import SystemClock
-from bot.config import Config, load_config
 from bot.model import Identity, Mention, Sentiment
-from bot.playbook import load_playbook
-from bot.views import card_ref
+from bot.settings.config import Config, load_config
+from bot.settings.playbook import load_playbook
 from handlers.app import App
-from tests.support import ROOT
-from tests.synapse import MatrixUser, SynapseServer
+from tests.doubles.support import ROOT
+from tests.doubles.synapse import MatrixUser, SynapseServer
 
 STAFF = (
     ("spec", "Анна Иванова", "housing: [specialist]"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from bot.config import Config, load_config
 from bot.model import Identity, Mention, Sentiment
+from bot.settings.config import Config, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG_YAML = """
 locale: ru

@@ -12,14 +12,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.chat.views import card_ref
 from bot.clock import SystemClock
-from bot.config import load_config
 from bot.model import Identity, Mention, Sentiment
-from bot.playbook import load_playbook
-from bot.views import card_ref
+from bot.settings.config import load_config
+from bot.settings.playbook import load_playbook
 from handlers.app import App
-from tests.support import ROOT
-from tests.telegram_server import BotInfo, Limits, StoredMessage, TelegramServer, User
+from tests.doubles.support import ROOT
+from tests.doubles.telegram_server import BotInfo, Limits, StoredMessage, TelegramServer, User
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 SCALE = 10  # Telegram's limits, ten times faster, on both sides

@@ -22,7 +22,7 @@ from nio import (
 )
 from nio.api import RelationshipType
 
-from tests.synapse import MatrixUser, SynapseServer
+from tests.doubles.synapse import MatrixUser, SynapseServer
 
 # The flood test starts a server of its own, without the `synapse` fixture that skips.
 pytest.importorskip(

@@ -34,7 +34,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from tests.telegram_server import (
+from tests.doubles.telegram_server import (
     NOT_MODIFIED,
     QUERY_INVALID,
     BotInfo,

@@ -16,22 +16,22 @@ import pytest
 from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
 
+from bot.chat.delivery import OutboxWorker, RetryPolicy
+from bot.chat.outbox import Delivery, OutboxItem, OutboxOp, OutboxStatus, photo_payload
+from bot.chat.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from bot.chat.views import page_view
 from bot.clock import FrozenClock
-from bot.delivery import OutboxWorker, RetryPolicy
-from bot.outbox import Delivery, OutboxItem, OutboxOp, OutboxStatus, photo_payload
-from bot.texts import DEFAULT_TEMPLATES_DIR, texts_for
-from bot.views import page_view
-from handlers.charts import CHART_HEIGHT, CHART_WIDTH, render_digest_chart
 from handlers.matrix.render import HTML_FORMAT, MatrixRenderer
 from handlers.matrix.transport import MatrixTransport
+from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH, render_digest_chart
 from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import MAX_CAPTION, TelegramRenderer
 from handlers.telegram.transport import TelegramTransport
 from store.db import Database
-from tests.synapse import SynapseServer
-from tests.telegram_server import Limits, TelegramServer, utf16_len
-from tests.test_matrix_transport import bot_client
-from tests.test_telegram_transport import PlainHttpSession
+from tests.doubles.synapse import SynapseServer
+from tests.doubles.telegram_server import Limits, TelegramServer, utf16_len
+from tests.handlers.matrix.test_transport import bot_client
+from tests.handlers.telegram.test_transport import PlainHttpSession
 
 TOKEN = "123456:TEST-token"
 NOW = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)

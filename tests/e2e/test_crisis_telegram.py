@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.telegram_server import StoredMessage
-from tests.telegram_world import telegram_world
+from tests.doubles.telegram_server import StoredMessage
+from tests.doubles.telegram_world import telegram_world
 
 # The shipped playbook: housing-spike opens at 15 negative housing mentions within an hour.
 STORM = 15

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.chat.views import card_ref
 from bot.clock import SystemClock
-from bot.config import load_config
 from bot.model import CaseState
-from bot.playbook import load_playbook
-from bot.views import card_ref
+from bot.settings.config import load_config
+from bot.settings.playbook import load_playbook
 from handlers.app import App
-from tests.matrix_world import MatrixWorld, eventually
-from tests.support import ROOT
-from tests.synapse import SynapseServer
-from tests.telegram_server import Limits, TelegramServer
-from tests.telegram_world import TOKEN
+from tests.doubles.matrix_world import MatrixWorld, eventually
+from tests.doubles.support import ROOT
+from tests.doubles.synapse import SynapseServer
+from tests.doubles.telegram_server import Limits, TelegramServer
+from tests.doubles.telegram_world import TOKEN
 
 CONFIG = """
 locale: ru

@@ -12,19 +12,19 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bot.clock import SystemClock
-from bot.config import load_config
 from bot.model import CaseState
-from bot.playbook import load_playbook
+from bot.settings.config import load_config
+from bot.settings.playbook import load_playbook
 from handlers.app import App
-from handlers.charts import CHART_HEIGHT, CHART_WIDTH
+from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH
 from store.db import Database
 from store.models import OutboxRow
-from tests.matrix_world import MatrixWorld, eventually
-from tests.support import ROOT
-from tests.synapse import SynapseServer
-from tests.telegram_server import Limits, TelegramServer
-from tests.telegram_world import TOKEN
-from tests.test_digest import Seeder
+from tests.bot.reports.test_digest import Seeder
+from tests.doubles.matrix_world import MatrixWorld, eventually
+from tests.doubles.support import ROOT
+from tests.doubles.synapse import SynapseServer
+from tests.doubles.telegram_server import Limits, TelegramServer
+from tests.doubles.telegram_world import TOKEN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

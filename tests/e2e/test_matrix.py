@@ -9,8 +9,8 @@ from urllib.parse import quote
 import pytest
 
 from bot.model import CaseState, EventKind, Outcome
-from tests.matrix_world import eventually, matrix_world
-from tests.synapse import SynapseServer
+from tests.doubles.matrix_world import eventually, matrix_world
+from tests.doubles.synapse import SynapseServer
 
 
 async def test_card_take_draft_approve_publish_close(

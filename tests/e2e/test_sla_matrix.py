@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.chat.views import current_deadline
 from bot.model import CaseState
-from bot.sla_engine import deadline_tag
-from bot.timers import Timer, TimerKind
-from bot.views import current_deadline
-from tests.matrix_world import eventually, matrix_world
-from tests.synapse import SynapseServer
+from bot.sla.engine import deadline_tag
+from bot.sla.timers import Timer, TimerKind
+from tests.doubles.matrix_world import eventually, matrix_world
+from tests.doubles.synapse import SynapseServer
 
 
 async def test_reminder_wait_for_author_and_follow_up(

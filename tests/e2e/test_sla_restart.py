@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from bot.cases.service import CaseOpening
 from bot.clock import FrozenClock
 from bot.model import EventKind, Priority
-from bot.playbook import load_playbook
-from bot.services import CaseOpening
-from bot.sla import plan_deadlines
+from bot.settings.playbook import load_playbook
+from bot.sla.calendar import plan_deadlines
 from handlers.app import App
-from handlers.sla_jobs import JOB_ID
-from tests.fakes import RecordingTransport
-from tests.support import make_config, make_mention
-from tests.test_cli import free_port
+from handlers.jobs.sla import JOB_ID
+from tests.doubles.fakes import RecordingTransport
+from tests.doubles.support import make_config, make_mention
+from tests.handlers.test_cli import free_port
 
 M = timedelta(minutes=1)
 

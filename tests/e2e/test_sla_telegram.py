@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.chat.views import current_deadline
 from bot.model import Case, CaseState
-from bot.sla_engine import deadline_tag
-from bot.timers import Timer, TimerKind
-from bot.views import current_deadline
-from tests.telegram_world import World, telegram_world
+from bot.sla.engine import deadline_tag
+from bot.sla.timers import Timer, TimerKind
+from tests.doubles.telegram_world import World, telegram_world
 
 
 async def due_now(world: World, case: Case, kind: TimerKind, **payload: object) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bot.cases.replies import telegram_comment_id
 from bot.model import CaseState, EventKind, Outcome
-from bot.replies import telegram_comment_id
-from tests.telegram_world import World, telegram_world
+from tests.doubles.telegram_world import World, telegram_world
 
 
 async def test_card_lands_in_the_department_topic_and_two_taps_publish_a_template(

@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.clock import FrozenClock
-from bot.config import load_config
-from bot.playbook import load_playbook
+from bot.settings.config import load_config
+from bot.settings.playbook import load_playbook
 from handlers.app import App
 from handlers.cli import app
-from tests.support import ROOT
+from tests.doubles.support import ROOT
 
 runner = CliRunner()
 EXAMPLE = ROOT / "config.example.yaml"
@@ -100,10 +100,10 @@ async def test_app_starts_without_chat_credentials_and_says_what_to_configure(
 def test_authors_merge_on_the_command_line(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
+    from bot.cases.service import CaseService
     from bot.clock import SystemClock
-    from bot.directory import Directory
     from bot.model import Identity, Mention, Sentiment
-    from bot.services import CaseService
+    from bot.settings.directory import Directory
     from store.db import Database
 
     path = example_copy(tmp_path)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from bot.model import Author, AuthorLabel, Identity, Mention
 from bot.ports import ConcurrentUpdate
 from store.db import Database
-from tests.support import make_mention
+from tests.doubles.support import make_mention
 
 NOW = datetime(2026, 11, 20, 13, 30, tzinfo=UTC)
 

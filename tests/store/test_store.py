@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
+from bot.chat.outbox import OutboxItem, OutboxOp, OutboxStatus
 from bot.model import (
     Author,
     AuthorLabel,
@@ -25,7 +26,6 @@ from bot.model import (
     Priority,
     Sentiment,
 )
-from bot.outbox import OutboxItem, OutboxOp, OutboxStatus
 from bot.ports import ConcurrentUpdate
 from store.db import Database
 from store.models import Base

@@ -24,8 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
-from bot.config import Config
-from bot.lemmas import (
+from bot.intake.lemmas import (
     LANGUAGES,
     Language,
     Lemmatiser,
@@ -36,7 +35,9 @@ from bot.lemmas import (
     primary_language,
 )
 from bot.model import MAX_MENTION_TEXT, Sentiment
-from bot.yamlfile import StrictLoader
+from bot.settings.config import Config
+from bot.settings.yamlfile import StrictLoader
+from playbooks import PLAYBOOKS_DIR
 
 __all__ = [
     "DEFAULT_LEXICON_DIR",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 # bot/ and playbooks/ sit side by side in a checkout and in a wheel alike.
-DEFAULT_LEXICON_DIR = Path(__file__).resolve().parent.parent / "playbooks" / "default" / "lexicon"
+DEFAULT_LEXICON_DIR = PLAYBOOKS_DIR / "default" / "lexicon"
 EMOJI_FILE = "emoji.yaml"
 _MAX_WEIGHT = 10.0
 _MAX_REASONS = 20

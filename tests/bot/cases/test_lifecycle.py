@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.lifecycle import (
+from bot.cases.lifecycle import (
     ActionRequest,
     DomainError,
     InvalidInput,
@@ -27,6 +27,7 @@ from bot.lifecycle import (
     invariant_violations,
     transition,
 )
+from bot.cases.rights import Actor
 from bot.model import (
     MAX_DRAFT_TEXT,
     MAX_NOTE,
@@ -43,7 +44,6 @@ from bot.model import (
     Priority,
     WaitReason,
 )
-from bot.rights import Actor
 
 A = Action
 S = CaseState

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.cases.lifecycle import ActionRequest, InvalidInput, NoRight, StaleCard
+from bot.cases.rights import Actor
+from bot.cases.service import CaseOpening, CaseService, UnknownCase
+from bot.chat.outbox import OutboxItem, OutboxOp
 from bot.clock import FrozenClock
-from bot.directory import Directory
-from bot.lifecycle import ActionRequest, InvalidInput, NoRight, StaleCard
 from bot.model import Action, CaseState, EventKind, Sentiment
-from bot.outbox import OutboxItem, OutboxOp
-from bot.rights import Actor
-from bot.services import CaseOpening, CaseService, UnknownCase
+from bot.settings.directory import Directory
 from store.db import Database
-from tests.support import make_config, make_mention
+from tests.doubles.support import make_config, make_mention
 
 
 @pytest.fixture
@@ -181,8 +181,8 @@ async def test_ensure_cards_posts_missing_cards_once(
 def full_service(
     tmp_path: Path, database: Database, clock: FrozenClock
 ) -> tuple[CaseService, Directory]:
-    from bot.playbook import load_playbook
-    from bot.replies import ReplyCatalog
+    from bot.cases.replies import ReplyCatalog
+    from bot.settings.playbook import load_playbook
 
     config = make_config(tmp_path, database.url)
     directory = Directory(config, frozenset({"telegram"}))
@@ -196,9 +196,9 @@ def full_service(
 async def test_template_draft_review_escalation_and_publishing_messages(
     tmp_path: Path, database: Database, clock: FrozenClock
 ) -> None:
-    from bot.replies import telegram_comment_id
-    from bot.services import NotPublishable
-    from bot.views import prompt_ref
+    from bot.cases.replies import telegram_comment_id
+    from bot.cases.service import NotPublishable
+    from bot.chat.views import prompt_ref
 
     cases, directory = full_service(tmp_path, database, clock)
     spec, appr = staff(directory, "spec"), staff(directory, "appr")

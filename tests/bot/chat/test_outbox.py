@@ -6,16 +6,16 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from bot.cases.lifecycle import ActionRequest
+from bot.cases.service import CaseOpening, CaseService
+from bot.chat.delivery import OutboxWorker, RetryPolicy
+from bot.chat.outbox import OutboxOp, OutboxStatus, PermanentFailure
 from bot.clock import FrozenClock
-from bot.delivery import OutboxWorker, RetryPolicy
-from bot.directory import Directory
-from bot.lifecycle import ActionRequest
 from bot.model import Action, Priority
-from bot.outbox import OutboxOp, OutboxStatus, PermanentFailure
-from bot.services import CaseOpening, CaseService
+from bot.settings.directory import Directory
 from store.db import Database
-from tests.fakes import RecordingTransport, rate_limited
-from tests.support import make_config, make_mention
+from tests.doubles.fakes import RecordingTransport, rate_limited
+from tests.doubles.support import make_config, make_mention
 
 NO_JITTER = RetryPolicy(base_s=1.0, cap_s=60.0, jitter=0.0)
 

@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
-from bot.answers import Answers
+from bot.cases.service import CaseService
+from bot.chat.answers import Answers
+from bot.chat.outbox import OutboxItem, OutboxOp, OutboxStatus
+from bot.chat.texts import texts_for
 from bot.clock import FrozenClock
-from bot.config import Config, StaffMember
-from bot.crisis import (
+from bot.crisis.service import CrisisService, crisis_ref
+from bot.crisis.thresholds import (
     CountWindow,
     Crisis,
     CrisisEventKind,
@@ -26,17 +29,14 @@ from bot.crisis import (
     decide,
     limit_of,
 )
-from bot.crisis_service import CrisisService, crisis_ref
-from bot.directory import Destination, Directory
 from bot.model import GlobalRole
-from bot.outbox import OutboxItem, OutboxOp, OutboxStatus
-from bot.playbook import CrisisThreshold, Playbook, ThresholdScope, load_playbook
-from bot.services import CaseService
-from bot.texts import texts_for
+from bot.settings.config import Config, StaffMember
+from bot.settings.directory import Destination, Directory
+from bot.settings.playbook import CrisisThreshold, Playbook, ThresholdScope, load_playbook
 from handlers.matrix.render import MatrixRenderer
 from store.db import Database
 from store.models import AuthorRow, CaseRow, MentionRow, OutboxRow
-from tests.support import make_config
+from tests.doubles.support import make_config
 
 MINUTE = timedelta(minutes=1)
 _ids = itertools.count(1)

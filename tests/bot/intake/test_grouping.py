@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.cases.lifecycle import ActionRequest
+from bot.cases.rights import Actor
+from bot.cases.service import CaseOpening, CaseService
 from bot.clock import FrozenClock
-from bot.directory import Directory
-from bot.lifecycle import ActionRequest
 from bot.model import (
     Action,
     AuthorLabel,
@@ -21,11 +22,10 @@ from bot.model import (
     Outcome,
     Sentiment,
 )
-from bot.playbook import load_playbook
-from bot.rights import Actor
-from bot.services import CaseOpening, CaseService
+from bot.settings.directory import Directory
+from bot.settings.playbook import load_playbook
 from store.db import Database
-from tests.support import make_config, make_mention
+from tests.doubles.support import make_config, make_mention
 
 HOUSING = CaseOpening("housing")
 

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import SourceMapping
-from bot.mapping import MappingError, RecordMapper, check_mapping, map_record
-from handlers.api import MentionIn
+from bot.intake.mapping import MappingError, RecordMapper, check_mapping, map_record
+from bot.settings.config import SourceMapping
+from handlers.ingest.api import MentionIn
 
 MSK = ZoneInfo("Europe/Moscow")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bot.lemmas import Lemmatiser
-from bot.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook, route
+from bot.intake.lemmas import Lemmatiser
+from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook, route
 
 
 def test_a_whole_word_keyword_matches_its_other_forms_only_with_lemmas(tmp_path: Path) -> None:

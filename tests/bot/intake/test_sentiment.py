@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.lemmas import Lemmatiser, detect_language, is_emoji, primary_language, words
-from bot.model import Sentiment
-from bot.sentiment import (
+from bot.intake.lemmas import Lemmatiser, detect_language, is_emoji, primary_language, words
+from bot.intake.sentiment.analyser import (
     DEFAULT_LEXICON_DIR,
     LexiconError,
     SentimentClassifier,
     SentimentResult,
     load_lexicon,
 )
+from bot.model import Sentiment
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 EVAL_SET = ROOT / "bench" / "data" / "sentiment_eval.jsonl"
 
 NEGATIVE, NEUTRAL, POSITIVE = Sentiment.NEGATIVE, Sentiment.NEUTRAL, Sentiment.POSITIVE
@@ -84,7 +84,7 @@ def test_lemma_is_total(word: str) -> None:
 
 
 def test_lemma_plugs_in_as_a_one_argument_stemmer() -> None:
-    stem = Lemmatiser().lemma  # bot.playbook.Stemmer: word -> stem
+    stem = Lemmatiser().lemma  # bot.settings.playbook.Stemmer: word -> stem
     assert stem("отопления") == stem("отопление")
     assert stem("heating") == stem("heat")
     assert stem("ogrzewania") == "ogrzewania"  # no English ending to strip: left as it is

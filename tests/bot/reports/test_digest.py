@@ -11,31 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.cases.rights import Actor
+from bot.chat.outbox import OutboxOp
+from bot.chat.texts import texts_for
 from bot.clock import FrozenClock
-from bot.digest import (
-    EVENING,
-    WEEKLY,
-    DigestFigures,
-    DigestService,
-    day_so_far,
-    evening_context,
-    weekly_context,
-    weeks,
-)
-from bot.directory import Destination, Directory
-from bot.figures import (
-    AuthorSeen,
-    CaseCounts,
-    CodeCount,
-    Correction,
-    CrisisSpan,
-    Durations,
-    HourCount,
-    OpenCase,
-    Period,
-    ResponseTimes,
-    SlaCounts,
-)
 from bot.model import (
     Author,
     AuthorLabel,
@@ -50,13 +29,34 @@ from bot.model import (
     Sentiment,
     SentimentSource,
 )
-from bot.outbox import OutboxOp
 from bot.ports import UnitOfWorkFactory
-from bot.rights import Actor
-from bot.texts import texts_for
+from bot.reports.digest import (
+    EVENING,
+    WEEKLY,
+    DigestFigures,
+    DigestService,
+    day_so_far,
+    evening_context,
+    weekly_context,
+    weeks,
+)
+from bot.reports.figures import (
+    AuthorSeen,
+    CaseCounts,
+    CodeCount,
+    Correction,
+    CrisisSpan,
+    Durations,
+    HourCount,
+    OpenCase,
+    Period,
+    ResponseTimes,
+    SlaCounts,
+)
+from bot.settings.directory import Destination, Directory
 from store.db import Database
 from store.models import CrisisRow
-from tests.support import ROOT, make_config
+from tests.doubles.support import ROOT, make_config
 
 MSK = ZoneInfo("Europe/Moscow")
 TODAY = datetime(2026, 11, 20, tzinfo=MSK)
@@ -510,7 +510,7 @@ async def test_sending_is_idempotent_per_fire_time(database: Database, tmp_path:
 
 @pytest.mark.parametrize("hour, expected", [(18, None), (19, "19:00"), (23, "19:00")])
 def test_last_fire_is_today_only(hour: int, expected: str | None, tmp_path: Path) -> None:
-    from handlers.digest_jobs import DigestJobs
+    from handlers.jobs.digest import DigestJobs
 
     config = make_config(tmp_path, "sqlite+aiosqlite:///unused.db")
     directory = Directory(config, frozenset())
@@ -525,7 +525,7 @@ def test_last_fire_is_today_only(hour: int, expected: str | None, tmp_path: Path
 async def test_both_digests_are_scheduled_in_the_digest_time_zone(tmp_path: Path) -> None:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from handlers.digest_jobs import DigestJobs
+    from handlers.jobs.digest import DigestJobs
 
     config = make_config(tmp_path, "sqlite+aiosqlite:///unused.db")
     samara = ZoneInfo("Europe/Samara")

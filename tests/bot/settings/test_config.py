@@ -10,10 +10,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bot.config import Config, ConfigError, load_config
 from bot.model import DeptRole, GlobalRole
+from bot.settings.config import Config, ConfigError, load_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "config.example.yaml"
 # Right shape for a bot token, obviously not a real one.
 GOOD_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"

@@ -13,7 +13,7 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from bot.model import AuthorLabel, Priority
-from bot.playbook import (
+from bot.settings.playbook import (
     ALWAYS_OPEN,
     DEFAULT_PLAYBOOK_DIR,
     Playbook,

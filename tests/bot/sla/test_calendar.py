@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import sla
 from bot.model import Priority
-from bot.playbook import (
+from bot.settings.playbook import (
     ALWAYS_OPEN,
     DEFAULT_PLAYBOOK_DIR,
     Playbook,
@@ -22,7 +21,8 @@ from bot.playbook import (
     WorkCalendar,
     load_playbook,
 )
-from bot.sla import (
+from bot.sla import calendar as sla
+from bot.sla.calendar import (
     Deadlines,
     add_working_time,
     plan_deadlines,

@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.answers import Answers
+from bot.cases.service import CaseService
+from bot.chat.answers import Answers
+from bot.chat.texts import texts_for
 from bot.clock import FrozenClock
-from bot.config import Config, ConfigError, load_config
-from bot.directory import Directory
-from bot.duty import DutyConfig, who_is_on_duty
-from bot.services import CaseService
-from bot.texts import texts_for
-from tests.support import API_TOKENS, CONFIG_YAML, ROOT
+from bot.settings.config import Config, ConfigError, load_config
+from bot.settings.directory import Directory
+from bot.sla.duty import DutyConfig, who_is_on_duty
+from tests.doubles.support import API_TOKENS, CONFIG_YAML, ROOT
 
 MSK = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -11,21 +11,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.cases.lifecycle import ActionRequest
+from bot.cases.rights import Actor
+from bot.cases.service import CaseOpening, CaseService
+from bot.chat.outbox import OutboxItem, OutboxOp
+from bot.chat.views import card_ref, current_deadline
 from bot.clock import FrozenClock
-from bot.directory import Directory
-from bot.lifecycle import ActionRequest
 from bot.model import Action, Case, CaseState, EventKind, Outcome, Priority, WaitReason
-from bot.outbox import OutboxItem, OutboxOp
-from bot.playbook import DEFAULT_PLAYBOOK_DIR, EscalationStep, load_playbook
-from bot.rights import Actor
-from bot.services import CaseOpening, CaseService
-from bot.sla import add_working_time, plan_deadlines, working_time_between
-from bot.sla_engine import SlaEngine
-from bot.sla_service import SlaService
-from bot.timers import TimerKind
-from bot.views import card_ref, current_deadline
+from bot.settings.directory import Directory
+from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, EscalationStep, load_playbook
+from bot.sla.calendar import add_working_time, plan_deadlines, working_time_between
+from bot.sla.engine import SlaEngine
+from bot.sla.service import SlaService
+from bot.sla.timers import TimerKind
 from store.db import Database
-from tests.support import make_config, make_mention
+from tests.doubles.support import make_config, make_mention
 
 PLAYBOOK = load_playbook(DEFAULT_PLAYBOOK_DIR)
 MOSCOW = ZoneInfo("Europe/Moscow")

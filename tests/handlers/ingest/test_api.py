@@ -10,11 +10,11 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.model import CaseState, Priority
-from bot.playbook import load_playbook
+from bot.settings.playbook import load_playbook
 from handlers.app import App
-from tests.fakes import RecordingTransport
-from tests.support import API_TOKENS, make_config
-from tests.test_cli import free_port
+from tests.doubles.fakes import RecordingTransport
+from tests.doubles.support import API_TOKENS, make_config
+from tests.handlers.test_cli import free_port
 
 MON = {"Authorization": f"Bearer {API_TOKENS['MON_TOKEN']}"}
 FORMS = {"Authorization": f"Bearer {API_TOKENS['FORMS_TOKEN']}"}

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-import handlers.feeds
+import handlers.ingest.feeds
+from bot.cases.service import IntakeResult
 from bot.clock import FrozenClock
-from bot.config import FeedSource, load_config
 from bot.model import CaseState, Mention, Sentiment
-from bot.playbook import load_playbook
-from bot.services import IntakeResult
+from bot.settings.config import FeedSource, load_config
+from bot.settings.playbook import load_playbook
 from handlers.app import App
-from handlers.feeds import FeedPoller, PollResult, entry_id, plain_text
-from tests.fakes import RecordingTransport
-from tests.support import API_TOKENS, CONFIG_YAML, ROOT
+from handlers.ingest.feeds import FeedPoller, PollResult, entry_id, plain_text
+from tests.doubles.fakes import RecordingTransport
+from tests.doubles.support import API_TOKENS, CONFIG_YAML, ROOT
 
 RSS_ITEM = """
     <item>
@@ -286,7 +286,7 @@ async def test_broken_feeds_are_survived_and_retried(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     feeds, recorder = poller
-    caplog.set_level(logging.WARNING, logger="handlers.feeds")
+    caplog.set_level(logging.WARNING, logger="handlers.ingest.feeds")
     flaky = FeedSource(name="flaky", url=feed_server.publish("/flaky", Document("", status=500)))
     assert await feeds.poll(flaky) == PollResult(None)
     assert "HTTP 500" in caplog.text
@@ -306,7 +306,7 @@ async def test_broken_feeds_are_survived_and_retried(
     assert [m.text for m in recorder.received] == ["Два & три", "Раз\nа \xa0 б"]
     recorder.received.clear()
 
-    monkeypatch.setattr(handlers.feeds, "MAX_BODY", 100)
+    monkeypatch.setattr(handlers.ingest.feeds, "MAX_BODY", 100)
     feed_server.documents["/flaky"] = Document(rss([("Большая новость", "х" * 200)]))
     assert await feeds.poll(flaky) == PollResult(None)
     assert "larger than 100 bytes" in caplog.text

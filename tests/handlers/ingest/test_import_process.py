@@ -13,11 +13,11 @@ from typing import Any
 import openpyxl
 import pytest
 
-from bot.config import Config, load_config
-from bot.playbook import Playbook, load_playbook
-from handlers.import_rows import ImportSetupError, RowProcess
-from handlers.importer import ImportReport, import_file
-from tests.test_cli import example_copy
+from bot.settings.config import Config, load_config
+from bot.settings.playbook import Playbook, load_playbook
+from handlers.ingest.import_rows import ImportSetupError, RowProcess
+from handlers.ingest.importer import ImportReport, import_file
+from tests.handlers.test_cli import example_copy
 
 TITLES = ["external_id", "text", "author.id", "author.name", "sentiment", "url", "author.email"]
 

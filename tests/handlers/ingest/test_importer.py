@@ -14,19 +14,19 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner, Result
 
-from bot.bulk import BulkIntake
+from bot.cases.service import CaseService, IntakeResult
 from bot.clock import FrozenClock
-from bot.directory import Directory
-from bot.intake import MentionIntake
+from bot.intake.bulk import BulkIntake
+from bot.intake.intake import MentionIntake
 from bot.model import Author, AuthorLabel, Identity, Mention, Sentiment
-from bot.playbook import load_playbook
 from bot.ports import ConcurrentUpdate, UnitOfWorkFactory
-from bot.services import CaseService, IntakeResult
+from bot.settings.directory import Directory
+from bot.settings.playbook import load_playbook
 from handlers.cli import app
 from store.db import Database
 from store.repositories import SqlMentionRepository
-from tests.support import make_config, make_mention
-from tests.test_cli import example_copy
+from tests.doubles.support import make_config, make_mention
+from tests.handlers.test_cli import example_copy
 
 runner = CliRunner()
 TELEGRAM = {"OTKLIK_TELEGRAM_TOKEN": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"}

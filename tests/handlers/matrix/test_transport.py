@@ -1,5 +1,5 @@
 """The Matrix transport end to end: real views, the real renderer, a real nio AsyncClient,
-against a real Synapse (tests/synapse.py). A second user reads the room as people see it.
+against a real Synapse (tests/doubles/synapse.py). A second user reads the room as people see it.
 
 The Synapse lives for the whole session: every test gets a bot, a reader and a room of its own.
 """
@@ -19,8 +19,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from nio import AsyncClient
 
-from bot import views
-from bot.directory import Directory
+from bot.chat import views
+from bot.chat.outbox import (
+    Delivery,
+    DeliveryResult,
+    OutboxItem,
+    OutboxOp,
+    PermanentFailure,
+    RetryLater,
+)
+from bot.chat.texts import DEFAULT_TEMPLATES_DIR, Texts, texts_for
 from bot.model import (
     Action,
     Author,
@@ -32,15 +40,7 @@ from bot.model import (
     Identity,
     Priority,
 )
-from bot.outbox import (
-    Delivery,
-    DeliveryResult,
-    OutboxItem,
-    OutboxOp,
-    PermanentFailure,
-    RetryLater,
-)
-from bot.texts import DEFAULT_TEMPLATES_DIR, Texts, texts_for
+from bot.settings.directory import Directory
 from handlers.matrix.reactions import CARD_REACTIONS, DRAFT_REACTIONS, card_reactions
 from handlers.matrix.render import (
     HTML_FORMAT,
@@ -55,8 +55,8 @@ from handlers.matrix.render import (
     to_plain,
 )
 from handlers.matrix.transport import DELIVERY_CLIENT_CONFIG, MatrixTransport, transaction_id
-from tests.support import make_config, make_mention
-from tests.synapse import MatrixUser, SynapseServer, free_port
+from tests.doubles.support import make_config, make_mention
+from tests.doubles.synapse import MatrixUser, SynapseServer, free_port
 
 NOW = datetime(2026, 11, 20, 13, 30, tzinfo=UTC)
 TZ = ZoneInfo("Europe/Moscow")

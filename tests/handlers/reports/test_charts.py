@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from handlers.chart_drawing import _hourly_series, render_digest_chart_sync
-from handlers.charts import (
+from handlers.reports.chart_drawing import _hourly_series, render_digest_chart_sync
+from handlers.reports.charts import (
     CHART_HEIGHT,
     CHART_WIDTH,
     MAX_HOURLY_SERIES,

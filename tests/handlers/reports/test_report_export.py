@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from bot.export import export_period
+from bot.chat.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.model import (
     Author,
     AuthorLabel,
@@ -27,11 +27,11 @@ from bot.model import (
     Priority,
     Sentiment,
 )
-from bot.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from bot.reports.export import export_period
 from handlers.cli import app
-from handlers.report import ReportFormat, write_report
+from handlers.reports.report import ReportFormat, write_report
 from store.db import Database
-from tests.support import make_config
+from tests.doubles.support import make_config
 
 TZ = ZoneInfo("Europe/Moscow")  # UTC+3, no DST
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -13,12 +13,12 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from bot.config import DiscussionGroup
+from bot.cases.replies import telegram_comment_id
 from bot.model import CaseState, Mention, Sentiment
-from bot.replies import telegram_comment_id
+from bot.settings.config import DiscussionGroup
 from handlers.telegram.comments import DM_SOURCE, check_discussion_groups
-from tests.telegram_server import TelegramServer
-from tests.telegram_world import TOKEN, World, telegram_world
+from tests.doubles.telegram_server import TelegramServer
+from tests.doubles.telegram_world import TOKEN, World, telegram_world
 
 ACK = "Спасибо, мы получили ваше обращение и передали его специалистам."
 

@@ -1,5 +1,5 @@
 """The Telegram transport end to end: real views, the real renderer and limiter, the real
-aiogram Bot, against the Telegram test server (tests/telegram_server.py) over HTTP."""
+aiogram Bot, against the Telegram test server (tests/doubles/telegram_server.py) over HTTP."""
 
 from __future__ import annotations
 
@@ -22,9 +22,16 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import ForceReply, InlineKeyboardMarkup
 from pydantic import ValidationError
 
-from bot import views
-from bot.config import TelegramConfig, TelegramLimitsConfig
-from bot.directory import Directory
+from bot.chat import views
+from bot.chat.outbox import (
+    Delivery,
+    DeliveryResult,
+    OutboxItem,
+    OutboxOp,
+    PermanentFailure,
+    RetryLater,
+)
+from bot.chat.texts import DEFAULT_TEMPLATES_DIR, Texts, texts_for
 from bot.model import (
     Action,
     Author,
@@ -36,22 +43,15 @@ from bot.model import (
     Identity,
     Priority,
 )
-from bot.outbox import (
-    Delivery,
-    DeliveryResult,
-    OutboxItem,
-    OutboxOp,
-    PermanentFailure,
-    RetryLater,
-)
-from bot.texts import DEFAULT_TEMPLATES_DIR, Texts, texts_for
+from bot.settings.config import TelegramConfig, TelegramLimitsConfig
+from bot.settings.directory import Directory
 from handlers.telegram.callbacks import CaseAction
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard
 from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import MAX_TEXT, Rendered, TelegramRenderer, visible_length
 from handlers.telegram.transport import TelegramTransport
-from tests.support import make_config, make_mention
-from tests.telegram_server import (
+from tests.doubles.support import make_config, make_mention
+from tests.doubles.telegram_server import (
     BotInfo,
     Chat,
     Limits,

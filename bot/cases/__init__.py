@@ -1,0 +1,1 @@
+"""Cases: the state machine and its one check, rights, the case service, replies."""

@@ -1,0 +1,1 @@
+"""Crisis mode: thresholds (pure) and the service that opens and closes crises."""

@@ -1,0 +1,1 @@
+"""Intake: from a mention to a case: routing, sentiment, grouping, bulk, mapping."""

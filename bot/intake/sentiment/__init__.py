@@ -1,0 +1,1 @@
+"""Sentiment of a mention from lexicons and rules (ru, en, pl)."""

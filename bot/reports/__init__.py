@@ -1,0 +1,1 @@
+"""Figures, the evening digest and weekly report, the case export."""

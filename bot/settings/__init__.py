@@ -1,0 +1,1 @@
+"""Settings: the config file, playbook loading, the staff directory, one YAML reader."""

@@ -1,0 +1,1 @@
+"""Mentions in: the HTTP API, feeds, file import."""

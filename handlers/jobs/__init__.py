@@ -1,0 +1,1 @@
+"""APScheduler jobs: the SLA clock, crisis watch, digests."""

@@ -1,0 +1,1 @@
+"""Test servers and worlds: the Bot API test server, Synapse, fakes."""
