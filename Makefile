@@ -20,11 +20,14 @@ $(CONFIG):
 run: $(STAMP) $(CONFIG)
 	$(BIN)/otklik run -c $(CONFIG)
 
-test: $(STAMP)
+# The same checks as .pre-commit-config.yaml, then the whole suite: CI runs exactly this.
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 fmt: $(STAMP)
@@ -35,4 +38,4 @@ check-config: $(STAMP) $(CONFIG)
 	$(BIN)/otklik check-config -c $(CONFIG)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
