@@ -301,19 +301,34 @@ class TimerRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    cases: CaseRepository
-    mentions: MentionRepository
-    authors: AuthorRepository
-    events: EventRepository
-    outbox: OutboxRepository
-    refs: MessageRefRepository
-    kv: KeyValueRepository
-    blobs: BlobRepository
-    export: ExportRepository
-    links: LinkRepository
-    reports: ReportRepository  # aggregate reads for digests and exports (bot/reports/figures.py)
-    crises: CrisisRepository
-    timers: TimerRepository
+    # Read-only members: an implementation may hold its own repository classes (protocol
+    # attributes would be invariant), and no caller swaps a repository out.
+    @property
+    def cases(self) -> CaseRepository: ...
+    @property
+    def mentions(self) -> MentionRepository: ...
+    @property
+    def authors(self) -> AuthorRepository: ...
+    @property
+    def events(self) -> EventRepository: ...
+    @property
+    def outbox(self) -> OutboxRepository: ...
+    @property
+    def refs(self) -> MessageRefRepository: ...
+    @property
+    def kv(self) -> KeyValueRepository: ...
+    @property
+    def blobs(self) -> BlobRepository: ...
+    @property
+    def export(self) -> ExportRepository: ...
+    @property
+    def links(self) -> LinkRepository: ...
+    @property
+    def reports(self) -> ReportRepository: ...  # aggregate reads (bot/reports/figures.py)
+    @property
+    def crises(self) -> CrisisRepository: ...
+    @property
+    def timers(self) -> TimerRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -91,7 +91,7 @@ def primary_language(language: str | None) -> Language | None:
     if not language:
         return None
     primary = language.strip().split("-")[0].split("_")[0].casefold()
-    return primary if primary in LANGUAGES else None  # type: ignore[return-value]
+    return primary if primary in LANGUAGES else None
 
 
 def detect_language(text: str, default: Language = "ru") -> Language:

@@ -88,7 +88,7 @@ def check_mapping(mapping: SourceMapping | None) -> list[tuple[str, str]]:
     for name, value in mapping.constants.items():
         if name in ALL_FIELDS:
             try:
-                _CONVERTERS.get(name, _text)(value, _Context(mapping, UTC))
+                (_CONVERTERS.get(name) or _text)(value, _Context(mapping, UTC))
             except MappingError as error:
                 problems.append((f"constants.{name}", error.message))
     return problems
@@ -116,9 +116,8 @@ class RecordMapper:
         # Unlisted fields are looked up under their own name: a source that already uses our
         # names for some fields needs a mapping for the others only.
         self.paths: dict[str, str] = {name: fields.get(name, name) for name in ALL_FIELDS}
-        # Per field: (name, path, dotted parts or None, constant or _MISSING, converter or
-        # None for plain text, where it goes). Flat on purpose: this runs once per record.
-        self._steps: list[tuple[str, str | None, tuple[str, ...] | None, Any, Any, int]] = []
+        # Flat on purpose: this runs once per record.
+        self._steps: list[_Step] = []
         for name in ALL_FIELDS:
             convert = _CONVERTERS.get(name)
             fallback = _MISSING
@@ -192,6 +191,10 @@ class RecordMapper:
 
 
 _TOP, _AUTHOR, _IDENTITY = 0, 1, 2
+
+# Per field: (name, path, dotted parts or None, constant or _MISSING, converter or None for
+# plain text, where it goes). The constant is whatever its converter made of the config value.
+_Step = tuple[str, str | None, tuple[str, ...] | None, Any, Callable[[Any], Any] | None, int]
 
 
 class _NotScalar(ValueError):

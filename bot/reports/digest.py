@@ -574,7 +574,7 @@ def _crisis(crisis: CrisisSpan, names: _Names, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _parse(value: Any) -> datetime:
+def _parse(value: object) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 

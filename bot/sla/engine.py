@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,7 +54,9 @@ class SlaEngine:
     def __init__(self, playbook: Playbook, tz: ZoneInfo) -> None:
         self._playbook = playbook
         self._tz = tz  # the organisation's: escalation windows are in its local time
-        self._reminder_cache: dict[tuple[str, datetime, datetime], Any] = {}
+        self._reminder_cache: dict[
+            tuple[str, datetime, datetime], tuple[tuple[str, datetime], ...]
+        ] = {}
 
     # --- the playbook, per case ----------------------------------------------------------
 
@@ -306,7 +308,7 @@ class SlaEngine:
         return timer.payload.get("tag") == deadline_tag(case.id, *phase)
 
 
-def _local(day: Any, minutes: int, tz: ZoneInfo) -> datetime:
+def _local(day: date, minutes: int, tz: ZoneInfo) -> datetime:
     """A wall-clock minute of a local date as an aware UTC-comparable moment."""
     hours, minute = divmod(minutes, 60)
     if hours >= 24:

@@ -21,7 +21,17 @@ from bot.cases.replies import origin_of
 from bot.chat.outbox import OutboxItem, OutboxOp
 from bot.chat.views import card_ref, card_view, format_time, notice_view
 from bot.clock import Clock
-from bot.model import SYSTEM_ACTOR, Author, Case, DeptRole, Event, EventKind, GlobalRole, Mention
+from bot.model import (
+    SYSTEM_ACTOR,
+    Action,
+    Author,
+    Case,
+    DeptRole,
+    Event,
+    EventKind,
+    GlobalRole,
+    Mention,
+)
 from bot.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
 from bot.settings.directory import Destination, Directory
 from bot.settings.playbook import NotifyTarget
@@ -323,7 +333,7 @@ async def arm_cases(
     engine: SlaEngine,
     cases: Sequence[Case],
     now: datetime,
-    action: Any = None,
+    action: Action | None = None,
 ) -> datetime | None:
     """Re-plan the timers of cases that opened or changed, inside the caller's transaction:
     one read of their pending timers, one delete, one bulk insert per chunk. Returns the

@@ -204,7 +204,7 @@ class FeedPoller:
         self._session_factory = session_factory or _default_session
         self._session: aiohttp.ClientSession | None = None
         self._scheduler: BaseScheduler | None = None
-        self._running: set[asyncio.Task[Any]] = set()
+        self._running: set[asyncio.Task[object]] = set()
         self._stopping = False
 
     def schedule(self, scheduler: BaseScheduler) -> None:

@@ -27,7 +27,7 @@ import struct
 import sys
 import traceback
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
@@ -91,8 +91,8 @@ class ImportSetupError(Exception):
 class Table:
     """A file as column titles and a stream of (row number, values)."""
 
-    titles: list[str]
-    rows: Iterator[tuple[int, list[Any]]]
+    titles: Sequence[object]  # the first row as read: a sheet's may hold numbers or blanks
+    rows: Iterator[tuple[int, Sequence[object]]]
     total: int | None  # units of `position` (bytes of a CSV, rows of a sheet), if known
     position: Callable[[], int]
     delimiter: str  # for the .rejected.csv: the input's own, or ';' (Excel in Russia)
@@ -201,7 +201,7 @@ def _open_xlsx(path: Path) -> Table:
         raise ImportSetupError(say("empty", path=path))
     done = [1]
 
-    def rows() -> Iterator[tuple[int, list[Any]]]:
+    def rows() -> Iterator[tuple[int, Sequence[object]]]:
         for number, values in enumerate(stream, start=2):
             done[0] = number
             yield number, list(values)
@@ -305,7 +305,7 @@ def quiet_gc() -> Iterator[None]:
 
 # --- batches ---------------------------------------------------------------------------------
 
-Reject = tuple[int, list[str], list[Any]]  # row number, problems, the row's values
+Reject = tuple[int, list[str], Sequence[object]]  # row number, problems, the row's values
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +360,7 @@ class Reader:
         yield Batch(read, table.position(), mentions, rejects)
 
     def _take(
-        self, number: int, values: list[Any], mentions: list[Packed], rejects: list[Reject]
+        self, number: int, values: Sequence[object], mentions: list[Packed], rejects: list[Reject]
     ) -> None:
         titles = self.opened.titles
         if not any(v is not None and v != "" for v in values):
@@ -429,7 +429,7 @@ class ReaderFailed(RuntimeError):
     """The reading process ended without finishing the file and without saying why."""
 
 
-def _frame(message: Any) -> bytes:
+def _frame(message: object) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _FRAME.pack(len(data)) + data
 
@@ -450,7 +450,7 @@ def serve() -> None:
     inbox, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the frames
 
-    def send(*message: Any) -> None:
+    def send(*message: object) -> None:
         out.write(_frame(message))
         out.flush()
 

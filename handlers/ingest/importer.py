@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -30,7 +30,6 @@ from bot.intake.lemmas import Lemmatiser
 from bot.intake.mapping import check_mapping
 from bot.intake.sentiment.analyser import SentimentClassifier, lexicon_dir, load_lexicon
 from bot.model import Priority
-from bot.ports import UnitOfWorkFactory
 from bot.settings.config import Config
 from bot.settings.directory import Directory
 from bot.settings.playbook import Playbook
@@ -48,6 +47,9 @@ from handlers.ingest.import_rows import (
 )
 from handlers.ingest.schema import unpack
 from store.db import Database
+
+if TYPE_CHECKING:
+    from _csv import Writer  # what csv.writer returns; the csv module does not name it
 
 __all__ = ["MESSAGES", "ImportReport", "ImportSetupError", "import_file", "run_import", "say"]
 
@@ -94,11 +96,11 @@ class _Rejects:
         self._titles = titles
         self._delimiter = delimiter
         self._file: IO[str] | None = None
-        self._writer: Any = None
+        self._writer: Writer | None = None
         self.first: list[Rejected] = []
         self.count = 0
 
-    def add(self, row: int, problems: list[str], values: list[Any]) -> None:
+    def add(self, row: int, problems: list[str], values: Sequence[object]) -> None:
         self.count += 1
         if len(self.first) < LISTED_REJECTS:
             self.first.append(Rejected(row, tuple(problems)))
@@ -137,10 +139,8 @@ def build_bulk(config: Config, playbook: Playbook, database: Database, clock: Cl
         if enabled
     )
     directory = Directory(config, configured)
-    # SqlUnitOfWork is a UnitOfWork; mypy reads the Protocol's attributes as invariant.
-    uow = cast(UnitOfWorkFactory, database.uow)
     cases = CaseService(
-        uow,
+        database.uow,
         clock,
         directory,
         config.tz,
@@ -164,7 +164,7 @@ def build_bulk(config: Config, playbook: Playbook, database: Database, clock: Cl
         classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
         lemmatiser=Lemmatiser(),
     )
-    return BulkIntake(uow, intake, cases, clock, playbook.routing.author_labels)
+    return BulkIntake(database.uow, intake, cases, clock, playbook.routing.author_labels)
 
 
 OnBatch = Callable[[ImportReport, int, int | None], None]  # report so far, position, total

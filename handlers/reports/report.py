@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import Cell as SheetCell  # what WriteOnlyCell makes
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
@@ -265,12 +266,12 @@ class _XlsxWriter(_Writer):
         self,
         sheet: WriteOnlyWorksheet,
         rows: list[list[Cell]],
-        kind: type = datetime,
+        kind: type[datetime | float] = datetime,
         number_format: str = DATE_FORMAT,
     ) -> None:
         """Append rows; values of `kind` get `number_format`."""
         for row in rows:
-            cells: list[Any] = []
+            cells: list[Cell | SheetCell] = []
             for value in row:
                 if isinstance(value, kind):
                     cell = WriteOnlyCell(sheet, value=value)

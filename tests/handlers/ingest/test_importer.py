@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import openpyxl
 import pytest
@@ -19,7 +19,7 @@ from bot.clock import FrozenClock
 from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.model import Author, AuthorLabel, Identity, Mention, Sentiment
-from bot.ports import ConcurrentUpdate, UnitOfWorkFactory
+from bot.ports import ConcurrentUpdate
 from bot.settings.directory import Directory
 from bot.settings.playbook import load_playbook
 from handlers.cli import app
@@ -292,7 +292,7 @@ def build(
 ) -> tuple[CaseService, BulkIntake]:
     config = make_config(directory, database.url)
     playbook = load_playbook(config.playbooks.path)
-    uow = cast(UnitOfWorkFactory, database.uow)  # mypy reads Protocol attributes as invariant
+    uow = database.uow
     cases = CaseService(
         uow,
         clock,
