@@ -214,7 +214,7 @@ AREAS = (
     ("/aiosqlite/", "asyncio, aiosqlite, greenlet plumbing"),
     ("/greenlet", "asyncio, aiosqlite, greenlet plumbing"),
     ("/asyncio/", "asyncio, aiosqlite, greenlet plumbing"),
-    ("bot/settings/playbook.py", "routing (bot.settings.playbook.route)"),
+    ("bot/intake/routing.py", "routing (bot.intake.routing.route)"),
     ("bot/intake/lemmas.py", "routing: lemmas (pymorphy3)"),
     ("/pymorphy3/", "routing: lemmas (pymorphy3)"),
     ("/dawg", "routing: lemmas (pymorphy3)"),

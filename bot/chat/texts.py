@@ -29,7 +29,7 @@ from bot.model import (
     Outcome,
     Priority,
 )
-from bot.settings.playbook import YamlError, read_yaml
+from bot.settings.yamlfile import YamlError, read_yaml
 from playbooks import PLAYBOOKS_DIR
 
 __all__ = [

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from bot.settings.playbook import Weekday
+from bot.settings.fields import Weekday
 
 __all__ = [
     "DutyConfig",

@@ -24,7 +24,7 @@ from bot.clock import Clock
 from bot.model import SYSTEM_ACTOR, Author, Case, DeptRole, Event, EventKind, GlobalRole, Mention
 from bot.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
 from bot.settings.directory import Destination, Directory
-from bot.settings.playbook import NotifyTarget
+from bot.settings.escalation_rules import NotifyTarget
 from bot.sla.engine import SlaEngine
 from bot.sla.timers import Timer, TimerKind
 

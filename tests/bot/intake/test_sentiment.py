@@ -84,7 +84,7 @@ def test_lemma_is_total(word: str) -> None:
 
 
 def test_lemma_plugs_in_as_a_one_argument_stemmer() -> None:
-    stem = Lemmatiser().lemma  # bot.settings.playbook.Stemmer: word -> stem
+    stem = Lemmatiser().lemma  # bot.intake.routing.Stemmer: word -> stem
     assert stem("отопления") == stem("отопление")
     assert stem("heating") == stem("heat")
     assert stem("ogrzewania") == "ogrzewania"  # no English ending to strip: left as it is
