@@ -11,7 +11,7 @@ import itertools
 import re
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -31,6 +31,7 @@ __all__ = [
     "DayHours",
     "Duration",
     "Id",
+    "Locale",
     "LocalizedText",
     "PositiveDuration",
     "StrictModel",
@@ -44,7 +45,8 @@ __all__ = [
     "parse_duration",
 ]
 
-LOCALES = ("ru", "en")  # every playbook text and every message file carries both
+Locale = Literal["ru", "en"]
+LOCALES: tuple[Locale, ...] = get_args(Locale)  # every playbook text and message file has each
 
 
 class StrictModel(BaseModel):

@@ -18,7 +18,8 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.mapping import MappingError, RecordMapper
 from bot.model import Identity
-from bot.settings.config import ApiSource, Config
+from bot.settings.config import Config
+from bot.settings.connections import ApiSource
 from handlers.ingest.schema import MentionIn
 from handlers.metrics import Metrics
 from store.db import Database

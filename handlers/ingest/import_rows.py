@@ -36,7 +36,7 @@ from typing import IO, Any, Protocol
 from pydantic import ValidationError
 
 from bot.intake.mapping import ALL_FIELDS, REQUIRED_FIELDS, MappingError, RecordMapper
-from bot.settings.config import SourceMapping
+from bot.settings.connections import SourceMapping
 from handlers.ingest.schema import MentionIn, Packed
 
 DELIMITERS = (",", ";", "\t")

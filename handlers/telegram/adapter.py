@@ -14,7 +14,7 @@ from aiogram.types import BotCommand
 
 from bot.chat.answers import COMMANDS
 from bot.chat.texts import LOCALES, Texts, texts_for
-from bot.settings.config import TelegramConfig
+from bot.settings.connections import TelegramConfig
 from handlers.telegram import buttons, commands, comments, replies
 from handlers.telegram.context import TelegramContext
 from handlers.telegram.limits import RateLimiter, TelegramLimits
