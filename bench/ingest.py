@@ -218,7 +218,7 @@ AREAS = (
     ("bot/intake/lemmas.py", "routing: lemmas (pymorphy3)"),
     ("/pymorphy3/", "routing: lemmas (pymorphy3)"),
     ("/dawg", "routing: lemmas (pymorphy3)"),
-    ("bot/intake/sentiment/analyser.py", "sentiment classifier"),
+    ("bot/intake/sentiment/", "sentiment classifier"),
     ("bot/intake/mapping.py", "mapping rows (bot.intake.mapping)"),
     ("handlers/ingest/importer.py", "importer (handlers.ingest.importer)"),
     ("handlers/ingest/import_rows.py", "reading rows (handlers.ingest.import_rows, csv)"),

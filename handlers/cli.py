@@ -15,7 +15,7 @@ from rich.table import Table
 from bot import __version__
 from bot.chat.texts import check_templates
 from bot.intake.mapping import check_mapping
-from bot.intake.sentiment.analyser import LexiconError, lexicon_dir, load_lexicon
+from bot.intake.sentiment.lexicon import LexiconError, lexicon_dir, load_lexicon
 from bot.settings.config import Config, ConfigError, load_config
 from bot.settings.playbook import Playbook, PlaybookError, load_playbook
 from store.db import Database

@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.intake.lemmas import Lemmatiser, detect_language, is_emoji, primary_language, words
-from bot.intake.sentiment.analyser import (
-    DEFAULT_LEXICON_DIR,
-    LexiconError,
-    SentimentClassifier,
-    SentimentResult,
-    load_lexicon,
-)
+from bot.intake.sentiment.analyser import SentimentClassifier, SentimentResult
+from bot.intake.sentiment.lexicon import DEFAULT_LEXICON_DIR, LexiconError, load_lexicon
 from bot.model import Sentiment
 
 ROOT = Path(__file__).resolve().parents[3]
