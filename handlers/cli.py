@@ -50,10 +50,8 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
         playbook = load_playbook(config.playbooks.path)
     except PlaybookError as error:
         raise SetupError(str(error)) from error
-    problems = [
-        f"{file}: {path}: {message}"
-        for file, path, message in playbook.check_departments(set(config.department_ids))
-    ]
+    unknown = playbook.check_departments(set(config.department_ids))
+    problems = [str(PlaybookError(unknown))] if unknown else []
     problems += check_templates(config.playbooks.templates)
     try:
         load_lexicon(lexicon_dir(config))

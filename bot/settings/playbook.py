@@ -300,26 +300,15 @@ def _check_sla(
             problems.append((file, f"{at}.answer", "is shorter than first_touch"))
         if policy.resolution < policy.answer:
             problems.append((file, f"{at}.resolution", "is shorter than answer"))
-    for priority in Priority:
-        name = sla.by_priority.get(priority)
+    named = [(f"by_priority.{p.value}", sla.by_priority.get(p)) for p in Priority]
+    named += [
+        (f"by_department.{dept}.{priority.value}", name)
+        for dept, overrides in sla.by_department.items()
+        for priority, name in overrides.items()
+    ]
+    for field, name in named:
         if name not in sla.policies:
-            problems.append(
-                (
-                    file,
-                    f"by_priority.{priority.value}",
-                    unknown_name("SLA policy", name, sla.policies),
-                )
-            )
-    for dept, overrides in sla.by_department.items():
-        for priority, name in overrides.items():
-            if name not in sla.policies:
-                problems.append(
-                    (
-                        file,
-                        f"by_department.{dept}.{priority.value}",
-                        unknown_name("SLA policy", name, sla.policies),
-                    )
-                )
+            problems.append((file, field, unknown_name("SLA policy", name, sla.policies)))
 
 
 _REPLY_GLOBALS = frozenset(REPLY_ENV.globals)

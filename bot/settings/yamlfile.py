@@ -39,7 +39,8 @@ class StrictLoader(_SafeLoader):  # type: ignore[valid-type,misc]
                     f"found duplicate key {key!r}",
                     key_node.start_mark,
                 )
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 class YamlError(SettingsError):
