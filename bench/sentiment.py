@@ -24,12 +24,8 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from bot.intake.sentiment.analyser import (  # noqa: E402
-    DEFAULT_LEXICON_DIR,
-    SentimentClassifier,
-    SentimentResult,
-    load_lexicon,
-)
+from bot.intake.sentiment.analyser import SentimentClassifier, SentimentResult  # noqa: E402
+from bot.intake.sentiment.lexicon import DEFAULT_LEXICON_DIR, load_lexicon  # noqa: E402
 
 DEFAULT_DATA = ROOT / "bench" / "data" / "sentiment_eval.jsonl"
 LABELS = ("negative", "neutral", "positive")

@@ -26,7 +26,8 @@ from bot.crisis.service import CrisisService
 from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
-from bot.intake.sentiment.analyser import SentimentClassifier, lexicon_dir, load_lexicon
+from bot.intake.sentiment.analyser import SentimentClassifier
+from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.model import Mention, Priority
 from bot.reports.digest import DigestService
 from bot.settings.config import Config

@@ -15,7 +15,7 @@ from rich.table import Table
 from bot import __version__
 from bot.chat.texts import check_templates
 from bot.intake.mapping import check_mapping
-from bot.intake.sentiment.analyser import LexiconError, lexicon_dir, load_lexicon
+from bot.intake.sentiment.lexicon import LexiconError, lexicon_dir, load_lexicon
 from bot.settings.config import Config, ConfigError, load_config
 from bot.settings.playbook import Playbook, PlaybookError, load_playbook
 from store.db import Database
@@ -50,10 +50,8 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
         playbook = load_playbook(config.playbooks.path)
     except PlaybookError as error:
         raise SetupError(str(error)) from error
-    problems = [
-        f"{file}: {path}: {message}"
-        for file, path, message in playbook.check_departments(set(config.department_ids))
-    ]
+    unknown = playbook.check_departments(set(config.department_ids))
+    problems = [str(PlaybookError(unknown))] if unknown else []
     problems += check_templates(config.playbooks.templates)
     try:
         load_lexicon(lexicon_dir(config))

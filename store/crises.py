@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crisis.thresholds import CountWindow, Crisis, CrisisEvent, CrisisEventKind, WindowCounts
 from bot.model import Sentiment
-from bot.settings.playbook import ThresholdScope
+from bot.settings.crisis_rules import ThresholdScope
 from store.models import CaseRow, CrisisRow, MentionRow
 
 

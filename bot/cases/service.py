@@ -69,7 +69,7 @@ from bot.ports import (
     UnitOfWorkFactory,
 )
 from bot.settings.directory import Destination, Directory
-from bot.settings.playbook import RoutingConfig, RoutingDefault
+from bot.settings.routing_rules import RoutingConfig, RoutingDefault
 from bot.sla.engine import DEFAULT_FOLLOW_UP, SlaEngine
 from bot.sla.service import arm_cases
 

@@ -29,13 +29,13 @@ from bot.model import (
     Outcome,
     Priority,
 )
-from bot.settings.playbook import YamlError, read_yaml
+from bot.settings.fields import LOCALES
+from bot.settings.yamlfile import YamlError, read_yaml
 from playbooks import PLAYBOOKS_DIR
 
 __all__ = [
     "DEFAULT_TEMPLATES_DIR",
     "ERROR_CODES",
-    "LOCALES",
     "MESSAGES_FILE",
     "Texts",
     "TextsError",
@@ -44,7 +44,6 @@ __all__ = [
     "texts_for",
 ]
 
-LOCALES = ("ru", "en")  # every locale must carry the same keys and files
 MESSAGES_FILE = "messages.yaml"
 TEMPLATE_SUFFIX = ".j2"
 HTML_SUFFIX = ".html.j2"  # autoescaped; `.txt.j2` is not
@@ -142,7 +141,9 @@ def _read_messages(file: Path) -> tuple[dict[str, str], list[str]]:
         data = read_yaml(file)
     except FileNotFoundError:
         return {}, [f"{file}: file is missing"]
-    except (OSError, UnicodeDecodeError, YamlError) as exc:
+    except YamlError as exc:
+        return {}, [str(exc)]
+    except (OSError, UnicodeDecodeError) as exc:
         return {}, [f"{file}: {exc}"]
     if not isinstance(data, Mapping):
         return {}, [f"{file}: expected a mapping of message keys"]

@@ -32,15 +32,10 @@ from bot.crisis.thresholds import (
 )
 from bot.model import DeptRole, GlobalRole
 from bot.ports import UnitOfWorkFactory
+from bot.settings.crisis_rules import ChecklistOwner, CrisisConfig, ThresholdScope
 from bot.settings.directory import Destination, Directory
-from bot.settings.playbook import (
-    LOCALES,
-    ChecklistOwner,
-    CrisisConfig,
-    Playbook,
-    ThresholdScope,
-    format_duration,
-)
+from bot.settings.fields import LOCALES, format_duration
+from bot.settings.playbook import Playbook
 
 log = logging.getLogger(__name__)
 

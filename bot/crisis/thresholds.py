@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.settings.playbook import CrisisThreshold, ThresholdScope
+from bot.settings.crisis_rules import CrisisThreshold, ThresholdScope
 
 __all__ = [
     "CountWindow",

@@ -31,7 +31,7 @@ from bot.model import (
     Sentiment,
 )
 from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
-from bot.settings.playbook import AuthorLabelsConfig
+from bot.settings.routing_rules import AuthorLabelsConfig
 
 # A batch that lost a race to another writer is run again from its reads; this many times.
 ATTEMPTS = 5

@@ -9,9 +9,10 @@ from datetime import datetime
 from bot.cases.service import CaseOpening, CaseService, IntakeResult
 from bot.clock import Clock
 from bot.intake.lemmas import Lemmatiser
+from bot.intake.routing import RouteDecision, route
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.model import Mention, Priority, Sentiment, SentimentSource
-from bot.settings.playbook import Playbook, RouteDecision, route
+from bot.settings.playbook import Playbook
 
 # (department, priority, opened_at, policy override) -> (policy name, first touch, answer,
 # resolution). Injected so the SLA engine owns deadline arithmetic.

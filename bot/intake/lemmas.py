@@ -239,7 +239,7 @@ def _language_of_word(word: str, language: Language | None) -> Language:
 class Lemmatiser:
     """Lemmas for lexicon matching and keyword routing. Cheap to create; caches are shared.
 
-    `lemma` fits `bot.settings.playbook.Stemmer` (one argument, any string) and is safe on anything:
+    `lemma` fits `bot.intake.routing.Stemmer` (one argument, any string) and is safe on anything:
     emoji, digits, empty strings and mixed scripts come back case-folded and unchanged.
     """
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Final
 
-from bot.settings.config import SourceMapping
+from bot.settings.connections import SourceMapping
 
 __all__ = [
     "AUTHOR_FIELDS",

@@ -1,1 +1,3 @@
-"""Settings: the config file, playbook loading, the staff directory, one YAML reader."""
+"""Settings: config.py (with connections.py), the playbook (playbook.py and one module per
+file: routing_rules, sla_rules, reply_templates, escalation_rules, crisis_rules), the staff
+directory, and the toolkit they share: errors.py, yamlfile.py, fields.py."""

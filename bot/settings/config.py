@@ -6,21 +6,16 @@ the file in one pass instead of one restart per typo.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -29,13 +24,27 @@ from pydantic import (
 )
 
 from bot.model import MAX_NAME, DeptRole, GlobalRole
-from bot.settings.yamlfile import StrictLoader
+from bot.settings.connections import (
+    ApiConfig,
+    FeedSource,
+    MatrixConfig,
+    MatrixRoomId,
+    MatrixUserId,
+    SourceMapping,
+    TelegramConfig,
+)
+from bot.settings.errors import (
+    FieldProblems,
+    SettingsError,
+    field_problems,
+    join_path,
+    unknown_name,
+)
+from bot.settings.fields import Locale, StrictModel, TimeZoneName
+from bot.settings.yamlfile import YamlError, read_yaml
 from bot.sla.duty import DutyConfig, check_duty_staff
 
 __all__ = [
-    "ApiConfig",
-    "ApiScope",
-    "ApiSource",
     "Config",
     "ConfigError",
     "DatabaseConfig",
@@ -44,80 +53,21 @@ __all__ = [
     "DepartmentTelegram",
     "DigestConfig",
     "DigestRecipients",
-    "MatrixConfig",
     "OutboxConfig",
     "PlaybooksConfig",
     "StaffMember",
-    "TelegramConfig",
-    "TelegramLimitsConfig",
     "load_config",
 ]
 
 
-class ConfigError(Exception):
-    """The config file cannot be used. `problems` holds (field path, message) pairs."""
-
-    def __init__(self, file: Path, problems: list[tuple[str, str]]) -> None:
-        self.file = file
-        self.problems = problems
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return "\n".join(
-            f"{self.file}: {path}: {message}" if path else f"{self.file}: {message}"
-            for path, message in self.problems
-        )
-
-
-class _Problems(ValueError):
-    """Raised by validators that know exact sub-paths; load_config unpacks it into ConfigError.
-
-    Paths are relative to the model that raised it (pydantic supplies that model's location).
-    """
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p}: {m}" if p else m for p, m in problems))
-
-
-def _join(prefix: str, rest: str | int) -> str:
-    if isinstance(rest, int):
-        return f"{prefix}[{rest}]"
-    if not prefix:
-        return rest
-    if not rest:
-        return prefix
-    return f"{prefix}{rest}" if rest.startswith("[") else f"{prefix}.{rest}"
-
-
-def _loc_path(loc: Iterable[str | int]) -> str:
-    path = ""
-    for part in loc:
-        path = _join(path, part)
-    return path
+class ConfigError(SettingsError):
+    """The config file cannot be used; `problems` lists every (file, field path, message)."""
 
 
 # --- reusable field types -------------------------------------------------------------------
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_MATRIX_USER_RE = re.compile(r"^@[^:\s]+:\S+$")
-_MATRIX_ROOM_RE = re.compile(r"^![^:\s]+:\S+$")
-_TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 _CRON_FIELD_RE = re.compile(r"^[0-9*/,A-Za-z-]+$")
-# Fragments that only a copied example would contain; long enough not to hit random tokens.
-_PLACEHOLDER_PARTS = (
-    "changeme",
-    "change_me",
-    "change-me",
-    "your-",
-    "your_",
-    "placeholder",
-    "replace",
-    "<",
-    ">",
-)
-# The sample token from Telegram's own documentation.
-_TELEGRAM_DOCS_TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
 
 
 def _check_id(value: str) -> str:
@@ -125,46 +75,6 @@ def _check_id(value: str) -> str:
         raise ValueError(
             f"invalid id {value!r}: use 1-32 lowercase Latin letters, digits, '_' or '-', "
             "starting with a letter"
-        )
-    return value
-
-
-def _check_matrix_user(value: str) -> str:
-    if value and not _MATRIX_USER_RE.match(value):
-        raise ValueError(f"{value!r} is not a Matrix user id like '@name:example.org'")
-    return value
-
-
-def _check_matrix_room(value: str) -> str:
-    if not _MATRIX_ROOM_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a Matrix room id like '!abc123:example.org' (aliases do not work)"
-        )
-    return value
-
-
-def _check_http_url(value: str) -> str:
-    if value and not value.startswith(("http://", "https://")):
-        raise ValueError(f"{value!r} must start with http:// or https://")
-    return value.rstrip("/")
-
-
-def _none_to_empty(value: object) -> object:
-    # `token:` with nothing after it is YAML null; treat it as "not configured".
-    return "" if value is None else value
-
-
-def _strip(value: object) -> object:
-    # Secrets pasted into env files often carry a trailing newline.
-    return value.strip() if isinstance(value, str) else value
-
-
-def _check_not_placeholder(value: str) -> str:
-    lowered = value.lower()
-    if value == _TELEGRAM_DOCS_TOKEN or any(part in lowered for part in _PLACEHOLDER_PARTS):
-        raise ValueError(
-            "looks like a placeholder, not a real secret: set it through an environment "
-            "variable, or leave it empty to disable this part"
         )
     return value
 
@@ -184,41 +94,15 @@ def _check_cron(value: str) -> str:
     return value
 
 
-def _split_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"{value!r} must be 'host:port', e.g. '127.0.0.1:8080'")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"{value!r}: put an IPv6 address in brackets, e.g. '[::1]:8080'")
-    number = int(port)
-    if number > 65535:
-        raise ValueError(f"port {number} is out of range 0-65535")
-    return host, number
-
-
 _Id = Annotated[str, AfterValidator(_check_id)]
 _Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-_MatrixUserId = Annotated[str, AfterValidator(_check_matrix_user)]
-_MatrixRoomId = Annotated[str, AfterValidator(_check_matrix_room)]
-_Secret = Annotated[
-    str,
-    BeforeValidator(_none_to_empty),
-    BeforeValidator(_strip),
-    AfterValidator(_check_not_placeholder),
-]
 _Cron = Annotated[str, AfterValidator(_check_cron)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --- sections -------------------------------------------------------------------------------
 
 
-class DatabaseConfig(_Model):
+class DatabaseConfig(StrictModel):
     url: str = "sqlite+aiosqlite:///data/otklik.db"
     echo: bool = False
 
@@ -234,7 +118,7 @@ class DatabaseConfig(_Model):
         return value
 
 
-class PlaybooksConfig(_Model):
+class PlaybooksConfig(StrictModel):
     # validate_default: the defaults are relative too and must be resolved like given values.
     path: Path = Field(default=Path("playbooks/default"), validate_default=True)
     templates: Path = Field(default=Path("playbooks/templates"), validate_default=True)
@@ -250,184 +134,45 @@ class PlaybooksConfig(_Model):
         return value
 
 
-class TelegramLimitsConfig(_Model):
-    """Telegram's published send limits; the bot stays under them instead of collecting 429s."""
-
-    per_chat_per_s: Annotated[float, Field(gt=0)] = 1.0
-    per_chat_burst: Annotated[int, Field(gt=0)] = 3
-    per_group_per_min: Annotated[int, Field(gt=0)] = 20
-    global_per_s: Annotated[float, Field(gt=0)] = 30.0
-    scale: Annotated[float, Field(gt=0)] = 1.0  # >1 speeds every limit up; for test servers
-
-
-class DiscussionGroup(_Model):
-    """A channel's discussion group: comments there by non-staff become mentions."""
-
-    chat_id: int
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-
-
-class TelegramConfig(_Model):
-    token: Annotated[str, BeforeValidator(_none_to_empty), BeforeValidator(_strip)] = ""
-    api_base: Annotated[str, AfterValidator(_check_http_url)] = "https://api.telegram.org"
-    protect_content: bool = True
-    limits: TelegramLimitsConfig = Field(default_factory=TelegramLimitsConfig)
-    discussion_groups: list[DiscussionGroup] = Field(default_factory=list)
-    direct_messages: bool = False  # citizens' private messages to the bot become mentions
-
-    @field_validator("token")
-    @classmethod
-    def _token_shape(cls, value: str) -> str:
-        if not value:
-            return value
-        _check_not_placeholder(value)
-        if not _TELEGRAM_TOKEN_RE.match(value):
-            raise ValueError(
-                "does not look like a Telegram bot token ('<bot id>:<secret>' from @BotFather); "
-                "leave it empty to disable Telegram"
-            )
-        return value
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.token)
-
-
-class MatrixConfig(_Model):
-    homeserver: Annotated[str, BeforeValidator(_none_to_empty), AfterValidator(_check_http_url)] = (
-        ""
-    )
-    user_id: Annotated[_MatrixUserId, BeforeValidator(_none_to_empty)] = ""
-    access_token: _Secret = ""
-    device_id: Annotated[str, BeforeValidator(_none_to_empty)] = ""  # optional
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.homeserver and self.user_id and self.access_token)
-
-
-ApiScope = Literal["ingest", "read"]
-
-
-def _default_scopes() -> list[ApiScope]:
-    return ["ingest"]
-
-
-class SourceMapping(_Model):
-    """How a monitoring service's own JSON (or a spreadsheet's columns) becomes a mention.
-
-    `fields` maps our field names (external_id, text, url, published_at, language, sentiment,
-    reach, codes, story_id, reply_to_url, author.id, author.name, author.channel,
-    author.profile_url, author.email, author.phone) to a dotted path in the source's record
-    ("post.author.id", "items.0.text") or, for spreadsheets, to a column title. `constants`
-    fills fields the source does not send. `date_format` is a strptime format for
-    published_at when it is not ISO 8601. `sentiment_values` translates the source's words
-    ("neg", "-1", "негатив") to negative / neutral / positive.
-    """
-
-    fields: dict[str, Annotated[str, Field(min_length=1, max_length=256)]] = Field(
-        default_factory=dict
-    )
-    constants: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    date_format: str | None = None
-    sentiment_values: dict[str, Literal["negative", "neutral", "positive"]] = Field(
-        default_factory=dict
-    )
-
-
-class ApiSource(_Model):
-    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
-    token: _Secret = ""  # empty: the source is configured but cannot authenticate yet
-    scopes: list[ApiScope] = Field(default_factory=_default_scopes)
-    mapping: str | None = None  # a name from `mappings`: the source sends its own JSON
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.token)
-
-
-class FeedSource(_Model):
-    """An RSS or Atom feed polled on a schedule (conditional GET)."""
-
-    # 60: "rss:" + the name must fit the 64-character source column.
-    name: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^\S+$")]
-    url: Annotated[str, AfterValidator(_check_http_url)]
-    interval_s: Annotated[float, Field(ge=10)] = 300.0
-    sentiment: Literal["negative", "neutral", "positive"] | None = None  # else classified
-    codes: list[str] = Field(default_factory=list)
-
-
-class ApiConfig(_Model):
-    listen: str = "127.0.0.1:8080"
-    sources: list[ApiSource] = Field(default_factory=list)
-
-    @field_validator("listen")
-    @classmethod
-    def _listen_shape(cls, value: str) -> str:
-        _split_listen(value)
-        return value
-
-    @property
-    def host(self) -> str:
-        return _split_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        return _split_listen(self.listen)[1]
-
-
-class DepartmentTelegram(_Model):
+class DepartmentTelegram(StrictModel):
     chat_id: int
     topic_id: Annotated[int, Field(gt=0)] | None = None  # forum topic inside the chat
 
 
-class DepartmentMatrix(_Model):
-    room_id: _MatrixRoomId
+class DepartmentMatrix(StrictModel):
+    room_id: MatrixRoomId
 
 
-class Department(_Model):
+class Department(StrictModel):
     id: _Id
     name: _Name
     telegram: DepartmentTelegram | None = None
     matrix: DepartmentMatrix | None = None
 
 
-class StaffMember(_Model):
+class StaffMember(StrictModel):
     id: _Id
     name: _Name
     telegram_id: int | None = None
-    matrix_id: _MatrixUserId | None = None
+    matrix_id: MatrixUserId | None = None
     roles: dict[str, list[DeptRole]] = Field(default_factory=dict)  # department id -> roles
     global_roles: list[GlobalRole] = Field(default_factory=list)
 
 
-class DigestRecipients(_Model):
+class DigestRecipients(StrictModel):
     telegram_chat_ids: list[int] = Field(default_factory=list)
-    matrix_room_ids: list[_MatrixRoomId] = Field(default_factory=list)
+    matrix_room_ids: list[MatrixRoomId] = Field(default_factory=list)
 
 
-class DigestConfig(_Model):
+class DigestConfig(StrictModel):
     evening_cron: _Cron = "0 19 * * *"
     weekly_cron: _Cron = "0 10 * * mon"
     # The digests' day and cron times; None: the organisation's time zone.
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     recipients: DigestRecipients = Field(default_factory=DigestRecipients)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name like 'Europe/Moscow')"
-            ) from None
-        return value
 
-
-class OutboxConfig(_Model):
+class OutboxConfig(StrictModel):
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     base_retry_s: Annotated[float, Field(gt=0)] = 1.0
     max_retry_s: Annotated[float, Field(gt=0)] = 300.0
@@ -435,16 +180,16 @@ class OutboxConfig(_Model):
     @model_validator(mode="after")
     def _retry_order(self) -> Self:
         if self.max_retry_s < self.base_retry_s:
-            raise _Problems(
+            raise FieldProblems(
                 [("max_retry_s", f"must be at least base_retry_s ({self.base_retry_s})")]
             )
         return self
 
 
-class Config(_Model):
+class Config(StrictModel):
     organisation: str = Field(default="", max_length=MAX_NAME)
-    locale: Literal["ru", "en"] = "ru"
-    timezone: str = "Europe/Moscow"
+    locale: Locale = "ru"
+    timezone: TimeZoneName = "Europe/Moscow"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
@@ -459,17 +204,6 @@ class Config(_Model):
     mappings: dict[str, SourceMapping] = Field(default_factory=dict)
     feeds: list[FeedSource] = Field(default_factory=list)
     duty: DutyConfig | None = None  # None: whoever has the duty role is on duty
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name like 'Europe/Moscow')"
-            ) from None
-        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -486,7 +220,7 @@ class Config(_Model):
                 for path, message in check_duty_staff(self.duty, staff_ids)
             ]
         if problems:
-            raise _Problems(problems)
+            raise FieldProblems(problems)
         return self
 
     # --- derived values and lookups (built once; the model is frozen) ---
@@ -544,12 +278,6 @@ class Config(_Model):
         return copy
 
 
-def _unknown_department(dept_id: str, known: Iterable[str]) -> str:
-    message = f"unknown department {dept_id!r}"
-    close = difflib.get_close_matches(dept_id, list(known), n=1)
-    return f"{message} (did you mean {close[0]!r}?)" if close else message
-
-
 def _check_departments(config: Config) -> list[tuple[str, str]]:
     if not config.departments:
         return [("departments", "at least one department is required")]
@@ -566,7 +294,10 @@ def _check_departments(config: Config) -> list[tuple[str, str]]:
         first.setdefault(dept.id, i)
     if config.coordination_department not in first:
         problems.append(
-            ("coordination_department", _unknown_department(config.coordination_department, first))
+            (
+                "coordination_department",
+                unknown_name("department", config.coordination_department, first, listed_as=None),
+            )
         )
     return problems
 
@@ -595,7 +326,10 @@ def _check_staff(config: Config) -> list[tuple[str, str]]:
         for dept_id in member.roles:
             if dept_id not in dept_ids:
                 problems.append(
-                    (f"staff[{i}].roles.{dept_id}", _unknown_department(dept_id, dept_ids))
+                    (
+                        f"staff[{i}].roles.{dept_id}",
+                        unknown_name("department", dept_id, dept_ids, listed_as=None),
+                    )
                 )
     return problems
 
@@ -644,9 +378,9 @@ def _substitute(
 ) -> Any:
     if isinstance(node, dict):
         # Keys are left alone: they name settings, which must not depend on the environment.
-        return {k: _substitute(v, env, _join(path, str(k)), problems) for k, v in node.items()}
+        return {k: _substitute(v, env, join_path(path, str(k)), problems) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, env, _join(path, i), problems) for i, v in enumerate(node)]
+        return [_substitute(v, env, join_path(path, i), problems) for i, v in enumerate(node)]
     if not isinstance(node, str) or "$" not in node:
         return node
 
@@ -678,73 +412,6 @@ def _substitute(
     return _REF_RE.sub(replace, node)
 
 
-# --- YAML -----------------------------------------------------------------------------------
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        message = f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: "
-        message += exc.problem or exc.context or "syntax error"
-        start = exc.context_mark
-        # Unclosed brackets and quotes are noticed far below where they start; say where.
-        if exc.problem and exc.context and start is not None and start.line != mark.line:
-            message += f" ({exc.context} started at line {start.line + 1})"
-        return message
-    return f"invalid YAML: {exc}"
-
-
-# --- pydantic errors ------------------------------------------------------------------------
-
-
-def _model_at(loc: Iterable[str | int]) -> type[BaseModel] | None:
-    """The model class that the error location points into, to suggest valid keys."""
-    current: type[BaseModel] | None = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue  # list index: the annotation already yielded the item model
-        if current is None or part not in current.model_fields:
-            return None
-        current = _inner_model(current.model_fields[part].annotation)
-    return current
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and not get_args(annotation):
-        return annotation if issubclass(annotation, BaseModel) else None
-    for arg in get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _convert(error: Any) -> list[tuple[str, str]]:
-    loc: tuple[str | int, ...] = tuple(error["loc"])
-    path = _loc_path(loc)
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, _Problems):
-        return [(_join(path, sub), message) for sub, message in cause.problems]
-    if isinstance(cause, Exception):
-        return [(path, str(cause))]  # our own ValueError text, without pydantic's prefix
-    if error["type"] == "extra_forbidden":
-        return [(path, "unknown key" + _key_hint(loc))]
-    if error["type"] == "missing":
-        return [(path, "missing required key")]
-    return [(path, error["msg"])]
-
-
-def _key_hint(loc: tuple[str | int, ...]) -> str:
-    model = _model_at(loc[:-1])
-    if model is None:
-        return ""
-    known = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (known keys: {', '.join(known)})"
-
-
 # --- entry point ----------------------------------------------------------------------------
 
 
@@ -752,30 +419,30 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     """Read, substitute `${VAR}` / `${VAR:-default}`, validate. Raises ConfigError."""
     path = Path(path)
     env = os.environ if env is None else env
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, [("", "file not found")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, [("", f"not valid UTF-8 text ({exc.reason})")]) from None
-    except OSError as exc:
-        raise ConfigError(path, [("", f"cannot read the file: {exc.strerror}")]) from None
+
+    def fail(problems: list[tuple[str, str]]) -> ConfigError:
+        return ConfigError([(path, field, message) for field, message in problems])
 
     try:
-        raw = yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [("", _yaml_problem(exc))]) from None
+        raw = read_yaml(path)
+    except FileNotFoundError:
+        raise fail([("", "file not found")]) from None
+    except UnicodeDecodeError as exc:
+        raise fail([("", f"not valid UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        raise fail([("", f"cannot read the file: {exc.strerror}")]) from None
+    except YamlError as exc:
+        raise ConfigError(exc.problems) from None
     if raw is None:
-        raise ConfigError(path, [("", "the file is empty; expected a mapping of settings")])
+        raise fail([("", "the file is empty; expected a mapping of settings")])
     if not isinstance(raw, dict):
-        raise ConfigError(
-            path, [("", f"the top level must be a mapping of settings, not a {type(raw).__name__}")]
-        )
+        kind = type(raw).__name__
+        raise fail([("", f"the top level must be a mapping of settings, not a {kind}")])
 
     problems: list[tuple[str, str]] = []
     data = _substitute(raw, env, "", problems)
     if problems:
-        raise ConfigError(path, problems)
+        raise fail(problems)
     # An absent section would get its defaults without validation, hence unresolved paths.
     if data.get("playbooks") is None:
         data["playbooks"] = {}
@@ -783,5 +450,4 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     try:
         return Config.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
-        converted = [p for err in exc.errors(include_url=False) for p in _convert(err)]
-        raise ConfigError(path, converted) from None
+        raise fail(field_problems(exc, Config)) from None

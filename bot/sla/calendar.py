@@ -26,7 +26,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.model import Priority
-from bot.settings.playbook import Playbook, Reminder, WorkCalendar
+from bot.settings.playbook import Playbook
+from bot.settings.sla_rules import Reminder, WorkCalendar
 
 __all__ = [
     "Deadlines",

@@ -12,9 +12,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
-from bot.settings.playbook import Weekday
+from bot.settings.fields import Day, StrictModel, Weekday
 
 __all__ = [
     "DutyConfig",
@@ -43,17 +43,6 @@ def _parse_hhmm(value: object) -> object:
     if isinstance(value, time):
         return value
     raise ValueError(f"expected a time like '09:00', got {value!r}")
-
-
-def _parse_day(value: object) -> object:
-    if isinstance(value, datetime) or not isinstance(value, date | str):
-        raise ValueError(f"expected a date like 2026-11-02, got {value!r}")
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"expected a date like 2026-11-02, got {value!r}") from None
-    return value
 
 
 def _parse_local(value: object) -> object:
@@ -85,25 +74,20 @@ def _parse_local(value: object) -> object:
 
 
 _Time = Annotated[time, BeforeValidator(_parse_hhmm)]
-_Day = Annotated[date, BeforeValidator(_parse_day)]
 _Local = Annotated[datetime | date, BeforeValidator(_parse_local)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Handover(_Model):
+class Handover(StrictModel):
     weekday: Weekday = Weekday.MON
     time: _Time = time(9, 0)
 
 
-class DutyRota(_Model):
+class DutyRota(StrictModel):
     """Staff take a week each, in order, handing over at `handover`; the first handover at
     or after `start` begins the first person's week."""
 
     staff: list[str] = Field(min_length=1)
-    start: _Day
+    start: Day
     handover: Handover = Field(default_factory=Handover)
 
     def first_handover(self) -> datetime:
@@ -112,11 +96,11 @@ class DutyRota(_Model):
         return datetime.combine(self.start + timedelta(days=ahead), self.handover.time)
 
 
-class DutyOverride(_Model):
+class DutyOverride(StrictModel):
     """Someone on duty from `from` until `to`, whatever the rota says. A bare date in `from`
     starts at midnight; a bare date in `to` includes that whole day."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)  # merged with StrictModel's
 
     staff: str
     start: _Local = Field(alias="from")
@@ -141,7 +125,7 @@ class DutyOverride(_Model):
         return self
 
 
-class DutyConfig(_Model):
+class DutyConfig(StrictModel):
     rota: DutyRota | None = None
     overrides: list[DutyOverride] = Field(default_factory=list)
 

@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 
 from bot.chat.views import current_deadline
 from bot.model import Action, Case
-from bot.settings.playbook import EscalationChain, EscalationStep, Playbook, SlaPolicy, WorkCalendar
+from bot.settings.escalation_rules import EscalationChain, EscalationStep
+from bot.settings.playbook import Playbook
+from bot.settings.sla_rules import SlaPolicy, WorkCalendar
 from bot.sla.calendar import (
     add_working_time,
     plan_deadlines,

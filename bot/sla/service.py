@@ -34,7 +34,7 @@ from bot.model import (
 )
 from bot.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
 from bot.settings.directory import Destination, Directory
-from bot.settings.playbook import NotifyTarget
+from bot.settings.escalation_rules import NotifyTarget
 from bot.sla.engine import SlaEngine
 from bot.sla.timers import Timer, TimerKind
 

@@ -18,7 +18,9 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.mapping import MappingError, RecordMapper
 from bot.model import Identity
-from bot.settings.config import ApiSource, Config
+from bot.settings.config import Config
+from bot.settings.connections import ApiSource
+from bot.settings.errors import error_path
 from handlers.ingest.schema import MentionIn
 from handlers.metrics import Metrics
 from store.db import Database
@@ -34,14 +36,6 @@ _BATCH: TypeAdapter[list[MentionIn]] = TypeAdapter(
 
 def _problem(status: int, title: str, **extra: Any) -> web.Response:
     return web.json_response({"error": title, **extra}, status=status)
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    """pydantic's location as it reads in the document: [3].author.id"""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "body"
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -146,7 +140,10 @@ class Api:
             else:
                 batch = [_ONE.validate_python(body)]
         except ValidationError as error:
-            problems = [{"path": _path(e["loc"]), "message": e["msg"]} for e in error.errors()]
+            problems = [
+                {"path": error_path(e["loc"]) or "body", "message": e["msg"]}
+                for e in error.errors()
+            ]
             return _problem(422, "validation failed", problems=problems[:100])
         now = self._clock.now()
         mentions = [

@@ -36,7 +36,7 @@ from bot.model import (
     Sentiment,
     SentimentSource,
 )
-from bot.settings.config import FeedSource
+from bot.settings.connections import FeedSource
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from typing import IO, Any, Protocol
 from pydantic import ValidationError
 
 from bot.intake.mapping import ALL_FIELDS, REQUIRED_FIELDS, MappingError, RecordMapper
-from bot.settings.config import SourceMapping
+from bot.settings.connections import SourceMapping
+from bot.settings.errors import error_path, with_input
 from handlers.ingest.schema import MentionIn, Packed
 
 DELIMITERS = (",", ";", "\t")
@@ -262,14 +263,8 @@ def _check_columns(
 def _problems(error: ValidationError) -> list[str]:
     found = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "row"
-        got = item.get("input")
-        shown = ""
-        if isinstance(got, str):
-            shown = f" (got {got[:60]!r})"
-        elif isinstance(got, int | float):
-            shown = f" (got {got!r})"
-        found.append(f"{where}: {item['msg']}{shown}")
+        where = error_path(item["loc"]) or "row"
+        found.append(f"{where}: {with_input(item['msg'], item.get('input'))}")
     return found
 
 

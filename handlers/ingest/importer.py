@@ -28,7 +28,8 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
 from bot.intake.mapping import check_mapping
-from bot.intake.sentiment.analyser import SentimentClassifier, lexicon_dir, load_lexicon
+from bot.intake.sentiment.analyser import SentimentClassifier
+from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.model import Priority
 from bot.settings.config import Config
 from bot.settings.directory import Directory

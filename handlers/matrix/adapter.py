@@ -24,7 +24,8 @@ from bot.chat.answers import Answers, case_number
 from bot.chat.texts import Texts
 from bot.chat.views import MENU_ACTIONS, View, choice_request, notice_view
 from bot.model import MAX_DRAFT_TEXT, Action
-from bot.settings.config import Config, MatrixConfig
+from bot.settings.config import Config
+from bot.settings.connections import MatrixConfig
 from bot.settings.directory import Destination, Directory
 from handlers.matrix.reactions import (
     ACTION_OF_CARD_REACTION,

@@ -13,8 +13,9 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
 from bot.chat.answers import COMMANDS
-from bot.chat.texts import LOCALES, Texts, texts_for
-from bot.settings.config import TelegramConfig
+from bot.chat.texts import Texts, texts_for
+from bot.settings.connections import TelegramConfig
+from bot.settings.fields import LOCALES
 from handlers.telegram import buttons, commands, comments, replies
 from handlers.telegram.context import TelegramContext
 from handlers.telegram.limits import RateLimiter, TelegramLimits

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.settings.config import TelegramLimitsConfig
+    from bot.settings.connections import TelegramLimitsConfig
 
 __all__ = ["LATENCY_ALLOWANCE_S", "SAFETY_MARGIN", "RateLimiter", "TelegramLimits", "is_group"]
 

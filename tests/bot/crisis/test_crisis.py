@@ -31,8 +31,9 @@ from bot.crisis.thresholds import (
 )
 from bot.model import GlobalRole
 from bot.settings.config import Config, StaffMember
+from bot.settings.crisis_rules import CrisisThreshold, ThresholdScope
 from bot.settings.directory import Destination, Directory
-from bot.settings.playbook import CrisisThreshold, Playbook, ThresholdScope, load_playbook
+from bot.settings.playbook import Playbook, load_playbook
 from handlers.matrix.render import MatrixRenderer
 from store.db import Database
 from store.models import AuthorRow, CaseRow, MentionRow, OutboxRow

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.intake.mapping import MappingError, RecordMapper, check_mapping, map_record
-from bot.settings.config import SourceMapping
+from bot.settings.connections import SourceMapping
 from handlers.ingest.api import MentionIn
 
 MSK = ZoneInfo("Europe/Moscow")

@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 from bot.intake.lemmas import Lemmatiser
-from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook, route
+from bot.intake.routing import route
+from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook
 
 
 def test_a_whole_word_keyword_matches_its_other_forms_only_with_lemmas(tmp_path: Path) -> None:

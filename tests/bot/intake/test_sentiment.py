@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.intake.lemmas import Lemmatiser, detect_language, is_emoji, primary_language, words
-from bot.intake.sentiment.analyser import (
-    DEFAULT_LEXICON_DIR,
-    LexiconError,
-    SentimentClassifier,
-    SentimentResult,
-    load_lexicon,
-)
+from bot.intake.sentiment.analyser import SentimentClassifier, SentimentResult
+from bot.intake.sentiment.lexicon import DEFAULT_LEXICON_DIR, LexiconError, load_lexicon
 from bot.model import Sentiment
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -84,7 +79,7 @@ def test_lemma_is_total(word: str) -> None:
 
 
 def test_lemma_plugs_in_as_a_one_argument_stemmer() -> None:
-    stem = Lemmatiser().lemma  # bot.settings.playbook.Stemmer: word -> stem
+    stem = Lemmatiser().lemma  # bot.intake.routing.Stemmer: word -> stem
     assert stem("отопления") == stem("отопление")
     assert stem("heating") == stem("heat")
     assert stem("ogrzewania") == "ogrzewania"  # no English ending to strip: left as it is

@@ -58,14 +58,14 @@ def write(tmp_path: Path, data: dict[str, Any] | str, name: str = "config.yaml")
 def problems_of(path: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     with pytest.raises(ConfigError) as info:
         load_config(path, env=env or {})
-    assert info.value.file == path
-    return dict(info.value.problems)
+    assert {file for file, _, _ in info.value.problems} == {path}
+    return dict(info.value.fields)
 
 
 def load_problems(path: Path) -> list[tuple[str, str]]:
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    return info.value.problems
+    return info.value.fields
 
 
 # --- the shipped example ---------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_secret_values_are_not_echoed_in_errors(tmp_path: Path) -> None:
     data["telegram"] = {"token": "${TG}"}
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, data), env={"TG": "supersecretvalue-without-shape"})
-    assert "telegram.token" in dict(info.value.problems)
+    assert "telegram.token" in dict(info.value.fields)
     assert "supersecretvalue" not in str(info.value)
 
 
@@ -217,7 +217,7 @@ def test_unknown_key_nested_in_list(tmp_path: Path) -> None:
     path = write(tmp_path, data)
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    assert info.value.problems == [("departments[1].nmae", "unknown key (did you mean 'name'?)")]
+    assert info.value.fields == [("departments[1].nmae", "unknown key (did you mean 'name'?)")]
     assert str(info.value) == f"{path}: departments[1].nmae: unknown key (did you mean 'name'?)"
 
 
@@ -261,7 +261,7 @@ def test_unknown_department_in_staff_roles(tmp_path: Path) -> None:
     path = write(tmp_path, data)
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    assert info.value.problems == [
+    assert info.value.fields == [
         ("staff[2].roles.housng", "unknown department 'housng' (did you mean 'housing'?)")
     ]
     assert f"{path}: staff[2].roles.housng: unknown department 'housng'" in str(info.value)
@@ -448,7 +448,7 @@ def test_yaml_syntax_error_reports_line(tmp_path: Path) -> None:
     path = write(tmp_path, "locale: ru\ndepartments:\n  - id: housing\n    name: [unclosed\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    [(field, message)] = info.value.problems
+    [(field, message)] = info.value.fields
     assert field == ""
     # The parser notices at the end of the file, so the opening line is given as well.
     assert message.startswith("invalid YAML at line 5, column 1:")

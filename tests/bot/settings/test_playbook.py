@@ -12,21 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from jinja2.exceptions import SecurityError
 
+from bot.intake.routing import route
 from bot.model import AuthorLabel, Priority
-from bot.settings.playbook import (
-    ALWAYS_OPEN,
-    DEFAULT_PLAYBOOK_DIR,
-    Playbook,
-    PlaybookError,
-    Reminder,
-    TemplateKind,
-    TimeRange,
-    format_duration,
-    load_playbook,
-    parse_duration,
-    parse_ical_dates,
-    route,
-)
+from bot.settings.fields import TimeRange, format_duration, parse_duration
+from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, Playbook, PlaybookError, load_playbook
+from bot.settings.reply_templates import TemplateKind
+from bot.settings.sla_rules import ALWAYS_OPEN, Reminder, parse_ical_dates
 
 DEPARTMENTS = {"housing", "transport", "health", "education", "social", "coordination"}
 MOSCOW = ZoneInfo("Europe/Moscow")

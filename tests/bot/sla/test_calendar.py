@@ -13,14 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.model import Priority
-from bot.settings.playbook import (
-    ALWAYS_OPEN,
-    DEFAULT_PLAYBOOK_DIR,
-    Playbook,
-    Reminder,
-    WorkCalendar,
-    load_playbook,
-)
+from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, Playbook, load_playbook
+from bot.settings.sla_rules import ALWAYS_OPEN, Reminder, WorkCalendar
 from bot.sla import calendar as sla
 from bot.sla.calendar import (
     Deadlines,

@@ -123,7 +123,7 @@ duty:
 """
     with pytest.raises(ConfigError) as caught:
         config_with(tmp_path, bad)
-    paths = {path for path, _ in caught.value.problems}
+    paths = {path for path, _ in caught.value.fields}
     assert "duty.rota.handover.weekday" in paths
     assert "duty.rota.handover.time" in paths
     assert "duty.overrides[1]" in paths
@@ -135,7 +135,7 @@ duty:
     )
     with pytest.raises(ConfigError) as caught:
         config_with(tmp_path, fixed)
-    problems = dict(caught.value.problems)
+    problems = dict(caught.value.fields)
     assert "unknown staff id 'nobody'" in problems["duty.rota.staff[1]"]
     assert "unknown staff id 'ghost'" in problems["duty.overrides[0].staff"]
 

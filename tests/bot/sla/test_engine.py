@@ -19,7 +19,8 @@ from bot.chat.views import card_ref, current_deadline
 from bot.clock import FrozenClock
 from bot.model import Action, Case, CaseState, EventKind, Outcome, Priority, WaitReason
 from bot.settings.directory import Directory
-from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, EscalationStep, load_playbook
+from bot.settings.escalation_rules import EscalationStep
+from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook
 from bot.sla.calendar import add_working_time, plan_deadlines, working_time_between
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService

@@ -17,7 +17,8 @@ import handlers.ingest.feeds
 from bot.cases.service import IntakeResult
 from bot.clock import FrozenClock
 from bot.model import CaseState, Mention, Sentiment
-from bot.settings.config import FeedSource, load_config
+from bot.settings.config import load_config
+from bot.settings.connections import FeedSource
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from handlers.ingest.feeds import FeedPoller, PollResult, entry_id, plain_text

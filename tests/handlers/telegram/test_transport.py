@@ -43,7 +43,7 @@ from bot.model import (
     Identity,
     Priority,
 )
-from bot.settings.config import TelegramConfig, TelegramLimitsConfig
+from bot.settings.connections import TelegramConfig, TelegramLimitsConfig
 from bot.settings.directory import Directory
 from handlers.telegram.callbacks import CaseAction
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard

@@ -1,0 +1,223 @@
+"""Routing: which department owns a mention, how urgent it is, which codes its case gets.
+
+The rules are data (routing.yaml, read by bot.settings.routing_rules); this module applies
+them to a mention's text, source, codes, author labels and language. Next: bot/intake/intake.py
+acts on the decision.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from bot.model import AuthorLabel, Priority
+from bot.settings.playbook import Playbook
+from bot.settings.routing_rules import WORD_RE, Match
+
+__all__ = ["RouteDecision", "Stemmer", "normalise_word", "route"]
+
+Stemmer = Callable[[str], str]  # word (already case-folded) -> stem; applied to text and keywords
+
+
+def normalise_word(word: str) -> str:
+    """Case-fold and treat ё as е: people write both."""
+    return word.casefold().replace("ё", "е")
+
+
+def _no_stem(word: str) -> str:
+    # Until a lemmatiser is plugged in, keywords are written as stems ("отоплен") and match
+    # any word they begin.
+    return word
+
+
+@lru_cache(maxsize=8192)
+def _phrase(keyword: str, stem: Stemmer) -> tuple[str, ...]:
+    return tuple(stem(normalise_word(w)) for w in WORD_RE.findall(keyword))
+
+
+# Inside a phrase, parts this short match whole words only: as prefixes, "в" and "с" would
+# begin half the words of Russian ("в суд" must not match "вот судя").
+_WHOLE_WORD_MAX = 2
+
+
+class _Words:
+    """The words of a text, indexed so a prefix look-up is a binary search."""
+
+    def __init__(self, text: str, stem: Stemmer) -> None:
+        self.tokens = [stem(normalise_word(w)) for w in WORD_RE.findall(text)]
+        self._sorted = sorted(set(self.tokens))
+        # Every beginning of every word: most keywords begin none, and a set look-up says so
+        # before any search (routing tries a few hundred keywords per mention).
+        self.beginnings = {t[:n] for t in self._sorted for n in range(1, len(t) + 1)}
+        self._positions: dict[str, list[int]] = {}
+        for i, token in enumerate(self.tokens):
+            self._positions.setdefault(token, []).append(i)
+
+    def _starting_with(self, prefix: str) -> Iterator[str]:
+        i = bisect.bisect_left(self._sorted, prefix)
+        while i < len(self._sorted) and self._sorted[i].startswith(prefix):
+            yield self._sorted[i]
+            i += 1
+
+    def has(self, phrase: Sequence[str]) -> bool:
+        """Consecutive words beginning with the phrase's parts, in order."""
+        if not phrase or phrase[0] not in self.beginnings:
+            return False
+        first, rest = phrase[0], phrase[1:]
+        if not rest:
+            return next(self._starting_with(first), None) is not None
+        whole = [len(part) <= _WHOLE_WORD_MAX for part in phrase]
+        firsts: Iterable[str] = (
+            ([first] if first in self._positions else [])
+            if whole[0]
+            else self._starting_with(first)
+        )
+        for token in firsts:
+            for pos in self._positions[token]:
+                following = self.tokens[pos + 1 : pos + 1 + len(rest)]
+                if len(following) == len(rest) and all(
+                    word == part if exact else word.startswith(part)
+                    for word, part, exact in zip(following, rest, whole[1:], strict=True)
+                ):
+                    return True
+        return False
+
+
+class _Text:
+    """A text's words as written and, with a lemmatiser, as lemmas. A keyword matches when it
+    begins a word as written ("отоплен" → "отопления") or when its lemma begins a word's
+    lemma ("пришёл" → "пришли": both "прийти"), so stems and whole words both work."""
+
+    def __init__(self, text: str, stem: Stemmer | None) -> None:
+        self._stem = stem
+        self._raw = _Words(text, _no_stem)
+        self._lemmas = _Words(text, stem) if stem is not None else None
+
+    def has_any(self, keywords: tuple[str, ...]) -> bool:
+        phrases = _phrases(keywords, self._stem)
+        lemmas = self._lemmas
+        # Most rules share no first word with a text: one set operation in C says so.
+        if phrases.raw_firsts.isdisjoint(self._raw.beginnings) and (
+            lemmas is None or phrases.lemma_firsts.isdisjoint(lemmas.beginnings)
+        ):
+            return False
+        for raw, lemma in phrases.pairs:
+            if self._raw.has(raw) or (lemmas is not None and lemma and lemmas.has(lemma)):
+                return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Phrases:
+    pairs: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (as written, as lemmas)
+    raw_firsts: frozenset[str]
+    lemma_firsts: frozenset[str]
+
+
+@lru_cache(maxsize=1024)
+def _phrases(keywords: tuple[str, ...], stem: Stemmer | None) -> _Phrases:
+    """A rule's keywords as written and as lemmas, worked out once per rule, not per mention."""
+    pairs = tuple(
+        (_phrase(k, _no_stem), _phrase(k, stem) if stem is not None else ()) for k in keywords
+    )
+    return _Phrases(
+        pairs,
+        frozenset(raw[0] for raw, _ in pairs if raw),
+        frozenset(lemma[0] for _, lemma in pairs if lemma),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    rule_id: str | None  # None: no rule matched, the default applies
+    department: str
+    priority: Priority
+    sla_policy: str | None  # a rule's override; None: Playbook.sla_policy_for decides
+    codes: tuple[str, ...]  # the mention's codes followed by the rule's, without repeats
+    urgent: bool = False  # an urgent or critical word: make a case whatever the sentiment
+
+
+def _source_matches(source: str, wanted: Iterable[str]) -> bool:
+    return any(source == w or source.startswith(w + ":") for w in wanted)
+
+
+def _rule_matches(
+    match: Match,
+    text: str,
+    words: _Text,
+    source: str,
+    codes: set[str],
+    labels: set[AuthorLabel],
+    language: str | None,
+) -> bool:
+    if match.is_empty:
+        return False
+    if match.sources and not _source_matches(source, match.sources):
+        return False
+    if match.codes and not codes & {c.casefold() for c in match.codes}:
+        return False
+    if match.author_labels and not labels & set(match.author_labels):
+        return False
+    if match.languages:
+        primary = (language or "").split("-")[0].casefold()
+        if primary not in {lang.casefold() for lang in match.languages}:
+            return False
+    if match.keywords or match.regex:
+        # Within the text criteria, any keyword or any pattern is enough.
+        found = words.has_any(match.keywords) or any(p.search(text) for p in match.patterns)
+        if not found:
+            return False
+    return True
+
+
+def _higher(a: Priority, b: Priority) -> Priority:
+    return a if a.rank >= b.rank else b
+
+
+def route(
+    playbook: Playbook,
+    text: str,
+    source: str,
+    codes: Iterable[str] = (),
+    author_labels: Iterable[AuthorLabel] = (),
+    language: str | None = None,
+    *,
+    stem: Stemmer | None = None,
+) -> RouteDecision:
+    """Which department owns a mention, how urgent it is, and which codes the case gets.
+
+    Pure: the same playbook and input always give the same decision. `stem` plugs in a
+    stemmer or lemmatiser; without one, keywords match word prefixes.
+    """
+    codes = tuple(codes)
+    words = _Text(text, stem)
+    folded_codes = {c.casefold() for c in codes}
+    labels = set(author_labels)
+    config = playbook.routing
+    rule = next(
+        (
+            r
+            for r in config.rules
+            if _rule_matches(r.match, text, words, source, folded_codes, labels, language)
+        ),
+        None,
+    )
+    department = rule.department if rule else config.default.department
+    priority = (rule.priority if rule else None) or config.default.priority
+    sla_policy = rule.sla_policy if rule else config.default.sla_policy
+    critical = words.has_any(config.critical_words)
+    urgent = critical or words.has_any(config.urgent_words)
+    if critical:
+        priority = Priority.CRITICAL
+    elif urgent:
+        priority = _higher(priority, config.urgent_priority)
+    return RouteDecision(
+        rule_id=rule.id if rule else None,
+        department=department,
+        priority=priority,
+        sla_policy=sla_policy,
+        codes=tuple(dict.fromkeys((*codes, *(rule.codes if rule else ())))),
+        urgent=urgent,
+    )

@@ -1,0 +1,237 @@
+"""The config's connection sections: Telegram, Matrix, the HTTP API with its sources and
+mappings, and RSS feeds; secrets and addresses are checked here, once.
+
+config.py assembles them with the organisation's sections into Config.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+
+from bot.model import MAX_NAME
+from bot.settings.fields import StrictModel
+
+__all__ = [
+    "ApiConfig",
+    "ApiScope",
+    "ApiSource",
+    "DiscussionGroup",
+    "FeedSource",
+    "MatrixConfig",
+    "MatrixRoomId",
+    "MatrixUserId",
+    "SourceMapping",
+    "TelegramConfig",
+    "TelegramLimitsConfig",
+]
+
+_MATRIX_USER_RE = re.compile(r"^@[^:\s]+:\S+$")
+_MATRIX_ROOM_RE = re.compile(r"^![^:\s]+:\S+$")
+_TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
+# Fragments that only a copied example would contain; long enough not to hit random tokens.
+_PLACEHOLDER_PARTS = (
+    "changeme",
+    "change_me",
+    "change-me",
+    "your-",
+    "your_",
+    "placeholder",
+    "replace",
+    "<",
+    ">",
+)
+# The sample token from Telegram's own documentation.
+_TELEGRAM_DOCS_TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
+
+
+def _check_matrix_user(value: str) -> str:
+    if value and not _MATRIX_USER_RE.match(value):
+        raise ValueError(f"{value!r} is not a Matrix user id like '@name:example.org'")
+    return value
+
+
+def _check_matrix_room(value: str) -> str:
+    if not _MATRIX_ROOM_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a Matrix room id like '!abc123:example.org' (aliases do not work)"
+        )
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} must start with http:// or https://")
+    return value.rstrip("/")
+
+
+def _none_to_empty(value: object) -> object:
+    # `token:` with nothing after it is YAML null; treat it as "not configured".
+    return "" if value is None else value
+
+
+def _strip(value: object) -> object:
+    # Secrets pasted into env files often carry a trailing newline.
+    return value.strip() if isinstance(value, str) else value
+
+
+def _check_not_placeholder(value: str) -> str:
+    lowered = value.lower()
+    if value == _TELEGRAM_DOCS_TOKEN or any(part in lowered for part in _PLACEHOLDER_PARTS):
+        raise ValueError(
+            "looks like a placeholder, not a real secret: set it through an environment "
+            "variable, or leave it empty to disable this part"
+        )
+    return value
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{value!r} must be 'host:port', e.g. '127.0.0.1:8080'")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{value!r}: put an IPv6 address in brackets, e.g. '[::1]:8080'")
+    number = int(port)
+    if number > 65535:
+        raise ValueError(f"port {number} is out of range 0-65535")
+    return host, number
+
+
+MatrixUserId = Annotated[str, AfterValidator(_check_matrix_user)]
+MatrixRoomId = Annotated[str, AfterValidator(_check_matrix_room)]
+_Secret = Annotated[
+    str,
+    BeforeValidator(_none_to_empty),
+    BeforeValidator(_strip),
+    AfterValidator(_check_not_placeholder),
+]
+
+
+class TelegramLimitsConfig(StrictModel):
+    """Telegram's published send limits; the bot stays under them instead of collecting 429s."""
+
+    per_chat_per_s: Annotated[float, Field(gt=0)] = 1.0
+    per_chat_burst: Annotated[int, Field(gt=0)] = 3
+    per_group_per_min: Annotated[int, Field(gt=0)] = 20
+    global_per_s: Annotated[float, Field(gt=0)] = 30.0
+    scale: Annotated[float, Field(gt=0)] = 1.0  # >1 speeds every limit up; for test servers
+
+
+class DiscussionGroup(StrictModel):
+    """A channel's discussion group: comments there by non-staff become mentions."""
+
+    chat_id: int
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+
+
+class TelegramConfig(StrictModel):
+    token: Annotated[str, BeforeValidator(_none_to_empty), BeforeValidator(_strip)] = ""
+    api_base: Annotated[str, AfterValidator(_check_http_url)] = "https://api.telegram.org"
+    protect_content: bool = True
+    limits: TelegramLimitsConfig = Field(default_factory=TelegramLimitsConfig)
+    discussion_groups: list[DiscussionGroup] = Field(default_factory=list)
+    direct_messages: bool = False  # citizens' private messages to the bot become mentions
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: str) -> str:
+        if not value:
+            return value
+        _check_not_placeholder(value)
+        if not _TELEGRAM_TOKEN_RE.match(value):
+            raise ValueError(
+                "does not look like a Telegram bot token ('<bot id>:<secret>' from @BotFather); "
+                "leave it empty to disable Telegram"
+            )
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+
+class MatrixConfig(StrictModel):
+    homeserver: Annotated[str, BeforeValidator(_none_to_empty), AfterValidator(_check_http_url)] = (
+        ""
+    )
+    user_id: Annotated[MatrixUserId, BeforeValidator(_none_to_empty)] = ""
+    access_token: _Secret = ""
+    device_id: Annotated[str, BeforeValidator(_none_to_empty)] = ""  # optional
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.homeserver and self.user_id and self.access_token)
+
+
+ApiScope = Literal["ingest", "read"]
+
+
+def _default_scopes() -> list[ApiScope]:
+    return ["ingest"]
+
+
+class SourceMapping(StrictModel):
+    """How a monitoring service's own JSON (or a spreadsheet's columns) becomes a mention.
+
+    `fields` maps our field names (external_id, text, url, published_at, language, sentiment,
+    reach, codes, story_id, reply_to_url, author.id, author.name, author.channel,
+    author.profile_url, author.email, author.phone) to a dotted path in the source's record
+    ("post.author.id", "items.0.text") or, for spreadsheets, to a column title. `constants`
+    fills fields the source does not send. `date_format` is a strptime format for
+    published_at when it is not ISO 8601. `sentiment_values` translates the source's words
+    ("neg", "-1", "негатив") to negative / neutral / positive.
+    """
+
+    fields: dict[str, Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=dict
+    )
+    constants: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    date_format: str | None = None
+    sentiment_values: dict[str, Literal["negative", "neutral", "positive"]] = Field(
+        default_factory=dict
+    )
+
+
+class ApiSource(StrictModel):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
+    token: _Secret = ""  # empty: the source is configured but cannot authenticate yet
+    scopes: list[ApiScope] = Field(default_factory=_default_scopes)
+    mapping: str | None = None  # a name from `mappings`: the source sends its own JSON
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+
+class FeedSource(StrictModel):
+    """An RSS or Atom feed polled on a schedule (conditional GET)."""
+
+    # 60: "rss:" + the name must fit the 64-character source column.
+    name: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^\S+$")]
+    url: Annotated[str, AfterValidator(_check_http_url)]
+    interval_s: Annotated[float, Field(ge=10)] = 300.0
+    sentiment: Literal["negative", "neutral", "positive"] | None = None  # else classified
+    codes: list[str] = Field(default_factory=list)
+
+
+class ApiConfig(StrictModel):
+    listen: str = "127.0.0.1:8080"
+    sources: list[ApiSource] = Field(default_factory=list)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_shape(cls, value: str) -> str:
+        _split_listen(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return _split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return _split_listen(self.listen)[1]
