@@ -24,6 +24,7 @@ from bot.cases.lifecycle import (
     StaleCard,
     Transition,
     available_actions,
+    check,
     invariant_violations,
     transition,
 )
@@ -967,6 +968,107 @@ def test_refusal_does_not_mutate_anything_in_a_deep_case() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# check: the guards of transition, once, for prompts and menus as for the actions themselves
+
+
+def _same(a: DomainError, b: DomainError) -> bool:
+    return type(a) is type(b) and a.params == b.params
+
+
+def _cases_to_check() -> list[Case]:
+    """Every state, with and without a wait for the author, a follow-up, a draft of one's own."""
+    cases = [story_in(state).case for state in CaseState]
+    cases += [replace(c, waiting_since=T0) for c in cases if c.state in _OPEN_STATES]
+    cases.append(replace(story_in(S.PUBLISHED).case, follow_up_due_at=None))
+    for writer in (MULTI, LEAD, OMNI):  # each may also review: only four eyes says no
+        s = Story()
+        s.do(A.DRAFT, writer, text="My own answer")
+        cases.append(s.case)
+    s = story_in(S.TAKEN)
+    s.do(A.TAKE, LEAD)  # owned by a lead: others may not write, other leads may take over
+    cases.append(s.case)
+    return cases
+
+
+CHECK_ACTORS = (SPEC, SPEC2, APPR, LEAD, DUTY, BOSS, ADMIN, STRANGER, TSPEC, TAPPR, MULTI, OMNI)
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_check_and_transition_agree(action: Action) -> None:
+    """For every state and person: check refuses exactly what transition refuses, with the
+    same error; only a request without its input (a prompt's) passes check and then lacks it."""
+    for case in _cases_to_check():
+        fields = VALID_FIELDS[action]
+        requests = [
+            (ActionRequest(action, **fields), False),
+            (ActionRequest(action, expected_version=case.version, **fields), False),
+            (ActionRequest(action, expected_version=case.version + 1, **fields), False),
+            (ActionRequest(action), True),  # a prompt's request: the text is not written yet
+        ]
+        for actor in CHECK_ACTORS:
+            for request, bare in requests:
+                where = (case.state, case.waiting_since, actor.id, request)
+                refusal = check(case, request, actor)
+                try:
+                    transition(case, request, actor, T0 + timedelta(hours=1))
+                except DomainError as error:
+                    if refusal is None:
+                        assert bare and isinstance(error, MissingInput), (where, error)
+                    else:
+                        assert _same(refusal, error), (where, refusal, error)
+                else:
+                    assert refusal is None, (where, refusal)
+
+
+def test_check_covers_every_guard() -> None:
+    """Each kind of refusal the guards give is reached by check alone, before any input."""
+    own = Story()
+    own.do(A.DRAFT, APPR, text="My own answer")
+    taken = story_in(S.TAKEN).case
+    published = replace(story_in(S.PUBLISHED).case, follow_up_due_at=None)
+    waiting = replace(taken, waiting_since=T0)
+    expected: list[tuple[Case, Action, Actor, DomainError]] = [
+        (taken, A.DRAFT, STRANGER, NoRight(action="draft", department=HOUSING)),
+        (taken, A.REOPEN, OMNI, InvalidTransition(action="reopen", state="taken")),
+        (taken, A.TAKE, SPEC, InvalidTransition(action="take", state="taken")),
+        (taken, A.TAKE, SPEC2, NotAssignee(assignee="spec")),
+        (taken, A.RELEASE, SPEC2, NotAssignee(assignee="spec")),
+        (taken, A.DRAFT, SPEC2, NotAssignee(assignee="spec")),
+        (own.case, A.REQUEST_CHANGES, APPR, SelfReview(version=1)),
+        (own.case, A.REJECT, APPR, SelfReview(version=1)),
+        (
+            published,
+            A.FOLLOW_UP_LATER,
+            SPEC,
+            InvalidTransition(action="follow_up_later", state="published"),
+        ),
+        (
+            waiting,
+            A.WAIT_FOR_AUTHOR,
+            SPEC,
+            InvalidTransition(action="wait_for_author", state="taken"),
+        ),
+        (taken, A.AUTHOR_REPLIED, SPEC, InvalidTransition(action="author_replied", state="taken")),
+    ]
+    for case, action, actor, error in expected:
+        refusal = check(case, ActionRequest(action), actor)
+        assert refusal is not None and _same(refusal, error), (action, actor.id, refusal)
+    assert check(taken, ActionRequest(A.DRAFT), SPEC) is None
+
+
+def test_four_eyes_refuses_the_prompt_as_it_refuses_the_action() -> None:
+    """Asking for the note of "request changes" on one's own draft is refused by the very
+    guard that refuses the action itself."""
+    s = Story()
+    s.do(A.DRAFT, MULTI, text="My own answer")
+    prompt = check(s.case, ActionRequest(A.REQUEST_CHANGES), MULTI)
+    assert isinstance(prompt, SelfReview) and prompt.params == {"version": 1}
+    action = s.refuse(A.REQUEST_CHANGES, MULTI, SelfReview, note="me to me")
+    assert _same(prompt, action)
+    assert check(s.case, ActionRequest(A.REQUEST_CHANGES), APPR) is None  # somebody else may
+
+
+# ---------------------------------------------------------------------------------------------
 # Bookkeeping: version, first touch, approval time
 
 
@@ -1414,12 +1516,18 @@ def test_random_walks_keep_the_case_valid(data: st.DataObject, length: int) -> N
         if request.follow_up_at is not None:  # keep the follow-up after `now`
             request = replace(request, follow_up_at=now + (request.follow_up_at - T0))
         snapshot = copy.deepcopy(case)
+        refusal = check(case, request, actor)
         try:
             result = transition(case, request, actor, now)
         except DomainError as error:
             assert case == snapshot, f"{action} by {actor.id} changed the case on refusal"
             _check_refusal(error, case, actor, request)
+            if refusal is None:  # only what the request carries is the handler's to refuse
+                assert isinstance(error, MissingInput | InvalidInput), error
+            else:
+                assert _same(refusal, error), (refusal, error)
             continue
+        assert refusal is None, refusal
         assert case == snapshot, "the input case must never change"
         _check_success(case, result.case, result.events, actor, request, now)
         size_before = len(log)
