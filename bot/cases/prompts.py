@@ -36,6 +36,8 @@ from bot.settings.directory import Destination, Directory
 
 
 class Prompts:
+    """Posts a prompt or a redrawn card with a submenu, once the action's guards let it."""
+
     def __init__(
         self,
         uow_factory: UnitOfWorkFactory,
