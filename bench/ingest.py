@@ -230,6 +230,10 @@ AREAS = (
     ("/json/", "HTTP (aiohttp) and JSON"),
     ("bot/intake/bulk.py", "bulk intake (bot.intake.bulk)"),
     ("bot/cases/service.py", "case service (bot.cases.service)"),
+    # The parts the service composes, once all in service.py.
+    ("bot/intake/grouping.py", "case service (bot.cases.service)"),
+    ("bot/cases/cards.py", "case service (bot.cases.service)"),
+    ("bot/cases/authors.py", "case service (bot.cases.service)"),
     ("bot/chat/views.py", "case service (bot.cases.service)"),
     ("bot/", "other domain code (bot/)"),
     ("store/", "store (repositories, types)"),

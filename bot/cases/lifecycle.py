@@ -1,11 +1,14 @@
 """The case state machine: one pure function from (case, request, actor, now) to a new case.
 
 Every transport and every scheduled job goes through `transition`; nothing else changes a
-case's state. A refusal is a DomainError whose `code` names a user-facing message.
+case's state. A refusal is a DomainError whose `code` names a user-facing message. `check`
+holds every guard once: `transition` runs it first, and so does the case service before it
+asks a person for a draft, a note or a choice (bot/cases/prompts.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -33,7 +36,7 @@ from bot.model import (
 S = CaseState
 _OPEN = frozenset(set(CaseState) - TERMINAL_STATES)
 
-# Where each action may start. Extra conditions (ownership, four-eyes) are checked below.
+# Where each action may start. Extra conditions (ownership, four eyes) are in _GUARDS below.
 ALLOWED_FROM: dict[Action, frozenset[CaseState]] = {
     Action.TAKE: frozenset({S.NEW, S.TAKEN, S.CHANGES_REQUESTED}),
     Action.RELEASE: frozenset({S.TAKEN, S.CHANGES_REQUESTED}),
@@ -136,15 +139,10 @@ class Transition:
 
 def transition(case: Case, request: ActionRequest, actor: Actor, now: datetime) -> Transition:
     """Apply one action. Returns the new case and its events, or raises DomainError."""
+    refusal = check(case, request, actor)
+    if refusal is not None:
+        raise refusal
     action = request.action
-    if not actor.may(action, case.department):
-        raise NoRight(action=action.value, department=case.department)
-    if request.expected_version is not None and request.expected_version != case.version:
-        raise StaleCard(expected=request.expected_version, actual=case.version)
-    if case.state not in ALLOWED_FROM[action]:
-        raise InvalidTransition(action=action.value, state=case.state.value)
-    _check_bounds(request)
-
     handler = _HANDLERS[action]
     new_case, events = handler(case, request, actor, now)
     # Escalating is no answer; the author's reply is not staff's touch.
@@ -160,7 +158,30 @@ def transition(case: Case, request: ActionRequest, actor: Actor, now: datetime) 
     return Transition(new_case, tuple(events))
 
 
-def _check_bounds(request: ActionRequest) -> None:
+def check(case: Case, request: ActionRequest, actor: Actor) -> DomainError | None:
+    """The refusal `transition` would raise for this request before changing anything, or None.
+
+    One order, one place: rights, card version, state, the bounds of what the request
+    carries, then the action's own guard (ownership, four eyes, a follow-up or a wait to act
+    on). What the request lacks is not checked here: a prompt is checked before its text
+    exists, so a draft's text, a note or an outcome is the handler's to demand.
+    """
+    action = request.action
+    if not actor.may(action, case.department):
+        return NoRight(action=action.value, department=case.department)
+    if request.expected_version is not None and request.expected_version != case.version:
+        return StaleCard(expected=request.expected_version, actual=case.version)
+    if case.state not in ALLOWED_FROM[action]:
+        return InvalidTransition(action=action.value, state=case.state.value)
+    out_of_bounds = _out_of_bounds(request)
+    if out_of_bounds is not None:
+        return out_of_bounds
+    guard = _GUARDS.get(action)
+    return guard(case, request, actor) if guard else None
+
+
+def _out_of_bounds(request: ActionRequest) -> InvalidInput | None:
+    """Fields too long or malformed; absent fields pass."""
     for name, value, limit in (
         ("text", request.text, MAX_DRAFT_TEXT),
         ("note", request.note, MAX_NOTE),
@@ -169,11 +190,81 @@ def _check_bounds(request: ActionRequest) -> None:
         ("template_id", request.template_id, MAX_NAME),
     ):
         if value is not None and len(value) > limit:
-            raise InvalidInput(field=name, limit=limit)
+            return InvalidInput(field=name, limit=limit)
     if request.url is not None and not request.url.startswith(("https://", "http://")):
-        raise InvalidInput(field="url", limit=MAX_URL)
+        return InvalidInput(field="url", limit=MAX_URL)
     if request.follow_up_at is not None and request.follow_up_at.tzinfo is None:
-        raise InvalidInput(field="follow_up_at", limit=None)
+        return InvalidInput(field="follow_up_at", limit=None)
+    return None
+
+
+# --- guards: what an action needs of the case and the person besides rights and state ---
+
+Guard = Callable[[Case, ActionRequest, Actor], DomainError | None]
+
+
+def _is_owner_or_lead(case: Case, actor: Actor) -> bool:
+    return case.assignee == actor.id or actor.has(DeptRole.LEAD, case.department)
+
+
+def _may_take(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    if case.state is S.NEW:
+        return None
+    if case.assignee == actor.id:
+        return InvalidTransition(action=req.action.value, state=case.state.value)
+    if not actor.has(DeptRole.LEAD, case.department):  # only a lead takes a case over
+        return NotAssignee(assignee=case.assignee)
+    return None
+
+
+def _owner_or_lead(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    return None if _is_owner_or_lead(case, actor) else NotAssignee(assignee=case.assignee)
+
+
+def _may_write(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    if case.state is S.NEW:  # writing an answer to a new case takes it
+        return None
+    return _owner_or_lead(case, req, actor)
+
+
+def _four_eyes(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    draft = case.latest_draft
+    if draft is not None and draft.author == actor.id:
+        return SelfReview(version=draft.version)
+    return None
+
+
+def _follow_up_asked(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    if case.follow_up_due_at is None:
+        return InvalidTransition(action=req.action.value, state=case.state.value)
+    return None
+
+
+def _not_waiting(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    if case.waiting_since is not None:
+        return InvalidTransition(action=req.action.value, state=case.state.value)
+    return None
+
+
+def _waiting(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    if case.waiting_since is None:
+        return InvalidTransition(action=req.action.value, state=case.state.value)
+    return None
+
+
+_GUARDS: dict[Action, Guard] = {
+    Action.TAKE: _may_take,
+    Action.RELEASE: _owner_or_lead,
+    Action.DRAFT: _may_write,
+    Action.USE_TEMPLATE: _may_write,
+    Action.APPROVE: _four_eyes,
+    Action.REQUEST_CHANGES: _four_eyes,
+    Action.REJECT: _four_eyes,
+    Action.FOLLOW_UP_DONE: _follow_up_asked,
+    Action.FOLLOW_UP_LATER: _follow_up_asked,
+    Action.WAIT_FOR_AUTHOR: _not_waiting,
+    Action.AUTHOR_REPLIED: _waiting,
+}
 
 
 def _event(
@@ -181,10 +272,6 @@ def _event(
 ) -> Event:
     clean = {k: v for k, v in payload.items() if v is not None}
     return Event(case.id, now, actor.id, kind, case.state, to_state, clean)
-
-
-def _is_owner_or_lead(case: Case, actor: Actor) -> bool:
-    return case.assignee == actor.id or actor.has(DeptRole.LEAD, case.department)
 
 
 def _retire_pending(drafts: tuple[Draft, ...]) -> tuple[Draft, ...]:
@@ -195,23 +282,18 @@ def _retire_pending(drafts: tuple[Draft, ...]) -> tuple[Draft, ...]:
     )
 
 
+# --- handlers: `check` has passed; each demands what its request must carry, then applies it ---
+
 Handled = tuple[Case, list[Event]]
 
 
 def _take(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
-    if case.state is not S.NEW:
-        if case.assignee == actor.id:
-            raise InvalidTransition(action=req.action.value, state=case.state.value)
-        if not actor.has(DeptRole.LEAD, case.department):  # only a lead takes a case over
-            raise NotAssignee(assignee=case.assignee)
     to = S.TAKEN if case.state is S.NEW else case.state
     event = _event(case, actor, now, Action.TAKE, to, previous=case.assignee)
     return replace(case, state=to, assignee=actor.id), [event]
 
 
 def _release(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
-    if not _is_owner_or_lead(case, actor):
-        raise NotAssignee(assignee=case.assignee)
     event = _event(case, actor, now, Action.RELEASE, S.NEW, previous=case.assignee)
     return replace(case, state=S.NEW, assignee=None), [event]
 
@@ -226,8 +308,6 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
     if case.state is S.NEW:  # writing an answer to a new case takes it
         events.append(_event(case, actor, now, Action.TAKE, S.TAKEN, previous=None))
         case = replace(case, state=S.TAKEN, assignee=actor.id)
-    elif not _is_owner_or_lead(case, actor):
-        raise NotAssignee(assignee=case.assignee)
 
     pre_approved = req.action is Action.USE_TEMPLATE and req.pre_approved
     draft = Draft(
@@ -264,8 +344,6 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
 def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
     draft = case.latest_draft
     assert draft is not None and draft.status is DraftStatus.PENDING
-    if draft.author == actor.id:
-        raise SelfReview(version=draft.version)
     note = (req.note or "").strip() or None
     if req.action is Action.REQUEST_CHANGES and note is None:
         raise MissingInput(field="note")
@@ -346,14 +424,10 @@ def _close(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
 
 
 def _follow_up_done(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
-    if case.follow_up_due_at is None:
-        raise InvalidTransition(action=req.action.value, state=case.state.value)
     return _closed(case, actor, now, Action.FOLLOW_UP_DONE, Outcome.RESOLVED)
 
 
 def _follow_up_later(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
-    if case.follow_up_due_at is None:
-        raise InvalidTransition(action=req.action.value, state=case.state.value)
     if req.follow_up_at is None:
         raise MissingInput(field="follow_up_at")
     at = req.follow_up_at.isoformat()
@@ -362,8 +436,6 @@ def _follow_up_later(case: Case, req: ActionRequest, actor: Actor, now: datetime
 
 
 def _wait_for_author(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
-    if case.waiting_since is not None:
-        raise InvalidTransition(action=req.action.value, state=case.state.value)
     if req.wait_reason is None:
         raise MissingInput(field="reason")
     follow_up = case.follow_up_due_at
@@ -384,8 +456,7 @@ def _wait_for_author(case: Case, req: ActionRequest, actor: Actor, now: datetime
 
 
 def _author_replied(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
-    if case.waiting_since is None:
-        raise InvalidTransition(action=req.action.value, state=case.state.value)
+    assert case.waiting_since is not None
     since = case.waiting_since.isoformat()
     event = _event(case, actor, now, Action.AUTHOR_REPLIED, case.state, waiting_since=since)
     return replace(case, waiting_since=None), [event]

@@ -3,7 +3,7 @@
 The single path (CaseService.intake) costs a transaction and about ten statements per mention.
 Here a batch is classified and routed in memory (history is not routed: it opens no case), its
 authors are resolved and written with a few statements, its mentions go in with one
-multi-row INSERT, and the cases they open or join with a few more (CaseService.open_many, the
+multi-row INSERT, and the cases they open or join with a few more (bot/intake/grouping.py, the
 one place that groups related mentions for both paths), all in one transaction.
 
 The result is the one the single path gives: one author card per person (identities linked by
@@ -63,8 +63,8 @@ class BulkResult:
 def automatic_labels(
     standing: AuthorStanding, rules: AuthorLabelsConfig, added: Sequence[int] = (0, 0, 0)
 ) -> frozenset[AuthorLabel]:
-    """The labels an author card gets from the thresholds, as CaseService._relabel gives
-    them; `added` are the negative, neutral and positive mentions not yet in the counts."""
+    """The labels an author card gets from the thresholds, as bot/cases/authors.py gives them;
+    `added` are the negative, neutral and positive mentions not yet in the counts."""
     labels = set(standing.labels) - _AUTOMATIC
     if standing.negative_since >= rules.critic_negative_count:
         labels.add(AuthorLabel.SYSTEMATIC_CRITIC)
@@ -240,7 +240,7 @@ class _Person:
 class _People:
     """Who is behind each mention of a batch: identities that the source links (e-mail,
     phone) and identities already on a card join into one person; stored cards that turn out
-    to be one person are merged as CaseService._record_author does (the oldest card stays)."""
+    to be one person are merged as bot/cases/authors.py does (the oldest card stays)."""
 
     def __init__(self, mentions: Sequence[Mention], owned: set[tuple[str, str]]) -> None:
         self._mentions = mentions

@@ -7,12 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from bot.cases.lifecycle import ActionRequest, InvalidInput, NoRight, StaleCard
+from bot.cases import lifecycle
+from bot.cases.lifecycle import (
+    ActionRequest,
+    DomainError,
+    InvalidInput,
+    NoRight,
+    NotAssignee,
+    SelfReview,
+    StaleCard,
+)
+from bot.cases.outcomes import NotPublishable, UnknownCase
 from bot.cases.rights import Actor
-from bot.cases.service import CaseOpening, CaseService, UnknownCase
+from bot.cases.service import CaseOpening, CaseService
 from bot.chat.outbox import OutboxItem, OutboxOp
 from bot.clock import FrozenClock
-from bot.model import Action, CaseState, EventKind, Sentiment
+from bot.model import Action, Case, CaseState, EventKind, Sentiment
 from bot.settings.directory import Directory
 from store.db import Database
 from tests.doubles.support import make_config, make_mention
@@ -197,7 +207,6 @@ async def test_template_draft_review_escalation_and_publishing_messages(
     tmp_path: Path, database: Database, clock: FrozenClock
 ) -> None:
     from bot.cases.replies import telegram_comment_id
-    from bot.cases.service import NotPublishable
     from bot.chat.views import prompt_ref
 
     cases, directory = full_service(tmp_path, database, clock)
@@ -259,3 +268,54 @@ async def test_template_draft_review_escalation_and_publishing_messages(
     card = next(i for i in items if i.payload["view"] == "card")
     assert card.payload["menu"] == "reroute"
     assert {o["arg"] for o in card.payload["options"]} == {"transport", "coordination"}
+
+
+async def test_prompts_and_menus_meet_the_guards_of_the_action_itself(
+    tmp_path: Path, database: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt for "request changes" on one's own draft is refused by lifecycle.check, the
+    very guard the action meets; so is a draft prompt on somebody else's case. Nothing is
+    posted, nothing audited (only refusals for rights are)."""
+    cases, directory = full_service(tmp_path, database, clock)
+    lead, spec, spec2 = (
+        staff(directory, "lead"),
+        staff(directory, "spec"),
+        staff(directory, "spec2"),
+    )
+    where = directory.destinations("housing")[0]
+    opened = await cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+    assert opened.case and opened.case.id
+    case_id = opened.case.id
+    assert (await cases.act(case_id, ActionRequest(Action.DRAFT, text="Моё"), lead)).ok
+    before = len(await queued(database))
+
+    checked: list[tuple[Action, str]] = []
+    real_check = lifecycle.check
+
+    def spy(case: Case, request: ActionRequest, actor: Actor) -> DomainError | None:
+        checked.append((request.action, actor.id))
+        return real_check(case, request, actor)
+
+    monkeypatch.setattr(lifecycle, "check", spy)
+    prompt = await cases.prompt(case_id, Action.REQUEST_CHANGES, lead, where, "n1")
+    action = await cases.act(case_id, ActionRequest(Action.REQUEST_CHANGES, note="Я"), lead)
+    choices, options = await cases.menu_choices(case_id, Action.REQUEST_CHANGES, lead)
+    assert checked == [(Action.REQUEST_CHANGES, "lead")] * 3
+    for refused in (prompt.error, action.error, choices.error):
+        assert isinstance(refused, SelfReview) and refused.params == {"version": 1}
+    assert options == []
+
+    # Ownership, too: the lead's case takes no draft and no template from another specialist.
+    draft = await cases.prompt(case_id, Action.DRAFT, spec2, where, "n2")
+    menu = await cases.open_menu(case_id, Action.USE_TEMPLATE, spec2, where, "n3")
+    assert isinstance(draft.error, NotAssignee) and isinstance(menu.error, NotAssignee)
+    # A refusal for rights is audited, as the action's would be; the others are not.
+    rights = await cases.prompt(case_id, Action.REQUEST_CHANGES, spec, where, "n4")
+    assert isinstance(rights.error, NoRight)
+    thread = await cases.thread(case_id)
+    assert thread is not None
+    denied = [e for e in thread.events if e.kind == EventKind.DENIED]
+    assert [(e.actor, e.payload["action"], e.payload["reason"]) for e in denied] == [
+        ("spec", "request_changes", "no_right")
+    ]
+    assert len(await queued(database)) == before  # no prompt, no menu was posted

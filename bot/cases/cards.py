@@ -1,0 +1,215 @@
+"""The messages a case causes: its card in every chat of its department, drafts under the card
+for review, escalation notices, the public reply.
+
+Nothing here commits: items go into the caller's unit of work, and the outbox worker
+(bot/chat/outbox.py, bot/chat/delivery.py) sends them. The views come from bot/chat/views.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.cases.lifecycle import ActionRequest
+from bot.cases.replies import origin_of
+from bot.cases.rights import Actor
+from bot.chat.delivery import EXTERNAL_REF
+from bot.chat.outbox import OutboxItem, OutboxOp
+from bot.chat.views import (
+    card_ref,
+    card_view,
+    draft_ref,
+    draft_view,
+    notice_view,
+    public_reply_view,
+)
+from bot.clock import Clock
+from bot.model import Action, Author, Case, DraftStatus, Mention
+from bot.ports import UnitOfWork
+from bot.settings.directory import Destination, Directory
+
+
+async def first_mention(uow: UnitOfWork, case: Case) -> tuple[Mention, Author | None]:
+    """The mention a case was opened for, and its author: what the card shows."""
+    assert case.id is not None
+    mentions = await uow.mentions.for_case(case.id)
+    mention = mentions[0]
+    author = await uow.authors.get(mention.author_id) if mention.author_id else None
+    return mention, author
+
+
+class Cards:
+    """Builds a case's outgoing messages for every chat the directory names."""
+
+    def __init__(self, directory: Directory, tz: ZoneInfo, clock: Clock, coordination: str) -> None:
+        self._directory = directory
+        self._tz = tz
+        self._clock = clock
+        self._coordination = coordination  # escalations are announced there too
+
+    def publishable(self, mention: Mention) -> bool:
+        """Whether the bot itself can post the answer where the mention was written."""
+        origin = origin_of(mention)
+        return origin is not None and origin.transport in self._directory.transports
+
+    def view(
+        self, case: Case, mention: Mention, author: Author | None, moved_to: str | None = None
+    ) -> dict[str, Any]:
+        return card_view(
+            case,
+            mention,
+            author,
+            self._directory,
+            self._tz,
+            moved_to,
+            publishable=self.publishable(mention),
+            now=self._clock.now(),
+        )
+
+    def to_post(
+        self, case: Case, mention: Mention, author: Author | None, now: datetime
+    ) -> list[OutboxItem]:
+        """A new card in every chat of the department, posted once per case version."""
+        assert case.id is not None
+        ref = card_ref(case.id, case.department)
+        key = f"{ref}:post:{case.version}"
+        view = self.view(case, mention, author)
+        return self.for_all(case.department, OutboxOp.POST, view, ref, case, now, key)
+
+    def to_edit(
+        self, case: Case, mention: Mention, author: Author | None, now: datetime
+    ) -> list[OutboxItem]:
+        """The card redrawn in every chat of the department."""
+        assert case.id is not None
+        ref = card_ref(case.id, case.department)
+        view = self.view(case, mention, author)
+        return self.for_all(case.department, OutboxOp.EDIT, view, ref, case, now)
+
+    def for_all(
+        self,
+        department: str,
+        op: OutboxOp,
+        view: dict[str, Any],
+        ref: str,
+        case: Case,
+        now: datetime,
+        key: str | None = None,
+        reply_to: str | None = None,
+    ) -> list[OutboxItem]:
+        key = key or f"{ref}:{op.value}:{case.version}"
+        return [
+            dest.about(case, op, view, key, now, ref=ref, reply_to=reply_to)
+            for dest in self._directory.destinations(department)
+        ]
+
+    async def announce(
+        self,
+        uow: UnitOfWork,
+        old: Case,
+        new: Case,
+        request: ActionRequest,
+        actor: Actor,
+        mention: Mention,
+        author: Author | None,
+        now: datetime,
+    ) -> None:
+        """Queue every message one change causes: card edits, drafts for review, notices."""
+        assert new.id is not None
+        items: list[OutboxItem] = []
+        dept = new.department
+        card = card_ref(new.id, dept)
+        if old.department != dept:
+            # The old card says where the case went; a new card appears in the new chat.
+            moved = self.view(old, mention, author, moved_to=dept)
+            old_card = card_ref(new.id, old.department)
+            items += self.for_all(old.department, OutboxOp.EDIT, moved, old_card, new, now)
+            await uow.outbox.enqueue(items)
+            await uow.outbox.enqueue(self.to_post(new, mention, author, now))
+            return
+        items += self.to_edit(new, mention, author, now)
+
+        # Drafts live under the card: a new one for review, a reviewed one edited in place.
+        for before, after in zip(old.drafts, new.drafts, strict=False):
+            if before != after:
+                ref = draft_ref(new.id, after.version, dept)
+                items += self.for_all(
+                    dept, OutboxOp.EDIT, draft_view(new, after, self._directory), ref, new, now
+                )
+        for draft in new.drafts[len(old.drafts) :]:
+            if draft.status is DraftStatus.PENDING:
+                ref = draft_ref(new.id, draft.version, dept)
+                items += self.for_all(
+                    dept,
+                    OutboxOp.REPLY,
+                    draft_view(new, draft, self._directory),
+                    ref,
+                    new,
+                    now,
+                    reply_to=card,
+                )
+
+        if request.action is Action.ESCALATE:
+            notice = notice_view(
+                "ui.escalated",
+                case_id=new.id,
+                level=new.escalation_level,
+                department_name=self._directory.department_name(dept),
+                actor_name=actor.name,
+                reason=(request.note or "").strip(),
+            )
+            ref = f"escalation:{new.id}:{new.version}"
+            items += self.for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
+            if self._coordination != dept:
+                items += self.for_all(self._coordination, OutboxOp.POST, notice, ref, new, now)
+
+        if request.action is Action.PUBLISH:
+            items.append(self._public_reply(new, mention, now))
+        await uow.outbox.enqueue(items)
+
+    def _public_reply(self, case: Case, mention: Mention, now: datetime) -> OutboxItem:
+        """The approved answer, posted under the mention itself."""
+        origin = origin_of(mention)
+        approved = case.approved_draft
+        assert origin is not None and approved is not None
+        return OutboxItem(
+            transport=origin.transport,
+            chat=origin.chat,
+            op=OutboxOp.REPLY,
+            payload=public_reply_view(approved.text),
+            idempotency_key=f"{origin.transport}:{origin.chat}:publish:{case.id}:"
+            f"{approved.version}",
+            ref_key=f"public:{case.id}:{approved.version}",
+            reply_to_key=f"{EXTERNAL_REF}{origin.message_id}",
+            case_id=case.id,
+            urgency=case.priority.rank,
+            created_at=now,
+        )
+
+    async def missing(self, uow: UnitOfWork, now: datetime) -> list[OutboxItem]:
+        """Cards of open cases that a configured chat has never received (e.g. Telegram was
+        configured after cases arrived). Keys match the ones intake uses."""
+        # One query per department chat, not one per open case: 100,000 open cases whose
+        # cards are all there cost a handful of index look-ups at start.
+        missing: dict[int, tuple[Case, list[Destination]]] = {}
+        for department in self._directory.department_ids():
+            for dest in self._directory.destinations(department):
+                for case in await uow.cases.open_without_card(
+                    department, dest.transport, dest.chat
+                ):
+                    assert case.id is not None
+                    missing.setdefault(case.id, (case, []))[1].append(dest)
+        firsts = await uow.mentions.first_of_cases(sorted(missing))
+        authors = await uow.authors.cards_of(
+            sorted({m.author_id for m in firsts.values() if m.author_id})
+        )
+        items: list[OutboxItem] = []
+        for case_id, (case, dests) in sorted(missing.items()):
+            mention = firsts.get(case_id)
+            if mention is None:
+                continue
+            view = self.view(case, mention, authors.get(mention.author_id or 0))
+            ref = card_ref(case_id, case.department)
+            key = f"{ref}:post:{case.version}"
+            items += [d.about(case, OutboxOp.POST, view, key, now, ref=ref) for d in dests]
+        return items

@@ -1,0 +1,208 @@
+"""Grouping: which mentions open a case and which join one already open.
+
+A mention joins the open case of the same story, then of the same thread, then of the same
+author about the same department lately (the playbook's `grouping`); otherwise it opens its
+own. The single path (CaseService.intake) and batches (bot/intake/bulk.py) both open cases
+here, inside the caller's transaction, so they group alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from bot.cases.cards import Cards
+from bot.chat.outbox import OutboxItem
+from bot.model import SYSTEM_ACTOR, Case, CaseState, Event, EventKind, Mention, Priority
+from bot.ports import RelatedCases, UnitOfWork
+from bot.settings.playbook import GroupingConfig
+
+# Told of every case a transaction opened or grew (the SLA engine arms its timers).
+CasesChanged = Callable[[UnitOfWork, Sequence[Case], datetime], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOpening:
+    """What the router decided for a mention that needs an answer."""
+
+    department: str
+    priority: Priority = Priority.NORMAL
+    sla_policy: str | None = None
+    first_touch_due_at: datetime | None = None
+    answer_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    codes: tuple[str, ...] = ()
+    drill: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    mention: Mention | None  # None when it was a duplicate
+    case: Case | None  # the case opened for it, if any
+    duplicate: bool = False
+
+
+class CaseOpener:
+    """Opens cases for stored mentions, or joins them to related open cases, with their cards
+    and events."""
+
+    def __init__(self, rules: GroupingConfig, cards: Cards, cases_changed: CasesChanged) -> None:
+        self._rules = rules
+        self._cards = cards
+        self._cases_changed = cases_changed
+
+    async def open_many(
+        self, uow: UnitOfWork, openings: Sequence[tuple[Mention, CaseOpening]], now: datetime
+    ) -> list[Case]:
+        """Open a case for each stored mention, or join it to the open case it belongs to, in
+        order and inside the caller's transaction: the one place that groups related mentions
+        (single intake and batches). Returns each mention's case as the batch leaves it."""
+        since = now - self._rules.same_author_within
+        related = await uow.links.related_open_cases(
+            story_ids={m.story_id for m, _ in openings if m.story_id},
+            thread_urls={m.reply_to_url for m, _ in openings if m.reply_to_url},
+            authors={(m.author_id, o.department) for m, o in openings if m.author_id},
+            since=since,
+        )
+        groups = _Grouping(related)
+        fresh: list[_NewCase] = []
+        targets: list[_NewCase | int] = []
+        for mention, opening in openings:
+            target = groups.find(mention, opening.department)
+            if target is None:
+                target = _NewCase(mention, opening)
+                fresh.append(target)
+            elif isinstance(target, _NewCase):
+                target.joined.append(mention)
+            targets.append(target)
+            if isinstance(target, int):
+                groups.remember(mention, opening.department, target)
+            elif not target.opening.drill:  # as in the store, drill cases gather nothing
+                groups.remember(mention, target.opening.department, target)
+
+        joined_ids = sorted({t for t in targets if isinstance(t, int)})
+        stored = await uow.cases.get_many(joined_ids)
+        grown: dict[int, Case] = {}
+        for target in targets:
+            if isinstance(target, int):
+                case = grown.get(target, stored[target])
+                grown[target] = replace(case, mention_count=case.mention_count + 1)
+        grown = {i: replace(c, version=stored[i].version + 1) for i, c in grown.items()}
+        await uow.cases.record_joined(list(grown.values()))
+        opened = await uow.cases.add_many([n.case(now) for n in fresh])
+        for new, case in zip(fresh, opened, strict=True):
+            new.stored = case
+
+        attach: list[tuple[int, int]] = []
+        events: list[Event] = []
+        result: list[Case] = []
+        for (mention, _), target in zip(openings, targets, strict=True):
+            case_or_none = target.stored if isinstance(target, _NewCase) else grown[target]
+            assert case_or_none is not None
+            case = case_or_none
+            assert case.id is not None and mention.id is not None
+            attach.append((mention.id, case.id))
+            result.append(case)
+            if isinstance(target, _NewCase) and target.mention is mention:
+                events.append(_created(case, mention, now))
+            else:
+                events.append(_mention_added(case, mention, now))
+        await uow.mentions.attach_many(attach)
+        await uow.events.append(events)
+
+        # Cards: a new case is posted once with the batch's count; a grown one edited once.
+        firsts = await uow.mentions.first_of_cases(list(grown))
+        firsts.update({n.stored.id: n.mention for n in fresh if n.stored and n.stored.id})
+        authors = await uow.authors.cards_of(
+            sorted({m.author_id for m in firsts.values() if m.author_id})
+        )
+        items: list[OutboxItem] = []
+        for case in [*(n.stored for n in fresh if n.stored), *grown.values()]:
+            assert case.id is not None
+            first = firsts[case.id]
+            author = authors.get(first.author_id or 0)
+            if case.id in grown:
+                items += self._cards.to_edit(case, first, author, now)
+            else:
+                items += self._cards.to_post(case, first, author, now)
+        await uow.outbox.enqueue(items)
+        await self._cases_changed(uow, [*opened, *grown.values()], now)
+        final = {c.id: c for c in [*opened, *grown.values()]}
+        return [final[c.id] for c in result]
+
+
+def _created(case: Case, mention: Mention, now: datetime) -> Event:
+    assert case.id is not None
+    payload = {
+        "mention_id": mention.id,
+        "department": case.department,
+        "priority": case.priority.value,
+        "drill": case.drill,
+    }
+    return Event(case.id, now, SYSTEM_ACTOR, EventKind.CREATED, None, case.state, payload)
+
+
+def _mention_added(case: Case, mention: Mention, now: datetime) -> Event:
+    assert case.id is not None
+    payload = {"mention_id": mention.id, "source": mention.source}
+    return Event(
+        case.id, now, SYSTEM_ACTOR, EventKind.MENTION_ADDED, case.state, case.state, payload
+    )
+
+
+@dataclass(eq=False, slots=True)
+class _NewCase:
+    """A case a batch opens: its first mention, and the batch's mentions that join it."""
+
+    mention: Mention
+    opening: CaseOpening
+    joined: list[Mention] = field(default_factory=list)
+    stored: Case | None = None
+
+    def case(self, now: datetime) -> Case:
+        opening = self.opening
+        return Case(
+            id=None,
+            department=opening.department,
+            state=CaseState.NEW,
+            priority=opening.priority,
+            created_at=now,
+            source=self.mention.source,
+            drill=opening.drill,
+            sla_policy=opening.sla_policy,
+            first_touch_due_at=opening.first_touch_due_at,
+            answer_due_at=opening.answer_due_at,
+            resolution_due_at=opening.resolution_due_at,
+            codes=tuple(dict.fromkeys((*opening.codes, *self.mention.codes))),
+            mention_count=1 + len(self.joined),
+        )
+
+
+class _Grouping:
+    """Which case a mention joins: stored open cases first found by the store, then the cases
+    this batch opens or joins (newer, so they win, as the single path's newest-first look-up
+    would choose them). Kinds of link in the single path's order: story, thread, author."""
+
+    def __init__(self, stored: RelatedCases) -> None:
+        self._story: dict[str, _NewCase | int] = dict(stored.by_story)
+        self._thread: dict[str, _NewCase | int] = dict(stored.by_thread)
+        self._author: dict[tuple[int, str], _NewCase | int] = dict(stored.by_author)
+
+    def find(self, mention: Mention, department: str) -> _NewCase | int | None:
+        if mention.story_id and mention.story_id in self._story:
+            return self._story[mention.story_id]
+        if mention.reply_to_url and mention.reply_to_url in self._thread:
+            return self._thread[mention.reply_to_url]
+        if mention.author_id:
+            return self._author.get((mention.author_id, department))
+        return None
+
+    def remember(self, mention: Mention, department: str, case: _NewCase | int) -> None:
+        if mention.story_id:
+            self._story[mention.story_id] = case
+        for url in (mention.reply_to_url, mention.url):
+            if url:
+                self._thread[url] = case
+        if mention.author_id:
+            self._author[mention.author_id, department] = case
