@@ -15,7 +15,7 @@ from bot.cases.rights import Actor
 from bot.clock import Clock
 from bot.model import Author, AuthorLabel, GlobalRole, Mention, Sentiment
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.settings.playbook import AuthorLabelsConfig
+from bot.settings.routing_rules import AuthorLabelsConfig
 
 _TALLY = {
     Sentiment.NEGATIVE: "negative_count",

@@ -16,7 +16,7 @@ from bot.cases.cards import Cards
 from bot.chat.outbox import OutboxItem
 from bot.model import SYSTEM_ACTOR, Case, CaseState, Event, EventKind, Mention, Priority
 from bot.ports import RelatedCases, UnitOfWork
-from bot.settings.playbook import GroupingConfig
+from bot.settings.routing_rules import GroupingConfig
 
 # Told of every case a transaction opened or grew (the SLA engine arms its timers).
 CasesChanged = Callable[[UnitOfWork, Sequence[Case], datetime], Awaitable[None]]
