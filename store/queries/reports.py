@@ -54,6 +54,7 @@ from bot.reports.figures import (
     ResponseTimes,
     SlaCounts,
 )
+from store.mappers import author_seen, crisis_span
 from store.models import AuthorRow, CaseRow, CrisisRow, EventRow, MentionRow, UTCDateTime
 
 OPEN_STATES = tuple(s.value for s in CaseState if s not in TERMINAL_STATES)
@@ -344,7 +345,7 @@ class SqlReportRepository:
             .order_by(seen.c.negative.desc(), seen.c.mentions.desc(), seen.c.id)
             .limit(limit)
         )
-        return [_author(*row) for row in rows.all()]
+        return [author_seen(*row) for row in rows.all()]
 
     async def recurring_authors(
         self, period: Period, min_negative: int, limit: int
@@ -373,7 +374,7 @@ class SqlReportRepository:
             .join(top, top.c.author_id == AuthorRow.id)
             .order_by(top.c.negative.desc(), AuthorRow.id)
         )
-        return [_author(*row) for row in rows.all()]
+        return [author_seen(*row) for row in rows.all()]
 
     async def crises(self, period: Period) -> list[CrisisSpan]:
         rows = await self._s.scalars(
@@ -385,23 +386,7 @@ class SqlReportRepository:
             )
             .order_by(CrisisRow.opened_at, CrisisRow.id)
         )
-        return [
-            CrisisSpan(
-                r.id,
-                r.threshold_id,
-                r.scope,
-                r.key,
-                r.opened_at,
-                r.count_at_open,
-                r.limit,
-                r.peak_count,
-                r.peak_at,
-                r.below_since,
-                r.closed_at,
-                tuple(r.timeline or ()),
-            )
-            for r in rows
-        ]
+        return [crisis_span(row) for row in rows]
 
 
 def _within(column: Any, period: Period) -> list[ColumnElement[bool]]:
@@ -421,14 +406,3 @@ def _current_due() -> ColumnElement[Any]:
 def _round(seconds: Any) -> float | None:
     # julianday arithmetic leaves microsecond noise; figures are shown in minutes anyway.
     return None if seconds is None else float(round(float(seconds), 3))
-
-
-def _author(id_: int, name: str, labels: Any, mentions: Any, negative: Any) -> AuthorSeen:
-    known = {label.value for label in AuthorLabel}
-    return AuthorSeen(
-        int(id_),
-        name,
-        frozenset(AuthorLabel(x) for x in (labels or ()) if x in known),
-        int(mentions or 0),
-        int(negative or 0),
-    )
