@@ -1,4 +1,6 @@
-"""Bulk statements straight to the driver's executemany, values already in database form.
+"""Bulk statements straight to the driver's executemany, values already in database form,
+and the few things every repository shares (chunks of keys, INSERT … ON CONFLICT DO NOTHING,
+JSON arrays as rows, a lost race as ConcurrentUpdate).
 
 SQLAlchemy's per-row parameter processing costs several times what SQLite needs to store the
 row; hot bulk writes (mentions of a batch, the SLA clock's events and notices) come here. The
@@ -11,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -19,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from bot.ports import ConcurrentUpdate
 from store.models import UTCDateTime
@@ -40,6 +43,14 @@ def conflict_insert(session: AsyncSession, table: Any) -> PostgresInsert | Sqlit
     if session.get_bind().dialect.name == "postgresql":
         return postgres_insert(table)
     return sqlite_insert(table)
+
+
+def json_elements(column: Any, *, sqlite: bool) -> TableValuedAlias:
+    """A JSON array column's elements as rows of one column, "value": json_each on SQLite,
+    json_array_elements_text on PostgreSQL (the column is `json` there)."""
+    if sqlite:
+        return func.json_each(column).table_valued("value")
+    return func.json_array_elements_text(column).table_valued("value")
 
 
 @contextmanager

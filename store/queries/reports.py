@@ -4,9 +4,9 @@ Every figure is computed by the database: GROUP BY for counts, ROW_NUMBER/COUNT 
 percentiles, JSON array expansion for codes. Each query reads one indexed slice (a period of
 one timestamp column, see migration 0006) and returns at most a few hundred rows.
 
-Two things differ per dialect and are switched here only: the seconds between two timestamps
-(julianday on SQLite, EXTRACT(EPOCH ...) on PostgreSQL) and the function that expands a JSON
-array into rows (json_each / json_array_elements_text).
+Two things differ per dialect: the seconds between two timestamps (julianday on SQLite,
+EXTRACT(EPOCH ...) on PostgreSQL), switched here, and the function that expands a JSON array
+into rows (store.driver.json_elements).
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ from bot.reports.figures import (
     ResponseTimes,
     SlaCounts,
 )
+from store.driver import json_elements
 from store.mappers import author_seen, crisis_span
 from store.models import AuthorRow, CaseRow, CrisisRow, EventRow, MentionRow, UTCDateTime
+from store.repos.cases import current_due
 
 OPEN_STATES = tuple(s.value for s in CaseState if s not in TERMINAL_STATES)
 _ANSWERED = tuple(o.value for o in ANSWERED_OUTCOMES)
@@ -75,8 +77,7 @@ class SqlReportRepository:
         return func.extract("epoch", later - earlier)
 
     def _array_values(self, column: Any) -> Any:
-        name = "json_each" if self._sqlite else "json_array_elements_text"
-        return getattr(func, name)(column).table_valued("value").alias("item")
+        return json_elements(column, sqlite=self._sqlite).alias("item")
 
     @staticmethod
     def _moment(value: datetime) -> ColumnElement[Any]:
@@ -128,7 +129,7 @@ class SqlReportRepository:
         )
         add(ignored.all(), "not_negative")
         open_now = await self._s.execute(
-            select(*group, func.count(), func.sum(sql_case((_current_due() < now, 1), else_=0)))
+            select(*group, func.count(), func.sum(sql_case((current_due() < now, 1), else_=0)))
             .where(live, CaseRow.state.in_(OPEN_STATES))
             .group_by(*group)
         )
@@ -391,16 +392,6 @@ class SqlReportRepository:
 
 def _within(column: Any, period: Period) -> list[ColumnElement[bool]]:
     return [column >= period.start, column < period.end]
-
-
-def _current_due() -> ColumnElement[Any]:
-    """The deadline that matters now, as /status reads it: first touch until touched, then
-    the approved answer, then resolution."""
-    return sql_case(
-        (CaseRow.first_touched_at.is_(None), CaseRow.first_touch_due_at),
-        (CaseRow.approved_at.is_(None), CaseRow.answer_due_at),
-        else_=CaseRow.resolution_due_at,
-    )
 
 
 def _round(seconds: Any) -> float | None:

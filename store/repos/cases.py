@@ -8,7 +8,18 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy import case as sql_case
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Row
@@ -26,6 +37,16 @@ def _as_utc(value: Any) -> datetime:
     """Aggregates bypass the column type: SQLite hands back text, PostgreSQL a datetime."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def current_due() -> ColumnElement[Any]:
+    """The deadline that matters now, as /status reads it: first touch until touched, then
+    the approved answer, then resolution."""
+    return sql_case(
+        (CaseRow.first_touched_at.is_(None), CaseRow.first_touch_due_at),
+        (CaseRow.approved_at.is_(None), CaseRow.answer_due_at),
+        else_=CaseRow.resolution_due_at,
+    )
 
 
 class SqlCaseRepository:
@@ -151,13 +172,7 @@ class SqlCaseRepository:
         return [case_from_row(row, drafts[row.id]) for row in rows]
 
     async def status(self, now: datetime, soon: datetime) -> list[DepartmentStatus]:
-        # The deadline that matters now: first touch until touched, then the approved answer,
-        # then resolution.
-        due = sql_case(
-            (CaseRow.first_touched_at.is_(None), CaseRow.first_touch_due_at),
-            (CaseRow.approved_at.is_(None), CaseRow.answer_due_at),
-            else_=CaseRow.resolution_due_at,
-        )
+        due = current_due()
         rows = await self._s.execute(
             select(
                 CaseRow.department,

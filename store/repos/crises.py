@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
 from bot.model import Sentiment
+from store.driver import json_elements
 from store.mappers import crisis_from_row, fill_crisis_row
 from store.models import CaseRow, CrisisRow, MentionRow
 
@@ -40,11 +41,8 @@ class SqlCrisisRepository:
         ]
 
     def _codes_of_mention(self) -> Any:
-        # JSON arrays expand differently: json_each on SQLite, json_array_elements_text on
-        # PostgreSQL (the column is `json` there). Both name the element column "value".
-        if self._session.get_bind().dialect.name == "postgresql":
-            return func.json_array_elements_text(MentionRow.codes).table_valued("value")
-        return func.json_each(MentionRow.codes).table_valued("value")
+        sqlite = self._session.get_bind().dialect.name != "postgresql"
+        return json_elements(MentionRow.codes, sqlite=sqlite)
 
     async def window_counts(self, windows: Sequence[CountWindow]) -> list[WindowCounts]:
         results = []
