@@ -1,15 +1,14 @@
-"""Row mappers, all in one place: stored rows into the core's dataclasses, and the core's
-dataclasses into column values (a dict for statements, a tuple in `*_COLUMNS` order for the
-bulk paths of store.driver).
+"""Row mappers, all in one place: stored rows into the core's dataclasses (`*_from_row`, and
+the digest and export records), and the core's dataclasses into column values: a dict for a
+statement (`*_values`), a tuple in `*_COLUMNS` order for store.driver's bulk paths (`*_row`).
 
-A `*_from_row` takes an ORM row, a Core row or a named tuple of the same columns: anything
-with the columns as attributes. The tuples are built without per-row look-ups beyond what
-the fields themselves need: the bulk paths map thousands of rows per transaction.
+The bulk paths map thousands of rows a transaction: the mappers do no work per row beyond
+what the fields themselves need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -244,9 +243,15 @@ def author_row(author: Author) -> tuple[Any, ...]:
 
 
 def author_values(author: Author) -> dict[str, Any]:
-    values = dict(zip(AUTHOR_COLUMNS, author_row(author), strict=True))
-    values["labels"] = list(values["labels"])
-    return values
+    return {
+        "display_name": author.display_name,
+        "labels": sorted(label.value for label in author.labels),
+        "negative_count": author.negative_count,
+        "neutral_count": author.neutral_count,
+        "positive_count": author.positive_count,
+        "first_seen_at": author.first_seen_at,
+        "last_seen_at": author.last_seen_at,
+    }
 
 
 def identity_row(author_id: int, identity: Identity) -> tuple[Any, ...]:
@@ -264,13 +269,11 @@ def identity_values(author_id: int, identity: Identity) -> dict[str, Any]:
     return dict(zip(IDENTITY_COLUMNS, identity_row(author_id, identity), strict=True))
 
 
-def author_from_row(row: AuthorRow, identities: Iterable[AuthorIdentityRow] = ()) -> Author:
+def author_from_row(row: AuthorRow, identities: tuple[Identity, ...] = ()) -> Author:
     return Author(
         id=row.id,
         display_name=row.display_name,
-        identities=tuple(
-            Identity(i.channel, i.external_id, i.display_name, i.profile_url) for i in identities
-        ),
+        identities=identities,
         labels=frozenset(AuthorLabel(label) for label in row.labels or ()),
         negative_count=row.negative_count,
         neutral_count=row.neutral_count,
@@ -280,22 +283,29 @@ def author_from_row(row: AuthorRow, identities: Iterable[AuthorIdentityRow] = ()
     )
 
 
+def identity_from_row(row: AuthorIdentityRow) -> Identity:
+    return Identity(row.channel, row.external_id, row.display_name, row.profile_url)
+
+
 # --- events ----------------------------------------------------------------------------------
 
 EVENT_COLUMNS = ("case_id", "at", "actor", "kind", "from_state", "to_state", "payload")
 
 
-def event_row(event: Event) -> tuple[Any, ...]:
-    """EVENT_COLUMNS' values."""
-    return (
-        event.case_id,
-        event.at,
-        event.actor,
-        str(event.kind),
-        event.from_state.value if event.from_state else None,
-        event.to_state.value if event.to_state else None,
-        dict(event.payload),
-    )
+def event_rows(events: Sequence[Event]) -> list[tuple[Any, ...]]:
+    """EVENT_COLUMNS' values of each event (the SLA clock appends hundreds at once)."""
+    return [
+        (
+            event.case_id,
+            event.at,
+            event.actor,
+            str(event.kind),
+            event.from_state.value if event.from_state else None,
+            event.to_state.value if event.to_state else None,
+            dict(event.payload),
+        )
+        for event in events
+    ]
 
 
 def event_from_row(row: EventRow) -> Event:
@@ -381,15 +391,19 @@ def outbox_from_row(row: OutboxRow) -> OutboxItem:
 # --- timers ----------------------------------------------------------------------------------
 
 
-def timer_values(timer: Timer) -> dict[str, Any]:
-    return {
-        "case_id": timer.case_id,
-        "kind": timer.kind.value,
-        "due_at": timer.due_at,
-        "payload": timer.payload,
-        "key": timer.key,
-        "fired_at": timer.fired_at,
-    }
+def timer_values(timers: Sequence[Timer]) -> list[dict[str, Any]]:
+    """The column values of each timer (arming thousands of cases at once)."""
+    return [
+        {
+            "case_id": t.case_id,
+            "kind": t.kind.value,
+            "due_at": t.due_at,
+            "payload": t.payload,
+            "key": t.key,
+            "fired_at": t.fired_at,
+        }
+        for t in timers
+    ]
 
 
 def timer_from_row(row: Any) -> Timer:

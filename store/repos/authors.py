@@ -31,6 +31,7 @@ from store.mappers import (
     author_from_row,
     author_row,
     author_values,
+    identity_from_row,
     identity_row,
     identity_values,
 )
@@ -224,7 +225,7 @@ class SqlAuthorRepository:
             .where(AuthorIdentityRow.author_id == row.id)
             .order_by(AuthorIdentityRow.id)
         )
-        return author_from_row(row, identities)
+        return author_from_row(row, tuple(identity_from_row(i) for i in identities))
 
 
 def _author_key(values: Sequence[Any]) -> tuple[Any, ...]:

@@ -46,7 +46,7 @@ class SqlTimerRepository:
         statement = conflict_insert(self._s, _TIMERS).on_conflict_do_nothing(index_elements=["key"])
         added = 0
         for chunk in chunks(timers, 5_000):
-            rows = [timer_values(t) for t in chunk]
+            rows = timer_values(chunk)
             # Counted from the keys: executemany's rowcount is not reliable on every driver.
             keys = {row["key"] for row in rows}
             known = 0
