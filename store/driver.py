@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, func
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.engine import CursorResult, Dialect, Result, Row
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -43,6 +43,12 @@ def conflict_insert(session: AsyncSession, table: Any) -> PostgresInsert | Sqlit
     if session.get_bind().dialect.name == "postgresql":
         return postgres_insert(table)
     return sqlite_insert(table)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. Session.execute is typed to return a Result; for
+    those statements it is a CursorResult, which counts them."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def json_elements(column: Any, *, sqlite: bool) -> TableValuedAlias:

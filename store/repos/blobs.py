@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat.outbox import UNDELIVERED, OutboxOp
-from store.driver import conflict_insert
+from store.driver import conflict_insert, rowcount
 from store.models import BlobRow, OutboxRow
 
 
@@ -57,4 +57,4 @@ class SqlBlobRepository:
         if needed:
             statement = statement.where(BlobRow.sha256.not_in(needed))
         result = await self._s.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)
+        return int(rowcount(result) or 0)

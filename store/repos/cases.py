@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat.outbox import UNDELIVERED, OutboxOp
 from bot.model import TERMINAL_STATES, Case, CaseState, Draft
 from bot.ports import ConcurrentUpdate, DepartmentStatus
-from store.driver import chunks
+from store.driver import chunks, rowcount
 from store.mappers import case_from_row, case_values, draft_from_row, draft_values
 from store.models import CaseRow, DraftRow, MessageRefRow, OutboxRow
 
@@ -101,7 +101,7 @@ class SqlCaseRepository:
             for c in cases
         ]
         result = await self._s.execute(statement, params)
-        if result.rowcount != len(cases):  # type: ignore[attr-defined]
+        if rowcount(result) != len(cases):
             raise ConcurrentUpdate("a related case changed while mentions joined it")
 
     async def get(self, case_id: int) -> Case | None:
@@ -120,7 +120,7 @@ class SqlCaseRepository:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             raise ConcurrentUpdate(f"case {case.id} changed since version {expected_version}")
         stored = {
             row.version: row

@@ -14,7 +14,7 @@ from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
-from store.driver import chunks, conflict_insert, insert_rows
+from store.driver import chunks, conflict_insert, insert_rows, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
 from store.models import OutboxRow
 
@@ -59,7 +59,7 @@ class SqlOutboxRepository:
             .where(*same_message, OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.REPLY.value)))
             .values(payload=edit.payload)
         )
-        if folded.rowcount:  # type: ignore[attr-defined]
+        if rowcount(folded):
             return True
         # Only the newest edit of a message matters: drop older ones still waiting.
         await self._s.execute(
@@ -217,7 +217,7 @@ class SqlOutboxRepository:
             .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
             .values(status=OutboxStatus.SENDING.value, attempts=OutboxRow.attempts + 1)
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return rowcount(result) == 1
 
     async def mark_delivered(self, item_id: int, now: datetime, external_ref: str | None) -> None:
         await self._set(
@@ -247,7 +247,7 @@ class SqlOutboxRepository:
             .where(OutboxRow.status == OutboxStatus.SENDING.value)
             .values(status=OutboxStatus.PENDING.value)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(rowcount(result) or 0)
 
     async def get(self, item_id: int) -> OutboxItem | None:
         row = await self._s.get(OutboxRow, item_id, populate_existing=True)

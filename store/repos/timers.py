@@ -68,7 +68,7 @@ class SqlTimerRepository:
                 self._s, _CASES, _CASE_COLUMNS, where, chunk, ("id",) * len(chunk)
             )
             for values in rows:
-                case = case_from_row(_CaseValues(*values), ())  # type: ignore[arg-type]  # same columns
+                case = case_from_row(_CaseValues(*values), ())  # type: ignore[arg-type]  # a CaseRow's columns
                 assert case.id is not None
                 found[case.id] = case
         return found
