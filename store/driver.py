@@ -1,4 +1,6 @@
-"""Bulk statements straight to the driver's executemany, values already in database form.
+"""Bulk statements straight to the driver's executemany, values already in database form,
+and the few things every repository shares (chunks of keys, INSERT … ON CONFLICT DO NOTHING,
+JSON arrays as rows, a lost race as ConcurrentUpdate).
 
 SQLAlchemy's per-row parameter processing costs several times what SQLite needs to store the
 row; hot bulk writes (mentions of a batch, the SLA clock's events and notices) come here. The
@@ -6,15 +8,70 @@ columns' own type processors (UTC datetimes, JSON) still do the conversion."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy import Table, func
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult, Dialect, Result, Row
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TableValuedAlias
 
+from bot.ports import ConcurrentUpdate
 from store.models import UTCDateTime
+
+T = TypeVar("T")
+
+# Well under every backend's limit of bound parameters per statement.
+CHUNK = 500
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """`items` in slices of `size`, for IN lists and executemany batches."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def conflict_insert(session: AsyncSession, table: Any) -> PostgresInsert | SqliteInsert:
+    """INSERT that can say ON CONFLICT DO NOTHING on both backends."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgres_insert(table)
+    return sqlite_insert(table)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. Session.execute is typed to return a Result; for
+    those statements it is a CursorResult, which counts them."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def json_elements(column: Any, *, sqlite: bool) -> TableValuedAlias:
+    """A JSON array column's elements as rows of one column, "value": json_each on SQLite,
+    json_array_elements_text on PostgreSQL (the column is `json` there)."""
+    if sqlite:
+        return func.json_each(column).table_valued("value")
+    return func.json_array_elements_text(column).table_valued("value")
+
+
+@contextmanager
+def raced(what: str) -> Iterator[None]:
+    """A bulk write that lost a race (a key another writer stored since our reads, or SQLite's
+    stale-snapshot refusal) becomes ConcurrentUpdate: the caller runs the batch again."""
+    try:
+        yield
+    except IntegrityError as error:
+        raise ConcurrentUpdate(f"{what}: {error.orig}") from error
+    except OperationalError as error:
+        if "locked" not in str(error.orig):
+            raise
+        raise ConcurrentUpdate(f"{what}: {error.orig}") from error
+
 
 _PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
 
@@ -152,6 +209,37 @@ async def fetch(session: AsyncSession, sql: str, params: Sequence[Any]) -> list[
     connection = await session.connection()
     result = await connection.exec_driver_sql(driver_sql(connection.dialect, sql), tuple(params))
     return list(result.all())
+
+
+async def rows_in(
+    session: AsyncSession, template: str, fixed: Sequence[Any], keys: Sequence[Any]
+) -> list[Row[Any]]:
+    """Rows of `template` for `keys`, CHUNK keys a statement. In the template `?` stands for
+    each of the `fixed` parameters (in database form) and `{keys}` for the list of keys."""
+    found: list[Row[Any]] = []
+    for chunk in chunks(keys):
+        found += await fetch(session, template.format(keys=in_list(len(chunk))), (*fixed, *chunk))
+    return found
+
+
+async def insert_numbered(
+    session: AsyncSession, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> list[int]:
+    """insert_rows on SQLite, and the new rows' ids in order without reading the rows back.
+
+    A row inserted without an id gets the table's largest id + 1, and from its first insert
+    the transaction holds SQLite's only write lock: the batch takes the next len(rows) ids.
+    Anything else (another writer between the look at the largest id and the insert, or a
+    table whose ids ran out, where SQLite picks free ids at random) shows as a gap: the
+    caller runs the batch again."""
+    connection = await session.connection()
+    largest = f"SELECT max(id) FROM {connection.dialect.identifier_preparer.quote(table.name)}"
+    before = (await connection.exec_driver_sql(largest)).scalar() or 0
+    await insert_rows(session, table, columns, rows)
+    after = (await connection.exec_driver_sql(largest)).scalar()
+    if after != before + len(rows):
+        raise ConcurrentUpdate(f"{table.name}: ids {before}..{after} for {len(rows)} new rows")
+    return list(range(before + 1, after + 1))
 
 
 async def select_rows(

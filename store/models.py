@@ -94,7 +94,7 @@ class CaseRow(Base):
     __table_args__ = (
         Index("ix_cases_department_state", "department", "state"),
         Index("ix_cases_state_created", "state", "created_at"),
-        # Digests read one period of one of these moments (store/reports.py).
+        # Digests read one period of one of these moments (store/queries/reports.py).
         Index("ix_cases_created", "created_at"),
         Index("ix_cases_first_touch_due", "first_touch_due_at"),
         Index("ix_cases_answer_due", "answer_due_at"),
@@ -154,13 +154,13 @@ class MentionRow(Base):
     __tablename__ = "mentions"
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_mention_source_external"),
-        # Author standing (labels) reads only this index: store/repositories.py, _STANDING.
+        # Author standing (labels) reads only this index: store/repos/authors.py, _STANDING.
         Index("ix_mentions_author_received", "author_id", "received_at", "sentiment", "reach"),
         # Grouping looks related mentions up by these on every intake.
         Index("ix_mentions_story", "story_id"),
         Index("ix_mentions_reply_to_url", "reply_to_url"),
         Index("ix_mentions_url", "url"),
-        # Crisis mode counts negative mentions per sliding window (store/crises.py).
+        # Crisis mode counts negative mentions per sliding window (store/repos/crises.py).
         Index("ix_mentions_negative_window", "sentiment", "received_at", "case_id"),
     )
 

@@ -7,21 +7,19 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store.blobs import SqlBlobRepository
-from store.crises import SqlCrisisRepository
-from store.export import SqlExportRepository
-from store.links import SqlLinkRepository
-from store.reports import SqlReportRepository
-from store.repositories import (
-    SqlAuthorRepository,
-    SqlCaseRepository,
-    SqlEventRepository,
-    SqlKeyValueRepository,
-    SqlMentionRepository,
-    SqlMessageRefRepository,
-    SqlOutboxRepository,
-)
-from store.timers import SqlTimerRepository
+from store.queries.export import SqlExportRepository
+from store.queries.reports import SqlReportRepository
+from store.repos.authors import SqlAuthorRepository
+from store.repos.blobs import SqlBlobRepository
+from store.repos.cases import SqlCaseRepository
+from store.repos.crises import SqlCrisisRepository
+from store.repos.events import SqlEventRepository
+from store.repos.kv import SqlKeyValueRepository
+from store.repos.links import SqlLinkRepository
+from store.repos.mentions import SqlMentionRepository
+from store.repos.outbox import SqlOutboxRepository
+from store.repos.refs import SqlMessageRefRepository
+from store.repos.timers import SqlTimerRepository
 
 
 class WriteGate:

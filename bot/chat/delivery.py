@@ -51,7 +51,7 @@ class RetryPolicy:
     def delay(self, attempts: int, server_hint: float | None = None) -> float:
         if server_hint is not None:
             return max(0.0, server_hint)
-        delay = min(self.cap_s, self.base_s * 2 ** max(0, attempts - 1))
+        delay = min(self.cap_s, self.base_s * 2.0 ** max(0, attempts - 1))
         if self.jitter:
             delay *= random.uniform(1 - self.jitter, 1 + self.jitter)
         return delay

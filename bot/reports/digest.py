@@ -1,7 +1,7 @@
 """The evening digest and the weekly report: figures from the database, views for templates.
 
 Pure assembly: periods come from the injected clock in the organisation's (or the digest's)
-time zone, figures from uow.reports (aggregate SQL, store/reports.py), and the result is a
+time zone, figures from uow.reports (aggregate SQL, store/queries/reports.py), and the result is a
 neutral page view that every transport renders (digest.html.j2, weekly.html.j2). Messages go
 through the outbox with one idempotency key per digest and local date, so a re-run (a restart,
 a second scheduler fire, a catch-up at start) posts nothing twice.

@@ -1,8 +1,8 @@
 """What digests and reports are computed from: aggregate figures the database returns.
 
-store/reports.py computes every figure with aggregate SQL (GROUP BY, window functions for the
-percentiles) so a digest over a million mentions reads a few hundred rows, never all of them.
-The definitions below are the ones the README states; drill cases never count.
+store/queries/reports.py computes every figure with aggregate SQL (GROUP BY, window functions
+for the percentiles) so a digest over a million mentions reads a few hundred rows, never all
+of them. The definitions below are the ones the README states; drill cases never count.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-# Each digest figure reads one period of one of these moments (store/reports.py).
+# Each digest figure reads one period of one of these moments (store/queries/reports.py).
 CASE_INDEXES = (
     ("ix_cases_created", "created_at"),
     ("ix_cases_first_touch_due", "first_touch_due_at"),

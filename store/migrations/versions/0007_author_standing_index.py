@@ -14,7 +14,7 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-# Labels come from an author's recent negative count and highest reach (store/repositories.py,
+# Labels come from an author's recent negative count and highest reach (store/repos/authors.py,
 # _STANDING): with sentiment and reach in the index, that query never reads the table.
 WIDE = ("author_id", "received_at", "sentiment", "reach")
 NARROW = ("author_id", "received_at")

@@ -24,7 +24,7 @@ from bot.settings.directory import Directory
 from bot.settings.playbook import load_playbook
 from handlers.cli import app
 from store.db import Database
-from store.repositories import SqlMentionRepository
+from store.repos.mentions import SqlMentionRepository
 from tests.doubles.support import make_config, make_mention
 from tests.handlers.test_cli import example_copy
 

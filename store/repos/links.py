@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import TERMINAL_STATES, Sentiment
 from bot.ports import RelatedCases
+from store.driver import chunks
 from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionRow
 
 _CLOSED = [s.value for s in TERMINAL_STATES]
-_CHUNK = 500
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SqlLinkRepository:
@@ -44,7 +37,7 @@ class SqlLinkRepository:
             .where(CaseRow.state.not_in(_CLOSED), CaseRow.drill.is_(False))
         )
         by_story: dict[str, int] = {}
-        for chunk in _chunks(sorted(story_ids)):
+        for chunk in chunks(sorted(story_ids)):
             rows = await self._s.execute(
                 joined.add_columns(MentionRow.story_id, newest)
                 .where(MentionRow.story_id.in_(chunk))
@@ -53,7 +46,7 @@ class SqlLinkRepository:
             by_story.update((key, int(case_id)) for key, case_id in rows)
         by_thread: dict[str, int] = {}
         for column in (MentionRow.reply_to_url, MentionRow.url):
-            for chunk in _chunks(sorted(thread_urls)):
+            for chunk in chunks(sorted(thread_urls)):
                 rows = await self._s.execute(
                     joined.add_columns(column, newest).where(column.in_(chunk)).group_by(column)
                 )
@@ -61,10 +54,10 @@ class SqlLinkRepository:
                     by_thread[key] = max(by_thread.get(key, 0), int(case_id))
         by_author: dict[tuple[int, str], int] = {}
         author_ids = sorted({author_id for author_id, _ in authors})
-        for chunk in _chunks(author_ids):
+        for ids in chunks(author_ids):
             rows = await self._s.execute(
                 joined.add_columns(MentionRow.author_id, CaseRow.department, newest)
-                .where(MentionRow.author_id.in_(chunk), MentionRow.received_at >= since)
+                .where(MentionRow.author_id.in_(ids), MentionRow.received_at >= since)
                 .group_by(MentionRow.author_id, CaseRow.department)
             )
             for author_id, department, case_id in rows:

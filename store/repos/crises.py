@@ -13,65 +13,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.crisis.thresholds import CountWindow, Crisis, CrisisEvent, CrisisEventKind, WindowCounts
+from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
 from bot.model import Sentiment
-from bot.settings.crisis_rules import ThresholdScope
+from store.driver import json_elements
+from store.mappers import crisis_from_row, fill_crisis_row
 from store.models import CaseRow, CrisisRow, MentionRow
-
-
-def _event_json(event: CrisisEvent) -> dict[str, Any]:
-    return {
-        "at": event.at.astimezone(UTC).isoformat(),
-        "event": event.kind.value,
-        "count": event.count,
-    }
-
-
-def _event(data: dict[str, Any]) -> CrisisEvent:
-    return CrisisEvent(
-        at=datetime.fromisoformat(str(data["at"])).astimezone(UTC),
-        kind=CrisisEventKind(data["event"]),
-        count=int(data["count"]),
-    )
-
-
-def _crisis(row: CrisisRow) -> Crisis:
-    return Crisis(
-        id=row.id,
-        threshold_id=row.threshold_id,
-        scope=ThresholdScope(row.scope),
-        key=row.key,
-        opened_at=row.opened_at,
-        count_at_open=row.count_at_open,
-        limit=row.limit,
-        peak_count=row.peak_count,
-        peak_at=row.peak_at,
-        below_since=row.below_since,
-        closed_at=row.closed_at,
-        drill=row.drill,
-        timeline=tuple(_event(e) for e in row.timeline or ()),
-    )
-
-
-def _fill(row: CrisisRow, crisis: Crisis) -> None:
-    row.threshold_id = crisis.threshold_id
-    row.scope = crisis.scope.value
-    row.key = crisis.key
-    row.opened_at = crisis.opened_at
-    row.count_at_open = crisis.count_at_open
-    row.limit = crisis.limit
-    row.peak_count = crisis.peak_count
-    row.peak_at = crisis.peak_at
-    row.below_since = crisis.below_since
-    row.closed_at = crisis.closed_at
-    row.drill = crisis.drill
-    row.timeline = [_event_json(e) for e in crisis.timeline]
 
 
 class SqlCrisisRepository:
@@ -89,11 +41,8 @@ class SqlCrisisRepository:
         ]
 
     def _codes_of_mention(self) -> Any:
-        # JSON arrays expand differently: json_each on SQLite, json_array_elements_text on
-        # PostgreSQL (the column is `json` there). Both name the element column "value".
-        if self._session.get_bind().dialect.name == "postgresql":
-            return func.json_array_elements_text(MentionRow.codes).table_valued("value")
-        return func.json_each(MentionRow.codes).table_valued("value")
+        sqlite = self._session.get_bind().dialect.name != "postgresql"
+        return json_elements(MentionRow.codes, sqlite=sqlite)
 
     async def window_counts(self, windows: Sequence[CountWindow]) -> list[WindowCounts]:
         results = []
@@ -135,21 +84,21 @@ class SqlCrisisRepository:
         rows = await self._session.scalars(
             select(CrisisRow).where(CrisisRow.closed_at.is_(None)).order_by(CrisisRow.id)
         )
-        return [_crisis(row) for row in rows]
+        return [crisis_from_row(row) for row in rows]
 
     async def add(self, crisis: Crisis) -> Crisis:
         row = CrisisRow()
-        _fill(row, crisis)
+        fill_crisis_row(row, crisis)
         self._session.add(row)
         await self._session.flush()
-        return _crisis(row)
+        return crisis_from_row(row)
 
     async def save(self, crisis: Crisis) -> None:
         assert crisis.id is not None
         row = await self._session.get(CrisisRow, crisis.id)
         if row is None:
             raise KeyError(f"no crisis {crisis.id}")
-        _fill(row, crisis)
+        fill_crisis_row(row, crisis)
         await self._session.flush()
 
     async def between(self, since: datetime, until: datetime) -> list[Crisis]:
@@ -161,4 +110,4 @@ class SqlCrisisRepository:
             )
             .order_by(CrisisRow.opened_at, CrisisRow.id)
         )
-        return [_crisis(row) for row in rows]
+        return [crisis_from_row(row) for row in rows]

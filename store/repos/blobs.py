@@ -14,8 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat.outbox import UNDELIVERED, OutboxOp
+from store.driver import conflict_insert, rowcount
 from store.models import BlobRow, OutboxRow
-from store.repositories import _insert
 
 
 class SqlBlobRepository:
@@ -25,7 +25,7 @@ class SqlBlobRepository:
     async def put(self, content: bytes, mimetype: str, now: datetime) -> str:
         digest = hashlib.sha256(content).hexdigest()
         statement = (
-            _insert(self._s, BlobRow)
+            conflict_insert(self._s, BlobRow)
             .values(
                 sha256=digest,
                 mimetype=mimetype,
@@ -57,4 +57,4 @@ class SqlBlobRepository:
         if needed:
             statement = statement.where(BlobRow.sha256.not_in(needed))
         result = await self._s.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)
+        return int(rowcount(result) or 0)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reports.export import ExportAuthor, ExportCase
 from bot.reports.figures import Period
+from store.mappers import export_author, export_case
 from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionRow
 
 
@@ -31,7 +32,7 @@ class SqlExportRepository:
         )
         result = await self._s.stream(statement)
         async for rows in result.partitions():
-            yield [_case(row, author_id) for row, author_id in rows]
+            yield [export_case(row, author_id) for row, author_id in rows]
 
     async def authors(self, period: Period, chunk: int = 1000) -> AsyncIterator[list[ExportAuthor]]:
         statement = (
@@ -44,7 +45,7 @@ class SqlExportRepository:
         async for rows in result.partitions():
             authors = [row for (row,) in rows]
             identities = await self._identities([a.id for a in authors])
-            yield [_author(a, identities.get(a.id, ())) for a in authors]
+            yield [export_author(a, identities.get(a.id, ())) for a in authors]
 
     async def _identities(self, author_ids: list[int]) -> dict[int, tuple[str, ...]]:
         if not author_ids:
@@ -75,41 +76,4 @@ def _first_author() -> Any:
         .order_by(MentionRow.id)
         .limit(1)
         .scalar_subquery()
-    )
-
-
-def _case(row: CaseRow, author_id: int | None) -> ExportCase:
-    return ExportCase(
-        id=row.id,
-        department=row.department,
-        priority=row.priority,
-        source=row.source,
-        codes=tuple(str(code) for code in row.codes or ()),
-        state=row.state,
-        outcome=row.outcome,
-        ignore_reason=row.ignore_reason,
-        escalation_level=row.escalation_level,
-        drill=row.drill,
-        author_id=author_id,
-        created_at=row.created_at,
-        first_touched_at=row.first_touched_at,
-        approved_at=row.approved_at,
-        published_at=row.published_at,
-        closed_at=row.closed_at,
-        first_touch_due_at=row.first_touch_due_at,
-        answer_due_at=row.answer_due_at,
-    )
-
-
-def _author(row: AuthorRow, identities: tuple[str, ...]) -> ExportAuthor:
-    return ExportAuthor(
-        id=row.id,
-        name=row.display_name,
-        identities=identities,
-        labels=tuple(sorted(str(label) for label in row.labels or ())),
-        negative_count=row.negative_count,
-        neutral_count=row.neutral_count,
-        positive_count=row.positive_count,
-        first_seen_at=row.first_seen_at,
-        last_seen_at=row.last_seen_at,
     )

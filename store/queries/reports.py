@@ -4,9 +4,9 @@ Every figure is computed by the database: GROUP BY for counts, ROW_NUMBER/COUNT 
 percentiles, JSON array expansion for codes. Each query reads one indexed slice (a period of
 one timestamp column, see migration 0006) and returns at most a few hundred rows.
 
-Two things differ per dialect and are switched here only: the seconds between two timestamps
-(julianday on SQLite, EXTRACT(EPOCH ...) on PostgreSQL) and the function that expands a JSON
-array into rows (json_each / json_array_elements_text).
+Two things differ per dialect: the seconds between two timestamps (julianday on SQLite,
+EXTRACT(EPOCH ...) on PostgreSQL), switched here, and the function that expands a JSON array
+into rows (store.driver.json_elements).
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ from bot.reports.figures import (
     ResponseTimes,
     SlaCounts,
 )
+from store.driver import json_elements
+from store.mappers import author_seen, crisis_span
 from store.models import AuthorRow, CaseRow, CrisisRow, EventRow, MentionRow, UTCDateTime
+from store.repos.cases import current_due
 
 OPEN_STATES = tuple(s.value for s in CaseState if s not in TERMINAL_STATES)
 _ANSWERED = tuple(o.value for o in ANSWERED_OUTCOMES)
@@ -74,8 +77,7 @@ class SqlReportRepository:
         return func.extract("epoch", later - earlier)
 
     def _array_values(self, column: Any) -> Any:
-        name = "json_each" if self._sqlite else "json_array_elements_text"
-        return getattr(func, name)(column).table_valued("value").alias("item")
+        return json_elements(column, sqlite=self._sqlite).alias("item")
 
     @staticmethod
     def _moment(value: datetime) -> ColumnElement[Any]:
@@ -127,7 +129,7 @@ class SqlReportRepository:
         )
         add(ignored.all(), "not_negative")
         open_now = await self._s.execute(
-            select(*group, func.count(), func.sum(sql_case((_current_due() < now, 1), else_=0)))
+            select(*group, func.count(), func.sum(sql_case((current_due() < now, 1), else_=0)))
             .where(live, CaseRow.state.in_(OPEN_STATES))
             .group_by(*group)
         )
@@ -344,7 +346,7 @@ class SqlReportRepository:
             .order_by(seen.c.negative.desc(), seen.c.mentions.desc(), seen.c.id)
             .limit(limit)
         )
-        return [_author(*row) for row in rows.all()]
+        return [author_seen(*row) for row in rows.all()]
 
     async def recurring_authors(
         self, period: Period, min_negative: int, limit: int
@@ -373,7 +375,7 @@ class SqlReportRepository:
             .join(top, top.c.author_id == AuthorRow.id)
             .order_by(top.c.negative.desc(), AuthorRow.id)
         )
-        return [_author(*row) for row in rows.all()]
+        return [author_seen(*row) for row in rows.all()]
 
     async def crises(self, period: Period) -> list[CrisisSpan]:
         rows = await self._s.scalars(
@@ -385,50 +387,13 @@ class SqlReportRepository:
             )
             .order_by(CrisisRow.opened_at, CrisisRow.id)
         )
-        return [
-            CrisisSpan(
-                r.id,
-                r.threshold_id,
-                r.scope,
-                r.key,
-                r.opened_at,
-                r.count_at_open,
-                r.limit,
-                r.peak_count,
-                r.peak_at,
-                r.below_since,
-                r.closed_at,
-                tuple(r.timeline or ()),
-            )
-            for r in rows
-        ]
+        return [crisis_span(row) for row in rows]
 
 
 def _within(column: Any, period: Period) -> list[ColumnElement[bool]]:
     return [column >= period.start, column < period.end]
 
 
-def _current_due() -> ColumnElement[Any]:
-    """The deadline that matters now, as /status reads it: first touch until touched, then
-    the approved answer, then resolution."""
-    return sql_case(
-        (CaseRow.first_touched_at.is_(None), CaseRow.first_touch_due_at),
-        (CaseRow.approved_at.is_(None), CaseRow.answer_due_at),
-        else_=CaseRow.resolution_due_at,
-    )
-
-
 def _round(seconds: Any) -> float | None:
     # julianday arithmetic leaves microsecond noise; figures are shown in minutes anyway.
     return None if seconds is None else float(round(float(seconds), 3))
-
-
-def _author(id_: int, name: str, labels: Any, mentions: Any, negative: Any) -> AuthorSeen:
-    known = {label.value for label in AuthorLabel}
-    return AuthorSeen(
-        int(id_),
-        name,
-        frozenset(AuthorLabel(x) for x in (labels or ()) if x in known),
-        int(mentions or 0),
-        int(negative or 0),
-    )

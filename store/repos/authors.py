@@ -1,0 +1,248 @@
+"""Authors: one card per person, however many channels they write from."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.model import Author, AuthorLabel, Identity, Sentiment
+from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate
+from store.driver import (
+    chunks,
+    database_form,
+    driver_sql,
+    insert_numbered,
+    insert_rows,
+    processors,
+    raced,
+    result_processor,
+    rows_in,
+)
+from store.mappers import (
+    AUTHOR_COLUMNS,
+    IDENTITY_COLUMNS,
+    author_from_row,
+    author_row,
+    author_values,
+    identity_from_row,
+    identity_row,
+    identity_values,
+)
+from store.models import AuthorIdentityRow, AuthorRow, MentionRow
+
+# Core tables for the bulk statements: plain executemany, without the ORM's per-row work.
+_AUTHORS = cast(Table, AuthorRow.__table__)
+_IDENTITIES = cast(Table, AuthorIdentityRow.__table__)
+_MENTIONS = cast(Table, MentionRow.__table__)
+
+
+class SqlAuthorRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, author_id: int) -> Author | None:
+        row = await self._s.get(AuthorRow, author_id, populate_existing=True)
+        return await self._author(row) if row else None
+
+    async def find_by_identity(self, identity: Identity) -> Author | None:
+        row = await self._s.scalar(
+            select(AuthorRow)
+            .join(AuthorIdentityRow, AuthorIdentityRow.author_id == AuthorRow.id)
+            .where(
+                AuthorIdentityRow.channel == identity.channel,
+                AuthorIdentityRow.external_id == identity.external_id,
+            )
+        )
+        return await self._author(row) if row else None
+
+    async def cards_of(self, author_ids: Sequence[int]) -> dict[int, Author]:
+        found: dict[int, Author] = {}
+        for chunk in chunks(sorted(set(author_ids))):
+            for row in await self._s.scalars(
+                select(AuthorRow)
+                .where(AuthorRow.id.in_(chunk))
+                .execution_options(populate_existing=True)
+            ):
+                found[row.id] = author_from_row(row)
+        return found
+
+    async def add(self, author: Author) -> Author:
+        row = AuthorRow(**author_values(author))
+        self._s.add(row)
+        await self._s.flush()
+        for identity in author.identities:
+            self._s.add(AuthorIdentityRow(**identity_values(row.id, identity)))
+        await self._flush_identities()
+        return await self._author(row)
+
+    async def save(self, author: Author) -> None:
+        assert author.id is not None
+        await self._s.execute(
+            update(AuthorRow).where(AuthorRow.id == author.id).values(**author_values(author))
+        )
+        known = {
+            (r.channel, r.external_id)
+            for r in await self._s.scalars(
+                select(AuthorIdentityRow).where(AuthorIdentityRow.author_id == author.id)
+            )
+        }
+        for identity in author.identities:
+            if (identity.channel, identity.external_id) not in known:
+                self._s.add(AuthorIdentityRow(**identity_values(author.id, identity)))
+        await self._flush_identities()
+
+    async def _flush_identities(self) -> None:
+        try:
+            await self._s.flush()
+        except IntegrityError as error:
+            # Another intake registered the same person a moment ago: decide again.
+            raise ConcurrentUpdate("identity registered concurrently") from error
+
+    async def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        by_channel: dict[str, set[str]] = defaultdict(set)
+        for channel, external_id in identities:
+            by_channel[channel].add(external_id)
+        found: dict[tuple[str, str], int] = {}
+        # One channel at a time: (channel, external_id) is the unique index.
+        for channel, external_ids in by_channel.items():
+            for external_id, author_id in await rows_in(
+                self._s, _OWNERS, (channel,), sorted(external_ids)
+            ):
+                found[channel, external_id] = int(author_id)
+        return found
+
+    async def add_many(self, authors: Sequence[Author]) -> list[Author]:
+        if not authors:
+            return []
+        if self._s.get_bind().dialect.name == "sqlite":
+            rows = [author_row(author) for author in authors]
+            with raced("authors"):
+                ids = await insert_numbered(self._s, _AUTHORS, AUTHOR_COLUMNS, rows)
+        else:
+            ids = await self._add_returning(authors)
+        identities = [
+            identity_row(author_id, identity)
+            for author_id, author in zip(ids, authors, strict=True)
+            for identity in author.identities
+        ]
+        if identities:
+            with raced("author identities"):
+                await insert_rows(self._s, _IDENTITIES, IDENTITY_COLUMNS, identities)
+        return [replace(a, id=i) for a, i in zip(authors, ids, strict=True)]
+
+    async def _add_returning(self, authors: Sequence[Author]) -> list[int]:
+        table = _AUTHORS
+        columns = [table.c[name] for name in AUTHOR_COLUMNS]
+        values = [author_values(author) for author in authors]
+        with raced("authors"):
+            rows = (
+                await self._s.execute(insert(table).returning(table.c.id, *columns), values)
+            ).all()
+        # RETURNING order is not guaranteed, and rows are told apart only by their values:
+        # authors with equal values are interchangeable, so any of their ids fits each.
+        pool: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for new_id, *stored in rows:
+            pool[_author_key(stored)].append(int(new_id))
+        return [pool[_author_key([v[name] for name in AUTHOR_COLUMNS])].pop() for v in values]
+
+    async def standing(
+        self, author_ids: Sequence[int], since: datetime
+    ) -> dict[int, AuthorStanding]:
+        connection = await self._s.connection()
+        dialect = connection.dialect
+        (moment,) = database_form([(since,)], processors(dialect, _MENTIONS, ("received_at",)))
+        decode = result_processor(dialect, _AUTHORS, "labels")
+        labelled: dict[Any, frozenset[AuthorLabel]] = {}  # a handful of distinct label sets
+        found: dict[int, AuthorStanding] = {}
+        fixed = (Sentiment.NEGATIVE.value, *moment)
+        rows = await rows_in(self._s, _STANDING, fixed, sorted(set(author_ids)))
+        for author_id, labels, neg, neu, pos, recent, most in rows:
+            key = labels if isinstance(labels, str) else tuple(labels or ())
+            if key not in labelled:
+                values = decode(labels) if decode and isinstance(labels, str) else labels
+                labelled[key] = frozenset(AuthorLabel(label) for label in values or ())
+            found[int(author_id)] = AuthorStanding(
+                labelled[key], int(neg), int(neu), int(pos), int(recent or 0), int(most or 0)
+            )
+        return found
+
+    async def tally_many(self, tallies: Sequence[AuthorTally]) -> None:
+        connection = await self._s.connection()
+        dialect = connection.dialect
+        counted = [t for t in tallies if t.negative or t.neutral or t.positive or t.seen_at]
+        if counted:
+            sql = (
+                "UPDATE authors SET negative_count = negative_count + ?, "
+                "neutral_count = neutral_count + ?, positive_count = positive_count + ?, "
+                # Never backwards: a concurrent writer may have seen the author later.
+                "last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < ? THEN ? "
+                "ELSE last_seen_at END WHERE id = ?"
+            )
+            columns = (
+                "negative_count",
+                "neutral_count",
+                "positive_count",
+                "last_seen_at",
+                "last_seen_at",
+                "id",
+            )
+            rows = [
+                (t.negative, t.neutral, t.positive, t.seen_at, t.seen_at, t.author_id)
+                for t in counted
+            ]
+            await connection.exec_driver_sql(
+                driver_sql(dialect, sql),
+                database_form(rows, processors(dialect, _AUTHORS, columns)),
+            )
+        relabelled = [t for t in tallies if t.labels is not None]
+        if relabelled:
+            await self._s.execute(
+                update(_AUTHORS)
+                .where(_AUTHORS.c.id == bindparam("b_id"))
+                .values(labels=bindparam("b_labels", type_=_AUTHORS.c.labels.type)),
+                [
+                    {"b_id": t.author_id, "b_labels": sorted(x.value for x in t.labels or ())}
+                    for t in relabelled
+                ],
+            )
+        identities = [
+            identity_row(t.author_id, identity) for t in tallies for identity in t.identities
+        ]
+        if identities:
+            with raced("author identities"):
+                await insert_rows(self._s, _IDENTITIES, IDENTITY_COLUMNS, identities)
+
+    async def _author(self, row: AuthorRow) -> Author:
+        identities = await self._s.scalars(
+            select(AuthorIdentityRow)
+            .where(AuthorIdentityRow.author_id == row.id)
+            .order_by(AuthorIdentityRow.id)
+        )
+        return author_from_row(row, tuple(identity_from_row(i) for i in identities))
+
+
+def _author_key(values: Sequence[Any]) -> tuple[Any, ...]:
+    # JSON comes back as a list; datetimes come back in UTC and compare by instant.
+    return tuple(tuple(v) if isinstance(v, list) else v for v in values)
+
+
+_OWNERS = (
+    f"SELECT external_id, author_id FROM {_IDENTITIES.name} "
+    "WHERE channel = ? AND external_id IN ({keys})"
+)
+
+# What automatic labels are computed from: the card, and one pass over its mentions
+# (author_id leads an index). Grouped by the primary key, the card's columns may be selected.
+_STANDING = (
+    "SELECT a.id, a.labels, a.negative_count, a.neutral_count, a.positive_count, "
+    "sum(CASE WHEN m.sentiment = ? AND m.received_at >= ? THEN 1 ELSE 0 END), max(m.reach) "
+    f"FROM {_AUTHORS.name} a LEFT JOIN {_MENTIONS.name} m ON m.author_id = a.id "
+    "WHERE a.id IN ({keys}) GROUP BY a.id"
+)

@@ -1,0 +1,208 @@
+"""Cases and their drafts: a case is saved only from the version it was read at."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy import case as sql_case
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.chat.outbox import UNDELIVERED, OutboxOp
+from bot.model import TERMINAL_STATES, Case, CaseState, Draft
+from bot.ports import ConcurrentUpdate, DepartmentStatus
+from store.driver import chunks, rowcount
+from store.mappers import case_from_row, case_values, draft_from_row, draft_values
+from store.models import CaseRow, DraftRow, MessageRefRow, OutboxRow
+
+
+def _as_utc(value: Any) -> datetime:
+    """Aggregates bypass the column type: SQLite hands back text, PostgreSQL a datetime."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def current_due() -> ColumnElement[Any]:
+    """The deadline that matters now, as /status reads it: first touch until touched, then
+    the approved answer, then resolution."""
+    return sql_case(
+        (CaseRow.first_touched_at.is_(None), CaseRow.first_touch_due_at),
+        (CaseRow.approved_at.is_(None), CaseRow.answer_due_at),
+        else_=CaseRow.resolution_due_at,
+    )
+
+
+class SqlCaseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, case: Case) -> Case:
+        row = CaseRow(**case_values(case))
+        self._s.add(row)
+        await self._s.flush()
+        for draft in case.drafts:
+            self._s.add(DraftRow(case_id=row.id, **draft_values(draft)))
+        await self._s.flush()
+        return case_from_row(row, case.drafts)
+
+    async def add_many(self, cases: Sequence[Case]) -> list[Case]:
+        if not cases:
+            return []
+        if any(case.drafts for case in cases):
+            raise ValueError("add_many takes new cases, without drafts")
+        statement = insert(CaseRow).returning(CaseRow.id, sort_by_parameter_order=True)
+        ids = (await self._s.execute(statement, [case_values(c) for c in cases])).scalars()
+        return [replace(case, id=int(new_id)) for case, new_id in zip(cases, ids, strict=True)]
+
+    async def get_many(self, case_ids: Sequence[int]) -> dict[int, Case]:
+        if not case_ids:
+            return {}
+        table = cast(Table, CaseRow.__table__)
+        rows: list[Row[Any]] = []
+        for chunk in chunks(case_ids):
+            # Plain rows, not ORM objects: cheaper, and nothing is changed through the session.
+            rows += (await self._s.execute(select(table).where(table.c.id.in_(chunk)))).all()
+        drafts = await self._drafts_of([row.id for row in rows])
+        return {row.id: case_from_row(row, drafts[row.id]) for row in rows}
+
+    async def record_joined(self, cases: Sequence[Case]) -> None:
+        if not cases:
+            return
+        table = cast(Table, CaseRow.__table__)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_before"))
+            .values(mention_count=bindparam("b_count"), version=bindparam("b_version"))
+        )
+        params = [
+            {
+                "b_id": c.id,
+                "b_before": c.version - 1,
+                "b_count": c.mention_count,
+                "b_version": c.version,
+            }
+            for c in cases
+        ]
+        result = await self._s.execute(statement, params)
+        if rowcount(result) != len(cases):
+            raise ConcurrentUpdate("a related case changed while mentions joined it")
+
+    async def get(self, case_id: int) -> Case | None:
+        row = await self._s.get(CaseRow, case_id, populate_existing=True)
+        if row is None:
+            return None
+        drafts = await self._drafts_of([case_id])
+        return case_from_row(row, drafts[case_id])
+
+    async def save(self, case: Case, expected_version: int) -> None:
+        assert case.id is not None
+        values = case_values(case)
+        result = await self._s.execute(
+            update(CaseRow)
+            .where(CaseRow.id == case.id, CaseRow.version == expected_version)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result) != 1:
+            raise ConcurrentUpdate(f"case {case.id} changed since version {expected_version}")
+        stored = {
+            row.version: row
+            for row in (
+                await self._s.scalars(select(DraftRow).where(DraftRow.case_id == case.id))
+            ).all()
+        }
+        for draft in case.drafts:
+            row = stored.get(draft.version)
+            if row is None:
+                self._s.add(DraftRow(case_id=case.id, **draft_values(draft)))
+            else:
+                for key, value in draft_values(draft).items():
+                    setattr(row, key, value)
+        await self._s.flush()
+
+    async def list_open(self, department: str | None = None) -> list[Case]:
+        query = select(CaseRow).where(CaseRow.state.not_in([s.value for s in TERMINAL_STATES]))
+        if department is not None:
+            query = query.where(CaseRow.department == department)
+        rows = (await self._s.scalars(query.order_by(CaseRow.id))).all()
+        drafts = await self._drafts_of([row.id for row in rows])
+        return [case_from_row(row, drafts[row.id]) for row in rows]
+
+    async def open_without_card(self, department: str, transport: str, chat: str) -> list[Case]:
+        """Open cases of a department whose card is neither delivered to this chat nor
+        waiting in the outbox: one anti-join on the refs' and the outbox's indexes."""
+        ref = literal("card:") + sql_cast(CaseRow.id, String) + literal(":") + CaseRow.department
+        delivered = select(MessageRefRow.ref_key).where(
+            MessageRefRow.transport == transport,
+            MessageRefRow.chat == chat,
+            MessageRefRow.ref_key == ref,
+        )
+        waiting = select(OutboxRow.id).where(
+            OutboxRow.transport == transport,
+            OutboxRow.chat == chat,
+            OutboxRow.ref_key == ref,
+            OutboxRow.status.in_([s.value for s in UNDELIVERED]),
+            OutboxRow.op == OutboxOp.POST.value,
+        )
+        query = select(CaseRow).where(
+            CaseRow.department == department,
+            CaseRow.state.not_in([s.value for s in TERMINAL_STATES]),
+            ~delivered.exists(),
+            ~waiting.exists(),
+        )
+        rows = (await self._s.scalars(query.order_by(CaseRow.id))).all()
+        drafts = await self._drafts_of([row.id for row in rows])
+        return [case_from_row(row, drafts[row.id]) for row in rows]
+
+    async def status(self, now: datetime, soon: datetime) -> list[DepartmentStatus]:
+        due = current_due()
+        rows = await self._s.execute(
+            select(
+                CaseRow.department,
+                func.count(),
+                func.sum(sql_case((due < now, 1), else_=0)),
+                func.sum(sql_case((and_(due >= now, due < soon), 1), else_=0)),
+                func.min(sql_case((CaseRow.state == CaseState.NEW.value, CaseRow.created_at))),
+            )
+            .where(CaseRow.state.not_in([s.value for s in TERMINAL_STATES]))
+            .group_by(CaseRow.department)
+        )
+        return [
+            DepartmentStatus(
+                dept,
+                int(total),
+                int(overdue or 0),
+                int(at_risk or 0),
+                _as_utc(oldest) if oldest is not None else None,
+            )
+            for dept, total, overdue, at_risk, oldest in rows.all()
+        ]
+
+    async def _drafts_of(self, case_ids: Sequence[int]) -> dict[int, list[Draft]]:
+        by_case: dict[int, list[Draft]] = defaultdict(list)
+        for chunk in chunks(case_ids):
+            rows = await self._s.scalars(
+                select(DraftRow)
+                .where(DraftRow.case_id.in_(chunk))
+                .order_by(DraftRow.case_id, DraftRow.version)
+            )
+            for row in rows:
+                by_case[row.case_id].append(draft_from_row(row))
+        return by_case

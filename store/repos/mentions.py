@@ -1,0 +1,116 @@
+"""Mentions: one at a time for a single intake, in bulk for a batch or an import."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import cast
+
+from sqlalchemy import Table, bindparam, false, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.model import Mention
+from store.driver import (
+    chunks,
+    conflict_insert,
+    insert_numbered,
+    insert_rows,
+    raced,
+    rows_in,
+)
+from store.mappers import MENTION_COLUMNS, mention_from_row, mention_row, mention_values
+from store.models import MentionRow
+
+# The Core table for the bulk statements: plain executemany, without the ORM's per-row work.
+_MENTIONS = cast(Table, MentionRow.__table__)
+
+_KNOWN = f"SELECT external_id FROM {_MENTIONS.name} WHERE source = ? AND external_id IN ({{keys}})"
+_NUMBERED = (
+    f"SELECT external_id, id FROM {_MENTIONS.name} WHERE source = ? AND external_id IN ({{keys}})"
+)
+
+
+class SqlMentionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, mention: Mention) -> Mention | None:
+        if mention.author_id is None:
+            raise ValueError("a mention is stored after its author")
+        statement = (
+            conflict_insert(self._s, MentionRow)
+            .values(**mention_values(mention, mention.author_id))
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(MentionRow.id)
+        )
+        new_id = (await self._s.execute(statement)).scalar_one_or_none()
+        if new_id is None:
+            return None
+        return replace(mention, id=new_id)
+
+    async def get_by_external(self, source: str, external_id: str) -> Mention | None:
+        row = await self._s.scalar(
+            select(MentionRow).where(
+                MentionRow.source == source, MentionRow.external_id == external_id
+            )
+        )
+        return mention_from_row(row) if row else None
+
+    async def for_case(self, case_id: int) -> list[Mention]:
+        rows = await self._s.scalars(
+            select(MentionRow).where(MentionRow.case_id == case_id).order_by(MentionRow.id)
+        )
+        return [mention_from_row(row) for row in rows]
+
+    async def attach_many(self, pairs: Sequence[tuple[int, int]]) -> None:
+        if not pairs:
+            return
+        statement = (
+            update(_MENTIONS)
+            .where(_MENTIONS.c.id == bindparam("b_id"))
+            .values(case_id=bindparam("b_case"))
+        )
+        await self._s.execute(statement, [{"b_id": m, "b_case": c} for m, c in pairs])
+
+    async def first_of_cases(self, case_ids: Sequence[int]) -> dict[int, Mention]:
+        found: dict[int, Mention] = {}
+        for chunk in chunks(sorted(case_ids)):
+            firsts = (
+                select(func.min(MentionRow.id))
+                .where(MentionRow.case_id.in_(chunk))
+                .group_by(MentionRow.case_id)
+            )
+            for row in await self._s.scalars(select(MentionRow).where(MentionRow.id.in_(firsts))):
+                assert row.case_id is not None
+                found[row.case_id] = mention_from_row(row)
+        return found
+
+    async def reserve(self) -> None:
+        if self._s.get_bind().dialect.name == "sqlite":
+            # A write that changes nothing still takes SQLite's write lock until commit: the
+            # batch's reads then stay true, instead of its writes failing on a stale snapshot.
+            await self._s.execute(update(_MENTIONS).where(false()).values(id=_MENTIONS.c.id))
+
+    async def known(self, source: str, external_ids: Sequence[str]) -> set[str]:
+        rows = await rows_in(self._s, _KNOWN, (source,), sorted(set(external_ids)))
+        return {external_id for (external_id,) in rows}
+
+    async def add_many(self, mentions: Sequence[Mention], author_ids: Sequence[int]) -> list[int]:
+        if not mentions:
+            return []
+        rows = [mention_row(m, a) for m, a in zip(mentions, author_ids, strict=True)]
+        if self._s.get_bind().dialect.name == "sqlite":
+            with raced("mentions"):
+                return await insert_numbered(self._s, _MENTIONS, MENTION_COLUMNS, rows)
+        with raced("mentions"):
+            await insert_rows(self._s, _MENTIONS, MENTION_COLUMNS, rows)
+        # Elsewhere ids come from a sequence other writers share: look them up.
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for mention in mentions:
+            by_source[mention.source].append(mention.external_id)
+        ids: dict[tuple[str, str], int] = {}
+        for source, external_ids in by_source.items():
+            found = await rows_in(self._s, _NUMBERED, (source,), external_ids)
+            ids.update(((source, external_id), int(new_id)) for external_id, new_id in found)
+        return [ids[m.source, m.external_id] for m in mentions]

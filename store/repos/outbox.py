@@ -1,0 +1,263 @@
+"""The outbox: messages waiting for their transport, in the transaction that caused them.
+
+enqueue takes items one by one; enqueue_many does the same (skip known keys, fold an edit
+into its message's waiting post, supersede older waiting edits) in a few statements, for
+batches such as the SLA clock's 500 timers per transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.chat.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
+from store.driver import chunks, conflict_insert, insert_rows, rowcount
+from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
+from store.models import OutboxRow
+
+_OUTBOX = cast(Table, OutboxRow.__table__)
+_UNDELIVERED = [s.value for s in UNDELIVERED]
+
+_Target = tuple[str, str, str]  # transport, chat, ref_key
+
+
+class SqlOutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def enqueue(self, items: Sequence[OutboxItem]) -> int:
+        queued = 0
+        for item in items:
+            if item.created_at is None:
+                raise ValueError("outbox items carry their creation time")
+            if item.op is OutboxOp.EDIT and item.ref_key and await self._coalesce(item):
+                continue
+            statement = (
+                conflict_insert(self._s, OutboxRow)
+                .values(**outbox_values(item))
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(OutboxRow.id)
+            )
+            if (await self._s.execute(statement)).scalar_one_or_none() is not None:
+                queued += 1
+        return queued
+
+    async def _coalesce(self, edit: OutboxItem) -> bool:
+        """Fold an edit into the waiting post or edit of the same message. True if folded."""
+        same_message = (
+            OutboxRow.transport == edit.transport,
+            OutboxRow.chat == edit.chat,
+            OutboxRow.ref_key == edit.ref_key,
+            OutboxRow.status == OutboxStatus.PENDING.value,
+        )
+        # The message is not out yet: send the latest version instead of sending then editing.
+        folded = await self._s.execute(
+            update(OutboxRow)
+            .where(*same_message, OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.REPLY.value)))
+            .values(payload=edit.payload)
+        )
+        if rowcount(folded):
+            return True
+        # Only the newest edit of a message matters: drop older ones still waiting.
+        await self._s.execute(
+            update(OutboxRow)
+            .where(*same_message, OutboxRow.op == OutboxOp.EDIT.value)
+            .values(status=OutboxStatus.SUPERSEDED.value)
+        )
+        return False
+
+    async def enqueue_many(self, items: Sequence[OutboxItem]) -> int:
+        """Queue items in order; returns how many were queued (folded edits and known keys are
+        not counted), like calling enqueue on each."""
+        if any(item.created_at is None for item in items):
+            raise ValueError("outbox items carry their creation time")
+        # Of several edits of one message in the batch only the last matters.
+        last_edit: dict[_Target, int] = {}
+        for index, item in enumerate(items):
+            if item.op is OutboxOp.EDIT and item.ref_key:
+                last_edit[(item.transport, item.chat, item.ref_key)] = index
+        skipped = {
+            i
+            for i, item in enumerate(items)
+            if item.op is OutboxOp.EDIT
+            and item.ref_key
+            and last_edit[(item.transport, item.chat, item.ref_key)] != i
+        }
+        skipped |= await self._fold_edits(items, last_edit)
+        rows = [outbox_row(item) for i, item in enumerate(items) if i not in skipped]
+        # Counted from the keys: executemany's rowcount is not reliable on every driver.
+        keys = {row[0] for row in rows}
+        known = 0
+        for chunk in chunks(sorted(keys)):
+            found = await self._s.execute(
+                select(_OUTBOX.c.idempotency_key).where(_OUTBOX.c.idempotency_key.in_(chunk))
+            )
+            known += len(found.all())
+        await insert_rows(
+            self._s, _OUTBOX, OUTBOX_COLUMNS, rows, skip_conflicts_on="idempotency_key"
+        )
+        queued = len(keys) - known
+        return queued
+
+    async def _fold_edits(
+        self, items: Sequence[OutboxItem], last_edit: dict[_Target, int]
+    ) -> set[int]:
+        """Fold the batch's edits into waiting posts of the same message; supersede waiting
+        edits. Returns the indexes of the edits folded away."""
+        if not last_edit:
+            return set()
+        by_chat: dict[tuple[str, str], list[str]] = {}
+        for transport, chat, ref in last_edit:
+            by_chat.setdefault((transport, chat), []).append(ref)
+        columns = (
+            _OUTBOX.c.id,
+            _OUTBOX.c.op,
+            _OUTBOX.c.transport,
+            _OUTBOX.c.chat,
+            _OUTBOX.c.ref_key,
+        )
+        waiting: list[Any] = []
+        for (transport, chat), refs in by_chat.items():
+            for chunk in chunks(sorted(refs)):
+                # transport and chat first: the outbox's target index answers it.
+                query = select(*columns).where(
+                    _OUTBOX.c.transport == transport,
+                    _OUTBOX.c.chat == chat,
+                    _OUTBOX.c.ref_key.in_(chunk),
+                    _OUTBOX.c.status == OutboxStatus.PENDING.value,
+                )
+                waiting += (await self._s.execute(query)).all()
+        folded: set[int] = set()
+        payloads: list[dict[str, Any]] = []
+        superseded: list[int] = []
+        posts = (OutboxOp.POST.value, OutboxOp.REPLY.value)
+        for row in waiting:
+            index = last_edit.get((row.transport, row.chat, row.ref_key))
+            if index is None:
+                continue
+            if row.op in posts:
+                payloads.append({"b_id": row.id, "b_payload": items[index].payload})
+                folded.add(index)
+            elif row.op == OutboxOp.EDIT.value:
+                superseded.append(row.id)
+        if payloads:
+            await self._s.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id == bindparam("b_id"))
+                .values(payload=bindparam("b_payload")),
+                payloads,
+            )
+        # Waiting older edits would only overwrite the newer content: drop them.
+        for ids in chunks(superseded):
+            await self._s.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id.in_(ids))
+                .values(status=OutboxStatus.SUPERSEDED.value)
+            )
+        return folded
+
+    async def due_heads(self, now: datetime, limit: int) -> list[OutboxItem]:
+        # Each chat's head: the most urgent undelivered item, oldest first among equals. A
+        # head that is in flight or waiting for its retry time holds its whole chat.
+        ranked = (
+            select(
+                OutboxRow.id,
+                func.row_number()
+                .over(
+                    partition_by=(OutboxRow.transport, OutboxRow.chat),
+                    order_by=(OutboxRow.urgency.desc(), OutboxRow.id),
+                )
+                .label("rank"),
+            )
+            .where(OutboxRow.status.in_(_UNDELIVERED))
+            .subquery()
+        )
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .join(ranked, and_(ranked.c.id == OutboxRow.id, ranked.c.rank == 1))
+            .where(
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.next_attempt_at <= now,
+            )
+            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
+            .limit(limit)
+        )
+        return [outbox_from_row(row) for row in rows]
+
+    async def waiting_cards(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.chat == chat,
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.op == OutboxOp.POST.value,
+                OutboxRow.ref_key.startswith("card:"),
+            )
+            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
+            .limit(limit)
+        )
+        return [outbox_from_row(row) for row in rows]
+
+    async def backlog(self, transport: str) -> dict[str, int]:
+        """Undelivered items per chat of one transport."""
+        rows = await self._s.execute(
+            select(OutboxRow.chat, func.count())
+            .where(OutboxRow.transport == transport, OutboxRow.status.in_(_UNDELIVERED))
+            .group_by(OutboxRow.chat)
+        )
+        return {chat: int(count) for chat, count in rows.all()}
+
+    async def claim(self, item_id: int, now: datetime) -> bool:
+        result = await self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.SENDING.value, attempts=OutboxRow.attempts + 1)
+        )
+        return rowcount(result) == 1
+
+    async def mark_delivered(self, item_id: int, now: datetime, external_ref: str | None) -> None:
+        await self._set(
+            item_id,
+            status=OutboxStatus.DELIVERED.value,
+            delivered_at=now,
+            external_ref=external_ref,
+            last_error=None,
+        )
+
+    async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
+        await self._set(
+            item_id,
+            status=OutboxStatus.PENDING.value,
+            next_attempt_at=next_attempt_at,
+            last_error=error,
+        )
+
+    async def mark_failed(self, item_id: int, now: datetime, error: str) -> None:
+        await self._set(
+            item_id, status=OutboxStatus.FAILED.value, delivered_at=now, last_error=error
+        )
+
+    async def requeue_in_flight(self) -> int:
+        result = await self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.status == OutboxStatus.SENDING.value)
+            .values(status=OutboxStatus.PENDING.value)
+        )
+        return int(rowcount(result) or 0)
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        row = await self._s.get(OutboxRow, item_id, populate_existing=True)
+        return outbox_from_row(row) if row else None
+
+    async def depth(self) -> int:
+        count = await self._s.scalar(
+            select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(_UNDELIVERED))
+        )
+        return int(count or 0)
+
+    async def _set(self, item_id: int, **values: Any) -> None:
+        await self._s.execute(update(OutboxRow).where(OutboxRow.id == item_id).values(**values))
