@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.cases.lifecycle import (
@@ -31,6 +30,9 @@ from bot.chat.outbox import OutboxItem, OutboxOp
 from bot.chat.views import (
     PROMPT_ACTIONS,
     REVIEW_ACTIONS,
+    CardView,
+    MenuOption,
+    View,
     card_ref,
     card_view,
     draft_ref,
@@ -633,7 +635,7 @@ class CaseService:
 
     async def menu_choices(
         self, case_id: int, menu: Action, actor: Actor
-    ) -> tuple[ActResult, list[dict[str, str]]]:
+    ) -> tuple[ActResult, list[MenuOption]]:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
         now = self._clock.now()
@@ -686,7 +688,7 @@ class CaseService:
 
     def _card(
         self, case: Case, mention: Mention, author: Author | None, moved_to: str | None = None
-    ) -> dict[str, Any]:
+    ) -> CardView:
         return card_view(
             case,
             mention,
@@ -803,7 +805,7 @@ class CaseService:
         self,
         department: str,
         op: OutboxOp,
-        view: dict[str, Any],
+        view: View,
         ref: str,
         case: Case,
         now: datetime,
@@ -819,7 +821,7 @@ class CaseService:
     async def send(
         self,
         where: Destination,
-        view: dict[str, Any],
+        view: View,
         key: str,
         reply_to_message: str | None = None,
     ) -> None:

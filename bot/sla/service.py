@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from bot.cases.replies import origin_of
 from bot.chat.outbox import OutboxItem, OutboxOp
-from bot.chat.views import card_ref, card_view, format_time, notice_view
+from bot.chat.views import View, card_ref, card_view, format_time, notice_view
 from bot.clock import Clock
 from bot.model import (
     SYSTEM_ACTOR,
@@ -282,7 +282,7 @@ class SlaService:
     # --- messages --------------------------------------------------------------------------
 
     def _under_card(
-        self, case: Case, view: dict[str, Any], key: str, card: str, now: datetime
+        self, case: Case, view: View, key: str, card: str, now: datetime
     ) -> list[OutboxItem]:
         return [
             dest.about(
