@@ -13,9 +13,10 @@ Every outbox payload is one of these, told apart by "view":
 - photo         a picture with a caption view (bot/chat/outbox.py photo_payload); the
                 transports send it, the renderers only render its caption
 
-Each kind is a TypedDict below, `View` their union. The outbox stores views as JSON and
-reads them back with `as_view`: queued messages outlive a release, so a view's keys and
-their meaning never change, they are only added to.
+Each kind is a TypedDict below, `View` their union; renderers tell them apart by
+`view["view"]`. The store keeps views as JSON and reads them back with `as_view`. Queued
+messages outlive a release, so a key never changes its meaning (tests/bot/chat/test_views.py
+pins the keys of every kind).
 """
 
 from __future__ import annotations
