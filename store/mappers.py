@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from bot.chat.outbox import OutboxItem, OutboxOp, OutboxStatus
+from bot.chat.views import as_view
 from bot.crisis.thresholds import Crisis, CrisisEvent, CrisisEventKind
 from bot.model import (
     Author,
@@ -373,7 +374,7 @@ def outbox_from_row(row: OutboxRow) -> OutboxItem:
         chat=row.chat,
         thread=row.thread,
         op=OutboxOp(row.op),
-        payload=dict(row.payload or {}),
+        payload=as_view(row.payload or {}),
         idempotency_key=row.idempotency_key,
         ref_key=row.ref_key,
         reply_to_key=row.reply_to_key,

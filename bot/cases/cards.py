@@ -8,7 +8,6 @@ Nothing here commits: items go into the caller's unit of work, and the outbox wo
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.cases.lifecycle import ActionRequest
@@ -17,6 +16,8 @@ from bot.cases.rights import Actor
 from bot.chat.delivery import EXTERNAL_REF
 from bot.chat.outbox import OutboxItem, OutboxOp
 from bot.chat.views import (
+    CardView,
+    View,
     card_ref,
     card_view,
     draft_ref,
@@ -55,7 +56,7 @@ class Cards:
 
     def view(
         self, case: Case, mention: Mention, author: Author | None, moved_to: str | None = None
-    ) -> dict[str, Any]:
+    ) -> CardView:
         return card_view(
             case,
             mention,
@@ -90,7 +91,7 @@ class Cards:
         self,
         department: str,
         op: OutboxOp,
-        view: dict[str, Any],
+        view: View,
         ref: str,
         case: Case,
         now: datetime,

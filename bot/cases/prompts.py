@@ -22,6 +22,7 @@ from bot.chat.outbox import OutboxOp
 from bot.chat.views import (
     PROMPT_ACTIONS,
     REVIEW_ACTIONS,
+    MenuOption,
     card_ref,
     card_view,
     draft_ref,
@@ -131,7 +132,7 @@ class Prompts:
 
     async def menu_choices(
         self, case_id: int, menu: Action, actor: Actor
-    ) -> tuple[ActResult, list[dict[str, str]]]:
+    ) -> tuple[ActResult, list[MenuOption]]:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
         now = self._clock.now()

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.cases.authors import AuthorLabels, record_author
@@ -31,6 +30,7 @@ from bot.cases.replies import ReplyCatalog
 from bot.cases.rights import Actor
 from bot.chat.delivery import EXTERNAL_REF
 from bot.chat.outbox import OutboxItem, OutboxOp
+from bot.chat.views import MenuOption, View
 from bot.clock import Clock
 from bot.intake.grouping import CaseOpener, CaseOpening, IntakeResult
 from bot.model import (
@@ -326,7 +326,7 @@ class CaseService:
 
     async def menu_choices(
         self, case_id: int, menu: Action, actor: Actor
-    ) -> tuple[ActResult, list[dict[str, str]]]:
+    ) -> tuple[ActResult, list[MenuOption]]:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
         return await self._prompts.menu_choices(case_id, menu, actor)
@@ -346,7 +346,7 @@ class CaseService:
     async def send(
         self,
         where: Destination,
-        view: dict[str, Any],
+        view: View,
         key: str,
         reply_to_message: str | None = None,
     ) -> None:
@@ -360,7 +360,7 @@ class CaseService:
                         chat=where.chat,
                         thread=where.thread,
                         op=OutboxOp.REPLY if reply_to_message else OutboxOp.POST,
-                        payload=dict(view),
+                        payload=view.copy(),
                         idempotency_key=f"{where.transport}:{where.chat}:{key}",
                         reply_to_key=(
                             f"{EXTERNAL_REF}{reply_to_message}" if reply_to_message else None

@@ -27,6 +27,7 @@ from bot.chat.outbox import (
     RetryLater,
     Transport,
 )
+from bot.chat.views import QueueItem, QueueView, queue_view
 from bot.clock import Clock
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
@@ -194,17 +195,12 @@ class OutboxWorker:
             if shown_at is not None and now - shown_at < QUEUE_REFRESH:
                 return
             cards = await uow.outbox.waiting_cards(transport, chat, QUEUE_LISTED)
-            items = [
+            items: list[QueueItem] = [
                 {"case_id": c.case_id, "priority": c.payload["case"]["priority"]}
                 for c in cards
-                if c.case_id is not None
+                if c.case_id is not None and c.payload["view"] == "card"
             ]
-            view = {
-                "view": "queue",
-                "waiting": waiting,
-                "items": items,
-                "more": max(0, waiting - len(items)),
-            }
+            view: QueueView = queue_view(waiting, items, max(0, waiting - len(items)))
             op = OutboxOp.EDIT  # becomes a post while there is no queue message yet
             self._queues[key] = now
         elif shown_at is not None and waiting == 0:

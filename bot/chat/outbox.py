@@ -2,7 +2,7 @@
 
 A service writes items in the same transaction as the state change that causes them; the
 delivery worker (bot/chat/delivery.py) hands them to a Transport. Payloads are neutral views
-(JSON-able dicts); each transport renders them its own way.
+(bot/chat/views.py: JSON-able TypedDicts); each transport renders them its own way.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:  # views need the directory, which builds outbox items
+    from bot.chat.views import PhotoView, View
 
 
 class OutboxOp(StrEnum):
@@ -38,7 +41,7 @@ class OutboxItem:
     transport: str  # "telegram", "matrix"
     chat: str  # chat id or room id, as text
     op: OutboxOp
-    payload: dict[str, Any]  # the neutral view: {"view": "card", ...}
+    payload: View  # {"view": "card", ...}; the store reads it back with views.as_view
     idempotency_key: str  # the same key is never queued twice
     ref_key: str | None = None  # logical message this item creates or changes
     reply_to_key: str | None = None
@@ -70,19 +73,19 @@ class DeliveryResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-PHOTO_VIEW = "photo"
+PHOTO_VIEW: Final = "photo"
 
 
 def photo_payload(
     *,
     blob: str,
-    caption: dict[str, Any],
+    caption: View,
     width: int,
     height: int,
     size: int,
     filename: str,
     mimetype: str = "image/png",
-) -> dict[str, Any]:
+) -> PhotoView:
     """The payload of a PHOTO item. `blob` is the sha256 the blob store returned for the
     picture; the row holds only this reference, so the item stays small and the picture is
     written once, in the same transaction. `caption` is a neutral view (a page, a notice)

@@ -10,12 +10,20 @@ Every outbox payload is one of these, told apart by "view":
 - page          a longer answer rendered from file template "template" with "context"
 - public_reply  the approved answer as posted at the source: plain "text"
 - queue         the backlog summary a rate-limited chat keeps up to date
+- photo         a picture with a caption view (bot/chat/outbox.py photo_payload); the
+                transports send it, the renderers only render its caption
+
+Each kind is a TypedDict below, `View` their union; renderers tell them apart by
+`view["view"]`. The store keeps views as JSON and reads them back with `as_view`. Queued
+messages outlive a release, so a key never changes its meaning (tests/bot/chat/test_views.py
+pins the keys of every kind).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict, cast
 from zoneinfo import ZoneInfo
 
 from bot.cases.lifecycle import ActionRequest, available_actions
@@ -33,7 +41,6 @@ from bot.model import (
 from bot.settings.directory import Directory
 
 DEADLINE_FORMAT = "%d.%m %H:%M"
-View = dict[str, Any]
 
 # Actions whose button opens a list to choose from instead of acting at once.
 MENU_ACTIONS = (
@@ -67,6 +74,149 @@ CARD_FIELDS = (
 DRAFT_FIELDS = ("case_id", "version", "text", "author_name", "status", "reviewer_name", "note")
 
 
+class CaseFacts(TypedDict):
+    """A card's "case": what the buttons and the template need of the case itself."""
+
+    id: int
+    version: int
+    state: str  # CaseState value
+    priority: str  # Priority value
+    department: str
+    escalation_level: int
+    drill: bool
+    mention_count: int
+
+
+class AuthorFacts(TypedDict):
+    name: str
+    labels: list[str]  # AuthorLabel values, sorted
+    negative_count: int
+    total_mentions: int
+
+
+class CardDraft(TypedDict):
+    """The latest draft as its card shows it."""
+
+    version: int
+    status: str  # DraftStatus value
+    text: str
+
+
+class SlaLine(TypedDict):
+    """A card's deadline line: messages key and params, and the reminder the SLA clock sent."""
+
+    key: str
+    params: dict[str, str | None]
+    reminder: str | None
+
+
+class MenuOption(TypedDict):
+    """One choice of a card's submenu: a plain "label" or a messages "label_key"."""
+
+    arg: str
+    label: NotRequired[str]
+    label_key: NotRequired[str]
+    action: NotRequired[str]  # the Action value it stands for, when not the menu's own
+
+
+class CardView(TypedDict):
+    view: Literal["card"]
+    case: CaseFacts
+    department_name: str
+    source: str
+    deadline: str | None
+    assignee_name: str | None
+    author: AuthorFacts
+    text: str
+    url: str | None
+    draft: CardDraft | None
+    moved_to: str | None  # name of the department a rerouted case went to
+    sla: SlaLine | None
+    actions: list[str]  # Action values, one button each
+    menu: str | None  # the Action value whose submenu is open
+    options: list[MenuOption]
+
+
+class DraftView(TypedDict):
+    view: Literal["draft"]
+    case_id: int
+    case_version: int
+    version: int
+    text: str
+    author_name: str | None
+    status: str  # DraftStatus value
+    reviewer_name: str | None
+    note: str | None
+    actions: list[str]  # Action values while the draft is pending
+
+
+class NoticeView(TypedDict):
+    view: Literal["notice"]
+    key: str
+    params: dict[str, Any]  # whatever the message's template uses
+
+
+class PromptView(TypedDict):
+    view: Literal["prompt"]
+    key: str
+    params: dict[str, Any]
+
+
+class PageView(TypedDict):
+    view: Literal["page"]
+    template: str
+    context: dict[str, Any]  # whatever the file template uses
+
+
+class PublicReplyView(TypedDict):
+    view: Literal["public_reply"]
+    text: str
+
+
+class QueueItem(TypedDict):
+    case_id: int
+    priority: str  # Priority value
+
+
+class QueueView(TypedDict):
+    """The backlog summary. Deleting it queues a bare {"view": "queue"}: hence NotRequired."""
+
+    view: Literal["queue"]
+    waiting: NotRequired[int]
+    items: NotRequired[list[QueueItem]]
+    more: NotRequired[int]
+
+
+class PhotoView(TypedDict):
+    view: Literal["photo"]
+    blob: str  # sha256 of the picture in the blob store
+    mimetype: str
+    filename: str
+    width: int
+    height: int
+    size: int
+    caption: View
+
+
+View = (
+    CardView
+    | DraftView
+    | NoticeView
+    | PromptView
+    | PageView
+    | PublicReplyView
+    | QueueView
+    | PhotoView
+)
+
+
+def as_view(payload: Mapping[str, Any]) -> View:
+    """A view read back from stored JSON: the one place it becomes typed again. A copy, so
+    the stored row is never changed through it. Not checked: every payload was written by a
+    builder here, and a kind the renderers do not know fails that one message at delivery."""
+    return cast(View, dict(payload))
+
+
 def card_view(
     case: Case,
     mention: Mention,
@@ -76,11 +226,13 @@ def card_view(
     moved_to: str | None = None,
     publishable: bool = False,
     menu: Action | None = None,
-    options: list[dict[str, str]] | None = None,
+    options: list[MenuOption] | None = None,
     now: datetime | None = None,
-) -> View:
+    sla_reminder: str | None = None,
+) -> CardView:
     """Everything a card shows. The card of a rerouted case says where it went, no buttons.
-    With `now`, the card says whether the current deadline is missed ("sla")."""
+    With `now`, the card says whether the current deadline is missed ("sla"); with
+    `sla_reminder`, which reminder the SLA clock sent about it."""
     assert case.id is not None
     phase = current_deadline(case)
     deadline = phase[1] if phase else None
@@ -116,7 +268,7 @@ def card_view(
             else None
         ),
         "moved_to": directory.department_name(moved_to) if moved_to else None,
-        "sla": _sla_line(case, phase, tz, now),
+        "sla": _sla_line(case, phase, tz, now, sla_reminder),
         "actions": [a.value for a in actions],
         "menu": menu.value if menu and not moved_to else None,
         "options": options or [],
@@ -138,18 +290,22 @@ def current_deadline(case: Case) -> tuple[str, datetime] | None:
 
 
 def _sla_line(
-    case: Case, phase: tuple[str, datetime] | None, tz: ZoneInfo, now: datetime | None
-) -> dict[str, Any] | None:
+    case: Case,
+    phase: tuple[str, datetime] | None,
+    tz: ZoneInfo,
+    now: datetime | None,
+    reminder: str | None,
+) -> SlaLine | None:
     """The card's SLA line as a messages key and its params."""
     if case.waiting_since is not None and case.state.is_open:
         since = format_time(case.waiting_since, tz)
-        return {"key": "sla.card_paused", "params": {"since": since}, "reminder": None}
+        return {"key": "sla.card_paused", "params": {"since": since}, "reminder": reminder or None}
     if phase is None:
         return None
     kind, due = phase
     key = "sla.card_overdue" if now is not None and due <= now else "sla.card_due"
-    params = {"kind": kind, "deadline": format_time(due, tz)}
-    return {"key": key, "params": params, "reminder": None}  # the SLA clock sets reminder
+    params: dict[str, str | None] = {"kind": kind, "deadline": format_time(due, tz)}
+    return {"key": key, "params": params, "reminder": reminder or None}
 
 
 def card_actions(case: Case, publishable: bool) -> list[Action]:
@@ -160,7 +316,7 @@ def card_actions(case: Case, publishable: bool) -> list[Action]:
     return [a for a in available_actions(case) if a not in hidden]
 
 
-def draft_view(case: Case, draft: Draft, directory: Directory) -> View:
+def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
     assert case.id is not None
     pending = draft.status is DraftStatus.PENDING
     return {
@@ -177,29 +333,29 @@ def draft_view(case: Case, draft: Draft, directory: Directory) -> View:
     }
 
 
-def notice_view(key: str, **params: Any) -> View:
+def notice_view(key: str, **params: Any) -> NoticeView:
     return {"view": "notice", "key": key, "params": params}
 
 
-def prompt_view(key: str, **params: Any) -> View:
+def prompt_view(key: str, **params: Any) -> PromptView:
     return {"view": "prompt", "key": key, "params": params}
 
 
-def page_view(template: str, context: dict[str, Any]) -> View:
+def page_view(template: str, context: dict[str, Any]) -> PageView:
     return {"view": "page", "template": template, "context": context}
 
 
-def public_reply_view(text: str) -> View:
+def public_reply_view(text: str) -> PublicReplyView:
     return {"view": "public_reply", "text": text}
 
 
-def queue_view(waiting: int, items: list[dict[str, Any]], more: int) -> View:
+def queue_view(waiting: int, items: list[QueueItem], more: int) -> QueueView:
     return {"view": "queue", "waiting": waiting, "items": items, "more": more}
 
 
 def menu_options(
     menu: Action, case: Case, directory: Directory, templates: list[tuple[str, str]]
-) -> list[dict[str, str]]:
+) -> list[MenuOption]:
     """Choices of a submenu as {"arg", "label"}; labels of enums are message keys."""
     if menu is Action.USE_TEMPLATE:
         return [{"arg": template_id, "label": title} for template_id, title in templates]
@@ -212,11 +368,13 @@ def menu_options(
     if menu is Action.CLOSE:
         return [{"arg": o.value, "label_key": f"outcome.{o.value}"} for o in Outcome]
     if menu is Action.IGNORE:
-        options = [{"arg": r.value, "label_key": f"ignore_reason.{r.value}"} for r in IgnoreReason]
+        options: list[MenuOption] = [
+            {"arg": r.value, "label_key": f"ignore_reason.{r.value}"} for r in IgnoreReason
+        ]
         coordination = directory.coordination
         if coordination and coordination != case.department:
             # "Not ours": the coordination centre decides whose it is.
-            not_ours = {
+            not_ours: MenuOption = {
                 "arg": coordination,
                 "label_key": "ui.not_ours",
                 "action": Action.REROUTE.value,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.cases.rights import Actor
 from bot.chat.outbox import OutboxItem, OutboxOp
@@ -13,6 +12,9 @@ from bot.clock import Clock, SystemClock
 from bot.model import Case, DeptRole, GlobalRole
 from bot.settings.config import Config, StaffMember
 from bot.sla.duty import DutyShift, who_is_on_duty
+
+if TYPE_CHECKING:  # views need the directory
+    from bot.chat.views import View
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +28,7 @@ class Destination:
     def message(
         self,
         op: OutboxOp,
-        view: Mapping[str, Any],
+        view: View,
         key: str,
         now: datetime,
         *,
@@ -42,7 +44,7 @@ class Destination:
             chat=self.chat,
             thread=self.thread,
             op=op,
-            payload=dict(view),
+            payload=view.copy(),
             idempotency_key=f"{self.transport}:{self.chat}:{key}",
             ref_key=ref,
             reply_to_key=reply_to,
@@ -55,7 +57,7 @@ class Destination:
         self,
         case: Case,
         op: OutboxOp,
-        view: Mapping[str, Any],
+        view: View,
         key: str,
         now: datetime,
         *,

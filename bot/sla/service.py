@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from bot.cases.replies import origin_of
 from bot.chat.outbox import OutboxItem, OutboxOp
-from bot.chat.views import card_ref, card_view, format_time, notice_view
+from bot.chat.views import View, card_ref, card_view, format_time, notice_view
 from bot.clock import Clock
 from bot.model import (
     SYSTEM_ACTOR,
@@ -282,7 +282,7 @@ class SlaService:
     # --- messages --------------------------------------------------------------------------
 
     def _under_card(
-        self, case: Case, view: dict[str, Any], key: str, card: str, now: datetime
+        self, case: Case, view: View, key: str, card: str, now: datetime
     ) -> list[OutboxItem]:
         return [
             dest.about(
@@ -310,10 +310,15 @@ class SlaService:
         origin = origin_of(mention)
         publishable = origin is not None and origin.transport in self._directory.transports
         view = card_view(
-            case, mention, author, self._directory, self._tz, publishable=publishable, now=now
+            case,
+            mention,
+            author,
+            self._directory,
+            self._tz,
+            publishable=publishable,
+            now=now,
+            sla_reminder=reminder,
         )
-        if reminder and view.get("sla"):
-            view["sla"] = {**view["sla"], "reminder": reminder}
         ref = card_ref(case.id, case.department)
         key = f"{ref}:edit:{case.version}:sla:{int(now.timestamp() * 1000)}"
         return [

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.chat.texts import HTML_SUFFIX, Texts
-from bot.chat.views import CARD_FIELDS, DRAFT_FIELDS, View
+from bot.chat.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View
 from handlers.matrix.reactions import card_reactions, draft_reactions
 
 __all__ = [
@@ -133,29 +133,31 @@ class MatrixRenderer:
         self.texts = texts
 
     def render(self, view: View) -> MatrixRendered:
-        kind = view.get("view")
-        if kind == "card":
+        if view["view"] == "card":
             # The buttons are gone while a submenu is open (its choices go to the thread) and
             # on a card whose case moved to another department.
             menu_or_moved = view.get("menu") or view.get("moved_to")
             reactions = [] if menu_or_moved else card_reactions(view["actions"])
             return self._html(self._card(view), TEXT, reactions)
-        if kind == "draft":
+        if view["view"] == "draft":
             return self._html(self._draft(view), TEXT, draft_reactions(view["actions"]))
-        if kind in ("notice", "prompt"):
+        if view["view"] == "notice" or view["view"] == "prompt":
             return self._plain_as_html(self.texts.t(view["key"], **view["params"]))
-        if kind == "page":
+        if view["view"] == "page":
             page = self.texts.render(view["template"], **view["context"])
             if not view["template"].endswith(HTML_SUFFIX):
                 return self._plain_as_html(page)  # a .txt.j2 page is plain text
             return self._html(self.fit_lines(page), NOTICE)
-        if kind == "public_reply":
+        if view["view"] == "public_reply":
             # Posted where the citizen wrote: plain text, as a person would have typed it.
             return MatrixRendered(self._fit_plain(view["text"], html_too=False), None)
-        if kind == "queue":
-            context = {k: view[k] for k in ("waiting", "items", "more")}
-            return self._html(self.fit_lines(self.texts.render("queue.html.j2", **context)), NOTICE)
-        raise ValueError(f"unknown view {kind!r}")
+        if view["view"] == "queue":
+            page = self.texts.render(
+                "queue.html.j2", waiting=view["waiting"], items=view["items"], more=view["more"]
+            )
+            return self._html(self.fit_lines(page), NOTICE)
+        # A photo is sent by the transport, which renders only its caption.
+        raise ValueError(f"unknown view {view['view']!r}")
 
     @staticmethod
     def _html(page: str, msgtype: str, reactions: list[str] | None = None) -> MatrixRendered:
@@ -177,7 +179,7 @@ class MatrixRenderer:
 
     # --- cards and drafts: shorten the free text, never the facts around it ---
 
-    def _card(self, view: View) -> str:
+    def _card(self, view: CardView) -> str:
         context: dict[str, Any] = {name: view.get(name) for name in CARD_FIELDS}
         mention: str = view.get("text") or ""
 
@@ -193,7 +195,7 @@ class MatrixRenderer:
         fitted = _longest_fit(with_mention, min(len(mention), MAX_MENTION), _html_fits)
         return fitted if fitted is not None else self.fit_lines(with_mention(0))
 
-    def _draft(self, view: View) -> str:
+    def _draft(self, view: DraftView) -> str:
         context: dict[str, Any] = {name: view.get(name) for name in DRAFT_FIELDS}
         page = self.texts.render("draft.html.j2", **context)
         if _html_fits(page):

@@ -28,6 +28,7 @@ from nio.exceptions import LocalTransportError, RemoteTransportError
 from nio.responses import RoomEventRelationsResponse
 
 from bot.chat.outbox import (
+    PHOTO_VIEW,
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -160,6 +161,8 @@ class MatrixTransport:
             raise PermanentFailure("photo without a picture")
         payload = item.payload
         try:
+            if payload["view"] != PHOTO_VIEW:
+                raise ValueError(f"a photo item with a {payload['view']!r} view")
             caption = self.renderer.render(payload["caption"])
         except Exception as exc:
             log.exception("matrix: outbox item %s cannot be rendered", item.id)

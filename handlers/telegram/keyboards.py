@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.chat.texts import Texts
-from bot.chat.views import MENU_ACTIONS, View
+from bot.chat.views import MENU_ACTIONS, CardView, DraftView, MenuOption
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
 
 __all__ = ["card_keyboard", "draft_keyboard", "layout"]
@@ -40,13 +39,13 @@ def _button(text: str, data: CaseAction | CaseMenu | DraftAction) -> InlineKeybo
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
-def card_keyboard(view: View, texts: Texts) -> InlineKeyboardMarkup | None:
+def card_keyboard(view: CardView, texts: Texts) -> InlineKeyboardMarkup | None:
     """The card's main buttons, or the open submenu's options with a way back."""
     case_id: int = view["case"]["id"]
     version: int = view["case"]["version"]
     menu: str | None = view.get("menu")
     if menu:
-        options: list[dict[str, Any]] = view.get("options") or []
+        options: list[MenuOption] = view.get("options") or []
         buttons = [
             _button(
                 opt["label"] if opt.get("label") else texts.t(opt["label_key"]),
@@ -70,7 +69,7 @@ def card_keyboard(view: View, texts: Texts) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(inline_keyboard=layout(buttons))
 
 
-def draft_keyboard(view: View, texts: Texts) -> InlineKeyboardMarkup | None:
+def draft_keyboard(view: DraftView, texts: Texts) -> InlineKeyboardMarkup | None:
     """Review buttons under a pending draft; none once it is decided."""
     actions: list[str] = view.get("actions") or []
     if not actions:

@@ -18,7 +18,7 @@ from typing import Any
 from aiogram.types import ForceReply, InlineKeyboardMarkup
 
 from bot.chat.texts import HTML_SUFFIX, Texts
-from bot.chat.views import CARD_FIELDS, DRAFT_FIELDS, View
+from bot.chat.views import CARD_FIELDS, DRAFT_FIELDS, CardDraft, CardView, DraftView, View
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard
 
 __all__ = [
@@ -103,28 +103,30 @@ class TelegramRenderer:
         self.texts = texts
 
     def render(self, view: View) -> Rendered:
-        kind = view.get("view")
-        if kind == "card":
+        if view["view"] == "card":
             return Rendered(self._card(view), card_keyboard(view, self.texts))
-        if kind == "draft":
+        if view["view"] == "draft":
             return Rendered(self._draft(view), draft_keyboard(view, self.texts))
-        if kind == "notice":
+        if view["view"] == "notice":
             return Rendered(escape_fit(self.texts.t(view["key"], **view["params"])), None)
-        if kind == "prompt":
+        if view["view"] == "prompt":
             text = self.texts.t(view["key"], **view["params"])
             force = ForceReply(force_reply=True, input_field_placeholder=_placeholder(text))
             return Rendered(escape_fit(text), force)
-        if kind == "page":
+        if view["view"] == "page":
             page = self.texts.render(view["template"], **view["context"])
             if not view["template"].endswith(HTML_SUFFIX):
                 return Rendered(escape_fit(page), None)  # a .txt.j2 page is plain text
             return Rendered(self.fit_lines(page), None)
-        if kind == "public_reply":
+        if view["view"] == "public_reply":
             return Rendered(escape_fit(view["text"]), None, public=True)
-        if kind == "queue":
-            context = {k: view[k] for k in ("waiting", "items", "more")}
-            return Rendered(self.fit_lines(self.texts.render("queue.html.j2", **context)), None)
-        raise ValueError(f"unknown view {kind!r}")
+        if view["view"] == "queue":
+            page = self.texts.render(
+                "queue.html.j2", waiting=view["waiting"], items=view["items"], more=view["more"]
+            )
+            return Rendered(self.fit_lines(page), None)
+        # A photo is sent by the transport, which renders only its caption.
+        raise ValueError(f"unknown view {view['view']!r}")
 
     def caption(self, view: View) -> str:
         """A view as a photo's caption: whole lines within Telegram's 1024-character limit."""
@@ -132,7 +134,7 @@ class TelegramRenderer:
 
     # --- cards and drafts: shorten the free text, never the facts around it ---
 
-    def _card(self, view: View) -> str:
+    def _card(self, view: CardView) -> str:
         context: dict[str, Any] = {name: view.get(name) for name in CARD_FIELDS}
         page = self.texts.render("card.html.j2", **context, text_cut=False)
         if fits(page):
@@ -144,7 +146,7 @@ class TelegramRenderer:
             return self.texts.render("card.html.j2", **{**context, "text": cut}, text_cut=True)
 
         result = _longest_fit(with_mention, len(mention))
-        draft: dict[str, Any] | None = view.get("draft")
+        draft: CardDraft | None = view.get("draft")
         if result is None and draft:
             # Even without the mention the card is too long: the draft has to give way too.
             draft_text: str = draft.get("text") or ""
@@ -158,7 +160,7 @@ class TelegramRenderer:
             result = _longest_fit(with_draft, len(draft_text))
         return result if result is not None else self.fit_lines(with_mention(0))
 
-    def _draft(self, view: View) -> str:
+    def _draft(self, view: DraftView) -> str:
         context: dict[str, Any] = {name: view.get(name) for name in DRAFT_FIELDS}
         page = self.texts.render("draft.html.j2", **context)
         if fits(page):

@@ -32,7 +32,14 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.chat.outbox import Delivery, DeliveryResult, OutboxOp, PermanentFailure, RetryLater
+from bot.chat.outbox import (
+    PHOTO_VIEW,
+    Delivery,
+    DeliveryResult,
+    OutboxOp,
+    PermanentFailure,
+    RetryLater,
+)
 from handlers.telegram.limits import RateLimiter
 from handlers.telegram.render import Rendered, TelegramRenderer
 
@@ -136,15 +143,18 @@ class TelegramTransport:
         item = delivery.item
         if delivery.photo is None:
             raise PermanentFailure("photo without a picture")
+        payload = item.payload
         try:
-            caption = self.renderer.caption(item.payload["caption"])
+            if payload["view"] != PHOTO_VIEW:
+                raise ValueError(f"a photo item with a {payload['view']!r} view")
+            caption = self.renderer.caption(payload["caption"])
         except Exception as exc:
             log.exception("telegram: outbox item %s cannot be rendered", item.id)
             raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc
         await self.limiter.acquire(chat_id)
         message = await self.bot.send_photo(
             chat_id=chat_id,
-            photo=BufferedInputFile(delivery.photo, item.payload.get("filename") or "photo.png"),
+            photo=BufferedInputFile(delivery.photo, payload.get("filename") or "photo.png"),
             caption=caption or None,
             parse_mode="HTML",
             message_thread_id=message_id(item.thread) if item.thread else None,
