@@ -13,10 +13,11 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
 from bot.chat.answers import COMMANDS
+from bot.chat.inbound import ChatServices
 from bot.chat.texts import LOCALES, Texts, texts_for
 from bot.settings.config import TelegramConfig
 from handlers.telegram import buttons, commands, comments, replies
-from handlers.telegram.context import TelegramContext
+from handlers.telegram.context import TRANSPORT, TelegramContext
 from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import TelegramRenderer
 from handlers.telegram.transport import TelegramTransport
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 
 class TelegramAdapter:
+    """A bot.chat.inbound.ChatAdapter: polling in, TelegramTransport out."""
+
+    name = TRANSPORT
+
     def __init__(self, config: TelegramConfig, texts: Texts) -> None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
         self.bot = Bot(config.token, session=session)
@@ -39,8 +44,8 @@ class TelegramAdapter:
         self._polling: asyncio.Task[None] | None = None
         self._dispatcher: Dispatcher | None = None
 
-    async def start(self, ctx: TelegramContext) -> None:
-        dispatcher = Dispatcher(ctx=ctx)
+    async def start(self, services: ChatServices) -> None:
+        dispatcher = Dispatcher(ctx=TelegramContext.of(services))
         # Order matters: buttons, then commands, then citizens' comments and private messages,
         # then free-text replies to our messages.
         dispatcher.include_routers(
