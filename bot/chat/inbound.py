@@ -142,6 +142,10 @@ class Feedback:
 
 
 class Inbound:
+    """One method per inbound event. A press acts, asks for text or lists choices and returns
+    its Feedback; a choice, a reply and a command answer through the outbox, keyed by the
+    message they answer. Rights and state are checked by the case service, never here."""
+
     def __init__(
         self, cases: CaseService, answers: Answers, directory: Directory, texts: Texts
     ) -> None:
