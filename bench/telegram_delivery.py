@@ -47,6 +47,7 @@ from bot.model import Identity, Mention, Sentiment  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
+from handlers.telegram.transport import TelegramTransport  # noqa: E402
 from tests.doubles.telegram_server import Limits, TelegramServer  # noqa: E402
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
@@ -125,8 +126,8 @@ class Probe:
         self._current: contextvars.ContextVar[Sample | None] = contextvars.ContextVar(
             "sample", default=None
         )
-        assert app.telegram is not None
-        transport = app.telegram.transport
+        transport = app.transports["telegram"]
+        assert isinstance(transport, TelegramTransport)
         deliver, acquire = transport.deliver, transport.limiter.acquire
         send = server._api_sendMessage
         settle = app.worker._settle
@@ -220,8 +221,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         config = load_config(path, env={})
         app = App(config, load_playbook(config.playbooks.path), SystemClock())
-        assert app.telegram is not None
-        limiter = app.telegram.transport.limiter
+        transport = app.transports["telegram"]
+        assert isinstance(transport, TelegramTransport)
+        limiter = transport.limiter
         capacity = {d: limiter.capacity_per_minute(chats[d][0]) for d in departments}
         sustainable = sum(capacity.values()) / 60  # cards per second, all chats together
         rate = args.rate or UTILISATION * sustainable

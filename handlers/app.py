@@ -9,7 +9,6 @@ import logging
 import signal
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from bot.cases.replies import ReplyCatalog
 from bot.cases.service import CaseService, IntakeResult
 from bot.chat.answers import Answers
 from bot.chat.delivery import OutboxWorker, RetryPolicy
+from bot.chat.inbound import ChatAdapter, ChatServices, Inbound
 from bot.chat.outbox import Transport
 from bot.chat.texts import Texts, texts_for
 from bot.clock import Clock, SystemClock
@@ -44,10 +44,6 @@ from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
 from store.db import Database
 
-if TYPE_CHECKING:
-    from handlers.matrix.adapter import MatrixAdapter
-    from handlers.telegram.adapter import TelegramAdapter
-
 log = logging.getLogger("otklik")
 
 
@@ -67,20 +63,13 @@ class App:
         self.texts: Texts = texts_for(config.playbooks.templates, config.locale)
         self.database = Database(config.database.url, echo=config.database.echo)
         self.transports: dict[str, Transport] = dict(transports or {})
-        self.telegram: TelegramAdapter | None = None
-        # Each messenger's library is imported only where it is configured: aiogram alone
-        # weighs some 150 MB, matrix-nio 35 MB.
-        if config.telegram is not None and config.telegram.enabled and transports is None:
-            from handlers.telegram.adapter import TelegramAdapter
-
-            self.telegram = TelegramAdapter(config.telegram, self.texts)
-            self.transports["telegram"] = self.telegram.transport
-        self.matrix: MatrixAdapter | None = None
-        if config.matrix is not None and config.matrix.enabled and transports is None:
-            from handlers.matrix.adapter import MatrixAdapter
-
-            self.matrix = MatrixAdapter(config, self.texts)
-            self.transports["matrix"] = self.matrix.transport
+        # The messengers: each translates its updates for bot/chat/inbound.py and delivers
+        # the outbox. Injected transports (tests) come without an adapter.
+        self.adapters: list[ChatAdapter] = (
+            [] if transports is not None else _adapters(config, self.texts)
+        )
+        for adapter in self.adapters:
+            self.transports[adapter.name] = adapter.transport
         self.directory = Directory(config, frozenset(self.transports), self.clock)
         self.metrics = Metrics()
         self.worker = OutboxWorker(
@@ -131,6 +120,7 @@ class App:
         self.answers = Answers(
             self.cases, self.directory, self.texts, self.crises, digests=self.digests
         )
+        self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts)
         self.intake = MentionIntake(
             self.cases,
             playbook,
@@ -159,6 +149,10 @@ class App:
         self._worker_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
 
+    def adapter(self, name: str) -> ChatAdapter | None:
+        """The running messenger of that transport, if it is configured."""
+        return next((a for a in self.adapters if a.name == name), None)
+
     async def start(self) -> None:
         await self.database.upgrade()
         self._warn_about_missing_transports()
@@ -171,22 +165,11 @@ class App:
         await self._start_digests()
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
-        if self.telegram is not None:
-            from handlers.telegram.context import TelegramContext
-
-            await self.telegram.start(
-                TelegramContext(
-                    self.cases,
-                    self.directory,
-                    self.texts,
-                    self.clock,
-                    self.config.coordination_department,
-                    self.answers,
-                    intake=self.intake,
-                )
-            )
-        if self.matrix is not None:
-            await self.matrix.start(self.cases, self.directory, self.answers)
+        services = ChatServices(
+            self.inbound, self.cases, self.directory, self.texts, self.clock, self.intake
+        )
+        for adapter in self.adapters:
+            await adapter.start(services)
         await self._start_api()
         log.info(
             self.texts.t(
@@ -206,10 +189,8 @@ class App:
         if self._worker_task is not None:
             await self._worker_task
             self._worker_task = None
-        if self.telegram is not None:
-            await self.telegram.stop()
-        if self.matrix is not None:
-            await self.matrix.stop()
+        for adapter in self.adapters:
+            await adapter.stop()
         await self.sla_jobs.stop()  # before the database goes: a run may be writing
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
@@ -274,6 +255,21 @@ class App:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
         await site.start()
+
+
+def _adapters(config: Config, texts: Texts) -> list[ChatAdapter]:
+    """The configured messengers. Each one's library is imported only where it is configured:
+    aiogram alone weighs some 150 MB, matrix-nio 35 MB."""
+    adapters: list[ChatAdapter] = []
+    if config.telegram is not None and config.telegram.enabled:
+        from handlers.telegram.adapter import TelegramAdapter
+
+        adapters.append(TelegramAdapter(config.telegram, texts))
+    if config.matrix is not None and config.matrix.enabled:
+        from handlers.matrix.adapter import MatrixAdapter
+
+        adapters.append(MatrixAdapter(config, texts))
+    return adapters
 
 
 async def run_forever(config: Config, playbook: Playbook) -> None:

@@ -1,4 +1,5 @@
-"""What the chat commands answer, as neutral views. Telegram and Matrix only parse and send.
+"""What the chat commands answer, as neutral views. bot/chat/inbound.py parses the commands
+of every transport and sends these answers.
 
 status, case, escalate, duty, help, whoami: the same words and the same checks everywhere.
 """
@@ -12,7 +13,7 @@ from bot.cases.lifecycle import ActionRequest
 from bot.cases.rights import Actor
 from bot.cases.service import CaseService, CaseThread
 from bot.chat.texts import Texts
-from bot.chat.views import View, card_view, format_time, notice_view, page_view
+from bot.chat.views import View, card_view, format_time, notice_view, page_view, refusal_view
 from bot.crisis.service import CrisisService
 from bot.model import SYSTEM_ACTOR, Action, GlobalRole
 from bot.reports.digest import DigestService
@@ -112,7 +113,7 @@ class Answers:
         request = ActionRequest(Action.ESCALATE, note=reason or None)
         result = await self._cases.act(case_id, request, actor)
         if result.error is not None:
-            return notice_view(f"error.{result.error.code}", **result.error.params)
+            return refusal_view(result.error, name_the_right=True)
         return notice_view("ui.done", action=Action.ESCALATE.value)
 
     async def merge(self, actor: Actor, keep: int | None, gone: int | None) -> View:
@@ -122,17 +123,16 @@ class Answers:
         error = await self._cases.merge_authors(keep, gone, actor)
         if error is None:
             return notice_view("ui.merged", keep=keep, gone=gone)
-        if error.code == "no_right":
-            return notice_view("ui.no_rights")
-        return notice_view(f"error.{error.code}", **error.params)
+        return refusal_view(error)
 
     def _thread_context(self, thread: CaseThread) -> dict[str, Any]:
         case, mention = thread.case, thread.mentions[0]
         card = card_view(case, mention, thread.author, self._directory, self._cases.tz)
-        card["case"].update(
-            outcome=case.outcome.value if case.outcome else None,
-            ignore_reason=case.ignore_reason.value if case.ignore_reason else None,
-        )
+        facts: dict[str, Any] = {
+            **card["case"],
+            "outcome": case.outcome.value if case.outcome else None,
+            "ignore_reason": case.ignore_reason.value if case.ignore_reason else None,
+        }
         drafts = [
             {
                 "version": d.version,
@@ -156,9 +156,15 @@ class Answers:
             }
             for e in thread.events[-MAX_EVENTS:]
         ]
-        keys = ("case", "department_name", "source", "deadline", "assignee_name", "author")
         return {
-            **{k: card[k] for k in (*keys, "text", "url")},
+            "case": facts,
+            "department_name": card["department_name"],
+            "source": card["source"],
+            "deadline": card["deadline"],
+            "assignee_name": card["assignee_name"],
+            "author": card["author"],
+            "text": card["text"],
+            "url": card["url"],
             "drafts": drafts,
             "events": events,
         }

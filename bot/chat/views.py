@@ -22,11 +22,13 @@ pins the keys of every kind).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal, NotRequired, TypedDict, cast
 from zoneinfo import ZoneInfo
 
-from bot.cases.lifecycle import ActionRequest, available_actions
+from bot.cases.lifecycle import DomainError, NoRight, available_actions
 from bot.model import (
     Action,
     Author,
@@ -337,6 +339,14 @@ def notice_view(key: str, **params: Any) -> NoticeView:
     return {"view": "notice", "key": key, "params": params}
 
 
+def refusal_view(error: DomainError, *, name_the_right: bool = False) -> NoticeView:
+    """A refused action as a notice. A missing right reads "no rights" in short answers;
+    `name_the_right` says which right and where instead."""
+    if isinstance(error, NoRight) and not name_the_right:
+        return notice_view("ui.no_rights")
+    return notice_view(f"error.{error.code}", **error.params)
+
+
 def prompt_view(key: str, **params: Any) -> PromptView:
     return {"view": "prompt", "key": key, "params": params}
 
@@ -390,30 +400,6 @@ def format_time(moment: Any, tz: ZoneInfo) -> str | None:
     return moment.astimezone(tz).strftime(DEADLINE_FORMAT) if moment else None
 
 
-def choice_request(
-    action: Action, arg: str, expected_version: int | None = None
-) -> ActionRequest | None:
-    """The request a menu choice stands for; None when the argument fits no such choice."""
-    try:
-        if action is Action.USE_TEMPLATE:
-            return ActionRequest(action, template_id=arg, expected_version=expected_version)
-        if action is Action.REROUTE:
-            return ActionRequest(action, department=arg, expected_version=expected_version)
-        if action is Action.CLOSE:
-            return ActionRequest(action, outcome=Outcome(arg), expected_version=expected_version)
-        if action is Action.IGNORE:
-            return ActionRequest(
-                action, reason=IgnoreReason(arg), expected_version=expected_version
-            )
-        if action is Action.WAIT_FOR_AUTHOR:
-            return ActionRequest(
-                action, wait_reason=WaitReason(arg), expected_version=expected_version
-            )
-    except ValueError:
-        return None
-    return None
-
-
 def card_ref(case_id: int, department: str) -> str:
     """The logical key of a case's card in one department's chat."""
     return f"card:{case_id}:{department}"
@@ -426,3 +412,42 @@ def draft_ref(case_id: int, version: int, department: str) -> str:
 def prompt_ref(kind: str, case_id: int, version: int, nonce: str) -> str:
     """Replies to a prompt are recognised by this key: prompt:<action>:<case>:<draft ver>:…"""
     return f"prompt:{kind}:{case_id}:{version}:{nonce}"
+
+
+class RefKind(StrEnum):
+    """What a message of ours is, by the first part of its logical key."""
+
+    CARD = "card"
+    DRAFT = "draft"
+    PROMPT = "prompt"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """A logical key read back: which case a message of ours is about, and what it is."""
+
+    kind: RefKind
+    case_id: int
+    action: Action | None = None  # a prompt's: what the reply to it carries out
+    version: int | None = None  # a draft's version; a prompt's draft version
+
+
+def parse_ref(ref: str) -> MessageRef | None:
+    """The reading of card_ref, draft_ref and prompt_ref; None for any other key (queue,
+    digest, notices) or a malformed one."""
+    parts = ref.split(":")
+    try:
+        kind = RefKind(parts[0])
+        if kind is RefKind.CARD:
+            return MessageRef(kind, _number(parts[1]))
+        if kind is RefKind.DRAFT:
+            return MessageRef(kind, _number(parts[1]), version=_number(parts[2]))
+        return MessageRef(kind, _number(parts[2]), Action(parts[1]), _number(parts[3]))
+    except (IndexError, ValueError):
+        return None
+
+
+def _number(part: str) -> int:
+    if not part.isdigit():
+        raise ValueError(part)
+    return int(part)

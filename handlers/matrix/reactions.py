@@ -1,9 +1,13 @@
-"""Reaction keys that stand for buttons. Clients send back exactly the key they click on, so
-these strings (with their variation selectors) are the whole contract."""
+"""Reactions: the keys that stand for buttons, and a reaction translated into the press of
+its button (bot/chat/inbound.py). Clients send back exactly the key they click on, so these
+strings (with their variation selectors) are the whole contract."""
 
 from __future__ import annotations
 
+from bot.chat.inbound import Controls, Press
+from bot.chat.views import RefKind
 from bot.model import Action
+from handlers.matrix.context import Event, MatrixContext, answer_to, where
 
 # Under a card. Menu actions answer with a numbered list in the card's thread.
 CARD_REACTIONS: dict[Action, str] = {
@@ -46,7 +50,33 @@ def draft_reactions(actions: list[str]) -> list[str]:
     return [DRAFT_REACTIONS[Action(a)] for a in actions if Action(a) in DRAFT_REACTIONS]
 
 
-# Text commands in a card's thread (also with "/" instead of "!").
-DRAFT_PREFIXES = ("!draft", "!черновик")  # "!draft <answer text>" is a new draft version
-NOTE_PREFIXES = ("!note", "!правка")  # "!note <what to change>" sends the draft back
-PUBLISHED_PREFIXES = ("!published", "!опубликовано")  # "!published <link>" marks it published
+async def on_reaction(ctx: MatrixContext, room_id: str, event: Event, relation: Event) -> None:
+    """A reaction under one of our cards or drafts, as the press of the button it stands for."""
+    here = where(room_id)
+    reacted = str(relation.get("event_id"))
+    about = await ctx.inbound.our_message(here, reacted, wait=True)
+    key = str(relation.get("key", ""))
+    if about is None:
+        return
+    if about.kind is RefKind.CARD:
+        action = ACTION_OF_CARD_REACTION.get(key)
+    elif about.kind is RefKind.DRAFT:
+        action = ACTION_OF_DRAFT_REACTION.get(key)
+    else:
+        return
+    if action is None:
+        return
+    # Refusals of approve and reject go to the room; everything else to the reacted
+    # message's thread (as before the inbound layer: kept so nobody sees a change).
+    in_room = about.kind is RefKind.DRAFT and action is not Action.REQUEST_CHANGES
+    press = Press(
+        here,
+        ctx.actor(event),
+        about.case_id,
+        about.kind,
+        action.value,
+        nonce=str(event.get("event_id")),
+        controls=Controls.REACTIONS,
+        answer=answer_to(event, None if in_room else reacted),
+    )
+    await ctx.inbound.press(press)

@@ -27,6 +27,7 @@ from nio.api import Api, RelationshipType
 from nio.exceptions import LocalTransportError, RemoteTransportError
 from nio.responses import RoomEventRelationsResponse
 
+from bot.chat.delivery import EXTERNAL_REF
 from bot.chat.outbox import (
     PHOTO_VIEW,
     Delivery,
@@ -40,7 +41,6 @@ from handlers.matrix.render import HTML_FORMAT, MatrixRendered, MatrixRenderer
 
 __all__ = [
     "DELIVERY_CLIENT_CONFIG",
-    "EXTERNAL_PREFIX",
     "MatrixTransport",
     "event_id",
     "transaction_id",
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 # No retries inside nio: the worker retries with backoff and keeps the room's order.
 DELIVERY_CLIENT_CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, request_timeout=30)
-EXTERNAL_PREFIX = "ext:"  # refs of events the bot did not send itself, e.g. "ext:$abc"
 MESSAGE = "m.room.message"
 REACTION = "m.reaction"
 IMAGE = "m.image"
@@ -79,7 +78,7 @@ RETRY_STATUSES = frozenset({408, 429})
 
 def event_id(ref: str) -> str:
     """A Matrix event id from a stored ref ("$abc" or "ext:$abc")."""
-    raw = ref.removeprefix(EXTERNAL_PREFIX)
+    raw = ref.removeprefix(EXTERNAL_REF)
     if not raw.startswith("$"):
         raise PermanentFailure(f"not a Matrix event id: {ref!r}")
     return raw

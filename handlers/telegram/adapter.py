@@ -13,11 +13,12 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
 from bot.chat.answers import COMMANDS
+from bot.chat.inbound import ChatServices
 from bot.chat.texts import Texts, texts_for
 from bot.settings.connections import TelegramConfig
 from bot.settings.fields import LOCALES
 from handlers.telegram import buttons, commands, comments, replies
-from handlers.telegram.context import TelegramContext
+from handlers.telegram.context import TRANSPORT, TelegramContext
 from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import TelegramRenderer
 from handlers.telegram.transport import TelegramTransport
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 
 
 class TelegramAdapter:
+    """A bot.chat.inbound.ChatAdapter: polling in, TelegramTransport out."""
+
+    name = TRANSPORT
+
     def __init__(self, config: TelegramConfig, texts: Texts) -> None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
         self.bot = Bot(config.token, session=session)
@@ -37,31 +42,31 @@ class TelegramAdapter:
         )
         self._config = config
         self._texts = texts
-        self._polling: asyncio.Task[None] | None = None
-        self._dispatcher: Dispatcher | None = None
-
-    async def start(self, ctx: TelegramContext) -> None:
-        dispatcher = Dispatcher(ctx=ctx)
+        self._dispatcher = Dispatcher()
         # Order matters: buttons, then commands, then citizens' comments and private messages,
         # then free-text replies to our messages.
-        dispatcher.include_routers(
+        self._dispatcher.include_routers(
             buttons.make_router(),
             commands.make_router(),
             comments.make_router(
-                (g.chat_id for g in self._config.discussion_groups),
-                self._config.direct_messages,
+                (g.chat_id for g in config.discussion_groups), config.direct_messages
             ),
             replies.make_router(),
         )
-        self._dispatcher = dispatcher
+        self._polling: asyncio.Task[None] | None = None
+
+    async def start(self, services: ChatServices) -> None:
         me = await self.bot.get_me()
         log.info("telegram: polling as @%s", me.username)
         await comments.check_discussion_groups(self.bot, me, self._config.discussion_groups)
         await self._register_commands()
-        self._polling = asyncio.create_task(
-            dispatcher.start_polling(self.bot, handle_signals=False, close_bot_session=False),
-            name="telegram-polling",
+        polling = self._dispatcher.start_polling(
+            self.bot,
+            handle_signals=False,
+            close_bot_session=False,
+            ctx=TelegramContext.of(services),  # what every handler gets as `ctx`
         )
+        self._polling = asyncio.create_task(polling, name="telegram-polling")
 
     async def _register_commands(self) -> None:
         """The command menu in Russian and English; the configured language is the default."""
@@ -76,7 +81,7 @@ class TelegramAdapter:
                 log.warning("telegram: could not register commands (%s)", error)
 
     async def stop(self) -> None:
-        if self._dispatcher is not None and self._polling is not None:
+        if self._polling is not None:
             with contextlib.suppress(RuntimeError):
                 await self._dispatcher.stop_polling()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,46 +1,20 @@
-"""Button presses on cards and drafts. Callback data is never trusted: the service checks the
-case, the card version, the state and the presser's rights again."""
+"""Button presses on cards and drafts, translated into inbound presses (bot/chat/inbound.py).
+Callback data is never trusted: the inbound layer and the case service check the case, the
+card version, the state and the presser's rights again."""
 
 from __future__ import annotations
 
 from aiogram import Router
 from aiogram.types import CallbackQuery, InaccessibleMessage
 
-from bot.cases.lifecycle import ActionRequest, DomainError, NoRight, StaleCard
-from bot.cases.service import ActResult
-from bot.chat.views import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS, choice_request
-from bot.model import Action
+from bot.chat.inbound import BAD_BUTTON, Controls, Feedback, MenuPress, Press
+from bot.chat.views import RefKind
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
 from handlers.telegram.context import TelegramContext, where
 
 
-class BadButton(DomainError):
-    """Callback data that no button of ours carries."""
-
-    code = "invalid_input"
-
-
-def _request(action: Action, arg: str, version: int) -> ActionRequest:
-    if action in MENU_ACTIONS:
-        request = choice_request(action, arg, expected_version=version)
-        if request is None:
-            raise BadButton(field="button", limit=None)
-        return request
-    if arg:  # only menu choices carry an argument
-        raise BadButton(field="button", limit=None)
-    return ActionRequest(action, expected_version=version)
-
-
-async def _answer(
-    query: CallbackQuery, ctx: TelegramContext, action: Action, result: ActResult
-) -> None:
-    if result.error is None:
-        await query.answer(ctx.alert(ctx.texts.t("ui.done", action=action.value)))
-    elif isinstance(result.error, NoRight):
-        await query.answer(ctx.alert(ctx.texts.t("ui.no_rights")), show_alert=True)
-    else:
-        stale = isinstance(result.error, StaleCard)
-        await query.answer(ctx.alert(ctx.error_text(result.error)), show_alert=not stale)
+async def _answer(query: CallbackQuery, ctx: TelegramContext, feedback: Feedback) -> None:
+    await query.answer(ctx.toast(feedback), show_alert=feedback.alert or None)
 
 
 async def on_case_action(
@@ -49,48 +23,32 @@ async def on_case_action(
     if query.message is None or isinstance(query.message, InaccessibleMessage):
         await query.answer()
         return
-    actor = ctx.actor(query.from_user)
-    try:
-        action = Action(callback_data.a)
-        if action in REVIEW_ACTIONS:  # review buttons live under drafts, not cards
-            raise BadButton(field="button", limit=None)
-        if action in PROMPT_ACTIONS:
-            result = await ctx.cases.prompt(
-                callback_data.case, action, actor, where(query.message), nonce=query.id
-            )
-        else:
-            request = _request(action, callback_data.x, callback_data.v)
-            result = await ctx.cases.act(callback_data.case, request, actor)
-    except (ValueError, BadButton):
-        await query.answer(
-            ctx.alert(ctx.texts.t("error.invalid_input", field="button", limit=None)),
-            show_alert=True,
-        )
-        return
-    await _answer(query, ctx, action, result)
+    press = Press(
+        where(query.message),
+        ctx.actor(query.from_user),
+        callback_data.case,
+        RefKind.CARD,
+        callback_data.a,
+        nonce=query.id,
+        controls=Controls.BUTTONS,
+        arg=callback_data.x,
+        version=callback_data.v,
+    )
+    await _answer(query, ctx, await ctx.inbound.press(press))
 
 
 async def on_menu(query: CallbackQuery, callback_data: CaseMenu, ctx: TelegramContext) -> None:
     if query.message is None or isinstance(query.message, InaccessibleMessage):
         await query.answer()
         return
-    try:
-        menu = Action(callback_data.menu) if callback_data.menu else None
-    except ValueError:
-        menu = Action.TAKE  # not a menu: refused below
-    if menu is not None and menu not in MENU_ACTIONS:
-        await query.answer(
-            ctx.alert(ctx.texts.t("error.invalid_input", field="button", limit=None)),
-            show_alert=True,
-        )
-        return
-    result = await ctx.cases.open_menu(
-        callback_data.case, menu, ctx.actor(query.from_user), where(query.message), nonce=query.id
+    press = MenuPress(
+        where(query.message),
+        ctx.actor(query.from_user),
+        callback_data.case,
+        callback_data.menu,
+        nonce=query.id,
     )
-    if result.error is None:
-        await query.answer()
-    else:
-        await _answer(query, ctx, menu or Action.TAKE, result)
+    await _answer(query, ctx, await ctx.inbound.open_menu(press))
 
 
 async def on_draft_action(
@@ -99,39 +57,22 @@ async def on_draft_action(
     if query.message is None or isinstance(query.message, InaccessibleMessage):
         await query.answer()
         return
-    actor = ctx.actor(query.from_user)
-    try:
-        action = Action(callback_data.a)
-    except ValueError:
-        action = Action.TAKE
-    if action not in REVIEW_ACTIONS:
-        await query.answer(
-            ctx.alert(ctx.texts.t("error.invalid_input", field="button", limit=None)),
-            show_alert=True,
-        )
-        return
-    case = await ctx.cases.get(callback_data.case)
-    draft = case.latest_draft if case else None
-    if case is not None and (draft is None or draft.version != callback_data.ver):
-        # A button under an older draft: that version is no longer the one under review.
-        stale = StaleCard(expected=callback_data.ver, actual=draft.version if draft else None)
-        await _answer(query, ctx, action, ActResult(case, error=stale))
-        return
-    if action in PROMPT_ACTIONS:
-        result = await ctx.cases.prompt(
-            callback_data.case, action, actor, where(query.message), nonce=query.id
-        )
-    else:
-        result = await ctx.cases.act(callback_data.case, ActionRequest(action), actor)
-    await _answer(query, ctx, action, result)
+    press = Press(
+        where(query.message),
+        ctx.actor(query.from_user),
+        callback_data.case,
+        RefKind.DRAFT,
+        callback_data.a,
+        nonce=query.id,
+        controls=Controls.BUTTONS,
+        version=callback_data.ver,
+    )
+    await _answer(query, ctx, await ctx.inbound.press(press))
 
 
 async def on_unknown_button(query: CallbackQuery, ctx: TelegramContext) -> None:
     """Data no button of ours carries: answer, so the client stops waiting, and do nothing."""
-    await query.answer(
-        ctx.alert(ctx.texts.t("error.invalid_input", field="button", limit=None)),
-        show_alert=True,
-    )
+    await _answer(query, ctx, Feedback(BAD_BUTTON, alert=True))
 
 
 def make_router() -> Router:

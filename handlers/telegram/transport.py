@@ -32,6 +32,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
+from bot.chat.delivery import EXTERNAL_REF
 from bot.chat.outbox import (
     PHOTO_VIEW,
     Delivery,
@@ -43,11 +44,10 @@ from bot.chat.outbox import (
 from handlers.telegram.limits import RateLimiter
 from handlers.telegram.render import Rendered, TelegramRenderer
 
-__all__ = ["EXTERNAL_PREFIX", "TelegramTransport", "message_id"]
+__all__ = ["TelegramTransport", "message_id"]
 
 log = logging.getLogger(__name__)
 
-EXTERNAL_PREFIX = "ext:"  # refs of messages the bot did not post itself, e.g. "ext:123"
 NOT_MODIFIED = "message is not modified"
 DELETE_NOT_FOUND = "message to delete not found"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a preview would repeat the mention
@@ -56,7 +56,7 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a preview would repeat the 
 def message_id(ref: str) -> int:
     """A Telegram message id from a stored ref ("123" or "ext:123"); also forum topic ids,
     which are the ids of the topics' first messages."""
-    raw = ref.removeprefix(EXTERNAL_PREFIX)
+    raw = ref.removeprefix(EXTERNAL_REF)
     try:
         return int(raw)
     except ValueError:

@@ -20,6 +20,7 @@ from bot.model import Identity, Mention, Sentiment
 from bot.settings.config import Config, load_config
 from bot.settings.playbook import load_playbook
 from handlers.app import App
+from handlers.matrix.adapter import MatrixAdapter
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import MatrixUser, SynapseServer
 
@@ -112,8 +113,7 @@ class MatrixWorld:
         config = self.config()
         app = App(config, load_playbook(config.playbooks.path), SystemClock())
         await app.start()
-        assert app.matrix is not None
-        await asyncio.wait_for(app.matrix.synced.wait(), 20)
+        await asyncio.wait_for(matrix_adapter(app).synced.wait(), 20)
         self.app = app
         return app
 
@@ -249,3 +249,10 @@ async def matrix_world(
     finally:
         await world.stop_bot()
         await world.close()
+
+
+def matrix_adapter(app: App) -> MatrixAdapter:
+    """The running app's Matrix adapter (its `synced` event says the first sync is done)."""
+    adapter = app.adapter("matrix")
+    assert isinstance(adapter, MatrixAdapter)
+    return adapter

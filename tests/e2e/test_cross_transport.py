@@ -1,5 +1,6 @@
 """One case, two cards: a department with both a Telegram chat and a Matrix room sees the same
-case in both, and an action in one is reflected in the other."""
+case in both, and an action in one is reflected in the other. A press, a reply and a command
+go through each transport to the same inbound path (bot/chat/inbound.py)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,46 @@ async def test_an_action_in_telegram_shows_in_matrix_and_back(
         )
         case = await app.cases.get(case_id)
         assert case is not None and case.state is CaseState.NEW
+
+        # A reply to the Telegram card is a draft: Telegram says so, the Matrix card shows it.
+        draft = "Мы разбираемся, напишите адрес"
+        written = telegram.send_user_message(chat, anna, draft, reply_to=tg_card)
+        await telegram.wait_for(
+            lambda: any(
+                m.reply_to_message_id == written.message_id
+                and "отправлен на согласование" in (m.text or "")
+                for m in telegram.messages(chat)
+            ),
+            timeout=15,
+        )
+
+        async def matrix_shows_draft() -> bool:
+            return draft in await matrix.current_text(room, mx_card)
+
+        await eventually(matrix_shows_draft)
+
+        # The same command in both, answered with the same case's story.
+        asked = telegram.send_user_message(chat, anna, f"/case {case_id}")
+        await matrix.say("spec", room, f"!case {case_id}")
+        await telegram.wait_for(
+            lambda: any(
+                m.reply_to_message_id == asked.message_id
+                and f"Кейс #{case_id}" in (m.text or "")
+                and draft in (m.text or "")
+                for m in telegram.messages(chat)
+            ),
+            timeout=15,
+        )
+
+        async def matrix_answered() -> bool:
+            return any(
+                f"Кейс #{case_id}" in m["content"]["body"] and draft in m["content"]["body"]
+                for m in await matrix.bot_messages(room)
+                # Not the card or its edits, which show the draft too.
+                if m["event_id"] != mx_card and "m.new_content" not in m["content"]
+            )
+
+        await eventually(matrix_answered)
     finally:
         await app.stop()
         await matrix.close()

@@ -20,7 +20,7 @@ from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH
 from store.db import Database
 from store.models import OutboxRow
 from tests.bot.reports.test_digest import Seeder
-from tests.doubles.matrix_world import MatrixWorld, eventually
+from tests.doubles.matrix_world import MatrixWorld, eventually, matrix_adapter
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import SynapseServer
 from tests.doubles.telegram_server import Limits, TelegramServer
@@ -153,8 +153,7 @@ async def test_evening_digest_reaches_telegram_and_matrix_once(
         assert answered(anna.id) == "Нет прав на это действие."
 
         # !digest in Matrix: the same answer, in the room it was asked in.
-        assert app.matrix is not None
-        await app.matrix.synced.wait()
+        await matrix_adapter(app).synced.wait()
         await matrix.say("duty", room, "!digest")
 
         async def matrix_answer() -> str | None:

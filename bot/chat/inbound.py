@@ -1,0 +1,456 @@
+"""Inbound chat traffic, once for every transport: a press, a numbered choice, a reply, a
+command. The adapters (handlers/telegram, handlers/matrix) only translate their library's
+objects into these events and the feedback back; everything between lives here: reading
+our message keys, parsing command arguments, choosing the ActionRequest, bounding text,
+and turning a refusal into a notice. The next stop is the case service
+(bot/cases/service.py), which checks rights and state and drives the lifecycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard
+from bot.cases.rights import Actor
+from bot.cases.service import ActResult, CaseService
+from bot.chat.answers import Answers, case_number
+from bot.chat.outbox import Transport
+from bot.chat.texts import Texts
+from bot.chat.views import (
+    MENU_ACTIONS,
+    PROMPT_ACTIONS,
+    REVIEW_ACTIONS,
+    MessageRef,
+    NoticeView,
+    RefKind,
+    View,
+    notice_view,
+    parse_ref,
+    refusal_view,
+)
+from bot.clock import Clock
+from bot.intake.intake import MentionIntake
+from bot.model import MAX_DRAFT_TEXT, Action, CaseState, IgnoreReason, Outcome, WaitReason
+from bot.settings.directory import Destination, Directory
+
+LINK = re.compile(r"^https?://\S+$")
+# A press may arrive before the outbox has recorded the id of the message pressed on (Matrix
+# reactions are added right after the message): wait this long for it while the chat is busy.
+REF_WAIT_STEPS, REF_WAIT_STEP_S = 30, 0.1
+# What the text of a reply becomes, by the action it carries out.
+TEXT_FIELD = {Action.DRAFT: "text", Action.REQUEST_CHANGES: "note", Action.ESCALATE: "note"}
+BAD_BUTTON = notice_view("error.invalid_input", field="button", limit=None)
+BAD_CHOICE = notice_view("error.invalid_input", field="choice", limit=None)
+
+
+class Controls(Enum):
+    """How a transport offers choices and asks for text."""
+
+    # Submenus redraw the card's buttons, text is asked for with a prompt to reply to, and
+    # every press is answered with a short toast (Telegram).
+    BUTTONS = "buttons"
+    # Submenus are numbered lists in the card's thread, text comes as commands written
+    # there, and only what needs saying is answered, in the thread (Matrix reactions).
+    REACTIONS = "reactions"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Where our answer to an inbound message goes through the outbox."""
+
+    key: str  # idempotency key: one inbound message is answered once, even if re-delivered
+    under: str | None = None  # the transport's id of the message it replies to, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A button pressed (or a reaction that stands for one) under a card or a draft.
+    Nothing in it is trusted: the action, the argument and the version are checked again."""
+
+    where: Destination
+    actor: Actor
+    case_id: int
+    on: RefKind  # CARD or DRAFT
+    action: str  # an Action value, as sent
+    nonce: str  # unique per press: keys the prompt or menu it opens
+    controls: Controls
+    arg: str = ""  # a menu choice's template, department, outcome or reason
+    version: int | None = None  # the card's or draft's version it was drawn for, if known
+    answer: Answer | None = None  # where to say what needs saying; None: feedback only
+
+
+@dataclass(frozen=True, slots=True)
+class MenuPress:
+    """A card's submenu opened (menu is an Action value) or closed (menu is "")."""
+
+    where: Destination
+    actor: Actor
+    case_id: int
+    menu: str
+    nonce: str
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A number written in a card's thread: the choice from the list a menu reaction showed."""
+
+    where: Destination
+    actor: Actor
+    case_id: int
+    number: int
+    answer: Answer
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Text for a case: a reply to a card or a prompt of ours, or a command in a card's thread
+    that names its action ("!note …")."""
+
+    where: Destination
+    actor: Actor
+    to: MessageRef  # the card or prompt replied to, or the card whose thread it is in
+    text: str
+    controls: Controls
+    answer: Answer
+    action: Action | None = None  # named by the person; None: what `to` asks for
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A chat command: /status, /case N, /merge A B, /escalate N reason and the rest."""
+
+    where: Destination
+    actor: Actor
+    name: str  # without its prefix, lower case
+    args: str
+    answer: Answer
+    about: MessageRef | None = None  # the message it replies to, or the card thread it is in
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What a press says back: a notice, and whether it is worth an alert. A transport with
+    toasts shows it; for the others it has already gone to the chat when it needed to."""
+
+    notice: NoticeView | None = None  # None: nothing to say (a menu opened)
+    alert: bool = False
+
+
+class Inbound:
+    """One method per inbound event. A press acts, asks for text or lists choices and returns
+    its Feedback; a choice, a reply and a command answer through the outbox, keyed by the
+    message they answer. Rights and state are checked by the case service, never here."""
+
+    def __init__(
+        self, cases: CaseService, answers: Answers, directory: Directory, texts: Texts
+    ) -> None:
+        self._cases = cases
+        self._answers = answers
+        self._directory = directory
+        self._texts = texts
+
+    async def our_message(
+        self, where: Destination, message_id: str, wait: bool = False
+    ) -> MessageRef | None:
+        """What a message of ours in this chat is about; None when it is not ours or no card,
+        draft or prompt. `wait`: the outbox may not have recorded it yet (a quick reaction)."""
+        for _ in range(REF_WAIT_STEPS if wait else 1):
+            ref = await self._cases.ref_of(where.transport, where.chat, message_id)
+            if ref is not None:
+                return parse_ref(ref)
+            if not wait or not await self._cases.chat_busy(where.transport, where.chat):
+                return None
+            await asyncio.sleep(REF_WAIT_STEP_S)
+        return None
+
+    # --- presses ------------------------------------------------------------------------
+
+    async def press(self, press: Press) -> Feedback:
+        try:
+            action = Action(press.action)
+        except ValueError:
+            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+        if press.on is RefKind.DRAFT:
+            return await self._review(press, action)
+        if press.on is not RefKind.CARD or action in REVIEW_ACTIONS:
+            # Review buttons live under drafts, not cards.
+            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+        if action in MENU_ACTIONS and press.controls is Controls.REACTIONS:
+            return await self._list_choices(press, action)
+        if action in PROMPT_ACTIONS and press.controls is Controls.BUTTONS:
+            result = await self._cases.prompt(
+                press.case_id, action, press.actor, press.where, nonce=press.nonce
+            )
+            return await self._outcome(press, action, result)
+        if action in MENU_ACTIONS:
+            request = choice_request(action, press.arg, expected_version=press.version)
+        elif not press.arg:  # only menu choices carry an argument
+            request = ActionRequest(action, expected_version=press.version)
+        else:
+            request = None
+        if request is None:
+            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+        return await self._outcome(
+            press, action, await self._cases.act(press.case_id, request, press.actor)
+        )
+
+    async def _review(self, press: Press, action: Action) -> Feedback:
+        """A press under a draft: approve, request changes, reject that very version."""
+        if action not in REVIEW_ACTIONS:
+            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+        if press.version is not None:
+            case = await self._cases.get(press.case_id)
+            draft = case.latest_draft if case else None
+            if case is not None and (draft is None or draft.version != press.version):
+                # A button under an older draft: that version is no longer under review.
+                stale = StaleCard(expected=press.version, actual=draft.version if draft else None)
+                return await self._outcome(press, action, ActResult(case, error=stale))
+        if action in PROMPT_ACTIONS:
+            if press.controls is Controls.BUTTONS:
+                result = await self._cases.prompt(
+                    press.case_id, action, press.actor, press.where, nonce=press.nonce
+                )
+                return await self._outcome(press, action, result)
+            # The note comes as "!note …" in the thread: check the right now, act then.
+            check, _ = await self._cases.menu_choices(press.case_id, action, press.actor)
+            notice = (
+                refusal_view(check.error)
+                if check.error
+                else notice_view("ui.matrix_note", case_id=press.case_id)
+            )
+            return await self._tell(press, Feedback(notice, alert=check.error is not None))
+        result = await self._cases.act(press.case_id, ActionRequest(action), press.actor)
+        return await self._outcome(press, action, result)
+
+    async def open_menu(self, press: MenuPress) -> Feedback:
+        """A card's submenu redrawn as buttons, or the main buttons again."""
+        try:
+            menu = Action(press.menu) if press.menu else None
+        except ValueError:
+            menu = Action.TAKE  # not a menu: refused below
+        if menu is not None and menu not in MENU_ACTIONS:
+            return Feedback(BAD_BUTTON, alert=True)
+        result = await self._cases.open_menu(
+            press.case_id, menu, press.actor, press.where, nonce=press.nonce
+        )
+        if result.error is None:
+            return Feedback()
+        return _refused(result.error)
+
+    async def _list_choices(self, press: Press, menu: Action) -> Feedback:
+        """A menu as a numbered list in the card's thread; the number written back chooses."""
+        check, options = await self._cases.menu_choices(press.case_id, menu, press.actor)
+        if check.error is not None:
+            return await self._tell(press, _refused(check.error))
+        lines = [
+            f"{n}. {option.get('label') or self._texts.t(option['label_key'])}"
+            for n, option in enumerate(options, 1)
+        ]
+        pending = json.dumps({"action": menu.value, "options": options})
+        await self._cases.remember(_menu_key(press.where, press.case_id), pending)
+        listed = notice_view("ui.matrix_menu", case_id=press.case_id, choices="\n".join(lines))
+        return await self._tell(press, Feedback(listed))
+
+    async def choose(self, choice: Choice) -> bool:
+        """A numbered choice from the list last shown for this case here. False when no list
+        is pending: the number was not for the bot."""
+        key = _menu_key(choice.where, choice.case_id)
+        pending = await self._cases.recall(key)
+        if pending is None:
+            return False
+        request = _menu_request(json.loads(pending), choice.number)
+        if request is None:
+            await self._send(choice.where, choice.answer, BAD_CHOICE)
+            return True
+        await self._cases.remember(key, "null")  # one choice per list
+        result = await self._cases.act(choice.case_id, request, choice.actor)
+        if result.error is not None:
+            await self._send(choice.where, choice.answer, refusal_view(result.error))
+        return True
+
+    async def _outcome(self, press: Press, action: Action, result: ActResult) -> Feedback:
+        if result.error is None:
+            done = Feedback(notice_view("ui.done", action=action.value))
+            # A reaction needs no "done": the card it sits under changes.
+            return done if press.answer is None else Feedback()
+        return await self._tell(press, _refused(result.error))
+
+    async def _tell(self, press: Press, feedback: Feedback) -> Feedback:
+        """Say a press's feedback in the chat when the transport has no toast for it."""
+        if press.answer is not None and feedback.notice is not None:
+            await self._send(press.where, press.answer, feedback.notice)
+        return feedback
+
+    # --- replies --------------------------------------------------------------------------
+
+    async def reply(self, reply: Reply) -> bool:
+        """Text that carries out an action on a case. False when it was not for the bot (a
+        reply to something that is no card or prompt: conversation, not work)."""
+        to = reply.to
+        action = reply.action
+        if action is None:
+            implied = Action.DRAFT if to.kind is RefKind.CARD else to.action
+            if implied not in TEXT_FIELD:
+                return False
+            action = implied
+            if action is Action.DRAFT and LINK.match(reply.text):
+                # A bare link in reply to an approved card: where the answer was published.
+                case = await self._cases.get(to.case_id)
+                if case is not None and case.state is CaseState.APPROVED:
+                    action = Action.MARK_PUBLISHED
+        request = _text_request(action, reply.text)
+        result = await self._cases.act(to.case_id, request, reply.actor)
+        buttons = reply.controls is Controls.BUTTONS
+        view: View | None
+        if result.error is not None:
+            view = refusal_view(result.error, name_the_right=buttons)
+        elif action is Action.DRAFT and result.case and result.case.latest_draft:
+            version = result.case.latest_draft.version
+            view = notice_view("ui.draft_sent", case_id=to.case_id, version=version)
+        else:
+            view = notice_view("ui.done", action=action.value) if buttons else None
+        if view is not None:
+            await self._send(reply.where, reply.answer, view)
+        return True
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def command(self, command: Command) -> bool:
+        """Answer a command; False when the name is no command of ours."""
+        view = await self._command_view(command)
+        if view is None:
+            return False
+        await self._send(command.where, command.answer, view)
+        return True
+
+    async def _command_view(self, command: Command) -> View | None:
+        answers, actor, args = self._answers, command.actor, command.args.strip()
+        match command.name:
+            case "help":
+                return answers.help()
+            case "duty":
+                return answers.duty()
+            case "whoami":
+                return answers.whoami(actor)
+            case "status":
+                here = command.where
+                department = self._directory.department_at(here.transport, here.chat, here.thread)
+                return await answers.status(actor, department, private=command.private)
+            case "digest":
+                return await answers.digest(actor)
+            case "case":
+                words = args.split(maxsplit=1)
+                return await answers.case(actor, case_number(words[0] if words else None))
+            case "merge":
+                words = args.split()
+                keep, gone = (case_number(w) for w in [*words, "", ""][:2])
+                return await answers.merge(actor, keep, gone)
+            case "escalate":
+                first, _, rest = args.partition(" ")
+                case_id, reason = case_number(first), rest.strip()
+                about = command.about
+                if case_id is None and about is not None and about.kind is RefKind.CARD:
+                    # /escalate in reply to a card or in its thread: the card says which case.
+                    case_id, reason = about.case_id, args
+                return await answers.escalate(actor, case_id, reason)
+        return None
+
+    async def _send(self, where: Destination, answer: Answer, view: View) -> None:
+        await self._cases.send(where, view, key=answer.key, reply_to_message=answer.under)
+
+
+# --- the adapters' side -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChatServices:
+    """What a chat adapter is given when it starts (no globals)."""
+
+    inbound: Inbound
+    cases: CaseService
+    directory: Directory
+    texts: Texts
+    clock: Clock
+    # Where citizens' messages go (Telegram comments and DMs); None when nothing takes them.
+    intake: MentionIntake | None = None
+
+
+class ChatAdapter(Protocol):
+    """One messenger: translates its library's updates into inbound events and delivers the
+    outbox through `transport`. handlers/app.py starts and stops a list of these."""
+
+    @property
+    def name(self) -> str:
+        """The transport's name in destinations and the outbox ("telegram", "matrix")."""
+        ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    async def start(self, services: ChatServices) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def choice_request(
+    action: Action, arg: str, expected_version: int | None = None
+) -> ActionRequest | None:
+    """The request a menu choice stands for; None when the argument fits no such choice."""
+    try:
+        if action is Action.USE_TEMPLATE:
+            return ActionRequest(action, template_id=arg, expected_version=expected_version)
+        if action is Action.REROUTE:
+            return ActionRequest(action, department=arg, expected_version=expected_version)
+        if action is Action.CLOSE:
+            return ActionRequest(action, outcome=Outcome(arg), expected_version=expected_version)
+        if action is Action.IGNORE:
+            return ActionRequest(
+                action, reason=IgnoreReason(arg), expected_version=expected_version
+            )
+        if action is Action.WAIT_FOR_AUTHOR:
+            return ActionRequest(
+                action, wait_reason=WaitReason(arg), expected_version=expected_version
+            )
+    except ValueError:
+        return None
+    return None
+
+
+def _text_request(action: Action, text: str) -> ActionRequest:
+    """The request for text written for an action, bounded so a huge message is refused by
+    the lifecycle's own limit rather than carried around."""
+    bounded = text[: MAX_DRAFT_TEXT + 1]
+    if action is Action.MARK_PUBLISHED:
+        return ActionRequest(action, url=text or None)
+    if action is Action.ESCALATE:
+        return ActionRequest(action, note=bounded or None)
+    if action is Action.REQUEST_CHANGES:
+        return ActionRequest(action, note=bounded)
+    return ActionRequest(action, text=bounded)
+
+
+def _refused(error: DomainError) -> Feedback:
+    """A refused press: an alert, except for a stale card, which has just been redrawn."""
+    return Feedback(refusal_view(error), alert=not isinstance(error, StaleCard))
+
+
+def _menu_key(where: Destination, case_id: int) -> str:
+    """The list of choices last shown for a case in a chat (kept across restarts)."""
+    return f"{where.transport}.menu:{where.chat}:{case_id}"
+
+
+def _menu_request(pending: dict[str, Any] | None, number: int) -> ActionRequest | None:
+    """The action a numbered choice stands for."""
+    if not pending:
+        return None
+    options = pending.get("options") or []
+    if not 1 <= number <= len(options):
+        return None
+    option = options[number - 1]
+    return choice_request(Action(option.get("action") or pending["action"]), str(option["arg"]))

@@ -1,0 +1,40 @@
+"""What every Matrix handler gets from the adapter (no globals), and the small translations
+they share: a room as a destination, a sender as an actor, an event's answer key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.cases.rights import Actor
+from bot.cases.service import CaseService
+from bot.chat.inbound import Answer, ChatServices, Inbound
+from bot.settings.directory import Destination, Directory
+
+TRANSPORT = "matrix"
+Event = dict[str, Any]  # an event's JSON as the homeserver sent it
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixContext:
+    inbound: Inbound
+    cases: CaseService
+    directory: Directory
+
+    @classmethod
+    def of(cls, services: ChatServices) -> MatrixContext:
+        return cls(services.inbound, services.cases, services.directory)
+
+    def actor(self, event: Event) -> Actor:
+        # Rights come from the config's staff list, never from power levels.
+        return self.directory.by_matrix(str(event.get("sender")))
+
+
+def where(room_id: str) -> Destination:
+    return Destination(TRANSPORT, room_id)
+
+
+def answer_to(event: Event, thread_root: str | None) -> Answer:
+    """Our answer to an event, keyed by it so a replayed event says nothing twice; in the
+    card's thread when there is one."""
+    return Answer(f"answer:{event.get('event_id')}", under=thread_root)
