@@ -41,8 +41,8 @@ from bot.clock import FrozenClock  # noqa: E402
 from bot.crisis.service import CrisisService  # noqa: E402
 from bot.crisis.thresholds import windows_for  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
-from bot.settings.directory import Directory  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
+from bot.staff.directory import Directory  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.models import AuthorRow, CaseRow, MentionRow  # noqa: E402
 

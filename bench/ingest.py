@@ -231,10 +231,10 @@ AREAS = (
     ("bot/intake/bulk.py", "bulk intake (bot.intake.bulk)"),
     ("bot/cases/service.py", "case service (bot.cases.service)"),
     # The parts the service composes, once all in service.py.
-    ("bot/intake/grouping.py", "case service (bot.cases.service)"),
+    ("bot/cases/grouping.py", "case service (bot.cases.service)"),
     ("bot/cases/cards.py", "case service (bot.cases.service)"),
     ("bot/cases/authors.py", "case service (bot.cases.service)"),
-    ("bot/chat/views.py", "case service (bot.cases.service)"),
+    ("bot/messages/views.py", "case service (bot.cases.service)"),
     ("bot/", "other domain code (bot/)"),
     ("store/", "store (repositories, types)"),
     ("dataclasses.py", "dataclasses.replace"),

@@ -46,7 +46,7 @@ from typing import Any  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from bench.common import example_config, free_port  # noqa: E402
-from bot.chat.outbox import Delivery, DeliveryResult  # noqa: E402
+from bot.messages.outbox import Delivery, DeliveryResult  # noqa: E402
 from bot.model import Case, CaseState, Priority  # noqa: E402
 from bot.settings.config import Config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402

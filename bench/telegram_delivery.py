@@ -40,9 +40,9 @@ from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bot.chat.outbox import Delivery, DeliveryResult, OutboxOp  # noqa: E402
-from bot.chat.views import card_ref  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
+from bot.messages.outbox import Delivery, DeliveryResult, OutboxOp  # noqa: E402
+from bot.messages.views import card_ref  # noqa: E402
 from bot.model import Identity, Mention, Sentiment  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402

@@ -12,8 +12,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
-from bot.chat.outbox import OutboxItem
 from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
+from bot.messages.outbox import OutboxItem
 from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention
 from bot.reports.export import ExportAuthor, ExportCase
 from bot.reports.figures import Period, ReportRepository

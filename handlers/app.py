@@ -17,10 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.cases.replies import ReplyCatalog
 from bot.cases.service import CaseService, IntakeResult
 from bot.chat.answers import Answers
-from bot.chat.delivery import OutboxWorker, RetryPolicy
 from bot.chat.inbound import ChatAdapter, ChatServices, Inbound
-from bot.chat.outbox import Transport
-from bot.chat.texts import Texts, texts_for
 from bot.clock import Clock, SystemClock
 from bot.crisis.service import CrisisService
 from bot.intake.bulk import BulkIntake
@@ -28,14 +25,17 @@ from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
+from bot.messages.delivery import OutboxWorker, RetryPolicy
+from bot.messages.outbox import Transport
+from bot.messages.texts import Texts, texts_for
 from bot.model import Mention, Priority
 from bot.reports.digest import DigestService
 from bot.settings.config import Config
-from bot.settings.directory import Directory
 from bot.settings.playbook import Playbook
 from bot.sla.calendar import plan_deadlines
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
+from bot.staff.directory import Directory
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs.crisis import CrisisJobs

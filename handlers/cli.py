@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bot import __version__
-from bot.chat.texts import check_templates
 from bot.intake.mapping import check_mapping
 from bot.intake.sentiment.lexicon import LexiconError, lexicon_dir, load_lexicon
+from bot.messages.texts import check_templates
 from bot.settings.config import Config, ConfigError, load_config
 from bot.settings.playbook import Playbook, PlaybookError, load_playbook
 from store.db import Database
@@ -190,11 +190,11 @@ def authors_merge(
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
     """Merge two author cards of one person (identities, mentions and counts)."""
-    from bot.cases.rights import Actor
     from bot.cases.service import CaseService
     from bot.clock import SystemClock
     from bot.model import GlobalRole
-    from bot.settings.directory import Directory
+    from bot.staff.directory import Directory
+    from bot.staff.rights import Actor
 
     cfg, playbook = _load_or_exit(config)
     # Whoever runs the command line administers the installation.
@@ -245,8 +245,8 @@ def report(
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
     """Export the cases created in a period with their authors (xlsx, html or md)."""
-    from bot.chat.texts import texts_for
     from bot.clock import SystemClock
+    from bot.messages.texts import texts_for
     from handlers.reports.report import ReportFormat, write_report
 
     first, last = _report_date(date_from, "--from"), _report_date(date_to, "--to")

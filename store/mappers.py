@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
-from bot.chat.outbox import OutboxItem, OutboxOp, OutboxStatus
-from bot.chat.views import as_view
 from bot.crisis.thresholds import Crisis, CrisisEvent, CrisisEventKind
+from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus
+from bot.messages.views import as_view
 from bot.model import (
     Author,
     AuthorLabel,

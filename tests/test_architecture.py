@@ -76,7 +76,7 @@ def test_bot_sources_are_discovered() -> None:
     assert {
         "bot/__init__.py",
         "bot/model.py",
-        "bot/cases/rights.py",
+        "bot/staff/rights.py",
         "bot/cases/lifecycle.py",
     } <= names
 
@@ -175,7 +175,7 @@ def test_importing_every_bot_module_loads_no_transport_and_no_sql() -> None:
         for p in _bot_sources()
     }
     assert expected - {"bot"} <= set(report["imported"])
-    assert {"bot.model", "bot.cases.rights", "bot.cases.lifecycle"} <= set(report["imported"])
+    assert {"bot.model", "bot.staff.rights", "bot.cases.lifecycle"} <= set(report["imported"])
 
     assert report["loaded"] == [], (
         "importing bot/ pulled in transport or SQL modules: " + ", ".join(report["loaded"])

@@ -11,11 +11,11 @@ from dataclasses import replace
 from datetime import datetime
 
 from bot.cases.lifecycle import DomainError, InvalidInput, NoRight
-from bot.cases.rights import Actor
 from bot.clock import Clock
 from bot.model import Author, AuthorLabel, GlobalRole, Mention, Sentiment
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.routing_rules import AuthorLabelsConfig
+from bot.staff.rights import Actor
 
 _TALLY = {
     Sentiment.NEGATIVE: "negative_count",

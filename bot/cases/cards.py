@@ -1,8 +1,10 @@
 """The messages a case causes: its card in every chat of its department, drafts under the card
-for review, escalation notices, the public reply.
+for review, escalation notices, the public reply; and the card and draft views themselves
+(their buttons, submenus and SLA line), since what a card offers is the state machine's call.
 
 Nothing here commits: items go into the caller's unit of work, and the outbox worker
-(bot/chat/outbox.py, bot/chat/delivery.py) sends them. The views come from bot/chat/views.py.
+(bot/messages/outbox.py, bot/messages/delivery.py) sends them. View shapes:
+bot/messages/views.py.
 """
 
 from __future__ import annotations
@@ -10,25 +12,54 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.cases.lifecycle import ActionRequest
+from bot.cases.deadlines import current_deadline
+from bot.cases.lifecycle import ActionRequest, available_actions
 from bot.cases.replies import origin_of
-from bot.cases.rights import Actor
-from bot.chat.delivery import EXTERNAL_REF
-from bot.chat.outbox import OutboxItem, OutboxOp
-from bot.chat.views import (
+from bot.clock import Clock
+from bot.messages.delivery import EXTERNAL_REF
+from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.views import (
     CardView,
+    DraftView,
+    MenuOption,
+    SlaLine,
     View,
     card_ref,
-    card_view,
     draft_ref,
-    draft_view,
+    format_time,
     notice_view,
     public_reply_view,
 )
-from bot.clock import Clock
-from bot.model import Action, Author, Case, DraftStatus, Mention
+from bot.model import (
+    Action,
+    Author,
+    Case,
+    Draft,
+    DraftStatus,
+    IgnoreReason,
+    Mention,
+    Outcome,
+    WaitReason,
+)
 from bot.ports import UnitOfWork
-from bot.settings.directory import Destination, Directory
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
+
+# Actions whose button opens a list to choose from instead of acting at once.
+MENU_ACTIONS = (
+    Action.USE_TEMPLATE,
+    Action.REROUTE,
+    Action.CLOSE,
+    Action.IGNORE,
+    Action.WAIT_FOR_AUTHOR,
+)
+# Actions whose button asks for a text reply first.
+PROMPT_ACTIONS = {
+    Action.DRAFT: "ui.prompt_draft",
+    Action.ESCALATE: "ui.prompt_reason",
+    Action.REQUEST_CHANGES: "ui.prompt_note",
+}
+REVIEW_ACTIONS = (Action.APPROVE, Action.REQUEST_CHANGES, Action.REJECT)
 
 
 async def first_mention(uow: UnitOfWork, case: Case) -> tuple[Mention, Author | None]:
@@ -214,3 +245,138 @@ class Cards:
             key = f"{ref}:post:{case.version}"
             items += [d.about(case, OutboxOp.POST, view, key, now, ref=ref) for d in dests]
         return items
+
+
+def card_view(
+    case: Case,
+    mention: Mention,
+    author: Author | None,
+    directory: Directory,
+    tz: ZoneInfo,
+    moved_to: str | None = None,
+    publishable: bool = False,
+    menu: Action | None = None,
+    options: list[MenuOption] | None = None,
+    now: datetime | None = None,
+    sla_reminder: str | None = None,
+) -> CardView:
+    """Everything a card shows. The card of a rerouted case says where it went, no buttons.
+    With `now`, the card says whether the current deadline is missed ("sla"); with
+    `sla_reminder`, which reminder the SLA clock sent about it."""
+    assert case.id is not None
+    phase = current_deadline(case)
+    deadline = phase[1] if phase else None
+    draft = case.latest_draft
+    actions = [] if moved_to else card_actions(case, publishable)
+    return {
+        "view": "card",
+        "case": {
+            "id": case.id,
+            "version": case.version,
+            "state": case.state.value,
+            "priority": case.priority.value,
+            "department": case.department,
+            "escalation_level": case.escalation_level,
+            "drill": case.drill,
+            "mention_count": case.mention_count,
+        },
+        "department_name": directory.department_name(case.department),
+        "source": mention.source,
+        "deadline": format_time(deadline, tz) if case.state.is_open else None,
+        "assignee_name": directory.name_of(case.assignee),
+        "author": {
+            "name": (author.display_name if author else "") or mention.author.display_name,
+            "labels": sorted(label.value for label in author.labels) if author else [],
+            "negative_count": author.negative_count if author else 0,
+            "total_mentions": author.total_mentions if author else 0,
+        },
+        "text": mention.text,
+        "url": mention.url,
+        "draft": (
+            {"version": draft.version, "status": draft.status.value, "text": draft.text}
+            if draft
+            else None
+        ),
+        "moved_to": directory.department_name(moved_to) if moved_to else None,
+        "sla": _sla_line(case, phase, tz, now, sla_reminder),
+        "actions": [a.value for a in actions],
+        "menu": menu.value if menu and not moved_to else None,
+        "options": options or [],
+    }
+
+
+def _sla_line(
+    case: Case,
+    phase: tuple[str, datetime] | None,
+    tz: ZoneInfo,
+    now: datetime | None,
+    reminder: str | None,
+) -> SlaLine | None:
+    """The card's SLA line as a messages key and its params."""
+    if case.waiting_since is not None and case.state.is_open:
+        since = format_time(case.waiting_since, tz)
+        return {"key": "sla.card_paused", "params": {"since": since}, "reminder": reminder or None}
+    if phase is None:
+        return None
+    kind, due = phase
+    key = "sla.card_overdue" if now is not None and due <= now else "sla.card_due"
+    params: dict[str, str | None] = {"kind": kind, "deadline": format_time(due, tz)}
+    return {"key": key, "params": params, "reminder": reminder or None}
+
+
+def card_actions(case: Case, publishable: bool) -> list[Action]:
+    """Buttons under a card: what the state allows, without review buttons (they sit under
+    the draft itself) and with the one way of publishing that fits the mention's origin."""
+    hidden = set(REVIEW_ACTIONS)
+    hidden.add(Action.MARK_PUBLISHED if publishable else Action.PUBLISH)
+    return [a for a in available_actions(case) if a not in hidden]
+
+
+def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
+    assert case.id is not None
+    pending = draft.status is DraftStatus.PENDING
+    return {
+        "view": "draft",
+        "case_id": case.id,
+        "case_version": case.version,
+        "version": draft.version,
+        "text": draft.text,
+        "author_name": directory.name_of(draft.author),
+        "status": draft.status.value,
+        "reviewer_name": directory.name_of(draft.reviewer),
+        "note": draft.note,
+        "actions": [a.value for a in REVIEW_ACTIONS] if pending else [],
+    }
+
+
+def menu_options(
+    menu: Action, case: Case, directory: Directory, templates: list[tuple[str, str]]
+) -> list[MenuOption]:
+    """Choices of a submenu as {"arg", "label"}; labels of enums are message keys."""
+    if menu is Action.USE_TEMPLATE:
+        return [{"arg": template_id, "label": title} for template_id, title in templates]
+    if menu is Action.REROUTE:
+        return [
+            {"arg": dept, "label": directory.department_name(dept)}
+            for dept in directory.department_ids()
+            if dept != case.department
+        ]
+    if menu is Action.CLOSE:
+        return [{"arg": o.value, "label_key": f"outcome.{o.value}"} for o in Outcome]
+    if menu is Action.IGNORE:
+        options: list[MenuOption] = [
+            {"arg": r.value, "label_key": f"ignore_reason.{r.value}"} for r in IgnoreReason
+        ]
+        coordination = directory.coordination
+        if coordination and coordination != case.department:
+            # "Not ours": the coordination centre decides whose it is.
+            not_ours: MenuOption = {
+                "arg": coordination,
+                "label_key": "ui.not_ours",
+                "action": Action.REROUTE.value,
+            }
+            options.insert(0, not_ours)
+        return options
+    if menu is Action.WAIT_FOR_AUTHOR:
+        return [{"arg": r.value, "label_key": f"wait_reason.{r.value}"} for r in WaitReason]
+    raise ValueError(f"{menu} has no menu")

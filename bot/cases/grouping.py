@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.cases.cards import Cards
-from bot.chat.outbox import OutboxItem
+from bot.messages.outbox import OutboxItem
 from bot.model import SYSTEM_ACTOR, Case, CaseState, Event, EventKind, Mention, Priority
 from bot.ports import RelatedCases, UnitOfWork
 from bot.settings.routing_rules import GroupingConfig

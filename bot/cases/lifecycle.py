@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from bot.cases.rights import Actor
 from bot.model import (
     MAX_DRAFT_TEXT,
     MAX_NAME,
@@ -32,6 +31,7 @@ from bot.model import (
     Outcome,
     WaitReason,
 )
+from bot.staff.rights import Actor
 
 S = CaseState
 _OPEN = frozenset(set(CaseState) - TERMINAL_STATES)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.cases.lifecycle import DomainError
-from bot.cases.rights import Actor
 from bot.model import Action, Case, Event, EventKind
 from bot.ports import UnitOfWork
+from bot.staff.rights import Actor
 
 log = logging.getLogger(__name__)
 

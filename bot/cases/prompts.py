@@ -13,27 +13,24 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.cases import lifecycle
-from bot.cases.cards import Cards, first_mention
+from bot.cases.cards import (
+    PROMPT_ACTIONS,
+    REVIEW_ACTIONS,
+    Cards,
+    card_view,
+    first_mention,
+    menu_options,
+)
 from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.outcomes import ActResult, UnknownCase, audit_refusal
 from bot.cases.replies import ReplyCatalog
-from bot.cases.rights import Actor
-from bot.chat.outbox import OutboxOp
-from bot.chat.views import (
-    PROMPT_ACTIONS,
-    REVIEW_ACTIONS,
-    MenuOption,
-    card_ref,
-    card_view,
-    draft_ref,
-    menu_options,
-    prompt_ref,
-    prompt_view,
-)
 from bot.clock import Clock
+from bot.messages.outbox import OutboxOp
+from bot.messages.views import MenuOption, card_ref, draft_ref, prompt_ref, prompt_view
 from bot.model import Action, Case
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.settings.directory import Destination, Directory
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
 
 
 class Prompts:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.model import Author, Case, Mention
-from bot.settings.directory import Directory
 from bot.settings.playbook import Playbook
+from bot.staff.directory import Directory
 
 # Mentions from the organisation's own Telegram discussion groups carry this source prefix and
 # "<chat id>:<message id>" as external id, so the bot can answer under the comment itself.

@@ -2,7 +2,7 @@
 
 One call, one unit of work: load, decide with the pure state machine, write the case, its
 events and the messages it causes, commit once, then wake the outbox worker. The service
-composes the parts that do the work: grouping new mentions into cases (bot/intake/grouping.py),
+composes the parts that do the work: grouping new mentions into cases (bot/cases/grouping.py),
 author cards (authors.py), the messages a change causes (cards.py), prompts and menus
 (prompts.py); refusals and their audit trail are in outcomes.py.
 """
@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from bot.cases.authors import AuthorLabels, record_author
 from bot.cases.cards import Cards, first_mention
+from bot.cases.deadlines import DEFAULT_FOLLOW_UP, SlaPlanner, arm_cases
+from bot.cases.grouping import CaseOpener, CaseOpening, IntakeResult
 from bot.cases.lifecycle import (
     ActionRequest,
     DomainError,
@@ -27,12 +29,10 @@ from bot.cases.lifecycle import (
 from bot.cases.outcomes import ActResult, NotPublishable, UnknownCase, audit_refusal
 from bot.cases.prompts import Prompts
 from bot.cases.replies import ReplyCatalog
-from bot.cases.rights import Actor
-from bot.chat.delivery import EXTERNAL_REF
-from bot.chat.outbox import OutboxItem, OutboxOp
-from bot.chat.views import MenuOption, View
 from bot.clock import Clock
-from bot.intake.grouping import CaseOpener, CaseOpening, IntakeResult
+from bot.messages.delivery import EXTERNAL_REF
+from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.views import MenuOption, View
 from bot.model import (
     MAX_MENTION_TEXT,
     SYSTEM_ACTOR,
@@ -53,10 +53,9 @@ from bot.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from bot.settings.directory import Destination, Directory
 from bot.settings.routing_rules import RoutingConfig, RoutingDefault
-from bot.sla.engine import DEFAULT_FOLLOW_UP, SlaEngine
-from bot.sla.service import arm_cases
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
 
 # What callers use with the service, wherever each is defined (the refusals: outcomes.py).
 __all__ = [
@@ -96,7 +95,7 @@ class CaseService:
         replies: ReplyCatalog | None = None,
         coordination: str = "",
         policy: RoutingConfig | None = None,
-        sla: SlaEngine | None = None,
+        sla: SlaPlanner | None = None,
         on_timers: Callable[[datetime], None] = lambda _due: None,
     ) -> None:
         self._sla = sla  # None: no SLA timers (tests of other parts)
@@ -166,7 +165,7 @@ class CaseService:
         self, uow: UnitOfWork, openings: Sequence[tuple[Mention, CaseOpening]], now: datetime
     ) -> list[Case]:
         """Open a case for each stored mention, or join it to the open case it belongs to, in
-        order and inside the caller's transaction (bot/intake/grouping.py). Returns each
+        order and inside the caller's transaction (bot/cases/grouping.py). Returns each
         mention's case as the batch leaves it."""
         return await self._opener.open_many(uow, openings, now)
 

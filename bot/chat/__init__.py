@@ -1,2 +1,2 @@
-"""What the bot says and hears, transport-neutral: views, texts, answers, inbound events,
-the outbox and its delivery."""
+"""Where chats come in: transport-neutral inbound events (presses, replies, commands) and
+what commands answer. Adapters translate their library's objects into these."""

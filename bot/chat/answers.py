@@ -9,15 +9,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.cases.lifecycle import ActionRequest
-from bot.cases.rights import Actor
+from bot.cases.cards import card_view
+from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.service import CaseService, CaseThread
-from bot.chat.texts import Texts
-from bot.chat.views import View, card_view, format_time, notice_view, page_view, refusal_view
 from bot.crisis.service import CrisisService
+from bot.messages.texts import Texts
+from bot.messages.views import NoticeView, View, format_time, notice_view, page_view
 from bot.model import SYSTEM_ACTOR, Action, GlobalRole
 from bot.reports.digest import DigestService
-from bot.settings.directory import Directory
+from bot.staff.directory import Directory
+from bot.staff.rights import Actor
 
 COMMANDS = ("status", "digest", "case", "escalate", "duty", "help", "whoami", "merge")
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
@@ -190,3 +191,11 @@ def case_number(word: str | None) -> int | None:
 def _hours_minutes(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def refusal_view(error: DomainError, *, name_the_right: bool = False) -> NoticeView:
+    """A refused action as a notice. A missing right reads "no rights" in short answers;
+    `name_the_right` says which right and where instead."""
+    if isinstance(error, NoRight) and not name_the_right:
+        return notice_view("ui.no_rights")
+    return notice_view(f"error.{error.code}", **error.params)

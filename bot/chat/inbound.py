@@ -15,28 +15,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from bot.cases.cards import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS
 from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard
-from bot.cases.rights import Actor
 from bot.cases.service import ActResult, CaseService
-from bot.chat.answers import Answers, case_number
-from bot.chat.outbox import Transport
-from bot.chat.texts import Texts
-from bot.chat.views import (
-    MENU_ACTIONS,
-    PROMPT_ACTIONS,
-    REVIEW_ACTIONS,
-    MessageRef,
-    NoticeView,
-    RefKind,
-    View,
-    notice_view,
-    parse_ref,
-    refusal_view,
-)
+from bot.chat.answers import Answers, case_number, refusal_view
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
+from bot.messages.outbox import Transport
+from bot.messages.texts import Texts
+from bot.messages.views import MessageRef, NoticeView, RefKind, View, notice_view, parse_ref
 from bot.model import MAX_DRAFT_TEXT, Action, CaseState, IgnoreReason, Outcome, WaitReason
-from bot.settings.directory import Destination, Directory
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
 
 LINK = re.compile(r"^https?://\S+$")
 # A press may arrive before the outbox has recorded the id of the message pressed on (Matrix

@@ -17,8 +17,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.chat.outbox import OutboxItem, OutboxOp
-from bot.chat.views import View, format_time, notice_view, page_view
 from bot.clock import Clock
 from bot.crisis.thresholds import (
     CountWindow,
@@ -30,12 +28,14 @@ from bot.crisis.thresholds import (
     read,
     windows_for,
 )
+from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.views import View, format_time, notice_view, page_view
 from bot.model import DeptRole, GlobalRole
 from bot.ports import UnitOfWorkFactory
 from bot.settings.crisis_rules import ChecklistOwner, CrisisConfig, ThresholdScope
-from bot.settings.directory import Destination, Directory
 from bot.settings.fields import LOCALES, format_duration
 from bot.settings.playbook import Playbook
+from bot.staff.directory import Destination, Directory
 
 log = logging.getLogger(__name__)
 

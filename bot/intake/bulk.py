@@ -3,7 +3,7 @@
 The single path (CaseService.intake) costs a transaction and about ten statements per mention.
 Here a batch is classified and routed in memory (history is not routed: it opens no case), its
 authors are resolved and written with a few statements, its mentions go in with one
-multi-row INSERT, and the cases they open or join with a few more (bot/intake/grouping.py, the
+multi-row INSERT, and the cases they open or join with a few more (bot/cases/grouping.py, the
 one place that groups related mentions for both paths), all in one transaction.
 
 The result is the one the single path gives: one author card per person (identities linked by

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from bot.chat.outbox import (
+from bot.clock import Clock
+from bot.messages.outbox import (
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -27,8 +28,7 @@ from bot.chat.outbox import (
     RetryLater,
     Transport,
 )
-from bot.chat.views import QueueItem, QueueView, queue_view
-from bot.clock import Clock
+from bot.messages.views import QueueItem, QueueView, queue_view
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """Outgoing messages as data. Every message the bot sends is an OutboxItem first.
 
 A service writes items in the same transaction as the state change that causes them; the
-delivery worker (bot/chat/delivery.py) hands them to a Transport. Payloads are neutral views
-(bot/chat/views.py: JSON-able TypedDicts); each transport renders them its own way.
+delivery worker (bot/messages/delivery.py) hands them to a Transport. Payloads are neutral views
+(bot/messages/views.py: JSON-able TypedDicts); each transport renders them its own way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:  # views need the directory, which builds outbox items
-    from bot.chat.views import PhotoView, View
+    from bot.messages.views import PhotoView, View
 
 
 class OutboxOp(StrEnum):

@@ -16,10 +16,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.cases.rights import Actor
-from bot.chat.outbox import OutboxItem, OutboxOp, photo_payload
-from bot.chat.views import View, notice_view, page_view
 from bot.clock import Clock
+from bot.messages.outbox import OutboxItem, OutboxOp, photo_payload
+from bot.messages.views import View, notice_view, page_view
 from bot.model import AuthorLabel, GlobalRole
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.reports.figures import (
@@ -35,7 +34,8 @@ from bot.reports.figures import (
     ResponseTimes,
     SlaCounts,
 )
-from bot.settings.directory import Destination, Directory
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
 
 # Who may ask for /digest: the people the digest is written for, and the duty officer.
 DIGEST_READERS = frozenset({GlobalRole.LEADERSHIP, GlobalRole.DUTY})

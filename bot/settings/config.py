@@ -42,7 +42,7 @@ from bot.settings.errors import (
 )
 from bot.settings.fields import Locale, StrictModel, TimeZoneName
 from bot.settings.yamlfile import YamlError, read_yaml
-from bot.sla.duty import DutyConfig, check_duty_staff
+from bot.staff.duty import DutyConfig, check_duty_staff
 
 __all__ = [
     "Config",

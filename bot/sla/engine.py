@@ -1,7 +1,7 @@
 """The SLA clock, pure: which timers a case needs, where an escalation chain goes next, how
 waiting for the author moves deadlines. No I/O: bot/sla/service.py stores and fires timers.
 
-One deadline matters at a time (bot.chat.views.current_deadline): first touch while nobody has
+One deadline matters at a time (bot.messages.views.current_deadline): first touch while nobody has
 touched the case, then the approved answer, then resolution. Its reminders and its breach are
 planned whenever the case changes; the escalation chain is planned one notice at a time, by
 the breach and then by each notice as it fires, so a chain costs one pending row per case.
@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.chat.views import current_deadline
+from bot.cases.deadlines import DEFAULT_FOLLOW_UP, current_deadline
 from bot.model import Action, Case
 from bot.settings.escalation_rules import EscalationChain, EscalationStep
 from bot.settings.playbook import Playbook
@@ -32,9 +32,8 @@ from bot.sla.calendar import (
 )
 from bot.sla.timers import Timer, TimerKind
 
-__all__ = ["DEFAULT_FOLLOW_UP", "SlaEngine", "TimerPlan", "deadline_tag"]
+__all__ = ["SlaEngine", "TimerPlan", "deadline_tag"]
 
-DEFAULT_FOLLOW_UP = timedelta(days=2)  # a case without a policy still gets its follow-up
 _DAY = timedelta(days=1)
 _CACHE = 4_096  # reminder plans kept per engine
 

@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.cases.cards import card_view
 from bot.cases.replies import origin_of
-from bot.chat.outbox import OutboxItem, OutboxOp
-from bot.chat.views import View, card_ref, card_view, format_time, notice_view
 from bot.clock import Clock
+from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.views import View, card_ref, format_time, notice_view
 from bot.model import (
     SYSTEM_ACTOR,
-    Action,
     Author,
     Case,
     DeptRole,
@@ -32,11 +32,11 @@ from bot.model import (
     GlobalRole,
     Mention,
 )
-from bot.ports import ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
-from bot.settings.directory import Destination, Directory
+from bot.ports import ConcurrentUpdate, UnitOfWorkFactory
 from bot.settings.escalation_rules import NotifyTarget
 from bot.sla.engine import SlaEngine
 from bot.sla.timers import Timer, TimerKind
+from bot.staff.directory import Destination, Directory
 
 log = logging.getLogger(__name__)
 
@@ -331,30 +331,3 @@ class SlaService:
 
 def _names(names: Sequence[str]) -> str:
     return ", ".join(dict.fromkeys(names))
-
-
-async def arm_cases(
-    uow: UnitOfWork,
-    engine: SlaEngine,
-    cases: Sequence[Case],
-    now: datetime,
-    action: Action | None = None,
-) -> datetime | None:
-    """Re-plan the timers of cases that opened or changed, inside the caller's transaction:
-    one read of their pending timers, one delete, one bulk insert per chunk. Returns the
-    earliest due moment added, for the scheduler."""
-    ids = [c.id for c in cases if c.id is not None]
-    if not ids:
-        return None
-    pending = await uow.timers.pending_for(ids)
-    drop: list[int] = []
-    add: list[Timer] = []
-    for case in cases:
-        if case.id is None:
-            continue
-        plan = engine.plan(case, now, pending.get(case.id, ()), action)
-        drop += plan.drop
-        add += plan.add
-    await uow.timers.delete(drop)
-    await uow.timers.add_many(add)
-    return min((t.due_at for t in add), default=None)

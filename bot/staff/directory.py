@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.cases.rights import Actor
-from bot.chat.outbox import OutboxItem, OutboxOp
 from bot.clock import Clock, SystemClock
+from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.model import Case, DeptRole, GlobalRole
 from bot.settings.config import Config, StaffMember
-from bot.sla.duty import DutyShift, who_is_on_duty
+from bot.staff.duty import DutyShift, who_is_on_duty
+from bot.staff.rights import Actor
 
 if TYPE_CHECKING:  # views need the directory
-    from bot.chat.views import View
+    from bot.messages.views import View
 
 
 @dataclass(frozen=True, slots=True)

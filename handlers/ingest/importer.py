@@ -32,9 +32,9 @@ from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.model import Priority
 from bot.settings.config import Config
-from bot.settings.directory import Directory
 from bot.settings.playbook import Playbook
 from bot.sla.calendar import plan_deadlines
+from bot.staff.directory import Directory
 from handlers.ingest.import_rows import (
     MESSAGES,
     ImportSetupError,

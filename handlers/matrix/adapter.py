@@ -18,8 +18,8 @@ import logging
 from nio import AsyncClient, AsyncClientConfig, JoinError, SyncError, SyncResponse
 
 from bot.chat.inbound import ChatServices
-from bot.chat.texts import Texts
-from bot.chat.views import RefKind
+from bot.messages.texts import Texts
+from bot.messages.views import RefKind
 from bot.model import MAX_DRAFT_TEXT
 from bot.settings.config import Config
 from bot.settings.connections import MatrixConfig

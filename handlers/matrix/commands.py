@@ -4,7 +4,7 @@ Translation only: bot/chat/inbound.py parses the arguments and answers."""
 from __future__ import annotations
 
 from bot.chat.inbound import Command
-from bot.chat.views import MessageRef
+from bot.messages.views import MessageRef
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
 
 COMMAND_PREFIXES = ("!", "/")

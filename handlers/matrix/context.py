@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.cases.rights import Actor
 from bot.cases.service import CaseService
 from bot.chat.inbound import Answer, ChatServices, Inbound
-from bot.settings.directory import Destination, Directory
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
 
 TRANSPORT = "matrix"
 Event = dict[str, Any]  # an event's JSON as the homeserver sent it

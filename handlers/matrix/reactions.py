@@ -5,7 +5,7 @@ strings (with their variation selectors) are the whole contract."""
 from __future__ import annotations
 
 from bot.chat.inbound import Controls, Press
-from bot.chat.views import RefKind
+from bot.messages.views import RefKind
 from bot.model import Action
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
 

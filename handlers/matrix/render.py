@@ -1,5 +1,6 @@
-"""Neutral views (bot/chat/views.py) as Matrix messages: `org.matrix.custom.html` with a plain-text
-body beside it, and the reaction keys that stand for buttons (handlers/matrix/reactions.py).
+"""Neutral views (bot/messages/views.py) as Matrix messages: `org.matrix.custom.html` with a
+plain-text body beside it, and the reaction keys that stand for buttons
+(handlers/matrix/reactions.py).
 
 The templates write Telegram-flavoured HTML (b, i, u, s, code, pre, a href, blockquote), which
 Matrix clients render too, except that they drop newlines in HTML: those become <br>.
@@ -19,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.chat.texts import HTML_SUFFIX, Texts
-from bot.chat.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View
+from bot.messages.texts import HTML_SUFFIX, Texts
+from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View
 from handlers.matrix.reactions import card_reactions, draft_reactions
 
 __all__ = [

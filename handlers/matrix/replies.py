@@ -5,7 +5,7 @@ Translation only: bot/chat/inbound.py acts and answers."""
 from __future__ import annotations
 
 from bot.chat.inbound import Choice, Controls, Reply
-from bot.chat.views import MessageRef
+from bot.messages.views import MessageRef
 from bot.model import Action
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
 

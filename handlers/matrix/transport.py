@@ -27,8 +27,8 @@ from nio.api import Api, RelationshipType
 from nio.exceptions import LocalTransportError, RemoteTransportError
 from nio.responses import RoomEventRelationsResponse
 
-from bot.chat.delivery import EXTERNAL_REF
-from bot.chat.outbox import (
+from bot.messages.delivery import EXTERNAL_REF
+from bot.messages.outbox import (
     PHOTO_VIEW,
     Delivery,
     DeliveryResult,

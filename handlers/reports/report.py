@@ -30,7 +30,7 @@ from openpyxl.cell.cell import Cell as SheetCell  # what WriteOnlyCell makes
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from bot.chat.texts import Texts
+from bot.messages.texts import Texts
 from bot.ports import UnitOfWorkFactory
 from bot.reports.export import (
     ExportAuthor,

@@ -14,7 +14,7 @@ from aiogram.types import BotCommand
 
 from bot.chat.answers import COMMANDS
 from bot.chat.inbound import ChatServices
-from bot.chat.texts import Texts, texts_for
+from bot.messages.texts import Texts, texts_for
 from bot.settings.connections import TelegramConfig
 from bot.settings.fields import LOCALES
 from handlers.telegram import buttons, commands, comments, replies

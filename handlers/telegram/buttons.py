@@ -8,7 +8,7 @@ from aiogram import Router
 from aiogram.types import CallbackQuery, InaccessibleMessage
 
 from bot.chat.inbound import BAD_BUTTON, Controls, Feedback, MenuPress, Press
-from bot.chat.views import RefKind
+from bot.messages.views import RefKind
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
 from handlers.telegram.context import TelegramContext, where
 

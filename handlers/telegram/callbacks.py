@@ -19,7 +19,9 @@ class CaseMenu(CallbackData, prefix="m"):
 
     case: int
     v: int
-    menu: str = ""  # an Action value from bot.chat.views.MENU_ACTIONS, or "" for the main buttons
+    menu: str = (
+        ""  # an Action value from bot.messages.views.MENU_ACTIONS, or "" for the main buttons
+    )
 
 
 class DraftAction(CallbackData, prefix="d"):

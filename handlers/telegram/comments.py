@@ -13,7 +13,7 @@ from aiogram.types import Chat, Message, User
 
 from bot.cases.replies import TELEGRAM_COMMENT_SOURCE, telegram_comment_id
 from bot.cases.service import IntakeResult
-from bot.chat.views import notice_view
+from bot.messages.views import notice_view
 from bot.model import MAX_NAME, Identity, Mention
 from bot.settings.connections import DiscussionGroup
 from handlers.telegram.context import TRANSPORT, TelegramContext, where

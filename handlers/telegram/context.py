@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from aiogram.types import Message, User
 
-from bot.cases.rights import Actor
 from bot.cases.service import CaseService
 from bot.chat.inbound import Answer, ChatServices, Feedback, Inbound
-from bot.chat.texts import Texts
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
-from bot.settings.directory import Destination, Directory
+from bot.messages.texts import Texts
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
 
 TRANSPORT = "telegram"
 MAX_ALERT = 200  # answerCallbackQuery text limit

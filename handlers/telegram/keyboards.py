@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.chat.texts import Texts
-from bot.chat.views import MENU_ACTIONS, CardView, DraftView, MenuOption
+from bot.cases.cards import MENU_ACTIONS
+from bot.messages.texts import Texts
+from bot.messages.views import CardView, DraftView, MenuOption
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
 
 __all__ = ["card_keyboard", "draft_keyboard", "layout"]

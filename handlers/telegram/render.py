@@ -1,5 +1,5 @@
-"""Neutral views (bot/chat/views.py) as Telegram messages: HTML text, a keyboard, and whether the
-message is public (a public reply must stay forwardable: never protect_content).
+"""Neutral views (bot/messages/views.py) as Telegram messages: HTML text, a keyboard, and
+whether the message is public (a public reply must stay forwardable: never protect_content).
 
 Telegram refuses a text longer than 4096 characters, counted in UTF-16 code units of the
 visible text (after tags are parsed and entities decoded). Every renderer fits its result
@@ -17,8 +17,8 @@ from typing import Any
 
 from aiogram.types import ForceReply, InlineKeyboardMarkup
 
-from bot.chat.texts import HTML_SUFFIX, Texts
-from bot.chat.views import CARD_FIELDS, DRAFT_FIELDS, CardDraft, CardView, DraftView, View
+from bot.messages.texts import HTML_SUFFIX, Texts
+from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardDraft, CardView, DraftView, View
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard
 
 __all__ = [

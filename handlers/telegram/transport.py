@@ -32,8 +32,8 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.chat.delivery import EXTERNAL_REF
-from bot.chat.outbox import (
+from bot.messages.delivery import EXTERNAL_REF
+from bot.messages.outbox import (
     PHOTO_VIEW,
     Delivery,
     DeliveryResult,

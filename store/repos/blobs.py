@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat.outbox import UNDELIVERED, OutboxOp
+from bot.messages.outbox import UNDELIVERED, OutboxOp
 from store.driver import conflict_insert, rowcount
 from store.models import BlobRow, OutboxRow
 

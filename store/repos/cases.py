@@ -25,7 +25,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat.outbox import UNDELIVERED, OutboxOp
+from bot.messages.outbox import UNDELIVERED, OutboxOp
 from bot.model import TERMINAL_STATES, Case, CaseState, Draft
 from bot.ports import ConcurrentUpdate, DepartmentStatus
 from store.driver import chunks, rowcount

@@ -13,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
+from bot.messages.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
 from store.driver import chunks, conflict_insert, insert_rows, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
 from store.models import OutboxRow

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from bot.chat.outbox import Delivery, DeliveryResult, OutboxOp, PermanentFailure, RetryLater
+from bot.messages.outbox import Delivery, DeliveryResult, OutboxOp, PermanentFailure, RetryLater
 
 
 @dataclass

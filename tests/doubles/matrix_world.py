@@ -14,8 +14,8 @@ from urllib.parse import quote
 import aiohttp
 from nio import AsyncClient
 
-from bot.chat.views import card_ref
 from bot.clock import SystemClock
+from bot.messages.views import card_ref
 from bot.model import Identity, Mention, Sentiment
 from bot.settings.config import Config, load_config
 from bot.settings.playbook import load_playbook

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.chat.views import card_ref
 from bot.clock import SystemClock
+from bot.messages.views import card_ref
 from bot.model import Identity, Mention, Sentiment
 from bot.settings.config import load_config
 from bot.settings.playbook import load_playbook

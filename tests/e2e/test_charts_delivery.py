@@ -16,11 +16,11 @@ import pytest
 from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
 
-from bot.chat.delivery import OutboxWorker, RetryPolicy
-from bot.chat.outbox import Delivery, OutboxItem, OutboxOp, OutboxStatus, photo_payload
-from bot.chat.texts import DEFAULT_TEMPLATES_DIR, texts_for
-from bot.chat.views import page_view
 from bot.clock import FrozenClock
+from bot.messages.delivery import OutboxWorker, RetryPolicy
+from bot.messages.outbox import Delivery, OutboxItem, OutboxOp, OutboxStatus, photo_payload
+from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from bot.messages.views import page_view
 from handlers.matrix.render import HTML_FORMAT, MatrixRenderer
 from handlers.matrix.transport import MatrixTransport
 from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH, render_digest_chart

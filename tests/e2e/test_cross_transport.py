@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.chat.views import card_ref
 from bot.clock import SystemClock
+from bot.messages.views import card_ref
 from bot.model import CaseState
 from bot.settings.config import load_config
 from bot.settings.playbook import load_playbook

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.chat.views import current_deadline
+from bot.cases.deadlines import current_deadline
 from bot.model import Case, CaseState
 from bot.sla.engine import deadline_tag
 from bot.sla.timers import Timer, TimerKind

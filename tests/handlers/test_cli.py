@@ -103,7 +103,7 @@ def test_authors_merge_on_the_command_line(tmp_path: Path) -> None:
     from bot.cases.service import CaseService
     from bot.clock import SystemClock
     from bot.model import Identity, Mention, Sentiment
-    from bot.settings.directory import Directory
+    from bot.staff.directory import Directory
     from store.db import Database
 
     path = example_copy(tmp_path)

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from bot.chat.outbox import OutboxItem, OutboxOp, OutboxStatus
+from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus
 from bot.model import (
     Author,
     AuthorLabel,

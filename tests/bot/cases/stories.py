@@ -17,7 +17,6 @@ from bot.cases.lifecycle import (
     invariant_violations,
     transition,
 )
-from bot.cases.rights import Actor
 from bot.model import (
     Action,
     Case,
@@ -30,6 +29,7 @@ from bot.model import (
     Priority,
     WaitReason,
 )
+from bot.staff.rights import Actor
 
 A = Action
 S = CaseState

@@ -15,7 +15,6 @@ from bot.cases.lifecycle import (
     invariant_violations,
     transition,
 )
-from bot.cases.rights import Actor
 from bot.model import (
     Action,
     Case,
@@ -23,6 +22,7 @@ from bot.model import (
     IgnoreReason,
     Outcome,
 )
+from bot.staff.rights import Actor
 from tests.bot.cases.stories import (
     ADMIN,
     APPR,

@@ -16,13 +16,13 @@ from bot.cases.lifecycle import (
     SelfReview,
     available_actions,
 )
-from bot.cases.rights import Actor
 from bot.model import (
     CaseState,
     DraftStatus,
     IgnoreReason,
     Outcome,
 )
+from bot.staff.rights import Actor
 from tests.bot.cases.stories import (
     ADMIN,
     APPR,

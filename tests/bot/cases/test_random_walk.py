@@ -27,7 +27,6 @@ from bot.cases.lifecycle import (
     invariant_violations,
     transition,
 )
-from bot.cases.rights import Actor
 from bot.model import (
     MAX_DRAFT_TEXT,
     MAX_NOTE,
@@ -42,6 +41,7 @@ from bot.model import (
     Outcome,
     WaitReason,
 )
+from bot.staff.rights import Actor
 from tests.bot.cases.stories import (
     ADMIN,
     ALLOWED_STATES,

@@ -23,7 +23,6 @@ from bot.cases.lifecycle import (
     check,
     transition,
 )
-from bot.cases.rights import Actor
 from bot.model import (
     MAX_DRAFT_TEXT,
     MAX_NOTE,
@@ -34,6 +33,7 @@ from bot.model import (
     IgnoreReason,
     Outcome,
 )
+from bot.staff.rights import Actor
 from tests.bot.cases.stories import (
     ADMIN,
     ALLOWED_STATES,

@@ -18,12 +18,12 @@ from bot.cases.lifecycle import (
     StaleCard,
 )
 from bot.cases.outcomes import NotPublishable, UnknownCase
-from bot.cases.rights import Actor
 from bot.cases.service import CaseOpening, CaseService
-from bot.chat.outbox import OutboxItem, OutboxOp
 from bot.clock import FrozenClock
+from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.model import Action, Case, CaseState, EventKind, Sentiment
-from bot.settings.directory import Directory
+from bot.staff.directory import Directory
+from bot.staff.rights import Actor
 from store.db import Database
 from tests.doubles.support import make_config, make_mention
 
@@ -207,7 +207,7 @@ async def test_template_draft_review_escalation_and_publishing_messages(
     tmp_path: Path, database: Database, clock: FrozenClock
 ) -> None:
     from bot.cases.replies import telegram_comment_id
-    from bot.chat.views import prompt_ref
+    from bot.messages.views import prompt_ref
 
     cases, directory = full_service(tmp_path, database, clock)
     spec, appr = staff(directory, "spec"), staff(directory, "appr")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bot.cases.lifecycle import ActionRequest
-from bot.cases.rights import Actor
 from bot.cases.service import CaseOpening, CaseService
 from bot.chat.answers import Answers
 from bot.chat.inbound import (
@@ -25,9 +24,10 @@ from bot.chat.inbound import (
     Press,
     Reply,
 )
-from bot.chat.outbox import OutboxItem
-from bot.chat.texts import texts_for
-from bot.chat.views import (
+from bot.clock import FrozenClock
+from bot.messages.outbox import OutboxItem
+from bot.messages.texts import texts_for
+from bot.messages.views import (
     MessageRef,
     RefKind,
     card_ref,
@@ -36,9 +36,9 @@ from bot.chat.views import (
     parse_ref,
     prompt_ref,
 )
-from bot.clock import FrozenClock
 from bot.model import Action, CaseState, Outcome
-from bot.settings.directory import Destination, Directory
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
 from store.db import Database
 from tests.doubles.support import make_config, make_mention
 

@@ -16,8 +16,6 @@ import pytest
 
 from bot.cases.service import CaseService
 from bot.chat.answers import Answers
-from bot.chat.outbox import OutboxItem, OutboxOp, OutboxStatus
-from bot.chat.texts import texts_for
 from bot.clock import FrozenClock
 from bot.crisis.service import CrisisService, crisis_ref
 from bot.crisis.thresholds import (
@@ -29,11 +27,13 @@ from bot.crisis.thresholds import (
     decide,
     limit_of,
 )
+from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus
+from bot.messages.texts import texts_for
 from bot.model import GlobalRole
 from bot.settings.config import Config, StaffMember
 from bot.settings.crisis_rules import CrisisThreshold, ThresholdScope
-from bot.settings.directory import Destination, Directory
 from bot.settings.playbook import Playbook, load_playbook
+from bot.staff.directory import Destination, Directory
 from handlers.matrix.render import MatrixRenderer
 from store.db import Database
 from store.models import AuthorRow, CaseRow, MentionRow, OutboxRow

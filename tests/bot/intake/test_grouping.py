@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bot.cases.lifecycle import ActionRequest
-from bot.cases.rights import Actor
 from bot.cases.service import CaseOpening, CaseService
 from bot.clock import FrozenClock
 from bot.model import (
@@ -22,8 +21,9 @@ from bot.model import (
     Outcome,
     Sentiment,
 )
-from bot.settings.directory import Directory
 from bot.settings.playbook import load_playbook
+from bot.staff.directory import Directory
+from bot.staff.rights import Actor
 from store.db import Database
 from tests.doubles.support import make_config, make_mention
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from bot.cases.lifecycle import ActionRequest
 from bot.cases.service import CaseOpening, CaseService
-from bot.chat.delivery import OutboxWorker, RetryPolicy
-from bot.chat.outbox import OutboxOp, OutboxStatus, PermanentFailure
 from bot.clock import FrozenClock
+from bot.messages.delivery import OutboxWorker, RetryPolicy
+from bot.messages.outbox import OutboxOp, OutboxStatus, PermanentFailure
 from bot.model import Action, Priority
-from bot.settings.directory import Directory
+from bot.staff.directory import Directory
 from store.db import Database
 from tests.doubles.fakes import RecordingTransport, rate_limited
 from tests.doubles.support import make_config, make_mention

@@ -12,7 +12,7 @@ import pytest
 from jinja2.exceptions import SecurityError, TemplateNotFound, UndefinedError
 
 from bot.cases import lifecycle
-from bot.chat.texts import (
+from bot.messages.texts import (
     DEFAULT_TEMPLATES_DIR,
     ERROR_CODES,
     LOCALES,
@@ -45,7 +45,7 @@ def texts(request: pytest.FixtureRequest) -> Texts:
 
 
 def card_context(**overrides: Any) -> dict[str, Any]:
-    """What bot.chat.views.card_view passes, plus text_cut."""
+    """What bot.cases.cards.card_view passes, plus text_cut."""
     context: dict[str, Any] = {
         "view": "card",
         "case": {
@@ -244,7 +244,7 @@ def test_card_variants(texts: Texts) -> None:
     assert "/case 42" in plain
     assert "🧪" in plain
     assert "<a " not in plain
-    # text_cut and moved_to are optional: bot.chat.views does not always send them.
+    # text_cut and moved_to are optional: bot.messages.views does not always send them.
     context = card_context(moved_to="Транспорт")
     del context["text_cut"]
     moved = texts.render("card.html.j2", **context)

@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.chat import views
-from bot.chat.outbox import photo_payload
+from bot.cases import cards
+from bot.messages import views
+from bot.messages.outbox import photo_payload
 from bot.model import Case, CaseState, Draft, Priority
-from bot.settings.directory import Directory
+from bot.staff.directory import Directory
 from tests.doubles.support import make_config, make_mention
 
 NOW = datetime(2026, 11, 20, 13, 30, tzinfo=UTC)
@@ -46,11 +47,11 @@ def keys(view_type: Any) -> list[str]:
 
 def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> None:
     mention = make_mention("m1", NOW)
-    card = views.card_view(CASE, mention, None, directory, ZoneInfo("UTC"), now=NOW)
+    card = cards.card_view(CASE, mention, None, directory, ZoneInfo("UTC"), now=NOW)
     notice = views.notice_view("ui.done", action="take")
     built: list[tuple[Any, dict[str, Any]]] = [
         (views.CardView, dict(card)),
-        (views.DraftView, dict(views.draft_view(CASE, CASE.drafts[0], directory))),
+        (views.DraftView, dict(cards.draft_view(CASE, CASE.drafts[0], directory))),
         (views.NoticeView, dict(notice)),
         (views.PromptView, dict(views.prompt_view("ui.prompt_draft", case_id=42))),
         (views.PageView, dict(views.page_view("help.html.j2", {}))),
@@ -75,20 +76,20 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
 
 def test_the_sla_reminder_goes_on_a_card_that_has_a_deadline(directory: Directory) -> None:
     mention, tz = make_mention("m1", NOW), ZoneInfo("UTC")
-    reminded = views.card_view(CASE, mention, None, directory, tz, now=NOW, sla_reminder="80%")
+    reminded = cards.card_view(CASE, mention, None, directory, tz, now=NOW, sla_reminder="80%")
     assert reminded["sla"] == {
         "key": "sla.card_due",
         "params": {"kind": "answer", "deadline": "20.11 21:30"},
         "reminder": "80%",
     }
     no_deadline = replace(CASE, answer_due_at=None)
-    plain = views.card_view(no_deadline, mention, None, directory, tz, now=NOW, sla_reminder="80%")
+    plain = cards.card_view(no_deadline, mention, None, directory, tz, now=NOW, sla_reminder="80%")
     assert plain["sla"] is None
 
 
 def test_a_view_read_back_from_json_is_an_equal_copy(directory: Directory) -> None:
     mention = make_mention("m1", NOW)
-    card = views.card_view(CASE, mention, None, directory, ZoneInfo("UTC"), now=NOW)
+    card = cards.card_view(CASE, mention, None, directory, ZoneInfo("UTC"), now=NOW)
     stored = json.loads(json.dumps(card))
     back = views.as_view(stored)
     assert back == card

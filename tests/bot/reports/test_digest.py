@@ -11,10 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.cases.rights import Actor
-from bot.chat.outbox import OutboxOp
-from bot.chat.texts import texts_for
 from bot.clock import FrozenClock
+from bot.messages.outbox import OutboxOp
+from bot.messages.texts import texts_for
 from bot.model import (
     Author,
     AuthorLabel,
@@ -53,7 +52,8 @@ from bot.reports.figures import (
     ResponseTimes,
     SlaCounts,
 )
-from bot.settings.directory import Destination, Directory
+from bot.staff.directory import Destination, Directory
+from bot.staff.rights import Actor
 from store.db import Database
 from store.models import CrisisRow
 from tests.doubles.support import ROOT, make_config

@@ -11,20 +11,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.cases.deadlines import current_deadline
 from bot.cases.lifecycle import ActionRequest
-from bot.cases.rights import Actor
 from bot.cases.service import CaseOpening, CaseService
-from bot.chat.outbox import OutboxItem, OutboxOp
-from bot.chat.views import card_ref, current_deadline
 from bot.clock import FrozenClock
+from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.views import card_ref
 from bot.model import Action, Case, CaseState, EventKind, Outcome, Priority, WaitReason
-from bot.settings.directory import Directory
 from bot.settings.escalation_rules import EscalationStep
 from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook
 from bot.sla.calendar import add_working_time, plan_deadlines, working_time_between
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
 from bot.sla.timers import TimerKind
+from bot.staff.directory import Directory
+from bot.staff.rights import Actor
 from store.db import Database
 from tests.doubles.support import make_config, make_mention
 

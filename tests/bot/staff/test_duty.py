@@ -10,11 +10,11 @@ import pytest
 
 from bot.cases.service import CaseService
 from bot.chat.answers import Answers
-from bot.chat.texts import texts_for
 from bot.clock import FrozenClock
+from bot.messages.texts import texts_for
 from bot.settings.config import Config, ConfigError, load_config
-from bot.settings.directory import Directory
-from bot.sla.duty import DutyConfig, who_is_on_duty
+from bot.staff.directory import Directory
+from bot.staff.duty import DutyConfig, who_is_on_duty
 from tests.doubles.support import API_TOKENS, CONFIG_YAML, ROOT
 
 MSK = ZoneInfo("Europe/Moscow")

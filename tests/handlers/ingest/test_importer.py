@@ -20,8 +20,8 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.model import Author, AuthorLabel, Identity, Mention, Sentiment
 from bot.ports import ConcurrentUpdate
-from bot.settings.directory import Directory
 from bot.settings.playbook import load_playbook
+from bot.staff.directory import Directory
 from handlers.cli import app
 from store.db import Database
 from store.repos.mentions import SqlMentionRepository

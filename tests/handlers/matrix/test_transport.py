@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from nio import AsyncClient
 
-from bot.chat import views
-from bot.chat.outbox import (
+from bot.cases import cards
+from bot.messages import views
+from bot.messages.outbox import (
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -28,7 +29,7 @@ from bot.chat.outbox import (
     PermanentFailure,
     RetryLater,
 )
-from bot.chat.texts import DEFAULT_TEMPLATES_DIR, Texts, texts_for
+from bot.messages.texts import DEFAULT_TEMPLATES_DIR, Texts, texts_for
 from bot.model import (
     Action,
     Author,
@@ -40,7 +41,7 @@ from bot.model import (
     Identity,
     Priority,
 )
-from bot.settings.directory import Directory
+from bot.staff.directory import Directory
 from handlers.matrix.reactions import CARD_REACTIONS, DRAFT_REACTIONS, card_reactions
 from handlers.matrix.render import (
     HTML_FORMAT,
@@ -106,7 +107,7 @@ def card(
     directory: Directory, text: str = "Третий день нет отопления", **changes: Any
 ) -> views.View:
     case = make_case(**changes)
-    return views.card_view(case, make_mention("m1", NOW, text=text), AUTHOR, directory, TZ)
+    return cards.card_view(case, make_mention("m1", NOW, text=text), AUTHOR, directory, TZ)
 
 
 @dataclass
@@ -248,8 +249,8 @@ def test_views_render_to_content_and_reactions(
         "formatted_body": new.formatted_body,
     }
     # No buttons while a submenu is open (its choices go to the thread) or once moved away.
-    options = views.menu_options(Action.CLOSE, make_case(), directory, [])
-    menu = views.card_view(
+    options = cards.menu_options(Action.CLOSE, make_case(), directory, [])
+    menu = cards.card_view(
         make_case(),
         make_mention("m1", NOW),
         AUTHOR,
@@ -258,15 +259,15 @@ def test_views_render_to_content_and_reactions(
         menu=Action.CLOSE,
         options=options,
     )
-    moved = views.card_view(
+    moved = cards.card_view(
         make_case(), make_mention("m1", NOW), AUTHOR, directory, TZ, moved_to="transport"
     )
     assert renderer.render(menu).reactions == [] and renderer.render(moved).reactions == []
 
-    pending = renderer.render(views.draft_view(make_case(drafts=(DRAFT,)), DRAFT, directory))
+    pending = renderer.render(cards.draft_view(make_case(drafts=(DRAFT,)), DRAFT, directory))
     assert pending.reactions == list(DRAFT_REACTIONS.values()) and pending.msgtype == TEXT
     decided = replace(DRAFT, status=DraftStatus.APPROVED, reviewer="appr")
-    assert renderer.render(views.draft_view(make_case(), decided, directory)).reactions == []
+    assert renderer.render(cards.draft_view(make_case(), decided, directory)).reactions == []
 
     notice = renderer.render(
         views.notice_view(
@@ -295,7 +296,7 @@ def test_every_message_stays_far_below_the_event_limit(
     big_draft = replace(DRAFT, text="щ&" * 40_000)
     rendered = {
         "card": renderer.render(card(directory, mention)),
-        "draft": renderer.render(views.draft_view(make_case(), big_draft, directory)),
+        "draft": renderer.render(cards.draft_view(make_case(), big_draft, directory)),
         "notice": renderer.render(
             views.notice_view("ui.moved", case_id=1, department_name=mention)
         ),
@@ -338,7 +339,7 @@ async def test_every_view_kind_is_delivered(rig: Rig, directory: Directory) -> N
     waiting = make_case(state=CaseState.AWAITING_APPROVAL, assignee="spec", drafts=(DRAFT,))
     sent = {
         "card": card(directory, HOSTILE, state=CaseState.NEW),
-        "draft": views.draft_view(waiting, DRAFT, directory),
+        "draft": cards.draft_view(waiting, DRAFT, directory),
         "notice": views.notice_view("ui.moved", case_id=42, department_name="Дороги & <мосты>"),
         "prompt": views.prompt_view("ui.prompt_draft", case_id=42),
         "status": views.page_view("status.html.j2", STATUS_CONTEXT),
@@ -409,8 +410,8 @@ async def test_an_edit_replaces_the_card_and_brings_reactions_in_step(
     assert list(edited.info["reactions"]) == card_reactions(approved["actions"])
 
     # A submenu opens: every button of the bot goes; once the case is closed, only 🔄.
-    options = views.menu_options(Action.CLOSE, make_case(), directory, [])
-    menu = views.card_view(
+    options = cards.menu_options(Action.CLOSE, make_case(), directory, [])
+    menu = cards.card_view(
         make_case(),
         make_mention("m1", NOW),
         AUTHOR,
@@ -431,7 +432,7 @@ async def test_replies_go_into_the_cards_thread(rig: Rig, directory: Directory) 
     assert card_ref is not None
     waiting = make_case(state=CaseState.AWAITING_APPROVAL, drafts=(DRAFT,))
     draft = await rig.deliver(
-        views.draft_view(waiting, DRAFT, directory), OutboxOp.REPLY, reply_to=card_ref
+        cards.draft_view(waiting, DRAFT, directory), OutboxOp.REPLY, reply_to=card_ref
     )
     prompt = await rig.deliver(
         views.prompt_view("ui.prompt_draft", case_id=42), OutboxOp.REPLY, reply_to=f"ext:{card_ref}"

@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from bot.chat.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.model import (
     Author,
     AuthorLabel,

@@ -22,8 +22,9 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import ForceReply, InlineKeyboardMarkup
 from pydantic import ValidationError
 
-from bot.chat import views
-from bot.chat.outbox import (
+from bot.cases import cards
+from bot.messages import views
+from bot.messages.outbox import (
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -31,7 +32,7 @@ from bot.chat.outbox import (
     PermanentFailure,
     RetryLater,
 )
-from bot.chat.texts import DEFAULT_TEMPLATES_DIR, Texts, texts_for
+from bot.messages.texts import DEFAULT_TEMPLATES_DIR, Texts, texts_for
 from bot.model import (
     Action,
     Author,
@@ -44,7 +45,7 @@ from bot.model import (
     Priority,
 )
 from bot.settings.connections import TelegramConfig, TelegramLimitsConfig
-from bot.settings.directory import Directory
+from bot.staff.directory import Directory
 from handlers.telegram.callbacks import CaseAction
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard
 from handlers.telegram.limits import RateLimiter, TelegramLimits
@@ -200,7 +201,7 @@ def card(
     directory: Directory, text: str = "Третий день нет отопления", **changes: Any
 ) -> views.View:
     case = make_case(**changes)
-    return views.card_view(case, make_mention("m1", NOW, text=text), AUTHOR, directory, TZ)
+    return cards.card_view(case, make_mention("m1", NOW, text=text), AUTHOR, directory, TZ)
 
 
 def callback_data(markup: Any) -> list[str]:
@@ -231,17 +232,17 @@ async def test_every_view_kind_is_rendered_and_accepted(
         "card": card(
             directory, HOSTILE, state=CaseState.AWAITING_APPROVAL, assignee="spec", drafts=(DRAFT,)
         ),
-        "menu": views.card_view(
+        "menu": cards.card_view(
             make_case(),
             make_mention("m1", NOW),
             AUTHOR,
             directory,
             TZ,
             menu=Action.CLOSE,
-            options=views.menu_options(Action.CLOSE, make_case(), directory, []),
+            options=cards.menu_options(Action.CLOSE, make_case(), directory, []),
         ),
-        "draft": views.draft_view(waiting, DRAFT, directory),
-        "decided": views.draft_view(waiting, decided, directory),
+        "draft": cards.draft_view(waiting, DRAFT, directory),
+        "decided": cards.draft_view(waiting, decided, directory),
         "notice": views.notice_view("ui.moved", case_id=42, department_name="Дороги & <мосты>"),
         "prompt": views.prompt_view("ui.prompt_draft", case_id=42),
         "status": views.page_view("status.html.j2", status_context),
@@ -411,7 +412,7 @@ async def test_edits_of_a_card(rig: Rig, directory: Directory) -> None:
     assert "В работе" in (msg.text or "") and "Анна Иванова" in (msg.text or "")
     assert all(data.split(":")[2] == "4" for data in stored_callbacks(msg))
 
-    moved = views.card_view(
+    moved = cards.card_view(
         make_case(version=5), make_mention("m1", NOW), AUTHOR, directory, TZ, moved_to="transport"
     )
     await rig.send(moved, OutboxOp.EDIT, target=ref)
@@ -574,20 +575,20 @@ async def test_keyboards_with_the_longest_ids_stay_within_64_bytes(
     menus = {
         Action.USE_TEMPLATE: [{"arg": long_id, "label": "Первый ответ: извинение"}],
         Action.REROUTE: [{"arg": "d" * 32, "label": "Департамент дорожного хозяйства"}],
-        Action.CLOSE: views.menu_options(Action.CLOSE, case, directory, []),
-        Action.IGNORE: views.menu_options(Action.IGNORE, case, directory, []),
+        Action.CLOSE: cards.menu_options(Action.CLOSE, case, directory, []),
+        Action.IGNORE: cards.menu_options(Action.IGNORE, case, directory, []),
     }
-    cards = [views.card_view(case, mention, AUTHOR, directory, TZ)] + [
-        views.card_view(case, mention, AUTHOR, directory, TZ, menu=menu, options=options)
+    card_views = [cards.card_view(case, mention, AUTHOR, directory, TZ)] + [
+        cards.card_view(case, mention, AUTHOR, directory, TZ, menu=menu, options=options)
         for menu, options in menus.items()
     ]
     draft = replace(DRAFT, version=9999)
-    review = views.draft_view(replace(case, drafts=(draft,)), draft, directory)
-    markups = [card_keyboard(view, texts) for view in cards] + [draft_keyboard(review, texts)]
+    review = cards.draft_view(replace(case, drafts=(draft,)), draft, directory)
+    markups = [card_keyboard(view, texts) for view in card_views] + [draft_keyboard(review, texts)]
     data = [d for markup in markups for d in callback_data(markup)]
     assert max(len(d.encode()) for d in data) <= 64
     assert f"c:9999999999:9999:use_template:{long_id}" in data  # 63 bytes, the longest
-    for view in [*cards, review]:  # and Telegram takes every one of them
+    for view in [*card_views, review]:  # and Telegram takes every one of them
         await rig.send(view)
     assert [c for c in rig.server.calls() if not c.ok] == []
 
@@ -595,7 +596,7 @@ async def test_keyboards_with_the_longest_ids_stay_within_64_bytes(
     too_long = [{"arg": "t" * 40, "label": "x"}]
     with pytest.raises(ValueError):
         card_keyboard(
-            views.card_view(
+            cards.card_view(
                 case, mention, AUTHOR, directory, TZ, menu=Action.USE_TEMPLATE, options=too_long
             ),
             texts,
@@ -610,7 +611,7 @@ def test_keyboard_rows_suit_a_phone(directory: Directory, texts: Texts) -> None:
         assert 1 <= len(row) <= 3
         if len(row) == 3:
             assert all(len(b.text) <= 10 for b in row)
-    moved = views.card_view(
+    moved = cards.card_view(
         make_case(), make_mention("m1", NOW), AUTHOR, directory, TZ, moved_to="transport"
     )
     assert moved["actions"] == [] and card_keyboard(moved, texts) is None

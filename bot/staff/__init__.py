@@ -1,0 +1,1 @@
+"""The people: staff from the config as Actors, their rights, and the duty rota."""
