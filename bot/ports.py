@@ -10,14 +10,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-from bot.messages.outbox import OutboxItem
 from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention
-from bot.reports.export import ExportAuthor, ExportCase
-from bot.reports.figures import Period, ReportRepository
-from bot.sla.timers import Timer
+
+# The unit of work names every capability's records, so it would import every layer above it
+# (pyproject.toml's import-linter layers): it names them for the type checker only, and at
+# run time this module depends on the model alone.
+if TYPE_CHECKING:
+    from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
+    from bot.messages.outbox import OutboxItem
+    from bot.reports.export import ExportAuthor, ExportCase
+    from bot.reports.figures import Period, ReportRepository
+    from bot.sla.timers import Timer
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from bot.cases.lifecycle import ActionRequest, available_actions
 from bot.cases.replies import origin_of
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
-from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.outbox import Destination, OutboxItem, OutboxOp
 from bot.messages.views import (
     CardView,
     DraftView,
@@ -42,7 +42,7 @@ from bot.model import (
     WaitReason,
 )
 from bot.ports import UnitOfWork
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
 # Actions whose button opens a list to choose from instead of acting at once.

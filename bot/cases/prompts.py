@@ -25,11 +25,11 @@ from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.outcomes import ActResult, UnknownCase, audit_refusal
 from bot.cases.replies import ReplyCatalog
 from bot.clock import Clock
-from bot.messages.outbox import OutboxOp
+from bot.messages.outbox import Destination, OutboxOp
 from bot.messages.views import MenuOption, card_ref, draft_ref, prompt_ref, prompt_view
 from bot.model import Action, Case
 from bot.ports import UnitOfWork, UnitOfWorkFactory
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
 

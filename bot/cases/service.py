@@ -31,7 +31,7 @@ from bot.cases.prompts import Prompts
 from bot.cases.replies import ReplyCatalog
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
-from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.outbox import Destination, OutboxItem, OutboxOp
 from bot.messages.views import MenuOption, View
 from bot.model import (
     MAX_MENTION_TEXT,
@@ -54,7 +54,7 @@ from bot.ports import (
     UnitOfWorkFactory,
 )
 from bot.settings.routing_rules import RoutingConfig, RoutingDefault
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
 # What callers use with the service, wherever each is defined (the refusals: outcomes.py).

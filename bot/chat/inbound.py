@@ -21,11 +21,11 @@ from bot.cases.service import ActResult, CaseService
 from bot.chat.answers import Answers, case_number, refusal_view
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
-from bot.messages.outbox import Transport
+from bot.messages.outbox import Destination, Transport
 from bot.messages.texts import Texts
 from bot.messages.views import MessageRef, NoticeView, RefKind, View, notice_view, parse_ref
 from bot.model import MAX_DRAFT_TEXT, Action, CaseState, IgnoreReason, Outcome, WaitReason
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
 LINK = re.compile(r"^https?://\S+$")

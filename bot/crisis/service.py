@@ -28,14 +28,14 @@ from bot.crisis.thresholds import (
     read,
     windows_for,
 )
-from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.outbox import Destination, OutboxItem, OutboxOp
 from bot.messages.views import View, format_time, notice_view, page_view
 from bot.model import DeptRole, GlobalRole
 from bot.ports import UnitOfWorkFactory
 from bot.settings.crisis_rules import ChecklistOwner, CrisisConfig, ThresholdScope
 from bot.settings.fields import LOCALES, format_duration
 from bot.settings.playbook import Playbook
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
-if TYPE_CHECKING:  # views need the directory, which builds outbox items
-    from bot.messages.views import PhotoView, View
+from bot.messages.views import PhotoView, View
+from bot.model import Case
 
 
 class OutboxOp(StrEnum):
@@ -55,6 +55,67 @@ class OutboxItem:
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     external_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a department's cards go on one transport."""
+
+    transport: str
+    chat: str
+    thread: str | None = None
+
+    def message(
+        self,
+        op: OutboxOp,
+        view: View,
+        key: str,
+        now: datetime,
+        *,
+        ref: str | None,
+        urgency: int,
+        case_id: int | None = None,
+        reply_to: str | None = None,
+    ) -> OutboxItem:
+        """An outbox item for this chat; the key is scoped to the chat so one event
+        sent to several chats queues once per chat."""
+        return OutboxItem(
+            transport=self.transport,
+            chat=self.chat,
+            thread=self.thread,
+            op=op,
+            payload=view.copy(),
+            idempotency_key=f"{self.transport}:{self.chat}:{key}",
+            ref_key=ref,
+            reply_to_key=reply_to,
+            case_id=case_id,
+            urgency=urgency,
+            created_at=now,
+        )
+
+    def about(
+        self,
+        case: Case,
+        op: OutboxOp,
+        view: View,
+        key: str,
+        now: datetime,
+        *,
+        ref: str | None,
+        reply_to: str | None = None,
+        urgency_bonus: int = 0,
+    ) -> OutboxItem:
+        """A message about a case: it goes out as urgently as the case's priority says."""
+        return self.message(
+            op,
+            view,
+            key,
+            now,
+            ref=ref,
+            urgency=case.priority.rank + urgency_bonus,
+            case_id=case.id,
+            reply_to=reply_to,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
-from bot.messages.outbox import OutboxItem, OutboxOp, photo_payload
+from bot.messages.outbox import Destination, OutboxItem, OutboxOp, photo_payload
 from bot.messages.views import View, notice_view, page_view
 from bot.model import AuthorLabel, GlobalRole
 from bot.ports import UnitOfWork, UnitOfWorkFactory
@@ -34,7 +34,7 @@ from bot.reports.figures import (
     ResponseTimes,
     SlaCounts,
 )
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
 # Who may ask for /digest: the people the digest is written for, and the duty officer.

@@ -33,6 +33,7 @@ from bot.settings.connections import (
     SourceMapping,
     TelegramConfig,
 )
+from bot.settings.duty_rules import DutyConfig, check_duty_staff
 from bot.settings.errors import (
     FieldProblems,
     SettingsError,
@@ -42,7 +43,6 @@ from bot.settings.errors import (
 )
 from bot.settings.fields import Locale, StrictModel, TimeZoneName
 from bot.settings.yamlfile import YamlError, read_yaml
-from bot.staff.duty import DutyConfig, check_duty_staff
 
 __all__ = [
     "Config",

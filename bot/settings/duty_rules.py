@@ -1,29 +1,27 @@
-"""Who is on duty: a weekly rota with explicit date ranges that override it.
+"""The duty rota as the config states it: a weekly rota, and date ranges that override it.
+Who is on duty at a moment is bot/staff/duty.py's to say.
 
-Everything is reckoned in the organisation's wall-clock time, so a handover at "mon 09:00"
-stays at 09:00 across a daylight-saving change; only the result is turned back into UTC.
+Times are the organisation's wall-clock time, so a handover at "mon 09:00" stays at 09:00
+across a daylight-saving change.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Self
-from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from bot.settings.fields import Day, StrictModel, Weekday
 
 __all__ = [
+    "WEEK",
     "DutyConfig",
     "DutyOverride",
     "DutyRota",
-    "DutyShift",
     "Handover",
     "check_duty_staff",
-    "who_is_on_duty",
 ]
 
 WEEK = timedelta(days=7)
@@ -130,14 +128,6 @@ class DutyConfig(StrictModel):
     overrides: list[DutyOverride] = Field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class DutyShift:
-    """Staff ids on duty at a moment, and until when (UTC; None: no end is known)."""
-
-    staff: tuple[str, ...]
-    until: datetime | None
-
-
 def check_duty_staff(duty: DutyConfig, staff_ids: set[str]) -> list[tuple[str, str]]:
     """(path under `duty`, message) for every staff id the staff list does not have."""
     problems: list[tuple[str, str]] = []
@@ -152,27 +142,3 @@ def check_duty_staff(duty: DutyConfig, staff_ids: set[str]) -> list[tuple[str, s
                 (f"overrides[{i}].staff", f"unknown staff id {override.staff!r} ({known})")
             )
     return problems
-
-
-def _utc(local: datetime, tz: ZoneInfo) -> datetime:
-    return local.replace(tzinfo=tz).astimezone(ZoneInfo("UTC"))
-
-
-def who_is_on_duty(duty: DutyConfig, tz: ZoneInfo, at: datetime) -> DutyShift:
-    """Overrides covering `at` win over the rota. An empty shift means the config names
-    nobody for this moment (the caller falls back to the duty role)."""
-    local = at.astimezone(tz).replace(tzinfo=None)
-    covering = [o for o in duty.overrides if o.starts <= local < o.ends]
-    if covering:
-        names = tuple(dict.fromkeys(o.staff for o in covering))
-        return DutyShift(names, _utc(min(o.ends for o in covering), tz))
-    # Without an override the shift lasts until the next handover or the next override.
-    upcoming = [o.starts for o in duty.overrides if o.starts > local]
-    if duty.rota is None:
-        return DutyShift((), _utc(min(upcoming), tz) if upcoming else None)
-    first = duty.rota.first_handover()
-    # Whole local weeks since the first handover; before it, the rota wraps backwards.
-    weeks = (local - first) // WEEK
-    person = duty.rota.staff[weeks % len(duty.rota.staff)]
-    upcoming.append(first + (weeks + 1) * WEEK)
-    return DutyShift((person,), _utc(min(upcoming), tz))

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from bot.cases.cards import card_view
 from bot.cases.replies import origin_of
 from bot.clock import Clock
-from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.outbox import Destination, OutboxItem, OutboxOp
 from bot.messages.views import View, card_ref, format_time, notice_view
 from bot.model import (
     SYSTEM_ACTOR,
@@ -36,7 +36,7 @@ from bot.ports import ConcurrentUpdate, UnitOfWorkFactory
 from bot.settings.escalation_rules import NotifyTarget
 from bot.sla.engine import SlaEngine
 from bot.sla.timers import Timer, TimerKind
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 
 log = logging.getLogger(__name__)
 

@@ -1,81 +1,16 @@
-"""Staff from the config as Actors, looked up by the id each transport gives us."""
+"""Staff from the config as Actors, looked up by the id each transport gives us; the chats
+of each department as outbox destinations; who is on duty."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from bot.clock import Clock, SystemClock
-from bot.messages.outbox import OutboxItem, OutboxOp
-from bot.model import Case, DeptRole, GlobalRole
+from bot.messages.outbox import Destination
+from bot.model import DeptRole, GlobalRole
 from bot.settings.config import Config, StaffMember
 from bot.staff.duty import DutyShift, who_is_on_duty
 from bot.staff.rights import Actor
-
-if TYPE_CHECKING:  # views need the directory
-    from bot.messages.views import View
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    """Where a department's cards go on one transport."""
-
-    transport: str
-    chat: str
-    thread: str | None = None
-
-    def message(
-        self,
-        op: OutboxOp,
-        view: View,
-        key: str,
-        now: datetime,
-        *,
-        ref: str | None,
-        urgency: int,
-        case_id: int | None = None,
-        reply_to: str | None = None,
-    ) -> OutboxItem:
-        """An outbox item for this chat; the key is scoped to the chat so one event
-        sent to several chats queues once per chat."""
-        return OutboxItem(
-            transport=self.transport,
-            chat=self.chat,
-            thread=self.thread,
-            op=op,
-            payload=view.copy(),
-            idempotency_key=f"{self.transport}:{self.chat}:{key}",
-            ref_key=ref,
-            reply_to_key=reply_to,
-            case_id=case_id,
-            urgency=urgency,
-            created_at=now,
-        )
-
-    def about(
-        self,
-        case: Case,
-        op: OutboxOp,
-        view: View,
-        key: str,
-        now: datetime,
-        *,
-        ref: str | None,
-        reply_to: str | None = None,
-        urgency_bonus: int = 0,
-    ) -> OutboxItem:
-        """A message about a case: it goes out as urgently as the case's priority says."""
-        return self.message(
-            op,
-            view,
-            key,
-            now,
-            ref=ref,
-            urgency=case.priority.rank + urgency_bonus,
-            case_id=case.id,
-            reply_to=reply_to,
-        )
 
 
 class Directory:

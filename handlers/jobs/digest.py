@@ -21,11 +21,10 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.messages.outbox import Transport
+from bot.messages.outbox import Destination, Transport
 from bot.messages.texts import Texts
 from bot.reports.digest import EVENING, WEEKLY, Chart, DigestService, local_midnight
 from bot.settings.config import Config, DigestConfig
-from bot.staff.directory import Destination
 from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH, render_digest_chart
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from typing import Any
 
 from bot.cases.service import CaseService
 from bot.chat.inbound import Answer, ChatServices, Inbound
-from bot.staff.directory import Destination, Directory
+from bot.messages.outbox import Destination
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
 TRANSPORT = "matrix"

@@ -10,8 +10,9 @@ from bot.cases.service import CaseService
 from bot.chat.inbound import Answer, ChatServices, Feedback, Inbound
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
+from bot.messages.outbox import Destination
 from bot.messages.texts import Texts
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
 TRANSPORT = "telegram"

@@ -25,7 +25,7 @@ from bot.chat.inbound import (
     Reply,
 )
 from bot.clock import FrozenClock
-from bot.messages.outbox import OutboxItem
+from bot.messages.outbox import Destination, OutboxItem
 from bot.messages.texts import texts_for
 from bot.messages.views import (
     MessageRef,
@@ -37,7 +37,7 @@ from bot.messages.views import (
     prompt_ref,
 )
 from bot.model import Action, CaseState, Outcome
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 from store.db import Database
 from tests.doubles.support import make_config, make_mention

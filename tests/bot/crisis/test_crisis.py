@@ -27,13 +27,13 @@ from bot.crisis.thresholds import (
     decide,
     limit_of,
 )
-from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus
+from bot.messages.outbox import Destination, OutboxItem, OutboxOp, OutboxStatus
 from bot.messages.texts import texts_for
 from bot.model import GlobalRole
 from bot.settings.config import Config, StaffMember
 from bot.settings.crisis_rules import CrisisThreshold, ThresholdScope
 from bot.settings.playbook import Playbook, load_playbook
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from handlers.matrix.render import MatrixRenderer
 from store.db import Database
 from store.models import AuthorRow, CaseRow, MentionRow, OutboxRow

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.clock import FrozenClock
-from bot.messages.outbox import OutboxOp
+from bot.messages.outbox import Destination, OutboxOp
 from bot.messages.texts import texts_for
 from bot.model import (
     Author,
@@ -52,7 +52,7 @@ from bot.reports.figures import (
     ResponseTimes,
     SlaCounts,
 )
-from bot.staff.directory import Destination, Directory
+from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 from store.db import Database
 from store.models import CrisisRow

@@ -13,8 +13,9 @@ from bot.chat.answers import Answers
 from bot.clock import FrozenClock
 from bot.messages.texts import texts_for
 from bot.settings.config import Config, ConfigError, load_config
+from bot.settings.duty_rules import DutyConfig
 from bot.staff.directory import Directory
-from bot.staff.duty import DutyConfig, who_is_on_duty
+from bot.staff.duty import who_is_on_duty
 from tests.doubles.support import API_TOKENS, CONFIG_YAML, ROOT
 
 MSK = ZoneInfo("Europe/Moscow")
