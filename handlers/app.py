@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.cases.grouping import IntakeResult
 from bot.cases.replies import ReplyCatalog
-from bot.cases.service import CaseService, IntakeResult
+from bot.cases.service import CaseService
 from bot.chat.answers import Answers
 from bot.chat.inbound import ChatAdapter, ChatServices, Inbound
 from bot.clock import Clock, SystemClock

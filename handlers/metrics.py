@@ -6,7 +6,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.cases.service import IntakeResult
+from bot.cases.grouping import IntakeResult
 from bot.messages.outbox import DeliveryResult, OutboxItem
 from bot.model import Mention
 

@@ -57,17 +57,6 @@ from bot.settings.routing_rules import RoutingConfig, RoutingDefault
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
-# What callers use with the service, wherever each is defined (the refusals: outcomes.py).
-__all__ = [
-    "ANSWER_URGENCY",
-    "AT_RISK_WITHIN",
-    "ActResult",
-    "CaseOpening",
-    "CaseService",
-    "CaseThread",
-    "IntakeResult",
-]
-
 # /status counts a case "at risk" when its current deadline is this close.
 AT_RISK_WITHIN = timedelta(minutes=30)
 # Answers to commands go before queued cards: the person is waiting for them.

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from bot.cases.cards import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS
 from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard
-from bot.cases.service import ActResult, CaseService
+from bot.cases.outcomes import ActResult
+from bot.cases.service import CaseService
 from bot.chat.answers import Answers, case_number, refusal_view
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake

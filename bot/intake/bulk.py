@@ -18,7 +18,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from bot.cases.service import CaseOpening, CaseService, IntakeResult
+from bot.cases.grouping import CaseOpening, IntakeResult
+from bot.cases.service import CaseService
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
 from bot.model import (

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from bot.cases.service import CaseOpening, CaseService, IntakeResult
+from bot.cases.grouping import CaseOpening, IntakeResult
+from bot.cases.service import CaseService
 from bot.clock import Clock
 from bot.intake.lemmas import Lemmatiser
 from bot.intake.routing import RouteDecision, route

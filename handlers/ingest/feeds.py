@@ -25,7 +25,7 @@ import feedparser
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot.cases.service import IntakeResult
+from bot.cases.grouping import IntakeResult
 from bot.clock import Clock
 from bot.model import (
     MAX_MENTION_TEXT,

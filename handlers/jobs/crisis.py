@@ -14,7 +14,7 @@ import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.cases.service import IntakeResult
+from bot.cases.grouping import IntakeResult
 from bot.crisis.service import CrisisService
 from bot.model import Mention, Sentiment
 

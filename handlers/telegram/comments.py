@@ -11,8 +11,8 @@ from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Chat, Message, User
 
+from bot.cases.grouping import IntakeResult
 from bot.cases.replies import TELEGRAM_COMMENT_SOURCE, telegram_comment_id
-from bot.cases.service import IntakeResult
 from bot.messages.views import notice_view
 from bot.model import MAX_NAME, Identity, Mention
 from bot.settings.connections import DiscussionGroup

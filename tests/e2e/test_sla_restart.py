@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from bot.cases.service import CaseOpening
+from bot.cases.grouping import CaseOpening
 from bot.clock import FrozenClock
 from bot.model import EventKind, Priority
 from bot.settings.playbook import load_playbook

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cases import lifecycle
+from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import (
     ActionRequest,
     DomainError,
@@ -18,7 +19,7 @@ from bot.cases.lifecycle import (
     StaleCard,
 )
 from bot.cases.outcomes import NotPublishable, UnknownCase
-from bot.cases.service import CaseOpening, CaseService
+from bot.cases.service import CaseService
 from bot.clock import FrozenClock
 from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.model import Action, Case, CaseState, EventKind, Sentiment

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
-from bot.cases.service import CaseOpening, CaseService
+from bot.cases.service import CaseService
 from bot.chat.answers import Answers
 from bot.chat.inbound import (
     BAD_BUTTON,

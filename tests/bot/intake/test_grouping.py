@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
-from bot.cases.service import CaseOpening, CaseService
+from bot.cases.service import CaseService
 from bot.clock import FrozenClock
 from bot.model import (
     Action,

@@ -6,8 +6,9 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
-from bot.cases.service import CaseOpening, CaseService
+from bot.cases.service import CaseService
 from bot.clock import FrozenClock
 from bot.messages.delivery import OutboxWorker, RetryPolicy
 from bot.messages.outbox import OutboxOp, OutboxStatus, PermanentFailure

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.cases.deadlines import current_deadline
+from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
-from bot.cases.service import CaseOpening, CaseService
+from bot.cases.service import CaseService
 from bot.clock import FrozenClock
 from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.messages.views import card_ref

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 import handlers.ingest.feeds
-from bot.cases.service import IntakeResult
+from bot.cases.grouping import IntakeResult
 from bot.clock import FrozenClock
 from bot.model import CaseState, Mention, Sentiment
 from bot.settings.config import load_config

@@ -14,7 +14,8 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner, Result
 
-from bot.cases.service import CaseService, IntakeResult
+from bot.cases.grouping import IntakeResult
+from bot.cases.service import CaseService
 from bot.clock import FrozenClock
 from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
