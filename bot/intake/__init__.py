@@ -1,1 +1,2 @@
-"""Intake: from a mention to a case: routing, sentiment, grouping, bulk, mapping."""
+"""Intake: from a mention to a case: routing, sentiment, lemmas, bulk intake, mapping of
+sources' records."""

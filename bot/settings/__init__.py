@@ -1,3 +1,3 @@
 """Settings: config.py (with connections.py), the playbook (playbook.py and one module per
-file: routing_rules, sla_rules, reply_templates, escalation_rules, crisis_rules), the staff
-directory, and the toolkit they share: errors.py, yamlfile.py, fields.py."""
+file: routing_rules, sla_rules, reply_templates, escalation_rules, crisis_rules), the duty
+rota (duty_rules.py), and the toolkit they share: errors.py, yamlfile.py, fields.py."""

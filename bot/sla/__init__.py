@@ -1,1 +1,2 @@
-"""The SLA clock: working-time calendars, the pure engine, timers, the acting service, duty."""
+"""The SLA clock: working-time calendars, the pure engine, timers as data, and the service
+that fires them."""
