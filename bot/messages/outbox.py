@@ -127,6 +127,16 @@ class Delivery:
     reply_to_ref: str | None = None  # the message to reply to (REPLY)
     photo: bytes | None = None  # the picture of a PHOTO item, read from the blob store
 
+    def photo_view(self) -> tuple[PhotoView, bytes]:
+        """A PHOTO item's view and picture; PermanentFailure when either is missing, since
+        no retry brings them back."""
+        if self.photo is None:
+            raise PermanentFailure("photo without a picture")
+        payload = self.item.payload
+        if payload["view"] != PHOTO_VIEW:
+            raise PermanentFailure(f"cannot render: a photo item with a {payload['view']!r} view")
+        return payload, self.photo
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:

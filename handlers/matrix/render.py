@@ -16,10 +16,10 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.messages.fitting import longest_fit
 from bot.messages.texts import HTML_SUFFIX, Texts
 from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View
 from handlers.matrix.reactions import card_reactions, draft_reactions
@@ -102,25 +102,6 @@ def _html_fits(page: str) -> bool:
     return content_size(to_plain(page), to_matrix_html(page)) <= MAX_CONTENT_BYTES
 
 
-def _longest_fit(
-    render: Callable[[int], str], longest: int, fits: Callable[[str], bool]
-) -> str | None:
-    """render(k) for the largest k in 0..longest whose result fits; None if even 0 does not.
-    Size grows with k, so a binary search finds it in a few renders."""
-    best = render(0)
-    if not fits(best):
-        return None
-    low, high = 0, longest
-    while low < high:
-        middle = (low + high + 1) // 2
-        candidate = render(middle)
-        if fits(candidate):
-            low, best = middle, candidate
-        else:
-            high = middle - 1
-    return best
-
-
 def _cut(text: str, length: int) -> str:
     return text if length >= len(text) else text[:length].rstrip() + ELLIPSIS
 
@@ -176,7 +157,7 @@ class MatrixRenderer:
 
         if fits(text):
             return text
-        return _longest_fit(lambda k: _cut(text, k), len(text), fits) or ELLIPSIS
+        return longest_fit(lambda k: _cut(text, k), len(text), fits) or ELLIPSIS
 
     # --- cards and drafts: shorten the free text, never the facts around it ---
 
@@ -193,7 +174,7 @@ class MatrixRenderer:
         page = with_mention(MAX_MENTION)
         if _html_fits(page):
             return page
-        fitted = _longest_fit(with_mention, min(len(mention), MAX_MENTION), _html_fits)
+        fitted = longest_fit(with_mention, min(len(mention), MAX_MENTION), _html_fits)
         return fitted if fitted is not None else self.fit_lines(with_mention(0))
 
     def _draft(self, view: DraftView) -> str:
@@ -206,7 +187,7 @@ class MatrixRenderer:
         def with_text(length: int) -> str:
             return self.texts.render("draft.html.j2", **{**context, "text": _cut(text, length)})
 
-        fitted = _longest_fit(with_text, len(text), _html_fits)
+        fitted = longest_fit(with_text, len(text), _html_fits)
         return fitted if fitted is not None else self.fit_lines(page)
 
     # --- pages: whole lines only, and only where no tag is open ---
@@ -232,7 +213,7 @@ class MatrixRenderer:
             note = _escape(self.texts.t("ui.truncated", count=dropped))
             return "\n".join(lines[:kept]).rstrip() + "\n" + note
 
-        fitted = _longest_fit(keep, len(candidates) - 1, _html_fits) if candidates else None
+        fitted = longest_fit(keep, len(candidates) - 1, _html_fits) if candidates else None
         if fitted is not None:
             return fitted
         # Not even the first block fits (one huge quote): its plain text, cut.

@@ -29,7 +29,6 @@ from nio.responses import RoomEventRelationsResponse
 
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import (
-    PHOTO_VIEW,
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -156,19 +155,15 @@ class MatrixTransport:
         once; a resend after a crash may upload the bytes again, an unreferenced copy on the
         media repository but no second message."""
         item = delivery.item
-        if delivery.photo is None:
-            raise PermanentFailure("photo without a picture")
-        payload = item.payload
+        payload, picture = delivery.photo_view()
         try:
-            if payload["view"] != PHOTO_VIEW:
-                raise ValueError(f"a photo item with a {payload['view']!r} view")
             caption = self.renderer.render(payload["caption"])
         except Exception as exc:
             log.exception("matrix: outbox item %s cannot be rendered", item.id)
             raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc
         filename: str = payload.get("filename") or "photo.png"
         mimetype: str = payload.get("mimetype") or "image/png"
-        url = await self._upload(payload.get("blob") or "", delivery.photo, mimetype, filename)
+        url = await self._upload(payload.get("blob") or "", picture, mimetype, filename)
         content: dict[str, Any] = {
             "msgtype": IMAGE,
             "body": caption.body or filename,
@@ -176,7 +171,7 @@ class MatrixTransport:
             "url": url,
             "info": {
                 "mimetype": mimetype,
-                "size": len(delivery.photo),
+                "size": len(picture),
                 "w": payload.get("width"),
                 "h": payload.get("height"),
             },

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiogram.types import ForceReply, InlineKeyboardMarkup
 
+from bot.messages.fitting import longest_fit
 from bot.messages.texts import HTML_SUFFIX, Texts
 from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardDraft, CardView, DraftView, View
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard
@@ -81,23 +81,6 @@ def escape_fit(text: str, limit: int = MAX_TEXT) -> str:
     return html.escape(cut_plain(text, limit), quote=False)
 
 
-def _longest_fit(render: Callable[[int], str], longest: int) -> str | None:
-    """render(k) for the largest k in 0..longest whose result fits; None if even 0 does not.
-    Visible length grows with k, so a binary search finds it in a dozen renders."""
-    best = render(0)
-    if not fits(best):
-        return None
-    low, high = 0, longest
-    while low < high:
-        middle = (low + high + 1) // 2
-        candidate = render(middle)
-        if fits(candidate):
-            low, best = middle, candidate
-        else:
-            high = middle - 1
-    return best
-
-
 class TelegramRenderer:
     def __init__(self, texts: Texts) -> None:
         self.texts = texts
@@ -145,7 +128,7 @@ class TelegramRenderer:
             cut = mention[:length].rstrip()
             return self.texts.render("card.html.j2", **{**context, "text": cut}, text_cut=True)
 
-        result = _longest_fit(with_mention, len(mention))
+        result = longest_fit(with_mention, len(mention), fits)
         draft: CardDraft | None = view.get("draft")
         if result is None and draft:
             # Even without the mention the card is too long: the draft has to give way too.
@@ -157,7 +140,7 @@ class TelegramRenderer:
                     "card.html.j2", **{**context, "text": "", "draft": cut}, text_cut=True
                 )
 
-            result = _longest_fit(with_draft, len(draft_text))
+            result = longest_fit(with_draft, len(draft_text), fits)
         return result if result is not None else self.fit_lines(with_mention(0))
 
     def _draft(self, view: DraftView) -> str:
@@ -171,7 +154,7 @@ class TelegramRenderer:
             cut = text[:length].rstrip() + ELLIPSIS
             return self.texts.render("draft.html.j2", **{**context, "text": cut})
 
-        result = _longest_fit(with_text, len(text))
+        result = longest_fit(with_text, len(text), fits)
         return result if result is not None else self.fit_lines(page)
 
     # --- pages: whole lines only, and only where no tag is open ---

@@ -34,7 +34,6 @@ from aiogram.types import (
 
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import (
-    PHOTO_VIEW,
     Delivery,
     DeliveryResult,
     OutboxOp,
@@ -141,12 +140,8 @@ class TelegramTransport:
         idempotent on Telegram's side (like sendMessage): a crash between the upload and
         mark-delivered sends it again at start."""
         item = delivery.item
-        if delivery.photo is None:
-            raise PermanentFailure("photo without a picture")
-        payload = item.payload
+        payload, picture = delivery.photo_view()
         try:
-            if payload["view"] != PHOTO_VIEW:
-                raise ValueError(f"a photo item with a {payload['view']!r} view")
             caption = self.renderer.caption(payload["caption"])
         except Exception as exc:
             log.exception("telegram: outbox item %s cannot be rendered", item.id)
@@ -154,7 +149,7 @@ class TelegramTransport:
         await self.limiter.acquire(chat_id)
         message = await self.bot.send_photo(
             chat_id=chat_id,
-            photo=BufferedInputFile(delivery.photo, payload.get("filename") or "photo.png"),
+            photo=BufferedInputFile(picture, payload.get("filename") or "photo.png"),
             caption=caption or None,
             parse_mode="HTML",
             message_thread_id=message_id(item.thread) if item.thread else None,
