@@ -1,0 +1,1 @@
+"""The Telegram Bot API test server, one module per Bot API area."""
