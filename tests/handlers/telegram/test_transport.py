@@ -1,5 +1,5 @@
 """The Telegram transport end to end: real views, the real renderer and limiter, the real
-aiogram Bot, against the Telegram test server (tests/doubles/telegram_server.py) over HTTP."""
+aiogram Bot, against the Telegram test server (tests/doubles/telegram_server/) over HTTP."""
 
 from __future__ import annotations
 
