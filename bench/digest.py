@@ -41,7 +41,9 @@ from zoneinfo import ZoneInfo  # noqa: E402
 from bot.clock import FrozenClock  # noqa: E402
 from bot.messages.texts import texts_for  # noqa: E402
 from bot.ports import UnitOfWorkFactory  # noqa: E402
-from bot.reports.digest import DigestService, evening_context, weekly_context  # noqa: E402
+from bot.reports.digest import DigestService  # noqa: E402
+from bot.reports.evening import evening_context  # noqa: E402
+from bot.reports.weekly import weekly_context  # noqa: E402
 from bot.settings.config import Config, load_config  # noqa: E402
 from bot.staff.directory import Directory  # noqa: E402
 from store.db import Database  # noqa: E402

@@ -48,7 +48,8 @@ from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
 from handlers.telegram.transport import TelegramTransport  # noqa: E402
-from tests.doubles.telegram_server import Limits, TelegramServer  # noqa: E402
+from tests.doubles.telegram_server.flood import Limits  # noqa: E402
+from tests.doubles.telegram_server.server import TelegramServer  # noqa: E402
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 UTILISATION = 0.8  # default arrival rate: this share of what the chats can sustain

@@ -23,7 +23,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.messages.outbox import Destination, Transport
 from bot.messages.texts import Texts
-from bot.reports.digest import EVENING, WEEKLY, Chart, DigestService, local_midnight
+from bot.reports.digest import EVENING, WEEKLY, Chart, DigestService
+from bot.reports.periods import local_midnight
 from bot.settings.config import Config, DigestConfig
 from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH, render_digest_chart
 

@@ -19,7 +19,9 @@ from bot.settings.config import load_config
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from tests.doubles.support import ROOT
-from tests.doubles.telegram_server import BotInfo, Limits, StoredMessage, TelegramServer, User
+from tests.doubles.telegram_server.flood import Limits
+from tests.doubles.telegram_server.server import TelegramServer
+from tests.doubles.telegram_server.state import BotInfo, StoredMessage, User
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 SCALE = 10  # Telegram's limits, ten times faster, on both sides

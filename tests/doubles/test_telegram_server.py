@@ -34,16 +34,12 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from tests.doubles.telegram_server import (
-    NOT_MODIFIED,
-    QUERY_INVALID,
-    BotInfo,
-    Limits,
-    TelegramServer,
-    check_link,
-    parse_html,
-    utf16_len,
-)
+from tests.doubles.telegram_server.entities import check_link, utf16_len
+from tests.doubles.telegram_server.flood import Limits
+from tests.doubles.telegram_server.html_parser import parse_html
+from tests.doubles.telegram_server.protocol import NOT_MODIFIED, QUERY_INVALID
+from tests.doubles.telegram_server.server import TelegramServer
+from tests.doubles.telegram_server.state import BotInfo
 
 TOKEN = "123456:TEST-token"
 OTHER_TOKEN = "654321:OTHER-token"

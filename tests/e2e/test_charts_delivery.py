@@ -29,7 +29,9 @@ from handlers.telegram.render import MAX_CAPTION, TelegramRenderer
 from handlers.telegram.transport import TelegramTransport
 from store.db import Database
 from tests.doubles.synapse import SynapseServer
-from tests.doubles.telegram_server import Limits, TelegramServer, utf16_len
+from tests.doubles.telegram_server.entities import utf16_len
+from tests.doubles.telegram_server.flood import Limits
+from tests.doubles.telegram_server.server import TelegramServer
 from tests.handlers.matrix.test_transport import bot_client
 from tests.handlers.telegram.test_transport import PlainHttpSession
 

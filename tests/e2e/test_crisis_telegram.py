@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.doubles.telegram_server import StoredMessage
+from tests.doubles.telegram_server.state import StoredMessage
 from tests.doubles.telegram_world import telegram_world
 
 # The shipped playbook: housing-spike opens at 15 negative housing mentions within an hour.

@@ -15,7 +15,8 @@ from handlers.app import App
 from tests.doubles.matrix_world import MatrixWorld, eventually
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import SynapseServer
-from tests.doubles.telegram_server import Limits, TelegramServer
+from tests.doubles.telegram_server.flood import Limits
+from tests.doubles.telegram_server.server import TelegramServer
 from tests.doubles.telegram_world import TOKEN
 
 CONFIG = """

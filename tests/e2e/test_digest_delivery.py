@@ -23,7 +23,8 @@ from tests.bot.reports.test_digest import Seeder
 from tests.doubles.matrix_world import MatrixWorld, eventually, matrix_adapter
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import SynapseServer
-from tests.doubles.telegram_server import Limits, TelegramServer
+from tests.doubles.telegram_server.flood import Limits
+from tests.doubles.telegram_server.server import TelegramServer
 from tests.doubles.telegram_world import TOKEN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

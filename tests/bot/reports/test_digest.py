@@ -29,16 +29,8 @@ from bot.model import (
     SentimentSource,
 )
 from bot.ports import UnitOfWorkFactory
-from bot.reports.digest import (
-    EVENING,
-    WEEKLY,
-    DigestFigures,
-    DigestService,
-    day_so_far,
-    evening_context,
-    weekly_context,
-    weeks,
-)
+from bot.reports.digest import EVENING, WEEKLY, DigestService
+from bot.reports.evening import DigestFigures, evening_context
 from bot.reports.figures import (
     AuthorSeen,
     CaseCounts,
@@ -52,6 +44,8 @@ from bot.reports.figures import (
     ResponseTimes,
     SlaCounts,
 )
+from bot.reports.periods import day_so_far, weeks
+from bot.reports.weekly import weekly_context
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 from store.db import Database

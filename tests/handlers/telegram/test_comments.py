@@ -17,7 +17,7 @@ from bot.cases.replies import telegram_comment_id
 from bot.model import CaseState, Mention, Sentiment
 from bot.settings.connections import DiscussionGroup
 from handlers.telegram.comments import DM_SOURCE, check_discussion_groups
-from tests.doubles.telegram_server import TelegramServer
+from tests.doubles.telegram_server.server import TelegramServer
 from tests.doubles.telegram_world import TOKEN, World, telegram_world
 
 ACK = "Спасибо, мы получили ваше обращение и передали его специалистам."

@@ -1,5 +1,5 @@
 """The Telegram transport end to end: real views, the real renderer and limiter, the real
-aiogram Bot, against the Telegram test server (tests/doubles/telegram_server.py) over HTTP."""
+aiogram Bot, against the Telegram test server (tests/doubles/telegram_server/) over HTTP."""
 
 from __future__ import annotations
 
@@ -52,15 +52,11 @@ from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import MAX_TEXT, Rendered, TelegramRenderer, visible_length
 from handlers.telegram.transport import TelegramTransport
 from tests.doubles.support import make_config, make_mention
-from tests.doubles.telegram_server import (
-    BotInfo,
-    Chat,
-    Limits,
-    StoredMessage,
-    TelegramServer,
-    parse_html,
-    utf16_len,
-)
+from tests.doubles.telegram_server.entities import utf16_len
+from tests.doubles.telegram_server.flood import Limits
+from tests.doubles.telegram_server.html_parser import parse_html
+from tests.doubles.telegram_server.server import TelegramServer
+from tests.doubles.telegram_server.state import BotInfo, Chat, StoredMessage
 
 TOKEN = "123456:TEST-token"
 NOW = datetime(2026, 11, 20, 13, 30, tzinfo=UTC)
