@@ -215,6 +215,13 @@ class MatrixWorld:
             e["content"]["m.relates_to"]["key"] for e in chunk if e["sender"] == self.bot.user_id
         }
 
+    async def bot_membership(self, room: str) -> str | None:
+        """The bot's membership in a room: "invite", "join", "leave", or None if never asked in."""
+        path = f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.member/"
+        state = await self.get(path + quote(self.bot.user_id))
+        membership = state.get("membership")
+        return str(membership) if membership else None
+
     async def thread(self, room: str, root: str) -> list[dict[str, Any]]:
         base = f"/_matrix/client/v1/rooms/{quote(room)}/relations/{quote(root)}"
         chunk = (await self.get(f"{base}/m.thread?limit=100&dir=f"))["chunk"]

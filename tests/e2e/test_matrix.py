@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -228,14 +227,7 @@ async def test_foreign_invites_are_declined_and_encrypted_rooms_warned_about(
         owner = world.users["duty"]
         foreign = synapse.create_room(owner.access_token, "Чужая", invite=[world.bot.user_id])
 
-        async def membership(room: str) -> str | None:
-            state = await world.get(
-                f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.member/"
-                f"{quote(world.bot.user_id)}"
-            )
-            return state.get("membership")
-
-        await eventually(lambda: _is(membership(foreign), "leave"))
+        await eventually(lambda: _is(world.bot_membership(foreign), "leave"))
 
         # A configured room that is encrypted: the bot says so in the log at start. The bot
         # is stopped first: running with the old config, it would rightly decline the invite.
@@ -246,7 +238,26 @@ async def test_foreign_invites_are_declined_and_encrypted_rooms_warned_about(
         world.rooms["coordination"] = secret
         with caplog.at_level(logging.WARNING, logger="handlers.matrix.adapter"):
             await world.start_bot()
-        assert await membership(secret) == "join"
+        assert await world.bot_membership(secret) == "join"
         assert any(
             "encrypted" in r.getMessage() and secret in r.getMessage() for r in caplog.records
         )
+
+
+async def test_a_configured_room_is_joined_when_its_invite_comes_after_the_start(
+    synapse: SynapseServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with matrix_world(synapse, tmp_path) as world:
+        owner = world.users["duty"]
+        late = synapse.create_room(owner.access_token, "Поздняя")  # the bot is not invited yet
+        world.rooms["coordination"] = late
+        await world.stop_bot()
+        with caplog.at_level(logging.WARNING, logger="handlers.matrix.adapter"):
+            await world.start_bot()
+        assert any(
+            "cannot join" in r.getMessage() and late in r.getMessage() for r in caplog.records
+        )
+
+        synapse.invite(owner.access_token, late, world.bot.user_id)
+
+        await eventually(lambda: _is(world.bot_membership(late), "join"))
