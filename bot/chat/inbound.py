@@ -151,13 +151,18 @@ class Inbound:
     ) -> MessageRef | None:
         """What a message of ours in this chat is about; None when it is not ours or no card,
         draft or prompt. `wait`: the outbox may not have recorded it yet (a quick reaction)."""
+        busy = wait
         for _ in range(REF_WAIT_STEPS if wait else 1):
             ref = await self._cases.ref_of(where.transport, where.chat, message_id)
             if ref is not None:
                 return parse_ref(ref)
-            if not wait or not await self._cases.chat_busy(where.transport, where.chat):
+            if not busy:
                 return None
-            await asyncio.sleep(REF_WAIT_STEP_S)
+            # Read after the ref: a delivery settled in between has recorded it by now, so
+            # one more look follows before giving up on a chat that has gone idle.
+            busy = await self._cases.chat_busy(where.transport, where.chat)
+            if busy:
+                await asyncio.sleep(REF_WAIT_STEP_S)
         return None
 
     # --- presses ------------------------------------------------------------------------

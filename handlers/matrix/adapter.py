@@ -25,7 +25,7 @@ from bot.settings.config import Config
 from bot.settings.connections import MatrixConfig
 from handlers.matrix import commands, reactions, replies
 from handlers.matrix.commands import MAX_COMMAND
-from handlers.matrix.context import TRANSPORT, Event, MatrixContext, where
+from handlers.matrix.context import TRANSPORT, Event, MatrixContext
 from handlers.matrix.render import MatrixRenderer
 from handlers.matrix.transport import DELIVERY_CLIENT_CONFIG, MatrixTransport
 
@@ -65,12 +65,13 @@ class MatrixAdapter:
         return client
 
     async def start(self, services: ChatServices) -> None:
-        ctx = MatrixContext.of(services)
+        ctx = MatrixContext.of(services, self.transport.ref_of_sent)
         since = await ctx.cases.recall(self._since_key)
         for room_id in self._rooms:
             joined = await self.client.join(room_id)
             if isinstance(joined, JoinError):
-                log.warning("matrix: cannot join %s: %s", room_id, joined.message)
+                # Joined when the invite comes in through the sync (_answer_invites).
+                log.warning("matrix: cannot join %s yet: %s", room_id, joined.message)
         self._task = asyncio.create_task(self._sync_forever(ctx, since), name="matrix-sync")
 
     async def stop(self) -> None:
@@ -96,6 +97,9 @@ class MatrixAdapter:
                 log.warning("matrix: sync error %s; retrying", response.message)
                 await asyncio.sleep(2)
                 continue
+            # An invite to a configured room is answered even on a first start: the join at
+            # start fails while an invite is still on its way, and it arrives here.
+            await self._answer_invites(response)
             if since is not None:  # a first start has no history to act on: only take a token
                 await self._handle(ctx, response)
             if first:
@@ -115,12 +119,16 @@ class MatrixAdapter:
                     room_id,
                 )
 
-    async def _handle(self, ctx: MatrixContext, response: SyncResponse) -> None:
+    async def _answer_invites(self, response: SyncResponse) -> None:
         for room_id in response.rooms.invite:
             if room_id in self._rooms:
-                await self.client.join(room_id)
+                joined = await self.client.join(room_id)
+                if isinstance(joined, JoinError):
+                    log.warning("matrix: cannot join %s: %s", room_id, joined.message)
             else:
                 await self.client.room_leave(room_id)  # declines the invite
+
+    async def _handle(self, ctx: MatrixContext, response: SyncResponse) -> None:
         for room_id, room in response.rooms.join.items():
             if room_id not in self._rooms:
                 continue
@@ -149,7 +157,7 @@ class MatrixAdapter:
         if not body:
             return
         root = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
-        about = await ctx.inbound.our_message(where(room_id), str(root)) if root else None
+        about = await ctx.our_message(room_id, str(root)) if root else None
         # Work in a card's thread first; what is not (a command, or chat) goes on.
         if (
             root is not None

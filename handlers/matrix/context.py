@@ -3,17 +3,21 @@ they share: a room as a destination, a sender as an actor, an event's answer key
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.cases.service import CaseService
 from bot.chat.inbound import Answer, ChatServices, Inbound
 from bot.messages.outbox import Destination
+from bot.messages.views import MessageRef, parse_ref
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
 TRANSPORT = "matrix"
 Event = dict[str, Any]  # an event's JSON as the homeserver sent it
+# The ref_key of a message the transport has just sent, by room and event id (or None).
+JustSent = Callable[[str, str], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +25,21 @@ class MatrixContext:
     inbound: Inbound
     cases: CaseService
     directory: Directory
+    just_sent: JustSent
 
     @classmethod
-    def of(cls, services: ChatServices) -> MatrixContext:
-        return cls(services.inbound, services.cases, services.directory)
+    def of(cls, services: ChatServices, just_sent: JustSent) -> MatrixContext:
+        return cls(services.inbound, services.cases, services.directory, just_sent)
+
+    async def our_message(
+        self, room_id: str, event_id: str, wait: bool = False
+    ) -> MessageRef | None:
+        """What a message of ours is about, also while its delivery is still under way (the
+        transport knows the id before the outbox has recorded it)."""
+        sent = self.just_sent(room_id, event_id)
+        if sent is not None:
+            return parse_ref(sent)
+        return await self.inbound.our_message(where(room_id), event_id, wait=wait)
 
     def actor(self, event: Event) -> Actor:
         # Rights come from the config's staff list, never from power levels.

@@ -54,7 +54,7 @@ async def on_reaction(ctx: MatrixContext, room_id: str, event: Event, relation: 
     """A reaction under one of our cards or drafts, as the press of the button it stands for."""
     here = where(room_id)
     reacted = str(relation.get("event_id"))
-    about = await ctx.inbound.our_message(here, reacted, wait=True)
+    about = await ctx.our_message(room_id, reacted, wait=True)
     key = str(relation.get("key", ""))
     if about is None:
         return

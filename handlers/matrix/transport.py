@@ -53,6 +53,9 @@ MESSAGE = "m.room.message"
 REACTION = "m.reaction"
 IMAGE = "m.image"
 UPLOADS_REMEMBERED = 32  # pictures whose mxc:// URI is reused for the next room
+# Messages sent whose ids the outbox may not have recorded yet (it does once the reactions are
+# added too); far more than can be in flight at once, one per room.
+SENT_REMEMBERED = 256
 EDIT_MARK = "* "  # the fallback body of an edit, for clients that do not show edits
 REACTING_VIEWS = ("card", "draft")  # views whose buttons are reactions
 RELATIONS_PAGE = 100
@@ -118,6 +121,31 @@ class MatrixTransport:
         self.renderer = renderer
         self._uploaded: dict[str, str] = {}  # blob sha256 -> mxc:// URI, newest last
         self._upload_lock = asyncio.Lock()
+        # What the outbox records once a delivery is settled, known as soon as it is sent:
+        # (room, event id) -> ref_key, newest last, and the latest event of each ref_key.
+        self._sent: dict[tuple[str, str], str] = {}
+        self._latest: dict[tuple[str, str], str] = {}
+
+    def ref_of_sent(self, room: str, event: str) -> str | None:
+        """The ref_key of a message this process has just sent. A person may react to it (or
+        write in its thread) before its delivery is settled and the outbox records the id:
+        adding a card's reactions takes a round trip each, longer on a loaded server. As in
+        the outbox's records, only the latest message sent under a ref_key stands for it."""
+        ref_key = self._sent.get((room, event))
+        if ref_key is None or self._latest.get((room, ref_key)) != event:
+            return None
+        return ref_key
+
+    def _remember_sent(self, item: OutboxItem, event: str) -> None:
+        if not item.ref_key:
+            return
+        if len(self._sent) >= SENT_REMEMBERED:
+            (room, oldest), ref_key = next(iter(self._sent.items()))
+            del self._sent[(room, oldest)]
+            if self._latest.get((room, ref_key)) == oldest:
+                del self._latest[(room, ref_key)]
+        self._sent[(item.chat, event)] = item.ref_key
+        self._latest[(item.chat, item.ref_key)] = event
 
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         try:
@@ -145,6 +173,7 @@ class MatrixTransport:
             if relation is not None:
                 content["m.relates_to"] = relation
         sent = await self._send(item.chat, MESSAGE, content, transaction_id(item.idempotency_key))
+        self._remember_sent(item, sent)  # before the reactions that invite a press
         reactions = await self._add_reactions(item, sent, rendered.reactions)
         return DeliveryResult(sent, {"reactions": reactions})
 

@@ -24,6 +24,11 @@ from handlers.matrix.adapter import MatrixAdapter
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import MatrixUser, SynapseServer
 
+# Generous bounds for a condition on a loaded 2-core CI: tests wait for what they need, never
+# a fixed time, and only a real failure takes this long.
+PATIENCE_S = 30.0
+START_PATIENCE_S = 60.0  # a first sync, with the joins before it
+
 STAFF = (
     ("spec", "Анна Иванова", "housing: [specialist]"),
     ("appr", "Вера Петрова", "housing: [approver]"),
@@ -113,7 +118,7 @@ class MatrixWorld:
         config = self.config()
         app = App(config, load_playbook(config.playbooks.path), SystemClock())
         await app.start()
-        await asyncio.wait_for(matrix_adapter(app).synced.wait(), 20)
+        await synced(app)
         self.app = app
         return app
 
@@ -210,6 +215,13 @@ class MatrixWorld:
             e["content"]["m.relates_to"]["key"] for e in chunk if e["sender"] == self.bot.user_id
         }
 
+    async def bot_membership(self, room: str) -> str | None:
+        """The bot's membership in a room: "invite", "join", "leave", or None if never asked in."""
+        path = f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.member/"
+        state = await self.get(path + quote(self.bot.user_id))
+        membership = state.get("membership")
+        return str(membership) if membership else None
+
     async def thread(self, room: str, root: str) -> list[dict[str, Any]]:
         base = f"/_matrix/client/v1/rooms/{quote(room)}/relations/{quote(root)}"
         chunk = (await self.get(f"{base}/m.thread?limit=100&dir=f"))["chunk"]
@@ -225,7 +237,7 @@ class MatrixWorld:
         ]
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
+async def eventually(probe: Callable[[], Awaitable[Any]], within: float = PATIENCE_S) -> Any:
     """Poll our own state or the homeserver until `probe` returns something truthy."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -249,6 +261,11 @@ async def matrix_world(
     finally:
         await world.stop_bot()
         await world.close()
+
+
+async def synced(app: App) -> None:
+    """Wait for the app's first Matrix sync: events sent before it are history, not work."""
+    await asyncio.wait_for(matrix_adapter(app).synced.wait(), START_PATIENCE_S)
 
 
 def matrix_adapter(app: App) -> MatrixAdapter:

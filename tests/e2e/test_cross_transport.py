@@ -12,7 +12,7 @@ from bot.model import CaseState
 from bot.settings.config import load_config
 from bot.settings.playbook import load_playbook
 from handlers.app import App
-from tests.doubles.matrix_world import MatrixWorld, eventually
+from tests.doubles.matrix_world import PATIENCE_S, MatrixWorld, eventually, synced
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import SynapseServer
 from tests.doubles.telegram_server.flood import Limits
@@ -73,6 +73,7 @@ async def test_an_action_in_telegram_shows_in_matrix_and_back(
     config = load_config(path, env={})
     app = App(config, load_playbook(config.playbooks.path), SystemClock())
     await app.start()
+    await synced(app)  # the reaction below must not land in the sync that only takes a token
     matrix.app = app
     room = matrix.rooms["housing"]
     try:
@@ -88,7 +89,7 @@ async def test_an_action_in_telegram_shows_in_matrix_and_back(
 
         # Taken in Telegram: the Matrix card names who took it.
         query = telegram.press_button(chat, tg_card, anna, button_text="Взять")
-        await telegram.wait_answer(query, timeout=10)
+        await telegram.wait_answer(query, timeout=PATIENCE_S)
 
         async def matrix_shows_assignee() -> bool:
             return "Анна Иванова" in await matrix.current_text(room, mx_card)
@@ -98,7 +99,8 @@ async def test_an_action_in_telegram_shows_in_matrix_and_back(
         # Released in Matrix: the Telegram card offers "Взять" again.
         await matrix.react("spec", room, mx_card, "👋")
         await telegram.wait_for(
-            lambda: "никто не взял" in (telegram.message(chat, tg_card).text or ""), timeout=15
+            lambda: "никто не взял" in (telegram.message(chat, tg_card).text or ""),
+            timeout=PATIENCE_S,
         )
         case = await app.cases.get(case_id)
         assert case is not None and case.state is CaseState.NEW
@@ -112,7 +114,7 @@ async def test_an_action_in_telegram_shows_in_matrix_and_back(
                 and "отправлен на согласование" in (m.text or "")
                 for m in telegram.messages(chat)
             ),
-            timeout=15,
+            timeout=PATIENCE_S,
         )
 
         async def matrix_shows_draft() -> bool:
@@ -130,7 +132,7 @@ async def test_an_action_in_telegram_shows_in_matrix_and_back(
                 and draft in (m.text or "")
                 for m in telegram.messages(chat)
             ),
-            timeout=15,
+            timeout=PATIENCE_S,
         )
 
         async def matrix_answered() -> bool:

@@ -20,7 +20,7 @@ from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH
 from store.db import Database
 from store.models import OutboxRow
 from tests.bot.reports.test_digest import Seeder
-from tests.doubles.matrix_world import MatrixWorld, eventually, matrix_adapter
+from tests.doubles.matrix_world import PATIENCE_S, MatrixWorld, eventually, synced
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import SynapseServer
 from tests.doubles.telegram_server.flood import Limits
@@ -119,7 +119,7 @@ async def test_evening_digest_reaches_telegram_and_matrix_once(
             sent = [m for m in telegram.messages(leaders) if m.from_user and m.from_user.is_bot]
             return len(sent) >= 2
 
-        await telegram.wait_for(leaders_got_both, timeout=20)
+        await telegram.wait_for(leaders_got_both, timeout=PATIENCE_S)
         photo, text = [m for m in telegram.messages(leaders) if m.from_user and m.from_user.is_bot]
         assert photo.photo_bytes is not None
         assert png_size(photo.photo_bytes) == (CHART_WIDTH, CHART_HEIGHT)
@@ -133,7 +133,7 @@ async def test_evening_digest_reaches_telegram_and_matrix_once(
             events = await matrix.bot_messages(room)
             return events if len(events) >= 2 else None
 
-        image, body = await eventually(matrix_got_both, within=20)
+        image, body = await eventually(matrix_got_both)
         assert image["content"]["msgtype"] == "m.image"
         assert str(image["content"]["url"]).startswith("mxc://")
         assert "Сводка за" in body["content"]["body"]
@@ -149,19 +149,19 @@ async def test_evening_digest_reaches_telegram_and_matrix_once(
             ]
             return replies[-1] if replies else None
 
-        await telegram.wait_for(lambda: bool(answered(boss.id) and answered(anna.id)), 10)
+        await telegram.wait_for(lambda: bool(answered(boss.id) and answered(anna.id)), PATIENCE_S)
         assert (answered(boss.id) or "").startswith("📊 Сводка за")
         assert answered(anna.id) == "Нет прав на это действие."
 
         # !digest in Matrix: the same answer, in the room it was asked in.
-        await matrix_adapter(app).synced.wait()
+        await synced(app)
         await matrix.say("duty", room, "!digest")
 
         async def matrix_answer() -> str | None:
             events = await matrix.bot_messages(room)
             return str(events[2]["content"]["body"]) if len(events) >= 3 else None
 
-        assert "Сводка за" in await eventually(matrix_answer, within=20)
+        assert "Сводка за" in await eventually(matrix_answer)
     finally:
         await app.stop()
 

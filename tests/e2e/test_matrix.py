@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
+from bot.messages.outbox import OutboxItem, OutboxOp
+from bot.messages.views import card_ref
 from bot.model import CaseState, EventKind, Outcome
+from handlers.matrix.transport import MatrixTransport
 from tests.doubles.matrix_world import eventually, matrix_world
 from tests.doubles.synapse import SynapseServer
 
@@ -80,6 +83,51 @@ async def test_card_take_draft_approve_publish_close(
         denied = [e for e in thread.events if e.kind == EventKind.DENIED]
         assert [e.actor for e in denied] == ["spec"]  # a specialist may not approve at all
         assert case.drafts[0].reviewer == "appr"
+
+
+async def test_a_reaction_before_the_outbox_records_the_card_is_not_lost(
+    synapse: SynapseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The card's delivery is held after the message is sent, while its reactions would be
+    # added: a quick person reacts before the outbox has recorded the card's event id.
+    held = asyncio.Event()
+    add_reactions = MatrixTransport._add_reactions
+
+    async def held_card(
+        transport: MatrixTransport, item: OutboxItem, target: str, keys: list[str]
+    ) -> dict[str, str]:
+        if item.op is OutboxOp.POST and item.payload.get("view") == "card":
+            await held.wait()
+        return await add_reactions(transport, item, target, keys)
+
+    monkeypatch.setattr(MatrixTransport, "_add_reactions", held_card)
+    async with matrix_world(synapse, tmp_path) as world:
+        app = world.app
+        assert app is not None
+        room = world.rooms["housing"]
+        try:
+            case_id = await world.open_case()
+
+            async def posted() -> str | None:
+                for event in await world.bot_messages(room):
+                    if f"Кейс #{case_id}" in event["content"]["body"]:
+                        return str(event["event_id"])
+                return None
+
+            card = await eventually(posted)
+            await world.react("spec", room, card, "✋")
+
+            async def taken() -> bool:
+                case = await app.cases.get(case_id)
+                return case is not None and case.state is CaseState.TAKEN
+
+            await eventually(taken)
+            async with app.database.uow() as uow:  # the race was really forced
+                assert await uow.refs.get("matrix", room, card_ref(case_id, "housing")) is None
+        finally:
+            held.set()
+        assert await world.card_event(case_id) == card
+        await eventually(lambda: _contains(world.current_text(room, card), "Анна Иванова"))
 
 
 async def test_reroute_commands_strangers_and_restart(
@@ -168,6 +216,10 @@ async def _contains(text: object, part: str) -> bool:
     return part in await text  # type: ignore[misc]
 
 
+async def _is(value: object, expected: object) -> bool:
+    return await value == expected  # type: ignore[misc]
+
+
 async def test_foreign_invites_are_declined_and_encrypted_rooms_warned_about(
     synapse: SynapseServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -175,23 +227,37 @@ async def test_foreign_invites_are_declined_and_encrypted_rooms_warned_about(
         owner = world.users["duty"]
         foreign = synapse.create_room(owner.access_token, "Чужая", invite=[world.bot.user_id])
 
-        async def declined() -> bool:
-            state = await world.get(
-                f"/_matrix/client/v3/rooms/{quote(foreign)}/state/m.room.member/"
-                f"{quote(world.bot.user_id)}"
-            )
-            return state.get("membership") == "leave"
+        await eventually(lambda: _is(world.bot_membership(foreign), "leave"))
 
-        await eventually(declined)
-
-        # A configured room that is encrypted: the bot says so in the log at start.
+        # A configured room that is encrypted: the bot says so in the log at start. The bot
+        # is stopped first: running with the old config, it would rightly decline the invite.
+        await world.stop_bot()
         secret = synapse.create_room(
             owner.access_token, "Секретная", encrypted=True, invite=[world.bot.user_id]
         )
         world.rooms["coordination"] = secret
+        with caplog.at_level(logging.WARNING, logger="handlers.matrix.adapter"):
+            await world.start_bot()
+        assert await world.bot_membership(secret) == "join"
+        assert any(
+            "encrypted" in r.getMessage() and secret in r.getMessage() for r in caplog.records
+        )
+
+
+async def test_a_configured_room_is_joined_when_its_invite_comes_after_the_start(
+    synapse: SynapseServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with matrix_world(synapse, tmp_path) as world:
+        owner = world.users["duty"]
+        late = synapse.create_room(owner.access_token, "Поздняя")  # the bot is not invited yet
+        world.rooms["coordination"] = late
         await world.stop_bot()
         with caplog.at_level(logging.WARNING, logger="handlers.matrix.adapter"):
             await world.start_bot()
         assert any(
-            "encrypted" in r.getMessage() and secret in r.getMessage() for r in caplog.records
+            "cannot join" in r.getMessage() and late in r.getMessage() for r in caplog.records
         )
+
+        synapse.invite(owner.access_token, late, world.bot.user_id)
+
+        await eventually(lambda: _is(world.bot_membership(late), "join"))

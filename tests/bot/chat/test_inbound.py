@@ -144,6 +144,22 @@ async def test_our_message_finds_what_a_message_id_stands_for(world: World) -> N
     assert await world.inbound.our_message(ROOM, "501", wait=True) is None  # idle chat: no wait
 
 
+async def test_our_message_is_found_when_its_delivery_settles_during_the_wait(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race seen on a loaded CI: the ref is read before the outbox commits it, the chat's
+    # backlog after, when the chat is idle again. One more look finds the message.
+    async def settled_meanwhile(transport: str, chat: str) -> bool:
+        async with world.database.uow() as uow:
+            await uow.refs.put(transport, chat, draft_ref(7, 1, "housing"), "$draft")
+            await uow.commit()
+        return False
+
+    monkeypatch.setattr(world.cases, "chat_busy", settled_meanwhile)
+    found = await world.inbound.our_message(ROOM, "$draft", wait=True)
+    assert found == MessageRef(RefKind.DRAFT, 7, version=1)
+
+
 # --- presses -------------------------------------------------------------------------------
 
 
