@@ -25,8 +25,14 @@ _TALLY = {
 
 
 async def record_author(uow: UnitOfWork, mention: Mention, now: datetime) -> Author:
-    """The one author behind every identity the source gives; authors the source links
-    (same e-mail, phone or linked profile) are merged into one card."""
+    """The mention's author card with the mention counted on it."""
+    return await count_mention(uow, await author_of(uow, mention, now), mention, now)
+
+
+async def author_of(uow: UnitOfWork, mention: Mention, now: datetime) -> Author:
+    """The one author behind every identity the source gives, as the card stood before this
+    mention; authors the source links (same e-mail, phone or linked profile) are merged into
+    one card, and a new card is made for a stranger."""
     identities = (mention.author, *mention.linked)
     owners = await uow.links.authors_of([(i.channel, i.external_id) for i in identities])
     for gone in owners[1:]:
@@ -41,6 +47,12 @@ async def record_author(uow: UnitOfWork, mention: Mention, now: datetime) -> Aut
                 first_seen_at=now,
             )
         )
+    return author
+
+
+async def count_mention(uow: UnitOfWork, author: Author, mention: Mention, now: datetime) -> Author:
+    """Count the mention on its author's card, with the identities it brought."""
+    identities = (mention.author, *mention.linked)
     tally = _TALLY[mention.sentiment or Sentiment.NEUTRAL]
     known = {(i.channel, i.external_id) for i in author.identities}
     new_identities = tuple(i for i in identities if (i.channel, i.external_id) not in known)
@@ -52,6 +64,15 @@ async def record_author(uow: UnitOfWork, mention: Mention, now: datetime) -> Aut
     )
     await uow.authors.save(author)
     return author
+
+
+def recount(author: Author, before: Sentiment | None, after: Sentiment) -> Author:
+    """The card once one of its mentions changed sentiment (a staff correction)."""
+    was, now = _TALLY[before or Sentiment.NEUTRAL], _TALLY[after]
+    if was == now:
+        return author
+    author = replace(author, **{was: max(0, getattr(author, was) - 1)})
+    return replace(author, **{now: getattr(author, now) + 1})
 
 
 class AuthorLabels:
