@@ -338,6 +338,8 @@ class Inbound:
             case "case":
                 words = args.split(maxsplit=1)
                 return await answers.case(actor, case_number(words[0] if words else None))
+            case "negative":
+                return await answers.negative(actor, args)
             case "merge":
                 words = args.split()
                 keep, gone = (case_number(w) for w in [*words, "", ""][:2])

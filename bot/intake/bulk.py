@@ -111,7 +111,6 @@ class BulkIntake:
         seen: set[tuple[str, str]] = set()
         for i, mention in enumerate(mentions):
             mention = self._intake.prepare(mention)  # the classifier, if the source gave none
-            mention = self._intake.official(mention)  # official sources and accounts
             prepared.append(mention)
             key = (mention.source, mention.external_id)
             if key in seen:
@@ -119,12 +118,13 @@ class BulkIntake:
                 continue
             seen.add(key)
             if not open_cases:
+                mention = self._intake.official(mention)  # official sources and accounts
                 unopened += mention.sentiment is Sentiment.NEGATIVE
                 planned.append(_Planned(i, mention, mention.codes, None))
                 continue
             # Routed here, out of the transaction; again inside it for authors with labels.
-            decision, opening = self._intake.decide(mention)
-            planned.append(_Planned(i, mention, decision.codes, opening))
+            mention, opening = self._intake.plan(mention)
+            planned.append(_Planned(i, mention, mention.codes, opening))
 
         stored, cases = await self._store(planned, open_cases)
         for entry in planned:

@@ -13,12 +13,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from bot.model import AuthorLabel, Mention, Sentiment, SentimentSource
+from bot.settings.config import Config
 
 
 @dataclass(frozen=True, slots=True)
 class Officials:
     sources: frozenset[str] = frozenset()  # source names, as Mention.source
     identities: frozenset[tuple[str, str]] = frozenset()  # (channel, external id)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Officials:
+        return cls(config.official_sources, config.official_identities)
 
     def speaks_for(self, mention: Mention, labels: Iterable[AuthorLabel] = ()) -> bool:
         """Whether the mention is official information (staff corrections aside)."""
