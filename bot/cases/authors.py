@@ -17,6 +17,9 @@ from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.routing_rules import AuthorLabelsConfig
 from bot.staff.rights import Actor
 
+# Who may say an author speaks officially (their mentions then never open a case).
+_LABELLERS = frozenset({GlobalRole.ADMIN, GlobalRole.DUTY})
+
 _TALLY = {
     Sentiment.NEGATIVE: "negative_count",
     Sentiment.NEUTRAL: "neutral_count",
@@ -103,6 +106,31 @@ class AuthorLabels:
         if labels != set(author.labels):
             author = replace(author, labels=frozenset(labels))
             await uow.authors.save(author)
+        return author
+
+    async def mark_official(
+        self, case_id: int, official: bool, actor: Actor
+    ) -> Author | DomainError | None:
+        """/official N: the author of case N speaks officially (or no longer does); their
+        mentions are then stored as information, never as complaints. Administrators and the
+        duty officer only. None: no such case."""
+        if not actor.global_roles & _LABELLERS:
+            return NoRight(action="official", department="*")
+        async with self._uow() as uow:
+            firsts = await uow.mentions.first_of_cases([case_id])
+            mention = firsts.get(case_id)
+            author = (
+                await uow.authors.get(mention.author_id) if mention and mention.author_id else None
+            )
+            if author is None:
+                return None
+            labels = author.labels | {AuthorLabel.OFFICIAL}
+            if not official:
+                labels = author.labels - {AuthorLabel.OFFICIAL}
+            if labels != author.labels:
+                author = replace(author, labels=labels)
+                await uow.authors.save(author)
+                await uow.commit()
         return author
 
     async def merge(self, keep: int, gone: int, actor: Actor) -> DomainError | None:

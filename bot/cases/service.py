@@ -216,6 +216,12 @@ class CaseService:
         self._on_outbox()
         return Promotion(case, opened=True)
 
+    async def mark_official(
+        self, case_id: int, official: bool, actor: Actor
+    ) -> Author | DomainError | None:
+        """/official N [off]: the author of case N speaks officially, or no longer does."""
+        return await self._authors.mark_official(case_id, official, actor)
+
     async def merge_authors(self, keep: int, gone: int, actor: Actor) -> DomainError | None:
         """An administrator's merge of two author cards (the same person on two channels)."""
         return await self._authors.merge(keep, gone, actor)

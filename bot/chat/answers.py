@@ -28,6 +28,7 @@ COMMANDS = (
     "case",
     "escalate",
     "negative",
+    "official",
     "duty",
     "help",
     "whoami",
@@ -148,6 +149,20 @@ class Answers:
             return notice_view("ui.unknown_mention", reference=reference.strip())
         key = "ui.marked_negative" if result.opened else "ui.already_a_case"
         return notice_view(key, case_id=result.case.id)
+
+    async def official(self, actor: Actor, case_id: int | None, official: bool) -> View:
+        """/official N [off]: the author of case N speaks officially (administrators, duty)."""
+        if not actor.is_staff:
+            return notice_view("ui.not_staff")
+        if case_id is None:
+            return notice_view("ui.usage_official")
+        result = await self._cases.mark_official(case_id, official, actor)
+        if result is None:
+            return notice_view("error.unknown_case", case_id=case_id)
+        if isinstance(result, DomainError):
+            return refusal_view(result)
+        key = "ui.official_set" if official else "ui.official_unset"
+        return notice_view(key, name=result.display_name)
 
     async def merge(self, actor: Actor, keep: int | None, gone: int | None) -> View:
         """/merge A B: author card B becomes part of A (administrators only)."""

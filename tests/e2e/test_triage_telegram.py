@@ -105,3 +105,32 @@ async def test_not_negative_on_a_card_rewrites_the_sentiment_and_the_crisis_coun
             (mention.id, Sentiment.NEUTRAL, "housing", "spec")
         ]
         assert corrections[0].text == COMPLAINT
+
+
+async def test_staff_mark_an_author_official_and_their_news_opens_no_case(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:
+        case_id = await world.open_case("Авария на теплосети, отопления не будет", author="tsk")
+
+        refused = world.say("spec", world.housing, f"/official {case_id}", thread=world.topic)
+        assert "Нет прав" in ((await world.answer_to(refused)).text or "")
+        ask = world.say("duty", world.coordination, f"/official {case_id}")
+        assert "официальный источник" in ((await world.answer_to(ask)).text or "")
+
+        news = await world.app.intake.receive(
+            Mention(
+                source="vk",
+                external_id="news-1",
+                text="Авария на теплосети устранена не будет до вечера, отопления нет",
+                author=Identity("vk", "tsk", "Теплосеть"),
+                received_at=datetime.now(UTC),
+                sentiment=Sentiment.NEGATIVE,
+            )
+        )
+        assert news.case is None and news.mention is not None
+        assert news.mention.sentiment is Sentiment.NEUTRAL
+        assert news.mention.sentiment_source is SentimentSource.RULE
+
+        undo = world.say("duty", world.coordination, f"/official {case_id} off")
+        assert "больше не" in ((await world.answer_to(undo)).text or "")

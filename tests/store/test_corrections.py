@@ -58,8 +58,7 @@ async def test_corrections_are_recorded_and_listed(database: Database) -> None:
         later = await uow.mentions.corrections(T0 + timedelta(minutes=90))
         plain = await uow.mentions.get(untouched.id or 0)
     assert [
-        (c.mention_id, c.text, c.language, c.sentiment, c.department, c.by)
-        for c in corrections
+        (c.mention_id, c.text, c.language, c.sentiment, c.department, c.by) for c in corrections
     ] == [
         (second.id, "Ужасно рад новому парку", "ru", Sentiment.NEUTRAL, None, "spec"),
         (first.id, "Автобус опять не пришёл", "ru", Sentiment.NEGATIVE, "transport", "duty"),
