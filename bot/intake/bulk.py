@@ -6,6 +6,10 @@ authors are resolved and written with a few statements, its mentions go in with 
 multi-row INSERT, and the cases they open or join with a few more (bot/cases/grouping.py, the
 one place that groups related mentions for both paths), all in one transaction.
 
+Routing needs the author's labels (rules on author_labels, official authors): the batch is
+routed before the transaction, and again inside it for the mentions of authors whose stored
+cards have labels, as the single path routes with the card it reads.
+
 The result is the one the single path gives: one author card per person (identities linked by
 e-mail or phone merge cards), counts and last-seen moved on, labels from the playbook's
 thresholds, (source, external_id) stored once.
