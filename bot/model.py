@@ -126,6 +126,9 @@ class AuthorLabel(StrEnum):
     SYSTEMATIC_CRITIC = "systematic_critic"
     OPINION_LEADER = "opinion_leader"
     DO_NOT_ENGAGE = "do_not_engage"
+    # Speaks for the organisation or an authority: its mentions are information, never a
+    # complaint, unless staff say otherwise (bot/intake/official.py).
+    OFFICIAL = "official"
 
 
 class DeptRole(StrEnum):
@@ -273,3 +276,4 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"  # the SLA engine chased someone (payload: level, repeat, auto)
     REMINDED = "reminded"  # an SLA reminder or breach notice went out
     FOLLOW_UP_ASKED = "follow_up_asked"  # the bot asked to show the result
+    MARKED_NEGATIVE = "marked_negative"  # staff opened it from a missed mention (/negative)

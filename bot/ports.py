@@ -12,7 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
-from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention
+from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention, Sentiment
 
 # The unit of work names every capability's records, so it would import every layer above it
 # (pyproject.toml's import-linter layers): it names them for the type checker only, and at
@@ -63,6 +63,19 @@ class AuthorTally:
     labels: frozenset[AuthorLabel] | None = None  # None: unchanged
 
 
+@dataclass(frozen=True, slots=True)
+class SentimentCorrection:
+    """A mention whose sentiment staff set: a training example for the organisation's model."""
+
+    mention_id: int
+    text: str
+    language: str | None
+    sentiment: Sentiment
+    department: str | None  # of the mention's case; None: it has none
+    by: str  # staff id
+    at: datetime
+
+
 class CaseRepository(Protocol):
     async def add(self, case: Case) -> Case: ...
     async def add_many(self, cases: Sequence[Case]) -> list[Case]:
@@ -103,6 +116,20 @@ class MentionRepository(Protocol):
         ...
 
     async def first_of_cases(self, case_ids: Sequence[int]) -> dict[int, Mention]: ...
+    async def get(self, mention_id: int) -> Mention | None: ...
+    async def find_by_url(self, url: str) -> Mention | None:
+        """The first mention stored with this URL."""
+        ...
+
+    async def correct_sentiment(
+        self, mention_ids: Sequence[int], sentiment: Sentiment, by: str, at: datetime
+    ) -> None:
+        """Staff set these mentions' sentiment (SentimentSource.STAFF), recording who and when."""
+        ...
+
+    async def corrections(self, since: datetime) -> list[SentimentCorrection]:
+        """Mentions whose sentiment staff set since `since`, oldest correction first."""
+        ...
 
     # Bulk intake (imports, API batches): a batch costs a handful of statements.
     async def reserve(self) -> None:

@@ -24,6 +24,7 @@ from bot.crisis.service import CrisisService
 from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
+from bot.intake.official import Officials
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.messages.delivery import OutboxWorker, RetryPolicy
@@ -118,10 +119,6 @@ class App:
             translate=self.texts.t,
         )
         self.digest_jobs = DigestJobs(self.digests, self.texts, config.digest)
-        self.answers = Answers(
-            self.cases, self.directory, self.texts, self.crises, digests=self.digests
-        )
-        self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts)
         self.intake = MentionIntake(
             self.cases,
             playbook,
@@ -130,7 +127,17 @@ class App:
             self._mention_received,
             classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
             lemmatiser=Lemmatiser(),
+            officials=Officials.from_config(config),
         )
+        self.answers = Answers(
+            self.cases,
+            self.directory,
+            self.texts,
+            self.crises,
+            digests=self.digests,
+            intake=self.intake,
+        )
+        self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts)
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self.sla = SlaService(
             self.database.uow,

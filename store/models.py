@@ -162,6 +162,8 @@ class MentionRow(Base):
         Index("ix_mentions_url", "url"),
         # Crisis mode counts negative mentions per sliding window (store/repos/crises.py).
         Index("ix_mentions_negative_window", "sentiment", "received_at", "case_id"),
+        # Staff corrections since a moment: the examples a retraining learns from.
+        Index("ix_mentions_sentiment_at", "sentiment_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -179,6 +181,9 @@ class MentionRow(Base):
     sentiment: Mapped[str] = mapped_column(String(16))
     sentiment_source: Mapped[str] = mapped_column(String(16))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
+    # Who corrected the sentiment, and when: set only by staff ("Не негатив", /negative).
+    sentiment_by: Mapped[str | None] = mapped_column(String(128))
+    sentiment_at: Mapped[datetime | None]
     reach: Mapped[int] = mapped_column(BigInteger, default=0)
     codes: Mapped[list[Any]] = mapped_column(default=list)
     story_id: Mapped[str | None] = mapped_column(String(256))

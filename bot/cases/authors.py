@@ -17,6 +17,9 @@ from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.routing_rules import AuthorLabelsConfig
 from bot.staff.rights import Actor
 
+# Who may say an author speaks officially (their mentions then never open a case).
+_LABELLERS = frozenset({GlobalRole.ADMIN, GlobalRole.DUTY})
+
 _TALLY = {
     Sentiment.NEGATIVE: "negative_count",
     Sentiment.NEUTRAL: "neutral_count",
@@ -25,8 +28,14 @@ _TALLY = {
 
 
 async def record_author(uow: UnitOfWork, mention: Mention, now: datetime) -> Author:
-    """The one author behind every identity the source gives; authors the source links
-    (same e-mail, phone or linked profile) are merged into one card."""
+    """The mention's author card with the mention counted on it."""
+    return await count_mention(uow, await author_of(uow, mention, now), mention, now)
+
+
+async def author_of(uow: UnitOfWork, mention: Mention, now: datetime) -> Author:
+    """The one author behind every identity the source gives, as the card stood before this
+    mention; authors the source links (same e-mail, phone or linked profile) are merged into
+    one card, and a new card is made for a stranger."""
     identities = (mention.author, *mention.linked)
     owners = await uow.links.authors_of([(i.channel, i.external_id) for i in identities])
     for gone in owners[1:]:
@@ -41,6 +50,12 @@ async def record_author(uow: UnitOfWork, mention: Mention, now: datetime) -> Aut
                 first_seen_at=now,
             )
         )
+    return author
+
+
+async def count_mention(uow: UnitOfWork, author: Author, mention: Mention, now: datetime) -> Author:
+    """Count the mention on its author's card, with the identities it brought."""
+    identities = (mention.author, *mention.linked)
     tally = _TALLY[mention.sentiment or Sentiment.NEUTRAL]
     known = {(i.channel, i.external_id) for i in author.identities}
     new_identities = tuple(i for i in identities if (i.channel, i.external_id) not in known)
@@ -52,6 +67,15 @@ async def record_author(uow: UnitOfWork, mention: Mention, now: datetime) -> Aut
     )
     await uow.authors.save(author)
     return author
+
+
+def recount(author: Author, before: Sentiment | None, after: Sentiment) -> Author:
+    """The card once one of its mentions changed sentiment (a staff correction)."""
+    was, now = _TALLY[before or Sentiment.NEUTRAL], _TALLY[after]
+    if was == now:
+        return author
+    author = replace(author, **{was: max(0, getattr(author, was) - 1)})
+    return replace(author, **{now: getattr(author, now) + 1})
 
 
 class AuthorLabels:
@@ -82,6 +106,31 @@ class AuthorLabels:
         if labels != set(author.labels):
             author = replace(author, labels=frozenset(labels))
             await uow.authors.save(author)
+        return author
+
+    async def mark_official(
+        self, case_id: int, official: bool, actor: Actor
+    ) -> Author | DomainError | None:
+        """/official N: the author of case N speaks officially (or no longer does); their
+        mentions are then stored as information, never as complaints. Administrators and the
+        duty officer only. None: no such case."""
+        if not actor.global_roles & _LABELLERS:
+            return NoRight(action="official", department="*")
+        async with self._uow() as uow:
+            firsts = await uow.mentions.first_of_cases([case_id])
+            mention = firsts.get(case_id)
+            author = (
+                await uow.authors.get(mention.author_id) if mention and mention.author_id else None
+            )
+            if author is None:
+                return None
+            labels = author.labels | {AuthorLabel.OFFICIAL}
+            if not official:
+                labels = author.labels - {AuthorLabel.OFFICIAL}
+            if labels != author.labels:
+                author = replace(author, labels=labels)
+                await uow.authors.save(author)
+                await uow.commit()
         return author
 
     async def merge(self, keep: int, gone: int, actor: Actor) -> DomainError | None:

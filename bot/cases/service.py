@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.cases.authors import AuthorLabels, record_author
+from bot.cases.authors import AuthorLabels, author_of, count_mention
 from bot.cases.cards import Cards, first_mention
+from bot.cases.corrections import IntakePlan, Promotion, correct_sentiment
 from bot.cases.deadlines import DEFAULT_FOLLOW_UP, SlaPlanner, arm_cases
 from bot.cases.grouping import CaseOpener, CaseOpening, IntakeResult
 from bot.cases.lifecycle import (
@@ -42,6 +43,7 @@ from bot.model import (
     Case,
     DeptRole,
     Event,
+    EventKind,
     IgnoreReason,
     Mention,
     Sentiment,
@@ -55,7 +57,7 @@ from bot.ports import (
 )
 from bot.settings.routing_rules import RoutingConfig, RoutingDefault
 from bot.staff.directory import Directory
-from bot.staff.rights import Actor
+from bot.staff.rights import Actor, may_correct_sentiment
 
 # /status counts a case "at risk" when its current deadline is this close.
 AT_RISK_WITHIN = timedelta(minutes=30)
@@ -93,6 +95,7 @@ class CaseService:
         policy = policy or RoutingConfig(
             default=RoutingDefault(department=coordination or "coordination")
         )
+        self._default_department = policy.default.department
         self._replies = replies
         self._uow = uow_factory
         self._clock = clock
@@ -110,18 +113,28 @@ class CaseService:
 
     # --- intake -------------------------------------------------------------------------
 
-    async def intake(self, mention: Mention, opening: CaseOpening | None) -> IntakeResult:
+    async def intake(
+        self,
+        mention: Mention,
+        opening: CaseOpening | None = None,
+        *,
+        plan: IntakePlan | None = None,
+    ) -> IntakeResult:
         """Store a mention (once per source and external id) on its author's card; open a
-        case if asked, or join the open case it belongs to."""
+        case if asked, or join the open case it belongs to. With `plan`, intake decides inside
+        the transaction, knowing the author's labels (routing rules on author_labels, official
+        authors), and `opening` is not used."""
         for attempt in (1, 2):
             try:
-                return await self._intake_once(mention, opening)
+                return await self._intake_once(mention, opening, plan)
             except ConcurrentUpdate:  # the related case changed meanwhile: decide again
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def _intake_once(self, mention: Mention, opening: CaseOpening | None) -> IntakeResult:
+    async def _intake_once(
+        self, mention: Mention, opening: CaseOpening | None, plan: IntakePlan | None
+    ) -> IntakeResult:
         now = self._clock.now()
         mention = replace(
             mention,
@@ -132,7 +145,10 @@ class CaseService:
             existing = await uow.mentions.get_by_external(mention.source, mention.external_id)
             if existing is not None:
                 return IntakeResult(existing, None, duplicate=True)
-            author = await record_author(uow, mention, now)
+            author = await author_of(uow, mention, now)
+            if plan is not None:  # the labels the card has as the mention arrives
+                mention, opening = plan(mention, author.labels)
+            author = await count_mention(uow, author, mention, now)
             stored = await uow.mentions.add(replace(mention, author_id=author.id))
             if stored is None:  # a concurrent intake stored it first
                 return IntakeResult(None, None, duplicate=True)
@@ -145,6 +161,66 @@ class CaseService:
             self._on_outbox()
             (case,) = await self.resume_for_authors([(stored, case)])
         return IntakeResult(stored, case)
+
+    async def promote(
+        self, mention_id: int | None, url: str | None, actor: Actor, plan: IntakePlan
+    ) -> Promotion | DomainError | None:
+        """/negative: staff say a stored mention that opened no case is negative. It becomes
+        NEGATIVE (SentimentSource.STAFF) and a case opens or joins as at intake, with its card.
+        A mention that has a case gives that case. None: no such mention."""
+        if not may_correct_sentiment(actor):
+            return NoRight(action="negative", department="*")
+        for attempt in (1, 2):
+            try:
+                return await self._promote_once(mention_id, url, actor, plan)
+            except ConcurrentUpdate:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _promote_once(
+        self, mention_id: int | None, url: str | None, actor: Actor, plan: IntakePlan
+    ) -> Promotion | None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if mention_id is not None:
+                mention = await uow.mentions.get(mention_id)
+            else:
+                mention = await uow.mentions.find_by_url(url) if url else None
+            if mention is None:
+                return None
+            if mention.case_id is not None:
+                return Promotion(await uow.cases.get(mention.case_id))
+            author = await uow.authors.get(mention.author_id) if mention.author_id else None
+            (mention,) = await correct_sentiment(
+                uow, [mention], Sentiment.NEGATIVE, actor.id, now, self._authors
+            )
+            mention, opening = plan(mention, author.labels if author else frozenset())
+            if opening is None:  # a plan gives a negative mention a case; be safe all the same
+                opening = CaseOpening(department=self._default_department)
+            (case,) = await self.open_many(uow, [(mention, opening)], now)
+            await uow.events.append(
+                [
+                    Event(
+                        case.id,
+                        now,
+                        actor.id,
+                        EventKind.MARKED_NEGATIVE,
+                        None,
+                        None,
+                        {"mention_id": mention.id},
+                    )
+                ]
+            )
+            await uow.commit()
+        self._on_outbox()
+        return Promotion(case, opened=True)
+
+    async def mark_official(
+        self, case_id: int, official: bool, actor: Actor
+    ) -> Author | DomainError | None:
+        """/official N [off]: the author of case N speaks officially, or no longer does."""
+        return await self._authors.mark_official(case_id, official, actor)
 
     async def merge_authors(self, keep: int, gone: int, actor: Actor) -> DomainError | None:
         """An administrator's merge of two author cards (the same person on two channels)."""
@@ -244,6 +320,17 @@ class CaseService:
                 new_case = self._sla.reopened(new_case, now)
             await uow.cases.save(new_case, expected_version=case.version)
             await uow.events.append(result.events)
+            if request.action is Action.IGNORE and request.reason is IgnoreReason.NOT_NEGATIVE:
+                # Staff say Otklik was wrong: the mentions stop counting as negative (crisis
+                # counts, the author's critic label) and become training examples.
+                wrong = [
+                    m
+                    for m in await uow.mentions.for_case(case_id)
+                    if m.sentiment is not Sentiment.POSITIVE
+                ]
+                await correct_sentiment(uow, wrong, Sentiment.NEUTRAL, actor.id, now, self._authors)
+                if author is not None and author.id is not None:
+                    author = await uow.authors.get(author.id)
             if request.reason is IgnoreReason.DO_NOT_ENGAGE and author is not None:
                 # Staff decided: the author's card says so from now on, in every case.
                 labels = author.labels | {AuthorLabel.DO_NOT_ENGAGE}

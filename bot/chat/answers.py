@@ -1,7 +1,8 @@
 """What the chat commands answer, as neutral views. bot/chat/inbound.py parses the commands
 of every transport and sends these answers.
 
-status, case, escalate, duty, help, whoami: the same words and the same checks everywhere.
+status, case, escalate, negative, duty, help, whoami: the same words and the same checks
+everywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from bot.cases.cards import card_view
 from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.service import CaseService, CaseThread
 from bot.crisis.service import CrisisService
+from bot.intake.intake import MentionIntake
 from bot.messages.texts import Texts
 from bot.messages.views import NoticeView, View, format_time, notice_view, page_view
 from bot.model import SYSTEM_ACTOR, Action, GlobalRole
@@ -20,7 +22,18 @@ from bot.reports.digest import DigestService
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 
-COMMANDS = ("status", "digest", "case", "escalate", "duty", "help", "whoami", "merge")
+COMMANDS = (
+    "status",
+    "digest",
+    "case",
+    "escalate",
+    "negative",
+    "official",
+    "duty",
+    "help",
+    "whoami",
+    "merge",
+)
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
 
 
@@ -32,7 +45,9 @@ class Answers:
         texts: Texts,
         crises: CrisisService | None = None,
         digests: DigestService | None = None,
+        intake: MentionIntake | None = None,
     ) -> None:
+        self._intake = intake  # /negative opens a case as intake would
         self._digests = digests  # /digest: today so far, for leadership and duty
         self._crises = crises  # open crises head /status
         self._cases = cases
@@ -117,6 +132,38 @@ class Answers:
             return refusal_view(result.error, name_the_right=True)
         return notice_view("ui.done", action=Action.ESCALATE.value)
 
+    async def negative(self, actor: Actor, reference: str) -> View:
+        """/negative <id or link>: a stored mention that opened no case is negative after all;
+        its case opens (or the case it already has is named)."""
+        if not actor.is_staff:
+            return notice_view("ui.not_staff")
+        mention_id, url = mention_reference(reference)
+        if self._intake is None or (mention_id is None and url is None):
+            return notice_view("ui.usage_negative")
+        result = await self._intake.promote(mention_id, url, actor)
+        if result is None:
+            return notice_view("ui.unknown_mention", reference=reference.strip())
+        if isinstance(result, DomainError):
+            return refusal_view(result)
+        if result.case is None or result.case.id is None:  # its case was deleted: not expected
+            return notice_view("ui.unknown_mention", reference=reference.strip())
+        key = "ui.marked_negative" if result.opened else "ui.already_a_case"
+        return notice_view(key, case_id=result.case.id)
+
+    async def official(self, actor: Actor, case_id: int | None, official: bool) -> View:
+        """/official N [off]: the author of case N speaks officially (administrators, duty)."""
+        if not actor.is_staff:
+            return notice_view("ui.not_staff")
+        if case_id is None:
+            return notice_view("ui.usage_official")
+        result = await self._cases.mark_official(case_id, official, actor)
+        if result is None:
+            return notice_view("error.unknown_case", case_id=case_id)
+        if isinstance(result, DomainError):
+            return refusal_view(result)
+        key = "ui.official_set" if official else "ui.official_unset"
+        return notice_view(key, name=result.display_name)
+
     async def merge(self, actor: Actor, keep: int | None, gone: int | None) -> View:
         """/merge A B: author card B becomes part of A (administrators only)."""
         if keep is None or gone is None or keep == gone:
@@ -186,6 +233,17 @@ def case_number(word: str | None) -> int | None:
     """A case number as people type it: 42 or #42."""
     word = (word or "").strip().lstrip("#")
     return int(word) if word.isdigit() and len(word) < 12 else None
+
+
+def mention_reference(word: str) -> tuple[int | None, str | None]:
+    """A mention as people give it: its id (42, #42) or its link; (None, None) otherwise."""
+    word = word.strip().strip("<>")
+    number = case_number(word)
+    if number is not None:
+        return number, None
+    if word.startswith(("http://", "https://")) and " " not in word:
+        return None, word
+    return None, None
 
 
 def _hours_minutes(delta: timedelta) -> str:

@@ -39,6 +39,10 @@ BAD_BUTTON = notice_view("error.invalid_input", field="button", limit=None)
 BAD_CHOICE = notice_view("error.invalid_input", field="choice", limit=None)
 
 
+# "/official 42 off": the author no longer speaks officially.
+OFF_WORDS = frozenset({"off", "no", "нет", "снять"})
+
+
 class Controls(Enum):
     """How a transport offers choices and asks for text."""
 
@@ -343,6 +347,13 @@ class Inbound:
             case "case":
                 words = args.split(maxsplit=1)
                 return await answers.case(actor, case_number(words[0] if words else None))
+            case "negative":
+                return await answers.negative(actor, args)
+            case "official":
+                words = args.split()
+                number = case_number(words[0] if words else None)
+                off = len(words) > 1 and words[1].casefold() in OFF_WORDS
+                return await answers.official(actor, number, not off)
             case "merge":
                 words = args.split()
                 keep, gone = (case_number(w) for w in [*words, "", ""][:2])

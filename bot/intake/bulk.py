@@ -6,6 +6,10 @@ authors are resolved and written with a few statements, its mentions go in with 
 multi-row INSERT, and the cases they open or join with a few more (bot/cases/grouping.py, the
 one place that groups related mentions for both paths), all in one transaction.
 
+Routing needs the author's labels (rules on author_labels, official authors): the batch is
+routed before the transaction, and again inside it for the mentions of authors whose stored
+cards have labels, as the single path routes with the card it reads.
+
 The result is the one the single path gives: one author card per person (identities linked by
 e-mail or phone merge cards), counts and last-seen moved on, labels from the playbook's
 thresholds, (source, external_id) stored once.
@@ -106,8 +110,7 @@ class BulkIntake:
         costs more than storing; it would only add the rules' codes), no case, no card."""
         results: list[IntakeResult | None] = [None] * len(mentions)
         prepared: list[Mention] = []
-        plain: list[tuple[int, Mention, tuple[str, ...]]] = []
-        openers: list[tuple[int, Mention, CaseOpening]] = []
+        planned: list[_Planned] = []
         unopened = 0
         seen: set[tuple[str, str]] = set()
         for i, mention in enumerate(mentions):
@@ -119,28 +122,25 @@ class BulkIntake:
                 continue
             seen.add(key)
             if not open_cases:
+                mention = self._intake.official(mention)  # official sources and accounts
                 unopened += mention.sentiment is Sentiment.NEGATIVE
-                plain.append((i, mention, mention.codes))
+                planned.append(_Planned(i, mention, mention.codes, None))
                 continue
-            decision, opening = self._intake.decide(mention)
-            if opening is not None:
-                openers.append((i, replace(mention, codes=decision.codes), opening))
-            else:
-                plain.append((i, mention, decision.codes))
+            # Routed here, out of the transaction; again inside it for authors with labels.
+            mention, opening = self._intake.plan(mention)
+            planned.append(_Planned(i, mention, mention.codes, opening))
 
-        batch = [(m, codes) for _, m, codes in plain]
-        batch += [(m, m.codes) for _, m, _ in openers]
-        stored, cases = await self._store(batch, [opening for _, _, opening in openers])
-        for i, mention, _ in plain:
-            got = stored.get((mention.source, mention.external_id))
-            if got is None:
-                results[i] = _DUPLICATE
-            else:  # history is only counted: its mentions are not copied to carry their ids
-                results[i] = IntakeResult(got.mention() if open_cases else mention, None)
-        for i, mention, _ in openers:
+        stored, cases = await self._store(planned, open_cases)
+        for entry in planned:
+            mention = entry.mention
             key = (mention.source, mention.external_id)
             got = stored.get(key)
-            results[i] = IntakeResult(got.mention(), cases[key]) if got is not None else _DUPLICATE
+            if got is None:
+                results[entry.index] = _DUPLICATE
+            else:  # history is only counted: its mentions are not copied to carry their ids
+                results[entry.index] = IntakeResult(
+                    got.mention() if open_cases else mention, cases.get(key)
+                )
 
         final = [r if r is not None else _DUPLICATE for r in results]
         if self._observe is not None:
@@ -149,22 +149,21 @@ class BulkIntake:
         return BulkResult(final, unopened)
 
     async def _store(
-        self, batch: Sequence[tuple[Mention, tuple[str, ...]]], openings: Sequence[CaseOpening]
+        self, planned: Sequence[_Planned], open_cases: bool
     ) -> tuple[dict[tuple[str, str], _Stored], dict[tuple[str, str], Case]]:
-        """Store the batch and open or join cases for its last len(openings) mentions, in one
-        transaction."""
-        if not batch:
+        """Store the batch and open or join the cases it needs, in one transaction."""
+        if not planned:
             return {}, {}
-        first_opener = len(batch) - len(openings)
         for attempt in range(1, ATTEMPTS + 1):
             now = self._clock.now()
             try:
                 async with self._uow() as uow:
-                    stored = await self._store_once(uow, batch, now)
+                    stored, final = await self._store_once(uow, planned, now, open_cases)
                     pairs = [
-                        (stored[key].mention(), opening)
-                        for (m, _), opening in zip(batch[first_opener:], openings, strict=True)
-                        if (key := (m.source, m.external_id)) in stored
+                        (stored[key].mention(), entry.opening)
+                        for entry in final
+                        if entry.opening is not None
+                        and (key := (entry.mention.source, entry.mention.external_id)) in stored
                     ]
                     opened = await self._cases.open_many(uow, pairs, now)
                     await uow.commit()
@@ -179,37 +178,74 @@ class BulkIntake:
         return stored, {(m.source, m.external_id): c for m, c in joined}
 
     async def _store_once(
-        self, uow: UnitOfWork, batch: Sequence[tuple[Mention, tuple[str, ...]]], now: datetime
-    ) -> dict[tuple[str, str], _Stored]:
+        self, uow: UnitOfWork, planned: Sequence[_Planned], now: datetime, open_cases: bool
+    ) -> tuple[dict[tuple[str, str], _Stored], list[_Planned]]:
         await uow.mentions.reserve()
         by_source: dict[str, list[str]] = defaultdict(list)
-        for mention, _ in batch:
-            by_source[mention.source].append(mention.external_id)
+        for entry in planned:
+            by_source[entry.mention.source].append(entry.mention.external_id)
         known = {
             (source, external_id)
             for source, ids in by_source.items()
             for external_id in await uow.mentions.known(source, ids)
         }
-        fresh = [(m, c) for m, c in batch if (m.source, m.external_id) not in known]
+        fresh = [e for e in planned if (e.mention.source, e.mention.external_id) not in known]
         if not fresh:
-            return {}
-        people = await _People.resolve(uow, [m for m, _ in fresh])
+            return {}, []
+        people = await _People.resolve(uow, [e.mention for e in fresh])
+        fresh = await self._replan(uow, people, fresh, open_cases)
+        people.tally([e.mention for e in fresh])
         created = await uow.authors.add_many(people.new_authors(now, self._labels))
         author_ids = people.author_ids(created)
         # Copies only where something changes: an import stores mentions as they came.
         rows = [
-            m
-            if codes == m.codes and len(m.text) <= MAX_MENTION_TEXT
-            else replace(m, codes=codes, text=m.text[:MAX_MENTION_TEXT])
-            for m, codes in fresh
+            e.mention
+            if e.codes == e.mention.codes and len(e.mention.text) <= MAX_MENTION_TEXT
+            else replace(e.mention, codes=e.codes, text=e.mention.text[:MAX_MENTION_TEXT])
+            for e in fresh
         ]
         ids = await uow.mentions.add_many(rows, author_ids)
         standing = await uow.authors.standing(people.existing(), now - self._labels.critic_window)
         await uow.authors.tally_many(people.tallies(standing, now, self._labels))
-        return {
+        stored = {
             (m.source, m.external_id): _Stored(m, new_id, author_id)
             for m, new_id, author_id in zip(rows, ids, author_ids, strict=True)
         }
+        return stored, fresh
+
+    async def _replan(
+        self, uow: UnitOfWork, people: _People, fresh: list[_Planned], open_cases: bool
+    ) -> list[_Planned]:
+        """Decide again, with their labels, the mentions of authors whose cards have labels
+        (rules on author_labels, official authors). Few authors have any: the rest keep the
+        decision made out of the transaction."""
+        owners = people.stored_authors()
+        cards = await uow.authors.cards_of([a for a in owners if a is not None])
+        if not any(card.labels for card in cards.values()):
+            return fresh
+        replanned = []
+        for entry, owner in zip(fresh, owners, strict=True):
+            card = cards.get(owner) if owner is not None else None
+            if card is None or not card.labels:
+                replanned.append(entry)
+                continue
+            if open_cases:
+                mention, opening = self._intake.plan(entry.mention, card.labels)
+                replanned.append(_Planned(entry.index, mention, mention.codes, opening))
+            else:  # history opens no case: only official information changes
+                mention = self._intake.official(entry.mention, card.labels)
+                replanned.append(_Planned(entry.index, mention, entry.codes, None))
+        return replanned
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A mention of a batch as intake decided it: codes to store, the case it needs."""
+
+    index: int  # in the batch
+    mention: Mention
+    codes: tuple[str, ...]
+    opening: CaseOpening | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +303,6 @@ class _People:
                     people._roots.append(owner)
                     if owner not in people._persons:
                         people._persons[owner] = _Person(owner, stored=True)
-        people._tally()
         return people
 
     async def _join(self, uow: UnitOfWork, owners: dict[tuple[str, str], int]) -> None:
@@ -303,7 +338,17 @@ class _People:
             self._persons[root] = _Person(keep, stored=True)
         self._roots = [find((m.author.channel, m.author.external_id)) for m in self._mentions]
 
-    def _tally(self) -> None:
+    def stored_authors(self) -> list[int | None]:
+        """The stored card of each mention's author, in order; None: a new card."""
+        persons = self._persons
+        return [
+            person.author_id if (person := persons.get(root)) is not None else None
+            for root in self._roots
+        ]
+
+    def tally(self, mentions: Sequence[Mention]) -> None:
+        """Count the mentions (as resolved, in the same order, as finally decided)."""
+        self._mentions = mentions
         persons = self._persons
         for mention, root in zip(self._mentions, self._roots, strict=True):
             person = persons.get(root)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 
+from bot.cases.corrections import Promotion
 from bot.cases.grouping import CaseOpening, IntakeResult
+from bot.cases.lifecycle import DomainError
 from bot.cases.service import CaseService
 from bot.clock import Clock
 from bot.intake.lemmas import Lemmatiser
+from bot.intake.official import Officials, as_information
 from bot.intake.routing import RouteDecision, route
 from bot.intake.sentiment.analyser import SentimentClassifier
-from bot.model import Mention, Priority, Sentiment, SentimentSource
+from bot.model import AuthorLabel, Mention, Priority, Sentiment, SentimentSource
 from bot.settings.playbook import Playbook
+from bot.staff.rights import Actor
 
 # (department, priority, opened_at, policy override) -> (policy name, first touch, answer,
 # resolution). Injected so the SLA engine owns deadline arithmetic.
@@ -32,7 +36,9 @@ class MentionIntake:
         observe: Callable[[Mention, IntakeResult], None] | None = None,
         classifier: SentimentClassifier | None = None,
         lemmatiser: Lemmatiser | None = None,
+        officials: Officials | None = None,
     ) -> None:
+        self._officials = officials or Officials()
         self._classifier = classifier
         self._stem = lemmatiser.lemma if lemmatiser else None
         self._observe = observe  # metrics: every mention from every channel passes here
@@ -56,13 +62,16 @@ class MentionIntake:
             language=mention.language or result.language,
         )
 
-    def decide(self, mention: Mention) -> tuple[RouteDecision, CaseOpening | None]:
+    def decide(
+        self, mention: Mention, labels: Iterable[AuthorLabel] = ()
+    ) -> tuple[RouteDecision, CaseOpening | None]:
+        """`labels`: the author card's labels, for the rules that match on them."""
         decision = route(
             self._playbook,
             mention.text,
             mention.source,
             mention.codes,
-            (),
+            labels,
             mention.language,
             stem=self._stem,
         )
@@ -82,10 +91,32 @@ class MentionIntake:
             codes=decision.codes,
         )
 
+    def plan(
+        self, mention: Mention, labels: frozenset[AuthorLabel] = frozenset()
+    ) -> tuple[Mention, CaseOpening | None]:
+        """The mention as it is to be stored and the case it needs, once its author's labels
+        are known (bot/cases/corrections.py IntakePlan). Official information needs none."""
+        if self._officials.speaks_for(mention, labels):
+            return as_information(mention), None
+        decision, opening = self.decide(mention, labels)
+        codes = decision.codes
+        return (mention if codes == mention.codes else replace(mention, codes=codes)), opening
+
+    def official(self, mention: Mention, labels: frozenset[AuthorLabel] = frozenset()) -> Mention:
+        """The mention as official information when its source or account is official."""
+        return as_information(mention) if self._officials.speaks_for(mention, labels) else mention
+
     async def receive(self, mention: Mention) -> IntakeResult:
         mention = self.prepare(mention)
-        decision, opening = self.decide(mention)
-        result = await self._cases.intake(replace(mention, codes=decision.codes), opening)
+        # Routed inside the case service's transaction, where the author's card is known.
+        result = await self._cases.intake(mention, plan=self.plan)
         if self._observe is not None:
             self._observe(mention, result)
         return result
+
+    async def promote(
+        self, mention_id: int | None, url: str | None, actor: Actor
+    ) -> Promotion | DomainError | None:
+        """/negative: a stored mention that opened no case is negative after all (staff say
+        so); it opens or joins a case as at intake. None: no such mention."""
+        return await self._cases.promote(mention_id, url, actor, self.plan)

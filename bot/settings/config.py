@@ -159,6 +159,22 @@ class StaffMember(StrictModel):
     global_roles: list[GlobalRole] = Field(default_factory=list)
 
 
+class OfficialIdentity(StrictModel):
+    """An account that speaks for the organisation or an authority (a ministry's page)."""
+
+    channel: Annotated[str, Field(min_length=1, max_length=64)]
+    external_id: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class OfficialConfig(StrictModel):
+    """Official information is not a complaint: mentions from these sources and identities
+    (and from sources flagged `official` under api.sources and feeds, and authors labelled
+    `official`) are stored as neutral and open no case unless staff say so (/negative)."""
+
+    sources: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    identities: list[OfficialIdentity] = Field(default_factory=list)
+
+
 class DigestRecipients(StrictModel):
     telegram_chat_ids: list[int] = Field(default_factory=list)
     matrix_room_ids: list[MatrixRoomId] = Field(default_factory=list)
@@ -203,6 +219,7 @@ class Config(StrictModel):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     mappings: dict[str, SourceMapping] = Field(default_factory=dict)
     feeds: list[FeedSource] = Field(default_factory=list)
+    official: OfficialConfig = Field(default_factory=OfficialConfig)
     duty: DutyConfig | None = None  # None: whoever has the duty role is on duty
 
     @field_validator("log_level", mode="before")
@@ -236,6 +253,22 @@ class Config(StrictModel):
     @property
     def matrix_enabled(self) -> bool:
         return self.matrix is not None and self.matrix.enabled
+
+    @cached_property
+    def official_sources(self) -> frozenset[str]:
+        """Source names whose mentions are official information."""
+        return frozenset(
+            [
+                *self.official.sources,
+                *(s.name for s in self.api.sources if s.official),
+                *(f.source for f in self.feeds if f.official),
+            ]
+        )
+
+    @cached_property
+    def official_identities(self) -> frozenset[tuple[str, str]]:
+        """(channel, external id) of the accounts that speak officially."""
+        return frozenset((i.channel, i.external_id) for i in self.official.identities)
 
     @cached_property
     def department_ids(self) -> frozenset[str]:

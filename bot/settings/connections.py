@@ -201,6 +201,7 @@ class ApiSource(StrictModel):
     token: _Secret = ""  # empty: the source is configured but cannot authenticate yet
     scopes: list[ApiScope] = Field(default_factory=_default_scopes)
     mapping: str | None = None  # a name from `mappings`: the source sends its own JSON
+    official: bool = False  # the organisation's own or an authority's: never a complaint
 
     @property
     def enabled(self) -> bool:
@@ -216,6 +217,12 @@ class FeedSource(StrictModel):
     interval_s: Annotated[float, Field(ge=10)] = 300.0
     sentiment: Literal["negative", "neutral", "positive"] | None = None  # else classified
     codes: list[str] = Field(default_factory=list)
+    official: bool = False  # e.g. the organisation's own news: never a complaint
+
+    @property
+    def source(self) -> str:
+        """The source name its mentions carry."""
+        return f"rss:{self.name}"
 
 
 class ApiConfig(StrictModel):

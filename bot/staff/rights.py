@@ -68,3 +68,12 @@ class Actor:
     @property
     def departments(self) -> frozenset[str]:
         return frozenset(d for d, roles in self.dept_roles.items() if roles)
+
+
+# Who may tell Otklik it was wrong about a mention's sentiment outside a card (/negative).
+_SENTIMENT_CORRECTORS = frozenset({GlobalRole.DUTY, GlobalRole.ADMIN})
+
+
+def may_correct_sentiment(actor: Actor) -> bool:
+    """Department staff, the duty officer and administrators."""
+    return actor.is_staff and bool(actor.departments or actor.global_roles & _SENTIMENT_CORRECTORS)

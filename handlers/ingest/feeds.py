@@ -74,7 +74,7 @@ class PollResult:
 
 
 def source_of(feed: FeedSource) -> str:
-    return f"rss:{feed.name}"
+    return feed.source
 
 
 class _TextOnly(HTMLParser):

@@ -28,6 +28,7 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
 from bot.intake.mapping import check_mapping
+from bot.intake.official import Officials
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.model import Priority
@@ -164,6 +165,7 @@ def build_bulk(config: Config, playbook: Playbook, database: Database, clock: Cl
         plan,
         classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
         lemmatiser=Lemmatiser(),
+        officials=Officials.from_config(config),
     )
     return BulkIntake(database.uow, intake, cases, clock, playbook.routing.author_labels)
 

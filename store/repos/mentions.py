@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.model import Mention
+from bot.model import Mention, Sentiment, SentimentSource
+from bot.ports import SentimentCorrection
 from store.driver import (
     chunks,
     conflict_insert,
@@ -20,7 +22,7 @@ from store.driver import (
     rows_in,
 )
 from store.mappers import MENTION_COLUMNS, mention_from_row, mention_row, mention_values
-from store.models import MentionRow
+from store.models import CaseRow, MentionRow
 
 # The Core table for the bulk statements: plain executemany, without the ORM's per-row work.
 _MENTIONS = cast(Table, MentionRow.__table__)
@@ -85,6 +87,63 @@ class SqlMentionRepository:
                 assert row.case_id is not None
                 found[row.case_id] = mention_from_row(row)
         return found
+
+    async def get(self, mention_id: int) -> Mention | None:
+        row = await self._s.get(MentionRow, mention_id, populate_existing=True)
+        return mention_from_row(row) if row else None
+
+    async def find_by_url(self, url: str) -> Mention | None:
+        row = await self._s.scalar(
+            select(MentionRow).where(MentionRow.url == url).order_by(MentionRow.id).limit(1)
+        )
+        return mention_from_row(row) if row else None
+
+    async def correct_sentiment(
+        self, mention_ids: Sequence[int], sentiment: Sentiment, by: str, at: datetime
+    ) -> None:
+        for chunk in chunks(sorted(set(mention_ids))):
+            await self._s.execute(
+                update(MentionRow)
+                .where(MentionRow.id.in_(chunk))
+                .values(
+                    sentiment=sentiment.value,
+                    sentiment_source=SentimentSource.STAFF.value,
+                    sentiment_by=by,
+                    sentiment_at=at,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def corrections(self, since: datetime) -> list[SentimentCorrection]:
+        rows = await self._s.execute(
+            select(
+                MentionRow.id,
+                MentionRow.text,
+                MentionRow.language,
+                MentionRow.sentiment,
+                CaseRow.department,
+                MentionRow.sentiment_by,
+                MentionRow.sentiment_at,
+            )
+            .outerjoin(CaseRow, CaseRow.id == MentionRow.case_id)
+            .where(
+                MentionRow.sentiment_source == SentimentSource.STAFF.value,
+                MentionRow.sentiment_at >= since,
+            )
+            .order_by(MentionRow.sentiment_at, MentionRow.id)
+        )
+        return [
+            SentimentCorrection(
+                mention_id=mention_id,
+                text=text,
+                language=language,
+                sentiment=Sentiment(sentiment),
+                department=department,
+                by=by or "",
+                at=at,
+            )
+            for mention_id, text, language, sentiment, department, by, at in rows
+        ]
 
     async def reserve(self) -> None:
         if self._s.get_bind().dialect.name == "sqlite":

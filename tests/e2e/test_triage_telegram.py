@@ -1,0 +1,136 @@
+"""Staff correct the bot's triage in Telegram: /negative opens a case for a missed complaint,
+"Не негатив" takes a mention out of the negative counts. Real dispatcher, the test server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.crisis.thresholds import CountWindow
+from bot.model import (
+    EventKind,
+    Identity,
+    Mention,
+    Sentiment,
+    SentimentSource,
+)
+from tests.doubles.telegram_world import World, telegram_world
+
+COMPLAINT = "Третий день нет отопления, батареи ледяные"
+
+
+async def _negative_now(world: World) -> int:
+    now = datetime.now(UTC)
+    async with world.app.database.uow() as uow:
+        (counts,) = await uow.crises.window_counts([CountWindow(now - timedelta(hours=1), now)])
+    return counts.total
+
+
+async def test_a_missed_complaint_promoted_by_negative_gets_a_case_and_a_card(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:
+        url = "https://vk.com/wall-1_missed"
+        missed = await world.app.intake.receive(
+            Mention(
+                source="vk",
+                external_id="missed",
+                text=COMPLAINT,
+                author=Identity("vk", "citizen-1", "Пётр Сидоров"),
+                received_at=datetime.now(UTC),
+                url=url,
+                sentiment=Sentiment.NEUTRAL,  # the source (or the classifier) missed it
+            )
+        )
+        assert missed.case is None and missed.mention is not None
+        assert missed.mention.id is not None
+        assert await _negative_now(world) == 0
+
+        # Somebody off the staff list may not.
+        refused = world.say("stranger", world.coordination, f"/negative {url}")
+        assert "нет в списке" in ((await world.answer_to(refused)).text or "")
+
+        ask = world.say("spec", world.housing, f"/negative {url}", thread=world.topic)
+        answer = (await world.answer_to(ask)).text or ""
+        assert "Отмечено как негатив" in answer
+        case_id = int(answer.rsplit("#", 1)[1].rstrip("."))
+        await world.idle()
+        card = await world.card(case_id)  # routed as any mention: housing's topic
+        assert (card.chat_id, card.thread_id) == (world.housing, world.topic)
+        assert COMPLAINT in (card.text or "")
+
+        async with world.app.database.uow() as uow:
+            stored = await uow.mentions.get(missed.mention.id)
+            events = await uow.events.for_case(case_id)
+        assert stored is not None and stored.case_id == case_id
+        assert stored.sentiment is Sentiment.NEGATIVE
+        assert stored.sentiment_source is SentimentSource.STAFF
+        assert any(e.kind == EventKind.MARKED_NEGATIVE and e.actor == "spec" for e in events)
+        assert await _negative_now(world) == 1
+
+        # Once more, by its id: the case it has is named, nothing new opens.
+        again = world.say("duty", world.coordination, f"/negative {missed.mention.id}")
+        assert f"уже есть кейс #{case_id}" in ((await world.answer_to(again)).text or "")
+        unknown = world.say("duty", world.coordination, "/negative 999999")
+        assert "не найдено" in ((await world.answer_to(unknown)).text or "")
+        assert len(await world.app.cases.open_cases()) == 1
+
+
+async def test_not_negative_on_a_card_rewrites_the_sentiment_and_the_crisis_count(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:
+        started = datetime.now(UTC)
+        case_id = await world.open_case(COMPLAINT, author="critic")
+        other = await world.open_case("Опять нет горячей воды в доме 5", author="someone")
+        assert await _negative_now(world) == 2
+
+        await world.press("spec", await world.card(case_id), "Не отвечаем ▸")
+        await world.idle()
+        await world.press("spec", await world.card(case_id), "Не негатив")
+        await world.idle()
+
+        assert await _negative_now(world) == 1  # only the other case's mention still counts
+        async with world.app.database.uow() as uow:
+            (mention,) = await uow.mentions.for_case(case_id)
+            author = await uow.authors.find_by_identity(Identity("vk", "critic"))
+            corrections = await uow.mentions.corrections(started)
+            (still,) = await uow.mentions.for_case(other)
+        assert mention.sentiment is Sentiment.NEUTRAL
+        assert mention.sentiment_source is SentimentSource.STAFF
+        assert still.sentiment is Sentiment.NEGATIVE
+        assert author is not None
+        assert (author.negative_count, author.neutral_count) == (0, 1)
+        assert [(c.mention_id, c.sentiment, c.department, c.by) for c in corrections] == [
+            (mention.id, Sentiment.NEUTRAL, "housing", "spec")
+        ]
+        assert corrections[0].text == COMPLAINT
+
+
+async def test_staff_mark_an_author_official_and_their_news_opens_no_case(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:
+        case_id = await world.open_case("Авария на теплосети, отопления не будет", author="tsk")
+
+        refused = world.say("spec", world.housing, f"/official {case_id}", thread=world.topic)
+        assert "Нет прав" in ((await world.answer_to(refused)).text or "")
+        ask = world.say("duty", world.coordination, f"/official {case_id}")
+        assert "официальный источник" in ((await world.answer_to(ask)).text or "")
+
+        news = await world.app.intake.receive(
+            Mention(
+                source="vk",
+                external_id="news-1",
+                text="Авария на теплосети устранена не будет до вечера, отопления нет",
+                author=Identity("vk", "tsk", "Теплосеть"),
+                received_at=datetime.now(UTC),
+                sentiment=Sentiment.NEGATIVE,
+            )
+        )
+        assert news.case is None and news.mention is not None
+        assert news.mention.sentiment is Sentiment.NEUTRAL
+        assert news.mention.sentiment_source is SentimentSource.RULE
+
+        undo = world.say("duty", world.coordination, f"/official {case_id} off")
+        assert "больше не" in ((await world.answer_to(undo)).text or "")
