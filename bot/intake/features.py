@@ -6,7 +6,8 @@ keeps the models' size fixed whatever the vocabulary and needs no dictionary at 
 a feature is crc32 of its n-gram, folded into `HASH_BITS` bits. The n-grams themselves are
 kept beside their indexes, so a decision can be explained in words ("«опять»", "«не при»").
 
-Pure Python and zlib (C): a mention of a few hundred characters takes tens of microseconds.
+Pure Python and zlib (C), with the n-grams of each word and the index of each n-gram cached:
+a mention of a few hundred characters takes tens of microseconds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import math
 import re
 import unicodedata
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 
 HASH_BITS = 18
@@ -54,27 +54,69 @@ def extract(text: str, extra: tuple[str, ...] = ()) -> Features:
     Word unigrams and bigrams ("w:", "b:"), character n-grams inside word boundaries ("c:"),
     each counted, log-scaled and L2-normalised so a long text weighs no more than a short one.
     """
-    norm = normalise(text)
-    tokens = words(norm)
-    counts: Counter[str] = Counter()
-    counts.update("w:" + w for w in tokens)
-    counts.update(f"b:{a} {b}" for a, b in itertools.pairwise(tokens))
+    tokens = words(normalise(text))
+    counts: dict[str, int] = {}
+    seen = counts.get
+    for name in ["w:" + w for w in tokens]:
+        counts[name] = seen(name, 0) + 1
+    for name in [f"b:{a} {b}" for a, b in itertools.pairwise(tokens)]:
+        counts[name] = seen(name, 0) + 1
     for token in tokens:
-        padded = f" {token} "
-        for n in CHAR_NGRAMS:
-            if len(padded) >= n:
-                counts.update("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
-    counts.update("x:" + signal for signal in extra)
+        grams = _GRAMS.get(token)
+        if grams is None:
+            grams = _char_grams(token)
+        for name in grams:
+            counts[name] = seen(name, 0) + 1
+    for signal in extra:
+        name = "x:" + signal
+        counts[name] = seen(name, 0) + 1
     return _hashed(counts)
 
 
-def _hashed(counts: Counter[str]) -> Features:
+# Caches: words and n-grams repeat from text to text, so each is cut and hashed once. They
+# are emptied when full, which keeps memory bounded on a stream of unseen words.
+_CACHE_LIMIT = 200_000
+_GRAMS: dict[str, tuple[str, ...]] = {}
+_INDEXES: dict[str, int] = {}
+
+
+def _char_grams(token: str) -> tuple[str, ...]:
+    padded = f" {token} "
+    grams = tuple(
+        "c:" + padded[i : i + n]
+        for n in CHAR_NGRAMS
+        if len(padded) >= n
+        for i in range(len(padded) - n + 1)
+    )
+    if len(_GRAMS) >= _CACHE_LIMIT:
+        _GRAMS.clear()
+    _GRAMS[token] = grams
+    return grams
+
+
+def _index(name: str) -> int:
+    index = zlib.crc32(name.encode()) & _MASK
+    if len(_INDEXES) >= _CACHE_LIMIT:
+        _INDEXES.clear()
+    _INDEXES[name] = index
+    return index
+
+
+def _hashed(counts: dict[str, int]) -> Features:
     by_index: dict[int, float] = {}
     names: dict[int, str] = {}
+    known = _INDEXES.get
+    log = math.log
     for name, count in counts.items():
-        index = zlib.crc32(name.encode()) & _MASK
-        by_index[index] = by_index.get(index, 0.0) + 1.0 + math.log(count)
-        names.setdefault(index, name)
+        index = known(name)
+        if index is None:
+            index = _index(name)
+        weight = 1.0 + log(count) if count > 1 else 1.0
+        if index in by_index:
+            by_index[index] += weight
+        else:
+            by_index[index] = weight
+            names[index] = name
     norm = math.sqrt(sum(v * v for v in by_index.values())) or 1.0
     indexes = tuple(by_index)
     return Features(
