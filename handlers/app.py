@@ -26,6 +26,7 @@ from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
+from bot.intake.sentiment.model import load_model_classifier
 from bot.messages.delivery import OutboxWorker, RetryPolicy
 from bot.messages.outbox import Transport
 from bot.messages.texts import Texts, texts_for
@@ -118,8 +119,15 @@ class App:
             translate=self.texts.t,
         )
         self.digest_jobs = DigestJobs(self.digests, self.texts, config.digest)
+        classifier = SentimentClassifier(load_lexicon(lexicon_dir(config)))
+        sentiment_model = load_model_classifier(playbook, classifier)  # None: lexicon only
         self.answers = Answers(
-            self.cases, self.directory, self.texts, self.crises, digests=self.digests
+            self.cases,
+            self.directory,
+            self.texts,
+            self.crises,
+            digests=self.digests,
+            sentiment=sentiment_model,
         )
         self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts)
         self.intake = MentionIntake(
@@ -128,8 +136,9 @@ class App:
             self.clock,
             self._plan_deadlines,
             self._mention_received,
-            classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
+            classifier=classifier,
             lemmatiser=Lemmatiser(),
+            model=sentiment_model,
         )
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self.sla = SlaService(

@@ -13,9 +13,10 @@ from bot.cases.cards import card_view
 from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.service import CaseService, CaseThread
 from bot.crisis.service import CrisisService
+from bot.intake.sentiment.model import ModelClassifier
 from bot.messages.texts import Texts
 from bot.messages.views import NoticeView, View, format_time, notice_view, page_view
-from bot.model import SYSTEM_ACTOR, Action, GlobalRole
+from bot.model import SYSTEM_ACTOR, Action, GlobalRole, Mention, Sentiment, SentimentSource
 from bot.reports.digest import DigestService
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
@@ -32,7 +33,9 @@ class Answers:
         texts: Texts,
         crises: CrisisService | None = None,
         digests: DigestService | None = None,
+        sentiment: ModelClassifier | None = None,
     ) -> None:
+        self._sentiment = sentiment  # /case: why the model called the mention negative
         self._digests = digests  # /digest: today so far, for leadership and duty
         self._crises = crises  # open crises head /status
         self._cases = cases
@@ -168,7 +171,22 @@ class Answers:
             "url": card["url"],
             "drafts": drafts,
             "events": events,
+            "why_negative": self._why_negative(mention),
         }
+
+    def _why_negative(self, mention: Mention) -> dict[str, Any] | None:
+        """The model's strongest signals, recomputed from the text (cheap); only for a
+        mention the model itself called negative or uncertain."""
+        if (
+            self._sentiment is None
+            or mention.sentiment_source is not SentimentSource.CLASSIFIER
+            or mention.sentiment not in (Sentiment.NEGATIVE, Sentiment.UNCERTAIN)
+        ):
+            return None
+        verdict = self._sentiment.judge(mention.text, mention.language, explain=True)
+        if not verdict.signals:
+            return None
+        return {"signals": list(verdict.signals), "p": round(verdict.p_negative, 2)}
 
     def _detail(self, payload: dict[str, Any]) -> str:
         """The one thing worth reading about an event: a reason, a note, where it went."""
