@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import re
 import unicodedata
 import zlib
@@ -87,8 +88,8 @@ def extract(text: str, extra: tuple[str, ...] = ()) -> Features:
         counts[index] = seen(index, 0) + 1
     log = math.log
     values = [1.0 + log(count) if count > 1 else 1.0 for count in counts.values()]
-    norm = math.sqrt(sum(v * v for v in values)) or 1.0
-    return Features(tuple(counts), tuple(v / norm for v in values), tuple(tokens), extra)
+    scale = 1.0 / (math.sqrt(sum(map(operator.mul, values, values))) or 1.0)
+    return Features(tuple(counts), tuple([v * scale for v in values]), tuple(tokens), extra)
 
 
 def _names(tokens: tuple[str, ...], extra: tuple[str, ...]) -> list[str]:

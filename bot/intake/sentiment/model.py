@@ -120,8 +120,11 @@ def lexicon_signals(result: SentimentResult, kinds: Iterable[str]) -> tuple[str,
 
 
 def _worth_reading(name: str) -> bool:
-    """Not the lexicon's verdict, score or kinds of reasons: they explain nothing."""
-    return not name.startswith("x:lexicon")
+    """Not the lexicon's verdict, score or kinds of reasons, nor a lone short word or number
+    ("на", "0"): they explain nothing to a reader."""
+    if name.startswith("x:lexicon"):
+        return False
+    return not (name.startswith("w:") and len(name) < 5)
 
 
 def _readable(name: str) -> str:

@@ -3,6 +3,7 @@ themselves, the band gives three outcomes, and the shipped model knows obvious c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,25 @@ def test_the_shipped_model_loads_and_knows_obvious_cases(lexicon: SentimentClass
         "Thank you so much for the lovely new park, the children adore it",
     ):
         assert model.judge(text).outcome is Outcome.NOT_NEGATIVE, text
+
+
+def test_otklik_model_train_writes_a_model_that_loads(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from handlers.cli import app
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "".join(
+            json.dumps({"text": t, "label": "negative" if t in COMPLAINTS else "not_negative"})
+            + "\n"
+            for t in [*COMPLAINTS, *OTHERS] * 2  # five folds need a few of each
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "model.npz"
+    result = CliRunner().invoke(app, ["model", "train", "--corpus", str(corpus), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "negative_from" in result.output
+    model = SentimentModel.load(out)
+    assert model.metadata["corpus_size"] == 2 * (len(COMPLAINTS) + len(OTHERS))
