@@ -120,8 +120,8 @@ class TriageConfig(StrictModel):
     """The sentiment model's band: p_negative >= negative_from makes a case, >= uncertain_from
     puts the mention before a person, anything lower is not negative."""
 
-    negative_from: Probability = 0.45
-    uncertain_from: Probability = 0.2
+    negative_from: Probability = 0.41
+    uncertain_from: Probability = 0.19
     # The model file, relative to the playbook directory; None: the playbook's
     # models/sentiment.npz, else the shipped one. No file: the lexicon alone decides.
     model: Text | None = None

@@ -127,6 +127,12 @@ def _worth_reading(name: str) -> bool:
     return not (name.startswith("w:") and len(name) < 5)
 
 
+def _overlap(one: str, other: str) -> bool:
+    """«третий» adds nothing after «третий день», nor «рыли» after «крыли»."""
+    a, b = one.strip("«»").strip(), other.strip("«»").strip()
+    return a in b or b in a
+
+
 def _readable(name: str) -> str:
     if name.startswith("x:") and "«" in name:
         return name[name.index("«") :]  # a lexicon cue: the words, as an n-gram reads
@@ -218,7 +224,7 @@ class SentimentModel:
                 if prefer_words == name.startswith("c:"):
                     continue
                 text = _readable(name)
-                if text not in readable:
+                if not any(_overlap(text, chosen) for chosen in readable):
                     readable.append(text)
                 if len(readable) >= limit:
                     return tuple(readable)
