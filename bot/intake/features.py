@@ -18,6 +18,7 @@ import operator
 import re
 import unicodedata
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 
 HASH_BITS = 18
@@ -69,23 +70,14 @@ def extract(text: str, extra: tuple[str, ...] = ()) -> Features:
     N-grams that share an index are counted together (the hashing trick).
     """
     tokens = words(normalise(text))
-    counts: dict[int, int] = {}
-    seen = counts.get
-    for name in ["w:" + w for w in tokens]:
-        index = _index_of(name)
-        counts[index] = seen(index, 0) + 1
-    for name in [f"b:{a} {b}" for a, b in itertools.pairwise(tokens)]:
-        index = _index_of(name)
-        counts[index] = seen(index, 0) + 1
+    found = [_index_of("w:" + w) for w in tokens]
+    found += [_index_of(f"b:{a} {b}") for a, b in itertools.pairwise(tokens)]
+    cached = _GRAMS.get
     for token in tokens:
-        grams = _GRAMS.get(token)
-        if grams is None:
-            grams = _char_grams(token)
-        for index in grams:
-            counts[index] = seen(index, 0) + 1
-    for signal in extra:
-        index = _index_of("x:" + signal)
-        counts[index] = seen(index, 0) + 1
+        grams = cached(token)
+        found += grams if grams is not None else _char_grams(token)
+    found += [_index_of("x:" + signal) for signal in extra]
+    counts = Counter(found)  # counted in C, in order of first occurrence
     log = math.log
     values = [1.0 + log(count) if count > 1 else 1.0 for count in counts.values()]
     scale = 1.0 / (math.sqrt(sum(map(operator.mul, values, values))) or 1.0)
