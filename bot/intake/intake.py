@@ -55,14 +55,13 @@ class MentionIntake:
             return mention
         if self._model is not None:
             verdict = self._model.judge(mention.text, mention.language)
-            if verdict.sentiment is Sentiment.UNCERTAIN:
-                verdict = self._model.judge(mention.text, mention.language, explain=True)
+            if verdict.sentiment is Sentiment.UNCERTAIN and _log.isEnabledFor(logging.INFO):
                 _log.info(
                     "uncertain mention %s:%s p=%.2f %s",
                     mention.source,
                     mention.external_id,
                     verdict.p_negative,
-                    ", ".join(verdict.signals),
+                    ", ".join(self._model.signals(verdict)),
                 )
             return replace(
                 mention,

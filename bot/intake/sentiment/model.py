@@ -16,7 +16,7 @@ import json
 import math
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -81,6 +81,7 @@ class Verdict:
     p_negative: float
     signals: tuple[str, ...]  # readable, strongest first: «опять», «не работает»
     lexicon: SentimentResult
+    found: features.Features | None = field(default=None, repr=False, compare=False)
 
     @property
     def sentiment(self) -> Sentiment:
@@ -245,7 +246,7 @@ class SentimentModel:
         p = self.p_negative(found)
         outcome = (band or self.band).outcome(p)
         explained = explain and outcome is not Outcome.NOT_NEGATIVE
-        return Verdict(outcome, p, self.strongest(found) if explained else (), lexicon)
+        return Verdict(outcome, p, self.strongest(found) if explained else (), lexicon, found)
 
 
 class ModelClassifier:
@@ -257,6 +258,12 @@ class ModelClassifier:
         self.model = model
         self.lexicon = lexicon
         self.band = band or model.band
+
+    def signals(self, verdict: Verdict) -> tuple[str, ...]:
+        """A verdict's strongest signals, from the features it was reached with."""
+        if verdict.signals or verdict.found is None:
+            return verdict.signals
+        return self.model.strongest(verdict.found)
 
     def judge(self, text: str, language: str | None = None, *, explain: bool = False) -> Verdict:
         return self.model.judge(

@@ -3,10 +3,13 @@ stored as uncertain, counted as neutral on its author's card, and opens none."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
@@ -64,8 +67,9 @@ def p_of(text: str) -> float:
 
 
 async def test_an_uncertain_mention_is_stored_as_uncertain_and_opens_no_case(
-    tmp_path: Path, database: Database, clock: FrozenClock
+    tmp_path: Path, database: Database, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bot.intake.intake")
     p = p_of(QUIET)
     intake = build(tmp_path, database, clock, Band(min(1.0, p + 0.01), max(0.0, p - 0.01)))
     mention = replace(make_mention("u1", clock.now(), QUIET), sentiment=None)
@@ -74,6 +78,7 @@ async def test_an_uncertain_mention_is_stored_as_uncertain_and_opens_no_case(
     assert result.mention.sentiment is Sentiment.UNCERTAIN
     assert result.mention.sentiment_source is SentimentSource.CLASSIFIER
     assert result.mention.sentiment_score == round(p, 4)
+    assert f"uncertain mention vk:u1 p={p:.2f}" in caplog.text  # for the triage list to come
     async with database.uow() as uow:
         stored = await uow.mentions.get_by_external("vk", "u1")
         assert stored is not None and stored.sentiment is Sentiment.UNCERTAIN
