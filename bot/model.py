@@ -105,6 +105,7 @@ class Sentiment(StrEnum):
     NEGATIVE = "negative"
     NEUTRAL = "neutral"
     POSITIVE = "positive"
+    UNCERTAIN = "uncertain"  # the model could not tell: a person decides; counts as neutral
 
 
 class SentimentSource(StrEnum):

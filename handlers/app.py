@@ -27,6 +27,7 @@ from bot.intake.lemmas import Lemmatiser
 from bot.intake.official import Officials
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
+from bot.intake.sentiment.model import load_model_classifier
 from bot.messages.delivery import OutboxWorker, RetryPolicy
 from bot.messages.outbox import Transport
 from bot.messages.texts import Texts, texts_for
@@ -119,15 +120,18 @@ class App:
             translate=self.texts.t,
         )
         self.digest_jobs = DigestJobs(self.digests, self.texts, config.digest)
+        classifier = SentimentClassifier(load_lexicon(lexicon_dir(config)))
+        sentiment_model = load_model_classifier(playbook, classifier)  # None: lexicon only
         self.intake = MentionIntake(
             self.cases,
             playbook,
             self.clock,
             self._plan_deadlines,
             self._mention_received,
-            classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
+            classifier=classifier,
             lemmatiser=Lemmatiser(),
             officials=Officials.from_config(config),
+            model=sentiment_model,
         )
         self.answers = Answers(
             self.cases,
@@ -136,6 +140,7 @@ class App:
             self.crises,
             digests=self.digests,
             intake=self.intake,
+            sentiment=sentiment_model,
         )
         self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts)
         self.scheduler = AsyncIOScheduler(timezone=config.tz)

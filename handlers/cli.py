@@ -27,6 +27,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 app.add_typer(db_app, name="db")
 authors_app = typer.Typer(no_args_is_help=True, help="Author cards.")
 app.add_typer(authors_app, name="authors")
+model_app = typer.Typer(no_args_is_help=True, help="The sentiment model.")
+app.add_typer(model_app, name="model")
 
 out = Console()
 err = Console(stderr=True)
@@ -181,6 +183,60 @@ def import_mentions(
         cfg, playbook, file, source=source, mapping=mapping, open_cases=open_cases, out=out, err=err
     )
     raise typer.Exit(code=code)
+
+
+@model_app.command("train")
+def model_train(
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="JSON lines with text and label (negative|not_negative)"),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The model file (.npz) to write")
+    ] = None,
+    lexicon: Annotated[
+        Path | None, typer.Option("--lexicon", help="Lexicon directory (default: the shipped)")
+    ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option("--tune", help="Choose C and the lexicon signals by cross-validation"),
+    ] = False,
+) -> None:
+    """Train the sentiment model (deterministic: fixed seeds) and print its band."""
+    from bot.intake.lemmas import Lemmatiser
+    from bot.intake.sentiment.analyser import SentimentClassifier
+    from bot.intake.sentiment.lexicon import DEFAULT_LEXICON_DIR
+    from bot.intake.sentiment.model import DEFAULT_MODEL_FILE
+    from bot.intake.sentiment.training import (
+        DEFAULT_CORPUS,
+        Params,
+        cross_validate,
+        load_corpus,
+        train,
+    )
+
+    corpus = corpus or DEFAULT_CORPUS
+    output = output or DEFAULT_MODEL_FILE
+    try:
+        examples = load_corpus(corpus)
+        classifier = SentimentClassifier(load_lexicon(lexicon or DEFAULT_LEXICON_DIR), Lemmatiser())
+    except (OSError, ValueError, LexiconError) as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(code=2) from None
+    params = Params()
+    if tune:
+        report = cross_validate(examples, classifier)
+        for candidate in report.candidates:
+            out.print(candidate)
+        params = report.params
+        out.print(f"chosen: {params}, band {report.band}, at the band {report.at_band}")
+    model = train(examples, classifier, params, note={"corpus": corpus.name})
+    model.save(output)
+    out.print(
+        f"{output}: {len(examples)} examples, C={params.c}, signals {', '.join(params.signals)}; "
+        f"band from cross-validation: negative_from {model.band.negative_from}, "
+        f"uncertain_from {model.band.uncertain_from} (routing.yaml, triage:)"
+    )
 
 
 @authors_app.command("merge")

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from bot.cases.grouping import IntakeResult
 from bot.messages.outbox import DeliveryResult, OutboxItem
-from bot.model import Mention
+from bot.model import Mention, Sentiment
 
 
 class Metrics:
@@ -18,6 +18,12 @@ class Metrics:
             "otklik_mentions_total",
             "Mentions received, by source and outcome",
             ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.mentions_uncertain = Counter(
+            "otklik_mentions_uncertain_total",
+            "Mentions the sentiment model could not call negative or not (for the triage list)",
+            ["source"],
             registry=self.registry,
         )
         self.cases_opened = Counter(
@@ -46,6 +52,8 @@ class Metrics:
     def mention_received(self, mention: Mention, result: IntakeResult) -> None:
         outcome = "duplicate" if result.duplicate else ("case" if result.case else "stored")
         self.mentions_in.labels(mention.source, outcome).inc()
+        if mention.sentiment is Sentiment.UNCERTAIN and not result.duplicate:
+            self.mentions_uncertain.labels(mention.source).inc()
         if result.case is not None and result.case.mention_count == 1:
             self.cases_opened.labels(result.case.department).inc()
 

@@ -24,6 +24,7 @@ _TALLY = {
     Sentiment.NEGATIVE: "negative_count",
     Sentiment.NEUTRAL: "neutral_count",
     Sentiment.POSITIVE: "positive_count",
+    Sentiment.UNCERTAIN: "neutral_count",  # until a person decides
 }
 
 

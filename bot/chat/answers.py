@@ -15,9 +15,10 @@ from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.service import CaseService, CaseThread
 from bot.crisis.service import CrisisService
 from bot.intake.intake import MentionIntake
+from bot.intake.sentiment.model import ModelClassifier
 from bot.messages.texts import Texts
 from bot.messages.views import NoticeView, View, format_time, notice_view, page_view
-from bot.model import SYSTEM_ACTOR, Action, GlobalRole
+from bot.model import SYSTEM_ACTOR, Action, GlobalRole, Mention, Sentiment, SentimentSource
 from bot.reports.digest import DigestService
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
@@ -46,8 +47,10 @@ class Answers:
         crises: CrisisService | None = None,
         digests: DigestService | None = None,
         intake: MentionIntake | None = None,
+        sentiment: ModelClassifier | None = None,
     ) -> None:
         self._intake = intake  # /negative opens a case as intake would
+        self._sentiment = sentiment  # /case: why the model called the mention negative
         self._digests = digests  # /digest: today so far, for leadership and duty
         self._crises = crises  # open crises head /status
         self._cases = cases
@@ -215,7 +218,22 @@ class Answers:
             "url": card["url"],
             "drafts": drafts,
             "events": events,
+            "why_negative": self._why_negative(mention),
         }
+
+    def _why_negative(self, mention: Mention) -> dict[str, Any] | None:
+        """The model's strongest signals, recomputed from the text (cheap); only for a
+        mention the model itself called negative or uncertain."""
+        if (
+            self._sentiment is None
+            or mention.sentiment_source is not SentimentSource.CLASSIFIER
+            or mention.sentiment not in (Sentiment.NEGATIVE, Sentiment.UNCERTAIN)
+        ):
+            return None
+        verdict = self._sentiment.judge(mention.text, mention.language, explain=True)
+        if not verdict.signals:
+            return None
+        return {"signals": list(verdict.signals), "p": round(verdict.p_negative, 2)}
 
     def _detail(self, payload: dict[str, Any]) -> str:
         """The one thing worth reading about an event: a reason, a note, where it went."""

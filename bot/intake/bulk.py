@@ -17,6 +17,7 @@ thresholds, (source, external_id) stored once.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ from bot.settings.routing_rules import AuthorLabelsConfig
 
 # A batch that lost a race to another writer is run again from its reads; this many times.
 ATTEMPTS = 5
+CLASSIFY_CHUNK = 500  # mentions classified between two yields to the event loop
 
 _DUPLICATE = IntakeResult(None, None, duplicate=True)
 _AUTOMATIC = frozenset({AuthorLabel.SYSTEMATIC_CRITIC, AuthorLabel.OPINION_LEADER})
@@ -114,6 +116,8 @@ class BulkIntake:
         unopened = 0
         seen: set[tuple[str, str]] = set()
         for i, mention in enumerate(mentions):
+            if i and i % CLASSIFY_CHUNK == 0:
+                await asyncio.sleep(0)  # classifying is CPU: let the event loop breathe
             mention = self._intake.prepare(mention)  # the classifier, if the source gave none
             prepared.append(mention)
             key = (mention.source, mention.external_id)
@@ -258,7 +262,12 @@ class _Stored:
         return replace(self.row, id=self.id, author_id=self.author_id)
 
 
-_SENTIMENT_INDEX = {Sentiment.NEGATIVE: 0, Sentiment.NEUTRAL: 1, Sentiment.POSITIVE: 2}
+_SENTIMENT_INDEX = {
+    Sentiment.NEGATIVE: 0,
+    Sentiment.NEUTRAL: 1,
+    Sentiment.POSITIVE: 2,
+    Sentiment.UNCERTAIN: 1,  # counted as neutral until a person decides
+}
 
 
 @dataclass

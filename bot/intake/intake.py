@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -15,12 +16,15 @@ from bot.intake.lemmas import Lemmatiser
 from bot.intake.official import Officials, as_information
 from bot.intake.routing import RouteDecision, route
 from bot.intake.sentiment.analyser import SentimentClassifier
+from bot.intake.sentiment.model import ModelClassifier
 from bot.model import AuthorLabel, Mention, Priority, Sentiment, SentimentSource
 from bot.settings.playbook import Playbook
 from bot.staff.rights import Actor
 
 # (department, priority, opened_at, policy override) -> (policy name, first touch, answer,
 # resolution). Injected so the SLA engine owns deadline arithmetic.
+_log = logging.getLogger(__name__)
+
 DeadlinePlanner = Callable[
     [str, Priority, datetime, str | None], tuple[str, datetime, datetime, datetime]
 ]
@@ -37,9 +41,11 @@ class MentionIntake:
         classifier: SentimentClassifier | None = None,
         lemmatiser: Lemmatiser | None = None,
         officials: Officials | None = None,
+        model: ModelClassifier | None = None,
     ) -> None:
         self._officials = officials or Officials()
         self._classifier = classifier
+        self._model = model  # when given, it decides; the lexicon alone is the fallback
         self._stem = lemmatiser.lemma if lemmatiser else None
         self._observe = observe  # metrics: every mention from every channel passes here
         self._cases = cases
@@ -48,9 +54,28 @@ class MentionIntake:
         self._plan = plan
 
     def prepare(self, mention: Mention) -> Mention:
-        """The source's sentiment when it gave one; otherwise Otklik's classifier decides."""
+        """The source's sentiment when it gave one; otherwise Otklik's classifier decides:
+        the model (negative, uncertain or not; the score is p_negative) when there is one,
+        else the lexicon (its score is the sum of its weights)."""
         if mention.sentiment is not None:
             return mention
+        if self._model is not None:
+            verdict = self._model.judge(mention.text, mention.language)
+            if verdict.sentiment is Sentiment.UNCERTAIN and _log.isEnabledFor(logging.INFO):
+                _log.info(
+                    "uncertain mention %s:%s p=%.2f %s",
+                    mention.source,
+                    mention.external_id,
+                    verdict.p_negative,
+                    ", ".join(self._model.signals(verdict)),
+                )
+            return replace(
+                mention,
+                sentiment=verdict.sentiment,
+                sentiment_source=SentimentSource.CLASSIFIER,
+                sentiment_score=round(verdict.p_negative, 4),
+                language=mention.language or verdict.lexicon.language,
+            )
         if self._classifier is None:
             return replace(mention, sentiment=Sentiment.NEUTRAL)
         result = self._classifier.classify(mention.text, mention.language)
@@ -61,6 +86,11 @@ class MentionIntake:
             sentiment_score=result.score,
             language=mention.language or result.language,
         )
+
+    @property
+    def model(self) -> ModelClassifier | None:
+        """The sentiment model, for explanations (/case); None: the lexicon alone decides."""
+        return self._model
 
     def decide(
         self, mention: Mention, labels: Iterable[AuthorLabel] = ()

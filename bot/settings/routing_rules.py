@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from bot.model import AuthorLabel, Priority
 from bot.settings.fields import Id, PositiveDuration, StrictModel, Text
@@ -113,9 +113,30 @@ class AuthorLabelsConfig(StrictModel):
     leader_positive_share: Annotated[float, Field(gt=0, le=1)] = 0.6  # mostly positive
 
 
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class TriageConfig(StrictModel):
+    """The sentiment model's band: p_negative >= negative_from makes a case, >= uncertain_from
+    puts the mention before a person, anything lower is not negative."""
+
+    negative_from: Probability = 0.41
+    uncertain_from: Probability = 0.19
+    # The model file, relative to the playbook directory; None: the playbook's
+    # models/sentiment.npz, else the shipped one. No file: the lexicon alone decides.
+    model: Text | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TriageConfig:
+        if self.uncertain_from > self.negative_from:
+            raise ValueError("uncertain_from must not be above negative_from")
+        return self
+
+
 class RoutingConfig(StrictModel):
     grouping: GroupingConfig = GroupingConfig()
     author_labels: AuthorLabelsConfig = AuthorLabelsConfig()
+    triage: TriageConfig = TriageConfig()
     rules: tuple[RoutingRule, ...] = ()  # first match wins
     default: RoutingDefault
     # Words that make a case even when the sentiment is not negative, and raise its priority.

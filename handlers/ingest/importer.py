@@ -31,6 +31,7 @@ from bot.intake.mapping import check_mapping
 from bot.intake.official import Officials
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
+from bot.intake.sentiment.model import load_model_classifier
 from bot.model import Priority
 from bot.settings.config import Config
 from bot.settings.playbook import Playbook
@@ -158,14 +159,16 @@ def build_bulk(config: Config, playbook: Playbook, database: Database, clock: Cl
         return name, due.first_touch, due.answer, due.resolution
 
     # As App builds it: sources without sentiment are classified, keywords match lemmas.
+    classifier = SentimentClassifier(load_lexicon(lexicon_dir(config)))
     intake = MentionIntake(
         cases,
         playbook,
         clock,
         plan,
-        classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
+        classifier=classifier,
         lemmatiser=Lemmatiser(),
         officials=Officials.from_config(config),
+        model=load_model_classifier(playbook, classifier),
     )
     return BulkIntake(database.uow, intake, cases, clock, playbook.routing.author_labels)
 

@@ -31,6 +31,7 @@ from bot.model import MAX_MENTION_TEXT, Sentiment
 __all__ = ["SentimentClassifier", "SentimentResult"]
 
 _MAX_REASONS = 20
+_KEYS_CACHE_LIMIT = 100_000
 _EMOJI_REPEATS = 2  # a row of ten 😡 counts as two
 
 
@@ -81,11 +82,13 @@ def _fmt(weight: float) -> str:
 
 
 class SentimentClassifier:
-    """Classifies one text at a time; stateless after construction, safe to share."""
+    """Classifies one text at a time; its only state is a cache of words seen, safe to share."""
 
     def __init__(self, lexicon: Lexicon, lemmatiser: Lemmatiser | None = None) -> None:
         self._lexicon = lexicon
         self._lemmatiser = lemmatiser or Lemmatiser()
+        # A word's folded form and lookup keys, per language: words repeat from text to text.
+        self._keys: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
     @property
     def lexicon(self) -> Lexicon:
@@ -110,6 +113,15 @@ class SentimentClassifier:
             sentiment = Sentiment.NEUTRAL
         return SentimentResult(sentiment, round(score, 3), lang, tuple(reasons[:_MAX_REASONS]))
 
+    def _word_keys(self, raw: str, language: str) -> tuple[str, tuple[str, ...]]:
+        folded = fold(raw)
+        lemmas = self._lemmatiser.lemmas(folded, language)
+        known = (folded, tuple(dict.fromkeys(("=" + folded, *lemmas, folded))))
+        if len(self._keys) >= _KEYS_CACHE_LIMIT:
+            self._keys.clear()  # bounded on a stream of unseen words
+        self._keys[raw, language] = known
+        return known
+
     def _tokens(self, text: str, language: str) -> list[_Token]:
         quotes = [(m.start(), m.end()) for m in _QUOTE_RE.finditer(text)]
         tokens: list[_Token] = []
@@ -125,9 +137,10 @@ class SentimentClassifier:
             if match.group("emoji"):
                 tokens.append(_Token(normalise_emoji(raw), (), sentence, False, True, quoted))
                 continue
-            folded = fold(raw)
-            lemmas = self._lemmatiser.lemmas(folded, language)
-            keys = tuple(dict.fromkeys(("=" + folded, *lemmas, folded)))
+            known = self._keys.get((raw, language))
+            if known is None:
+                known = self._word_keys(raw, language)
+            folded, keys = known
             caps = len(raw) >= 3 and raw.isupper()
             tokens.append(_Token(folded, keys, sentence, caps, False, quoted, pause))
         return tokens
@@ -209,12 +222,12 @@ class _Scorer:
         return position < i and self.content[i] - self.content[position + 1] < reach
 
     def _role(self, token: _Token) -> str | None:
-        keys = token.keys
-        if any(k in self.lex.negators for k in keys):
+        keys = token.keys  # isdisjoint: the test runs in C, once per word of every text
+        if not self.lex.negators.keys().isdisjoint(keys):
             return "negator"
-        if any(k in self.lex.modifiers for k in keys):
+        if not self.lex.modifiers.keys().isdisjoint(keys):
             return "modifier"
-        if any(k in self.lex.contrast for k in keys):
+        if not self.lex.contrast.isdisjoint(keys):
             return "contrast"
         return None
 

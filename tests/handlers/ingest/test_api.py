@@ -9,8 +9,9 @@ import aiohttp
 import pytest
 
 from bot.clock import FrozenClock
-from bot.model import CaseState, Priority
+from bot.model import CaseState, Priority, Sentiment, SentimentSource
 from bot.settings.playbook import load_playbook
+from bot.staff.rights import Actor
 from handlers.app import App
 from tests.doubles.fakes import RecordingTransport
 from tests.doubles.support import API_TOKENS, make_config
@@ -172,3 +173,38 @@ async def test_a_source_with_its_own_json_is_mapped(
         ("vk", "id9"),
         ("email", "olga@example.org"),
     }
+
+
+async def test_a_mention_without_sentiment_is_classified_by_the_model(
+    running: tuple[App, str, RecordingTransport],
+) -> None:
+    app, base, _ = running
+    assert app.intake.model is not None  # the shipped model, as the example config runs it
+    complaint = mention("m1", "Третий день нет горячей воды, управляющая компания молчит")
+    thanks = mention("m2", "Огромное спасибо за новую детскую площадку во дворе!")
+    for item in (complaint, thanks):
+        del item["sentiment"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{base}/api/v1/mentions", json=[complaint, thanks], headers=MON) as response,
+    ):
+        assert response.status == 202
+        body = await response.json()
+    opened, none = body["cases"]
+    assert opened is not None and none is None
+    async with app.database.uow() as uow:
+        negative = await uow.mentions.get_by_external("monitoring", "m1")
+        positive = await uow.mentions.get_by_external("monitoring", "m2")
+    assert negative is not None and positive is not None
+    assert negative.sentiment is Sentiment.NEGATIVE
+    assert negative.sentiment_source is SentimentSource.CLASSIFIER
+    assert negative.sentiment_score is not None and 0.5 < negative.sentiment_score <= 1.0
+    assert positive.sentiment in (Sentiment.POSITIVE, Sentiment.NEUTRAL)
+    assert positive.sentiment_score is not None and positive.sentiment_score < 0.2
+    # /case explains the model's call with the strongest signals of the text and p.
+    view = await app.answers.case(Actor("duty", "Дежурный"), opened)
+    assert view["view"] == "page"
+    why = view["context"]["why_negative"]
+    assert why["p"] == round(negative.sentiment_score, 2) and why["signals"]
+    page = app.texts.render("case_thread.html.j2", **view["context"])
+    assert f"Почему негатив: {', '.join(why['signals'])} ({why['p']:.2f})" in page
