@@ -53,6 +53,7 @@ __all__ = [
     "DepartmentTelegram",
     "DigestConfig",
     "DigestRecipients",
+    "ModelConfig",
     "OutboxConfig",
     "PlaybooksConfig",
     "StaffMember",
@@ -118,20 +119,21 @@ class DatabaseConfig(StrictModel):
         return value
 
 
+def _resolve_against_config(cls: type[StrictModel], value: Path, info: ValidationInfo) -> Path:
+    # load_config passes the config file's directory so the bot works from any cwd.
+    value = value.expanduser()
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not value.is_absolute():
+        value = (Path(base) / value).resolve()
+    return value
+
+
 class PlaybooksConfig(StrictModel):
     # validate_default: the defaults are relative too and must be resolved like given values.
     path: Path = Field(default=Path("playbooks/default"), validate_default=True)
     templates: Path = Field(default=Path("playbooks/templates"), validate_default=True)
 
-    @field_validator("path", "templates")
-    @classmethod
-    def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
-        # load_config passes the config file's directory so the bot works from any cwd.
-        value = value.expanduser()
-        base = (info.context or {}).get("base_dir")
-        if base is not None and not value.is_absolute():
-            value = (Path(base) / value).resolve()
-        return value
+    _relative_to_config = field_validator("path", "templates")(_resolve_against_config)
 
 
 class DepartmentTelegram(StrictModel):
@@ -188,6 +190,18 @@ class DigestConfig(StrictModel):
     recipients: DigestRecipients = Field(default_factory=DigestRecipients)
 
 
+class ModelConfig(StrictModel):
+    """The organisation's own sentiment model, learned from staff corrections
+    (bot/intake/sentiment/learning.py): where it is kept and when it is retrained."""
+
+    # Relative to the config file's directory, like the playbooks.
+    path: Path = Field(default=Path("data/models/sentiment.org.npz"), validate_default=True)
+    # None: only `otklik model retrain` retrains.
+    retrain_cron: _Cron | None = "30 3 * * *"
+
+    _relative_to_config = field_validator("path")(_resolve_against_config)
+
+
 class OutboxConfig(StrictModel):
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     base_retry_s: Annotated[float, Field(gt=0)] = 1.0
@@ -217,6 +231,7 @@ class Config(StrictModel):
     staff: list[StaffMember] = Field(default_factory=list)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
     mappings: dict[str, SourceMapping] = Field(default_factory=dict)
     feeds: list[FeedSource] = Field(default_factory=list)
     official: OfficialConfig = Field(default_factory=OfficialConfig)
@@ -477,8 +492,9 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     if problems:
         raise fail(problems)
     # An absent section would get its defaults without validation, hence unresolved paths.
-    if data.get("playbooks") is None:
-        data["playbooks"] = {}
+    for section in ("playbooks", "model"):
+        if data.get(section) is None:
+            data[section] = {}
 
     try:
         return Config.model_validate(data, context={"base_dir": path.resolve().parent})

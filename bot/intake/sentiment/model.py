@@ -13,6 +13,7 @@ strongest signals, so a card can say why the bot thinks a mention is a complaint
 from __future__ import annotations
 
 import json
+import logging
 import math
 import operator
 from collections.abc import Iterable, Sequence
@@ -40,8 +41,12 @@ __all__ = [
     "Verdict",
     "lexicon_signals",
     "load_model_classifier",
+    "load_organisation_model",
     "model_file",
+    "playbook_band",
 ]
+
+_log = logging.getLogger(__name__)
 
 # bot/ and playbooks/ sit side by side in a checkout and in a wheel alike.
 DEFAULT_MODEL_FILE = PLAYBOOKS_DIR / "default" / "models" / "sentiment.npz"
@@ -158,6 +163,7 @@ class SentimentModel:
         self.band = band
         self.signals = signals
         self.metadata = metadata
+        self.path: Path | None = None  # the file it was loaded from
 
     # --- file --------------------------------------------------------------------------
 
@@ -168,13 +174,15 @@ class SentimentModel:
             if metadata.get("format") != FORMAT_VERSION:
                 raise ValueError(f"{path}: model format {metadata.get('format')!r} unknown")
             band = Band(*(float(x) for x in data["band"]))
-            return cls(
+            model = cls(
                 data["weights"].astype(np.float64).tolist(),
                 float(data["bias"]),
                 band,
                 tuple(metadata["signals"]),
                 metadata,
             )
+        model.path = path
+        return model
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,14 +293,40 @@ def model_file(playbook: Playbook) -> Path | None:
     return None
 
 
-def load_model_classifier(
-    playbook: Playbook, lexicon: SentimentClassifier
-) -> ModelClassifier | None:
-    """The model and the playbook's band, as App and the importer build intake."""
-    path = model_file(playbook)
-    if path is None:
-        return None
+def playbook_band(playbook: Playbook) -> Band:
     triage = playbook.routing.triage
-    return ModelClassifier(
-        SentimentModel.load(path), lexicon, Band(triage.negative_from, triage.uncertain_from)
+    return Band(triage.negative_from, triage.uncertain_from)
+
+
+def load_organisation_model(path: Path) -> SentimentModel | None:
+    """The organisation's own model (learning.py) when its file is there and readable."""
+    if not path.is_file():
+        return None
+    try:
+        return SentimentModel.load(path)
+    except (OSError, ValueError, KeyError) as error:
+        _log.warning("organisation sentiment model %s cannot be read (%s): not used", path, error)
+        return None
+
+
+def load_model_classifier(
+    playbook: Playbook, lexicon: SentimentClassifier, organisation: Path | None = None
+) -> ModelClassifier | None:
+    """The model and the playbook's band, as App and the importer build intake: the
+    organisation's own model (config `model.path`) when there is one, else the playbook's."""
+    model = load_organisation_model(organisation) if organisation is not None else None
+    if model is None:
+        path = model_file(playbook)
+        if path is None:
+            _log.info("no sentiment model file: the lexicon alone decides")
+            return None
+        model = SentimentModel.load(path)
+    _log.info(
+        "sentiment model: %s (%s, trained %s)",
+        model.path,
+        "the organisation's own"
+        if organisation is not None and model.path == organisation
+        else "shipped",
+        model.metadata.get("trained_at", "?"),
     )
+    return ModelClassifier(model, lexicon, playbook_band(playbook))
