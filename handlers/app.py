@@ -26,8 +26,10 @@ from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
 from bot.intake.official import Officials
 from bot.intake.sentiment.analyser import SentimentClassifier
+from bot.intake.sentiment.learning import RetrainRequest
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
-from bot.intake.sentiment.model import load_model_classifier
+from bot.intake.sentiment.model import load_model_classifier, model_file, playbook_band
+from bot.intake.sentiment.training import DEFAULT_CORPUS
 from bot.messages.delivery import OutboxWorker, RetryPolicy
 from bot.messages.outbox import Transport
 from bot.messages.texts import Texts, texts_for
@@ -43,6 +45,7 @@ from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
+from handlers.jobs.model import ModelJobs
 from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
 from store.db import Database
@@ -121,7 +124,8 @@ class App:
         )
         self.digest_jobs = DigestJobs(self.digests, self.texts, config.digest)
         classifier = SentimentClassifier(load_lexicon(lexicon_dir(config)))
-        sentiment_model = load_model_classifier(playbook, classifier)  # None: lexicon only
+        # The organisation's own model when it has one; None: the lexicon alone decides.
+        sentiment_model = load_model_classifier(playbook, classifier, config.model.path)
         self.intake = MentionIntake(
             self.cases,
             playbook,
@@ -139,8 +143,22 @@ class App:
             self.texts,
             self.crises,
             digests=self.digests,
-            intake=self.intake,
-            sentiment=sentiment_model,
+            intake=self.intake,  # /case explains with the model intake uses now
+        )
+        self.model_jobs = ModelJobs(
+            self.database.reader,
+            self.intake,
+            classifier,
+            RetrainRequest(
+                corrections=(),
+                corpus=DEFAULT_CORPUS,
+                shipped_model=model_file(playbook),
+                organisation_model=config.model.path,
+                lexicon=lexicon_dir(config),
+                band=playbook_band(playbook),
+            ),
+            config.model.retrain_cron,
+            config.tz,
         )
         self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts)
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
@@ -176,6 +194,7 @@ class App:
         await self._start_sla()
         self._start_crisis()
         await self._start_digests()
+        self.model_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
         services = ChatServices(
@@ -198,6 +217,7 @@ class App:
         if self.feeds is not None:
             await self.feeds.stop()  # no new mentions while the rest shuts down
         await self.crisis_jobs.stop()
+        await self.model_jobs.stop()
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task

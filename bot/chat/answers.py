@@ -224,13 +224,15 @@ class Answers:
     def _why_negative(self, mention: Mention) -> dict[str, Any] | None:
         """The model's strongest signals, recomputed from the text (cheap); only for a
         mention the model itself called negative or uncertain."""
+        # The model intake uses now (a retrained one is swapped in there) unless given.
+        model = self._sentiment or (self._intake.model if self._intake is not None else None)
         if (
-            self._sentiment is None
+            model is None
             or mention.sentiment_source is not SentimentSource.CLASSIFIER
             or mention.sentiment not in (Sentiment.NEGATIVE, Sentiment.UNCERTAIN)
         ):
             return None
-        verdict = self._sentiment.judge(mention.text, mention.language, explain=True)
+        verdict = model.judge(mention.text, mention.language, explain=True)
         if not verdict.signals:
             return None
         return {"signals": list(verdict.signals), "p": round(verdict.p_negative, 2)}

@@ -59,15 +59,16 @@ class MentionIntake:
         else the lexicon (its score is the sum of its weights)."""
         if mention.sentiment is not None:
             return mention
-        if self._model is not None:
-            verdict = self._model.judge(mention.text, mention.language)
+        model = self._model  # read once: use_model may swap it between two awaits
+        if model is not None:
+            verdict = model.judge(mention.text, mention.language)
             if verdict.sentiment is Sentiment.UNCERTAIN and _log.isEnabledFor(logging.INFO):
                 _log.info(
                     "uncertain mention %s:%s p=%.2f %s",
                     mention.source,
                     mention.external_id,
                     verdict.p_negative,
-                    ", ".join(self._model.signals(verdict)),
+                    ", ".join(model.signals(verdict)),
                 )
             return replace(
                 mention,
@@ -91,6 +92,11 @@ class MentionIntake:
     def model(self) -> ModelClassifier | None:
         """The sentiment model, for explanations (/case); None: the lexicon alone decides."""
         return self._model
+
+    def use_model(self, model: ModelClassifier) -> None:
+        """From the next mention on, this model decides (a retrained organisation model).
+        One assignment: a mention being prepared keeps the model it started with."""
+        self._model = model
 
     def decide(
         self, mention: Mention, labels: Iterable[AuthorLabel] = ()

@@ -168,7 +168,7 @@ def build_bulk(config: Config, playbook: Playbook, database: Database, clock: Cl
         classifier=classifier,
         lemmatiser=Lemmatiser(),
         officials=Officials.from_config(config),
-        model=load_model_classifier(playbook, classifier),
+        model=load_model_classifier(playbook, classifier, config.model.path),
     )
     return BulkIntake(database.uow, intake, cases, clock, playbook.routing.author_labels)
 
