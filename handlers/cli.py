@@ -16,6 +16,7 @@ from bot import __version__
 from bot.intake.mapping import check_mapping
 from bot.intake.sentiment.lexicon import LexiconError, lexicon_dir, load_lexicon
 from bot.messages.texts import check_templates
+from bot.ports import SentimentCorrection
 from bot.settings.config import Config, ConfigError, load_config
 from bot.settings.playbook import Playbook, PlaybookError, load_playbook
 from store.db import Database
@@ -237,6 +238,45 @@ def model_train(
         f"band from cross-validation: negative_from {model.band.negative_from}, "
         f"uncertain_from {model.band.uncertain_from} (routing.yaml, triage:)"
     )
+
+
+@model_app.command("retrain")
+def model_retrain(config: ConfigOption = Path("config.yaml")) -> None:
+    """Retrain the organisation's model from staff corrections; keep it only if it wins."""
+    from bot.intake.sentiment.learning import (
+        SINCE_EVER,
+        RetrainDecision,
+        RetrainRequest,
+        retrain_organisation,
+    )
+    from bot.intake.sentiment.model import model_file, playbook_band
+    from bot.intake.sentiment.training import DEFAULT_CORPUS
+
+    cfg, playbook = _load_or_exit(config)
+
+    async def corrections() -> list[SentimentCorrection]:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            async with database.reader() as uow:
+                return await uow.mentions.corrections(SINCE_EVER)
+        finally:
+            await database.dispose()
+
+    found = asyncio.run(corrections())
+    result = retrain_organisation(
+        RetrainRequest(
+            corrections=tuple(found),
+            corpus=DEFAULT_CORPUS,
+            shipped_model=model_file(playbook),
+            organisation_model=cfg.model.path,
+            lexicon=lexicon_dir(cfg),
+            band=playbook_band(playbook),
+        )
+    )
+    out.print(result.summary(), highlight=False)
+    if result.decision is RetrainDecision.ADOPTED:
+        out.print("The running bot switches to it at its next scheduled retraining or restart.")
 
 
 @authors_app.command("merge")
