@@ -95,6 +95,7 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
         f"API: {cfg.api.listen}, {len(cfg.api.sources)} source(s); database: "
         f"{cfg.database.url.split('://')[0]}"
     )
+    out.print(_sentiment_model_line(cfg, playbook), highlight=False)
 
     departments = Table(title="Departments")
     for column in ("id", "name", "telegram chat / topic", "matrix room", "staff"):
@@ -138,6 +139,21 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     for part, count in playbook.summary().items():
         summary.add_row(part, str(count))
     out.print(summary)
+
+
+def _sentiment_model_line(cfg: Config, playbook: Playbook) -> str:
+    from bot.intake.sentiment.model import load_organisation_model, model_file
+
+    when = (
+        f"retrained at cron {cfg.model.retrain_cron!r}"
+        if cfg.model.retrain_cron
+        else "retrained only by `otklik model retrain`"
+    )
+    own = load_organisation_model(cfg.model.path)
+    if own is not None:
+        return f"Sentiment model: the organisation's own, {cfg.model.path}; {when}"
+    shipped = model_file(playbook)
+    return f"Sentiment model: {shipped or 'none, the lexicon alone'}; {when}"
 
 
 @db_app.command("upgrade")

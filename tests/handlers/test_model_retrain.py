@@ -108,6 +108,10 @@ def test_retrain_writes_a_winning_model_and_the_bot_starts_with_it(
 
     assert "the organisation model stays in use" in retrain(tmp_path)  # nothing new to learn
 
+    summary = runner.invoke(cli, ["check-config", "-c", str(tmp_path / "config.yaml")], env={})
+    assert summary.exit_code == 0, summary.output
+    assert "Sentiment model: the organisation's own" in " ".join(summary.output.split())
+
 
 def test_an_unreadable_organisation_model_leaves_the_shipped_one_in_use(
     tmp_path: Path, clock: FrozenClock
@@ -154,3 +158,18 @@ def test_the_retraining_is_scheduled_from_the_config(tmp_path: Path, clock: Froz
     quiet = App(load_config(off, env={}), load_playbook(config.playbooks.path), clock=clock)
     quiet.model_jobs.schedule(quiet.scheduler)
     assert quiet.scheduler.get_job("sentiment-retrain") is None
+
+
+async def test_a_failed_retraining_leaves_the_bot_with_its_model(
+    tmp_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_config(example_copy(tmp_path), env={})
+    otklik = App(config, load_playbook(config.playbooks.path), clock=clock)
+    in_use = otklik.intake.model
+    try:
+        with caplog.at_level(logging.ERROR):
+            assert await otklik.model_jobs.run() is None  # no tables yet: the read fails
+    finally:
+        await otklik.database.dispose()
+    assert otklik.intake.model is in_use
+    assert "sentiment model retraining failed" in caplog.text
