@@ -24,6 +24,7 @@ from bot.crisis.service import CrisisService
 from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
+from bot.intake.router import load_router
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.messages.delivery import OutboxWorker, RetryPolicy
@@ -130,6 +131,7 @@ class App:
             self._mention_received,
             classifier=SentimentClassifier(load_lexicon(lexicon_dir(config))),
             lemmatiser=Lemmatiser(),
+            router=load_router(config),  # loaded once: ~1 s, a few MB
         )
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self.sla = SlaService(

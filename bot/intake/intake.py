@@ -10,7 +10,8 @@ from bot.cases.grouping import CaseOpening, IntakeResult
 from bot.cases.service import CaseService
 from bot.clock import Clock
 from bot.intake.lemmas import Lemmatiser
-from bot.intake.routing import RouteDecision, route
+from bot.intake.router import DepartmentRouter
+from bot.intake.routing import RouteBasis, RouteDecision, consult_router, route
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.model import Mention, Priority, Sentiment, SentimentSource
 from bot.settings.playbook import Playbook
@@ -32,8 +33,10 @@ class MentionIntake:
         observe: Callable[[Mention, IntakeResult], None] | None = None,
         classifier: SentimentClassifier | None = None,
         lemmatiser: Lemmatiser | None = None,
+        router: DepartmentRouter | None = None,
     ) -> None:
         self._classifier = classifier
+        self._router = router  # for mentions no rule claims; restricted to the configured ones
         self._stem = lemmatiser.lemma if lemmatiser else None
         self._observe = observe  # metrics: every mention from every channel passes here
         self._cases = cases
@@ -69,6 +72,8 @@ class MentionIntake:
         # Negative mentions need an answer; urgent words (accident, court) force one anyway.
         if mention.sentiment is not Sentiment.NEGATIVE and not decision.urgent:
             return decision, None
+        if self._router is not None:
+            decision = consult_router(self._playbook, decision, mention.text, self._router)
         policy, first_touch, answer, resolution = self._plan(
             decision.department, decision.priority, self._clock.now(), decision.sla_policy
         )
@@ -80,6 +85,9 @@ class MentionIntake:
             answer_due_at=answer,
             resolution_due_at=resolution,
             codes=decision.codes,
+            route_confidence=(
+                decision.confidence if decision.basis is RouteBasis.LEARNED else None
+            ),
         )
 
     async def receive(self, mention: Mention) -> IntakeResult:
