@@ -16,13 +16,18 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.intake.features import DIMENSION, extract
 from bot.intake.router import FORMAT, DepartmentRouter, RouterChoice
 from bot.intake.routing import Stemmer, route
+from bot.model import Action
 from bot.settings.playbook import Playbook
+
+if TYPE_CHECKING:
+    from bot.ports import UnitOfWorkFactory
 
 __all__ = [
     "C_GRID",
@@ -34,6 +39,7 @@ __all__ = [
     "cross_validate",
     "fit",
     "read_corpus",
+    "reroutes",
     "retrain",
     "rules_of",
     "save",
@@ -284,3 +290,15 @@ def retrain(
     metadata "c"), chosen by cross-validation; re-validating per organisation costs minutes."""
     taught = [Example(text, department, weight=weight) for text, department in reroutes]
     return fit([*corpus, *taught], c, {"reroutes": len(taught)})
+
+
+async def reroutes(
+    uow_factory: UnitOfWorkFactory, since: datetime | None = None
+) -> list[tuple[str, str]]:
+    """What staff taught by rerouting: (the case's first mention's text, the department the
+    case went to), one per case, its last reroute winning. For `retrain`."""
+    async with uow_factory() as uow:
+        events = await uow.events.of_kind(Action.REROUTE.value, since)
+        targets = {e.case_id: str(e.payload["target"]) for e in events if e.case_id is not None}
+        firsts = await uow.mentions.first_of_cases(sorted(targets))
+    return [(firsts[case].text, target) for case, target in targets.items() if case in firsts]

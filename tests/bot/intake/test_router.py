@@ -10,15 +10,17 @@ from typing import Any
 
 import pytest
 
+from bot.cases.lifecycle import ActionRequest
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
+from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.router import DEFAULT_ROUTER_PATH, DepartmentRouter, RouterError
-from bot.intake.router_training import Example, fit, read_corpus, retrain, save
+from bot.intake.router_training import Example, fit, read_corpus, reroutes, retrain, save
 from bot.intake.routing import RouteBasis, route
 from bot.messages.texts import texts_for
 from bot.messages.views import CardView
-from bot.model import Sentiment
+from bot.model import Action, Sentiment
 from bot.settings.playbook import Playbook, load_playbook
 from bot.settings.routing_rules import LearnedRouting
 from bot.staff.directory import Directory
@@ -185,6 +187,27 @@ async def test_a_mention_no_rule_claims_goes_where_the_router_is_sure(
     assert f"Транспорт (модель, {case.route_confidence:.2f})" in card
 
 
+async def test_a_batch_is_routed_the_same_way(
+    database: Database, tmp_path: Path, clock: FrozenClock, router: DepartmentRouter
+) -> None:
+    playbook = playbook_with(0.6)
+    intake, directory = intake_with(database, tmp_path, clock, playbook, router)
+    cases = CaseService(database.uow, clock, directory, make_config(tmp_path, database.url).tz)
+    bulk = BulkIntake(database.uow, intake, cases, clock, playbook.routing.author_labels)
+    batch = [
+        make_mention("b1", clock.now(), text="Самокаты опять брошены на велодорожке"),
+        make_mention("b2", clock.now(), text="Третий день нет отопления"),
+    ]
+
+    result = await bulk.receive_many(batch)
+
+    learned, ruled = (r.case for r in result.results)
+    assert learned is not None and learned.department == "transport"
+    assert learned.route_confidence is not None and learned.route_confidence >= 0.6
+    assert ruled is not None and ruled.department == "housing"
+    assert ruled.route_confidence is None
+
+
 async def test_a_rule_wins_over_the_router(
     database: Database, tmp_path: Path, clock: FrozenClock, router: DepartmentRouter
 ) -> None:
@@ -226,3 +249,57 @@ async def test_a_mention_that_needs_no_case_never_asks_the_router(
     decision, opening = intake.decide(positive)
     assert opening is None and decision.basis is RouteBasis.DEFAULT
     assert decision.confidence is None
+
+
+async def test_reroutes_are_read_back_for_retraining_and_clear_the_confidence(
+    database: Database, tmp_path: Path, clock: FrozenClock, router: DepartmentRouter
+) -> None:
+    intake, directory = intake_with(database, tmp_path, clock, playbook_with(0.0), router)
+    text = "Самокаты опять брошены у домофона"
+    opened = await intake.receive(make_mention("r5", clock.now(), text=text))
+    assert opened.case is not None and opened.case.id is not None
+    assert opened.case.route_confidence is not None
+    target = "coordination" if opened.case.department != "coordination" else "housing"
+    duty = directory.by_staff_id("duty")
+    assert duty is not None
+    cases = CaseService(database.uow, clock, directory, make_config(tmp_path, database.url).tz)
+
+    moved = await cases.act(opened.case.id, ActionRequest(Action.REROUTE, department=target), duty)
+
+    assert moved.ok and moved.case is not None and moved.case.route_confidence is None
+    assert await reroutes(database.uow) == [(text, target)]
+    assert await reroutes(database.uow, since=clock.now() + timedelta(days=1)) == []
+
+
+def test_a_card_queued_before_the_router_still_renders() -> None:
+    texts = texts_for(ROOT / "playbooks" / "templates", "en")
+    old: dict[str, Any] = {
+        "view": "card",
+        "case": {
+            "id": 7,
+            "version": 1,
+            "state": "new",
+            "priority": "normal",
+            "department": "housing",
+            "escalation_level": 0,
+            "drill": False,
+            "mention_count": 1,
+        },
+        "department_name": "Housing",
+        "source": "vk",
+        "deadline": None,
+        "assignee_name": None,
+        "author": {"name": "Ann", "labels": [], "negative_count": 0, "total_mentions": 1},
+        "text": "No hot water",
+        "url": None,
+        "draft": None,
+        "moved_to": None,
+        "sla": None,
+        "actions": [],
+        "menu": None,
+        "options": [],
+    }
+    rendered = TelegramRenderer(texts).render(old)  # type: ignore[arg-type]
+    assert "🏢 Housing · vk" in rendered.text
+    learned = TelegramRenderer(texts).render({**old, "route_confidence": 0.8234})  # type: ignore[arg-type]
+    assert "🏢 Housing (model, 0.82) · vk" in learned.text
