@@ -14,6 +14,7 @@ from rich.table import Table
 
 from bot import __version__
 from bot.intake.mapping import check_mapping
+from bot.intake.router import RouterError, load_router
 from bot.intake.sentiment.lexicon import LexiconError, lexicon_dir, load_lexicon
 from bot.messages.texts import check_templates
 from bot.settings.config import Config, ConfigError, load_config
@@ -58,6 +59,10 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
     try:
         load_lexicon(lexicon_dir(config))
     except LexiconError as error:
+        problems.append(str(error))
+    try:
+        load_router(config)
+    except RouterError as error:
         problems.append(str(error))
     for name, mapping in config.mappings.items():
         problems += [
