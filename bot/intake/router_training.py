@@ -13,7 +13,9 @@ fixed folds, a fixed seed and a solver without randomness.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -163,15 +165,22 @@ def save(router: DepartmentRouter, path: Path) -> None:
         [np.frombuffer(column.tobytes(), dtype=np.float32) for column in router.weights], axis=1
     )
     metadata = json.dumps(dict(router.metadata), ensure_ascii=False, sort_keys=True).encode()
+    arrays = {
+        "weights": weights,
+        "biases": np.asarray(router.biases, dtype=np.float32),
+        "departments": np.asarray(router.departments, dtype="<U32"),
+        "metadata": np.frombuffer(metadata, dtype=np.uint8),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as file:
-        np.savez_compressed(
-            file,
-            weights=weights,
-            biases=np.asarray(router.biases, dtype=np.float32),
-            departments=np.asarray(router.departments, dtype="<U32"),
-            metadata=np.frombuffer(metadata, dtype=np.uint8),
-        )
+    # As numpy.savez_compressed writes it, but with fixed dates in the zip: the same model
+    # gives the same bytes, so a retrain on an unchanged corpus changes nothing in git.
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, values in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, values, allow_pickle=False)
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, buffer.getvalue())
 
 
 @dataclass(frozen=True, slots=True)

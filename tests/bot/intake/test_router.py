@@ -100,6 +100,13 @@ def test_save_and_load_give_the_same_router(router: DepartmentRouter, tmp_path: 
             assert after.confidence == pytest.approx(before.confidence, abs=1e-6)
 
 
+def test_training_is_deterministic(tmp_path: Path) -> None:
+    corpus = read_corpus(write_corpus(tmp_path / "corpus.jsonl"))
+    save(fit(corpus, c=100.0), tmp_path / "a.npz")
+    save(fit(corpus, c=100.0), tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
 def test_a_damaged_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "router.npz"
     path.write_bytes(b"not a zip")
