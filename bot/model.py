@@ -237,6 +237,9 @@ class Case:
     drafts: tuple[Draft, ...] = ()
     codes: tuple[str, ...] = ()
     mention_count: int = 1
+    # The learned router's confidence when it chose the department (no rule claimed the
+    # mention); None when a rule, the default or a person did. The card shows it.
+    route_confidence: float | None = None
     version: int = 0  # bumped on every change: optimistic locking and stale-button detection
 
     @property

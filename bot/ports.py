@@ -179,6 +179,9 @@ class AuthorRepository(Protocol):
 class EventRepository(Protocol):
     async def append(self, events: Sequence[Event]) -> None: ...
     async def for_case(self, case_id: int) -> list[Event]: ...
+    async def of_kind(self, kind: str, since: datetime | None = None) -> list[Event]:
+        """Every event of one kind (e.g. reroute), oldest first."""
+        ...
 
 
 class OutboxRepository(Protocol):

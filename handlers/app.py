@@ -25,6 +25,7 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
 from bot.intake.official import Officials
+from bot.intake.router import load_router
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.learning import RetrainRequest
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
@@ -136,6 +137,7 @@ class App:
             lemmatiser=Lemmatiser(),
             officials=Officials.from_config(config),
             model=sentiment_model,
+            router=load_router(config),  # loaded once: ~1 s, a few MB
         )
         self.answers = Answers(
             self.cases,

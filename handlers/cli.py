@@ -14,6 +14,7 @@ from rich.table import Table
 
 from bot import __version__
 from bot.intake.mapping import check_mapping
+from bot.intake.router import RouterError, load_router
 from bot.intake.sentiment.lexicon import LexiconError, lexicon_dir, load_lexicon
 from bot.messages.texts import check_templates
 from bot.ports import SentimentCorrection
@@ -28,7 +29,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 app.add_typer(db_app, name="db")
 authors_app = typer.Typer(no_args_is_help=True, help="Author cards.")
 app.add_typer(authors_app, name="authors")
-model_app = typer.Typer(no_args_is_help=True, help="The sentiment model.")
+model_app = typer.Typer(no_args_is_help=True, help="The learned models: sentiment and router.")
 app.add_typer(model_app, name="model")
 
 out = Console()
@@ -59,6 +60,10 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
     try:
         load_lexicon(lexicon_dir(config))
     except LexiconError as error:
+        problems.append(str(error))
+    try:
+        load_router(config)
+    except RouterError as error:
         problems.append(str(error))
     for name, mapping in config.mappings.items():
         problems += [
@@ -393,6 +398,61 @@ def report(
 
     cases, authors = asyncio.run(export())
     out.print(f"{path}: {cases} case(s), {authors} author(s)")
+
+
+_SHIPPED_CORPUS = Path("playbooks/default/corpus/triage_train.jsonl")
+_SHIPPED_ROUTER = Path("playbooks/default/models/router.npz")
+
+
+@model_app.command("train-router")
+def train_router(
+    corpus: Annotated[
+        Path, typer.Option(help="Labelled mentions, JSON lines with text and department")
+    ] = _SHIPPED_CORPUS,
+    destination: Annotated[
+        Path, typer.Option("--out", help="Where to write the model")
+    ] = _SHIPPED_ROUTER,
+    playbook_dir: Annotated[
+        Path, typer.Option("--playbook", help="Its rules decide which mentions the router sees")
+    ] = Path("playbooks/default"),
+) -> None:
+    """Train the department router; choose C and min_confidence by cross-validation."""
+    # Imported late: scikit-learn is needed here only, never by the running bot.
+    from bot.intake.lemmas import Lemmatiser
+    from bot.intake.router_training import rules_of, save, train
+
+    if not corpus.is_file():
+        err.print(f"[bold red]No corpus at {corpus}[/]", highlight=False)
+        raise typer.Exit(code=2)
+    try:
+        playbook = load_playbook(playbook_dir)
+    except PlaybookError as error:
+        err.print(f"[bold red]{error}[/]", highlight=False)
+        raise typer.Exit(code=2) from None
+    rules = rules_of(playbook, Lemmatiser().lemma)
+    router, cv = train(corpus, rules, playbook.routing.default.department)
+    save(router, destination)
+    table = Table(title=f"Cross-validation on {corpus.name} ({router.metadata['examples']})")
+    table.add_column("C")
+    table.add_column("router accuracy, all mentions", justify="right")
+    for c, accuracy in cv.accuracy_by_c.items():
+        table.add_row(f"{c:g}" + (" ←" if c == cv.best_c else ""), f"{accuracy:.3f}")
+    out.print(table)
+    table = Table(title="Routing of negative mentions: rules first, then the router")
+    table.add_column("min_confidence")
+    table.add_column("accuracy", justify="right")
+    for threshold, accuracy in cv.routing_by_threshold.items():
+        mark = " ←" if threshold == cv.best_threshold else ""
+        table.add_row(f"{threshold:.2f}{mark}", f"{accuracy:.3f}")
+    out.print(table)
+    out.print(
+        f"negatives: rules alone {cv.rules_only:.3f}; rules claim {cv.rule_claimed:.0%}, "
+        f"right on {cv.rule_accuracy:.3f} of those; the router alone {cv.router_only:.3f}\n"
+        f"{destination} ({destination.stat().st_size // 1024} KiB): "
+        f"departments {', '.join(router.departments)}; "
+        f"set routing.yaml learned.min_confidence: {cv.best_threshold:.2f}",
+        highlight=False,
+    )
 
 
 @app.command()

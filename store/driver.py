@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, func
+from sqlalchemy import Float, Table, func
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -173,6 +173,10 @@ def _converters(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> lis
 def _converter(dialect: Dialect, table: Table, column: str) -> Any:
     if dialect.name == "sqlite" and isinstance(table.c[column].type, UTCDateTime):
         return _sqlite_utc  # the same result as the type's chain of processors, in one call
+    if isinstance(table.c[column].type, Float):
+        # Every driver gives a float column as float; asyncpg's processor would need the
+        # column's type OID, which a raw fetch does not pass.
+        return None
     return result_processor(dialect, table, column)
 
 

@@ -69,6 +69,7 @@ CASE_FIELDS = (
     "follow_up_due_at",
     "waiting_since",
     "mention_count",
+    "route_confidence",
     "version",
     "created_at",
 )

@@ -128,6 +128,7 @@ class CaseRow(Base):
     waiting_since: Mapped[datetime | None]
     codes: Mapped[list[Any]] = mapped_column(default=list)
     mention_count: Mapped[int] = mapped_column(default=1)
+    route_confidence: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(default=0)
 
 

@@ -281,6 +281,7 @@ def card_view(
             "mention_count": case.mention_count,
         },
         "department_name": directory.department_name(case.department),
+        "route_confidence": case.route_confidence,
         "source": mention.source,
         "deadline": format_time(deadline, tz) if case.state.is_open else None,
         "assignee_name": directory.name_of(case.assignee),

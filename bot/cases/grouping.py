@@ -34,6 +34,7 @@ class CaseOpening:
     resolution_due_at: datetime | None = None
     codes: tuple[str, ...] = ()
     drill: bool = False
+    route_confidence: float | None = None  # the learned router chose the department
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,7 @@ class _NewCase:
             resolution_due_at=opening.resolution_due_at,
             codes=tuple(dict.fromkeys((*opening.codes, *self.mention.codes))),
             mention_count=1 + len(self.joined),
+            route_confidence=opening.route_confidence,
         )
 
 

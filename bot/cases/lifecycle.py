@@ -397,6 +397,7 @@ def _reroute(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Han
         state=S.NEW,
         assignee=None,
         drafts=_retire_pending(case.drafts),
+        route_confidence=None,  # a person chose the department now, not the router
     )
     return new_case, [event]
 

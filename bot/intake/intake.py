@@ -14,7 +14,8 @@ from bot.cases.service import CaseService
 from bot.clock import Clock
 from bot.intake.lemmas import Lemmatiser
 from bot.intake.official import Officials, as_information
-from bot.intake.routing import RouteDecision, route
+from bot.intake.router import DepartmentRouter
+from bot.intake.routing import RouteBasis, RouteDecision, consult_router, route
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.model import ModelClassifier
 from bot.model import AuthorLabel, Mention, Priority, Sentiment, SentimentSource
@@ -42,10 +43,12 @@ class MentionIntake:
         lemmatiser: Lemmatiser | None = None,
         officials: Officials | None = None,
         model: ModelClassifier | None = None,
+        router: DepartmentRouter | None = None,
     ) -> None:
         self._officials = officials or Officials()
         self._classifier = classifier
         self._model = model  # when given, it decides; the lexicon alone is the fallback
+        self._router = router  # for mentions no rule claims; restricted to the configured ones
         self._stem = lemmatiser.lemma if lemmatiser else None
         self._observe = observe  # metrics: every mention from every channel passes here
         self._cases = cases
@@ -114,6 +117,8 @@ class MentionIntake:
         # Negative mentions need an answer; urgent words (accident, court) force one anyway.
         if mention.sentiment is not Sentiment.NEGATIVE and not decision.urgent:
             return decision, None
+        if self._router is not None:
+            decision = consult_router(self._playbook, decision, mention.text, self._router)
         policy, first_touch, answer, resolution = self._plan(
             decision.department, decision.priority, self._clock.now(), decision.sla_policy
         )
@@ -125,6 +130,9 @@ class MentionIntake:
             answer_due_at=answer,
             resolution_due_at=resolution,
             codes=decision.codes,
+            route_confidence=(
+                decision.confidence if decision.basis is RouteBasis.LEARNED else None
+            ),
         )
 
     def plan(

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from functools import lru_cache
 
+from bot.intake.features import extract
+from bot.intake.router import DepartmentRouter
 from bot.model import AuthorLabel, Priority
 from bot.settings.playbook import Playbook
 from bot.settings.routing_rules import WORD_RE, Match
 
-__all__ = ["RouteDecision", "Stemmer", "normalise_word", "route"]
+__all__ = ["RouteBasis", "RouteDecision", "Stemmer", "consult_router", "normalise_word", "route"]
 
 Stemmer = Callable[[str], str]  # word (already case-folded) -> stem; applied to text and keywords
 
@@ -129,14 +132,25 @@ def _phrases(keywords: tuple[str, ...], stem: Stemmer | None) -> _Phrases:
     )
 
 
+class RouteBasis(StrEnum):
+    """How the department was decided."""
+
+    RULE = "rule"  # a routing rule claimed the mention
+    LEARNED = "learned"  # no rule did; the learned router was sure enough
+    DEFAULT = "default"  # neither: the playbook's default department (coordination)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
-    rule_id: str | None  # None: no rule matched, the default applies
+    rule_id: str | None  # None: no rule matched
     department: str
     priority: Priority
     sla_policy: str | None  # a rule's override; None: Playbook.sla_policy_for decides
     codes: tuple[str, ...]  # the mention's codes followed by the rule's, without repeats
     urgent: bool = False  # an urgent or critical word: make a case whatever the sentiment
+    basis: RouteBasis = RouteBasis.DEFAULT
+    confidence: float | None = None  # the learned router's, when it was asked
+    signals: tuple[str, ...] = ()  # what made the router choose, readable n-grams
 
 
 def _source_matches(source: str, wanted: Iterable[str]) -> bool:
@@ -189,7 +203,8 @@ def route(
     """Which department owns a mention, how urgent it is, and which codes the case gets.
 
     Pure: the same playbook and input always give the same decision. `stem` plugs in a
-    stemmer or lemmatiser; without one, keywords match word prefixes.
+    stemmer or lemmatiser; without one, keywords match word prefixes. A mention no rule
+    claims goes to the default; `consult_router` may then send it elsewhere.
     """
     codes = tuple(codes)
     words = _Text(text, stem)
@@ -220,4 +235,33 @@ def route(
         sla_policy=sla_policy,
         codes=tuple(dict.fromkeys((*codes, *(rule.codes if rule else ())))),
         urgent=urgent,
+        basis=RouteBasis.RULE if rule else RouteBasis.DEFAULT,
+    )
+
+
+def consult_router(
+    playbook: Playbook, decision: RouteDecision, text: str, router: DepartmentRouter
+) -> RouteDecision:
+    """Rules first, then the learned router: a mention no rule claimed (or only a catch-all
+    rule listed in `learned.overrides`) goes to the department the router (restricted to the
+    configured departments) names when it is at least `learned.min_confidence` sure;
+    otherwise the decision stands. The rule's codes and priority stay.
+    Separate from `route` so intake asks the model only for mentions that open a case."""
+    settings = playbook.routing.learned
+    unclaimed = decision.basis is RouteBasis.DEFAULT or decision.rule_id in settings.overrides
+    if not unclaimed or not settings.enabled:
+        return decision
+    choice = router.choose(extract(text))
+    if choice.confidence < settings.min_confidence:
+        return replace(decision, confidence=choice.confidence, signals=choice.signals)
+    # The default's SLA policy is the coordination centre's; the chosen department's own
+    # (sla.yaml by_department) applies instead.
+    moved = choice.department != decision.department
+    return replace(
+        decision,
+        department=choice.department,
+        sla_policy=None if moved else decision.sla_policy,
+        basis=RouteBasis.LEARNED,
+        confidence=choice.confidence,
+        signals=choice.signals,
     )

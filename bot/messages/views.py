@@ -35,6 +35,7 @@ DEADLINE_FORMAT = "%d.%m %H:%M"
 CARD_FIELDS = (
     "case",
     "department_name",
+    "route_confidence",
     "source",
     "deadline",
     "assignee_name",
@@ -97,6 +98,9 @@ class CardView(TypedDict):
     view: Literal["card"]
     case: CaseFacts
     department_name: str
+    # The learned router's confidence when it chose the department; absent from cards queued
+    # before it existed.
+    route_confidence: NotRequired[float | None]
     source: str
     deadline: str | None
     assignee_name: str | None

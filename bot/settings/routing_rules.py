@@ -21,6 +21,7 @@ __all__ = [
     "AuthorLabelsConfig",
     "GroupingConfig",
     "Keyword",
+    "LearnedRouting",
     "Match",
     "Regex",
     "RoutingConfig",
@@ -97,6 +98,17 @@ class RoutingDefault(StrictModel):
     sla_policy: Id | None = None
 
 
+class LearnedRouting(StrictModel):
+    """The learned router (bot/intake/router.py) for mentions no rule claims: it may send one
+    to a department instead of the default when it is at least this sure."""
+
+    enabled: bool = True
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # Catch-all rules (e.g. "English and Polish to coordination") that claim a mention for
+    # want of a subject: the router may still send their mentions to a department.
+    overrides: tuple[Id, ...] = ()
+
+
 class GroupingConfig(StrictModel):
     """When a new mention joins an open case instead of opening its own."""
 
@@ -139,7 +151,16 @@ class RoutingConfig(StrictModel):
     triage: TriageConfig = TriageConfig()
     rules: tuple[RoutingRule, ...] = ()  # first match wins
     default: RoutingDefault
+    learned: LearnedRouting = LearnedRouting()  # between the rules and the default
     # Words that make a case even when the sentiment is not negative, and raise its priority.
     urgent_words: tuple[Keyword, ...] = ()
     urgent_priority: Priority = Priority.HIGH
     critical_words: tuple[Keyword, ...] = ()  # like urgent_words, but straight to critical
+
+    @model_validator(mode="after")
+    def _overrides_name_rules(self) -> RoutingConfig:
+        known = {rule.id for rule in self.rules}
+        unknown = [rule_id for rule_id in self.learned.overrides if rule_id not in known]
+        if unknown:
+            raise ValueError(f"learned.overrides names no rule: {', '.join(unknown)}")
+        return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, select
@@ -32,4 +33,12 @@ class SqlEventRepository:
         rows = await self._s.scalars(
             select(EventRow).where(EventRow.case_id == case_id).order_by(EventRow.id)
         )
+        return [event_from_row(row) for row in rows]
+
+    async def of_kind(self, kind: str, since: datetime | None = None) -> list[Event]:
+        # No index on kind: the kinds asked for (reroutes, for retraining) are read rarely.
+        query = select(EventRow).where(EventRow.kind == kind)
+        if since is not None:
+            query = query.where(EventRow.at >= since)
+        rows = await self._s.scalars(query.order_by(EventRow.id))
         return [event_from_row(row) for row in rows]
