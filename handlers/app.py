@@ -28,10 +28,11 @@ from bot.intake.official import Officials
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.intake.sentiment.model import load_model_classifier
+from bot.intake.triage import TriageBoard
 from bot.messages.delivery import OutboxWorker, RetryPolicy
 from bot.messages.outbox import Transport
 from bot.messages.texts import Texts, texts_for
-from bot.model import Mention, Priority
+from bot.model import Mention, Priority, Sentiment
 from bot.reports.digest import DigestService
 from bot.settings.config import Config
 from bot.settings.playbook import Playbook
@@ -133,6 +134,18 @@ class App:
             officials=Officials.from_config(config),
             model=sentiment_model,
         )
+        # Uncertain mentions wait for a person on one message in the coordination chat.
+        coordination = config.coordination_department
+        self.triage = TriageBoard(
+            self.database.uow,
+            self.clock,
+            self.cases,
+            self.intake,
+            coordination,
+            lambda: self.directory.destinations(coordination),
+            config.triage_skipped_sources,
+            on_outbox=self.worker.wake,
+        )
         self.answers = Answers(
             self.cases,
             self.directory,
@@ -141,6 +154,7 @@ class App:
             digests=self.digests,
             intake=self.intake,
             sentiment=sentiment_model,
+            triage=self.triage,
         )
         self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts)
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
@@ -172,6 +186,7 @@ class App:
         await self.cases.ensure_cards()
         self._stop.clear()
         self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
+        await self.triage.refresh()  # what arrived while the bot was down, or a new chat
         self.scheduler.start()
         await self._start_sla()
         self._start_crisis()
@@ -198,6 +213,7 @@ class App:
         if self.feeds is not None:
             await self.feeds.stop()  # no new mentions while the rest shuts down
         await self.crisis_jobs.stop()
+        await self.triage.stop()
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
@@ -233,6 +249,12 @@ class App:
     def _mention_received(self, mention: Mention, result: IntakeResult) -> None:
         self.metrics.mention_received(mention, result)
         self.crisis_jobs.mention_received(mention, result)
+        if (
+            mention.sentiment is Sentiment.UNCERTAIN
+            and result.case is None
+            and not result.duplicate
+        ):
+            self.triage.poke()
 
     def _warn_about_missing_transports(self) -> None:
         if not self.transports:
