@@ -50,6 +50,8 @@ from store.db import Database
 
 log = logging.getLogger("otklik")
 
+TRIAGE_CHECK_S = 60.0
+
 
 class App:
     """One running Otklik. `start` and `stop` are idempotent enough for tests to restart it."""
@@ -190,6 +192,7 @@ class App:
         self.scheduler.start()
         await self._start_sla()
         self._start_crisis()
+        self._start_triage()
         await self._start_digests()
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
@@ -241,6 +244,22 @@ class App:
         # After the scheduler: the first count runs CHECK_EVERY_S after start, or sooner
         # when a negative mention arrives.
         self.crisis_jobs.schedule(self.scheduler)
+
+    def _start_triage(self) -> None:
+        # Mentions usually poke the list as they arrive; this also catches what another
+        # process stored (`otklik import`) and anything a failed refresh left behind.
+        self.scheduler.add_job(
+            self._triage_check,
+            "interval",
+            seconds=TRIAGE_CHECK_S,
+            id="triage",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+        )
+
+    async def _triage_check(self) -> None:
+        self.triage.poke()  # on the event loop (a plain function would run in a thread)
 
     async def _start_digests(self) -> None:
         self.digest_jobs.schedule(self.scheduler)
