@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 TRIAGE_REF = "triage"
 TRIAGE_LISTED = 20  # lines shown; the rest is "… and N more"
 LINE_TEXT = 120  # characters of a mention's text: 20 lines stay within a Telegram message
-TRIAGE_URGENCY = 20  # after answers to commands, before queued cards
+TRIAGE_URGENCY = 5  # after answers to commands (10), before queued cards (0-3)
 
 
 def triage_ref(department: str) -> str:

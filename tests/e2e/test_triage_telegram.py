@@ -242,6 +242,8 @@ async def test_uncertain_mentions_wait_on_the_triage_list_until_staff_decide(
         assert "не негатив" in str(again.get("text")) and not again.get("show_alert")
         twice = await world.forge("spec", empty, f"t:{second}:n")
         assert f"уже есть кейс #{case_id}" in str(twice.get("text"))
+        forged = await world.forge("duty", empty, f"t:{first}:z")  # no such decision
+        assert forged.get("show_alert")
         await world.idle()
 
         async with world.app.database.uow() as uow:
