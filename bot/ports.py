@@ -6,7 +6,7 @@ and commits once, so a state change and the messages it causes land together or 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -129,6 +129,13 @@ class MentionRepository(Protocol):
 
     async def corrections(self, since: datetime) -> list[SentimentCorrection]:
         """Mentions whose sentiment staff set since `since`, oldest correction first."""
+        ...
+
+    async def undecided(
+        self, skip_sources: Collection[str], limit: int
+    ) -> tuple[list[Mention], int]:
+        """The triage list: UNCERTAIN mentions with no case that staff have not decided, from
+        any source but `skip_sources`; the newest `limit` of them and how many there are."""
         ...
 
     # Bulk intake (imports, API batches): a batch costs a handful of statements.

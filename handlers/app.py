@@ -31,10 +31,11 @@ from bot.intake.sentiment.learning import RetrainRequest
 from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.intake.sentiment.model import load_model_classifier, model_file, playbook_band
 from bot.intake.sentiment.training import DEFAULT_CORPUS
+from bot.intake.triage import TriageBoard
 from bot.messages.delivery import OutboxWorker, RetryPolicy
 from bot.messages.outbox import Transport
 from bot.messages.texts import Texts, texts_for
-from bot.model import Mention, Priority
+from bot.model import Mention, Priority, Sentiment
 from bot.reports.digest import DigestService
 from bot.settings.config import Config
 from bot.settings.playbook import Playbook
@@ -52,6 +53,8 @@ from handlers.metrics import Metrics
 from store.db import Database
 
 log = logging.getLogger("otklik")
+
+TRIAGE_CHECK_S = 60.0
 
 
 class App:
@@ -139,6 +142,18 @@ class App:
             model=sentiment_model,
             router=load_router(config),  # loaded once: ~1 s, a few MB
         )
+        # Uncertain mentions wait for a person on one message in the coordination chat.
+        coordination = config.coordination_department
+        self.triage = TriageBoard(
+            self.database.uow,
+            self.clock,
+            self.cases,
+            self.intake,
+            coordination,
+            lambda: self.directory.destinations(coordination),
+            config.triage_skipped_sources,
+            on_outbox=self.worker.wake,
+        )
         self.answers = Answers(
             self.cases,
             self.directory,
@@ -146,6 +161,7 @@ class App:
             self.crises,
             digests=self.digests,
             intake=self.intake,  # /case explains with the model intake uses now
+            triage=self.triage,
         )
         self.model_jobs = ModelJobs(
             self.database.reader,
@@ -192,9 +208,11 @@ class App:
         await self.cases.ensure_cards()
         self._stop.clear()
         self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
+        await self.triage.refresh()  # what arrived while the bot was down, or a new chat
         self.scheduler.start()
         await self._start_sla()
         self._start_crisis()
+        self._start_triage()
         await self._start_digests()
         self.model_jobs.schedule(self.scheduler)
         if self.feeds is not None:
@@ -220,6 +238,7 @@ class App:
             await self.feeds.stop()  # no new mentions while the rest shuts down
         await self.crisis_jobs.stop()
         await self.model_jobs.stop()
+        await self.triage.stop()
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
@@ -248,6 +267,22 @@ class App:
         # when a negative mention arrives.
         self.crisis_jobs.schedule(self.scheduler)
 
+    def _start_triage(self) -> None:
+        # Mentions usually poke the list as they arrive; this also catches what another
+        # process stored (`otklik import`) and anything a failed refresh left behind.
+        self.scheduler.add_job(
+            self._triage_check,
+            "interval",
+            seconds=TRIAGE_CHECK_S,
+            id="triage",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+        )
+
+    async def _triage_check(self) -> None:
+        self.triage.poke()  # on the event loop (a plain function would run in a thread)
+
     async def _start_digests(self) -> None:
         self.digest_jobs.schedule(self.scheduler)
         await self.digest_jobs.catch_up()  # tonight's digest, if it fell due while we were down
@@ -255,6 +290,12 @@ class App:
     def _mention_received(self, mention: Mention, result: IntakeResult) -> None:
         self.metrics.mention_received(mention, result)
         self.crisis_jobs.mention_received(mention, result)
+        if (
+            mention.sentiment is Sentiment.UNCERTAIN
+            and result.case is None
+            and not result.duplicate
+        ):
+            self.triage.poke()
 
     def _warn_about_missing_transports(self) -> None:
         if not self.transports:

@@ -31,6 +31,14 @@ class Promotion:
     opened: bool = False  # False: it already had a case (or no mention was found)
 
 
+@dataclass(frozen=True, slots=True)
+class Dismissal:
+    """What "Не негатив" on the triage list did with a mention."""
+
+    mention: Mention
+    changed: bool = True  # False: staff had decided it already, or it has a case by now
+
+
 async def correct_sentiment(
     uow: UnitOfWork,
     mentions: Sequence[Mention],

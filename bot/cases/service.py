@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot.cases.authors import AuthorLabels, author_of, count_mention
 from bot.cases.cards import Cards, first_mention
-from bot.cases.corrections import IntakePlan, Promotion, correct_sentiment
+from bot.cases.corrections import Dismissal, IntakePlan, Promotion, correct_sentiment
 from bot.cases.deadlines import DEFAULT_FOLLOW_UP, SlaPlanner, arm_cases
 from bot.cases.grouping import CaseOpener, CaseOpening, IntakeResult
 from bot.cases.lifecycle import (
@@ -47,6 +47,7 @@ from bot.model import (
     IgnoreReason,
     Mention,
     Sentiment,
+    SentimentSource,
     WaitReason,
 )
 from bot.ports import (
@@ -215,6 +216,25 @@ class CaseService:
             await uow.commit()
         self._on_outbox()
         return Promotion(case, opened=True)
+
+    async def dismiss(self, mention_id: int, actor: Actor) -> Dismissal | DomainError | None:
+        """ "Не негатив" on the triage list: a mention with no case is not negative, as staff
+        say (NEUTRAL, SentimentSource.STAFF, who and when). A mention staff decided already,
+        or one that has a case by now, is left as it is. None: no such mention."""
+        if not may_correct_sentiment(actor):
+            return NoRight(action="not_negative", department="*")
+        now = self._clock.now()
+        async with self._uow() as uow:
+            mention = await uow.mentions.get(mention_id)
+            if mention is None:
+                return None
+            if mention.case_id is not None or mention.sentiment_source is SentimentSource.STAFF:
+                return Dismissal(mention, changed=False)  # a second tap, or decided otherwise
+            (mention,) = await correct_sentiment(
+                uow, [mention], Sentiment.NEUTRAL, actor.id, now, self._authors
+            )
+            await uow.commit()
+        return Dismissal(mention)
 
     async def mark_official(
         self, case_id: int, official: bool, actor: Actor

@@ -16,6 +16,7 @@ from bot.cases.service import CaseService, CaseThread
 from bot.crisis.service import CrisisService
 from bot.intake.intake import MentionIntake
 from bot.intake.sentiment.model import ModelClassifier
+from bot.intake.triage import TriageBoard
 from bot.messages.texts import Texts
 from bot.messages.views import NoticeView, View, format_time, notice_view, page_view
 from bot.model import SYSTEM_ACTOR, Action, GlobalRole, Mention, Sentiment, SentimentSource
@@ -29,6 +30,7 @@ COMMANDS = (
     "case",
     "escalate",
     "negative",
+    "notnegative",
     "official",
     "duty",
     "help",
@@ -48,7 +50,9 @@ class Answers:
         digests: DigestService | None = None,
         intake: MentionIntake | None = None,
         sentiment: ModelClassifier | None = None,
+        triage: TriageBoard | None = None,
     ) -> None:
+        self._triage = triage  # /negative and /notnegative keep the triage list up to date
         self._intake = intake  # /negative opens a case as intake would
         self._sentiment = sentiment  # /case: why the model called the mention negative
         self._digests = digests  # /digest: today so far, for leadership and duty
@@ -143,7 +147,10 @@ class Answers:
         mention_id, url = mention_reference(reference)
         if self._intake is None or (mention_id is None and url is None):
             return notice_view("ui.usage_negative")
-        result = await self._intake.promote(mention_id, url, actor)
+        if self._triage is not None:
+            result = await self._triage.promote(mention_id, url, actor)
+        else:
+            result = await self._intake.promote(mention_id, url, actor)
         if result is None:
             return notice_view("ui.unknown_mention", reference=reference.strip())
         if isinstance(result, DomainError):
@@ -152,6 +159,22 @@ class Answers:
             return notice_view("ui.unknown_mention", reference=reference.strip())
         key = "ui.marked_negative" if result.opened else "ui.already_a_case"
         return notice_view(key, case_id=result.case.id)
+
+    async def not_negative(self, actor: Actor, reference: str) -> View:
+        """/notnegative <id>: a mention on the triage list is not negative (staff say so)."""
+        if not actor.is_staff:
+            return notice_view("ui.not_staff")
+        mention_id, _ = mention_reference(reference)
+        if self._triage is None or mention_id is None:
+            return notice_view("ui.usage_not_negative")
+        result = await self._triage.dismiss(mention_id, actor)
+        if result is None:
+            return notice_view("ui.unknown_mention", reference=reference.strip())
+        if isinstance(result, DomainError):
+            return refusal_view(result)
+        if result.mention.case_id is not None:
+            return notice_view("ui.already_a_case", case_id=result.mention.case_id)
+        return notice_view("ui.marked_not_negative", mention_id=mention_id)
 
     async def official(self, actor: Actor, case_id: int | None, official: bool) -> View:
         """/official N [off]: the author of case N speaks officially (administrators, duty)."""

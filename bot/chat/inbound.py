@@ -39,6 +39,9 @@ BAD_BUTTON = notice_view("error.invalid_input", field="button", limit=None)
 BAD_CHOICE = notice_view("error.invalid_input", field="choice", limit=None)
 
 
+# What a triage press says when it did (or had done) what was asked: anything else alerts.
+TRIAGE_DONE = frozenset({"ui.marked_negative", "ui.already_a_case", "ui.marked_not_negative"})
+
 # "/official 42 off": the author no longer speaks officially.
 OFF_WORDS = frozenset({"off", "no", "нет", "снять"})
 
@@ -77,6 +80,24 @@ class Press:
     arg: str = ""  # a menu choice's template, department, outcome or reason
     version: int | None = None  # the card's or draft's version it was drawn for, if known
     answer: Answer | None = None  # where to say what needs saying; None: feedback only
+
+
+class TriageDecision(Enum):
+    """The two buttons of a line of the triage list."""
+
+    NEGATIVE = "n"  # "Это негатив → кейс"
+    NOT_NEGATIVE = "x"  # "Не негатив"
+
+
+@dataclass(frozen=True, slots=True)
+class TriagePress:
+    """A button pressed on a line of the triage list: one mention, one decision (as sent,
+    not trusted: the mention and the presser's rights are checked again)."""
+
+    where: Destination
+    actor: Actor
+    mention_id: int
+    decision: str  # a TriageDecision value
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +249,24 @@ class Inbound:
         result = await self._cases.act(press.case_id, ActionRequest(action), press.actor)
         return await self._outcome(press, action, result)
 
+    async def triage(self, press: TriagePress) -> Feedback:
+        """A line of the triage list decided: a case opens for the mention (as /negative), or
+        it is not negative. A second tap on a line already decided says so and changes
+        nothing."""
+        try:
+            decision = TriageDecision(press.decision)
+        except ValueError:
+            return Feedback(BAD_BUTTON, alert=True)
+        answers = self._answers
+        reference = str(press.mention_id)
+        if decision is TriageDecision.NEGATIVE:
+            view = await answers.negative(press.actor, reference)
+        else:
+            view = await answers.not_negative(press.actor, reference)
+        notice = view if view["view"] == "notice" else None
+        refused = notice is not None and notice["key"] not in TRIAGE_DONE
+        return Feedback(notice, alert=refused)
+
     async def open_menu(self, press: MenuPress) -> Feedback:
         """A card's submenu redrawn as buttons, or the main buttons again."""
         try:
@@ -349,6 +388,8 @@ class Inbound:
                 return await answers.case(actor, case_number(words[0] if words else None))
             case "negative":
                 return await answers.negative(actor, args)
+            case "notnegative":
+                return await answers.not_negative(actor, args)
             case "official":
                 words = args.split()
                 number = case_number(words[0] if words else None)

@@ -10,6 +10,8 @@ Every outbox payload is one of these, told apart by "view":
 - page          a longer answer rendered from file template "template" with "context"
 - public_reply  the approved answer as posted at the source: plain "text"
 - queue         the backlog summary a rate-limited chat keeps up to date
+- triage        the uncertain mentions waiting for a person, kept up to date in the
+                coordination chat (bot/intake/triage.py), two buttons a line
 - photo         a picture with a caption view (bot/messages/outbox.py photo_payload); the
                 transports send it, the renderers only render its caption
 
@@ -165,6 +167,22 @@ class QueueView(TypedDict):
     more: NotRequired[int]
 
 
+class TriageLine(TypedDict):
+    """One uncertain mention on the triage list."""
+
+    mention_id: int
+    source: str
+    author: str
+    text: str  # shortened to a line
+    url: str | None
+
+
+class TriageView(TypedDict):
+    view: Literal["triage"]
+    items: list[TriageLine]  # newest first
+    more: int  # how many more wait than are listed
+
+
 class PhotoView(TypedDict):
     view: Literal["photo"]
     blob: str  # sha256 of the picture in the blob store
@@ -184,6 +202,7 @@ View = (
     | PageView
     | PublicReplyView
     | QueueView
+    | TriageView
     | PhotoView
 )
 
@@ -213,6 +232,10 @@ def public_reply_view(text: str) -> PublicReplyView:
 
 def queue_view(waiting: int, items: list[QueueItem], more: int) -> QueueView:
     return {"view": "queue", "waiting": waiting, "items": items, "more": more}
+
+
+def triage_view(items: list[TriageLine], more: int) -> TriageView:
+    return {"view": "triage", "items": items, "more": more}
 
 
 def format_time(moment: Any, tz: ZoneInfo) -> str | None:

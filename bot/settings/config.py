@@ -281,6 +281,17 @@ class Config(StrictModel):
         )
 
     @cached_property
+    def triage_skipped_sources(self) -> frozenset[str]:
+        """Sources whose uncertain mentions stay off the triage list (`triage: false`).
+        Telegram comments and private messages are the organisation's own: always listed."""
+        return frozenset(
+            [
+                *(s.name for s in self.api.sources if not s.triage),
+                *(f.source for f in self.feeds if not f.triage),
+            ]
+        )
+
+    @cached_property
     def official_identities(self) -> frozenset[tuple[str, str]]:
         """(channel, external id) of the accounts that speak officially."""
         return frozenset((i.channel, i.external_id) for i in self.official.identities)

@@ -202,6 +202,9 @@ class ApiSource(StrictModel):
     scopes: list[ApiScope] = Field(default_factory=_default_scopes)
     mapping: str | None = None  # a name from `mappings`: the source sends its own JSON
     official: bool = False  # the organisation's own or an authority's: never a complaint
+    # Its uncertain mentions wait on the triage list in the coordination chat; false for a
+    # broad feed that is not the organisation's own (they are then only counted).
+    triage: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -218,6 +221,7 @@ class FeedSource(StrictModel):
     sentiment: Literal["negative", "neutral", "positive"] | None = None  # else classified
     codes: list[str] = Field(default_factory=list)
     official: bool = False  # e.g. the organisation's own news: never a complaint
+    triage: bool = True  # uncertain mentions go to the triage list (as ApiSource.triage)
 
     @property
     def source(self) -> str:

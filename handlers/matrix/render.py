@@ -138,6 +138,12 @@ class MatrixRenderer:
                 "queue.html.j2", waiting=view["waiting"], items=view["items"], more=view["more"]
             )
             return self._html(self.fit_lines(page), NOTICE)
+        if view["view"] == "triage":
+            # No buttons: "!negative N" and "!notnegative N" decide a line (bot/chat/answers.py).
+            page = self.texts.render(
+                "triage.html.j2", items=view["items"], more=view["more"], commands=True
+            )
+            return self._html(self.fit_lines(page), NOTICE)
         # A photo is sent by the transport, which renders only its caption.
         raise ValueError(f"unknown view {view['view']!r}")
 

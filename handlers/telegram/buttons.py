@@ -1,15 +1,15 @@
-"""Button presses on cards and drafts, translated into inbound presses (bot/chat/inbound.py).
-Callback data is never trusted: the inbound layer and the case service check the case, the
-card version, the state and the presser's rights again."""
+"""Button presses on cards, drafts and the triage list, translated into inbound presses
+(bot/chat/inbound.py). Callback data is never trusted: the inbound layer and the case service
+check the case (or mention), the card version, the state and the presser's rights again."""
 
 from __future__ import annotations
 
 from aiogram import Router
 from aiogram.types import CallbackQuery, InaccessibleMessage
 
-from bot.chat.inbound import BAD_BUTTON, Controls, Feedback, MenuPress, Press
+from bot.chat.inbound import BAD_BUTTON, Controls, Feedback, MenuPress, Press, TriagePress
 from bot.messages.views import RefKind
-from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
+from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction, TriageAction
 from handlers.telegram.context import TelegramContext, where
 
 
@@ -70,6 +70,18 @@ async def on_draft_action(
     await _answer(query, ctx, await ctx.inbound.press(press))
 
 
+async def on_triage_action(
+    query: CallbackQuery, callback_data: TriageAction, ctx: TelegramContext
+) -> None:
+    if query.message is None or isinstance(query.message, InaccessibleMessage):
+        await query.answer()
+        return
+    press = TriagePress(
+        where(query.message), ctx.actor(query.from_user), callback_data.m, callback_data.a
+    )
+    await _answer(query, ctx, await ctx.inbound.triage(press))
+
+
 async def on_unknown_button(query: CallbackQuery, ctx: TelegramContext) -> None:
     """Data no button of ours carries: answer, so the client stops waiting, and do nothing."""
     await _answer(query, ctx, Feedback(BAD_BUTTON, alert=True))
@@ -81,5 +93,6 @@ def make_router() -> Router:
     router.callback_query.register(on_case_action, CaseAction.filter())
     router.callback_query.register(on_menu, CaseMenu.filter())
     router.callback_query.register(on_draft_action, DraftAction.filter())
+    router.callback_query.register(on_triage_action, TriageAction.filter())
     router.callback_query.register(on_unknown_button)  # last: catches what nothing else did
     return router

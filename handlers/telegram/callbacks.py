@@ -30,3 +30,10 @@ class DraftAction(CallbackData, prefix="d"):
     case: int
     ver: int
     a: str
+
+
+class TriageAction(CallbackData, prefix="t"):
+    """A button on a line of the triage list: t:<mention>:<decision> (TriageDecision value)."""
+
+    m: int
+    a: str

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.cases.cards import MENU_ACTIONS
+from bot.chat.inbound import TriageDecision
 from bot.messages.texts import Texts
-from bot.messages.views import CardView, DraftView, MenuOption
-from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction
+from bot.messages.views import CardView, DraftView, MenuOption, TriageView
+from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction, TriageAction
 
-__all__ = ["card_keyboard", "draft_keyboard", "layout"]
+__all__ = ["card_keyboard", "draft_keyboard", "layout", "triage_keyboard"]
 
 # Labels up to this many characters fit three to a row on a phone; longer ones two.
 SHORT_LABEL = 10
@@ -36,7 +37,9 @@ def layout(buttons: Sequence[InlineKeyboardButton]) -> list[list[InlineKeyboardB
     return rows
 
 
-def _button(text: str, data: CaseAction | CaseMenu | DraftAction) -> InlineKeyboardButton:
+def _button(
+    text: str, data: CaseAction | CaseMenu | DraftAction | TriageAction
+) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
@@ -83,3 +86,21 @@ def draft_keyboard(view: DraftView, texts: Texts) -> InlineKeyboardMarkup | None
         for action in actions
     ]
     return InlineKeyboardMarkup(inline_keyboard=layout(buttons))
+
+
+def triage_keyboard(view: TriageView, texts: Texts) -> InlineKeyboardMarkup | None:
+    """One row per line of the triage list: "Это негатив → кейс" and "Не негатив"."""
+    rows = [
+        [
+            _button(
+                texts.t(f"ui.triage_{label}", mention_id=item["mention_id"]),
+                TriageAction(m=item["mention_id"], a=decision.value),
+            )
+            for label, decision in (
+                ("negative", TriageDecision.NEGATIVE),
+                ("not_negative", TriageDecision.NOT_NEGATIVE),
+            )
+        ]
+        for item in view.get("items") or []
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None

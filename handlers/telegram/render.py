@@ -19,7 +19,7 @@ from aiogram.types import ForceReply, InlineKeyboardMarkup
 from bot.messages.fitting import longest_fit
 from bot.messages.texts import HTML_SUFFIX, Texts
 from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardDraft, CardView, DraftView, View
-from handlers.telegram.keyboards import card_keyboard, draft_keyboard
+from handlers.telegram.keyboards import card_keyboard, draft_keyboard, triage_keyboard
 
 __all__ = [
     "MAX_CAPTION",
@@ -108,6 +108,11 @@ class TelegramRenderer:
                 "queue.html.j2", waiting=view["waiting"], items=view["items"], more=view["more"]
             )
             return Rendered(self.fit_lines(page), None)
+        if view["view"] == "triage":
+            page = self.texts.render(
+                "triage.html.j2", items=view["items"], more=view["more"], commands=False
+            )
+            return Rendered(self.fit_lines(page), triage_keyboard(view, self.texts))
         # A photo is sent by the transport, which renders only its caption.
         raise ValueError(f"unknown view {view['view']!r}")
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from bot.model import Mention, Sentiment, SentimentSource
 from bot.ports import SentimentCorrection
@@ -144,6 +145,22 @@ class SqlMentionRepository:
             )
             for mention_id, text, language, sentiment, department, by, at in rows
         ]
+
+    async def undecided(
+        self, skip_sources: Collection[str], limit: int
+    ) -> tuple[list[Mention], int]:
+        waiting: list[ColumnElement[bool]] = [
+            MentionRow.sentiment == Sentiment.UNCERTAIN.value,
+            MentionRow.case_id.is_(None),
+            MentionRow.sentiment_source != SentimentSource.STAFF.value,
+        ]
+        if skip_sources:
+            waiting.append(MentionRow.source.not_in(sorted(skip_sources)))
+        rows = await self._s.scalars(
+            select(MentionRow).where(*waiting).order_by(MentionRow.id.desc()).limit(limit)
+        )
+        total = await self._s.scalar(select(func.count()).select_from(MentionRow).where(*waiting))
+        return [mention_from_row(row) for row in rows], int(total or 0)
 
     async def reserve(self) -> None:
         if self._s.get_bind().dialect.name == "sqlite":

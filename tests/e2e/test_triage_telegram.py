@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.cases.replies import telegram_comment_id
 from bot.crisis.thresholds import CountWindow
+from bot.intake.triage import triage_ref
 from bot.model import (
     EventKind,
     Identity,
@@ -14,6 +17,7 @@ from bot.model import (
     Sentiment,
     SentimentSource,
 )
+from tests.doubles.telegram_server.state import StoredMessage
 from tests.doubles.telegram_world import World, telegram_world
 
 COMPLAINT = "Третий день нет отопления, батареи ледяные"
@@ -134,3 +138,124 @@ async def test_staff_mark_an_author_official_and_their_news_opens_no_case(
 
         undo = world.say("duty", world.coordination, f"/official {case_id} off")
         assert "больше не" in ((await world.answer_to(undo)).text or "")
+
+
+# The shipped model is not sure about a question with no complaint word in it (asserted below,
+# so a retrained model that decides it shows up as that, not as a missing list).
+UNSURE = "Интересно, когда починят дорогу у школы?"
+
+
+async def _triage_message(world: World, showing: str, within: float = 10.0) -> StoredMessage:
+    """The triage message in the coordination chat, once its text shows `showing`."""
+    ref = triage_ref("coordination")
+
+    async def current() -> StoredMessage | None:
+        async with world.app.database.uow() as uow:
+            message_id = await uow.refs.get("telegram", str(world.coordination), ref)
+        if message_id is None:
+            return None
+        message = world.server.message(world.coordination, int(message_id))
+        return message if showing in (message.text or "") else None
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        found = await current()
+        if found is not None:
+            return found
+        await asyncio.sleep(0.025)
+    raise TimeoutError(f"no triage message showing {showing!r}")
+
+
+def _labels(message: StoredMessage) -> list[str]:
+    rows = (message.reply_markup or {}).get("inline_keyboard", [])
+    return [button["text"] for row in rows for button in row]
+
+
+async def test_uncertain_mentions_wait_on_the_triage_list_until_staff_decide(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path, discussion_groups=True) as world:
+        server = world.server
+        started = datetime.now(UTC)
+        post = server.post_to_channel(world.channel, "Ремонт дорог в Заречном")
+        assert post.discussion_message_id is not None
+        comment = server.send_user_message(
+            world.discussion, world.person("citizen"), UNSURE, post.discussion_message_id
+        )
+        key = telegram_comment_id(world.discussion, comment.message_id)
+        found = None
+        for _ in range(400):
+            async with world.app.database.uow() as uow:
+                found = await uow.mentions.get_by_external("telegram", key)
+            if found is not None:
+                break
+            await asyncio.sleep(0.025)
+        assert found is not None and found.id is not None
+        assert found.sentiment is Sentiment.UNCERTAIN and found.case_id is None
+        first = found.id
+
+        listed = await _triage_message(world, f"#{first}")
+        assert UNSURE in (listed.text or "")
+        assert _labels(listed) == [f"#{first} Это негатив → кейс", f"#{first} Не негатив"]
+
+        # A second uncertain mention (from VK) joins the same message: edited, not re-posted.
+        other = await world.app.intake.receive(
+            Mention(
+                source="vk",
+                external_id="unsure-2",
+                text=COMPLAINT,
+                author=Identity("vk", "citizen-2", "Пётр Сидоров"),
+                received_at=datetime.now(UTC),
+                url="https://vk.com/wall-1_unsure",
+                sentiment=Sentiment.UNCERTAIN,
+            )
+        )
+        assert other.case is None and other.mention is not None and other.mention.id
+        second = other.mention.id
+        both = await _triage_message(world, f"#{second}")
+        assert both.message_id == listed.message_id and both.edit_date is not None
+        assert f"#{first}" in (both.text or "") and "Разобрать: 2" in (both.text or "")
+
+        # Somebody off the staff list may decide nothing.
+        refused = await world.press("stranger", both, f"#{second} Это негатив → кейс")
+        assert "нет в списке" in str(refused.get("text"))
+        assert len(await world.app.cases.open_cases()) == 0
+
+        # "Это негатив → кейс": the /negative path, a card in the department's chat.
+        done = await world.press("spec", both, f"#{second} Это негатив → кейс")
+        assert "Отмечено как негатив" in str(done.get("text"))
+        case_id = int(str(done["text"]).rsplit("#", 1)[1].rstrip("."))
+        card = await world.card(case_id)
+        assert (card.chat_id, card.thread_id) == (world.housing, world.topic)
+        one = await _triage_message(world, "Разобрать: 1")
+        assert f"#{second}" not in (one.text or "") and f"#{first}" in (one.text or "")
+
+        # "Не негатив": neutral, with staff provenance; the list is empty.
+        dismissed = await world.press("duty", one, f"#{first} Не негатив")
+        assert "не негатив" in str(dismissed.get("text"))
+        empty = await _triage_message(world, "Разобрать: 0")
+        assert _labels(empty) == []
+
+        # A second tap on either (a client that still shows the buttons) changes nothing.
+        again = await world.forge("duty", empty, f"t:{first}:x")
+        assert "не негатив" in str(again.get("text")) and not again.get("show_alert")
+        twice = await world.forge("spec", empty, f"t:{second}:n")
+        assert f"уже есть кейс #{case_id}" in str(twice.get("text"))
+        forged = await world.forge("duty", empty, f"t:{first}:z")  # no such decision
+        assert forged.get("show_alert")
+        await world.idle()
+
+        async with world.app.database.uow() as uow:
+            decided = await uow.mentions.get(first)
+            corrections = await uow.mentions.corrections(started)
+        assert decided is not None and decided.case_id is None
+        assert decided.sentiment is Sentiment.NEUTRAL
+        assert decided.sentiment_source is SentimentSource.STAFF
+        assert [(c.mention_id, c.sentiment, c.by) for c in corrections] == [
+            (second, Sentiment.NEGATIVE, "spec"),
+            (first, Sentiment.NEUTRAL, "duty"),
+        ]
+        assert len(await world.app.cases.open_cases()) == 1
+        ours = [m for m in server.messages(world.coordination) if m.bot_id is not None]
+        assert [m.message_id for m in ours] == [listed.message_id]  # one message, edited

@@ -66,3 +66,49 @@ async def test_corrections_are_recorded_and_listed(database: Database) -> None:
     assert corrections[0].at == T0 + timedelta(hours=1)
     assert [c.mention_id for c in later] == [first.id]
     assert plain is not None and plain.sentiment_source is SentimentSource.CLASSIFIER
+
+
+async def test_the_triage_list_holds_undecided_uncertain_mentions_newest_first(
+    database: Database,
+) -> None:
+    identity = Identity("telegram", "7", "Ольга")
+    async with database.uow() as uow:
+        author = await uow.authors.add(Author(None, "Ольга", (identity,), first_seen_at=T0))
+        case = await uow.cases.add(make_case(department="housing"))
+        ids: dict[str, int] = {}
+        for key, source, sentiment in (
+            ("old", "telegram", Sentiment.UNCERTAIN),
+            ("sure", "telegram", Sentiment.NEGATIVE),
+            ("cased", "telegram", Sentiment.UNCERTAIN),
+            ("decided", "telegram", Sentiment.UNCERTAIN),
+            ("press", "monitoring", Sentiment.UNCERTAIN),
+            ("new", "rss:news", Sentiment.UNCERTAIN),
+        ):
+            mention = await uow.mentions.add(
+                Mention(
+                    source=source,
+                    external_id=key,
+                    text=key,
+                    author=identity,
+                    received_at=T0,
+                    sentiment=sentiment,
+                    sentiment_source=SentimentSource.CLASSIFIER,
+                    author_id=author.id,
+                )
+            )
+            assert mention is not None and mention.id is not None
+            ids[key] = mention.id
+        await uow.mentions.attach_many([(ids["cased"], case.id or 0)])
+        await uow.commit()
+
+    async with database.uow() as uow:
+        everything, total = await uow.mentions.undecided(frozenset(), 10)
+        assert [m.external_id for m in everything] == ["new", "press", "decided", "old"]
+        assert total == 4
+        await uow.mentions.correct_sentiment([ids["decided"]], Sentiment.NEUTRAL, "duty", T0)
+        await uow.commit()
+
+    async with database.uow() as uow:
+        own, total = await uow.mentions.undecided(frozenset({"monitoring"}), 1)
+    assert [m.external_id for m in own] == ["new"]
+    assert total == 2  # "old" waits too, past the bound

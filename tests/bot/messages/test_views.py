@@ -57,6 +57,7 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
         (views.PageView, dict(views.page_view("help.html.j2", {}))),
         (views.PublicReplyView, dict(views.public_reply_view("Ответ"))),
         (views.QueueView, dict(views.queue_view(3, [{"case_id": 42, "priority": "high"}], 2))),
+        (views.TriageView, dict(views.triage_view([], 0))),
         (
             views.PhotoView,
             dict(
