@@ -416,7 +416,8 @@ def train_router(
         Path, typer.Option("--playbook", help="Its rules decide which mentions the router sees")
     ] = Path("playbooks/default"),
 ) -> None:
-    """Train the department router; choose C and min_confidence by cross-validation."""
+    """Train the department router; choose C, min_confidence and overrule_confidence by
+    cross-validation."""
     # Imported late: scikit-learn is needed here only, never by the running bot.
     from bot.intake.lemmas import Lemmatiser
     from bot.intake.router_training import rules_of, save, train
@@ -445,12 +446,32 @@ def train_router(
         mark = " ←" if threshold == cv.best_threshold else ""
         table.add_row(f"{threshold:.2f}{mark}", f"{accuracy:.3f}")
     out.print(table)
+    languages = list(cv.routing_by_language)
+    table = Table(
+        title=f"… and a router this sure of another department overrules a rule "
+        f"(min_confidence {cv.best_threshold:.2f})"
+    )
+    table.add_column("overrule_confidence")
+    table.add_column("all", justify="right")
+    for language in languages:
+        table.add_column(language, justify="right")
+    for overrule, accuracy in cv.routing_by_overrule.items():
+        mark = " ←" if overrule == cv.best_overrule else ""
+        name = "never" if overrule is None else f"{overrule:.2f}"
+        table.add_row(
+            name + mark,
+            f"{accuracy:.3f}",
+            *(f"{cv.routing_by_language[language][overrule]:.3f}" for language in languages),
+        )
+    out.print(table)
+    chosen_overrule = "null" if cv.best_overrule is None else f"{cv.best_overrule:.2f}"
     out.print(
         f"negatives: rules alone {cv.rules_only:.3f}; rules claim {cv.rule_claimed:.0%}, "
         f"right on {cv.rule_accuracy:.3f} of those; the router alone {cv.router_only:.3f}\n"
         f"{destination} ({destination.stat().st_size // 1024} KiB): "
         f"departments {', '.join(router.departments)}; "
-        f"set routing.yaml learned.min_confidence: {cv.best_threshold:.2f}",
+        f"set routing.yaml learned.min_confidence: {cv.best_threshold:.2f}, "
+        f"learned.overrule_confidence: {chosen_overrule}",
         highlight=False,
     )
 

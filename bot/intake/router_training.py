@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "C_GRID",
+    "OVERRULE_GRID",
     "REROUTE_WEIGHT",
     "THRESHOLD_GRID",
     "CrossValidation",
@@ -52,6 +53,8 @@ SEED = 0
 FOLDS = 5
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # inverse L2 strength, chosen by CV
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(0, 20))  # min_confidence candidates
+# overrule_confidence candidates: a rule gives way only to a router this sure of another department
+OVERRULE_GRID = (*(round(0.6 + 0.05 * i, 2) for i in range(0, 8)), 0.97, 0.99)
 REROUTE_WEIGHT = 3.0  # a reroute is a person's decision about this organisation's own mentions
 
 # (text, source, language) -> the department a routing rule gives, None when no rule claims it
@@ -196,6 +199,12 @@ class CrossValidation:
     rule_claimed: float  # share of negatives some rule claims
     rule_accuracy: float  # how often the rule's department is right, on those
     router_only: float  # the router alone (no rules, no threshold), on negatives
+    # With the best min_confidence, routing of negatives when a router at least this sure of
+    # another department overrules a rule; None: never (rules always win).
+    routing_by_overrule: dict[float | None, float]
+    best_overrule: float | None
+    # The same per language (the corpus's `language`), each threshold and None.
+    routing_by_language: dict[str, dict[float | None, float]]
 
 
 def _folds(examples: Sequence[Example]) -> list[tuple[list[int], list[int]]]:
@@ -221,10 +230,12 @@ def cross_validate(
     default_department: str,
     c_grid: Sequence[float] = C_GRID,
     thresholds: Sequence[float] = THRESHOLD_GRID,
+    overrules: Sequence[float] = OVERRULE_GRID,
 ) -> CrossValidation:
     """Choose C by the router's own out-of-fold accuracy, then min_confidence by the
-    accuracy of the whole decision (rules first) on negative mentions. Ties go to the
-    smaller C and the higher threshold: the simpler model, the more cautious router."""
+    accuracy of the whole decision (rules first) on negative mentions, then with that
+    min_confidence the overrule_confidence (or never). Ties go to the smaller C and the
+    higher threshold (never above all): the simpler model, the more cautious router."""
     accuracy: dict[float, float] = {}
     oof: dict[float, list[RouterChoice]] = {}
     for c in c_grid:
@@ -237,16 +248,20 @@ def cross_validate(
         i: rules(examples[i].text, examples[i].source, examples[i].language) for i in negatives
     }
 
-    def routed(threshold: float | None) -> float:
+    def routed(
+        threshold: float | None, overrule: float | None = None, rows: Sequence[int] = negatives
+    ) -> float:
         hits = 0
-        for i in negatives:
+        for i in rows:
             department = claimed[i]
+            choice = oof[best_c][i]
             if department is None:
-                choice = oof[best_c][i]
                 use = threshold is not None and choice.confidence >= threshold
                 department = choice.department if use else default_department
+            elif overrule is not None and choice.confidence >= overrule:
+                department = choice.department
             hits += department == examples[i].department
-        return hits / len(negatives) if negatives else 0.0
+        return hits / len(rows) if rows else 0.0
 
     by_threshold = {t: routed(t) for t in thresholds}
     by_rule = {
@@ -255,6 +270,23 @@ def cross_validate(
         if department is not None
     }
     best_threshold = max(thresholds, key=lambda t: (round(by_threshold[t], 6), t))
+    candidates: list[float | None] = [*overrules, None]
+    by_overrule = {o: routed(best_threshold, o) for o in candidates}
+    best_overrule = max(
+        candidates, key=lambda o: (round(by_overrule[o], 6), 2.0 if o is None else o)
+    )
+    languages = sorted({examples[i].language or "?" for i in negatives})
+    by_language = {
+        language: {
+            o: routed(
+                best_threshold,
+                o,
+                [i for i in negatives if (examples[i].language or "?") == language],
+            )
+            for o in candidates
+        }
+        for language in languages
+    }
     return CrossValidation(
         accuracy_by_c=accuracy,
         best_c=best_c,
@@ -265,6 +297,9 @@ def cross_validate(
         rule_accuracy=sum(by_rule.values()) / max(len(by_rule), 1),
         router_only=sum(oof[best_c][i].department == examples[i].department for i in negatives)
         / max(len(negatives), 1),
+        routing_by_overrule=by_overrule,
+        best_overrule=best_overrule,
+        routing_by_language=by_language,
     )
 
 
@@ -284,6 +319,8 @@ def train(
         "cv_accuracy": round(cv.accuracy_by_c[cv.best_c], 4),
         "cv_routing_negatives": round(cv.routing_by_threshold[cv.best_threshold], 4),
         "cv_min_confidence": cv.best_threshold,
+        "cv_overrule_confidence": cv.best_overrule,
+        "cv_routing_negatives_overrule": round(cv.routing_by_overrule[cv.best_overrule], 4),
     }
     return fit(examples, cv.best_c, metadata), cv
 

@@ -245,18 +245,32 @@ def consult_router(
     """Rules first, then the learned router: a mention no rule claimed (or only a catch-all
     rule listed in `learned.overrides`) goes to the department the router (restricted to the
     configured departments) names when it is at least `learned.min_confidence` sure;
-    otherwise the decision stands. The rule's codes and priority stay.
-    Separate from `route` so intake asks the model only for mentions that open a case."""
+    otherwise the decision stands. A rule's claim gives way only when the router names
+    another department at least `learned.overrule_confidence` sure. The rule's codes and
+    priority stay. Separate from `route` so intake asks the model only for mentions that
+    open a case."""
     settings = playbook.routing.learned
+    if not settings.enabled:
+        return decision
     unclaimed = decision.basis is RouteBasis.DEFAULT or decision.rule_id in settings.overrides
-    if not unclaimed or not settings.enabled:
+    if not unclaimed and settings.overrule_confidence is None:
         return decision
     choice = router.choose(extract(text))
-    if choice.confidence < settings.min_confidence:
+    if unclaimed:
+        sure = choice.confidence >= settings.min_confidence
+    else:
+        assert settings.overrule_confidence is not None
+        sure = (
+            choice.department != decision.department
+            and choice.confidence >= settings.overrule_confidence
+        )
+        if not sure:  # the rule stands, and its card says nothing of the model
+            return decision
+    if not sure:
         return replace(decision, confidence=choice.confidence, signals=choice.signals)
-    # The default's SLA policy is the coordination centre's; the chosen department's own
-    # (sla.yaml by_department) applies instead.
-    moved = choice.department != decision.department
+    # The default's (or a catch-all's) SLA policy is the coordination centre's: the chosen
+    # department's own (sla.yaml by_department) applies instead. An overruled rule's stays.
+    moved = unclaimed and choice.department != decision.department
     return replace(
         decision,
         department=choice.department,

@@ -107,6 +107,9 @@ class LearnedRouting(StrictModel):
     # Catch-all rules (e.g. "English and Polish to coordination") that claim a mention for
     # want of a subject: the router may still send their mentions to a department.
     overrides: tuple[Id, ...] = ()
+    # A rule's keywords can be wrong ("отоплен" sends a school's heating to housing): a router
+    # at least this sure of another department overrules the rule. None: rules always win.
+    overrule_confidence: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
 class GroupingConfig(StrictModel):

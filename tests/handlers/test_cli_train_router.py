@@ -24,6 +24,7 @@ def test_train_router_writes_a_loadable_model_and_prints_the_threshold(tmp_path:
 
     assert result.exit_code == 0, result.output
     assert "learned.min_confidence" in result.output
+    assert "learned.overrule_confidence" in result.output
     router = DepartmentRouter.load(out)
     assert set(router.departments) == set(CORPUS)
     assert router.metadata["corpus"] == "corpus.jsonl"

@@ -17,7 +17,7 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.router import DEFAULT_ROUTER_PATH, DepartmentRouter, RouterError
 from bot.intake.router_training import Example, fit, read_corpus, reroutes, retrain, save
-from bot.intake.routing import RouteBasis, route
+from bot.intake.routing import RouteBasis, consult_router, route
 from bot.messages.texts import texts_for
 from bot.messages.views import CardView
 from bot.model import Action, Sentiment
@@ -143,9 +143,9 @@ def test_reroutes_teach_the_router(router: DepartmentRouter) -> None:
 # --- intake: rules first, then the router -----------------------------------------------------
 
 
-def playbook_with(min_confidence: float) -> Playbook:
+def playbook_with(min_confidence: float, overrule_confidence: float | None = None) -> Playbook:
     playbook = load_playbook(ROOT / "playbooks" / "default")
-    learned = LearnedRouting(min_confidence=min_confidence)
+    learned = LearnedRouting(min_confidence=min_confidence, overrule_confidence=overrule_confidence)
     return playbook.model_copy(
         update={"routing": playbook.routing.model_copy(update={"learned": learned})}
     )
@@ -231,6 +231,68 @@ async def test_a_rule_wins_over_the_router(
     result = await intake.receive(make_mention("r2", clock.now(), text=text))
     assert result.case is not None and result.case.id is not None
     assert "модель" not in await card_text(database, result.case.id)
+
+
+# The router has learned "самокат" as transport (about 0.96 sure here); the heating rule claims it.
+CLAIMED_BY_A_RULE = "Самокаты на велодорожке, а в квартире нет отопления"
+
+
+async def test_a_confident_router_overrules_a_rule(
+    database: Database, tmp_path: Path, clock: FrozenClock, router: DepartmentRouter
+) -> None:
+    playbook = playbook_with(0.5, overrule_confidence=0.9)
+    ruled = route(playbook, CLAIMED_BY_A_RULE, "vk")
+    intake, _ = intake_with(database, tmp_path, clock, playbook, router)
+
+    decision, opening = intake.decide(make_mention("o1", clock.now(), text=CLAIMED_BY_A_RULE))
+
+    assert decision.basis is RouteBasis.LEARNED and decision.department == "transport"
+    # The rule's priority, SLA policy and codes stay on the case.
+    assert decision.rule_id == "housing-heating"
+    assert (decision.priority, decision.sla_policy, decision.codes) == (
+        ruled.priority,
+        ruled.sla_policy,
+        ruled.codes,
+    )
+    assert opening is not None and opening.department == "transport"
+    assert opening.route_confidence is not None and opening.route_confidence >= 0.9
+    result = await intake.receive(make_mention("o1", clock.now(), text=CLAIMED_BY_A_RULE))
+    assert result.case is not None and result.case.id is not None
+    card = await card_text(database, result.case.id)
+    assert f"Транспорт (модель, {opening.route_confidence:.2f})" in card
+
+
+async def test_below_the_overrule_confidence_the_rule_stays(
+    database: Database, tmp_path: Path, clock: FrozenClock, router: DepartmentRouter
+) -> None:
+    intake, _ = intake_with(
+        database, tmp_path, clock, playbook_with(0.0, overrule_confidence=0.99), router
+    )
+
+    decision, opening = intake.decide(make_mention("o2", clock.now(), text=CLAIMED_BY_A_RULE))
+
+    assert decision.basis is RouteBasis.RULE and decision.department == "housing"
+    assert decision.confidence is None
+    assert opening is not None and opening.route_confidence is None
+
+
+def test_without_the_setting_a_rule_is_never_overruled(router: DepartmentRouter) -> None:
+    assert LearnedRouting().overrule_confidence is None
+    playbook = playbook_with(0.0)  # overrule_confidence absent
+    decision = route(playbook, CLAIMED_BY_A_RULE, "vk")
+
+    consulted = consult_router(playbook, decision, CLAIMED_BY_A_RULE, router)
+
+    assert consulted == decision
+
+
+def test_an_overrule_needs_another_department(router: DepartmentRouter) -> None:
+    playbook = playbook_with(0.0, overrule_confidence=0.0)
+    text = "Домофон сломан, в квартире нет отопления"
+    decision = route(playbook, text, "vk")
+    assert decision.department == "housing"
+
+    assert consult_router(playbook, decision, text, router) == decision
 
 
 async def test_an_unsure_router_leaves_the_mention_to_coordination(
