@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.intake.corpus import feature_matrix
+from bot.intake.corpus import read_corpus as read_rows
 from bot.intake.features import DIMENSION, extract
 from bot.intake.router import FORMAT, DepartmentRouter, RouterChoice
 from bot.intake.routing import Stemmer, route
@@ -61,9 +63,6 @@ REROUTE_WEIGHT = 3.0  # a reroute is a person's decision about this organisation
 RuleRouter = Callable[[str, str, str | None], str | None]
 
 
-DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "playbooks/default/corpus/triage_train.jsonl"
-
-
 def rules_of(playbook: Playbook, stem: Stemmer | None = None) -> RuleRouter:
     """The playbook's rules as cross-validation needs them: the department a rule gives, None
     where the router would be asked (no rule, or a catch-all in `learned.overrides`)."""
@@ -87,38 +86,21 @@ class Example:
 
 
 def read_corpus(path: Path) -> list[Example]:
+    """The corpus's rows as routing examples; every row must name its department."""
     examples = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if not row.get("text") or not row.get("department"):
-                raise ValueError(f"{path}:{number}: a line needs text and department")
-            examples.append(
-                Example(
-                    text=row["text"],
-                    department=row["department"],
-                    negative=row.get("label", "negative") == "negative",
-                    source=row.get("source", ""),
-                    language=row.get("language"),
-                )
+    for number, row in enumerate(read_rows(path), 1):
+        if not row.department:
+            raise ValueError(f"{path}: row {number}: a line needs text and department")
+        examples.append(
+            Example(
+                text=row.text,
+                department=row.department,
+                negative=row.negative,
+                source=row.source,
+                language=row.language,
             )
+        )
     return examples
-
-
-def _matrix(texts: Iterable[str]) -> Any:
-    from scipy.sparse import csr_matrix
-
-    data: list[float] = []
-    columns: list[int] = []
-    pointers = [0]
-    for text in texts:
-        features = extract(text)
-        data.extend(features.values)
-        columns.extend(features.indexes)
-        pointers.append(len(data))
-    return csr_matrix((data, columns, pointers), shape=(len(pointers) - 1, DIMENSION))
 
 
 def fit(
@@ -134,7 +116,7 @@ def fit(
     departments = sorted({e.department for e in examples})
     if len(departments) < 2:
         raise ValueError("a router needs examples of at least two departments")
-    matrix = _matrix(e.text for e in examples)
+    matrix = feature_matrix(extract(e.text) for e in examples)
     # Only the features the corpus has: the solver's work shrinks fourfold, the rest stay 0.
     used = np.unique(matrix.indices)
     model = LogisticRegression(C=c, max_iter=2000, random_state=SEED)

@@ -8,9 +8,19 @@ from aiogram import Router
 from aiogram.types import CallbackQuery, InaccessibleMessage
 
 from bot.chat.inbound import BAD_BUTTON, Controls, Feedback, MenuPress, Press, TriagePress
+from bot.messages.outbox import Destination
 from bot.messages.views import RefKind
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction, TriageAction
 from handlers.telegram.context import TelegramContext, where
+
+
+async def _pressed_in(query: CallbackQuery) -> Destination | None:
+    """The chat of the pressed message; None, with the press answered, when Telegram no longer
+    shows that message (too old or deleted) and so there is nothing to act on."""
+    if query.message is None or isinstance(query.message, InaccessibleMessage):
+        await query.answer()
+        return None
+    return where(query.message)
 
 
 async def _answer(query: CallbackQuery, ctx: TelegramContext, feedback: Feedback) -> None:
@@ -20,11 +30,11 @@ async def _answer(query: CallbackQuery, ctx: TelegramContext, feedback: Feedback
 async def on_case_action(
     query: CallbackQuery, callback_data: CaseAction, ctx: TelegramContext
 ) -> None:
-    if query.message is None or isinstance(query.message, InaccessibleMessage):
-        await query.answer()
+    here = await _pressed_in(query)
+    if here is None:
         return
     press = Press(
-        where(query.message),
+        here,
         ctx.actor(query.from_user),
         callback_data.case,
         RefKind.CARD,
@@ -38,11 +48,11 @@ async def on_case_action(
 
 
 async def on_menu(query: CallbackQuery, callback_data: CaseMenu, ctx: TelegramContext) -> None:
-    if query.message is None or isinstance(query.message, InaccessibleMessage):
-        await query.answer()
+    here = await _pressed_in(query)
+    if here is None:
         return
     press = MenuPress(
-        where(query.message),
+        here,
         ctx.actor(query.from_user),
         callback_data.case,
         callback_data.menu,
@@ -54,11 +64,11 @@ async def on_menu(query: CallbackQuery, callback_data: CaseMenu, ctx: TelegramCo
 async def on_draft_action(
     query: CallbackQuery, callback_data: DraftAction, ctx: TelegramContext
 ) -> None:
-    if query.message is None or isinstance(query.message, InaccessibleMessage):
-        await query.answer()
+    here = await _pressed_in(query)
+    if here is None:
         return
     press = Press(
-        where(query.message),
+        here,
         ctx.actor(query.from_user),
         callback_data.case,
         RefKind.DRAFT,
@@ -73,12 +83,10 @@ async def on_draft_action(
 async def on_triage_action(
     query: CallbackQuery, callback_data: TriageAction, ctx: TelegramContext
 ) -> None:
-    if query.message is None or isinstance(query.message, InaccessibleMessage):
-        await query.answer()
+    here = await _pressed_in(query)
+    if here is None:
         return
-    press = TriagePress(
-        where(query.message), ctx.actor(query.from_user), callback_data.m, callback_data.a
-    )
+    press = TriagePress(here, ctx.actor(query.from_user), callback_data.m, callback_data.a)
     await _answer(query, ctx, await ctx.inbound.triage(press))
 
 

@@ -12,7 +12,6 @@ retrains. Staff corrections (retrain) weigh more than the corpus: someone looked
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.intake import features
+from bot.intake.corpus import DEFAULT_CORPUS, feature_matrix
+from bot.intake.corpus import read_corpus as read_rows
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.model import SIGNAL_KINDS, Band, SentimentModel, lexicon_signals
-from playbooks import PLAYBOOKS_DIR
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 # bot/ and playbooks/ sit side by side in a checkout and in a wheel alike.
-DEFAULT_CORPUS = PLAYBOOKS_DIR / "default" / "corpus" / "triage_train.jsonl"
 SEED = 14
 FOLDS = 5
 CORRECTION_WEIGHT = 3.0  # a correction by staff counts as three corpus examples
@@ -87,35 +86,16 @@ class TrainingReport:
 
 
 def load_corpus(path: Path) -> list[Example]:
-    examples: list[Example] = []
-    with path.open(encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            label = row.get("label")
-            if label not in ("negative", "not_negative"):
-                raise ValueError(f"{path}:{number}: label {label!r} is not negative|not_negative")
-            examples.append(Example(row["text"], label == "negative", row.get("language")))
-    return examples
+    return [Example(row.text, row.negative, row.language) for row in read_rows(path)]
 
 
 def _matrix(
     examples: Sequence[Example], lexicon: SentimentClassifier, signals: tuple[str, ...]
 ) -> csr_matrix:
-    from scipy.sparse import csr_matrix
-
-    data: list[float] = []
-    columns: list[int] = []
-    rows = [0]
-    for example in examples:
-        found = features.extract(
-            example.text, lexicon_signals(lexicon.classify(example.text, example.language), signals)
-        )
-        data.extend(found.values)
-        columns.extend(found.indexes)
-        rows.append(len(data))
-    return csr_matrix((data, columns, rows), shape=(len(examples), features.DIMENSION))
+    return feature_matrix(
+        features.extract(e.text, lexicon_signals(lexicon.classify(e.text, e.language), signals))
+        for e in examples
+    )
 
 
 def _fit(matrix: csr_matrix, labels: Sequence[bool], weights: Sequence[float], c: float) -> Any:
