@@ -211,10 +211,15 @@ class DraftRow(Base):
 
 
 class EventRow(Base):
-    """Append-only: rows are inserted, never updated or deleted."""
+    """Append-only, hash-chained (store/audit.py): the database refuses UPDATE and DELETE
+    (triggers, migration 0010) except erasure's redaction of the personal part of a row."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_case", "case_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_case", "case_id", "id"),
+        # One successor per event: two writers can never both extend the same head.
+        UniqueConstraint("prev_hash", name="uq_events_prev_hash"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # Nullable: a refused press on an unknown case is audited too.
@@ -225,6 +230,11 @@ class EventRow(Base):
     from_state: Mapped[str | None] = mapped_column(String(32))
     to_state: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    seal: Mapped[str] = mapped_column(String(64))  # sha256(nonce, actor and payload)
+    nonce: Mapped[str | None] = mapped_column(String(32))  # None once redacted
+    redacted_by: Mapped[int | None] = mapped_column(BigInteger)  # the erasure event's id
 
 
 class OutboxRow(Base):

@@ -103,6 +103,7 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._session is not None
+        await self.events.flush()  # appended events join the audit chain last (events.py)
         await self._session.commit()
 
     @property
