@@ -344,6 +344,56 @@ def authors_merge(
     out.print(f"author {gone} merged into {keep}")
 
 
+@authors_app.command("forget")
+def authors_forget(
+    author_id: Annotated[int, typer.Argument(help="The author card whose person is forgotten")],
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Erase one author's personal data everywhere (cannot be undone; audited; idempotent)."""
+    from bot.cases.erasure import Erasure, Forgotten
+    from bot.cases.service import CaseService
+    from bot.clock import SystemClock
+    from bot.model import GlobalRole
+    from bot.staff.directory import Directory
+    from bot.staff.rights import Actor
+
+    cfg, playbook = _load_or_exit(config)
+    # Whoever runs the command line administers the installation.
+    admin = Actor("cli", "otklik authors forget", global_roles=frozenset({GlobalRole.ADMIN}))
+
+    async def forget() -> Forgotten | str | None:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            clock = SystemClock()
+            cases = CaseService(
+                database.uow,
+                clock,
+                Directory(cfg),
+                cfg.tz,
+                coordination=cfg.coordination_department,
+                policy=playbook.routing,
+            )
+            result = await Erasure(database.uow, clock, cases).forget(author_id, admin)
+            if result is None or isinstance(result, Forgotten):
+                return result
+            return f"{result.code}: {result.params}"
+        finally:
+            await database.dispose()
+
+    result = asyncio.run(forget())
+    if not isinstance(result, Forgotten):
+        err.print(f"cannot forget author {author_id}: {result or 'no such author'}")
+        raise typer.Exit(code=1)
+    if result.already:
+        out.print(
+            f"author {author_id} was forgotten already (event {result.event_id}); nothing to do"
+        )
+        return
+    erased = ", ".join(f"{name} {count}" for name, count in result.counts.as_payload().items())
+    out.print(f"author {author_id} forgotten (event {result.event_id}): {erased}", highlight=False)
+
+
 def _config_or_exit(config_path: Path) -> Config:
     try:
         return load_config(config_path)

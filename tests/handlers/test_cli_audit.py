@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -15,9 +16,16 @@ from openpyxl import load_workbook
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from bot.model import Event, EventKind
+from bot.cases.grouping import CaseOpening
+from bot.cases.service import CaseService
+from bot.clock import FrozenClock
+from bot.model import Event, EventKind, Identity
+from bot.settings.config import load_config
+from bot.settings.playbook import load_playbook
+from bot.staff.directory import Directory
 from handlers.cli import app
 from store.db import Database
+from tests.doubles.support import make_mention
 from tests.handlers.ingest.test_api import FORMS, MON, running  # noqa: F401  (fixture)
 from tests.handlers.test_cli import example_copy
 
@@ -141,3 +149,43 @@ async def test_api_pages_the_audit_trail_for_read_tokens_only(running) -> None: 
         async with http.get(f"{base}/api/v1/openapi.json") as response:
             paths = (await response.json())["paths"]
         assert "read" in paths["/api/v1/events"]["get"]["summary"]
+
+
+async def _seed_author(config_path: Path) -> None:
+    config = load_config(config_path)
+    database = Database(config.database.url)
+    try:
+        await database.upgrade()
+        clock = FrozenClock(DAY1)
+        cases = CaseService(
+            database.uow,
+            clock,
+            Directory(config),
+            config.tz,
+            coordination=config.coordination_department,
+            policy=load_playbook(config.playbooks.path).routing,
+        )
+        mention = replace(
+            make_mention("1", DAY1, text="Опять прорвало трубу на улице Ясеневой, дом 12"),
+            author=Identity("vk", "id-zinaida-55", "Зинаида Ферапонтова"),
+        )
+        await cases.intake(mention, CaseOpening("housing"))
+    finally:
+        await database.dispose()
+
+
+def test_authors_forget_erases_once_and_the_chain_still_verifies(tmp_path: Path) -> None:
+    config = example_copy(tmp_path)
+    asyncio.run(_seed_author(config))
+    result = runner.invoke(app, ["authors", "forget", "1", "-c", str(config)], env={})
+    assert result.exit_code == 0, result.output
+    assert "author 1 forgotten (event" in result.output and "mentions 1" in result.output
+    again = runner.invoke(app, ["authors", "forget", "1", "-c", str(config)], env={})
+    assert again.exit_code == 0 and "forgotten already" in again.output
+    unknown = runner.invoke(app, ["authors", "forget", "42", "-c", str(config)], env={})
+    assert unknown.exit_code == 1 and "no such author" in unknown.output
+    verified = runner.invoke(app, ["audit", "verify", "-c", str(config)], env={})
+    assert verified.exit_code == 0, verified.output
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("otklik.db*"))
+    for value in ("Зинаида", "id-zinaida-55", "Ясеневой"):
+        assert value.encode() not in stored, value
