@@ -242,6 +242,8 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_queue", "status", "transport", "chat", "urgency", "id"),
         Index("ix_outbox_target", "transport", "chat", "ref_key", "status"),
+        # Erasure finds the messages about a person's cases (store/repos/erasure.py).
+        Index("ix_outbox_case", "case_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

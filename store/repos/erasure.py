@@ -265,16 +265,13 @@ class SqlErasureRepository:
     ) -> None:
         """Everything that holds the values of these mentions (and `values`) besides them.
         `every_draft_of`: cases whose drafts all go; otherwise the drafts of a case only
-        these authors wrote, and drafts that quote them. `before`: retention looks at items
-        and events without a case created before it only."""
+        these authors wrote, and drafts that quote them. `before` (retention): items and
+        events without a case are looked at from the first of these mentions to then only."""
         texts: list[str | None] = []
         for mention in mentions:
-            values += [
-                mention.url,
-                mention.identity_external_id,
-                mention.identity_name,
-                mention.reply_to_url,
-            ]
+            # Not reply_to_url: the post replied to is usually the organisation's own, and
+            # would match every message about it.
+            values += [mention.url, mention.identity_external_id, mention.identity_name]
             texts.append(mention.text)
             if _holds_data(mention):
                 plan.mention_ids.append(mention.id)
@@ -313,9 +310,13 @@ class SqlErasureRepository:
                 )
                 if draft.case_id in sole or quoted:
                     plan.draft_ids.append(draft.id)
+        # Retention: what has no case and was made while these mentions were about.
+        window = None
+        if before is not None and mentions:
+            window = (min(m.received_at for m in mentions), before)
         if match:
-            await self._plan_outbox(plan, match, case_ids, before)
-            await self._plan_events(plan, match, case_ids, before)
+            await self._plan_outbox(plan, match, case_ids, window)
+            await self._plan_events(plan, match, case_ids, window)
         plan.counts = ErasureCounts(
             authors=len(plan.author_ids),
             identities=len(plan.identity_ids),
@@ -332,11 +333,11 @@ class SqlErasureRepository:
         plan: SqlErasurePlan,
         match: PersonalValues,
         case_ids: list[int],
-        before: datetime | None,
+        window: tuple[datetime, datetime] | None,
     ) -> None:
         caseless: ColumnElement[bool] = OutboxRow.case_id.is_(None)
-        if before is not None:
-            caseless = caseless & (OutboxRow.created_at < before)
+        if window is not None:
+            caseless = caseless & OutboxRow.created_at.between(*window)
         scope = or_(OutboxRow.case_id.in_(case_ids), caseless) if case_ids else caseless
         blobs: set[str] = set()
         after = 0
@@ -385,12 +386,12 @@ class SqlErasureRepository:
         plan: SqlErasurePlan,
         match: PersonalValues,
         case_ids: list[int],
-        before: datetime | None,
+        window: tuple[datetime, datetime] | None,
     ) -> None:
         # Events of their cases, and those about no case (a stranger's refused press, merges).
         caseless: ColumnElement[bool] = EventRow.case_id.is_(None)
-        if before is not None:
-            caseless = caseless & (EventRow.at < before)
+        if window is not None:
+            caseless = caseless & EventRow.at.between(*window)
         scope = or_(EventRow.case_id.in_(case_ids), caseless) if case_ids else caseless
         await self._events.flush()
         after = 0

@@ -187,3 +187,29 @@ async def test_events_of_a_merge_or_a_refusal_need_no_case(database: Database) -
     async with database.reader() as uow:
         (record,) = await uow.events.records(1)
     assert record.id == 2 and record.payload["n"] == 1 and record.actor == "tg:901"
+
+
+async def test_upgrade_chains_the_events_stored_before_it(sqlite_url: str) -> None:
+    database = Database(sqlite_url)
+    try:
+        await database.upgrade("0009")
+        async with database.engine.begin() as conn:
+            for n in range(1, 4):
+                await conn.execute(
+                    text(
+                        "INSERT INTO events (case_id, at, actor, kind, payload) "
+                        f"VALUES (NULL, '2026-11-20 10:00:0{n}.000000', 'spec', 'denied', "
+                        f"'{{\"n\": {n}}}')"
+                    )
+                )
+        await database.upgrade()
+        async with database.reader() as uow:
+            report = await uow.events.verify()
+        assert report.ok and report.checked == 3
+        await append(database, denied(4))
+        async with database.reader() as uow:
+            assert (await uow.events.verify()).checked == 4
+        with pytest.raises(DBAPIError, match="append-only"):
+            await execute(database, "DELETE FROM events WHERE id = 1")
+    finally:
+        await database.dispose()

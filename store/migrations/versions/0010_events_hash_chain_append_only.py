@@ -1,5 +1,6 @@
 """events: a hash chain over every row, and triggers that refuse UPDATE and DELETE (only
-erasure's redaction of a row's personal part passes; see store/audit.py)
+erasure's redaction of a row's personal part passes; see store/audit.py); outbox items
+indexed by case, for erasure
 
 Existing rows are chained in id order here, before the triggers exist. A later migration that
 rebuilds `events` on SQLite (batch_alter_table copies the table) must create the triggers
@@ -141,9 +142,11 @@ def upgrade() -> None:
             batch_op.alter_column(name, existing_type=sa.String(length=64), nullable=False)
         batch_op.create_unique_constraint("uq_events_prev_hash", ["prev_hash"])
     create_triggers()
+    op.create_index("ix_outbox_case", "outbox", ["case_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_case", table_name="outbox")
     drop_triggers()
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_constraint("uq_events_prev_hash", type_="unique")
