@@ -15,9 +15,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Event
+from bot.ports import ConcurrentUpdate
 from store.audit import (
     GENESIS,
     AuditRecord,
@@ -27,7 +29,7 @@ from store.audit import (
     new_nonce,
     seal_of,
 )
-from store.driver import insert_rows, raced
+from store.driver import insert_rows
 from store.mappers import EVENT_COLUMNS, event_from_row, event_rows
 from store.models import EventRow
 
@@ -69,8 +71,19 @@ class SqlEventRepository:
             digest = link_hash(prev, case_id, at, kind, from_state, to_state, seal)
             rows.append((*values, prev, digest, seal, nonce))
             linked_to, prev = prev, digest
-        with raced("events"):
+        try:
             await insert_rows(self._s, _EVENTS, _CHAINED_COLUMNS, rows)
+        except IntegrityError as error:
+            if "prev_hash" not in str(error.orig):
+                raise  # a broken reference is a bug, not a race to run again
+            raise ConcurrentUpdate(
+                f"events: another writer extended the chain: {error.orig}"
+            ) from error
+        except OperationalError as error:
+            if "locked" not in str(error.orig):
+                raise
+            # SQLite: another process wrote since this transaction read the chain's head.
+            raise ConcurrentUpdate(f"events: {error.orig}") from error
         self._last_linked_to = linked_to
         return prev
 
