@@ -391,9 +391,14 @@ class ErasureRepository(Protocol):
         case received before it, that retention has not erased yet."""
         ...
 
-    async def apply(self, plan: ErasurePlan, by_event: int) -> None:
-        """Erase what the plan found; earlier events are redacted on the order of event
-        `by_event` (an erasure kind, already recorded)."""
+    async def apply(self, plan: ErasurePlan) -> None:
+        """Erase what the plan found, but for the events."""
+        ...
+
+    async def redact_events(self, plan: ErasurePlan, by_event: int) -> None:
+        """Redact the events the plan found, on the order of event `by_event` (an erasure
+        kind, recorded after `apply`: the audit chain stays locked only from there to the
+        commit)."""
         ...
 
     async def reclaim(self) -> None:

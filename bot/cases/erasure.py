@@ -72,11 +72,12 @@ class Erasure:
             if done:
                 return Forgotten(author_id, ErasureCounts(), already=True, event_id=done[0].id)
             plan = await uow.erasure.plan_author(author_id)
+            await uow.erasure.apply(plan)
             payload = {"author_id": author_id, "erased": plan.counts.as_payload()}
             event_id = await uow.events.record(
                 Event(None, now, actor.id, EventKind.AUTHOR_FORGOTTEN, None, None, payload)
             )
-            await uow.erasure.apply(plan, event_id)
+            await uow.erasure.redact_events(plan, event_id)
             await uow.commit()
         log.info("author %s forgotten by %s: %s", author_id, actor.id, payload["erased"])
         await self._settle(plan.case_ids, f"forget-{event_id}")
@@ -99,10 +100,11 @@ class Erasure:
                     "cases": list(plan.case_ids),
                     "erased": plan.counts.as_payload(),
                 }
+                await uow.erasure.apply(plan)
                 event_id = await uow.events.record(
                     Event(None, now, SYSTEM_ACTOR, EventKind.RETENTION_ERASED, None, None, payload)
                 )
-                await uow.erasure.apply(plan, event_id)
+                await uow.erasure.redact_events(plan, event_id)
                 await uow.commit()
             batches += 1
             total = _added(total, plan.counts)

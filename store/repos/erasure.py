@@ -1,10 +1,12 @@
 """Erasure: one author's personal data (`otklik authors forget`, /forget), or what the retention
 policy says is kept too long, removed from every table that holds it.
 
-Two steps, so the audit stub can come between them: `plan_*` reads and decides every change
-(nothing written), the service records the stub event, `apply` writes the changes and
-redacts earlier events on the stub's order (the only UPDATE of `events` the triggers allow,
-store/audit.py). Erasure removes the data itself; it never relies on encryption at rest.
+In steps, so the audit stub can come between them: `plan_*` reads and decides every change
+(nothing written, so the stub can say how many rows of each kind go), `apply` writes them,
+the service records the stub event, and `redact_events` rewrites earlier events on the
+stub's order (the only UPDATE of `events` the triggers allow, store/audit.py). Recording the
+stub locks the audit chain until the commit, so it comes last. Erasure removes the data
+itself; it never relies on encryption at rest.
 
 Where personal data lives and what erasure leaves there:
 - authors.display_name, and the author's identities (rows deleted);
@@ -416,7 +418,7 @@ class SqlErasureRepository:
 
     # --- applying ----------------------------------------------------------------------------
 
-    async def apply(self, plan: ErasurePlan, by_event: int) -> None:
+    async def apply(self, plan: ErasurePlan) -> None:
         assert isinstance(plan, SqlErasurePlan)
         connection = await self._s.connection()
         if connection.dialect.name == "sqlite":
@@ -459,10 +461,13 @@ class SqlErasureRepository:
             )
         for chunk in chunks(plan.blob_ids):
             await self._s.execute(delete(BlobRow).where(BlobRow.id.in_(chunk)))
-        await self._events.redact(plan.events, by_event)
         for key, value in plan.watermarks.items():
             await self._s.merge(KeyValueRow(key=key, value=value))
         await self._s.flush()
+
+    async def redact_events(self, plan: ErasurePlan, by_event: int) -> None:
+        assert isinstance(plan, SqlErasurePlan)
+        await self._events.redact(plan.events, by_event)
 
     async def reclaim(self) -> None:
         engine = cast(Any, self._s.bind)
