@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
 import aiohttp
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -23,13 +25,16 @@ from bot.model import Event, EventKind, Identity
 from bot.settings.config import load_config
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
+from handlers.app import App
 from handlers.cli import app
 from store.db import Database
-from tests.doubles.support import make_mention
-from tests.handlers.ingest.test_api import FORMS, MON, running  # noqa: F401  (fixture)
-from tests.handlers.test_cli import example_copy
+from tests.doubles.fakes import RecordingTransport
+from tests.doubles.support import API_TOKENS, make_config, make_mention
+from tests.handlers.test_cli import example_copy, free_port
 
 runner = CliRunner()
+MON = {"Authorization": f"Bearer {API_TOKENS['MON_TOKEN']}"}  # scopes ingest and read
+FORMS = {"Authorization": f"Bearer {API_TOKENS['FORMS_TOKEN']}"}  # ingest only
 # Moscow days: 20 November from 21:00 UTC on the 19th.
 DAY1 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -115,8 +120,24 @@ def test_audit_export_in_each_format(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "jsonl, csv, xlsx" in result.output
 
 
-async def test_api_pages_the_audit_trail_for_read_tokens_only(running) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    app_, base, _ = running
+@pytest.fixture
+async def running(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> AsyncIterator[tuple[App, str]]:
+    port = free_port()
+    config = make_config(tmp_path, sqlite_url, port)
+    app_ = App(
+        config, load_playbook(config.playbooks.path), clock, {"telegram": RecordingTransport()}
+    )
+    await app_.start()
+    try:
+        yield app_, f"http://127.0.0.1:{port}"
+    finally:
+        await app_.stop()
+
+
+async def test_api_pages_the_audit_trail_for_read_tokens_only(running: tuple[App, str]) -> None:
+    app_, base = running
     async with app_.database.uow() as uow:
         await uow.events.append([event(DAY1 + timedelta(minutes=n), n) for n in range(1, 6)])
         await uow.commit()
