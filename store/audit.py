@@ -32,6 +32,53 @@ ERASURE_KINDS = frozenset({"author_forgotten", "retention_erased"})
 REDACTED = "[erased]"
 
 
+_KINDS = ", ".join(f"'{kind}'" for kind in sorted(ERASURE_KINDS))
+
+# What an UPDATE may change: the personal part (actor, payload), the nonce to NULL, and
+# redacted_by to a later erasure event that exists. `{same}` is IS on SQLite, IS NOT DISTINCT
+# FROM on PostgreSQL.
+_REDACTION = """
+    NEW.id = OLD.id AND NEW.case_id {same} OLD.case_id AND NEW.at = OLD.at
+    AND NEW.kind = OLD.kind AND NEW.from_state {same} OLD.from_state
+    AND NEW.to_state {same} OLD.to_state AND NEW.prev_hash = OLD.prev_hash
+    AND NEW.hash = OLD.hash AND NEW.seal = OLD.seal
+    AND NEW.nonce IS NULL AND NEW.redacted_by IS NOT NULL AND NEW.redacted_by > OLD.id
+    AND (OLD.redacted_by IS NULL OR NEW.redacted_by >= OLD.redacted_by)
+    AND EXISTS (SELECT 1 FROM events e WHERE e.id = NEW.redacted_by AND e.kind IN ({kinds}))
+"""
+_REFUSAL = "events are append-only: only erasure may redact a row"
+
+_SQLITE_TRIGGERS = [
+    f"""CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, '{_REFUSAL}'); END""",
+    f"""CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+    WHEN NOT ({_REDACTION.format(same="IS", kinds=_KINDS)})
+    BEGIN SELECT RAISE(ABORT, '{_REFUSAL}'); END""",
+]
+
+_POSTGRES_TRIGGERS = [
+    f"""CREATE FUNCTION otklik_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' THEN
+            IF {_REDACTION.format(same="IS NOT DISTINCT FROM", kinds=_KINDS)} THEN
+                RETURN NEW;
+            END IF;
+        END IF;
+        RAISE EXCEPTION '{_REFUSAL} (%)', TG_OP;
+    END $$""",
+    """CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION otklik_events_append_only()""",
+    """CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION otklik_events_append_only()""",
+]
+
+
+def trigger_statements(dialect: str) -> list[str]:
+    """The DDL that makes `events` append-only on this backend (migration 0010, and
+    Base.metadata.create_all through store/models.py)."""
+    return list(_SQLITE_TRIGGERS if dialect == "sqlite" else _POSTGRES_TRIGGERS)
+
+
 def canonical(value: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8: the same bytes for the same JSON value, before and
     after a round trip through either database (JSON is stored by the same encoder)."""

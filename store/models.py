@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -17,13 +18,17 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from store.audit import trigger_statements
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -235,6 +240,13 @@ class EventRow(Base):
     seal: Mapped[str] = mapped_column(String(64))  # sha256(nonce, actor and payload)
     nonce: Mapped[str | None] = mapped_column(String(32))  # None once redacted
     redacted_by: Mapped[int | None] = mapped_column(BigInteger)  # the erasure event's id
+
+
+@event.listens_for(EventRow.__table__, "after_create")
+def _append_only(table: Table, connection: Connection, **_: Any) -> None:
+    # Migrations create the triggers (0010); this gives them to Base.metadata.create_all too.
+    for statement in trigger_statements(connection.dialect.name):
+        connection.exec_driver_sql(statement)
 
 
 class OutboxRow(Base):

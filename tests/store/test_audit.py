@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.model import SYSTEM_ACTOR, Event, EventKind
 from store.audit import GENESIS
 from store.db import Database
+from store.models import Base
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -211,5 +212,17 @@ async def test_upgrade_chains_the_events_stored_before_it(sqlite_url: str) -> No
             assert (await uow.events.verify()).checked == 4
         with pytest.raises(DBAPIError, match="append-only"):
             await execute(database, "DELETE FROM events WHERE id = 1")
+    finally:
+        await database.dispose()
+
+
+async def test_a_schema_made_by_create_all_refuses_changes_too(sqlite_url: str) -> None:
+    database = Database(sqlite_url)
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await append(database, denied(1))
+        with pytest.raises(DBAPIError, match="append-only"):
+            await execute(database, "UPDATE events SET kind = 'created'")
     finally:
         await database.dispose()
