@@ -26,9 +26,11 @@ from typing import Any
 
 import orjson
 
+from bot.model import EventKind
+
 GENESIS = "0" * 64
-# The kinds of event that may redact earlier rows (bot/model.py EventKind values).
-ERASURE_KINDS = frozenset({"author_forgotten", "retention_erased"})
+# The kinds of event that may order earlier rows redacted.
+ERASURE_KINDS = frozenset({EventKind.AUTHOR_FORGOTTEN.value, EventKind.RETENTION_ERASED.value})
 REDACTED = "[erased]"
 
 
