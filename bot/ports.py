@@ -185,6 +185,14 @@ class AuthorRepository(Protocol):
 
 class EventRepository(Protocol):
     async def append(self, events: Sequence[Event]) -> None: ...
+    async def record(self, event: Event) -> int:
+        """Append one event at once; its id (an erasure names it in what it redacts)."""
+        ...
+
+    async def erasures_of(self, kind: str, key: str, value: object) -> list[Event]:
+        """Events of `kind` whose payload holds `key` = `value`, oldest first."""
+        ...
+
     async def for_case(self, case_id: int) -> list[Event]: ...
     async def of_kind(self, kind: str, since: datetime | None = None) -> list[Event]:
         """Every event of one kind (e.g. reroute), oldest first."""
@@ -342,6 +350,63 @@ class TimerRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ErasureCounts:
+    """What one erasure removed or rewrote: the audit stub's payload (no personal data)."""
+
+    authors: int = 0  # cards emptied
+    identities: int = 0  # deleted
+    mentions: int = 0
+    cases: int = 0  # case fields that held personal data
+    drafts: int = 0
+    outbox: int = 0  # items whose payload held personal data
+    blobs: int = 0
+    events: int = 0  # earlier events whose personal part was redacted
+
+    def as_payload(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class ErasurePlan(Protocol):
+    """What an erasure will do, found before its audit stub is written (the stub's id is
+    what the redacted events point to, so it must come first)."""
+
+    @property
+    def counts(self) -> ErasureCounts: ...
+    @property
+    def case_ids(self) -> Sequence[int]:
+        """Cases whose cards showed the erased data: they are redrawn."""
+        ...
+
+    @property
+    def empty(self) -> bool: ...
+
+
+class ErasureRepository(Protocol):
+    """Erasing personal data everywhere it is stored (store/repos/erasure.py)."""
+
+    async def plan_author(self, author_id: int) -> ErasurePlan: ...
+    async def plan_retention(self, cutoff: datetime, limit: int) -> ErasurePlan:
+        """The next `limit` closed cases closed before `cutoff`, and the mentions without a
+        case received before it, that retention has not erased yet."""
+        ...
+
+    async def apply(self, plan: ErasurePlan) -> None:
+        """Erase what the plan found, but for the events."""
+        ...
+
+    async def redact_events(self, plan: ErasurePlan, by_event: int) -> None:
+        """Redact the events the plan found, on the order of event `by_event` (an erasure
+        kind, recorded after `apply`: the audit chain stays locked only from there to the
+        commit)."""
+        ...
+
+    async def reclaim(self) -> None:
+        """After the commit: let the database forget the old values too (SQLite: checkpoint
+        the write-ahead log; PostgreSQL: vacuum the tables touched)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     # Read-only members: an implementation may hold its own repository classes (protocol
     # attributes would be invariant), and no caller swaps a repository out.
@@ -371,6 +436,8 @@ class UnitOfWork(Protocol):
     def crises(self) -> CrisisRepository: ...
     @property
     def timers(self) -> TimerRepository: ...
+    @property
+    def erasure(self) -> ErasureRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.cases.erasure import Erasure
 from bot.cases.grouping import IntakeResult
 from bot.cases.replies import ReplyCatalog
 from bot.cases.service import CaseService
@@ -48,6 +49,7 @@ from handlers.ingest.feeds import FeedPoller
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
 from handlers.jobs.model import ModelJobs
+from handlers.jobs.retention import RetentionJobs
 from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
 from store.db import Database
@@ -106,6 +108,8 @@ class App:
             sla=self.sla_engine,
             on_timers=self._timer_planned,
         )
+        self.erasure = Erasure(self.database.uow, self.clock, self.cases)
+        self.retention_jobs = RetentionJobs(self.erasure, config.retention, config.tz)
         self.crises = CrisisService(
             self.database.uow,
             self.clock,
@@ -162,6 +166,7 @@ class App:
             digests=self.digests,
             intake=self.intake,  # /case explains with the model intake uses now
             triage=self.triage,
+            erasure=self.erasure,
         )
         self.model_jobs = ModelJobs(
             self.database.reader,
@@ -215,6 +220,7 @@ class App:
         self._start_triage()
         await self._start_digests()
         self.model_jobs.schedule(self.scheduler)
+        self.retention_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
         services = ChatServices(

@@ -23,12 +23,14 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from bot.cases.authors import merge_cards
 from bot.cases.grouping import CaseOpening, IntakeResult
 from bot.cases.service import CaseService
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
 from bot.model import (
     MAX_MENTION_TEXT,
+    SYSTEM_ACTOR,
     Author,
     AuthorLabel,
     Case,
@@ -196,7 +198,7 @@ class BulkIntake:
         fresh = [e for e in planned if (e.mention.source, e.mention.external_id) not in known]
         if not fresh:
             return {}, []
-        people = await _People.resolve(uow, [e.mention for e in fresh])
+        people = await _People.resolve(uow, [e.mention for e in fresh], now)
         fresh = await self._replan(uow, people, fresh, open_cases)
         people.tally([e.mention for e in fresh])
         created = await uow.authors.add_many(people.new_authors(now, self._labels))
@@ -295,12 +297,12 @@ class _People:
         self._roots: list[Hashable] = []  # the person of each mention
 
     @classmethod
-    async def resolve(cls, uow: UnitOfWork, mentions: Sequence[Mention]) -> _People:
+    async def resolve(cls, uow: UnitOfWork, mentions: Sequence[Mention], now: datetime) -> _People:
         keys = {(i.channel, i.external_id) for m in mentions for i in (m.author, *m.linked)}
         owners = await uow.authors.owners(list(keys))
         people = cls(mentions, set(owners))
         if any(m.linked for m in mentions):
-            await people._join(uow, owners)
+            await people._join(uow, owners, now)
         else:
             # One identity per mention: its card, or a new card per identity. No merges.
             for m in mentions:
@@ -314,7 +316,9 @@ class _People:
                         people._persons[owner] = _Person(owner, stored=True)
         return people
 
-    async def _join(self, uow: UnitOfWork, owners: dict[tuple[str, str], int]) -> None:
+    async def _join(
+        self, uow: UnitOfWork, owners: dict[tuple[str, str], int], now: datetime
+    ) -> None:
         """Union-find over identities and stored cards (int nodes)."""
         parent: dict[Hashable, Hashable] = {}
 
@@ -343,7 +347,7 @@ class _People:
         for root, ids in cards.items():
             keep, *gone = sorted(ids)
             for other in gone:
-                await uow.links.merge_authors(keep, other)
+                await merge_cards(uow, keep, other, SYSTEM_ACTOR, now, "linked identities")
             self._persons[root] = _Person(keep, stored=True)
         self._roots = [find((m.author.channel, m.author.external_id)) for m in self._mentions]
 

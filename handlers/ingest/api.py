@@ -73,6 +73,7 @@ class Api:
         api.router.add_get("/healthz", self.healthz)
         api.router.add_post("/api/v1/mentions", self.post_mentions)
         api.router.add_get("/api/v1/cases/{case_id}", self.get_case)
+        api.router.add_get("/api/v1/events", self.get_events)
         api.router.add_get("/api/v1/openapi.json", self.openapi)
         api.router.add_get("/metrics", self.metrics)
         return api
@@ -194,6 +195,43 @@ class Api:
             }
         )
 
+    async def get_events(self, request: web.Request) -> web.Response:
+        """The audit trail after event `since`, oldest first, `limit` at a time."""
+        source = self._source(request, "read")
+        if isinstance(source, web.Response):
+            return source
+        since = _bounded(request.query.get("since", "0"), 0, MAX_EVENT_ID)
+        limit = _bounded(request.query.get("limit", str(EVENTS_PAGE)), 1, MAX_EVENTS_PAGE)
+        if since is None or limit is None:
+            problems = [
+                {"path": name, "message": f"an integer from {low} to {high}"}
+                for name, low, high in (("since", 0, MAX_EVENT_ID), ("limit", 1, MAX_EVENTS_PAGE))
+            ]
+            return _problem(422, "invalid query", problems=problems)
+        async with self._database.reader() as uow:
+            page = await uow.events.records(since, limit)
+        return web.json_response(
+            {
+                "events": [record.exported() for record in page],
+                "next_since": page[-1].id if page else since,
+            }
+        )
+
+
+EVENTS_PAGE = 100
+MAX_EVENTS_PAGE = 1_000
+MAX_EVENT_ID = 2**63 - 1
+
+
+def _bounded(text: str, low: int, high: int) -> int | None:
+    """`text` as an integer within [low, high]; None when it is not one (bounded length: a
+    5,000-digit number is refused before Python converts it)."""
+    text = text.strip()
+    if not text or len(text) > 19 or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
@@ -312,6 +350,39 @@ def _openapi() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "The case"},
                         "404": {"description": "No such case"},
+                        "401": errors["401"],
+                        "403": errors["403"],
+                    },
+                }
+            },
+            "/api/v1/events": {
+                "get": {
+                    "summary": "The audit trail, paged by event id (scope: read)",
+                    "description": "Events with id above `since`, oldest first, with their "
+                    "hash chain (prev_hash, hash); ask again with since = next_since.",
+                    "parameters": [
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_EVENTS_PAGE,
+                                "default": EVENTS_PAGE,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "{events: [...], next_since: id}"},
+                        "422": {
+                            "description": "since or limit out of range",
+                            "content": {"application/json": {"schema": ref}},
+                        },
                         "401": errors["401"],
                         "403": errors["403"],
                     },
