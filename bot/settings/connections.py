@@ -15,6 +15,7 @@ from bot.model import MAX_NAME
 from bot.settings.fields import StrictModel
 
 __all__ = [
+    "MIN_TOKEN_LENGTH",
     "RESERVED_SOURCE_NAMES",
     "ApiConfig",
     "ApiScope",
@@ -68,6 +69,8 @@ def _check_source_name(value: str) -> str:
         raise ValueError(problem)
     return value
 
+
+MIN_TOKEN_LENGTH = 32  # an API bearer token: 32 hex characters are 128 bits
 
 # The sample token from Telegram's own documentation.
 _TELEGRAM_DOCS_TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
@@ -268,6 +271,25 @@ class ApiConfig(StrictModel):
     def _listen_shape(cls, value: str) -> str:
         _split_listen(value)
         return value
+
+    def weak_tokens(self) -> list[tuple[str, str]]:
+        """(field path, problem) of every set token that could be guessed or cannot be sent.
+        Checked by `check-config` and `run`, not on every load: tests and tools use short
+        ones. Never names the token."""
+        rule = (
+            f"use at least {MIN_TOKEN_LENGTH} random printable ASCII characters without "
+            "spaces (it is sent in an HTTP header), e.g. from `openssl rand -hex 32`"
+        )
+        problems = []
+        for i, source in enumerate(self.sources):
+            token = source.token
+            if not token:
+                continue
+            if not all(33 <= ord(c) <= 126 for c in token):
+                problems.append((f"api.sources[{i}].token", f"not ASCII: {rule}"))
+            elif len(token) < MIN_TOKEN_LENGTH:
+                problems.append((f"api.sources[{i}].token", f"{len(token)} characters: {rule}"))
+        return problems
 
     @property
     def host(self) -> str:
