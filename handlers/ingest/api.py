@@ -461,7 +461,18 @@ def _openapi() -> dict[str, Any]:
                                             "type": "array",
                                             "minItems": 1,
                                             "maxItems": MAX_BATCH,
-                                            "items": {"$ref": "#/components/schemas/MentionIn"},
+                                            # Items are judged one by one: an invalid one is
+                                            # rejected in `results`, not the batch.
+                                            "items": {
+                                                "anyOf": [
+                                                    {"$ref": "#/components/schemas/MentionIn"},
+                                                    {
+                                                        "description": "Anything else: that "
+                                                        "item is rejected with its reasons, "
+                                                        "the others are stored"
+                                                    },
+                                                ]
+                                            },
                                         },
                                     ]
                                 }

@@ -63,6 +63,12 @@ def _rfc3339(value: object) -> object:
     return value
 
 
+def _whole_float_as_int(value: object) -> object:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_REACH:
+        return int(value)
+    return value
+
+
 def _in_utc_range(value: datetime) -> datetime:
     try:
         value.astimezone(UTC)
@@ -75,9 +81,31 @@ _DATE_TIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$"
 )
 
-Short = Annotated[str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_no_nul)]
-Url = Annotated[str, Field(max_length=MAX_URL, pattern=r"^https?://"), AfterValidator(_no_nul)]
+# The same rules in the OpenAPI document (json_schema_extra: documented; _no_nul checks).
+_NO_NUL = {"pattern": r"^[^\u0000]*$"}
+_SOME_TEXT = {"pattern": r"[^\u0000]", "description": "NUL characters are dropped"}
+
+Short = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_NAME, json_schema_extra=_NO_NUL),
+    AfterValidator(_no_nul),
+]
+Url = Annotated[
+    str,
+    Field(
+        max_length=MAX_URL,
+        pattern=r"^https?://",
+        json_schema_extra={"pattern": r"^https?://[^\u0000]*$"},
+    ),
+    AfterValidator(_no_nul),
+]
 FreeText = Annotated[str, BeforeValidator(clean_text)]
+MentionText = Annotated[
+    FreeText, Field(min_length=1, max_length=MAX_MENTION_TEXT, json_schema_extra=_SOME_TEXT)
+]
+Language = Annotated[str, Field(max_length=8, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
+# Strict: "10" and false are refused. 10.0 is a JSON integer (JSON has one number type).
+Reach = Annotated[int, Field(strict=True, ge=0, le=MAX_REACH), BeforeValidator(_whole_float_as_int)]
 Moment = Annotated[
     datetime,
     Field(json_schema_extra={"format": "date-time"}),
@@ -101,14 +129,14 @@ class AuthorIn(BaseModel):
 class MentionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     external_id: Short
-    text: Annotated[FreeText, Field(min_length=1, max_length=MAX_MENTION_TEXT)]
+    text: MentionText
     author: AuthorIn
     url: Url | None = None
     published_at: Moment | None = None
-    language: Annotated[str, Field(max_length=8), AfterValidator(_no_nul)] | None = None
+    language: Language | None = None
     sentiment: Literal["negative", "neutral", "positive"] | None = None
     sentiment_score: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None = None
-    reach: Annotated[int, Field(strict=True, ge=0, le=MAX_REACH)] = 0
+    reach: Reach = 0
     codes: Annotated[list[Short], Field(max_length=50)] = []
     story_id: Short | None = None
     reply_to_url: Url | None = None

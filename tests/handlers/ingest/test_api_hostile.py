@@ -169,7 +169,7 @@ INVALID_ITEMS: list[tuple[str, dict[str, Any], str]] = [
     ("reach 2^63", mention("bad", reach=2**63), "reach"),
     ("reach false", mention("bad", reach=False), "reach"),
     ("reach string", mention("bad", reach="10"), "reach"),
-    ("reach float", mention("bad", reach=10.0), "reach"),
+    ("reach fraction", mention("bad", reach=10.5), "reach"),
     ("score string", mention("bad", sentiment_score="0.5"), "sentiment_score"),
     ("score infinite", mention("bad", sentiment_score=HUGE), "sentiment_score"),
     (
