@@ -29,6 +29,7 @@ from bot.model import (
 )
 
 MAX_REACH = 2**63 - 1  # the BIGINT column
+MAX_CHANNEL = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -122,7 +123,8 @@ class AuthorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Short
     name: Annotated[FreeText, Field(max_length=MAX_NAME)] = ""
-    channel: Short | None = None  # defaults to the source name
+    # Defaults to the source name; as long as a source name may be (the identity column).
+    channel: Annotated[Short, Field(max_length=MAX_CHANNEL)] | None = None
     profile_url: Url | None = None
 
 

@@ -11,6 +11,7 @@ import logging
 import uuid
 import zlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -64,22 +65,29 @@ async def running(
         yield pair
 
 
-@pytest.fixture
-async def running_on_postgres(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[tuple[App, str]]:
-    """The whole App on a PostgreSQL database of its own (dropped afterwards)."""
-    if not POSTGRES_UP:
-        pytest.skip(POSTGRES_SKIP)
+@asynccontextmanager
+async def own_postgres_database() -> AsyncIterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped afterwards (the App migrates it)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        async for pair in _running(tmp_path, POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}", clock):
-            yield pair
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+@pytest.fixture
+async def running_on_postgres(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[tuple[App, str]]:
+    """The whole App on a PostgreSQL database of its own."""
+    if not POSTGRES_UP:
+        pytest.skip(POSTGRES_SKIP)
+    async with own_postgres_database() as url:
+        async for pair in _running(tmp_path, url, clock):
+            yield pair
 
 
 async def _send(
@@ -181,6 +189,8 @@ INVALID_ITEMS: list[tuple[str, dict[str, Any], str]] = [
     ("NUL in author id", mention("bad", author={"id": "a\x00b"}), "author.id"),
     ("lone surrogate in id", mention("b\ud800d"), "external_id"),
     ("NUL in url", mention("bad", url="https://e.org/\x00"), "url"),
+    # Longer than the identity channel column: PostgreSQL refuses it.
+    ("long channel", mention("bad", author={"id": "a", "channel": "c" * 65}), "author.channel"),
 ]
 
 

@@ -8,6 +8,7 @@ document, and no request the document calls invalid may be accepted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import threading
 from collections.abc import Iterator
@@ -29,11 +30,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bot.clock import FrozenClock
+from bot.settings.config import Config
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from handlers.ingest.api import OPENAPI
+from tests.conftest import POSTGRES_UP
 from tests.doubles.fakes import RecordingTransport
 from tests.doubles.support import API_TOKENS, make_config
+from tests.handlers.ingest.test_api_hostile import own_postgres_database
 from tests.handlers.test_cli import free_port
 
 EXAMPLES_PER_OPERATION = 40  # per operation and test; about 20 s in all on 2 cores
@@ -84,13 +88,20 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The whole App on a loop of its own: schemathesis calls it over HTTP, synchronously."""
     tmp_path: Path = tmp_path_factory.mktemp("schemathesis")
     port = free_port()
-    config = make_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'otklik.db'}", port)
     ready = threading.Event()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     failure: list[BaseException] = []
 
     async def serve() -> None:
+        # PostgreSQL when it is there: it refuses what SQLite lets through (NUL, long values).
+        async with contextlib.AsyncExitStack() as stack:
+            url = f"sqlite+aiosqlite:///{tmp_path / 'otklik.db'}"
+            if POSTGRES_UP:
+                url = await stack.enter_async_context(own_postgres_database())
+            await run_app(make_config(tmp_path, url, port))
+
+    async def run_app(config: Config) -> None:
         clock = FrozenClock(datetime(2026, 11, 20, 13, 30, tzinfo=UTC))
         app = App(
             config, load_playbook(config.playbooks.path), clock, {"telegram": RecordingTransport()}
