@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,7 +41,9 @@ from tests.doubles.support import API_TOKENS, make_config
 from tests.handlers.ingest.test_api_hostile import own_postgres_database
 from tests.handlers.test_cli import free_port
 
-EXAMPLES_PER_OPERATION = 40  # per operation and test; about 20 s in all on 2 cores
+# Per operation and test: about 20 s in all on 2 cores. More for a deeper search, e.g.
+# OTKLIK_SCHEMATHESIS_EXAMPLES=500 (several minutes).
+EXAMPLES_PER_OPERATION = int(os.environ.get("OTKLIK_SCHEMATHESIS_EXAMPLES", "40"))
 AUTH = {"Authorization": f"Bearer {API_TOKENS['MON_TOKEN']}"}  # scopes: ingest and read
 CONFORMANCE = [
     not_a_server_error,
