@@ -78,12 +78,18 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
     return config, playbook
 
 
-def _load_or_exit(config_path: Path) -> tuple[Config, Playbook]:
+def _load_or_exit(config_path: Path, *, serving: bool = False) -> tuple[Config, Playbook]:
+    """`serving`: the config will answer the network (`run`, and `check-config` for it), so
+    API tokens must be hard to guess too."""
     try:
-        return load_all(config_path)
+        config, playbook = load_all(config_path)
+        weak = config.api.weak_tokens() if serving else []
+        if weak:
+            raise SetupError("\n".join(f"{config_path}: {path}: {msg}" for path, msg in weak))
     except SetupError as error:
         err.print(f"[bold red]Configuration is not valid[/]\n{error}", highlight=False)
         raise typer.Exit(code=2) from None
+    return config, playbook
 
 
 @app.command()
@@ -95,7 +101,7 @@ def version() -> None:
 @app.command("check-config")
 def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     """Validate the config, the playbook and the templates, and summarise them."""
-    cfg, playbook = _load_or_exit(config)
+    cfg, playbook = _load_or_exit(config, serving=True)
     out.print(f"[bold green]OK[/] {config}: locale {cfg.locale}, timezone {cfg.timezone}")
     out.print(
         f"Telegram: {'on' if cfg.telegram_enabled else 'off'}; "
@@ -609,7 +615,7 @@ def run(config: ConfigOption = Path("config.yaml")) -> None:
     """Run the bot: transports, API, scheduler and outbox worker."""
     from handlers.app import run_forever  # imported late: the other commands stay light
 
-    cfg, playbook = _load_or_exit(config)
+    cfg, playbook = _load_or_exit(config, serving=True)
     logging.basicConfig(
         level=cfg.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
