@@ -198,6 +198,13 @@ class App:
         self._worker_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
 
+    def health(self) -> str | None:
+        """None while the bot can do its work; otherwise why not (/healthz answers 503)."""
+        task = self._worker_task
+        if task is None or task.done():
+            return "outbox worker is not running"
+        return self.worker.health()
+
     def adapter(self, name: str) -> ChatAdapter | None:
         """The running messenger of that transport, if it is configured."""
         return next((a for a in self.adapters if a.name == name), None)
@@ -326,6 +333,7 @@ class App:
                 self.playbook.routing.author_labels,
                 self._mention_received,
             ),
+            health=self.health,
         )
         self._runner = web.AppRunner(api.app(), access_log=None)
         await self._runner.setup()

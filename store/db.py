@@ -59,7 +59,9 @@ class Database:
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # A URI filename (`file:/path?mode=ro`, with uri=true) names the file after "file:".
+            path = parsed.database.removeprefix("file:") if parsed.query.get("uri") else ""
+            Path(path or parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(
             url,
             echo=echo,
