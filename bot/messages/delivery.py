@@ -109,6 +109,7 @@ class OutboxWorker:
         self._watched_at: datetime | None = None
         # Delivered (or refused) but not yet written down: the database failed meanwhile.
         self._unsettled: dict[int, _Outcome] = {}
+        self._settling = asyncio.Lock()
         self._failure: str | None = None  # why the last cycle or settlement failed
         self.restarts = 0
         self.stats = DeliveryStats()
@@ -324,22 +325,22 @@ class OutboxWorker:
             except Exception as exc:
                 log.exception("outbox: %s delivery of item %d raised", item.transport, item.id)
                 error = exc
-        self._unsettled[item.id] = _Outcome(item, delivery, result, error)
+        outcome = _Outcome(item, delivery, result, error)
         try:
-            await self._settle(self._unsettled[item.id])
+            await self._settle(outcome)
         except Exception as failure:
             # Kept: the next cycle writes it down; the item stays `sending` meanwhile.
+            self._unsettled[item.id] = outcome
             self._failed(f"outbox could not record item {item.id}", failure)
             log.exception("outbox: item %d was delivered but could not be recorded", item.id)
-        else:
-            del self._unsettled[item.id]
 
     async def _settle_unsettled(self) -> None:
         """Write down the outcomes a failing database refused earlier, oldest first."""
-        for item_id in sorted(self._unsettled):
-            await self._settle(self._unsettled[item_id])
-            del self._unsettled[item_id]
-            log.info("outbox: item %d recorded after a database failure", item_id)
+        async with self._settling:  # run_once and the running loop may both get here
+            for item_id in sorted(self._unsettled):
+                await self._settle(self._unsettled[item_id])
+                del self._unsettled[item_id]
+                log.info("outbox: item %d recorded after a database failure", item_id)
 
     async def _settle(self, outcome: _Outcome) -> None:
         item, delivery, result, error = (
