@@ -111,7 +111,8 @@ class OutboxWorker:
         self._unsettled: dict[int, _Outcome] = {}
         self._settling = asyncio.Lock()
         self._failure: str | None = None  # why the last cycle or settlement failed
-        self.restarts = 0
+        self.restarts = 0  # how often the worker started again after a failure
+        self._restart_streak = 0  # restarts since the last good start: the backoff grows
         self.stats = DeliveryStats()
 
     def health(self) -> str | None:
@@ -150,8 +151,9 @@ class OutboxWorker:
                 await self._serve(stop)
             except Exception as error:
                 self.restarts += 1
+                self._restart_streak += 1
                 self._failed("outbox worker stopped", error)
-                delay = min(RESTART_CAP_S, self._policy.delay(self.restarts))
+                delay = min(RESTART_CAP_S, self._policy.delay(self._restart_streak))
                 log.exception("outbox: worker failed; restarting in %.1f s", delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
@@ -163,6 +165,7 @@ class OutboxWorker:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         await self.recover()
+        self._restart_streak = 0
         failures = 0
         while not stop.is_set():
             self._wake.clear()  # before dispatching, so a wake-up during it is not lost
@@ -176,16 +179,18 @@ class OutboxWorker:
                 failures = 0
                 if not self._unsettled:
                     self._failure = None
-            waiters: list[asyncio.Future[Any]] = [
-                asyncio.ensure_future(self._wake.wait()),
-                asyncio.ensure_future(stop.wait()),
-            ]
-            waiters.extend(self._in_flight.values())
-            await asyncio.wait(
-                waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in waiters[:2]:
-                waiter.cancel()
+            stopping = asyncio.ensure_future(stop.wait())
+            waiters: list[asyncio.Future[Any]] = [stopping]
+            timeout = self._poll_interval_s
+            if failures:  # a failing database is asked again after a backoff, not at every wake
+                timeout = min(RESTART_CAP_S, self._policy.delay(failures))
+            else:
+                waiters.append(asyncio.ensure_future(self._wake.wait()))
+                waiters.extend(self._in_flight.values())
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not failures:
+                waiters[1].cancel()
         await self.drain()
 
     async def run_once(self) -> int:
