@@ -6,11 +6,12 @@ and commits once, so a state change and the messages it causes land together or 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention, Sentiment
 
@@ -23,6 +24,22 @@ if TYPE_CHECKING:
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
     from bot.sla.timers import Timer
+
+
+_Result = TypeVar("_Result")
+
+
+class Offload(Protocol):
+    """Runs CPU-bound work (classifying and routing a batch) away from the event loop, so
+    /healthz, the outbox, polling and the scheduler keep running meanwhile. The composition
+    root injects its pool; `asyncio.to_thread` is the default."""
+
+    def __call__(self, work: Callable[[], _Result], /) -> Awaitable[_Result]: ...
+
+
+def in_thread(work: Callable[[], _Result], /) -> Awaitable[_Result]:
+    """The default Offload: the event loop's default thread pool."""
+    return asyncio.to_thread(work)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +240,9 @@ class OutboxRepository(Protocol):
 
     async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None: ...
     async def mark_failed(self, item_id: int, now: datetime, error: str) -> None: ...
-    async def requeue_in_flight(self) -> int:
-        """After a crash: items that were being sent go back to pending. Returns the count."""
+    async def requeue_in_flight(self, keep: Collection[int] = ()) -> int:
+        """After a crash: items that were being sent go back to pending, except the ids in
+        `keep` (still in the worker's hands). Returns the count."""
         ...
 
     async def get(self, item_id: int) -> OutboxItem | None: ...

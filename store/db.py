@@ -76,7 +76,12 @@ class Database:
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            _private_file(Path(parsed.database))
+            # A URI filename (`file:/path?mode=ro`, with uri=true) names the file after "file:";
+            # a read-only one is opened as it is, never created.
+            uri = bool(parsed.query.get("uri"))
+            path = Path(parsed.database.removeprefix("file:") if uri else parsed.database)
+            if parsed.query.get("mode") != "ro":
+                _private_file(path)
         self.engine: AsyncEngine = create_async_engine(
             url,
             echo=echo,

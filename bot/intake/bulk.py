@@ -17,11 +17,11 @@ thresholds, (source, external_id) stored once.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from bot.cases.authors import merge_cards
 from bot.cases.grouping import CaseOpening, IntakeResult
@@ -38,12 +38,19 @@ from bot.model import (
     Mention,
     Sentiment,
 )
-from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate, UnitOfWork, UnitOfWorkFactory
+from bot.ports import (
+    AuthorStanding,
+    AuthorTally,
+    ConcurrentUpdate,
+    Offload,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    in_thread,
+)
 from bot.settings.routing_rules import AuthorLabelsConfig
 
 # A batch that lost a race to another writer is run again from its reads; this many times.
 ATTEMPTS = 5
-CLASSIFY_CHUNK = 500  # mentions classified between two yields to the event loop
 
 _DUPLICATE = IntakeResult(None, None, duplicate=True)
 _AUTOMATIC = frozenset({AuthorLabel.SYSTEMATIC_CRITIC, AuthorLabel.OPINION_LEADER})
@@ -97,7 +104,9 @@ class BulkIntake:
         clock: Clock,
         labels: AuthorLabelsConfig,
         observe: Callable[[Mention, IntakeResult], None] | None = None,
+        offload: Offload = in_thread,
     ) -> None:
+        self._offload = offload
         self._uow = uow_factory
         self._intake = intake
         self._cases = cases
@@ -112,30 +121,10 @@ class BulkIntake:
         that need an answer open or join cases, as MentionIntake.receive does. Without it
         the batch is history: stored and counted on the authors' cards, never routed (routing
         costs more than storing; it would only add the rules' codes), no case, no card."""
-        results: list[IntakeResult | None] = [None] * len(mentions)
-        prepared: list[Mention] = []
-        planned: list[_Planned] = []
-        unopened = 0
-        seen: set[tuple[str, str]] = set()
-        for i, mention in enumerate(mentions):
-            if i and i % CLASSIFY_CHUNK == 0:
-                await asyncio.sleep(0)  # classifying is CPU: let the event loop breathe
-            mention = self._intake.prepare(mention)  # the classifier, if the source gave none
-            prepared.append(mention)
-            key = (mention.source, mention.external_id)
-            if key in seen:
-                results[i] = _DUPLICATE
-                continue
-            seen.add(key)
-            if not open_cases:
-                mention = self._intake.official(mention)  # official sources and accounts
-                unopened += mention.sentiment is Sentiment.NEGATIVE
-                planned.append(_Planned(i, mention, mention.codes, None))
-                continue
-            # Routed here, out of the transaction; again inside it for authors with labels.
-            mention, opening = self._intake.plan(mention)
-            planned.append(_Planned(i, mention, mention.codes, opening))
-
+        # Classifying and routing is pure CPU (~25 ms for a 20,000-character mention): off the
+        # event loop, or a big batch stalls /healthz, the outbox and the scheduler for seconds.
+        judged = await self._offload(partial(self._judge, mentions, open_cases))
+        results, prepared, planned = judged.results, judged.prepared, judged.planned
         stored, cases = await self._store(planned, open_cases)
         for entry in planned:
             mention = entry.mention
@@ -152,7 +141,29 @@ class BulkIntake:
         if self._observe is not None:
             for mention, result in zip(prepared, final, strict=True):
                 self._observe(mention, result)
-        return BulkResult(final, unopened)
+        return BulkResult(final, judged.unopened)
+
+    def _judge(self, mentions: Sequence[Mention], open_cases: bool) -> _Judged:
+        """Classify and route a batch (no I/O: it runs in the injected pool)."""
+        judged = _Judged([None] * len(mentions))
+        seen: set[tuple[str, str]] = set()
+        for i, mention in enumerate(mentions):
+            mention = self._intake.prepare(mention)  # the classifier, if the source gave none
+            judged.prepared.append(mention)
+            key = (mention.source, mention.external_id)
+            if key in seen:
+                judged.results[i] = _DUPLICATE
+                continue
+            seen.add(key)
+            if not open_cases:
+                mention = self._intake.official(mention)  # official sources and accounts
+                judged.unopened += mention.sentiment is Sentiment.NEGATIVE
+                judged.planned.append(_Planned(i, mention, mention.codes, None))
+                continue
+            # Routed here, out of the transaction; again inside it for authors with labels.
+            mention, opening = self._intake.plan(mention)
+            judged.planned.append(_Planned(i, mention, mention.codes, opening))
+        return judged
 
     async def _store(
         self, planned: Sequence[_Planned], open_cases: bool
@@ -252,6 +263,16 @@ class _Planned:
     mention: Mention
     codes: tuple[str, ...]
     opening: CaseOpening | None
+
+
+@dataclass(slots=True)
+class _Judged:
+    """A batch as classified and routed, before it is stored."""
+
+    results: list[IntakeResult | None]  # duplicates within the batch are known already
+    prepared: list[Mention] = field(default_factory=list)  # classified, one per mention
+    planned: list[_Planned] = field(default_factory=list)
+    unopened: int = 0
 
 
 @dataclass(frozen=True, slots=True)

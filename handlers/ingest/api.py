@@ -134,7 +134,9 @@ class Api:
         transports: list[str],
         metrics: Metrics | None = None,
         bulk: BulkIntake | None = None,
+        health: Callable[[], str | None] | None = None,
     ) -> None:
+        self._health = health  # None: healthy; else why not (the outbox worker's state)
         self._metrics = metrics or Metrics()
         self._bulk = bulk  # batches: one transaction for the mentions that open no case
         self._sources = [s for s in config.api.sources if s.enabled]
@@ -181,11 +183,19 @@ class Api:
         return admitted
 
     async def healthz(self, request: web.Request) -> web.Response:
-        async with self._database.uow() as uow:
-            depth = await uow.outbox.depth()
-        return web.json_response(
-            {"status": "ok", "transports": self._transports, "outbox_depth": depth}
-        )
+        """200 while the bot works; 503 with the reason when its database or its outbox
+        worker fails, so that a supervisor restarts it or a person looks."""
+        reason = self._health() if self._health is not None else None
+        depth: int | None = None
+        try:
+            async with self._database.uow() as uow:
+                depth = await uow.outbox.depth()
+        except Exception as error:  # the probe must answer even when the database cannot
+            reason = reason or f"database: {type(error).__name__}: {error}"[:500]
+        body = {"status": "ok", "transports": self._transports, "outbox_depth": depth}
+        if reason is None:
+            return web.json_response(body)
+        return web.json_response({**body, "status": "unhealthy", "reason": reason}, status=503)
 
     async def post_mentions(self, request: web.Request) -> web.Response:
         source = self._source(request, "ingest")
@@ -442,6 +452,7 @@ def _openapi() -> dict[str, Any]:
     }
     components["Case"] = _case_schema()
     components["Health"] = _HEALTH
+    components["Unhealthy"] = _UNHEALTHY
     components["Rejected"] = {
         "type": "object",
         "required": ["error"],
@@ -601,7 +612,13 @@ def _openapi() -> dict[str, Any]:
                 "get": {
                     "summary": "Liveness",
                     "security": [],
-                    "responses": {"200": answer("OK", "Health")},
+                    "responses": {
+                        "200": answer("OK", "Health"),
+                        "503": answer(
+                            "The database or the outbox worker is failing: `reason` says which",
+                            "Unhealthy",
+                        ),
+                    },
                 }
             },
             "/metrics": {
@@ -652,6 +669,12 @@ _HEALTH = {
         "transports": {"type": "array", "items": {"type": "string"}},
         "outbox_depth": {"type": "integer", "minimum": 0},
     },
+}
+
+_UNHEALTHY = {
+    "type": "object",
+    "required": ["status", "reason"],
+    "properties": {"status": {"const": "unhealthy"}, "reason": {"type": "string"}},
 }
 
 OPENAPI = _openapi()
