@@ -10,24 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
 
 from bot.cases.cards import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS
 from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard
 from bot.cases.outcomes import ActResult
+from bot.cases.prompts import Versions
 from bot.cases.service import CaseService
-from bot.chat.answers import Answers, case_number, refusal_view
+from bot.chat.answers import COMMANDS, Answers, case_number, refusal_view
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
 from bot.messages.outbox import Destination, Transport
 from bot.messages.texts import Texts
 from bot.messages.views import MessageRef, NoticeView, RefKind, View, notice_view, parse_ref
-from bot.model import MAX_DRAFT_TEXT, Action, CaseState, IgnoreReason, Outcome, WaitReason
+from bot.model import (
+    MAX_DRAFT_TEXT,
+    Action,
+    CaseState,
+    Event,
+    EventKind,
+    IgnoreReason,
+    Outcome,
+    WaitReason,
+)
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
+
+log = logging.getLogger(__name__)
 
 LINK = re.compile(r"^https?://\S+$")
 # A press may arrive before the outbox has recorded the id of the message pressed on (Matrix
@@ -41,6 +54,9 @@ BAD_CHOICE = notice_view("error.invalid_input", field="choice", limit=None)
 
 # What a triage press says when it did (or had done) what was asked: anything else alerts.
 TRIAGE_DONE = frozenset({"ui.marked_negative", "ui.already_a_case", "ui.marked_not_negative"})
+
+# The audit trail's reason for a command from a chat that is no work chat.
+NOT_A_WORK_CHAT = "not_a_work_chat"
 
 # "/official 42 off": the author no longer speaks officially.
 OFF_WORDS = frozenset({"off", "no", "нет", "снять"})
@@ -102,13 +118,15 @@ class TriagePress:
 
 @dataclass(frozen=True, slots=True)
 class MenuPress:
-    """A card's submenu opened (menu is an Action value) or closed (menu is "")."""
+    """A card's submenu opened (menu is an Action value) or closed (menu is ""). Not trusted
+    either: the chat, the presser's right and the card version are checked again."""
 
     where: Destination
     actor: Actor
     case_id: int
     menu: str
     nonce: str
+    version: int | None = None  # the card version the button was drawn for, if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +224,12 @@ class Inbound:
             return await self._list_choices(press, action)
         if action in PROMPT_ACTIONS and press.controls is Controls.BUTTONS:
             result = await self._cases.prompt(
-                press.case_id, action, press.actor, press.where, nonce=press.nonce
+                press.case_id,
+                action,
+                press.actor,
+                press.where,
+                nonce=press.nonce,
+                versions=Versions(card=press.version),
             )
             return await self._outcome(press, action, result)
         if action in MENU_ACTIONS:
@@ -217,36 +240,39 @@ class Inbound:
             request = None
         if request is None:
             return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
-        return await self._outcome(
-            press, action, await self._cases.act(press.case_id, request, press.actor)
-        )
+        result = await self._cases.act(press.case_id, request, press.actor, press.where)
+        return await self._outcome(press, action, result)
 
     async def _review(self, press: Press, action: Action) -> Feedback:
-        """A press under a draft: approve, request changes, reject that very version."""
+        """A press under a draft: approve, request changes, reject that very version. The
+        version goes with the request, so the check and the change are one transaction: an
+        author who writes another version meanwhile gets nothing approved."""
         if action not in REVIEW_ACTIONS:
             return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
-        if press.version is not None:
-            case = await self._cases.get(press.case_id)
-            draft = case.latest_draft if case else None
-            if case is not None and (draft is None or draft.version != press.version):
-                # A button under an older draft: that version is no longer under review.
-                stale = StaleCard(expected=press.version, actual=draft.version if draft else None)
-                return await self._outcome(press, action, ActResult(case, error=stale))
+        versions = Versions(draft=press.version)
         if action in PROMPT_ACTIONS:
             if press.controls is Controls.BUTTONS:
                 result = await self._cases.prompt(
-                    press.case_id, action, press.actor, press.where, nonce=press.nonce
+                    press.case_id,
+                    action,
+                    press.actor,
+                    press.where,
+                    nonce=press.nonce,
+                    versions=versions,
                 )
                 return await self._outcome(press, action, result)
             # The note comes as "!note …" in the thread: check the right now, act then.
-            check, _ = await self._cases.menu_choices(press.case_id, action, press.actor)
+            check, _ = await self._cases.menu_choices(
+                press.case_id, action, press.actor, press.where, versions
+            )
             notice = (
                 refusal_view(check.error)
                 if check.error
                 else notice_view("ui.matrix_note", case_id=press.case_id)
             )
             return await self._tell(press, Feedback(notice, alert=check.error is not None))
-        result = await self._cases.act(press.case_id, ActionRequest(action), press.actor)
+        request = ActionRequest(action, draft_version=press.version)
+        result = await self._cases.act(press.case_id, request, press.actor, press.where)
         return await self._outcome(press, action, result)
 
     async def triage(self, press: TriagePress) -> Feedback:
@@ -276,7 +302,12 @@ class Inbound:
         if menu is not None and menu not in MENU_ACTIONS:
             return Feedback(BAD_BUTTON, alert=True)
         result = await self._cases.open_menu(
-            press.case_id, menu, press.actor, press.where, nonce=press.nonce
+            press.case_id,
+            menu,
+            press.actor,
+            press.where,
+            nonce=press.nonce,
+            versions=Versions(card=press.version),
         )
         if result.error is None:
             return Feedback()
@@ -284,7 +315,9 @@ class Inbound:
 
     async def _list_choices(self, press: Press, menu: Action) -> Feedback:
         """A menu as a numbered list in the card's thread; the number written back chooses."""
-        check, options = await self._cases.menu_choices(press.case_id, menu, press.actor)
+        check, options = await self._cases.menu_choices(
+            press.case_id, menu, press.actor, press.where, Versions(card=press.version)
+        )
         if check.error is not None:
             return await self._tell(press, _refused(check.error))
         lines = [
@@ -308,7 +341,7 @@ class Inbound:
             await self._send(choice.where, choice.answer, BAD_CHOICE)
             return True
         await self._cases.remember(key, "null")  # one choice per list
-        result = await self._cases.act(choice.case_id, request, choice.actor)
+        result = await self._cases.act(choice.case_id, request, choice.actor, choice.where)
         if result.error is not None:
             await self._send(choice.where, choice.answer, refusal_view(result.error))
         return True
@@ -344,7 +377,10 @@ class Inbound:
                 if case is not None and case.state is CaseState.APPROVED:
                     action = Action.MARK_PUBLISHED
         request = _text_request(action, reply.text)
-        result = await self._cases.act(to.case_id, request, reply.actor)
+        if to.kind is RefKind.PROMPT and action in REVIEW_ACTIONS:
+            # A note written for the draft version the prompt asked about, and no other.
+            request = replace(request, draft_version=to.version)
+        result = await self._cases.act(to.case_id, request, reply.actor, reply.where)
         buttons = reply.controls is Controls.BUTTONS
         view: View | None
         if result.error is not None:
@@ -361,12 +397,41 @@ class Inbound:
     # --- commands -------------------------------------------------------------------------
 
     async def command(self, command: Command) -> bool:
-        """Answer a command; False when the name is no command of ours."""
+        """Answer a command; False when the name is no command of ours. A command from a chat
+        that is not a work chat (a public discussion group, a citizen's private chat) gets no
+        answer at all: it would tell strangers who is on duty, or what the bot can do."""
+        if command.name not in COMMANDS:
+            return False
+        if not self._may_answer_here(command):
+            await self._ignored(command)
+            return True
         view = await self._command_view(command)
         if view is None:
             return False
         await self._send(command.where, command.answer, view)
         return True
+
+    def _may_answer_here(self, command: Command) -> bool:
+        """Configured work chats, and private chats with staff."""
+        if command.private:
+            return command.actor.is_staff
+        return self._directory.is_work_chat(command.where.transport, command.where.chat)
+
+    async def _ignored(self, command: Command) -> None:
+        """An ignored command is audited once per chat: enough to see the bot was probed
+        there, and a flood of commands cannot flood the audit trail."""
+        where, actor = command.where, command.actor
+        payload = {
+            "command": command.name,
+            "reason": NOT_A_WORK_CHAT,
+            "transport": where.transport,
+            "chat": where.chat,
+            "staff": actor.is_staff,
+        }
+        event = Event(None, self._cases.now(), actor.id, EventKind.DENIED, None, None, payload)
+        key = f"{where.transport}.ignored_commands:{where.chat}"
+        if await self._cases.audit_once(key, event):
+            log.warning("ignored /%s in %s chat %s", command.name, where.transport, where.chat)
 
     async def _command_view(self, command: Command) -> View | None:
         answers, actor, args = self._answers, command.actor, command.args.strip()
@@ -378,14 +443,13 @@ class Inbound:
             case "whoami":
                 return answers.whoami(actor)
             case "status":
-                here = command.where
-                department = self._directory.department_at(here.transport, here.chat, here.thread)
-                return await answers.status(actor, department, private=command.private)
+                return await answers.status(actor, self._department_here(command))
             case "digest":
                 return await answers.digest(actor)
             case "case":
                 words = args.split(maxsplit=1)
-                return await answers.case(actor, case_number(words[0] if words else None))
+                number = case_number(words[0] if words else None)
+                return await answers.case(actor, number, self._department_here(command))
             case "negative":
                 return await answers.negative(actor, args)
             case "notnegative":
@@ -408,6 +472,11 @@ class Inbound:
                     case_id, reason = about.case_id, args
                 return await answers.escalate(actor, case_id, reason)
         return None
+
+    def _department_here(self, command: Command) -> str | None:
+        """The department whose chat (or forum topic) a command was written in."""
+        here = command.where
+        return self._directory.department_at(here.transport, here.chat, here.thread)
 
     async def _send(self, where: Destination, answer: Answer, view: View) -> None:
         await self._cases.send(where, view, key=answer.key, reply_to_message=answer.under)

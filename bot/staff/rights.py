@@ -77,3 +77,29 @@ _SENTIMENT_CORRECTORS = frozenset({GlobalRole.DUTY, GlobalRole.ADMIN})
 def may_correct_sentiment(actor: Actor) -> bool:
     """Department staff, the duty officer and administrators."""
     return actor.is_staff and bool(actor.departments or actor.global_roles & _SENTIMENT_CORRECTORS)
+
+
+# Who may read across departments (/status of all, /case of any case): the duty officer,
+# leadership and administrators. Everyone else reads their own departments.
+CROSS_DEPARTMENT_ROLES = frozenset({GlobalRole.DUTY, GlobalRole.LEADERSHIP, GlobalRole.ADMIN})
+
+
+def sees_every_department(actor: Actor, coordination: str) -> bool:
+    """The duty officer, leadership, administrators and the coordination centre's staff
+    (every case that no rule claims, or that is "not ours", passes through them)."""
+    return actor.is_staff and bool(
+        actor.global_roles & CROSS_DEPARTMENT_ROLES or actor.roles_in(coordination)
+    )
+
+
+def may_see(actor: Actor, department: str, coordination: str) -> bool:
+    """Whether a person may read a department's cases outside its chat."""
+    return actor.is_staff and (
+        bool(actor.roles_in(department)) or sees_every_department(actor, coordination)
+    )
+
+
+def may_look_at(actor: Actor, department: str) -> bool:
+    """Whether a person may do anything at all on a case of the department: the right a
+    card's buttons (its main buttons asked for again) need."""
+    return any(actor.may(action, department) for action in RIGHTS)

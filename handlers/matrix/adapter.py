@@ -135,6 +135,8 @@ class MatrixAdapter:
             for event in room.timeline.events:
                 source: Event = getattr(event, "source", {}) or {}
                 if source.get("sender") == self.client.user_id:
+                    # Our own card posts and edits say which card version the room shows.
+                    await ctx.shown.saw(room_id, source)
                     continue
                 try:
                     await self._dispatch(ctx, room_id, source)

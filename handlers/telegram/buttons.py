@@ -57,6 +57,7 @@ async def on_menu(query: CallbackQuery, callback_data: CaseMenu, ctx: TelegramCo
         callback_data.case,
         callback_data.menu,
         nonce=query.id,
+        version=callback_data.v,
     )
     await _answer(query, ctx, await ctx.inbound.open_menu(press))
 
