@@ -66,7 +66,8 @@ async def audit_refusal(
     """A DENIED event on the case (or on none), inside the caller's transaction. `action`: an
     Action, or what else was pressed ("menu": a card's main buttons asked for again)."""
     state = case.state if case else None
-    action_name = action.value if isinstance(action, Action) else action
+    # What was pressed may be anything a forged button carried: bounded like the name.
+    action_name = (action.value if isinstance(action, Action) else action)[:64]
     payload = {
         "action": action_name,
         "reason": reason,

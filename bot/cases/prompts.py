@@ -173,14 +173,28 @@ class Prompts:
     ) -> tuple[ActResult, list[MenuOption]]:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
+        checked = await self.check(case_id, menu, actor, where, versions)
+        if checked.case is None or checked.error is not None:
+            return checked, []
+        options = menu_options(menu, checked.case, self._directory, self._templates(checked.case))
+        return checked, options
+
+    async def check(
+        self,
+        case_id: int,
+        action: Action,
+        actor: Actor,
+        where: Destination | None = None,
+        versions: Versions = NO_VERSIONS,
+    ) -> ActResult:
+        """Whether the action would be allowed now, before its text is written (a Matrix
+        reviewer's ✏️, whose note comes later as "!note …"); refusals audited."""
         now = self._clock.now()
         async with self._uow() as uow:
             case = await uow.cases.get(case_id)
-            error = await self._precheck(uow, case, case_id, menu, actor, now, where, versions)
+            error = await self._precheck(uow, case, case_id, action, actor, now, where, versions)
             await uow.commit()
-        if case is None or error is not None:
-            return ActResult(case, error=error), []
-        return ActResult(case), menu_options(menu, case, self._directory, self._templates(case))
+        return ActResult(case, error=error)
 
     def _templates(self, case: Case) -> list[tuple[str, str]]:
         return self._replies.options(case.department) if self._replies else []

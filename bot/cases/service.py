@@ -441,6 +441,16 @@ class CaseService:
             return None
         return WrongChat()
 
+    async def deny(
+        self, case_id: int | None, actor: Actor, pressed: Action | str, reason: str
+    ) -> None:
+        """Audit a refusal decided before the service was asked to act: a press with data no
+        button carries, a triage press without the right. On the case, when there is one."""
+        async with self._uow() as uow:
+            case = await uow.cases.get(case_id) if case_id is not None else None
+            await audit_refusal(uow, case, actor, pressed, self._clock.now(), reason)
+            await uow.commit()
+
     async def audit_once(self, key: str, event: Event) -> bool:
         """Append an event unless one was appended under this key before (an ignored command
         is recorded once per chat, not once per message). True when it was appended now."""
@@ -492,6 +502,18 @@ class CaseService:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
         return await self._prompts.menu_choices(case_id, menu, actor, where, versions)
+
+    async def check(
+        self,
+        case_id: int,
+        action: Action,
+        actor: Actor,
+        where: Destination | None = None,
+        versions: Versions = NO_VERSIONS,
+    ) -> ActResult:
+        """Whether the action would be allowed now, before the person writes its text;
+        checked and audited like the action (lifecycle.check)."""
+        return await self._prompts.check(case_id, action, actor, where, versions)
 
     async def remember(self, key: str, value: str) -> None:
         """Small state a transport keeps across restarts (sync tokens, open menus)."""

@@ -54,6 +54,11 @@ BAD_CHOICE = notice_view("error.invalid_input", field="choice", limit=None)
 
 # What a triage press says when it did (or had done) what was asked: anything else alerts.
 TRIAGE_DONE = frozenset({"ui.marked_negative", "ui.already_a_case", "ui.marked_not_negative"})
+# ...and when the presser had no right to it: audited, as a refused press on a card is.
+TRIAGE_NO_RIGHT = frozenset({"ui.not_staff", "ui.no_rights"})
+# What the audit trail calls a triage press, a press whose data says nothing we can read,
+# and the reason for a press with data no button carries.
+TRIAGE, BUTTON, FORGED = "triage", "button", "invalid_button"
 
 # The audit trail's reason for a command from a chat that is no work chat.
 NOT_A_WORK_CHAT = "not_a_work_chat"
@@ -214,12 +219,12 @@ class Inbound:
         try:
             action = Action(press.action)
         except ValueError:
-            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+            return await self._tell(press, await self._forged(press))
         if press.on is RefKind.DRAFT:
             return await self._review(press, action)
         if press.on is not RefKind.CARD or action in REVIEW_ACTIONS:
             # Review buttons live under drafts, not cards.
-            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+            return await self._tell(press, await self._forged(press))
         if action in MENU_ACTIONS and press.controls is Controls.REACTIONS:
             return await self._list_choices(press, action)
         if action in PROMPT_ACTIONS and press.controls is Controls.BUTTONS:
@@ -239,7 +244,7 @@ class Inbound:
         else:
             request = None
         if request is None:
-            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+            return await self._tell(press, await self._forged(press))
         result = await self._cases.act(press.case_id, request, press.actor, press.where)
         return await self._outcome(press, action, result)
 
@@ -248,7 +253,7 @@ class Inbound:
         version goes with the request, so the check and the change are one transaction: an
         author who writes another version meanwhile gets nothing approved."""
         if action not in REVIEW_ACTIONS:
-            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+            return await self._tell(press, await self._forged(press))
         versions = Versions(draft=press.version)
         if action in PROMPT_ACTIONS:
             if press.controls is Controls.BUTTONS:
@@ -262,9 +267,15 @@ class Inbound:
                 )
                 return await self._outcome(press, action, result)
             # The note comes as "!note …" in the thread: check the right now, act then.
-            check, _ = await self._cases.menu_choices(
+            check = await self._cases.check(
                 press.case_id, action, press.actor, press.where, versions
             )
+            if check.error is None and press.version is not None:
+                # The note is for this version: one written after the author replaced it is
+                # refused as stale, as the reaction itself would have been.
+                await self._cases.remember(
+                    _note_key(press.where, press.case_id), str(press.version)
+                )
             notice = (
                 refusal_view(check.error)
                 if check.error
@@ -282,7 +293,7 @@ class Inbound:
         try:
             decision = TriageDecision(press.decision)
         except ValueError:
-            return Feedback(BAD_BUTTON, alert=True)
+            return await self.forged_button(press.actor, TRIAGE)
         answers = self._answers
         reference = str(press.mention_id)
         if decision is TriageDecision.NEGATIVE:
@@ -291,6 +302,8 @@ class Inbound:
             view = await answers.not_negative(press.actor, reference)
         notice = view if view["view"] == "notice" else None
         refused = notice is not None and notice["key"] not in TRIAGE_DONE
+        if notice is not None and notice["key"] in TRIAGE_NO_RIGHT:
+            await self._cases.deny(None, press.actor, TRIAGE, notice["key"].removeprefix("ui."))
         return Feedback(notice, alert=refused)
 
     async def open_menu(self, press: MenuPress) -> Feedback:
@@ -300,7 +313,7 @@ class Inbound:
         except ValueError:
             menu = Action.TAKE  # not a menu: refused below
         if menu is not None and menu not in MENU_ACTIONS:
-            return Feedback(BAD_BUTTON, alert=True)
+            return await self.forged_button(press.actor, press.menu, press.case_id)
         result = await self._cases.open_menu(
             press.case_id,
             menu,
@@ -353,6 +366,18 @@ class Inbound:
             return done if press.answer is None else Feedback()
         return await self._tell(press, _refused(result.error))
 
+    async def forged_button(
+        self, actor: Actor, pressed: str, case_id: int | None = None
+    ) -> Feedback:
+        """A press with data no button of ours carries (an action a card or draft does not
+        offer that way, an argument where none belongs, a menu that is none, or no data we
+        can read at all): refused, and audited as the forgery it is."""
+        await self._cases.deny(case_id, actor, pressed or BUTTON, FORGED)
+        return Feedback(BAD_BUTTON, alert=True)
+
+    async def _forged(self, press: Press) -> Feedback:
+        return await self.forged_button(press.actor, press.action, press.case_id)
+
     async def _tell(self, press: Press, feedback: Feedback) -> Feedback:
         """Say a press's feedback in the chat when the transport has no toast for it."""
         if press.answer is not None and feedback.notice is not None:
@@ -380,6 +405,13 @@ class Inbound:
         if to.kind is RefKind.PROMPT and action in REVIEW_ACTIONS:
             # A note written for the draft version the prompt asked about, and no other.
             request = replace(request, draft_version=to.version)
+        elif action is Action.REQUEST_CHANGES:
+            # "!note" in a card's thread: for the draft version ✏️ was put under, if any.
+            key = _note_key(reply.where, to.case_id)
+            noted = await self._cases.recall(key)
+            if noted and noted.isdigit():
+                request = replace(request, draft_version=int(noted))
+                await self._cases.remember(key, "")  # one note per ✏️
         result = await self._cases.act(to.case_id, request, reply.actor, reply.where)
         buttons = reply.controls is Controls.BUTTONS
         view: View | None
@@ -555,6 +587,11 @@ def _text_request(action: Action, text: str) -> ActionRequest:
 def _refused(error: DomainError) -> Feedback:
     """A refused press: an alert, except for a stale card, which has just been redrawn."""
     return Feedback(refusal_view(error), alert=not isinstance(error, StaleCard))
+
+
+def _note_key(where: Destination, case_id: int) -> str:
+    """The draft version a reviewer asked to change in a chat (✏️), awaiting their note."""
+    return f"{where.transport}.note:{where.chat}:{case_id}"
 
 
 def _menu_key(where: Destination, case_id: int) -> str:

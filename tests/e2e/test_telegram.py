@@ -209,11 +209,15 @@ async def test_strangers_and_forged_presses_change_nothing_and_are_audited(
         assert case.state is CaseState.NEW and case.version == 0
         thread = await world.app.cases.thread(case_id)
         denied = [e for e in thread.events if e.kind == EventKind.DENIED]
-        # Also audited: the press on a stale card, and approving with no right to.
+        # Also audited (issue 15): data no button carries, a stale card, a draft press
+        # without the right to review.
         assert [(e.actor, e.payload["staff"], e.payload["reason"]) for e in denied] == [
             ("tg:6666", False, "no_right"),
             ("tspec", True, "no_right"),
+            ("spec", True, "invalid_button"),
+            ("spec", True, "invalid_button"),
             ("spec", True, "stale"),
+            ("spec", True, "invalid_button"),
             ("spec", True, "no_right"),
         ]
 

@@ -90,15 +90,30 @@ async def test_fault1_approve_under_an_older_draft_is_refused_as_stale(
         assert app is not None
         room = world.rooms["housing"]
         case_id = await world.open_case(HEATING)
-        await world.card_event(case_id)
+        card = await world.card_event(case_id)
         await write_draft(world, case_id, "Мы разбираемся, напишите адрес")
         first = await draft_event(world, case_id, 1)
-        # The author swaps the text while the reviewer is reading version 1.
+        await eventually(lambda: _has_reaction(world, room, first, "✏️"))
+        # The reviewer asks for a change to version 1 and is told to write the note...
+        await world.react("appr", room, first, "✏️")
+
+        async def asked_for_the_note() -> bool:
+            return any("!правка" in e["content"]["body"] for e in await world.thread(room, card))
+
+        await eventually(asked_for_the_note)
+        # ...while the author swaps the text under them.
         await write_draft(world, case_id, "Подменённый текст")
         second = await draft_event(world, case_id, 2)
 
-        await world.react("appr", room, first, "✅")
+        # Neither the note nor the approval made for version 1 lands on version 2.
+        await world.say("appr", room, "!note Добавьте срок", thread=card)
         await eventually(lambda: denied(world, "appr", "stale_draft"))
+        await world.react("appr", room, first, "✅")
+
+        async def both_refused() -> bool:
+            return len(await denied(world, "appr", "stale_draft")) == 2
+
+        await eventually(both_refused)
         case = await app.cases.get(case_id)
         assert case is not None and case.state is CaseState.AWAITING_APPROVAL
         assert [(d.version, d.status) for d in case.drafts] == [
@@ -107,10 +122,12 @@ async def test_fault1_approve_under_an_older_draft_is_refused_as_stale(
         ]
 
         async def said_why() -> bool:
-            return any(
-                "Черновик v1 устарел" in e["content"]["body"]
+            refusals = [
+                e
                 for e in await world.bot_messages(room)
-            )
+                if "Черновик v1 устарел" in e["content"]["body"]
+            ]
+            return len(refusals) == 2
 
         await eventually(said_why)
 
@@ -125,7 +142,7 @@ async def test_fault1_approve_under_an_older_draft_is_refused_as_stale(
         current = await app.cases.get(case_id)
         assert current is not None and current.approved_draft is not None
         assert current.approved_draft.text == "Подменённый текст"
-        assert current.approved_draft.reviewer == "appr"
+        assert current.approved_draft.reviewer == "appr" and current.approved_draft.note is None
 
 
 async def test_fault1_a_card_reaction_made_under_an_older_card_version_is_refused(
@@ -238,3 +255,27 @@ def _edited(event: dict[str, object]) -> object:
 
 async def _has_reaction(world: MatrixWorld, room: str, event: str, key: str) -> bool:
     return key in await world.bot_reactions(room, event)
+
+
+async def test_fault6_matrix_status_is_cross_department_only_for_duty_and_coordination(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    async with matrix_world(synapse, tmp_path) as world:
+        assert world.app is not None
+        await world.open_case(HEATING)
+        coordination = world.rooms["coordination"]
+        # A transport specialist who is also in the coordination room reads only transport.
+        await world.say("tspec", coordination, "!status")
+        await world.say("duty", coordination, "/status")
+
+        async def answers() -> list[str] | None:
+            bodies = [
+                e["content"]["body"]
+                for e in await world.bot_messages(coordination)
+                if "Открыто" in e["content"]["body"]
+            ]
+            return bodies if len(bodies) == 2 else None
+
+        tspec, duty = await eventually(answers)
+        assert "Транспорт" in tspec and "ЖКХ" not in tspec
+        assert "Транспорт" in duty and "ЖКХ" in duty

@@ -41,6 +41,24 @@ def forged_data(case_id: int, card_version: int, draft_version: int) -> list[str
     return data
 
 
+def malformed_data(case_id: int, card_version: int, draft_version: int) -> list[str]:
+    """Data no button carries, for every action: the action in a format it never comes in, an
+    argument where none belongs, a choice that is none, an action that is none."""
+    v, d = card_version, draft_version
+    data = []
+    for action in Action:
+        if action in REVIEW_ACTIONS:
+            data.append(f"c:{case_id}:{v}:{action.value}:")  # review buttons sit under drafts
+        elif action in MENU_ACTIONS:
+            data.append(f"c:{case_id}:{v}:{action.value}:nope")  # no such choice
+        else:
+            data.append(f"c:{case_id}:{v}:{action.value}:x")  # only menu choices carry one
+            data.append(f"m:{case_id}:{v}:{action.value}")  # no menu
+            data.append(f"d:{case_id}:{d}:{action.value}")  # no review action
+    data.append(f"c:{case_id}:{v}:nope:")
+    return data
+
+
 def bot_messages(world: World, chat: int) -> list[StoredMessage]:
     return [m for m in world.server.messages(chat) if m.bot_id is not None]
 
@@ -144,23 +162,31 @@ async def test_deliver6_forged_callback_data_for_every_action_is_refused_and_aud
 
         if forger == "stranger":  # not staff, but a member of the housing chat
             who, chat, pressed = "stranger", world.housing, card
-            data = forged_data(case_id, case.version, 2)
+            versions = (case.version, 2)
         elif forger == "other_department":  # pressed in the transport chat, on its own card
             who, chat = "tspec", world.transport
             pressed = await world.card(transport_case, "transport")
-            data = forged_data(case_id, case.version, 2)
+            versions = (case.version, 2)
         else:  # the housing lead may do everything, but on the card and draft before the last
             who, chat, pressed = "lead", world.housing, card
-            data = forged_data(case_id, case.version - 1, 1)
+            versions = (case.version - 1, 1)
+        data = [(d, case_id) for d in forged_data(case_id, *versions)]
+        data += [(d, case_id) for d in malformed_data(case_id, *versions)]
+        data.append(("garbage", None))
+        if forger == "stranger":  # the triage list's buttons: for staff only
+            thread = await world.app.cases.thread(case_id)
+            assert thread is not None
+            mention = thread.mentions[0].id
+            data += [(f"t:{mention}:{decision}", None) for decision in ("n", "x", "z")]
         actor = {"stranger": "tg:6666", "other_department": "tspec", "stale": "lead"}[forger]
         seen = [(m.message_id, m.text, m.reply_markup) for m in bot_messages(world, chat)]
 
-        for count, forged in enumerate(data, 1):
+        for count, (forged, on_case) in enumerate(data, 1):
             answer = await world.forge(who, pressed, forged)
             assert answer.get("text") and "Готово" not in str(answer["text"]), forged
             refused = [e for e in await denied(world) if e.actor == actor]
             assert len(refused) == count, forged  # each refusal audited, once
-            assert refused[-1].case_id == case_id, forged
+            assert refused[-1].case_id == on_case, forged
         await world.idle()
 
         after = await world.case(case_id)
