@@ -10,7 +10,7 @@ author cards (authors.py), the messages a change causes (cards.py), prompts and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -519,6 +519,13 @@ class CaseService:
         """Small state a transport keeps across restarts (sync tokens, open menus)."""
         async with self._uow() as uow:
             await uow.kv.set(key, value)
+            await uow.commit()
+
+    async def remember_many(self, values: Mapping[str, str]) -> None:
+        """Several of them at once, in one transaction."""
+        async with self._uow() as uow:
+            for key, value in values.items():
+                await uow.kv.set(key, value)
             await uow.commit()
 
     async def recall(self, key: str) -> str | None:

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from bot.cases.cards import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS
-from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard
+from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard, StaleDraft
 from bot.cases.outcomes import ActResult
 from bot.cases.prompts import Versions
 from bot.cases.service import CaseService
@@ -184,7 +184,8 @@ class Feedback:
 class Inbound:
     """One method per inbound event. A press acts, asks for text or lists choices and returns
     its Feedback; a choice, a reply and a command answer through the outbox, keyed by the
-    message they answer. Rights and state are checked by the case service, never here."""
+    message they answer. Rights, chat, versions and state of a press are checked by the case
+    service, never here; which chats a command is answered in is decided here."""
 
     def __init__(
         self, cases: CaseService, answers: Answers, directory: Directory, texts: Texts
@@ -332,6 +333,7 @@ class Inbound:
             press.case_id, menu, press.actor, press.where, Versions(card=press.version)
         )
         if check.error is not None:
+            await self._refresh_if_stale(press, check.error)
             return await self._tell(press, _refused(check.error))
         lines = [
             f"{n}. {option.get('label') or self._texts.t(option['label_key'])}"
@@ -364,7 +366,18 @@ class Inbound:
             done = Feedback(notice_view("ui.done", action=action.value))
             # A reaction needs no "done": the card it sits under changes.
             return done if press.answer is None else Feedback()
+        await self._refresh_if_stale(press, result.error)
         return await self._tell(press, _refused(result.error))
+
+    async def _refresh_if_stale(self, press: Press, error: DomainError) -> None:
+        """A reaction on a card the room shows in an older version: redraw it there. Usually
+        the change that made it old is redrawing it anyway; this also covers a card edit the
+        sync loop never saw (a gap in the room's timeline), so "press again" always works."""
+        stale_card = isinstance(error, StaleCard) and not isinstance(error, StaleDraft)
+        if stale_card and press.on is RefKind.CARD and press.controls is Controls.REACTIONS:
+            await self._cases.open_menu(
+                press.case_id, None, press.actor, press.where, nonce=f"stale:{press.nonce}"
+            )
 
     async def forged_button(
         self, actor: Actor, pressed: str, case_id: int | None = None

@@ -5,7 +5,8 @@ the key and the card's event. So every card the bot posts or edits names its cas
 in its content (CARD_FIELD), and the sync loop, which sees the room's events in the
 homeserver's order, notes the latest one before each reaction: that is the card the person
 reacted on. A reaction made before an edit reached the room is then refused as stale, as a
-press on an old Telegram card is. Kept in the database too, so a restart does not forget it.
+press on an old Telegram card is. Kept in the database too (once per sync, before the sync
+position is), so a restart does not forget it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ class ShownCards:
     def __init__(self, cases: CaseService) -> None:
         self._cases = cases
         self._shown: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._unsaved: dict[str, str] = {}
 
-    async def saw(self, room_id: str, event: dict[str, Any]) -> None:
+    def saw(self, room_id: str, event: dict[str, Any]) -> None:
         """One of our own events in a room's timeline: a card's post or edit notes its version."""
         content = event.get("content") or {}
         if (content.get("m.relates_to") or {}).get("rel_type") == "m.replace":
@@ -36,7 +38,13 @@ class ShownCards:
         if not isinstance(case_id, int) or not isinstance(version, int):
             return
         self._keep(room_id, case_id, version)
-        await self._cases.remember(_key(room_id, case_id), str(version))
+        self._unsaved[_key(room_id, case_id)] = str(version)
+
+    async def save(self) -> None:
+        """Store what this sync's events showed, in one transaction."""
+        if self._unsaved:
+            unsaved, self._unsaved = self._unsaved, {}
+            await self._cases.remember_many(unsaved)
 
     async def version(self, room_id: str, case_id: int) -> int | None:
         """The version of the case's card the room shows now; None when no card of ours with a
