@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.cases import lifecycle
 from bot.cases.authors import AuthorLabels, author_of, count_mention
 from bot.cases.cards import Cards, first_mention
 from bot.cases.corrections import Dismissal, IntakePlan, Promotion, correct_sentiment
@@ -26,7 +27,6 @@ from bot.cases.lifecycle import (
     InvalidInput,
     NoRight,
     StaleCard,
-    check,
     transition,
 )
 from bot.cases.outcomes import (
@@ -347,7 +347,7 @@ class CaseService:
                 return ActResult(None, error=UnknownCase(case_id=case_id))
             # Who, where and which version first: nothing the playbook says about the request
             # (a template, a department, where to publish) is told to someone who may not ask.
-            refusal = self.misplaced(case, where) or check(case, request, actor)
+            refusal = self.misplaced(case, where) or lifecycle.check(case, request, actor)
             if refusal is not None and audited(refusal):
                 await audit_refusal(uow, case, actor, request.action, now, refusal.code)
                 await uow.commit()

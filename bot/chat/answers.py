@@ -126,9 +126,10 @@ class Answers:
         return await self._digests.reader_view(actor)
 
     async def case(self, actor: Actor, case_id: int | None, department: str | None = None) -> View:
-        """/case N: the whole thread. In a department's chat, only that department's cases
-        (and anything in the coordination chat); elsewhere, only for those who may read the
-        case's department (bot.staff.rights.may_see). `department`: whose chat this is."""
+        """/case N: the whole thread. In the case's own department chat, for whoever asks
+        there; in another department's chat, never; elsewhere (the coordination chat, private
+        chats) for those who may read the case's department (bot.staff.rights.may_see).
+        `department`: whose chat the command came from, if a department's."""
         if not actor.is_staff:
             return notice_view("ui.not_staff")
         if case_id is None:
@@ -139,7 +140,7 @@ class Answers:
         owner, coordination = thread.case.department, self._directory.coordination
         if department is not None and department not in (owner, coordination):
             return refusal_view(WrongChat())
-        if department is None and not may_see(actor, owner, coordination):
+        if department != owner and not may_see(actor, owner, coordination):
             return notice_view("ui.no_rights")
         return page_view("case_thread.html.j2", self._thread_context(thread))
 

@@ -123,8 +123,8 @@ async def test_fault6_commands_outside_work_chats_are_ignored_and_audited_once(
 
 async def test_fault6_status_in_private_is_cross_department_only_for_duty(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as world:
-        await world.open_case(HEATING)
-        await world.open_case(BUS)
+        housing_case = await world.open_case(HEATING)
+        transport_case = await world.open_case(BUS)
         spec = world.person("spec")
         asked = world.server.send_user_message(spec.id, spec, "/status")
         text = (await world.answer_to(asked)).text or ""
@@ -139,6 +139,17 @@ async def test_fault6_status_in_private_is_cross_department_only_for_duty(tmp_pa
         asked = world.say("tspec", world.transport, "/status")
         text = (await world.answer_to(asked)).text or ""
         assert "Транспорт" in text and "ЖКХ" not in text
+
+        # /case N is cross-department data too: not another department's case in private...
+        asked = world.server.send_user_message(spec.id, spec, f"/case {transport_case}")
+        text = (await world.answer_to(asked)).text or ""
+        assert text == "Нет прав на это действие." and "Автобус" not in text
+        # ...nor in another department's chat; the duty officer may read any case.
+        asked = world.say("tspec", world.transport, f"/case {housing_case}")
+        text = (await world.answer_to(asked)).text or ""
+        assert "другом чате" in text and "отопления" not in text
+        asked = world.server.send_user_message(duty.id, duty, f"/case {housing_case}")
+        assert "отопления" in ((await world.answer_to(asked)).text or "")
 
 
 @pytest.mark.parametrize("forger", ["stranger", "other_department", "stale"])
