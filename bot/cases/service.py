@@ -348,9 +348,10 @@ class CaseService:
             # Who, where and which version first: nothing the playbook says about the request
             # (a template, a department, where to publish) is told to someone who may not ask.
             refusal = self.misplaced(case, where) or lifecycle.check(case, request, actor)
-            if refusal is not None and audited(refusal):
-                await audit_refusal(uow, case, actor, request.action, now, refusal.code)
-                await uow.commit()
+            if refusal is not None:
+                if audited(refusal):
+                    await audit_refusal(uow, case, actor, request.action, now, refusal.code)
+                    await uow.commit()
                 return ActResult(case, error=refusal)
             mention, author = await first_mention(uow, case)
             try:
