@@ -103,3 +103,8 @@ def may_look_at(actor: Actor, department: str) -> bool:
     """Whether a person may do anything at all on a case of the department: the right a
     card's buttons (its main buttons asked for again) need."""
     return any(actor.may(action, department) for action in RIGHTS)
+
+
+def may_erase(actor: Actor) -> bool:
+    """Erasing a person's data (/forget) is irreversible: administrators only."""
+    return actor.is_staff and GlobalRole.ADMIN in actor.global_roles
