@@ -89,15 +89,15 @@ class Answers:
 
     async def status(self, actor: Actor, department: str | None) -> View:
         """Open, overdue and at-risk cases. A department's chat sees its own department.
-        Elsewhere (the coordination chat, private chats, leadership's chats) the duty officer,
-        leadership, administrators and the coordination centre see every department, and
-        everyone else the departments they work in."""
+        Elsewhere (private chats, leadership's chats) the duty officer, leadership and
+        administrators see every department, and so does the coordination centre's staff in
+        the coordination chat; everyone else sees the departments they work in."""
         if not actor.is_staff:
             return notice_view("ui.not_staff")
         coordination = self._directory.coordination
         if department is not None and department != coordination:
             wanted = [department]
-        elif sees_every_department(actor, coordination):
+        elif sees_every_department(actor, coordination if department else None):
             wanted = self._directory.department_ids()
         else:
             wanted = [d for d in self._directory.department_ids() if actor.roles_in(d)]
@@ -144,7 +144,8 @@ class Answers:
         owner, coordination = thread.case.department, self._directory.coordination
         if department is not None and department not in (owner, coordination):
             return refusal_view(WrongChat())
-        if department != owner and not may_see(actor, owner, coordination):
+        here = coordination if department == coordination else None
+        if department != owner and not may_see(actor, owner, here):
             return notice_view("ui.no_rights")
         return page_view("case_thread.html.j2", self._thread_context(thread))
 

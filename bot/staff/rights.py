@@ -84,18 +84,21 @@ def may_correct_sentiment(actor: Actor) -> bool:
 CROSS_DEPARTMENT_ROLES = frozenset({GlobalRole.DUTY, GlobalRole.LEADERSHIP, GlobalRole.ADMIN})
 
 
-def sees_every_department(actor: Actor, coordination: str) -> bool:
-    """The duty officer, leadership, administrators and the coordination centre's staff
-    (every case that no rule claims, or that is "not ours", passes through them)."""
-    return actor.is_staff and bool(
-        actor.global_roles & CROSS_DEPARTMENT_ROLES or actor.roles_in(coordination)
-    )
+def sees_every_department(actor: Actor, in_coordination_chat: str | None = None) -> bool:
+    """The duty officer, leadership and administrators, anywhere; and in the coordination
+    chat (`in_coordination_chat`: the coordination department's id), the coordination
+    centre's own staff, through whom every case no rule claims, or "not ours", passes."""
+    if not actor.is_staff:
+        return False
+    if actor.global_roles & CROSS_DEPARTMENT_ROLES:
+        return True
+    return in_coordination_chat is not None and bool(actor.roles_in(in_coordination_chat))
 
 
-def may_see(actor: Actor, department: str, coordination: str) -> bool:
-    """Whether a person may read a department's cases outside its chat."""
+def may_see(actor: Actor, department: str, in_coordination_chat: str | None = None) -> bool:
+    """Whether a person may read a department's cases outside its own chat."""
     return actor.is_staff and (
-        bool(actor.roles_in(department)) or sees_every_department(actor, coordination)
+        bool(actor.roles_in(department)) or sees_every_department(actor, in_coordination_chat)
     )
 
 
