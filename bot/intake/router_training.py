@@ -55,8 +55,9 @@ SEED = 0
 FOLDS = 5
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # inverse L2 strength, chosen by CV
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(0, 20))  # min_confidence candidates
-# overrule_confidence candidates: a rule gives way only to a router this sure of another department
-OVERRULE_GRID = (*(round(0.6 + 0.05 * i, 2) for i in range(0, 8)), 0.97, 0.99)
+# overrule_confidence candidates: a rule gives way only to a router this sure of another
+# department. From 0.30: with six departments, a router below that is hardly sure of anything.
+OVERRULE_GRID = (*(round(0.3 + 0.05 * i, 2) for i in range(0, 14)), 0.97, 0.99)
 REROUTE_WEIGHT = 3.0  # a reroute is a person's decision about this organisation's own mentions
 
 # (text, source, language) -> the department a routing rule gives, None when no rule claims it
