@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from store import crypto
 from store.uow import SqlUnitOfWork, WriteGate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,14 +54,20 @@ class Database:
         echo: bool = False,
         *,
         sqlite_cache_mib: int | None = None,
+        keyring: crypto.Keyring | None = None,
         **engine_options: Any,
     ) -> None:
-        """`sqlite_cache_mib`: SQLite's page cache per connection (its default is 2 MiB)."""
+        """`sqlite_cache_mib`: SQLite's page cache per connection (its default is 2 MiB).
+        `keyring`: the keys for personal data; by default from the environment, or the key
+        file beside an SQLite file (store/crypto.py, load_keyring)."""
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if not crypto.pinned():
+            crypto.install(keyring or crypto.load_keyring(url, os.environ))
+        self.keyring = crypto.keyring()
         self.engine: AsyncEngine = create_async_engine(
             url,
             echo=echo,

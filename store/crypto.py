@@ -1,0 +1,301 @@
+"""Encryption at rest of citizens' personal data: AES-256-GCM per value, the id of its key
+stored with each value, and keyed hashes (HMAC-SHA256, "blind indexes") for the columns that
+are looked up by value (dedup, grouping, author identities).
+
+Stored forms (store/models.py applies them through column types, so nothing above store/
+sees them):
+    text   "v1:<key id>:<base64(nonce ‖ ciphertext ‖ tag)>"
+    bytes  b"v1:<key id>:" + nonce ‖ ciphertext ‖ tag
+    index  base64url(HMAC-SHA256(index key, value)), 43 characters
+
+Keys (load_keyring):
+    OTKLIK_DATA_KEY   comma-separated `[id:]base64-of-32-bytes`; the first encrypts, all
+                      decrypt (rotation: put the new key first, run `otklik keys rotate`,
+                      then drop the old one). Without an id, the id is the key's fingerprint.
+    OTKLIK_INDEX_KEY  base64 of 32 bytes for the blind indexes. It is never rotated with the
+                      data keys: a new one would change every stored hash.
+Neither set and an SQLite file: both are generated once into `<database>.keys` (mode 0600)
+beside the file, with a warning at every start; PostgreSQL refuses to start without them.
+
+One keyring per process (`install`): the column types find it there. Next stop:
+store/models.py (the types), then store/rotation.py (`otklik keys rotate`).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+DATA_KEY_ENV = "OTKLIK_DATA_KEY"
+INDEX_KEY_ENV = "OTKLIK_INDEX_KEY"
+KEY_FILE_SUFFIX = ".keys"
+VERSION = "v1"
+_PREFIX = VERSION + ":"
+_PREFIX_BYTES = _PREFIX.encode()
+_NONCE = 12
+KEY_BYTES = 32
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+class KeyringError(Exception):
+    """Keys missing, malformed, or not the ones the data was written with."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The data keys by id (`current` encrypts; None stores plaintext, for the benchmark's
+    baseline only) and the index key. `origin` says where they came from, for messages."""
+
+    current: str | None
+    keys: Mapping[str, bytes]
+    index_key: bytes
+    origin: str = "given"
+    _ciphers: dict[str, AESGCM] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.current is not None and self.current not in self.keys:
+            raise KeyringError(f"the current key {self.current!r} is not in the keyring")
+        for key_id, key in self.keys.items():
+            if not _KEY_ID.fullmatch(key_id):
+                raise KeyringError(f"key id {key_id!r}: letters, digits, _ and - only")
+            if len(key) != KEY_BYTES:
+                raise KeyringError(f"key {key_id!r}: {len(key)} bytes, AES-256 needs 32")
+            self._ciphers[key_id] = AESGCM(key)
+        if len(self.index_key) != KEY_BYTES:
+            raise KeyringError(f"the index key has {len(self.index_key)} bytes, needs 32")
+
+    @classmethod
+    def generate(cls, origin: str = "generated") -> Keyring:
+        key = secrets.token_bytes(KEY_BYTES)
+        return cls(fingerprint(key), {fingerprint(key): key}, secrets.token_bytes(32), origin)
+
+    @classmethod
+    def plaintext(cls) -> Keyring:
+        """Stores values in clear (and still reads encrypted ones of no key: none). For the
+        ingest benchmark's baseline; no configuration reaches it."""
+        return cls(None, {}, secrets.token_bytes(KEY_BYTES), "plaintext (benchmark baseline)")
+
+    # --- values -------------------------------------------------------------------------
+
+    def encrypt(self, value: str) -> str:
+        if self.current is None:
+            return value
+        nonce = os.urandom(_NONCE)
+        sealed = self._ciphers[self.current].encrypt(nonce, value.encode(), None)
+        body = binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
+        return f"{_PREFIX}{self.current}:{body}"
+
+    def decrypt(self, stored: str) -> str:
+        # No prefix: plaintext written before migration 0010 (or by the baseline).
+        if not stored.startswith(_PREFIX):
+            return stored
+        _, key_id, body = stored.split(":", 2)
+        raw = binascii.a2b_base64(body)
+        return self._open(key_id, raw[:_NONCE], raw[_NONCE:]).decode()
+
+    def encrypt_bytes(self, value: bytes) -> bytes:
+        if self.current is None:
+            return value
+        nonce = os.urandom(_NONCE)
+        sealed = self._ciphers[self.current].encrypt(nonce, value, None)
+        return b"%s%s:%s%s" % (_PREFIX_BYTES, self.current.encode(), nonce, sealed)
+
+    def decrypt_bytes(self, stored: bytes) -> bytes:
+        if not stored.startswith(_PREFIX_BYTES):
+            return stored
+        end = stored.index(b":", len(_PREFIX_BYTES))
+        key_id = stored[len(_PREFIX_BYTES) : end].decode()
+        return self._open(key_id, stored[end + 1 : end + 1 + _NONCE], stored[end + 1 + _NONCE :])
+
+    def _open(self, key_id: str, nonce: bytes, sealed: bytes) -> bytes:
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise KeyringError(
+                f"a value is encrypted with key {key_id!r}, which {self.origin} does not hold: "
+                f"add it to {DATA_KEY_ENV} (after the current key)"
+            )
+        try:
+            return cipher.decrypt(nonce, sealed, None)
+        except InvalidTag:
+            raise KeyringError(f"a value under key {key_id!r} does not authenticate") from None
+
+    def blind(self, value: str) -> str:
+        """The keyed hash a value is looked up by: equal values, equal hashes."""
+        digest = hmac.digest(self.index_key, value.encode(), "sha256")
+        return binascii.b2a_base64(digest, newline=False).decode("ascii")[:43]
+
+    @staticmethod
+    def key_id_of(stored: str | bytes | None) -> str | None:
+        """The id of the key a stored value is encrypted with; None for plaintext."""
+        if isinstance(stored, bytes):
+            if not stored.startswith(_PREFIX_BYTES):
+                return None
+            return stored[len(_PREFIX_BYTES) : stored.index(b":", len(_PREFIX_BYTES))].decode()
+        if stored is None or not stored.startswith(_PREFIX):
+            return None
+        return stored.split(":", 2)[1]
+
+
+def fingerprint(key: bytes) -> str:
+    """A key's default id: short, and different for different keys."""
+    return "k" + hashlib.sha256(b"otklik data key id\0" + key).hexdigest()[:8]
+
+
+# --- the process's keyring -------------------------------------------------------------------
+
+_installed: Keyring | None = None
+_pinned = False
+
+
+def install(keyring: Keyring) -> None:
+    """Make `keyring` the one the column types use (the last database opened decides)."""
+    global _installed
+    if not _pinned:
+        _installed = keyring
+
+
+def pinned() -> bool:
+    return _pinned
+
+
+def installed() -> bool:
+    return _installed is not None
+
+
+def pin(keyring: Keyring | None) -> None:
+    """Fix the process's keyring whatever databases open later (None: release it). For the
+    benchmark, which compares runs of the App with and without encryption."""
+    global _installed, _pinned
+    _pinned = keyring is not None
+    if keyring is not None:
+        _installed = keyring
+
+
+def keyring() -> Keyring:
+    if _installed is None:
+        raise KeyringError("no keyring installed: open the database through store.Database")
+    return _installed
+
+
+# --- where keys come from ----------------------------------------------------------------------
+
+
+def load_keyring(url: str, environ: Mapping[str, str]) -> Keyring:
+    """The keys for the database at `url`: from the environment, else (an SQLite file only)
+    from the key file beside it, generated on first use."""
+    data = environ.get(DATA_KEY_ENV, "").strip()
+    index = environ.get(INDEX_KEY_ENV, "").strip()
+    parsed = make_url(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    key_file = key_file_for(database) if database and database != ":memory:" else None
+    if data or index:
+        if not (data and index):
+            missing = INDEX_KEY_ENV if data else DATA_KEY_ENV
+            raise KeyringError(f"{missing} is not set: set both {DATA_KEY_ENV} and {INDEX_KEY_ENV}")
+        if key_file is not None and key_file.exists():
+            log.warning(
+                "%s is set, and a key file still lies beside the database (%s): once its keys "
+                "are in the environment and `otklik keys rotate` has run, delete it",
+                DATA_KEY_ENV,
+                key_file,
+            )
+        return parse_keys(data, index, origin=DATA_KEY_ENV)
+    if parsed.get_backend_name() != "sqlite":
+        raise KeyringError(
+            f"{DATA_KEY_ENV} and {INDEX_KEY_ENV} are required for {parsed.get_backend_name()}: "
+            "generate them with `otklik keys generate`"
+        )
+    if key_file is None:  # in memory: the data dies with the process, and so may its key
+        return Keyring.generate("an in-memory key")
+    return _key_file_keyring(key_file)
+
+
+def parse_keys(data: str, index: str, origin: str) -> Keyring:
+    keys: dict[str, bytes] = {}
+    order: list[str] = []
+    for entry in (part.strip() for part in data.split(",")):
+        if not entry:
+            continue
+        key_id, _, encoded = entry.rpartition(":")
+        key = _decode_key(encoded, f"{DATA_KEY_ENV} entry {len(order) + 1}")
+        key_id = key_id or fingerprint(key)
+        if key_id in keys:
+            raise KeyringError(f"{DATA_KEY_ENV}: key id {key_id!r} appears twice")
+        keys[key_id] = key
+        order.append(key_id)
+    if not order:
+        raise KeyringError(f"{DATA_KEY_ENV} holds no key")
+    return Keyring(order[0], keys, _decode_key(index, INDEX_KEY_ENV), origin)
+
+
+def _decode_key(encoded: str, what: str) -> bytes:
+    try:
+        key = binascii.a2b_base64(encoded.strip())
+    except binascii.Error:
+        raise KeyringError(f"{what}: not base64") from None
+    if len(key) != KEY_BYTES:
+        raise KeyringError(f"{what}: {len(key)} bytes; a key is 32 random bytes in base64")
+    return key
+
+
+def new_key_text() -> str:
+    return binascii.b2a_base64(secrets.token_bytes(KEY_BYTES), newline=False).decode("ascii")
+
+
+def key_file_for(database: str) -> Path:
+    return Path(database).with_name(Path(database).name + KEY_FILE_SUFFIX)
+
+
+def _key_file_keyring(path: Path) -> Keyring:
+    if not path.exists():
+        data_key, index_key = new_key_text(), new_key_text()
+        text = (
+            "# Otklik's keys for the personal data in the database beside this file,\n"
+            "# generated because OTKLIK_DATA_KEY was not set. Anyone who can read this file\n"
+            "# and the database reads the data: in production move both lines into the\n"
+            "# environment (README, Security) and delete this file.\n"
+            f"{DATA_KEY_ENV}={fingerprint(binascii.a2b_base64(data_key))}:{data_key}\n"
+            f"{INDEX_KEY_ENV}={index_key}\n"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it a moment ago: read theirs
+            pass
+        else:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(text)
+            log.warning("generated the data encryption keys in %s (mode 0600)", path)
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.startswith("#"):
+            values[name.strip()] = value.strip()
+    if path.stat().st_mode & 0o077:
+        log.warning("%s can be read by other users: chmod 600 it", path)
+    log.warning(
+        "%s is not set: personal data is encrypted with the keys in %s, beside the database. "
+        "Fine for a trial; in production set %s and %s (README, Security).",
+        DATA_KEY_ENV,
+        path,
+        DATA_KEY_ENV,
+        INDEX_KEY_ENV,
+    )
+    try:
+        return parse_keys(values[DATA_KEY_ENV], values[INDEX_KEY_ENV], origin=f"the key file {path}")
+    except KeyError as missing:
+        raise KeyringError(f"{path}: no {missing.args[0]} line") from None
