@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from datetime import date
 from pathlib import Path
@@ -31,6 +32,8 @@ authors_app = typer.Typer(no_args_is_help=True, help="Author cards.")
 app.add_typer(authors_app, name="authors")
 model_app = typer.Typer(no_args_is_help=True, help="The learned models: sentiment and router.")
 app.add_typer(model_app, name="model")
+keys_app = typer.Typer(no_args_is_help=True, help="Keys that encrypt personal data at rest.")
+app.add_typer(keys_app, name="keys")
 
 out = Console()
 err = Console(stderr=True)
@@ -339,6 +342,73 @@ def authors_merge(
         err.print(f"cannot merge {gone} into {keep}: {problem}")
         raise typer.Exit(code=1)
     out.print(f"author {gone} merged into {keep}")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    key_id: Annotated[
+        str, typer.Option("--id", help="The new data key's id, stored with each value")
+    ] = "",
+) -> None:
+    """Print a new data key and index key as environment lines (nothing is stored)."""
+    from store import crypto
+
+    data = crypto.new_key_text()
+    key_id = key_id or crypto.fingerprint(base64.b64decode(data))
+    out.print(f"{crypto.DATA_KEY_ENV}={key_id}:{data}", highlight=False, soft_wrap=True)
+    out.print(f"{crypto.INDEX_KEY_ENV}={crypto.new_key_text()}", highlight=False, soft_wrap=True)
+    err.print(
+        "Rotating? Put the new data key first and keep the old ones after it, keep "
+        f"{crypto.INDEX_KEY_ENV} as it is, restart, then run `otklik keys rotate`.",
+        highlight=False,
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per transaction")] = 500,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Re-encrypt every stored value under the current data key (the first in
+    OTKLIK_DATA_KEY), in committed batches; safe while the bot runs, and resumable."""
+    from store.crypto import KeyringError
+    from store.rotation import TableRotation, rotate_keys
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as error:
+        err.print(str(error), highlight=False)
+        raise typer.Exit(code=2) from None
+
+    def show(state: TableRotation) -> None:
+        out.print(
+            f"  {state.table}: {state.rows:,} rows read, {state.rewritten:,} values re-encrypted",
+            highlight=False,
+        )
+
+    async def rotate() -> tuple[str | None, list[TableRotation]]:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            return database.keyring.current, await rotate_keys(database, batch, show)
+        finally:
+            await database.dispose()
+
+    try:
+        current, tables = asyncio.run(rotate())
+    except KeyringError as error:
+        err.print(f"cannot rotate: {error}", highlight=False)
+        raise typer.Exit(code=1) from None
+    rewritten = sum(t.rewritten for t in tables)
+    meanwhile = sum(t.changed_meanwhile for t in tables)
+    out.print(f"{rewritten:,} values re-encrypted under key {current}")
+    if meanwhile:
+        out.print(
+            f"{meanwhile:,} values changed while they were read: run `otklik keys rotate` again "
+            "until this line is gone (a process with an older key list may still be writing)."
+        )
+    else:
+        out.print("Every value is under the current key: older keys may leave OTKLIK_DATA_KEY.")
 
 
 def _report_date(value: str, option: str) -> date:

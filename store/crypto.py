@@ -296,6 +296,8 @@ def _key_file_keyring(path: Path) -> Keyring:
         INDEX_KEY_ENV,
     )
     try:
-        return parse_keys(values[DATA_KEY_ENV], values[INDEX_KEY_ENV], origin=f"the key file {path}")
+        return parse_keys(
+            values[DATA_KEY_ENV], values[INDEX_KEY_ENV], origin=f"the key file {path}"
+        )
     except KeyError as missing:
         raise KeyringError(f"{path}: no {missing.args[0]} line") from None

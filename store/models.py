@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -21,7 +22,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-import orjson
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -80,7 +80,7 @@ class EncryptedText(TypeDecorator[str]):
     impl = Text
     cache_ok = True
 
-    class comparator_factory(Text.Comparator[str]):  # noqa: N801 (SQLAlchemy's name)
+    class comparator_factory(Text.Comparator[str]):
         def operate(self, op: OperatorType, *other: Any, **kwargs: Any) -> Any:
             # SQLAlchemy compares columns with columns internally; a value is the mistake.
             if op in _COMPARISONS and not all(isinstance(o, ClauseElement) for o in other):

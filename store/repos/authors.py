@@ -115,9 +115,7 @@ class SqlAuthorRepository:
         # One channel at a time: (channel, external_id_hash) is the unique index.
         for channel, external_ids in by_channel.items():
             by_hash = {blind(external_id): external_id for external_id in external_ids}
-            for hashed, author_id in await rows_in(
-                self._s, _OWNERS, (channel,), sorted(by_hash)
-            ):
+            for hashed, author_id in await rows_in(self._s, _OWNERS, (channel,), sorted(by_hash)):
                 found[channel, by_hash[hashed]] = int(author_id)
         return found
 

@@ -82,18 +82,18 @@ def upgrade() -> None:
             for column, before in columns.items():
                 if isinstance(before, sa.Text):
                     continue
-                using = {"postgresql_using": f"{column}::text"} if postgres else {}
-                batch_op.alter_column(column, existing_type=before, type_=sa.Text(), **using)
+                batch_op.alter_column(
+                    column,
+                    existing_type=before,
+                    type_=sa.Text(),
+                    postgresql_using=f"{column}::text" if postgres else None,
+                )
             for hashed in HASHED.get(table, {}):
                 batch_op.add_column(sa.Column(hashed, HASH, nullable=True))
 
     keyring = crypto.keyring()
     for table, columns in ENCRYPTED.items():
-        hashes = {
-            hashed: (lambda row, source=source: _blind(keyring, row[source]))
-            for hashed, source in HASHED.get(table, {}).items()
-        }
-        _rewrite(table, list(columns), lambda v: keyring.encrypt(v) if v else v, hashes)
+        _rewrite(table, list(columns), lambda v: keyring.encrypt(v) if v else v, HASHED.get(table))
     _rewrite_blobs(keyring.encrypt_bytes)
 
     with op.batch_alter_table("author_identities", schema=None) as batch_op:
@@ -119,7 +119,7 @@ def downgrade() -> None:
 
     keyring = crypto.keyring()
     for table, columns in ENCRYPTED.items():
-        _rewrite(table, list(columns), lambda v: keyring.decrypt(v) if v else v, {})
+        _rewrite(table, list(columns), lambda v: keyring.decrypt(v) if v else v)
     _rewrite_blobs(keyring.decrypt_bytes)
 
     for table, columns in ENCRYPTED.items():
@@ -129,30 +129,31 @@ def downgrade() -> None:
             for column, before in columns.items():
                 if isinstance(before, sa.Text):
                     continue
-                using = {"postgresql_using": f"{column}::json"} if postgres else {}
-                batch_op.alter_column(column, existing_type=sa.Text(), type_=before, **using)
+                cast = "json" if isinstance(before, sa.JSON) else "varchar"
+                batch_op.alter_column(
+                    column,
+                    existing_type=sa.Text(),
+                    type_=before,
+                    postgresql_using=f"{column}::{cast}" if postgres else None,
+                )
     with op.batch_alter_table("author_identities", schema=None) as batch_op:
         batch_op.create_unique_constraint("uq_identity_channel_id", ["channel", "external_id"])
     with op.batch_alter_table("mentions", schema=None) as batch_op:
-        batch_op.create_unique_constraint(
-            "uq_mention_source_external", ["source", "external_id"]
-        )
+        batch_op.create_unique_constraint("uq_mention_source_external", ["source", "external_id"])
         for name, (plain, _) in MENTION_INDEXES.items():
             batch_op.create_index(name, [plain], unique=False)
-
-
-def _blind(keyring: crypto.Keyring, stored: str | None) -> str | None:
-    return None if stored is None else keyring.blind(stored)
 
 
 def _rewrite(
     table: str,
     columns: list[str],
     convert: Callable[[str | None], str | None],
-    hashes: dict[str, Callable[[dict[str, Any]], str | None]],
+    hashes: dict[str, str] | None = None,
 ) -> None:
-    """Every row of `table` in id order, BATCH rows a statement: `columns` converted, hash
-    columns computed from the plain values."""
+    """Every row of `table` in id order, BATCH rows a statement: `columns` converted, and
+    each of `hashes` (hash column: plain column) set to its plain column's keyed hash."""
+    hashes = hashes or {}
+    blind = crypto.keyring().blind
     connection = op.get_bind()
     names = ", ".join(columns)
     assigned = ", ".join(f"{c} = :{c}" for c in [*columns, *hashes])
@@ -164,7 +165,9 @@ def _rewrite(
         for row in rows:
             plain = {c: _text(row[c]) for c in columns}
             converted: dict[str, Any] = {c: convert(v) for c, v in plain.items()}
-            converted.update((h, compute(plain)) for h, compute in hashes.items())
+            for hashed, source in hashes.items():
+                value = plain[source]
+                converted[hashed] = None if value is None else blind(value)
             values.append({"row_id": row["id"], **converted})
         connection.execute(update, values)
         after = rows[-1]["id"]
