@@ -97,14 +97,36 @@ class Database:
 
     async def upgrade(self, revision: str = "head") -> None:
         """Apply Alembic migrations on this engine's connection."""
+        await self._migrate(command.upgrade, revision)
 
+    async def downgrade(self, revision: str) -> None:
+        await self._migrate(command.downgrade, revision)
+
+    async def _migrate(self, step: Any, revision: str) -> None:
         def run(connection: Connection) -> None:
             cfg = alembic_config()
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
+            step(cfg, revision)
 
-        async with self.engine.begin() as conn:
-            await conn.run_sync(run)
+        async with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                async with conn.begin():
+                    await conn.run_sync(run)
+                return
+            # SQLite alters a table by copying it. With foreign keys on, dropping the old copy
+            # of a parent table deletes its children (drafts cascade from cases): SQLite's own
+            # procedure turns them off (outside a transaction) and checks them afterwards.
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+            try:
+                async with conn.begin():
+                    await conn.run_sync(run)
+                    broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+            finally:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await conn.commit()
 
     async def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import FrozenClock
-from bot.model import Identity, Mention
+from bot.model import Identity
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from store import crypto
@@ -304,3 +304,97 @@ def test_without_keys_an_sqlite_file_gets_a_private_key_file_and_a_warning(
     again = crypto.load_keyring(url, {})  # the next start reads the same keys
     assert again.keys == first.keys and again.index_key == first.index_key
     assert again.decrypt(first.encrypt(TEXT)) == TEXT
+
+
+# --- migration 0010 ----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def unmigrated(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Database]:
+    """A database on each backend with no tables yet."""
+    if request.param == "sqlite":
+        db = Database(sqlite_url)
+        yield db
+        await db.dispose()
+        return
+    if not POSTGRES_UP:
+        pytest.skip(POSTGRES_SKIP)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+PLAIN_ROWS = [
+    "INSERT INTO authors (id, display_name, labels, negative_count, neutral_count, "
+    f"positive_count) VALUES (1, '{NAME}', '[]', 1, 0, 0)",
+    "INSERT INTO author_identities (author_id, channel, external_id, display_name, profile_url) "
+    f"VALUES (1, 'vk', '{IDENTITY}', '{NAME}', '{PROFILE}')",
+    "INSERT INTO cases (id, department, state, priority, created_at, source, drill, "
+    "escalation_level, codes, mention_count, version) "
+    "VALUES (1, 'housing', 'new', 'normal', '2026-11-20 10:00:00', 'vk', false, 0, '[]', 1, 0)",
+    "INSERT INTO mentions (source, external_id, url, author_id, identity_channel, "
+    "identity_external_id, identity_name, text, received_at, sentiment, sentiment_source, "
+    f"reach, codes, story_id, case_id) VALUES ('vk', 'old-1', '{URL}', 1, 'vk', '{IDENTITY}', "
+    f"'{NAME}', '{TEXT}', '2026-11-20 10:00:00', 'negative', 'source', 5, '[]', '{STORY}', 1)",
+    "INSERT INTO drafts (case_id, version, text, author, created_at, status, pre_approved) "
+    f"VALUES (1, 1, 'Уважаемая {NAME}, чиним', 'anna', '2026-11-20 10:00:00', 'pending', false)",
+    "INSERT INTO outbox (idempotency_key, transport, chat, op, payload, urgency, status, "
+    "attempts, created_at, next_attempt_at) VALUES ('k1', 'telegram', '-100', 'post', "
+    f"'{{\"text\": \"{NAME}\"}}', 0, 'pending', 0, '2026-11-20 10:00:00', '2026-11-20 10:00:00')",
+]
+
+
+async def test_migration_0010_encrypts_the_rows_it_finds_and_0009_gets_them_back(
+    unmigrated: Database,
+) -> None:
+    database = unmigrated
+    await database.upgrade("0009")
+    async with database.engine.begin() as conn:
+        for statement in PLAIN_ROWS:
+            await conn.execute(text(statement))
+        blob = "INSERT INTO blobs (sha256, mimetype, size, content, created_at) VALUES "
+        await conn.execute(
+            text(blob + "('s', 'image/png', 4, :content, '2026-11-20 10:00:00')"),
+            {"content": NAME.encode()},
+        )
+
+    await database.upgrade()
+
+    async with database.engine.connect() as conn:
+        stored = [
+            value
+            for table, names in encrypted_columns().items()
+            for row in (await conn.execute(text(f"SELECT {', '.join(names)} FROM {table.name}")))
+            for value in row
+            if value
+        ]
+    assert stored and all(crypto.Keyring.key_id_of(value) == "test" for value in stored)
+    assert found_in(b"".join(v if isinstance(v, bytes) else v.encode() for v in stored)) == []
+    async with database.uow() as uow:
+        mention = await uow.mentions.get_by_external("vk", "old-1")
+        author = await uow.authors.find_by_identity(Identity("vk", IDENTITY))
+        found = await uow.mentions.find_by_url(URL)
+        case = await uow.cases.get(1)
+        item = await uow.outbox.get(1)
+        picture = await uow.blobs.get("s")
+    assert mention is not None and (mention.text, mention.story_id) == (TEXT, STORY)
+    assert author is not None and author.display_name == NAME
+    assert author.identities[0].profile_url == PROFILE
+    assert found is not None and found.id == mention.id
+    assert case is not None and case.drafts[0].text == f"Уважаемая {NAME}, чиним"
+    assert item is not None and item.payload["text"] == NAME
+    assert picture == NAME.encode()
+
+    await database.downgrade("0009")
+    async with database.engine.connect() as conn:
+        row = (await conn.execute(text("SELECT text, identity_name FROM mentions"))).one()
+    assert tuple(row) == (TEXT, NAME)
