@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -104,6 +105,7 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
         f"{cfg.database.url.split('://')[0]}"
     )
     out.print(_sentiment_model_line(cfg, playbook), highlight=False)
+    out.print(_encryption_line(cfg), highlight=False)
 
     departments = Table(title="Departments")
     for column in ("id", "name", "telegram chat / topic", "matrix room", "staff"):
@@ -147,6 +149,20 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     for part, count in playbook.summary().items():
         summary.add_row(part, str(count))
     out.print(summary)
+
+
+def _encryption_line(cfg: Config) -> str:
+    """Where the keys for personal data come from; exits with code 2 if `run` could not
+    start with them."""
+    from store.crypto import KeyringError, describe_keys
+
+    try:
+        where, production = describe_keys(cfg.database.url, os.environ)
+    except KeyringError as error:
+        err.print(f"[bold red]Encryption keys are not usable[/]\n{error}", highlight=False)
+        raise typer.Exit(code=2) from None
+    mark = "" if production else "[bold yellow]WARNING[/] "
+    return f"{mark}Personal data encrypted at rest (AES-256-GCM); keys {where}"
 
 
 def _sentiment_model_line(cfg: Config, playbook: Playbook) -> str:

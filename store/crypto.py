@@ -224,6 +224,28 @@ def load_keyring(url: str, environ: Mapping[str, str]) -> Keyring:
     return _key_file_keyring(key_file)
 
 
+def describe_keys(url: str, environ: Mapping[str, str]) -> tuple[str, bool]:
+    """What `otklik check-config` says about the keys, and whether it is fit for production;
+    KeyringError if the bot could not start with them. Creates nothing."""
+    parsed = make_url(url)
+    data = environ.get(DATA_KEY_ENV, "").strip()
+    index = environ.get(INDEX_KEY_ENV, "").strip()
+    if data or index:
+        if not (data and index):
+            missing = INDEX_KEY_ENV if data else DATA_KEY_ENV
+            raise KeyringError(f"{missing} is not set: set both {DATA_KEY_ENV} and {INDEX_KEY_ENV}")
+        ring = parse_keys(data, index, origin=DATA_KEY_ENV)
+        older = ", ".join(k for k in ring.keys if k != ring.current) or "none"
+        return f"from {DATA_KEY_ENV}: current key {ring.current}, older keys: {older}", True
+    if parsed.get_backend_name() != "sqlite":
+        raise KeyringError(f"{DATA_KEY_ENV} and {INDEX_KEY_ENV} are required for PostgreSQL")
+    if not parsed.database or parsed.database == ":memory:":
+        return "generated per run (an in-memory database)", False
+    path = key_file_for(parsed.database)
+    state = "" if path.exists() else " (generated at the first start)"
+    return f"{DATA_KEY_ENV} not set: the key file {path}{state}; trial use only", False
+
+
 def parse_keys(data: str, index: str, origin: str) -> Keyring:
     keys: dict[str, bytes] = {}
     order: list[str] = []
