@@ -7,7 +7,6 @@ import asyncio
 import shutil
 import sqlite3
 import stat
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -132,7 +131,7 @@ async def test_a_postgres_dump_holds_no_personal_data_in_clear(
     database = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
     try:
         await database.upgrade()
-        cases, bulk = build(tmp_path, database, clock)
+        _, bulk = build(tmp_path, database, clock)
         person = Identity("vk", IDENTITY, NAME, PROFILE)
         batch = [
             replace(
@@ -151,12 +150,16 @@ async def test_a_postgres_dump_holds_no_personal_data_in_clear(
         async with database.uow() as uow:
             author = await uow.authors.find_by_identity(Identity("vk", IDENTITY))
             assert author is not None and author.display_name == NAME
-        dump = subprocess.run(
-            [pg_dump, "--schema", schema, "--data-only", _libpq_url(POSTGRES_URL)],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        dumping = await asyncio.create_subprocess_exec(
+            pg_dump,
+            "--schema",
+            schema,
+            "--data-only",
+            _libpq_url(POSTGRES_URL),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        dump, _ = await asyncio.wait_for(dumping.communicate(), 60)
+        assert dumping.returncode == 0
     finally:
         await database.dispose()
         async with admin.begin() as conn:
