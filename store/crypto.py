@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import hmac
 import logging
 import os
 import re
@@ -33,6 +32,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -49,6 +49,7 @@ _PREFIX_BYTES = _PREFIX.encode()
 _NONCE = 12
 KEY_BYTES = 32
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_BLINDED_KEPT = 4_096  # recent values' hashes: a batch looks an id up, then stores it
 
 
 class KeyringError(Exception):
@@ -65,6 +66,10 @@ class Keyring:
     index_key: bytes
     origin: str = "given"
     _ciphers: dict[str, AESGCM] = field(default_factory=dict, compare=False, repr=False)
+    # HMAC's two padded-key hash states, computed once (RFC 2104): each hash then copies them
+    # instead of hashing the key again, and a batch's repeated values are hashed once.
+    _pads: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _blinded: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.current is not None and self.current not in self.keys:
@@ -77,6 +82,9 @@ class Keyring:
             self._ciphers[key_id] = AESGCM(key)
         if len(self.index_key) != KEY_BYTES:
             raise KeyringError(f"the index key has {len(self.index_key)} bytes, needs 32")
+        padded = self.index_key.ljust(hashlib.sha256().block_size, b"\0")
+        self._pads.append(hashlib.sha256(bytes(b ^ 0x36 for b in padded)))
+        self._pads.append(hashlib.sha256(bytes(b ^ 0x5C for b in padded)))
 
     @classmethod
     def generate(cls, origin: str = "generated") -> Keyring:
@@ -134,9 +142,18 @@ class Keyring:
             raise KeyringError(f"a value under key {key_id!r} does not authenticate") from None
 
     def blind(self, value: str) -> str:
-        """The keyed hash a value is looked up by: equal values, equal hashes."""
-        digest = hmac.digest(self.index_key, value.encode(), "sha256")
-        return binascii.b2a_base64(digest, newline=False).decode("ascii")[:43]
+        """The keyed hash a value is looked up by (HMAC-SHA256): equal values, equal hashes."""
+        found = self._blinded.get(value)
+        if found is not None:
+            return found
+        inner, outer = self._pads[0].copy(), self._pads[1].copy()
+        inner.update(value.encode())
+        outer.update(inner.digest())
+        found = binascii.b2a_base64(outer.digest(), newline=False).decode("ascii")[:43]
+        if len(self._blinded) >= _BLINDED_KEPT:
+            self._blinded.clear()
+        self._blinded[value] = found
+        return found
 
     @staticmethod
     def key_id_of(stored: str | bytes | None) -> str | None:

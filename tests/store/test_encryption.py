@@ -401,3 +401,15 @@ async def test_migration_0010_encrypts_the_rows_it_finds_and_0009_gets_them_back
     async with database.engine.connect() as conn:
         row = (await conn.execute(text("SELECT text, identity_name FROM mentions"))).one()
     assert tuple(row) == (TEXT, NAME)
+
+
+def test_the_blind_index_is_hmac_sha256_of_the_value() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    ring = keyring("a")
+    for value in ("", IDENTITY, NAME, "x" * 200):
+        expected = base64.b64encode(hmac.digest(b"i" * 32, value.encode(), hashlib.sha256))
+        assert ring.blind(value) == expected.decode()[:43]
+        assert ring.blind(value) == expected.decode()[:43]  # again, from the ones kept
