@@ -6,7 +6,7 @@ Stored forms (store/models.py applies them through column types, so nothing abov
 sees them):
     text   "v1:<key id>:<base64(nonce ‖ ciphertext ‖ tag)>"
     bytes  b"v1:<key id>:" + nonce ‖ ciphertext ‖ tag
-    index  base64url(HMAC-SHA256(index key, value)), 43 characters
+    index  base64(HMAC-SHA256(index key, value) truncated to 128 bits), 22 characters
 
 Keys (load_keyring):
     OTKLIK_DATA_KEY   comma-separated `[id:]base64-of-32-bytes`; the first encrypts, all
@@ -152,7 +152,9 @@ class Keyring:
         inner, outer = self._pads[0].copy(), self._pads[1].copy()
         inner.update(value.encode())
         outer.update(inner.digest())
-        found = binascii.b2a_base64(outer.digest(), newline=False).decode("ascii")[:43]
+        # 128 bits (RFC 2104 allows truncating to half): a collision needs ~2^64 values, and
+        # every index and unique constraint on these columns is half the size.
+        found = binascii.b2a_base64(outer.digest()[:16], newline=False).decode("ascii")[:22]
         if len(self._blinded) >= _BLINDED_KEPT:
             self._blinded.clear()
         self._blinded[value] = found
