@@ -414,3 +414,39 @@ def test_the_blind_index_is_hmac_sha256_of_the_value_truncated_to_128_bits() -> 
         expected = base64.b64encode(digest[:16]).decode().rstrip("=")
         assert ring.blind(value) == expected
         assert ring.blind(value) == expected  # again, from the ones kept
+
+
+async def test_an_encrypted_column_is_never_compared_and_its_hash_fills_itself(
+    database: Database, clock: FrozenClock
+) -> None:
+    from sqlalchemy import select
+
+    from store.models import AuthorRow, MentionRow
+
+    with pytest.raises(TypeError, match="blind index"):
+        select(MentionRow).where(MentionRow.text == TEXT)
+    async with database.uow() as uow:
+        author = AuthorRow(display_name=NAME)
+        uow.session.add(author)
+        await uow.session.flush()
+        uow.session.add(  # as a test or a script would: the plain values only
+            MentionRow(
+                source="vk",
+                external_id="orm-1",
+                url=URL,
+                author_id=author.id,
+                identity_channel="vk",
+                identity_external_id=IDENTITY,
+                text=TEXT,
+                received_at=clock.now(),
+                sentiment="negative",
+                sentiment_source="source",
+                codes=[],
+            )
+        )
+        await uow.commit()
+    async with database.uow() as uow:
+        by_id = await uow.mentions.get_by_external("vk", "orm-1")
+        by_url = await uow.mentions.find_by_url(URL)
+    assert by_id is not None and by_id.text == TEXT
+    assert by_url is not None and by_url.id == by_id.id
