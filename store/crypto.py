@@ -70,6 +70,7 @@ class Keyring:
     # instead of hashing the key again, and a batch's repeated values are hashed once.
     _pads: list[Any] = field(default_factory=list, compare=False, repr=False)
     _blinded: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _sealing: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.current is not None and self.current not in self.keys:
@@ -80,6 +81,8 @@ class Keyring:
             if len(key) != KEY_BYTES:
                 raise KeyringError(f"key {key_id!r}: {len(key)} bytes, AES-256 needs 32")
             self._ciphers[key_id] = AESGCM(key)
+        if self.current is not None:  # what each encryption needs, looked up once
+            self._sealing.extend((f"{_PREFIX}{self.current}:", self._ciphers[self.current]))
         if len(self.index_key) != KEY_BYTES:
             raise KeyringError(f"the index key has {len(self.index_key)} bytes, needs 32")
         padded = self.index_key.ljust(hashlib.sha256().block_size, b"\0")
@@ -103,10 +106,11 @@ class Keyring:
     def encrypt(self, value: str) -> str:
         if self.current is None:
             return value
+        prefix: str = self._sealing[0]
+        cipher: AESGCM = self._sealing[1]
         nonce = os.urandom(_NONCE)
-        sealed = self._ciphers[self.current].encrypt(nonce, value.encode(), None)
-        body = binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
-        return f"{_PREFIX}{self.current}:{body}"
+        sealed = cipher.encrypt(nonce, value.encode(), None)
+        return prefix + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
 
     def decrypt(self, stored: str) -> str:
         # No prefix: plaintext written before migration 0010 (or by the baseline).
