@@ -62,8 +62,8 @@ class Keyring:
     baseline only) and the index key. `origin` says where they came from, for messages."""
 
     current: str | None
-    keys: Mapping[str, bytes]
-    index_key: bytes
+    keys: Mapping[str, bytes] = field(repr=False)  # never in a log or a traceback
+    index_key: bytes = field(repr=False)
     origin: str = "given"
     _ciphers: dict[str, AESGCM] = field(default_factory=dict, compare=False, repr=False)
     # HMAC's two padded-key hash states, computed once (RFC 2104): each hash then copies them

@@ -450,3 +450,9 @@ async def test_an_encrypted_column_is_never_compared_and_its_hash_fills_itself(
         by_url = await uow.mentions.find_by_url(URL)
     assert by_id is not None and by_id.text == TEXT
     assert by_url is not None and by_url.id == by_id.id
+
+
+def test_a_keyring_never_shows_its_keys() -> None:
+    ring = keyring("a")
+    shown = repr(ring)
+    assert "a......" not in shown and "iiii" not in shown and "current='a'" in shown
