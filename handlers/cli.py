@@ -397,6 +397,8 @@ def keys_rotate(
         raise typer.Exit(code=2) from None
 
     def show(state: TableRotation) -> None:
+        if not state.finished and state.rows % 10_000 >= batch:
+            return  # a line per 10,000 rows and one when the table is done
         out.print(
             f"  {state.table}: {state.rows:,} rows read, {state.rewritten:,} values re-encrypted",
             highlight=False,

@@ -30,6 +30,7 @@ class TableRotation:
     rows: int = 0
     rewritten: int = 0  # values moved to the current key
     changed_meanwhile: int = 0  # values the bot replaced between our read and our write
+    finished: bool = False
 
 
 def encrypted_columns() -> dict[Table, list[str]]:
@@ -82,6 +83,8 @@ async def rotate_keys(
             after = rows[-1][0]
             state.rows += len(rows)
             progress(state)
+        state.finished = True
+        progress(state)
         done.append(state)
     return done
 
