@@ -281,3 +281,8 @@ class EventKind(StrEnum):
     REMINDED = "reminded"  # an SLA reminder or breach notice went out
     FOLLOW_UP_ASKED = "follow_up_asked"  # the bot asked to show the result
     MARKED_NEGATIVE = "marked_negative"  # staff opened it from a missed mention (/negative)
+    AUTHOR_MERGED = "author_merged"  # two author cards became one (payload: keep, gone, why)
+    # Erasure (bot/cases/erasure.py): who erased what and when, no personal data. Only events
+    # of these kinds may redact earlier events (store/audit.py ERASURE_KINDS).
+    AUTHOR_FORGOTTEN = "author_forgotten"
+    RETENTION_ERASED = "retention_erased"

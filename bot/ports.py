@@ -6,11 +6,12 @@ and commits once, so a state change and the messages it causes land together or 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention, Sentiment
 
@@ -23,6 +24,22 @@ if TYPE_CHECKING:
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
     from bot.sla.timers import Timer
+
+
+_Result = TypeVar("_Result")
+
+
+class Offload(Protocol):
+    """Runs CPU-bound work (classifying and routing a batch) away from the event loop, so
+    /healthz, the outbox, polling and the scheduler keep running meanwhile. The composition
+    root injects its pool; `asyncio.to_thread` is the default."""
+
+    def __call__(self, work: Callable[[], _Result], /) -> Awaitable[_Result]: ...
+
+
+def in_thread(work: Callable[[], _Result], /) -> Awaitable[_Result]:
+    """The default Offload: the event loop's default thread pool."""
+    return asyncio.to_thread(work)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +202,14 @@ class AuthorRepository(Protocol):
 
 class EventRepository(Protocol):
     async def append(self, events: Sequence[Event]) -> None: ...
+    async def record(self, event: Event) -> int:
+        """Append one event at once; its id (an erasure names it in what it redacts)."""
+        ...
+
+    async def erasures_of(self, kind: str, key: str, value: object) -> list[Event]:
+        """Events of `kind` whose payload holds `key` = `value`, oldest first."""
+        ...
+
     async def for_case(self, case_id: int) -> list[Event]: ...
     async def of_kind(self, kind: str, since: datetime | None = None) -> list[Event]:
         """Every event of one kind (e.g. reroute), oldest first."""
@@ -215,8 +240,9 @@ class OutboxRepository(Protocol):
 
     async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None: ...
     async def mark_failed(self, item_id: int, now: datetime, error: str) -> None: ...
-    async def requeue_in_flight(self) -> int:
-        """After a crash: items that were being sent go back to pending. Returns the count."""
+    async def requeue_in_flight(self, keep: Collection[int] = ()) -> int:
+        """After a crash: items that were being sent go back to pending, except the ids in
+        `keep` (still in the worker's hands). Returns the count."""
         ...
 
     async def get(self, item_id: int) -> OutboxItem | None: ...
@@ -342,6 +368,63 @@ class TimerRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ErasureCounts:
+    """What one erasure removed or rewrote: the audit stub's payload (no personal data)."""
+
+    authors: int = 0  # cards emptied
+    identities: int = 0  # deleted
+    mentions: int = 0
+    cases: int = 0  # case fields that held personal data
+    drafts: int = 0
+    outbox: int = 0  # items whose payload held personal data
+    blobs: int = 0
+    events: int = 0  # earlier events whose personal part was redacted
+
+    def as_payload(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class ErasurePlan(Protocol):
+    """What an erasure will do, found before its audit stub is written (the stub's id is
+    what the redacted events point to, so it must come first)."""
+
+    @property
+    def counts(self) -> ErasureCounts: ...
+    @property
+    def case_ids(self) -> Sequence[int]:
+        """Cases whose cards showed the erased data: they are redrawn."""
+        ...
+
+    @property
+    def empty(self) -> bool: ...
+
+
+class ErasureRepository(Protocol):
+    """Erasing personal data everywhere it is stored (store/repos/erasure.py)."""
+
+    async def plan_author(self, author_id: int) -> ErasurePlan: ...
+    async def plan_retention(self, cutoff: datetime, limit: int) -> ErasurePlan:
+        """The next `limit` closed cases closed before `cutoff`, and the mentions without a
+        case received before it, that retention has not erased yet."""
+        ...
+
+    async def apply(self, plan: ErasurePlan) -> None:
+        """Erase what the plan found, but for the events."""
+        ...
+
+    async def redact_events(self, plan: ErasurePlan, by_event: int) -> None:
+        """Redact the events the plan found, on the order of event `by_event` (an erasure
+        kind, recorded after `apply`: the audit chain stays locked only from there to the
+        commit)."""
+        ...
+
+    async def reclaim(self) -> None:
+        """After the commit: let the database forget the old values too (SQLite: checkpoint
+        the write-ahead log; PostgreSQL: vacuum the tables touched)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     # Read-only members: an implementation may hold its own repository classes (protocol
     # attributes would be invariant), and no caller swaps a repository out.
@@ -371,6 +454,8 @@ class UnitOfWork(Protocol):
     def crises(self) -> CrisisRepository: ...
     @property
     def timers(self) -> TimerRepository: ...
+    @property
+    def erasure(self) -> ErasureRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

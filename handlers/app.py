@@ -7,13 +7,16 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.cases.erasure import Erasure
 from bot.cases.grouping import IntakeResult
 from bot.cases.replies import ReplyCatalog
 from bot.cases.service import CaseService
@@ -48,6 +51,7 @@ from handlers.ingest.feeds import FeedPoller
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
 from handlers.jobs.model import ModelJobs
+from handlers.jobs.retention import RetentionJobs
 from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
 from store.db import Database
@@ -55,6 +59,7 @@ from store.db import Database
 log = logging.getLogger("otklik")
 
 TRIAGE_CHECK_S = 60.0
+_Result = TypeVar("_Result")
 
 
 class App:
@@ -106,6 +111,8 @@ class App:
             sla=self.sla_engine,
             on_timers=self._timer_planned,
         )
+        self.erasure = Erasure(self.database.uow, self.clock, self.cases)
+        self.retention_jobs = RetentionJobs(self.erasure, config.retention, config.tz)
         self.crises = CrisisService(
             self.database.uow,
             self.clock,
@@ -162,6 +169,7 @@ class App:
             digests=self.digests,
             intake=self.intake,  # /case explains with the model intake uses now
             triage=self.triage,
+            erasure=self.erasure,
         )
         self.model_jobs = ModelJobs(
             self.database.reader,
@@ -194,9 +202,20 @@ class App:
         self.feeds: FeedPoller | None = None
         if config.feeds:
             self.feeds = FeedPoller(config.feeds, self.intake, self.cases, self.clock)
+        # Classifying and routing a batch runs here, off the event loop (bot/intake/bulk.py).
+        # Threads, not processes, by measurement (README, "Crash safety and runtime"); one
+        # thread: the GIL makes two classifications at once no faster.
+        self._cpu: ThreadPoolExecutor | None = None
         self._stop = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+
+    def health(self) -> str | None:
+        """None while the bot can do its work; otherwise why not (/healthz answers 503)."""
+        task = self._worker_task
+        if task is None or task.done():
+            return "outbox worker is not running"
+        return self.worker.health()
 
     def adapter(self, name: str) -> ChatAdapter | None:
         """The running messenger of that transport, if it is configured."""
@@ -204,6 +223,7 @@ class App:
 
     async def start(self) -> None:
         await self.database.upgrade()
+        self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otklik-classify")
         self._warn_about_missing_transports()
         await self.cases.ensure_cards()
         self._stop.clear()
@@ -215,6 +235,7 @@ class App:
         self._start_triage()
         await self._start_digests()
         self.model_jobs.schedule(self.scheduler)
+        self.retention_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
         services = ChatServices(
@@ -251,6 +272,9 @@ class App:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._cpu is not None:
+            self._cpu.shutdown(wait=False, cancel_futures=True)  # its thread ends after its batch
+            self._cpu = None
         await self.database.dispose()
 
     async def _start_sla(self) -> None:
@@ -297,6 +321,9 @@ class App:
         ):
             self.triage.poke()
 
+    def _offload(self, work: Callable[[], _Result], /) -> Awaitable[_Result]:
+        return asyncio.get_running_loop().run_in_executor(self._cpu, work)
+
     def _warn_about_missing_transports(self) -> None:
         if not self.transports:
             log.warning(self.texts.t("startup.no_transport"))
@@ -325,7 +352,9 @@ class App:
                 self.clock,
                 self.playbook.routing.author_labels,
                 self._mention_received,
+                offload=self._offload,
             ),
+            health=self.health,
         )
         self._runner = web.AppRunner(api.app(), access_log=None)
         await self._runner.setup()

@@ -22,6 +22,7 @@ from bot.messages.texts import check_templates
 from bot.ports import SentimentCorrection
 from bot.settings.config import Config, ConfigError, load_config
 from bot.settings.playbook import Playbook, PlaybookError, load_playbook
+from store.audit import ChainReport
 from store.db import Database
 
 app = typer.Typer(
@@ -31,6 +32,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 app.add_typer(db_app, name="db")
 authors_app = typer.Typer(no_args_is_help=True, help="Author cards.")
 app.add_typer(authors_app, name="authors")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit trail: check and export it.")
+app.add_typer(audit_app, name="audit")
 model_app = typer.Typer(no_args_is_help=True, help="The learned models: sentiment and router.")
 app.add_typer(model_app, name="model")
 keys_app = typer.Typer(no_args_is_help=True, help="Keys that encrypt personal data at rest.")
@@ -79,12 +82,18 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
     return config, playbook
 
 
-def _load_or_exit(config_path: Path) -> tuple[Config, Playbook]:
+def _load_or_exit(config_path: Path, *, serving: bool = False) -> tuple[Config, Playbook]:
+    """`serving`: the config will answer the network (`run`, and `check-config` for it), so
+    API tokens must be hard to guess too."""
     try:
-        return load_all(config_path)
+        config, playbook = load_all(config_path)
+        weak = config.api.weak_tokens() if serving else []
+        if weak:
+            raise SetupError("\n".join(f"{config_path}: {path}: {msg}" for path, msg in weak))
     except SetupError as error:
         err.print(f"[bold red]Configuration is not valid[/]\n{error}", highlight=False)
         raise typer.Exit(code=2) from None
+    return config, playbook
 
 
 @app.command()
@@ -96,7 +105,7 @@ def version() -> None:
 @app.command("check-config")
 def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     """Validate the config, the playbook and the templates, and summarise them."""
-    cfg, playbook = _load_or_exit(config)
+    cfg, playbook = _load_or_exit(config, serving=True)
     out.print(f"[bold green]OK[/] {config}: locale {cfg.locale}, timezone {cfg.timezone}")
     out.print(
         f"Telegram: {'on' if cfg.telegram_enabled else 'off'}; "
@@ -360,6 +369,131 @@ def authors_merge(
     out.print(f"author {gone} merged into {keep}")
 
 
+@authors_app.command("forget")
+def authors_forget(
+    author_id: Annotated[int, typer.Argument(help="The author card whose person is forgotten")],
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Erase one author's personal data everywhere (cannot be undone; audited; idempotent)."""
+    from bot.cases.erasure import Erasure, Forgotten
+    from bot.cases.service import CaseService
+    from bot.clock import SystemClock
+    from bot.model import GlobalRole
+    from bot.staff.directory import Directory
+    from bot.staff.rights import Actor
+
+    cfg, playbook = _load_or_exit(config)
+    # Whoever runs the command line administers the installation.
+    admin = Actor("cli", "otklik authors forget", global_roles=frozenset({GlobalRole.ADMIN}))
+
+    async def forget() -> Forgotten | str | None:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            clock = SystemClock()
+            cases = CaseService(
+                database.uow,
+                clock,
+                Directory(cfg),
+                cfg.tz,
+                coordination=cfg.coordination_department,
+                policy=playbook.routing,
+            )
+            result = await Erasure(database.uow, clock, cases).forget(author_id, admin)
+            if result is None or isinstance(result, Forgotten):
+                return result
+            return f"{result.code}: {result.params}"
+        finally:
+            await database.dispose()
+
+    result = asyncio.run(forget())
+    if not isinstance(result, Forgotten):
+        err.print(f"cannot forget author {author_id}: {result or 'no such author'}")
+        raise typer.Exit(code=1)
+    if result.already:
+        out.print(
+            f"author {author_id} was forgotten already (event {result.event_id}); nothing to do"
+        )
+        return
+    erased = ", ".join(f"{name} {count}" for name, count in result.counts.as_payload().items())
+    out.print(f"author {author_id} forgotten (event {result.event_id}): {erased}", highlight=False)
+
+
+def _config_or_exit(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as error:
+        err.print(str(error), highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOption = Path("config.yaml")) -> None:
+    """Check the hash chain of every event; exit 1 naming the first event that breaks it."""
+    cfg = _config_or_exit(config)
+
+    async def verify() -> ChainReport:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            async with database.reader() as uow:
+                return await uow.events.verify()
+        finally:
+            await database.dispose()
+
+    found = asyncio.run(verify())
+    if not found.ok:
+        err.print(
+            f"audit chain BROKEN at event {found.broken_at}: {found.reason} "
+            f"({found.checked} event(s) before it verify)",
+            highlight=False,
+        )
+        raise typer.Exit(code=1)
+    out.print(f"audit chain OK: {found.checked} event(s), head {found.head}", highlight=False)
+
+
+@audit_app.command("export")
+def audit_export(
+    date_from: Annotated[
+        str, typer.Option("--from", help="First day, YYYY-MM-DD, in the organisation's time zone")
+    ],
+    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD, included")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or xlsx")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file (default audit-FROM-TO.EXT)")
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Export the events of a period with their chain fields (jsonl, csv or xlsx)."""
+    from bot.reports.export import export_period
+    from handlers.reports.audit import AuditFormat, write_audit
+
+    first, last = _report_date(date_from, "--from"), _report_date(date_to, "--to")
+    if last < first:
+        err.print(f"--to {last} is before --from {first}", highlight=False)
+        raise typer.Exit(code=2)
+    try:
+        kind = AuditFormat(fmt.lower())
+    except ValueError:
+        choices = ", ".join(f.value for f in AuditFormat)
+        err.print(f"--format: expected one of {choices}, got {fmt!r}", highlight=False)
+        raise typer.Exit(code=2) from None
+    cfg = _config_or_exit(config)
+    path = output or Path(f"audit-{first}-{last}.{kind.value}")
+
+    async def export() -> int:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            done = await write_audit(database, export_period(first, last, cfg.tz), kind, path)
+            return done.events
+        finally:
+            await database.dispose()
+
+    count = asyncio.run(export())
+    out.print(f"{path}: {count} event(s)", highlight=False)
+
+
 @keys_app.command("generate")
 def keys_generate(
     key_id: Annotated[
@@ -569,7 +703,7 @@ def run(config: ConfigOption = Path("config.yaml")) -> None:
     """Run the bot: transports, API, scheduler and outbox worker."""
     from handlers.app import run_forever  # imported late: the other commands stay light
 
-    cfg, playbook = _load_or_exit(config)
+    cfg, playbook = _load_or_exit(config, serving=True)
     logging.basicConfig(
         level=cfg.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

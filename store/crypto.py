@@ -113,7 +113,7 @@ class Keyring:
         return prefix + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
 
     def decrypt(self, stored: str) -> str:
-        # No prefix: plaintext written before migration 0010 (or by the baseline).
+        # No prefix: plaintext written before migration 0011 (or by the baseline).
         if not stored.startswith(_PREFIX):
             return stored
         _, key_id, body = stored.split(":", 2)
@@ -227,6 +227,8 @@ def load_keyring(url: str, environ: Mapping[str, str]) -> Keyring:
     index = environ.get(INDEX_KEY_ENV, "").strip()
     parsed = make_url(url)
     database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if database and parsed.query.get("uri"):  # `file:/path?mode=ro`: the file is the path
+        database = database.removeprefix("file:")
     key_file = key_file_for(database) if database and database != ":memory:" else None
     if data or index:
         if not (data and index):

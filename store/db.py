@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -30,6 +31,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, cache_mib: int | None =
     if cache_mib is not None:
         cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")  # negative: KiB
     cursor.close()
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file, created readable by the bot's user alone (0600): it holds citizens'
+    personal data. SQLite gives its -wal and -shm files the database file's mode. A file an
+    older version left world-readable is tightened."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        # Not ours to change (another user's file, read only): SQLite decides as before.
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if part.stat().st_mode & 0o077:
+                part.chmod(0o600)
 
 
 def alembic_config(url: str | None = None) -> AlembicConfig:
@@ -64,7 +80,12 @@ class Database:
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # A URI filename (`file:/path?mode=ro`, with uri=true) names the file after "file:";
+            # a read-only one is opened as it is, never created.
+            uri = bool(parsed.query.get("uri"))
+            path = Path(parsed.database.removeprefix("file:") if uri else parsed.database)
+            if parsed.query.get("mode") != "ro":
+                _private_file(path)
         if not crypto.pinned():
             crypto.install(keyring or crypto.load_keyring(url, os.environ))
         self.keyring = crypto.keyring()

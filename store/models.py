@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -18,9 +19,11 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncAttrs
@@ -29,6 +32,7 @@ from sqlalchemy.sql import ClauseElement, operators
 from sqlalchemy.sql.operators import OperatorType
 
 from store import crypto
+from store.audit import trigger_statements
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -336,10 +340,15 @@ class DraftRow(Base):
 
 
 class EventRow(Base):
-    """Append-only: rows are inserted, never updated or deleted."""
+    """Append-only, hash-chained (store/audit.py): the database refuses UPDATE and DELETE
+    (triggers, migration 0010) except erasure's redaction of the personal part of a row."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_case", "case_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_case", "case_id", "id"),
+        # One successor per event: two writers can never both extend the same head.
+        UniqueConstraint("prev_hash", name="uq_events_prev_hash"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # Nullable: a refused press on an unknown case is audited too.
@@ -350,6 +359,18 @@ class EventRow(Base):
     from_state: Mapped[str | None] = mapped_column(String(32))
     to_state: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    seal: Mapped[str] = mapped_column(String(64))  # sha256(nonce, actor and payload)
+    nonce: Mapped[str | None] = mapped_column(String(32))  # None once redacted
+    redacted_by: Mapped[int | None] = mapped_column(BigInteger)  # the erasure event's id
+
+
+@event.listens_for(EventRow.__table__, "after_create")
+def _append_only(table: Table, connection: Connection, **_: Any) -> None:
+    # Migrations create the triggers (0010); this gives them to Base.metadata.create_all too.
+    for statement in trigger_statements(connection.dialect.name):
+        connection.exec_driver_sql(statement)
 
 
 class OutboxRow(Base):
@@ -357,6 +378,8 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_queue", "status", "transport", "chat", "urgency", "id"),
         Index("ix_outbox_target", "transport", "chat", "ref_key", "status"),
+        # Erasure finds the messages about a person's cases (store/repos/erasure.py).
+        Index("ix_outbox_case", "case_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

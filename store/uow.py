@@ -13,6 +13,7 @@ from store.repos.authors import SqlAuthorRepository
 from store.repos.blobs import SqlBlobRepository
 from store.repos.cases import SqlCaseRepository
 from store.repos.crises import SqlCrisisRepository
+from store.repos.erasure import SqlErasureRepository
 from store.repos.events import SqlEventRepository
 from store.repos.kv import SqlKeyValueRepository
 from store.repos.links import SqlLinkRepository
@@ -82,6 +83,7 @@ class SqlUnitOfWork:
         self.timers = SqlTimerRepository(session)
         self.reports = SqlReportRepository(session)
         self.crises = SqlCrisisRepository(session)
+        self.erasure = SqlErasureRepository(session, self.events)
         return self
 
     async def __aexit__(
@@ -103,6 +105,7 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._session is not None
+        await self.events.flush()  # appended events join the audit chain last (events.py)
         await self._session.commit()
 
     @property

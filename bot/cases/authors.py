@@ -12,7 +12,16 @@ from datetime import datetime
 
 from bot.cases.lifecycle import DomainError, InvalidInput, NoRight
 from bot.clock import Clock
-from bot.model import Author, AuthorLabel, GlobalRole, Mention, Sentiment
+from bot.model import (
+    SYSTEM_ACTOR,
+    Author,
+    AuthorLabel,
+    Event,
+    EventKind,
+    GlobalRole,
+    Mention,
+    Sentiment,
+)
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.routing_rules import AuthorLabelsConfig
 from bot.staff.rights import Actor
@@ -40,7 +49,7 @@ async def author_of(uow: UnitOfWork, mention: Mention, now: datetime) -> Author:
     identities = (mention.author, *mention.linked)
     owners = await uow.links.authors_of([(i.channel, i.external_id) for i in identities])
     for gone in owners[1:]:
-        await uow.links.merge_authors(owners[0], gone)
+        await merge_cards(uow, owners[0], gone, SYSTEM_ACTOR, now, "linked identities")
     author = await uow.authors.get(owners[0]) if owners else None
     if author is None:
         author = await uow.authors.add(
@@ -68,6 +77,16 @@ async def count_mention(uow: UnitOfWork, author: Author, mention: Mention, now: 
     )
     await uow.authors.save(author)
     return author
+
+
+async def merge_cards(
+    uow: UnitOfWork, keep: int, gone: int, actor: str, now: datetime, why: str
+) -> None:
+    """Card `gone` becomes part of `keep`, and the audit trail says so: every merge, the
+    administrator's and the automatic ones, goes through here."""
+    await uow.links.merge_authors(keep, gone)
+    payload = {"keep": keep, "gone": gone, "why": why}
+    await uow.events.append([Event(None, now, actor, EventKind.AUTHOR_MERGED, None, None, payload)])
 
 
 def recount(author: Author, before: Sentiment | None, after: Sentiment) -> Author:
@@ -142,7 +161,7 @@ class AuthorLabels:
         async with self._uow() as uow:
             if await uow.authors.get(keep) is None or await uow.authors.get(gone) is None:
                 return InvalidInput(field="author", limit=None)
-            await uow.links.merge_authors(keep, gone)
+            await merge_cards(uow, keep, gone, actor.id, now, "administrator")
             merged = await uow.authors.get(keep)
             assert merged is not None
             await self.relabel(uow, merged, now)

@@ -82,7 +82,7 @@ class Cards:
 
     def publishable(self, mention: Mention) -> bool:
         """Whether the bot itself can post the answer where the mention was written."""
-        origin = origin_of(mention)
+        origin = origin_of(mention, self._directory.discussion_chats)
         return origin is not None and origin.transport in self._directory.transports
 
     def view(
@@ -201,7 +201,7 @@ class Cards:
 
     def _public_reply(self, case: Case, mention: Mention, now: datetime) -> OutboxItem:
         """The approved answer, posted under the mention itself."""
-        origin = origin_of(mention)
+        origin = origin_of(mention, self._directory.discussion_chats)
         approved = case.approved_draft
         assert origin is not None and approved is not None
         return OutboxItem(

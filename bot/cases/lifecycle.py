@@ -8,6 +8,7 @@ asks a person for a draft, a note or a choice (bot/cases/prompts.py).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -298,9 +299,18 @@ def _release(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Han
     return replace(case, state=S.NEW, assignee=None), [event]
 
 
+# Direction marks, zero-width joiners, controls, separators and lone combining marks: a
+# draft of only these would be an empty public reply (Telegram drops several of them).
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def _visible(ch: str) -> bool:
+    return unicodedata.category(ch) not in _INVISIBLE
+
+
 def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
     text = (req.text or "").strip()
-    if not text:
+    if not any(_visible(ch) for ch in text):  # "\u202a" alone: Telegram posts nothing
         raise MissingInput(field="text")
     if req.action is Action.USE_TEMPLATE and not req.template_id:
         raise MissingInput(field="template_id")

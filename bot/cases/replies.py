@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,11 +28,17 @@ class Origin:
     message_id: str
 
 
-def origin_of(mention: Mention) -> Origin | None:
+def origin_of(mention: Mention, discussion_chats: Collection[str]) -> Origin | None:
+    """Where the answer to `mention` can be posted: under the comment itself, if it is one
+    in a configured discussion group. The external id is data: a mention stored under the
+    source name by anyone but the Telegram adapter (an API source called "telegram" before
+    such names were refused) must not choose the chat the bot posts into."""
     if mention.source != TELEGRAM_COMMENT_SOURCE:
         return None
     chat, _, message_id = mention.external_id.partition(":")
     if not (chat.lstrip("-").isdigit() and message_id.isdigit()):
+        return None
+    if chat not in discussion_chats:
         return None
     return Origin("telegram", chat, message_id)
 

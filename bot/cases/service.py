@@ -33,7 +33,7 @@ from bot.cases.replies import ReplyCatalog
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import Destination, OutboxItem, OutboxOp
-from bot.messages.views import MenuOption, View
+from bot.messages.views import MenuOption, View, card_ref
 from bot.model import (
     MAX_MENTION_TEXT,
     SYSTEM_ACTOR,
@@ -483,6 +483,33 @@ class CaseService:
         configured after cases arrived). Idempotent: keys match the ones intake uses."""
         async with self._uow() as uow:
             queued = await uow.outbox.enqueue(await self._cards.missing(uow, self._clock.now()))
+            await uow.commit()
+        if queued:
+            self._on_outbox()
+        return queued
+
+    async def redraw_cards(self, case_ids: Sequence[int], reason: str) -> int:
+        """Redraw these cases' cards in every chat of their department (after an erasure the
+        chats' copies lose the erased data too). `reason` keeps the edits' keys new."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            firsts = await uow.mentions.first_of_cases(list(case_ids))
+            authors = await uow.authors.cards_of(
+                sorted({m.author_id for m in firsts.values() if m.author_id})
+            )
+            items: list[OutboxItem] = []
+            for case_id, first in sorted(firsts.items()):
+                case = await uow.cases.get(case_id)
+                if case is None:
+                    continue
+                author = authors.get(first.author_id or 0)
+                view = self._cards.view(case, first, author)
+                ref = card_ref(case_id, case.department)
+                key = f"{ref}:edit:{reason}"
+                items += self._cards.for_all(
+                    case.department, OutboxOp.EDIT, view, ref, case, now, key
+                )
+            queued = await uow.outbox.enqueue(items)
             await uow.commit()
         if queued:
             self._on_outbox()

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.cases.cards import card_view
+from bot.cases.erasure import Erasure
 from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.service import CaseService, CaseThread
 from bot.crisis.service import CrisisService
@@ -36,6 +37,7 @@ COMMANDS = (
     "help",
     "whoami",
     "merge",
+    "forget",
 )
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
 
@@ -51,7 +53,9 @@ class Answers:
         intake: MentionIntake | None = None,
         sentiment: ModelClassifier | None = None,
         triage: TriageBoard | None = None,
+        erasure: Erasure | None = None,
     ) -> None:
+        self._erasure = erasure  # /forget: an author's personal data erased
         self._triage = triage  # /negative and /notnegative keep the triage list up to date
         self._intake = intake  # /negative opens a case as intake would
         self._sentiment = sentiment  # /case: why the model called the mention negative
@@ -198,6 +202,29 @@ class Answers:
         if error is None:
             return notice_view("ui.merged", keep=keep, gone=gone)
         return refusal_view(error)
+
+    async def forget(self, actor: Actor, author_id: int | None) -> View:
+        """/forget N: author card N's personal data erased everywhere (administrators)."""
+        if not actor.is_staff:
+            return notice_view("ui.not_staff")
+        if author_id is None or self._erasure is None:
+            return notice_view("ui.usage_forget")
+        result = await self._erasure.forget(author_id, actor)
+        if result is None:
+            return notice_view("ui.unknown_author", author_id=author_id)
+        if isinstance(result, DomainError):
+            return refusal_view(result)
+        if result.already:
+            return notice_view("ui.already_forgotten", author_id=author_id)
+        erased = result.counts
+        return notice_view(
+            "ui.forgotten",
+            author_id=author_id,
+            mentions=erased.mentions,
+            drafts=erased.drafts,
+            messages=erased.outbox,
+            events=erased.events,
+        )
 
     def _thread_context(self, thread: CaseThread) -> dict[str, Any]:
         case, mention = thread.case, thread.mentions[0]

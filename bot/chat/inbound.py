@@ -399,6 +399,9 @@ class Inbound:
                 words = args.split()
                 keep, gone = (case_number(w) for w in [*words, "", ""][:2])
                 return await answers.merge(actor, keep, gone)
+            case "forget":
+                words = args.split()
+                return await answers.forget(actor, case_number(words[0] if words else None))
             case "escalate":
                 first, _, rest = args.partition(" ")
                 case_id, reason = case_number(first), rest.strip()

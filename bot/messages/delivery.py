@@ -5,11 +5,17 @@ chats proceed in parallel. An item is claimed (pending -> sending) in its own tr
 before the transport is called and settled in another after, so a crash leaves at most the
 in-flight items to re-send at start (`recover`). Transports that support idempotent sends
 (Matrix transaction ids) get the item's idempotency key and drop such repeats themselves.
+
+A database error never strands an item: a delivery whose outcome cannot be written is kept
+in memory and settled again on every cycle until it is (the item stays `sending`, so its chat
+waits rather than overtaking it). The worker supervises itself: a failed cycle or start is
+logged, backed off and retried, and `health()` says why it is failing for /healthz.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -41,6 +47,7 @@ QUEUE_URGENCY = 100  # the queue message goes before everything it lists
 QUEUE_REFRESH = timedelta(seconds=15)  # it costs a message of the chat's budget each time
 QUEUE_LISTED = 15
 BACKLOG_CHECK = timedelta(seconds=1)
+RESTART_CAP_S = 30.0  # a worker that keeps failing to start tries again at least this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,16 @@ class RetryPolicy:
         if self.jitter:
             delay *= random.uniform(1 - self.jitter, 1 + self.jitter)
         return delay
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What the transport answered for one claimed item, until it is written down."""
+
+    item: OutboxItem
+    delivery: Delivery
+    result: DeliveryResult | None
+    error: Exception | None
 
 
 @dataclass(slots=True)
@@ -90,15 +107,35 @@ class OutboxWorker:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._queues: dict[tuple[str, str], datetime] = {}  # chats showing a queue message
         self._watched_at: datetime | None = None
+        # Delivered (or refused) but not yet written down: the database failed meanwhile.
+        self._unsettled: dict[int, _Outcome] = {}
+        self._settling = asyncio.Lock()
+        self._failure: str | None = None  # why the last cycle or settlement failed
+        self.restarts = 0  # how often the worker started again after a failure
+        self._restart_streak = 0  # restarts since the last good start: the backoff grows
         self.stats = DeliveryStats()
+
+    def health(self) -> str | None:
+        """None while the worker delivers; otherwise why it cannot (for /healthz)."""
+        if self._failure is not None:
+            return self._failure
+        if self._unsettled:
+            return f"{len(self._unsettled)} delivered message(s) not yet recorded"
+        return None
+
+    def _failed(self, what: str, error: BaseException) -> None:
+        self._failure = f"{what}: {type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
 
     def wake(self) -> None:
         """Called after a commit that queued messages, so they go out without waiting a poll."""
         self._wake.set()
 
     async def recover(self) -> int:
+        """Items left `sending` by a crash (or by a cycle this worker lost) go back to pending,
+        except those this worker still has in hand."""
+        keep = set(self._in_flight) | set(self._unsettled)
         async with self._uow() as uow:
-            count = await uow.outbox.requeue_in_flight()
+            count = await uow.outbox.requeue_in_flight(keep)
             await uow.commit()
         if count:
             log.warning(
@@ -107,27 +144,58 @@ class OutboxWorker:
         return count
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop`. Supervised: whatever escapes a cycle (a database that is down
+        or read-only at start) is logged and the worker starts again after a backoff."""
+        while not stop.is_set():
+            try:
+                await self._serve(stop)
+            except Exception as error:
+                self.restarts += 1
+                self._restart_streak += 1
+                self._failed("outbox worker stopped", error)
+                delay = min(RESTART_CAP_S, self._policy.delay(self._restart_streak))
+                log.exception("outbox: worker failed; restarting in %.1f s", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        await self.drain()
+        try:  # what the database refused until now; else it is sent again at the next start
+            await self._settle_unsettled()
+        except Exception:
+            log.exception("outbox: %d delivered message(s) left unrecorded", len(self._unsettled))
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         await self.recover()
+        self._restart_streak = 0
+        failures = 0
         while not stop.is_set():
             self._wake.clear()  # before dispatching, so a wake-up during it is not lost
             try:
                 await self._dispatch()
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("outbox: dispatch failed")
-            waiters: list[asyncio.Future[Any]] = [
-                asyncio.ensure_future(self._wake.wait()),
-                asyncio.ensure_future(stop.wait()),
-            ]
-            waiters.extend(self._in_flight.values())
-            await asyncio.wait(
-                waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in waiters[:2]:
-                waiter.cancel()
+            except Exception as error:  # the loop must survive a database hiccup
+                failures += 1
+                self._failed("outbox dispatch failed", error)
+                log.exception("outbox: dispatch failed (%d in a row)", failures)
+            else:
+                failures = 0
+                if not self._unsettled:
+                    self._failure = None
+            stopping = asyncio.ensure_future(stop.wait())
+            waiters: list[asyncio.Future[Any]] = [stopping]
+            timeout = self._poll_interval_s
+            if failures:  # a failing database is asked again after a backoff, not at every wake
+                timeout = min(RESTART_CAP_S, self._policy.delay(failures))
+            else:
+                waiters.append(asyncio.ensure_future(self._wake.wait()))
+                waiters.extend(self._in_flight.values())
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not failures:
+                waiters[1].cancel()
         await self.drain()
 
     async def run_once(self) -> int:
         """Deliver every item that is due now, chat by chat, until nothing is due. For tests."""
+        await self._settle_unsettled()
         before = self.stats.delivered + self.stats.failed + self.stats.retried
         while await self._dispatch():
             await self.drain()
@@ -140,6 +208,7 @@ class OutboxWorker:
 
     async def _dispatch(self) -> int:
         """Claim the due head of every idle chat queue and start delivering it."""
+        await self._settle_unsettled()  # raises while the database still fails
         now = self._clock.now()
         if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
             self._watched_at = now
@@ -261,15 +330,30 @@ class OutboxWorker:
             except Exception as exc:
                 log.exception("outbox: %s delivery of item %d raised", item.transport, item.id)
                 error = exc
-        await self._settle(item, delivery, result, error)
+        outcome = _Outcome(item, delivery, result, error)
+        try:
+            await self._settle(outcome)
+        except Exception as failure:
+            # Kept: the next cycle writes it down; the item stays `sending` meanwhile.
+            self._unsettled[item.id] = outcome
+            self._failed(f"outbox could not record item {item.id}", failure)
+            log.exception("outbox: item %d was delivered but could not be recorded", item.id)
 
-    async def _settle(
-        self,
-        item: OutboxItem,
-        delivery: Delivery,
-        result: DeliveryResult | None,
-        error: Exception | None,
-    ) -> None:
+    async def _settle_unsettled(self) -> None:
+        """Write down the outcomes a failing database refused earlier, oldest first."""
+        async with self._settling:  # run_once and the running loop may both get here
+            for item_id in sorted(self._unsettled):
+                await self._settle(self._unsettled[item_id])
+                del self._unsettled[item_id]
+                log.info("outbox: item %d recorded after a database failure", item_id)
+
+    async def _settle(self, outcome: _Outcome) -> None:
+        item, delivery, result, error = (
+            outcome.item,
+            outcome.delivery,
+            outcome.result,
+            outcome.error,
+        )
         assert item.id is not None
         now = self._clock.now()
         async with self._uow() as uow:

@@ -23,6 +23,7 @@ pins the keys of every kind).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -205,6 +206,29 @@ View = (
     | TriageView
     | PhotoView
 )
+
+
+# No chat network can carry these: a lone surrogate is not UTF-8 at all (the HTTP client fails
+# before sending), and a NUL ends a tag's attribute for Telegram's parser ("Unclosed start
+# tag"). Each becomes U+FFFD: one UTF-16 unit for one, so length limits still hold.
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def sendable(view: View) -> View:
+    """The view with every string made sendable; renderers start here. Texts come from
+    outside (mentions, names, URLs, drafts) and may hold anything JSON can."""
+    return cast(View, _sendable(view))
+
+
+def _sendable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSENDABLE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {key: _sendable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_sendable(item) for item in value]
+    return value
 
 
 def as_view(payload: Mapping[str, Any]) -> View:

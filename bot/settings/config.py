@@ -202,6 +202,15 @@ class ModelConfig(StrictModel):
     _relative_to_config = field_validator("path")(_resolve_against_config)
 
 
+class RetentionConfig(StrictModel):
+    """How long citizens' personal data is kept (bot/cases/erasure.py, a daily job)."""
+
+    # Personal data of cases closed longer ago than this, and of mentions that opened no case
+    # received before then, is erased. None: kept until `otklik authors forget`.
+    personal_data_months: Annotated[int, Field(ge=1, le=1200)] | None = None
+    cron: _Cron = "45 3 * * *"  # when the daily pass runs, in the organisation's time zone
+
+
 class OutboxConfig(StrictModel):
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     base_retry_s: Annotated[float, Field(gt=0)] = 1.0
@@ -232,6 +241,7 @@ class Config(StrictModel):
     digest: DigestConfig = Field(default_factory=DigestConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     mappings: dict[str, SourceMapping] = Field(default_factory=dict)
     feeds: list[FeedSource] = Field(default_factory=list)
     official: OfficialConfig = Field(default_factory=OfficialConfig)

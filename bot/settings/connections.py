@@ -15,6 +15,8 @@ from bot.model import MAX_NAME
 from bot.settings.fields import StrictModel
 
 __all__ = [
+    "MIN_TOKEN_LENGTH",
+    "RESERVED_SOURCE_NAMES",
     "ApiConfig",
     "ApiScope",
     "ApiSource",
@@ -26,6 +28,7 @@ __all__ = [
     "SourceMapping",
     "TelegramConfig",
     "TelegramLimitsConfig",
+    "reserved_source_name",
 ]
 
 _MATRIX_USER_RE = re.compile(r"^@[^:\s]+:\S+$")
@@ -43,6 +46,32 @@ _PLACEHOLDER_PARTS = (
     "<",
     ">",
 )
+# Source names the bot gives its own messengers' mentions, and the identity channels it links
+# authors by. A configured source named so would pass its mentions off as theirs: a "telegram"
+# mention's external id names the chat and message the approved answer is posted under.
+RESERVED_SOURCE_NAMES = frozenset({"telegram", "telegram_dm", "matrix", "email", "phone"})
+_RESERVED_PREFIXES = ("rss:",)  # feeds' mentions: "rss:<feed name>"
+
+
+def reserved_source_name(name: str) -> str | None:
+    """Why `name` cannot name a configured source or an import; None: it can."""
+    folded = name.strip().casefold()
+    if folded in RESERVED_SOURCE_NAMES:
+        return f"{name!r} is the name of a built-in channel; choose another source name"
+    if folded.startswith(_RESERVED_PREFIXES):
+        return f"{name!r}: names starting with 'rss:' are the feeds' own"
+    return None
+
+
+def _check_source_name(value: str) -> str:
+    problem = reserved_source_name(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+MIN_TOKEN_LENGTH = 32  # an API bearer token: 32 hex characters are 128 bits
+
 # The sample token from Telegram's own documentation.
 _TELEGRAM_DOCS_TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
 
@@ -197,7 +226,11 @@ class SourceMapping(StrictModel):
 
 
 class ApiSource(StrictModel):
-    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=64, pattern=r"^\S+$"),
+        AfterValidator(_check_source_name),
+    ]
     token: _Secret = ""  # empty: the source is configured but cannot authenticate yet
     scopes: list[ApiScope] = Field(default_factory=_default_scopes)
     mapping: str | None = None  # a name from `mappings`: the source sends its own JSON
@@ -238,6 +271,25 @@ class ApiConfig(StrictModel):
     def _listen_shape(cls, value: str) -> str:
         _split_listen(value)
         return value
+
+    def weak_tokens(self) -> list[tuple[str, str]]:
+        """(field path, problem) of every set token that could be guessed or cannot be sent.
+        Checked by `check-config` and `run`, not on every load: tests and tools use short
+        ones. Never names the token."""
+        rule = (
+            f"use at least {MIN_TOKEN_LENGTH} random printable ASCII characters without "
+            "spaces (it is sent in an HTTP header), e.g. from `openssl rand -hex 32`"
+        )
+        problems = []
+        for i, source in enumerate(self.sources):
+            token = source.token
+            if not token:
+                continue
+            if not all(33 <= ord(c) <= 126 for c in token):
+                problems.append((f"api.sources[{i}].token", f"not ASCII: {rule}"))
+            elif len(token) < MIN_TOKEN_LENGTH:
+                problems.append((f"api.sources[{i}].token", f"{len(token)} characters: {rule}"))
+        return problems
 
     @property
     def host(self) -> str:

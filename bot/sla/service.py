@@ -307,7 +307,7 @@ class SlaService:
         now: datetime,
     ) -> list[OutboxItem]:
         assert case.id is not None
-        origin = origin_of(mention)
+        origin = origin_of(mention, self._directory.discussion_chats)
         publishable = origin is not None and origin.transport in self._directory.transports
         view = card_view(
             case,

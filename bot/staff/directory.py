@@ -88,6 +88,14 @@ class Directory:
         return [m for m in self._config.staff if role in m.roles.get(department, ())]
 
     @property
+    def discussion_chats(self) -> frozenset[str]:
+        """The Telegram discussion groups whose comments are mentions: the only chats the bot
+        posts approved answers into."""
+        telegram = self._config.telegram
+        groups = telegram.discussion_groups if telegram is not None else []
+        return frozenset(str(group.chat_id) for group in groups)
+
+    @property
     def coordination(self) -> str:
         return self._config.coordination_department
 

@@ -77,3 +77,8 @@ _SENTIMENT_CORRECTORS = frozenset({GlobalRole.DUTY, GlobalRole.ADMIN})
 def may_correct_sentiment(actor: Actor) -> bool:
     """Department staff, the duty officer and administrators."""
     return actor.is_staff and bool(actor.departments or actor.global_roles & _SENTIMENT_CORRECTORS)
+
+
+def may_erase(actor: Actor) -> bool:
+    """Erasing a person's data (/forget) is irreversible: administrators only."""
+    return actor.is_staff and GlobalRole.ADMIN in actor.global_roles

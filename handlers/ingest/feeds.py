@@ -110,6 +110,7 @@ def plain_text(value: str, html: bool = True) -> str:
         parser.feed(value)
         parser.close()
         value = "".join(parser.parts)
+    value = value.replace("\x00", "")  # a loose parse turns &#0; into NUL; no database wants it
     return _LINES.sub("\n", _SPACES.sub(" ", value)).strip()
 
 
@@ -145,6 +146,8 @@ def _moment(entry: Mapping[str, Any]) -> datetime | None:
 def entry_id(entry: Mapping[str, Any]) -> str:
     """The entry's own id, else its link, else a hash of title and link; always ≤ 256."""
     found = str(entry.get("id") or entry.get("link") or "").strip()
+    if "\x00" in found:  # hashed rather than cut: two ids must stay two
+        found = "sha256:" + hashlib.sha256(found.encode(errors="surrogatepass")).hexdigest()
     if not found:
         seed = f"{entry.get('title', '')}\n{entry.get('link', '')}".encode()
         found = "sha256:" + hashlib.sha256(seed).hexdigest()
@@ -166,8 +169,10 @@ def entry_mention(
     if not text:
         return None
     link = str(entry.get("link") or "")
+    if "\x00" in link:
+        link = ""  # not a link anyone can follow
     author_detail = entry.get("author_detail") or {}
-    author = str(author_detail.get("name") or entry.get("author") or "").strip()
+    author = plain_text(str(author_detail.get("name") or entry.get("author") or ""), html=False)
     # Until the classifier lands unlabelled feeds are neutral: only urgent words open cases.
     sentiment = Sentiment(feed.sentiment) if feed.sentiment else None  # None: classified
     return Mention(

@@ -34,6 +34,7 @@ from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.intake.sentiment.model import load_model_classifier
 from bot.model import Priority
 from bot.settings.config import Config
+from bot.settings.connections import reserved_source_name
 from bot.settings.playbook import Playbook
 from bot.sla.calendar import plan_deadlines
 from bot.staff.directory import Directory
@@ -194,6 +195,9 @@ async def import_file(
     its own (None: when it is big enough to gain from it)."""
     if not source or len(source) > 64 or any(c.isspace() for c in source):
         raise ImportSetupError(say("bad_source", source=source))
+    reserved = reserved_source_name(source)
+    if reserved is not None:  # rows must not pass for the bot's own messengers' mentions
+        raise ImportSetupError(f"--source {reserved}")
     chosen = None
     if mapping is not None:
         chosen = config.mappings.get(mapping)

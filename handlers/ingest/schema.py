@@ -1,14 +1,22 @@
 """A mention as the API and `otklik import` accept it: the untrusted shape, validated.
 
 Light on purpose (pydantic and bot.model only): the import's reading process imports it.
+
+Types are strict (`"reach": "10"` or `false` is refused, not coerced) and every value must be
+storable on both databases: PostgreSQL refuses NUL in text and no database takes a lone UTF-16
+surrogate or an integer beyond BIGINT. Free text (the mention, the author's name) is cleaned,
+because a citizen's complaint must not be lost to an invisible character: NUL is dropped and a
+lone surrogate becomes U+FFFD. Identifiers, URLs and codes are refused instead: changing them
+could make two different ids one, and dedup keys on them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.model import (
     MAX_MENTION_TEXT,
@@ -20,8 +28,91 @@ from bot.model import (
     SentimentSource,
 )
 
-Short = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-Url = Annotated[str, Field(max_length=MAX_URL, pattern=r"^https?://")]
+MAX_REACH = 2**63 - 1  # the BIGINT column
+MAX_CHANNEL = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: object) -> object:
+    """Free text made storable: NUL dropped, lone surrogates replaced by U+FFFD."""
+    if not isinstance(value, str):
+        return value  # the str type says what is wrong
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _no_nul(value: str) -> str:
+    # Lone surrogates are refused by the str type itself.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _rfc3339(value: object) -> object:
+    # Numbers would pass as Unix time and a bare date as midnight: both are guesses.
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise ValueError(
+            "must be a date-time with an offset (RFC 3339), e.g. 2026-11-20T10:00:00+03:00"
+        )
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be a date-time string (RFC 3339) with an offset")
+    return value
+
+
+def _whole_float_as_int(value: object) -> object:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_REACH:
+        return int(value)
+    return value
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("is out of range once converted to UTC") from None
+    return value
+
+
+_DATE_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+# The same rules in the OpenAPI document (json_schema_extra: documented; _no_nul checks).
+_NO_NUL = {"pattern": r"^[^\u0000]*$"}
+_SOME_TEXT = {"pattern": r"[^\u0000]", "description": "NUL characters are dropped"}
+
+Short = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_NAME, json_schema_extra=_NO_NUL),
+    AfterValidator(_no_nul),
+]
+Url = Annotated[
+    str,
+    Field(
+        max_length=MAX_URL,
+        pattern=r"^https?://",
+        json_schema_extra={"pattern": r"^https?://[^\u0000]*$"},
+    ),
+    AfterValidator(_no_nul),
+]
+FreeText = Annotated[str, BeforeValidator(clean_text)]
+MentionText = Annotated[
+    FreeText, Field(min_length=1, max_length=MAX_MENTION_TEXT, json_schema_extra=_SOME_TEXT)
+]
+Language = Annotated[str, Field(max_length=8, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
+# Strict: "10" and false are refused. 10.0 is a JSON integer (JSON has one number type).
+Reach = Annotated[int, Field(strict=True, ge=0, le=MAX_REACH), BeforeValidator(_whole_float_as_int)]
+Moment = Annotated[
+    datetime,
+    Field(json_schema_extra={"format": "date-time"}),
+    BeforeValidator(_rfc3339),
+    AfterValidator(_in_utc_range),
+]
 
 # A validated mention without its source and arrival time, as a flat tuple (see
 # MentionIn.packed): what the import's reading process sends, cheap to pickle.
@@ -31,22 +122,23 @@ Packed = tuple[Any, ...]
 class AuthorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Short
-    name: Annotated[str, Field(max_length=MAX_NAME)] = ""
-    channel: Short | None = None  # defaults to the source name
+    name: Annotated[FreeText, Field(max_length=MAX_NAME)] = ""
+    # Defaults to the source name; as long as a source name may be (the identity column).
+    channel: Annotated[Short, Field(max_length=MAX_CHANNEL)] | None = None
     profile_url: Url | None = None
 
 
 class MentionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     external_id: Short
-    text: Annotated[str, Field(min_length=1, max_length=MAX_MENTION_TEXT)]
+    text: MentionText
     author: AuthorIn
     url: Url | None = None
-    published_at: datetime | None = None
-    language: Annotated[str, Field(max_length=8)] | None = None
+    published_at: Moment | None = None
+    language: Language | None = None
     sentiment: Literal["negative", "neutral", "positive"] | None = None
-    sentiment_score: float | None = None
-    reach: Annotated[int, Field(ge=0)] = 0
+    sentiment_score: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None = None
+    reach: Reach = 0
     codes: Annotated[list[Short], Field(max_length=50)] = []
     story_id: Short | None = None
     reply_to_url: Url | None = None

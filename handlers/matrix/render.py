@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.messages.fitting import longest_fit
 from bot.messages.texts import HTML_SUFFIX, Texts
-from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View
+from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View, sendable
 from handlers.matrix.reactions import card_reactions, draft_reactions
 
 __all__ = [
@@ -115,6 +115,7 @@ class MatrixRenderer:
         self.texts = texts
 
     def render(self, view: View) -> MatrixRendered:
+        view = sendable(view)
         if view["view"] == "card":
             # The buttons are gone while a submenu is open (its choices go to the thread) and
             # on a card whose case moved to another department.

@@ -18,7 +18,15 @@ from aiogram.types import ForceReply, InlineKeyboardMarkup
 
 from bot.messages.fitting import longest_fit
 from bot.messages.texts import HTML_SUFFIX, Texts
-from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardDraft, CardView, DraftView, View
+from bot.messages.views import (
+    CARD_FIELDS,
+    DRAFT_FIELDS,
+    CardDraft,
+    CardView,
+    DraftView,
+    View,
+    sendable,
+)
 from handlers.telegram.keyboards import card_keyboard, draft_keyboard, triage_keyboard
 
 __all__ = [
@@ -86,6 +94,7 @@ class TelegramRenderer:
         self.texts = texts
 
     def render(self, view: View) -> Rendered:
+        view = sendable(view)
         if view["view"] == "card":
             return Rendered(self._card(view), card_keyboard(view, self.texts))
         if view["view"] == "draft":

@@ -6,7 +6,7 @@ batches such as the SLA clock's 500 timers per transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -241,13 +241,18 @@ class SqlOutboxRepository:
             item_id, status=OutboxStatus.FAILED.value, delivered_at=now, last_error=error
         )
 
-    async def requeue_in_flight(self) -> int:
-        result = await self._s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.status == OutboxStatus.SENDING.value)
-            .values(status=OutboxStatus.PENDING.value)
-        )
-        return int(rowcount(result) or 0)
+    async def requeue_in_flight(self, keep: Collection[int] = ()) -> int:
+        in_flight = select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.SENDING.value)
+        ids = [i for i in await self._s.scalars(in_flight) if i not in keep]
+        count = 0
+        for chunk in chunks(ids):
+            result = await self._s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(chunk), OutboxRow.status == OutboxStatus.SENDING.value)
+                .values(status=OutboxStatus.PENDING.value)
+            )
+            count += int(rowcount(result) or 0)
+        return count
 
     async def get(self, item_id: int) -> OutboxItem | None:
         row = await self._s.get(OutboxRow, item_id, populate_existing=True)

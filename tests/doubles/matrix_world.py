@@ -34,7 +34,9 @@ STAFF = (
     ("appr", "Вера Петрова", "housing: [approver]"),
     ("tspec", "Егор Волков", "transport: [specialist]"),
     ("duty", "Дарья Морозова", "coordination: [specialist]"),
+    ("admin", "Жанна Котова", ""),
 )
+GLOBAL_ROLES = {"duty": "duty", "admin": "admin"}
 
 CONFIG = """
 organisation: Администрация Энской области
@@ -92,7 +94,9 @@ class MatrixWorld:
     def config(self) -> Config:
         staff = "\n".join(
             f'  - {{id: {name}, name: {full}, matrix_id: "{self.users[name].user_id}", '
-            f"roles: {{{roles}}}{', global_roles: [duty]' if name == 'duty' else ''}}}"
+            f"roles: {{{roles}}}"
+            + (f", global_roles: [{GLOBAL_ROLES[name]}]" if name in GLOBAL_ROLES else "")
+            + "}"
             for name, full, roles in STAFF
         )
         path = self.tmp_path / "config.yaml"

@@ -54,6 +54,7 @@ staff:
   - {{id: duty, name: Дарья Морозова, telegram_id: 1005,
      roles: {{coordination: [specialist]}}, global_roles: [duty]}}
   - {{id: tspec, name: Егор Волков, telegram_id: 1006, roles: {{transport: [specialist]}}}}
+  - {{id: admin, name: Жанна Котова, telegram_id: 1007, global_roles: [admin]}}
 """
 
 
@@ -196,6 +197,7 @@ async def telegram_world(
         ("lead", "Глеб", 1004),
         ("duty", "Дарья", 1005),
         ("tspec", "Егор", 1006),
+        ("admin", "Жанна", 1007),
     ):
         world.people[staff_id] = server.create_user(name, id=user_id, language_code=locale)
     world.people["stranger"] = server.create_user("Тролль", id=6666)

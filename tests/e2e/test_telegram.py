@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -46,14 +47,21 @@ async def test_card_lands_in_the_department_topic_and_two_taps_publish_a_templat
 async def test_draft_review_cycle_and_publishing_into_the_discussion_group(
     tmp_path: Path,
 ) -> None:
-    async with telegram_world(tmp_path) as world:
-        comment = world.say("citizen", world.discussion, "Когда наконец дадут горячую воду?!")
-        case_id = await world.open_case(
-            comment.text or "",
-            source="telegram",
-            external_id=telegram_comment_id(world.discussion, comment.message_id),
-            author="7777",
+    # The discussion group is configured: the bot answers only under comments it took in.
+    async with telegram_world(tmp_path, discussion_groups=True) as world:
+        comment = world.say(
+            "citizen", world.discussion, "Третий день нет горячей воды! Когда наконец дадут?!"
         )
+        key = telegram_comment_id(world.discussion, comment.message_id)
+        mention = None
+        for _ in range(400):
+            async with world.app.database.uow() as uow:
+                mention = await uow.mentions.get_by_external("telegram", key)
+            if mention is not None:
+                break
+            await asyncio.sleep(0.025)
+        assert mention is not None and mention.case_id is not None
+        case_id = mention.case_id
         card = await world.card(case_id)
         await world.press("spec", card, "Взять")
         await world.idle()

@@ -57,11 +57,25 @@ def test_check_config_names_a_mistyped_key(tmp_path: Path) -> None:
     assert "unknown key" in result.output
 
 
+def test_fault9_check_config_requires_api_tokens_of_32_characters(tmp_path: Path) -> None:
+    path = example_copy(tmp_path)
+    for weak in ("s3cr3t", "x" * 31, "ключ-" + "x" * 40):
+        env = {"OTKLIK_API_TOKEN_MONITORING": weak}
+        result = runner.invoke(app, ["check-config", "-c", str(path)], env=env)
+        assert result.exit_code == 2, (weak, result.output)
+        assert "api.sources[0].token" in result.output
+        assert "at least 32" in " ".join(result.output.split())
+        assert weak not in result.output  # a secret is never echoed
+    strong = {"OTKLIK_API_TOKEN_MONITORING": "a3f1" * 8}
+    result = runner.invoke(app, ["check-config", "-c", str(path)], env=strong)
+    assert result.exit_code == 0, result.output
+
+
 def test_db_upgrade_and_version(tmp_path: Path) -> None:
     path = example_copy(tmp_path)
     result = runner.invoke(app, ["db", "upgrade", "-c", str(path)], env={})
     assert result.exit_code == 0, result.output
-    assert "0010" in result.output
+    assert "0011" in result.output
     assert (tmp_path / "otklik.db").exists()
     assert "otklik 0.1.0" in runner.invoke(app, ["version"]).output
 

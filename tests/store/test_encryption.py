@@ -1,5 +1,5 @@
 """Encryption at rest: personal data never reaches the database file or a dump in clear, is
-read back transparently, survives key rotation, and existing rows are encrypted by 0010."""
+read back transparently, survives key rotation, and existing rows are encrypted by 0011."""
 
 from __future__ import annotations
 
@@ -309,7 +309,7 @@ def test_without_keys_an_sqlite_file_gets_a_private_key_file_and_a_warning(
     assert again.decrypt(first.encrypt(TEXT)) == TEXT
 
 
-# --- migration 0010 ----------------------------------------------------------------------------
+# --- migration 0011 ----------------------------------------------------------------------------
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -356,11 +356,11 @@ PLAIN_ROWS = [
 ]
 
 
-async def test_migration_0010_encrypts_the_rows_it_finds_and_0009_gets_them_back(
+async def test_migration_0011_encrypts_the_rows_it_finds_and_0010_gets_them_back(
     unmigrated: Database,
 ) -> None:
     database = unmigrated
-    await database.upgrade("0009")
+    await database.upgrade("0010")
     async with database.engine.begin() as conn:
         for statement in PLAIN_ROWS:
             await conn.execute(text(statement))
@@ -397,7 +397,7 @@ async def test_migration_0010_encrypts_the_rows_it_finds_and_0009_gets_them_back
     assert item is not None and item.payload["text"] == NAME
     assert picture == NAME.encode()
 
-    await database.downgrade("0009")
+    await database.downgrade("0010")
     async with database.engine.connect() as conn:
         row = (await conn.execute(text("SELECT text, identity_name FROM mentions"))).one()
     assert tuple(row) == (TEXT, NAME)

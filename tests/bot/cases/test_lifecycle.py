@@ -459,6 +459,15 @@ def test_reroute_needs_a_department(target: str | None) -> None:
     assert err.params == {"field": "department"}
 
 
+@pytest.mark.parametrize("text", ["", "  ", "\u202a", "\u200f\u200d\ufeff", "\u0333\n"])
+def test_a_draft_needs_visible_text(text: str) -> None:
+    # Found by tests/handlers/test_hostile_render.py: a draft of a direction mark alone was
+    # accepted, and its public reply was an empty message Telegram refused.
+    s = story_in(S.TAKEN)
+    err = s.refuse(A.DRAFT, SPEC, MissingInput, text=text)
+    assert err.params == {"field": "text"}
+
+
 @pytest.mark.parametrize("reason", list(IgnoreReason))
 def test_ignore_with_each_reason(reason: IgnoreReason) -> None:
     s = story_in(S.AWAITING_APPROVAL)

@@ -193,9 +193,13 @@ def full_service(
     tmp_path: Path, database: Database, clock: FrozenClock
 ) -> tuple[CaseService, Directory]:
     from bot.cases.replies import ReplyCatalog
+    from bot.settings.connections import DiscussionGroup, TelegramConfig
     from bot.settings.playbook import load_playbook
 
+    # The organisation's discussion group: the one place approved answers are posted into.
+    group = DiscussionGroup(chat_id=-100500, name="Обсуждение новостей")
     config = make_config(tmp_path, database.url)
+    config = config.model_copy(update={"telegram": TelegramConfig(discussion_groups=[group])})
     directory = Directory(config, frozenset({"telegram"}))
     replies = ReplyCatalog(load_playbook(config.playbooks.path), "ru", "Администрация", directory)
     service = CaseService(
@@ -320,3 +324,30 @@ async def test_prompts_and_menus_meet_the_guards_of_the_action_itself(
         ("spec", "request_changes", "no_right")
     ]
     assert len(await queued(database)) == before  # no prompt, no menu was posted
+
+
+async def test_fault7_publish_never_posts_into_a_chat_a_mention_names(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    from bot.cases.replies import telegram_comment_id
+
+    cases, directory = full_service(tmp_path, database, clock)
+    spec, appr = staff(directory, "spec"), staff(directory, "appr")
+    # Stored under "telegram" by a sender, not by the Telegram adapter: its external id names
+    # the housing work chat, not a discussion group.
+    forged = replace(
+        make_mention("f", clock.now()),
+        source="telegram",
+        external_id=telegram_comment_id(-100111, 5),
+    )
+    opened = await cases.intake(forged, CaseOpening("housing"))
+    assert opened.case is not None and opened.case.id is not None
+    case_id = opened.case.id
+    assert (await cases.act(case_id, ActionRequest(Action.DRAFT, text="Ответ"), spec)).ok
+    assert (await cases.act(case_id, ActionRequest(Action.APPROVE), appr)).ok
+    refused = await cases.act(case_id, ActionRequest(Action.PUBLISH), spec)
+    assert isinstance(refused.error, NotPublishable)
+    items = [i for i in await queued(database) if i.case_id == case_id]
+    assert not [i for i in items if i.payload["view"] == "public_reply"]
+    card = [i for i in items if i.payload["view"] == "card"][-1]
+    assert Action.PUBLISH.value not in card.payload["actions"]  # no button offers it either

@@ -133,6 +133,14 @@ async def test_linked_identities_make_one_author_card(
     }
     assert thread_author.total_mentions == 4
     assert await _author(cases, tg.mention.author_id) is None  # merged away
+    async with cases._uow() as uow:
+        (merge,) = await uow.events.of_kind(EventKind.AUTHOR_MERGED)
+    assert merge.actor == "system"
+    assert merge.payload == {
+        "keep": vk.mention.author_id,
+        "gone": tg.mention.author_id,
+        "why": "linked identities",
+    }
 
 
 async def test_labels_from_thresholds_and_staff(cases: CaseService, clock: FrozenClock) -> None:
@@ -176,6 +184,15 @@ async def test_manual_merge_needs_an_admin(cases: CaseService, clock: FrozenCloc
     merged = await _author(cases, a.mention.author_id)
     assert merged and merged.total_mentions == 2
     assert await _author(cases, b.mention.author_id) is None
+    # The audit trail names who merged which cards.
+    async with cases._uow() as uow:
+        (merge,) = await uow.events.of_kind(EventKind.AUTHOR_MERGED)
+    assert merge.actor == "admin" and merge.case_id is None
+    assert merge.payload == {
+        "keep": a.mention.author_id,
+        "gone": b.mention.author_id,
+        "why": "administrator",
+    }
 
 
 async def _author(cases: CaseService, author_id: int):  # type: ignore[no-untyped-def]

@@ -602,3 +602,13 @@ def test_matrix_enabled_needs_all_three(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, data), env={})
     assert config.matrix_enabled
     assert not config.telegram_enabled  # section absent
+
+
+def test_fault7_api_source_names_of_built_in_channels_are_refused(tmp_path: Path) -> None:
+    # A source named like a messenger would pass its mentions off as that messenger's.
+    names = ["telegram", "Telegram", "telegram_dm", "matrix", "email", "phone", "rss:news"]
+    data = base()
+    data["api"] = {"sources": [{"name": name} for name in [*names, "monitoring"]]}
+    problems = problems_of(write(tmp_path, data))
+    assert set(problems) == {f"api.sources[{i}].name" for i in range(len(names))}
+    assert "built-in" in problems["api.sources[0].name"]

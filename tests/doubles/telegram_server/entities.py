@@ -6,6 +6,7 @@ The parse modes build on this: next, html_parser.py.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from typing import Any
@@ -234,9 +235,19 @@ def find_entities(text: str, existing: list[dict[str, Any]]) -> list[dict[str, A
     return found
 
 
-def _removed_char(o: int) -> bool:
-    # clean_input_string: '\r', U+2028..U+202E and three "vertical line" combining marks go
-    return o == 0x0D or 0x2028 <= o <= 0x202E or o in (0x0333, 0x033F, 0x030A)
+# clean_input_string: '\r', U+2028..U+202E and three "vertical line" combining marks go;
+# other control characters but the newline become spaces.
+_CLEAN = {o: None for o in (0x0D, 0x0333, 0x033F, 0x030A, *range(0x2028, 0x202F))} | {
+    o: " " for o in range(32) if o not in (0x0A, 0x0D)
+}
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _cleaned_offset(text: str, astral: list[int], offset: int) -> int:
+    """Where a UTF-16 offset of `text` lands once it is cleaned (inside a character: its
+    start)."""
+    index = offset - bisect.bisect_left(astral, offset)
+    return utf16_len(text[:index].translate(_CLEAN))
 
 
 def fix_text(
@@ -248,25 +259,15 @@ def fix_text(
     """
     entities = [dict(e) for e in entities if e["length"] > 0]
     # clean_input_string_with_entities: map every old UTF-16 offset to the new one
-    mapping: list[int] = []
-    out: list[str] = []
-    new_pos = 0
-    for ch in text:
-        o = ord(ch)
-        if _removed_char(o):
-            repl = ""
-        elif o < 32 and o != 10:
-            repl = " "
-        else:
-            repl = ch
-        mapping.extend([new_pos] * (2 if o > 0xFFFF else 1))
-        out.append(repl)
-        new_pos += utf16_len(repl)
-    mapping.append(new_pos)
-    cleaned = "".join(out)
-    for e in entities:
-        start, end = mapping[e["offset"]], mapping[e["offset"] + e["length"]]
-        e["offset"], e["length"] = start, end - start
+    cleaned = text.translate(_CLEAN)
+    if cleaned != text and entities:
+        # UTF-16 offset of each astral character (two units), to find an offset's character.
+        astral = [m.start() + n for n, m in enumerate(_ASTRAL.finditer(text))]
+        for e in entities:
+            start, end = (
+                _cleaned_offset(text, astral, x) for x in (e["offset"], e["offset"] + e["length"])
+            )
+            e["offset"], e["length"] = start, end - start
     entities = [e for e in entities if e["length"] > 0]
     stripped_right = cleaned.rstrip(" \n")
     if not stripped_right:

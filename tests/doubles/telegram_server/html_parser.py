@@ -61,6 +61,11 @@ def _decode_html_entity(d: bytes, pos: int) -> tuple[int, int]:
     return res, end
 
 
+def _next(data: bytes, byte: bytes, start: int, end: int) -> int:
+    found = data.find(byte, start, end)
+    return end if found < 0 else found
+
+
 @dataclass
 class _Open:
     tag: str
@@ -106,10 +111,12 @@ def parse_html(
                     'it must be escaped as "&amp;"'
                 )
         if c != ord("<"):
-            if c & 0xC0 != 0x80:
-                utf16 += 1 + (c >= 0xF0)
-            out.append(c)
-            i += 1
+            # Plain text up to the next "&" or "<", in one go (the byte loop, unrolled).
+            stop = min(_next(raw, b"&", i + 1, n), _next(raw, b"<", i + 1, n))
+            run = raw[i:stop]
+            utf16 += len(run.decode("utf-8").encode("utf-16-le")) // 2
+            out += run
+            i = stop
             continue
         begin = i
         i += 1

@@ -65,7 +65,13 @@ async def test_mentions_become_routed_cases_once(
         assert thanks is None and heating and burst
 
         async with http.post(f"{base}/api/v1/mentions", json=batch[0], headers=MON) as response:
-            assert (await response.json()) == {"accepted": 0, "duplicates": 1, "cases": [None]}
+            assert (await response.json()) == {
+                "accepted": 0,
+                "duplicates": 1,
+                "rejected": 0,
+                "cases": [None],
+                "results": [{"index": 0, "status": "duplicate", "case": None}],
+            }
 
         async with http.get(f"{base}/api/v1/cases/{heating}", headers=MON) as response:
             case = await response.json()
@@ -96,17 +102,24 @@ async def test_bad_requests_are_refused_with_reasons(
         async with http.post(url, data="{not json", headers=MON) as response:
             assert response.status == 400
         async with http.post(url, json=broken, headers=MON) as response:
-            assert response.status == 422
-            paths = {p["path"] for p in (await response.json())["problems"]}
+            assert response.status == 202  # the good item is taken, the bad one explained
+            body = await response.json()
+        assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
+        paths = {p["path"] for p in body["results"][1]["problems"]}
         assert paths == {"[1].text", "[1].author.id", "[1].color"}
+        async with http.post(url, json=broken[1:], headers=MON) as response:
+            assert response.status == 422  # nothing taken
+            paths = {p["path"] for p in (await response.json())["problems"]}
+        assert paths == {"[0].text", "[0].author.id", "[0].color"}
         async with http.post(
             url, json=[mention(str(i), "x") for i in range(1001)], headers=MON
         ) as response:
             assert response.status == 422
         async with http.get(f"{base}/healthz") as response:
-            assert (await response.json())["outbox_depth"] == 0
-    async with app.database.uow() as uow:  # nothing of the refused requests was stored
-        assert await uow.mentions.get_by_external("monitoring", "1") is None
+            assert (await response.json())["outbox_depth"] == 1  # the accepted item's card
+    async with app.database.uow() as uow:  # nothing of the refused items was stored
+        assert await uow.mentions.get_by_external("monitoring", "2") is None
+        assert await uow.mentions.get_by_external("monitoring", "1001") is None
 
 
 async def test_metrics_and_openapi_match_the_behaviour(
@@ -132,7 +145,7 @@ async def test_metrics_and_openapi_match_the_behaviour(
         async with http.get(f"{base}/api/v1/openapi.json") as response:
             spec = await response.json()
     post = spec["paths"]["/api/v1/mentions"]["post"]
-    assert set(post["responses"]) == {"202", "400", "401", "403", "422"}
+    assert set(post["responses"]) == {"202", "400", "401", "403", "413", "415", "422", "429", "503"}
     schema = spec["components"]["schemas"]["MentionIn"]
     assert set(schema["required"]) == {"external_id", "text", "author"}
     assert schema["additionalProperties"] is False

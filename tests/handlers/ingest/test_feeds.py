@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import feedparser
 import pytest
 from aiohttp import web
 
@@ -21,7 +22,7 @@ from bot.settings.config import load_config
 from bot.settings.connections import FeedSource
 from bot.settings.playbook import load_playbook
 from handlers.app import App
-from handlers.ingest.feeds import FeedPoller, PollResult, entry_id, plain_text
+from handlers.ingest.feeds import FeedPoller, PollResult, entry_id, entry_mention, plain_text
 from tests.doubles.fakes import RecordingTransport
 from tests.doubles.support import API_TOKENS, CONFIG_YAML, ROOT
 
@@ -372,3 +373,20 @@ async def test_stopping_cuts_a_hanging_poll_short(
     assert task.done() and task.result() == PollResult(None)
     assert await feeds.poll(hanging) == PollResult(None)  # stopped: no new requests
     assert len(feed_server.seen("/hang")) == 1
+
+
+def test_fault3_nul_in_a_feed_entry_never_reaches_the_database() -> None:
+    # A loosely parsed feed turns &#0; into NUL, which PostgreSQL refuses in text.
+    xml = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        b"<title>a&#0;b</title><description>c&#0;d</description><guid>id&#0;1</guid>"
+        b"<link>https://e.org/x&#0;</link><author>me&#0;</author></item></channel></rss>"
+    )
+    entry = feedparser.parse(xml).entries[0]
+    feed = FeedSource(name="news", url="https://e.org/rss")
+    mention = entry_mention(feed, entry, "t", datetime(2026, 11, 20, tzinfo=UTC))
+    assert mention is not None
+    assert mention.text == "ab\ncd"
+    assert "\x00" not in mention.external_id and mention.external_id.startswith("sha256:")
+    assert "\x00" not in mention.author.external_id + mention.author.display_name
+    assert mention.url is None  # not a usable link

@@ -270,6 +270,9 @@ def test_cases_only_with_open_cases(tmp_path: Path) -> None:
         ("old.xls", [], "only .csv and .xlsx files can be imported"),
         ("ok.csv", ["--mapping", "nope"], "--mapping 'nope': no such mapping"),
         ("ok.csv", ["--source", "two words"], "use 1-64 characters without spaces"),
+        # Fault 7: imported rows must not pass for the bot's own Telegram comments.
+        ("ok.csv", ["--source", "telegram"], "'telegram' is the name of a built-in channel"),
+        ("ok.csv", ["--source", "rss:news"], "names starting with 'rss:' are the feeds' own"),
         ("short.csv", [], "no column 'text' for the required field text (did you mean 'Text'?)"),
         ("broken.xlsx", [], "not a readable .xlsx workbook"),
     ],

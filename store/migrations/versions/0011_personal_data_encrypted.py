@@ -5,8 +5,8 @@ Encrypts the existing rows here, in the migration's transaction, with the proces
 only to change keys. Columns that are looked up by value get a blind index (HMAC) column
 that takes over their unique constraint or index.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-05
 """
 
@@ -20,8 +20,8 @@ from alembic import op
 
 from store import crypto
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
