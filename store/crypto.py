@@ -185,6 +185,7 @@ def fingerprint(key: bytes) -> str:
 
 _installed: Keyring | None = None
 _pinned = False
+_before_pin: Keyring | None = None
 
 
 def install(keyring: Keyring) -> None:
@@ -203,12 +204,18 @@ def installed() -> bool:
 
 
 def pin(keyring: Keyring | None) -> None:
-    """Fix the process's keyring whatever databases open later (None: release it). For the
-    benchmark, which compares runs of the App with and without encryption."""
-    global _installed, _pinned
-    _pinned = keyring is not None
-    if keyring is not None:
-        _installed = keyring
+    """Fix the process's keyring whatever databases open later (None: release it and put
+    back the one before). For the benchmark, which compares runs of the App with and without
+    encryption, and tests that need values in clear."""
+    global _installed, _pinned, _before_pin
+    if keyring is None:
+        if _pinned:
+            _installed, _before_pin = _before_pin, None
+        _pinned = False
+        return
+    if not _pinned:
+        _before_pin = _installed
+    _installed, _pinned = keyring, True
 
 
 def keyring() -> Keyring:
