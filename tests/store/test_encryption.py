@@ -456,3 +456,47 @@ def test_a_keyring_never_shows_its_keys() -> None:
     ring = keyring("a")
     shown = repr(ring)
     assert "a......" not in shown and "iiii" not in shown and "current='a'" in shown
+
+
+async def test_forget_with_encryption_on_leaves_no_keyed_hash_of_the_links_either(
+    database: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from bot.cases.erasure import Erasure, Forgotten
+    from bot.cases.grouping import CaseOpening
+    from bot.cases.service import CaseService
+    from bot.model import GlobalRole
+    from bot.settings.playbook import load_playbook
+    from bot.staff.directory import Directory
+    from bot.staff.rights import Actor
+    from store.models import AuthorIdentityRow, MentionRow
+
+    config = make_config(tmp_path, database.url)
+    cases = CaseService(
+        database.uow,
+        clock,
+        Directory(config, frozenset({"telegram"})),
+        config.tz,
+        coordination="coordination",
+        policy=load_playbook(config.playbooks.path).routing,
+    )
+    who = Identity("vk", IDENTITY, NAME, PROFILE)
+    mention = replace(make_mention("m1", clock.now()), author=who, text=TEXT, url=URL)
+    mention = replace(mention, reply_to_url=URL + "_post")
+    opened = await cases.intake(mention, CaseOpening("housing"))
+    assert opened.mention and opened.mention.author_id
+    admin = Actor("admin", "Админ", global_roles=frozenset({GlobalRole.ADMIN}))
+    result = await Erasure(database.uow, clock, cases).forget(opened.mention.author_id, admin)
+    assert isinstance(result, Forgotten)
+
+    async with database.uow() as uow:
+        hashes = (
+            await uow.session.execute(
+                select(MentionRow.url_hash, MentionRow.reply_to_url_hash, MentionRow.text)
+            )
+        ).one()
+        identities = (await uow.session.execute(select(AuthorIdentityRow.id))).all()
+        found = await uow.mentions.find_by_url(URL)
+    assert tuple(hashes) == (None, None, "[erased]") and identities == []
+    assert found is None  # the link no longer leads to them
