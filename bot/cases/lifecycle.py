@@ -112,6 +112,14 @@ class StaleCard(DomainError):
     code = "stale"
 
 
+class StaleDraft(StaleCard):
+    """A review button (or reaction) under a draft version that is no longer the one under
+    review: the author wrote another meanwhile. Approving it would approve a text the reviewer
+    never read."""
+
+    code = "stale_draft"
+
+
 @dataclass(frozen=True, slots=True)
 class ActionRequest:
     """An action with what it needs. Transports fill only the fields their action uses."""
@@ -130,6 +138,7 @@ class ActionRequest:
     follow_up_at: datetime | None = None
     wait_reason: WaitReason | None = None  # WAIT_FOR_AUTHOR
     expected_version: int | None = None  # the card version the button was pressed on
+    draft_version: int | None = None  # review actions: the draft version the press was under
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +171,7 @@ def transition(case: Case, request: ActionRequest, actor: Actor, now: datetime) 
 def check(case: Case, request: ActionRequest, actor: Actor) -> DomainError | None:
     """The refusal `transition` would raise for this request before changing anything, or None.
 
-    One order, one place: rights, card version, state, the bounds of what the request
+    One order, one place: rights, card and draft version, state, the bounds of what the request
     carries, then the action's own guard (ownership, four eyes, a follow-up or a wait to act
     on). What the request lacks is not checked here: a prompt is checked before its text
     exists, so a draft's text, a note or an outcome is the handler's to demand.
@@ -172,6 +181,11 @@ def check(case: Case, request: ActionRequest, actor: Actor) -> DomainError | Non
         return NoRight(action=action.value, department=case.department)
     if request.expected_version is not None and request.expected_version != case.version:
         return StaleCard(expected=request.expected_version, actual=case.version)
+    if request.draft_version is not None:
+        latest = case.latest_draft
+        if latest is None or latest.version != request.draft_version:
+            actual = latest.version if latest else None
+            return StaleDraft(expected=request.draft_version, actual=actual)
     if case.state not in ALLOWED_FROM[action]:
         return InvalidTransition(action=action.value, state=case.state.value)
     out_of_bounds = _out_of_bounds(request)

@@ -2,13 +2,15 @@
 template, a department, an outcome).
 
 Each is checked by the state machine's own `lifecycle.check` with the request it leads to, so
-whatever the action would refuse (rights, state, ownership, four eyes) is refused before the
-person writes a word. The reply or the choice then goes through CaseService.act.
+whatever the action would refuse (rights, a stale card or draft, state, ownership, four eyes)
+is refused before the person writes a word; so is a press from a chat the case is not worked
+in. The reply or the choice then goes through CaseService.act.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -21,8 +23,8 @@ from bot.cases.cards import (
     first_mention,
     menu_options,
 )
-from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
-from bot.cases.outcomes import ActResult, UnknownCase, audit_refusal
+from bot.cases.lifecycle import ActionRequest, DomainError, NoRight, StaleCard
+from bot.cases.outcomes import ActResult, UnknownCase, WrongChat, audit_refusal, audited
 from bot.cases.replies import ReplyCatalog
 from bot.clock import Clock
 from bot.messages.outbox import Destination, OutboxOp
@@ -30,7 +32,23 @@ from bot.messages.views import MenuOption, card_ref, draft_ref, prompt_ref, prom
 from bot.model import Action, Case
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.staff.directory import Directory
-from bot.staff.rights import Actor
+from bot.staff.rights import Actor, may_look_at
+
+# The refusal for a press from a chat a case is not worked in (CaseService.misplaced).
+Placement = Callable[[Case, Destination | None], WrongChat | None]
+BACK = "menu"  # what the audit trail calls a press for a card's main buttons
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """What a button was drawn for: the card's version and, under a draft, the draft's.
+    None: not known (a reaction under a card the bot has not seen in the room's timeline)."""
+
+    card: int | None = None
+    draft: int | None = None
+
+
+NO_VERSIONS = Versions()  # a press that names no version (a command, an old reaction)
 
 
 class Prompts:
@@ -45,6 +63,7 @@ class Prompts:
         cards: Cards,
         replies: ReplyCatalog | None,
         on_outbox: Callable[[], None],
+        misplaced: Placement = lambda _case, _where: None,
     ) -> None:
         self._uow = uow_factory
         self._clock = clock
@@ -53,9 +72,16 @@ class Prompts:
         self._cards = cards
         self._replies = replies
         self._on_outbox = on_outbox
+        self._misplaced = misplaced
 
     async def prompt(
-        self, case_id: int, action: Action, actor: Actor, where: Destination, nonce: str
+        self,
+        case_id: int,
+        action: Action,
+        actor: Actor,
+        where: Destination,
+        nonce: str,
+        versions: Versions = NO_VERSIONS,
     ) -> ActResult:
         """Ask in the chat for the text an action needs (draft, note, reason). The reply to the
         prompt carries the action out."""
@@ -63,7 +89,7 @@ class Prompts:
         now = self._clock.now()
         async with self._uow() as uow:
             case = await uow.cases.get(case_id)
-            error = await self._precheck(uow, case, case_id, action, actor, now)
+            error = await self._precheck(uow, case, case_id, action, actor, now, where, versions)
             if error is not None or case is None:
                 await uow.commit()
                 return ActResult(case, error=error)
@@ -89,18 +115,28 @@ class Prompts:
         return ActResult(case)
 
     async def open_menu(
-        self, case_id: int, menu: Action | None, actor: Actor, where: Destination, nonce: str
+        self,
+        case_id: int,
+        menu: Action | None,
+        actor: Actor,
+        where: Destination,
+        nonce: str,
+        versions: Versions = NO_VERSIONS,
     ) -> ActResult:
         """Show a card's submenu (templates, departments, outcomes, reasons) in one chat, or
-        the main buttons again with menu=None."""
+        the main buttons again with menu=None. Only where the card is: a redraw for a chat
+        without it would become a new post of the card there."""
         now = self._clock.now()
         async with self._uow() as uow:
             case = await uow.cases.get(case_id)
-            error = (
-                await self._precheck(uow, case, case_id, menu, actor, now)
-                if menu is not None
-                else None  # going back needs only a look
-            )
+            error = await self._precheck(uow, case, case_id, menu, actor, now, where, versions)
+            if (
+                error is None
+                and case is not None
+                and not self._directory.in_chat_of(case.department, where)
+            ):
+                error = WrongChat()
+                await audit_refusal(uow, case, actor, menu or BACK, now, error.code)
             if case is None or error is not None:
                 await uow.commit()
                 return ActResult(case, error=error or UnknownCase(case_id=case_id))
@@ -128,18 +164,37 @@ class Prompts:
         return ActResult(case)
 
     async def menu_choices(
-        self, case_id: int, menu: Action, actor: Actor
+        self,
+        case_id: int,
+        menu: Action,
+        actor: Actor,
+        where: Destination | None = None,
+        versions: Versions = NO_VERSIONS,
     ) -> tuple[ActResult, list[MenuOption]]:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
+        checked = await self.check(case_id, menu, actor, where, versions)
+        if checked.case is None or checked.error is not None:
+            return checked, []
+        options = menu_options(menu, checked.case, self._directory, self._templates(checked.case))
+        return checked, options
+
+    async def check(
+        self,
+        case_id: int,
+        action: Action,
+        actor: Actor,
+        where: Destination | None = None,
+        versions: Versions = NO_VERSIONS,
+    ) -> ActResult:
+        """Whether the action would be allowed now, before its text is written (a Matrix
+        reviewer's ✏️, whose note comes later as "!note …"); refusals audited."""
         now = self._clock.now()
         async with self._uow() as uow:
             case = await uow.cases.get(case_id)
-            error = await self._precheck(uow, case, case_id, menu, actor, now)
+            error = await self._precheck(uow, case, case_id, action, actor, now, where, versions)
             await uow.commit()
-        if case is None or error is not None:
-            return ActResult(case, error=error), []
-        return ActResult(case), menu_options(menu, case, self._directory, self._templates(case))
+        return ActResult(case, error=error)
 
     def _templates(self, case: Case) -> list[tuple[str, str]]:
         return self._replies.options(case.department) if self._replies else []
@@ -149,16 +204,30 @@ class Prompts:
         uow: UnitOfWork,
         case: Case | None,
         case_id: int,
-        action: Action,
+        action: Action | None,
         actor: Actor,
         now: datetime,
+        where: Destination | None,
+        versions: Versions,
     ) -> DomainError | None:
         """The refusal the action would meet, before the person is asked for its input;
-        audited as the action's refusals are."""
+        audited as the action's refusals are. `action` None: the card's main buttons again,
+        which need a right on the case, the chat and the card version like any press."""
+        pressed = action or BACK
         if case is None:
-            await audit_refusal(uow, None, actor, action, now, UnknownCase.code)
+            await audit_refusal(uow, None, actor, pressed, now, UnknownCase.code)
             return UnknownCase(case_id=case_id)
-        error = lifecycle.check(case, ActionRequest(action), actor)
-        if isinstance(error, NoRight):
-            await audit_refusal(uow, case, actor, action, now, error.code)
+        error: DomainError | None = self._misplaced(case, where)
+        if error is None and action is None:
+            if not may_look_at(actor, case.department):
+                error = NoRight(action=BACK, department=case.department)
+            elif versions.card is not None and versions.card != case.version:
+                error = StaleCard(expected=versions.card, actual=case.version)
+        elif error is None and action is not None:
+            request = ActionRequest(
+                action, expected_version=versions.card, draft_version=versions.draft
+            )
+            error = lifecycle.check(case, request, actor)
+        if error is not None and audited(error):
+            await audit_refusal(uow, case, actor, pressed, now, error.code)
         return error

@@ -9,11 +9,13 @@ author cards (authors.py), the messages a change causes (cards.py), prompts and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.cases import lifecycle
 from bot.cases.authors import AuthorLabels, author_of, count_mention
 from bot.cases.cards import Cards, first_mention
 from bot.cases.corrections import Dismissal, IntakePlan, Promotion, correct_sentiment
@@ -27,8 +29,15 @@ from bot.cases.lifecycle import (
     StaleCard,
     transition,
 )
-from bot.cases.outcomes import ActResult, NotPublishable, UnknownCase, audit_refusal
-from bot.cases.prompts import Prompts
+from bot.cases.outcomes import (
+    ActResult,
+    NotPublishable,
+    UnknownCase,
+    WrongChat,
+    audit_refusal,
+    audited,
+)
+from bot.cases.prompts import NO_VERSIONS, Prompts, Versions
 from bot.cases.replies import ReplyCatalog
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
@@ -106,7 +115,10 @@ class CaseService:
         self._cards = Cards(directory, tz, clock, coordination)
         self._authors = AuthorLabels(uow_factory, clock, policy.author_labels)
         self._opener = CaseOpener(policy.grouping, self._cards, self._cases_changed)
-        self._prompts = Prompts(uow_factory, clock, directory, tz, self._cards, replies, on_outbox)
+        self._prompts = Prompts(
+            uow_factory, clock, directory, tz, self._cards, replies, on_outbox, self.misplaced
+        )
+        self._audit_once_lock = asyncio.Lock()  # two commands at once still audit once
 
     def wake_outbox(self) -> None:
         """After a caller's own transaction queued messages (see open_many)."""
@@ -301,11 +313,19 @@ class CaseService:
 
     # --- actions ------------------------------------------------------------------------
 
-    async def act(self, case_id: int, request: ActionRequest, actor: Actor) -> ActResult:
-        """Apply one person's action. Refusals change nothing; refusals for rights are audited."""
+    async def act(
+        self,
+        case_id: int,
+        request: ActionRequest,
+        actor: Actor,
+        where: Destination | None = None,
+    ) -> ActResult:
+        """Apply one person's action. Refusals change nothing; refusals for rights, stale
+        versions and the wrong chat are audited. `where`: the chat a press came from, which
+        must be one the case is worked in; None for commands and jobs."""
         for attempt in (1, 2):
             try:
-                return await self._act_once(case_id, request, actor)
+                return await self._act_once(case_id, request, actor, where)
             except ConcurrentUpdate:
                 if attempt == 2 or request.expected_version is not None:
                     # The press raced another one on the same card version: report it stale.
@@ -315,7 +335,9 @@ class CaseService:
                     return ActResult(current, error=stale)
         raise AssertionError("unreachable")
 
-    async def _act_once(self, case_id: int, request: ActionRequest, actor: Actor) -> ActResult:
+    async def _act_once(
+        self, case_id: int, request: ActionRequest, actor: Actor, where: Destination | None
+    ) -> ActResult:
         now = self._clock.now()
         async with self._uow() as uow:
             case = await uow.cases.get(case_id)
@@ -323,14 +345,18 @@ class CaseService:
                 await audit_refusal(uow, None, actor, request.action, now, UnknownCase.code)
                 await uow.commit()
                 return ActResult(None, error=UnknownCase(case_id=case_id))
+            # Who, where and which version first: nothing the playbook says about the request
+            # (a template, a department, where to publish) is told to someone who may not ask.
+            refusal = self.misplaced(case, where) or lifecycle.check(case, request, actor)
+            if refusal is not None:
+                if audited(refusal):
+                    await audit_refusal(uow, case, actor, request.action, now, refusal.code)
+                    await uow.commit()
+                return ActResult(case, error=refusal)
             mention, author = await first_mention(uow, case)
             try:
                 request = self._complete(case, mention, author, request, now)
                 result = transition(case, request, actor, now)
-            except NoRight as error:
-                await audit_refusal(uow, case, actor, request.action, now, error.code)
-                await uow.commit()
-                return ActResult(case, error=error)
             except DomainError as error:
                 return ActResult(case, error=error)
             new_case = result.case
@@ -403,33 +429,104 @@ class CaseService:
             request = replace(request, follow_up_at=now + wait)
         return request
 
+    def misplaced(self, case: Case, where: Destination | None) -> WrongChat | None:
+        """A press from a chat that is neither the case's department chat nor the coordination
+        chat: forged (a button carries only ids), and whatever it asked for would show the
+        case where it does not belong."""
+        if where is None:
+            return None
+        directory = self._directory
+        if directory.in_chat_of(case.department, where) or directory.in_chat_of(
+            directory.coordination, where
+        ):
+            return None
+        return WrongChat()
+
+    async def deny(
+        self, case_id: int | None, actor: Actor, pressed: Action | str, reason: str
+    ) -> None:
+        """Audit a refusal decided before the service was asked to act: a press with data no
+        button carries, a triage press without the right. On the case, when there is one."""
+        async with self._uow() as uow:
+            case = await uow.cases.get(case_id) if case_id is not None else None
+            await audit_refusal(uow, case, actor, pressed, self._clock.now(), reason)
+            await uow.commit()
+
+    async def audit_once(self, key: str, event: Event) -> bool:
+        """Append an event unless one was appended under this key before (an ignored command
+        is recorded once per chat, not once per message). True when it was appended now."""
+        async with self._audit_once_lock, self._uow() as uow:
+            if await uow.kv.get(key) is not None:
+                return False
+            await uow.events.append([event])
+            await uow.kv.set(key, event.at.isoformat())
+            await uow.commit()
+        return True
+
     # --- prompts and menus: a press that asks for more before acting --------------------
 
     async def prompt(
-        self, case_id: int, action: Action, actor: Actor, where: Destination, nonce: str
+        self,
+        case_id: int,
+        action: Action,
+        actor: Actor,
+        where: Destination,
+        nonce: str,
+        versions: Versions = NO_VERSIONS,
     ) -> ActResult:
         """Ask in the chat for the text an action needs (draft, note, reason). The reply to the
-        prompt carries the action out. Checked like the action itself (lifecycle.check)."""
-        return await self._prompts.prompt(case_id, action, actor, where, nonce)
+        prompt carries the action out. Checked like the action itself (lifecycle.check), for
+        the card and draft versions the button was drawn for."""
+        return await self._prompts.prompt(case_id, action, actor, where, nonce, versions)
 
     async def open_menu(
-        self, case_id: int, menu: Action | None, actor: Actor, where: Destination, nonce: str
+        self,
+        case_id: int,
+        menu: Action | None,
+        actor: Actor,
+        where: Destination,
+        nonce: str,
+        versions: Versions = NO_VERSIONS,
     ) -> ActResult:
         """Show a card's submenu (templates, departments, outcomes, reasons) in one chat, or
         the main buttons again with menu=None."""
-        return await self._prompts.open_menu(case_id, menu, actor, where, nonce)
+        return await self._prompts.open_menu(case_id, menu, actor, where, nonce, versions)
 
     async def menu_choices(
-        self, case_id: int, menu: Action, actor: Actor
+        self,
+        case_id: int,
+        menu: Action,
+        actor: Actor,
+        where: Destination | None = None,
+        versions: Versions = NO_VERSIONS,
     ) -> tuple[ActResult, list[MenuOption]]:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
-        return await self._prompts.menu_choices(case_id, menu, actor)
+        return await self._prompts.menu_choices(case_id, menu, actor, where, versions)
+
+    async def check(
+        self,
+        case_id: int,
+        action: Action,
+        actor: Actor,
+        where: Destination | None = None,
+        versions: Versions = NO_VERSIONS,
+    ) -> ActResult:
+        """Whether the action would be allowed now, before the person writes its text;
+        checked and audited like the action (lifecycle.check)."""
+        return await self._prompts.check(case_id, action, actor, where, versions)
 
     async def remember(self, key: str, value: str) -> None:
         """Small state a transport keeps across restarts (sync tokens, open menus)."""
         async with self._uow() as uow:
             await uow.kv.set(key, value)
+            await uow.commit()
+
+    async def remember_many(self, values: Mapping[str, str]) -> None:
+        """Several of them at once, in one transaction."""
+        async with self._uow() as uow:
+            for key, value in values.items():
+                await uow.kv.set(key, value)
             await uow.commit()
 
     async def recall(self, key: str) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 from bot.cases.cards import card_view
 from bot.cases.erasure import Erasure
 from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
+from bot.cases.outcomes import WrongChat
 from bot.cases.service import CaseService, CaseThread
 from bot.crisis.service import CrisisService
 from bot.intake.intake import MentionIntake
@@ -20,10 +21,10 @@ from bot.intake.sentiment.model import ModelClassifier
 from bot.intake.triage import TriageBoard
 from bot.messages.texts import Texts
 from bot.messages.views import NoticeView, View, format_time, notice_view, page_view
-from bot.model import SYSTEM_ACTOR, Action, GlobalRole, Mention, Sentiment, SentimentSource
+from bot.model import SYSTEM_ACTOR, Action, Mention, Sentiment, SentimentSource
 from bot.reports.digest import DigestService
 from bot.staff.directory import Directory
-from bot.staff.rights import Actor
+from bot.staff.rights import Actor, may_see, sees_every_department
 
 COMMANDS = (
     "status",
@@ -86,18 +87,22 @@ class Answers:
         roles += [t(f"role.{r.value}") for r in sorted(actor.global_roles)]
         return notice_view("ui.whoami", name=actor.name, roles="; ".join(roles))
 
-    async def status(self, actor: Actor, department: str | None, private: bool) -> View:
-        """Open, overdue and at-risk cases. The coordination chat and the duty officer's
-        private chat see every department; a department's chat sees its own."""
+    async def status(self, actor: Actor, department: str | None) -> View:
+        """Open, overdue and at-risk cases. A department's chat sees its own department.
+        Elsewhere (private chats, leadership's chats) the duty officer, leadership and
+        administrators see every department, and so does the coordination centre's staff in
+        the coordination chat; everyone else sees the departments they work in."""
         if not actor.is_staff:
             return notice_view("ui.not_staff")
-        if department == self._directory.coordination or (
-            private and GlobalRole.DUTY in actor.global_roles
-        ):
-            department = None
+        coordination = self._directory.coordination
+        if department is not None and department != coordination:
+            wanted = [department]
+        elif sees_every_department(actor, coordination if department else None):
+            wanted = self._directory.department_ids()
+        else:
+            wanted = [d for d in self._directory.department_ids() if actor.roles_in(d)]
         now = self._cases.now()
         rows = {row.department: row for row in await self._cases.status()}
-        wanted = [department] if department else self._directory.department_ids()
         departments = []
         for dept in wanted:
             row = rows.get(dept)
@@ -124,7 +129,11 @@ class Answers:
             return notice_view("ui.no_rights")
         return await self._digests.reader_view(actor)
 
-    async def case(self, actor: Actor, case_id: int | None) -> View:
+    async def case(self, actor: Actor, case_id: int | None, department: str | None = None) -> View:
+        """/case N: the whole thread. In the case's own department chat, for whoever asks
+        there; in another department's chat, never; elsewhere (the coordination chat, private
+        chats) for those who may read the case's department (bot.staff.rights.may_see).
+        `department`: whose chat the command came from, if a department's."""
         if not actor.is_staff:
             return notice_view("ui.not_staff")
         if case_id is None:
@@ -132,6 +141,12 @@ class Answers:
         thread = await self._cases.thread(case_id)
         if thread is None:
             return notice_view("error.unknown_case", case_id=case_id)
+        owner, coordination = thread.case.department, self._directory.coordination
+        if department is not None and department not in (owner, coordination):
+            return refusal_view(WrongChat())
+        here = coordination if department == coordination else None
+        if department != owner and not may_see(actor, owner, here):
+            return notice_view("ui.no_rights")
         return page_view("case_thread.html.j2", self._thread_context(thread))
 
     async def escalate(self, actor: Actor, case_id: int | None, reason: str) -> View:

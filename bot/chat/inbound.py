@@ -10,24 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
 
 from bot.cases.cards import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS
-from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard
+from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard, StaleDraft
 from bot.cases.outcomes import ActResult
+from bot.cases.prompts import Versions
 from bot.cases.service import CaseService
-from bot.chat.answers import Answers, case_number, refusal_view
+from bot.chat.answers import COMMANDS, Answers, case_number, refusal_view
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
 from bot.messages.outbox import Destination, Transport
 from bot.messages.texts import Texts
 from bot.messages.views import MessageRef, NoticeView, RefKind, View, notice_view, parse_ref
-from bot.model import MAX_DRAFT_TEXT, Action, CaseState, IgnoreReason, Outcome, WaitReason
+from bot.model import (
+    MAX_DRAFT_TEXT,
+    Action,
+    CaseState,
+    Event,
+    EventKind,
+    IgnoreReason,
+    Outcome,
+    WaitReason,
+)
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
+
+log = logging.getLogger(__name__)
 
 LINK = re.compile(r"^https?://\S+$")
 # A press may arrive before the outbox has recorded the id of the message pressed on (Matrix
@@ -41,6 +54,14 @@ BAD_CHOICE = notice_view("error.invalid_input", field="choice", limit=None)
 
 # What a triage press says when it did (or had done) what was asked: anything else alerts.
 TRIAGE_DONE = frozenset({"ui.marked_negative", "ui.already_a_case", "ui.marked_not_negative"})
+# ...and when the presser had no right to it: audited, as a refused press on a card is.
+TRIAGE_NO_RIGHT = frozenset({"ui.not_staff", "ui.no_rights"})
+# What the audit trail calls a triage press, a press whose data says nothing we can read,
+# and the reason for a press with data no button carries.
+TRIAGE, BUTTON, FORGED = "triage", "button", "invalid_button"
+
+# The audit trail's reason for a command from a chat that is no work chat.
+NOT_A_WORK_CHAT = "not_a_work_chat"
 
 # "/official 42 off": the author no longer speaks officially.
 OFF_WORDS = frozenset({"off", "no", "нет", "снять"})
@@ -102,13 +123,15 @@ class TriagePress:
 
 @dataclass(frozen=True, slots=True)
 class MenuPress:
-    """A card's submenu opened (menu is an Action value) or closed (menu is "")."""
+    """A card's submenu opened (menu is an Action value) or closed (menu is ""). Not trusted
+    either: the chat, the presser's right and the card version are checked again."""
 
     where: Destination
     actor: Actor
     case_id: int
     menu: str
     nonce: str
+    version: int | None = None  # the card version the button was drawn for, if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +184,8 @@ class Feedback:
 class Inbound:
     """One method per inbound event. A press acts, asks for text or lists choices and returns
     its Feedback; a choice, a reply and a command answer through the outbox, keyed by the
-    message they answer. Rights and state are checked by the case service, never here."""
+    message they answer. Rights, chat, versions and state of a press are checked by the case
+    service, never here; which chats a command is answered in is decided here."""
 
     def __init__(
         self, cases: CaseService, answers: Answers, directory: Directory, texts: Texts
@@ -196,17 +220,22 @@ class Inbound:
         try:
             action = Action(press.action)
         except ValueError:
-            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+            return await self._tell(press, await self._forged(press))
         if press.on is RefKind.DRAFT:
             return await self._review(press, action)
         if press.on is not RefKind.CARD or action in REVIEW_ACTIONS:
             # Review buttons live under drafts, not cards.
-            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
+            return await self._tell(press, await self._forged(press))
         if action in MENU_ACTIONS and press.controls is Controls.REACTIONS:
             return await self._list_choices(press, action)
         if action in PROMPT_ACTIONS and press.controls is Controls.BUTTONS:
             result = await self._cases.prompt(
-                press.case_id, action, press.actor, press.where, nonce=press.nonce
+                press.case_id,
+                action,
+                press.actor,
+                press.where,
+                nonce=press.nonce,
+                versions=Versions(card=press.version),
             )
             return await self._outcome(press, action, result)
         if action in MENU_ACTIONS:
@@ -216,37 +245,46 @@ class Inbound:
         else:
             request = None
         if request is None:
-            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
-        return await self._outcome(
-            press, action, await self._cases.act(press.case_id, request, press.actor)
-        )
+            return await self._tell(press, await self._forged(press))
+        result = await self._cases.act(press.case_id, request, press.actor, press.where)
+        return await self._outcome(press, action, result)
 
     async def _review(self, press: Press, action: Action) -> Feedback:
-        """A press under a draft: approve, request changes, reject that very version."""
+        """A press under a draft: approve, request changes, reject that very version. The
+        version goes with the request, so the check and the change are one transaction: an
+        author who writes another version meanwhile gets nothing approved."""
         if action not in REVIEW_ACTIONS:
-            return await self._tell(press, Feedback(BAD_BUTTON, alert=True))
-        if press.version is not None:
-            case = await self._cases.get(press.case_id)
-            draft = case.latest_draft if case else None
-            if case is not None and (draft is None or draft.version != press.version):
-                # A button under an older draft: that version is no longer under review.
-                stale = StaleCard(expected=press.version, actual=draft.version if draft else None)
-                return await self._outcome(press, action, ActResult(case, error=stale))
+            return await self._tell(press, await self._forged(press))
+        versions = Versions(draft=press.version)
         if action in PROMPT_ACTIONS:
             if press.controls is Controls.BUTTONS:
                 result = await self._cases.prompt(
-                    press.case_id, action, press.actor, press.where, nonce=press.nonce
+                    press.case_id,
+                    action,
+                    press.actor,
+                    press.where,
+                    nonce=press.nonce,
+                    versions=versions,
                 )
                 return await self._outcome(press, action, result)
             # The note comes as "!note …" in the thread: check the right now, act then.
-            check, _ = await self._cases.menu_choices(press.case_id, action, press.actor)
+            check = await self._cases.check(
+                press.case_id, action, press.actor, press.where, versions
+            )
+            if check.error is None and press.version is not None:
+                # The note is for this version: one written after the author replaced it is
+                # refused as stale, as the reaction itself would have been.
+                await self._cases.remember(
+                    _note_key(press.where, press.case_id), str(press.version)
+                )
             notice = (
                 refusal_view(check.error)
                 if check.error
                 else notice_view("ui.matrix_note", case_id=press.case_id)
             )
             return await self._tell(press, Feedback(notice, alert=check.error is not None))
-        result = await self._cases.act(press.case_id, ActionRequest(action), press.actor)
+        request = ActionRequest(action, draft_version=press.version)
+        result = await self._cases.act(press.case_id, request, press.actor, press.where)
         return await self._outcome(press, action, result)
 
     async def triage(self, press: TriagePress) -> Feedback:
@@ -256,7 +294,7 @@ class Inbound:
         try:
             decision = TriageDecision(press.decision)
         except ValueError:
-            return Feedback(BAD_BUTTON, alert=True)
+            return await self.forged_button(press.actor, TRIAGE)
         answers = self._answers
         reference = str(press.mention_id)
         if decision is TriageDecision.NEGATIVE:
@@ -265,6 +303,8 @@ class Inbound:
             view = await answers.not_negative(press.actor, reference)
         notice = view if view["view"] == "notice" else None
         refused = notice is not None and notice["key"] not in TRIAGE_DONE
+        if notice is not None and notice["key"] in TRIAGE_NO_RIGHT:
+            await self._cases.deny(None, press.actor, TRIAGE, notice["key"].removeprefix("ui."))
         return Feedback(notice, alert=refused)
 
     async def open_menu(self, press: MenuPress) -> Feedback:
@@ -274,9 +314,14 @@ class Inbound:
         except ValueError:
             menu = Action.TAKE  # not a menu: refused below
         if menu is not None and menu not in MENU_ACTIONS:
-            return Feedback(BAD_BUTTON, alert=True)
+            return await self.forged_button(press.actor, press.menu, press.case_id)
         result = await self._cases.open_menu(
-            press.case_id, menu, press.actor, press.where, nonce=press.nonce
+            press.case_id,
+            menu,
+            press.actor,
+            press.where,
+            nonce=press.nonce,
+            versions=Versions(card=press.version),
         )
         if result.error is None:
             return Feedback()
@@ -284,8 +329,11 @@ class Inbound:
 
     async def _list_choices(self, press: Press, menu: Action) -> Feedback:
         """A menu as a numbered list in the card's thread; the number written back chooses."""
-        check, options = await self._cases.menu_choices(press.case_id, menu, press.actor)
+        check, options = await self._cases.menu_choices(
+            press.case_id, menu, press.actor, press.where, Versions(card=press.version)
+        )
         if check.error is not None:
+            await self._refresh_if_stale(press, check.error)
             return await self._tell(press, _refused(check.error))
         lines = [
             f"{n}. {option.get('label') or self._texts.t(option['label_key'])}"
@@ -308,7 +356,7 @@ class Inbound:
             await self._send(choice.where, choice.answer, BAD_CHOICE)
             return True
         await self._cases.remember(key, "null")  # one choice per list
-        result = await self._cases.act(choice.case_id, request, choice.actor)
+        result = await self._cases.act(choice.case_id, request, choice.actor, choice.where)
         if result.error is not None:
             await self._send(choice.where, choice.answer, refusal_view(result.error))
         return True
@@ -318,7 +366,30 @@ class Inbound:
             done = Feedback(notice_view("ui.done", action=action.value))
             # A reaction needs no "done": the card it sits under changes.
             return done if press.answer is None else Feedback()
+        await self._refresh_if_stale(press, result.error)
         return await self._tell(press, _refused(result.error))
+
+    async def _refresh_if_stale(self, press: Press, error: DomainError) -> None:
+        """A reaction on a card the room shows in an older version: redraw it there. Usually
+        the change that made it old is redrawing it anyway; this also covers a card edit the
+        sync loop never saw (a gap in the room's timeline), so "press again" always works."""
+        stale_card = isinstance(error, StaleCard) and not isinstance(error, StaleDraft)
+        if stale_card and press.on is RefKind.CARD and press.controls is Controls.REACTIONS:
+            await self._cases.open_menu(
+                press.case_id, None, press.actor, press.where, nonce=f"stale:{press.nonce}"
+            )
+
+    async def forged_button(
+        self, actor: Actor, pressed: str, case_id: int | None = None
+    ) -> Feedback:
+        """A press with data no button of ours carries (an action a card or draft does not
+        offer that way, an argument where none belongs, a menu that is none, or no data we
+        can read at all): refused, and audited as the forgery it is."""
+        await self._cases.deny(case_id, actor, pressed or BUTTON, FORGED)
+        return Feedback(BAD_BUTTON, alert=True)
+
+    async def _forged(self, press: Press) -> Feedback:
+        return await self.forged_button(press.actor, press.action, press.case_id)
 
     async def _tell(self, press: Press, feedback: Feedback) -> Feedback:
         """Say a press's feedback in the chat when the transport has no toast for it."""
@@ -344,7 +415,17 @@ class Inbound:
                 if case is not None and case.state is CaseState.APPROVED:
                     action = Action.MARK_PUBLISHED
         request = _text_request(action, reply.text)
-        result = await self._cases.act(to.case_id, request, reply.actor)
+        if to.kind is RefKind.PROMPT and action in REVIEW_ACTIONS:
+            # A note written for the draft version the prompt asked about, and no other.
+            request = replace(request, draft_version=to.version)
+        elif action is Action.REQUEST_CHANGES:
+            # "!note" in a card's thread: for the draft version ✏️ was put under, if any.
+            key = _note_key(reply.where, to.case_id)
+            noted = await self._cases.recall(key)
+            if noted and noted.isdigit():
+                request = replace(request, draft_version=int(noted))
+                await self._cases.remember(key, "")  # one note per ✏️
+        result = await self._cases.act(to.case_id, request, reply.actor, reply.where)
         buttons = reply.controls is Controls.BUTTONS
         view: View | None
         if result.error is not None:
@@ -361,12 +442,41 @@ class Inbound:
     # --- commands -------------------------------------------------------------------------
 
     async def command(self, command: Command) -> bool:
-        """Answer a command; False when the name is no command of ours."""
+        """Answer a command; False when the name is no command of ours. A command from a chat
+        that is not a work chat (a public discussion group, a citizen's private chat) gets no
+        answer at all: it would tell strangers who is on duty, or what the bot can do."""
+        if command.name not in COMMANDS:
+            return False
+        if not self._may_answer_here(command):
+            await self._ignored(command)
+            return True
         view = await self._command_view(command)
         if view is None:
             return False
         await self._send(command.where, command.answer, view)
         return True
+
+    def _may_answer_here(self, command: Command) -> bool:
+        """Configured work chats, and private chats with staff."""
+        if command.private:
+            return command.actor.is_staff
+        return self._directory.is_work_chat(command.where.transport, command.where.chat)
+
+    async def _ignored(self, command: Command) -> None:
+        """An ignored command is audited once per chat: enough to see the bot was probed
+        there, and a flood of commands cannot flood the audit trail."""
+        where, actor = command.where, command.actor
+        payload = {
+            "command": command.name,
+            "reason": NOT_A_WORK_CHAT,
+            "transport": where.transport,
+            "chat": where.chat,
+            "staff": actor.is_staff,
+        }
+        event = Event(None, self._cases.now(), actor.id, EventKind.DENIED, None, None, payload)
+        key = f"{where.transport}.ignored_commands:{where.chat}"
+        if await self._cases.audit_once(key, event):
+            log.warning("ignored /%s in %s chat %s", command.name, where.transport, where.chat)
 
     async def _command_view(self, command: Command) -> View | None:
         answers, actor, args = self._answers, command.actor, command.args.strip()
@@ -378,14 +488,13 @@ class Inbound:
             case "whoami":
                 return answers.whoami(actor)
             case "status":
-                here = command.where
-                department = self._directory.department_at(here.transport, here.chat, here.thread)
-                return await answers.status(actor, department, private=command.private)
+                return await answers.status(actor, self._department_here(command))
             case "digest":
                 return await answers.digest(actor)
             case "case":
                 words = args.split(maxsplit=1)
-                return await answers.case(actor, case_number(words[0] if words else None))
+                number = case_number(words[0] if words else None)
+                return await answers.case(actor, number, self._department_here(command))
             case "negative":
                 return await answers.negative(actor, args)
             case "notnegative":
@@ -411,6 +520,11 @@ class Inbound:
                     case_id, reason = about.case_id, args
                 return await answers.escalate(actor, case_id, reason)
         return None
+
+    def _department_here(self, command: Command) -> str | None:
+        """The department whose chat (or forum topic) a command was written in."""
+        here = command.where
+        return self._directory.department_at(here.transport, here.chat, here.thread)
 
     async def _send(self, where: Destination, answer: Answer, view: View) -> None:
         await self._cases.send(where, view, key=answer.key, reply_to_message=answer.under)
@@ -489,6 +603,11 @@ def _text_request(action: Action, text: str) -> ActionRequest:
 def _refused(error: DomainError) -> Feedback:
     """A refused press: an alert, except for a stale card, which has just been redrawn."""
     return Feedback(refusal_view(error), alert=not isinstance(error, StaleCard))
+
+
+def _note_key(where: Destination, case_id: int) -> str:
+    """The draft version a reviewer asked to change in a chat (✏️), awaiting their note."""
+    return f"{where.transport}.note:{where.chat}:{case_id}"
 
 
 def _menu_key(where: Destination, case_id: int) -> str:

@@ -58,6 +58,8 @@ ERROR_CODES = (
     "missing_input",
     "invalid_input",
     "stale",
+    "stale_draft",
+    "wrong_chat",
     "unknown_case",
     "not_publishable",
 )

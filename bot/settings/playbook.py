@@ -23,6 +23,7 @@ from bot.settings.errors import Problem, SettingsError, field_problems, unknown_
 from bot.settings.escalation_rules import EscalationChain, EscalationConfig
 from bot.settings.fields import LOCALES, StrictModel
 from bot.settings.reply_templates import (
+    CITIZEN_VARIABLES,
     REPLY_ENV,
     REPLY_VARIABLES,
     ReplyTemplate,
@@ -333,7 +334,8 @@ def _check_templates(file: Path, config: TemplatesConfig, problems: list[Problem
                     (file, field, f"template syntax error at line {exc.lineno}: {exc.message}")
                 )
                 continue
-            unknown = meta.find_undeclared_variables(ast) - REPLY_VARIABLES.keys() - _REPLY_GLOBALS
+            used = meta.find_undeclared_variables(ast)
+            unknown = used - REPLY_VARIABLES.keys() - _REPLY_GLOBALS
             if unknown:
                 problems.append(
                     (
@@ -341,6 +343,18 @@ def _check_templates(file: Path, config: TemplatesConfig, problems: list[Problem
                         field,
                         f"unknown variable(s) {', '.join(sorted(unknown))}; "
                         f"available: {', '.join(REPLY_VARIABLES)}",
+                    )
+                )
+            quoted = used & CITIZEN_VARIABLES
+            if template.pre_approved and quoted:
+                problems.append(
+                    (
+                        file,
+                        field,
+                        f"a pre_approved template may not use {', '.join(sorted(quoted))}: "
+                        "the citizen wrote it, and it would be published with no review; "
+                        "remove the variable, or pre_approved (then a second person reviews "
+                        "every answer made from it)",
                     )
                 )
 

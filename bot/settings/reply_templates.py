@@ -15,6 +15,7 @@ from pydantic import Field
 from bot.settings.fields import Id, LocalizedText, PositiveDuration, StrictModel
 
 __all__ = [
+    "CITIZEN_VARIABLES",
     "REPLY_ENV",
     "REPLY_VARIABLES",
     "ReplyTemplate",
@@ -30,6 +31,10 @@ REPLY_VARIABLES: dict[str, str] = {
     "org_name": "the organisation's name from the config",
     "mention_url": "link to the mention, may be none",
 }
+# What the citizen (or whoever sent the mention) chose, not the organisation: a pre-approved
+# template is published with no second person reading it, so it may not quote these. A name
+# of up to 256 characters is a whole sentence put into the organisation's mouth.
+CITIZEN_VARIABLES = frozenset({"author_name", "mention_url"})
 
 
 class TemplateKind(StrEnum):
@@ -47,7 +52,8 @@ class ReplyTemplate(StrictModel):
 
     id: Id
     kind: TemplateKind
-    pre_approved: bool = False  # may be published without a second pair of eyes
+    # May be published without a second pair of eyes; then it may not use CITIZEN_VARIABLES.
+    pre_approved: bool = False
     departments: tuple[Id, ...] = ()  # empty: every department
     title: LocalizedText  # the button / picker label
     text: LocalizedText

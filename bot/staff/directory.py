@@ -61,6 +61,30 @@ class Directory:
                     return dest_dept.id
         return None
 
+    def in_chat_of(self, department: str, where: Destination) -> bool:
+        """Whether `where` is one of the department's chats (its forum topic, if it has one):
+        where its cards are posted."""
+        return any(
+            (dest.transport, dest.chat) == (where.transport, where.chat)
+            and dest.thread in (None, where.thread)
+            for dest in self.destinations(department)
+        )
+
+    def is_work_chat(self, transport: str, chat: str) -> bool:
+        """A chat the config names for work: a department's (or the coordination) chat, or a
+        digest recipient (the duty officer's and leadership's chats). Commands answer only
+        there and in private chats with staff."""
+        config = self._config
+        if transport == "telegram":
+            chats = {d.telegram.chat_id for d in config.departments if d.telegram is not None}
+            chats.update(config.digest.recipients.telegram_chat_ids)
+            return chat in {str(c) for c in chats}
+        if transport == "matrix":
+            rooms = {d.matrix.room_id for d in config.departments if d.matrix is not None}
+            rooms.update(config.digest.recipients.matrix_room_ids)
+            return chat in rooms
+        return False
+
     def duty_shift(self, at: datetime | None = None) -> DutyShift:
         """Staff ids on duty at `at` (default: now) and until when: the `duty` rota and its
         overrides; when they name nobody, everyone with the duty role, with no end."""

@@ -79,6 +79,35 @@ def may_correct_sentiment(actor: Actor) -> bool:
     return actor.is_staff and bool(actor.departments or actor.global_roles & _SENTIMENT_CORRECTORS)
 
 
+# Who may read across departments (/status of all, /case of any case): the duty officer,
+# leadership and administrators. Everyone else reads their own departments.
+CROSS_DEPARTMENT_ROLES = frozenset({GlobalRole.DUTY, GlobalRole.LEADERSHIP, GlobalRole.ADMIN})
+
+
+def sees_every_department(actor: Actor, in_coordination_chat: str | None = None) -> bool:
+    """The duty officer, leadership and administrators, anywhere; and in the coordination
+    chat (`in_coordination_chat`: the coordination department's id), the coordination
+    centre's own staff, through whom every case no rule claims, or "not ours", passes."""
+    if not actor.is_staff:
+        return False
+    if actor.global_roles & CROSS_DEPARTMENT_ROLES:
+        return True
+    return in_coordination_chat is not None and bool(actor.roles_in(in_coordination_chat))
+
+
+def may_see(actor: Actor, department: str, in_coordination_chat: str | None = None) -> bool:
+    """Whether a person may read a department's cases outside its own chat."""
+    return actor.is_staff and (
+        bool(actor.roles_in(department)) or sees_every_department(actor, in_coordination_chat)
+    )
+
+
+def may_look_at(actor: Actor, department: str) -> bool:
+    """Whether a person may do anything at all on a case of the department: the right a
+    card's buttons (its main buttons asked for again) need."""
+    return any(actor.may(action, department) for action in RIGHTS)
+
+
 def may_erase(actor: Actor) -> bool:
     """Erasing a person's data (/forget) is irreversible: administrators only."""
     return actor.is_staff and GlobalRole.ADMIN in actor.global_roles

@@ -32,6 +32,10 @@ from handlers.matrix.transport import DELIVERY_CLIENT_CONFIG, MatrixTransport
 log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT_MS = 30_000
+# Events per room in one sync. The server's default (10) drops the rest of a busy moment, a
+# card with its reactions is already 7: commands would be missed, and the card edits that
+# say which version a room shows (shown.py).
+SYNC_FILTER = {"room": {"timeline": {"limit": 200}}}
 
 
 class MatrixAdapter:
@@ -87,7 +91,10 @@ class MatrixAdapter:
         while True:
             try:
                 response = await self.client.sync(
-                    timeout=0 if first else SYNC_TIMEOUT_MS, since=since, full_state=first
+                    timeout=0 if first else SYNC_TIMEOUT_MS,
+                    sync_filter=SYNC_FILTER,
+                    since=since,
+                    full_state=first,
                 )
             except (TimeoutError, OSError) as error:
                 log.warning("matrix: sync failed (%s); retrying", error)
@@ -135,11 +142,14 @@ class MatrixAdapter:
             for event in room.timeline.events:
                 source: Event = getattr(event, "source", {}) or {}
                 if source.get("sender") == self.client.user_id:
+                    # Our own card posts and edits say which card version the room shows.
+                    ctx.shown.saw(room_id, source)
                     continue
                 try:
                     await self._dispatch(ctx, room_id, source)
                 except Exception:  # one bad event must not stop the sync loop
                     log.exception("matrix: failed to handle %s", source.get("event_id"))
+        await ctx.shown.save()
 
     async def _dispatch(self, ctx: MatrixContext, room_id: str, event: Event) -> None:
         content = event.get("content") or {}

@@ -13,6 +13,7 @@ from bot.messages.outbox import Destination
 from bot.messages.views import MessageRef, parse_ref
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
+from handlers.matrix.shown import ShownCards
 
 TRANSPORT = "matrix"
 Event = dict[str, Any]  # an event's JSON as the homeserver sent it
@@ -26,10 +27,12 @@ class MatrixContext:
     cases: CaseService
     directory: Directory
     just_sent: JustSent
+    shown: ShownCards  # the card version each room shows, from its timeline
 
     @classmethod
     def of(cls, services: ChatServices, just_sent: JustSent) -> MatrixContext:
-        return cls(services.inbound, services.cases, services.directory, just_sent)
+        cases = services.cases
+        return cls(services.inbound, cases, services.directory, just_sent, ShownCards(cases))
 
     async def our_message(
         self, room_id: str, event_id: str, wait: bool = False

@@ -1,6 +1,7 @@
 """Reactions: the keys that stand for buttons, and a reaction translated into the press of
-its button (bot/chat/inbound.py). Clients send back exactly the key they click on, so these
-strings (with their variation selectors) are the whole contract."""
+its button (bot/chat/inbound.py), with the card or draft version it was made on. Clients send
+back exactly the key they click on, so these strings (with their variation selectors) are the
+whole contract."""
 
 from __future__ import annotations
 
@@ -69,6 +70,12 @@ async def on_reaction(ctx: MatrixContext, room_id: str, event: Event, relation: 
     # Refusals of approve and reject go to the room; everything else to the reacted
     # message's thread (as before the inbound layer: kept so nobody sees a change).
     in_room = about.kind is RefKind.DRAFT and action is not Action.REQUEST_CHANGES
+    # The version the reaction was made on: a draft's is its own message's; a card's is the
+    # one the room's timeline showed before the reaction (the card is edited in place).
+    if about.kind is RefKind.DRAFT:
+        version = about.version
+    else:
+        version = await ctx.shown.version(room_id, about.case_id)
     press = Press(
         here,
         ctx.actor(event),
@@ -77,6 +84,7 @@ async def on_reaction(ctx: MatrixContext, room_id: str, event: Event, relation: 
         action.value,
         nonce=str(event.get("event_id")),
         controls=Controls.REACTIONS,
+        version=version,
         answer=answer_to(event, None if in_room else reacted),
     )
     await ctx.inbound.press(press)

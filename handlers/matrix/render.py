@@ -16,15 +16,17 @@ from __future__ import annotations
 import html
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.messages.fitting import longest_fit
 from bot.messages.texts import HTML_SUFFIX, Texts
 from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View, sendable
 from handlers.matrix.reactions import card_reactions, draft_reactions
+from handlers.matrix.shown import CARD_FIELD
 
 __all__ = [
+    "CARD_FIELD",
     "HTML_FORMAT",
     "MAX_CONTENT_BYTES",
     "MAX_MENTION",
@@ -60,6 +62,9 @@ class MatrixRendered:
     formatted_body: str | None  # org.matrix.custom.html; None for plain text only
     reactions: list[str] = field(default_factory=list)  # keys the bot puts under the message
     msgtype: str = TEXT
+    # A card's case and version ({"case", "version"}): the sync loop reads it back from the
+    # room's timeline to know which version a reaction under the card was made on (shown.py).
+    card: dict[str, int] | None = None
 
     def content(self) -> dict[str, Any]:
         """The m.room.message content, without relations."""
@@ -67,6 +72,8 @@ class MatrixRendered:
         if self.formatted_body is not None:
             content["format"] = HTML_FORMAT
             content["formatted_body"] = self.formatted_body
+        if self.card is not None:
+            content[CARD_FIELD] = dict(self.card)
         return content
 
 
@@ -121,7 +128,8 @@ class MatrixRenderer:
             # on a card whose case moved to another department.
             menu_or_moved = view.get("menu") or view.get("moved_to")
             reactions = [] if menu_or_moved else card_reactions(view["actions"])
-            return self._html(self._card(view), TEXT, reactions)
+            shown = {"case": view["case"]["id"], "version": view["case"]["version"]}
+            return replace(self._html(self._card(view), TEXT, reactions), card=shown)
         if view["view"] == "draft":
             return self._html(self._draft(view), TEXT, draft_reactions(view["actions"]))
         if view["view"] == "notice" or view["view"] == "prompt":

@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery, InaccessibleMessage
 
-from bot.chat.inbound import BAD_BUTTON, Controls, Feedback, MenuPress, Press, TriagePress
+from bot.chat.inbound import Controls, Feedback, MenuPress, Press, TriagePress
 from bot.messages.outbox import Destination
 from bot.messages.views import RefKind
 from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction, TriageAction
@@ -57,6 +57,7 @@ async def on_menu(query: CallbackQuery, callback_data: CaseMenu, ctx: TelegramCo
         callback_data.case,
         callback_data.menu,
         nonce=query.id,
+        version=callback_data.v,
     )
     await _answer(query, ctx, await ctx.inbound.open_menu(press))
 
@@ -91,8 +92,10 @@ async def on_triage_action(
 
 
 async def on_unknown_button(query: CallbackQuery, ctx: TelegramContext) -> None:
-    """Data no button of ours carries: answer, so the client stops waiting, and do nothing."""
-    await _answer(query, ctx, Feedback(BAD_BUTTON, alert=True))
+    """Data no button of ours carries: answer, so the client stops waiting, audit, and do
+    nothing else."""
+    feedback = await ctx.inbound.forged_button(ctx.actor(query.from_user), "")
+    await _answer(query, ctx, feedback)
 
 
 def make_router() -> Router:

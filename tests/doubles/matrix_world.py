@@ -21,6 +21,7 @@ from bot.settings.config import Config, load_config
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from handlers.matrix.adapter import MatrixAdapter
+from handlers.matrix.shown import CARD_FIELD
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import MatrixUser, SynapseServer
 
@@ -211,6 +212,28 @@ class MatrixWorld:
             return str(latest["content"]["m.new_content"]["body"])
         event = await self.get(f"/_matrix/client/v3/rooms/{quote(room)}/event/{quote(event_id)}")
         return str(event["content"]["body"])
+
+    async def card_version(self, room: str, event_id: str) -> int | None:
+        """The case version a card shows now: its latest edit's (or its own) version field.
+        A person reacts on what the room shows; a reaction on an older card is refused."""
+        base = f"/_matrix/client/v1/rooms/{quote(room)}/relations/{quote(event_id)}"
+        edits = (await self.get(f"{base}/m.replace?limit=50"))["chunk"]
+        if edits:
+            latest = max(edits, key=lambda e: e["origin_server_ts"])
+            content = latest["content"]["m.new_content"]
+        else:
+            path = f"/_matrix/client/v3/rooms/{quote(room)}/event/{quote(event_id)}"
+            content = (await self.get(path))["content"]
+        version = (content.get(CARD_FIELD) or {}).get("version")
+        return int(version) if isinstance(version, int) else None
+
+    async def card_is_current(self, case_id: int, department: str = "housing") -> bool:
+        """Whether the room shows the case's card as it now stands."""
+        assert self.app is not None
+        case = await self.app.cases.get(case_id)
+        card = await self.card_event(case_id, department)
+        shown = await self.card_version(self.rooms[department], card)
+        return case is not None and shown == case.version
 
     async def bot_reactions(self, room: str, event_id: str) -> set[str]:
         base = f"/_matrix/client/v1/rooms/{quote(room)}/relations/{quote(event_id)}"

@@ -51,6 +51,8 @@ async def test_card_take_draft_approve_publish_close(
             return case is not None and case.state is CaseState.APPROVED
 
         await eventually(approved)
+        # 📤 appears under the card once the room shows it approved; a person reacts then.
+        await eventually(lambda: _has(world.bot_reactions(room, card), "📤"))
         await world.react("spec", room, card, "📤")
 
         async def published() -> bool:
@@ -58,7 +60,9 @@ async def test_card_take_draft_approve_publish_close(
             return case is not None and case.state is CaseState.PUBLISHED
 
         await eventually(published)
-        # Close: the bot lists the outcomes in the thread; the number picks one.
+        # Close: the bot lists the outcomes in the thread; the number picks one. As a person
+        # would, react once the room shows the card as published.
+        await eventually(lambda: world.card_is_current(case_id))
         await world.react("spec", room, card, "✔️")
 
         async def outcomes_listed() -> bool:

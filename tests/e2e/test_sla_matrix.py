@@ -51,6 +51,8 @@ async def test_reminder_wait_for_author_and_follow_up(
             return current is not None and current.state is CaseState.TAKEN
 
         await eventually(taken)
+        # A person reacts on the card the room shows: each time, wait for its redraw.
+        await eventually(lambda: world.card_is_current(case_id))
         await world.react("spec", room, card, "⏸️")
 
         async def reasons_listed() -> bool:
@@ -73,6 +75,7 @@ async def test_reminder_wait_for_author_and_follow_up(
         asked_for = current.follow_up_due_at
 
         # Still open (⏳) moves the follow-up on; the result shown (🔁) closes the case.
+        await eventually(lambda: world.card_is_current(case_id))
         await world.react("spec", room, card, "⏳")
 
         async def moved_on() -> bool:
@@ -81,6 +84,7 @@ async def test_reminder_wait_for_author_and_follow_up(
             return due is not None and due > asked_for
 
         await eventually(moved_on)
+        await eventually(lambda: world.card_is_current(case_id))
         await world.react("spec", room, card, "🔁")
 
         async def closed() -> bool:

@@ -37,7 +37,7 @@ async def test_card_lands_in_the_department_topic_and_two_taps_publish_a_templat
         case = await world.case(case_id)
         assert case.state is CaseState.APPROVED
         card = await world.card(case_id)
-        assert "Здравствуйте, Пётр Сидоров!" in (card.text or "")  # ready to copy
+        assert "Здравствуйте! Видим ваше сообщение" in (card.text or "")  # ready to copy
 
         await world.press("spec", card, "Опубликовано")
         await world.idle()
@@ -217,9 +217,16 @@ async def test_strangers_and_forged_presses_change_nothing_and_are_audited(
         assert case.state is CaseState.NEW and case.version == 0
         thread = await world.app.cases.thread(case_id)
         denied = [e for e in thread.events if e.kind == EventKind.DENIED]
-        assert [(e.actor, e.payload["staff"]) for e in denied] == [
-            ("tg:6666", False),
-            ("tspec", True),
+        # Also audited (issue 15): data no button carries, a stale card, a draft press
+        # without the right to review.
+        assert [(e.actor, e.payload["staff"], e.payload["reason"]) for e in denied] == [
+            ("tg:6666", False, "no_right"),
+            ("tspec", True, "no_right"),
+            ("spec", True, "invalid_button"),
+            ("spec", True, "invalid_button"),
+            ("spec", True, "stale"),
+            ("spec", True, "invalid_button"),
+            ("spec", True, "no_right"),
         ]
 
 

@@ -111,9 +111,11 @@ async def test_refusals_change_nothing_and_rights_refusals_are_audited(
     thread = await cases.thread(case_id)
     assert thread is not None and thread.case == opened.case
     denied = [e for e in thread.events if e.kind == EventKind.DENIED]
-    assert [(e.actor, e.payload["action"], e.payload["staff"]) for e in denied] == [
-        ("tg:666", "take", False),
-        ("tspec", "take", True),
+    # A press on a stale card is audited too (issue 15): it acted on what was no longer shown.
+    assert [(e.actor, e.payload["action"], e.payload["reason"]) for e in denied] == [
+        ("tg:666", "take", "no_right"),
+        ("tspec", "take", "no_right"),
+        ("spec", "take", "stale"),
     ]
     assert len(await queued(database)) == before  # no card edits for refused presses
 
@@ -226,13 +228,15 @@ async def test_template_draft_review_escalation_and_publishing_messages(
     assert from_vk.case and from_tg.case and from_vk.case.id and from_tg.case.id
     vk_id, tg_id = from_vk.case.id, from_tg.case.id
 
-    # A pre-approved first-touch template: approved at once, text rendered for this case.
+    # A pre-approved first-touch template: approved at once, with nothing the author chose
+    # in it (their name is theirs to pick; issue 15, fault 8).
     result = await cases.act(
         vk_id, ActionRequest(Action.USE_TEMPLATE, template_id="first-touch-housing"), spec
     )
     assert result.ok, result.error
     assert result.case and result.case.state is CaseState.APPROVED
-    assert "Пётр" in (result.case.latest_draft.text if result.case.latest_draft else "")
+    draft_text = result.case.latest_draft.text if result.case.latest_draft else ""
+    assert draft_text.startswith("Здравствуйте! Видим") and "Пётр" not in draft_text
     unknown = await cases.act(vk_id, ActionRequest(Action.USE_TEMPLATE, template_id="nope"), spec)
     assert isinstance(unknown.error, InvalidInput)
     # The bot cannot post on VK: publishing there is refused, marking works.

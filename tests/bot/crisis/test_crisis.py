@@ -457,6 +457,6 @@ async def test_crisis_card_in_both_locales_and_leadership_is_told(
     duty = directory.by_staff_id("duty")
     assert duty is not None
     for texts, word in ((ru, "Кризис: ЖКХ"), (en, "Crisis: ЖКХ")):
-        view = await Answers(cases, directory, texts, service).status(duty, None, private=True)
+        view = await Answers(cases, directory, texts, service).status(duty, None)
         page = texts.render(view["template"], **view["context"])
         assert page.startswith(f"🚨 <b>{word}</b>")

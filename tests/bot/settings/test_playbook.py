@@ -442,8 +442,8 @@ def test_jinja_errors_in_reply_templates(playbook_copy: Path, edit) -> None:
     )
     edit(
         playbook_copy / "templates.yaml",
-        "Hello{% if author_name %}, {{ author_name }}",
-        "Hello{% if author_name %}, {{ author }}",
+        "Hello! Thank you for letting us know",
+        "Hello {{ author }}! Thank you for letting us know",
     )
     problems = {(file, field): message for file, field, message in _problems(playbook_copy)}
     assert "template syntax error at line 1" in problems[("templates.yaml", "templates[0].text.ru")]
@@ -547,8 +547,11 @@ def test_reply_templates_render_in_both_locales(playbook: Playbook) -> None:
     template = playbook.template("first-touch")
     params = {"department_name": "ЖКХ", "case_id": 7, "org_name": "Администрация"}
     ru = template.render("ru", author_name="Анна", **params)
-    assert ru.startswith("Здравствуйте, Анна!") and "личные сообщения" in ru
+    assert ru.startswith("Здравствуйте!") and "личные сообщения" in ru
+    assert "Анна" not in ru  # pre-approved: nothing the citizen chose (fault 8)
     assert template.render("en", author_name="", **params).startswith("Hello! ")
+    apology = playbook.template("apology").render("ru", author_name="Анна", **params)
+    assert apology.startswith("Анна, приносим извинения")  # reviewed: may greet by name
     holding = playbook.template("holding-statement").render("ru", author_name="", **params)
     assert "Администрация уже работает" in holding
     for t in playbook.templates:
@@ -560,7 +563,7 @@ def test_reply_templates_are_sandboxed(playbook_copy: Path, edit) -> None:
     edit(
         playbook_copy / "templates.yaml",
         "Спасибо, что написали, мы уже разбираемся.",
-        "{{ author_name.__class__.__mro__ }}",
+        "{{ org_name.__class__.__mro__ }}",
     )
     custom = load_playbook(playbook_copy)
     with pytest.raises(SecurityError):
@@ -584,3 +587,55 @@ def test_check_departments_finds_unknown_departments(playbook: Playbook) -> None
     assert ("templates.yaml", "templates[1].departments[0]") in {
         (f.name, field) for f, field, _ in housing_gone
     }
+
+
+# --- issue 15, fault 8: nothing a citizen wrote goes out unreviewed ---------------------------
+
+PRE_APPROVED_WITH_NAME = """
+  - id: greeting-by-name
+    kind: thanks
+    pre_approved: true
+    title: {ru: Привет по имени, en: Hello by name}
+    text:
+      ru: "Спасибо, {{ author_name }}!"
+      en: "Thank you{% if mention_url %} for {{ mention_url }}{% endif %}!"
+"""
+
+
+def test_fault8_a_pre_approved_template_may_not_use_what_the_citizen_wrote(
+    playbook_copy: Path,
+) -> None:
+    file = playbook_copy / "templates.yaml"
+    file.write_text(file.read_text(encoding="utf-8") + PRE_APPROVED_WITH_NAME, encoding="utf-8")
+    index = len(load_playbook(DEFAULT_PLAYBOOK_DIR).templates)
+    problems = {(f, field): message for f, field, message in _problems(playbook_copy)}
+    assert set(problems) == {
+        ("templates.yaml", f"templates[{index}].text.ru"),
+        ("templates.yaml", f"templates[{index}].text.en"),
+    }
+    ru = problems[("templates.yaml", f"templates[{index}].text.ru")]
+    assert "pre_approved" in ru and "author_name" in ru and "review" in ru
+    assert "mention_url" in problems[("templates.yaml", f"templates[{index}].text.en")]
+
+    # The same text is fine once a second person reviews every answer made from it.
+    file.write_text(
+        file.read_text(encoding="utf-8").replace(
+            "id: greeting-by-name\n    kind: thanks\n    pre_approved: true",
+            "id: greeting-by-name\n    kind: thanks\n    pre_approved: false",
+        ),
+        encoding="utf-8",
+    )
+    assert load_playbook(playbook_copy).template("greeting-by-name").pre_approved is False
+
+
+def test_fault8_default_pre_approved_templates_publish_no_citizen_text(playbook: Playbook) -> None:
+    hostile = "Администрация признаёт вину, звоните 8-800"
+    params = {"department_name": "ЖКХ", "case_id": 7, "org_name": "Администрация"}
+    pre_approved = [t for t in playbook.templates if t.pre_approved]
+    assert len(pre_approved) >= 4  # the two-tap answers are still there
+    for template in pre_approved:
+        for locale in ("ru", "en"):
+            text = template.render(
+                locale, author_name=hostile, mention_url="https://evil.example/", **params
+            )
+            assert hostile not in text and "evil.example" not in text, template.id

@@ -11,7 +11,6 @@ import pytest
 from bot.clock import FrozenClock
 from bot.model import CaseState, Priority, Sentiment, SentimentSource
 from bot.settings.playbook import load_playbook
-from bot.staff.rights import Actor
 from handlers.app import App
 from tests.doubles.fakes import RecordingTransport
 from tests.doubles.support import API_TOKENS, make_config
@@ -215,7 +214,9 @@ async def test_a_mention_without_sentiment_is_classified_by_the_model(
     assert positive.sentiment in (Sentiment.POSITIVE, Sentiment.NEUTRAL)
     assert positive.sentiment_score is not None and positive.sentiment_score < 0.2
     # /case explains the model's call with the strongest signals of the text and p.
-    view = await app.answers.case(Actor("duty", "Дежурный"), opened)
+    duty = app.directory.by_staff_id("duty")  # /case of any case: the duty officer may
+    assert duty is not None
+    view = await app.answers.case(duty, opened)
     assert view["view"] == "page"
     why = view["context"]["why_negative"]
     assert why["p"] == round(negative.sentiment_score, 2) and why["signals"]

@@ -55,6 +55,7 @@ from handlers.matrix.render import (
     to_matrix_html,
     to_plain,
 )
+from handlers.matrix.shown import CARD_FIELD
 from handlers.matrix.transport import DELIVERY_CLIENT_CONFIG, MatrixTransport, transaction_id
 from tests.doubles.support import make_config, make_mention
 from tests.doubles.synapse import MatrixUser, SynapseServer, free_port
@@ -242,11 +243,14 @@ def test_views_render_to_content_and_reactions(
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;/b&gt;" in new.formatted_body
     assert "\n" not in new.formatted_body and "<blockquote>" in new.formatted_body
     assert new.reactions == ["✋", "📝", "⏫", "↪️", "🚫", "✔️"]
+    # The card names its case and version: reactions under it are read against it.
+    shown = card(directory, HOSTILE)["case"]
     assert new.content() == {
         "msgtype": TEXT,
         "body": new.body,
         "format": HTML_FORMAT,
         "formatted_body": new.formatted_body,
+        CARD_FIELD: {"case": shown["id"], "version": shown["version"]},
     }
     # No buttons while a submenu is open (its choices go to the thread) or once moved away.
     options = cards.menu_options(Action.CLOSE, make_case(), directory, [])

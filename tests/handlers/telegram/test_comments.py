@@ -114,7 +114,8 @@ async def test_citizen_comments_become_mentions_and_the_answer_lands_under_the_c
             for m in server.messages(world.discussion)
             if m.bot_id is not None and m.reply_to_message_id == comment.message_id
         ]
-        assert len(public) == 1 and "Ольга Кузнецова" in (public[0].text or "")
+        assert len(public) == 1 and (public[0].text or "").startswith("Здравствуйте! Видим")
+        assert "Ольга Кузнецова" not in (public[0].text or "")  # unreviewed: no citizen text
         assert (await world.case(case_id)).state is CaseState.PUBLISHED
 
 
