@@ -46,6 +46,7 @@ from bot.reports.evening import evening_context  # noqa: E402
 from bot.reports.weekly import weekly_context  # noqa: E402
 from bot.settings.config import Config, load_config  # noqa: E402
 from bot.staff.directory import Directory  # noqa: E402
+from store import crypto  # noqa: E402
 from store.db import Database  # noqa: E402
 
 DAYS = 30
@@ -101,7 +102,8 @@ def authors(rng: random.Random, count: int) -> Iterator[tuple[Any, ...]]:
             else "[]"
         )
         first = START + timedelta(seconds=rng.randrange(DAYS * 86400))
-        yield (i + 1, f"Автор {i + 1}", labels, 0, 0, 0, stamp(first), stamp(NOW))
+        name = crypto.keyring().encrypt(f"Автор {i + 1}")  # as the store keeps it
+        yield (i + 1, name, labels, 0, 0, 0, stamp(first), stamp(NOW))
 
 
 def cases(rng: random.Random, count: int) -> Iterator[tuple[Any, ...]]:
@@ -182,9 +184,12 @@ def mentions(
 def _mention(
     i: int, sentiment: str, at: str, author: int, case_id: int | None, codes: str
 ) -> tuple[Any, ...]:
+    # Personal data as the store keeps it: encrypted, the external id's keyed hash beside it.
+    keys = crypto.keyring()
+    seal = keys.encrypt
     return (
-        "vk", f"m{i}", f"https://vk.com/wall-1_{i}", author, "vk", f"a{author}", "", "текст",
-        None, at, sentiment, "source", 0, codes, case_id,
+        "vk", seal(f"m{i}"), seal(f"https://vk.com/wall-1_{i}"), author, "vk", seal(f"a{author}"),
+        "", seal("текст"), None, at, sentiment, "source", 0, codes, case_id, keys.blind(f"m{i}"),
     )  # fmt: skip
 
 
@@ -221,7 +226,8 @@ def generate(path: Path, n_mentions: int, n_cases: int, n_authors: int) -> float
         conn.executemany(
             "INSERT INTO mentions (source, external_id, url, author_id, identity_channel,"
             " identity_external_id, identity_name, text, language, received_at, sentiment,"
-            " sentiment_source, reach, codes, case_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " sentiment_source, reach, codes, case_id, external_id_hash)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             mentions(rng, n_mentions, case_rows, n_authors),
         )
         conn.executemany(

@@ -11,13 +11,23 @@ cases open but nothing is delivered). A separate load process sends mentions, ~2
 handlers.ingest.importer.import_file into a fresh SQLite database. A file this big is read in a
 process of its own: its profile shows the importing process only.
 
+(c) Encryption at rest (store/crypto.py): the runs above encrypt personal data, as shipped.
+With `--encryption both` (the default), `--rounds` rounds then run single, batched and import
+once with values stored in clear (store.crypto.Keyring.plaintext, pinned for the process) and
+once encrypted, in turn: the cost is 1 - encrypted / plaintext of each side's best rate, and
+also of the server's CPU time per mention (steadier when other work shares the machine).
+`on` or `off` runs only the first part, encrypted or in clear.
+
 Rates are measured without a profiler. Then prints where the time goes: cProfile of the server
 during one more (shorter) batched run of each kind, and of a 20,000-row import, by area; the
 last line is one JSON object starting {"http_single_per_s", "http_batched_per_s",
-"bulk_import_per_s"}.
+"bulk_import_per_s"} (encrypted unless `--encryption off`), then, with `both`, per rate
+`<rate>_per_s_plaintext`, `<rate>_per_s_encrypted`, `encryption_overhead_<rate>`, the CPU
+figures `<rate>_cpu_us_plaintext|encrypted` and `encryption_cpu_overhead_<rate>`, and
+`encryption_overhead` and `encryption_cpu_overhead` (the largest of them).
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--batch-clients 1]
-                                     [--rows 100000]
+                                     [--rows 100000] [--encryption both|on|off] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -40,10 +50,12 @@ import multiprocessing  # noqa: E402
 import pstats  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
+import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench.common import example_config, free_port  # noqa: E402
@@ -51,6 +63,7 @@ from bot.settings.config import Config  # noqa: E402
 from bot.settings.playbook import Playbook, load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
 from handlers.ingest.importer import import_file  # noqa: E402
+from store import crypto  # noqa: E402
 
 TOKEN = "bench-ingest-token-0123456789"
 BATCH = 1_000
@@ -141,8 +154,9 @@ async def drive(
     negative: float,
     on_ready: Callable[[], None] = lambda: None,
     on_done: Callable[[], None] = lambda: None,
-) -> float:
-    """Mentions per second the server accepted, measured by the load process."""
+) -> Measured:
+    """Mentions per second the server accepted, measured by the load process, and the CPU
+    time this process (the server, with its SQLite thread) spent per mention meanwhile."""
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe(duplex=False)
     arguments = (url, mode, clients, seconds, start, negative, theirs)
@@ -151,12 +165,21 @@ async def drive(
     # Waited for in a thread: the server runs on this loop meanwhile.
     await asyncio.to_thread(ours.recv)
     on_ready()
+    cpu = time.process_time()
     sent, errors, elapsed = await asyncio.to_thread(ours.recv)
+    cpu = time.process_time() - cpu
     on_done()
     process.join()
     if errors:
         print(f"  {mode}: {errors} requests failed")
-    return float(sent / elapsed)
+    return Measured(sent / elapsed, cpu / max(sent, 1) * 1e6)
+
+
+@dataclass(frozen=True)
+class Measured:
+    per_s: float
+    cpu_us: float  # CPU microseconds of the server process per mention: steadier than rates
+    # on a machine other work shares
 
 
 # --- the server --------------------------------------------------------------------------------
@@ -174,7 +197,7 @@ async def http_phase(
     negative: float = NEGATIVE_SHARE,
     single: bool = True,
     profile: bool = False,
-) -> tuple[dict[str, float], cProfile.Profile | None]:
+) -> tuple[dict[str, Measured], cProfile.Profile | None]:
     """The App as it is (batches go through bot.intake.bulk). Rates are measured without a profiler;
     with `profile`, one more batched run is profiled to show where the time goes."""
     app = App(config, playbook)
@@ -182,7 +205,7 @@ async def http_phase(
     url = f"http://127.0.0.1:{config.api.port}/api/v1/mentions"
     profiler = cProfile.Profile() if profile else None
     try:
-        results: dict[str, float] = {}
+        results: dict[str, Measured] = {}
         start = random.randrange(1, 1_000) * 10_000_000  # fresh external ids for each run
         if single:
             results["single"] = await drive(
@@ -292,8 +315,9 @@ def write_csv(path: Path, rows: int, seed: int = 7) -> None:
 
 async def import_phase(
     playbook: Playbook, rows: int, directory: Path, profile: bool
-) -> tuple[float, float]:
-    """Rows per second of one import into a fresh database, and its seconds."""
+) -> tuple[Measured, float]:
+    """Rows per second of one import into a fresh database (and the CPU time of this
+    process per row), and its seconds."""
     work = directory / ("profiled" if profile else "timed")
     work.mkdir()
     config = bench_config(work, free_port())
@@ -302,54 +326,121 @@ async def import_phase(
     profiler = cProfile.Profile()
     if profile:
         profiler.enable()
+    cpu = time.process_time()
     try:
         report = await import_file(data, config=config, playbook=playbook, source="vk")
     finally:
+        cpu = time.process_time() - cpu
         profiler.disable()
     assert report.imported == rows and not report.rejected, report
     if profile:
         where_time_goes(profiler, f"import of {rows:,} rows")
-    return report.rate, report.seconds
+    return Measured(report.rate, cpu / rows * 1e6), report.seconds
+
+
+# --- encryption: its cost ----------------------------------------------------------------------
+
+RATES = ("http_single", "http_batched", "bulk_import")
+
+
+async def one_round(args: argparse.Namespace, playbook: Playbook) -> dict[str, Measured]:
+    """Single, batched and import, each on a fresh database, without profiling."""
+    with tempfile.TemporaryDirectory(prefix="otklik-ingest-round-") as tmp:
+        directory = Path(tmp)
+        config = bench_config(directory, free_port())
+        http, _ = await http_phase(config, playbook, args)
+        imported, _ = await import_phase(playbook, args.rows, directory, profile=False)
+    return {"http_single": http["single"], "http_batched": http["batched"], "bulk_import": imported}
+
+
+async def encryption_cost(args: argparse.Namespace, playbook: Playbook) -> dict[str, float]:
+    """Rounds that alternate storing in clear and encrypted (others share this machine: a
+    burst of their work must not land on one side only). Per rate: the best of each side and
+    the cost 1 - encrypted / plaintext; the median CPU time per mention of each side and its
+    cost. `encryption_overhead` is the largest rate cost."""
+    runs: dict[str, list[dict[str, Measured]]] = {"plaintext": [], "encrypted": []}
+    for number in range(1, args.rounds + 1):
+        for side in ("plaintext", "encrypted"):
+            crypto.pin(crypto.Keyring.plaintext() if side == "plaintext" else None)
+            try:
+                runs[side].append(await one_round(args, playbook))
+            finally:
+                crypto.pin(None)
+            done = runs[side][-1]
+            print(
+                f"  round {number}, {side:>9}: "
+                + ", ".join(f"{name} {done[name].per_s:,.0f}/s" for name in RATES)
+            )
+    figures: dict[str, float] = {}
+    for name in RATES:
+        best = {side: max(r[name].per_s for r in runs[side]) for side in runs}
+        cpu = {side: statistics.median(r[name].cpu_us for r in runs[side]) for side in runs}
+        cost = 1 - best["encrypted"] / best["plaintext"]
+        cpu_cost = cpu["encrypted"] / cpu["plaintext"] - 1
+        figures[f"{name}_per_s_plaintext"] = round(best["plaintext"], 1)
+        figures[f"{name}_per_s_encrypted"] = round(best["encrypted"], 1)
+        figures[f"encryption_overhead_{name}"] = round(cost, 3)
+        figures[f"{name}_cpu_us_plaintext"] = round(cpu["plaintext"], 1)
+        figures[f"{name}_cpu_us_encrypted"] = round(cpu["encrypted"], 1)
+        figures[f"encryption_cpu_overhead_{name}"] = round(cpu_cost, 3)
+        print(
+            f"  {name}: best {best['plaintext']:,.0f}/s in clear, {best['encrypted']:,.0f}/s "
+            f"encrypted ({cost:+.1%}); CPU {cpu['plaintext']:,.0f} → {cpu['encrypted']:,.0f} µs "
+            f"a mention ({cpu_cost:+.1%})"
+        )
+    figures["encryption_overhead"] = max(figures[f"encryption_overhead_{n}"] for n in RATES)
+    figures["encryption_cpu_overhead"] = max(figures[f"encryption_cpu_overhead_{n}"] for n in RATES)
+    return figures
 
 
 # --- main --------------------------------------------------------------------------------------
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
+    if args.encryption == "off":
+        crypto.pin(crypto.Keyring.plaintext())
     with tempfile.TemporaryDirectory(prefix="otklik-ingest-") as tmp:
         directory = Path(tmp)
         config = bench_config(directory, free_port())
         playbook = load_playbook(config.playbooks.path)
+        stored = "in clear" if args.encryption == "off" else "personal data encrypted"
         print(
             f"HTTP: {args.clients} clients POST one mention each, then {args.batch_clients} "
             f"POST batches of {BATCH:,}; {args.seconds:.0f} s each; {NEGATIVE_SHARE:.0%} negative"
+            f"; {stored}"
         )
         today, profile_today = await http_phase(config, playbook, args, profile=True)
         print(
-            f"  single {today['single']:,.0f} mentions/s, "
-            f"batched {today['batched']:,.0f} mentions/s"
+            f"  single {today['single'].per_s:,.0f} mentions/s, "
+            f"batched {today['batched'].per_s:,.0f} mentions/s"
         )
         (directory / "calm").mkdir()
         config = bench_config(directory / "calm", free_port())
         calm, profile_calm = await http_phase(
             config, playbook, args, single=False, negative=0, profile=True
         )
-        print(f"  batched, no negative mentions (no cases): {calm['batched']:,.0f} mentions/s")
+        print(
+            f"  batched, no negative mentions (no cases): {calm['batched'].per_s:,.0f} mentions/s"
+        )
 
         print(f"Import: {args.rows:,} CSV rows into a fresh SQLite database")
-        rate, seconds = await import_phase(playbook, args.rows, directory, profile=False)
-        print(f"  {rate:,.0f} rows/s ({seconds:.1f} s)")
+        imported, seconds = await import_phase(playbook, args.rows, directory, profile=False)
+        print(f"  {imported.per_s:,.0f} rows/s ({seconds:.1f} s)")
 
         assert profile_today and profile_calm
         where_time_goes(profile_today, "batched HTTP", top=12)
         where_time_goes(profile_calm, "batched HTTP, no cases")
         await import_phase(playbook, min(args.rows, 20_000), directory, profile=True)
-    return {
-        "http_single_per_s": round(today["single"], 1),
-        "http_batched_per_s": round(today["batched"], 1),
-        "bulk_import_per_s": round(rate, 1),
-        "http_batched_no_cases_per_s": round(calm["batched"], 1),
+    figures = {
+        "http_single_per_s": round(today["single"].per_s, 1),
+        "http_batched_per_s": round(today["batched"].per_s, 1),
+        "bulk_import_per_s": round(imported.per_s, 1),
+        "http_batched_no_cases_per_s": round(calm["batched"].per_s, 1),
     }
+    if args.encryption == "both":
+        print(f"\nThe cost of encryption: {args.rounds} rounds, in clear and encrypted in turn")
+        figures.update(await encryption_cost(args, playbook))
+    return figures
 
 
 def main() -> None:
@@ -358,6 +449,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="single-mention clients")
     parser.add_argument("--batch-clients", type=int, default=1, help="clients sending batches")
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "--encryption",
+        choices=("both", "on", "off"),
+        default="both",
+        help="encrypted as shipped (on), in clear (off), or both and the cost",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds of each side for the encryption cost"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     print(json.dumps(asyncio.run(run(args))))

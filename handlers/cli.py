@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +36,8 @@ audit_app = typer.Typer(no_args_is_help=True, help="The audit trail: check and e
 app.add_typer(audit_app, name="audit")
 model_app = typer.Typer(no_args_is_help=True, help="The learned models: sentiment and router.")
 app.add_typer(model_app, name="model")
+keys_app = typer.Typer(no_args_is_help=True, help="Keys that encrypt personal data at rest.")
+app.add_typer(keys_app, name="keys")
 
 out = Console()
 err = Console(stderr=True)
@@ -110,6 +114,7 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
         f"{cfg.database.url.split('://')[0]}"
     )
     out.print(_sentiment_model_line(cfg, playbook), highlight=False)
+    out.print(_encryption_line(cfg), highlight=False)
 
     departments = Table(title="Departments")
     for column in ("id", "name", "telegram chat / topic", "matrix room", "staff"):
@@ -153,6 +158,20 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     for part, count in playbook.summary().items():
         summary.add_row(part, str(count))
     out.print(summary)
+
+
+def _encryption_line(cfg: Config) -> str:
+    """Where the keys for personal data come from; exits with code 2 if `run` could not
+    start with them."""
+    from store.crypto import KeyringError, describe_keys
+
+    try:
+        where, production = describe_keys(cfg.database.url, os.environ)
+    except KeyringError as error:
+        err.print(f"[bold red]Encryption keys are not usable[/]\n{error}", highlight=False)
+        raise typer.Exit(code=2) from None
+    mark = "" if production else "[bold yellow]WARNING[/] "
+    return f"{mark}Personal data encrypted at rest (AES-256-GCM); keys {where}"
 
 
 def _sentiment_model_line(cfg: Config, playbook: Playbook) -> str:
@@ -473,6 +492,75 @@ def audit_export(
 
     count = asyncio.run(export())
     out.print(f"{path}: {count} event(s)", highlight=False)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    key_id: Annotated[
+        str, typer.Option("--id", help="The new data key's id, stored with each value")
+    ] = "",
+) -> None:
+    """Print a new data key and index key as environment lines (nothing is stored)."""
+    from store import crypto
+
+    data = crypto.new_key_text()
+    key_id = key_id or crypto.fingerprint(base64.b64decode(data))
+    out.print(f"{crypto.DATA_KEY_ENV}={key_id}:{data}", highlight=False, soft_wrap=True)
+    out.print(f"{crypto.INDEX_KEY_ENV}={crypto.new_key_text()}", highlight=False, soft_wrap=True)
+    err.print(
+        "Rotating? Put the new data key first and keep the old ones after it, keep "
+        f"{crypto.INDEX_KEY_ENV} as it is, restart, then run `otklik keys rotate`.",
+        highlight=False,
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per transaction")] = 500,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Re-encrypt every stored value under the current data key (the first in
+    OTKLIK_DATA_KEY), in committed batches; safe while the bot runs, and resumable."""
+    from store.crypto import KeyringError
+    from store.rotation import TableRotation, rotate_keys
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as error:
+        err.print(str(error), highlight=False)
+        raise typer.Exit(code=2) from None
+
+    def show(state: TableRotation) -> None:
+        if not state.finished and state.rows % 10_000 >= batch:
+            return  # a line per 10,000 rows and one when the table is done
+        out.print(
+            f"  {state.table}: {state.rows:,} rows read, {state.rewritten:,} values re-encrypted",
+            highlight=False,
+        )
+
+    async def rotate() -> tuple[str | None, list[TableRotation]]:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            return database.keyring.current, await rotate_keys(database, batch, show)
+        finally:
+            await database.dispose()
+
+    try:
+        current, tables = asyncio.run(rotate())
+    except KeyringError as error:
+        err.print(f"cannot rotate: {error}", highlight=False)
+        raise typer.Exit(code=1) from None
+    rewritten = sum(t.rewritten for t in tables)
+    meanwhile = sum(t.changed_meanwhile for t in tables)
+    out.print(f"{rewritten:,} values re-encrypted under key {current}")
+    if meanwhile:
+        out.print(
+            f"{meanwhile:,} values changed while they were read: run `otklik keys rotate` again "
+            "until this line is gone (a process with an older key list may still be writing)."
+        )
+    else:
+        out.print("Every value is under the current key: older keys may leave OTKLIK_DATA_KEY.")
 
 
 def _report_date(value: str, option: str) -> date:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from store import crypto
 from store.uow import SqlUnitOfWork, WriteGate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -69,9 +70,12 @@ class Database:
         echo: bool = False,
         *,
         sqlite_cache_mib: int | None = None,
+        keyring: crypto.Keyring | None = None,
         **engine_options: Any,
     ) -> None:
-        """`sqlite_cache_mib`: SQLite's page cache per connection (its default is 2 MiB)."""
+        """`sqlite_cache_mib`: SQLite's page cache per connection (its default is 2 MiB).
+        `keyring`: the keys for personal data; by default from the environment, or the key
+        file beside an SQLite file (store/crypto.py, load_keyring)."""
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -82,6 +86,9 @@ class Database:
             path = Path(parsed.database.removeprefix("file:") if uri else parsed.database)
             if parsed.query.get("mode") != "ro":
                 _private_file(path)
+        if not crypto.pinned():
+            crypto.install(keyring or crypto.load_keyring(url, os.environ))
+        self.keyring = crypto.keyring()
         self.engine: AsyncEngine = create_async_engine(
             url,
             echo=echo,
@@ -111,14 +118,36 @@ class Database:
 
     async def upgrade(self, revision: str = "head") -> None:
         """Apply Alembic migrations on this engine's connection."""
+        await self._migrate(command.upgrade, revision)
 
+    async def downgrade(self, revision: str) -> None:
+        await self._migrate(command.downgrade, revision)
+
+    async def _migrate(self, step: Any, revision: str) -> None:
         def run(connection: Connection) -> None:
             cfg = alembic_config()
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
+            step(cfg, revision)
 
-        async with self.engine.begin() as conn:
-            await conn.run_sync(run)
+        async with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                async with conn.begin():
+                    await conn.run_sync(run)
+                return
+            # SQLite alters a table by copying it. With foreign keys on, dropping the old copy
+            # of a parent table deletes its children (drafts cascade from cases): SQLite's own
+            # procedure turns them off (outside a transaction) and checks them afterwards.
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+            try:
+                async with conn.begin():
+                    await conn.run_sync(run)
+                    broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+            finally:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await conn.commit()
 
     async def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext

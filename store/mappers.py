@@ -152,6 +152,11 @@ MENTION_COLUMNS = (
     "story_id",
     "reply_to_url",
     "case_id",
+    # Blind indexes: bound with the plain values, which their column type hashes.
+    "external_id_hash",
+    "url_hash",
+    "story_hash",
+    "reply_to_url_hash",
 )
 
 # Enum values by member: a dict look-up costs a fraction of the `.value` property.
@@ -183,6 +188,10 @@ def mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
         mention.story_id,
         mention.reply_to_url,
         mention.case_id,
+        mention.external_id,
+        mention.url,
+        mention.story_id,
+        mention.reply_to_url,
     )
 
 
@@ -228,7 +237,14 @@ AUTHOR_COLUMNS = (
     "first_seen_at",
     "last_seen_at",
 )
-IDENTITY_COLUMNS = ("author_id", "channel", "external_id", "display_name", "profile_url")
+IDENTITY_COLUMNS = (
+    "author_id",
+    "channel",
+    "external_id",
+    "display_name",
+    "profile_url",
+    "external_id_hash",  # bound with the plain id, hashed by its column type
+)
 
 
 def author_row(author: Author) -> tuple[Any, ...]:
@@ -264,6 +280,7 @@ def identity_row(author_id: int, identity: Identity) -> tuple[Any, ...]:
         identity.external_id,
         identity.display_name,
         identity.profile_url,
+        identity.external_id,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -27,7 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ClauseElement, operators
+from sqlalchemy.sql.operators import OperatorType
 
+from store import crypto
 from store.audit import trigger_statements
 
 
@@ -49,6 +53,113 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- personal data: encrypted values and the keyed hashes they are looked up by (store/crypto.py)
+
+# An encrypted value never equals another encryption of the same text: comparing one in SQL
+# is a mistake that would find nothing, so it fails loudly. Compare the column's blind index.
+_COMPARISONS = frozenset(
+    {
+        operators.eq,
+        operators.ne,
+        operators.lt,
+        operators.le,
+        operators.gt,
+        operators.ge,
+        operators.in_op,
+        operators.not_in_op,
+        operators.like_op,
+        operators.ilike_op,
+        operators.startswith_op,
+        operators.endswith_op,
+        operators.contains_op,
+    }
+)
+
+
+class EncryptedText(TypeDecorator[str]):
+    """Text encrypted with the process's current data key; read with whichever key it names."""
+
+    impl = Text
+    cache_ok = True
+
+    class comparator_factory(Text.Comparator[str]):
+        def operate(self, op: OperatorType, *other: Any, **kwargs: Any) -> Any:
+            # SQLAlchemy compares columns with columns internally; a value is the mistake.
+            if op in _COMPARISONS and not all(isinstance(o, ClauseElement) for o in other):
+                raise TypeError("an encrypted column cannot be compared: use its blind index")
+            return super().operate(op, *other, **kwargs)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def seal(value: str | None) -> str | None:
+            # "" stays "": emptiness is no secret, and default values cost nothing.
+            return crypto.keyring().encrypt(value) if value else value
+
+        return seal
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        def unseal(value: str | None) -> str | None:
+            return crypto.keyring().decrypt(value) if value else value
+
+        return unseal
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """A JSON document (outbox payloads) encrypted as one text."""
+
+    impl = Text
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def seal(value: Any) -> str | None:
+            if value is None:
+                return None
+            text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+            return crypto.keyring().encrypt(text)
+
+        return seal
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        def unseal(value: str | None) -> Any:
+            return None if value is None else orjson.loads(crypto.keyring().decrypt(value))
+
+        return unseal
+
+
+class EncryptedBytes(TypeDecorator[bytes]):
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else crypto.keyring().encrypt_bytes(bytes(value))
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else crypto.keyring().decrypt_bytes(bytes(value))
+
+
+class BlindIndex(TypeDecorator[str]):
+    """The keyed hash of a personal value, for equality look-ups and unique constraints. Bound
+    values are the plain values: `column == value` and `column.in_(values)` hash them."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def blind(value: str | None) -> str | None:
+            return None if value is None else crypto.keyring().blind(value)
+
+        return blind
+
+
+def hash_of(column: str) -> Any:
+    """A blind index column's default: its plain column's value, which its type hashes. An
+    insert that names only the plain value (the ORM, a test) gets the hash with it."""
+
+    def plain(context: Any) -> Any:
+        return context.get_current_parameters().get(column)
+
+    return plain
 
 
 # Stable constraint names, so migrations can refer to them on every backend.
@@ -73,7 +184,7 @@ class AuthorRow(Base):
     __tablename__ = "authors"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    display_name: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str] = mapped_column(EncryptedText)
     labels: Mapped[list[Any]] = mapped_column(default=list)
     negative_count: Mapped[int] = mapped_column(default=0)
     neutral_count: Mapped[int] = mapped_column(default=0)
@@ -84,14 +195,18 @@ class AuthorRow(Base):
 
 class AuthorIdentityRow(Base):
     __tablename__ = "author_identities"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_id"),)
+    # An identity is found by its keyed hash; the value itself is encrypted.
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id_hash", name="uq_identity_channel_hash"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(64))
-    external_id: Mapped[str] = mapped_column(String(256))
-    display_name: Mapped[str] = mapped_column(String(256), default="")
-    profile_url: Mapped[str | None] = mapped_column(String(2048))
+    external_id: Mapped[str] = mapped_column(EncryptedText)
+    external_id_hash: Mapped[str] = mapped_column(BlindIndex, default=hash_of("external_id"))
+    display_name: Mapped[str] = mapped_column(EncryptedText, default="")
+    profile_url: Mapped[str | None] = mapped_column(EncryptedText)
 
 
 class CaseRow(Base):
@@ -125,7 +240,8 @@ class CaseRow(Base):
     first_touched_at: Mapped[datetime | None]
     approved_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
-    published_url: Mapped[str | None] = mapped_column(String(2048))
+    # Our answer's address, under the citizen's own post on some networks.
+    published_url: Mapped[str | None] = mapped_column(EncryptedText)
     closed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(32))
     ignore_reason: Mapped[str | None] = mapped_column(String(32))
@@ -159,13 +275,15 @@ class TimerRow(Base):
 class MentionRow(Base):
     __tablename__ = "mentions"
     __table_args__ = (
-        UniqueConstraint("source", "external_id", name="uq_mention_source_external"),
+        # External ids, addresses and story ids can name a person (VK's wall<user>_<post>):
+        # they are encrypted, and deduplicated and grouped by their keyed hashes.
+        UniqueConstraint("source", "external_id_hash", name="uq_mention_source_hash"),
         # Author standing (labels) reads only this index: store/repos/authors.py, _STANDING.
         Index("ix_mentions_author_received", "author_id", "received_at", "sentiment", "reach"),
         # Grouping looks related mentions up by these on every intake.
-        Index("ix_mentions_story", "story_id"),
-        Index("ix_mentions_reply_to_url", "reply_to_url"),
-        Index("ix_mentions_url", "url"),
+        Index("ix_mentions_story", "story_hash"),
+        Index("ix_mentions_reply_to_url", "reply_to_url_hash"),
+        Index("ix_mentions_url", "url_hash"),
         # Crisis mode counts negative mentions per sliding window (store/repos/crises.py).
         Index("ix_mentions_negative_window", "sentiment", "received_at", "case_id"),
         # Staff corrections since a moment: the examples a retraining learns from.
@@ -174,13 +292,15 @@ class MentionRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(64))
-    external_id: Mapped[str] = mapped_column(String(256))
-    url: Mapped[str | None] = mapped_column(String(2048))
+    external_id: Mapped[str] = mapped_column(EncryptedText)
+    external_id_hash: Mapped[str] = mapped_column(BlindIndex, default=hash_of("external_id"))
+    url: Mapped[str | None] = mapped_column(EncryptedText)
+    url_hash: Mapped[str | None] = mapped_column(BlindIndex, default=hash_of("url"))
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
     identity_channel: Mapped[str] = mapped_column(String(64))
-    identity_external_id: Mapped[str] = mapped_column(String(256))
-    identity_name: Mapped[str] = mapped_column(String(256), default="")
-    text: Mapped[str] = mapped_column(Text)
+    identity_external_id: Mapped[str] = mapped_column(EncryptedText)
+    identity_name: Mapped[str] = mapped_column(EncryptedText, default="")
+    text: Mapped[str] = mapped_column(EncryptedText)
     language: Mapped[str | None] = mapped_column(String(8))
     published_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(index=True)
@@ -192,8 +312,12 @@ class MentionRow(Base):
     sentiment_at: Mapped[datetime | None]
     reach: Mapped[int] = mapped_column(BigInteger, default=0)
     codes: Mapped[list[Any]] = mapped_column(default=list)
-    story_id: Mapped[str | None] = mapped_column(String(256))
-    reply_to_url: Mapped[str | None] = mapped_column(String(2048))
+    story_id: Mapped[str | None] = mapped_column(EncryptedText)
+    story_hash: Mapped[str | None] = mapped_column(BlindIndex, default=hash_of("story_id"))
+    reply_to_url: Mapped[str | None] = mapped_column(EncryptedText)
+    reply_to_url_hash: Mapped[str | None] = mapped_column(
+        BlindIndex, default=hash_of("reply_to_url")
+    )
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
 
 
@@ -204,7 +328,7 @@ class DraftRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     version: Mapped[int]
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText)
     author: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(32))
@@ -212,7 +336,7 @@ class DraftRow(Base):
     pre_approved: Mapped[bool] = mapped_column(Boolean, default=False)
     reviewer: Mapped[str | None] = mapped_column(String(128))
     reviewed_at: Mapped[datetime | None]
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(EncryptedText)
 
 
 class EventRow(Base):
@@ -266,7 +390,8 @@ class OutboxRow(Base):
     op: Mapped[str] = mapped_column(String(16))
     ref_key: Mapped[str | None] = mapped_column(String(255))
     reply_to_key: Mapped[str | None] = mapped_column(String(255))
-    payload: Mapped[dict[str, Any]]
+    # Cards and replies quote citizens' names and texts.
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     urgency: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(16))
@@ -308,7 +433,7 @@ class BlobRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     mimetype: Mapped[str] = mapped_column(String(64))
     size: Mapped[int]
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes] = mapped_column(EncryptedBytes)
     created_at: Mapped[datetime]
 
 

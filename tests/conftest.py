@@ -14,8 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import FrozenClock
+from store import crypto
 from store.db import Database
 from tests.doubles.synapse import SynapseServer
+
+# One set of data keys for the session (and the processes it starts), as production sets
+# them: without them every test database would get a key file of its own.
+os.environ.setdefault(crypto.DATA_KEY_ENV, f"test:{crypto.new_key_text()}")
+os.environ.setdefault(crypto.INDEX_KEY_ENV, crypto.new_key_text())
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from store import crypto
 from store.models import Base
 
 config = context.config
@@ -27,6 +29,9 @@ def run_on(connection: Connection) -> None:
 
 
 async def run_with_url(url: str) -> None:
+    # Migrations encrypt and decrypt rows (0010): the keys as store.Database would find them.
+    if not crypto.installed():
+        crypto.install(crypto.load_keyring(url, os.environ))
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         await conn.run_sync(run_on)

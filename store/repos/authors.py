@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Author, AuthorLabel, Identity, Sentiment
 from bot.ports import AuthorStanding, AuthorTally, ConcurrentUpdate
+from store import crypto
 from store.driver import (
     chunks,
     database_form,
@@ -57,7 +58,7 @@ class SqlAuthorRepository:
             .join(AuthorIdentityRow, AuthorIdentityRow.author_id == AuthorRow.id)
             .where(
                 AuthorIdentityRow.channel == identity.channel,
-                AuthorIdentityRow.external_id == identity.external_id,
+                AuthorIdentityRow.external_id_hash == identity.external_id,
             )
         )
         return await self._author(row) if row else None
@@ -110,12 +111,12 @@ class SqlAuthorRepository:
         for channel, external_id in identities:
             by_channel[channel].add(external_id)
         found: dict[tuple[str, str], int] = {}
-        # One channel at a time: (channel, external_id) is the unique index.
+        blind = crypto.keyring().blind
+        # One channel at a time: (channel, external_id_hash) is the unique index.
         for channel, external_ids in by_channel.items():
-            for external_id, author_id in await rows_in(
-                self._s, _OWNERS, (channel,), sorted(external_ids)
-            ):
-                found[channel, external_id] = int(author_id)
+            by_hash = {blind(external_id): external_id for external_id in external_ids}
+            for hashed, author_id in await rows_in(self._s, _OWNERS, (channel,), sorted(by_hash)):
+                found[channel, by_hash[hashed]] = int(author_id)
         return found
 
     async def add_many(self, authors: Sequence[Author]) -> list[Author]:
@@ -234,8 +235,8 @@ def _author_key(values: Sequence[Any]) -> tuple[Any, ...]:
 
 
 _OWNERS = (
-    f"SELECT external_id, author_id FROM {_IDENTITIES.name} "
-    "WHERE channel = ? AND external_id IN ({keys})"
+    f"SELECT external_id_hash, author_id FROM {_IDENTITIES.name} "
+    "WHERE channel = ? AND external_id_hash IN ({keys})"
 )
 
 # What automatic labels are computed from: the card, and one pass over its mentions

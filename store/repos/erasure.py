@@ -59,6 +59,9 @@ PERSONAL_COLUMNS: dict[str, dict[str, Any]] = {
         "identity_external_id": REDACTED,
         "identity_name": "",
         "reply_to_url": None,
+        # Their keyed hashes too (store/crypto.py): a hash of a link is still personal data.
+        "url_hash": None,
+        "reply_to_url_hash": None,
     },
     "drafts": {"text": REDACTED, "note": None},
 }

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import TERMINAL_STATES, Sentiment
 from bot.ports import RelatedCases
+from store import crypto
 from store.driver import chunks
 from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionRow
 
@@ -36,21 +37,26 @@ class SqlLinkRepository:
             .join(MentionRow, MentionRow.case_id == CaseRow.id)
             .where(CaseRow.state.not_in(_CLOSED), CaseRow.drill.is_(False))
         )
+        # Links are encrypted: matched by their keyed hashes, which the rows give back.
+        blind = crypto.keyring().blind
+        stories = {blind(story): story for story in story_ids}
         by_story: dict[str, int] = {}
         for chunk in chunks(sorted(story_ids)):
             rows = await self._s.execute(
-                joined.add_columns(MentionRow.story_id, newest)
-                .where(MentionRow.story_id.in_(chunk))
-                .group_by(MentionRow.story_id)
+                joined.add_columns(MentionRow.story_hash, newest)
+                .where(MentionRow.story_hash.in_(chunk))
+                .group_by(MentionRow.story_hash)
             )
-            by_story.update((key, int(case_id)) for key, case_id in rows)
+            by_story.update((stories[hashed], int(case_id)) for hashed, case_id in rows)
+        threads = {blind(url): url for url in thread_urls}
         by_thread: dict[str, int] = {}
-        for column in (MentionRow.reply_to_url, MentionRow.url):
+        for column in (MentionRow.reply_to_url_hash, MentionRow.url_hash):
             for chunk in chunks(sorted(thread_urls)):
                 rows = await self._s.execute(
                     joined.add_columns(column, newest).where(column.in_(chunk)).group_by(column)
                 )
-                for key, case_id in rows:
+                for hashed, case_id in rows:
+                    key = threads[hashed]
                     by_thread[key] = max(by_thread.get(key, 0), int(case_id))
         by_author: dict[tuple[int, str], int] = {}
         author_ids = sorted({author_id for author_id, _ in authors})
@@ -92,7 +98,7 @@ class SqlLinkRepository:
             .where(
                 or_(
                     *(
-                        (AuthorIdentityRow.channel == c) & (AuthorIdentityRow.external_id == e)
+                        (AuthorIdentityRow.channel == c) & (AuthorIdentityRow.external_id_hash == e)
                         for c, e in identities
                     )
                 )

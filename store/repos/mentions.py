@@ -14,6 +14,7 @@ from sqlalchemy.sql import ColumnElement
 
 from bot.model import Mention, Sentiment, SentimentSource
 from bot.ports import SentimentCorrection
+from store import crypto
 from store.driver import (
     chunks,
     conflict_insert,
@@ -28,9 +29,14 @@ from store.models import CaseRow, MentionRow
 # The Core table for the bulk statements: plain executemany, without the ORM's per-row work.
 _MENTIONS = cast(Table, MentionRow.__table__)
 
-_KNOWN = f"SELECT external_id FROM {_MENTIONS.name} WHERE source = ? AND external_id IN ({{keys}})"
+# External ids are encrypted: both look them up by their keyed hashes (store/crypto.py).
+_KNOWN = (
+    f"SELECT external_id_hash FROM {_MENTIONS.name} "
+    "WHERE source = ? AND external_id_hash IN ({keys})"
+)
 _NUMBERED = (
-    f"SELECT external_id, id FROM {_MENTIONS.name} WHERE source = ? AND external_id IN ({{keys}})"
+    f"SELECT external_id_hash, id FROM {_MENTIONS.name} "
+    "WHERE source = ? AND external_id_hash IN ({keys})"
 )
 
 
@@ -44,7 +50,7 @@ class SqlMentionRepository:
         statement = (
             conflict_insert(self._s, MentionRow)
             .values(**mention_values(mention, mention.author_id))
-            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .on_conflict_do_nothing(index_elements=["source", "external_id_hash"])
             .returning(MentionRow.id)
         )
         new_id = (await self._s.execute(statement)).scalar_one_or_none()
@@ -55,7 +61,7 @@ class SqlMentionRepository:
     async def get_by_external(self, source: str, external_id: str) -> Mention | None:
         row = await self._s.scalar(
             select(MentionRow).where(
-                MentionRow.source == source, MentionRow.external_id == external_id
+                MentionRow.source == source, MentionRow.external_id_hash == external_id
             )
         )
         return mention_from_row(row) if row else None
@@ -95,7 +101,7 @@ class SqlMentionRepository:
 
     async def find_by_url(self, url: str) -> Mention | None:
         row = await self._s.scalar(
-            select(MentionRow).where(MentionRow.url == url).order_by(MentionRow.id).limit(1)
+            select(MentionRow).where(MentionRow.url_hash == url).order_by(MentionRow.id).limit(1)
         )
         return mention_from_row(row) if row else None
 
@@ -169,8 +175,9 @@ class SqlMentionRepository:
             await self._s.execute(update(_MENTIONS).where(false()).values(id=_MENTIONS.c.id))
 
     async def known(self, source: str, external_ids: Sequence[str]) -> set[str]:
-        rows = await rows_in(self._s, _KNOWN, (source,), sorted(set(external_ids)))
-        return {external_id for (external_id,) in rows}
+        by_hash = _by_hash(external_ids)
+        rows = await rows_in(self._s, _KNOWN, (source,), sorted(by_hash))
+        return {by_hash[hashed] for (hashed,) in rows}
 
     async def add_many(self, mentions: Sequence[Mention], author_ids: Sequence[int]) -> list[int]:
         if not mentions:
@@ -187,6 +194,13 @@ class SqlMentionRepository:
             by_source[mention.source].append(mention.external_id)
         ids: dict[tuple[str, str], int] = {}
         for source, external_ids in by_source.items():
-            found = await rows_in(self._s, _NUMBERED, (source,), external_ids)
-            ids.update(((source, external_id), int(new_id)) for external_id, new_id in found)
+            by_hash = _by_hash(external_ids)
+            found = await rows_in(self._s, _NUMBERED, (source,), sorted(by_hash))
+            ids.update(((source, by_hash[hashed]), int(new_id)) for hashed, new_id in found)
         return [ids[m.source, m.external_id] for m in mentions]
+
+
+def _by_hash(values: Sequence[str]) -> dict[str, str]:
+    """Each value by its keyed hash, for raw look-ups (they bypass the column types)."""
+    blind = crypto.keyring().blind
+    return {blind(value): value for value in set(values)}

@@ -147,7 +147,7 @@ class SqlOutboxRepository:
             await self._s.execute(
                 update(_OUTBOX)
                 .where(_OUTBOX.c.id == bindparam("b_id"))
-                .values(payload=bindparam("b_payload")),
+                .values(payload=bindparam("b_payload", type_=_OUTBOX.c.payload.type)),
                 payloads,
             )
         # Waiting older edits would only overwrite the newer content: drop them.

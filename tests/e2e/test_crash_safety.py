@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from store import crypto
 from tests.doubles.support import ROOT
 from tests.doubles.telegram_server.flood import Limits
 from tests.doubles.telegram_server.server import TelegramServer
@@ -162,8 +163,14 @@ async def until(check: Callable[[], Any], what: str, bot: Bot | None = None) -> 
 
 
 def read(db: Path, query: str) -> list[tuple[Any, ...]]:
+    """Rows straight from the file, personal data decrypted with the keys the bot was given
+    (the session's, from tests/conftest.py)."""
+    keys = crypto.parse_keys(
+        os.environ[crypto.DATA_KEY_ENV], os.environ[crypto.INDEX_KEY_ENV], "the test session"
+    )
     with sqlite3.connect(db, timeout=30) as connection:
-        return connection.execute(query).fetchall()
+        rows = connection.execute(query).fetchall()
+    return [tuple(keys.decrypt(v) if isinstance(v, str) else v for v in row) for row in rows]
 
 
 async def query(db: Path, sql: str) -> list[tuple[Any, ...]]:

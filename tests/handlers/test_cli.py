@@ -6,6 +6,8 @@ import asyncio
 import logging
 import re
 import socket
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -13,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.clock import FrozenClock
+from bot.model import Author
 from bot.settings.config import load_config
 from bot.settings.playbook import load_playbook
 from handlers.app import App
@@ -72,7 +75,7 @@ def test_db_upgrade_and_version(tmp_path: Path) -> None:
     path = example_copy(tmp_path)
     result = runner.invoke(app, ["db", "upgrade", "-c", str(path)], env={})
     assert result.exit_code == 0, result.output
-    assert "0010" in result.output
+    assert "0011" in result.output
     assert (tmp_path / "otklik.db").exists()
     assert "otklik 0.1.0" in runner.invoke(app, ["version"]).output
 
@@ -150,3 +153,85 @@ def test_authors_merge_on_the_command_line(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     again = runner.invoke(app, ["authors", "merge", str(keep), str(gone), "-c", str(path)])
     assert again.exit_code == 1  # the merged card is gone
+
+
+async def test_a_first_start_without_keys_makes_a_private_key_file_and_warns(
+    tmp_path: Path,
+    clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTKLIK_DATA_KEY")
+    monkeypatch.delenv("OTKLIK_INDEX_KEY")
+    port = free_port()
+    path = example_copy(tmp_path, ("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{port}"))
+    config = load_config(path, env={})
+    with caplog.at_level(logging.WARNING):
+        otklik = App(config, load_playbook(config.playbooks.path), clock=clock)
+        await otklik.start()
+        await otklik.stop()
+    key_file = tmp_path / "otklik.db.keys"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert "OTKLIK_DATA_KEY is not set" in caplog.text and str(key_file) in caplog.text
+    result = runner.invoke(app, ["check-config", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "WARNING" in result.output and "trial use only" in result.output
+
+
+def test_keys_rotate_moves_stored_values_to_the_first_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    from bot.model import Identity
+    from store import crypto
+    from store.db import Database
+    from tests.doubles.support import make_mention
+
+    old, new, index = (base64.b64encode(bytes([n]) * 32).decode() for n in (1, 2, 3))
+    path = example_copy(tmp_path)
+    config = load_config(path, env={})
+    monkeypatch.setenv("OTKLIK_INDEX_KEY", index)
+
+    async def store_one() -> None:
+        monkeypatch.setenv("OTKLIK_DATA_KEY", f"old:{old}")
+        db = Database(config.database.url)
+        await db.upgrade()
+        async with db.uow() as uow:
+            mention = make_mention("m1", datetime.now(UTC), text="Нет отопления")
+            author = await uow.authors.add(Author(None, "Пётр", (mention.author,)))
+            await uow.mentions.add(replace(mention, author_id=author.id))
+            await uow.commit()
+        await db.dispose()
+
+    async def read_back() -> tuple[str, str]:
+        monkeypatch.setenv("OTKLIK_DATA_KEY", f"new:{new}")  # the old key is gone
+        db = Database(config.database.url)
+        async with db.uow() as uow:
+            mention = await uow.mentions.get_by_external("vk", "m1")
+            author = await uow.authors.find_by_identity(Identity("vk", "id-m1"))
+        await db.dispose()
+        assert mention is not None and author is not None
+        return mention.text, author.display_name
+
+    asyncio.run(store_one())
+    rotated = runner.invoke(
+        app,
+        ["keys", "rotate", "-c", str(path), "--batch", "1"],
+        env={"OTKLIK_DATA_KEY": f"new:{new},old:{old}"},
+    )
+    assert rotated.exit_code == 0, rotated.output
+    assert "mentions: 1 rows read, 5 values re-encrypted" in rotated.output
+    assert "under key new" in rotated.output and "older keys may leave" in rotated.output
+    assert asyncio.run(read_back()) == ("Нет отопления", "Пётр")
+    assert crypto.keyring().current == "new"
+
+
+def test_keys_generate_prints_usable_environment_lines() -> None:
+    from store import crypto
+
+    result = runner.invoke(app, ["keys", "generate", "--id", "k2"])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    ring = crypto.parse_keys(lines["OTKLIK_DATA_KEY"], lines["OTKLIK_INDEX_KEY"], "printed")
+    assert ring.current == "k2"

@@ -37,7 +37,7 @@ async def test_bulk_inserts_hand_back_the_ids_the_rows_got(database: Database) -
     async with database.uow() as uow:
         # Earlier rows, the newest of them deleted: ids go on from the largest left.
         await uow.authors.add_many(authors(3))
-        await uow.session.execute(text("DELETE FROM author_identities WHERE external_id = 'u2'"))
+        await uow.session.execute(text("DELETE FROM author_identities WHERE author_id = 3"))
         await uow.session.execute(text("DELETE FROM authors WHERE id = 3"))
         await uow.commit()
     async with database.uow() as uow:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from bot.model import (
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
+from store import crypto
 from store.db import Database
 from tests.doubles.support import make_config, make_mention
 
@@ -53,6 +55,15 @@ URL = "https://vk.com/wall-1_93817"
 FORGOTTEN_VALUES = (NAME, IDENTITY, PROFILE, "Кривоколенный", "wall-1_93817", "evlampiy")
 # Somebody else's: erasure must leave them alone.
 OTHER_TEXT = "Во дворе на Садовой нет освещения уже неделю"
+
+
+@pytest.fixture(autouse=True)
+def in_clear() -> Iterator[None]:
+    """Encryption at rest off (store/crypto.py): the greps below must find what erasure keeps
+    and not find what it erased, so erasure is shown to remove the data itself."""
+    crypto.pin(crypto.Keyring.plaintext())
+    yield
+    crypto.pin(None)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from bot.settings.config import Config, load_config
 from bot.settings.playbook import Playbook, load_playbook
 from handlers.ingest.import_rows import ImportSetupError, RowProcess
 from handlers.ingest.importer import ImportReport, import_file
+from store import crypto
 from tests.handlers.test_cli import example_copy
 
 TITLES = ["external_id", "text", "author.id", "author.name", "sentiment", "url", "author.email"]
@@ -57,18 +58,28 @@ def mixed_rows() -> list[list[Any]]:
 
 
 def stored(database: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """What an import leaves, without the ids and moments that differ from run to run."""
+    """What an import leaves, without the ids and moments that differ from run to run;
+    personal data decrypted with the store's keys, and sorted here (the database cannot
+    order ciphertext)."""
     with sqlite3.connect(database) as db:
         mentions = db.execute(
             "SELECT m.external_id, m.text, m.sentiment, m.url, a.display_name, "
             "a.negative_count, a.neutral_count, a.positive_count FROM mentions m "
-            "JOIN authors a ON a.id = m.author_id ORDER BY m.external_id"
+            "JOIN authors a ON a.id = m.author_id"
         ).fetchall()
         identities = db.execute(
             "SELECT i.channel, i.external_id, count(*) OVER (PARTITION BY i.author_id) "
-            "FROM author_identities i ORDER BY 1, 2"
+            "FROM author_identities i"
         ).fetchall()
-    return {"mentions": mentions, "identities": identities}
+    return {
+        "mentions": sorted(map(_clear, mentions)),
+        "identities": sorted(map(_clear, identities)),
+    }
+
+
+def _clear(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    keyring = crypto.keyring()
+    return tuple(keyring.decrypt(v) if isinstance(v, str) else v for v in row)
 
 
 def summary(report: ImportReport) -> tuple[Any, ...]:
@@ -159,10 +170,13 @@ mappings:
     assert summary(report)[:4] == (3, 2, 0, 1)
     assert report.first_rejects[0].row == 3
     with sqlite3.connect(tmp_path / "otklik.db") as db:
-        rows = db.execute(
-            "SELECT external_id, identity_channel, identity_external_id, published_at "
-            "FROM mentions ORDER BY id"
-        ).fetchall()
+        rows = [
+            _clear(row)
+            for row in db.execute(
+                "SELECT external_id, identity_channel, identity_external_id, published_at "
+                "FROM mentions ORDER BY id"
+            )
+        ]
     assert rows == [("1", "crm", "42", "2024-03-01 06:30:00.000000"), ("3", "crm", "43", None)]
 
 

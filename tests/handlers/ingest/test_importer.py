@@ -24,6 +24,7 @@ from bot.ports import ConcurrentUpdate
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
 from handlers.cli import app
+from store import crypto
 from store.db import Database
 from store.repos.mentions import SqlMentionRepository
 from tests.doubles.support import make_config, make_mention
@@ -61,10 +62,15 @@ def row(n: int, text: str = "Спасибо за ремонт двора", **fie
 
 
 def state(tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Everything an import touches, read straight from the SQLite file."""
+    """Everything an import touches, read straight from the SQLite file (personal data
+    decrypted with the store's keys)."""
+    keyring = crypto.keyring()
     with sqlite3.connect(tmp_path / "otklik.db") as db:
         return {
-            table: db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            table: [
+                tuple(keyring.decrypt(v) if isinstance(v, str) else v for v in row)
+                for row in db.execute(f"SELECT * FROM {table} ORDER BY 1")
+            ]
             for table in ("mentions", "authors", "author_identities", "cases", "outbox")
         }
 
