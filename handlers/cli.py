@@ -7,8 +7,9 @@ import base64
 import logging
 import os
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -45,6 +46,10 @@ err = Console(stderr=True)
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Path to config.yaml", show_default=True)
 ]
+FromOption = Annotated[
+    str, typer.Option("--from", help="First day, YYYY-MM-DD, in the organisation's time zone")
+]
+ToOption = Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD, included")]
 
 
 class SetupError(Exception):
@@ -454,10 +459,8 @@ def audit_verify(config: ConfigOption = Path("config.yaml")) -> None:
 
 @audit_app.command("export")
 def audit_export(
-    date_from: Annotated[
-        str, typer.Option("--from", help="First day, YYYY-MM-DD, in the organisation's time zone")
-    ],
-    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD, included")],
+    date_from: FromOption,
+    date_to: ToOption,
     fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or xlsx")] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output file (default audit-FROM-TO.EXT)")
@@ -468,16 +471,8 @@ def audit_export(
     from bot.reports.export import export_period
     from handlers.reports.audit import AuditFormat, write_audit
 
-    first, last = _report_date(date_from, "--from"), _report_date(date_to, "--to")
-    if last < first:
-        err.print(f"--to {last} is before --from {first}", highlight=False)
-        raise typer.Exit(code=2)
-    try:
-        kind = AuditFormat(fmt.lower())
-    except ValueError:
-        choices = ", ".join(f.value for f in AuditFormat)
-        err.print(f"--format: expected one of {choices}, got {fmt!r}", highlight=False)
-        raise typer.Exit(code=2) from None
+    first, last = _period(date_from, date_to)
+    kind = _format_option(AuditFormat, fmt)
     cfg = _config_or_exit(config)
     path = output or Path(f"audit-{first}-{last}.{kind.value}")
 
@@ -563,6 +558,28 @@ def keys_rotate(
         out.print("Every value is under the current key: older keys may leave OTKLIK_DATA_KEY.")
 
 
+_Format = TypeVar("_Format", bound=StrEnum)
+
+
+def _period(date_from: str, date_to: str) -> tuple[date, date]:
+    """--from and --to as dates, the first not after the last; exit 2 naming the bad one."""
+    first, last = _report_date(date_from, "--from"), _report_date(date_to, "--to")
+    if last < first:
+        err.print(f"--to {last} is before --from {first}", highlight=False)
+        raise typer.Exit(code=2)
+    return first, last
+
+
+def _format_option(formats: type[_Format], fmt: str) -> _Format:
+    """--format as one of `formats`; exit 2 listing the choices."""
+    try:
+        return formats(fmt.lower())
+    except ValueError:
+        choices = ", ".join(f.value for f in formats)
+        err.print(f"--format: expected one of {choices}, got {fmt!r}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
 def _report_date(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -573,10 +590,8 @@ def _report_date(value: str, option: str) -> date:
 
 @app.command()
 def report(
-    date_from: Annotated[
-        str, typer.Option("--from", help="First day, YYYY-MM-DD, in the organisation's time zone")
-    ],
-    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD, included")],
+    date_from: FromOption,
+    date_to: ToOption,
     fmt: Annotated[str, typer.Option("--format", help="xlsx, html or md")] = "xlsx",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output file (default report-FROM-TO.EXT)")
@@ -588,16 +603,8 @@ def report(
     from bot.messages.texts import texts_for
     from handlers.reports.report import ReportFormat, write_report
 
-    first, last = _report_date(date_from, "--from"), _report_date(date_to, "--to")
-    if last < first:
-        err.print(f"--to {last} is before --from {first}", highlight=False)
-        raise typer.Exit(code=2)
-    try:
-        kind = ReportFormat(fmt.lower())
-    except ValueError:
-        choices = ", ".join(f.value for f in ReportFormat)
-        err.print(f"--format: expected one of {choices}, got {fmt!r}", highlight=False)
-        raise typer.Exit(code=2) from None
+    first, last = _period(date_from, date_to)
+    kind = _format_option(ReportFormat, fmt)
     try:  # the report needs no playbook: only the database, departments and templates
         cfg = load_config(config)
     except ConfigError as error:
