@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,6 +69,7 @@ MIN_NEEDLE = 3  # shorter values (initials) identify nobody and would match ever
 MIN_TEXT_NEEDLE = 12  # a whole text shorter than this is matched only as a whole value
 QUOTE_WORDS = 6  # this many words in a row from their text make a quote
 SCAN_PAGE = 2_000
+_Scanned = TypeVar("_Scanned", OutboxRow, EventRow)
 _WORDS = re.compile(r"\w+")
 _KV_CASES = "retention:cases"  # "closed_at iso|id" of the last case retention erased
 _KV_MENTIONS = "retention:mentions"  # "received_at iso|id" of the last caseless mention
@@ -345,20 +346,7 @@ class SqlErasureRepository:
             caseless = caseless & OutboxRow.created_at.between(*window)
         scope = or_(OutboxRow.case_id.in_(case_ids), caseless) if case_ids else caseless
         blobs: set[str] = set()
-        after = 0
-        while True:
-            rows = list(
-                await self._s.scalars(
-                    select(OutboxRow)
-                    .where(scope, OutboxRow.id > after)
-                    .order_by(OutboxRow.id)
-                    .limit(SCAN_PAGE)
-                    .execution_options(populate_existing=True)
-                )
-            )
-            if not rows:
-                break
-            after = rows[-1].id
+        async for rows in self._pages(OutboxRow, scope):
             for row in rows:
                 payload, changed = match.scrub(row.payload or {})
                 error = row.last_error
@@ -399,20 +387,7 @@ class SqlErasureRepository:
             caseless = caseless & EventRow.at.between(*window)
         scope = or_(EventRow.case_id.in_(case_ids), caseless) if case_ids else caseless
         await self._events.flush()
-        after = 0
-        while True:
-            rows = list(
-                await self._s.scalars(
-                    select(EventRow)
-                    .where(scope, EventRow.id > after)
-                    .order_by(EventRow.id)
-                    .limit(SCAN_PAGE)
-                    .execution_options(populate_existing=True)
-                )
-            )
-            if not rows:
-                return
-            after = rows[-1].id
+        async for rows in self._pages(EventRow, scope):
             for row in rows:
                 actor, actor_hit = match.scrub(row.actor)
                 payload, payload_hit = match.scrub(row.payload or {})
@@ -492,6 +467,26 @@ class SqlErasureRepository:
                 await autocommit.exec_driver_sql(f"VACUUM {table}")
 
     # --- helpers -----------------------------------------------------------------------------
+
+    async def _pages(
+        self, model: type[_Scanned], scope: ColumnElement[bool]
+    ) -> AsyncIterator[list[_Scanned]]:
+        """The rows in `scope` in id order, SCAN_PAGE at a time, fresh from the database."""
+        after = 0
+        while True:
+            rows = list(
+                await self._s.scalars(
+                    select(model)
+                    .where(scope, model.id > after)
+                    .order_by(model.id)
+                    .limit(SCAN_PAGE)
+                    .execution_options(populate_existing=True)
+                )
+            )
+            if not rows:
+                return
+            after = rows[-1].id
+            yield rows
 
     async def _mentions_of_cases(self, case_ids: Sequence[int]) -> list[MentionRow]:
         found: list[MentionRow] = []
