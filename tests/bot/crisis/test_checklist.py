@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiogram.types import InlineKeyboardMarkup
 
 from bot.cases.lifecycle import NoRight, StaleCard
 from bot.cases.outcomes import WrongChat
@@ -26,6 +27,8 @@ from bot.reports.digest import DigestService
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
+from handlers.matrix.render import MatrixRenderer
+from handlers.telegram.render import TelegramRenderer
 from store.db import Database
 from tests.bot.crisis.test_crisis import Setup
 from tests.doubles.support import make_config
@@ -204,3 +207,27 @@ async def test_the_digest_says_how_much_of_the_checklist_was_done_and_when(
     ):
         texts = texts_for(setup.config.playbooks.templates, locale)
         assert line in texts.render(view["template"], **view["context"])  # type: ignore[typeddict-item]
+
+
+async def test_each_transport_draws_the_items_as_its_own_buttons(setup: Setup) -> None:
+    service, crisis_id = await _open(setup)
+    duty = _staff(setup, "duty")
+    assert (await service.tick(crisis_id, 1, duty, done=True, expected_version=1)).error is None
+    edit = (await setup.outbox())[-1]
+    en = texts_for(setup.config.playbooks.templates, "en")
+
+    rendered = TelegramRenderer(en).render(edit.payload)
+    assert isinstance(rendered.markup, InlineKeyboardMarkup)
+    rows = rendered.markup.inline_keyboard
+    assert [len(row) for row in rows] == [1] * 7
+    # The start of each item (the card above has it whole), ticked or not.
+    assert rows[0][0].text == "⬜ 1. Assemble the crisis team (duty officer,…"
+    assert rows[1][0].text.startswith("✅ 2. Publish a holding statement")
+    assert rows[2][0].text == "⬜ 3. Pause all scheduled posts"
+    assert rows[1][0].callback_data == f"k:{crisis_id}:2:1:0"  # pressing it unticks
+    assert all(len((b.callback_data or "").encode()) <= 64 for row in rows for b in row)
+
+    matrix = MatrixRenderer(en).render(edit.payload)
+    assert matrix.reactions == ["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣"]
+    assert matrix.card == {"crisis": crisis_id, "version": 2}
+    assert "✅ Дарья Морозова, 20.11 16:30" in matrix.body
