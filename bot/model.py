@@ -286,3 +286,7 @@ class EventKind(StrEnum):
     # of these kinds may redact earlier events (store/audit.py ERASURE_KINDS).
     AUTHOR_FORGOTTEN = "author_forgotten"
     RETENTION_ERASED = "retention_erased"
+    # A crisis card's checklist item ticked or unticked (bot/crisis/checklist.py has the
+    # payload contract). No case: case_id is None, the crisis id is in the payload.
+    CHECKLIST_DONE = "checklist_done"
+    CHECKLIST_UNDONE = "checklist_undone"

@@ -19,6 +19,7 @@ from bot.model import Author, AuthorLabel, Case, Event, Identity, Mention, Senti
 # (pyproject.toml's import-linter layers): it names them for the type checker only, and at
 # run time this module depends on the model alone.
 if TYPE_CHECKING:
+    from bot.crisis.checklist import ChecklistTick
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
     from bot.messages.outbox import OutboxItem
     from bot.reports.export import ExportAuthor, ExportCase
@@ -335,10 +336,18 @@ class CrisisRepository(Protocol):
         ...
 
     async def open(self) -> list[Crisis]: ...
+    async def get(self, crisis_id: int) -> Crisis | None: ...
     async def add(self, crisis: Crisis) -> Crisis: ...
     async def save(self, crisis: Crisis) -> None: ...
     async def between(self, since: datetime, until: datetime) -> list[Crisis]:
         """Crises open at any moment of [since, until), oldest first (for digests)."""
+        ...
+
+    async def checklist_events(
+        self, crisis_ids: Sequence[int], since: datetime
+    ) -> list[ChecklistTick]:
+        """The checklist ticks and unticks of these crises (none older than `since`), in the
+        order they were recorded (bot/crisis/checklist.py)."""
         ...
 
 

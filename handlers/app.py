@@ -122,6 +122,7 @@ class App:
             config.organisation,
             on_outbox=self.worker.wake,
             leadership=digest_recipients(config, self.transports),
+            locale=config.locale,
         )
         self.crisis_jobs = CrisisJobs(self.crises)
         self.digests = DigestService(
@@ -132,6 +133,7 @@ class App:
             digest_recipients(config, self.transports),
             on_outbox=self.worker.wake,
             translate=self.texts.t,
+            checklist_steps=len(playbook.crisis.checklist),
         )
         self.digest_jobs = DigestJobs(self.digests, self.texts, config.digest)
         classifier = SentimentClassifier(load_lexicon(lexicon_dir(config)))
@@ -186,7 +188,7 @@ class App:
             config.model.retrain_cron,
             config.tz,
         )
-        self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts)
+        self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts, self.crises)
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self.sla = SlaService(
             self.database.uow,

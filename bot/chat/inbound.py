@@ -23,6 +23,7 @@ from bot.cases.prompts import Versions
 from bot.cases.service import CaseService
 from bot.chat.answers import COMMANDS, Answers, case_number, refusal_view
 from bot.clock import Clock
+from bot.crisis.service import CrisisService
 from bot.intake.intake import MentionIntake
 from bot.messages.outbox import Destination, Transport
 from bot.messages.texts import Texts
@@ -59,6 +60,7 @@ TRIAGE_NO_RIGHT = frozenset({"ui.not_staff", "ui.no_rights"})
 # What the audit trail calls a triage press, a press whose data says nothing we can read,
 # and the reason for a press with data no button carries.
 TRIAGE, BUTTON, FORGED = "triage", "button", "invalid_button"
+CHECKLIST = "checklist"  # a checklist press where no crisis service runs
 
 # The audit trail's reason for a command from a chat that is no work chat.
 NOT_A_WORK_CHAT = "not_a_work_chat"
@@ -119,6 +121,21 @@ class TriagePress:
     actor: Actor
     mention_id: int
     decision: str  # a TriageDecision value
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistPress:
+    """A crisis card's checklist item pressed (a button, a number reaction, "!done N"). Not
+    trusted: the crisis, the chat, the presser's right and the card version are checked
+    again (bot/crisis/service.py tick)."""
+
+    where: Destination
+    actor: Actor
+    crisis_id: int
+    step: int  # 0-based index into the playbook's checklist
+    done: bool  # tick it, or untick it
+    version: int | None = None  # the card version it was drawn for, if known
+    answer: Answer | None = None  # where to say what needs saying; None: feedback only
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +205,14 @@ class Inbound:
     service, never here; which chats a command is answered in is decided here."""
 
     def __init__(
-        self, cases: CaseService, answers: Answers, directory: Directory, texts: Texts
+        self,
+        cases: CaseService,
+        answers: Answers,
+        directory: Directory,
+        texts: Texts,
+        crises: CrisisService | None = None,
     ) -> None:
+        self._crises = crises  # None: no crisis cards, so no checklist to tick
         self._cases = cases
         self._answers = answers
         self._directory = directory
@@ -306,6 +329,31 @@ class Inbound:
         if notice is not None and notice["key"] in TRIAGE_NO_RIGHT:
             await self._cases.deny(None, press.actor, TRIAGE, notice["key"].removeprefix("ui."))
         return Feedback(notice, alert=refused)
+
+    async def checklist(self, press: ChecklistPress) -> Feedback:
+        """A crisis card's checklist item ticked or unticked; the card is redrawn in every
+        coordination chat. A refusal is said (in the thread, for a transport without toasts)."""
+        if self._crises is None:
+            return await self.forged_button(press.actor, CHECKLIST)
+        result = await self._crises.tick(
+            press.crisis_id,
+            press.step,
+            press.actor,
+            done=press.done,
+            where=press.where,
+            expected_version=press.version,
+        )
+        if result.error is not None:
+            feedback = _refused(result.error)
+        elif press.answer is not None:
+            feedback = Feedback()  # a reaction or a reply needs no "done": the card changes
+        else:
+            assert result.tick is not None
+            key = "ui.checklist_done" if result.tick.done else "ui.checklist_undone"
+            feedback = Feedback(notice_view(key, step=press.step + 1))
+        if press.answer is not None and feedback.notice is not None:
+            await self._send(press.where, press.answer, feedback.notice)
+        return feedback
 
     async def open_menu(self, press: MenuPress) -> Feedback:
         """A card's submenu redrawn as buttons, or the main buttons again."""

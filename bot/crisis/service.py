@@ -6,6 +6,10 @@ On opening, a crisis card goes to the coordination chat on every transport: the 
 owners and due times, the holding statement, "pause scheduled posts". It is edited in place
 when the peak grows, when the cool-down starts or starts over, and when the crisis closes.
 Leadership's chats (the digest recipients, as for SLA escalations) get a short notice.
+
+The checklist items are buttons (Telegram) and number reactions or "!done N" (Matrix): `tick`
+records who did what and when as events (bot/crisis/checklist.py has the contract and the
+rights) and redraws the card; `checklist` reads the ticks back for digests and drill reports.
 """
 
 from __future__ import annotations
@@ -13,11 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.cases.lifecycle import DomainError, InvalidInput, NoRight, StaleCard
+from bot.cases.outcomes import WrongChat
 from bot.clock import Clock
+from bot.crisis.checklist import (
+    ChecklistTick,
+    checklist_event,
+    checklist_state,
+    may_tick,
+    may_untick,
+)
 from bot.crisis.thresholds import (
     CountWindow,
     Crisis,
@@ -29,13 +43,21 @@ from bot.crisis.thresholds import (
     windows_for,
 )
 from bot.messages.outbox import Destination, OutboxItem, OutboxOp
-from bot.messages.views import View, format_time, notice_view, page_view
-from bot.model import DeptRole, GlobalRole
-from bot.ports import UnitOfWorkFactory
+from bot.messages.views import (
+    ChecklistButton,
+    ChecklistControls,
+    View,
+    format_time,
+    notice_view,
+    page_view,
+)
+from bot.model import DeptRole, Event, EventKind, GlobalRole
+from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.crisis_rules import ChecklistOwner, CrisisConfig, ThresholdScope
 from bot.settings.fields import LOCALES, format_duration
 from bot.settings.playbook import Playbook
 from bot.staff.directory import Directory
+from bot.staff.rights import Actor
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +71,50 @@ def crisis_ref(crisis_id: int) -> str:
     return f"crisis:{crisis_id}"
 
 
+# What the audit trail calls a checklist press (DENIED events' "action").
+CHECKLIST_PRESS = "checklist"
+
+
+class UnknownCrisis(DomainError):
+    code = "unknown_crisis"
+
+
+class ChecklistDoneAlready(DomainError):
+    """{who, at}: somebody ticked it first; nothing changes."""
+
+    code = "checklist_done_already"
+
+
+class ChecklistNotDone(DomainError):
+    """An untick of an item nobody has ticked (or somebody unticked first)."""
+
+    code = "checklist_not_done"
+
+
+class ChecklistNotYours(DomainError):
+    """{who}: only whoever ticked it, the duty officer or an administrator unticks it."""
+
+    code = "checklist_not_yours"
+
+
+# Somebody tried what they may not, where they may not, or on what they no longer saw.
+AUDITED_REFUSALS = (NoRight, ChecklistNotYours, StaleCard, WrongChat, UnknownCrisis)
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What a checklist press came to: the tick or untick recorded, or a refusal."""
+
+    tick: ChecklistTick | None = None
+    error: DomainError | None = None
+
+
+def card_version(crisis: Crisis, ticks: Sequence[ChecklistTick]) -> int:
+    """The crisis card's version: it grows with the timeline and with every tick or untick,
+    so a button drawn before either is stale (as on a case card)."""
+    return crisis.version + len(ticks)
+
+
 class CrisisService:
     def __init__(
         self,
@@ -60,7 +126,9 @@ class CrisisService:
         organisation: str = "",
         on_outbox: Callable[[], None] = lambda: None,
         leadership: Sequence[Destination] = (),
+        locale: str = "ru",
     ) -> None:
+        self._locale = locale  # of the step text recorded with a tick
         # Chats leadership reads (the digest recipients, as for SLA escalations).
         self._leadership = tuple(leadership)
         self._uow = uow_factory
@@ -112,7 +180,7 @@ class CrisisService:
                             log.warning("crisis closed: %s", change.after.threshold_id)
                     applied.append(change)
                     if change.events:
-                        items += self._messages(change, now)
+                        items += await self._messages(uow, change, now)
                 if changes:
                     await uow.outbox.enqueue(items)
                     await uow.commit()
@@ -152,20 +220,43 @@ class CrisisService:
             return self._directory.department_name(crisis.key)
         return crisis.key
 
-    def card(self, crisis: Crisis) -> View:
+    def card(self, crisis: Crisis, ticks: Sequence[ChecklistTick] = ()) -> View:
         """The crisis card: a page rendered from crisis.html.j2 in each transport's locale.
-        Localised playbook text (steps, holding statement) travels in every locale."""
+        Localised playbook text (steps, holding statement) travels in every locale. `ticks`:
+        the checklist's events so far, oldest first; each item shows who did it and when, and
+        is a button (a reaction in Matrix) drawn for this card version."""
         threshold = next((t for t in self.config.thresholds if t.id == crisis.threshold_id), None)
         opened = crisis.opened_at
+        done = checklist_state(ticks)
         checklist = [
             {
                 "step": {locale: step.step.get(locale) for locale in LOCALES},
                 "owner": step.owner.value,
                 "who": self._owner_names(step.owner, crisis),
                 "due": format_time(opened + step.within, self._tz) if step.within else None,
+                "done": (
+                    {
+                        "by": self._directory.name_of(done[index].actor),
+                        "at": format_time(done[index].at, self._tz),
+                    }
+                    if index in done
+                    else None
+                ),
             }
-            for step in self.config.checklist
+            for index, step in enumerate(self.config.checklist)
         ]
+        assert crisis.id is not None
+        controls: ChecklistControls = {
+            "crisis": crisis.id,
+            "version": card_version(crisis, ticks),
+            "steps": [
+                ChecklistButton(
+                    label={locale: step.step.get(locale) for locale in LOCALES},
+                    done=index in done,
+                )
+                for index, step in enumerate(self.config.checklist)
+            ],
+        }
         return page_view(
             CRISIS_TEMPLATE,
             {
@@ -187,8 +278,108 @@ class CrisisService:
                 "checklist": checklist,
                 "holding_statement": self._holding_statement(crisis),
                 "pause_scheduled_posts": self.config.pause_scheduled_posts,
+                "checklist_done": len(done),
             },
+            controls,
         )
+
+    # --- the checklist ---
+
+    async def checklist(self, crisis_id: int) -> list[ChecklistTick]:
+        """Checklist ticks of crisis N: every tick and untick, oldest first (fold them with
+        bot.crisis.checklist.checklist_state for what is done now). For digests and drill
+        reports."""
+        async with self._uow() as uow:
+            crisis = await uow.crises.get(crisis_id)
+            if crisis is None:
+                return []
+            return await uow.crises.checklist_events([crisis_id], crisis.opened_at)
+
+    async def tick(
+        self,
+        crisis_id: int,
+        step: int,
+        actor: Actor,
+        *,
+        done: bool,
+        where: Destination | None = None,
+        expected_version: int | None = None,
+    ) -> TickResult:
+        """Tick (done=True) or untick (done=False) checklist item `step` (0-based), as pressed
+        in `where` on the card version `expected_version` (None: not known, e.g. a command).
+        Refusals for rights, the wrong chat, a stale card
+        or an unknown crisis are audited as DENIED events, as presses on case cards are."""
+        async with self._lock:  # one change to a crisis card at a time, evaluations included
+            now = self._clock.now()
+            async with self._uow() as uow:
+                result = await self._tick(
+                    uow, crisis_id, step, actor, done, where, expected_version, now
+                )
+                error = result.error
+                if error is not None:
+                    if not isinstance(error, AUDITED_REFUSALS):
+                        return result  # a mistake of input or state: said, not audited
+                    await uow.events.append(
+                        [_denied(crisis_id, step, actor, done, error.code, now)]
+                    )
+                    await uow.commit()
+                    log.warning(
+                        "refused checklist %s step %d by %s: %s",
+                        crisis_id,
+                        step,
+                        actor.id,
+                        error.code,
+                    )
+                    return result
+                await uow.commit()
+        self._on_outbox()
+        return result
+
+    async def _tick(
+        self,
+        uow: UnitOfWork,
+        crisis_id: int,
+        step: int,
+        actor: Actor,
+        done: bool,
+        where: Destination | None,
+        expected_version: int | None,
+        now: datetime,
+    ) -> TickResult:
+        crisis = await uow.crises.get(crisis_id)
+        if crisis is None:
+            return TickResult(error=UnknownCrisis(crisis_id=crisis_id))
+        coordination = self._directory.coordination
+        if where is not None and not self._directory.in_chat_of(coordination, where):
+            return TickResult(error=WrongChat())
+        department = crisis.key if crisis.scope is ThresholdScope.DEPARTMENT else None
+        if not may_tick(actor, coordination, department):
+            return TickResult(error=NoRight(action=CHECKLIST_PRESS, department=coordination))
+        ticks = await uow.crises.checklist_events([crisis_id], crisis.opened_at)
+        version = card_version(crisis, ticks)
+        if expected_version is not None and expected_version != version:
+            return TickResult(error=StaleCard(expected=expected_version, actual=version))
+        steps = self.config.checklist
+        if not 0 <= step < len(steps):
+            return TickResult(error=InvalidInput(field="step", limit=None))
+        state = checklist_state(ticks)
+        current = state.get(step)
+        if done and current is not None:
+            who = self._directory.name_of(current.actor)
+            return TickResult(
+                error=ChecklistDoneAlready(who=who, at=format_time(current.at, self._tz))
+            )
+        if not done and current is None:
+            return TickResult(error=ChecklistNotDone(step=step + 1))
+        if not done and current is not None and not may_untick(actor, current):
+            return TickResult(error=ChecklistNotYours(who=self._directory.name_of(current.actor)))
+        text = steps[step].step.get(self._locale)
+        event = checklist_event(crisis_id, step, text, done, actor.id, now)
+        await uow.events.append([event])
+        tick = ChecklistTick(crisis_id, step, text, done, actor.id, now)
+        ticks = [*ticks, tick]
+        await uow.outbox.enqueue(self._edits(crisis, ticks, now))
+        return TickResult(tick)
 
     def _holding_statement(self, crisis: Crisis) -> dict[str, str]:
         try:
@@ -239,31 +430,44 @@ class CrisisService:
             if d.transport in self._directory.transports and (d.transport, d.chat) not in card_chats
         ]
 
-    def _messages(self, change: CrisisChange, now: datetime) -> list[OutboxItem]:
+    async def _messages(
+        self, uow: UnitOfWork, change: CrisisChange, now: datetime
+    ) -> list[OutboxItem]:
         crisis = change.after
         assert crisis.id is not None
         ref = crisis_ref(crisis.id)
+        if not change.opened:
+            ticks = await uow.crises.checklist_events([crisis.id], crisis.opened_at)
+            return self._edits(crisis, ticks, now)
         view = self.card(crisis)
         coordination = self._directory.destinations(self._directory.coordination)
-        if change.opened:
-            items = [
-                self._item(dest, OutboxOp.POST, view, f"{ref}:post", ref, now)
-                for dest in coordination
-            ]
-            threshold = next(t for t in self.config.thresholds if t.id == crisis.threshold_id)
-            notice = notice_view(
-                "crisis.opened",
-                subject=self.subject(crisis),
-                count=crisis.count_at_open,
-                window=format_duration(threshold.window),
-                limit=_number(crisis.limit),
-            )
-            items += [
-                self._item(dest, OutboxOp.POST, notice, f"{ref}:leadership", f"{ref}:lead", now)
-                for dest in self._leadership_chats(coordination)
-            ]
-            return items
-        key = f"{ref}:edit:{crisis.version}"
+        items = [
+            self._item(dest, OutboxOp.POST, view, f"{ref}:post", ref, now) for dest in coordination
+        ]
+        threshold = next(t for t in self.config.thresholds if t.id == crisis.threshold_id)
+        notice = notice_view(
+            "crisis.opened",
+            subject=self.subject(crisis),
+            count=crisis.count_at_open,
+            window=format_duration(threshold.window),
+            limit=_number(crisis.limit),
+        )
+        items += [
+            self._item(dest, OutboxOp.POST, notice, f"{ref}:leadership", f"{ref}:lead", now)
+            for dest in self._leadership_chats(coordination)
+        ]
+        return items
+
+    def _edits(
+        self, crisis: Crisis, ticks: Sequence[ChecklistTick], now: datetime
+    ) -> list[OutboxItem]:
+        """The card edited in place in every coordination chat. The key names the timeline and
+        the ticks apart: an evaluation and a tick never share one."""
+        assert crisis.id is not None
+        ref = crisis_ref(crisis.id)
+        view = self.card(crisis, ticks)
+        key = f"{ref}:edit:{crisis.version}:{len(ticks)}"
+        coordination = self._directory.destinations(self._directory.coordination)
         return [self._item(dest, OutboxOp.EDIT, view, key, ref, now) for dest in coordination]
 
     @staticmethod
@@ -276,3 +480,20 @@ class CrisisService:
 def _number(value: float) -> int | float:
     """12.0 -> 12, 13.5 -> 13.5: limits read as people write them."""
     return int(value) if value == int(value) else round(value, 1)
+
+
+def _denied(
+    crisis_id: int, step: int, actor: Actor, done: bool, reason: str, now: datetime
+) -> Event:
+    """A refused checklist press in the audit trail: as audit_refusal writes one for a case
+    card, with the crisis and the item instead of a case."""
+    kind = EventKind.CHECKLIST_DONE if done else EventKind.CHECKLIST_UNDONE
+    payload = {
+        "action": kind.value,
+        "reason": reason,
+        "staff": actor.is_staff,
+        "name": actor.name[:128],
+        "crisis": crisis_id,
+        "step": step,
+    }
+    return Event(None, now, actor.id, EventKind.DENIED, None, None, payload)

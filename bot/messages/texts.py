@@ -62,6 +62,11 @@ ERROR_CODES = (
     "wrong_chat",
     "unknown_case",
     "not_publishable",
+    # bot/crisis/service.py: a crisis card's checklist
+    "unknown_crisis",
+    "checklist_done_already",
+    "checklist_not_done",
+    "checklist_not_yours",
 )
 
 

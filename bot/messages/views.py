@@ -7,7 +7,8 @@ Every outbox payload is one of these, told apart by "view":
 - draft         a draft posted under its card for review; "actions" while it is pending
 - notice        one line of text: messages key "key" with "params"
 - prompt        like notice, and the transport asks for a reply to it (ForceReply, thread)
-- page          a longer answer rendered from file template "template" with "context"
+- page          a longer answer rendered from file template "template" with "context";
+                a crisis card's page also has "checklist": its items as buttons
 - public_reply  the approved answer as posted at the source: plain "text"
 - queue         the backlog summary a rate-limited chat keeps up to date
 - triage        the uncertain mentions waiting for a person, kept up to date in the
@@ -143,10 +144,29 @@ class PromptView(TypedDict):
     params: dict[str, Any]
 
 
+class ChecklistButton(TypedDict):
+    """One checklist item of a crisis card as a button: its text per locale, and whether it
+    is done (a press on a done item unticks it)."""
+
+    label: dict[str, str]
+    done: bool
+
+
+class ChecklistControls(TypedDict):
+    """The buttons of a crisis card: one per checklist item, in the playbook's order, drawn
+    for this card version (bot/crisis/service.py card_version)."""
+
+    crisis: int
+    version: int
+    steps: list[ChecklistButton]
+
+
 class PageView(TypedDict):
     view: Literal["page"]
     template: str
     context: dict[str, Any]  # whatever the file template uses
+    # A crisis card's checklist buttons; absent from other pages (and older crisis cards).
+    checklist: NotRequired[ChecklistControls]
 
 
 class PublicReplyView(TypedDict):
@@ -246,8 +266,13 @@ def prompt_view(key: str, **params: Any) -> PromptView:
     return {"view": "prompt", "key": key, "params": params}
 
 
-def page_view(template: str, context: dict[str, Any]) -> PageView:
-    return {"view": "page", "template": template, "context": context}
+def page_view(
+    template: str, context: dict[str, Any], checklist: ChecklistControls | None = None
+) -> PageView:
+    page: PageView = {"view": "page", "template": template, "context": context}
+    if checklist is not None:
+        page["checklist"] = checklist
+    return page
 
 
 def public_reply_view(text: str) -> PublicReplyView:
@@ -286,6 +311,7 @@ class RefKind(StrEnum):
     CARD = "card"
     DRAFT = "draft"
     PROMPT = "prompt"
+    CRISIS = "crisis"  # a crisis card: case_id is the crisis id
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,17 +319,19 @@ class MessageRef:
     """A logical key read back: which case a message of ours is about, and what it is."""
 
     kind: RefKind
-    case_id: int
+    case_id: int  # the crisis id for a crisis card
     action: Action | None = None  # a prompt's: what the reply to it carries out
     version: int | None = None  # a draft's version; a prompt's draft version
 
 
 def parse_ref(ref: str) -> MessageRef | None:
-    """The reading of card_ref, draft_ref and prompt_ref; None for any other key (queue,
-    digest, notices) or a malformed one."""
+    """The reading of card_ref, draft_ref, prompt_ref and a crisis card's key; None for any
+    other key (queue, digest, notices) or a malformed one."""
     parts = ref.split(":")
     try:
         kind = RefKind(parts[0])
+        if kind is RefKind.CRISIS:
+            return MessageRef(kind, _number(parts[1])) if len(parts) == 2 else None
         if kind is RefKind.CARD:
             return MessageRef(kind, _number(parts[1]))
         if kind is RefKind.DRAFT:

@@ -66,7 +66,10 @@ class DigestService:
         recipients: Sequence[Destination] = (),
         on_outbox: Callable[[], None] = lambda: None,
         translate: Callable[[str], str] | None = None,
+        checklist_steps: int = 0,
     ) -> None:
+        # Items on the crisis checklist (crisis.yaml): "4/6 done" needs the six.
+        self._checklist_steps = checklist_steps
         self._uow = uow_factory
         self._clock = clock
         self._directory = directory
@@ -101,7 +104,8 @@ class DigestService:
     # --- views ---
 
     def evening_view(self, figures: DigestFigures) -> View:
-        return page_view("digest.html.j2", evening_context(figures, self._directory, self.tz))
+        context = evening_context(figures, self._directory, self.tz, self._checklist_steps)
+        return page_view("digest.html.j2", context)
 
     def weekly_view(self, figures: WeeklyFigures) -> View:
         return page_view("weekly.html.j2", weekly_context(figures, self._directory, self.tz))

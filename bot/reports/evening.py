@@ -112,8 +112,11 @@ async def read_day(uow: UnitOfWork, period: Period, now: datetime) -> DigestFigu
     )
 
 
-def evening_context(figures: DigestFigures, directory: Directory, tz: ZoneInfo) -> dict[str, Any]:
-    """The digest's template context: plain numbers and short strings, lists cut to size."""
+def evening_context(
+    figures: DigestFigures, directory: Directory, tz: ZoneInfo, checklist_steps: int = 0
+) -> dict[str, Any]:
+    """The digest's template context: plain numbers and short strings, lists cut to size.
+    `checklist_steps`: items on the crisis checklist, for "4/6 done" (0: only ticks shown)."""
     names = Names(directory)
     sla = figures.overall_sla
     times = figures.overall_times
@@ -162,7 +165,7 @@ def evening_context(figures: DigestFigures, directory: Directory, tz: ZoneInfo) 
         "departments_more": max(0, len(departments) - MAX_DEPARTMENTS),
         "sources": sources[:MAX_SOURCES],
         "sources_more": max(0, len(sources) - MAX_SOURCES),
-        "crises": [_crisis(c, names, tz) for c in figures.crises[:MAX_CRISES]],
+        "crises": [_crisis(c, names, tz, checklist_steps) for c in figures.crises[:MAX_CRISES]],
         "crises_more": max(0, len(figures.crises) - MAX_CRISES),
         "codes": [{"code": c.code, "cases": c.cases} for c in figures.codes[:MAX_CODES]],
         "critics": [person(p) for p in critics[:MAX_PEOPLE]],
@@ -220,7 +223,7 @@ def _times(times: ResponseTimes) -> dict[str, Any]:
     }
 
 
-def _crisis(crisis: CrisisSpan, names: Names, tz: ZoneInfo) -> dict[str, Any]:
+def _crisis(crisis: CrisisSpan, names: Names, tz: ZoneInfo, steps: int) -> dict[str, Any]:
     subject = names.department(crisis.key) if crisis.scope == "department" else crisis.key or ""
     timeline = [
         {
@@ -242,6 +245,19 @@ def _crisis(crisis: CrisisSpan, names: Names, tz: ZoneInfo) -> dict[str, Any]:
         "peak_at": hm(crisis.peak_at, tz),
         "closed_at": hm(crisis.closed_at, tz) if crisis.closed_at else None,
         "timeline": timeline,
+        "checklist": _checklist(crisis.checklist_done_at, steps, tz),
+    }
+
+
+def _checklist(done_at: tuple[datetime, ...], steps: int, tz: ZoneInfo) -> dict[str, Any] | None:
+    """ "checklist: 4/6 done, first at 10:12, last at 11:40"; None when there is no checklist."""
+    if not steps and not done_at:
+        return None
+    return {
+        "done": len(done_at),
+        "steps": max(steps, len(done_at)),
+        "first": hm(done_at[0], tz) if done_at else None,
+        "last": hm(done_at[-1], tz) if done_at else None,
     }
 
 

@@ -117,6 +117,9 @@ class CrisisSpan:
     closed_at: datetime | None
     # [{"at": ISO time, "event": opened|peak|below|above|closed, "count": n}], oldest first
     timeline: tuple[dict[str, Any], ...] = ()
+    # When each checklist item that is done now was ticked, earliest first (an item unticked
+    # later is not done: bot/crisis/checklist.py).
+    checklist_done_at: tuple[datetime, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

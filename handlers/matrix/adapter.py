@@ -1,6 +1,7 @@
 """The Matrix side of a running Otklik: a matrix-nio sync loop in, rendered views out through
 the outbox (handlers/matrix/transport.py). Each event goes to the handler of its kind:
-reactions.py (buttons), replies.py (work in a card's thread), commands.py; they translate it
+reactions.py (buttons, a crisis card's numbers), replies.py (work in a card's thread),
+commands.py; they translate it
 into an inbound event for bot/chat/inbound.py.
 
 The sync token lives in the database: a restart neither replays old commands nor misses new
@@ -169,6 +170,15 @@ class MatrixAdapter:
         root = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
         about = await ctx.our_message(room_id, str(root)) if root else None
         # Work in a card's thread first; what is not (a command, or chat) goes on.
+        if (
+            root is not None
+            and about is not None
+            and about.kind is RefKind.CRISIS
+            and await replies.on_crisis_thread_message(
+                ctx, room_id, event, body, about.case_id, str(root)
+            )
+        ):
+            return
         if (
             root is not None
             and about is not None

@@ -5,7 +5,7 @@ whole contract."""
 
 from __future__ import annotations
 
-from bot.chat.inbound import Controls, Press
+from bot.chat.inbound import ChecklistPress, Controls, Press
 from bot.messages.views import RefKind
 from bot.model import Action
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
@@ -33,6 +33,10 @@ DRAFT_REACTIONS: dict[Action, str] = {
     Action.REQUEST_CHANGES: "✏️",
     Action.REJECT: "❌",
 }
+# Under a crisis card: the checklist's items by number; reacting ticks one (items past the
+# tenth are ticked with "!done N" in the card's thread).
+CHECKLIST_REACTIONS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
+STEP_OF_REACTION = {key: index for index, key in enumerate(CHECKLIST_REACTIONS)}
 ACTION_OF_CARD_REACTION = {key: action for action, key in CARD_REACTIONS.items()}
 ACTION_OF_DRAFT_REACTION = {key: action for action, key in DRAFT_REACTIONS.items()}
 
@@ -47,6 +51,10 @@ def card_reactions(actions: list[str]) -> list[str]:
     return keys
 
 
+def checklist_reactions(steps: int) -> list[str]:
+    return list(CHECKLIST_REACTIONS[:steps])
+
+
 def draft_reactions(actions: list[str]) -> list[str]:
     return [DRAFT_REACTIONS[Action(a)] for a in actions if Action(a) in DRAFT_REACTIONS]
 
@@ -58,6 +66,9 @@ async def on_reaction(ctx: MatrixContext, room_id: str, event: Event, relation: 
     about = await ctx.our_message(room_id, reacted, wait=True)
     key = str(relation.get("key", ""))
     if about is None:
+        return
+    if about.kind is RefKind.CRISIS:
+        await _on_checklist_reaction(ctx, room_id, event, about.case_id, key, reacted)
         return
     if about.kind is RefKind.CARD:
         action = ACTION_OF_CARD_REACTION.get(key)
@@ -88,3 +99,24 @@ async def on_reaction(ctx: MatrixContext, room_id: str, event: Event, relation: 
         answer=answer_to(event, None if in_room else reacted),
     )
     await ctx.inbound.press(press)
+
+
+async def _on_checklist_reaction(
+    ctx: MatrixContext, room_id: str, event: Event, crisis_id: int, key: str, reacted: str
+) -> None:
+    """A number under a crisis card ticks that item, on the card version the room showed.
+    Only ticks: removing a reaction is a redaction the bot does not read, so unticking is
+    "!undo N" in the card's thread."""
+    step = STEP_OF_REACTION.get(key)
+    if step is None:
+        return
+    press = ChecklistPress(
+        where(room_id),
+        ctx.actor(event),
+        crisis_id,
+        step,
+        done=True,
+        version=await ctx.shown.version(room_id, crisis_id, crisis=True),
+        answer=answer_to(event, reacted),
+    )
+    await ctx.inbound.checklist(press)

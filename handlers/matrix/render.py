@@ -22,7 +22,7 @@ from typing import Any
 from bot.messages.fitting import longest_fit
 from bot.messages.texts import HTML_SUFFIX, Texts
 from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View, sendable
-from handlers.matrix.reactions import card_reactions, draft_reactions
+from handlers.matrix.reactions import card_reactions, checklist_reactions, draft_reactions
 from handlers.matrix.shown import CARD_FIELD
 
 __all__ = [
@@ -62,8 +62,9 @@ class MatrixRendered:
     formatted_body: str | None  # org.matrix.custom.html; None for plain text only
     reactions: list[str] = field(default_factory=list)  # keys the bot puts under the message
     msgtype: str = TEXT
-    # A card's case and version ({"case", "version"}): the sync loop reads it back from the
-    # room's timeline to know which version a reaction under the card was made on (shown.py).
+    # A card's case and version ({"case", "version"}; a crisis card's {"crisis", "version"}):
+    # the sync loop reads it back from the room's timeline to know which version a reaction
+    # under the card was made on (shown.py).
     card: dict[str, int] | None = None
 
     def content(self) -> dict[str, Any]:
@@ -138,6 +139,13 @@ class MatrixRenderer:
             page = self.texts.render(view["template"], **view["context"])
             if not view["template"].endswith(HTML_SUFFIX):
                 return self._plain_as_html(page)  # a .txt.j2 page is plain text
+            checklist = view.get("checklist")
+            if checklist:
+                # A crisis card: a number reaction per item ticks it ("!undo N" in the thread
+                # unticks); a message people act on, so m.text like a case card.
+                keys = checklist_reactions(len(checklist["steps"]))
+                shown = {"crisis": checklist["crisis"], "version": checklist["version"]}
+                return replace(self._html(self.fit_lines(page), TEXT, keys), card=shown)
             return self._html(self.fit_lines(page), NOTICE)
         if view["view"] == "public_reply":
             # Posted where the citizen wrote: plain text, as a person would have typed it.

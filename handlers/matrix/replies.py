@@ -1,10 +1,11 @@
 """Work written in a card's thread: a number chooses from the list a menu reaction showed,
 "!draft", "!note", "!published" and "!escalate" carry text for an action (also with "/").
+In a crisis card's thread, "!done N" ticks checklist item N and "!undo N" unticks it.
 Translation only: bot/chat/inbound.py acts and answers."""
 
 from __future__ import annotations
 
-from bot.chat.inbound import Choice, Controls, Reply
+from bot.chat.inbound import ChecklistPress, Choice, Controls, Reply
 from bot.messages.views import MessageRef
 from bot.model import Action
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
@@ -13,6 +14,9 @@ DRAFT_PREFIXES = ("!draft", "!черновик")  # "!draft <answer text>" is a 
 NOTE_PREFIXES = ("!note", "!правка")  # "!note <what to change>" sends the draft back
 PUBLISHED_PREFIXES = ("!published", "!опубликовано")  # "!published <link>" marks it published
 ESCALATE_PREFIXES = ("!escalate",)  # "!escalate <reason>" in the thread needs no case number
+DONE_PREFIXES = ("!done", "!сделано")  # "!done 3": checklist item 3 is done
+UNDO_PREFIXES = ("!undo", "!отменить")  # "!undo 3": it is not done after all
+CHECKLIST_PREFIXES = {**dict.fromkeys(DONE_PREFIXES, True), **dict.fromkeys(UNDO_PREFIXES, False)}
 ACTION_OF_PREFIX = {
     **dict.fromkeys(DRAFT_PREFIXES, Action.DRAFT),
     **dict.fromkeys(NOTE_PREFIXES, Action.REQUEST_CHANGES),
@@ -44,3 +48,25 @@ async def on_thread_message(
         action=action,
     )
     return await ctx.inbound.reply(reply)
+
+
+async def on_crisis_thread_message(
+    ctx: MatrixContext, room_id: str, event: Event, body: str, crisis_id: int, root: str
+) -> bool:
+    """True when the message in a crisis card's thread was "!done N" or "!undo N"."""
+    word, _, rest = body.partition(" ")
+    word = "!" + word[1:].lower() if word.startswith("/") else word.lower()
+    done = CHECKLIST_PREFIXES.get(word)
+    number = rest.strip()
+    if done is None or not number.isdigit():
+        return False
+    press = ChecklistPress(
+        where(room_id),
+        ctx.actor(event),
+        crisis_id,
+        int(number) - 1,  # people count from 1, as the card does
+        done=done,
+        answer=answer_to(event, root),
+    )
+    await ctx.inbound.checklist(press)
+    return True

@@ -16,14 +16,17 @@ from typing import Any
 
 from bot.cases.service import CaseService
 
-CARD_FIELD = "org.otklik.card"  # our own content field on a card: {"case", "version"}
+# Our own content field on a card: {"case", "version"}, or a crisis card's {"crisis", "version"}.
+CARD_FIELD = "org.otklik.card"
+CASE, CRISIS = "case", "crisis"  # the kinds of card, as CARD_FIELD names their id
 REMEMBERED = 4096  # cards kept in memory; older ones are read back from the database
 
 
 class ShownCards:
     def __init__(self, cases: CaseService) -> None:
         self._cases = cases
-        self._shown: OrderedDict[tuple[str, int], int] = OrderedDict()
+        # (room, "case" or "crisis", id) -> version
+        self._shown: OrderedDict[tuple[str, str, int], int] = OrderedDict()
         self._unsaved: dict[str, str] = {}
 
     def saw(self, room_id: str, event: dict[str, Any]) -> None:
@@ -34,11 +37,12 @@ class ShownCards:
         card = content.get(CARD_FIELD)
         if not isinstance(card, dict):
             return
-        case_id, version = card.get("case"), card.get("version")
-        if not isinstance(case_id, int) or not isinstance(version, int):
+        kind = CRISIS if "crisis" in card else CASE
+        card_id, version = card.get(kind), card.get("version")
+        if not isinstance(card_id, int) or not isinstance(version, int):
             return
-        self._keep(room_id, case_id, version)
-        self._unsaved[_key(room_id, case_id)] = str(version)
+        self._keep(room_id, kind, card_id, version)
+        self._unsaved[_key(room_id, kind, card_id)] = str(version)
 
     async def save(self) -> None:
         """Store what this sync's events showed, in one transaction."""
@@ -46,24 +50,29 @@ class ShownCards:
             unsaved, self._unsaved = self._unsaved, {}
             await self._cases.remember_many(unsaved)
 
-    async def version(self, room_id: str, case_id: int) -> int | None:
-        """The version of the case's card the room shows now; None when no card of ours with a
-        version was ever seen there (cards posted before versions were written into them)."""
-        known = self._shown.get((room_id, case_id))
+    async def version(self, room_id: str, card_id: int, *, crisis: bool = False) -> int | None:
+        """The version of the case's (or with `crisis`, the crisis's) card the room shows now;
+        None when no card of ours with a version was ever seen there (cards posted before
+        versions were written into them)."""
+        kind = CRISIS if crisis else CASE
+        known = self._shown.get((room_id, kind, card_id))
         if known is not None:
             return known
-        stored = await self._cases.recall(_key(room_id, case_id))
+        stored = await self._cases.recall(_key(room_id, kind, card_id))
         if stored is None or not stored.isdigit():
             return None
-        self._keep(room_id, case_id, int(stored))
+        self._keep(room_id, kind, card_id, int(stored))
         return int(stored)
 
-    def _keep(self, room_id: str, case_id: int, version: int) -> None:
-        self._shown[(room_id, case_id)] = version
-        self._shown.move_to_end((room_id, case_id))
+    def _keep(self, room_id: str, kind: str, card_id: int, version: int) -> None:
+        self._shown[(room_id, kind, card_id)] = version
+        self._shown.move_to_end((room_id, kind, card_id))
         while len(self._shown) > REMEMBERED:
             self._shown.popitem(last=False)
 
 
-def _key(room_id: str, case_id: int) -> str:
-    return f"matrix.card_shown:{room_id}:{case_id}"
+def _key(room_id: str, kind: str, card_id: int) -> str:
+    # Case cards keep the key they had before crisis cards were shown here too.
+    if kind == CASE:
+        return f"matrix.card_shown:{room_id}:{card_id}"
+    return f"matrix.crisis_shown:{room_id}:{card_id}"

@@ -57,7 +57,7 @@ UPLOADS_REMEMBERED = 32  # pictures whose mxc:// URI is reused for the next room
 # added too); far more than can be in flight at once, one per room.
 SENT_REMEMBERED = 256
 EDIT_MARK = "* "  # the fallback body of an edit, for clients that do not show edits
-REACTING_VIEWS = ("card", "draft")  # views whose buttons are reactions
+REACTING_VIEWS = ("card", "draft")  # views whose buttons are reactions (and crisis cards' pages)
 RELATIONS_PAGE = 100
 TX_ID_LENGTH = 32  # hex digits of sha256: unique enough, short in the URL
 LIMIT_EXCEEDED = "M_LIMIT_EXCEEDED"
@@ -292,7 +292,7 @@ class MatrixTransport:
             content["formatted_body"] = EDIT_MARK + new["formatted_body"]
         await self._send(item.chat, MESSAGE, content, transaction_id(item.idempotency_key))
         info: dict[str, Any] = {}
-        if item.payload.get("view") in REACTING_VIEWS:
+        if item.payload.get("view") in REACTING_VIEWS or "checklist" in item.payload:
             info["reactions"] = await self._sync_reactions(item, target, rendered.reactions)
         return DeliveryResult(target, info)
 

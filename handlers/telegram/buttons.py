@@ -1,16 +1,23 @@
-"""Button presses on cards, drafts and the triage list, translated into inbound presses
-(bot/chat/inbound.py). Callback data is never trusted: the inbound layer and the case service
-check the case (or mention), the card version, the state and the presser's rights again."""
+"""Button presses on cards, drafts, crisis checklists and the triage list, translated into
+inbound presses (bot/chat/inbound.py). Callback data is never trusted: the inbound layer and
+the services check the case (mention, crisis), the card version, the state and the presser's
+rights again."""
 
 from __future__ import annotations
 
 from aiogram import Router
 from aiogram.types import CallbackQuery, InaccessibleMessage
 
-from bot.chat.inbound import Controls, Feedback, MenuPress, Press, TriagePress
+from bot.chat.inbound import ChecklistPress, Controls, Feedback, MenuPress, Press, TriagePress
 from bot.messages.outbox import Destination
 from bot.messages.views import RefKind
-from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction, TriageAction
+from handlers.telegram.callbacks import (
+    CaseAction,
+    CaseMenu,
+    ChecklistStep,
+    DraftAction,
+    TriageAction,
+)
 from handlers.telegram.context import TelegramContext, where
 
 
@@ -91,6 +98,23 @@ async def on_triage_action(
     await _answer(query, ctx, await ctx.inbound.triage(press))
 
 
+async def on_checklist_step(
+    query: CallbackQuery, callback_data: ChecklistStep, ctx: TelegramContext
+) -> None:
+    here = await _pressed_in(query)
+    if here is None:
+        return
+    press = ChecklistPress(
+        here,
+        ctx.actor(query.from_user),
+        callback_data.crisis,
+        callback_data.s,
+        done=bool(callback_data.d),
+        version=callback_data.v,
+    )
+    await _answer(query, ctx, await ctx.inbound.checklist(press))
+
+
 async def on_unknown_button(query: CallbackQuery, ctx: TelegramContext) -> None:
     """Data no button of ours carries: answer, so the client stops waiting, audit, and do
     nothing else."""
@@ -105,5 +129,6 @@ def make_router() -> Router:
     router.callback_query.register(on_menu, CaseMenu.filter())
     router.callback_query.register(on_draft_action, DraftAction.filter())
     router.callback_query.register(on_triage_action, TriageAction.filter())
+    router.callback_query.register(on_checklist_step, ChecklistStep.filter())
     router.callback_query.register(on_unknown_button)  # last: catches what nothing else did
     return router

@@ -37,3 +37,12 @@ class TriageAction(CallbackData, prefix="t"):
 
     m: int
     a: str
+
+
+class ChecklistStep(CallbackData, prefix="k"):
+    """A crisis card's checklist item: k:<crisis>:<card version>:<step>:<1 tick | 0 untick>."""
+
+    crisis: int
+    v: int  # the crisis card version the button was drawn for; a stale press is refused
+    s: int  # 0-based index into the playbook's checklist
+    d: int  # 1: tick it, 0: untick it (what the button offered when it was drawn)

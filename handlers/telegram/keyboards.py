@@ -10,11 +10,19 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.cases.cards import MENU_ACTIONS
 from bot.chat.inbound import TriageDecision
 from bot.messages.texts import Texts
-from bot.messages.views import CardView, DraftView, MenuOption, TriageView
-from handlers.telegram.callbacks import CaseAction, CaseMenu, DraftAction, TriageAction
+from bot.messages.views import CardView, ChecklistControls, DraftView, MenuOption, TriageView
+from handlers.telegram.callbacks import (
+    CaseAction,
+    CaseMenu,
+    ChecklistStep,
+    DraftAction,
+    TriageAction,
+)
 
-__all__ = ["card_keyboard", "draft_keyboard", "layout", "triage_keyboard"]
+__all__ = ["card_keyboard", "checklist_keyboard", "draft_keyboard", "layout", "triage_keyboard"]
 
+# A checklist button shows the start of its item; the card above has the whole text.
+CHECKLIST_LABEL = 40
 # Labels up to this many characters fit three to a row on a phone; longer ones two.
 SHORT_LABEL = 10
 MAX_ROW = 3
@@ -38,7 +46,7 @@ def layout(buttons: Sequence[InlineKeyboardButton]) -> list[list[InlineKeyboardB
 
 
 def _button(
-    text: str, data: CaseAction | CaseMenu | DraftAction | TriageAction
+    text: str, data: CaseAction | CaseMenu | DraftAction | TriageAction | ChecklistStep
 ) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
@@ -103,4 +111,21 @@ def triage_keyboard(view: TriageView, texts: Texts) -> InlineKeyboardMarkup | No
         ]
         for item in view.get("items") or []
     ]
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def checklist_keyboard(controls: ChecklistControls, texts: Texts) -> InlineKeyboardMarkup | None:
+    """One row per checklist item of a crisis card: "⬜ 1. …" ticks it, "✅ 1. …" unticks it."""
+    version = controls["version"]
+    rows = []
+    for index, step in enumerate(controls["steps"]):
+        label = step["label"].get(texts.locale) or next(iter(step["label"].values()), "")
+        short = label if len(label) <= CHECKLIST_LABEL else label[: CHECKLIST_LABEL - 1] + "…"
+        text = texts.t(
+            "ui.checklist_untick" if step["done"] else "ui.checklist_tick",
+            number=index + 1,
+            step=short,
+        )
+        data = ChecklistStep(crisis=controls["crisis"], v=version, s=index, d=int(not step["done"]))
+        rows.append([_button(text, data)])
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None

@@ -27,7 +27,12 @@ from bot.messages.views import (
     View,
     sendable,
 )
-from handlers.telegram.keyboards import card_keyboard, draft_keyboard, triage_keyboard
+from handlers.telegram.keyboards import (
+    card_keyboard,
+    checklist_keyboard,
+    draft_keyboard,
+    triage_keyboard,
+)
 
 __all__ = [
     "MAX_CAPTION",
@@ -109,7 +114,9 @@ class TelegramRenderer:
             page = self.texts.render(view["template"], **view["context"])
             if not view["template"].endswith(HTML_SUFFIX):
                 return Rendered(escape_fit(page), None)  # a .txt.j2 page is plain text
-            return Rendered(self.fit_lines(page), None)
+            checklist = view.get("checklist")  # a crisis card's items as buttons
+            keyboard = checklist_keyboard(checklist, self.texts) if checklist else None
+            return Rendered(self.fit_lines(page), keyboard)
         if view["view"] == "public_reply":
             return Rendered(escape_fit(view["text"]), None, public=True)
         if view["view"] == "queue":

@@ -12,6 +12,7 @@ into rows (store.driver.json_elements).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.crisis.checklist import checklist_state
 from bot.model import (
     TERMINAL_STATES,
     Action,
@@ -58,6 +60,7 @@ from store.driver import json_elements
 from store.mappers import author_seen, crisis_span
 from store.models import AuthorRow, CaseRow, CrisisRow, EventRow, MentionRow, UTCDateTime
 from store.repos.cases import current_due
+from store.repos.crises import SqlCrisisRepository
 
 OPEN_STATES = tuple(s.value for s in CaseState if s not in TERMINAL_STATES)
 _ANSWERED = tuple(o.value for o in ANSWERED_OUTCOMES)
@@ -387,7 +390,17 @@ class SqlReportRepository:
             )
             .order_by(CrisisRow.opened_at, CrisisRow.id)
         )
-        return [crisis_span(row) for row in rows]
+        spans = [crisis_span(row) for row in rows]
+        if not spans:
+            return spans
+        ticks = await SqlCrisisRepository(self._s).checklist_events(
+            [span.id for span in spans], min(span.opened_at for span in spans)
+        )
+        done_at: dict[int, list[datetime]] = {}
+        for span in spans:
+            state = checklist_state(t for t in ticks if t.crisis_id == span.id)
+            done_at[span.id] = sorted(tick.at for tick in state.values())
+        return [replace(span, checklist_done_at=tuple(done_at[span.id])) for span in spans]
 
 
 def _within(column: Any, period: Period) -> list[ColumnElement[bool]]:

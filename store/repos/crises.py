@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.crisis.checklist import CHECKLIST_KINDS, ChecklistTick, tick_of
 from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
 from bot.model import Sentiment
 from store.driver import json_elements
-from store.mappers import crisis_from_row, fill_crisis_row
-from store.models import CaseRow, CrisisRow, MentionRow
+from store.mappers import crisis_from_row, event_from_row, fill_crisis_row
+from store.models import CaseRow, CrisisRow, EventRow, MentionRow
 
 
 class SqlCrisisRepository:
@@ -86,6 +87,10 @@ class SqlCrisisRepository:
         )
         return [crisis_from_row(row) for row in rows]
 
+    async def get(self, crisis_id: int) -> Crisis | None:
+        row = await self._session.get(CrisisRow, crisis_id)
+        return crisis_from_row(row) if row is not None else None
+
     async def add(self, crisis: Crisis) -> Crisis:
         row = CrisisRow()
         fill_crisis_row(row, crisis)
@@ -111,3 +116,25 @@ class SqlCrisisRepository:
             .order_by(CrisisRow.opened_at, CrisisRow.id)
         )
         return [crisis_from_row(row) for row in rows]
+
+    # --- the checklist (events: bot/crisis/checklist.py has the contract) ---
+
+    async def checklist_events(
+        self, crisis_ids: Sequence[int], since: datetime
+    ) -> list[ChecklistTick]:
+        """Checklist ticks and unticks of these crises, oldest first. `since`: the earliest
+        opening among them; no tick can be older, and `at` is indexed where `kind` is not."""
+        if not crisis_ids:
+            return []
+        rows = await self._session.scalars(
+            select(EventRow)
+            .where(
+                EventRow.at >= since,
+                EventRow.case_id.is_(None),
+                EventRow.kind.in_(CHECKLIST_KINDS),
+            )
+            .order_by(EventRow.id)
+        )
+        wanted = set(crisis_ids)
+        ticks = (tick_of(event_from_row(row)) for row in rows)
+        return [tick for tick in ticks if tick is not None and tick.crisis_id in wanted]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.model import EventKind
 from tests.doubles.telegram_server.state import StoredMessage
 from tests.doubles.telegram_world import telegram_world
 
@@ -48,3 +49,75 @@ async def test_a_storm_opens_a_crisis_card_in_the_coordination_group(tmp_path: P
         assert (answer.text or "").startswith("🚨 Кризис: ЖКХ")
         crises = await world.app.crises.open_crises()
         assert [c.threshold_id for c in crises if c.key == "housing"] == ["housing-spike"]
+
+
+def _buttons(message: StoredMessage) -> list[dict[str, str]]:
+    rows = (message.reply_markup or {}).get("inline_keyboard", [])
+    return [button for row in rows for button in row]
+
+
+async def test_the_checklist_is_ticked_with_buttons_by_those_who_run_the_plan(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path) as world:
+        for n in range(STORM):
+            await world.open_case(f"Нет отопления в доме {n + 1}, батареи ледяные")
+
+        def crisis_card() -> StoredMessage | None:
+            cards = [
+                m
+                for m in world.server.messages(world.coordination)
+                if m.bot_id is not None and "КРИЗИС: ЖКХ" in (m.text or "")
+            ]
+            return cards[0] if cards else None
+
+        await world.server.wait_for(lambda: crisis_card() is not None, 20)
+        card = crisis_card()
+        assert card is not None
+        # The heating code's surge opens a crisis of its own, with its own card.
+        (crisis,) = [c for c in await world.app.crises.open_crises() if c.key == "housing"]
+        assert crisis.id is not None
+        buttons = _buttons(card)
+        assert len(buttons) == 7  # one per item of the shipped checklist
+        assert buttons[0]["text"].startswith("⬜ 1. Собрать кризисную группу")
+        assert buttons[0]["callback_data"] == f"k:{crisis.id}:1:0:1"
+        first_drawn = buttons[1]["callback_data"]  # item 2, as the card was first drawn
+
+        def shown() -> StoredMessage:
+            return world.server.message(card.chat_id, card.message_id)
+
+        # The duty officer ticks item 1: recorded, and the same message now says who and when.
+        answer = await world.press("duty", card, buttons[0]["text"])
+        assert answer["text"] == "Пункт 1 отмечен выполненным" and not answer.get("show_alert")
+        await world.server.wait_for(lambda: "✅ Дарья Морозова" in (shown().text or ""), 20)
+        (tick,) = await world.app.crises.checklist(crisis.id)
+        assert (tick.step, tick.done, tick.actor) == (0, True, "duty")
+        local = tick.at.astimezone(world.app.config.tz).strftime("%d.%m %H:%M")
+        assert f"✅ Дарья Морозова, {local}" in (shown().text or "")
+        assert "выполнено 1 из 7" in (shown().text or "")
+        edited = _buttons(shown())
+        assert edited[0]["text"].startswith("✅ 1.")
+        assert edited[0]["callback_data"] == f"k:{crisis.id}:2:0:0"  # now it unticks
+
+        # A stranger's press is refused and audited; nothing changes.
+        before = shown().text
+        answer = await world.press("stranger", shown(), edited[1]["text"])
+        assert answer["show_alert"] and answer["text"] == "Нет прав на это действие."
+        # A press on the card as it was first drawn is stale: refused, audited, no change.
+        answer = await world.forge("duty", shown(), first_drawn)
+        assert "Карточка устарела" in str(answer["text"])
+        await world.idle()
+        assert shown().text == before
+        assert len(await world.app.crises.checklist(crisis.id)) == 1
+        async with world.app.database.uow() as uow:
+            denied = await uow.events.of_kind(EventKind.DENIED.value)
+        assert [(e.actor, e.payload["reason"], e.payload["crisis"]) for e in denied] == [
+            ("tg:6666", "no_right", crisis.id),
+            ("duty", "stale", crisis.id),
+        ]
+
+        # The duty officer unticks it again: an event too, and the card says so.
+        answer = await world.press("duty", shown(), edited[0]["text"])
+        assert answer["text"] == "Отметка с пункта 1 снята"
+        await world.server.wait_for(lambda: "выполнено 0 из 7" in (shown().text or ""), 20)
+        assert [t.done for t in await world.app.crises.checklist(crisis.id)] == [True, False]

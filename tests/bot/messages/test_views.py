@@ -54,7 +54,16 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
         (views.DraftView, dict(cards.draft_view(CASE, CASE.drafts[0], directory))),
         (views.NoticeView, dict(notice)),
         (views.PromptView, dict(views.prompt_view("ui.prompt_draft", case_id=42))),
-        (views.PageView, dict(views.page_view("help.html.j2", {}))),
+        (
+            views.PageView,
+            dict(
+                views.page_view(
+                    "crisis.html.j2",
+                    {},
+                    {"crisis": 1, "version": 2, "steps": [{"label": {"ru": "Шаг"}, "done": False}]},
+                )
+            ),
+        ),
         (views.PublicReplyView, dict(views.public_reply_view("Ответ"))),
         (views.QueueView, dict(views.queue_view(3, [{"case_id": 42, "priority": "high"}], 2))),
         (views.TriageView, dict(views.triage_view([], 0))),
@@ -69,6 +78,8 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
     ]
     for view_type, view in built:
         assert list(view) == keys(view_type), view_type.__name__
+    # Only a crisis card's page has checklist buttons.
+    assert list(views.page_view("help.html.j2", {})) == ["view", "template", "context"]
     assert list(card["case"]) == keys(views.CaseFacts)
     assert list(card["author"]) == keys(views.AuthorFacts)
     assert card["draft"] is not None and list(card["draft"]) == keys(views.CardDraft)
