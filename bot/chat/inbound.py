@@ -508,6 +508,8 @@ class Inbound:
                 words = args.split()
                 keep, gone = (case_number(w) for w in [*words, "", ""][:2])
                 return await answers.merge(actor, keep, gone)
+            case "drill":
+                return await answers.drill(actor, args)
             case "forget":
                 words = args.split()
                 return await answers.forget(actor, case_number(words[0] if words else None))
