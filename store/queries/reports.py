@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     and_,
     cast,
+    exists,
     false,
     func,
     literal,
@@ -314,7 +315,11 @@ class SqlReportRepository:
     # --- authors and crises -----------------------------------------------------------------
 
     def _author_mentions(self, period: Period, negative: bool) -> Any:
-        where = [MentionRow.author_id == AuthorRow.id, *_within(MentionRow.received_at, period)]
+        where = [
+            MentionRow.author_id == AuthorRow.id,
+            *_within(MentionRow.received_at, period),
+            _not_drill(),
+        ]
         if negative:
             where.append(MentionRow.sentiment == Sentiment.NEGATIVE.value)
         return select(func.count()).select_from(MentionRow).where(*where).scalar_subquery()
@@ -357,6 +362,7 @@ class SqlReportRepository:
             .where(
                 MentionRow.sentiment == Sentiment.NEGATIVE.value,
                 *_within(MentionRow.received_at, period),
+                _not_drill(),
             )
             .group_by(MentionRow.author_id)
             .having(func.count() >= min_negative)
@@ -388,6 +394,12 @@ class SqlReportRepository:
             .order_by(CrisisRow.opened_at, CrisisRow.id)
         )
         return [crisis_span(row) for row in rows]
+
+
+def _not_drill() -> ColumnElement[bool]:
+    """A mention that belongs to no drill case: drills count in no author's history."""
+    drill_case = select(CaseRow.id).where(CaseRow.id == MentionRow.case_id, CaseRow.drill)
+    return ~exists(drill_case)
 
 
 def _within(column: Any, period: Period) -> list[ColumnElement[bool]]:
