@@ -102,7 +102,9 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         assert escalated.text == "Готово: Эскалировать"
         await world.idle()
         notices = [
-            m for m in bot_messages(world, world.coordination) if "Эскалация (уровень 1)" in (m.text or "")
+            m
+            for m in bot_messages(world, world.coordination)
+            if "Эскалация (уровень 1)" in (m.text or "")
         ]
         assert notices and all((m.text or "").startswith("🧪 УЧЕНИЯ ·") for m in notices)
 
