@@ -90,8 +90,10 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         simulated = [
             m for m in bot_messages(world, world.housing) if "публикация по кейсу" in (m.text or "")
         ]
-        assert len(simulated) == 1 and "только имитируется" in (simulated[0].text or "")
-        assert (simulated[0].text or "").startswith("🧪 УЧЕНИЯ ·")
+        assert len(simulated) == 1
+        assert (simulated[0].text or "").startswith(
+            f"🧪 УЧЕНИЯ · публикация по кейсу №{case_a} только имитируется: ни у источника"
+        )
 
         clock.set(START + 40 * MINUTE)
         await world.press("tspec", card_b, "Взять")
