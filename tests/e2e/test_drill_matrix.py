@@ -104,9 +104,9 @@ async def test_a_scripted_drill_in_matrix(synapse: SynapseServer, tmp_path: Path
 
         async def simulated() -> bool:
             return any(
-                e["content"].get("body", "").startswith(
-                    f"🧪 УЧЕНИЯ · публикация по кейсу №{case_a} только имитируется"
-                )
+                e["content"]
+                .get("body", "")
+                .startswith(f"🧪 УЧЕНИЯ · публикация по кейсу №{case_a} только имитируется")
                 for e in await world.thread(housing, card_a)
             )
 
