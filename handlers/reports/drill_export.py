@@ -89,7 +89,7 @@ def write_drill_report(
         _write_xlsx(title, tables, context, texts, path)
         return
     template = "drill_report.md.j2" if kind is DrillReportFormat.MD else "drill_export.html.j2"
-    page = texts.render(template, title=title, **context, **tables)
+    page = texts.render(template, **{**context, **tables, "title": title})
     path.write_text(page + "\n", encoding="utf-8")
 
 
