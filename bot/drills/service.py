@@ -150,9 +150,15 @@ class DrillService:
         if run is None:
             return DrillRefusal.NOT_RUNNING
         ended = replace(run, ended_at=self._clock.now(), ended_by=ended_by)
+        assert run.id is not None
         async with self._uow() as uow:
             if not await uow.drills.end(ended):
                 return DrillRefusal.NOT_RUNNING  # another process stopped it a moment ago
+            # The drill is over: its cases stay as they were left (the report counts them),
+            # but the SLA clock stops chasing anyone about them.
+            case_ids = [c.id for c in await uow.drills.cases_of(run.id) if c.id is not None]
+            pending = await uow.timers.pending_for(case_ids)
+            await uow.timers.delete([t.id for ts in pending.values() for t in ts if t.id])
             await uow.commit()
         report = await self.report(ended)
         await self.announce(report)

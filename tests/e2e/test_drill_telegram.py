@@ -151,4 +151,8 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         assert housing["first_touch"] == EXPECTED_HOUSING_FIRST_TOUCH
         assert context["checklist"] == EXPECTED_CHECKLIST
         assert await app.drills.running() is None
+        async with app.database.uow() as uow:  # the SLA clock chases nobody about them now
+            assert await uow.timers.pending_for([case_a, case_b, case_c]) == {}
+        # /status, a figure too, leaves them out: only the real case is open.
+        assert sum(row.open for row in await app.cases.status()) == 1
         assert await app.drill_jobs.run() == 0  # a stopped drill feeds nothing more
