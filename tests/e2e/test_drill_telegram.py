@@ -42,6 +42,10 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         # Only the duty officer and administrators run drills.
         refused = await world.answer_to(world.say("spec", world.coordination, "/drill start x"))
         assert refused.text == "Нет прав на это действие."
+        usage = await world.answer_to(world.say("duty", world.coordination, "/drill"))
+        assert usage.text == ("Учения: /drill start <сценарий> или /drill stop. Сценарии: scripted")
+        unknown = await world.answer_to(world.say("duty", world.coordination, "/drill start x"))
+        assert unknown.text == "Нет сценария учений «x». Сценарии: scripted"
         started = await world.answer_to(
             world.say("duty", world.coordination, "/drill start scripted")
         )
