@@ -194,6 +194,30 @@ class Mention:
     id: int | None = None
     author_id: int | None = None
     case_id: int | None = None
+    # Set only by a crisis drill (bot/drills): the case it opens is a drill case of that run,
+    # in the scenario's department. Not stored on the mention: its case says it.
+    drill: DrillTag | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrillTag:
+    run_id: int
+    department: str
+
+
+@dataclass(frozen=True, slots=True)
+class DrillRun:
+    """One run of a drill scenario (playbooks/*/drills). `hour_in_minutes`: a drill hour
+    passes in that many real minutes."""
+
+    id: int | None
+    scenario: str
+    started_at: datetime
+    started_by: str  # staff id, or "cli"
+    hour_in_minutes: float
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+    injected: int = 0  # timeline mentions already handed to intake, in timeline order
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +243,7 @@ class Case:
     created_at: datetime
     source: str
     drill: bool = False  # a training case: handled like any other, kept out of statistics
+    drill_run_id: int | None = None  # the drill run that opened it (drill is then true)
     assignee: str | None = None
     escalation_level: int = 0
     sla_policy: str | None = None

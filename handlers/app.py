@@ -24,6 +24,7 @@ from bot.chat.answers import Answers
 from bot.chat.inbound import ChatAdapter, ChatServices, Inbound
 from bot.clock import Clock, SystemClock
 from bot.crisis.service import CrisisService
+from bot.drills.service import DrillService
 from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.lemmas import Lemmatiser
@@ -50,6 +51,7 @@ from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
+from handlers.jobs.drills import DrillJobs
 from handlers.jobs.model import ModelJobs
 from handlers.jobs.retention import RetentionJobs
 from handlers.jobs.sla import SlaJobs
@@ -163,6 +165,17 @@ class App:
             config.triage_skipped_sources,
             on_outbox=self.worker.wake,
         )
+        self.drills = DrillService(
+            self.database.uow,
+            self.clock,
+            playbook,
+            self.directory,
+            config.locale,
+            config.tz,
+            intake=self.intake,
+            on_outbox=self.worker.wake,
+        )
+        self.drill_jobs = DrillJobs(self.drills)
         self.answers = Answers(
             self.cases,
             self.directory,
@@ -172,6 +185,7 @@ class App:
             intake=self.intake,  # /case explains with the model intake uses now
             triage=self.triage,
             erasure=self.erasure,
+            drills=self.drills,
         )
         self.model_jobs = ModelJobs(
             self.database.reader,
@@ -238,6 +252,7 @@ class App:
         await self._start_digests()
         self.model_jobs.schedule(self.scheduler)
         self.retention_jobs.schedule(self.scheduler)
+        self.drill_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
         services = ChatServices(

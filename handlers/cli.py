@@ -6,10 +6,11 @@ import asyncio
 import base64
 import logging
 import os
+from collections.abc import Coroutine
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +27,9 @@ from bot.settings.playbook import Playbook, PlaybookError, load_playbook
 from store.audit import ChainReport
 from store.db import Database
 
+if TYPE_CHECKING:
+    from bot.drills.service import DrillService
+
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Otklik: negative mentions → cases."
 )
@@ -39,6 +43,8 @@ model_app = typer.Typer(no_args_is_help=True, help="The learned models: sentimen
 app.add_typer(model_app, name="model")
 keys_app = typer.Typer(no_args_is_help=True, help="Keys that encrypt personal data at rest.")
 app.add_typer(keys_app, name="keys")
+drill_app = typer.Typer(no_args_is_help=True, help="Crisis drills: start, stop, report.")
+app.add_typer(drill_app, name="drill")
 
 out = Console()
 err = Console(stderr=True)
@@ -627,6 +633,126 @@ def report(
 
     cases, authors = asyncio.run(export())
     out.print(f"{path}: {cases} case(s), {authors} author(s)")
+
+
+def _drills(cfg: Config, playbook: Playbook, database: Database) -> DrillService:
+    """A drill service without intake: the running bot plays the timeline (its drill job
+    reads the run this process writes); here drills only start, stop and report."""
+    from bot.clock import SystemClock
+    from bot.drills.service import DrillService
+    from bot.staff.directory import Directory
+
+    transports = frozenset(
+        name
+        for name, part in (("telegram", cfg.telegram), ("matrix", cfg.matrix))
+        if part is not None and part.enabled
+    )
+    clock = SystemClock()
+    directory = Directory(cfg, transports, clock)
+    return DrillService(database.uow, clock, playbook, directory, cfg.locale, cfg.tz)
+
+
+@drill_app.command("start")
+def drill_start(
+    scenario: Annotated[str, typer.Argument(help="A scenario id: playbooks/…/drills/ID.yaml")],
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Start a drill. The running bot picks it up within seconds and plays its timeline."""
+    from bot.drills.service import DrillRefusal
+
+    cfg, playbook = _load_or_exit(config)
+
+    async def start() -> str:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            started = await _drills(cfg, playbook, database).start(scenario, "cli")
+        finally:
+            await database.dispose()
+        if started is DrillRefusal.UNKNOWN_SCENARIO:
+            known = ", ".join(sorted(playbook.drills)) or "none"
+            raise _CliProblem(f"no drill scenario {scenario!r}; scenarios: {known}")
+        if isinstance(started, DrillRefusal):
+            raise _CliProblem("a drill is already running: otklik drill stop first")
+        return f"drill #{started.run.id} started: {scenario}, {started.mentions} mention(s)"
+
+    out.print(_run_or_exit(start()), highlight=False)
+
+
+@drill_app.command("stop")
+def drill_stop(config: ConfigOption = Path("config.yaml")) -> None:
+    """Stop the running drill; its report goes to the coordination chat (the outbox)."""
+    from bot.drills.service import DrillRefusal
+
+    cfg, playbook = _load_or_exit(config)
+
+    async def stop() -> str:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            report = await _drills(cfg, playbook, database).stop("cli")
+        finally:
+            await database.dispose()
+        if isinstance(report, DrillRefusal):
+            raise _CliProblem("no drill is running")
+        return (
+            f"drill #{report.run.id} stopped: {report.overall.cases} case(s), "
+            f"{report.overall.left_open} left open; the report is queued for the coordination chat"
+        )
+
+    out.print(_run_or_exit(stop()), highlight=False)
+
+
+@drill_app.command("report")
+def drill_report(
+    run_id: Annotated[int, typer.Argument(help="The drill's number")],
+    fmt: Annotated[str, typer.Option("--format", help="md, html or xlsx")] = "md",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file (default drill-N.EXT)")
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Export the report of a finished drill (md, html or xlsx)."""
+    from bot.messages.texts import texts_for
+    from handlers.reports.drill_export import DrillReportFormat, write_drill_report
+
+    try:
+        kind = DrillReportFormat(fmt.lower())
+    except ValueError:
+        choices = ", ".join(f.value for f in DrillReportFormat)
+        err.print(f"--format: expected one of {choices}, got {fmt!r}", highlight=False)
+        raise typer.Exit(code=2) from None
+    cfg, playbook = _load_or_exit(config)
+    path = output or Path(f"drill-{run_id}.{kind.value}")
+
+    async def export() -> str:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            drills = _drills(cfg, playbook, database)
+            report = await drills.report_of(run_id)
+            if report is None:
+                raise _CliProblem(f"no finished drill #{run_id}")
+            context = drills.context(report)
+        finally:
+            await database.dispose()
+        texts = texts_for(cfg.playbooks.templates, cfg.locale)
+        write_drill_report(context, texts, kind, path)
+        return f"{path}: drill #{run_id}, {report.overall.cases} case(s)"
+
+    out.print(_run_or_exit(export()), highlight=False)
+
+
+class _CliProblem(Exception):
+    """A command that cannot do what was asked: its message is printed, the exit code is 1."""
+
+
+def _run_or_exit(work: Coroutine[Any, Any, str]) -> str:
+    try:
+        return asyncio.run(work)
+    except _CliProblem as problem:
+        err.print(str(problem), highlight=False)
+        raise typer.Exit(code=1) from None
 
 
 _SHIPPED_CORPUS = Path("playbooks/default/corpus/triage_train.jsonl")

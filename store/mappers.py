@@ -55,6 +55,7 @@ CASE_FIELDS = (
     "department",
     "source",
     "drill",
+    "drill_run_id",
     "assignee",
     "escalation_level",
     "sla_policy",

@@ -231,6 +231,7 @@ class CaseRow(Base):
     created_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(64))
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    drill_run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("drill_runs.id"), index=True)
     assignee: Mapped[str | None] = mapped_column(String(128))
     escalation_level: Mapped[int] = mapped_column(default=0)
     sla_policy: Mapped[str | None] = mapped_column(String(64))
@@ -461,3 +462,18 @@ class CrisisRow(Base):
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
     # [{"at": ISO time, "event": opened|peak|below|above|closed, "count": n}], oldest first
     timeline: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class DrillRunRow(Base):
+    """One run of a crisis drill scenario; its cases point here (cases.drill_run_id)."""
+
+    __tablename__ = "drill_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scenario: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    started_by: Mapped[str] = mapped_column(String(128))
+    ended_by: Mapped[str | None] = mapped_column(String(128))
+    hour_in_minutes: Mapped[float] = mapped_column(Float)
+    injected: Mapped[int] = mapped_column(default=0)

@@ -13,6 +13,7 @@ from store.repos.authors import SqlAuthorRepository
 from store.repos.blobs import SqlBlobRepository
 from store.repos.cases import SqlCaseRepository
 from store.repos.crises import SqlCrisisRepository
+from store.repos.drills import SqlDrillRunRepository
 from store.repos.erasure import SqlErasureRepository
 from store.repos.events import SqlEventRepository
 from store.repos.kv import SqlKeyValueRepository
@@ -83,6 +84,7 @@ class SqlUnitOfWork:
         self.timers = SqlTimerRepository(session)
         self.reports = SqlReportRepository(session)
         self.crises = SqlCrisisRepository(session)
+        self.drills = SqlDrillRunRepository(session)
         self.erasure = SqlErasureRepository(session, self.events)
         return self
 

@@ -195,7 +195,13 @@ class Cards:
             if self._coordination != dept:
                 items += self.for_all(self._coordination, OutboxOp.POST, notice, ref, new, now)
 
-        if request.action is Action.PUBLISH:
+        if request.action is Action.PUBLISH and new.drill:
+            # Nothing of a drill leaves the drill: the card says it is published, and this says
+            # that it was not really.
+            notice = notice_view("drill.publish_simulated", case_id=new.id)
+            ref = f"drill-publish:{new.id}:{new.version}"
+            items += self.for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
+        elif request.action is Action.PUBLISH:
             items.append(self._public_reply(new, mention, now))
         await uow.outbox.enqueue(items)
 
@@ -329,7 +335,8 @@ def card_actions(case: Case, publishable: bool) -> list[Action]:
     """Buttons under a card: what the state allows, without review buttons (they sit under
     the draft itself) and with the one way of publishing that fits the mention's origin."""
     hidden = set(REVIEW_ACTIONS)
-    hidden.add(Action.MARK_PUBLISHED if publishable else Action.PUBLISH)
+    # A drill case offers Publish: it is simulated (Cards.announce), never posted.
+    hidden.add(Action.MARK_PUBLISHED if publishable or case.drill else Action.PUBLISH)
     return [a for a in available_actions(case) if a not in hidden]
 
 
@@ -347,6 +354,7 @@ def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
         "reviewer_name": directory.name_of(draft.reviewer),
         "note": draft.note,
         "actions": [a.value for a in REVIEW_ACTIONS] if pending else [],
+        "drill": case.drill,
     }
 
 

@@ -34,6 +34,7 @@ class CaseOpening:
     resolution_due_at: datetime | None = None
     codes: tuple[str, ...] = ()
     drill: bool = False
+    drill_run_id: int | None = None
     route_confidence: float | None = None  # the learned router chose the department
 
 
@@ -70,7 +71,8 @@ class CaseOpener:
         fresh: list[_NewCase] = []
         targets: list[_NewCase | int] = []
         for mention, opening in openings:
-            target = groups.find(mention, opening.department)
+            # A drill case gathers nothing and joins nothing: each drill mention is a case.
+            target = None if opening.drill else groups.find(mention, opening.department)
             if target is None:
                 target = _NewCase(mention, opening)
                 fresh.append(target)
@@ -171,6 +173,7 @@ class _NewCase:
             created_at=now,
             source=self.mention.source,
             drill=opening.drill,
+            drill_run_id=opening.drill_run_id,
             sla_policy=opening.sla_policy,
             first_touch_due_at=opening.first_touch_due_at,
             answer_due_at=opening.answer_due_at,

@@ -390,7 +390,17 @@ def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Hand
 def _publish(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
     draft = case.approved_draft
     assert draft is not None
-    event = _event(case, actor, now, req.action, S.PUBLISHED, version=draft.version, url=req.url)
+    event = _event(
+        case,
+        actor,
+        now,
+        req.action,
+        S.PUBLISHED,
+        version=draft.version,
+        url=req.url,
+        # A drill's Publish posts nothing anywhere (bot/cases/cards.py announce).
+        note="simulated" if case.drill and req.action is Action.PUBLISH else None,
+    )
     new_case = replace(
         case,
         state=S.PUBLISHED,

@@ -410,7 +410,7 @@ class CaseService:
             if rendered is None:
                 raise InvalidInput(field="template_id", limit=None)
             request = replace(request, text=rendered.text, pre_approved=rendered.pre_approved)
-        if action is Action.PUBLISH and not self._cards.publishable(mention):
+        if action is Action.PUBLISH and not case.drill and not self._cards.publishable(mention):
             raise NotPublishable()
         if action in (Action.PUBLISH, Action.MARK_PUBLISHED) and request.follow_up_at is None:
             approved = case.approved_draft

@@ -16,6 +16,7 @@ from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.outcomes import WrongChat
 from bot.cases.service import CaseService, CaseThread
 from bot.crisis.service import CrisisService
+from bot.drills.service import DrillRefusal, DrillService
 from bot.intake.intake import MentionIntake
 from bot.intake.sentiment.model import ModelClassifier
 from bot.intake.triage import TriageBoard
@@ -24,7 +25,7 @@ from bot.messages.views import NoticeView, View, format_time, notice_view, page_
 from bot.model import SYSTEM_ACTOR, Action, Mention, Sentiment, SentimentSource
 from bot.reports.digest import DigestService
 from bot.staff.directory import Directory
-from bot.staff.rights import Actor, may_see, sees_every_department
+from bot.staff.rights import Actor, may_run_drill, may_see, sees_every_department
 
 COMMANDS = (
     "status",
@@ -39,6 +40,7 @@ COMMANDS = (
     "whoami",
     "merge",
     "forget",
+    "drill",
 )
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
 
@@ -55,7 +57,9 @@ class Answers:
         sentiment: ModelClassifier | None = None,
         triage: TriageBoard | None = None,
         erasure: Erasure | None = None,
+        drills: DrillService | None = None,
     ) -> None:
+        self._drills = drills  # /drill start and stop
         self._erasure = erasure  # /forget: an author's personal data erased
         self._triage = triage  # /negative and /notnegative keep the triage list up to date
         self._intake = intake  # /negative opens a case as intake would
@@ -122,6 +126,40 @@ class Answers:
             "crises": await self._crises.status_lines() if self._crises else [],
         }
         return page_view("status.html.j2", context)
+
+    async def drill(self, actor: Actor, args: str) -> View:
+        """/drill start <scenario>, /drill stop: the duty officer and administrators."""
+        drills = self._drills
+        if drills is None or not may_run_drill(actor):
+            return notice_view("ui.no_rights")
+        scenarios = ", ".join(sorted(drills.scenarios)) or "—"
+        verb, _, rest = args.strip().partition(" ")
+        match verb.casefold():
+            case "start" if rest.strip():
+                started = await drills.start(rest.strip(), actor.id)
+                if started is DrillRefusal.UNKNOWN_SCENARIO:
+                    return notice_view(
+                        "drill.unknown_scenario", scenario=rest.strip(), scenarios=scenarios
+                    )
+                if isinstance(started, DrillRefusal):
+                    running = await drills.running()
+                    run_id = running.id if running else 0
+                    return notice_view("drill.already_running", run_id=run_id)
+                scenario = started.scenario
+                return notice_view(
+                    "drill.started",
+                    run_id=started.run.id,
+                    title=scenario.title.get(self._texts.locale),
+                    mentions=started.mentions,
+                    minutes=_compressed_minutes(scenario.length, scenario.hour_in_minutes),
+                    hour_in_minutes=_number(scenario.hour_in_minutes),
+                )
+            case "stop":
+                report = await drills.stop(actor.id)
+                if isinstance(report, DrillRefusal):
+                    return notice_view("drill.not_running")
+                return notice_view("drill.stopped", run_id=report.run.id)
+        return notice_view("drill.usage", scenarios=scenarios)
 
     async def digest(self, actor: Actor) -> View:
         """/digest: the evening digest as it stands now (leadership and the duty officer)."""
@@ -342,3 +380,12 @@ def refusal_view(error: DomainError, *, name_the_right: bool = False) -> NoticeV
     if isinstance(error, NoRight) and not name_the_right:
         return notice_view("ui.no_rights")
     return notice_view(f"error.{error.code}", **error.params)
+
+
+def _compressed_minutes(length: timedelta, hour_in_minutes: float) -> str:
+    """Real minutes a drill of this drill-time length lasts."""
+    return _number(length.total_seconds() / 3600 * hour_in_minutes)
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if value == int(value) else f"{value:.1f}"

@@ -476,13 +476,15 @@ class Inbound:
         result = await self._cases.act(to.case_id, request, reply.actor, reply.where)
         buttons = reply.controls is Controls.BUTTONS
         view: View | None
+        # An answer about a drill case is marked DRILL like every other message about it.
+        drill = {"drill": True} if result.case is not None and result.case.drill else {}
         if result.error is not None:
             view = refusal_view(result.error, name_the_right=buttons)
         elif action is Action.DRAFT and result.case and result.case.latest_draft:
             version = result.case.latest_draft.version
-            view = notice_view("ui.draft_sent", case_id=to.case_id, version=version)
+            view = notice_view("ui.draft_sent", case_id=to.case_id, version=version, **drill)
         else:
-            view = notice_view("ui.done", action=action.value) if buttons else None
+            view = notice_view("ui.done", action=action.value, **drill) if buttons else None
         if view is not None:
             await self._send(reply.where, reply.answer, view)
         return True
@@ -556,6 +558,8 @@ class Inbound:
                 words = args.split()
                 keep, gone = (case_number(w) for w in [*words, "", ""][:2])
                 return await answers.merge(actor, keep, gone)
+            case "drill":
+                return await answers.drill(actor, args)
             case "forget":
                 words = args.split()
                 return await answers.forget(actor, case_number(words[0] if words else None))

@@ -115,9 +115,13 @@ class MentionIntake:
             stem=self._stem,
         )
         # Negative mentions need an answer; urgent words (accident, court) force one anyway.
+        drill = mention.drill
+        if drill is not None:
+            # A drill tests the scenario's department: routing words decide nothing else.
+            decision = replace(decision, department=drill.department)
         if mention.sentiment is not Sentiment.NEGATIVE and not decision.urgent:
             return decision, None
-        if self._router is not None:
+        if self._router is not None and drill is None:
             decision = consult_router(self._playbook, decision, mention.text, self._router)
         policy, first_touch, answer, resolution = self._plan(
             decision.department, decision.priority, self._clock.now(), decision.sla_policy
@@ -133,6 +137,8 @@ class MentionIntake:
             route_confidence=(
                 decision.confidence if decision.basis is RouteBasis.LEARNED else None
             ),
+            drill=drill is not None,
+            drill_run_id=drill.run_id if drill is not None else None,
         )
 
     def plan(

@@ -105,7 +105,12 @@ class Destination:
         reply_to: str | None = None,
         urgency_bonus: int = 0,
     ) -> OutboxItem:
-        """A message about a case: it goes out as urgently as the case's priority says."""
+        """A message about a case: it goes out as urgently as the case's priority says. A
+        notice or prompt about a drill case carries `drill`: it is marked DRILL when shown."""
+        if case.drill and (view["view"] == "notice" or view["view"] == "prompt"):
+            marked = view.copy()
+            marked["params"] = {**view["params"], "drill": True}
+            view = marked
         return self.message(
             op,
             view,

@@ -202,6 +202,12 @@ class Texts:
             raise KeyError(f"no message {key!r} in locale {self.locale!r}") from None
         return template.render(**params).strip()
 
+    def notice(self, key: str, params: Mapping[str, Any]) -> str:
+        """A notice or prompt view's text; one about a drill case (`drill` among its params,
+        bot/messages/outbox.py Destination.about) starts with the DRILL mark."""
+        text = self.t(key, **params)
+        return f"{self.t('drill.mark')} {text}" if params.get("drill") is True else text
+
     def t_or(self, key: str, default: str, /, **params: Any) -> str:
         """Like t(), but `default` for a key that is not there: for open-ended values such as
         event kinds added by jobs."""

@@ -50,7 +50,16 @@ CARD_FIELDS = (
     "moved_to",
     "sla",
 )
-DRAFT_FIELDS = ("case_id", "version", "text", "author_name", "status", "reviewer_name", "note")
+DRAFT_FIELDS = (
+    "case_id",
+    "version",
+    "text",
+    "author_name",
+    "status",
+    "reviewer_name",
+    "note",
+    "drill",
+)
 
 
 class CaseFacts(TypedDict):
@@ -130,6 +139,9 @@ class DraftView(TypedDict):
     reviewer_name: str | None
     note: str | None
     actions: list[str]  # Action values while the draft is pending
+    # A drill case's draft is marked DRILL. Drafts queued before drills existed lack the key:
+    # renderers read it with .get.
+    drill: bool
 
 
 class NoticeView(TypedDict):

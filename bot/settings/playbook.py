@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.model import Priority
 from bot.settings.crisis_rules import CrisisConfig, ThresholdScope
+from bot.settings.drill_scenarios import DRILLS_DIR, DrillScenario, load_scenarios
 from bot.settings.errors import Problem, SettingsError, field_problems, unknown_name
 from bot.settings.escalation_rules import EscalationChain, EscalationConfig
 from bot.settings.fields import LOCALES, StrictModel
@@ -60,6 +61,7 @@ class Playbook(StrictModel):
     escalation: EscalationConfig
     crisis: CrisisConfig
     calendars: dict[str, WorkCalendar]  # including the built-in "24x7"
+    drills: dict[str, DrillScenario] = {}  # drills/*.yaml by scenario id (file name)
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -129,6 +131,10 @@ class Playbook(StrictModel):
         for i, threshold in enumerate(self.crisis.thresholds):
             if threshold.scope is ThresholdScope.DEPARTMENT and threshold.key is not None:
                 yield threshold.key, self.file("crisis.yaml"), f"thresholds[{i}].key"
+        for scenario_id, scenario in self.drills.items():
+            file = self.path / DRILLS_DIR / f"{scenario_id}.yaml"
+            for i, storyline in enumerate(scenario.storylines):
+                yield storyline.department, file, f"storylines[{i}].department"
 
     def check_departments(self, department_ids: set[str] | frozenset[str]) -> list[Problem]:
         """Problems for departments the playbook names but the config does not define."""
@@ -150,6 +156,7 @@ class Playbook(StrictModel):
             "chains": len(self.escalation.chains),
             "thresholds": len(self.crisis.thresholds),
             "checklist_steps": len(self.crisis.checklist),
+            "drill_scenarios": len(self.drills),
         }
 
 
@@ -210,6 +217,7 @@ def load_playbook(path: Path) -> Playbook:
     assert isinstance(crisis, CrisisConfig)
 
     calendars = build_calendars(path, sla, problems)
+    drills = load_scenarios(path, problems)
     _check_routing(path / "routing.yaml", routing, sla, problems)
     _check_sla(path / "sla.yaml", sla, escalation, problems)
     _check_templates(path / "templates.yaml", templates, problems)
@@ -225,6 +233,7 @@ def load_playbook(path: Path) -> Playbook:
         escalation=escalation,
         crisis=crisis,
         calendars=calendars,
+        drills=drills,
     )
 
 

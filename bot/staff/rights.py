@@ -111,3 +111,11 @@ def may_look_at(actor: Actor, department: str) -> bool:
 def may_erase(actor: Actor) -> bool:
     """Erasing a person's data (/forget) is irreversible: administrators only."""
     return actor.is_staff and GlobalRole.ADMIN in actor.global_roles
+
+
+_DRILL_RUNNERS = frozenset({GlobalRole.DUTY, GlobalRole.ADMIN})
+
+
+def may_run_drill(actor: Actor) -> bool:
+    """/drill start and stop: the duty officer and administrators."""
+    return actor.is_staff and bool(_DRILL_RUNNERS & actor.global_roles)

@@ -134,7 +134,7 @@ class MatrixRenderer:
         if view["view"] == "draft":
             return self._html(self._draft(view), TEXT, draft_reactions(view["actions"]))
         if view["view"] == "notice" or view["view"] == "prompt":
-            return self._plain_as_html(self.texts.t(view["key"], **view["params"]))
+            return self._plain_as_html(self.texts.notice(view["key"], view["params"]))
         if view["view"] == "page":
             page = self.texts.render(view["template"], **view["context"])
             if not view["template"].endswith(HTML_SUFFIX):

@@ -105,9 +105,9 @@ class TelegramRenderer:
         if view["view"] == "draft":
             return Rendered(self._draft(view), draft_keyboard(view, self.texts))
         if view["view"] == "notice":
-            return Rendered(escape_fit(self.texts.t(view["key"], **view["params"])), None)
+            return Rendered(escape_fit(self.texts.notice(view["key"], view["params"])), None)
         if view["view"] == "prompt":
-            text = self.texts.t(view["key"], **view["params"])
+            text = self.texts.notice(view["key"], view["params"])
             force = ForceReply(force_reply=True, input_field_placeholder=_placeholder(text))
             return Rendered(escape_fit(text), force)
         if view["view"] == "page":

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     and_,
     cast,
+    exists,
     false,
     func,
     literal,
@@ -317,7 +318,11 @@ class SqlReportRepository:
     # --- authors and crises -----------------------------------------------------------------
 
     def _author_mentions(self, period: Period, negative: bool) -> Any:
-        where = [MentionRow.author_id == AuthorRow.id, *_within(MentionRow.received_at, period)]
+        where = [
+            MentionRow.author_id == AuthorRow.id,
+            *_within(MentionRow.received_at, period),
+            _not_drill(),
+        ]
         if negative:
             where.append(MentionRow.sentiment == Sentiment.NEGATIVE.value)
         return select(func.count()).select_from(MentionRow).where(*where).scalar_subquery()
@@ -360,6 +365,7 @@ class SqlReportRepository:
             .where(
                 MentionRow.sentiment == Sentiment.NEGATIVE.value,
                 *_within(MentionRow.received_at, period),
+                _not_drill(),
             )
             .group_by(MentionRow.author_id)
             .having(func.count() >= min_negative)
@@ -401,6 +407,12 @@ class SqlReportRepository:
             state = checklist_state(t for t in ticks if t.crisis_id == span.id)
             done_at[span.id] = sorted(tick.at for tick in state.values())
         return [replace(span, checklist_done_at=tuple(done_at[span.id])) for span in spans]
+
+
+def _not_drill() -> ColumnElement[bool]:
+    """A mention that belongs to no drill case: drills count in no author's history."""
+    drill_case = select(CaseRow.id).where(CaseRow.id == MentionRow.case_id, CaseRow.drill)
+    return ~exists(drill_case)
 
 
 def _within(column: Any, period: Period) -> list[ColumnElement[bool]]:

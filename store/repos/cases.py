@@ -181,7 +181,10 @@ class SqlCaseRepository:
                 func.sum(sql_case((and_(due >= now, due < soon), 1), else_=0)),
                 func.min(sql_case((CaseRow.state == CaseState.NEW.value, CaseRow.created_at))),
             )
-            .where(CaseRow.state.not_in([s.value for s in TERMINAL_STATES]))
+            .where(
+                CaseRow.state.not_in([s.value for s in TERMINAL_STATES]),
+                CaseRow.drill.is_(False),  # a drill's cases count in no figure
+            )
             .group_by(CaseRow.department)
         )
         return [

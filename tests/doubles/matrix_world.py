@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +14,11 @@ from urllib.parse import quote
 import aiohttp
 from nio import AsyncClient
 
-from bot.clock import SystemClock
+from bot.clock import Clock, SystemClock
 from bot.messages.views import card_ref
 from bot.model import Identity, Mention, Sentiment
 from bot.settings.config import Config, load_config
+from bot.settings.drill_scenarios import DrillScenario
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from handlers.matrix.adapter import MatrixAdapter
@@ -63,7 +64,16 @@ staff:
 
 
 class MatrixWorld:
-    def __init__(self, synapse: SynapseServer, tmp_path: Path, locale: str) -> None:
+    def __init__(
+        self,
+        synapse: SynapseServer,
+        tmp_path: Path,
+        locale: str,
+        clock: Clock | None = None,
+        drills: Mapping[str, DrillScenario] | None = None,
+    ) -> None:
+        self.clock = clock or SystemClock()  # a FrozenClock scripts timings (drills)
+        self.drills = drills  # the playbook's drill scenarios instead of the shipped ones
         self.synapse = synapse
         self.tmp_path = tmp_path
         self.locale = locale
@@ -121,7 +131,10 @@ class MatrixWorld:
 
     async def start_bot(self) -> App:
         config = self.config()
-        app = App(config, load_playbook(config.playbooks.path), SystemClock())
+        playbook = load_playbook(config.playbooks.path)
+        if self.drills is not None:
+            playbook = playbook.model_copy(update={"drills": dict(self.drills)})
+        app = App(config, playbook, self.clock)
         await app.start()
         await synced(app)
         self.app = app
@@ -279,9 +292,14 @@ async def eventually(probe: Callable[[], Awaitable[Any]], within: float = PATIEN
 
 @asynccontextmanager
 async def matrix_world(
-    synapse: SynapseServer, tmp_path: Path, locale: str = "ru"
+    synapse: SynapseServer,
+    tmp_path: Path,
+    locale: str = "ru",
+    *,
+    clock: Clock | None = None,
+    drills: Mapping[str, DrillScenario] | None = None,
 ) -> AsyncIterator[MatrixWorld]:
-    world = MatrixWorld(synapse, tmp_path, locale)
+    world = MatrixWorld(synapse, tmp_path, locale, clock, drills)
     await world.start_bot()
     try:
         yield world

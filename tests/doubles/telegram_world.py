@@ -7,15 +7,16 @@ people are the test server's users pressing buttons and writing replies.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.clock import SystemClock
+from bot.clock import Clock, SystemClock
 from bot.messages.views import card_ref
 from bot.model import Identity, Mention, Sentiment
 from bot.settings.config import load_config
+from bot.settings.drill_scenarios import DrillScenario
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from tests.doubles.support import ROOT
@@ -182,10 +183,14 @@ async def telegram_world(
     discussion_groups: bool = False,
     direct_messages: bool = False,
     bot_privacy: bool = False,
+    clock: Clock | None = None,
+    drills: Mapping[str, DrillScenario] | None = None,
 ) -> AsyncIterator[World]:
     """`discussion_groups`: the channel's discussion group is configured, so citizens'
     comments there become mentions; `direct_messages`: so do private messages to the bot;
-    `bot_privacy`: the bot has privacy mode on (sees only commands and replies in groups)."""
+    `bot_privacy`: the bot has privacy mode on (sees only commands and replies in groups);
+    `clock`: the App's (a FrozenClock scripts timings); `drills`: the playbook's drill
+    scenarios instead of the shipped ones."""
     server = TelegramServer(Limits(time_scale=scale))
     await server.start()
     bot = server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=not bot_privacy)
@@ -238,7 +243,10 @@ async def telegram_world(
         encoding="utf-8",
     )
     config = load_config(path, env={})
-    app = App(config, load_playbook(config.playbooks.path), SystemClock())
+    playbook = load_playbook(config.playbooks.path)
+    if drills is not None:
+        playbook = playbook.model_copy(update={"drills": dict(drills)})
+    app = App(config, playbook, clock or SystemClock())
     world.app = app
     await app.start()
     try:

@@ -1,0 +1,101 @@
+"""The scripted drill both e2e drill tests play (Telegram and Matrix): its scenario, its clock
+and the report figures its timings make."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.model import Event, Identity, Mention, Sentiment
+from bot.reports.drill import CHECKLIST_DONE
+from bot.settings.drill_scenarios import DrillScenario
+from handlers.app import App
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+START = datetime(2026, 12, 7, 10, 0, tzinfo=MOSCOW)  # a Monday, in working hours
+MINUTE = timedelta(minutes=1)
+
+# Real time (a drill hour is an hour): two housing mentions at 0 and 5 min, one transport at 0.
+SCENARIO = DrillScenario.model_validate(
+    {
+        "id": "scripted",
+        "title": {"ru": "Учебная авария", "en": "Scripted outage"},
+        "hour_in_minutes": 60,
+        "storylines": [
+            {
+                "id": "heat",
+                "department": "housing",
+                "source": "vk",
+                "texts": {"ru": ["Нет отопления в доме {n}"], "en": ["No heating in house {n}"]},
+                "bursts": [{"at": "0m", "count": 2, "over": "10m"}],
+            },
+            {
+                "id": "bus",
+                "department": "transport",
+                "source": "vk",
+                "texts": {"ru": ["Автобус {n} не пришёл"], "en": ["Bus {n} never came"]},
+                "bursts": [{"at": "0m", "count": 1}],
+            },
+        ],
+    }
+)
+DRILLS = {"scripted": SCENARIO}
+
+
+def real_mention(now: datetime) -> Mention:
+    """One real complaint the same day: the digest counts this one, and only this one."""
+    return Mention(
+        source="vk",
+        external_id="real-1",
+        text="Третий день нет горячей воды, сколько можно",
+        author=Identity("vk", "real-author", "Пётр Сидоров"),
+        received_at=now,
+        url="https://vk.com/wall-1_99",
+        sentiment=Sentiment.NEGATIVE,
+    )
+
+
+async def tick_checklist(app: App, at: datetime) -> None:
+    """A crisis checklist item ticked (the checklist buttons' event contract)."""
+    payload = {"crisis": 1, "step": 0, "step_text": "Собрать кризисную группу"}
+    async with app.database.uow() as uow:
+        await uow.events.append([Event(None, at, "duty", CHECKLIST_DONE, None, None, payload)])
+        await uow.commit()
+
+
+# The script (minutes after the start) and what the report must say of it:
+#   0   drill starts: cases A (housing) and B (transport)    5  case C (housing)
+#   12  spec takes A (first touch 12)                         15 the checklist's first item
+#   20  spec drafts under A                                   30 appr approves (answer 30)
+#   31  spec publishes A: simulated                           40 tspec takes B (first touch 40)
+#   45  duty escalates C (level 1)                            90 drill stops: C untouched,
+#       its first-touch deadline (10:05 + 60 working minutes) has passed: one breach
+EXPECTED_OVERALL = {
+    "cases": 3,
+    "first_touch": {"done": 2, "average_min": 26.0, "longest_min": 40.0, "met": 2, "breached": 1},
+    "answer": {"done": 1, "average_min": 30.0, "longest_min": 30.0, "met": 1, "breached": 0},
+    "breaches": 1,
+    "escalated_cases": 1,
+    "escalations": 1,
+    "highest_level": 1,
+    "cases_by_level": {"1": 1},
+    "left_open": 2,
+    "actors": {"appr": 1, "duty": 1, "spec": 3, "tspec": 1},
+}
+EXPECTED_HOUSING_FIRST_TOUCH = {
+    "done": 1,
+    "average_min": 12.0,
+    "longest_min": 12.0,
+    "met": 1,
+    "breached": 1,
+}
+EXPECTED_CHECKLIST = [
+    {
+        "step": 0,
+        "text": "Собрать кризисную группу",
+        "actor": "duty",
+        "minutes": 15.0,
+        "crisis": 1,
+        "at": (START + 15 * MINUTE).astimezone(ZoneInfo("UTC")).isoformat(),
+    }
+]
