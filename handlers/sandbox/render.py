@@ -36,6 +36,7 @@ ALLOWED_TAGS = frozenset(
     {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a", "blockquote"}
 )
 SPOILER = "tg-spoiler"
+BLOCK_TAGS = frozenset({"blockquote", "pre"})  # shown as blocks: their own lines
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # Labels up to this many characters fit three to a row, as in Telegram's keyboards.
 SHORT_LABEL, MAX_ROW, ROW = 10, 3, 2
@@ -53,6 +54,10 @@ class _TreeBuilder(HTMLParser):
             return
         if tag not in ALLOWED_TAGS and tag != SPOILER:
             return
+        siblings = self._stack[-1][1]
+        if tag in BLOCK_TAGS and siblings and isinstance(siblings[-1], str):
+            # A block starts its own line: the newline before it would be a blank line.
+            siblings[-1] = siblings[-1].removesuffix("\n")
         node: dict[str, Any] = {"tag": "span" if tag == SPOILER else tag, "children": []}
         if tag == "a":
             href = dict(attrs).get("href") or ""
@@ -69,6 +74,10 @@ class _TreeBuilder(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         siblings = self._stack[-1][1]
+        if siblings and isinstance(siblings[-1], dict) and siblings[-1]["tag"] in BLOCK_TAGS:
+            data = data.removeprefix("\n")  # ...and the newline after it too
+            if not data:
+                return
         if siblings and isinstance(siblings[-1], str):
             siblings[-1] += data
         else:
