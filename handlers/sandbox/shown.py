@@ -32,6 +32,7 @@ class ChatLog:
         self._keep = keep
         self._chats: dict[str, OrderedDict[str, Message]] = {}
         self._listeners: set[asyncio.Queue[Event | None]] = set()
+        self._closed = False  # stopping: a browser that reconnects is told so at once
 
     # --- the chats ---
 
@@ -73,7 +74,10 @@ class ChatLog:
 
     def listen(self) -> asyncio.Queue[Event | None]:
         queue: asyncio.Queue[Event | None] = asyncio.Queue(LISTENER_BACKLOG)
-        self._listeners.add(queue)
+        if self._closed:
+            queue.put_nowait(None)
+        else:
+            self._listeners.add(queue)
         return queue
 
     def forget(self, queue: asyncio.Queue[Event | None]) -> None:
@@ -81,6 +85,7 @@ class ChatLog:
 
     def close(self) -> None:
         """Every listener's stream ends (None), so the server can stop."""
+        self._closed = True
         for queue in list(self._listeners):
             self._drop(queue)
 

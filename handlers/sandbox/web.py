@@ -26,6 +26,7 @@ from aiohttp import web
 
 from bot.settings.config import Config
 from bot.settings.connections import SandboxConfig
+from bot.staff.rights import Actor
 from handlers.sandbox import buttons, commands, replies
 from handlers.sandbox.context import STRANGER, SandboxContext, where
 from handlers.sandbox.feeds import FeedError, FeedProvider, feed, sources
@@ -144,11 +145,7 @@ class SandboxWeb:
         if not settings.allow_remote:
             if not is_loopback(request.remote):
                 return "the sandbox serves this computer only (sandbox.allow_remote is false)"
-            host = (
-                (request.host or "").rsplit(":", 1)[0]
-                if "]" not in (request.host or "")
-                else (request.host.rsplit("]", 1)[0] + "]")
-            )
+            host = _hostname(request.host or "")
             if host not in LOOPBACK_HOSTS and host != self._config.api.listen.rsplit(":", 1)[0]:
                 return "open the sandbox at 127.0.0.1 or localhost"
             return None
@@ -169,15 +166,17 @@ class SandboxWeb:
     # --- pages ---
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        response = web.FileResponse(STATIC / "index.html")
-        response.content_type = "text/html"
         token = request.query.get("token")
         if self._settings.allow_remote and token:
-            # Once from the link, then from the cookie: the token leaves the address bar.
-            secure = request.secure
-            response.set_cookie(
-                COOKIE, token, path=PREFIX, httponly=True, samesite="Strict", secure=secure
+            # Once from the link (checked by the guard), then from the cookie: the token
+            # leaves the address bar and the history.
+            moved = web.Response(status=303, headers={"Location": PREFIX})
+            moved.set_cookie(
+                COOKIE, token, path=PREFIX, httponly=True, samesite="Strict", secure=request.secure
             )
+            return moved
+        response = web.FileResponse(STATIC / "index.html")
+        response.content_type = "text/html"
         return response
 
     async def static(self, request: web.Request) -> web.StreamResponse:
@@ -336,7 +335,7 @@ class SandboxWeb:
     def _is_chat(self, chat: object) -> bool:
         return isinstance(chat, str) and self._config.department(chat) is not None
 
-    def _chat_and_actor(self, ctx: SandboxContext, body: dict[str, Any]) -> tuple[str, Any]:
+    def _chat_and_actor(self, ctx: SandboxContext, body: dict[str, Any]) -> tuple[str, Actor]:
         chat, person = body.get("chat"), body.get("as")
         if not self._is_chat(chat):
             raise web.HTTPNotFound(text="chat: no such sandbox chat")
@@ -344,6 +343,13 @@ class SandboxWeb:
             raise web.HTTPUnprocessableEntity(text="as: a staff id or 'stranger'")
         assert isinstance(chat, str)
         return chat, ctx.actor(person)
+
+
+def _hostname(host: str) -> str:
+    """The name in a Host header, without its port: "127.0.0.1", "[::1]", "localhost"."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0]
 
 
 def _roles(ctx: SandboxContext, staff_id: str) -> str:

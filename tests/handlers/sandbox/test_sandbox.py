@@ -4,6 +4,7 @@ inbound path as Telegram's, and only who may come in comes in."""
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -96,6 +97,26 @@ async def test_a_draft_written_in_reply_to_the_prompt_is_approved_by_the_approve
         case = await app.cases.get(case_id)
         assert case is not None and case.state is CaseState.APPROVED
         assert case.latest_draft is not None and case.latest_draft.status is DraftStatus.APPROVED
+
+
+async def test_browsers_hear_of_every_new_message_as_a_server_sent_event(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    async with running_example(tmp_path, clock) as (app, base), aiohttp.ClientSession() as http:
+        sandbox = SandboxClient(http, base)
+        async with http.get(f"{base}/sandbox/api/events") as stream:
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            case_id = (await sandbox.feed(HEATING))["case"]
+            while True:
+                line = (await stream.content.readline()).decode()
+                if line.startswith("data: "):
+                    event = json.loads(line.removeprefix("data: "))
+                    if event["chat"] == "housing" and event["type"] == "post":
+                        break
+            assert event["message"]["case_id"] == case_id
+            assert event["message"]["kind"] == "card"
+            await app.stop()  # the stream ends, so the server can stop
+            assert (await stream.content.read()).strip() == b""  # read to its end, promptly
 
 
 async def test_commands_are_answered_in_reply_and_a_strangers_command_too(
@@ -216,7 +237,7 @@ async def test_a_client_from_the_network_gets_403_unless_remote_access_has_a_tok
             assert response.status == 200
         # The link with the token once; the cookie after that.
         async with http.get(f"{remote}/sandbox?token={TOKEN}") as response:
-            assert response.status == 200
+            assert response.status == 200 and "token" not in str(response.url)
         async with http.post(
             f"{remote}/sandbox/api/feed", json={"text": HEATING, "source": "vk"}, headers=HEADERS
         ) as response:
