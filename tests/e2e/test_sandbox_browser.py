@@ -92,6 +92,16 @@ async def test_feed_take_answer_publish_and_a_strangers_press_in_a_browser(
             final = ARTIFACTS / "sandbox-card-published.png"
             await page.screenshot(path=str(final))
             assert approved.stat().st_size > 10_000 and final.stat().st_size > 10_000
+
+            # The duty officer asks for the status in the coordination chat.
+            await page.locator('.chat-item[data-chat="coordination"]').click()
+            await page.select_option("#actor", "morozova")
+            await page.fill("#say-text", "/status")
+            await page.press("#say-text", "Enter")
+            mine = page.locator('.msg.mine[data-kind="person"]', has_text="/status")
+            await mine.wait_for()
+            answer = page.locator('.msg[data-kind="page"]').last
+            await playwright_api.expect(answer.locator(".quote")).to_have_text("/status")
             print(f"\nscreenshots: {approved} {final}")  # noqa: T201
         finally:
             await browser.close()
