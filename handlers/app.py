@@ -46,7 +46,7 @@ from bot.settings.playbook import Playbook
 from bot.sla.calendar import plan_deadlines
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
-from bot.staff.directory import Directory
+from bot.staff.directory import SANDBOX, Directory
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs.crisis import CrisisJobs
@@ -56,6 +56,7 @@ from handlers.jobs.model import ModelJobs
 from handlers.jobs.retention import RetentionJobs
 from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
+from handlers.sandbox.adapter import SandboxAdapter
 from store.db import Database
 
 log = logging.getLogger("otklik")
@@ -342,7 +343,7 @@ class App:
         return asyncio.get_running_loop().run_in_executor(self._cpu, work)
 
     def _warn_about_missing_transports(self) -> None:
-        if not self.transports:
+        if not set(self.transports) - {SANDBOX}:
             log.warning(self.texts.t("startup.no_transport"))
 
     def _plan_deadlines(
@@ -373,10 +374,22 @@ class App:
             ),
             health=self.health,
         )
-        self._runner = web.AppRunner(api.app(), access_log=None)
+        served = api.app()
+        sandbox = self.sandbox
+        if sandbox is not None:
+            sandbox.add_routes(served)
+        self._runner = web.AppRunner(served, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
         await site.start()
+        if sandbox is not None:
+            log.info(self.texts.t("startup.sandbox", address=sandbox.address()))
+
+    @property
+    def sandbox(self) -> SandboxAdapter | None:
+        """The browser chat, when it runs (handlers/sandbox)."""
+        adapter = self.adapter(SANDBOX)
+        return adapter if isinstance(adapter, SandboxAdapter) else None
 
 
 def _adapters(config: Config, texts: Texts) -> list[ChatAdapter]:
@@ -391,6 +404,8 @@ def _adapters(config: Config, texts: Texts) -> list[ChatAdapter]:
         from handlers.matrix.adapter import MatrixAdapter
 
         adapters.append(MatrixAdapter(config, texts))
+    if config.sandbox_enabled:
+        adapters.append(SandboxAdapter(config, texts))
     return adapters
 
 

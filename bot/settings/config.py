@@ -30,6 +30,7 @@ from bot.settings.connections import (
     MatrixConfig,
     MatrixRoomId,
     MatrixUserId,
+    SandboxConfig,
     SourceMapping,
     TelegramConfig,
 )
@@ -234,6 +235,7 @@ class Config(StrictModel):
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
     telegram: TelegramConfig | None = None
     matrix: MatrixConfig | None = None
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     departments: list[Department]
     coordination_department: str
@@ -278,6 +280,14 @@ class Config(StrictModel):
     @property
     def matrix_enabled(self) -> bool:
         return self.matrix is not None and self.matrix.enabled
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        """The browser chat runs when asked to, or, unless switched off, when no messenger is
+        configured."""
+        if self.sandbox.enabled is not None:
+            return self.sandbox.enabled
+        return not (self.telegram_enabled or self.matrix_enabled)
 
     @cached_property
     def official_sources(self) -> frozenset[str]:

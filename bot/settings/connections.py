@@ -7,11 +7,12 @@ config.py assembles them with the organisation's sections into Config.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from bot.model import MAX_NAME
+from bot.settings.errors import FieldProblems
 from bot.settings.fields import StrictModel
 
 __all__ = [
@@ -138,6 +139,46 @@ _Secret = Annotated[
     BeforeValidator(_strip),
     AfterValidator(_check_not_placeholder),
 ]
+
+
+MIN_SANDBOX_TOKEN = 32
+
+
+class SandboxLimitsConfig(StrictModel):
+    """The sandbox's own limits (handlers/sandbox): 0 switches a rate limit off."""
+
+    # Messages each sandbox chat keeps in memory for the page (older ones drop off).
+    keep_messages: Annotated[int, Field(ge=10, le=5000)] = 300
+    # Requests (presses, replies, commands, feeds) per minute from one client; 0: no limit.
+    actions_per_minute: Annotated[int, Field(ge=0)] = 0
+    # Mentions fed per minute from one client; 0: no limit.
+    feeds_per_minute: Annotated[int, Field(ge=0)] = 0
+
+
+class SandboxConfig(StrictModel):
+    """The browser chat (handlers/sandbox). `enabled` empty: on exactly when neither Telegram
+    nor Matrix is configured, so a fresh `make run` has something to show."""
+
+    enabled: bool | None = None
+    # False: only loopback clients (127.0.0.1, ::1) are served, everyone else gets 403.
+    allow_remote: bool = False
+    # Required with allow_remote (then every client must present it): at least 32 characters.
+    token: _Secret = ""
+    limits: SandboxLimitsConfig = Field(default_factory=SandboxLimitsConfig)
+
+    @model_validator(mode="after")
+    def _remote_needs_token(self) -> Self:
+        if self.allow_remote and len(self.token) < MIN_SANDBOX_TOKEN:
+            raise FieldProblems(
+                [
+                    (
+                        "token",
+                        f"allow_remote needs a token of at least {MIN_SANDBOX_TOKEN} characters "
+                        "(`openssl rand -hex 32`)",
+                    )
+                ]
+            )
+        return self
 
 
 class TelegramLimitsConfig(StrictModel):

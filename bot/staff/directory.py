@@ -12,6 +12,9 @@ from bot.settings.config import Config, StaffMember
 from bot.staff.duty import DutyShift, who_is_on_duty
 from bot.staff.rights import Actor
 
+# The browser chat (handlers/sandbox): one chat per department, named by the department id.
+SANDBOX = "sandbox"
+
 
 class Directory:
     def __init__(
@@ -83,6 +86,8 @@ class Directory:
             rooms = {d.matrix.room_id for d in config.departments if d.matrix is not None}
             rooms.update(config.digest.recipients.matrix_room_ids)
             return chat in rooms
+        if transport == SANDBOX:
+            return any(d.id == chat for d in config.departments)
         return False
 
     def duty_shift(self, at: datetime | None = None) -> DutyShift:
@@ -149,4 +154,6 @@ class Directory:
             )
         if "matrix" in self.transports and department.matrix is not None:
             found.append(Destination("matrix", department.matrix.room_id))
+        if SANDBOX in self.transports:
+            found.append(Destination(SANDBOX, department.id))
         return found

@@ -26,6 +26,7 @@ from bot.messages.texts import Texts
 from bot.reports.digest import EVENING, WEEKLY, Chart, DigestService
 from bot.reports.periods import local_midnight
 from bot.settings.config import Config, DigestConfig
+from bot.staff.directory import SANDBOX
 from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH, render_digest_chart
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def digest_recipients(config: Config, transports: Mapping[str, Transport]) -> li
     recipients = config.digest.recipients
     found = [Destination("telegram", str(chat)) for chat in recipients.telegram_chat_ids]
     found += [Destination("matrix", room) for room in recipients.matrix_room_ids]
+    # The sandbox has no chats of its own to name: its coordination page stands for them all.
+    found.append(Destination(SANDBOX, config.coordination_department))
     return [dest for dest in found if dest.transport in transports]
 
 

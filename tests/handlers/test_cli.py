@@ -103,7 +103,7 @@ async def test_app_starts_without_chat_credentials_and_says_what_to_configure(
                 assert response.status == 200
                 assert await response.json() == {
                     "status": "ok",
-                    "transports": [],
+                    "transports": ["sandbox"],  # the browser chat stands in for a messenger
                     "outbox_depth": 0,
                 }
             assert otklik.scheduler.running
@@ -111,6 +111,8 @@ async def test_app_starts_without_chat_credentials_and_says_what_to_configure(
             await otklik.stop()
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "OTKLIK_TELEGRAM_TOKEN" in warning and "matrix" in warning.lower()
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    assert f"http://127.0.0.1:{port}/sandbox" in said
     await asyncio.sleep(0)
 
 
