@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.chat.inbound import Controls, Feedback, MenuPress, Press, TriagePress
+from bot.chat.inbound import ChecklistPress, Controls, Feedback, MenuPress, Press, TriagePress
 from bot.messages.outbox import Destination
 from bot.messages.views import RefKind
 from bot.staff.rights import Actor
@@ -61,6 +61,11 @@ async def press(
                 version=version,
             )
             return await ctx.inbound.press(draft)
+    elif kind == "k":
+        crisis_id, step, done, version = (_int(data, n) for n in ("crisis", "s", "d", "v"))
+        if crisis_id is not None and step is not None and done in (0, 1):
+            tick = ChecklistPress(here, actor, crisis_id, step, bool(done), version)
+            return await ctx.inbound.checklist(tick)
     elif kind == "t":
         mention_id, decision = _int(data, "m"), _text(data, "a")
         if mention_id is not None and decision is not None:

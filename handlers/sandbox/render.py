@@ -20,6 +20,7 @@ from bot.messages.views import (
     CARD_FIELDS,
     DRAFT_FIELDS,
     CardView,
+    ChecklistControls,
     DraftView,
     TriageView,
     View,
@@ -40,6 +41,8 @@ BLOCK_TAGS = frozenset({"blockquote", "pre"})  # shown as blocks: their own line
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # Labels up to this many characters fit three to a row, as in Telegram's keyboards.
 SHORT_LABEL, MAX_ROW, ROW = 10, 3, 2
+# A checklist button shows the start of its item, as in Telegram; the card has the whole text.
+CHECKLIST_LABEL = 40
 
 
 class _TreeBuilder(HTMLParser):
@@ -134,6 +137,9 @@ class SandboxRenderer:
         elif view["view"] == "page":
             page = self.texts.render(view["template"], **view["context"])
             body = parse_html(page) if view["template"].endswith(HTML_SUFFIX) else [page]
+            checklist = view.get("checklist")
+            if checklist:
+                buttons = self._checklist_buttons(checklist)
         elif view["view"] == "public_reply":
             body = [view["text"]]
         elif view["view"] == "queue":
@@ -217,6 +223,23 @@ class SandboxRenderer:
             for action in view.get("actions") or []
         ]
         return layout(buttons)
+
+    def _checklist_buttons(self, controls: ChecklistControls) -> list[list[Button]]:
+        """One row per item of a crisis card's checklist, as Telegram's checklist_keyboard."""
+        rows: list[list[Button]] = []
+        for index, step in enumerate(controls["steps"]):
+            label = step["label"].get(self.texts.locale) or next(iter(step["label"].values()), "")
+            short = label if len(label) <= CHECKLIST_LABEL else label[: CHECKLIST_LABEL - 1] + "…"
+            key = "ui.checklist_untick" if step["done"] else "ui.checklist_tick"
+            data = {
+                "k": "k",
+                "crisis": controls["crisis"],
+                "v": controls["version"],
+                "s": index,
+                "d": int(not step["done"]),
+            }
+            rows.append([{"label": self.texts.t(key, number=index + 1, step=short), "data": data}])
+        return rows
 
     def _triage_buttons(self, view: TriageView) -> list[list[Button]]:
         return [

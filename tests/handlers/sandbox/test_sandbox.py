@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -279,3 +280,37 @@ async def test_rate_limits_when_configured(tmp_path: Path, clock: FrozenClock) -
         await sandbox.feed(HEATING)
         status, _ = await sandbox.post("feed", {"text": "Опять нет света", "source": "vk"})
         assert status == 429
+
+
+async def test_the_crisis_checklist_is_ticked_on_the_coordination_page(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    async with running_example(tmp_path, clock) as (app, base), aiohttp.ClientSession() as http:
+        sandbox = SandboxClient(http, base)
+        for n in range(15):  # the shipped crisis.yaml's surge, from as many residents
+            text = f"Третий день нет отопления в доме {n + 1}, батареи ледяные"
+            status, body = await sandbox.post(
+                "feed", {"text": text, "source": "vk", "author": f"Житель {n + 1}"}
+            )
+            assert status == 200 and body["sentiment"] == "negative", body
+        clock.advance(timedelta(minutes=1))  # counting windows end before "now"
+        await app.crises.evaluate()
+        card = await sandbox.wait_for(
+            "coordination",
+            lambda m: any(label.startswith("⬜ 1.") for label in labels(m)),
+            "the crisis card with its checklist",
+        )
+        first = next(label for label in labels(card) if label.startswith("⬜ 1."))
+        # A specialist of a department may not tick the plan; the duty officer may.
+        refused = await sandbox.press("coordination", "ivanova", card, first)
+        assert refused["alert"] is True
+        ticked = await sandbox.press("coordination", "morozova", card, first)
+        assert ticked["alert"] is False
+        crisis_id = card["buttons"][0][0]["data"]["crisis"]
+        (tick,) = await app.crises.checklist(crisis_id)
+        assert (tick.step, tick.done, tick.actor) == (0, True, "morozova")
+        await sandbox.wait_for(
+            "coordination",
+            lambda m: m["id"] == card["id"] and any(x.startswith("✅ 1.") for x in labels(m)),
+            "the card redrawn with item 1 done",
+        )
