@@ -327,6 +327,12 @@ class Api:
         source = self._source(request, "read")
         if isinstance(source, web.Response):
             return source
+        unknown = sorted(set(request.query) - {"since", "limit"})
+        if unknown:  # a misspelt "sinse" must not silently page from the start
+            problems = [
+                {"path": name, "message": "not a parameter of this call"} for name in unknown
+            ]
+            return _problem(422, "invalid query", problems=problems)
         since = _bounded(request.query.get("since", "0"), 0, MAX_EVENT_ID)
         limit = _bounded(request.query.get("limit", str(EVENTS_PAGE)), 1, MAX_EVENTS_PAGE)
         if since is None or limit is None:
