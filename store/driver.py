@@ -4,11 +4,12 @@ JSON arrays as rows, a lost race as ConcurrentUpdate).
 
 SQLAlchemy's per-row parameter processing costs several times what SQLite needs to store the
 row; hot bulk writes (mentions of a batch, the SLA clock's events and notices) come here. The
-columns' own type processors (UTC datetimes, JSON) still do the conversion."""
+columns' own type processors (UTC datetimes, JSON) still do the conversion, a column at a time;
+encrypted columns and keyed hashes convert their whole column in one call (store/models.py,
+BulkBound), each value sealed under a nonce of its own."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -175,30 +176,7 @@ async def insert_rows(
     )
     if skip_conflicts_on is not None:
         sql += f" ON CONFLICT ({quote(skip_conflicts_on)}) DO NOTHING"
-    converters = processors(dialect, table, columns)
-    if len(rows) <= CHUNK or all(convert is None for convert in converters):
-        await connection.exec_driver_sql(sql, database_form(rows, converters))
-        return
-    # A big insert goes in parts: each part is converted (encrypted, hashed: store/crypto.py)
-    # in a worker thread while the driver writes the part before it. SQLite writes without
-    # the GIL, so the two overlap, and the event loop is never held up by the conversion.
-    writing: asyncio.Future[Any] | None = None
-    try:
-        for part in chunks(rows, CHUNK):
-            ready = await asyncio.to_thread(database_form, part, converters)
-            if writing is not None:
-                await writing
-            writing = asyncio.ensure_future(connection.exec_driver_sql(sql, ready))
-        assert writing is not None
-        await writing
-    finally:
-        # Stopped between parts (a conversion failed, a cancel): the part being written
-        # finishes before the caller's transaction is used again. Its own error, if any, is
-        # raised where it is awaited above, or is lost behind the one being raised.
-        if writing is not None and not writing.done():
-            await asyncio.wait([writing])
-            if not writing.cancelled():
-                writing.exception()
+    await connection.exec_driver_sql(sql, database_form(rows, processors(dialect, table, columns)))
 
 
 _CONVERTERS: dict[tuple[str, str, tuple[str, ...]], list[tuple[int, Any]]] = {}

@@ -87,31 +87,3 @@ async def test_sqlite_ids_that_do_not_follow_on_make_the_batch_run_again(
             assert await uow.mentions.known("vk", ["a", "b", "last"]) == {"last"}
     finally:
         await database.dispose()
-
-
-async def test_a_big_insert_that_fails_in_a_later_part_leaves_nothing(database: Database) -> None:
-    """Big inserts go in parts, each converted while the one before is written: a value
-    refused in a later part (a naive moment) still leaves the transaction whole to roll back."""
-    from store.driver import CHUNK
-
-    count = CHUNK * 2 + 1
-    async with database.uow() as uow:
-        (author,) = await uow.authors.add_many(authors(1))
-        await uow.commit()
-    assert author.id is not None
-    async with database.uow() as uow:
-        await uow.mentions.reserve()
-        batch = [make_mention(f"p{n}", NOW) for n in range(count)]
-        batch[-1] = replace(batch[-1], received_at=NOW.replace(tzinfo=None))
-        with pytest.raises(ValueError, match="naive datetime"):
-            await uow.mentions.add_many(batch, [author.id] * count)
-    async with database.uow() as uow:
-        assert await uow.mentions.known("vk", [m.external_id for m in batch]) == set()
-        await uow.mentions.reserve()
-        batch[-1] = make_mention(f"p{count - 1}", NOW)
-        ids = await uow.mentions.add_many(batch, [author.id] * count)
-        await uow.commit()
-    assert len(ids) == count
-    async with database.uow() as uow:
-        stored = await uow.mentions.get_by_external("vk", f"p{count - 1}")
-    assert stored is not None and stored.id == ids[-1]

@@ -540,10 +540,8 @@ async def test_a_bulk_insert_seals_every_value_under_a_nonce_of_its_own(
     database: Database,
 ) -> None:
     """A batch repeats values (one author's name on each mention): each is sealed afresh, or
-    the database would show which mentions share a name. Big enough to go in parts."""
-    from store.driver import CHUNK
-
-    count = CHUNK * 2 + 7
+    the database would show which mentions share a name."""
+    count = 600
     people = 3
     async with database.uow() as uow:
         await uow.mentions.reserve()
