@@ -26,8 +26,11 @@ last line is one JSON object starting {"http_single_per_s", "http_batched_per_s"
 figures `<rate>_cpu_us_plaintext|encrypted` and `encryption_cpu_overhead_<rate>`, and
 `encryption_overhead` and `encryption_cpu_overhead` (the largest of them).
 
+`--import-only` skips the HTTP runs (with `--rows 20000`, a quick look at the import's cost).
+
     .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--batch-clients 1]
                                      [--rows 100000] [--encryption both|on|off] [--rounds 2]
+                                     [--import-only]
 """
 
 from __future__ import annotations
@@ -343,14 +346,21 @@ async def import_phase(
 RATES = ("http_single", "http_batched", "bulk_import")
 
 
+def rates(args: argparse.Namespace) -> tuple[str, ...]:
+    return RATES[2:] if args.import_only else RATES
+
+
 async def one_round(args: argparse.Namespace, playbook: Playbook) -> dict[str, Measured]:
     """Single, batched and import, each on a fresh database, without profiling."""
     with tempfile.TemporaryDirectory(prefix="otklik-ingest-round-") as tmp:
         directory = Path(tmp)
         config = bench_config(directory, free_port())
-        http, _ = await http_phase(config, playbook, args)
+        done = {}
+        if not args.import_only:
+            http, _ = await http_phase(config, playbook, args)
+            done = {"http_single": http["single"], "http_batched": http["batched"]}
         imported, _ = await import_phase(playbook, args.rows, directory, profile=False)
-    return {"http_single": http["single"], "http_batched": http["batched"], "bulk_import": imported}
+    return {**done, "bulk_import": imported}
 
 
 async def encryption_cost(args: argparse.Namespace, playbook: Playbook) -> dict[str, float]:
@@ -369,10 +379,10 @@ async def encryption_cost(args: argparse.Namespace, playbook: Playbook) -> dict[
             done = runs[side][-1]
             print(
                 f"  round {number}, {side:>9}: "
-                + ", ".join(f"{name} {done[name].per_s:,.0f}/s" for name in RATES)
+                + ", ".join(f"{name} {done[name].per_s:,.0f}/s" for name in rates(args))
             )
     figures: dict[str, float] = {}
-    for name in RATES:
+    for name in rates(args):
         best = {side: max(r[name].per_s for r in runs[side]) for side in runs}
         cpu = {side: statistics.median(r[name].cpu_us for r in runs[side]) for side in runs}
         cost = 1 - best["encrypted"] / best["plaintext"]
@@ -388,8 +398,11 @@ async def encryption_cost(args: argparse.Namespace, playbook: Playbook) -> dict[
             f"encrypted ({cost:+.1%}); CPU {cpu['plaintext']:,.0f} → {cpu['encrypted']:,.0f} µs "
             f"a mention ({cpu_cost:+.1%})"
         )
-    figures["encryption_overhead"] = max(figures[f"encryption_overhead_{n}"] for n in RATES)
-    figures["encryption_cpu_overhead"] = max(figures[f"encryption_cpu_overhead_{n}"] for n in RATES)
+    measured = rates(args)
+    figures["encryption_overhead"] = max(figures[f"encryption_overhead_{n}"] for n in measured)
+    figures["encryption_cpu_overhead"] = max(
+        figures[f"encryption_cpu_overhead_{n}"] for n in measured
+    )
     return figures
 
 
@@ -399,48 +412,56 @@ async def encryption_cost(args: argparse.Namespace, playbook: Playbook) -> dict[
 async def run(args: argparse.Namespace) -> dict[str, float]:
     if args.encryption == "off":
         crypto.pin(crypto.Keyring.plaintext())
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="otklik-ingest-") as tmp:
         directory = Path(tmp)
         config = bench_config(directory, free_port())
         playbook = load_playbook(config.playbooks.path)
         stored = "in clear" if args.encryption == "off" else "personal data encrypted"
-        print(
-            f"HTTP: {args.clients} clients POST one mention each, then {args.batch_clients} "
-            f"POST batches of {BATCH:,}; {args.seconds:.0f} s each; {NEGATIVE_SHARE:.0%} negative"
-            f"; {stored}"
-        )
-        today, profile_today = await http_phase(config, playbook, args, profile=True)
-        print(
-            f"  single {today['single'].per_s:,.0f} mentions/s, "
-            f"batched {today['batched'].per_s:,.0f} mentions/s"
-        )
-        (directory / "calm").mkdir()
-        config = bench_config(directory / "calm", free_port())
-        calm, profile_calm = await http_phase(
-            config, playbook, args, single=False, negative=0, profile=True
-        )
-        print(
-            f"  batched, no negative mentions (no cases): {calm['batched'].per_s:,.0f} mentions/s"
-        )
+        if not args.import_only:
+            figures.update(await http_runs(args, config, playbook, directory, stored))
 
-        print(f"Import: {args.rows:,} CSV rows into a fresh SQLite database")
+        print(f"Import: {args.rows:,} CSV rows into a fresh SQLite database; {stored}")
         imported, seconds = await import_phase(playbook, args.rows, directory, profile=False)
         print(f"  {imported.per_s:,.0f} rows/s ({seconds:.1f} s)")
-
-        assert profile_today and profile_calm
-        where_time_goes(profile_today, "batched HTTP", top=12)
-        where_time_goes(profile_calm, "batched HTTP, no cases")
+        calm = figures.pop("http_batched_no_cases_per_s", None)
+        figures["bulk_import_per_s"] = round(imported.per_s, 1)
+        if calm is not None:  # after the import's rate, as before there was --import-only
+            figures["http_batched_no_cases_per_s"] = calm
         await import_phase(playbook, min(args.rows, 20_000), directory, profile=True)
-    figures = {
-        "http_single_per_s": round(today["single"].per_s, 1),
-        "http_batched_per_s": round(today["batched"].per_s, 1),
-        "bulk_import_per_s": round(imported.per_s, 1),
-        "http_batched_no_cases_per_s": round(calm["batched"].per_s, 1),
-    }
     if args.encryption == "both":
         print(f"\nThe cost of encryption: {args.rounds} rounds, in clear and encrypted in turn")
         figures.update(await encryption_cost(args, playbook))
     return figures
+
+
+async def http_runs(
+    args: argparse.Namespace, config: Config, playbook: Playbook, directory: Path, stored: str
+) -> dict[str, float]:
+    print(
+        f"HTTP: {args.clients} clients POST one mention each, then {args.batch_clients} "
+        f"POST batches of {BATCH:,}; {args.seconds:.0f} s each; {NEGATIVE_SHARE:.0%} negative"
+        f"; {stored}"
+    )
+    today, profile_today = await http_phase(config, playbook, args, profile=True)
+    print(
+        f"  single {today['single'].per_s:,.0f} mentions/s, "
+        f"batched {today['batched'].per_s:,.0f} mentions/s"
+    )
+    (directory / "calm").mkdir()
+    config = bench_config(directory / "calm", free_port())
+    calm, profile_calm = await http_phase(
+        config, playbook, args, single=False, negative=0, profile=True
+    )
+    print(f"  batched, no negative mentions (no cases): {calm['batched'].per_s:,.0f} mentions/s")
+    assert profile_today and profile_calm
+    where_time_goes(profile_today, "batched HTTP", top=12)
+    where_time_goes(profile_calm, "batched HTTP, no cases")
+    return {
+        "http_single_per_s": round(today["single"].per_s, 1),
+        "http_batched_per_s": round(today["batched"].per_s, 1),
+        "http_batched_no_cases_per_s": round(calm["batched"].per_s, 1),
+    }
 
 
 def main() -> None:
@@ -458,6 +479,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=2, help="rounds of each side for the encryption cost"
     )
+    parser.add_argument("--import-only", action="store_true", help="only the import: no HTTP runs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     print(json.dumps(asyncio.run(run(args))))

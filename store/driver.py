@@ -4,10 +4,13 @@ JSON arrays as rows, a lost race as ConcurrentUpdate).
 
 SQLAlchemy's per-row parameter processing costs several times what SQLite needs to store the
 row; hot bulk writes (mentions of a batch, the SLA clock's events and notices) come here. The
-columns' own type processors (UTC datetimes, JSON) still do the conversion."""
+columns' own type processors (UTC datetimes, JSON) still do the conversion, a column at a time;
+encrypted columns and keyed hashes convert their whole column in one call (store/models.py,
+BulkBound), each value sealed under a nonce of its own."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from bot.ports import ConcurrentUpdate
-from store.models import UTCDateTime
+from store.models import BulkBound, ColumnProcessor, UTCDateTime
 
 T = TypeVar("T")
 
@@ -73,16 +76,50 @@ def raced(what: str) -> Iterator[None]:
         raise ConcurrentUpdate(f"{what}: {error.orig}") from error
 
 
-_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[ColumnProcessor | None]] = {}
 
 
-def processors(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> list[Any]:
+def processors(
+    dialect: Dialect, table: Table, columns: tuple[str, ...]
+) -> list[ColumnProcessor | None]:
+    """What converts each column's values into database form, a whole column at a time
+    (database_form); None where the driver takes them as they are."""
     key = (dialect.name, table.name, columns)
     if key not in _PROCESSORS:
-        _PROCESSORS[key] = [
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-        ]
+        _PROCESSORS[key] = [_column_processor(dialect, table.c[name].type) for name in columns]
     return _PROCESSORS[key]
+
+
+def _column_processor(dialect: Dialect, column_type: Any) -> ColumnProcessor | None:
+    if isinstance(column_type, BulkBound):  # encrypted values, keyed hashes (store/crypto.py)
+        return column_type.bind_column()
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    return None if process is None else functools.partial(_memoised, process)
+
+
+def _memoised(process: Any, values: Sequence[Any]) -> list[Any]:
+    """`process` of each value. A batch repeats values (received_at, codes, last seen):
+    each is converted once. Tuples stand for JSON lists (hashable); an unhashable value (a
+    dict) is converted every time. Never for encrypted values: equal ones must not give
+    equal texts (BulkBound types convert their own columns)."""
+    memo: dict[Any, Any] = {}
+    converted: list[Any] = []
+    for value in values:
+        if value is None:
+            converted.append(None)
+            continue
+        if isinstance(value, dict):  # payloads: unhashable, and rarely repeated
+            converted.append(process(value))
+            continue
+        try:
+            done = memo.get(value, _UNSEEN)
+        except TypeError:  # another unhashable value
+            converted.append(process(value))
+            continue
+        if done is _UNSEEN:
+            done = memo[value] = process(list(value) if isinstance(value, tuple) else value)
+        converted.append(done)
+    return converted
 
 
 def marks(paramstyle: str, count: int) -> list[str]:
@@ -100,34 +137,17 @@ def result_processor(dialect: Dialect, table: Table, column: str) -> Any:
     return table.c[column].type.dialect_impl(dialect).result_processor(dialect, None)
 
 
-def database_form(rows: Sequence[Sequence[Any]], converters: list[Any]) -> list[tuple[Any, ...]]:
-    active: list[tuple[int, Any, dict[Any, Any]]] = [
-        (i, p, {}) for i, p in enumerate(converters) if p is not None
-    ]
-    if not active:
+def database_form(
+    rows: Sequence[Sequence[Any]], converters: list[ColumnProcessor | None]
+) -> list[tuple[Any, ...]]:
+    """`rows` with each column converted by its processor (processors), column by column."""
+    if not rows or all(convert is None for convert in converters):
         return [tuple(row) for row in rows]
-    # A batch repeats values (received_at, codes, last seen): convert each once. Tuples stand
-    # for JSON lists (hashable); an unhashable value (a dict) is converted every time.
-    converted = []
-    for row in rows:
-        values = list(row)
-        for i, process, memo in active:
-            value = values[i]
-            if value is None:
-                continue
-            if isinstance(value, dict):  # payloads: unhashable, and rarely repeated
-                values[i] = process(value)
-                continue
-            try:
-                done = memo.get(value, _UNSEEN)
-            except TypeError:  # another unhashable value
-                values[i] = process(value)
-                continue
-            if done is _UNSEEN:
-                done = memo[value] = process(list(value) if isinstance(value, tuple) else value)
-            values[i] = done
-        converted.append(tuple(values))
-    return converted
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    for i, convert in enumerate(converters):
+        if convert is not None:
+            columns[i] = convert(columns[i])
+    return list(zip(*columns, strict=True))
 
 
 _UNSEEN = object()

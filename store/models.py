@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,7 +79,38 @@ _COMPARISONS = frozenset(
 )
 
 
-class EncryptedText(TypeDecorator[str]):
+ColumnProcessor = Callable[[Sequence[Any]], list[Any]]
+
+
+class BulkBound:
+    """A type whose values store.driver's bulk writes convert a whole column at a time."""
+
+    def bind_column(self) -> ColumnProcessor:
+        raise NotImplementedError
+
+
+def _present_only(convert: ColumnProcessor, absent: Callable[[Any], bool]) -> ColumnProcessor:
+    """`convert` of a column's present values, the absent ones (None, "") kept as they are."""
+
+    def column(values: Sequence[Any]) -> list[Any]:
+        present = [value for value in values if not absent(value)]
+        if len(present) == len(values):
+            return convert(present)
+        converted = iter(convert(present))
+        return [value if absent(value) else next(converted) for value in values]
+
+    return column
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_empty(value: Any) -> bool:
+    return not value
+
+
+class EncryptedText(BulkBound, TypeDecorator[str]):
     """Text encrypted with the process's current data key; read with whichever key it names."""
 
     impl = Text
@@ -98,6 +130,10 @@ class EncryptedText(TypeDecorator[str]):
 
         return seal
 
+    def bind_column(self) -> ColumnProcessor:
+        # Each value under a nonce of its own, however often it repeats in the column.
+        return _present_only(lambda values: crypto.keyring().encrypt_many(values), _is_empty)
+
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         def unseal(value: str | None) -> str | None:
             return crypto.keyring().decrypt(value) if value else value
@@ -105,7 +141,7 @@ class EncryptedText(TypeDecorator[str]):
         return unseal
 
 
-class EncryptedJSON(TypeDecorator[Any]):
+class EncryptedJSON(BulkBound, TypeDecorator[Any]):
     """A JSON document (outbox payloads) encrypted as one text."""
 
     impl = Text
@@ -119,6 +155,13 @@ class EncryptedJSON(TypeDecorator[Any]):
             return crypto.keyring().encrypt(text)
 
         return seal
+
+    def bind_column(self) -> ColumnProcessor:
+        def seal(values: Sequence[Any]) -> list[str]:
+            dump, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
+            return crypto.keyring().encrypt_many([dump(v, option=option).decode() for v in values])
+
+        return _present_only(seal, _is_none)
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         def unseal(value: str | None) -> Any:
@@ -138,7 +181,7 @@ class EncryptedBytes(TypeDecorator[bytes]):
         return None if value is None else crypto.keyring().decrypt_bytes(bytes(value))
 
 
-class BlindIndex(TypeDecorator[str]):
+class BlindIndex(BulkBound, TypeDecorator[str]):
     """The keyed hash of a personal value, for equality look-ups and unique constraints. Bound
     values are the plain values: `column == value` and `column.in_(values)` hash them."""
 
@@ -150,6 +193,9 @@ class BlindIndex(TypeDecorator[str]):
             return None if value is None else crypto.keyring().blind(value)
 
         return blind
+
+    def bind_column(self) -> ColumnProcessor:
+        return _present_only(lambda values: crypto.keyring().blind_many(values), _is_none)
 
 
 def hash_of(column: str) -> Any:

@@ -111,10 +111,11 @@ class SqlAuthorRepository:
         for channel, external_id in identities:
             by_channel[channel].add(external_id)
         found: dict[tuple[str, str], int] = {}
-        blind = crypto.keyring().blind
+        blind_many = crypto.keyring().blind_many
         # One channel at a time: (channel, external_id_hash) is the unique index.
         for channel, external_ids in by_channel.items():
-            by_hash = {blind(external_id): external_id for external_id in external_ids}
+            distinct = list(external_ids)
+            by_hash = dict(zip(blind_many(distinct), distinct, strict=True))
             for hashed, author_id in await rows_in(self._s, _OWNERS, (channel,), sorted(by_hash)):
                 found[channel, by_hash[hashed]] = int(author_id)
         return found

@@ -202,5 +202,5 @@ class SqlMentionRepository:
 
 def _by_hash(values: Sequence[str]) -> dict[str, str]:
     """Each value by its keyed hash, for raw look-ups (they bypass the column types)."""
-    blind = crypto.keyring().blind
-    return {blind(value): value for value in set(values)}
+    distinct = list(set(values))
+    return dict(zip(crypto.keyring().blind_many(distinct), distinct, strict=True))

@@ -10,7 +10,7 @@ import stat
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import FrozenClock
-from bot.model import Identity
+from bot.model import Author, Identity
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from store import crypto
@@ -41,6 +41,7 @@ TEXT = "Третий день нет отопления на Калиновой 
 URL = "https://vk.com/wall-4242_shurshikova"
 PROFILE = "https://vk.com/shurshikova.evdokia"
 STORY = "story-shurshikova-1"
+NOW = datetime(2026, 11, 20, 13, 30, tzinfo=UTC)
 SECRETS = (NAME, IDENTITY, TEXT, URL, PROFILE, STORY, "Калиновой улице", "shurshikova")
 
 
@@ -500,3 +501,87 @@ async def test_forget_with_encryption_on_leaves_no_keyed_hash_of_the_links_eithe
         found = await uow.mentions.find_by_url(URL)
     assert tuple(hashes) == (None, None, "[erased]") and identities == []
     assert found is None  # the link no longer leads to them
+
+
+# --- bulk writes -------------------------------------------------------------------------------
+
+
+def test_many_values_at_once_seal_and_hash_as_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    ring = keyring("a", "b")
+    values = [NAME, NAME, IDENTITY, "x" * 300, NAME]
+    sealed = ring.encrypt_many(values)
+    assert [ring.decrypt(s) for s in sealed] == values
+    assert len(set(sealed)) == len(sealed)  # equal values, unequal texts: fresh nonces
+    assert {crypto.Keyring.key_id_of(s) for s in sealed} == {"a"}
+    nonces = {base64.b64decode(s.split(":", 2)[2])[:12] for s in sealed}
+    assert len(nonces) == len(sealed)
+
+    # Hashes kept in two generations of 3: values come back from either, or are computed.
+    monkeypatch.setattr(crypto, "_BLINDED_KEPT", 3)
+    words = [f"{IDENTITY}-{n}" for n in range(8)]
+    for batch in (words, words[::-1], [*words[2:5], NAME], [NAME]):
+        expected = [
+            base64.b64encode(hmac.digest(b"i" * 32, w.encode(), hashlib.sha256)[:16])
+            .decode()
+            .rstrip("=")
+            for w in batch
+        ]
+        assert ring.blind_many(batch) == expected
+        assert [ring.blind(w) for w in batch] == expected
+
+
+async def test_a_bulk_insert_seals_every_value_under_a_nonce_of_its_own(
+    database: Database,
+) -> None:
+    """A batch repeats values (one author's name on each mention): each is sealed afresh, or
+    the database would show which mentions share a name."""
+    count = 600
+    people = 3
+    async with database.uow() as uow:
+        await uow.mentions.reserve()
+        created = await uow.authors.add_many(
+            [
+                Author(None, NAME, (Identity("vk", f"{IDENTITY}-{n}", NAME, PROFILE),))
+                for n in range(people)
+            ]
+        )
+        mentions = [
+            replace(
+                make_mention(f"bulk-{n}", NOW, text=TEXT),
+                author=Identity("vk", f"{IDENTITY}-{n % people}", NAME),
+                url=URL,  # equal addresses: equal keyed hashes, still unequal texts
+            )
+            for n in range(count)
+        ]
+        author_ids = [created[n % people].id or 0 for n in range(count)]
+        ids = await uow.mentions.add_many(mentions, author_ids)
+        await uow.commit()
+
+    async with database.engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                text(
+                    "SELECT id, identity_name, identity_external_id, text, url, url_hash "
+                    "FROM mentions ORDER BY id"
+                )
+            )
+        ).all()
+        names = (await conn.execute(text("SELECT display_name FROM authors"))).scalars().all()
+    ring = crypto.keyring()
+    assert [row[0] for row in stored] == ids
+    for column in (1, 2, 3, 4):
+        texts = [row[column] for row in stored]
+        assert len(set(texts)) == count, f"column {column} repeats a sealed text"
+    assert {ring.decrypt(row[1]) for row in stored} == {NAME}
+    assert {ring.decrypt(row[4]) for row in stored} == {URL}
+    assert {row[5] for row in stored} == {ring.blind(URL)}
+    assert len(set(names)) == people and {ring.decrypt(n) for n in names} == {NAME}
+    async with database.uow() as uow:
+        last = await uow.mentions.get_by_external("vk", f"bulk-{count - 1}")
+    assert last is not None and last.id == ids[-1] and last.author.display_name == NAME
