@@ -57,6 +57,7 @@ from handlers.jobs.retention import RetentionJobs
 from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
 from handlers.sandbox.adapter import SandboxAdapter
+from handlers.sandbox.feeds import DrillSamples
 from store.db import Database
 
 log = logging.getLogger("otklik")
@@ -84,7 +85,7 @@ class App:
         # The messengers: each translates its updates for bot/chat/inbound.py and delivers
         # the outbox. Injected transports (tests) come without an adapter.
         self.adapters: list[ChatAdapter] = (
-            [] if transports is not None else _adapters(config, self.texts)
+            [] if transports is not None else _adapters(config, playbook, self.texts)
         )
         for adapter in self.adapters:
             self.transports[adapter.name] = adapter.transport
@@ -392,7 +393,7 @@ class App:
         return adapter if isinstance(adapter, SandboxAdapter) else None
 
 
-def _adapters(config: Config, texts: Texts) -> list[ChatAdapter]:
+def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdapter]:
     """The configured messengers. Each one's library is imported only where it is configured:
     aiogram alone weighs some 150 MB, matrix-nio 35 MB."""
     adapters: list[ChatAdapter] = []
@@ -405,7 +406,10 @@ def _adapters(config: Config, texts: Texts) -> list[ChatAdapter]:
 
         adapters.append(MatrixAdapter(config, texts))
     if config.sandbox_enabled:
-        adapters.append(SandboxAdapter(config, texts))
+        drills = DrillSamples(
+            playbook.drills.values(), config.locale, texts.t("sandbox.page.drills")
+        )
+        adapters.append(SandboxAdapter(config, texts, feeds=[drills]))
     return adapters
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from bot.clock import Clock
 from bot.intake.corpus import DEFAULT_CORPUS
 from bot.intake.intake import MentionIntake
 from bot.settings.config import Config
+from bot.settings.drill_scenarios import DrillScenario
 from handlers.ingest.schema import MentionIn
 
 # Sources a pasted text may come from, besides the API sources that may ingest.
@@ -87,6 +89,30 @@ class CorpusSamples:
                     f"corpus:{row['id']}", wanted[department], row["text"], "vk", author
                 )
         return [found[d] for d in wanted if d in found]
+
+
+class DrillSamples:
+    """The first mention of each storyline of the playbook's drill scenarios
+    (playbooks/*/drills), in the organisation's language: a taste of a scenario without running
+    the drill (`/drill start` runs the whole timeline, marked DRILL)."""
+
+    def __init__(self, scenarios: Iterable[DrillScenario], locale: str, title: str) -> None:
+        self.title = title
+        self._samples = [
+            Sample(
+                f"drill:{scenario.id}:{storyline.id}",
+                f"{scenario.title.get(locale)}: {storyline.id}",
+                storyline.texts.get(locale)[0].replace("{n}", "1"),
+                storyline.source if storyline.source in SOURCES else SOURCES[0],
+                SAMPLE_AUTHORS[n % len(SAMPLE_AUTHORS)],
+            )
+            for n, (scenario, storyline) in enumerate(
+                (scenario, storyline) for scenario in scenarios for storyline in scenario.storylines
+            )
+        ]
+
+    def samples(self) -> list[Sample]:
+        return self._samples
 
 
 def sources(config: Config) -> list[str]:

@@ -314,3 +314,29 @@ async def test_the_crisis_checklist_is_ticked_on_the_coordination_page(
             lambda m: m["id"] == card["id"] and any(x.startswith("✅ 1.") for x in labels(m)),
             "the card redrawn with item 1 done",
         )
+
+
+async def test_drill_scenarios_are_offered_as_feeds_and_open_cases_in_their_departments(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    async with running_example(tmp_path, clock) as (app, base), aiohttp.ClientSession() as http:
+        sandbox = SandboxClient(http, base)
+        async with http.get(f"{base}/sandbox/api/state", headers=HEADERS) as response:
+            state = await response.json()
+        drills = next(f for f in state["feeds"] if f["title"].startswith("Сценарии учений"))
+        storylines = {
+            (scenario.id, storyline.id): storyline.department
+            for scenario in app.playbook.drills.values()
+            for storyline in scenario.storylines
+        }
+        assert len(drills["samples"]) == len(storylines) >= 3
+        sample = next(s for s in drills["samples"] if s["id"].startswith("drill:"))
+        _, scenario_id, storyline_id = sample["id"].split(":")
+        status, fed = await sandbox.post(
+            "feed", {"text": sample["text"], "source": sample["source"], "author": sample["author"]}
+        )
+        assert status == 200 and fed["case"] is not None
+        # Fed as an ordinary mention: routing decides, and it is no drill case.
+        case = await app.cases.get(fed["case"])
+        assert case is not None and not case.drill
+        assert storylines[(scenario_id, storyline_id)] in {d.id for d in app.config.departments}
