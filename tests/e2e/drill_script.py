@@ -40,6 +40,8 @@ SCENARIO = DrillScenario.model_validate(
     }
 )
 DRILLS = {"scripted": SCENARIO}
+# The shipped crisis checklist's first item (playbooks/default/crisis.yaml), as ticked.
+FIRST_STEP = "Собрать кризисную группу (дежурный, руководитель пресс-службы, руководитель отдела)"
 
 
 def real_mention(now: datetime) -> Mention:
@@ -56,8 +58,9 @@ def real_mention(now: datetime) -> Mention:
 
 
 async def tick_checklist(app: App, at: datetime) -> None:
-    """A crisis checklist item ticked (the checklist buttons' event contract)."""
-    payload = {"crisis": 1, "step": 0, "step_text": "Собрать кризисную группу"}
+    """Item 1 of the drill's crisis (crisis 1) ticked, as its button records it (the
+    checklist's event contract)."""
+    payload = {"crisis": 1, "step": 0, "step_text": FIRST_STEP}
     async with app.database.uow() as uow:
         await uow.events.append([Event(None, at, "duty", CHECKLIST_DONE, None, None, payload)])
         await uow.commit()
@@ -92,7 +95,7 @@ EXPECTED_HOUSING_FIRST_TOUCH = {
 EXPECTED_CHECKLIST = [
     {
         "step": 0,
-        "text": "Собрать кризисную группу",
+        "text": FIRST_STEP,
         "actor": "duty",
         "minutes": 15.0,
         "crisis": 1,

@@ -19,6 +19,7 @@ from tests.e2e.drill_script import (
     EXPECTED_CHECKLIST,
     EXPECTED_HOUSING_FIRST_TOUCH,
     EXPECTED_OVERALL,
+    FIRST_STEP,
     MINUTE,
     START,
     real_mention,
@@ -138,7 +139,7 @@ async def test_a_scripted_drill_in_matrix(synapse: SynapseServer, tmp_path: Path
             "Первое касание: 2 · в среднем 26.0 мин · максимум 40.0 мин · в срок 2 · "
             "просрочено 1" in body
         )
-        assert "✅ 1. Собрать кризисную группу — Дарья Морозова, +15.0 мин" in body
+        assert f"✅ 1. {FIRST_STEP} — Дарья Морозова, +15.0 мин" in body
 
         report = await app.drills.report_of(1)
         assert report is not None
