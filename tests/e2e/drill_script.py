@@ -6,10 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.model import Event, Identity, Mention, Sentiment
-from bot.reports.drill import CHECKLIST_DONE
+from bot.model import Identity, Mention, Sentiment
 from bot.settings.drill_scenarios import DrillScenario
-from handlers.app import App
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 START = datetime(2026, 12, 7, 10, 0, tzinfo=MOSCOW)  # a Monday, in working hours
@@ -55,15 +53,6 @@ def real_mention(now: datetime) -> Mention:
         url="https://vk.com/wall-1_99",
         sentiment=Sentiment.NEGATIVE,
     )
-
-
-async def tick_checklist(app: App, at: datetime) -> None:
-    """Item 1 of the drill's crisis (crisis 1) ticked, as its button records it (the
-    checklist's event contract)."""
-    payload = {"crisis": 1, "step": 0, "step_text": FIRST_STEP}
-    async with app.database.uow() as uow:
-        await uow.events.append([Event(None, at, "duty", CHECKLIST_DONE, None, None, payload)])
-        await uow.commit()
 
 
 # The script (minutes after the start) and what the report must say of it:
