@@ -176,6 +176,7 @@ class App:
             config.tz,
             intake=self.intake,
             on_outbox=self.worker.wake,
+            crises=self.crises,
         )
         self.drill_jobs = DrillJobs(self.drills)
         self.answers = Answers(

@@ -639,6 +639,7 @@ def _drills(cfg: Config, playbook: Playbook, database: Database) -> DrillService
     """A drill service without intake: the running bot plays the timeline (its drill job
     reads the run this process writes); here drills only start, stop and report."""
     from bot.clock import SystemClock
+    from bot.crisis.service import CrisisService
     from bot.drills.service import DrillService
     from bot.staff.directory import Directory
 
@@ -649,7 +650,11 @@ def _drills(cfg: Config, playbook: Playbook, database: Database) -> DrillService
     )
     clock = SystemClock()
     directory = Directory(cfg, transports, clock)
-    return DrillService(database.uow, clock, playbook, directory, cfg.locale, cfg.tz)
+    # Stopping closes the drill's crisis card (the running bot's outbox worker delivers it).
+    crises = CrisisService(
+        database.uow, clock, directory, playbook, cfg.tz, cfg.organisation, locale=cfg.locale
+    )
+    return DrillService(database.uow, clock, playbook, directory, cfg.locale, cfg.tz, crises=crises)
 
 
 @drill_app.command("start")

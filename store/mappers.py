@@ -472,6 +472,7 @@ def crisis_from_row(row: CrisisRow) -> Crisis:
         below_since=row.below_since,
         closed_at=row.closed_at,
         drill=row.drill,
+        drill_run_id=row.drill_run_id,
         timeline=tuple(crisis_event(e) for e in row.timeline or ()),
     )
 
@@ -488,6 +489,7 @@ def fill_crisis_row(row: CrisisRow, crisis: Crisis) -> None:
     row.below_since = crisis.below_since
     row.closed_at = crisis.closed_at
     row.drill = crisis.drill
+    row.drill_run_id = crisis.drill_run_id
     row.timeline = [crisis_event_json(e) for e in crisis.timeline]
 
 

@@ -506,6 +506,8 @@ class CrisisRow(Base):
     below_since: Mapped[datetime | None]  # the rate fell under the limit at; None while above
     closed_at: Mapped[datetime | None]
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The drill run that opened it: a drill crisis counts nowhere and closes with its drill.
+    drill_run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("drill_runs.id"), index=True)
     # [{"at": ISO time, "event": opened|peak|below|above|closed, "count": n}], oldest first
     timeline: Mapped[list[Any]] = mapped_column(default=list)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +36,8 @@ from bot.crisis.thresholds import (
     CountWindow,
     Crisis,
     CrisisChange,
+    CrisisEvent,
+    CrisisEventKind,
     WindowCounts,
     decide,
     is_settled,
@@ -64,6 +66,10 @@ log = logging.getLogger(__name__)
 CRISIS_TEMPLATE = "crisis.html.j2"
 # Ahead of cards and answers to commands: a crisis card must not wait behind a backlog.
 CRISIS_URGENCY = 20
+
+
+# The threshold id a drill's crisis carries: no threshold opened it.
+DRILL_THRESHOLD_PREFIX = "drill:"
 
 
 def crisis_ref(crisis_id: int) -> str:
@@ -188,6 +194,66 @@ class CrisisService:
             self._on_outbox()
         return applied
 
+    # --- drills ---
+
+    async def open_drill(self, run_id: int, scenario: str) -> Crisis:
+        """Drill run N's crisis: a card marked DRILL in the coordination chat with the
+        checklist buttons, so staff rehearse it. It counts nowhere (no digest, no threshold,
+        no /status), neither blocks nor merges with a real crisis, and tells leadership
+        nothing. Once per run: a second call returns the crisis already opened."""
+        async with self._lock:
+            now = self._clock.now()
+            async with self._uow() as uow:
+                existing = await uow.crises.of_drill(run_id)
+                if existing is not None:
+                    return existing
+                crisis = await uow.crises.add(
+                    Crisis(
+                        threshold_id=(DRILL_THRESHOLD_PREFIX + scenario)[:64],
+                        scope=ThresholdScope.ALL,
+                        key=None,
+                        opened_at=now,
+                        count_at_open=0,
+                        limit=0.0,
+                        peak_count=0,
+                        peak_at=now,
+                        drill=True,
+                        drill_run_id=run_id,
+                        timeline=(CrisisEvent(now, CrisisEventKind.OPENED, 0),),
+                    )
+                )
+                assert crisis.id is not None
+                ref = crisis_ref(crisis.id)
+                view = self.card(crisis)
+                await uow.outbox.enqueue(
+                    [
+                        self._item(dest, OutboxOp.POST, view, f"{ref}:post", ref, now)
+                        for dest in self._directory.destinations(self._directory.coordination)
+                    ]
+                )
+                await uow.commit()
+        log.info("drill %s: crisis %s opened", run_id, crisis.id)
+        self._on_outbox()
+        return crisis
+
+    async def close_drill(self, run_id: int) -> Crisis | None:
+        """Close drill run N's crisis and redraw its card; None if it opened none or it is
+        closed already."""
+        async with self._lock:
+            now = self._clock.now()
+            async with self._uow() as uow:
+                found = await uow.crises.of_drill(run_id)
+                if found is None or found.id is None or not found.is_open:
+                    return None
+                closed = CrisisEvent(now, CrisisEventKind.CLOSED, found.peak_count)
+                crisis = replace(found, closed_at=now, timeline=(*found.timeline, closed))
+                await uow.crises.save(crisis)
+                ticks = await uow.crises.checklist_events([found.id], crisis.opened_at)
+                await uow.outbox.enqueue(self._edits(crisis, ticks, now))
+                await uow.commit()
+        self._on_outbox()
+        return crisis
+
     async def open_crises(self) -> list[Crisis]:
         async with self._uow() as uow:
             return await uow.crises.open()
@@ -274,10 +340,12 @@ class CrisisService:
                     "below_since": format_time(crisis.below_since, self._tz),
                     "closed_at": format_time(crisis.closed_at, self._tz),
                     "cool_down": format_duration(self.config.cool_down),
+                    "drill": crisis.drill,
                 },
                 "checklist": checklist,
                 "holding_statement": self._holding_statement(crisis),
-                "pause_scheduled_posts": self.config.pause_scheduled_posts,
+                # Nothing leaves a drill: it pauses no real publication.
+                "pause_scheduled_posts": self.config.pause_scheduled_posts and not crisis.drill,
                 "checklist_done": len(done),
             },
             controls,

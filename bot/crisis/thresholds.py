@@ -71,6 +71,7 @@ class Crisis:
     drill: bool = False
     timeline: tuple[CrisisEvent, ...] = ()
     id: int | None = None
+    drill_run_id: int | None = None  # a drill's crisis: counts nowhere, no threshold opened it
 
     @property
     def is_open(self) -> bool:
@@ -187,7 +188,8 @@ def decide(
 ) -> list[CrisisChange]:
     """What changes: crises that open, peaks that grow, cool-downs that start or start over,
     crises that close. Unchanged crises are left out."""
-    by_threshold = {c.threshold_id: c for c in open_crises if c.is_open}
+    # A drill's crisis is no reading of a threshold: it neither blocks nor merges with one.
+    by_threshold = {c.threshold_id: c for c in open_crises if c.is_open and not c.drill}
     changes: list[CrisisChange] = []
     for reading in readings:
         threshold = reading.threshold

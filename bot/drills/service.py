@@ -5,7 +5,9 @@ A run is a row (store/repos/drills.py), so any process may start or stop one: `o
 start` writes the row and the running bot's drill job (handlers/jobs/drills.py) calls `tick`,
 which hands every mention that has come due to intake, tagged as a drill mention of that run.
 Drill cases are cases like any other, marked DRILL everywhere, with Publish simulated, and
-left out of every figure (store/queries/reports.py). The report is bot/reports/drill.py.
+left out of every figure (store/queries/reports.py). A drill opens its own crisis too
+(CrisisService.open_drill), card and checklist buttons marked DRILL, closed on stop; the
+report's checklist is that crisis's ticks. The report is bot/reports/drill.py.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
+from bot.crisis.checklist import checklist_event, checklist_state
+from bot.crisis.service import CrisisService
 from bot.drills.timeline import PlannedMention, due_count, timeline
 from bot.intake.intake import MentionIntake
 from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.messages.views import View, page_view
 from bot.model import Case, DrillRun, DrillTag, Identity, Mention, Sentiment
 from bot.ports import UnitOfWork
-from bot.reports.drill import CHECKLIST_DONE, DrillReport, drill_report, report_context
+from bot.reports.drill import DrillReport, drill_report, report_context
 from bot.settings.drill_scenarios import DrillScenario
 from bot.settings.playbook import Playbook
 from bot.sla.calendar import working_time_between
@@ -60,6 +64,7 @@ class DrillService:
         tz: ZoneInfo,
         intake: MentionIntake | None = None,
         on_outbox: Callable[[], None] = lambda: None,
+        crises: CrisisService | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -69,6 +74,9 @@ class DrillService:
         self._tz = tz
         self._intake = intake  # None in a process that only starts and stops drills (the CLI)
         self._on_outbox = on_outbox
+        # Opens and closes each drill's crisis card; None: no card (as `crisis: false`).
+        self._crises = crises
+        self._crisis_opened: set[int] = set()  # runs whose crisis this process has seen open
 
     @property
     def scenarios(self) -> dict[str, DrillScenario]:
@@ -93,7 +101,21 @@ class DrillService:
             )
             await uow.commit()
         log.info("drill %s started: %s by %s", run.id, scenario.id, started_by)
+        await self._open_crisis(run, scenario)
         return DrillStarted(run, scenario, len(self.timeline(scenario)))
+
+    async def _open_crisis(self, run: DrillRun, scenario: DrillScenario) -> None:
+        """The drill's crisis card, once per run, opened by the process that plays the drill
+        (the one with intake): a drill the CLI starts gets its card from the running bot's
+        drill job, so two processes never race to open it. The CLI's stop closes it."""
+        if self._crises is None or self._intake is None or not scenario.crisis:
+            return
+        if run.id is None:
+            return
+        if run.id in self._crisis_opened:
+            return
+        await self._crises.open_drill(run.id, scenario.id)
+        self._crisis_opened.add(run.id)
 
     def timeline(self, scenario: DrillScenario) -> list[PlannedMention]:
         return timeline(scenario, self._locale)
@@ -115,6 +137,7 @@ class DrillService:
         scenario = self.scenarios.get(run.scenario)
         if scenario is None:  # the playbook lost the scenario since: nothing left to play
             return 0
+        await self._open_crisis(run, scenario)
         planned = self.timeline(scenario)
         now = self._clock.now()
         due = due_count(planned, run.hour_in_minutes, run.started_at, now)
@@ -160,6 +183,8 @@ class DrillService:
             pending = await uow.timers.pending_for(case_ids)
             await uow.timers.delete([t.id for ts in pending.values() for t in ts if t.id])
             await uow.commit()
+        if self._crises is not None:
+            await self._crises.close_drill(run.id)
         report = await self.report(ended)
         await self.announce(report)
         log.info("drill %s stopped by %s", run.id, ended_by)
@@ -178,10 +203,20 @@ class DrillService:
         async with self._uow() as uow:
             cases = await uow.drills.cases_of(run.id)
             events = {c.id: await uow.events.for_case(c.id) for c in cases if c.id is not None}
-            ticks = await uow.events.of_kind(CHECKLIST_DONE, since=run.started_at)
+            crisis = await uow.crises.of_drill(run.id)
+            ticks = (
+                await uow.crises.checklist_events([crisis.id], crisis.opened_at)
+                if crisis is not None and crisis.id is not None
+                else []
+            )
             previous = await uow.drills.previous(run) if with_previous else None
         before = await self.report(previous, with_previous=False) if previous else None
-        return drill_report(run, cases, events, ticks, self._elapsed, before)
+        # What stood done at the end: an item unticked and ticked again counts at its last tick.
+        done = sorted(checklist_state(ticks).values(), key=lambda tick: tick.at)
+        checklist = [
+            checklist_event(t.crisis_id, t.step, t.step_text, True, t.actor, t.at) for t in done
+        ]
+        return drill_report(run, cases, events, checklist, self._elapsed, before)
 
     def _elapsed(self, case: Case, start: datetime, end: datetime) -> timedelta:
         """As the SLA clock counts: working time on the case policy's calendar."""

@@ -3,6 +3,7 @@
 A scenario is a timeline of synthetic mentions: storylines (text templates in ru and en, a
 department, a source), each with bursts ("N mentions over M minutes", even, ramp or spike),
 played with a time compression (a drill hour passes in `hour_in_minutes` real minutes).
+`crisis: false` runs it without a drill crisis card (bot/drills/service.py opens one).
 bot/drills/timeline.py expands it; playbook.py loads the directory.
 """
 
@@ -71,6 +72,8 @@ class DrillScenario(StrictModel):
     description: LocalizedText | None = None
     # A drill hour passes in this many real minutes: 60 plays in real time, 10 six times faster.
     hour_in_minutes: float = Field(default=60.0, gt=0, le=600)
+    # Open a drill crisis card with the checklist buttons in the coordination chat.
+    crisis: bool = True
     storylines: tuple[DrillStoryline, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -102,6 +105,8 @@ class _ScenarioFile(StrictModel):
     title: LocalizedText
     description: LocalizedText | None = None
     hour_in_minutes: float = Field(default=60.0, gt=0, le=600)
+    # Open a drill crisis card with the checklist buttons in the coordination chat.
+    crisis: bool = True
     storylines: tuple[DrillStoryline, ...] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -157,6 +162,7 @@ def load_scenarios(playbook_dir: Path, problems: list[Problem]) -> dict[str, Dri
                 title=parsed.title,
                 description=parsed.description,
                 hour_in_minutes=parsed.hour_in_minutes,
+                crisis=parsed.crisis,
                 storylines=parsed.storylines,
             )
         except ValidationError as exc:

@@ -82,10 +82,23 @@ class SqlCrisisRepository:
     # --- crises ---
 
     async def open(self) -> list[Crisis]:
+        """Open real crises: a drill's crisis is found by its run (of_drill)."""
         rows = await self._session.scalars(
-            select(CrisisRow).where(CrisisRow.closed_at.is_(None)).order_by(CrisisRow.id)
+            select(CrisisRow)
+            .where(CrisisRow.closed_at.is_(None), CrisisRow.drill.is_(false()))
+            .order_by(CrisisRow.id)
         )
         return [crisis_from_row(row) for row in rows]
+
+    async def of_drill(self, run_id: int) -> Crisis | None:
+        """The crisis drill run N opened, open or closed; None if it opened none."""
+        row = await self._session.scalar(
+            select(CrisisRow)
+            .where(CrisisRow.drill_run_id == run_id)
+            .order_by(CrisisRow.id)
+            .limit(1)
+        )
+        return crisis_from_row(row) if row is not None else None
 
     async def get(self, crisis_id: int) -> Crisis | None:
         row = await self._session.get(CrisisRow, crisis_id)
@@ -107,9 +120,11 @@ class SqlCrisisRepository:
         await self._session.flush()
 
     async def between(self, since: datetime, until: datetime) -> list[Crisis]:
+        """Real crises open at any time in [since, until); drills' crises are left out."""
         rows = await self._session.scalars(
             select(CrisisRow)
             .where(
+                CrisisRow.drill.is_(false()),
                 CrisisRow.opened_at < until,
                 or_(CrisisRow.closed_at.is_(None), CrisisRow.closed_at >= since),
             )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.clock import FrozenClock
+from bot.crisis.service import crisis_ref
 from bot.model import CaseState
 from store.models import OutboxRow
 from tests.doubles.matrix_world import MatrixWorld, eventually, matrix_world
@@ -19,10 +20,10 @@ from tests.e2e.drill_script import (
     EXPECTED_CHECKLIST,
     EXPECTED_HOUSING_FIRST_TOUCH,
     EXPECTED_OVERALL,
+    FIRST_STEP,
     MINUTE,
     START,
     real_mention,
-    tick_checklist,
 )
 
 
@@ -35,6 +36,10 @@ async def bot_says(world: MatrixWorld, room: str, words: str) -> dict[str, Any]:
 
     found: dict[str, Any] = await eventually(probe)
     return found
+
+
+async def text_of_card_has(world: MatrixWorld, room: str, event_id: str, words: str) -> bool:
+    return words in await world.current_text(room, event_id)
 
 
 async def has_reaction(world: MatrixWorld, room: str, event_id: str, key: str) -> bool:
@@ -76,8 +81,26 @@ async def test_a_scripted_drill_in_matrix(synapse: SynapseServer, tmp_path: Path
             return case is not None and case.state is state
 
         await eventually(lambda: state_of(case_a, CaseState.TAKEN))
+
+        # The drill's crisis card, marked DRILL: the duty officer reacts 1️⃣ to tick item 1.
+        async def drill_crisis_card() -> str | None:
+            async with app.database.uow() as uow:
+                crisis = await uow.crises.of_drill(1)
+                if crisis is None or crisis.id is None:
+                    return None
+                return await uow.refs.get("matrix", coordination, crisis_ref(crisis.id))
+
+        crisis_card: str = await eventually(drill_crisis_card)
+        assert "УЧЕНИЯ / DRILL" in await world.current_text(coordination, crisis_card)
+        await eventually(lambda: has_reaction(world, coordination, crisis_card, "1️⃣"))
         clock.set(START + 15 * MINUTE)
-        await tick_checklist(app, clock.now())
+        await world.react("duty", coordination, crisis_card, "1️⃣")
+
+        async def ticked() -> bool:
+            text = await world.current_text(coordination, crisis_card)
+            return "✅ Дарья Морозова, 07.12 10:15" in text
+
+        await eventually(ticked)
         clock.set(START + 20 * MINUTE)
         await world.say("spec", housing, "!draft Мы разбираемся, бригада выехала", thread=card_a)
 
@@ -128,6 +151,7 @@ async def test_a_scripted_drill_in_matrix(synapse: SynapseServer, tmp_path: Path
 
         digest = await app.digests.evening()
         assert digest.total("new") == 1 and digest.negative == 1
+        assert digest.crises == []  # the drill's crisis is no crisis of the day
 
         clock.set(START + 90 * MINUTE)
         await world.say("duty", coordination, "!drill stop")
@@ -138,7 +162,7 @@ async def test_a_scripted_drill_in_matrix(synapse: SynapseServer, tmp_path: Path
             "Первое касание: 2 · в среднем 26.0 мин · максимум 40.0 мин · в срок 2 · "
             "просрочено 1" in body
         )
-        assert "✅ 1. Собрать кризисную группу — Дарья Морозова, +15.0 мин" in body
+        assert f"✅ 1. {FIRST_STEP} — Дарья Морозова, +15.0 мин" in body
 
         report = await app.drills.report_of(1)
         assert report is not None
@@ -151,3 +175,7 @@ async def test_a_scripted_drill_in_matrix(synapse: SynapseServer, tmp_path: Path
         housing_figures = next(d for d in departments if d["department"] == "housing")
         assert housing_figures["first_touch"] == EXPECTED_HOUSING_FIRST_TOUCH
         assert context["checklist"] == EXPECTED_CHECKLIST
+        # The drill's crisis closed with the drill, and its card says so.
+        await eventually(
+            lambda: text_of_card_has(world, coordination, crisis_card, "Учебный кризис закрыт")
+        )

@@ -1,6 +1,8 @@
 """A scripted crisis drill through the Telegram test server: drill cards say УЧЕНИЯ, nothing
-leaves the drill (Publish is simulated), the day's digest does not count drill cases, and the
-drill report's figures are exactly those of the scripted timings (tests/e2e/drill_script.py)."""
+leaves the drill (Publish is simulated), the drill opens its own crisis card marked DRILL whose
+checklist the duty officer ticks with its buttons, the day's digest counts neither drill cases
+nor the drill's crisis, and the drill report's figures are exactly those of the scripted
+timings (tests/e2e/drill_script.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ from tests.e2e.drill_script import (
     EXPECTED_CHECKLIST,
     EXPECTED_HOUSING_FIRST_TOUCH,
     EXPECTED_OVERALL,
+    FIRST_STEP,
     MINUTE,
     START,
     real_mention,
-    tick_checklist,
 )
 
 
@@ -31,6 +33,11 @@ async def drill_cases(world: World) -> list[int]:
 
 def bot_messages(world: World, chat: int) -> list[StoredMessage]:
     return [m for m in world.server.messages(chat) if m.bot_id is not None]
+
+
+def checklist_buttons(message: StoredMessage) -> list[str]:
+    rows = (message.reply_markup or {}).get("inline_keyboard", [])
+    return [button["text"] for row in rows for button in row]
 
 
 async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
@@ -55,6 +62,23 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         )
         assert again.text == "Учения №1 уже идут: сначала остановите их — /drill stop."
 
+        # The drill's own crisis card, marked DRILL, with the checklist's buttons.
+        def drill_crisis_cards() -> list[StoredMessage]:
+            return [m for m in bot_messages(world, world.coordination) if "DRILL" in (m.text or "")]
+
+        await world.server.wait_for(lambda: len(drill_crisis_cards()) == 1, 20)
+        (crisis_card,) = drill_crisis_cards()
+        assert "🧪 УЧЕНИЯ / DRILL" in (crisis_card.text or "")
+        assert "КРИЗИС (учения)" in (crisis_card.text or "")
+        assert "Приостановите" not in (crisis_card.text or "")  # a drill pauses nothing real
+        buttons = checklist_buttons(crisis_card)
+        assert len(buttons) == 7 and buttons[0].startswith("⬜ 1. Собрать кризисную группу")
+        async with app.database.uow() as uow:
+            drill_crisis = await uow.crises.of_drill(1)
+        assert drill_crisis is not None and drill_crisis.drill and drill_crisis.is_open
+        assert drill_crisis.id is not None
+        assert await app.crises.open_crises() == []  # no real crisis, and /status shows none
+
         assert await app.drill_jobs.run() == 2  # what is due at 0 min
         await app.intake.receive(real_mention(clock.now()))  # a real case, the same day
         clock.advance(5 * MINUTE)
@@ -72,7 +96,16 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         await world.press("spec", card_a, "Взять")
         await world.idle()
         clock.set(START + 15 * MINUTE)
-        await tick_checklist(app, clock.now())
+        pressed = await world.press("duty", crisis_card, buttons[0])
+        assert pressed["text"] == "Пункт 1 отмечен выполненным"
+
+        def crisis_card_now() -> StoredMessage:
+            return world.server.message(crisis_card.chat_id, crisis_card.message_id)
+
+        await world.server.wait_for(
+            lambda: "✅ Дарья Морозова, " in (crisis_card_now().text or ""), 20
+        )
+        assert "✅ Дарья Морозова, 07.12 10:15" in (crisis_card_now().text or "")
         clock.set(START + 20 * MINUTE)
         world.reply("spec", await world.card(case_a), "Мы разбираемся, бригада уже выехала")
         await world.idle()
@@ -121,6 +154,7 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         # The day's digest counts the one real case and its mention, no drill case.
         digest = await app.digests.evening()
         assert digest.total("new") == 1 and digest.negative == 1
+        assert digest.crises == []  # the drill's crisis is no crisis of the day
 
         clock.set(START + 90 * MINUTE)
         stopped = await world.answer_to(world.say("duty", world.coordination, "/drill stop"))
@@ -140,7 +174,7 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
             in text
         )
         assert "Согласованный ответ: 1 · в среднем 30.0 мин" in text
-        assert "✅ 1. Собрать кризисную группу — Дарья Морозова, +15.0 мин" in text
+        assert f"✅ 1. {FIRST_STEP} — Дарья Морозова, +15.0 мин" in text
         assert "Предыдущих учений по этому сценарию нет" in text
 
         report = await app.drills.report_of(1)
@@ -155,6 +189,15 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         assert housing["first_touch"] == EXPECTED_HOUSING_FIRST_TOUCH
         assert context["checklist"] == EXPECTED_CHECKLIST
         assert await app.drills.running() is None
+        # The drill's crisis closed with the drill, and its card says so.
+        async with app.database.uow() as uow:
+            closed = await uow.crises.of_drill(1)
+        assert closed is not None and closed.closed_at is not None
+        await world.server.wait_for(
+            lambda: "Учебный кризис закрыт" in (crisis_card_now().text or ""), 20
+        )
+        assert "✅ Дарья Морозова, 07.12 10:15" in (crisis_card_now().text or "")
+        assert (await app.digests.evening()).crises == []
         async with app.database.uow() as uow:  # the SLA clock chases nobody about them now
             assert await uow.timers.pending_for([case_a, case_b, case_c]) == {}
         # /status, a figure too, leaves them out: only the real case is open.

@@ -41,6 +41,16 @@ def test_drill_start_play_stop_and_report(tmp_path: Path) -> None:
     playbook = load_playbook(config.playbooks.path)
     later = datetime.now(UTC) + timedelta(minutes=10)
 
+    async def drill_crisis_open() -> bool | None:
+        """None: the drill opened no crisis; else whether its crisis is open."""
+        bot = App(config, playbook, FrozenClock(later), transports={})
+        try:
+            async with bot.database.uow() as uow:
+                crisis = await uow.crises.of_drill(1)
+            return None if crisis is None else crisis.is_open
+        finally:
+            await bot.database.dispose()
+
     async def play() -> tuple[int, int, list[bool]]:
         bot = App(config, playbook, FrozenClock(later), transports={})
         await bot.database.upgrade()
@@ -63,11 +73,14 @@ def test_drill_start_play_stop_and_report(tmp_path: Path) -> None:
     fed, expected, flags = asyncio.run(play())
     assert 0 < fed == expected < 15
     assert flags == [True] * fed
+    # The bot's drill job opened the drill's crisis card (the CLI opens none: no race).
+    assert asyncio.run(drill_crisis_open()) is True
 
     stopped = runner.invoke(app, ["drill", "stop", "-c", str(config_path)])
     assert stopped.exit_code == 0, stopped.output
     assert f"drill #1 stopped: {fed} case(s), {fed} left open" in stopped.output
     assert runner.invoke(app, ["drill", "stop", "-c", str(config_path)]).exit_code == 1
+    assert asyncio.run(drill_crisis_open()) is False  # the CLI's stop closed it
 
     md = tmp_path / "drill.md"
     done = runner.invoke(
@@ -78,7 +91,7 @@ def test_drill_start_play_stop_and_report(tmp_path: Path) -> None:
     assert text.startswith("# 🧪 Отчёт об учениях №1: Шторм аварий ЖКХ")
     assert "| **Все отделы** |" not in text  # plain cells: the last row is the overall one
     assert f"| Все отделы | {fed} | 0 |" in text
-    assert "Ни один пункт чек-листа не отмечен." in text
+    assert "Ни один пункт чек-листа не отмечен." in text  # the card was not ticked
 
     html = tmp_path / "drill.html"
     runner.invoke(

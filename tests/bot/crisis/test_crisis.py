@@ -460,3 +460,81 @@ async def test_crisis_card_in_both_locales_and_leadership_is_told(
         view = await Answers(cases, directory, texts, service).status(duty, None)
         page = texts.render(view["template"], **view["context"])
         assert page.startswith(f"🚨 <b>{word}</b>")
+
+
+# --- a drill's crisis counts nowhere ---------------------------------------------------------
+
+
+def test_a_drill_crisis_neither_blocks_nor_merges_with_nor_is_closed_by_a_threshold() -> None:
+    t = threshold(id="housing-spike", count=3)
+    at = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
+    cool = timedelta(minutes=30)
+    # A drill crisis carrying the very threshold id a real one would: still no reading of it.
+    drill = Crisis("housing-spike", ThresholdScope.ALL, None, at, 0, 0.0, 0, at, drill=True, id=1)
+    (opened,) = decide([Reading(t, 3, 3.0)], [drill], at + MINUTE, cool)
+    assert opened.opened and not opened.after.drill and opened.after.id is None
+    # Below its limit, or with no threshold at all, nothing touches the drill's crisis.
+    assert decide([Reading(t, 0, 3.0)], [drill], at + MINUTE, cool) == []
+    assert decide([], [drill], at + MINUTE, cool) == []
+
+
+async def test_a_drill_crisis_is_left_out_of_digests_status_and_thresholds(
+    setup: Setup,
+) -> None:
+    from bot.model import DrillRun
+    from bot.reports.periods import day_so_far
+
+    service = setup.service(
+        [
+            {
+                "id": "housing-spike",
+                "scope": "department",
+                "key": "housing",
+                "window": "1h",
+                "count": 2,
+            }
+        ]
+    )
+    now = setup.clock.now()
+    async with setup.database.uow() as uow:
+        run = await uow.drills.add(DrillRun(None, "outage", now, "duty", 60.0))
+        await uow.commit()
+    assert run.id is not None
+
+    drill = await service.open_drill(run.id, "outage")
+    assert drill.drill and drill.drill_run_id == run.id and drill.is_open
+    assert await service.open_drill(run.id, "outage") == drill  # once per run
+    (card,) = await setup.outbox()  # the card only: leadership hears nothing of a drill
+    assert drill.id is not None and card.ref_key == crisis_ref(drill.id)
+    ru = texts_for(setup.config.playbooks.templates, "ru")
+    en = texts_for(setup.config.playbooks.templates, "en")
+    text_ru = ru.render(card.payload["template"], **card.payload["context"])
+    assert "🧪 <b>УЧЕНИЯ / DRILL</b>" in text_ru and "Собрать кризисную группу" in text_ru
+    assert "Приостановите" not in text_ru  # nothing real is paused for a drill
+    assert "🧪 <b>DRILL</b>" in en.render(card.payload["template"], **card.payload["context"])
+    await setup.deliver()
+
+    # Real mentions cross the threshold while the drill crisis is open: a real crisis of its
+    # own opens, as if there were no drill.
+    await setup.mention(now - MINUTE, count=2)
+    (opened,) = await service.evaluate()
+    assert opened.opened and opened.after.id not in (None, drill.id)
+    assert [c.id for c in await service.open_crises()] == [opened.after.id]
+    assert [line["id"] for line in await service.status_lines()] == [opened.after.id]
+
+    period = day_so_far(now + MINUTE, setup.config.tz)  # up to a minute after it opened
+    assert [c.id for c in await service.crises_between(period.start, period.end)] == [
+        opened.after.id
+    ]
+    async with setup.database.uow() as uow:
+        spans = await uow.reports.crises(period)
+        assert [span.id for span in spans] == [opened.after.id]
+        assert await uow.crises.of_drill(run.id) == drill
+
+    closed = await service.close_drill(run.id)
+    assert closed is not None and closed.closed_at == now
+    assert await service.close_drill(run.id) is None  # closed already
+    assert [c.id for c in await service.open_crises()] == [opened.after.id]  # the real one stays
+    *_, edit = await setup.outbox()
+    assert (edit.op, edit.ref_key) == (OutboxOp.EDIT, crisis_ref(drill.id))
+    assert "Учебный кризис закрыт" in ru.render(edit.payload["template"], **edit.payload["context"])

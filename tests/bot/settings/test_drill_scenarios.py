@@ -56,6 +56,19 @@ def test_a_good_file_loads_with_its_name_as_id(tmp_path: Path) -> None:
     assert load_scenarios(tmp_path / "nowhere", problems) == {} and problems == []
 
 
+def test_a_scenario_opens_a_drill_crisis_card_unless_it_says_crisis_false(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "with-card.yaml", GOOD)
+    write(tmp_path, "no-card.yaml", GOOD.replace("hour_in_minutes: 10", "crisis: false"))
+    write(tmp_path, "bad.yaml", GOOD.replace("hour_in_minutes: 10", "crisis: maybe"))
+    problems: list[Problem] = []
+    scenarios = load_scenarios(tmp_path, problems)
+    assert scenarios["with-card"].crisis is True
+    assert scenarios["no-card"].crisis is False
+    assert [(path.name, field) for path, field, _ in problems] == [("bad.yaml", "crisis")]
+
+
 @pytest.mark.parametrize(
     ("edit", "field", "words"),
     [
