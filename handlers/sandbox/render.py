@@ -140,6 +140,8 @@ class SandboxRenderer:
             checklist = view.get("checklist")
             if checklist:
                 buttons = self._checklist_buttons(checklist)
+            crisis = view["context"].get("crisis")
+            drill = isinstance(crisis, dict) and bool(crisis.get("drill"))  # a drill's card
         elif view["view"] == "public_reply":
             body = [view["text"]]
         elif view["view"] == "queue":
