@@ -28,9 +28,9 @@ from bot.staff.directory import Directory
 from handlers.app import App
 from handlers.cli import app
 from store.db import Database
-from tests.doubles.fakes import RecordingTransport
-from tests.doubles.support import API_TOKENS, make_config, make_mention
-from tests.handlers.test_cli import example_copy, free_port
+from tests.doubles.api_app import running_api
+from tests.doubles.support import API_TOKENS, make_mention
+from tests.handlers.test_cli import example_copy
 
 runner = CliRunner()
 MON = {"Authorization": f"Bearer {API_TOKENS['MON_TOKEN']}"}  # scopes ingest and read
@@ -124,16 +124,8 @@ def test_audit_export_in_each_format(tmp_path: Path) -> None:
 async def running(
     tmp_path: Path, sqlite_url: str, clock: FrozenClock
 ) -> AsyncIterator[tuple[App, str]]:
-    port = free_port()
-    config = make_config(tmp_path, sqlite_url, port)
-    app_ = App(
-        config, load_playbook(config.playbooks.path), clock, {"telegram": RecordingTransport()}
-    )
-    await app_.start()
-    try:
-        yield app_, f"http://127.0.0.1:{port}"
-    finally:
-        await app_.stop()
+    async with running_api(tmp_path, sqlite_url, clock) as started:
+        yield started
 
 
 async def test_api_pages_the_audit_trail_for_read_tokens_only(running: tuple[App, str]) -> None:

@@ -10,11 +10,10 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.model import CaseState, Priority, Sentiment, SentimentSource
-from bot.settings.playbook import load_playbook
 from handlers.app import App
+from tests.doubles.api_app import running_api
 from tests.doubles.fakes import RecordingTransport
-from tests.doubles.support import API_TOKENS, make_config
-from tests.handlers.test_cli import free_port
+from tests.doubles.support import API_TOKENS
 
 MON = {"Authorization": f"Bearer {API_TOKENS['MON_TOKEN']}"}
 FORMS = {"Authorization": f"Bearer {API_TOKENS['FORMS_TOKEN']}"}
@@ -35,15 +34,9 @@ def mention(external_id: str, text: str, sentiment: str = "negative") -> dict[st
 async def running(
     tmp_path: Path, sqlite_url: str, clock: FrozenClock
 ) -> AsyncIterator[tuple[App, str, RecordingTransport]]:
-    port = free_port()
-    config = make_config(tmp_path, sqlite_url, port)
     transport = RecordingTransport()
-    app = App(config, load_playbook(config.playbooks.path), clock, {"telegram": transport})
-    await app.start()
-    try:
-        yield app, f"http://127.0.0.1:{port}", transport
-    finally:
-        await app.stop()
+    async with running_api(tmp_path, sqlite_url, clock, transport) as (app, base):
+        yield app, base, transport
 
 
 async def test_mentions_become_routed_cases_once(

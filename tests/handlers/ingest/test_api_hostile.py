@@ -22,12 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import FrozenClock
-from bot.settings.playbook import load_playbook
 from handlers.app import App
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
-from tests.doubles.fakes import RecordingTransport
-from tests.doubles.support import API_TOKENS, make_config
-from tests.handlers.test_cli import free_port
+from tests.doubles.api_app import running_api
+from tests.doubles.support import API_TOKENS
 
 MON = {"Authorization": f"Bearer {API_TOKENS['MON_TOKEN']}"}
 
@@ -44,25 +42,12 @@ def mention(external_id: str, **fields: Any) -> dict[str, Any]:
     return item
 
 
-async def _running(tmp_path: Path, url: str, clock: FrozenClock) -> AsyncIterator[tuple[App, str]]:
-    port = free_port()
-    config = make_config(tmp_path, url, port)
-    app = App(
-        config, load_playbook(config.playbooks.path), clock, {"telegram": RecordingTransport()}
-    )
-    await app.start()
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        await app.stop()
-
-
 @pytest.fixture
 async def running(
     tmp_path: Path, sqlite_url: str, clock: FrozenClock
 ) -> AsyncIterator[tuple[App, str]]:
-    async for pair in _running(tmp_path, sqlite_url, clock):
-        yield pair
+    async with running_api(tmp_path, sqlite_url, clock) as started:
+        yield started
 
 
 @asynccontextmanager
@@ -85,9 +70,8 @@ async def running_on_postgres(tmp_path: Path, clock: FrozenClock) -> AsyncIterat
     """The whole App on a PostgreSQL database of its own."""
     if not POSTGRES_UP:
         pytest.skip(POSTGRES_SKIP)
-    async with own_postgres_database() as url:
-        async for pair in _running(tmp_path, url, clock):
-            yield pair
+    async with own_postgres_database() as url, running_api(tmp_path, url, clock) as pair:
+        yield pair
 
 
 async def _send(

@@ -18,11 +18,9 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.intake.intake import MentionIntake
-from bot.settings.playbook import load_playbook
 from handlers.app import App
-from tests.doubles.fakes import RecordingTransport
-from tests.doubles.support import API_TOKENS, make_config
-from tests.handlers.test_cli import free_port
+from tests.doubles.api_app import running_api
+from tests.doubles.support import API_TOKENS
 
 MON = {"Authorization": f"Bearer {API_TOKENS['MON_TOKEN']}"}
 CLASSIFYING: frozenset[CodeType] = frozenset(
@@ -86,16 +84,8 @@ def long_mention(number: int, rnd: random.Random) -> dict[str, object]:
 async def running(
     tmp_path: Path, sqlite_url: str, clock: FrozenClock
 ) -> AsyncIterator[tuple[App, str]]:
-    port = free_port()
-    config = make_config(tmp_path, sqlite_url, port)
-    app = App(
-        config, load_playbook(config.playbooks.path), clock, {"telegram": RecordingTransport()}
-    )
-    await app.start()
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        await app.stop()
+    async with running_api(tmp_path, sqlite_url, clock) as started:
+        yield started
 
 
 async def test_healthz_answers_while_a_huge_batch_is_classified(
