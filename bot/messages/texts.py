@@ -87,6 +87,10 @@ def required_keys() -> frozenset[str]:
     return frozenset(keys)
 
 
+# A checklist button shows the start of its item; the crisis card above has the whole text.
+CHECKLIST_LABEL = 40
+
+
 class TextsError(Exception):
     """Templates that cannot be used; `problems` holds one line per mistake."""
 
@@ -192,6 +196,14 @@ class Texts:
 
     def has(self, key: str) -> bool:
         return key in self._messages
+
+    def checklist_button(self, number: int, label: Mapping[str, str], done: bool) -> str:
+        """A crisis checklist item as its button says it, "⬜ 3. …" or "✅ 3. …" (a press
+        unticks it): the item in this locale, cut to CHECKLIST_LABEL (the card has it whole)."""
+        item = label.get(self.locale) or next(iter(label.values()), "")
+        short = item if len(item) <= CHECKLIST_LABEL else item[: CHECKLIST_LABEL - 1] + "…"
+        key = "ui.checklist_untick" if done else "ui.checklist_tick"
+        return self.t(key, number=number, step=short)
 
     def t(self, key: str, /, **params: Any) -> str:
         """One short message as plain text. Unknown key: KeyError; missing param: an

@@ -41,8 +41,6 @@ BLOCK_TAGS = frozenset({"blockquote", "pre"})  # shown as blocks: their own line
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # Labels up to this many characters fit three to a row, as in Telegram's keyboards.
 SHORT_LABEL, MAX_ROW, ROW = 10, 3, 2
-# A checklist button shows the start of its item, as in Telegram; the card has the whole text.
-CHECKLIST_LABEL = 40
 
 
 class _TreeBuilder(HTMLParser):
@@ -230,9 +228,6 @@ class SandboxRenderer:
         """One row per item of a crisis card's checklist, as Telegram's checklist_keyboard."""
         rows: list[list[Button]] = []
         for index, step in enumerate(controls["steps"]):
-            label = step["label"].get(self.texts.locale) or next(iter(step["label"].values()), "")
-            short = label if len(label) <= CHECKLIST_LABEL else label[: CHECKLIST_LABEL - 1] + "…"
-            key = "ui.checklist_untick" if step["done"] else "ui.checklist_tick"
             data = {
                 "k": "k",
                 "crisis": controls["crisis"],
@@ -240,7 +235,8 @@ class SandboxRenderer:
                 "s": index,
                 "d": int(not step["done"]),
             }
-            rows.append([{"label": self.texts.t(key, number=index + 1, step=short), "data": data}])
+            label = self.texts.checklist_button(index + 1, step["label"], step["done"])
+            rows.append([{"label": label, "data": data}])
         return rows
 
     def _triage_buttons(self, view: TriageView) -> list[list[Button]]:

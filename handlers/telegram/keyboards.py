@@ -21,8 +21,6 @@ from handlers.telegram.callbacks import (
 
 __all__ = ["card_keyboard", "checklist_keyboard", "draft_keyboard", "layout", "triage_keyboard"]
 
-# A checklist button shows the start of its item; the card above has the whole text.
-CHECKLIST_LABEL = 40
 # Labels up to this many characters fit three to a row on a phone; longer ones two.
 SHORT_LABEL = 10
 MAX_ROW = 3
@@ -119,13 +117,7 @@ def checklist_keyboard(controls: ChecklistControls, texts: Texts) -> InlineKeybo
     version = controls["version"]
     rows = []
     for index, step in enumerate(controls["steps"]):
-        label = step["label"].get(texts.locale) or next(iter(step["label"].values()), "")
-        short = label if len(label) <= CHECKLIST_LABEL else label[: CHECKLIST_LABEL - 1] + "…"
-        text = texts.t(
-            "ui.checklist_untick" if step["done"] else "ui.checklist_tick",
-            number=index + 1,
-            step=short,
-        )
+        text = texts.checklist_button(index + 1, step["label"], step["done"])
         data = ChecklistStep(crisis=controls["crisis"], v=version, s=index, d=int(not step["done"]))
         rows.append([_button(text, data)])
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
