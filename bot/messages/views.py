@@ -25,10 +25,10 @@ pins the keys of every kind).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from bot.model import Action
@@ -154,6 +154,33 @@ class PromptView(TypedDict):
     view: Literal["prompt"]
     key: str
     params: dict[str, Any]
+
+
+# Button labels up to this many characters fit three to a row on a phone; longer ones two.
+SHORT_LABEL = 10
+MAX_ROW = 3
+ROW = 2
+
+_Button = TypeVar("_Button")
+
+
+def button_rows(buttons: Sequence[_Button], label: Callable[[_Button], str]) -> list[list[_Button]]:
+    """Rows of two, or three when all three labels are short, in the given order: how every
+    chat that draws buttons (Telegram, the sandbox) lays them out."""
+    rows: list[list[_Button]] = []
+    row: list[_Button] = []
+    for button in buttons:
+        third = len(row) == MAX_ROW - 1 and all(
+            len(label(b)) <= SHORT_LABEL for b in (*row, button)
+        )
+        if len(row) < ROW or third:
+            row.append(button)
+            continue
+        rows.append(row)
+        row = [button]
+    if row:
+        rows.append(row)
+    return rows
 
 
 class ChecklistButton(TypedDict):

@@ -24,6 +24,7 @@ from bot.messages.views import (
     DraftView,
     TriageView,
     View,
+    button_rows,
     sendable,
 )
 
@@ -39,8 +40,6 @@ ALLOWED_TAGS = frozenset(
 SPOILER = "tg-spoiler"
 BLOCK_TAGS = frozenset({"blockquote", "pre"})  # shown as blocks: their own lines
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-# Labels up to this many characters fit three to a row, as in Telegram's keyboards.
-SHORT_LABEL, MAX_ROW, ROW = 10, 3, 2
 
 
 class _TreeBuilder(HTMLParser):
@@ -94,21 +93,7 @@ def parse_html(page: str) -> list[Node]:
 
 
 def layout(buttons: list[Button]) -> list[list[Button]]:
-    """Rows of two, or three when all three labels are short: Telegram's keyboards."""
-    rows: list[list[Button]] = []
-    row: list[Button] = []
-    for button in buttons:
-        third = len(row) == MAX_ROW - 1 and all(
-            len(b["label"]) <= SHORT_LABEL for b in (*row, button)
-        )
-        if len(row) < ROW or third:
-            row.append(button)
-            continue
-        rows.append(row)
-        row = [button]
-    if row:
-        rows.append(row)
-    return rows
+    return button_rows(buttons, lambda b: str(b["label"]))
 
 
 class SandboxRenderer:

@@ -10,7 +10,14 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.cases.cards import MENU_ACTIONS
 from bot.chat.inbound import TriageDecision
 from bot.messages.texts import Texts
-from bot.messages.views import CardView, ChecklistControls, DraftView, MenuOption, TriageView
+from bot.messages.views import (
+    CardView,
+    ChecklistControls,
+    DraftView,
+    MenuOption,
+    TriageView,
+    button_rows,
+)
 from handlers.telegram.callbacks import (
     CaseAction,
     CaseMenu,
@@ -21,26 +28,9 @@ from handlers.telegram.callbacks import (
 
 __all__ = ["card_keyboard", "checklist_keyboard", "draft_keyboard", "layout", "triage_keyboard"]
 
-# Labels up to this many characters fit three to a row on a phone; longer ones two.
-SHORT_LABEL = 10
-MAX_ROW = 3
-ROW = 2
-
 
 def layout(buttons: Sequence[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
-    """Rows of two, or three when all three labels are short, in the given order."""
-    rows: list[list[InlineKeyboardButton]] = []
-    row: list[InlineKeyboardButton] = []
-    for button in buttons:
-        third = len(row) == MAX_ROW - 1 and all(len(b.text) <= SHORT_LABEL for b in (*row, button))
-        if len(row) < ROW or third:
-            row.append(button)
-            continue
-        rows.append(row)
-        row = [button]
-    if row:
-        rows.append(row)
-    return rows
+    return button_rows(buttons, lambda b: b.text)
 
 
 def _button(
