@@ -228,6 +228,8 @@ class App:
         self._stop = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
+        self.metrics_address: tuple[str, int] | None = None  # where /metrics of its own is
 
     def health(self) -> str | None:
         """None while the bot can do its work; otherwise why not (/healthz answers 503)."""
@@ -289,9 +291,11 @@ class App:
         await self.sla_jobs.stop()  # before the database goes: a run may be writing
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for runner in (self._runner, self._metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._metrics_runner = None
+        self.metrics_address = None
         if self._cpu is not None:
             self._cpu.shutdown(wait=False, cancel_futures=True)  # its thread ends after its batch
             self._cpu = None
@@ -384,14 +388,41 @@ class App:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
         await site.start()
+        await self._start_metrics(api)
         if sandbox is not None:
             log.info(self.texts.t("startup.sandbox", address=sandbox.address()))
+
+    async def _start_metrics(self, api: Api) -> None:
+        """/metrics on its own address (config `metrics.listen`), off the API's port."""
+        host, port = self.config.metrics.host, self.config.metrics.port
+        if host is None or port is None:
+            return
+        runner = web.AppRunner(api.metrics_app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as error:
+            # Metrics help watch the bot; a port taken by something else must not stop it.
+            log.error("metrics: cannot listen on %s: %s", self.config.metrics.listen, error)
+            await runner.cleanup()
+            return
+        self._metrics_runner = runner
+        self.metrics_address = _bound_address(runner)
 
     @property
     def sandbox(self) -> SandboxAdapter | None:
         """The browser chat, when it runs (handlers/sandbox)."""
         adapter = self.adapter(SANDBOX)
         return adapter if isinstance(adapter, SandboxAdapter) else None
+
+
+def _bound_address(runner: web.AppRunner) -> tuple[str, int] | None:
+    """The address a site really listens on (a configured port 0 means any free one)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return str(address[0]), int(address[1])
+    return None
 
 
 def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdapter]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import os
 from collections.abc import Coroutine
 from datetime import date
@@ -836,18 +835,136 @@ def train_router(
     )
 
 
+def _keys_note(url: str) -> str:
+    """Where the keys of the database's personal data are: they are not in any backup."""
+    from store.backup import sqlite_file
+    from store.crypto import DATA_KEY_ENV, INDEX_KEY_ENV, key_file_for
+
+    if os.environ.get(DATA_KEY_ENV, "").strip():
+        where = f"{DATA_KEY_ENV} and {INDEX_KEY_ENV} (the environment)"
+    else:
+        path = sqlite_file(url)
+        where = f"the key file {key_file_for(str(path))}" if path else DATA_KEY_ENV
+    return (
+        f"Personal data in it is encrypted with the keys in {where}, which are NOT in the "
+        "backup: without them the backup cannot be read. Keep a copy of the keys apart from "
+        "the backups (not on the same disk or tape)."
+    )
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="The backup file to write")],
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Back up the database while the bot runs: SQLite's online backup; pg_dump for
+    PostgreSQL. The encryption keys are not in the backup: keep them separately."""
+    from store.backup import (
+        BackupError,
+        backup_sqlite,
+        pg_command,
+        pg_dump,
+        pg_dump_available,
+        sqlite_file,
+    )
+
+    cfg = _config_or_exit(config)
+    url = cfg.database.url
+    path = sqlite_file(url)
+    try:
+        if path is not None:
+            done = asyncio.run(backup_sqlite(path, file))
+            out.print(
+                f"backed up {path} to {done.path} ({done.size // 1024} KiB, database revision "
+                f"{done.revision})",
+                highlight=False,
+            )
+        elif url.startswith("postgresql"):
+            if not pg_dump_available():
+                command = pg_command("pg_dump", url, "--format=custom", "--file", str(file))
+                err.print(
+                    "pg_dump is not on PATH (Debian: apt install postgresql-client). Back up "
+                    f"with\n  PGPASSWORD=… {command.shown()}\nand restore with pg_restore "
+                    "(README, Backups).",
+                    highlight=False,
+                )
+                raise typer.Exit(code=1)
+            asyncio.run(pg_dump(url, file, os.environ))
+            out.print(f"pg_dump wrote {file} (custom format: restore with pg_restore)")
+        else:
+            err.print("an in-memory database has nothing to back up")
+            raise typer.Exit(code=1)
+    except BackupError as error:
+        err.print(f"[bold red]Backup failed[/]: {error}", highlight=False)
+        raise typer.Exit(code=1) from None
+    out.print(_keys_note(url), highlight=False)
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A backup made by `otklik backup`")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a database that already holds data")
+    ] = False,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Restore an SQLite backup (stop the bot first), then migrate it to this version.
+    Needs the keys it was encrypted with: OTKLIK_DATA_KEY or the key file beside the
+    database."""
+    from store.backup import BackupError, pg_command, restore_sqlite, sqlite_file
+    from store.crypto import KeyringError, existing_keyring, key_file_for
+
+    cfg = _config_or_exit(config)
+    url = cfg.database.url
+    path = sqlite_file(url)
+    if path is None:
+        command = pg_command("pg_restore", url, "--clean", "--if-exists", "--no-owner", str(file))
+        err.print(
+            "PostgreSQL: stop the bot and restore the pg_dump file with\n"
+            f"  PGPASSWORD=… {command.shown()}\n"
+            "then start the bot (or run `otklik db upgrade`): migrations bring it up to date.",
+            highlight=False,
+        )
+        raise typer.Exit(code=1)
+    try:
+        keyring = existing_keyring(url, os.environ)
+    except KeyringError as error:
+        err.print(f"[bold red]Encryption keys are not usable[/]\n{error}", highlight=False)
+        raise typer.Exit(code=2) from None
+    if keyring is None:
+        err.print(
+            "[bold red]No keys for the restored data[/]: set OTKLIK_DATA_KEY and "
+            f"OTKLIK_INDEX_KEY, or put the backed-up server's key file at {key_file_for(str(path))}"
+            ". The backup's personal data is encrypted with them.",
+            highlight=False,
+        )
+        raise typer.Exit(code=2)
+    try:
+        revision = restore_sqlite(file, path, keyring, force=force)
+    except BackupError as error:
+        err.print(f"[bold red]Restore refused[/]: {error}", highlight=False)
+        raise typer.Exit(code=1) from None
+
+    async def upgrade() -> str | None:
+        database = Database(url, keyring=keyring)
+        try:
+            await database.upgrade()
+            return await database.current_revision()
+        finally:
+            await database.dispose()
+
+    head = asyncio.run(upgrade())
+    out.print(f"restored {file} into {path} (revision {revision}, now {head})", highlight=False)
+
+
 @app.command()
 def run(config: ConfigOption = Path("config.yaml")) -> None:
     """Run the bot: transports, API, scheduler and outbox worker."""
     from handlers.app import run_forever  # imported late: the other commands stay light
+    from handlers.logs import configure_logging
 
     cfg, playbook = _load_or_exit(config, serving=True)
-    logging.basicConfig(
-        level=cfg.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # APScheduler logs every run of every job at INFO: twice a minute for the crisis watch.
-    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+    configure_logging(cfg.log_level, cfg.log_format)
     asyncio.run(run_forever(cfg, playbook))
 
 

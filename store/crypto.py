@@ -299,6 +299,23 @@ def load_keyring(url: str, environ: Mapping[str, str]) -> Keyring:
     return _key_file_keyring(key_file)
 
 
+def existing_keyring(url: str, environ: Mapping[str, str]) -> Keyring | None:
+    """The keys load_keyring would use, but None where it would generate new ones (an SQLite
+    file with no key file beside it and nothing in the environment): `otklik restore` must
+    not let a restored database meet keys that never encrypted it."""
+    if environ.get(DATA_KEY_ENV, "").strip() or environ.get(INDEX_KEY_ENV, "").strip():
+        return load_keyring(url, environ)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    database = parsed.database
+    if parsed.query.get("uri"):
+        database = database.removeprefix("file:")
+    if database == ":memory:" or not key_file_for(database).exists():
+        return None
+    return load_keyring(url, environ)
+
+
 def describe_keys(url: str, environ: Mapping[str, str]) -> tuple[str, bool]:
     """What `otklik check-config` says about the keys, and whether it is fit for production;
     KeyringError if the bot could not start with them. Creates nothing."""

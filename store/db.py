@@ -33,7 +33,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, cache_mib: int | None =
     cursor.close()
 
 
-def _private_file(path: Path) -> None:
+def private_file(path: Path) -> None:
     """The SQLite file, created readable by the bot's user alone (0600): it holds citizens'
     personal data. SQLite gives its -wal and -shm files the database file's mode. A file an
     older version left world-readable is tightened."""
@@ -85,7 +85,7 @@ class Database:
             uri = bool(parsed.query.get("uri"))
             path = Path(parsed.database.removeprefix("file:") if uri else parsed.database)
             if parsed.query.get("mode") != "ro":
-                _private_file(path)
+                private_file(path)
         if not crypto.pinned():
             crypto.install(keyring or crypto.load_keyring(url, os.environ))
         self.keyring = crypto.keyring()

@@ -30,6 +30,7 @@ from bot.settings.connections import (
     MatrixConfig,
     MatrixRoomId,
     MatrixUserId,
+    MetricsConfig,
     SandboxConfig,
     SourceMapping,
     TelegramConfig,
@@ -105,19 +106,38 @@ _Cron = Annotated[str, AfterValidator(_check_cron)]
 
 
 class DatabaseConfig(StrictModel):
-    url: str = "sqlite+aiosqlite:///data/otklik.db"
+    # validate_default: the default SQLite path is relative, resolved like a given one.
+    url: str = Field(default="sqlite+aiosqlite:///data/otklik.db", validate_default=True)
     echo: bool = False
 
     @field_validator("url")
     @classmethod
-    def _async_driver(cls, value: str) -> str:
+    def _async_driver(cls, value: str, info: ValidationInfo) -> str:
         # The store runs on asyncio; a sync driver URL would fail only at first query.
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
                 "(Otklik needs an async driver)"
             )
-        return value
+        base = (info.context or {}).get("base_dir")
+        return _sqlite_against(value, Path(base)) if base is not None else value
+
+
+_SQLITE_PREFIX = "sqlite+aiosqlite:///"
+
+
+def _sqlite_against(url: str, base: Path) -> str:
+    """A relative SQLite file path made absolute against the config file's directory, so that
+    the database does not move with the working directory (systemd starts in /). Absolute
+    paths, `:memory:`, URI filenames (`file:...`) and PostgreSQL URLs stay as they are."""
+    if not url.startswith(_SQLITE_PREFIX):
+        return url
+    rest = url[len(_SQLITE_PREFIX) :]
+    path, sep, query = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith(("/", "file:")):
+        return url
+    resolved = (base / Path(path).expanduser()).resolve()
+    return f"{_SQLITE_PREFIX}{resolved}{sep}{query}"
 
 
 def _resolve_against_config(cls: type[StrictModel], value: Path, info: ValidationInfo) -> Path:
@@ -231,12 +251,15 @@ class Config(StrictModel):
     locale: Locale = "ru"
     timezone: TimeZoneName = "Europe/Moscow"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # plain: one readable line per record; json: one JSON object per line (log collectors).
+    log_format: Literal["plain", "json"] = "plain"
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
     telegram: TelegramConfig | None = None
     matrix: MatrixConfig | None = None
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     departments: list[Department]
     coordination_department: str
     staff: list[StaffMember] = Field(default_factory=list)
@@ -257,6 +280,14 @@ class Config(StrictModel):
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
         problems = [*_check_departments(self), *_check_staff(self), *_check_api_sources(self)]
+        if self.metrics.port and self.metrics.listen == self.api.listen:  # port 0: any free
+            problems.append(
+                (
+                    "metrics.listen",
+                    "is the API's address: give /metrics an address of its own, or leave "
+                    "listen empty and set a token to serve it on the API's port",
+                )
+            )
         if self.duty is not None:
             staff_ids = {member.id for member in self.staff}
             problems += [
@@ -523,7 +554,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     if problems:
         raise fail(problems)
     # An absent section would get its defaults without validation, hence unresolved paths.
-    for section in ("playbooks", "model"):
+    for section in ("playbooks", "model", "database"):
         if data.get(section) is None:
             data[section] = {}
 

@@ -26,6 +26,7 @@ __all__ = [
     "MatrixConfig",
     "MatrixRoomId",
     "MatrixUserId",
+    "MetricsConfig",
     "SourceMapping",
     "TelegramConfig",
     "TelegramLimitsConfig",
@@ -339,3 +340,41 @@ class ApiConfig(StrictModel):
     @property
     def port(self) -> int:
         return _split_listen(self.listen)[1]
+
+
+class MetricsConfig(StrictModel):
+    """Where Prometheus reads /metrics. By default on an address of its own, off the API's
+    port, so a reverse proxy that publishes the API cannot publish the metrics too. Empty
+    `listen`: /metrics is on the API's port, and only with a token. A token, when set, is
+    asked for wherever /metrics is served (Authorization: Bearer)."""
+
+    listen: Annotated[str | None, BeforeValidator(lambda v: v or None)] = "127.0.0.1:9108"
+    token: _Secret = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            _split_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _token_strength(self) -> Self:
+        if self.token and len(self.token) < MIN_TOKEN_LENGTH:
+            raise FieldProblems(
+                [("token", f"use at least {MIN_TOKEN_LENGTH} characters (`openssl rand -hex 32`)")]
+            )
+        return self
+
+    @property
+    def host(self) -> str | None:
+        return None if self.listen is None else _split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int | None:
+        return None if self.listen is None else _split_listen(self.listen)[1]
+
+    @property
+    def on_api_port(self) -> bool:
+        """Served beside the API: no address of its own, a token instead."""
+        return self.listen is None and bool(self.token)

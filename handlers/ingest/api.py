@@ -8,6 +8,7 @@ means the server itself is in trouble (the database is down) and a retry will he
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -66,6 +67,14 @@ class _Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+def _bearer_is(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # Constant time: how much of a guess matched must not show in the answer's timing.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 def _refuse_constant(name: str) -> Any:
@@ -147,6 +156,8 @@ class Api:
             for s in self._sources
             if s.mapping is not None
         }
+        self._metrics_token = config.metrics.token
+        self._metrics_beside_api = config.metrics.on_api_port
         self._database = database
         self._cases = cases
         self._intake = intake
@@ -160,10 +171,19 @@ class Api:
         api.router.add_get("/api/v1/cases/{case_id}", self.get_case)
         api.router.add_get("/api/v1/events", self.get_events)
         api.router.add_get("/api/v1/openapi.json", self.openapi)
-        api.router.add_get("/metrics", self.metrics)
+        if self._metrics_beside_api:  # else it has an address of its own (metrics_app), or none
+            api.router.add_get("/metrics", self.metrics)
         return api
 
+    def metrics_app(self) -> web.Application:
+        """/metrics alone, for the address of its own (config `metrics.listen`)."""
+        served = web.Application()
+        served.router.add_get("/metrics", self.metrics)
+        return served
+
     async def metrics(self, request: web.Request) -> web.Response:
+        if self._metrics_token and not _bearer_is(request, self._metrics_token):
+            return _problem(401, "metrics need the metrics token", {"WWW-Authenticate": "Bearer"})
         async with self._database.uow() as uow:
             depth = await uow.outbox.depth()
         body = self._metrics.render(depth)
@@ -624,18 +644,6 @@ def _openapi() -> dict[str, Any]:
                             "The database or the outbox worker is failing: `reason` says which",
                             "Unhealthy",
                         ),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "Text exposition",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
                     },
                 }
             },

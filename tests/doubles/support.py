@@ -34,6 +34,7 @@ mappings:
               sentiment: post.tone}}
     constants: {{author.channel: vk}}
     sentiment_values: {{neg: negative, pos: positive, neu: neutral}}
+metrics: {{listen: "127.0.0.1:0", token: "${{METRICS_TOKEN:-}}"}}
 outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 1}}
 staff:
   - {{id: spec, name: Анна Иванова, telegram_id: 1001, roles: {{housing: [specialist]}}}}
@@ -49,6 +50,7 @@ API_TOKENS = {
     "MON_TOKEN": "mon-secret-token-123",
     "FORMS_TOKEN": "forms-secret-token-456",
     "BRAND_TOKEN": "brand-secret-token-789",
+    "METRICS_TOKEN": "metrics-secret-token-0123456789abcdef",
 }
 
 

@@ -95,7 +95,7 @@ def test_example_loads_with_empty_env() -> None:
     assert [s.token for s in config.api.sources] == ["", ""]
     assert config.locale == "ru"
     assert str(config.tz) == "Europe/Moscow"
-    assert config.database.url == "sqlite+aiosqlite:///data/otklik.db"
+    assert config.database.url == f"sqlite+aiosqlite:///{REPO}/data/otklik.db"  # beside it
     assert config.playbooks.path == REPO / "playbooks" / "default"
     assert config.playbooks.templates == REPO / "playbooks" / "templates"
 
@@ -507,7 +507,10 @@ def test_relative_playbook_paths_resolve_against_config_dir(
     assert config.playbooks.path == tmp_path.resolve() / "etc" / "otklik" / "pb" / "default"
     assert config.playbooks.path.is_absolute()
     assert config.playbooks.templates == tmp_path / "abs" / "tpl"
-    assert config.database.url == "sqlite+aiosqlite:///data/otklik.db"  # left as is
+    # Beside the config file too (it once followed the working directory).
+    assert config.database.url == (
+        f"sqlite+aiosqlite:///{tmp_path.resolve()}/etc/otklik/data/otklik.db"
+    )
 
 
 def test_default_playbook_paths_resolve_too(tmp_path: Path) -> None:

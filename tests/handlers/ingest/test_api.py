@@ -127,6 +127,11 @@ async def test_metrics_and_openapi_match_the_behaviour(
             assert response.status == 202
         await app.worker.run_once()
         async with http.get(f"{base}/metrics") as response:
+            assert response.status == 404  # not beside the API: on an address of its own
+        assert app.metrics_address is not None
+        host, port = app.metrics_address
+        token = {"Authorization": f"Bearer {API_TOKENS['METRICS_TOKEN']}"}
+        async with http.get(f"http://{host}:{port}/metrics", headers=token) as response:
             text = await response.text()
         assert 'otklik_mentions_total{outcome="case",source="monitoring"} 1.0' in text
         assert 'otklik_mentions_total{outcome="stored",source="monitoring"} 1.0' in text
