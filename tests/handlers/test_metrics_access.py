@@ -35,7 +35,6 @@ async def _statuses(url: str) -> list[int]:
 
 async def _app(tmp_path: Path, sqlite_url: str, clock: FrozenClock, metrics: MetricsConfig) -> App:
     port = free_port()
-    tmp_path.mkdir(exist_ok=True)
     config = make_config(tmp_path, sqlite_url, port).model_copy(update={"metrics": metrics})
     app = App(
         config, load_playbook(config.playbooks.path), clock, {"telegram": RecordingTransport()}
@@ -93,7 +92,7 @@ async def test_a_taken_metrics_port_does_not_stop_the_bot(
     tmp_path: Path, sqlite_url: str, clock: FrozenClock
 ) -> None:
     first = await _app(
-        tmp_path / "a",
+        tmp_path,
         f"sqlite+aiosqlite:///{tmp_path}/a.db",
         clock,
         MetricsConfig(listen="127.0.0.1:0"),
@@ -101,7 +100,7 @@ async def test_a_taken_metrics_port_does_not_stop_the_bot(
     try:
         assert first.metrics_address is not None
         taken = f"127.0.0.1:{first.metrics_address[1]}"
-        second = await _app(tmp_path / "b", sqlite_url, clock, MetricsConfig(listen=taken))
+        second = await _app(tmp_path, sqlite_url, clock, MetricsConfig(listen=taken))
         try:
             assert second.metrics_address is None and second.health() is None
         finally:
