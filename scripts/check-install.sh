@@ -60,6 +60,12 @@ echo "== otklik --help, check-config on the example"
 (cd / && "$work/venv/bin/otklik" check-config -c "$work/src/config.example.yaml" >/dev/null)
 "$work/venv/bin/otklik" version
 
+echo "== the container's config (deploy/container-config.sh), as the image checks it"
+mkdir "$work/etc"
+sh "$work/src/deploy/container-config.sh" "$work/src/config.example.yaml" "$work/etc/config.yaml"
+cp -r "$work/src/playbooks" "$work/etc/"
+"$work/venv/bin/otklik" check-config -c "$work/etc/config.yaml" >/dev/null
+
 echo "== otklik run until /healthz answers (from /, as systemd starts it)"
 read -r api metrics < <("$python" -c '
 import socket
