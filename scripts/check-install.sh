@@ -54,6 +54,8 @@ if found:
     sys.exit(f"FAIL: development packages installed: {', '.join(found)}")
 PY
 du -sh "$work/venv" | sed 's/^/venv size: /'
+echo "largest:" $(du -sm "$work"/venv/lib/python3*/site-packages/* | sort -rn | head -n 8 |
+  awk '{n = $2; sub(".*/", "", n); printf "%s %s MB, ", n, $1}')
 
 echo "== otklik --help, check-config on the example"
 "$work/venv/bin/otklik" --help >/dev/null
