@@ -857,8 +857,10 @@ def backup(
     file: Annotated[Path, typer.Argument(help="The backup file to write")],
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
-    """Back up the database while the bot runs: SQLite's online backup; pg_dump for
-    PostgreSQL. The encryption keys are not in the backup: keep them separately."""
+    """Back up the database while the bot runs (SQLite online backup, or pg_dump).
+
+    The encryption keys are not in the backup: keep them separately.
+    """
     from store.backup import (
         BackupError,
         backup_sqlite,
@@ -909,8 +911,9 @@ def restore(
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
     """Restore an SQLite backup (stop the bot first), then migrate it to this version.
-    Needs the keys it was encrypted with: OTKLIK_DATA_KEY or the key file beside the
-    database."""
+
+    Needs the keys it was encrypted with: OTKLIK_DATA_KEY or the key file beside the database.
+    """
     from store.backup import BackupError, pg_command, restore_sqlite, sqlite_file
     from store.crypto import KeyringError, existing_keyring, key_file_for
 
