@@ -7,7 +7,7 @@ import base64
 import logging
 import os
 from collections.abc import Coroutine
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -834,6 +834,58 @@ def train_router(
         f"learned.overrule_confidence: {chosen_overrule}",
         highlight=False,
     )
+
+
+@app.command("chats")
+def chats(config: ConfigOption = Path("config.yaml")) -> None:
+    """The groups, channels and rooms the bot has had updates from, with their ids and forum
+    topics, and what the config uses each for. Private chats are never kept."""
+    from bot.chat.seen import config_uses
+    from bot.model import SeenChat
+
+    cfg = _config_or_exit(config)
+
+    async def seen() -> list[SeenChat]:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            async with database.reader() as uow:
+                return await uow.chats.all()
+        finally:
+            await database.dispose()
+
+    found = asyncio.run(seen())
+    uses = config_uses(cfg)
+    tz = cfg.tz
+
+    def when(at: datetime) -> str:
+        return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+    # Plain lines, not a table: an id must never be cut to fit the terminal.
+    for chat in found:
+        used = uses.pop((chat.transport, chat.chat), [])
+        out.print(
+            f"{chat.transport} {chat.chat} «{chat.title}» {chat.kind}\n"
+            f"  used as: {', '.join(used) or 'nothing (not in the config)'}\n"
+            f"  seen: {when(chat.first_seen)} … {when(chat.last_seen)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        for topic, name in sorted(chat.topics.items()):
+            out.print(f"  topic {topic} «{name or '?'}»", highlight=False, markup=False)
+    for (transport, chat_id), used in uses.items():
+        out.print(
+            f"{transport} {chat_id}: never seen\n  used as: {', '.join(used)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if not found:
+        out.print(
+            "No group has been seen yet: add the bot to the group, start it and write there "
+            "(or send /ids)."
+        )
 
 
 @app.command("route")

@@ -22,6 +22,8 @@ from bot.cases.outcomes import ActResult
 from bot.cases.prompts import Versions
 from bot.cases.service import CaseService
 from bot.chat.answers import COMMANDS, ID_COMMANDS, Answers, ChatIds, case_number, refusal_view
+from bot.chat.checks import ChatProblems
+from bot.chat.seen import ChatLog
 from bot.clock import Clock
 from bot.crisis.service import CrisisService
 from bot.intake.intake import MentionIntake
@@ -616,6 +618,9 @@ class ChatServices:
     clock: Clock
     # Where citizens' messages go (Telegram comments and DMs); None when nothing takes them.
     intake: MentionIntake | None = None
+    chats: ChatLog | None = None  # the groups and rooms updates come from (`otklik chats`)
+    # Where what is wrong with the configured chats is said at start (bot/chat/checks.py).
+    problems: ChatProblems | None = None
 
 
 class ChatAdapter(Protocol):
