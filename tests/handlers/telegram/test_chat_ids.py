@@ -65,7 +65,8 @@ async def test_ids_and_whoami_show_chat_topic_and_person_ids_to_whom_they_may(
         assert "Ваш telegram_id: 7777" in text and "Чат" not in text
 
         await world.idle()
-        assert not [m for m in bot_messages(world.server, world.discussion) if "7777" in (m.text or "")]
+        in_group = bot_messages(world.server, world.discussion)
+        assert not [m for m in in_group if "7777" in (m.text or "")]
         assert not any(
             m.reply_to_message_id == ignored.message_id
             for m in bot_messages(world.server, world.discussion)
@@ -132,7 +133,7 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
     server = TelegramServer(Limits(time_scale=SCALE))
     await server.start()
     # Privacy mode on: a plain member may miss commands written without @otklik_bot.
-    bot = server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=False)
+    server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=False)
     housing = server.create_chat("supergroup", "ЖКХ", is_forum=True)  # a plain member
     server.create_topic(housing.id, "Обращения")
     transport = server.create_chat("supergroup", "Транспорт", bot_status="left")
