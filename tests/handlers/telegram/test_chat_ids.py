@@ -121,6 +121,7 @@ departments:
   - {{id: housing, name: ЖКХ, telegram: {{chat_id: {housing}, topic_id: {topic}}}}}
   - {{id: transport, name: Транспорт, telegram: {{chat_id: {transport}}}}}
   - {{id: health, name: Здравоохранение, telegram: {{chat_id: {health}}}}}
+  - {{id: education, name: Образование, telegram: {{chat_id: {education}}}}}
   - {{id: coordination, name: ЦУР, telegram: {{chat_id: {coordination}}}}}
 coordination_department: coordination
 """
@@ -130,15 +131,19 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="bot.chat.checks")
+    caplog.set_level(logging.WARNING, logger="handlers.telegram.seen")
     server = TelegramServer(Limits(time_scale=SCALE))
     await server.start()
     # Privacy mode on: a plain member may miss commands written without @otklik_bot.
-    server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=False)
+    bot = server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=False)
     housing = server.create_chat("supergroup", "ЖКХ", is_forum=True)  # a plain member
     server.create_topic(housing.id, "Обращения")
     transport = server.create_chat("supergroup", "Транспорт", bot_status="left")
     health = server.create_chat("supergroup", "Здравоохранение", bot_status=None)
     coordination = server.create_chat("supergroup", "ЦУР", bot_status="administrator")
+    # A basic group turned into a supergroup (topics on, say): the config has the old id.
+    education = server.create_chat("group", "Образование", bot_status="administrator")
+    upgraded = server.migrate_to_supergroup(education.id)
     path = tmp_path / "config.yaml"
     path.write_text(
         CONFIG.format(
@@ -151,6 +156,7 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
             topic=999_999,  # no such topic
             transport=transport.id,
             health=health.id,
+            education=education.id,
             coordination=coordination.id,
         ),
         encoding="utf-8",
@@ -160,6 +166,10 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
     await application.start()
     try:
         await server.wait_for(lambda: bool(bot_messages(server, coordination.id)), timeout=10)
+        # A group upgraded while the bot runs: its new id is in the log.
+        social = server.create_chat("group", "Соцзащита")
+        moved = server.migrate_to_supergroup(social.id, is_forum=True)
+        await server.wait_for(lambda: not server.pending_updates(bot), timeout=10)
         await asyncio.sleep(0.3)  # nothing more comes
         reports = bot_messages(server, coordination.id)
     finally:
@@ -170,14 +180,20 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
     text = reports[0].text or ""
     assert text.startswith("⚠️ " + CHECK_HEADER), text
     lines = {line.split(" (")[0].lstrip("• "): line for line in text.splitlines()[1:]}
-    assert set(lines) == {"ЖКХ", "Транспорт", "Здравоохранение"}, text
+    assert set(lines) == {"ЖКХ", "Транспорт", "Здравоохранение", "Образование"}, text
+    assert f"стала супергруппой, её новый id {upgraded.id}" in lines["Образование"]
     assert "departments[1].telegram" in lines["Транспорт"] and "добавьте бота снова" in text
     assert "departments[2].telegram" in lines["Здравоохранение"] and "проверьте chat_id" in text
     assert "нет темы 999999" in text and "режиме приватности" in text
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 4, warnings  # housing twice: privacy, and the missing topic
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.chat.checks"]
+    assert len(warnings) == 5, warnings  # housing twice: privacy, and the missing topic
     assert sum("departments[0].telegram (housing)" in w for w in warnings) == 2
-    assert not any("departments[3]" in w for w in warnings)  # the coordination chat is fine
+    assert not any("departments[4]" in w for w in warnings)  # the coordination chat is fine
+    assert any(
+        f"group {social.id} «Соцзащита» became supergroup {moved.id}" in r.getMessage()
+        for r in caplog.records
+        if r.name == "handlers.telegram.seen"
+    )
 
 
 async def test_the_start_up_check_says_nothing_when_every_chat_is_right(
