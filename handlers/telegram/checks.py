@@ -18,8 +18,7 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramMigrateToChat,
 )
-from aiogram.types import ChatFullInfo, ChatMemberRestricted, User
-from aiogram.types.chat_member_union import ChatMemberUnion as ChatMember
+from aiogram.types import ChatMemberRestricted, User
 
 from bot.chat.checks import ChatProblem, ConfiguredChat, Problem
 
@@ -28,82 +27,69 @@ _ADMINS = frozenset({"administrator", "creator"})
 
 
 async def check_chats(bot: Bot, me: User, chats: Sequence[ConfiguredChat]) -> list[ChatProblem]:
-    """Never raises: a misconfigured chat must not stop the rest of Otklik."""
+    """Never raises: a misconfigured chat must not stop the rest of Otklik. `me`: getMe's
+    answer (privacy mode is can_read_all_group_messages)."""
     problems: list[ChatProblem] = []
-    usable: dict[str, tuple[bool, bool]] = {}  # chat -> (bot may write there, is a forum)
+    checked: dict[str, tuple[bool, bool]] = {}  # chat -> (the bot may write there, has topics)
     for configured in chats:
-        chat_id = configured.chat
-        if chat_id not in usable:
-            found, forum = await _check_chat(bot, me, configured)
-            problems += found
-            usable[chat_id] = (all(p.problem is Problem.PRIVACY for p in found), forum)
-        may_write, forum = usable[chat_id]
-        if configured.thread is None or not may_write:
-            continue
-        if not forum:
-            problems.append(ChatProblem(configured, Problem.NOT_FORUM, configured.thread))
-            continue
-        try:
-            await bot.send_chat_action(
-                int(chat_id), "typing", message_thread_id=int(configured.thread)
-            )
-        except TelegramBadRequest as error:
-            closed = "closed" in error.message.lower()
-            problem = Problem.TOPIC_CLOSED if closed else Problem.TOPIC_MISSING
-            problems.append(ChatProblem(configured, problem, configured.thread))
-        except TelegramAPIError as error:
-            problems.append(ChatProblem(configured, Problem.CANNOT_CHECK, error.message))
+        if configured.chat not in checked:  # one forum may hold several departments' topics
+            problem, forum = await _check_chat(bot, me, configured)
+            if problem is not None:
+                problems.append(problem)
+            may_write = problem is None or problem.problem is Problem.PRIVACY
+            checked[configured.chat] = (may_write, forum)
+        may_write, forum = checked[configured.chat]
+        if configured.thread is not None and may_write:
+            problem = await _check_topic(bot, configured, forum)
+            if problem is not None:
+                problems.append(problem)
     return problems
 
 
 async def _check_chat(
     bot: Bot, me: User, configured: ConfiguredChat
-) -> tuple[list[ChatProblem], bool]:
-    """What is wrong with the chat, and whether it has topics."""
-    problems, forum = _membership(configured, *await _look_up(bot, me, configured))
-    return problems, forum
-
-
-async def _look_up(
-    bot: Bot, me: User, configured: ConfiguredChat
-) -> tuple[ChatFullInfo | None, ChatMember | None, User, ChatProblem | None]:
+) -> tuple[ChatProblem | None, bool]:
+    """What is wrong with the chat, if anything, and whether it has topics."""
     chat_id = int(configured.chat)
     try:
         chat = await bot.get_chat(chat_id)
         member = await bot.get_chat_member(chat_id, me.id)
     except TelegramMigrateToChat as error:
-        migrated = str(error.migrate_to_chat_id)
-        return None, None, me, ChatProblem(configured, Problem.MIGRATED, migrated)
-    except TelegramForbiddenError:  # kicked
-        return None, None, me, ChatProblem(configured, Problem.NOT_MEMBER)
+        return ChatProblem(configured, Problem.MIGRATED, str(error.migrate_to_chat_id)), False
+    except TelegramForbiddenError:  # left or kicked
+        return ChatProblem(configured, Problem.NOT_MEMBER), False
     except TelegramBadRequest as error:
-        if "not found" in error.message.lower():
-            return None, None, me, ChatProblem(configured, Problem.NOT_FOUND)
-        return None, None, me, ChatProblem(configured, Problem.CANNOT_CHECK, error.message)
+        if "chat not found" in error.message.lower():
+            return ChatProblem(configured, Problem.NOT_FOUND), False
+        return ChatProblem(configured, Problem.CANNOT_CHECK, error.message), False
     except TelegramAPIError as error:
-        return None, None, me, ChatProblem(configured, Problem.CANNOT_CHECK, error.message)
-    return chat, member, me, None
-
-
-def _membership(
-    configured: ConfiguredChat,
-    chat: ChatFullInfo | None,
-    member: ChatMember | None,
-    me: User,
-    failed: ChatProblem | None,
-) -> tuple[list[ChatProblem], bool]:
-    if failed is not None or chat is None or member is None:
-        return [failed] if failed is not None else [], False
+        return ChatProblem(configured, Problem.CANNOT_CHECK, error.message), False
     forum = bool(chat.is_forum)
-    status = member.status
-    if status in _GONE or (isinstance(member, ChatMemberRestricted) and not member.is_member):
-        return [ChatProblem(configured, Problem.NOT_MEMBER)], forum
-    if isinstance(member, ChatMemberRestricted) and not member.can_send_messages:
-        return [ChatProblem(configured, Problem.CANNOT_SEND)], forum
-    if status not in _ADMINS:
-        permissions = chat.permissions
-        if permissions is not None and permissions.can_send_messages is False:
-            return [ChatProblem(configured, Problem.CANNOT_SEND)], forum  # members may not write
+    restricted = member if isinstance(member, ChatMemberRestricted) else None
+    if member.status in _GONE or (restricted is not None and not restricted.is_member):
+        return ChatProblem(configured, Problem.NOT_MEMBER), forum
+    if restricted is not None and not restricted.can_send_messages:
+        return ChatProblem(configured, Problem.CANNOT_SEND), forum
+    if member.status not in _ADMINS:
+        if chat.permissions is not None and chat.permissions.can_send_messages is False:
+            return ChatProblem(configured, Problem.CANNOT_SEND), forum  # members may not write
         if not me.can_read_all_group_messages:
-            return [ChatProblem(configured, Problem.PRIVACY)], forum
-    return [], forum
+            return ChatProblem(configured, Problem.PRIVACY), forum
+    return None, forum
+
+
+async def _check_topic(bot: Bot, configured: ConfiguredChat, forum: bool) -> ChatProblem | None:
+    assert configured.thread is not None
+    if not forum:
+        return ChatProblem(configured, Problem.NOT_FORUM, configured.thread)
+    try:
+        await bot.send_chat_action(
+            int(configured.chat), "typing", message_thread_id=int(configured.thread)
+        )
+    except TelegramBadRequest as error:
+        closed = "closed" in error.message.lower()
+        problem = Problem.TOPIC_CLOSED if closed else Problem.TOPIC_MISSING
+        return ChatProblem(configured, problem, configured.thread)
+    except TelegramAPIError as error:
+        return ChatProblem(configured, Problem.CANNOT_CHECK, error.message)
+    return None

@@ -122,6 +122,7 @@ departments:
   - {{id: transport, name: Транспорт, telegram: {{chat_id: {transport}}}}}
   - {{id: health, name: Здравоохранение, telegram: {{chat_id: {health}}}}}
   - {{id: education, name: Образование, telegram: {{chat_id: {education}}}}}
+  - {{id: social, name: Соцзащита, telegram: {{chat_id: {social}, topic_id: 7}}}}
   - {{id: coordination, name: ЦУР, telegram: {{chat_id: {coordination}}}}}
 coordination_department: coordination
 """
@@ -144,6 +145,7 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
     # A basic group turned into a supergroup (topics on, say): the config has the old id.
     education = server.create_chat("group", "Образование", bot_status="administrator")
     upgraded = server.migrate_to_supergroup(education.id)
+    plain = server.create_chat("supergroup", "Соцзащита", bot_status="administrator")  # no topics
     path = tmp_path / "config.yaml"
     path.write_text(
         CONFIG.format(
@@ -157,6 +159,7 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
             transport=transport.id,
             health=health.id,
             education=education.id,
+            social=plain.id,
             coordination=coordination.id,
         ),
         encoding="utf-8",
@@ -167,8 +170,8 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
     try:
         await server.wait_for(lambda: bool(bot_messages(server, coordination.id)), timeout=10)
         # A group upgraded while the bot runs: its new id is in the log.
-        social = server.create_chat("group", "Соцзащита")
-        moved = server.migrate_to_supergroup(social.id, is_forum=True)
+        culture = server.create_chat("group", "Культура")
+        moved = server.migrate_to_supergroup(culture.id, is_forum=True)
         await server.wait_for(lambda: not server.pending_updates(bot), timeout=10)
         await asyncio.sleep(0.3)  # nothing more comes
         reports = bot_messages(server, coordination.id)
@@ -180,17 +183,18 @@ async def test_the_start_up_check_names_each_broken_department_chat_once(
     text = reports[0].text or ""
     assert text.startswith("⚠️ " + CHECK_HEADER), text
     lines = {line.split(" (")[0].lstrip("• "): line for line in text.splitlines()[1:]}
-    assert set(lines) == {"ЖКХ", "Транспорт", "Здравоохранение", "Образование"}, text
+    assert set(lines) == {"ЖКХ", "Транспорт", "Здравоохранение", "Образование", "Соцзащита"}
+    assert "нет тем, а в настройке указана тема 7" in lines["Соцзащита"]
     assert f"стала супергруппой, её новый id {upgraded.id}" in lines["Образование"]
     assert "departments[1].telegram" in lines["Транспорт"] and "добавьте бота снова" in text
     assert "departments[2].telegram" in lines["Здравоохранение"] and "проверьте chat_id" in text
     assert "нет темы 999999" in text and "режиме приватности" in text
     warnings = [r.getMessage() for r in caplog.records if r.name == "bot.chat.checks"]
-    assert len(warnings) == 5, warnings  # housing twice: privacy, and the missing topic
+    assert len(warnings) == 6, warnings  # housing twice: privacy, and the missing topic
     assert sum("departments[0].telegram (housing)" in w for w in warnings) == 2
-    assert not any("departments[4]" in w for w in warnings)  # the coordination chat is fine
+    assert not any("departments[5]" in w for w in warnings)  # the coordination chat is fine
     assert any(
-        f"group {social.id} «Соцзащита» became supergroup {moved.id}" in r.getMessage()
+        f"group {culture.id} «Культура» became supergroup {moved.id}" in r.getMessage()
         for r in caplog.records
         if r.name == "handlers.telegram.seen"
     )
