@@ -1,10 +1,12 @@
 """At start: is every configured department chat usable? Per chat, getChat and getChatMember
-for the bot; per forum topic, sendChatAction into it (the Bot API has no getForumTopic, and
-a chat action is the one call that names a topic without posting anything: "message thread
-not found" for a topic that does not exist). What the bot needs: to be a member that may
-send messages. Administrator rights are needed only to write in a closed topic, and, with
-privacy mode on, to be sure to get commands written without the bot's @name. Reported by
-bot/chat/checks.py.
+for the bot; per forum topic, sendChatAction into it. The Bot API has no getForumTopic, and a
+chat action is the one call that names a topic without posting anything: the API answers
+"message thread not found" for a thread it does not know as a topic. It is not a proof: the
+Bot API has been seen to answer True for a topic deleted since (tdlib/telegram-bot-api#732),
+and then the first card into it fails in the outbox, which logs why. What the bot needs: to
+be a member that may send messages. Administrator rights only to write in a closed topic, and,
+with privacy mode on, to be sure to get commands written without the bot's @name. Reported
+by bot/chat/checks.py.
 """
 
 from __future__ import annotations
