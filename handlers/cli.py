@@ -948,8 +948,10 @@ def route_text(
 
 def _dry_run_lines(found: dict[str, Any], cfg: Config) -> list[str]:
     s = found["sentiment"]
+    # The model's confidence is its probability of a complaint; the lexicon's, its score.
+    score = f"p_negative {s['score']:.2f}" if s["by"] == "model" else f"score {s['score']:.2f}"
     lines = [
-        f"sentiment: {s['sentiment']} ({s['by']} {s['outcome']}, score {s['score']:.2f}, "
+        f"sentiment: {s['sentiment']} (by the {s['by']}: {s['outcome']}, {score}, "
         f"language {s['language'] or '?'})",
         f"  signals: {', '.join(s['signals']) or '—'}",
     ]
