@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -315,3 +316,17 @@ class EventKind(StrEnum):
     # payload contract). No case: case_id is None, the crisis id is in the payload.
     CHECKLIST_DONE = "checklist_done"
     CHECKLIST_UNDONE = "checklist_undone"
+
+
+@dataclass(frozen=True, slots=True)
+class SeenChat:
+    """A group, supergroup, channel or room the bot has had an update from, for `otklik chats`.
+    Never a private chat: its id is a person's id."""
+
+    transport: str
+    chat: str
+    title: str
+    kind: str  # group, supergroup, channel (Telegram); room (Matrix)
+    topics: Mapping[str, str]  # forum topic id -> its name, "" when no message said it
+    first_seen: datetime
+    last_seen: datetime

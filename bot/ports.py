@@ -13,7 +13,17 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from bot.model import Author, AuthorLabel, Case, DrillRun, Event, Identity, Mention, Sentiment
+from bot.model import (
+    Author,
+    AuthorLabel,
+    Case,
+    DrillRun,
+    Event,
+    Identity,
+    Mention,
+    SeenChat,
+    Sentiment,
+)
 
 # The unit of work names every capability's records, so it would import every layer above it
 # (pyproject.toml's import-linter layers): it names them for the type checker only, and at
@@ -450,6 +460,14 @@ class ErasureRepository(Protocol):
         ...
 
 
+class SeenChatRepository(Protocol):
+    async def saw(self, chat: SeenChat) -> None:
+        """Insert or update: last_seen moves on, topics and title merge in."""
+        ...
+
+    async def all(self) -> list[SeenChat]: ...
+
+
 class UnitOfWork(Protocol):
     # Read-only members: an implementation may hold its own repository classes (protocol
     # attributes would be invariant), and no caller swaps a repository out.
@@ -483,6 +501,8 @@ class UnitOfWork(Protocol):
     def drills(self) -> DrillRunRepository: ...
     @property
     def erasure(self) -> ErasureRepository: ...
+    @property
+    def chats(self) -> SeenChatRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -21,7 +21,9 @@ from bot.cases.grouping import IntakeResult
 from bot.cases.replies import ReplyCatalog
 from bot.cases.service import CaseService
 from bot.chat.answers import Answers
+from bot.chat.checks import ChatProblems, configured_chats
 from bot.chat.inbound import ChatAdapter, ChatServices, Inbound
+from bot.chat.seen import ChatLog
 from bot.clock import Clock, SystemClock
 from bot.crisis.service import CrisisService
 from bot.drills.service import DrillService
@@ -206,6 +208,7 @@ class App:
             config.tz,
         )
         self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts, self.crises)
+        self.chats = ChatLog(self.database.uow, self.clock)  # the groups updates come from
         self.scheduler = AsyncIOScheduler(timezone=config.tz)
         self.sla = SlaService(
             self.database.uow,
@@ -261,7 +264,14 @@ class App:
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
         services = ChatServices(
-            self.inbound, self.cases, self.directory, self.texts, self.clock, self.intake
+            self.inbound,
+            self.cases,
+            self.directory,
+            self.texts,
+            self.clock,
+            self.intake,
+            chats=self.chats,
+            problems=ChatProblems(self.cases, self.directory, self.texts),
         )
         for adapter in self.adapters:
             await adapter.start(services)
@@ -288,6 +298,7 @@ class App:
             self._worker_task = None
         for adapter in self.adapters:
             await adapter.stop()
+        await self.chats.drain()
         await self.sla_jobs.stop()  # before the database goes: a run may be writing
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
@@ -432,7 +443,9 @@ def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdap
     if config.telegram is not None and config.telegram.enabled:
         from handlers.telegram.adapter import TelegramAdapter
 
-        adapters.append(TelegramAdapter(config.telegram, texts))
+        adapters.append(
+            TelegramAdapter(config.telegram, texts, configured_chats(config, "telegram"))
+        )
     if config.matrix is not None and config.matrix.enabled:
         from handlers.matrix.adapter import MatrixAdapter
 

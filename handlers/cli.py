@@ -6,7 +6,7 @@ import asyncio
 import base64
 import os
 from collections.abc import Coroutine
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -958,6 +958,169 @@ def restore(
 
     head = asyncio.run(upgrade())
     out.print(f"restored {file} into {path} (revision {revision}, now {head})", highlight=False)
+
+
+@app.command("chats")
+def chats(config: ConfigOption = Path("config.yaml")) -> None:
+    """The groups, channels and rooms the bot has had updates from, with their ids and forum
+    topics, and what the config uses each for. Private chats are never kept."""
+    from bot.chat.seen import config_uses
+    from bot.model import SeenChat
+
+    cfg = _config_or_exit(config)
+
+    async def seen() -> list[SeenChat]:
+        database = Database(cfg.database.url)
+        try:
+            await database.upgrade()
+            async with database.reader() as uow:
+                return await uow.chats.all()
+        finally:
+            await database.dispose()
+
+    found = asyncio.run(seen())
+    uses = config_uses(cfg)
+    tz = cfg.tz
+
+    def when(at: datetime) -> str:
+        return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+    # Plain lines, not a table: an id must never be cut to fit the terminal.
+    for chat in found:
+        used = uses.pop((chat.transport, chat.chat), [])
+        out.print(
+            f"{chat.transport} {chat.chat} «{chat.title}» {chat.kind}\n"
+            f"  used as: {', '.join(used) or 'nothing (not in the config)'}\n"
+            f"  seen: {when(chat.first_seen)} … {when(chat.last_seen)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        for topic, name in sorted(chat.topics.items()):
+            out.print(f"  topic {topic} «{name or '?'}»", highlight=False, markup=False)
+    for (transport, chat_id), used in uses.items():
+        out.print(
+            f"{transport} {chat_id}: never seen\n  used as: {', '.join(used)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if not found:
+        out.print(
+            "No group has been seen yet: add the bot to the group, start it and write there "
+            "(or send /ids)."
+        )
+
+
+@app.command("route")
+def route_text(
+    text: Annotated[str, typer.Argument(help="The mention's text")],
+    source: Annotated[str, typer.Option("--source", help="The source it came from")] = "api",
+    author_label: Annotated[
+        list[str] | None,
+        typer.Option("--author-label", help="An author label (repeatable): official, media…"),
+    ] = None,
+    code: Annotated[list[str] | None, typer.Option("--code", help="A code (repeatable)")] = None,
+    language: Annotated[
+        str | None, typer.Option("--language", help="ru, en or pl; default: detected")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """A dry run of intake for one text: sentiment, department, priority, codes, the rules
+    that matched or almost matched, the learned router. Stores nothing; opens no database."""
+    from bot.clock import SystemClock
+    from bot.intake.dry_run import dry_run
+    from bot.intake.lemmas import Lemmatiser
+    from bot.intake.official import Officials
+    from bot.intake.sentiment.analyser import SentimentClassifier
+    from bot.intake.sentiment.model import load_model_classifier
+    from bot.model import AuthorLabel
+
+    cfg, playbook = _load_or_exit(config)
+    try:
+        labels = [AuthorLabel(label) for label in author_label or []]
+    except ValueError:
+        known = ", ".join(label.value for label in AuthorLabel)
+        err.print(f"--author-label: one of {known}", highlight=False)
+        raise typer.Exit(code=2) from None
+    if language is not None and language not in ("ru", "en", "pl"):
+        err.print("--language: ru, en or pl", highlight=False)
+        raise typer.Exit(code=2)
+    classifier = SentimentClassifier(load_lexicon(lexicon_dir(cfg)))
+    result = dry_run(
+        playbook,
+        text,
+        source,
+        SystemClock().now(),
+        labels=labels,
+        codes=code or [],
+        language=language,
+        stem=Lemmatiser().lemma,
+        model=load_model_classifier(playbook, classifier, cfg.model.path),
+        classifier=classifier,
+        router=load_router(cfg) if playbook.routing.learned.enabled else None,
+        officials=Officials.from_config(cfg),
+    )
+    found = result.as_dict()
+    if as_json:
+        out.print_json(data=found)
+        return
+    for line in _dry_run_lines(found, cfg):
+        out.print(line, highlight=False, markup=False)
+
+
+def _dry_run_lines(found: dict[str, Any], cfg: Config) -> list[str]:
+    s = found["sentiment"]
+    # The model's confidence is its probability of a complaint; the lexicon's, its score.
+    score = f"p_negative {s['score']:.2f}" if s["by"] == "model" else f"score {s['score']:.2f}"
+    lines = [
+        f"sentiment: {s['sentiment']} (by the {s['by']}: {s['outcome']}, {score}, "
+        f"language {s['language'] or '?'})",
+        f"  signals: {', '.join(s['signals']) or '—'}",
+    ]
+    if found["official"]:
+        lines.append("official information: stored as neutral, no case")
+    lines.append(f"opens a case: {'yes' if found['opens_case'] else 'no'}")
+    department = cfg.department(found["department"])
+    name = f" ({department.name})" if department else ""
+    how = f"rule {found['rule']}" if found["rule"] else found["basis"]
+    lines += [
+        f"department: {found['department']}{name} by {how}",
+        f"priority: {found['priority']}"
+        + (
+            f" (critical words: {', '.join(found['critical_words'])})"
+            if found["critical_words"]
+            else ""
+        )
+        + (f" (urgent words: {', '.join(found['urgent_words'])})" if found["urgent_words"] else ""),
+        f"codes: {', '.join(found['codes']) or '—'}",
+        f"sla policy: {found['sla_policy'] or '(by department and priority)'}",
+        "rules:" if found["rules"] else "rules: none matched or almost matched",
+    ]
+    decided = False
+    for rule in found["rules"]:
+        if rule["matched"]:
+            state = "shadowed by an earlier rule" if decided else "MATCHED"
+            decided = True
+        else:
+            state = "almost"
+        lines.append(f"  {rule['id']} → {rule['department']}: {state}")
+        for c in rule["conditions"]:
+            mark = "✓" if c["met"] else "✗"
+            detail = ", ".join(c["found"])
+            if c["near"]:
+                detail = "words there but apart: " + ", ".join(c["near"])
+            lines.append(f"    {mark} {c['name']}{': ' + detail if detail else ''}")
+    router = found["router"]
+    if router is None:
+        lines.append("learned router: off")
+    else:
+        lines.append(
+            f"learned router: {router['department']} ({router['confidence']:.2f})"
+            f"{' — ' + ', '.join(router['signals']) if router['signals'] else ''}"
+        )
+    return lines
 
 
 @app.command()

@@ -525,3 +525,21 @@ class DrillRunRow(Base):
     ended_by: Mapped[str | None] = mapped_column(String(128))
     hour_in_minutes: Mapped[float] = mapped_column(Float)
     injected: Mapped[int] = mapped_column(default=0)
+
+
+class SeenChatRow(Base):
+    """A group, supergroup, channel or room the bot has had an update from (`otklik chats`).
+    Never a private chat: its id is a person's."""
+
+    __tablename__ = "seen_chats"
+    __table_args__ = (UniqueConstraint("transport", "chat", name="uq_seen_chats_transport_chat"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    transport: Mapped[str] = mapped_column(String(16))
+    chat: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(255), default="")
+    kind: Mapped[str] = mapped_column(String(16))  # group, supergroup, channel, room
+    # Forum topics seen: {"5": "Обращения"}; a name is "" until a message names it.
+    topics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]

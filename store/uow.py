@@ -12,6 +12,7 @@ from store.queries.reports import SqlReportRepository
 from store.repos.authors import SqlAuthorRepository
 from store.repos.blobs import SqlBlobRepository
 from store.repos.cases import SqlCaseRepository
+from store.repos.chats import SqlSeenChatRepository
 from store.repos.crises import SqlCrisisRepository
 from store.repos.drills import SqlDrillRunRepository
 from store.repos.erasure import SqlErasureRepository
@@ -86,6 +87,7 @@ class SqlUnitOfWork:
         self.crises = SqlCrisisRepository(session)
         self.drills = SqlDrillRunRepository(session)
         self.erasure = SqlErasureRepository(session, self.events)
+        self.chats = SqlSeenChatRepository(session)
         return self
 
     async def __aexit__(

@@ -1,12 +1,13 @@
 """What the chat commands answer, as neutral views. bot/chat/inbound.py parses the commands
 of every transport and sends these answers.
 
-status, case, escalate, negative, duty, help, whoami: the same words and the same checks
+status, case, escalate, negative, duty, help, whoami, ids: the same words and the same checks
 everywhere.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -38,11 +39,32 @@ COMMANDS = (
     "duty",
     "help",
     "whoami",
+    "ids",
     "merge",
     "forget",
     "drill",
 )
+# Commands that say who and where you are: answered in private chats and to staff anywhere.
+ID_COMMANDS = frozenset({"whoami", "ids"})
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
+
+
+@dataclass(frozen=True, slots=True)
+class ChatIds:
+    """What /ids and /whoami show: the ids an administrator copies into the config."""
+
+    transport: str
+    chat: str | None  # None in a private chat, whose id is the person's own
+    thread: str | None  # a Telegram forum topic, a Matrix thread's root event
+    person: str  # a Telegram user id, a Matrix id, a sandbox staff id
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "transport": self.transport,
+            "chat": self.chat,
+            "thread": self.thread,
+            "person": self.person,
+        }
 
 
 class Answers:
@@ -80,7 +102,10 @@ class Answers:
         names = ", ".join(self._directory.name_of(s) or s for s in shift.staff)
         return notice_view("ui.duty", names=names, until=format_time(shift.until, self._cases.tz))
 
-    def whoami(self, actor: Actor) -> View:
+    def ids(self, ids: ChatIds) -> View:
+        return notice_view("ui.ids", **ids.params())
+
+    def whoami(self, actor: Actor, ids: ChatIds) -> View:
         t = self._texts.t
         roles = [
             f"{self._directory.department_name(dept)}: "
@@ -89,7 +114,7 @@ class Answers:
             if rs
         ]
         roles += [t(f"role.{r.value}") for r in sorted(actor.global_roles)]
-        return notice_view("ui.whoami", name=actor.name, roles="; ".join(roles))
+        return notice_view("ui.whoami", name=actor.name, roles="; ".join(roles), **ids.params())
 
     async def status(self, actor: Actor, department: str | None) -> View:
         """Open, overdue and at-risk cases. A department's chat sees its own department.

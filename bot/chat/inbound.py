@@ -21,7 +21,9 @@ from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard, StaleDraf
 from bot.cases.outcomes import ActResult
 from bot.cases.prompts import Versions
 from bot.cases.service import CaseService
-from bot.chat.answers import COMMANDS, Answers, case_number, refusal_view
+from bot.chat.answers import COMMANDS, ID_COMMANDS, Answers, ChatIds, case_number, refusal_view
+from bot.chat.checks import ChatProblems
+from bot.chat.seen import ChatLog
 from bot.clock import Clock
 from bot.crisis.service import CrisisService
 from bot.intake.intake import MentionIntake
@@ -187,6 +189,9 @@ class Command:
     answer: Answer
     about: MessageRef | None = None  # the message it replies to, or the card thread it is in
     private: bool = False
+    person: str = ""  # the transport's id of the sender (a Telegram user id, a Matrix id)
+    # The thread it was written in where `where` does not say it (a Matrix thread's root).
+    thread_root: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,7 +512,11 @@ class Inbound:
         return True
 
     def _may_answer_here(self, command: Command) -> bool:
-        """Configured work chats, and private chats with staff."""
+        """Configured work chats, and private chats with staff. /whoami and /ids also answer
+        anyone in a private chat (their own id) and staff in any group (how an administrator
+        learns a new group's id); a stranger's in a group not configured stays unanswered."""
+        if command.name in ID_COMMANDS and (command.private or command.actor.is_staff):
+            return True
         if command.private:
             return command.actor.is_staff
         return self._directory.is_work_chat(command.where.transport, command.where.chat)
@@ -535,8 +544,11 @@ class Inbound:
                 return answers.help()
             case "duty":
                 return answers.duty()
-            case "whoami":
-                return answers.whoami(actor)
+            case "whoami" | "ids":
+                if not command.private and not actor.is_staff:
+                    return notice_view("ui.not_staff")  # ids of a work chat are staff's
+                ids = _chat_ids(command)
+                return answers.whoami(actor, ids) if command.name == "whoami" else answers.ids(ids)
             case "status":
                 return await answers.status(actor, self._department_here(command))
             case "digest":
@@ -582,6 +594,16 @@ class Inbound:
         await self._cases.send(where, view, key=answer.key, reply_to_message=answer.under)
 
 
+def _chat_ids(command: Command) -> ChatIds:
+    where = command.where
+    return ChatIds(
+        where.transport,
+        None if command.private else where.chat,  # a private chat's id is the person's
+        where.thread or command.thread_root,
+        command.person,
+    )
+
+
 # --- the adapters' side -----------------------------------------------------------------
 
 
@@ -596,6 +618,9 @@ class ChatServices:
     clock: Clock
     # Where citizens' messages go (Telegram comments and DMs); None when nothing takes them.
     intake: MentionIntake | None = None
+    chats: ChatLog | None = None  # the groups and rooms updates come from (`otklik chats`)
+    # Where what is wrong with the configured chats is said at start (bot/chat/checks.py).
+    problems: ChatProblems | None = None
 
 
 class ChatAdapter(Protocol):

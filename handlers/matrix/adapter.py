@@ -18,13 +18,16 @@ import logging
 
 from nio import AsyncClient, AsyncClientConfig, JoinError, SyncError, SyncResponse
 
+from bot.chat.checks import ChatProblems, configured_chats
 from bot.chat.inbound import ChatServices
+from bot.chat.seen import ChatLog
 from bot.messages.texts import Texts
 from bot.messages.views import RefKind
 from bot.model import MAX_DRAFT_TEXT
 from bot.settings.config import Config
 from bot.settings.connections import MatrixConfig
 from handlers.matrix import commands, reactions, replies
+from handlers.matrix.checks import check_rooms
 from handlers.matrix.commands import MAX_COMMAND
 from handlers.matrix.context import TRANSPORT, Event, MatrixContext
 from handlers.matrix.render import MatrixRenderer
@@ -56,6 +59,9 @@ class MatrixAdapter:
         self._sender = self._client(matrix, DELIVERY_CLIENT_CONFIG)
         self.transport = MatrixTransport(self._sender, MatrixRenderer(texts))
         self._rooms = _configured_rooms(config)
+        self._department_rooms = configured_chats(config, TRANSPORT)  # checked at start
+        self._problems: ChatProblems | None = None
+        self._chats: ChatLog | None = None
         self._since_key = f"matrix.since:{matrix.user_id}"
         self._task: asyncio.Task[None] | None = None
         self.synced = asyncio.Event()  # set after the first sync: for tests and health
@@ -71,6 +77,7 @@ class MatrixAdapter:
 
     async def start(self, services: ChatServices) -> None:
         ctx = MatrixContext.of(services, self.transport.ref_of_sent)
+        self._problems, self._chats = services.problems, services.chats
         since = await ctx.cases.recall(self._since_key)
         for room_id in self._rooms:
             joined = await self.client.join(room_id)
@@ -107,11 +114,15 @@ class MatrixAdapter:
                 continue
             # An invite to a configured room is answered even on a first start: the join at
             # start fails while an invite is still on its way, and it arrives here.
-            await self._answer_invites(response)
+            joining = await self._answer_invites(response)
+            self._note_rooms(response)
             if since is not None:  # a first start has no history to act on: only take a token
                 await self._handle(ctx, response)
             if first:
                 self._warn_encrypted()
+                if self._problems is not None:
+                    problems = check_rooms(self.client, self._department_rooms, joining)
+                    await self._problems.report(TRANSPORT, problems)
             since = response.next_batch
             await ctx.cases.remember(self._since_key, since)
             first = False
@@ -127,14 +138,33 @@ class MatrixAdapter:
                     room_id,
                 )
 
-    async def _answer_invites(self, response: SyncResponse) -> None:
+    async def _answer_invites(self, response: SyncResponse) -> set[str]:
+        """Join the configured rooms invited to, decline the rest; the rooms joined."""
+        joined_now = set()
         for room_id in response.rooms.invite:
             if room_id in self._rooms:
                 joined = await self.client.join(room_id)
                 if isinstance(joined, JoinError):
                     log.warning("matrix: cannot join %s: %s", room_id, joined.message)
+                else:
+                    joined_now.add(room_id)
             else:
+                log.info("matrix: declined an invite to %s (no configured room)", room_id)
                 await self.client.room_leave(room_id)  # declines the invite
+        return joined_now
+
+    def _note_rooms(self, response: SyncResponse) -> None:
+        """The rooms events came from, for `otklik chats` and the DEBUG log."""
+        for room_id, room in response.rooms.join.items():
+            if not room.timeline.events:
+                continue
+            known = self.client.rooms.get(room_id)
+            name = known.display_name if known is not None else ""
+            log.debug(
+                "matrix: %d events from room %s «%s»", len(room.timeline.events), room_id, name
+            )
+            if self._chats is not None:
+                self._chats.saw(TRANSPORT, room_id, name, "room")
 
     async def _handle(self, ctx: MatrixContext, response: SyncResponse) -> None:
         for room_id, room in response.rooms.join.items():

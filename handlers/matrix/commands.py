@@ -24,6 +24,13 @@ async def on_command(
         return
     word, _, args = body[1:].partition(" ")
     command = Command(
-        where(room_id), ctx.actor(event), word.lower(), args, answer_to(event, root), about=about
+        where(room_id),
+        ctx.actor(event),
+        word.lower(),
+        args,
+        answer_to(event, root),
+        about=about,
+        person=str(event.get("sender") or ""),
+        thread_root=root,
     )
     await ctx.inbound.command(command)

@@ -38,5 +38,6 @@ async def on_command(
         if replied_to is not None and name == "escalate"
         else None  # only /escalate reads what it replies to
     )
-    command = Command(here, actor, name, args, Answer(f"cmd:{message_id}", under=message_id), about)
+    answer = Answer(f"cmd:{message_id}", under=message_id)
+    command = Command(here, actor, name, args, answer, about, person=actor.id)
     return await ctx.inbound.command(command)

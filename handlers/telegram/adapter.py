@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -13,14 +14,17 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
 from bot.chat.answers import COMMANDS
+from bot.chat.checks import ConfiguredChat
 from bot.chat.inbound import ChatServices
 from bot.messages.texts import Texts, texts_for
 from bot.settings.connections import TelegramConfig
 from bot.settings.fields import LOCALES
 from handlers.telegram import buttons, commands, comments, replies
+from handlers.telegram.checks import check_chats
 from handlers.telegram.context import TRANSPORT, TelegramContext
 from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import TelegramRenderer
+from handlers.telegram.seen import SeenChats
 from handlers.telegram.transport import TelegramTransport
 
 log = logging.getLogger(__name__)
@@ -31,7 +35,9 @@ class TelegramAdapter:
 
     name = TRANSPORT
 
-    def __init__(self, config: TelegramConfig, texts: Texts) -> None:
+    def __init__(
+        self, config: TelegramConfig, texts: Texts, chats: Sequence[ConfiguredChat] = ()
+    ) -> None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
         self.bot = Bot(config.token, session=session)
         self.transport = TelegramTransport(
@@ -42,6 +48,7 @@ class TelegramAdapter:
         )
         self._config = config
         self._texts = texts
+        self._chats = list(chats)  # the departments' chats, checked at start
         self._dispatcher = Dispatcher()
         # Order matters: buttons, then commands, then citizens' comments and private messages,
         # then free-text replies to our messages.
@@ -53,12 +60,18 @@ class TelegramAdapter:
             ),
             replies.make_router(),
         )
+        # Every update's chat, for `otklik chats`; the log it writes to comes with start.
+        self._seen = SeenChats(None)
+        self._dispatcher.update.outer_middleware(self._seen)
         self._polling: asyncio.Task[None] | None = None
 
     async def start(self, services: ChatServices) -> None:
         me = await self.bot.get_me()
         log.info("telegram: polling as @%s", me.username)
         await comments.check_discussion_groups(self.bot, me, self._config.discussion_groups)
+        if services.problems is not None:
+            await services.problems.report(TRANSPORT, await check_chats(self.bot, me, self._chats))
+        self._seen.chats = services.chats
         await self._register_commands()
         polling = self._dispatcher.start_polling(
             self.bot,

@@ -1,5 +1,5 @@
 """Commands: /status, /digest, /case N, /escalate N reason, /merge A B, /duty, /help,
-/whoami. Translation only: bot/chat/inbound.py parses the arguments and bot/chat/answers.py
+/whoami, /ids. Translation only: bot/chat/inbound.py parses the arguments and bot/chat/answers.py
 answers, the same as in Matrix."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ async def on_command(message: Message, command: CommandObject, ctx: TelegramCont
             answer_under(message, "cmd"),
             about=about,
             private=message.chat.type == "private",
+            person=str(message.from_user.id),
         )
     )
 

@@ -17,6 +17,7 @@ from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
@@ -616,6 +617,34 @@ async def test_get_chat_and_members(server: TelegramServer, bot: Bot, info: BotI
     assert isinstance(promoted, ChatMemberAdministrator) and promoted.can_delete_messages
     admins = await bot.get_chat_administrators(admin_chat.id)
     assert {a.status for a in admins} == {"creator", "administrator"}
+
+
+async def test_a_group_upgraded_to_a_supergroup_answers_with_its_new_id(
+    server: TelegramServer, bot: Bot, info: BotInfo
+) -> None:
+    group = server.create_chat("group", "Old")
+    new = server.migrate_to_supergroup(group.id, is_forum=True)
+    assert new.id < -1_000_000_000_000 and new.is_forum
+    url = f"{server.api_base}/bot{TOKEN}/getChat"
+    async with aiohttp.ClientSession() as http, http.post(url, json={"chat_id": group.id}) as resp:
+        # As Telegram answers it: 400, and the new id in ResponseParameters.
+        assert resp.status == 400
+        assert await resp.json() == {
+            "ok": False,
+            "error_code": 400,
+            "description": "Bad Request: group chat was upgraded to a supergroup chat",
+            "parameters": {"migrate_to_chat_id": new.id},
+        }
+    with pytest.raises(TelegramMigrateToChat) as err:
+        await bot.send_message(group.id, "hello")
+    assert err.value.migrate_to_chat_id == new.id
+    assert (await bot.get_chat(new.id)).type == "supergroup"
+    updates = await bot.get_updates()
+    service = [u.message for u in updates if u.message is not None]
+    assert [(m.chat.id, m.migrate_to_chat_id, m.migrate_from_chat_id) for m in service] == [
+        (group.id, new.id, None),
+        (new.id, None, group.id),
+    ]
 
 
 # --- people and updates -----------------------------------------------------------------

@@ -153,6 +153,8 @@ class HttpApp(ServerCore):
             }
             if exc.retry_after is not None:
                 body["parameters"] = {"retry_after": exc.retry_after}
+            if exc.migrate_to_chat_id is not None:
+                body["parameters"] = {"migrate_to_chat_id": exc.migrate_to_chat_id}
             self._touch()
             return self._reply(exc.code, body)
         assert state is not None

@@ -449,6 +449,13 @@ class ServerCore:
             chat = self._chats.get(chat_id)
             if chat is None:
                 raise bad("chat not found")
+        if chat.migrated_to is not None:
+            # Every method on an upgraded group's old id, with the new id as a parameter.
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=chat.migrated_to,
+            )
         member = chat.members.get(bot.id)
         if member is None:
             raise bad("chat not found")  # the bot never was there, so it cannot know the chat

@@ -205,6 +205,29 @@ class PeopleSide(ServerCore):
                 msg.deleted = True
         self._touch()
 
+    def migrate_to_supergroup(self, chat_id: int, *, is_forum: bool = False) -> Chat:
+        """A group becomes a supergroup (its owner turned on topics, or made it public): a new
+        chat with a new -100… id and the same members. The old group's last message says
+        `migrate_to_chat_id`, the new one's first `migrate_from_chat_id`; methods on the old
+        id answer 400 with `parameters.migrate_to_chat_id`."""
+        old = self._chat(chat_id)
+        if old.type != "group":
+            raise ValueError("only basic groups migrate to supergroups")
+        n = next(self._group_ids)
+        new = Chat(-(1_002_000_000_000 + n), "supergroup", old.title, None, is_forum, old.owner)
+        new.members = dict(old.members)
+        new.next_message_id = 1
+        self._chats[new.id] = new
+        owner = old.owner
+        assert owner is not None
+        gone = self._new_message(old, owner, service={"migrate_to_chat_id": new.id})
+        self._fan_out(old, gone)
+        old.migrated_to = new.id
+        came = self._new_message(new, owner, service={"migrate_from_chat_id": old.id})
+        self._fan_out(new, came)
+        self._touch()
+        return new
+
     def link_discussion(self, channel_id: int, group_id: int) -> None:
         channel, group = self._chat(channel_id), self._chat(group_id)
         if channel.type != "channel" or group.type != "supergroup":

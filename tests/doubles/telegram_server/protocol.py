@@ -13,11 +13,18 @@ from typing import Any
 class ApiError(Exception):
     """An error the server answers with, exactly as Telegram words it."""
 
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        description: str,
+        retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id  # ResponseParameters, a group upgraded
 
 
 def bad(message: str) -> ApiError:

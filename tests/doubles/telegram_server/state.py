@@ -149,6 +149,7 @@ class Chat:
     store: dict[int, StoredMessage] = field(default_factory=dict, repr=False)
     next_message_id: int = 1
     last_bot_sender: int | None = None
+    migrated_to: int | None = None  # a group upgraded to this supergroup
 
 
 @dataclass

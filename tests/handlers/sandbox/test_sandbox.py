@@ -340,3 +340,20 @@ async def test_drill_scenarios_are_offered_as_feeds_and_open_cases_in_their_depa
         case = await app.cases.get(fed["case"])
         assert case is not None and not case.drill
         assert storylines[(scenario_id, storyline_id)] in {d.id for d in app.config.departments}
+
+
+async def test_ids_answer_staff_with_the_chat_and_their_id_and_refuse_strangers(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    async with running_example(tmp_path, clock) as (_, base), aiohttp.ClientSession() as http:
+        sandbox = SandboxClient(http, base)
+        said = await sandbox.say("housing", "morozova", "/ids")
+        answer = await sandbox.wait_for(
+            "housing", lambda m: m.get("reply_to") == said["id"], "the answer to /ids"
+        )
+        assert "Чат: housing" in text_of(answer) and "Ваш id: morozova" in text_of(answer)
+        said = await sandbox.say("housing", "stranger", "/whoami")
+        answer = await sandbox.wait_for(
+            "housing", lambda m: m.get("reply_to") == said["id"], "the answer to /whoami"
+        )
+        assert "нет в списке сотрудников" in text_of(answer) and "housing" not in text_of(answer)
