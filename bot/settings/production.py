@@ -1,0 +1,190 @@
+"""The production calendar of one year: which days are closed, which weekend days work and
+which days are shortened, for a calendar of sla.yaml.
+
+Public holidays, days off moved by decree and working Saturdays come from the `holidays`
+package (its data is maintained upstream; upgrading the package brings new decrees). On top:
+- Russia, a year the package has no decree for yet: a holiday falling on a Saturday or Sunday
+  moves the day off to the next working day (Labour Code art. 112 part 2; 1-8 January
+  excepted, the government moves those by decree);
+- Russia, every year: the working day right before a non-working holiday is one hour shorter
+  (Labour Code art. 95). The package has no shortened days, so they are computed here;
+- the playbook's own days (regional holidays, working days, shortened days) win over both.
+
+A YearPlan is built once per calendar and year (bot/settings/sla_rules.py keeps it), so the SLA
+walk (bot/sla/calendar.py) only looks dates up in dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cache
+from typing import TYPE_CHECKING
+
+import holidays
+
+from bot.settings.fields import TimeRange, Weekday
+
+if TYPE_CHECKING:
+    from bot.settings.sla_rules import WorkCalendar
+
+__all__ = ["YearPlan", "covers", "known_country", "plan_year", "subdivisions"]
+
+# Countries whose days off are moved by a yearly decree: the package knows a year only once
+# that decree is in it. Elsewhere holidays follow fixed rules the package computes for any year.
+_YEARLY_DECREE = frozenset({"RU"})
+RU_PRE_HOLIDAY_CUT = timedelta(hours=1)  # Labour Code art. 95
+_NEW_YEAR_HOLIDAYS = 8  # 1-8 January (art. 112 part 1)
+_RU_FIXED = ((2, 23), (3, 8), (5, 1), (5, 9), (6, 12), (11, 4))  # art. 112 part 1, besides January
+_SATURDAY = 5
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class YearPlan:
+    """Exceptions to a calendar's weekly hours in one year; a date not in `hours` keeps them."""
+
+    year: int
+    closed: dict[date, str] = field(default_factory=dict)  # non-working day -> why (a name)
+    working: dict[date, str] = field(default_factory=dict)  # day off made working -> why
+    short: dict[date, timedelta] = field(default_factory=dict)  # shortened day -> by how much
+    hours: dict[date, tuple[TimeRange, ...]] = field(default_factory=dict)  # () when closed
+
+
+@cache
+def _supported() -> dict[str, list[str]]:
+    return holidays.list_supported_countries()
+
+
+def known_country(code: str) -> bool:
+    return code in _supported()
+
+
+def subdivisions(country: str) -> list[str]:
+    return list(_supported().get(country, []))
+
+
+@cache
+def _country_year(
+    country: str, subdivision: str | None, year: int, language: str | None
+) -> holidays.HolidayBase:
+    return holidays.country_holidays(
+        country, subdiv=subdivision, years=year, language=language, expand=False
+    )
+
+
+def _has_decree(country: str, subdivision: str | None, year: int) -> bool:
+    table = _country_year(country, subdivision, year, None)
+    return year in getattr(table, "special_public_holidays", {})
+
+
+def covers(calendar: WorkCalendar, year: int) -> bool:
+    """Whether the calendar knows `year`: the year is confirmed in the playbook; or the
+    package has the country's year (for Russia: with its decree on transfers); or, without a
+    country, the playbook lists holidays of that year."""
+    if calendar.always_open or year in calendar.confirmed_years:
+        return True
+    if calendar.country is None:
+        return any(day.year == year for day in calendar.holidays)
+    table = _country_year(calendar.country, calendar.subdivision, year, None)
+    if not table.start_year <= year <= table.end_year:
+        return False
+    return calendar.country not in _YEARLY_DECREE or _has_decree(
+        calendar.country, calendar.subdivision, year
+    )
+
+
+def plan_year(calendar: WorkCalendar, year: int, language: str | None = None) -> YearPlan:
+    english = language is not None and not language.startswith("ru")
+    plan = YearPlan(year)
+    country = calendar.country
+    if country is not None:
+        table = _country_year(country, calendar.subdivision, year, language)
+        plan.closed.update((day, str(name)) for day, name in table.items() if day.year == year)
+        weekend_workdays: set[date] = getattr(table, "weekend_workdays", set())
+        label = "working day (moved by decree)" if english else "рабочий день (перенос)"
+        plan.working.update((day, label) for day in weekend_workdays if day.year == year)
+        if country == "RU" and not _has_decree(country, calendar.subdivision, year):
+            _art_112_transfers(plan, english)
+    for day, name in calendar.holidays.items():
+        if day.year == year:
+            plan.closed[day] = name or ("holiday (sla.yaml)" if english else "праздник (sla.yaml)")
+            plan.working.pop(day, None)
+    listed = "working day (sla.yaml)" if english else "рабочий день (sla.yaml)"
+    for day in calendar.working_days:
+        if day.year == year:
+            plan.working[day] = listed
+            plan.closed.pop(day, None)
+    for day in plan.closed:
+        plan.hours[day] = ()
+    for day in plan.working:
+        plan.hours[day] = calendar.working_days.get(day) or _default_hours(calendar, day)
+    if country == "RU":
+        for holiday in _ru_holidays(year):
+            eve = holiday - _DAY
+            if eve.year == year and _works(calendar, plan, eve):
+                plan.short[eve] = RU_PRE_HOLIDAY_CUT
+    for day, cut in calendar.short_days.items():
+        if day.year == year:
+            plan.short[day] = cut
+    for day, cut in list(plan.short.items()):
+        ranges = _hours(calendar, plan, day)
+        if not cut or not ranges:
+            del plan.short[day]  # cancelled ("0m"), or nothing to shorten on a closed day
+        else:
+            plan.hours[day] = _shortened(ranges, cut)
+    return plan
+
+
+def _ru_holidays(year: int) -> list[date]:
+    """Non-working holidays of art. 112 part 1 whose eve falls in `year` (hence next 1 Jan)."""
+    days = [date(year, 1, n) for n in range(1, _NEW_YEAR_HOLIDAYS + 1)]
+    days += [date(year, month, day) for month, day in _RU_FIXED]
+    return [*days, date(year + 1, 1, 1)]
+
+
+def _art_112_transfers(plan: YearPlan, english: bool) -> None:
+    """A holiday on a Saturday or Sunday moves the day off to the next working day; the
+    January ones wait for the decree (it moves two of them anywhere in the year)."""
+    year = plan.year
+    for month, day in _RU_FIXED:
+        holiday = date(year, month, day)
+        if holiday.weekday() < _SATURDAY:
+            continue
+        moved = holiday + _DAY
+        while moved.weekday() >= _SATURDAY or moved in plan.closed:
+            moved += _DAY
+        shown = holiday.strftime("%d.%m.%Y")
+        plan.closed[moved] = (
+            f"day off moved from {shown} (Labour Code art. 112)"
+            if english
+            else f"выходной перенесён с {shown} (ТК РФ ст. 112)"
+        )
+
+
+def _default_hours(calendar: WorkCalendar, day: date) -> tuple[TimeRange, ...]:
+    own = calendar.hours.get(Weekday.of(day), ())
+    return own or next((h for h in calendar.hours.values() if h), ())
+
+
+def _hours(calendar: WorkCalendar, plan: YearPlan, day: date) -> tuple[TimeRange, ...]:
+    exception = plan.hours.get(day)
+    return calendar.hours.get(Weekday.of(day), ()) if exception is None else exception
+
+
+def _works(calendar: WorkCalendar, plan: YearPlan, day: date) -> bool:
+    return bool(_hours(calendar, plan, day))
+
+
+def _shortened(ranges: tuple[TimeRange, ...], cut: timedelta) -> tuple[TimeRange, ...]:
+    """The ranges closing `cut` earlier: taken off the end, across a break if need be."""
+    left = int(cut.total_seconds()) // 60
+    kept: list[TimeRange] = []
+    for span in reversed(ranges):
+        length = span.end - span.start
+        if left >= length:
+            left -= length
+            continue
+        kept.append(TimeRange(start=span.start, end=span.end - left) if left else span)
+        left = 0
+    return tuple(reversed(kept))
