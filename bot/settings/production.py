@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,16 @@ from bot.settings.fields import TimeRange, Weekday
 if TYPE_CHECKING:
     from bot.settings.sla_rules import WorkCalendar
 
-__all__ = ["YearPlan", "covers", "known_country", "plan_year", "subdivisions"]
+__all__ = [
+    "CalendarDay",
+    "DayKind",
+    "YearPlan",
+    "covers",
+    "known_country",
+    "plan_year",
+    "subdivisions",
+    "year_listing",
+]
 
 # Countries whose days off are moved by a yearly decree: the package knows a year only once
 # that decree is in it. Elsewhere holidays follow fixed rules the package computes for any year.
@@ -188,3 +198,40 @@ def _shortened(ranges: tuple[TimeRange, ...], cut: timedelta) -> tuple[TimeRange
         kept.append(TimeRange(start=span.start, end=span.end - left) if left else span)
         left = 0
     return tuple(reversed(kept))
+
+
+class DayKind(StrEnum):
+    NON_WORKING = "non_working"
+    WORKING = "working"  # a weekend day made working
+    SHORT = "short"  # a shortened working day
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDay:
+    """One line of `otklik calendar`."""
+
+    day: date
+    kind: DayKind
+    why: str  # "weekend", a holiday's name, why a day is moved
+    hours: tuple[TimeRange, ...] = ()
+    shorter_by: timedelta | None = None
+
+
+def year_listing(calendar: WorkCalendar, year: int, language: str | None) -> list[CalendarDay]:
+    """The year's non-working days (weekends by the weekly hours included), working weekend
+    days and shortened days, in date order."""
+    plan = calendar.year(year, language)
+    weekend = "weekend" if language is None or not language.startswith("ru") else "выходной"
+    days: list[CalendarDay] = []
+    day, end = date(year, 1, 1), date(year + 1, 1, 1)
+    while day < end:
+        hours = calendar.hours_on(day)
+        if not hours:
+            days.append(CalendarDay(day, DayKind.NON_WORKING, plan.closed.get(day, weekend)))
+        elif day in plan.working:
+            days.append(CalendarDay(day, DayKind.WORKING, plan.working[day], hours))
+        if hours and day in plan.short:
+            why = "shortened" if weekend == "weekend" else "сокращённый"
+            days.append(CalendarDay(day, DayKind.SHORT, why, hours, plan.short[day]))
+        day += _DAY
+    return days

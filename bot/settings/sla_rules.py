@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
-
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
@@ -41,8 +40,8 @@ __all__ = [
     "ListedDay",
     "PriorityPolicies",
     "Reminder",
-    "SlaConfig",
     "ShortDay",
+    "SlaConfig",
     "SlaPolicy",
     "WorkCalendar",
     "WorkingDay",
