@@ -130,10 +130,16 @@ def plan_year(calendar: WorkCalendar, year: int, language: str | None = None) ->
     for day in plan.working:
         plan.hours[day] = calendar.working_days.get(day) or _default_hours(calendar, day)
     if country == "RU":
-        for holiday in _ru_holidays(year):
+        non_working_holidays = set(_ru_holidays(year))
+        for holiday in non_working_holidays:
             eve = holiday - _DAY
             if eve.year == year and _works(calendar, plan, eve):
                 plan.short[eve] = RU_PRE_HOLIDAY_CUT
+        # A working Saturday standing in for a holiday's eve (moved off by decree) is that
+        # eve: shorter too, as the Ministry of Labour reads art. 95 (20 Feb 2021, 1 Nov 2025).
+        for day_off, worked in _ru_swaps(country, calendar.subdivision, year):
+            if day_off + _DAY in non_working_holidays and worked in plan.working:
+                plan.short[worked] = RU_PRE_HOLIDAY_CUT
     for day, cut in calendar.short_days.items():
         if day.year == year:
             plan.short[day] = cut
@@ -144,6 +150,24 @@ def plan_year(calendar: WorkCalendar, year: int, language: str | None = None) ->
         else:
             plan.hours[day] = _shortened(ranges, cut)
     return plan
+
+
+def _ru_swaps(country: str, subdivision: str | None, year: int) -> list[tuple[date, date]]:
+    """(day off, working day it was swapped with) of the year's decree, as the package
+    tabulates them: (month, day, from month, from day[, from year])."""
+    table = _country_year(country, subdivision, year, None)
+    entries = getattr(table, "special_public_holidays", {}).get(year, ())
+    if entries and isinstance(entries[0], int):
+        entries = (entries,)
+    swaps: list[tuple[date, date]] = []
+    for entry in entries:
+        if len(entry) in (4, 5) and all(isinstance(n, int) for n in entry):
+            from_year = entry[4] if len(entry) == 5 else year
+            try:
+                swaps.append((date(year, entry[0], entry[1]), date(from_year, entry[2], entry[3])))
+            except ValueError:
+                continue  # a shape this code does not know: the day keeps its full hours
+    return swaps
 
 
 def _ru_holidays(year: int) -> list[date]:
@@ -157,6 +181,8 @@ def _art_112_transfers(plan: YearPlan, english: bool) -> None:
     """A holiday on a Saturday or Sunday moves the day off to the next working day; the
     January ones wait for the decree (it moves two of them anywhere in the year)."""
     year = plan.year
+    if set(plan.closed) - set(_ru_holidays(year)):
+        return  # the package moved days itself (a newer version may): trust it, not twice
     for month, day in _RU_FIXED:
         holiday = date(year, month, day)
         if holiday.weekday() < _SATURDAY:

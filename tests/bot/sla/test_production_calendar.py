@@ -58,6 +58,25 @@ def test_2028_new_year_holidays_are_non_working(shipped: Playbook) -> None:
     assert [str(r) for r in working.hours_on(date(2028, 11, 3))] == ["09:00-13:00", "13:45-15:45"]
 
 
+@pytest.mark.parametrize(
+    ("year", "short"),
+    [
+        # The official production calendars' shortened days (consultant.ru), computed here
+        # from art. 95 and the package's decrees: eves of holidays, and a working Saturday
+        # standing in for an eve (20 February 2021, 1 November 2025).
+        (2021, ["02-20", "04-30", "06-11", "11-03"]),
+        (2025, ["03-07", "04-30", "06-11", "11-01"]),
+        (2026, ["04-30", "05-08", "06-11", "11-03"]),
+    ],
+)
+def test_pre_holiday_days_match_the_official_calendar(
+    shipped: Playbook, year: int, short: list[str]
+) -> None:
+    plan = shipped.calendar("working").year(year)
+    assert sorted(plan.short) == [date.fromisoformat(f"{year}-{md}") for md in short]
+    assert set(plan.short.values()) == {H}
+
+
 def test_a_deadline_over_the_2028_new_year_skips_the_holidays(shipped: Playbook) -> None:
     # Low priority: an 8 working-hour answer. Thursday 30 December 2027, 15:00 gives three
     # hours (to 18:00); 31 December is a day off by the 2027 decree, 1-9 January are holidays
