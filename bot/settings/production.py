@@ -16,13 +16,16 @@ walk (bot/sla/calendar.py) only looks dates up in dicts.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
-from functools import cache
-from typing import TYPE_CHECKING
-
-import holidays
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.settings.fields import TimeRange, Weekday
 
@@ -31,12 +34,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CalendarDay",
+    "CountryTable",
     "DayKind",
+    "HolidaysUnavailable",
     "YearPlan",
+    "country_table",
     "covers",
-    "known_country",
+    "load_countries",
     "plan_year",
-    "subdivisions",
     "year_listing",
 ]
 
@@ -61,31 +66,119 @@ class YearPlan:
     hours: dict[date, tuple[TimeRange, ...]] = field(default_factory=dict)  # () when closed
 
 
-@cache
-def _supported() -> dict[str, list[str]]:
-    return holidays.list_supported_countries()
+@dataclass(frozen=True, slots=True)
+class CountryYear:
+    """What the package says about one year of a country."""
+
+    names: dict[str, dict[date, str]]  # language ("ru", "en_US"; "": the package's) -> days off
+    weekend_workdays: frozenset[date] = frozenset()
+    decree: bool = False  # the year's decree on moved days off is in the package
+    swaps: tuple[tuple[date, date], ...] = ()  # (day off, the day it was moved from)
+
+    def closed(self, language: str | None) -> dict[date, str]:
+        for key in (language, "ru", "en_US", ""):
+            if key is not None and key in self.names:
+                return self.names[key]
+        return {}
 
 
-def known_country(code: str) -> bool:
-    return code in _supported()
+@dataclass(frozen=True, slots=True)
+class CountryTable:
+    start_year: int
+    end_year: int
+    years: dict[int, CountryYear]
+
+    def year(self, year: int) -> CountryYear:
+        return self.years.get(year) or CountryYear({})
 
 
-def subdivisions(country: str) -> list[str]:
-    return list(_supported().get(country, []))
+class HolidaysUnavailable(Exception):
+    """The package could not be read, or does not know a country or subdivision; `field`
+    says which key of the calendar is at fault ("" when the package itself failed)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
-@cache
-def _country_year(
-    country: str, subdivision: str | None, year: int, language: str | None
-) -> holidays.HolidayBase:
-    return holidays.country_holidays(
-        country, subdiv=subdivision, years=year, language=language, expand=False
-    )
+_SCRIPT = Path(__file__).with_name("holiday_table.py")
+_CHILD_TIMEOUT_S = 120
+# (country, subdivision) -> its table or why there is none; filled once per process.
+_TABLES: dict[tuple[str, str | None], CountryTable | HolidaysUnavailable] = {}
 
 
-def _has_decree(country: str, subdivision: str | None, year: int) -> bool:
-    table = _country_year(country, subdivision, year, None)
-    return year in getattr(table, "special_public_holidays", {})
+def load_countries(keys: Iterable[tuple[str, str | None]]) -> None:
+    """Read the package for these countries, in one child process, unless read before.
+
+    A child, because importing any country imports all of them (about 10 MB the bot would
+    keep); the child's tables are a few hundred dates a country. Runs at playbook load, before
+    the event loop starts.
+    """
+    missing = sorted({key for key in keys if key not in _TABLES}, key=str)
+    if not missing:
+        return
+    try:
+        # Our own script; the arguments are JSON, no shell.
+        done = subprocess.run(
+            [sys.executable, "-I", str(_SCRIPT), json.dumps(missing)],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=_CHILD_TIMEOUT_S,
+            check=False,
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise HolidaysUnavailable(f"cannot read the holidays package: {last}")
+        tables = json.loads(done.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        failure = HolidaysUnavailable(f"cannot read the holidays package: {exc}")
+        for key in missing:
+            _TABLES[key] = failure
+        return
+    except HolidaysUnavailable as failure:
+        for key in missing:
+            _TABLES[key] = failure
+        return
+    for country, subdivision in missing:
+        data = tables[f"{country}|{subdivision or ''}"]
+        _TABLES[(country, subdivision)] = (
+            HolidaysUnavailable(data["error"], data["field"]) if "error" in data else _table(data)
+        )
+
+
+def _table(data: dict[str, Any]) -> CountryTable:
+    years: dict[int, CountryYear] = {}
+    for year, item in data["years"].items():
+        swaps = []
+        for entry in item["swaps"]:
+            to_month, to_day, from_month, from_day, *from_year = entry
+            with contextlib.suppress(ValueError):  # a shape not met yet: no shortened day
+                swaps.append(
+                    (
+                        date(int(year), to_month, to_day),
+                        date(from_year[0] if from_year else int(year), from_month, from_day),
+                    )
+                )
+        years[int(year)] = CountryYear(
+            names={
+                language: {date.fromisoformat(d): name for d, name in days.items()}
+                for language, days in item["names"].items()
+            },
+            weekend_workdays=frozenset(map(date.fromisoformat, item["weekend_workdays"])),
+            decree=item["decree"],
+            swaps=tuple(swaps),
+        )
+    return CountryTable(data["start"], data["end"], years)
+
+
+def country_table(country: str, subdivision: str | None) -> CountryTable:
+    """The package's table for a country; raises HolidaysUnavailable."""
+    load_countries([(country, subdivision)])
+    table = _TABLES[(country, subdivision)]
+    if isinstance(table, HolidaysUnavailable):
+        raise table
+    return table
 
 
 def covers(calendar: WorkCalendar, year: int) -> bool:
@@ -96,25 +189,22 @@ def covers(calendar: WorkCalendar, year: int) -> bool:
         return True
     if calendar.country is None:
         return any(day.year == year for day in calendar.holidays)
-    table = _country_year(calendar.country, calendar.subdivision, year, None)
-    if not table.start_year <= year <= table.end_year:
+    table = country_table(calendar.country, calendar.subdivision)
+    if year not in table.years:
         return False
-    return calendar.country not in _YEARLY_DECREE or _has_decree(
-        calendar.country, calendar.subdivision, year
-    )
+    return calendar.country not in _YEARLY_DECREE or table.year(year).decree
 
 
 def plan_year(calendar: WorkCalendar, year: int, language: str | None = None) -> YearPlan:
     english = language is not None and not language.startswith("ru")
     plan = YearPlan(year)
     country = calendar.country
-    if country is not None:
-        table = _country_year(country, calendar.subdivision, year, language)
-        plan.closed.update((day, str(name)) for day, name in table.items() if day.year == year)
-        weekend_workdays: set[date] = getattr(table, "weekend_workdays", set())
+    known = country_table(country, calendar.subdivision).year(year) if country else None
+    if known is not None:
+        plan.closed.update(known.closed(language))
         label = "working day (moved by decree)" if english else "рабочий день (перенос)"
-        plan.working.update((day, label) for day in weekend_workdays if day.year == year)
-        if country == "RU" and not _has_decree(country, calendar.subdivision, year):
+        plan.working.update((day, label) for day in known.weekend_workdays)
+        if country == "RU" and not known.decree:
             _art_112_transfers(plan, english)
     for day, name in calendar.holidays.items():
         if day.year == year:
@@ -137,7 +227,7 @@ def plan_year(calendar: WorkCalendar, year: int, language: str | None = None) ->
                 plan.short[eve] = RU_PRE_HOLIDAY_CUT
         # A working Saturday standing in for a holiday's eve (moved off by decree) is that
         # eve: shorter too, as the Ministry of Labour reads art. 95 (20 Feb 2021, 1 Nov 2025).
-        for day_off, worked in _ru_swaps(country, calendar.subdivision, year):
+        for day_off, worked in known.swaps if known is not None else ():
             if day_off + _DAY in non_working_holidays and worked in plan.working:
                 plan.short[worked] = RU_PRE_HOLIDAY_CUT
     for day, cut in calendar.short_days.items():
@@ -150,24 +240,6 @@ def plan_year(calendar: WorkCalendar, year: int, language: str | None = None) ->
         else:
             plan.hours[day] = _shortened(ranges, cut)
     return plan
-
-
-def _ru_swaps(country: str, subdivision: str | None, year: int) -> list[tuple[date, date]]:
-    """(day off, working day it was swapped with) of the year's decree, as the package
-    tabulates them: (month, day, from month, from day[, from year])."""
-    table = _country_year(country, subdivision, year, None)
-    entries = getattr(table, "special_public_holidays", {}).get(year, ())
-    if entries and isinstance(entries[0], int):
-        entries = (entries,)
-    swaps: list[tuple[date, date]] = []
-    for entry in entries:
-        if len(entry) in (4, 5) and all(isinstance(n, int) for n in entry):
-            from_year = entry[4] if len(entry) == 5 else year
-            try:
-                swaps.append((date(year, entry[0], entry[1]), date(from_year, entry[2], entry[3])))
-            except ValueError:
-                continue  # a shape this code does not know: the day keeps its full hours
-    return swaps
 
 
 def _ru_holidays(year: int) -> list[date]:

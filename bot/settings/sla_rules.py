@@ -109,29 +109,14 @@ class CalendarSpec(StrictModel):
 
     @field_validator("country")
     @classmethod
-    def _known_country(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        code = value.strip().upper()
-        if not production.known_country(code):
-            raise ValueError(
-                f"unknown country {value!r}: give a two-letter code the holidays package "
-                "knows, e.g. RU or PL"
-            )
-        return code
+    def _country_code(cls, value: str | None) -> str | None:
+        # Whether the package knows it is checked at build time (build_calendars).
+        return value.strip().upper() if value is not None else None
 
     @model_validator(mode="after")
     def _consistent(self) -> CalendarSpec:
-        if self.subdivision is not None:
-            if self.country is None:
-                raise ValueError("subdivision needs a country")
-            known = production.subdivisions(self.country)
-            if self.subdivision not in known:
-                listed = ", ".join(known[:12]) or "none"
-                raise ValueError(
-                    f"unknown subdivision {self.subdivision!r} for {self.country} "
-                    f"(the holidays package knows: {listed})"
-                )
+        if self.subdivision is not None and self.country is None:
+            raise ValueError("subdivision needs a country")
         for field, days in (
             ("holidays", [d.date for d in self.holidays]),
             ("working_days", [d.date for d in self.working_days]),
@@ -295,7 +280,17 @@ def build_calendars(
     playbook_dir: Path, sla: SlaConfig, problems: list[Problem]
 ) -> dict[str, WorkCalendar]:
     calendars = {ALWAYS_OPEN: _ALWAYS_OPEN_CALENDAR}
+    production.load_countries(
+        (spec.country, spec.subdivision) for spec in sla.calendars.values() if spec.country
+    )
     for name, spec in sla.calendars.items():
+        if spec.country is not None:
+            try:
+                production.country_table(spec.country, spec.subdivision)
+            except production.HolidaysUnavailable as exc:
+                field = f"calendars.{name}{'.' if exc.field else ''}{exc.field}"
+                problems.append((playbook_dir / "sla.yaml", field, str(exc)))
+                continue
         holidays = {d.date: d.name or "" for d in spec.holidays}
         if spec.holidays_ical:
             ical = _ical_holidays(

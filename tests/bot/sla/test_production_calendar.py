@@ -159,7 +159,7 @@ def test_poland_from_the_package(tmp_path: Path) -> None:
         ("    short_days: [{date: 2028-12-29, shorter_by: 90s}]\n", "short_days[0]", "whole"),
         ("    working_days: ['2028-02-30']\n", "working_days[0].date", "2028-02-30"),
         ("    holidays: [2028-01-10]\n    working_days: [2028-01-10]\n", "", "both"),
-        ("    subdivision: XX\n", "", "unknown subdivision"),
+        ("    subdivision: XX\n", "subdivision", "unknown subdivision"),
     ],
 )
 def test_bad_calendar_keys_are_named(tmp_path: Path, extra: str, field: str, words: str) -> None:
