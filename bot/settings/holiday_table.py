@@ -4,7 +4,7 @@ Run as a script by bot/settings/production.py, never imported by the bot: the pa
 the rules of every country it knows (about 10 MB), while the bot needs a few dates a year.
 Importing only the standard library and `holidays`, it runs with `python -I` (no project code).
 
-    python -I holiday_table.py '[["RU", null], ["PL", "14"]]'
+    python -I holiday_table.py '[["RU", null], ["PL", "14"]]' [names]
 
 prints {"RU|": {"start": 1991, "end": 2100, "years": {"2027": {...}}}, ...}, or for a key
 the package does not know {"error": "...", "field": "country" | "subdivision"}.
@@ -23,7 +23,8 @@ FIRST_YEAR, LAST_YEAR = 2000, 2100
 LANGUAGES = ("ru", "en_US")  # the bot's locales; "" below: the package's own language
 
 
-def country_table(country: str, subdivision: str | None) -> dict[str, Any]:
+def country_table(country: str, subdivision: str | None, named: bool) -> dict[str, Any]:
+    """Without `named`, the days off carry no names: the SLA clock needs only the dates."""
     supported = holidays.list_supported_countries()
     if country not in supported:
         return {
@@ -40,7 +41,7 @@ def country_table(country: str, subdivision: str | None) -> dict[str, Any]:
         }
     empty = holidays.country_holidays(country, subdiv=subdivision)
     languages: list[str | None] = [x for x in LANGUAGES if x in empty.supported_languages]
-    languages = languages or [None]
+    languages = languages if named and languages else [None]
     years: dict[str, Any] = {}
     for year in range(max(FIRST_YEAR, empty.start_year), min(LAST_YEAR, empty.end_year) + 1):
         names: dict[str, dict[str, str]] = {}
@@ -49,7 +50,9 @@ def country_table(country: str, subdivision: str | None) -> dict[str, Any]:
                 country, subdiv=subdivision, years=year, language=language, expand=False
             )
             names[language or ""] = {
-                day.isoformat(): str(name) for day, name in table.items() if day.year == year
+                day.isoformat(): str(name) if named else ""
+                for day, name in table.items()
+                if day.year == year
             }
         special = getattr(table, "special_public_holidays", {})
         years[str(year)] = {
@@ -77,13 +80,13 @@ def _swaps(entries: Any) -> list[list[int]]:
     ]
 
 
-def main(request: str) -> None:
+def main(request: str, named: bool) -> None:
     tables = {
-        f"{country}|{subdivision or ''}": country_table(country, subdivision)
+        f"{country}|{subdivision or ''}": country_table(country, subdivision, named)
         for country, subdivision in json.loads(request)
     }
     json.dump(tables, sys.stdout, ensure_ascii=False)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], named=sys.argv[2:] == ["names"])

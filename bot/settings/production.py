@@ -103,24 +103,26 @@ class HolidaysUnavailable(Exception):
 
 _SCRIPT = Path(__file__).with_name("holiday_table.py")
 _CHILD_TIMEOUT_S = 120
-# (country, subdivision) -> its table or why there is none; filled once per process.
-_TABLES: dict[tuple[str, str | None], CountryTable | HolidaysUnavailable] = {}
+_Key = tuple[str, str | None, bool]  # country, subdivision, with the holidays' names
+# Each country's table or why there is none; filled once per process.
+_TABLES: dict[_Key, CountryTable | HolidaysUnavailable] = {}
 
 
-def load_countries(keys: Iterable[tuple[str, str | None]]) -> None:
+def load_countries(keys: Iterable[tuple[str, str | None]], *, named: bool = False) -> None:
     """Read the package for these countries, in one child process, unless read before.
 
     A child, because importing any country imports all of them (about 10 MB the bot would
-    keep); the child's tables are a few hundred dates a country. Runs at playbook load, before
-    the event loop starts.
+    keep); the child's tables are a few hundred dates a country, without names unless `named`
+    (only `otklik calendar` shows them). Runs at playbook load, before the event loop starts.
     """
-    missing = sorted({key for key in keys if key not in _TABLES}, key=str)
+    missing = sorted({key for key in keys if (*key, named) not in _TABLES}, key=str)
     if not missing:
         return
+    argv = [sys.executable, "-I", str(_SCRIPT), json.dumps(missing), *(["names"] * named)]
     try:
         # Our own script; the arguments are JSON, no shell.
         done = subprocess.run(
-            [sys.executable, "-I", str(_SCRIPT), json.dumps(missing)],
+            argv,
             capture_output=True,
             text=True,
             encoding="utf-8",
@@ -133,16 +135,16 @@ def load_countries(keys: Iterable[tuple[str, str | None]]) -> None:
         tables = json.loads(done.stdout)
     except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
         failure = HolidaysUnavailable(f"cannot read the holidays package: {exc}")
-        for key in missing:
-            _TABLES[key] = failure
+        for country, subdivision in missing:
+            _TABLES[(country, subdivision, named)] = failure
         return
     except HolidaysUnavailable as failure:
-        for key in missing:
-            _TABLES[key] = failure
+        for country, subdivision in missing:
+            _TABLES[(country, subdivision, named)] = failure
         return
     for country, subdivision in missing:
         data = tables[f"{country}|{subdivision or ''}"]
-        _TABLES[(country, subdivision)] = (
+        _TABLES[(country, subdivision, named)] = (
             HolidaysUnavailable(data["error"], data["field"]) if "error" in data else _table(data)
         )
 
@@ -172,10 +174,10 @@ def _table(data: dict[str, Any]) -> CountryTable:
     return CountryTable(data["start"], data["end"], years)
 
 
-def country_table(country: str, subdivision: str | None) -> CountryTable:
+def country_table(country: str, subdivision: str | None, named: bool = False) -> CountryTable:
     """The package's table for a country; raises HolidaysUnavailable."""
-    load_countries([(country, subdivision)])
-    table = _TABLES[(country, subdivision)]
+    load_countries([(country, subdivision)], named=named)
+    table = _TABLES[(country, subdivision, named)]
     if isinstance(table, HolidaysUnavailable):
         raise table
     return table
@@ -199,7 +201,8 @@ def plan_year(calendar: WorkCalendar, year: int, language: str | None = None) ->
     english = language is not None and not language.startswith("ru")
     plan = YearPlan(year)
     country = calendar.country
-    known = country_table(country, calendar.subdivision).year(year) if country else None
+    named = language is not None
+    known = country_table(country, calendar.subdivision, named).year(year) if country else None
     if known is not None:
         plan.closed.update(known.closed(language))
         label = "working day (moved by decree)" if english else "рабочий день (перенос)"
