@@ -10,8 +10,10 @@ package (its data is maintained upstream; upgrading the package brings new decre
   (Labour Code art. 95). The package has no shortened days, so they are computed here;
 - the playbook's own days (regional holidays, working days, shortened days) win over both.
 
-A YearPlan is built once per calendar and year (bot/settings/sla_rules.py keeps it), so the SLA
-walk (bot/sla/calendar.py) only looks dates up in dicts.
+The package is read once per process, in a child (holiday_table.py, see load_countries), into
+a table of dates per country and year. A YearPlan is built from it once per calendar and year
+(bot/settings/sla_rules.py keeps it), so the SLA walk (bot/sla/calendar.py) only looks dates up
+in dicts.
 """
 
 from __future__ import annotations
