@@ -46,11 +46,13 @@ from bot.reports.digest import DigestService
 from bot.settings.config import Config
 from bot.settings.playbook import Playbook
 from bot.sla.calendar import plan_deadlines
+from bot.sla.coverage import CalendarWatch
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
 from bot.staff.directory import SANDBOX, Directory
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
+from handlers.jobs.calendar import CalendarJobs
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
 from handlers.jobs.drills import DrillJobs
@@ -181,6 +183,18 @@ class App:
             crises=self.crises,
         )
         self.drill_jobs = DrillJobs(self.drills)
+        # Warns before a working calendar runs out of known years (bot/sla/coverage.py).
+        self.calendar_jobs = CalendarJobs(
+            CalendarWatch(
+                self.database.uow,
+                self.clock,
+                self.directory,
+                playbook,
+                config.tz,
+                on_outbox=self.worker.wake,
+            ),
+            config.tz,
+        )
         self.answers = Answers(
             self.cases,
             self.directory,
@@ -260,6 +274,8 @@ class App:
         await self._start_digests()
         self.model_jobs.schedule(self.scheduler)
         self.retention_jobs.schedule(self.scheduler)
+        self.calendar_jobs.schedule(self.scheduler)
+        await self.calendar_jobs.run()
         self.drill_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)

@@ -22,7 +22,11 @@ from bot.intake.sentiment.lexicon import LexiconError, lexicon_dir, load_lexicon
 from bot.messages.texts import check_templates
 from bot.ports import SentimentCorrection
 from bot.settings.config import Config, ConfigError, load_config
+from bot.settings.errors import unknown_name
+from bot.settings.fields import format_duration
 from bot.settings.playbook import Playbook, PlaybookError, load_playbook
+from bot.settings.production import CalendarDay, DayKind, year_listing
+from bot.settings.sla_rules import WorkCalendar
 from store.audit import ChainReport
 from store.db import Database
 
@@ -104,6 +108,86 @@ def _load_or_exit(config_path: Path, *, serving: bool = False) -> tuple[Config, 
         err.print(f"[bold red]Configuration is not valid[/]\n{error}", highlight=False)
         raise typer.Exit(code=2) from None
     return config, playbook
+
+
+@app.command("calendar")
+def calendar_(
+    year: Annotated[int, typer.Option("--year", min=1991, max=2100, help="The year to list")],
+    department: Annotated[
+        str | None, typer.Option("--department", help="Only the calendars its SLA policies use")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """Non-working, working weekend and shortened days of a year, per working calendar."""
+    try:
+        cfg = load_config(config)
+        playbook = load_playbook(cfg.playbooks.path)
+    except (ConfigError, PlaybookError) as error:
+        err.print(f"[bold red]Configuration is not valid[/]\n{error}", highlight=False)
+        raise typer.Exit(code=2) from None
+    if department is not None and department not in cfg.department_ids:
+        err.print(unknown_name("department", department, cfg.department_ids), highlight=False)
+        raise typer.Exit(code=2)
+    language = "ru" if cfg.locale == "ru" else "en_US"
+    listing = [
+        (playbook.calendar(name), year_listing(playbook.calendar(name), year, language))
+        for name in playbook.working_calendars(department)
+    ]
+    if as_json:
+        out.print_json(data={"year": year, "calendars": [_calendar_json(*c) for c in listing]})
+        return
+    for calendar, days in listing:
+        known = "" if calendar.covers(year) else " — incomplete: no official transfers yet"
+        country = f", {calendar.country}" if calendar.country else ""
+        table = Table(title=f"{calendar.name}{country}, {year}{known}", title_justify="left")
+        for column in ("date", "day", "kind", "why", "hours"):
+            table.add_column(column)
+        for day in days:
+            table.add_row(
+                day.day.isoformat(),
+                day.day.strftime("%a"),
+                day.kind.value.replace("_", "-"),
+                day.why,
+                _hours_text(day),
+            )
+        out.print(table)
+    if not listing:
+        out.print("No working calendar: every policy counts every minute (24x7).")
+
+
+def _hours_text(day: CalendarDay) -> str:
+    text = ", ".join(str(r) for r in day.hours)
+    return f"{text} ({format_duration(day.shorter_by)} shorter)" if day.shorter_by else text
+
+
+def _calendar_json(calendar: WorkCalendar, days: list[CalendarDay]) -> dict[str, object]:
+    def entry(day: CalendarDay) -> dict[str, object]:
+        item: dict[str, object] = {
+            "date": day.day.isoformat(),
+            "weekday": day.day.strftime("%a").lower(),
+            "why": day.why,
+        }
+        if day.hours:
+            item["hours"] = [str(r) for r in day.hours]
+        if day.shorter_by:
+            item["shorter_by"] = format_duration(day.shorter_by)
+        return item
+
+    year = days[0].day.year if days else None
+    return {
+        "name": calendar.name,
+        "country": calendar.country,
+        "known": calendar.covers(year) if year is not None else False,
+        **{
+            key: [entry(d) for d in days if d.kind is kind]
+            for key, kind in (
+                ("non_working", DayKind.NON_WORKING),
+                ("working_weekend_days", DayKind.WORKING),
+                ("short_days", DayKind.SHORT),
+            )
+        },
+    }
 
 
 @app.command()

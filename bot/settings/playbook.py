@@ -111,6 +111,15 @@ class Playbook(StrictModel):
         except KeyError:
             raise KeyError(f"no calendar {name!r}") from None
 
+    def working_calendars(self, department: str | None = None) -> list[str]:
+        """Calendars that count less than every minute, in sla.yaml's order: those the
+        department's policies use, or all of them."""
+        if department is None:
+            used = set(self.calendars)
+        else:
+            used = {self.sla_policy_for(department, p)[1].calendar for p in Priority}
+        return [n for n, c in self.calendars.items() if n in used and not c.always_open]
+
     def chain(self, name: str) -> EscalationChain:
         try:
             return self.escalation.chains[name]

@@ -17,7 +17,7 @@ from bot.model import AuthorLabel, Priority
 from bot.settings.fields import TimeRange, format_duration, parse_duration
 from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, Playbook, PlaybookError, load_playbook
 from bot.settings.reply_templates import TemplateKind
-from bot.settings.sla_rules import ALWAYS_OPEN, Reminder, parse_ical_dates
+from bot.settings.sla_rules import ALWAYS_OPEN, Reminder, parse_ical_dates, parse_ical_days
 
 DEPARTMENTS = {"housing", "transport", "health", "education", "social", "coordination"}
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -218,7 +218,9 @@ def test_working_calendar(playbook: Playbook) -> None:
     assert working.hours_on(date(2026, 3, 14)) == ()  # Saturday
     assert working.hours_on(date(2026, 1, 5)) == ()  # New Year holidays
     assert working.hours_on(date(2027, 6, 14)) == ()  # 12 June moved to Monday
-    assert working.hours_on(date(2026, 4, 21)) == ()  # from holidays.ics
+    assert working.hours_on(date(2026, 1, 9)) == ()  # 3 January moved by decree
+    # 30 April, before the 1 May holiday, is an hour shorter (Labour Code art. 95).
+    assert [str(r) for r in working.hours_on(date(2026, 4, 30))] == ["09:00-13:00", "13:45-17:00"]
     at_lunch = datetime(2026, 3, 12, 10, 30, tzinfo=UTC)  # 13:30 in Moscow
     assert not working.is_open(at_lunch, MOSCOW)
     assert working.is_open(at_lunch + timedelta(minutes=30), MOSCOW)
@@ -485,13 +487,25 @@ def test_missing_file_and_duplicate_ids(playbook_copy: Path, edit) -> None:
     assert "duplicate rule id 'housing-accident' (also rules[0])" in message
 
 
-def test_ical_problems(playbook_copy: Path, edit) -> None:
-    edit(
-        playbook_copy / "holidays.ics",
-        "DTSTART;VALUE=DATE:20270511",
-        "DTSTART;VALUE=DATE:20270511\nRRULE:FREQ=YEARLY",
-    )
-    edit(playbook_copy / "holidays.ics", "DTSTART;VALUE=DATE:20260914", "DTSTART:20260914T090000")
+ICAL = """BEGIN:VCALENDAR
+VERSION:2.0
+BEGIN:VEVENT
+DTSTART;VALUE=DATE:20270511
+SUMMARY:Радоница
+END:VEVENT
+BEGIN:VEVENT
+DTSTART;VALUE=DATE:20270512
+RRULE:FREQ=YEARLY
+END:VEVENT
+BEGIN:VEVENT
+DTSTART:20260914T090000
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_ical_problems(playbook_copy: Path) -> None:
+    (playbook_copy / "holidays.ics").write_text(ICAL, encoding="utf-8")
     problems = _problems(playbook_copy)
     assert (
         "holidays.ics",
@@ -503,6 +517,22 @@ def test_ical_problems(playbook_copy: Path, edit) -> None:
     [(file, field, message)] = _problems(playbook_copy)
     assert (file, field) == ("sla.yaml", "calendars.working.holidays_ical")
     assert "not found" in message
+
+
+def test_ical_days_close_the_calendar(playbook_copy: Path) -> None:
+    (playbook_copy / "holidays.ics").write_text(
+        ICAL.split("BEGIN:VEVENT\nDTSTART;VALUE=DATE:20270512")[0] + "END:VCALENDAR\n",
+        encoding="utf-8",
+    )
+    working = load_playbook(playbook_copy).calendar("working")
+    assert working.hours_on(date(2027, 5, 11)) == ()
+    assert working.year(2027).closed[date(2027, 5, 11)] == "Радоница"
+
+
+def test_shipped_ical_holds_no_days() -> None:
+    # The shipped file is an empty example: no region's holiday is presented as everyone's.
+    days, problems = parse_ical_days((DEFAULT_PLAYBOOK_DIR / "holidays.ics").read_text("utf-8"))
+    assert (days, problems) == ({}, [])
 
 
 def test_ical_file_must_stay_inside_the_playbook(playbook_copy: Path, edit) -> None:

@@ -344,16 +344,16 @@ def test_shipped_calendar_friday_short_day_and_lunch(playbook: Playbook) -> None
 
 def test_shipped_calendar_holidays(playbook: Playbook) -> None:
     working = playbook.calendar("working")
-    # 2026-04-21 (Tuesday) comes from holidays.ics.
-    assert add(working, at(date(2026, 4, 20), "17:30"), H) == at(date(2026, 4, 22), "09:30")
+    # 30 April 2026, a Thursday before 1 May, closes an hour early (17:00); 4 May is next.
+    assert add(working, at(date(2026, 4, 30), "16:30"), H) == at(date(2026, 5, 4), "09:30")
     # 31 December 2026 and the New Year holidays up to 8 January 2027 (a Friday).
     assert add(working, at(date(2026, 12, 30), "17:30"), H) == at(date(2027, 1, 11), "09:30")
     # The calendar has no zone of its own: the organisation's decides.
     yekaterinburg = ZoneInfo("Asia/Yekaterinburg")  # two hours ahead of Moscow
     result = add_working_time(
-        working, at(date(2026, 4, 20), "17:30", yekaterinburg), H, yekaterinburg
+        working, at(date(2026, 4, 30), "16:30", yekaterinburg), H, yekaterinburg
     )
-    assert result == at(date(2026, 4, 22), "09:30", yekaterinburg)
+    assert result == at(date(2026, 5, 4), "09:30", yekaterinburg)
 
 
 # --- working_time_between and subtract_working_time ------------------------------------------
