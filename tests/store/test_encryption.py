@@ -391,6 +391,8 @@ async def test_migration_0011_encrypts_the_rows_it_finds_and_0010_gets_them_back
         item = await uow.outbox.get(1)
         picture = await uow.blobs.get("s")
     assert mention is not None and (mention.text, mention.story_id) == (TEXT, STORY)
+    # 0016: the mention's copies of its identity gave way to the identity's keyed hash.
+    assert (mention.author.external_id, mention.author.display_name) == (IDENTITY, NAME)
     assert author is not None and author.display_name == NAME
     assert author.identities[0].profile_url == PROFILE
     assert found is not None and found.id == mention.id
