@@ -77,7 +77,7 @@ async def seed(database: Database, mentions: int, days: int) -> None:
                         "external_id": f"m{n}",
                         "author_id": author_id,
                         "identity_channel": "bench",
-                        "identity_external_id": "a",
+                        "identity_hash": "a",
                         "text": "…",
                         "received_at": at,
                         "sentiment": "negative" if negative else "neutral",

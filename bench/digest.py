@@ -188,8 +188,9 @@ def _mention(
     keys = crypto.keyring()
     seal = keys.encrypt
     return (
-        "vk", seal(f"m{i}"), seal(f"https://vk.com/wall-1_{i}"), author, "vk", seal(f"a{author}"),
-        "", seal("текст"), None, at, sentiment, "source", 0, codes, case_id, keys.blind(f"m{i}"),
+        "vk", seal(f"m{i}"), seal(f"https://vk.com/wall-1_{i}"), author, "vk",
+        keys.blind(f"a{author}"), seal("текст"), None, at, sentiment, "source", 0, codes, case_id,
+        keys.blind(f"m{i}"),
     )  # fmt: skip
 
 
@@ -225,9 +226,9 @@ def generate(path: Path, n_mentions: int, n_cases: int, n_authors: int) -> float
         )
         conn.executemany(
             "INSERT INTO mentions (source, external_id, url, author_id, identity_channel,"
-            " identity_external_id, identity_name, text, language, received_at, sentiment,"
+            " identity_hash, text, language, received_at, sentiment,"
             " sentiment_source, reach, codes, case_id, external_id_hash)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             mentions(rng, n_mentions, case_rows, n_authors),
         )
         conn.executemany(

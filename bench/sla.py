@@ -187,8 +187,7 @@ def _mention(case: Case, author_id: int, now: datetime) -> dict[str, Any]:
         "url": f"https://vk.com/wall-1_{case.id}",
         "author_id": author_id,
         "identity_channel": "vk",
-        "identity_external_id": f"u{author_id}",
-        "identity_name": "Житель",
+        "identity_hash": f"u{author_id}",
         "text": "Третий день нет отопления, батареи ледяные",
         # Long ago: the crisis watch would count 100,000 fresh negative mentions as a crisis.
         "received_at": now - timedelta(days=60),

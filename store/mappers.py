@@ -37,6 +37,7 @@ from bot.reports.export import ExportAuthor, ExportCase
 from bot.reports.figures import AuthorSeen, CrisisSpan
 from bot.settings.crisis_rules import ThresholdScope
 from bot.sla.timers import Timer, TimerKind
+from store.audit import REDACTED
 from store.models import (
     AuthorIdentityRow,
     AuthorRow,
@@ -139,8 +140,6 @@ MENTION_COLUMNS = (
     "url",
     "author_id",
     "identity_channel",
-    "identity_external_id",
-    "identity_name",
     "text",
     "language",
     "published_at",
@@ -158,6 +157,7 @@ MENTION_COLUMNS = (
     "url_hash",
     "story_hash",
     "reply_to_url_hash",
+    "identity_hash",
 )
 
 # Enum values by member: a dict look-up costs a fraction of the `.value` property.
@@ -175,8 +175,6 @@ def mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
         mention.url,
         author_id,
         mention.author.channel,
-        mention.author.external_id,
-        mention.author.display_name,
         mention.text,
         mention.language,
         mention.published_at,
@@ -193,6 +191,7 @@ def mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
         mention.url,
         mention.story_id,
         mention.reply_to_url,
+        mention.author.external_id,
     )
 
 
@@ -202,13 +201,21 @@ def mention_values(mention: Mention, author_id: int) -> dict[str, Any]:
     return values
 
 
+def mention_identity(row: MentionRow) -> Identity:
+    """The identity a mention came through; once the author is erased, only its channel."""
+    found = row.identity
+    if found is None:
+        return Identity(row.identity_channel, REDACTED, "")
+    return Identity(found.channel, found.external_id, found.display_name, found.profile_url)
+
+
 def mention_from_row(row: MentionRow) -> Mention:
     return Mention(
         id=row.id,
         source=row.source,
         external_id=row.external_id,
         text=row.text,
-        author=Identity(row.identity_channel, row.identity_external_id, row.identity_name),
+        author=mention_identity(row),
         received_at=row.received_at,
         published_at=row.published_at,
         url=row.url,

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncAttrs
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql import ClauseElement, operators
 from sqlalchemy.sql.operators import OperatorType
 
@@ -344,9 +344,17 @@ class MentionRow(Base):
     url: Mapped[str | None] = mapped_column(EncryptedText)
     url_hash: Mapped[str | None] = mapped_column(BlindIndex, default=hash_of("url"))
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
+    # The identity it came through, by its keyed hash: the identity's id and name are kept
+    # once, in author_identities, not again in every mention (None once erased).
     identity_channel: Mapped[str] = mapped_column(String(64))
-    identity_external_id: Mapped[str] = mapped_column(EncryptedText)
-    identity_name: Mapped[str] = mapped_column(EncryptedText, default="")
+    identity_hash: Mapped[str | None] = mapped_column(BlindIndex)
+    identity: Mapped[AuthorIdentityRow | None] = relationship(
+        primaryjoin="and_(foreign(MentionRow.identity_channel) == AuthorIdentityRow.channel, "
+        "foreign(MentionRow.identity_hash) == AuthorIdentityRow.external_id_hash)",
+        viewonly=True,
+        lazy="joined",
+        uselist=False,
+    )
     text: Mapped[str] = mapped_column(EncryptedText)
     language: Mapped[str | None] = mapped_column(String(8))
     published_at: Mapped[datetime | None]

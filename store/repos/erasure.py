@@ -56,8 +56,9 @@ PERSONAL_COLUMNS: dict[str, dict[str, Any]] = {
     "mentions": {
         "text": REDACTED,
         "url": None,
-        "identity_external_id": REDACTED,
-        "identity_name": "",
+        # The keyed hash of the identity it came through (the identity itself lives in
+        # author_identities, erased with the author).
+        "identity_hash": None,
         "reply_to_url": None,
         # Their keyed hashes too (store/crypto.py): a hash of a link is still personal data.
         "url_hash": None,
@@ -277,7 +278,9 @@ class SqlErasureRepository:
         for mention in mentions:
             # Not reply_to_url: the post replied to is usually the organisation's own, and
             # would match every message about it.
-            values += [mention.url, mention.identity_external_id, mention.identity_name]
+            values.append(mention.url)
+            if mention.identity is not None:
+                values += [mention.identity.external_id, mention.identity.display_name]
             texts.append(mention.text)
             if _holds_data(mention):
                 plan.mention_ids.append(mention.id)

@@ -391,6 +391,8 @@ async def test_migration_0011_encrypts_the_rows_it_finds_and_0010_gets_them_back
         item = await uow.outbox.get(1)
         picture = await uow.blobs.get("s")
     assert mention is not None and (mention.text, mention.story_id) == (TEXT, STORY)
+    # 0016: the mention's copies of its identity gave way to the identity's keyed hash.
+    assert (mention.author.external_id, mention.author.display_name) == (IDENTITY, NAME)
     assert author is not None and author.display_name == NAME
     assert author.identities[0].profile_url == PROFILE
     assert found is not None and found.id == mention.id
@@ -404,15 +406,14 @@ async def test_migration_0011_encrypts_the_rows_it_finds_and_0010_gets_them_back
     assert tuple(row) == (TEXT, NAME)
 
 
-def test_the_blind_index_is_hmac_sha256_of_the_value_truncated_to_128_bits() -> None:
+def test_the_blind_index_is_keyed_blake2b_of_the_value_in_128_bits() -> None:
     import base64
     import hashlib
-    import hmac
 
     ring = keyring("a")
     for value in ("", IDENTITY, NAME, "x" * 200):
-        digest = hmac.digest(b"i" * 32, value.encode(), hashlib.sha256)
-        expected = base64.b64encode(digest[:16]).decode().rstrip("=")
+        digest = hashlib.blake2b(value.encode(), key=b"i" * 32, digest_size=16).digest()
+        expected = base64.b64encode(digest).decode().rstrip("=")
         assert ring.blind(value) == expected
         assert ring.blind(value) == expected  # again, from the ones kept
 
@@ -437,7 +438,7 @@ async def test_an_encrypted_column_is_never_compared_and_its_hash_fills_itself(
                 url=URL,
                 author_id=author.id,
                 identity_channel="vk",
-                identity_external_id=IDENTITY,
+                identity_hash=IDENTITY,
                 text=TEXT,
                 received_at=clock.now(),
                 sentiment="negative",
@@ -511,7 +512,6 @@ def test_many_values_at_once_seal_and_hash_as_one_at_a_time(
 ) -> None:
     import base64
     import hashlib
-    import hmac
 
     ring = keyring("a", "b")
     values = [NAME, NAME, IDENTITY, "x" * 300, NAME]
@@ -527,7 +527,7 @@ def test_many_values_at_once_seal_and_hash_as_one_at_a_time(
     words = [f"{IDENTITY}-{n}" for n in range(8)]
     for batch in (words, words[::-1], [*words[2:5], NAME], [NAME]):
         expected = [
-            base64.b64encode(hmac.digest(b"i" * 32, w.encode(), hashlib.sha256)[:16])
+            base64.b64encode(hashlib.blake2b(w.encode(), key=b"i" * 32, digest_size=16).digest())
             .decode()
             .rstrip("=")
             for w in batch
@@ -566,21 +566,19 @@ async def test_a_bulk_insert_seals_every_value_under_a_nonce_of_its_own(
     async with database.engine.connect() as conn:
         stored = (
             await conn.execute(
-                text(
-                    "SELECT id, identity_name, identity_external_id, text, url, url_hash "
-                    "FROM mentions ORDER BY id"
-                )
+                text("SELECT id, text, url, url_hash, identity_hash FROM mentions ORDER BY id")
             )
         ).all()
         names = (await conn.execute(text("SELECT display_name FROM authors"))).scalars().all()
     ring = crypto.keyring()
     assert [row[0] for row in stored] == ids
-    for column in (1, 2, 3, 4):
+    for column in (1, 2):
         texts = [row[column] for row in stored]
         assert len(set(texts)) == count, f"column {column} repeats a sealed text"
-    assert {ring.decrypt(row[1]) for row in stored} == {NAME}
-    assert {ring.decrypt(row[4]) for row in stored} == {URL}
-    assert {row[5] for row in stored} == {ring.blind(URL)}
+    assert {ring.decrypt(row[2]) for row in stored} == {URL}
+    assert {row[3] for row in stored} == {ring.blind(URL)}
+    # The identity is kept once, in author_identities; a mention holds only its hash.
+    assert len({row[4] for row in stored}) == people
     assert len(set(names)) == people and {ring.decrypt(n) for n in names} == {NAME}
     async with database.uow() as uow:
         last = await uow.mentions.get_by_external("vk", f"bulk-{count - 1}")

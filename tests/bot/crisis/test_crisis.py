@@ -197,7 +197,7 @@ class Setup:
                         external_id=f"m{n}",
                         author_id=author.id,
                         identity_channel="vk",
-                        identity_external_id=f"id{n}",
+                        identity_hash=f"id{n}",
                         text="Нет отопления",
                         received_at=at,
                         sentiment=sentiment,

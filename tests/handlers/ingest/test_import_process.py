@@ -173,8 +173,9 @@ mappings:
         rows = [
             _clear(row)
             for row in db.execute(
-                "SELECT external_id, identity_channel, identity_external_id, published_at "
-                "FROM mentions ORDER BY id"
+                "SELECT m.external_id, m.identity_channel, i.external_id, m.published_at "
+                "FROM mentions AS m JOIN author_identities AS i ON i.channel = "
+                "m.identity_channel AND i.external_id_hash = m.identity_hash ORDER BY m.id"
             )
         ]
     assert rows == [("1", "crm", "42", "2024-03-01 06:30:00.000000"), ("3", "crm", "43", None)]

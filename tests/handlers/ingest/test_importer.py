@@ -65,14 +65,27 @@ def state(tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Everything an import touches, read straight from the SQLite file (personal data
     decrypted with the store's keys)."""
     keyring = crypto.keyring()
+    reads = {table: f"SELECT * FROM {table} ORDER BY 1" for table in TABLES}
+    reads["mentions"] = MENTIONS
     with sqlite3.connect(tmp_path / "otklik.db") as db:
         return {
             table: [
                 tuple(keyring.decrypt(v) if isinstance(v, str) else v for v in row)
-                for row in db.execute(f"SELECT * FROM {table} ORDER BY 1")
+                for row in db.execute(read)
             ]
-            for table in ("mentions", "authors", "author_identities", "cases", "outbox")
+            for table, read in reads.items()
         }
+
+
+TABLES = ("mentions", "authors", "author_identities", "cases", "outbox")
+# A mention with the identity it came through (m[6], m[7]: its id and name), found by hash.
+MENTIONS = (
+    "SELECT m.id, m.source, m.external_id, m.url, m.author_id, m.identity_channel, "
+    "i.external_id, i.display_name, m.text, m.language, m.published_at, m.received_at, "
+    "m.sentiment, m.sentiment_source, m.sentiment_score, m.reach, m.codes, m.story_id, "
+    "m.reply_to_url, m.case_id FROM mentions AS m LEFT JOIN author_identities AS i "
+    "ON i.channel = m.identity_channel AND i.external_id_hash = m.identity_hash ORDER BY m.id"
+)
 
 
 def rejected(path: Path) -> list[list[str]]:
