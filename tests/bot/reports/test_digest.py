@@ -442,7 +442,7 @@ async def test_evening_view_in_both_languages_and_rights(
     }  # fmt: skip
     assert context["sla"] == {
         "percent": 58, "first_touch_met": 4, "first_touch_due": 6, "answer_met": 3,
-        "answer_due": 6,
+        "answer_due": 6, "reaction_met": 0, "reaction_due": 0,
     }  # fmt: skip
     assert context["times"] == {
         "first_touch_count": 5, "first_touch_median": "0:20", "first_touch_p90": "1:30",
@@ -461,8 +461,9 @@ async def test_evening_view_in_both_languages_and_rights(
     en = texts_for(TEMPLATES, "en").render("digest.html.j2", **context)
     assert ru.startswith("<b>📊 Сводка за 20.11.2026</b>")
     assert "Новых <b>7</b> · отвечено <b>2</b> · просрочено <b>3</b> · открыто <b>6</b>" in ru
-    assert "SLA <b>58%</b>: первое касание 4/6, ответ 3/6" in ru
-    assert "Первое касание: медиана 0:20, p90 1:30" in ru
+    assert "SLA <b>58%</b>: первый ответ 4/6, ответ 3/6" in ru
+    assert "Первый ответ: медиана 0:20, p90 1:30" in ru
+    assert "Реакция" not in ru and "Reaction" not in en  # no policy sets a reaction deadline
     assert "🔥 Транспорт: 3/0/2/3 · SLA 67%" in ru
     assert "09:30 начало (5) · 10:15 пик (8)" in ru
     assert "<b>Систематические критики</b>: Критик (2/2)" in ru
