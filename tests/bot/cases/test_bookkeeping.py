@@ -46,7 +46,7 @@ from tests.bot.cases.stories import (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Bookkeeping: version, first touch, approval time
+# Bookkeeping: version, reaction, first reply, approval time
 
 
 def test_version_increments_by_one_per_transition() -> None:

@@ -373,7 +373,7 @@ async def seed_weeks(database: Database) -> Seeder:
         if not this_week and day % 2:
             continue
         name = f"w{day}"
-        late = day in (8, 9)  # two missed first touches this week
+        late = day in (8, 9)  # two missed first replies this week
         await s.case(
             name, department="housing" if this_week or day < 4 else "transport",
             state=CaseState.PUBLISHED, created_at=start + timedelta(hours=10),
@@ -411,7 +411,7 @@ async def test_weekly_figures_and_trends(database: Database, tmp_path: Path) -> 
     assert context["from"] == "16.11" and context["to"] == "22.11"
     trends = {t["name"]: t for t in context["trends"]}
     assert trends["new"] == {"name": "new", "this": "7", "previous": "4", "delta": 3}
-    # This week 5 of 7 first touches and 7 of 7 answers on time: 12/14 = 86 %; last week all.
+    # This week 5 of 7 first replies and 7 of 7 answers on time: 12/14 = 86 %; last week all.
     assert trends["sla"] == {"name": "sla", "this": "86", "previous": "100", "delta": -14}
     assert trends["answer_median"]["this"] == "3:00"
     ranking = context["ranking"]

@@ -130,7 +130,7 @@ def keys(items: list[OutboxItem]) -> list[tuple[str, str, str | None]]:
 
 
 async def test_every_reminder_fires_once_as_a_reply_under_the_card(world: World) -> None:
-    # critical: first touch in 30 minutes round the clock; reminders 50%, 80% and -10m.
+    # critical: first reply in 30 minutes round the clock; reminders 50%, 80% and -10m.
     opened = world.clock.now()
     case = await world.open()
     assert case.id is not None
