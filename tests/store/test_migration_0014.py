@@ -114,4 +114,3 @@ async def test_a_case_only_taken_waits_for_its_first_reply_after_the_upgrade(
         rows = await conn.execute(text("SELECT id, first_touched_at FROM cases ORDER BY id"))
         touched = [(i, at is not None) for i, at in rows]
     assert touched == [(1, True), (2, True), (3, True), (4, True), (5, True)]
-

@@ -58,9 +58,7 @@ class Day:
 
     async def open(self, n: int) -> Case:
         now = self.clock.now()
-        name, due = plan_deadlines(
-            self.playbook, "housing", Priority.NORMAL, now, self.config.tz
-        )
+        name, due = plan_deadlines(self.playbook, "housing", Priority.NORMAL, now, self.config.tz)
         opening = CaseOpening(
             "housing",
             Priority.NORMAL,
