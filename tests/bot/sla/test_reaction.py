@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.cases.cards import card_view
 from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
 from bot.cases.service import CaseService
@@ -159,3 +160,17 @@ async def test_without_a_reaction_deadline_there_is_no_reaction_clock(
     await world.until(30)
     assert {d for d, _ in await world.reminded(case)} == {"first_touch"}
     assert all(kind != "reaction" for _, kind in await world.notices())
+
+
+async def test_the_card_shows_the_reaction_until_somebody_takes_the_case(
+    database: Database, tmp_path: Path
+) -> None:
+    world = Clockwork(database, tmp_path, playbook_with(10 * M))
+    case = await world.open()
+    thread = await world.cases.thread(case.id or 0)
+    assert thread is not None
+    line = card_view(case, thread.mentions[0], None, world.directory, world.tz)["sla"]
+    assert line is not None and line["params"]["kind"] == "reaction"
+    case = await world.take(case)
+    line = card_view(case, thread.mentions[0], None, world.directory, world.tz)["sla"]
+    assert line is not None and line["params"]["kind"] == "first_touch"
