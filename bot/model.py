@@ -248,9 +248,15 @@ class Case:
     assignee: str | None = None
     escalation_level: int = 0
     sla_policy: str | None = None
+    # Deadlines: the reaction (optional, internal: somebody took it), the first reply (the
+    # first public contact with the citizen), the approved answer, resolution.
+    reaction_due_at: datetime | None = None
     first_touch_due_at: datetime | None = None
     answer_due_at: datetime | None = None
     resolution_due_at: datetime | None = None
+    reacted_at: datetime | None = None  # the first press by staff (Take, a draft, …)
+    # The first reply: published (a first-reply template or the answer), or written to the
+    # author in private (bot.cases.lifecycle.reaches_author). Taking or drafting is not one.
     first_touched_at: datetime | None = None
     approved_at: datetime | None = None
     published_at: datetime | None = None

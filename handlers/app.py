@@ -45,7 +45,7 @@ from bot.model import Mention, Priority, Sentiment
 from bot.reports.digest import DigestService
 from bot.settings.config import Config
 from bot.settings.playbook import Playbook
-from bot.sla.calendar import plan_deadlines
+from bot.sla.calendar import Deadlines, plan_deadlines
 from bot.sla.coverage import CalendarWatch
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
@@ -381,11 +381,11 @@ class App:
 
     def _plan_deadlines(
         self, department: str, priority: Priority, opened_at: datetime, policy: str | None
-    ) -> tuple[str, datetime, datetime, datetime]:
+    ) -> tuple[str, Deadlines]:
         name, due = plan_deadlines(
             self.playbook, department, priority, opened_at, self.config.tz, policy
         )
-        return name, due.first_touch, due.answer, due.resolution
+        return name, due
 
     async def _start_api(self) -> None:
         api = Api(

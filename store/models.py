@@ -281,10 +281,12 @@ class CaseRow(Base):
     assignee: Mapped[str | None] = mapped_column(String(128))
     escalation_level: Mapped[int] = mapped_column(default=0)
     sla_policy: Mapped[str | None] = mapped_column(String(64))
+    reaction_due_at: Mapped[datetime | None]  # optional, internal (sla.yaml `reaction`)
     first_touch_due_at: Mapped[datetime | None]
     answer_due_at: Mapped[datetime | None]
     resolution_due_at: Mapped[datetime | None]
-    first_touched_at: Mapped[datetime | None]
+    reacted_at: Mapped[datetime | None]  # the first press by staff
+    first_touched_at: Mapped[datetime | None]  # the first reply the author saw (0014)
     approved_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
     # Our answer's address, under the citizen's own post on some networks.

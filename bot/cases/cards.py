@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.cases.deadlines import current_deadline
+from bot.cases.deadlines import running_deadlines
 from bot.cases.lifecycle import ActionRequest, available_actions
 from bot.cases.replies import origin_of
 from bot.clock import Clock
@@ -267,10 +267,11 @@ def card_view(
     sla_reminder: str | None = None,
 ) -> CardView:
     """Everything a card shows. The card of a rerouted case says where it went, no buttons.
-    With `now`, the card says whether the current deadline is missed ("sla"); with
+    With `now`, the card says whether the nearest running deadline (the reaction, while one is
+    set and nobody took the case, else the citizen-facing one) is missed ("sla"); with
     `sla_reminder`, which reminder the SLA clock sent about it."""
     assert case.id is not None
-    phase = current_deadline(case)
+    phase = min(running_deadlines(case), key=lambda p: p[1], default=None)
     deadline = phase[1] if phase else None
     draft = case.latest_draft
     actions = [] if moved_to else card_actions(case, publishable)

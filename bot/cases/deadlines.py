@@ -49,8 +49,9 @@ class SlaPlanner(Protocol):
 
 
 def current_deadline(case: Case) -> tuple[str, datetime] | None:
-    """The deadline that matters now, by kind: first touch until somebody touched the case,
-    then the approved answer, then resolution. None for a closed case or without a policy."""
+    """The citizen-facing deadline that matters now, by kind: the first reply until the
+    author was first contacted (bot.cases.lifecycle.reaches_author), then the approved answer,
+    then resolution. None for a closed case or without a policy."""
     if not case.state.is_open:
         return None
     if case.first_touched_at is None:
@@ -60,6 +61,19 @@ def current_deadline(case: Case) -> tuple[str, datetime] | None:
     else:
         kind, due = "resolution", case.resolution_due_at
     return (kind, due) if due is not None else None
+
+
+def running_deadlines(case: Case) -> list[tuple[str, datetime]]:
+    """Every deadline the clock watches now: the optional reaction (internal: nobody has
+    taken the case yet) beside the current citizen-facing one. Each has its own reminders,
+    breach and escalation chain."""
+    running: list[tuple[str, datetime]] = []
+    if case.state.is_open and case.reacted_at is None and case.reaction_due_at is not None:
+        running.append(("reaction", case.reaction_due_at))
+    current = current_deadline(case)
+    if current is not None:
+        running.append(current)
+    return running
 
 
 async def arm_cases(

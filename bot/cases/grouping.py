@@ -32,6 +32,7 @@ class CaseOpening:
     first_touch_due_at: datetime | None = None
     answer_due_at: datetime | None = None
     resolution_due_at: datetime | None = None
+    reaction_due_at: datetime | None = None  # only when the policy sets a reaction deadline
     codes: tuple[str, ...] = ()
     drill: bool = False
     drill_run_id: int | None = None
@@ -175,6 +176,7 @@ class _NewCase:
             drill=opening.drill,
             drill_run_id=opening.drill_run_id,
             sla_policy=opening.sla_policy,
+            reaction_due_at=opening.reaction_due_at,
             first_touch_due_at=opening.first_touch_due_at,
             answer_due_at=opening.answer_due_at,
             resolution_due_at=opening.resolution_due_at,

@@ -155,17 +155,40 @@ def transition(case: Case, request: ActionRequest, actor: Actor, now: datetime) 
     action = request.action
     handler = _HANDLERS[action]
     new_case, events = handler(case, request, actor, now)
-    # Escalating is no answer; the author's reply is not staff's touch.
-    if new_case.first_touched_at is None and action not in (
-        Action.ESCALATE,
-        Action.AUTHOR_REPLIED,
-    ):
+    # Escalating is no reaction; the author's reply is not staff's.
+    if new_case.reacted_at is None and action not in (Action.ESCALATE, Action.AUTHOR_REPLIED):
+        new_case = replace(new_case, reacted_at=now)
+    if new_case.first_touched_at is None and reaches_author(request):
         new_case = replace(new_case, first_touched_at=now)
     new_case = replace(new_case, version=case.version + 1)
     violations = invariant_violations(new_case)
     if violations:  # a bug in this module, never a user error
         raise AssertionError(f"{action.value} broke invariants: {violations}")
     return Transition(new_case, tuple(events))
+
+
+# Closing with these outcomes says the author was told (in public or in private).
+_TOLD = frozenset({Outcome.RESOLVED, Outcome.ANSWERED, Outcome.MOVED_TO_PRIVATE, Outcome.REFUTED})
+
+
+def reaches_author(request: ActionRequest) -> bool:
+    """Whether the action is a contact the author sees, which meets the first-reply deadline:
+    a reply published (a first-reply template or the answer), the result shown, waiting for
+    the author (the talk moved to private messages, or the author was asked for details: both
+    are written to them), or a close saying the author was told. Taking a case, drafting and
+    approving are internal. The events carry the same facts, so migration 0014 finds the same
+    moment in a case's history (keep the two in step)."""
+    action = request.action
+    if action in (
+        Action.PUBLISH,
+        Action.MARK_PUBLISHED,
+        Action.FOLLOW_UP_DONE,
+        Action.WAIT_FOR_AUTHOR,
+    ):
+        return True
+    if action is Action.CLOSE:
+        return request.outcome in _TOLD
+    return False
 
 
 def check(case: Case, request: ActionRequest, actor: Actor) -> DomainError | None:

@@ -20,15 +20,14 @@ from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.model import ModelClassifier
 from bot.model import AuthorLabel, Mention, Priority, Sentiment, SentimentSource
 from bot.settings.playbook import Playbook
+from bot.sla.calendar import Deadlines
 from bot.staff.rights import Actor
 
-# (department, priority, opened_at, policy override) -> (policy name, first touch, answer,
-# resolution). Injected so the SLA engine owns deadline arithmetic.
 _log = logging.getLogger(__name__)
 
-DeadlinePlanner = Callable[
-    [str, Priority, datetime, str | None], tuple[str, datetime, datetime, datetime]
-]
+# (department, priority, opened_at, policy override) -> (policy name, deadlines). Injected so
+# the SLA calendar owns deadline arithmetic (bot.sla.calendar.plan_deadlines fits).
+DeadlinePlanner = Callable[[str, Priority, datetime, str | None], tuple[str, Deadlines]]
 
 
 class MentionIntake:
@@ -123,16 +122,17 @@ class MentionIntake:
             return decision, None
         if self._router is not None and drill is None:
             decision = consult_router(self._playbook, decision, mention.text, self._router)
-        policy, first_touch, answer, resolution = self._plan(
+        policy, due = self._plan(
             decision.department, decision.priority, self._clock.now(), decision.sla_policy
         )
         return decision, CaseOpening(
             department=decision.department,
             priority=decision.priority,
             sla_policy=policy,
-            first_touch_due_at=first_touch,
-            answer_due_at=answer,
-            resolution_due_at=resolution,
+            reaction_due_at=due.reaction,
+            first_touch_due_at=due.first_touch,
+            answer_due_at=due.answer,
+            resolution_due_at=due.resolution,
             codes=decision.codes,
             route_confidence=(
                 decision.confidence if decision.basis is RouteBasis.LEARNED else None

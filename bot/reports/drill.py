@@ -2,7 +2,9 @@
 bot/drills/service.py with the run's cases and events (store/repos/drills.py), rendered by
 templates (drill_report.*.j2) and handlers/reports/drill_export.py.
 
-Times are minutes from a case's opening to its first touch and to its approved answer,
+Times are minutes from a case's opening to its first reply (the first contact the author saw)
+and to its approved answer, and to its reaction (somebody took it) where a reaction deadline
+is set,
 counted as the SLA engine counts them (working time on the case policy's calendar: the
 caller's `elapsed`). "Met" compares with the deadlines the SLA engine set at intake; a
 deadline that passed before the drill ended with nothing done is a breach too.
@@ -29,7 +31,7 @@ Elapsed = Callable[[Case, datetime, datetime], timedelta]
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """One SLA moment (first touch, or approved answer) over a set of cases."""
+    """One SLA moment (reaction, first reply, or approved answer) over a set of cases."""
 
     done: int = 0  # cases where it happened
     average_min: float | None = None
@@ -50,6 +52,9 @@ class DrillFigures:
     cases_by_level: dict[int, int]  # escalation level reached -> cases
     left_open: int  # neither published, closed nor ignored when the drill ended
     actors: dict[str, int]  # staff id -> actions taken on these cases
+    # Over the cases with a reaction deadline; None when no policy set one. Not a breach of
+    # what the citizen sees, so not in `breaches`.
+    reaction: Timing | None = None
 
     @property
     def breaches(self) -> int:
@@ -143,6 +148,7 @@ def report_context(report: DrillReport, department_name: Callable[[str], str]) -
             "cases": f.cases,
             "first_touch": _timing(f.first_touch),
             "answer": _timing(f.answer),
+            "reaction": _timing(f.reaction) if f.reaction is not None else None,
             "breaches": f.breaches,
             "escalated_cases": f.escalated_cases,
             "escalations": f.escalations,
@@ -206,6 +212,7 @@ def _figures(
             if event.actor != SYSTEM_ACTOR and event.kind in _ACTIONS:
                 actors[event.actor] += 1
     levels = Counter(c.escalation_level for c in cases if c.escalation_level > 0)
+    with_reaction = [c for c in cases if c.reaction_due_at is not None]
     return DrillFigures(
         department=department,
         cases=len(cases),
@@ -219,6 +226,17 @@ def _figures(
         cases_by_level=dict(levels),
         left_open=sum(1 for c in cases if c.state not in ANSWERED_STATES),
         actors=dict(actors),
+        reaction=(
+            _timing_of(
+                with_reaction,
+                lambda c: c.reacted_at,
+                lambda c: c.reaction_due_at,
+                elapsed,
+                end,
+            )
+            if with_reaction
+            else None
+        ),
     )
 
 

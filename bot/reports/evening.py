@@ -159,6 +159,9 @@ def evening_context(
             "first_touch_due": sla.first_touch_due,
             "answer_met": sla.answer_met,
             "answer_due": sla.answer_due,
+            # Zero when no policy sets a reaction deadline: the digest then says nothing of it.
+            "reaction_met": sla.reaction_met,
+            "reaction_due": sla.reaction_due,
         },
         "times": _times(times),
         "departments": departments[:MAX_DEPARTMENTS],

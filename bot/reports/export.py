@@ -5,8 +5,8 @@ Definitions (the README states them too; they match the digest's, bot/reports/fi
 - the period is [from 00:00, to + 1 day 00:00) in the organisation's time zone, by the case's
   creation time;
 - answered: published, or closed with an outcome other than no_action;
-- a deadline is kept when the first touch (resp. an approved answer, or closing the case) came
-  by it; one still ahead and not yet kept is undecided;
+- a deadline is kept when the first reply the author saw (resp. an approved answer), or closing
+  the case, came by it; one still ahead and not yet kept is undecided;
 - SLA met: no deadline missed and every deadline decided; undecided while one is still open;
 - times are wall-clock minutes from the case's creation;
 - drill cases are exported, flagged, and left out of the summary.
@@ -81,7 +81,8 @@ class ExportCase:
         return _minutes(self.created_at, self.approved_at)
 
     def first_touch_met(self, now: datetime) -> bool | None:
-        return _kept(self.first_touch_due_at, self.first_touched_at, now)
+        done = [m for m in (self.first_touched_at, self.closed_at) if m is not None]
+        return _kept(self.first_touch_due_at, min(done) if done else None, now)
 
     def answer_met(self, now: datetime) -> bool | None:
         done = [m for m in (self.approved_at, self.closed_at) if m is not None]

@@ -44,14 +44,19 @@ class CaseCounts:
 @dataclass(frozen=True, slots=True)
 class SlaCounts:
     """Deadlines of one department that fell due in the period (before now), and how many were
-    kept. A first-touch deadline is kept when the case was touched by then; an answer deadline
-    when an answer was approved by then, or the case was closed or ignored by then."""
+    kept. A first-reply deadline is kept when the author was first contacted by then (a reply
+    published, or written in private; taking the case is no reply), or the case was closed or
+    ignored by then; an answer deadline when an answer was approved, or the case was closed or
+    ignored, by then. The reaction (somebody took the case) is internal: counted apart, only
+    for cases whose policy sets a reaction deadline, and not in `compliance`."""
 
     department: str
     first_touch_due: int = 0
     first_touch_met: int = 0
     answer_due: int = 0
     answer_met: int = 0
+    reaction_due: int = 0
+    reaction_met: int = 0
 
     @property
     def due(self) -> int:
@@ -78,7 +83,7 @@ class Durations:
 
 @dataclass(frozen=True, slots=True)
 class ResponseTimes:
-    """Time from a case's creation to its first touch (cases first touched in the period) and
+    """Time from a case's creation to its first reply (cases first replied to in the period) and
     to its approved answer (cases approved in the period). department None: all of them."""
 
     department: str | None

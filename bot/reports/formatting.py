@@ -48,6 +48,8 @@ def pool(rows: Iterable[SlaCounts]) -> SlaCounts:
         first_touch_met=sum(r.first_touch_met for r in rows),
         answer_due=sum(r.answer_due for r in rows),
         answer_met=sum(r.answer_met for r in rows),
+        reaction_due=sum(r.reaction_due for r in rows),
+        reaction_met=sum(r.reaction_met for r in rows),
     )
 
 

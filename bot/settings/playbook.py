@@ -315,6 +315,8 @@ def _check_sla(
                     + " in escalation.yaml",
                 )
             )
+        if policy.reaction is not None and policy.reaction > policy.first_touch:
+            problems.append((file, f"{at}.reaction", "is longer than first_touch"))
         if policy.answer < policy.first_touch:
             problems.append((file, f"{at}.answer", "is shorter than first_touch"))
         if policy.resolution < policy.answer:

@@ -246,7 +246,10 @@ class SlaPolicy(StrictModel):
     open hours, so a mention at 17:30 on Friday is due on Monday."""
 
     calendar: Id
-    first_touch: PositiveDuration = timedelta(minutes=60)  # a first human reply in the thread
+    # Optional, internal: somebody takes the case (Take, a draft). None: no such deadline.
+    reaction: PositiveDuration | None = None
+    # The first reply the author sees: published in the thread or written in private.
+    first_touch: PositiveDuration = timedelta(minutes=60)
     answer: PositiveDuration  # a full answer published
     resolution: PositiveDuration  # the problem solved and the result shown
     reminders: tuple[Reminder, ...] = ()

@@ -52,11 +52,12 @@ Piece = tuple[datetime, datetime, timedelta]  # [start, end) in UTC and the UTC 
 
 @dataclass(frozen=True, slots=True)
 class Deadlines:
-    """The three SLA deadlines of a case, aware UTC."""
+    """The SLA deadlines of a case, aware UTC. `reaction` only when the policy sets one."""
 
     first_touch: datetime
     answer: datetime
     resolution: datetime
+    reaction: datetime | None = None
 
 
 # --- public API ------------------------------------------------------------------------------
@@ -153,6 +154,11 @@ def plan_deadlines(
         first_touch=add_working_time(calendar, opened_at, policy.first_touch, default_tz),
         answer=add_working_time(calendar, opened_at, policy.answer, default_tz),
         resolution=add_working_time(calendar, opened_at, policy.resolution, default_tz),
+        reaction=(
+            add_working_time(calendar, opened_at, policy.reaction, default_tz)
+            if policy.reaction is not None
+            else None
+        ),
     )
     return name, deadlines
 

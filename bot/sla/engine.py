@@ -1,10 +1,12 @@
 """The SLA clock, pure: which timers a case needs, where an escalation chain goes next, how
 waiting for the author moves deadlines. No I/O: bot/sla/service.py stores and fires timers.
 
-One deadline matters at a time (bot.messages.views.current_deadline): first touch while nobody has
-touched the case, then the approved answer, then resolution. Its reminders and its breach are
-planned whenever the case changes; the escalation chain is planned one notice at a time, by
-the breach and then by each notice as it fires, so a chain costs one pending row per case.
+One citizen-facing deadline matters at a time (bot.cases.deadlines.current_deadline): the
+first reply until the author was first contacted, then the approved answer, then resolution.
+Beside it runs the optional reaction deadline (somebody takes the case) until somebody does
+(running_deadlines). Their reminders and breaches are planned whenever the case changes; an
+escalation chain is planned one notice at a time, by the breach and then by each notice as it
+fires, so a chain costs one pending row per case and deadline.
 
 Timer keys name the deadline they belong to (case, kind, due moment): a key that has fired is
 never planned again, and a new deadline (after a take, or after a pause moved it) gets new
@@ -19,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.cases.deadlines import DEFAULT_FOLLOW_UP, current_deadline
+from bot.cases.deadlines import DEFAULT_FOLLOW_UP, running_deadlines
 from bot.model import Action, Case
 from bot.settings.escalation_rules import EscalationChain, EscalationStep
 from bot.settings.playbook import Playbook
@@ -106,6 +108,11 @@ class SlaEngine:
 
         return replace(
             resumed,
+            reaction_due_at=(
+                later(resumed.reaction_due_at)
+                if resumed.reacted_at is None
+                else resumed.reaction_due_at
+            ),
             first_touch_due_at=(
                 later(resumed.first_touch_due_at)
                 if resumed.first_touched_at is None
@@ -130,6 +137,7 @@ class SlaEngine:
         )
         return replace(
             case,
+            reaction_due_at=due.reaction,
             first_touch_due_at=due.first_touch,
             answer_due_at=due.answer,
             resolution_due_at=due.resolution,
@@ -153,10 +161,11 @@ class SlaEngine:
             due = case.follow_up_due_at
             key = f"f:{case.id}:{int(due.timestamp())}"
             wanted.append(Timer(case.id, TimerKind.FOLLOW_UP, due, key, {}))
-        phase = current_deadline(case)
         policy = self.policy(case)
-        if phase is not None and policy is not None and not self.paused(case):
-            kind, due = phase
+        running = running_deadlines(case) if policy is not None and not self.paused(case) else []
+        chain = self.chain(policy)
+        escalated_by_hand = False
+        for kind, due in running:
             tag = deadline_tag(case.id, kind, due)
             base = {"deadline": kind, "due": due.isoformat(), "tag": tag}
             assert case.sla_policy is not None
@@ -167,16 +176,17 @@ class SlaEngine:
                         Timer(case.id, TimerKind.REMINDER, at, f"r:{tag}:{point}", payload)
                     )
             wanted.append(Timer(case.id, TimerKind.BREACH, due, f"b:{tag}", base))
-            chain = self.chain(policy)
             stopped = chain is None or (action is not None and action in chain.stop_on)
             if action is Action.ESCALATE and chain is not None and due <= now:
-                # By hand: the chain goes on after the level just reached, nothing repeats it.
+                # By hand: the chain goes on after the level just reached, nothing repeats it;
+                # one chain for one press, however many deadlines are missed.
                 step = self.next_step(chain, case.escalation_level)
-                if step is not None:
+                if step is not None and not escalated_by_hand:
                     at = self.in_window(step, now + step.after)
                     wanted.append(self._escalation(case.id, base, step.level, 0, at))
+                    escalated_by_hand = True
             elif not stopped:
-                keep = {
+                keep |= {
                     t.id
                     for t in pending
                     if t.kind is TimerKind.ESCALATION and t.payload.get("tag") == tag and t.id
@@ -303,10 +313,10 @@ class SlaEngine:
             return False
         if timer.kind is TimerKind.FOLLOW_UP:
             return case.follow_up_due_at is not None and case.follow_up_due_at == timer.due_at
-        phase = current_deadline(case)
-        if phase is None or self.paused(case) or case.id is None:
+        if self.paused(case) or case.id is None:
             return False
-        return timer.payload.get("tag") == deadline_tag(case.id, *phase)
+        tag = timer.payload.get("tag")
+        return any(tag == deadline_tag(case.id, *phase) for phase in running_deadlines(case))
 
 
 def _local(day: date, minutes: int, tz: ZoneInfo) -> datetime:

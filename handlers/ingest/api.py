@@ -333,7 +333,9 @@ class Api:
                 "assignee": case.assignee,
                 "escalation_level": case.escalation_level,
                 "created_at": case.created_at.isoformat(),
+                "reaction_due_at": _iso(case.reaction_due_at),
                 "first_touch_due_at": _iso(case.first_touch_due_at),
+                "first_touched_at": _iso(case.first_touched_at),
                 "answer_due_at": _iso(case.answer_due_at),
                 "published_url": case.published_url,
                 "outcome": case.outcome.value if case.outcome else None,
@@ -665,7 +667,11 @@ def _case_schema() -> dict[str, Any]:
             "assignee": text,
             "escalation_level": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
+            # Optional, internal: somebody takes the case (sla.yaml `reaction`).
+            "reaction_due_at": moment,
+            # The first reply the author saw, and when it is due.
             "first_touch_due_at": moment,
+            "first_touched_at": moment,
             "answer_due_at": moment,
             "published_url": text,
             "outcome": {"enum": [*(o.value for o in Outcome), None]},

@@ -36,7 +36,7 @@ from bot.model import Priority
 from bot.settings.config import Config
 from bot.settings.connections import reserved_source_name
 from bot.settings.playbook import Playbook
-from bot.sla.calendar import plan_deadlines
+from bot.sla.calendar import Deadlines, plan_deadlines
 from bot.staff.directory import Directory
 from handlers.ingest.import_rows import (
     MESSAGES,
@@ -155,9 +155,9 @@ def build_bulk(config: Config, playbook: Playbook, database: Database, clock: Cl
 
     def plan(
         department: str, priority: Priority, opened_at: datetime, policy: str | None
-    ) -> tuple[str, datetime, datetime, datetime]:
+    ) -> tuple[str, Deadlines]:
         name, due = plan_deadlines(playbook, department, priority, opened_at, config.tz, policy)
-        return name, due.first_touch, due.answer, due.resolution
+        return name, due
 
     # As App builds it: sources without sentiment are classified, keywords match lemmas.
     classifier = SentimentClassifier(load_lexicon(lexicon_dir(config)))

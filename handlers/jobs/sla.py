@@ -40,8 +40,9 @@ class SlaJobs:
         return self._armed
 
     async def start(self) -> int:
-        """At start: fire what came due while the bot was down (each timer once), then arm
-        for the next one. Returns how many fired."""
+        """At start: plan what a migration left unplanned, fire what came due while the bot
+        was down (each timer once), then arm for the next one. Returns how many fired."""
+        await self._sla.replan_marked()
         return await self.run()
 
     async def stop(self) -> None:

@@ -40,8 +40,8 @@ def _as_utc(value: Any) -> datetime:
 
 
 def current_due() -> ColumnElement[Any]:
-    """The deadline that matters now, as /status reads it: first touch until touched, then
-    the approved answer, then resolution."""
+    """The deadline that matters now, as /status reads it: the first reply until the author got
+    one, then the approved answer, then resolution."""
     return sql_case(
         (CaseRow.first_touched_at.is_(None), CaseRow.first_touch_due_at),
         (CaseRow.approved_at.is_(None), CaseRow.answer_due_at),

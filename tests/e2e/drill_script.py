@@ -57,16 +57,17 @@ def real_mention(now: datetime) -> Mention:
 
 # The script (minutes after the start) and what the report must say of it:
 #   0   drill starts: cases A (housing) and B (transport)    5  case C (housing)
-#   12  spec takes A (first touch 12)                         15 the checklist's first item
+#   12  spec takes A (a reaction, no reply)                   15 the checklist's first item
 #   20  spec drafts under A                                   30 appr approves (answer 30)
-#   31  spec publishes A: simulated                           40 tspec takes B (first touch 40)
-#   45  duty escalates C (level 1)                            90 drill stops: C untouched,
-#       its first-touch deadline (10:05 + 60 working minutes) has passed: one breach
+#   31  spec publishes A: simulated (first reply 31)          40 tspec takes B (no reply)
+#   45  duty escalates C (level 1)                            90 drill stops: B only taken and
+#       C untouched, their first-reply deadlines (10:00 and 10:05 + 60 working minutes) have
+#       passed: two breaches
 EXPECTED_OVERALL = {
     "cases": 3,
-    "first_touch": {"done": 2, "average_min": 26.0, "longest_min": 40.0, "met": 2, "breached": 1},
+    "first_touch": {"done": 1, "average_min": 31.0, "longest_min": 31.0, "met": 1, "breached": 2},
     "answer": {"done": 1, "average_min": 30.0, "longest_min": 30.0, "met": 1, "breached": 0},
-    "breaches": 1,
+    "breaches": 2,
     "escalated_cases": 1,
     "escalations": 1,
     "highest_level": 1,
@@ -76,8 +77,8 @@ EXPECTED_OVERALL = {
 }
 EXPECTED_HOUSING_FIRST_TOUCH = {
     "done": 1,
-    "average_min": 12.0,
-    "longest_min": 12.0,
+    "average_min": 31.0,
+    "longest_min": 31.0,
     "met": 1,
     "breached": 1,
 }

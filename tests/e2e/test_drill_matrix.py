@@ -159,8 +159,8 @@ async def test_a_scripted_drill_in_matrix(synapse: SynapseServer, tmp_path: Path
         report_event = await bot_says(world, coordination, "Отчёт об УЧЕНИЯХ №1")
         body = report_event["content"]["body"]
         assert (
-            "Первое касание: 2 · в среднем 26.0 мин · максимум 40.0 мин · в срок 2 · "
-            "просрочено 1" in body
+            "Первый ответ: 1 · в среднем 31.0 мин · максимум 31.0 мин · в срок 1 · "
+            "просрочено 2" in body
         )
         assert f"✅ 1. {FIRST_STEP} — Дарья Морозова, +15.0 мин" in body
 

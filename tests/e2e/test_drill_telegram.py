@@ -170,7 +170,7 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         text = report_message.text or ""
         assert "Отчёт об УЧЕНИЯХ №1: Учебная авария" in text
         assert (
-            "Первое касание: 2 · в среднем 26.0 мин · максимум 40.0 мин · в срок 2 · просрочено 1"
+            "Первый ответ: 1 · в среднем 31.0 мин · максимум 31.0 мин · в срок 1 · просрочено 2"
             in text
         )
         assert "Согласованный ответ: 1 · в среднем 30.0 мин" in text

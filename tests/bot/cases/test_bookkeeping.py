@@ -1,5 +1,5 @@
-"""Bookkeeping of a case (version, first touch, approval time), the actions it offers, and the
-invariant checker itself."""
+"""Bookkeeping of a case (version, reaction, first reply, approval time), the actions it
+offers, and the invariant checker itself."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from bot.model import (
     CaseState,
     IgnoreReason,
     Outcome,
+    WaitReason,
 )
 from bot.staff.rights import Actor
 from tests.bot.cases.stories import (
@@ -36,6 +37,7 @@ from tests.bot.cases.stories import (
     T0,
     TRANSPORT,
     TSPEC,
+    URL,
     A,
     S,
     Story,
@@ -44,7 +46,7 @@ from tests.bot.cases.stories import (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Bookkeeping: version, first touch, approval time
+# Bookkeeping: version, reaction, first reply, approval time
 
 
 def test_version_increments_by_one_per_transition() -> None:
@@ -67,17 +69,17 @@ def test_version_increments_by_one_per_transition() -> None:
         assert t.case.version == n
 
 
-def test_first_touched_at_is_set_once_and_not_by_escalation() -> None:
+def test_reacted_at_is_set_once_and_not_by_escalation() -> None:
     s = Story()
     s.do(A.ESCALATE, DUTY)
-    assert s.case.first_touched_at is None
+    assert s.case.reacted_at is None
     s.do(A.ESCALATE, LEAD)
-    assert s.case.first_touched_at is None
+    assert s.case.reacted_at is None
     s.refuse(A.TAKE, STRANGER, NoRight)
-    assert s.case.first_touched_at is None
+    assert s.case.reacted_at is None
     s.do(A.TAKE, SPEC)
-    touched = s.now
-    assert s.case.first_touched_at == touched
+    reacted = s.now
+    assert s.case.reacted_at == reacted
     for action, actor, fields in [
         (A.RELEASE, SPEC, {}),
         (A.DRAFT, SPEC2, {"text": "t"}),
@@ -88,7 +90,9 @@ def test_first_touched_at_is_set_once_and_not_by_escalation() -> None:
         (A.TAKE, SPEC, {}),
     ]:
         s.do(action, actor, **fields)
-        assert s.case.first_touched_at == touched
+        assert s.case.reacted_at == reacted
+        # None of these reached the author: the first reply is still owed.
+        assert s.case.first_touched_at is None
 
 
 @pytest.mark.parametrize(
@@ -96,18 +100,48 @@ def test_first_touched_at_is_set_once_and_not_by_escalation() -> None:
     [
         (A.TAKE, SPEC, {}),
         (A.DRAFT, SPEC, {"text": "t"}),
+        (A.USE_TEMPLATE, SPEC, {"text": "t", "template_id": "x", "pre_approved": True}),
         (A.REROUTE, DUTY, {"department": TRANSPORT}),
         (A.IGNORE, DUTY, {"reason": IgnoreReason.NOT_NEGATIVE}),
         (A.CLOSE, DUTY, {"outcome": Outcome.NO_ACTION}),
     ],
     ids=lambda v: getattr(v, "value", None) or getattr(v, "id", None) or "fields",
 )
-def test_any_non_escalate_action_is_a_first_touch(
+def test_any_non_escalate_action_is_a_reaction_but_no_first_reply(
     action: Action, actor: Actor, fields: dict[str, Any]
 ) -> None:
     s = Story()
     t = s.do(action, actor, **fields)
-    assert t.case.first_touched_at == s.now
+    assert t.case.reacted_at == s.now
+    assert t.case.first_touched_at is None
+
+
+@pytest.mark.parametrize(
+    ("action", "fields"),
+    [
+        (A.PUBLISH, {}),
+        (A.MARK_PUBLISHED, {"url": URL}),
+        (A.WAIT_FOR_AUTHOR, {"wait_reason": WaitReason.MOVED_TO_PRIVATE}),
+        (A.CLOSE, {"outcome": Outcome.ANSWERED}),
+        (A.CLOSE, {"outcome": Outcome.MOVED_TO_PRIVATE}),
+    ],
+    ids=lambda v: getattr(v, "value", None) or "fields",
+)
+def test_what_the_author_sees_is_the_first_reply(action: Action, fields: dict[str, Any]) -> None:
+    s = story_in(S.APPROVED)
+    assert s.case.reacted_at is not None and s.case.first_touched_at is None
+    s.do(action, SPEC, **fields)
+    assert s.case.first_touched_at == s.now
+    first = s.now
+    s.do(A.REOPEN if s.case.state in (S.CLOSED, S.IGNORED) else A.ESCALATE, DUTY)
+    assert s.case.first_touched_at == first  # set once
+
+
+def test_asking_the_author_for_details_is_a_first_reply() -> None:
+    # The question was written to the author: they saw somebody answer.
+    s = story_in(S.TAKEN)
+    s.do(A.WAIT_FOR_AUTHOR, SPEC, wait_reason=WaitReason.DETAILS_REQUESTED)
+    assert s.case.first_touched_at == s.now
 
 
 def test_approved_at_is_set_once() -> None:

@@ -105,7 +105,8 @@ def test_take_draft_approve_publish_close() -> None:
     assert s.case.version == 5
     assert s.case.assignee == "spec"
     assert [e.kind for e in s.log] == ["take", "draft", "approve", "publish", "close"]
-    assert s.case.first_touched_at == T0 + timedelta(minutes=5)
+    assert s.case.reacted_at == T0 + timedelta(minutes=5)  # the take
+    assert s.case.first_touched_at == T0 + timedelta(minutes=20)  # the publish
 
 
 def test_pre_approved_template_is_published_in_two_steps() -> None:

@@ -25,6 +25,7 @@ from bot.cases.lifecycle import (
     available_actions,
     check,
     invariant_violations,
+    reaches_author,
     transition,
 )
 from bot.model import (
@@ -227,12 +228,16 @@ def _check_success(
     assert new.escalation_level == prev.escalation_level + (action is A.ESCALATE)
     if action is not A.REROUTE:
         assert new.department == prev.department
+    if prev.reacted_at is not None:
+        assert new.reacted_at == prev.reacted_at
+    elif action in (A.ESCALATE, A.AUTHOR_REPLIED):
+        assert new.reacted_at is None
+    else:
+        assert new.reacted_at == now
     if prev.first_touched_at is not None:
         assert new.first_touched_at == prev.first_touched_at
-    elif action in (A.ESCALATE, A.AUTHOR_REPLIED):
-        assert new.first_touched_at is None
     else:
-        assert new.first_touched_at == now
+        assert new.first_touched_at == (now if reaches_author(req) else None)
     if prev.approved_at is not None:
         assert new.approved_at == prev.approved_at
     # Drafts are append-only: earlier versions keep their text and author.

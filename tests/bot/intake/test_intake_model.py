@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from bot.intake.sentiment.model import (
 )
 from bot.model import Sentiment, SentimentSource
 from bot.settings.playbook import load_playbook
+from bot.sla.calendar import Deadlines
 from bot.staff.directory import Directory
 from store.db import Database
 from tests.doubles.support import make_config, make_mention
@@ -48,9 +49,10 @@ def build(
         policy=playbook.routing,
     )
 
-    def plan(*_: Any) -> tuple[str, datetime, datetime, datetime]:
+    def plan(*_: Any) -> tuple[str, Deadlines]:
         now = clock.now()
-        return "standard", now + timedelta(hours=1), now + timedelta(hours=4), now + timedelta(1)
+        due = Deadlines(now + timedelta(hours=1), now + timedelta(hours=4), now + timedelta(1))
+        return "standard", due
 
     lexicon = SentimentClassifier(load_lexicon(DEFAULT_LEXICON_DIR), Lemmatiser())
     model = (

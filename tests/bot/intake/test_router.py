@@ -4,7 +4,7 @@ intake only for mentions no rule claims."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from bot.messages.views import CardView
 from bot.model import Action, Sentiment
 from bot.settings.playbook import Playbook, load_playbook
 from bot.settings.routing_rules import LearnedRouting
+from bot.sla.calendar import Deadlines
 from bot.staff.directory import Directory
 from handlers.telegram.render import TelegramRenderer
 from store.db import Database
@@ -158,9 +159,10 @@ def intake_with(
     directory = Directory(config, frozenset({"telegram"}))
     cases = CaseService(database.uow, clock, directory, config.tz)
 
-    def plan(*_: Any) -> tuple[str, datetime, datetime, datetime]:
+    def plan(*_: Any) -> tuple[str, Deadlines]:
         now = clock.now()
-        return "standard", now + timedelta(hours=1), now + timedelta(hours=4), now + timedelta(1)
+        due = Deadlines(now + timedelta(hours=1), now + timedelta(hours=4), now + timedelta(1))
+        return "standard", due
 
     restricted = router.restricted_to(config.department_ids)
     return MentionIntake(cases, playbook, clock, plan, router=restricted), directory

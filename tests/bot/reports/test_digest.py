@@ -373,7 +373,7 @@ async def seed_weeks(database: Database) -> Seeder:
         if not this_week and day % 2:
             continue
         name = f"w{day}"
-        late = day in (8, 9)  # two missed first touches this week
+        late = day in (8, 9)  # two missed first replies this week
         await s.case(
             name, department="housing" if this_week or day < 4 else "transport",
             state=CaseState.PUBLISHED, created_at=start + timedelta(hours=10),
@@ -411,7 +411,7 @@ async def test_weekly_figures_and_trends(database: Database, tmp_path: Path) -> 
     assert context["from"] == "16.11" and context["to"] == "22.11"
     trends = {t["name"]: t for t in context["trends"]}
     assert trends["new"] == {"name": "new", "this": "7", "previous": "4", "delta": 3}
-    # This week 5 of 7 first touches and 7 of 7 answers on time: 12/14 = 86 %; last week all.
+    # This week 5 of 7 first replies and 7 of 7 answers on time: 12/14 = 86 %; last week all.
     assert trends["sla"] == {"name": "sla", "this": "86", "previous": "100", "delta": -14}
     assert trends["answer_median"]["this"] == "3:00"
     ranking = context["ranking"]
@@ -442,7 +442,7 @@ async def test_evening_view_in_both_languages_and_rights(
     }  # fmt: skip
     assert context["sla"] == {
         "percent": 58, "first_touch_met": 4, "first_touch_due": 6, "answer_met": 3,
-        "answer_due": 6,
+        "answer_due": 6, "reaction_met": 0, "reaction_due": 0,
     }  # fmt: skip
     assert context["times"] == {
         "first_touch_count": 5, "first_touch_median": "0:20", "first_touch_p90": "1:30",
@@ -461,8 +461,9 @@ async def test_evening_view_in_both_languages_and_rights(
     en = texts_for(TEMPLATES, "en").render("digest.html.j2", **context)
     assert ru.startswith("<b>📊 Сводка за 20.11.2026</b>")
     assert "Новых <b>7</b> · отвечено <b>2</b> · просрочено <b>3</b> · открыто <b>6</b>" in ru
-    assert "SLA <b>58%</b>: первое касание 4/6, ответ 3/6" in ru
-    assert "Первое касание: медиана 0:20, p90 1:30" in ru
+    assert "SLA <b>58%</b>: первый ответ 4/6, ответ 3/6" in ru
+    assert "Первый ответ: медиана 0:20, p90 1:30" in ru
+    assert "Реакция" not in ru and "Reaction" not in en  # no policy sets a reaction deadline
     assert "🔥 Транспорт: 3/0/2/3 · SLA 67%" in ru
     assert "09:30 начало (5) · 10:15 пик (8)" in ru
     assert "<b>Систематические критики</b>: Критик (2/2)" in ru

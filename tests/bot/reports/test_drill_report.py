@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.messages.texts import texts_for
 from bot.model import (
     SYSTEM_ACTOR,
     Action,
@@ -19,6 +20,7 @@ from bot.model import (
 from bot.reports.drill import CHECKLIST_DONE, Timing, drill_report, report_context
 from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook
 from bot.sla.calendar import working_time_between
+from tests.doubles.support import ROOT
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 WORKING = load_playbook(DEFAULT_PLAYBOOK_DIR).calendar("working")  # lunch 13:00-13:45
@@ -148,3 +150,27 @@ def test_deltas_against_the_previous_drill() -> None:
     assert context["departments"][0]["department_name"] == "ЖКХ"
     assert context["overall"]["first_touch"]["average_min"] == 16.0
     assert context["overall"]["cases_by_level"] == {"1": 1, "2": 1}
+
+
+def test_reaction_figures_only_when_a_reaction_deadline_was_set() -> None:
+    assert drill_report(RUN, CASES, EVENTS, TICKS, elapsed).overall.reaction is None
+    # Case 1 taken at 9:12 against 9:15; case 2 at 13:55 against 13:05; case 3 never, due 9:20.
+    reacting = [
+        replace(CASES[0], reaction_due_at=at(9, 15), reacted_at=at(9, 12)),
+        replace(CASES[1], reaction_due_at=at(13, 5), reacted_at=at(13, 55)),
+        replace(CASES[2], reaction_due_at=at(9, 20)),
+    ]
+    report = drill_report(RUN, reacting, EVENTS, TICKS, elapsed)
+    # 12 and 20 working minutes (lunch is not counted); not a breach of what citizens see.
+    assert report.overall.reaction == Timing(
+        done=2, average_min=16.0, longest_min=20.0, met=1, breached=2
+    )
+    assert report.overall.breaches == 3
+    context = report_context(report, {"housing": "ЖКХ", "transport": "Транспорт"}.__getitem__)
+    assert context["overall"]["reaction"]["breached"] == 2
+    texts = texts_for(ROOT / "playbooks" / "templates", "ru")
+    shown = texts.render(
+        "drill_report.html.j2", **context, title="t", started="s", ended="e", names={}
+    )
+    assert "Реакция: 2 · в среднем 16.0 мин · максимум 20.0 мин · в срок 1 · просрочено 2" in shown
+    assert "Первый ответ: 2 · в среднем 16.0 мин" in shown

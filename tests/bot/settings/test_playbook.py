@@ -669,3 +669,26 @@ def test_fault8_default_pre_approved_templates_publish_no_citizen_text(playbook:
                 locale, author_name=hostile, mention_url="https://evil.example/", **params
             )
             assert hostile not in text and "evil.example" not in text, template.id
+
+
+def test_an_optional_reaction_deadline_is_checked(playbook_copy: Path, edit) -> None:
+    # Absent: no reaction deadline (the shipped playbook); set: loaded beside first_touch.
+    assert load_playbook(playbook_copy).sla.policies["normal"].reaction is None
+    edit(
+        playbook_copy / "sla.yaml",
+        "    calendar: working\n    first_touch: 60m",
+        "    calendar: working\n    reaction: 15m\n    first_touch: 60m",
+    )
+    assert load_playbook(playbook_copy).sla.policies["normal"].reaction == timedelta(minutes=15)
+    # Longer than the first reply, or not a duration: check-config says where.
+    edit(playbook_copy / "sla.yaml", "    reaction: 15m", "    reaction: 90m")
+    [(file, field, message)] = _problems(playbook_copy)
+    assert (file, field, message) == (
+        "sla.yaml",
+        "policies.normal.reaction",
+        "is longer than first_touch",
+    )
+    edit(playbook_copy / "sla.yaml", "    reaction: 90m", "    reaction: soon")
+    [(file, field, message)] = _problems(playbook_copy)
+    assert (file, field) == ("sla.yaml", "policies.normal.reaction")
+    assert "invalid duration 'soon'" in message

@@ -130,7 +130,7 @@ def keys(items: list[OutboxItem]) -> list[tuple[str, str, str | None]]:
 
 
 async def test_every_reminder_fires_once_as_a_reply_under_the_card(world: World) -> None:
-    # critical: first touch in 30 minutes round the clock; reminders 50%, 80% and -10m.
+    # critical: first reply in 30 minutes round the clock; reminders 50%, 80% and -10m.
     opened = world.clock.now()
     case = await world.open()
     assert case.id is not None
@@ -162,10 +162,14 @@ async def test_a_new_deadline_gets_its_own_reminders(world: World) -> None:
     opened = world.clock.now()
     case = await world.open()
     await world.at(16 * M, opened)
-    case = await world.act(case, "spec", Action.TAKE)  # first touch met: the answer is next
+    case = await world.act(case, "spec", Action.TAKE)  # a reaction: the first reply is owed
+    assert current_deadline(case) == ("first_touch", case.first_touch_due_at)
+    case = await world.act(
+        case, "spec", Action.WAIT_FOR_AUTHOR, wait_reason=WaitReason.MOVED_TO_PRIVATE
+    )  # written to in private (critical: the clock does not stop): the answer is next
     phase = current_deadline(case)
     assert phase is not None and phase[0] == "answer"
-    pending = await world.pending(case)
+    pending = [t for t in await world.pending(case) if t.kind is not TimerKind.FOLLOW_UP]
     assert {t.payload["deadline"] for t in pending} == {"answer"}
     # 2h answer: 50% at 1h, -10m at 1h50, 80% at 1h36, breach at 2h.
     assert sorted(t.due_at - opened for t in pending) == [60 * M, 96 * M, 110 * M, 120 * M]
@@ -239,6 +243,11 @@ async def test_stop_on_ends_the_chase(world: World) -> None:
     opened = world.clock.now()
     case = await world.open(priority=Priority.NORMAL)
     case = await world.act(case, "spec", Action.TAKE)
+    # The author is asked and answers at once: the first reply is met, no time paused.
+    case = await world.act(
+        case, "spec", Action.WAIT_FOR_AUTHOR, wait_reason=WaitReason.DETAILS_REQUESTED
+    )
+    case = await world.act(case, "spec", Action.AUTHOR_REPLIED)
     assert case.answer_due_at is not None
     await world.at(case.answer_due_at - opened, opened)  # the answer is late: level 1
     assert [t.kind for t in await world.pending(case)] == [TimerKind.ESCALATION]

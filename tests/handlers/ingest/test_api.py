@@ -69,6 +69,8 @@ async def test_mentions_become_routed_cases_once(
             case = await response.json()
         assert case["department"] == "housing" and case["state"] == CaseState.NEW
         assert case["first_touch_due_at"] is not None
+        # Nobody wrote to the author yet; the shipped playbook sets no reaction deadline.
+        assert case["first_touched_at"] is None and case["reaction_due_at"] is None
         async with http.get(f"{base}/api/v1/cases/{burst}", headers=MON) as response:
             assert (await response.json())["priority"] in (Priority.HIGH, Priority.CRITICAL)
 

@@ -22,6 +22,7 @@ from bot.intake.intake import MentionIntake
 from bot.model import Author, AuthorLabel, Identity, Mention, Sentiment
 from bot.ports import ConcurrentUpdate
 from bot.settings.playbook import load_playbook
+from bot.sla.calendar import Deadlines
 from bot.staff.directory import Directory
 from handlers.cli import app
 from store import crypto
@@ -325,9 +326,10 @@ def build(
         policy=playbook.routing,
     )
 
-    def plan(*_: Any) -> tuple[str, datetime, datetime, datetime]:
+    def plan(*_: Any) -> tuple[str, Deadlines]:
         now = clock.now()
-        return "standard", now + timedelta(hours=1), now + timedelta(hours=4), now + timedelta(1)
+        due = Deadlines(now + timedelta(hours=1), now + timedelta(hours=4), now + timedelta(1))
+        return "standard", due
 
     intake = MentionIntake(cases, playbook, clock, plan)
     labels = playbook.routing.author_labels
