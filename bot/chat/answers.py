@@ -117,7 +117,8 @@ class Answers:
                     "open": row.open if row else 0,
                     "overdue": row.overdue if row else 0,
                     "at_risk": row.at_risk if row else 0,
-                    "oldest_waiting": _hours_minutes(now - oldest) if oldest else None,
+                    # seconds, said in words by the template (`|duration`)
+                    "oldest_waiting": _seconds(now - oldest) if oldest else None,
                 }
             )
         context = {
@@ -181,7 +182,7 @@ class Answers:
             return notice_view("error.unknown_case", case_id=case_id)
         owner, coordination = thread.case.department, self._directory.coordination
         if department is not None and department not in (owner, coordination):
-            return refusal_view(WrongChat())
+            return refusal_view(WrongChat(), self._directory)
         here = coordination if department == coordination else None
         if department != owner and not may_see(actor, owner, here):
             return notice_view("ui.no_rights")
@@ -193,7 +194,7 @@ class Answers:
         request = ActionRequest(Action.ESCALATE, note=reason or None)
         result = await self._cases.act(case_id, request, actor)
         if result.error is not None:
-            return refusal_view(result.error, name_the_right=True)
+            return refusal_view(result.error, self._directory, name_the_right=True)
         return notice_view("ui.done", action=Action.ESCALATE.value)
 
     async def negative(self, actor: Actor, reference: str) -> View:
@@ -211,7 +212,7 @@ class Answers:
         if result is None:
             return notice_view("ui.unknown_mention", reference=reference.strip())
         if isinstance(result, DomainError):
-            return refusal_view(result)
+            return refusal_view(result, self._directory)
         if result.case is None or result.case.id is None:  # its case was deleted: not expected
             return notice_view("ui.unknown_mention", reference=reference.strip())
         key = "ui.marked_negative" if result.opened else "ui.already_a_case"
@@ -228,7 +229,7 @@ class Answers:
         if result is None:
             return notice_view("ui.unknown_mention", reference=reference.strip())
         if isinstance(result, DomainError):
-            return refusal_view(result)
+            return refusal_view(result, self._directory)
         if result.mention.case_id is not None:
             return notice_view("ui.already_a_case", case_id=result.mention.case_id)
         return notice_view("ui.marked_not_negative", mention_id=mention_id)
@@ -243,7 +244,7 @@ class Answers:
         if result is None:
             return notice_view("error.unknown_case", case_id=case_id)
         if isinstance(result, DomainError):
-            return refusal_view(result)
+            return refusal_view(result, self._directory)
         key = "ui.official_set" if official else "ui.official_unset"
         return notice_view(key, name=result.display_name)
 
@@ -254,7 +255,7 @@ class Answers:
         error = await self._cases.merge_authors(keep, gone, actor)
         if error is None:
             return notice_view("ui.merged", keep=keep, gone=gone)
-        return refusal_view(error)
+        return refusal_view(error, self._directory)
 
     async def forget(self, actor: Actor, author_id: int | None) -> View:
         """/forget N: author card N's personal data erased everywhere (administrators)."""
@@ -266,7 +267,7 @@ class Answers:
         if result is None:
             return notice_view("ui.unknown_author", author_id=author_id)
         if isinstance(result, DomainError):
-            return refusal_view(result)
+            return refusal_view(result, self._directory)
         if result.already:
             return notice_view("ui.already_forgotten", author_id=author_id)
         erased = result.counts
@@ -369,17 +370,28 @@ def mention_reference(word: str) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _hours_minutes(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60}:{minutes % 60:02d}"
+def _seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())
 
 
-def refusal_view(error: DomainError, *, name_the_right: bool = False) -> NoticeView:
+def refusal_view(
+    error: DomainError, names: Directory, *, name_the_right: bool = False
+) -> NoticeView:
     """A refused action as a notice. A missing right reads "no rights" in short answers;
-    `name_the_right` says which right and where instead."""
+    `name_the_right` says which right and where instead. Errors carry ids; people read the
+    department's and the colleague's names."""
     if isinstance(error, NoRight) and not name_the_right:
         return notice_view("ui.no_rights")
-    return notice_view(f"error.{error.code}", **error.params)
+    params = dict(error.params)
+    if "department" in params:
+        department = params.pop("department")
+        # "*": a right held in no particular department (/negative, /forget)
+        params["department_name"] = (
+            names.department_name(department) if department and department != "*" else None
+        )
+    if "assignee" in params:
+        params["assignee_name"] = names.name_of(params.pop("assignee"))
+    return notice_view(f"error.{error.code}", **params)
 
 
 def _compressed_minutes(length: timedelta, hour_in_minutes: float) -> str:

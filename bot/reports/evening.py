@@ -113,10 +113,15 @@ async def read_day(uow: UnitOfWork, period: Period, now: datetime) -> DigestFigu
 
 
 def evening_context(
-    figures: DigestFigures, directory: Directory, tz: ZoneInfo, checklist_steps: int = 0
+    figures: DigestFigures,
+    directory: Directory,
+    tz: ZoneInfo,
+    checklist_steps: int = 0,
+    code_title: Callable[[str], str] = str,
 ) -> dict[str, Any]:
     """The digest's template context: plain numbers and short strings, lists cut to size.
-    `checklist_steps`: items on the crisis checklist, for "4/6 done" (0: only ticks shown)."""
+    `checklist_steps`: items on the crisis checklist, for "4/6 done" (0: only ticks shown).
+    `code_title`: a code as leadership reads it (Playbook.code_title), not its id."""
     names = Names(directory)
     sla = figures.overall_sla
     times = figures.overall_times
@@ -167,7 +172,9 @@ def evening_context(
         "sources_more": max(0, len(sources) - MAX_SOURCES),
         "crises": [_crisis(c, names, tz, checklist_steps) for c in figures.crises[:MAX_CRISES]],
         "crises_more": max(0, len(figures.crises) - MAX_CRISES),
-        "codes": [{"code": c.code, "cases": c.cases} for c in figures.codes[:MAX_CODES]],
+        "codes": [
+            {"code": code_title(c.code), "cases": c.cases} for c in figures.codes[:MAX_CODES]
+        ],
         "critics": [person(p) for p in critics[:MAX_PEOPLE]],
         "leaders": [person(p) for p in leaders[:MAX_PEOPLE]],
         "oldest": [
