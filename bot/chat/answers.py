@@ -302,7 +302,7 @@ class Answers:
             {
                 "at": format_time(e.at, self._cases.tz),
                 "kind": e.kind,
-                "detail": self._detail(e.payload),
+                "detail": self._detail(e.kind, e.payload),
                 "actor": (
                     self._texts.t("ui.system_actor")
                     if e.actor == SYSTEM_ACTOR
@@ -341,21 +341,24 @@ class Answers:
             return None
         return {"signals": list(verdict.signals), "p": round(verdict.p_negative, 2)}
 
-    def _detail(self, payload: dict[str, Any]) -> str:
-        """The one thing worth reading about an event: a reason, a note, where it went."""
+    def _detail(self, kind: str, payload: dict[str, Any]) -> str:
+        """The one thing worth reading about an event: a reason, a note, where it went; in
+        words, never the stored id."""
         t_or = self._texts.t_or
         if payload.get("target"):
             return self._directory.department_name(str(payload["target"]))
         if payload.get("outcome"):
-            return t_or(f"outcome.{payload['outcome']}", str(payload["outcome"]))
+            return t_or(f"outcome.{payload['outcome']}", "")
         if payload.get("reason") and payload.get("action") is None:
-            return t_or(f"ignore_reason.{payload['reason']}", str(payload["reason"]))
+            # WAIT_FOR_AUTHOR stores why the clock stopped; IGNORE why there is no reply.
+            group = "wait_reason" if kind == Action.WAIT_FOR_AUTHOR else "ignore_reason"
+            return t_or(f"{group}.{payload['reason']}", "")
         return str(payload.get("note") or "")
 
 
 def case_number(word: str | None) -> int | None:
-    """A case number as people type it: 42 or #42."""
-    word = (word or "").strip().lstrip("#")
+    """A case number as people type it: 42, #42 or №42."""
+    word = (word or "").strip().lstrip("#№")
     return int(word) if word.isdigit() and len(word) < 12 else None
 
 

@@ -260,7 +260,7 @@ async def test_commands_answer_in_english(tmp_path: Path) -> None:
         assert "Usage" in ((await world.answer_to(bad)).text or "")
 
 
-CARD_ID = re.compile(r"(?:Кейс|Case) #(\d+)")
+CARD_ID = re.compile(r"(?:Кейс №|Case #)(\d+)")
 
 
 def card_order(world: World, chat: int) -> list[int]:

@@ -57,7 +57,7 @@ async def test_a_missed_complaint_promoted_by_negative_gets_a_case_and_a_card(
         ask = world.say("spec", world.housing, f"/negative {url}", thread=world.topic)
         answer = (await world.answer_to(ask)).text or ""
         assert "Отмечено как негатив" in answer
-        case_id = int(answer.rsplit("#", 1)[1].rstrip("."))
+        case_id = int(answer.rsplit("№", 1)[1].rstrip("."))
         await world.idle()
         card = await world.card(case_id)  # routed as any mention: housing's topic
         assert (card.chat_id, card.thread_id) == (world.housing, world.topic)
@@ -225,7 +225,7 @@ async def test_uncertain_mentions_wait_on_the_triage_list_until_staff_decide(
         # "Это негатив → кейс": the /negative path, a card in the department's chat.
         done = await world.press("spec", both, f"#{second} Это негатив → кейс")
         assert "Отмечено как негатив" in str(done.get("text"))
-        case_id = int(str(done["text"]).rsplit("#", 1)[1].rstrip("."))
+        case_id = int(str(done["text"]).rsplit("№", 1)[1].rstrip("."))
         card = await world.card(case_id)
         assert (card.chat_id, card.thread_id) == (world.housing, world.topic)
         one = await _triage_message(world, "Разобрать: 1")

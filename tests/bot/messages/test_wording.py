@@ -21,7 +21,7 @@ from jinja2 import meta
 from bot.cases.lifecycle import DomainError, NoRight, NotAssignee
 from bot.cases.outcomes import UnknownCase
 from bot.cases.prompts import BACK
-from bot.chat.answers import refusal_view
+from bot.chat.answers import Answers, case_number, refusal_view
 from bot.crisis.service import CHECKLIST_PRESS
 from bot.messages.texts import (
     DEFAULT_TEMPLATES_DIR,
@@ -733,3 +733,21 @@ def test_refusals_name_the_department_and_the_colleague() -> None:
     assert refusal_view(NoRight(action="approve", department=DEPT), directory)["key"] == (
         "ui.no_rights"
     )
+
+
+def test_a_case_number_reads_as_russian_writes_it() -> None:
+    # Messages say «Кейс №42»: people type back what they read.
+    assert [case_number(w) for w in ("42", "#42", "№42", "№", "42a")] == [42, 42, 42, None, None]
+
+
+def test_case_history_says_why_in_words() -> None:
+    """/case N: the reason stored with an event is an id; the history shows its words."""
+    answers = Answers(cases=None, directory=Directory(CONFIG), texts=TEXTS["ru"])  # type: ignore[arg-type]
+    detail = answers._detail
+    assert detail("wait_for_author", {"reason": "moved_to_private"}) == (
+        "Перешли в личные сообщения"
+    )
+    assert detail("ignore", {"reason": "do_not_engage"}) == "Не вступаем в диалог"
+    assert detail("reroute", {"target": "transport"}) == "Транспорт"
+    assert detail("close", {"outcome": "resolved"}) == "Решено"
+    assert detail("ignore", {"reason": "a_reason_from_the_future"}) == ""
