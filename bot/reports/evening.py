@@ -170,7 +170,9 @@ def evening_context(
         "departments_more": max(0, len(departments) - MAX_DEPARTMENTS),
         "sources": sources[:MAX_SOURCES],
         "sources_more": max(0, len(sources) - MAX_SOURCES),
-        "crises": [_crisis(c, names, tz, checklist_steps) for c in figures.crises[:MAX_CRISES]],
+        "crises": [
+            _crisis(c, names, tz, checklist_steps, code_title) for c in figures.crises[:MAX_CRISES]
+        ],
         "crises_more": max(0, len(figures.crises) - MAX_CRISES),
         "codes": [
             {"code": code_title(c.code), "cases": c.cases} for c in figures.codes[:MAX_CODES]
@@ -230,8 +232,17 @@ def _times(times: ResponseTimes) -> dict[str, Any]:
     }
 
 
-def _crisis(crisis: CrisisSpan, names: Names, tz: ZoneInfo, steps: int) -> dict[str, Any]:
-    subject = names.department(crisis.key) if crisis.scope == "department" else crisis.key or ""
+def _crisis(
+    crisis: CrisisSpan,
+    names: Names,
+    tz: ZoneInfo,
+    steps: int,
+    code_title: Callable[[str], str],
+) -> dict[str, Any]:
+    if crisis.scope == "department":
+        subject = names.department(crisis.key)
+    else:  # a code's crisis: its title; none for all mentions
+        subject = code_title(crisis.key) if crisis.key else ""
     timeline = [
         {
             "at": hm(_parse(step.get("at")), tz) if step.get("at") else "",
