@@ -8,7 +8,7 @@ templates escape whatever they are given, so a mention's `<script>` stays text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
     "Texts",
     "TextsError",
     "check_templates",
+    "plural_form",
     "required_keys",
     "spell_duration",
     "texts_for",
@@ -179,7 +180,7 @@ def _environment(locale_dir: Path, locale: str) -> SandboxedEnvironment:
     return env
 
 
-def _duration_filter(locale: str) -> Any:
+def _duration_filter(locale: str) -> Callable[[object], object]:
     def duration(value: object) -> object:
         # Views queued before durations were numbers carry text ("1h"): shown as they are.
         if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
