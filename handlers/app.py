@@ -10,6 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -142,6 +143,7 @@ class App:
             on_outbox=self.worker.wake,
             translate=self.texts.t,
             checklist_steps=len(playbook.crisis.checklist),
+            code_title=partial(playbook.code_title, locale=config.locale),
         )
         self.digest_jobs = DigestJobs(self.digests, self.texts, config.digest)
         classifier = SentimentClassifier(load_lexicon(lexicon_dir(config)))

@@ -76,6 +76,7 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
     except PlaybookError as error:
         raise SetupError(str(error)) from error
     unknown = playbook.check_departments(set(config.department_ids))
+    unknown += playbook.check_locale(config.locale)
     problems = [str(PlaybookError(unknown))] if unknown else []
     problems += check_templates(config.playbooks.templates)
     try:

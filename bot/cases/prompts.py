@@ -102,7 +102,15 @@ class Prompts:
                 if action in REVIEW_ACTIONS
                 else card_ref(case.id, case.department)
             )
-            view = prompt_view(key, case_id=case.id, version=version)
+            params: dict[str, object] = {"case_id": case.id, "version": version}
+            if action is Action.DRAFT and self._replies is not None:
+                # Apology and refutation templates start an answer: shown to copy and complete.
+                mention, author = await first_mention(uow, case)
+                params["starts"] = [
+                    {"title": title, "text": text}
+                    for title, text in self._replies.answer_starts(case, mention, author)
+                ]
+            view = prompt_view(key, **params)
             await uow.outbox.enqueue(
                 [
                     where.about(

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from bot.model import Author, Case, Mention
 from bot.settings.playbook import Playbook
+from bot.settings.reply_templates import ReplyTemplate, TemplateUse
 from bot.staff.directory import Directory
 
 # Mentions from the organisation's own Telegram discussion groups carry this source prefix and
@@ -60,26 +61,60 @@ class ReplyCatalog:
         self._organisation = organisation
         self._directory = directory
 
+    def _offered(self, department: str, use: TemplateUse) -> list[ReplyTemplate]:
+        return [t for t in self._playbook.templates_for(department) if t.used_as is use]
+
     def options(self, department: str) -> list[tuple[str, str]]:
-        """(template id, title) of the templates offered in a department."""
-        return [(t.id, t.title.get(self._locale)) for t in self._playbook.templates_for(department)]
+        """(template id, title) of the first-reply menu in a department: apologies and
+        refutations are not there, they start an answer (answer_starts)."""
+        return [
+            (t.id, t.title.get(self._locale))
+            for t in self._offered(department, TemplateUse.FIRST_TOUCH)
+        ]
 
     def render(
         self, template_id: str, case: Case, mention: Mention, author: Author | None
     ) -> RenderedReply | None:
-        offered = {t.id: t for t in self._playbook.templates_for(case.department)}
+        """A first-reply menu template for a case; None if the menu does not offer it."""
+        offered = {t.id: t for t in self._offered(case.department, TemplateUse.FIRST_TOUCH)}
         template = offered.get(template_id)
         if template is None or case.id is None:
             return None
-        text = template.render(
+        text = self._text(template, case, mention.author.display_name, author, mention.url)
+        return RenderedReply(template.id, text, template.pre_approved, template.follow_up_after)
+
+    def answer_starts(
+        self, case: Case, mention: Mention, author: Author | None
+    ) -> list[tuple[str, str]]:
+        """(title, text) of the templates an answer may start from (apology, refutation):
+        the draft prompt shows them to copy and complete."""
+        if case.id is None:
+            return []
+        return [
+            (
+                t.title.get(self._locale),
+                self._text(t, case, mention.author.display_name, author, mention.url),
+            )
+            for t in self._offered(case.department, TemplateUse.ANSWER)
+        ]
+
+    def _text(
+        self,
+        template: ReplyTemplate,
+        case: Case,
+        mention_name: str,
+        author: Author | None,
+        url: str | None,
+    ) -> str:
+        assert case.id is not None
+        return template.render(
             self._locale,
-            author_name=(author.display_name if author else "") or mention.author.display_name,
+            author_name=(author.display_name if author else "") or mention_name,
             department_name=self._directory.department_name(case.department),
             case_id=case.id,
             org_name=self._organisation,
-            mention_url=mention.url,
+            mention_url=url,
         )
-        return RenderedReply(template.id, text, template.pre_approved, template.follow_up_after)
 
     def follow_up_after(self, template_id: str | None) -> timedelta | None:
         if template_id is None:

@@ -142,7 +142,8 @@ class Answers:
                     "open": row.open if row else 0,
                     "overdue": row.overdue if row else 0,
                     "at_risk": row.at_risk if row else 0,
-                    "oldest_waiting": _hours_minutes(now - oldest) if oldest else None,
+                    # seconds, said in words by the template (`|duration`)
+                    "oldest_waiting": _seconds(now - oldest) if oldest else None,
                 }
             )
         context = {
@@ -206,7 +207,7 @@ class Answers:
             return notice_view("error.unknown_case", case_id=case_id)
         owner, coordination = thread.case.department, self._directory.coordination
         if department is not None and department not in (owner, coordination):
-            return refusal_view(WrongChat())
+            return refusal_view(WrongChat(), self._directory)
         here = coordination if department == coordination else None
         if department != owner and not may_see(actor, owner, here):
             return notice_view("ui.no_rights")
@@ -218,7 +219,7 @@ class Answers:
         request = ActionRequest(Action.ESCALATE, note=reason or None)
         result = await self._cases.act(case_id, request, actor)
         if result.error is not None:
-            return refusal_view(result.error, name_the_right=True)
+            return refusal_view(result.error, self._directory, name_the_right=True)
         return notice_view("ui.done", action=Action.ESCALATE.value)
 
     async def negative(self, actor: Actor, reference: str) -> View:
@@ -236,7 +237,7 @@ class Answers:
         if result is None:
             return notice_view("ui.unknown_mention", reference=reference.strip())
         if isinstance(result, DomainError):
-            return refusal_view(result)
+            return refusal_view(result, self._directory)
         if result.case is None or result.case.id is None:  # its case was deleted: not expected
             return notice_view("ui.unknown_mention", reference=reference.strip())
         key = "ui.marked_negative" if result.opened else "ui.already_a_case"
@@ -253,7 +254,7 @@ class Answers:
         if result is None:
             return notice_view("ui.unknown_mention", reference=reference.strip())
         if isinstance(result, DomainError):
-            return refusal_view(result)
+            return refusal_view(result, self._directory)
         if result.mention.case_id is not None:
             return notice_view("ui.already_a_case", case_id=result.mention.case_id)
         return notice_view("ui.marked_not_negative", mention_id=mention_id)
@@ -268,7 +269,7 @@ class Answers:
         if result is None:
             return notice_view("error.unknown_case", case_id=case_id)
         if isinstance(result, DomainError):
-            return refusal_view(result)
+            return refusal_view(result, self._directory)
         key = "ui.official_set" if official else "ui.official_unset"
         return notice_view(key, name=result.display_name)
 
@@ -279,7 +280,7 @@ class Answers:
         error = await self._cases.merge_authors(keep, gone, actor)
         if error is None:
             return notice_view("ui.merged", keep=keep, gone=gone)
-        return refusal_view(error)
+        return refusal_view(error, self._directory)
 
     async def forget(self, actor: Actor, author_id: int | None) -> View:
         """/forget N: author card N's personal data erased everywhere (administrators)."""
@@ -291,7 +292,7 @@ class Answers:
         if result is None:
             return notice_view("ui.unknown_author", author_id=author_id)
         if isinstance(result, DomainError):
-            return refusal_view(result)
+            return refusal_view(result, self._directory)
         if result.already:
             return notice_view("ui.already_forgotten", author_id=author_id)
         erased = result.counts
@@ -326,7 +327,7 @@ class Answers:
             {
                 "at": format_time(e.at, self._cases.tz),
                 "kind": e.kind,
-                "detail": self._detail(e.payload),
+                "detail": self._detail(e.kind, e.payload),
                 "actor": (
                     self._texts.t("ui.system_actor")
                     if e.actor == SYSTEM_ACTOR
@@ -365,21 +366,24 @@ class Answers:
             return None
         return {"signals": list(verdict.signals), "p": round(verdict.p_negative, 2)}
 
-    def _detail(self, payload: dict[str, Any]) -> str:
-        """The one thing worth reading about an event: a reason, a note, where it went."""
+    def _detail(self, kind: str, payload: dict[str, Any]) -> str:
+        """The one thing worth reading about an event: a reason, a note, where it went; in
+        words, never the stored id."""
         t_or = self._texts.t_or
         if payload.get("target"):
             return self._directory.department_name(str(payload["target"]))
         if payload.get("outcome"):
-            return t_or(f"outcome.{payload['outcome']}", str(payload["outcome"]))
+            return t_or(f"outcome.{payload['outcome']}", "")
         if payload.get("reason") and payload.get("action") is None:
-            return t_or(f"ignore_reason.{payload['reason']}", str(payload["reason"]))
+            # WAIT_FOR_AUTHOR stores why the clock stopped; IGNORE why there is no reply.
+            group = "wait_reason" if kind == Action.WAIT_FOR_AUTHOR else "ignore_reason"
+            return t_or(f"{group}.{payload['reason']}", "")
         return str(payload.get("note") or "")
 
 
 def case_number(word: str | None) -> int | None:
-    """A case number as people type it: 42 or #42."""
-    word = (word or "").strip().lstrip("#")
+    """A case number as people type it: 42, #42 or №42."""
+    word = (word or "").strip().lstrip("#№")
     return int(word) if word.isdigit() and len(word) < 12 else None
 
 
@@ -394,17 +398,28 @@ def mention_reference(word: str) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _hours_minutes(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60}:{minutes % 60:02d}"
+def _seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())
 
 
-def refusal_view(error: DomainError, *, name_the_right: bool = False) -> NoticeView:
+def refusal_view(
+    error: DomainError, names: Directory, *, name_the_right: bool = False
+) -> NoticeView:
     """A refused action as a notice. A missing right reads "no rights" in short answers;
-    `name_the_right` says which right and where instead."""
+    `name_the_right` says which right and where instead. Errors carry ids; people read the
+    department's and the colleague's names."""
     if isinstance(error, NoRight) and not name_the_right:
         return notice_view("ui.no_rights")
-    return notice_view(f"error.{error.code}", **error.params)
+    params = dict(error.params)
+    if "department" in params:
+        department = params.pop("department")
+        # "*": a right held in no particular department (/negative, /forget)
+        params["department_name"] = (
+            names.department_name(department) if department and department != "*" else None
+        )
+    if "assignee" in params:
+        params["assignee_name"] = names.name_of(params.pop("assignee"))
+    return notice_view(f"error.{error.code}", **params)
 
 
 def _compressed_minutes(length: timedelta, hour_in_minutes: float) -> str:

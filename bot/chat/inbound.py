@@ -51,8 +51,8 @@ LINK = re.compile(r"^https?://\S+$")
 REF_WAIT_STEPS, REF_WAIT_STEP_S = 30, 0.1
 # What the text of a reply becomes, by the action it carries out.
 TEXT_FIELD = {Action.DRAFT: "text", Action.REQUEST_CHANGES: "note", Action.ESCALATE: "note"}
-BAD_BUTTON = notice_view("error.invalid_input", field="button", limit=None)
-BAD_CHOICE = notice_view("error.invalid_input", field="choice", limit=None)
+BAD_BUTTON = notice_view("ui.bad_button")
+BAD_CHOICE = notice_view("ui.bad_choice")
 
 
 # What a triage press says when it did (or had done) what was asked: anything else alerts.
@@ -306,7 +306,7 @@ class Inbound:
                     _note_key(press.where, press.case_id), str(press.version)
                 )
             notice = (
-                refusal_view(check.error)
+                refusal_view(check.error, self._directory)
                 if check.error
                 else notice_view("ui.matrix_note", case_id=press.case_id)
             )
@@ -349,7 +349,7 @@ class Inbound:
             expected_version=press.version,
         )
         if result.error is not None:
-            feedback = _refused(result.error)
+            feedback = self._refused(result.error)
         elif press.answer is not None:
             feedback = Feedback()  # a reaction or a reply needs no "done": the card changes
         else:
@@ -378,7 +378,7 @@ class Inbound:
         )
         if result.error is None:
             return Feedback()
-        return _refused(result.error)
+        return self._refused(result.error)
 
     async def _list_choices(self, press: Press, menu: Action) -> Feedback:
         """A menu as a numbered list in the card's thread; the number written back chooses."""
@@ -387,7 +387,7 @@ class Inbound:
         )
         if check.error is not None:
             await self._refresh_if_stale(press, check.error)
-            return await self._tell(press, _refused(check.error))
+            return await self._tell(press, self._refused(check.error))
         lines = [
             f"{n}. {option.get('label') or self._texts.t(option['label_key'])}"
             for n, option in enumerate(options, 1)
@@ -411,7 +411,9 @@ class Inbound:
         await self._cases.remember(key, "null")  # one choice per list
         result = await self._cases.act(choice.case_id, request, choice.actor, choice.where)
         if result.error is not None:
-            await self._send(choice.where, choice.answer, refusal_view(result.error))
+            await self._send(
+                choice.where, choice.answer, refusal_view(result.error, self._directory)
+            )
         return True
 
     async def _outcome(self, press: Press, action: Action, result: ActResult) -> Feedback:
@@ -420,7 +422,7 @@ class Inbound:
             # A reaction needs no "done": the card it sits under changes.
             return done if press.answer is None else Feedback()
         await self._refresh_if_stale(press, result.error)
-        return await self._tell(press, _refused(result.error))
+        return await self._tell(press, self._refused(result.error))
 
     async def _refresh_if_stale(self, press: Press, error: DomainError) -> None:
         """A reaction on a card the room shows in an older version: redraw it there. Usually
@@ -443,6 +445,12 @@ class Inbound:
 
     async def _forged(self, press: Press) -> Feedback:
         return await self.forged_button(press.actor, press.action, press.case_id)
+
+    def _refused(self, error: DomainError) -> Feedback:
+        """A refused press: an alert, except for a stale card, which has just been redrawn."""
+        return Feedback(
+            refusal_view(error, self._directory), alert=not isinstance(error, StaleCard)
+        )
 
     async def _tell(self, press: Press, feedback: Feedback) -> Feedback:
         """Say a press's feedback in the chat when the transport has no toast for it."""
@@ -484,7 +492,7 @@ class Inbound:
         # An answer about a drill case is marked DRILL like every other message about it.
         drill = {"drill": True} if result.case is not None and result.case.drill else {}
         if result.error is not None:
-            view = refusal_view(result.error, name_the_right=buttons)
+            view = refusal_view(result.error, self._directory, name_the_right=buttons)
         elif action is Action.DRAFT and result.case and result.case.latest_draft:
             version = result.case.latest_draft.version
             view = notice_view("ui.draft_sent", case_id=to.case_id, version=version, **drill)
@@ -675,11 +683,6 @@ def _text_request(action: Action, text: str) -> ActionRequest:
     if action is Action.REQUEST_CHANGES:
         return ActionRequest(action, note=bounded)
     return ActionRequest(action, text=bounded)
-
-
-def _refused(error: DomainError) -> Feedback:
-    """A refused press: an alert, except for a stale card, which has just been redrawn."""
-    return Feedback(refusal_view(error), alert=not isinstance(error, StaleCard))
 
 
 def _note_key(where: Destination, case_id: int) -> str:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,7 +56,7 @@ from bot.messages.views import (
 from bot.model import DeptRole, Event, EventKind, GlobalRole
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.crisis_rules import ChecklistOwner, CrisisConfig, ThresholdScope
-from bot.settings.fields import LOCALES, format_duration
+from bot.settings.fields import LOCALES
 from bot.settings.playbook import Playbook
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
@@ -284,7 +284,7 @@ class CrisisService:
         """What the crisis is about, for people: a department's name, a code, or none (all)."""
         if crisis.scope is ThresholdScope.DEPARTMENT and crisis.key:
             return self._directory.department_name(crisis.key)
-        return crisis.key
+        return self._playbook.code_title(crisis.key, self._locale) if crisis.key else None
 
     def card(self, crisis: Crisis, ticks: Sequence[ChecklistTick] = ()) -> View:
         """The crisis card: a page rendered from crisis.html.j2 in each transport's locale.
@@ -331,7 +331,8 @@ class CrisisService:
                     "threshold": crisis.threshold_id,
                     "scope": crisis.scope.value,
                     "subject": self.subject(crisis),
-                    "window": format_duration(threshold.window) if threshold else None,
+                    # seconds: the template says them in its locale (`|duration`)
+                    "window": _seconds(threshold.window) if threshold else None,
                     "limit": _number(crisis.limit),
                     "count_at_open": crisis.count_at_open,
                     "peak_count": crisis.peak_count,
@@ -339,7 +340,7 @@ class CrisisService:
                     "opened_at": format_time(opened, self._tz),
                     "below_since": format_time(crisis.below_since, self._tz),
                     "closed_at": format_time(crisis.closed_at, self._tz),
-                    "cool_down": format_duration(self.config.cool_down),
+                    "cool_down": _seconds(self.config.cool_down),
                     "drill": crisis.drill,
                 },
                 "checklist": checklist,
@@ -517,8 +518,9 @@ class CrisisService:
             "crisis.opened",
             subject=self.subject(crisis),
             count=crisis.count_at_open,
-            window=format_duration(threshold.window),
+            window=_seconds(threshold.window),
             limit=_number(crisis.limit),
+            coordination=self._directory.department_name(self._directory.coordination),
         )
         items += [
             self._item(dest, OutboxOp.POST, notice, f"{ref}:leadership", f"{ref}:lead", now)
@@ -565,3 +567,7 @@ def _denied(
         "step": step,
     }
     return Event(None, now, actor.id, EventKind.DENIED, None, None, payload)
+
+
+def _seconds(value: timedelta) -> int:
+    return int(value.total_seconds())

@@ -8,7 +8,8 @@ templates escape whatever they are given, so a mention's `<script>` stays text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ __all__ = [
     "Texts",
     "TextsError",
     "check_templates",
+    "plural_form",
     "required_keys",
+    "spell_duration",
     "texts_for",
 ]
 
@@ -91,6 +94,55 @@ def required_keys() -> frozenset[str]:
 CHECKLIST_LABEL = 40
 
 
+# Duration words per locale: (one, few, many) as Russian counts them (1 час, 2 часа, 5 часов);
+# English uses the first two. Minutes and seconds are in the accusative, as Russian says a span
+# of time ("за 1 минуту", "продержится 1 минуту", "ждёт 1 минуту").
+_UNITS: dict[str, tuple[tuple[int, tuple[str, str, str]], ...]] = {
+    "ru": (
+        (86_400, ("день", "дня", "дней")),
+        (3_600, ("час", "часа", "часов")),
+        (60, ("минуту", "минуты", "минут")),
+        (1, ("секунду", "секунды", "секунд")),
+    ),
+    "en": (
+        (86_400, ("day", "days", "days")),
+        (3_600, ("hour", "hours", "hours")),
+        (60, ("minute", "minutes", "minutes")),
+        (1, ("second", "seconds", "seconds")),
+    ),
+}
+
+
+def plural_form(count: int, locale: str) -> int:
+    """Which of (one, few, many) a count takes: 1, 21 → one; 2–4, 22 → few (ru); else many."""
+    count = abs(count)
+    if locale != "ru":
+        return 0 if count == 1 else 2
+    if count % 10 == 1 and count % 100 != 11:
+        return 0
+    if 2 <= count % 10 <= 4 and not 12 <= count % 100 <= 14:
+        return 1
+    return 2
+
+
+def spell_duration(value: timedelta | float, locale: str) -> str:
+    """A span of time in words: "1 час 30 минут", "2 дня", "1 hour 30 minutes". The one place
+    durations become text for people (config files keep "1h30m"). Seconds show only in spans
+    under a minute; a number is seconds."""
+    seconds = int(value.total_seconds() if isinstance(value, timedelta) else value)
+    units = _UNITS.get(locale, _UNITS["en"])
+    if seconds >= 60:
+        seconds -= seconds % 60
+    parts: list[str] = []
+    for size, forms in units:
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount} {forms[plural_form(amount, locale)]}")
+    if not parts:
+        return f"0 {units[2][1][2]}"
+    return " ".join(parts)
+
+
 class TextsError(Exception):
     """Templates that cannot be used; `problems` holds one line per mistake."""
 
@@ -114,7 +166,7 @@ def _http_url(value: object) -> str | None:
     return value.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def _environment(locale_dir: Path) -> SandboxedEnvironment:
+def _environment(locale_dir: Path, locale: str) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=FileSystemLoader(locale_dir),
         undefined=StrictUndefined,
@@ -124,7 +176,18 @@ def _environment(locale_dir: Path) -> SandboxedEnvironment:
         auto_reload=False,
     )
     env.filters["http_url"] = _http_url
+    env.filters["duration"] = _duration_filter(locale)
     return env
+
+
+def _duration_filter(locale: str) -> Callable[[object], object]:
+    def duration(value: object) -> object:
+        # Views queued before durations were numbers carry text ("1h"): shown as they are.
+        if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
+            return value
+        return spell_duration(value, locale)
+
+    return duration
 
 
 def _flatten(
@@ -173,7 +236,7 @@ class Texts:
         locale_dir = self.templates_dir / locale
         if not locale_dir.is_dir():
             raise TextsError([f"{locale_dir}: no templates for locale {locale!r}"])
-        self._env = _environment(locale_dir)
+        self._env = _environment(locale_dir, locale)
         # Templates may name other messages: {{ t('state.' ~ case.state) }}.
         self._env.globals["t"] = self.t
         self._env.globals["t_or"] = self.t_or
@@ -204,6 +267,11 @@ class Texts:
         short = item if len(item) <= CHECKLIST_LABEL else item[: CHECKLIST_LABEL - 1] + "…"
         key = "ui.checklist_untick" if done else "ui.checklist_tick"
         return self.t(key, number=number, step=short)
+
+    def duration(self, value: timedelta | float) -> str:
+        """A span of time in this locale's words (spell_duration); templates say
+        `{{ seconds|duration }}`."""
+        return spell_duration(value, self.locale)
 
     def t(self, key: str, /, **params: Any) -> str:
         """One short message as plain text. Unknown key: KeyError; missing param: an
@@ -261,7 +329,7 @@ def check_templates(templates_dir: Path) -> list[str]:
     variables: dict[str, dict[str, frozenset[str]]] = {}
     for locale in locales:
         locale_dir = templates_dir / locale
-        env = _environment(locale_dir)
+        env = _environment(locale_dir, locale)
         known_globals = {*env.globals, "t", "t_or"}
         messages_file = locale_dir / MESSAGES_FILE
         messages, read_problems = _read_messages(messages_file)

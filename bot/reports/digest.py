@@ -67,7 +67,9 @@ class DigestService:
         on_outbox: Callable[[], None] = lambda: None,
         translate: Callable[[str], str] | None = None,
         checklist_steps: int = 0,
+        code_title: Callable[[str], str] = str,
     ) -> None:
+        self._code_title = code_title  # heating → «Отопление» (Playbook.code_title)
         # Items on the crisis checklist (crisis.yaml): "4/6 done" needs the six.
         self._checklist_steps = checklist_steps
         self._uow = uow_factory
@@ -104,11 +106,14 @@ class DigestService:
     # --- views ---
 
     def evening_view(self, figures: DigestFigures) -> View:
-        context = evening_context(figures, self._directory, self.tz, self._checklist_steps)
+        context = evening_context(
+            figures, self._directory, self.tz, self._checklist_steps, self._code_title
+        )
         return page_view("digest.html.j2", context)
 
     def weekly_view(self, figures: WeeklyFigures) -> View:
-        return page_view("weekly.html.j2", weekly_context(figures, self._directory, self.tz))
+        context = weekly_context(figures, self._directory, self.tz, self._code_title)
+        return page_view("weekly.html.j2", context)
 
     def caption_view(self, figures: DigestFigures) -> View:
         sla = figures.overall_sla.compliance

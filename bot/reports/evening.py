@@ -113,10 +113,15 @@ async def read_day(uow: UnitOfWork, period: Period, now: datetime) -> DigestFigu
 
 
 def evening_context(
-    figures: DigestFigures, directory: Directory, tz: ZoneInfo, checklist_steps: int = 0
+    figures: DigestFigures,
+    directory: Directory,
+    tz: ZoneInfo,
+    checklist_steps: int = 0,
+    code_title: Callable[[str], str] = str,
 ) -> dict[str, Any]:
     """The digest's template context: plain numbers and short strings, lists cut to size.
-    `checklist_steps`: items on the crisis checklist, for "4/6 done" (0: only ticks shown)."""
+    `checklist_steps`: items on the crisis checklist, for "4/6 done" (0: only ticks shown).
+    `code_title`: a code as leadership reads it (Playbook.code_title), not its id."""
     names = Names(directory)
     sla = figures.overall_sla
     times = figures.overall_times
@@ -168,9 +173,13 @@ def evening_context(
         "departments_more": max(0, len(departments) - MAX_DEPARTMENTS),
         "sources": sources[:MAX_SOURCES],
         "sources_more": max(0, len(sources) - MAX_SOURCES),
-        "crises": [_crisis(c, names, tz, checklist_steps) for c in figures.crises[:MAX_CRISES]],
+        "crises": [
+            _crisis(c, names, tz, checklist_steps, code_title) for c in figures.crises[:MAX_CRISES]
+        ],
         "crises_more": max(0, len(figures.crises) - MAX_CRISES),
-        "codes": [{"code": c.code, "cases": c.cases} for c in figures.codes[:MAX_CODES]],
+        "codes": [
+            {"code": code_title(c.code), "cases": c.cases} for c in figures.codes[:MAX_CODES]
+        ],
         "critics": [person(p) for p in critics[:MAX_PEOPLE]],
         "leaders": [person(p) for p in leaders[:MAX_PEOPLE]],
         "oldest": [
@@ -226,8 +235,17 @@ def _times(times: ResponseTimes) -> dict[str, Any]:
     }
 
 
-def _crisis(crisis: CrisisSpan, names: Names, tz: ZoneInfo, steps: int) -> dict[str, Any]:
-    subject = names.department(crisis.key) if crisis.scope == "department" else crisis.key or ""
+def _crisis(
+    crisis: CrisisSpan,
+    names: Names,
+    tz: ZoneInfo,
+    steps: int,
+    code_title: Callable[[str], str],
+) -> dict[str, Any]:
+    if crisis.scope == "department":
+        subject = names.department(crisis.key)
+    else:  # a code's crisis: its title; none for all mentions
+        subject = code_title(crisis.key) if crisis.key else ""
     timeline = [
         {
             "at": hm(_parse(step.get("at")), tz) if step.get("at") else "",

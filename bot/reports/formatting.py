@@ -85,7 +85,9 @@ def percent(share: float | None) -> int | None:
 
 
 def duration(seconds: float | None) -> str | None:
-    """H:MM, rounded down to the minute; None when there is nothing to measure."""
+    """H:MM for a column of figures, rounded down to the minute; None when there is nothing
+    to measure. A duration in a sentence is said in words: bot.messages.texts.spell_duration
+    (`|duration` in templates)."""
     if seconds is None:
         return None
     minutes = int(seconds // 60)

@@ -7,6 +7,7 @@ bot/reports/formatting.py, how both reports write numbers, times and names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -72,7 +73,13 @@ async def read_week(uow: UnitOfWork, period: Period, now: datetime) -> WeekFigur
     )
 
 
-def weekly_context(figures: WeeklyFigures, directory: Directory, tz: ZoneInfo) -> dict[str, Any]:
+def weekly_context(
+    figures: WeeklyFigures,
+    directory: Directory,
+    tz: ZoneInfo,
+    code_title: Callable[[str], str] = str,
+) -> dict[str, Any]:
+    """The weekly report's context; `code_title` names codes as people read them."""
     names = Names(directory)
     this, prev = figures.this, figures.previous
     this_sla, prev_sla = pool(this.sla), pool(prev.sla)
@@ -128,7 +135,11 @@ def weekly_context(figures: WeeklyFigures, directory: Directory, tz: ZoneInfo) -
         "ranking_more": max(0, len(ranking) - MAX_RANKING),
         "authors": [person(a) for a in figures.authors[:MAX_RECURRING]],
         "codes": [
-            {"code": c.code, "cases": c.cases, "previous": previous_codes.get(c.code, 0)}
+            {
+                "code": code_title(c.code),
+                "cases": c.cases,
+                "previous": previous_codes.get(c.code, 0),
+            }
             for c in this.codes[:MAX_CODES]
         ],
     }

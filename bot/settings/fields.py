@@ -33,6 +33,7 @@ __all__ = [
     "Id",
     "Locale",
     "LocalizedText",
+    "OneOrMoreLocales",
     "PositiveDuration",
     "StrictModel",
     "Text",
@@ -171,6 +172,37 @@ class LocalizedText(StrictModel):
         if locale not in LOCALES:
             raise KeyError(f"unknown locale {locale!r}; playbooks carry {', '.join(LOCALES)}")
         return str(getattr(self, locale))
+
+
+class OneOrMoreLocales(StrictModel):
+    """Text an administrator writes for the locale(s) the bot speaks: `locale: ru` needs no
+    English. At least one is required here; the configured locale's is checked against the
+    config (Playbook.check_locale), so check-config names what is missing."""
+
+    ru: Text | None = None
+    en: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> OneOrMoreLocales:
+        if self.ru is None and self.en is None:
+            raise ValueError(f"needs a text in at least one locale: {', '.join(LOCALES)}")
+        return self
+
+    def has(self, locale: str) -> bool:
+        return getattr(self, locale, None) is not None
+
+    def get(self, locale: str) -> str:
+        """The text in `locale`; another locale's only if that one is missing (check-config
+        reports it, so a running bot never meets this)."""
+        if locale not in LOCALES:
+            raise KeyError(f"unknown locale {locale!r}; playbooks carry {', '.join(LOCALES)}")
+        value = getattr(self, locale) or next(
+            getattr(self, other) for other in LOCALES if getattr(self, other)
+        )
+        return str(value)
+
+    def given(self) -> tuple[str, ...]:
+        return tuple(locale for locale in LOCALES if self.has(locale))
 
 
 class Weekday(StrEnum):

@@ -22,7 +22,7 @@ from bot.settings.crisis_rules import CrisisConfig, ThresholdScope
 from bot.settings.drill_scenarios import DRILLS_DIR, DrillScenario, load_scenarios
 from bot.settings.errors import Problem, SettingsError, field_problems, unknown_name
 from bot.settings.escalation_rules import EscalationChain, EscalationConfig
-from bot.settings.fields import LOCALES, StrictModel
+from bot.settings.fields import StrictModel
 from bot.settings.reply_templates import (
     CITIZEN_VARIABLES,
     REPLY_ENV,
@@ -153,6 +153,39 @@ class Playbook(StrictModel):
                 message = unknown_name("department", dept, department_ids, listed_as="configured")
                 problems.append((file, field, message))
         return problems
+
+    def check_locale(self, locale: str) -> list[Problem]:
+        """Problems for texts the configured locale needs but the playbook does not give: a
+        template's title and text, a code's title."""
+        problems: list[Problem] = []
+        file = self.file("templates.yaml")
+        for i, template in enumerate(self.templates):
+            for name in ("title", "text"):
+                if not getattr(template, name).has(locale):
+                    problems.append(
+                        (
+                            file,
+                            f"templates[{i}].{name}.{locale}",
+                            f"template {template.id!r} has no {name} in {locale!r}, the "
+                            "config's locale",
+                        )
+                    )
+        for code, title in self.routing.code_titles.items():
+            if not title.has(locale):
+                problems.append(
+                    (
+                        self.file("routing.yaml"),
+                        f"code_titles.{code}.{locale}",
+                        f"code {code!r} has no title in {locale!r}, the config's locale",
+                    )
+                )
+        return problems
+
+    def code_title(self, code: str, locale: str) -> str:
+        """A case code as people read it (routing.yaml code_titles); the code itself when the
+        playbook gives no title."""
+        title = self.routing.code_titles.get(code) or self.routing.code_titles.get(code.lower())
+        return title.get(locale) if title else code
 
     def summary(self) -> dict[str, int]:
         return {
@@ -345,7 +378,7 @@ def _check_templates(file: Path, config: TemplatesConfig, problems: list[Problem
             )
         )
     for i, template in enumerate(config.templates):
-        for locale in LOCALES:
+        for locale in template.text.given():
             field = f"templates[{i}].text.{locale}"
             try:
                 ast = REPLY_ENV.parse(template.text.get(locale))

@@ -12,7 +12,7 @@ from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field
 
-from bot.settings.fields import Id, LocalizedText, PositiveDuration, StrictModel
+from bot.settings.fields import Id, OneOrMoreLocales, PositiveDuration, StrictModel
 
 __all__ = [
     "CITIZEN_VARIABLES",
@@ -20,6 +20,7 @@ __all__ = [
     "REPLY_VARIABLES",
     "ReplyTemplate",
     "TemplateKind",
+    "TemplateUse",
     "TemplatesConfig",
 ]
 
@@ -47,17 +48,37 @@ class TemplateKind(StrEnum):
     THANKS = "thanks"
 
 
+class TemplateUse(StrEnum):
+    """Where a card offers a template."""
+
+    FIRST_TOUCH = "first_touch"  # the «First reply ▸» menu: a quick public word, sent as is
+    ANSWER = "answer"  # a starting text for the answer: the draft prompt shows it to adapt
+
+
+# Apologies and refutations say what went wrong and what is true: they are written for the
+# case, so they start an answer rather than sit in the first-reply menu.
+ANSWER_KINDS = frozenset({TemplateKind.REFUTATION, TemplateKind.APOLOGY})
+
+
 class ReplyTemplate(StrictModel):
     """A reply a specialist can start from. `text` is Jinja2 over REPLY_VARIABLES."""
 
     id: Id
     kind: TemplateKind
+    use: TemplateUse | None = None  # None: by kind (ANSWER_KINDS start an answer)
     # May be published without a second pair of eyes; then it may not use CITIZEN_VARIABLES.
     pre_approved: bool = False
     departments: tuple[Id, ...] = ()  # empty: every department
-    title: LocalizedText  # the button / picker label
-    text: LocalizedText
+    # Only the configured locale's text is needed (Playbook.check_locale).
+    title: OneOrMoreLocales  # the button / picker label
+    text: OneOrMoreLocales
     follow_up_after: PositiveDuration | None = None  # when the bot asks to show the result
+
+    @property
+    def used_as(self) -> TemplateUse:
+        if self.use is not None:
+            return self.use
+        return TemplateUse.ANSWER if self.kind in ANSWER_KINDS else TemplateUse.FIRST_TOUCH
 
     def render(
         self,

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from bot.model import AuthorLabel, Priority
-from bot.settings.fields import Id, PositiveDuration, StrictModel, Text
+from bot.settings.fields import Id, OneOrMoreLocales, PositiveDuration, StrictModel, Text
 
 __all__ = [
     "REGEX_FLAGS",
@@ -159,6 +159,8 @@ class RoutingConfig(StrictModel):
     urgent_words: tuple[Keyword, ...] = ()
     urgent_priority: Priority = Priority.HIGH
     critical_words: tuple[Keyword, ...] = ()  # like urgent_words, but straight to critical
+    # What digests, reports and crisis notices call a code: heating → «Отопление».
+    code_titles: dict[Text, OneOrMoreLocales] = {}
 
     @model_validator(mode="after")
     def _overrides_name_rules(self) -> RoutingConfig:

@@ -29,10 +29,10 @@ async def test_a_storm_opens_a_crisis_card_in_the_coordination_group(tmp_path: P
         await world.server.wait_for(lambda: bool(crisis_cards()), 20)
         (card,) = crisis_cards()
         text = card.text or ""
-        assert f"{STORM} негативных упоминаний за 1h (порог 15)" in text
+        assert f"Негативных упоминаний за 1 час: {STORM} при пороге 15" in text
         assert "Приостановите все запланированные публикации" in text
         assert "Собрать кризисную группу" in text and "Дарья Морозова" in text
-        assert "Заявление-заглушка" in text
+        assert "Первое заявление" in text
 
         # Two more: the peak grows by over 10 %, and the same card is edited in place.
         for n in range(2):

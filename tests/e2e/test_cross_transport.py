@@ -128,7 +128,7 @@ async def test_an_action_in_telegram_shows_in_matrix_and_back(
         await telegram.wait_for(
             lambda: any(
                 m.reply_to_message_id == asked.message_id
-                and f"Кейс #{case_id}" in (m.text or "")
+                and f"Кейс №{case_id}" in (m.text or "")
                 and draft in (m.text or "")
                 for m in telegram.messages(chat)
             ),
@@ -137,7 +137,7 @@ async def test_an_action_in_telegram_shows_in_matrix_and_back(
 
         async def matrix_answered() -> bool:
             return any(
-                f"Кейс #{case_id}" in m["content"]["body"] and draft in m["content"]["body"]
+                f"Кейс №{case_id}" in m["content"]["body"] and draft in m["content"]["body"]
                 for m in await matrix.bot_messages(room)
                 # Not the card or its edits, which show the draft too.
                 if m["event_id"] != mx_card and "m.new_content" not in m["content"]

@@ -24,7 +24,7 @@ async def test_card_take_draft_approve_publish_close(
         room = world.rooms["housing"]
         case_id = await world.open_case()
         card = await world.card_event(case_id)
-        assert f"Кейс #{case_id}" in await world.current_text(room, card)
+        assert f"Кейс №{case_id}" in await world.current_text(room, card)
         await eventually(lambda: _has(world.bot_reactions(room, card), "✋"))
 
         await world.react("spec", room, card, "✋")
@@ -114,7 +114,7 @@ async def test_a_reaction_before_the_outbox_records_the_card_is_not_lost(
 
             async def posted() -> str | None:
                 for event in await world.bot_messages(room):
-                    if f"Кейс #{case_id}" in event["content"]["body"]:
+                    if f"Кейс №{case_id}" in event["content"]["body"]:
                         return str(event["event_id"])
                 return None
 
@@ -165,7 +165,7 @@ async def test_reroute_commands_strangers_and_restart(
         await eventually(listed)
         await world.say("spec", room, "1", thread=card)
         moved = await world.card_event(case_id, "transport")
-        assert f"Кейс #{case_id}" in await world.current_text(world.rooms["transport"], moved)
+        assert f"Кейс №{case_id}" in await world.current_text(world.rooms["transport"], moved)
         await eventually(lambda: _contains(world.current_text(room, card), "Передан"))
 
         # Commands answer in the room.

@@ -55,7 +55,7 @@ async def test_feed_take_answer_publish_and_a_strangers_press_in_a_browser(
             await playwright_api.expect(result).to_contain_text("Открыт кейс #")
             case_id = int((await result.inner_text()).split("#", 1)[1].split(" ", 1)[0])
             card = page.locator(f'.msg[data-kind="card"][data-case="{case_id}"]')
-            await playwright_api.expect(card).to_contain_text(f"Кейс #{case_id}")
+            await playwright_api.expect(card).to_contain_text(f"Кейс №{case_id}")
             await playwright_api.expect(card).to_contain_text("нет отопления")
             assert await page.locator("#chat-name").inner_text() == "ЖКХ"
 

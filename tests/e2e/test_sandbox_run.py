@@ -85,7 +85,7 @@ async def test_a_fresh_run_prints_the_sandbox_and_a_fed_mention_becomes_a_card(
                 await playwright_api.expect(result).to_contain_text("Открыт кейс #")
                 case_id = int((await result.inner_text()).split("#", 1)[1].split(" ", 1)[0])
                 card = page.locator(f'.msg[data-kind="card"][data-case="{case_id}"]')
-                await playwright_api.expect(card).to_contain_text(f"Кейс #{case_id}")
+                await playwright_api.expect(card).to_contain_text(f"Кейс №{case_id}")
                 assert await page.locator("#chat-name").inner_text() == "ЖКХ"
             finally:
                 await browser.close()

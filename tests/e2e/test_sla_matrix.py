@@ -39,7 +39,7 @@ async def test_reminder_wait_for_author_and_follow_up(
 
         async def reminded() -> bool:
             bodies = [e["content"].get("body", "") for e in await world.bot_messages(room)]
-            return any(f"⏰ Кейс #{case_id}: первый ответ" in b for b in bodies)
+            return any(f"⏰ Кейс №{case_id}: первый ответ" in b for b in bodies)
 
         await eventually(reminded)
 
@@ -57,7 +57,7 @@ async def test_reminder_wait_for_author_and_follow_up(
 
         async def reasons_listed() -> bool:
             return any(
-                "Ушли в личку" in e["content"].get("body", "")
+                "Перешли в личные сообщения" in e["content"].get("body", "")
                 for e in await world.thread(room, card)
                 if e["sender"] == world.bot.user_id
             )

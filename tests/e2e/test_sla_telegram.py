@@ -41,7 +41,7 @@ async def test_reminder_and_escalation_appear_under_the_card(tmp_path: Path) -> 
             if m.reply_to_message_id == card.message_id and m.bot_id is not None
         ]
         assert len(replies) == 1
-        assert (replies[0].text or "").startswith(f"⏰ Кейс #{case_id}: первый ответ — до ")
+        assert (replies[0].text or "").startswith(f"⏰ Кейс №{case_id}: первый ответ — до ")
         assert replies[0].thread_id == world.topic
         card = await world.card(case_id)
         assert "Напоминание: 80%" in (card.text or "")
@@ -71,7 +71,7 @@ async def test_wait_for_the_author_then_follow_up_from_the_card(tmp_path: Path) 
         await world.press("spec", card, "Ждём автора ▸")
         await world.idle()
         card = await world.card(case_id)
-        answer = await world.press("spec", card, "Ушли в личку")
+        answer = await world.press("spec", card, "Перешли в личные сообщения")
         assert answer["text"] == "Готово: Ждём автора"
         await world.idle()
         case = await world.case(case_id)

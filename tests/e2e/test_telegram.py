@@ -19,7 +19,7 @@ async def test_card_lands_in_the_department_topic_and_two_taps_publish_a_templat
         card = await world.card(case_id)
         assert (card.chat_id, card.thread_id) == (world.housing, world.topic)
         assert card.protect_content
-        assert f"Кейс #{case_id}" in (card.text or "")
+        assert f"Кейс №{case_id}" in (card.text or "")
         assert "Третий день нет отопления" in (card.text or "")
 
         answer = await world.press("spec", card, "Взять")
@@ -148,7 +148,7 @@ async def test_reroute_escalate_and_commands(tmp_path: Path) -> None:
         moved = await world.card(other, "housing")
         assert "Передан в отдел" in (moved.text or "") and not moved.reply_markup
         new_card = await world.card(other, "transport")
-        assert f"Кейс #{other}" in (new_card.text or "")
+        assert f"Кейс №{other}" in (new_card.text or "")
 
         # "Not ours" hands a case to the coordination centre to decide whose it is.
         third = await world.open_case("Опять нет горячей воды в доме 5")
@@ -182,7 +182,7 @@ async def test_reroute_escalate_and_commands(tmp_path: Path) -> None:
 
         thread = world.say("tspec", world.transport, f"/case {case_id}")
         text = (await world.answer_to(thread)).text or ""
-        assert f"#{case_id}" in text and "Автобус 12" in text and "жалоба губернатору" in text
+        assert f"№{case_id}" in text and "Автобус 12" in text and "жалоба губернатору" in text
 
         who = world.say("duty", world.coordination, "/whoami")
         assert "Дежурный" in ((await world.answer_to(who)).text or "")
@@ -260,7 +260,7 @@ async def test_commands_answer_in_english(tmp_path: Path) -> None:
         assert "Usage" in ((await world.answer_to(bad)).text or "")
 
 
-CARD_ID = re.compile(r"(?:Кейс|Case) #(\d+)")
+CARD_ID = re.compile(r"(?:Кейс №|Case #)(\d+)")
 
 
 def card_order(world: World, chat: int) -> list[int]:

@@ -37,7 +37,7 @@ async def test_negative_promotes_a_missed_complaint(synapse: SynapseServer, tmp_
             return None
 
         answer = await eventually(answered)
-        case_id = int(answer.rsplit("#", 1)[1].rstrip("."))
+        case_id = int(answer.rsplit("№", 1)[1].rstrip("."))
         card = await world.card_event(case_id)  # the housing room, as routing says
         assert "нет отопления" in await world.current_text(world.rooms["housing"], card)
         async with world.app.database.uow() as uow:

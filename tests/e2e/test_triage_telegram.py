@@ -57,7 +57,7 @@ async def test_a_missed_complaint_promoted_by_negative_gets_a_case_and_a_card(
         ask = world.say("spec", world.housing, f"/negative {url}", thread=world.topic)
         answer = (await world.answer_to(ask)).text or ""
         assert "Отмечено как негатив" in answer
-        case_id = int(answer.rsplit("#", 1)[1].rstrip("."))
+        case_id = int(answer.rsplit("№", 1)[1].rstrip("."))
         await world.idle()
         card = await world.card(case_id)  # routed as any mention: housing's topic
         assert (card.chat_id, card.thread_id) == (world.housing, world.topic)
@@ -74,7 +74,7 @@ async def test_a_missed_complaint_promoted_by_negative_gets_a_case_and_a_card(
 
         # Once more, by its id: the case it has is named, nothing new opens.
         again = world.say("duty", world.coordination, f"/negative {missed.mention.id}")
-        assert f"уже есть кейс #{case_id}" in ((await world.answer_to(again)).text or "")
+        assert f"уже есть кейс №{case_id}" in ((await world.answer_to(again)).text or "")
         unknown = world.say("duty", world.coordination, "/negative 999999")
         assert "не найдено" in ((await world.answer_to(unknown)).text or "")
         assert len(await world.app.cases.open_cases()) == 1
@@ -225,7 +225,7 @@ async def test_uncertain_mentions_wait_on_the_triage_list_until_staff_decide(
         # "Это негатив → кейс": the /negative path, a card in the department's chat.
         done = await world.press("spec", both, f"#{second} Это негатив → кейс")
         assert "Отмечено как негатив" in str(done.get("text"))
-        case_id = int(str(done["text"]).rsplit("#", 1)[1].rstrip("."))
+        case_id = int(str(done["text"]).rsplit("№", 1)[1].rstrip("."))
         card = await world.card(case_id)
         assert (card.chat_id, card.thread_id) == (world.housing, world.topic)
         one = await _triage_message(world, "Разобрать: 1")
@@ -241,7 +241,7 @@ async def test_uncertain_mentions_wait_on_the_triage_list_until_staff_decide(
         again = await world.forge("duty", empty, f"t:{first}:x")
         assert "не негатив" in str(again.get("text")) and not again.get("show_alert")
         twice = await world.forge("spec", empty, f"t:{second}:n")
-        assert f"уже есть кейс #{case_id}" in str(twice.get("text"))
+        assert f"уже есть кейс №{case_id}" in str(twice.get("text"))
         forged = await world.forge("duty", empty, f"t:{first}:z")  # no such decision
         assert forged.get("show_alert")
         await world.idle()

@@ -57,6 +57,29 @@ def test_check_config_names_a_mistyped_key(tmp_path: Path) -> None:
     assert "unknown key" in result.output
 
 
+def test_check_config_needs_template_texts_in_the_configured_locale_only(tmp_path: Path) -> None:
+    import shutil
+
+    playbook = tmp_path / "playbook"
+    shutil.copytree(ROOT / "playbooks" / "default", playbook)
+    file = playbook / "templates.yaml"
+    # A Russian-only organisation writes no English replies.
+    text = re.sub(r"(?m)^ {6}en: \|-\n(?: {8}.*\n)*", "", file.read_text(encoding="utf-8"))
+    file.write_text(re.sub(r"(?m)^ {6}en: .*\n", "", text), encoding="utf-8")
+    own = (f"path: {ROOT}/playbooks/default", f"path: {playbook}")
+    path = example_copy(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace(*own), encoding="utf-8")
+    result = runner.invoke(app, ["check-config", "-c", str(path)], env={})
+    assert result.exit_code == 0, result.output
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("locale: ru", "locale: en", 1), encoding="utf-8"
+    )
+    result = runner.invoke(app, ["check-config", "-c", str(path)], env={})
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "templates[0].title.en" in said and "has no title in 'en', the config's locale" in said
+
+
 def test_fault9_check_config_requires_api_tokens_of_32_characters(tmp_path: Path) -> None:
     path = example_copy(tmp_path)
     for weak in ("s3cr3t", "x" * 31, "ключ-" + "x" * 40):

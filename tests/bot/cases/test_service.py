@@ -274,9 +274,20 @@ async def test_template_draft_review_escalation_and_publishing_messages(
     items = [i for i in await queued(database) if i.case_id == third.case.id]
     prompt = next(i for i in items if i.payload["view"] == "prompt")
     assert prompt.ref_key == prompt_ref("draft", third.case.id, 0, "n1")
+    # Apology and refutation start an answer: the draft prompt shows them to complete ...
+    starts = prompt.payload["params"]["starts"]
+    assert {s["title"] for s in starts} >= {"Извинение", "Опровержение"}
+    assert any("[что пошло не так]" in s["text"] for s in starts)
     card = next(i for i in items if i.payload["view"] == "card")
     assert card.payload["menu"] == "reroute"
     assert {o["arg"] for o in card.payload["options"]} == {"transport", "coordination"}
+    # ... and the first-reply menu does not offer them.
+    _, first_reply = await cases.menu_choices(third.case.id, Action.USE_TEMPLATE, spec, where)
+    offered = {o["arg"] for o in first_reply}
+    assert "first-touch-housing" in offered and "move-to-private" in offered
+    assert not offered & {"apology", "refutation", "follow-up-result"}
+    apology = ActionRequest(Action.USE_TEMPLATE, template_id="apology")
+    assert isinstance((await cases.act(third.case.id, apology, spec)).error, InvalidInput)
 
 
 async def test_prompts_and_menus_meet_the_guards_of_the_action_itself(

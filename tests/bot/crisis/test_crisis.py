@@ -435,10 +435,10 @@ async def test_crisis_card_in_both_locales_and_leadership_is_told(
     text_ru = ru.render(card.payload["template"], **card.payload["context"])
     text_en = en.render(card.payload["template"], **card.payload["context"])
     # Opened 13:30 UTC = 16:30 Moscow; checklist due times count from then.
-    assert "КРИЗИС: ЖКХ" in text_ru and "2 негативных упоминаний за 1h" in text_ru
+    assert "КРИЗИС: ЖКХ" in text_ru and "Негативных упоминаний за 1 час: 2" in text_ru
     assert "Собрать кризисную группу" in text_ru and "(Дарья Морозова), до 20.11 16:45" in text_ru
     assert "Приостановите все запланированные публикации" in text_ru
-    assert "Заявление-заглушка" in text_ru
+    assert "Первое заявление" in text_ru
     assert "CRISIS: ЖКХ" in text_en and "Assemble the crisis team" in text_en
     assert "(Ирина Белова)" in text_en and "Pause all scheduled posts" in text_en
     assert "Holding statement" in text_en
@@ -449,7 +449,10 @@ async def test_crisis_card_in_both_locales_and_leadership_is_told(
     assert holding["ru"] and holding["en"] and holding["ru"] in text_ru.replace("&#34;", '"')
 
     assert notice.payload["key"] == "crisis.opened"
-    assert ru.t("crisis.opened", **notice.payload["params"]).startswith("🚨 Кризис (ЖКХ): 2")
+    assert ru.t("crisis.opened", **notice.payload["params"]).startswith(
+        "🚨 Кризис (ЖКХ): за 1 час негативных упоминаний — 2 при пороге 2. Карточка с планом "
+        "действий — в чате «ЦУР»."
+    )
     assert en.t("crisis.opened", **notice.payload["params"]).startswith("🚨 Crisis (ЖКХ): 2")
 
     # /status puts open crises on top, in either locale.

@@ -138,7 +138,7 @@ def test_russian_button_labels() -> None:
         "Опубликовано",
         "Эскалировать",
         "Передать",
-        "Игнор",
+        "Не отвечаем",
         "Закрыть",
         "Переоткрыть",
         "Результат показан",
@@ -158,10 +158,11 @@ def test_every_domain_error_has_a_message() -> None:
     ("code", "params"),
     [
         ("invalid_state", {"action": Action.APPROVE, "state": CaseState.NEW}),
-        ("no_right", {"action": "approve", "department": "housing"}),
+        ("no_right", {"action": "approve", "department_name": "ЖКХ"}),
+        ("no_right", {"action": "forget", "department_name": None}),
         ("self_review", {"version": 2}),
-        ("not_assignee", {"assignee": "ivanov"}),
-        ("not_assignee", {"assignee": None}),
+        ("not_assignee", {"assignee_name": "Иван Иванов"}),
+        ("not_assignee", {"assignee_name": None}),
         ("missing_input", {"field": "note"}),
         ("missing_input", {"field": "something_new"}),
         ("invalid_input", {"field": "text", "limit": 4000}),
@@ -212,7 +213,7 @@ def test_texts_for_is_cached() -> None:
 
 def test_card_renders(texts: Texts) -> None:
     card = texts.render("card.html.j2", **card_context())
-    assert "#42" in card
+    assert ("№42" if texts.locale == "ru" else "#42") in card
     assert texts.t("priority.high") in card and texts.t("state.awaiting_approval") in card
     assert "ЖКХ" in card and "vk" in card and "12.03 14:30" in card and "Ирина" in card
     assert texts.t("author_label.systematic_critic") in card
@@ -374,7 +375,7 @@ def test_autoescape_only_for_html(templates_copy: Path) -> None:
     texts = Texts(templates_copy, "en")
     assert texts.render("note.txt.j2", text="<b>&</b>") == "<b>&</b>"
     assert texts.render("note.html.j2", text="<b>&</b>") == "&lt;b&gt;&amp;&lt;/b&gt;"
-    assert texts.t("error.unknown_case", case_id="<1>") == "There is no case #<1>."
+    assert texts.t("error.unknown_case", case_id="<1>") == "Case #<1> not found."
     assert check_templates(templates_copy) == []
 
 

@@ -417,6 +417,9 @@ async def test_weekly_figures_and_trends(database: Database, tmp_path: Path) -> 
     ranking = context["ranking"]
     assert [(r["place"], r["name"], r["sla"]) for r in ranking] == [(1, "ЖКХ", 86)]
     assert context["codes"] == [{"code": "heating", "cases": 7, "previous": 0}]
+    # Leadership reads codes by their titles (routing.yaml code_titles), not their ids.
+    titled = weekly_context(figures, directory, MSK, code_title={"heating": "Отопление"}.get)
+    assert titled["codes"] == [{"code": "Отопление", "cases": 7, "previous": 0}]
     for locale in ("ru", "en"):
         text = texts_for(TEMPLATES, locale).render("weekly.html.j2", **context)
         assert "16.11–22.11" in text and "ЖКХ" in text and "86%" in text
@@ -456,6 +459,9 @@ async def test_evening_view_in_both_languages_and_rights(
     assert context["corrections"][0]["actor"] == "Анна Иванова"
     assert context["crises"][0]["subject"] == "ЖКХ"
     assert [c["code"] for c in context["codes"]] == ["heating", "roads", "water", "bus"]
+    titles = {"heating": "Отопление", "roads": "Дороги"}
+    titled = evening_context(figures, directory, MSK, code_title=lambda c: titles.get(c, c))
+    assert [c["code"] for c in titled["codes"]] == ["Отопление", "Дороги", "water", "bus"]
 
     ru = texts_for(TEMPLATES, "ru").render("digest.html.j2", **context)
     en = texts_for(TEMPLATES, "en").render("digest.html.j2", **context)

@@ -3,6 +3,7 @@ reported with file and field."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -692,3 +693,41 @@ def test_an_optional_reaction_deadline_is_checked(playbook_copy: Path, edit) -> 
     [(file, field, message)] = _problems(playbook_copy)
     assert (file, field) == ("sla.yaml", "policies.normal.reaction")
     assert "invalid duration 'soon'" in message
+
+
+def test_templates_need_only_the_configured_locale(playbook_copy: Path, edit) -> None:
+    file = playbook_copy / "templates.yaml"
+    # Drop every English title and text: a Russian-only organisation writes none.
+    text = re.sub(r"(?m)^ {6}en: \|-\n(?: {8}.*\n)*", "", file.read_text(encoding="utf-8"))
+    file.write_text(re.sub(r"(?m)^ {6}en: .*\n", "", text), encoding="utf-8")
+    playbook = load_playbook(playbook_copy)
+    assert all(not t.title.has("en") and not t.text.has("en") for t in playbook.templates)
+    assert playbook.check_locale("ru") == []
+    problems = playbook.check_locale("en")
+    assert len(problems) == 2 * len(playbook.templates)
+    first = problems[0]
+    assert first[0].name == "templates.yaml" and first[1] == "templates[0].title.en"
+    assert "has no title in 'en', the config's locale" in first[2]
+    # Rendering in a locale the template lacks falls back rather than crashing.
+    assert (
+        playbook.template("thanks")
+        .render("en", author_name="", department_name="ЖКХ", case_id=1, org_name="")
+        .startswith("Спасибо")
+    )
+
+
+def test_a_template_needs_some_text_and_a_known_use(playbook_copy: Path, edit) -> None:
+    edit(
+        playbook_copy / "templates.yaml",
+        "  - id: thanks\n    kind: thanks\n",
+        "  - id: thanks\n    kind: thanks\n    use: maybe\n",
+    )
+    edit(
+        playbook_copy / "templates.yaml",
+        "    title:\n      ru: Спасибо\n      en: Thank you\n",
+        "    title: {}\n",
+    )
+    fields = {field for _, field, _ in _problems(playbook_copy)}
+    default = load_playbook(DEFAULT_PLAYBOOK_DIR)
+    thanks = next(i for i, t in enumerate(default.templates) if t.id == "thanks")
+    assert {f"templates[{thanks}].use", f"templates[{thanks}].title"} <= fields

@@ -368,7 +368,7 @@ async def test_every_view_kind_is_delivered(rig: Rig, directory: Directory) -> N
             assert "format" not in content and "formatted_body" not in content
         else:
             assert content["format"] == HTML_FORMAT and "\n" not in content["formatted_body"]
-    assert "Кейс #42" in contents["card"]["body"] and HOSTILE in contents["card"]["body"]
+    assert "Кейс №42" in contents["card"]["body"] and HOSTILE in contents["card"]["body"]
     assert "<script>" not in contents["card"]["formatted_body"]
     assert "<blockquote>" in contents["card"]["formatted_body"]
     assert contents["public"]["body"] == "Спасибо! <b>это не тег</b> & мы уже чиним."

@@ -42,7 +42,7 @@ async def test_a_fed_mention_is_a_card_on_its_department_page_and_two_taps_publi
         case_id = fed["case"]
         assert fed["department"] == "housing" and fed["sentiment"] == "negative"
         card = await sandbox.card("housing", case_id)
-        assert f"Кейс #{case_id}" in text_of(card) and "нет отопления" in text_of(card)
+        assert f"Кейс №{case_id}" in text_of(card) and "нет отопления" in text_of(card)
         assert await sandbox.messages("transport") == []  # only the department's own page
 
         # A stranger is refused with Telegram's words, and nothing changes.
@@ -131,7 +131,7 @@ async def test_commands_are_answered_in_reply_and_a_strangers_command_too(
         answer = await sandbox.wait_for(
             "coordination", lambda m: m.get("reply_to") == said["id"], "the answer to /case"
         )
-        assert f"#{case_id}" in text_of(answer)
+        assert f"№{case_id}" in text_of(answer)
         # Conversation is shown, and is no work for the bot.
         chat = await sandbox.say("coordination", "morozova", "Коллеги, кто сегодня дежурит?")
         assert chat["handled"] is False

@@ -20,7 +20,7 @@ from handlers.telegram.comments import DM_SOURCE, check_discussion_groups
 from tests.doubles.telegram_server.server import TelegramServer
 from tests.doubles.telegram_world import TOKEN, World, telegram_world
 
-ACK = "Спасибо, мы получили ваше обращение и передали его специалистам."
+ACK = "Спасибо, мы получили ваше сообщение и передали его специалистам."
 
 
 async def mention(world: World, source: str, external_id: str) -> Mention | None:

@@ -252,7 +252,7 @@ async def test_every_view_kind_is_rendered_and_accepted(
     assert [c for c in rig.server.calls() if not c.ok] == []
 
     text = {name: msg.text or "" for name, msg in stored.items()}
-    assert "Кейс #42" in text["card"] and HOSTILE in text["card"]  # markup shown as text
+    assert "Кейс №42" in text["card"] and HOSTILE in text["card"]  # markup shown as text
     assert "Пётр <Сидоров> & сын" in text["card"] and DRAFT.text in text["card"]
     assert {e["type"] for e in stored["card"].entities} >= {"bold", "blockquote", "text_link"}
     assert stored_callbacks(stored["card"]) == callback_data(
