@@ -126,12 +126,15 @@ SAMPLES: dict[str, Any] = {
     "at": "07.12 09:45",
     "author_id": 17,
     "case_id": 42,
+    # /ids and the start-up check of chats: ids are what the administrator copies here
+    "chat": -1001234567890,
     "choices": "1. ЖКХ\n2. Транспорт",
     "coordination": dept_name(CONFIG.coordination_department),
     "count": 3,
     "date": "07.12.2026",
     "deadline": "07.12 09:45",
     "department_name": dept_name(),
+    "detail": "0/50",
     "drafts": 2,
     "end": "07.12.2026",
     "events": 4,
@@ -152,6 +155,10 @@ SAMPLES: dict[str, Any] = {
     "names": f"{staff_name()}, {staff_name('ivanova')}",
     "negative": 27,
     "number": 3,
+    "person": 123456789,
+    "problems": [
+        {"department": dept_name(), "path": "departments[0].telegram", "text": "бот не в чате"}
+    ],
     "reason": "жители пишут губернатору",
     "reference": "1201",
     "roles": "Специалист (ЖКХ)",
@@ -166,13 +173,16 @@ SAMPLES: dict[str, Any] = {
     "state": CaseState.NEW.value,
     "step": 3,
     "subject": PLAYBOOK.code_title(CODE, "ru"),
+    "thread": 7,
     "title": "Авария на теплотрассе",
+    "transport": "telegram",
     "transports": "telegram, matrix",
     "tz": "Europe/Moscow",
     "until": "07.12 20:00",
     "version": 2,
     "who": staff_name(),
     "window": int(timedelta(hours=6).total_seconds()),
+    "year": 2028,
 }
 # Every value the code may pass for a parameter whose value is itself an id.
 FIELDS_IN_CODE = (
@@ -436,6 +446,7 @@ FIGURES = {
     "department": DEPT,
     "department_name": dept_name(),
     "cases": 4,
+    "reaction": {"done": 4, "average_min": 3.0, "longest_min": 6, "met": 4, "breached": 0},
     "first_touch": {"done": 4, "average_min": 12.5, "longest_min": 20, "met": 3, "breached": 1},
     "answer": {"done": 2, "average_min": 40.0, "longest_min": 55, "met": 1, "breached": 1},
     "breaches": 2,
@@ -496,6 +507,8 @@ def page_samples(locale: str) -> dict[str, dict[str, Any]]:
                 "first_touch_due": 11,
                 "answer_met": 8,
                 "answer_due": 10,
+                "reaction_met": 11,
+                "reaction_due": 11,
             },
             "times": {
                 "first_touch_median": "0:12",
