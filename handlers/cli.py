@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import os
 from collections.abc import Coroutine
@@ -63,18 +64,24 @@ class SetupError(Exception):
 
 
 def load_all(config_path: Path) -> tuple[Config, Playbook]:
-    """Load and cross-check everything `run` needs. Raises SetupError naming each problem."""
+    """Load and cross-check everything `run` needs. Raises SetupError naming each problem,
+    every file's at once."""
     try:
         config = load_config(config_path)
     except ConfigError as error:
         raise SetupError(str(error)) from error
+    problems: list[str] = []
+    playbook: Playbook | None = None
     try:
         playbook = load_playbook(config.playbooks.path)
     except PlaybookError as error:
-        raise SetupError(str(error)) from error
-    unknown = playbook.check_departments(set(config.department_ids))
-    problems = [str(PlaybookError(unknown))] if unknown else []
-    problems += check_templates(config.playbooks.templates)
+        problems.append(str(error))
+    if playbook is not None:
+        unknown = playbook.check_departments(set(config.department_ids))
+        unknown += playbook.check_codes(code for feed in config.feeds for code in feed.codes)
+        problems += [str(PlaybookError(unknown))] if unknown else []
+        problems += _sentiment_model_problems(playbook)
+    problems += _template_problems(config.playbooks.templates)
     try:
         load_lexicon(lexicon_dir(config))
     except LexiconError as error:
@@ -88,9 +95,41 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
             f"{config_path}: mappings.{name}.{path}: {message}"
             for path, message in check_mapping(mapping)
         ]
-    if problems:
+    if problems or playbook is None:
         raise SetupError("\n".join(problems))
     return config, playbook
+
+
+def _template_problems(directory: Path) -> list[str]:
+    """check_templates, once per unchanged directory: compiling every message takes a
+    quarter of a second, and a process may check settings many times (the fuzz test does)."""
+    try:
+        stamp = tuple(
+            sorted((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in directory.rglob("*"))
+        )
+    except OSError:
+        return check_templates(directory)
+    return list(_checked_templates(directory, stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _checked_templates(directory: Path, stamp: tuple[tuple[str, int, int], ...]) -> tuple[str, ...]:
+    return tuple(check_templates(directory))
+
+
+def _sentiment_model_problems(playbook: Playbook) -> list[str]:
+    """The playbook's sentiment model must load, or `run` would fail building intake."""
+    from bot.intake.sentiment.model import SentimentModel, model_file
+
+    path = model_file(playbook)
+    if path is None:
+        return []
+    try:
+        SentimentModel.load(path)
+    except Exception as error:
+        # A damaged .npz fails in numpy, zipfile or zlib in many ways: all mean "replace it".
+        return [f"{path}: cannot read the sentiment model ({error!r:.120})"]
+    return []
 
 
 def _load_or_exit(config_path: Path, *, serving: bool = False) -> tuple[Config, Playbook]:
@@ -102,9 +141,16 @@ def _load_or_exit(config_path: Path, *, serving: bool = False) -> tuple[Config, 
         if weak:
             raise SetupError("\n".join(f"{config_path}: {path}: {msg}" for path, msg in weak))
     except SetupError as error:
-        err.print(f"[bold red]Configuration is not valid[/]\n{error}", highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
     return config, playbook
+
+
+def _print_problems(problems: str) -> None:
+    """One problem a line, as written: no markup (a value may hold `[/]`), no wrapping (a
+    line is what grep and journald show)."""
+    err.print("[bold red]Configuration is not valid[/]")
+    err.print(problems, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -206,7 +252,7 @@ def db_upgrade(config: ConfigOption = Path("config.yaml")) -> None:
     try:
         cfg = load_config(config)
     except ConfigError as error:
-        err.print(str(error), highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
 
     async def upgrade() -> str | None:
@@ -434,7 +480,7 @@ def _config_or_exit(config_path: Path) -> Config:
     try:
         return load_config(config_path)
     except ConfigError as error:
-        err.print(str(error), highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
 
 
@@ -528,7 +574,7 @@ def keys_rotate(
     try:
         cfg = load_config(config)
     except ConfigError as error:
-        err.print(str(error), highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
 
     def show(state: TableRotation) -> None:
@@ -614,7 +660,7 @@ def report(
     try:  # the report needs no playbook: only the database, departments and templates
         cfg = load_config(config)
     except ConfigError as error:
-        err.print(str(error), highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
     path = output or Path(f"report-{first}-{last}.{kind.value}")
     names = {dept.id: dept.name for dept in cfg.departments}

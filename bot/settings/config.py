@@ -506,8 +506,6 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raw = read_yaml(path)
     except FileNotFoundError:
         raise fail([("", "file not found")]) from None
-    except UnicodeDecodeError as exc:
-        raise fail([("", f"not valid UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise fail([("", f"cannot read the file: {exc.strerror}")]) from None
     except YamlError as exc:

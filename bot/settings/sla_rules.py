@@ -26,7 +26,9 @@ from bot.settings.fields import (
     TimeZoneName,
     Weekday,
     format_duration,
+    shown,
 )
+from bot.settings.yamlfile import YamlError, read_text
 
 __all__ = [
     "ALWAYS_OPEN",
@@ -93,7 +95,7 @@ class Reminder(StrictModel):
             return value
         hint = "expected a share of the time like '80%' or an offset before the deadline, '-15m'"
         if not isinstance(value, str):
-            raise ValueError(f"{hint}, got {value!r}")
+            raise ValueError(f"{hint}, got {shown(value)}")
         text = value.strip()
         if text.endswith("%"):
             try:
@@ -193,9 +195,12 @@ def _ical_holidays(playbook_dir: Path, name: str, field: str, problems: list[Pro
         problems.append((sla_file, field, f"file {name!r} not found next to sla.yaml"))
         return set()
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append((file, "", f"cannot read: {exc}"))
+        text = read_text(file)
+    except YamlError as exc:
+        problems.extend(exc.problems)
+        return set()
+    except OSError as exc:
+        problems.append((file, "", f"cannot read: {exc.strerror or exc}"))
         return set()
     days, ical_problems = parse_ical_dates(text)
     problems.extend((file, where, message) for where, message in ical_problems)
