@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot import __version__
@@ -163,7 +164,9 @@ def version() -> None:
 def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     """Validate the config, the playbook and the templates, and summarise them."""
     cfg, playbook = _load_or_exit(config, serving=True)
-    out.print(f"[bold green]OK[/] {config}: locale {cfg.locale}, timezone {cfg.timezone}")
+    out.print(
+        f"[bold green]OK[/] {escape(str(config))}: locale {cfg.locale}, timezone {cfg.timezone}"
+    )
     out.print(
         f"Telegram: {'on' if cfg.telegram_enabled else 'off'}; "
         f"Matrix: {'on' if cfg.matrix_enabled else 'off'}; "
@@ -241,9 +244,13 @@ def _sentiment_model_line(cfg: Config, playbook: Playbook) -> str:
     )
     own = load_organisation_model(cfg.model.path)
     if own is not None:
-        return f"Sentiment model: the organisation's own, {cfg.model.path}; {when}"
+        return escape(f"Sentiment model: the organisation's own, {cfg.model.path}; {when}")
     shipped = model_file(playbook)
-    return f"Sentiment model: {shipped or 'none, the lexicon alone'}; {when}"
+    line = escape(f"Sentiment model: {shipped or 'none, the lexicon alone'}; {when}")
+    if cfg.model.path.is_file():
+        unread = escape(str(cfg.model.path))
+        return f"[bold yellow]WARNING[/] {unread} cannot be read: not used. {line}"
+    return line
 
 
 @db_app.command("upgrade")

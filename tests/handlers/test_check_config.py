@@ -267,3 +267,13 @@ def test_every_file_is_checked_at_once(setup: Path) -> None:
 def test_run_refuses_a_broken_config_with_the_same_messages(setup: Path) -> None:
     edit(setup / "playbook" / "sla.yaml", "      - 2026-02-23\n", "      - 2026-02-30\n")
     assert problems(setup, "run") == problems(setup, "check-config")
+
+
+def test_an_unreadable_organisation_model_is_a_warning(setup: Path) -> None:
+    # model.path in the example config: the organisation's own model, made by retraining.
+    own = setup / "data" / "models" / "sentiment.org.npz"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"PK\x03\x04 cut short")
+    result = runner.invoke(app, ["check-config", "-c", str(setup / "config.yaml")], env={})
+    assert result.exit_code == 0, result.output
+    assert "WARNING" in result.output and "cannot be read: not used" in result.output

@@ -29,7 +29,7 @@ from handlers.cli import app
 from tests.doubles.support import ROOT
 
 SEED = 17
-VARIANTS_PER_FILE = 28  # x 14 text files, plus 12 for each of the 2 model files: 416 variants
+VARIANTS_PER_FILE = 28  # x 14 text files, plus 12 for each of the 3 model files: 428 variants
 PLAYBOOK = ROOT / "playbooks" / "default"
 runner = CliRunner()
 log = logging.getLogger(__name__)
@@ -48,15 +48,21 @@ class Variant:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_setup(tmp_path_factory.mktemp("fuzz"))
+
+
+def make_setup(root: Path) -> Path:
     """A valid setup: the example config pointing at a copy of the default playbook (its
-    training corpus left out: check-config does not read it)."""
-    root = tmp_path_factory.mktemp("fuzz")
+    training corpus left out: check-config does not read it) and an organisation's model."""
     shutil.copytree(PLAYBOOK, root / "playbook", ignore=shutil.ignore_patterns("corpus"))
     text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
     text = text.replace("path: playbooks/default", f"path: {root}/playbook")
     text = text.replace("templates: playbooks/templates", f"templates: {ROOT}/playbooks/templates")
     text = text.replace("sqlite+aiosqlite:///data/otklik.db", f"sqlite+aiosqlite:///{root}/o.db")
     (root / "config.yaml").write_text(text, encoding="utf-8")
+    # The organisation's own model (config model.path), as retraining leaves it.
+    (root / "data" / "models").mkdir(parents=True)
+    shutil.copy(PLAYBOOK / "models" / "sentiment.npz", root / "data/models/sentiment.org.npz")
     return root
 
 
@@ -281,10 +287,15 @@ def ical_variants(rng: random.Random, name: str, original: bytes) -> list[Varian
     return [Variant(name, kind, content, invalid) for kind, content, invalid in changes]
 
 
-def binary_variants(rng: random.Random, name: str, original: bytes) -> list[Variant]:
-    variants = [Variant(name, "missing", None, False), Variant(name, "empty", b"", True)]
+def binary_variants(
+    rng: random.Random, name: str, original: bytes, required: bool
+) -> list[Variant]:
+    """`required`: a playbook's model must load; the organisation's own is skipped with a
+    warning when it cannot be read."""
+    variants = [Variant(name, "missing", None, False), Variant(name, "empty", b"", required)]
     for _ in range(6):
-        variants.append(Variant(name, "truncate", original[: rng.randrange(len(original))], True))
+        cut = original[: rng.randrange(len(original))]
+        variants.append(Variant(name, "truncate", cut, required))
     for _ in range(4):
         damaged = bytearray(original)
         for _ in range(8):
@@ -307,7 +318,7 @@ def all_variants(setup: Path) -> list[Variant]:
         elif file.suffix == ".ics":
             variants += ical_variants(rng, name, original)
         elif file.suffix == ".npz":
-            variants += binary_variants(rng, name, original)
+            variants += binary_variants(rng, name, original, name.startswith("playbook/"))
     return variants
 
 
