@@ -129,7 +129,8 @@ def _sentiment_model_problems(playbook: Playbook) -> list[str]:
         SentimentModel.load(path)
     except Exception as error:
         # A damaged .npz fails in numpy, zipfile or zlib in many ways: all mean "replace it".
-        return [f"{path}: cannot read the sentiment model ({error!r:.120})"]
+        reason = f"{error}"[:120] or type(error).__name__
+        return [f"{path}: damaged or not a sentiment model ({reason}); copy it again or retrain"]
     return []
 
 

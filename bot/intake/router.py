@@ -184,7 +184,10 @@ def read_npz(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
     except Exception as error:
         # A damaged file fails in zipfile, zlib or the header parser in many ways, none of
         # them a reason for a traceback.
-        raise RouterError(f"{path}: cannot read the model ({error!r:.120})") from error
+        reason = f"{error}"[:120] or type(error).__name__
+        raise RouterError(
+            f"{path}: cannot read the model, damaged or not one ({reason})"
+        ) from error
 
 
 def _read_npy(data: bytes) -> tuple[tuple[int, ...], Any]:

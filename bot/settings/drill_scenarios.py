@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from bot.settings.errors import Problem, field_problems
 from bot.settings.fields import Duration, Id, LocalizedText, StrictModel, Text
-from bot.settings.yamlfile import YamlError, read_yaml
+from bot.settings.yamlfile import YamlError, read_yaml, top_level_problem
 
 __all__ = [
     "DRILLS_DIR",
@@ -137,8 +137,9 @@ def load_scenarios(playbook_dir: Path, problems: list[Problem]) -> dict[str, Dri
         except YamlError as exc:
             problems.extend(exc.problems)
             continue
-        if not isinstance(data, dict):
-            problems.append((file, "", "the top level must be a mapping of settings"))
+        wrong = top_level_problem(data)
+        if wrong is not None or not isinstance(data, dict):
+            problems.append((file, "", wrong or ""))
             continue
         model: type[BaseModel] = _ScenarioFile
         try:

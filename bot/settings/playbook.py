@@ -40,7 +40,7 @@ from bot.settings.reply_templates import (
 )
 from bot.settings.routing_rules import RoutingConfig
 from bot.settings.sla_rules import ALWAYS_OPEN, SlaConfig, SlaPolicy, WorkCalendar, build_calendars
-from bot.settings.yamlfile import YamlError, read_yaml
+from bot.settings.yamlfile import YamlError, read_yaml, top_level_problem
 from playbooks import PLAYBOOKS_DIR
 
 __all__ = [
@@ -216,12 +216,9 @@ def _load_file(
         problems.extend(exc.problems)
         return None
     raw[file] = data
-    if data is None:
-        problems.append((file, "", "the file is empty; expected a mapping of settings"))
-        return None
-    if not isinstance(data, dict):
-        kind = _KINDS.get(type(data).__name__, type(data).__name__)
-        problems.append((file, "", f"the top level must be a mapping of settings, not {kind}"))
+    wrong = top_level_problem(data)
+    if wrong is not None or not isinstance(data, dict):
+        problems.append((file, "", wrong or ""))
         return None
     try:
         return model.model_validate(data)
@@ -231,13 +228,6 @@ def _load_file(
         return None
 
 
-_KINDS = {
-    "list": "a list",
-    "str": "text",
-    "int": "a number",
-    "float": "a number",
-    "bool": "true/false",
-}
 # Items with ids are named by them: `rule "school-heating" (rules[9]).match`.
 _ITEM_NOUNS = {
     "routing.yaml": {"rules": "rule"},

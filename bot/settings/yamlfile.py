@@ -12,7 +12,14 @@ import yaml
 
 from bot.settings.errors import SettingsError
 
-__all__ = ["StrictLoader", "YamlError", "read_text", "read_yaml", "yaml_problem"]
+__all__ = [
+    "StrictLoader",
+    "YamlError",
+    "read_text",
+    "read_yaml",
+    "top_level_problem",
+    "yaml_problem",
+]
 
 # libyaml's parser where PyYAML was built with it: the lexicons parse faster.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -49,7 +56,7 @@ class StrictLoader(_SafeLoader):  # type: ignore[valid-type,misc]
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, AttributeError, OverflowError) as exc:
             kind = node.tag.rpartition(":")[2]
-            kind = _KINDS.get(kind, kind)
+            kind = _SCALAR_KINDS.get(kind, kind)
             shown = _bounded(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
             raise yaml.constructor.ConstructorError(
                 None, None, f"{shown} is not a valid {kind}", node.start_mark
@@ -69,7 +76,11 @@ StrictLoader.add_constructor(
 )
 
 
-_KINDS = {"int": "whole number (at most 4300 digits)", "float": "number", "bool": "true/false"}
+_SCALAR_KINDS = {
+    "int": "whole number (at most 4300 digits)",
+    "float": "number",
+    "bool": "true/false",
+}
 
 
 def _bounded(text: object, limit: int = 40) -> str:
@@ -118,6 +129,19 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.MarkedYAMLError):
         return f"invalid YAML: {exc.problem or exc.context or 'syntax error'}"
     return f"invalid YAML: {exc}"
+
+
+_KINDS = {"list": "a list", "str": "text", "int": "a number", "float": "a number"}
+
+
+def top_level_problem(data: object) -> str | None:
+    """What is wrong with a settings file's parsed content as a whole, if anything."""
+    if data is None:
+        return "the file is empty; expected a mapping of settings"
+    if isinstance(data, dict):
+        return None
+    kind = "true/false" if isinstance(data, bool) else _KINDS.get(type(data).__name__, "a value")
+    return f"the top level must be a mapping of settings, not {kind}"
 
 
 def read_text(file: Path) -> str:

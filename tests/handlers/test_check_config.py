@@ -240,7 +240,7 @@ def test_a_damaged_model_file_is_named(setup: Path) -> None:
     model = setup / "playbook" / "models" / "sentiment.npz"
     model.write_bytes(model.read_bytes()[:1000])
     [line] = problems(setup)
-    assert line.startswith("playbook/models/sentiment.npz: cannot read the sentiment model")
+    assert line.startswith("playbook/models/sentiment.npz: damaged or not a sentiment model (")
 
 
 def test_a_damaged_holiday_calendar(setup: Path) -> None:
