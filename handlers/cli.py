@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import os
 from collections.abc import Coroutine
 from datetime import date, datetime
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot import __version__
@@ -66,19 +68,25 @@ class SetupError(Exception):
 
 
 def load_all(config_path: Path) -> tuple[Config, Playbook]:
-    """Load and cross-check everything `run` needs. Raises SetupError naming each problem."""
+    """Load and cross-check everything `run` needs. Raises SetupError naming each problem,
+    every file's at once."""
     try:
         config = load_config(config_path)
     except ConfigError as error:
         raise SetupError(str(error)) from error
+    problems: list[str] = []
+    playbook: Playbook | None = None
     try:
         playbook = load_playbook(config.playbooks.path)
     except PlaybookError as error:
-        raise SetupError(str(error)) from error
-    unknown = playbook.check_departments(set(config.department_ids))
-    unknown += playbook.check_locale(config.locale)
-    problems = [str(PlaybookError(unknown))] if unknown else []
-    problems += check_templates(config.playbooks.templates)
+        problems.append(str(error))
+    if playbook is not None:
+        unknown = playbook.check_departments(set(config.department_ids))
+        unknown += playbook.check_locale(config.locale)
+        unknown += playbook.check_codes(code for feed in config.feeds for code in feed.codes)
+        problems += [str(PlaybookError(unknown))] if unknown else []
+        problems += _sentiment_model_problems(playbook)
+    problems += _template_problems(config.playbooks.templates)
     try:
         load_lexicon(lexicon_dir(config))
     except LexiconError as error:
@@ -92,9 +100,42 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
             f"{config_path}: mappings.{name}.{path}: {message}"
             for path, message in check_mapping(mapping)
         ]
-    if problems:
+    if problems or playbook is None:
         raise SetupError("\n".join(problems))
     return config, playbook
+
+
+def _template_problems(directory: Path) -> list[str]:
+    """check_templates, once per unchanged directory: compiling every message takes a
+    quarter of a second, and a process may check settings many times (the fuzz test does)."""
+    try:
+        stamp = tuple(
+            sorted((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in directory.rglob("*"))
+        )
+    except OSError:
+        return check_templates(directory)
+    return list(_checked_templates(directory, stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _checked_templates(directory: Path, stamp: tuple[tuple[str, int, int], ...]) -> tuple[str, ...]:
+    return tuple(check_templates(directory))
+
+
+def _sentiment_model_problems(playbook: Playbook) -> list[str]:
+    """The playbook's sentiment model must load, or `run` would fail building intake."""
+    from bot.intake.sentiment.model import SentimentModel, model_file
+
+    path = model_file(playbook)
+    if path is None:
+        return []
+    try:
+        SentimentModel.load(path)
+    except Exception as error:
+        # A damaged .npz fails in numpy, zipfile or zlib in many ways: all mean "replace it".
+        reason = f"{error}"[:120] or type(error).__name__
+        return [f"{path}: damaged or not a sentiment model ({reason}); copy it again or retrain"]
+    return []
 
 
 def _load_or_exit(config_path: Path, *, serving: bool = False) -> tuple[Config, Playbook]:
@@ -106,7 +147,7 @@ def _load_or_exit(config_path: Path, *, serving: bool = False) -> tuple[Config, 
         if weak:
             raise SetupError("\n".join(f"{config_path}: {path}: {msg}" for path, msg in weak))
     except SetupError as error:
-        err.print(f"[bold red]Configuration is not valid[/]\n{error}", highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
     return config, playbook
 
@@ -191,6 +232,13 @@ def _calendar_json(calendar: WorkCalendar, days: list[CalendarDay]) -> dict[str,
     }
 
 
+def _print_problems(problems: str) -> None:
+    """One problem a line, as written: no markup (a value may hold `[/]`), no wrapping (a
+    line is what grep and journald show)."""
+    err.print("[bold red]Configuration is not valid[/]")
+    err.print(problems, markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -201,7 +249,9 @@ def version() -> None:
 def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     """Validate the config, the playbook and the templates, and summarise them."""
     cfg, playbook = _load_or_exit(config, serving=True)
-    out.print(f"[bold green]OK[/] {config}: locale {cfg.locale}, timezone {cfg.timezone}")
+    out.print(
+        f"[bold green]OK[/] {escape(str(config))}: locale {cfg.locale}, timezone {cfg.timezone}"
+    )
     out.print(
         f"Telegram: {'on' if cfg.telegram_enabled else 'off'}; "
         f"Matrix: {'on' if cfg.matrix_enabled else 'off'}; "
@@ -279,9 +329,13 @@ def _sentiment_model_line(cfg: Config, playbook: Playbook) -> str:
     )
     own = load_organisation_model(cfg.model.path)
     if own is not None:
-        return f"Sentiment model: the organisation's own, {cfg.model.path}; {when}"
+        return escape(f"Sentiment model: the organisation's own, {cfg.model.path}; {when}")
     shipped = model_file(playbook)
-    return f"Sentiment model: {shipped or 'none, the lexicon alone'}; {when}"
+    line = escape(f"Sentiment model: {shipped or 'none, the lexicon alone'}; {when}")
+    if cfg.model.path.is_file():
+        unread = escape(str(cfg.model.path))
+        return f"[bold yellow]WARNING[/] {unread} cannot be read: not used. {line}"
+    return line
 
 
 @db_app.command("upgrade")
@@ -290,7 +344,7 @@ def db_upgrade(config: ConfigOption = Path("config.yaml")) -> None:
     try:
         cfg = load_config(config)
     except ConfigError as error:
-        err.print(str(error), highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
 
     async def upgrade() -> str | None:
@@ -518,7 +572,7 @@ def _config_or_exit(config_path: Path) -> Config:
     try:
         return load_config(config_path)
     except ConfigError as error:
-        err.print(str(error), highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
 
 
@@ -612,7 +666,7 @@ def keys_rotate(
     try:
         cfg = load_config(config)
     except ConfigError as error:
-        err.print(str(error), highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
 
     def show(state: TableRotation) -> None:
@@ -698,7 +752,7 @@ def report(
     try:  # the report needs no playbook: only the database, departments and templates
         cfg = load_config(config)
     except ConfigError as error:
-        err.print(str(error), highlight=False)
+        _print_problems(str(error))
         raise typer.Exit(code=2) from None
     path = output or Path(f"report-{first}-{last}.{kind.value}")
     names = {dept.id: dept.name for dept in cfg.departments}

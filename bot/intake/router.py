@@ -179,8 +179,15 @@ def read_npz(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
                 name.removesuffix(".npy"): _read_npy(archive.read(name))
                 for name in archive.namelist()
             }
-    except (OSError, zipfile.BadZipFile, KeyError) as error:
+    except RouterError as error:
         raise RouterError(f"{path}: cannot read the model ({error})") from error
+    except Exception as error:
+        # A damaged file fails in zipfile, zlib or the header parser in many ways, none of
+        # them a reason for a traceback.
+        reason = f"{error}"[:120] or type(error).__name__
+        raise RouterError(
+            f"{path}: cannot read the model, damaged or not one ({reason})"
+        ) from error
 
 
 def _read_npy(data: bytes) -> tuple[tuple[int, ...], Any]:

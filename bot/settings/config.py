@@ -44,7 +44,7 @@ from bot.settings.errors import (
     unknown_name,
 )
 from bot.settings.fields import Locale, StrictModel, TimeZoneName
-from bot.settings.yamlfile import YamlError, read_yaml
+from bot.settings.yamlfile import YamlError, read_yaml, top_level_problem
 
 __all__ = [
     "Config",
@@ -537,17 +537,13 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raw = read_yaml(path)
     except FileNotFoundError:
         raise fail([("", "file not found")]) from None
-    except UnicodeDecodeError as exc:
-        raise fail([("", f"not valid UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise fail([("", f"cannot read the file: {exc.strerror}")]) from None
     except YamlError as exc:
         raise ConfigError(exc.problems) from None
-    if raw is None:
-        raise fail([("", "the file is empty; expected a mapping of settings")])
-    if not isinstance(raw, dict):
-        kind = type(raw).__name__
-        raise fail([("", f"the top level must be a mapping of settings, not a {kind}")])
+    wrong = top_level_problem(raw)
+    if wrong is not None or not isinstance(raw, dict):
+        raise fail([("", wrong or "")])
 
     problems: list[tuple[str, str]] = []
     data = _substitute(raw, env, "", problems)

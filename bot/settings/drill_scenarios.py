@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from bot.settings.errors import Problem, error_path, field_problems
+from bot.settings.errors import Problem, field_problems
 from bot.settings.fields import Duration, Id, LocalizedText, StrictModel, Text
-from bot.settings.yamlfile import YamlError, read_yaml
+from bot.settings.yamlfile import YamlError, read_yaml, top_level_problem
 
 __all__ = [
     "DRILLS_DIR",
@@ -137,24 +137,16 @@ def load_scenarios(playbook_dir: Path, problems: list[Problem]) -> dict[str, Dri
         except YamlError as exc:
             problems.extend(exc.problems)
             continue
-        if not isinstance(data, dict):
-            problems.append((file, "", "expected a mapping at the top"))
+        wrong = top_level_problem(data)
+        if wrong is not None or not isinstance(data, dict):
+            problems.append((file, "", wrong or ""))
             continue
         model: type[BaseModel] = _ScenarioFile
         try:
             parsed = _ScenarioFile.model_validate(data)
         except ValidationError as exc:
-            # "Too short" only because an item failed is no mistake of its own: pydantic
-            # reports a list too short after dropping the bad item.
-            echoes = {
-                error_path(e["loc"])
-                for e in exc.errors()
-                if e["type"] == "too_short"
-                and isinstance(e["input"], list | tuple)
-                and len(e["input"]) >= (e.get("ctx") or {}).get("min_length", 1)
-            }
             fields = field_problems(exc, model, echo_input=True, list_allowed=True)
-            problems.extend((file, f, message) for f, message in fields if f not in echoes)
+            problems.extend((file, f, message) for f, message in fields)
             continue
         try:
             scenarios[scenario_id] = DrillScenario(
@@ -166,5 +158,5 @@ def load_scenarios(playbook_dir: Path, problems: list[Problem]) -> dict[str, Dri
                 storylines=parsed.storylines,
             )
         except ValidationError as exc:
-            problems.extend((file, "storylines", e["msg"]) for e in exc.errors())
+            problems.extend((file, path or "storylines", m) for path, m in field_problems(exc))
     return scenarios

@@ -13,7 +13,7 @@ from typing import Annotated, Self
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
-from bot.settings.fields import Day, StrictModel, Weekday
+from bot.settings.fields import Day, StrictModel, Weekday, impossible_date, shown
 
 __all__ = [
     "WEEK",
@@ -40,7 +40,7 @@ def _parse_hhmm(value: object) -> object:
         return time(value // 60, value % 60)
     if isinstance(value, time):
         return value
-    raise ValueError(f"expected a time like '09:00', got {value!r}")
+    raise ValueError(f"expected a time like '09:00', got {shown(value)}")
 
 
 def _parse_local(value: object) -> object:
@@ -59,11 +59,12 @@ def _parse_local(value: object) -> object:
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(
-                f"expected a local date or time like '2026-12-30' or '2026-12-30 09:00', "
+                impossible_date(text)
+                or "expected a local date or time like '2026-12-30' or '2026-12-30 09:00', "
                 f"got {value!r}"
             ) from None
     else:
-        raise ValueError(f"expected a date or time like '2026-12-30 09:00', got {value!r}")
+        raise ValueError(f"expected a date or time like '2026-12-30 09:00', got {shown(value)}")
     if moment.tzinfo is not None:
         raise ValueError(
             f"{value!r}: write local time without an offset (the config's timezone applies)"

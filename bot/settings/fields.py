@@ -7,6 +7,7 @@ same way in config.yaml, the playbook and the duty rota.
 
 from __future__ import annotations
 
+import calendar
 import itertools
 import re
 from datetime import date, datetime, time, timedelta
@@ -42,8 +43,10 @@ __all__ = [
     "Weekday",
     "check_timezone",
     "format_duration",
+    "impossible_date",
     "parse_date",
     "parse_duration",
+    "shown",
 ]
 
 Locale = Literal["ru", "en"]
@@ -53,7 +56,24 @@ LOCALES: tuple[Locale, ...] = get_args(Locale)  # every playbook text and messag
 class StrictModel(BaseModel):
     """Unknown keys are typos, not extensions; settings never change once read."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are what YAML makes of `.inf` and `1e999`: never a meant limit.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as the administrator wrote it, short enough for one line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "a number too long to show"  # repr may not even be allowed (4300 digits)
+    text = repr(value.isoformat() if isinstance(value, date | time) else value)
+    return text if len(text) <= limit else f"{text[: limit - 6]}…{text[-5:]}"
 
 
 def check_timezone(value: str) -> str:
@@ -80,7 +100,7 @@ def parse_duration(value: object) -> timedelta:
     if not isinstance(value, str):
         # Bare numbers are ambiguous (seconds? minutes?), so they are refused.
         raise ValueError(
-            f"expected a duration like '45m', '4h', '1h30m', '3d' or '90s', got {value!r}"
+            f"expected a duration like '45m', '4h', '1h30m', '3d' or '90s', got {shown(value)}"
         )
     match = _DURATION_RE.fullmatch(value.strip().replace(" ", ""))
     if not value.strip() or match is None or not any(match.groupdict().values()):
@@ -148,16 +168,38 @@ Id = Annotated[str, AfterValidator(_check_id)]
 Text = Annotated[str, AfterValidator(_strip_nonempty)]
 
 
+_DATE_SHAPE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?")
+
+
+def impossible_date(text: str) -> str | None:
+    """Why a date written in the right shape does not exist: '2026-02-30 is not a date
+    (February has 28 days in 2026)'; None when the shape is wrong or the date exists."""
+    match = _DATE_SHAPE_RE.match(text.strip())
+    if match is None:
+        return None
+    year, month, day = (int(g) for g in match.groups()[:3])
+    written = match.group(0)
+    if not 1 <= month <= 12:
+        return f"{written} is not a date (there is no month {month})"
+    days = calendar.monthrange(year, month)[1] if year >= 1 else 31
+    if not 1 <= day <= days:
+        return f"{written} is not a date ({calendar.month_name[month]} has {days} days in {year})"
+    if match.group(4) is not None and (int(match.group(4)) > 23 or int(match.group(5)) > 59):
+        return f"{written} is not a time of day (hours go to 23, minutes to 59)"
+    return None
+
+
 def parse_date(value: object) -> object:
     """A calendar date, ISO-written; pydantic alone would read a bare integer as a Unix
     timestamp and a date-time as its date."""
     if isinstance(value, datetime) or not isinstance(value, date | str):
-        raise ValueError(f"expected a date like 2026-01-01, got {value!r}")
+        raise ValueError(f"expected a date like 2026-01-01, got {shown(value)}")
     if isinstance(value, str):
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(f"expected a date like 2026-01-01, got {value!r}") from None
+            reason = impossible_date(value)
+            raise ValueError(reason or f"expected a date like 2026-01-01, got {value!r}") from None
     return value
 
 
@@ -239,7 +281,7 @@ class TimeRange(StrictModel):
         hint = "expected a time range like '09:00-13:00'"
         if not isinstance(value, str):
             # YAML 1.1 reads an unquoted 13:45 as the number 825 (base 60).
-            raise ValueError(f"{hint} in quotes, got {value!r}")
+            raise ValueError(f"{hint} in quotes, got {shown(value)}")
         match = _TIME_RANGE_RE.fullmatch(value.strip())
         if match is None:
             raise ValueError(f"{hint}, got {value!r}")
@@ -274,4 +316,13 @@ def _no_overlap(ranges: tuple[TimeRange, ...]) -> tuple[TimeRange, ...]:
     return ordered
 
 
-DayHours = Annotated[tuple[TimeRange, ...], AfterValidator(_no_overlap)]
+def _ranges_listed(value: object) -> object:
+    if isinstance(value, str):
+        # `wed: "09:00-18:00"` is the likeliest slip; say how to write it.
+        raise ValueError(f"write the hours as a list, even one range: [{value!r}]")
+    return value
+
+
+DayHours = Annotated[
+    tuple[TimeRange, ...], BeforeValidator(_ranges_listed), AfterValidator(_no_overlap)
+]

@@ -10,7 +10,7 @@ three in the morning.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -20,7 +20,14 @@ from pydantic import BaseModel, ValidationError
 from bot.model import Priority
 from bot.settings.crisis_rules import CrisisConfig, ThresholdScope
 from bot.settings.drill_scenarios import DRILLS_DIR, DrillScenario, load_scenarios
-from bot.settings.errors import Problem, SettingsError, field_problems, unknown_name
+from bot.settings.errors import (
+    Problem,
+    SettingsError,
+    field_problems,
+    item_label,
+    name_items,
+    unknown_name,
+)
 from bot.settings.escalation_rules import EscalationChain, EscalationConfig
 from bot.settings.fields import StrictModel
 from bot.settings.reply_templates import (
@@ -33,7 +40,7 @@ from bot.settings.reply_templates import (
 )
 from bot.settings.routing_rules import RoutingConfig
 from bot.settings.sla_rules import ALWAYS_OPEN, SlaConfig, SlaPolicy, WorkCalendar, build_calendars
-from bot.settings.yamlfile import YamlError, read_yaml
+from bot.settings.yamlfile import YamlError, read_yaml, top_level_problem
 from playbooks import PLAYBOOKS_DIR
 
 __all__ = [
@@ -130,16 +137,18 @@ class Playbook(StrictModel):
         """Every department the playbook names, with where: (department, file, field path)."""
         routing, sla = self.file("routing.yaml"), self.file("sla.yaml")
         for i, rule in enumerate(self.routing.rules):
-            yield rule.department, routing, f"rules[{i}].department"
+            yield rule.department, routing, f"{item_label('rule', 'rules', i, rule.id)}.department"
         yield self.routing.default.department, routing, "default.department"
         for dept in self.sla.by_department:
             yield dept, sla, f"by_department.{dept}"
         for i, template in enumerate(self.templates):
+            label = item_label("template", "templates", i, template.id)
             for j, dept in enumerate(template.departments):
-                yield dept, self.file("templates.yaml"), f"templates[{i}].departments[{j}]"
+                yield dept, self.file("templates.yaml"), f"{label}.departments[{j}]"
         for i, threshold in enumerate(self.crisis.thresholds):
             if threshold.scope is ThresholdScope.DEPARTMENT and threshold.key is not None:
-                yield threshold.key, self.file("crisis.yaml"), f"thresholds[{i}].key"
+                label = item_label("threshold", "thresholds", i, threshold.id)
+                yield threshold.key, self.file("crisis.yaml"), f"{label}.key"
         for scenario_id, scenario in self.drills.items():
             file = self.path / DRILLS_DIR / f"{scenario_id}.yaml"
             for i, storyline in enumerate(scenario.storylines):
@@ -187,6 +196,27 @@ class Playbook(StrictModel):
         title = self.routing.code_titles.get(code) or self.routing.code_titles.get(code.lower())
         return title.get(locale) if title else code
 
+    def known_codes(self) -> set[str]:
+        """Codes the playbook knows, casefolded: those its rules add to cases and match on."""
+        return {
+            code.casefold()
+            for rule in self.routing.rules
+            for code in (*rule.codes, *rule.match.codes)
+        }
+
+    def check_codes(self, feed_codes: Iterable[str] = ()) -> list[Problem]:
+        """Problems for crisis thresholds on a code nothing gives a mention: such a
+        threshold would never fire. `feed_codes`: codes the config's feeds add."""
+        codes = self.known_codes() | {code.casefold() for code in feed_codes}
+        problems: list[Problem] = []
+        for i, threshold in enumerate(self.crisis.thresholds):
+            key = threshold.key
+            if threshold.scope is ThresholdScope.CODE and key and key.casefold() not in codes:
+                field = f"{item_label('threshold', 'thresholds', i, threshold.id)}.key"
+                message = unknown_name("code", key, codes, listed_as="codes in routing.yaml")
+                problems.append((self.file("crisis.yaml"), field, message))
+        return problems
+
     def summary(self) -> dict[str, int]:
         return {
             "rules": len(self.routing.rules),
@@ -213,22 +243,24 @@ _FILE_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _load_file(file: Path, model: type[BaseModel], problems: list[Problem]) -> BaseModel | None:
+def _load_file(
+    file: Path, model: type[BaseModel], problems: list[Problem], raw: dict[Path, object]
+) -> BaseModel | None:
     if not file.is_file():
         problems.append((file, "", "file is missing"))
         return None
     try:
         data = read_yaml(file)
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append((file, "", f"cannot read: {exc}"))
+    except OSError as exc:
+        problems.append((file, "", f"cannot read: {exc.strerror or exc}"))
         return None
     except YamlError as exc:
         problems.extend(exc.problems)
         return None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        problems.append((file, "", f"expected a mapping at the top, got {type(data).__name__}"))
+    raw[file] = data
+    wrong = top_level_problem(data)
+    if wrong is not None or not isinstance(data, dict):
+        problems.append((file, "", wrong or ""))
         return None
     try:
         return model.model_validate(data)
@@ -238,17 +270,33 @@ def _load_file(file: Path, model: type[BaseModel], problems: list[Problem]) -> B
         return None
 
 
+# Items with ids are named by them: `rule "school-heating" (rules[9]).match`.
+_ITEM_NOUNS = {
+    "routing.yaml": {"rules": "rule"},
+    "templates.yaml": {"templates": "template"},
+    "crisis.yaml": {"thresholds": "threshold"},
+}
+
+
+def _named(problems: list[Problem], raw: dict[Path, object]) -> list[Problem]:
+    return [
+        (file, name_items(field, raw.get(file), _ITEM_NOUNS.get(file.name, {})), message)
+        for file, field, message in problems
+    ]
+
+
 def load_playbook(path: Path) -> Playbook:
     """Read and check a playbook directory; raises PlaybookError listing every problem."""
     path = Path(path)
     if not path.is_dir():
         raise PlaybookError([(path, "", "playbook directory not found")])
     problems: list[Problem] = []
+    raw: dict[Path, object] = {}
     loaded = {
-        name: _load_file(path / name, model, problems) for name, model in _FILE_MODELS.items()
+        name: _load_file(path / name, model, problems, raw) for name, model in _FILE_MODELS.items()
     }
     if problems:
-        raise PlaybookError(problems)
+        raise PlaybookError(_named(problems, raw))
     routing = loaded["routing.yaml"]
     sla = loaded["sla.yaml"]
     templates = loaded["templates.yaml"]
@@ -266,7 +314,7 @@ def load_playbook(path: Path) -> Playbook:
     _check_escalation(path / "escalation.yaml", escalation, problems)
     _check_crisis(path / "crisis.yaml", crisis, templates, problems)
     if problems:
-        raise PlaybookError(problems)
+        raise PlaybookError(_named(problems, raw))
     return Playbook(
         path=path,
         routing=routing,

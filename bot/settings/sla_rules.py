@@ -32,7 +32,9 @@ from bot.settings.fields import (
     TimeZoneName,
     Weekday,
     format_duration,
+    shown,
 )
+from bot.settings.yamlfile import YamlError, read_text
 
 __all__ = [
     "ALWAYS_OPEN",
@@ -205,7 +207,7 @@ class Reminder(StrictModel):
             return value
         hint = "expected a share of the time like '80%' or an offset before the deadline, '-15m'"
         if not isinstance(value, str):
-            raise ValueError(f"{hint}, got {value!r}")
+            raise ValueError(f"{hint}, got {shown(value)}")
         text = value.strip()
         if text.endswith("%"):
             try:
@@ -329,9 +331,12 @@ def _ical_holidays(
         problems.append((sla_file, field, f"file {name!r} not found next to sla.yaml"))
         return {}
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append((file, "", f"cannot read: {exc}"))
+        text = read_text(file)
+    except YamlError as exc:
+        problems.extend(exc.problems)
+        return {}
+    except OSError as exc:
+        problems.append((file, "", f"cannot read: {exc.strerror or exc}"))
         return {}
     days, ical_problems = parse_ical_days(text)
     problems.extend((file, where, message) for where, message in ical_problems)

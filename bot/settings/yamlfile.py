@@ -12,7 +12,14 @@ import yaml
 
 from bot.settings.errors import SettingsError
 
-__all__ = ["StrictLoader", "YamlError", "read_yaml", "yaml_problem"]
+__all__ = [
+    "StrictLoader",
+    "YamlError",
+    "read_text",
+    "read_yaml",
+    "top_level_problem",
+    "yaml_problem",
+]
 
 # libyaml's parser where PyYAML was built with it: the lexicons parse faster.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -42,6 +49,63 @@ class StrictLoader(_SafeLoader):  # type: ignore[valid-type,misc]
         mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return mapping
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML lets Python's own errors out of its constructors (`!!int abc`, a number of
+        # 5000 digits): turn them into YAML errors that carry the line and column.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            kind = node.tag.rpartition(":")[2]
+            kind = _SCALAR_KINDS.get(kind, kind)
+            shown = _bounded(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown} is not a valid {kind}", node.start_mark
+            ) from exc
+
+    def construct_lenient_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """An unquoted date YAML cannot build (2026-02-30) stays the text it was written as,
+        so the field that expects a date says what is wrong with it, and where."""
+        try:
+            return self.construct_yaml_timestamp(node)
+        except (ValueError, AttributeError):
+            return self.construct_scalar(node)
+
+
+StrictLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", StrictLoader.construct_lenient_timestamp
+)
+
+
+_SCALAR_KINDS = {
+    "int": "whole number (at most 4300 digits)",
+    "float": "number",
+    "bool": "true/false",
+}
+
+
+def _bounded(text: object, limit: int = 40) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 5]}…{shown[-4:]}"
+
+
+def _check_acyclic(data: Any) -> None:
+    """`&a [*a]` builds a list that holds itself; the settings code would walk it forever."""
+    done: set[int] = set()
+    path: set[int] = set()
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict | list) or id(node) in done:
+            return
+        if id(node) in path:
+            raise ValueError("an alias (*name) refers to a node that contains it")
+        path.add(id(node))
+        for child in node.values() if isinstance(node, dict) else node:
+            walk(child)
+        path.discard(id(node))
+        done.add(id(node))
+
+    walk(data)
+
 
 class YamlError(SettingsError):
     """A YAML file that cannot be parsed; `message` carries the line and column."""
@@ -67,10 +131,42 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"invalid YAML: {exc}"
 
 
-def read_yaml(file: Path, loader: type[StrictLoader] = StrictLoader) -> Any:
-    """Read and parse one YAML file; raises YamlError, or OSError / UnicodeDecodeError."""
-    text = file.read_text(encoding="utf-8")
+_KINDS = {"list": "a list", "str": "text", "int": "a number", "float": "a number"}
+
+
+def top_level_problem(data: object) -> str | None:
+    """What is wrong with a settings file's parsed content as a whole, if anything."""
+    if data is None:
+        return "the file is empty; expected a mapping of settings"
+    if isinstance(data, dict):
+        return None
+    kind = "true/false" if isinstance(data, bool) else _KINDS.get(type(data).__name__, "a value")
+    return f"the top level must be a mapping of settings, not {kind}"
+
+
+def read_text(file: Path) -> str:
+    """A settings file's text; raises YamlError when it is not UTF-8 (saying where), or
+    OSError."""
+    data = file.read_bytes()
     try:
-        return yaml.load(text, Loader=loader)  # a SafeLoader subclass
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        message = f"not UTF-8 text: byte 0x{byte} at line {line}; save the file as UTF-8"
+        raise YamlError(file, message) from None
+
+
+def read_yaml(file: Path, loader: type[StrictLoader] = StrictLoader) -> Any:
+    """Read and parse one YAML file; raises YamlError, or OSError."""
+    text = read_text(file)
+    try:
+        data = yaml.load(text, Loader=loader)  # a SafeLoader subclass
+        _check_acyclic(data)
     except yaml.YAMLError as exc:
         raise YamlError(file, yaml_problem(exc)) from exc
+    except RecursionError:
+        raise YamlError(file, "invalid YAML: nested too deeply") from None
+    except ValueError as exc:
+        raise YamlError(file, f"invalid YAML: {exc}") from None
+    return data

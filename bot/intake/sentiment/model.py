@@ -16,6 +16,8 @@ import json
 import logging
 import math
 import operator
+import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -304,7 +306,7 @@ def load_organisation_model(path: Path) -> SentimentModel | None:
         return None
     try:
         return SentimentModel.load(path)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         _log.warning("organisation sentiment model %s cannot be read (%s): not used", path, error)
         return None
 

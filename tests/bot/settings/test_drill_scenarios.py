@@ -72,7 +72,7 @@ def test_a_scenario_opens_a_drill_crisis_card_unless_it_says_crisis_false(
 @pytest.mark.parametrize(
     ("edit", "field", "words"),
     [
-        (("count: 3", "count: 0"), "storylines[0].bursts[0].count", "greater than or equal to 1"),
+        (("count: 3", "count: 0"), "storylines[0].bursts[0].count", "must be at least 1, got 0"),
         (("shape: ramp", "shape: wave"), "storylines[0].bursts[0].shape", "wave"),
         (("over: 30m", "over: 30"), "storylines[0].bursts[0].over", "duration"),
         (('en: ["No heat {n}"]', "en: []"), "storylines[0].texts.en", "at least 1"),

@@ -343,7 +343,10 @@ def test_unknown_key_is_named_with_suggestion(playbook_copy: Path, edit, playboo
     edit(playbook_copy / "routing.yaml", "      keywords: [капремонт", "      keyword: [капремонт")
     i = _rule_index(playbook, "housing-capital-repair")
     [(file, field, message)] = _problems(playbook_copy)
-    assert (file, field) == ("routing.yaml", f"rules[{i}].match.keyword")
+    assert (file, field) == (
+        "routing.yaml",
+        f'rule "housing-capital-repair" (rules[{i}]).match.keyword',
+    )
     assert "unknown key 'keyword'" in message and "did you mean 'keywords'" in message
 
 
@@ -355,7 +358,7 @@ def test_wrong_type(playbook_copy: Path, edit) -> None:
     )
     [(file, field, message)] = _problems(playbook_copy)
     assert (file, field) == ("routing.yaml", "default.priority")
-    assert "'critical'" in message
+    assert message == "'urgent' is not allowed; expected one of low, normal, high, critical"
 
 
 def test_bad_duration(playbook_copy: Path, edit) -> None:
@@ -387,10 +390,11 @@ def test_bad_regex_is_reported_with_its_index(playbook_copy: Path, edit, playboo
     edit(playbook_copy / "routing.yaml", r"- '\b\d{2}[КK]-\d{3,4}\b'", "- '(unclosed'")
     i = _rule_index(playbook, "transport-roads")
     [(file, field, message)] = _problems(playbook_copy)
-    assert (file, field) == ("routing.yaml", f"rules[{i}].match.regex[1]")
+    field_path = f'rule "transport-roads" (rules[{i}]).match.regex[1]'
+    assert (file, field) == ("routing.yaml", field_path)
     assert message.startswith("invalid regular expression:")
     assert str(PlaybookError([(playbook_copy / file, field, message)])).startswith(
-        f"{playbook_copy}/routing.yaml: rules[{i}].match.regex[1]: invalid regular expression:"
+        f"{playbook_copy}/routing.yaml: {field_path}: invalid regular expression:"
     )
 
 
@@ -449,8 +453,9 @@ def test_jinja_errors_in_reply_templates(playbook_copy: Path, edit) -> None:
         "Hello {{ author }}! Thank you for letting us know",
     )
     problems = {(file, field): message for file, field, message in _problems(playbook_copy)}
-    assert "template syntax error at line 1" in problems[("templates.yaml", "templates[0].text.ru")]
-    assert "unknown variable(s) author" in problems[("templates.yaml", "templates[0].text.en")]
+    first = 'template "first-touch" (templates[0])'
+    assert "template syntax error at line 1" in problems[("templates.yaml", f"{first}.text.ru")]
+    assert "unknown variable(s) author" in problems[("templates.yaml", f"{first}.text.en")]
 
 
 def test_crisis_threshold_needs_exactly_one_of_count_or_ratio(playbook_copy: Path, edit) -> None:
@@ -461,8 +466,12 @@ def test_crisis_threshold_needs_exactly_one_of_count_or_ratio(playbook_copy: Pat
     )
     edit(playbook_copy / "crisis.yaml", "    min_count: 10\n", "")
     problems = {(file, field): message for file, field, message in _problems(playbook_copy)}
-    assert "exactly one of count or ratio" in problems[("crisis.yaml", "thresholds[0]")]
-    assert "ratio needs baseline_days and min_count" in problems[("crisis.yaml", "thresholds[5]")]
+    first, sixth = (
+        'threshold "housing-spike" (thresholds[0])',
+        'threshold "heating-surge" (thresholds[5])',
+    )
+    assert "exactly one of count or ratio" in problems[("crisis.yaml", first)]
+    assert "ratio needs baseline_days and min_count" in problems[("crisis.yaml", sixth)]
 
 
 def test_escalation_levels_in_order(playbook_copy: Path, edit) -> None:
@@ -484,7 +493,7 @@ def test_missing_file_and_duplicate_ids(playbook_copy: Path, edit) -> None:
     assert problems == [("crisis.yaml", "", "file is missing")]
     shutil.copy(DEFAULT_PLAYBOOK_DIR / "crisis.yaml", playbook_copy / "crisis.yaml")
     [(file, field, message)] = _problems(playbook_copy)
-    assert (file, field) == ("routing.yaml", "rules[1].id")
+    assert (file, field) == ("routing.yaml", 'rule "housing-accident" (rules[1]).id')
     assert "duplicate rule id 'housing-accident' (also rules[0])" in message
 
 
@@ -609,13 +618,13 @@ def test_check_departments_finds_unknown_departments(playbook: Playbook) -> None
     assert problems
     assert all(m == "unknown department 'social' (did you mean 'socail'?)" for _, _, m in problems)
     where = {(file.name, field) for file, field, _ in problems}
-    assert ("crisis.yaml", "thresholds[4].key") in where
+    assert ("crisis.yaml", 'threshold "social-spike" (thresholds[4]).key') in where
     assert any(f == "routing.yaml" and field.endswith(".department") for f, field in where)
     housing_gone = playbook.check_departments(DEPARTMENTS - {"housing"})
     assert ("sla.yaml", "by_department.health") not in {
         (f.name, field) for f, field, _ in housing_gone
     }
-    assert ("templates.yaml", "templates[1].departments[0]") in {
+    assert ("templates.yaml", 'template "first-touch-housing" (templates[1]).departments[0]') in {
         (f.name, field) for f, field, _ in housing_gone
     }
 
@@ -640,13 +649,14 @@ def test_fault8_a_pre_approved_template_may_not_use_what_the_citizen_wrote(
     file.write_text(file.read_text(encoding="utf-8") + PRE_APPROVED_WITH_NAME, encoding="utf-8")
     index = len(load_playbook(DEFAULT_PLAYBOOK_DIR).templates)
     problems = {(f, field): message for f, field, message in _problems(playbook_copy)}
+    label = f'template "greeting-by-name" (templates[{index}])'
     assert set(problems) == {
-        ("templates.yaml", f"templates[{index}].text.ru"),
-        ("templates.yaml", f"templates[{index}].text.en"),
+        ("templates.yaml", f"{label}.text.ru"),
+        ("templates.yaml", f"{label}.text.en"),
     }
-    ru = problems[("templates.yaml", f"templates[{index}].text.ru")]
+    ru = problems[("templates.yaml", f"{label}.text.ru")]
     assert "pre_approved" in ru and "author_name" in ru and "review" in ru
-    assert "mention_url" in problems[("templates.yaml", f"templates[{index}].text.en")]
+    assert "mention_url" in problems[("templates.yaml", f"{label}.text.en")]
 
     # The same text is fine once a second person reviews every answer made from it.
     file.write_text(
@@ -731,3 +741,13 @@ def test_a_template_needs_some_text_and_a_known_use(playbook_copy: Path, edit) -
     default = load_playbook(DEFAULT_PLAYBOOK_DIR)
     thanks = next(i for i, t in enumerate(default.templates) if t.id == "thanks")
     assert {f"templates[{thanks}].use", f"templates[{thanks}].title"} <= fields
+
+
+def test_a_crisis_code_must_be_one_something_gives(playbook_copy: Path, edit) -> None:
+    assert load_playbook(playbook_copy).check_codes() == []
+    edit(playbook_copy / "crisis.yaml", "key: heating", "key: press_release")
+    playbook = load_playbook(playbook_copy)
+    [(file, field, message)] = playbook.check_codes()
+    assert (file.name, field) == ("crisis.yaml", 'threshold "heating-surge" (thresholds[5]).key')
+    assert message.startswith("unknown code 'press_release' (codes in routing.yaml: ")
+    assert playbook.check_codes(["Press_Release"]) == []  # a feed in config.yaml adds it
