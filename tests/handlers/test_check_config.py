@@ -58,10 +58,17 @@ def test_the_setup_is_valid(setup: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+# A regional holiday the playbook adds, and one that cannot be.
+IMPOSSIBLE_HOLIDAY = (
+    "    country: RU\n",
+    "    country: RU\n    holidays:\n      - 2026-05-11\n      - 2026-02-30\n",
+)
+
+
 def test_an_impossible_holiday_in_sla_yaml(setup: Path) -> None:
-    edit(setup / "playbook" / "sla.yaml", "      - 2026-02-23\n", "      - 2026-02-30\n")
+    edit(setup / "playbook" / "sla.yaml", IMPOSSIBLE_HOLIDAY[0], IMPOSSIBLE_HOLIDAY[1])
     assert problems(setup) == [
-        "playbook/sla.yaml: calendars.working.holidays[7]: "
+        "playbook/sla.yaml: calendars.working.holidays[1].date: "
         "2026-02-30 is not a date (February has 28 days in 2026)"
     ]
 
@@ -246,8 +253,9 @@ def test_a_damaged_model_file_is_named(setup: Path) -> None:
 def test_a_damaged_holiday_calendar(setup: Path) -> None:
     edit(
         setup / "playbook" / "holidays.ics",
-        "DTSTART;VALUE=DATE:20260421",
-        "DTSTART;VALUE=DATE:20260431",
+        "END:VCALENDAR",
+        "BEGIN:VEVENT\nUID:region-day@example\nDTSTART;VALUE=DATE:20260431\n"
+        "SUMMARY:День области\nEND:VEVENT\nEND:VCALENDAR",
     )
     assert problems(setup) == [
         "playbook/holidays.ics: VEVENT[0].DTSTART: '20260431' is not a valid date"
@@ -265,7 +273,7 @@ def test_every_file_is_checked_at_once(setup: Path) -> None:
 
 
 def test_run_refuses_a_broken_config_with_the_same_messages(setup: Path) -> None:
-    edit(setup / "playbook" / "sla.yaml", "      - 2026-02-23\n", "      - 2026-02-30\n")
+    edit(setup / "playbook" / "sla.yaml", IMPOSSIBLE_HOLIDAY[0], IMPOSSIBLE_HOLIDAY[1])
     assert problems(setup, "run") == problems(setup, "check-config")
 
 

@@ -245,16 +245,36 @@ def yaml_variants(rng: random.Random, name: str, original: bytes, strict: bool) 
     return variants
 
 
+# A regional holiday, as an administrator adds one: the shipped file holds no events.
+REGION_DAY = (
+    "BEGIN:VEVENT\nUID:region-day-2027@example\nDTSTART;VALUE=DATE:20270914\n"
+    "SUMMARY:День области\nEND:VEVENT\n"
+)
+
+
 def ical_variants(rng: random.Random, name: str, original: bytes) -> list[Variant]:
     text = original.decode()
-    dates = re.findall(r"VALUE=DATE:(\d{8})", text)
+    if not re.search(r"(?m)^BEGIN:VEVENT", text):
+        text = re.sub(r"(?m)^END:VCALENDAR", REGION_DAY + "END:VCALENDAR", text, count=1)
+        original = text.encode()
+    # Properties at the start of a line: a description may quote them.
+    dates = re.findall(r"(?m)^DTSTART;VALUE=DATE:(\d{8})", text)
     changes: list[tuple[str, bytes, bool]] = []
     for i in range(VARIANTS_PER_FILE):
         choice = i % 6
         if choice == 0:
             bad = rng.choice(["20260230", "20261131", "20271301", "2026011", "tomorrow"])
             changes.append(
-                ("impossible_date", text.replace(rng.choice(dates), bad, 1).encode(), True)
+                (
+                    "impossible_date",
+                    re.sub(
+                        rf"(?m)^(DTSTART;VALUE=DATE:){rng.choice(dates)}",
+                        rf"\g<1>{bad}",
+                        text,
+                        count=1,
+                    ).encode(),
+                    True,
+                )
             )
         elif choice == 1:
             changes.append(("truncate", original[: rng.randrange(len(original))], False))
@@ -265,7 +285,7 @@ def ical_variants(rng: random.Random, name: str, original: bytes) -> list[Varian
             )
         elif choice == 3:
             broken = (
-                text.replace("END:VEVENT", "", 1)
+                re.sub(r"(?m)^END:VEVENT", "", text, count=1)
                 if rng.random() < 0.5
                 else text.replace("BEGIN:VCALENDAR", "", 1)
             )
@@ -280,7 +300,11 @@ def ical_variants(rng: random.Random, name: str, original: bytes) -> list[Varian
                 ]
             )
             changes.append(
-                ("property", text.replace("END:VEVENT", f"{extra}\nEND:VEVENT", 1).encode(), True)
+                (
+                    "property",
+                    re.sub(r"(?m)^END:VEVENT", f"{extra}\nEND:VEVENT", text, count=1).encode(),
+                    True,
+                )
             )
         else:
             changes.append(("empty", rng.choice([b"", b"\n", b"garbage\n"]), True))
