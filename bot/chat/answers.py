@@ -375,8 +375,14 @@ class Answers:
         if payload.get("outcome"):
             return t_or(f"outcome.{payload['outcome']}", "")
         if payload.get("reason") and payload.get("action") is None:
-            # WAIT_FOR_AUTHOR stores why the clock stopped; IGNORE why there is no reply.
-            group = "wait_reason" if kind == Action.WAIT_FOR_AUTHOR else "ignore_reason"
+            # WAIT_FOR_AUTHOR stores why the clock stopped and IGNORE why there is no reply, as
+            # ids; any other reason (an escalation's) is what the person wrote.
+            group = {
+                Action.WAIT_FOR_AUTHOR.value: "wait_reason",
+                Action.IGNORE.value: "ignore_reason",
+            }.get(kind)
+            if group is None:
+                return str(payload["reason"])
             return t_or(f"{group}.{payload['reason']}", "")
         return str(payload.get("note") or "")
 

@@ -126,7 +126,7 @@ async def test_evening_digest_reaches_telegram_and_matrix_once(
         assert photo.caption is not None and photo.caption.startswith("📊 Сводка за")
         assert text.text is not None and text.text.startswith("📊 Сводка за")
         assert "Новых 1 · отвечено 0 · просрочено 1 · открыто 1" in text.text
-        assert "heating 1" in text.text
+        assert "Отопление 1" in text.text
 
         # Matrix: an m.image uploaded to the media repository, then the text.
         async def matrix_got_both() -> list[dict[str, object]] | None:

@@ -56,7 +56,9 @@ async def test_a_scripted_drill_in_telegram(tmp_path: Path) -> None:
         started = await world.answer_to(
             world.say("duty", world.coordination, "/drill start scripted")
         )
-        assert (started.text or "").startswith("🧪 УЧЕНИЯ №1 начались: Учебная авария. 3 ")
+        assert (started.text or "").startswith(
+            "🧪 УЧЕНИЯ №1 начались: Учебная авария. Учебных упоминаний: 3 "
+        )
         again = await world.answer_to(
             world.say("admin", world.coordination, "/drill start scripted")
         )

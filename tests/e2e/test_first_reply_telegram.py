@@ -59,7 +59,7 @@ async def test_take_is_no_first_reply_a_template_and_a_private_reply_are(
         await world.idle()
         await world.press("spec", await world.card(private), "Ждём автора ▸")
         await world.idle()
-        await world.press("spec", await world.card(private), "Ушли в личку")
+        await world.press("spec", await world.card(private), "Перешли в личные сообщения")
         await world.idle()
         assert (await world.case(private)).first_touched_at == MONDAY
 
@@ -72,7 +72,7 @@ async def test_take_is_no_first_reply_a_template_and_a_private_reply_are(
         await world.idle()
         card = await world.card(taken)
         texts = under_card(world, card.message_id)
-        assert f"🔥 Кейс #{taken}: срок «первый ответ» пропущен." in texts
+        assert f"🔥 Кейс №{taken}: срок «первый ответ» пропущен." in texts
         assert any("Эскалация, уровень 1" in t and "«первый ответ»" in t for t in texts)
         assert (await world.case(taken)).escalation_level == 1
         for answered in (templated, private):
