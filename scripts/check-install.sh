@@ -5,13 +5,20 @@
 # bot until /healthz answers 200.
 #   scripts/check-install.sh            # needs PyPI (or a mirror pip is set up for)
 #   scripts/check-install.sh --docker   # also: build the image, run the compose file until
-#                                       # the bot's container is healthy, then remove it all
+#                                       # the bot's container is healthy, post one mention to
+#                                       # its API and find it in PostgreSQL, then remove it all
+# Without Docker Hub, build local python:3.11-slim and postgres:16 first:
+# scripts/container-standins/README.md.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 docker=false
 [[ ${1:-} == --docker ]] && docker=true
+if $docker && ! docker compose version >/dev/null 2>&1; then
+  echo "FAIL: --docker needs Docker with the compose plugin (\`docker compose version\`)"
+  exit 1
+fi
 
 work=$(mktemp -d)
 bot_pid=
@@ -97,9 +104,11 @@ kill "$bot_pid"; wait "$bot_pid" || true; bot_pid=
 if $docker; then
   echo "== docker build and compose up until healthy"
   keys=$("$work/venv/bin/otklik" keys generate | grep '^OTKLIK_')
+  api_token=$("$python" -c 'import secrets; print(secrets.token_hex(32))')
   {
     echo "$keys"
     echo "OTKLIK_DB_PASSWORD=$("$python" -c 'import secrets; print(secrets.token_hex(16))')"
+    echo "OTKLIK_API_TOKEN_MONITORING=$api_token"
   } >"$work/src/deploy/.env"
   compose=(docker compose -f "$work/src/deploy/compose.yaml" -p otklik-check)
   "${compose[@]}" up -d --build
@@ -111,5 +120,26 @@ if $docker; then
   "${compose[@]}" ps
   [[ $status == healthy ]] || { "${compose[@]}" logs otklik | tail -n 40; echo "FAIL: $status"; exit 1; }
   docker image ls otklik:0.1.0
+  echo "== one mention through the published API, stored in PostgreSQL; the bot not root"
+  OTKLIK_API_TOKEN=$api_token "$python" - <<'PY'
+import json, os, urllib.request
+body = {"external_id": "check-1", "text": "Третий день нет отопления!",
+        "author": {"id": "id42", "name": "Пётр Сидоров", "channel": "vk"}}
+req = urllib.request.Request(
+    "http://127.0.0.1:8080/api/v1/mentions", data=json.dumps(body).encode(),
+    headers={"Authorization": f"Bearer {os.environ['OTKLIK_API_TOKEN']}",
+             "Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=30) as answer:
+    result = json.load(answer)
+    print("POST /api/v1/mentions:", answer.status, result)
+    if answer.status != 202 or result["accepted"] != 1:
+        raise SystemExit("FAIL: the mention was not accepted")
+PY
+  stored=$("${compose[@]}" exec -T postgres psql -U otklik -d otklik -tAc 'select count(*) from mentions')
+  echo "mentions in PostgreSQL: $stored"
+  [[ $stored == 1 ]] || { echo "FAIL: expected 1 mention in PostgreSQL"; exit 1; }
+  uid=$("${compose[@]}" exec -T otklik id -u)
+  echo "the bot's uid: $uid"
+  [[ $uid != 0 ]] || { echo "FAIL: the bot runs as root"; exit 1; }
 fi
 echo "OK"
