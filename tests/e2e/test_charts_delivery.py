@@ -232,7 +232,7 @@ async def test_telegram_resend_after_a_crash_is_at_least_once_like_any_post(
     assert await worker.run_once() == 0  # settled: never a third time
     assert await statuses(db) == [OutboxStatus.DELIVERED]
     # The Bot API has no idempotency key: the one request on the wire at the crash is repeated,
-    # as for a text message (README, "Delivery: the outbox").
+    # as for a text message (docs/outbox.md).
     photos = telegram.server.messages(telegram.chat)
     assert len(photos) == 2 and all(m.photo_bytes == chart for m in photos)
 
