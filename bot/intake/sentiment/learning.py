@@ -53,6 +53,7 @@ __all__ = [
 
 # Chosen by `otklik model simulate-feedback` (simulation.py) on the training corpus: a band
 # fitted again at retraining gained precision but lost recall on the held-out author's text.
+# (True would also need intake to use the organisation model's own band, not the playbook's.)
 REFIT_BAND = False
 MIN_CORRECTIONS = 20  # fewer distinct corrected texts teach nothing a held-out part can show
 HELD_OUT_SHARE = 0.25
