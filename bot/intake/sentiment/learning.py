@@ -51,8 +51,8 @@ __all__ = [
     "split_held_out",
 ]
 
-# Chosen by `otklik model simulate-feedback` (simulation.py) on the training corpus: a band
-# fitted again at retraining gained precision but lost recall on the held-out author's text.
+# Chosen by `otklik model simulate-feedback` (simulation.py) on the training corpus: fitting
+# the band again at retraining lost recall on two batches and gained 0.001 on three (noise).
 # (True would also need intake to use the organisation model's own band, not the playbook's.)
 REFIT_BAND = False
 MIN_CORRECTIONS = 20  # fewer distinct corrected texts teach nothing a held-out part can show

@@ -40,6 +40,10 @@ __all__ = [
 LIVE_SHARE = 0.3  # of the held-out author's text, judged by the base model as live traffic
 LIMIT = 100  # corrections, as the issue's bench simulates
 SEED = 14
+# Half a point: on two and on three batches the policies' worse changes differed by less, and
+# the order among them flipped between the two runs (refitting the band lost, then won by
+# 0.001-0.002, a couple of mentions): such differences are noise, not a reason to change.
+TIE = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,8 @@ def simulate_feedback(
 
 
 def choose_policy(results: Sequence[FeedbackFigures]) -> FeedbackFigures:
-    """The policy whose worse change (precision or recall, pooled) is the best; of equals,
-    the band kept (simpler) and the smaller weight (closer to the corpus)."""
-    return max(results, key=lambda r: (r.gain(), not r.policy.refit_band, -r.policy.weight))
+    """The simplest policy (the band kept, then the smaller weight) among those whose worse
+    change (precision or recall, pooled) is within TIE of the best."""
+    best = max(r.gain() for r in results)
+    equals = [r for r in results if r.gain() >= best - TIE]
+    return min(equals, key=lambda r: (r.policy.refit_band, r.policy.weight))
