@@ -106,7 +106,7 @@ class Retraining:
         if self.decision is RetrainDecision.ADOPTED:
             return (
                 f"trained on {self.training} correction(s); {scores}: the new model is "
-                f"used from now on ({self.path})"
+                "used from now on" + ("" if self.path is None else f" ({self.path})")
             )
         return (
             f"trained on {self.training} correction(s); {scores}: "
