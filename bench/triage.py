@@ -13,10 +13,13 @@ training corpus is split (seeded, stratified by label) into a base part (70 %) a
 traffic" (30 %); a base model trained on the base part judges the live traffic with the
 playbook's band; staff correct what it got wrong (a gold negative left uncertain or not
 negative: "Это негатив" / /negative; a gold non-negative made a case: "Не негатив"), up to
-100 of those mistakes (a seeded draw when there are more); `retrain(base part, corrections)`
-as production does (same correction weight). Precision, recall and reach_person on the
-evaluation set before/after. For comparison, the older variant: 100 random corpus examples
-held out and added back as corrections. Nothing here is chosen by looking at the figures.
+100 of those mistakes (a seeded draw when there are more); then
+learning.retrain_and_judge, the function `otklik model retrain` and the nightly job use (same
+correction weight and band policy, a quarter of the corrections held out, the new model used
+only when it beats the base model there). Precision, recall and reach_person on the
+evaluation set with the base model and with the model production would then use. For
+comparison, the older variant: 100 random corpus examples held out and added back as
+corrections, through the same gate. Nothing here is chosen by looking at the figures.
 
 This is the only code that reads bench/data/triage/eval.jsonl: nothing is tuned on it.
 
@@ -50,21 +53,20 @@ from bot.clock import FrozenClock  # noqa: E402
 from bot.intake.intake import MentionIntake  # noqa: E402
 from bot.intake.lemmas import Lemmatiser  # noqa: E402
 from bot.intake.sentiment.analyser import SentimentClassifier  # noqa: E402
+from bot.intake.sentiment.learning import REFIT_BAND, retrain_and_judge  # noqa: E402
 from bot.intake.sentiment.model import (  # noqa: E402
     Band,
     ModelClassifier,
     SentimentModel,
-    Verdict,
     model_file,
 )
-from bot.intake.sentiment.model import Outcome as Judged  # noqa: E402
+from bot.intake.sentiment.simulation import split_pool, staff_mistakes  # noqa: E402
 from bot.intake.sentiment.training import (  # noqa: E402
     CORRECTION_WEIGHT,
     DEFAULT_CORPUS,
     Example,
     Params,
     load_corpus,
-    retrain,
     train,
 )
 from bot.model import Identity, Mention, Sentiment  # noqa: E402
@@ -171,10 +173,12 @@ def speed(intake: MentionIntake, items: Sequence[Item], rounds: int) -> float:
     return round(best)
 
 
-def with_model(app: App, classifier: SentimentClassifier, model: SentimentModel) -> MentionIntake:
-    """MentionIntake as App builds it, with another model and the playbook's band."""
+def with_model(
+    app: App, classifier: SentimentClassifier, model: SentimentModel, band: Band | None = None
+) -> MentionIntake:
+    """MentionIntake as App builds it, with another model and the playbook's band (or the
+    band a retrained organisation model brings)."""
     triage = app.playbook.routing.triage
-    band = Band(triage.negative_from, triage.uncertain_from)
     return MentionIntake(
         app.cases,
         app.playbook,
@@ -182,37 +186,10 @@ def with_model(app: App, classifier: SentimentClassifier, model: SentimentModel)
         app._plan_deadlines,
         classifier=classifier,
         lemmatiser=Lemmatiser(),
-        model=ModelClassifier(model, classifier, band),
+        model=ModelClassifier(
+            model, classifier, band or Band(triage.negative_from, triage.uncertain_from)
+        ),
     )
-
-
-def split_pool(
-    pool: Sequence[Example], live_share: float, seed: int
-) -> tuple[list[Example], list[Example]]:
-    """A seeded split stratified by label: (base part, live traffic), corpus order kept."""
-    rng = random.Random(seed)
-    live: set[int] = set()
-    for negative in (True, False):
-        rows = [n for n, e in enumerate(pool) if e.negative is negative]
-        live.update(rng.sample(rows, round(len(rows) * live_share)))
-    base = [e for n, e in enumerate(pool) if n not in live]
-    return base, [e for n, e in enumerate(pool) if n in live]
-
-
-def staff_mistakes(
-    live: Sequence[Example], verdicts: Sequence[Verdict], limit: int, seed: int
-) -> list[Example]:
-    """What staff would correct: gold negatives the model left uncertain or not negative, gold
-    non-negatives it made a case. Up to `limit` of them (a seeded draw when there are more),
-    each with its gold label, in live-traffic order."""
-    wrong = [
-        n
-        for n, (example, verdict) in enumerate(zip(live, verdicts, strict=True))
-        if example.negative is not (verdict.outcome is Judged.NEGATIVE)
-    ]
-    if len(wrong) > limit:
-        wrong = sorted(random.Random(seed).sample(wrong, limit))
-    return [live[n] for n in wrong]
 
 
 def _before_after(
@@ -220,55 +197,82 @@ def _before_after(
     items: Sequence[Item],
     classifier: SentimentClassifier,
     before: SentimentModel,
-    after: SentimentModel,
+    after: SentimentModel | None,
 ) -> dict[str, Any]:
+    """`after`: the model production would use after retraining (None: the one before)."""
     keys = ("precision", "recall", "reach_person", "triage_share_non_negative")
     result = {}
-    for name, model in (("before", before), ("after", after)):
-        found = figures(items, run_intake(with_model(app, classifier, model), items))
+    for name, model, band in (
+        ("before", before, None),
+        ("after", after or before, after.band if after is not None and REFIT_BAND else None),
+    ):
+        found = figures(items, run_intake(with_model(app, classifier, model, band), items))
         result[name] = {k: found[k] for k in keys}
     return result
+
+
+def _production_retrain(
+    base_part: Sequence[Example],
+    corrections: Sequence[Example],
+    classifier: SentimentClassifier,
+    base: SentimentModel,
+    params: Params,
+    band: Band,
+) -> tuple[str, SentimentModel | None]:
+    """As `otklik model retrain` and the nightly job: a quarter of the corrections held out,
+    the new model used only when it beats the one in use there (learning.retrain_and_judge)."""
+    taught = [Example(e.text, e.negative, e.language) for e in corrections]
+    decision, new = retrain_and_judge(
+        base_part, taught, classifier, base, "base", params, band, refit_band=REFIT_BAND
+    )
+    return decision.summary(), new
 
 
 def feedback(app: App, items: Sequence[Item], shipped: SentimentModel) -> dict[str, Any]:
     intake = app.intake
     assert intake.model is not None, "the shipped playbook has a model"
     classifier = intake.model.lexicon
+    band = intake.model.band  # the playbook's
     pool = load_corpus(DEFAULT_CORPUS)
     params = Params(float(shipped.metadata.get("c", Params().c)), shipped.signals)
 
     base_part, live = split_pool(pool, LIVE_SHARE, FEEDBACK_SEED)
-    base = train(base_part, classifier, params, band=shipped.band)
+    base = train(base_part, classifier, params, band=band)
     judge = with_model(app, classifier, base).model
     assert judge is not None
     verdicts = [judge.judge(e.text, e.language) for e in live]
     mistakes = len(staff_mistakes(live, verdicts, len(live), FEEDBACK_SEED))
     corrections = staff_mistakes(live, verdicts, FEEDBACK_SIZE, FEEDBACK_SEED)
-    after = retrain(base_part, corrections, classifier, params, band=shipped.band)
+    decided, after = _production_retrain(base_part, corrections, classifier, base, params, band)
     result = _before_after(app, items, classifier, base, after)
     result["corrections"] = len(corrections)
+    result["decision"] = decided
     result["method"] = (
         f"base model on {len(base_part)} of {len(pool)} training examples (stratified, seed "
         f"{FEEDBACK_SEED}); it judged the other {len(live)} as live traffic and got {mistakes} "
         f"wrong; {len(corrections)} of those mistakes corrected with their gold label"
         + (f" (all of them: fewer than {FEEDBACK_SIZE})" if mistakes < FEEDBACK_SIZE else "")
-        + f"; retrain(base part, corrections) with the production weight {CORRECTION_WEIGHT:g}"
+        + f"; retrained as production does (weight {CORRECTION_WEIGHT:g}, band "
+        + ("fitted again" if REFIT_BAND else "kept")
+        + f", adoption gate): {decided}"
     )
 
     # The older variant, for comparison: random corpus examples held out, then added back.
     drawn = set(random.Random(FEEDBACK_SEED).sample(range(len(pool)), FEEDBACK_SIZE))
     held_in = [e for n, e in enumerate(pool) if n not in drawn]
-    random_base = train(held_in, classifier, params, band=shipped.band)
-    random_after = retrain(
+    random_base = train(held_in, classifier, params, band=band)
+    random_decided, random_after = _production_retrain(
         held_in,
         [e for n, e in enumerate(pool) if n in drawn],
         classifier,
+        random_base,
         params,
-        band=shipped.band,
+        band,
     )
     result["random_draw"] = {
         **_before_after(app, items, classifier, random_base, random_after),
         "corrections": FEEDBACK_SIZE,
+        "decision": random_decided,
     }
     return result
 
@@ -320,6 +324,7 @@ def main() -> None:
             f"reach_person {before['reach_person']:.3f} -> {after['reach_person']:.3f}"
         )
     print(f"  {simulated['method']}")
+    print(f"  random draw: {simulated['random_draw']['decision']}")
     summary: dict[str, Any] = {
         "precision": overall["precision"],
         "recall": overall["recall"],

@@ -34,6 +34,8 @@ from store.db import Database
 
 if TYPE_CHECKING:
     from bot.drills.service import DrillService
+    from bot.intake.sentiment.analyser import SentimentClassifier
+    from bot.intake.sentiment.training import Example
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Otklik: negative mentions → cases."
@@ -402,40 +404,120 @@ def model_train(
     ] = False,
 ) -> None:
     """Train the sentiment model (deterministic: fixed seeds) and print its band."""
+    from bot.intake.sentiment.training import Params, cross_validate, split_method, train
+
+    corpus, output, examples, classifier = _sentiment_corpus(corpus, output, lexicon)
+    params = Params()
+    if tune:
+        report = cross_validate(examples, classifier)
+        table = Table(title=f"Held out: {report.method}")
+        for name in ("C", "lexicon signals", "log loss", "AUC"):
+            table.add_column(name, justify="right")
+        for candidate in report.candidates:
+            chosen = (candidate["c"], tuple(candidate["signals"])) == (
+                report.params.c,
+                report.params.signals,
+            )
+            table.add_row(
+                f"{candidate['c']:g}" + (" ←" if chosen else ""),
+                ", ".join(candidate["signals"]) or "none",
+                f"{candidate['log_loss']:.4f}",
+                f"{candidate['auc']:.4f}",
+            )
+        out.print(table)
+        params = report.params
+        table = Table(
+            title=f"At the band {report.band.negative_from}/{report.band.uncertain_from} "
+            f"(C={params.c:g})"
+        )
+        for name in ("held out", "precision", "recall", "reach", "triage share"):
+            table.add_column(name, justify="right")
+        rows = [
+            *((f"author batch {batch}", found) for batch, found in report.by_batch.items()),
+            ("pooled", report.at_band),
+        ]
+        if report.same_author:
+            rows.append(("stratified 5-fold (same authors)", report.same_author))
+        for name, found in rows:
+            table.add_row(
+                name,
+                *(f"{found[k]:.3f}" for k in ("precision", "recall", "reach", "triage_share")),
+            )
+        out.print(table)
+    model = train(examples, classifier, params, note={"corpus": corpus.name})
+    model.save(output)
+    out.print(
+        f"{output}: {len(examples)} examples, C={params.c:g}, signals "
+        f"{', '.join(params.signals)}; band from {split_method(examples)}: "
+        f"negative_from {model.band.negative_from}, uncertain_from {model.band.uncertain_from} "
+        "(routing.yaml, triage:)",
+        highlight=False,
+    )
+
+
+def _sentiment_corpus(
+    corpus: Path | None, output: Path | None, lexicon: Path | None
+) -> tuple[Path, Path, list[Example], SentimentClassifier]:
     from bot.intake.lemmas import Lemmatiser
     from bot.intake.sentiment.analyser import SentimentClassifier
     from bot.intake.sentiment.lexicon import DEFAULT_LEXICON_DIR
     from bot.intake.sentiment.model import DEFAULT_MODEL_FILE
-    from bot.intake.sentiment.training import (
-        DEFAULT_CORPUS,
-        Params,
-        cross_validate,
-        load_corpus,
-        train,
-    )
+    from bot.intake.sentiment.training import DEFAULT_CORPUS, load_corpus
 
     corpus = corpus or DEFAULT_CORPUS
-    output = output or DEFAULT_MODEL_FILE
     try:
         examples = load_corpus(corpus)
         classifier = SentimentClassifier(load_lexicon(lexicon or DEFAULT_LEXICON_DIR), Lemmatiser())
     except (OSError, ValueError, LexiconError) as e:
         err.print(f"[red]{e}[/red]")
         raise typer.Exit(code=2) from None
-    params = Params()
-    if tune:
-        report = cross_validate(examples, classifier)
-        for candidate in report.candidates:
-            out.print(candidate)
-        params = report.params
-        out.print(f"chosen: {params}, band {report.band}, at the band {report.at_band}")
-    model = train(examples, classifier, params, note={"corpus": corpus.name})
-    model.save(output)
-    out.print(
-        f"{output}: {len(examples)} examples, C={params.c}, signals {', '.join(params.signals)}; "
-        f"band from cross-validation: negative_from {model.band.negative_from}, "
-        f"uncertain_from {model.band.uncertain_from} (routing.yaml, triage:)"
-    )
+    return corpus, output or DEFAULT_MODEL_FILE, examples, classifier
+
+
+@model_app.command("simulate-feedback")
+def model_simulate_feedback(
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="JSON lines with text, label and batch (two or more)"),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Its C and signals (default: the shipped)")
+    ] = None,
+) -> None:
+    """Simulate staff corrections on each held-out author batch of the corpus and retrain as
+    production does; print every correction weight and band policy, and the one chosen."""
+    from bot.intake.sentiment.model import SentimentModel
+    from bot.intake.sentiment.simulation import choose_policy, simulate_feedback
+    from bot.intake.sentiment.training import Params
+
+    corpus, model, examples, classifier = _sentiment_corpus(corpus, model, None)
+    shipped = SentimentModel.load(model)
+    c = shipped.metadata.get("c")
+    params = Params(float(c) if isinstance(c, int | float) else Params().c, shipped.signals)
+    try:
+        results = simulate_feedback(examples, classifier, params)
+    except ValueError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(code=2) from None
+    chosen = choose_policy(results)
+    table = Table(title=f"Staff corrections of a held-out author's live traffic (C={params.c:g})")
+    for name in ("weight", "band", "precision", "recall", "reach", "triage share", "worse Δ"):
+        table.add_column(name, justify="right")
+    for result in results:
+        before, after = result.before.figures(), result.after.figures()
+        mark = " ←" if result is chosen else ""
+        table.add_row(
+            f"{result.policy.weight:g}{mark}",
+            "fitted again" if result.policy.refit_band else "kept",
+            *(
+                f"{before[k]:.3f} → {after[k]:.3f}"
+                for k in ("precision", "recall", "reach", "triage_share")
+            ),
+            f"{result.gain():+.4f}",
+        )
+    out.print(table)
+    for batch, found in chosen.by_batch.items():
+        out.print(f"author batch {batch} held out: {found}", highlight=False)
 
 
 @model_app.command("retrain")

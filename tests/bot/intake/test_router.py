@@ -16,7 +16,15 @@ from bot.clock import FrozenClock
 from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.router import DEFAULT_ROUTER_PATH, DepartmentRouter, RouterError
-from bot.intake.router_training import Example, fit, read_corpus, reroutes, retrain, save
+from bot.intake.router_training import (
+    Example,
+    cross_validate,
+    fit,
+    read_corpus,
+    reroutes,
+    retrain,
+    save,
+)
 from bot.intake.routing import RouteBasis, consult_router, route
 from bot.messages.texts import texts_for
 from bot.messages.views import CardView
@@ -106,6 +114,21 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
     save(fit(corpus, c=100.0), tmp_path / "a.npz")
     save(fit(corpus, c=100.0), tmp_path / "b.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_cross_validation_by_author_batch_routes_the_author_left_out() -> None:
+    # Two authors, each writing every subject: a router trained on one judges the other.
+    examples = [
+        Example(f"{text} ({author})", department, batch=author)
+        for author in (1, 2)
+        for department, texts in CORPUS.items()
+        for text in texts
+    ]
+    cv = cross_validate(examples, lambda *_: None, "coordination", c_grid=(100.0,))
+    assert set(cv.accuracy_by_c) == {100.0}
+    # The subjects' words are shared by both authors: held out whole, a batch is still routed.
+    assert cv.accuracy_by_c[100.0] > 0.8
+    assert cv.routing_by_threshold[0.0] == cv.router_only
 
 
 def test_a_damaged_file_is_refused(tmp_path: Path) -> None:

@@ -241,7 +241,7 @@ async def test_rss_and_atom_entries_become_mentions_and_conditional_get_stores_n
     assert recorder.received == []
 
     # A new entry arrives once; the ones already taken in are not even looked up again.
-    items.append(("Отключение воды в Заречном", "С 10 до 14 часов"))
+    items.append(("Плановое отключение воды в Заречном", "12 декабря с 10 до 14 часов"))
     feed_server.documents["/rss"] = Document(rss(items), etag='"v2"')
     assert await feeds.poll(news) == PollResult(200, new=1, cases=0)
     assert [m.external_id for m in recorder.received] == ["news-3"]
@@ -304,10 +304,10 @@ async def test_broken_feeds_are_survived_and_retried(
     # Sloppy but readable (an undefined entity): the loose parser salvages the entries.
     feed_server.documents["/flaky"] = Document(
         "<rss><channel><item><title>Один</title><description>а &nbsp; б</description></item>"
-        "<item><title>Два &amp; три</title></item></channel></rss>"
+        "<item><title>Концерт &amp; ярмарка</title></item></channel></rss>"
     )
     assert await feeds.poll(flaky) == PollResult(200, new=2, cases=0)
-    assert [m.text for m in recorder.received] == ["Два & три", "Один\nа \xa0 б"]
+    assert [m.text for m in recorder.received] == ["Концерт & ярмарка", "Один\nа \xa0 б"]
     recorder.received.clear()
 
     monkeypatch.setattr(handlers.ingest.feeds, "MAX_BODY", 100)
