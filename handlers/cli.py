@@ -408,6 +408,7 @@ def model_train(
 
     corpus, output, examples, classifier = _sentiment_corpus(corpus, output, lexicon)
     params = Params()
+    report = None
     if tune:
         report = cross_validate(examples, classifier)
         table = Table(title=f"Held out: {report.method}")
@@ -444,7 +445,8 @@ def model_train(
                 *(f"{found[k]:.3f}" for k in ("precision", "recall", "reach", "triage_share")),
             )
         out.print(table)
-    model = train(examples, classifier, params, note={"corpus": corpus.name})
+    band = report.band if report is not None else None  # the same choice, not made twice
+    model = train(examples, classifier, params, band, note={"corpus": corpus.name})
     model.save(output)
     out.print(
         f"{output}: {len(examples)} examples, C={params.c:g}, signals "

@@ -142,7 +142,7 @@ async def test_staff_mark_an_author_official_and_their_news_opens_no_case(
 
 # The shipped model is not sure about a question with no complaint word in it (asserted below,
 # so a retrained model that decides it shows up as that, not as a missing list).
-UNSURE = "Когда будут чистить снег у школы?"
+UNSURE = "Когда будут чистить снег у школы и садика?"
 
 
 async def _triage_message(world: World, showing: str, within: float = 10.0) -> StoredMessage:

@@ -41,7 +41,7 @@ def test_without_batches_it_is_stratified_five_fold() -> None:
     assert split_method(examples).startswith("stratified")
 
 
-def test_the_band_keeps_the_widest_margin_within_the_triage_cap() -> None:
+def test_the_band_keeps_the_widest_margin_from_every_target() -> None:
     # 100 negatives spread over 0.05..0.99 and 100 others mostly low: a made-up held-out pool.
     negatives = [0.05 + 0.0094 * n for n in range(100)]
     others = [0.004 * n for n in range(90)] + [0.4 + 0.05 * n for n in range(10)]
@@ -50,14 +50,37 @@ def test_the_band_keeps_the_widest_margin_within_the_triage_cap() -> None:
 
     band = choose_band(p, labels)
 
-    found = band_figures(p, labels, band)
-    assert found["triage_share"] <= MAX_TRIAGE_SHARE
-    best = band_margin(found)
+    best = band_margin(band_figures(p, labels, band))
     for negative_from in (0.2, 0.3, 0.4, 0.5):
         for uncertain_from in (0.05, 0.1, 0.15, 0.2):
             other = band_figures(p, labels, Band(negative_from, uncertain_from))
-            if other["triage_share"] <= MAX_TRIAGE_SHARE:
-                assert band_margin(other) <= best
+            assert band_margin(other) <= best
+    # The triage budget is a target like the others: a share over it is a margin short.
+    assert band_margin({"precision": 1, "recall": 1, "reach": 1, "triage_share": 0.2}) < 0
+    assert MAX_TRIAGE_SHARE == 0.15
+
+
+def test_the_band_is_fitted_to_the_hardest_held_out_author() -> None:
+    # Author 1's complaints score lower than author 2's: a band fitted to the pool would
+    # leave author 1 short; the chosen one keeps the worse of the two farthest from a target.
+    easy = [0.5 + 0.005 * n for n in range(100)] + [0.002 * n for n in range(100)]
+    hard = [0.15 + 0.0075 * n for n in range(100)] + [0.003 * n for n in range(100)]
+    labels = ([True] * 100 + [False] * 100) * 2
+    authors = [2] * 200 + [1] * 200
+    p = easy + hard
+
+    band = choose_band(p, labels, authors)
+
+    def worst(b: Band) -> float:
+        return min(
+            band_margin(band_figures(p[i : i + 200], labels[i : i + 200], b)) for i in (0, 200)
+        )
+
+    for negative_from in (0.2, 0.3, 0.4, 0.5, 0.6):
+        for uncertain_from in (0.05, 0.1, 0.15, 0.2):
+            assert worst(Band(negative_from, uncertain_from)) <= worst(band)
+    pooled = choose_band(p, labels)
+    assert worst(pooled) <= worst(band)
 
 
 def test_cross_validation_reports_each_held_out_author_and_the_same_author_figures(
