@@ -740,7 +740,8 @@ def test_a_template_needs_some_text_and_a_known_use(playbook_copy: Path, edit) -
     fields = {field for _, field, _ in _problems(playbook_copy)}
     default = load_playbook(DEFAULT_PLAYBOOK_DIR)
     thanks = next(i for i, t in enumerate(default.templates) if t.id == "thanks")
-    assert {f"templates[{thanks}].use", f"templates[{thanks}].title"} <= fields
+    named = f'template "thanks" (templates[{thanks}])'
+    assert {f"{named}.use", f"{named}.title"} <= fields
 
 
 def test_a_crisis_code_must_be_one_something_gives(playbook_copy: Path, edit) -> None:
