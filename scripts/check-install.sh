@@ -45,21 +45,7 @@ echo "== pip install . (no extras) into a fresh venv"
 
 echo "== installed: no development package"
 "$work/venv/bin/python" -m pip list --format=freeze --disable-pip-version-check >"$work/installed.txt"
-"$python" - "$root/pyproject.toml" "$work/installed.txt" <<'PY'
-import re, sys, tomllib
-
-def name(text: str) -> str:
-    return re.sub(r"[-_.]+", "-", re.split(r"[\s\[<>=!~;]", text.strip(), maxsplit=1)[0]).lower()
-
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-dev = {name(r) for r in project["optional-dependencies"]["dev"]}
-dev |= {"twisted", "pytest", "hypothesis"}  # what the dev tools bring along
-installed = {name(line.split("==")[0]) for line in open(sys.argv[2]) if line.strip()}
-found = sorted(installed & dev)
-print(f"{len(installed)} distributions installed")
-if found:
-    sys.exit(f"FAIL: development packages installed: {', '.join(found)}")
-PY
+"$python" "$root/scripts/no-dev-packages.py" "$root/pyproject.toml" "$work/installed.txt"
 du -sh "$work/venv" | sed 's/^/venv size: /'
 echo "largest:" $(du -sm "$work"/venv/lib/python3*/site-packages/* | sort -rn | head -n 8 |
   awk '{n = $2; sub(".*/", "", n); printf "%s %s MB, ", n, $1}')
