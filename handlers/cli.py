@@ -1185,8 +1185,9 @@ def restore(
 
 @app.command("chats")
 def chats(config: ConfigOption = Path("config.yaml")) -> None:
-    """The groups, channels and rooms the bot has had updates from, with their ids and forum
-    topics, and what the config uses each for. Private chats are never kept."""
+    """The groups and rooms the bot has seen, with their ids and topics.
+
+    With what the config uses each for. Private chats are never kept."""
     from bot.chat.seen import config_uses
     from bot.model import SeenChat
 
@@ -1250,8 +1251,10 @@ def route_text(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
     config: ConfigOption = Path("config.yaml"),
 ) -> None:
-    """A dry run of intake for one text: sentiment, department, priority, codes, the rules
-    that matched or almost matched, the learned router. Stores nothing; opens no database."""
+    """A dry run of intake for one text; stores nothing, opens no database.
+
+    Prints the sentiment, department, priority, codes, the rules that matched or almost
+    matched, and the learned router."""
     from bot.clock import SystemClock
     from bot.intake.dry_run import dry_run
     from bot.intake.lemmas import Lemmatiser
