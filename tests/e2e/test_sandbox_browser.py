@@ -79,7 +79,7 @@ async def test_feed_take_answer_publish_and_a_strangers_press_in_a_browser(
             await playwright_api.expect(card).to_contain_text("Здравствуйте!")  # ready to copy
             case = await app.cases.get(case_id)
             assert case is not None and case.state is CaseState.APPROVED
-            assert case.first_touched_at is not None
+            assert case.first_touched_at is None  # approved, but the citizen has seen nothing
 
             ARTIFACTS.mkdir(exist_ok=True)
             approved = ARTIFACTS / "sandbox-card-approved.png"
@@ -89,6 +89,7 @@ async def test_feed_take_answer_publish_and_a_strangers_press_in_a_browser(
             await playwright_api.expect(card).to_contain_text("Опубликован")
             case = await app.cases.get(case_id)
             assert case is not None and case.state is CaseState.PUBLISHED
+            assert case.first_touched_at is not None  # published: the first reply is met
             final = ARTIFACTS / "sandbox-card-published.png"
             await page.screenshot(path=str(final))
             assert approved.stat().st_size > 10_000 and final.stat().st_size > 10_000
