@@ -237,20 +237,21 @@ class BulkIntake:
         (rules on author_labels, official authors). Few authors have any: the rest keep the
         decision made out of the transaction."""
         owners = people.stored_authors()
-        cards = await uow.authors.cards_of([a for a in owners if a is not None])
-        if not any(card.labels for card in cards.values()):
+        # Labels only: a card's name would be decrypted for nothing.
+        labels_of = await uow.authors.labels_of([a for a in owners if a is not None])
+        if not any(labels_of.values()):
             return fresh
         replanned = []
         for entry, owner in zip(fresh, owners, strict=True):
-            card = cards.get(owner) if owner is not None else None
-            if card is None or not card.labels:
+            labels = labels_of.get(owner) if owner is not None else None
+            if not labels:
                 replanned.append(entry)
                 continue
             if open_cases:
-                mention, opening = self._intake.plan(entry.mention, card.labels)
+                mention, opening = self._intake.plan(entry.mention, labels)
                 replanned.append(_Planned(entry.index, mention, mention.codes, opening))
             else:  # history opens no case: only official information changes
-                mention = self._intake.official(entry.mention, card.labels)
+                mention = self._intake.official(entry.mention, labels)
                 replanned.append(_Planned(entry.index, mention, entry.codes, None))
         return replanned
 

@@ -74,6 +74,16 @@ class SqlAuthorRepository:
                 found[row.id] = author_from_row(row)
         return found
 
+    async def labels_of(self, author_ids: Sequence[int]) -> dict[int, frozenset[AuthorLabel]]:
+        found: dict[int, frozenset[AuthorLabel]] = {}
+        for chunk in chunks(sorted(set(author_ids))):
+            rows = await self._s.execute(
+                select(AuthorRow.id, AuthorRow.labels).where(AuthorRow.id.in_(chunk))
+            )
+            for author_id, labels in rows:
+                found[author_id] = frozenset(AuthorLabel(label) for label in labels or ())
+        return found
+
     async def add(self, author: Author) -> Author:
         row = AuthorRow(**author_values(author))
         self._s.add(row)

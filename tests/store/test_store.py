@@ -202,6 +202,12 @@ async def test_mentions_are_idempotent_and_authors_keep_identities(database: Dat
         assert by_email.labels == {AuthorLabel.SYSTEMATIC_CRITIC}
         again = await uow.mentions.get_by_external("vk", "wall-1_100")
         assert again is not None and again.text == "Опять нет горячей воды"
+        # What bulk routing reads: the labels alone, for every author asked (none: empty).
+        quiet = await uow.authors.add(Author(None, "Анна", (Identity("vk", "id7"),)))
+        assert await uow.authors.labels_of([author.id or 0, quiet.id or 0, 999]) == {
+            author.id: {AuthorLabel.SYSTEMATIC_CRITIC},
+            quiet.id: frozenset(),
+        }
 
 
 async def test_events_are_kept_in_order(database: Database) -> None:
