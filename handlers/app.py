@@ -53,6 +53,7 @@ from bot.sla.service import SlaService
 from bot.staff.directory import SANDBOX, Directory
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
+from handlers.jobs import add_job
 from handlers.jobs.calendar import CalendarJobs
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
@@ -347,14 +348,8 @@ class App:
     def _start_triage(self) -> None:
         # Mentions usually poke the list as they arrive; this also catches what another
         # process stored (`otklik import`) and anything a failed refresh left behind.
-        self.scheduler.add_job(
-            self._triage_check,
-            "interval",
-            seconds=TRIAGE_CHECK_S,
-            id="triage",
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
+        add_job(
+            self.scheduler, self._triage_check, "interval", job_id="triage", seconds=TRIAGE_CHECK_S
         )
 
     async def _triage_check(self) -> None:

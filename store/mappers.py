@@ -24,6 +24,7 @@ from bot.model import (
     CaseState,
     Draft,
     DraftStatus,
+    DrillRun,
     Event,
     Identity,
     IgnoreReason,
@@ -37,13 +38,14 @@ from bot.reports.export import ExportAuthor, ExportCase
 from bot.reports.figures import AuthorSeen, CrisisSpan
 from bot.settings.crisis_rules import ThresholdScope
 from bot.sla.timers import Timer, TimerKind
-from store.audit import REDACTED
+from store.audit import REDACTED, AuditRecord
 from store.models import (
     AuthorIdentityRow,
     AuthorRow,
     CaseRow,
     CrisisRow,
     DraftRow,
+    DrillRunRow,
     EventRow,
     MentionRow,
     OutboxRow,
@@ -350,6 +352,24 @@ def event_from_row(row: EventRow) -> Event:
     )
 
 
+def audit_record_from_row(row: EventRow) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        case_id=row.case_id,
+        at=row.at,
+        actor=row.actor,
+        kind=row.kind,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        payload=dict(row.payload or {}),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+        seal=row.seal,
+        nonce=row.nonce,
+        redacted_by=row.redacted_by,
+    )
+
+
 # --- outbox ----------------------------------------------------------------------------------
 
 # What a new item stores: it starts pending, never tried.
@@ -571,4 +591,17 @@ def export_author(row: AuthorRow, identities: tuple[str, ...]) -> ExportAuthor:
         positive_count=row.positive_count,
         first_seen_at=row.first_seen_at,
         last_seen_at=row.last_seen_at,
+    )
+
+
+def drill_run_from_row(row: DrillRunRow) -> DrillRun:
+    return DrillRun(
+        id=row.id,
+        scenario=row.scenario,
+        started_at=row.started_at,
+        started_by=row.started_by,
+        hour_in_minutes=row.hour_in_minutes,
+        ended_at=row.ended_at,
+        ended_by=row.ended_by,
+        injected=row.injected,
     )

@@ -10,6 +10,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.sla.coverage import CalendarGap, CalendarWatch
+from handlers.jobs import add_job
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +24,13 @@ class CalendarJobs:
         self._trigger = CronTrigger(hour=9, minute=0, timezone=tz)
 
     def schedule(self, scheduler: BaseScheduler) -> None:
-        scheduler.add_job(
+        add_job(
+            scheduler,
             self.run,
             self._trigger,
-            id=JOB_ID,
+            job_id=JOB_ID,
             name="production calendar coverage",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=MISFIRE_GRACE_S,
+            misfire_grace_s=MISFIRE_GRACE_S,
         )
 
     async def run(self) -> list[CalendarGap]:

@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.cases.grouping import IntakeResult
 from bot.crisis.service import CrisisService
 from bot.model import Mention, Sentiment
+from handlers.jobs import add_job
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,7 @@ class CrisisJobs:
         self._running = False
 
     def schedule(self, scheduler: AsyncIOScheduler) -> None:
-        scheduler.add_job(
-            self.run,
-            "interval",
-            seconds=self._every_s,
-            id=JOB_ID,
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,  # after a pause (laptop asleep, long GC) run once, not N times
-        )
+        add_job(scheduler, self.run, "interval", job_id=JOB_ID, seconds=self._every_s)
         self._running = True
 
     async def run(self) -> None:

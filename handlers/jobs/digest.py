@@ -27,6 +27,7 @@ from bot.reports.digest import EVENING, WEEKLY, Chart, DigestService
 from bot.reports.periods import local_midnight
 from bot.settings.config import Config, DigestConfig
 from bot.staff.directory import SANDBOX
+from handlers.jobs import add_job
 from handlers.reports.charts import CHART_HEIGHT, CHART_WIDTH, render_digest_chart
 
 log = logging.getLogger(__name__)
@@ -56,16 +57,14 @@ class DigestJobs:
 
     def schedule(self, scheduler: BaseScheduler) -> None:
         for kind, trigger in self._triggers.items():
-            scheduler.add_job(
+            add_job(
+                scheduler,
                 self.run,
                 trigger,
                 args=[kind],
-                id=f"digest:{kind}",
+                job_id=f"digest:{kind}",
                 name=f"{kind} digest",
-                replace_existing=True,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=MISFIRE_GRACE_S,
+                misfire_grace_s=MISFIRE_GRACE_S,
             )
 
     async def catch_up(self) -> int:

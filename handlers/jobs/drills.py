@@ -13,6 +13,7 @@ import logging
 from apscheduler.schedulers.base import BaseScheduler
 
 from bot.drills.service import DrillService
+from handlers.jobs import add_job
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,7 @@ class DrillJobs:
         self._every_s = every_s
 
     def schedule(self, scheduler: BaseScheduler) -> None:
-        scheduler.add_job(
-            self.run,
-            "interval",
-            seconds=self._every_s,
-            id=JOB_ID,
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
-        )
+        add_job(scheduler, self.run, "interval", job_id=JOB_ID, seconds=self._every_s)
 
     async def run(self) -> int:
         try:

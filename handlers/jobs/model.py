@@ -29,6 +29,7 @@ from bot.intake.sentiment.learning import (
 )
 from bot.intake.sentiment.model import ModelClassifier, load_organisation_model
 from bot.ports import UnitOfWorkFactory
+from handlers.jobs import add_job
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,13 @@ class ModelJobs:
     def schedule(self, scheduler: BaseScheduler) -> None:
         if self._trigger is None:
             return
-        scheduler.add_job(
+        add_job(
+            scheduler,
             self.run,
             self._trigger,
-            id=JOB_ID,
+            job_id=JOB_ID,
             name="sentiment model retraining",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=MISFIRE_GRACE_S,
+            misfire_grace_s=MISFIRE_GRACE_S,
         )
 
     async def run(self) -> Retraining | None:

@@ -16,6 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.cases.erasure import Erasure, RetentionRun
 from bot.settings.config import RetentionConfig
+from handlers.jobs import add_job
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,13 @@ class RetentionJobs:
     def schedule(self, scheduler: BaseScheduler) -> None:
         if self._months is None:
             return
-        scheduler.add_job(
+        add_job(
+            scheduler,
             self.run,
             self._trigger,
-            id=JOB_ID,
+            job_id=JOB_ID,
             name="personal data retention",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=MISFIRE_GRACE_S,
+            misfire_grace_s=MISFIRE_GRACE_S,
         )
 
     async def run(self) -> RetentionRun | None:

@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Case, DrillRun
-from store.mappers import case_from_row
+from store.mappers import case_from_row, drill_run_from_row
 from store.models import CaseRow, DrillRunRow
 
 
@@ -26,17 +26,17 @@ class SqlDrillRunRepository:
         )
         self._s.add(row)
         await self._s.flush()
-        return _run(row)
+        return drill_run_from_row(row)
 
     async def get(self, run_id: int) -> DrillRun | None:
         row = await self._s.get(DrillRunRow, run_id, populate_existing=True)
-        return _run(row) if row else None
+        return drill_run_from_row(row) if row else None
 
     async def running(self) -> list[DrillRun]:
         rows = await self._s.scalars(
             select(DrillRunRow).where(DrillRunRow.ended_at.is_(None)).order_by(DrillRunRow.id)
         )
-        return [_run(row) for row in rows]
+        return [drill_run_from_row(row) for row in rows]
 
     async def previous(self, run: DrillRun) -> DrillRun | None:
         """The latest finished run of the same scenario before this one."""
@@ -51,7 +51,7 @@ class SqlDrillRunRepository:
             .order_by(DrillRunRow.id.desc())
             .limit(1)
         )
-        return _run(row) if row else None
+        return drill_run_from_row(row) if row else None
 
     async def injected(self, run_id: int, count: int) -> None:
         """Timeline mentions handed to intake so far; never goes back."""
@@ -76,16 +76,3 @@ class SqlDrillRunRepository:
             select(CaseRow).where(CaseRow.drill_run_id == run_id).order_by(CaseRow.id)
         )
         return [case_from_row(row, ()) for row in rows]
-
-
-def _run(row: DrillRunRow) -> DrillRun:
-    return DrillRun(
-        id=row.id,
-        scenario=row.scenario,
-        started_at=row.started_at,
-        started_by=row.started_by,
-        hour_in_minutes=row.hour_in_minutes,
-        ended_at=row.ended_at,
-        ended_by=row.ended_by,
-        injected=row.injected,
-    )

@@ -344,10 +344,7 @@ class SqlErasureRepository:
         case_ids: list[int],
         window: tuple[datetime, datetime] | None,
     ) -> None:
-        caseless: ColumnElement[bool] = OutboxRow.case_id.is_(None)
-        if window is not None:
-            caseless = caseless & OutboxRow.created_at.between(*window)
-        scope = or_(OutboxRow.case_id.in_(case_ids), caseless) if case_ids else caseless
+        scope = _of_cases(OutboxRow.case_id, OutboxRow.created_at, case_ids, window)
         blobs: set[str] = set()
         async for rows in self._pages(OutboxRow, scope):
             for row in rows:
@@ -385,10 +382,7 @@ class SqlErasureRepository:
         window: tuple[datetime, datetime] | None,
     ) -> None:
         # Events of their cases, and those about no case (a stranger's refused press, merges).
-        caseless: ColumnElement[bool] = EventRow.case_id.is_(None)
-        if window is not None:
-            caseless = caseless & EventRow.at.between(*window)
-        scope = or_(EventRow.case_id.in_(case_ids), caseless) if case_ids else caseless
+        scope = _of_cases(EventRow.case_id, EventRow.at, case_ids, window)
         await self._events.flush()
         async for rows in self._pages(EventRow, scope):
             for row in rows:
@@ -507,6 +501,16 @@ class SqlErasureRepository:
             return None
         moment, _, last_id = row.value.partition("|")
         return datetime.fromisoformat(moment), int(last_id)
+
+
+def _of_cases(
+    case_id: Any, moment: Any, case_ids: list[int], window: tuple[datetime, datetime] | None
+) -> ColumnElement[bool]:
+    """Rows of these cases, and rows of no case (within `window` when given)."""
+    caseless: ColumnElement[bool] = case_id.is_(None)
+    if window is not None:
+        caseless = caseless & moment.between(*window)
+    return or_(case_id.in_(case_ids), caseless) if case_ids else caseless
 
 
 def _mark(moment: datetime, row_id: int) -> str:

@@ -30,7 +30,7 @@ from store.audit import (
     seal_of,
 )
 from store.driver import insert_rows
-from store.mappers import EVENT_COLUMNS, event_from_row, event_rows
+from store.mappers import EVENT_COLUMNS, audit_record_from_row, event_from_row, event_rows
 from store.models import EventRow
 
 _EVENTS = cast(Table, EventRow.__table__)
@@ -138,7 +138,7 @@ class SqlEventRepository:
         rows = await self._s.scalars(
             query.order_by(EventRow.id).limit(limit).execution_options(populate_existing=True)
         )
-        return [_record(row) for row in rows]
+        return [audit_record_from_row(row) for row in rows]
 
     async def verify(self) -> ChainReport:
         """Walk the whole chain from the first event; stop at the first that does not fit."""
@@ -179,21 +179,3 @@ class SqlEventRepository:
                 for i, actor, payload in redactions
             ],
         )
-
-
-def _record(row: EventRow) -> AuditRecord:
-    return AuditRecord(
-        id=row.id,
-        case_id=row.case_id,
-        at=row.at,
-        actor=row.actor,
-        kind=row.kind,
-        from_state=row.from_state,
-        to_state=row.to_state,
-        payload=dict(row.payload or {}),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-        seal=row.seal,
-        nonce=row.nonce,
-        redacted_by=row.redacted_by,
-    )
