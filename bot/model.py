@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,6 +14,14 @@ MAX_DRAFT_TEXT = 4_000
 MAX_NOTE = 1_000
 MAX_URL = 2_048
 MAX_NAME = 256
+MAX_ATTACHMENTS = 10  # per mention; more are dropped where they enter
+MAX_MIME = 128
+MAX_CAPTION = 1_024
+MAX_ATTACHMENT_BYTES = 2**53  # a size beyond this is no file (JSON's exact integers)
+# How an attachment is fetched: a web link (API sources), a Matrix media uri, or a Telegram
+# file id ("telegram:<file_id>", usable only by the bot that received it).
+ATTACHMENT_SCHEMES = frozenset({"http", "https", "mxc", "telegram"})
+TELEGRAM_FILE = "telegram:"
 
 
 class CaseState(StrEnum):
@@ -172,6 +180,62 @@ class Author:
         return self.negative_count + self.neutral_count + self.positive_count
 
 
+class AttachmentKind(StrEnum):
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    VIDEO = "video"
+    AUDIO = "audio"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with a mention. Only its description and a reference are kept, never
+    the file: the reference fetches it (a URL, an mxc:// uri, a Telegram file id). The name
+    and caption are the citizen's words, personal data like the text."""
+
+    kind: AttachmentKind
+    ref: str
+    name: str = ""
+    mime: str = ""
+    size: int | None = None  # bytes, when the source says
+    caption: str = ""
+
+    @property
+    def scheme(self) -> str:
+        return self.ref.split(":", 1)[0].lower() if ":" in self.ref else ""
+
+    @property
+    def telegram_file_id(self) -> str | None:
+        return self.ref[len(TELEGRAM_FILE) :] if self.ref.startswith(TELEGRAM_FILE) else None
+
+    @property
+    def web_url(self) -> str | None:
+        """The reference if anyone with the link can open it (http, https)."""
+        return self.ref if self.scheme in ("http", "https") else None
+
+
+def attachment_problem(attachment: Attachment) -> str | None:
+    """What is wrong with an attachment from outside, or None: the bounds of every source."""
+    if attachment.scheme not in ATTACHMENT_SCHEMES or len(attachment.ref) > MAX_URL:
+        return "ref must be an http, https, mxc or telegram reference of at most 2048 characters"
+    if attachment.scheme in ("http", "https", "mxc") and "://" not in attachment.ref:
+        return "ref must be a whole URL"
+    if len(attachment.name) > MAX_NAME or len(attachment.mime) > MAX_MIME:
+        return f"name must be at most {MAX_NAME} characters, mime at most {MAX_MIME}"
+    if len(attachment.caption) > MAX_CAPTION:
+        return f"caption must be at most {MAX_CAPTION} characters"
+    if attachment.size is not None and not 0 <= attachment.size <= MAX_ATTACHMENT_BYTES:
+        return "size must be a number of bytes"
+    return None
+
+
+def bounded_attachments(attachments: Iterable[Attachment]) -> tuple[Attachment, ...]:
+    """The first MAX_ATTACHMENTS acceptable attachments: what an adapter keeps of a message."""
+    kept = [a for a in attachments if attachment_problem(a) is None]
+    return tuple(kept[:MAX_ATTACHMENTS])
+
+
 @dataclass(frozen=True, slots=True)
 class Mention:
     source: str  # configured source name: "vk", "telegram:press", "rss:news", "email"
@@ -192,6 +256,7 @@ class Mention:
     # Other identities the source knows for the same person (e-mail, phone, linked profile):
     # authors sharing one are merged into one card.
     linked: tuple[Identity, ...] = ()
+    attachments: tuple[Attachment, ...] = ()  # photos and files that came with it
     id: int | None = None
     author_id: int | None = None
     case_id: int | None = None

@@ -8,7 +8,7 @@ what the fields themselves need.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,8 @@ from bot.crisis.thresholds import Crisis, CrisisEvent, CrisisEventKind
 from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus
 from bot.messages.views import as_view
 from bot.model import (
+    Attachment,
+    AttachmentKind,
     Author,
     AuthorLabel,
     Case,
@@ -156,6 +158,7 @@ MENTION_COLUMNS = (
     "story_id",
     "reply_to_url",
     "case_id",
+    "attachments",
     # Blind indexes: bound with the plain values, which their column type hashes.
     "external_id_hash",
     "url_hash",
@@ -191,6 +194,7 @@ def mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
         mention.story_id,
         mention.reply_to_url,
         mention.case_id,
+        attachment_dicts(mention.attachments),
         mention.external_id,
         mention.url,
         mention.story_id,
@@ -203,6 +207,37 @@ def mention_values(mention: Mention, author_id: int) -> dict[str, Any]:
     values = dict(zip(MENTION_COLUMNS, mention_row(mention, author_id), strict=True))
     values["codes"] = list(mention.codes)
     return values
+
+
+def attachment_dicts(attachments: Sequence[Attachment]) -> list[dict[str, Any]] | None:
+    """Attachments as the mentions.attachments JSON; None when there are none."""
+    if not attachments:
+        return None
+    return [
+        {
+            "kind": a.kind.value,
+            "ref": a.ref,
+            "name": a.name,
+            "mime": a.mime,
+            "size": a.size,
+            "caption": a.caption,
+        }
+        for a in attachments
+    ]
+
+
+def attachments_of(stored: Sequence[Mapping[str, Any]] | None) -> tuple[Attachment, ...]:
+    return tuple(
+        Attachment(
+            kind=AttachmentKind(item["kind"]),
+            ref=item["ref"],
+            name=item.get("name") or "",
+            mime=item.get("mime") or "",
+            size=item.get("size"),
+            caption=item.get("caption") or "",
+        )
+        for item in stored or ()
+    )
 
 
 def mention_identity(row: MentionRow) -> Identity:
@@ -231,6 +266,7 @@ def mention_from_row(row: MentionRow) -> Mention:
         codes=tuple(row.codes or ()),
         story_id=row.story_id,
         reply_to_url=row.reply_to_url,
+        attachments=attachments_of(row.attachments),
         author_id=row.author_id,
         case_id=row.case_id,
     )

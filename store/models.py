@@ -376,6 +376,8 @@ class MentionRow(Base):
         BlindIndex, default=hash_of("reply_to_url")
     )
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    # Photos and files that came with it (store/mappers.py attachment_dicts); None: none.
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(EncryptedJSON)
 
 
 class DraftRow(Base):

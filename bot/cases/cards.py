@@ -19,6 +19,8 @@ from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import Destination, OutboxItem, OutboxOp
 from bot.messages.views import (
+    AttachmentLine,
+    AttachmentView,
     CardView,
     DraftView,
     MenuOption,
@@ -32,6 +34,8 @@ from bot.messages.views import (
 )
 from bot.model import (
     Action,
+    Attachment,
+    AttachmentKind,
     Author,
     Case,
     Draft,
@@ -60,6 +64,9 @@ PROMPT_ACTIONS = {
     Action.REQUEST_CHANGES: "ui.prompt_note",
 }
 REVIEW_ACTIONS = (Action.APPROVE, Action.REQUEST_CHANGES, Action.REJECT)
+# Which transport can send a photo by its reference: a Telegram file id works only for the
+# bot that received it, an mxc:// uri only on Matrix. Anything else the card lists.
+FORWARDED_BY = {"telegram": "telegram", "mxc": "matrix"}
 
 
 async def first_mention(uow: UnitOfWork, case: Case) -> tuple[Mention, Author | None]:
@@ -107,7 +114,30 @@ class Cards:
         ref = card_ref(case.id, case.department)
         key = f"{ref}:post:{case.version}"
         view = self.view(case, mention, author)
-        return self.for_all(case.department, OutboxOp.POST, view, ref, case, now, key)
+        items = self.for_all(case.department, OutboxOp.POST, view, ref, case, now, key)
+        return items + self.attachments_to_post(case, mention, now)
+
+    def attachments_to_post(self, case: Case, mention: Mention, now: datetime) -> list[OutboxItem]:
+        """The mention's photos, each posted once as a reply under the card in every chat
+        whose transport can send it by reference and within the configured size: staff see
+        the picture without leaving the chat. The card lists every attachment anyway."""
+        assert case.id is not None
+        card = card_ref(case.id, case.department)
+        limit = self._directory.attachment_forward_bytes
+        items: list[OutboxItem] = []
+        for index, attachment in enumerate(mention.attachments):
+            if attachment.kind is not AttachmentKind.PHOTO:
+                continue
+            if attachment.size is not None and attachment.size > limit:
+                continue
+            view = attachment_view(case.id, attachment)
+            ref = f"attachment:{case.id}:{mention.id}:{index}:{case.department}"
+            items += [
+                dest.about(case, OutboxOp.REPLY, view, ref, now, ref=ref, reply_to=card)
+                for dest in self._directory.destinations(case.department)
+                if FORWARDED_BY.get(attachment.scheme) == dest.transport
+            ]
+        return items
 
     def to_edit(
         self, case: Case, mention: Mention, author: Author | None, now: datetime
@@ -250,6 +280,12 @@ class Cards:
             ref = card_ref(case_id, case.department)
             key = f"{ref}:post:{case.version}"
             items += [d.about(case, OutboxOp.POST, view, key, now, ref=ref) for d in dests]
+            chats = {(d.transport, d.chat) for d in dests}
+            items += [
+                item
+                for item in self.attachments_to_post(case, mention, now)
+                if (item.transport, item.chat) in chats
+            ]
         return items
 
 
@@ -307,9 +343,31 @@ def card_view(
         ),
         "moved_to": directory.department_name(moved_to) if moved_to else None,
         "sla": _sla_line(case, phase, tz, now, sla_reminder),
+        "attachments": attachment_lines(mention.attachments),
         "actions": [a.value for a in actions],
         "menu": menu.value if menu and not moved_to else None,
         "options": options or [],
+    }
+
+
+def attachment_lines(attachments: tuple[Attachment, ...]) -> list[AttachmentLine]:
+    """What a card and /case say of each attachment: kind, name, size, and a link where
+    anyone can open it."""
+    return [
+        {"kind": a.kind.value, "name": a.name, "size": a.size, "url": a.web_url}
+        for a in attachments
+    ]
+
+
+def attachment_view(case_id: int, attachment: Attachment) -> AttachmentView:
+    return {
+        "view": "attachment",
+        "case_id": case_id,
+        "kind": attachment.kind.value,
+        "ref": attachment.ref,
+        "name": attachment.name,
+        "mime": attachment.mime,
+        "size": attachment.size,
     }
 
 

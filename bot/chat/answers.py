@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bot.cases.cards import card_view
+from bot.cases.cards import attachment_lines, card_view
 from bot.cases.erasure import Erasure
 from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
 from bot.cases.outcomes import WrongChat
@@ -345,6 +345,10 @@ class Answers:
             "author": card["author"],
             "text": card["text"],
             "url": card["url"],
+            # Every mention's, the first one's first; bounded like the history.
+            "attachments": [
+                line for m in thread.mentions for line in attachment_lines(m.attachments)
+            ][:MAX_EVENTS],
             "drafts": drafts,
             "events": events,
             "why_negative": self._why_negative(mention),

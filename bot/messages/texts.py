@@ -20,6 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bot.model import (
     Action,
+    AttachmentKind,
     AuthorLabel,
     CaseState,
     DeptRole,
@@ -86,6 +87,7 @@ def required_keys() -> frozenset[str]:
     keys |= {f"draft_status.{s.value}" for s in DraftStatus}
     keys |= {f"role.{r.value}" for r in (*DeptRole, *GlobalRole)}
     keys |= {f"error.{code}" for code in ERROR_CODES}
+    keys |= {f"attachment_kind.{k.value}" for k in AttachmentKind}
     keys |= {"startup.no_transport", "startup.ready"}
     return frozenset(keys)
 
@@ -123,6 +125,23 @@ def plural_form(count: int, locale: str) -> int:
     if 2 <= count % 10 <= 4 and not 12 <= count % 100 <= 14:
         return 1
     return 2
+
+
+_SIZE_UNITS = {"ru": ("Б", "КБ", "МБ", "ГБ"), "en": ("B", "KB", "MB", "GB")}
+
+
+def spell_size(size: int, locale: str) -> str:
+    """A file size as people read it: "900 Б", "120 КБ", "1,2 МБ" (ru), "1.2 MB" (en)."""
+    units = _SIZE_UNITS.get(locale, _SIZE_UNITS["en"])
+    value = float(max(size, 0))
+    unit = 0
+    while value >= 1024 and unit < len(units) - 1:
+        value /= 1024
+        unit += 1
+    number = f"{value:.0f}" if unit < 2 or value >= 100 else f"{value:.1f}"
+    if locale == "ru":
+        number = number.replace(".", ",")
+    return f"{number} {units[unit]}"
 
 
 def spell_duration(value: timedelta | float, locale: str) -> str:
@@ -177,6 +196,7 @@ def _environment(locale_dir: Path, locale: str) -> SandboxedEnvironment:
     )
     env.filters["http_url"] = _http_url
     env.filters["duration"] = _duration_filter(locale)
+    env.filters["filesize"] = lambda size: spell_size(size, locale) if isinstance(size, int) else ""
     return env
 
 

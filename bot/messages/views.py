@@ -15,6 +15,8 @@ Every outbox payload is one of these, told apart by "view":
                 coordination chat (bot/intake/triage.py), two buttons a line
 - photo         a picture with a caption view (bot/messages/outbox.py photo_payload); the
                 transports send it, the renderers only render its caption
+- attachment    a citizen's photo posted under its card by reference ("ref": a Telegram file
+                id or an mxc:// uri), with a one-line caption; the transports send it
 
 Each kind is a TypedDict below, `View` their union; renderers tell them apart by
 `view["view"]`. The store keeps views as JSON and reads them back with `as_view`. Queued
@@ -49,6 +51,7 @@ CARD_FIELDS = (
     "draft",
     "moved_to",
     "sla",
+    "attachments",
 )
 DRAFT_FIELDS = (
     "case_id",
@@ -107,6 +110,15 @@ class MenuOption(TypedDict):
     action: NotRequired[str]  # the Action value it stands for, when not the menu's own
 
 
+class AttachmentLine(TypedDict):
+    """One attachment as a card and /case list it."""
+
+    kind: str  # AttachmentKind value
+    name: str
+    size: int | None  # bytes
+    url: str | None  # a link anyone can open (http, https), else None
+
+
 class CardView(TypedDict):
     view: Literal["card"]
     case: CaseFacts
@@ -123,6 +135,8 @@ class CardView(TypedDict):
     draft: CardDraft | None
     moved_to: str | None  # name of the department a rerouted case went to
     sla: SlaLine | None
+    # Photos and files that came with the mention; absent from cards queued before them.
+    attachments: NotRequired[list[AttachmentLine]]
     actions: list[str]  # Action values, one button each
     menu: str | None  # the Action value whose submenu is open
     options: list[MenuOption]
@@ -254,6 +268,16 @@ class PhotoView(TypedDict):
     caption: View
 
 
+class AttachmentView(TypedDict):
+    view: Literal["attachment"]
+    case_id: int
+    kind: str  # AttachmentKind value
+    ref: str  # "telegram:<file_id>" or "mxc://…": only the transport it names can send it
+    name: str
+    mime: str
+    size: int | None
+
+
 View = (
     CardView
     | DraftView
@@ -264,6 +288,7 @@ View = (
     | QueueView
     | TriageView
     | PhotoView
+    | AttachmentView
 )
 
 

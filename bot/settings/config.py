@@ -246,6 +246,14 @@ class OutboxConfig(StrictModel):
         return self
 
 
+class AttachmentsConfig(StrictModel):
+    """Photos and files that come with mentions (Telegram comments and DMs, the API)."""
+
+    # A photo up to this size is posted under its card (by reference, never downloaded);
+    # larger ones, and every other file, are only listed on the card.
+    forward_max_mb: Annotated[float, Field(ge=0, le=2048)] = 10.0
+
+
 class Config(StrictModel):
     organisation: str = Field(default="", max_length=MAX_NAME)
     locale: Locale = "ru"
@@ -267,6 +275,7 @@ class Config(StrictModel):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
     mappings: dict[str, SourceMapping] = Field(default_factory=dict)
     feeds: list[FeedSource] = Field(default_factory=list)
     official: OfficialConfig = Field(default_factory=OfficialConfig)

@@ -27,6 +27,11 @@ class Directory:
         self.transports = transports  # transports that are configured and running
         self._clock = clock or SystemClock()  # the duty rota depends on the time
 
+    @property
+    def attachment_forward_bytes(self) -> int:
+        """Photos larger than this are listed on the card, not posted under it."""
+        return int(self._config.attachments.forward_max_mb * 1024 * 1024)
+
     def actor(self, member: StaffMember) -> Actor:
         return Actor(
             id=member.id,

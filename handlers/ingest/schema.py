@@ -19,9 +19,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.model import (
+    MAX_ATTACHMENT_BYTES,
+    MAX_ATTACHMENTS,
+    MAX_CAPTION,
     MAX_MENTION_TEXT,
+    MAX_MIME,
     MAX_NAME,
     MAX_URL,
+    Attachment,
+    AttachmentKind,
     Identity,
     Mention,
     Sentiment,
@@ -128,6 +134,50 @@ class AuthorIn(BaseModel):
     profile_url: Url | None = None
 
 
+FileUrl = Annotated[
+    str,
+    Field(
+        max_length=MAX_URL,
+        pattern=r"^(https?|mxc)://[^/\s]+(/\S*)?$",
+        json_schema_extra={"pattern": r"^(https?|mxc)://[^/\s\u0000]+(/[^\s\u0000]*)?$"},
+    ),
+    AfterValidator(_no_nul),
+]
+
+
+class AttachmentIn(BaseModel):
+    """A photo or file that came with the mention, by a link Otklik never fetches: the card
+    lists it and links to it; a photo on a Matrix media repository (mxc://) is shown under
+    the card in Matrix rooms."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: FileUrl
+    name: Annotated[FreeText, Field(max_length=MAX_NAME)] = ""
+    mime: Annotated[str, Field(max_length=MAX_MIME, pattern=r"^[\w.+-]+/[\w.+-]+$")] | None = None
+    size: Annotated[int, Field(strict=True, ge=0, le=MAX_ATTACHMENT_BYTES)] | None = None
+    # Told from the mime type when not given (image/* a photo, video/* a video, …).
+    kind: Literal["photo", "document", "video", "audio", "other"] | None = None
+    caption: Annotated[FreeText, Field(max_length=MAX_CAPTION)] = ""
+
+    def to_domain(self) -> Attachment:
+        mime = self.mime or ""
+        kind = (
+            AttachmentKind(self.kind)
+            if self.kind
+            else _KIND_OF_MIME.get(
+                mime.split("/", 1)[0], AttachmentKind.DOCUMENT if mime else AttachmentKind.OTHER
+            )
+        )
+        return Attachment(kind, self.url, self.name, mime, self.size, self.caption)
+
+
+_KIND_OF_MIME = {
+    "image": AttachmentKind.PHOTO,
+    "video": AttachmentKind.VIDEO,
+    "audio": AttachmentKind.AUDIO,
+}
+
+
 class MentionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     external_id: Short
@@ -142,6 +192,7 @@ class MentionIn(BaseModel):
     codes: Annotated[list[Short], Field(max_length=50)] = []
     story_id: Short | None = None
     reply_to_url: Url | None = None
+    attachments: Annotated[list[AttachmentIn], Field(max_length=MAX_ATTACHMENTS)] = []
 
     def to_domain(self, source: str, received_at: datetime) -> Mention:
         return unpack(self.packed(), source, received_at)
@@ -167,6 +218,7 @@ class MentionIn(BaseModel):
             self.story_id,
             self.reply_to_url,
             linked,
+            tuple(a.to_domain() for a in self.attachments),
         )
 
 
@@ -192,6 +244,7 @@ def unpack(packed: Packed, source: str, received_at: datetime) -> Mention:
         story_id,
         reply_to_url,
         linked,
+        attachments,
     ) = packed
     return Mention(
         source=source,
@@ -211,4 +264,5 @@ def unpack(packed: Packed, source: str, received_at: datetime) -> Mention:
         story_id=story_id,
         reply_to_url=reply_to_url,
         linked=tuple(Identity(*identity) for identity in linked),
+        attachments=attachments,
     )

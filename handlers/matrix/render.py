@@ -21,7 +21,15 @@ from typing import Any
 
 from bot.messages.fitting import longest_fit
 from bot.messages.texts import HTML_SUFFIX, Texts
-from bot.messages.views import CARD_FIELDS, DRAFT_FIELDS, CardView, DraftView, View, sendable
+from bot.messages.views import (
+    CARD_FIELDS,
+    DRAFT_FIELDS,
+    AttachmentView,
+    CardView,
+    DraftView,
+    View,
+    sendable,
+)
 from handlers.matrix.reactions import card_reactions, checklist_reactions, draft_reactions
 from handlers.matrix.shown import CARD_FIELD
 
@@ -163,6 +171,11 @@ class MatrixRenderer:
             return self._html(self.fit_lines(page), NOTICE)
         # A photo is sent by the transport, which renders only its caption.
         raise ValueError(f"unknown view {view['view']!r}")
+
+    def attachment_caption(self, view: AttachmentView) -> str:
+        """The body of a citizen's photo posted under its card: which case, what it is."""
+        kind = self.texts.t(f"attachment_kind.{view['kind']}")
+        return self.texts.t("attachment.caption", case_id=view["case_id"], kind=kind)
 
     @staticmethod
     def _html(page: str, msgtype: str, reactions: list[str] | None = None) -> MatrixRendered:

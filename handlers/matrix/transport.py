@@ -36,6 +36,7 @@ from bot.messages.outbox import (
     PermanentFailure,
     RetryLater,
 )
+from bot.model import AttachmentKind
 from handlers.matrix.render import HTML_FORMAT, MatrixRendered, MatrixRenderer
 
 __all__ = [
@@ -52,6 +53,7 @@ DELIVERY_CLIENT_CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0,
 MESSAGE = "m.room.message"
 REACTION = "m.reaction"
 IMAGE = "m.image"
+MXC = "mxc://"
 UPLOADS_REMEMBERED = 32  # pictures whose mxc:// URI is reused for the next room
 # Messages sent whose ids the outbox may not have recorded yet (it does once the reactions are
 # added too); far more than can be in flight at once, one per room.
@@ -164,6 +166,8 @@ class MatrixTransport:
             return await self._delete(delivery)
         if item.op is OutboxOp.PHOTO:
             return await self._photo(delivery)
+        if item.payload["view"] == "attachment":
+            return await self._attachment(delivery)
         rendered = self._render(delivery)
         if item.op is OutboxOp.EDIT:
             return await self._edit(delivery, rendered)
@@ -210,6 +214,32 @@ class MatrixTransport:
             content["formatted_body"] = caption.formatted_body
         sent = await self._send(item.chat, MESSAGE, content, transaction_id(item.idempotency_key))
         return DeliveryResult(sent, {"url": url})
+
+    async def _attachment(self, delivery: Delivery) -> DeliveryResult:
+        """A citizen's photo under its card by its mxc:// uri: an m.image event that points
+        at the media already on a homeserver, nothing uploaded."""
+        item = delivery.item
+        payload = item.payload
+        assert payload["view"] == "attachment"
+        if not payload["ref"].startswith(MXC) or payload["kind"] != AttachmentKind.PHOTO.value:
+            raise PermanentFailure("only a photo with an mxc:// uri is sent under a card")
+        caption = self.renderer.attachment_caption(payload)
+        info: dict[str, Any] = {"mimetype": payload["mime"] or "image/jpeg"}
+        if payload["size"] is not None:
+            info["size"] = payload["size"]
+        content: dict[str, Any] = {
+            "msgtype": IMAGE,
+            "body": caption,
+            "filename": payload["name"] or "photo.jpg",
+            "url": payload["ref"],
+            "info": info,
+        }
+        if delivery.reply_to_ref:
+            relation = await self._reply_relation(item.chat, event_id(delivery.reply_to_ref))
+            if relation is not None:
+                content["m.relates_to"] = relation
+        sent = await self._send(item.chat, MESSAGE, content, transaction_id(item.idempotency_key))
+        return DeliveryResult(sent)
 
     async def _upload(self, blob: str, data: bytes, mimetype: str, filename: str) -> str:
         """An mxc:// URI for the picture; one upload serves every room it goes to."""

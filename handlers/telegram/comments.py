@@ -14,7 +14,16 @@ from aiogram.types import Chat, Message, User
 from bot.cases.grouping import IntakeResult
 from bot.cases.replies import TELEGRAM_COMMENT_SOURCE, telegram_comment_id
 from bot.messages.views import notice_view
-from bot.model import MAX_NAME, Identity, Mention
+from bot.model import (
+    MAX_MIME,
+    MAX_NAME,
+    TELEGRAM_FILE,
+    Attachment,
+    AttachmentKind,
+    Identity,
+    Mention,
+    bounded_attachments,
+)
 from bot.settings.connections import DiscussionGroup
 from handlers.telegram.context import TRANSPORT, TelegramContext, where
 
@@ -60,13 +69,59 @@ def _text(message: Message) -> str:
     return (message.text or message.caption or "").strip()
 
 
+def attachments(message: Message, max_photo_bytes: int) -> tuple[Attachment, ...]:
+    """What came with the message, by file id (nothing is downloaded). A photo is the
+    largest of its sizes within `max_photo_bytes` (Telegram sends each picture in several
+    sizes, smallest first), else the smallest. The caption is the mention's text."""
+    found: list[Attachment] = []
+    if message.photo:
+        sizes = sorted(message.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
+        fitting = [p for p in sizes if (p.file_size or 0) <= max_photo_bytes]
+        photo = (fitting or sizes)[-1 if fitting else 0]
+        found.append(
+            Attachment(
+                AttachmentKind.PHOTO,
+                f"{TELEGRAM_FILE}{photo.file_id}",
+                mime="image/jpeg",  # Telegram re-encodes every photo as JPEG
+                size=photo.file_size,
+            )
+        )
+    files = (
+        (AttachmentKind.DOCUMENT, message.document),
+        (AttachmentKind.VIDEO, message.video),
+        (AttachmentKind.AUDIO, message.audio),
+    )
+    for kind, file in files:
+        if file is not None:
+            found.append(
+                Attachment(
+                    kind,
+                    f"{TELEGRAM_FILE}{file.file_id}",
+                    name=(file.file_name or "")[:MAX_NAME],
+                    mime=(file.mime_type or "")[:MAX_MIME],
+                    size=file.file_size,
+                )
+            )
+    if message.voice is not None:
+        voice = message.voice
+        found.append(
+            Attachment(
+                AttachmentKind.AUDIO,
+                f"{TELEGRAM_FILE}{voice.file_id}",
+                mime=(voice.mime_type or "")[:MAX_MIME],
+                size=voice.file_size,
+            )
+        )
+    return bounded_attachments(found)
+
+
 def _citizen(message: Message, ctx: TelegramContext) -> User | None:
     """The sender when the message is a citizen's words worth taking in, else None."""
     user = message.from_user
     if ctx.intake is None or user is None or user.is_bot or message.sender_chat is not None:
         return None  # sender_chat: an anonymous admin or a channel speaking, not a person
     text = _text(message)
-    if not text or text.startswith("/"):
+    if text.startswith("/") or not (text or attachments(message, 0)):
         return None  # stickers, service messages, commands
     if ctx.directory.by_telegram(user.id).is_staff:
         return None  # staff answering is the organisation, not a mention
@@ -102,6 +157,7 @@ async def on_comment(message: Message, ctx: TelegramContext) -> None:
             published_at=message.date,
             url=message_link(message.chat, message.message_id, thread),
             reply_to_url=message_link(message.chat, thread) if thread else None,
+            attachments=attachments(message, ctx.directory.attachment_forward_bytes),
         ),
     )
 
@@ -118,6 +174,7 @@ async def on_direct(message: Message, ctx: TelegramContext) -> None:
             author=_author(user),
             received_at=ctx.clock.now(),
             published_at=message.date,
+            attachments=attachments(message, ctx.directory.attachment_forward_bytes),
         ),
     )
     # Acknowledged even for a re-delivered update: the outbox key sends it only once.

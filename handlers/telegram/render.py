@@ -21,6 +21,7 @@ from bot.messages.texts import HTML_SUFFIX, Texts
 from bot.messages.views import (
     CARD_FIELDS,
     DRAFT_FIELDS,
+    AttachmentView,
     CardDraft,
     CardView,
     DraftView,
@@ -129,8 +130,13 @@ class TelegramRenderer:
                 "triage.html.j2", items=view["items"], more=view["more"], commands=False
             )
             return Rendered(self.fit_lines(page), triage_keyboard(view, self.texts))
-        # A photo is sent by the transport, which renders only its caption.
+        # A photo or an attachment is sent by the transport, which renders only its caption.
         raise ValueError(f"unknown view {view['view']!r}")
+
+    def attachment_caption(self, view: AttachmentView) -> str:
+        """The line under a citizen's photo posted under its card: which case, what it is."""
+        kind = self.texts.t(f"attachment_kind.{view['kind']}")
+        return escape_fit(self.texts.t("attachment.caption", case_id=view["case_id"], kind=kind))
 
     def caption(self, view: View) -> str:
         """A view as a photo's caption: whole lines within Telegram's 1024-character limit."""

@@ -40,6 +40,7 @@ from bot.messages.outbox import (
     PermanentFailure,
     RetryLater,
 )
+from bot.model import TELEGRAM_FILE, AttachmentKind
 from handlers.telegram.limits import RateLimiter
 from handlers.telegram.render import Rendered, TelegramRenderer
 
@@ -113,6 +114,8 @@ class TelegramTransport:
             return await self._delete(delivery, chat_id)
         if item.op is OutboxOp.PHOTO:
             return await self._photo(delivery, chat_id)
+        if item.payload["view"] == "attachment":
+            return await self._attachment(delivery, chat_id)
         rendered = self._render(delivery)
         if item.op is OutboxOp.EDIT:
             return await self._edit(delivery, chat_id, rendered)
@@ -154,6 +157,33 @@ class TelegramTransport:
             parse_mode="HTML",
             message_thread_id=message_id(item.thread) if item.thread else None,
             protect_content=self.protect_content,
+        )
+        return DeliveryResult(str(message.message_id))
+
+    async def _attachment(self, delivery: Delivery, chat_id: int) -> DeliveryResult:
+        """A citizen's photo under its card, sent by the file id Telegram gave this bot: no
+        download, no upload, and Telegram keeps the file. sendPhoto rather than copyMessage:
+        the comment may be deleted meanwhile, the file stays."""
+        item = delivery.item
+        payload = item.payload
+        assert payload["view"] == "attachment"
+        ref = payload["ref"]
+        if not ref.startswith(TELEGRAM_FILE) or payload["kind"] != AttachmentKind.PHOTO.value:
+            raise PermanentFailure("only a photo with a Telegram file id is sent under a card")
+        reply = None
+        if delivery.reply_to_ref:
+            reply = ReplyParameters(
+                message_id=message_id(delivery.reply_to_ref), allow_sending_without_reply=True
+            )
+        await self.limiter.acquire(chat_id)
+        message = await self.bot.send_photo(
+            chat_id=chat_id,
+            photo=ref.removeprefix(TELEGRAM_FILE),
+            caption=self.renderer.attachment_caption(payload),
+            parse_mode="HTML",
+            message_thread_id=message_id(item.thread) if item.thread else None,
+            protect_content=self.protect_content,
+            reply_parameters=reply,
         )
         return DeliveryResult(str(message.message_id))
 

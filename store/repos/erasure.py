@@ -10,7 +10,8 @@ itself; it never relies on encryption at rest.
 
 Where personal data lives and what erasure leaves there:
 - authors.display_name, and the author's identities (rows deleted);
-- mentions: text, url, the identity copied onto the mention, reply_to_url (the row stays,
+- mentions: text, url, the identity copied onto the mention, reply_to_url, attachments (file
+  names, captions, references: the files themselves are never kept) (the row stays,
   so counts and the dedup key (source, external_id) still work);
 - cases.published_url when it names them; drafts that quote them (every draft of a case only
   they wrote); outbox payloads (sent or not) and errors that hold any of their values;
@@ -63,6 +64,8 @@ PERSONAL_COLUMNS: dict[str, dict[str, Any]] = {
         # Their keyed hashes too (store/crypto.py): a hash of a link is still personal data.
         "url_hash": None,
         "reply_to_url_hash": None,
+        # File names, captions and the references that fetch the files.
+        "attachments": None,
     },
     "drafts": {"text": REDACTED, "note": None},
 }
@@ -279,6 +282,11 @@ class SqlErasureRepository:
             # Not reply_to_url: the post replied to is usually the organisation's own, and
             # would match every message about it.
             values.append(mention.url)
+            # A card lists file names and posts photos by reference: both are looked for.
+            # Names as texts: a short one ("1.jpg") is matched only as a whole value.
+            for attachment in mention.attachments or ():
+                values.append(attachment.get("ref"))
+                texts += [attachment.get("name"), attachment.get("caption")]
             if mention.identity is not None:
                 values += [mention.identity.external_id, mention.identity.display_name]
             texts.append(mention.text)

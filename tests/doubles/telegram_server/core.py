@@ -414,6 +414,8 @@ class ServerCore:
                 data["link_preview_options"] = msg.link_preview_options
         if msg.photo is not None:
             data["photo"] = msg.photo
+        if msg.document is not None:
+            data["document"] = msg.document
         if msg.caption:
             data["caption"] = msg.caption
             if msg.caption_entities:

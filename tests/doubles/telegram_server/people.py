@@ -281,6 +281,91 @@ class PeopleSide(ServerCore):
         Private chats are addressed by the user's id (`chat_id == user.id`) and, when several
         bots are registered, `bot`.
         """
+        text, entities = self._person_text(text)
+        return self._person_writes(
+            chat_id, user, reply_to, thread_id, bot, text=text, entities=entities
+        )
+
+    def send_user_photo(
+        self,
+        chat_id: int,
+        user: User,
+        photo: bytes,
+        caption: str = "",
+        reply_to: int | None = None,
+        thread_id: int | None = None,
+        *,
+        bot: BotInfo | None = None,
+    ) -> StoredMessage:
+        """A person sends a picture (PNG, GIF, JPEG or WebP bytes), with or without a
+        caption. As in Telegram, the message's `photo` is the PhotoSize ladder (up to four
+        sizes, smallest first, each with its own file_id) that bots can send back by file_id
+        or fetch with getFile."""
+        sizes = self._photo_sizes(photo)  # files.py: the same ladder a bot's sendPhoto gets
+        text, entities = self._person_caption(caption)
+        return self._person_writes(
+            chat_id,
+            user,
+            reply_to,
+            thread_id,
+            bot,
+            photo=sizes,
+            photo_bytes=photo,
+            caption=text or None,
+            caption_entities=entities,
+        )
+
+    def send_user_document(
+        self,
+        chat_id: int,
+        user: User,
+        data: bytes,
+        file_name: str,
+        mime_type: str = "application/octet-stream",
+        caption: str = "",
+        reply_to: int | None = None,
+        thread_id: int | None = None,
+        *,
+        bot: BotInfo | None = None,
+    ) -> StoredMessage:
+        """A person sends a file as a Document (file_id, file_unique_id, file_name,
+        mime_type, file_size), with or without a caption."""
+        if not data:
+            raise ValueError("a document needs some bytes")
+        n = next(self._ids)
+        document = {
+            "file_id": f"BQACAgIAAxkBAAI{n:08d}",
+            "file_unique_id": f"AgAD{n:08d}",
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": len(data),
+        }
+        self._files[document["file_id"]] = data
+        text, entities = self._person_caption(caption)
+        return self._person_writes(
+            chat_id,
+            user,
+            reply_to,
+            thread_id,
+            bot,
+            document=document,
+            caption=text or None,
+            caption_entities=entities,
+        )
+
+    def _person_caption(self, caption: str) -> tuple[str, list[dict[str, Any]]]:
+        return self._person_text(caption) if caption.strip() else ("", [])
+
+    def _person_writes(
+        self,
+        chat_id: int,
+        user: User,
+        reply_to: int | None,
+        thread_id: int | None,
+        bot: BotInfo | None,
+        **fields: Any,
+    ) -> StoredMessage:
+        """A person's message of any kind into the chat, fanned out to the bots that see it."""
         chat = self._chat_for_person(chat_id, user, bot)
         if chat.type == "channel":
             raise ValueError("people do not write into channels here; use post_to_channel")
@@ -298,15 +383,13 @@ class PeopleSide(ServerCore):
             if reply is None:
                 raise ValueError(f"message {reply_to} does not exist in {chat.id}")
         thread, is_topic = self._person_thread(chat, thread_id, reply)
-        text, entities = self._person_text(text)
         msg = self._new_message(
             chat,
             user,
-            text=text,
-            entities=entities,
             reply_to=reply.message_id if reply else None,
             thread_id=thread,
             is_topic_message=is_topic,
+            **fields,
         )
         self._fan_out(chat, msg)
         self._touch()

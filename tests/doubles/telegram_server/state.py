@@ -108,6 +108,7 @@ class StoredMessage:
     caption_entities: list[dict[str, Any]] = field(default_factory=list)
     photo: list[dict[str, Any]] | None = None
     photo_bytes: bytes | None = None
+    document: dict[str, Any] | None = None  # a Document: file_id, file_name, mime_type, …
     reply_to_message_id: int | None = None
     external_reply: dict[str, Any] | None = None
     quote: dict[str, Any] | None = None
