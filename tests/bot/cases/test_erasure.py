@@ -28,6 +28,8 @@ from bot.messages.texts import texts_for
 from bot.messages.views import notice_view
 from bot.model import (
     Action,
+    Attachment,
+    AttachmentKind,
     DeptRole,
     EventKind,
     GlobalRole,
@@ -267,3 +269,40 @@ async def test_forget_command_in_any_transport_for_administrators_only(
     assert again == notice_view("ui.already_forgotten", author_id=author_id)
     async with database.reader() as uow:
         assert len(await uow.events.of_kind(EventKind.AUTHOR_FORGOTTEN)) == 1
+
+
+async def test_forget_erases_attachments_and_the_photo_items_that_name_them(
+    cases: CaseService, erasure: Erasure, database: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    file_name = "Кривошеев_акт_затопления.pdf"
+    caption = "Акт о затоплении квартиры Евлампия"
+    photo_id = "telegram:AgACAgIAAxkBAAIevlampiy4711photo"
+    attachments = (
+        Attachment(AttachmentKind.PHOTO, photo_id, "", "image/jpeg", 40_000),
+        Attachment(
+            AttachmentKind.DOCUMENT, URL + "/akt.pdf", file_name, "application/pdf", 9, caption
+        ),
+    )
+    who = Identity("vk", IDENTITY, NAME, PROFILE)
+    mention = replace(make_mention("m1", clock.now()), author=who, text=TEXT, url=URL)
+    opened = await cases.intake(replace(mention, attachments=attachments), HOUSING)
+    assert opened.case and opened.mention and opened.mention.author_id
+    async with database.uow() as uow:  # the card that lists them, and the photo, went out
+        queued = [await uow.outbox.get(n) for n in range(1, 10)]
+        assert [i.payload["view"] for i in queued if i] == ["card", "attachment"]
+        for item_id in range(1, 10):
+            await uow.outbox.mark_delivered(item_id, clock.now(), f"msg-{item_id}")
+        await uow.commit()
+    before = await dump(database, tmp_path)
+    assert file_name.encode() in before and photo_id.encode() in before
+
+    done = await erasure.forget(opened.mention.author_id, ADMIN)
+    assert isinstance(done, Forgotten) and done.counts.mentions == 1
+
+    after = await dump(database, tmp_path)
+    for value in (file_name, caption, photo_id, "akt.pdf"):
+        assert value.encode() not in after, value
+    async with database.reader() as uow:
+        (kept,) = await uow.mentions.for_case(opened.case.id or 0)
+    assert kept.attachments == ()
+    await verify(database)
