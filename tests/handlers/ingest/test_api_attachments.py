@@ -97,12 +97,11 @@ async def test_bad_attachments_are_refused_with_422(
     running: tuple[App, str, RecordingTransport], attachments: Any, path: str
 ) -> None:
     app, base, _ = running
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{base}/api/v1/mentions", json=[mention("bad", attachments)], headers=MON
-        ) as response:
-            assert response.status == 422
-            problems = (await response.json())["problems"]
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{base}/api/v1/mentions", json=[mention("bad", attachments)], headers=MON
+    ) as response:
+        assert response.status == 422
+        problems = (await response.json())["problems"]
     assert path in {p["path"] for p in problems}, problems
     async with app.database.uow() as uow:
         assert await uow.mentions.get_by_external("monitoring", "bad") is None
