@@ -97,9 +97,12 @@ async def test_bad_attachments_are_refused_with_422(
     running: tuple[App, str, RecordingTransport], attachments: Any, path: str
 ) -> None:
     app, base, _ = running
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{base}/api/v1/mentions", json=[mention("bad", attachments)], headers=MON
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{base}/api/v1/mentions", json=[mention("bad", attachments)], headers=MON
+        ) as response,
+    ):
         assert response.status == 422
         problems = (await response.json())["problems"]
     assert path in {p["path"] for p in problems}, problems
