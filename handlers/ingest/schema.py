@@ -154,7 +154,15 @@ class AttachmentIn(BaseModel):
     url: FileUrl
     name: Annotated[FreeText, Field(max_length=MAX_NAME)] = ""
     mime: Annotated[str, Field(max_length=MAX_MIME, pattern=r"^[\w.+-]+/[\w.+-]+$")] | None = None
-    size: Annotated[int, Field(strict=True, ge=0, le=MAX_ATTACHMENT_BYTES)] | None = None
+    # Strict as reach is: 12.0 is a JSON integer, "12" is refused.
+    size: (
+        Annotated[
+            int,
+            Field(strict=True, ge=0, le=MAX_ATTACHMENT_BYTES),
+            BeforeValidator(_whole_float_as_int),
+        ]
+        | None
+    ) = None
     # Told from the mime type when not given (image/* a photo, video/* a video, …).
     kind: Literal["photo", "document", "video", "audio", "other"] | None = None
     caption: Annotated[FreeText, Field(max_length=MAX_CAPTION)] = ""
