@@ -18,7 +18,14 @@ from bot.intake.router import DepartmentRouter
 from bot.intake.routing import RouteBasis, RouteDecision, consult_router, route
 from bot.intake.sentiment.analyser import SentimentClassifier
 from bot.intake.sentiment.model import ModelClassifier
-from bot.model import AuthorLabel, Mention, Priority, Sentiment, SentimentSource
+from bot.model import (
+    AuthorLabel,
+    Mention,
+    Priority,
+    Sentiment,
+    SentimentSource,
+    bounded_attachments,
+)
 from bot.settings.playbook import Playbook
 from bot.sla.calendar import Deadlines
 from bot.staff.rights import Actor
@@ -58,7 +65,13 @@ class MentionIntake:
     def prepare(self, mention: Mention) -> Mention:
         """The source's sentiment when it gave one; otherwise Otklik's classifier decides:
         the model (negative, uncertain or not; the score is p_negative) when there is one,
-        else the lexicon (its score is the sum of its weights)."""
+        else the lexicon (its score is the sum of its weights). Attachments beyond the bounds
+        every source is held to (bot.model.attachment_problem) are dropped here, whatever the
+        adapter did."""
+        if mention.attachments:
+            bounded = bounded_attachments(mention.attachments)
+            if bounded != mention.attachments:
+                mention = replace(mention, attachments=bounded)
         if mention.sentiment is not None:
             return mention
         model = self._model  # read once: use_model may swap it between two awaits

@@ -69,6 +69,12 @@ def _text(message: Message) -> str:
     return (message.text or message.caption or "").strip()
 
 
+def _carries_file(message: Message) -> bool:
+    return bool(
+        message.photo or message.document or message.video or message.audio or message.voice
+    )
+
+
 def attachments(message: Message, max_photo_bytes: int) -> tuple[Attachment, ...]:
     """What came with the message, by file id (nothing is downloaded). A photo is the
     largest of its sizes within `max_photo_bytes` (Telegram sends each picture in several
@@ -121,7 +127,7 @@ def _citizen(message: Message, ctx: TelegramContext) -> User | None:
     if ctx.intake is None or user is None or user.is_bot or message.sender_chat is not None:
         return None  # sender_chat: an anonymous admin or a channel speaking, not a person
     text = _text(message)
-    if text.startswith("/") or not (text or attachments(message, 0)):
+    if text.startswith("/") or not (text or _carries_file(message)):
         return None  # stickers, service messages, commands
     if ctx.directory.by_telegram(user.id).is_staff:
         return None  # staff answering is the organisation, not a mention

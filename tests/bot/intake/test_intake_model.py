@@ -24,7 +24,13 @@ from bot.intake.sentiment.model import (
     SentimentModel,
     load_model_classifier,
 )
-from bot.model import Sentiment, SentimentSource
+from bot.model import (
+    MAX_ATTACHMENTS,
+    Attachment,
+    AttachmentKind,
+    Sentiment,
+    SentimentSource,
+)
 from bot.settings.playbook import load_playbook
 from bot.sla.calendar import Deadlines
 from bot.staff.directory import Directory
@@ -98,3 +104,20 @@ async def test_a_negative_mention_opens_a_case_with_the_playbooks_band(
     assert result.mention is not None and result.mention.sentiment is Sentiment.NEGATIVE
     assert result.case is not None and result.case.department == "housing"
     assert result.mention.sentiment_score is not None and result.mention.sentiment_score > 0.5
+
+
+async def test_intake_drops_attachments_beyond_the_bounds_whatever_the_adapter_did(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    intake = build(tmp_path, database, clock, None)
+    good = [
+        Attachment(AttachmentKind.DOCUMENT, f"https://cdn.example.org/{n}.pdf", f"{n}.pdf")
+        for n in range(MAX_ATTACHMENTS + 3)
+    ]
+    hostile = Attachment(AttachmentKind.PHOTO, "javascript:alert(1)", "x.jpg")
+    mention = replace(make_mention("many", clock.now(), COMPLAINT), attachments=(hostile, *good))
+    result = await intake.receive(mention)
+    assert result.mention is not None
+    async with database.reader() as uow:
+        stored = await uow.mentions.get_by_external("vk", "many")
+    assert stored is not None and stored.attachments == tuple(good[:MAX_ATTACHMENTS])
