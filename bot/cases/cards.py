@@ -353,8 +353,9 @@ def card_view(
 def attachment_lines(attachments: tuple[Attachment, ...]) -> list[AttachmentLine]:
     """What a card and /case say of each attachment: kind, name, size, and a link where
     anyone can open it."""
+    # A name is one line whatever it holds: a file name may carry newlines and tabs.
     return [
-        {"kind": a.kind.value, "name": a.name, "size": a.size, "url": a.web_url}
+        {"kind": a.kind.value, "name": " ".join(a.name.split()), "size": a.size, "url": a.web_url}
         for a in attachments
     ]
 

@@ -5,6 +5,7 @@ are held to."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from bot.model import (
 )
 from bot.settings.config import AttachmentsConfig
 from bot.staff.directory import Directory
+from handlers.sandbox.render import SandboxRenderer
 from handlers.telegram.render import TelegramRenderer
 from tests.doubles.support import make_config, make_mention
 
@@ -121,6 +123,16 @@ def test_the_card_lists_each_attachment_on_a_line_of_its_own(
     # Without attachments nothing is said about them.
     plain = card_view(CASE, make_mention("m2", NOW), None, directory(tmp_path), ZoneInfo("UTC"))
     assert "📎" not in TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, locale)).render(plain).text
+
+
+def test_the_sandbox_shows_the_same_list_and_a_name_stays_on_its_line(tmp_path: Path) -> None:
+    odd = replace(SCAN, name="акт\nосмотра\t<b>.pdf")
+    mention = replace(make_mention("m1", NOW), attachments=(PHOTO, odd))
+    view = card_view(CASE, mention, None, directory(tmp_path), ZoneInfo("UTC"), now=NOW)
+    shown = SandboxRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru")).render(view)
+    text = json.dumps(shown["body"], ensure_ascii=False)
+    assert "📎 документ «акт осмотра <b>.pdf», 117 КБ · " in text, text
+    assert "https://cdn.example.org/a.pdf" in text and "📎 фото, 520 КБ" in text
 
 
 def test_sizes_read_as_people_read_them() -> None:
