@@ -15,7 +15,7 @@ import pytest
 from bot.cases import cards
 from bot.messages import views
 from bot.messages.outbox import photo_payload
-from bot.model import Case, CaseState, Draft, Priority
+from bot.model import Attachment, AttachmentKind, Case, CaseState, Draft, Priority
 from bot.staff.directory import Directory
 from tests.doubles.support import make_config, make_mention
 
@@ -75,6 +75,14 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
                 )
             ),
         ),
+        (
+            views.AttachmentView,
+            dict(
+                cards.attachment_view(
+                    42, Attachment(AttachmentKind.PHOTO, "telegram:AgAC", "", "image/jpeg", 9)
+                )
+            ),
+        ),
     ]
     for view_type, view in built:
         assert list(view) == keys(view_type), view_type.__name__
@@ -84,6 +92,9 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
     assert list(card["author"]) == keys(views.AuthorFacts)
     assert card["draft"] is not None and list(card["draft"]) == keys(views.CardDraft)
     assert card["sla"] is not None and list(card["sla"]) == keys(views.SlaLine)
+    with_file = replace(mention, attachments=(Attachment(AttachmentKind.OTHER, "https://x.org/a"),))
+    listed = cards.card_view(CASE, with_file, None, directory, ZoneInfo("UTC"))["attachments"]
+    assert [list(line) for line in listed] == [keys(views.AttachmentLine)]
 
 
 def test_the_sla_reminder_goes_on_a_card_that_has_a_deadline(directory: Directory) -> None:
