@@ -612,4 +612,5 @@ def test_rendered_content_is_json_ready(renderer: MatrixRenderer) -> None:
     rendered = renderer.render(views.queue_view(3, [{"case_id": 7, "priority": "high"}], 0))
     assert isinstance(rendered, MatrixRendered)
     assert json.loads(json.dumps(rendered.content())) == rendered.content()
-    assert "/case 7" in rendered.body and "<br>" in (rendered.formatted_body or "")
+    assert "!case 7" in rendered.body and "<br>" in (rendered.formatted_body or "")
+    assert "сервера Matrix" in rendered.body and "Telegram" not in rendered.body
