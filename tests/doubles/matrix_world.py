@@ -62,7 +62,7 @@ departments:
 coordination_department: coordination
 staff:
 {staff}
-"""
+{extra}"""
 
 
 class MatrixWorld:
@@ -75,10 +75,12 @@ class MatrixWorld:
         drills: Mapping[str, DrillScenario] | None = None,
         aliased: Collection[str] = (),
         rate_limit: Mapping[str, float] | None = None,
+        extra_config: str = "",
     ) -> None:
         self.clock = clock or SystemClock()  # a FrozenClock scripts timings (drills)
         # The bot's pacing: the fixture's own limits unless a test lowers the server's.
         self.rate_limit = dict(rate_limit or {"per_second": 1000, "burst": 1000})
+        self.extra_config = extra_config  # more top-level sections (a telegram: one)
         self.drills = drills  # the playbook's drill scenarios instead of the shipped ones
         self.synapse = synapse
         self.tmp_path = tmp_path
@@ -136,6 +138,7 @@ class MatrixWorld:
                 transport=self.aliases.get("transport", self.rooms["transport"]),
                 coordination=self.aliases.get("coordination", self.rooms["coordination"]),
                 rate_limit=json.dumps(self.rate_limit),
+                extra=self.extra_config,
                 staff=staff,
             ),
             encoding="utf-8",
@@ -314,8 +317,11 @@ async def matrix_world(
     drills: Mapping[str, DrillScenario] | None = None,
     aliased: Collection[str] = (),
     rate_limit: Mapping[str, float] | None = None,
+    extra_config: str = "",
 ) -> AsyncIterator[MatrixWorld]:
-    world = MatrixWorld(synapse, tmp_path, locale, clock, drills, aliased, rate_limit)
+    """`aliased`: departments the config names by a room alias; `rate_limit`: the bot's
+    matrix.rate_limit; `extra_config`: more top-level config sections, as YAML."""
+    world = MatrixWorld(synapse, tmp_path, locale, clock, drills, aliased, rate_limit, extra_config)
     await world.start_bot()
     try:
         yield world

@@ -1,6 +1,6 @@
 """Matrix on par with Telegram (issue 18), against a real Synapse whose rooms are of its default
 version (12: room ids without a server part): 📝 asks for the draft in the card's thread, ⏫
-asks for the reason, 📋 templates, ✏️ with "!note", ❌, "!published", "!merge", a private
+asks for the reason, 📋 templates, ✏️ with "!note", ❌, "!published", 📣, "!merge", a private
 room with staff for "!status" and "!case", a room named by its alias, and the queue message
 under the homeserver's rate limit."""
 
@@ -11,10 +11,14 @@ from typing import Any
 
 import pytest
 
+from bot.cases.replies import telegram_comment_id
 from bot.model import CaseState, DraftStatus, EventKind
 from handlers.app import CannotStart, with_room_ids
 from tests.doubles.matrix_world import MatrixWorld, eventually, matrix_world
 from tests.doubles.synapse import SynapseServer
+from tests.doubles.telegram_server.flood import Limits
+from tests.doubles.telegram_server.server import TelegramServer
+from tests.doubles.telegram_world import SCALE, TOKEN
 
 
 async def _bot_said(world: MatrixWorld, room: str, root: str, words: str) -> dict[str, Any]:
@@ -280,3 +284,62 @@ async def test_a_backlog_gets_a_queue_message_within_the_servers_rate_limit(
             assert "!case" in queue["content"]["body"]
             # The bot kept under the limit: nothing was refused with M_LIMIT_EXCEEDED.
             assert app.worker.stats.retried == 0
+
+
+async def test_publish_by_reaction_answers_under_the_citizens_telegram_comment(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    # The department works in Matrix; the complaint came as a comment in the organisation's
+    # Telegram discussion group, where the bot can answer: 📣 under the Matrix card.
+    server = TelegramServer(Limits(time_scale=SCALE))
+    await server.start()
+    try:
+        server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=True)
+        citizen = server.create_user("Пётр", id=7777)
+        channel = server.create_channel("Новости области")
+        discussion = server.create_chat("supergroup", "Обсуждение новостей").id
+        server.link_discussion(channel.id, discussion)
+        telegram = (
+            f'telegram: {{token: "{TOKEN}", api_base: "{server.api_base}", '
+            f"limits: {{scale: {SCALE}}}, "
+            f"discussion_groups: [{{chat_id: {discussion}, name: Обсуждение новостей}}]}}\n"
+        )
+        async with matrix_world(synapse, tmp_path, extra_config=telegram) as world:
+            app = world.app
+            assert app is not None
+            room = world.rooms["housing"]
+            text = "Третий день нет горячей воды! Когда наконец дадут?!"
+            comment = server.send_user_message(discussion, citizen, text)
+            key = telegram_comment_id(discussion, comment.message_id)
+
+            async def opened() -> int | None:
+                async with app.database.uow() as uow:
+                    mention = await uow.mentions.get_by_external("telegram", key)
+                return mention.case_id if mention is not None else None
+
+            case_id: int = await eventually(opened)
+            card = await world.card_event(case_id)
+            await _reacts_when_current(world, "spec", case_id, "✋")
+            answer = "Мы разбираемся, воду дадут до 18:00"
+            await world.say("spec", room, f"!draft {answer}", thread=card)
+            draft = await _draft_event(world, room, card, 1)
+            await world.react("appr", room, draft, "✅")
+            await eventually(lambda: _state(world, case_id, CaseState.APPROVED))
+
+            await _reacts_when_current(world, "spec", case_id, "📣")
+            await eventually(lambda: _state(world, case_id, CaseState.PUBLISHED))
+
+            def public() -> list[str]:
+                return [
+                    m.text or ""
+                    for m in server.messages(discussion)
+                    if m.bot_id is not None and m.reply_to_message_id == comment.message_id
+                ]
+
+            async def answered() -> bool:
+                return bool(public())
+
+            await eventually(answered)
+            assert public() == [answer]
+    finally:
+        await server.stop()
