@@ -72,6 +72,24 @@ TRIAGE_CHECK_S = 60.0
 _Result = TypeVar("_Result")
 
 
+class CannotStart(Exception):
+    """A setting only the network can check is wrong (a Matrix room alias that names no
+    room): nothing starts, and the message says what to fix."""
+
+
+async def with_room_ids(config: Config) -> Config:
+    """The config with its Matrix room aliases resolved to room ids (asked of the homeserver
+    once): what App needs."""
+    if not config.matrix_enabled or not config.matrix_room_aliases:
+        return config
+    from handlers.matrix.aliases import RoomAliasError, resolve_room_aliases
+
+    try:
+        return await resolve_room_aliases(config)
+    except RoomAliasError as error:
+        raise CannotStart(str(error)) from None
+
+
 class App:
     """One running Otklik. `start` and `stop` are idempotent enough for tests to restart it."""
 
@@ -82,6 +100,9 @@ class App:
         clock: Clock | None = None,
         transports: Mapping[str, Transport] | None = None,
     ) -> None:
+        if config.matrix_enabled and config.matrix_room_aliases:
+            # Keyed by room id everywhere: an alias here would never match an event's room.
+            raise CannotStart("Matrix room aliases must be resolved first (with_room_ids)")
         self.config = config
         self.playbook = playbook
         self.clock = clock or SystemClock()
@@ -472,7 +493,7 @@ def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdap
 
 
 async def run_forever(config: Config, playbook: Playbook) -> None:
-    app = App(config, playbook)
+    app = App(await with_room_ids(config), playbook)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1352,12 +1352,16 @@ def _dry_run_lines(found: dict[str, Any], cfg: Config) -> list[str]:
 @app.command()
 def run(config: ConfigOption = Path("config.yaml")) -> None:
     """Run the bot: transports, API, scheduler and outbox worker."""
-    from handlers.app import run_forever  # imported late: the other commands stay light
+    from handlers.app import CannotStart, run_forever  # late: the other commands stay light
     from handlers.logs import configure_logging
 
     cfg, playbook = _load_or_exit(config, serving=True)
     configure_logging(cfg.log_level, cfg.log_format)
-    asyncio.run(run_forever(cfg, playbook))
+    try:
+        asyncio.run(run_forever(cfg, playbook))
+    except CannotStart as error:
+        _print_problems(str(error))
+        raise typer.Exit(code=2) from None
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
 
@@ -51,6 +52,13 @@ LINK = re.compile(r"^https?://\S+$")
 REF_WAIT_STEPS, REF_WAIT_STEP_S = 30, 0.1
 # What the text of a reply becomes, by the action it carries out.
 TEXT_FIELD = {Action.DRAFT: "text", Action.REQUEST_CHANGES: "note", Action.ESCALATE: "note"}
+# What a reaction that needs text asks for in the card's thread (Controls.REACTIONS).
+THREAD_PROMPTS = {
+    Action.DRAFT: "ui.matrix_prompt_draft",
+    Action.ESCALATE: "ui.matrix_prompt_reason",
+}
+# How long such a question stays open: later, the person's message there is conversation.
+PROMPT_PATIENCE = timedelta(hours=1)
 BAD_BUTTON = notice_view("ui.bad_button")
 BAD_CHOICE = notice_view("ui.bad_choice")
 
@@ -256,6 +264,8 @@ class Inbound:
             return await self._tell(press, await self._forged(press))
         if action in MENU_ACTIONS and press.controls is Controls.REACTIONS:
             return await self._list_choices(press, action)
+        if action in PROMPT_ACTIONS and press.controls is Controls.REACTIONS:
+            return await self._ask_in_thread(press, action)
         if action in PROMPT_ACTIONS and press.controls is Controls.BUTTONS:
             result = await self._cases.prompt(
                 press.case_id,
@@ -396,6 +406,36 @@ class Inbound:
         await self._cases.remember(_menu_key(press.where, press.case_id), pending)
         listed = notice_view("ui.matrix_menu", case_id=press.case_id, choices="\n".join(lines))
         return await self._tell(press, Feedback(listed))
+
+    async def _ask_in_thread(self, press: Press, action: Action) -> Feedback:
+        """A draft's text or an escalation's reason asked for in the card's thread (Matrix
+        📝, ⏫): checked like the action now, carried out by the presser's next message there
+        (`prompted`)."""
+        check = await self._cases.check(
+            press.case_id, action, press.actor, press.where, Versions(card=press.version)
+        )
+        if check.error is not None:
+            await self._refresh_if_stale(press, check.error)
+            return await self._tell(press, self._refused(check.error))
+        asked = json.dumps({"action": action.value, "at": self._cases.now().isoformat()})
+        await self._cases.remember(_prompt_key(press.where, press.case_id, press.actor), asked)
+        key = THREAD_PROMPTS[action]
+        return await self._tell(press, Feedback(notice_view(key, case_id=press.case_id)))
+
+    async def prompted(self, reply: Reply) -> bool:
+        """Text written in a card's thread by a person the bot asked for it there (📝, ⏫):
+        the action asked for, once. False when nothing was asked of them for this case here
+        (or too long ago): the message is conversation."""
+        key = _prompt_key(reply.where, reply.to.case_id, reply.actor)
+        stored = await self._cases.recall(key)
+        asked = json.loads(stored) if stored else None
+        if not asked:
+            return False
+        await self._cases.remember(key, "null")  # one answer per prompt
+        at = datetime.fromisoformat(asked["at"])
+        if self._cases.now() - at > PROMPT_PATIENCE:
+            return False
+        return await self.reply(replace(reply, action=Action(asked["action"])))
 
     async def choose(self, choice: Choice) -> bool:
         """A numbered choice from the list last shown for this case here. False when no list
@@ -688,6 +728,11 @@ def _text_request(action: Action, text: str) -> ActionRequest:
 def _note_key(where: Destination, case_id: int) -> str:
     """The draft version a reviewer asked to change in a chat (✏️), awaiting their note."""
     return f"{where.transport}.note:{where.chat}:{case_id}"
+
+
+def _prompt_key(where: Destination, case_id: int, actor: Actor) -> str:
+    """What the bot asked this person to write in a case's thread in a chat (📝, ⏫)."""
+    return f"{where.transport}.prompt:{where.chat}:{case_id}:{actor.id}"
 
 
 def _menu_key(where: Destination, case_id: int) -> str:

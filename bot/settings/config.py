@@ -34,6 +34,7 @@ from bot.settings.connections import (
     SandboxConfig,
     SourceMapping,
     TelegramConfig,
+    is_room_alias,
 )
 from bot.settings.duty_rules import DutyConfig, check_duty_staff
 from bot.settings.errors import (
@@ -320,6 +321,14 @@ class Config(StrictModel):
     @property
     def matrix_enabled(self) -> bool:
         return self.matrix is not None and self.matrix.enabled
+
+    @property
+    def matrix_room_aliases(self) -> list[str]:
+        """The room aliases among the configured rooms, each once: resolved to ids at start
+        (handlers/matrix/aliases.py), before anything keys on a room."""
+        rooms = [d.matrix.room_id for d in self.departments if d.matrix is not None]
+        rooms += self.digest.recipients.matrix_room_ids
+        return list(dict.fromkeys(room for room in rooms if is_room_alias(room)))
 
     @property
     def sandbox_enabled(self) -> bool:

@@ -24,17 +24,22 @@ __all__ = [
     "DiscussionGroup",
     "FeedSource",
     "MatrixConfig",
+    "MatrixRateLimit",
     "MatrixRoomId",
     "MatrixUserId",
     "MetricsConfig",
     "SourceMapping",
     "TelegramConfig",
     "TelegramLimitsConfig",
+    "is_room_alias",
     "reserved_source_name",
 ]
 
 _MATRIX_USER_RE = re.compile(r"^@[^:\s]+:\S+$")
-_MATRIX_ROOM_RE = re.compile(r"^![^:\s]+:\S+$")
+# A room id: "!opaque:server" up to room version 11, "!opaque" from version 12 (the id is the
+# hash of the room's create event). An alias ("#name:server") is resolved to an id at start.
+_MATRIX_ROOM_RE = re.compile(r"^![^:\s]+(?::\S+)?$")
+_MATRIX_ALIAS_RE = re.compile(r"^#[^:\s]+:\S+$")
 _TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 # Fragments that only a copied example would contain; long enough not to hit random tokens.
 _PLACEHOLDER_PARTS = (
@@ -84,10 +89,16 @@ def _check_matrix_user(value: str) -> str:
     return value
 
 
+def is_room_alias(value: str) -> bool:
+    """A room's alias ("#press-housing:example.org"), which names a room id."""
+    return bool(_MATRIX_ALIAS_RE.match(value))
+
+
 def _check_matrix_room(value: str) -> str:
-    if not _MATRIX_ROOM_RE.match(value):
+    if not (_MATRIX_ROOM_RE.match(value) or is_room_alias(value)):
         raise ValueError(
-            f"{value!r} is not a Matrix room id like '!abc123:example.org' (aliases do not work)"
+            f"{value!r} is not a Matrix room id like '!abc123:example.org' (or '!abc123' in "
+            "rooms of version 12) nor a room alias like '#press-housing:example.org'"
         )
     return value
 
@@ -225,6 +236,16 @@ class TelegramConfig(StrictModel):
         return bool(self.token)
 
 
+class MatrixRateLimit(StrictModel):
+    """The homeserver's message rate limit for the bot's account (Synapse's `rc_message`;
+    its defaults): every message, edit, reaction and redaction counts. The bot stays under
+    it instead of collecting M_LIMIT_EXCEEDED. per_second 0: no pacing (the account is
+    exempt, e.g. Synapse's admin API override_ratelimit)."""
+
+    per_second: Annotated[float, Field(ge=0)] = 0.2
+    burst: Annotated[int, Field(gt=0)] = 10
+
+
 class MatrixConfig(StrictModel):
     homeserver: Annotated[str, BeforeValidator(_none_to_empty), AfterValidator(_check_http_url)] = (
         ""
@@ -232,6 +253,7 @@ class MatrixConfig(StrictModel):
     user_id: Annotated[MatrixUserId, BeforeValidator(_none_to_empty)] = ""
     access_token: _Secret = ""
     device_id: Annotated[str, BeforeValidator(_none_to_empty)] = ""  # optional
+    rate_limit: MatrixRateLimit = Field(default_factory=MatrixRateLimit)
 
     @property
     def enabled(self) -> bool:

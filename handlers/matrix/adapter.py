@@ -5,7 +5,8 @@ commands.py; they translate it
 into an inbound event for bot/chat/inbound.py.
 
 The sync token lives in the database: a restart neither replays old commands nor misses new
-ones. The bot joins only the rooms the config names and declines every other invite. Rights
+ones. The bot joins the rooms the config names, and a private room when configured staff
+invite it (commands there answer as in a private chat); it declines every other invite. Rights
 come from the config's staff list, never from power levels (room version 12 gives creators
 power without listing them).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, JoinError, SyncError, SyncResponse
 
@@ -26,10 +28,12 @@ from bot.messages.views import RefKind
 from bot.model import MAX_DRAFT_TEXT
 from bot.settings.config import Config
 from bot.settings.connections import MatrixConfig
+from bot.staff.directory import Directory
 from handlers.matrix import commands, reactions, replies
 from handlers.matrix.checks import check_rooms
 from handlers.matrix.commands import MAX_COMMAND
 from handlers.matrix.context import TRANSPORT, Event, MatrixContext
+from handlers.matrix.limits import MatrixLimits, MatrixPacer
 from handlers.matrix.render import MatrixRenderer
 from handlers.matrix.transport import DELIVERY_CLIENT_CONFIG, MatrixTransport
 
@@ -57,10 +61,12 @@ class MatrixAdapter:
             matrix, AsyncClientConfig(store_sync_tokens=False, encryption_enabled=False)
         )
         self._sender = self._client(matrix, DELIVERY_CLIENT_CONFIG)
-        self.transport = MatrixTransport(self._sender, MatrixRenderer(texts))
+        limits = MatrixLimits(matrix.rate_limit.per_second, matrix.rate_limit.burst)
+        self.transport = MatrixTransport(self._sender, MatrixRenderer(texts), MatrixPacer(limits))
         self._rooms = _configured_rooms(config)
         self._department_rooms = configured_chats(config, TRANSPORT)  # checked at start
         self._problems: ChatProblems | None = None
+        self._directory: Directory | None = None  # who is staff: private rooms and invites
         self._chats: ChatLog | None = None
         self._since_key = f"matrix.since:{matrix.user_id}"
         self._task: asyncio.Task[None] | None = None
@@ -78,8 +84,11 @@ class MatrixAdapter:
     async def start(self, services: ChatServices) -> None:
         ctx = MatrixContext.of(services, self.transport.ref_of_sent)
         self._problems, self._chats = services.problems, services.chats
+        self._directory = services.directory
         since = await ctx.cases.recall(self._since_key)
         for room_id in self._rooms:
+            # A join is an event like a message: the homeserver's rate limit counts it.
+            await self.transport.pacer.acquire(None)
             joined = await self.client.join(room_id)
             if isinstance(joined, JoinError):
                 # Joined when the invite comes in through the sync (_answer_invites).
@@ -139,10 +148,13 @@ class MatrixAdapter:
                 )
 
     async def _answer_invites(self, response: SyncResponse) -> set[str]:
-        """Join the configured rooms invited to, decline the rest; the rooms joined."""
+        """Join the configured rooms invited to, and a private room a configured staff member
+        invites the bot to (for !status and !case); decline the rest. The rooms joined."""
         joined_now = set()
-        for room_id in response.rooms.invite:
-            if room_id in self._rooms:
+        for room_id, invite in response.rooms.invite.items():
+            inviter = self._inviter(invite.invite_state)
+            await self.transport.pacer.acquire(None)  # joining or declining is an event too
+            if room_id in self._rooms or self._is_staff(inviter):
                 joined = await self.client.join(room_id)
                 if isinstance(joined, JoinError):
                     log.warning("matrix: cannot join %s: %s", room_id, joined.message)
@@ -152,6 +164,32 @@ class MatrixAdapter:
                 log.info("matrix: declined an invite to %s (no configured room)", room_id)
                 await self.client.room_leave(room_id)  # declines the invite
         return joined_now
+
+    def _inviter(self, invite_state: list[Any]) -> str | None:
+        """Who sent the bot's invite, from the invite's stripped state."""
+        for event in invite_state:
+            if (
+                getattr(event, "state_key", None) == self.client.user_id
+                and getattr(event, "membership", None) == "invite"
+            ):
+                return str(getattr(event, "sender", "") or "") or None
+        return None
+
+    def _is_staff(self, user_id: str | None) -> bool:
+        return (
+            self._directory is not None
+            and bool(user_id)
+            and (self._directory.by_matrix(str(user_id)).is_staff)
+        )
+
+    def _is_private(self, room_id: str) -> bool:
+        """A room of the bot's that no department names, where everyone else is configured
+        staff: commands are answered there as in a private chat."""
+        room = self.client.rooms.get(room_id)
+        if room is None or room_id in self._rooms:
+            return False
+        others = [user for user in room.users if user != self.client.user_id]
+        return bool(others) and all(self._is_staff(user) for user in others)
 
     def _note_rooms(self, response: SyncResponse) -> None:
         """The rooms events came from, for `otklik chats` and the DEBUG log."""
@@ -163,12 +201,18 @@ class MatrixAdapter:
             log.debug(
                 "matrix: %d events from room %s «%s»", len(room.timeline.events), room_id, name
             )
-            if self._chats is not None:
+            # Only the configured rooms: a private room's id is nobody's business.
+            if self._chats is not None and room_id in self._rooms:
                 self._chats.saw(TRANSPORT, room_id, name, "room")
 
     async def _handle(self, ctx: MatrixContext, response: SyncResponse) -> None:
         for room_id, room in response.rooms.join.items():
             if room_id not in self._rooms:
+                # A private room with staff (joined on their invite): commands only. Should
+                # anyone else be in it, they are ignored and audited as in any chat that is
+                # no work chat.
+                private = self._is_private(room_id)
+                await self._handle_commands(ctx, room_id, room.timeline.events, private)
                 continue
             for event in room.timeline.events:
                 source: Event = getattr(event, "source", {}) or {}
@@ -181,6 +225,26 @@ class MatrixAdapter:
                 except Exception:  # one bad event must not stop the sync loop
                     log.exception("matrix: failed to handle %s", source.get("event_id"))
         await ctx.shown.save()
+
+    async def _handle_commands(
+        self, ctx: MatrixContext, room_id: str, events: list[Any], private: bool
+    ) -> None:
+        """Commands in a room no department names, as in a private chat with the bot."""
+        for event in events:
+            source: Event = getattr(event, "source", {}) or {}
+            content = source.get("content") or {}
+            relation = content.get("m.relates_to") or {}
+            if (
+                source.get("sender") == self.client.user_id
+                or source.get("type") != "m.room.message"
+                or relation.get("rel_type") == "m.replace"
+            ):
+                continue
+            body = str(content.get("body") or "").strip()[:MAX_COMMAND]
+            try:
+                await commands.on_command(ctx, room_id, source, body, None, None, private)
+            except Exception:  # one bad event must not stop the sync loop
+                log.exception("matrix: failed to handle %s", source.get("event_id"))
 
     async def _dispatch(self, ctx: MatrixContext, room_id: str, event: Event) -> None:
         content = event.get("content") or {}

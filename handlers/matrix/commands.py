@@ -18,8 +18,10 @@ async def on_command(
     body: str,
     about: MessageRef | None,
     root: str | None,
+    private: bool = False,
 ) -> None:
-    """`about`: the message whose thread the command was written in, if any."""
+    """`about`: the message whose thread the command was written in, if any; `private`: a
+    room of the bot with staff only (adapter.py)."""
     if not body.startswith(COMMAND_PREFIXES):
         return
     word, _, args = body[1:].partition(" ")
@@ -31,6 +33,7 @@ async def on_command(
         answer_to(event, root),
         about=about,
         person=str(event.get("sender") or ""),
+        private=private,
         thread_root=root,
     )
     await ctx.inbound.command(command)

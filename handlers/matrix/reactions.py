@@ -10,11 +10,13 @@ from bot.messages.views import RefKind
 from bot.model import Action
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
 
-# Under a card. Menu actions answer with a numbered list in the card's thread.
+# Under a card. Menu actions answer with a numbered list in the card's thread; 📝 and ⏫ ask
+# for text there.
 CARD_REACTIONS: dict[Action, str] = {
     Action.TAKE: "✋",
     Action.RELEASE: "👋",
-    Action.USE_TEMPLATE: "📝",
+    Action.DRAFT: "📝",  # the draft's text is asked for in the card's thread
+    Action.USE_TEMPLATE: "📋",
     Action.PUBLISH: "📣",
     Action.MARK_PUBLISHED: "📤",
     Action.ESCALATE: "⏫",

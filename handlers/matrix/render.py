@@ -160,7 +160,11 @@ class MatrixRenderer:
             return MatrixRendered(self._fit_plain(view["text"], html_too=False), None)
         if view["view"] == "queue":
             page = self.texts.render(
-                "queue.html.j2", waiting=view["waiting"], items=view["items"], more=view["more"]
+                "queue.html.j2",
+                waiting=view["waiting"],
+                items=view["items"],
+                more=view["more"],
+                matrix=True,
             )
             return self._html(self.fit_lines(page), NOTICE)
         if view["view"] == "triage":

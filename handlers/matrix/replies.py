@@ -1,5 +1,6 @@
 """Work written in a card's thread: a number chooses from the list a menu reaction showed,
-"!draft", "!note", "!published" and "!escalate" carry text for an action (also with "/").
+"!draft", "!note", "!published" and "!escalate" carry text for an action (also with "/"), and
+after 📝 or ⏫ the presser's next plain message is the draft's text or the reason.
 In a crisis card's thread, "!done N" ticks checklist item N and "!undo N" unticks it.
 Translation only: bot/chat/inbound.py acts and answers."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 from bot.chat.inbound import ChecklistPress, Choice, Controls, Reply
 from bot.messages.views import MessageRef
 from bot.model import Action
+from handlers.matrix.commands import COMMAND_PREFIXES
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
 
 DRAFT_PREFIXES = ("!draft", "!черновик")  # "!draft <answer text>" is a new draft version
@@ -32,12 +34,17 @@ async def on_thread_message(
     answer = answer_to(event, root)
     if body.isdigit():
         choice = Choice(where(room_id), ctx.actor(event), card.case_id, int(body), answer)
-        return await ctx.inbound.choose(choice)
+        if await ctx.inbound.choose(choice):
+            return True
     word, _, rest = body.partition(" ")
     word = "!" + word[1:].lower() if word.startswith("/") else word.lower()
     action = ACTION_OF_PREFIX.get(word)
     if action is None:
-        return False
+        if body.startswith(COMMAND_PREFIXES):
+            return False  # a command ("!status"), answered as in the room
+        # The text 📝 or ⏫ asked this person for, if they were asked; else conversation.
+        text = Reply(where(room_id), ctx.actor(event), card, body, Controls.REACTIONS, answer)
+        return await ctx.inbound.prompted(text)
     reply = Reply(
         where(room_id),
         ctx.actor(event),

@@ -37,6 +37,7 @@ from bot.messages.outbox import (
     RetryLater,
 )
 from bot.model import AttachmentKind
+from handlers.matrix.limits import MatrixLimits, MatrixPacer
 from handlers.matrix.render import HTML_FORMAT, MatrixRendered, MatrixRenderer
 
 __all__ = [
@@ -118,15 +119,24 @@ def _checked(response: Any, what: str) -> Any:
 class MatrixTransport:
     name = "matrix"
 
-    def __init__(self, client: AsyncClient, renderer: MatrixRenderer) -> None:
+    def __init__(
+        self, client: AsyncClient, renderer: MatrixRenderer, pacer: MatrixPacer | None = None
+    ) -> None:
         self.client = client
         self.renderer = renderer
+        # The homeserver's rate limit, kept before sending (an unpaced one when not given).
+        self.pacer = pacer or MatrixPacer(MatrixLimits(per_second=0))
         self._uploaded: dict[str, str] = {}  # blob sha256 -> mxc:// URI, newest last
         self._upload_lock = asyncio.Lock()
         # What the outbox records once a delivery is settled, known as soon as it is sent:
         # (room, event id) -> ref_key, newest last, and the latest event of each ref_key.
         self._sent: dict[tuple[str, str], str] = {}
         self._latest: dict[tuple[str, str], str] = {}
+
+    def capacity_per_minute(self, chat: str) -> int:
+        """Messages the room can take in about a minute: above that backlog the outbox keeps
+        a queue message there (bot/messages/delivery.py)."""
+        return self.pacer.capacity_per_minute(chat)
 
     def ref_of_sent(self, room: str, event: str) -> str | None:
         """The ref_key of a message this process has just sent. A person may react to it (or
@@ -262,6 +272,7 @@ class MatrixTransport:
     # --- the calls ---
 
     async def _send(self, room: str, event_type: str, content: dict[str, Any], tx_id: str) -> str:
+        await self.pacer.acquire(room)
         response = await self.client.room_send(
             room_id=room,
             message_type=event_type,
@@ -273,6 +284,7 @@ class MatrixTransport:
         return sent
 
     async def _redact(self, room: str, target: str, tx_id: str) -> None:
+        await self.pacer.acquire(room)
         response = await self.client.room_redact(room, target, tx_id=tx_id)
         if isinstance(response, ErrorResponse) and response.status_code == NOT_FOUND:
             log.debug("matrix: event %s in %s was already gone", target, room)
@@ -343,6 +355,7 @@ class MatrixTransport:
         for key in keys:
             content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}}
             tx_id = transaction_id(item.idempotency_key, REACTION, target, key)
+            await self.pacer.acquire(item.chat)
             response = await self.client.room_send(
                 room_id=item.chat,
                 message_type=REACTION,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from bot.model import Identity, Mention, Sentiment
 from bot.settings.config import Config, load_config
 from bot.settings.drill_scenarios import DrillScenario
 from bot.settings.playbook import load_playbook
-from handlers.app import App
+from handlers.app import App, with_room_ids
 from handlers.matrix.adapter import MatrixAdapter
 from handlers.matrix.shown import CARD_FIELD
 from tests.doubles.support import ROOT
@@ -51,6 +52,7 @@ matrix:
   user_id: "{bot_id}"
   access_token: "{bot_token}"
   device_id: "{bot_device}"
+  rate_limit: {rate_limit}
 api: {{listen: "127.0.0.1:0"}}
 outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
 departments:
@@ -60,7 +62,7 @@ departments:
 coordination_department: coordination
 staff:
 {staff}
-"""
+{extra}"""
 
 
 class MatrixWorld:
@@ -71,8 +73,14 @@ class MatrixWorld:
         locale: str,
         clock: Clock | None = None,
         drills: Mapping[str, DrillScenario] | None = None,
+        aliased: Collection[str] = (),
+        rate_limit: Mapping[str, float] | None = None,
+        extra_config: str = "",
     ) -> None:
         self.clock = clock or SystemClock()  # a FrozenClock scripts timings (drills)
+        # The bot's pacing: the fixture's own limits unless a test lowers the server's.
+        self.rate_limit = dict(rate_limit or {"per_second": 1000, "burst": 1000})
+        self.extra_config = extra_config  # more top-level sections (a telegram: one)
         self.drills = drills  # the playbook's drill scenarios instead of the shipped ones
         self.synapse = synapse
         self.tmp_path = tmp_path
@@ -98,6 +106,12 @@ class MatrixWorld:
             if name != "duty":
                 for room in self.rooms.values():
                     synapse.join(user.access_token, room)
+        # Departments the config names by a room alias instead of the room's id.
+        self.aliases: dict[str, str] = {}
+        for dept in aliased:
+            alias = f"#press-{dept}-{suffix}:{synapse.server_name}"
+            synapse.add_alias(owner.access_token, alias, self.rooms[dept])
+            self.aliases[dept] = alias
         self.clients: dict[str, AsyncClient] = {}
         self.app: App | None = None
         self._mentions = 0
@@ -120,9 +134,11 @@ class MatrixWorld:
                 bot_id=self.bot.user_id,
                 bot_token=self.bot.access_token,
                 bot_device=self.bot.device_id,
-                housing=self.rooms["housing"],
-                transport=self.rooms["transport"],
-                coordination=self.rooms["coordination"],
+                housing=self.aliases.get("housing", self.rooms["housing"]),
+                transport=self.aliases.get("transport", self.rooms["transport"]),
+                coordination=self.aliases.get("coordination", self.rooms["coordination"]),
+                rate_limit=json.dumps(self.rate_limit),
+                extra=self.extra_config,
                 staff=staff,
             ),
             encoding="utf-8",
@@ -130,7 +146,7 @@ class MatrixWorld:
         return load_config(path, env={})
 
     async def start_bot(self) -> App:
-        config = self.config()
+        config = await with_room_ids(self.config())
         playbook = load_playbook(config.playbooks.path)
         if self.drills is not None:
             playbook = playbook.model_copy(update={"drills": dict(self.drills)})
@@ -195,8 +211,8 @@ class MatrixWorld:
 
     # --- reading ------------------------------------------------------------------------
 
-    async def get(self, path: str) -> dict[str, Any]:
-        token = self.users["duty"].access_token
+    async def get(self, path: str, who: str = "duty") -> dict[str, Any]:
+        token = self.users[who].access_token
         async with (
             aiohttp.ClientSession() as http,
             http.get(
@@ -255,10 +271,11 @@ class MatrixWorld:
             e["content"]["m.relates_to"]["key"] for e in chunk if e["sender"] == self.bot.user_id
         }
 
-    async def bot_membership(self, room: str) -> str | None:
-        """The bot's membership in a room: "invite", "join", "leave", or None if never asked in."""
+    async def bot_membership(self, room: str, who: str = "duty") -> str | None:
+        """The bot's membership in a room: "invite", "join", "leave", or None if never asked in
+        (as `who`, a member of the room, sees it)."""
         path = f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.member/"
-        state = await self.get(path + quote(self.bot.user_id))
+        state = await self.get(path + quote(self.bot.user_id), who)
         membership = state.get("membership")
         return str(membership) if membership else None
 
@@ -267,9 +284,9 @@ class MatrixWorld:
         chunk = (await self.get(f"{base}/m.thread?limit=100&dir=f"))["chunk"]
         return list(chunk)
 
-    async def bot_messages(self, room: str) -> list[dict[str, Any]]:
+    async def bot_messages(self, room: str, who: str = "duty") -> list[dict[str, Any]]:
         path = f"/_matrix/client/v3/rooms/{quote(room)}/messages?dir=b&limit=200"
-        chunk = (await self.get(path))["chunk"]
+        chunk = (await self.get(path, who))["chunk"]
         return [
             e
             for e in reversed(chunk)
@@ -298,8 +315,13 @@ async def matrix_world(
     *,
     clock: Clock | None = None,
     drills: Mapping[str, DrillScenario] | None = None,
+    aliased: Collection[str] = (),
+    rate_limit: Mapping[str, float] | None = None,
+    extra_config: str = "",
 ) -> AsyncIterator[MatrixWorld]:
-    world = MatrixWorld(synapse, tmp_path, locale, clock, drills)
+    """`aliased`: departments the config names by a room alias; `rate_limit`: the bot's
+    matrix.rate_limit; `extra_config`: more top-level config sections, as YAML."""
+    world = MatrixWorld(synapse, tmp_path, locale, clock, drills, aliased, rate_limit, extra_config)
     await world.start_bot()
     try:
         yield world

@@ -159,7 +159,6 @@ class SynapseServer:
             "trusted_key_servers": [],
             "suppress_key_server_warning": True,
             "federation_domain_whitelist": [],
-            "default_room_version": "11",
             "presence": {"enabled": False},
             "url_preview_enabled": False,
             "enable_metrics": False,
@@ -343,6 +342,11 @@ class SynapseServer:
             "POST", "/_matrix/client/v3/createRoom", token=token, body=body
         )["room_id"]
         return room_id
+
+    def add_alias(self, token: str, alias: str, room_id: str) -> None:
+        """Point a room alias ("#name:otklik.test") at the room."""
+        path = f"/_matrix/client/v3/directory/room/{_q(alias)}"
+        self.request("PUT", path, token=token, body={"room_id": room_id})
 
     def join(self, token: str, room_id: str) -> None:
         self.request("POST", f"/_matrix/client/v3/join/{_q(room_id)}", token=token, body={})

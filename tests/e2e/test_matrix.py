@@ -229,9 +229,11 @@ async def test_foreign_invites_are_declined_and_encrypted_rooms_warned_about(
 ) -> None:
     async with matrix_world(synapse, tmp_path) as world:
         owner = world.users["duty"]
-        foreign = synapse.create_room(owner.access_token, "Чужая", invite=[world.bot.user_id])
+        # Somebody who is no staff asks the bot in: declined (staff invites are private rooms).
+        stranger = world.users["stranger"]
+        foreign = synapse.create_room(stranger.access_token, "Чужая", invite=[world.bot.user_id])
 
-        await eventually(lambda: _is(world.bot_membership(foreign), "leave"))
+        await eventually(lambda: _is(world.bot_membership(foreign, "stranger"), "leave"))
 
         # A configured room that is encrypted: the bot says so in the log at start. The bot
         # is stopped first: running with the old config, it would rightly decline the invite.

@@ -3,7 +3,8 @@ choice, a reply and a command, the way every transport's adapter hands them in."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -318,6 +319,49 @@ async def test_a_reply_to_a_prompt_carries_its_action_and_a_refusal_names_the_ri
     draft = MessageRef(RefKind.DRAFT, case_id, version=1)
     chat = Reply(TOPIC, world.staff("spec"), draft, "ок", Controls.BUTTONS, Answer("reply:3"))
     assert not await world.inbound.reply(chat)
+
+
+async def test_draft_and_escalate_reactions_ask_in_the_thread_for_the_presser(
+    world: World, clock: FrozenClock
+) -> None:
+    case_id = await world.open_case()
+    card = MessageRef(RefKind.CARD, case_id)
+
+    def text(who: str, words: str, key: str) -> Reply:
+        return Reply(ROOM, world.staff(who), card, words, Controls.REACTIONS, Answer(key, "$card"))
+
+    # 📝 acts on nothing yet: it asks in the card's thread.
+    assert await world.inbound.press(reaction(world, "spec", case_id, Action.DRAFT, RefKind.CARD))
+    asked = (await world.answers(ROOM))["answer:$r1"]
+    assert asked.payload == notice_view("ui.matrix_prompt_draft", case_id=case_id)
+    assert asked.reply_to_key == "ext:$card"  # in the card's thread
+    assert await world.state(case_id) is CaseState.NEW
+    # Someone else's message there is conversation; the presser's is the draft, once.
+    assert not await world.inbound.prompted(text("appr", "Посмотрю", "t:1"))
+    assert await world.inbound.prompted(text("spec", "Мы разбираемся", "t:2"))
+    case = await world.cases.get(case_id)
+    assert case is not None and case.latest_draft is not None
+    assert (case.latest_draft.author, case.latest_draft.text) == ("spec", "Мы разбираемся")
+    assert not await world.inbound.prompted(text("spec", "Спасибо", "t:3"))
+
+    # ⏫ asks for the reason; a question left for over an hour has lapsed.
+    press = reaction(world, "spec", case_id, Action.ESCALATE, RefKind.CARD)
+    await world.inbound.press(press)
+    clock.advance(timedelta(hours=2))
+    assert not await world.inbound.prompted(text("spec", "Поздно", "t:4"))
+    await world.inbound.press(replace(press, nonce="$r2", answer=Answer("answer:$r2", "$card")))
+    assert (await world.answers(ROOM))["answer:$r2"].payload == notice_view(
+        "ui.matrix_prompt_reason", case_id=case_id
+    )
+    assert await world.inbound.prompted(text("spec", "Нужна помощь руководства", "t:5"))
+    case = await world.cases.get(case_id)
+    assert case is not None and case.escalation_level == 1
+
+    # A stranger is refused at the reaction, and nothing is asked of them.
+    stranger = replace(press, actor=Actor.stranger("@troll:example.org"), nonce="$r3")
+    assert (await world.inbound.press(stranger)).alert
+    troll = Reply(ROOM, stranger.actor, card, "ха", Controls.REACTIONS, Answer("t:6"))
+    assert not await world.inbound.prompted(troll)
 
 
 async def test_a_thread_command_names_its_action_and_is_quiet_when_done(world: World) -> None:

@@ -326,7 +326,7 @@ def test_no_departments(tmp_path: Path) -> None:
 def test_invalid_ids_and_matrix_ids(tmp_path: Path) -> None:
     data = base()
     data["departments"][0]["id"] = "Housing"
-    data["departments"][1]["matrix"]["room_id"] = "#transport:example.org"
+    data["departments"][1]["matrix"]["room_id"] = "transport:example.org"
     data["staff"][1]["matrix_id"] = "petrov"
     problems = problems_of(write(tmp_path, data))
     assert set(problems) == {
@@ -336,6 +336,44 @@ def test_invalid_ids_and_matrix_ids(tmp_path: Path) -> None:
     }
     assert "lowercase" in problems["departments[0].id"]
     assert "room id" in problems["departments[1].matrix.room_id"]
+
+
+@pytest.mark.parametrize(
+    "room",
+    [
+        "!tr:example.org",  # room versions up to 11
+        "!aBcD-_1234567890aBcD-_1234567890aBcD-_12345",  # version 12: no server part
+        "#press-transport:example.org",  # an alias, resolved to the room id at start
+    ],
+)
+def test_matrix_rooms_of_every_room_version_and_aliases(tmp_path: Path, room: str) -> None:
+    data = base()
+    data["departments"][1]["matrix"]["room_id"] = room
+    data["digest"] = {"recipients": {"matrix_room_ids": [room]}}
+    config = load_config(write(tmp_path, data), env={})
+    department = config.departments[1]
+    assert department.matrix is not None and department.matrix.room_id == room
+    aliases = [room] if room.startswith("#") else []
+    assert config.matrix_room_aliases == aliases  # named once though configured twice
+
+
+@pytest.mark.parametrize("room", ["!", "!a b:example.org", "#noserver", "#a:", "@a:example.org"])
+def test_not_a_matrix_room(tmp_path: Path, room: str) -> None:
+    data = base()
+    data["departments"][1]["matrix"]["room_id"] = room
+    problem = problems_of(write(tmp_path, data))["departments[1].matrix.room_id"]
+    assert "room id" in problem and "alias" in problem
+
+
+def test_matrix_rate_limit(tmp_path: Path) -> None:
+    data = base()
+    data["matrix"] = {"homeserver": "https://matrix.example.org"}
+    config = load_config(write(tmp_path, data), env={})
+    assert config.matrix is not None
+    # Synapse's own defaults for rc_message.
+    assert (config.matrix.rate_limit.per_second, config.matrix.rate_limit.burst) == (0.2, 10)
+    data["matrix"]["rate_limit"] = {"per_second": 0, "burst": 0}
+    assert set(problems_of(write(tmp_path, data))) == {"matrix.rate_limit.burst"}
 
 
 def test_bad_timezone(tmp_path: Path) -> None:

@@ -242,7 +242,7 @@ def test_views_render_to_content_and_reactions(
     assert HOSTILE in new.body and "<script>" not in new.formatted_body
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;/b&gt;" in new.formatted_body
     assert "\n" not in new.formatted_body and "<blockquote>" in new.formatted_body
-    assert new.reactions == ["✋", "📝", "⏫", "↪️", "🚫", "✔️"]
+    assert new.reactions == ["✋", "📝", "📋", "⏫", "↪️", "🚫", "✔️"]
     # The card names its case and version: reactions under it are read against it.
     shown = card(directory, HOSTILE)["case"]
     assert new.content() == {
@@ -389,7 +389,7 @@ async def test_an_edit_replaces_the_card_and_brings_reactions_in_step(
     posted = await rig.deliver(new)
     ref = posted.external_ref
     assert ref is not None
-    assert rig.reactions(ref) == ["✋", "📝", "⏫", "↪️", "🚫", "✔️"]
+    assert rig.reactions(ref) == ["✋", "📝", "📋", "⏫", "↪️", "🚫", "✔️"]
     # A person clicks ✋: the bot must never take other people's reactions away.
     rig.send_as_reader(
         "m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "event_id": ref, "key": "✋"}}
@@ -405,7 +405,7 @@ async def test_an_edit_replaces_the_card_and_brings_reactions_in_step(
     edit_event = rig.event(ref)["unsigned"]["m.relations"]["m.replace"]["content"]
     assert edit_event["body"].startswith("* ") and edit_event["formatted_body"].startswith("* ")
     # ✋ went away (its event redacted), 📤 and ⏸️ came; the rest kept their events and order.
-    assert rig.reactions(ref, rig.bot.user_id) == ["📝", "⏫", "↪️", "🚫", "✔️", "📤", "⏸️"]
+    assert rig.reactions(ref, rig.bot.user_id) == ["📝", "📋", "⏫", "↪️", "🚫", "✔️", "📤", "⏸️"]
     assert rig.reactions(ref, rig.reader.user_id) == ["✋"]
     assert "redacted_because" in rig.event(take)["unsigned"]
     kept = {k: v for k, v in posted.info["reactions"].items() if k != "✋"}
@@ -511,7 +511,17 @@ async def test_a_resent_item_creates_nothing_twice(rig: Rig, directory: Director
     assert await rig.deliver(taken, OutboxOp.EDIT, target=ref, key=edit_key) == edited
     assert len(rig.relations(ref, "m.replace")) == 1
     # Kept reactions keep their place; 👋 comes last (reactions cannot be reordered).
-    assert rig.reactions(ref, rig.bot.user_id) == ["✋", "📝", "⏫", "↪️", "🚫", "✔️", "👋", "⏸️"]
+    assert rig.reactions(ref, rig.bot.user_id) == [
+        "✋",
+        "📝",
+        "📋",
+        "⏫",
+        "↪️",
+        "🚫",
+        "✔️",
+        "👋",
+        "⏸️",
+    ]
     assert list(edited.info["reactions"]) == card_reactions(taken["actions"])
 
     reply_key = f"matrix:{rig.room}:prompt:1"
@@ -602,4 +612,5 @@ def test_rendered_content_is_json_ready(renderer: MatrixRenderer) -> None:
     rendered = renderer.render(views.queue_view(3, [{"case_id": 7, "priority": "high"}], 0))
     assert isinstance(rendered, MatrixRendered)
     assert json.loads(json.dumps(rendered.content())) == rendered.content()
-    assert "/case 7" in rendered.body and "<br>" in (rendered.formatted_body or "")
+    assert "!case 7" in rendered.body and "<br>" in (rendered.formatted_body or "")
+    assert "сервера Matrix" in rendered.body and "Telegram" not in rendered.body
