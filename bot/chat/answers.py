@@ -307,7 +307,9 @@ class Answers:
 
     def _thread_context(self, thread: CaseThread) -> dict[str, Any]:
         case, mention = thread.case, thread.mentions[0]
-        card = card_view(case, mention, thread.author, self._directory, self._cases.tz)
+        card = card_view(
+            case, mention, thread.author, self._directory, self._cases.tz, codes=self._cases.codes
+        )
         facts: dict[str, Any] = {
             **card["case"],
             "outcome": case.outcome.value if case.outcome else None,

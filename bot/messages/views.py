@@ -49,6 +49,7 @@ CARD_FIELDS = (
     "draft",
     "moved_to",
     "sla",
+    "codes",
 )
 DRAFT_FIELDS = (
     "case_id",
@@ -105,6 +106,12 @@ class MenuOption(TypedDict):
     label: NotRequired[str]
     label_key: NotRequired[str]
     action: NotRequired[str]  # the Action value it stands for, when not the menu's own
+    menu: NotRequired[str]  # a submenu it opens instead of acting ("set_code.topic")
+
+
+class CardCodes(TypedDict):
+    dimension: str  # its title
+    codes: list[str]  # their titles
 
 
 class CardView(TypedDict):
@@ -124,8 +131,11 @@ class CardView(TypedDict):
     moved_to: str | None  # name of the department a rerouted case went to
     sla: SlaLine | None
     actions: list[str]  # Action values, one button each
-    menu: str | None  # the Action value whose submenu is open
+    menu: str | None  # the Action value whose submenu is open ("set_code.topic": 2nd level)
     options: list[MenuOption]
+    # Codes set from the chat, per dimension of codes.yaml: [{"dimension", "codes"}]; absent
+    # from cards queued before they existed.
+    codes: NotRequired[list[CardCodes]]
 
 
 class DraftView(TypedDict):
