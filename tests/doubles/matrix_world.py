@@ -71,7 +71,10 @@ class MatrixWorld:
         locale: str,
         clock: Clock | None = None,
         drills: Mapping[str, DrillScenario] | None = None,
+        extra_staff: tuple[tuple[str, str, str], ...] = (),
     ) -> None:
+        # (staff id, name, roles) beside STAFF: a test that needs a lead adds one
+        self.staff = (*STAFF, *extra_staff)
         self.clock = clock or SystemClock()  # a FrozenClock scripts timings (drills)
         self.drills = drills  # the playbook's drill scenarios instead of the shipped ones
         self.synapse = synapse
@@ -80,7 +83,7 @@ class MatrixWorld:
         suffix = uuid.uuid4().hex[:8]
         self.bot = synapse.register(f"otklik-{suffix}")
         self.users: dict[str, MatrixUser] = {
-            name: synapse.register(f"{name}-{suffix}") for name, _, _ in STAFF
+            name: synapse.register(f"{name}-{suffix}") for name, _, _ in self.staff
         }
         self.users["stranger"] = synapse.register(f"troll-{suffix}")
         owner = self.users["duty"]
@@ -108,7 +111,7 @@ class MatrixWorld:
             f"roles: {{{roles}}}"
             + (f", global_roles: [{GLOBAL_ROLES[name]}]" if name in GLOBAL_ROLES else "")
             + "}"
-            for name, full, roles in STAFF
+            for name, full, roles in self.staff
         )
         path = self.tmp_path / "config.yaml"
         path.write_text(
@@ -298,8 +301,9 @@ async def matrix_world(
     *,
     clock: Clock | None = None,
     drills: Mapping[str, DrillScenario] | None = None,
+    extra_staff: tuple[tuple[str, str, str], ...] = (),
 ) -> AsyncIterator[MatrixWorld]:
-    world = MatrixWorld(synapse, tmp_path, locale, clock, drills)
+    world = MatrixWorld(synapse, tmp_path, locale, clock, drills, extra_staff)
     await world.start_bot()
     try:
         yield world
