@@ -242,8 +242,8 @@ class _Cells:
         return [name, row.cases, row.answered, row.open]
 
     def sections(self, summary: ReportSummary) -> list[Section]:
-        """The tables below the departments' summary."""
-        return [
+        """The tables below the departments' summary; none for a period without cases."""
+        sections = [
             Section(
                 self._label("report.by_code"),
                 self.labels("codes", CODE_COLUMNS),
@@ -255,6 +255,7 @@ class _Cells:
                 [self.assignee(row) for row in summary.assignee_rows()],
             ),
         ]
+        return [section for section in sections if section.rows]
 
     def labels(self, group: str, columns: Sequence[str]) -> list[str]:
         return [self.texts.t(f"report.{group}.{column}") for column in columns]
