@@ -73,6 +73,14 @@ class CodeBook:
         found = self._dimensions.get(dimension)
         return found.title.get(self.locale) if found else dimension
 
+    def title(self, code: str) -> str:
+        """ "topic:heating" as "Тема: Отопление"; the code itself when the playbook lost it."""
+        dimension = dimension_of(code)
+        titles = dict(self._all_codes(dimension)) if dimension else {}
+        if code not in titles:
+            return code
+        return f"{self.dimension_title(dimension or '')}: {titles[code]}"
+
     def offered(self, code: str, department: str) -> bool:
         dimension = dimension_of(code)
         return dimension is not None and any(

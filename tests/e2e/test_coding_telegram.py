@@ -102,6 +102,13 @@ async def test_a_lead_codes_reprioritises_and_assigns_and_the_report_counts_it(
         denied = [e for e in events if e.kind == EventKind.DENIED and e.actor == "spec"]
         assert [e.payload.get("action") for e in denied] == ["assign", "assign"]
 
+        # /case N tells the story in words.
+        asked = world.say("lead", world.housing, f"/case {case_id}", thread=world.topic)
+        history = (await world.answer_to(asked)).text or ""
+        assert "+ Тема: Отопление" in history and "+ Район: Южный" in history
+        assert "изменил(а) приоритет — Высокий" in history
+        assert "назначил(а) ответственного — Борис Орлов" in history
+
         # `otklik report` counts the case by code per dimension and by assignee.
         today = datetime.now(ZoneInfo("Europe/Moscow")).date().isoformat()
         output = tmp_path / "report.md"

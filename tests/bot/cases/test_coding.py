@@ -131,6 +131,8 @@ def test_dimensions_and_codes_as_a_department_sees_them() -> None:
         {"dimension": "Район", "codes": ["Южный"]},
     ]
     assert PLAYBOOK.code_title("topic:heating", "en") == "Topic: Heating"
+    assert CODES.title("district:south") == "Район: Южный"
+    assert CODES.title("topic:gone") == "topic:gone"
     assert PLAYBOOK.code_parts("district:south", "ru") == ("Район", "Южный")
 
 
