@@ -419,9 +419,12 @@ class CaseService:
                 raise InvalidInput(field="template_id", limit=None)
             request = replace(request, text=rendered.text, pre_approved=rendered.pre_approved)
         if action is Action.SET_CODE:
-            # Only the playbook's codes, as offered in the case's department.
+            # Only the playbook's codes, as offered in the case's department; one the case has
+            # may always be removed (the playbook may have dropped it since).
             codes, code = self._cards.codes, request.code or ""
-            if codes is None or not codes.offered(code, case.department):
+            if codes is None or (
+                code not in case.codes and not codes.offered(code, case.department)
+            ):
                 raise InvalidInput(field="code", limit=None)
             request = replace(request, code_multiple=codes.multiple(dimension_of(code) or ""))
         if (

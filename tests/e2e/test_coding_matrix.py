@@ -64,6 +64,10 @@ async def test_a_lead_codes_reprioritises_and_assigns_in_the_card_thread(
         await world.say("lead", room, "!code district 3", thread=card)
         await eventually(lambda: coded("district:south"))
 
+        # 🚦 lists the priorities (not the current one); "!priority high" picks one.
+        await eventually(lambda: world.card_is_current(case_id))
+        await world.react("lead", room, card, "🚦")
+        await eventually(lambda: _bot_said(world, room, card, "1. Критический\n2. Высокий"))
         await world.say("lead", room, "!priority high", thread=card)
 
         async def raised() -> bool:

@@ -202,7 +202,7 @@ async def _open(cases: CaseService, clock: FrozenClock) -> int:
 
 
 async def test_the_service_checks_codes_and_colleagues_against_the_config(
-    service: tuple[CaseService, Directory], clock: FrozenClock
+    service: tuple[CaseService, Directory], clock: FrozenClock, database: Database
 ) -> None:
     cases, directory = service
     case_id = await _open(cases, clock)
@@ -224,6 +224,18 @@ async def test_the_service_checks_codes_and_colleagues_against_the_config(
     assert thread is not None
     denied = [e for e in thread.events if e.kind == EventKind.DENIED]
     assert [(e.actor, e.payload["action"]) for e in denied] == [("tspec", "assign")]
+
+    # A code the playbook has since dropped is never set again, but may be removed.
+    async with database.uow() as uow:
+        stored = await uow.cases.get(case_id)
+        assert stored is not None
+        dropped = replace(stored, codes=(*stored.codes, "topic:gone"), version=stored.version + 1)
+        await uow.cases.save(dropped, expected_version=stored.version)
+        await uow.commit()
+    removed = await cases.act(case_id, ActionRequest(A.SET_CODE, code="topic:gone"), lead)
+    assert removed.case is not None and removed.case.codes == ("topic:heating",)
+    again = await cases.act(case_id, ActionRequest(A.SET_CODE, code="topic:gone"), lead)
+    assert isinstance(again.error, InvalidInput)
 
 
 async def test_a_new_priority_brings_its_sla_policy_and_deadlines(
