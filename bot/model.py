@@ -73,6 +73,9 @@ class Action(StrEnum):
     FOLLOW_UP_LATER = "follow_up_later"  # the result is not there yet: ask again later
     WAIT_FOR_AUTHOR = "wait_for_author"  # the SLA clock pauses until the author answers
     AUTHOR_REPLIED = "author_replied"  # the clock resumes
+    SET_CODE = "set_code"  # a code of the playbook's codes.yaml set or removed (toggled)
+    SET_PRIORITY = "set_priority"  # raised or lowered by the lead or the duty officer
+    ASSIGN = "assign"  # the lead gives the case to a named colleague of the department
 
 
 class IgnoreReason(StrEnum):

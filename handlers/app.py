@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.cases.codes import CodeBook
 from bot.cases.erasure import Erasure
 from bot.cases.grouping import IntakeResult
 from bot.cases.replies import ReplyCatalog
@@ -141,6 +142,7 @@ class App:
             policy=playbook.routing,
             sla=self.sla_engine,
             on_timers=self._timer_planned,
+            codes=CodeBook(playbook.codes, config.locale),
         )
         self.erasure = Erasure(self.database.uow, self.clock, self.cases)
         self.retention_jobs = RetentionJobs(self.erasure, config.retention, config.tz)
@@ -257,6 +259,7 @@ class App:
             on_outbox=self.worker.wake,
             # Leadership reads the digest: its chats get leadership's escalation notices too.
             leadership=digest_recipients(config, self.transports),
+            codes=self.cases.codes,
         )
         self.sla_jobs = SlaJobs(self.scheduler, self.sla, self.clock)
         self.feeds: FeedPoller | None = None

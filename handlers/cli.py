@@ -840,6 +840,14 @@ def report(
         raise typer.Exit(code=2) from None
     path = output or Path(f"report-{first}-{last}.{kind.value}")
     names = {dept.id: dept.name for dept in cfg.departments}
+    staff = {member.id: member.name for member in cfg.staff}
+    code_parts = None
+    try:  # codes by their titles when the playbook loads; by their ids when it does not
+        playbook: Playbook | None = load_playbook(cfg.playbooks.path)
+    except PlaybookError:
+        playbook = None
+    if playbook is not None:
+        code_parts = functools.partial(playbook.code_parts, locale=cfg.locale)
 
     async def export() -> tuple[int, int]:
         database = Database(cfg.database.url)
@@ -847,7 +855,17 @@ def report(
             await database.upgrade()
             texts = texts_for(cfg.playbooks.templates, cfg.locale)
             done = await write_report(
-                database.reader, texts, names, cfg.tz, first, last, kind, path, SystemClock().now()
+                database.reader,
+                texts,
+                names,
+                cfg.tz,
+                first,
+                last,
+                kind,
+                path,
+                SystemClock().now(),
+                staff=staff,
+                code_parts=code_parts,
             )
             return done.cases, done.authors
         finally:

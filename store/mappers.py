@@ -613,6 +613,7 @@ def export_case(row: CaseRow, author_id: int | None) -> ExportCase:
         closed_at=row.closed_at,
         first_touch_due_at=row.first_touch_due_at,
         answer_due_at=row.answer_due_at,
+        assignee=row.assignee,
     )
 
 

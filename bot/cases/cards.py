@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.cases.codes import CodeBook, arg_of_code
 from bot.cases.deadlines import running_deadlines
 from bot.cases.lifecycle import ActionRequest, available_actions
 from bot.cases.replies import origin_of
@@ -38,11 +39,13 @@ from bot.model import (
     AttachmentKind,
     Author,
     Case,
+    DeptRole,
     Draft,
     DraftStatus,
     IgnoreReason,
     Mention,
     Outcome,
+    Priority,
     WaitReason,
 )
 from bot.ports import UnitOfWork
@@ -56,7 +59,13 @@ MENU_ACTIONS = (
     Action.CLOSE,
     Action.IGNORE,
     Action.WAIT_FOR_AUTHOR,
+    Action.SET_CODE,
+    Action.SET_PRIORITY,
+    Action.ASSIGN,
 )
+# A menu with a second level: «Коды ▸» lists dimensions, a dimension lists its codes. The
+# second level is named "<action>.<dimension>" (bot.chat.inbound.parse_menu).
+SUBMENU_SEPARATOR = "."
 # Actions whose button asks for a text reply first.
 PROMPT_ACTIONS = {
     Action.DRAFT: "ui.prompt_draft",
@@ -81,8 +90,16 @@ async def first_mention(uow: UnitOfWork, case: Case) -> tuple[Mention, Author | 
 class Cards:
     """Builds a case's outgoing messages for every chat the directory names."""
 
-    def __init__(self, directory: Directory, tz: ZoneInfo, clock: Clock, coordination: str) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        tz: ZoneInfo,
+        clock: Clock,
+        coordination: str,
+        codes: CodeBook | None = None,
+    ) -> None:
         self._directory = directory
+        self.codes = codes  # the playbook's codes.yaml; None or empty: no «Коды ▸»
         self._tz = tz
         self._clock = clock
         self._coordination = coordination  # escalations are announced there too
@@ -104,6 +121,7 @@ class Cards:
             moved_to,
             publishable=self.publishable(mention),
             now=self._clock.now(),
+            codes=self.codes,
         )
 
     def to_post(
@@ -225,6 +243,17 @@ class Cards:
             if self._coordination != dept:
                 items += self.for_all(self._coordination, OutboxOp.POST, notice, ref, new, now)
 
+        if request.action is Action.ASSIGN and new.assignee is not None:
+            # The colleague is told under the card, in every chat of the department.
+            notice = notice_view(
+                "ui.assigned",
+                case_id=new.id,
+                assignee_name=self._directory.name_of(new.assignee),
+                actor_name=actor.name,
+            )
+            ref = f"assigned:{new.id}:{new.version}"
+            items += self.for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
+
         if request.action is Action.PUBLISH and new.drill:
             # Nothing of a drill leaves the drill: the card says it is published, and this says
             # that it was not really.
@@ -301,6 +330,8 @@ def card_view(
     options: list[MenuOption] | None = None,
     now: datetime | None = None,
     sla_reminder: str | None = None,
+    codes: CodeBook | None = None,
+    menu_name: str | None = None,
 ) -> CardView:
     """Everything a card shows. The card of a rerouted case says where it went, no buttons.
     With `now`, the card says whether the nearest running deadline (the reaction, while one is
@@ -310,7 +341,7 @@ def card_view(
     phase = min(running_deadlines(case), key=lambda p: p[1], default=None)
     deadline = phase[1] if phase else None
     draft = case.latest_draft
-    actions = [] if moved_to else card_actions(case, publishable)
+    actions = [] if moved_to else card_actions(case, publishable, codes)
     return {
         "view": "card",
         "case": {
@@ -345,8 +376,9 @@ def card_view(
         "sla": _sla_line(case, phase, tz, now, sla_reminder),
         "attachments": attachment_lines(mention.attachments),
         "actions": [a.value for a in actions],
-        "menu": menu.value if menu and not moved_to else None,
+        "menu": (menu_name or menu.value) if menu and not moved_to else None,
         "options": options or [],
+        "codes": codes.shown(case.codes) if codes else [],
     }
 
 
@@ -391,10 +423,13 @@ def _sla_line(
     return {"key": key, "params": params, "reminder": reminder or None}
 
 
-def card_actions(case: Case, publishable: bool) -> list[Action]:
+def card_actions(case: Case, publishable: bool, codes: CodeBook | None = None) -> list[Action]:
     """Buttons under a card: what the state allows, without review buttons (they sit under
-    the draft itself) and with the one way of publishing that fits the mention's origin."""
+    the draft itself), with the one way of publishing that fits the mention's origin, and
+    «Коды ▸» only where the playbook has codes for the department."""
     hidden = set(REVIEW_ACTIONS)
+    if codes is None or not codes.dimensions(case.department):
+        hidden.add(Action.SET_CODE)
     # A drill case offers Publish: it is simulated (Cards.announce), never posted.
     hidden.add(Action.MARK_PUBLISHED if publishable or case.drill else Action.PUBLISH)
     return [a for a in available_actions(case) if a not in hidden]
@@ -419,9 +454,29 @@ def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
 
 
 def menu_options(
-    menu: Action, case: Case, directory: Directory, templates: list[tuple[str, str]]
+    menu: Action,
+    case: Case,
+    directory: Directory,
+    templates: list[tuple[str, str]],
+    codes: CodeBook | None = None,
+    dimension: str | None = None,
 ) -> list[MenuOption]:
-    """Choices of a submenu as {"arg", "label"}; labels of enums are message keys."""
+    """Choices of a submenu as {"arg", "label"}; labels of enums are message keys. An option
+    with "menu" opens that submenu instead of acting (a dimension of «Коды ▸»)."""
+    if menu is Action.SET_CODE:
+        return code_options(case, codes, dimension)
+    if menu is Action.SET_PRIORITY:
+        return [
+            {"arg": p.value, "label_key": f"priority.{p.value}"}
+            for p in sorted(Priority, key=lambda p: p.rank, reverse=True)
+            if p is not case.priority
+        ]
+    if menu is Action.ASSIGN:
+        return [
+            {"arg": staff_id, "label": name}
+            for staff_id, name in colleagues(directory, case.department)
+            if staff_id != case.assignee
+        ]
     if menu is Action.USE_TEMPLATE:
         return [{"arg": template_id, "label": title} for template_id, title in templates]
     if menu is Action.REROUTE:
@@ -449,3 +504,38 @@ def menu_options(
     if menu is Action.WAIT_FOR_AUTHOR:
         return [{"arg": r.value, "label_key": f"wait_reason.{r.value}"} for r in WaitReason]
     raise ValueError(f"{menu} has no menu")
+
+
+def code_options(case: Case, codes: CodeBook | None, dimension: str | None) -> list[MenuOption]:
+    """«Коды ▸»: the department's dimensions, each opening its codes; or one dimension's
+    codes, those the case has marked ✓ (choosing one again removes it)."""
+    if codes is None:
+        return []
+    if dimension is None:
+        return [
+            {
+                "arg": d.id,
+                "label": d.title.get(codes.locale) + " ▸",
+                "menu": f"{Action.SET_CODE.value}{SUBMENU_SEPARATOR}{d.id}",
+            }
+            for d in codes.dimensions(case.department)
+        ]
+    return [
+        {
+            "arg": arg_of_code(code),
+            "label": f"✓ {title}" if code in case.codes else title,
+            "action": Action.SET_CODE.value,
+        }
+        for code, title in codes.codes(dimension, case.department)
+    ]
+
+
+def colleagues(directory: Directory, department: str) -> list[tuple[str, str]]:
+    """(staff id, name) of everyone with a role in the department, in the config's order:
+    whom its lead may assign a case to."""
+    seen: dict[str, str] = {}
+    for role in DeptRole:
+        for member in directory.with_department_role(department, role):
+            seen.setdefault(member.id, member.name)
+    order = {m.id: i for i, m in enumerate(directory.staff())}
+    return sorted(seen.items(), key=lambda item: order.get(item[0], 0))

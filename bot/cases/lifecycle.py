@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from bot.cases.codes import dimension_of, toggle
 from bot.model import (
     MAX_DRAFT_TEXT,
     MAX_NAME,
@@ -30,6 +31,7 @@ from bot.model import (
     Event,
     IgnoreReason,
     Outcome,
+    Priority,
     WaitReason,
 )
 from bot.staff.rights import Actor
@@ -67,6 +69,10 @@ ALLOWED_FROM: dict[Action, frozenset[CaseState]] = {
         {S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED, S.PUBLISHED}
     ),
     Action.AUTHOR_REPLIED: _OPEN,
+    # Coding, priority and assignment: at any moment of an open case.
+    Action.SET_CODE: _OPEN,
+    Action.SET_PRIORITY: _OPEN,
+    Action.ASSIGN: _OPEN,
 }
 
 
@@ -139,6 +145,10 @@ class ActionRequest:
     wait_reason: WaitReason | None = None  # WAIT_FOR_AUTHOR
     expected_version: int | None = None  # the card version the button was pressed on
     draft_version: int | None = None  # review actions: the draft version the press was under
+    code: str | None = None  # SET_CODE: "<dimension>:<code>" from the playbook's codes.yaml
+    code_multiple: bool = False  # SET_CODE: the playbook lets the dimension hold several
+    priority: Priority | None = None  # SET_PRIORITY: the new priority
+    assignee: str | None = None  # ASSIGN: the colleague's staff id
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +165,9 @@ def transition(case: Case, request: ActionRequest, actor: Actor, now: datetime) 
     action = request.action
     handler = _HANDLERS[action]
     new_case, events = handler(case, request, actor, now)
-    # Escalating is no reaction; the author's reply is not staff's.
-    if new_case.reacted_at is None and action not in (Action.ESCALATE, Action.AUTHOR_REPLIED):
+    # Escalating is no reaction, nor is coding or a new priority; the author's reply is not
+    # staff's.
+    if new_case.reacted_at is None and action not in _NO_REACTION:
         new_case = replace(new_case, reacted_at=now)
     if new_case.first_touched_at is None and reaches_author(request):
         new_case = replace(new_case, first_touched_at=now)
@@ -166,6 +177,10 @@ def transition(case: Case, request: ActionRequest, actor: Actor, now: datetime) 
         raise AssertionError(f"{action.value} broke invariants: {violations}")
     return Transition(new_case, tuple(events))
 
+
+_NO_REACTION = frozenset(
+    {Action.ESCALATE, Action.AUTHOR_REPLIED, Action.SET_CODE, Action.SET_PRIORITY}
+)
 
 # Closing with these outcomes says the author was told (in public or in private).
 _TOLD = frozenset({Outcome.RESOLVED, Outcome.ANSWERED, Outcome.MOVED_TO_PRIVATE, Outcome.REFUTED})
@@ -226,6 +241,8 @@ def _out_of_bounds(request: ActionRequest) -> InvalidInput | None:
         ("url", request.url, MAX_URL),
         ("department", request.department, MAX_NAME),
         ("template_id", request.template_id, MAX_NAME),
+        ("code", request.code, MAX_NAME),
+        ("assignee", request.assignee, MAX_NAME),
     ):
         if value is not None and len(value) > limit:
             return InvalidInput(field=name, limit=limit)
@@ -290,6 +307,12 @@ def _waiting(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None
     return None
 
 
+def _may_code(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    if case.assignee is None:  # nobody owns it: the department's staff code it
+        return None
+    return _owner_or_lead(case, req, actor)
+
+
 _GUARDS: dict[Action, Guard] = {
     Action.TAKE: _may_take,
     Action.RELEASE: _owner_or_lead,
@@ -302,6 +325,7 @@ _GUARDS: dict[Action, Guard] = {
     Action.FOLLOW_UP_LATER: _follow_up_asked,
     Action.WAIT_FOR_AUTHOR: _not_waiting,
     Action.AUTHOR_REPLIED: _waiting,
+    Action.SET_CODE: _may_code,
 }
 
 
@@ -548,6 +572,56 @@ def _reopen(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Hand
     return new_case, [event]
 
 
+def _set_code(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    code = (req.code or "").strip()
+    if not code:
+        raise MissingInput(field="code")
+    if dimension_of(code) is None:
+        raise InvalidInput(field="code", limit=None)
+    toggled = toggle(case.codes, code, req.code_multiple)
+    event = _event(
+        case,
+        actor,
+        now,
+        Action.SET_CODE,
+        case.state,
+        code=code,
+        added=toggled.added,
+        replaced=list(toggled.removed) or None,
+    )
+    return replace(case, codes=toggled.codes), [event]
+
+
+def _set_priority(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    if req.priority is None:
+        raise MissingInput(field="priority")
+    if req.priority is case.priority:
+        raise InvalidInput(field="priority", limit=None)
+    event = _event(
+        case,
+        actor,
+        now,
+        Action.SET_PRIORITY,
+        case.state,
+        previous=case.priority.value,
+        priority=req.priority.value,
+    )
+    return replace(case, priority=req.priority), [event]
+
+
+def _assign(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    """The colleague owns the case from now on; a new case is taken in their name. Whether
+    they are staff of the department is the case service's to check (the config knows)."""
+    target = (req.assignee or "").strip()
+    if not target:
+        raise MissingInput(field="assignee")
+    if target == case.assignee:
+        raise InvalidInput(field="assignee", limit=None)
+    to = S.TAKEN if case.state is S.NEW else case.state
+    event = _event(case, actor, now, Action.ASSIGN, to, previous=case.assignee, assignee=target)
+    return replace(case, state=to, assignee=target), [event]
+
+
 _HANDLERS = {
     Action.TAKE: _take,
     Action.RELEASE: _release,
@@ -567,6 +641,9 @@ _HANDLERS = {
     Action.FOLLOW_UP_LATER: _follow_up_later,
     Action.WAIT_FOR_AUTHOR: _wait_for_author,
     Action.AUTHOR_REPLIED: _author_replied,
+    Action.SET_CODE: _set_code,
+    Action.SET_PRIORITY: _set_priority,
+    Action.ASSIGN: _assign,
 }
 assert set(_HANDLERS) == set(Action) == set(ALLOWED_FROM)
 

@@ -18,6 +18,7 @@ from bot.cases import lifecycle
 from bot.cases.cards import (
     PROMPT_ACTIONS,
     REVIEW_ACTIONS,
+    SUBMENU_SEPARATOR,
     Cards,
     card_view,
     first_mention,
@@ -130,10 +131,12 @@ class Prompts:
         where: Destination,
         nonce: str,
         versions: Versions = NO_VERSIONS,
+        dimension: str | None = None,
     ) -> ActResult:
         """Show a card's submenu (templates, departments, outcomes, reasons) in one chat, or
         the main buttons again with menu=None. Only where the card is: a redraw for a chat
-        without it would become a new post of the card there."""
+        without it would become a new post of the card there. `dimension`: «Коды ▸»'s second
+        level, the codes of that dimension."""
         now = self._clock.now()
         async with self._uow() as uow:
             case = await uow.cases.get(case_id)
@@ -152,7 +155,7 @@ class Prompts:
             mention, author = await first_mention(uow, case)
             options = None
             if menu is not None:
-                options = menu_options(menu, case, self._directory, self._templates(case))
+                options = self._options(menu, case, dimension)
             view = card_view(
                 case,
                 mention,
@@ -162,6 +165,10 @@ class Prompts:
                 publishable=self._cards.publishable(mention),
                 menu=menu,
                 options=options,
+                codes=self._cards.codes,
+                menu_name=(
+                    f"{menu.value}{SUBMENU_SEPARATOR}{dimension}" if menu and dimension else None
+                ),
             )
             ref = card_ref(case.id, case.department)
             await uow.outbox.enqueue(
@@ -178,14 +185,18 @@ class Prompts:
         actor: Actor,
         where: Destination | None = None,
         versions: Versions = NO_VERSIONS,
+        dimension: str | None = None,
     ) -> tuple[ActResult, list[MenuOption]]:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
         checked = await self.check(case_id, menu, actor, where, versions)
         if checked.case is None or checked.error is not None:
             return checked, []
-        options = menu_options(menu, checked.case, self._directory, self._templates(checked.case))
-        return checked, options
+        return checked, self._options(menu, checked.case, dimension)
+
+    def _options(self, menu: Action, case: Case, dimension: str | None) -> list[MenuOption]:
+        templates = self._templates(case)
+        return menu_options(menu, case, self._directory, templates, self._cards.codes, dimension)
 
     async def check(
         self,

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from bot.cases import lifecycle
 from bot.cases.authors import AuthorLabels, author_of, count_mention
-from bot.cases.cards import Cards, first_mention
+from bot.cases.cards import Cards, colleagues, first_mention
+from bot.cases.codes import CodeBook, dimension_of
 from bot.cases.corrections import Dismissal, IntakePlan, Promotion, correct_sentiment
 from bot.cases.deadlines import DEFAULT_FOLLOW_UP, SlaPlanner, arm_cases
 from bot.cases.grouping import CaseOpener, CaseOpening, IntakeResult
@@ -98,6 +99,7 @@ class CaseService:
         policy: RoutingConfig | None = None,
         sla: SlaPlanner | None = None,
         on_timers: Callable[[datetime], None] = lambda _due: None,
+        codes: CodeBook | None = None,
     ) -> None:
         self._sla = sla  # None: no SLA timers (tests of other parts)
         self._on_timers = on_timers  # tells the scheduler about a timer due at that moment
@@ -112,7 +114,7 @@ class CaseService:
         self._directory = directory
         self._tz = tz
         self._on_outbox = on_outbox  # wakes the delivery worker after a commit
-        self._cards = Cards(directory, tz, clock, coordination)
+        self._cards = Cards(directory, tz, clock, coordination, codes)
         self._authors = AuthorLabels(uow_factory, clock, policy.author_labels)
         self._opener = CaseOpener(policy.grouping, self._cards, self._cases_changed)
         self._prompts = Prompts(
@@ -364,8 +366,14 @@ class CaseService:
                 new_case = self._sla.resumed(case, new_case, now)  # the paused time is given back
             if request.action is Action.REOPEN and self._sla is not None:
                 new_case = self._sla.reopened(new_case, now)
+            events = result.events
+            if request.action is Action.SET_PRIORITY and self._sla is not None:
+                # The SLA policy follows the priority: deadlines not yet met are counted again
+                # from the case's opening on the new policy; the event says which.
+                new_case = self._sla.reprioritised(new_case, now)
+                events = tuple(_with_deadlines(e, new_case) for e in events)
             await uow.cases.save(new_case, expected_version=case.version)
-            await uow.events.append(result.events)
+            await uow.events.append(events)
             if request.action is Action.IGNORE and request.reason is IgnoreReason.NOT_NEGATIVE:
                 # Staff say Otklik was wrong: the mentions stop counting as negative (crisis
                 # counts, the author's critic label) and become training examples.
@@ -385,7 +393,7 @@ class CaseService:
             await self._cases_changed(uow, [new_case], now, request.action)
             await uow.commit()
         self._on_outbox()
-        return ActResult(new_case, result.events)
+        return ActResult(new_case, events)
 
     def _complete(
         self,
@@ -410,6 +418,21 @@ class CaseService:
             if rendered is None:
                 raise InvalidInput(field="template_id", limit=None)
             request = replace(request, text=rendered.text, pre_approved=rendered.pre_approved)
+        if action is Action.SET_CODE:
+            # Only the playbook's codes, as offered in the case's department; one the case has
+            # may always be removed (the playbook may have dropped it since).
+            codes, code = self._cards.codes, request.code or ""
+            if codes is None or (
+                code not in case.codes and not codes.offered(code, case.department)
+            ):
+                raise InvalidInput(field="code", limit=None)
+            request = replace(request, code_multiple=codes.multiple(dimension_of(code) or ""))
+        if (
+            action is Action.ASSIGN
+            and request.assignee is not None
+            and request.assignee not in dict(colleagues(self._directory, case.department))
+        ):
+            raise InvalidInput(field="assignee", limit=None)  # staff of the department only
         if action is Action.PUBLISH and not case.drill and not self._cards.publishable(mention):
             raise NotPublishable()
         if action in (Action.PUBLISH, Action.MARK_PUBLISHED) and request.follow_up_at is None:
@@ -428,6 +451,11 @@ class CaseService:
             wait = self._sla.follow_up_after(case) if self._sla else DEFAULT_FOLLOW_UP
             request = replace(request, follow_up_at=now + wait)
         return request
+
+    @property
+    def codes(self) -> CodeBook | None:
+        """The playbook's codes.yaml, for transports that parse "!code topic 3"."""
+        return self._cards.codes
 
     def misplaced(self, case: Case, where: Destination | None) -> WrongChat | None:
         """A press from a chat that is neither the case's department chat nor the coordination
@@ -487,10 +515,13 @@ class CaseService:
         where: Destination,
         nonce: str,
         versions: Versions = NO_VERSIONS,
+        dimension: str | None = None,
     ) -> ActResult:
-        """Show a card's submenu (templates, departments, outcomes, reasons) in one chat, or
-        the main buttons again with menu=None."""
-        return await self._prompts.open_menu(case_id, menu, actor, where, nonce, versions)
+        """Show a card's submenu (templates, departments, outcomes, reasons, codes) in one
+        chat, or the main buttons again with menu=None."""
+        return await self._prompts.open_menu(
+            case_id, menu, actor, where, nonce, versions, dimension
+        )
 
     async def menu_choices(
         self,
@@ -499,10 +530,11 @@ class CaseService:
         actor: Actor,
         where: Destination | None = None,
         versions: Versions = NO_VERSIONS,
+        dimension: str | None = None,
     ) -> tuple[ActResult, list[MenuOption]]:
         """The choices of a submenu, checked like the action, for transports that list them
         as text (Matrix) instead of redrawing the card's buttons."""
-        return await self._prompts.menu_choices(case_id, menu, actor, where, versions)
+        return await self._prompts.menu_choices(case_id, menu, actor, where, versions, dimension)
 
     async def check(
         self,
@@ -645,3 +677,19 @@ class CaseService:
     async def open_cases(self, department: str | None = None) -> Sequence[Case]:
         async with self._uow() as uow:
             return await uow.cases.list_open(department)
+
+
+def _with_deadlines(event: Event, case: Case) -> Event:
+    """A priority change's event with the SLA policy and deadlines it led to."""
+    due = {
+        "sla_policy": case.sla_policy,
+        "first_touch_due_at": case.first_touch_due_at,
+        "answer_due_at": case.answer_due_at,
+        "resolution_due_at": case.resolution_due_at,
+    }
+    payload = {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in due.items()
+        if value is not None
+    }
+    return replace(event, payload={**event.payload, **payload})

@@ -307,7 +307,9 @@ class Answers:
 
     def _thread_context(self, thread: CaseThread) -> dict[str, Any]:
         case, mention = thread.case, thread.mentions[0]
-        card = card_view(case, mention, thread.author, self._directory, self._cases.tz)
+        card = card_view(
+            case, mention, thread.author, self._directory, self._cases.tz, codes=self._cases.codes
+        )
         facts: dict[str, Any] = {
             **card["case"],
             "outcome": case.outcome.value if case.outcome else None,
@@ -374,6 +376,15 @@ class Answers:
         """The one thing worth reading about an event: a reason, a note, where it went; in
         words, never the stored id."""
         t_or = self._texts.t_or
+        if kind == Action.SET_CODE.value and payload.get("code"):
+            code = str(payload["code"])
+            codes = self._cases.codes
+            title = codes.title(code) if codes else code
+            return f"{'+' if payload.get('added') else '−'} {title}"
+        if kind == Action.SET_PRIORITY.value and payload.get("priority"):
+            return t_or(f"priority.{payload['priority']}", str(payload["priority"]))
+        if kind == Action.ASSIGN.value and payload.get("assignee"):
+            return self._directory.name_of(str(payload["assignee"])) or ""
         if payload.get("target"):
             return self._directory.department_name(str(payload["target"]))
         if payload.get("outcome"):

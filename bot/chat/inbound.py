@@ -17,7 +17,14 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
 
-from bot.cases.cards import MENU_ACTIONS, PROMPT_ACTIONS, REVIEW_ACTIONS
+from bot.cases.cards import (
+    MENU_ACTIONS,
+    PROMPT_ACTIONS,
+    REVIEW_ACTIONS,
+    SUBMENU_SEPARATOR,
+    colleagues,
+)
+from bot.cases.codes import code_of_arg
 from bot.cases.lifecycle import ActionRequest, DomainError, StaleCard, StaleDraft
 from bot.cases.outcomes import ActResult
 from bot.cases.prompts import Versions
@@ -34,11 +41,13 @@ from bot.messages.views import MessageRef, NoticeView, RefKind, View, notice_vie
 from bot.model import (
     MAX_DRAFT_TEXT,
     Action,
+    Case,
     CaseState,
     Event,
     EventKind,
     IgnoreReason,
     Outcome,
+    Priority,
     WaitReason,
 )
 from bot.staff.directory import Directory
@@ -372,11 +381,8 @@ class Inbound:
 
     async def open_menu(self, press: MenuPress) -> Feedback:
         """A card's submenu redrawn as buttons, or the main buttons again."""
-        try:
-            menu = Action(press.menu) if press.menu else None
-        except ValueError:
-            menu = Action.TAKE  # not a menu: refused below
-        if menu is not None and menu not in MENU_ACTIONS:
+        menu, dimension = parse_menu(press.menu)
+        if press.menu and menu is None:
             return await self.forged_button(press.actor, press.menu, press.case_id)
         result = await self._cases.open_menu(
             press.case_id,
@@ -385,19 +391,29 @@ class Inbound:
             press.where,
             nonce=press.nonce,
             versions=Versions(card=press.version),
+            dimension=dimension,
         )
         if result.error is None:
             return Feedback()
         return self._refused(result.error)
 
-    async def _list_choices(self, press: Press, menu: Action) -> Feedback:
+    async def _list_choices(
+        self, press: Press, menu: Action, dimension: str | None = None
+    ) -> Feedback:
         """A menu as a numbered list in the card's thread; the number written back chooses."""
         check, options = await self._cases.menu_choices(
-            press.case_id, menu, press.actor, press.where, Versions(card=press.version)
+            press.case_id,
+            menu,
+            press.actor,
+            press.where,
+            Versions(card=press.version),
+            dimension=dimension,
         )
         if check.error is not None:
             await self._refresh_if_stale(press, check.error)
             return await self._tell(press, self._refused(check.error))
+        if not options:
+            return await self._tell(press, Feedback(BAD_CHOICE, alert=True))
         lines = [
             f"{n}. {option.get('label') or self._texts.t(option['label_key'])}"
             for n, option in enumerate(options, 1)
@@ -444,7 +460,14 @@ class Inbound:
         pending = await self._cases.recall(key)
         if pending is None:
             return False
-        request = _menu_request(json.loads(pending), choice.number)
+        listed = json.loads(pending)
+        submenu = _submenu_of(listed, choice.number)
+        if submenu is not None:  # a dimension of «Коды ▸»: its codes are listed next
+            menu, dimension = parse_menu(submenu)
+            if menu is not None:
+                await self._list_choices(_listing(choice), menu, dimension)
+                return True
+        request = _menu_request(listed, choice.number)
         if request is None:
             await self._send(choice.where, choice.answer, BAD_CHOICE)
             return True
@@ -505,6 +528,9 @@ class Inbound:
         reply to something that is no card or prompt: conversation, not work)."""
         to = reply.to
         action = reply.action
+        if action in CODING_ACTIONS:
+            assert action is not None
+            return await self._coding(reply, action)
         if action is None:
             implied = Action.DRAFT if to.kind is RefKind.CARD else to.action
             if implied not in TEXT_FIELD:
@@ -541,6 +567,67 @@ class Inbound:
         if view is not None:
             await self._send(reply.where, reply.answer, view)
         return True
+
+    async def _coding(self, reply: Reply, action: Action) -> bool:
+        """ "!code topic 3", "!priority high", "!assign @user:server" (or a number) in a
+        card's thread. Without what to choose, the choices are listed as the menu's reaction
+        lists them; the number written back chooses."""
+        words = reply.text.split()
+        listing = _listing(reply)
+        codes = self._cases.codes
+        request: ActionRequest | None = None
+        if action is Action.SET_CODE:
+            if not words:
+                await self._list_choices(listing, action)
+                return True
+            dimension = words[0].lower()
+            if len(words) == 1:
+                await self._list_choices(listing, action, dimension)
+                return True
+            case = await self._cases.get(reply.to.case_id)
+            offered = codes.codes(dimension, case.department) if codes and case else []
+            chosen = words[1].lower()
+            if chosen.isdigit() and 1 <= int(chosen) <= len(offered):
+                code = offered[int(chosen) - 1][0]
+            else:
+                code = f"{dimension}:{chosen}"
+            request = ActionRequest(action, code=code)
+        elif action is Action.SET_PRIORITY:
+            if not words:
+                await self._list_choices(listing, action)
+                return True
+            case = await self._cases.get(reply.to.case_id)
+            target = _priority_named(words[0], case.priority if case else None)
+            request = ActionRequest(action, priority=target) if target else None
+        else:
+            if not words:
+                await self._list_choices(listing, action)
+                return True
+            case = await self._cases.get(reply.to.case_id)
+            request = ActionRequest(action, assignee=self._colleague(words[0], reply, case))
+        if request is None:
+            await self._send(reply.where, reply.answer, BAD_CHOICE)
+            return True
+        result = await self._cases.act(reply.to.case_id, request, reply.actor, reply.where)
+        if result.error is not None:
+            view = refusal_view(result.error, self._directory)
+            await self._send(reply.where, reply.answer, view)
+        return True
+
+    def _colleague(self, named: str, reply: Reply, case: Case | None) -> str:
+        """A staff id from how a person named a colleague: a transport's user id (a Matrix
+        id), a number of the list "!assign" shows, or a staff id as the config spells it."""
+        if named.startswith("@") and reply.where.transport == "matrix":
+            return self._directory.by_matrix(named).id
+        if named.isdigit() and case is not None:
+            listed = [
+                staff_id
+                for staff_id, _ in colleagues(self._directory, case.department)
+                if staff_id != case.assignee
+            ]
+            if 1 <= int(named) <= len(listed):
+                return listed[int(named) - 1]
+        return named
 
     # --- commands -------------------------------------------------------------------------
 
@@ -688,11 +775,64 @@ class ChatAdapter(Protocol):
     async def stop(self) -> None: ...
 
 
+# Actions written as "!code", "!priority", "!assign" in a card's thread.
+CODING_ACTIONS = frozenset({Action.SET_CODE, Action.SET_PRIORITY, Action.ASSIGN})
+# "!priority up" / "выше": one step, as the lead says it.
+_PRIORITY_STEPS = {"up": 1, "выше": 1, "+": 1, "down": -1, "ниже": -1, "-": -1}
+_PRIORITY_WORDS = {
+    "low": Priority.LOW,
+    "низкий": Priority.LOW,
+    "normal": Priority.NORMAL,
+    "обычный": Priority.NORMAL,
+    "high": Priority.HIGH,
+    "высокий": Priority.HIGH,
+    "critical": Priority.CRITICAL,
+    "критический": Priority.CRITICAL,
+}
+
+
+def _priority_named(word: str, current: Priority | None) -> Priority | None:
+    word = word.casefold()
+    if word in _PRIORITY_WORDS:
+        return _PRIORITY_WORDS[word]
+    step = _PRIORITY_STEPS.get(word)
+    if step is None or current is None:
+        return None
+    ranked = sorted(Priority, key=lambda p: p.rank)
+    index = current.rank + step
+    return ranked[index] if 0 <= index < len(ranked) else None
+
+
+def parse_menu(name: str) -> tuple[Action | None, str | None]:
+    """A menu's name as a button or a list carries it: an Action value, or
+    "<action>.<dimension>" for «Коды ▸»'s second level. (None, None) for the main buttons
+    (""), and (None, …) for a name that is no menu."""
+    if not name:
+        return None, None
+    base, dot, dimension = name.partition(SUBMENU_SEPARATOR)
+    try:
+        menu = Action(base)
+    except ValueError:
+        return None, None
+    if menu not in MENU_ACTIONS or (dot and (menu is not Action.SET_CODE or not dimension)):
+        return None, None
+    return menu, dimension or None
+
+
 def choice_request(
     action: Action, arg: str, expected_version: int | None = None
 ) -> ActionRequest | None:
     """The request a menu choice stands for; None when the argument fits no such choice."""
     try:
+        if action is Action.SET_CODE:
+            code = code_of_arg(arg)
+            if code is None:
+                return None
+            return ActionRequest(action, code=code, expected_version=expected_version)
+        if action is Action.SET_PRIORITY:
+            return ActionRequest(action, priority=Priority(arg), expected_version=expected_version)
+        if action is Action.ASSIGN:
+            return ActionRequest(action, assignee=arg, expected_version=expected_version)
         if action is Action.USE_TEMPLATE:
             return ActionRequest(action, template_id=arg, expected_version=expected_version)
         if action is Action.REROUTE:
@@ -738,6 +878,31 @@ def _prompt_key(where: Destination, case_id: int, actor: Actor) -> str:
 def _menu_key(where: Destination, case_id: int) -> str:
     """The list of choices last shown for a case in a chat (kept across restarts)."""
     return f"{where.transport}.menu:{where.chat}:{case_id}"
+
+
+def _submenu_of(pending: dict[str, Any] | None, number: int) -> str | None:
+    """The submenu a numbered choice opens, if it opens one."""
+    options = (pending or {}).get("options") or []
+    if not 1 <= number <= len(options):
+        return None
+    submenu = options[number - 1].get("menu")
+    return str(submenu) if submenu else None
+
+
+def _listing(said: Choice | Reply) -> Press:
+    """A list asked for by a number or a command in a card's thread, as the press of a menu
+    reaction would ask for it (answered in the same thread)."""
+    case_id = said.case_id if isinstance(said, Choice) else said.to.case_id
+    return Press(
+        said.where,
+        said.actor,
+        case_id,
+        RefKind.CARD,
+        "",
+        nonce=said.answer.key,
+        controls=Controls.REACTIONS,
+        answer=said.answer,
+    )
 
 
 def _menu_request(pending: dict[str, Any] | None, number: int) -> ActionRequest | None:

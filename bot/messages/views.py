@@ -52,6 +52,7 @@ CARD_FIELDS = (
     "moved_to",
     "sla",
     "attachments",
+    "codes",
 )
 DRAFT_FIELDS = (
     "case_id",
@@ -108,6 +109,12 @@ class MenuOption(TypedDict):
     label: NotRequired[str]
     label_key: NotRequired[str]
     action: NotRequired[str]  # the Action value it stands for, when not the menu's own
+    menu: NotRequired[str]  # a submenu it opens instead of acting ("set_code.topic")
+
+
+class CardCodes(TypedDict):
+    dimension: str  # its title
+    codes: list[str]  # their titles
 
 
 class AttachmentLine(TypedDict):
@@ -138,8 +145,11 @@ class CardView(TypedDict):
     # Photos and files that came with the mention; absent from cards queued before them.
     attachments: NotRequired[list[AttachmentLine]]
     actions: list[str]  # Action values, one button each
-    menu: str | None  # the Action value whose submenu is open
+    menu: str | None  # the Action value whose submenu is open ("set_code.topic": 2nd level)
     options: list[MenuOption]
+    # Codes set from the chat, per dimension of codes.yaml: [{"dimension", "codes"}]; absent
+    # from cards queued before they existed.
+    codes: NotRequired[list[CardCodes]]
 
 
 class DraftView(TypedDict):

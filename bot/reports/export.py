@@ -15,6 +15,7 @@ Definitions (the README states them too; they match the digest's, bot/reports/fi
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -53,6 +54,7 @@ class ExportCase:
     closed_at: datetime | None
     first_touch_due_at: datetime | None
     answer_due_at: datetime | None
+    assignee: str | None = None  # staff id of who owns (or last owned) the case
 
     @property
     def answered(self) -> bool:
@@ -170,9 +172,23 @@ class ReportSummary:
     departments: dict[str, SummaryRow] = field(default_factory=dict)
     total: SummaryRow = field(default_factory=lambda: SummaryRow(None))
     drill: int = 0  # drill cases: exported, flagged, not counted above
+    # Cases per code, a code as the case keeps it ("topic:heating", or a source's "heating")
+    codes: Counter[str] = field(default_factory=Counter)
+    # Per assignee's staff id ("" for nobody): the cases and, of them, those still open
+    assignees: dict[str, SummaryRow] = field(default_factory=dict)
 
     def rows(self) -> list[SummaryRow]:
         return [self.departments[d] for d in sorted(self.departments)] + [self.total]
+
+    def code_rows(self) -> list[tuple[str, str, int]]:
+        """(dimension, code, cases): chat-set codes by dimension, then plain codes under
+        dimension "", each most frequent first."""
+        rows = [(*_split_code(code), cases) for code, cases in self.codes.items()]
+        return sorted(rows, key=lambda r: (r[0] == "", r[0], -r[2], r[1]))
+
+    def assignee_rows(self) -> list[SummaryRow]:
+        """Per assignee (department field: the staff id, "" for nobody), most cases first."""
+        return sorted(self.assignees.values(), key=lambda r: (-r.cases, r.department or ""))
 
 
 def summarise(period: Period, cases: Iterable[ExportCase], now: datetime) -> ReportSummary:
@@ -191,6 +207,17 @@ def add_to_summary(summary: ReportSummary, cases: Iterable[ExportCase], now: dat
             row = summary.departments[case.department] = SummaryRow(case.department)
         row.add(case, now)
         summary.total.add(case, now)
+        summary.codes.update(dict.fromkeys(case.codes, 1))
+        who = case.assignee or ""
+        mine = summary.assignees.get(who)
+        if mine is None:
+            mine = summary.assignees[who] = SummaryRow(who)
+        mine.add(case, now)
+
+
+def _split_code(code: str) -> tuple[str, str]:
+    dimension, colon, rest = code.partition(":")
+    return (dimension, rest) if colon else ("", code)
 
 
 def percentile(values: list[int], share: float) -> int | None:

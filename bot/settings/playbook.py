@@ -18,6 +18,7 @@ from jinja2 import TemplateSyntaxError, meta
 from pydantic import BaseModel, ValidationError
 
 from bot.model import Priority
+from bot.settings.case_codes import CodesConfig
 from bot.settings.crisis_rules import CrisisConfig, ThresholdScope
 from bot.settings.drill_scenarios import DRILLS_DIR, DrillScenario, load_scenarios
 from bot.settings.errors import (
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 PLAYBOOK_FILES = ("routing.yaml", "sla.yaml", "templates.yaml", "escalation.yaml", "crisis.yaml")
+CODES_FILE = "codes.yaml"  # optional: without it, nothing is coded from the chat
 # bot/ and playbooks/ are installed side by side, in a checkout and in a wheel alike.
 DEFAULT_PLAYBOOK_DIR = PLAYBOOKS_DIR / "default"
 
@@ -69,6 +71,7 @@ class Playbook(StrictModel):
     crisis: CrisisConfig
     calendars: dict[str, WorkCalendar]  # including the built-in "24x7"
     drills: dict[str, DrillScenario] = {}  # drills/*.yaml by scenario id (file name)
+    codes: CodesConfig = CodesConfig()  # codes.yaml, optional: the lists staff code cases with
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -149,6 +152,13 @@ class Playbook(StrictModel):
             if threshold.scope is ThresholdScope.DEPARTMENT and threshold.key is not None:
                 label = item_label("threshold", "thresholds", i, threshold.id)
                 yield threshold.key, self.file("crisis.yaml"), f"{label}.key"
+        for i, dimension in enumerate(self.codes.dimensions):
+            label = item_label("dimension", "dimensions", i, dimension.id)
+            for j, dept in enumerate(dimension.departments):
+                yield dept, self.file(CODES_FILE), f"{label}.departments[{j}]"
+            for k, code in enumerate(dimension.codes):
+                for j, dept in enumerate(code.departments):
+                    yield dept, self.file(CODES_FILE), f"{label}.codes[{k}].departments[{j}]"
         for scenario_id, scenario in self.drills.items():
             file = self.path / DRILLS_DIR / f"{scenario_id}.yaml"
             for i, storyline in enumerate(scenario.storylines):
@@ -188,11 +198,43 @@ class Playbook(StrictModel):
                         f"code {code!r} has no title in {locale!r}, the config's locale",
                     )
                 )
+        for i, dimension in enumerate(self.codes.dimensions):
+            at = f"dimensions[{i}]"
+            titled = [(f"{at}.title", dimension.id, dimension.title)]
+            titled += [
+                (f"{at}.codes[{k}].title", f"{dimension.id}:{code.id}", code.title)
+                for k, code in enumerate(dimension.codes)
+            ]
+            for field, name, text in titled:
+                if not text.has(locale):
+                    message = f"{name!r} has no title in {locale!r}, the config's locale"
+                    problems.append((self.file(CODES_FILE), f"{field}.{locale}", message))
         return problems
 
+    def code_parts(self, code: str, locale: str) -> tuple[str, str]:
+        """A chat-set code "<dimension>:<code>" as (the dimension's title, the code's title)
+        from codes.yaml, ids where it names neither; a plain code as ("", its title)."""
+        dimension_id, colon, code_id = code.partition(":")
+        if not colon:
+            return "", self.code_title(code, locale)
+        for dimension in self.codes.dimensions:
+            if dimension.id == dimension_id:
+                titles = {c.id: c.title.get(locale) for c in dimension.codes}
+                return dimension.title.get(locale), titles.get(code_id, code_id)
+        return dimension_id, code_id
+
     def code_title(self, code: str, locale: str) -> str:
-        """A case code as people read it (routing.yaml code_titles); the code itself when the
+        """A case code as people read it: "<dimension>:<code>" from codes.yaml as
+        "Dimension: Code", a plain one by routing.yaml code_titles; the code itself when the
         playbook gives no title."""
+        dimension_id, colon, code_id = code.partition(":")
+        if colon:
+            for dimension in self.codes.dimensions:
+                if dimension.id == dimension_id:
+                    for known in dimension.codes:
+                        if known.id == code_id:
+                            return f"{dimension.title.get(locale)}: {known.title.get(locale)}"
+            return code
         title = self.routing.code_titles.get(code) or self.routing.code_titles.get(code.lower())
         return title.get(locale) if title else code
 
@@ -202,7 +244,7 @@ class Playbook(StrictModel):
             code.casefold()
             for rule in self.routing.rules
             for code in (*rule.codes, *rule.match.codes)
-        }
+        } | {f"{d.id}:{c.id}" for d in self.codes.dimensions for c in d.codes}
 
     def check_codes(self, feed_codes: Iterable[str] = ()) -> list[Problem]:
         """Problems for crisis thresholds on a code nothing gives a mention: such a
@@ -229,6 +271,7 @@ class Playbook(StrictModel):
             "thresholds": len(self.crisis.thresholds),
             "checklist_steps": len(self.crisis.checklist),
             "drill_scenarios": len(self.drills),
+            "code_dimensions": len(self.codes.dimensions),
         }
 
 
@@ -275,6 +318,7 @@ _ITEM_NOUNS = {
     "routing.yaml": {"rules": "rule"},
     "templates.yaml": {"templates": "template"},
     "crisis.yaml": {"thresholds": "threshold"},
+    CODES_FILE: {"dimensions": "dimension"},
 }
 
 
@@ -313,6 +357,11 @@ def load_playbook(path: Path) -> Playbook:
     _check_templates(path / "templates.yaml", templates, problems)
     _check_escalation(path / "escalation.yaml", escalation, problems)
     _check_crisis(path / "crisis.yaml", crisis, templates, problems)
+    codes = CodesConfig()
+    if (path / CODES_FILE).exists():
+        loaded_codes = _load_file(path / CODES_FILE, CodesConfig, problems, raw)
+        if isinstance(loaded_codes, CodesConfig):
+            codes = loaded_codes
     if problems:
         raise PlaybookError(_named(problems, raw))
     return Playbook(
@@ -324,6 +373,7 @@ def load_playbook(path: Path) -> Playbook:
         crisis=crisis,
         calendars=calendars,
         drills=drills,
+        codes=codes,
     )
 
 

@@ -143,6 +143,28 @@ class SlaEngine:
             resolution_due_at=due.resolution,
         )
 
+    def reprioritised(self, case: Case, now: datetime) -> Case:
+        """A case whose priority changed, on the policy of its new priority (by_department,
+        then by_priority: a person's choice overrides a routing rule's sla_policy). Deadlines
+        it has met stay as they were (whether they were kept is history); the others are
+        counted from its opening on the new policy, as if it had opened with this priority.
+        A case without a policy keeps none."""
+        if case.sla_policy is None:
+            return case
+        name, due = plan_deadlines(
+            self._playbook, case.department, case.priority, case.created_at, self._tz
+        )
+        return replace(
+            case,
+            sla_policy=name,
+            reaction_due_at=due.reaction if case.reacted_at is None else case.reaction_due_at,
+            first_touch_due_at=(
+                due.first_touch if case.first_touched_at is None else case.first_touch_due_at
+            ),
+            answer_due_at=due.answer if case.approved_at is None else case.answer_due_at,
+            resolution_due_at=due.resolution,
+        )
+
     # --- planning ------------------------------------------------------------------------
 
     def plan(

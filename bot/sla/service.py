@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.cases.cards import card_view
+from bot.cases.codes import CodeBook
 from bot.cases.deadlines import arm_cases
 from bot.cases.replies import origin_of
 from bot.clock import Clock
@@ -73,7 +74,9 @@ class SlaService:
         tz: ZoneInfo,
         on_outbox: Callable[[], None] = lambda: None,
         leadership: Sequence[Destination] = (),
+        codes: CodeBook | None = None,
     ) -> None:
+        self._codes = codes  # the card's codes and «Коды ▸», as the case service draws them
         self._uow = uow_factory
         self._clock = clock
         self._directory = directory
@@ -342,6 +345,7 @@ class SlaService:
             publishable=publishable,
             now=now,
             sla_reminder=reminder,
+            codes=self._codes,
         )
         ref = card_ref(case.id, case.department)
         key = f"{ref}:edit:{case.version}:sla:{int(now.timestamp() * 1000)}"

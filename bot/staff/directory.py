@@ -115,6 +115,9 @@ class Directory:
         """Names of the staff on duty at `at` (default: now), for escalations and /duty."""
         return [self.name_of(staff_id) or staff_id for staff_id in self.duty_shift(at).staff]
 
+    def staff(self) -> list[StaffMember]:
+        return list(self._config.staff)
+
     def with_role(self, role: GlobalRole) -> list[StaffMember]:
         return [m for m in self._config.staff if role in m.global_roles]
 

@@ -9,6 +9,7 @@ from bot.model import Action, DeptRole, GlobalRole
 
 _ANY_DEPT_ROLE = frozenset(DeptRole)
 _REVIEWERS = frozenset({DeptRole.APPROVER, DeptRole.LEAD})
+_LEADS = frozenset({DeptRole.LEAD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ RIGHTS: Mapping[Action, Right] = {
     Action.FOLLOW_UP_LATER: Right(_ANY_DEPT_ROLE),
     Action.WAIT_FOR_AUTHOR: Right(_ANY_DEPT_ROLE),
     Action.AUTHOR_REPLIED: Right(_ANY_DEPT_ROLE),
+    Action.SET_CODE: Right(_ANY_DEPT_ROLE),  # while unowned; then the owner or the lead
+    Action.SET_PRIORITY: Right(_LEADS, frozenset({GlobalRole.DUTY})),
+    Action.ASSIGN: Right(_LEADS),
 }
 
 

@@ -28,6 +28,13 @@ CARD_REACTIONS: dict[Action, str] = {
     Action.FOLLOW_UP_LATER: "⏳",
     Action.WAIT_FOR_AUTHOR: "⏸️",
     Action.AUTHOR_REPLIED: "▶️",
+    Action.SET_CODE: "🏷️",
+}
+# Taken when somebody reacts with them, but not put under every card: priority and
+# assignment are the lead's, written as "!priority high" and "!assign …" in the thread.
+QUIET_CARD_REACTIONS: dict[Action, str] = {
+    Action.SET_PRIORITY: "🚦",
+    Action.ASSIGN: "👤",
 }
 # Under a draft posted for review.
 DRAFT_REACTIONS: dict[Action, str] = {
@@ -39,7 +46,9 @@ DRAFT_REACTIONS: dict[Action, str] = {
 # tenth are ticked with "!done N" in the card's thread).
 CHECKLIST_REACTIONS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
 STEP_OF_REACTION = {key: index for index, key in enumerate(CHECKLIST_REACTIONS)}
-ACTION_OF_CARD_REACTION = {key: action for action, key in CARD_REACTIONS.items()}
+ACTION_OF_CARD_REACTION = {
+    key: action for action, key in (CARD_REACTIONS | QUIET_CARD_REACTIONS).items()
+}
 ACTION_OF_DRAFT_REACTION = {key: action for action, key in DRAFT_REACTIONS.items()}
 
 

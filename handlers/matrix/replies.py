@@ -1,6 +1,8 @@
 """Work written in a card's thread: a number chooses from the list a menu reaction showed,
 "!draft", "!note", "!published" and "!escalate" carry text for an action (also with "/"), and
-after 📝 or ⏫ the presser's next plain message is the draft's text or the reason.
+after 📝 or ⏫ the presser's next plain message is the draft's text or the reason;
+"!code topic 3", "!priority high" and "!assign @user:server" code, reprioritise and assign
+the case (without an argument they list the choices).
 In a crisis card's thread, "!done N" ticks checklist item N and "!undo N" unticks it.
 Translation only: bot/chat/inbound.py acts and answers."""
 
@@ -18,12 +20,18 @@ PUBLISHED_PREFIXES = ("!published", "!опубликовано")  # "!published 
 ESCALATE_PREFIXES = ("!escalate",)  # "!escalate <reason>" in the thread needs no case number
 DONE_PREFIXES = ("!done", "!сделано")  # "!done 3": checklist item 3 is done
 UNDO_PREFIXES = ("!undo", "!отменить")  # "!undo 3": it is not done after all
+CODE_PREFIXES = ("!code", "!код")  # "!code topic 3": toggle code 3 of the topic list
+PRIORITY_PREFIXES = ("!priority", "!приоритет")  # "!priority high" or "up" / "down"
+ASSIGN_PREFIXES = ("!assign", "!назначить")  # "!assign @user:server", a number, a staff id
 CHECKLIST_PREFIXES = {**dict.fromkeys(DONE_PREFIXES, True), **dict.fromkeys(UNDO_PREFIXES, False)}
 ACTION_OF_PREFIX = {
     **dict.fromkeys(DRAFT_PREFIXES, Action.DRAFT),
     **dict.fromkeys(NOTE_PREFIXES, Action.REQUEST_CHANGES),
     **dict.fromkeys(PUBLISHED_PREFIXES, Action.MARK_PUBLISHED),
     **dict.fromkeys(ESCALATE_PREFIXES, Action.ESCALATE),
+    **dict.fromkeys(CODE_PREFIXES, Action.SET_CODE),
+    **dict.fromkeys(PRIORITY_PREFIXES, Action.SET_PRIORITY),
+    **dict.fromkeys(ASSIGN_PREFIXES, Action.ASSIGN),
 }
 
 

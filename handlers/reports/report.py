@@ -58,6 +58,7 @@ CASE_COLUMNS = (
     "priority",
     "source",
     "codes",
+    "assignee",
     "state",
     "outcome",
     "created",
@@ -95,6 +96,10 @@ SUMMARY_COLUMNS = (
     "answer_median",
     "answer_p90",
 )
+# The summary's two tables after the departments': cases by code, per dimension of codes.yaml
+# (a source's plain codes last), and cases by assignee.
+CODE_COLUMNS = ("dimension", "code", "cases")
+ASSIGNEE_COLUMNS = ("assignee", "cases", "answered", "open")
 HEADER_FONT = Font(bold=True)
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 PERCENT_FORMAT = "0%"
@@ -117,13 +122,31 @@ class ReportResult:
 Cell = str | int | float | datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A titled table of the summary: by code, by assignee."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]]
+
+
 class _Cells:
     """Values for one locale and zone: typed for xlsx, text for html and md."""
 
-    def __init__(self, texts: Texts, departments: Mapping[str, str], tz: ZoneInfo) -> None:
+    def __init__(
+        self,
+        texts: Texts,
+        departments: Mapping[str, str],
+        tz: ZoneInfo,
+        staff: Mapping[str, str] | None = None,
+        code_parts: Callable[[str], tuple[str, str]] | None = None,
+    ) -> None:
         self.texts = texts
         self.departments = departments
         self.tz = tz
+        self.staff = staff or {}  # staff id -> name
+        self.code_parts = code_parts  # a code -> (dimension's title, code's title)
         self._labels: dict[str, str] = {}  # a few dozen names, each rendered once
 
     def _label(self, key: str, default: str | None = None) -> str:
@@ -162,6 +185,7 @@ class _Cells:
             self.named("priority", case.priority),
             case.source,
             ", ".join(case.codes) or None,
+            self.person(case.assignee),
             self.named("state", case.state),
             outcome,
             self.local(case.created_at),
@@ -205,6 +229,34 @@ class _Cells:
             row.answer_p90,
         ]
 
+    def person(self, staff_id: str | None) -> str | None:
+        return self.staff.get(staff_id, staff_id) if staff_id else None
+
+    def code(self, dimension: str, code: str, cases: int) -> list[Cell]:
+        if self.code_parts is not None:
+            dimension, code = self.code_parts(f"{dimension}:{code}" if dimension else code)
+        return [dimension or self._label("report.source_codes"), code, cases]
+
+    def assignee(self, row: SummaryRow) -> list[Cell]:
+        name = self.person(row.department) or self._label("report.nobody")
+        return [name, row.cases, row.answered, row.open]
+
+    def sections(self, summary: ReportSummary) -> list[Section]:
+        """The tables below the departments' summary; none for a period without cases."""
+        sections = [
+            Section(
+                self._label("report.by_code"),
+                self.labels("codes", CODE_COLUMNS),
+                [self.code(*row) for row in summary.code_rows()],
+            ),
+            Section(
+                self._label("report.by_assignee"),
+                self.labels("assignees", ASSIGNEE_COLUMNS),
+                [self.assignee(row) for row in summary.assignee_rows()],
+            ),
+        ]
+        return [section for section in sections if section.rows]
+
     def labels(self, group: str, columns: Sequence[str]) -> list[str]:
         return [self.texts.t(f"report.{group}.{column}") for column in columns]
 
@@ -233,7 +285,11 @@ class _Writer:
     def authors_start(self, author_labels: list[str]) -> None: ...
     def authors(self, rows: list[list[Cell]]) -> None: ...
     def finish(
-        self, summary_labels: list[str], summary: list[list[Cell]], drill_note: str | None
+        self,
+        summary_labels: list[str],
+        summary: list[list[Cell]],
+        drill_note: str | None,
+        sections: Sequence[Section] = (),
     ) -> None: ...
     def close(self) -> None: ...
 
@@ -294,7 +350,11 @@ class _XlsxWriter(_Writer):
         self._rows(self.author_sheet, rows)
 
     def finish(
-        self, summary_labels: list[str], summary: list[list[Cell]], drill_note: str | None
+        self,
+        summary_labels: list[str],
+        summary: list[list[Cell]],
+        drill_note: str | None,
+        sections: Sequence[Section] = (),
     ) -> None:
         sheet = self.summary_sheet
         title = WriteOnlyCell(sheet, value=self.title)
@@ -305,6 +365,13 @@ class _XlsxWriter(_Writer):
         if drill_note:
             sheet.append([])
             sheet.append([drill_note])
+        for section in sections:
+            sheet.append([])
+            title = WriteOnlyCell(sheet, value=section.title)
+            title.font = HEADER_FONT
+            sheet.append([title])
+            self._header(sheet, section.columns, freeze=False)
+            self._rows(sheet, section.rows)
         self.book.save(self.path)
 
     def close(self) -> None:
@@ -355,7 +422,11 @@ class _PageWriter(_Writer):
         self.body.write(self._part("authors", rows=self._text(rows)))
 
     def finish(
-        self, summary_labels: list[str], summary: list[list[Cell]], drill_note: str | None
+        self,
+        summary_labels: list[str],
+        summary: list[list[Cell]],
+        drill_note: str | None,
+        sections: Sequence[Section] = (),
     ) -> None:
         head = self._part(
             "head",
@@ -365,6 +436,10 @@ class _PageWriter(_Writer):
             summary=self._text(summary),
             drill_note=drill_note,
             case_columns=self.case_labels,
+            sections=[
+                {"title": x.title, "columns": x.columns, "rows": self._text(x.rows)}
+                for x in sections
+            ],
         )
         with self.path.open("w", encoding="utf-8") as out:
             out.write(head)
@@ -389,11 +464,15 @@ async def write_report(
     fmt: ReportFormat,
     output: Path,
     now: datetime,
+    staff: Mapping[str, str] | None = None,
+    code_parts: Callable[[str], tuple[str, str]] | None = None,
 ) -> ReportResult:
     """Write the report of cases created from `first` through `last` (local dates) to
-    `output`. `departments` maps ids to display names; `now` decides deadlines still ahead."""
+    `output`. `departments` maps ids to display names, `staff` staff ids to names;
+    `code_parts` names a code's dimension and the code (Playbook.code_parts), ids without
+    it; `now` decides deadlines still ahead."""
     period = export_period(first, last, tz)
-    cells = _Cells(texts, departments, tz)
+    cells = _Cells(texts, departments, tz, staff, code_parts)
     title = texts.t("report.title", start=first.isoformat(), end=last.isoformat(), tz=str(tz))
     writer: _Writer
     if fmt is ReportFormat.XLSX:
@@ -425,6 +504,7 @@ async def write_report(
             cells.labels("summary", SUMMARY_COLUMNS),
             [cells.summary(row) for row in summary.rows()],
             drill,
+            cells.sections(summary),
         )
     finally:
         writer.close()

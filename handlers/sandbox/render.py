@@ -170,13 +170,18 @@ class SandboxRenderer:
             options = [
                 {
                     "label": option.get("label") or t(option.get("label_key") or ""),
-                    "data": {
-                        "k": "c",
-                        "case": case_id,
-                        "v": version,
-                        "a": option.get("action") or menu,
-                        "x": option["arg"],
-                    },
+                    # A dimension of «Коды ▸» opens its codes, as in Telegram.
+                    "data": (
+                        {"k": "m", "case": case_id, "v": version, "menu": option["menu"]}
+                        if option.get("menu")
+                        else {
+                            "k": "c",
+                            "case": case_id,
+                            "v": version,
+                            "a": option.get("action") or menu,
+                            "x": option["arg"],
+                        }
+                    ),
                 }
                 for option in view.get("options") or []
             ]

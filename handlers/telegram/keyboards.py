@@ -49,9 +49,12 @@ def card_keyboard(view: CardView, texts: Texts) -> InlineKeyboardMarkup | None:
         buttons = [
             _button(
                 opt["label"] if opt.get("label") else texts.t(opt["label_key"]),
-                # An option may stand for another action: "not ours" in the no-reply menu
-                # sends the case to the coordination centre.
-                CaseAction(case=case_id, v=version, a=opt.get("action") or menu, x=opt["arg"]),
+                # An option may open a submenu (a dimension of «Коды ▸»), or stand for another
+                # action: "not ours" in the no-reply menu sends the case to the coordination
+                # centre.
+                CaseMenu(case=case_id, v=version, menu=opt["menu"])
+                if opt.get("menu")
+                else CaseAction(case=case_id, v=version, a=opt.get("action") or menu, x=opt["arg"]),
             )
             for opt in options
         ]

@@ -76,7 +76,10 @@ class MatrixWorld:
         aliased: Collection[str] = (),
         rate_limit: Mapping[str, float] | None = None,
         extra_config: str = "",
+        extra_staff: tuple[tuple[str, str, str], ...] = (),
     ) -> None:
+        # (staff id, name, roles) beside STAFF: a test that needs a lead adds one
+        self.staff = (*STAFF, *extra_staff)
         self.clock = clock or SystemClock()  # a FrozenClock scripts timings (drills)
         # The bot's pacing: the fixture's own limits unless a test lowers the server's.
         self.rate_limit = dict(rate_limit or {"per_second": 1000, "burst": 1000})
@@ -88,7 +91,7 @@ class MatrixWorld:
         suffix = uuid.uuid4().hex[:8]
         self.bot = synapse.register(f"otklik-{suffix}")
         self.users: dict[str, MatrixUser] = {
-            name: synapse.register(f"{name}-{suffix}") for name, _, _ in STAFF
+            name: synapse.register(f"{name}-{suffix}") for name, _, _ in self.staff
         }
         self.users["stranger"] = synapse.register(f"troll-{suffix}")
         owner = self.users["duty"]
@@ -122,7 +125,7 @@ class MatrixWorld:
             f"roles: {{{roles}}}"
             + (f", global_roles: [{GLOBAL_ROLES[name]}]" if name in GLOBAL_ROLES else "")
             + "}"
-            for name, full, roles in STAFF
+            for name, full, roles in self.staff
         )
         path = self.tmp_path / "config.yaml"
         path.write_text(
@@ -318,10 +321,14 @@ async def matrix_world(
     aliased: Collection[str] = (),
     rate_limit: Mapping[str, float] | None = None,
     extra_config: str = "",
+    extra_staff: tuple[tuple[str, str, str], ...] = (),
 ) -> AsyncIterator[MatrixWorld]:
     """`aliased`: departments the config names by a room alias; `rate_limit`: the bot's
-    matrix.rate_limit; `extra_config`: more top-level config sections, as YAML."""
-    world = MatrixWorld(synapse, tmp_path, locale, clock, drills, aliased, rate_limit, extra_config)
+    matrix.rate_limit; `extra_config`: more top-level config sections, as YAML; `extra_staff`:
+    (id, name, roles) beside the fixture's staff."""
+    world = MatrixWorld(
+        synapse, tmp_path, locale, clock, drills, aliased, rate_limit, extra_config, extra_staff
+    )
     await world.start_bot()
     try:
         yield world

@@ -168,6 +168,9 @@ VALID_FIELDS: dict[Action, dict[str, Any]] = {
     A.FOLLOW_UP_LATER: {"follow_up_at": T0 + timedelta(days=2)},
     A.WAIT_FOR_AUTHOR: {"wait_reason": WaitReason.DETAILS_REQUESTED},
     A.AUTHOR_REPLIED: {},
+    A.SET_CODE: {"code": "topic:heating"},
+    A.SET_PRIORITY: {"priority": Priority.HIGH},
+    A.ASSIGN: {"assignee": "spec2"},
 }
 
 # What the state alone offers (written out by hand, independent of lifecycle.ALLOWED_FROM).
@@ -224,6 +227,10 @@ EXPECTED_AVAILABLE: dict[CaseState, list[Action]] = {
     S.IGNORED: [A.REOPEN],
 }
 OPEN_STATES = frozenset(set(CaseState) - {S.CLOSED, S.IGNORED})
+# Coding, priority and assignment: at any moment of an open case, after the rest.
+CODING = [A.SET_CODE, A.SET_PRIORITY, A.ASSIGN]
+for _state in OPEN_STATES:
+    EXPECTED_AVAILABLE[_state] = [*EXPECTED_AVAILABLE[_state], *CODING]
 # Actions a case's fields gate besides its state (a follow-up asked for, waiting for the
 # author): the table above shows them only where the canonical case has that field.
 ALLOWED_STATES: dict[Action, frozenset[CaseState]] = {
@@ -257,6 +264,9 @@ EXPECTED_MAY: dict[Action, set[str]] = {
     A.FOLLOW_UP_LATER: _ALL_DEPT,
     A.WAIT_FOR_AUTHOR: _ALL_DEPT,
     A.AUTHOR_REPLIED: _ALL_DEPT,
+    A.SET_CODE: _ALL_DEPT,
+    A.SET_PRIORITY: {"lead", "duty"},
+    A.ASSIGN: {"lead"},
 }
 
 

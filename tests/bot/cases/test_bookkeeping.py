@@ -28,6 +28,7 @@ from tests.bot.cases.stories import (
     ADMIN,
     APPR,
     BOSS,
+    CODING,
     DUTY,
     EXPECTED_AVAILABLE,
     LEAD,
@@ -182,7 +183,7 @@ def test_available_actions_per_state(state: CaseState) -> None:
 
 def test_available_actions_published_without_follow_up() -> None:
     case = replace(story_in(S.PUBLISHED).case, follow_up_due_at=None)
-    assert available_actions(case) == [A.ESCALATE, A.CLOSE, A.WAIT_FOR_AUTHOR]
+    assert available_actions(case) == [A.ESCALATE, A.CLOSE, A.WAIT_FOR_AUTHOR, *CODING]
 
 
 @pytest.mark.parametrize(
@@ -192,19 +193,28 @@ def test_available_actions_published_without_follow_up() -> None:
         (S.NEW, TSPEC, []),
         (S.NEW, ADMIN, []),
         (S.NEW, BOSS, [A.ESCALATE]),
-        (S.NEW, DUTY, [A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE]),
-        (S.NEW, SPEC, EXPECTED_AVAILABLE[S.NEW]),
+        (S.NEW, DUTY, [A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE, A.SET_PRIORITY]),
+        (S.NEW, SPEC, EXPECTED_AVAILABLE[S.NEW][:-2]),  # no priority, no assignment
         (
             S.AWAITING_APPROVAL,
             SPEC,
-            [A.DRAFT, A.USE_TEMPLATE, A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE, A.WAIT_FOR_AUTHOR],
+            [
+                A.DRAFT,
+                A.USE_TEMPLATE,
+                A.ESCALATE,
+                A.REROUTE,
+                A.IGNORE,
+                A.CLOSE,
+                A.WAIT_FOR_AUTHOR,
+                A.SET_CODE,
+            ],
         ),
-        (S.AWAITING_APPROVAL, APPR, EXPECTED_AVAILABLE[S.AWAITING_APPROVAL]),
+        (S.AWAITING_APPROVAL, APPR, EXPECTED_AVAILABLE[S.AWAITING_APPROVAL][:-2]),
         (S.AWAITING_APPROVAL, LEAD, EXPECTED_AVAILABLE[S.AWAITING_APPROVAL]),
-        (S.AWAITING_APPROVAL, DUTY, [A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE]),
-        (S.APPROVED, SPEC2, EXPECTED_AVAILABLE[S.APPROVED]),
-        (S.PUBLISHED, SPEC, EXPECTED_AVAILABLE[S.PUBLISHED]),
-        (S.PUBLISHED, DUTY, [A.ESCALATE, A.CLOSE]),
+        (S.AWAITING_APPROVAL, DUTY, [A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE, A.SET_PRIORITY]),
+        (S.APPROVED, SPEC2, EXPECTED_AVAILABLE[S.APPROVED][:-2]),
+        (S.PUBLISHED, SPEC, EXPECTED_AVAILABLE[S.PUBLISHED][:-2]),
+        (S.PUBLISHED, DUTY, [A.ESCALATE, A.CLOSE, A.SET_PRIORITY]),
         (S.PUBLISHED, BOSS, [A.ESCALATE]),
         (S.CLOSED, SPEC, []),
         (S.CLOSED, APPR, [A.REOPEN]),
@@ -223,7 +233,7 @@ def test_available_actions_follow_the_department() -> None:
     case = story_in(S.TAKEN).case
     rerouted = transition(case, ActionRequest(A.REROUTE, department=TRANSPORT), DUTY, T0).case
     assert available_actions(rerouted, SPEC) == []
-    assert available_actions(rerouted, TSPEC) == EXPECTED_AVAILABLE[S.NEW]
+    assert available_actions(rerouted, TSPEC) == EXPECTED_AVAILABLE[S.NEW][:-2]
 
 
 # ---------------------------------------------------------------------------------------------

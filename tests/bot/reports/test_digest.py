@@ -3,7 +3,7 @@ on SQLite and PostgreSQL; the views and both locales; scheduling keys and catch-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -46,6 +46,7 @@ from bot.reports.figures import (
 )
 from bot.reports.periods import day_so_far, weeks
 from bot.reports.weekly import weekly_context
+from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 from store.db import Database
@@ -462,6 +463,13 @@ async def test_evening_view_in_both_languages_and_rights(
     titles = {"heating": "Отопление", "roads": "Дороги"}
     titled = evening_context(figures, directory, MSK, code_title=lambda c: titles.get(c, c))
     assert [c["code"] for c in titled["codes"]] == ["Отопление", "Дороги", "water", "bus"]
+    # A code set from the chat (codes.yaml) is named with its dimension.
+    coded = replace(figures, codes=[CodeCount("district:south", 2), *figures.codes])
+    playbook = load_playbook(DEFAULT_PLAYBOOK_DIR)
+    named = evening_context(
+        coded, directory, MSK, code_title=lambda c: playbook.code_title(c, "ru")
+    )
+    assert [c["code"] for c in named["codes"]][:2] == ["Район: Южный", "Отопление"]
 
     ru = texts_for(TEMPLATES, "ru").render("digest.html.j2", **context)
     en = texts_for(TEMPLATES, "en").render("digest.html.j2", **context)

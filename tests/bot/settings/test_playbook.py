@@ -752,3 +752,40 @@ def test_a_crisis_code_must_be_one_something_gives(playbook_copy: Path, edit) ->
     assert (file.name, field) == ("crisis.yaml", 'threshold "heating-surge" (thresholds[5]).key')
     assert message.startswith("unknown code 'press_release' (codes in routing.yaml: ")
     assert playbook.check_codes(["Press_Release"]) == []  # a feed in config.yaml adds it
+
+
+# --- codes.yaml: the lists staff code cases with from the chat ------------------------------------
+
+
+def test_codes_yaml_is_optional_and_checked_when_present(playbook_copy: Path, edit) -> None:
+    (playbook_copy / "codes.yaml").rename(playbook_copy / "codes.off")
+    assert load_playbook(playbook_copy).codes.dimensions == ()
+    (playbook_copy / "codes.off").rename(playbook_copy / "codes.yaml")
+
+    codes = playbook_copy / "codes.yaml"
+    edit(codes, "id: heating,", "id: heating-and-hot-water-supply,")  # too long for a button
+    (problem,) = _problems(playbook_copy)
+    assert problem[:2] == ("codes.yaml", 'dimension "topic" (dimensions[0]).codes[0].id')
+    assert "heating-and-hot-water-supply" in problem[2] and "1-16" in problem[2]
+
+    edit(codes, "id: heating-and-hot-water-supply,", "id: heating,")
+    edit(codes, "  - id: district\n", "  - id: topic\n")  # a dimension twice
+    (problem,) = _problems(playbook_copy)
+    assert problem[0] == "codes.yaml" and "duplicate dimension id(s): topic" in problem[2]
+
+
+def test_codes_name_configured_departments_and_the_configs_locale(
+    playbook_copy: Path, edit
+) -> None:
+    codes = playbook_copy / "codes.yaml"
+    edit(codes, "departments: [transport]", "departments: [transprot]")
+    edit(codes, "{ru: Южный, en: South}", "{ru: Южный}")
+    playbook = load_playbook(playbook_copy)
+    departments = {"housing", "transport", "health", "education", "social", "coordination"}
+    unknown = playbook.check_departments(departments)
+    assert [(file.name, field) for file, field, _ in unknown] == [
+        ("codes.yaml", 'dimension "object" (dimensions[1]).codes[4].departments[0]')
+    ]
+    missing = [(file.name, field) for file, field, _ in playbook.check_locale("en")]
+    assert ("codes.yaml", "dimensions[2].codes[2].title.en") in missing
+    assert all(file.name != "codes.yaml" for file, _, _ in playbook.check_locale("ru"))

@@ -39,6 +39,7 @@ FIRST, LAST = date(2026, 11, 19), date(2026, 11, 20)
 START = datetime(2026, 11, 18, 21, 0, tzinfo=UTC)  # 19 Nov 00:00 in Moscow
 END = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)  # 21 Nov 00:00 in Moscow
 NAMES = {"housing": "ЖКХ", "transport": "Транспорт", "coordination": "ЦУР"}
+STAFF = {"spec": "Анна Иванова"}
 MIN = timedelta(minutes=1)
 T6 = datetime(2026, 11, 19, 12, 0, tzinfo=UTC)
 
@@ -61,7 +62,8 @@ async def seed(db: Database) -> None:
         Case(None, "housing", CaseState.PUBLISHED, Priority.HIGH, t1, "vk",
              first_touch_due_at=t1 + 60 * MIN, answer_due_at=t1 + 240 * MIN,
              first_touched_at=t1 + 30 * MIN, approved_at=t1 + 120 * MIN,
-             published_at=t1 + 150 * MIN, codes=("heating", "water"), escalation_level=1),
+             published_at=t1 + 150 * MIN, codes=("heating", "water", "topic:heating"),
+             escalation_level=1, assignee="spec"),
         Case(None, "housing", CaseState.NEW, Priority.NORMAL, END - MIN, "telegram:press",
              first_touch_due_at=END + 59 * MIN, codes=("roads|pits",)),
         Case(None, "transport", CaseState.NEW, Priority.NORMAL, END, "vk"),
@@ -127,7 +129,7 @@ async def test_xlsx_has_summary_cases_and_authors(database: Database, tmp_path: 
     texts = texts_for(DEFAULT_TEMPLATES_DIR, "ru")
     path = tmp_path / "report.xlsx"
     result = await write_report(
-        database.uow, texts, NAMES, TZ, FIRST, LAST, ReportFormat.XLSX, path, NOW
+        database.uow, texts, NAMES, TZ, FIRST, LAST, ReportFormat.XLSX, path, NOW, STAFF
     )
     assert (result.cases, result.authors) == (5, 3)
 
@@ -144,21 +146,35 @@ async def test_xlsx_has_summary_cases_and_authors(database: Database, tmp_path: 
     assert summary[3] == ["Транспорт", 1, 0, 0, 0, 0, 20, 20, None, None]
     assert summary[4] == ["Все отделы", 4, 1, 2, 1, 0.5, 20, 30, 120, 120]
     assert summary[6] == ["Учебные кейсы (в таблице, но не в сводке): 1"] + [None] * 9
+    # Cases by code (a chat-set code by its dimension, then the sources' codes) and by
+    # assignee; drill cases in neither. Without the playbook, codes go by their ids.
+    rest = [[cell for cell in row if cell is not None] for row in summary[7:]]
+    assert rest == [
+        [], ["По кодам"], ["Измерение", "Код", "Кейсов"],
+        ["topic", "heating", 1],
+        ["Коды источников", "heating", 1],
+        ["Коды источников", "roads|pits", 1],
+        ["Коды источников", "water", 1],
+        [], ["По ответственным"], ["Ответственный", "Кейсов", "Отвечено", "Открыто"],
+        ["Никто не взял", 3, 0, 1],
+        ["Анна Иванова", 1, 1, 1],
+    ]  # fmt: skip
     assert book["Сводка"]["F3"].number_format == "0%"
 
     cases = [list(row) for row in book["Кейсы"].iter_rows(values_only=True)]
     assert cases[0][:4] == ["Кейс", "Отдел", "Приоритет", "Источник"]
     assert [row[0] for row in cases[1:]] == [1, 2, 5, 6, 7]  # #3 and #4 lie outside
     assert cases[1] == [
-        1, "ЖКХ", "Высокий", "vk", "heating, water", "Опубликован", None,
+        1, "ЖКХ", "Высокий", "vk", "heating, water, topic:heating", "Анна Иванова",
+        "Опубликован", None,
         local(START), local(START + 30 * MIN), local(START + 120 * MIN),
         local(START + 150 * MIN), None, 30, 120, "да", 1, "нет", 1,
     ]  # fmt: skip
-    assert cases[1][7] == datetime(2026, 11, 19, 0, 0)  # shown in Moscow time
-    assert cases[2][6] is None and cases[2][12:15] == [None, None, "нет"]
-    assert cases[3][16] == "да" and cases[3][17] == 3  # the drill case, flagged
-    assert cases[4][6] == "Не негатив" and cases[4][14] == "да"
-    assert cases[5][6] == texts.t("outcome.no_action") and cases[5][14] == "нет"
+    assert cases[1][8] == datetime(2026, 11, 19, 0, 0)  # shown in Moscow time
+    assert cases[2][7] is None and cases[2][13:16] == [None, None, "нет"]
+    assert cases[3][17] == "да" and cases[3][18] == 3  # the drill case, flagged
+    assert cases[4][7] == "Не негатив" and cases[4][15] == "да"
+    assert cases[5][7] == texts.t("outcome.no_action") and cases[5][15] == "нет"
 
     authors = [list(row) for row in book["Авторы"].iter_rows(values_only=True)]
     assert authors[0] == [
@@ -197,7 +213,9 @@ async def test_html_and_md_in_english(sqlite_url: str, tmp_path: Path) -> None:
         "<td>50%</td><td>20</td><td>30</td><td>120</td><td>120</td></tr>" in html  # fmt: skip
     assert "<td>Anna | K</td>" in html and "Anna | K" not in html.replace("<td>Anna | K</td>", "")
     assert "<td>2026-11-19 00:00</td>" in html  # local time
-    assert html.count("<tr><td>") == 5 + 3 + 2  # cases, authors, two summary rows
+    # cases, authors, two summary rows, four codes, two assignees
+    assert html.count("<tr><td>") == 5 + 3 + 2 + 4 + 2
+    assert "<h2>By code</h2>" in html and "<h2>By assignee</h2>" in html
     assert "Drill cases (listed, not counted in the summary): 1" in html
 
     text = md.read_text(encoding="utf-8")
@@ -208,7 +226,8 @@ async def test_html_and_md_in_english(sqlite_url: str, tmp_path: Path) -> None:
     assert "roads\\|pits" in text
     rows = [line for line in text.splitlines() if re.match(r"^\| \d+ \|", line)]
     assert len(rows) == 5 + 3
-    assert all(line.count(" | ") == 17 for line in rows[:5])  # 18 cells per case
+    assert all(line.count(" | ") == 18 for line in rows[:5])  # 19 cells per case
+    assert "| topic | heating | 1 |" in text and "| spec | 1 | 1 | 1 |" in text
 
 
 async def test_an_empty_period_still_writes_every_sheet(database: Database, tmp_path: Path) -> None:

@@ -357,3 +357,26 @@ async def test_ids_answer_staff_with_the_chat_and_their_id_and_refuse_strangers(
             "housing", lambda m: m.get("reply_to") == said["id"], "the answer to /whoami"
         )
         assert "нет в списке сотрудников" in text_of(answer) and "housing" not in text_of(answer)
+
+
+async def test_codes_are_set_from_the_cards_two_level_menu_as_in_telegram(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    async with running_example(tmp_path, clock) as (app, base), aiohttp.ClientSession() as http:
+        sandbox = SandboxClient(http, base)
+        case_id = (await sandbox.feed(HEATING))["case"]
+        card = await sandbox.card("housing", case_id)
+        await sandbox.press("housing", "ivanova", card, "Коды ▸")
+        card = await sandbox.wait_for(
+            "housing", lambda m: m["id"] == card["id"] and "Район ▸" in labels(m), "dimensions"
+        )
+        await sandbox.press("housing", "ivanova", card, "Район ▸")
+        card = await sandbox.wait_for(
+            "housing", lambda m: m["id"] == card["id"] and "Южный" in labels(m), "districts"
+        )
+        await sandbox.press("housing", "ivanova", card, "Южный")
+        await sandbox.wait_for(
+            "housing", lambda m: m["id"] == card["id"] and "Район: Южный" in text_of(m), "shown"
+        )
+        case = await app.cases.get(case_id)
+        assert case is not None and "district:south" in case.codes
