@@ -36,6 +36,8 @@ RIGHTS: Mapping[Action, Right] = {
     Action.FOLLOW_UP_LATER: Right(_ANY_DEPT_ROLE),
     Action.WAIT_FOR_AUTHOR: Right(_ANY_DEPT_ROLE),
     Action.AUTHOR_REPLIED: Right(_ANY_DEPT_ROLE),
+    Action.FOLLOW_UP: Right(_ANY_DEPT_ROLE),
+    Action.CORRECT: Right(_ANY_DEPT_ROLE),
 }
 
 

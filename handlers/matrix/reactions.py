@@ -26,6 +26,9 @@ CARD_REACTIONS: dict[Action, str] = {
     Action.FOLLOW_UP_LATER: "⏳",
     Action.WAIT_FOR_AUTHOR: "⏸️",
     Action.AUTHOR_REPLIED: "▶️",
+    # Both ask for their text in the card's thread ("!followup …", "!correct …").
+    Action.FOLLOW_UP: "➕",
+    Action.CORRECT: "🩹",
 }
 # Under a draft posted for review.
 DRAFT_REACTIONS: dict[Action, str] = {

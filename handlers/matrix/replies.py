@@ -1,5 +1,6 @@
 """Work written in a card's thread: a number chooses from the list a menu reaction showed,
-"!draft", "!note", "!published" and "!escalate" carry text for an action (also with "/").
+"!draft", "!note", "!published", "!escalate", "!followup" and "!correct" carry text for an
+action (also with "/").
 In a crisis card's thread, "!done N" ticks checklist item N and "!undo N" unticks it.
 Translation only: bot/chat/inbound.py acts and answers."""
 
@@ -14,6 +15,8 @@ DRAFT_PREFIXES = ("!draft", "!черновик")  # "!draft <answer text>" is a 
 NOTE_PREFIXES = ("!note", "!правка")  # "!note <what to change>" sends the draft back
 PUBLISHED_PREFIXES = ("!published", "!опубликовано")  # "!published <link>" marks it published
 ESCALATE_PREFIXES = ("!escalate",)  # "!escalate <reason>" in the thread needs no case number
+FOLLOW_UP_PREFIXES = ("!followup", "!дополнить")  # "!followup <text>": a follow-up draft
+CORRECT_PREFIXES = ("!correct", "!исправить")  # "!correct <text>": a correction draft
 DONE_PREFIXES = ("!done", "!сделано")  # "!done 3": checklist item 3 is done
 UNDO_PREFIXES = ("!undo", "!отменить")  # "!undo 3": it is not done after all
 CHECKLIST_PREFIXES = {**dict.fromkeys(DONE_PREFIXES, True), **dict.fromkeys(UNDO_PREFIXES, False)}
@@ -22,6 +25,8 @@ ACTION_OF_PREFIX = {
     **dict.fromkeys(NOTE_PREFIXES, Action.REQUEST_CHANGES),
     **dict.fromkeys(PUBLISHED_PREFIXES, Action.MARK_PUBLISHED),
     **dict.fromkeys(ESCALATE_PREFIXES, Action.ESCALATE),
+    **dict.fromkeys(FOLLOW_UP_PREFIXES, Action.FOLLOW_UP),
+    **dict.fromkeys(CORRECT_PREFIXES, Action.CORRECT),
 }
 
 

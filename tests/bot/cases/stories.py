@@ -168,6 +168,8 @@ VALID_FIELDS: dict[Action, dict[str, Any]] = {
     A.FOLLOW_UP_LATER: {"follow_up_at": T0 + timedelta(days=2)},
     A.WAIT_FOR_AUTHOR: {"wait_reason": WaitReason.DETAILS_REQUESTED},
     A.AUTHOR_REPLIED: {},
+    A.FOLLOW_UP: {"text": "The roof is fixed"},
+    A.CORRECT: {"text": "The corrected answer"},
 }
 
 # What the state alone offers (written out by hand, independent of lifecycle.ALLOWED_FROM).
@@ -219,7 +221,15 @@ EXPECTED_AVAILABLE: dict[CaseState, list[Action]] = {
         A.CLOSE,
         A.WAIT_FOR_AUTHOR,
     ],
-    S.PUBLISHED: [A.ESCALATE, A.CLOSE, A.FOLLOW_UP_DONE, A.FOLLOW_UP_LATER, A.WAIT_FOR_AUTHOR],
+    S.PUBLISHED: [
+        A.ESCALATE,
+        A.CLOSE,
+        A.FOLLOW_UP_DONE,
+        A.FOLLOW_UP_LATER,
+        A.WAIT_FOR_AUTHOR,
+        A.FOLLOW_UP,
+        A.CORRECT,
+    ],
     S.CLOSED: [A.REOPEN],
     S.IGNORED: [A.REOPEN],
 }
@@ -233,6 +243,8 @@ ALLOWED_STATES: dict[Action, frozenset[CaseState]] = {
     A.FOLLOW_UP_DONE: OPEN_STATES,
     A.FOLLOW_UP_LATER: OPEN_STATES,
     A.AUTHOR_REPLIED: OPEN_STATES,
+    # Also before anything is public, once the talk moved to private messages.
+    A.FOLLOW_UP: frozenset({S.TAKEN, S.CHANGES_REQUESTED, S.APPROVED, S.PUBLISHED}),
 }
 
 # Who may do what to a housing case (hand-written rights matrix).
@@ -257,6 +269,8 @@ EXPECTED_MAY: dict[Action, set[str]] = {
     A.FOLLOW_UP_LATER: _ALL_DEPT,
     A.WAIT_FOR_AUTHOR: _ALL_DEPT,
     A.AUTHOR_REPLIED: _ALL_DEPT,
+    A.FOLLOW_UP: _ALL_DEPT,
+    A.CORRECT: _ALL_DEPT,
 }
 
 

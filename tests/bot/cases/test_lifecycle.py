@@ -91,7 +91,13 @@ def test_take_draft_approve_publish_close() -> None:
         ("publish", "spec", S.APPROVED, S.PUBLISHED, {"version": 1, "url": URL})
     ]
     # No follow-up was asked for.
-    assert available_actions(t.case) == [A.ESCALATE, A.CLOSE, A.WAIT_FOR_AUTHOR]
+    assert available_actions(t.case) == [
+        A.ESCALATE,
+        A.CLOSE,
+        A.WAIT_FOR_AUTHOR,
+        A.FOLLOW_UP,
+        A.CORRECT,
+    ]
 
     t = s.do(A.CLOSE, SPEC, outcome=Outcome.ANSWERED)
     assert t.case.state is S.CLOSED
