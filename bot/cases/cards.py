@@ -221,6 +221,8 @@ class Cards:
             target = bot_reply_of(old)
             if target is not None:
                 op, ref = OutboxOp.EDIT, public_ref(case, target)
+                # A reply that said it corrects keeps saying so.
+                corrects = case.drafts[target - 1].kind is DraftKind.CORRECTION
             else:
                 corrects = True
         verb = "correct" if approved.kind is DraftKind.CORRECTION else "publish"
