@@ -407,9 +407,9 @@ def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
         "status": draft.status.value,
         "reviewer_name": directory.name_of(draft.reviewer),
         "note": draft.note,
-        "kind": draft.kind.value,
         "actions": [a.value for a in REVIEW_ACTIONS] if pending else [],
         "drill": case.drill,
+        "kind": draft.kind.value,
     }
 
 
