@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 from bot.cases.replies import telegram_comment_id
+from bot.messages.outbox import Delivery, OutboxOp
 from bot.model import CaseState, DraftKind
 from tests.doubles.telegram_server.state import StoredMessage
 from tests.doubles.telegram_world import World, telegram_world
@@ -117,3 +118,16 @@ async def test_moved_to_private_then_follow_up_published_and_corrected(tmp_path:
         case = await world.case(case_id)
         assert case.state is CaseState.PUBLISHED
         assert case.published_draft.kind is DraftKind.CORRECTION
+
+        # A crash after the edit went out but before it was recorded sends it again at the
+        # start: an edit to the same text changes nothing and posts nothing.
+        correction = None
+        async with world.app.database.uow() as uow:
+            for item_id in range(1, 200):
+                item = await uow.outbox.get(item_id)
+                if item and item.idempotency_key.endswith(f":correct:{case_id}:2"):
+                    correction = item
+        assert correction is not None and correction.op is OutboxOp.EDIT
+        again = Delivery(correction, target_ref=str(reply.message_id))
+        await world.app.transports["telegram"].deliver(again)
+        assert [m.text for m in _bot_replies_to(world, comment)] == [CORRECTED]
