@@ -73,6 +73,10 @@ class Action(StrEnum):
     FOLLOW_UP_LATER = "follow_up_later"  # the result is not there yet: ask again later
     WAIT_FOR_AUTHOR = "wait_for_author"  # the SLA clock pauses until the author answers
     AUTHOR_REPLIED = "author_replied"  # the clock resumes
+    # After a public reply or a move to private messages: a new draft that adds to the answer
+    # (shows the result) or corrects it, reviewed and published like the answer itself.
+    FOLLOW_UP = "follow_up"
+    CORRECT = "correct"
     SET_CODE = "set_code"  # a code of the playbook's codes.yaml set or removed (toggled)
     SET_PRIORITY = "set_priority"  # raised or lowered by the lead or the duty officer
     ASSIGN = "assign"  # the lead gives the case to a named colleague of the department
@@ -133,6 +137,14 @@ class DraftStatus(StrEnum):
     REJECTED = "rejected"
     APPROVED = "approved"
     SUPERSEDED = "superseded"  # a newer version replaced it before review
+
+
+class DraftKind(StrEnum):
+    """What a draft is to the public thread (bot/cases/lifecycle.py has the cycle)."""
+
+    ANSWER = "answer"  # the answer (or a first reply)
+    FOLLOW_UP = "follow_up"  # comes back to the thread: the result promised, more to say
+    CORRECTION = "correction"  # replaces the text of the latest published reply
 
 
 class AuthorLabel(StrEnum):
@@ -301,6 +313,9 @@ class Draft:
     reviewer: str | None = None
     reviewed_at: datetime | None = None
     note: str | None = None  # the approver's request for changes or reason to reject
+    kind: DraftKind = DraftKind.ANSWER
+    published_at: datetime | None = None  # when this text went public (by the bot or by hand)
+    published_by_bot: bool = False  # the bot posted it: its reply can be edited later
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +365,14 @@ class Case:
     def approved_draft(self) -> Draft | None:
         for draft in reversed(self.drafts):
             if draft.status is DraftStatus.APPROVED:
+                return draft
+        return None
+
+    @property
+    def published_draft(self) -> Draft | None:
+        """The latest draft that went public: what a correction corrects."""
+        for draft in reversed(self.drafts):
+            if draft.published_at is not None:
                 return draft
         return None
 

@@ -25,6 +25,7 @@ from bot.model import (
     Case,
     CaseState,
     Draft,
+    DraftKind,
     DraftStatus,
     DrillRun,
     Event,
@@ -120,6 +121,9 @@ def draft_values(draft: Draft) -> dict[str, Any]:
         "reviewer": draft.reviewer,
         "reviewed_at": draft.reviewed_at,
         "note": draft.note,
+        "kind": draft.kind.value,
+        "published_at": draft.published_at,
+        "published_by_bot": draft.published_by_bot,
     }
 
 
@@ -135,6 +139,9 @@ def draft_from_row(row: DraftRow) -> Draft:
         reviewer=row.reviewer,
         reviewed_at=row.reviewed_at,
         note=row.note,
+        kind=DraftKind(row.kind),
+        published_at=row.published_at,
+        published_by_bot=row.published_by_bot,
     )
 
 

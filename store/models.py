@@ -396,6 +396,10 @@ class DraftRow(Base):
     reviewer: Mapped[str | None] = mapped_column(String(128))
     reviewed_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(EncryptedText)
+    # DraftKind value (migration 0018): an answer, a follow-up or a correction.
+    kind: Mapped[str] = mapped_column(String(16), default="answer")
+    published_at: Mapped[datetime | None]
+    published_by_bot: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class EventRow(Base):

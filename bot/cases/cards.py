@@ -41,6 +41,7 @@ from bot.model import (
     Case,
     DeptRole,
     Draft,
+    DraftKind,
     DraftStatus,
     IgnoreReason,
     Mention,
@@ -71,6 +72,8 @@ PROMPT_ACTIONS = {
     Action.DRAFT: "ui.prompt_draft",
     Action.ESCALATE: "ui.prompt_reason",
     Action.REQUEST_CHANGES: "ui.prompt_note",
+    Action.FOLLOW_UP: "ui.prompt_follow_up",
+    Action.CORRECT: "ui.prompt_correct",
 }
 REVIEW_ACTIONS = (Action.APPROVE, Action.REQUEST_CHANGES, Action.REJECT)
 # Which transport can send a photo by its reference: a Telegram file id works only for the
@@ -261,22 +264,34 @@ class Cards:
             ref = f"drill-publish:{new.id}:{new.version}"
             items += self.for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
         elif request.action is Action.PUBLISH:
-            items.append(self._public_reply(new, mention, now))
+            items.append(self._public_reply(old, new, mention, now))
         await uow.outbox.enqueue(items)
 
-    def _public_reply(self, case: Case, mention: Mention, now: datetime) -> OutboxItem:
-        """The approved answer, posted under the mention itself."""
+    def _public_reply(self, old: Case, case: Case, mention: Mention, now: datetime) -> OutboxItem:
+        """The approved answer, posted under the mention itself; a follow-up too, in the same
+        thread. A correction edits the bot's reply it corrects, or, when the bot has none
+        there, is a new reply that says it corrects. Keys name the draft version: a crash
+        after the send repeats nothing."""
         origin = origin_of(mention, self._directory.discussion_chats)
         approved = case.approved_draft
         assert origin is not None and approved is not None
+        op, ref, corrects = OutboxOp.REPLY, public_ref(case, approved.version), False
+        if approved.kind is DraftKind.CORRECTION:
+            target = bot_reply_of(old)
+            if target is not None:
+                op, ref = OutboxOp.EDIT, public_ref(case, target)
+                # A reply that said it corrects keeps saying so.
+                corrects = case.drafts[target - 1].kind is DraftKind.CORRECTION
+            else:
+                corrects = True
+        verb = "correct" if approved.kind is DraftKind.CORRECTION else "publish"
         return OutboxItem(
             transport=origin.transport,
             chat=origin.chat,
-            op=OutboxOp.REPLY,
-            payload=public_reply_view(approved.text),
-            idempotency_key=f"{origin.transport}:{origin.chat}:publish:{case.id}:"
-            f"{approved.version}",
-            ref_key=f"public:{case.id}:{approved.version}",
+            op=op,
+            payload=public_reply_view(approved.text, corrects=corrects),
+            idempotency_key=f"{origin.transport}:{origin.chat}:{verb}:{case.id}:{approved.version}",
+            ref_key=ref,
             reply_to_key=f"{EXTERNAL_REF}{origin.message_id}",
             case_id=case.id,
             urgency=case.priority.rank,
@@ -318,6 +333,27 @@ class Cards:
         return items
 
 
+def public_ref(case: Case, version: int) -> str:
+    """The logical key of the bot's public reply that published this draft version."""
+    return f"public:{case.id}:{version}"
+
+
+def bot_reply_of(case: Case) -> int | None:
+    """The draft version whose key names the bot's reply now showing the latest public text,
+    or None when that text is not in a reply of the bot's (published by hand, or nothing).
+    A correction the bot made by editing leaves the reply where it was."""
+    current: int | None = None
+    for draft in case.drafts:
+        if draft.published_at is None:
+            continue
+        edited = draft.kind is DraftKind.CORRECTION and current is not None
+        if draft.published_by_bot and not edited:
+            current = draft.version
+        elif not draft.published_by_bot and draft.kind is not DraftKind.CORRECTION:
+            current = None
+    return current
+
+
 def card_view(
     case: Case,
     mention: Mention,
@@ -341,6 +377,7 @@ def card_view(
     phase = min(running_deadlines(case), key=lambda p: p[1], default=None)
     deadline = phase[1] if phase else None
     draft = case.latest_draft
+    public = case.published_draft
     actions = [] if moved_to else card_actions(case, publishable, codes)
     return {
         "view": "card",
@@ -368,8 +405,24 @@ def card_view(
         "text": mention.text,
         "url": mention.url,
         "draft": (
-            {"version": draft.version, "status": draft.status.value, "text": draft.text}
+            {
+                "version": draft.version,
+                "status": draft.status.value,
+                "text": draft.text,
+                "kind": draft.kind.value,
+            }
             if draft
+            else None
+        ),
+        # What went public before a follow-up or correction being written: shown above it.
+        "published": (
+            {
+                "version": public.version,
+                "status": public.status.value,
+                "text": public.text,
+                "kind": public.kind.value,
+            }
+            if public is not None and draft is not None and draft is not public
             else None
         ),
         "moved_to": directory.department_name(moved_to) if moved_to else None,
@@ -450,6 +503,7 @@ def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
         "note": draft.note,
         "actions": [a.value for a in REVIEW_ACTIONS] if pending else [],
         "drill": case.drill,
+        "kind": draft.kind.value,
     }
 
 

@@ -4,6 +4,19 @@ Every transport and every scheduled job goes through `transition`; nothing else 
 case's state. A refusal is a DomainError whose `code` names a user-facing message. `check`
 holds every guard once: `transition` runs it first, and so does the case service before it
 asks a person for a draft, a note or a choice (bot/cases/prompts.py).
+
+Follow-ups and corrections reuse the answer's cycle instead of a second state machine. Once a
+reply went public (PUBLISHED), or the talk moved to private messages (a follow-up is due),
+FOLLOW_UP or CORRECT writes a new draft of that kind (Draft.kind): the case goes
+AWAITING_APPROVAL → APPROVED (the same APPROVE, four eyes) → PUBLISHED again, and what went
+public before stays on its draft (Draft.published_at). Later versions written after changes
+were requested keep the kind. A rejected follow-up or correction returns the case to
+PUBLISHED when something is public already. Publishing a follow-up closes the follow-up: no
+more asking for the result (follow_up_due_at cleared) and no more waiting for the author; the
+case stays PUBLISHED, open for a correction, until someone closes it with its outcome.
+Publishing a correction replaces the text of the latest public reply: the bot edits its own
+reply where it posted one, else it is posted as a new reply that says it corrects the first
+(bot/cases/cards.py).
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from bot.model import (
     CaseState,
     DeptRole,
     Draft,
+    DraftKind,
     DraftStatus,
     Event,
     IgnoreReason,
@@ -69,6 +83,9 @@ ALLOWED_FROM: dict[Action, frozenset[CaseState]] = {
         {S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED, S.PUBLISHED}
     ),
     Action.AUTHOR_REPLIED: _OPEN,
+    # After a public reply, or once the talk moved to private messages (_may_follow_up).
+    Action.FOLLOW_UP: frozenset({S.TAKEN, S.CHANGES_REQUESTED, S.APPROVED, S.PUBLISHED}),
+    Action.CORRECT: frozenset({S.PUBLISHED}),
     # Coding, priority and assignment: at any moment of an open case.
     Action.SET_CODE: _OPEN,
     Action.SET_PRIORITY: _OPEN,
@@ -131,7 +148,7 @@ class ActionRequest:
     """An action with what it needs. Transports fill only the fields their action uses."""
 
     action: Action
-    text: str | None = None  # DRAFT, USE_TEMPLATE
+    text: str | None = None  # DRAFT, USE_TEMPLATE, FOLLOW_UP, CORRECT
     template_id: str | None = None  # USE_TEMPLATE
     pre_approved: bool = False  # USE_TEMPLATE: the playbook marks the template approved
     note: str | None = None  # REQUEST_CHANGES (required), REJECT, ESCALATE, REOPEN
@@ -307,6 +324,19 @@ def _waiting(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None
     return None
 
 
+def _may_follow_up(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    """Something went public, or the talk moved to private and the result is still owed."""
+    if case.state is not S.PUBLISHED and case.follow_up_due_at is None:
+        return InvalidTransition(action=req.action.value, state=case.state.value)
+    return _owner_or_lead(case, req, actor)
+
+
+def _may_correct(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    if case.published_draft is None:  # published by a release that did not record it
+        return InvalidTransition(action=req.action.value, state=case.state.value)
+    return _owner_or_lead(case, req, actor)
+
+
 def _may_code(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
     if case.assignee is None:  # nobody owns it: the department's staff code it
         return None
@@ -325,6 +355,8 @@ _GUARDS: dict[Action, Guard] = {
     Action.FOLLOW_UP_LATER: _follow_up_asked,
     Action.WAIT_FOR_AUTHOR: _not_waiting,
     Action.AUTHOR_REPLIED: _waiting,
+    Action.FOLLOW_UP: _may_follow_up,
+    Action.CORRECT: _may_correct,
     Action.SET_CODE: _may_code,
 }
 
@@ -381,6 +413,9 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
         case = replace(case, state=S.TAKEN, assignee=actor.id)
 
     pre_approved = req.action is Action.USE_TEMPLATE and req.pre_approved
+    kind = _kind_of_new_draft(case, req.action)
+    if kind is not DraftKind.ANSWER:
+        pre_approved = False  # a template is pre-approved as an answer, not as a follow-up
     draft = Draft(
         version=len(case.drafts) + 1,
         text=text,
@@ -389,6 +424,7 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
         status=DraftStatus.APPROVED if pre_approved else DraftStatus.PENDING,
         template_id=req.template_id if req.action is Action.USE_TEMPLATE else None,
         pre_approved=pre_approved,
+        kind=kind,
     )
     to = S.APPROVED if pre_approved else S.AWAITING_APPROVAL
     events.append(
@@ -401,6 +437,7 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
             version=draft.version,
             template_id=draft.template_id,
             pre_approved=pre_approved,
+            draft_kind=None if kind is DraftKind.ANSWER else kind.value,
         )
     )
     new_case = replace(
@@ -410,6 +447,21 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
         approved_at=case.approved_at or (now if pre_approved else None),
     )
     return new_case, events
+
+
+_KIND_OF_ACTION = {Action.FOLLOW_UP: DraftKind.FOLLOW_UP, Action.CORRECT: DraftKind.CORRECTION}
+
+
+def _kind_of_new_draft(case: Case, action: Action) -> DraftKind:
+    """FOLLOW_UP and CORRECT name the kind; a new version of a draft not yet public keeps its
+    predecessor's (a follow-up sent back for changes is rewritten as a follow-up)."""
+    if action in _KIND_OF_ACTION:
+        return _KIND_OF_ACTION[action]
+    latest = case.latest_draft
+    in_review = case.state in (S.AWAITING_APPROVAL, S.CHANGES_REQUESTED, S.APPROVED)
+    if latest is not None and in_review and latest.published_at is None:
+        return latest.kind
+    return DraftKind.ANSWER
 
 
 def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
@@ -423,6 +475,8 @@ def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Hand
         Action.REQUEST_CHANGES: (DraftStatus.CHANGES_REQUESTED, S.CHANGES_REQUESTED),
         Action.REJECT: (DraftStatus.REJECTED, S.TAKEN),
     }[req.action]
+    if to is S.TAKEN and case.published_draft is not None:
+        to = S.PUBLISHED  # a follow-up or correction turned down: what is public stays so
     reviewed = replace(draft, status=status, reviewer=actor.id, reviewed_at=now, note=note)
     event = _event(case, actor, now, req.action, to, version=draft.version, note=note)
     new_case = replace(
@@ -437,6 +491,13 @@ def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Hand
 def _publish(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
     draft = case.approved_draft
     assert draft is not None
+    answer = draft.kind is DraftKind.ANSWER
+    public = replace(
+        draft,
+        published_at=now,
+        # A drill's Publish posts nothing: there is no reply of the bot's to edit later.
+        published_by_bot=req.action is Action.PUBLISH and not case.drill,
+    )
     event = _event(
         case,
         actor,
@@ -447,13 +508,29 @@ def _publish(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Han
         url=req.url,
         # A drill's Publish posts nothing anywhere (bot/cases/cards.py announce).
         note="simulated" if case.drill and req.action is Action.PUBLISH else None,
+        draft_kind=None if answer else draft.kind.value,
     )
+    drafts = tuple(public if d.version == draft.version else d for d in case.drafts)
+    if answer:
+        new_case = replace(
+            case,
+            state=S.PUBLISHED,
+            published_at=now,
+            published_url=req.url or case.published_url,
+            follow_up_due_at=req.follow_up_at,
+            drafts=drafts,
+        )
+        return new_case, [event]
+    follow_up = draft.kind is DraftKind.FOLLOW_UP
     new_case = replace(
         case,
         state=S.PUBLISHED,
-        published_at=now,
-        published_url=req.url or case.published_url,
-        follow_up_due_at=req.follow_up_at,
+        published_at=case.published_at or now,  # the first reply's moment stays the answer's
+        published_url=case.published_url or req.url,
+        # The result is shown: nobody is asked for it again, the talk in private is over.
+        follow_up_due_at=None if follow_up else case.follow_up_due_at,
+        waiting_since=None if follow_up else case.waiting_since,
+        drafts=drafts,
     )
     return new_case, [event]
 
@@ -641,6 +718,8 @@ _HANDLERS = {
     Action.FOLLOW_UP_LATER: _follow_up_later,
     Action.WAIT_FOR_AUTHOR: _wait_for_author,
     Action.AUTHOR_REPLIED: _author_replied,
+    Action.FOLLOW_UP: _draft,
+    Action.CORRECT: _draft,
     Action.SET_CODE: _set_code,
     Action.SET_PRIORITY: _set_priority,
     Action.ASSIGN: _assign,
@@ -658,6 +737,10 @@ def available_actions(case: Case, actor: Actor | None = None) -> list[Action]:
     hidden: set[Action] = set()
     if case.follow_up_due_at is None:
         hidden |= {Action.FOLLOW_UP_DONE, Action.FOLLOW_UP_LATER}
+        if case.state is not S.PUBLISHED:
+            hidden.add(Action.FOLLOW_UP)
+    if case.published_draft is None:
+        hidden.add(Action.CORRECT)
     hidden.add(Action.WAIT_FOR_AUTHOR if case.waiting_since else Action.AUTHOR_REPLIED)
     actions = [a for a in actions if a not in hidden]
     if actor is not None:
@@ -712,6 +795,13 @@ def invariant_violations(case: Case) -> list[str]:
         second_person = d.reviewer not in (None, d.author)
         if d.status is DraftStatus.APPROVED and not d.pre_approved and not second_person:
             problems.append(f"draft {d.version} approved without a second person")
+    published = [d for d in case.drafts if d.published_at is not None]
+    if any(d.status is not DraftStatus.APPROVED for d in published):
+        problems.append("a published draft that is not approved")
+    if published and case.published_at is None:
+        problems.append("a published draft on a case without published_at")
+    if case.drafts and case.drafts[0].kind is DraftKind.CORRECTION:
+        problems.append("a correction of nothing")
     if case.escalation_level < 0:
         problems.append("negative escalation level")
     return problems

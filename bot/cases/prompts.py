@@ -32,12 +32,18 @@ from bot.messages.outbox import Destination, OutboxOp
 from bot.messages.views import MenuOption, card_ref, draft_ref, prompt_ref, prompt_view
 from bot.model import Action, Case
 from bot.ports import UnitOfWork, UnitOfWorkFactory
+from bot.settings.reply_templates import TemplateKind
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor, may_look_at
 
 # The refusal for a press from a chat a case is not worked in (CaseService.misplaced).
 Placement = Callable[[Case, Destination | None], WrongChat | None]
 BACK = "menu"  # what the audit trail calls a press for a card's main buttons
+# Prompts that show templates to start from, and which kinds (None: every answer start).
+STARTS: dict[Action, frozenset[TemplateKind] | None] = {
+    Action.DRAFT: None,
+    Action.FOLLOW_UP: frozenset({TemplateKind.FOLLOW_UP}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +110,15 @@ class Prompts:
                 else card_ref(case.id, case.department)
             )
             params: dict[str, object] = {"case_id": case.id, "version": version}
-            if action is Action.DRAFT and self._replies is not None:
-                # Apology and refutation templates start an answer: shown to copy and complete.
+            if action in STARTS and self._replies is not None:
+                # Apology and refutation templates start an answer, the follow-up templates a
+                # follow-up: shown to copy and complete.
                 mention, author = await first_mention(uow, case)
                 params["starts"] = [
                     {"title": title, "text": text}
-                    for title, text in self._replies.answer_starts(case, mention, author)
+                    for title, text in self._replies.answer_starts(
+                        case, mention, author, STARTS[action]
+                    )
                 ]
             view = prompt_view(key, **params)
             await uow.outbox.enqueue(

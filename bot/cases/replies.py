@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot.model import Author, Case, Mention
 from bot.settings.playbook import Playbook
-from bot.settings.reply_templates import ReplyTemplate, TemplateUse
+from bot.settings.reply_templates import ReplyTemplate, TemplateKind, TemplateUse
 from bot.staff.directory import Directory
 
 # Mentions from the organisation's own Telegram discussion groups carry this source prefix and
@@ -84,10 +84,15 @@ class ReplyCatalog:
         return RenderedReply(template.id, text, template.pre_approved, template.follow_up_after)
 
     def answer_starts(
-        self, case: Case, mention: Mention, author: Author | None
+        self,
+        case: Case,
+        mention: Mention,
+        author: Author | None,
+        kinds: Collection[TemplateKind] | None = None,
     ) -> list[tuple[str, str]]:
         """(title, text) of the templates an answer may start from (apology, refutation):
-        the draft prompt shows them to copy and complete."""
+        the draft prompt shows them to copy and complete. `kinds`: only these (a follow-up
+        starts from the follow-up templates)."""
         if case.id is None:
             return []
         return [
@@ -96,6 +101,7 @@ class ReplyCatalog:
                 self._text(t, case, mention.author.display_name, author, mention.url),
             )
             for t in self._offered(case.department, TemplateUse.ANSWER)
+            if kinds is None or t.kind in kinds
         ]
 
     def _text(

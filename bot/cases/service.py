@@ -52,6 +52,7 @@ from bot.model import (
     AuthorLabel,
     Case,
     DeptRole,
+    DraftKind,
     Event,
     EventKind,
     IgnoreReason,
@@ -362,8 +363,11 @@ class CaseService:
             except DomainError as error:
                 return ActResult(case, error=error)
             new_case = result.case
-            if request.action is Action.AUTHOR_REPLIED and self._sla is not None:
-                new_case = self._sla.resumed(case, new_case, now)  # the paused time is given back
+            ended_wait = case.waiting_since is not None and new_case.waiting_since is None
+            if ended_wait and self._sla is not None:
+                # The author replied, or a follow-up showed the result: the paused time is
+                # given back.
+                new_case = self._sla.resumed(case, new_case, now)
             if request.action is Action.REOPEN and self._sla is not None:
                 new_case = self._sla.reopened(new_case, now)
             events = result.events
@@ -435,8 +439,10 @@ class CaseService:
             raise InvalidInput(field="assignee", limit=None)  # staff of the department only
         if action is Action.PUBLISH and not case.drill and not self._cards.publishable(mention):
             raise NotPublishable()
-        if action in (Action.PUBLISH, Action.MARK_PUBLISHED) and request.follow_up_at is None:
-            approved = case.approved_draft
+        approved = case.approved_draft
+        answer = approved is not None and approved.kind is DraftKind.ANSWER
+        publishes = action in (Action.PUBLISH, Action.MARK_PUBLISHED)
+        if publishes and answer and request.follow_up_at is None:
             wait = (
                 self._replies.follow_up_after(approved.template_id)
                 if (self._replies and approved)

@@ -60,7 +60,6 @@ LINK = re.compile(r"^https?://\S+$")
 # reactions are added right after the message): wait this long for it while the chat is busy.
 REF_WAIT_STEPS, REF_WAIT_STEP_S = 30, 0.1
 # What the text of a reply becomes, by the action it carries out.
-TEXT_FIELD = {Action.DRAFT: "text", Action.REQUEST_CHANGES: "note", Action.ESCALATE: "note"}
 # What a reaction that needs text asks for in the card's thread (Controls.REACTIONS).
 THREAD_PROMPTS = {
     Action.DRAFT: "ui.matrix_prompt_draft",
@@ -68,6 +67,17 @@ THREAD_PROMPTS = {
 }
 # How long such a question stays open: later, the person's message there is conversation.
 PROMPT_PATIENCE = timedelta(hours=1)
+TEXT_FIELD = {
+    Action.DRAFT: "text",
+    Action.REQUEST_CHANGES: "note",
+    Action.ESCALATE: "note",
+    Action.FOLLOW_UP: "text",
+    Action.CORRECT: "text",
+}
+# Actions whose reply is a new draft version ("draft v3 sent for approval").
+WRITES_DRAFT = frozenset({Action.DRAFT, Action.FOLLOW_UP, Action.CORRECT})
+# Asked for as "!followup …" / "!correct …" in a card's thread where reactions stand for buttons.
+FOLLOW_UP_ACTIONS = frozenset({Action.FOLLOW_UP, Action.CORRECT})
 BAD_BUTTON = notice_view("ui.bad_button")
 BAD_CHOICE = notice_view("ui.bad_choice")
 
@@ -273,6 +283,17 @@ class Inbound:
             return await self._tell(press, await self._forged(press))
         if action in MENU_ACTIONS and press.controls is Controls.REACTIONS:
             return await self._list_choices(press, action)
+        if action in FOLLOW_UP_ACTIONS and press.controls is Controls.REACTIONS:
+            # The text comes as "!followup …" or "!correct …": check the right now, act then.
+            check = await self._cases.check(
+                press.case_id, action, press.actor, press.where, Versions(card=press.version)
+            )
+            notice = (
+                refusal_view(check.error, self._directory)
+                if check.error
+                else notice_view("ui.matrix_follow_up", case_id=press.case_id)
+            )
+            return await self._tell(press, Feedback(notice, alert=check.error is not None))
         if action in PROMPT_ACTIONS and press.controls is Controls.REACTIONS:
             return await self._ask_in_thread(press, action)
         if action in PROMPT_ACTIONS and press.controls is Controls.BUTTONS:
@@ -559,7 +580,7 @@ class Inbound:
         drill = {"drill": True} if result.case is not None and result.case.drill else {}
         if result.error is not None:
             view = refusal_view(result.error, self._directory, name_the_right=buttons)
-        elif action is Action.DRAFT and result.case and result.case.latest_draft:
+        elif action in WRITES_DRAFT and result.case and result.case.latest_draft:
             version = result.case.latest_draft.version
             view = notice_view("ui.draft_sent", case_id=to.case_id, version=version, **drill)
         else:

@@ -24,6 +24,7 @@ from bot.model import (
     AuthorLabel,
     CaseState,
     DeptRole,
+    DraftKind,
     DraftStatus,
     EventKind,
     GlobalRole,
@@ -85,6 +86,7 @@ def required_keys() -> frozenset[str]:
     keys |= {f"outcome.{o.value}" for o in Outcome}
     keys |= {f"author_label.{label.value}" for label in AuthorLabel}
     keys |= {f"draft_status.{s.value}" for s in DraftStatus}
+    keys |= {f"draft_kind.{k.value}" for k in DraftKind}
     keys |= {f"role.{r.value}" for r in (*DeptRole, *GlobalRole)}
     keys |= {f"error.{code}" for code in ERROR_CODES}
     keys |= {f"attachment_kind.{k.value}" for k in AttachmentKind}
@@ -307,6 +309,10 @@ class Texts:
         bot/messages/outbox.py Destination.about) starts with the DRILL mark."""
         text = self.t(key, **params)
         return f"{self.t('drill.mark')} {text}" if params.get("drill") is True else text
+
+    def public_reply(self, text: str, corrects: bool = False) -> str:
+        """A public reply's plain text; a correction posted as a new reply says so first."""
+        return self.t("public.correction", text=text) if corrects else text
 
     def t_or(self, key: str, default: str, /, **params: Any) -> str:
         """Like t(), but `default` for a key that is not there: for open-ended values such as

@@ -49,6 +49,7 @@ CARD_FIELDS = (
     "text",
     "url",
     "draft",
+    "published",
     "moved_to",
     "sla",
     "attachments",
@@ -63,6 +64,7 @@ DRAFT_FIELDS = (
     "reviewer_name",
     "note",
     "drill",
+    "kind",
 )
 
 
@@ -92,6 +94,8 @@ class CardDraft(TypedDict):
     version: int
     status: str  # DraftStatus value
     text: str
+    # DraftKind value; cards queued before follow-ups existed lack it (an answer).
+    kind: NotRequired[str]
 
 
 class SlaLine(TypedDict):
@@ -140,6 +144,9 @@ class CardView(TypedDict):
     text: str
     url: str | None
     draft: CardDraft | None
+    # The latest public text while a follow-up or correction is written; absent from cards
+    # queued before follow-ups existed.
+    published: NotRequired[CardDraft | None]
     moved_to: str | None  # name of the department a rerouted case went to
     sla: SlaLine | None
     # Photos and files that came with the mention; absent from cards queued before them.
@@ -166,6 +173,7 @@ class DraftView(TypedDict):
     # A drill case's draft is marked DRILL. Drafts queued before drills existed lack the key:
     # renderers read it with .get.
     drill: bool
+    kind: NotRequired[str]  # DraftKind value; absent from drafts queued before it existed
 
 
 class NoticeView(TypedDict):
@@ -235,6 +243,9 @@ class PageView(TypedDict):
 class PublicReplyView(TypedDict):
     view: Literal["public_reply"]
     text: str
+    # A correction posted as a new reply (the bot has no reply of its own to edit): rendered
+    # with the words that say it corrects the answer above. Absent: a plain reply.
+    corrects: NotRequired[bool]
 
 
 class QueueItem(TypedDict):
@@ -349,8 +360,11 @@ def page_view(
     return page
 
 
-def public_reply_view(text: str) -> PublicReplyView:
-    return {"view": "public_reply", "text": text}
+def public_reply_view(text: str, corrects: bool = False) -> PublicReplyView:
+    view: PublicReplyView = {"view": "public_reply", "text": text}
+    if corrects:
+        view["corrects"] = True
+    return view
 
 
 def queue_view(waiting: int, items: list[QueueItem], more: int) -> QueueView:

@@ -40,6 +40,8 @@ RIGHTS: Mapping[Action, Right] = {
     Action.SET_CODE: Right(_ANY_DEPT_ROLE),  # while unowned; then the owner or the lead
     Action.SET_PRIORITY: Right(_LEADS, frozenset({GlobalRole.DUTY})),
     Action.ASSIGN: Right(_LEADS),
+    Action.FOLLOW_UP: Right(_ANY_DEPT_ROLE),
+    Action.CORRECT: Right(_ANY_DEPT_ROLE),
 }
 
 

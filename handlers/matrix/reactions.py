@@ -28,6 +28,9 @@ CARD_REACTIONS: dict[Action, str] = {
     Action.FOLLOW_UP_LATER: "⏳",
     Action.WAIT_FOR_AUTHOR: "⏸️",
     Action.AUTHOR_REPLIED: "▶️",
+    # Both ask for their text in the card's thread ("!followup …", "!correct …").
+    Action.FOLLOW_UP: "➕",
+    Action.CORRECT: "🩹",
     Action.SET_CODE: "🏷️",
 }
 # Taken when somebody reacts with them, but not put under every card: priority and

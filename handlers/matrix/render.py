@@ -157,7 +157,8 @@ class MatrixRenderer:
             return self._html(self.fit_lines(page), NOTICE)
         if view["view"] == "public_reply":
             # Posted where the citizen wrote: plain text, as a person would have typed it.
-            return MatrixRendered(self._fit_plain(view["text"], html_too=False), None)
+            text = self.texts.public_reply(view["text"], bool(view.get("corrects")))
+            return MatrixRendered(self._fit_plain(text, html_too=False), None)
         if view["view"] == "queue":
             page = self.texts.render(
                 "queue.html.j2",

@@ -1,6 +1,7 @@
 """Work written in a card's thread: a number chooses from the list a menu reaction showed,
-"!draft", "!note", "!published" and "!escalate" carry text for an action (also with "/"), and
-after 📝 or ⏫ the presser's next plain message is the draft's text or the reason;
+"!draft", "!note", "!published", "!escalate", "!followup" and "!correct" carry text for an
+action (also with "/"), and after 📝 or ⏫ the presser's next plain message is the draft's text
+or the reason;
 "!code topic 3", "!priority high" and "!assign @user:server" code, reprioritise and assign
 the case (without an argument they list the choices).
 In a crisis card's thread, "!done N" ticks checklist item N and "!undo N" unticks it.
@@ -18,6 +19,8 @@ DRAFT_PREFIXES = ("!draft", "!черновик")  # "!draft <answer text>" is a 
 NOTE_PREFIXES = ("!note", "!правка")  # "!note <what to change>" sends the draft back
 PUBLISHED_PREFIXES = ("!published", "!опубликовано")  # "!published <link>" marks it published
 ESCALATE_PREFIXES = ("!escalate",)  # "!escalate <reason>" in the thread needs no case number
+FOLLOW_UP_PREFIXES = ("!followup", "!дополнить")  # "!followup <text>": a follow-up draft
+CORRECT_PREFIXES = ("!correct", "!исправить")  # "!correct <text>": a correction draft
 DONE_PREFIXES = ("!done", "!сделано")  # "!done 3": checklist item 3 is done
 UNDO_PREFIXES = ("!undo", "!отменить")  # "!undo 3": it is not done after all
 CODE_PREFIXES = ("!code", "!код")  # "!code topic 3": toggle code 3 of the topic list
@@ -29,6 +32,8 @@ ACTION_OF_PREFIX = {
     **dict.fromkeys(NOTE_PREFIXES, Action.REQUEST_CHANGES),
     **dict.fromkeys(PUBLISHED_PREFIXES, Action.MARK_PUBLISHED),
     **dict.fromkeys(ESCALATE_PREFIXES, Action.ESCALATE),
+    **dict.fromkeys(FOLLOW_UP_PREFIXES, Action.FOLLOW_UP),
+    **dict.fromkeys(CORRECT_PREFIXES, Action.CORRECT),
     **dict.fromkeys(CODE_PREFIXES, Action.SET_CODE),
     **dict.fromkeys(PRIORITY_PREFIXES, Action.SET_PRIORITY),
     **dict.fromkeys(ASSIGN_PREFIXES, Action.ASSIGN),

@@ -126,7 +126,7 @@ class SandboxRenderer:
             crisis = view["context"].get("crisis")
             drill = isinstance(crisis, dict) and bool(crisis.get("drill"))  # a drill's card
         elif view["view"] == "public_reply":
-            body = [view["text"]]
+            body = [self.texts.public_reply(view["text"], bool(view.get("corrects")))]
         elif view["view"] == "queue":
             body = parse_html(
                 self.texts.render(

@@ -119,7 +119,8 @@ class TelegramRenderer:
             keyboard = checklist_keyboard(checklist, self.texts) if checklist else None
             return Rendered(self.fit_lines(page), keyboard)
         if view["view"] == "public_reply":
-            return Rendered(escape_fit(view["text"]), None, public=True)
+            text = self.texts.public_reply(view["text"], bool(view.get("corrects")))
+            return Rendered(escape_fit(text), None, public=True)
         if view["view"] == "queue":
             page = self.texts.render(
                 "queue.html.j2", waiting=view["waiting"], items=view["items"], more=view["more"]

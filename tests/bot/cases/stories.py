@@ -171,6 +171,8 @@ VALID_FIELDS: dict[Action, dict[str, Any]] = {
     A.SET_CODE: {"code": "topic:heating"},
     A.SET_PRIORITY: {"priority": Priority.HIGH},
     A.ASSIGN: {"assignee": "spec2"},
+    A.FOLLOW_UP: {"text": "The roof is fixed"},
+    A.CORRECT: {"text": "The corrected answer"},
 }
 
 # What the state alone offers (written out by hand, independent of lifecycle.ALLOWED_FROM).
@@ -222,7 +224,15 @@ EXPECTED_AVAILABLE: dict[CaseState, list[Action]] = {
         A.CLOSE,
         A.WAIT_FOR_AUTHOR,
     ],
-    S.PUBLISHED: [A.ESCALATE, A.CLOSE, A.FOLLOW_UP_DONE, A.FOLLOW_UP_LATER, A.WAIT_FOR_AUTHOR],
+    S.PUBLISHED: [
+        A.ESCALATE,
+        A.CLOSE,
+        A.FOLLOW_UP_DONE,
+        A.FOLLOW_UP_LATER,
+        A.WAIT_FOR_AUTHOR,
+        A.FOLLOW_UP,
+        A.CORRECT,
+    ],
     S.CLOSED: [A.REOPEN],
     S.IGNORED: [A.REOPEN],
 }
@@ -240,6 +250,8 @@ ALLOWED_STATES: dict[Action, frozenset[CaseState]] = {
     A.FOLLOW_UP_DONE: OPEN_STATES,
     A.FOLLOW_UP_LATER: OPEN_STATES,
     A.AUTHOR_REPLIED: OPEN_STATES,
+    # Also before anything is public, once the talk moved to private messages.
+    A.FOLLOW_UP: frozenset({S.TAKEN, S.CHANGES_REQUESTED, S.APPROVED, S.PUBLISHED}),
 }
 
 # Who may do what to a housing case (hand-written rights matrix).
@@ -267,6 +279,8 @@ EXPECTED_MAY: dict[Action, set[str]] = {
     A.SET_CODE: _ALL_DEPT,
     A.SET_PRIORITY: {"lead", "duty"},
     A.ASSIGN: {"lead"},
+    A.FOLLOW_UP: _ALL_DEPT,
+    A.CORRECT: _ALL_DEPT,
 }
 
 

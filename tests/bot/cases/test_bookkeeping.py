@@ -183,7 +183,14 @@ def test_available_actions_per_state(state: CaseState) -> None:
 
 def test_available_actions_published_without_follow_up() -> None:
     case = replace(story_in(S.PUBLISHED).case, follow_up_due_at=None)
-    assert available_actions(case) == [A.ESCALATE, A.CLOSE, A.WAIT_FOR_AUTHOR, *CODING]
+    assert available_actions(case) == [
+        A.ESCALATE,
+        A.CLOSE,
+        A.WAIT_FOR_AUTHOR,
+        A.FOLLOW_UP,
+        A.CORRECT,
+        *CODING,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,8 @@ def test_take_draft_approve_publish_close() -> None:
         A.ESCALATE,
         A.CLOSE,
         A.WAIT_FOR_AUTHOR,
+        A.FOLLOW_UP,
+        A.CORRECT,
         A.SET_CODE,
         A.SET_PRIORITY,
         A.ASSIGN,

@@ -36,6 +36,7 @@ from bot.model import (
     Case,
     CaseState,
     DeptRole,
+    DraftKind,
     DraftStatus,
     Event,
     IgnoreReason,
@@ -250,8 +251,14 @@ def _check_success(
             kept.created_at,
             kept.template_id,
         )
-        if old.status is not DraftStatus.PENDING:  # only a pending draft is ever re-stamped
+        if old.published_at is not None:  # what went public stays as it went
             assert kept == old
+        elif old.status is not DraftStatus.PENDING:  # a pending draft is re-stamped, and
+            # the approved one that goes public gets the moment, and who posted it
+            published = (kept.published_at, kept.published_by_bot)
+            assert replace(kept, published_at=None, published_by_bot=False) == old
+            if kept.published_at is not None:
+                assert published[0] == now and action in (A.PUBLISH, A.MARK_PUBLISHED)
 
     # What each action does.
     latest = new.latest_draft
@@ -263,11 +270,16 @@ def _check_success(
     elif action is A.RELEASE:
         assert (new.state, new.assignee) == (S.NEW, None)
         assert prev.assignee == actor.id or actor.has(DeptRole.LEAD, prev.department)
-    elif action in (A.DRAFT, A.USE_TEMPLATE):
+    elif action in (A.DRAFT, A.USE_TEMPLATE, A.FOLLOW_UP, A.CORRECT):
         assert len(new.drafts) == len(prev.drafts) + 1
         assert latest is not None and latest.author == actor.id
         assert req.text is not None and latest.text == req.text.strip() != ""
-        pre = action is A.USE_TEMPLATE and req.pre_approved
+        kind = {A.FOLLOW_UP: DraftKind.FOLLOW_UP, A.CORRECT: DraftKind.CORRECTION}.get(action)
+        if kind is not None:
+            assert latest.kind is kind
+        if action is A.CORRECT:
+            assert prev.published_draft is not None
+        pre = action is A.USE_TEMPLATE and req.pre_approved and latest.kind is DraftKind.ANSWER
         assert new.state is (S.APPROVED if pre else S.AWAITING_APPROVAL)
         assert latest.status is (DraftStatus.APPROVED if pre else DraftStatus.PENDING)
         if action is A.USE_TEMPLATE:
@@ -281,10 +293,23 @@ def _check_success(
         status, state = {
             A.APPROVE: (DraftStatus.APPROVED, S.APPROVED),
             A.REQUEST_CHANGES: (DraftStatus.CHANGES_REQUESTED, S.CHANGES_REQUESTED),
-            A.REJECT: (DraftStatus.REJECTED, S.TAKEN),
+            A.REJECT: (
+                DraftStatus.REJECTED,
+                S.PUBLISHED if prev.published_draft is not None else S.TAKEN,
+            ),
         }[action]
         assert (latest.status, new.state) == (status, state)
         assert new.assignee == prev.assignee
+    elif (
+        action in (A.PUBLISH, A.MARK_PUBLISHED)
+        and new.published_draft is not None
+        and (new.published_draft.kind is not DraftKind.ANSWER)
+    ):
+        follow_up = new.published_draft.kind is DraftKind.FOLLOW_UP
+        assert new.published_draft.published_at == now
+        assert (new.state, new.published_at) == (S.PUBLISHED, prev.published_at or now)
+        assert new.follow_up_due_at == (None if follow_up else prev.follow_up_due_at)
+        assert new.waiting_since == (None if follow_up else prev.waiting_since)
     elif action in (A.PUBLISH, A.MARK_PUBLISHED):
         assert (new.state, new.published_at, new.follow_up_due_at) == (
             S.PUBLISHED,

@@ -64,7 +64,7 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
                 )
             ),
         ),
-        (views.PublicReplyView, dict(views.public_reply_view("Ответ"))),
+        (views.PublicReplyView, dict(views.public_reply_view("Ответ", corrects=True))),
         (views.QueueView, dict(views.queue_view(3, [{"case_id": 42, "priority": "high"}], 2))),
         (views.TriageView, dict(views.triage_view([], 0))),
         (
@@ -86,6 +86,8 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
     ]
     for view_type, view in built:
         assert list(view) == keys(view_type), view_type.__name__
+    # Only a correction posted as a new reply says it corrects.
+    assert list(views.public_reply_view("Ответ")) == ["view", "text"]
     # Only a crisis card's page has checklist buttons.
     assert list(views.page_view("help.html.j2", {})) == ["view", "template", "context"]
     assert list(card["case"]) == keys(views.CaseFacts)

@@ -172,6 +172,8 @@ SAMPLES: dict[str, Any] = {
     "starts": [{"title": "Извинение", "text": "Приносим извинения: [что пошло не так]."}],
     "state": CaseState.NEW.value,
     "step": 3,
+    # a public reply's text (public.correction): what staff wrote to the citizen
+    "text": "Горячую воду дали в 18:00.",
     "subject": PLAYBOOK.code_title(CODE, "ru"),
     "thread": 7,
     "title": "Авария на теплотрассе",
