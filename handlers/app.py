@@ -120,6 +120,7 @@ class App:
             policy=playbook.routing,
             sla=self.sla_engine,
             on_timers=self._timer_planned,
+            approval=playbook.approval,
         )
         self.erasure = Erasure(self.database.uow, self.clock, self.cases)
         self.retention_jobs = RetentionJobs(self.erasure, config.retention, config.tz)

@@ -18,6 +18,8 @@ from bot.crisis.thresholds import Crisis, CrisisEvent, CrisisEventKind
 from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus
 from bot.messages.views import as_view
 from bot.model import (
+    Approval,
+    ApproverRole,
     Author,
     AuthorLabel,
     Case,
@@ -118,7 +120,16 @@ def draft_values(draft: Draft) -> dict[str, Any]:
         "reviewer": draft.reviewer,
         "reviewed_at": draft.reviewed_at,
         "note": draft.note,
+        "tiers": [tier.value for tier in draft.tiers],
+        "approvals": [
+            {"tier": a.tier, "reviewer": a.reviewer, "at": a.at.isoformat()}
+            for a in draft.approvals
+        ],
     }
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def draft_from_row(row: DraftRow) -> Draft:
@@ -133,6 +144,11 @@ def draft_from_row(row: DraftRow) -> Draft:
         reviewer=row.reviewer,
         reviewed_at=row.reviewed_at,
         note=row.note,
+        tiers=tuple(ApproverRole(tier) for tier in row.tiers or ("department",)),
+        approvals=tuple(
+            Approval(int(a["tier"]), str(a["reviewer"]), _utc(datetime.fromisoformat(a["at"])))
+            for a in row.approvals or ()
+        ),
     )
 
 

@@ -394,6 +394,10 @@ class DraftRow(Base):
     reviewer: Mapped[str | None] = mapped_column(String(128))
     reviewed_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(EncryptedText)
+    # The approval chain fixed at submission (ApproverRole values) and its approvals so far,
+    # [{"tier": 0, "reviewer": "appr", "at": "<ISO time>"}]: staff ids, no personal data.
+    tiers: Mapped[list[Any]] = mapped_column(default=lambda: ["department"])
+    approvals: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class EventRow(Base):

@@ -65,6 +65,7 @@ from bot.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from bot.settings.approval_rules import ApprovalConfig
 from bot.settings.routing_rules import RoutingConfig, RoutingDefault
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor, may_correct_sentiment
@@ -98,7 +99,10 @@ class CaseService:
         policy: RoutingConfig | None = None,
         sla: SlaPlanner | None = None,
         on_timers: Callable[[datetime], None] = lambda _due: None,
+        approval: ApprovalConfig | None = None,
     ) -> None:
+        # Approval tiers (approval.yaml); without it one tier, the department's approver.
+        self._approval = approval or ApprovalConfig()
         self._sla = sla  # None: no SLA timers (tests of other parts)
         self._on_timers = on_timers  # tells the scheduler about a timer due at that moment
         # Grouping and author-label thresholds from the playbook (defaults without one).
@@ -410,6 +414,11 @@ class CaseService:
             if rendered is None:
                 raise InvalidInput(field="template_id", limit=None)
             request = replace(request, text=rendered.text, pre_approved=rendered.pre_approved)
+        if action in (Action.DRAFT, Action.USE_TEMPLATE):
+            # The chain is fixed on the draft now: a later change of priority or codes does
+            # not move the goalposts of a review under way (the next version gets the new one).
+            chain = self._approval.chain_for(case.department, case.priority, case.codes)
+            request = replace(request, tiers=chain.tiers, template_skips=chain.template_skips)
         if action is Action.PUBLISH and not case.drill and not self._cards.publishable(mention):
             raise NotPublishable()
         if action in (Action.PUBLISH, Action.MARK_PUBLISHED) and request.follow_up_at is None:

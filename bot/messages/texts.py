@@ -20,6 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bot.model import (
     Action,
+    ApproverRole,
     AuthorLabel,
     CaseState,
     DeptRole,
@@ -57,6 +58,8 @@ ERROR_CODES = (
     "invalid_state",
     "no_right",
     "self_review",
+    "wrong_tier",
+    "reviewed_twice",
     "not_assignee",
     "missing_input",
     "invalid_input",
@@ -85,6 +88,7 @@ def required_keys() -> frozenset[str]:
     keys |= {f"author_label.{label.value}" for label in AuthorLabel}
     keys |= {f"draft_status.{s.value}" for s in DraftStatus}
     keys |= {f"role.{r.value}" for r in (*DeptRole, *GlobalRole)}
+    keys |= {f"tier.{r.value}" for r in ApproverRole}
     keys |= {f"error.{code}" for code in ERROR_CODES}
     keys |= {"startup.no_transport", "startup.ready"}
     return frozenset(keys)

@@ -59,6 +59,7 @@ DRAFT_FIELDS = (
     "reviewer_name",
     "note",
     "drill",
+    "chain",
 )
 
 
@@ -82,12 +83,23 @@ class AuthorFacts(TypedDict):
     total_mentions: int
 
 
+class ChainStep(TypedDict):
+    """One tier of a draft's approval chain as the draft and its card show it."""
+
+    tier: str  # ApproverRole value
+    state: str  # done, current (waits for it), stopped (sent back or rejected here), waiting
+    by: str | None  # who approved it, by name
+
+
 class CardDraft(TypedDict):
     """The latest draft as its card shows it."""
 
     version: int
     status: str  # DraftStatus value
     text: str
+    # The approval chain, for a draft with more than one tier; views queued before tiers
+    # existed lack the key (templates test `is defined`).
+    chain: NotRequired[list[ChainStep]]
 
 
 class SlaLine(TypedDict):
@@ -142,6 +154,7 @@ class DraftView(TypedDict):
     # A drill case's draft is marked DRILL. Drafts queued before drills existed lack the key:
     # renderers read it with .get.
     drill: bool
+    chain: NotRequired[list[ChainStep]]  # as CardDraft's
 
 
 class NoticeView(TypedDict):

@@ -1,5 +1,5 @@
 """Work written in a card's thread: a number chooses from the list a menu reaction showed,
-"!draft", "!note", "!published" and "!escalate" carry text for an action (also with "/").
+"!draft", "!note", "!reject", "!published" and "!escalate" carry text for an action (also with "/").
 In a crisis card's thread, "!done N" ticks checklist item N and "!undo N" unticks it.
 Translation only: bot/chat/inbound.py acts and answers."""
 
@@ -12,6 +12,7 @@ from handlers.matrix.context import Event, MatrixContext, answer_to, where
 
 DRAFT_PREFIXES = ("!draft", "!черновик")  # "!draft <answer text>" is a new draft version
 NOTE_PREFIXES = ("!note", "!правка")  # "!note <what to change>" sends the draft back
+REJECT_PREFIXES = ("!reject", "!отклонить")  # "!reject <why>" rejects it, with the reason
 PUBLISHED_PREFIXES = ("!published", "!опубликовано")  # "!published <link>" marks it published
 ESCALATE_PREFIXES = ("!escalate",)  # "!escalate <reason>" in the thread needs no case number
 DONE_PREFIXES = ("!done", "!сделано")  # "!done 3": checklist item 3 is done
@@ -20,6 +21,7 @@ CHECKLIST_PREFIXES = {**dict.fromkeys(DONE_PREFIXES, True), **dict.fromkeys(UNDO
 ACTION_OF_PREFIX = {
     **dict.fromkeys(DRAFT_PREFIXES, Action.DRAFT),
     **dict.fromkeys(NOTE_PREFIXES, Action.REQUEST_CHANGES),
+    **dict.fromkeys(REJECT_PREFIXES, Action.REJECT),
     **dict.fromkeys(PUBLISHED_PREFIXES, Action.MARK_PUBLISHED),
     **dict.fromkeys(ESCALATE_PREFIXES, Action.ESCALATE),
 }

@@ -20,6 +20,8 @@ from bot.cases.lifecycle import (
     MissingInput,
     NoRight,
     NotAssignee,
+    NotYourTier,
+    ReviewedTwice,
     SelfReview,
     StaleCard,
     available_actions,
@@ -183,7 +185,14 @@ def _check_refusal(error: DomainError, case: Case, actor: Actor, request: Action
         assert isinstance(error, InvalidInput), error
     else:
         assert isinstance(
-            error, InvalidTransition | SelfReview | NotAssignee | MissingInput | InvalidInput
+            error,
+            InvalidTransition
+            | SelfReview
+            | NotYourTier
+            | ReviewedTwice
+            | NotAssignee
+            | MissingInput
+            | InvalidInput,
         ), error
 
 
