@@ -241,7 +241,8 @@ def test_the_policy_first_matching_rule_wins() -> None:
     assert policy.chain_for(HOUSING, Priority.NORMAL).tiers == (D,)
     assert policy.chain_for(HOUSING, Priority.NORMAL).template_skips
     assert policy.chain_for(HOUSING, Priority.HIGH).tiers == HIGH
-    assert not policy.chain_for(HOUSING, Priority.HIGH).template_skips
+    assert policy.chain_for(HOUSING, Priority.HIGH).template_skips  # a holding reply
+    assert not policy.chain_for(HOUSING, Priority.CRITICAL).template_skips
     assert policy.chain_for(HOUSING, Priority.CRITICAL).tiers == CRITICAL
     custom = ApprovalConfig.model_validate(
         {
