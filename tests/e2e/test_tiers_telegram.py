@@ -90,6 +90,11 @@ async def test_a_high_priority_draft_goes_through_two_tiers_with_four_eyes_at_ea
         # The press at a tier without its role is audited as a missing right.
         denied = [(e.actor, e.payload) for e in thread.events if e.kind == EventKind.DENIED]
         assert [(actor, p["reason"]) for actor, p in denied] == [("press2", "wrong_tier")]
+        # /case lists each step with whose it was.
+        ask = world.say("appr", world.housing, f"/case {case_id}", thread=world.topic)
+        history = (await world.answer_to(ask)).text or ""
+        assert "Зоя Кравец: одобрил(а) — отдел" in history
+        assert "Илья Соколов: одобрил(а) — пресс-секретарь" in history
 
 
 async def test_reject_asks_for_a_reason_that_the_author_reads(tmp_path: Path) -> None:
