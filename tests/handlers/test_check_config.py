@@ -292,7 +292,7 @@ def test_approval_tiers_nobody_can_approve_at_are_named(setup: Path) -> None:
     edit(setup / "playbook" / "approval.yaml", "match: {priorities: [high]}", "match: {}")
     lines = problems(setup)
     assert any(
-        line.startswith("playbook/approval.yaml: rule \"high\" (rules[1]).match: a rule needs")
+        line.startswith('playbook/approval.yaml: rule "high" (rules[1]).match: a rule needs')
         for line in lines
     ), lines
     setup_ok = (setup / "playbook" / "approval.yaml").read_text(encoding="utf-8")
