@@ -484,8 +484,9 @@ class Inbound:
                 if case is not None and case.state is CaseState.APPROVED:
                     action = Action.MARK_PUBLISHED
         request = _text_request(action, reply.text)
-        if to.kind is RefKind.PROMPT and action in REVIEW_ACTIONS:
-            # A note written for the draft version the prompt asked about, and no other.
+        if to.kind in (RefKind.PROMPT, RefKind.DRAFT) and action in REVIEW_ACTIONS:
+            # A note written for the draft version the prompt asked about (or in the thread of
+            # that very draft), and no other.
             request = replace(request, draft_version=to.version)
         elif action in (Action.REQUEST_CHANGES, Action.REJECT):
             # "!note" ("!reject") in a card's thread: for the draft version ✏️ (❌) was put

@@ -6,7 +6,7 @@ Translation only: bot/chat/inbound.py acts and answers."""
 from __future__ import annotations
 
 from bot.chat.inbound import ChecklistPress, Choice, Controls, Reply
-from bot.messages.views import MessageRef
+from bot.messages.views import MessageRef, RefKind
 from bot.model import Action
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
 
@@ -18,6 +18,8 @@ ESCALATE_PREFIXES = ("!escalate",)  # "!escalate <reason>" in the thread needs n
 DONE_PREFIXES = ("!done", "!сделано")  # "!done 3": checklist item 3 is done
 UNDO_PREFIXES = ("!undo", "!отменить")  # "!undo 3": it is not done after all
 CHECKLIST_PREFIXES = {**dict.fromkeys(DONE_PREFIXES, True), **dict.fromkeys(UNDO_PREFIXES, False)}
+# What may be written in a draft's own thread: the note or the reason its reviewer was asked for.
+REVIEW_PREFIX_ACTIONS = frozenset({Action.REQUEST_CHANGES, Action.REJECT})
 ACTION_OF_PREFIX = {
     **dict.fromkeys(DRAFT_PREFIXES, Action.DRAFT),
     **dict.fromkeys(NOTE_PREFIXES, Action.REQUEST_CHANGES),
@@ -30,15 +32,16 @@ ACTION_OF_PREFIX = {
 async def on_thread_message(
     ctx: MatrixContext, room_id: str, event: Event, body: str, card: MessageRef, root: str
 ) -> bool:
-    """True when the message in the card's thread was work for the bot."""
+    """True when the message in the card's thread (or a draft's own) was work for the bot."""
     answer = answer_to(event, root)
-    if body.isdigit():
+    on_draft = card.kind is RefKind.DRAFT
+    if body.isdigit() and not on_draft:
         choice = Choice(where(room_id), ctx.actor(event), card.case_id, int(body), answer)
         return await ctx.inbound.choose(choice)
     word, _, rest = body.partition(" ")
     word = "!" + word[1:].lower() if word.startswith("/") else word.lower()
     action = ACTION_OF_PREFIX.get(word)
-    if action is None:
+    if action is None or (on_draft and action not in REVIEW_PREFIX_ACTIONS):
         return False
     reply = Reply(
         where(room_id),

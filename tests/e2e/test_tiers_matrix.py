@@ -153,3 +153,38 @@ async def _in_thread(world: MatrixWorld, room: str, root: str, part: str) -> boo
         for e in await world.thread(room, root)
         if e["sender"] == world.bot.user_id
     )
+
+
+async def test_a_press_secretary_rejects_in_the_coordination_room_with_a_reason(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    async with matrix_world(synapse, tmp_path) as world:
+        app = world.app
+        assert app is not None
+        housing, coordination = world.rooms["housing"], world.rooms["coordination"]
+        case_id = await world.open_case(HIGH)
+        card = await world.card_event(case_id)
+        await world.say("spec", housing, "!draft Всё под контролем", thread=card)
+        draft = await eventually(lambda: _draft_in(world, housing))
+        await eventually(lambda: _has(world, housing, draft, "✅"))
+        await world.react("appr", housing, draft, "✅")
+        asked = await eventually(lambda: _draft_in(world, coordination))
+        await eventually(lambda: _has(world, coordination, asked, "❌"))
+
+        # ❌ under the coordination room's copy asks in that draft's own thread.
+        await world.react("press2", coordination, asked, "❌")
+        await eventually(lambda: _in_thread(world, coordination, asked, "!отклонить"))
+        await world.say("press2", coordination, "!отклонить Слишком общо", thread=asked)
+
+        async def rejected() -> bool:
+            case = await app.cases.get(case_id)
+            return case is not None and case.state is CaseState.TAKEN
+
+        await eventually(rejected)
+        case = await app.cases.get(case_id)
+        assert case is not None and case.latest_draft is not None
+        assert (case.latest_draft.reviewer, case.latest_draft.note) == ("press2", "Слишком общо")
+        # The author reads it under the card, where the draft was written.
+        reason = "Отклонён — Илья Соколов: Слишком общо"
+        await eventually(lambda: _contains(world.current_text(housing, draft), reason))
+        await eventually(lambda: _contains(world.current_text(housing, draft), "↩️ пресс-секретарь"))
