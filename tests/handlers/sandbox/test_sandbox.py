@@ -383,8 +383,10 @@ async def test_reject_asks_for_the_reason_and_the_draft_shows_it(
         assert said["handled"] is True
         await sandbox.wait_for(
             "housing",
-            lambda m: m.get("kind") == "draft" and "Отклонён — Сергей Петров: Ответим публично"
-            in text_of(m),
+            lambda m: (
+                m.get("kind") == "draft"
+                and "Отклонён — Сергей Петров: Ответим публично" in text_of(m)
+            ),
             "the rejected draft",
         )
         case = await app.cases.get(case_id)
