@@ -144,7 +144,7 @@ class ActionRequest:
     template_id: str | None = None  # USE_TEMPLATE
     pre_approved: bool = False  # USE_TEMPLATE: the playbook marks the template approved
     # DRAFT, USE_TEMPLATE: the approval chain the policy gives the case now (fixed on the
-    # draft), and whether a pre-approved template may skip it (bot/cases/approval.py).
+    # draft), and whether a pre-approved template may skip it (bot/settings/approval_rules.py).
     tiers: tuple[ApproverRole, ...] = SINGLE_TIER
     template_skips: bool = True
     note: str | None = None  # REQUEST_CHANGES, REJECT (both required), ESCALATE, REOPEN
@@ -445,7 +445,7 @@ def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Hand
         approvals = (*approvals, Approval(tier, actor.id, now))
     if req.action is Action.APPROVE and len(approvals) < len(draft.tiers):
         # An earlier tier approved: the draft stays pending for the next one.
-        status, to = DraftStatus.PENDING, S.AWAITING_APPROVAL
+        to = S.AWAITING_APPROVAL
         reviewed = replace(draft, approvals=approvals)
     else:
         reviewed = replace(

@@ -50,6 +50,7 @@ from bot.model import (
     Author,
     AuthorLabel,
     Case,
+    CaseState,
     DeptRole,
     Event,
     EventKind,
@@ -386,7 +387,10 @@ class CaseService:
                 labels = author.labels | {AuthorLabel.DO_NOT_ENGAGE}
                 await uow.authors.save(replace(author, labels=labels))
             await self._cards.announce(uow, case, new_case, request, actor, mention, author, now)
-            await self._cases_changed(uow, [new_case], now, request.action)
+            # An approval at a tier before the last readies no answer: an escalation chain
+            # that stops on approve goes on until the last tier approves.
+            done = request.action is not Action.APPROVE or new_case.state is CaseState.APPROVED
+            await self._cases_changed(uow, [new_case], now, request.action if done else None)
             await uow.commit()
         self._on_outbox()
         return ActResult(new_case, result.events)
