@@ -166,6 +166,20 @@ class GlobalRole(StrEnum):
     DUTY = "duty"
     LEADERSHIP = "leadership"
     ADMIN = "admin"
+    # Approves drafts at the press secretary's tier of an approval chain (approval.yaml).
+    PRESS_SECRETARY = "press_secretary"
+
+
+class ApproverRole(StrEnum):
+    """Who approves at one tier of a draft's approval chain (playbooks/*/approval.yaml)."""
+
+    DEPARTMENT = "department"  # the case department's approver or lead
+    PRESS_SECRETARY = "press_secretary"  # staff with global_roles: [press_secretary]
+    LEADERSHIP = "leadership"  # staff with global_roles: [leadership]
+
+
+# One tier, the department's approver: the chain of a draft no approval policy speaks for.
+SINGLE_TIER = (ApproverRole.DEPARTMENT,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +316,15 @@ class DrillRun:
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """One tier's approval of a draft: `tier` indexes the draft's `tiers`."""
+
+    tier: int
+    reviewer: str  # staff id
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     version: int
     text: str
@@ -316,6 +339,17 @@ class Draft:
     kind: DraftKind = DraftKind.ANSWER
     published_at: datetime | None = None  # when this text went public (by the bot or by hand)
     published_by_bot: bool = False  # the bot posted it: its reply can be edited later
+    # The approval chain, fixed when the draft was submitted (approval.yaml then), and the
+    # approvals it has collected, one per tier in order.
+    tiers: tuple[ApproverRole, ...] = SINGLE_TIER
+    approvals: tuple[Approval, ...] = ()
+
+    @property
+    def current_tier(self) -> int | None:
+        """The index of the tier whose approval the draft waits for; None unless pending."""
+        if self.status is not DraftStatus.PENDING or len(self.approvals) >= len(self.tiers):
+            return None
+        return len(self.approvals)
 
 
 @dataclass(frozen=True, slots=True)

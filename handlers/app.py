@@ -143,6 +143,7 @@ class App:
             sla=self.sla_engine,
             on_timers=self._timer_planned,
             codes=CodeBook(playbook.codes, config.locale),
+            approval=playbook.approval,
         )
         self.erasure = Erasure(self.database.uow, self.clock, self.cases)
         self.retention_jobs = RetentionJobs(self.erasure, config.retention, config.tz)

@@ -86,6 +86,7 @@ def load_all(config_path: Path) -> tuple[Config, Playbook]:
         unknown = playbook.check_departments(set(config.department_ids))
         unknown += playbook.check_locale(config.locale)
         unknown += playbook.check_codes(code for feed in config.feeds for code in feed.codes)
+        unknown += playbook.check_approvers(r.value for m in config.staff for r in m.global_roles)
         problems += [str(PlaybookError(unknown))] if unknown else []
         problems += _sentiment_model_problems(playbook)
     problems += _template_problems(config.playbooks.templates)

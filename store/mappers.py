@@ -20,6 +20,8 @@ from bot.messages.views import as_view
 from bot.model import (
     Attachment,
     AttachmentKind,
+    Approval,
+    ApproverRole,
     Author,
     AuthorLabel,
     Case,
@@ -124,7 +126,16 @@ def draft_values(draft: Draft) -> dict[str, Any]:
         "kind": draft.kind.value,
         "published_at": draft.published_at,
         "published_by_bot": draft.published_by_bot,
+        "tiers": [tier.value for tier in draft.tiers],
+        "approvals": [
+            {"tier": a.tier, "reviewer": a.reviewer, "at": a.at.isoformat()}
+            for a in draft.approvals
+        ],
     }
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def draft_from_row(row: DraftRow) -> Draft:
@@ -142,6 +153,11 @@ def draft_from_row(row: DraftRow) -> Draft:
         kind=DraftKind(row.kind),
         published_at=row.published_at,
         published_by_bot=row.published_by_bot,
+        tiers=tuple(ApproverRole(tier) for tier in row.tiers or ("department",)),
+        approvals=tuple(
+            Approval(int(a["tier"]), str(a["reviewer"]), _utc(datetime.fromisoformat(a["at"])))
+            for a in row.approvals or ()
+        ),
     )
 
 

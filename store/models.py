@@ -400,6 +400,10 @@ class DraftRow(Base):
     kind: Mapped[str] = mapped_column(String(16), default="answer")
     published_at: Mapped[datetime | None]
     published_by_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The approval chain fixed at submission (ApproverRole values) and its approvals so far,
+    # [{"tier": 0, "reviewer": "appr", "at": "<ISO time>"}]: staff ids, no personal data.
+    tiers: Mapped[list[Any]] = mapped_column(default=lambda: ["department"])
+    approvals: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class EventRow(Base):

@@ -23,6 +23,7 @@ from bot.messages.views import (
     AttachmentLine,
     AttachmentView,
     CardView,
+    ChainStep,
     DraftView,
     MenuOption,
     SlaLine,
@@ -37,6 +38,7 @@ from bot.model import (
     Action,
     Attachment,
     AttachmentKind,
+    ApproverRole,
     Author,
     Case,
     DeptRole,
@@ -74,6 +76,7 @@ PROMPT_ACTIONS = {
     Action.REQUEST_CHANGES: "ui.prompt_note",
     Action.FOLLOW_UP: "ui.prompt_follow_up",
     Action.CORRECT: "ui.prompt_correct",
+    Action.REJECT: "ui.prompt_reject",  # a reason is required, shown to the author
 }
 REVIEW_ACTIONS = (Action.APPROVE, Action.REQUEST_CHANGES, Action.REJECT)
 # Which transport can send a photo by its reference: a Telegram file id works only for the
@@ -213,24 +216,25 @@ class Cards:
         items += self.to_edit(new, mention, author, now)
 
         # Drafts live under the card: a new one for review, a reviewed one edited in place.
+        # One that reached a tier whose approvers read the coordination chat is posted there
+        # too, with its review buttons, and edited there from then on.
+        elsewhere = self._coordination if self._coordination != dept else None
         for before, after in zip(old.drafts, new.drafts, strict=False):
             if before != after:
                 ref = draft_ref(new.id, after.version, dept)
-                items += self.for_all(
-                    dept, OutboxOp.EDIT, draft_view(new, after, self._directory), ref, new, now
-                )
+                view = draft_view(new, after, self._directory)
+                items += self.for_all(dept, OutboxOp.EDIT, view, ref, new, now)
+                if elsewhere and reached_coordination(before):
+                    items += self.for_all(elsewhere, OutboxOp.EDIT, view, ref, new, now)
+                elif elsewhere and reached_coordination(after):
+                    items += self.for_all(elsewhere, OutboxOp.POST, view, ref, new, now)
         for draft in new.drafts[len(old.drafts) :]:
             if draft.status is DraftStatus.PENDING:
                 ref = draft_ref(new.id, draft.version, dept)
-                items += self.for_all(
-                    dept,
-                    OutboxOp.REPLY,
-                    draft_view(new, draft, self._directory),
-                    ref,
-                    new,
-                    now,
-                    reply_to=card,
-                )
+                view = draft_view(new, draft, self._directory)
+                items += self.for_all(dept, OutboxOp.REPLY, view, ref, new, now, reply_to=card)
+                if elsewhere and reached_coordination(draft):
+                    items += self.for_all(elsewhere, OutboxOp.POST, view, ref, new, now)
 
         if request.action is Action.ESCALATE:
             notice = notice_view(
@@ -410,6 +414,7 @@ def card_view(
                 "status": draft.status.value,
                 "text": draft.text,
                 "kind": draft.kind.value,
+                "chain": approval_chain(draft, directory),
             }
             if draft
             else None
@@ -488,6 +493,46 @@ def card_actions(case: Case, publishable: bool, codes: CodeBook | None = None) -
     return [a for a in available_actions(case) if a not in hidden]
 
 
+# Tiers whose approvers read the coordination chat rather than the department's.
+COORDINATION_TIERS = frozenset({ApproverRole.PRESS_SECRETARY, ApproverRole.LEADERSHIP})
+
+
+def _reached(draft: Draft) -> int:
+    """How far along its chain a draft got: the tier it waits at or was stopped at."""
+    return min(len(draft.approvals), len(draft.tiers) - 1)
+
+
+def reached_coordination(draft: Draft) -> bool:
+    """Whether the draft was ever asked of a tier that reads the coordination chat (so it
+    has been posted there); a template that skipped the chain never was."""
+    if draft.pre_approved:
+        return False
+    return any(tier in COORDINATION_TIERS for tier in draft.tiers[: _reached(draft) + 1])
+
+
+def approval_chain(draft: Draft, directory: Directory) -> list[ChainStep]:
+    """The chain as a line of steps; empty for one tier (the second person is all of it)."""
+    if len(draft.tiers) < 2 or draft.pre_approved:
+        return []
+    by_tier = {a.tier: a for a in draft.approvals}
+    at = _reached(draft)
+    stopped = draft.status in (DraftStatus.CHANGES_REQUESTED, DraftStatus.REJECTED)
+    steps: list[ChainStep] = []
+    for i, tier in enumerate(draft.tiers):
+        approval = by_tier.get(i)
+        if approval is not None:
+            state = "done"
+        elif i == at and draft.status is DraftStatus.PENDING:
+            state = "current"
+        elif i == at and stopped:
+            state = "stopped"
+        else:
+            state = "waiting"
+        by = directory.name_of(approval.reviewer) if approval else None
+        steps.append({"tier": tier.value, "state": state, "by": by})
+    return steps
+
+
 def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
     assert case.id is not None
     pending = draft.status is DraftStatus.PENDING
@@ -504,6 +549,7 @@ def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
         "actions": [a.value for a in REVIEW_ACTIONS] if pending else [],
         "drill": case.drill,
         "kind": draft.kind.value,
+        "chain": approval_chain(draft, directory),
     }
 
 

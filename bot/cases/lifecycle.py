@@ -34,8 +34,11 @@ from bot.model import (
     MAX_NOTE,
     MAX_URL,
     OWNED_STATES,
+    SINGLE_TIER,
     TERMINAL_STATES,
     Action,
+    Approval,
+    ApproverRole,
     Case,
     CaseState,
     DeptRole,
@@ -48,7 +51,7 @@ from bot.model import (
     Priority,
     WaitReason,
 )
-from bot.staff.rights import Actor
+from bot.staff.rights import Actor, may_review_at
 
 S = CaseState
 _OPEN = frozenset(set(CaseState) - TERMINAL_STATES)
@@ -117,6 +120,18 @@ class SelfReview(DomainError):
     code = "self_review"
 
 
+class NotYourTier(DomainError):
+    """Rights per tier: the draft waits for another tier's approvers than this person."""
+
+    code = "wrong_tier"
+
+
+class ReviewedTwice(DomainError):
+    """Four eyes at every step: one person reviews one tier of a draft, never two."""
+
+    code = "reviewed_twice"
+
+
 class NotAssignee(DomainError):
     code = "not_assignee"
 
@@ -151,7 +166,11 @@ class ActionRequest:
     text: str | None = None  # DRAFT, USE_TEMPLATE, FOLLOW_UP, CORRECT
     template_id: str | None = None  # USE_TEMPLATE
     pre_approved: bool = False  # USE_TEMPLATE: the playbook marks the template approved
-    note: str | None = None  # REQUEST_CHANGES (required), REJECT, ESCALATE, REOPEN
+    # DRAFT, USE_TEMPLATE: the approval chain the policy gives the case now (fixed on the
+    # draft), and whether a pre-approved template may skip it (bot/settings/approval_rules.py).
+    tiers: tuple[ApproverRole, ...] = SINGLE_TIER
+    template_skips: bool = True
+    note: str | None = None  # REQUEST_CHANGES, REJECT (both required), ESCALATE, REOPEN
     reason: IgnoreReason | None = None  # IGNORE
     outcome: Outcome | None = None  # CLOSE
     department: str | None = None  # REROUTE target
@@ -300,9 +319,21 @@ def _may_write(case: Case, req: ActionRequest, actor: Actor) -> DomainError | No
 
 
 def _four_eyes(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    """At every tier: not the draft's author, not who reviewed an earlier tier, and only a
+    holder of this tier's role."""
     draft = case.latest_draft
-    if draft is not None and draft.author == actor.id:
+    if draft is None:
+        return None
+    if draft.author == actor.id:
         return SelfReview(version=draft.version)
+    tier = draft.current_tier
+    if tier is None:
+        return None
+    if any(a.reviewer == actor.id for a in draft.approvals):
+        return ReviewedTwice(version=draft.version, tier=tier + 1)
+    role = draft.tiers[tier]
+    if not may_review_at(actor, role, case.department):
+        return NotYourTier(version=draft.version, tier=tier + 1, role=role.value)
     return None
 
 
@@ -412,10 +443,16 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
         events.append(_event(case, actor, now, Action.TAKE, S.TAKEN, previous=None))
         case = replace(case, state=S.TAKEN, assignee=actor.id)
 
-    pre_approved = req.action is Action.USE_TEMPLATE and req.pre_approved
     kind = _kind_of_new_draft(case, req.action)
-    if kind is not DraftKind.ANSWER:
-        pre_approved = False  # a template is pre-approved as an answer, not as a follow-up
+    # A pre-approved template skips the chain only where the policy lets it, and only as an
+    # answer: as a follow-up or a correction it is reviewed like any text.
+    pre_approved = (
+        req.action is Action.USE_TEMPLATE
+        and req.pre_approved
+        and req.template_skips
+        and kind is DraftKind.ANSWER
+    )
+    tiers = req.tiers or SINGLE_TIER
     draft = Draft(
         version=len(case.drafts) + 1,
         text=text,
@@ -425,6 +462,7 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
         template_id=req.template_id if req.action is Action.USE_TEMPLATE else None,
         pre_approved=pre_approved,
         kind=kind,
+        tiers=tiers,
     )
     to = S.APPROVED if pre_approved else S.AWAITING_APPROVAL
     events.append(
@@ -438,6 +476,8 @@ def _draft(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handl
             template_id=draft.template_id,
             pre_approved=pre_approved,
             draft_kind=None if kind is DraftKind.ANSWER else kind.value,
+            # A chain of more than one tier is named; one tier is what every draft had.
+            tiers=[t.value for t in tiers] if len(tiers) > 1 and not pre_approved else None,
         )
     )
     new_case = replace(
@@ -465,10 +505,15 @@ def _kind_of_new_draft(case: Case, action: Action) -> DraftKind:
 
 
 def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    """A review at the draft's current tier. Approving any tier but the last records the
+    approval and leaves the draft pending for the next; sending back or rejecting at any
+    tier ends the chain (the author's next version starts it again)."""
     draft = case.latest_draft
     assert draft is not None and draft.status is DraftStatus.PENDING
+    tier = draft.current_tier
+    assert tier is not None
     note = (req.note or "").strip() or None
-    if req.action is Action.REQUEST_CHANGES and note is None:
+    if req.action in (Action.REQUEST_CHANGES, Action.REJECT) and note is None:
         raise MissingInput(field="note")
     status, to = {
         Action.APPROVE: (DraftStatus.APPROVED, S.APPROVED),
@@ -477,8 +522,34 @@ def _review(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Hand
     }[req.action]
     if to is S.TAKEN and case.published_draft is not None:
         to = S.PUBLISHED  # a follow-up or correction turned down: what is public stays so
-    reviewed = replace(draft, status=status, reviewer=actor.id, reviewed_at=now, note=note)
-    event = _event(case, actor, now, req.action, to, version=draft.version, note=note)
+    approvals = draft.approvals
+    if req.action is Action.APPROVE:
+        approvals = (*approvals, Approval(tier, actor.id, now))
+    if req.action is Action.APPROVE and len(approvals) < len(draft.tiers):
+        # An earlier tier approved: the draft stays pending for the next one.
+        to = S.AWAITING_APPROVAL
+        reviewed = replace(draft, approvals=approvals)
+    else:
+        reviewed = replace(
+            draft,
+            status=status,
+            reviewer=actor.id,
+            reviewed_at=now,
+            note=note,
+            approvals=approvals,
+        )
+    event = _event(
+        case,
+        actor,
+        now,
+        req.action,
+        to,
+        version=draft.version,
+        note=note,
+        # Which step of a chain of more than one: its index from 1, and whose step it is.
+        tier=tier + 1 if len(draft.tiers) > 1 else None,
+        tier_name=draft.tiers[tier].value if len(draft.tiers) > 1 else None,
+    )
     new_case = replace(
         case,
         state=to,
@@ -795,6 +866,7 @@ def invariant_violations(case: Case) -> list[str]:
         second_person = d.reviewer not in (None, d.author)
         if d.status is DraftStatus.APPROVED and not d.pre_approved and not second_person:
             problems.append(f"draft {d.version} approved without a second person")
+        problems += _chain_violations(d)
     published = [d for d in case.drafts if d.published_at is not None]
     if any(d.status is not DraftStatus.APPROVED for d in published):
         problems.append("a published draft that is not approved")
@@ -804,4 +876,28 @@ def invariant_violations(case: Case) -> list[str]:
         problems.append("a correction of nothing")
     if case.escalation_level < 0:
         problems.append("negative escalation level")
+    return problems
+
+
+def _chain_violations(draft: Draft) -> list[str]:
+    """An approved draft has every tier's approval (unless a template skipped the chain);
+    approvals come one per tier in order, each by a different person, never the author."""
+    problems: list[str] = []
+    v = draft.version
+    if not draft.tiers:
+        problems.append(f"draft {v} has no approval tier")
+    if [a.tier for a in draft.approvals] != list(range(len(draft.approvals))):
+        problems.append(f"draft {v} approvals not one per tier in order")
+    if len(draft.approvals) > len(draft.tiers):
+        problems.append(f"draft {v} has more approvals than tiers")
+    reviewers = [a.reviewer for a in draft.approvals]
+    if len(set(reviewers)) != len(reviewers):
+        problems.append(f"draft {v} approved at two tiers by one person")
+    if draft.author in reviewers:
+        problems.append(f"draft {v} approved by its author")
+    approved = draft.status is DraftStatus.APPROVED and not draft.pre_approved
+    if approved and len(draft.approvals) != len(draft.tiers):
+        problems.append(f"draft {v} approved without every tier")
+    if draft.pre_approved and draft.approvals:
+        problems.append(f"draft {v} skipped the chain yet has approvals")
     return problems

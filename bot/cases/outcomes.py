@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.cases.lifecycle import DomainError, NoRight, StaleCard
+from bot.cases.lifecycle import DomainError, NoRight, NotYourTier, StaleCard
 from bot.model import Action, Case, Event, EventKind
 from bot.ports import UnitOfWork
 from bot.staff.rights import Actor
@@ -52,7 +52,8 @@ class NotPublishable(DomainError):
 def audited(error: DomainError) -> bool:
     """Whether a refusal goes into the audit trail (the rest are ordinary mistakes of input
     or state that the person is simply told about)."""
-    return isinstance(error, NoRight | StaleCard | WrongChat | UnknownCase)
+    # A review at a tier the person holds no role for is a missing right, like NoRight.
+    return isinstance(error, NoRight | NotYourTier | StaleCard | WrongChat | UnknownCase)
 
 
 async def audit_refusal(

@@ -51,6 +51,7 @@ from bot.model import (
     Author,
     AuthorLabel,
     Case,
+    CaseState,
     DeptRole,
     DraftKind,
     Event,
@@ -67,6 +68,7 @@ from bot.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from bot.settings.approval_rules import ApprovalConfig
 from bot.settings.routing_rules import RoutingConfig, RoutingDefault
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor, may_correct_sentiment
@@ -101,7 +103,10 @@ class CaseService:
         sla: SlaPlanner | None = None,
         on_timers: Callable[[datetime], None] = lambda _due: None,
         codes: CodeBook | None = None,
+        approval: ApprovalConfig | None = None,
     ) -> None:
+        # Approval tiers (approval.yaml); without it one tier, the department's approver.
+        self._approval = approval or ApprovalConfig()
         self._sla = sla  # None: no SLA timers (tests of other parts)
         self._on_timers = on_timers  # tells the scheduler about a timer due at that moment
         # Grouping and author-label thresholds from the playbook (defaults without one).
@@ -394,7 +399,10 @@ class CaseService:
                 labels = author.labels | {AuthorLabel.DO_NOT_ENGAGE}
                 await uow.authors.save(replace(author, labels=labels))
             await self._cards.announce(uow, case, new_case, request, actor, mention, author, now)
-            await self._cases_changed(uow, [new_case], now, request.action)
+            # An approval at a tier before the last readies no answer: an escalation chain
+            # that stops on approve goes on until the last tier approves.
+            done = request.action is not Action.APPROVE or new_case.state is CaseState.APPROVED
+            await self._cases_changed(uow, [new_case], now, request.action if done else None)
             await uow.commit()
         self._on_outbox()
         return ActResult(new_case, events)
@@ -437,6 +445,11 @@ class CaseService:
             and request.assignee not in dict(colleagues(self._directory, case.department))
         ):
             raise InvalidInput(field="assignee", limit=None)  # staff of the department only
+        if action in (Action.DRAFT, Action.USE_TEMPLATE, Action.FOLLOW_UP, Action.CORRECT):
+            # The chain is fixed on the draft now: a later change of priority or codes does
+            # not move the goalposts of a review under way (the next version gets the new one).
+            chain = self._approval.chain_for(case.department, case.priority, case.codes)
+            request = replace(request, tiers=chain.tiers, template_skips=chain.template_skips)
         if action is Action.PUBLISH and not case.drill and not self._cards.publishable(mention):
             raise NotPublishable()
         approved = case.approved_draft

@@ -399,7 +399,11 @@ class Answers:
             if group is None:
                 return str(payload["reason"])
             return t_or(f"{group}.{payload['reason']}", "")
-        return str(payload.get("note") or "")
+        note = str(payload.get("note") or "")
+        if payload.get("tier_name"):  # a review at one tier of a chain: whose step it was
+            tier = t_or(f"tier.{payload['tier_name']}", str(payload["tier_name"]))
+            return f"{tier}: {note}" if note else tier
+        return note
 
 
 def case_number(word: str | None) -> int | None:

@@ -70,6 +70,7 @@ PROMPT_PATIENCE = timedelta(hours=1)
 TEXT_FIELD = {
     Action.DRAFT: "text",
     Action.REQUEST_CHANGES: "note",
+    Action.REJECT: "note",
     Action.ESCALATE: "note",
     Action.FOLLOW_UP: "text",
     Action.CORRECT: "text",
@@ -78,6 +79,8 @@ TEXT_FIELD = {
 WRITES_DRAFT = frozenset({Action.DRAFT, Action.FOLLOW_UP, Action.CORRECT})
 # Asked for as "!followup …" / "!correct …" in a card's thread where reactions stand for buttons.
 FOLLOW_UP_ACTIONS = frozenset({Action.FOLLOW_UP, Action.CORRECT})
+# What a reviewer's reaction asks them to write in the thread ("!note …", "!reject …").
+THREAD_NOTICE = {Action.REQUEST_CHANGES: "ui.matrix_note", Action.REJECT: "ui.matrix_reject"}
 BAD_BUTTON = notice_view("ui.bad_button")
 BAD_CHOICE = notice_view("ui.bad_choice")
 
@@ -335,7 +338,8 @@ class Inbound:
                     versions=versions,
                 )
                 return await self._outcome(press, action, result)
-            # The note comes as "!note …" in the thread: check the right now, act then.
+            # The note or reason comes as "!note …" or "!reject …" in the thread: check the
+            # right now, act then.
             check = await self._cases.check(
                 press.case_id, action, press.actor, press.where, versions
             )
@@ -343,12 +347,12 @@ class Inbound:
                 # The note is for this version: one written after the author replaced it is
                 # refused as stale, as the reaction itself would have been.
                 await self._cases.remember(
-                    _note_key(press.where, press.case_id), str(press.version)
+                    _note_key(press.where, press.case_id, action), str(press.version)
                 )
             notice = (
                 refusal_view(check.error, self._directory)
                 if check.error
-                else notice_view("ui.matrix_note", case_id=press.case_id)
+                else notice_view(THREAD_NOTICE[action], case_id=press.case_id)
             )
             return await self._tell(press, Feedback(notice, alert=check.error is not None))
         request = ActionRequest(action, draft_version=press.version)
@@ -563,12 +567,14 @@ class Inbound:
                 if case is not None and case.state is CaseState.APPROVED:
                     action = Action.MARK_PUBLISHED
         request = _text_request(action, reply.text)
-        if to.kind is RefKind.PROMPT and action in REVIEW_ACTIONS:
-            # A note written for the draft version the prompt asked about, and no other.
+        if to.kind in (RefKind.PROMPT, RefKind.DRAFT) and action in REVIEW_ACTIONS:
+            # A note written for the draft version the prompt asked about (or in the thread of
+            # that very draft), and no other.
             request = replace(request, draft_version=to.version)
-        elif action is Action.REQUEST_CHANGES:
-            # "!note" in a card's thread: for the draft version ✏️ was put under, if any.
-            key = _note_key(reply.where, to.case_id)
+        elif action in (Action.REQUEST_CHANGES, Action.REJECT):
+            # "!note" ("!reject") in a card's thread: for the draft version ✏️ (❌) was put
+            # under, if any.
+            key = _note_key(reply.where, to.case_id, action)
             noted = await self._cases.recall(key)
             if noted and noted.isdigit():
                 request = replace(request, draft_version=int(noted))
@@ -881,14 +887,16 @@ def _text_request(action: Action, text: str) -> ActionRequest:
         return ActionRequest(action, url=text or None)
     if action is Action.ESCALATE:
         return ActionRequest(action, note=bounded or None)
-    if action is Action.REQUEST_CHANGES:
+    if action in (Action.REQUEST_CHANGES, Action.REJECT):
         return ActionRequest(action, note=bounded)
     return ActionRequest(action, text=bounded)
 
 
-def _note_key(where: Destination, case_id: int) -> str:
-    """The draft version a reviewer asked to change in a chat (✏️), awaiting their note."""
-    return f"{where.transport}.note:{where.chat}:{case_id}"
+def _note_key(where: Destination, case_id: int, action: Action = Action.REQUEST_CHANGES) -> str:
+    """The draft version a reviewer asked to change (✏️) or to reject (❌) in a chat,
+    awaiting their note or reason."""
+    kind = "reject" if action is Action.REJECT else "note"
+    return f"{where.transport}.{kind}:{where.chat}:{case_id}"
 
 
 def _prompt_key(where: Destination, case_id: int, actor: Actor) -> str:

@@ -21,6 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from bot.model import (
     Action,
     AttachmentKind,
+    ApproverRole,
     AuthorLabel,
     CaseState,
     DeptRole,
@@ -59,6 +60,8 @@ ERROR_CODES = (
     "invalid_state",
     "no_right",
     "self_review",
+    "wrong_tier",
+    "reviewed_twice",
     "not_assignee",
     "missing_input",
     "invalid_input",
@@ -88,6 +91,7 @@ def required_keys() -> frozenset[str]:
     keys |= {f"draft_status.{s.value}" for s in DraftStatus}
     keys |= {f"draft_kind.{k.value}" for k in DraftKind}
     keys |= {f"role.{r.value}" for r in (*DeptRole, *GlobalRole)}
+    keys |= {f"tier.{r.value}" for r in ApproverRole}
     keys |= {f"error.{code}" for code in ERROR_CODES}
     keys |= {f"attachment_kind.{k.value}" for k in AttachmentKind}
     keys |= {"startup.no_transport", "startup.ready"}

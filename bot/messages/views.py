@@ -65,6 +65,7 @@ DRAFT_FIELDS = (
     "note",
     "drill",
     "kind",
+    "chain",
 )
 
 
@@ -88,6 +89,14 @@ class AuthorFacts(TypedDict):
     total_mentions: int
 
 
+class ChainStep(TypedDict):
+    """One tier of a draft's approval chain as the draft and its card show it."""
+
+    tier: str  # ApproverRole value
+    state: str  # done, current (waits for it), stopped (sent back or rejected here), waiting
+    by: str | None  # who approved it, by name
+
+
 class CardDraft(TypedDict):
     """The latest draft as its card shows it."""
 
@@ -96,6 +105,9 @@ class CardDraft(TypedDict):
     text: str
     # DraftKind value; cards queued before follow-ups existed lack it (an answer).
     kind: NotRequired[str]
+    # The approval chain, for a draft with more than one tier; views queued before tiers
+    # existed lack the key (templates test `is defined`).
+    chain: NotRequired[list[ChainStep]]
 
 
 class SlaLine(TypedDict):
@@ -174,6 +186,7 @@ class DraftView(TypedDict):
     # renderers read it with .get.
     drill: bool
     kind: NotRequired[str]  # DraftKind value; absent from drafts queued before it existed
+    chain: NotRequired[list[ChainStep]]  # as CardDraft's
 
 
 class NoticeView(TypedDict):

@@ -1,8 +1,9 @@
 """Playbooks: the rules an administrator edits, as data: routing, SLA, reply templates,
-escalation chains and crisis thresholds.
+escalation chains, crisis thresholds and approval tiers.
 
 A playbook is a directory of YAML files validated once at start-up, one module per file:
-routing_rules.py, sla_rules.py, reply_templates.py, escalation_rules.py, crisis_rules.py.
+routing_rules.py, sla_rules.py, reply_templates.py, escalation_rules.py, crisis_rules.py,
+approval_rules.py (approval.yaml, the one optional file).
 Every mistake is reported as `file: field.path: message`, all at once, so the administrator
 fixes the files in one pass; a bad playbook stops the bot rather than misrouting cases at
 three in the morning.
@@ -17,7 +18,8 @@ from pathlib import Path
 from jinja2 import TemplateSyntaxError, meta
 from pydantic import BaseModel, ValidationError
 
-from bot.model import Priority
+from bot.model import ApproverRole, Priority
+from bot.settings.approval_rules import APPROVAL_FILE, ApprovalConfig, Chain
 from bot.settings.case_codes import CodesConfig
 from bot.settings.crisis_rules import CrisisConfig, ThresholdScope
 from bot.settings.drill_scenarios import DRILLS_DIR, DrillScenario, load_scenarios
@@ -72,6 +74,7 @@ class Playbook(StrictModel):
     calendars: dict[str, WorkCalendar]  # including the built-in "24x7"
     drills: dict[str, DrillScenario] = {}  # drills/*.yaml by scenario id (file name)
     codes: CodesConfig = CodesConfig()  # codes.yaml, optional: the lists staff code cases with
+    approval: ApprovalConfig = ApprovalConfig()  # approval.yaml; one tier without it
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -130,6 +133,12 @@ class Playbook(StrictModel):
             used = {self.sla_policy_for(department, p)[1].calendar for p in Priority}
         return [n for n, c in self.calendars.items() if n in used and not c.always_open]
 
+    def approval_chain(
+        self, department: str, priority: Priority, codes: Iterable[str] = ()
+    ) -> Chain:
+        """The approval tiers a draft of such a case goes through (approval.yaml)."""
+        return self.approval.chain_for(department, priority, codes)
+
     def chain(self, name: str) -> EscalationChain:
         try:
             return self.escalation.chains[name]
@@ -163,6 +172,10 @@ class Playbook(StrictModel):
             file = self.path / DRILLS_DIR / f"{scenario_id}.yaml"
             for i, storyline in enumerate(scenario.storylines):
                 yield storyline.department, file, f"storylines[{i}].department"
+        for i, approval in enumerate(self.approval.rules):
+            label = item_label("rule", "rules", i, approval.id)
+            for j, dept in enumerate(approval.match.departments):
+                yield dept, self.file(APPROVAL_FILE), f"{label}.match.departments[{j}]"
 
     def check_departments(self, department_ids: set[str] | frozenset[str]) -> list[Problem]:
         """Problems for departments the playbook names but the config does not define."""
@@ -222,6 +235,27 @@ class Playbook(StrictModel):
                 titles = {c.id: c.title.get(locale) for c in dimension.codes}
                 return dimension.title.get(locale), titles.get(code_id, code_id)
         return dimension_id, code_id
+    def check_approvers(self, held: Iterable[str]) -> list[Problem]:
+        """Problems for approval tiers whose global role no staff member holds (`held`: the
+        config's global roles): a draft would wait at that tier for ever."""
+        held = set(held)
+        file = self.file(APPROVAL_FILE)
+        chains = [("default", self.approval.default)] + [
+            (item_label("rule", "rules", i, r.id), r) for i, r in enumerate(self.approval.rules)
+        ]
+        problems: list[Problem] = []
+        for label, chain in chains:
+            for j, tier in enumerate(chain.tiers):
+                if tier is not ApproverRole.DEPARTMENT and tier.value not in held:
+                    problems.append(
+                        (
+                            file,
+                            f"{label}.tiers[{j}]",
+                            f"no staff member has global_roles: [{tier.value}] in the config: "
+                            "drafts would wait at this tier for ever",
+                        )
+                    )
+        return problems
 
     def code_title(self, code: str, locale: str) -> str:
         """A case code as people read it: "<dimension>:<code>" from codes.yaml as
@@ -272,6 +306,7 @@ class Playbook(StrictModel):
             "checklist_steps": len(self.crisis.checklist),
             "drill_scenarios": len(self.drills),
             "code_dimensions": len(self.codes.dimensions),
+            "approval_rules": len(self.approval.rules),
         }
 
 
@@ -319,6 +354,7 @@ _ITEM_NOUNS = {
     "templates.yaml": {"templates": "template"},
     "crisis.yaml": {"thresholds": "threshold"},
     CODES_FILE: {"dimensions": "dimension"},
+    APPROVAL_FILE: {"rules": "rule"},
 }
 
 
@@ -339,6 +375,10 @@ def load_playbook(path: Path) -> Playbook:
     loaded = {
         name: _load_file(path / name, model, problems, raw) for name, model in _FILE_MODELS.items()
     }
+    approval = ApprovalConfig()
+    if (path / APPROVAL_FILE).exists():  # optional: one tier, the department's approver
+        found = _load_file(path / APPROVAL_FILE, ApprovalConfig, problems, raw)
+        approval = found if isinstance(found, ApprovalConfig) else approval
     if problems:
         raise PlaybookError(_named(problems, raw))
     routing = loaded["routing.yaml"]
@@ -362,6 +402,7 @@ def load_playbook(path: Path) -> Playbook:
         loaded_codes = _load_file(path / CODES_FILE, CodesConfig, problems, raw)
         if isinstance(loaded_codes, CodesConfig):
             codes = loaded_codes
+    _check_approval(path / APPROVAL_FILE, approval, problems)
     if problems:
         raise PlaybookError(_named(problems, raw))
     return Playbook(
@@ -374,6 +415,7 @@ def load_playbook(path: Path) -> Playbook:
         calendars=calendars,
         drills=drills,
         codes=codes,
+        approval=approval,
     )
 
 
@@ -554,3 +596,20 @@ def _check_crisis(
                 "expected 'holding_statement'",
             )
         )
+
+
+def _check_approval(file: Path, config: ApprovalConfig, problems: list[Problem]) -> None:
+    for i, rule_id, first in _duplicates([r.id for r in config.rules]):
+        problems.append(
+            (file, f"rules[{i}].id", f"duplicate rule id {rule_id!r} (also rules[{first}])")
+        )
+    for i, rule in enumerate(config.rules):
+        if rule.match.is_empty:
+            problems.append(
+                (
+                    file,
+                    f"rules[{i}].match",
+                    "a rule needs at least one of departments, priorities, codes "
+                    "(it would catch everything: say it in `default`)",
+                )
+            )

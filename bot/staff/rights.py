@@ -5,11 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.model import Action, DeptRole, GlobalRole
+from bot.model import Action, ApproverRole, DeptRole, GlobalRole
 
 _ANY_DEPT_ROLE = frozenset(DeptRole)
 _REVIEWERS = frozenset({DeptRole.APPROVER, DeptRole.LEAD})
 _LEADS = frozenset({DeptRole.LEAD})
+# Reviewers at the global tiers of an approval chain: which tier each may review at is the
+# lifecycle's check (may_review_at), since it depends on where the draft stands.
+_TIER_REVIEWERS = frozenset({GlobalRole.PRESS_SECRETARY, GlobalRole.LEADERSHIP})
+_TIER_ROLE = {
+    ApproverRole.PRESS_SECRETARY: GlobalRole.PRESS_SECRETARY,
+    ApproverRole.LEADERSHIP: GlobalRole.LEADERSHIP,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +30,9 @@ RIGHTS: Mapping[Action, Right] = {
     Action.RELEASE: Right(_ANY_DEPT_ROLE),
     Action.DRAFT: Right(_ANY_DEPT_ROLE),
     Action.USE_TEMPLATE: Right(_ANY_DEPT_ROLE),
-    Action.APPROVE: Right(_REVIEWERS),
-    Action.REQUEST_CHANGES: Right(_REVIEWERS),
-    Action.REJECT: Right(_REVIEWERS),
+    Action.APPROVE: Right(_REVIEWERS, _TIER_REVIEWERS),
+    Action.REQUEST_CHANGES: Right(_REVIEWERS, _TIER_REVIEWERS),
+    Action.REJECT: Right(_REVIEWERS, _TIER_REVIEWERS),
     Action.PUBLISH: Right(_ANY_DEPT_ROLE),
     Action.MARK_PUBLISHED: Right(_ANY_DEPT_ROLE),
     Action.ESCALATE: Right(_ANY_DEPT_ROLE, frozenset({GlobalRole.DUTY, GlobalRole.LEADERSHIP})),
@@ -74,6 +81,14 @@ class Actor:
     @property
     def departments(self) -> frozenset[str]:
         return frozenset(d for d, roles in self.dept_roles.items() if roles)
+
+
+def may_review_at(actor: Actor, tier: ApproverRole, department: str) -> bool:
+    """Whether a person reviews at this tier of a draft in the department: the department's
+    approver or lead at its tier, the global role's holders at theirs, nobody elsewhere."""
+    if tier is ApproverRole.DEPARTMENT:
+        return bool(_REVIEWERS & actor.roles_in(department))
+    return _TIER_ROLE[tier] in actor.global_roles
 
 
 # Who may tell Otklik it was wrong about a mention's sentiment outside a card (/negative).

@@ -273,10 +273,12 @@ class MatrixAdapter:
             )
         ):
             return
+        # A draft posted on its own (a later approval tier's copy in the coordination room)
+        # has a thread of its own, where "!note" and "!reject" are written.
         if (
             root is not None
             and about is not None
-            and about.kind is RefKind.CARD
+            and about.kind in (RefKind.CARD, RefKind.DRAFT)
             and await replies.on_thread_message(ctx, room_id, event, body, about, str(root))
         ):
             return

@@ -92,9 +92,9 @@ async def on_reaction(ctx: MatrixContext, room_id: str, event: Event, relation: 
         return
     if action is None:
         return
-    # Refusals of approve and reject go to the room; everything else to the reacted
-    # message's thread (as before the inbound layer: kept so nobody sees a change).
-    in_room = about.kind is RefKind.DRAFT and action is not Action.REQUEST_CHANGES
+    # Refusals of approve go to the room; everything else to the reacted message's thread,
+    # where ✏️ and ❌ ask for the note or the reason.
+    in_room = about.kind is RefKind.DRAFT and action is Action.APPROVE
     # The version the reaction was made on: a draft's is its own message's; a card's is the
     # one the room's timeline showed before the reaction (the card is edited in place).
     if about.kind is RefKind.DRAFT:

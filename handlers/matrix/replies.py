@@ -1,22 +1,22 @@
 """Work written in a card's thread: a number chooses from the list a menu reaction showed,
-"!draft", "!note", "!published", "!escalate", "!followup" and "!correct" carry text for an
-action (also with "/"), and after 📝 or ⏫ the presser's next plain message is the draft's text
-or the reason;
-"!code topic 3", "!priority high" and "!assign @user:server" code, reprioritise and assign
-the case (without an argument they list the choices).
+"!draft", "!note", "!reject", "!published", "!escalate", "!followup" and "!correct" carry text
+for an action (also with "/"), and after 📝 or ⏫ the presser's next plain message is the
+draft's text or the reason; "!code topic 3", "!priority high" and "!assign @user:server" code,
+reprioritise and assign the case (without an argument they list the choices).
 In a crisis card's thread, "!done N" ticks checklist item N and "!undo N" unticks it.
 Translation only: bot/chat/inbound.py acts and answers."""
 
 from __future__ import annotations
 
 from bot.chat.inbound import ChecklistPress, Choice, Controls, Reply
-from bot.messages.views import MessageRef
+from bot.messages.views import MessageRef, RefKind
 from bot.model import Action
 from handlers.matrix.commands import COMMAND_PREFIXES
 from handlers.matrix.context import Event, MatrixContext, answer_to, where
 
 DRAFT_PREFIXES = ("!draft", "!черновик")  # "!draft <answer text>" is a new draft version
 NOTE_PREFIXES = ("!note", "!правка")  # "!note <what to change>" sends the draft back
+REJECT_PREFIXES = ("!reject", "!отклонить")  # "!reject <why>" rejects it, with the reason
 PUBLISHED_PREFIXES = ("!published", "!опубликовано")  # "!published <link>" marks it published
 ESCALATE_PREFIXES = ("!escalate",)  # "!escalate <reason>" in the thread needs no case number
 FOLLOW_UP_PREFIXES = ("!followup", "!дополнить")  # "!followup <text>": a follow-up draft
@@ -27,9 +27,12 @@ CODE_PREFIXES = ("!code", "!код")  # "!code topic 3": toggle code 3 of the to
 PRIORITY_PREFIXES = ("!priority", "!приоритет")  # "!priority high" or "up" / "down"
 ASSIGN_PREFIXES = ("!assign", "!назначить")  # "!assign @user:server", a number, a staff id
 CHECKLIST_PREFIXES = {**dict.fromkeys(DONE_PREFIXES, True), **dict.fromkeys(UNDO_PREFIXES, False)}
+# What may be written in a draft's own thread: the note or the reason its reviewer was asked for.
+REVIEW_PREFIX_ACTIONS = frozenset({Action.REQUEST_CHANGES, Action.REJECT})
 ACTION_OF_PREFIX = {
     **dict.fromkeys(DRAFT_PREFIXES, Action.DRAFT),
     **dict.fromkeys(NOTE_PREFIXES, Action.REQUEST_CHANGES),
+    **dict.fromkeys(REJECT_PREFIXES, Action.REJECT),
     **dict.fromkeys(PUBLISHED_PREFIXES, Action.MARK_PUBLISHED),
     **dict.fromkeys(ESCALATE_PREFIXES, Action.ESCALATE),
     **dict.fromkeys(FOLLOW_UP_PREFIXES, Action.FOLLOW_UP),
@@ -43,9 +46,10 @@ ACTION_OF_PREFIX = {
 async def on_thread_message(
     ctx: MatrixContext, room_id: str, event: Event, body: str, card: MessageRef, root: str
 ) -> bool:
-    """True when the message in the card's thread was work for the bot."""
+    """True when the message in the card's thread (or a draft's own) was work for the bot."""
     answer = answer_to(event, root)
-    if body.isdigit():
+    on_draft = card.kind is RefKind.DRAFT
+    if body.isdigit() and not on_draft:
         choice = Choice(where(room_id), ctx.actor(event), card.case_id, int(body), answer)
         if await ctx.inbound.choose(choice):
             return True
@@ -53,11 +57,13 @@ async def on_thread_message(
     word = "!" + word[1:].lower() if word.startswith("/") else word.lower()
     action = ACTION_OF_PREFIX.get(word)
     if action is None:
-        if body.startswith(COMMAND_PREFIXES):
-            return False  # a command ("!status"), answered as in the room
+        if body.startswith(COMMAND_PREFIXES) or on_draft:
+            return False  # a command ("!status"), answered as in the room; a draft's talk
         # The text 📝 or ⏫ asked this person for, if they were asked; else conversation.
         text = Reply(where(room_id), ctx.actor(event), card, body, Controls.REACTIONS, answer)
         return await ctx.inbound.prompted(text)
+    if on_draft and action not in REVIEW_PREFIX_ACTIONS:
+        return False
     reply = Reply(
         where(room_id),
         ctx.actor(event),

@@ -38,8 +38,15 @@ STAFF = (
     ("tspec", "Егор Волков", "transport: [specialist]"),
     ("duty", "Дарья Морозова", "coordination: [specialist]"),
     ("admin", "Жанна Котова", ""),
+    ("press", "Зоя Кравец", "housing: [approver]"),  # also a press secretary
+    ("press2", "Илья Соколов", ""),  # a press secretary only
 )
-GLOBAL_ROLES = {"duty": "duty", "admin": "admin"}
+GLOBAL_ROLES = {
+    "duty": "duty",
+    "admin": "admin",
+    "press": "press_secretary",
+    "press2": "press_secretary",
+}
 
 CONFIG = """
 organisation: Администрация Энской области

@@ -56,6 +56,9 @@ staff:
      roles: {{coordination: [specialist]}}, global_roles: [duty]}}
   - {{id: tspec, name: Егор Волков, telegram_id: 1006, roles: {{transport: [specialist]}}}}
   - {{id: admin, name: Жанна Котова, telegram_id: 1007, global_roles: [admin]}}
+  - {{id: press, name: Зоя Кравец, telegram_id: 1008, roles: {{housing: [approver]}},
+     global_roles: [press_secretary]}}
+  - {{id: press2, name: Илья Соколов, telegram_id: 1009, global_roles: [press_secretary]}}
 """
 
 
@@ -203,6 +206,8 @@ async def telegram_world(
         ("duty", "Дарья", 1005),
         ("tspec", "Егор", 1006),
         ("admin", "Жанна", 1007),
+        ("press", "Зоя", 1008),  # housing's approver and a press secretary
+        ("press2", "Илья", 1009),  # a press secretary only
     ):
         world.people[staff_id] = server.create_user(name, id=user_id, language_code=locale)
     world.people["stranger"] = server.create_user("Тролль", id=6666)

@@ -285,3 +285,24 @@ def test_an_unreadable_organisation_model_is_a_warning(setup: Path) -> None:
     result = runner.invoke(app, ["check-config", "-c", str(setup / "config.yaml")], env={})
     assert result.exit_code == 0, result.output
     assert "WARNING" in result.output and "cannot be read: not used" in result.output
+
+
+def test_approval_tiers_nobody_can_approve_at_are_named(setup: Path) -> None:
+    edit(setup / "config.yaml", "global_roles: [press_secretary]", "global_roles: []")
+    edit(setup / "playbook" / "approval.yaml", "match: {priorities: [high]}", "match: {}")
+    lines = problems(setup)
+    assert any(
+        line.startswith('playbook/approval.yaml: rule "high" (rules[1]).match: a rule needs')
+        for line in lines
+    ), lines
+    setup_ok = (setup / "playbook" / "approval.yaml").read_text(encoding="utf-8")
+    (setup / "playbook" / "approval.yaml").write_text(
+        setup_ok.replace("match: {}", "match: {priorities: [high]}"), encoding="utf-8"
+    )
+    lines = problems(setup)
+    assert lines == [
+        'playbook/approval.yaml: rule "critical" (rules[0]).tiers[1]: no staff member has '
+        "global_roles: [press_secretary] in the config: drafts would wait at this tier for ever",
+        'playbook/approval.yaml: rule "high" (rules[1]).tiers[1]: no staff member has '
+        "global_roles: [press_secretary] in the config: drafts would wait at this tier for ever",
+    ]

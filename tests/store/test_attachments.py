@@ -106,7 +106,7 @@ async def test_migration_0019_adds_and_drops_the_column(database: Database) -> N
         return {c["name"] for c in found}
 
     assert "attachments" in await columns()
-    await database.downgrade("0016")
+    await database.downgrade("0018")
     assert "attachments" not in await columns()
     await database.upgrade()
     assert "attachments" in await columns() and await database.current_revision() == HEAD

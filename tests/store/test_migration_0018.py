@@ -98,7 +98,7 @@ async def test_the_upgrade_finds_what_went_public_in_the_events(database: Databa
         _published_case((_draft(1, DraftKind.ANSWER, False), _draft(2, DraftKind.ANSWER, False))),
     )
     drill = await _add(database, _published_case((_draft(1, DraftKind.ANSWER, False),)))
-    await database.downgrade("0016")
+    await database.downgrade("0017")
     moment = T0 + 30 * M
     async with database.uow() as uow:
         await uow.events.append(
@@ -131,6 +131,6 @@ async def test_the_upgrade_finds_what_went_public_in_the_events(database: Databa
         by_hand.id: [(1, DraftKind.ANSWER, None, False), (2, DraftKind.ANSWER, moment, False)],
         drill.id: [(1, DraftKind.ANSWER, moment, False)],  # a drill's publish posted nothing
     }
-    await database.downgrade("0016")
+    await database.downgrade("0017")
     await database.upgrade()
     assert await database.current_revision() == HEAD

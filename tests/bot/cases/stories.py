@@ -262,9 +262,11 @@ EXPECTED_MAY: dict[Action, set[str]] = {
     A.RELEASE: _ALL_DEPT,
     A.DRAFT: _ALL_DEPT,
     A.USE_TEMPLATE: _ALL_DEPT,
-    A.APPROVE: {"appr", "lead"},
-    A.REQUEST_CHANGES: {"appr", "lead"},
-    A.REJECT: {"appr", "lead"},
+    # Leadership and press secretaries review at their tiers of a chain (which tier is the
+    # lifecycle's check: test_tiers.py).
+    A.APPROVE: {"appr", "lead", "boss"},
+    A.REQUEST_CHANGES: {"appr", "lead", "boss"},
+    A.REJECT: {"appr", "lead", "boss"},
     A.PUBLISH: _ALL_DEPT,
     A.MARK_PUBLISHED: _ALL_DEPT,
     A.ESCALATE: _ALL_DEPT | {"duty", "boss"},

@@ -57,7 +57,7 @@ def test_version_increments_by_one_per_transition() -> None:
         (A.TAKE, SPEC, {}),
         (A.DRAFT, SPEC, {"text": "v1"}),  # two events, one version
         (A.DRAFT, SPEC, {"text": "v2"}),
-        (A.REJECT, APPR, {}),
+        (A.REJECT, APPR, {"note": "off topic"}),
         (A.DRAFT, SPEC, {"text": "v3"}),
         (A.APPROVE, APPR, {}),
         (A.PUBLISH, SPEC, {}),

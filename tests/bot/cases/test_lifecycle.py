@@ -278,11 +278,16 @@ def test_reject_returns_to_taken() -> None:
     ]
 
 
-def test_reject_without_note_is_allowed() -> None:
+def test_reject_needs_a_reason() -> None:
     s = story_in(S.AWAITING_APPROVAL)
-    t = s.do(A.REJECT, APPR)
+    with pytest.raises(MissingInput) as refused:
+        s.do(A.REJECT, APPR, note="   ")
+    assert refused.value.params == {"field": "note"}
+    t = s.do(A.REJECT, APPR, note="Facts are wrong")
     assert t.case.state is S.TAKEN
-    assert summary(t.events) == [("reject", "appr", S.AWAITING_APPROVAL, S.TAKEN, {"version": 1})]
+    assert summary(t.events) == [
+        ("reject", "appr", S.AWAITING_APPROVAL, S.TAKEN, {"version": 1, "note": "Facts are wrong"})
+    ]
 
 
 def test_new_draft_while_awaiting_approval_supersedes_the_pending_one() -> None:

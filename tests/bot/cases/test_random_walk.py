@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,8 @@ from bot.cases.lifecycle import (
     MissingInput,
     NoRight,
     NotAssignee,
+    NotYourTier,
+    ReviewedTwice,
     SelfReview,
     StaleCard,
     available_actions,
@@ -32,18 +35,22 @@ from bot.model import (
     MAX_DRAFT_TEXT,
     MAX_NOTE,
     MAX_URL,
+    SINGLE_TIER,
     Action,
+    Approval,
+    ApproverRole,
     Case,
     CaseState,
     DeptRole,
     DraftKind,
     DraftStatus,
     Event,
+    GlobalRole,
     IgnoreReason,
     Outcome,
     WaitReason,
 )
-from bot.staff.rights import Actor
+from bot.staff.rights import Actor, may_review_at
 from tests.bot.cases.stories import (
     ADMIN,
     ALLOWED_STATES,
@@ -72,7 +79,28 @@ from tests.bot.cases.stories import (
 # Property: random walks by random people never break the case
 
 
-WALK_ACTORS = (SPEC, SPEC2, APPR, LEAD, DUTY, BOSS, ADMIN, STRANGER, TSPEC, TAPPR, MULTI, OMNI)
+PRESS = Actor("press", "Press secretary", global_roles=frozenset({GlobalRole.PRESS_SECRETARY}))
+WALK_ACTORS = (
+    SPEC,
+    SPEC2,
+    APPR,
+    LEAD,
+    DUTY,
+    BOSS,
+    ADMIN,
+    STRANGER,
+    TSPEC,
+    TAPPR,
+    MULTI,
+    OMNI,
+    PRESS,
+)
+# Approval chains a draft may be given (approval.yaml decides in the service).
+CHAINS = (
+    SINGLE_TIER,
+    (ApproverRole.DEPARTMENT, ApproverRole.PRESS_SECRETARY),
+    (ApproverRole.DEPARTMENT, ApproverRole.PRESS_SECRETARY, ApproverRole.LEADERSHIP),
+)
 ACTOR_BY_ID = {a.id: a for a in WALK_ACTORS}
 REVIEWS = frozenset({A.APPROVE, A.REQUEST_CHANGES, A.REJECT})
 DETOURS = frozenset({A.RELEASE, A.ESCALATE, A.REROUTE, A.IGNORE, A.CLOSE})
@@ -122,6 +150,11 @@ def _step(draw: st.DrawFn, case: Case) -> tuple[Action, Actor, ActionRequest, in
         actor = ACTOR_BY_ID[latest.author]  # four-eyes probe: the author reviews
     elif case.assignee is not None and action not in REVIEWS and draw(st.booleans()):
         actor = ACTOR_BY_ID[case.assignee]  # the owner acts
+    elif clean and action in REVIEWS and latest is not None and latest.current_tier is not None:
+        # Mostly someone who reviews at the tier the draft stands at, so chains get walked.
+        tier = latest.tiers[latest.current_tier]
+        fit = [a for a in WALK_ACTORS if may_review_at(a, tier, case.department)]
+        actor = draw(st.sampled_from(fit or list(WALK_ACTORS)))
     elif clean and entitled:
         actor = draw(st.sampled_from(entitled))
     else:
@@ -162,6 +195,8 @@ def _step(draw: st.DrawFn, case: Case) -> tuple[Action, Actor, ActionRequest, in
     request = ActionRequest(
         action,
         pre_approved=draw(st.booleans()),
+        tiers=draw(st.sampled_from(CHAINS)),
+        template_skips=draw(st.booleans()),
         follow_up_at=None if follow_up is None else T0 + follow_up,  # made relative to now later
         expected_version=expected,
         **fields,
@@ -184,7 +219,14 @@ def _check_refusal(error: DomainError, case: Case, actor: Actor, request: Action
         assert isinstance(error, InvalidInput), error
     else:
         assert isinstance(
-            error, InvalidTransition | SelfReview | NotAssignee | MissingInput | InvalidInput
+            error,
+            InvalidTransition
+            | SelfReview
+            | NotYourTier
+            | ReviewedTwice
+            | NotAssignee
+            | MissingInput
+            | InvalidInput,
         ), error
 
 
@@ -279,7 +321,13 @@ def _check_success(
             assert latest.kind is kind
         if action is A.CORRECT:
             assert prev.published_draft is not None
-        pre = action is A.USE_TEMPLATE and req.pre_approved and latest.kind is DraftKind.ANSWER
+        pre = (
+            action is A.USE_TEMPLATE
+            and req.pre_approved
+            and req.template_skips
+            and latest.kind is DraftKind.ANSWER
+        )
+        assert latest.tiers == req.tiers and latest.approvals == ()
         assert new.state is (S.APPROVED if pre else S.AWAITING_APPROVAL)
         assert latest.status is (DraftStatus.APPROVED if pre else DraftStatus.PENDING)
         if action is A.USE_TEMPLATE:
@@ -288,7 +336,23 @@ def _check_success(
             assert prev.assignee == actor.id or actor.has(DeptRole.LEAD, prev.department)
     elif action in REVIEWS:
         assert len(new.drafts) == len(prev.drafts)
-        assert latest is not None and latest.reviewer == actor.id != latest.author
+        reviewed = prev.latest_draft
+        assert reviewed is not None and latest is not None and reviewed.current_tier is not None
+        tier = reviewed.current_tier
+        # Rights per tier, four eyes at every step.
+        assert may_review_at(actor, reviewed.tiers[tier], prev.department)
+        assert actor.id != reviewed.author
+        assert actor.id not in {a.reviewer for a in reviewed.approvals}
+        if action is A.APPROVE:
+            assert latest.approvals == (*reviewed.approvals, Approval(tier, actor.id, now))
+        if action is A.APPROVE and tier + 1 < len(reviewed.tiers):  # the next tier is asked
+            assert (latest.status, new.state, latest.reviewer) == (
+                DraftStatus.PENDING,
+                S.AWAITING_APPROVAL,
+                None,
+            )
+            return
+        assert latest.reviewer == actor.id != latest.author
         assert latest.reviewed_at == now
         status, state = {
             A.APPROVE: (DraftStatus.APPROVED, S.APPROVED),
@@ -353,6 +417,8 @@ WALK_SETTINGS = settings(
 )
 
 
+# 300 walks of up to 60 steps: ~35 s on an idle core, and a loaded CI machine is slower.
+@pytest.mark.timeout(300)
 @WALK_SETTINGS
 @given(data=st.data(), length=st.integers(1, 60))
 def test_random_walks_keep_the_case_valid(data: st.DataObject, length: int) -> None:

@@ -69,7 +69,7 @@ from tests.bot.cases.stories import (
 
 @pytest.mark.parametrize(
     ("action", "fields"),
-    [(A.APPROVE, {}), (A.REJECT, {}), (A.REQUEST_CHANGES, {"note": "me to me"})],
+    [(A.APPROVE, {}), (A.REJECT, {"note": "no"}), (A.REQUEST_CHANGES, {"note": "me to me"})],
     ids=["approve", "reject", "request_changes"],
 )
 @pytest.mark.parametrize("author", [APPR, LEAD, MULTI], ids=lambda a: a.id)

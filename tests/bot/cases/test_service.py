@@ -22,7 +22,8 @@ from bot.cases.outcomes import NotPublishable, UnknownCase
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
 from bot.messages.outbox import OutboxItem, OutboxOp
-from bot.model import Action, Case, CaseState, EventKind, Sentiment
+from bot.model import Action, Case, CaseState, EventKind, GlobalRole, Priority, Sentiment
+from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook
 from bot.staff.directory import Directory
 from bot.staff.rights import Actor
 from store.db import Database
@@ -366,3 +367,58 @@ async def test_fault7_publish_never_posts_into_a_chat_a_mention_names(
     assert not [i for i in items if i.payload["view"] == "public_reply"]
     card = [i for i in items if i.payload["view"] == "card"][-1]
     assert Action.PUBLISH.value not in card.payload["actions"]  # no button offers it either
+
+
+async def test_the_policy_chain_is_fixed_on_the_draft_and_asked_in_the_coordination_chat(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    config = make_config(tmp_path, database.url)
+    directory = Directory(config, frozenset({"telegram"}))
+    policy = load_playbook(DEFAULT_PLAYBOOK_DIR).approval
+    cases = CaseService(
+        database.uow, clock, directory, config.tz, coordination="coordination", approval=policy
+    )
+    opened = await cases.intake(
+        make_mention("1", clock.now()), CaseOpening("housing", Priority.CRITICAL)
+    )
+    assert opened.case is not None and opened.case.id is not None
+    case_id = opened.case.id
+    spec, appr = staff(directory, "spec"), staff(directory, "appr")
+    press = Actor("press", "Пресс", global_roles=frozenset({GlobalRole.PRESS_SECRETARY}))
+    boss = Actor("boss", "Глава", global_roles=frozenset({GlobalRole.LEADERSHIP}))
+
+    drafted = await cases.act(case_id, ActionRequest(Action.DRAFT, text="Ответ"), spec)
+    assert drafted.case is not None and drafted.case.latest_draft is not None
+    assert [t.value for t in drafted.case.latest_draft.tiers] == [
+        "department",
+        "press_secretary",
+        "leadership",
+    ]
+    # Lowering the priority now does not change the chain of the draft under review.
+    async with database.uow() as uow:
+        lowered = replace(drafted.case, priority=Priority.NORMAL, version=drafted.case.version + 1)
+        await uow.cases.save(lowered, expected_version=drafted.case.version)
+        await uow.commit()
+
+    def coordination_drafts(items: list[OutboxItem]) -> list[OutboxItem]:
+        return [i for i in items if i.chat == "-100999" and i.payload.get("view") == "draft"]
+
+    assert coordination_drafts(await queued(database)) == []
+    assert (await cases.act(case_id, ActionRequest(Action.APPROVE), appr)).error is None
+    (posted,) = coordination_drafts(await queued(database))
+    assert posted.op is OutboxOp.POST and posted.payload["actions"] == [
+        "approve",
+        "request_changes",
+        "reject",
+    ]
+    assert [s["state"] for s in posted.payload["chain"]] == ["done", "current", "waiting"]
+    refused = await cases.act(case_id, ActionRequest(Action.APPROVE), boss)
+    assert refused.error is not None and refused.error.code == "wrong_tier"
+    assert (await cases.act(case_id, ActionRequest(Action.APPROVE), press)).error is None
+    done = await cases.act(case_id, ActionRequest(Action.APPROVE), boss)
+    assert done.case is not None and done.case.state is CaseState.APPROVED
+    # Not delivered here: the outbox folds the edits into the waiting post, which now shows
+    # every step approved and no buttons.
+    (posted,) = coordination_drafts(await queued(database))
+    assert [s["state"] for s in posted.payload["chain"]] == ["done", "done", "done"]
+    assert posted.payload["actions"] == []

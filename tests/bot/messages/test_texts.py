@@ -166,6 +166,8 @@ def test_every_domain_error_has_a_message() -> None:
         ("no_right", {"action": "approve", "department_name": "ЖКХ"}),
         ("no_right", {"action": "forget", "department_name": None}),
         ("self_review", {"version": 2}),
+        ("wrong_tier", {"version": 2, "tier": 1, "role": "department"}),
+        ("reviewed_twice", {"version": 2, "tier": 2}),
         ("not_assignee", {"assignee_name": "Иван Иванов"}),
         ("not_assignee", {"assignee_name": None}),
         ("missing_input", {"field": "note"}),

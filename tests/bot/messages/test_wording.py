@@ -170,12 +170,14 @@ SAMPLES: dict[str, Any] = {
     "sla": 86,
     "start": "01.12.2026",
     "starts": [{"title": "Извинение", "text": "Приносим извинения: [что пошло не так]."}],
+    "role": "press_secretary",  # an approval tier (approval.yaml)
     "state": CaseState.NEW.value,
     "step": 3,
     # a public reply's text (public.correction): what staff wrote to the citizen
     "text": "Горячую воду дали в 18:00.",
     "subject": PLAYBOOK.code_title(CODE, "ru"),
     "thread": 7,
+    "tier": 2,
     "title": "Авария на теплотрассе",
     "transport": "telegram",
     "transports": "telegram, matrix",
@@ -410,7 +412,16 @@ CARD = {
     "text": "Третий день нет горячей воды",
     "text_cut": True,
     "url": "https://vk.com/wall-1_2",
-    "draft": {"version": 2, "status": DraftStatus.PENDING.value, "text": "Здравствуйте!"},
+    "draft": {
+        "version": 2,
+        "status": DraftStatus.PENDING.value,
+        "text": "Здравствуйте!",
+        "chain": [
+            {"tier": "department", "state": "done", "by": staff_name()},
+            {"tier": "press_secretary", "state": "current", "by": None},
+            {"tier": "leadership", "state": "waiting", "by": None},
+        ],
+    },
     "moved_to": dept_name("transport"),
     "sla": {
         "key": "sla.card_due",
@@ -573,6 +584,10 @@ def page_samples(locale: str) -> dict[str, dict[str, Any]]:
             "reviewer_name": staff_name("ivanova"),
             "note": "Добавьте сроки",
             "drill": True,
+            "chain": [
+                {"tier": "department", "state": "done", "by": staff_name()},
+                {"tier": "press_secretary", "state": "stopped", "by": None},
+            ],
         },
         "drill_report.html.j2": {
             "title": t("drill_report.title", run_id=4, title="Авария на теплотрассе"),

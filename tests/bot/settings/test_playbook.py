@@ -789,3 +789,42 @@ def test_codes_name_configured_departments_and_the_configs_locale(
     missing = [(file.name, field) for file, field, _ in playbook.check_locale("en")]
     assert ("codes.yaml", "dimensions[2].codes[2].title.en") in missing
     assert all(file.name != "codes.yaml" for file, _, _ in playbook.check_locale("ru"))
+# --- approval.yaml ----------------------------------------------------------------------------
+
+
+def test_approval_file_is_optional(playbook_copy: Path) -> None:
+    (playbook_copy / "approval.yaml").unlink()
+    loaded = load_playbook(playbook_copy)
+    chain = loaded.approval_chain("housing", Priority.CRITICAL)
+    assert [t.value for t in chain.tiers] == ["department"] and chain.template_skips
+
+
+def test_approval_mistakes_are_named(playbook_copy: Path, edit) -> None:
+    file = playbook_copy / "approval.yaml"
+    edit(file, "tiers: [department, press_secretary, leadership]", "tiers: [department, mayor]")
+    edit(file, "match: {priorities: [high]}", "match: {}")
+    edit(file, "  - id: high", "  - id: critical")
+    problems = _problems(playbook_copy)
+    fields = {field: message for name, field, message in problems if name == "approval.yaml"}
+    assert fields == {
+        'rule "critical" (rules[0]).tiers[1]': "'mayor' is not allowed; expected one of "
+        "department, press_secretary, leadership"
+    }
+
+
+def test_approval_rules_checked_across(playbook_copy: Path, edit) -> None:
+    file = playbook_copy / "approval.yaml"
+    edit(file, "match: {priorities: [high]}", "match: {}")
+    edit(file, "  - id: high", "  - id: critical")
+    problems = _problems(playbook_copy)
+    assert ("approval.yaml", 'rule "critical" (rules[1]).id') in {(n, f) for n, f, _ in problems}
+    assert any("at least one of departments" in m for _, _, m in problems)
+
+
+def test_approval_tiers_nobody_holds(playbook: Playbook) -> None:
+    problems = playbook.check_approvers(["duty", "leadership"])
+    assert [(field, "press_secretary" in message) for _, field, message in problems] == [
+        ('rule "critical" (rules[0]).tiers[1]', True),
+        ('rule "high" (rules[1]).tiers[1]', True),
+    ]
+    assert playbook.check_approvers(["press_secretary", "leadership"]) == []

@@ -18,7 +18,16 @@ from bot.cases.service import CaseService
 from bot.clock import FrozenClock
 from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.messages.views import card_ref
-from bot.model import Action, Case, CaseState, EventKind, Outcome, Priority, WaitReason
+from bot.model import (
+    Action,
+    Case,
+    CaseState,
+    EventKind,
+    GlobalRole,
+    Outcome,
+    Priority,
+    WaitReason,
+)
 from bot.settings.escalation_rules import EscalationStep
 from bot.settings.playbook import DEFAULT_PLAYBOOK_DIR, load_playbook
 from bot.sla.calendar import add_working_time, plan_deadlines, working_time_between
@@ -255,6 +264,35 @@ async def test_stop_on_ends_the_chase(world: World) -> None:
     assert await world.pending(case) == []
     assert await world.at(10 * 60 * M, opened) == 0
     assert [e["level"] for e in await world.events(case, EventKind.ESCALATED)] == [1]
+
+
+async def test_a_chase_that_stops_on_approve_goes_on_until_the_last_tier(world: World) -> None:
+    world.cases = CaseService(
+        world.database.uow,
+        world.clock,
+        world.directory,
+        MOSCOW,
+        coordination="coordination",
+        sla=world.engine,
+        approval=PLAYBOOK.approval,  # critical: department, press secretary, leadership
+    )
+    world.clock.set(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))  # Monday 10:00 in Moscow
+    opened = world.clock.now()
+    case = await world.open(priority=Priority.CRITICAL)  # its chain stops on approve
+    case = await world.act(case, "spec", Action.DRAFT, text="Ответ")
+    assert case.first_touch_due_at is not None
+    await world.at(case.first_touch_due_at - opened, opened)  # late: the chase begins
+    assert TimerKind.ESCALATION in [t.kind for t in await world.pending(case)]
+    assert case.id is not None
+    press = Actor("press", "Пресс", global_roles=frozenset({GlobalRole.PRESS_SECRETARY}))
+    boss = Actor("boss", "Глава", global_roles=frozenset({GlobalRole.LEADERSHIP}))
+    for reviewer in (world.actor("appr"), press):
+        result = await world.cases.act(case.id, ActionRequest(Action.APPROVE), reviewer)
+        assert result.case is not None and result.case.state is CaseState.AWAITING_APPROVAL
+        assert TimerKind.ESCALATION in [t.kind for t in await world.pending(case)]
+    result = await world.cases.act(case.id, ActionRequest(Action.APPROVE), boss)
+    assert result.case is not None and result.case.state is CaseState.APPROVED
+    assert TimerKind.ESCALATION not in [t.kind for t in await world.pending(case)]
 
 
 def test_a_notice_outside_its_window_waits_for_it() -> None:

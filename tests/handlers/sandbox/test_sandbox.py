@@ -380,3 +380,38 @@ async def test_codes_are_set_from_the_cards_two_level_menu_as_in_telegram(
         )
         case = await app.cases.get(case_id)
         assert case is not None and "district:south" in case.codes
+
+
+async def test_reject_asks_for_the_reason_and_the_draft_shows_it(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    async with running_example(tmp_path, clock) as (app, base), aiohttp.ClientSession() as http:
+        sandbox = SandboxClient(http, base)
+        case_id = (await sandbox.feed(HEATING))["case"]
+        card = await sandbox.card("housing", case_id)
+        await sandbox.press("housing", "ivanova", card, "Черновик")
+        prompt = await sandbox.wait_for("housing", lambda m: m.get("prompt") is True, "a prompt")
+        await sandbox.say("housing", "ivanova", "Пишите в личку", reply_to=prompt["id"])
+        draft = await sandbox.wait_for(
+            "housing", lambda m: m.get("kind") == "draft" and "личку" in text_of(m), "the draft"
+        )
+        asked = await sandbox.press("housing", "petrov", draft, "Отклонить")
+        assert asked["alert"] is False
+        why = await sandbox.wait_for(
+            "housing", lambda m: "почему отклоняем" in text_of(m), "the reject prompt"
+        )
+        case = await app.cases.get(case_id)
+        assert case is not None and case.state is CaseState.AWAITING_APPROVAL
+        said = await sandbox.say("housing", "petrov", "Ответим публично", reply_to=why["id"])
+        assert said["handled"] is True
+        await sandbox.wait_for(
+            "housing",
+            lambda m: (
+                m.get("kind") == "draft"
+                and "Отклонён — Сергей Петров: Ответим публично" in text_of(m)
+            ),
+            "the rejected draft",
+        )
+        case = await app.cases.get(case_id)
+        assert case is not None and case.state is CaseState.TAKEN
+        assert case.latest_draft is not None and case.latest_draft.note == "Ответим публично"
