@@ -18,10 +18,10 @@ from bot.crisis.thresholds import Crisis, CrisisEvent, CrisisEventKind
 from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus
 from bot.messages.views import as_view
 from bot.model import (
-    Attachment,
-    AttachmentKind,
     Approval,
     ApproverRole,
+    Attachment,
+    AttachmentKind,
     Author,
     AuthorLabel,
     Case,

@@ -36,9 +36,9 @@ from bot.messages.views import (
 )
 from bot.model import (
     Action,
+    ApproverRole,
     Attachment,
     AttachmentKind,
-    ApproverRole,
     Author,
     Case,
     DeptRole,

@@ -20,8 +20,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bot.model import (
     Action,
-    AttachmentKind,
     ApproverRole,
+    AttachmentKind,
     AuthorLabel,
     CaseState,
     DeptRole,

@@ -235,6 +235,7 @@ class Playbook(StrictModel):
                 titles = {c.id: c.title.get(locale) for c in dimension.codes}
                 return dimension.title.get(locale), titles.get(code_id, code_id)
         return dimension_id, code_id
+
     def check_approvers(self, held: Iterable[str]) -> list[Problem]:
         """Problems for approval tiers whose global role no staff member holds (`held`: the
         config's global roles): a draft would wait at that tier for ever."""

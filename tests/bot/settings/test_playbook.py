@@ -789,6 +789,8 @@ def test_codes_name_configured_departments_and_the_configs_locale(
     missing = [(file.name, field) for file, field, _ in playbook.check_locale("en")]
     assert ("codes.yaml", "dimensions[2].codes[2].title.en") in missing
     assert all(file.name != "codes.yaml" for file, _, _ in playbook.check_locale("ru"))
+
+
 # --- approval.yaml ----------------------------------------------------------------------------
 
 
