@@ -74,11 +74,11 @@ async def seed(database: Database, mentions: int, days: int) -> None:
                 rows.append(
                     {
                         "source": "bench",
-                        "external_id": f"m{n}",
+                        # external_id, url, text, story_id, reply_to_url (MENTION_PERSONAL)
+                        "personal": [f"m{n}", None, "…", None, None],
                         "author_id": author_id,
                         "identity_channel": "bench",
                         "identity_hash": "a",
-                        "text": "…",
                         "received_at": at,
                         "sentiment": "negative" if negative else "neutral",
                         "sentiment_source": "source",

@@ -186,11 +186,11 @@ def _mention(
 ) -> tuple[Any, ...]:
     # Personal data as the store keeps it: encrypted, the external id's keyed hash beside it.
     keys = crypto.keyring()
-    seal = keys.encrypt
+    # The sealed record: external_id, url, text, story_id, reply_to_url (MENTION_PERSONAL).
+    record = json.dumps([f"m{i}", f"https://vk.com/wall-1_{i}", "текст", None, None])
     return (
-        "vk", seal(f"m{i}"), seal(f"https://vk.com/wall-1_{i}"), author, "vk",
-        keys.blind(f"a{author}"), seal("текст"), None, at, sentiment, "source", 0, codes, case_id,
-        keys.blind(f"m{i}"),
+        "vk", keys.encrypt(record), author, "vk", keys.blind(f"a{author}"), None, at, sentiment,
+        "source", 0, codes, case_id, keys.blind(f"m{i}"),
     )  # fmt: skip
 
 
@@ -225,10 +225,10 @@ def generate(path: Path, n_mentions: int, n_cases: int, n_authors: int) -> float
             case_rows,
         )
         conn.executemany(
-            "INSERT INTO mentions (source, external_id, url, author_id, identity_channel,"
-            " identity_hash, text, language, received_at, sentiment,"
+            "INSERT INTO mentions (source, personal, author_id, identity_channel,"
+            " identity_hash, language, received_at, sentiment,"
             " sentiment_source, reach, codes, case_id, external_id_hash)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             mentions(rng, n_mentions, case_rows, n_authors),
         )
         conn.executemany(

@@ -183,12 +183,17 @@ async def seed(config: Config, cases: int, now: datetime) -> dict[str, float]:
 def _mention(case: Case, author_id: int, now: datetime) -> dict[str, Any]:
     return {
         "source": "vk",
-        "external_id": f"m{case.id}",
-        "url": f"https://vk.com/wall-1_{case.id}",
+        # external_id, url, text, story_id, reply_to_url (store.models.MENTION_PERSONAL)
+        "personal": [
+            f"m{case.id}",
+            f"https://vk.com/wall-1_{case.id}",
+            "Третий день нет отопления, батареи ледяные",
+            None,
+            None,
+        ],
         "author_id": author_id,
         "identity_channel": "vk",
         "identity_hash": f"u{author_id}",
-        "text": "Третий день нет отопления, батареи ледяные",
         # Long ago: the crisis watch would count 100,000 fresh negative mentions as a crisis.
         "received_at": now - timedelta(days=60),
         "sentiment": "negative",

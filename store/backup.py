@@ -148,7 +148,10 @@ def check_keys(file: Path, keyring: crypto.Keyring) -> None:
         for table, columns in encrypted_columns().items():
             if table.name not in tables:
                 continue
-            for column in columns:
+            # A backup of an older revision may keep them in other columns (0020: a
+            # mention's values in one record): what it has of them is sampled.
+            present = {row[1] for row in db.execute(f"PRAGMA table_info({table.name})")}
+            for column in (c for c in columns if c in present):
                 rows = db.execute(
                     f"SELECT {column} FROM {table.name} "
                     f"WHERE {column} IS NOT NULL LIMIT {_SAMPLES_PER_COLUMN}"

@@ -165,11 +165,9 @@ def draft_from_row(row: DraftRow) -> Draft:
 
 MENTION_COLUMNS = (
     "source",
-    "external_id",
-    "url",
+    "personal",  # external_id, url, text, story_id, reply_to_url: one encrypted record
     "author_id",
     "identity_channel",
-    "text",
     "language",
     "published_at",
     "received_at",
@@ -178,8 +176,6 @@ MENTION_COLUMNS = (
     "sentiment_score",
     "reach",
     "codes",
-    "story_id",
-    "reply_to_url",
     "case_id",
     "attachments",
     # Blind indexes: bound with the plain values, which their column type hashes.
@@ -201,11 +197,9 @@ def mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
     """MENTION_COLUMNS' values of a classified mention (intake has set its sentiment)."""
     return (
         mention.source,
-        mention.external_id,
-        mention.url,
+        (mention.external_id, mention.url, mention.text, mention.story_id, mention.reply_to_url),
         author_id,
         mention.author.channel,
-        mention.text,
         mention.language,
         mention.published_at,
         mention.received_at,
@@ -214,8 +208,6 @@ def mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
         mention.sentiment_score,
         mention.reach,
         mention.codes,  # a tuple: hashable for insert_rows' cache; JSON makes it a list
-        mention.story_id,
-        mention.reply_to_url,
         mention.case_id,
         attachment_dicts(mention.attachments),
         mention.external_id,
@@ -229,6 +221,7 @@ def mention_row(mention: Mention, author_id: int) -> tuple[Any, ...]:
 def mention_values(mention: Mention, author_id: int) -> dict[str, Any]:
     values = dict(zip(MENTION_COLUMNS, mention_row(mention, author_id), strict=True))
     values["codes"] = list(mention.codes)
+    values["personal"] = list(values["personal"])
     return values
 
 
@@ -272,23 +265,24 @@ def mention_identity(row: MentionRow) -> Identity:
 
 
 def mention_from_row(row: MentionRow) -> Mention:
+    external_id, url, text, story_id, reply_to_url = row.personal
     return Mention(
         id=row.id,
         source=row.source,
-        external_id=row.external_id,
-        text=row.text,
+        external_id=external_id,
+        text=text,
         author=mention_identity(row),
         received_at=row.received_at,
         published_at=row.published_at,
-        url=row.url,
+        url=url,
         language=row.language,
         sentiment=Sentiment(row.sentiment),
         sentiment_source=SentimentSource(row.sentiment_source),
         sentiment_score=row.sentiment_score,
         reach=row.reach,
         codes=tuple(row.codes or ()),
-        story_id=row.story_id,
-        reply_to_url=row.reply_to_url,
+        story_id=story_id,
+        reply_to_url=reply_to_url,
         attachments=attachments_of(row.attachments),
         author_id=row.author_id,
         case_id=row.case_id,

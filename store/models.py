@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
@@ -142,10 +142,11 @@ class EncryptedText(BulkBound, TypeDecorator[str]):
 
 
 class EncryptedJSON(BulkBound, TypeDecorator[Any]):
-    """A JSON document (outbox payloads) encrypted as one text."""
+    """A JSON document (outbox payloads, a mention's personal values) encrypted as one text."""
 
     impl = Text
     cache_ok = True
+    comparator_factory = EncryptedText.comparator_factory
 
     def bind_processor(self, dialect: Dialect) -> Any:
         def seal(value: Any) -> str | None:
@@ -206,6 +207,23 @@ def hash_of(column: str) -> Any:
         return context.get_current_parameters().get(column)
 
     return plain
+
+
+def hash_of_personal(field: str) -> Any:
+    """hash_of for a value inside a mention's sealed record (MENTION_PERSONAL)."""
+    at = MENTION_PERSONAL.index(field)
+
+    def plain(context: Any) -> Any:
+        record = context.get_current_parameters().get("personal")
+        return None if record is None else record[at]
+
+    return plain
+
+
+# A mention's personal values, in the order of its sealed record (mentions.personal): one
+# encryption a mention instead of one a value (migration 0020). Their keyed hashes stay
+# columns of their own, for look-ups.
+MENTION_PERSONAL = ("external_id", "url", "text", "story_id", "reply_to_url")
 
 
 # Stable constraint names, so migrations can refer to them on every backend.
@@ -341,10 +359,13 @@ class MentionRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(64))
-    external_id: Mapped[str] = mapped_column(EncryptedText)
-    external_id_hash: Mapped[str] = mapped_column(BlindIndex, default=hash_of("external_id"))
-    url: Mapped[str | None] = mapped_column(EncryptedText)
-    url_hash: Mapped[str | None] = mapped_column(BlindIndex, default=hash_of("url"))
+    # [external_id, url, text, story_id, reply_to_url] (MENTION_PERSONAL), encrypted as one
+    # record; read through the properties below.
+    personal: Mapped[list[Any]] = mapped_column(EncryptedJSON)
+    external_id_hash: Mapped[str] = mapped_column(
+        BlindIndex, default=hash_of_personal("external_id")
+    )
+    url_hash: Mapped[str | None] = mapped_column(BlindIndex, default=hash_of_personal("url"))
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
     # The identity it came through, by its keyed hash: the identity's id and name are kept
     # once, in author_identities, not again in every mention (None once erased).
@@ -357,7 +378,6 @@ class MentionRow(Base):
         lazy="joined",
         uselist=False,
     )
-    text: Mapped[str] = mapped_column(EncryptedText)
     language: Mapped[str | None] = mapped_column(String(8))
     published_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(index=True)
@@ -369,15 +389,39 @@ class MentionRow(Base):
     sentiment_at: Mapped[datetime | None]
     reach: Mapped[int] = mapped_column(BigInteger, default=0)
     codes: Mapped[list[Any]] = mapped_column(default=list)
-    story_id: Mapped[str | None] = mapped_column(EncryptedText)
-    story_hash: Mapped[str | None] = mapped_column(BlindIndex, default=hash_of("story_id"))
-    reply_to_url: Mapped[str | None] = mapped_column(EncryptedText)
+    story_hash: Mapped[str | None] = mapped_column(BlindIndex, default=hash_of_personal("story_id"))
     reply_to_url_hash: Mapped[str | None] = mapped_column(
-        BlindIndex, default=hash_of("reply_to_url")
+        BlindIndex, default=hash_of_personal("reply_to_url")
     )
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     # Photos and files that came with it (store/mappers.py attachment_dicts); None: none.
     attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(EncryptedJSON)
+
+    def __init__(self, **values: Any) -> None:
+        # The personal values may be given one by one, as columns are: sealed as the record.
+        if "personal" not in values:
+            values["personal"] = [values.pop(name, None) for name in MENTION_PERSONAL]
+        super().__init__(**values)
+
+    @property
+    def external_id(self) -> str:
+        return cast(str, self.personal[0])
+
+    @property
+    def url(self) -> str | None:
+        return cast(str | None, self.personal[1])
+
+    @property
+    def text(self) -> str:
+        return cast(str, self.personal[2])
+
+    @property
+    def story_id(self) -> str | None:
+        return cast(str | None, self.personal[3])
+
+    @property
+    def reply_to_url(self) -> str | None:
+        return cast(str | None, self.personal[4])
 
 
 class DraftRow(Base):

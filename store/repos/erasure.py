@@ -10,9 +10,10 @@ itself; it never relies on encryption at rest.
 
 Where personal data lives and what erasure leaves there:
 - authors.display_name, and the author's identities (rows deleted);
-- mentions: text, url, the identity copied onto the mention, reply_to_url, attachments (file
-  names, captions, references: the files themselves are never kept) (the row stays,
-  so counts and the dedup key (source, external_id) still work);
+- mentions: text, url and reply_to_url (re-sealed in the row's encrypted record), the keyed
+  hashes of the identity and links, attachments (file names, captions, references: the files
+  themselves are never kept) (the row stays, so counts and the dedup key (source,
+  external_id) still work);
 - cases.published_url when it names them; drafts that quote them (every draft of a case only
   they wrote); outbox payloads (sent or not) and errors that hold any of their values;
 - blobs referenced only by outbox items that held their data;
@@ -39,6 +40,7 @@ from bot.ports import ErasureCounts, ErasurePlan
 from store.audit import REDACTED
 from store.driver import chunks
 from store.models import (
+    MENTION_PERSONAL,
     AuthorIdentityRow,
     AuthorRow,
     BlobRow,
@@ -55,13 +57,10 @@ from store.repos.events import SqlEventRepository
 PERSONAL_COLUMNS: dict[str, dict[str, Any]] = {
     "authors": {"display_name": REDACTED, "labels": []},
     "mentions": {
-        "text": REDACTED,
-        "url": None,
         # The keyed hash of the identity it came through (the identity itself lives in
         # author_identities, erased with the author).
         "identity_hash": None,
-        "reply_to_url": None,
-        # Their keyed hashes too (store/crypto.py): a hash of a link is still personal data.
+        # The links' keyed hashes too (store/crypto.py): a hash of a link is still personal.
         "url_hash": None,
         "reply_to_url_hash": None,
         # File names, captions and the references that fetch the files.
@@ -69,6 +68,11 @@ PERSONAL_COLUMNS: dict[str, dict[str, Any]] = {
     },
     "drafts": {"text": REDACTED, "note": None},
 }
+# And inside a mention's sealed record (MentionRow.personal, re-sealed without them); the
+# external and story ids stay, so dedup and counts still work.
+PERSONAL_IN_MENTIONS: dict[str, Any] = {"text": REDACTED, "url": None, "reply_to_url": None}
+_TEXT = MENTION_PERSONAL.index("text")
+_ERASED_AT = {MENTION_PERSONAL.index(name): value for name, value in PERSONAL_IN_MENTIONS.items()}
 MIN_NEEDLE = 3  # shorter values (initials) identify nobody and would match everywhere
 MIN_TEXT_NEEDLE = 12  # a whole text shorter than this is matched only as a whole value
 QUOTE_WORDS = 6  # this many words in a row from their text make a quote
@@ -146,6 +150,7 @@ class SqlErasurePlan:
     author_ids: list[int] = field(default_factory=list)  # cards to empty
     identity_ids: list[int] = field(default_factory=list)
     mention_ids: list[int] = field(default_factory=list)
+    mention_records: list[list[Any]] = field(default_factory=list)  # erased, by mention_ids
     published_urls: list[int] = field(default_factory=list)  # cases whose URL goes
     draft_ids: list[int] = field(default_factory=list)
     outbox: dict[int, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
@@ -243,11 +248,11 @@ class SqlErasureRepository:
         values: list[str | None] = []
         for author_id in sorted({m.author_id for m in mentions}):
             others = await self._s.scalars(
-                select(MentionRow.text).where(
+                select(MentionRow.personal).where(
                     MentionRow.author_id == author_id, MentionRow.id.not_in(erased_now)
                 )
             )
-            if any(text != REDACTED for text in others):
+            if any(record[_TEXT] != REDACTED for record in others):
                 continue
             author = await self._s.get(AuthorRow, author_id, populate_existing=True)
             if author is None or author.display_name == REDACTED:
@@ -292,6 +297,7 @@ class SqlErasureRepository:
             texts.append(mention.text)
             if _holds_data(mention):
                 plan.mention_ids.append(mention.id)
+                plan.mention_records.append(_erased_record(mention.personal))
         match = PersonalValues(values, texts)
         case_ids = sorted({m.case_id for m in mentions if m.case_id is not None})
         plan.case_ids = case_ids
@@ -413,6 +419,18 @@ class SqlErasureRepository:
                 .where(_MENTIONS.c.id.in_(chunk))
                 .values(**PERSONAL_COLUMNS["mentions"])
             )
+        if plan.mention_ids:
+            await self._s.execute(
+                update(_MENTIONS)
+                .where(_MENTIONS.c.id == bindparam("b_id"))
+                .values(personal=bindparam("b_personal", type_=_MENTIONS.c.personal.type)),
+                [
+                    {"b_id": mention_id, "b_personal": record}
+                    for mention_id, record in zip(
+                        plan.mention_ids, plan.mention_records, strict=True
+                    )
+                ],
+            )
         for chunk in chunks(plan.author_ids):
             await self._s.execute(
                 update(_AUTHORS)
@@ -527,4 +545,11 @@ def _mark(moment: datetime, row_id: int) -> str:
 
 def _holds_data(mention: MentionRow) -> bool:
     blank = PERSONAL_COLUMNS["mentions"]
-    return any(getattr(mention, column) != value for column, value in blank.items())
+    if any(getattr(mention, column) != value for column, value in blank.items()):
+        return True
+    return _erased_record(mention.personal) != list(mention.personal)
+
+
+def _erased_record(record: Sequence[Any]) -> list[Any]:
+    """A mention's sealed record with PERSONAL_IN_MENTIONS' values in place of theirs."""
+    return [_ERASED_AT.get(at, value) for at, value in enumerate(record)]

@@ -24,10 +24,12 @@ from store.driver import (
     rows_in,
 )
 from store.mappers import MENTION_COLUMNS, mention_from_row, mention_row, mention_values
-from store.models import CaseRow, MentionRow
+from store.models import MENTION_PERSONAL, CaseRow, MentionRow
 
 # The Core table for the bulk statements: plain executemany, without the ORM's per-row work.
 _MENTIONS = cast(Table, MentionRow.__table__)
+
+_TEXT = MENTION_PERSONAL.index("text")  # in a mention's sealed record
 
 # External ids are encrypted: both look them up by their keyed hashes (store/crypto.py).
 _KNOWN = (
@@ -125,7 +127,7 @@ class SqlMentionRepository:
         rows = await self._s.execute(
             select(
                 MentionRow.id,
-                MentionRow.text,
+                MentionRow.personal,
                 MentionRow.language,
                 MentionRow.sentiment,
                 CaseRow.department,
@@ -142,14 +144,14 @@ class SqlMentionRepository:
         return [
             SentimentCorrection(
                 mention_id=mention_id,
-                text=text,
+                text=personal[_TEXT],
                 language=language,
                 sentiment=Sentiment(sentiment),
                 department=department,
                 by=by or "",
                 at=at,
             )
-            for mention_id, text, language, sentiment, department, by, at in rows
+            for mention_id, personal, language, sentiment, department, by, at in rows
         ]
 
     async def undecided(

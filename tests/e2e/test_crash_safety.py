@@ -178,6 +178,12 @@ async def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     return await asyncio.to_thread(read, db, sql)
 
 
+async def external_ids(db: Path) -> list[str]:
+    """Each stored mention's external id, from its sealed record (mentions.personal)."""
+    rows = await query(db, "SELECT personal FROM mentions")
+    return [str(json.loads(record)[0]) for (record,) in rows]
+
+
 def card_posts(server: TelegramServer) -> list[int]:
     """The case of every card the bot posted: a sendMessage Telegram accepted, with the
     case's buttons under it."""
@@ -264,7 +270,7 @@ async def test_kill_9_mid_burst_loses_no_accepted_mention_and_posts_each_card_on
         )
         in_flight_cards = {case for _, case, ref in in_flight if ref and ref.startswith("card:")}
         accepted_at_kill = set(acked)
-        stored_at_kill = {row[0] for row in await query(db, "SELECT external_id FROM mentions")}
+        stored_at_kill = set(await external_ids(db))
         assert accepted_at_kill <= stored_at_kill, "a mention answered 202 was lost"
 
         await bot.start()
@@ -282,7 +288,7 @@ async def test_kill_9_mid_burst_loses_no_accepted_mention_and_posts_each_card_on
         await bot.stop()
         await server.stop()
 
-    stored = [row[0] for row in await query(db, "SELECT external_id FROM mentions")]
+    stored = await external_ids(db)
     assert len(stored) == len(set(stored)) == MENTIONS  # each once, after the resends
     assert acked == set(stored)
 

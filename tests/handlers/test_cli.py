@@ -98,7 +98,7 @@ def test_db_upgrade_and_version(tmp_path: Path) -> None:
     path = example_copy(tmp_path)
     result = runner.invoke(app, ["db", "upgrade", "-c", str(path)], env={})
     assert result.exit_code == 0, result.output
-    assert "0019" in result.output
+    assert "0020" in result.output
     assert (tmp_path / "otklik.db").exists()
     assert "otklik 0.1.0" in runner.invoke(app, ["version"]).output
 
@@ -246,7 +246,8 @@ def test_keys_rotate_moves_stored_values_to_the_first_key(
         env={"OTKLIK_DATA_KEY": f"new:{new},old:{old}"},
     )
     assert rotated.exit_code == 0, rotated.output
-    assert "mentions: 1 rows read, 3 values re-encrypted" in rotated.output
+    # The mention's values are one sealed record (0020): one value to re-encrypt.
+    assert "mentions: 1 rows read, 1 values re-encrypted" in rotated.output
     assert "under key new" in rotated.output and "older keys may leave" in rotated.output
     assert asyncio.run(read_back()) == ("Нет отопления", "Пётр")
     assert crypto.keyring().current == "new"

@@ -4,6 +4,7 @@ read back transparently, survives key rotation, and existing rows are encrypted 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sqlite3
 import stat
@@ -418,6 +419,24 @@ def test_the_blind_index_is_keyed_blake2b_of_the_value_in_128_bits() -> None:
         assert ring.blind(value) == expected  # again, from the ones kept
 
 
+def test_hashes_from_the_keyed_state_equal_those_stored_before() -> None:
+    """Each value is hashed on a copy of one keyed state: no value's bytes leak into the
+    next hash, and every hash equals keyed BLAKE2b in one call, so the blind indexes
+    already in databases still find their rows."""
+    import base64
+    import hashlib
+
+    # Written by the one-call construction before the keyed state was kept.
+    assert keyring("a").blind("id12345") == "+yoKJjNZIEn1bha97yjogw"
+    # Around BLAKE2b's block of 128 bytes, each value after longer ones and after shorter.
+    values = [f"{n}:" + "я" * n for n in (200, 127, 64, 63, 1, 0)] + ["a" * 128, "a" * 129]
+    for order in (values, values[::-1]):
+        ring = keyring("a")  # nothing kept from the other order
+        for value in order:
+            digest = hashlib.blake2b(value.encode(), key=b"i" * 32, digest_size=16).digest()
+            assert ring.blind_many([value]) == [base64.b64encode(digest).decode().rstrip("=")]
+
+
 async def test_an_encrypted_column_is_never_compared_and_its_hash_fills_itself(
     database: Database, clock: FrozenClock
 ) -> None:
@@ -426,7 +445,7 @@ async def test_an_encrypted_column_is_never_compared_and_its_hash_fills_itself(
     from store.models import AuthorRow, MentionRow
 
     with pytest.raises(TypeError, match="blind index"):
-        select(MentionRow).where(MentionRow.text == TEXT)
+        select(MentionRow).where(MentionRow.personal == ["orm-1", URL, TEXT, None, None])
     async with database.uow() as uow:
         author = AuthorRow(display_name=NAME)
         uow.session.add(author)
@@ -495,12 +514,14 @@ async def test_forget_with_encryption_on_leaves_no_keyed_hash_of_the_links_eithe
     async with database.uow() as uow:
         hashes = (
             await uow.session.execute(
-                select(MentionRow.url_hash, MentionRow.reply_to_url_hash, MentionRow.text)
+                select(MentionRow.url_hash, MentionRow.reply_to_url_hash, MentionRow.personal)
             )
         ).one()
         identities = (await uow.session.execute(select(AuthorIdentityRow.id))).all()
         found = await uow.mentions.find_by_url(URL)
-    assert tuple(hashes) == (None, None, "[erased]") and identities == []
+    # The sealed record keeps only the external and story ids (dedup and counts).
+    assert tuple(hashes) == (None, None, ["m1", None, "[erased]", None, None])
+    assert identities == []
     assert found is None  # the link no longer leads to them
 
 
@@ -566,19 +587,20 @@ async def test_a_bulk_insert_seals_every_value_under_a_nonce_of_its_own(
     async with database.engine.connect() as conn:
         stored = (
             await conn.execute(
-                text("SELECT id, text, url, url_hash, identity_hash FROM mentions ORDER BY id")
+                text("SELECT id, personal, url_hash, identity_hash FROM mentions ORDER BY id")
             )
         ).all()
         names = (await conn.execute(text("SELECT display_name FROM authors"))).scalars().all()
     ring = crypto.keyring()
     assert [row[0] for row in stored] == ids
-    for column in (1, 2):
-        texts = [row[column] for row in stored]
-        assert len(set(texts)) == count, f"column {column} repeats a sealed text"
-    assert {ring.decrypt(row[2]) for row in stored} == {URL}
-    assert {row[3] for row in stored} == {ring.blind(URL)}
+    assert len({row[1] for row in stored}) == count, "a sealed record repeats"
+    # One record a mention: its personal values sealed together, under one nonce and tag.
+    records = [json.loads(ring.decrypt(row[1])) for row in stored]
+    assert records == [[f"bulk-{n}", URL, TEXT, None, None] for n in range(count)]
+    assert {crypto.Keyring.key_id_of(row[1]) for row in stored} == {ring.current}
+    assert {row[2] for row in stored} == {ring.blind(URL)}
     # The identity is kept once, in author_identities; a mention holds only its hash.
-    assert len({row[4] for row in stored}) == people
+    assert len({row[3] for row in stored}) == people
     assert len(set(names)) == people and {ring.decrypt(n) for n in names} == {NAME}
     async with database.uow() as uow:
         last = await uow.mentions.get_by_external("vk", f"bulk-{count - 1}")

@@ -5,6 +5,7 @@ reported, re-runs idempotent. Real files, real SQLite databases, a real child pr
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from bot.settings.playbook import Playbook, load_playbook
 from handlers.ingest.import_rows import ImportSetupError, RowProcess
 from handlers.ingest.importer import ImportReport, import_file
 from store import crypto
+from store.models import MENTION_PERSONAL
 from tests.handlers.test_cli import example_copy
 
 TITLES = ["external_id", "text", "author.id", "author.name", "sentiment", "url", "author.email"]
@@ -62,11 +64,14 @@ def stored(database: Path) -> dict[str, list[tuple[Any, ...]]]:
     personal data decrypted with the store's keys, and sorted here (the database cannot
     order ciphertext)."""
     with sqlite3.connect(database) as db:
-        mentions = db.execute(
-            "SELECT m.external_id, m.text, m.sentiment, m.url, a.display_name, "
-            "a.negative_count, a.neutral_count, a.positive_count FROM mentions m "
-            "JOIN authors a ON a.id = m.author_id"
-        ).fetchall()
+        mentions = [
+            (*personal(record, "external_id", "text"), sentiment, *personal(record, "url"), *rest)
+            for record, sentiment, *rest in db.execute(
+                "SELECT m.personal, m.sentiment, a.display_name, "
+                "a.negative_count, a.neutral_count, a.positive_count FROM mentions m "
+                "JOIN authors a ON a.id = m.author_id"
+            )
+        ]
         identities = db.execute(
             "SELECT i.channel, i.external_id, count(*) OVER (PARTITION BY i.author_id) "
             "FROM author_identities i"
@@ -75,6 +80,12 @@ def stored(database: Path) -> dict[str, list[tuple[Any, ...]]]:
         "mentions": sorted(map(_clear, mentions)),
         "identities": sorted(map(_clear, identities)),
     }
+
+
+def personal(record: str, *fields: str) -> list[Any]:
+    """Values of a mention's sealed record (mentions.personal), decrypted."""
+    values = json.loads(crypto.keyring().decrypt(record))
+    return [values[MENTION_PERSONAL.index(name)] for name in fields]
 
 
 def _clear(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -171,9 +182,9 @@ mappings:
     assert report.first_rejects[0].row == 3
     with sqlite3.connect(tmp_path / "otklik.db") as db:
         rows = [
-            _clear(row)
-            for row in db.execute(
-                "SELECT m.external_id, m.identity_channel, i.external_id, m.published_at "
+            _clear((*personal(record, "external_id"), *rest))
+            for record, *rest in db.execute(
+                "SELECT m.personal, m.identity_channel, i.external_id, m.published_at "
                 "FROM mentions AS m JOIN author_identities AS i ON i.channel = "
                 "m.identity_channel AND i.external_id_hash = m.identity_hash ORDER BY m.id"
             )

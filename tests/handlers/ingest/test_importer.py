@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -69,24 +70,46 @@ def state(tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
     reads = {table: f"SELECT * FROM {table} ORDER BY 1" for table in TABLES}
     reads["mentions"] = MENTIONS
     with sqlite3.connect(tmp_path / "otklik.db") as db:
-        return {
+        found = {
             table: [
                 tuple(keyring.decrypt(v) if isinstance(v, str) else v for v in row)
                 for row in db.execute(read)
             ]
             for table, read in reads.items()
         }
+    found["mentions"] = [mention_columns(row) for row in found["mentions"]]
+    return found
 
 
 TABLES = ("mentions", "authors", "author_identities", "cases", "outbox")
-# A mention with the identity it came through (m[6], m[7]: its id and name), found by hash.
+# A mention with the identity it came through (m[6], m[7]: its id and name), found by hash;
+# m.personal is its sealed record [external_id, url, text, story_id, reply_to_url].
 MENTIONS = (
-    "SELECT m.id, m.source, m.external_id, m.url, m.author_id, m.identity_channel, "
-    "i.external_id, i.display_name, m.text, m.language, m.published_at, m.received_at, "
-    "m.sentiment, m.sentiment_source, m.sentiment_score, m.reach, m.codes, m.story_id, "
-    "m.reply_to_url, m.case_id FROM mentions AS m LEFT JOIN author_identities AS i "
+    "SELECT m.id, m.source, m.personal, m.author_id, m.identity_channel, "
+    "i.external_id, i.display_name, m.language, m.published_at, m.received_at, "
+    "m.sentiment, m.sentiment_source, m.sentiment_score, m.reach, m.codes, "
+    "m.case_id FROM mentions AS m LEFT JOIN author_identities AS i "
     "ON i.channel = m.identity_channel AND i.external_id_hash = m.identity_hash ORDER BY m.id"
 )
+
+
+def mention_columns(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A MENTIONS row (decrypted) with its record spread out: id, source, external_id, url,
+    author_id, identity_channel, identity id and name, text, language, published_at,
+    received_at, sentiment, its source and score, reach, codes, story_id, reply_to_url,
+    case_id."""
+    external_id, url, text, story_id, reply_to_url = json.loads(row[2])
+    return (
+        *row[:2],
+        external_id,
+        url,
+        *row[3:7],
+        text,
+        *row[7:15],
+        story_id,
+        reply_to_url,
+        row[15],
+    )
 
 
 def rejected(path: Path) -> list[list[str]]:
