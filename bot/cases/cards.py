@@ -9,12 +9,13 @@ bot/messages/views.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.cases.deadlines import running_deadlines
 from bot.cases.lifecycle import ActionRequest, available_actions
-from bot.cases.replies import origin_of
+from bot.cases.replies import TemplateOffer, origin_of
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import Destination, OutboxItem, OutboxOp
@@ -110,13 +111,20 @@ class Cards:
         return self.for_all(case.department, OutboxOp.POST, view, ref, case, now, key)
 
     def to_edit(
-        self, case: Case, mention: Mention, author: Author | None, now: datetime
+        self,
+        case: Case,
+        mention: Mention,
+        author: Author | None,
+        now: datetime,
+        urgency_bonus: int = 0,
     ) -> list[OutboxItem]:
         """The card redrawn in every chat of the department."""
         assert case.id is not None
         ref = card_ref(case.id, case.department)
         view = self.view(case, mention, author)
-        return self.for_all(case.department, OutboxOp.EDIT, view, ref, case, now)
+        return self.for_all(
+            case.department, OutboxOp.EDIT, view, ref, case, now, urgency_bonus=urgency_bonus
+        )
 
     def for_all(
         self,
@@ -128,10 +136,13 @@ class Cards:
         now: datetime,
         key: str | None = None,
         reply_to: str | None = None,
+        urgency_bonus: int = 0,
     ) -> list[OutboxItem]:
         key = key or f"{ref}:{op.value}:{case.version}"
         return [
-            dest.about(case, op, view, key, now, ref=ref, reply_to=reply_to)
+            dest.about(
+                case, op, view, key, now, ref=ref, reply_to=reply_to, urgency_bonus=urgency_bonus
+            )
             for dest in self._directory.destinations(department)
         ]
 
@@ -145,8 +156,11 @@ class Cards:
         mention: Mention,
         author: Author | None,
         now: datetime,
+        urgency_bonus: int = 0,
     ) -> None:
-        """Queue every message one change causes: card edits, drafts for review, notices."""
+        """Queue every message one change causes: card edits, drafts for review, notices.
+        `urgency_bonus`: PRESS_URGENCY when a person caused it, so it overtakes new cards."""
+        bonus = urgency_bonus
         assert new.id is not None
         items: list[OutboxItem] = []
         dept = new.department
@@ -155,19 +169,20 @@ class Cards:
             # The old card says where the case went; a new card appears in the new chat.
             moved = self.view(old, mention, author, moved_to=dept)
             old_card = card_ref(new.id, old.department)
-            items += self.for_all(old.department, OutboxOp.EDIT, moved, old_card, new, now)
+            items += self.for_all(
+                old.department, OutboxOp.EDIT, moved, old_card, new, now, urgency_bonus=bonus
+            )
             await uow.outbox.enqueue(items)
             await uow.outbox.enqueue(self.to_post(new, mention, author, now))
             return
-        items += self.to_edit(new, mention, author, now)
+        items += self.to_edit(new, mention, author, now, bonus)
 
         # Drafts live under the card: a new one for review, a reviewed one edited in place.
         for before, after in zip(old.drafts, new.drafts, strict=False):
             if before != after:
                 ref = draft_ref(new.id, after.version, dept)
-                items += self.for_all(
-                    dept, OutboxOp.EDIT, draft_view(new, after, self._directory), ref, new, now
-                )
+                view = draft_view(new, after, self._directory)
+                items += self.for_all(dept, OutboxOp.EDIT, view, ref, new, now, urgency_bonus=bonus)
         for draft in new.drafts[len(old.drafts) :]:
             if draft.status is DraftStatus.PENDING:
                 ref = draft_ref(new.id, draft.version, dept)
@@ -179,6 +194,7 @@ class Cards:
                     new,
                     now,
                     reply_to=card,
+                    urgency_bonus=bonus,
                 )
 
         if request.action is Action.ESCALATE:
@@ -191,7 +207,9 @@ class Cards:
                 reason=(request.note or "").strip(),
             )
             ref = f"escalation:{new.id}:{new.version}"
-            items += self.for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
+            items += self.for_all(
+                dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card, urgency_bonus=bonus
+            )
             if self._coordination != dept:
                 items += self.for_all(self._coordination, OutboxOp.POST, notice, ref, new, now)
 
@@ -200,12 +218,16 @@ class Cards:
             # that it was not really.
             notice = notice_view("drill.publish_simulated", case_id=new.id)
             ref = f"drill-publish:{new.id}:{new.version}"
-            items += self.for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
+            items += self.for_all(
+                dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card, urgency_bonus=bonus
+            )
         elif request.action is Action.PUBLISH:
-            items.append(self._public_reply(new, mention, now))
+            items.append(self._public_reply(new, mention, now, bonus))
         await uow.outbox.enqueue(items)
 
-    def _public_reply(self, case: Case, mention: Mention, now: datetime) -> OutboxItem:
+    def _public_reply(
+        self, case: Case, mention: Mention, now: datetime, urgency_bonus: int = 0
+    ) -> OutboxItem:
         """The approved answer, posted under the mention itself."""
         origin = origin_of(mention, self._directory.discussion_chats)
         approved = case.approved_draft
@@ -220,7 +242,7 @@ class Cards:
             ref_key=f"public:{case.id}:{approved.version}",
             reply_to_key=f"{EXTERNAL_REF}{origin.message_id}",
             case_id=case.id,
-            urgency=case.priority.rank,
+            urgency=case.priority.rank + urgency_bonus,
             created_at=now,
         )
 
@@ -359,10 +381,31 @@ def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
     }
 
 
+# How a template that will be published at once is offered: «Опубликовать: <title>».
+PUBLISH_TEMPLATE_LABEL = "ui.publish_template"
+PREVIEW_LENGTH = 600  # a template's text previewed on the card, as long as a draft's
+
+
+def template_options(offers: Sequence[TemplateOffer], publishable: bool) -> list[MenuOption]:
+    """The first-reply menu: each template with its text previewed on the card. One that
+    needs no second person, where the bot can publish, says that choosing it publishes."""
+    options: list[MenuOption] = []
+    for offer in offers:
+        option: MenuOption = {"arg": offer.template_id, "preview": offer.text[:PREVIEW_LENGTH]}
+        if publishable and offer.skips_review:
+            option["label_key"] = PUBLISH_TEMPLATE_LABEL
+            option["label_params"] = {"title": offer.title}
+        else:
+            option["label"] = offer.title
+        options.append(option)
+    return options
+
+
 def menu_options(
     menu: Action, case: Case, directory: Directory, templates: list[tuple[str, str]]
 ) -> list[MenuOption]:
-    """Choices of a submenu as {"arg", "label"}; labels of enums are message keys."""
+    """Choices of a submenu as {"arg", "label"}; labels of enums are message keys. Templates
+    here by title only; the card's menu offers them with template_options."""
     if menu is Action.USE_TEMPLATE:
         return [{"arg": template_id, "label": title} for template_id, title in templates]
     if menu is Action.REROUTE:

@@ -388,8 +388,10 @@ class Inbound:
         if check.error is not None:
             await self._refresh_if_stale(press, check.error)
             return await self._tell(press, self._refused(check.error))
+        # A template's text follows its line: the choice is what gets posted.
         lines = [
-            f"{n}. {option.get('label') or self._texts.t(option['label_key'])}"
+            f"{n}. {self._texts.option_label(option)}"
+            + (f"\n   «{option['preview']}»" if option.get("preview") else "")
             for n, option in enumerate(options, 1)
         ]
         pending = json.dumps({"action": menu.value, "options": options})

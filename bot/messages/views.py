@@ -49,6 +49,8 @@ CARD_FIELDS = (
     "draft",
     "moved_to",
     "sla",
+    "menu",
+    "options",
 )
 DRAFT_FIELDS = (
     "case_id",
@@ -99,12 +101,15 @@ class SlaLine(TypedDict):
 
 
 class MenuOption(TypedDict):
-    """One choice of a card's submenu: a plain "label" or a messages "label_key"."""
+    """One choice of a card's submenu: a plain "label" or a messages "label_key" (with its
+    "label_params"); a template's "preview" is the text it would post, shown on the card."""
 
     arg: str
     label: NotRequired[str]
     label_key: NotRequired[str]
+    label_params: NotRequired[dict[str, str]]
     action: NotRequired[str]  # the Action value it stands for, when not the menu's own
+    preview: NotRequired[str]
 
 
 class CardView(TypedDict):

@@ -169,7 +169,7 @@ class SandboxRenderer:
         if menu:
             options = [
                 {
-                    "label": option.get("label") or t(option.get("label_key") or ""),
+                    "label": self.texts.option_label(option),
                     "data": {
                         "k": "c",
                         "case": case_id,

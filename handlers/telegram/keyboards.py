@@ -48,7 +48,7 @@ def card_keyboard(view: CardView, texts: Texts) -> InlineKeyboardMarkup | None:
         options: list[MenuOption] = view.get("options") or []
         buttons = [
             _button(
-                opt["label"] if opt.get("label") else texts.t(opt["label_key"]),
+                texts.option_label(opt),
                 # An option may stand for another action: "not ours" in the no-reply menu
                 # sends the case to the coordination centre.
                 CaseAction(case=case_id, v=version, a=opt.get("action") or menu, x=opt["arg"]),

@@ -32,8 +32,9 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.messages.delivery import EXTERNAL_REF
+from bot.messages.delivery import EXTERNAL_REF, QUEUE_URGENCY
 from bot.messages.outbox import (
+    PRESS_URGENCY,
     Delivery,
     DeliveryResult,
     OutboxOp,
@@ -80,6 +81,13 @@ class TelegramTransport:
     def capacity_per_minute(self, chat: str) -> int:
         return self.limiter.capacity_per_minute(int(chat))
 
+    async def _acquire(self, delivery: Delivery, chat_id: int) -> None:
+        """The chat's next slot: the most urgent first, and what a press caused may use the
+        slots a group keeps for presses (the queue message, urgent as it is, may not)."""
+        urgency = delivery.item.urgency
+        press = PRESS_URGENCY <= urgency < QUEUE_URGENCY
+        await self.limiter.acquire(chat_id, urgency, press=press)
+
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         item = delivery.item
         try:
@@ -122,7 +130,7 @@ class TelegramTransport:
             reply = ReplyParameters(
                 message_id=message_id(delivery.reply_to_ref), allow_sending_without_reply=True
             )
-        await self.limiter.acquire(chat_id)
+        await self._acquire(delivery, chat_id)
         message = await self.bot.send_message(
             chat_id=chat_id,
             text=rendered.text,
@@ -146,7 +154,7 @@ class TelegramTransport:
         except Exception as exc:
             log.exception("telegram: outbox item %s cannot be rendered", item.id)
             raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc
-        await self.limiter.acquire(chat_id)
+        await self._acquire(delivery, chat_id)
         message = await self.bot.send_photo(
             chat_id=chat_id,
             photo=BufferedInputFile(picture, payload.get("filename") or "photo.png"),
@@ -163,7 +171,7 @@ class TelegramTransport:
         target = message_id(delivery.target_ref)
         # ForceReply cannot be attached by an edit; no markup also removes old buttons.
         markup = rendered.markup if isinstance(rendered.markup, InlineKeyboardMarkup) else None
-        await self.limiter.acquire(chat_id)
+        await self._acquire(delivery, chat_id)
         try:
             result = await self.bot.edit_message_text(
                 chat_id=chat_id,

@@ -507,9 +507,10 @@ async def test_the_limiter_keeps_strict_windows() -> None:
         await limiter.acquire(-1001)
         group.append(fake.now)
     assert group[:3] == [0.0, 0.0, 0.0]  # a short burst goes at once
-    assert most_in_any_window(group, 60.0) == 20
+    # Three of a group's twenty a minute are kept for what presses cause.
+    assert most_in_any_window(group, 60.0) == 17
     assert most_in_any_window(group, 3.0) == 3
-    assert group[20] >= 60.0
+    assert group[17] >= 60.0
 
     private: list[float] = []
     for _ in range(30):
@@ -518,7 +519,7 @@ async def test_the_limiter_keeps_strict_windows() -> None:
     assert most_in_any_window(private, 3.0) == 3
     assert private[-1] - private[0] >= 27  # about one a second, sustained
 
-    assert limiter.capacity_per_minute(-1001) == 19  # conservative: never the full 20
+    assert limiter.capacity_per_minute(-1001) == 16  # conservative, and the reserve kept
     assert 50 <= limiter.capacity_per_minute(777) < 60
     fast = RateLimiter(TelegramLimits(scale=10))
     assert 150 < fast.capacity_per_minute(-1001) <= 200
@@ -535,6 +536,37 @@ async def test_the_limiter_serves_a_chat_first_come_first_served() -> None:
 
     await asyncio.gather(*(send(n) for n in range(12)))
     assert order == list(range(12))
+
+
+async def test_a_press_overtakes_a_backlogged_group_and_uses_its_reserve() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(TelegramLimits(), monotonic=fake, sleep=fake.sleep)
+    for _ in range(17):  # new cards fill what a group's minute gives them
+        await limiter.acquire(-7)
+    full = fake.now
+    sent: list[tuple[str, float]] = []
+
+    async def card(number: int) -> None:
+        await limiter.acquire(-7, urgency=1)
+        sent.append((f"card {number}", fake.now))
+
+    async def press() -> None:
+        await limiter.acquire(-7, urgency=11, press=True)
+        sent.append(("press", fake.now))
+
+    cards = [asyncio.create_task(card(n)) for n in range(3)]
+    await asyncio.sleep(0)  # the cards wait for the minute to pass
+    await press()
+    await asyncio.gather(*cards)
+    assert sent[0][0] == "press"
+    assert sent[0][1] - full <= 3.5  # the chat's own window, not the group's minute
+    assert [name for name, _ in sent[1:]] == ["card 0", "card 1", "card 2"]
+    assert sent[1][1] >= 60.0  # cards still wait for the minute: the press took the reserve
+
+
+def test_the_press_reserve_is_validated() -> None:
+    with pytest.raises(ValueError, match="press_reserve"):
+        TelegramLimits(press_reserve=20)
 
 
 async def test_the_global_limit_spans_chats() -> None:
