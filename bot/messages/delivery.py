@@ -47,6 +47,7 @@ QUEUE_URGENCY = 100  # the queue message goes before everything it lists
 QUEUE_REFRESH = timedelta(seconds=15)  # it costs a message of the chat's budget each time
 QUEUE_LISTED = 15
 BACKLOG_CHECK = timedelta(seconds=1)
+_POSTS = (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO)  # ops that create a message
 RESTART_CAP_S = 30.0  # a worker that keeps failing to start tries again at least this often
 
 
@@ -105,6 +106,9 @@ class OutboxWorker:
         self._on_delivered = on_delivered
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
+        # edit of the same message (a press) waits for its id instead of posting it again.
+        self._posting: dict[int, tuple[str, str, str]] = {}
         self._queues: dict[tuple[str, str], datetime] = {}  # chats showing a queue message
         self._watched_at: datetime | None = None
         # Delivered (or refused) but not yet written down: the database failed meanwhile.
@@ -216,10 +220,18 @@ class OutboxWorker:
         async with self._uow() as uow:
             heads = await uow.outbox.due_heads(now, self._batch_size)
             claimed: list[tuple[OutboxItem, Delivery]] = []
+            posting = set(self._posting.values())
             for item in heads:
                 assert item.id is not None
+                if (
+                    item.op is OutboxOp.EDIT
+                    and (item.transport, item.chat, item.ref_key) in posting
+                ):
+                    continue  # the post settles first; the worker looks again when it does
                 if item.id in self._in_flight or not await uow.outbox.claim(item.id, now):
                     continue
+                if item.op in _POSTS and item.ref_key:
+                    self._posting[item.id] = (item.transport, item.chat, item.ref_key)
                 item = replace(item, attempts=item.attempts + 1)
                 claimed.append((item, await self._resolve(uow, item)))
             await uow.commit()
@@ -232,6 +244,8 @@ class OutboxWorker:
 
     def _forget(self, item_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(item_id, None)
+        if item_id not in self._unsettled:  # settled, or cancelled: in hand no longer
+            self._posting.pop(item_id, None)
 
     async def _watch_backlogs(self, now: datetime) -> None:
         """A chat that cannot take its backlog within about a minute gets one "queue" message,
@@ -374,6 +388,7 @@ class OutboxWorker:
                 reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
                 await uow.outbox.mark_retry(item.id, now + timedelta(seconds=delay), reason)
             await uow.commit()
+        self._posting.pop(item.id, None)
         if result is not None:
             self.stats.delivered += 1
             if self._on_delivered is not None:
