@@ -1,7 +1,9 @@
 """The outbox delivery worker: hands queued messages to transports, in order per chat.
 
-Each (transport, chat) queue is delivered strictly in order, one item at a time; different
-chats proceed in parallel. An item is claimed (pending -> sending) in its own transaction
+Each (transport, chat) queue is delivered in order of urgency, then age, one item at a time;
+a more urgent item (what a person's press caused, bot/messages/outbox.py PRESS_URGENCY) may go
+while a less urgent one is still in hand, and the transport's limiter serves it first.
+Different chats proceed in parallel. An item is claimed (pending -> sending) in its own transaction
 before the transport is called and settled in another after, so a crash leaves at most the
 in-flight items to re-send at start (`recover`). Transports that support idempotent sends
 (Matrix transaction ids) get the item's idempotency key and drop such repeats themselves.
