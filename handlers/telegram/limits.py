@@ -14,9 +14,12 @@ a request stamped here at t reaches the server a moment later.
 
 What a person's press causes (the card's edit, the draft or prompt it posts, the answer) must
 not wait behind a backlog of new cards: a group's minute holds `press_reserve` messages that
-only such messages may use, and waiting callers are served most urgent first. A backlogged
-group's cards thus go out at 17 a minute instead of 20, and a press waits at most for the
-chat's own one-a-second window.
+only such messages may use, waiting callers are served most urgent first, and a backlog
+beyond a short burst goes out evenly spaced, so that slots come free evenly. A backlogged
+group's cards thus go out at up to 17 a minute instead of 20, and a press waits for the chat's
+own one-a-second window, or about one spacing (some 3.7 s) when presses come faster than the
+reserve. Cards give way to presses only while presses in that chat come faster than the
+chat's minute takes both; at human speed (a press every few seconds) cards keep most of it.
 """
 
 from __future__ import annotations
@@ -104,12 +107,25 @@ class _SlidingWindow:
         self._sent: deque[float] = deque(maxlen=limit)
 
     def wait(self, now: float, urgent: bool = True) -> float:
-        """Seconds until one more message fits; one that is not urgent leaves the reserve."""
+        """Seconds until one more message fits. One that is not urgent leaves the reserve to
+        urgent ones and, once half of its share is used, keeps an even pace (see pace)."""
         limit = self.limit if urgent else self.limit - self.reserve
-        if len(self._sent) < limit:
-            return 0.0
-        # The limit-th latest send must leave the window first.
-        return max(0.0, self._sent[-limit] + self.span - now)
+        full = 0.0
+        if len(self._sent) >= limit:
+            # The limit-th latest send must leave the window first.
+            full = max(0.0, self._sent[-limit] + self.span - now)
+        if urgent or not self.reserve or not self._sent:
+            return full
+        recent = sum(1 for sent in self._sent if sent > now - self.span)
+        if recent < limit // 2:
+            return full  # a short burst goes at the chat's own pace
+        return max(full, self._sent[-1] + self.pace() - now)
+
+    def pace(self) -> float:
+        """A backlog's even spacing. Bursts would fill the window early and leave a press
+        waiting for the first of them to expire, up to most of a minute; evenly spaced
+        sends expire evenly, so a press beyond the reserve waits one spacing at most."""
+        return self.span / (self.limit - self.reserve)
 
     def take(self, now: float) -> None:
         self._sent.append(now)  # maxlen drops the oldest, which no longer decides anything

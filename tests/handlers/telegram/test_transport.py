@@ -564,6 +564,38 @@ async def test_a_press_overtakes_a_backlogged_group_and_uses_its_reserve() -> No
     assert sent[1][1] >= 60.0  # cards still wait for the minute: the press took the reserve
 
 
+@pytest.mark.parametrize("press_every", [20.0, 10.0, 7.5])
+def test_a_backlogged_group_paces_its_cards_and_keeps_room_for_presses(
+    press_every: float,
+) -> None:
+    from handlers.telegram.limits import _SlidingWindow
+
+    # A group's minute under a backlog that never ends, and a press every `press_every`
+    # seconds, served before any card (as the limiter's queue does).
+    window = _SlidingWindow(20, 63.0, reserve=3)
+    now, step, next_press = 0.0, 0.05, 5.0
+    waiting_since: float | None = None
+    waits: list[float] = []
+    cards: list[float] = []
+    while now < 900:
+        if waiting_since is None and now >= next_press:
+            waiting_since = now
+        if waiting_since is not None and window.wait(now, urgent=True) == 0:
+            window.take(now)
+            waits.append(now - waiting_since)
+            waiting_since, next_press = None, now + press_every
+        if waiting_since is None and window.wait(now, urgent=False) == 0:
+            window.take(now)
+            cards.append(now)
+        now += step
+    assert most_in_any_window(cards, 63.0) <= 17  # cards alone never take the reserve
+    # A press waits about one spacing of the paced backlog at most, never for the minute.
+    assert max(waits) <= 1.5 * window.pace(), max(waits)
+    # Cards are not starved: they keep what the presses leave of their share.
+    late = [t for t in cards if t >= 300]
+    assert len(late) / ((900 - 300) / 60) >= 17 - 60 / press_every - 1
+
+
 def test_the_press_reserve_is_validated() -> None:
     with pytest.raises(ValueError, match="press_reserve"):
         TelegramLimits(press_reserve=20)
