@@ -259,6 +259,9 @@ class OutboxWorker:
                 if capacity is None:
                     continue
                 backlog = await uow.outbox.backlog(name)
+                pacing = getattr(transport, "backlogs", None)
+                if pacing is not None:  # a transport that paces a backlogged chat
+                    pacing(backlog)
                 for chat in set(backlog) | {c for t, c in self._queues if t == name}:
                     waiting = backlog.get(chat, 0) - (1 if (name, chat) in self._queues else 0)
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)

@@ -15,11 +15,11 @@ a request stamped here at t reaches the server a moment later.
 What a person's press causes (the card's edit, the draft or prompt it posts, the answer) must
 not wait behind a backlog of new cards: a group's minute holds `press_reserve` messages that
 only such messages may use, waiting callers are served most urgent first, and a backlog
-beyond a short burst goes out evenly spaced, so that slots come free evenly. A backlogged
-group's cards thus go out at up to 17 a minute instead of 20, and a press waits for the chat's
-own one-a-second window, or about one spacing (some 3.7 s) when presses come faster than the
-reserve. Cards give way to presses only while presses in that chat come faster than the
-chat's minute takes both; at human speed (a press every few seconds) cards keep most of it.
+(more waiting than a minute takes) goes out evenly spaced beyond a short burst, so that slots come
+free evenly. A backlogged group's cards thus go out at up to 17 a minute instead of 20, and a
+press waits for the chat's own one-a-second window, or about one spacing (some 3.7 s) when
+presses come faster than the reserve. Cards give way to presses only while presses in that
+chat come faster than its minute takes both; at human speed cards keep most of it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -106,15 +106,16 @@ class _SlidingWindow:
         self.reserve = reserve  # slots only urgent messages may take
         self._sent: deque[float] = deque(maxlen=limit)
 
-    def wait(self, now: float, urgent: bool = True) -> float:
+    def wait(self, now: float, urgent: bool = True, paced: bool = True) -> float:
         """Seconds until one more message fits. One that is not urgent leaves the reserve to
-        urgent ones and, once half of its share is used, keeps an even pace (see pace)."""
+        urgent ones and, in a `paced` (backlogged) chat once half of its share is used, keeps
+        an even pace (see pace)."""
         limit = self.limit if urgent else self.limit - self.reserve
         full = 0.0
         if len(self._sent) >= limit:
             # The limit-th latest send must leave the window first.
             full = max(0.0, self._sent[-limit] + self.span - now)
-        if urgent or not self.reserve or not self._sent:
+        if urgent or not paced or not self.reserve or not self._sent:
             return full
         recent = sum(1 for sent in self._sent if sent > now - self.span)
         if recent < limit // 2:
@@ -162,6 +163,7 @@ class RateLimiter:
         self._global = _SlidingWindow(*self.limits.global_window())
         self._chats: dict[int, _Chat] = {}
         self._arrivals = itertools.count()
+        self._backlogged: frozenset[int] = frozenset()  # chats whose cards go out evenly
 
     def _chat(self, chat_id: int) -> _Chat:
         chat = self._chats.get(chat_id)
@@ -188,7 +190,8 @@ class RateLimiter:
                     await chat.moved.wait()
                     continue
                 now = self._monotonic()
-                delay = max(window.wait(now, urgent=press) for window in chat.windows)
+                paced = chat_id in self._backlogged
+                delay = max(window.wait(now, press, paced) for window in chat.windows)
                 if delay <= 0:
                     # No await between the check and the take: no other chat can slip in.
                     for window in chat.windows:
@@ -211,6 +214,13 @@ class RateLimiter:
     def _moved(chat: _Chat) -> None:
         chat.moved.set()
         chat.moved = asyncio.Event()
+
+    def backlogs(self, waiting: Mapping[int, int]) -> None:
+        """What waits in each chat's queue (the outbox worker says it every second): a group
+        with more waiting than its minute takes (17) sends its cards evenly spaced. A chat
+        that keeps up sends each card as it comes: pacing it would only slow it down."""
+        backlog = self.limits.per_group_per_min - self.limits.press_reserve
+        self._backlogged = frozenset(chat for chat, count in waiting.items() if count > backlog)
 
     def capacity_per_minute(self, chat_id: int) -> int:
         """How many messages the chat can take in a minute, at the sustained rate."""

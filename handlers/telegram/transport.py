@@ -10,6 +10,7 @@ may hold citizens' personal data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import aiohttp
 from aiogram import Bot
@@ -80,6 +81,10 @@ class TelegramTransport:
 
     def capacity_per_minute(self, chat: str) -> int:
         return self.limiter.capacity_per_minute(int(chat))
+
+    def backlogs(self, waiting: Mapping[str, int]) -> None:
+        """The outbox's backlog per chat, for the limiter's pacing."""
+        self.limiter.backlogs({int(chat): count for chat, count in waiting.items()})
 
     async def _acquire(self, delivery: Delivery, chat_id: int) -> None:
         """The chat's next slot: the most urgent first, and what a press caused may use the

@@ -596,6 +596,23 @@ def test_a_backlogged_group_paces_its_cards_and_keeps_room_for_presses(
     assert len(late) / ((900 - 300) / 60) >= 17 - 60 / press_every - 1
 
 
+async def test_only_a_backlogged_group_paces_its_cards() -> None:
+    async def seventeen(chat: int, limiter: RateLimiter, fake: FakeTime) -> float:
+        for _ in range(17):
+            await limiter.acquire(chat)
+        return fake.now
+
+    quick, paced = FakeTime(), FakeTime()
+    keeping_up = RateLimiter(TelegramLimits(), monotonic=quick, sleep=quick.sleep)
+    behind = RateLimiter(TelegramLimits(), monotonic=paced, sleep=paced.sleep)
+    behind.backlogs({-7: 60})  # the outbox worker: sixty cards wait there
+    keeping_up.backlogs({-7: 3})
+    burst = await seventeen(-7, keeping_up, quick)
+    spaced = await seventeen(-7, behind, paced)
+    assert burst < 20  # one a second, as the chat allows
+    assert spaced > burst + 20  # half the share in a burst, then one every ~3.7 s
+
+
 def test_the_press_reserve_is_validated() -> None:
     with pytest.raises(ValueError, match="press_reserve"):
         TelegramLimits(press_reserve=20)
