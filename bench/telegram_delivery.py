@@ -6,6 +6,15 @@ moment the test server stored the card message (one clock: time.monotonic). Prin
 max, the server's count of 429s and a rough breakdown of where the time goes; the last line is
 one JSON object starting with {"p50_ms", "p99_ms", "max_ms", "count_429"}.
 
+Then presses against a backlog: one more department chat gets `--press-backlog` cards at once
+and is kept that far behind (a new card for each that goes out) while a specialist presses
+«Взять» on `--presses` cards already there, one press at a time, about every `--press-gap`
+seconds (scaled; at random moments of the chat's send cycle). Each press is timed from the
+moment the test server has the callback query to the moment it stores the edit of the pressed
+card. The JSON line gains "press_p50_ms" and "press_p99_ms" in real time: the wait on the
+rate limiter is multiplied back by `--scale` (the rest, dispatcher, database and HTTP, runs in
+real time anyway); the raw scaled figures are printed too.
+
 Telegram allows a group 20 messages a minute, so at real-time limits 1,000 cards into 10 groups
 take at least five minutes whatever the bot does. The test server and the bot's limiter
 therefore both run `--scale` times faster (the same limits, the same shape), and cases arrive
@@ -13,7 +22,8 @@ at 80% of what the chats can sustain unless `--rate` says otherwise: the latency
 means something when cases do not arrive faster than the chats can take them.
 
     .venv/bin/python bench/telegram_delivery.py [--cases 1000] [--chats 10] [--scale 10]
-                                                [--rate CASES_PER_S]
+                                                [--rate CASES_PER_S] [--press-backlog 60]
+                                                [--presses 40]
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import contextvars  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
+import random  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -54,8 +65,8 @@ from tests.doubles.telegram_server.server import TelegramServer  # noqa: E402
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 UTILISATION = 0.8  # default arrival rate: this share of what the chats can sustain
 
-# Adapted from tests/doubles/telegram_world.py: one department per chat, no staff (nobody presses
-# anything here), the outbox at its production defaults (config.example.yaml).
+# Adapted from tests/doubles/telegram_world.py: one department per chat, one specialist who
+# presses in the backlogged chat, the outbox at its production defaults (config.example.yaml).
 CONFIG = """
 organisation: Администрация Энской области
 locale: ru
@@ -72,7 +83,12 @@ outbox: {{poll_interval_s: 1.0, base_retry_s: 1.0, max_retry_s: 300}}
 departments:
 {departments}
 coordination_department: d0
+staff:
+  - {{id: presser, name: Анна Иванова, telegram_id: {presser},
+     roles: {{{press_dept}: [specialist]}}}}
 """
+PRESS_DEPT = "dp"  # the department whose chat is kept backlogged while a specialist presses
+PRESSER_ID = 5001
 
 # Each mention carries its department's id as a code; the playbook routes by code.
 ROUTING = """
@@ -127,11 +143,24 @@ class Probe:
         self._current: contextvars.ContextVar[Sample | None] = contextvars.ContextVar(
             "sample", default=None
         )
+        self.edited: dict[tuple[int, int], list[float]] = {}  # (chat, message_id) -> edited at
+        # (chat, message_id) -> seconds each edit of that card waited on the limiter
+        self.edit_waits: dict[tuple[int, int], list[float]] = {}
+        self._edit: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+            "edit", default=None
+        )
         transport = app.transports["telegram"]
         assert isinstance(transport, TelegramTransport)
         deliver, acquire = transport.deliver, transport.limiter.acquire
         send = server._api_sendMessage
+        edit = server._api_editMessageText
         settle = app.worker._settle
+
+        async def timed_edit(state: Any, params: dict[str, str], files: Any) -> Any:
+            result = await edit(state, params, files)
+            key = (int(params["chat_id"]), int(params["message_id"]))
+            self.edited.setdefault(key, []).append(time.monotonic())
+            return result
 
         async def timed_send(state: Any, params: dict[str, str], files: Any) -> dict[str, Any]:
             result = await send(state, params, files)
@@ -142,28 +171,37 @@ class Probe:
             sample = self._card_sample(delivery)
             if sample is not None:
                 sample.t_deliver = time.monotonic()
+            item = delivery.item
+            card_edit = item.op is OutboxOp.EDIT and (item.ref_key or "").startswith("card:")
+            edited = (int(item.chat), int(delivery.target_ref or 0)) if card_edit else None
             token = self._current.set(sample)
+            edit_token = self._edit.set(edited)
             try:
                 result = await deliver(delivery)
             finally:
                 self._current.reset(token)
+                self._edit.reset(edit_token)
             if sample is not None:
                 sample.t_returned = time.monotonic()
                 sample.message_id = int(result.external_ref or 0)
                 sample.t1 = self.stored.get((sample.chat, sample.message_id), math.nan)
             return result
 
-        async def timed_acquire(chat_id: int) -> None:
+        async def timed_acquire(chat_id: int, urgency: int = 0, press: bool = False) -> None:
             sample = self._current.get()
+            started = time.monotonic()
             if sample is not None:
-                sample.t_acquire = time.monotonic()
-            await acquire(chat_id)
+                sample.t_acquire = started
+            await acquire(chat_id, urgency, press=press)
             if sample is not None:
                 sample.t_acquired = time.monotonic()
+            edited = self._edit.get()
+            if edited is not None:
+                self.edit_waits.setdefault(edited, []).append(time.monotonic() - started)
 
-        async def timed_settle(item: Any, delivery: Delivery, *args: Any) -> None:
-            await settle(item, delivery, *args)
-            sample = self._card_sample(delivery)
+        async def timed_settle(outcome: Any) -> None:
+            await settle(outcome)
+            sample = self._card_sample(outcome.delivery)
             if sample is not None and not math.isnan(sample.t1):  # delivered, not a retry
                 sample.t_settled = time.monotonic()
                 self.settled.add(sample.case_id)
@@ -171,6 +209,7 @@ class Probe:
                     self.all_out.set()
 
         server._api_sendMessage = timed_send  # type: ignore[method-assign]
+        server._api_editMessageText = timed_edit  # type: ignore[method-assign]
         transport.deliver = timed_deliver  # type: ignore[method-assign]
         transport.limiter.acquire = timed_acquire  # type: ignore[method-assign]
         app.worker._settle = timed_settle  # type: ignore[method-assign]
@@ -199,11 +238,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             chats[dept] = (forum.id, server.create_topic(forum.id, "Обращения"))
         else:
             chats[dept] = (server.create_chat("supergroup", f"Отдел {i}").id, None)
+    chats[PRESS_DEPT] = (server.create_chat("supergroup", "Отдел с очередью").id, None)
+    presser = server.create_user("Анна", id=PRESSER_ID, language_code="ru")
+    server.add_member(chats[PRESS_DEPT][0], presser, announce=False)
 
     with tempfile.TemporaryDirectory(prefix="otklik-bench-") as tmp:
         directory = Path(tmp)
         lines = []
-        for i, dept in enumerate(departments):
+        for i, dept in enumerate([*departments, PRESS_DEPT]):
             chat, topic = chats[dept]
             where = f"chat_id: {chat}" + (f", topic_id: {topic}" if topic else "")
             lines.append(f"  - {{id: {dept}, name: Отдел {i}, telegram: {{{where}}}}}")
@@ -211,7 +253,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         path.write_text(
             CONFIG.format(
                 db=directory / "otklik.db",
-                playbook=write_playbook(directory, departments),
+                playbook=write_playbook(directory, [*departments, PRESS_DEPT]),
+                presser=PRESSER_ID,
+                press_dept=PRESS_DEPT,
                 root=ROOT,
                 token=TOKEN,
                 api_base=server.api_base,
@@ -233,6 +277,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             await server.wait_for(lambda: server.is_polling(bot), timeout=10)
             result = await measure(args, app, server, probe, departments, chats, rate)
+            if args.presses:
+                result["presses"] = await measure_presses(args, app, server, probe, chats)
         finally:
             await app.stop()
             await server.stop()
@@ -305,7 +351,7 @@ async def measure(
                 missing.append(sample.case_id)
                 continue
             message = server.message(sample.chat, int(ref))
-            if f"#{sample.case_id}" not in message.text or message.bot_id is None:
+            if f"№{sample.case_id}" not in message.text or message.bot_id is None:
                 missing.append(sample.case_id)
     if len(probe.samples) != args.cases or missing:
         raise SystemExit(
@@ -319,6 +365,103 @@ async def measure(
         "arrival_s": opened - started,
         "api_calls": sum(1 for c in server.history if c.method == "sendMessage"),
     }
+
+
+@dataclass
+class PressSample:
+    t0: float  # the test server has the callback query
+    t1: float  # the test server stored the pressed card's edit
+    limiter_s: float  # of that, the edit's wait on the rate limiter (scaled time)
+
+    def real_ms(self, scale: float) -> float:
+        """The latency at Telegram's real limits: the limiter's wait unscaled."""
+        return ((self.t1 - self.t0) + self.limiter_s * (scale - 1)) * 1000
+
+
+async def measure_presses(
+    args: argparse.Namespace,
+    app: App,
+    server: TelegramServer,
+    probe: Probe,
+    chats: dict[str, tuple[int, int | None]],
+) -> list[PressSample]:
+    """A chat `--press-backlog` cards behind, kept there; a specialist presses «Взять» on cards
+    it already shows, one at a time, each timed until the card's edit is on the server."""
+    chat = chats[PRESS_DEPT][0]
+    presser = server._users[PRESSER_ID]
+    opened = 0
+
+    async def open_card() -> None:
+        nonlocal opened
+        opened += 1
+        mention = Mention(
+            source="vk",
+            external_id=f"press-{opened}",
+            text=f"Обращение {opened}: во дворе не горят фонари",
+            author=Identity("vk", f"p{opened}", "Пётр Сидоров"),
+            received_at=datetime.now(UTC),
+            url=f"https://vk.com/wall-2_{opened}",
+            sentiment=Sentiment.NEGATIVE,
+            codes=(PRESS_DEPT,),
+        )
+        await app.intake.receive(mention)
+
+    async def waiting() -> int:
+        async with app.database.uow() as uow:
+            return (await uow.outbox.backlog("telegram")).get(str(chat), 0)
+
+    for _ in range(args.press_backlog):
+        await open_card()
+    stop = asyncio.Event()
+
+    async def keep_backlog() -> None:
+        while not stop.is_set():
+            for _ in range(max(0, args.press_backlog - await waiting())):
+                await open_card()
+            await asyncio.sleep(0.02)
+
+    keeper = asyncio.create_task(keep_backlog())
+    samples: list[PressSample] = []
+    pressed: set[int] = set()
+    gaps = random.Random(18)
+    loop = asyncio.get_running_loop()
+    try:
+        while len(samples) < args.presses:
+            cards = [
+                m
+                for m in server.messages(chat)
+                if m.bot_id is not None
+                and m.message_id not in pressed
+                and any(
+                    b.get("text") == "Взять"
+                    for row in (m.reply_markup or {}).get("inline_keyboard", [])
+                    for b in row
+                )
+            ]
+            if not cards:
+                await asyncio.sleep(0.05)
+                continue
+            card = cards[0]
+            pressed.add(card.message_id)
+            key = (chat, card.message_id)
+            before = len(probe.edited.get(key, []))
+            t0 = time.monotonic()
+            server.press_button(chat, card.message_id, presser, button_text="Взять")
+            deadline = loop.time() + 60
+            while len(probe.edited.get(key, [])) <= before:
+                if loop.time() > deadline:
+                    raise SystemExit(f"FAILED: no edit of card {card.message_id} after a press")
+                await asyncio.sleep(0.002)
+            t1 = probe.edited[key][before]
+            samples.append(PressSample(t0, t1, probe.edit_waits[key][before]))
+            if await waiting() < args.press_backlog // 2:
+                raise SystemExit("FAILED: the backlog ran dry while pressing")
+            # At random moments of the chat's send cycle: in a burst of cards and between.
+            await asyncio.sleep(gaps.uniform(0.5, 1.5) * args.press_gap)
+    finally:
+        stop.set()
+        await keeper
+    return samples
 
 
 def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
@@ -385,7 +528,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
     print(f"Share of the mean {mean_total:.1f} ms: {shares}")
     target = p50 < 100 and p99 < 1000 and result["count_429"] == 0
     print(f"Target p50 < 100 ms, p99 < 1 s, no 429: {'met' if target else 'MISSED'}")
-    return {
+    summary: dict[str, Any] = {
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
         "max_ms": round(worst, 1),
@@ -395,6 +538,28 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
         "scale": scale,
         "wall_s": round(result["wall"], 1),
     }
+    presses: list[PressSample] = result.get("presses") or []
+    if presses:
+        real = [p.real_ms(scale) for p in presses]
+        raw = [(p.t1 - p.t0) * 1000 for p in presses]
+        waits = [p.limiter_s * 1000 for p in presses]
+        press_p50, press_p99 = percentile(real, 50), percentile(real, 99)
+        print(
+            f"Press -> pressed card's edit visible, {len(presses)} presses, "
+            f"{args.press_backlog} cards waiting in the chat: real time p50 {press_p50:.1f} ms, "
+            f"p99 {press_p99:.1f} ms, max {max(real):.1f} ms (scaled run: p50 "
+            f"{percentile(raw, 50):.1f} ms, p99 {percentile(raw, 99):.1f} ms; limiter wait "
+            f"p50 {percentile(waits, 50):.1f} ms, p99 {percentile(waits, 99):.1f} ms scaled)"
+        )
+        met = press_p50 <= 1200 and press_p99 <= 3000
+        print(f"Target press p50 <= 1,200 ms, p99 <= 3,000 ms: {'met' if met else 'MISSED'}")
+        summary.update(
+            press_p50_ms=round(press_p50, 1),
+            press_p99_ms=round(press_p99, 1),
+            presses=len(presses),
+            press_backlog=args.press_backlog,
+        )
+    return summary
 
 
 def main() -> None:
@@ -408,9 +573,19 @@ def main() -> None:
         default=None,
         help=f"cases per second (default: {UTILISATION:.0%} of what the chats can sustain)",
     )
+    parser.add_argument("--press-backlog", type=int, default=60, help="cards waiting")
+    parser.add_argument("--presses", type=int, default=40, help="0: no press figure")
+    parser.add_argument(
+        "--press-gap",
+        type=float,
+        default=1.0,
+        help="mean seconds between presses, scaled time (1.0 at scale 10: one every 10 s)",
+    )
     args = parser.parse_args()
     if args.cases < 1 or args.chats < 1 or args.scale <= 0 or (args.rate or 1) <= 0:
         parser.error("--cases, --chats, --scale and --rate must be positive")
+    if args.press_backlog < 1 or args.presses < 0 or args.press_gap < 0:
+        parser.error("--press-backlog must be positive, --presses and --press-gap not negative")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger().setLevel(logging.WARNING)
     summary = report(args, asyncio.run(run(args)))

@@ -9,13 +9,14 @@ bot/messages/views.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.cases.codes import CodeBook, arg_of_code
 from bot.cases.deadlines import running_deadlines
 from bot.cases.lifecycle import ActionRequest, available_actions
-from bot.cases.replies import origin_of
+from bot.cases.replies import TemplateOffer, origin_of
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import Destination, OutboxItem, OutboxOp
@@ -164,13 +165,20 @@ class Cards:
         return items
 
     def to_edit(
-        self, case: Case, mention: Mention, author: Author | None, now: datetime
+        self,
+        case: Case,
+        mention: Mention,
+        author: Author | None,
+        now: datetime,
+        urgency_bonus: int = 0,
     ) -> list[OutboxItem]:
         """The card redrawn in every chat of the department."""
         assert case.id is not None
         ref = card_ref(case.id, case.department)
         view = self.view(case, mention, author)
-        return self.for_all(case.department, OutboxOp.EDIT, view, ref, case, now)
+        return self.for_all(
+            case.department, OutboxOp.EDIT, view, ref, case, now, urgency_bonus=urgency_bonus
+        )
 
     def for_all(
         self,
@@ -182,10 +190,13 @@ class Cards:
         now: datetime,
         key: str | None = None,
         reply_to: str | None = None,
+        urgency_bonus: int = 0,
     ) -> list[OutboxItem]:
         key = key or f"{ref}:{op.value}:{case.version}"
         return [
-            dest.about(case, op, view, key, now, ref=ref, reply_to=reply_to)
+            dest.about(
+                case, op, view, key, now, ref=ref, reply_to=reply_to, urgency_bonus=urgency_bonus
+            )
             for dest in self._directory.destinations(department)
         ]
 
@@ -199,8 +210,11 @@ class Cards:
         mention: Mention,
         author: Author | None,
         now: datetime,
+        urgency_bonus: int = 0,
     ) -> None:
-        """Queue every message one change causes: card edits, drafts for review, notices."""
+        """Queue every message one change causes: card edits, drafts for review, notices.
+        `urgency_bonus`: PRESS_URGENCY when a person caused it, so it overtakes new cards."""
+        bonus = urgency_bonus
         assert new.id is not None
         items: list[OutboxItem] = []
         dept = new.department
@@ -209,11 +223,13 @@ class Cards:
             # The old card says where the case went; a new card appears in the new chat.
             moved = self.view(old, mention, author, moved_to=dept)
             old_card = card_ref(new.id, old.department)
-            items += self.for_all(old.department, OutboxOp.EDIT, moved, old_card, new, now)
+            items += self.for_all(
+                old.department, OutboxOp.EDIT, moved, old_card, new, now, urgency_bonus=bonus
+            )
             await uow.outbox.enqueue(items)
             await uow.outbox.enqueue(self.to_post(new, mention, author, now))
             return
-        items += self.to_edit(new, mention, author, now)
+        items += self.to_edit(new, mention, author, now, bonus)
 
         # Drafts live under the card: a new one for review, a reviewed one edited in place.
         # One that reached a tier whose approvers read the coordination chat is posted there
@@ -223,18 +239,26 @@ class Cards:
             if before != after:
                 ref = draft_ref(new.id, after.version, dept)
                 view = draft_view(new, after, self._directory)
-                items += self.for_all(dept, OutboxOp.EDIT, view, ref, new, now)
+                items += self.for_all(dept, OutboxOp.EDIT, view, ref, new, now, urgency_bonus=bonus)
                 if elsewhere and reached_coordination(before):
-                    items += self.for_all(elsewhere, OutboxOp.EDIT, view, ref, new, now)
+                    items += self.for_all(
+                        elsewhere, OutboxOp.EDIT, view, ref, new, now, urgency_bonus=bonus
+                    )
                 elif elsewhere and reached_coordination(after):
-                    items += self.for_all(elsewhere, OutboxOp.POST, view, ref, new, now)
+                    items += self.for_all(
+                        elsewhere, OutboxOp.POST, view, ref, new, now, urgency_bonus=bonus
+                    )
         for draft in new.drafts[len(old.drafts) :]:
             if draft.status is DraftStatus.PENDING:
                 ref = draft_ref(new.id, draft.version, dept)
                 view = draft_view(new, draft, self._directory)
-                items += self.for_all(dept, OutboxOp.REPLY, view, ref, new, now, reply_to=card)
+                items += self.for_all(
+                    dept, OutboxOp.REPLY, view, ref, new, now, reply_to=card, urgency_bonus=bonus
+                )
                 if elsewhere and reached_coordination(draft):
-                    items += self.for_all(elsewhere, OutboxOp.POST, view, ref, new, now)
+                    items += self.for_all(
+                        elsewhere, OutboxOp.POST, view, ref, new, now, urgency_bonus=bonus
+                    )
 
         if request.action is Action.ESCALATE:
             notice = notice_view(
@@ -246,7 +270,9 @@ class Cards:
                 reason=(request.note or "").strip(),
             )
             ref = f"escalation:{new.id}:{new.version}"
-            items += self.for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
+            items += self.for_all(
+                dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card, urgency_bonus=bonus
+            )
             if self._coordination != dept:
                 items += self.for_all(self._coordination, OutboxOp.POST, notice, ref, new, now)
 
@@ -266,12 +292,16 @@ class Cards:
             # that it was not really.
             notice = notice_view("drill.publish_simulated", case_id=new.id)
             ref = f"drill-publish:{new.id}:{new.version}"
-            items += self.for_all(dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card)
+            items += self.for_all(
+                dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card, urgency_bonus=bonus
+            )
         elif request.action is Action.PUBLISH:
-            items.append(self._public_reply(old, new, mention, now))
+            items.append(self._public_reply(old, new, mention, now, bonus))
         await uow.outbox.enqueue(items)
 
-    def _public_reply(self, old: Case, case: Case, mention: Mention, now: datetime) -> OutboxItem:
+    def _public_reply(
+        self, old: Case, case: Case, mention: Mention, now: datetime, urgency_bonus: int = 0
+    ) -> OutboxItem:
         """The approved answer, posted under the mention itself; a follow-up too, in the same
         thread. A correction edits the bot's reply it corrects, or, when the bot has none
         there, is a new reply that says it corrects. Keys name the draft version: a crash
@@ -298,7 +328,7 @@ class Cards:
             ref_key=ref,
             reply_to_key=f"{EXTERNAL_REF}{origin.message_id}",
             case_id=case.id,
-            urgency=case.priority.rank,
+            urgency=case.priority.rank + urgency_bonus,
             created_at=now,
         )
 
@@ -553,6 +583,26 @@ def draft_view(case: Case, draft: Draft, directory: Directory) -> DraftView:
     }
 
 
+# How a template that will be published at once is offered: «Опубликовать: <title>».
+PUBLISH_TEMPLATE_LABEL = "ui.publish_template"
+PREVIEW_LENGTH = 600  # a template's text previewed on the card, as long as a draft's
+
+
+def template_options(offers: Sequence[TemplateOffer], publishable: bool) -> list[MenuOption]:
+    """The first-reply menu: each template with its text previewed on the card. One that
+    needs no second person, where the bot can publish, says that choosing it publishes."""
+    options: list[MenuOption] = []
+    for offer in offers:
+        option: MenuOption = {"arg": offer.template_id, "preview": offer.text[:PREVIEW_LENGTH]}
+        if publishable and offer.skips_review:
+            option["label_key"] = PUBLISH_TEMPLATE_LABEL
+            option["label_params"] = {"title": offer.title}
+        else:
+            option["label"] = offer.title
+        options.append(option)
+    return options
+
+
 def menu_options(
     menu: Action,
     case: Case,
@@ -562,7 +612,8 @@ def menu_options(
     dimension: str | None = None,
 ) -> list[MenuOption]:
     """Choices of a submenu as {"arg", "label"}; labels of enums are message keys. An option
-    with "menu" opens that submenu instead of acting (a dimension of «Коды ▸»)."""
+    with "menu" opens that submenu instead of acting (a dimension of «Коды ▸»). Templates
+    here by title only; the card's menu offers them with template_options."""
     if menu is Action.SET_CODE:
         return code_options(case, codes, dimension)
     if menu is Action.SET_PRIORITY:

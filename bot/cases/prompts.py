@@ -23,14 +23,15 @@ from bot.cases.cards import (
     card_view,
     first_mention,
     menu_options,
+    template_options,
 )
 from bot.cases.lifecycle import ActionRequest, DomainError, NoRight, StaleCard
 from bot.cases.outcomes import ActResult, UnknownCase, WrongChat, audit_refusal, audited
 from bot.cases.replies import ReplyCatalog
 from bot.clock import Clock
-from bot.messages.outbox import Destination, OutboxOp
+from bot.messages.outbox import PRESS_URGENCY, Destination, OutboxOp
 from bot.messages.views import MenuOption, card_ref, draft_ref, prompt_ref, prompt_view
-from bot.model import Action, Case
+from bot.model import Action, Author, Case, Mention
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.reply_templates import TemplateKind
 from bot.staff.directory import Directory
@@ -124,7 +125,14 @@ class Prompts:
             await uow.outbox.enqueue(
                 [
                     where.about(
-                        case, OutboxOp.REPLY, view, f"{ref}:post", now, ref=ref, reply_to=reply_to
+                        case,
+                        OutboxOp.REPLY,
+                        view,
+                        f"{ref}:post",
+                        now,
+                        ref=ref,
+                        reply_to=reply_to,
+                        urgency_bonus=PRESS_URGENCY,
                     )
                 ]
             )
@@ -164,7 +172,7 @@ class Prompts:
             mention, author = await first_mention(uow, case)
             options = None
             if menu is not None:
-                options = self._options(menu, case, dimension)
+                options = self._options(menu, case, mention, author, dimension)
             view = card_view(
                 case,
                 mention,
@@ -181,7 +189,17 @@ class Prompts:
             )
             ref = card_ref(case.id, case.department)
             await uow.outbox.enqueue(
-                [where.about(case, OutboxOp.EDIT, view, f"{ref}:menu:{nonce}", now, ref=ref)]
+                [
+                    where.about(
+                        case,
+                        OutboxOp.EDIT,
+                        view,
+                        f"{ref}:menu:{nonce}",
+                        now,
+                        ref=ref,
+                        urgency_bonus=PRESS_URGENCY,
+                    )
+                ]
             )
             await uow.commit()
         self._on_outbox()
@@ -201,11 +219,9 @@ class Prompts:
         checked = await self.check(case_id, menu, actor, where, versions)
         if checked.case is None or checked.error is not None:
             return checked, []
-        return checked, self._options(menu, checked.case, dimension)
-
-    def _options(self, menu: Action, case: Case, dimension: str | None) -> list[MenuOption]:
-        templates = self._templates(case)
-        return menu_options(menu, case, self._directory, templates, self._cards.codes, dimension)
+        async with self._uow() as uow:
+            mention, author = await first_mention(uow, checked.case)
+        return checked, self._options(menu, checked.case, mention, author, dimension)
 
     async def check(
         self,
@@ -224,8 +240,18 @@ class Prompts:
             await uow.commit()
         return ActResult(case, error=error)
 
-    def _templates(self, case: Case) -> list[tuple[str, str]]:
-        return self._replies.options(case.department) if self._replies else []
+    def _options(
+        self,
+        menu: Action,
+        case: Case,
+        mention: Mention,
+        author: Author | None,
+        dimension: str | None = None,
+    ) -> list[MenuOption]:
+        if menu is Action.USE_TEMPLATE:
+            offers = self._replies.offers(case, mention, author) if self._replies else []
+            return template_options(offers, self._cards.publishable(mention))
+        return menu_options(menu, case, self._directory, [], self._cards.codes, dimension)
 
     async def _precheck(
         self,

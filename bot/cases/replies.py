@@ -52,6 +52,16 @@ class RenderedReply:
     follow_up_after: timedelta | None
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateOffer:
+    """A template of the first-reply menu, rendered for one case."""
+
+    template_id: str
+    title: str
+    text: str
+    skips_review: bool  # goes out with no second person (ReplyCatalog.skips_review)
+
+
 class ReplyCatalog:
     def __init__(
         self, playbook: Playbook, locale: str, organisation: str, directory: Directory
@@ -72,6 +82,28 @@ class ReplyCatalog:
             for t in self._offered(department, TemplateUse.FIRST_TOUCH)
         ]
 
+    def skips_review(self, template: ReplyTemplate, case: Case) -> bool:
+        """May this template go out for this case with no second person, i.e. be published
+        at once where the bot can publish (bot/cases/service.py)? The one place to ask: the
+        template must be pre_approved, and the approval policy (approval.yaml) must let a
+        template skip the tiers for this case's department, priority and codes."""
+        chain = self._playbook.approval_chain(case.department, case.priority, case.codes)
+        return template.pre_approved and chain.template_skips
+
+    def offers(self, case: Case, mention: Mention, author: Author | None) -> list[TemplateOffer]:
+        """The first-reply menu of a case: each template with its text for this author."""
+        if case.id is None:
+            return []
+        return [
+            TemplateOffer(
+                t.id,
+                t.title.get(self._locale),
+                self._text(t, case, mention.author.display_name, author, mention.url),
+                self.skips_review(t, case),
+            )
+            for t in self._offered(case.department, TemplateUse.FIRST_TOUCH)
+        ]
+
     def render(
         self, template_id: str, case: Case, mention: Mention, author: Author | None
     ) -> RenderedReply | None:
@@ -81,7 +113,8 @@ class ReplyCatalog:
         if template is None or case.id is None:
             return None
         text = self._text(template, case, mention.author.display_name, author, mention.url)
-        return RenderedReply(template.id, text, template.pre_approved, template.follow_up_after)
+        skips = self.skips_review(template, case)
+        return RenderedReply(template.id, text, skips, template.follow_up_after)
 
     def answer_starts(
         self,

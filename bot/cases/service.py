@@ -42,7 +42,7 @@ from bot.cases.prompts import NO_VERSIONS, Prompts, Versions
 from bot.cases.replies import ReplyCatalog
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
-from bot.messages.outbox import Destination, OutboxItem, OutboxOp
+from bot.messages.outbox import PRESS_URGENCY, Destination, OutboxItem, OutboxOp
 from bot.messages.views import MenuOption, View, card_ref
 from bot.model import (
     MAX_MENTION_TEXT,
@@ -76,7 +76,7 @@ from bot.staff.rights import Actor, may_correct_sentiment
 # /status counts a case "at risk" when its current deadline is this close.
 AT_RISK_WITHIN = timedelta(minutes=30)
 # Answers to commands go before queued cards: the person is waiting for them.
-ANSWER_URGENCY = 10
+ANSWER_URGENCY = PRESS_URGENCY
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +367,7 @@ class CaseService:
                 result = transition(case, request, actor, now)
             except DomainError as error:
                 return ActResult(case, error=error)
+            result, announced = self._publish_at_once(result, request, actor, mention, author, now)
             new_case = result.case
             ended_wait = case.waiting_since is not None and new_case.waiting_since is None
             if ended_wait and self._sla is not None:
@@ -398,14 +399,47 @@ class CaseService:
                 # Staff decided: the author's card says so from now on, in every case.
                 labels = author.labels | {AuthorLabel.DO_NOT_ENGAGE}
                 await uow.authors.save(replace(author, labels=labels))
-            await self._cards.announce(uow, case, new_case, request, actor, mention, author, now)
+            # What a person did goes ahead of new cards in the chats' queues.
+            bonus = 0 if actor.id == SYSTEM_ACTOR else PRESS_URGENCY
+            await self._cards.announce(
+                uow, case, new_case, announced, actor, mention, author, now, bonus
+            )
             # An approval at a tier before the last readies no answer: an escalation chain
             # that stops on approve goes on until the last tier approves.
             done = request.action is not Action.APPROVE or new_case.state is CaseState.APPROVED
-            await self._cases_changed(uow, [new_case], now, request.action if done else None)
+            chased = _chase_action(announced) if done else None
+            await self._cases_changed(uow, [new_case], now, chased)
             await uow.commit()
         self._on_outbox()
         return ActResult(new_case, events)
+
+    def _publish_at_once(
+        self,
+        result: lifecycle.Transition,
+        request: ActionRequest,
+        actor: Actor,
+        mention: Mention,
+        author: Author | None,
+        now: datetime,
+    ) -> tuple[lifecycle.Transition, ActionRequest]:
+        """A template that needs no second person (ReplyCatalog.skips_review), chosen where
+        the bot can post the answer itself: it is published in the same step, so a templated
+        first reply takes two presses. Both changes are audited as their own events. The
+        request the messages are queued for is returned with the outcome."""
+        case = result.case
+        if not (
+            request.action is Action.USE_TEMPLATE
+            and request.pre_approved
+            and case.state is CaseState.APPROVED
+            and self._cards.publishable(mention)
+        ):
+            return result, request
+        try:
+            publish = self._complete(case, mention, author, ActionRequest(Action.PUBLISH), now)
+            published = transition(case, publish, actor, now)
+        except DomainError:  # e.g. no right to publish: the approved answer waits on the card
+            return result, request
+        return lifecycle.Transition(published.case, result.events + published.events), publish
 
     def _complete(
         self,
@@ -712,3 +746,12 @@ def _with_deadlines(event: Event, case: Case) -> Event:
         if value is not None
     }
     return replace(event, payload={**event.payload, **payload})
+
+
+def _chase_action(request: ActionRequest) -> Action:
+    """The action the SLA chase's stop_on sees. A template is a draft, and a pre-approved one
+    an approved answer: a template from a fresh card (which takes it) ends the chase as Take,
+    Draft or Approve would, so nobody needs to press Take first."""
+    if request.action is Action.USE_TEMPLATE:
+        return Action.APPROVE if request.pre_approved else Action.DRAFT
+    return request.action

@@ -439,8 +439,10 @@ class Inbound:
             return await self._tell(press, self._refused(check.error))
         if not options:
             return await self._tell(press, Feedback(BAD_CHOICE, alert=True))
+        # A template's text follows its line: the choice is what gets posted.
         lines = [
-            f"{n}. {option.get('label') or self._texts.t(option['label_key'])}"
+            f"{n}. {self._texts.option_label(option)}"
+            + (f"\n   «{option['preview']}»" if option.get("preview") else "")
             for n, option in enumerate(options, 1)
         ]
         pending = json.dumps({"action": menu.value, "options": options})

@@ -1,7 +1,9 @@
 """The outbox delivery worker: hands queued messages to transports, in order per chat.
 
-Each (transport, chat) queue is delivered strictly in order, one item at a time; different
-chats proceed in parallel. An item is claimed (pending -> sending) in its own transaction
+Each (transport, chat) queue is delivered in order of urgency, then age, one item at a time;
+a more urgent item (what a person's press caused, bot/messages/outbox.py PRESS_URGENCY) may go
+while a less urgent one is still in hand, and the transport's limiter serves it first.
+Different chats proceed in parallel. An item is claimed (pending -> sending) in its own transaction
 before the transport is called and settled in another after, so a crash leaves at most the
 in-flight items to re-send at start (`recover`). Transports that support idempotent sends
 (Matrix transaction ids) get the item's idempotency key and drop such repeats themselves.
@@ -47,6 +49,7 @@ QUEUE_URGENCY = 100  # the queue message goes before everything it lists
 QUEUE_REFRESH = timedelta(seconds=15)  # it costs a message of the chat's budget each time
 QUEUE_LISTED = 15
 BACKLOG_CHECK = timedelta(seconds=1)
+_POSTS = (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO)  # ops that create a message
 RESTART_CAP_S = 30.0  # a worker that keeps failing to start tries again at least this often
 
 
@@ -105,6 +108,9 @@ class OutboxWorker:
         self._on_delivered = on_delivered
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
+        # edit of the same message (a press) waits for its id instead of posting it again.
+        self._posting: dict[int, tuple[str, str, str]] = {}
         self._queues: dict[tuple[str, str], datetime] = {}  # chats showing a queue message
         self._watched_at: datetime | None = None
         # Delivered (or refused) but not yet written down: the database failed meanwhile.
@@ -216,10 +222,18 @@ class OutboxWorker:
         async with self._uow() as uow:
             heads = await uow.outbox.due_heads(now, self._batch_size)
             claimed: list[tuple[OutboxItem, Delivery]] = []
+            posting = set(self._posting.values())
             for item in heads:
                 assert item.id is not None
+                if (
+                    item.op is OutboxOp.EDIT
+                    and (item.transport, item.chat, item.ref_key) in posting
+                ):
+                    continue  # the post settles first; the worker looks again when it does
                 if item.id in self._in_flight or not await uow.outbox.claim(item.id, now):
                     continue
+                if item.op in _POSTS and item.ref_key:
+                    self._posting[item.id] = (item.transport, item.chat, item.ref_key)
                 item = replace(item, attempts=item.attempts + 1)
                 claimed.append((item, await self._resolve(uow, item)))
             await uow.commit()
@@ -232,6 +246,8 @@ class OutboxWorker:
 
     def _forget(self, item_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(item_id, None)
+        if item_id not in self._unsettled:  # settled, or cancelled: in hand no longer
+            self._posting.pop(item_id, None)
 
     async def _watch_backlogs(self, now: datetime) -> None:
         """A chat that cannot take its backlog within about a minute gets one "queue" message,
@@ -243,6 +259,9 @@ class OutboxWorker:
                 if capacity is None:
                     continue
                 backlog = await uow.outbox.backlog(name)
+                pacing = getattr(transport, "backlogs", None)
+                if pacing is not None:  # a transport that paces a backlogged chat
+                    pacing(backlog)
                 for chat in set(backlog) | {c for t, c in self._queues if t == name}:
                     waiting = backlog.get(chat, 0) - (1 if (name, chat) in self._queues else 0)
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
@@ -374,6 +393,7 @@ class OutboxWorker:
                 reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
                 await uow.outbox.mark_retry(item.id, now + timedelta(seconds=delay), reason)
             await uow.commit()
+        self._posting.pop(item.id, None)
         if result is not None:
             self.stats.delivered += 1
             if self._on_delivered is not None:

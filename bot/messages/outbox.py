@@ -35,6 +35,14 @@ class OutboxStatus(StrEnum):
 
 UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
+# What a person's press or command causes (the card's edit, the draft or prompt it posts, the
+# answer) goes at this urgency plus the case's priority rank: ahead of new cards (0-3), SLA
+# notices (+1) and the triage list (5), behind crisis cards (20) and the queue message (100).
+# New cards give way, but are not starved in practice: people press at human speed, each
+# press causes a message or two, and waiting edits of one card fold into the newest (store:
+# enqueue supersedes them). Telegram's limiter keeps part of a group's minute for these.
+PRESS_URGENCY = 10
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot.messages.views import MenuOption
 from bot.model import (
     Action,
     ApproverRole,
@@ -293,6 +294,13 @@ class Texts:
         short = item if len(item) <= CHECKLIST_LABEL else item[: CHECKLIST_LABEL - 1] + "…"
         key = "ui.checklist_untick" if done else "ui.checklist_tick"
         return self.t(key, number=number, step=short)
+
+    def option_label(self, option: MenuOption) -> str:
+        """A submenu choice as its button says it: its own label, or a message with params."""
+        label = option.get("label")
+        if label:
+            return label
+        return self.t(option.get("label_key") or "", **option.get("label_params", {}))
 
     def duration(self, value: timedelta | float) -> str:
         """A span of time in this locale's words (spell_duration); templates say

@@ -54,6 +54,8 @@ CARD_FIELDS = (
     "sla",
     "attachments",
     "codes",
+    "menu",
+    "options",
 )
 DRAFT_FIELDS = (
     "case_id",
@@ -119,13 +121,16 @@ class SlaLine(TypedDict):
 
 
 class MenuOption(TypedDict):
-    """One choice of a card's submenu: a plain "label" or a messages "label_key"."""
+    """One choice of a card's submenu: a plain "label" or a messages "label_key" (with its
+    "label_params"); a template's "preview" is the text it would post, shown on the card."""
 
     arg: str
     label: NotRequired[str]
     label_key: NotRequired[str]
+    label_params: NotRequired[dict[str, str]]
     action: NotRequired[str]  # the Action value it stands for, when not the menu's own
     menu: NotRequired[str]  # a submenu it opens instead of acting ("set_code.topic")
+    preview: NotRequired[str]
 
 
 class CardCodes(TypedDict):

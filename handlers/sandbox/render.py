@@ -169,7 +169,7 @@ class SandboxRenderer:
         if menu:
             options = [
                 {
-                    "label": option.get("label") or t(option.get("label_key") or ""),
+                    "label": self.texts.option_label(option),
                     # A dimension of «Коды ▸» opens its codes, as in Telegram.
                     "data": (
                         {"k": "m", "case": case_id, "v": version, "menu": option["menu"]}

@@ -48,7 +48,7 @@ def card_keyboard(view: CardView, texts: Texts) -> InlineKeyboardMarkup | None:
         options: list[MenuOption] = view.get("options") or []
         buttons = [
             _button(
-                opt["label"] if opt.get("label") else texts.t(opt["label_key"]),
+                texts.option_label(opt),
                 # An option may open a submenu (a dimension of «Коды ▸»), or stand for another
                 # action: "not ours" in the no-reply menu sends the case to the coordination
                 # centre.

@@ -11,15 +11,26 @@ shape (a burst of `per_chat_burst`, then `per_chat_per_s`) as a window of `per_c
 messages per `per_chat_burst / per_chat_per_s` seconds: a refilling bucket would allow one
 message more than that window does. Windows are also a little longer than published, because
 a request stamped here at t reaches the server a moment later.
+
+What a person's press causes (the card's edit, the draft or prompt it posts, the answer) must
+not wait behind a backlog of new cards: a group's minute holds `press_reserve` messages that
+only such messages may use, waiting callers are served most urgent first, and a backlog
+(more waiting than a minute takes) goes out evenly spaced beyond a short burst, so that slots come
+free evenly. A backlogged group's cards thus go out at up to 17 a minute instead of 20, and a
+press waits for the chat's own one-a-second window, or about one spacing (some 3.7 s) when
+presses come faster than the reserve. Cards give way to presses only while presses in that
+chat come faster than its minute takes both; at human speed cards keep most of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,6 +54,8 @@ class TelegramLimits:
     per_group_per_min: int = 20
     global_per_s: float = 30.0
     scale: float = 1.0  # 10 makes every limit 10x faster: same shape, tests run quickly
+    # Of a group's messages a minute, how many only presses' messages may use (see above).
+    press_reserve: int = 3
 
     def __post_init__(self) -> None:
         for name in ("per_chat_per_s", "per_chat_burst", "per_group_per_min", "global_per_s"):
@@ -50,6 +63,8 @@ class TelegramLimits:
                 raise ValueError(f"{name} must be greater than 0")
         if not self.scale > 0:
             raise ValueError("scale must be greater than 0")
+        if not 0 <= self.press_reserve < self.per_group_per_min:
+            raise ValueError("press_reserve must be at least 0 and below per_group_per_min")
 
     @classmethod
     def from_config(cls, config: TelegramLimitsConfig) -> TelegramLimits:
@@ -85,28 +100,49 @@ def is_group(chat_id: int) -> bool:
 class _SlidingWindow:
     """At most `limit` messages in any `span` seconds: remembers the last `limit` send times."""
 
-    def __init__(self, limit: int, span: float) -> None:
+    def __init__(self, limit: int, span: float, reserve: int = 0) -> None:
         self.limit = limit
         self.span = span
+        self.reserve = reserve  # slots only urgent messages may take
         self._sent: deque[float] = deque(maxlen=limit)
 
-    def wait(self, now: float) -> float:
-        """Seconds until one more message fits."""
-        if len(self._sent) < self.limit:
-            return 0.0
-        return max(0.0, self._sent[0] + self.span - now)
+    def wait(self, now: float, urgent: bool = True, paced: bool = True) -> float:
+        """Seconds until one more message fits. One that is not urgent leaves the reserve to
+        urgent ones and, in a `paced` (backlogged) chat once half of its share is used, keeps
+        an even pace (see pace)."""
+        limit = self.limit if urgent else self.limit - self.reserve
+        full = 0.0
+        if len(self._sent) >= limit:
+            # The limit-th latest send must leave the window first.
+            full = max(0.0, self._sent[-limit] + self.span - now)
+        if urgent or not paced or not self.reserve or not self._sent:
+            return full
+        recent = sum(1 for sent in self._sent if sent > now - self.span)
+        if recent < limit // 2:
+            return full  # a short burst goes at the chat's own pace
+        return max(full, self._sent[-1] + self.pace() - now)
+
+    def pace(self) -> float:
+        """A backlog's even spacing. Bursts would fill the window early and leave a press
+        waiting for the first of them to expire, up to most of a minute; evenly spaced
+        sends expire evenly, so a press beyond the reserve waits one spacing at most."""
+        return self.span / (self.limit - self.reserve)
 
     def take(self, now: float) -> None:
         self._sent.append(now)  # maxlen drops the oldest, which no longer decides anything
 
     def per_minute(self) -> float:
-        return self.limit / self.span * 60
+        """What the chat's backlog gets: the reserve is kept for presses."""
+        return (self.limit - self.reserve) / self.span * 60
 
 
 @dataclass(slots=True)
 class _Chat:
     windows: list[_SlidingWindow]
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # FIFO: callers keep their order
+    # Waiting callers as (-urgency, arrival): the first one goes next.
+    waiting: list[tuple[int, int]] = field(default_factory=list)
+    # Set (and replaced) whenever the first in line changes: the others look again.
+    moved: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class RateLimiter:
@@ -126,30 +162,65 @@ class RateLimiter:
         self._sleep = sleep
         self._global = _SlidingWindow(*self.limits.global_window())
         self._chats: dict[int, _Chat] = {}
+        self._arrivals = itertools.count()
+        self._backlogged: frozenset[int] = frozenset()  # chats whose cards go out evenly
 
     def _chat(self, chat_id: int) -> _Chat:
         chat = self._chats.get(chat_id)
         if chat is None:
             windows = [_SlidingWindow(*self.limits.chat_window()), self._global]
             if is_group(chat_id):
-                windows.append(_SlidingWindow(*self.limits.group_window()))
+                group = _SlidingWindow(*self.limits.group_window(), self.limits.press_reserve)
+                windows.append(group)
             chat = self._chats[chat_id] = _Chat(windows)
         return chat
 
-    async def acquire(self, chat_id: int) -> None:
+    async def acquire(self, chat_id: int, urgency: int = 0, press: bool = False) -> None:
         """Returns when one message (send or edit) may go to the chat, and counts it.
-        Callers for one chat are served first come, first served."""
+        Callers for one chat are served most urgent first, then first come, first served.
+        `press`: a message a person's press caused, which may use the group's reserve."""
         chat = self._chat(chat_id)
-        async with chat.lock:
+        ticket = (-urgency, next(self._arrivals))
+        heapq.heappush(chat.waiting, ticket)
+        if chat.waiting[0] == ticket:
+            self._moved(chat)  # a first in line sleeping on a long wait gives way
+        try:
             while True:
+                if chat.waiting[0] != ticket:
+                    await chat.moved.wait()
+                    continue
                 now = self._monotonic()
-                delay = max(window.wait(now) for window in chat.windows)
+                paced = chat_id in self._backlogged
+                delay = max(window.wait(now, press, paced) for window in chat.windows)
                 if delay <= 0:
                     # No await between the check and the take: no other chat can slip in.
                     for window in chat.windows:
                         window.take(now)
                     return
-                await self._sleep(delay)
+                moved = chat.moved
+                sleeping = asyncio.ensure_future(self._sleep(delay))
+                waking = asyncio.ensure_future(moved.wait())
+                try:
+                    await asyncio.wait((sleeping, waking), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeping.cancel()
+                    waking.cancel()
+        finally:
+            chat.waiting.remove(ticket)
+            heapq.heapify(chat.waiting)
+            self._moved(chat)
+
+    @staticmethod
+    def _moved(chat: _Chat) -> None:
+        chat.moved.set()
+        chat.moved = asyncio.Event()
+
+    def backlogs(self, waiting: Mapping[int, int]) -> None:
+        """What waits in each chat's queue (the outbox worker says it every second): a group
+        with more waiting than its minute takes (17) sends its cards evenly spaced. A chat
+        that keeps up sends each card as it comes: pacing it would only slow it down."""
+        backlog = self.limits.per_group_per_min - self.limits.press_reserve
+        self._backlogged = frozenset(chat for chat, count in waiting.items() if count > backlog)
 
     def capacity_per_minute(self, chat_id: int) -> int:
         """How many messages the chat can take in a minute, at the sustained rate."""

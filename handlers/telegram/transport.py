@@ -10,6 +10,7 @@ may hold citizens' personal data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import aiohttp
 from aiogram import Bot
@@ -32,8 +33,9 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.messages.delivery import EXTERNAL_REF
+from bot.messages.delivery import EXTERNAL_REF, QUEUE_URGENCY
 from bot.messages.outbox import (
+    PRESS_URGENCY,
     Delivery,
     DeliveryResult,
     OutboxOp,
@@ -81,6 +83,17 @@ class TelegramTransport:
     def capacity_per_minute(self, chat: str) -> int:
         return self.limiter.capacity_per_minute(int(chat))
 
+    def backlogs(self, waiting: Mapping[str, int]) -> None:
+        """The outbox's backlog per chat, for the limiter's pacing."""
+        self.limiter.backlogs({int(chat): count for chat, count in waiting.items()})
+
+    async def _acquire(self, delivery: Delivery, chat_id: int) -> None:
+        """The chat's next slot: the most urgent first, and what a press caused may use the
+        slots a group keeps for presses (the queue message, urgent as it is, may not)."""
+        urgency = delivery.item.urgency
+        press = PRESS_URGENCY <= urgency < QUEUE_URGENCY
+        await self.limiter.acquire(chat_id, urgency, press=press)
+
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         item = delivery.item
         try:
@@ -125,7 +138,7 @@ class TelegramTransport:
             reply = ReplyParameters(
                 message_id=message_id(delivery.reply_to_ref), allow_sending_without_reply=True
             )
-        await self.limiter.acquire(chat_id)
+        await self._acquire(delivery, chat_id)
         message = await self.bot.send_message(
             chat_id=chat_id,
             text=rendered.text,
@@ -149,7 +162,7 @@ class TelegramTransport:
         except Exception as exc:
             log.exception("telegram: outbox item %s cannot be rendered", item.id)
             raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc
-        await self.limiter.acquire(chat_id)
+        await self._acquire(delivery, chat_id)
         message = await self.bot.send_photo(
             chat_id=chat_id,
             photo=BufferedInputFile(picture, payload.get("filename") or "photo.png"),
@@ -193,7 +206,7 @@ class TelegramTransport:
         target = message_id(delivery.target_ref)
         # ForceReply cannot be attached by an edit; no markup also removes old buttons.
         markup = rendered.markup if isinstance(rendered.markup, InlineKeyboardMarkup) else None
-        await self.limiter.acquire(chat_id)
+        await self._acquire(delivery, chat_id)
         try:
             result = await self.bot.edit_message_text(
                 chat_id=chat_id,

@@ -422,3 +422,96 @@ async def test_the_policy_chain_is_fixed_on_the_draft_and_asked_in_the_coordinat
     (posted,) = coordination_drafts(await queued(database))
     assert [s["state"] for s in posted.payload["chain"]] == ["done", "done", "done"]
     assert posted.payload["actions"] == []
+async def test_a_template_needing_no_second_person_is_published_as_it_is_chosen(
+    tmp_path: Path, database: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cases.replies import ReplyCatalog, telegram_comment_id
+    from bot.messages.outbox import PRESS_URGENCY
+
+    cases, directory = full_service(tmp_path, database, clock)
+    spec = staff(directory, "spec")
+    comments = []
+    for n in (77, 78):
+        comment = replace(
+            make_mention(str(n), clock.now(), author=f"id{n}"),
+            source="telegram",
+            external_id=telegram_comment_id(-100500, n),
+        )
+        opened = await cases.intake(comment, CaseOpening("housing"))
+        assert opened.case and opened.case.id
+        comments.append(opened.case.id)
+    first, second = comments
+    where = directory.destinations("housing")[0]
+    async with database.uow() as uow:  # the cards are in the chat: presses come on them
+        for item in await queued(database):
+            assert item.id is not None
+            await uow.outbox.mark_delivered(item.id, clock.now(), str(item.id))
+        await uow.commit()
+    cards_posted = await queued(database)
+
+    # The menu says which templates publish at once, and shows each text on the card.
+    await cases.open_menu(first, Action.USE_TEMPLATE, spec, where, "m1")
+    card = next(
+        i
+        for i in await queued(database)
+        if i.case_id == first and i.payload["view"] == "card" and i.payload.get("menu")
+    )
+    housing = next(o for o in card.payload["options"] if o["arg"] == "first-touch-housing")
+    assert housing["label_key"] == "ui.publish_template"
+    assert housing["label_params"] == {"title": "Первый ответ (ЖКХ)"}
+    assert housing["preview"].startswith("Здравствуйте! Видим")
+    assert card.urgency >= PRESS_URGENCY  # the person waits for it
+
+    # A fresh case: taken, approved and published in one step, every step audited.
+    choice = ActionRequest(Action.USE_TEMPLATE, template_id="first-touch-housing")
+    result = await cases.act(first, choice, spec, where)
+    assert result.ok, result.error
+    assert result.case and result.case.state is CaseState.PUBLISHED
+    assert [e.kind for e in result.events] == [Action.TAKE, Action.USE_TEMPLATE, Action.PUBLISH]
+    assert result.case.assignee == "spec" and result.case.first_touched_at == clock.now()
+    items = [i for i in await queued(database) if i.case_id == first]
+    public = [i for i in items if i.payload["view"] == "public_reply"]
+    assert [(p.chat, p.reply_to_key) for p in public] == [("-100500", "ext:77")]
+    edits = [i for i in items if i.op is OutboxOp.EDIT and i.payload["view"] == "card"]
+    assert edits[-1].payload["case"]["state"] == "published"
+    assert all(i.urgency >= PRESS_URGENCY for i in [*public, *edits])
+    assert cards_posted and all(i.urgency < PRESS_URGENCY for i in cards_posted)  # new cards
+
+    # Where a policy keeps the template in review (the approval-tier hook), it is a draft
+    # for a second person, published by nobody yet.
+    monkeypatch.setattr(ReplyCatalog, "skips_review", lambda self, template, case: False)
+    result = await cases.act(second, choice, spec, where)
+    assert result.ok and result.case and result.case.state is CaseState.AWAITING_APPROVAL
+    assert not [
+        i
+        for i in await queued(database)
+        if i.case_id == second and i.payload["view"] == "public_reply"
+    ]
+    await cases.open_menu(second, Action.USE_TEMPLATE, spec, where, "m2")
+    menu = [
+        i
+        for i in await queued(database)
+        if i.case_id == second and i.payload["view"] == "card" and i.payload.get("menu")
+    ]
+    labels = {o.get("label") for o in menu[-1].payload["options"]}
+    assert "Первый ответ (ЖКХ)" in labels  # no «Опубликовать:» where it would not publish
+
+
+def test_a_template_ends_the_escalation_chase_as_a_draft_or_an_approval_does() -> None:
+    from bot.cases.service import _chase_action
+    from bot.settings.playbook import load_playbook
+    from tests.doubles.support import ROOT
+
+    chase = _chase_action
+    template = ActionRequest(Action.USE_TEMPLATE, template_id="t")
+    pre_approved = replace(template, pre_approved=True)
+    assert chase(template) is Action.DRAFT and chase(pre_approved) is Action.APPROVE
+    assert chase(ActionRequest(Action.TAKE)) is Action.TAKE
+    # With the shipped playbook, a template chosen on a fresh card stops every chain that
+    # Take, Draft or Approve stops.
+    chains = load_playbook(ROOT / "playbooks" / "default").escalation.chains.values()
+    for chain in chains:
+        if {Action.TAKE, Action.DRAFT} & set(chain.stop_on):
+            assert chase(template) in chain.stop_on
+        if Action.APPROVE in chain.stop_on:
+            assert chase(pre_approved) in chain.stop_on

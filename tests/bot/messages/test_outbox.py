@@ -159,3 +159,36 @@ async def test_edits_are_coalesced_and_a_refused_item_does_not_block_its_chat(
     assert node.worker.stats.failed == 1
     last = transport.sent[-1]
     assert last.op is OutboxOp.POST and last.payload["case"]["priority"] == "critical"  # type: ignore[index]
+
+
+async def test_a_press_edit_waits_for_the_post_in_flight_instead_of_posting_again(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    # A press's edit outranks the card's post; while the post is on its way (no message id
+    # recorded yet) the edit must not become a second post of the card.
+    transport = RecordingTransport(hang=asyncio.Event())
+    async with Node(tmp_path, sqlite_url, clock, transport) as node:
+        opened = await node.cases.intake(make_mention("1", clock.now()), CaseOpening("housing"))
+        assert opened.case is not None and opened.case.id is not None
+        stop = asyncio.Event()
+        running = asyncio.create_task(node.worker.run(stop))
+        for _ in range(200):  # the post is claimed and waits on the network
+            if await node.statuses() == [OutboxStatus.SENDING]:
+                break
+            await asyncio.sleep(0.02)
+        spec = node.cases._directory.by_staff_id("spec")
+        assert spec is not None
+        taken = await node.cases.act(opened.case.id, ActionRequest(Action.TAKE), spec)
+        assert taken.ok
+        await asyncio.sleep(0.3)  # the worker looks at the edit meanwhile, and leaves it
+        assert transport.sent == []
+        assert transport.hang is not None
+        transport.hang.set()
+        for _ in range(200):
+            if len(transport.sent) == 2:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await running
+    assert [s.op for s in transport.sent] == [OutboxOp.POST, OutboxOp.EDIT]
+    assert transport.sent[1].payload["assignee_name"] == "Анна Иванова"

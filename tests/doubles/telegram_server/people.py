@@ -512,6 +512,10 @@ class PeopleSide(ServerCore):
             and (include_service or m.service is None)
         ]
 
+    def presses(self, user: User) -> list[CallbackQuery]:
+        """Every button press (callback query) this person sent, oldest first."""
+        return [q for q in self._callbacks.values() if q.user.id == user.id]
+
     def message(
         self, chat_id: int, message_id: int, *, bot: BotInfo | None = None
     ) -> StoredMessage:

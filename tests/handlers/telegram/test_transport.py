@@ -507,9 +507,10 @@ async def test_the_limiter_keeps_strict_windows() -> None:
         await limiter.acquire(-1001)
         group.append(fake.now)
     assert group[:3] == [0.0, 0.0, 0.0]  # a short burst goes at once
-    assert most_in_any_window(group, 60.0) == 20
+    # Three of a group's twenty a minute are kept for what presses cause.
+    assert most_in_any_window(group, 60.0) == 17
     assert most_in_any_window(group, 3.0) == 3
-    assert group[20] >= 60.0
+    assert group[17] >= 60.0
 
     private: list[float] = []
     for _ in range(30):
@@ -518,7 +519,7 @@ async def test_the_limiter_keeps_strict_windows() -> None:
     assert most_in_any_window(private, 3.0) == 3
     assert private[-1] - private[0] >= 27  # about one a second, sustained
 
-    assert limiter.capacity_per_minute(-1001) == 19  # conservative: never the full 20
+    assert limiter.capacity_per_minute(-1001) == 16  # conservative, and the reserve kept
     assert 50 <= limiter.capacity_per_minute(777) < 60
     fast = RateLimiter(TelegramLimits(scale=10))
     assert 150 < fast.capacity_per_minute(-1001) <= 200
@@ -535,6 +536,86 @@ async def test_the_limiter_serves_a_chat_first_come_first_served() -> None:
 
     await asyncio.gather(*(send(n) for n in range(12)))
     assert order == list(range(12))
+
+
+async def test_a_press_overtakes_a_backlogged_group_and_uses_its_reserve() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(TelegramLimits(), monotonic=fake, sleep=fake.sleep)
+    for _ in range(17):  # new cards fill what a group's minute gives them
+        await limiter.acquire(-7)
+    full = fake.now
+    sent: list[tuple[str, float]] = []
+
+    async def card(number: int) -> None:
+        await limiter.acquire(-7, urgency=1)
+        sent.append((f"card {number}", fake.now))
+
+    async def press() -> None:
+        await limiter.acquire(-7, urgency=11, press=True)
+        sent.append(("press", fake.now))
+
+    cards = [asyncio.create_task(card(n)) for n in range(3)]
+    await asyncio.sleep(0)  # the cards wait for the minute to pass
+    await press()
+    await asyncio.gather(*cards)
+    assert sent[0][0] == "press"
+    assert sent[0][1] - full <= 3.5  # the chat's own window, not the group's minute
+    assert [name for name, _ in sent[1:]] == ["card 0", "card 1", "card 2"]
+    assert sent[1][1] >= 60.0  # cards still wait for the minute: the press took the reserve
+
+
+@pytest.mark.parametrize("press_every", [20.0, 10.0, 7.5])
+def test_a_backlogged_group_paces_its_cards_and_keeps_room_for_presses(
+    press_every: float,
+) -> None:
+    from handlers.telegram.limits import _SlidingWindow
+
+    # A group's minute under a backlog that never ends, and a press every `press_every`
+    # seconds, served before any card (as the limiter's queue does).
+    window = _SlidingWindow(20, 63.0, reserve=3)
+    now, step, next_press = 0.0, 0.05, 5.0
+    waiting_since: float | None = None
+    waits: list[float] = []
+    cards: list[float] = []
+    while now < 900:
+        if waiting_since is None and now >= next_press:
+            waiting_since = now
+        if waiting_since is not None and window.wait(now, urgent=True) == 0:
+            window.take(now)
+            waits.append(now - waiting_since)
+            waiting_since, next_press = None, now + press_every
+        if waiting_since is None and window.wait(now, urgent=False) == 0:
+            window.take(now)
+            cards.append(now)
+        now += step
+    assert most_in_any_window(cards, 63.0) <= 17  # cards alone never take the reserve
+    # A press waits about one spacing of the paced backlog at most, never for the minute.
+    assert max(waits) <= 1.5 * window.pace(), max(waits)
+    # Cards are not starved: they keep what the presses leave of their share.
+    late = [t for t in cards if t >= 300]
+    assert len(late) / ((900 - 300) / 60) >= 17 - 60 / press_every - 1
+
+
+async def test_only_a_backlogged_group_paces_its_cards() -> None:
+    async def seventeen(chat: int, limiter: RateLimiter, fake: FakeTime) -> float:
+        for _ in range(17):
+            await limiter.acquire(chat)
+        return fake.now
+
+    quick, paced = FakeTime(), FakeTime()
+    keeping_up = RateLimiter(TelegramLimits(), monotonic=quick, sleep=quick.sleep)
+    behind = RateLimiter(TelegramLimits(), monotonic=paced, sleep=paced.sleep)
+    behind.backlogs({-7: 60})  # the outbox worker: sixty cards wait there
+    keeping_up.backlogs({-7: 3})
+    burst = await seventeen(-7, keeping_up, quick)
+    spaced = await seventeen(-7, behind, paced)
+    assert burst < 20  # one a second, as the chat allows
+    assert spaced > burst + 20  # half the share in a burst, then one every ~3.7 s
+
+
+def test_the_press_reserve_is_validated() -> None:
+    with pytest.raises(ValueError, match="press_reserve"):
+        TelegramLimits(press_reserve=20)
 
 
 async def test_the_global_limit_spans_chats() -> None:
