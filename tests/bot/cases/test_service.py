@@ -422,6 +422,8 @@ async def test_the_policy_chain_is_fixed_on_the_draft_and_asked_in_the_coordinat
     (posted,) = coordination_drafts(await queued(database))
     assert [s["state"] for s in posted.payload["chain"]] == ["done", "done", "done"]
     assert posted.payload["actions"] == []
+
+
 async def test_a_template_needing_no_second_person_is_published_as_it_is_chosen(
     tmp_path: Path, database: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
