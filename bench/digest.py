@@ -46,7 +46,7 @@ from bot.reports.evening import evening_context  # noqa: E402
 from bot.reports.weekly import weekly_context  # noqa: E402
 from bot.settings.config import Config, load_config  # noqa: E402
 from bot.staff.directory import Directory  # noqa: E402
-from store import crypto  # noqa: E402
+from store import audit, crypto  # noqa: E402
 from store.db import Database  # noqa: E402
 
 DAYS = 30
@@ -194,6 +194,22 @@ def _mention(
     )  # fmt: skip
 
 
+def chained_events(case_rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """The "not negative" ignores, linked into the audit chain as the store links them (the
+    database refuses an event row without its place in the chain)."""
+    prev = audit.GENESIS
+    payload = {"reason": "not_negative"}
+    for row in case_rows:
+        if row[16] != "not_negative":
+            continue
+        at = datetime.strptime(row[14], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+        nonce = audit.new_nonce()
+        seal = audit.seal_of(nonce, "spec", payload)
+        link = audit.link_hash(prev, row[0], at, "ignore", None, None, seal)
+        yield (row[0], row[14], "spec", "ignore", json.dumps(payload), prev, link, seal, nonce)
+        prev = link
+
+
 def generate(path: Path, n_mentions: int, n_cases: int, n_authors: int) -> float:
     started = time.perf_counter()
     rng = random.Random(7)
@@ -232,12 +248,9 @@ def generate(path: Path, n_mentions: int, n_cases: int, n_authors: int) -> float
             mentions(rng, n_mentions, case_rows, n_authors),
         )
         conn.executemany(
-            "INSERT INTO events (case_id, at, actor, kind, payload) VALUES (?,?,?,?,?)",
-            (
-                (row[0], row[14], "spec", "ignore", '{"reason": "not_negative"}')
-                for row in case_rows
-                if row[16] == "not_negative"
-            ),
+            "INSERT INTO events (case_id, at, actor, kind, payload, prev_hash, hash, seal,"
+            " nonce) VALUES (?,?,?,?,?,?,?,?,?)",
+            chained_events(case_rows),
         )
         crises = []
         for day in range(DAYS):
