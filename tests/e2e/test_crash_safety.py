@@ -71,6 +71,10 @@ coordination_department: coordination
 staff:
   - {{id: duty, name: Дарья Морозова, telegram_id: 1005,
      roles: {{coordination: [specialist]}}, global_roles: [duty]}}
+  # The shipped approval.yaml asks them at the high and critical tiers: without them the
+  # bot refuses to start.
+  - {{id: press, name: Пресс-секретарь, telegram_id: 1006, global_roles: [press_secretary]}}
+  - {{id: head, name: Глава, telegram_id: 1007, global_roles: [leadership]}}
 """
 
 HOUSING = "Третий день нет отопления в доме {n}, батареи ледяные, управляющая молчит"

@@ -42,6 +42,7 @@ matrix:
   user_id: "{bot_id}"
   access_token: "{bot_token}"
   device_id: "{bot_device}"
+  rate_limit: {{per_second: 1000, burst: 1000}}  # the test homeserver limits nothing
 api: {{listen: "127.0.0.1:0"}}
 outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
 departments:

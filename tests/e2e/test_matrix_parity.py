@@ -115,11 +115,12 @@ async def test_draft_by_reaction_note_reject_template_and_published(
         assert case is not None and case.drafts[0].note == "Добавьте срок"
 
         # v2 typed with "!draft" (a second 📝 from the same person would need their first
-        # one taken back: Matrix keeps one reaction per key and person); ❌ rejects it and
-        # the case goes back to its owner.
+        # one taken back: Matrix keeps one reaction per key and person); ❌ asks for the
+        # reason, "!reject …" gives it, and the case goes back to its owner.
         await world.say("spec", room, "!draft Бригада выедет сегодня до 18:00", thread=card)
         draft_v2 = await _draft_event(world, room, card, 2)
         await world.react("appr", room, draft_v2, "❌")
+        await world.say("appr", room, "!reject Ответим по существу", thread=card)
         await eventually(lambda: _state(world, case_id, CaseState.TAKEN))
         case = await app.cases.get(case_id)
         assert case is not None and case.drafts[-1].status is DraftStatus.REJECTED
