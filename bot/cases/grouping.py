@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from bot.cases import similarity
 from bot.cases.cards import Cards
 from bot.messages.outbox import OutboxItem
 from bot.model import SYSTEM_ACTOR, Case, CaseState, Event, EventKind, Mention, Priority
@@ -69,11 +70,16 @@ class CaseOpener:
             since=since,
         )
         groups = _Grouping(related)
+        alike = await _Similar.load(uow, self._rules, openings, now)
         fresh: list[_NewCase] = []
         targets: list[_NewCase | int] = []
-        for mention, opening in openings:
+        for i, (mention, opening) in enumerate(openings):
             # A drill case gathers nothing and joins nothing: each drill mention is a case.
-            target = None if opening.drill else groups.find(mention, opening.department)
+            target = None
+            if not opening.drill:
+                target = groups.find(mention, opening.department)
+                if target is None:
+                    target = alike.find(i, opening.department)
             if target is None:
                 target = _NewCase(mention, opening)
                 fresh.append(target)
@@ -82,8 +88,10 @@ class CaseOpener:
             targets.append(target)
             if isinstance(target, int):
                 groups.remember(mention, opening.department, target)
+                alike.remember(i, opening.department, target)
             elif not target.opening.drill:  # as in the store, drill cases gather nothing
                 groups.remember(mention, target.opening.department, target)
+                alike.remember(i, target.opening.department, target)
 
         joined_ids = sorted({t for t in targets if isinstance(t, int)})
         stored = await uow.cases.get_many(joined_ids)
@@ -114,6 +122,7 @@ class CaseOpener:
                 events.append(_mention_added(case, mention, now))
         await uow.mentions.attach_many(attach)
         await uow.events.append(events)
+        await alike.store(uow, [(m, c) for (m, _), c in zip(openings, result, strict=True)], now)
 
         # Cards: a new case is posted once with the batch's count; a grown one edited once.
         firsts = await uow.mentions.first_of_cases(list(grown))
@@ -213,3 +222,88 @@ class _Grouping:
                 self._thread[url] = case
         if mention.author_id:
             self._author[mention.author_id, department] = case
+
+
+class _Similar:
+    """Which case a mention joins by its text: the newest case holding a mention whose text
+    is similar enough (bot/cases/similarity.py), in the same department, within the window.
+    Stored mentions are found by their text bands; the batch's own by the same bands here."""
+
+    def __init__(
+        self,
+        rules: GroupingConfig,
+        found: list[similarity.Features | None],
+        bands: list[list[str]],
+    ) -> None:
+        self._rules = rules
+        self._found = found
+        self._bands = bands
+        # (department, band) → [(features, case)], newest last.
+        self._index: dict[tuple[str, str], list[tuple[similarity.Features, _NewCase | int]]] = {}
+
+    @classmethod
+    async def load(
+        cls,
+        uow: UnitOfWork,
+        rules: GroupingConfig,
+        openings: Sequence[tuple[Mention, CaseOpening]],
+        now: datetime,
+    ) -> _Similar:
+        if rules.similar_within is None:
+            return cls(rules, [None] * len(openings), [[] for _ in openings])
+        found: list[similarity.Features | None] = []
+        bands: list[list[str]] = []
+        for mention, opening in openings:
+            one = None if opening.drill else similarity.features(mention.text)
+            found.append(one)
+            bands.append(similarity.bands(one) if one is not None else [])
+        alike = cls(rules, found, bands)
+        wanted = {(o.department, b) for (_, o), bs in zip(openings, bands, strict=True) for b in bs}
+        stored = await uow.links.similar_open(wanted, now - rules.similar_within)
+        texts: dict[int, similarity.Features] = {}
+        for candidate in sorted(stored, key=lambda c: c.case_id):  # newest case last
+            one = texts.get(candidate.mention_id)
+            if one is None:
+                one = texts[candidate.mention_id] = similarity.features(candidate.text)
+            key = (candidate.department, candidate.band)
+            alike._index.setdefault(key, []).append((one, candidate.case_id))
+        return alike
+
+    def find(self, index: int, department: str) -> _NewCase | int | None:
+        one = self._found[index]
+        if one is None:
+            return None
+        threshold = self._rules.similar_threshold
+        best: tuple[int, _NewCase | int] | None = None
+        for band in self._bands[index]:
+            for order, (other, case) in enumerate(self._index.get((department, band), ())):
+                if similarity.similarity(one, other) < threshold:
+                    continue
+                rank = _rank(case, order)
+                if best is None or rank > best[0]:
+                    best = (rank, case)
+        return None if best is None else best[1]
+
+    def remember(self, index: int, department: str, case: _NewCase | int) -> None:
+        one = self._found[index]
+        if one is None:
+            return
+        for band in self._bands[index]:
+            self._index.setdefault((department, band), []).append((one, case))
+
+    async def store(
+        self, uow: UnitOfWork, placed: Sequence[tuple[Mention, Case]], now: datetime
+    ) -> None:
+        if self._rules.similar_within is None:
+            return
+        rows: list[tuple[int, str, str, datetime]] = []
+        for (mention, case), bands in zip(placed, self._bands, strict=True):
+            if case.drill or mention.id is None:
+                continue
+            rows += [(mention.id, case.department, band, mention.received_at) for band in bands]
+        await uow.links.add_bands(rows, now - self._rules.similar_within)
+
+
+def _rank(case: _NewCase | int, order: int) -> int:
+    """The batch's own cases are newer than stored ones; among stored, the higher id."""
+    return (1 << 62) + order if isinstance(case, _NewCase) else case

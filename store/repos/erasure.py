@@ -45,6 +45,7 @@ from store.models import (
     DraftRow,
     EventRow,
     KeyValueRow,
+    MentionBandRow,
     MentionRow,
     OutboxRow,
 )
@@ -404,6 +405,10 @@ class SqlErasureRepository:
                 update(_MENTIONS)
                 .where(_MENTIONS.c.id.in_(chunk))
                 .values(**PERSONAL_COLUMNS["mentions"])
+            )
+            # Bands are hashes of the text: they go with it.
+            await self._s.execute(
+                delete(MentionBandRow).where(MentionBandRow.mention_id.in_(chunk))
             )
         for chunk in chunks(plan.author_ids):
             await self._s.execute(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import TERMINAL_STATES, Sentiment
-from bot.ports import RelatedCases
+from bot.ports import RelatedCases, SimilarCandidate
 from store import crypto
 from store.driver import chunks
-from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionRow
+from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionBandRow, MentionRow
 
 _CLOSED = [s.value for s in TERMINAL_STATES]
 
@@ -70,6 +72,62 @@ class SqlLinkRepository:
                 if (author_id, department) in authors:
                     by_author[author_id, department] = int(case_id)
         return RelatedCases(by_story, by_thread, by_author)
+
+    async def similar_open(
+        self, bands: set[tuple[str, str]], since: datetime
+    ) -> list[SimilarCandidate]:
+        if not bands:
+            return []
+        blind = crypto.keyring().blind
+        plain = {(department, blind(band)): band for department, band in bands}
+        found: list[SimilarCandidate] = []
+        seen: set[tuple[int, str]] = set()
+        for department in sorted({d for d, _ in bands}):
+            wanted = sorted(b for d, b in bands if d == department)
+            for chunk in chunks(wanted):
+                rows = await self._s.execute(
+                    select(
+                        MentionBandRow.band_hash,
+                        MentionRow.id,
+                        MentionRow.case_id,
+                        MentionRow.text,
+                    )
+                    .join(MentionRow, MentionRow.id == MentionBandRow.mention_id)
+                    .join(CaseRow, CaseRow.id == MentionRow.case_id)
+                    .where(
+                        MentionBandRow.department == department,
+                        MentionBandRow.band_hash.in_(chunk),
+                        MentionBandRow.received_at >= since,
+                        CaseRow.state.not_in(_CLOSED),
+                        CaseRow.drill.is_(False),
+                        CaseRow.department == department,
+                    )
+                    .order_by(MentionRow.case_id.desc())
+                )
+                for hashed, mention_id, case_id, text in rows:
+                    band = plain.get((department, hashed))
+                    if band is None or (int(mention_id), band) in seen:
+                        continue
+                    seen.add((int(mention_id), band))
+                    found.append(
+                        SimilarCandidate(int(mention_id), int(case_id), department, band, text)
+                    )
+        return found
+
+    async def add_bands(
+        self, rows: Sequence[tuple[int, str, str, datetime]], prune_before: datetime
+    ) -> None:
+        await self._s.execute(
+            delete(MentionBandRow).where(MentionBandRow.received_at < prune_before)
+        )
+        if rows:
+            await self._s.execute(
+                insert(MentionBandRow),
+                [
+                    {"mention_id": m, "department": d, "band_hash": b, "received_at": at}
+                    for m, d, b, at in rows
+                ],
+            )
 
     async def negative_since(self, author_id: int, since: datetime) -> int:
         count = await self._s.scalar(

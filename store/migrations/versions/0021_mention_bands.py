@@ -1,0 +1,48 @@
+"""mention bands: keyed hashes of MinHash bands of mention texts, for similar-mention grouping
+
+Revision ID: 0021
+Revises: 0016
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+# Frozen copies of the column types at this revision.
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+UTC_DATETIME = sa.DateTime(timezone=True)
+
+revision = "0021"
+down_revision = "0016"  # the lead re-chains it after 0020 at merge
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "mention_bands",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("mention_id", BIG_ID, nullable=False),
+        sa.Column("department", sa.String(length=32), nullable=False),
+        sa.Column("band_hash", sa.String(length=64), nullable=False),
+        sa.Column("received_at", UTC_DATETIME, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["mention_id"],
+            ["mentions.id"],
+            name=op.f("fk_mention_bands_mention_id_mentions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mention_bands")),
+    )
+    op.create_index(
+        "ix_mention_bands_lookup", "mention_bands", ["department", "band_hash"], unique=False
+    )
+    op.create_index("ix_mention_bands_received", "mention_bands", ["received_at"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_mention_bands_received", table_name="mention_bands")
+    op.drop_index("ix_mention_bands_lookup", table_name="mention_bands")
+    op.drop_table("mention_bands")

@@ -1,0 +1,100 @@
+"""Similar mentions from many people join one case, through the store, on both backends."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot.cases.grouping import CaseOpening
+from bot.cases.service import CaseService
+from bot.clock import FrozenClock
+from bot.settings.playbook import load_playbook
+from bot.staff.directory import Directory
+from store.db import Database
+from store.models import MentionBandRow
+from tests.doubles.support import make_config, make_mention
+
+TRANSPORT = CaseOpening("transport")
+WORDINGS = (
+    "Автобус 42 опять не пришёл, стоим на остановке на улице Мицкевича уже час",
+    "42-й автобус так и не пришел на остановку Мицкевича, стоим уже час",
+    "Автобус 42 не пришёл, на остановке улицы Мицкевича ждём целый час",
+)
+OTHER = "На улице Мицкевича прорвало трубу, вода течёт по тротуару, никто не чинит"
+
+
+def service(tmp_path: Path, database: Database, clock: FrozenClock) -> CaseService:
+    config = make_config(tmp_path, database.url)
+    directory = Directory(config, frozenset({"telegram", "matrix"}))
+    # The shipped playbook's grouping: similar texts join within 6 h.
+    routing = load_playbook(config.playbooks.path).routing
+    assert routing.grouping.similar_within == timedelta(hours=6)
+    return CaseService(database.uow, clock, directory, config.tz, policy=routing)
+
+
+async def bands(database: Database) -> int:
+    async with database.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(MentionBandRow)) or 0)
+
+
+async def test_thirty_similar_complaints_from_thirty_people_are_one_case(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    opened: set[int] = set()
+    for n in range(30):
+        text = WORDINGS[n % len(WORDINGS)] + "!" * (n % 4)
+        got = await cases.intake(make_mention(f"bus-{n}", clock.now(), text=text), TRANSPORT)
+        assert got.case is not None and got.case.id is not None
+        opened.add(got.case.id)
+        clock.advance(timedelta(minutes=1))
+    assert len(opened) == 1, opened
+    (case_id,) = opened
+    async with database.reader() as uow:
+        (case,) = (await uow.cases.get_many([case_id])).values()
+        authors = {m.author_id for m in await uow.mentions.for_case(case_id)}
+    assert case.mention_count == 30 and len(authors) == 30
+
+    # The same street with another problem opens its own case; after the window, so does
+    # the same complaint, and the old bands are pruned.
+    other = await cases.intake(make_mention("pipe", clock.now(), text=OTHER), TRANSPORT)
+    assert other.case is not None and other.case.id != case_id
+    assert await bands(database) == 31 * 12
+    clock.advance(timedelta(hours=7))
+    late = await cases.intake(make_mention("late", clock.now(), text=WORDINGS[0]), TRANSPORT)
+    assert late.case is not None and late.case.id not in (case_id, other.case.id)
+    assert await bands(database) == 12
+
+
+async def test_candidates_survive_a_restart_and_departments_stay_apart(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    first = await service(tmp_path, database, clock).intake(
+        make_mention("a", clock.now(), text=WORDINGS[0]), TRANSPORT
+    )
+    # A new service (a restart) finds the stored case by the bands alone.
+    again = service(tmp_path, database, clock)
+    joined = await again.intake(make_mention("b", clock.now(), text=WORDINGS[1]), TRANSPORT)
+    apart = await again.intake(
+        make_mention("c", clock.now(), text=WORDINGS[1]), CaseOpening("housing")
+    )
+    assert first.case is not None and joined.case is not None and apart.case is not None
+    assert joined.case.id == first.case.id and joined.case.mention_count == 2
+    assert apart.case.id != first.case.id
+
+
+async def test_erasure_removes_the_band_rows(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    got = await cases.intake(replace(make_mention("a", clock.now(), text=WORDINGS[0])), TRANSPORT)
+    assert got.mention is not None and got.mention.author_id is not None
+    assert await bands(database) == 12
+    async with database.uow() as uow:
+        plan = await uow.erasure.plan_author(got.mention.author_id)
+        await uow.erasure.apply(plan)
+        await uow.commit()
+    assert await bands(database) == 0
