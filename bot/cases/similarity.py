@@ -56,7 +56,7 @@ _STOP = frozenset(
     jego jej tam tu znowu znów bardzo kiedy gdzie kto z ze do od dla przy po o u sie się
     the a an and or but not no is are was were be been it this that to of in on at for with
     from by as we you they he she i me my our again very still already when where who
-    """.split()
+    """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
 
