@@ -298,6 +298,10 @@ class CaseRow(Base):
     waiting_since: Mapped[datetime | None]
     codes: Mapped[list[Any]] = mapped_column(default=list)
     mention_count: Mapped[int] = mapped_column(default=1)
+    similar_count: Mapped[int] = mapped_column(default=0)
+    people_count: Mapped[int] = mapped_column(default=1)
+    last_mention_at: Mapped[datetime | None]
+    sources: Mapped[list[Any]] = mapped_column(default=list)
     route_confidence: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(default=0)
 

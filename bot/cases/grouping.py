@@ -73,19 +73,24 @@ class CaseOpener:
         alike = await _Similar.load(uow, self._rules, openings, now)
         fresh: list[_NewCase] = []
         targets: list[_NewCase | int] = []
+        by_text: list[bool] = []
         for i, (mention, opening) in enumerate(openings):
             # A drill case gathers nothing and joins nothing: each drill mention is a case.
             target = None
+            textual = False
             if not opening.drill:
                 target = groups.find(mention, opening.department)
                 if target is None:
                     target = alike.find(i, opening.department)
+                    textual = target is not None
             if target is None:
                 target = _NewCase(mention, opening)
                 fresh.append(target)
             elif isinstance(target, _NewCase):
                 target.joined.append(mention)
+                target.similar += textual
             targets.append(target)
+            by_text.append(textual)
             if isinstance(target, int):
                 groups.remember(mention, opening.department, target)
                 alike.remember(i, opening.department, target)
@@ -95,11 +100,19 @@ class CaseOpener:
 
         joined_ids = sorted({t for t in targets if isinstance(t, int)})
         stored = await uow.cases.get_many(joined_ids)
+        known = await uow.links.authors_in_cases(
+            joined_ids,
+            {
+                m.author_id
+                for (m, _), t in zip(openings, targets, strict=True)
+                if isinstance(t, int) and m.author_id is not None
+            },
+        )
         grown: dict[int, Case] = {}
-        for target in targets:
+        for (mention, _), target, textual in zip(openings, targets, by_text, strict=True):
             if isinstance(target, int):
                 case = grown.get(target, stored[target])
-                grown[target] = replace(case, mention_count=case.mention_count + 1)
+                grown[target] = _grow(case, mention, textual, known)
         grown = {i: replace(c, version=stored[i].version + 1) for i, c in grown.items()}
         await uow.cases.record_joined(list(grown.values()))
         opened = await uow.cases.add_many([n.case(now) for n in fresh])
@@ -145,6 +158,24 @@ class CaseOpener:
         return [final[c.id] for c in result]
 
 
+def _grow(case: Case, mention: Mention, textual: bool, known: set[tuple[int, int]]) -> Case:
+    """The case with one more mention: its count, its people, its spread."""
+    assert case.id is not None
+    people = case.people_count
+    if mention.author_id is not None and (case.id, mention.author_id) not in known:
+        known.add((case.id, mention.author_id))
+        people += 1
+    last = case.last_mention_at
+    return replace(
+        case,
+        mention_count=case.mention_count + 1,
+        similar_count=case.similar_count + textual,
+        people_count=people,
+        last_mention_at=mention.received_at if last is None else max(last, mention.received_at),
+        sources=tuple(dict.fromkeys((*case.sources, mention.source))),
+    )
+
+
 def _created(case: Case, mention: Mention, now: datetime) -> Event:
     assert case.id is not None
     payload = {
@@ -171,10 +202,12 @@ class _NewCase:
     mention: Mention
     opening: CaseOpening
     joined: list[Mention] = field(default_factory=list)
+    similar: int = 0  # of the joined, how many by their text
     stored: Case | None = None
 
     def case(self, now: datetime) -> Case:
         opening = self.opening
+        everyone = [self.mention, *self.joined]
         return Case(
             id=None,
             department=opening.department,
@@ -191,6 +224,10 @@ class _NewCase:
             resolution_due_at=opening.resolution_due_at,
             codes=tuple(dict.fromkeys((*opening.codes, *self.mention.codes))),
             mention_count=1 + len(self.joined),
+            similar_count=self.similar,
+            people_count=len({m.author_id or -i for i, m in enumerate(everyone)}),
+            last_mention_at=max(m.received_at for m in everyone),
+            sources=tuple(dict.fromkeys(m.source for m in everyone)),
             route_confidence=opening.route_confidence,
         )
 

@@ -107,6 +107,14 @@ class MenuOption(TypedDict):
     action: NotRequired[str]  # the Action value it stands for, when not the menu's own
 
 
+class SimilarFacts(TypedDict):
+    count: int  # the other mentions of the case
+    people: int  # their authors, besides the first mention's
+    first: str  # times, formatted
+    last: str
+    sources: list[str]
+
+
 class CardView(TypedDict):
     view: Literal["card"]
     case: CaseFacts
@@ -123,6 +131,9 @@ class CardView(TypedDict):
     draft: CardDraft | None
     moved_to: str | None  # name of the department a rerouted case went to
     sla: SlaLine | None
+    # Similar mentions joined: how many, from how many other people, first and last time,
+    # sources. Absent from cards queued before it existed and when none joined.
+    similar: NotRequired[SimilarFacts | None]
     actions: list[str]  # Action values, one button each
     menu: str | None  # the Action value whose submenu is open
     options: list[MenuOption]

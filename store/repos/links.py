@@ -128,6 +128,22 @@ class SqlLinkRepository:
                 ],
             )
 
+    async def authors_in_cases(
+        self, case_ids: Sequence[int], author_ids: set[int]
+    ) -> set[tuple[int, int]]:
+        found: set[tuple[int, int]] = set()
+        if not case_ids or not author_ids:
+            return found
+        for authors in chunks(sorted(author_ids)):
+            for cases in chunks(sorted(case_ids)):
+                rows = await self._s.execute(
+                    select(MentionRow.case_id, MentionRow.author_id)
+                    .where(MentionRow.author_id.in_(authors), MentionRow.case_id.in_(cases))
+                    .distinct()
+                )
+                found.update((int(c), int(a)) for c, a in rows)
+        return found
+
     async def negative_since(self, author_id: int, since: datetime) -> int:
         count = await self._s.scalar(
             select(func.count())

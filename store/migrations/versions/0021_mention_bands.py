@@ -1,4 +1,5 @@
-"""mention bands: keyed hashes of MinHash bands of mention texts, for similar-mention grouping
+"""mention bands: keyed hashes of MinHash bands of mention texts, for similar-mention grouping;
+a case's spread: mentions joined as similar, their people, the last one's time, their sources
 
 Revision ID: 0021
 Revises: 0016
@@ -21,6 +22,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("cases") as batch:
+        batch.add_column(
+            sa.Column("similar_count", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch.add_column(
+            sa.Column("people_count", sa.Integer(), nullable=False, server_default="1")
+        )
+        batch.add_column(sa.Column("last_mention_at", UTC_DATETIME, nullable=True))
+        batch.add_column(sa.Column("sources", sa.JSON(), nullable=False, server_default="[]"))
     op.create_table(
         "mention_bands",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
@@ -46,3 +56,6 @@ def downgrade() -> None:
     op.drop_index("ix_mention_bands_received", table_name="mention_bands")
     op.drop_index("ix_mention_bands_lookup", table_name="mention_bands")
     op.drop_table("mention_bands")
+    with op.batch_alter_table("cases") as batch:
+        for column in ("sources", "last_mention_at", "people_count", "similar_count"):
+            batch.drop_column(column)

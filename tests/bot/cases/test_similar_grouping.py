@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from bot.cases.grouping import CaseOpening
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
+from bot.messages.outbox import OutboxOp
+from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
 from store.db import Database
@@ -57,6 +59,21 @@ async def test_thirty_similar_complaints_from_thirty_people_are_one_case(
         (case,) = (await uow.cases.get_many([case_id])).values()
         authors = {m.author_id for m in await uow.mentions.for_case(case_id)}
     assert case.mention_count == 30 and len(authors) == 30
+    assert (case.similar_count, case.people_count) == (29, 30)
+
+    # No new card: the one card is edited, and it shows the count, the people, the spread.
+    async with database.reader() as uow:
+        items = [i for n in range(1, 400) if (i := await uow.outbox.get(n)) is not None]
+    assert {i.op for i in items if i.case_id != case_id} == set()
+    posts = [i for i in items if i.op is OutboxOp.POST]
+    assert len(posts) == 1  # the department's one chat, once
+    latest = items[-1].payload
+    assert latest["view"] == "card"
+    for locale, line in (("en", "+29 similar from 29 people"), ("ru", "Ещё 29 похожих от 29 чел.")):
+        card = texts_for(DEFAULT_TEMPLATES_DIR, locale).render("card.html.j2", **latest)
+        assert line in card, card
+        assert WORDINGS[0].split(",")[0] in card  # the first mention's text represents them
+        assert "20.11 16:30 — 20.11 16:59 · vk" in card, card  # first and last, sources
 
     # The same street with another problem opens its own case; after the window, so does
     # the same complaint, and the old bands are pruned.
