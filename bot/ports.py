@@ -361,10 +361,11 @@ class LinkRepository(Protocol):
         ...
 
     async def similar_open(
-        self, bands: set[tuple[str, str]], since: datetime
+        self, bands: set[tuple[str, str]], since: datetime, per_band: int
     ) -> list[SimilarCandidate]:
         """Mentions of open, non-drill cases received since `since` that have any of these
-        (department, band) text bands; texts decrypted, for the caller to compare."""
+        (department, band) text bands, the newest `per_band` of each band; texts decrypted,
+        for the caller to compare."""
         ...
 
     async def add_bands(

@@ -8,6 +8,8 @@ here, inside the caller's transaction, so they group alike.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -55,6 +57,13 @@ class CaseOpener:
         self._rules = rules
         self._cards = cards
         self._cases_changed = cases_changed
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Compute what grouping will compare of these texts, off the event loop (the caller
+        runs it in a worker thread); open_many then finds it ready."""
+        if self._rules.similar_within is not None:
+            for text in texts:
+                similarity.signature(text)
 
     async def open_many(
         self, uow: UnitOfWork, openings: Sequence[tuple[Mention, CaseOpening]], now: datetime
@@ -195,6 +204,9 @@ def _mention_added(case: Case, mention: Mention, now: datetime) -> Event:
     )
 
 
+_ORDER = itertools.count()
+
+
 @dataclass(eq=False, slots=True)
 class _NewCase:
     """A case a batch opens: its first mention, and the batch's mentions that join it."""
@@ -204,6 +216,7 @@ class _NewCase:
     joined: list[Mention] = field(default_factory=list)
     similar: int = 0  # of the joined, how many by their text
     stored: Case | None = None
+    order: int = field(default_factory=lambda: next(_ORDER))  # later opened, newer
 
     def case(self, now: datetime) -> Case:
         opening = self.opening
@@ -275,8 +288,9 @@ class _Similar:
         self._rules = rules
         self._found = found
         self._bands = bands
-        # (department, band) → [(features, case)], newest last.
-        self._index: dict[tuple[str, str], list[tuple[similarity.Features, _NewCase | int]]] = {}
+        # (department, band) → the newest few (features, case), newest last: in a storm a
+        # band is shared by thousands, and comparing with the newest few finds their case.
+        self._index: dict[tuple[str, str], deque[tuple[similarity.Features, _NewCase | int]]] = {}
 
     @classmethod
     async def load(
@@ -291,19 +305,24 @@ class _Similar:
         found: list[similarity.Features | None] = []
         bands: list[list[str]] = []
         for mention, opening in openings:
-            one = None if opening.drill else similarity.features(mention.text)
-            found.append(one)
-            bands.append(similarity.bands(one) if one is not None else [])
+            if opening.drill:
+                found.append(None)
+                bands.append([])
+            else:
+                mine, its_bands = similarity.signature(mention.text)
+                found.append(mine)
+                bands.append(list(its_bands))
         alike = cls(rules, found, bands)
         wanted = {(o.department, b) for (_, o), bs in zip(openings, bands, strict=True) for b in bs}
-        stored = await uow.links.similar_open(wanted, now - rules.similar_within)
+        stored = await uow.links.similar_open(
+            wanted, now - rules.similar_within, similarity.PER_BAND
+        )
         texts: dict[int, similarity.Features] = {}
         for candidate in sorted(stored, key=lambda c: c.case_id):  # newest case last
-            one = texts.get(candidate.mention_id)
-            if one is None:
-                one = texts[candidate.mention_id] = similarity.features(candidate.text)
-            key = (candidate.department, candidate.band)
-            alike._index.setdefault(key, []).append((one, candidate.case_id))
+            theirs = texts.get(candidate.mention_id)
+            if theirs is None:
+                theirs = texts[candidate.mention_id] = similarity.signature(candidate.text)[0]
+            alike._add((candidate.department, candidate.band), theirs, candidate.case_id)
         return alike
 
     def find(self, index: int, department: str) -> _NewCase | int | None:
@@ -313,12 +332,12 @@ class _Similar:
         threshold = self._rules.similar_threshold
         best: tuple[int, _NewCase | int] | None = None
         for band in self._bands[index]:
-            for order, (other, case) in enumerate(self._index.get((department, band), ())):
-                if similarity.similarity(one, other) < threshold:
-                    continue
-                rank = _rank(case, order)
-                if best is None or rank > best[0]:
-                    best = (rank, case)
+            for other, case in reversed(self._index.get((department, band), ())):
+                if similarity.similarity(one, other) >= threshold:
+                    rank = _rank(case)
+                    if best is None or rank > best[0]:
+                        best = (rank, case)
+                    break  # the newest similar one of this band
         return None if best is None else best[1]
 
     def remember(self, index: int, department: str, case: _NewCase | int) -> None:
@@ -326,7 +345,13 @@ class _Similar:
         if one is None:
             return
         for band in self._bands[index]:
-            self._index.setdefault((department, band), []).append((one, case))
+            self._add((department, band), one, case)
+
+    def _add(self, key: tuple[str, str], one: similarity.Features, case: _NewCase | int) -> None:
+        found = self._index.get(key)
+        if found is None:
+            found = self._index[key] = deque(maxlen=similarity.PER_BAND)
+        found.append((one, case))
 
     async def store(
         self, uow: UnitOfWork, placed: Sequence[tuple[Mention, Case]], now: datetime
@@ -341,6 +366,6 @@ class _Similar:
         await uow.links.add_bands(rows, now - self._rules.similar_within)
 
 
-def _rank(case: _NewCase | int, order: int) -> int:
+def _rank(case: _NewCase | int) -> int:
     """The batch's own cases are newer than stored ones; among stored, the higher id."""
-    return (1 << 62) + order if isinstance(case, _NewCase) else case
+    return (1 << 62) + case.order if isinstance(case, _NewCase) else case

@@ -258,6 +258,10 @@ class CaseService:
         """An administrator's merge of two author cards (the same person on two channels)."""
         return await self._authors.merge(keep, gone, actor)
 
+    def prepare_grouping(self, texts: Sequence[str]) -> None:
+        """CPU work of grouping these texts, for a worker thread (bot/intake/bulk.py)."""
+        self._opener.prepare(texts)
+
     async def open_many(
         self, uow: UnitOfWork, openings: Sequence[tuple[Mention, CaseOpening]], now: datetime
     ) -> list[Case]:

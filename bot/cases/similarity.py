@@ -16,14 +16,18 @@ those carry over.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 STEM = 4  # letters kept of a word: endings of ru and pl inflection differ after them
 BANDS = 12
 ROWS = 2  # a pair at Jaccard 0.4 shares a band with p = 1 - (1 - 0.4**2)**12 ≈ 0.88
+PER_BAND = 8  # newest mentions per band compared with a new one (stored and in a batch)
 MIN_FEATURES = 5  # shorter texts ("третий день нет отопления") do not say where: never joined
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -98,6 +102,14 @@ def features(text: str) -> Features:
     return Features(frozenset(words), frozenset(numbers))
 
 
+@functools.lru_cache(maxsize=4096)
+def signature(text: str) -> tuple[Features, tuple[str, ...]]:
+    """Features and bands of a text, remembered: bulk intake computes them in its worker
+    thread (bot/intake/bulk.py), so grouping, on the event loop, finds them ready."""
+    found = features(text)
+    return found, tuple(bands(found))
+
+
 def similarity(a: Features, b: Features) -> float:
     """Jaccard of the features; 0 when both name numbers and share none."""
     if a.numbers and b.numbers and not (a.numbers & b.numbers):
@@ -107,18 +119,13 @@ def similarity(a: Features, b: Features) -> float:
     return len(left & right) / union if union else 0.0
 
 
-_PRIME = (1 << 61) - 1
-_SEEDS = [
-    (
-        int.from_bytes(hashlib.blake2b(b"a%d" % i, digest_size=8).digest()) % _PRIME | 1,
-        int.from_bytes(hashlib.blake2b(b"b%d" % i, digest_size=8).digest()) % _PRIME,
-    )
-    for i in range(BANDS * ROWS)
-]
+def _seed(name: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest())
 
 
-def _base(feature: str) -> int:
-    return int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest())
+# Multiply-shift hashing modulo 2**64 (numpy wraps): one odd multiplier and an offset each.
+_A = np.array([_seed(b"a%d" % i) | 1 for i in range(BANDS * ROWS)], dtype=np.uint64)
+_B = np.array([_seed(b"b%d" % i) for i in range(BANDS * ROWS)], dtype=np.uint64)
 
 
 def bands(found: Features) -> list[str]:
@@ -126,8 +133,8 @@ def bands(found: Features) -> list[str]:
     them); none for texts too short to join."""
     if not found.usable:
         return []
-    values = [_base(f) for f in found.all]
-    mins = [min((a * v + b) % _PRIME for v in values) for a, b in _SEEDS]
+    values = np.array([_seed(f.encode()) for f in found.all], dtype=np.uint64)
+    mins = ((values[:, None] * _A + _B) >> np.uint64(32)).min(axis=0).tolist()
     return [
         f"{band}:" + ".".join(str(m) for m in mins[band * ROWS : (band + 1) * ROWS])
         for band in range(BANDS)

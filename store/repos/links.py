@@ -73,7 +73,7 @@ class SqlLinkRepository:
         return RelatedCases(by_story, by_thread, by_author)
 
     async def similar_open(
-        self, bands: set[tuple[str, str]], since: datetime
+        self, bands: set[tuple[str, str]], since: datetime, per_band: int
     ) -> list[SimilarCandidate]:
         if not bands:
             return []
@@ -84,12 +84,16 @@ class SqlLinkRepository:
         for department in sorted({d for d, _ in bands}):
             wanted = sorted(b for d, b in bands if d == department)
             for chunk in chunks(wanted):
-                rows = await self._s.execute(
+                newest = func.row_number().over(
+                    partition_by=MentionBandRow.band_hash, order_by=MentionBandRow.id.desc()
+                )
+                ranked = (
                     select(
                         MentionBandRow.band_hash,
                         MentionRow.id,
                         MentionRow.case_id,
                         MentionRow.text,
+                        newest.label("n"),
                     )
                     .join(MentionRow, MentionRow.id == MentionBandRow.mention_id)
                     .join(CaseRow, CaseRow.id == MentionRow.case_id)
@@ -101,7 +105,12 @@ class SqlLinkRepository:
                         CaseRow.drill.is_(False),
                         CaseRow.department == department,
                     )
-                    .order_by(MentionRow.case_id.desc())
+                    .subquery()
+                )
+                rows = await self._s.execute(
+                    select(ranked.c.band_hash, ranked.c.id, ranked.c.case_id, ranked.c.text).where(
+                        ranked.c.n <= per_band
+                    )
                 )
                 for hashed, mention_id, case_id, text in rows:
                     band = plain.get((department, hashed))

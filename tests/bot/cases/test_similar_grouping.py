@@ -11,9 +11,12 @@ from sqlalchemy import func, select
 from bot.cases.grouping import CaseOpening
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
+from bot.intake.bulk import BulkIntake
+from bot.intake.intake import MentionIntake
 from bot.messages.outbox import OutboxOp
 from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.settings.playbook import load_playbook
+from bot.sla.calendar import Deadlines
 from bot.staff.directory import Directory
 from store.db import Database
 from store.models import MentionBandRow
@@ -115,3 +118,37 @@ async def test_erasure_removes_the_band_rows(
         await uow.erasure.apply(plan)
         await uow.commit()
     assert await bands(database) == 0
+
+
+async def test_a_batch_groups_its_own_similar_mentions_and_leaves_others_apart(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    config = make_config(tmp_path, database.url)
+    playbook = load_playbook(config.playbooks.path)
+    cases = service(tmp_path, database, clock)
+
+    def plan(*_: object) -> tuple[str, Deadlines]:
+        now = clock.now()
+        return "standard", Deadlines(now + timedelta(hours=1), now + timedelta(hours=4), now)
+
+    intake = MentionIntake(cases, playbook, clock, plan)
+    bulk = BulkIntake(database.uow, intake, cases, clock, playbook.routing.author_labels)
+    storm = [make_mention(f"s{n}", clock.now(), text=WORDINGS[n % 3]) for n in range(40)]
+    other = [make_mention("pipe", clock.now(), text=OTHER)]
+    result = await bulk.receive_many([*storm[:20], *other, *storm[20:]])
+
+    ids = {r.case.id for r in result.results if r.case is not None}
+    assert len(ids) == 2
+    storm_ids = {r.case.id for r in result.results if r.case and r.case.mention_count == 40}
+    assert len(storm_ids) == 1
+    (storm_id,) = storm_ids
+    async with database.reader() as uow:
+        (case,) = (await uow.cases.get_many([storm_id])).values()
+    assert case.department == "transport"
+    assert (case.mention_count, case.similar_count, case.people_count) == (40, 39, 40)
+
+    # The next batch joins the stored case through the bands.
+    more = await bulk.receive_many([make_mention("s99", clock.now(), text=WORDINGS[1])])
+    (joined,) = more.results
+    assert joined.case is not None and joined.case.id == storm_id
+    assert joined.case.mention_count == 41
