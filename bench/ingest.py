@@ -28,9 +28,10 @@ figures `<rate>_cpu_us_plaintext|encrypted` and `encryption_cpu_overhead_<rate>`
 
 `--import-only` skips the HTTP runs (with `--rows 20000`, a quick look at the import's cost).
 `--batched-only` runs only the batched HTTP path, encrypted, grouping as the shipped playbook
-says (similar mentions join), and prints {"http_batched_per_s", "http_batched_cpu_us"}; with `--storm` the negative
-texts come without their "(#n)" (a number tells complaints apart), so they all join a few
-cases: grouping's worst case; `--no-similar` turns similar-mention grouping off (the baseline).
+says (similar mentions join), and prints {"http_batched_per_s", "http_batched_cpu_us"}; with
+`--storm` the negative texts come without their "(#n)" (a number tells complaints apart), so
+they all join a few cases: grouping's worst case; `--no-similar` turns similar-mention
+grouping off (the baseline).
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--batch-clients 1]
                                      [--rows 100000] [--encryption both|on|off] [--rounds 2]

@@ -314,6 +314,9 @@ class EventKind(StrEnum):
 
     CREATED = "created"
     MENTION_ADDED = "mention_added"
+    # Staff split a wrongly joined mention off into a case of its own (payload: mention_id,
+    # to_case); the new case's CREATED names split_from.
+    MENTION_SPLIT = "mention_split"
     DENIED = "denied"  # an attempt refused for lack of rights: the audit trail
     ESCALATED = "escalated"  # the SLA engine chased someone (payload: level, repeat, auto)
     REMINDED = "reminded"  # an SLA reminder or breach notice went out

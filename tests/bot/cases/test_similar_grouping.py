@@ -10,13 +10,17 @@ from sqlalchemy import func, select
 
 from bot.cases.grouping import CaseOpening
 from bot.cases.service import CaseService
+from bot.chat.answers import Answers
+from bot.chat.inbound import Answer, Command, Inbound
 from bot.clock import FrozenClock
 from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
-from bot.messages.outbox import OutboxOp
+from bot.messages.outbox import Destination, OutboxOp
 from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from bot.model import EventKind
 from bot.settings.playbook import load_playbook
 from bot.sla.calendar import Deadlines
+from bot.staff.rights import Actor
 from bot.staff.directory import Directory
 from store.db import Database
 from store.models import MentionBandRow
@@ -152,3 +156,69 @@ async def test_a_batch_groups_its_own_similar_mentions_and_leaves_others_apart(
     (joined,) = more.results
     assert joined.case is not None and joined.case.id == storm_id
     assert joined.case.mention_count == 41
+
+
+async def test_a_wrongly_joined_mention_is_split_off_by_department_staff(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    config = make_config(tmp_path, database.url)
+    cases = service(tmp_path, database, clock)
+    directory = Directory(config, frozenset({"telegram", "matrix"}), clock)
+    texts = texts_for(config.playbooks.templates, config.locale)
+    inbound = Inbound(cases, Answers(cases, directory, texts), directory, texts)
+    got = [
+        await cases.intake(make_mention(f"m{n}", clock.now(), text=WORDINGS[n]), TRANSPORT)
+        for n in range(3)
+    ]
+    case_ids = {g.case.id for g in got if g.case}
+    assert len(case_ids) == 1
+    (case_id,) = case_ids
+    wrong = got[2].mention
+    assert wrong is not None and wrong.id is not None
+    where = Destination("telegram", "-100222")
+    tspec, spec = directory.by_staff_id("tspec"), directory.by_staff_id("spec")
+    assert tspec is not None and spec is not None
+
+    async def say(actor: Actor, name: str, args: str, key: str) -> dict[str, object]:
+        assert await inbound.command(Command(where, actor, name, args, Answer(key)))
+        async with database.reader() as uow:
+            items = [await uow.outbox.get(n) for n in range(1, 80)]
+        (answer,) = [i for i in items if i and i.idempotency_key.endswith(key)]
+        return answer.payload
+
+    # /case lists the joined mentions, each with its /split.
+    page = await say(tspec, "case", str(case_id), "c1")
+    shown = texts.render(str(page["template"]), **page["context"])  # type: ignore[arg-type]
+    assert f"/split {wrong.id}" in shown
+    first = got[0].mention
+    assert first is not None and f"/split {first.id}" not in shown
+
+    # Another department's specialist may not; the refusal is audited on the case.
+    refused = await say(spec, "split", str(wrong.id), "s1")
+    assert refused["key"] == "error.no_right"
+    assert (await say(tspec, "split", str(first.id), "s2"))["key"] == "error.split_first"
+    assert (await say(tspec, "split", "999999", "s3"))["key"] == "error.unknown_mention"
+
+    done = await say(tspec, "split", str(wrong.id), "s4")
+    assert done["key"] == "ui.split_done"
+    async with database.reader() as uow:
+        old = await uow.cases.get(case_id)
+        moved = await uow.mentions.get(wrong.id)
+        assert moved is not None and moved.case_id is not None
+        new = await uow.cases.get(moved.case_id)
+        events = await uow.events.for_case(case_id)
+        new_events = await uow.events.for_case(moved.case_id)
+        items = [i for n in range(1, 80) if (i := await uow.outbox.get(n)) is not None]
+    assert old is not None and new is not None and new.id != case_id
+    assert (old.mention_count, old.similar_count, old.people_count) == (2, 1, 2)
+    assert (new.mention_count, new.department, new.state.value) == (1, "transport", "new")
+    denied = [e for e in events if e.kind == EventKind.DENIED]
+    assert denied and denied[-1].actor == "spec" and denied[-1].payload["action"] == "split"
+    (split,) = [e for e in events if e.kind == EventKind.MENTION_SPLIT]
+    assert split.actor == "tspec" and split.payload == {"mention_id": wrong.id, "to_case": new.id}
+    (created,) = new_events
+    assert created.kind == EventKind.CREATED and created.payload["split_from"] == case_id
+    # The new case got its card.
+    assert [i.op for i in items if i.case_id == new.id and i.payload.get("view") == "card"] == [
+        OutboxOp.POST
+    ]
