@@ -20,8 +20,8 @@ from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.model import EventKind
 from bot.settings.playbook import load_playbook
 from bot.sla.calendar import Deadlines
-from bot.staff.rights import Actor
 from bot.staff.directory import Directory
+from bot.staff.rights import Actor
 from store.db import Database
 from store.models import MentionBandRow
 from tests.doubles.support import make_config, make_mention
