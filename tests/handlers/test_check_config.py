@@ -285,3 +285,13 @@ def test_an_unreadable_organisation_model_is_a_warning(setup: Path) -> None:
     result = runner.invoke(app, ["check-config", "-c", str(setup / "config.yaml")], env={})
     assert result.exit_code == 0, result.output
     assert "WARNING" in result.output and "cannot be read: not used" in result.output
+
+
+def test_similar_grouping_settings_are_checked(setup: Path) -> None:
+    edit(setup / "playbook/routing.yaml", "  similar_threshold: 0.4", "  similar_threshold: 1.5")
+    edit(setup / "playbook/routing.yaml", "  similar_within: 6h", "  similar_within: soon")
+    lines = problems(setup)
+    assert len(lines) == 2, lines
+    assert all(line.startswith("playbook/routing.yaml: grouping.similar_") for line in lines)
+    assert any("similar_threshold" in line and "1" in line for line in lines)
+    assert any("similar_within" in line and "duration" in line for line in lines)
