@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -114,7 +113,7 @@ async def test_erasure_removes_the_band_rows(
     tmp_path: Path, database: Database, clock: FrozenClock
 ) -> None:
     cases = service(tmp_path, database, clock)
-    got = await cases.intake(replace(make_mention("a", clock.now(), text=WORDINGS[0])), TRANSPORT)
+    got = await cases.intake(make_mention("a", clock.now(), text=WORDINGS[0]), TRANSPORT)
     assert got.mention is not None and got.mention.author_id is not None
     assert await bands(database) == 12
     async with database.uow() as uow:
