@@ -27,10 +27,16 @@ figures `<rate>_cpu_us_plaintext|encrypted` and `encryption_cpu_overhead_<rate>`
 `encryption_overhead` and `encryption_cpu_overhead` (the largest of them).
 
 `--import-only` skips the HTTP runs (with `--rows 20000`, a quick look at the import's cost).
+`--batched-only` runs only the batched HTTP path, encrypted, grouping as the shipped playbook
+says (similar mentions join), and prints {"http_batched_per_s", "http_batched_cpu_us"}; with
+`--storm` the negative texts come without their "(#n)" (a number tells complaints apart), so
+they all join a few cases: grouping's worst case; `--no-similar` turns similar-mention
+grouping off (the baseline).
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--batch-clients 1]
                                      [--rows 100000] [--encryption both|on|off] [--rounds 2]
                                      [--import-only]
+                                     [--batched-only [--storm] [--no-similar]]
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import multiprocessing  # noqa: E402
+import os  # noqa: E402
 import pstats  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
@@ -95,9 +102,10 @@ def mention(
 ) -> dict[str, Any]:
     negative = rng.random() < negative_share
     text = rng.choice(NEGATIVE if negative else NEUTRAL)
+    storm = negative and os.environ.get("OTKLIK_BENCH_STORM") == "1"  # the load process's
     return {
         "external_id": f"b{n}",
-        "text": f"{text} (#{n})",
+        "text": text if storm else f"{text} (#{n})",
         "author": {"id": f"user{rng.randrange(authors)}", "name": "Житель", "channel": "vk"},
         "url": f"https://vk.com/wall-1_{n}",
         "sentiment": "negative" if negative else rng.choice(("neutral", "positive")),
@@ -258,6 +266,7 @@ AREAS = (
     ("bot/cases/service.py", "case service (bot.cases.service)"),
     # The parts the service composes, once all in service.py.
     ("bot/cases/grouping.py", "case service (bot.cases.service)"),
+    ("bot/cases/similarity.py", "similar mentions (bot.cases.similarity)"),
     ("bot/cases/cards.py", "case service (bot.cases.service)"),
     ("bot/cases/authors.py", "case service (bot.cases.service)"),
     ("bot/messages/views.py", "case service (bot.cases.service)"),
@@ -409,7 +418,35 @@ async def encryption_cost(args: argparse.Namespace, playbook: Playbook) -> dict[
 # --- main --------------------------------------------------------------------------------------
 
 
+async def batched_only(args: argparse.Namespace) -> dict[str, float]:
+    if args.storm:
+        os.environ["OTKLIK_BENCH_STORM"] = "1"
+    with tempfile.TemporaryDirectory(prefix="otklik-ingest-") as tmp:
+        config = bench_config(Path(tmp), free_port())
+        playbook = load_playbook(config.playbooks.path)
+        if args.no_similar:  # the baseline: grouping as before similar mentions joined
+            grouping = playbook.routing.grouping.model_copy(update={"similar_within": None})
+            routing = playbook.routing.model_copy(update={"grouping": grouping})
+            playbook = playbook.model_copy(update={"routing": routing})
+        grouping = playbook.routing.grouping
+        print(
+            f"HTTP batched only: {args.batch_clients} client(s) POST batches of {BATCH:,} for "
+            f"{args.seconds:.0f} s; {NEGATIVE_SHARE:.0%} negative"
+            f"{' (a storm: alike texts)' if args.storm else ''}; similar_within "
+            f"{grouping.similar_within}, threshold {grouping.similar_threshold}; encrypted"
+        )
+        measured, _ = await http_phase(config, playbook, args, single=False)
+    batched = measured["batched"]
+    print(f"  batched {batched.per_s:,.0f} mentions/s, {batched.cpu_us:,.0f} µs CPU a mention")
+    return {
+        "http_batched_per_s": round(batched.per_s, 1),
+        "http_batched_cpu_us": round(batched.cpu_us, 1),
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, float]:
+    if args.batched_only:
+        return await batched_only(args)
     if args.encryption == "off":
         crypto.pin(crypto.Keyring.plaintext())
     figures: dict[str, float] = {}
@@ -480,6 +517,13 @@ def main() -> None:
         "--rounds", type=int, default=2, help="rounds of each side for the encryption cost"
     )
     parser.add_argument("--import-only", action="store_true", help="only the import: no HTTP runs")
+    parser.add_argument(
+        "--batched-only", action="store_true", help="only batched HTTP, grouping as shipped"
+    )
+    parser.add_argument("--storm", action="store_true", help="with --batched-only: alike texts")
+    parser.add_argument(
+        "--no-similar", action="store_true", help="with --batched-only: similar texts never join"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     print(json.dumps(asyncio.run(run(args))))

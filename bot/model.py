@@ -386,6 +386,12 @@ class Case:
     drafts: tuple[Draft, ...] = ()
     codes: tuple[str, ...] = ()
     mention_count: int = 1
+    # Of those, joined because their text is like the case's (bot/cases/similarity.py); the
+    # people who wrote them all, the newest one's time and their sources: the card's spread.
+    similar_count: int = 0
+    people_count: int = 1
+    last_mention_at: datetime | None = None
+    sources: tuple[str, ...] = ()
     # The learned router's confidence when it chose the department (no rule claimed the
     # mention); None when a rule, the default or a person did. The card shows it.
     route_confidence: float | None = None
@@ -433,6 +439,9 @@ class EventKind(StrEnum):
 
     CREATED = "created"
     MENTION_ADDED = "mention_added"
+    # Staff split a wrongly joined mention off into a case of its own (payload: mention_id,
+    # to_case); the new case's CREATED names split_from.
+    MENTION_SPLIT = "mention_split"
     DENIED = "denied"  # an attempt refused for lack of rights: the audit trail
     ESCALATED = "escalated"  # the SLA engine chased someone (payload: level, repeat, auto)
     REMINDED = "reminded"  # an SLA reminder or breach notice went out

@@ -333,6 +333,17 @@ class RelatedCases:
     by_author: dict[tuple[int, str], int]  # (author id, department) → case
 
 
+@dataclass(frozen=True, slots=True)
+class SimilarCandidate:
+    """A stored mention of an open case sharing a text band with a new mention."""
+
+    mention_id: int
+    case_id: int
+    department: str
+    band: str
+    text: str
+
+
 class LinkRepository(Protocol):
     """Related mentions into one case; one author across channels."""
 
@@ -347,6 +358,27 @@ class LinkRepository(Protocol):
         """Open, non-drill cases that mentions with these links belong to, newest first: by
         the source's story id; by a reply under the same post (a mention whose reply_to_url
         or url is the URL); by the same author in a department since `since`."""
+        ...
+
+    async def similar_open(
+        self, bands: set[tuple[str, str]], since: datetime, per_band: int
+    ) -> list[SimilarCandidate]:
+        """Mentions of open, non-drill cases received since `since` that have any of these
+        (department, band) text bands, the newest `per_band` of each band; texts decrypted,
+        for the caller to compare."""
+        ...
+
+    async def add_bands(
+        self, rows: Sequence[tuple[int, str, str, datetime]], prune_before: datetime
+    ) -> None:
+        """Keep (mention id, department, band, received at); drop bands older than
+        `prune_before`, which no look-up reads any more."""
+        ...
+
+    async def authors_in_cases(
+        self, case_ids: Sequence[int], author_ids: set[int]
+    ) -> set[tuple[int, int]]:
+        """(case, author) pairs among these where the author has a mention in the case."""
         ...
 
     async def negative_since(self, author_id: int, since: datetime) -> int: ...

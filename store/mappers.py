@@ -80,6 +80,9 @@ CASE_FIELDS = (
     "follow_up_due_at",
     "waiting_since",
     "mention_count",
+    "similar_count",
+    "people_count",
+    "last_mention_at",
     "route_confidence",
     "version",
     "created_at",
@@ -94,6 +97,7 @@ def case_values(case: Case) -> dict[str, Any]:
         outcome=case.outcome.value if case.outcome else None,
         ignore_reason=case.ignore_reason.value if case.ignore_reason else None,
         codes=list(case.codes),
+        sources=list(case.sources),
     )
     return values
 
@@ -106,6 +110,7 @@ def case_from_row(row: CaseRow | Row[Any], drafts: Sequence[Draft]) -> Case:
         outcome=Outcome(row.outcome) if row.outcome else None,
         ignore_reason=IgnoreReason(row.ignore_reason) if row.ignore_reason else None,
         codes=tuple(row.codes or ()),
+        sources=tuple(row.sources or ()),
         drafts=tuple(drafts),
         **{name: getattr(row, name) for name in CASE_FIELDS},
     )

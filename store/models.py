@@ -316,6 +316,10 @@ class CaseRow(Base):
     waiting_since: Mapped[datetime | None]
     codes: Mapped[list[Any]] = mapped_column(default=list)
     mention_count: Mapped[int] = mapped_column(default=1)
+    similar_count: Mapped[int] = mapped_column(default=0)
+    people_count: Mapped[int] = mapped_column(default=1)
+    last_mention_at: Mapped[datetime | None]
+    sources: Mapped[list[Any]] = mapped_column(default=list)
     route_confidence: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(default=0)
 
@@ -607,3 +611,21 @@ class SeenChatRow(Base):
     topics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
+
+
+class MentionBandRow(Base):
+    """A MinHash band of a mention's text (bot/cases/similarity.py), by its keyed hash: how
+    grouping finds similar mentions of a department though texts are encrypted. Kept only
+    within the grouping window; erased with the mention's data."""
+
+    __tablename__ = "mention_bands"
+    __table_args__ = (
+        Index("ix_mention_bands_lookup", "department", "band_hash"),
+        Index("ix_mention_bands_received", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id", ondelete="CASCADE"))
+    department: Mapped[str] = mapped_column(String(32))
+    band_hash: Mapped[str] = mapped_column(BlindIndex)
+    received_at: Mapped[datetime]

@@ -27,6 +27,7 @@ from bot.messages.views import (
     ChainStep,
     DraftView,
     MenuOption,
+    SimilarFacts,
     SlaLine,
     View,
     card_ref,
@@ -463,6 +464,7 @@ def card_view(
         "moved_to": directory.department_name(moved_to) if moved_to else None,
         "sla": _sla_line(case, phase, tz, now, sla_reminder),
         "attachments": attachment_lines(mention.attachments),
+        "similar": _similar(case, mention, tz),
         "actions": [a.value for a in actions],
         "menu": (menu_name or menu.value) if menu and not moved_to else None,
         "options": options or [],
@@ -489,6 +491,20 @@ def attachment_view(case_id: int, attachment: Attachment) -> AttachmentView:
         "name": attachment.name,
         "mime": attachment.mime,
         "size": attachment.size,
+    }
+
+
+def _similar(case: Case, first: Mention, tz: ZoneInfo) -> SimilarFacts | None:
+    """The spread of a case that similar mentions joined; the text shown is the first's."""
+    if case.similar_count <= 0:
+        return None
+    last = case.last_mention_at or first.received_at
+    return {
+        "count": case.mention_count - 1,
+        "people": max(case.people_count - 1, 0),
+        "first": format_time(first.received_at, tz) or "",
+        "last": format_time(last, tz) or "",
+        "sources": list(dict.fromkeys((first.source, *case.sources)))[:5],  # the card is short
     }
 
 

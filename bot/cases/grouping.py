@@ -8,10 +8,13 @@ here, inside the caller's transaction, so they group alike.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from bot.cases import similarity
 from bot.cases.cards import Cards
 from bot.messages.outbox import OutboxItem
 from bot.model import SYSTEM_ACTOR, Case, CaseState, Event, EventKind, Mention, Priority
@@ -55,6 +58,13 @@ class CaseOpener:
         self._cards = cards
         self._cases_changed = cases_changed
 
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Compute what grouping will compare of these texts, off the event loop (the caller
+        runs it in a worker thread); open_many then finds it ready."""
+        if self._rules.similar_within is not None:
+            for text in texts:
+                similarity.signature(text)
+
     async def open_many(
         self, uow: UnitOfWork, openings: Sequence[tuple[Mention, CaseOpening]], now: datetime
     ) -> list[Case]:
@@ -69,29 +79,49 @@ class CaseOpener:
             since=since,
         )
         groups = _Grouping(related)
+        alike = await _Similar.load(uow, self._rules, openings, now)
         fresh: list[_NewCase] = []
         targets: list[_NewCase | int] = []
-        for mention, opening in openings:
+        by_text: list[bool] = []
+        for i, (mention, opening) in enumerate(openings):
             # A drill case gathers nothing and joins nothing: each drill mention is a case.
-            target = None if opening.drill else groups.find(mention, opening.department)
+            target = None
+            textual = False
+            if not opening.drill:
+                target = groups.find(mention, opening.department)
+                if target is None:
+                    target = alike.find(i, opening.department)
+                    textual = target is not None
             if target is None:
                 target = _NewCase(mention, opening)
                 fresh.append(target)
             elif isinstance(target, _NewCase):
                 target.joined.append(mention)
+                target.similar += textual
             targets.append(target)
+            by_text.append(textual)
             if isinstance(target, int):
                 groups.remember(mention, opening.department, target)
+                alike.remember(i, opening.department, target)
             elif not target.opening.drill:  # as in the store, drill cases gather nothing
                 groups.remember(mention, target.opening.department, target)
+                alike.remember(i, target.opening.department, target)
 
         joined_ids = sorted({t for t in targets if isinstance(t, int)})
         stored = await uow.cases.get_many(joined_ids)
+        known = await uow.links.authors_in_cases(
+            joined_ids,
+            {
+                m.author_id
+                for (m, _), t in zip(openings, targets, strict=True)
+                if isinstance(t, int) and m.author_id is not None
+            },
+        )
         grown: dict[int, Case] = {}
-        for target in targets:
+        for (mention, _), target, textual in zip(openings, targets, by_text, strict=True):
             if isinstance(target, int):
                 case = grown.get(target, stored[target])
-                grown[target] = replace(case, mention_count=case.mention_count + 1)
+                grown[target] = _grow(case, mention, textual, known)
         grown = {i: replace(c, version=stored[i].version + 1) for i, c in grown.items()}
         await uow.cases.record_joined(list(grown.values()))
         opened = await uow.cases.add_many([n.case(now) for n in fresh])
@@ -114,6 +144,7 @@ class CaseOpener:
                 events.append(_mention_added(case, mention, now))
         await uow.mentions.attach_many(attach)
         await uow.events.append(events)
+        await alike.store(uow, [(m, c) for (m, _), c in zip(openings, result, strict=True)], now)
 
         # Cards: a new case is posted once with the batch's count; a grown one edited once.
         firsts = await uow.mentions.first_of_cases(list(grown))
@@ -136,6 +167,24 @@ class CaseOpener:
         return [final[c.id] for c in result]
 
 
+def _grow(case: Case, mention: Mention, textual: bool, known: set[tuple[int, int]]) -> Case:
+    """The case with one more mention: its count, its people, its spread."""
+    assert case.id is not None
+    people = case.people_count
+    if mention.author_id is not None and (case.id, mention.author_id) not in known:
+        known.add((case.id, mention.author_id))
+        people += 1
+    last = case.last_mention_at
+    return replace(
+        case,
+        mention_count=case.mention_count + 1,
+        similar_count=case.similar_count + textual,
+        people_count=people,
+        last_mention_at=mention.received_at if last is None else max(last, mention.received_at),
+        sources=tuple(dict.fromkeys((*case.sources, mention.source))),
+    )
+
+
 def _created(case: Case, mention: Mention, now: datetime) -> Event:
     assert case.id is not None
     payload = {
@@ -155,6 +204,9 @@ def _mention_added(case: Case, mention: Mention, now: datetime) -> Event:
     )
 
 
+_ORDER = itertools.count()
+
+
 @dataclass(eq=False, slots=True)
 class _NewCase:
     """A case a batch opens: its first mention, and the batch's mentions that join it."""
@@ -162,10 +214,13 @@ class _NewCase:
     mention: Mention
     opening: CaseOpening
     joined: list[Mention] = field(default_factory=list)
+    similar: int = 0  # of the joined, how many by their text
     stored: Case | None = None
+    order: int = field(default_factory=lambda: next(_ORDER))  # later opened, newer
 
     def case(self, now: datetime) -> Case:
         opening = self.opening
+        everyone = [self.mention, *self.joined]
         return Case(
             id=None,
             department=opening.department,
@@ -182,6 +237,10 @@ class _NewCase:
             resolution_due_at=opening.resolution_due_at,
             codes=tuple(dict.fromkeys((*opening.codes, *self.mention.codes))),
             mention_count=1 + len(self.joined),
+            similar_count=self.similar,
+            people_count=len({m.author_id or -i for i, m in enumerate(everyone)}),
+            last_mention_at=max(m.received_at for m in everyone),
+            sources=tuple(dict.fromkeys(m.source for m in everyone)),
             route_confidence=opening.route_confidence,
         )
 
@@ -213,3 +272,100 @@ class _Grouping:
                 self._thread[url] = case
         if mention.author_id:
             self._author[mention.author_id, department] = case
+
+
+class _Similar:
+    """Which case a mention joins by its text: the newest case holding a mention whose text
+    is similar enough (bot/cases/similarity.py), in the same department, within the window.
+    Stored mentions are found by their text bands; the batch's own by the same bands here."""
+
+    def __init__(
+        self,
+        rules: GroupingConfig,
+        found: list[similarity.Features | None],
+        bands: list[list[str]],
+    ) -> None:
+        self._rules = rules
+        self._found = found
+        self._bands = bands
+        # (department, band) → the newest few (features, case), newest last: in a storm a
+        # band is shared by thousands, and comparing with the newest few finds their case.
+        self._index: dict[tuple[str, str], deque[tuple[similarity.Features, _NewCase | int]]] = {}
+
+    @classmethod
+    async def load(
+        cls,
+        uow: UnitOfWork,
+        rules: GroupingConfig,
+        openings: Sequence[tuple[Mention, CaseOpening]],
+        now: datetime,
+    ) -> _Similar:
+        if rules.similar_within is None:
+            return cls(rules, [None] * len(openings), [[] for _ in openings])
+        found: list[similarity.Features | None] = []
+        bands: list[list[str]] = []
+        for mention, opening in openings:
+            if opening.drill:
+                found.append(None)
+                bands.append([])
+            else:
+                mine, its_bands = similarity.signature(mention.text)
+                found.append(mine)
+                bands.append(list(its_bands))
+        alike = cls(rules, found, bands)
+        wanted = {(o.department, b) for (_, o), bs in zip(openings, bands, strict=True) for b in bs}
+        stored = await uow.links.similar_open(
+            wanted, now - rules.similar_within, similarity.PER_BAND
+        )
+        texts: dict[int, similarity.Features] = {}
+        for candidate in sorted(stored, key=lambda c: c.case_id):  # newest case last
+            theirs = texts.get(candidate.mention_id)
+            if theirs is None:
+                theirs = texts[candidate.mention_id] = similarity.signature(candidate.text)[0]
+            alike._add((candidate.department, candidate.band), theirs, candidate.case_id)
+        return alike
+
+    def find(self, index: int, department: str) -> _NewCase | int | None:
+        one = self._found[index]
+        if one is None:
+            return None
+        threshold = self._rules.similar_threshold
+        best: tuple[int, _NewCase | int] | None = None
+        for band in self._bands[index]:
+            for other, case in reversed(self._index.get((department, band), ())):
+                if similarity.similarity(one, other) >= threshold:
+                    rank = _rank(case)
+                    if best is None or rank > best[0]:
+                        best = (rank, case)
+                    break  # the newest similar one of this band
+        return None if best is None else best[1]
+
+    def remember(self, index: int, department: str, case: _NewCase | int) -> None:
+        one = self._found[index]
+        if one is None:
+            return
+        for band in self._bands[index]:
+            self._add((department, band), one, case)
+
+    def _add(self, key: tuple[str, str], one: similarity.Features, case: _NewCase | int) -> None:
+        found = self._index.get(key)
+        if found is None:
+            found = self._index[key] = deque(maxlen=similarity.PER_BAND)
+        found.append((one, case))
+
+    async def store(
+        self, uow: UnitOfWork, placed: Sequence[tuple[Mention, Case]], now: datetime
+    ) -> None:
+        if self._rules.similar_within is None:
+            return
+        rows: list[tuple[int, str, str, datetime]] = []
+        for (mention, case), bands in zip(placed, self._bands, strict=True):
+            if case.drill or mention.id is None:
+                continue
+            rows += [(mention.id, case.department, band, mention.received_at) for band in bands]
+        await uow.links.add_bands(rows, now - self._rules.similar_within)
+
+
+def _rank(case: _NewCase | int) -> int:
+    """The batch's own cases are newer than stored ones; among stored, the higher id."""
+    return (1 << 62) + case.order if isinstance(case, _NewCase) else case

@@ -40,6 +40,7 @@ from bot.cases.outcomes import (
 )
 from bot.cases.prompts import NO_VERSIONS, Prompts, Versions
 from bot.cases.replies import ReplyCatalog
+from bot.cases.split import split_mention
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import PRESS_URGENCY, Destination, OutboxItem, OutboxOp
@@ -265,6 +266,24 @@ class CaseService:
     async def merge_authors(self, keep: int, gone: int, actor: Actor) -> DomainError | None:
         """An administrator's merge of two author cards (the same person on two channels)."""
         return await self._authors.merge(keep, gone, actor)
+
+    async def split(self, mention_id: int, actor: Actor) -> Case | DomainError:
+        """A wrongly joined mention becomes a case of its own, with its card (bot/cases/
+        split.py). Returns the new case."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            result = await split_mention(uow, self._cards, mention_id, actor, now)
+            if not isinstance(result, DomainError):
+                await self._cases_changed(uow, list(result), now)
+            await uow.commit()  # a refusal's audit event too
+        if isinstance(result, DomainError):
+            return result
+        self._on_outbox()
+        return result[1]
+
+    def prepare_grouping(self, texts: Sequence[str]) -> None:
+        """CPU work of grouping these texts, for a worker thread (bot/intake/bulk.py)."""
+        self._opener.prepare(texts)
 
     async def open_many(
         self, uow: UnitOfWork, openings: Sequence[tuple[Mention, CaseOpening]], now: datetime

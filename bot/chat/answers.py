@@ -41,12 +41,14 @@ COMMANDS = (
     "whoami",
     "ids",
     "merge",
+    "split",
     "forget",
     "drill",
 )
 # Commands that say who and where you are: answered in private chats and to staff anywhere.
 ID_COMMANDS = frozenset({"whoami", "ids"})
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
+MAX_JOINED = 10  # /case lists the newest joined mentions, each with its /split
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +284,17 @@ class Answers:
             return notice_view("ui.merged", keep=keep, gone=gone)
         return refusal_view(error, self._directory)
 
+    async def split(self, actor: Actor, mention_id: int | None) -> View:
+        """/split N: mention N (listed by /case) leaves its case for a case of its own."""
+        if not actor.is_staff:
+            return notice_view("ui.not_staff")
+        if mention_id is None:
+            return notice_view("ui.usage_split")
+        result = await self._cases.split(mention_id, actor)
+        if isinstance(result, DomainError):
+            return refusal_view(result, self._directory, name_the_right=True)
+        return notice_view("ui.split_done", mention_id=mention_id, case_id=result.id)
+
     async def forget(self, actor: Actor, author_id: int | None) -> View:
         """/forget N: author card N's personal data erased everywhere (administrators)."""
         if not actor.is_staff:
@@ -354,6 +367,16 @@ class Answers:
             "drafts": drafts,
             "events": events,
             "why_negative": self._why_negative(mention),
+            "joined": [
+                {
+                    "id": m.id,
+                    "source": m.source,
+                    "at": format_time(m.received_at, self._cases.tz),
+                    "text": m.text[:120],
+                }
+                for m in thread.mentions[1:][-MAX_JOINED:]
+            ],
+            "joined_more": max(len(thread.mentions) - 1 - MAX_JOINED, 0),
         }
 
     def _why_negative(self, mention: Mention) -> dict[str, Any] | None:

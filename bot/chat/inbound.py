@@ -736,6 +736,9 @@ class Inbound:
                 return await answers.merge(actor, keep, gone)
             case "drill":
                 return await answers.drill(actor, args)
+            case "split":
+                words = args.split()
+                return await answers.split(actor, case_number(words[0] if words else None))
             case "forget":
                 words = args.split()
                 return await answers.forget(actor, case_number(words[0] if words else None))

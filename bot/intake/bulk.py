@@ -163,6 +163,10 @@ class BulkIntake:
             # Routed here, out of the transaction; again inside it for authors with labels.
             mention, opening = self._intake.plan(mention)
             judged.planned.append(_Planned(i, mention, mention.codes, opening))
+        # Similar-text features of those that open or join cases, here in the thread.
+        self._cases.prepare_grouping(
+            [p.mention.text for p in judged.planned if p.opening and not p.opening.drill]
+        )
         return judged
 
     async def _store(

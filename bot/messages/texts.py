@@ -76,6 +76,9 @@ ERROR_CODES = (
     "checklist_done_already",
     "checklist_not_done",
     "checklist_not_yours",
+    # bot/cases/split.py: /split N
+    "unknown_mention",
+    "split_first",
 )
 
 

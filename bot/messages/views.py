@@ -147,6 +147,14 @@ class AttachmentLine(TypedDict):
     url: str | None  # a link anyone can open (http, https), else None
 
 
+class SimilarFacts(TypedDict):
+    count: int  # the other mentions of the case
+    people: int  # their authors, besides the first mention's
+    first: str  # times, formatted
+    last: str
+    sources: list[str]
+
+
 class CardView(TypedDict):
     view: Literal["card"]
     case: CaseFacts
@@ -168,6 +176,9 @@ class CardView(TypedDict):
     sla: SlaLine | None
     # Photos and files that came with the mention; absent from cards queued before them.
     attachments: NotRequired[list[AttachmentLine]]
+    # Similar mentions joined: how many, from how many other people, first and last time,
+    # sources. Absent from cards queued before it existed and when none joined.
+    similar: NotRequired[SimilarFacts | None]
     actions: list[str]  # Action values, one button each
     menu: str | None  # the Action value whose submenu is open ("set_code.topic": 2nd level)
     options: list[MenuOption]

@@ -117,6 +117,12 @@ class GroupingConfig(StrictModel):
 
     # The same author about the same subject (department) within this time.
     same_author_within: PositiveDuration = timedelta(hours=12)
+    # Near-identical texts (bot/cases/similarity.py) in one department within this time join
+    # one case; None: texts never join.
+    similar_within: PositiveDuration | None = None
+    # Jaccard index of the texts' word stems and numbers from which they are "the same"; 0.4
+    # joins rewordings of one complaint and keeps apart different problems of one street.
+    similar_threshold: Annotated[float, Field(gt=0, le=1)] = 0.4
 
 
 class AuthorLabelsConfig(StrictModel):

@@ -89,13 +89,24 @@ class SqlCaseRepository:
         statement = (
             update(table)
             .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_before"))
-            .values(mention_count=bindparam("b_count"), version=bindparam("b_version"))
+            .values(
+                mention_count=bindparam("b_count"),
+                similar_count=bindparam("b_similar"),
+                people_count=bindparam("b_people"),
+                last_mention_at=bindparam("b_last"),
+                sources=bindparam("b_sources", type_=table.c.sources.type),
+                version=bindparam("b_version"),
+            )
         )
         params = [
             {
                 "b_id": c.id,
                 "b_before": c.version - 1,
                 "b_count": c.mention_count,
+                "b_similar": c.similar_count,
+                "b_people": c.people_count,
+                "b_last": c.last_mention_at,
+                "b_sources": list(c.sources),
                 "b_version": c.version,
             }
             for c in cases

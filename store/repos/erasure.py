@@ -48,6 +48,7 @@ from store.models import (
     DraftRow,
     EventRow,
     KeyValueRow,
+    MentionBandRow,
     MentionRow,
     OutboxRow,
 )
@@ -418,6 +419,10 @@ class SqlErasureRepository:
                 update(_MENTIONS)
                 .where(_MENTIONS.c.id.in_(chunk))
                 .values(**PERSONAL_COLUMNS["mentions"])
+            )
+            # Bands are hashes of the text: they go with it.
+            await self._s.execute(
+                delete(MentionBandRow).where(MentionBandRow.mention_id.in_(chunk))
             )
         if plan.mention_ids:
             await self._s.execute(

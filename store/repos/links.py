@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import TERMINAL_STATES, Sentiment
-from bot.ports import RelatedCases
+from bot.ports import RelatedCases, SimilarCandidate
 from store import crypto
 from store.driver import chunks
-from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionRow
+from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionBandRow, MentionRow
 
 _CLOSED = [s.value for s in TERMINAL_STATES]
 
@@ -70,6 +71,87 @@ class SqlLinkRepository:
                 if (author_id, department) in authors:
                     by_author[author_id, department] = int(case_id)
         return RelatedCases(by_story, by_thread, by_author)
+
+    async def similar_open(
+        self, bands: set[tuple[str, str]], since: datetime, per_band: int
+    ) -> list[SimilarCandidate]:
+        if not bands:
+            return []
+        blind = crypto.keyring().blind
+        plain = {(department, blind(band)): band for department, band in bands}
+        found: list[SimilarCandidate] = []
+        seen: set[tuple[int, str]] = set()
+        for department in sorted({d for d, _ in bands}):
+            wanted = sorted(b for d, b in bands if d == department)
+            for chunk in chunks(wanted):
+                newest = func.row_number().over(
+                    partition_by=MentionBandRow.band_hash, order_by=MentionBandRow.id.desc()
+                )
+                ranked = (
+                    select(
+                        MentionBandRow.band_hash,
+                        MentionRow.id,
+                        MentionRow.case_id,
+                        MentionRow.text,
+                        newest.label("n"),
+                    )
+                    .join(MentionRow, MentionRow.id == MentionBandRow.mention_id)
+                    .join(CaseRow, CaseRow.id == MentionRow.case_id)
+                    .where(
+                        MentionBandRow.department == department,
+                        MentionBandRow.band_hash.in_(chunk),
+                        MentionBandRow.received_at >= since,
+                        CaseRow.state.not_in(_CLOSED),
+                        CaseRow.drill.is_(False),
+                        CaseRow.department == department,
+                    )
+                    .subquery()
+                )
+                rows = await self._s.execute(
+                    select(ranked.c.band_hash, ranked.c.id, ranked.c.case_id, ranked.c.text).where(
+                        ranked.c.n <= per_band
+                    )
+                )
+                for hashed, mention_id, case_id, text in rows:
+                    band = plain.get((department, hashed))
+                    if band is None or (int(mention_id), band) in seen:
+                        continue
+                    seen.add((int(mention_id), band))
+                    found.append(
+                        SimilarCandidate(int(mention_id), int(case_id), department, band, text)
+                    )
+        return found
+
+    async def add_bands(
+        self, rows: Sequence[tuple[int, str, str, datetime]], prune_before: datetime
+    ) -> None:
+        await self._s.execute(
+            delete(MentionBandRow).where(MentionBandRow.received_at < prune_before)
+        )
+        if rows:
+            await self._s.execute(
+                insert(MentionBandRow),
+                [
+                    {"mention_id": m, "department": d, "band_hash": b, "received_at": at}
+                    for m, d, b, at in rows
+                ],
+            )
+
+    async def authors_in_cases(
+        self, case_ids: Sequence[int], author_ids: set[int]
+    ) -> set[tuple[int, int]]:
+        found: set[tuple[int, int]] = set()
+        if not case_ids or not author_ids:
+            return found
+        for authors in chunks(sorted(author_ids)):
+            for cases in chunks(sorted(case_ids)):
+                rows = await self._s.execute(
+                    select(MentionRow.case_id, MentionRow.author_id)
+                    .where(MentionRow.author_id.in_(authors), MentionRow.case_id.in_(cases))
+                    .distinct()
+                )
+                found.update((int(c), int(a)) for c, a in rows)
+        return found
 
     async def negative_since(self, author_id: int, since: datetime) -> int:
         count = await self._s.scalar(

@@ -415,3 +415,30 @@ async def test_reject_asks_for_the_reason_and_the_draft_shows_it(
         case = await app.cases.get(case_id)
         assert case is not None and case.state is CaseState.TAKEN
         assert case.latest_draft is not None and case.latest_draft.note == "Ответим публично"
+
+
+async def test_a_joined_mention_is_split_off_with_split_in_the_sandbox(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    async with running_example(tmp_path, clock) as (app, base), aiohttp.ClientSession() as http:
+        sandbox = SandboxClient(http, base)
+        bus = "Автобус 42 опять не пришёл, стоим на остановке на улице Мицкевича уже час"
+        first = await sandbox.feed(bus)
+        second = await sandbox.feed(bus.replace("уже час", "больше часа"))
+        case_id = first["case"]
+        assert second["case"] == case_id and first["department"] == "transport"
+        said = await sandbox.say("transport", "smirnova", f"/case {case_id}")
+        answer = await sandbox.wait_for(
+            "transport", lambda m: m.get("reply_to") == said["id"], "the answer to /case"
+        )
+        mention_id = int(text_of(answer).split("/split ")[1].split()[0])  # the second one's
+        said = await sandbox.say("transport", "smirnova", f"/split {mention_id}")
+        answer = await sandbox.wait_for(
+            "transport", lambda m: m.get("reply_to") == said["id"], "the answer to /split"
+        )
+        new_id = case_id + 1
+        assert f"выделено в кейс №{new_id}" in text_of(answer)
+        await sandbox.card("transport", new_id)  # the new case's own card
+        old, new = await app.cases.get(case_id), await app.cases.get(new_id)
+        assert old is not None and new is not None
+        assert (old.mention_count, new.mention_count) == (1, 1)

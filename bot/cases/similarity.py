@@ -1,0 +1,155 @@
+"""Near-duplicate mentions: which texts tell the same complaint.
+
+A text becomes a set of features: words folded to Latin letters (Cyrillic transliterated,
+Polish spelled as it sounds, so "вода"/"woda" and "Мицкевича"/"Mickiewicza" meet), cut to a
+stem of STEM letters, without function words; and its numbers (routes, houses) kept whole.
+Two texts are similar when the Jaccard index of their features reaches the threshold and, if
+both name numbers, they share one (route 42 is not route 43). Candidates are found by MinHash
+bands (BANDS bands of ROWS hashes), which the store keeps per mention as keyed hashes, so the
+look-up survives a restart though texts are encrypted; only candidates are compared in full.
+
+Honest limits: across languages only what survives translation joins, that is numbers, names
+and shared roots (autobus/автобус, woda/вода, tramwaj/трамвай); words translated by meaning
+("przystanek"/"остановка") do not meet, so a ru and a pl wording join only when enough of
+those carry over.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+STEM = 4  # letters kept of a word: endings of ru and pl inflection differ after them
+BANDS = 12
+ROWS = 2  # a pair at Jaccard 0.4 shares a band with p = 1 - (1 - 0.4**2)**12 ≈ 0.88
+PER_BAND = 8  # newest mentions per band compared with a new one (stored and in a batch)
+MIN_FEATURES = 5  # shorter texts ("третий день нет отопления") do not say where: never joined
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_TRANSLIT = str.maketrans(
+    {
+        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh",
+        "з": "z", "и": "i", "й": "j", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+        "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "h", "ц": "c",
+        "ч": "ch", "ш": "sh", "щ": "sh", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "ju",
+        "я": "ja", "і": "i", "ї": "ji", "є": "je", "ą": "on", "ć": "ch", "ę": "en", "ł": "l",
+        "ń": "n", "ó": "u", "ś": "sh", "ź": "zh", "ż": "zh",
+    }
+)  # fmt: skip
+# Polish spelling to the sounds the transliteration above writes; order matters.
+_POLISH = (
+    ("ch", "h"),
+    ("rz", "zh"),
+    ("sz", "sh"),
+    ("cz", "ch"),
+    ("w", "v"),
+    ("ie", "e"),
+    ("au", "av"),
+)
+_STOP = frozenset(
+    """
+    и в во на не ни но а что как это так уже еще ещё все всё вот же ли бы да нет у к ко с со
+    из за по о об от до для при мы вы они он она оно я мне нас вас их его ее её там тут
+    снова опять очень просто когда где кто
+    i w we na nie ale a co jak to tak juz już jeszcze wszystko jest sa są by tak nas was ich
+    jego jej tam tu znowu znów bardzo kiedy gdzie kto z ze do od dla przy po o u sie się
+    the a an and or but not no is are was were be been it this that to of in on at for with
+    from by as we you they he she i me my our again very still already when where who
+    """.split()  # noqa: SIM905 (a word list reads better as text)
+)
+
+
+def _latin(word: str) -> str:
+    word = word.casefold()
+    for spelling, sound in _POLISH:
+        word = word.replace(spelling, sound)
+    word = word.translate(_TRANSLIT)
+    return re.sub(r"(.)\1+", r"\1", word)  # "троллейбус" = "trolejbus"
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    words: frozenset[str]
+    numbers: frozenset[str]
+
+    @property
+    def all(self) -> frozenset[str]:
+        return self.words | {"#" + n for n in self.numbers}
+
+    @property
+    def usable(self) -> bool:
+        return len(self.all) >= MIN_FEATURES
+
+
+def features(text: str) -> Features:
+    words: set[str] = set()
+    numbers: set[str] = set()
+    for token in _TOKEN.findall(text[:4000]):  # the opening carries the complaint
+        if token.isdigit():
+            numbers.add(token.lstrip("0") or "0")
+            continue
+        folded = token.casefold()
+        if folded in _STOP or len(folded) < 3:
+            continue
+        latin = _latin(folded)
+        if latin and latin not in _STOP:
+            words.add(latin[:STEM])
+    return Features(frozenset(words), frozenset(numbers))
+
+
+@functools.lru_cache(maxsize=4096)
+def signature(text: str) -> tuple[Features, tuple[str, ...]]:
+    """Features and bands of a text, remembered: bulk intake computes them in its worker
+    thread (bot/intake/bulk.py), so grouping, on the event loop, finds them ready."""
+    found = features(text)
+    return found, tuple(bands(found))
+
+
+def similarity(a: Features, b: Features) -> float:
+    """Jaccard of the features; 0 when both name numbers and share none."""
+    if a.numbers and b.numbers and not (a.numbers & b.numbers):
+        return 0.0
+    left, right = a.all, b.all
+    union = len(left | right)
+    return len(left & right) / union if union else 0.0
+
+
+def _seed(name: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest())
+
+
+# Multiply-shift hashing modulo 2**64 (numpy wraps): one odd multiplier and an offset each.
+_A = np.array([_seed(b"a%d" % i) | 1 for i in range(BANDS * ROWS)], dtype=np.uint64)
+_B = np.array([_seed(b"b%d" % i) for i in range(BANDS * ROWS)], dtype=np.uint64)
+
+
+def bands(found: Features) -> list[str]:
+    """The MinHash bands of these features, as plain strings (the store keys and hashes
+    them); none for texts too short to join."""
+    if not found.usable:
+        return []
+    values = np.array([_seed(f.encode()) for f in found.all], dtype=np.uint64)
+    mins = ((values[:, None] * _A + _B) >> np.uint64(32)).min(axis=0).tolist()
+    return [
+        f"{band}:" + ".".join(str(m) for m in mins[band * ROWS : (band + 1) * ROWS])
+        for band in range(BANDS)
+    ]
+
+
+def representative(texts: Sequence[Features]) -> int:
+    """Index of the most central text (highest summed similarity to the others)."""
+    best, score = 0, -1.0
+    for i, one in enumerate(texts):
+        total = sum(similarity(one, other) for j, other in enumerate(texts) if j != i)
+        if total > score:
+            best, score = i, total
+    return best
+
+
+def any_similar(found: Features, others: Iterable[Features], threshold: float) -> bool:
+    return any(similarity(found, other) >= threshold for other in others)
