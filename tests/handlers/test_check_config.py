@@ -306,6 +306,8 @@ def test_approval_tiers_nobody_can_approve_at_are_named(setup: Path) -> None:
         'playbook/approval.yaml: rule "high" (rules[1]).tiers[1]: no staff member has '
         "global_roles: [press_secretary] in the config: drafts would wait at this tier for ever",
     ]
+
+
 def test_similar_grouping_settings_are_checked(setup: Path) -> None:
     edit(setup / "playbook/routing.yaml", "  similar_threshold: 0.4", "  similar_threshold: 1.5")
     edit(setup / "playbook/routing.yaml", "  similar_within: 6h", "  similar_within: soon")
