@@ -12,9 +12,17 @@ from bot.model import TERMINAL_STATES, Sentiment
 from bot.ports import RelatedCases, SimilarCandidate
 from store import crypto
 from store.driver import chunks
-from store.models import AuthorIdentityRow, AuthorRow, CaseRow, MentionBandRow, MentionRow
+from store.models import (
+    MENTION_PERSONAL,
+    AuthorIdentityRow,
+    AuthorRow,
+    CaseRow,
+    MentionBandRow,
+    MentionRow,
+)
 
 _CLOSED = [s.value for s in TERMINAL_STATES]
+_TEXT_AT = MENTION_PERSONAL.index("text")
 
 
 class SqlLinkRepository:
@@ -92,7 +100,7 @@ class SqlLinkRepository:
                         MentionBandRow.band_hash,
                         MentionRow.id,
                         MentionRow.case_id,
-                        MentionRow.text,
+                        MentionRow.personal,  # the text is in the sealed record
                         newest.label("n"),
                     )
                     .join(MentionRow, MentionRow.id == MentionBandRow.mention_id)
@@ -108,11 +116,12 @@ class SqlLinkRepository:
                     .subquery()
                 )
                 rows = await self._s.execute(
-                    select(ranked.c.band_hash, ranked.c.id, ranked.c.case_id, ranked.c.text).where(
-                        ranked.c.n <= per_band
-                    )
+                    select(
+                        ranked.c.band_hash, ranked.c.id, ranked.c.case_id, ranked.c.personal
+                    ).where(ranked.c.n <= per_band)
                 )
-                for hashed, mention_id, case_id, text in rows:
+                for hashed, mention_id, case_id, personal in rows:
+                    text = personal[_TEXT_AT]
                     band = plain.get((department, hashed))
                     if band is None or (int(mention_id), band) in seen:
                         continue
