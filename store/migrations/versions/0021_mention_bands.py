@@ -16,7 +16,7 @@ BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UTC_DATETIME = sa.DateTime(timezone=True)
 
 revision = "0021"
-down_revision = "0020"  # the lead re-chains it after 0020 at merge
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
