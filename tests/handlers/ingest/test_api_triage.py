@@ -26,6 +26,9 @@ FORMS = {"Authorization": f"Bearer {API_TOKENS['FORMS_TOKEN']}"}
 
 # No department's rule claims it: only the shipped opinion-leader rule can raise it.
 COMPLAINT = "Позор, отвратительная работа администрации, стыдно за город"
+# Another person's complaint in other words: the same words would join the first one's case as
+# a similar mention (grouping.similar_within), and the rule under test would never be asked.
+OTHER_COMPLAINT = "Позор, опять обещали и ничего не сделали, безобразие в городе"
 PRAISE = "Спасибо, отличная работа, молодцы"
 
 
@@ -100,7 +103,7 @@ async def test_an_opinion_leaders_complaint_gets_the_opinion_leader_rule(running
     assert card is not None and AuthorLabel.OPINION_LEADER in card.labels
 
     leader = (await post(base, mention("n1", COMPLAINT, "leader")))["cases"][0]
-    citizen = (await post(base, mention("n2", COMPLAINT, "citizen")))["cases"][0]
+    citizen = (await post(base, mention("n2", OTHER_COMPLAINT, "citizen")))["cases"][0]
     leaders_case, citizens_case = await get_case(base, leader), await get_case(base, citizen)
     assert leaders_case["priority"] == Priority.HIGH  # coordination-opinion-leaders
     assert leaders_case["department"] == "coordination"
@@ -112,7 +115,9 @@ async def test_an_opinion_leaders_complaint_gets_the_opinion_leader_rule(running
 async def test_labels_reach_the_rules_on_the_batch_path_too(running: Running) -> None:
     _, base, _ = running
     await post(base, [mention("p1", PRAISE, "leader", "positive", reach=50_000)])
-    body = await post(base, [mention("n1", COMPLAINT, "leader"), mention("n2", COMPLAINT, "x")])
+    body = await post(
+        base, [mention("n1", COMPLAINT, "leader"), mention("n2", OTHER_COMPLAINT, "x")]
+    )
     leader, citizen = body["cases"]
     assert (await get_case(base, leader))["priority"] == Priority.HIGH
     assert (await get_case(base, citizen))["priority"] == Priority.NORMAL
