@@ -375,6 +375,10 @@ class LinkRepository(Protocol):
         `prune_before`, which no look-up reads any more."""
         ...
 
+    async def move_bands(self, case_id: int, department: str) -> None:
+        """A rerouted case's mentions are looked up in its new department from now on."""
+        ...
+
     async def authors_in_cases(
         self, case_ids: Sequence[int], author_ids: set[int]
     ) -> set[tuple[int, int]]:

@@ -403,6 +403,8 @@ class CaseService:
                 events = tuple(_with_deadlines(e, new_case) for e in events)
             await uow.cases.save(new_case, expected_version=case.version)
             await uow.events.append(events)
+            if new_case.department != case.department:  # similar mentions find it there now
+                await uow.links.move_bands(case_id, new_case.department)
             if request.action is Action.IGNORE and request.reason is IgnoreReason.NOT_NEGATIVE:
                 # Staff say Otklik was wrong: the mentions stop counting as negative (crisis
                 # counts, the author's critic label) and become training examples.

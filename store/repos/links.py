@@ -146,6 +146,14 @@ class SqlLinkRepository:
                 ],
             )
 
+    async def move_bands(self, case_id: int, department: str) -> None:
+        mentions = select(MentionRow.id).where(MentionRow.case_id == case_id)
+        await self._s.execute(
+            update(MentionBandRow)
+            .where(MentionBandRow.mention_id.in_(mentions))
+            .values(department=department)
+        )
+
     async def authors_in_cases(
         self, case_ids: Sequence[int], author_ids: set[int]
     ) -> set[tuple[int, int]]:

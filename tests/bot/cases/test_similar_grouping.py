@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bot.cases.grouping import CaseOpening
+from bot.cases.lifecycle import ActionRequest
 from bot.cases.service import CaseService
 from bot.chat.answers import Answers
 from bot.chat.inbound import Answer, Command, Inbound
@@ -16,7 +17,7 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.messages.outbox import Destination, OutboxOp
 from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
-from bot.model import EventKind
+from bot.model import Action, EventKind
 from bot.settings.playbook import load_playbook
 from bot.sla.calendar import Deadlines
 from bot.staff.directory import Directory
@@ -221,3 +222,28 @@ async def test_a_wrongly_joined_mention_is_split_off_by_department_staff(
     assert [i.op for i in items if i.case_id == new.id and i.payload.get("view") == "card"] == [
         OutboxOp.POST
     ]
+
+
+async def test_a_rerouted_case_gathers_similar_mentions_in_its_new_department(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    directory = Directory(make_config(tmp_path, database.url), frozenset({"telegram"}))
+    first = await cases.intake(
+        make_mention("a", clock.now(), text=WORDINGS[0]), CaseOpening("housing")
+    )
+    assert first.case is not None and first.case.id is not None
+    spec = directory.by_staff_id("spec")
+    assert spec is not None
+    moved = await cases.act(
+        first.case.id, ActionRequest(Action.REROUTE, department="transport"), spec
+    )
+    assert moved.ok
+    # Its similar mentions are now looked for in transport, and no longer in housing.
+    there = await cases.intake(make_mention("b", clock.now(), text=WORDINGS[1]), TRANSPORT)
+    here = await cases.intake(
+        make_mention("c", clock.now(), text=WORDINGS[2]), CaseOpening("housing")
+    )
+    assert there.case is not None and here.case is not None
+    assert there.case.id == first.case.id and there.case.mention_count == 2
+    assert here.case.id != first.case.id
