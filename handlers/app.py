@@ -65,7 +65,7 @@ from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
 from handlers.sandbox.adapter import SandboxAdapter
 from handlers.sandbox.feeds import DrillSamples
-from store.db import Database
+from store.db import Database, StoreInUse, hold_sqlite_file
 
 log = logging.getLogger("otklik")
 
@@ -497,6 +497,10 @@ def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdap
 
 
 async def run_forever(config: Config, playbook: Playbook) -> None:
+    try:  # before anything reads or writes the database: kept until the process ends
+        hold_sqlite_file(config.database.url)
+    except StoreInUse as error:
+        raise CannotStart(str(error)) from None
     app = App(await with_room_ids(config), playbook)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

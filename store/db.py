@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 from pathlib import Path
@@ -48,6 +49,45 @@ def private_file(path: Path) -> None:
                 part.chmod(0o600)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (a URI filename names it after "file:"); None for
+    PostgreSQL or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    uri = bool(parsed.query.get("uri"))
+    return Path(parsed.database.removeprefix("file:") if uri else parsed.database)
+
+
+class StoreInUse(Exception):
+    """Another process runs the bot on this SQLite file."""
+
+
+def hold_sqlite_file(url: str) -> int | None:
+    """Claim an SQLite database for this process alone, before anything touches it: the
+    descriptor returned holds an exclusive lock until the process ends. SQLite's own locks
+    are per transaction; two bots on one file would each post every card. flock() locks are
+    apart from SQLite's POSIX locks, so the bot's own connections are not in the way.
+    None for PostgreSQL, where several instances are expected."""
+    path = sqlite_file(url)
+    if path is None or make_url(url).query.get("mode") == "ro":
+        return None
+    private_file(path)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise StoreInUse(
+            f"another Otklik process is running on the SQLite database {path}. SQLite is a "
+            "single-process store: stop the other process, or move to PostgreSQL to run "
+            'several instances (README, "Running several instances").'
+        ) from None
+    return descriptor
+
+
 def alembic_config(url: str | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -79,13 +119,10 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            # A URI filename (`file:/path?mode=ro`, with uri=true) names the file after "file:";
-            # a read-only one is opened as it is, never created.
-            uri = bool(parsed.query.get("uri"))
-            path = Path(parsed.database.removeprefix("file:") if uri else parsed.database)
-            if parsed.query.get("mode") != "ro":
-                private_file(path)
+        path = sqlite_file(url)
+        # A read-only file (`file:/path?mode=ro`, with uri=true) is opened as it is, never created.
+        if path is not None and parsed.query.get("mode") != "ro":
+            private_file(path)
         if not crypto.pinned():
             crypto.install(keyring or crypto.load_keyring(url, os.environ))
         self.keyring = crypto.keyring()

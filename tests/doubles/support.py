@@ -77,3 +77,20 @@ def make_mention(
         url=f"https://vk.com/wall-1_{external_id}",
         sentiment=sentiment,
     )
+
+
+def newcomers_config(tmp_path: Path, port: int) -> Path:
+    """config.example.yaml as `make run` copies it, with the database and the port moved
+    into the test's own place (two runs must not share data/ or :8080)."""
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    moved = text.replace(
+        "sqlite+aiosqlite:///data/otklik.db", f"sqlite+aiosqlite:///{tmp_path}/otklik.db"
+    )
+    moved = moved.replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{port}")
+    # Paths in a config are relative to its file: the playbooks stay the checkout's.
+    for relative in ("playbooks/default", "playbooks/templates"):
+        moved = moved.replace(f": {relative}\n", f": {ROOT / relative}\n")
+    assert moved.count(str(tmp_path)) == 1 and f":{port}" in moved, "the example config changed"
+    path = tmp_path / "config.yaml"
+    path.write_text(moved, encoding="utf-8")
+    return path

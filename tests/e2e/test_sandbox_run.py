@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.doubles.support import ROOT
+from tests.doubles.support import ROOT, newcomers_config
 from tests.doubles.synapse import free_port
 
 playwright_api = pytest.importorskip(
@@ -28,23 +28,6 @@ pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
     reason="no chromium binary (Debian: apt-get install chromium; .ci/run installs it as root)",
 )
-
-
-def newcomers_config(tmp_path: Path, port: int) -> Path:
-    """config.example.yaml as `make run` copies it, with the database and the port moved
-    into the test's own place (two runs must not share data/ or :8080)."""
-    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
-    moved = text.replace(
-        "sqlite+aiosqlite:///data/otklik.db", f"sqlite+aiosqlite:///{tmp_path}/otklik.db"
-    )
-    moved = moved.replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{port}")
-    # Paths in a config are relative to its file: the playbooks stay the checkout's.
-    for relative in ("playbooks/default", "playbooks/templates"):
-        moved = moved.replace(f": {relative}\n", f": {ROOT / relative}\n")
-    assert moved.count(str(tmp_path)) == 1 and f":{port}" in moved, "the example config changed"
-    path = tmp_path / "config.yaml"
-    path.write_text(moved, encoding="utf-8")
-    return path
 
 
 async def test_a_fresh_run_prints_the_sandbox_and_a_fed_mention_becomes_a_card(
