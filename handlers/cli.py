@@ -1079,8 +1079,8 @@ def train_router(
 
 def _keys_note(url: str) -> str:
     """Where the keys of the database's personal data are: they are not in any backup."""
-    from store.backup import sqlite_file
     from store.crypto import DATA_KEY_ENV, INDEX_KEY_ENV, key_file_for
+    from store.db import sqlite_file
 
     if os.environ.get(DATA_KEY_ENV, "").strip():
         where = f"{DATA_KEY_ENV} and {INDEX_KEY_ENV} (the environment)"
@@ -1109,8 +1109,8 @@ def backup(
         pg_command,
         pg_dump,
         pg_dump_available,
-        sqlite_file,
     )
+    from store.db import sqlite_file
 
     cfg = _config_or_exit(config)
     url = cfg.database.url
@@ -1156,8 +1156,9 @@ def restore(
 
     Needs the keys it was encrypted with: OTKLIK_DATA_KEY or the key file beside the database.
     """
-    from store.backup import BackupError, pg_command, restore_sqlite, sqlite_file
+    from store.backup import BackupError, pg_command, restore_sqlite
     from store.crypto import KeyringError, existing_keyring, key_file_for
+    from store.db import sqlite_file
 
     cfg = _config_or_exit(config)
     url = cfg.database.url

@@ -51,19 +51,6 @@ class SqliteBackup:
     size: int
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file of an SQLite URL; None for PostgreSQL or an in-memory database."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database
-    if not database or database == ":memory:":
-        return None
-    if parsed.query.get("uri"):
-        database = database.removeprefix("file:")
-    return Path(database)
-
-
 # --- SQLite: backup ---------------------------------------------------------------------------
 
 
