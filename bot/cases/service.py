@@ -132,6 +132,10 @@ class CaseService:
         # A cluster's answer on its card as it goes out: fed by the outbox worker's hook.
         self.progress = PublicationProgress(uow_factory, clock, self._cards, on_outbox)
 
+    def publishable(self, mention: Mention) -> bool:
+        """Whether the bot itself can post an answer where the mention was written."""
+        return self._cards.publishable(mention)
+
     def wake_outbox(self) -> None:
         """After a caller's own transaction queued messages (see open_many)."""
         self._on_outbox()
