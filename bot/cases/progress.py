@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from bot.cases import publication
 from bot.cases.cards import PUBLIC_REF, Cards, bot_reply_of, public_ref
 from bot.clock import Clock
 from bot.messages.outbox import UNDELIVERED, DeliveryResult, OutboxItem, OutboxOp, OutboxStatus
@@ -84,6 +85,9 @@ class PublicationProgress:
                 return False
             await uow.cases.record_answers_delivered(case_id, delivered)
             case = replace(case, answers_delivered=delivered)
+            if publication.facts(case) is None:  # one mention: the card has no count to show
+                await uow.commit()
+                return False
             first = (await uow.mentions.first_of_cases([case_id]))[case_id]
             author = await uow.authors.get(first.author_id) if first.author_id else None
             ref = card_ref(case_id, case.department)

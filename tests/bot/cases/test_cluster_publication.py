@@ -315,6 +315,19 @@ async def test_a_single_mention_case_shows_no_count_and_a_marked_cluster_counts_
     card = [i for i in await outbox(database) if i.payload["view"] == "card"][-1]
     assert card.payload["publication"] is None
     assert Action.MARK_PUBLISHED.value not in card.payload["actions"]
+    # Its one reply is counted, but the card has no count to show: no edit for it.
+    worker = OutboxWorker(
+        database.uow,
+        {"telegram": RecordingTransport()},
+        clock,
+        on_delivered=cases.progress.delivered,
+    )
+    await worker.run_once()
+    queued = len(await outbox(database))
+    assert await cases.progress.refresh() == 0 and not cases.progress.pending
+    assert len(await outbox(database)) == queued
+    case = await cases.get(single.case.id)
+    assert case is not None and case.answers_delivered == 1
 
     # A cluster nobody's bot can answer: a person posts it by hand, for all of them.
     vk = [replace(make_mention(f"v{n}", clock.now()), story_id="other") for n in range(3)]
