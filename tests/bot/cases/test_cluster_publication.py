@@ -352,3 +352,32 @@ async def test_a_single_mention_case_shows_no_count_and_a_marked_cluster_counts_
         for i in await outbox(database)
         if i.payload["view"] == "public_reply" and i.case_id == case_id
     ]
+
+
+async def test_a_correction_edits_every_reply_the_bot_posted_and_only_those(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases, directory = service(tmp_path, database, clock)
+    case_id = await publish_cluster(cases, directory, clock, comments=3, others=1)
+    spec, appr = staff(directory, "spec"), staff(directory, "appr")
+    transport = RecordingTransport()
+    worker = OutboxWorker(database.uow, {"telegram": transport}, clock)
+    await worker.run_once()
+    replies = {s.message_id for s in transport.sent if s.chat == str(GROUP)}
+    assert len(replies) == 3
+
+    fixed = "Воду дадут до 20:00, бригада задерживается."
+    for request, who in (
+        (ActionRequest(Action.CORRECT, text=fixed), spec),
+        (ActionRequest(Action.APPROVE), appr),
+        (ActionRequest(Action.PUBLISH), spec),
+    ):
+        result = await cases.act(case_id, request, who)
+        assert result.ok, (request.action, result.error)
+    await worker.run_once()
+    edits = [s for s in transport.sent if s.chat == str(GROUP) and s.op is OutboxOp.EDIT]
+    assert {s.message_id for s in edits} == replies  # each reply edited in place, once
+    assert {s.payload["text"] for s in edits} == {fixed}
+    assert not [s for s in transport.sent if s.chat == str(GROUP) and s.op is OutboxOp.POST]
+    case = await cases.get(case_id)
+    assert case is not None and (case.answer_targets, case.hand_due) == (3, 1)
