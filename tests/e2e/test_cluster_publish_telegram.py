@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 from bot.cases.replies import telegram_comment_id
 from bot.model import CaseState
@@ -37,7 +40,7 @@ def replies_under(world: World, comment: StoredMessage) -> list[StoredMessage]:
 
 
 async def test_a_cluster_of_comments_is_answered_once_under_each_comment(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with telegram_world(tmp_path, discussion_groups=True) as world:
         citizens = [
@@ -64,12 +67,14 @@ async def test_a_cluster_of_comments_is_answered_once_under_each_comment(
         await world.press("appr", draft, "Одобрить")
         await world.idle()
         calls_before = len(world.server.stats.calls)
+        pressed = asyncio.get_running_loop().time()
         await world.press("spec", await world.card(case_id), "Опубликовать")
 
         # Every comment gets the answer, once, as a reply to itself.
         await world.server.wait_for(
             lambda: all(replies_under(world, c) for c in comments), timeout=60
         )
+        answered_s = asyncio.get_running_loop().time() - pressed
         await world.idle(within=60)
         for comment in comments:
             assert [m.text for m in replies_under(world, comment)] == [ANSWER]
@@ -97,4 +102,11 @@ async def test_a_cluster_of_comments_is_answered_once_under_each_comment(
             if call.method == "editMessageText" and call.chat_id == world.housing
         ]
         assert len(edits) <= 5, len(edits)
+        report = (  # the figures, shown in the test run's output
+            f"\ncluster publish: {PEOPLE} replies in {answered_s:.1f} s at time scale 10 "
+            f"({answered_s * 10:.0f} s of Telegram time), {len(edits)} card edits, "
+            f"{world.server.stats.count_429} x 429\n"
+        )
+        with capsys.disabled():
+            sys.stdout.write(report)
         assert not re.search("Ответить вручную", (await world.card(case_id)).text or "")
