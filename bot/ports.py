@@ -119,7 +119,7 @@ class CaseRepository(Protocol):
 
     async def save(self, case: Case, expected_version: int) -> None:
         """Write the case if its stored version is still `expected_version`, else raise
-        ConcurrentUpdate."""
+        ConcurrentUpdate. All but `answers_delivered` (record_answers_delivered)."""
         ...
 
     async def record_answers_delivered(self, case_id: int, delivered: int) -> None:

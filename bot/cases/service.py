@@ -414,6 +414,8 @@ class CaseService:
                 new_case = self._sla.reprioritised(new_case, now)
                 events = tuple(_with_deadlines(e, new_case) for e in events)
             await uow.cases.save(new_case, expected_version=case.version)
+            if new_case.answers_delivered != case.answers_delivered:  # a new answer: from 0
+                await uow.cases.record_answers_delivered(case_id, new_case.answers_delivered)
             await uow.events.append(events)
             if request.action is Action.IGNORE and request.reason is IgnoreReason.NOT_NEGATIVE:
                 # Staff say Otklik was wrong: the mentions stop counting as negative (crisis

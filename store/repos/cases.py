@@ -137,7 +137,9 @@ class SqlCaseRepository:
 
     async def save(self, case: Case, expected_version: int) -> None:
         assert case.id is not None
-        values = case_values(case)
+        # The delivered count is the delivery hook's to write (record_answers_delivered): a
+        # press saved meanwhile must not put back the count it read.
+        values = {k: v for k, v in case_values(case).items() if k != "answers_delivered"}
         result = await self._s.execute(
             update(CaseRow)
             .where(CaseRow.id == case.id, CaseRow.version == expected_version)

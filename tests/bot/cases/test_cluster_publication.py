@@ -381,3 +381,20 @@ async def test_a_correction_edits_every_reply_the_bot_posted_and_only_those(
     assert not [s for s in transport.sent if s.chat == str(GROUP) and s.op is OutboxOp.POST]
     case = await cases.get(case_id)
     assert case is not None and (case.answer_targets, case.hand_due) == (3, 1)
+
+
+async def test_a_press_saved_meanwhile_does_not_put_back_an_older_count(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases, directory = service(tmp_path, database, clock)
+    case_id = await publish_cluster(cases, directory, clock, comments=4, others=0)
+    stale = await cases.get(case_id)  # a press read the case here ...
+    assert stale is not None and stale.answers_delivered == 0
+    async with database.uow() as uow:  # ... the hook counted 3 delivered ...
+        await uow.cases.record_answers_delivered(case_id, 3)
+        await uow.commit()
+    async with database.uow() as uow:  # ... and the press saved its change
+        await uow.cases.save(replace(stale, version=stale.version + 1), stale.version)
+        await uow.commit()
+    case = await cases.get(case_id)
+    assert case is not None and case.answers_delivered == 3
