@@ -392,6 +392,16 @@ class Case:
     people_count: int = 1
     last_mention_at: datetime | None = None
     sources: tuple[str, ...] = ()
+    # The answer of a case with several mentions, as it goes out (bot/cases/publication.py):
+    # replies the bot queued under mentions it can answer and how many of them were delivered
+    # (kept up to date by the delivery hook, coalesced), mentions nobody can answer but a
+    # person (they wait for "mark published"), those a person marked, and the newest mention
+    # id that mark covered. All count from the last publication of a new text.
+    answer_targets: int = 0
+    answers_delivered: int = 0
+    hand_due: int = 0
+    hand_published: int = 0
+    hand_marked_upto: int = 0
     # The learned router's confidence when it chose the department (no rule claimed the
     # mention); None when a rule, the default or a person did. The card shows it.
     route_confidence: float | None = None

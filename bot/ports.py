@@ -31,7 +31,7 @@ from bot.model import (
 if TYPE_CHECKING:
     from bot.crisis.checklist import ChecklistTick
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-    from bot.messages.outbox import OutboxItem
+    from bot.messages.outbox import OutboxItem, OutboxStatus
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
     from bot.sla.timers import Timer
@@ -119,7 +119,12 @@ class CaseRepository(Protocol):
 
     async def save(self, case: Case, expected_version: int) -> None:
         """Write the case if its stored version is still `expected_version`, else raise
-        ConcurrentUpdate."""
+        ConcurrentUpdate. All but `answers_delivered` (record_answers_delivered)."""
+        ...
+
+    async def record_answers_delivered(self, case_id: int, delivered: int) -> None:
+        """How many of the case's public replies were delivered: shown on its card; no new
+        version, so no button goes stale for it."""
         ...
 
     async def list_open(self, department: str | None = None) -> list[Case]: ...
@@ -269,6 +274,11 @@ class OutboxRepository(Protocol):
 
     async def waiting_cards(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
         """Card posts still waiting in a chat, in the order they will go out."""
+        ...
+
+    async def replies_of(self, case_id: int, ref_key: str) -> dict[str, OutboxStatus]:
+        """The status of each of the case's REPLY items whose ref_key is `ref_key` or starts
+        with `ref_key:` (the public answer under each mention of a cluster), by ref_key."""
         ...
 
 

@@ -41,7 +41,7 @@ from bot.intake.sentiment.model import load_model_classifier, model_file, playbo
 from bot.intake.sentiment.training import DEFAULT_CORPUS
 from bot.intake.triage import TriageBoard
 from bot.messages.delivery import OutboxWorker, RetryPolicy
-from bot.messages.outbox import Transport
+from bot.messages.outbox import DeliveryResult, OutboxItem, Transport
 from bot.messages.texts import Texts, texts_for
 from bot.model import Mention, Priority, Sentiment
 from bot.reports.digest import DigestService
@@ -60,6 +60,7 @@ from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
 from handlers.jobs.drills import DrillJobs
 from handlers.jobs.model import ModelJobs
+from handlers.jobs.publication import PublicationJobs
 from handlers.jobs.retention import RetentionJobs
 from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
@@ -125,9 +126,9 @@ class App:
             self.clock,
             RetryPolicy(config.outbox.base_retry_s, config.outbox.max_retry_s),
             poll_interval_s=config.outbox.poll_interval_s,
-            on_delivered=lambda item, result: self.metrics.delivered(
-                item, result, self.clock.now()
-            ),
+            on_delivered=self._delivered,
+            # Queue messages go to staff chats only, never where citizens read.
+            queue_chats=self.directory.is_work_chat,
         )
         self.sla_engine = SlaEngine(playbook, config.tz)  # pure: the SLA clock's decisions
         self.replies = ReplyCatalog(playbook, config.locale, config.organisation, self.directory)
@@ -145,6 +146,8 @@ class App:
             codes=CodeBook(playbook.codes, config.locale),
             approval=playbook.approval,
         )
+        # A cluster's answer on its card as replies go out (bot/cases/progress.py).
+        self.publication_jobs = PublicationJobs(self.cases.progress)
         self.erasure = Erasure(self.database.uow, self.clock, self.cases)
         self.retention_jobs = RetentionJobs(self.erasure, config.retention, config.tz)
         self.crises = CrisisService(
@@ -293,6 +296,7 @@ class App:
         self._warn_about_missing_transports()
         await self.cases.ensure_cards()
         self._stop.clear()
+        self.publication_jobs.start()
         self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
         await self.triage.refresh()  # what arrived while the bot was down, or a new chat
         self.scheduler.start()
@@ -340,6 +344,7 @@ class App:
         if self._worker_task is not None:
             await self._worker_task
             self._worker_task = None
+        await self.publication_jobs.stop()  # after the worker: its last deliveries are counted
         for adapter in self.adapters:
             await adapter.stop()
         await self.chats.drain()
@@ -383,6 +388,11 @@ class App:
     async def _start_digests(self) -> None:
         self.digest_jobs.schedule(self.scheduler)
         await self.digest_jobs.catch_up()  # tonight's digest, if it fell due while we were down
+
+    def _delivered(self, item: OutboxItem, result: DeliveryResult) -> None:
+        self.metrics.delivered(item, result, self.clock.now())
+        if hasattr(self, "publication_jobs"):  # not during __init__
+            self.publication_jobs.delivered(item, result)
 
     def _mention_received(self, mention: Mention, result: IntakeResult) -> None:
         self.metrics.mention_received(mention, result)

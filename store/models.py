@@ -320,6 +320,12 @@ class CaseRow(Base):
     people_count: Mapped[int] = mapped_column(default=1)
     last_mention_at: Mapped[datetime | None]
     sources: Mapped[list[Any]] = mapped_column(default=list)
+    # A cluster's answer as it goes out (0022, bot/cases/publication.py).
+    answer_targets: Mapped[int] = mapped_column(default=0)
+    answers_delivered: Mapped[int] = mapped_column(default=0)
+    hand_due: Mapped[int] = mapped_column(default=0)
+    hand_published: Mapped[int] = mapped_column(default=0)
+    hand_marked_upto: Mapped[int] = mapped_column(BigInteger, default=0)
     route_confidence: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(default=0)
 

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.cases import publication
 from bot.cases.codes import CodeBook, arg_of_code
 from bot.cases.deadlines import running_deadlines
 from bot.cases.lifecycle import ActionRequest, available_actions
-from bot.cases.replies import TemplateOffer, origin_of
+from bot.cases.replies import Origin, TemplateOffer, origin_of
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import Destination, OutboxItem, OutboxOp
@@ -43,6 +44,7 @@ from bot.model import (
     AttachmentKind,
     Author,
     Case,
+    CaseState,
     DeptRole,
     Draft,
     DraftKind,
@@ -114,8 +116,13 @@ class Cards:
 
     def publishable(self, mention: Mention) -> bool:
         """Whether the bot itself can post the answer where the mention was written."""
+        return self._origin(mention) is not None
+
+    def _origin(self, mention: Mention) -> Origin | None:
         origin = origin_of(mention, self._directory.discussion_chats)
-        return origin is not None and origin.transport in self._directory.transports
+        if origin is None or origin.transport not in self._directory.transports:
+            return None
+        return origin
 
     def view(
         self, case: Case, mention: Mention, author: Author | None, moved_to: str | None = None
@@ -172,13 +179,15 @@ class Cards:
         author: Author | None,
         now: datetime,
         urgency_bonus: int = 0,
+        key: str | None = None,
     ) -> list[OutboxItem]:
-        """The card redrawn in every chat of the department."""
+        """The card redrawn in every chat of the department; `key` when the same version of
+        the card is redrawn more than once (a cluster's answer going out)."""
         assert case.id is not None
         ref = card_ref(case.id, case.department)
         view = self.view(case, mention, author)
         return self.for_all(
-            case.department, OutboxOp.EDIT, view, ref, case, now, urgency_bonus=urgency_bonus
+            case.department, OutboxOp.EDIT, view, ref, case, now, key, urgency_bonus=urgency_bonus
         )
 
     def for_all(
@@ -297,40 +306,126 @@ class Cards:
                 dept, OutboxOp.REPLY, notice, ref, new, now, reply_to=card, urgency_bonus=bonus
             )
         elif request.action is Action.PUBLISH:
-            items.append(self._public_reply(old, new, mention, now, bonus))
+            mentions = await uow.mentions.for_case(new.id)
+            items += await self.public_replies(uow, old, new, mentions, now, bonus)
+            items += self._by_hand_notice(new, mentions, now, bonus)
         await uow.outbox.enqueue(items)
 
-    def _public_reply(
-        self, old: Case, case: Case, mention: Mention, now: datetime, urgency_bonus: int = 0
-    ) -> OutboxItem:
-        """The approved answer, posted under the mention itself; a follow-up too, in the same
-        thread. A correction edits the bot's reply it corrects, or, when the bot has none
-        there, is a new reply that says it corrects. Keys name the draft version: a crash
-        after the send repeats nothing."""
-        origin = origin_of(mention, self._directory.discussion_chats)
+    async def public_replies(
+        self,
+        uow: UnitOfWork,
+        old: Case,
+        case: Case,
+        mentions: Sequence[Mention],
+        now: datetime,
+        urgency_bonus: int = 0,
+    ) -> list[OutboxItem]:
+        """The approved answer, posted under every mention the bot can answer, each as a
+        reply to its own comment (bot/cases/publication.py); a follow-up too, in the same
+        thread. A correction edits the bot's replies it corrects, or, when the bot has none
+        there, is a new reply that says it corrects. Keys name the case, the draft version
+        and the mention: a crash after a send repeats nothing."""
         approved = case.approved_draft
-        assert origin is not None and approved is not None
-        op, ref, corrects = OutboxOp.REPLY, public_ref(case, approved.version), False
+        assert approved is not None and case.id is not None and mentions
+        first = mentions[0]
+        op, version, corrects = OutboxOp.REPLY, approved.version, False
+        edited: set[str] | None = None
         if approved.kind is DraftKind.CORRECTION:
             target = bot_reply_of(old)
             if target is not None:
-                op, ref = OutboxOp.EDIT, public_ref(case, target)
+                op, version = OutboxOp.EDIT, target
                 # A reply that said it corrects keeps saying so.
                 corrects = case.drafts[target - 1].kind is DraftKind.CORRECTION
+                # Only the replies there are: a mention whose reply never went out gets no
+                # post out of nowhere (an edit without its message becomes a post).
+                edited = set(await uow.outbox.replies_of(case.id, public_ref(case, target)))
             else:
                 corrects = True
         verb = "correct" if approved.kind is DraftKind.CORRECTION else "publish"
+        view = public_reply_view(approved.text, corrects=corrects)
+        items: list[OutboxItem] = []
+        for mention in mentions:
+            origin = self._origin(mention)
+            if origin is None:
+                continue
+            suffix = publication.reply_suffix(mention, first)
+            ref = public_ref(case, version) + suffix
+            if edited is not None and suffix and ref not in edited:
+                continue
+            key = f"{verb}:{case.id}:{approved.version}{suffix}"
+            items.append(self._public_item(case, origin, op, view, key, ref, now, urgency_bonus))
+        return items
+
+    def joiner_reply(
+        self, case: Case, first: Mention, mention: Mention, now: datetime
+    ) -> OutboxItem | None:
+        """The published answer under a mention that joined the case after it went out:
+        the text the bot's replies show now, once (keyed by the mention)."""
+        origin = self._origin(mention)
+        version = bot_reply_of(case)
+        public = case.published_draft
+        if origin is None or version is None or public is None or case.id is None:
+            return None
+        corrects = public.kind is DraftKind.CORRECTION
+        view = public_reply_view(public.text, corrects=corrects)
+        suffix = publication.reply_suffix(mention, first)
+        key = f"publish:{case.id}:{version}{suffix}"
+        ref = public_ref(case, version) + suffix
+        return self._public_item(case, origin, OutboxOp.REPLY, view, key, ref, now)
+
+    def _public_item(
+        self,
+        case: Case,
+        origin: Origin,
+        op: OutboxOp,
+        view: View,
+        key: str,
+        ref: str,
+        now: datetime,
+        urgency_bonus: int = 0,
+    ) -> OutboxItem:
         return OutboxItem(
             transport=origin.transport,
             chat=origin.chat,
             op=op,
-            payload=public_reply_view(approved.text, corrects=corrects),
-            idempotency_key=f"{origin.transport}:{origin.chat}:{verb}:{case.id}:{approved.version}",
+            payload=view,
+            idempotency_key=f"{origin.transport}:{origin.chat}:{key}",
             ref_key=ref,
             reply_to_key=f"{EXTERNAL_REF}{origin.message_id}",
             case_id=case.id,
             urgency=case.priority.rank + urgency_bonus,
             created_at=now,
+        )
+
+    def _by_hand_notice(
+        self, case: Case, mentions: Sequence[Mention], now: datetime, urgency_bonus: int
+    ) -> list[OutboxItem]:
+        """Under the card: the answer to copy where only a person can post it, with the
+        first links (all of them in /case), and how to mark it done."""
+        waiting = publication.waiting_by_hand(case, mentions, self.publishable)
+        if not waiting or case.id is None or case.drill:
+            return []
+        approved = case.published_draft
+        links = [m.url for m in waiting if m.url][: publication.BY_HAND_LINKS]
+        notice = notice_view(
+            "ui.by_hand",
+            case_id=case.id,
+            count=len(waiting),
+            text=approved.text if approved else "",
+            links=links,
+            more=len(waiting) - len(links),
+        )
+        card = card_ref(case.id, case.department)
+        ref = f"by-hand:{case.id}:{case.version}"
+        return self.for_all(
+            case.department,
+            OutboxOp.REPLY,
+            notice,
+            ref,
+            case,
+            now,
+            reply_to=card,
+            urgency_bonus=urgency_bonus,
         )
 
     async def missing(self, uow: UnitOfWork, now: datetime) -> list[OutboxItem]:
@@ -368,9 +463,14 @@ class Cards:
         return items
 
 
+# The logical keys of the bot's public replies start so (bot/cases/progress.py counts them).
+PUBLIC_REF = "public:"
+
+
 def public_ref(case: Case, version: int) -> str:
-    """The logical key of the bot's public reply that published this draft version."""
-    return f"public:{case.id}:{version}"
+    """The logical key of the bot's public reply that published this draft version; under a
+    cluster's other mentions it goes on with ":<mention id>" (publication.reply_suffix)."""
+    return f"{PUBLIC_REF}{case.id}:{version}"
 
 
 def bot_reply_of(case: Case) -> int | None:
@@ -465,6 +565,7 @@ def card_view(
         "sla": _sla_line(case, phase, tz, now, sla_reminder),
         "attachments": attachment_lines(mention.attachments),
         "similar": _similar(case, mention, tz),
+        "publication": publication.facts(case),
         "actions": [a.value for a in actions],
         "menu": (menu_name or menu.value) if menu and not moved_to else None,
         "options": options or [],
@@ -534,8 +635,10 @@ def card_actions(case: Case, publishable: bool, codes: CodeBook | None = None) -
     hidden = set(REVIEW_ACTIONS)
     if codes is None or not codes.dimensions(case.department):
         hidden.add(Action.SET_CODE)
-    # A drill case offers Publish: it is simulated (Cards.announce), never posted.
-    hidden.add(Action.MARK_PUBLISHED if publishable or case.drill else Action.PUBLISH)
+    # A drill case offers Publish: it is simulated (Cards.announce), never posted. Once
+    # published, "Published" marks what only a person could answer (available_actions).
+    if case.state is not CaseState.PUBLISHED:
+        hidden.add(Action.MARK_PUBLISHED if publishable or case.drill else Action.PUBLISH)
     return [a for a in available_actions(case) if a not in hidden]
 
 

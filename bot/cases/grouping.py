@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from bot.cases import similarity
+from bot.cases import publication, similarity
 from bot.cases.cards import Cards
 from bot.messages.outbox import OutboxItem
 from bot.model import SYSTEM_ACTOR, Case, CaseState, Event, EventKind, Mention, Priority
@@ -118,10 +118,18 @@ class CaseOpener:
             },
         )
         grown: dict[int, Case] = {}
+        # A published case's answer is owed to whoever joins it (bot/cases/publication.py).
+        answered: list[tuple[int, Mention]] = []
         for (mention, _), target, textual in zip(openings, targets, by_text, strict=True):
             if isinstance(target, int):
                 case = grown.get(target, stored[target])
-                grown[target] = _grow(case, mention, textual, known)
+                case = _grow(case, mention, textual, known)
+                if publication.answers_joiners(case):
+                    answerable = self._cards.publishable(mention)
+                    case = publication.joined(case, answerable)
+                    if answerable:
+                        answered.append((target, mention))
+                grown[target] = case
         grown = {i: replace(c, version=stored[i].version + 1) for i, c in grown.items()}
         await uow.cases.record_joined(list(grown.values()))
         opened = await uow.cases.add_many([n.case(now) for n in fresh])
@@ -161,6 +169,9 @@ class CaseOpener:
                 items += self._cards.to_edit(case, first, author, now)
             else:
                 items += self._cards.to_post(case, first, author, now)
+        for case_id, mention in answered:
+            reply = self._cards.joiner_reply(grown[case_id], firsts[case_id], mention, now)
+            items += [reply] if reply is not None else []
         await uow.outbox.enqueue(items)
         await self._cases_changed(uow, [*opened, *grown.values()], now)
         final = {c.id: c for c in [*opened, *grown.values()]}

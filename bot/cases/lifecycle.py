@@ -68,7 +68,9 @@ ALLOWED_FROM: dict[Action, frozenset[CaseState]] = {
     Action.REQUEST_CHANGES: frozenset({S.AWAITING_APPROVAL}),
     Action.REJECT: frozenset({S.AWAITING_APPROVAL}),
     Action.PUBLISH: frozenset({S.APPROVED}),
-    Action.MARK_PUBLISHED: frozenset({S.APPROVED}),
+    # From PUBLISHED: the mentions of a cluster the bot cannot answer were answered by hand
+    # (_hand_due guards it; bot/cases/publication.py).
+    Action.MARK_PUBLISHED: frozenset({S.APPROVED, S.PUBLISHED}),
     Action.ESCALATE: frozenset(set(CaseState) - TERMINAL_STATES),
     Action.REROUTE: frozenset(
         {S.NEW, S.TAKEN, S.CHANGES_REQUESTED, S.AWAITING_APPROVAL, S.APPROVED}
@@ -175,6 +177,9 @@ class ActionRequest:
     outcome: Outcome | None = None  # CLOSE
     department: str | None = None  # REROUTE target
     url: str | None = None  # PUBLISH, MARK_PUBLISHED: the public link
+    # MARK_PUBLISHED: the newest mention of the case now, which the mark covers (the service
+    # fills it in; a mention that joins later waits for the next mark).
+    by_hand_upto: int | None = None
     # PUBLISH, MARK_PUBLISHED, FOLLOW_UP_LATER, WAIT_FOR_AUTHOR (moved to private): when to ask
     # for the result
     follow_up_at: datetime | None = None
@@ -374,6 +379,14 @@ def _may_code(case: Case, req: ActionRequest, actor: Actor) -> DomainError | Non
     return _owner_or_lead(case, req, actor)
 
 
+def _hand_due(case: Case, req: ActionRequest, actor: Actor) -> DomainError | None:
+    """Once published, marking by hand is for mentions only a person can answer: while
+    some wait for it."""
+    if case.state is S.PUBLISHED and case.hand_due <= 0:
+        return InvalidTransition(action=req.action.value, state=case.state.value)
+    return None
+
+
 _GUARDS: dict[Action, Guard] = {
     Action.TAKE: _may_take,
     Action.RELEASE: _owner_or_lead,
@@ -389,6 +402,7 @@ _GUARDS: dict[Action, Guard] = {
     Action.FOLLOW_UP: _may_follow_up,
     Action.CORRECT: _may_correct,
     Action.SET_CODE: _may_code,
+    Action.MARK_PUBLISHED: _hand_due,
 }
 
 
@@ -606,6 +620,24 @@ def _publish(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Han
     return new_case, [event]
 
 
+def _mark_published(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
+    """An approved answer a person posted by hand; or, on a published cluster, the mentions
+    the bot cannot answer, answered by hand now (how many, up to which mention: audited)."""
+    if case.state is not S.PUBLISHED:
+        return _publish(case, req, actor, now)
+    upto = max(case.hand_marked_upto, req.by_hand_upto or 0)
+    event = _event(
+        case, actor, now, Action.MARK_PUBLISHED, S.PUBLISHED, by_hand=case.hand_due, upto=upto
+    )
+    marked = replace(
+        case,
+        hand_published=case.hand_published + case.hand_due,
+        hand_due=0,
+        hand_marked_upto=upto,
+    )
+    return marked, [event]
+
+
 def _escalate(case: Case, req: ActionRequest, actor: Actor, now: datetime) -> Handled:
     level = case.escalation_level + 1
     reason = (req.note or "").strip() or None
@@ -779,7 +811,7 @@ _HANDLERS = {
     Action.REQUEST_CHANGES: _review,
     Action.REJECT: _review,
     Action.PUBLISH: _publish,
-    Action.MARK_PUBLISHED: _publish,
+    Action.MARK_PUBLISHED: _mark_published,
     Action.ESCALATE: _escalate,
     Action.REROUTE: _reroute,
     Action.IGNORE: _ignore,
@@ -812,6 +844,8 @@ def available_actions(case: Case, actor: Actor | None = None) -> list[Action]:
             hidden.add(Action.FOLLOW_UP)
     if case.published_draft is None:
         hidden.add(Action.CORRECT)
+    if case.state is S.PUBLISHED and case.hand_due <= 0:
+        hidden.add(Action.MARK_PUBLISHED)
     hidden.add(Action.WAIT_FOR_AUTHOR if case.waiting_since else Action.AUTHOR_REPLIED)
     actions = [a for a in actions if a not in hidden]
     if actor is not None:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.cases import lifecycle
+from bot.cases import lifecycle, publication
 from bot.cases.authors import AuthorLabels, author_of, count_mention
-from bot.cases.cards import Cards, colleagues, first_mention
+from bot.cases.cards import Cards, bot_reply_of, colleagues, first_mention
 from bot.cases.codes import CodeBook, dimension_of
 from bot.cases.corrections import Dismissal, IntakePlan, Promotion, correct_sentiment
 from bot.cases.deadlines import DEFAULT_FOLLOW_UP, SlaPlanner, arm_cases
@@ -38,6 +38,7 @@ from bot.cases.outcomes import (
     audit_refusal,
     audited,
 )
+from bot.cases.progress import PublicationProgress
 from bot.cases.prompts import NO_VERSIONS, Prompts, Versions
 from bot.cases.replies import ReplyCatalog
 from bot.cases.split import split_mention
@@ -128,6 +129,12 @@ class CaseService:
             uow_factory, clock, directory, tz, self._cards, replies, on_outbox, self.misplaced
         )
         self._audit_once_lock = asyncio.Lock()  # two commands at once still audit once
+        # A cluster's answer on its card as it goes out: fed by the outbox worker's hook.
+        self.progress = PublicationProgress(uow_factory, clock, self._cards, on_outbox)
+
+    def publishable(self, mention: Mention) -> bool:
+        """Whether the bot itself can post an answer where the mention was written."""
+        return self._cards.publishable(mention)
 
     def wake_outbox(self) -> None:
         """After a caller's own transaction queued messages (see open_many)."""
@@ -380,14 +387,19 @@ class CaseService:
                     await audit_refusal(uow, case, actor, request.action, now, refusal.code)
                     await uow.commit()
                 return ActResult(case, error=refusal)
-            mention, author = await first_mention(uow, case)
+            mentions = await uow.mentions.for_case(case_id)
+            mention = mentions[0]
+            author = await uow.authors.get(mention.author_id) if mention.author_id else None
+            if request.action is Action.MARK_PUBLISHED:
+                # What a mark covers: the mentions there are now, not one that joins later.
+                request = replace(request, by_hand_upto=max(m.id or 0 for m in mentions))
             try:
                 request = self._complete(case, mention, author, request, now)
                 result = transition(case, request, actor, now)
             except DomainError as error:
                 return ActResult(case, error=error)
             result, announced = self._publish_at_once(result, request, actor, mention, author, now)
-            new_case = result.case
+            new_case = self._answer_round(case, result.case, announced, mentions)
             ended_wait = case.waiting_since is not None and new_case.waiting_since is None
             if ended_wait and self._sla is not None:
                 # The author replied, or a follow-up showed the result: the paused time is
@@ -402,6 +414,8 @@ class CaseService:
                 new_case = self._sla.reprioritised(new_case, now)
                 events = tuple(_with_deadlines(e, new_case) for e in events)
             await uow.cases.save(new_case, expected_version=case.version)
+            if new_case.answers_delivered != case.answers_delivered:  # a new answer: from 0
+                await uow.cases.record_answers_delivered(case_id, new_case.answers_delivered)
             await uow.events.append(events)
             if new_case.department != case.department:  # similar mentions find it there now
                 await uow.links.move_bands(case_id, new_case.department)
@@ -461,6 +475,24 @@ class CaseService:
         except DomainError:  # e.g. no right to publish: the approved answer waits on the card
             return result, request
         return lifecycle.Transition(published.case, result.events + published.events), publish
+
+    def _answer_round(
+        self, old: Case, new: Case, request: ActionRequest, mentions: Sequence[Mention]
+    ) -> Case:
+        """A new text published goes to every mention of the case (bot/cases/publication.py):
+        the bot's replies and what waits for a person are counted from now. A correction that
+        edits the bot's replies in place keeps the count; a drill publishes nothing."""
+        if new.drill or old.state is CaseState.PUBLISHED or new.state is not CaseState.PUBLISHED:
+            return new  # (MARK_PUBLISHED on a published case marks what waits: lifecycle)
+        if request.action is Action.MARK_PUBLISHED:
+            return publication.marked_round(new, mentions)
+        if request.action is not Action.PUBLISH:
+            return new
+        approved = new.approved_draft
+        corrected = approved is not None and approved.kind is DraftKind.CORRECTION
+        if corrected and bot_reply_of(old) is not None:
+            return new
+        return publication.start_round(new, mentions, self._cards.publishable)
 
     def _complete(
         self,

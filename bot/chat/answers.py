@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot.cases import publication
 from bot.cases.cards import attachment_lines, card_view
 from bot.cases.erasure import Erasure
 from bot.cases.lifecycle import ActionRequest, DomainError, NoRight
@@ -49,6 +50,9 @@ COMMANDS = (
 ID_COMMANDS = frozenset({"whoami", "ids"})
 MAX_EVENTS = 40  # /case shows the latest events; the rest stays in the database
 MAX_JOINED = 10  # /case lists the newest joined mentions, each with its /split
+# /case lists the mentions of a published cluster only a person can answer: their links, as
+# many as a message holds (the card and the notice under it name the first few).
+MAX_BY_HAND = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +324,7 @@ class Answers:
 
     def _thread_context(self, thread: CaseThread) -> dict[str, Any]:
         case, mention = thread.case, thread.mentions[0]
+        waiting = publication.waiting_by_hand(case, thread.mentions, self._cases.publishable)
         card = card_view(
             case, mention, thread.author, self._directory, self._cases.tz, codes=self._cases.codes
         )
@@ -377,6 +382,10 @@ class Answers:
                 for m in thread.mentions[1:][-MAX_JOINED:]
             ],
             "joined_more": max(len(thread.mentions) - 1 - MAX_JOINED, 0),
+            "by_hand": [
+                {"id": m.id, "source": m.source, "url": m.url} for m in waiting[:MAX_BY_HAND]
+            ],
+            "by_hand_more": max(len(waiting) - MAX_BY_HAND, 0),
         }
 
     def _why_negative(self, mention: Mention) -> dict[str, Any] | None:
@@ -422,6 +431,8 @@ class Answers:
             if group is None:
                 return str(payload["reason"])
             return t_or(f"{group}.{payload['reason']}", "")
+        if kind == Action.MARK_PUBLISHED.value and payload.get("by_hand"):
+            return self._texts.t("ui.marked_by_hand", count=payload["by_hand"])
         note = str(payload.get("note") or "")
         if payload.get("tier_name"):  # a review at one tier of a chain: whose step it was
             tier = t_or(f"tier.{payload['tier_name']}", str(payload["tier_name"]))

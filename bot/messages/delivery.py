@@ -98,6 +98,7 @@ class OutboxWorker:
         poll_interval_s: float = 1.0,
         batch_size: int = 200,
         on_delivered: DeliveredHook | None = None,
+        queue_chats: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._uow = uow_factory
         self._transports = dict(transports)
@@ -106,6 +107,9 @@ class OutboxWorker:
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._on_delivered = on_delivered
+        # Where a backlog may be shown as a queue message: staff chats. A public chat the bot
+        # answers citizens in (a cluster's replies back up there) never gets one. None: all.
+        self._queue_chats = queue_chats
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
@@ -263,6 +267,8 @@ class OutboxWorker:
                 if pacing is not None:  # a transport that paces a backlogged chat
                     pacing(backlog)
                 for chat in set(backlog) | {c for t, c in self._queues if t == name}:
+                    if self._queue_chats is not None and not self._queue_chats(name, chat):
+                        continue
                     waiting = backlog.get(chat, 0) - (1 if (name, chat) in self._queues else 0)
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
             await uow.commit()

@@ -53,6 +53,8 @@ CARD_FIELDS = (
     "moved_to",
     "sla",
     "attachments",
+    "similar",
+    "publication",
     "codes",
     "menu",
     "options",
@@ -155,6 +157,15 @@ class SimilarFacts(TypedDict):
     sources: list[str]
 
 
+class PublicationFacts(TypedDict):
+    """The answer of a case with several mentions as it goes out (bot/cases/publication.py)."""
+
+    done: int  # mentions answered: replies the bot delivered, plus those marked by hand
+    total: int  # mentions the answer is for
+    by_hand: int  # of done, marked by hand
+    waiting_by_hand: int  # only a person can answer these; not yet marked
+
+
 class CardView(TypedDict):
     view: Literal["card"]
     case: CaseFacts
@@ -179,6 +190,9 @@ class CardView(TypedDict):
     # Similar mentions joined: how many, from how many other people, first and last time,
     # sources. Absent from cards queued before it existed and when none joined.
     similar: NotRequired[SimilarFacts | None]
+    # A cluster's answer: published N of M. Absent from older cards and while nothing of a
+    # case with several mentions was published.
+    publication: NotRequired[PublicationFacts | None]
     actions: list[str]  # Action values, one button each
     menu: str | None  # the Action value whose submenu is open ("set_code.topic": 2nd level)
     options: list[MenuOption]

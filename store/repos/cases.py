@@ -95,6 +95,8 @@ class SqlCaseRepository:
                 people_count=bindparam("b_people"),
                 last_mention_at=bindparam("b_last"),
                 sources=bindparam("b_sources", type_=table.c.sources.type),
+                answer_targets=bindparam("b_targets"),
+                hand_due=bindparam("b_hand_due"),
                 version=bindparam("b_version"),
             )
         )
@@ -107,6 +109,8 @@ class SqlCaseRepository:
                 "b_people": c.people_count,
                 "b_last": c.last_mention_at,
                 "b_sources": list(c.sources),
+                "b_targets": c.answer_targets,
+                "b_hand_due": c.hand_due,
                 "b_version": c.version,
             }
             for c in cases
@@ -114,6 +118,15 @@ class SqlCaseRepository:
         result = await self._s.execute(statement, params)
         if rowcount(result) != len(cases):
             raise ConcurrentUpdate("a related case changed while mentions joined it")
+
+    async def record_answers_delivered(self, case_id: int, delivered: int) -> None:
+        # No new version: a count the card shows, not a change anyone's button predates.
+        await self._s.execute(
+            update(CaseRow)
+            .where(CaseRow.id == case_id)
+            .values(answers_delivered=delivered)
+            .execution_options(synchronize_session=False)
+        )
 
     async def get(self, case_id: int) -> Case | None:
         row = await self._s.get(CaseRow, case_id, populate_existing=True)
@@ -124,7 +137,9 @@ class SqlCaseRepository:
 
     async def save(self, case: Case, expected_version: int) -> None:
         assert case.id is not None
-        values = case_values(case)
+        # The delivered count is the delivery hook's to write (record_answers_delivered): a
+        # press saved meanwhile must not put back the count it read.
+        values = {k: v for k, v in case_values(case).items() if k != "answers_delivered"}
         result = await self._s.execute(
             update(CaseRow)
             .where(CaseRow.id == case.id, CaseRow.version == expected_version)

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
@@ -201,6 +201,17 @@ class SqlOutboxRepository:
             .limit(limit)
         )
         return [outbox_from_row(row) for row in rows]
+
+    async def replies_of(self, case_id: int, ref_key: str) -> dict[str, OutboxStatus]:
+        # On ix_outbox_case, two columns: no payload is decrypted for a count.
+        rows = await self._s.execute(
+            select(OutboxRow.ref_key, OutboxRow.status).where(
+                OutboxRow.case_id == case_id,
+                OutboxRow.op == OutboxOp.REPLY.value,
+                or_(OutboxRow.ref_key == ref_key, OutboxRow.ref_key.startswith(f"{ref_key}:")),
+            )
+        )
+        return {ref: OutboxStatus(status) for ref, status in rows.all() if ref is not None}
 
     async def backlog(self, transport: str) -> dict[str, int]:
         """Undelivered items per chat of one transport."""

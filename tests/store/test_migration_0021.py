@@ -32,7 +32,7 @@ async def test_down_and_up_again(database: Database) -> None:
     tables, columns = await tables_and_case_columns(database)
     assert "mention_bands" in tables
     assert {"similar_count", "people_count", "last_mention_at", "sources"} <= columns
-    assert await database.current_revision() == "0021"
+    assert await database.current_revision() == "0022"
 
 
 async def test_bands_round_trip_by_keyed_hash(

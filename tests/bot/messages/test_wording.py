@@ -146,9 +146,12 @@ SAMPLES: dict[str, Any] = {
     "kind": "first_touch",
     "level": 2,
     "limit": 4000,
+    # a cluster's mentions only a person can answer (ui.by_hand)
+    "links": ["https://vk.com/wall-1_7", "https://vk.com/wall-1_9"],
     "listen": "0.0.0.0:8080",
     "mention_id": 1201,
     "mentions": 12,
+    "more": 5,
     "messages": 1,
     "minutes": 30,
     "name": staff_name("ivanova"),
