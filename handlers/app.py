@@ -151,6 +151,8 @@ class App:
             codes=CodeBook(playbook.codes, config.locale),
             approval=playbook.approval,
         )
+        # An approved answer its source refused for good: the department is told why.
+        self.worker.on_refused = self.cases.publication_refused
         self.erasure = Erasure(self.database.uow, self.clock, self.cases)
         self.retention_jobs = RetentionJobs(self.erasure, config.retention, config.tz)
         self.crises = CrisisService(

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -86,6 +86,9 @@ class DeliveryStats:
 
 
 DeliveredHook = Callable[[OutboxItem, DeliveryResult], None]
+# An item refused for good, with the reason, inside the transaction that records it: the
+# hook may queue what tells people (the approved answer that did not reach its source).
+RefusedHook = Callable[[UnitOfWork, OutboxItem, str, datetime], Awaitable[None]]
 
 
 class OutboxWorker:
@@ -98,6 +101,7 @@ class OutboxWorker:
         poll_interval_s: float = 1.0,
         batch_size: int = 200,
         on_delivered: DeliveredHook | None = None,
+        on_refused: RefusedHook | None = None,
     ) -> None:
         self._uow = uow_factory
         self._transports = dict(transports)
@@ -106,6 +110,7 @@ class OutboxWorker:
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._on_delivered = on_delivered
+        self.on_refused = on_refused  # the composition root sets it once the services exist
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
@@ -387,6 +392,8 @@ class OutboxWorker:
                 await uow.outbox.mark_delivered(item.id, now, result.external_ref)
             elif isinstance(error, PermanentFailure):
                 await uow.outbox.mark_failed(item.id, now, str(error)[:MAX_ERROR_TEXT])
+                if self.on_refused is not None:
+                    await self.on_refused(uow, item, str(error)[:MAX_ERROR_TEXT], now)
             else:
                 hint = error.after if isinstance(error, RetryLater) else None
                 delay = self._policy.delay(item.attempts, hint)
@@ -394,6 +401,8 @@ class OutboxWorker:
                 await uow.outbox.mark_retry(item.id, now + timedelta(seconds=delay), reason)
             await uow.commit()
         self._posting.pop(item.id, None)
+        if isinstance(error, PermanentFailure) and self.on_refused is not None:
+            self._wake.set()  # what the hook queued goes out now
         if result is not None:
             self.stats.delivered += 1
             if self._on_delivered is not None:

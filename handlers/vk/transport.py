@@ -40,18 +40,6 @@ MAX_MESSAGE = 4_096  # messages.send takes 9,000; a comment is shorter: both fit
 TOO_MANY_PER_SECOND, FLOOD_CONTROL = 6, 9
 RETRY_AFTER_S = {TOO_MANY_PER_SECOND: 1.0}  # flood control: the outbox's growing back-off
 TRANSIENT = frozenset({1, 10, TOO_MANY_PER_SECOND, FLOOD_CONTROL})  # unknown, VK's server
-# Why VK refuses, in words an administrator can act on (codes: errors.json of vk-api-schema).
-HINTS = {
-    5: "the community token is invalid or revoked: create a new one (vk.token)",
-    7: "the community token lacks the right for this: give it access to messages and the wall",
-    15: "access denied: the community token lacks the right, or the wall is closed",
-    27: "this method does not take a community token",
-    100: "VK refused a parameter (the comment may have been deleted)",
-    212: "comments on this post are closed",
-    213: "the community may not comment there",
-    901: "the citizen has not allowed messages from the community",
-    902: "the citizen's privacy settings do not allow a message from the community",
-}
 
 
 def random_id_of(key: str) -> int:
@@ -86,8 +74,9 @@ class VkTransport:
         except VkApiError as error:
             if error.code in TRANSIENT:
                 raise RetryLater(str(error), after=RETRY_AFTER_S.get(error.code)) from error
-            hint = HINTS.get(error.code)
-            raise PermanentFailure(f"{error}" + (f" — {hint}" if hint else "")) from error
+            # What to do about it, in the organisation's language (messages.yaml vk_error).
+            hint = self._texts.t_or(f"vk_error.{error.code}", "")
+            raise PermanentFailure(f"{error}" + (f" ({hint})" if hint else "")) from error
         except (VkAnswerError, aiohttp.ClientError, TimeoutError) as error:
             raise RetryLater(f"{type(error).__name__}: {error}") from error
 

@@ -201,6 +201,7 @@ async def test_a_thread_joins_one_case_an_edit_joins_it_and_a_deletion_is_on_rec
         assert texts == [NO_HOT_WATER, "У нас в доме тоже нет воды", edited["text"]]
 
         # Deleted: the case stays, its audit trail says so; restored: nothing new.
+        first.deleted = True
         gone = {"owner_id": -GROUP, "id": first.id, "deleter_id": CITIZEN, "post_id": POST}
         await world.callback.send("wall_reply_delete", gone)
         await world.callback.send("wall_reply_restore", first.as_object())
@@ -210,3 +211,19 @@ async def test_a_thread_joins_one_case_an_edit_joins_it_and_a_deletion_is_on_rec
             assert len(await uow.mentions.for_case(case_id)) == 3
         assert kinds.count(SOURCE_DELETED) == 1
         assert (await world.case(case_id)).state is not CaseState.CLOSED
+
+        # An answer to the deleted comment: VK refuses it, the card's chat is told why.
+        card = await world.card(case_id)
+        await world.press("spec", card, "Первый ответ ▸")
+        await world.idle()
+        await world.press("spec", await world.card(case_id), "Опубликовать: Первый ответ (ЖКХ)")
+        await world.idle()
+        assert not [c for c in world.vk.comments(GROUP, POST) if c.from_id == -GROUP]
+        notices = [
+            m.text or ""
+            for m in world.server.messages(world.housing)
+            if m.reply_to_message_id == card.message_id and "не опубликован" in (m.text or "")
+        ]
+        assert len(notices) == 1
+        assert f"Кейс №{case_id}: ответ не опубликован — VK error 100" in notices[0]
+        assert "возможно, комментарий удалён" in notices[0]

@@ -99,9 +99,9 @@ async def test_flood_control_and_too_many_requests_are_retried(vk: VkServer) -> 
 async def test_other_errors_are_final_and_say_why(vk: VkServer) -> None:
     sender = transport(vk)
     try:
-        with pytest.raises(PermanentFailure, match=r"901.*not allowed messages"):
+        with pytest.raises(PermanentFailure, match=r"901.*не разрешил сообществу писать"):
             await sender.deliver(delivery("peer555", None))  # never wrote to the community
-        with pytest.raises(PermanentFailure, match=r"100.*deleted"):
+        with pytest.raises(PermanentFailure, match=r"100.*комментарий удалён"):
             await sender.deliver(delivery(f"wall-{GROUP}_{POST}", "999"))
         with pytest.raises(PermanentFailure, match="not community"):
             await sender.deliver(delivery(f"wall-1_{POST}", None))  # another wall
@@ -109,7 +109,7 @@ async def test_other_errors_are_final_and_say_why(vk: VkServer) -> None:
         await sender.close()
     revoked = transport(vk, token="vk1.a.revoked0token0abcdefghijklmnopqrstu")
     try:
-        with pytest.raises(PermanentFailure, match=r"5: User authorization failed.*token"):
+        with pytest.raises(PermanentFailure, match=r"5: User authorization failed.*vk.token"):
             await revoked.deliver(delivery(f"wall-{GROUP}_{POST}", None))
     finally:
         await revoked.close()
