@@ -21,8 +21,8 @@ from bot.settings.connections import VkConfig
 
 TIMEOUT_S = 20.0
 MAX_ANSWER = 1024 * 1024  # the methods we call answer a few hundred bytes
-# "For a community access token the limit is 20 requests per second" (dev.vk.com/ru/api/
-# api-requests, «Ограничения и рекомендации»). A sliding window, a little longer than a
+# A community access token may make 20 requests a second, a user token 3 (vk.com/dev/
+# api_requests, "Limits and recommendations"). A sliding window a little longer than a
 # second: VK counts a call when it arrives, a moment after it left here.
 COMMUNITY_PER_SECOND = 20
 WINDOW_S = 1.1

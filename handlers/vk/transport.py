@@ -1,8 +1,10 @@
 """The outbox's VK transport: the approved answer from the community, under the citizen's
 wall comment or as a message to them (bot/cases/replies.py _vk_origin names where).
 
-Methods and token (VKCOM/vk-api-schema wall/methods.json, messages/methods.json;
-dev.vk.com/ru/method/wall.createComment, /messages.send):
+Methods and token types: VKCOM/vk-api-schema wall/methods.json and messages/methods.json
+(access_token_type of each method), dev.vk.com/ru/method/wall.createComment and
+/messages.send; random_id's scope: vk.com/dev/messages.send (2019 snapshot: "the given
+random_id is checked for uniqueness across the whole message history"):
 - wall.createComment takes a community token; `from_group` posts as the community,
   `reply_to_comment` under the comment, `guid` keeps VK from taking the same comment twice.
   wall.editComment takes a user token only, so a correction is a new reply saying so.

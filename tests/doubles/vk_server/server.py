@@ -10,10 +10,10 @@ without the token (dev.vk.com/ru/reference/errors).
 Token types (vk-api-schema, each method's access_token_type): wall.createComment takes user
 and community tokens; wall.getComments user and service tokens; messages.send and
 messages.edit user and community tokens. A community token is limited to 20 requests per
-second (dev.vk.com/ru/api/api-requests), a user token to 3: beyond that, error 6.
+second, a user token to 3 (vk.com/dev/api_requests): beyond that, error 6.
 
 messages.send: `random_id` is checked for uniqueness across the sender's whole message
-history (dev.vk.com/method/messages.send); a repeat sends nothing and answers the first
+history (vk.com/dev/messages.send); a repeat sends nothing and answers the first
 message's id. A community may write only to people who wrote to it or allowed its messages
 (error 901). wall.createComment: `guid` keeps the same comment from being added twice.
 """
