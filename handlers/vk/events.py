@@ -1,7 +1,7 @@
 """Callback API event objects → mentions. Pure: no I/O, everything VK sends is untrusted.
 
 Event objects follow the API version the server is set to, 5.199 (dev.vk.com/ru/api/callback/
-getting-started: "Формат данных"; objects as in VKCOM/vk-api-schema callback/objects.json).
+getting-started, "Data format"; objects as in VKCOM/vk-api-schema callback/objects.json).
 
 What each kind of event does to the case:
 - *_new: a mention, through intake like any other; a reply in a comment thread joins the
