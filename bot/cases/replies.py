@@ -71,7 +71,8 @@ class Origin:
 
 def origin_of(mention: Mention, discussion_chats: Collection[str]) -> Origin | None:
     """Where the answer to `mention` can be posted: under the comment itself, if it is one
-    in a configured discussion group. The external id is data: a mention stored under the
+    in a configured discussion group or on the VK community's wall; to the citizen, if they
+    wrote to the VK community (_vk_origin). The external id is data: a mention stored under the
     source name by anyone but the Telegram adapter (an API source called "telegram" before
     such names were refused) must not choose the chat the bot posts into."""
     if mention.source.startswith("vk:"):

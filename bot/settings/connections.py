@@ -58,9 +58,10 @@ _PLACEHOLDER_PARTS = (
 # authors by. A configured source named so would pass its mentions off as theirs: a "telegram"
 # mention's external id names the chat and message the approved answer is posted under.
 RESERVED_SOURCE_NAMES = frozenset({"telegram", "telegram_dm", "matrix", "email", "phone"})
-# Feeds' mentions: "rss:<feed name>"; the VK community page's: "vk:wall", "vk:message", …
-# ("vk" alone stays an ordinary source name: monitoring services send VK mentions under it).
-_RESERVED_PREFIXES = ("rss:", "vk:")
+_RESERVED_PREFIXES = ("rss:",)  # feeds' mentions: "rss:<feed name>"
+# The VK community page's mentions: "vk:wall", "vk:message", … ("vk" alone stays an ordinary
+# source name: monitoring services send VK mentions under it).
+_VK_PREFIX = "vk:"
 
 
 def reserved_source_name(name: str) -> str | None:
@@ -69,7 +70,9 @@ def reserved_source_name(name: str) -> str | None:
     if folded in RESERVED_SOURCE_NAMES:
         return f"{name!r} is the name of a built-in channel; choose another source name"
     if folded.startswith(_RESERVED_PREFIXES):
-        return f"{name!r}: names starting with 'rss:' or 'vk:' are the bot's own channels'"
+        return f"{name!r}: names starting with 'rss:' are the feeds' own"
+    if folded.startswith(_VK_PREFIX):
+        return f"{name!r}: names starting with 'vk:' are the VK community page's own"
     return None
 
 
