@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -125,3 +126,26 @@ async def test_the_limiter_keeps_within_vks_limit(vk: VkServer) -> None:
     finally:
         await sender.close()
     assert len(vk.sent_to(GROUP, 100)) == 45
+
+
+async def test_corrections_edit_a_message_and_follow_a_wall_reply(vk: VkServer) -> None:
+    vk.write(GROUP, 100, "Помогите")
+    citizen = vk.comment(GROUP, POST, 100, "Нет воды")
+    sender = transport(vk)
+    try:
+        sent = await sender.deliver(delivery("peer100", None, key="m1", text="Воду дадут в 18"))
+        assert sent.external_ref is not None
+        fix = replace(
+            delivery("peer100", None, key="m2", text="Воду дадут в 19"),
+            target_ref=sent.external_ref,
+        )
+        fix = replace(fix, item=replace(fix.item, op=OutboxOp.EDIT))
+        await sender.deliver(fix)
+        wall = delivery(f"wall-{GROUP}_{POST}", str(citizen.id), key="w2", text="Воду дадут в 19")
+        await sender.deliver(replace(wall, item=replace(wall.item, op=OutboxOp.EDIT)))
+    finally:
+        await sender.close()
+    assert [m.text for m in vk.sent_to(GROUP, 100)] == ["Воду дадут в 19"]  # edited in place
+    # VK lets only a person edit a comment: the correction is a new reply that says so.
+    replies = [c.text for c in vk.comments(GROUP, POST) if c.from_id == -GROUP]
+    assert replies == ["Исправление к нашему ответу выше:\nВоду дадут в 19"]
