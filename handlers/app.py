@@ -274,7 +274,14 @@ class App:
         # Callback API events stored by the endpoint become mentions here, after VK's "ok".
         self.vk_intake: VkIntake | None = None
         if config.vk is not None and config.vk.enabled:
-            self.vk_intake = VkIntake(self.database, self.intake, self.clock, config.vk.group_id)
+            vk = self.transports.get(VK_TRANSPORT)
+            self.vk_intake = VkIntake(
+                self.database,
+                self.intake,
+                self.clock,
+                config.vk.group_id,
+                names=vk.api.name_of if isinstance(vk, VkTransport) else None,
+            )
         self.feeds: FeedPoller | None = None
         if config.feeds:
             self.feeds = FeedPoller(config.feeds, self.intake, self.cases, self.clock)

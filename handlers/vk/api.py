@@ -97,6 +97,18 @@ class VkApi:
             raise VkAnswerError("VK's answer has neither response nor error")
         return body["response"]
 
+    async def name_of(self, user_id: int) -> str | None:
+        """A person's name as VK shows it (users.get takes a community token:
+        vk-api-schema users/methods.json); None when VK does not say."""
+        response = await self.call("users.get", {"user_ids": user_id})
+        if not isinstance(response, list) or not response or not isinstance(response[0], dict):
+            return None
+        person = response[0]
+        name = " ".join(
+            str(person.get(part) or "").strip() for part in ("first_name", "last_name")
+        ).strip()
+        return name or None
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot.clock import Clock
 from bot.intake.intake import MentionIntake
-from bot.model import SYSTEM_ACTOR, Event, Mention
+from bot.model import MAX_NAME, SYSTEM_ACTOR, Event, Mention
 from handlers.vk.events import Deleted, translate
 from store.db import Database
 from store.repos.vk_events import WaitingVkEvent
@@ -21,13 +24,23 @@ log = logging.getLogger("otklik.vk")
 BATCH = 100
 POLL_S = 5.0  # also what another process stored, and a retry after a failure
 MAX_ATTEMPTS = 3  # an event intake keeps failing on is dropped (logged), not retried for ever
+NAME_WAIT_S = 3.0  # a name is nice to have: the mention does not wait longer for it
+NAMES_KEPT = 10_000
+NameLookup = Callable[[int], Awaitable[str | None]]
 SOURCE_DELETED = "source_deleted"  # audit event kind on the case of a deleted comment
 
 
 class VkIntake:
     def __init__(
-        self, database: Database, intake: MentionIntake, clock: Clock, group_id: int
+        self,
+        database: Database,
+        intake: MentionIntake,
+        clock: Clock,
+        group_id: int,
+        names: NameLookup | None = None,
     ) -> None:
+        self._names = names  # Callback API events carry an id, not the person's name
+        self._known: OrderedDict[int, str] = OrderedDict()
         self._database = database
         self._intake = intake
         self._clock = clock
@@ -84,7 +97,7 @@ class VkIntake:
     async def _take(self, event: WaitingVkEvent) -> None:
         meaning = translate(event.type, event.body, self._group_id, self._clock.now())
         if isinstance(meaning, Mention):
-            result = await self._intake.receive(meaning)
+            result = await self._intake.receive(await self._named(meaning))
             log.info(
                 "vk: %s %s taken in%s",
                 event.type,
@@ -93,6 +106,25 @@ class VkIntake:
             )
         elif isinstance(meaning, Deleted):
             await self._deleted(meaning)
+
+    async def _named(self, mention: Mention) -> Mention:
+        """The mention with its author's name from VK, when VK gives it in time."""
+        user_id = int(mention.author.external_id)
+        name = self._known.get(user_id)
+        if name is not None:
+            self._known.move_to_end(user_id)
+        elif self._names is not None:
+            try:
+                name = await asyncio.wait_for(self._names(user_id), NAME_WAIT_S)
+            except Exception as error:  # the id stays the name; the mention must not wait
+                log.warning("vk: no name for an author: %s", type(error).__name__)
+            if name:
+                name = self._known[user_id] = name[:MAX_NAME]
+                if len(self._known) > NAMES_KEPT:
+                    self._known.popitem(last=False)
+        if not name:
+            return mention
+        return replace(mention, author=replace(mention.author, display_name=name))
 
     async def _deleted(self, deleted: Deleted) -> None:
         async with self._database.uow() as uow:

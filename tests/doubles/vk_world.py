@@ -87,6 +87,7 @@ async def vk_world(tmp_path: Path) -> AsyncIterator[VkWorld]:
     vk.add_token(VK_TOKEN, "group", GROUP)
     vk.add_token(SERVICE_TOKEN, "service", 51_694_790)
     vk.add_post(GROUP, POST)
+    vk.add_person(7777, "Пётр", "Сидоров")
     bot = server.add_bot(TOKEN, "otklik_bot")
     world = VkWorld(server, bot, None)  # type: ignore[arg-type]
     world.vk = vk

@@ -57,6 +57,7 @@ async def test_a_wall_comment_is_answered_under_itself_once_even_after_a_crash(
         case_id = await case_of(world, VK_WALL_SOURCE, f"-{GROUP}_{POST}:{comment.id}")
         card = await world.card(case_id)  # in the housing department's chat
         assert NO_HOT_WATER in (card.text or "")
+        assert "Пётр Сидоров" in (card.text or "")  # users.get, with the community token
         assert f"https://vk.com/wall-{GROUP}_{POST}?reply={comment.id}" in str(card.entities)
 
         # A pre-approved template, where the bot can publish: two presses, then VK.

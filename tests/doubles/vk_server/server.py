@@ -132,13 +132,16 @@ class VkServer:
             "wall.getComments": self._get_comments,
             "messages.send": self._send,
             "messages.edit": self._edit,
+            "users.get": self._users,
         }
         self._access: dict[str, tuple[TokenKind, ...]] = {
             "wall.createComment": ("user", "group"),
             "wall.getComments": ("user", "service"),
             "messages.send": ("user", "group"),
             "messages.edit": ("user", "group"),
+            "users.get": ("user", "group", "service"),
         }
+        self.people: dict[int, tuple[str, str]] = {}  # id → (first name, last name)
         self._runner: web.AppRunner | None = None
         self.api_base = ""
 
@@ -146,6 +149,9 @@ class VkServer:
 
     def add_token(self, token: str, kind: TokenKind, owner: int) -> None:
         self.tokens[token] = Token(kind, owner)
+
+    def add_person(self, user_id: int, first_name: str, last_name: str) -> None:
+        self.people[user_id] = (first_name, last_name)
 
     def add_post(self, group_id: int, post_id: int) -> None:
         self.posts.setdefault((-group_id, post_id), [])
@@ -354,6 +360,18 @@ class VkServer:
         sent = PrivateMessage(next(self._ids), peer, sender, _now(), message, random_id)
         dialogs.append(sent)
         return sent.id
+
+    async def _users(self, token: Token, params: dict[str, str]) -> Any:
+        ids = [part.strip() for part in params.get("user_ids", "").split(",") if part.strip()]
+        found = []
+        for text in ids:
+            if not text.isdigit():
+                raise VkError(100, "user_ids is invalid")
+            person = self.people.get(int(text))
+            if person is not None:
+                first, last = person
+                found.append({"id": int(text), "first_name": first, "last_name": last})
+        return found
 
     async def _edit(self, token: Token, params: dict[str, str]) -> Any:
         number, peer = _int(params, "message_id"), _int(params, "peer_id")
