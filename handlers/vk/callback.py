@@ -93,6 +93,14 @@ class VkCallback:
             return _answer(400, "no event_id")
         if type_ not in TAKEN:
             return web.Response(text="ok")  # ticked in VK but not ours to take: VK must stop
+        version = event.get("v")
+        if isinstance(version, str) and version != self._config.version:
+            # Objects differ between versions: refused loudly rather than misread quietly
+            # (VK's Requests tab and the log show why).
+            log.warning(
+                "vk: events come in API version %.20s, not %s", version, self._config.version
+            )
+            return _answer(400, f"set API version {self._config.version} for this server in VK")
         try:
             await self._store(event_id, group_id, type_, event.get("object"), address)
         except Exception:

@@ -73,6 +73,8 @@ async def test_malformed_bodies_are_400_and_unknown_events_ok(
     no_id = {"type": "wall_reply_new", "group_id": GROUP, "secret": SECRET, "object": {}}
     assert (await sender.post(no_id))[0].status == 400
     assert (await sender.send("group_join", {"user_id": 1}))[0].ok  # not taken, not retried
+    old = {**no_id, "event_id": "e1", "v": "5.131"}
+    assert (await sender.post(old))[0].text == "set API version 5.199 for this server in VK"
 
 
 async def test_a_flood_of_forgeries_is_audited_only_so_far(
