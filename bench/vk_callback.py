@@ -36,7 +36,7 @@ from bench.common import free_port  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
-from tests.doubles.vk_server import CallbackSender  # noqa: E402
+from tests.doubles.vk_server import CallbackSender, VkServer  # noqa: E402
 
 GROUP = 218861756
 SECRET = "BenchSecret1"
@@ -49,7 +49,7 @@ TEXTS = (
 )
 
 
-def config_in(directory: Path, port: int) -> Path:
+def config_in(directory: Path, port: int, vk_api: str) -> Path:
     body = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
     body = body.replace("path: playbooks/default", f"path: {ROOT}/playbooks/default")
     body = body.replace("templates: playbooks/templates", f"templates: {ROOT}/playbooks/templates")
@@ -60,7 +60,9 @@ def config_in(directory: Path, port: int) -> Path:
     body = body.replace("log_level: INFO", "log_level: WARNING")
     start = body.index("# vk:\n")
     block = body[start : body.index("\n\n", start)]
-    body = body.replace(block, "\n".join(line[2:] for line in block.splitlines()))
+    vk = "\n".join(line[2:] for line in block.splitlines())
+    # The VK test server answers the bot's calls (authors' names): never the real VK.
+    body = body.replace(block, f"{vk}\n  api_base: {vk_api}")
     path = directory / "config.yaml"
     path.write_text(body, encoding="utf-8")
     return path
@@ -74,11 +76,11 @@ def percentile(values: list[float], share: float) -> float:
 async def run(events: int, replays: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         port = free_port()
-        env = {
-            "OTKLIK_VK_TOKEN": "vk1.a.bench0token0abcdefghijklmnopqrstuvw",
-            "OTKLIK_VK_SECRET": SECRET,
-        }
-        config = load_config(config_in(Path(scratch), port), env=env)
+        vk = VkServer()
+        await vk.start()
+        vk.add_token(TOKEN, "group", GROUP)
+        env = {"OTKLIK_VK_TOKEN": TOKEN, "OTKLIK_VK_SECRET": SECRET}
+        config = load_config(config_in(Path(scratch), port, vk.api_base), env=env)
         app = App(config, load_playbook(config.playbooks.path))
         await app.start()
         sender = CallbackSender(f"http://127.0.0.1:{port}/vk/callback", GROUP, SECRET)
@@ -117,6 +119,7 @@ async def run(events: int, replays: int) -> dict[str, Any]:
                 stored = await uow.session.scalar(text("SELECT count(*) FROM mentions"))
         finally:
             await app.stop()
+            await vk.stop()
     return {
         "events": events,
         "ok_p50_ms": round(statistics.median(latencies), 2),
