@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.cases.codes import CodeBook
 from bot.cases.erasure import Erasure
 from bot.cases.grouping import IntakeResult
-from bot.cases.replies import ReplyCatalog
+from bot.cases.replies import VK_TRANSPORT, ReplyCatalog
 from bot.cases.service import CaseService
 from bot.chat.answers import Answers
 from bot.chat.checks import ChatProblems, configured_chats
@@ -66,6 +66,9 @@ from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
 from handlers.sandbox.adapter import SandboxAdapter
 from handlers.sandbox.feeds import DrillSamples
+from handlers.vk.callback import VkCallback
+from handlers.vk.intake import VkIntake
+from handlers.vk.transport import VkTransport
 from store.db import Database, StoreInUse, hold_sqlite_file
 
 log = logging.getLogger("otklik")
@@ -118,6 +121,9 @@ class App:
         )
         for adapter in self.adapters:
             self.transports[adapter.name] = adapter.transport
+        # The VK community page: its transport publishes approved answers there (handlers/vk).
+        if config.vk is not None and config.vk.enabled and VK_TRANSPORT not in self.transports:
+            self.transports[VK_TRANSPORT] = VkTransport(config.vk, self.texts)
         self.directory = Directory(config, frozenset(self.transports), self.clock)
         self.metrics = Metrics()
         self.worker = OutboxWorker(
@@ -148,6 +154,8 @@ class App:
         )
         # A cluster's answer on its card as replies go out (bot/cases/progress.py).
         self.publication_jobs = PublicationJobs(self.cases.progress)
+        # An approved answer its source refused for good: the department is told why.
+        self.worker.on_refused = self.cases.publication_refused
         self.erasure = Erasure(self.database.uow, self.clock, self.cases)
         self.retention_jobs = RetentionJobs(self.erasure, config.retention, config.tz)
         self.crises = CrisisService(
@@ -266,6 +274,17 @@ class App:
             codes=self.cases.codes,
         )
         self.sla_jobs = SlaJobs(self.scheduler, self.sla, self.clock)
+        # Callback API events stored by the endpoint become mentions here, after VK's "ok".
+        self.vk_intake: VkIntake | None = None
+        if config.vk is not None and config.vk.enabled:
+            vk = self.transports.get(VK_TRANSPORT)
+            self.vk_intake = VkIntake(
+                self.database,
+                self.intake,
+                self.clock,
+                config.vk.group_id,
+                names=vk.api.name_of if isinstance(vk, VkTransport) else None,
+            )
         self.feeds: FeedPoller | None = None
         if config.feeds:
             self.feeds = FeedPoller(config.feeds, self.intake, self.cases, self.clock)
@@ -323,6 +342,8 @@ class App:
         )
         for adapter in self.adapters:
             await adapter.start(services)
+        if self.vk_intake is not None:
+            self.vk_intake.start()  # first the events stored while the bot was down
         await self._start_api()
         log.info(
             self.texts.t(
@@ -337,6 +358,8 @@ class App:
         # what is still queued stays in the outbox for the next start.
         if self.feeds is not None:
             await self.feeds.stop()  # no new mentions while the rest shuts down
+        if self.vk_intake is not None:
+            await self.vk_intake.stop()
         await self.crisis_jobs.stop()
         await self.model_jobs.stop()
         await self.triage.stop()
@@ -347,6 +370,9 @@ class App:
         await self.publication_jobs.stop()  # after the worker: its last deliveries are counted
         for adapter in self.adapters:
             await adapter.stop()
+        vk = self.transports.get(VK_TRANSPORT)
+        if isinstance(vk, VkTransport):
+            await vk.close()
         await self.chats.drain()
         await self.sla_jobs.stop()  # before the database goes: a run may be writing
         if self.scheduler.running:
@@ -440,6 +466,10 @@ class App:
             health=self.health,
         )
         served = api.app()
+        if self.vk_intake is not None and self.config.vk is not None:
+            VkCallback(self.config.vk, self.database, self.clock, self.vk_intake.poke).add_routes(
+                served
+            )
         sandbox = self.sandbox
         if sandbox is not None:
             sandbox.add_routes(served)

@@ -258,6 +258,7 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     out.print(
         f"Telegram: {'on' if cfg.telegram_enabled else 'off'}; "
         f"Matrix: {'on' if cfg.matrix_enabled else 'off'}; "
+        f"VK: {_vk_summary(cfg)}; "
         f"API: {cfg.api.listen}, {len(cfg.api.sources)} source(s); database: "
         f"{cfg.database.url.split('://')[0]}"
     )
@@ -306,6 +307,13 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
     for part, count in playbook.summary().items():
         summary.add_row(part, str(count))
     out.print(summary)
+
+
+def _vk_summary(cfg: Config) -> str:
+    """VK on or off; on: the community and where VK must send its Callback API events."""
+    if cfg.vk is None or not cfg.vk.enabled:
+        return "off"
+    return f"on, community {cfg.vk.group_id}, Callback API at {cfg.vk.callback_path}"
 
 
 def _encryption_line(cfg: Config) -> str:

@@ -635,3 +635,21 @@ class MentionBandRow(Base):
     department: Mapped[str] = mapped_column(String(32))
     band_hash: Mapped[str] = mapped_column(BlindIndex)
     received_at: Mapped[datetime]
+
+
+class VkEventRow(Base):
+    """A Callback API event from the VK community page (handlers/vk/callback.py), stored
+    before VK is told "ok" and taken in after: `event_id` is unique, so VK's retries of the
+    same event act once. The event object is sealed while it waits and dropped once it has
+    become a mention (`body` None); the row stays as the retry guard."""
+
+    __tablename__ = "vk_events"
+    __table_args__ = (Index("ix_vk_events_waiting", "done_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    group_id: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[Any | None] = mapped_column(EncryptedJSON)
+    received_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]

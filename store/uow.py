@@ -23,6 +23,7 @@ from store.repos.mentions import SqlMentionRepository
 from store.repos.outbox import SqlOutboxRepository
 from store.repos.refs import SqlMessageRefRepository
 from store.repos.timers import SqlTimerRepository
+from store.repos.vk_events import SqlVkEventRepository
 
 
 class WriteGate:
@@ -88,6 +89,7 @@ class SqlUnitOfWork:
         self.drills = SqlDrillRunRepository(session)
         self.erasure = SqlErasureRepository(session, self.events)
         self.chats = SqlSeenChatRepository(session)
+        self.vk_events = SqlVkEventRepository(session)
         return self
 
     async def __aexit__(

@@ -20,6 +20,46 @@ def telegram_comment_id(chat_id: int, message_id: int) -> str:
     return f"{chat_id}:{message_id}"
 
 
+# The VK community page (handlers/vk). Only the VK adapter stores mentions under "vk:" names
+# (bot/settings/connections.py reserves the prefix), so their external ids may name where the
+# answer goes: a wall comment "<owner>_<post>:<comment>[:edit:…]", a message "<peer>:<id>".
+VK_TRANSPORT = "vk"
+VK_WALL_SOURCE = "vk:wall"
+VK_MESSAGE_SOURCE = "vk:message"
+VK_WALL_CHAT = "wall"  # outbox chat "wall<owner>_<post>": wall.createComment under the post
+VK_PEER_CHAT = "peer"  # outbox chat "peer<peer id>": messages.send to the citizen
+
+
+def vk_wall_comment_id(owner_id: int, post_id: int, comment_id: int) -> str:
+    return f"{owner_id}_{post_id}:{comment_id}"
+
+
+def vk_message_id(peer_id: int, message_id: int) -> str:
+    return f"{peer_id}:{message_id}"
+
+
+def _is_int(text: str, negative: bool = False) -> bool:
+    digits = text[1:] if negative and text.startswith("-") else text
+    return digits.isascii() and digits.isdigit() and len(digits) <= 19
+
+
+def _vk_origin(mention: Mention) -> Origin | None:
+    """A wall comment is answered under itself, a message to the community by a message."""
+    parts = mention.external_id.split(":")
+    if mention.source == VK_WALL_SOURCE and len(parts) >= 2:
+        owner, _, post = parts[0].partition("_")
+        if _is_int(owner, negative=True) and _is_int(post) and _is_int(parts[1]):
+            return Origin(VK_TRANSPORT, f"{VK_WALL_CHAT}{owner}_{post}", parts[1])
+    if (
+        mention.source == VK_MESSAGE_SOURCE
+        and len(parts) == 2
+        and _is_int(parts[0])
+        and _is_int(parts[1])
+    ):
+        return Origin(VK_TRANSPORT, f"{VK_PEER_CHAT}{parts[0]}", parts[1])
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """A place where the bot itself can post the approved answer."""
@@ -31,9 +71,12 @@ class Origin:
 
 def origin_of(mention: Mention, discussion_chats: Collection[str]) -> Origin | None:
     """Where the answer to `mention` can be posted: under the comment itself, if it is one
-    in a configured discussion group. The external id is data: a mention stored under the
+    in a configured discussion group or on the VK community's wall; to the citizen, if they
+    wrote to the VK community (_vk_origin). The external id is data: a mention stored under the
     source name by anyone but the Telegram adapter (an API source called "telegram" before
     such names were refused) must not choose the chat the bot posts into."""
+    if mention.source.startswith("vk:"):
+        return _vk_origin(mention)
     if mention.source != TELEGRAM_COMMENT_SOURCE:
         return None
     chat, _, message_id = mention.external_id.partition(":")

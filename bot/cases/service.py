@@ -45,7 +45,7 @@ from bot.cases.split import split_mention
 from bot.clock import Clock
 from bot.messages.delivery import EXTERNAL_REF
 from bot.messages.outbox import PRESS_URGENCY, Destination, OutboxItem, OutboxOp
-from bot.messages.views import MenuOption, View, card_ref
+from bot.messages.views import MenuOption, View, card_ref, notice_view
 from bot.model import (
     MAX_MENTION_TEXT,
     SYSTEM_ACTOR,
@@ -712,6 +712,31 @@ class CaseService:
         """Our logical key for a message we sent (to read what a person replied to)."""
         async with self._uow() as uow:
             return await uow.refs.find(transport, chat, message_id)
+
+    async def publication_refused(
+        self, uow: UnitOfWork, item: OutboxItem, reason: str, now: datetime
+    ) -> None:
+        """The approved answer was refused for good where it was to be published (the VK
+        comment deleted, the citizen not accepting messages): the department sees why under
+        the card. Called by the outbox worker in the transaction that records the refusal."""
+        if item.payload["view"] != "public_reply" or item.case_id is None:
+            return
+        case = await uow.cases.get(item.case_id)
+        if case is None or case.id is None:
+            return
+        notice = notice_view("public.not_published", case_id=case.id, reason=reason)
+        await uow.outbox.enqueue(
+            self._cards.for_all(
+                case.department,
+                OutboxOp.REPLY,
+                notice,
+                f"not-published:{item.id}",
+                case,
+                now,
+                reply_to=card_ref(case.id, case.department),
+                urgency_bonus=PRESS_URGENCY,
+            )
+        )
 
     async def ensure_cards(self) -> int:
         """Post cards for open cases that have none on a running transport (e.g. Telegram was

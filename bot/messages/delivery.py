@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -86,6 +86,9 @@ class DeliveryStats:
 
 
 DeliveredHook = Callable[[OutboxItem, DeliveryResult], None]
+# An item refused for good, with the reason, inside the transaction that records it: the
+# hook may queue what tells people (the approved answer that did not reach its source).
+RefusedHook = Callable[[UnitOfWork, OutboxItem, str, datetime], Awaitable[None]]
 
 
 class OutboxWorker:
@@ -99,6 +102,7 @@ class OutboxWorker:
         batch_size: int = 200,
         on_delivered: DeliveredHook | None = None,
         queue_chats: Callable[[str, str], bool] | None = None,
+        on_refused: RefusedHook | None = None,
     ) -> None:
         self._uow = uow_factory
         self._transports = dict(transports)
@@ -110,6 +114,7 @@ class OutboxWorker:
         # Where a backlog may be shown as a queue message: staff chats. A public chat the bot
         # answers citizens in (a cluster's replies back up there) never gets one. None: all.
         self._queue_chats = queue_chats
+        self.on_refused = on_refused  # the composition root sets it once the services exist
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
@@ -393,6 +398,8 @@ class OutboxWorker:
                 await uow.outbox.mark_delivered(item.id, now, result.external_ref)
             elif isinstance(error, PermanentFailure):
                 await uow.outbox.mark_failed(item.id, now, str(error)[:MAX_ERROR_TEXT])
+                if self.on_refused is not None:
+                    await self.on_refused(uow, item, str(error)[:MAX_ERROR_TEXT], now)
             else:
                 hint = error.after if isinstance(error, RetryLater) else None
                 delay = self._policy.delay(item.attempts, hint)
@@ -400,6 +407,8 @@ class OutboxWorker:
                 await uow.outbox.mark_retry(item.id, now + timedelta(seconds=delay), reason)
             await uow.commit()
         self._posting.pop(item.id, None)
+        if isinstance(error, PermanentFailure) and self.on_refused is not None:
+            self._wake.set()  # what the hook queued goes out now
         if result is not None:
             self.stats.delivered += 1
             if self._on_delivered is not None:

@@ -34,6 +34,7 @@ from bot.settings.connections import (
     SandboxConfig,
     SourceMapping,
     TelegramConfig,
+    VkConfig,
     is_room_alias,
 )
 from bot.settings.duty_rules import DutyConfig, check_duty_staff
@@ -266,6 +267,7 @@ class Config(StrictModel):
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
     telegram: TelegramConfig | None = None
     matrix: MatrixConfig | None = None
+    vk: VkConfig | None = None  # the VK community page (handlers/vk)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -321,6 +323,10 @@ class Config(StrictModel):
     @property
     def matrix_enabled(self) -> bool:
         return self.matrix is not None and self.matrix.enabled
+
+    @property
+    def vk_enabled(self) -> bool:
+        return self.vk is not None and self.vk.enabled
 
     @property
     def matrix_room_aliases(self) -> list[str]:

@@ -7,7 +7,7 @@ config.py assembles them with the organisation's sections into Config.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
@@ -31,6 +31,7 @@ __all__ = [
     "SourceMapping",
     "TelegramConfig",
     "TelegramLimitsConfig",
+    "VkConfig",
     "is_room_alias",
     "reserved_source_name",
 ]
@@ -58,6 +59,9 @@ _PLACEHOLDER_PARTS = (
 # mention's external id names the chat and message the approved answer is posted under.
 RESERVED_SOURCE_NAMES = frozenset({"telegram", "telegram_dm", "matrix", "email", "phone"})
 _RESERVED_PREFIXES = ("rss:",)  # feeds' mentions: "rss:<feed name>"
+# The VK community page's mentions: "vk:wall", "vk:message", … ("vk" alone stays an ordinary
+# source name: monitoring services send VK mentions under it).
+_VK_PREFIX = "vk:"
 
 
 def reserved_source_name(name: str) -> str | None:
@@ -67,6 +71,8 @@ def reserved_source_name(name: str) -> str | None:
         return f"{name!r} is the name of a built-in channel; choose another source name"
     if folded.startswith(_RESERVED_PREFIXES):
         return f"{name!r}: names starting with 'rss:' are the feeds' own"
+    if folded.startswith(_VK_PREFIX):
+        return f"{name!r}: names starting with 'vk:' are the VK community page's own"
     return None
 
 
@@ -230,6 +236,70 @@ class TelegramConfig(StrictModel):
                 "leave it empty to disable Telegram"
             )
         return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+
+VK_API_VERSION: Final = "5.199"
+# Callback API secret key: VK's settings page takes up to 50 letters and digits.
+_VK_SECRET_RE = re.compile(r"^[A-Za-z0-9]{1,50}$")
+_VK_CONFIRMATION_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+class VkConfig(StrictModel):
+    """The organisation's VK community page (handlers/vk): comments and messages come in
+    through the Callback API, approved answers go out with the community's own token."""
+
+    group_id: Annotated[int, Field(gt=0)]
+    # Community access token (Manage community → API usage → access tokens) with access to
+    # community messages and the wall. Empty disables VK.
+    token: _Secret = ""
+    secret: _Secret = ""  # Callback API "secret key": VK sends it in every event
+    confirmation: Annotated[str, BeforeValidator(_none_to_empty), BeforeValidator(_strip)] = ""
+    callback_path: str = "/vk/callback"
+    api_base: Annotated[str, AfterValidator(_check_http_url)] = "https://api.vk.com"
+    # The version the Callback API server is set to in VK and the bot calls methods with:
+    # the event objects' shape depends on it, so it is pinned.
+    version: Literal["5.199"] = VK_API_VERSION
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_shape(cls, value: str) -> str:
+        if value and not _VK_SECRET_RE.match(value):
+            raise ValueError("VK takes 1 to 50 Latin letters and digits as the secret key")
+        return value
+
+    @field_validator("confirmation")
+    @classmethod
+    def _confirmation_shape(cls, value: str) -> str:
+        if value and not _VK_CONFIRMATION_RE.match(value):
+            raise ValueError(
+                "the confirmation string VK shows on the Callback API page is letters and digits"
+            )
+        return value
+
+    @field_validator("callback_path")
+    @classmethod
+    def _path_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9/_-]{1,100}", value) or value.startswith("/api/"):
+            raise ValueError("a path like /vk/callback (letters, digits, / _ -), not under /api/")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_token(self) -> Self:
+        if self.token and not (self.secret and self.confirmation):
+            raise FieldProblems(
+                [
+                    (
+                        "secret" if not self.secret else "confirmation",
+                        "is needed with a token: every Callback API event is checked against "
+                        "the secret key, and VK confirms the server with the string",
+                    )
+                ]
+            )
+        return self
 
     @property
     def enabled(self) -> bool:

@@ -316,3 +316,24 @@ def test_similar_grouping_settings_are_checked(setup: Path) -> None:
     assert all(line.startswith("playbook/routing.yaml: grouping.similar_") for line in lines)
     assert any("similar_threshold" in line and "1" in line for line in lines)
     assert any("similar_within" in line and "duration" in line for line in lines)
+
+
+def test_check_config_knows_the_vk_section(setup: Path) -> None:
+    """The commented example, uncommented: VK is on with the token from the environment, and
+    a secret that VK would not take is named with its path."""
+    config = setup / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    start = text.index("# vk:\n")
+    block = text[start : text.index("\n\n", start)]
+    config.write_text(
+        text.replace(block, "\n".join(line[2:] for line in block.splitlines())),
+        encoding="utf-8",
+    )
+    env = {"OTKLIK_VK_TOKEN": "vk1.a.check0config0token0abcdefghijklmn", "OTKLIK_VK_SECRET": "S3"}
+    result = runner.invoke(app, ["check-config", "-c", str(config)], env=env)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert "VK: on, community 218861756, Callback API at /vk/callback" in said
+    edit(config, "secret: ${OTKLIK_VK_SECRET:-}", "secret: not-letters!")
+    result = runner.invoke(app, ["check-config", "-c", str(config)], env=env)
+    assert result.exit_code == 2 and "vk.secret" in result.output
