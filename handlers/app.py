@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.cases.codes import CodeBook
 from bot.cases.erasure import Erasure
 from bot.cases.grouping import IntakeResult
-from bot.cases.replies import ReplyCatalog
+from bot.cases.replies import EMAIL_TRANSPORT, ReplyCatalog
 from bot.cases.service import CaseService
 from bot.chat.answers import Answers
 from bot.chat.checks import ChatProblems, configured_chats
@@ -52,6 +52,8 @@ from bot.sla.coverage import CalendarWatch
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
 from bot.staff.directory import SANDBOX, Directory
+from handlers.email.reader import MailboxReader
+from handlers.email.transport import EmailTransport
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs import add_job
@@ -117,6 +119,10 @@ class App:
         )
         for adapter in self.adapters:
             self.transports[adapter.name] = adapter.transport
+        if config.email_enabled and EMAIL_TRANSPORT not in self.transports:
+            self.transports[EMAIL_TRANSPORT] = _email_transport(
+                config, playbook, self.texts, self.clock, self._mention
+            )
         self.directory = Directory(config, frozenset(self.transports), self.clock)
         self.metrics = Metrics()
         self.worker = OutboxWorker(
@@ -263,6 +269,9 @@ class App:
             codes=self.cases.codes,
         )
         self.sla_jobs = SlaJobs(self.scheduler, self.sla, self.clock)
+        self.mailbox: MailboxReader | None = None  # the e-mail channel's reader
+        if config.email is not None and config.email.enabled:
+            self.mailbox = MailboxReader(config.email, self.intake.receive, self.clock, self.texts)
         self.feeds: FeedPoller | None = None
         if config.feeds:
             self.feeds = FeedPoller(config.feeds, self.intake, self.cases, self.clock)
@@ -307,6 +316,8 @@ class App:
         self.drill_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
+        if self.mailbox is not None:
+            self.mailbox.start()
         services = ChatServices(
             self.inbound,
             self.cases,
@@ -333,6 +344,8 @@ class App:
         # what is still queued stays in the outbox for the next start.
         if self.feeds is not None:
             await self.feeds.stop()  # no new mentions while the rest shuts down
+        if self.mailbox is not None:
+            await self.mailbox.stop()
         await self.crisis_jobs.stop()
         await self.model_jobs.stop()
         await self.triage.stop()
@@ -393,6 +406,12 @@ class App:
             and not result.duplicate
         ):
             self.triage.poke()
+
+    async def _mention(self, mention_id: int) -> Mention | None:
+        """A stored mention with its sealed personal values: what the e-mail transport
+        answers."""
+        async with self.database.uow() as uow:
+            return await uow.mentions.get(mention_id)
 
     def _offload(self, work: Callable[[], _Result], /) -> Awaitable[_Result]:
         return asyncio.get_running_loop().run_in_executor(self._cpu, work)
@@ -472,6 +491,19 @@ def _bound_address(runner: web.AppRunner) -> tuple[str, int] | None:
         if isinstance(address, tuple) and len(address) >= 2:
             return str(address[0]), int(address[1])
     return None
+
+
+def _email_transport(
+    config: Config,
+    playbook: Playbook,
+    texts: Texts,
+    clock: Clock,
+    mention: Callable[[int], Awaitable[Mention | None]],
+) -> Transport:
+    """Answers by e-mail (handlers/email), closed with the playbook's signature."""
+    assert config.email is not None
+    signature = playbook.signature.get(config.locale) if playbook.signature else ""
+    return EmailTransport(config.email, mention, texts, clock, signature)
 
 
 def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdapter]:

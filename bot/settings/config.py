@@ -45,6 +45,7 @@ from bot.settings.errors import (
     unknown_name,
 )
 from bot.settings.fields import Locale, StrictModel, TimeZoneName
+from bot.settings.mail import EmailConfig
 from bot.settings.yamlfile import YamlError, read_yaml, top_level_problem
 
 __all__ = [
@@ -266,6 +267,7 @@ class Config(StrictModel):
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
     telegram: TelegramConfig | None = None
     matrix: MatrixConfig | None = None
+    email: EmailConfig | None = None  # a mailbox whose letters are mentions
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -329,6 +331,10 @@ class Config(StrictModel):
         rooms = [d.matrix.room_id for d in self.departments if d.matrix is not None]
         rooms += self.digest.recipients.matrix_room_ids
         return list(dict.fromkeys(room for room in rooms if is_room_alias(room)))
+
+    @property
+    def email_enabled(self) -> bool:
+        return self.email is not None and self.email.enabled
 
     @property
     def sandbox_enabled(self) -> bool:
