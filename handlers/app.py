@@ -270,7 +270,7 @@ class App:
         )
         self.sla_jobs = SlaJobs(self.scheduler, self.sla, self.clock)
         self.mailbox: MailboxReader | None = None  # the e-mail channel's reader
-        if config.email is not None and config.email.enabled:
+        if config.email is not None and config.email_enabled:
             self.mailbox = MailboxReader(config.email, self.intake.receive, self.clock, self.texts)
         self.feeds: FeedPoller | None = None
         if config.feeds:

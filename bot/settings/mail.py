@@ -33,7 +33,6 @@ class EmailConfig(StrictModel):
     """A mailbox of the organisation: its new letters become mentions; approved answers to
     them go back as replies from `from_address`."""
 
-    enabled: bool = True
     imap_host: Host
     imap_port: Port = 993
     imap_tls: TlsMode = "ssl"
@@ -41,8 +40,9 @@ class EmailConfig(StrictModel):
     smtp_port: Port = 465
     smtp_tls: TlsMode = "ssl"
     user: Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=320)]
-    # Write `password: ${OTKLIK_EMAIL_PASSWORD}`: the value comes from the environment.
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    # Write `password: ${OTKLIK_EMAIL_PASSWORD:-}`: it comes from the environment; empty
+    # turns the e-mail channel off.
+    password: Annotated[str, Field(max_length=1024)] = ""
     mailbox: Annotated[str, Field(min_length=1, max_length=255)] = "INBOX"
     # Where a copy of every answer is filed; it is also how a restart tells an answer that
     # went out from one that did not (handlers/email/transport.py).
@@ -64,7 +64,7 @@ class EmailConfig(StrictModel):
     @field_validator("password")
     @classmethod
     def _not_placeholder(cls, value: str) -> str:
-        if value.strip().lower() in _PLACEHOLDERS:
+        if value and value.strip().lower() in _PLACEHOLDERS:
             raise ValueError("is a placeholder: put the real password in the environment")
         return value
 
@@ -83,6 +83,10 @@ class EmailConfig(StrictModel):
         if problems:
             raise FieldProblems(problems)
         return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.password)
 
     @property
     def max_letter_bytes(self) -> int:
