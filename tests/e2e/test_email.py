@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from bot.model import CaseState, Mention
+from bot.model import CaseState, Identity, Mention, Sentiment
 from tests.doubles.mail import MailWorld, mail_world
 from tests.doubles.telegram_world import World, telegram_world
 
@@ -35,7 +36,7 @@ def citizen_letter(
     letter["To"] = mail.organisation.address
     letter["Subject"] = subject
     letter["Message-ID"] = f"<{message_id}>"
-    letter["Date"] = format_datetime(__import__("datetime").datetime.now().astimezone())
+    letter["Date"] = format_datetime(datetime.now(UTC))
     if in_reply_to:
         letter["In-Reply-To"] = in_reply_to
     if references:
@@ -227,3 +228,29 @@ async def test_an_html_letter_with_scripts_and_a_20_mb_letter_do_no_harm(tmp_pat
         # Both are \Seen: read once, and the bot is still reading the mailbox.
         inbox = await mail.organisation.letters()
         assert len(inbox) == 2 and all("\\Seen" in flags for _, flags in inbox)
+
+
+async def test_a_form_appeal_with_an_e_mail_address_is_answered_by_a_new_letter(
+    tmp_path: Path,
+) -> None:
+    async with mail_world() as mail, telegram_world(tmp_path, extra_config=mail.config()) as world:
+        # As the web form hands it over: source "form", the author known by e-mail address.
+        result = await world.app.intake.receive(
+            Mention(
+                source="form",
+                external_id="F-1001",
+                text="Во дворе дома 3 не вывозят мусор вторую неделю, контейнеры переполнены",
+                author=Identity("email", "petr@mail.example", "Пётр Сидоров"),
+                received_at=datetime.now(UTC),
+                sentiment=Sentiment.NEGATIVE,
+            )
+        )
+        assert result.case is not None and result.case.id is not None
+        case_id = result.case.id
+        await publish_through_review(world, case_id, "Мусор вывезут завтра до 12:00.")
+
+        (answer,) = await answers(mail, 1)
+        assert answer["Subject"] == f"Ответ на ваше обращение №{case_id}"
+        assert answer["In-Reply-To"] is None and answer["References"] is None
+        assert answer["To"] == "petr@mail.example"
+        assert "Мусор вывезут завтра до 12:00." in answer.get_content()
