@@ -122,7 +122,7 @@ class Relay:
     mailboxes: dict[str, Mailbox]
     accepted: list[bytes] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = bytes(envelope.original_content or envelope.content)
         for recipient in envelope.rcpt_tos:
             mailbox = self.mailboxes.get(recipient.lower())
