@@ -51,6 +51,9 @@ class EmailConfig(StrictModel):
     from_name: Annotated[str, Field(max_length=256)] = ""
     max_letter_mb: Annotated[float, Field(gt=0, le=100)] = 10.0
     store_attachments: Literal[False] = False  # listed on the card by name and size only
+    # IDLE where the server has it; false polls every poll_interval_s anyway (for a proxy or
+    # server that drops idle connections).
+    idle: bool = True
     poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # without IDLE
     idle_timeout_s: Annotated[float, Field(gt=0, le=1740)] = 600.0  # RFC 2177: < 29 min
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -121,11 +122,19 @@ def bounded_id(message_id: str) -> str:
 
 
 def _header(message: Message, name: str) -> str:
+    """A header's value, decoded; a value the header registry chokes on (the stdlib parser
+    has its corner cases) is decoded by hand from the raw text."""
     try:
         value = message.get(name)
-    except (ValueError, IndexError, TypeError):  # a malformed header the registry refused
-        value = message.get_all(name, [""])[0] if hasattr(message, "get_all") else ""
-    return str(value or "").replace("\x00", "")
+        return str(value or "").replace("\x00", "")
+    except Exception:  # any malformed header: fall back to the raw text
+        pass
+    raw = next((str(v) for k, v in message.raw_items() if k.lower() == name.lower()), "")
+    try:
+        value = str(make_header(decode_header(raw)))
+    except Exception:  # undecodable words stay as they came
+        value = raw
+    return value.replace("\x00", "")
 
 
 def _sender(message: Message) -> tuple[str, str]:

@@ -143,7 +143,7 @@ class MailboxReader:
         validity = next(
             (m.group(1).decode() for m in map(_UIDVALIDITY.search, selected.lines) if m), "0"
         )
-        self.idle = client.has_capability("IDLE")
+        self.idle = self._config.idle and client.has_capability("IDLE")
         while not self._stopping.is_set():
             while await self.check(client, validity) == BATCH:
                 pass  # more are waiting
@@ -188,7 +188,12 @@ class MailboxReader:
         raw = _literal(_ok(await client.uid("fetch", str(uid), f"({part})"), "FETCH"))
         if raw is None:
             return  # expunged meanwhile
-        letter: Letter = await asyncio.to_thread(parse_letter, raw, headers_only=too_large)
+        try:
+            letter: Letter = await asyncio.to_thread(parse_letter, raw, headers_only=too_large)
+        except Exception:  # a letter the email package cannot read must not stall the rest
+            log.exception("email: letter %s cannot be read; flagged in the mailbox", uid)
+            await client.uid("store", str(uid), "+FLAGS.SILENT (\\Seen \\Flagged)")
+            return
         if letter.automatic or not valid_sender(letter):
             log.info("email: letter %s skipped (automatic or without a sender)", uid)
         else:

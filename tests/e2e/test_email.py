@@ -254,3 +254,39 @@ async def test_a_form_appeal_with_an_e_mail_address_is_answered_by_a_new_letter(
         assert answer["In-Reply-To"] is None and answer["References"] is None
         assert answer["To"] == "petr@mail.example"
         assert "Мусор вывезут завтра до 12:00." in answer.get_content()
+
+
+async def test_without_idle_the_mailbox_is_polled_and_a_letter_read_twice_is_one_mention(
+    tmp_path: Path,
+) -> None:
+    async with mail_world() as mail:
+        config = mail.config() + "  idle: false\n"
+        async with telegram_world(tmp_path, extra_config=config) as world:
+            await mail.send(
+                citizen_letter(
+                    mail,
+                    "Не горят фонари",
+                    "Во дворе дома 9 неделю не горят фонари, темно и опасно.",
+                    "poll-1@mail.example",
+                )
+            )
+            mention = await taken_in(world, "poll-1@mail.example")
+            assert mention.case_id is not None
+            assert mail.organisation is not None and world.app.mailbox is not None
+            assert not world.app.mailbox.idle  # polled, though pymap has IDLE
+
+            # As after a crash between storing the letter and marking it read: unread again.
+            client = await mail.organisation.client()
+            try:
+                await client.select("INBOX")
+                await client.uid("store", "1:*", "-FLAGS.SILENT (\\Seen)")
+            finally:
+                await client.logout()
+            for _ in range(200):
+                inbox = await mail.organisation.letters()
+                if all("\\Seen" in flags for _, flags in inbox):
+                    break
+                await asyncio.sleep(0.05)
+            assert all("\\Seen" in flags for _, flags in inbox)  # read again
+            case = await world.case(mention.case_id)
+            assert case.mention_count == 1  # and stored once

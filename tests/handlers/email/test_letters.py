@@ -88,3 +88,6 @@ def test_hostile_headers_are_bounded() -> None:
     raw = b"From: a@b.example\r\nSubject: \x00bad\r\nMessage-ID: <c@d>\r\n\r\n\x00body\r\n"
     hostile = parse_letter(raw)
     assert "\x00" not in hostile.subject and "\x00" not in hostile.body
+    # Headers the stdlib's header registry fails on are read from their raw text.
+    broken = parse_letter(b"From: <>\r\nMessage-ID: <<<>>>\r\nReferences: < >\r\n\r\nhi\r\n")
+    assert not valid_sender(broken) and broken.body == "hi"
