@@ -194,8 +194,9 @@ class MailboxReader:
             log.exception("email: letter %s cannot be read; flagged in the mailbox", uid)
             await client.uid("store", str(uid), "+FLAGS.SILENT (\\Seen \\Flagged)")
             return
-        if letter.automatic or not valid_sender(letter):
-            log.info("email: letter %s skipped (automatic or without a sender)", uid)
+        own = letter.sender == self._config.from_address.lower()  # our answer, copied back
+        if letter.automatic or own or not valid_sender(letter):
+            log.info("email: letter %s skipped (automatic, our own or without a sender)", uid)
         else:
             note = ""
             if too_large:

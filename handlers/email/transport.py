@@ -106,7 +106,7 @@ class EmailTransport:
         mention = await self._mention(int(reference))
         if mention is None:
             raise PermanentFailure("the letter's mention is gone (erased)")
-        letter = self.letter(item.payload, mention, item.idempotency_key, item.case_id)
+        letter = self.letter(item.payload, mention, item.idempotency_key, item.case_id, item.op)
         message_id = str(letter["Message-ID"])
         try:
             async with self._sent_folder() as sent:
@@ -121,13 +121,20 @@ class EmailTransport:
         return DeliveryResult(external_ref=message_id)
 
     def letter(
-        self, payload: object, mention: Mention, key: str, case_id: int | None
+        self,
+        payload: object,
+        mention: Mention,
+        key: str,
+        case_id: int | None,
+        op: OutboxOp = OutboxOp.REPLY,
     ) -> EmailMessage:
         assert isinstance(payload, dict)
         address = mention.author.external_id
         if "@" not in address:
             raise PermanentFailure("the author's e-mail address is gone (erased)")
-        text = self._texts.public_reply(str(payload["text"]), bool(payload.get("corrects")))
+        # A letter cannot be edited: a correction is a new letter that says what it corrects.
+        corrects = bool(payload.get("corrects")) or op is OutboxOp.EDIT
+        text = self._texts.public_reply(str(payload["text"]), corrects)
         if self._signature:
             text = f"{text}\n\n{self._signature}"
         letter = EmailMessage()
@@ -206,11 +213,18 @@ class EmailTransport:
                 start_tls=config.smtp_tls == "starttls",
                 timeout=60,
             )
+        # Only codes and kinds go into the outbox's error column and the log: a server's own
+        # words often quote the address.
         except aiosmtplib.SMTPRecipientsRefused as error:
-            raise PermanentFailure(f"the mail server refused the address: {error}") from None
+            codes = sorted({refused.code for refused in error.recipients})
+            if all(500 <= code < 600 for code in codes):
+                raise PermanentFailure(f"the mail server refused the address ({codes})") from None
+            raise RetryLater(f"the mail server deferred the address ({codes})") from None
         except aiosmtplib.SMTPResponseException as error:
             if 500 <= error.code < 600:
-                raise PermanentFailure(f"the mail server refused: {error.code}") from None
+                raise PermanentFailure(
+                    f"the mail server refused the letter ({error.code})"
+                ) from None
             raise RetryLater(f"the mail server answered {error.code}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise RetryLater(f"mail server: {error}") from None
+            raise RetryLater(f"mail server: {type(error).__name__}") from None

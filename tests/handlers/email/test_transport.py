@@ -44,12 +44,14 @@ def _transport(mail: MailWorld, mentions: dict[int, Mention]) -> EmailTransport:
     return EmailTransport(config, lookup, texts, FrozenClock(NOW), "--\nThe Council")
 
 
-def _item(mention_id: int = 7, key: str = "email:letters:publish:3:1") -> Delivery:
+def _item(
+    mention_id: int = 7, key: str = "email:letters:publish:3:1", op: OutboxOp = OutboxOp.REPLY
+) -> Delivery:
     return Delivery(
         OutboxItem(
             transport="email",
             chat="letters",
-            op=OutboxOp.REPLY,
+            op=op,
             payload=public_reply_view("The water is back by 18:00."),
             idempotency_key=key,
             reply_to_key=f"ext:{mention_id}",
@@ -102,8 +104,9 @@ async def test_refusals_say_why() -> None:
                 8: _letter_mention("[erased]", 8),
             },
         )
-        with pytest.raises(PermanentFailure, match="refused"):
+        with pytest.raises(PermanentFailure, match="refused") as refused:
             await transport.deliver(_item(7, "k1"))
+        assert "nobody" not in str(refused.value)  # the error column keeps no address
         with pytest.raises(PermanentFailure, match="erased"):
             await transport.deliver(_item(8, "k2"))
         with pytest.raises(PermanentFailure, match="gone"):
@@ -115,3 +118,15 @@ def test_reply_subject() -> None:
     assert reply_subject("Нет воды") == "Re: Нет воды"
     assert reply_subject("RE: re:  Отв: Нет воды") == "Re: Нет воды"
     assert reply_subject("") == "Re:"
+
+
+async def test_a_correction_is_a_new_letter_that_says_so() -> None:
+    async with mail_world() as mail:
+        transport = _transport(mail, {7: _letter_mention(mail.citizen.address)})
+        await transport.deliver(_item())
+        await transport.deliver(_item(key="email:letters:correct:3:2", op=OutboxOp.EDIT))
+        first, correction = [m for m, _ in await mail.citizen.letters()]
+        assert first["Message-ID"] != correction["Message-ID"]
+        assert correction["In-Reply-To"] == "<first@mail.example>"
+        body = correction.get_content().replace("\r\n", "\n")
+        assert body.startswith("Correction to our reply above:\nThe water is back by 18:00.")
