@@ -52,8 +52,8 @@ def _literal(response: aioimaplib.Response) -> bytes | None:
     return None
 
 
-def human_size(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+def megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}"
 
 
 async def connect_imap(config: EmailConfig, wait_s: float = 30.0) -> aioimaplib.IMAP4:
@@ -201,7 +201,7 @@ class MailboxReader:
             note = ""
             if too_large:
                 note = self._texts.t(
-                    "email.too_large", size=human_size(size), limit=human_size(limit)
+                    "email.too_large", size_mb=megabytes(size), limit_mb=megabytes(limit)
                 )
             elif not (letter.body or letter.attachments):
                 note = self._texts.t("email.empty")

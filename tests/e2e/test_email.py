@@ -250,7 +250,7 @@ async def test_a_form_appeal_with_an_e_mail_address_is_answered_by_a_new_letter(
         await publish_through_review(world, case_id, "Мусор вывезут завтра до 12:00.")
 
         (answer,) = await answers(mail, 1)
-        assert answer["Subject"] == f"Ответ на ваше обращение №{case_id}"
+        assert answer["Subject"] == f"Ответ на ваше сообщение №{case_id}"
         assert answer["In-Reply-To"] is None and answer["References"] is None
         assert answer["To"] == "petr@mail.example"
         assert "Мусор вывезут завтра до 12:00." in answer.get_content()

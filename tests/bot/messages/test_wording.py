@@ -146,6 +146,7 @@ SAMPLES: dict[str, Any] = {
     "kind": "first_touch",
     "level": 2,
     "limit": 4000,
+    "limit_mb": "10.0",  # e-mail: a letter over the size limit
     "listen": "0.0.0.0:8080",
     "mention_id": 1201,
     "mentions": 12,
@@ -168,6 +169,7 @@ SAMPLES: dict[str, Any] = {
     "scenarios": ", ".join(sorted(PLAYBOOK.drills)),
     "since": "07.12 09:45",
     "sla": 86,
+    "size_mb": "20.0",  # e-mail: a letter over the size limit
     "start": "01.12.2026",
     "starts": [{"title": "Извинение", "text": "Приносим извинения: [что пошло не так]."}],
     "role": "press_secretary",  # an approval tier (approval.yaml)
