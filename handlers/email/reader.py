@@ -100,7 +100,7 @@ class MailboxReader:
         self._client: aioimaplib.IMAP4 | None = None
         self._stopping = asyncio.Event()
         self.idle = False  # the server has IDLE (else: polling)
-        self.last_check_ok: bool | None = None
+        self.last_check_ok: bool | None = None  # for channel health: did the last check work
 
     def start(self) -> None:
         self._stopping.clear()

@@ -12,7 +12,8 @@ transport first looks in the Sent folder for its Message-ID: filed without \\Dra
 went out, so nothing is sent again. Filed with \\Draft means the crash hit the SMTP exchange
 itself and nobody can tell whether the server took it: the letter is sent again (a rare
 duplicate with the same Message-ID, which mail clients fold into one, beats an appeal that is
-never answered).
+never answered). A server that files submitted mail in Sent by itself closes even that gap:
+its copy, without \\Draft, counts as sent.
 """
 
 from __future__ import annotations
@@ -179,9 +180,11 @@ class EmailTransport:
     async def _filed(self, sent: aioimaplib.IMAP4, message_id: str) -> str | None:
         """Whether the answer was "sent", is "pending" (filed as about to send), or None
         (never tried)."""
-        if not await self._uids(sent, message_id):
-            return None
-        return "pending" if await self._uids(sent, message_id, "DRAFT") else "sent"
+        # Any copy without \Draft proves it went out: ours once confirmed, or the one a
+        # server that files submitted mail itself put there.
+        if await self._uids(sent, message_id, "UNDRAFT"):
+            return "sent"
+        return "pending" if await self._uids(sent, message_id) else None
 
     async def _file(
         self, sent: aioimaplib.IMAP4, letter: EmailMessage, message_id: str

@@ -130,3 +130,14 @@ async def test_a_correction_is_a_new_letter_that_says_so() -> None:
         assert correction["In-Reply-To"] == "<first@mail.example>"
         body = correction.get_content().replace("\r\n", "\n")
         assert body.startswith("Correction to our reply above:\nThe water is back by 18:00.")
+
+
+async def test_a_copy_the_server_filed_itself_proves_the_letter_went_out() -> None:
+    async with mail_world() as mail:
+        transport = _transport(mail, {7: _letter_mention(mail.citizen.address)})
+        await transport.deliver(_item())
+        await _set_draft(mail)  # our copy says "about to send" (a crash mid-SMTP) ...
+        (letter,) = [m for m, _ in await mail.citizen.letters()]
+        await mail.organisation.append(letter.as_bytes(), "Sent")  # ... the server's does not
+        await transport.deliver(_item())
+        assert len(await mail.citizen.letters()) == 1
