@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.cases.cards import case_of_public_ref
 from bot.cases.codes import CodeBook
 from bot.cases.erasure import Erasure
 from bot.cases.grouping import IntakeResult
-from bot.cases.replies import EMAIL_TRANSPORT, ReplyCatalog
+from bot.cases.replies import EMAIL_CHAT, EMAIL_TRANSPORT, ReplyCatalog
 from bot.cases.service import CaseService
 from bot.chat.answers import Answers
 from bot.chat.checks import ChatProblems, configured_chats
@@ -271,7 +272,9 @@ class App:
         self.sla_jobs = SlaJobs(self.scheduler, self.sla, self.clock)
         self.mailbox: MailboxReader | None = None  # the e-mail channel's reader
         if config.email is not None and config.email_enabled:
-            self.mailbox = MailboxReader(config.email, self.intake.receive, self.clock, self.texts)
+            self.mailbox = MailboxReader(
+                config.email, self.intake.receive, self.clock, self.texts, self._thread_of
+            )
         self.feeds: FeedPoller | None = None
         if config.feeds:
             self.feeds = FeedPoller(config.feeds, self.intake, self.cases, self.clock)
@@ -406,6 +409,20 @@ class App:
             and not result.duplicate
         ):
             self.triage.poke()
+
+    async def _thread_of(self, answer_ids: Sequence[str]) -> str | None:
+        """The story of the case one of our e-mail answers (by Message-ID) belongs to: a
+        reply to an answer joins that case even when it did not start with a letter (a
+        web-form appeal). None: none of them is ours, or that case's first mention has no
+        story."""
+        async with self.database.uow() as uow:
+            for answer_id in answer_ids:
+                ref = await uow.refs.find(EMAIL_TRANSPORT, EMAIL_CHAT, f"<{answer_id}>")
+                case_id = case_of_public_ref(ref) if ref else None
+                if case_id is not None:
+                    mentions = await uow.mentions.for_case(case_id)
+                    return mentions[0].story_id if mentions else None
+        return None
 
     async def _mention(self, mention_id: int) -> Mention | None:
         """A stored mention with its sealed personal values: what the e-mail transport

@@ -57,6 +57,7 @@ class Letter:
     attachments: tuple[Attachment, ...]
     sent_at: datetime | None
     automatic: bool  # an auto-reply or a bounce: never a mention (no mail loops)
+    replies_to: tuple[str, ...] = ()  # In-Reply-To and References, newest first
 
 
 class _TextOnly(HTMLParser):
@@ -232,14 +233,18 @@ def parse_letter(raw: bytes, *, headers_only: bool = False) -> Letter:
         attachments=() if headers_only else _attachments(message),
         sent_at=_sent_at(message),
         automatic=_automatic(message),
+        replies_to=tuple(dict.fromkeys([*parent, *reversed(references)])),
     )
 
 
-def letter_mention(letter: Letter, fallback_id: str, now: datetime, note: str = "") -> Mention:
+def letter_mention(
+    letter: Letter, fallback_id: str, now: datetime, note: str = "", story: str | None = None
+) -> Mention:
     """The mention of a letter. The external id is its Message-ID, else `fallback_id` (the
     mailbox's UIDVALIDITY and the letter's UID): either way, reading it twice stores it once.
-    Its thread root is the story: a reply (In-Reply-To, References) joins the case the first
-    letter opened. The subject is the text's first line."""
+    Its thread root is the story (unless `story`, the case's own, is known): a reply
+    (In-Reply-To, References) joins the case the first letter opened. The subject is the
+    text's first line."""
     body = "\n\n".join(part for part in (letter.body, note) if part)
     text = "\n\n".join(part for part in (letter.subject, body) if part)
     return Mention(
@@ -249,7 +254,7 @@ def letter_mention(letter: Letter, fallback_id: str, now: datetime, note: str = 
         author=Identity(EMAIL_IDENTITY, letter.sender, letter.sender_name or letter.sender),
         received_at=now,
         published_at=letter.sent_at,
-        story_id=letter.thread_root or letter.message_id or fallback_id,
+        story_id=story or letter.thread_root or letter.message_id or fallback_id,
         attachments=letter.attachments,
         appeal=True,
     )

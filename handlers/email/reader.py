@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import aioimaplib
 
@@ -32,6 +32,7 @@ RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 300.0
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+ANSWER_ID_PREFIX = "otklik."  # our answers' Message-IDs (transport.py message_id_for)
 
 
 class MailError(Exception):
@@ -91,8 +92,10 @@ class MailboxReader:
         intake: Callable[[Mention], Awaitable[IntakeResult]],
         clock: Clock,
         texts: Texts,
+        thread_of: Callable[[Sequence[str]], Awaitable[str | None]] | None = None,
     ) -> None:
         self._config = config
+        self._thread_of = thread_of  # the story of the case one of our answers belongs to
         self._intake = intake
         self._clock = clock
         self._texts = texts
@@ -170,6 +173,13 @@ class MailboxReader:
                 client.idle_done()
             await asyncio.wait_for(idle, 30)
 
+    async def _story(self, letter: Letter) -> str | None:
+        """A reply to one of our answers joins that answer's case by the case's own story."""
+        ours = [i for i in letter.replies_to if _ours(i, self._config.domain)]
+        if not ours or self._thread_of is None:
+            return None
+        return await self._thread_of(ours)
+
     async def check(self, client: aioimaplib.IMAP4, validity: str) -> int:
         """Take in the unseen letters (up to BATCH); returns how many were looked at."""
         found = _ok(await client.uid_search("UNSEEN"), "SEARCH")
@@ -205,7 +215,10 @@ class MailboxReader:
                 )
             elif not (letter.body or letter.attachments):
                 note = self._texts.t("email.empty")
-            mention = letter_mention(letter, f"uid:{validity}:{uid}", self._clock.now(), note)
+            story = await self._story(letter)
+            mention = letter_mention(
+                letter, f"uid:{validity}:{uid}", self._clock.now(), note, story
+            )
             result = await self._intake(mention)
             log.info(
                 "email: letter %s taken in%s",
@@ -214,6 +227,10 @@ class MailboxReader:
             )
         # Only now: a crash before this line reads the letter again, and intake keeps it once.
         _ok(await client.uid("store", str(uid), "+FLAGS.SILENT (\\Seen)"), "STORE")
+
+
+def _ours(message_id: str, domain: str) -> bool:
+    return message_id.startswith(ANSWER_ID_PREFIX) and message_id.lower().endswith(f"@{domain}")
 
 
 def _lines(response: aioimaplib.Response) -> list[bytes]:

@@ -44,7 +44,7 @@ from bot.messages.texts import Texts
 from bot.model import Mention
 from bot.settings.mail import EmailConfig
 from handlers.email.letters import MAX_EXTERNAL_ID
-from handlers.email.reader import MailError, connect_imap
+from handlers.email.reader import ANSWER_ID_PREFIX, MailError, connect_imap
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ MentionLookup = Callable[[int], Awaitable[Mention | None]]
 def message_id_for(idempotency_key: str, domain: str) -> str:
     """The Message-ID of the answer an outbox item sends: the same on every attempt."""
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-    return f"<otklik.{digest}@{domain}>"
+    return f"<{ANSWER_ID_PREFIX}{digest}@{domain}>"
 
 
 def reply_subject(subject: str) -> str:

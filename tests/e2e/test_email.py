@@ -243,6 +243,7 @@ async def test_a_form_appeal_with_an_e_mail_address_is_answered_by_a_new_letter(
                 author=Identity("email", "petr@mail.example", "Пётр Сидоров"),
                 received_at=datetime.now(UTC),
                 sentiment=Sentiment.NEGATIVE,
+                story_id="F-1001",  # the form's reference number: its thread
             )
         )
         assert result.case is not None and result.case.id is not None
@@ -254,6 +255,20 @@ async def test_a_form_appeal_with_an_e_mail_address_is_answered_by_a_new_letter(
         assert answer["In-Reply-To"] is None and answer["References"] is None
         assert answer["To"] == "petr@mail.example"
         assert "Мусор вывезут завтра до 12:00." in answer.get_content()
+
+        # The citizen answers the letter: the reply joins the form's case by our Message-ID.
+        await mail.send(
+            citizen_letter(
+                mail,
+                f"Re: {answer['Subject']}",
+                "Спасибо, но контейнеры у дома 3 по-прежнему полные.",
+                "form-reply-1@mail.example",
+                in_reply_to=answer["Message-ID"],
+                references=answer["Message-ID"],
+            )
+        )
+        joined = await taken_in(world, "form-reply-1@mail.example")
+        assert joined.case_id == case_id and joined.story_id == "F-1001"
 
 
 async def test_without_idle_the_mailbox_is_polled_and_a_letter_read_twice_is_one_mention(

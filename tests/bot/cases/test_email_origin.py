@@ -40,3 +40,11 @@ def test_no_e_mail_answer_without_an_address_or_a_stored_mention() -> None:
 def test_api_clients_cannot_pose_as_the_mailbox_or_the_form() -> None:
     assert reserved_source_name("email") is not None
     assert reserved_source_name("Form") is not None
+
+
+def test_the_case_of_an_answer_is_read_from_its_key_only() -> None:
+    from bot.cases.cards import case_of_public_ref
+
+    assert case_of_public_ref("public:17:2") == 17
+    assert case_of_public_ref("card:17:housing") is None
+    assert case_of_public_ref("public:x:2") is None

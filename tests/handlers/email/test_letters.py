@@ -40,6 +40,10 @@ def test_a_new_letter_is_its_own_thread_and_a_reply_joins_the_first_letters() ->
         ).as_bytes()
     )
     assert letter_mention(reply, "uid:1:102", NOW).story_id == "a1@mail.example"
+    # Newest first: the letter it answers, then the rest of the thread.
+    assert reply.replies_to == ("otklik.x@city.example", "a1@mail.example")
+    # The case's own story wins when the reader knows it (a reply to an answer of ours).
+    assert letter_mention(reply, "uid:1:102", NOW, story="F-1").story_id == "F-1"
 
 
 def test_a_letter_without_message_id_is_kept_once_by_its_uid() -> None:
