@@ -49,7 +49,7 @@ class EmailConfig(StrictModel):
     sent_mailbox: Annotated[str, Field(min_length=1, max_length=255)] = "Sent"
     from_address: Annotated[str, BeforeValidator(_strip)]
     from_name: Annotated[str, Field(max_length=256)] = ""
-    max_letter_mb: Annotated[float, Field(gt=0, le=100)] = 10.0
+    max_letter_mb: Annotated[float, Field(gt=0, le=50)] = 10.0
     store_attachments: Literal[False] = False  # listed on the card by name and size only
     # IDLE where the server has it; false polls every poll_interval_s anyway (for a proxy or
     # server that drops idle connections).
