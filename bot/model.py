@@ -20,8 +20,11 @@ MAX_CAPTION = 1_024
 MAX_ATTACHMENT_BYTES = 2**53  # a size beyond this is no file (JSON's exact integers)
 # How an attachment is fetched: a web link (API sources), a Matrix media uri, or a Telegram
 # file id ("telegram:<file_id>", usable only by the bot that received it).
-ATTACHMENT_SCHEMES = frozenset({"http", "https", "mxc", "telegram"})
+ATTACHMENT_SCHEMES = frozenset({"http", "https", "mxc", "telegram", "email"})
 TELEGRAM_FILE = "telegram:"
+# "email:<part number>": a file inside a letter, listed by name and size and not kept: the
+# letter stays in the organisation's mailbox (handlers/email).
+EMAIL_PART = "email:"
 
 
 class CaseState(StrEnum):
@@ -247,7 +250,10 @@ class Attachment:
 def attachment_problem(attachment: Attachment) -> str | None:
     """What is wrong with an attachment from outside, or None: the bounds of every source."""
     if attachment.scheme not in ATTACHMENT_SCHEMES or len(attachment.ref) > MAX_URL:
-        return "ref must be an http, https, mxc or telegram reference of at most 2048 characters"
+        return (
+            "ref must be an http, https, mxc, telegram or email reference of at most 2048 "
+            "characters"
+        )
     if attachment.scheme in ("http", "https", "mxc") and "://" not in attachment.ref:
         return "ref must be a whole URL"
     if len(attachment.name) > MAX_NAME or len(attachment.mime) > MAX_MIME:
@@ -292,6 +298,9 @@ class Mention:
     # Set only by a crisis drill (bot/drills): the case it opens is a drill case of that run,
     # in the scenario's department. Not stored on the mention: its case says it.
     drill: DrillTag | None = None
+    # A formal appeal (a letter to the organisation's mailbox): it is owed an answer whatever
+    # its tone, so it always opens or joins a case. Not stored: only intake reads it.
+    appeal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

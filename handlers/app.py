@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.cases.cards import case_of_public_ref
 from bot.cases.codes import CodeBook
 from bot.cases.erasure import Erasure
 from bot.cases.grouping import IntakeResult
-from bot.cases.replies import VK_TRANSPORT, ReplyCatalog
+from bot.cases.replies import EMAIL_CHAT, EMAIL_TRANSPORT, VK_TRANSPORT, ReplyCatalog
 from bot.cases.service import CaseService
 from bot.chat.answers import Answers
 from bot.chat.checks import ChatProblems, configured_chats
@@ -52,6 +53,8 @@ from bot.sla.coverage import CalendarWatch
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
 from bot.staff.directory import SANDBOX, Directory
+from handlers.email.reader import MailboxReader
+from handlers.email.transport import EmailTransport
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs import add_job
@@ -124,6 +127,10 @@ class App:
         # The VK community page: its transport publishes approved answers there (handlers/vk).
         if config.vk is not None and config.vk.enabled and VK_TRANSPORT not in self.transports:
             self.transports[VK_TRANSPORT] = VkTransport(config.vk, self.texts)
+        if config.email_enabled and EMAIL_TRANSPORT not in self.transports:
+            self.transports[EMAIL_TRANSPORT] = _email_transport(
+                config, playbook, self.texts, self.clock, self._mention
+            )
         self.directory = Directory(config, frozenset(self.transports), self.clock)
         self.metrics = Metrics()
         self.worker = OutboxWorker(
@@ -285,6 +292,11 @@ class App:
                 config.vk.group_id,
                 names=vk.api.name_of if isinstance(vk, VkTransport) else None,
             )
+        self.mailbox: MailboxReader | None = None  # the e-mail channel's reader
+        if config.email is not None and config.email_enabled:
+            self.mailbox = MailboxReader(
+                config.email, self.intake.receive, self.clock, self.texts, self._thread_of
+            )
         self.feeds: FeedPoller | None = None
         if config.feeds:
             self.feeds = FeedPoller(config.feeds, self.intake, self.cases, self.clock)
@@ -330,6 +342,8 @@ class App:
         self.drill_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
+        if self.mailbox is not None:
+            self.mailbox.start()
         services = ChatServices(
             self.inbound,
             self.cases,
@@ -360,6 +374,8 @@ class App:
             await self.feeds.stop()  # no new mentions while the rest shuts down
         if self.vk_intake is not None:
             await self.vk_intake.stop()
+        if self.mailbox is not None:
+            await self.mailbox.stop()
         await self.crisis_jobs.stop()
         await self.model_jobs.stop()
         await self.triage.stop()
@@ -429,6 +445,26 @@ class App:
             and not result.duplicate
         ):
             self.triage.poke()
+
+    async def _thread_of(self, answer_ids: Sequence[str]) -> str | None:
+        """The story of the case one of our e-mail answers (by Message-ID) belongs to: a
+        reply to an answer joins that case even when it did not start with a letter (a
+        web-form appeal). None: none of them is ours, or that case's first mention has no
+        story."""
+        async with self.database.uow() as uow:
+            for answer_id in answer_ids:
+                ref = await uow.refs.find(EMAIL_TRANSPORT, EMAIL_CHAT, f"<{answer_id}>")
+                case_id = case_of_public_ref(ref) if ref else None
+                if case_id is not None:
+                    mentions = await uow.mentions.for_case(case_id)
+                    return mentions[0].story_id if mentions else None
+        return None
+
+    async def _mention(self, mention_id: int) -> Mention | None:
+        """A stored mention with its sealed personal values: what the e-mail transport
+        answers."""
+        async with self.database.uow() as uow:
+            return await uow.mentions.get(mention_id)
 
     def _offload(self, work: Callable[[], _Result], /) -> Awaitable[_Result]:
         return asyncio.get_running_loop().run_in_executor(self._cpu, work)
@@ -512,6 +548,19 @@ def _bound_address(runner: web.AppRunner) -> tuple[str, int] | None:
         if isinstance(address, tuple) and len(address) >= 2:
             return str(address[0]), int(address[1])
     return None
+
+
+def _email_transport(
+    config: Config,
+    playbook: Playbook,
+    texts: Texts,
+    clock: Clock,
+    mention: Callable[[int], Awaitable[Mention | None]],
+) -> Transport:
+    """Answers by e-mail (handlers/email), closed with the playbook's signature."""
+    assert config.email is not None
+    signature = playbook.signature.get(config.locale) if playbook.signature else ""
+    return EmailTransport(config.email, mention, texts, clock, signature)
 
 
 def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdapter]:

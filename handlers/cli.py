@@ -242,6 +242,19 @@ def _print_problems(problems: str) -> None:
     err.print(problems, markup=False, highlight=False, soft_wrap=True)
 
 
+def _email_line(cfg: Config) -> str:
+    mail = cfg.email
+    assert mail is not None
+    if not mail.enabled:
+        return "E-mail: off"
+    return (
+        f"E-mail: on; reads {escape(mail.mailbox)} at {escape(mail.imap_host)}:{mail.imap_port}"
+        f" ({mail.imap_tls}), answers from {escape(mail.from_address)} through "
+        f"{escape(mail.smtp_host)}:{mail.smtp_port} ({mail.smtp_tls}); letters over "
+        f"{mail.max_letter_mb:g} MB are not read"
+    )
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -262,6 +275,8 @@ def check_config(config: ConfigOption = Path("config.yaml")) -> None:
         f"API: {cfg.api.listen}, {len(cfg.api.sources)} source(s); database: "
         f"{cfg.database.url.split('://')[0]}"
     )
+    if cfg.email is not None:
+        out.print(_email_line(cfg), highlight=False)
     out.print(_sentiment_model_line(cfg, playbook), highlight=False)
     out.print(_encryption_line(cfg), highlight=False)
 

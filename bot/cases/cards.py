@@ -473,6 +473,13 @@ def public_ref(case: Case, version: int) -> str:
     return f"{PUBLIC_REF}{case.id}:{version}"
 
 
+def case_of_public_ref(ref: str) -> int | None:
+    """The case a public_ref names; None for any other key."""
+    kind, _, rest = ref.partition(":")
+    case_id = rest.partition(":")[0]
+    return int(case_id) if kind == "public" and case_id.isdigit() else None
+
+
 def bot_reply_of(case: Case) -> int | None:
     """The draft version whose key names the bot's reply now showing the latest public text,
     or None when that text is not in a reply of the bot's (published by hand, or nothing).

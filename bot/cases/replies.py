@@ -14,6 +14,15 @@ from bot.staff.directory import Directory
 # Mentions from the organisation's own Telegram discussion groups carry this source prefix and
 # "<chat id>:<message id>" as external id, so the bot can answer under the comment itself.
 TELEGRAM_COMMENT_SOURCE = "telegram"
+# Letters read from the organisation's mailbox (handlers/email). Answers to them, and to
+# web-form appeals ("form") whose author left an e-mail address, go out by e-mail.
+EMAIL_SOURCE = "email"
+FORM_SOURCE = "form"
+EMAIL_IDENTITY = "email"  # Identity.channel of an e-mail address; external_id is the address
+EMAIL_TRANSPORT = "email"
+# Every answer by e-mail queues in this one outbox "chat": the address is personal data and
+# stays in the mention's sealed record, where the transport reads it (by the mention's id).
+EMAIL_CHAT = "letters"
 
 
 def telegram_comment_id(chat_id: int, message_id: int) -> str:
@@ -77,6 +86,8 @@ def origin_of(mention: Mention, discussion_chats: Collection[str]) -> Origin | N
     such names were refused) must not choose the chat the bot posts into."""
     if mention.source.startswith("vk:"):
         return _vk_origin(mention)
+    if mention.source in (EMAIL_SOURCE, FORM_SOURCE):
+        return _email_origin(mention)
     if mention.source != TELEGRAM_COMMENT_SOURCE:
         return None
     chat, _, message_id = mention.external_id.partition(":")
@@ -85,6 +96,17 @@ def origin_of(mention: Mention, discussion_chats: Collection[str]) -> Origin | N
     if chat not in discussion_chats:
         return None
     return Origin("telegram", chat, message_id)
+
+
+def _email_origin(mention: Mention) -> Origin | None:
+    """A letter (answered as a reply to it), or a form appeal that left an e-mail address
+    (answered by a new letter). The message id is the stored mention's id, never a header:
+    only "email" mentions come from the mailbox reader (the name is reserved for it)."""
+    if mention.id is None:
+        return None
+    if mention.source == FORM_SOURCE and mention.author.channel != EMAIL_IDENTITY:
+        return None
+    return Origin(EMAIL_TRANSPORT, EMAIL_CHAT, str(mention.id))
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,12 +126,13 @@ class MentionIntake:
             mention.language,
             stem=self._stem,
         )
-        # Negative mentions need an answer; urgent words (accident, court) force one anyway.
+        # Negative mentions need an answer; urgent words (accident, court) force one anyway,
+        # and so does a formal appeal (a letter).
         drill = mention.drill
         if drill is not None:
             # A drill tests the scenario's department: routing words decide nothing else.
             decision = replace(decision, department=drill.department)
-        if mention.sentiment is not Sentiment.NEGATIVE and not decision.urgent:
+        if mention.sentiment is not Sentiment.NEGATIVE and not (decision.urgent or mention.appeal):
             return decision, None
         if self._router is not None and drill is None:
             decision = consult_router(self._playbook, decision, mention.text, self._router)

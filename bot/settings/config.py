@@ -46,6 +46,7 @@ from bot.settings.errors import (
     unknown_name,
 )
 from bot.settings.fields import Locale, StrictModel, TimeZoneName
+from bot.settings.mail import EmailConfig
 from bot.settings.yamlfile import YamlError, read_yaml, top_level_problem
 
 __all__ = [
@@ -268,6 +269,7 @@ class Config(StrictModel):
     telegram: TelegramConfig | None = None
     matrix: MatrixConfig | None = None
     vk: VkConfig | None = None  # the VK community page (handlers/vk)
+    email: EmailConfig | None = None  # a mailbox whose letters are mentions
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -335,6 +337,10 @@ class Config(StrictModel):
         rooms = [d.matrix.room_id for d in self.departments if d.matrix is not None]
         rooms += self.digest.recipients.matrix_room_ids
         return list(dict.fromkeys(room for room in rooms if is_room_alias(room)))
+
+    @property
+    def email_enabled(self) -> bool:
+        return self.email is not None and self.email.enabled
 
     @property
     def sandbox_enabled(self) -> bool:

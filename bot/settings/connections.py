@@ -57,7 +57,7 @@ _PLACEHOLDER_PARTS = (
 # Source names the bot gives its own messengers' mentions, and the identity channels it links
 # authors by. A configured source named so would pass its mentions off as theirs: a "telegram"
 # mention's external id names the chat and message the approved answer is posted under.
-RESERVED_SOURCE_NAMES = frozenset({"telegram", "telegram_dm", "matrix", "email", "phone"})
+RESERVED_SOURCE_NAMES = frozenset({"telegram", "telegram_dm", "matrix", "email", "phone", "form"})
 _RESERVED_PREFIXES = ("rss:",)  # feeds' mentions: "rss:<feed name>"
 # The VK community page's mentions: "vk:wall", "vk:message", … ("vk" alone stays an ordinary
 # source name: monitoring services send VK mentions under it).

@@ -32,7 +32,7 @@ from bot.settings.errors import (
     unknown_name,
 )
 from bot.settings.escalation_rules import EscalationChain, EscalationConfig
-from bot.settings.fields import StrictModel
+from bot.settings.fields import OneOrMoreLocales, StrictModel
 from bot.settings.reply_templates import (
     CITIZEN_VARIABLES,
     REPLY_ENV,
@@ -75,6 +75,7 @@ class Playbook(StrictModel):
     drills: dict[str, DrillScenario] = {}  # drills/*.yaml by scenario id (file name)
     codes: CodesConfig = CodesConfig()  # codes.yaml, optional: the lists staff code cases with
     approval: ApprovalConfig = ApprovalConfig()  # approval.yaml; one tier without it
+    signature: OneOrMoreLocales | None = None  # templates.yaml: closes answers sent by e-mail
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -417,6 +418,7 @@ def load_playbook(path: Path) -> Playbook:
         drills=drills,
         codes=codes,
         approval=approval,
+        signature=templates.signature,
     )
 
 

@@ -106,6 +106,8 @@ class ReplyTemplate(StrictModel):
 
 class TemplatesConfig(StrictModel):
     templates: tuple[ReplyTemplate, ...] = Field(min_length=1)
+    # Closes every answer sent by e-mail (handlers/email): plain text, no template variables.
+    signature: OneOrMoreLocales | None = None
 
 
 # Administrators write these templates: sandboxed, and strict about unknown variables.

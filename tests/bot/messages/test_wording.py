@@ -148,6 +148,7 @@ SAMPLES: dict[str, Any] = {
     "limit": 4000,
     # a cluster's mentions only a person can answer (ui.by_hand)
     "links": ["https://vk.com/wall-1_7", "https://vk.com/wall-1_9"],
+    "limit_mb": "10.0",  # e-mail: a letter over the size limit
     "listen": "0.0.0.0:8080",
     "mention_id": 1201,
     "mentions": 12,
@@ -171,6 +172,7 @@ SAMPLES: dict[str, Any] = {
     "scenarios": ", ".join(sorted(PLAYBOOK.drills)),
     "since": "07.12 09:45",
     "sla": 86,
+    "size_mb": "20.0",  # e-mail: a letter over the size limit
     "start": "01.12.2026",
     "starts": [{"title": "Извинение", "text": "Приносим извинения: [что пошло не так]."}],
     "role": "press_secretary",  # an approval tier (approval.yaml)
