@@ -14,6 +14,9 @@ from bot.staff.directory import Directory
 # Mentions from the organisation's own Telegram discussion groups carry this source prefix and
 # "<chat id>:<message id>" as external id, so the bot can answer under the comment itself.
 TELEGRAM_COMMENT_SOURCE = "telegram"
+# Private messages to the bot: "<user id>:<message id>" as external id. A private chat's id is
+# the user's id, so the answer goes back into the same chat, as a reply to the message.
+TELEGRAM_DM_SOURCE = "telegram_dm"
 
 
 def telegram_comment_id(chat_id: int, message_id: int) -> str:
@@ -34,6 +37,8 @@ def origin_of(mention: Mention, discussion_chats: Collection[str]) -> Origin | N
     in a configured discussion group. The external id is data: a mention stored under the
     source name by anyone but the Telegram adapter (an API source called "telegram" before
     such names were refused) must not choose the chat the bot posts into."""
+    if mention.source == TELEGRAM_DM_SOURCE:
+        return _private_chat_origin(mention)
     if mention.source != TELEGRAM_COMMENT_SOURCE:
         return None
     chat, _, message_id = mention.external_id.partition(":")
@@ -42,6 +47,18 @@ def origin_of(mention: Mention, discussion_chats: Collection[str]) -> Origin | N
     if chat not in discussion_chats:
         return None
     return Origin("telegram", chat, message_id)
+
+
+def _private_chat_origin(mention: Mention) -> Origin | None:
+    """A private message is answered in its own chat. The source name is reserved for the
+    Telegram adapter (bot/settings/connections.py RESERVED_SOURCE_NAMES), and a private chat
+    has a positive id: a group's negative one here would be a forged or broken record."""
+    user, _, message_id = mention.external_id.partition(":")
+    if not (user.isascii() and user.isdigit() and message_id.isascii() and message_id.isdigit()):
+        return None
+    if int(user) <= 0:
+        return None
+    return Origin("telegram", user, message_id)
 
 
 @dataclass(frozen=True, slots=True)
