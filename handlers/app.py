@@ -52,6 +52,8 @@ from bot.sla.coverage import CalendarWatch
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
 from bot.staff.directory import SANDBOX, Directory
+from handlers.form.guard import load_or_create_secret
+from handlers.form.web import FormWeb
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs import add_job
@@ -70,6 +72,7 @@ from store.db import Database
 log = logging.getLogger("otklik")
 
 TRIAGE_CHECK_S = 60.0
+FORM_LOCALES = ("ru", "en")
 _Result = TypeVar("_Result")
 
 
@@ -430,6 +433,8 @@ class App:
             health=self.health,
         )
         served = api.app()
+        if self.config.form.enabled:
+            (await self._form()).add_routes(served)
         sandbox = self.sandbox
         if sandbox is not None:
             sandbox.add_routes(served)
@@ -440,6 +445,16 @@ class App:
         await self._start_metrics(api)
         if sandbox is not None:
             log.info(self.texts.t("startup.sandbox", address=sandbox.address()))
+
+    async def _form(self) -> FormWeb:
+        """The citizens' web form, its words in both languages whatever the bot's locale."""
+        settings = self.config.form
+        secret = settings.secret or await asyncio.to_thread(
+            load_or_create_secret, settings.secret_file
+        )
+        templates = self.config.playbooks.templates
+        texts = {locale: texts_for(templates, locale) for locale in FORM_LOCALES}
+        return FormWeb(self.config, self.intake, self.clock, secret, texts)
 
     async def _start_metrics(self, api: Api) -> None:
         """/metrics on its own address (config `metrics.listen`), off the API's port."""

@@ -17,6 +17,9 @@ TELEGRAM_COMMENT_SOURCE = "telegram"
 # Private messages to the bot: "<user id>:<message id>" as external id. A private chat's id is
 # the user's id, so the answer goes back into the same chat, as a reply to the message.
 TELEGRAM_DM_SOURCE = "telegram_dm"
+# Appeals sent through the web form (handlers/form). The mention's external id is the
+# reference number the citizen was shown; an e-mail contact is its author ("email", address).
+FORM_SOURCE = "form"
 
 
 def telegram_comment_id(chat_id: int, message_id: int) -> str:

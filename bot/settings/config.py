@@ -27,6 +27,7 @@ from bot.model import MAX_NAME, DeptRole, GlobalRole
 from bot.settings.connections import (
     ApiConfig,
     FeedSource,
+    FormConfig,
     MatrixConfig,
     MatrixRoomId,
     MatrixUserId,
@@ -267,6 +268,7 @@ class Config(StrictModel):
     telegram: TelegramConfig | None = None
     matrix: MatrixConfig | None = None
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    form: FormConfig = Field(default_factory=FormConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     departments: list[Department]
@@ -568,7 +570,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     if problems:
         raise fail(problems)
     # An absent section would get its defaults without validation, hence unresolved paths.
-    for section in ("playbooks", "model", "database"):
+    for section in ("playbooks", "model", "database", "form"):
         if data.get(section) is None:
             data[section] = {}
 

@@ -124,6 +124,7 @@ SAMPLES: dict[str, Any] = {
     "address": "http://127.0.0.1:8080/sandbox",
     "assignee_name": staff_name(),
     "at": "07.12 09:45",
+    "contact": "petr@example.ru",
     "author_id": 17,
     "case_id": 42,
     # /ids and the start-up check of chats: ids are what the administrator copies here
@@ -155,6 +156,7 @@ SAMPLES: dict[str, Any] = {
     "names": f"{staff_name()}, {staff_name('ivanova')}",
     "negative": 27,
     "number": 3,
+    "organisation": CONFIG.organisation,
     "person": 123456789,
     "problems": [
         {"department": dept_name(), "path": "departments[0].telegram", "text": "бот не в чате"}
