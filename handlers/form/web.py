@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 MAX_BODY = 96 * 1024  # 5,000 Cyrillic characters take some 30 KB URL-encoded
 MAX_FIELDS = 16
+FIELDS = ("name", "contact", "text", "department")  # as the page shows them
 LIMITS = {"name": 200, "contact": 254, "text": 5_000}
 RETRY_AFTER_S = 60
 SECURITY_HEADERS = {
@@ -251,6 +252,8 @@ class FormWeb:
         if values["department"] and values["department"] not in dict(self._departments):
             errors["department"] = texts.t("form.error.department_unknown")
             values["department"] = ""
+        # The summary lists the problems in the order the fields come on the page.
+        filled.errors = {name: errors[name] for name in FIELDS if name in errors}
         return filled
 
     # --- answers ---
@@ -291,16 +294,14 @@ class FormWeb:
         status: int,
     ) -> web.Response:
         texts = self._texts[lang]
-        labels = {
-            name: texts.t(f"form.{name}") for name in ("name", "contact", "text", "department")
-        }
+        labels = {name: texts.t(f"form.{name}") for name in FIELDS}
         return self._render(
             "form.html.j2",
             lang,
             status,
             title=texts.t("form.title"),
             token=token,
-            values={k: values.get(k, "") for k in ("name", "contact", "text", "department")},
+            values={name: values.get(name, "") for name in FIELDS},
             errors=dict(errors),
             labels=labels,
             limits=LIMITS,

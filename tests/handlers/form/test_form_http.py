@@ -58,7 +58,7 @@ async def test_an_appeal_opens_a_case_with_the_email_author_and_shows_its_refere
             assert response.status == 200
             done = await response.text()
         assert "Сообщение принято" in done
-        reference = done.split('id="reference">Номер сообщения: ', 1)[1].split("<", 1)[0]
+        reference = done.split('<span class="number">', 1)[1].split("<", 1)[0]
         assert reference.startswith("F-") and len(reference) == 11
         assert "petr.sidorov@example.ru" in done
 
