@@ -41,9 +41,11 @@ from bot.intake.sentiment.model import load_model_classifier, model_file, playbo
 from bot.intake.sentiment.training import DEFAULT_CORPUS
 from bot.intake.triage import TriageBoard
 from bot.messages.delivery import OutboxWorker, RetryPolicy
-from bot.messages.outbox import Transport
+from bot.messages.health import ChannelHealth
+from bot.messages.outbox import DeliveryResult, OutboxItem, Transport
 from bot.messages.texts import Texts, texts_for
 from bot.model import Mention, Priority, Sentiment
+from bot.reports.channels import ChannelWatch
 from bot.reports.digest import DigestService
 from bot.settings.config import Config
 from bot.settings.playbook import Playbook
@@ -58,6 +60,7 @@ from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs import add_job
 from handlers.jobs.calendar import CalendarJobs
+from handlers.jobs.channels import ChannelJobs
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
 from handlers.jobs.drills import DrillJobs
@@ -121,16 +124,17 @@ class App:
         for adapter in self.adapters:
             self.transports[adapter.name] = adapter.transport
         self.directory = Directory(config, frozenset(self.transports), self.clock)
-        self.metrics = Metrics()
+        # Every channel's health, fed by intake (_mention_received) and the outbox outcomes.
+        self.channels = ChannelHealth(s.name for s in config.api.sources)
+        self.metrics = Metrics(self.channels)
         self.worker = OutboxWorker(
             self.database.uow,
             self.transports,
             self.clock,
             RetryPolicy(config.outbox.base_retry_s, config.outbox.max_retry_s),
             poll_interval_s=config.outbox.poll_interval_s,
-            on_delivered=lambda item, result: self.metrics.delivered(
-                item, result, self.clock.now()
-            ),
+            on_delivered=self._delivered,
+            on_failed=self._delivery_failed,
         )
         self.sla_engine = SlaEngine(playbook, config.tz)  # pure: the SLA clock's decisions
         self.replies = ReplyCatalog(playbook, config.locale, config.organisation, self.directory)
@@ -235,6 +239,17 @@ class App:
             triage=self.triage,
             erasure=self.erasure,
             drills=self.drills,
+            channels=self.channels,
+        )
+        self.channel_jobs = ChannelJobs(
+            ChannelWatch(
+                self.database.uow,
+                self.clock,
+                self.directory,
+                self.channels,
+                config.tz,
+                on_outbox=self.worker.wake,
+            )
         )
         self.model_jobs = ModelJobs(
             self.database.reader,
@@ -307,6 +322,7 @@ class App:
         self.retention_jobs.schedule(self.scheduler)
         self.calendar_jobs.schedule(self.scheduler)
         await self.calendar_jobs.run()
+        self.channel_jobs.schedule(self.scheduler)
         self.drill_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
@@ -387,7 +403,16 @@ class App:
         self.digest_jobs.schedule(self.scheduler)
         await self.digest_jobs.catch_up()  # tonight's digest, if it fell due while we were down
 
+    def _delivered(self, item: OutboxItem, result: DeliveryResult) -> None:
+        now = self.clock.now()
+        self.metrics.delivered(item, result, now)
+        self.channels.delivered(item.transport, now)
+
+    def _delivery_failed(self, item: OutboxItem, error: Exception, permanent: bool) -> None:
+        self.channels.failed(item.transport, self.clock.now(), f"{type(error).__name__}: {error}")
+
     def _mention_received(self, mention: Mention, result: IntakeResult) -> None:
+        self.channels.received(mention.source, self.clock.now())
         self.metrics.mention_received(mention, result)
         self.crisis_jobs.mention_received(mention, result)
         if (

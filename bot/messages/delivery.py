@@ -86,6 +86,8 @@ class DeliveryStats:
 
 
 DeliveredHook = Callable[[OutboxItem, DeliveryResult], None]
+# (item, the transport's error, permanent): told of every failed attempt, retried or not.
+FailedHook = Callable[[OutboxItem, Exception, bool], None]
 
 
 class OutboxWorker:
@@ -98,8 +100,10 @@ class OutboxWorker:
         poll_interval_s: float = 1.0,
         batch_size: int = 200,
         on_delivered: DeliveredHook | None = None,
+        on_failed: FailedHook | None = None,
     ) -> None:
         self._uow = uow_factory
+        self._on_failed = on_failed
         self._transports = dict(transports)
         self._clock = clock
         self._policy = policy or RetryPolicy()
@@ -400,6 +404,8 @@ class OutboxWorker:
                 self._on_delivered(item, result)
         elif isinstance(error, PermanentFailure):
             self.stats.failed += 1
+            if self._on_failed is not None:
+                self._on_failed(item, error, True)
             log.error(
                 "outbox: item %d to %s:%s refused for good: %s",
                 item.id,
@@ -409,6 +415,8 @@ class OutboxWorker:
             )
         else:
             self.stats.retried += 1
+            if self._on_failed is not None and error is not None:
+                self._on_failed(item, error, False)
             log.warning(
                 "outbox: item %d to %s:%s will be retried: %s",
                 item.id,

@@ -129,6 +129,7 @@ SAMPLES: dict[str, Any] = {
     "case_id": 42,
     # /ids and the start-up check of chats: ids are what the administrator copies here
     "chat": -1001234567890,
+    "channel": "telegram",
     "choices": "1. ЖКХ\n2. Транспорт",
     "coordination": dept_name(CONFIG.coordination_department),
     "count": 3,
@@ -677,6 +678,22 @@ def page_samples(locale: str) -> dict[str, dict[str, Any]]:
                     "cooling_down": True,
                 }
             ],
+            "channels": [
+                {
+                    "id": "telegram",
+                    "failing_for": 20 * 60,
+                    "error": "TelegramNetworkError: timeout",
+                    "delivered": True,
+                    "received_ago": 3 * 60,
+                },
+                {
+                    "id": "form",
+                    "failing_for": None,
+                    "error": None,
+                    "delivered": False,
+                    "received_ago": 3600,
+                },
+            ],
         },
         "triage.html.j2": {
             "items": [
@@ -738,6 +755,11 @@ def test_the_crisis_card_says_durations_in_words() -> None:
     assert "КРИЗИС: Отопление" in card and "Первое заявление" in card
     status = TEXTS["ru"].render("status.html.j2", **page_samples("ru")["status.html.j2"])
     assert "Дольше всех ждёт: 2 часа 5 минут" in status
+    assert (
+        "🔴 Telegram: отправка не проходит 20 минут (TelegramNetworkError: timeout); "
+        "входящее 3 минуты назад" in status
+    )
+    assert "🟢 веб-форма: входящее 1 час назад" in status
 
 
 # --- refusals: names, not ids ----------------------------------------------------------------
