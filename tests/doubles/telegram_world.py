@@ -188,12 +188,14 @@ async def telegram_world(
     bot_privacy: bool = False,
     clock: Clock | None = None,
     drills: Mapping[str, DrillScenario] | None = None,
+    sandbox: bool = False,
 ) -> AsyncIterator[World]:
     """`discussion_groups`: the channel's discussion group is configured, so citizens'
     comments there become mentions; `direct_messages`: so do private messages to the bot;
     `bot_privacy`: the bot has privacy mode on (sees only commands and replies in groups);
     `clock`: the App's (a FrozenClock scripts timings); `drills`: the playbook's drill
-    scenarios instead of the shipped ones."""
+    scenarios instead of the shipped ones; `sandbox`: the browser chat runs beside Telegram
+    (a second transport every department's chat has)."""
     server = TelegramServer(Limits(time_scale=scale))
     await server.start()
     bot = server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=not bot_privacy)
@@ -244,7 +246,8 @@ async def telegram_world(
                 if discussion_groups
                 else ""
             ),
-        ),
+        )
+        + ("sandbox: {enabled: true}\n" if sandbox else ""),
         encoding="utf-8",
     )
     config = load_config(path, env={})
