@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import FrozenClock
-from handlers.app import App
 from bot.staff.rights import Actor
+from handlers.app import App
 from tests.doubles.telegram_world import telegram_world
 
 MONDAY = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
