@@ -174,7 +174,8 @@ class FormWeb:
                 self._limit.count(address, now)
                 raise _Refusal(403, "csrf")
         except _Refusal as refusal:
-            log.info("form: refused from %s: %s (%d)", address, refusal.key, refusal.status)
+            # Not the address: a citizen's IP is personal data too.
+            log.info("form: refused: %s (%d)", refusal.key, refusal.status)
             return self._refused(lang, refusal)
         filled = self._check(fields, self._texts[lang])
         if filled.errors:
