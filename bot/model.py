@@ -298,9 +298,6 @@ class Mention:
     # Set only by a crisis drill (bot/drills): the case it opens is a drill case of that run,
     # in the scenario's department. Not stored on the mention: its case says it.
     drill: DrillTag | None = None
-    # A formal appeal (a letter to the organisation's mailbox): it is owed an answer whatever
-    # its tone, so it always opens or joins a case. Not stored: only intake reads it.
-    appeal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,9 +42,11 @@ from bot.intake.sentiment.model import load_model_classifier, model_file, playbo
 from bot.intake.sentiment.training import DEFAULT_CORPUS
 from bot.intake.triage import TriageBoard
 from bot.messages.delivery import OutboxWorker, RetryPolicy
+from bot.messages.health import ChannelHealth
 from bot.messages.outbox import DeliveryResult, OutboxItem, Transport
 from bot.messages.texts import Texts, texts_for
 from bot.model import Mention, Priority, Sentiment
+from bot.reports.channels import ChannelWatch
 from bot.reports.digest import DigestService
 from bot.settings.config import Config
 from bot.settings.playbook import Playbook
@@ -55,10 +57,13 @@ from bot.sla.service import SlaService
 from bot.staff.directory import SANDBOX, Directory
 from handlers.email.reader import MailboxReader
 from handlers.email.transport import EmailTransport
+from handlers.form.guard import load_or_create_secret
+from handlers.form.web import FormWeb
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
 from handlers.jobs import add_job
 from handlers.jobs.calendar import CalendarJobs
+from handlers.jobs.channels import ChannelJobs
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
 from handlers.jobs.drills import DrillJobs
@@ -77,6 +82,7 @@ from store.db import Database, StoreInUse, hold_sqlite_file
 log = logging.getLogger("otklik")
 
 TRIAGE_CHECK_S = 60.0
+FORM_LOCALES = ("ru", "en")
 _Result = TypeVar("_Result")
 
 
@@ -132,7 +138,9 @@ class App:
                 config, playbook, self.texts, self.clock, self._mention
             )
         self.directory = Directory(config, frozenset(self.transports), self.clock)
-        self.metrics = Metrics()
+        # Every channel's health, fed by intake (_mention_received) and the outbox outcomes.
+        self.channels = ChannelHealth(s.name for s in config.api.sources)
+        self.metrics = Metrics(self.channels)
         self.worker = OutboxWorker(
             self.database.uow,
             self.transports,
@@ -142,6 +150,7 @@ class App:
             on_delivered=self._delivered,
             # Queue messages go to staff chats only, never where citizens read.
             queue_chats=self.directory.is_work_chat,
+            on_failed=self._delivery_failed,
         )
         self.sla_engine = SlaEngine(playbook, config.tz)  # pure: the SLA clock's decisions
         self.replies = ReplyCatalog(playbook, config.locale, config.organisation, self.directory)
@@ -250,6 +259,17 @@ class App:
             triage=self.triage,
             erasure=self.erasure,
             drills=self.drills,
+            channels=self.channels,
+        )
+        self.channel_jobs = ChannelJobs(
+            ChannelWatch(
+                self.database.uow,
+                self.clock,
+                self.directory,
+                self.channels,
+                config.tz,
+                on_outbox=self.worker.wake,
+            )
         )
         self.model_jobs = ModelJobs(
             self.database.reader,
@@ -339,6 +359,7 @@ class App:
         self.retention_jobs.schedule(self.scheduler)
         self.calendar_jobs.schedule(self.scheduler)
         await self.calendar_jobs.run()
+        self.channel_jobs.schedule(self.scheduler)
         self.drill_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
@@ -432,11 +453,17 @@ class App:
         await self.digest_jobs.catch_up()  # tonight's digest, if it fell due while we were down
 
     def _delivered(self, item: OutboxItem, result: DeliveryResult) -> None:
-        self.metrics.delivered(item, result, self.clock.now())
+        now = self.clock.now()
+        self.metrics.delivered(item, result, now)
+        self.channels.delivered(item.transport, now)
         if hasattr(self, "publication_jobs"):  # not during __init__
             self.publication_jobs.delivered(item, result)
 
+    def _delivery_failed(self, item: OutboxItem, error: Exception, permanent: bool) -> None:
+        self.channels.failed(item.transport, self.clock.now(), f"{type(error).__name__}: {error}")
+
     def _mention_received(self, mention: Mention, result: IntakeResult) -> None:
+        self.channels.received(mention.source, self.clock.now())
         self.metrics.mention_received(mention, result)
         self.crisis_jobs.mention_received(mention, result)
         if (
@@ -506,6 +533,8 @@ class App:
             VkCallback(self.config.vk, self.database, self.clock, self.vk_intake.poke).add_routes(
                 served
             )
+        if self.config.form.enabled:
+            (await self._form()).add_routes(served)
         sandbox = self.sandbox
         if sandbox is not None:
             sandbox.add_routes(served)
@@ -516,6 +545,16 @@ class App:
         await self._start_metrics(api)
         if sandbox is not None:
             log.info(self.texts.t("startup.sandbox", address=sandbox.address()))
+
+    async def _form(self) -> FormWeb:
+        """The citizens' web form, its words in both languages whatever the bot's locale."""
+        settings = self.config.form
+        secret = settings.secret or await asyncio.to_thread(
+            load_or_create_secret, settings.secret_file
+        )
+        templates = self.config.playbooks.templates
+        texts = {locale: texts_for(templates, locale) for locale in FORM_LOCALES}
+        return FormWeb(self.config, self.intake, self.clock, secret, texts)
 
     async def _start_metrics(self, api: Api) -> None:
         """/metrics on its own address (config `metrics.listen`), off the API's port."""

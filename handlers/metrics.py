@@ -7,12 +7,14 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.cases.grouping import IntakeResult
+from bot.messages.health import ChannelHealth
 from bot.messages.outbox import DeliveryResult, OutboxItem
 from bot.model import Mention, Sentiment
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, channels: ChannelHealth | None = None) -> None:
+        self.channels = channels  # read when /metrics is asked
         self.registry = CollectorRegistry()
         self.mentions_in = Counter(
             "otklik_mentions_total",
@@ -49,6 +51,32 @@ class Metrics:
             registry=self.registry,
         )
 
+        labels = ["channel"]
+        self.channel_received = Gauge(
+            "otklik_channel_last_received_timestamp_seconds",
+            "When a mention last came in through the channel (Unix time)",
+            labels,
+            registry=self.registry,
+        )
+        self.channel_delivered = Gauge(
+            "otklik_channel_last_delivered_timestamp_seconds",
+            "When the outbox last delivered through the channel (Unix time)",
+            labels,
+            registry=self.registry,
+        )
+        self.channel_failing = Gauge(
+            "otklik_channel_delivery_failing",
+            "1 while the channel's deliveries fail (since its last successful one), else 0",
+            labels,
+            registry=self.registry,
+        )
+        self.channel_failing_since = Gauge(
+            "otklik_channel_failing_since_timestamp_seconds",
+            "When the channel's current failing began (Unix time); 0 while it works",
+            labels,
+            registry=self.registry,
+        )
+
     def mention_received(self, mention: Mention, result: IntakeResult) -> None:
         outcome = "duplicate" if result.duplicate else ("case" if result.case else "stored")
         self.mentions_in.labels(mention.source, outcome).inc()
@@ -64,4 +92,13 @@ class Metrics:
 
     def render(self, outbox_depth: int) -> bytes:
         self.outbox_depth.set(outbox_depth)
+        for state in self.channels.states() if self.channels is not None else []:
+            name = state.channel
+            if state.last_received_at is not None:
+                self.channel_received.labels(name).set(state.last_received_at.timestamp())
+            if state.last_delivered_at is not None:
+                self.channel_delivered.labels(name).set(state.last_delivered_at.timestamp())
+            since = state.failing_since
+            self.channel_failing.labels(name).set(1 if since is not None else 0)
+            self.channel_failing_since.labels(name).set(since.timestamp() if since else 0)
         return generate_latest(self.registry)

@@ -17,12 +17,17 @@ TELEGRAM_COMMENT_SOURCE = "telegram"
 # Letters read from the organisation's mailbox (handlers/email). Answers to them, and to
 # web-form appeals ("form") whose author left an e-mail address, go out by e-mail.
 EMAIL_SOURCE = "email"
+# Appeals sent through the web form (handlers/form). The mention's external id is the
+# reference number the citizen was shown; an e-mail contact is its author ("email", address).
 FORM_SOURCE = "form"
 EMAIL_IDENTITY = "email"  # Identity.channel of an e-mail address; external_id is the address
 EMAIL_TRANSPORT = "email"
 # Every answer by e-mail queues in this one outbox "chat": the address is personal data and
 # stays in the mention's sealed record, where the transport reads it (by the mention's id).
 EMAIL_CHAT = "letters"
+# Private messages to the bot: "<user id>:<message id>" as external id. A private chat's id is
+# the user's id, so the answer goes back into the same chat, as a reply to the message.
+TELEGRAM_DM_SOURCE = "telegram_dm"
 
 
 def telegram_comment_id(chat_id: int, message_id: int) -> str:
@@ -88,6 +93,8 @@ def origin_of(mention: Mention, discussion_chats: Collection[str]) -> Origin | N
         return _vk_origin(mention)
     if mention.source in (EMAIL_SOURCE, FORM_SOURCE):
         return _email_origin(mention)
+    if mention.source == TELEGRAM_DM_SOURCE:
+        return _private_chat_origin(mention)
     if mention.source != TELEGRAM_COMMENT_SOURCE:
         return None
     chat, _, message_id = mention.external_id.partition(":")
@@ -107,6 +114,18 @@ def _email_origin(mention: Mention) -> Origin | None:
     if mention.source == FORM_SOURCE and mention.author.channel != EMAIL_IDENTITY:
         return None
     return Origin(EMAIL_TRANSPORT, EMAIL_CHAT, str(mention.id))
+
+
+def _private_chat_origin(mention: Mention) -> Origin | None:
+    """A private message is answered in its own chat. The source name is reserved for the
+    Telegram adapter (bot/settings/connections.py RESERVED_SOURCE_NAMES), and a private chat
+    has a positive id: a group's negative one here would be a forged or broken record."""
+    user, _, message_id = mention.external_id.partition(":")
+    if not (user.isascii() and user.isdigit() and message_id.isascii() and message_id.isdigit()):
+        return None
+    if int(user) <= 0:
+        return None
+    return Origin("telegram", user, message_id)
 
 
 @dataclass(frozen=True, slots=True)

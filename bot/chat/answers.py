@@ -8,7 +8,7 @@ everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.cases import publication
@@ -22,6 +22,7 @@ from bot.drills.service import DrillRefusal, DrillService
 from bot.intake.intake import MentionIntake
 from bot.intake.sentiment.model import ModelClassifier
 from bot.intake.triage import TriageBoard
+from bot.messages.health import ChannelHealth
 from bot.messages.texts import Texts
 from bot.messages.views import NoticeView, View, format_time, notice_view, page_view
 from bot.model import SYSTEM_ACTOR, Action, Mention, Sentiment, SentimentSource
@@ -86,7 +87,9 @@ class Answers:
         triage: TriageBoard | None = None,
         erasure: Erasure | None = None,
         drills: DrillService | None = None,
+        channels: ChannelHealth | None = None,
     ) -> None:
+        self._channels = channels  # /status: how each channel does, for who sees everything
         self._drills = drills  # /drill start and stop
         self._erasure = erasure  # /forget: an author's personal data erased
         self._triage = triage  # /negative and /notnegative keep the triage list up to date
@@ -130,10 +133,12 @@ class Answers:
         if not actor.is_staff:
             return notice_view("ui.not_staff")
         coordination = self._directory.coordination
+        everything = False  # channels are the whole bot's: shown with every department
         if department is not None and department != coordination:
             wanted = [department]
         elif sees_every_department(actor, coordination if department else None):
             wanted = self._directory.department_ids()
+            everything = True
         else:
             wanted = [d for d in self._directory.department_ids() if actor.roles_in(d)]
         now = self._cases.now()
@@ -156,8 +161,25 @@ class Answers:
             "generated_at": format_time(now, self._cases.tz),
             "departments": departments,
             "crises": await self._crises.status_lines() if self._crises else [],
+            "channels": self._channel_lines(now) if everything else [],
         }
         return page_view("status.html.j2", context)
+
+    def _channel_lines(self, now: datetime) -> list[dict[str, Any]]:
+        if self._channels is None:
+            return []
+        return [
+            {
+                "id": state.channel,
+                "failing_for": _whole(state.failing_for(now)),
+                "error": state.last_error,
+                "delivered": state.last_delivered_at is not None,
+                "received_ago": (
+                    _seconds(now - state.last_received_at) if state.last_received_at else None
+                ),
+            }
+            for state in self._channels.states()
+        ]
 
     async def drill(self, actor: Actor, args: str) -> View:
         """/drill start <scenario>, /drill stop: the duty officer and administrators."""
@@ -459,6 +481,10 @@ def mention_reference(word: str) -> tuple[int | None, str | None]:
 
 def _seconds(delta: timedelta) -> int:
     return int(delta.total_seconds())
+
+
+def _whole(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds)
 
 
 def refusal_view(

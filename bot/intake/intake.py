@@ -6,10 +6,12 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 
 from bot.cases.corrections import Promotion
 from bot.cases.grouping import CaseOpening, IntakeResult
 from bot.cases.lifecycle import DomainError
+from bot.cases.replies import EMAIL_SOURCE, FORM_SOURCE
 from bot.cases.service import CaseService
 from bot.clock import Clock
 from bot.intake.lemmas import Lemmatiser
@@ -35,6 +37,10 @@ _log = logging.getLogger(__name__)
 # (department, priority, opened_at, policy override) -> (policy name, deadlines). Injected so
 # the SLA calendar owns deadline arithmetic (bot.sla.calendar.plan_deadlines fits).
 DeadlinePlanner = Callable[[str, Priority, datetime, str | None], tuple[str, Deadlines]]
+
+# Appeals written to the organisation itself: each one is owed an answer, so it opens a case
+# whatever its tone (a polite question is not "negative", yet it waits for a reply).
+APPEAL_SOURCES = frozenset({FORM_SOURCE, EMAIL_SOURCE})
 
 
 class MentionIntake:
@@ -114,9 +120,13 @@ class MentionIntake:
         self._model = model
 
     def decide(
-        self, mention: Mention, labels: Iterable[AuthorLabel] = ()
+        self,
+        mention: Mention,
+        labels: Iterable[AuthorLabel] = (),
+        department_hint: str | None = None,
     ) -> tuple[RouteDecision, CaseOpening | None]:
-        """`labels`: the author card's labels, for the rules that match on them."""
+        """`labels`: the author card's labels, for the rules that match on them.
+        `department_hint`: the department the author chose (the web form), see with_hint."""
         decision = route(
             self._playbook,
             mention.text,
@@ -132,7 +142,10 @@ class MentionIntake:
         if drill is not None:
             # A drill tests the scenario's department: routing words decide nothing else.
             decision = replace(decision, department=drill.department)
-        if mention.sentiment is not Sentiment.NEGATIVE and not (decision.urgent or mention.appeal):
+        elif department_hint is not None:
+            decision = with_hint(decision, department_hint)
+        appeal = mention.source in APPEAL_SOURCES
+        if mention.sentiment is not Sentiment.NEGATIVE and not decision.urgent and not appeal:
             return decision, None
         if self._router is not None and drill is None:
             decision = consult_router(self._playbook, decision, mention.text, self._router)
@@ -156,13 +169,16 @@ class MentionIntake:
         )
 
     def plan(
-        self, mention: Mention, labels: frozenset[AuthorLabel] = frozenset()
+        self,
+        mention: Mention,
+        labels: frozenset[AuthorLabel] = frozenset(),
+        department_hint: str | None = None,
     ) -> tuple[Mention, CaseOpening | None]:
         """The mention as it is to be stored and the case it needs, once its author's labels
         are known (bot/cases/corrections.py IntakePlan). Official information needs none."""
         if self._officials.speaks_for(mention, labels):
             return as_information(mention), None
-        decision, opening = self.decide(mention, labels)
+        decision, opening = self.decide(mention, labels, department_hint)
         codes = decision.codes
         return (mention if codes == mention.codes else replace(mention, codes=codes)), opening
 
@@ -170,10 +186,16 @@ class MentionIntake:
         """The mention as official information when its source or account is official."""
         return as_information(mention) if self._officials.speaks_for(mention, labels) else mention
 
-    async def receive(self, mention: Mention) -> IntakeResult:
+    async def receive(self, mention: Mention, department_hint: str | None = None) -> IntakeResult:
+        """`department_hint`: a configured department the author chose (see with_hint)."""
         mention = self.prepare(mention)
+        plan = (
+            self.plan
+            if department_hint is None
+            else partial(self.plan, department_hint=department_hint)
+        )
         # Routed inside the case service's transaction, where the author's card is known.
-        result = await self._cases.intake(mention, plan=self.plan)
+        result = await self._cases.intake(mention, plan=plan)
         if self._observe is not None:
             self._observe(mention, result)
         return result
@@ -184,3 +206,15 @@ class MentionIntake:
         """/negative: a stored mention that opened no case is negative after all (staff say
         so); it opens or joins a case as at intake. None: no such mention."""
         return await self._cases.promote(mention_id, url, actor, self.plan)
+
+
+def with_hint(decision: RouteDecision, department: str) -> RouteDecision:
+    """The author's own choice of department (the web form's optional field) weighs like a
+    routing rule: a rule of the playbook claims the mention before it does (the organisation
+    knows its own split of duties better than a citizen guessing from a list), but it beats
+    the default and stands before the learned router, which overrules it only as it would a
+    rule (`learned.overrule_confidence`). Urgent words still raise the priority."""
+    if decision.basis is not RouteBasis.DEFAULT or decision.department == department:
+        return decision
+    # The default's SLA policy is the coordination centre's; the chosen department's applies.
+    return replace(decision, department=department, sla_policy=None, basis=RouteBasis.CITIZEN)

@@ -184,6 +184,7 @@ class RouteBasis(StrEnum):
     RULE = "rule"  # a routing rule claimed the mention
     LEARNED = "learned"  # no rule did; the learned router was sure enough
     DEFAULT = "default"  # neither: the playbook's default department (coordination)
+    CITIZEN = "citizen"  # no rule did; the author chose it (the web form's department)
 
 
 @dataclass(frozen=True, slots=True)

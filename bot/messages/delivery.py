@@ -89,6 +89,8 @@ DeliveredHook = Callable[[OutboxItem, DeliveryResult], None]
 # An item refused for good, with the reason, inside the transaction that records it: the
 # hook may queue what tells people (the approved answer that did not reach its source).
 RefusedHook = Callable[[UnitOfWork, OutboxItem, str, datetime], Awaitable[None]]
+# (item, the transport's error, permanent): told of every failed attempt, retried or not.
+FailedHook = Callable[[OutboxItem, Exception, bool], None]
 
 
 class OutboxWorker:
@@ -103,8 +105,10 @@ class OutboxWorker:
         on_delivered: DeliveredHook | None = None,
         queue_chats: Callable[[str, str], bool] | None = None,
         on_refused: RefusedHook | None = None,
+        on_failed: FailedHook | None = None,
     ) -> None:
         self._uow = uow_factory
+        self._on_failed = on_failed
         self._transports = dict(transports)
         self._clock = clock
         self._policy = policy or RetryPolicy()
@@ -415,6 +419,8 @@ class OutboxWorker:
                 self._on_delivered(item, result)
         elif isinstance(error, PermanentFailure):
             self.stats.failed += 1
+            if self._on_failed is not None:
+                self._on_failed(item, error, True)
             log.error(
                 "outbox: item %d to %s:%s refused for good: %s",
                 item.id,
@@ -424,6 +430,8 @@ class OutboxWorker:
             )
         else:
             self.stats.retried += 1
+            if self._on_failed is not None and error is not None:
+                self._on_failed(item, error, False)
             log.warning(
                 "outbox: item %d to %s:%s will be retried: %s",
                 item.id,

@@ -27,6 +27,7 @@ from bot.model import MAX_NAME, DeptRole, GlobalRole
 from bot.settings.connections import (
     ApiConfig,
     FeedSource,
+    FormConfig,
     MatrixConfig,
     MatrixRoomId,
     MatrixUserId,
@@ -271,6 +272,7 @@ class Config(StrictModel):
     vk: VkConfig | None = None  # the VK community page (handlers/vk)
     email: EmailConfig | None = None  # a mailbox whose letters are mentions
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    form: FormConfig = Field(default_factory=FormConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     departments: list[Department]
@@ -580,7 +582,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     if problems:
         raise fail(problems)
     # An absent section would get its defaults without validation, hence unresolved paths.
-    for section in ("playbooks", "model", "database"):
+    for section in ("playbooks", "model", "database", "form"):
         if data.get(section) is None:
             data[section] = {}
 

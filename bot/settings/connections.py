@@ -6,10 +6,19 @@ config.py assembles them with the organisation's sections into Config.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from pathlib import Path
 from typing import Annotated, Final, Literal, Self
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bot.model import MAX_NAME
 from bot.settings.errors import FieldProblems
@@ -23,6 +32,7 @@ __all__ = [
     "ApiSource",
     "DiscussionGroup",
     "FeedSource",
+    "FormConfig",
     "MatrixConfig",
     "MatrixRateLimit",
     "MatrixRoomId",
@@ -196,6 +206,46 @@ class SandboxConfig(StrictModel):
                     )
                 ]
             )
+        return self
+
+
+MIN_FORM_SECRET = 32
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network like 10.0.0.0/8") from None
+    return value.strip()
+
+
+class FormConfig(StrictModel):
+    """The citizens' web form (handlers/form): GET and POST /form on the API's address."""
+
+    enabled: bool = False
+    # Appeals accepted from one client address per hour; 0: no limit.
+    per_address_per_hour: Annotated[int, Field(ge=0, le=10_000)] = 5
+    # The reverse proxies in front of the bot: only from them is X-Forwarded-For believed.
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = Field(default_factory=list)
+    # Signs the forms' anti-forgery tokens. Empty: generated once and kept in `secret_file`.
+    secret: _Secret = ""
+    secret_file: Path = Field(default=Path("data/form.secret"), validate_default=True)
+    # How long a loaded form may be sent (the token's lifetime), in minutes.
+    token_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 120
+
+    @field_validator("secret_file")
+    @classmethod
+    def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
+        base = (info.context or {}).get("base_dir")
+        value = value.expanduser()
+        return (Path(base) / value).resolve() if base and not value.is_absolute() else value
+
+    @model_validator(mode="after")
+    def _secret_long_enough(self) -> Self:
+        if self.secret and len(self.secret) < MIN_FORM_SECRET:
+            problem = f"at least {MIN_FORM_SECRET} characters (`openssl rand -hex 32`)"
+            raise FieldProblems([("secret", problem)])
         return self
 
 

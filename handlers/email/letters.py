@@ -256,7 +256,6 @@ def letter_mention(
         published_at=letter.sent_at,
         story_id=story or letter.thread_root or letter.message_id or fallback_id,
         attachments=letter.attachments,
-        appeal=True,
     )
 
 

@@ -12,7 +12,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Chat, Message, User
 
 from bot.cases.grouping import IntakeResult
-from bot.cases.replies import TELEGRAM_COMMENT_SOURCE, telegram_comment_id
+from bot.cases.replies import TELEGRAM_COMMENT_SOURCE, TELEGRAM_DM_SOURCE, telegram_comment_id
 from bot.messages.views import notice_view
 from bot.model import (
     MAX_MIME,
@@ -29,7 +29,7 @@ from handlers.telegram.context import TRANSPORT, TelegramContext, where
 
 log = logging.getLogger(__name__)
 
-DM_SOURCE = "telegram_dm"
+DM_SOURCE = TELEGRAM_DM_SOURCE
 _SUPERGROUP_PREFIX = "-100"  # t.me/c/ links use a supergroup's id without it
 _ADMINS = frozenset({"creator", "administrator"})
 _GONE = frozenset({"left", "kicked"})

@@ -189,13 +189,15 @@ async def telegram_world(
     clock: Clock | None = None,
     drills: Mapping[str, DrillScenario] | None = None,
     extra_config: str = "",
+    sandbox: bool = False,
 ) -> AsyncIterator[World]:
     """`discussion_groups`: the channel's discussion group is configured, so citizens'
     comments there become mentions; `direct_messages`: so do private messages to the bot;
     `bot_privacy`: the bot has privacy mode on (sees only commands and replies in groups);
     `clock`: the App's (a FrozenClock scripts timings); `drills`: the playbook's drill
     scenarios instead of the shipped ones; `extra_config`: more top-level YAML sections (a
-    channel's, e.g. `email:`)."""
+    channel's, e.g. `email:`); `sandbox`: the browser chat runs beside Telegram (a second
+    transport every department's chat has)."""
     server = TelegramServer(Limits(time_scale=scale))
     await server.start()
     bot = server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=not bot_privacy)
@@ -247,7 +249,8 @@ async def telegram_world(
                 else ""
             ),
         )
-        + extra_config,
+        + extra_config
+        + ("sandbox: {enabled: true}\n" if sandbox else ""),
         encoding="utf-8",
     )
     config = load_config(path, env={})

@@ -124,10 +124,12 @@ SAMPLES: dict[str, Any] = {
     "address": "http://127.0.0.1:8080/sandbox",
     "assignee_name": staff_name(),
     "at": "07.12 09:45",
+    "contact": "petr@example.ru",
     "author_id": 17,
     "case_id": 42,
     # /ids and the start-up check of chats: ids are what the administrator copies here
     "chat": -1001234567890,
+    "channel": "telegram",
     "choices": "1. ЖКХ\n2. Транспорт",
     "coordination": dept_name(CONFIG.coordination_department),
     "count": 3,
@@ -159,6 +161,7 @@ SAMPLES: dict[str, Any] = {
     "names": f"{staff_name()}, {staff_name('ivanova')}",
     "negative": 27,
     "number": 3,
+    "organisation": CONFIG.organisation,
     "person": 123456789,
     "problems": [
         {"department": dept_name(), "path": "departments[0].telegram", "text": "бот не в чате"}
@@ -680,6 +683,22 @@ def page_samples(locale: str) -> dict[str, dict[str, Any]]:
                     "cooling_down": True,
                 }
             ],
+            "channels": [
+                {
+                    "id": "telegram",
+                    "failing_for": 20 * 60,
+                    "error": "TelegramNetworkError: timeout",
+                    "delivered": True,
+                    "received_ago": 3 * 60,
+                },
+                {
+                    "id": "form",
+                    "failing_for": None,
+                    "error": None,
+                    "delivered": False,
+                    "received_ago": 3600,
+                },
+            ],
         },
         "triage.html.j2": {
             "items": [
@@ -741,6 +760,11 @@ def test_the_crisis_card_says_durations_in_words() -> None:
     assert "КРИЗИС: Отопление" in card and "Первое заявление" in card
     status = TEXTS["ru"].render("status.html.j2", **page_samples("ru")["status.html.j2"])
     assert "Дольше всех ждёт: 2 часа 5 минут" in status
+    assert (
+        "🔴 Telegram: отправка не проходит 20 минут (TelegramNetworkError: timeout); "
+        "входящее 3 минуты назад" in status
+    )
+    assert "🟢 веб-форма: входящее 1 час назад" in status
 
 
 # --- refusals: names, not ids ----------------------------------------------------------------
