@@ -344,7 +344,7 @@ class Cards:
         verb = "correct" if approved.kind is DraftKind.CORRECTION else "publish"
         view = public_reply_view(approved.text, corrects=corrects)
         items: list[OutboxItem] = []
-        for mention in mentions:
+        for mention in publication.firsts_per_person(mentions):
             origin = self._origin(mention)
             if origin is None:
                 continue

@@ -123,8 +123,11 @@ class CaseOpener:
         for (mention, _), target, textual in zip(openings, targets, by_text, strict=True):
             if isinstance(target, int):
                 case = grown.get(target, stored[target])
+                # Each person is answered once: a second comment, letter or edit of someone
+                # the case already holds is covered by the answer they get.
+                new_person = (target, mention.author_id) not in known
                 case = _grow(case, mention, textual, known)
-                if publication.answers_joiners(case):
+                if publication.answers_joiners(case) and new_person:
                     answerable = self._cards.publishable(mention)
                     case = publication.joined(case, answerable)
                     if answerable:

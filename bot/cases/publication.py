@@ -24,6 +24,22 @@ BY_HAND_LINKS = 10
 Answerable = Callable[[Mention], bool]
 
 
+def person_of(mention: Mention) -> tuple[str, str]:
+    return (mention.author.channel, mention.author.external_id)
+
+
+def firsts_per_person(mentions: Sequence[Mention]) -> list[Mention]:
+    """Each person's first mention, oldest first: a cluster answers a person once (a second
+    comment, a reply letter or an edited comment of theirs would otherwise get it again)."""
+    seen: set[tuple[str, str]] = set()
+    firsts: list[Mention] = []
+    for mention in mentions:
+        if person_of(mention) not in seen:
+            seen.add(person_of(mention))
+            firsts.append(mention)
+    return firsts
+
+
 def reply_suffix(mention: Mention, first: Mention) -> str:
     """What a reply's ref and key add for one mention. The mention a case was opened for
     keeps the keys a single answer always had: a queue from before upgrading repeats nothing."""
@@ -31,27 +47,28 @@ def reply_suffix(mention: Mention, first: Mention) -> str:
 
 
 def start_round(case: Case, mentions: Sequence[Mention], answerable: Answerable) -> Case:
-    """The case just published a new text by the bot: every mention it can answer gets a
-    reply, the others wait for a person."""
-    targets = sum(1 for m in mentions if answerable(m))
+    """The case just published a new text by the bot: every person it can answer gets a
+    reply (under their first mention), the others wait for a person."""
+    people = firsts_per_person(mentions)
+    targets = sum(1 for m in people if answerable(m))
     return replace(
         case,
         answer_targets=targets,
         answers_delivered=0,
-        hand_due=len(mentions) - targets,
+        hand_due=len(people) - targets,
         hand_published=0,
         hand_marked_upto=0,
     )
 
 
 def marked_round(case: Case, mentions: Sequence[Mention]) -> Case:
-    """A person posted the answer by hand (MARK_PUBLISHED from APPROVED): for every mention."""
+    """A person posted the answer by hand (MARK_PUBLISHED from APPROVED): for every person."""
     return replace(
         case,
         answer_targets=0,
         answers_delivered=0,
         hand_due=0,
-        hand_published=len(mentions),
+        hand_published=len(firsts_per_person(mentions)),
         hand_marked_upto=max((m.id or 0 for m in mentions), default=0),
     )
 
@@ -73,10 +90,15 @@ def joined(case: Case, answerable: bool) -> Case:
 def waiting_by_hand(
     case: Case, mentions: Sequence[Mention], answerable: Answerable
 ) -> list[Mention]:
-    """The mentions only a person can answer that no mark covers yet, oldest first."""
+    """The mentions only a person can answer that no mark covers yet, oldest first: each
+    person's first."""
     if case.hand_due <= 0:
         return []
-    return [m for m in mentions if (m.id or 0) > case.hand_marked_upto and not answerable(m)]
+    return [
+        m
+        for m in firsts_per_person(mentions)
+        if (m.id or 0) > case.hand_marked_upto and not answerable(m)
+    ]
 
 
 def facts(case: Case) -> PublicationFacts | None:

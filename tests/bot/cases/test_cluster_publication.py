@@ -398,3 +398,34 @@ async def test_a_press_saved_meanwhile_does_not_put_back_an_older_count(
         await uow.commit()
     case = await cases.get(case_id)
     assert case is not None and case.answers_delivered == 3
+
+
+async def test_a_person_who_wrote_twice_is_answered_once_and_a_joiner_of_theirs_not_again(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A second comment of the same person (or an edited comment, a reply letter) is covered
+    by the answer under their first: nobody gets the same answer twice."""
+    cases, directory = service(tmp_path, database, clock)
+    twice = [replace(comment(n, clock), author=replace(comment(0, clock).author)) for n in (0, 1)]
+    opened = [await cases.intake(m, CaseOpening("housing")) for m in [*twice, comment(2, clock)]]
+    ids = {got.case.id for got in opened if got.case is not None}
+    assert len(ids) == 1
+    (case_id,) = ids
+    assert case_id is not None
+    spec, appr = staff(directory, "spec"), staff(directory, "appr")
+    assert (await cases.act(case_id, ActionRequest(Action.DRAFT, text=ANSWER), spec)).ok
+    assert (await cases.act(case_id, ActionRequest(Action.APPROVE), appr)).ok
+    assert (await cases.act(case_id, ActionRequest(Action.PUBLISH), spec)).ok
+    public = [i for i in await outbox(database) if i.payload["view"] == "public_reply"]
+    assert sorted(i.reply_to_key or "" for i in public) == ["ext:1000", "ext:1002"]
+    case = await cases.get(case_id)
+    assert case is not None and (case.answer_targets, case.hand_due) == (2, 0)
+
+    # The same person comments again after the answer: nothing more; a new person: answered.
+    again = replace(comment(3, clock), author=comment(0, clock).author)
+    await cases.intake(again, CaseOpening("housing"))
+    await cases.intake(comment(4, clock), CaseOpening("housing"))
+    public = [i for i in await outbox(database) if i.payload["view"] == "public_reply"]
+    assert sorted(i.reply_to_key or "" for i in public) == ["ext:1000", "ext:1002", "ext:1004"]
+    case = await cases.get(case_id)
+    assert case is not None and case.answer_targets == 3 and case.mention_count == 5
