@@ -30,10 +30,12 @@ from bot.model import (
 # run time this module depends on the model alone.
 if TYPE_CHECKING:
     from bot.crisis.checklist import ChecklistTick
+    from bot.crisis.storm import ClusterCount, TrendWindows
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
     from bot.messages.outbox import OutboxItem
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
+    from bot.settings.crisis_rules import ThresholdScope
     from bot.sla.timers import Timer
 
 
@@ -392,6 +394,21 @@ class CrisisRepository(Protocol):
 
     async def window_counts(self, windows: Sequence[CountWindow]) -> list[WindowCounts]:
         """Negative mentions received in each window (drills left out), in input order."""
+        ...
+
+    async def clusters(
+        self,
+        since: datetime,
+        trend: TrendWindows,
+        *,
+        scope: ThresholdScope = ...,
+        key: str | None = ...,
+        negative_only: bool = ...,
+        limit: int = ...,
+    ) -> list[ClusterCount]:
+        """Cases that several mentions received in [since, trend.end) joined, in the scope
+        (a department, a code, all), largest first, with people and trend counts (drill cases
+        left out; negative mentions only unless told)."""
         ...
 
     async def open(self) -> list[Crisis]:
