@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from bot.clock import FrozenClock
 from bot.crisis.service import CrisisService
 from bot.crisis.storm import (
     STORM_REFRESH,
@@ -18,12 +22,23 @@ from bot.crisis.storm import (
 from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.messages.texts import texts_for
 from bot.settings.crisis_rules import ThresholdScope
+from bot.settings.playbook import load_playbook
+from bot.staff.directory import Directory
+from store.db import Database
 from store.models import AuthorRow, CaseRow, MentionRow
-from tests.bot.crisis.test_crisis import Setup, setup  # noqa: F401 (the fixture)
+from tests.bot.crisis.test_crisis import Setup
+from tests.doubles.support import make_config
 
 MINUTE = timedelta(minutes=1)
 _ids = itertools.count(10_000)
 T0 = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
+
+
+@pytest.fixture
+def setup(tmp_path: Path, database: Database, clock: FrozenClock) -> Setup:
+    config = make_config(tmp_path, database.url)
+    directory = Directory(config, frozenset({"telegram", "matrix"}), clock)
+    return Setup(config, database, clock, directory, load_playbook(config.playbooks.path))
 
 
 def cluster(case_id: int, mentions: int, recent: int = 0, previous: int = 0) -> ClusterCount:
