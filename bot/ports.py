@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from bot.crisis.checklist import ChecklistTick
     from bot.crisis.storm import ClusterCount, TrendWindows
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-    from bot.messages.outbox import OutboxItem
+    from bot.messages.outbox import CardBacklog, OutboxItem
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
     from bot.settings.crisis_rules import ThresholdScope
@@ -269,8 +269,11 @@ class OutboxRepository(Protocol):
         """Undelivered items per chat of one transport."""
         ...
 
-    async def waiting_cards(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
-        """Card posts still waiting in a chat, in the order they will go out."""
+    async def card_backlog(self, transport: str, chat: str, limit: int) -> CardBacklog:
+        """The cases whose card has not reached a chat yet (waiting or in hand): the first
+        `limit` largest clusters first (mentions in the case), then most urgent, then oldest;
+        all of them counted with their mentions; and the cards already there whose redraw
+        with more mentions still waits, with the mentions it adds."""
         ...
 
 

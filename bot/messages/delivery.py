@@ -251,8 +251,9 @@ class OutboxWorker:
 
     async def _watch_backlogs(self, now: datetime) -> None:
         """A chat that cannot take its backlog within about a minute gets one "queue" message,
-        kept up to date, listing what waits, most urgent first; it goes away once the backlog
-        is gone. Cards keep going out at the rate the chat allows."""
+        kept up to date, listing what waits, the largest clusters and most urgent first, and
+        counting every case and mention it does not list; it goes away once the backlog is
+        gone. Cards keep going out at the rate the chat allows."""
         async with self._uow() as uow:
             for name, transport in self._transports.items():
                 capacity = getattr(transport, "capacity_per_minute", None)
@@ -282,13 +283,22 @@ class OutboxWorker:
         if waiting > capacity:
             if shown_at is not None and now - shown_at < QUEUE_REFRESH:
                 return
-            cards = await uow.outbox.waiting_cards(transport, chat, QUEUE_LISTED)
+            # Counted in cases and mentions, so none the chat has not seen goes unaccounted.
+            cards = await uow.outbox.card_backlog(transport, chat, QUEUE_LISTED)
             items: list[QueueItem] = [
-                {"case_id": c.case_id, "priority": c.payload["case"]["priority"]}
-                for c in cards
-                if c.case_id is not None and c.payload["view"] == "card"
+                {"case_id": c.case_id, "priority": c.priority, "mentions": c.mentions}
+                for c in cards.listed
             ]
-            view: QueueView = queue_view(waiting, items, max(0, waiting - len(items)))
+            view: QueueView = queue_view(
+                waiting,
+                items,
+                cards.unlisted,
+                cases=cards.cases,
+                mentions=cards.mentions,
+                more_mentions=cards.unlisted_mentions,
+                updating=cards.updating,
+                updating_mentions=cards.updating_mentions,
+            )
             op = OutboxOp.EDIT  # becomes a post while there is no queue message yet
             self._queues[key] = now
         elif shown_at is not None and waiting == 0:
