@@ -264,7 +264,7 @@ class OutboxWorker:
                 if pacing is not None:  # a transport that paces a backlogged chat
                     pacing(backlog)
                 for chat in set(backlog) | {c for t, c in self._queues if t == name}:
-                    waiting = backlog.get(chat, 0) - (1 if (name, chat) in self._queues else 0)
+                    waiting = backlog.get(chat, 0)  # the queue message itself not counted
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
             await uow.commit()
 
@@ -280,7 +280,9 @@ class OutboxWorker:
         key = (transport, chat)
         shown_at = self._queues.get(key)
         ref = f"{QUEUE_REF}:{chat}"
-        if waiting > capacity:
+        # Once shown, it is kept true until the backlog is gone: a stale count would say
+        # mentions wait that are on cards already, or miss the ones that joined since.
+        if waiting > capacity or (shown_at is not None and waiting > 0):
             if shown_at is not None and now - shown_at < QUEUE_REFRESH:
                 return
             # Counted in cases and mentions, so none the chat has not seen goes unaccounted.

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages.outbox import (
@@ -28,6 +28,7 @@ from store.models import CaseRow, OutboxRow
 _OUTBOX = cast(Table, OutboxRow.__table__)
 _UNDELIVERED = [s.value for s in UNDELIVERED]
 _CARD = "card:"  # bot/messages/views.py card_ref
+_QUEUE = "queue:"  # bot/messages/delivery.py QUEUE_REF
 
 _Target = tuple[str, str, str]  # transport, chat, ref_key
 
@@ -267,10 +268,15 @@ class SqlOutboxRepository:
         return len(grown), sum(grown)
 
     async def backlog(self, transport: str) -> dict[str, int]:
-        """Undelivered items per chat of one transport."""
+        """Undelivered items per chat of one transport, the queue message's own not counted
+        (it may be delivered or waiting: either way it is not what waits)."""
         rows = await self._s.execute(
             select(OutboxRow.chat, func.count())
-            .where(OutboxRow.transport == transport, OutboxRow.status.in_(_UNDELIVERED))
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.status.in_(_UNDELIVERED),
+                or_(OutboxRow.ref_key.is_(None), ~OutboxRow.ref_key.startswith(_QUEUE)),
+            )
             .group_by(OutboxRow.chat)
         )
         return {chat: int(count) for chat, count in rows.all()}
