@@ -17,12 +17,14 @@ from bot.model import (
     Author,
     AuthorLabel,
     Case,
+    ClusterCount,
     DrillRun,
     Event,
     Identity,
     Mention,
     SeenChat,
     Sentiment,
+    TrendWindows,
 )
 
 # The unit of work names every capability's records, so it would import every layer above it
@@ -30,7 +32,6 @@ from bot.model import (
 # run time this module depends on the model alone.
 if TYPE_CHECKING:
     from bot.crisis.checklist import ChecklistTick
-    from bot.crisis.storm import ClusterCount, TrendWindows
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
     from bot.messages.outbox import CardBacklog, OutboxItem
     from bot.reports.export import ExportAuthor, ExportCase

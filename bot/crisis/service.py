@@ -38,7 +38,6 @@ from bot.crisis.storm import (
     STORM_REFRESH,
     TREND_WINDOW,
     ClusterLine,
-    TrendWindows,
     storm_lines,
 )
 from bot.crisis.thresholds import (
@@ -62,7 +61,7 @@ from bot.messages.views import (
     notice_view,
     page_view,
 )
-from bot.model import DeptRole, Event, EventKind, GlobalRole
+from bot.model import DeptRole, Event, EventKind, GlobalRole, TrendWindows
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.crisis_rules import ChecklistOwner, CrisisConfig, ThresholdScope
 from bot.settings.fields import LOCALES
@@ -584,7 +583,7 @@ class CrisisService:
             return []
         threshold = next((t for t in self.config.thresholds if t.id == crisis.threshold_id), None)
         end = min(now, crisis.closed_at) if crisis.closed_at else now
-        trend = TrendWindows.ending(end)
+        trend = TrendWindows.ending(end, TREND_WINDOW)
         since = min(
             crisis.opened_at - (threshold.window if threshold else TREND_WINDOW),
             trend.previous_start,

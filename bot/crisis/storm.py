@@ -10,9 +10,10 @@ redrawn by bot/crisis/service.py, at most every STORM_REFRESH.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypedDict
+
+from bot.model import ClusterCount
 
 TREND_WINDOW = timedelta(minutes=15)
 # Telegram counts edits against a group's 20 messages a minute: one redraw of the summary a
@@ -20,33 +21,6 @@ TREND_WINDOW = timedelta(minutes=15)
 STORM_REFRESH = timedelta(seconds=60)
 STORM_LISTED = 5  # the largest clusters on the card
 NEW_LISTED = 3  # and up to this many new ones that are not among the largest yet
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterCount:
-    """One case's mentions in a period: how many, from how many people, and how they move."""
-
-    case_id: int
-    department: str
-    mentions: int  # received in the period
-    people: int  # distinct authors of those
-    first_at: datetime  # the first of them
-    last_at: datetime
-    recent: int  # received in the last trend window
-    previous: int  # received in the trend window before it
-
-
-@dataclass(frozen=True, slots=True)
-class TrendWindows:
-    """The two trend windows ending now: [previous_start, recent_start) and [recent_start, now)."""
-
-    previous_start: datetime
-    recent_start: datetime
-    end: datetime
-
-    @classmethod
-    def ending(cls, now: datetime, width: timedelta = TREND_WINDOW) -> TrendWindows:
-        return cls(now - 2 * width, now - width, now)
 
 
 class ClusterLine(TypedDict):
@@ -102,12 +76,3 @@ def storm_lines(
         }
         for c in chosen
     ]
-
-
-def digest_lines(
-    clusters: Sequence[ClusterCount], department_name: Callable[[str], str], listed: int
-) -> tuple[list[ClusterLine], int]:
-    """The digest's largest clusters of the period (no marks: a digest is read once), and
-    how many more clusters there were."""
-    lines = storm_lines(clusters, None, department_name, listed=listed)
-    return lines, max(0, len(clusters) - len(lines))

@@ -20,9 +20,8 @@ from sqlalchemy import ColumnElement, case, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crisis.checklist import CHECKLIST_KINDS, ChecklistTick, tick_of
-from bot.crisis.storm import ClusterCount, TrendWindows
 from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-from bot.model import Sentiment
+from bot.model import ClusterCount, Sentiment, TrendWindows
 from bot.settings.crisis_rules import ThresholdScope
 from store.driver import json_elements
 from store.mappers import crisis_from_row, event_from_row, fill_crisis_row

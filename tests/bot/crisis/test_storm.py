@@ -14,13 +14,13 @@ from bot.clock import FrozenClock
 from bot.crisis.service import CrisisService
 from bot.crisis.storm import (
     STORM_REFRESH,
-    ClusterCount,
-    TrendWindows,
+    TREND_WINDOW,
     storm_lines,
     trend_of,
 )
 from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.messages.texts import texts_for
+from bot.model import ClusterCount, TrendWindows
 from bot.settings.crisis_rules import ThresholdScope
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
@@ -47,7 +47,7 @@ def cluster(case_id: int, mentions: int, recent: int = 0, previous: int = 0) -> 
 
 def test_trend_compares_the_last_window_with_the_one_before() -> None:
     assert (trend_of(5, 2), trend_of(2, 5), trend_of(3, 3)) == ("up", "down", "flat")
-    windows = TrendWindows.ending(T0)
+    windows = TrendWindows.ending(T0, TREND_WINDOW)
     assert windows.recent_start == T0 - 15 * MINUTE and windows.previous_start == T0 - 30 * MINUTE
 
 
@@ -126,7 +126,7 @@ async def test_clusters_are_counted_per_case_in_the_scope_with_people_and_trend(
     await _mentions(setup, other, now - 5 * MINUTE, 3)
     drill = await _case(setup, drill=True)
     await _mentions(setup, drill, now - 5 * MINUTE, 30)
-    trend = TrendWindows.ending(now)
+    trend = TrendWindows.ending(now, TREND_WINDOW)
     async with setup.database.uow() as uow:
         housing = await uow.crises.clusters(
             now - 60 * MINUTE, trend, scope=ThresholdScope.DEPARTMENT, key="housing"
