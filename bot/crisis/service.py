@@ -58,6 +58,7 @@ from bot.messages.views import (
     ChecklistControls,
     View,
     format_time,
+    headline,
     notice_view,
     page_view,
 )
@@ -593,6 +594,10 @@ class CrisisService:
         # Drawn for a whole refresh already: no longer new.
         known = None if seen is None else {c for c, at in seen.items() if now - at >= STORM_REFRESH}
         lines = storm_lines(clusters, known, self._directory.department_name)
+        firsts = await uow.mentions.first_of_cases([line["case_id"] for line in lines])
+        for line in lines:
+            first = firsts.get(line["case_id"])
+            line["story"] = headline(first.text) if first is not None else ""
         seen = dict(seen or {})
         for line in lines:
             seen.setdefault(line["case_id"], now)

@@ -28,6 +28,7 @@ class ClusterLine(TypedDict):
 
     case_id: int
     department: str  # its name
+    story: str  # the case's first mention as one short line: what the cluster is about
     mentions: int
     people: int
     recent: int
@@ -67,6 +68,7 @@ def storm_lines(
         {
             "case_id": c.case_id,
             "department": department_name(c.department),
+            "story": "",  # filled in from the first mentions (CrisisService._storm)
             "mentions": c.mentions,
             "people": c.people,
             "recent": c.recent,

@@ -440,6 +440,15 @@ def triage_view(items: list[TriageLine], more: int) -> TriageView:
     return {"view": "triage", "items": items, "more": more}
 
 
+STORY_TEXT = 70  # characters of the text that stands for a cluster on a crisis card or digest
+
+
+def headline(text: str, limit: int = STORY_TEXT) -> str:
+    """A mention's text as one short line: what a cluster is about, at a glance."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 def format_time(moment: Any, tz: ZoneInfo) -> str | None:
     return moment.astimezone(tz).strftime(DEADLINE_FORMAT) if moment else None
 

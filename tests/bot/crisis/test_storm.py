@@ -160,6 +160,7 @@ async def test_the_crisis_card_shows_the_storm_and_is_redrawn_once_a_refresh(
     assert line == {
         "case_id": bus,
         "department": "ЖКХ",
+        "story": "Автобус 41 опять не пришёл",  # the first mention's text
         "mentions": 30,
         "people": 25,
         "recent": 20,
@@ -171,8 +172,9 @@ async def test_the_crisis_card_shows_the_storm_and_is_redrawn_once_a_refresh(
     en = texts_for(setup.config.playbooks.templates, "en")
     text_ru = ru.render(card.payload["template"], **card.payload["context"])
     text_en = en.render(card.payload["template"], **card.payload["context"])
-    assert f"<code>/case {bus}</code> ЖКХ — 30 упоминаний, 25 чел. ↑ 20/10" in text_ru
-    assert f"<code>/case {bus}</code> ЖКХ — 30 mentions, 25 people ↑ 20/10" in text_en
+    story = f"<code>/case {bus}</code> (ЖКХ) «Автобус 41 опять не пришёл»"
+    assert f"{story} — 30 упоминаний, 25 чел. ↑ 20/10" in text_ru
+    assert f"{story} — 30 mentions, 25 people ↑ 20/10" in text_en
     assert text_ru.index("Шторм") < text_ru.index("План действий")
     await setup.deliver()
 
