@@ -104,11 +104,11 @@ async def read_day(uow: UnitOfWork, period: Period, now: datetime) -> DigestFigu
     reports = uow.reports
     labels = (AuthorLabel.SYSTEMATIC_CRITIC, AuthorLabel.OPINION_LEADER)
     hourly = await reports.negative_by_hour(period)
-    # Every mention of the day, not only negative ones: leadership reads what people wrote
-    # about. (The trend windows are unused here: the whole day is one window.)
+    # Negative mentions, as the crisis card counts them (and read through the same index as
+    # the hourly counts). The trend windows are unused here: the whole day is one window.
     until = min(now, period.end)
     clusters = await uow.crises.clusters(
-        period.start, TrendWindows(period.start, period.start, until), negative_only=False
+        period.start, TrendWindows(period.start, period.start, until)
     )
     firsts = await uow.mentions.first_of_cases([c.case_id for c in clusters[:MAX_CLUSTERS]])
     return DigestFigures(

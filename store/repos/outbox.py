@@ -248,8 +248,9 @@ class SqlOutboxRepository:
             return 0, 0
         shown: dict[str, int] = {}
         for chunk in chunks(sorted(now_counts)):
-            delivered = await self._s.execute(
-                select(OutboxRow.ref_key, OutboxRow.payload)
+            # The last version each card reached the chat in (a card is edited many times).
+            latest = (
+                select(func.max(OutboxRow.id))
                 .where(
                     OutboxRow.transport == transport,
                     OutboxRow.chat == chat,
@@ -257,11 +258,14 @@ class SqlOutboxRepository:
                     OutboxRow.status == OutboxStatus.DELIVERED.value,
                     OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
                 )
-                .order_by(OutboxRow.id.desc())
+                .group_by(OutboxRow.ref_key)
+            )
+            delivered = await self._s.execute(
+                select(OutboxRow.ref_key, OutboxRow.payload).where(OutboxRow.id.in_(latest))
             )
             for ref, payload in delivered:
-                if ref not in shown and isinstance(payload, dict) and "case" in payload:
-                    shown[ref] = int(payload["case"].get("mention_count", 1))
+                if isinstance(payload, dict) and isinstance(payload.get("case"), dict):
+                    shown[str(ref)] = int(payload["case"].get("mention_count", 1))
         # A card not delivered at all is in hand or waiting: counted among the waiting.
         growth = [now_counts[ref] - count for ref, count in shown.items()]
         grown = [g for g in growth if g > 0]
