@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from typing import TypedDict
 
+from bot.messages.views import headline
 from bot.model import ClusterCount
 
 TREND_WINDOW = timedelta(minutes=15)
@@ -21,6 +22,9 @@ TREND_WINDOW = timedelta(minutes=15)
 STORM_REFRESH = timedelta(seconds=60)
 STORM_LISTED = 5  # the largest clusters on the card
 NEW_LISTED = 3  # and up to this many new ones that are not among the largest yet
+# A department's name on a cluster's line: eight lines of the longest names the config allows
+# would push the checklist out of a 4096-character Telegram message.
+DEPARTMENT_SHOWN = 40
 
 
 class ClusterLine(TypedDict):
@@ -67,7 +71,7 @@ def storm_lines(
     return [
         {
             "case_id": c.case_id,
-            "department": department_name(c.department),
+            "department": headline(department_name(c.department), DEPARTMENT_SHOWN),
             "story": "",  # filled in from the first mentions (CrisisService._storm)
             "mentions": c.mentions,
             "people": c.people,

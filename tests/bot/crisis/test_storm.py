@@ -18,12 +18,15 @@ from bot.crisis.storm import (
     storm_lines,
     trend_of,
 )
+from bot.crisis.thresholds import Crisis
 from bot.messages.outbox import OutboxItem, OutboxOp
 from bot.messages.texts import texts_for
+from bot.messages.views import STORY_TEXT
 from bot.model import ClusterCount, TrendWindows
 from bot.settings.crisis_rules import ThresholdScope
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
+from handlers.telegram.render import TelegramRenderer, fits
 from store.db import Database
 from store.models import AuthorRow, CaseRow, MentionRow
 from tests.bot.crisis.test_crisis import Setup
@@ -208,3 +211,24 @@ async def test_the_crisis_card_shows_the_storm_and_is_redrawn_once_a_refresh(
     setup.clock.advance(STORM_REFRESH)
     await service.evaluate()
     assert len(await setup.outbox()) == count + 1
+
+
+def test_the_longest_storm_leaves_the_checklist_on_one_telegram_message(setup: Setup) -> None:
+    """Eight lines (five largest, three new), the longest names and stories: nothing cut."""
+    clusters = [cluster(10**9 + i, 99_999 - i, 9_999, 9_999) for i in range(20)]
+    lines = storm_lines(clusters, set(range(10**9, 10**9 + 5)), lambda _: "Ж" * 256)
+    assert len(lines) == 8 and all(len(line["department"]) <= 40 for line in lines)
+    for line in lines:
+        line["story"] = "Ж" * (STORY_TEXT - 1) + "…"
+    service = setup.service([{"id": "all", "scope": "all", "window": "1h", "count": 10}])
+    now = setup.clock.now()
+    crisis = Crisis("all", ThresholdScope.ALL, None, now, 99_999, 10.0, 99_999, now, id=1)
+    card = service.card(crisis, (), lines)
+    assert card["view"] == "page"
+    for locale in ("ru", "en"):
+        texts = texts_for(setup.config.playbooks.templates, locale)
+        page = texts.render(card["template"], **card["context"])
+        assert fits(page), locale  # so the renderer cuts nothing: the checklist stays
+        shown = TelegramRenderer(texts).render(card).text
+        last_step = service.config.checklist[-1].step.get(locale)
+        assert shown.count("ЖЖЖ") >= 16 and last_step[:20] in shown
