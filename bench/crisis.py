@@ -5,7 +5,9 @@ over the last `--days` days (10% negative; each negative one opened a case in on
 example config's departments and carries a code), plus a storm of negative housing mentions in
 the last hour. Then evaluate() runs `--runs` times with the shipped playbook (8 thresholds,
 one of them a ratio over 7 baseline days): the first run opens the crises, the others find
-nothing new. This is what the half-minute job and every intake nudge cost.
+nothing new. This is what the half-minute job and every intake nudge cost. Then the clock moves
+on by a storm refresh and evaluate() runs `--runs` more times, each a minute later: each also
+reads the storm (the clusters of every open crisis's scope) for the crisis cards.
 
     .venv/bin/python bench/crisis.py [--mentions 100000] [--days 8] [--runs 30]
                                      [--postgres postgresql+asyncpg://…]
@@ -39,6 +41,7 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from bot.clock import FrozenClock  # noqa: E402
 from bot.crisis.service import CrisisService  # noqa: E402
+from bot.crisis.storm import STORM_REFRESH  # noqa: E402
 from bot.crisis.thresholds import windows_for  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
@@ -147,6 +150,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             timings.append((time.perf_counter() - started) * 1000)
             if i == 0:
                 opened = sorted(c.after.threshold_id for c in changes if c.opened)
+        storm: list[float] = []
+        for _ in range(args.runs):
+            clock.advance(STORM_REFRESH)
+            started = time.perf_counter()
+            await service.evaluate()
+            storm.append((time.perf_counter() - started) * 1000)
         await database.dispose()
         if args.postgres:
             async with admin.begin() as conn:
@@ -162,10 +171,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     print(f"  first evaluation (opens {', '.join(opened) or 'nothing'}): {first:.1f} ms")
     print(f"  later evaluations, nothing new: median {median:.1f} ms, p95 {p95:.1f} ms")
+    storm_median = statistics.median(storm)
+    print(
+        f"  evaluations that read the storm for {len(opened)} card(s): median {storm_median:.1f} ms"
+    )
     return {
         "evaluate_ms_median": round(median, 2),
         "evaluate_ms_p95": round(p95, 2),
         "evaluate_first_ms": round(first, 2),
+        "evaluate_with_storm_ms_median": round(storm_median, 2),
         "mentions": args.mentions,
         "days": args.days,
         "windows": len(windows),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -486,3 +486,32 @@ class SeenChat:
     topics: Mapping[str, str]  # forum topic id -> its name, "" when no message said it
     first_seen: datetime
     last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterCount:
+    """One case's mentions in a period: how many, from how many people, and how they move.
+    A cluster is a case that several mentions joined; the crisis card (bot/crisis/storm.py)
+    and the digest (bot/reports/evening.py) show the largest (uow.crises.clusters)."""
+
+    case_id: int
+    department: str
+    mentions: int  # received in the period
+    people: int  # distinct authors of those
+    first_at: datetime  # the first of them
+    last_at: datetime
+    recent: int  # received in the last trend window
+    previous: int  # received in the trend window before it
+
+
+@dataclass(frozen=True, slots=True)
+class TrendWindows:
+    """The two trend windows ending now: [previous_start, recent_start) and [recent_start, now)."""
+
+    previous_start: datetime
+    recent_start: datetime
+    end: datetime
+
+    @classmethod
+    def ending(cls, now: datetime, width: timedelta) -> TrendWindows:
+        return cls(now - 2 * width, now - width, now)

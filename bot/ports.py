@@ -17,12 +17,14 @@ from bot.model import (
     Author,
     AuthorLabel,
     Case,
+    ClusterCount,
     DrillRun,
     Event,
     Identity,
     Mention,
     SeenChat,
     Sentiment,
+    TrendWindows,
 )
 
 # The unit of work names every capability's records, so it would import every layer above it
@@ -31,9 +33,10 @@ from bot.model import (
 if TYPE_CHECKING:
     from bot.crisis.checklist import ChecklistTick
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-    from bot.messages.outbox import OutboxItem, OutboxStatus
+    from bot.messages.outbox import CardBacklog, OutboxItem, OutboxStatus
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
+    from bot.settings.crisis_rules import ThresholdScope
     from bot.sla.timers import Timer
 
 
@@ -272,8 +275,11 @@ class OutboxRepository(Protocol):
         """Undelivered items per chat of one transport."""
         ...
 
-    async def waiting_cards(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
-        """Card posts still waiting in a chat, in the order they will go out."""
+    async def card_backlog(self, transport: str, chat: str, limit: int) -> CardBacklog:
+        """The cases whose card has not reached a chat yet (waiting or in hand): the first
+        `limit` largest clusters first (mentions in the case), then most urgent, then oldest;
+        all of them counted with their mentions; and the cards already there whose redraw
+        with more mentions still waits, with the mentions it adds."""
         ...
 
     async def replies_of(self, case_id: int, ref_key: str) -> dict[str, OutboxStatus]:
@@ -406,6 +412,21 @@ class CrisisRepository(Protocol):
 
     async def window_counts(self, windows: Sequence[CountWindow]) -> list[WindowCounts]:
         """Negative mentions received in each window (drills left out), in input order."""
+        ...
+
+    async def clusters(
+        self,
+        since: datetime,
+        trend: TrendWindows,
+        *,
+        scope: ThresholdScope = ...,
+        key: str | None = ...,
+        negative_only: bool = ...,
+        limit: int = ...,
+    ) -> list[ClusterCount]:
+        """Cases that several mentions received in [since, trend.end) joined, in the scope
+        (a department, a code, all), largest first, with people and trend counts (drill cases
+        left out; negative mentions only unless told)."""
         ...
 
     async def open(self) -> list[Crisis]:

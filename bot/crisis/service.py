@@ -2,9 +2,11 @@
 one unit of work. A scheduler job calls `evaluate` every half minute, and intake nudges it
 when negative mentions arrive (handlers/jobs/crisis.py), so a crisis opens within seconds.
 
-On opening, a crisis card goes to the coordination chat on every transport: the checklist with
-owners and due times, the holding statement, "pause scheduled posts". It is edited in place
-when the peak grows, when the cool-down starts or starts over, and when the crisis closes.
+On opening, a crisis card goes to the coordination chat on every transport: the storm's largest
+clusters with their trend (bot/crisis/storm.py), the checklist with owners and due times, the
+holding statement, "pause scheduled posts". It is edited in place when the peak grows, when
+the cool-down starts or starts over, when the crisis closes, and when the clusters change (at
+most every STORM_REFRESH: Telegram counts edits against the chat's 20 messages a minute).
 Leadership's chats (the digest recipients, as for SLA escalations) get a short notice.
 
 The checklist items are buttons (Telegram) and number reactions or "!done N" (Matrix): `tick`
@@ -32,6 +34,12 @@ from bot.crisis.checklist import (
     may_tick,
     may_untick,
 )
+from bot.crisis.storm import (
+    STORM_REFRESH,
+    TREND_WINDOW,
+    ClusterLine,
+    storm_lines,
+)
 from bot.crisis.thresholds import (
     CountWindow,
     Crisis,
@@ -50,10 +58,11 @@ from bot.messages.views import (
     ChecklistControls,
     View,
     format_time,
+    headline,
     notice_view,
     page_view,
 )
-from bot.model import DeptRole, Event, EventKind, GlobalRole
+from bot.model import DeptRole, Event, EventKind, GlobalRole, TrendWindows
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings.crisis_rules import ChecklistOwner, CrisisConfig, ThresholdScope
 from bot.settings.fields import LOCALES
@@ -147,6 +156,11 @@ class CrisisService:
         # The job and an intake nudge may fire together; one evaluation at a time.
         self._lock = asyncio.Lock()
         self._settled: dict[CountWindow, WindowCounts] = {}
+        # Per crisis: when each cluster was first drawn on its card (marks "new" for one
+        # refresh), and when and what the storm summary was last drawn. Kept in memory: after
+        # a restart the first drawing marks nothing new.
+        self._storm_seen: dict[int, dict[int, datetime]] = {}
+        self._storm_drawn: dict[int, tuple[datetime, list[ClusterLine]]] = {}
 
     @property
     def config(self) -> CrisisConfig:
@@ -187,7 +201,13 @@ class CrisisService:
                     applied.append(change)
                     if change.events:
                         items += await self._messages(uow, change, now)
-                if changes:
+                    if change.closed and change.after.id is not None:
+                        self._forget_storm(change.after.id)
+                redrawn = {c.after.id for c in applied if c.events}
+                for crisis in await uow.crises.open():
+                    if crisis.id not in redrawn:
+                        items += await self._storm_edits(uow, crisis, now)
+                if changes or items:
                     await uow.outbox.enqueue(items)
                     await uow.commit()
         if items:
@@ -249,7 +269,7 @@ class CrisisService:
                 crisis = replace(found, closed_at=now, timeline=(*found.timeline, closed))
                 await uow.crises.save(crisis)
                 ticks = await uow.crises.checklist_events([found.id], crisis.opened_at)
-                await uow.outbox.enqueue(self._edits(crisis, ticks, now))
+                await uow.outbox.enqueue(await self._edits(uow, crisis, ticks, now))
                 await uow.commit()
         self._on_outbox()
         return crisis
@@ -286,11 +306,17 @@ class CrisisService:
             return self._directory.department_name(crisis.key)
         return self._playbook.code_title(crisis.key, self._locale) if crisis.key else None
 
-    def card(self, crisis: Crisis, ticks: Sequence[ChecklistTick] = ()) -> View:
+    def card(
+        self,
+        crisis: Crisis,
+        ticks: Sequence[ChecklistTick] = (),
+        storm: Sequence[ClusterLine] = (),
+    ) -> View:
         """The crisis card: a page rendered from crisis.html.j2 in each transport's locale.
         Localised playbook text (steps, holding statement) travels in every locale. `ticks`:
         the checklist's events so far, oldest first; each item shows who did it and when, and
-        is a button (a reaction in Matrix) drawn for this card version."""
+        is a button (a reaction in Matrix) drawn for this card version. `storm`: the largest
+        clusters of the crisis's scope (bot/crisis/storm.py storm_lines)."""
         threshold = next((t for t in self.config.thresholds if t.id == crisis.threshold_id), None)
         opened = crisis.opened_at
         done = checklist_state(ticks)
@@ -348,6 +374,9 @@ class CrisisService:
                 # Nothing leaves a drill: it pauses no real publication.
                 "pause_scheduled_posts": self.config.pause_scheduled_posts and not crisis.drill,
                 "checklist_done": len(done),
+                "storm": list(storm),
+                # minutes: the trend compares the last this-many minutes with those before
+                "trend_minutes": int(TREND_WINDOW.total_seconds() // 60),
             },
             controls,
         )
@@ -447,7 +476,7 @@ class CrisisService:
         await uow.events.append([event])
         tick = ChecklistTick(crisis_id, step, text, done, actor.id, now)
         ticks = [*ticks, tick]
-        await uow.outbox.enqueue(self._edits(crisis, ticks, now))
+        await uow.outbox.enqueue(await self._edits(uow, crisis, ticks, now))
         return TickResult(tick)
 
     def _holding_statement(self, crisis: Crisis) -> dict[str, str]:
@@ -507,8 +536,8 @@ class CrisisService:
         ref = crisis_ref(crisis.id)
         if not change.opened:
             ticks = await uow.crises.checklist_events([crisis.id], crisis.opened_at)
-            return self._edits(crisis, ticks, now)
-        view = self.card(crisis)
+            return await self._edits(uow, crisis, ticks, now)
+        view = self.card(crisis, storm=await self._storm(uow, crisis, now))
         coordination = self._directory.destinations(self._directory.coordination)
         items = [
             self._item(dest, OutboxOp.POST, view, f"{ref}:post", ref, now) for dest in coordination
@@ -528,17 +557,77 @@ class CrisisService:
         ]
         return items
 
-    def _edits(
-        self, crisis: Crisis, ticks: Sequence[ChecklistTick], now: datetime
+    async def _edits(
+        self,
+        uow: UnitOfWork,
+        crisis: Crisis,
+        ticks: Sequence[ChecklistTick],
+        now: datetime,
+        key: str | None = None,
     ) -> list[OutboxItem]:
-        """The card edited in place in every coordination chat. The key names the timeline and
-        the ticks apart: an evaluation and a tick never share one."""
+        """The card edited in place in every coordination chat, with the storm as it is now.
+        The key names the timeline and the ticks apart: an evaluation and a tick never share
+        one (a storm redraw names its time: bot/crisis/service.py _storm_edits)."""
         assert crisis.id is not None
         ref = crisis_ref(crisis.id)
-        view = self.card(crisis, ticks)
-        key = f"{ref}:edit:{crisis.version}:{len(ticks)}"
+        view = self.card(crisis, ticks, await self._storm(uow, crisis, now))
+        key = key or f"{ref}:edit:{crisis.version}:{len(ticks)}"
         coordination = self._directory.destinations(self._directory.coordination)
         return [self._item(dest, OutboxOp.EDIT, view, key, ref, now) for dest in coordination]
+
+    # --- the storm (bot/crisis/storm.py) ---
+
+    async def _storm(self, uow: UnitOfWork, crisis: Crisis, now: datetime) -> list[ClusterLine]:
+        """The clusters the card lists now, remembered as drawn. A drill counts nothing; a
+        closed crisis keeps the storm of its last minutes (its window ends at closing)."""
+        if crisis.drill or crisis.id is None:
+            return []
+        threshold = next((t for t in self.config.thresholds if t.id == crisis.threshold_id), None)
+        end = min(now, crisis.closed_at) if crisis.closed_at else now
+        trend = TrendWindows.ending(end, TREND_WINDOW)
+        since = min(
+            crisis.opened_at - (threshold.window if threshold else TREND_WINDOW),
+            trend.previous_start,
+        )
+        clusters = await uow.crises.clusters(since, trend, scope=crisis.scope, key=crisis.key)
+        seen = self._storm_seen.get(crisis.id)
+        # Drawn for a whole refresh already: no longer new.
+        known = None if seen is None else {c for c, at in seen.items() if now - at >= STORM_REFRESH}
+        lines = storm_lines(clusters, known, self._directory.department_name)
+        firsts = await uow.mentions.first_of_cases([line["case_id"] for line in lines])
+        for line in lines:
+            first = firsts.get(line["case_id"])
+            line["story"] = headline(first.text) if first is not None else ""
+        seen = dict(seen or {})
+        for line in lines:
+            seen.setdefault(line["case_id"], now)
+        if known is None:  # the first drawing: what is there now is not news
+            seen = {case_id: now - STORM_REFRESH for case_id in seen}
+        self._storm_seen[crisis.id] = seen
+        self._storm_drawn[crisis.id] = (now, lines)
+        return lines
+
+    async def _storm_edits(
+        self, uow: UnitOfWork, crisis: Crisis, now: datetime
+    ) -> list[OutboxItem]:
+        """The card redrawn because its clusters moved: at most every STORM_REFRESH, and only
+        when what it lists changed (an edit that changes nothing is a wasted message)."""
+        assert crisis.id is not None
+        drawn = self._storm_drawn.get(crisis.id)
+        if drawn is not None and now - drawn[0] < STORM_REFRESH:
+            return []
+        before = drawn[1] if drawn is not None else None
+        ticks = await uow.crises.checklist_events([crisis.id], crisis.opened_at)
+        stamp = int(now.timestamp())
+        key = f"{crisis_ref(crisis.id)}:storm:{crisis.version}:{len(ticks)}:{stamp}"
+        items = await self._edits(uow, crisis, ticks, now, key)
+        if before is not None and self._storm_drawn[crisis.id][1] == before:
+            return []  # the same clusters, counts and trends: nothing to redraw
+        return items
+
+    def _forget_storm(self, crisis_id: int) -> None:
+        self._storm_seen.pop(crisis_id, None)
+        self._storm_drawn.pop(crisis_id, None)
 
     @staticmethod
     def _item(

@@ -264,8 +264,9 @@ class OutboxWorker:
 
     async def _watch_backlogs(self, now: datetime) -> None:
         """A chat that cannot take its backlog within about a minute gets one "queue" message,
-        kept up to date, listing what waits, most urgent first; it goes away once the backlog
-        is gone. Cards keep going out at the rate the chat allows."""
+        kept up to date, listing what waits, the largest clusters and most urgent first, and
+        counting every case and mention it does not list; it goes away once the backlog is
+        gone. Cards keep going out at the rate the chat allows."""
         async with self._uow() as uow:
             for name, transport in self._transports.items():
                 capacity = getattr(transport, "capacity_per_minute", None)
@@ -278,7 +279,7 @@ class OutboxWorker:
                 for chat in set(backlog) | {c for t, c in self._queues if t == name}:
                     if self._queue_chats is not None and not self._queue_chats(name, chat):
                         continue
-                    waiting = backlog.get(chat, 0) - (1 if (name, chat) in self._queues else 0)
+                    waiting = backlog.get(chat, 0)  # the queue message itself not counted
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
             await uow.commit()
 
@@ -294,16 +295,27 @@ class OutboxWorker:
         key = (transport, chat)
         shown_at = self._queues.get(key)
         ref = f"{QUEUE_REF}:{chat}"
-        if waiting > capacity:
+        # Once shown, it is kept true until the backlog is gone: a stale count would say
+        # mentions wait that are on cards already, or miss the ones that joined since.
+        if waiting > capacity or (shown_at is not None and waiting > 0):
             if shown_at is not None and now - shown_at < QUEUE_REFRESH:
                 return
-            cards = await uow.outbox.waiting_cards(transport, chat, QUEUE_LISTED)
+            # Counted in cases and mentions, so none the chat has not seen goes unaccounted.
+            cards = await uow.outbox.card_backlog(transport, chat, QUEUE_LISTED)
             items: list[QueueItem] = [
-                {"case_id": c.case_id, "priority": c.payload["case"]["priority"]}
-                for c in cards
-                if c.case_id is not None and c.payload["view"] == "card"
+                {"case_id": c.case_id, "priority": c.priority, "mentions": c.mentions}
+                for c in cards.listed
             ]
-            view: QueueView = queue_view(waiting, items, max(0, waiting - len(items)))
+            view: QueueView = queue_view(
+                waiting,
+                items,
+                cards.unlisted,
+                cases=cards.cases,
+                mentions=cards.mentions,
+                more_mentions=cards.unlisted_mentions,
+                updating=cards.updating,
+                updating_mentions=cards.updating_mentions,
+            )
             op = OutboxOp.EDIT  # becomes a post while there is no queue message yet
             self._queues[key] = now
         elif shown_at is not None and waiting == 0:

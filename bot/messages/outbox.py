@@ -152,6 +152,36 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingCard:
+    """A case whose card still waits to be posted in a chat, with its mentions."""
+
+    case_id: int
+    priority: str  # Priority value
+    mentions: int
+
+
+@dataclass(frozen=True, slots=True)
+class CardBacklog:
+    """What a backlogged chat has not seen yet, counted in cases and in mentions, so the
+    queue message accounts for every mention (bot/messages/delivery.py _update_queue)."""
+
+    listed: list[WaitingCard]  # the first few: largest clusters, then most urgent
+    cases: int  # cases whose card waits
+    mentions: int  # their mentions
+    # Cards already in the chat whose redraw with more mentions waits, and how many more.
+    updating: int = 0
+    updating_mentions: int = 0
+
+    @property
+    def unlisted(self) -> int:
+        return self.cases - len(self.listed)
+
+    @property
+    def unlisted_mentions(self) -> int:
+        return self.mentions - sum(card.mentions for card in self.listed)
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryResult:
     external_ref: str | None = None  # the transport's id of the message it posted
     info: dict[str, Any] = field(default_factory=dict)

@@ -207,6 +207,10 @@ def _environment(locale_dir: Path, locale: str) -> SandboxedEnvironment:
     env.filters["http_url"] = _http_url
     env.filters["duration"] = _duration_filter(locale)
     env.filters["filesize"] = lambda size: spell_size(size, locale) if isinstance(size, int) else ""
+    # {{ n|plural("упоминание", "упоминания", "упоминаний") }} -> "137 упоминаний"
+    env.filters["plural"] = lambda count, one, few, many: (
+        f"{count} {(one, few, many)[plural_form(int(count), locale)]}"
+    )
     return env
 
 

@@ -294,15 +294,25 @@ class PublicReplyView(TypedDict):
 class QueueItem(TypedDict):
     case_id: int
     priority: str  # Priority value
+    mentions: NotRequired[int]  # in the case; absent from queue messages queued before it
 
 
 class QueueView(TypedDict):
-    """The backlog summary. Deleting it queues a bare {"view": "queue"}: hence NotRequired."""
+    """The backlog summary. Deleting it queues a bare {"view": "queue"}: hence NotRequired.
+    Every mention the chat has not seen is accounted for: on a listed case (its "mentions"),
+    among the unlisted ("more" cases holding "more_mentions"), or added to a card already in
+    the chat whose redraw waits ("updating" cards, "updating_mentions"). The counts in
+    mentions are absent from queue messages queued before them."""
 
     view: Literal["queue"]
-    waiting: NotRequired[int]
-    items: NotRequired[list[QueueItem]]
-    more: NotRequired[int]
+    waiting: NotRequired[int]  # messages waiting in the chat
+    items: NotRequired[list[QueueItem]]  # largest clusters first, then most urgent
+    more: NotRequired[int]  # cases waiting that are not listed
+    cases: NotRequired[int]  # cases whose card waits
+    mentions: NotRequired[int]  # their mentions
+    more_mentions: NotRequired[int]  # the mentions of the unlisted cases
+    updating: NotRequired[int]
+    updating_mentions: NotRequired[int]
 
 
 class TriageLine(TypedDict):
@@ -410,12 +420,47 @@ def public_reply_view(text: str, corrects: bool = False) -> PublicReplyView:
     return view
 
 
-def queue_view(waiting: int, items: list[QueueItem], more: int) -> QueueView:
-    return {"view": "queue", "waiting": waiting, "items": items, "more": more}
+def queue_view(
+    waiting: int,
+    items: list[QueueItem],
+    more: int,
+    *,
+    cases: int = 0,
+    mentions: int = 0,
+    more_mentions: int = 0,
+    updating: int = 0,
+    updating_mentions: int = 0,
+) -> QueueView:
+    return {
+        "view": "queue",
+        "waiting": waiting,
+        "items": items,
+        "more": more,
+        "cases": cases,
+        "mentions": mentions,
+        "more_mentions": more_mentions,
+        "updating": updating,
+        "updating_mentions": updating_mentions,
+    }
+
+
+def queue_context(view: QueueView) -> dict[str, Any]:
+    """What queue.html.j2 is given of a queue view: all of it but the kind. Counts a view
+    queued by an older release lacks stay undefined (the template tests them)."""
+    return {key: value for key, value in view.items() if key != "view"}
 
 
 def triage_view(items: list[TriageLine], more: int) -> TriageView:
     return {"view": "triage", "items": items, "more": more}
+
+
+STORY_TEXT = 70  # characters of the text that stands for a cluster on a crisis card or digest
+
+
+def headline(text: str, limit: int = STORY_TEXT) -> str:
+    """A mention's text as one short line: what a cluster is about, at a glance."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def format_time(moment: Any, tz: ZoneInfo) -> str | None:

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.model import AuthorLabel
+from bot.messages.views import headline
+from bot.model import AuthorLabel, ClusterCount, TrendWindows
 from bot.ports import UnitOfWork
 from bot.reports.figures import (
     AuthorSeen,
@@ -48,8 +49,11 @@ MAX_SOURCES = 6
 MAX_PEOPLE = 5
 MAX_OLDEST = 5
 MAX_CORRECTIONS = 5
-MAX_CRISES = 5
+# Three crises and three clusters: with every other list at its longest the digest still fits
+# (tests/bot/reports/test_digest.py); more of either is counted, not listed.
+MAX_CRISES = 3
 MAX_TIMELINE = 6
+MAX_CLUSTERS = 3
 HOURS_IN_DAY = 24
 NO_DEPARTMENT = ""  # negative mentions that belong to no case
 
@@ -70,6 +74,10 @@ class DigestFigures:
     people: list[AuthorSeen]
     oldest: list[OpenCase]
     corrections: list[Correction]
+    # The day's clusters (cases several mentions joined), largest first, and what the largest
+    # are about (case id -> the first mention's text as one line).
+    clusters: list[ClusterCount] = field(default_factory=list)
+    stories: dict[int, str] = field(default_factory=dict)
 
     def total(self, name: str) -> int:
         return sum(int(getattr(c, name)) for c in self.counts)
@@ -96,6 +104,13 @@ async def read_day(uow: UnitOfWork, period: Period, now: datetime) -> DigestFigu
     reports = uow.reports
     labels = (AuthorLabel.SYSTEMATIC_CRITIC, AuthorLabel.OPINION_LEADER)
     hourly = await reports.negative_by_hour(period)
+    # Negative mentions, as the crisis card counts them (and read through the same index as
+    # the hourly counts). The trend windows are unused here: the whole day is one window.
+    until = min(now, period.end)
+    clusters = await uow.crises.clusters(
+        period.start, TrendWindows(period.start, period.start, until)
+    )
+    firsts = await uow.mentions.first_of_cases([c.case_id for c in clusters[:MAX_CLUSTERS]])
     return DigestFigures(
         period=period,
         now=now,
@@ -109,6 +124,8 @@ async def read_day(uow: UnitOfWork, period: Period, now: datetime) -> DigestFigu
         people=await reports.labelled_authors(period, labels, 2 * MAX_PEOPLE),
         oldest=await reports.oldest_open(MAX_OLDEST),
         corrections=await reports.not_negative(period, MAX_CORRECTIONS),
+        clusters=clusters,
+        stories={case_id: headline(m.text) for case_id, m in firsts.items()},
     )
 
 
@@ -177,6 +194,19 @@ def evening_context(
             _crisis(c, names, tz, checklist_steps, code_title) for c in figures.crises[:MAX_CRISES]
         ],
         "crises_more": max(0, len(figures.crises) - MAX_CRISES),
+        "clusters": [
+            {
+                "case_id": c.case_id,
+                "department": names.department(c.department),
+                "story": figures.stories.get(c.case_id, ""),
+                "mentions": c.mentions,
+                "people": c.people,
+                "first": hm(c.first_at, tz),
+                "last": hm(c.last_at, tz),
+            }
+            for c in figures.clusters[:MAX_CLUSTERS]
+        ],
+        "clusters_more": max(0, len(figures.clusters) - MAX_CLUSTERS),
         "codes": [
             {"code": code_title(c.code), "cases": c.cases} for c in figures.codes[:MAX_CODES]
         ],

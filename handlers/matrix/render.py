@@ -28,6 +28,7 @@ from bot.messages.views import (
     CardView,
     DraftView,
     View,
+    queue_context,
     sendable,
 )
 from handlers.matrix.reactions import card_reactions, checklist_reactions, draft_reactions
@@ -160,13 +161,7 @@ class MatrixRenderer:
             text = self.texts.public_reply(view["text"], bool(view.get("corrects")))
             return MatrixRendered(self._fit_plain(text, html_too=False), None)
         if view["view"] == "queue":
-            page = self.texts.render(
-                "queue.html.j2",
-                waiting=view["waiting"],
-                items=view["items"],
-                more=view["more"],
-                matrix=True,
-            )
+            page = self.texts.render("queue.html.j2", **queue_context(view), matrix=True)
             return self._html(self.fit_lines(page), NOTICE)
         if view["view"] == "triage":
             # No buttons: "!negative N" and "!notnegative N" decide a line (bot/chat/answers.py).

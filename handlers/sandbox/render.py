@@ -25,6 +25,7 @@ from bot.messages.views import (
     TriageView,
     View,
     button_rows,
+    queue_context,
     sendable,
 )
 
@@ -128,11 +129,7 @@ class SandboxRenderer:
         elif view["view"] == "public_reply":
             body = [self.texts.public_reply(view["text"], bool(view.get("corrects")))]
         elif view["view"] == "queue":
-            body = parse_html(
-                self.texts.render(
-                    "queue.html.j2", waiting=view["waiting"], items=view["items"], more=view["more"]
-                )
-            )
+            body = parse_html(self.texts.render("queue.html.j2", **queue_context(view)))
         elif view["view"] == "triage":
             page = self.texts.render(
                 "triage.html.j2", items=view["items"], more=view["more"], commands=False

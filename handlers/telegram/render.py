@@ -26,6 +26,7 @@ from bot.messages.views import (
     CardView,
     DraftView,
     View,
+    queue_context,
     sendable,
 )
 from handlers.telegram.keyboards import (
@@ -122,9 +123,7 @@ class TelegramRenderer:
             text = self.texts.public_reply(view["text"], bool(view.get("corrects")))
             return Rendered(escape_fit(text), None, public=True)
         if view["view"] == "queue":
-            page = self.texts.render(
-                "queue.html.j2", waiting=view["waiting"], items=view["items"], more=view["more"]
-            )
+            page = self.texts.render("queue.html.j2", **queue_context(view))
             return Rendered(self.fit_lines(page), None)
         if view["view"] == "triage":
             page = self.texts.render(

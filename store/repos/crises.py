@@ -16,15 +16,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy import ColumnElement, case, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crisis.checklist import CHECKLIST_KINDS, ChecklistTick, tick_of
 from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-from bot.model import Sentiment
+from bot.model import ClusterCount, Sentiment, TrendWindows
+from bot.settings.crisis_rules import ThresholdScope
 from store.driver import json_elements
 from store.mappers import crisis_from_row, event_from_row, fill_crisis_row
 from store.models import CaseRow, CrisisRow, EventRow, MentionRow
+
+# Enough clusters to find the new ones beyond the largest; a storm has a few dozen at most.
+CLUSTERS_READ = 200
 
 
 class SqlCrisisRepository:
@@ -78,6 +82,79 @@ class SqlCrisisRepository:
                     by_code[str(code).casefold()] += count
             results.append(WindowCounts(total, by_department, dict(by_code)))
         return results
+
+    # --- clusters (bot/crisis/storm.py) ---
+
+    async def clusters(
+        self,
+        since: datetime,
+        trend: TrendWindows,
+        *,
+        scope: ThresholdScope = ThresholdScope.ALL,
+        key: str | None = None,
+        negative_only: bool = True,
+        limit: int = CLUSTERS_READ,
+    ) -> list[ClusterCount]:
+        """Cases that more than one mention received in [since, trend.end) joined (or that
+        similar mentions joined), largest first, with their authors and the mentions of each
+        trend window. Drill cases are left out. Negative only (a crisis's storm) reads the
+        crisis counting's index; all mentions (a digest's period) is read once a day."""
+        received = MentionRow.received_at
+        where: list[ColumnElement[bool]] = [
+            received >= since,
+            received < trend.end,
+            CaseRow.drill == false(),
+        ]
+        if negative_only:
+            where.append(MentionRow.sentiment == Sentiment.NEGATIVE.value)
+        if scope is ThresholdScope.DEPARTMENT:
+            where.append(CaseRow.department == (key or ""))
+        query = (
+            select(
+                MentionRow.case_id,
+                CaseRow.department,
+                func.count().label("mentions"),
+                func.count(func.distinct(MentionRow.author_id)),
+                func.min(received),
+                func.max(received),
+                func.sum(case((received >= trend.recent_start, 1), else_=0)),
+                func.sum(
+                    case(
+                        (
+                            (received >= trend.previous_start) & (received < trend.recent_start),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+            )
+            .select_from(MentionRow)
+            .join(CaseRow, CaseRow.id == MentionRow.case_id)
+        )
+        if scope is ThresholdScope.CODE:
+            codes = self._codes_of_mention()
+            query = query.join(codes, true())
+            where.append(func.lower(codes.c.value) == (key or "").casefold())
+        rows = await self._session.execute(
+            query.where(*where)
+            .group_by(MentionRow.case_id, CaseRow.department)
+            .having(or_(func.count() > 1, func.max(CaseRow.similar_count) > 0))
+            .order_by(func.count().desc(), MentionRow.case_id)
+            .limit(limit)
+        )
+        return [
+            ClusterCount(
+                case_id=int(case_id),
+                department=str(department),
+                mentions=int(mentions),
+                people=int(people),
+                first_at=first_at,
+                last_at=last_at,
+                recent=int(recent or 0),
+                previous=int(previous or 0),
+            )
+            for case_id, department, mentions, people, first_at, last_at, recent, previous in rows
+        ]
 
     # --- crises ---
 

@@ -13,13 +13,22 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages.outbox import UNDELIVERED, OutboxItem, OutboxOp, OutboxStatus
+from bot.messages.outbox import (
+    UNDELIVERED,
+    CardBacklog,
+    OutboxItem,
+    OutboxOp,
+    OutboxStatus,
+    WaitingCard,
+)
 from store.driver import chunks, conflict_insert, insert_rows, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
-from store.models import OutboxRow
+from store.models import CaseRow, OutboxRow
 
 _OUTBOX = cast(Table, OutboxRow.__table__)
 _UNDELIVERED = [s.value for s in UNDELIVERED]
+_CARD = "card:"  # bot/messages/views.py card_ref
+_QUEUE = "queue:"  # bot/messages/delivery.py QUEUE_REF
 
 _Target = tuple[str, str, str]  # transport, chat, ref_key
 
@@ -187,20 +196,80 @@ class SqlOutboxRepository:
         )
         return [outbox_from_row(row) for row in rows]
 
-    async def waiting_cards(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
-        rows = await self._s.scalars(
-            select(OutboxRow)
+    async def card_backlog(self, transport: str, chat: str, limit: int) -> CardBacklog:
+        waiting = (
+            OutboxRow.transport == transport,
+            OutboxRow.chat == chat,
+            OutboxRow.status.in_(_UNDELIVERED),
+            OutboxRow.op == OutboxOp.POST.value,
+            OutboxRow.ref_key.startswith(_CARD),
+        )
+        # A case's card is one post per chat; its case row has the mentions as they are now
+        # (a waiting post takes every later version of the card: enqueue folds edits in).
+        listed = await self._s.execute(
+            select(CaseRow.id, CaseRow.priority, CaseRow.mention_count)
+            .join(OutboxRow, OutboxRow.case_id == CaseRow.id)
+            .where(*waiting)
+            .order_by(CaseRow.mention_count.desc(), OutboxRow.urgency.desc(), OutboxRow.id)
+            .limit(limit)
+        )
+        totals = (
+            await self._s.execute(
+                select(func.count(), func.coalesce(func.sum(CaseRow.mention_count), 0))
+                .join(OutboxRow, OutboxRow.case_id == CaseRow.id)
+                .where(*waiting)
+            )
+        ).one()
+        updating, added = await self._growth_waiting(transport, chat)
+        return CardBacklog(
+            listed=[WaitingCard(int(i), str(p), int(m)) for i, p, m in listed],
+            cases=int(totals[0]),
+            mentions=int(totals[1]),
+            updating=updating,
+            updating_mentions=added,
+        )
+
+    async def _growth_waiting(self, transport: str, chat: str) -> tuple[int, int]:
+        """Cards in the chat whose redraw waits: how many, and how many mentions the redraws
+        add to what the chat shows (the last version delivered)."""
+        pending = await self._s.execute(
+            select(OutboxRow.ref_key, CaseRow.mention_count)
+            .join(CaseRow, CaseRow.id == OutboxRow.case_id)
             .where(
                 OutboxRow.transport == transport,
                 OutboxRow.chat == chat,
-                OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.op == OutboxOp.POST.value,
-                OutboxRow.ref_key.startswith("card:"),
+                OutboxRow.status.in_(_UNDELIVERED),
+                OutboxRow.op == OutboxOp.EDIT.value,
+                OutboxRow.ref_key.startswith(_CARD),
             )
-            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
-            .limit(limit)
         )
-        return [outbox_from_row(row) for row in rows]
+        now_counts = {str(ref): int(count) for ref, count in pending}
+        if not now_counts:
+            return 0, 0
+        shown: dict[str, int] = {}
+        for chunk in chunks(sorted(now_counts)):
+            # The last version each card reached the chat in (a card is edited many times).
+            latest = (
+                select(func.max(OutboxRow.id))
+                .where(
+                    OutboxRow.transport == transport,
+                    OutboxRow.chat == chat,
+                    OutboxRow.ref_key.in_(chunk),
+                    OutboxRow.status == OutboxStatus.DELIVERED.value,
+                    OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
+                )
+                .group_by(OutboxRow.ref_key)
+            )
+            delivered = await self._s.execute(
+                select(OutboxRow.ref_key, OutboxRow.payload).where(OutboxRow.id.in_(latest))
+            )
+            for ref, payload in delivered:
+                if isinstance(payload, dict) and isinstance(payload.get("case"), dict):
+                    shown[str(ref)] = int(payload["case"].get("mention_count", 1))
+        # A card not delivered at all is in hand or waiting: counted among the waiting.
+        growth = [now_counts[ref] - count for ref, count in shown.items()]
+        grown = [g for g in growth if g > 0]
+        return len(grown), sum(grown)
 
     async def replies_of(self, case_id: int, ref_key: str) -> dict[str, OutboxStatus]:
         # On ix_outbox_case, two columns: no payload is decrypted for a count.
@@ -214,10 +283,15 @@ class SqlOutboxRepository:
         return {ref: OutboxStatus(status) for ref, status in rows.all() if ref is not None}
 
     async def backlog(self, transport: str) -> dict[str, int]:
-        """Undelivered items per chat of one transport."""
+        """Undelivered items per chat of one transport, the queue message's own not counted
+        (it may be delivered or waiting: either way it is not what waits)."""
         rows = await self._s.execute(
             select(OutboxRow.chat, func.count())
-            .where(OutboxRow.transport == transport, OutboxRow.status.in_(_UNDELIVERED))
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.status.in_(_UNDELIVERED),
+                or_(OutboxRow.ref_key.is_(None), ~OutboxRow.ref_key.startswith(_QUEUE)),
+            )
             .group_by(OutboxRow.chat)
         )
         return {chat: int(count) for chat, count in rows.all()}

@@ -3,8 +3,10 @@ crisis card appears in the coordination group of the Telegram test server within
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+from bot.messages.texts import plural_form
 from bot.model import EventKind
 from tests.doubles.telegram_server.state import StoredMessage
 from tests.doubles.telegram_world import telegram_world
@@ -121,3 +123,42 @@ async def test_the_checklist_is_ticked_with_buttons_by_those_who_run_the_plan(
         assert answer["text"] == "Отметка с пункта 1 снята"
         await world.server.wait_for(lambda: "выполнено 0 из 7" in (shown().text or ""), 20)
         assert [t.done for t in await world.app.crises.checklist(crisis.id)] == [True, False]
+
+
+async def test_the_crisis_card_summarises_the_storm_by_clusters(tmp_path: Path) -> None:
+    """Two storylines worded many ways: the card lists them as clusters with their counts,
+    people and trend, the largest first, instead of leaving 17 cards to be read."""
+    heating = (
+        "Третий день нет отопления в доме на Ленина 5, батареи ледяные",
+        "В доме на Ленина 5 третий день нет отопления, батареи холодные",
+        "Ленина 5: отопления нет уже третий день, батареи ледяные",
+    )
+    water = "Нет горячей воды в доме на Садовой 8 уже неделю, управляющая молчит"
+    async with telegram_world(tmp_path) as world:
+        opened = [await world.open_case(heating[n % 3] + "!" * (n % 4)) for n in range(12)]
+        opened += [await world.open_case(water + "." * n) for n in range(5)]
+        sizes = Counter(opened)
+        (largest, mentions), (second, other) = sizes.most_common(2)
+        assert mentions >= 10 and other >= 4  # similar wordings joined (bot/cases/similarity)
+
+        def crisis_cards() -> list[StoredMessage]:
+            return [
+                m
+                for m in world.server.messages(world.coordination)
+                if m.bot_id is not None and "КРИЗИС: ЖКХ" in (m.text or "")
+            ]
+
+        await world.server.wait_for(lambda: bool(crisis_cards()), 20)
+        (card,) = crisis_cards()
+        text = card.text or ""
+        assert "🌪 Шторм: крупнейшие сюжеты" in text
+        words = ("упоминание", "упоминания", "упоминаний")
+        first = f"/case {largest} (ЖКХ) «Третий день нет отопления в доме на Ленина 5"
+        assert first in text
+        line = next(row for row in text.splitlines() if row.startswith(first))
+        count = f"{mentions} {words[plural_form(mentions, 'ru')]}, {mentions} чел. ↑ {mentions}/0"
+        assert line.endswith(count), line
+        assert f"/case {second} (ЖКХ) «Нет горячей воды" in text
+        assert text.index(f"/case {largest} ") < text.index(f"/case {second} ")
+        assert text.index("Шторм") < text.index("План действий")  # the checklist as before
+        assert len(_buttons(card)) == 7

@@ -14,11 +14,13 @@ import pytest
 from bot.clock import FrozenClock
 from bot.messages.outbox import Destination, OutboxOp
 from bot.messages.texts import texts_for
+from bot.messages.views import STORY_TEXT
 from bot.model import (
     Author,
     AuthorLabel,
     Case,
     CaseState,
+    ClusterCount,
     Event,
     Identity,
     IgnoreReason,
@@ -583,6 +585,10 @@ def test_the_longest_digest_still_fits_one_telegram_message(tmp_path: Path) -> N
             OpenCase(10**9 + i, "d1", "vk", "new", "high", at(0, days=-400), ()) for i in range(20)
         ],
         corrections=[Correction(10**9 + i, "d1", "vk", at(12), "spec") for i in range(20)],
+        clusters=[
+            ClusterCount(10**9 + i, "d1", 99999, 99999, at(0), at(23), 0, 0) for i in range(20)
+        ],
+        stories={10**9 + i: "Ж" * (STORY_TEXT - 1) + "…" for i in range(20)},
     )
     context = evening_context(figures, directory, MSK)
     for locale in ("ru", "en"):

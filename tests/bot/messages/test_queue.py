@@ -1,0 +1,173 @@
+"""The queue message of a backlogged chat: clusters first, and every mention accounted for.
+
+The invariant: a chat never holds a mention that is neither on a card in it, nor on the
+queue message with its case (listed, or counted among the cases not listed, or counted as
+waiting to be added to a card already in the chat). Checked over a backlog that grows while
+the chat is rate limited, through the real intake, store and outbox worker, on both
+backends; the chat is a recording stand-in that takes a few cards a minute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from bot.cases.grouping import CaseOpening
+from bot.cases.service import CaseService
+from bot.clock import FrozenClock
+from bot.messages.delivery import QUEUE_REFRESH, OutboxWorker, RetryPolicy
+from bot.messages.outbox import Delivery, DeliveryResult, RetryLater
+from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from bot.settings.playbook import load_playbook
+from bot.staff.directory import Directory
+from store.db import Database
+from tests.doubles.fakes import RecordingTransport
+from tests.doubles.support import make_config, make_mention
+
+TRANSPORT = CaseOpening("transport")
+CARDS_A_MINUTE = 5
+STORIES = {
+    "bus": (
+        "Автобус 42 опять не пришёл, стоим на остановке на улице Мицкевича уже час",
+        "42-й автобус так и не пришел на остановку Мицкевича, стоим уже час",
+        "Автобус 42 не пришёл, на остановке улицы Мицкевича ждём целый час",
+    ),
+    "trash": ("Во дворе дома на Ленина 5 не вывозят мусор уже вторую неделю, баки переполнены",),
+    "lift": ("Лифт в доме на Садовой 8 стоит неделю, пожилые жильцы не могут выйти из дома",),
+}
+SINGLES = (
+    "В поликлинике номер 3 невозможно записаться к терапевту через сайт",
+    "На перекрёстке Гагарина и Мира третий день не работает светофор",
+    "В школе 12 протекает крыша над спортзалом после каждого дождя",
+    "В парке Победы сломаны все фонари, вечером там совсем темно",
+    "Тарифы на воду выросли вдвое, объясните, пожалуйста, расчёт",
+    "Бездомные собаки стаей бегают у детской площадки на Цветочной",
+)
+
+
+@dataclass
+class PacedChat(RecordingTransport):
+    """Takes CARDS_A_MINUTE messages a minute of the injected clock and refuses the rest
+    until the next minute, as a rate-limited group does; the queue message always goes (it is
+    what the chat's reserve is for)."""
+
+    clock: FrozenClock | None = None
+    per_minute: dict[datetime, int] = field(default_factory=dict)
+
+    def capacity_per_minute(self, chat: str) -> int:
+        return CARDS_A_MINUTE
+
+    async def deliver(self, delivery: Delivery) -> DeliveryResult:
+        assert self.clock is not None
+        if not (delivery.item.ref_key or "").startswith("queue:"):
+            now = self.clock.now()
+            minute = now.replace(second=0, microsecond=0)
+            if self.per_minute.get(minute, 0) >= CARDS_A_MINUTE:
+                after = (minute + timedelta(minutes=1) - now).total_seconds()
+                raise RetryLater("Too Many Requests", after=after)
+            self.per_minute[minute] = self.per_minute.get(minute, 0) + 1
+        return await super().deliver(delivery)
+
+
+def accounted(chat: PacedChat) -> tuple[int, dict[str, object] | None]:
+    """Mentions the chat shows: on its cards, and on its queue message (None: none)."""
+    on_cards = sum(
+        int(p["case"]["mention_count"])  # type: ignore[index]
+        for p in chat.messages.values()
+        if p.get("view") == "card"
+    )
+    queues = [p for p in chat.messages.values() if p.get("view") == "queue"]
+    assert len(queues) <= 1
+    if not queues:
+        return on_cards, None
+    queue = queues[0]
+    items: list[dict[str, int]] = queue["items"]  # type: ignore[assignment]
+    listed = sum(item["mentions"] for item in items)
+    summarised = int(queue["more_mentions"]) + int(queue["updating_mentions"])  # type: ignore[call-overload]
+    return on_cards + listed + summarised, queue
+
+
+async def test_every_waiting_mention_is_on_a_card_or_on_the_queue_message(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    config = make_config(tmp_path, database.url)
+    chat = PacedChat(clock=clock)
+    directory = Directory(config, frozenset({chat.name}))
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    routing = load_playbook(config.playbooks.path).routing
+    cases = CaseService(database.uow, clock, directory, config.tz, policy=routing)
+    received = 0
+
+    async def wave(bus: int, trash: int, lift: int, singles: int) -> None:
+        nonlocal received
+        texts = [STORIES["bus"][n % 3] + "!" * (n % 4) for n in range(bus)]
+        texts += [STORIES["trash"][0] + "!" * (n % 3) for n in range(trash)]
+        texts += [STORIES["lift"][0] + "." * (n % 2) for n in range(lift)]
+        texts += list(SINGLES[:singles])
+        for text in texts:
+            received += 1
+            got = await cases.intake(
+                make_mention(f"m{received}", clock.now(), text=text), TRANSPORT
+            )
+            assert got.case is not None
+
+    async def refreshed() -> dict[str, object] | None:
+        """A queue refresh while the chat's cards wait for the next minute: then the chat
+        must account for every mention exactly (None: no queue message, all on cards)."""
+        clock.advance(QUEUE_REFRESH)
+        await worker.run_once()
+        shown, queue = accounted(chat)
+        assert shown == received, queue
+        return queue
+
+    await wave(bus=12, trash=6, lift=3, singles=4)
+    await worker.run_once()  # the queue message, then the first cards of the minute
+    shown, first = accounted(chat)
+    assert first is not None and shown >= received  # counted twice at worst, never lost
+    queue = await refreshed()
+    assert queue is not None
+    # Clusters first, the largest first; the unlisted counted in cases and mentions.
+    items: list[dict[str, int]] = queue["items"]  # type: ignore[assignment]
+    sizes = [item["mentions"] for item in items]
+    assert sizes == sorted(sizes, reverse=True)
+    assert queue["cases"] == len(items) + int(queue["more"])  # type: ignore[call-overload]
+
+    # More of the same storm while the chat is held: joins to cards already posted wait as
+    # redraws and are counted as such; new cases queue up.
+    await wave(bus=9, trash=4, lift=2, singles=6)
+    queue = await refreshed()
+    assert queue is not None and queue["updating_mentions"]  # joins to posted cards counted
+    for _ in range(12):  # minute by minute until the backlog is gone
+        clock.advance(timedelta(minutes=1) - QUEUE_REFRESH)
+        await worker.run_once()
+        shown, _ = accounted(chat)
+        assert shown >= received  # counted twice at worst, never lost
+        if await refreshed() is None:
+            break
+    else:
+        raise AssertionError("the backlog never drained")
+    assert not chat.messages or all(p.get("view") == "card" for p in chat.messages.values())
+
+    # The queue message as people read it, in both locales.
+    sample = {
+        "waiting": 40,
+        "items": [
+            {"case_id": 7, "priority": "high", "mentions": 137},
+            {"case_id": 9, "priority": "normal", "mentions": 1},
+        ],
+        "more": 12,
+        "cases": 14,
+        "mentions": 200,
+        "more_mentions": 62,
+        "updating": 2,
+        "updating_mentions": 5,
+    }
+    ru = texts_for(DEFAULT_TEMPLATES_DIR, "ru").render("queue.html.j2", **sample)
+    en = texts_for(DEFAULT_TEMPLATES_DIR, "en").render("queue.html.j2", **sample)
+    assert "Очередь: 14 кейсов, 200 упоминаний" in ru
+    assert "🟠 /case 7 — 137 упоминаний\n🟡 /case 9\n" in ru
+    assert "… и ещё 12 кейсов: 62 упоминания" in ru
+    assert "5 новых упоминаний в карточках выше (2)" in ru
+    assert "Queue: 14 cases, 200 mentions" in en and "/case 7 — 137 mentions" in en
+    assert "… and 12 more cases: 62 mentions" in en
