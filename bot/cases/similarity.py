@@ -25,7 +25,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,6 +57,7 @@ _POLISH = (
     ("ie", "e"),
     ("au", "av"),
 )
+# Function words, and greetings and courtesies: they open complaints about anything.
 _STOP = frozenset(
     """
     и в во на не ни но а что как это так уже еще ещё все всё вот же ли бы да нет у к ко с со
@@ -66,6 +67,8 @@ _STOP = frozenset(
     jego jej tam tu znowu znów bardzo kiedy gdzie kto z ze do od dla przy po o u sie się
     the a an and or but not no is are was were be been it this that to of in on at for with
     from by as we you they he she i me my our again very still already when where who
+    здравствуйте добрый доброе день утро вечер люди администрация пожалуйста спасибо
+    dzień dobry witam ludzie proszę hi hello please thanks
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
@@ -78,34 +81,76 @@ def _latin(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", word)  # "троллейбус" = "trolejbus"
 
 
+# Words after which a street's name comes (ru, pl), and before which (en: "Mira street").
+_STREET_BEFORE = frozenset(
+    """
+    улица улицы улице улицу улицей ул проспект проспекта проспекте переулок переулке бульвар
+    бульваре шоссе площадь площади набережная набережной
+    ulica ulicy ulicę ulice ul aleja alei alejach plac placu osiedle osiedlu
+    """.split()  # noqa: SIM905
+)
+_STREET_AFTER = frozenset(("street", "st", "avenue", "ave", "road", "rd", "lane", "square"))
+
+
 @dataclass(frozen=True, slots=True)
 class Features:
     words: frozenset[str]
     numbers: frozenset[str]
+    # What a number counts: the words next to it ("автобус 42": avto). Two texts whose numbers
+    # count the same thing and differ are about different things (route 42, route 43); "дом
+    # 5" and "ждём 40 минут" are not.
+    number_roles: frozenset[str] = frozenset()
+    places: frozenset[str] = frozenset()  # streets named after "улица", "ulica", before "street"
+    all: frozenset[str] = field(init=False, compare=False)  # words and "#"-numbers
 
-    @property
-    def all(self) -> frozenset[str]:
-        return self.words | {"#" + n for n in self.numbers}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "all", self.words | {"#" + n for n in self.numbers})
 
     @property
     def usable(self) -> bool:
         return len(self.all) >= MIN_FEATURES
 
 
+def _stem(folded: str) -> str | None:
+    """A word's feature, or None for function words and one- and two-letter words."""
+    if folded in _STOP or len(folded) < 3:
+        return None
+    latin = _latin(folded)
+    return latin[:STEM] if latin and latin not in _STOP else None
+
+
 def features(text: str) -> Features:
+    tokens = [t.casefold() for t in _TOKEN.findall(text[:4000])]  # the opening says it
+    stems = [None if t.isdigit() else _stem(t) for t in tokens]
     words: set[str] = set()
     numbers: set[str] = set()
-    for token in _TOKEN.findall(text[:4000]):  # the opening carries the complaint
+    roles: set[str] = set()
+    places: set[str] = set()
+    for i, token in enumerate(tokens):
         if token.isdigit():
             numbers.add(token.lstrip("0") or "0")
+            roles.update(_neighbours(stems, i))
             continue
-        folded = token.casefold()
-        if folded in _STOP or len(folded) < 3:
-            continue
-        latin = _latin(folded)
-        if latin and latin not in _STOP:
-            words.add(latin[:STEM])
-    return Features(frozenset(words), frozenset(numbers))
+        stem = stems[i]
+        if stem is not None:
+            words.add(stem)
+        if token in _STREET_BEFORE and i + 1 < len(tokens) and stems[i + 1]:
+            places.add(stems[i + 1] or "")
+        if token in _STREET_AFTER and i > 0 and stems[i - 1]:
+            places.add(stems[i - 1] or "")
+    return Features(frozenset(words), frozenset(numbers), frozenset(roles), frozenset(places))
+
+
+def _neighbours(stems: Sequence[str | None], at: int) -> Iterable[str]:
+    """The nearest word on each side of a number, over one short word ("42-й автобус")."""
+    for step in (-1, 1):
+        for reach in (1, 2):
+            j = at + step * reach
+            if not 0 <= j < len(stems):
+                break
+            if stems[j] is not None:
+                yield stems[j] or ""
+                break
 
 
 @functools.lru_cache(maxsize=4096)
@@ -118,8 +163,10 @@ def signature(text: str) -> tuple[Features, tuple[str, ...]]:
 
 def similarity(a: Features, b: Features) -> float:
     """The overlap coefficient of the features (shared / the smaller set's size); 0 when both
-    name numbers and share none."""
-    if a.numbers and b.numbers and not (a.numbers & b.numbers):
+    name numbers that count the same thing and share none, or name streets and share none."""
+    if a.numbers and b.numbers and not (a.numbers & b.numbers) and a.number_roles & b.number_roles:
+        return 0.0
+    if a.places and b.places and not (a.places & b.places):
         return 0.0
     left, right = a.all, b.all
     smaller = min(len(left), len(right))

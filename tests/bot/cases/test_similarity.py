@@ -58,3 +58,29 @@ def test_near_duplicates_share_a_band_and_short_texts_have_none() -> None:
 def test_the_representative_is_the_most_central_text() -> None:
     found = [features(t) for t in (PIPE_RU, BUS_RU, BUS_RU_AGAIN, BUS_PL)]
     assert representative(found) == 1
+
+
+def test_a_different_street_is_a_different_complaint() -> None:
+    # The same problem in two places: two complaints, though every other word is the same.
+    light_mira = "Третью неделю не горит фонарь на улице Мира, вечером темно"
+    light_gagarina = "Третью неделю не горит фонарь на улице Гагарина, вечером темно"
+    assert similarity(features(light_mira), features(light_gagarina)) == 0.0
+    assert features(light_mira).places == {"mira"}
+    # English names the street before the word; Polish after, as Russian does.
+    assert features("The lift is broken on Kalinina street").places == {"kali"}
+    assert features("Zepsuta winda na ulicy Kalinina").places == {"kali"}
+
+
+def test_numbers_keep_apart_only_what_they_count() -> None:
+    # House 5 and house 7 are different houses; 40 minutes and house 5 are not a conflict.
+    house_5 = "В доме 5 на Садовой нет горячей воды, управляющая молчит"
+    house_7 = "В доме 7 на Садовой нет горячей воды, управляющая молчит"
+    waited = "На Садовой нет горячей воды уже 40 часов, управляющая молчит"
+    assert similarity(features(house_5), features(house_7)) == 0.0
+    assert joins(house_5, waited)
+    assert "dome" in features(house_5).number_roles  # "доме", cut to STEM letters
+
+
+def test_greetings_say_nothing_about_the_complaint() -> None:
+    lift = "Добрый день. Здравствуйте, люди! Не работает лифт на улице Мира"
+    assert features(lift).words == features("Не работает лифт на улице Мира").words
