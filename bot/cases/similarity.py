@@ -4,14 +4,16 @@ A text becomes a set of features: words folded to Latin letters (Cyrillic transl
 Polish spelled as it sounds, so "вода"/"woda" and "Мицкевича"/"Mickiewicza" meet), cut to a
 stem of STEM letters, without function words; and its numbers (routes, houses) kept whole.
 Two texts are similar when the share of the shorter one's features that the other has too
-(the overlap coefficient) reaches the threshold and, if both name numbers, they share one (route
-42 is not route 43). Not the Jaccard index: people who report the same thing each add their
-own words (where they waited, what it cost them, what they think of it), and those extras sank
-the Jaccard of two hundred wordings of "the 42 did not come" to 0.16 on average, two hundred
-cases for one story; what the shorter text says, the other one says too. Candidates are found
-by MinHash bands (BANDS bands of ROWS hashes) and by the numbers a text names (a route, a house:
-anchors that wordings keep), which the store keeps per mention as keyed hashes, so the look-up
-survives a restart though texts are encrypted; only candidates are compared in full.
+(the overlap coefficient) reaches the threshold, they share at least MIN_SHARED features, and
+neither names a different street or a different number of the same thing (route 42 is not
+route 43, house 5 is not house 7; waiting 40 minutes is no conflict with route 42). Not the
+Jaccard index: people who report the same thing each add their own words (where they waited,
+what it cost them, what they think of it), and those extras sank the Jaccard of two hundred
+wordings of "the 42 did not come" to 0.16 on average, two hundred cases for one story; what
+the shorter text says, the other one says too. Candidates are found by MinHash bands (BANDS
+bands of ROWS hashes) and by the numbers a text names (a route, a house: anchors that
+wordings keep), which the store keeps per mention as keyed hashes, so the look-up survives a
+restart though texts are encrypted; only candidates are compared in full.
 
 Honest limits: across languages only what survives translation joins, that is numbers, names
 and shared roots (autobus/автобус, woda/вода, tramwaj/трамвай); words translated by meaning
@@ -34,6 +36,7 @@ BANDS = 12
 ROWS = 2  # a pair at Jaccard 0.4 shares a band with p = 1 - (1 - 0.4**2)**12 ≈ 0.88
 PER_BAND = 8  # newest mentions per band compared with a new one (stored and in a batch)
 MAX_ANCHORS = 3  # numbers looked up per text: a list of figures is not a route each
+MIN_SHARED = 3  # two words in common ("улица Горная") are a place or a phrase, not a story
 MIN_FEATURES = 5  # shorter texts ("третий день нет отопления") do not say where: never joined
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -92,6 +95,25 @@ _STREET_BEFORE = frozenset(
 _STREET_AFTER = frozenset(("street", "st", "avenue", "ave", "road", "rd", "lane", "square"))
 
 
+def _typed_in_a_hurry(words: frozenset[str]) -> frozenset[str]:
+    """The words and their commonest typos (a letter dropped, doubled or swapped with the
+    next), for words of five letters or more: "уилце" and "уллице" still name a street."""
+    variants = set(words)
+    for word in words:
+        if len(word) < 5:
+            continue
+        for i in range(len(word)):
+            variants.add(word[:i] + word[i + 1 :])
+            variants.add(word[:i] + word[i] + word[i:])
+            if i + 1 < len(word):
+                variants.add(word[:i] + word[i + 1] + word[i] + word[i + 2 :])
+    return frozenset(variants)
+
+
+_STREET_BEFORE_TYPED = _typed_in_a_hurry(_STREET_BEFORE)
+_STREET_AFTER_TYPED = _typed_in_a_hurry(_STREET_AFTER)
+
+
 @dataclass(frozen=True, slots=True)
 class Features:
     words: frozenset[str]
@@ -132,11 +154,12 @@ def features(text: str) -> Features:
             roles.update(_neighbours(stems, i))
             continue
         stem = stems[i]
-        if stem is not None:
-            words.add(stem)
-        if token in _STREET_BEFORE and i + 1 < len(tokens) and stems[i + 1]:
+        before, after = token in _STREET_BEFORE_TYPED, token in _STREET_AFTER_TYPED
+        if stem is not None and not before and not after:
+            words.add(stem)  # "улица" says nothing: any address has it; its name does
+        if before and i + 1 < len(tokens) and stems[i + 1]:
             places.add(stems[i + 1] or "")
-        if token in _STREET_AFTER and i > 0 and stems[i - 1]:
+        if after and i > 0 and stems[i - 1]:
             places.add(stems[i - 1] or "")
     return Features(frozenset(words), frozenset(numbers), frozenset(roles), frozenset(places))
 
@@ -169,8 +192,10 @@ def similarity(a: Features, b: Features) -> float:
     if a.places and b.places and not (a.places & b.places):
         return 0.0
     left, right = a.all, b.all
-    smaller = min(len(left), len(right))
-    return len(left & right) / smaller if smaller else 0.0
+    shared = len(left & right)
+    if shared < MIN_SHARED:
+        return 0.0
+    return shared / min(len(left), len(right))
 
 
 def _seed(name: bytes) -> int:
