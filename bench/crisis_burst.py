@@ -124,6 +124,7 @@ class Sent:
     index: int
     mention: Generated
     at: float  # when its POST left (monotonic)
+    answered: float = math.nan  # when the API answered it
     case: int | None = None
     rank: int = 0  # its place among its case's mentions, 1 for the first
     visible: float = math.inf  # when the server first held a card counting it (monotonic)
@@ -217,7 +218,9 @@ async def send_all(
                     problems.append(f"{answer.status}: {(await answer.text())[:200]}")
                     return
                 results = (await answer.json())["results"]
+            answered = time.monotonic()
             for one, result in zip(items, results, strict=True):
+                one.answered = answered
                 if result["status"] == "accepted":
                     one.case = result["case"]
 
@@ -286,6 +289,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         config = load_config(path, env={})
         app = App(config, load_playbook(config.playbooks.path), SystemClock())
         await app.start()
+        started_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             started = time.monotonic()
             problems = await send_all(args, f"http://127.0.0.1:{port}", sent, times)
@@ -317,6 +321,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "wall_s": finished - started,
         "outbox_left": outbox_left,
         "rss_mb": peak_kb / 1024,
+        "rss_started_mb": started_kb / 1024,
         "sizes": sizes,
         "tail": tail,
     }
@@ -404,8 +409,21 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
         + (f"{p99:.1f} s" if not math.isinf(p99) else "never")
         + f"; never visible: {never}"
     )
+    answers = [(s.answered - s.at) * args.scale for s in sent if not math.isnan(s.answered)]
+    opened = sorted(min(at for at, _ in shown) for shown in log.shown.values())
+    first_sent = min(s.at for s in sent)
+    print(
+        f"API answer (stored, case opened or joined): p50 {percentile(answers, 50):.1f} s, "
+        f"p99 {percentile(answers, 99):.1f} s; first card on the server "
+        f"{(opened[0] - first_sent) * args.scale:.1f} s after the first post"
+        if answers and opened
+        else "No API answers or no cards"
+    )
     print(f"Purity: {purity:.3f} of {joined} joined mentions in their case's storyline")
-    print(f"Peak RSS (bot, test server and senders in one process): {result['rss_mb']:.0f} MB")
+    print(
+        f"Peak RSS (bot, test server and senders in one process): {result['rss_mb']:.0f} MB "
+        f"({result['rss_started_mb']:.0f} MB once the bot had started, before the storm)"
+    )
     targets = (
         lost == 0
         and result["count_429"] == 0
