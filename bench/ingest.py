@@ -31,12 +31,12 @@ figures `<rate>_cpu_us_plaintext|encrypted` and `encryption_cpu_overhead_<rate>`
 says (similar mentions join), and prints {"http_batched_per_s", "http_batched_cpu_us"}; with
 `--storm` the negative texts come without their "(#n)" (a number tells complaints apart), so
 they all join a few cases: grouping's worst case; `--no-similar` turns similar-mention
-grouping off (the baseline).
+grouping off (the baseline); `--profile` then profiles one more (shorter) run.
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--batch-clients 1]
                                      [--rows 100000] [--encryption both|on|off] [--rounds 2]
                                      [--import-only]
-                                     [--batched-only [--storm] [--no-similar]]
+                                     [--batched-only [--storm] [--no-similar] [--profile]]
 """
 
 from __future__ import annotations
@@ -435,9 +435,13 @@ async def batched_only(args: argparse.Namespace) -> dict[str, float]:
             f"{' (a storm: alike texts)' if args.storm else ''}; similar_within "
             f"{grouping.similar_within}, threshold {grouping.similar_threshold}; encrypted"
         )
-        measured, _ = await http_phase(config, playbook, args, single=False)
+        measured, profiler = await http_phase(
+            config, playbook, args, single=False, profile=args.profile
+        )
     batched = measured["batched"]
     print(f"  batched {batched.per_s:,.0f} mentions/s, {batched.cpu_us:,.0f} µs CPU a mention")
+    if profiler is not None:
+        where_time_goes(profiler, "batched HTTP, grouping as configured", top=20)
     return {
         "http_batched_per_s": round(batched.per_s, 1),
         "http_batched_cpu_us": round(batched.cpu_us, 1),
@@ -523,6 +527,9 @@ def main() -> None:
     parser.add_argument("--storm", action="store_true", help="with --batched-only: alike texts")
     parser.add_argument(
         "--no-similar", action="store_true", help="with --batched-only: similar texts never join"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="with --batched-only: where the time goes"
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)

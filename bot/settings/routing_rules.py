@@ -120,8 +120,9 @@ class GroupingConfig(StrictModel):
     # Near-identical texts (bot/cases/similarity.py) in one department within this time join
     # one case; None: texts never join.
     similar_within: PositiveDuration | None = None
-    # Jaccard index of the texts' word stems and numbers from which they are "the same"; 0.4
-    # joins rewordings of one complaint and keeps apart different problems of one street.
+    # Share of the shorter text's word stems and numbers found in the other (the overlap
+    # coefficient) from which they are "the same"; 0.4 joins rewordings of one complaint and
+    # keeps apart different problems of one street.
     similar_threshold: Annotated[float, Field(gt=0, le=1)] = 0.4
 
 

@@ -32,6 +32,8 @@ WORDINGS = (
     "42-й автобус так и не пришел на остановку Мицкевича, стоим уже час",
     "Автобус 42 не пришёл, на остановке улицы Мицкевича ждём целый час",
 )
+BANDS = 12  # MinHash bands of a text (bot/cases/similarity.py)
+ROUTE_BANDS = BANDS + 1  # and one for the route number the wordings name
 OTHER = "На улице Мицкевича прорвало трубу, вода течёт по тротуару, никто не чинит"
 
 
@@ -86,11 +88,11 @@ async def test_thirty_similar_complaints_from_thirty_people_are_one_case(
     # the same complaint, and the old bands are pruned.
     other = await cases.intake(make_mention("pipe", clock.now(), text=OTHER), TRANSPORT)
     assert other.case is not None and other.case.id != case_id
-    assert await bands(database) == 31 * 12
+    assert await bands(database) == 30 * ROUTE_BANDS + BANDS
     clock.advance(timedelta(hours=7))
     late = await cases.intake(make_mention("late", clock.now(), text=WORDINGS[0]), TRANSPORT)
     assert late.case is not None and late.case.id not in (case_id, other.case.id)
-    assert await bands(database) == 12
+    assert await bands(database) == ROUTE_BANDS
 
 
 async def test_candidates_survive_a_restart_and_departments_stay_apart(
@@ -116,7 +118,7 @@ async def test_erasure_removes_the_band_rows(
     cases = service(tmp_path, database, clock)
     got = await cases.intake(make_mention("a", clock.now(), text=WORDINGS[0]), TRANSPORT)
     assert got.mention is not None and got.mention.author_id is not None
-    assert await bands(database) == 12
+    assert await bands(database) == ROUTE_BANDS
     async with database.uow() as uow:
         plan = await uow.erasure.plan_author(got.mention.author_id)
         await uow.erasure.apply(plan)

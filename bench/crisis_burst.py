@@ -1,0 +1,472 @@
+"""A crisis storm through to Telegram: is every mention in front of a person within a minute?
+
+10,000 mentions (`--mentions`) arrive over 10 minutes (`--minutes`) through the HTTP API, as
+sources send them: a monitoring source posts what it collected every `--flush` seconds in one
+batch, a web form posts each complaint on its own (`--single-share` of them). Five storylines of
+different sizes (3,000 / 2,000 / 1,200 / 800 / 500: water, a bus route, a clinic, a school,
+benefits), each told many ways in ru, pl and en with people's own details and typos
+(bench/storm_texts.py, seeded), and a long tail of unrelated complaints, each its own subject
+and place. The shipped playbook routes them (housing, transport, health, education, social,
+coordination each have a chat) and the bot delivers to the project's Telegram test server at
+Telegram's real limits; both sides run `--scale` times faster, printed, and every time below is
+in real (unscaled) seconds.
+
+Printed, measured from the messages the test server holds (sends and edits, timestamped as it
+stores them), not from the bot's database:
+- lost: mentions sent that were not stored (not answered "accepted");
+- count_429: the test server's 429 answers;
+- cards posted per department chat;
+- visible within 60 s: a mention is visible once the server holds a card of its case whose
+  count includes it (the card itself is its first mention; "Ещё N похожих" or "Связанных
+  упоминаний: N" count N more in the order they joined). Which case a mention is in, and its
+  place in that order, come from the API's answer and the store; whether a card shows it only
+  from the server. The share within 60 s of its POST, and the p99 of that time (null when more
+  than 1% never became visible);
+- purity: of the mentions that joined another's case, the share whose storyline is the case's
+  (its most common); each tail complaint is a storyline of its own;
+- peak RSS of this process, which runs the bot, the test server and the senders (an upper
+  bound for the bot alone).
+
+Waiting in the outbox is not visible: the queue message (issue 19, item 4) is not counted.
+
+    .venv/bin/python bench/crisis_burst.py [--mentions 10000] [--minutes 10] [--scale 10]
+                                           [--flush 5] [--single-share 0.2] [--seed 19]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT, ROOT / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import Counter, defaultdict  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import aiohttp  # noqa: E402
+from common import free_port  # noqa: E402
+from storm_texts import Generated, storm  # noqa: E402
+
+from bot.clock import SystemClock  # noqa: E402
+from bot.settings.config import load_config  # noqa: E402
+from bot.settings.playbook import load_playbook  # noqa: E402
+from handlers.app import App  # noqa: E402
+from tests.doubles.telegram_server.flood import Limits  # noqa: E402
+from tests.doubles.telegram_server.server import TelegramServer  # noqa: E402
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+MONITORING_TOKEN = "bench-monitoring-token-0123456789"
+FORMS_TOKEN = "bench-forms-token-0123456789abcdef"
+SHARES = {"water": 0.30, "bus": 0.20, "clinic": 0.12, "school": 0.08, "benefits": 0.05}
+TAIL_SHARE = 0.25  # the rest: each its own complaint
+# When each storyline breaks, as a share of the storm's length; the tail runs throughout.
+STARTS = {"water": 0.0, "bus": 0.1, "clinic": 0.2, "school": 0.35, "benefits": 0.5}
+DEPARTMENTS = {
+    "housing": "ЖКХ",
+    "transport": "Транспорт",
+    "health": "Здравоохранение",
+    "education": "Образование",
+    "social": "Соцзащита",
+    "coordination": "ЦУР",
+}
+VISIBLE_WITHIN_S = 60.0
+MAX_BATCH = 1000  # the API's limit per request
+
+CONFIG = """
+organisation: Администрация Энской области
+locale: ru
+timezone: Europe/Moscow
+log_level: WARNING
+database: {{url: "sqlite+aiosqlite:///{db}"}}
+playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
+telegram:
+  token: "{token}"
+  api_base: "{api_base}"
+  limits: {{scale: {scale}}}
+api:
+  listen: "127.0.0.1:{port}"
+  sources:
+    - {{name: monitoring, token: "{monitoring}", scopes: [ingest]}}
+    - {{name: forms, token: "{forms}", scopes: [ingest]}}
+metrics: {{listen: "127.0.0.1:0"}}
+outbox: {{poll_interval_s: {poll}, base_retry_s: {poll}, max_retry_s: 30}}
+departments:
+{departments}
+coordination_department: coordination
+staff:
+  - {{id: duty, name: Дарья Морозова, telegram_id: 1005,
+     roles: {{coordination: [specialist]}}, global_roles: [duty]}}
+  # The shipped approval.yaml asks them at the high and critical tiers.
+  - {{id: press, name: Пресс-секретарь, telegram_id: 1006, global_roles: [press_secretary]}}
+  - {{id: head, name: Глава, telegram_id: 1007, global_roles: [leadership]}}
+"""
+
+CARD = re.compile(r"Кейс №(\d+)")
+COUNTED = re.compile(r"Ещё (\d+) похожих|Связанных упоминаний: (\d+)")
+
+
+@dataclass
+class Sent:
+    index: int
+    mention: Generated
+    at: float  # when its POST left (monotonic)
+    answered: float = math.nan  # when the API answered it
+    case: int | None = None
+    rank: int = 0  # its place among its case's mentions, 1 for the first
+    visible: float = math.inf  # when the server first held a card counting it (monotonic)
+
+
+class CardLog:
+    """Every version of every card the test server stores: (when, shows this many mentions)
+    per case, and the card messages per chat."""
+
+    def __init__(self, server: TelegramServer) -> None:
+        self.shown: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        self.cards: dict[int, set[int]] = defaultdict(set)  # chat -> message ids of cards
+        send, edit = server._api_sendMessage, server._api_editMessageText
+
+        def record(chat: int, message_id: int, text: str) -> None:
+            card = CARD.search(text)
+            if card is None:
+                return
+            counted = COUNTED.search(text)
+            more = int(next(g for g in counted.groups() if g)) if counted else 0
+            self.shown[int(card.group(1))].append((time.monotonic(), 1 + more))
+            self.cards[chat].add(message_id)
+
+        async def logged_send(state: Any, params: dict[str, str], files: Any) -> Any:
+            result = await send(state, params, files)
+            record(int(result["chat"]["id"]), int(result["message_id"]), result.get("text", ""))
+            return result
+
+        async def logged_edit(state: Any, params: dict[str, str], files: Any) -> Any:
+            result = await edit(state, params, files)
+            chat, message_id = int(params["chat_id"]), int(params["message_id"])
+            record(chat, message_id, server.message(chat, message_id).text or "")
+            return result
+
+        server._api_sendMessage = logged_send  # type: ignore[method-assign]
+        server._api_editMessageText = logged_edit  # type: ignore[method-assign]
+
+
+def schedule(mentions: list[Generated], length_s: float, rng: random.Random) -> list[float]:
+    """Arrival times (seconds from the start, real time): a storyline breaks at its start and
+    fades (most of it in the first minutes after), the tail comes evenly."""
+    times: list[float] = []
+    for one in mentions:
+        start = STARTS.get(one.storyline)
+        if start is None:
+            times.append(rng.uniform(0, length_s))
+            continue
+        begin = start * length_s
+        while True:
+            at = begin + rng.expovariate(1 / (0.15 * length_s))
+            if at < length_s:
+                break
+        times.append(at)
+    return times
+
+
+def payload(index: int, one: Generated) -> dict[str, Any]:
+    return {
+        "external_id": f"storm-{index}",
+        "text": one.text,
+        "language": one.language,
+        "sentiment": "negative",
+        "author": {"id": f"person-{index}", "name": f"Житель {index}", "channel": "vk"},
+        "url": f"https://vk.com/wall-1_{index}",
+    }
+
+
+async def send_all(
+    args: argparse.Namespace, base: str, sent: list[Sent], times: list[float]
+) -> list[str]:
+    """Posts every mention at its time (scaled): singles at once, the rest in the monitoring
+    source's batches. Returns the problems met (non-202 answers)."""
+    rng = random.Random(args.seed + 1)
+    single = {s.index for s in sent if rng.random() < args.single_share}
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    order = sorted(range(len(sent)), key=lambda i: times[i])
+    problems: list[str] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
+
+        async def post(items: list[Sent], token: str) -> None:
+            now = time.monotonic()
+            for one in items:
+                one.at = now
+            body = [payload(one.index, one.mention) for one in items]
+            headers = {"Authorization": f"Bearer {token}"}
+            async with http.post(f"{base}/api/v1/mentions", json=body, headers=headers) as answer:
+                if answer.status != 202:
+                    problems.append(f"{answer.status}: {(await answer.text())[:200]}")
+                    return
+                results = (await answer.json())["results"]
+            answered = time.monotonic()
+            for one, result in zip(items, results, strict=True):
+                one.answered = answered
+                if result["status"] == "accepted":
+                    one.case = result["case"]
+
+        waiting: list[Sent] = []
+        next_flush = args.flush
+        for i in order:
+            due = times[i]
+            while next_flush <= due:  # the monitoring source sends what it has collected
+                await asyncio.sleep(max(0.0, start + next_flush / args.scale - loop.time()))
+                if waiting:
+                    tasks.append(asyncio.create_task(post(waiting, MONITORING_TOKEN)))
+                    waiting = []
+                next_flush += args.flush
+            if len(waiting) >= MAX_BATCH:
+                tasks.append(asyncio.create_task(post(waiting, MONITORING_TOKEN)))
+                waiting = []
+            if i in single:
+                await asyncio.sleep(max(0.0, start + due / args.scale - loop.time()))
+                tasks.append(asyncio.create_task(post([sent[i]], FORMS_TOKEN)))
+            else:
+                waiting.append(sent[i])
+        if waiting:
+            await asyncio.sleep(max(0.0, start + next_flush / args.scale - loop.time()))
+            tasks.append(asyncio.create_task(post(waiting, MONITORING_TOKEN)))
+        await asyncio.gather(*tasks)
+    return problems
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tail = round(args.mentions * TAIL_SHARE)
+    sizes = {story: round(args.mentions * share) for story, share in SHARES.items()}
+    sizes["water"] += args.mentions - tail - sum(sizes.values())
+    mentions = storm(sizes, tail, seed=args.seed)
+    length_s = args.minutes * 60
+    times = schedule(mentions, length_s, random.Random(args.seed))
+    sent = [Sent(i, one, math.nan) for i, one in enumerate(mentions)]
+
+    server = TelegramServer(Limits(time_scale=args.scale))
+    await server.start()
+    server.add_bot(TOKEN, "otklik_bot")
+    chats = {d: server.create_chat("supergroup", name).id for d, name in DEPARTMENTS.items()}
+    log = CardLog(server)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="otklik-crisis-burst-") as tmp:
+        directory = Path(tmp)
+        lines = [
+            f"  - {{id: {d}, name: {name}, telegram: {{chat_id: {chats[d]}}}}}"
+            for d, name in DEPARTMENTS.items()
+        ]
+        path = directory / "config.yaml"
+        path.write_text(
+            CONFIG.format(
+                db=directory / "otklik.db",
+                root=ROOT,
+                token=TOKEN,
+                api_base=server.api_base,
+                scale=args.scale,
+                port=port,
+                monitoring=MONITORING_TOKEN,
+                forms=FORMS_TOKEN,
+                poll=round(1.0 / args.scale, 3),
+                departments="\n".join(lines),
+            ),
+            encoding="utf-8",
+        )
+        config = load_config(path, env={})
+        app = App(config, load_playbook(config.playbooks.path), SystemClock())
+        await app.start()
+        started_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            started = time.monotonic()
+            problems = await send_all(args, f"http://127.0.0.1:{port}", sent, times)
+            arrived = time.monotonic()
+            # Everything gets its minute; then until the outbox is empty, within bounds.
+            await asyncio.sleep(VISIBLE_WITHIN_S / args.scale)
+            deadline = time.monotonic() + args.drain_s / args.scale
+            while time.monotonic() < deadline:
+                async with app.database.uow() as uow:
+                    if not await uow.outbox.depth():
+                        break
+                await asyncio.sleep(0.2)
+            finished = time.monotonic()
+            await rank(app, sent)
+            outbox_left = 0
+            async with app.database.uow() as uow:
+                outbox_left = await uow.outbox.depth()
+        finally:
+            await app.stop()
+            await server.stop()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "sent": sent,
+        "log": log,
+        "chats": chats,
+        "problems": problems,
+        "count_429": server.stats.count_429,
+        "arrival_wall_s": arrived - started,
+        "wall_s": finished - started,
+        "outbox_left": outbox_left,
+        "rss_mb": peak_kb / 1024,
+        "rss_started_mb": started_kb / 1024,
+        "sizes": sizes,
+        "tail": tail,
+    }
+
+
+async def rank(app: App, sent: list[Sent]) -> None:
+    """Each mention's place in its case, in the order mentions joined it (the order a card's
+    count grows in)."""
+    by_external = {f"storm-{s.index}": s for s in sent}
+    cases = sorted({s.case for s in sent if s.case is not None})
+    async with app.database.reader() as uow:
+        for case_id in cases:
+            stored = await uow.mentions.for_case(case_id)
+            ordered = sorted(stored, key=lambda m: m.id or 0)
+            for place, mention in enumerate(ordered, start=1):
+                one = by_external.get(mention.external_id)
+                if one is not None:
+                    one.rank = place
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    sent: list[Sent] = result["sent"]
+    log: CardLog = result["log"]
+    for one in sent:
+        if one.case is None:
+            continue
+        for at, shown in log.shown.get(one.case, []):
+            if shown >= one.rank:
+                one.visible = min(one.visible, at)
+    lost = sum(1 for s in sent if s.case is None)
+    delays = [(s.visible - s.at) * args.scale for s in sent]
+    within = sum(1 for d in delays if d <= VISIBLE_WITHIN_S) / len(sent)
+    never = sum(1 for d in delays if math.isinf(d))
+    p99 = percentile(delays, 99)
+
+    members: dict[int, list[Sent]] = defaultdict(list)
+    for one in sent:
+        if one.case is not None:
+            members[one.case].append(one)
+    joined = right = 0
+    per_story: dict[str, Counter[int]] = defaultdict(Counter)
+    for case_id, group in members.items():
+        story = Counter(s.mention.storyline for s in group).most_common(1)[0][0]
+        # The case's first mention opened it; each of the others joined, rightly or not.
+        joins = [s for s in group if s.rank > 1]
+        joined += len(joins)
+        right += sum(1 for s in joins if s.mention.storyline == story)
+        for one in group:
+            if not one.mention.storyline.startswith("tail-"):
+                per_story[one.mention.storyline][case_id] += 1
+    purity = right / joined if joined else 1.0
+
+    cards = {d: len(result["log"].cards.get(chat, ())) for d, chat in result["chats"].items()}
+    print(
+        f"Crisis burst: {len(sent):,} mentions in {args.minutes:g} min at scale {args.scale:g} "
+        f"(Telegram's limits and the storm {args.scale:g}x faster; wall {result['wall_s']:.0f} s, "
+        f"arrivals over {result['arrival_wall_s']:.0f} s); times below in real seconds"
+    )
+    print(
+        "Storylines: "
+        + ", ".join(f"{s} {n}" for s, n in result["sizes"].items())
+        + f"; tail {result['tail']} (each its own); {args.single_share:.0%} posted singly, "
+        f"the rest in batches every {args.flush:g} s"
+    )
+    for problem in result["problems"][:5]:
+        print(f"  API problem: {problem}")
+    print(
+        f"Lost: {lost}; 429s: {result['count_429']}; "
+        f"outbox left at the end: {result['outbox_left']}"
+    )
+    print("Cards posted per department: " + ", ".join(f"{d} {n}" for d, n in cards.items()))
+    for story, spread in per_story.items():
+        top = spread.most_common(1)[0][1]
+        print(
+            f"  {story}: {sum(spread.values())} mentions in {len(spread)} cases, "
+            f"the largest holds {top / sum(spread.values()):.0%}"
+        )
+    print(
+        f"Visible within {VISIBLE_WITHIN_S:g} s: {within:.1%}; p99 "
+        + (f"{p99:.1f} s" if not math.isinf(p99) else "never")
+        + f"; never visible: {never}"
+    )
+    answers = [(s.answered - s.at) * args.scale for s in sent if not math.isnan(s.answered)]
+    opened = sorted(min(at for at, _ in shown) for shown in log.shown.values())
+    first_sent = min(s.at for s in sent)
+    print(
+        f"API answer (stored, case opened or joined): p50 {percentile(answers, 50):.1f} s, "
+        f"p99 {percentile(answers, 99):.1f} s; first card on the server "
+        f"{(opened[0] - first_sent) * args.scale:.1f} s after the first post"
+        if answers and opened
+        else "No API answers or no cards"
+    )
+    print(f"Purity: {purity:.3f} of {joined} joined mentions in their case's storyline")
+    print(
+        f"Peak RSS (bot, test server and senders in one process): {result['rss_mb']:.0f} MB "
+        f"({result['rss_started_mb']:.0f} MB once the bot had started, before the storm)"
+    )
+    targets = (
+        lost == 0
+        and result["count_429"] == 0
+        and within >= 0.99
+        and purity >= 0.95
+        and result["rss_mb"] < 300
+    )
+    print(
+        "Targets lost 0, 429s 0, visible share >= 0.99, purity >= 0.95, RSS < 300 MB: "
+        + ("met" if targets else "MISSED")
+    )
+    return {
+        "lost": lost,
+        "count_429": result["count_429"],
+        "visible_60s_share": round(within, 4),
+        "visible_p99_s": None if math.isinf(p99) else round(p99, 1),
+        "purity": round(purity, 4),
+        "rss_mb": round(result["rss_mb"], 1),
+        "cards": cards,
+        "scale": args.scale,
+        "mentions": len(sent),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mentions", type=int, default=10_000)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--scale", type=float, default=10.0, help="limits and storm speed-up")
+    parser.add_argument("--flush", type=float, default=5.0, help="seconds between batches")
+    parser.add_argument("--single-share", type=float, default=0.2)
+    parser.add_argument("--drain-s", type=float, default=600.0, help="most to wait at the end")
+    parser.add_argument("--seed", type=int, default=19)
+    args = parser.parse_args()
+    if args.mentions < 100 or args.minutes <= 0 or args.scale <= 0 or args.flush <= 0:
+        parser.error("--mentions >= 100; --minutes, --scale and --flush positive")
+    if not 0 <= args.single_share <= 1:
+        parser.error("--single-share is a share, 0..1")
+    logging.basicConfig(level=logging.ERROR)
+    result = asyncio.run(run(args))
+    summary = report(args, result)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
