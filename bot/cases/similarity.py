@@ -37,6 +37,7 @@ ROWS = 2  # a pair at Jaccard 0.4 shares a band with p = 1 - (1 - 0.4**2)**12 �
 PER_BAND = 8  # newest mentions per band compared with a new one (stored and in a batch)
 MAX_ANCHORS = 3  # numbers looked up per text: a list of figures is not a route each
 MIN_SHARED = 3  # two words in common ("улица Горная") are a place or a phrase, not a story
+MIN_TOPIC = 1  # a word in common about what happened, besides where and when
 MIN_FEATURES = 5  # shorter texts ("третий день нет отопления") do not say where: never joined
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -93,6 +94,19 @@ _STREET_BEFORE = frozenset(
     """.split()  # noqa: SIM905
 )
 _STREET_AFTER = frozenset(("street", "st", "avenue", "ave", "road", "rd", "lane", "square"))
+# Words that say which building and since when: shared by whatever happened there and then,
+# so they count as features but not as what went wrong (Features.topic).
+_WHERE_AND_WHEN = frozenset(
+    """
+    дом дома доме домом д кв квартира квартиры квартире подъезд подъезде подъезда корпус
+    dom domu domie budynek budynku mieszkanie mieszkaniu klatka klatce
+    house building flat apartment entrance block
+    день дня дней дни неделю недели неделя неделе месяц месяца час часа часов минут сутки
+    сегодня вчера утром вечером ночью третий третью третьи второй вторую четвёртый пятый
+    dni dzień tydzień tygodnia tygodnie godzinę godziny godzin minut dzisiaj wczoraj trzeci
+    day days week weeks hour hours minutes today yesterday third second
+    """.split()  # noqa: SIM905
+)
 
 
 def _typed_in_a_hurry(words: frozenset[str]) -> frozenset[str]:
@@ -123,6 +137,9 @@ class Features:
     # 5" and "ждём 40 минут" are not.
     number_roles: frozenset[str] = frozenset()
     places: frozenset[str] = frozenset()  # streets named after "улица", "ulica", before "street"
+    # What the text says went wrong: its words without places and names. Two texts about one
+    # street and house share the place whatever happened there; they must share this too.
+    topic: frozenset[str] = frozenset()
     all: frozenset[str] = field(init=False, compare=False)  # words and "#"-numbers
 
     def __post_init__(self) -> None:
@@ -142,12 +159,15 @@ def _stem(folded: str) -> str | None:
 
 
 def features(text: str) -> Features:
-    tokens = [t.casefold() for t in _TOKEN.findall(text[:4000])]  # the opening says it
+    opening = text[:4000]  # the opening says it
+    found = list(_TOKEN.finditer(opening))
+    tokens = [m.group().casefold() for m in found]
     stems = [None if t.isdigit() else _stem(t) for t in tokens]
     words: set[str] = set()
     numbers: set[str] = set()
     roles: set[str] = set()
     places: set[str] = set()
+    names: set[str] = set()
     for i, token in enumerate(tokens):
         if token.isdigit():
             numbers.add(token.lstrip("0") or "0")
@@ -157,11 +177,25 @@ def features(text: str) -> Features:
         before, after = token in _STREET_BEFORE_TYPED, token in _STREET_AFTER_TYPED
         if stem is not None and not before and not after:
             words.add(stem)  # "улица" says nothing: any address has it; its name does
+            if token in _WHERE_AND_WHEN or _named(opening, found[i]):
+                names.add(stem)
         if before and i + 1 < len(tokens) and stems[i + 1]:
             places.add(stems[i + 1] or "")
         if after and i > 0 and stems[i - 1]:
             places.add(stems[i - 1] or "")
-    return Features(frozenset(words), frozenset(numbers), frozenset(roles), frozenset(places))
+    topic = frozenset(words - places - names)
+    return Features(
+        frozenset(words), frozenset(numbers), frozenset(roles), frozenset(places), topic
+    )
+
+
+def _named(text: str, token: re.Match[str]) -> bool:
+    """A capitalised word inside a sentence: a name (a street, a district, a firm), which
+    says where or who, not what went wrong."""
+    if not token.group()[0].isupper() or token.group().isupper():
+        return False
+    before = text[: token.start()].rstrip()
+    return bool(before) and before[-1] not in '.!?:;\n"«(—-'
 
 
 def _neighbours(stems: Sequence[str | None], at: int) -> Iterable[str]:
@@ -193,7 +227,7 @@ def similarity(a: Features, b: Features) -> float:
         return 0.0
     left, right = a.all, b.all
     shared = len(left & right)
-    if shared < MIN_SHARED:
+    if shared < MIN_SHARED or len(a.topic & b.topic) < MIN_TOPIC:
         return 0.0
     return shared / min(len(left), len(right))
 

@@ -99,3 +99,21 @@ def test_two_words_in_common_are_not_a_story() -> None:
     sewage = "На улице Горная канализация течёт в подвал"
     racing = "Автомобили гоняют по двору на улице Горная"
     assert not joins(sewage, racing)
+
+
+def test_one_house_with_different_problems_stays_apart_the_same_problem_joins() -> None:
+    # The place (street, house) and the time ("третий день") are shared by whatever happened
+    # there: two texts must also share a word about what went wrong.
+    heating = "На улице Ленина 5 третий день нет отопления в квартире"
+    pothole = "На улице Ленина 5 третий день яма на дороге, никто не чинит"
+    water = "Улица Ленина, дом 5: третий день нет горячей воды"
+    rubbish = "Улица Ленина, дом 5: третий день не вывозят мусор, контейнеры переполнены"
+    light = "Опять отключили свет в доме на Садовой 12"
+    snow = "Опять не убрали снег во дворе дома на Садовой 12"
+    for a, b in [(heating, pothole), (water, rubbish), (light, snow), (heating, rubbish)]:
+        assert not joins(a, b), (a, b)
+    assert joins(
+        "Третий день нет воды в доме 15 на Лесной",
+        "Дом 15 Лесная: воды нет уже три дня, когда дадут?",
+    )
+    assert features(water).topic == {"gorj", "vody"}  # not the street, the house, the day
