@@ -21,8 +21,11 @@ run: $(STAMP) $(CONFIG)
 	$(BIN)/otklik run -c $(CONFIG)
 
 # The same checks as .pre-commit-config.yaml, then the whole suite: CI runs exactly this.
+# In parallel, one pytest-xdist worker per core; the tests that need Synapse share one worker
+# (--dist loadgroup), so only it starts a homeserver. `make test TEST_WORKERS=0`: serially.
+TEST_WORKERS ?= auto
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
