@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.clock import FrozenClock
 from store import crypto
 from store.db import Database
+from tests.doubles.migrated import migrated_sqlite_url
 from tests.doubles.synapse import SynapseServer
 
 # One set of data keys for the session (and the processes it starts), as production sets
@@ -112,6 +113,7 @@ def sqlite_url(tmp_path: Path) -> str:
 async def database(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Database]:
     """A migrated database on each backend; PostgreSQL gets a schema of its own per test."""
     if request.param == "sqlite":
+        await migrated_sqlite_url(sqlite_url)  # a copy at head: upgrade() finds nothing to do
         db = Database(sqlite_url)
         await db.upgrade()
         yield db
