@@ -147,11 +147,3 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]
         yield server
     finally:
         server.stop()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test on the shared Synapse joins one xdist group: under `--dist loadgroup` (the
-    Makefile's) they all run on one worker, so only that worker starts a homeserver."""
-    for item in items:
-        if "synapse" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("synapse"))
