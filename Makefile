@@ -21,8 +21,13 @@ run: $(STAMP) $(CONFIG)
 	$(BIN)/otklik run -c $(CONFIG)
 
 # The same checks as .pre-commit-config.yaml, then the whole suite: CI runs exactly this.
+# In parallel, one pytest-xdist worker per core, each with its own Synapse and PostgreSQL
+# database; an idle worker takes tests queued for a busy one (worksteal: a few tests run for
+# minutes). Not loadscope/loadgroup: they schedule by node id, and schemathesis gives all of
+# a test's items one id, so all but one would not run. `make test TEST_WORKERS=0`: serially.
+TEST_WORKERS ?= auto
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -9,13 +10,15 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import FrozenClock
 from store import crypto
 from store.db import Database
+from tests.doubles.migrated import migrated_sqlite_url
 from tests.doubles.synapse import SynapseServer
 
 # One set of data keys for the session (and the processes it starts), as production sets
@@ -24,9 +27,28 @@ os.environ.setdefault(crypto.DATA_KEY_ENV, f"test:{crypto.new_key_text()}")
 os.environ.setdefault(crypto.INDEX_KEY_ENV, crypto.new_key_text())
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get(
+# The server and database the tests are given; under pytest-xdist each worker ("gw0", ...)
+# works in a database of its own beside it ("test_gw0"), made at session start and dropped at
+# the end, so no worker sees another's schemas, roles' objects or leftovers.
+GIVEN_POSTGRES_URL = os.environ.get(
     "OTKLIK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _worker_url(url: str, worker: str | None) -> str:
+    if worker is None:
+        return url
+    given = make_url(url)
+    return given.set(database=f"{given.database}_{worker}").render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _worker_url(GIVEN_POSTGRES_URL, XDIST_WORKER)
+if XDIST_WORKER is not None:
+    # A worker starts with COLUMNS=80 and LINES=24 in its environment; rich would fix its
+    # consoles' width from them for good (see wide_cli_output below).
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -39,6 +61,41 @@ def _reachable(host: str, port: int) -> bool:
 
 POSTGRES_UP = _reachable("127.0.0.1", 5432)
 POSTGRES_SKIP = "PostgreSQL is not reachable at 127.0.0.1:5432 (set OTKLIK_TEST_POSTGRES_URL)"
+
+
+async def _recreate_database(url: str, *, drop_only: bool = False) -> None:
+    """(Re)create the database `url` names, connected to the given one (trust auth)."""
+    target = make_url(url)
+    plain = make_url(GIVEN_POSTGRES_URL).set(drivername="postgresql")
+    conn = await asyncpg.connect(plain.render_as_string(hide_password=False))
+    try:
+        # A run killed half-way leaves its database behind: start from nothing.
+        await conn.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+        if not drop_only:
+            await conn.execute(f'CREATE DATABASE "{target.database}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_postgres_database() -> Iterator[None]:
+    """This xdist worker's own database (sync: its own short event loop, none shared)."""
+    if XDIST_WORKER is None or not POSTGRES_UP:
+        yield
+        return
+    asyncio.run(_recreate_database(POSTGRES_URL))
+    try:
+        yield
+    finally:
+        asyncio.run(_recreate_database(POSTGRES_URL, drop_only=True))
+
+
+@pytest.fixture(autouse=True)
+def wide_cli_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's rich console wraps at 80 columns off a terminal and folds a word longer than
+    the line where it falls: a tmp path (longer under xdist: .../popen-gw0/...) would be cut
+    inside, and tests that undo the wrapping would not find the file names they look for."""
+    monkeypatch.setenv("COLUMNS", "400")
 
 
 @pytest.fixture
@@ -56,6 +113,7 @@ def sqlite_url(tmp_path: Path) -> str:
 async def database(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Database]:
     """A migrated database on each backend; PostgreSQL gets a schema of its own per test."""
     if request.param == "sqlite":
+        await migrated_sqlite_url(sqlite_url)  # a copy at head: upgrade() finds nothing to do
         db = Database(sqlite_url)
         await db.upgrade()
         yield db

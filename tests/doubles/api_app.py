@@ -12,6 +12,7 @@ from bot.messages.outbox import Transport
 from bot.settings.playbook import load_playbook
 from handlers.app import App
 from tests.doubles.fakes import RecordingTransport
+from tests.doubles.migrated import migrated_sqlite_url
 from tests.doubles.support import make_config
 from tests.doubles.synapse import free_port
 
@@ -24,6 +25,7 @@ async def running_api(
     port = free_port()
     config = make_config(tmp_path, url, port)
     telegram = transport if transport is not None else RecordingTransport()
+    await migrated_sqlite_url(url)
     app = App(config, load_playbook(config.playbooks.path), clock, {"telegram": telegram})
     await app.start()
     try:

@@ -24,6 +24,7 @@ from bot.settings.playbook import load_playbook
 from handlers.app import App, with_room_ids
 from handlers.matrix.adapter import MatrixAdapter
 from handlers.matrix.shown import CARD_FIELD
+from tests.doubles.migrated import migrated_sqlite
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import MatrixUser, SynapseServer
 
@@ -160,6 +161,7 @@ class MatrixWorld:
         playbook = load_playbook(config.playbooks.path)
         if self.drills is not None:
             playbook = playbook.model_copy(update={"drills": dict(self.drills)})
+        await migrated_sqlite(self.tmp_path / "otklik.db")
         app = App(config, playbook, self.clock)
         await app.start()
         await synced(app)

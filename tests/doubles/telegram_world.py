@@ -19,6 +19,7 @@ from bot.settings.config import load_config
 from bot.settings.drill_scenarios import DrillScenario
 from bot.settings.playbook import load_playbook
 from handlers.app import App
+from tests.doubles.migrated import migrated_sqlite
 from tests.doubles.support import ROOT
 from tests.doubles.telegram_server.flood import Limits
 from tests.doubles.telegram_server.server import TelegramServer
@@ -257,6 +258,7 @@ async def telegram_world(
     playbook = load_playbook(config.playbooks.path)
     if drills is not None:
         playbook = playbook.model_copy(update={"drills": dict(drills)})
+    await migrated_sqlite(tmp_path / "otklik.db")
     app = App(config, playbook, clock or SystemClock())
     world.app = app
     await app.start()
