@@ -140,6 +140,9 @@ class Features:
     # What the text says went wrong: its words without places and names. Two texts about one
     # street and house share the place whatever happened there; they must share this too.
     topic: frozenset[str] = frozenset()
+    # The streets and names it says (Садовой, Ленина, Mickiewicza): two texts that each name
+    # places or names and share none are about different places.
+    where: frozenset[str] = frozenset()
     all: frozenset[str] = field(init=False, compare=False)  # words and "#"-numbers
 
     def __post_init__(self) -> None:
@@ -168,6 +171,7 @@ def features(text: str) -> Features:
     roles: set[str] = set()
     places: set[str] = set()
     names: set[str] = set()
+    generic: set[str] = set()  # the building, the time
     for i, token in enumerate(tokens):
         if token.isdigit():
             numbers.add(token.lstrip("0") or "0")
@@ -177,15 +181,18 @@ def features(text: str) -> Features:
         before, after = token in _STREET_BEFORE_TYPED, token in _STREET_AFTER_TYPED
         if stem is not None and not before and not after:
             words.add(stem)  # "улица" says nothing: any address has it; its name does
-            if token in _WHERE_AND_WHEN or _named(opening, found[i]):
+            if token in _WHERE_AND_WHEN:
+                generic.add(stem)
+            elif _named(opening, found[i]):
                 names.add(stem)
         if before and i + 1 < len(tokens) and stems[i + 1]:
             places.add(stems[i + 1] or "")
         if after and i > 0 and stems[i - 1]:
             places.add(stems[i - 1] or "")
-    topic = frozenset(words - places - names)
+    topic = frozenset(words - places - names - generic)
+    where = frozenset(places | names)
     return Features(
-        frozenset(words), frozenset(numbers), frozenset(roles), frozenset(places), topic
+        frozenset(words), frozenset(numbers), frozenset(roles), frozenset(places), topic, where
     )
 
 
@@ -223,7 +230,7 @@ def similarity(a: Features, b: Features) -> float:
     name numbers that count the same thing and share none, or name streets and share none."""
     if a.numbers and b.numbers and not (a.numbers & b.numbers) and a.number_roles & b.number_roles:
         return 0.0
-    if a.places and b.places and not (a.places & b.places):
+    if a.where and b.where and not (a.where & b.where):
         return 0.0
     left, right = a.all, b.all
     shared = len(left & right)

@@ -117,3 +117,12 @@ def test_one_house_with_different_problems_stays_apart_the_same_problem_joins() 
         "Дом 15 Лесная: воды нет уже три дня, когда дадут?",
     )
     assert features(water).topic == {"gorj", "vody"}  # not the street, the house, the day
+
+
+def test_the_same_problem_in_two_named_places_is_two_complaints() -> None:
+    # No "улица" before the name: a capitalised word inside a sentence names the place.
+    sadovaya = "Прорыв трубы на Садовой, кипяток заливает подъезд! Вот фото"
+    lenina = "Прорыв трубы на Ленина, кипяток заливает подвал! Акт во вложении"
+    assert features(sadovaya).where == {"sado"}
+    assert similarity(features(sadovaya), features(lenina)) == 0.0
+    assert joins(sadovaya, "Кипяток заливает подъезд на Садовой, прорыв трубы, сделайте что-то")
