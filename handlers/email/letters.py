@@ -17,7 +17,6 @@ from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
 
 from bot.cases.replies import EMAIL_IDENTITY, EMAIL_SOURCE
 from bot.model import (
@@ -30,6 +29,7 @@ from bot.model import (
     Mention,
     bounded_attachments,
 )
+from handlers.html_text import text_of_html
 
 MAX_EXTERNAL_ID = 256  # the store's column
 MAX_SUBJECT = 512
@@ -60,48 +60,8 @@ class Letter:
     replies_to: tuple[str, ...] = ()  # In-Reply-To and References, newest first
 
 
-class _TextOnly(HTMLParser):
-    """Text of an HTML body: what is between tags, with no script, style or other
-    non-text element; tags are dropped, never interpreted."""
-
-    _BLOCKS = frozenset(
-        {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"}
-    )
-    _SKIP = frozenset(
-        {"script", "style", "head", "title", "noscript", "template", "iframe", "object", "svg"}
-    )
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._BLOCKS:  # <br/>; a self-closed <script/> opens nothing
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
-
-
 def html_to_text(html: str) -> str:
-    parser = _TextOnly()
-    parser.feed(html)
-    parser.close()
-    return tidy("".join(parser.parts))
+    return tidy(text_of_html(html))
 
 
 def tidy(text: str) -> str:

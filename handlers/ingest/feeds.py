@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any, Protocol
 
 import aiohttp
@@ -37,6 +36,7 @@ from bot.model import (
     SentimentSource,
 )
 from bot.settings.connections import FeedSource
+from handlers.html_text import text_of_html
 
 log = logging.getLogger(__name__)
 
@@ -77,39 +77,10 @@ def source_of(feed: FeedSource) -> str:
     return feed.source
 
 
-class _TextOnly(HTMLParser):
-    _BLOCKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "blockquote"})
-    _SKIP = frozenset({"script", "style"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
-
-
 def plain_text(value: str, html: bool = True) -> str:
     """Text without markup, whitespace tidied; `html=False` for values that are text already."""
     if html:
-        parser = _TextOnly()
-        parser.feed(value)
-        parser.close()
-        value = "".join(parser.parts)
+        value = text_of_html(value)
     value = value.replace("\x00", "")  # a loose parse turns &#0; into NUL; no database wants it
     return _LINES.sub("\n", _SPACES.sub(" ", value)).strip()
 
