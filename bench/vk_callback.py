@@ -4,12 +4,18 @@ Starts the App on the shipped example config with its `vk:` section on (SQLite i
 directory), then sends `--events` wall comments one after another through the Callback API
 as VK does, and `--replays` of them again under the same event ids. Measures each answer's
 time (request to "ok", time.monotonic) and the time from the first event to the moment every
-stored event has become a mention. VK wants the "ok" quickly; the work happens after it.
+stored event has become a mention (events/s). VK wants the "ok" quickly; the work happens
+after it.
 
-    .venv/bin/python bench/vk_callback.py [--events 500] [--replays 100]
+Then the backlog, as after a restart: `--backlog` more comments (in threads of five, every
+tenth edited) are stored while intake is stopped, and intake is timed taking them all in
+(backlog events/s: what intake alone can do, whatever the sender's pace).
+
+    .venv/bin/python bench/vk_callback.py [--events 500] [--replays 100] [--backlog 2000]
 
 The last line is one JSON object: {"events", "ok_p50_ms", "ok_p99_ms", "ok_max_ms",
-"taken_in_s", "events_per_s", "replays_acted_on"}.
+"taken_in_s", "events_per_s", "replays_acted_on", "backlog", "backlog_s",
+"backlog_events_per_s", "mentions"}.
 """
 
 from __future__ import annotations
@@ -73,12 +79,52 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def run(events: int, replays: int) -> dict[str, Any]:
+def comment(n: int, text_: str, thread: int | None = None) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "id": n + 1,
+        "from_id": 1000 + n,
+        "date": 1_764_000_000 + n,
+        "text": text_,
+        "post_id": 1 + n % 20,
+        "owner_id": -GROUP,
+    }
+    if thread is not None:
+        obj["reply_to_comment"] = thread
+        obj["parents_stack"] = [thread]
+    return obj
+
+
+async def all_taken_in(app: App) -> None:
+    while True:
+        async with app.database.reader() as uow:
+            if not await uow.vk_events.waiting(1):
+                return
+        await asyncio.sleep(0.05)
+
+
+async def backlog_of(sender: CallbackSender, first: int, count: int) -> int:
+    """Store `count` events (threads of five, every tenth comment edited); how many."""
+    sent = 0
+    for n in range(first, first + count):
+        thread = None if (n - first) % 5 == 0 else first + (n - first) // 5 * 5 + 1
+        obj = comment(n, TEXTS[n % len(TEXTS)].format(n=n), thread)
+        kind = "wall_reply_new"
+        if (n - first) % 10 == 9:
+            kind, obj["id"], obj["from_id"] = "wall_reply_edit", n, 1000 + n - 1
+            obj["text"] += " (правка)"
+        assert (await sender.send(kind, obj, event_id=f"b{n}"))[-1].ok
+        sent += 1
+    return sent
+
+
+async def run(events: int, replays: int, backlog: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         port = free_port()
         vk = VkServer()
         await vk.start()
         vk.add_token(TOKEN, "group", GROUP)
+        for n in range(events + backlog):
+            vk.add_person(1000 + n, "Имя", f"Фамилия{n}")
         env = {"OTKLIK_VK_TOKEN": TOKEN, "OTKLIK_VK_SECRET": SECRET}
         config = load_config(config_in(Path(scratch), port, vk.api_base), env=env)
         app = App(config, load_playbook(config.playbooks.path))
@@ -88,14 +134,7 @@ async def run(events: int, replays: int) -> dict[str, Any]:
             latencies: list[float] = []
             began = time.monotonic()
             for n in range(events):
-                obj = {
-                    "id": n + 1,
-                    "from_id": 1000 + n,
-                    "date": 1_764_000_000 + n,
-                    "text": TEXTS[n % len(TEXTS)].format(n=n),
-                    "post_id": 1 + n % 20,
-                    "owner_id": -GROUP,
-                }
+                obj = comment(n, TEXTS[n % len(TEXTS)].format(n=n))
                 sent = time.monotonic()
                 answers = await sender.send("wall_reply_new", obj, event_id=f"e{n}", retries=0)
                 latencies.append((time.monotonic() - sent) * 1000)
@@ -109,14 +148,21 @@ async def run(events: int, replays: int) -> dict[str, Any]:
                     "owner_id": -GROUP,
                 }
                 assert (await sender.send("wall_reply_new", obj, event_id=f"e{n}"))[-1].ok
-            while True:
-                async with app.database.uow() as uow:
-                    if not await uow.vk_events.waiting(1):
-                        break
-                await asyncio.sleep(0.05)
+            await all_taken_in(app)
             taken_in = time.monotonic() - began
-            async with app.database.uow() as uow:
+            async with app.database.reader() as uow:
                 stored = await uow.session.scalar(text("SELECT count(*) FROM mentions"))
+
+            # The backlog: stored while intake is down, taken in when it starts again.
+            assert app.vk_intake is not None
+            await app.vk_intake.stop()
+            await backlog_of(sender, events, backlog)
+            started = time.monotonic()
+            app.vk_intake.start()
+            await all_taken_in(app)
+            backlog_s = time.monotonic() - started
+            async with app.database.reader() as uow:
+                mentions = await uow.session.scalar(text("SELECT count(*) FROM mentions"))
         finally:
             await app.stop()
             await vk.stop()
@@ -128,6 +174,10 @@ async def run(events: int, replays: int) -> dict[str, Any]:
         "taken_in_s": round(taken_in, 2),
         "events_per_s": round(events / taken_in, 1),
         "replays_acted_on": int(stored or 0) - events,
+        "backlog": backlog,
+        "backlog_s": round(backlog_s, 2),
+        "backlog_events_per_s": round(backlog / backlog_s, 1) if backlog else None,
+        "mentions": int(mentions or 0),
     }
 
 
@@ -135,9 +185,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--replays", type=int, default=100)
+    parser.add_argument("--backlog", type=int, default=2000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    summary = asyncio.run(run(args.events, args.replays))
+    summary = asyncio.run(run(args.events, args.replays, args.backlog))
     print(f"{summary['events']} Callback API events, answered one at a time:")
     print(
         f"  'ok' after p50 {summary['ok_p50_ms']} ms, p99 {summary['ok_p99_ms']} ms, "
@@ -146,6 +197,11 @@ def main() -> None:
     print(
         f"  all taken in as mentions {summary['taken_in_s']} s after the first "
         f"({summary['events_per_s']} events/s); replays acted on: {summary['replays_acted_on']}"
+    )
+    print(
+        f"{summary['backlog']} events stored while intake was down (threads, edits): taken in "
+        f"{summary['backlog_s']} s after it started ({summary['backlog_events_per_s']} events/s);"
+        f" mentions in all: {summary['mentions']}"
     )
     print(json.dumps(summary))
 

@@ -308,9 +308,10 @@ class App:
             self.vk_intake = VkIntake(
                 self.database,
                 self.intake,
+                self._bulk_intake(),
                 self.clock,
                 config.vk.group_id,
-                names=vk.api.name_of if isinstance(vk, VkTransport) else None,
+                names=vk.api.names_of if isinstance(vk, VkTransport) else None,
             )
         self.mailbox: MailboxReader | None = None  # the e-mail channel's reader
         if config.email is not None and config.email_enabled:
@@ -493,6 +494,18 @@ class App:
         async with self.database.uow() as uow:
             return await uow.mentions.get(mention_id)
 
+    def _bulk_intake(self) -> BulkIntake:
+        """Batches (the HTTP API's, VK's events): classified off the event loop."""
+        return BulkIntake(
+            self.database.uow,
+            self.intake,
+            self.cases,
+            self.clock,
+            self.playbook.routing.author_labels,
+            self._mention_received,
+            offload=self._offload,
+        )
+
     def _offload(self, work: Callable[[], _Result], /) -> Awaitable[_Result]:
         return asyncio.get_running_loop().run_in_executor(self._cpu, work)
 
@@ -517,15 +530,7 @@ class App:
             self.clock,
             list(self.transports),
             self.metrics,
-            BulkIntake(
-                self.database.uow,
-                self.intake,
-                self.cases,
-                self.clock,
-                self.playbook.routing.author_labels,
-                self._mention_received,
-                offload=self._offload,
-            ),
+            self._bulk_intake(),
             health=self.health,
         )
         served = api.app()

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -25,6 +25,7 @@ MAX_ANSWER = 1024 * 1024  # the methods we call answer a few hundred bytes
 # api_requests, "Limits and recommendations"). A sliding window a little longer than a
 # second: VK counts a call when it arrives, a moment after it left here.
 COMMUNITY_PER_SECOND = 20
+USERS_PER_CALL = 1000  # users.get's limit on user_ids
 WINDOW_S = 1.1
 
 
@@ -98,16 +99,33 @@ class VkApi:
         return body["response"]
 
     async def name_of(self, user_id: int) -> str | None:
-        """A person's name as VK shows it (users.get takes a community token:
-        vk-api-schema users/methods.json); None when VK does not say."""
-        response = await self.call("users.get", {"user_ids": user_id})
-        if not isinstance(response, list) or not response or not isinstance(response[0], dict):
-            return None
-        person = response[0]
-        name = " ".join(
-            str(person.get(part) or "").strip() for part in ("first_name", "last_name")
-        ).strip()
-        return name or None
+        """A person's name as VK shows it; None when VK does not say."""
+        return (await self.names_of([user_id])).get(user_id)
+
+    async def names_of(self, user_ids: Sequence[int]) -> dict[int, str]:
+        """People's names as VK shows them, by id, in one users.get call per
+        USERS_PER_CALL ids (users.get takes a community token and a comma-separated list:
+        vk-api-schema users/methods.json); those VK does not know are left out."""
+        names: dict[int, str] = {}
+        wanted = list(dict.fromkeys(user_ids))
+        for start in range(0, len(wanted), USERS_PER_CALL):
+            chunk = wanted[start : start + USERS_PER_CALL]
+            response = await self.call("users.get", {"user_ids": ",".join(map(str, chunk))})
+            if not isinstance(response, list):
+                continue
+            asked = set(chunk)
+            for person in response:
+                if not isinstance(person, dict):
+                    continue
+                user_id = person.get("id")
+                if not isinstance(user_id, int) or user_id not in asked:
+                    continue  # only the ids asked about: VK's answer is untrusted too
+                name = " ".join(
+                    str(person.get(part) or "").strip() for part in ("first_name", "last_name")
+                ).strip()
+                if name:
+                    names[user_id] = name
+        return names
 
     async def close(self) -> None:
         if self._session is not None:

@@ -3,6 +3,7 @@ taken in after VK has had its "ok", then emptied of their content."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,11 +59,13 @@ class SqlVkEventRepository:
             for r in rows
         ]
 
-    async def done(self, row_id: int, now: datetime) -> None:
+    async def done(self, row_ids: Sequence[int], now: datetime) -> None:
         """Taken in: the content goes (it lives on in the mention, sealed and erasable there);
-        the event id stays, so a later retry is still recognised."""
+        the event id stays, so a later retry is still recognised. One statement a batch."""
+        if not row_ids:
+            return
         await self._s.execute(
             update(VkEventRow)
-            .where(VkEventRow.id == row_id, VkEventRow.done_at.is_(None))
+            .where(VkEventRow.id.in_(list(row_ids)), VkEventRow.done_at.is_(None))
             .values(done_at=now, body=None)
         )

@@ -29,7 +29,7 @@ async def test_an_event_is_stored_once_sealed_and_emptied_when_done(database: Da
     assert all("горячей" not in (stored or "") for stored in raw)  # sealed at rest
 
     async with database.uow() as uow:
-        await uow.vk_events.done(waiting[0].id, NOW)
+        await uow.vk_events.done([waiting[0].id], NOW)
         await uow.commit()
     async with database.uow() as uow:
         assert [e.event_id for e in await uow.vk_events.waiting(10)] == ["e2"]
