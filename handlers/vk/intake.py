@@ -18,6 +18,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.intake.bulk import BulkIntake
@@ -34,6 +35,7 @@ GATHER_S = 0.25  # after a poke, a burst's next events arrive: taken in together
 POLL_S = 5.0  # also what another process stored, and a retry after a failure
 MAX_ATTEMPTS = 3  # an event intake keeps failing on is dropped (logged), not retried for ever
 NAME_WAIT_S = 3.0  # a name is nice to have: a batch does not wait longer for its names
+NAMES_PAUSE = timedelta(minutes=1)  # after VK did not give names: batches go without for so long
 NAMES_KEPT = 10_000
 NamesLookup = Callable[[Sequence[int]], Awaitable[dict[int, str]]]
 SOURCE_DELETED = "source_deleted"  # audit event kind on the case of a deleted comment
@@ -59,6 +61,7 @@ class VkIntake:
     ) -> None:
         self._names = names  # Callback API events carry an id, not the person's name
         self._known: OrderedDict[int, str] = OrderedDict()
+        self._names_paused_until: datetime | None = None
         self._database = database
         self._intake = intake  # one by one, when a batch as a whole fails
         self._bulk = bulk
@@ -165,12 +168,16 @@ class VkIntake:
             for t in taking
             if (user_id := int(t.mention.author.external_id)) not in self._known
         }
-        if wanted and self._names is not None:
+        now = self._clock.now()
+        paused = self._names_paused_until is not None and now < self._names_paused_until
+        if wanted and self._names is not None and not paused:
             try:
                 found = await asyncio.wait_for(self._names(sorted(wanted)), NAME_WAIT_S)
             except Exception as error:  # the ids stay the names; the mentions must not wait
                 log.warning("vk: no names for %d authors: %s", len(wanted), type(error).__name__)
                 found = {}
+                # A storm must not wait NAME_WAIT_S a batch while VK is slow or refuses.
+                self._names_paused_until = now + NAMES_PAUSE
             for user_id, found_name in found.items():
                 if user_id in wanted and found_name:
                     self._known[user_id] = found_name[:MAX_NAME]

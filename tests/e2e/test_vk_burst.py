@@ -107,3 +107,25 @@ async def test_a_burst_stored_while_down_becomes_mentions_once_in_their_cases_wi
         asked = [int(i) for p in looked_up for i in p["user_ids"].split(",")]
         assert sorted(asked) == sorted(authors)
         assert len(looked_up) < THREADS
+
+
+async def test_when_vk_gives_no_names_the_mentions_go_in_without_and_vk_is_not_asked_again(
+    tmp_path: Path,
+) -> None:
+    async with vk_world(tmp_path) as world:
+        world.vk.fail_next("users.get", 10)  # VK's internal server error
+        taken: list[tuple[int, int]] = []  # (comment id, author)
+        for author in (30_001, 30_002):
+            world.vk.add_person(author, "Имя", "Фамилия")
+            comment = world.vk.comment(GROUP, POST, author, TOPICS[author % len(TOPICS)])
+            assert (await world.callback.send("wall_reply_new", comment.as_object()))[-1].ok
+            await world.idle()
+            taken.append((comment.id, author))
+        async with world.app.database.uow() as uow:
+            for comment_id, author in taken:
+                mention = await uow.mentions.get_by_external(VK_WALL_SOURCE, external(comment_id))
+                assert mention is not None and mention.author_id is not None
+                card = await uow.authors.get(mention.author_id)
+                assert card is not None and card.display_name == f"id{author}"
+        # Asked once; the second comment, within the pause, did not wait for VK again.
+        assert [name for name, _ in world.vk.calls].count("users.get") == 1

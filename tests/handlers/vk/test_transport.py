@@ -149,3 +149,17 @@ async def test_corrections_edit_a_message_and_follow_a_wall_reply(vk: VkServer) 
     # VK lets only a person edit a comment: the correction is a new reply that says so.
     replies = [c.text for c in vk.comments(GROUP, POST) if c.from_id == -GROUP]
     assert replies == ["Исправление к нашему ответу выше:\nВоду дадут в 19"]
+
+
+async def test_names_come_from_one_users_get_call_for_many_people(vk: VkServer) -> None:
+    vk.add_person(100, "Пётр", "Сидоров")
+    vk.add_person(101, "Анна", "Иванова")
+    sender = transport(vk)
+    try:
+        names = await sender.api.names_of([100, 101, 999, 100])
+        assert names == {100: "Пётр Сидоров", 101: "Анна Иванова"}  # 999: VK does not know
+        assert await sender.api.name_of(101) == "Анна Иванова"
+    finally:
+        await sender.close()
+    asked = [p["user_ids"] for name, p in vk.calls if name == "users.get"]
+    assert asked == ["100,101,999", "101"]  # once each, in one call
