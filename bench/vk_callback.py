@@ -14,7 +14,8 @@ tenth edited) are stored while intake is stopped, and intake is timed taking the
     .venv/bin/python bench/vk_callback.py [--events 500] [--replays 100] [--backlog 2000]
 
 The last line is one JSON object: {"events", "ok_p50_ms", "ok_p99_ms", "ok_max_ms",
-"taken_in_s", "events_per_s", "replays_acted_on", "backlog", "backlog_s",
+"taken_in_s", "events_per_s", "replays_acted_on", "ok_idle_p50_ms", "ok_idle_p99_ms", "backlog",
+"backlog_s",
 "backlog_events_per_s", "mentions"}.
 """
 
@@ -102,9 +103,9 @@ async def all_taken_in(app: App) -> None:
         await asyncio.sleep(0.05)
 
 
-async def backlog_of(sender: CallbackSender, first: int, count: int) -> int:
-    """Store `count` events (threads of five, every tenth comment edited); how many."""
-    sent = 0
+async def backlog_of(sender: CallbackSender, first: int, count: int) -> list[float]:
+    """Store `count` events (threads of five, every tenth comment edited); each "ok"'s time."""
+    latencies: list[float] = []
     for n in range(first, first + count):
         thread = None if (n - first) % 5 == 0 else first + (n - first) // 5 * 5 + 1
         obj = comment(n, TEXTS[n % len(TEXTS)].format(n=n), thread)
@@ -112,9 +113,10 @@ async def backlog_of(sender: CallbackSender, first: int, count: int) -> int:
         if (n - first) % 10 == 9:
             kind, obj["id"], obj["from_id"] = "wall_reply_edit", n, 1000 + n - 1
             obj["text"] += " (правка)"
+        sent = time.monotonic()
         assert (await sender.send(kind, obj, event_id=f"b{n}"))[-1].ok
-        sent += 1
-    return sent
+        latencies.append((time.monotonic() - sent) * 1000)
+    return latencies
 
 
 async def run(events: int, replays: int, backlog: int) -> dict[str, Any]:
@@ -156,7 +158,7 @@ async def run(events: int, replays: int, backlog: int) -> dict[str, Any]:
             # The backlog: stored while intake is down, taken in when it starts again.
             assert app.vk_intake is not None
             await app.vk_intake.stop()
-            await backlog_of(sender, events, backlog)
+            idle = await backlog_of(sender, events, backlog)
             started = time.monotonic()
             app.vk_intake.start()
             await all_taken_in(app)
@@ -174,6 +176,8 @@ async def run(events: int, replays: int, backlog: int) -> dict[str, Any]:
         "taken_in_s": round(taken_in, 2),
         "events_per_s": round(events / taken_in, 1),
         "replays_acted_on": int(stored or 0) - events,
+        "ok_idle_p50_ms": round(statistics.median(idle), 2) if idle else None,
+        "ok_idle_p99_ms": round(percentile(idle, 0.99), 2) if idle else None,
         "backlog": backlog,
         "backlog_s": round(backlog_s, 2),
         "backlog_events_per_s": round(backlog / backlog_s, 1) if backlog else None,
@@ -197,6 +201,10 @@ def main() -> None:
     print(
         f"  all taken in as mentions {summary['taken_in_s']} s after the first "
         f"({summary['events_per_s']} events/s); replays acted on: {summary['replays_acted_on']}"
+    )
+    print(
+        f"  'ok' while intake is stopped: p50 {summary['ok_idle_p50_ms']} ms, "
+        f"p99 {summary['ok_idle_p99_ms']} ms"
     )
     print(
         f"{summary['backlog']} events stored while intake was down (threads, edits): taken in "
