@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages.outbox import UNDELIVERED, OutboxOp
 from bot.model import TERMINAL_STATES, Case, CaseState, Draft
 from bot.ports import ConcurrentUpdate, DepartmentStatus
-from store.driver import chunks, rowcount
+from store.driver import chunks, raced, rowcount
 from store.mappers import case_from_row, case_values, draft_from_row, draft_values
 from store.models import CaseRow, DraftRow, MessageRefRow, OutboxRow
 
@@ -90,7 +90,8 @@ class SqlCaseRepository:
                 # the same cases queue behind each other instead of deadlocking. SQLite has
                 # no FOR UPDATE; its single write lock (reserve) already serialises writers.
                 query = query.order_by(table.c.id).with_for_update()
-            rows += (await self._s.execute(query)).all()
+            with raced("cases"):
+                rows += (await self._s.execute(query)).all()
         drafts = await self._drafts_of([row.id for row in rows])
         return {row.id: case_from_row(row, drafts[row.id]) for row in rows}
 
