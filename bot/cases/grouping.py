@@ -179,7 +179,7 @@ class CaseOpener:
         for case_id, mention in answered:
             reply = self._cards.joiner_reply(grown[case_id], firsts[case_id], mention, now)
             items += [reply] if reply is not None else []
-        await uow.outbox.enqueue(items)
+        await uow.outbox.enqueue_many(items)  # a few statements, not one per card
         await self._cases_changed(uow, [*opened, *grown.values()], now)
         final = {c.id: c for c in [*opened, *grown.values()]}
         return [final[c.id] for c in result]

@@ -89,9 +89,7 @@ async def test_singles_and_batches_joining_the_same_cases_are_all_accepted(
             rows = (await conn.execute(text("SELECT case_id FROM mentions"))).all()
             cases = (await conn.execute(text("SELECT id, mention_count FROM cases"))).all()
             attached = (
-                await conn.execute(
-                    text("SELECT case_id, count(*) FROM mentions GROUP BY case_id")
-                )
+                await conn.execute(text("SELECT case_id, count(*) FROM mentions GROUP BY case_id"))
             ).all()
     finally:
         await engine.dispose()
