@@ -33,7 +33,13 @@ says (similar mentions join), and prints {"http_batched_per_s", "http_batched_cp
 they all join a few cases: grouping's worst case; `--no-similar` turns similar-mention
 grouping off (the baseline); `--profile` then profiles one more (shorter) run.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--batch-clients 1]
+`--postgres URL` (postgresql+asyncpg://…) runs the HTTP part on PostgreSQL instead: each run
+on a fresh database created on that server and dropped at the end, encrypted (keys from
+OTKLIK_DATA_KEY and OTKLIK_INDEX_KEY, else generated for the run); answers other than 202 are
+printed with their status. Imports and the cost of encryption stay on SQLite.
+
+    .venv/bin/python bench/ingest.py [--postgres URL] [--seconds 10]
+                                     [--clients 8] [--batch-clients 1]
                                      [--rows 100000] [--encryption both|on|off] [--rounds 2]
                                      [--import-only]
                                      [--batched-only [--storm] [--no-similar] [--profile]]
