@@ -17,14 +17,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def example_config(directory: Path, port: int, api_token: str) -> Config:
+def example_config(
+    directory: Path, port: int, api_token: str, database_url: str | None = None
+) -> Config:
     """The shipped example (every department the default playbook routes to) with its
-    database in `directory`, the API on `port` and the monitoring source's token."""
+    database in `directory` (or at `database_url`), the API on `port` and the monitoring
+    source's token."""
     text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
     text = text.replace("path: playbooks/default", f"path: {ROOT}/playbooks/default")
     text = text.replace("templates: playbooks/templates", f"templates: {ROOT}/playbooks/templates")
     text = text.replace(
-        "sqlite+aiosqlite:///data/otklik.db", f"sqlite+aiosqlite:///{directory}/otklik.db"
+        "sqlite+aiosqlite:///data/otklik.db",
+        database_url or f"sqlite+aiosqlite:///{directory}/otklik.db",
     )
     text = text.replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{port}")
     text = text.replace("log_level: INFO", "log_level: WARNING")

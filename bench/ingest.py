@@ -33,7 +33,13 @@ says (similar mentions join), and prints {"http_batched_per_s", "http_batched_cp
 they all join a few cases: grouping's worst case; `--no-similar` turns similar-mention
 grouping off (the baseline); `--profile` then profiles one more (shorter) run.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 8] [--batch-clients 1]
+`--postgres URL` (postgresql+asyncpg://…) runs the HTTP part on PostgreSQL instead: each run
+on a fresh database created on that server and dropped at the end, encrypted (keys from
+OTKLIK_DATA_KEY and OTKLIK_INDEX_KEY, else generated for the run); answers other than 202 are
+printed with their status. Imports and the cost of encryption stay on SQLite.
+
+    .venv/bin/python bench/ingest.py [--postgres URL] [--seconds 10]
+                                     [--clients 8] [--batch-clients 1]
                                      [--rows 100000] [--encryption both|on|off] [--rounds 2]
                                      [--import-only]
                                      [--batched-only [--storm] [--no-similar] [--profile]]
@@ -67,6 +73,9 @@ from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
+
+from sqlalchemy import make_url, text  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from bench.common import example_config, free_port  # noqa: E402
 from bot.settings.config import Config  # noqa: E402
@@ -127,6 +136,7 @@ def load(
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
         counter = iter(range(start, start + 10_000_000))
         sent = errors = 0
+        statuses: Counter[int] = Counter()
         stop_at = time.monotonic() + seconds
 
         def body() -> tuple[bytes, int]:
@@ -144,12 +154,15 @@ def load(
                         sent += count
                     else:
                         errors += 1
+                        statuses[response.status] += 1
                     await response.read()
 
         started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=600)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             await asyncio.gather(*(client(http) for _ in range(clients)))
+        if statuses:
+            print(f"  {mode}: answers other than 202: {dict(statuses)}", flush=True)
         return sent, errors, time.monotonic() - started
 
     out.send("ready")  # imports done: what the server does from now on is the load
@@ -196,8 +209,35 @@ class Measured:
 # --- the server --------------------------------------------------------------------------------
 
 
-def bench_config(directory: Path, port: int) -> Config:
-    return example_config(directory, port, TOKEN)
+# --postgres URL: each run gets a fresh database on that server, dropped at the end.
+POSTGRES: dict[str, Any] = {"url": None, "created": []}
+
+
+async def bench_config(directory: Path, port: int) -> Config:
+    url = POSTGRES["url"]
+    if url is None:
+        return example_config(directory, port, TOKEN)
+    name = f"otklik_bench_{random.randrange(16**10):010x}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    POSTGRES["created"].append(name)
+    return example_config(directory, port, TOKEN, str(make_url(url).set(database=name)))
+
+
+async def drop_postgres_databases() -> None:
+    if not POSTGRES["created"]:
+        return
+    admin = create_async_engine(POSTGRES["url"], isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            for name in POSTGRES["created"]:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
 
 
 async def http_phase(
@@ -332,7 +372,7 @@ async def import_phase(
     process per row), and its seconds."""
     work = directory / ("profiled" if profile else "timed")
     work.mkdir()
-    config = bench_config(work, free_port())
+    config = await bench_config(work, free_port())
     data = work / "mentions.csv"
     write_csv(data, rows)
     profiler = cProfile.Profile()
@@ -363,7 +403,7 @@ async def one_round(args: argparse.Namespace, playbook: Playbook) -> dict[str, M
     """Single, batched and import, each on a fresh database, without profiling."""
     with tempfile.TemporaryDirectory(prefix="otklik-ingest-round-") as tmp:
         directory = Path(tmp)
-        config = bench_config(directory, free_port())
+        config = await bench_config(directory, free_port())
         done = {}
         if not args.import_only:
             http, _ = await http_phase(config, playbook, args)
@@ -422,7 +462,7 @@ async def batched_only(args: argparse.Namespace) -> dict[str, float]:
     if args.storm:
         os.environ["OTKLIK_BENCH_STORM"] = "1"
     with tempfile.TemporaryDirectory(prefix="otklik-ingest-") as tmp:
-        config = bench_config(Path(tmp), free_port())
+        config = await bench_config(Path(tmp), free_port())
         playbook = load_playbook(config.playbooks.path)
         if args.no_similar:  # the baseline: grouping as before similar mentions joined
             grouping = playbook.routing.grouping.model_copy(update={"similar_within": None})
@@ -449,14 +489,34 @@ async def batched_only(args: argparse.Namespace) -> dict[str, float]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
+    if args.postgres:
+        POSTGRES["url"] = args.postgres
+        if not (os.environ.get(crypto.DATA_KEY_ENV) and os.environ.get(crypto.INDEX_KEY_ENV)):
+            # PostgreSQL needs keys from the environment; a scratch database can have its own.
+            crypto.pin(crypto.Keyring.generate("the benchmark's key"))
+    try:
+        return await measure(args)
+    finally:
+        await drop_postgres_databases()
+
+
+async def measure(args: argparse.Namespace) -> dict[str, float]:
     if args.batched_only:
         return await batched_only(args)
+    if args.postgres:  # the HTTP API only, encrypted: imports and the encryption cost on SQLite
+        with tempfile.TemporaryDirectory(prefix="otklik-ingest-") as tmp:
+            directory = Path(tmp)
+            config = await bench_config(directory, free_port())
+            playbook = load_playbook(config.playbooks.path)
+            return await http_runs(
+                args, config, playbook, directory, "personal data encrypted; PostgreSQL"
+            )
     if args.encryption == "off":
         crypto.pin(crypto.Keyring.plaintext())
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="otklik-ingest-") as tmp:
         directory = Path(tmp)
-        config = bench_config(directory, free_port())
+        config = await bench_config(directory, free_port())
         playbook = load_playbook(config.playbooks.path)
         stored = "in clear" if args.encryption == "off" else "personal data encrypted"
         if not args.import_only:
@@ -490,7 +550,7 @@ async def http_runs(
         f"batched {today['batched'].per_s:,.0f} mentions/s"
     )
     (directory / "calm").mkdir()
-    config = bench_config(directory / "calm", free_port())
+    config = await bench_config(directory / "calm", free_port())
     calm, profile_calm = await http_phase(
         config, playbook, args, single=False, negative=0, profile=True
     )
@@ -530,6 +590,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", action="store_true", help="with --batched-only: where the time goes"
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="PostgreSQL server (postgresql+asyncpg://…): the HTTP runs, each on a fresh "
+        "database there, dropped afterwards",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)

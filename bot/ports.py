@@ -115,6 +115,11 @@ class CaseRepository(Protocol):
 
     async def get(self, case_id: int) -> Case | None: ...
     async def get_many(self, case_ids: Sequence[int]) -> dict[int, Case]: ...
+    async def lock_for_joining(self, case_ids: Sequence[int]) -> dict[int, Case]:
+        """get_many for cases mentions are about to join: each row is locked until commit (in
+        id order, where the database locks rows), so record_joined finds the version read."""
+        ...
+
     async def record_joined(self, cases: Sequence[Case]) -> None:
         """Store the grown mention_count and version of cases that related mentions joined;
         raises ConcurrentUpdate if one changed since version - 1."""

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Dialect, Result, Row
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
 
@@ -70,8 +70,11 @@ def raced(what: str) -> Iterator[None]:
         yield
     except IntegrityError as error:
         raise ConcurrentUpdate(f"{what}: {error.orig}") from error
-    except OperationalError as error:
-        if "locked" not in str(error.orig):
+    except DBAPIError as error:
+        # SQLite's "database is locked"; PostgreSQL's deadlock (40P01) and serialization
+        # (40001) failures: the transaction lost a race and is rolled back whole.
+        lost = isinstance(error, OperationalError) and "locked" in str(error.orig)
+        if not lost and getattr(error.orig, "sqlstate", None) not in ("40P01", "40001"):
             raise
         raise ConcurrentUpdate(f"{what}: {error.orig}") from error
 

@@ -18,7 +18,7 @@ from bot.cases import publication, similarity
 from bot.cases.cards import Cards
 from bot.messages.outbox import OutboxItem
 from bot.model import SYSTEM_ACTOR, Case, CaseState, Event, EventKind, Mention, Priority
-from bot.ports import RelatedCases, UnitOfWork
+from bot.ports import ConcurrentUpdate, RelatedCases, UnitOfWork
 from bot.settings.routing_rules import GroupingConfig
 
 # Told of every case a transaction opened or grew (the SLA engine arms its timers).
@@ -108,7 +108,11 @@ class CaseOpener:
                 alike.remember(i, target.opening.department, target)
 
         joined_ids = sorted({t for t in targets if isinstance(t, int)})
-        stored = await uow.cases.get_many(joined_ids)
+        stored = await uow.cases.lock_for_joining(joined_ids)
+        if any(i not in stored or not stored[i].state.is_open for i in joined_ids):
+            # Closed (or gone) since related_open_cases read it: decide again (the callers
+            # retry on ConcurrentUpdate), so no mention joins a closed case.
+            raise ConcurrentUpdate("a related case closed while mentions joined it")
         known = await uow.links.authors_in_cases(
             joined_ids,
             {
@@ -175,7 +179,7 @@ class CaseOpener:
         for case_id, mention in answered:
             reply = self._cards.joiner_reply(grown[case_id], firsts[case_id], mention, now)
             items += [reply] if reply is not None else []
-        await uow.outbox.enqueue(items)
+        await uow.outbox.enqueue_many(items)  # a few statements, not one per card
         await self._cases_changed(uow, [*opened, *grown.values()], now)
         final = {c.id: c for c in [*opened, *grown.values()]}
         return [final[c.id] for c in result]

@@ -28,6 +28,7 @@ from bot.intake.bulk import BulkIntake
 from bot.intake.intake import MentionIntake
 from bot.intake.mapping import MappingError, RecordMapper
 from bot.model import CaseState, Identity, Mention, Outcome, Priority
+from bot.ports import ConcurrentUpdate
 from bot.settings.config import Config
 from bot.settings.connections import ApiSource
 from bot.settings.errors import error_path, join_path
@@ -43,6 +44,7 @@ MAX_BODY = 32 * 1024 * 1024  # 1,000 long mentions fit; anything bigger is refus
 MAX_DIGITS = 40  # in a JSON integer; a longer one is a probe, not a reach
 MAX_PROBLEMS = 100  # per item and in the summary of a refused request
 RETRY_AFTER_S = 30  # when the database is down
+RETRY_BUSY_S = 1  # when a mention lost every race to other writers (a last resort)
 
 # JSON is UTF-8 (RFC 8259); the ASCII names are its subset.
 _CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
@@ -126,6 +128,10 @@ class _Item:
         case = self.result.case.id if self.result.case else None
         status = "duplicate" if self.result.duplicate else "accepted"
         return {"index": index, "status": status, "case": case}
+
+
+class _Busy(Exception):
+    """Concurrent writers kept winning: the request is safe to resend (idempotent keys)."""
 
 
 class _Unavailable(Exception):
@@ -250,6 +256,12 @@ class Api:
                 "the database is unavailable; retry later",
                 {"Retry-After": str(RETRY_AFTER_S)},
             )
+        except _Busy:
+            return _problem(
+                503,
+                "other writers changed the same cases meanwhile; resend the request",
+                {"Retry-After": str(RETRY_BUSY_S)},
+            )
         for (index, _), outcome in zip(valid, stored, strict=True):
             items[index] = (
                 _Item(result=outcome)
@@ -296,6 +308,13 @@ class Api:
         for mention in mentions:
             try:
                 results.append(await self._intake.receive(mention))
+            except ConcurrentUpdate as error:
+                # Lost its races to other writers every time: a retry will do (the mentions
+                # stored already come back as duplicates), so say when, not that it failed.
+                log.warning(
+                    "api: mention %s of %s lost its races", mention.external_id, mention.source
+                )
+                raise _Busy from error
             except Exception:
                 log.exception(
                     "api: mention %s of %s not stored", mention.external_id, mention.source

@@ -188,7 +188,12 @@ class SqlAuthorRepository:
     async def tally_many(self, tallies: Sequence[AuthorTally]) -> None:
         connection = await self._s.connection()
         dialect = connection.dialect
-        counted = [t for t in tallies if t.negative or t.neutral or t.positive or t.seen_at]
+        # In id order: two batches counting the same authors lock their rows in one order
+        # and queue, where any other order can deadlock them on PostgreSQL.
+        counted = sorted(
+            (t for t in tallies if t.negative or t.neutral or t.positive or t.seen_at),
+            key=lambda t: t.author_id,
+        )
         if counted:
             sql = (
                 "UPDATE authors SET negative_count = negative_count + ?, "
@@ -209,10 +214,11 @@ class SqlAuthorRepository:
                 (t.negative, t.neutral, t.positive, t.seen_at, t.seen_at, t.author_id)
                 for t in counted
             ]
-            await connection.exec_driver_sql(
-                driver_sql(dialect, sql),
-                database_form(rows, processors(dialect, _AUTHORS, columns)),
-            )
+            with raced("authors"):
+                await connection.exec_driver_sql(
+                    driver_sql(dialect, sql),
+                    database_form(rows, processors(dialect, _AUTHORS, columns)),
+                )
         relabelled = [t for t in tallies if t.labels is not None]
         if relabelled:
             await self._s.execute(

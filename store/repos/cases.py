@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages.outbox import UNDELIVERED, OutboxOp
 from bot.model import TERMINAL_STATES, Case, CaseState, Draft
 from bot.ports import ConcurrentUpdate, DepartmentStatus
-from store.driver import chunks, rowcount
+from store.driver import chunks, raced, rowcount
 from store.mappers import case_from_row, case_values, draft_from_row, draft_values
 from store.models import CaseRow, DraftRow, MessageRefRow, OutboxRow
 
@@ -72,13 +72,26 @@ class SqlCaseRepository:
         return [replace(case, id=int(new_id)) for case, new_id in zip(cases, ids, strict=True)]
 
     async def get_many(self, case_ids: Sequence[int]) -> dict[int, Case]:
+        return await self._get_many(case_ids, lock=False)
+
+    async def lock_for_joining(self, case_ids: Sequence[int]) -> dict[int, Case]:
+        return await self._get_many(sorted(case_ids), lock=True)
+
+    async def _get_many(self, case_ids: Sequence[int], *, lock: bool) -> dict[int, Case]:
         if not case_ids:
             return {}
         table = cast(Table, CaseRow.__table__)
         rows: list[Row[Any]] = []
         for chunk in chunks(case_ids):
             # Plain rows, not ORM objects: cheaper, and nothing is changed through the session.
-            rows += (await self._s.execute(select(table).where(table.c.id.in_(chunk)))).all()
+            query = select(table).where(table.c.id.in_(chunk))
+            if lock:
+                # Row locks taken in id order (chunks of a sorted list): two writers joining
+                # the same cases queue behind each other instead of deadlocking. SQLite has
+                # no FOR UPDATE; its single write lock (reserve) already serialises writers.
+                query = query.order_by(table.c.id).with_for_update()
+            with raced("cases"):
+                rows += (await self._s.execute(query)).all()
         drafts = await self._drafts_of([row.id for row in rows])
         return {row.id: case_from_row(row, drafts[row.id]) for row in rows}
 
@@ -116,7 +129,18 @@ class SqlCaseRepository:
             for c in cases
         ]
         result = await self._s.execute(statement, params)
-        if rowcount(result) != len(cases):
+        matched = rowcount(result)
+        if matched < 0:
+            # asyncpg counts no rows of an executemany (-1): read back which versions stand.
+            # (lock_for_joining holds the rows there, so this confirms rather than races.)
+            wanted = {c.id: c.version for c in cases}
+            matched = 0
+            for chunk in chunks(list(wanted)):
+                found = await self._s.execute(
+                    select(table.c.id, table.c.version).where(table.c.id.in_(chunk))
+                )
+                matched += sum(1 for case_id, version in found if wanted[case_id] == version)
+        if matched != len(cases):
             raise ConcurrentUpdate("a related case changed while mentions joined it")
 
     async def record_answers_delivered(self, case_id: int, delivered: int) -> None:
