@@ -461,7 +461,8 @@ class App:
             self.publication_jobs.delivered(item, result)
 
     def _delivery_failed(self, item: OutboxItem, error: Exception, permanent: bool) -> None:
-        self.channels.failed(item.transport, self.clock.now(), f"{type(error).__name__}: {error}")
+        reason = f"{type(error).__name__}: {error}"
+        self.channels.failed(item.transport, self.clock.now(), reason, permanent)
 
     def _mention_received(self, mention: Mention, result: IntakeResult) -> None:
         self.channels.received(mention.source, self.clock.now())
@@ -484,8 +485,8 @@ class App:
                 ref = await uow.refs.find(EMAIL_TRANSPORT, EMAIL_CHAT, f"<{answer_id}>")
                 case_id = case_of_public_ref(ref) if ref else None
                 if case_id is not None:
-                    mentions = await uow.mentions.for_case(case_id)
-                    return mentions[0].story_id if mentions else None
+                    first = (await uow.mentions.first_of_cases([case_id])).get(case_id)
+                    return first.story_id if first is not None else None
         return None
 
     async def _mention(self, mention_id: int) -> Mention | None:

@@ -65,8 +65,13 @@ class ChannelHealth:
             self._state(transport), last_delivered_at=now, failing_since=None, last_error=None
         )
 
-    def failed(self, transport: str, now: datetime, reason: str) -> None:
-        """A delivery through `transport` failed (to be retried or for good)."""
+    def failed(self, transport: str, now: datetime, reason: str, permanent: bool = False) -> None:
+        """A delivery through `transport` failed. Only one to be retried (the network, the
+        server, a rate limit) says the channel is in trouble: a message refused for good (a
+        deleted comment, a bad request) is that message's fault, told under its card, and
+        would otherwise raise a channel alarm after 15 minutes with nothing to send."""
+        if permanent:
+            return
         state = self._state(transport)
         self._states[transport] = replace(
             state, failing_since=state.failing_since or now, last_error=reason[:MAX_REASON]

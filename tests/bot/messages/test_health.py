@@ -43,3 +43,14 @@ def test_a_reason_is_bounded() -> None:
     health.failed("vk", T0, "x" * 5_000)
     (vk,) = health.states()
     assert len(vk.last_error or "") == 200
+
+
+def test_a_message_refused_for_good_does_not_make_its_channel_fail() -> None:
+    health = ChannelHealth()
+    health.delivered("vk", T0)
+    health.failed("vk", T0 + MINUTE, "VK error 100: reply_to_comment is invalid", permanent=True)
+    (vk,) = health.states()
+    assert not vk.failing and vk.failing_for(T0 + 20 * MINUTE) is None
+    health.failed("vk", T0 + 2 * MINUTE, "VK error 6: too many requests")
+    (vk,) = health.states()
+    assert vk.failing_since == T0 + 2 * MINUTE
