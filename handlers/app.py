@@ -457,8 +457,7 @@ class App:
         now = self.clock.now()
         self.metrics.delivered(item, result, now)
         self.channels.delivered(item.transport, now)
-        if hasattr(self, "publication_jobs"):  # not during __init__
-            self.publication_jobs.delivered(item, result)
+        self.publication_jobs.delivered(item, result)
 
     def _delivery_failed(self, item: OutboxItem, error: Exception, permanent: bool) -> None:
         reason = f"{type(error).__name__}: {error}"
