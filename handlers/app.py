@@ -41,6 +41,7 @@ from bot.intake.sentiment.lexicon import lexicon_dir, load_lexicon
 from bot.intake.sentiment.model import load_model_classifier, model_file, playbook_band
 from bot.intake.sentiment.training import DEFAULT_CORPUS
 from bot.intake.triage import TriageBoard
+from bot.leadership import Leadership
 from bot.messages.delivery import OutboxWorker, RetryPolicy
 from bot.messages.health import ChannelHealth
 from bot.messages.outbox import DeliveryResult, OutboxItem, Transport
@@ -122,6 +123,9 @@ class App:
         self.clock = clock or SystemClock()
         self.texts: Texts = texts_for(config.playbooks.templates, config.locale)
         self.database = Database(config.database.url, echo=config.database.echo)
+        # What must run once among instances waits for this (bot/leadership.py); a single
+        # process leads from the start.
+        self.leadership = Leadership()
         self.transports: dict[str, Transport] = dict(transports or {})
         # The messengers: each translates its updates for bot/chat/inbound.py and delivers
         # the outbox. Injected transports (tests) come without an adapter.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -250,6 +251,14 @@ class OutboxConfig(StrictModel):
         return self
 
 
+class InstanceConfig(StrictModel):
+    """This process among several on one PostgreSQL database ("Running several instances")."""
+
+    # Names the process in outbox claims, /metrics and the logs; empty: host name and pid,
+    # new at every start (a restarted process owns none of its predecessor's claims).
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+
+
 class AttachmentsConfig(StrictModel):
     """Photos and files that come with mentions (Telegram comments and DMs, the API)."""
 
@@ -280,6 +289,7 @@ class Config(StrictModel):
     staff: list[StaffMember] = Field(default_factory=list)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    instance: InstanceConfig = Field(default_factory=InstanceConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
@@ -319,6 +329,13 @@ class Config(StrictModel):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @cached_property
+    def instance_name(self) -> str:
+        """Who this process is to the other instances (config `instance.name`)."""
+        if self.instance.name:
+            return self.instance.name
+        return f"{socket.gethostname()[:48]}-{os.getpid()}"
 
     @property
     def telegram_enabled(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -657,3 +658,12 @@ def test_fault7_api_source_names_of_built_in_channels_are_refused(tmp_path: Path
     problems = problems_of(write(tmp_path, data))
     assert set(problems) == {f"api.sources[{i}].name" for i in range(len(names))}
     assert "built-in" in problems["api.sources[0].name"]
+
+
+def test_instance_name_is_configured_or_host_and_pid(tmp_path: Path) -> None:
+    named = load_config(write(tmp_path, {**base(), "instance": {"name": "bot-a"}}), env={})
+    assert named.instance_name == "bot-a"
+    default = load_config(write(tmp_path, base()), env={})
+    assert default.instance_name.endswith(f"-{os.getpid()}")
+    problems = problems_of(write(tmp_path, {**base(), "instance": {"name": "a b"}}))
+    assert "instance.name" in problems
