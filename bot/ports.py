@@ -259,8 +259,28 @@ class OutboxRepository(Protocol):
         """The oldest undelivered item of each (transport, chat) queue, if it is due."""
         ...
 
-    async def claim(self, item_id: int, now: datetime) -> bool:
+    async def claim(
+        self,
+        item_id: int,
+        now: datetime,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> bool:
         """pending -> sending, only if still pending (another worker may have taken it)."""
+        ...
+
+    async def claim_heads(
+        self, heads: Sequence[OutboxItem], owner: str, now: datetime, lease_until: datetime
+    ) -> set[int]:
+        """Claim these chat heads for `owner` until `lease_until`, skipping items another
+        transaction holds and chats where another owner's claim is live (one sender per
+        chat across instances). Returns the ids claimed."""
+        ...
+
+    async def renew_claims(
+        self, item_ids: Collection[int], owner: str, lease_until: datetime
+    ) -> int:
+        """Extend `owner`'s claims that are still `sending`; returns how many."""
         ...
 
     async def mark_delivered(
@@ -269,9 +289,13 @@ class OutboxRepository(Protocol):
 
     async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None: ...
     async def mark_failed(self, item_id: int, now: datetime, error: str) -> None: ...
-    async def requeue_in_flight(self, keep: Collection[int] = ()) -> int:
-        """After a crash: items that were being sent go back to pending, except the ids in
-        `keep` (still in the worker's hands). Returns the count."""
+    async def requeue_in_flight(
+        self, keep: Collection[int] = (), expired_at: datetime | None = None
+    ) -> int:
+        """Items left `sending` go back to pending, except the ids in `keep` (still in the
+        worker's hands): all of them (after a crash, the store held by one process), or with
+        `expired_at` only those whose lease ran out by then (no live owner). Returns the
+        count."""
         ...
 
     async def get(self, item_id: int) -> OutboxItem | None: ...
@@ -471,7 +495,8 @@ class TimerRepository(Protocol):
         ...
 
     async def due(self, now: datetime, limit: int) -> list[Timer]:
-        """Pending timers due by `now`, earliest first."""
+        """Pending timers due by `now`, earliest first; on a store several instances share,
+        held by this transaction and skipped by the others' until it ends."""
         ...
 
     async def mark_fired(self, timer_ids: Sequence[int], at: datetime) -> None: ...

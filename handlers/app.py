@@ -155,7 +155,11 @@ class App:
             # Queue messages go to staff chats only, never where citizens read.
             queue_chats=self.directory.is_work_chat,
             on_failed=self._delivery_failed,
+            instance=config.instance_name,
+            lease_s=config.outbox.lease_s,
+            shared=not self.database.is_sqlite,
         )
+        self.metrics.worker = self.worker
         self.sla_engine = SlaEngine(playbook, config.tz)  # pure: the SLA clock's decisions
         self.replies = ReplyCatalog(playbook, config.locale, config.organisation, self.directory)
         self.cases = CaseService(

@@ -7,6 +7,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.cases.grouping import IntakeResult
+from bot.messages.delivery import OutboxWorker
 from bot.messages.health import ChannelHealth
 from bot.messages.outbox import DeliveryResult, OutboxItem
 from bot.model import Mention, Sentiment
@@ -15,6 +16,8 @@ from bot.model import Mention, Sentiment
 class Metrics:
     def __init__(self, channels: ChannelHealth | None = None) -> None:
         self.channels = channels  # read when /metrics is asked
+        self.worker: OutboxWorker | None = None  # its claims, read when /metrics is asked
+        self._expiries_counted = 0
         self.registry = CollectorRegistry()
         self.mentions_in = Counter(
             "otklik_mentions_total",
@@ -36,6 +39,16 @@ class Metrics:
         )
         self.outbox_depth = Gauge(
             "otklik_outbox_depth", "Messages waiting in the outbox", registry=self.registry
+        )
+        self.claims_in_flight = Gauge(
+            "otklik_outbox_claims_in_flight",
+            "Outbox items this instance has claimed and not yet settled",
+            registry=self.registry,
+        )
+        self.lease_expiries = Counter(
+            "otklik_outbox_lease_expiries",
+            "Claims whose lease ran out (an instance died or stalled), taken over here",
+            registry=self.registry,
         )
         self.delivery_latency = Histogram(
             "otklik_delivery_latency_seconds",
@@ -92,6 +105,11 @@ class Metrics:
 
     def render(self, outbox_depth: int) -> bytes:
         self.outbox_depth.set(outbox_depth)
+        if self.worker is not None:
+            self.claims_in_flight.set(self.worker.claims_in_flight)
+            expiries = self.worker.stats.lease_expiries
+            self.lease_expiries.inc(max(0, expiries - self._expiries_counted))
+            self._expiries_counted = max(expiries, self._expiries_counted)
         for state in self.channels.states() if self.channels is not None else []:
             name = state.channel
             if state.last_received_at is not None:

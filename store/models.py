@@ -501,6 +501,8 @@ class OutboxRow(Base):
         Index("ix_outbox_target", "transport", "chat", "ref_key", "status"),
         # Erasure finds the messages about a person's cases (store/repos/erasure.py).
         Index("ix_outbox_case", "case_id"),
+        # Recovery finds the claims whose lease ran out (store/repos/outbox.py).
+        Index("ix_outbox_lease", "status", "lease_until"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -522,6 +524,10 @@ class OutboxRow(Base):
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     external_ref: Mapped[str | None] = mapped_column(String(255))
+    # The instance sending the item (config instance.name) and until when its claim holds;
+    # both NULL unless `sending`.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
 
 
 class MessageRefRow(Base):

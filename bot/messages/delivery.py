@@ -8,6 +8,12 @@ before the transport is called and settled in another after, so a crash leaves a
 in-flight items to re-send at start (`recover`). Transports that support idempotent sends
 (Matrix transaction ids) get the item's idempotency key and drop such repeats themselves.
 
+Several instances may share one PostgreSQL database. A claim names its instance and holds for
+a lease (config outbox.lease_s), renewed while the delivery runs; one instance sends in a chat
+at a time (store/repos/outbox.py claim_heads says how). An instance that dies lets its claims
+expire: every instance requeues expired claims every few seconds (counted as lease expiries)
+and, when the store is shared, touches nothing else at start.
+
 A database error never strands an item: a delivery whose outcome cannot be written is kept
 in memory and settled again on every cycle until it is (the item stays `sending`, so its chat
 waits rather than overtaking it). The worker supervises itself: a failed cycle or start is
@@ -51,6 +57,9 @@ QUEUE_LISTED = 15
 BACKLOG_CHECK = timedelta(seconds=1)
 _POSTS = (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO)  # ops that create a message
 RESTART_CAP_S = 30.0  # a worker that keeps failing to start tries again at least this often
+DEFAULT_LEASE_S = 30.0
+# How often expired claims (an instance that died) are looked for and taken over.
+TAKE_OVER_CHECK = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,7 @@ class DeliveryStats:
     delivered: int = 0
     retried: int = 0
     failed: int = 0
+    lease_expiries: int = 0  # claims whose lease ran out, requeued by this worker
 
 
 DeliveredHook = Callable[[OutboxItem, DeliveryResult], None]
@@ -106,8 +116,21 @@ class OutboxWorker:
         queue_chats: Callable[[str, str], bool] | None = None,
         on_refused: RefusedHook | None = None,
         on_failed: FailedHook | None = None,
+        *,
+        instance: str = "local",
+        lease_s: float = DEFAULT_LEASE_S,
+        shared: bool = False,
     ) -> None:
+        if lease_s <= 0:
+            raise ValueError("the lease must be positive")
         self._uow = uow_factory
+        self.instance = instance  # the owner its claims name (config instance.name)
+        self._lease = timedelta(seconds=lease_s)
+        # Other instances may use the store (PostgreSQL): recovery at start takes over expired
+        # claims only. False: this process alone (SQLite), everything `sending` is a leftover.
+        self._shared = shared
+        self._taken_over_at: datetime | None = None
+        self._renewed_at: datetime | None = None
         self._on_failed = on_failed
         self._transports = dict(transports)
         self._clock = clock
@@ -134,6 +157,11 @@ class OutboxWorker:
         self._restart_streak = 0  # restarts since the last good start: the backoff grows
         self.stats = DeliveryStats()
 
+    @property
+    def claims_in_flight(self) -> int:
+        """Items this worker holds claimed: in the transport's hands or not yet recorded."""
+        return len(set(self._in_flight) | set(self._unsettled))
+
     def health(self) -> str | None:
         """None while the worker delivers; otherwise why it cannot (for /healthz)."""
         if self._failure is not None:
@@ -151,16 +179,47 @@ class OutboxWorker:
 
     async def recover(self) -> int:
         """Items left `sending` by a crash (or by a cycle this worker lost) go back to pending,
-        except those this worker still has in hand."""
+        except those this worker still has in hand. On a shared store only the claims whose
+        lease ran out: the others belong to live instances."""
+        if self._shared:
+            return await self._take_over_expired(self._clock.now())
         keep = set(self._in_flight) | set(self._unsettled)
         async with self._uow() as uow:
             count = await uow.outbox.requeue_in_flight(keep)
             await uow.commit()
+        self._taken_over_at = self._clock.now()
         if count:
             log.warning(
                 "outbox: %d message(s) were in flight at the last stop; sending again", count
             )
         return count
+
+    async def _take_over_expired(self, now: datetime) -> int:
+        """Requeue the claims whose lease ran out (their instance died or lost the database):
+        the chat they hold is served again, by whichever instance claims its head first."""
+        self._taken_over_at = now
+        keep = set(self._in_flight) | set(self._unsettled)
+        async with self._uow() as uow:
+            count = await uow.outbox.requeue_in_flight(keep, expired_at=now)
+            await uow.commit()
+        if count:
+            self.stats.lease_expiries += count
+            log.warning("outbox: %d claim(s) expired; their messages are sent again", count)
+        return count
+
+    async def _renew_leases(self, now: datetime) -> None:
+        """The heartbeat: every third of the lease, the claims in hand are extended, so a
+        slow delivery (a large upload, a transport's pacing) is not taken over."""
+        held = set(self._in_flight) | set(self._unsettled)
+        if not held:
+            self._renewed_at = None
+            return
+        if self._renewed_at is not None and now - self._renewed_at < self._lease / 3:
+            return
+        async with self._uow() as uow:
+            await uow.outbox.renew_claims(held, self.instance, now + self._lease)
+            await uow.commit()
+        self._renewed_at = now
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop`. Supervised: whatever escapes a cycle (a database that is down
@@ -229,6 +288,9 @@ class OutboxWorker:
         """Claim the due head of every idle chat queue and start delivering it."""
         await self._settle_unsettled()  # raises while the database still fails
         now = self._clock.now()
+        if self._taken_over_at is None or now - self._taken_over_at >= TAKE_OVER_CHECK:
+            await self._take_over_expired(now)
+        await self._renew_leases(now)
         if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
             self._watched_at = now
             await self._watch_backlogs(now)
@@ -236,15 +298,23 @@ class OutboxWorker:
             heads = await uow.outbox.due_heads(now, self._batch_size)
             claimed: list[tuple[OutboxItem, Delivery]] = []
             posting = set(self._posting.values())
-            for item in heads:
-                assert item.id is not None
-                if (
+            wanted = [
+                item
+                for item in heads
+                if item.id not in self._in_flight
+                # An edit of a post in hand: the post settles first; looked at again then.
+                and not (
                     item.op is OutboxOp.EDIT
                     and (item.transport, item.chat, item.ref_key) in posting
-                ):
-                    continue  # the post settles first; the worker looks again when it does
-                if item.id in self._in_flight or not await uow.outbox.claim(item.id, now):
-                    continue
+                )
+            ]
+            taken = await uow.outbox.claim_heads(wanted, self.instance, now, now + self._lease)
+            if taken and self._renewed_at is None:
+                self._renewed_at = now  # the heartbeat counts from the first claim in hand
+            for item in wanted:
+                assert item.id is not None
+                if item.id not in taken:
+                    continue  # another instance holds the item or its chat
                 if item.op in _POSTS and item.ref_key:
                     self._posting[item.id] = (item.transport, item.chat, item.ref_key)
                 item = replace(item, attempts=item.attempts + 1)

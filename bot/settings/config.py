@@ -241,6 +241,9 @@ class OutboxConfig(StrictModel):
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     base_retry_s: Annotated[float, Field(gt=0)] = 1.0
     max_retry_s: Annotated[float, Field(gt=0)] = 300.0
+    # How long an instance's claim on a message it is sending holds; renewed every third of
+    # it while the send runs. An instance that dies holds its chats this long at most.
+    lease_s: Annotated[float, Field(ge=5, le=3600)] = 30.0
 
     @model_validator(mode="after")
     def _retry_order(self) -> Self:

@@ -6,11 +6,12 @@ batches such as the SLA clock's 500 timers per transaction."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages.outbox import (
@@ -296,13 +297,111 @@ class SqlOutboxRepository:
         )
         return {chat: int(count) for chat, count in rows.all()}
 
-    async def claim(self, item_id: int, now: datetime) -> bool:
+    async def claim(
+        self,
+        item_id: int,
+        now: datetime,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> bool:
         result = await self._s.execute(
             update(OutboxRow)
             .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
-            .values(status=OutboxStatus.SENDING.value, attempts=OutboxRow.attempts + 1)
+            .values(
+                status=OutboxStatus.SENDING.value,
+                attempts=OutboxRow.attempts + 1,
+                claimed_by=owner,
+                lease_until=lease_until,
+            )
         )
         return rowcount(result) == 1
+
+    async def claim_heads(
+        self, heads: Sequence[OutboxItem], owner: str, now: datetime, lease_until: datetime
+    ) -> set[int]:
+        """Claim chats' heads (read by due_heads) for `owner`: pending -> sending, with the
+        owner and the lease. Returns the ids claimed.
+
+        One sender per chat across instances: a head is claimed only while no other owner
+        holds a live claim in its chat. Checking that in the claiming statement is not enough
+        on PostgreSQL: the statement's snapshot may predate another instance's claim that
+        commits a moment later, and a row lock on the head does not help when the two read
+        different heads (a more urgent item came in between). So each chat is serialised by
+        a transaction-scoped advisory lock taken first, with try (never waiting: a chat
+        another instance is claiming right now is skipped this cycle); the claim that follows
+        is a new statement, whose snapshot sees every claim committed before the lock was
+        free. The claim then skips rows other transactions hold (FOR UPDATE SKIP LOCKED).
+        SQLite has one writer at a time and one process: the same statement, without locks.
+        """
+        if not heads:
+            return set()
+        postgres = self._s.get_bind().dialect.name == "postgresql"
+        if postgres:
+            free = await self._lock_chats({(h.transport, h.chat) for h in heads})
+            heads = [h for h in heads if _chat_lock_key(h.transport, h.chat) in free]
+        ids = [h.id for h in heads if h.id is not None]
+        if not ids:
+            return set()
+        held = _OUTBOX.alias("held")
+        sender = _OUTBOX.alias("sender")
+        pending = (
+            select(held.c.id)
+            .where(held.c.id.in_(ids), held.c.status == OutboxStatus.PENDING.value)
+            .with_for_update(skip_locked=True)
+        )
+        live_sender = (
+            select(sender.c.id)
+            .where(
+                sender.c.status == OutboxStatus.SENDING.value,
+                sender.c.transport == _OUTBOX.c.transport,
+                sender.c.chat == _OUTBOX.c.chat,
+                sender.c.claimed_by != owner,
+                sender.c.lease_until > now,
+            )
+            .exists()
+        )
+        claimed = await self._s.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(pending.scalar_subquery()), ~live_sender)
+            .values(
+                status=OutboxStatus.SENDING.value,
+                attempts=_OUTBOX.c.attempts + 1,
+                claimed_by=owner,
+                lease_until=lease_until,
+            )
+            .returning(_OUTBOX.c.id)
+        )
+        return {int(i) for i in claimed.scalars()}
+
+    async def _lock_chats(self, chats: Collection[tuple[str, str]]) -> set[int]:
+        """Try each chat's advisory lock for this transaction; the keys of those taken."""
+        keys = sorted({_chat_lock_key(transport, chat) for transport, chat in chats})
+        taken = await self._s.execute(
+            text(
+                "SELECT k FROM unnest(CAST(:keys AS integer[])) AS k "
+                "WHERE pg_try_advisory_xact_lock(:space, k)"
+            ),
+            {"keys": keys, "space": _CHAT_LOCK_SPACE},
+        )
+        return {int(k) for k in taken.scalars()}
+
+    async def renew_claims(
+        self, item_ids: Collection[int], owner: str, lease_until: datetime
+    ) -> int:
+        """Extend `owner`'s live claims on these items (a slow upload keeps its chat)."""
+        renewed = 0
+        for chunk in chunks(sorted(item_ids)):
+            result = await self._s.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id.in_(chunk),
+                    OutboxRow.status == OutboxStatus.SENDING.value,
+                    OutboxRow.claimed_by == owner,
+                )
+                .values(lease_until=lease_until)
+            )
+            renewed += int(rowcount(result) or 0)
+        return renewed
 
     async def mark_delivered(self, item_id: int, now: datetime, external_ref: str | None) -> None:
         await self._set(
@@ -326,15 +425,27 @@ class SqlOutboxRepository:
             item_id, status=OutboxStatus.FAILED.value, delivered_at=now, last_error=error
         )
 
-    async def requeue_in_flight(self, keep: Collection[int] = ()) -> int:
+    async def requeue_in_flight(
+        self, keep: Collection[int] = (), expired_at: datetime | None = None
+    ) -> int:
         in_flight = select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.SENDING.value)
+        if expired_at is not None:
+            # A claim without a lease was made before leases existed: its owner is gone.
+            in_flight = in_flight.where(
+                or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until <= expired_at)
+            )
         ids = [i for i in await self._s.scalars(in_flight) if i not in keep]
         count = 0
         for chunk in chunks(ids):
+            requeue = update(OutboxRow).where(
+                OutboxRow.id.in_(chunk), OutboxRow.status == OutboxStatus.SENDING.value
+            )
+            if expired_at is not None:  # renewed since it was read: its owner is alive
+                requeue = requeue.where(
+                    or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until <= expired_at)
+                )
             result = await self._s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(chunk), OutboxRow.status == OutboxStatus.SENDING.value)
-                .values(status=OutboxStatus.PENDING.value)
+                requeue.values(status=OutboxStatus.PENDING.value, claimed_by=None, lease_until=None)
             )
             count += int(rowcount(result) or 0)
         return count
@@ -350,4 +461,20 @@ class SqlOutboxRepository:
         return int(count or 0)
 
     async def _set(self, item_id: int, **values: Any) -> None:
-        await self._s.execute(update(OutboxRow).where(OutboxRow.id == item_id).values(**values))
+        """Settle an item: whatever the outcome, nobody is sending it any more."""
+        await self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(claimed_by=None, lease_until=None, **values)
+        )
+
+
+# Advisory locks of outbox chats: the two-key form, this first key, so they never meet the
+# single-key locks other parts take (leadership). A 32-bit hash of the chat is the second
+# key; two chats that share one only wait for each other's claim, for a transaction.
+_CHAT_LOCK_SPACE = 0x4F42  # "OB"
+
+
+def _chat_lock_key(transport: str, chat: str) -> int:
+    value = zlib.crc32(f"{transport}:{chat}".encode())
+    return value - (1 << 32) if value >= (1 << 31) else value

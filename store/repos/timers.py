@@ -81,6 +81,12 @@ class SqlTimerRepository:
 
     async def due(self, now: datetime, limit: int) -> list[Timer]:
         where = f"fired_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT {int(limit)}"
+        if self._s.get_bind().dialect.name == "postgresql":
+            # Several instances run the SLA clock: the rows stay locked until the transaction
+            # that fires them commits, and another instance skips them instead of waiting,
+            # then (re-reading a row whose firing committed meanwhile) finds it fired. So
+            # each timer fires once. SQLite: one process, one writer.
+            where += " FOR UPDATE SKIP LOCKED"
         rows = await select_rows(self._s, _TIMERS, _TIMER_COLUMNS, where, (now,), ("due_at",))
         return [timer_from_row(_TimerValues(*values)) for values in rows]
 
