@@ -9,7 +9,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from bot.sla.calendar import plan_deadlines
 from bot.sla.engine import SlaEngine
 from bot.sla.service import SlaService
 from bot.staff.directory import Directory
+from handlers.metrics import Metrics
 from store.db import Database
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
 from tests.doubles.support import make_config, make_mention
@@ -87,6 +88,12 @@ class Chats:
     busy: Counter[str] = field(default_factory=Counter)
     most_at_once: int = 0
     by: Counter[str] = field(default_factory=Counter)  # deliveries per instance
+    moved: asyncio.Event = field(default_factory=asyncio.Event)  # a send began or ended
+
+    async def until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self.moved.clear()
+            await self.moved.wait()
 
 
 @dataclass
@@ -102,6 +109,7 @@ class ChatsTransport:
         assert item.id is not None
         self.started.append(item.id)
         chats = self.chats
+        chats.moved.set()
         chats.busy[item.chat] += 1
         chats.most_at_once = max(chats.most_at_once, chats.busy[item.chat])
         try:
@@ -110,6 +118,7 @@ class ChatsTransport:
             await asyncio.sleep(random.uniform(0, 0.004))
             chats.log.append((item.chat, item.idempotency_key))
             chats.by[self.instance] += 1
+            chats.moved.set()
             return DeliveryResult(f"m{item.id}")
         finally:
             chats.busy[item.chat] -= 1
@@ -146,7 +155,7 @@ def worker(db: Database, transport: ChatsTransport, clock: Clock, **options: flo
         instance=transport.instance,
         lease_s=LEASE_S,
         shared=True,
-        **options,  # type: ignore[arg-type]  # poll_interval_s, batch_size
+        **options,  # type: ignore[arg-type]  # poll_interval_s
     )
 
 
@@ -180,8 +189,7 @@ async def test_two_instances_deliver_every_item_once_in_each_chats_order(
         await asyncio.sleep(0.02)
     assert len(queued) == 500
     async with asyncio.timeout(120):
-        while len(chats.log) < len(queued):
-            await asyncio.sleep(0.05)
+        await chats.until(lambda: len(chats.log) >= len(queued))
     await asyncio.sleep(0.2)  # anything sent twice would arrive meanwhile
     stop.set()
     await asyncio.gather(*running)
@@ -213,9 +221,11 @@ async def test_a_dead_instances_claims_are_taken_over_after_the_lease_and_not_be
     stop = asyncio.Event()
     running = asyncio.create_task(dying.run(stop))
     async with asyncio.timeout(30):
-        while len(stuck.started) < 3:  # each chat's head in hand
-            await asyncio.sleep(0.01)
+        await chats.until(lambda: len(stuck.started) >= 3)  # each chat's head in hand
     assert dying.claims_in_flight == 3
+    watched = Metrics()
+    watched.worker = dying
+    assert "otklik_outbox_claims_in_flight 3.0" in watched.render(6).decode()
 
     # A second instance starts meanwhile: the live claims are left alone (the old recovery
     # requeued every `sending` item, and both instances sent them).
@@ -240,6 +250,11 @@ async def test_a_dead_instances_claims_are_taken_over_after_the_lease_and_not_be
     clock.advance(TAKE_OVER_CHECK)
     assert await taker.run_once() == 6  # taken over, then the rest of each chat
     assert taker.stats.lease_expiries == 3
+    metrics = Metrics()  # what an operator sees of this instance
+    metrics.worker = taker
+    shown = metrics.render(0).decode()
+    assert "otklik_outbox_lease_expiries_total 3.0" in shown
+    assert "otklik_outbox_claims_in_flight 0.0" in shown
     assert Counter(key for _, key in chats.log) == Counter(i.idempotency_key for i in queued)
     expected: dict[str, list[str]] = {}
     for item in queued:
@@ -260,7 +275,7 @@ async def test_a_claim_in_progress_holds_its_chat_even_when_the_head_changes(
         [head] = await a.outbox.due_heads(T0, 10)
         assert await a.outbox.claim_heads([head], "a", T0, lease) == {head.id}
         urgent = notices(1, 1, start=1)[0]
-        await enqueue(second, [OutboxItem(**{**_fields(urgent), "urgency": 10})])
+        await enqueue(second, [replace(urgent, urgency=10)])
         async with second.uow() as b:
             [other] = await b.outbox.due_heads(T0, 10)
             assert other.id != head.id  # B sees the urgent item as the head
@@ -274,10 +289,6 @@ async def test_a_claim_in_progress_holds_its_chat_even_when_the_head_changes(
     async with first.uow() as a:  # A itself may send the urgent item meanwhile, as today
         assert await a.outbox.claim_heads([other], "a", T0, lease) == {other.id}
         await a.commit()
-
-
-def _fields(item: OutboxItem) -> dict[str, object]:
-    return {name: getattr(item, name) for name in OutboxItem.__slots__}  # type: ignore[attr-defined]
 
 
 # --- SLA timers -----------------------------------------------------------------------------
@@ -327,3 +338,51 @@ async def test_two_instances_running_the_sla_clock_at_once_fire_each_timer_once(
         )
         notices_per_case = Counter(int(case_id) for (case_id,) in rows.all())
     assert notices_per_case == Counter(opened)  # one notice per case
+
+
+async def test_a_slow_delivery_renews_its_lease_and_is_not_taken_over(
+    instances: Instances,
+) -> None:
+    first, second = await instances(), await instances()
+    clock = FrozenClock(T0)
+    chats = Chats()
+    upload = asyncio.Event()
+    slow = ChatsTransport(chats, "a", hang=upload)  # a large upload, still going
+    sender = worker(first, slow, clock, poll_interval_s=0.01)
+    await enqueue(first, notices(1, 1))
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    async with asyncio.timeout(30):
+        await chats.until(lambda: len(slow.started) == 1)
+    [item_id] = slow.started
+    assert await lease_of(second, item_id) == T0 + timedelta(seconds=LEASE_S)
+
+    clock.advance(timedelta(seconds=LEASE_S / 3 + 1))  # the heartbeat is due
+    renewed = T0 + timedelta(seconds=LEASE_S / 3 + 1 + LEASE_S)
+    for _ in range(1000):  # the running loop renews at its next cycle (every 10 ms)
+        if await lease_of(second, item_id) == renewed:
+            break
+        await asyncio.sleep(0.01)
+    assert await lease_of(second, item_id) == renewed
+
+    # Past the first lease, within the renewed one (the sender keeps renewing meanwhile).
+    clock.set(T0 + timedelta(seconds=LEASE_S + 5))
+    other = worker(second, ChatsTransport(chats, "b"), clock)
+    assert await other.run_once() == 0
+    assert other.stats.lease_expiries == 0
+    upload.set()
+    async with asyncio.timeout(30):
+        await chats.until(lambda: len(chats.log) == 1)
+    stop.set()
+    await running
+    assert chats.by == Counter({"a": 1})  # sent once, by the instance that claimed it
+    assert await lease_of(second, item_id) is None  # settled: the claim is gone
+
+
+async def lease_of(db: Database, item_id: int) -> datetime | None:
+    async with db.engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT lease_until FROM outbox WHERE id = :id"), {"id": item_id}
+        )
+        lease = found.scalar_one()
+    return None if lease is None else lease.astimezone(UTC)
