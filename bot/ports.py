@@ -283,12 +283,20 @@ class OutboxRepository(Protocol):
         """Extend `owner`'s claims that are still `sending`; returns how many."""
         ...
 
+    # The outcome of a send. With `owner`, written only while the claim is still the
+    # owner's (or requeued and not claimed again): a stalled instance leaves alone what
+    # another took over.
     async def mark_delivered(
-        self, item_id: int, now: datetime, external_ref: str | None
+        self, item_id: int, now: datetime, external_ref: str | None, owner: str | None = None
     ) -> None: ...
 
-    async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None: ...
-    async def mark_failed(self, item_id: int, now: datetime, error: str) -> None: ...
+    async def mark_retry(
+        self, item_id: int, next_attempt_at: datetime, error: str, owner: str | None = None
+    ) -> None: ...
+
+    async def mark_failed(
+        self, item_id: int, now: datetime, error: str, owner: str | None = None
+    ) -> None: ...
     async def requeue_in_flight(
         self, keep: Collection[int] = (), expired_at: datetime | None = None
     ) -> int:

@@ -481,16 +481,20 @@ class OutboxWorker:
                     and result.external_ref
                 ):
                     await uow.refs.put(item.transport, item.chat, sent.ref_key, result.external_ref)
-                await uow.outbox.mark_delivered(item.id, now, result.external_ref)
+                await uow.outbox.mark_delivered(item.id, now, result.external_ref, self.instance)
             elif isinstance(error, PermanentFailure):
-                await uow.outbox.mark_failed(item.id, now, str(error)[:MAX_ERROR_TEXT])
+                await uow.outbox.mark_failed(
+                    item.id, now, str(error)[:MAX_ERROR_TEXT], self.instance
+                )
                 if self.on_refused is not None:
                     await self.on_refused(uow, item, str(error)[:MAX_ERROR_TEXT], now)
             else:
                 hint = error.after if isinstance(error, RetryLater) else None
                 delay = self._policy.delay(item.attempts, hint)
                 reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
-                await uow.outbox.mark_retry(item.id, now + timedelta(seconds=delay), reason)
+                await uow.outbox.mark_retry(
+                    item.id, now + timedelta(seconds=delay), reason, self.instance
+                )
             await uow.commit()
         self._posting.pop(item.id, None)
         if isinstance(error, PermanentFailure) and self.on_refused is not None:

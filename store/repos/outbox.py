@@ -403,26 +403,34 @@ class SqlOutboxRepository:
             renewed += int(rowcount(result) or 0)
         return renewed
 
-    async def mark_delivered(self, item_id: int, now: datetime, external_ref: str | None) -> None:
+    async def mark_delivered(
+        self, item_id: int, now: datetime, external_ref: str | None, owner: str | None = None
+    ) -> None:
         await self._set(
             item_id,
+            owner,
             status=OutboxStatus.DELIVERED.value,
             delivered_at=now,
             external_ref=external_ref,
             last_error=None,
         )
 
-    async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
+    async def mark_retry(
+        self, item_id: int, next_attempt_at: datetime, error: str, owner: str | None = None
+    ) -> None:
         await self._set(
             item_id,
+            owner,
             status=OutboxStatus.PENDING.value,
             next_attempt_at=next_attempt_at,
             last_error=error,
         )
 
-    async def mark_failed(self, item_id: int, now: datetime, error: str) -> None:
+    async def mark_failed(
+        self, item_id: int, now: datetime, error: str, owner: str | None = None
+    ) -> None:
         await self._set(
-            item_id, status=OutboxStatus.FAILED.value, delivered_at=now, last_error=error
+            item_id, owner, status=OutboxStatus.FAILED.value, delivered_at=now, last_error=error
         )
 
     async def requeue_in_flight(
@@ -460,13 +468,26 @@ class SqlOutboxRepository:
         )
         return int(count or 0)
 
-    async def _set(self, item_id: int, **values: Any) -> None:
-        """Settle an item: whatever the outcome, nobody is sending it any more."""
-        await self._s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id)
-            .values(claimed_by=None, lease_until=None, **values)
-        )
+    async def _set(self, item_id: int, owner: str | None, **values: Any) -> None:
+        """Settle an item: whatever the outcome, nobody is sending it any more. With `owner`,
+        only while the claim is still the owner's, or requeued and not claimed again: an
+        instance that stalled past its lease must not settle (and free the chat of) a claim
+        another instance took over, nor put back to pending what that one delivered."""
+        settle = update(OutboxRow).where(OutboxRow.id == item_id)
+        if owner is not None:
+            settle = settle.where(
+                or_(
+                    and_(
+                        OutboxRow.status == OutboxStatus.SENDING.value,
+                        OutboxRow.claimed_by == owner,
+                    ),
+                    and_(
+                        OutboxRow.status == OutboxStatus.PENDING.value,
+                        OutboxRow.claimed_by.is_(None),
+                    ),
+                )
+            )
+        await self._s.execute(settle.values(claimed_by=None, lease_until=None, **values))
 
 
 # Advisory locks of outbox chats: the two-key form, this first key, so they never meet the

@@ -386,3 +386,34 @@ async def lease_of(db: Database, item_id: int) -> datetime | None:
         )
         lease = found.scalar_one()
     return None if lease is None else lease.astimezone(UTC)
+
+
+async def test_an_instance_that_stalled_past_its_lease_leaves_the_take_over_alone(
+    instances: Instances,
+) -> None:
+    first, second = await instances(), await instances()
+    await enqueue(first, notices(1, 1))
+    async with first.uow() as a:
+        [head] = await a.outbox.due_heads(T0, 10)
+        assert head.id is not None
+        assert await a.outbox.claim_heads([head], "a", T0, T0 + timedelta(seconds=LEASE_S))
+        await a.commit()
+    later = T0 + timedelta(seconds=LEASE_S + 1)
+    async with second.uow() as b:  # a's lease ran out: b takes the item over
+        assert await b.outbox.requeue_in_flight(expired_at=later) == 1
+        [again] = await b.outbox.due_heads(later, 10)
+        assert await b.outbox.claim_heads([again], "b", later, later + timedelta(seconds=30))
+        await b.commit()
+    async with first.uow() as a:  # a wakes up and writes its outcome: not applied
+        await a.outbox.mark_retry(head.id, later, "timeout", owner="a")
+        await a.commit()
+    async with second.uow() as b:
+        item = await b.outbox.get(head.id)
+        assert item is not None and item.status is OutboxStatus.SENDING  # still b's
+        await b.outbox.mark_delivered(head.id, later, "m1", owner="b")
+        await b.commit()
+    async with first.uow() as a:  # nor may it put back what b delivered
+        await a.outbox.mark_retry(head.id, later, "timeout", owner="a")
+        await a.commit()
+        item = await a.outbox.get(head.id)
+        assert item is not None and item.status is OutboxStatus.DELIVERED
