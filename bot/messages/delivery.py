@@ -260,6 +260,8 @@ class OutboxWorker:
             stopping = asyncio.ensure_future(stop.wait())
             waiters: list[asyncio.Future[Any]] = [stopping]
             timeout = self._poll_interval_s
+            if self._in_flight:  # the heartbeat is due every third of the lease, at the latest
+                timeout = min(timeout, self._lease.total_seconds() / 3)
             if failures:  # a failing database is asked again after a backoff, not at every wake
                 timeout = min(RESTART_CAP_S, self._policy.delay(failures))
             else:
