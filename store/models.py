@@ -501,7 +501,7 @@ class OutboxRow(Base):
         Index("ix_outbox_target", "transport", "chat", "ref_key", "status"),
         # Erasure finds the messages about a person's cases (store/repos/erasure.py).
         Index("ix_outbox_case", "case_id"),
-        # Recovery finds the claims whose lease ran out (store/repos/outbox.py).
+        # Claims by lease: recovery's expired ones, the claim's live ones (repos/outbox.py).
         Index("ix_outbox_lease", "status", "lease_until"),
     )
 

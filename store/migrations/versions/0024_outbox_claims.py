@@ -26,8 +26,8 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("claimed_by", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("lease_until", UTC_DATETIME, nullable=True))
-    # Recovery's "sending and expired"; the claim's check for a live sender in the chat
-    # rides ix_outbox_queue (status, transport, chat, ...).
+    # `sending` by lease: recovery's expired claims, and the claim's check for a live claim
+    # of another instance in the chat (PostgreSQL plans it as an anti-join over this index).
     op.create_index("ix_outbox_lease", "outbox", ["status", "lease_until"])
 
 
