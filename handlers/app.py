@@ -385,7 +385,6 @@ class App:
         self.drill_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
-        await self._start_leading()
         services = ChatServices(
             self.inbound,
             self.cases,
@@ -398,6 +397,8 @@ class App:
         )
         for adapter in self.adapters:
             await adapter.start(services)
+        # After the adapters: a catch-up's messages find the rooms joined.
+        await self._start_leading()
         await self._start_api()
         log.info(
             self.texts.t(
