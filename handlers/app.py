@@ -411,6 +411,7 @@ class App:
     async def stop(self) -> None:
         # The worker finishes what it has in flight while the transports' sessions are open;
         # what is still queued stays in the outbox for the next start.
+        await self._stop_following()  # no leader's loop starts while they are being stopped
         if self.feeds is not None:
             await self.feeds.stop()  # no new mentions while the rest shuts down
         if self.vk_intake is not None:
@@ -420,7 +421,7 @@ class App:
         await self.crisis_jobs.stop()
         await self.model_jobs.stop()
         await self.triage.stop()
-        await self._stop_leading()  # another instance takes over now, not at our exit
+        await self._resign()  # the leader's loops are stopped: another instance takes over
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
@@ -502,13 +503,17 @@ class App:
         if self.mailbox is not None:
             await self.mailbox.stop()
 
-    async def _stop_leading(self) -> None:
+    async def _stop_following(self) -> None:
+        """No more tries for the lock and no more reactions to changes (a lock held is kept
+        until `_resign`)."""
         for task in (self._leader_task, self._elector_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._leader_task = self._elector_task = None
+
+    async def _resign(self) -> None:
         if self._elector is not None:
             await self._elector.close()  # the lock goes with the session
             self._elector = None
