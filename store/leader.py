@@ -58,7 +58,7 @@ class LeaderElector:
         self._check_s = check_s
         self._on_change = on_change
         self._instance = instance
-        idle_ms = int(check_s * IDLE_CHECKS * 1000)
+        self._idle_ms = int(check_s * IDLE_CHECKS * 1000)
         # NullPool: the one connection is ours alone, and closing it really closes it.
         self._engine: AsyncEngine = create_async_engine(
             url,
@@ -66,10 +66,7 @@ class LeaderElector:
             connect_args={
                 "timeout": check_s,
                 "command_timeout": check_s,
-                "server_settings": {
-                    "application_name": f"otklik-leader {instance}"[:63],
-                    "idle_session_timeout": str(idle_ms),
-                },
+                "server_settings": {"application_name": f"otklik-leader {instance}"[:63]},
             },
         )
         self._connection: AsyncConnection | None = None
@@ -105,6 +102,12 @@ class LeaderElector:
         if self._connection is None:
             connection = await self._engine.connect()
             self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            # PostgreSQL 14 and later end a session silent this long (older ones cannot).
+            version = await self._connection.scalar(text("SHOW server_version_num"))
+            if int(version or 0) >= 140000:
+                await self._connection.execute(
+                    text(f"SET idle_session_timeout = {self._idle_ms}")  # an int: no injection
+                )
         if self.leading:
             held = await self._connection.scalar(_HOLDS_LOCK, {"key": self._key})
             if not held:

@@ -15,7 +15,7 @@ from store.leader import LeaderElector
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP
 from tests.handlers.ingest.test_api_hostile import own_postgres_database
 
-CHECK_S = 0.3
+CHECK_S = 1.0  # the server ends a silent session after three: room for a busy machine
 PATIENCE_S = 30.0  # a bound for waiting, not a speed requirement
 
 
@@ -139,3 +139,22 @@ async def test_a_terminated_leader_in_a_run_loop_loses_at_once_and_someone_leads
 def test_sqlite_has_no_elector() -> None:
     with pytest.raises(ValueError, match="PostgreSQL"):
         LeaderElector("sqlite+aiosqlite:///x.db", "a", Changes())
+
+
+@pytest.mark.postgres
+async def test_a_leader_that_hangs_loses_its_session_and_another_leads(url: str) -> None:
+    """A frozen leader (a stopped VM, a partition) asks nothing: the server ends its idle
+    session after a few intervals (idle_session_timeout), and the lock with it."""
+    stop = asyncio.Event()
+    a = LeaderElector(url, "a", Changes(), check_s=CHECK_S)
+    b = LeaderElector(url, "b", Changes(), check_s=CHECK_S)
+    assert await a.attempt() is True  # and then never again: it hangs
+    follower = asyncio.create_task(b.run(stop))
+    try:
+        await eventually(lambda: b.leading, "the follower leads")
+        assert await a.attempt() is False  # waking up, it finds its session gone
+    finally:
+        stop.set()
+        await follower
+        await a.close()
+        await b.close()
