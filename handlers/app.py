@@ -560,6 +560,8 @@ class App:
             mention.sentiment is Sentiment.UNCERTAIN
             and result.case is None
             and not result.duplicate
+            # The leader keeps the list: a follower's mention waits for its minute check.
+            and self.leadership.leading
         ):
             self.triage.poke()
 
