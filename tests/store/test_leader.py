@@ -52,7 +52,7 @@ async def terminate(url: str, instance: str) -> int:
             ended = await conn.scalar(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE application_name = :name"
+                    " WHERE application_name = :name AND datname = current_database()"
                 ),
                 {"name": f"otklik-leader {instance}"},
             )
