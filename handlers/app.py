@@ -15,7 +15,6 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.cases.cards import case_of_public_ref
 from bot.cases.codes import CodeBook
@@ -62,15 +61,18 @@ from handlers.form.guard import load_or_create_secret
 from handlers.form.web import FormWeb
 from handlers.ingest.api import Api
 from handlers.ingest.feeds import FeedPoller
-from handlers.jobs import add_job
+from handlers.jobs import LeaderScheduler, add_job
 from handlers.jobs.calendar import CalendarJobs
 from handlers.jobs.channels import ChannelJobs
 from handlers.jobs.crisis import CrisisJobs
 from handlers.jobs.digest import DigestJobs, digest_recipients
 from handlers.jobs.drills import DrillJobs
+from handlers.jobs.heartbeat import JOB_ID as HEARTBEAT_JOB
+from handlers.jobs.heartbeat import SchedulerHeartbeat
 from handlers.jobs.model import ModelJobs
 from handlers.jobs.publication import PublicationJobs
 from handlers.jobs.retention import RetentionJobs
+from handlers.jobs.sla import JOB_ID as SLA_JOB
 from handlers.jobs.sla import SlaJobs
 from handlers.metrics import Metrics
 from handlers.sandbox.adapter import SandboxAdapter
@@ -79,6 +81,7 @@ from handlers.vk.callback import VkCallback
 from handlers.vk.intake import VkIntake
 from handlers.vk.transport import VkTransport
 from store.db import Database, StoreInUse, hold_sqlite_file
+from store.leader import LeaderElector
 
 log = logging.getLogger("otklik")
 
@@ -123,14 +126,20 @@ class App:
         self.clock = clock or SystemClock()
         self.texts: Texts = texts_for(config.playbooks.templates, config.locale)
         self.database = Database(config.database.url, echo=config.database.echo)
-        # What must run once among instances waits for this (bot/leadership.py); a single
-        # process leads from the start.
-        self.leadership = Leadership()
+        # What must run once among instances waits for this (bot/leadership.py). SQLite has a
+        # single process, which leads from the start; on PostgreSQL an advisory lock decides
+        # (store/leader.py), asked first in `start`.
+        self.leadership = Leadership(leading=self.database.is_sqlite)
+        self._elector: LeaderElector | None = None
+        self._elector_task: asyncio.Task[None] | None = None
+        self._leader_task: asyncio.Task[None] | None = None
         self.transports: dict[str, Transport] = dict(transports or {})
         # The messengers: each translates its updates for bot/chat/inbound.py and delivers
         # the outbox. Injected transports (tests) come without an adapter.
         self.adapters: list[ChatAdapter] = (
-            [] if transports is not None else _adapters(config, playbook, self.texts)
+            []
+            if transports is not None
+            else _adapters(config, playbook, self.texts, self.leadership)
         )
         for adapter in self.adapters:
             self.transports[adapter.name] = adapter.transport
@@ -144,7 +153,9 @@ class App:
         self.directory = Directory(config, frozenset(self.transports), self.clock)
         # Every channel's health, fed by intake (_mention_received) and the outbox outcomes.
         self.channels = ChannelHealth(s.name for s in config.api.sources)
-        self.metrics = Metrics(self.channels)
+        self.metrics = Metrics(
+            self.channels, instance=config.instance_name, leading=lambda: self.leadership.leading
+        )
         self.worker = OutboxWorker(
             self.database.uow,
             self.transports,
@@ -193,7 +204,7 @@ class App:
             leadership=digest_recipients(config, self.transports),
             locale=config.locale,
         )
-        self.crisis_jobs = CrisisJobs(self.crises)
+        self.crisis_jobs = CrisisJobs(self.crises, leading=lambda: self.leadership.leading)
         self.digests = DigestService(
             self.database.reader,  # seconds of aggregates must not stall intake
             self.clock,
@@ -296,7 +307,12 @@ class App:
         )
         self.inbound = Inbound(self.cases, self.answers, self.directory, self.texts, self.crises)
         self.chats = ChatLog(self.database.uow, self.clock)  # the groups updates come from
-        self.scheduler = AsyncIOScheduler(timezone=config.tz)
+        # Every instance schedules every job; a job runs where the instance leads, except
+        # the SLA clock (its timers are claimed one by one) and the heartbeat (handlers/jobs).
+        self.scheduler = LeaderScheduler(
+            self.leadership, every_instance={SLA_JOB, HEARTBEAT_JOB}, timezone=config.tz
+        )
+        self.heartbeat = SchedulerHeartbeat()
         self.sla = SlaService(
             self.database.uow,
             self.clock,
@@ -344,7 +360,8 @@ class App:
         task = self._worker_task
         if task is None or task.done():
             return "outbox worker is not running"
-        return self.worker.health()
+        # A follower is healthy: its scheduler beats even though it runs no leader's job.
+        return self.worker.health() or self.heartbeat.problem(self.scheduler)
 
     def adapter(self, name: str) -> ChatAdapter | None:
         """The running messenger of that transport, if it is configured."""
@@ -358,22 +375,20 @@ class App:
         self._stop.clear()
         self.publication_jobs.start()
         self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
-        await self.triage.refresh()  # what arrived while the bot was down, or a new chat
         self.scheduler.start()
+        self.heartbeat.schedule(self.scheduler)
         await self._start_sla()
+        # Scheduled on every instance, run on the leader (LeaderScheduler).
         self._start_crisis()
         self._start_triage()
-        await self._start_digests()
+        self.digest_jobs.schedule(self.scheduler)
         self.model_jobs.schedule(self.scheduler)
         self.retention_jobs.schedule(self.scheduler)
         self.calendar_jobs.schedule(self.scheduler)
-        await self.calendar_jobs.run()
         self.channel_jobs.schedule(self.scheduler)
         self.drill_jobs.schedule(self.scheduler)
         if self.feeds is not None:
             self.feeds.schedule(self.scheduler)
-        if self.mailbox is not None:
-            self.mailbox.start()
         services = ChatServices(
             self.inbound,
             self.cases,
@@ -386,8 +401,8 @@ class App:
         )
         for adapter in self.adapters:
             await adapter.start(services)
-        if self.vk_intake is not None:
-            self.vk_intake.start()  # first the events stored while the bot was down
+        # After the adapters: a catch-up's messages find the rooms joined.
+        await self._start_leading()
         await self._start_api()
         log.info(
             self.texts.t(
@@ -400,6 +415,7 @@ class App:
     async def stop(self) -> None:
         # The worker finishes what it has in flight while the transports' sessions are open;
         # what is still queued stays in the outbox for the next start.
+        await self._stop_following()  # no leader's loop starts while they are being stopped
         if self.feeds is not None:
             await self.feeds.stop()  # no new mentions while the rest shuts down
         if self.vk_intake is not None:
@@ -409,6 +425,7 @@ class App:
         await self.crisis_jobs.stop()
         await self.model_jobs.stop()
         await self.triage.stop()
+        await self._resign()  # the leader's loops are stopped: another instance takes over
         self._stop.set()
         if self._worker_task is not None:
             await self._worker_task
@@ -432,6 +449,78 @@ class App:
             self._cpu.shutdown(wait=False, cancel_futures=True)  # its thread ends after its batch
             self._cpu = None
         await self.database.dispose()
+
+    async def _start_leading(self) -> None:
+        """On PostgreSQL: ask for the lock once now (a lone instance leads before the API
+        opens), then keep asking (store/leader.py). Whenever this instance comes to lead it
+        catches up and starts the leader's loops; on losing, it stops them."""
+        if not self.database.is_sqlite:
+            self._elector = LeaderElector(
+                self.database.url,
+                self.config.instance_name,
+                self.leadership.set,
+                check_s=self.config.instance.leader_check_s,
+            )
+            await self._elector.attempt()
+            self._elector_task = asyncio.create_task(
+                self._elector.run(self._stop), name="leader-elector"
+            )
+        if self.leadership.leading:
+            await self._gained()
+        self._leader_task = asyncio.create_task(self._follow_leadership(), name="leadership")
+
+    async def _follow_leadership(self) -> None:
+        while True:
+            await self.leadership.until_lost()
+            log.info("instance %s: follower now", self.config.instance_name)
+            await self._lost()
+            await self.leadership.until_leading()
+            await self._gained()
+
+    async def _gained(self) -> None:
+        """Leading now (at start, or in place of a leader that died): what fell due while
+        nobody led is caught up once, and the leader's own loops start."""
+        log.info("instance %s: leading", self.config.instance_name)
+        catch_ups: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("triage list", self.triage.refresh),  # what arrived meanwhile, or a new chat
+            ("calendar check", self.calendar_jobs.run),
+            # Tonight's digest if it fell due meanwhile: sent once whoever led at its time
+            # (the digest's mark and the outbox's idempotency key, handlers/jobs/digest.py).
+            ("digest catch-up", self.digest_jobs.catch_up),
+            ("crisis evaluation", self.crisis_jobs.run),
+        ]
+        for name, catch_up in catch_ups:
+            try:
+                await catch_up()
+            except Exception:  # the others still run; the scheduled job tries again
+                log.exception("%s on gaining leadership failed", name)
+        if self.mailbox is not None:
+            self.mailbox.start()
+        if self.vk_intake is not None:
+            self.vk_intake.start()  # first the events stored while nobody took them
+
+    async def _lost(self) -> None:
+        """Not leading any more: the leader's loops stop (scheduled jobs skip by themselves,
+        the Matrix sync pauses by itself)."""
+        if self.vk_intake is not None:
+            await self.vk_intake.stop()
+        if self.mailbox is not None:
+            await self.mailbox.stop()
+
+    async def _stop_following(self) -> None:
+        """No more tries for the lock and no more reactions to changes (a lock held is kept
+        until `_resign`)."""
+        for task in (self._leader_task, self._elector_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._leader_task = self._elector_task = None
+
+    async def _resign(self) -> None:
+        if self._elector is not None:
+            await self._elector.close()  # the lock goes with the session
+            self._elector = None
 
     async def _start_sla(self) -> None:
         # Timers that came due while the bot was down fire now, once; then one job waits
@@ -457,10 +546,6 @@ class App:
     async def _triage_check(self) -> None:
         self.triage.poke()  # on the event loop (a plain function would run in a thread)
 
-    async def _start_digests(self) -> None:
-        self.digest_jobs.schedule(self.scheduler)
-        await self.digest_jobs.catch_up()  # tonight's digest, if it fell due while we were down
-
     def _delivered(self, item: OutboxItem, result: DeliveryResult) -> None:
         now = self.clock.now()
         self.metrics.delivered(item, result, now)
@@ -479,6 +564,8 @@ class App:
             mention.sentiment is Sentiment.UNCERTAIN
             and result.case is None
             and not result.duplicate
+            # The leader keeps the list: a follower's mention waits for its minute check.
+            and self.leadership.leading
         ):
             self.triage.poke()
 
@@ -615,7 +702,9 @@ def _email_transport(
     return EmailTransport(config.email, mention, texts, clock, signature)
 
 
-def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdapter]:
+def _adapters(
+    config: Config, playbook: Playbook, texts: Texts, leadership: Leadership
+) -> list[ChatAdapter]:
     """The configured messengers. Each one's library is imported only where it is configured:
     aiogram alone weighs some 150 MB, matrix-nio 35 MB."""
     adapters: list[ChatAdapter] = []
@@ -628,7 +717,7 @@ def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdap
     if config.matrix is not None and config.matrix.enabled:
         from handlers.matrix.adapter import MatrixAdapter
 
-        adapters.append(MatrixAdapter(config, texts))
+        adapters.append(MatrixAdapter(config, texts, leadership))
     if config.sandbox_enabled:
         drills = DrillSamples(
             playbook.drills.values(), config.locale, texts.t("sandbox.page.drills")

@@ -1,7 +1,15 @@
-"""Prometheus metrics of one running Otklik (a registry of its own, so tests can run several)."""
+"""Prometheus metrics of one running Otklik (a registry of its own, so tests can run several).
+
+Several instances on one database: each serves its own /metrics. `otklik_instance_info`
+names the instance (config `instance.name`) and `otklik_leader` says whether it leads, both
+with an `instance` label; the other series carry no such label, as Prometheus practice has it
+(the scrape target's own `instance` label tells them apart; join on it when the name is wanted).
+A scrape without `honor_labels` keeps our label as `exported_instance`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -14,11 +22,33 @@ from bot.model import Mention, Sentiment
 
 
 class Metrics:
-    def __init__(self, channels: ChannelHealth | None = None) -> None:
+    def __init__(
+        self,
+        channels: ChannelHealth | None = None,
+        instance: str | None = None,
+        leading: Callable[[], bool] | None = None,
+    ) -> None:
         self.channels = channels  # read when /metrics is asked
         self.worker: OutboxWorker | None = None  # its claims, read when /metrics is asked
         self._expiries_counted = 0
+        self._leading = leading  # read when /metrics is asked; None: no instance lines
         self.registry = CollectorRegistry()
+        self.instance = instance
+        self.leader: Gauge | None = None
+        if instance is not None:
+            info = Gauge(
+                "otklik_instance_info",
+                "This process among several on one database (config instance.name); always 1",
+                ["instance"],
+                registry=self.registry,
+            )
+            info.labels(instance).set(1)
+            self.leader = Gauge(
+                "otklik_leader",
+                "1 while this instance leads (runs the scheduled jobs), else 0",
+                ["instance"],
+                registry=self.registry,
+            )
         self.mentions_in = Counter(
             "otklik_mentions_total",
             "Mentions received, by source and outcome",
@@ -110,6 +140,8 @@ class Metrics:
             expiries = self.worker.stats.lease_expiries
             self.lease_expiries.inc(max(0, expiries - self._expiries_counted))
             self._expiries_counted = max(expiries, self._expiries_counted)
+        if self.leader is not None and self._leading is not None:
+            self.leader.labels(self.instance).set(1 if self._leading() else 0)
         for state in self.channels.states() if self.channels is not None else []:
             name = state.channel
             if state.last_received_at is not None:

@@ -260,6 +260,9 @@ class InstanceConfig(StrictModel):
     # Names the process in outbox claims, /metrics and the logs; empty: host name and pid,
     # new at every start (a restarted process owns none of its predecessor's claims).
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    # On PostgreSQL: how often a follower tries to become the leader, and the leader checks
+    # that it still is. A dead leader is replaced within about this long.
+    leader_check_s: Annotated[float, Field(ge=0.5, le=60)] = 5.0
 
 
 class AttachmentsConfig(StrictModel):

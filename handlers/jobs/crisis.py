@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -32,8 +33,11 @@ class CrisisJobs:
         crises: CrisisService,
         every_s: float = CHECK_EVERY_S,
         nudge_delay_s: float = NUDGE_DELAY_S,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self._crises = crises
+        # Only the leader evaluates: a follower's mentions reach it by the interval job.
+        self._leading = leading
         self._every_s = every_s
         self._nudge_delay_s = nudge_delay_s
         self._pending: asyncio.Task[None] | None = None
@@ -57,7 +61,7 @@ class CrisisJobs:
         self.nudge()
 
     def nudge(self) -> None:
-        if not self._running:
+        if not self._running or not self._leading():
             return
         self._dirty = True
         if self._pending is None or self._pending.done():

@@ -23,6 +23,7 @@ from nio import AsyncClient, AsyncClientConfig, JoinError, SyncError, SyncRespon
 from bot.chat.checks import ChatProblems, configured_chats
 from bot.chat.inbound import ChatServices
 from bot.chat.seen import ChatLog
+from bot.leadership import Leadership
 from bot.messages.texts import Texts
 from bot.messages.views import RefKind
 from bot.model import MAX_DRAFT_TEXT
@@ -51,7 +52,7 @@ class MatrixAdapter:
 
     name = TRANSPORT
 
-    def __init__(self, config: Config, texts: Texts) -> None:
+    def __init__(self, config: Config, texts: Texts, leadership: Leadership | None = None) -> None:
         matrix = config.matrix
         assert matrix is not None and matrix.enabled
         # Two clients on one account and device: the sync loop's, which may wait and retry,
@@ -70,6 +71,8 @@ class MatrixAdapter:
         self._chats: ChatLog | None = None
         self._since_key = f"matrix.since:{matrix.user_id}"
         self._task: asyncio.Task[None] | None = None
+        # Several instances: only the leader syncs (each would act on every event).
+        self._leadership = leadership or Leadership()
         self.synced = asyncio.Event()  # set after the first sync: for tests and health
 
     @staticmethod
@@ -85,7 +88,6 @@ class MatrixAdapter:
         ctx = MatrixContext.of(services, self.transport.ref_of_sent)
         self._problems, self._chats = services.problems, services.chats
         self._directory = services.directory
-        since = await ctx.cases.recall(self._since_key)
         for room_id in self._rooms:
             # A join is an event like a message: the homeserver's rate limit counts it.
             await self.transport.pacer.acquire(None)
@@ -93,7 +95,7 @@ class MatrixAdapter:
             if isinstance(joined, JoinError):
                 # Joined when the invite comes in through the sync (_answer_invites).
                 log.warning("matrix: cannot join %s yet: %s", room_id, joined.message)
-        self._task = asyncio.create_task(self._sync_forever(ctx, since), name="matrix-sync")
+        self._task = asyncio.create_task(self._sync_while_leading(ctx), name="matrix-sync")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -102,6 +104,25 @@ class MatrixAdapter:
                 await self._task
         await self.client.close()
         await self._sender.close()
+
+    async def _sync_while_leading(self, ctx: MatrixContext) -> None:
+        """Sync while this instance leads; on losing, stop at once (a sync in flight is
+        dropped, its events are the next leader's). On gaining, go on from the token the
+        last leader stored."""
+        leadership = self._leadership
+        while True:
+            await leadership.until_leading()
+            since = await ctx.cases.recall(self._since_key)
+            syncing = asyncio.create_task(self._sync_forever(ctx, since))
+            lost = asyncio.create_task(leadership.until_lost())
+            try:
+                await asyncio.wait({syncing, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (lost, syncing):  # the sync last: a failure of it is raised here
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            log.info("matrix: not leading; sync paused")
 
     async def _sync_forever(self, ctx: MatrixContext, since: str | None) -> None:
         first = True

@@ -305,3 +305,23 @@ async def test_without_idle_the_mailbox_is_polled_and_a_letter_read_twice_is_one
             assert all("\\Seen" in flags for _, flags in inbox)  # read again
             case = await world.case(mention.case_id)
             assert case.mention_count == 1  # and stored once
+
+
+async def test_only_the_leader_reads_the_mailbox(tmp_path: Path) -> None:
+    """Several instances (issue 21): the reader stops when the instance stops leading, and a
+    letter that came meanwhile is read when it leads again (the new leader's turn)."""
+    async with mail_world() as mail, telegram_world(tmp_path, extra_config=mail.config()) as world:
+        await mail.send(citizen_letter(mail, "Вода", "Нет горячей воды", "before-1@mail.example"))
+        await taken_in(world, "before-1@mail.example")
+
+        world.app.leadership.set(False)  # another instance leads now
+        await asyncio.sleep(0.5)  # the reader's stop runs on the leadership task
+        await mail.send(
+            citizen_letter(mail, "Свет", "Нет света в подъезде", "meanwhile-1@mail.example")
+        )
+        await asyncio.sleep(3)  # a running reader would have it by now (IDLE)
+        async with world.app.database.uow() as uow:
+            assert await uow.mentions.get_by_external("email", "meanwhile-1@mail.example") is None
+
+        world.app.leadership.set(True)
+        await taken_in(world, "meanwhile-1@mail.example")
