@@ -8,8 +8,10 @@ Checks, all before anything acts, none answered with a 500:
 Then the update is claimed by its id in the database (store/repos/telegram_updates.py):
 Telegram delivers it again after any non-2xx answer or a timeout, perhaps to another
 instance, and it must act once. One claimed here is handled by this instance's aiogram
-dispatcher, marked done, and only then answered 200; if handling fails the claim is released
-and Telegram is answered 503, so its retry handles the update again. One handled before is
+dispatcher, marked done, and only then answered 200; if handling fails (the database, or
+Telegram busy or unreachable) the claim is released and Telegram is answered 503, so its
+retry handles the update again. A call Telegram refuses for good (a press answered too late)
+ends the update as in polling: logged, answered 200. One handled before is
 answered 200 at once; one another request is handling now is waited for a little, then
 answered 503 (Telegram retries; by then it is done, or its claim went stale because that
 instance died, and it is handled here).
@@ -30,6 +32,12 @@ from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiohttp import web
@@ -49,6 +57,8 @@ SECRET_KEY = "telegram.webhook_secret"  # kv: the generated secret every instanc
 MAX_UPDATE_BYTES = 1024 * 1024
 BUSY_WAIT_S = 5.0  # how long a retry waits for another request handling the same update
 BUSY_CHECK_S = 0.1
+# Failures that may pass (Telegram busy or unreachable): the update is handled again.
+_PASSING = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter)
 KEEP_SEEN = timedelta(days=2)  # Telegram keeps an undelivered update for 24 hours
 PRUNE_EVERY = timedelta(hours=1)
 
@@ -109,8 +119,8 @@ class TelegramWebhook:
             return _answer(403, "wrong secret token")
         if (request.content_length or 0) > MAX_UPDATE_BYTES:
             return _answer(413, "the body is too large")
-        raw = await request.content.read(MAX_UPDATE_BYTES + 1)
-        if len(raw) > MAX_UPDATE_BYTES:
+        raw = await _read_at_most(request, MAX_UPDATE_BYTES)
+        if raw is None:
             return _answer(413, "the body is too large")
         try:
             body = json.loads(raw.decode("utf-8"))
@@ -148,12 +158,21 @@ class TelegramWebhook:
             response = await self._dispatcher.feed_update(self._bot, update, **self._handler_data)
             if isinstance(response, TelegramMethod):  # a handler's answer "into the webhook"
                 await self._dispatcher.silent_call_request(self._bot, response)
+        except TelegramAPIError as error:
+            if isinstance(error, _PASSING):
+                return await self._failed(update_id)
+            # Telegram refused a call the handler made (a press answered too late, a message
+            # gone): handling it again would meet the same refusal, as polling would.
+            log.error("telegram: update %s: Telegram refused a call: %s", update_id, error)
         except Exception:
-            log.exception("telegram: update %s failed; Telegram will retry it", update_id)
-            await self._release(update_id)
-            return _answer(503, "the update could not be handled; Telegram will retry")
+            return await self._failed(update_id)
         await self._done(update_id)
         return web.Response(text="ok")
+
+    async def _failed(self, update_id: int) -> web.Response:
+        log.exception("telegram: update %s failed; Telegram will retry it", update_id)
+        await self._release(update_id)
+        return _answer(503, "the update could not be handled; Telegram will retry")
 
     async def _claim(self, update_id: int) -> UpdateClaim:
         """Claim the update; while another request handles it, wait a little for it to end."""
@@ -193,6 +212,19 @@ class TelegramWebhook:
         except Exception:
             # The claim then goes stale: Telegram's retry after reclaim_after_s handles it.
             log.exception("telegram: the claim on update %s could not be released", update_id)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None once it passes `limit` (a chunked body says no length, and
+    one read returns only what has arrived so far)."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(parts)
 
 
 def _first_problem(error: ValidationError) -> str:

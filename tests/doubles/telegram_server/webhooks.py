@@ -133,6 +133,10 @@ class WebhookApi(ServerCore):
         state.lost_answers.add(update_id)
         return update_id
 
+    def webhook_of(self, bot: BotInfo) -> Webhook | None:
+        """The bot's webhook as set now (None: none, the bot polls)."""
+        return self._bots[bot.id].webhook
+
     def deliveries(self, update_id: int | None = None) -> list[WebhookDelivery]:
         return [d for d in self.webhook_deliveries if update_id in (None, d.update_id)]
 
