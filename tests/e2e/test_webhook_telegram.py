@@ -12,6 +12,7 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,66 @@ async def test_polling_waits_for_leadership(tmp_path: Path) -> None:
 
         world.app.leadership.set(True)
         await world.answer_to(late)
+
+
+async def test_an_update_whose_handling_failed_is_handled_again(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path, webhook=True) as world:
+        case_id = await world.open_case()
+        card = await world.card(case_id)
+        # Telegram fails the bot's answer to the press: the update is released and answered
+        # 503, Telegram delivers it again, and this time the press is answered.
+        world.server.fail_next_call("answerCallbackQuery")
+        update_id = world.server.next_update_id(world.bot)
+        query = world.server.press_button(
+            card.chat_id, card.message_id, world.person("spec"), button_text="Взять"
+        )
+        await world.server.wait_answer(query, timeout=10)
+        await world.idle()
+        assert [d.status for d in world.server.deliveries(update_id)] == [503, 200]
+        assert answers_to_query(world, query) == 1
+        assert (await world.case(case_id)).state is CaseState.TAKEN
+        async with world.app.database.uow() as uow:
+            kinds = [e.kind for e in await uow.events.for_case(case_id)]
+        assert kinds.count(Action.TAKE) == 1  # the second handling found it taken
+        assert (update_id, "done") in [(u, s) for u, s, _ in await update_rows(world)]
+
+
+async def test_a_dead_instances_claim_is_taken_over_and_a_live_one_waited_for(
+    tmp_path: Path,
+) -> None:
+    async with telegram_world(tmp_path, webhook=True) as world:
+        database, bot, server = world.app.database, world.bot, world.server
+        reclaim = world.app.config.telegram.webhook.reclaim_after_s  # type: ignore[union-attr]
+        case_id = await world.open_case()
+        card = await world.card(case_id)
+
+        # An instance claimed the press and died before handling it: the claim is stale.
+        dead = server.next_update_id(bot)
+        long_ago = world.app.clock.now() - timedelta(seconds=reclaim + 1)
+        async with database.uow() as uow:
+            await uow.telegram_updates.claim(bot.id, dead, "dead", long_ago, long_ago)
+            await uow.commit()
+        query = server.press_button(
+            card.chat_id, card.message_id, world.person("spec"), button_text="Взять"
+        )
+        await server.wait_answer(query, timeout=10)
+        await world.idle()
+        assert (await world.case(case_id)).state is CaseState.TAKEN
+        assert (dead, "done", world.app.config.instance_name) in await update_rows(world)
+
+        # Another instance is handling this update right now: the delivery here waits for
+        # it, finds it done, and answers 200 without acting.
+        busy = server.next_update_id(bot)
+        now = world.app.clock.now()
+        async with database.uow() as uow:
+            await uow.telegram_updates.claim(bot.id, busy, "other", now, now)
+            await uow.commit()
+        card = await world.card(case_id)
+        other = server.press_button(card.chat_id, card.message_id, world.person("spec2"), "x")
+        await server.wait_for(lambda: busy in server.in_flight(bot))
+        async with database.uow() as uow:
+            await uow.telegram_updates.done(bot.id, busy, world.app.clock.now())
+            await uow.commit()
+        await world.idle()
+        assert [d.status for d in server.deliveries(busy)] == [200]
+        assert answers_to_query(world, other) == 0  # "other" acted, not this instance

@@ -87,6 +87,12 @@ class HttpApp(ServerCore):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def fail_next_call(
+        self, method: str, code: int = 500, description: str = "Internal Server Error"
+    ) -> None:
+        """The next call of `method` fails as Telegram does when it is having a bad moment."""
+        self._failing.setdefault(method, []).append(ApiError(code, description))
+
     @property
     def api_base(self) -> str:
         if self._base is None:
@@ -144,6 +150,8 @@ class HttpApp(ServerCore):
             handler = getattr(self, f"_api_{canonical}", None)
             if canonical not in _METHODS or handler is None:
                 raise ApiError(404, "Not Found")
+            if self._failing.get(canonical):
+                raise self._failing[canonical].pop(0)
             result = await handler(state, params, files)
         except ApiError as exc:
             if exc.code == 429:

@@ -133,6 +133,14 @@ class WebhookApi(ServerCore):
         state.lost_answers.add(update_id)
         return update_id
 
+    def next_update_id(self, bot: BotInfo) -> int:
+        """The id the bot's next update will have."""
+        return self._bots[bot.id].next_update_id
+
+    def in_flight(self, bot: BotInfo) -> set[int]:
+        """Update ids being POSTed to the webhook right now."""
+        return set(self._bots[bot.id].in_flight)
+
     def webhook_of(self, bot: BotInfo) -> Webhook | None:
         """The bot's webhook as set now (None: none, the bot polls)."""
         return self._bots[bot.id].webhook
