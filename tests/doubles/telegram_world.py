@@ -254,7 +254,7 @@ async def telegram_world(
         server.set_webhook_targets(bot, world.webhook_urls)
     playbook = None
     for number, port in enumerate(ports):
-        path = tmp_path / f"config{number}.yaml"
+        path = tmp_path / ("config.yaml" if number == 0 else f"config{number}.yaml")
         path.write_text(
             CONFIG.format(
                 locale=locale,
