@@ -113,7 +113,8 @@ class TelegramWebhook:
     async def receive(self, request: web.Request) -> web.Response:
         if self._closing:
             return _answer(503, "this instance is stopping; Telegram will retry")
-        given = request.headers.get(SECRET_HEADER, "").encode()
+        # Header bytes that are not UTF-8 arrive as surrogates: they cannot match, nor raise.
+        given = request.headers.get(SECRET_HEADER, "").encode(errors="replace")
         if not hmac.compare_digest(given, self._secret):
             log.warning("telegram: webhook request from %s without the secret", request.remote)
             return _answer(403, "wrong secret token")

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -60,6 +61,28 @@ def bot_replies(world: World, chat: int, message_id: int) -> int:
         for m in world.server.messages(chat)
         if m.bot_id is not None and m.reply_to_message_id == message_id
     )
+
+
+async def raw_post(url: str, body: bytes, secret: bytes) -> tuple[int, bytes]:
+    """A POST with header bytes no HTTP client would send (not UTF-8)."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write(
+        b"POST " + parts.path.encode() + b" HTTP/1.1\r\nHost: bot\r\n"
+        b"Content-Type: application/json\r\n"
+        + SECRET_HEADER.encode()
+        + b": "
+        + secret
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer
 
 
 def status_update(world: World, update_id: int) -> dict[str, Any]:
@@ -154,6 +177,7 @@ async def test_forged_oversize_and_garbage_requests_are_refused(tmp_path: Path) 
         forged = json.dumps(status_update(world, 777_001)).encode()
         for wrong in (None, "", "x" * len(secret), secret[:-1]):
             assert await post(url, forged, wrong) == (403, "wrong secret token")
+        assert (await raw_post(url, forged, b"\xff\xfe" + secret.encode()))[0] == 403
         await world.idle()
         before = await update_rows(world)  # what the test server delivered itself
         assert 777_001 not in [u for u, _, _ in before]  # nothing claimed, nothing handled
