@@ -22,8 +22,10 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from bot.model import Action, CaseState
+from handlers.cli import app as cli
 from handlers.telegram.adapter import TelegramAdapter
 from store.models import TelegramUpdateRow
 from tests.conftest import GIVEN_POSTGRES_URL, POSTGRES_SKIP, POSTGRES_UP
@@ -376,3 +378,27 @@ async def test_a_dead_instances_claim_is_taken_over_and_a_live_one_waited_for(
         await world.idle()
         assert [d.status for d in server.deliveries(busy)] == [200]
         assert answers_to_query(world, other) == 0  # "other" acted, not this instance
+
+
+async def test_otklik_telegram_webhook_shows_and_deletes_it(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path, webhook=True) as world:
+        world.server.set_webhook_targets(world.bot, ["http://127.0.0.1:9/nobody"])
+        world.say("duty", world.coordination, "/status")  # waits: nobody listens there now
+        await world.server.wait_for(lambda: bool(world.server.deliveries()), timeout=10)
+        runner, config = CliRunner(), str(tmp_path / "config.yaml")
+
+        shown = await asyncio.to_thread(runner.invoke, cli, ["telegram-webhook", "-c", config])
+        assert shown.exit_code == 0, shown.output
+        out = " ".join(shown.output.split())
+        assert f"url: {PUBLIC_URL}{WEBHOOK_PATH}" in out
+        assert "pending updates: 1" in out and "max connections: 40" in out
+        assert "last error:" in out and "Connection refused" in out
+        assert secret_of(world) not in out
+
+        deleted = await asyncio.to_thread(
+            runner.invoke, cli, ["telegram-webhook", "--delete", "-c", config]
+        )
+        assert deleted.exit_code == 0, deleted.output
+        assert "Webhook deleted." in deleted.output and "(none: the bot polls)" in deleted.output
+        assert world.server.webhook_of(world.bot) is None
+        assert len(world.server.pending_updates(world.bot)) == 1  # kept for the poller
