@@ -203,6 +203,17 @@ async def test_forged_oversize_and_garbage_requests_are_refused(tmp_path: Path) 
         rows = await update_rows(world)
         assert [(u, state) for u, state, _ in rows if u == 777_001] == [(777_001, "done")]
 
+        # A stopping instance takes nothing new: Telegram retries, elsewhere.
+        adapter = world.app.adapter("telegram")
+        assert isinstance(adapter, TelegramAdapter) and adapter.webhook is not None
+        await adapter.webhook.close()
+        later = json.dumps(status_update(world, 777_002)).encode()
+        assert await post(url, later, secret) == (
+            503,
+            "this instance is stopping; Telegram will retry",
+        )
+        assert 777_002 not in [u for u, _, _ in await update_rows(world)]
+
 
 async def department_of(world: World, case_id: int) -> str:
     return (await world.case(case_id)).department
