@@ -7,14 +7,14 @@ Checks, all before anything acts, none answered with a 500:
 
 Then the update is claimed by its id in the database (store/repos/telegram_updates.py):
 Telegram delivers it again after any non-2xx answer or a timeout, perhaps to another
-instance, and it must act once. One claimed here is handled by this instance's aiogram
-dispatcher, marked done, and only then answered 200; if handling fails (the database, or
-Telegram busy or unreachable) the claim is released and Telegram is answered 503, so its
-retry handles the update again. A call Telegram refuses for good (a press answered too late)
-ends the update as in polling: logged, answered 200. One handled before is
-answered 200 at once; one another request is handling now is waited for a little, then
-answered 503 (Telegram retries; by then it is done, or its claim went stale because that
-instance died, and it is handled here).
+instance, and it must act once.
+- Claimed here: handled by this instance's aiogram dispatcher, marked done, and only then
+  answered 200. If handling fails (the database; Telegram busy or unreachable) the claim is
+  released and Telegram is answered 503: its retry handles the update again. A call Telegram
+  refuses for good (a press answered too late) ends the update as in polling: logged, 200.
+- Handled before: answered 200 at once, nothing acts.
+- Being handled by another request: waited for a little, then answered 503; Telegram retries,
+  and by then it is done, or its claim went stale (that instance died) and it is handled here.
 
 The secret comes from the config, or is generated once and kept in the database (the first
 instance to start writes it; every other one reads the same). Next: adapter.py, which sets
