@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -90,6 +90,16 @@ FORM_LOCALES = ("ru", "en")
 _Result = TypeVar("_Result")
 
 
+@runtime_checkable
+class ServesWebhook(Protocol):
+    """A messenger that takes updates by webhook on the API's HTTP server (Telegram in
+    webhook mode): its route goes in before the server starts, the webhook is set after."""
+
+    def add_webhook_routes(self, app: web.Application) -> None: ...
+
+    async def open_webhook(self) -> None: ...
+
+
 class CannotStart(Exception):
     """A setting only the network can check is wrong (a Matrix room alias that names no
     room): nothing starts, and the message says what to fix."""
@@ -139,7 +149,7 @@ class App:
         self.adapters: list[ChatAdapter] = (
             []
             if transports is not None
-            else _adapters(config, playbook, self.texts, self.leadership)
+            else _adapters(config, playbook, self.texts, self.database, self.leadership)
         )
         for adapter in self.adapters:
             self.transports[adapter.name] = adapter.transport
@@ -638,10 +648,15 @@ class App:
         sandbox = self.sandbox
         if sandbox is not None:
             sandbox.add_routes(served)
+        webhooks = [a for a in self.adapters if isinstance(a, ServesWebhook)]
+        for adapter in webhooks:
+            adapter.add_webhook_routes(served)
         self._runner = web.AppRunner(served, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
         await site.start()
+        for adapter in webhooks:
+            await adapter.open_webhook()  # Telegram may send updates now: the endpoint listens
         await self._start_metrics(api)
         if sandbox is not None:
             log.info(self.texts.t("startup.sandbox", address=sandbox.address()))
@@ -703,7 +718,7 @@ def _email_transport(
 
 
 def _adapters(
-    config: Config, playbook: Playbook, texts: Texts, leadership: Leadership
+    config: Config, playbook: Playbook, texts: Texts, database: Database, leadership: Leadership
 ) -> list[ChatAdapter]:
     """The configured messengers. Each one's library is imported only where it is configured:
     aiogram alone weighs some 150 MB, matrix-nio 35 MB."""
@@ -712,7 +727,14 @@ def _adapters(
         from handlers.telegram.adapter import TelegramAdapter
 
         adapters.append(
-            TelegramAdapter(config.telegram, texts, configured_chats(config, "telegram"))
+            TelegramAdapter(
+                config.telegram,
+                texts,
+                configured_chats(config, "telegram"),
+                database=database,
+                leadership=leadership,  # long polling only while this instance leads
+                instance=config.instance_name,
+            )
         )
     if config.matrix is not None and config.matrix.enabled:
         from handlers.matrix.adapter import MatrixAdapter

@@ -1279,6 +1279,65 @@ def chats(config: ConfigOption = Path("config.yaml")) -> None:
         )
 
 
+@app.command("telegram-webhook")
+def telegram_webhook(
+    delete: Annotated[
+        bool,
+        typer.Option("--delete", help="Delete the webhook (to go back to long polling)"),
+    ] = False,
+    drop_pending: Annotated[
+        bool,
+        typer.Option("--drop-pending", help="With --delete: drop the updates still waiting"),
+    ] = False,
+    config: ConfigOption = Path("config.yaml"),
+) -> None:
+    """What Telegram says about the bot's webhook (URL, updates waiting, last error).
+
+    With --delete, deletes it. Running instances in webhook mode set it again at their next
+    start; in polling mode the leader deletes it by itself."""
+    cfg = _config_or_exit(config)
+    telegram = cfg.telegram
+    if telegram is None or not telegram.enabled:
+        out.print("Telegram is not configured (telegram.token is empty).")
+        raise typer.Exit(code=2)
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiogram.exceptions import TelegramAPIError
+
+    async def ask() -> list[str]:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(telegram.api_base))
+        bot = Bot(telegram.token, session=session)
+        try:
+            if delete:
+                await bot.delete_webhook(drop_pending_updates=drop_pending)
+            info = await bot.get_webhook_info()
+        finally:
+            await session.close()
+        lines = [
+            f"url: {info.url or '(none: the bot polls)'}",
+            f"pending updates: {info.pending_update_count}",
+        ]
+        if info.max_connections is not None:
+            lines.append(f"max connections: {info.max_connections}")
+        if info.allowed_updates is not None:
+            lines.append(f"update types: {', '.join(info.allowed_updates)}")
+        if info.last_error_date is not None:
+            when = info.last_error_date.astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(f"last error: {when} {info.last_error_message or ''}")
+        return lines
+
+    try:
+        lines = asyncio.run(ask())
+    except TelegramAPIError as error:
+        out.print(f"Telegram refused: {error.message}", highlight=False, markup=False)
+        raise typer.Exit(code=1) from None
+    if delete:
+        out.print("Webhook deleted.")
+    for line in lines:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 @app.command("route")
 def route_text(
     text: Annotated[str, typer.Argument(help="The mention's text")],

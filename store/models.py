@@ -659,3 +659,22 @@ class VkEventRow(Base):
     body: Mapped[Any | None] = mapped_column(EncryptedJSON)
     received_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
+
+
+class TelegramUpdateRow(Base):
+    """A Telegram update that came by webhook (handlers/telegram/webhook.py), by the bot's id
+    and the update's id: Telegram delivers an update again after a non-2xx answer or a
+    timeout, maybe to another instance, and it must act once. `state` is "processing" from the
+    claim until handled, then "done"; a "processing" row older than the reclaim time (its
+    instance died) may be claimed again. Rows go after a few days (Telegram keeps an update
+    for at most 24 hours)."""
+
+    __tablename__ = "telegram_updates"
+    __table_args__ = (Index("ix_telegram_updates_claimed_at", "claimed_at"),)
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(16))
+    instance: Mapped[str] = mapped_column(String(64))  # who claimed it (config instance.name)
+    claimed_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]

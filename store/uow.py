@@ -22,6 +22,7 @@ from store.repos.links import SqlLinkRepository
 from store.repos.mentions import SqlMentionRepository
 from store.repos.outbox import SqlOutboxRepository
 from store.repos.refs import SqlMessageRefRepository
+from store.repos.telegram_updates import SqlTelegramUpdateRepository
 from store.repos.timers import SqlTimerRepository
 from store.repos.vk_events import SqlVkEventRepository
 
@@ -90,6 +91,7 @@ class SqlUnitOfWork:
         self.erasure = SqlErasureRepository(session, self.events)
         self.chats = SqlSeenChatRepository(session)
         self.vk_events = SqlVkEventRepository(session)
+        self.telegram_updates = SqlTelegramUpdateRepository(session)
         return self
 
     async def __aexit__(

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Final, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -41,6 +42,7 @@ __all__ = [
     "SourceMapping",
     "TelegramConfig",
     "TelegramLimitsConfig",
+    "TelegramWebhookConfig",
     "VkConfig",
     "is_room_alias",
     "reserved_source_name",
@@ -266,6 +268,47 @@ class DiscussionGroup(StrictModel):
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 
 
+# The Bot API's setWebhook: secret_token is 1-256 of A-Z, a-z, 0-9, _ and -.
+_TELEGRAM_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class TelegramWebhookConfig(StrictModel):
+    """Webhook mode (handlers/telegram/webhook.py): Telegram POSTs updates to `url`; the bot
+    serves `path` on the API's HTTP server, behind a TLS-terminating reverse proxy."""
+
+    # Where Telegram sends updates: a base ("https://bot.example.org", then `path` is added)
+    # or a full URL when the proxy maps another path to `path`.
+    url: Annotated[str, BeforeValidator(_none_to_empty), AfterValidator(_check_http_url)] = ""
+    path: str = "/telegram/webhook"
+    # Empty: generated once and kept in the database, so every instance uses the same one.
+    secret_token: _Secret = ""
+    max_connections: Annotated[int, Field(ge=1, le=100)] = 40
+    # An update whose handling started this long ago and never finished (its instance died)
+    # is handled again when Telegram delivers it again.
+    reclaim_after_s: Annotated[float, Field(gt=0)] = 60.0
+
+    @field_validator("path")
+    @classmethod
+    def _path_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9/_-]{1,100}", value) or value.startswith("/api/"):
+            raise ValueError(
+                "a path like /telegram/webhook (letters, digits, / _ -), not under /api/"
+            )
+        return value
+
+    @field_validator("secret_token")
+    @classmethod
+    def _secret_shape(cls, value: str) -> str:
+        if value and not _TELEGRAM_SECRET_RE.match(value):
+            raise ValueError("Telegram takes 1 to 256 Latin letters, digits, _ and - here")
+        return value
+
+    @property
+    def public_url(self) -> str:
+        """What setWebhook is given: `url`, with `path` added when `url` has none."""
+        return self.url if urlsplit(self.url).path.strip("/") else self.url + self.path
+
+
 class TelegramConfig(StrictModel):
     token: Annotated[str, BeforeValidator(_none_to_empty), BeforeValidator(_strip)] = ""
     api_base: Annotated[str, AfterValidator(_check_http_url)] = "https://api.telegram.org"
@@ -273,6 +316,18 @@ class TelegramConfig(StrictModel):
     limits: TelegramLimitsConfig = Field(default_factory=TelegramLimitsConfig)
     discussion_groups: list[DiscussionGroup] = Field(default_factory=list)
     direct_messages: bool = False  # citizens' private messages to the bot become mentions
+    # How updates arrive: long polling (one process; with several, the leader polls) or a
+    # webhook every instance serves (webhook: below).
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook: TelegramWebhookConfig = Field(default_factory=TelegramWebhookConfig)
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> Self:
+        if self.enabled and self.mode == "webhook" and not self.webhook.url:
+            raise FieldProblems(
+                [("webhook.url", "is needed in webhook mode: where Telegram sends updates")]
+            )
+        return self
 
     @field_validator("token")
     @classmethod

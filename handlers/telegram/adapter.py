@@ -1,21 +1,25 @@
-"""The Telegram side of a running Otklik: aiogram dispatcher polling, commands, delivery."""
+"""The Telegram side of a running Otklik: updates by long polling (only while this instance
+leads: Telegram lets one poller in) or by webhook (every instance serves it, webhook.py);
+the aiogram dispatcher, commands, delivery."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
+from aiohttp import web
 
 from bot.chat.answers import COMMANDS
 from bot.chat.checks import ConfiguredChat
 from bot.chat.inbound import ChatServices
+from bot.leadership import Leadership
 from bot.messages.texts import Texts, texts_for
 from bot.settings.connections import TelegramConfig
 from bot.settings.fields import LOCALES
@@ -26,18 +30,29 @@ from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import TelegramRenderer
 from handlers.telegram.seen import SeenChats
 from handlers.telegram.transport import TelegramTransport
+from handlers.telegram.webhook import TelegramWebhook, webhook_secret
+from store.db import Database
 
 log = logging.getLogger(__name__)
 
 
 class TelegramAdapter:
-    """A bot.chat.inbound.ChatAdapter: polling in, TelegramTransport out."""
+    """A bot.chat.inbound.ChatAdapter: polling or a webhook in, TelegramTransport out."""
 
     name = TRANSPORT
 
     def __init__(
-        self, config: TelegramConfig, texts: Texts, chats: Sequence[ConfiguredChat] = ()
+        self,
+        config: TelegramConfig,
+        texts: Texts,
+        chats: Sequence[ConfiguredChat] = (),
+        *,
+        database: Database | None = None,
+        leadership: Leadership | None = None,
+        instance: str = "",
     ) -> None:
+        if config.mode == "webhook" and database is None:
+            raise ValueError("webhook mode needs the database (updates are claimed there)")
         session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
         self.bot = Bot(config.token, session=session)
         self.transport = TelegramTransport(
@@ -63,23 +78,119 @@ class TelegramAdapter:
         # Every update's chat, for `otklik chats`; the log it writes to comes with start.
         self._seen = SeenChats(None)
         self._dispatcher.update.outer_middleware(self._seen)
+        self._database = database
+        # Long polling waits for it; a lone process leads from the start.
+        self._leadership = leadership or Leadership()
+        self._instance = instance
         self._polling: asyncio.Task[None] | None = None
+        self._polling_started = asyncio.Event()
+        self._dispatcher.startup.register(self._on_polling_started)
+        self.webhook: TelegramWebhook | None = None
 
     async def start(self, services: ChatServices) -> None:
         me = await self.bot.get_me()
-        log.info("telegram: polling as @%s", me.username)
+        log.info("telegram: @%s, updates by %s", me.username, self._config.mode)
         await comments.check_discussion_groups(self.bot, me, self._config.discussion_groups)
         if services.problems is not None:
             await services.problems.report(TRANSPORT, await check_chats(self.bot, me, self._chats))
         self._seen.chats = services.chats
         await self._register_commands()
-        polling = self._dispatcher.start_polling(
-            self.bot,
-            handle_signals=False,
-            close_bot_session=False,
-            ctx=TelegramContext.of(services),  # what every handler gets as `ctx`
+        ctx = TelegramContext.of(services)  # what every handler gets as `ctx`
+        if self._config.mode == "webhook":
+            assert self._database is not None
+            self.webhook = TelegramWebhook(
+                self._config.webhook,
+                self.bot,
+                self._dispatcher,
+                self._database,
+                services.clock,
+                await webhook_secret(self._config.webhook, self._database),
+                self._instance,
+                ctx=ctx,
+            )
+            return  # the webhook is set once the endpoint is served (open_webhook)
+        self._polling = asyncio.create_task(self._poll_while_leading(ctx), name="telegram-polling")
+
+    # ---- webhook mode -------------------------------------------------------------------
+
+    def add_webhook_routes(self, app: web.Application) -> None:
+        """The endpoint, on the API's HTTP server (handlers/app.py); nothing in polling mode."""
+        if self.webhook is not None:
+            self.webhook.add_routes(app)
+
+    async def open_webhook(self) -> None:
+        """setWebhook, once the endpoint listens. Every instance sets the same URL, secret
+        and update types; none deletes it at stop, the others still serve it."""
+        if self.webhook is None:
+            return
+        settings = self._config.webhook
+        await self.bot.set_webhook(
+            settings.public_url,
+            secret_token=self.webhook.secret,
+            # What polling would ask for: the update types the routers handle.
+            allowed_updates=self._dispatcher.resolve_used_update_types(),
+            max_connections=settings.max_connections,
         )
-        self._polling = asyncio.create_task(polling, name="telegram-polling")
+        log.info("telegram: webhook set to %s", settings.public_url)
+
+    # ---- polling mode -------------------------------------------------------------------
+
+    async def _poll_while_leading(self, ctx: TelegramContext) -> None:
+        """Long polling while this instance leads; stopped when it stops leading."""
+        while True:
+            await self._leadership.until_leading()
+            await self._drop_stale_webhook()
+            log.info("telegram: polling")
+            ended = await self._poll_until(self._leadership.until_lost(), ctx)
+            if ended:
+                return  # the polling itself ended (stop, or an error it logged)
+            log.info("telegram: no longer the leader, polling stopped")
+
+    async def _poll_until(self, lost: Awaitable[None], ctx: TelegramContext) -> bool:
+        """Poll until `lost` happens (False) or the polling ends by itself (True)."""
+        self._polling_started.clear()
+        polling = asyncio.create_task(
+            self._dispatcher.start_polling(
+                self.bot, handle_signals=False, close_bot_session=False, ctx=ctx
+            ),
+            name="telegram-getupdates",
+        )
+        losing = asyncio.ensure_future(lost)
+        try:
+            done, _ = await asyncio.wait({polling, losing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            losing.cancel()
+            if not polling.done():
+                await self._stop_polling(polling)
+        return polling in done
+
+    async def _stop_polling(self, polling: asyncio.Task[None]) -> None:
+        # aiogram stops only a polling that has started: wait for that (or for its end).
+        started = asyncio.ensure_future(self._polling_started.wait())
+        await asyncio.wait({started, polling}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        with contextlib.suppress(RuntimeError):  # it ended in the meantime
+            await self._dispatcher.stop_polling()
+        try:
+            await polling
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("telegram: polling failed")
+
+    async def _on_polling_started(self) -> None:
+        self._polling_started.set()
+
+    async def _drop_stale_webhook(self) -> None:
+        """A webhook left from webhook mode makes getUpdates fail with 409: drop it (its
+        pending updates stay queued for the poll)."""
+        try:
+            info = await self.bot.get_webhook_info()
+            if info.url:
+                log.warning("telegram: polling mode; deleting the webhook %s", info.url)
+                await self.bot.delete_webhook(drop_pending_updates=False)
+        except TelegramAPIError as error:
+            log.warning("telegram: could not check for a webhook (%s)", error)
 
     async def _register_commands(self) -> None:
         """The command menu in Russian and English; the configured language is the default."""
@@ -95,8 +206,10 @@ class TelegramAdapter:
 
     async def stop(self) -> None:
         if self._polling is not None:
-            with contextlib.suppress(RuntimeError):
-                await self._dispatcher.stop_polling()
+            self._polling.cancel()  # _poll_until stops aiogram's polling on its way out
             with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
+            self._polling = None
+        if self.webhook is not None:
+            await self.webhook.close()  # updates in hand are finished; new ones go elsewhere
         await self.bot.session.close()

@@ -7,6 +7,7 @@ people are the test server's users pressing buttons and writing replies.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ CONFIG = """
 organisation: Администрация Энской области
 locale: {locale}
 timezone: Europe/Moscow
-database: {{url: "sqlite+aiosqlite:///{db}"}}
+database: {{url: "{database_url}"}}
 playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
 telegram:
   token: "{token}"
@@ -41,7 +42,9 @@ telegram:
   limits: {{scale: {scale}}}
   direct_messages: {direct_messages}
   discussion_groups: [{discussion_groups}]
-api: {{listen: "127.0.0.1:0"}}
+  mode: {mode}
+  webhook: {{url: "{public_url}"}}
+api: {{listen: "127.0.0.1:{port}"}}
 outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
 departments:
   - {{id: housing, name: ЖКХ, telegram: {{chat_id: {housing}, topic_id: {topic}}}}}
@@ -63,11 +66,17 @@ staff:
 """
 
 
+PUBLIC_URL = "https://otklik.example.org"  # webhook mode: the reverse proxy's address
+WEBHOOK_PATH = "/telegram/webhook"
+
+
 class World:
     def __init__(self, server: TelegramServer, bot: BotInfo, app: App) -> None:
         self.server = server
         self.bot = bot
         self.app = app
+        self.apps: list[App] = []  # every instance (webhook mode may run several)
+        self.webhook_urls: list[str] = []  # where each instance serves the webhook
         self.people: dict[str, User] = {}
         self.housing = self.topic = self.transport = self.coordination = self.discussion = 0
         self.channel = 0  # the organisation's channel; `discussion` is its linked group
@@ -191,6 +200,10 @@ async def telegram_world(
     drills: Mapping[str, DrillScenario] | None = None,
     extra_config: str = "",
     sandbox: bool = False,
+    webhook: bool = False,
+    instances: int = 1,
+    database_url: str | None = None,
+    leading: bool = True,
 ) -> AsyncIterator[World]:
     """`discussion_groups`: the channel's discussion group is configured, so citizens'
     comments there become mentions; `direct_messages`: so do private messages to the bot;
@@ -198,7 +211,12 @@ async def telegram_world(
     `clock`: the App's (a FrozenClock scripts timings); `drills`: the playbook's drill
     scenarios instead of the shipped ones; `extra_config`: more top-level YAML sections (a
     channel's, e.g. `email:`); `sandbox`: the browser chat runs beside Telegram (a second
-    transport every department's chat has)."""
+    transport every department's chat has); `webhook`: updates come by webhook, the test
+    server delivering them round-robin to `instances` Apps (each on a port of its own, all on
+    `database_url`: PostgreSQL for more than one); `leading`: the App starts not leading, so
+    it does not poll until a test sets its `leadership`."""
+    if instances > 1 and (not webhook or database_url is None):
+        raise ValueError("several instances need webhook mode and a shared (PostgreSQL) database")
     server = TelegramServer(Limits(time_scale=scale))
     await server.start()
     bot = server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=not bot_privacy)
@@ -230,41 +248,68 @@ async def telegram_world(
         for chat in (world.housing, world.transport, world.coordination):
             server.add_member(chat, staff, announce=False)
 
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        CONFIG.format(
-            locale=locale,
-            db=tmp_path / "otklik.db",
-            root=ROOT,
-            token=TOKEN,
-            api_base=server.api_base,
-            scale=scale,
-            housing=world.housing,
-            topic=world.topic,
-            transport=world.transport,
-            coordination=world.coordination,
-            direct_messages=str(direct_messages).lower(),
-            discussion_groups=(
-                f"{{chat_id: {world.discussion}, name: Обсуждение новостей}}"
-                if discussion_groups
-                else ""
-            ),
+    ports = [_free_port() for _ in range(instances)]
+    world.webhook_urls = [f"http://127.0.0.1:{port}{WEBHOOK_PATH}" for port in ports]
+    if webhook:  # the "load balancer": Telegram's POSTs to PUBLIC_URL reach the instances
+        server.set_webhook_targets(bot, world.webhook_urls)
+    playbook = None
+    for number, port in enumerate(ports):
+        path = tmp_path / ("config.yaml" if number == 0 else f"config{number}.yaml")
+        path.write_text(
+            CONFIG.format(
+                locale=locale,
+                database_url=database_url or f"sqlite+aiosqlite:///{tmp_path / 'otklik.db'}",
+                root=ROOT,
+                token=TOKEN,
+                api_base=server.api_base,
+                scale=scale,
+                port=port if webhook else 0,
+                mode="webhook" if webhook else "polling",
+                public_url=PUBLIC_URL,
+                housing=world.housing,
+                topic=world.topic,
+                transport=world.transport,
+                coordination=world.coordination,
+                direct_messages=str(direct_messages).lower(),
+                discussion_groups=(
+                    f"{{chat_id: {world.discussion}, name: Обсуждение новостей}}"
+                    if discussion_groups
+                    else ""
+                ),
+            )
+            + extra_config
+            + ("sandbox: {enabled: true}\n" if sandbox else "")
+            + (f"instance: {{name: otklik-{number}}}\n" if instances > 1 else ""),
+            encoding="utf-8",
         )
-        + extra_config
-        + ("sandbox: {enabled: true}\n" if sandbox else ""),
-        encoding="utf-8",
-    )
-    config = load_config(path, env={})
-    playbook = load_playbook(config.playbooks.path)
-    if drills is not None:
-        playbook = playbook.model_copy(update={"drills": dict(drills)})
-    await migrated_sqlite(tmp_path / "otklik.db")
-    app = App(config, playbook, clock or SystemClock())
-    world.app = app
-    await app.start()
+        config = load_config(path, env={})
+        if playbook is None:
+            playbook = load_playbook(config.playbooks.path)
+            if drills is not None:
+                playbook = playbook.model_copy(update={"drills": dict(drills)})
+            if database_url is None:
+                await migrated_sqlite(tmp_path / "otklik.db")
+        app = App(config, playbook, clock or SystemClock())
+        app.leadership.set(leading)
+        world.apps.append(app)
+    world.app = world.apps[0]
+    started: list[App] = []
     try:
-        await server.wait_for(lambda: server.is_polling(bot), timeout=10)
+        for app in world.apps:
+            await app.start()
+            started.append(app)
+        if webhook:
+            await server.wait_for(lambda: server.webhook_of(bot) is not None, timeout=10)
+        elif leading:
+            await server.wait_for(lambda: server.is_polling(bot), timeout=10)
         yield world
     finally:
-        await app.stop()
+        for app in reversed(started):
+            await app.stop()
         await server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

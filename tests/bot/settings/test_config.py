@@ -453,6 +453,55 @@ def test_token_whitespace_and_null(tmp_path: Path) -> None:
     assert config.telegram.token == "" and not config.telegram_enabled
 
 
+def test_telegram_webhook_settings(tmp_path: Path) -> None:
+    data = base()
+    data["telegram"] = {"token": GOOD_TOKEN}
+    telegram = load_config(write(tmp_path, data), env={}).telegram
+    assert telegram is not None and telegram.mode == "polling"  # the default
+
+    data["telegram"] = {
+        "token": GOOD_TOKEN,
+        "mode": "webhook",
+        "webhook": {"url": "https://bot.example.org/", "secret_token": "a-Z_9" * 10},
+    }
+    telegram = load_config(write(tmp_path, data), env={}).telegram
+    assert telegram is not None
+    assert telegram.webhook.public_url == "https://bot.example.org/telegram/webhook"
+    assert (telegram.webhook.max_connections, telegram.webhook.reclaim_after_s) == (40, 60.0)
+    data["telegram"]["webhook"]["url"] = "https://bot.example.org/tg/hook"  # the proxy's path
+    telegram = load_config(write(tmp_path, data), env={}).telegram
+    assert telegram is not None and telegram.webhook.public_url == "https://bot.example.org/tg/hook"
+
+
+def test_telegram_webhook_problems(tmp_path: Path) -> None:
+    data = base()
+    data["telegram"] = {"token": GOOD_TOKEN, "mode": "webhook"}
+    assert "is needed in webhook mode" in problems_of(write(tmp_path, data))["telegram.webhook.url"]
+    data["telegram"] = {"token": "", "mode": "webhook"}  # Telegram off: nothing to ask
+    load_config(write(tmp_path, data), env={})
+
+    data["telegram"] = {
+        "token": GOOD_TOKEN,
+        "mode": "webhook",
+        "webhook": {
+            "url": "bot.example.org",
+            "path": "/api/telegram",
+            "secret_token": "not allowed!",
+            "max_connections": 101,
+        },
+    }
+    problems = problems_of(write(tmp_path, data))
+    assert set(problems) == {
+        "telegram.webhook.url",
+        "telegram.webhook.path",
+        "telegram.webhook.secret_token",
+        "telegram.webhook.max_connections",
+    }
+    assert "1 to 256 Latin letters" in problems["telegram.webhook.secret_token"]
+    data["telegram"]["webhook"] = {"url": "https://bot.example.org", "secret_token": "x" * 257}
+    assert "telegram.webhook.secret_token" in problems_of(write(tmp_path, data))
+
+
 def test_placeholder_rejected_for_other_secrets(tmp_path: Path) -> None:
     data = base()
     data["matrix"] = {"access_token": "CHANGE_ME"}

@@ -31,7 +31,8 @@ shared state in core.py. A tour, each module naming the next:
     server.py           TelegramServer: the areas put together
     core.py             state, who sees what (privacy mode, update fan-out), serialisation, checks
     app.py              HTTP: start/stop, parameters, routing to `_api_<method>`, error envelope
-    updates.py          getUpdates and long polling, the webhook methods
+    updates.py          getUpdates and long polling
+    webhooks.py         setWebhook, deleteWebhook, getWebhookInfo; delivery by POST
     messages.py         sendMessage, sendPhoto, edits, deleteMessage; replies, threads, topics
     entities.py         UTF-16 lengths, links, text clean-up, automatic and explicit entities
     html_parser.py      the HTML parse mode (tdlib's parser)

@@ -7,6 +7,8 @@ Next: updates.py, getUpdates and long polling.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any, Self
 
@@ -19,6 +21,7 @@ from tests.doubles.telegram_server.state import ApiCall, CallRecord
 _METHODS = (
     "getMe",
     "getUpdates",
+    "setWebhook",
     "deleteWebhook",
     "getWebhookInfo",
     "setMyCommands",
@@ -63,6 +66,16 @@ class HttpApp(ServerCore):
     async def stop(self) -> None:
         self._closing = True
         self._touch()  # long polls return at once
+        tasks = [*self._deliveries.values(), *self._webhook_posts]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._deliveries.clear()
+        if self._webhook_client is not None:
+            await self._webhook_client.close()
+            self._webhook_client = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -73,6 +86,12 @@ class HttpApp(ServerCore):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def fail_next_call(
+        self, method: str, code: int = 500, description: str = "Internal Server Error"
+    ) -> None:
+        """The next call of `method` fails as Telegram does when it is having a bad moment."""
+        self._failing.setdefault(method, []).append(ApiError(code, description))
 
     @property
     def api_base(self) -> str:
@@ -131,6 +150,8 @@ class HttpApp(ServerCore):
             handler = getattr(self, f"_api_{canonical}", None)
             if canonical not in _METHODS or handler is None:
                 raise ApiError(404, "Not Found")
+            if self._failing.get(canonical):
+                raise self._failing[canonical].pop(0)
             result = await handler(state, params, files)
         except ApiError as exc:
             if exc.code == 429:

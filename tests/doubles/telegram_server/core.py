@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.doubles.telegram_server.entities import fix_text
@@ -38,6 +39,7 @@ from tests.doubles.telegram_server.state import (
     Stats,
     StoredMessage,
     User,
+    WebhookDelivery,
 )
 
 # Update types a bot gets when it did not choose (Bot API: "all except chat_member,
@@ -59,6 +61,7 @@ class ServerCore:
         self.limits = limits or Limits()
         self.stats = Stats()
         self.history: list[ApiCall] = []
+        self.webhook_deliveries: list[WebhookDelivery] = []  # every POST to a webhook
         self.strict_html = strict_html
         self._monotonic = monotonic
         self._clock = clock
@@ -79,6 +82,11 @@ class ServerCore:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._base: str | None = None
+        # Webhook delivery (webhooks.py): one task per bot with a webhook, one HTTP client.
+        self._deliveries: dict[int, asyncio.Task[None]] = {}
+        self._webhook_posts: set[asyncio.Task[None]] = set()
+        self._failing: dict[str, list[ApiError]] = {}  # fail_next_call: method -> errors
+        self._webhook_client: aiohttp.ClientSession | None = None
         self._service_user = User(TELEGRAM_SERVICE_USER_ID, "Telegram")
         self._users[TELEGRAM_SERVICE_USER_ID] = self._service_user
 

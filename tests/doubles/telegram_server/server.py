@@ -11,7 +11,8 @@ from tests.doubles.telegram_server.chats import ChatApi
 from tests.doubles.telegram_server.commands import CommandApi
 from tests.doubles.telegram_server.people import PeopleSide
 from tests.doubles.telegram_server.updates import UpdateApi
+from tests.doubles.telegram_server.webhooks import WebhookApi
 
 
-class TelegramServer(HttpApp, PeopleSide, UpdateApi, CommandApi, ChatApi):
+class TelegramServer(HttpApp, PeopleSide, UpdateApi, WebhookApi, CommandApi, ChatApi):
     """An in-memory Telegram with a Bot API endpoint at `api_base`."""

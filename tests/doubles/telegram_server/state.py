@@ -54,6 +54,34 @@ class BotState:
     poll_generation: int = 0
     polls_waiting: int = 0
     commands: dict[tuple[str, str], list[dict[str, str]]] = field(default_factory=dict)
+    webhook: Webhook | None = None  # set: updates are POSTed there, getUpdates answers 409
+    # Test knobs (webhooks.py): deliver round-robin across these URLs instead of the webhook's
+    # (a load balancer in front of instances); treat a 2xx for these update ids as lost.
+    webhook_targets: list[str] = field(default_factory=list)
+    target_turn: int = 0
+    lost_answers: set[int] = field(default_factory=set)
+    in_flight: set[int] = field(default_factory=set)  # update ids being POSTed now
+    retry_at: dict[int, float] = field(default_factory=dict)  # update id -> loop time
+    attempts: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class Webhook:
+    url: str
+    secret_token: str | None
+    max_connections: int
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+
+@dataclass
+class WebhookDelivery:
+    """One POST of an update to a webhook, as tests read it back."""
+
+    update_id: int
+    url: str
+    status: int | None  # None: no HTTP answer (connection refused, timeout)
+    error: str | None  # what getWebhookInfo would show; None for a 2xx
 
 
 ADMIN_RIGHTS: dict[str, bool] = {

@@ -1,7 +1,7 @@
 """Updates and long polling: getUpdates (offset confirmation, allowed_updates, 409 on a
-competing poll), deleteWebhook and getWebhookInfo. Updates are queued by core.py's fan-out.
+competing poll or while a webhook is set). Updates are queued by core.py's fan-out.
 
-Next: messages.py, sending, editing and deleting.
+Next: webhooks.py, setWebhook and delivery by POST.
 """
 
 from __future__ import annotations
@@ -11,12 +11,17 @@ import contextlib
 from typing import Any
 
 from tests.doubles.telegram_server.core import ServerCore
-from tests.doubles.telegram_server.protocol import ApiError, json_arg, to_bool, to_int
+from tests.doubles.telegram_server.protocol import ApiError, json_arg, to_int
 from tests.doubles.telegram_server.state import BotState
+
+WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to "
+    "delete the webhook first"
+)
 
 
 class UpdateApi(ServerCore):
-    """getUpdates with long polling, and the webhook methods a poller calls."""
+    """getUpdates with long polling."""
 
     # ---- updates ------------------------------------------------------------------------
 
@@ -30,6 +35,8 @@ class UpdateApi(ServerCore):
             allowed = json_arg(params["allowed_updates"], "allowed updates")
             if isinstance(allowed, list):
                 state.allowed_updates = frozenset(str(a) for a in allowed) or None
+        if state.webhook is not None:
+            raise ApiError(409, WEBHOOK_ACTIVE)
         state.poll_generation += 1
         generation = state.poll_generation
         self._touch()  # an older poll of this bot ends with 409
@@ -43,6 +50,8 @@ class UpdateApi(ServerCore):
         state.polls_waiting += 1
         try:
             while True:
+                if state.webhook is not None:
+                    raise ApiError(409, WEBHOOK_ACTIVE)
                 if state.poll_generation != generation:
                     raise ApiError(
                         409,
@@ -60,19 +69,3 @@ class UpdateApi(ServerCore):
                     await asyncio.wait_for(event.wait(), remaining)
         finally:
             state.polls_waiting -= 1
-
-    async def _api_deleteWebhook(
-        self, state: BotState, params: dict[str, str], files: dict[str, Any]
-    ) -> bool:
-        if to_bool(params.get("drop_pending_updates")):
-            state.updates.clear()
-        return True
-
-    async def _api_getWebhookInfo(
-        self, state: BotState, params: dict[str, str], files: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            "url": "",
-            "has_custom_certificate": False,
-            "pending_update_count": len(state.updates),
-        }

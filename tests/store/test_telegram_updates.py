@@ -1,0 +1,76 @@
+"""Telegram updates claimed by id (webhook mode), on SQLite and PostgreSQL: a retried
+delivery finds its update done or in hand; a stale claim is taken over; a released one is
+claimed afresh; old rows are pruned. And the kv value the first writer keeps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from store.db import Database
+from store.repos.telegram_updates import UpdateClaim
+
+BOT = 123456
+T0 = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
+RECLAIM = timedelta(seconds=60)
+
+
+async def claim(database: Database, update_id: int, instance: str, now: datetime) -> UpdateClaim:
+    async with database.uow() as uow:
+        result = await uow.telegram_updates.claim(BOT, update_id, instance, now, now - RECLAIM)
+        await uow.commit()
+    return result
+
+
+async def test_an_update_is_claimed_once_then_done(database: Database) -> None:
+    assert await claim(database, 1, "a", T0) is UpdateClaim.TAKEN
+    # Telegram's retry while "a" still handles it, on either instance
+    assert await claim(database, 1, "b", T0 + timedelta(seconds=5)) is UpdateClaim.BUSY
+    assert await claim(database, 1, "a", T0 + timedelta(seconds=5)) is UpdateClaim.BUSY
+    async with database.uow() as uow:
+        await uow.telegram_updates.done(BOT, 1, T0 + timedelta(seconds=6))
+        await uow.commit()
+    assert await claim(database, 1, "b", T0 + timedelta(hours=1)) is UpdateClaim.DONE
+    # another bot's update 1 is another update
+    async with database.uow() as uow:
+        other = await uow.telegram_updates.claim(999, 1, "a", T0, T0 - RECLAIM)
+        await uow.commit()
+    assert other is UpdateClaim.TAKEN
+
+
+async def test_a_stale_claim_is_taken_over_and_a_released_one_claimed_afresh(
+    database: Database,
+) -> None:
+    assert await claim(database, 2, "dead", T0) is UpdateClaim.TAKEN
+    assert await claim(database, 2, "b", T0 + RECLAIM) is UpdateClaim.BUSY  # not older yet
+    later = T0 + RECLAIM + timedelta(seconds=1)
+    assert await claim(database, 2, "b", later) is UpdateClaim.TAKEN
+    assert await claim(database, 2, "c", later) is UpdateClaim.BUSY  # b holds it now
+
+    assert await claim(database, 3, "a", T0) is UpdateClaim.TAKEN
+    async with database.uow() as uow:
+        await uow.telegram_updates.release(BOT, 3, "someone else")  # not theirs: stays
+        await uow.commit()
+    assert await claim(database, 3, "b", T0) is UpdateClaim.BUSY
+    async with database.uow() as uow:
+        await uow.telegram_updates.release(BOT, 3, "a")
+        await uow.commit()
+    assert await claim(database, 3, "b", T0) is UpdateClaim.TAKEN
+
+
+async def test_old_updates_are_pruned(database: Database) -> None:
+    assert await claim(database, 4, "a", T0) is UpdateClaim.TAKEN
+    assert await claim(database, 5, "a", T0 + timedelta(days=3)) is UpdateClaim.TAKEN
+    async with database.uow() as uow:
+        assert await uow.telegram_updates.prune(T0 + timedelta(days=1)) == 1
+        await uow.commit()
+    assert await claim(database, 4, "b", T0 + timedelta(days=3)) is UpdateClaim.TAKEN
+    assert await claim(database, 5, "b", T0 + timedelta(days=3)) is UpdateClaim.BUSY
+
+
+async def test_the_first_kept_value_wins(database: Database) -> None:
+    async with database.uow() as uow:
+        assert await uow.kv.keep_first("telegram.webhook_secret", "first") == "first"
+        await uow.commit()
+    async with database.uow() as uow:
+        assert await uow.kv.keep_first("telegram.webhook_secret", "second") == "first"
+        await uow.commit()
