@@ -47,6 +47,7 @@ from bot.messages.health import ChannelHealth
 from bot.messages.outbox import DeliveryResult, OutboxItem, Transport
 from bot.messages.texts import Texts, texts_for
 from bot.model import Mention, Priority, Sentiment
+from bot.ports import SendSlots
 from bot.reports.channels import ChannelWatch
 from bot.reports.digest import DigestService
 from bot.settings.config import Config
@@ -79,6 +80,7 @@ from handlers.vk.callback import VkCallback
 from handlers.vk.intake import VkIntake
 from handlers.vk.transport import VkTransport
 from store.db import Database, StoreInUse, hold_sqlite_file
+from store.send_slots import SqlSendSlots
 
 log = logging.getLogger("otklik")
 
@@ -127,10 +129,15 @@ class App:
         # process leads from the start.
         self.leadership = Leadership()
         self.transports: dict[str, Transport] = dict(transports or {})
+        # Instances on one PostgreSQL database share the messengers' flood limits through it;
+        # a single process on SQLite keeps them in memory.
+        self.send_slots = None if self.database.is_sqlite else SqlSendSlots(self.database)
         # The messengers: each translates its updates for bot/chat/inbound.py and delivers
         # the outbox. Injected transports (tests) come without an adapter.
         self.adapters: list[ChatAdapter] = (
-            [] if transports is not None else _adapters(config, playbook, self.texts)
+            []
+            if transports is not None
+            else _adapters(config, playbook, self.texts, self.send_slots)
         )
         for adapter in self.adapters:
             self.transports[adapter.name] = adapter.transport
@@ -427,6 +434,8 @@ class App:
         if self._cpu is not None:
             self._cpu.shutdown(wait=False, cancel_futures=True)  # its thread ends after its batch
             self._cpu = None
+        if self.send_slots is not None:
+            await self.send_slots.close()
         await self.database.dispose()
 
     async def _start_sla(self) -> None:
@@ -611,15 +620,20 @@ def _email_transport(
     return EmailTransport(config.email, mention, texts, clock, signature)
 
 
-def _adapters(config: Config, playbook: Playbook, texts: Texts) -> list[ChatAdapter]:
+def _adapters(
+    config: Config, playbook: Playbook, texts: Texts, send_slots: SendSlots | None = None
+) -> list[ChatAdapter]:
     """The configured messengers. Each one's library is imported only where it is configured:
-    aiogram alone weighs some 150 MB, matrix-nio 35 MB."""
+    aiogram alone weighs some 150 MB, matrix-nio 35 MB. `send_slots`: the flood limits shared
+    with other instances (PostgreSQL)."""
     adapters: list[ChatAdapter] = []
     if config.telegram is not None and config.telegram.enabled:
         from handlers.telegram.adapter import TelegramAdapter
 
         adapters.append(
-            TelegramAdapter(config.telegram, texts, configured_chats(config, "telegram"))
+            TelegramAdapter(
+                config.telegram, texts, configured_chats(config, "telegram"), send_slots
+            )
         )
     if config.matrix is not None and config.matrix.enabled:
         from handlers.matrix.adapter import MatrixAdapter

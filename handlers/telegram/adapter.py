@@ -17,6 +17,7 @@ from bot.chat.answers import COMMANDS
 from bot.chat.checks import ConfiguredChat
 from bot.chat.inbound import ChatServices
 from bot.messages.texts import Texts, texts_for
+from bot.ports import SendSlots
 from bot.settings.connections import TelegramConfig
 from bot.settings.fields import LOCALES
 from handlers.telegram import buttons, commands, comments, replies
@@ -36,15 +37,22 @@ class TelegramAdapter:
     name = TRANSPORT
 
     def __init__(
-        self, config: TelegramConfig, texts: Texts, chats: Sequence[ConfiguredChat] = ()
+        self,
+        config: TelegramConfig,
+        texts: Texts,
+        chats: Sequence[ConfiguredChat] = (),
+        send_slots: SendSlots | None = None,
     ) -> None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
         self.bot = Bot(config.token, session=session)
+        # `send_slots`: the limits shared with other instances, per bot (its token's id).
+        limiter = RateLimiter(
+            TelegramLimits.from_config(config.limits),
+            shared=send_slots,
+            scope=f"telegram:{self.bot.id}",
+        )
         self.transport = TelegramTransport(
-            self.bot,
-            TelegramRenderer(texts),
-            RateLimiter(TelegramLimits.from_config(config.limits)),
-            protect_content=config.protect_content,
+            self.bot, TelegramRenderer(texts), limiter, protect_content=config.protect_content
         )
         self._config = config
         self._texts = texts
