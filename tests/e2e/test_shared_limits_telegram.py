@@ -1,0 +1,185 @@
+"""Two instances of the bot on one PostgreSQL database keep Telegram's limits together (issue 21).
+
+Each "instance" is what a running Otklik delivers with: its own Database engine on the shared
+database, its own RateLimiter with the shared send slots under it (store/send_slots.py), its
+own aiogram Bot and TelegramTransport. Both send a hundred messages each into the same three
+groups as fast as their limiters let them, one sender per chat as the outbox delivers, against
+the Telegram test server at Telegram's real limits, both sides run SCALE times faster. The
+server must answer no 429 and see no group get more than 20 messages in any (scaled) minute.
+
+The same with in-process limits only (the behaviour before) gets 429s: the regression witness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.messages import views
+from bot.messages.outbox import Delivery, OutboxItem, OutboxOp, RetryLater
+from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from handlers.telegram.limits import RateLimiter, TelegramLimits
+from handlers.telegram.render import TelegramRenderer
+from handlers.telegram.transport import TelegramTransport
+from store.db import Database
+from store.send_slots import SqlSendSlots
+from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
+from tests.doubles.telegram_server.flood import Limits
+from tests.doubles.telegram_server.server import TelegramServer
+from tests.doubles.telegram_world import TOKEN
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not POSTGRES_UP, reason=POSTGRES_SKIP),
+]
+
+SCALE = 20  # a minute lasts 3 s on both sides
+PER_INSTANCE = 100
+GROUPS = 3
+PER_GROUP_PER_MIN = 20
+_keys = itertools.count(1)
+
+
+class PlainHttpSession(AiohttpSession):
+    async def close(self) -> None:
+        # aiogram sleeps 250 ms here for TLS shutdown; plain HTTP to localhost has none.
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+@dataclass
+class Instance:
+    transport: TelegramTransport
+    slots: SqlSendSlots | None
+
+
+@asynccontextmanager
+async def shared_schema() -> AsyncIterator[str]:
+    """A migrated schema of its own on the test database, which both instances open."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    first = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await first.upgrade()
+        await first.dispose()
+        yield schema
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@asynccontextmanager
+async def instance(server: TelegramServer, schema: str, shared: bool) -> AsyncIterator[Instance]:
+    database = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+    bot = Bot(TOKEN, session=PlainHttpSession(api=TelegramAPIServer.from_base(server.api_base)))
+    slots = SqlSendSlots(database) if shared else None
+    limiter = RateLimiter(TelegramLimits(scale=SCALE), shared=slots, scope=f"telegram:{bot.id}")
+    renderer = TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru"))
+    try:
+        yield Instance(TelegramTransport(bot, renderer, limiter, protect_content=False), slots)
+    finally:
+        if slots is not None:
+            await slots.close()
+        await bot.session.close()
+        await database.dispose()
+
+
+async def send_all(who: Instance, name: str, chats: Sequence[int], count: int) -> list[str]:
+    """`count` notices spread over the chats, each chat's in order by one sender (as the
+    outbox delivers a chat's queue), all chats at once. Returns the refusals (429s)."""
+    refused: list[str] = []
+
+    async def sender(chat: int, numbers: range) -> None:
+        for number in numbers:
+            item = OutboxItem(
+                transport="telegram",
+                chat=str(chat),
+                op=OutboxOp.POST,
+                payload=views.notice_view("ui.truncated", count=number),
+                idempotency_key=f"{name}-{next(_keys)}",
+            )
+            try:
+                await who.transport.deliver(Delivery(item))
+            except RetryLater as exc:
+                refused.append(str(exc))
+
+    await asyncio.gather(
+        *(sender(chat, range(n, count, len(chats))) for n, chat in enumerate(chats))
+    )
+    return refused
+
+
+def most_in_any_window(stamps: list[float], width: float) -> int:
+    return max(
+        (sum(1 for t in stamps if start <= t < start + width) for start in stamps), default=0
+    )
+
+
+@asynccontextmanager
+async def two_instances(
+    shared: bool,
+) -> AsyncIterator[tuple[TelegramServer, list[int], Instance, Instance]]:
+    server = TelegramServer(Limits(time_scale=SCALE), monotonic=time.monotonic)
+    await server.start()
+    server.add_bot(TOKEN, "otklik_bot")
+    groups = [
+        server.create_chat("supergroup", f"Отдел {n}", bot_status="administrator").id
+        for n in range(GROUPS)
+    ]
+    try:
+        async with AsyncExitStack() as stack:
+            schema = await stack.enter_async_context(shared_schema())
+            first = await stack.enter_async_context(instance(server, schema, shared))
+            second = await stack.enter_async_context(instance(server, schema, shared))
+            yield server, groups, first, second
+    finally:
+        await server.stop()
+
+
+async def test_two_instances_share_telegrams_limits_through_postgresql() -> None:
+    async with two_instances(shared=True) as (server, groups, first, second):
+        refused = await asyncio.gather(
+            send_all(first, "a", groups, PER_INSTANCE),
+            send_all(second, "b", groups, PER_INSTANCE),
+        )
+        assert refused == [[], []]
+        assert server.stats.count_429 == 0
+        delivered = 0
+        for group in groups:
+            sent = [m for m in server.messages(group) if m.bot_id is not None]
+            delivered += len(sent)
+            # What the server saw, on its own clock, in its own (scaled) minutes.
+            stamps = [
+                call.at * SCALE
+                for call in server.stats.calls
+                if call.chat_id == group and call.method == "sendMessage"
+            ]
+            assert len(stamps) == len(sent)
+            assert most_in_any_window(stamps, 60.0) <= PER_GROUP_PER_MIN
+        assert delivered == 2 * PER_INSTANCE
+
+
+async def test_in_process_limits_alone_let_two_instances_break_them() -> None:
+    """The regression witness: each instance keeps the limits alone, together they break them."""
+    async with two_instances(shared=False) as (server, groups, first, second):
+        refused = await asyncio.gather(
+            send_all(first, "a", groups[:1], 17), send_all(second, "b", groups[:1], 17)
+        )
+        # Each sends what its own minute allows (17, three kept for presses) at once.
+        assert server.stats.count_429 > 0
+        assert sum(len(r) for r in refused) == server.stats.count_429
