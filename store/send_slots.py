@@ -86,17 +86,18 @@ ON CONFLICT (scope) DO NOTHING
 
 
 class SqlSendSlots:
-    """bot.ports.SendSlots on PostgreSQL. Reservations of one instance take turns on one
-    connection of their own: one round trip each (no BEGIN/COMMIT in autocommit, no pool
-    check-out ping), and the database sees one waiting reservation per instance at most."""
+    """bot.ports.SendSlots on PostgreSQL, over a few connections of its own from the engine's
+    pool: one round trip a reservation (no BEGIN/COMMIT in autocommit, no check-out ping).
+    Several connections, because a group's minute opening lets many chats ask at once: on one
+    connection each would queue behind the others' round trips."""
 
-    def __init__(self, database: Database, timeout_s: float = 5.0) -> None:
+    def __init__(self, database: Database, timeout_s: float = 5.0, connections: int = 3) -> None:
         if database.is_sqlite:
             raise ValueError("send slots are shared through PostgreSQL; SQLite needs none")
         self._database = database
         self._timeout_s = timeout_s
-        self._connection: AsyncConnection | None = None
-        self._turn = asyncio.Lock()
+        self._idle: list[AsyncConnection] = []
+        self._turns = asyncio.Semaphore(connections)
 
     async def reserve(self, scopes: Sequence[SlotScope]) -> float:
         keys = [scope.key for scope in scopes]
@@ -111,20 +112,22 @@ class SqlSendSlots:
             "spans": [scope.span_s for scope in scopes],
             "count": len(scopes),
         }
-        async with self._turn:
+        async with self._turns:
+            connection: AsyncConnection | None = None
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    connection = await self._connect()
+                    connection = self._idle.pop() if self._idle else await self._connect()
                     wait, found = await self._ask(connection, params)
                     if found < len(scopes):
                         await connection.execute(CREATE_SCOPES, {"scopes": keys})
                         wait, found = await self._ask(connection, params)
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
-                await self._drop()
+                await _discard(connection)
                 raise SendSlotsUnavailable(f"{type(exc).__name__}: {exc}") from exc
             except asyncio.CancelledError:
-                await self._drop()  # a statement may be half-way: the connection is not reused
+                await _discard(connection)  # a statement may be half-way: not to be reused
                 raise
+            self._idle.append(connection)
         if found < len(scopes):  # created a moment ago and gone again: ask once more later
             raise SendSlotsUnavailable(f"send slot scopes missing: {keys}")
         return wait
@@ -135,21 +138,20 @@ class SqlSendSlots:
         return float(row.wait), int(row.found)
 
     async def _connect(self) -> AsyncConnection:
-        if self._connection is None:
-            connection = await self._database.engine.connect()
-            self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        return self._connection
-
-    async def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.invalidate()
-            with contextlib.suppress(Exception):
-                await connection.close()
+        connection = await self._database.engine.connect()
+        return await connection.execution_options(isolation_level="AUTOCOMMIT")
 
     async def close(self) -> None:
-        async with self._turn:
-            connection, self._connection = self._connection, None
-            if connection is not None:
-                await connection.close()
+        """Returns its connections to the pool (before the database is disposed of)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
+
+
+async def _discard(connection: AsyncConnection | None) -> None:
+    if connection is None:
+        return
+    with contextlib.suppress(Exception):
+        await connection.invalidate()
+    with contextlib.suppress(Exception):
+        await connection.close()
