@@ -354,7 +354,13 @@ class App:
         return next((a for a in self.adapters if a.name == name), None)
 
     async def start(self) -> None:
-        await self.database.upgrade()
+        newer = await self.database.upgrade_at_start()
+        if newer is not None:
+            log.warning(
+                "the database is at revision %s, newer than this release knows: a rolling "
+                "upgrade is under way; this instance runs on it as it is",
+                newer,
+            )
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otklik-classify")
         self._warn_about_missing_transports()
         await self.cases.ensure_cards()
