@@ -19,23 +19,32 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
+import asyncpg
 import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.clock import SystemClock
 from bot.messages import views
 from bot.messages.outbox import Delivery, OutboxItem, OutboxOp, RetryLater
 from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from bot.model import Identity, Mention, Sentiment
+from bot.settings.config import load_config
+from bot.settings.playbook import load_playbook
+from handlers.app import App
 from handlers.telegram.limits import RateLimiter, TelegramLimits
 from handlers.telegram.render import TelegramRenderer
 from handlers.telegram.transport import TelegramTransport
 from store.db import Database
 from store.send_slots import SqlSendSlots
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
+from tests.doubles.support import ROOT
 from tests.doubles.telegram_server.flood import Limits
 from tests.doubles.telegram_server.server import TelegramServer
 from tests.doubles.telegram_world import TOKEN
@@ -183,3 +192,105 @@ async def test_in_process_limits_alone_let_two_instances_break_them() -> None:
         # Each sends what its own minute allows (17, three kept for presses) at once.
         assert server.stats.count_429 > 0
         assert sum(len(r) for r in refused) == server.stats.count_429
+
+
+APP_CONFIG = """
+organisation: Администрация Энской области
+locale: ru
+timezone: Europe/Moscow
+log_level: WARNING
+database: {{url: "{url}"}}
+playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
+telegram:
+  token: "{token}"
+  api_base: "{api_base}"
+  limits: {{scale: {scale}}}
+api: {{listen: "127.0.0.1:0"}}
+metrics: {{listen: "127.0.0.1:0"}}
+outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
+departments:
+  - {{id: housing, name: ЖКХ, telegram: {{chat_id: {housing}}}}}
+  - {{id: transport, name: Транспорт, telegram: {{chat_id: {transport}}}}}
+  - {{id: coordination, name: ЦУР, telegram: {{chat_id: {coordination}}}}}
+coordination_department: coordination
+"""
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A database of its own on the test server (the App takes a URL, not a schema)."""
+    url = make_url(POSTGRES_URL).set(database=f"t_{uuid.uuid4().hex[:12]}")
+    plain = make_url(POSTGRES_URL).set(drivername="postgresql")
+    admin = await asyncpg.connect(plain.render_as_string(hide_password=False))
+    try:
+        await admin.execute(f'CREATE DATABASE "{url.database}"')
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_a_running_bot_on_postgresql_reserves_each_send_in_the_database(
+    tmp_path: Path,
+) -> None:
+    """The wiring: App on PostgreSQL gives its Telegram adapter the shared send slots, and the
+    card a new case gets was counted in its chat's, its group's and the bot's windows."""
+    server = TelegramServer(Limits(time_scale=SCALE), monotonic=time.monotonic)
+    await server.start()
+    server.add_bot(TOKEN, "otklik_bot")
+    chats = {
+        name: server.create_chat("supergroup", name, bot_status="administrator").id
+        for name in ("housing", "transport", "coordination")
+    }
+    try:
+        async with fresh_database() as url:
+            path = tmp_path / "config.yaml"
+            path.write_text(
+                APP_CONFIG.format(
+                    url=url,
+                    root=ROOT,
+                    token=TOKEN,
+                    api_base=server.api_base,
+                    scale=SCALE,
+                    **chats,
+                ),
+                encoding="utf-8",
+            )
+            config = load_config(path, env={})
+            app = App(config, load_playbook(config.playbooks.path), SystemClock())
+            assert app.send_slots is not None
+            await app.start()
+            try:
+                mention = Mention(
+                    source="vk",
+                    external_id="m1",
+                    text="Третий день нет отопления, батареи ледяные",
+                    author=Identity("vk", "id1", "Пётр Сидоров"),
+                    received_at=datetime.now(UTC),
+                    url="https://vk.com/wall-1_1",
+                    sentiment=Sentiment.NEGATIVE,
+                )
+                result = await app.intake.receive(mention)
+                assert result.case is not None
+
+                def posted() -> list[int]:
+                    return [
+                        chat
+                        for chat in chats.values()
+                        if any(m.bot_id is not None for m in server.messages(chat))
+                    ]
+
+                await server.wait_for(lambda: bool(posted()), 10)
+                (chat,) = posted()
+                async with app.database.engine.connect() as conn:
+                    rows = await conn.execute(
+                        text("SELECT scope, cardinality(sent) FROM send_slots")
+                    )
+                    counted = dict(rows.tuples().all())
+            finally:
+                await app.stop()
+    finally:
+        await server.stop()
+    bot = TOKEN.split(":")[0]
+    for scope in (f"chat:{chat}", f"group:{chat}", "global"):
+        assert counted.get(f"telegram:{bot}:{scope}", 0) >= 1, counted
