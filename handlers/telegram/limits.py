@@ -59,6 +59,15 @@ GROUP_WINDOW_S = 60.0
 GLOBAL_WINDOW_S = 1.0
 # How long a send waits before asking the shared send slots again when they could not be asked.
 SHARED_RETRY_S = 1.0
+# Shared windows are this much longer again: a slot is stamped by the database before the
+# request leaves, and requests of several processes (a database hop, another event loop, another
+# network path) reach Telegram with a wider spread than one process's sends to a chat, which
+# go one after another.
+SHARED_LATENCY_ALLOWANCE_S = 0.1
+# A slot granted by an answer slower than that allowance may have been stamped well before the
+# send can leave: it is left spent and another asked for, this many times at most (a database
+# that is slow all the time must not stop sends, nor fill the windows with spent slots).
+LATE_GRANT_RETRIES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +240,8 @@ class RateLimiter:
                     delay = await self._shared_wait(chat, press)
                     now = self._monotonic()
                 if delay <= 0:
-                    # No await between the check and the take: no other chat can slip in.
+                    # Alone (no shared slots), no await between the check and the take: no
+                    # other chat can slip in.
                     for window in chat.windows:
                         window.take(now)
                     return
@@ -251,17 +261,24 @@ class RateLimiter:
     async def _shared_wait(self, chat: _Chat, press: bool) -> float:
         """0 once the shared send slots have counted this message, else seconds to wait."""
         assert self._shared is not None
-        try:
-            wait = await self._shared.reserve(chat.shared_for_press if press else chat.shared)
-        except SendSlotsUnavailable as exc:
-            if not self._shared_down:
-                log.warning("telegram: shared send slots unavailable, sends wait (%s)", exc)
-            self._shared_down = True
-            return SHARED_RETRY_S
-        if self._shared_down:
-            log.warning("telegram: shared send slots are back")
-            self._shared_down = False
-        return wait
+        scopes = chat.shared_for_press if press else chat.shared
+        for late in itertools.count():
+            asked = self._monotonic()
+            try:
+                wait = await self._shared.reserve(scopes)
+            except SendSlotsUnavailable as exc:
+                if not self._shared_down:
+                    log.warning("telegram: shared send slots unavailable, sends wait (%s)", exc)
+                self._shared_down = True
+                return SHARED_RETRY_S
+            if self._shared_down:
+                log.warning("telegram: shared send slots are back")
+                self._shared_down = False
+            answered_in = self._monotonic() - asked
+            if wait > 0 or answered_in <= SHARED_LATENCY_ALLOWANCE_S or late >= LATE_GRANT_RETRIES:
+                return wait
+            log.debug("telegram: a send slot granted %.3f s late, asking again", answered_in)
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _moved(chat: _Chat) -> None:
@@ -282,4 +299,5 @@ class RateLimiter:
 
 def _scope(key: str, window: _SlidingWindow, urgent: bool) -> SlotScope:
     usable = window.limit if urgent else window.limit - window.reserve
-    return SlotScope(key, limit=window.limit, span_s=window.span, usable=usable)
+    span = window.span + SHARED_LATENCY_ALLOWANCE_S
+    return SlotScope(key, limit=window.limit, span_s=span, usable=usable)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import multiprocessing
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,9 +95,9 @@ async def shared_schema() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def instance(server: TelegramServer, schema: str, shared: bool) -> AsyncIterator[Instance]:
+async def instance(api_base: str, schema: str, shared: bool) -> AsyncIterator[Instance]:
     database = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    bot = Bot(TOKEN, session=PlainHttpSession(api=TelegramAPIServer.from_base(server.api_base)))
+    bot = Bot(TOKEN, session=PlainHttpSession(api=TelegramAPIServer.from_base(api_base)))
     slots = SqlSendSlots(database) if shared else None
     limiter = RateLimiter(TelegramLimits(scale=SCALE), shared=slots, scope=f"telegram:{bot.id}")
     renderer = TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru"))
@@ -133,6 +135,37 @@ async def send_all(who: Instance, name: str, chats: Sequence[int], count: int) -
     return refused
 
 
+def run_instance(
+    api_base: str, schema: str, shared: bool, name: str, chats: list[int], count: int
+) -> list[str]:
+    """One instance in a process of its own, as instances run: its sends, its refusals."""
+
+    async def run() -> list[str]:
+        async with instance(api_base, schema, shared) as who:
+            return await send_all(who, name, chats, count)
+
+    return asyncio.run(run())
+
+
+async def both_send(
+    server: TelegramServer, schema: str, shared: bool, chats: list[int], count: int
+) -> list[list[str]]:
+    """Two instances, two processes, sending at once; the refusals each got."""
+    loop = asyncio.get_running_loop()
+    spawn = multiprocessing.get_context("spawn")  # nothing of this process's loop inherited
+    with ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        return list(
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        pool, run_instance, server.api_base, schema, shared, name, chats, count
+                    )
+                    for name in ("a", "b")
+                )
+            )
+        )
+
+
 def most_in_any_window(stamps: list[float], width: float) -> int:
     return max(
         (sum(1 for t in stamps if start <= t < start + width) for start in stamps), default=0
@@ -140,9 +173,7 @@ def most_in_any_window(stamps: list[float], width: float) -> int:
 
 
 @asynccontextmanager
-async def two_instances(
-    shared: bool,
-) -> AsyncIterator[tuple[TelegramServer, list[int], Instance, Instance]]:
+async def telegram_and_schema() -> AsyncIterator[tuple[TelegramServer, list[int], str]]:
     server = TelegramServer(Limits(time_scale=SCALE), monotonic=time.monotonic)
     await server.start()
     server.add_bot(TOKEN, "otklik_bot")
@@ -151,21 +182,15 @@ async def two_instances(
         for n in range(GROUPS)
     ]
     try:
-        async with AsyncExitStack() as stack:
-            schema = await stack.enter_async_context(shared_schema())
-            first = await stack.enter_async_context(instance(server, schema, shared))
-            second = await stack.enter_async_context(instance(server, schema, shared))
-            yield server, groups, first, second
+        async with shared_schema() as schema:
+            yield server, groups, schema
     finally:
         await server.stop()
 
 
 async def test_two_instances_share_telegrams_limits_through_postgresql() -> None:
-    async with two_instances(shared=True) as (server, groups, first, second):
-        refused = await asyncio.gather(
-            send_all(first, "a", groups, PER_INSTANCE),
-            send_all(second, "b", groups, PER_INSTANCE),
-        )
+    async with telegram_and_schema() as (server, groups, schema):
+        refused = await both_send(server, schema, True, groups, PER_INSTANCE)
         assert refused == [[], []]
         assert server.stats.count_429 == 0
         delivered = 0
@@ -185,11 +210,9 @@ async def test_two_instances_share_telegrams_limits_through_postgresql() -> None
 
 async def test_in_process_limits_alone_let_two_instances_break_them() -> None:
     """The regression witness: each instance keeps the limits alone, together they break them."""
-    async with two_instances(shared=False) as (server, groups, first, second):
-        refused = await asyncio.gather(
-            send_all(first, "a", groups[:1], 17), send_all(second, "b", groups[:1], 17)
-        )
-        # Each sends what its own minute allows (17, three kept for presses) at once.
+    async with telegram_and_schema() as (server, groups, schema):
+        # Each sends 40 into one group: at most 17 a (scaled) minute by its own count.
+        refused = await both_send(server, schema, False, groups[:1], 40)
         assert server.stats.count_429 > 0
         assert sum(len(r) for r in refused) == server.stats.count_429
 
