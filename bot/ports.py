@@ -374,6 +374,37 @@ class DrillRunRepository(Protocol):
     async def cases_of(self, run_id: int) -> list[Case]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SlotScope:
+    """One of a messenger's flood limits as a sliding window: at most `limit` sends in any
+    `span_s` seconds under `key` (a chat, a group, the whole bot). `usable` is how many of
+    them this send may count on: fewer than `limit` when some are kept for urgent messages."""
+
+    key: str
+    limit: int
+    span_s: float
+    usable: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.usable <= self.limit or not self.span_s > 0:
+            raise ValueError(f"a slot scope needs 0 < usable <= limit and a span: {self}")
+
+
+class SendSlotsUnavailable(Exception):
+    """The shared record of sends could not be asked (the database is down or too slow): the
+    send waits and asks again, it never goes out unlimited."""
+
+
+class SendSlots(Protocol):
+    """Slots for sends shared by every instance of the bot, so that together they keep a
+    messenger's limits (store/send_slots.py on PostgreSQL; a single process needs none)."""
+
+    async def reserve(self, scopes: Sequence[SlotScope]) -> float:
+        """Counts one send in every scope, or in none: 0.0 when granted, otherwise the seconds
+        until the fullest scope has room (ask again then). Raises SendSlotsUnavailable."""
+        ...
+
+
 class KeyValueRepository(Protocol):
     async def get(self, key: str) -> str | None: ...
     async def set(self, key: str, value: str) -> None: ...

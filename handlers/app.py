@@ -46,6 +46,7 @@ from bot.messages.health import ChannelHealth
 from bot.messages.outbox import DeliveryResult, OutboxItem, Transport
 from bot.messages.texts import Texts, texts_for
 from bot.model import Mention, Priority, Sentiment
+from bot.ports import SendSlots
 from bot.reports.channels import ChannelWatch
 from bot.reports.digest import DigestService
 from bot.settings.config import Config
@@ -82,6 +83,7 @@ from handlers.vk.intake import VkIntake
 from handlers.vk.transport import VkTransport
 from store.db import Database, StoreInUse, hold_sqlite_file
 from store.leader import LeaderElector
+from store.send_slots import SqlSendSlots
 
 log = logging.getLogger("otklik")
 
@@ -144,12 +146,17 @@ class App:
         self._elector_task: asyncio.Task[None] | None = None
         self._leader_task: asyncio.Task[None] | None = None
         self.transports: dict[str, Transport] = dict(transports or {})
+        # Instances on one PostgreSQL database share the messengers' flood limits through it;
+        # a single process on SQLite keeps them in memory.
+        self.send_slots = None if self.database.is_sqlite else SqlSendSlots(self.database)
         # The messengers: each translates its updates for bot/chat/inbound.py and delivers
         # the outbox. Injected transports (tests) come without an adapter.
         self.adapters: list[ChatAdapter] = (
             []
             if transports is not None
-            else _adapters(config, playbook, self.texts, self.database, self.leadership)
+            else _adapters(
+                config, playbook, self.texts, self.database, self.leadership, self.send_slots
+            )
         )
         for adapter in self.adapters:
             self.transports[adapter.name] = adapter.transport
@@ -378,7 +385,13 @@ class App:
         return next((a for a in self.adapters if a.name == name), None)
 
     async def start(self) -> None:
-        await self.database.upgrade()
+        newer = await self.database.upgrade_at_start()
+        if newer is not None:
+            log.warning(
+                "the database is at revision %s, newer than this release knows: a rolling "
+                "upgrade is under way; this instance runs on it as it is",
+                newer,
+            )
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otklik-classify")
         self._warn_about_missing_transports()
         await self.cases.ensure_cards()
@@ -458,6 +471,8 @@ class App:
         if self._cpu is not None:
             self._cpu.shutdown(wait=False, cancel_futures=True)  # its thread ends after its batch
             self._cpu = None
+        if self.send_slots is not None:
+            await self.send_slots.close()
         await self.database.dispose()
 
     async def _start_leading(self) -> None:
@@ -718,10 +733,16 @@ def _email_transport(
 
 
 def _adapters(
-    config: Config, playbook: Playbook, texts: Texts, database: Database, leadership: Leadership
+    config: Config,
+    playbook: Playbook,
+    texts: Texts,
+    database: Database,
+    leadership: Leadership,
+    send_slots: SendSlots | None = None,
 ) -> list[ChatAdapter]:
     """The configured messengers. Each one's library is imported only where it is configured:
-    aiogram alone weighs some 150 MB, matrix-nio 35 MB."""
+    aiogram alone weighs some 150 MB, matrix-nio 35 MB. `send_slots`: the flood limits shared
+    with other instances (PostgreSQL)."""
     adapters: list[ChatAdapter] = []
     if config.telegram is not None and config.telegram.enabled:
         from handlers.telegram.adapter import TelegramAdapter
@@ -734,6 +755,7 @@ def _adapters(
                 database=database,
                 leadership=leadership,  # long polling only while this instance leads
                 instance=config.instance_name,
+                send_slots=send_slots,
             )
         )
     if config.matrix is not None and config.matrix.enabled:

@@ -12,6 +12,9 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from alembic.util import CommandError
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -103,6 +106,14 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _known_revision(revision: str) -> bool:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    try:
+        return scripts.get_revision(revision) is not None
+    except (ResolutionError, CommandError):
+        return False
+
+
 class Database:
     def __init__(
         self,
@@ -156,6 +167,18 @@ class Database:
     async def upgrade(self, revision: str = "head") -> None:
         """Apply Alembic migrations on this engine's connection."""
         await self._migrate(command.upgrade, revision)
+
+    async def upgrade_at_start(self) -> str | None:
+        """What a starting bot does: upgrade() to this release's head, unless a newer release
+        has already migrated the database (a rolling upgrade: `otklik db upgrade` of the new
+        release ran before its instances started, and its migrations let the old code run
+        beside them). Then this one runs on the schema as it is, and the revision it does not
+        know is returned, for a warning; None otherwise."""
+        current = await self.current_revision()
+        if current is not None and not _known_revision(current):
+            return current
+        await self.upgrade()
+        return None
 
     async def downgrade(self, revision: str) -> None:
         await self._migrate(command.downgrade, revision)

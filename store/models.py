@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -678,3 +679,16 @@ class TelegramUpdateRow(Base):
     instance: Mapped[str] = mapped_column(String(64))  # who claimed it (config instance.name)
     claimed_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
+# The send times of a send slot scope: an array on PostgreSQL; SQLite (one process, never
+# asked) keeps the table only so that both backends have the same schema.
+SendTimes = ARRAY(DateTime(timezone=True)).with_variant(JSON(), "sqlite")
+
+
+class SendSlotRow(Base):
+    """One flood-limit window shared by the bot's instances (store/send_slots.py): the latest
+    sends in a scope (a chat, a group, the whole bot), oldest first, at most its limit."""
+
+    __tablename__ = "send_slots"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sent: Mapped[list[datetime]] = mapped_column(SendTimes)

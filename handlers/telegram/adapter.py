@@ -21,6 +21,7 @@ from bot.chat.checks import ConfiguredChat
 from bot.chat.inbound import ChatServices
 from bot.leadership import Leadership
 from bot.messages.texts import Texts, texts_for
+from bot.ports import SendSlots
 from bot.settings.connections import TelegramConfig
 from bot.settings.fields import LOCALES
 from handlers.telegram import buttons, commands, comments, replies
@@ -50,16 +51,20 @@ class TelegramAdapter:
         database: Database | None = None,
         leadership: Leadership | None = None,
         instance: str = "",
+        send_slots: SendSlots | None = None,
     ) -> None:
         if config.mode == "webhook" and database is None:
             raise ValueError("webhook mode needs the database (updates are claimed there)")
         session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
         self.bot = Bot(config.token, session=session)
+        # `send_slots`: the limits shared with other instances, per bot (its token's id).
+        limiter = RateLimiter(
+            TelegramLimits.from_config(config.limits),
+            shared=send_slots,
+            scope=f"telegram:{self.bot.id}",
+        )
         self.transport = TelegramTransport(
-            self.bot,
-            TelegramRenderer(texts),
-            RateLimiter(TelegramLimits.from_config(config.limits)),
-            protect_content=config.protect_content,
+            self.bot, TelegramRenderer(texts), limiter, protect_content=config.protect_content
         )
         self._config = config
         self._texts = texts

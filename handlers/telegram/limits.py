@@ -20,6 +20,13 @@ free evenly. A backlogged group's cards thus go out at up to 17 a minute instead
 press waits for the chat's own one-a-second window, or about one spacing (some 3.7 s) when
 presses come faster than the reserve. Cards give way to presses only while presses in that
 chat come faster than its minute takes both; at human speed cards keep most of it.
+
+Several instances on one PostgreSQL database share Telegram's limits: with `shared` send slots
+(store/send_slots.py) a message that may go by this process's windows also asks the database
+for a slot in the same windows, counted over every instance, and waits as it says. This
+limiter still decides the order, the press reserve (the shared group window keeps it too) and
+the pacing. When the database cannot be asked, the send waits and asks again: it never goes
+out unlimited. A single process (SQLite) has no shared slots and never leaves memory.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import math
 import time
 from collections import deque
@@ -34,8 +42,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.ports import SendSlots, SendSlotsUnavailable, SlotScope
+
 if TYPE_CHECKING:
     from bot.settings.connections import TelegramLimitsConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LATENCY_ALLOWANCE_S", "SAFETY_MARGIN", "RateLimiter", "TelegramLimits", "is_group"]
 
@@ -45,6 +57,17 @@ SAFETY_MARGIN = 0.05
 LATENCY_ALLOWANCE_S = 0.1
 GROUP_WINDOW_S = 60.0
 GLOBAL_WINDOW_S = 1.0
+# How long a send waits before asking the shared send slots again when they could not be asked.
+SHARED_RETRY_S = 1.0
+# Shared windows are this much longer again: a slot is stamped by the database before the
+# request leaves, and requests of several processes (a database hop, another event loop, another
+# network path) reach Telegram with a wider spread than one process's sends to a chat, which
+# go one after another.
+SHARED_LATENCY_ALLOWANCE_S = 0.1
+# A slot granted by an answer slower than that allowance may have been stamped well before the
+# send can leave: it is left spent and another asked for, this many times at most (a database
+# that is slow all the time must not stop sends, nor fill the windows with spent slots).
+LATE_GRANT_RETRIES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +162,10 @@ class _SlidingWindow:
 @dataclass(slots=True)
 class _Chat:
     windows: list[_SlidingWindow]
+    # The same windows as shared send slots: for a press (the whole group window) and for
+    # any other message (the group's reserve left to presses).
+    shared_for_press: tuple[SlotScope, ...] = ()
+    shared: tuple[SlotScope, ...] = ()
     # Waiting callers as (-urgency, arrival): the first one goes next.
     waiting: list[tuple[int, int]] = field(default_factory=list)
     # Set (and replaced) whenever the first in line changes: the others look again.
@@ -148,7 +175,8 @@ class _Chat:
 class RateLimiter:
     """Waits until a message may go to a chat without breaking any of Telegram's limits.
 
-    One limiter per bot token: the global window counts every chat of the bot.
+    One limiter per bot token: the global window counts every chat of the bot. `shared`: the
+    send slots all instances of the bot share, under keys starting with `scope` (one per bot).
     """
 
     def __init__(
@@ -156,10 +184,16 @@ class RateLimiter:
         limits: TelegramLimits | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        *,
+        shared: SendSlots | None = None,
+        scope: str = "telegram",
     ) -> None:
         self.limits = limits or TelegramLimits()
         self._monotonic = monotonic
         self._sleep = sleep
+        self._shared = shared
+        self._scope = scope
+        self._shared_down = False  # the shared slots failed last time: say so once
         self._global = _SlidingWindow(*self.limits.global_window())
         self._chats: dict[int, _Chat] = {}
         self._arrivals = itertools.count()
@@ -168,11 +202,19 @@ class RateLimiter:
     def _chat(self, chat_id: int) -> _Chat:
         chat = self._chats.get(chat_id)
         if chat is None:
-            windows = [_SlidingWindow(*self.limits.chat_window()), self._global]
+            chat_window = _SlidingWindow(*self.limits.chat_window())
+            windows = [chat_window, self._global]
+            names = [f"{self._scope}:chat:{chat_id}", f"{self._scope}:global"]
             if is_group(chat_id):
                 group = _SlidingWindow(*self.limits.group_window(), self.limits.press_reserve)
                 windows.append(group)
-            chat = self._chats[chat_id] = _Chat(windows)
+                names.append(f"{self._scope}:group:{chat_id}")
+            named = list(zip(names, windows, strict=True))
+            chat = self._chats[chat_id] = _Chat(
+                windows,
+                shared_for_press=tuple(_scope(n, w, urgent=True) for n, w in named),
+                shared=tuple(_scope(n, w, urgent=False) for n, w in named),
+            )
         return chat
 
     async def acquire(self, chat_id: int, urgency: int = 0, press: bool = False) -> None:
@@ -192,8 +234,14 @@ class RateLimiter:
                 now = self._monotonic()
                 paced = chat_id in self._backlogged
                 delay = max(window.wait(now, press, paced) for window in chat.windows)
+                if delay <= 0 and self._shared is not None:
+                    # Other instances' sends count too. Another chat may pass this process's
+                    # windows while we ask: the shared windows hold it to the limits.
+                    delay = await self._shared_wait(chat, press)
+                    now = self._monotonic()
                 if delay <= 0:
-                    # No await between the check and the take: no other chat can slip in.
+                    # Alone (no shared slots), no await between the check and the take: no
+                    # other chat can slip in.
                     for window in chat.windows:
                         window.take(now)
                     return
@@ -210,6 +258,28 @@ class RateLimiter:
             heapq.heapify(chat.waiting)
             self._moved(chat)
 
+    async def _shared_wait(self, chat: _Chat, press: bool) -> float:
+        """0 once the shared send slots have counted this message, else seconds to wait."""
+        assert self._shared is not None
+        scopes = chat.shared_for_press if press else chat.shared
+        for late in itertools.count():
+            asked = self._monotonic()
+            try:
+                wait = await self._shared.reserve(scopes)
+            except SendSlotsUnavailable as exc:
+                if not self._shared_down:
+                    log.warning("telegram: shared send slots unavailable, sends wait (%s)", exc)
+                self._shared_down = True
+                return SHARED_RETRY_S
+            if self._shared_down:
+                log.warning("telegram: shared send slots are back")
+                self._shared_down = False
+            answered_in = self._monotonic() - asked
+            if wait > 0 or answered_in <= SHARED_LATENCY_ALLOWANCE_S or late >= LATE_GRANT_RETRIES:
+                return wait
+            log.debug("telegram: a send slot granted %.3f s late, asking again", answered_in)
+        raise AssertionError("unreachable")
+
     @staticmethod
     def _moved(chat: _Chat) -> None:
         chat.moved.set()
@@ -225,3 +295,9 @@ class RateLimiter:
     def capacity_per_minute(self, chat_id: int) -> int:
         """How many messages the chat can take in a minute, at the sustained rate."""
         return max(1, math.floor(min(w.per_minute() for w in self._chat(chat_id).windows)))
+
+
+def _scope(key: str, window: _SlidingWindow, urgent: bool) -> SlotScope:
+    usable = window.limit if urgent else window.limit - window.reserve
+    span = window.span + SHARED_LATENCY_ALLOWANCE_S
+    return SlotScope(key, limit=window.limit, span_s=span, usable=usable)

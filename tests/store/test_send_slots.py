@@ -1,0 +1,204 @@
+"""Send slots shared through PostgreSQL (store/send_slots.py): grants, refusals with the wait,
+the database's clock, all or nothing, instances reserving at once, and a database that
+cannot be asked. Real PostgreSQL: the slots exist for it alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.ports import SendSlotsUnavailable, SlotScope
+from store.db import Database
+from store.send_slots import SqlSendSlots
+from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not POSTGRES_UP, reason=POSTGRES_SKIP),
+]
+
+Instances = Callable[[], Awaitable[Database]]
+
+
+@pytest.fixture
+async def instances() -> AsyncIterator[Instances]:
+    """Databases on one migrated PostgreSQL schema, one per "instance" (each its own engine)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    opened: list[Database] = []
+
+    async def instance() -> Database:
+        db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+        if not opened:
+            await db.upgrade()
+        opened.append(db)
+        return db
+
+    try:
+        yield instance
+    finally:
+        for db in opened:
+            await db.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+def window(key: str, limit: int, span_s: float = 60.0, usable: int | None = None) -> SlotScope:
+    return SlotScope(key, limit=limit, span_s=span_s, usable=limit if usable is None else usable)
+
+
+async def stored(db: Database, key: str) -> list[datetime]:
+    async with db.engine.connect() as conn:
+        sent = (
+            await conn.execute(text("SELECT sent FROM send_slots WHERE scope = :k"), {"k": key})
+        ).scalar_one_or_none()
+    return list(sent or [])
+
+
+async def test_a_window_grants_its_limit_then_says_how_long_to_wait(
+    instances: Instances,
+) -> None:
+    db = await instances()
+    slots = SqlSendSlots(db)
+    try:
+        chat = window("t:chat:-1", limit=3, span_s=2.0)
+        assert [await slots.reserve([chat]) for _ in range(3)] == [0.0, 0.0, 0.0]
+        wait = await slots.reserve([chat])
+        assert 1.0 < wait <= 2.0  # the first of the three leaves the window then
+        assert len(await stored(db, "t:chat:-1")) == 3  # a refusal counts nothing
+        await asyncio.sleep(wait)
+        assert await slots.reserve([chat]) == 0.0
+        assert len(await stored(db, "t:chat:-1")) == 3  # the window keeps its limit's worth
+    finally:
+        await slots.close()
+
+
+async def test_a_send_counts_in_every_window_or_in_none(instances: Instances) -> None:
+    db = await instances()
+    slots = SqlSendSlots(db)
+    try:
+        group = window("t:group:-7", limit=2)
+        assert await slots.reserve([window("t:chat:-7", 5), group]) == 0.0
+        assert await slots.reserve([window("t:chat:-7", 5), group]) == 0.0
+        # The group is full: the chat and the bot's window must not count this send.
+        assert await slots.reserve([window("t:chat:-7", 5), window("t:global", 30), group]) > 0
+        assert len(await stored(db, "t:chat:-7")) == 2
+        assert await stored(db, "t:global") == []
+    finally:
+        await slots.close()
+
+
+async def test_slots_kept_for_urgent_sends(instances: Instances) -> None:
+    db = await instances()
+    slots = SqlSendSlots(db)
+    try:
+        card = window("t:group:-9", limit=5, usable=3)
+        press = window("t:group:-9", limit=5)
+        assert [await slots.reserve([card]) for _ in range(3)] == [0.0] * 3
+        assert await slots.reserve([card]) > 0  # two of five are left to presses
+        assert [await slots.reserve([press]) for _ in range(2)] == [0.0] * 2
+        assert await slots.reserve([press]) > 0
+    finally:
+        await slots.close()
+
+
+async def test_the_database_clock_decides(instances: Instances) -> None:
+    """Send times are the database's, and waits are counted from its clock: instances on
+    machines whose clocks disagree still agree on the windows."""
+    db = await instances()
+    slots = SqlSendSlots(db)
+    try:
+        async with db.engine.begin() as conn:
+            # Three sends the database saw 50 s ago, in a window of 60 s.
+            await conn.execute(
+                text(
+                    "INSERT INTO send_slots (scope, sent) SELECT 't:chat:-3', "
+                    "array_fill(clock_timestamp() - interval '50 seconds', ARRAY[3])"
+                )
+            )
+        wait = await slots.reserve([window("t:chat:-3", limit=3, span_s=60.0)])
+        assert 9.0 < wait <= 10.0
+        assert await slots.reserve([window("t:chat:-4", limit=3)]) == 0.0
+        async with db.engine.connect() as conn:
+            database_now = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+        (sent,) = await stored(db, "t:chat:-4")
+        assert abs((database_now - sent).total_seconds()) < 5
+    finally:
+        await slots.close()
+
+
+async def test_instances_reserving_at_once_never_overfill_a_window(instances: Instances) -> None:
+    """Two instances, forty sends each at once over three groups and the bot's window: the bot
+    gets exactly its limit, each group at most its own, and no reservation deadlocks."""
+    first, second = await instances(), await instances()
+    pools = [SqlSendSlots(first), SqlSendSlots(first), SqlSendSlots(second), SqlSendSlots(second)]
+
+    async def send(slots: SqlSendSlots, n: int) -> tuple[str, bool]:
+        group = f"t:group:-{n % 3}"
+        scopes = [window(group, limit=10), window("t:global", limit=25)]
+        if n % 2:  # the keys come in either order: the statement locks them sorted
+            scopes.reverse()
+        return group, await slots.reserve(scopes) == 0.0
+
+    try:
+        results = await asyncio.gather(*(send(pools[n % 4], n) for n in range(80)))
+        granted = [group for group, ok in results if ok]
+        assert len(granted) == 25
+        assert all(granted.count(f"t:group:-{g}") <= 10 for g in range(3))
+        assert len(await stored(first, "t:global")) == 25
+    finally:
+        for slots in pools:
+            await slots.close()
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A port that accepts connections and never answers: a database that hangs."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_database_that_cannot_be_asked_refuses_with_an_error() -> None:
+    refused = Database("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    try:
+        with pytest.raises(SendSlotsUnavailable):
+            await SqlSendSlots(refused).reserve([window("t:chat:1", 3)])
+    finally:
+        await refused.dispose()
+    async with silent_server() as port:
+        hanging = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none")
+        try:
+            with pytest.raises(SendSlotsUnavailable):
+                await SqlSendSlots(hanging, timeout_s=0.5).reserve([window("t:chat:1", 3)])
+        finally:
+            await hanging.dispose()
+
+
+async def test_sqlite_has_no_shared_slots(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    try:
+        with pytest.raises(ValueError, match="SQLite"):
+            SqlSendSlots(db)
+    finally:
+        await db.dispose()
