@@ -679,6 +679,8 @@ class TelegramUpdateRow(Base):
     instance: Mapped[str] = mapped_column(String(64))  # who claimed it (config instance.name)
     claimed_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
+
+
 # The send times of a send slot scope: an array on PostgreSQL; SQLite (one process, never
 # asked) keeps the table only so that both backends have the same schema.
 SendTimes = ARRAY(DateTime(timezone=True)).with_variant(JSON(), "sqlite")
