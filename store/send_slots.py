@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +33,8 @@ from bot.ports import SendSlotsUnavailable, SlotScope
 from store.db import Database
 
 __all__ = ["SqlSendSlots"]
+
+log = logging.getLogger(__name__)
 
 # `usable` may be below `keep` (the scope's limit): a message that may not use the slots kept
 # for urgent ones finds the window full sooner, and every window keeps `keep` send times.
@@ -85,17 +90,32 @@ ON CONFLICT (scope) DO NOTHING
 )
 
 
+# A grant whose statement took longer than this to answer may have been stamped well before the
+# send can leave (the windows allow 0.1 s for that, handlers/telegram/limits.py): it is left
+# spent and another asked for, this many times at most, so that a database slow all the time
+# neither stops sends nor fills the windows with spent slots.
+LATE_AFTER_S = 0.1
+LATE_GRANT_RETRIES = 2
+
+
 class SqlSendSlots:
     """bot.ports.SendSlots on PostgreSQL, over a few connections of its own from the engine's
     pool: one round trip a reservation (no BEGIN/COMMIT in autocommit, no check-out ping).
     Several connections, because a group's minute opening lets many chats ask at once: on one
     connection each would queue behind the others' round trips."""
 
-    def __init__(self, database: Database, timeout_s: float = 5.0, connections: int = 3) -> None:
+    def __init__(
+        self,
+        database: Database,
+        timeout_s: float = 5.0,
+        connections: int = 3,
+        late_after_s: float = LATE_AFTER_S,
+    ) -> None:
         if database.is_sqlite:
             raise ValueError("send slots are shared through PostgreSQL; SQLite needs none")
         self._database = database
         self._timeout_s = timeout_s
+        self._late_after_s = late_after_s
         self._idle: list[AsyncConnection] = []
         self._turns = asyncio.Semaphore(connections)
 
@@ -117,10 +137,10 @@ class SqlSendSlots:
             try:
                 async with asyncio.timeout(self._timeout_s):
                     connection = self._idle.pop() if self._idle else await self._connect()
-                    wait, found = await self._ask(connection, params)
+                    wait, found = await self._ask_in_time(connection, params)
                     if found < len(scopes):
                         await connection.execute(CREATE_SCOPES, {"scopes": keys})
-                        wait, found = await self._ask(connection, params)
+                        wait, found = await self._ask_in_time(connection, params)
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 await _discard(connection)
                 raise SendSlotsUnavailable(f"{type(exc).__name__}: {exc}") from exc
@@ -131,6 +151,22 @@ class SqlSendSlots:
         if found < len(scopes):  # created a moment ago and gone again: ask once more later
             raise SendSlotsUnavailable(f"send slot scopes missing: {keys}")
         return wait
+
+    async def _ask_in_time(
+        self, connection: AsyncConnection, params: dict[str, Any]
+    ) -> tuple[float, int]:
+        """The reservation, asked again when a grant came late (LATE_AFTER_S). Timed from
+        the statement alone: waiting for a connection only makes the stamp later, not stale."""
+        for late in itertools.count():
+            asked = time.monotonic()
+            wait, found = await self._ask(connection, params)
+            answered_in = time.monotonic() - asked
+            if wait > 0 or found < params["count"] or answered_in <= self._late_after_s:
+                return wait, found
+            if late >= LATE_GRANT_RETRIES:
+                return wait, found
+            log.debug("send slots: granted %.3f s late, asking again", answered_in)
+        raise AssertionError("unreachable")
 
     @staticmethod
     async def _ask(connection: AsyncConnection, params: dict[str, Any]) -> tuple[float, int]:

@@ -64,10 +64,6 @@ SHARED_RETRY_S = 1.0
 # network path) reach Telegram with a wider spread than one process's sends to a chat, which
 # go one after another.
 SHARED_LATENCY_ALLOWANCE_S = 0.1
-# A slot granted by an answer slower than that allowance may have been stamped well before the
-# send can leave: it is left spent and another asked for, this many times at most (a database
-# that is slow all the time must not stop sends, nor fill the windows with spent slots).
-LATE_GRANT_RETRIES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,24 +257,17 @@ class RateLimiter:
     async def _shared_wait(self, chat: _Chat, press: bool) -> float:
         """0 once the shared send slots have counted this message, else seconds to wait."""
         assert self._shared is not None
-        scopes = chat.shared_for_press if press else chat.shared
-        for late in itertools.count():
-            asked = self._monotonic()
-            try:
-                wait = await self._shared.reserve(scopes)
-            except SendSlotsUnavailable as exc:
-                if not self._shared_down:
-                    log.warning("telegram: shared send slots unavailable, sends wait (%s)", exc)
-                self._shared_down = True
-                return SHARED_RETRY_S
-            if self._shared_down:
-                log.warning("telegram: shared send slots are back")
-                self._shared_down = False
-            answered_in = self._monotonic() - asked
-            if wait > 0 or answered_in <= SHARED_LATENCY_ALLOWANCE_S or late >= LATE_GRANT_RETRIES:
-                return wait
-            log.debug("telegram: a send slot granted %.3f s late, asking again", answered_in)
-        raise AssertionError("unreachable")
+        try:
+            wait = await self._shared.reserve(chat.shared_for_press if press else chat.shared)
+        except SendSlotsUnavailable as exc:
+            if not self._shared_down:
+                log.warning("telegram: shared send slots unavailable, sends wait (%s)", exc)
+            self._shared_down = True
+            return SHARED_RETRY_S
+        if self._shared_down:
+            log.warning("telegram: shared send slots are back")
+            self._shared_down = False
+        return wait
 
     @staticmethod
     def _moved(chat: _Chat) -> None:

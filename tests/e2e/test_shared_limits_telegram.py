@@ -1,13 +1,15 @@
 """Two instances of the bot on one PostgreSQL database keep Telegram's limits together (issue 21).
 
-Each "instance" is what a running Otklik delivers with: its own Database engine on the shared
-database, its own RateLimiter with the shared send slots under it (store/send_slots.py), its
-own aiogram Bot and TelegramTransport. Both send a hundred messages each into the same three
-groups as fast as their limiters let them, one sender per chat as the outbox delivers, against
-the Telegram test server at Telegram's real limits, both sides run SCALE times faster. The
-server must answer no 429 and see no group get more than 20 messages in any (scaled) minute.
+Each "instance" is a process of its own with what a running Otklik delivers with: its own
+Database engine on the shared database, its own RateLimiter with the shared send slots under
+it (store/send_slots.py), its own aiogram Bot and TelegramTransport. Both send a hundred
+messages each into the same three groups as fast as their limiters let them, one sender per
+chat as the outbox delivers, against the Telegram test server at Telegram's real limits, both
+sides run SCALE times faster. The server must answer no 429 and see no group get more than 20
+messages in any (scaled) minute.
 
 The same with in-process limits only (the behaviour before) gets 429s: the regression witness.
+Last, the wiring: a whole App on PostgreSQL counts its cards' sends in the shared windows.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.ports import SendSlotsUnavailable, SlotScope
@@ -202,3 +202,65 @@ async def test_sqlite_has_no_shared_slots(sqlite_url: str) -> None:
             SqlSendSlots(db)
     finally:
         await db.dispose()
+
+
+@contextlib.asynccontextmanager
+async def slow_relay(delay_s: float) -> AsyncIterator[int]:
+    """A TCP relay to PostgreSQL that holds each answer `delay_s` before passing it on."""
+    pipes: set[asyncio.Task[None]] = set()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, hold: float) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                await asyncio.sleep(hold)
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target = make_url(POSTGRES_URL)
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            target.host, target.port or 5432
+        )
+        writers.extend((writer, upstream_writer))
+        for task in (pipe(reader, upstream_writer, 0.0), pipe(upstream_reader, writer, delay_s)):
+            pipes.add(asyncio.create_task(task))
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in writers:
+            writer.close()
+        for task in pipes:
+            task.cancel()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_grant_answered_late_is_left_spent_and_asked_again(instances: Instances) -> None:
+    """The database stamped a late grant long before the send can leave: it stays counted
+    (spent), and a fresh one is asked for, twice at most, so a slow database still sends."""
+    db = await instances()
+    fast = SqlSendSlots(db)
+    chat = window("t:chat:-5", limit=10)
+    assert await fast.reserve([chat]) == 0.0
+    await fast.close()
+    async with slow_relay(0.3) as port:
+        slow_db = Database(
+            make_url(POSTGRES_URL).set(port=port).render_as_string(hide_password=False),
+            connect_args={"server_settings": {"search_path": await search_path(db)}},
+        )
+        slow = SqlSendSlots(slow_db, timeout_s=30.0)
+        try:
+            assert await slow.reserve([chat]) == 0.0
+        finally:
+            await slow.close()
+            await slow_db.dispose()
+    assert len(await stored(db, "t:chat:-5")) == 1 + 3  # the first, two spent, the one used
+
+
+async def search_path(db: Database) -> str:
+    async with db.engine.connect() as conn:
+        return str((await conn.execute(text("SHOW search_path"))).scalar_one())
