@@ -33,7 +33,7 @@ CONFIG = """
 organisation: Администрация Энской области
 locale: {locale}
 timezone: Europe/Moscow
-database: {{url: "{database_url}"}}
+database: {{url: "sqlite+aiosqlite:///{db}"}}
 playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
 telegram:
   token: "{token}"
@@ -42,9 +42,7 @@ telegram:
   limits: {{scale: {scale}}}
   direct_messages: {direct_messages}
   discussion_groups: [{discussion_groups}]
-  mode: {mode}
-  webhook: {{url: "{public_url}"}}
-api: {{listen: "127.0.0.1:{port}"}}
+api: {{listen: "127.0.0.1:0"}}
 outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
 departments:
   - {{id: housing, name: ЖКХ, telegram: {{chat_id: {housing}, topic_id: {topic}}}}}
@@ -255,28 +253,36 @@ async def telegram_world(
     playbook = None
     for number, port in enumerate(ports):
         path = tmp_path / ("config.yaml" if number == 0 else f"config{number}.yaml")
-        path.write_text(
-            CONFIG.format(
-                locale=locale,
-                database_url=database_url or f"sqlite+aiosqlite:///{tmp_path / 'otklik.db'}",
-                root=ROOT,
-                token=TOKEN,
-                api_base=server.api_base,
-                scale=scale,
-                port=port if webhook else 0,
-                mode="webhook" if webhook else "polling",
-                public_url=PUBLIC_URL,
-                housing=world.housing,
-                topic=world.topic,
-                transport=world.transport,
-                coordination=world.coordination,
-                direct_messages=str(direct_messages).lower(),
-                discussion_groups=(
-                    f"{{chat_id: {world.discussion}, name: Обсуждение новостей}}"
-                    if discussion_groups
-                    else ""
-                ),
+        sqlite_file = tmp_path / "otklik.db"
+        text = CONFIG.format(
+            locale=locale,
+            db=sqlite_file,
+            root=ROOT,
+            token=TOKEN,
+            api_base=server.api_base,
+            scale=scale,
+            housing=world.housing,
+            topic=world.topic,
+            transport=world.transport,
+            coordination=world.coordination,
+            direct_messages=str(direct_messages).lower(),
+            discussion_groups=(
+                f"{{chat_id: {world.discussion}, name: Обсуждение новостей}}"
+                if discussion_groups
+                else ""
+            ),
+        )
+        if database_url is not None:
+            text = text.replace(f"sqlite+aiosqlite:///{sqlite_file}", database_url)
+        if webhook:  # the telegram section ends just before `api:`
+            text = text.replace(
+                '\napi: {listen: "127.0.0.1:0"}',
+                f'\n  mode: webhook\n  webhook: {{url: "{PUBLIC_URL}"}}'
+                f'\napi: {{listen: "127.0.0.1:{port}"}}',
             )
+            assert "mode: webhook" in text, "CONFIG changed: put the webhook keys in again"
+        path.write_text(
+            text
             + extra_config
             + ("sandbox: {enabled: true}\n" if sandbox else "")
             + (f"instance: {{name: otklik-{number}}}\n" if instances > 1 else ""),

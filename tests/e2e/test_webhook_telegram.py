@@ -393,6 +393,7 @@ async def test_a_dead_instances_claim_is_taken_over_and_a_live_one_waited_for(
 
 async def test_otklik_telegram_webhook_shows_and_deletes_it(tmp_path: Path) -> None:
     async with telegram_world(tmp_path, webhook=True) as world:
+        await world.idle()  # what start-up caused is delivered
         world.server.set_webhook_targets(world.bot, ["http://127.0.0.1:9/nobody"])
         world.say("duty", world.coordination, "/status")  # waits: nobody listens there now
         await world.server.wait_for(lambda: bool(world.server.deliveries()), timeout=10)
