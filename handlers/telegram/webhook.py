@@ -45,6 +45,7 @@ from pydantic import ValidationError
 
 from bot.clock import Clock
 from bot.settings.connections import TelegramWebhookConfig
+from handlers.http_body import read_at_most
 from store.db import Database
 from store.repos.telegram_updates import UpdateClaim
 
@@ -120,7 +121,7 @@ class TelegramWebhook:
             return _answer(403, "wrong secret token")
         if (request.content_length or 0) > MAX_UPDATE_BYTES:
             return _answer(413, "the body is too large")
-        raw = await _read_at_most(request, MAX_UPDATE_BYTES)
+        raw = await read_at_most(request, MAX_UPDATE_BYTES)
         if raw is None:
             return _answer(413, "the body is too large")
         try:
@@ -213,19 +214,6 @@ class TelegramWebhook:
         except Exception:
             # The claim then goes stale: Telegram's retry after reclaim_after_s handles it.
             log.exception("telegram: the claim on update %s could not be released", update_id)
-
-
-async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
-    """The whole body, or None once it passes `limit` (a chunked body says no length, and
-    one read returns only what has arrived so far)."""
-    parts: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(limit + 1 - size):
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return None
-    return b"".join(parts)
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -29,6 +29,7 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.model import SYSTEM_ACTOR, Event
 from bot.settings.connections import VkConfig
+from handlers.http_body import read_at_most
 from handlers.vk.events import TAKEN
 from store.db import Database
 
@@ -60,8 +61,8 @@ class VkCallback:
         address = request.remote or "unknown"
         if (request.content_length or 0) > MAX_EVENT_BYTES:
             return await self._refuse(413, "the body is too large", address, "oversize")
-        raw = await request.content.read(MAX_EVENT_BYTES + 1)
-        if len(raw) > MAX_EVENT_BYTES:
+        raw = await read_at_most(request, MAX_EVENT_BYTES)
+        if raw is None:
             return await self._refuse(413, "the body is too large", address, "oversize")
         try:
             event = json.loads(raw.decode("utf-8"))

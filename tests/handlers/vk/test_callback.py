@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -85,3 +88,27 @@ async def test_a_flood_of_forgeries_is_audited_only_so_far(
         assert (await sender.send("wall_reply_new", {}, secret="guess", retries=0))[0].status == 403
     async with database.uow() as uow:
         assert len(await uow.events.of_kind(REFUSED)) == AUDITS_PER_MINUTE
+
+
+async def test_a_chunked_body_is_read_whole(stored: tuple[CallbackSender, Database]) -> None:
+    sender, _ = stored
+    comment = {"id": 7, "from_id": 9, "text": "Когда починят лифт?", "post_id": 1}
+    body = json.dumps(
+        {
+            "type": "wall_reply_new",
+            "group_id": GROUP,
+            "secret": SECRET,
+            "event_id": "chunked-1",
+            "v": "5.199",
+            "object": {**comment, "owner_id": -GROUP},
+        }
+    ).encode()
+
+    async def in_pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 16):  # no length: aiohttp sends it chunked
+            yield body[start : start + 16]
+            await asyncio.sleep(0.001)
+
+    async with aiohttp.ClientSession() as http, http.post(sender.url, data=in_pieces()) as answer:
+        assert answer.status == 200, await answer.text()
+        assert await answer.text() == "ok"
