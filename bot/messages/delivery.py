@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -32,11 +34,21 @@ from bot.messages.outbox import (
     DeliveryResult,
     OutboxItem,
     OutboxOp,
+    PackChange,
     PermanentFailure,
     RetryLater,
     Transport,
 )
-from bot.messages.views import QueueItem, QueueView, queue_view
+from bot.messages.views import (
+    PackLine,
+    QueueItem,
+    QueueView,
+    pack_line,
+    pack_ref,
+    pack_view,
+    queue_view,
+)
+from bot.model import Priority
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,22 @@ QUEUE_LISTED = 15
 BACKLOG_CHECK = timedelta(seconds=1)
 _POSTS = (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO)  # ops that create a message
 RESTART_CAP_S = 30.0  # a worker that keeps failing to start tries again at least this often
+# Pack cards (_pack_cards). Eight lines of ~200 characters with their marks and numbers stay
+# far below Telegram's 4,096, and eight take buttons (one per row) stay a keyboard one reads.
+PACK_SIZE = 8
+# Only a case of one mention: its line shows all of it. A case with more is a cluster, whose
+# card shows the count, the spread and the sources, which a line cannot.
+PACK_MAX_MENTIONS = 1
+# A pack that is not full goes once its oldest case has waited this long: long enough to fill
+# up in a storm, short enough that the pack is in the chat well within the minute.
+PACK_WAIT = timedelta(seconds=20)
+PACKS_PER_WATCH = 10  # bounds one watch's transaction; the next watch a second later packs on
+# Added to the most urgent packed case's priority rank: a pack of low-priority cases goes before
+# the low-priority cards (0), a pack with a critical one before critical cards (3); still
+# behind presses (PRESS_URGENCY) and the queue message.
+PACK_URGENCY = 1
+PACK_REDRAW = timedelta(seconds=5)  # how often packs are checked for cases that changed
+PACK_LOOKBACK = timedelta(minutes=1)  # a change committed late is still seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +154,7 @@ class OutboxWorker:
         self._posting: dict[int, tuple[str, str, str]] = {}
         self._queues: dict[tuple[str, str], datetime] = {}  # chats showing a queue message
         self._watched_at: datetime | None = None
+        self._packs_redrawn_at: datetime | None = None  # None: check every pack (at start)
         # Delivered (or refused) but not yet written down: the database failed meanwhile.
         self._unsettled: dict[int, _Outcome] = {}
         self._settling = asyncio.Lock()
@@ -248,7 +277,9 @@ class OutboxWorker:
                 if item.op in _POSTS and item.ref_key:
                     self._posting[item.id] = (item.transport, item.chat, item.ref_key)
                 item = replace(item, attempts=item.attempts + 1)
-                claimed.append((item, await self._resolve(uow, item)))
+                delivery = await self._resolve(uow, item)
+                self._posting_edit(item, delivery)
+                claimed.append((item, delivery))
             await uow.commit()
         for item, delivery in claimed:
             assert item.id is not None
@@ -256,6 +287,12 @@ class OutboxWorker:
             self._in_flight[item.id] = task
             task.add_done_callback(partial(self._forget, item.id))
         return len(claimed)
+
+    def _posting_edit(self, item: OutboxItem, delivery: Delivery) -> None:
+        """An edit that goes out as a post (its card was packed, or refused earlier) is a post
+        in hand too: a more urgent edit of it (a press) must wait for its id."""
+        if item.id is not None and item.ref_key and delivery.item.op in _POSTS:
+            self._posting[item.id] = (item.transport, item.chat, item.ref_key)
 
     def _forget(self, item_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(item_id, None)
@@ -280,8 +317,91 @@ class OutboxWorker:
                     if self._queue_chats is not None and not self._queue_chats(name, chat):
                         continue
                     waiting = backlog.get(chat, 0)  # the queue message itself not counted
+                    if waiting > capacity(chat) and getattr(transport, "packs_cards", False):
+                        waiting -= await self._pack_cards(uow, name, chat, now)
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
+            await self._redraw_packs(uow, now)
             await uow.commit()
+
+    async def _pack_cards(self, uow: UnitOfWork, transport: str, chat: str, now: datetime) -> int:
+        """In a backlogged chat, waiting first cards of single-mention cases go out as pack
+        cards, up to PACK_SIZE cases a message, each with its own take button: every mention
+        is in front of a person within the minute instead of waiting its turn behind the
+        card budget. Most urgent, then oldest, first. The packed posts leave the queue in this
+        transaction (status packed), so a restart neither loses nor posts them again; a later
+        change of a case posts its own card (_resolve). Returns how many fewer messages wait."""
+        candidates = await uow.outbox.packable_cards(
+            transport, chat, PACK_MAX_MENTIONS, PACK_SIZE * PACKS_PER_WATCH
+        )
+        by_thread: dict[str | None, list[OutboxItem]] = {}  # a forum topic per department
+        for item in candidates:
+            by_thread.setdefault(item.thread, []).append(item)
+        saved = 0
+        for items in by_thread.values():
+            for start in range(0, len(items), PACK_SIZE):
+                group = items[start : start + PACK_SIZE]
+                oldest = min(item.created_at or now for item in group)
+                if len(group) < 2 or (len(group) < PACK_SIZE and now - oldest < PACK_WAIT):
+                    break  # the rest waits to fill a pack (or goes as cards)
+                saved += await self._pack(uow, transport, chat, group, now)
+        return saved
+
+    async def _pack(
+        self,
+        uow: UnitOfWork,
+        transport: str,
+        chat: str,
+        group: Sequence[OutboxItem],
+        now: datetime,
+    ) -> int:
+        cards = {item.id: item for item in group if item.payload["view"] == "card"}
+        ref = pack_ref([item.case_id or 0 for item in cards.values()])
+        packed = await uow.outbox.mark_packed(sorted(i for i in cards if i is not None), ref)
+        lines: list[PackLine] = []
+        for item in group:  # in the queue's order: most urgent, then oldest
+            card = item.payload
+            if item.id in packed and card["view"] == "card":
+                lines.append(pack_line(card))
+        if not lines:
+            return 0
+        urgency = max(cards[i].urgency for i in packed) + PACK_URGENCY
+        await uow.outbox.enqueue(
+            [
+                OutboxItem(
+                    transport=transport,
+                    chat=chat,
+                    thread=group[0].thread,
+                    op=OutboxOp.POST,
+                    payload=pack_view(lines),
+                    ref_key=ref,
+                    # The cases name it; the time tells a pack apart from the one that
+                    # failed before it (its cases were given back, _redraw_packs).
+                    idempotency_key=f"{transport}:{chat}:{ref}:post:{now.isoformat()}",
+                    urgency=urgency,
+                    created_at=now,
+                )
+            ]
+        )
+        return len(lines) - 1
+
+    async def _redraw_packs(self, uow: UnitOfWork, now: datetime) -> None:
+        """A packed case that changed (taken from its pack, joined by a similar mention,
+        rerouted, closed, erased) has its card queued again; its pack line then says so and
+        loses its take button. Packs refused for good give their cases back to the queue."""
+        if self._packs_redrawn_at is not None and now - self._packs_redrawn_at < PACK_REDRAW:
+            return
+        since = None if self._packs_redrawn_at is None else self._packs_redrawn_at - PACK_LOOKBACK
+        self._packs_redrawn_at = now
+        for name, transport in self._transports.items():
+            if not getattr(transport, "packs_cards", False):
+                continue  # packs are made only where each line can have its take button
+            lost = await uow.outbox.unpack_lost(name)
+            if lost:
+                log.warning("outbox: %d packed card(s) lost their pack; queued again", lost)
+            for change in await uow.outbox.pack_changes(name, since):
+                edit = _redrawn_pack(change, now)
+                if edit is not None:
+                    await uow.outbox.enqueue([edit])
 
     async def _update_queue(
         self,
@@ -339,6 +459,7 @@ class OutboxWorker:
         )
 
     async def _resolve(self, uow: UnitOfWork, item: OutboxItem) -> Delivery:
+        # An edit of a card never delivered (refused for good, or packed) posts it instead.
         refs = uow.refs
         target = reply_to = None
         if item.op in (OutboxOp.EDIT, OutboxOp.DELETE) and item.ref_key:
@@ -451,3 +572,33 @@ class OutboxWorker:
                 item.chat,
                 error,
             )
+
+
+def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:
+    """The edit of a pack whose cases changed, each changed line drawn from the case's latest
+    card; None when nothing the pack shows changed."""
+    pack = change.payload
+    if pack["view"] != "pack":
+        return None
+    lines: list[PackLine] = []
+    for line in pack["items"]:
+        card = change.cards.get(line["case_id"])
+        if card is not None and card["view"] == "card":
+            line = {**pack_line(card), "carded": True}
+        lines.append(line)
+    if lines == pack["items"]:
+        return None
+    digest = hashlib.sha256(json.dumps(lines, sort_keys=True).encode()).hexdigest()[:16]
+    ref = change.ref_key
+    return OutboxItem(
+        transport=change.transport,
+        chat=change.chat,
+        thread=change.thread,
+        op=OutboxOp.EDIT,
+        payload=pack_view(lines),
+        ref_key=ref,
+        idempotency_key=f"{change.transport}:{change.chat}:{ref}:edit:{digest}",
+        # Goes with the cards it points to: a press's card goes first, the pack right after.
+        urgency=PACK_URGENCY + max(Priority(line["priority"]).rank for line in lines),
+        created_at=now,
+    )

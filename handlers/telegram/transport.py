@@ -80,6 +80,9 @@ class TelegramTransport:
         self.limiter = limiter
         self.protect_content = protect_content
 
+    # A backlogged chat gets pack cards (bot/messages/delivery.py): a take button per line.
+    packs_cards = True
+
     def capacity_per_minute(self, chat: str) -> int:
         return self.limiter.capacity_per_minute(int(chat))
 
