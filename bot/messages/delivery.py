@@ -61,6 +61,7 @@ QUEUE_URGENCY = 100  # the queue message goes before everything it lists
 QUEUE_REFRESH = timedelta(seconds=15)  # it costs a message of the chat's budget each time
 QUEUE_LISTED = 15
 BACKLOG_CHECK = timedelta(seconds=1)
+BACKLOG_RECHECK = timedelta(seconds=0.1)  # sooner after a commit queued messages
 _POSTS = (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO)  # ops that create a message
 RESTART_CAP_S = 30.0  # a worker that keeps failing to start tries again at least this often
 # Pack cards (_pack_cards). Eight lines of ~200 characters with their marks and numbers stay
@@ -154,6 +155,10 @@ class OutboxWorker:
         self._posting: dict[int, tuple[str, str, str]] = {}
         self._queues: dict[tuple[str, str], datetime] = {}  # chats showing a queue message
         self._watched_at: datetime | None = None
+        # Messages were queued since the last backlog watch: a burst is packed before its
+        # first cards go one by one (BACKLOG_RECHECK).
+        self._queued_since_watch = False
+        self._packing: set[tuple[str, str]] = set()  # chats packing until their backlog is gone
         self._packs_redrawn_at: datetime | None = None  # None: check every pack (at start)
         # Delivered (or refused) but not yet written down: the database failed meanwhile.
         self._unsettled: dict[int, _Outcome] = {}
@@ -177,6 +182,7 @@ class OutboxWorker:
     def wake(self) -> None:
         """Called after a commit that queued messages, so they go out without waiting a poll."""
         self._wake.set()
+        self._queued_since_watch = True
 
     async def recover(self) -> int:
         """Items left `sending` by a crash (or by a cycle this worker lost) go back to pending,
@@ -258,8 +264,9 @@ class OutboxWorker:
         """Claim the due head of every idle chat queue and start delivering it."""
         await self._settle_unsettled()  # raises while the database still fails
         now = self._clock.now()
-        if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
+        if self._backlogs_due(now):
             self._watched_at = now
+            self._queued_since_watch = False
             await self._watch_backlogs(now)
         async with self._uow() as uow:
             heads = await uow.outbox.due_heads(now, self._batch_size)
@@ -288,6 +295,11 @@ class OutboxWorker:
             task.add_done_callback(partial(self._forget, item.id))
         return len(claimed)
 
+    def _backlogs_due(self, now: datetime) -> bool:
+        if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
+            return True
+        return self._queued_since_watch and now - self._watched_at >= BACKLOG_RECHECK
+
     def _posting_edit(self, item: OutboxItem, delivery: Delivery) -> None:
         """An edit that goes out as a post (its card was packed, or refused earlier) is a post
         in hand too: a more urgent edit of it (a press) must wait for its id."""
@@ -313,17 +325,41 @@ class OutboxWorker:
                 pacing = getattr(transport, "backlogs", None)
                 if pacing is not None:  # a transport that paces a backlogged chat
                     pacing(backlog)
-                for chat in set(backlog) | {c for t, c in self._queues if t == name}:
+                shown = {c for t, c in self._queues if t == name}
+                packing = {c for t, c in self._packing if t == name}
+                for chat in set(backlog) | shown | packing:
                     if self._queue_chats is not None and not self._queue_chats(name, chat):
                         continue
                     waiting = backlog.get(chat, 0)  # the queue message itself not counted
-                    if waiting > capacity(chat) and getattr(transport, "packs_cards", False):
-                        waiting -= await self._pack_cards(uow, name, chat, now)
+                    if self._packs(name, transport, chat, waiting, capacity(chat)):
+                        scale = float(getattr(transport, "time_scale", 1.0))
+                        waiting -= await self._pack_cards(uow, name, chat, now, scale)
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
             await self._redraw_packs(uow, now)
             await uow.commit()
 
-    async def _pack_cards(self, uow: UnitOfWork, transport: str, chat: str, now: datetime) -> int:
+    def _packs(
+        self, name: str, transport: Transport, chat: str, waiting: int, capacity: int
+    ) -> bool:
+        """Whether a chat packs: from when more waits than it clears in about a minute (the
+        queue message's condition, the minute taken at the transport's speed, so that a
+        time-scaled test or bench packs as a real chat would) until its backlog is gone, as
+        the queue message stays: the tail of a storm is packed too, not sent card by card
+        into a minute the packs have used up. Only transports that draw a take button on
+        each line of a pack get packs."""
+        key = (name, chat)
+        if not getattr(transport, "packs_cards", False):
+            return False
+        scale = float(getattr(transport, "time_scale", 1.0))
+        if waiting > capacity / scale:
+            self._packing.add(key)
+        elif waiting == 0:
+            self._packing.discard(key)
+        return key in self._packing
+
+    async def _pack_cards(
+        self, uow: UnitOfWork, transport: str, chat: str, now: datetime, scale: float = 1.0
+    ) -> int:
         """In a backlogged chat, waiting first cards of single-mention cases go out as pack
         cards, up to PACK_SIZE cases a message, each with its own take button: every mention
         is in front of a person within the minute instead of waiting its turn behind the
@@ -341,7 +377,11 @@ class OutboxWorker:
             for start in range(0, len(items), PACK_SIZE):
                 group = items[start : start + PACK_SIZE]
                 oldest = min(item.created_at or now for item in group)
-                if len(group) < 2 or (len(group) < PACK_SIZE and now - oldest < PACK_WAIT):
+                # A pack not full goes once its oldest waited PACK_WAIT, or at once with
+                # full ones: the rest of a burst, which no later mention would fill sooner
+                # than the cards ahead of it go.
+                partial = len(group) < PACK_SIZE and start == 0
+                if len(group) < 2 or (partial and now - oldest < PACK_WAIT / scale):
                     break  # the rest waits to fill a pack (or goes as cards)
                 saved += await self._pack(uow, transport, chat, group, now)
         return saved
