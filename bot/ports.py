@@ -291,7 +291,8 @@ class OutboxRepository(Protocol):
         self, transport: str, chat: str, max_mentions: int, limit: int
     ) -> list[OutboxItem]:
         """Waiting (not in hand) posts of first cards in a chat that a pack card may stand
-        for: new cases of at most `max_mentions` mentions, not drills, with nothing else of
+        for: new cases of at most `max_mentions` mentions, neither critical nor drills, with
+        nothing else of
         theirs waiting in the chat and no card in it; most urgent first, then oldest."""
         ...
 

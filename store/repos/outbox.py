@@ -24,7 +24,7 @@ from bot.messages.outbox import (
     WaitingCard,
 )
 from bot.messages.views import as_view
-from bot.model import CaseState
+from bot.model import CaseState, Priority
 from store.driver import chunks, conflict_insert, insert_rows, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
 from store.models import CaseRow, MessageRefRow, OutboxRow
@@ -306,6 +306,8 @@ class SqlOutboxRepository:
                 OutboxRow.ref_key.startswith(_CARD),
                 CaseRow.mention_count <= max_mentions,
                 CaseRow.state == CaseState.NEW.value,
+                # A critical case has its own card at once: all its facts and buttons.
+                CaseRow.priority != Priority.CRITICAL.value,
                 CaseRow.drill.is_(False),
                 # A card whose pack was refused for good goes as a card: not packed again.
                 or_(OutboxRow.last_error.is_(None), OutboxRow.last_error != UNPACKED),
