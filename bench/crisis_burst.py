@@ -436,6 +436,17 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
         + (f"{p99:.1f} s" if not math.isinf(p99) else "never")
         + f"; never visible: {never}; first visible on a pack card: {via_packs}"
     )
+    # The same from when the API answered (the mention stored, its case opened or joined):
+    # what delivery adds, apart from how long the API took to take the mention in.
+    stored = [(s.visible - s.answered) * args.scale for s in sent if not math.isnan(s.answered)]
+    print(
+        f"Visible within {VISIBLE_WITHIN_S:g} s of the API's answer: "
+        + (
+            f"{sum(1 for d in stored if d <= VISIBLE_WITHIN_S) / len(stored):.1%}"
+            if stored
+            else "-"
+        )
+    )
     answers = [(s.answered - s.at) * args.scale for s in sent if not math.isnan(s.answered)]
     opened = sorted(min(at for at, _ in shown) for shown in log.shown.values())
     first_sent = min(s.at for s in sent)

@@ -45,6 +45,7 @@ from bot.messages.views import (
     QueueView,
     pack_line,
     pack_ref,
+    pack_takeable,
     pack_view,
     queue_view,
 )
@@ -73,11 +74,14 @@ PACK_MAX_MENTIONS = 1
 # A pack that is not full goes once its oldest case has waited this long: long enough to fill
 # up in a storm, short enough that the pack is in the chat well within the minute.
 PACK_WAIT = timedelta(seconds=20)
-PACKS_PER_WATCH = 10  # bounds one watch's transaction; the next watch a second later packs on
-# Added to the most urgent packed case's priority rank: a pack of low-priority cases goes before
-# the low-priority cards (0), a pack with a critical one before critical cards (3); still
-# behind presses (PRESS_URGENCY) and the queue message.
-PACK_URGENCY = 1
+# Bounds one watch's transaction (a few hundred rows); the next watch a second later packs on.
+# Generous: what a watch leaves unpacked of a burst may go out card by card meanwhile.
+PACKS_PER_WATCH = 32
+# A pack goes as urgently as its most urgent case, and at least as a normal card does: ahead
+# of low-priority cards, in turn by age with cards and redraws of its priority (a cluster's
+# redraw shows more mentions than a pack's eight lines: it must not starve behind packs),
+# behind critical cards (never packed), presses (PRESS_URGENCY) and the queue message.
+PACK_URGENCY = Priority.NORMAL.rank
 PACK_REDRAW = timedelta(seconds=5)  # how often packs are checked for cases that changed
 PACK_LOOKBACK = timedelta(minutes=1)  # a change committed late is still seen
 
@@ -404,7 +408,7 @@ class OutboxWorker:
                 lines.append(pack_line(card))
         if not lines:
             return 0
-        urgency = max(cards[i].urgency for i in packed) + PACK_URGENCY
+        urgency = max(PACK_URGENCY, *(cards[i].urgency for i in packed))
         await uow.outbox.enqueue(
             [
                 OutboxItem(
@@ -626,8 +630,8 @@ def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:
         if card is not None and card["view"] == "card":
             line = {**pack_line(card), "carded": True}
         lines.append(line)
-    if lines == pack["items"]:
-        return None
+    if _shown(lines) == _shown(pack["items"]):
+        return None  # an edit costs a message of the chat's minute: only for what it shows
     digest = hashlib.sha256(json.dumps(lines, sort_keys=True).encode()).hexdigest()[:16]
     ref = change.ref_key
     return OutboxItem(
@@ -637,8 +641,23 @@ def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:
         op=OutboxOp.EDIT,
         payload=pack_view(lines),
         ref_key=ref,
-        idempotency_key=f"{change.transport}:{change.chat}:{ref}:edit:{digest}",
-        # Goes with the cards it points to: a press's card goes first, the pack right after.
-        urgency=PACK_URGENCY + max(Priority(line["priority"]).rank for line in lines),
+        idempotency_key=f"{change.transport}:{change.chat}:{ref}:edit:{digest}:{now.isoformat()}",
+        urgency=max(PACK_URGENCY, *(Priority(line["priority"]).rank for line in lines)),
         created_at=now,
     )
+
+
+def _shown(lines: Sequence[PackLine]) -> list[tuple[object, ...]]:
+    """What a pack shows of its lines: a line without its button shows no version."""
+    return [
+        (
+            line["case_id"],
+            line["priority"],
+            line["state"],
+            line["source"],
+            line["text"],
+            line["carded"],
+            line["version"] if pack_takeable(line) else None,
+        )
+        for line in lines
+    ]

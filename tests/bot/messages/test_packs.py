@@ -23,6 +23,8 @@ from bot.messages.views import PackView, pack_line, pack_view
 from bot.model import Action, Priority
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
+from handlers.matrix.render import MatrixRenderer
+from handlers.sandbox.render import SandboxRenderer
 from handlers.telegram.keyboards import pack_keyboard
 from handlers.telegram.render import TelegramRenderer, fits
 from store.db import Database
@@ -116,7 +118,7 @@ async def test_a_backlog_of_single_complaints_goes_out_in_packs(
     assert len(lines) == PACK_SIZE and len(packs[1].payload["items"]) == 2
     assert lines[0]["case_id"] == singles[3]  # the high-priority one first, then the oldest
     assert [line["case_id"] for line in lines[1:]] == sorted(line["case_id"] for line in lines[1:])
-    assert packs[0].urgency == Priority.HIGH.rank + 1
+    assert packs[0].urgency == Priority.HIGH.rank and packs[1].urgency == Priority.NORMAL.rank
 
     # Nothing is both packed and queued; a second worker (a restart) packs nothing again and
     # ensure_cards finds every case with a card.
@@ -216,3 +218,10 @@ def test_a_pack_reads_in_both_locales_and_fits_telegram() -> None:
     assert ru.markup is not None
     labels = [row[0].text for row in ru.markup.inline_keyboard]  # type: ignore[union-attr]
     assert labels[0] == "Взять №7" and "Взять №8" not in labels and len(labels) == PACK_SIZE - 1
+    # The sandbox draws the same buttons; Matrix the text, with "!case N" and no buttons.
+    sandbox = SandboxRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "en")).render(view)
+    assert [row[0]["label"] for row in sandbox["buttons"]][:2] == ["Take #7", "Take #9"]
+    assert sandbox["buttons"][0][0]["data"] == {"k": "c", "case": 7, "v": 3, "a": "take", "x": ""}
+    matrix = MatrixRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru")).render(view)
+    assert "!case 7" in matrix.body and "Новые упоминания: 8" in matrix.body
+    assert not matrix.reactions
