@@ -447,6 +447,18 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
             else "-"
         )
     )
+    # Where the time goes: a case's first mention (its card or a pack line shows it) and the
+    # mentions that joined a case (only its card's redraw counts them).
+    for label, group in (
+        ("first mentions of their case", [s for s in sent if s.rank == 1]),
+        ("mentions that joined a case", [s for s in sent if s.rank > 1]),
+    ):
+        if group:
+            share = sum(1 for s in group if (s.visible - s.at) * args.scale <= VISIBLE_WITHIN_S)
+            print(
+                f"  {label}: {len(group)}, visible within {VISIBLE_WITHIN_S:g} s: "
+                f"{share / len(group):.1%}"
+            )
     answers = [(s.answered - s.at) * args.scale for s in sent if not math.isnan(s.answered)]
     opened = sorted(min(at for at, _ in shown) for shown in log.shown.values())
     first_sent = min(s.at for s in sent)
