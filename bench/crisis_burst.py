@@ -18,16 +18,20 @@ stores them), not from the bot's database:
 - cards posted per department chat;
 - visible within 60 s: a mention is visible once the server holds a card of its case whose
   count includes it (the card itself is its first mention; "Ещё N похожих" or "Связанных
-  упоминаний: N" count N more in the order they joined). Which case a mention is in, and its
-  place in that order, come from the API's answer and the store; whether a card shows it only
-  from the server. The share within 60 s of its POST, and the p99 of that time (null when more
-  than 1% never became visible);
+  упоминаний: N" count N more in the order they joined), or, for a case's first mention only,
+  a pack card that lists its case ("Новые упоминания: N", a line with "/case N" and the
+  mention's text); a mention that joined later becomes visible on its case's own card. Which
+  case a mention is in, and its place in that order, come from the API's answer and the store;
+  whether a card or pack shows it only from the server. The share within 60 s of its POST, and
+  the p99 of that time (null when more than 1% never became visible); how many mentions were
+  first visible on a pack;
 - purity: of the mentions that joined another's case, the share whose storyline is the case's
   (its most common); each tail complaint is a storyline of its own;
 - peak RSS of this process, which runs the bot, the test server and the senders (an upper
   bound for the bot alone).
 
-Waiting in the outbox is not visible: the queue message (issue 19, item 4) is not counted.
+Waiting in the outbox is not visible: the queue message (issue 19, item 4) is not counted, though
+it lists "/case N" too.
 
     .venv/bin/python bench/crisis_burst.py [--mentions 10000] [--minutes 10] [--scale 10]
                                            [--flush 5] [--single-share 0.2] [--seed 19]
@@ -117,6 +121,8 @@ staff:
 
 CARD = re.compile(r"Кейс №(\d+)")
 COUNTED = re.compile(r"Ещё (\d+) похожих|Связанных упоминаний: (\d+)")
+PACK = re.compile(r"Новые упоминания: \d+")  # a pack card's head (playbooks/templates pack)
+PACK_LINE = re.compile(r"/case (\d+)")  # a case's line on a pack card
 
 
 @dataclass
@@ -132,14 +138,22 @@ class Sent:
 
 class CardLog:
     """Every version of every card the test server stores: (when, shows this many mentions)
-    per case, and the card messages per chat."""
+    per case, and the card messages per chat; and when a pack card first listed each case,
+    and the pack messages per chat."""
 
     def __init__(self, server: TelegramServer) -> None:
         self.shown: dict[int, list[tuple[float, int]]] = defaultdict(list)
         self.cards: dict[int, set[int]] = defaultdict(set)  # chat -> message ids of cards
+        self.packed: dict[int, float] = {}  # case -> when a pack first listed it
+        self.packs: dict[int, set[int]] = defaultdict(set)  # chat -> message ids of packs
         send, edit = server._api_sendMessage, server._api_editMessageText
 
         def record(chat: int, message_id: int, text: str) -> None:
+            if PACK.search(text):  # its lines show each case's first mention
+                for case_id in PACK_LINE.findall(text):
+                    self.packed.setdefault(int(case_id), time.monotonic())
+                self.packs[chat].add(message_id)
+                return
             card = CARD.search(text)
             if card is None:
                 return
@@ -356,6 +370,13 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
         for at, shown in log.shown.get(one.case, []):
             if shown >= one.rank:
                 one.visible = min(one.visible, at)
+    # A pack's line shows its case's first mention; later ones only the case's own card does.
+    via_packs = 0
+    for one in sent:
+        packed_at = log.packed.get(one.case) if one.case is not None else None
+        if one.rank == 1 and packed_at is not None and packed_at < one.visible:
+            one.visible = packed_at
+            via_packs += 1
     lost = sum(1 for s in sent if s.case is None)
     delays = [(s.visible - s.at) * args.scale for s in sent]
     within = sum(1 for d in delays if d <= VISIBLE_WITHIN_S) / len(sent)
@@ -398,6 +419,12 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
         f"outbox left at the end: {result['outbox_left']}"
     )
     print("Cards posted per department: " + ", ".join(f"{d} {n}" for d, n in cards.items()))
+    packs = {d: len(result["log"].packs.get(chat, ())) for d, chat in result["chats"].items()}
+    print(
+        "Pack cards posted per department: "
+        + ", ".join(f"{d} {n}" for d, n in packs.items())
+        + f"; {len(log.packed)} cases listed on packs"
+    )
     for story, spread in per_story.items():
         top = spread.most_common(1)[0][1]
         print(
@@ -407,8 +434,31 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
     print(
         f"Visible within {VISIBLE_WITHIN_S:g} s: {within:.1%}; p99 "
         + (f"{p99:.1f} s" if not math.isinf(p99) else "never")
-        + f"; never visible: {never}"
+        + f"; never visible: {never}; first visible on a pack card: {via_packs}"
     )
+    # The same from when the API answered (the mention stored, its case opened or joined):
+    # what delivery adds, apart from how long the API took to take the mention in.
+    stored = [(s.visible - s.answered) * args.scale for s in sent if not math.isnan(s.answered)]
+    print(
+        f"Visible within {VISIBLE_WITHIN_S:g} s of the API's answer: "
+        + (
+            f"{sum(1 for d in stored if d <= VISIBLE_WITHIN_S) / len(stored):.1%}"
+            if stored
+            else "-"
+        )
+    )
+    # Where the time goes: a case's first mention (its card or a pack line shows it) and the
+    # mentions that joined a case (only its card's redraw counts them).
+    for label, group in (
+        ("first mentions of their case", [s for s in sent if s.rank == 1]),
+        ("mentions that joined a case", [s for s in sent if s.rank > 1]),
+    ):
+        if group:
+            share = sum(1 for s in group if (s.visible - s.at) * args.scale <= VISIBLE_WITHIN_S)
+            print(
+                f"  {label}: {len(group)}, visible within {VISIBLE_WITHIN_S:g} s: "
+                f"{share / len(group):.1%}"
+            )
     answers = [(s.answered - s.at) * args.scale for s in sent if not math.isnan(s.answered)]
     opened = sorted(min(at for at, _ in shown) for shown in log.shown.values())
     first_sent = min(s.at for s in sent)
@@ -443,6 +493,8 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
         "purity": round(purity, 4),
         "rss_mb": round(result["rss_mb"], 1),
         "cards": cards,
+        "packs": packs,
+        "visible_via_packs": via_packs,
         "scale": args.scale,
         "mentions": len(sent),
     }

@@ -33,7 +33,7 @@ from bot.model import (
 if TYPE_CHECKING:
     from bot.crisis.checklist import ChecklistTick
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-    from bot.messages.outbox import CardBacklog, OutboxItem, OutboxStatus
+    from bot.messages.outbox import CardBacklog, OutboxItem, OutboxStatus, PackChange
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
     from bot.settings.crisis_rules import ThresholdScope
@@ -317,6 +317,28 @@ class OutboxRepository(Protocol):
         `limit` largest clusters first (mentions in the case), then most urgent, then oldest;
         all of them counted with their mentions; and the cards already there whose redraw
         with more mentions still waits, with the mentions it adds."""
+        ...
+
+    async def packable_cards(
+        self, transport: str, chat: str, max_mentions: int, limit: int
+    ) -> list[OutboxItem]:
+        """Waiting (not in hand) posts of first cards in a chat that a pack card may stand
+        for: new cases of at most `max_mentions` mentions, neither critical nor drills, with
+        nothing else of
+        theirs waiting in the chat and no card in it; most urgent first, then oldest."""
+        ...
+
+    async def mark_packed(self, item_ids: Sequence[int], pack_ref: str) -> list[int]:
+        """pending -> packed for those still pending; returns their ids."""
+        ...
+
+    async def pack_changes(self, transport: str, since: datetime | None) -> list[PackChange]:
+        """Packs with a case whose card was queued again (posted, edited) since `since`."""
+        ...
+
+    async def unpack_lost(self, transport: str) -> int:
+        """Packed card posts whose pack is neither in its chat nor waiting (refused for good)
+        go back to pending. Returns the count."""
         ...
 
     async def replies_of(self, case_id: int, ref_key: str) -> dict[str, OutboxStatus]:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -38,11 +40,22 @@ from bot.messages.outbox import (
     DeliveryResult,
     OutboxItem,
     OutboxOp,
+    PackChange,
     PermanentFailure,
     RetryLater,
     Transport,
 )
-from bot.messages.views import QueueItem, QueueView, queue_view
+from bot.messages.views import (
+    PackLine,
+    QueueItem,
+    QueueView,
+    pack_line,
+    pack_ref,
+    pack_takeable,
+    pack_view,
+    queue_view,
+)
+from bot.model import Priority
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -55,11 +68,31 @@ QUEUE_URGENCY = 100  # the queue message goes before everything it lists
 QUEUE_REFRESH = timedelta(seconds=15)  # it costs a message of the chat's budget each time
 QUEUE_LISTED = 15
 BACKLOG_CHECK = timedelta(seconds=1)
+BACKLOG_RECHECK = timedelta(seconds=0.1)  # sooner after a commit queued messages
 _POSTS = (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO)  # ops that create a message
 RESTART_CAP_S = 30.0  # a worker that keeps failing to start tries again at least this often
 DEFAULT_LEASE_S = 30.0
 # How often expired claims (an instance that died) are looked for and taken over.
 TAKE_OVER_CHECK = timedelta(seconds=5)
+# Pack cards (_pack_cards). Eight lines of ~200 characters with their marks and numbers stay
+# far below Telegram's 4,096, and eight take buttons (one per row) stay a keyboard one reads.
+PACK_SIZE = 8
+# Only a case of one mention: its line shows all of it. A case with more is a cluster, whose
+# card shows the count, the spread and the sources, which a line cannot.
+PACK_MAX_MENTIONS = 1
+# A pack that is not full goes once its oldest case has waited this long: long enough to fill
+# up in a storm, short enough that the pack is in the chat well within the minute.
+PACK_WAIT = timedelta(seconds=20)
+# Bounds one watch's transaction (a few hundred rows); the next watch a second later packs on.
+# Generous: what a watch leaves unpacked of a burst may go out card by card meanwhile.
+PACKS_PER_WATCH = 32
+# A pack goes as urgently as its most urgent case, and at least as a normal card does: ahead
+# of low-priority cards, in turn by age with cards and redraws of its priority (a cluster's
+# redraw shows more mentions than a pack's eight lines: it must not starve behind packs),
+# behind critical cards (never packed), presses (PRESS_URGENCY) and the queue message.
+PACK_URGENCY = Priority.NORMAL.rank
+PACK_REDRAW = timedelta(seconds=5)  # how often packs are checked for cases that changed
+PACK_LOOKBACK = timedelta(minutes=1)  # a change committed late is still seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +182,11 @@ class OutboxWorker:
         self._posting: dict[int, tuple[str, str, str]] = {}
         self._queues: dict[tuple[str, str], datetime] = {}  # chats showing a queue message
         self._watched_at: datetime | None = None
+        # Messages were queued since the last backlog watch: a burst is packed before its
+        # first cards go one by one (BACKLOG_RECHECK).
+        self._queued_since_watch = False
+        self._packing: set[tuple[str, str]] = set()  # chats packing until their backlog is gone
+        self._packs_redrawn_at: datetime | None = None  # None: check every pack (at start)
         # Delivered (or refused) but not yet written down: the database failed meanwhile.
         self._unsettled: dict[int, _Outcome] = {}
         self._settling = asyncio.Lock()
@@ -176,6 +214,7 @@ class OutboxWorker:
     def wake(self) -> None:
         """Called after a commit that queued messages, so they go out without waiting a poll."""
         self._wake.set()
+        self._queued_since_watch = True
 
     async def recover(self) -> int:
         """Items left `sending` by a crash (or by a cycle this worker lost) go back to pending,
@@ -293,8 +332,9 @@ class OutboxWorker:
         if self._taken_over_at is None or now - self._taken_over_at >= TAKE_OVER_CHECK:
             await self._take_over_expired(now)
         await self._renew_leases(now)
-        if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
+        if self._backlogs_due(now):
             self._watched_at = now
+            self._queued_since_watch = False
             await self._watch_backlogs(now)
         async with self._uow() as uow:
             heads = await uow.outbox.due_heads(now, self._batch_size)
@@ -320,7 +360,9 @@ class OutboxWorker:
                 if item.op in _POSTS and item.ref_key:
                     self._posting[item.id] = (item.transport, item.chat, item.ref_key)
                 item = replace(item, attempts=item.attempts + 1)
-                claimed.append((item, await self._resolve(uow, item)))
+                delivery = await self._resolve(uow, item)
+                self._posting_edit(item, delivery)
+                claimed.append((item, delivery))
             await uow.commit()
         for item, delivery in claimed:
             assert item.id is not None
@@ -328,6 +370,17 @@ class OutboxWorker:
             self._in_flight[item.id] = task
             task.add_done_callback(partial(self._forget, item.id))
         return len(claimed)
+
+    def _backlogs_due(self, now: datetime) -> bool:
+        if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
+            return True
+        return self._queued_since_watch and now - self._watched_at >= BACKLOG_RECHECK
+
+    def _posting_edit(self, item: OutboxItem, delivery: Delivery) -> None:
+        """An edit that goes out as a post (its card was packed, or refused earlier) is a post
+        in hand too: a more urgent edit of it (a press) must wait for its id."""
+        if item.id is not None and item.ref_key and delivery.item.op in _POSTS:
+            self._posting[item.id] = (item.transport, item.chat, item.ref_key)
 
     def _forget(self, item_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(item_id, None)
@@ -348,12 +401,123 @@ class OutboxWorker:
                 pacing = getattr(transport, "backlogs", None)
                 if pacing is not None:  # a transport that paces a backlogged chat
                     pacing(backlog)
-                for chat in set(backlog) | {c for t, c in self._queues if t == name}:
+                shown = {c for t, c in self._queues if t == name}
+                packing = {c for t, c in self._packing if t == name}
+                for chat in set(backlog) | shown | packing:
                     if self._queue_chats is not None and not self._queue_chats(name, chat):
                         continue
                     waiting = backlog.get(chat, 0)  # the queue message itself not counted
+                    if self._packs(name, transport, chat, waiting, capacity(chat)):
+                        scale = float(getattr(transport, "time_scale", 1.0))
+                        waiting -= await self._pack_cards(uow, name, chat, now, scale)
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
+            await self._redraw_packs(uow, now)
             await uow.commit()
+
+    def _packs(
+        self, name: str, transport: Transport, chat: str, waiting: int, capacity: int
+    ) -> bool:
+        """Whether a chat packs: from when more waits than it clears in about a minute (the
+        queue message's condition, the minute taken at the transport's speed, so that a
+        time-scaled test or bench packs as a real chat would) until its backlog is gone, as
+        the queue message stays: the tail of a storm is packed too, not sent card by card
+        into a minute the packs have used up. Only transports that draw a take button on
+        each line of a pack get packs."""
+        key = (name, chat)
+        if not getattr(transport, "packs_cards", False):
+            return False
+        scale = float(getattr(transport, "time_scale", 1.0))
+        if waiting > capacity / scale:
+            self._packing.add(key)
+        elif waiting == 0:
+            self._packing.discard(key)
+        return key in self._packing
+
+    async def _pack_cards(
+        self, uow: UnitOfWork, transport: str, chat: str, now: datetime, scale: float = 1.0
+    ) -> int:
+        """In a backlogged chat, waiting first cards of single-mention cases go out as pack
+        cards, up to PACK_SIZE cases a message, each with its own take button: every mention
+        is in front of a person within the minute instead of waiting its turn behind the
+        card budget. Most urgent, then oldest, first. The packed posts leave the queue in this
+        transaction (status packed), so a restart neither loses nor posts them again; a later
+        change of a case posts its own card (_resolve). Returns how many fewer messages wait."""
+        candidates = await uow.outbox.packable_cards(
+            transport, chat, PACK_MAX_MENTIONS, PACK_SIZE * PACKS_PER_WATCH
+        )
+        by_thread: dict[str | None, list[OutboxItem]] = {}  # a forum topic per department
+        for item in candidates:
+            by_thread.setdefault(item.thread, []).append(item)
+        saved = 0
+        for items in by_thread.values():
+            for start in range(0, len(items), PACK_SIZE):
+                group = items[start : start + PACK_SIZE]
+                oldest = min(item.created_at or now for item in group)
+                # A pack not full goes once its oldest waited PACK_WAIT, or at once with
+                # full ones: the rest of a burst, which no later mention would fill sooner
+                # than the cards ahead of it go.
+                partial = len(group) < PACK_SIZE and start == 0
+                if len(group) < 2 or (partial and now - oldest < PACK_WAIT / scale):
+                    break  # the rest waits to fill a pack (or goes as cards)
+                saved += await self._pack(uow, transport, chat, group, now)
+        return saved
+
+    async def _pack(
+        self,
+        uow: UnitOfWork,
+        transport: str,
+        chat: str,
+        group: Sequence[OutboxItem],
+        now: datetime,
+    ) -> int:
+        cards = {item.id: item for item in group if item.payload["view"] == "card"}
+        ref = pack_ref([item.case_id or 0 for item in cards.values()])
+        packed = await uow.outbox.mark_packed(sorted(i for i in cards if i is not None), ref)
+        lines: list[PackLine] = []
+        for item in group:  # in the queue's order: most urgent, then oldest
+            card = item.payload
+            if item.id in packed and card["view"] == "card":
+                lines.append(pack_line(card))
+        if not lines:
+            return 0
+        urgency = max(PACK_URGENCY, *(cards[i].urgency for i in packed))
+        await uow.outbox.enqueue(
+            [
+                OutboxItem(
+                    transport=transport,
+                    chat=chat,
+                    thread=group[0].thread,
+                    op=OutboxOp.POST,
+                    payload=pack_view(lines),
+                    ref_key=ref,
+                    # The cases name it; the time tells a pack apart from the one that
+                    # failed before it (its cases were given back, _redraw_packs).
+                    idempotency_key=f"{transport}:{chat}:{ref}:post:{now.isoformat()}",
+                    urgency=urgency,
+                    created_at=now,
+                )
+            ]
+        )
+        return len(lines) - 1
+
+    async def _redraw_packs(self, uow: UnitOfWork, now: datetime) -> None:
+        """A packed case that changed (taken from its pack, joined by a similar mention,
+        rerouted, closed, erased) has its card queued again; its pack line then says so and
+        loses its take button. Packs refused for good give their cases back to the queue."""
+        if self._packs_redrawn_at is not None and now - self._packs_redrawn_at < PACK_REDRAW:
+            return
+        since = None if self._packs_redrawn_at is None else self._packs_redrawn_at - PACK_LOOKBACK
+        self._packs_redrawn_at = now
+        for name, transport in self._transports.items():
+            if not getattr(transport, "packs_cards", False):
+                continue  # packs are made only where each line can have its take button
+            lost = await uow.outbox.unpack_lost(name)
+            if lost:
+                log.warning("outbox: %d packed card(s) lost their pack; queued again", lost)
+            for change in await uow.outbox.pack_changes(name, since):
+                edit = _redrawn_pack(change, now)
+                if edit is not None:
+                    await uow.outbox.enqueue([edit])
 
     async def _update_queue(
         self,
@@ -411,6 +575,7 @@ class OutboxWorker:
         )
 
     async def _resolve(self, uow: UnitOfWork, item: OutboxItem) -> Delivery:
+        # An edit of a card never delivered (refused for good, or packed) posts it instead.
         refs = uow.refs
         target = reply_to = None
         if item.op in (OutboxOp.EDIT, OutboxOp.DELETE) and item.ref_key:
@@ -527,3 +692,48 @@ class OutboxWorker:
                 item.chat,
                 error,
             )
+
+
+def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:
+    """The edit of a pack whose cases changed, each changed line drawn from the case's latest
+    card; None when nothing the pack shows changed."""
+    pack = change.payload
+    if pack["view"] != "pack":
+        return None
+    lines: list[PackLine] = []
+    for line in pack["items"]:
+        card = change.cards.get(line["case_id"])
+        if card is not None and card["view"] == "card":
+            line = {**pack_line(card), "carded": True}
+        lines.append(line)
+    if _shown(lines) == _shown(pack["items"]):
+        return None  # an edit costs a message of the chat's minute: only for what it shows
+    digest = hashlib.sha256(json.dumps(lines, sort_keys=True).encode()).hexdigest()[:16]
+    ref = change.ref_key
+    return OutboxItem(
+        transport=change.transport,
+        chat=change.chat,
+        thread=change.thread,
+        op=OutboxOp.EDIT,
+        payload=pack_view(lines),
+        ref_key=ref,
+        idempotency_key=f"{change.transport}:{change.chat}:{ref}:edit:{digest}:{now.isoformat()}",
+        urgency=max(PACK_URGENCY, *(Priority(line["priority"]).rank for line in lines)),
+        created_at=now,
+    )
+
+
+def _shown(lines: Sequence[PackLine]) -> list[tuple[object, ...]]:
+    """What a pack shows of its lines: a line without its button shows no version."""
+    return [
+        (
+            line["case_id"],
+            line["priority"],
+            line["state"],
+            line["source"],
+            line["text"],
+            line["carded"],
+            line["version"] if pack_takeable(line) else None,
+        )
+        for line in lines
+    ]

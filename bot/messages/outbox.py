@@ -31,6 +31,10 @@ class OutboxStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"  # refused for good by the transport (bad request, chat gone)
     SUPERSEDED = "superseded"  # a newer edit of the same message replaced it
+    # A card post that went out as a line of a pack card instead (bot/messages/delivery.py
+    # _pack_cards); its external_ref holds the pack's ref_key. Never sent itself: a later
+    # change of the case posts the card (an edit of a card never delivered becomes a post).
+    PACKED = "packed"
 
 
 UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
@@ -179,6 +183,20 @@ class CardBacklog:
     @property
     def unlisted_mentions(self) -> int:
         return self.mentions - sum(card.mentions for card in self.listed)
+
+
+@dataclass(frozen=True, slots=True)
+class PackChange:
+    """A pack card one of whose cases changed since it was packed: the pack's latest version
+    and the latest card of each such case in the chat (bot/messages/delivery.py redraws the
+    pack's lines from them)."""
+
+    transport: str
+    chat: str
+    ref_key: str
+    thread: str | None
+    payload: View  # the pack's latest queued version
+    cards: dict[int, View]  # case id -> its latest card version queued since
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,9 @@ Every outbox payload is one of these, told apart by "view":
 - queue         the backlog summary a rate-limited chat keeps up to date
 - triage        the uncertain mentions waiting for a person, kept up to date in the
                 coordination chat (bot/intake/triage.py), two buttons a line
+- pack          several waiting single-mention cases of a backlogged chat in one message
+                ("items": a line each), with a take button per case still to take
+                (bot/messages/delivery.py _pack_cards)
 - photo         a picture with a caption view (bot/messages/outbox.py photo_payload); the
                 transports send it, the renderers only render its caption
 - attachment    a citizen's photo posted under its card by reference ("ref": a Telegram file
@@ -33,7 +36,7 @@ from enum import StrEnum
 from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from bot.model import Action
+from bot.model import Action, CaseState
 
 DEADLINE_FORMAT = "%d.%m %H:%M"
 
@@ -331,6 +334,24 @@ class TriageView(TypedDict):
     more: int  # how many more wait than are listed
 
 
+class PackLine(TypedDict):
+    """One case of a pack card, from its card as it was queued."""
+
+    case_id: int
+    version: int  # the case version the take button is drawn for; a stale press is refused
+    priority: str  # Priority value
+    state: str  # CaseState value
+    source: str
+    text: str  # the first PACK_TEXT characters of the card's text, on one line
+    mentions: int  # the case's mentions the line shows (its first)
+    carded: bool  # the case has its own card in the chat now (taken, joined, changed)
+
+
+class PackView(TypedDict):
+    view: Literal["pack"]
+    items: list[PackLine]  # most urgent first, then oldest
+
+
 class PhotoView(TypedDict):
     view: Literal["photo"]
     blob: str  # sha256 of the picture in the blob store
@@ -361,6 +382,7 @@ View = (
     | PublicReplyView
     | QueueView
     | TriageView
+    | PackView
     | PhotoView
     | AttachmentView
 )
@@ -452,6 +474,40 @@ def queue_context(view: QueueView) -> dict[str, Any]:
 
 def triage_view(items: list[TriageLine], more: int) -> TriageView:
     return {"view": "triage", "items": items, "more": more}
+
+
+PACK_TEXT = 200  # characters of a mention's text on its pack card line
+
+
+def pack_line(card: CardView) -> PackLine:
+    """A case's line on a pack card, drawn from its card (the same text the card shows, so
+    the same personal-data handling: an erasure's redraw redraws the line too)."""
+    case = card["case"]
+    return {
+        "case_id": case["id"],
+        "version": case["version"],
+        "priority": case["priority"],
+        "state": case["state"],
+        "source": card["source"],
+        "text": headline(card.get("text") or "", PACK_TEXT),
+        "mentions": 1,
+        "carded": False,
+    }
+
+
+def pack_view(lines: list[PackLine]) -> PackView:
+    return {"view": "pack", "items": lines}
+
+
+def pack_ref(case_ids: Sequence[int]) -> str:
+    """A pack card's logical key, derived from its cases: packing the same cases twice (a
+    retried transaction) names the same message."""
+    return "pack:" + "-".join(str(case_id) for case_id in sorted(case_ids))
+
+
+def pack_takeable(line: PackLine) -> bool:
+    """A line keeps its take button while the case is new and on no card of its own."""
+    return line["state"] == CaseState.NEW.value and not line["carded"]
 
 
 STORY_TEXT = 70  # characters of the text that stands for a cluster on a crisis card or digest

@@ -163,6 +163,10 @@ class MatrixRenderer:
         if view["view"] == "queue":
             page = self.texts.render("queue.html.j2", **queue_context(view), matrix=True)
             return self._html(self.fit_lines(page), NOTICE)
+        if view["view"] == "pack":
+            # No buttons: "!case N" opens a case (the worker packs only where buttons exist).
+            page = self.texts.render("pack.html.j2", items=view["items"], matrix=True)
+            return self._html(self.fit_lines(page), NOTICE)
         if view["view"] == "triage":
             # No buttons: "!negative N" and "!notnegative N" decide a line (bot/chat/answers.py).
             page = self.texts.render(

@@ -22,12 +22,15 @@ from bot.messages.views import (
     CardView,
     ChecklistControls,
     DraftView,
+    PackView,
     TriageView,
     View,
     button_rows,
+    pack_takeable,
     queue_context,
     sendable,
 )
+from bot.model import Action
 
 __all__ = ["Node", "SandboxRenderer", "parse_html"]
 
@@ -136,6 +139,9 @@ class SandboxRenderer:
             )
             body = parse_html(page)
             buttons = self._triage_buttons(view)
+        elif view["view"] == "pack":
+            body = parse_html(self.texts.render("pack.html.j2", items=view["items"]))
+            buttons = self._pack_buttons(view)
         else:  # a photo is rendered by photo(), from its delivery
             raise ValueError(f"unknown view {kind!r}")
         return {
@@ -225,6 +231,25 @@ class SandboxRenderer:
             label = self.texts.checklist_button(index + 1, step["label"], step["done"])
             rows.append([{"label": label, "data": data}])
         return rows
+
+    def _pack_buttons(self, view: PackView) -> list[list[Button]]:
+        """One take button a row per case still to take, as Telegram's pack_keyboard."""
+        return [
+            [
+                {
+                    "label": self.texts.t("ui.pack_take", case_id=line["case_id"]),
+                    "data": {
+                        "k": "c",
+                        "case": line["case_id"],
+                        "v": line["version"],
+                        "a": Action.TAKE.value,
+                        "x": "",
+                    },
+                }
+            ]
+            for line in view.get("items") or []
+            if pack_takeable(line)
+        ]
 
     def _triage_buttons(self, view: TriageView) -> list[list[Button]]:
         return [

@@ -15,9 +15,12 @@ from bot.messages.views import (
     ChecklistControls,
     DraftView,
     MenuOption,
+    PackView,
     TriageView,
     button_rows,
+    pack_takeable,
 )
+from bot.model import Action
 from handlers.telegram.callbacks import (
     CaseAction,
     CaseMenu,
@@ -26,7 +29,14 @@ from handlers.telegram.callbacks import (
     TriageAction,
 )
 
-__all__ = ["card_keyboard", "checklist_keyboard", "draft_keyboard", "layout", "triage_keyboard"]
+__all__ = [
+    "card_keyboard",
+    "checklist_keyboard",
+    "draft_keyboard",
+    "layout",
+    "pack_keyboard",
+    "triage_keyboard",
+]
 
 
 def layout(buttons: Sequence[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
@@ -101,6 +111,22 @@ def triage_keyboard(view: TriageView, texts: Texts) -> InlineKeyboardMarkup | No
             )
         ]
         for item in view.get("items") or []
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def pack_keyboard(view: PackView, texts: Texts) -> InlineKeyboardMarkup | None:
+    """A pack card's take buttons, one row per case still to take: the same press as the
+    take button of the case's card (version and rights checked again by the service)."""
+    rows = [
+        [
+            _button(
+                texts.t("ui.pack_take", case_id=line["case_id"]),
+                CaseAction(case=line["case_id"], v=line["version"], a=Action.TAKE.value),
+            )
+        ]
+        for line in view.get("items") or []
+        if pack_takeable(line)
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 

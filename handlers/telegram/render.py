@@ -33,6 +33,7 @@ from handlers.telegram.keyboards import (
     card_keyboard,
     checklist_keyboard,
     draft_keyboard,
+    pack_keyboard,
     triage_keyboard,
 )
 
@@ -130,6 +131,9 @@ class TelegramRenderer:
                 "triage.html.j2", items=view["items"], more=view["more"], commands=False
             )
             return Rendered(self.fit_lines(page), triage_keyboard(view, self.texts))
+        if view["view"] == "pack":
+            page = self.texts.render("pack.html.j2", items=view["items"])
+            return Rendered(self.fit_lines(page), pack_keyboard(view, self.texts))
         # A photo or an attachment is sent by the transport, which renders only its caption.
         raise ValueError(f"unknown view {view['view']!r}")
 

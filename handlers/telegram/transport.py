@@ -80,6 +80,15 @@ class TelegramTransport:
         self.limiter = limiter
         self.protect_content = protect_content
 
+    # A backlogged chat gets pack cards (bot/messages/delivery.py): a take button per line.
+    packs_cards = True
+
+    @property
+    def time_scale(self) -> float:
+        """How much faster than Telegram's published limits this bot runs (tests, benches):
+        the worker's "a minute" for packing is a minute at that speed."""
+        return self.limiter.limits.scale
+
     def capacity_per_minute(self, chat: str) -> int:
         return self.limiter.capacity_per_minute(int(chat))
 

@@ -25,7 +25,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages.outbox import UNDELIVERED, OutboxOp
+from bot.messages.outbox import UNDELIVERED, OutboxOp, OutboxStatus
 from bot.model import TERMINAL_STATES, Case, CaseState, Draft
 from bot.ports import ConcurrentUpdate, DepartmentStatus
 from store.driver import chunks, raced, rowcount
@@ -196,8 +196,9 @@ class SqlCaseRepository:
         return [case_from_row(row, drafts[row.id]) for row in rows]
 
     async def open_without_card(self, department: str, transport: str, chat: str) -> list[Case]:
-        """Open cases of a department whose card is neither delivered to this chat nor
-        waiting in the outbox: one anti-join on the refs' and the outbox's indexes."""
+        """Open cases of a department whose card is neither delivered to this chat, nor
+        waiting in the outbox, nor packed on a pack card: one anti-join on the refs' and the
+        outbox's indexes."""
         ref = literal("card:") + sql_cast(CaseRow.id, String) + literal(":") + CaseRow.department
         delivered = select(MessageRefRow.ref_key).where(
             MessageRefRow.transport == transport,
@@ -208,7 +209,8 @@ class SqlCaseRepository:
             OutboxRow.transport == transport,
             OutboxRow.chat == chat,
             OutboxRow.ref_key == ref,
-            OutboxRow.status.in_([s.value for s in UNDELIVERED]),
+            # A packed card went out as a line of a pack card: the chat has it.
+            OutboxRow.status.in_([s.value for s in (*UNDELIVERED, OutboxStatus.PACKED)]),
             OutboxRow.op == OutboxOp.POST.value,
         )
         query = select(CaseRow).where(

@@ -11,8 +11,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.messages.outbox import (
     UNDELIVERED,
@@ -20,16 +21,20 @@ from bot.messages.outbox import (
     OutboxItem,
     OutboxOp,
     OutboxStatus,
+    PackChange,
     WaitingCard,
 )
+from bot.messages.views import as_view
+from bot.model import CaseState, Priority
 from store.driver import chunks, conflict_insert, insert_rows, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
-from store.models import CaseRow, OutboxRow
+from store.models import CaseRow, MessageRefRow, OutboxRow
 
 _OUTBOX = cast(Table, OutboxRow.__table__)
 _UNDELIVERED = [s.value for s in UNDELIVERED]
 _CARD = "card:"  # bot/messages/views.py card_ref
 _QUEUE = "queue:"  # bot/messages/delivery.py QUEUE_REF
+UNPACKED = "unpacked: its pack card was refused for good"
 
 _Target = tuple[str, str, str]  # transport, chat, ref_key
 
@@ -201,7 +206,7 @@ class SqlOutboxRepository:
         waiting = (
             OutboxRow.transport == transport,
             OutboxRow.chat == chat,
-            OutboxRow.status.in_(_UNDELIVERED),
+            or_(OutboxRow.status.in_(_UNDELIVERED), _packed_unseen()),
             OutboxRow.op == OutboxOp.POST.value,
             OutboxRow.ref_key.startswith(_CARD),
         )
@@ -256,7 +261,8 @@ class SqlOutboxRepository:
                     OutboxRow.transport == transport,
                     OutboxRow.chat == chat,
                     OutboxRow.ref_key.in_(chunk),
-                    OutboxRow.status == OutboxStatus.DELIVERED.value,
+                    # A line of a pack in the chat shows the card as it was packed.
+                    or_(OutboxRow.status == OutboxStatus.DELIVERED.value, _packed_shown()),
                     OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
                 )
                 .group_by(OutboxRow.ref_key)
@@ -271,6 +277,146 @@ class SqlOutboxRepository:
         growth = [now_counts[ref] - count for ref, count in shown.items()]
         grown = [g for g in growth if g > 0]
         return len(grown), sum(grown)
+
+    # --- pack cards (bot/messages/delivery.py _pack_cards) -------------------------------
+
+    async def packable_cards(
+        self, transport: str, chat: str, max_mentions: int, limit: int
+    ) -> list[OutboxItem]:
+        other = aliased(OutboxRow)
+        others_waiting = select(other.id).where(
+            other.transport == OutboxRow.transport,
+            other.chat == OutboxRow.chat,
+            other.case_id == OutboxRow.case_id,
+            other.id != OutboxRow.id,
+            other.status.in_(_UNDELIVERED),
+        )
+        in_chat = select(MessageRefRow.ref_key).where(
+            MessageRefRow.transport == OutboxRow.transport,
+            MessageRefRow.chat == OutboxRow.chat,
+            MessageRefRow.ref_key == OutboxRow.ref_key,
+        )
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .join(CaseRow, CaseRow.id == OutboxRow.case_id)
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.chat == chat,
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.op == OutboxOp.POST.value,
+                OutboxRow.ref_key.startswith(_CARD),
+                CaseRow.mention_count <= max_mentions,
+                CaseRow.state == CaseState.NEW.value,
+                # A critical case has its own card at once: all its facts and buttons.
+                CaseRow.priority != Priority.CRITICAL.value,
+                CaseRow.drill.is_(False),
+                # A card whose pack was refused for good goes as a card: not packed again.
+                or_(OutboxRow.last_error.is_(None), OutboxRow.last_error != UNPACKED),
+                ~others_waiting.exists(),
+                ~in_chat.exists(),
+            )
+            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
+            .limit(limit)
+        )
+        return [outbox_from_row(row) for row in rows]
+
+    async def mark_packed(self, item_ids: Sequence[int], pack_ref: str) -> list[int]:
+        packed: list[int] = []
+        for chunk in chunks(list(item_ids)):
+            result = await self._s.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id.in_(chunk), _OUTBOX.c.status == OutboxStatus.PENDING.value)
+                .values(status=OutboxStatus.PACKED.value, external_ref=pack_ref)
+                .returning(_OUTBOX.c.id)
+            )
+            packed += [int(i) for i in result.scalars()]
+        return sorted(packed)
+
+    async def pack_changes(self, transport: str, since: datetime | None) -> list[PackChange]:
+        newer = aliased(OutboxRow)
+        changed = (
+            select(OutboxRow.chat, OutboxRow.external_ref, OutboxRow.case_id, func.max(newer.id))
+            .join(
+                newer,
+                and_(
+                    newer.transport == OutboxRow.transport,
+                    newer.chat == OutboxRow.chat,
+                    newer.ref_key == OutboxRow.ref_key,
+                    newer.id > OutboxRow.id,
+                    newer.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
+                ),
+            )
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.status == OutboxStatus.PACKED.value,
+            )
+            .group_by(OutboxRow.chat, OutboxRow.external_ref, OutboxRow.case_id)
+        )
+        if since is not None:
+            changed = changed.where(newer.created_at >= since)
+        latest_cards: dict[tuple[str, str], dict[int, int]] = {}
+        for chat, pack_ref, case_id, card_id in (await self._s.execute(changed)).all():
+            latest_cards.setdefault((str(chat), str(pack_ref)), {})[int(case_id)] = int(card_id)
+        changes: list[PackChange] = []
+        for (chat, pack_ref), card_ids in sorted(latest_cards.items()):
+            pack = await self._s.scalar(
+                select(OutboxRow)
+                .where(
+                    OutboxRow.transport == transport,
+                    OutboxRow.chat == chat,
+                    OutboxRow.ref_key == pack_ref,
+                )
+                .order_by(OutboxRow.id.desc())
+                .limit(1)
+            )
+            if pack is None:
+                continue
+            cards = await self._s.scalars(
+                select(OutboxRow).where(OutboxRow.id.in_(sorted(card_ids.values())))
+            )
+            changes.append(
+                PackChange(
+                    transport=transport,
+                    chat=chat,
+                    ref_key=pack_ref,
+                    thread=pack.thread,
+                    payload=as_view(pack.payload),
+                    cards={int(c.case_id or 0): as_view(c.payload) for c in cards},
+                )
+            )
+        return changes
+
+    async def unpack_lost(self, transport: str) -> int:
+        pack = aliased(OutboxRow)
+        waiting = select(pack.id).where(
+            pack.transport == OutboxRow.transport,
+            pack.chat == OutboxRow.chat,
+            pack.ref_key == OutboxRow.external_ref,
+            pack.status.in_(_UNDELIVERED),
+        )
+        delivered = aliased(OutboxRow)
+        shown = select(delivered.id).where(
+            delivered.transport == OutboxRow.transport,
+            delivered.chat == OutboxRow.chat,
+            delivered.ref_key == OutboxRow.external_ref,
+            delivered.status == OutboxStatus.DELIVERED.value,
+        )
+        lost = await self._s.scalars(
+            select(OutboxRow.id).where(
+                OutboxRow.transport == transport,
+                OutboxRow.status == OutboxStatus.PACKED.value,
+                ~waiting.exists(),
+                ~shown.exists(),
+            )
+        )
+        ids = list(lost)
+        for chunk in chunks(ids):
+            await self._s.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id.in_(chunk), _OUTBOX.c.status == OutboxStatus.PACKED.value)
+                .values(status=OutboxStatus.PENDING.value, external_ref=None, last_error=UNPACKED)
+            )
+        return len(ids)
 
     async def replies_of(self, case_id: int, ref_key: str) -> dict[str, OutboxStatus]:
         # On ix_outbox_case, two columns: no payload is decrypted for a count.
@@ -499,3 +645,36 @@ _CHAT_LOCK_SPACE = 0x4F42  # "OB"
 def _chat_lock_key(transport: str, chat: str) -> int:
     value = zlib.crc32(f"{transport}:{chat}".encode())
     return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def _pack_in_chat() -> Any:
+    """The pack a packed card post went out on (its external_ref) is in the chat."""
+    return (
+        select(MessageRefRow.ref_key)
+        .where(
+            MessageRefRow.transport == OutboxRow.transport,
+            MessageRefRow.chat == OutboxRow.chat,
+            MessageRefRow.ref_key == OutboxRow.external_ref,
+        )
+        .exists()
+    )
+
+
+def _packed_shown() -> ColumnElement[bool]:
+    """A packed card post whose pack is in the chat: the chat shows the case as packed."""
+    return and_(OutboxRow.status == OutboxStatus.PACKED.value, _pack_in_chat())
+
+
+def _packed_unseen() -> ColumnElement[bool]:
+    """A packed card post whose pack still waits, and whose case has no card in the chat
+    either: the chat has not seen it, so the queue message counts it."""
+    own_card = (
+        select(MessageRefRow.ref_key)
+        .where(
+            MessageRefRow.transport == OutboxRow.transport,
+            MessageRefRow.chat == OutboxRow.chat,
+            MessageRefRow.ref_key == OutboxRow.ref_key,
+        )
+        .exists()
+    )
+    return and_(OutboxRow.status == OutboxStatus.PACKED.value, ~_pack_in_chat(), ~own_card)

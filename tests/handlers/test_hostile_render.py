@@ -136,7 +136,12 @@ def hostile_views(draw: st.DrawFn, directory: Directory) -> views.View:
         return cards.draft_view(case, drafts[0], directory)
     if kind == "public_reply":
         return views.public_reply_view(draft_text or f"Ответ: {text}")
-    return cards.card_view(case, mention, author, directory, TZ, now=NOW)
+    card = cards.card_view(case, mention, author, directory, TZ, now=NOW)
+    if draw(st.booleans()) and draw(st.booleans()):  # a pack of eight such cases, a quarter
+        line = views.pack_line(card)
+        lines = [{**line, "case_id": line["case_id"] + n, "carded": n == 1} for n in range(8)]
+        return views.pack_view(lines)  # type: ignore[arg-type]
+    return card
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """The queue message of a backlogged chat: clusters first, and every mention accounted for.
 
-The invariant: a chat never holds a mention that is neither on a card in it, nor on the
-queue message with its case (listed, or counted among the cases not listed, or counted as
-waiting to be added to a card already in the chat). Checked over a backlog that grows while
+The invariant: a chat never holds a mention that is neither on a card in it, nor on a pack
+card (a line of a case that has no card of its own in the chat), nor on the queue message with
+its case (listed, or counted among the cases not listed, or counted as waiting to be added to a
+card already in the chat). With and without pack cards. Checked over a backlog that grows while
 the chat is rate limited, through the real intake, store and outbox worker, on both
 backends; the chat is a recording stand-in that takes a few cards a minute.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from bot.cases.grouping import CaseOpening
 from bot.cases.service import CaseService
@@ -44,6 +47,25 @@ SINGLES = (
     "Тарифы на воду выросли вдвое, объясните, пожалуйста, расчёт",
     "Бездомные собаки стаей бегают у детской площадки на Цветочной",
 )
+# Unrelated complaints none of which joins another's case: what a pack card stands for.
+PACKABLE = (
+    "Автобус 12 проехал мимо остановки у рынка и не открыл двери",
+    "Водитель маршрутки 5 курил в салоне всю дорогу до вокзала",
+    "Трамвайные пути на Заводской разбиты, вагоны качает так, что страшно ехать",
+    "Валидатор в троллейбусе 3 не принимает карту уже неделю",
+    "На остановке Школьная сорвало навес, люди мокнут под дождём",
+    "Расписание электрички на Кольцово снова поменяли без объявления",
+    "Такси у аэропорта берут втрое дороже счётчика, никто не следит",
+    "Ночной автобус N1 отменили, как добираться со смены домой?",
+    "Кондуктор в 27-м нахамила пенсионерке из-за льготного проездного",
+    "Светофор для трамвая у цирка горит красным по пять минут",
+    "Велодорожку на набережной перекопали и бросили без ограждения",
+    "В метро на Площади Ленина второй месяц не работает эскалатор вверх",
+    "Парковку у вокзала сделали платной, а шлагбаум не открывается",
+    "Электробус 8 ходит раз в сорок минут вместо обещанных пятнадцати",
+    "Пешеходный переход у школы 4 стёрся, зебры совсем не видно",
+    "На конечной 33-го маршрута нет ни лавочки, ни туалета для пассажиров",
+)
 
 
 @dataclass
@@ -54,16 +76,18 @@ class PacedChat(RecordingTransport):
 
     clock: FrozenClock | None = None
     per_minute: dict[datetime, int] = field(default_factory=dict)
+    cards_a_minute: int = CARDS_A_MINUTE
+    packs_cards: bool = False  # the worker packs waiting single cases (as for Telegram)
 
     def capacity_per_minute(self, chat: str) -> int:
-        return CARDS_A_MINUTE
+        return self.cards_a_minute
 
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         assert self.clock is not None
         if not (delivery.item.ref_key or "").startswith("queue:"):
             now = self.clock.now()
             minute = now.replace(second=0, microsecond=0)
-            if self.per_minute.get(minute, 0) >= CARDS_A_MINUTE:
+            if self.per_minute.get(minute, 0) >= self.cards_a_minute:
                 after = (minute + timedelta(minutes=1) - now).total_seconds()
                 raise RetryLater("Too Many Requests", after=after)
             self.per_minute[minute] = self.per_minute.get(minute, 0) + 1
@@ -71,12 +95,19 @@ class PacedChat(RecordingTransport):
 
 
 def accounted(chat: PacedChat) -> tuple[int, dict[str, object] | None]:
-    """Mentions the chat shows: on its cards, and on its queue message (None: none)."""
-    on_cards = sum(
-        int(p["case"]["mention_count"])  # type: ignore[index]
+    """Mentions the chat shows: on its cards, on its pack cards (a line whose case has no
+    card of its own in the chat), and on its queue message (None: none)."""
+    cards = [p for p in chat.messages.values() if p.get("view") == "card"]
+    on_cards = sum(int(p["case"]["mention_count"]) for p in cards)  # type: ignore[index]
+    carded = {p["case"]["id"] for p in cards}  # type: ignore[index]
+    on_packs = sum(
+        int(line["mentions"])
         for p in chat.messages.values()
-        if p.get("view") == "card"
+        if p.get("view") == "pack"
+        for line in p["items"]  # type: ignore[attr-defined]
+        if line["case_id"] not in carded
     )
+    on_cards += on_packs
     queues = [p for p in chat.messages.values() if p.get("view") == "queue"]
     assert len(queues) <= 1
     if not queues:
@@ -88,23 +119,32 @@ def accounted(chat: PacedChat) -> tuple[int, dict[str, object] | None]:
     return on_cards + listed + summarised, queue
 
 
+@pytest.mark.parametrize("packs", [False, True], ids=["cards", "packs"])
 async def test_every_waiting_mention_is_on_a_card_or_on_the_queue_message(
-    tmp_path: Path, database: Database, clock: FrozenClock
+    tmp_path: Path, database: Database, clock: FrozenClock, packs: bool
 ) -> None:
     config = make_config(tmp_path, database.url)
-    chat = PacedChat(clock=clock)
+    # With packs, a chat that takes three a minute: packing eight cases into one message
+    # still leaves more waiting than that, so the queue message stays and counts them.
+    chat = PacedChat(clock=clock, packs_cards=packs, cards_a_minute=3 if packs else CARDS_A_MINUTE)
     directory = Directory(config, frozenset({chat.name}))
     worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
     routing = load_playbook(config.playbooks.path).routing
     cases = CaseService(database.uow, clock, directory, config.tz, policy=routing)
     received = 0
+    texts_sent: list[str] = []
 
     async def wave(bus: int, trash: int, lift: int, singles: int) -> None:
         nonlocal received
         texts = [STORIES["bus"][n % 3] + "!" * (n % 4) for n in range(bus)]
         texts += [STORIES["trash"][0] + "!" * (n % 3) for n in range(trash)]
         texts += [STORIES["lift"][0] + "." * (n % 2) for n in range(lift)]
-        texts += list(SINGLES[:singles])
+        if packs:  # new unrelated cases each wave
+            packed = sum(1 for t in texts_sent if t in PACKABLE)
+            texts += list(PACKABLE[packed : packed + singles])
+        else:
+            texts += list(SINGLES[:singles])
+        texts_sent.extend(texts)
         for text in texts:
             received += 1
             got = await cases.intake(
@@ -121,7 +161,7 @@ async def test_every_waiting_mention_is_on_a_card_or_on_the_queue_message(
         assert shown == received, queue
         return queue
 
-    await wave(bus=12, trash=6, lift=3, singles=4)
+    await wave(bus=12, trash=6, lift=3, singles=8 if packs else 4)
     await worker.run_once()  # the queue message, then the first cards of the minute
     shown, first = accounted(chat)
     assert first is not None and shown >= received  # counted twice at worst, never lost
@@ -135,7 +175,7 @@ async def test_every_waiting_mention_is_on_a_card_or_on_the_queue_message(
 
     # More of the same storm while the chat is held: joins to cards already posted wait as
     # redraws and are counted as such; new cases queue up.
-    await wave(bus=9, trash=4, lift=2, singles=6)
+    await wave(bus=9, trash=4, lift=2, singles=8 if packs else 6)
     queue = await refreshed()
     assert queue is not None and queue["updating_mentions"]  # joins to posted cards counted
     for _ in range(12):  # minute by minute until the backlog is gone
@@ -147,7 +187,14 @@ async def test_every_waiting_mention_is_on_a_card_or_on_the_queue_message(
             break
     else:
         raise AssertionError("the backlog never drained")
-    assert not chat.messages or all(p.get("view") == "card" for p in chat.messages.values())
+    assert not chat.messages or all(
+        p.get("view") in ("card", "pack") for p in chat.messages.values()
+    )
+    if packs:  # every single case went out on a pack
+        lines = [
+            line for p in chat.messages.values() if p.get("view") == "pack" for line in p["items"]
+        ]  # type: ignore[attr-defined]
+        assert len(lines) == 16
 
     # The queue message as people read it, in both locales.
     sample = {

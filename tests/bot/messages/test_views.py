@@ -67,6 +67,7 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
         (views.PublicReplyView, dict(views.public_reply_view("Ответ", corrects=True))),
         (views.QueueView, dict(views.queue_view(3, [{"case_id": 42, "priority": "high"}], 2))),
         (views.TriageView, dict(views.triage_view([], 0))),
+        (views.PackView, dict(views.pack_view([views.pack_line(card)]))),
         (
             views.PhotoView,
             dict(
@@ -90,6 +91,7 @@ def test_every_builder_writes_its_typed_keys_in_order(directory: Directory) -> N
     assert list(views.public_reply_view("Ответ")) == ["view", "text"]
     # Only a crisis card's page has checklist buttons.
     assert list(views.page_view("help.html.j2", {})) == ["view", "template", "context"]
+    assert list(views.pack_line(card)) == keys(views.PackLine)
     assert list(card["case"]) == keys(views.CaseFacts)
     assert list(card["author"]) == keys(views.AuthorFacts)
     assert card["draft"] is not None and list(card["draft"]) == keys(views.CardDraft)

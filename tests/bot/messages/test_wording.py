@@ -634,6 +634,21 @@ def page_samples(locale: str) -> dict[str, dict[str, Any]]:
             for name in ("drill_report.md.j2", "drill_export.html.j2")
         },
         "help.html.j2": {},
+        "pack.html.j2": {
+            "items": [
+                {
+                    "case_id": 42 + rank,
+                    "version": 1,
+                    "priority": p.value,
+                    "state": "taken" if rank == 1 else "new",
+                    "source": "vk",
+                    "text": "Во дворе на Садовой 8 не горят фонари",
+                    "mentions": 1,
+                    "carded": rank == 1,
+                }
+                for rank, p in enumerate(Priority)
+            ],
+        },
         "queue.html.j2": {
             "waiting": 12,
             "items": [{"case_id": 42, "priority": p.value} for p in Priority],

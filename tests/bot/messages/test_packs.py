@@ -1,0 +1,227 @@
+"""Pack cards: in a backlogged chat, waiting single-mention cases go out several to a message.
+
+Through the real intake, case service, store and outbox worker, on both backends; the chat
+is a recording stand-in that takes a few messages a minute (tests/bot/messages/test_queue.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.cases.grouping import CaseOpening
+from bot.cases.lifecycle import ActionRequest
+from bot.cases.service import CaseService
+from bot.clock import FrozenClock
+from bot.messages.delivery import PACK_SIZE, PACK_WAIT, OutboxWorker, RetryPolicy
+from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus, PermanentFailure
+from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
+from bot.messages.views import PackView, pack_line, pack_view
+from bot.model import Action, Priority
+from bot.settings.playbook import load_playbook
+from bot.staff.directory import Directory
+from handlers.matrix.render import MatrixRenderer
+from handlers.sandbox.render import SandboxRenderer
+from handlers.telegram.keyboards import pack_keyboard
+from handlers.telegram.render import TelegramRenderer, fits
+from store.db import Database
+from store.mappers import outbox_from_row
+from store.models import OutboxRow
+from tests.bot.messages.test_queue import PacedChat
+from tests.doubles.support import make_config, make_mention
+
+# Unrelated complaints to one department, none like another (none joins another's case).
+SINGLES = (
+    "Автобус 12 проехал мимо остановки у рынка и не открыл двери",
+    "Водитель маршрутки 5 курил в салоне всю дорогу до вокзала",
+    "Трамвайные пути на Заводской разбиты, вагоны качает так, что страшно ехать",
+    "Валидатор в троллейбусе 3 не принимает карту уже неделю",
+    "На остановке Школьная сорвало навес, люди мокнут под дождём",
+    "Расписание электрички на Кольцово снова поменяли без объявления",
+    "Такси у аэропорта берут втрое дороже счётчика, никто не следит",
+    "Ночной автобус N1 отменили, как добираться со смены домой?",
+    "Кондуктор в 27-м нахамила пенсионерке из-за льготного проездного",
+    "Светофор для трамвая у цирка горит красным по пять минут",
+)
+
+
+def chat_and_worker(database: Database, clock: FrozenClock) -> tuple[PacedChat, OutboxWorker]:
+    chat = PacedChat(clock=clock)
+    chat.packs_cards = True  # type: ignore[attr-defined]
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    return chat, worker
+
+
+def service(tmp_path: Path, database: Database, clock: FrozenClock) -> CaseService:
+    config = make_config(tmp_path, database.url)
+    directory = Directory(config, frozenset({"telegram"}))
+    routing = load_playbook(config.playbooks.path).routing
+    return CaseService(database.uow, clock, directory, config.tz, policy=routing)
+
+
+async def open_singles(cases: CaseService, clock: FrozenClock, texts: tuple[str, ...]) -> list[int]:
+    opened: list[int] = []
+    for number, text in enumerate(texts):
+        priority = Priority.HIGH if number == 3 else Priority.NORMAL
+        got = await cases.intake(
+            make_mention(f"s{number}", clock.now(), text=text),
+            CaseOpening("transport", priority=priority),
+        )
+        assert got.case is not None and got.case.id is not None
+        opened.append(got.case.id)
+    return opened
+
+
+async def outbox_rows(database: Database) -> list[OutboxItem]:
+    async with database.uow() as uow:
+        rows = await uow.session.scalars(select(OutboxRow).order_by(OutboxRow.id))
+        return [outbox_from_row(row) for row in rows]
+
+
+def packs_in(chat: PacedChat) -> dict[str, dict[str, Any]]:
+    return {m: p for m, p in chat.messages.items() if p.get("view") == "pack"}
+
+
+async def test_a_backlog_of_single_complaints_goes_out_in_packs(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    _, worker = chat_and_worker(database, clock)
+    # A cluster of three: its card shows the count and spread, a pack line cannot; not packed.
+    cluster = await cases.intake(
+        make_mention("c1", clock.now(), text="Автобус 42 не пришёл, на Мицкевича ждём час"),
+        CaseOpening("transport"),
+    )
+    assert cluster.case is not None and cluster.case.id is not None
+    for n in (2, 3):
+        await cases.intake(
+            make_mention(f"c{n}", clock.now(), text="Автобус 42 не пришёл, на Мицкевича ждём час"),
+            CaseOpening("transport"),
+        )
+    singles = await open_singles(cases, clock, SINGLES)
+    await worker.run_once()
+
+    rows = await outbox_rows(database)
+    packed = [r for r in rows if r.status == OutboxStatus.PACKED.value]
+    # A full pack, and the two left with it at once (the rest of a burst): the most urgent
+    # first, then the oldest; the cluster's card is not packed.
+    assert sorted(r.case_id or 0 for r in packed) == sorted(singles)
+    assert cluster.case.id not in {r.case_id for r in packed}
+    packs = [r for r in rows if (r.ref_key or "").startswith("pack:")]
+    assert len(packs) == 2 and all(p.op == OutboxOp.POST.value for p in packs)
+    assert {r.external_ref for r in packed} == {p.ref_key for p in packs}
+    assert packs[0].payload["view"] == "pack" and packs[1].payload["view"] == "pack"
+    lines = packs[0].payload["items"]
+    assert len(lines) == PACK_SIZE and len(packs[1].payload["items"]) == 2
+    assert lines[0]["case_id"] == singles[3]  # the high-priority one first, then the oldest
+    assert [line["case_id"] for line in lines[1:]] == sorted(line["case_id"] for line in lines[1:])
+    assert packs[0].urgency == Priority.HIGH.rank and packs[1].urgency == Priority.NORMAL.rank
+
+    # Nothing is both packed and queued; a second worker (a restart) packs nothing again and
+    # ensure_cards finds every case with a card.
+    _, restarted = chat_and_worker(database, clock)
+    await restarted.run_once()
+    assert await cases.ensure_cards() == 0
+    again = await outbox_rows(database)
+    assert len([r for r in again if (r.ref_key or "").startswith("pack:")]) == 2
+    card_posts = [
+        r for r in again if r.op == OutboxOp.POST.value and (r.ref_key or "").startswith("card:")
+    ]
+    assert len(card_posts) == len({r.ref_key for r in card_posts})  # one post per card
+
+
+async def test_a_pack_not_full_goes_once_its_oldest_case_waited_long_enough(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    chat, worker = chat_and_worker(database, clock)
+    singles = await open_singles(cases, clock, SINGLES[: PACK_SIZE - 2])
+    clock.advance(PACK_WAIT)
+    await worker.run_once()
+    assert [[line["case_id"] for line in p["items"]] for p in packs_in(chat).values()] == [
+        [singles[3], *singles[:3], *singles[4:]]
+    ]
+
+
+async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    chat, worker = chat_and_worker(database, clock)
+    singles = await open_singles(cases, clock, SINGLES[:PACK_SIZE] * 1)
+    # Fill the chat's minute first, so what is left waits as a backlog.
+    await worker.run_once()
+    assert len(packs_in(chat)) == 1
+    pack_id, pack = next(iter(packs_in(chat).items()))
+    taken = singles[0]
+    line = next(line for line in pack["items"] if line["case_id"] == taken)
+    actor = cases._directory.by_staff_id("tspec")
+    assert actor is not None
+    result = await cases.act(
+        taken, ActionRequest(Action.TAKE, expected_version=line["version"]), actor
+    )
+    assert result.error is None
+    clock.advance(timedelta(minutes=1))  # the next minute of the chat's budget
+    await worker.run_once()
+    cards = [p for p in chat.messages.values() if p.get("view") == "card"]
+    assert [c["case"]["id"] for c in cards] == [taken]  # its own card, once
+    assert cards[0]["case"]["state"] == "taken"
+    redrawn = chat.messages[pack_id]["items"]
+    marked = next(line for line in redrawn if line["case_id"] == taken)
+    assert marked["carded"] and marked["state"] == "taken"
+    keyboard = pack_keyboard(chat.messages[pack_id], texts_for(DEFAULT_TEMPLATES_DIR, "ru"))  # type: ignore[arg-type]
+    assert keyboard is not None
+    assert len(keyboard.inline_keyboard) == len(redrawn) - 1  # no button for the taken one
+    # Once more: nothing new is posted for it.
+    clock.advance(timedelta(minutes=1))
+    await worker.run_once()
+    assert [c["case"]["id"] for c in chat.messages.values() if c.get("view") == "card"] == [taken]
+
+
+async def test_a_pack_refused_for_good_gives_its_cases_back_as_cards(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    chat, worker = chat_and_worker(database, clock)
+    singles = await open_singles(cases, clock, SINGLES[:PACK_SIZE])
+    chat.failures.append(PermanentFailure("Bad Request: message is too long"))
+    await worker.run_once()
+    assert not packs_in(chat)
+    for _ in range(4):  # minute by minute, until every case is in the chat
+        clock.advance(timedelta(minutes=1))
+        await worker.run_once()
+    shown = {p["case"]["id"] for p in chat.messages.values() if p.get("view") == "card"}
+    shown |= {line["case_id"] for p in packs_in(chat).values() for line in p["items"]}
+    assert shown == set(singles)
+
+
+def test_a_pack_reads_in_both_locales_and_fits_telegram() -> None:
+    card: Any = {
+        "case": {"id": 7, "version": 3, "state": "new", "priority": "high"},
+        "source": "vk",
+        "text": "<b>Светофор</b> & " + "не работает " * 40,
+    }
+    lines = [{**pack_line(card), "case_id": 7 + n} for n in range(PACK_SIZE)]
+    lines[1] = {**lines[1], "state": "taken", "carded": True}
+    view: PackView = pack_view(lines)  # type: ignore[arg-type]
+    ru = TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru")).render(view)
+    en = TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "en")).render(view)
+    assert "Новые упоминания: 8" in ru.text and "New mentions: 8" in en.text
+    assert "🟠 <b>/case 7</b> · vk\n&lt;b&gt;Светофор&lt;/b&gt; &amp; не работает" in ru.text
+    assert "/case 8</b> · vk · В работе → на своей карточке" in ru.text
+    assert "on its own card" in en.text
+    assert fits(ru.text) and fits(en.text)
+    assert len(lines[0]["text"]) <= 200
+    assert ru.markup is not None
+    labels = [row[0].text for row in ru.markup.inline_keyboard]  # type: ignore[union-attr]
+    assert labels[0] == "Взять №7" and "Взять №8" not in labels and len(labels) == PACK_SIZE - 1
+    # The sandbox draws the same buttons; Matrix the text, with "!case N" and no buttons.
+    sandbox = SandboxRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "en")).render(view)
+    assert [row[0]["label"] for row in sandbox["buttons"]][:2] == ["Take #7", "Take #9"]
+    assert sandbox["buttons"][0][0]["data"] == {"k": "c", "case": 7, "v": 3, "a": "take", "x": ""}
+    matrix = MatrixRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru")).render(view)
+    assert "!case 7" in matrix.body and "Новые упоминания: 8" in matrix.body
+    assert not matrix.reactions
