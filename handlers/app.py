@@ -369,6 +369,7 @@ class App:
         self._stop = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self.api: Api | None = None  # once started
         self._metrics_runner: web.AppRunner | None = None
         self.metrics_address: tuple[str, int] | None = None  # where /metrics of its own is
 
@@ -653,6 +654,7 @@ class App:
             self._bulk_intake(),
             health=self.health,
         )
+        self.api = api
         served = api.app()
         if self.vk_intake is not None and self.config.vk is not None:
             VkCallback(self.config.vk, self.database, self.clock, self.vk_intake.poke).add_routes(

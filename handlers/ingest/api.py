@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from bot.cases.grouping import IntakeResult
 from bot.cases.service import CaseService
 from bot.clock import Clock
-from bot.intake.bulk import BulkIntake
+from bot.intake.bulk import BulkIntake, GroupCommit, GroupFailed
 from bot.intake.intake import MentionIntake
 from bot.intake.mapping import MappingError, RecordMapper
 from bot.model import CaseState, Identity, Mention, Outcome, Priority
@@ -154,6 +154,8 @@ class Api:
         self._health = health  # None: healthy; else why not (the outbox worker's state)
         self._metrics = metrics or Metrics()
         self._bulk = bulk  # batches: one transaction for the mentions that open no case
+        # Single mentions arriving together: one transaction for them too (group commit).
+        self._singles = GroupCommit(bulk) if bulk is not None else None
         self._sources = [s for s in config.api.sources if s.enabled]
         self._gate = Gate(self._sources, clock)
         # Sources that send their own JSON: their records are mapped onto ours first.
@@ -169,6 +171,11 @@ class Api:
         self._intake = intake
         self._clock = clock
         self._transports = sorted(transports)
+
+    @property
+    def singles(self) -> GroupCommit | None:
+        """Where one-mention requests are stored together (None: each on its own)."""
+        return self._singles
 
     def app(self) -> web.Application:
         api = web.Application(client_max_size=MAX_BODY)
@@ -296,9 +303,16 @@ class Api:
     async def _store(self, mentions: Sequence[Mention]) -> list[IntakeResult | str]:
         """Each mention's result, in order; a string says why that one could not be stored.
         A batch that fails as a whole is stored one by one, so one mention the database will
-        not take cannot fail the others (and a sender retrying the batch would never stop)."""
+        not take cannot fail the others (and a sender retrying the batch would never stop).
+        A single mention joins the others arriving at the same moment (GroupCommit); when
+        their group fails, none of it was stored, and each is stored on its own here."""
         if not mentions:
             return []
+        if self._singles is not None and len(mentions) == 1:
+            try:
+                return [await self._singles.receive(mentions[0])]
+            except GroupFailed:
+                pass  # logged once for the group; now each on its own, as below
         if self._bulk is not None and len(mentions) > 1:
             try:
                 return list((await self._bulk.receive_many(mentions)).results)
