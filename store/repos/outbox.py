@@ -1,8 +1,8 @@
 """The outbox: messages waiting for their transport, in the transaction that caused them.
 
 enqueue takes items one by one; enqueue_many does the same (skip known keys, fold an edit
-into its message's waiting post, supersede older waiting edits) in a few statements, for
-batches such as the SLA clock's 500 timers per transaction."""
+into its message's waiting post or waiting edit) in a few statements, for batches such as the
+SLA clock's 500 timers per transaction."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -76,13 +87,20 @@ class SqlOutboxRepository:
         )
         if rowcount(folded):
             return True
-        # Only the newest edit of a message matters: drop older ones still waiting.
-        await self._s.execute(
+        # A waiting edit takes the newest content where it stands in the line: a card that keeps
+        # changing (a cluster in a storm) would otherwise go to the back at every change and
+        # show its new mentions last.
+        refreshed = await self._s.execute(
             update(OutboxRow)
             .where(*same_message, OutboxRow.op == OutboxOp.EDIT.value)
-            .values(status=OutboxStatus.SUPERSEDED.value)
+            .values(
+                payload=edit.payload,
+                urgency=case(
+                    (OutboxRow.urgency >= edit.urgency, OutboxRow.urgency), else_=edit.urgency
+                ),
+            )
         )
-        return False
+        return bool(rowcount(refreshed))
 
     async def enqueue_many(self, items: Sequence[OutboxItem]) -> int:
         """Queue items in order; returns how many were queued (folded edits and known keys are
@@ -147,7 +165,7 @@ class SqlOutboxRepository:
                 waiting += (await self._s.execute(query)).all()
         folded: set[int] = set()
         payloads: list[dict[str, Any]] = []
-        superseded: list[int] = []
+        edits: list[dict[str, Any]] = []
         posts = (OutboxOp.POST.value, OutboxOp.REPLY.value)
         for row in waiting:
             index = last_edit.get((row.transport, row.chat, row.ref_key))
@@ -157,7 +175,10 @@ class SqlOutboxRepository:
                 payloads.append({"b_id": row.id, "b_payload": items[index].payload})
                 folded.add(index)
             elif row.op == OutboxOp.EDIT.value:
-                superseded.append(row.id)
+                # As in _coalesce: the newest content where the waiting edit stands in line.
+                edit = {"b_id": row.id, "b_payload": items[index].payload}
+                edits.append({**edit, "b_urgency": items[index].urgency})
+                folded.add(index)
         if payloads:
             await self._s.execute(
                 update(_OUTBOX)
@@ -165,12 +186,16 @@ class SqlOutboxRepository:
                 .values(payload=bindparam("b_payload", type_=_OUTBOX.c.payload.type)),
                 payloads,
             )
-        # Waiting older edits would only overwrite the newer content: drop them.
-        for ids in chunks(superseded):
+        if edits:
+            urgency = bindparam("b_urgency", type_=_OUTBOX.c.urgency.type)
             await self._s.execute(
                 update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_(ids))
-                .values(status=OutboxStatus.SUPERSEDED.value)
+                .where(_OUTBOX.c.id == bindparam("b_id"))
+                .values(
+                    payload=bindparam("b_payload", type_=_OUTBOX.c.payload.type),
+                    urgency=case((_OUTBOX.c.urgency >= urgency, _OUTBOX.c.urgency), else_=urgency),
+                ),
+                edits,
             )
         return folded
 

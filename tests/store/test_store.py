@@ -272,7 +272,8 @@ async def test_outbox_queue_semantics(database: Database) -> None:
         # The chat's head is in flight: nothing else from that chat is due.
         await uow.outbox.enqueue([item("a3", op=OutboxOp.EDIT), item("a4", op=OutboxOp.EDIT)])
         assert [h.idempotency_key for h in await uow.outbox.due_heads(T0, 10)] == ["b1"]
-        assert await uow.outbox.depth() == 3  # a1 sending, a4 and b1 pending; a3 superseded
+        # a1 sending, b1 pending, a3 pending with a4's content (in a3's place in the line).
+        assert await uow.outbox.depth() == 3
         assert await uow.outbox.backlog("telegram") == {"-100": 2, "-200": 1}
         assert await uow.outbox.requeue_in_flight() == 1
         await uow.outbox.mark_delivered(first.id, T0, "555")
@@ -281,12 +282,12 @@ async def test_outbox_queue_semantics(database: Database) -> None:
 
     async with database.uow() as uow:
         heads = await uow.outbox.due_heads(T0, 10)
-        assert [h.idempotency_key for h in heads] == ["b1", "a4"]
-        superseded = [await uow.outbox.get(n) for n in range(1, 6)]
-        assert [i.status for i in superseded if i] == [
+        assert [h.idempotency_key for h in heads] == ["b1", "a3"]
+        assert heads[1].payload == {"k": "a4"}
+        stored = [await uow.outbox.get(n) for n in range(1, 6)]
+        assert [i.status for i in stored if i] == [
             OutboxStatus.DELIVERED,
             OutboxStatus.PENDING,
-            OutboxStatus.SUPERSEDED,
             OutboxStatus.PENDING,
         ]
         assert await uow.refs.get("telegram", "-100", "card:1") == "555"

@@ -468,18 +468,17 @@ async def test_enqueue_many_behaves_like_enqueue(database: Database, clock: Froz
             [
                 item("a:post", OutboxOp.POST, "card:a", "again"),  # a known key: skipped
                 item("a:edit", OutboxOp.EDIT, "card:a", "a2"),  # folds into the waiting post
-                item("b:edit2", OutboxOp.EDIT, "card:b", "b2"),  # supersedes the waiting edit
+                item("b:edit2", OutboxOp.EDIT, "card:b", "b2"),  # folds into the waiting edit
                 item("r:1", OutboxOp.REPLY, None, "reply"),
             ]
         )
         await uow.commit()
-    assert queued == 2
+    assert queued == 1
     async with database.uow() as uow:
         rows = [await uow.outbox.get(n) for n in range(1, 10)]
     shown = [(i.idempotency_key, i.status.value, i.payload["text"]) for i in rows if i]
     assert shown == [
         ("a:post", "pending", "a2"),
-        ("b:edit", "superseded", "b1"),
-        ("b:edit2", "pending", "b2"),
+        ("b:edit", "pending", "b2"),  # the newest content, where the waiting edit stood
         ("r:1", "pending", "reply"),
     ]
