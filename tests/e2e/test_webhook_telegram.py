@@ -386,8 +386,12 @@ async def test_a_dead_instances_claim_is_taken_over_and_a_live_one_waited_for(
         async with database.uow() as uow:
             await uow.telegram_updates.done(bot.id, busy, world.app.clock.now())
             await uow.commit()
+        await server.wait_for(lambda: [d.status for d in server.deliveries(busy)][-1:] == [200], 30)
         await world.idle()
-        assert [d.status for d in server.deliveries(busy)] == [200]
+        # 200 once it finds it done; on a loaded machine the wait may pass its 5 s first, and
+        # then the answer is 503 and Telegram's retry gets the 200.
+        statuses = [d.status for d in server.deliveries(busy)]
+        assert statuses[-1] == 200 and set(statuses[:-1]) <= {503}, statuses
         assert answers_to_query(world, other) == 0  # "other" acted, not this instance
 
 
