@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -131,6 +131,37 @@ async def database(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIter
         yield db
     finally:
         await db.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+# Engines of separate "instances" on one migrated PostgreSQL schema (tests of several
+# processes on one database, in one test process).
+Instances = Callable[[], Awaitable[Database]]
+
+
+@pytest.fixture
+async def instances() -> AsyncIterator[Instances]:
+    """Each call: a Database of its own (engine, pool) on the test's own PostgreSQL schema."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    opened: list[Database] = []
+
+    async def instance() -> Database:
+        db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+        if not opened:
+            await db.upgrade()
+        opened.append(db)
+        return db
+
+    try:
+        yield instance
+    finally:
+        for db in opened:
+            await db.dispose()
         async with admin.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()

@@ -6,51 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.ports import SendSlotsUnavailable, SlotScope
 from store.db import Database
 from store.send_slots import SqlSendSlots
-from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
+from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL, Instances
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(not POSTGRES_UP, reason=POSTGRES_SKIP),
 ]
-
-Instances = Callable[[], Awaitable[Database]]
-
-
-@pytest.fixture
-async def instances() -> AsyncIterator[Instances]:
-    """Databases on one migrated PostgreSQL schema, one per "instance" (each its own engine)."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(POSTGRES_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    opened: list[Database] = []
-
-    async def instance() -> Database:
-        db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-        if not opened:
-            await db.upgrade()
-        opened.append(db)
-        return db
-
-    try:
-        yield instance
-    finally:
-        for db in opened:
-            await db.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 def window(key: str, limit: int, span_s: float = 60.0, usable: int | None = None) -> SlotScope:

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.cases.grouping import CaseOpening
 from bot.cases.service import CaseService
@@ -37,7 +35,7 @@ from bot.sla.service import SlaService
 from bot.staff.directory import Directory
 from handlers.metrics import Metrics
 from store.db import Database
-from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
+from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL, Instances
 from tests.doubles.support import make_config, make_mention
 
 pytestmark = [
@@ -49,34 +47,6 @@ NO_JITTER = RetryPolicy(base_s=1.0, cap_s=60.0, jitter=0.0)
 T0 = datetime(2026, 11, 20, 13, 30, tzinfo=UTC)
 LEASE_S = 30.0
 M = timedelta(minutes=1)
-
-Instances = Callable[[], Awaitable[Database]]
-
-
-@pytest.fixture
-async def instances() -> AsyncIterator[Instances]:
-    """Engines of separate instances on one migrated PostgreSQL schema."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(POSTGRES_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    opened: list[Database] = []
-
-    async def instance() -> Database:
-        db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-        if not opened:
-            await db.upgrade()
-        opened.append(db)
-        return db
-
-    try:
-        yield instance
-    finally:
-        for db in opened:
-            await db.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 @dataclass
