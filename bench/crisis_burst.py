@@ -284,6 +284,8 @@ class CardsSeen:
 
     shown: dict[int, list[tuple[float, int]]]
     cards: dict[int, set[int]]
+    packed: dict[int, float]  # case -> when a pack first listed it
+    packs: dict[int, set[int]]  # chat -> message ids of packs
 
 
 async def _received(conn: Connection) -> Any:
@@ -313,7 +315,8 @@ async def storm_side(conn: Connection, args: argparse.Namespace) -> None:
         conn.send(([(s.at, s.answered, s.case) for s in sent], problems))
         await _received(conn)  # the bot has drained its outbox (or given up)
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        conn.send((dict(log.shown), dict(log.cards), server.stats.count_429, peak_kb))
+        seen = (dict(log.shown), dict(log.cards), dict(log.packed), dict(log.packs))
+        conn.send((seen, server.stats.count_429, peak_kb))
     finally:
         await server.stop()
 
@@ -377,11 +380,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await app.stop()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     conn.send("stop")
-    shown, cards, count_429, storm_kb = await _received(conn)
+    seen, count_429, storm_kb = await _received(conn)
     storm_side_process.join(timeout=30)
     return {
         "sent": sent,
-        "log": CardsSeen(shown, cards),
+        "log": CardsSeen(*seen),
         "chats": chats,
         "problems": problems,
         "count_429": count_429,
