@@ -312,6 +312,11 @@ class OutboxRepository(Protocol):
         """Undelivered items per chat of one transport."""
         ...
 
+    async def shown_queues(self, transport: str) -> dict[str, datetime]:
+        """Chats showing a queue message (its latest item is not a removal), with when that
+        item was queued: what a new leader takes over."""
+        ...
+
     async def card_backlog(self, transport: str, chat: str, limit: int) -> CardBacklog:
         """The cases whose card has not reached a chat yet (waiting or in hand): the first
         `limit` largest clusters first (mentions in the case), then most urgent, then oldest;

@@ -186,6 +186,7 @@ class App:
             instance=config.instance_name,
             lease_s=config.outbox.lease_s,
             shared=not self.database.is_sqlite,
+            leading=lambda: self.leadership.leading,  # queue messages: the leader's alone
         )
         self.metrics.worker = self.worker
         self.sla_engine = SlaEngine(playbook, config.tz)  # pure: the SLA clock's decisions

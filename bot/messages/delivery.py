@@ -153,6 +153,7 @@ class OutboxWorker:
         instance: str = "local",
         lease_s: float = DEFAULT_LEASE_S,
         shared: bool = False,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         if lease_s <= 0:
             raise ValueError("the lease must be positive")
@@ -181,6 +182,12 @@ class OutboxWorker:
         # edit of the same message (a press) waits for its id instead of posting it again.
         self._posting: dict[int, tuple[str, str, str]] = {}
         self._queues: dict[tuple[str, str], datetime] = {}  # chats showing a queue message
+        # Queue messages are kept by one instance, the leader: each instance remembers the
+        # ones it shows in memory, so two would each post their own. None: always (alone).
+        self._leading = leading
+        # Whether _queues holds what the store says is shown: taken over on gaining the lead
+        # (and at start), as the previous leader (or this process before a restart) left it.
+        self._queues_known: set[str] = set()
         self._watched_at: datetime | None = None
         # Messages were queued since the last backlog watch: a burst is packed before its
         # first cards go one by one (BACKLOG_RECHECK).
@@ -401,6 +408,17 @@ class OutboxWorker:
                 pacing = getattr(transport, "backlogs", None)
                 if pacing is not None:  # a transport that paces a backlogged chat
                     pacing(backlog)
+                if self._leading is not None and not self._leading():
+                    # A follower paces its own sends (above) and leaves queue messages and
+                    # packing to the leader; what it showed while it led is the new leader's now.
+                    self._queues = {k: v for k, v in self._queues.items() if k[0] != name}
+                    self._packing = {k for k in self._packing if k[0] != name}
+                    self._queues_known.discard(name)
+                    continue
+                if name not in self._queues_known:
+                    for chat, queued_at in (await uow.outbox.shown_queues(name)).items():
+                        self._queues.setdefault((name, chat), queued_at)
+                    self._queues_known.add(name)
                 shown = {c for t, c in self._queues if t == name}
                 packing = {c for t, c in self._packing if t == name}
                 for chat in set(backlog) | shown | packing:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -467,6 +467,25 @@ class SqlOutboxRepository:
             .group_by(OutboxRow.chat)
         )
         return {chat: int(count) for chat, count in rows.all()}
+
+    async def shown_queues(self, transport: str) -> dict[str, datetime]:
+        """Chats whose latest queue message item is not its removal, with when it was queued:
+        the queue messages shown now (or on their way), whoever queued them."""
+        latest = (
+            select(func.max(OutboxRow.id))
+            .where(OutboxRow.transport == transport, OutboxRow.ref_key.startswith(_QUEUE))
+            .group_by(OutboxRow.chat)
+        )
+        rows = await self._s.execute(
+            select(OutboxRow.chat, OutboxRow.created_at).where(
+                OutboxRow.id.in_(latest), OutboxRow.op != OutboxOp.DELETE.value
+            )
+        )
+        # SQLite gives naive datetimes back (UTC, as written).
+        return {
+            chat: at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            for chat, at in rows.all()
+        }
 
     async def claim(
         self,

@@ -10,7 +10,6 @@ new leader sends it, once. Each process serves /metrics with `otklik_leader`.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -18,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP
+from tests.doubles.instances import PATIENCE_S, Instance
 from tests.doubles.support import ROOT
 from tests.doubles.synapse import free_port
 from tests.doubles.telegram_server.flood import Limits
@@ -29,7 +28,6 @@ from tests.doubles.telegram_server.server import TelegramServer
 from tests.handlers.ingest.test_api_hostile import own_postgres_database
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
-PATIENCE_S = 90.0  # a bound for waiting on start-up, not a speed requirement
 TAKEOVER_S = 30.0  # the issue's figure
 CHECK_S = 2
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -67,51 +65,6 @@ async def url() -> AsyncIterator[str]:
         pytest.skip(POSTGRES_SKIP)
     async with own_postgres_database() as fresh:
         yield fresh
-
-
-class Instance:
-    def __init__(self, name: str, config: Path, log: Path, metrics_port: int) -> None:
-        self.name, self.config, self.log, self.metrics_port = name, config, log, metrics_port
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        # The data keys of this test run (tests/conftest.py): both processes share them.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTKLIK_")}
-        env.update({k: v for k, v in os.environ.items() if k.endswith("_KEY")})
-        with self.log.open("wb") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "handlers.cli", "run", "-c", str(self.config),
-                cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-            )  # fmt: skip
-
-    def said(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def leading(self) -> bool | None:
-        """From its /metrics; None while it does not answer."""
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http,
-                http.get(f"http://127.0.0.1:{self.metrics_port}/metrics") as response,
-            ):
-                text = await response.text()
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-        if f'otklik_leader{{instance="{self.name}"}} 1.0' in text:
-            return True
-        if f'otklik_leader{{instance="{self.name}"}} 0.0' in text:
-            return False
-        return None
-
-    async def stop(self) -> None:
-        process = self.process
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), PATIENCE_S)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 @pytest.mark.postgres

@@ -20,7 +20,7 @@ from bot.cases.grouping import CaseOpening
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
 from bot.messages.delivery import QUEUE_REFRESH, OutboxWorker, RetryPolicy
-from bot.messages.outbox import Delivery, DeliveryResult, RetryLater
+from bot.messages.outbox import Delivery, DeliveryResult, OutboxOp, RetryLater
 from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
@@ -218,3 +218,77 @@ async def test_every_waiting_mention_is_on_a_card_or_on_the_queue_message(
     assert "5 новых упоминаний в карточках выше (2)" in ru
     assert "Queue: 14 cases, 200 mentions" in en and "/case 7 — 137 mentions" in en
     assert "… and 12 more cases: 62 mentions" in en
+
+
+@dataclass
+class PacedSharedChat(PacedChat):
+    """The chat as several instances reach it; remembers each backlog it was told of."""
+
+    told: list[dict[str, int]] = field(default_factory=list)
+
+    def backlogs(self, waiting: dict[str, int]) -> None:
+        self.told.append(dict(waiting))
+
+
+async def test_with_several_instances_only_the_leader_keeps_the_queue_message(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """Issue 21: each instance remembers the queue messages it shows in its own memory, so
+    every instance watching a backlogged chat kept its own: each refreshed it (a message of
+    the chat's budget each time, times the instances) and each removed it. The leader alone
+    keeps it; a follower still paces its own sends by the backlog; after a failover the new
+    leader keeps the same message up to date (an edit of it, not a second one) and removes it
+    at the end."""
+    config = make_config(tmp_path, database.url)
+    chat = PacedSharedChat(clock=clock)
+    directory = Directory(config, frozenset({chat.name}))
+    leader = {"a": True, "b": False}
+    workers = [
+        OutboxWorker(
+            database.uow,
+            {chat.name: chat},
+            clock,
+            RetryPolicy(jitter=0.0),
+            instance=name,
+            leading=lambda name=name: leader[name],  # type: ignore[misc]
+        )
+        for name in ("a", "b")
+    ]
+    routing = load_playbook(config.playbooks.path).routing
+    cases = CaseService(database.uow, clock, directory, config.tz, policy=routing)
+    for n, text in enumerate(SINGLES * 3):
+        await cases.intake(make_mention(f"m{n}", clock.now(), text=f"{text} ({n})"), TRANSPORT)
+
+    def queue_sends() -> list[OutboxOp]:
+        return [s.op for s in chat.sent if s.payload.get("view") == "queue"]
+
+    async def both() -> None:
+        for worker in workers:
+            await worker.run_once()
+            clock.advance(timedelta(seconds=1))  # instances never watch at the same instant
+
+    await both()
+    assert queue_sends() == [OutboxOp.POST]
+    assert len(chat.told) == 2  # each instance told the chat its backlog: both pace
+
+    steps = 0
+    for step in range(12):
+        if step == 1:
+            leader.update(a=False, b=True)  # a failover: b leads from now on
+        before = len(queue_sends())
+        clock.advance(QUEUE_REFRESH)
+        await both()
+        steps += 1
+        # One refresh (or the removal) per refresh period, however many instances watch.
+        assert len(queue_sends()) - before <= 1, queue_sends()
+        assert sum(1 for p in chat.messages.values() if p.get("view") == "queue") <= 1
+        if not any(p.get("view") == "queue" for p in chat.messages.values()):
+            break
+        clock.advance(timedelta(minutes=1) - QUEUE_REFRESH)
+        await both()
+    else:
+        raise AssertionError("the queue message was never removed")
+    sends = queue_sends()
+    assert sends[0] is OutboxOp.POST and sends.count(OutboxOp.POST) == 1
+    assert sends[-1] is OutboxOp.DELETE and sends.count(OutboxOp.DELETE) == 1
+    assert steps >= 2  # the failover happened while the queue message was shown
