@@ -77,6 +77,22 @@ async def _recreate_database(url: str, *, drop_only: bool = False) -> None:
         await conn.close()
 
 
+# Tests of a minute or more (processes, time-scaled Telegram limits, a cron minute) start
+# first: xdist's workers then share them out, instead of one finishing them alone at the end.
+SLOW_FIRST = (
+    "tests/e2e/test_scaleout.py",
+    "tests/e2e/test_leader_failover.py",
+    "tests/e2e/test_shared_limits_telegram.py",
+    "tests/e2e/test_burst_telegram.py",
+    "tests/e2e/test_packs_telegram.py",
+    "tests/e2e/test_crash_safety.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))  # stable otherwise
+
+
 @pytest.fixture(scope="session", autouse=True)
 def worker_postgres_database() -> Iterator[None]:
     """This xdist worker's own database (sync: its own short event loop, none shared)."""
