@@ -32,9 +32,9 @@ TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 SOURCE_TOKEN = "scaleout-source-token-0123456789abcdef"
 PUBLIC_URL = "https://otklik.example.org"
 WEBHOOK_PATH = "/telegram/webhook"
-REMINDER_AFTER_S = 60  # sla.yaml below: "-9m" of a 10m first touch
+REMINDER_AFTER_S = 20  # sla.yaml below: "-9m40s" of a 10m first touch
 
-# Every priority's policy: round the clock, the first reminder a minute after the case opens,
+# Every priority's policy: round the clock, the first reminder 20 s after the case opens,
 # deadlines far enough that no breach (nor escalation) comes within a test.
 SLA = """
 calendars: {}
@@ -44,7 +44,7 @@ policies:
     first_touch: 10m
     answer: 1h
     resolution: 2h
-    reminders: ["-9m"]
+    reminders: ["-9m40s"]
     escalation_chain: standard
 by_priority: {critical: fast, high: fast, normal: fast, low: fast}
 """
