@@ -30,22 +30,11 @@ from handlers.telegram.render import TelegramRenderer, fits
 from store.db import Database
 from store.mappers import outbox_from_row
 from store.models import OutboxRow
-from tests.bot.messages.test_queue import PacedChat
+from tests.bot.messages.test_queue import PACKABLE, PacedChat
 from tests.doubles.support import make_config, make_mention
 
 # Unrelated complaints to one department, none like another (none joins another's case).
-SINGLES = (
-    "Автобус 12 проехал мимо остановки у рынка и не открыл двери",
-    "Водитель маршрутки 5 курил в салоне всю дорогу до вокзала",
-    "Трамвайные пути на Заводской разбиты, вагоны качает так, что страшно ехать",
-    "Валидатор в троллейбусе 3 не принимает карту уже неделю",
-    "На остановке Школьная сорвало навес, люди мокнут под дождём",
-    "Расписание электрички на Кольцово снова поменяли без объявления",
-    "Такси у аэропорта берут втрое дороже счётчика, никто не следит",
-    "Ночной автобус N1 отменили, как добираться со смены домой?",
-    "Кондуктор в 27-м нахамила пенсионерке из-за льготного проездного",
-    "Светофор для трамвая у цирка горит красным по пять минут",
-)
+SINGLES = PACKABLE[:10]
 
 
 def chat_and_worker(database: Database, clock: FrozenClock) -> tuple[PacedChat, OutboxWorker]:
