@@ -1,5 +1,5 @@
 """Reading a request body from outside, bounded: one place for every endpoint that is not
-the API's JSON (the VK Callback API, Telegram's webhook)."""
+the API's JSON (the VK Callback API, Telegram's webhook, the web form)."""
 
 from __future__ import annotations
 

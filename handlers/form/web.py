@@ -37,6 +37,7 @@ from handlers.form.guard import (
     networks,
     reference_of,
 )
+from handlers.http_body import read_at_most
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +213,9 @@ class FormWeb:
             raise _Refusal(415, "unreadable")
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise _Refusal(413, "too_large")
-        body = bytearray()
-        while chunk := await request.content.read(16 * 1024):
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise _Refusal(413, "too_large")
+        body = await read_at_most(request, MAX_BODY)
+        if body is None:
+            raise _Refusal(413, "too_large")
         try:
             pairs = parse_qsl(
                 body.decode("utf-8"),
