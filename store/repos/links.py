@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import TERMINAL_STATES, Sentiment
 from bot.ports import RelatedCases, SimilarCandidate
 from store import crypto
-from store.driver import chunks
+from store.driver import chunks, insert_rows
 from store.models import (
     MENTION_PERSONAL,
     AuthorIdentityRow,
@@ -23,6 +24,8 @@ from store.models import (
 
 _CLOSED = [s.value for s in TERMINAL_STATES]
 _TEXT_AT = MENTION_PERSONAL.index("text")
+_BANDS = cast(Table, MentionBandRow.__table__)
+_BAND_COLUMNS = ("mention_id", "department", "band_hash", "received_at")
 
 
 class SqlLinkRepository:
@@ -137,14 +140,9 @@ class SqlLinkRepository:
         await self._s.execute(
             delete(MentionBandRow).where(MentionBandRow.received_at < prune_before)
         )
-        if rows:
-            await self._s.execute(
-                insert(MentionBandRow),
-                [
-                    {"mention_id": m, "department": d, "band_hash": b, "received_at": at}
-                    for m, d, b, at in rows
-                ],
-            )
+        # Straight to the driver: a batch gives thousands of bands, each hashed (one call for
+        # the column) and none needing the ORM.
+        await insert_rows(self._s, _BANDS, _BAND_COLUMNS, rows)
 
     async def move_bands(self, case_id: int, department: str) -> None:
         mentions = select(MentionRow.id).where(MentionRow.case_id == case_id)
