@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.model import TERMINAL_STATES, Sentiment
 from bot.ports import RelatedCases, SimilarCandidate
 from store import crypto
-from store.driver import chunks, insert_rows
+from store.driver import chunks, insert_rows, one_of
 from store.models import (
     MENTION_PERSONAL,
     AuthorIdentityRow,
@@ -56,7 +56,7 @@ class SqlLinkRepository:
         for chunk in chunks(sorted(story_ids)):
             rows = await self._s.execute(
                 joined.add_columns(MentionRow.story_hash, newest)
-                .where(MentionRow.story_hash.in_(chunk))
+                .where(one_of(self._s, MentionRow.story_hash, chunk))
                 .group_by(MentionRow.story_hash)
             )
             by_story.update((stories[hashed], int(case_id)) for hashed, case_id in rows)
@@ -65,7 +65,9 @@ class SqlLinkRepository:
         for column in (MentionRow.reply_to_url_hash, MentionRow.url_hash):
             for chunk in chunks(sorted(thread_urls)):
                 rows = await self._s.execute(
-                    joined.add_columns(column, newest).where(column.in_(chunk)).group_by(column)
+                    joined.add_columns(column, newest)
+                    .where(one_of(self._s, column, chunk))
+                    .group_by(column)
                 )
                 for hashed, case_id in rows:
                     key = threads[hashed]
@@ -75,7 +77,7 @@ class SqlLinkRepository:
         for ids in chunks(author_ids):
             rows = await self._s.execute(
                 joined.add_columns(MentionRow.author_id, CaseRow.department, newest)
-                .where(MentionRow.author_id.in_(ids), MentionRow.received_at >= since)
+                .where(one_of(self._s, MentionRow.author_id, ids), MentionRow.received_at >= since)
                 .group_by(MentionRow.author_id, CaseRow.department)
             )
             for author_id, department, case_id in rows:
@@ -110,7 +112,7 @@ class SqlLinkRepository:
                     .join(CaseRow, CaseRow.id == MentionRow.case_id)
                     .where(
                         MentionBandRow.department == department,
-                        MentionBandRow.band_hash.in_(chunk),
+                        one_of(self._s, MentionBandRow.band_hash, chunk),
                         MentionBandRow.received_at >= since,
                         CaseRow.state.not_in(_CLOSED),
                         CaseRow.drill.is_(False),
@@ -162,7 +164,10 @@ class SqlLinkRepository:
             for cases in chunks(sorted(case_ids)):
                 rows = await self._s.execute(
                     select(MentionRow.case_id, MentionRow.author_id)
-                    .where(MentionRow.author_id.in_(authors), MentionRow.case_id.in_(cases))
+                    .where(
+                        one_of(self._s, MentionRow.author_id, authors),
+                        one_of(self._s, MentionRow.case_id, cases),
+                    )
                     .distinct()
                 )
                 found.update((int(c), int(a)) for c, a in rows)

@@ -20,6 +20,7 @@ from store.driver import (
     driver_sql,
     insert_numbered,
     insert_returning,
+    one_of,
     raced,
     rows_in,
 )
@@ -97,7 +98,7 @@ class SqlMentionRepository:
         for chunk in chunks(sorted(case_ids)):
             firsts = (
                 select(func.min(MentionRow.id))
-                .where(MentionRow.case_id.in_(chunk))
+                .where(one_of(self._s, MentionRow.case_id, chunk))
                 .group_by(MentionRow.case_id)
             )
             for row in await self._s.scalars(select(MentionRow).where(MentionRow.id.in_(firsts))):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Case
 from bot.sla.timers import Timer
-from store.driver import chunks, in_list, insert_rows, select_rows
+from store.driver import chunks, in_list, insert_rows, one_of, select_rows
 from store.mappers import case_from_row, timer_from_row, timer_values
 from store.models import CaseRow, TimerRow
 
@@ -51,7 +51,9 @@ class SqlTimerRepository:
             keys = {row["key"] for row in rows}
             known = 0
             for part in chunks(sorted(keys)):
-                found = await self._s.execute(select(_TIMERS.c.key).where(_TIMERS.c.key.in_(part)))
+                found = await self._s.execute(
+                    select(_TIMERS.c.key).where(one_of(self._s, _TIMERS.c.key, part))
+                )
                 known += len(found.all())
             values = [tuple(row[name] for name in _ARMED) for row in rows]
             await insert_rows(self._s, _TIMERS, _ARMED, values, skip_conflicts_on="key")
