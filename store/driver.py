@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Float, Table, func
+from sqlalchemy import Float, Table, any_, bindparam, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Dialect, Result, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from bot.ports import ConcurrentUpdate
@@ -39,6 +41,18 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     """`items` in slices of `size`, for IN lists and executemany batches."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def one_of(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`: one parameter, so the
+    statement's text, and the prepared statement the server keeps for it, is the same for
+    any number of values (an IN list of each length is parsed and planned anew)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(
+            ColumnElement[bool],
+            column == any_(bindparam(None, list(values), type_=ARRAY(column.type))),
+        )
+    return cast(ColumnElement[bool], column.in_(values))
 
 
 def conflict_insert(session: AsyncSession, table: Any) -> PostgresInsert | SqliteInsert:
@@ -166,20 +180,79 @@ async def insert_rows(
     """INSERT each row (values in `columns` order); with `skip_conflicts_on`, a row whose
     unique column already holds its value is left out (ON CONFLICT DO NOTHING: SQLite 3.24+
     and PostgreSQL). The models' Python-side defaults do not apply here: give every column
-    that has no server default."""
+    that has no server default. SQLite runs the statement once a row (executemany: cheap
+    in-process); PostgreSQL gets one statement for all rows (_unnest_insert)."""
     if not rows:
         return
     connection = await session.connection()
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
+    values = database_form(rows, processors(dialect, table, columns))
+    skip = (
+        "" if skip_conflicts_on is None else f" ON CONFLICT ({quote(skip_conflicts_on)}) DO NOTHING"
+    )
+    if dialect.name == "postgresql":
+        sql, arrays = _unnest_insert(dialect, table, columns, values)
+        await connection.exec_driver_sql(sql + skip, arrays)
+        return
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         quote(table.name),
         ", ".join(quote(c) for c in columns),
         ", ".join(marks(dialect.paramstyle, len(columns))),
     )
-    if skip_conflicts_on is not None:
-        sql += f" ON CONFLICT ({quote(skip_conflicts_on)}) DO NOTHING"
-    await connection.exec_driver_sql(sql, database_form(rows, processors(dialect, table, columns)))
+    await connection.exec_driver_sql(sql + skip, values)
+
+
+async def insert_returning(
+    session: AsyncSession,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    returning: tuple[str, ...],
+) -> list[Row[Any]]:
+    """insert_rows on PostgreSQL, and the raw values of `returning` of each new row, in no
+    particular order (tell rows apart by a unique column)."""
+    if not rows:
+        return []
+    connection = await session.connection()
+    dialect = connection.dialect
+    values = database_form(rows, processors(dialect, table, columns))
+    sql, arrays = _unnest_insert(dialect, table, columns, values)
+    quote = dialect.identifier_preparer.quote
+    sql += " RETURNING " + ", ".join(quote(c) for c in returning)
+    return list((await connection.exec_driver_sql(sql, arrays)).all())
+
+
+def _unnest_insert(
+    dialect: Dialect, table: Table, columns: tuple[str, ...], values: Sequence[Sequence[Any]]
+) -> tuple[str, tuple[list[Any], ...]]:
+    """One INSERT … SELECT FROM unnest(column arrays) for all rows, on PostgreSQL: one statement
+    the server plans and runs once (executemany runs it once a row), its text the same for any
+    number of rows, so the prepared statement is reused."""
+    quote = dialect.identifier_preparer.quote
+    key = (table.name, columns)
+    sql = _UNNEST_SQL.get(key)
+    if sql is None:
+        arrays, picked = [], []
+        for i, name in enumerate(columns, 1):
+            kind = table.c[name].type.dialect_impl(dialect).compile(dialect=dialect)
+            # JSON arrives serialised (the type's bind processor): as text, then cast.
+            json = kind.startswith("JSON")
+            arrays.append(f"CAST(${i} AS {'TEXT' if json else kind}[])")
+            picked.append(f"v{i}::{kind}" if json else f"v{i}")
+        names = ", ".join(f"v{i}" for i in range(1, len(columns) + 1))
+        sql = _UNNEST_SQL[key] = "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS v({})".format(
+            quote(table.name),
+            ", ".join(quote(c) for c in columns),
+            ", ".join(picked),
+            ", ".join(arrays),
+            names,
+        )
+    by_column = tuple(list(column) for column in zip(*values, strict=True))
+    return sql, by_column
+
+
+_UNNEST_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 _CONVERTERS: dict[tuple[str, str, tuple[str, ...]], list[tuple[int, Any]]] = {}
@@ -244,6 +317,13 @@ async def rows_in(
     """Rows of `template` for `keys`, CHUNK keys a statement. In the template `?` stands for
     each of the `fixed` parameters (in database form) and `{keys}` for the list of keys."""
     found: list[Row[Any]] = []
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql" and keys:
+        # One array parameter for all keys: one statement, its text (and so its prepared
+        # statement) the same for any number of keys.
+        kind = "BIGINT" if isinstance(keys[0], int) else "TEXT"
+        sql = template.replace("IN ({keys})", f"= ANY(CAST(? AS {kind}[]))")
+        return await fetch(session, sql, (*fixed, list(keys)))
     for chunk in chunks(keys):
         found += await fetch(session, template.format(keys=in_list(len(chunk))), (*fixed, *chunk))
     return found

@@ -126,7 +126,8 @@ class DepartmentRouter:
             )
         )
         strongest = heapq.nlargest(_SIGNALS, range(len(pushes)), key=pushes.__getitem__)
-        return tuple(readable(features.names[i]) for i in strongest if pushes[i] > 0)
+        names = features.names  # computed on each access: once, not once a signal
+        return tuple(readable(names[i]) for i in strongest if pushes[i] > 0)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_ROUTER_PATH) -> DepartmentRouter:

@@ -51,6 +51,12 @@ def _phrase(keyword: str, stem: Stemmer) -> tuple[str, ...]:
     return tuple(stem(normalise_word(w)) for w in WORD_RE.findall(keyword))
 
 
+@lru_cache(maxsize=65_536)
+def _stemmed(word: str, stem: Stemmer) -> str:
+    # Every mention repeats the common words: a look-up costs far less than lemmatising.
+    return stem(normalise_word(word))
+
+
 # Inside a phrase, parts this short match whole words only: as prefixes, "в" and "с" would
 # begin half the words of Russian ("в суд" must not match "вот судя").
 _WHOLE_WORD_MAX = 2
@@ -60,7 +66,7 @@ class _Words:
     """The words of a text, indexed so a prefix look-up is a binary search."""
 
     def __init__(self, text: str, stem: Stemmer) -> None:
-        self.tokens = [stem(normalise_word(w)) for w in WORD_RE.findall(text)]
+        self.tokens = [_stemmed(w, stem) for w in WORD_RE.findall(text)]
         self._sorted = sorted(set(self.tokens))
         # Every beginning of every word: most keywords begin none, and a set look-up says so
         # before any search (routing tries a few hundred keywords per mention).

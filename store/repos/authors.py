@@ -21,6 +21,7 @@ from store.driver import (
     driver_sql,
     insert_numbered,
     insert_rows,
+    one_of,
     processors,
     raced,
     result_processor,
@@ -68,7 +69,7 @@ class SqlAuthorRepository:
         for chunk in chunks(sorted(set(author_ids))):
             for row in await self._s.scalars(
                 select(AuthorRow)
-                .where(AuthorRow.id.in_(chunk))
+                .where(one_of(self._s, AuthorRow.id, chunk))
                 .execution_options(populate_existing=True)
             ):
                 found[row.id] = author_from_row(row)
@@ -78,7 +79,7 @@ class SqlAuthorRepository:
         found: dict[int, frozenset[AuthorLabel]] = {}
         for chunk in chunks(sorted(set(author_ids))):
             rows = await self._s.execute(
-                select(AuthorRow.id, AuthorRow.labels).where(AuthorRow.id.in_(chunk))
+                select(AuthorRow.id, AuthorRow.labels).where(one_of(self._s, AuthorRow.id, chunk))
             )
             for author_id, labels in rows:
                 found[author_id] = frozenset(AuthorLabel(label) for label in labels or ())

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages.outbox import UNDELIVERED, OutboxOp, OutboxStatus
 from bot.model import TERMINAL_STATES, Case, CaseState, Draft
 from bot.ports import ConcurrentUpdate, DepartmentStatus
-from store.driver import chunks, raced, rowcount
+from store.driver import chunks, one_of, raced, rowcount
 from store.mappers import case_from_row, case_values, draft_from_row, draft_values
 from store.models import CaseRow, DraftRow, MessageRefRow, OutboxRow
 
@@ -84,7 +84,7 @@ class SqlCaseRepository:
         rows: list[Row[Any]] = []
         for chunk in chunks(case_ids):
             # Plain rows, not ORM objects: cheaper, and nothing is changed through the session.
-            query = select(table).where(table.c.id.in_(chunk))
+            query = select(table).where(one_of(self._s, table.c.id, chunk))
             if lock:
                 # Row locks taken in id order (chunks of a sorted list): two writers joining
                 # the same cases queue behind each other instead of deadlocking. SQLite has
@@ -137,7 +137,7 @@ class SqlCaseRepository:
             matched = 0
             for chunk in chunks(list(wanted)):
                 found = await self._s.execute(
-                    select(table.c.id, table.c.version).where(table.c.id.in_(chunk))
+                    select(table.c.id, table.c.version).where(one_of(self._s, table.c.id, chunk))
                 )
                 matched += sum(1 for case_id, version in found if wanted[case_id] == version)
         if matched != len(cases):
@@ -255,7 +255,7 @@ class SqlCaseRepository:
         for chunk in chunks(case_ids):
             rows = await self._s.scalars(
                 select(DraftRow)
-                .where(DraftRow.case_id.in_(chunk))
+                .where(one_of(self._s, DraftRow.case_id, chunk))
                 .order_by(DraftRow.case_id, DraftRow.version)
             )
             for row in rows:

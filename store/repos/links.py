@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import TERMINAL_STATES, Sentiment
 from bot.ports import RelatedCases, SimilarCandidate
 from store import crypto
-from store.driver import chunks
+from store.driver import chunks, insert_rows, one_of
 from store.models import (
     MENTION_PERSONAL,
     AuthorIdentityRow,
@@ -23,6 +24,8 @@ from store.models import (
 
 _CLOSED = [s.value for s in TERMINAL_STATES]
 _TEXT_AT = MENTION_PERSONAL.index("text")
+_BANDS = cast(Table, MentionBandRow.__table__)
+_BAND_COLUMNS = ("mention_id", "department", "band_hash", "received_at")
 
 
 class SqlLinkRepository:
@@ -53,7 +56,7 @@ class SqlLinkRepository:
         for chunk in chunks(sorted(story_ids)):
             rows = await self._s.execute(
                 joined.add_columns(MentionRow.story_hash, newest)
-                .where(MentionRow.story_hash.in_(chunk))
+                .where(one_of(self._s, MentionRow.story_hash, chunk))
                 .group_by(MentionRow.story_hash)
             )
             by_story.update((stories[hashed], int(case_id)) for hashed, case_id in rows)
@@ -62,7 +65,9 @@ class SqlLinkRepository:
         for column in (MentionRow.reply_to_url_hash, MentionRow.url_hash):
             for chunk in chunks(sorted(thread_urls)):
                 rows = await self._s.execute(
-                    joined.add_columns(column, newest).where(column.in_(chunk)).group_by(column)
+                    joined.add_columns(column, newest)
+                    .where(one_of(self._s, column, chunk))
+                    .group_by(column)
                 )
                 for hashed, case_id in rows:
                     key = threads[hashed]
@@ -72,7 +77,7 @@ class SqlLinkRepository:
         for ids in chunks(author_ids):
             rows = await self._s.execute(
                 joined.add_columns(MentionRow.author_id, CaseRow.department, newest)
-                .where(MentionRow.author_id.in_(ids), MentionRow.received_at >= since)
+                .where(one_of(self._s, MentionRow.author_id, ids), MentionRow.received_at >= since)
                 .group_by(MentionRow.author_id, CaseRow.department)
             )
             for author_id, department, case_id in rows:
@@ -107,7 +112,7 @@ class SqlLinkRepository:
                     .join(CaseRow, CaseRow.id == MentionRow.case_id)
                     .where(
                         MentionBandRow.department == department,
-                        MentionBandRow.band_hash.in_(chunk),
+                        one_of(self._s, MentionBandRow.band_hash, chunk),
                         MentionBandRow.received_at >= since,
                         CaseRow.state.not_in(_CLOSED),
                         CaseRow.drill.is_(False),
@@ -137,14 +142,9 @@ class SqlLinkRepository:
         await self._s.execute(
             delete(MentionBandRow).where(MentionBandRow.received_at < prune_before)
         )
-        if rows:
-            await self._s.execute(
-                insert(MentionBandRow),
-                [
-                    {"mention_id": m, "department": d, "band_hash": b, "received_at": at}
-                    for m, d, b, at in rows
-                ],
-            )
+        # Straight to the driver: a batch gives thousands of bands, each hashed (one call for
+        # the column) and none needing the ORM.
+        await insert_rows(self._s, _BANDS, _BAND_COLUMNS, rows)
 
     async def move_bands(self, case_id: int, department: str) -> None:
         mentions = select(MentionRow.id).where(MentionRow.case_id == case_id)
@@ -164,7 +164,10 @@ class SqlLinkRepository:
             for cases in chunks(sorted(case_ids)):
                 rows = await self._s.execute(
                     select(MentionRow.case_id, MentionRow.author_id)
-                    .where(MentionRow.author_id.in_(authors), MentionRow.case_id.in_(cases))
+                    .where(
+                        one_of(self._s, MentionRow.author_id, authors),
+                        one_of(self._s, MentionRow.case_id, cases),
+                    )
                     .distinct()
                 )
                 found.update((int(c), int(a)) for c, a in rows)

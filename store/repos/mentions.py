@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -18,8 +17,10 @@ from store import crypto
 from store.driver import (
     chunks,
     conflict_insert,
+    driver_sql,
     insert_numbered,
-    insert_rows,
+    insert_returning,
+    one_of,
     raced,
     rows_in,
 )
@@ -36,9 +37,10 @@ _KNOWN = (
     f"SELECT external_id_hash FROM {_MENTIONS.name} "
     "WHERE source = ? AND external_id_hash IN ({keys})"
 )
-_NUMBERED = (
-    f"SELECT external_id_hash, id FROM {_MENTIONS.name} "
-    "WHERE source = ? AND external_id_hash IN ({keys})"
+_ATTACH = (
+    f"UPDATE {_MENTIONS.name} SET case_id = v.case_id "
+    "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BIGINT[])) AS v(id, case_id) "
+    f"WHERE {_MENTIONS.name}.id = v.id"
 )
 
 
@@ -77,6 +79,13 @@ class SqlMentionRepository:
     async def attach_many(self, pairs: Sequence[tuple[int, int]]) -> None:
         if not pairs:
             return
+        if self._s.get_bind().dialect.name == "postgresql":
+            # One statement the server runs once, not once a mention.
+            ids, cases = zip(*pairs, strict=True)
+            connection = await self._s.connection()
+            sql = driver_sql(connection.dialect, _ATTACH)
+            await connection.exec_driver_sql(sql, (list(ids), list(cases)))
+            return
         statement = (
             update(_MENTIONS)
             .where(_MENTIONS.c.id == bindparam("b_id"))
@@ -89,7 +98,7 @@ class SqlMentionRepository:
         for chunk in chunks(sorted(case_ids)):
             firsts = (
                 select(func.min(MentionRow.id))
-                .where(MentionRow.case_id.in_(chunk))
+                .where(one_of(self._s, MentionRow.case_id, chunk))
                 .group_by(MentionRow.case_id)
             )
             for row in await self._s.scalars(select(MentionRow).where(MentionRow.id.in_(firsts))):
@@ -188,17 +197,14 @@ class SqlMentionRepository:
         if self._s.get_bind().dialect.name == "sqlite":
             with raced("mentions"):
                 return await insert_numbered(self._s, _MENTIONS, MENTION_COLUMNS, rows)
+        # On PostgreSQL ids come from a sequence other writers share: the insert returns them,
+        # with the row's (source, external id hash) to tell which is whose.
         with raced("mentions"):
-            await insert_rows(self._s, _MENTIONS, MENTION_COLUMNS, rows)
-        # Elsewhere ids come from a sequence other writers share: look them up.
-        by_source: dict[str, list[str]] = defaultdict(list)
-        for mention in mentions:
-            by_source[mention.source].append(mention.external_id)
-        ids: dict[tuple[str, str], int] = {}
-        for source, external_ids in by_source.items():
-            by_hash = _by_hash(external_ids)
-            found = await rows_in(self._s, _NUMBERED, (source,), sorted(by_hash))
-            ids.update(((source, by_hash[hashed]), int(new_id)) for hashed, new_id in found)
+            found = await insert_returning(
+                self._s, _MENTIONS, MENTION_COLUMNS, rows, ("source", "external_id_hash", "id")
+            )
+        by_hash = _by_hash([m.external_id for m in mentions])
+        ids = {(source, by_hash[hashed]): int(new_id) for source, hashed, new_id in found}
         return [ids[m.source, m.external_id] for m in mentions]
 
 

@@ -37,7 +37,7 @@ from bot.messages.outbox import (
 )
 from bot.messages.views import as_view
 from bot.model import CaseState, Priority
-from store.driver import chunks, conflict_insert, insert_rows, rowcount
+from store.driver import chunks, conflict_insert, insert_rows, one_of, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
 from store.models import CaseRow, MessageRefRow, OutboxRow
 
@@ -126,7 +126,9 @@ class SqlOutboxRepository:
         known = 0
         for chunk in chunks(sorted(keys)):
             found = await self._s.execute(
-                select(_OUTBOX.c.idempotency_key).where(_OUTBOX.c.idempotency_key.in_(chunk))
+                select(_OUTBOX.c.idempotency_key).where(
+                    one_of(self._s, _OUTBOX.c.idempotency_key, chunk)
+                )
             )
             known += len(found.all())
         await insert_rows(
@@ -159,7 +161,7 @@ class SqlOutboxRepository:
                 query = select(*columns).where(
                     _OUTBOX.c.transport == transport,
                     _OUTBOX.c.chat == chat,
-                    _OUTBOX.c.ref_key.in_(chunk),
+                    one_of(self._s, _OUTBOX.c.ref_key, chunk),
                     _OUTBOX.c.status == OutboxStatus.PENDING.value,
                 )
                 waiting += (await self._s.execute(query)).all()

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.model import Case
 from bot.sla.timers import Timer
-from store.driver import chunks, conflict_insert, in_list, select_rows
+from store.driver import chunks, in_list, insert_rows, one_of, select_rows
 from store.mappers import case_from_row, timer_from_row, timer_values
 from store.models import CaseRow, TimerRow
 
@@ -23,6 +23,7 @@ _CASE_COLUMNS = tuple(column.name for column in _CASES.c)
 _CaseValues = namedtuple("_CaseValues", _CASE_COLUMNS)  # type: ignore[misc]
 _TIMER_COLUMNS = tuple(column.name for column in _TIMERS.c)
 _TimerValues = namedtuple("_TimerValues", _TIMER_COLUMNS)  # type: ignore[misc]
+_ARMED = ("case_id", "kind", "due_at", "payload", "key", "fired_at")  # timer_values' columns
 
 
 class SqlTimerRepository:
@@ -42,8 +43,7 @@ class SqlTimerRepository:
     async def add_many(self, timers: Sequence[Timer]) -> int:
         if not timers:
             return 0
-        # One cached statement, executemany: a multi-row VALUES is compiled anew each time.
-        statement = conflict_insert(self._s, _TIMERS).on_conflict_do_nothing(index_elements=["key"])
+        # Straight to the driver (store/driver.py): one statement for all on PostgreSQL.
         added = 0
         for chunk in chunks(timers, 5_000):
             rows = timer_values(chunk)
@@ -51,9 +51,12 @@ class SqlTimerRepository:
             keys = {row["key"] for row in rows}
             known = 0
             for part in chunks(sorted(keys)):
-                found = await self._s.execute(select(_TIMERS.c.key).where(_TIMERS.c.key.in_(part)))
+                found = await self._s.execute(
+                    select(_TIMERS.c.key).where(one_of(self._s, _TIMERS.c.key, part))
+                )
                 known += len(found.all())
-            await self._s.execute(statement, rows)
+            values = [tuple(row[name] for name in _ARMED) for row in rows]
+            await insert_rows(self._s, _TIMERS, _ARMED, values, skip_conflicts_on="key")
             added += len(keys) - known
         return added
 
