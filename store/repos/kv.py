@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.driver import conflict_insert
 from store.models import KeyValueRow
 
 
@@ -20,14 +20,5 @@ class SqlKeyValueRepository:
         await self._s.merge(KeyValueRow(key=key, value=value))
         await self._s.flush()
 
-    async def keep_first(self, key: str, value: str) -> str:
-        """Store `value` unless the key has one already; the stored value either way. Of
-        several processes racing, the first writer wins and all get its value."""
-        await self._s.execute(
-            conflict_insert(self._s, KeyValueRow)
-            .values(key=key, value=value)
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
-        stored = await self.get(key)
-        assert stored is not None
-        return stored
+    async def delete(self, key: str) -> None:
+        await self._s.execute(delete(KeyValueRow).where(KeyValueRow.key == key))

@@ -1,6 +1,8 @@
-"""Telegram updates taken by webhook (handlers/telegram/webhook.py): claimed by update id
-before they are handled, so a delivery Telegram retries, on this instance or another, acts
-once; marked done after; claimed again only when a claim went stale (its instance died)."""
+"""Telegram updates claimed by id before they are handled (handlers/telegram/once.py), whether
+they came by webhook or by long polling: a delivery Telegram retries, an update a new polling
+leader fetches again, on this instance or another, acts once. Marked done after; while in
+hand the claim is renewed, so it goes stale only when its instance died, and is then claimed
+again."""
 
 from __future__ import annotations
 
@@ -68,6 +70,21 @@ class SqlTelegramUpdateRepository:
         if state is None:  # released between our statements: try again
             return await self.claim(bot_id, update_id, instance, now, stale_before)
         return UpdateClaim.DONE if state == DONE else UpdateClaim.BUSY
+
+    async def renew(self, bot_id: int, update_id: int, instance: str, now: datetime) -> bool:
+        """Still in hand: the claim's time moves on, so that it never looks stale while its
+        instance lives, however long the handling takes. False when it is no longer ours."""
+        renewed = await self._s.execute(
+            update(TelegramUpdateRow)
+            .where(
+                TelegramUpdateRow.bot_id == bot_id,
+                TelegramUpdateRow.update_id == update_id,
+                TelegramUpdateRow.state == PROCESSING,
+                TelegramUpdateRow.instance == instance,
+            )
+            .values(claimed_at=now)
+        )
+        return rowcount(renewed) == 1
 
     async def done(self, bot_id: int, update_id: int, now: datetime) -> None:
         await self._s.execute(

@@ -1,0 +1,174 @@
+"""Each Telegram update acts once, however it arrives and whichever instance sees it: by webhook
+(webhook.py; Telegram delivers again after a non-2xx answer or a timeout, maybe to another
+instance) or by long polling (polling.py; a new leader may fetch again what the old one handled
+but had not confirmed yet).
+
+The update is claimed by its id in the database (store/repos/telegram_updates.py) before the
+aiogram dispatcher sees it, and marked done after:
+- claimed here: handled, then done. While it is handled the claim is renewed every third of
+  `reclaim_after_s`, so a handling that outlasts Telegram's redelivery (60 s) or the reclaim
+  time still counts as in hand and nobody else acts on it;
+- done before: nothing acts;
+- in hand elsewhere (a live, renewed claim): waited for a little, then left to the caller
+  (webhook: 503 and Telegram retries; polling: asks again). A claim not renewed for
+  `reclaim_after_s` is an instance that died: it is taken over and handled here.
+If handling fails in a way that may pass (the database; Telegram busy or unreachable) the claim
+is released and the caller has the update handled again. A call Telegram refuses for good (a
+press answered too late) ends the update as handled, logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from datetime import timedelta
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
+
+from bot.clock import Clock
+from store.db import Database
+from store.repos.telegram_updates import UpdateClaim
+
+log = logging.getLogger(__name__)
+
+BUSY_CHECK_S = 0.1  # how often a claim in hand elsewhere is looked at again
+# Failures that may pass (Telegram busy or unreachable): the update is handled again.
+_PASSING = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter)
+KEEP_SEEN = timedelta(days=2)  # Telegram keeps an undelivered update for 24 hours
+PRUNE_EVERY = timedelta(hours=1)
+RENEWALS_PER_RECLAIM = 3  # a claim is renewed this often within the reclaim time
+
+
+class Handled(enum.Enum):
+    HERE = "here"  # handled by this call, and marked done
+    BEFORE = "before"  # done already: nothing acted
+    ELSEWHERE = "elsewhere"  # in hand elsewhere right now: nothing acted, ask again later
+    FAILED = "failed"  # not handled, claim released: handle it again
+
+
+class OnceHandler:
+    """Claims, handles through the dispatcher and marks done: one update at a time, any number
+    at once."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        dispatcher: Dispatcher,
+        database: Database,
+        clock: Clock,
+        instance: str,
+        reclaim_after_s: float,
+        **handler_data: Any,  # what every handler gets (`ctx`)
+    ) -> None:
+        self._bot = bot
+        self._dispatcher = dispatcher
+        self._database = database
+        self._clock = clock
+        self._instance = instance
+        self._reclaim_after = timedelta(seconds=reclaim_after_s)
+        self._renew_every_s = reclaim_after_s / RENEWALS_PER_RECLAIM
+        self._handler_data = handler_data
+        self._pruned_at = clock.now() - PRUNE_EVERY  # the first handled update prunes
+
+    async def handle(self, update: Update, busy_wait_s: float) -> Handled:
+        """Handle `update` unless it was or is being handled; a claim in hand elsewhere is
+        waited for up to `busy_wait_s`."""
+        update_id = update.update_id
+        try:
+            claim = await self._claim(update_id, busy_wait_s)
+        except Exception:
+            log.exception("telegram: update %s could not be claimed", update_id)
+            return Handled.FAILED
+        if claim is UpdateClaim.DONE:
+            log.info("telegram: update %s again: already handled", update_id)
+            return Handled.BEFORE
+        if claim is UpdateClaim.BUSY:
+            log.info("telegram: update %s is being handled elsewhere", update_id)
+            return Handled.ELSEWHERE
+        renewing = asyncio.create_task(self._renew_while_in_hand(update_id))
+        try:
+            response = await self._dispatcher.feed_update(self._bot, update, **self._handler_data)
+            if isinstance(response, TelegramMethod):  # a handler's answer "into the webhook"
+                await self._dispatcher.silent_call_request(self._bot, response)
+        except TelegramAPIError as error:
+            if isinstance(error, _PASSING):
+                return await self._failed(update_id)
+            # Telegram refused a call the handler made (a press answered too late, a message
+            # gone): handling it again would meet the same refusal.
+            log.error("telegram: update %s: Telegram refused a call: %s", update_id, error)
+        except Exception:
+            return await self._failed(update_id)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        await self._done(update_id)
+        return Handled.HERE
+
+    async def _claim(self, update_id: int, busy_wait_s: float) -> UpdateClaim:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + busy_wait_s
+        while True:
+            now = self._clock.now()
+            async with self._database.uow() as uow:
+                claim = await uow.telegram_updates.claim(
+                    self._bot.id, update_id, self._instance, now, now - self._reclaim_after
+                )
+                await uow.commit()
+            if claim is not UpdateClaim.BUSY or loop.time() >= deadline:
+                return claim
+            await asyncio.sleep(BUSY_CHECK_S)
+
+    async def _renew_while_in_hand(self, update_id: int) -> None:
+        while True:
+            await asyncio.sleep(self._renew_every_s)
+            try:
+                async with self._database.uow() as uow:
+                    ours = await uow.telegram_updates.renew(
+                        self._bot.id, update_id, self._instance, self._clock.now()
+                    )
+                    await uow.commit()
+            except Exception:
+                # The next renewal may pass; only a claim left unrenewed for the whole
+                # reclaim time can be taken over.
+                log.warning("telegram: the claim on update %s was not renewed", update_id)
+                continue
+            if not ours:
+                log.error("telegram: update %s was taken over while in hand here", update_id)
+                return
+
+    async def _failed(self, update_id: int) -> Handled:
+        log.exception("telegram: update %s failed; it will be handled again", update_id)
+        try:
+            async with self._database.uow() as uow:
+                await uow.telegram_updates.release(self._bot.id, update_id, self._instance)
+                await uow.commit()
+        except Exception:
+            # The claim then goes stale: handled again after reclaim_after_s.
+            log.exception("telegram: the claim on update %s could not be released", update_id)
+        return Handled.FAILED
+
+    async def _done(self, update_id: int) -> None:
+        now = self._clock.now()
+        try:
+            async with self._database.uow() as uow:
+                await uow.telegram_updates.done(self._bot.id, update_id, now)
+                if now - self._pruned_at >= PRUNE_EVERY:
+                    self._pruned_at = now
+                    await uow.telegram_updates.prune(now - KEEP_SEEN)
+                await uow.commit()
+        except Exception:
+            # Handled all the same (the webhook answers 200, polling confirms it); the claim
+            # stays "processing" and only a stray replay after the reclaim time repeats it.
+            log.exception("telegram: update %s handled but not marked done", update_id)
