@@ -65,3 +65,23 @@ async def test_old_updates_are_pruned(database: Database) -> None:
         await uow.commit()
     assert await claim(database, 4, "b", T0 + timedelta(days=3)) is UpdateClaim.TAKEN
     assert await claim(database, 5, "b", T0 + timedelta(days=3)) is UpdateClaim.BUSY
+
+
+async def test_a_renewed_claim_stays_in_hand_and_one_left_unrenewed_is_taken_over(
+    database: Database,
+) -> None:
+    assert await claim(database, 6, "slow", T0) is UpdateClaim.TAKEN
+    # Handling outlasts the reclaim time twice over; renewed all along, nobody takes it.
+    for seconds in (30, 60, 90, 120):
+        async with database.uow() as uow:
+            assert await uow.telegram_updates.renew(BOT, 6, "slow", T0 + timedelta(seconds=seconds))
+            await uow.commit()
+        at = T0 + timedelta(seconds=seconds + 30)
+        assert await claim(database, 6, "b", at) is UpdateClaim.BUSY
+    # "slow" died after its last renewal: a reclaim time later the claim is stale.
+    later = T0 + timedelta(seconds=120) + RECLAIM + timedelta(seconds=1)
+    assert await claim(database, 6, "b", later) is UpdateClaim.TAKEN
+    async with database.uow() as uow:  # not "slow"'s any more: its renewal says so
+        assert not await uow.telegram_updates.renew(BOT, 6, "slow", later)
+        await uow.commit()
+    assert await claim(database, 6, "c", later) is UpdateClaim.BUSY

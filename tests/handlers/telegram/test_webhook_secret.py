@@ -1,0 +1,46 @@
+"""The webhook's secret (handlers/telegram/webhook.py): derived from the index key and the
+bot's id, so every instance with the keys computes the same one and none is stored; a
+configured `secret_token` wins; the copy an old release stored goes. On SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+from bot.settings.connections import TelegramWebhookConfig
+from handlers.telegram.webhook import LEGACY_SECRET_KEY, webhook_secret
+from store import crypto
+from store.db import Database
+
+BOT = 123456
+HOOK = TelegramWebhookConfig(url="https://bot.example.org")
+TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook takes
+
+
+async def test_derived_alike_by_every_instance_and_stored_nowhere(database: Database) -> None:
+    async with database.uow() as uow:  # as an upgraded database has it
+        await uow.kv.set(LEGACY_SECRET_KEY, "kept-by-an-old-release")
+        await uow.commit()
+    secret = await webhook_secret(HOOK, database, BOT)
+    assert TELEGRAM_SECRET.fullmatch(secret) and len(secret) == 43
+    assert secret == await webhook_secret(HOOK, database, BOT)
+    assert secret != await webhook_secret(HOOK, database, BOT + 1)  # another bot, another one
+    async with database.uow() as uow:
+        assert await uow.kv.get(LEGACY_SECRET_KEY) is None
+    configured = HOOK.model_copy(update={"secret_token": "set-by-the-operator_1"})
+    assert await webhook_secret(configured, database, BOT) == "set-by-the-operator_1"
+
+
+def test_the_derived_secret_follows_the_index_key_not_the_data_keys() -> None:
+    """Instances share the index key and never rotate it; during a data key rotation they
+    hold different current keys one restart after another, and must still agree."""
+    index = crypto.new_key_text()
+    before = crypto.parse_keys(f"old:{crypto.new_key_text()}", index, origin="test")
+    rotated = crypto.parse_keys(
+        f"new:{crypto.new_key_text()},old:{crypto.new_key_text()}", index, origin="test"
+    )
+    other = crypto.parse_keys(f"old:{crypto.new_key_text()}", crypto.new_key_text(), "test")
+    label = f"telegram webhook, bot {BOT}"
+    assert before.derived_secret(label) == rotated.derived_secret(label)
+    assert before.derived_secret(label) != other.derived_secret(label)
+    assert before.derived_secret(label) != before.derived_secret(label + "0")
