@@ -33,7 +33,7 @@ from handlers.telegram.polling import TelegramPoller
 from handlers.telegram.render import TelegramRenderer
 from handlers.telegram.seen import SeenChats
 from handlers.telegram.transport import TelegramTransport
-from handlers.telegram.webhook import TelegramWebhook, webhook_secret
+from handlers.telegram.webhook import TelegramWebhook, webhook_secrets
 from store.db import Database
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class TelegramAdapter:
             ctx=TelegramContext.of(services),  # what every handler gets as `ctx`
         )
         if self._config.mode == "webhook":
-            secret = await webhook_secret(self._config.webhook, self._database, self.bot.id)
-            self.webhook = TelegramWebhook(self._config.webhook, self.bot, once, secret)
+            secrets = await webhook_secrets(self._config.webhook, self._database, self.bot.id)
+            self.webhook = TelegramWebhook(self._config.webhook, self.bot, once, secrets)
             return  # the webhook is set once the endpoint is served (open_webhook)
         poller = TelegramPoller(
             self.bot,

@@ -16,7 +16,10 @@ answer or a timeout, perhaps to another instance, and it must act once.
 
 The secret comes from the config, or is derived from the keys every instance holds (HMAC under
 OTKLIK_INDEX_KEY, store/crypto.py) and the bot's id: the same on every instance, stored
-nowhere. Next: adapter.py, which sets the webhook once this endpoint is served.
+nowhere. The one an older release generated and kept in the database is still accepted while
+it is there, since an instance of that release starting during a rolling upgrade sets it
+again (expand, then contract: a later release deletes it).
+Next: adapter.py, which sets the webhook once this endpoint is served.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import hmac
 import json
 import logging
+from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.types import Update
@@ -39,7 +43,7 @@ from store.db import Database
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-# What the old releases kept in the database: the secret is derived now, that copy goes.
+# Where older releases kept the secret they generated.
 LEGACY_SECRET_KEY = "telegram.webhook_secret"
 SECRET_LABEL = "telegram webhook secret_token, bot "
 # An update is a message of up to 4,096 characters with its entities and the message it
@@ -48,31 +52,37 @@ MAX_UPDATE_BYTES = 1024 * 1024
 BUSY_WAIT_S = 5.0  # how long a retry waits for another request handling the same update
 
 
-async def webhook_secret(config: TelegramWebhookConfig, database: Database, bot_id: int) -> str:
-    """The configured secret, or one derived from the keys and the bot's id: every instance
-    computes the same, and none is stored (a copy an old release stored is deleted)."""
-    try:
-        async with database.uow() as uow:
-            await uow.kv.delete(LEGACY_SECRET_KEY)
-            await uow.commit()
-    except Exception:  # a leftover only: the next start tries again
-        log.warning("telegram: the webhook secret an old release stored could not be deleted")
-    if config.secret_token:
-        return config.secret_token
-    return database.keyring.derived_secret(f"{SECRET_LABEL}{bot_id}")
+@dataclass(frozen=True)
+class WebhookSecrets:
+    current: str  # what setWebhook is given
+    legacy: str | None = None  # an older release's stored one, still accepted
+
+
+async def webhook_secrets(
+    config: TelegramWebhookConfig, database: Database, bot_id: int
+) -> WebhookSecrets:
+    """The configured secret, or one derived from the keys and the bot's id (every instance
+    computes the same); with it the one an older release stored, if any."""
+    if config.secret_token:  # older releases used it too
+        return WebhookSecrets(config.secret_token)
+    async with database.uow() as uow:
+        legacy = await uow.kv.get(LEGACY_SECRET_KEY)
+    return WebhookSecrets(database.keyring.derived_secret(f"{SECRET_LABEL}{bot_id}"), legacy)
 
 
 class TelegramWebhook:
     """The endpoint at `config.path` on the API's HTTP server."""
 
     def __init__(
-        self, config: TelegramWebhookConfig, bot: Bot, once: OnceHandler, secret: str
+        self, config: TelegramWebhookConfig, bot: Bot, once: OnceHandler, secrets: WebhookSecrets
     ) -> None:
         self._config = config
         self._bot = bot
         self._once = once
-        self.secret = secret
-        self._secret = secret.encode()
+        self.secret = secrets.current
+        self._accepted = [
+            secret.encode() for secret in (secrets.current, secrets.legacy) if secret is not None
+        ]
         self._closing = False
         self._in_hand: set[asyncio.Task[web.Response]] = set()
 
@@ -91,7 +101,9 @@ class TelegramWebhook:
             return _answer(503, "this instance is stopping; Telegram will retry")
         # Header bytes that are not UTF-8 arrive as surrogates: they cannot match, nor raise.
         given = request.headers.get(SECRET_HEADER, "").encode(errors="replace")
-        if not hmac.compare_digest(given, self._secret):
+        # Each compared in constant time, all of them always: the time says nothing either.
+        matches = [hmac.compare_digest(given, secret) for secret in self._accepted]
+        if not any(matches):
             log.warning("telegram: webhook request from %s without the secret", request.remote)
             return _answer(403, "wrong secret token")
         if (request.content_length or 0) > MAX_UPDATE_BYTES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import KeyValueRow
@@ -19,6 +18,3 @@ class SqlKeyValueRepository:
     async def set(self, key: str, value: str) -> None:
         await self._s.merge(KeyValueRow(key=key, value=value))
         await self._s.flush()
-
-    async def delete(self, key: str) -> None:
-        await self._s.execute(delete(KeyValueRow).where(KeyValueRow.key == key))

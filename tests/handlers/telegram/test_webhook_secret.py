@@ -1,14 +1,14 @@
 """The webhook's secret (handlers/telegram/webhook.py): derived from the index key and the
 bot's id, so every instance with the keys computes the same one and none is stored; a
-configured `secret_token` wins; the copy an old release stored goes. On SQLite and
-PostgreSQL."""
+configured `secret_token` wins; the one an older release stored is still accepted beside it.
+On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import re
 
 from bot.settings.connections import TelegramWebhookConfig
-from handlers.telegram.webhook import LEGACY_SECRET_KEY, webhook_secret
+from handlers.telegram.webhook import LEGACY_SECRET_KEY, WebhookSecrets, webhook_secrets
 from store import crypto
 from store.db import Database
 
@@ -18,17 +18,25 @@ TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook takes
 
 
 async def test_derived_alike_by_every_instance_and_stored_nowhere(database: Database) -> None:
-    async with database.uow() as uow:  # as an upgraded database has it
-        await uow.kv.set(LEGACY_SECRET_KEY, "kept-by-an-old-release")
-        await uow.commit()
-    secret = await webhook_secret(HOOK, database, BOT)
-    assert TELEGRAM_SECRET.fullmatch(secret) and len(secret) == 43
-    assert secret == await webhook_secret(HOOK, database, BOT)
-    assert secret != await webhook_secret(HOOK, database, BOT + 1)  # another bot, another one
+    secrets = await webhook_secrets(HOOK, database, BOT)
+    assert TELEGRAM_SECRET.fullmatch(secrets.current) and len(secrets.current) == 43
+    assert secrets == WebhookSecrets(secrets.current, legacy=None)
+    assert secrets == await webhook_secrets(HOOK, database, BOT)
+    assert secrets.current != (await webhook_secrets(HOOK, database, BOT + 1)).current
     async with database.uow() as uow:
         assert await uow.kv.get(LEGACY_SECRET_KEY) is None
+
+    # An older release generated one and stored it: still accepted, the derived one is set.
+    async with database.uow() as uow:
+        await uow.kv.set(LEGACY_SECRET_KEY, "kept-by-an-old-release")
+        await uow.commit()
+    upgraded = await webhook_secrets(HOOK, database, BOT)
+    assert upgraded == WebhookSecrets(secrets.current, legacy="kept-by-an-old-release")
+
     configured = HOOK.model_copy(update={"secret_token": "set-by-the-operator_1"})
-    assert await webhook_secret(configured, database, BOT) == "set-by-the-operator_1"
+    assert await webhook_secrets(configured, database, BOT) == WebhookSecrets(
+        "set-by-the-operator_1"
+    )
 
 
 def test_the_derived_secret_follows_the_index_key_not_the_data_keys() -> None:
