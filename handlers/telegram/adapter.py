@@ -38,6 +38,8 @@ from store.db import Database
 
 log = logging.getLogger(__name__)
 
+POLL_AGAIN_S = 1.0  # after a polling that failed, before the next
+
 
 class TelegramAdapter:
     """A bot.chat.inbound.ChatAdapter: polling or a webhook in, TelegramTransport out."""
@@ -160,14 +162,13 @@ class TelegramAdapter:
             finally:
                 losing.cancel()
                 polling.cancel()  # the updates in hand finish first (polling.py)
-                try:
-                    await polling
-                except asyncio.CancelledError:
-                    pass
-                except Exception:
-                    log.exception("telegram: polling failed")
-                    return
-            log.info("telegram: no longer the leader, polling stopped")
+                await asyncio.wait({polling})  # raises nothing, but our own cancellation
+            if not polling.cancelled() and (error := polling.exception()) is not None:
+                log.error("telegram: polling failed; polling again", exc_info=error)
+            if self._leadership.leading:
+                await asyncio.sleep(POLL_AGAIN_S)
+            else:
+                log.info("telegram: no longer the leader, polling stopped")
 
     async def _drop_stale_webhook(self) -> None:
         """A webhook left from webhook mode makes getUpdates fail with 409: drop it (its

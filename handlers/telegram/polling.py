@@ -119,16 +119,17 @@ class TelegramPoller:
         try:
             async with self._database.uow() as uow:
                 stored = await uow.kv.get(self._key)
-        except Exception:
+            if stored is None:
+                return None
+            kept = json.loads(stored)
+            offset, at = int(kept["offset"]), datetime.fromisoformat(kept["at"])
+        except Exception:  # Telegram's own record of what was confirmed will do
             log.exception("telegram: the stored poll offset could not be read")
             return None
-        if stored is None:
+        if self._clock.now() - at > OFFSET_KEPT:
             return None
-        kept = json.loads(stored)
-        if self._clock.now() - datetime.fromisoformat(kept["at"]) > OFFSET_KEPT:
-            return None
-        log.info("telegram: polling from update %s on", kept["offset"])
-        return int(kept["offset"])
+        log.info("telegram: polling from update %s on", offset)
+        return offset
 
     async def _store_offset(self, offset: int) -> None:
         value = json.dumps({"offset": offset, "at": self._clock.now().isoformat()})
