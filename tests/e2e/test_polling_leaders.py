@@ -20,6 +20,7 @@ from handlers.telegram.polling import OFFSET_KEPT, OFFSET_KEY
 from store.models import TelegramUpdateRow
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP
 from tests.doubles.telegram_world import World, telegram_world
+from tests.e2e.test_webhook_telegram import bot_replies, calls_answering
 from tests.handlers.ingest.test_api_hostile import own_postgres_database
 
 RECLAIM_S = 1.0  # the old leader's handling below lasts three times as long
@@ -33,15 +34,6 @@ async def postgres_url() -> AsyncIterator[str]:
         yield url
 
 
-def calls_answering(world: World, query_id: str) -> int:
-    """answerCallbackQuery calls for the press, accepted or not: how often a handler ran."""
-    return sum(
-        1
-        for c in world.server.calls("answerCallbackQuery")
-        if c.params.get("callback_query_id") == query_id
-    )
-
-
 async def takes(world: World, case_id: int) -> int:
     async with world.app.database.uow() as uow:
         return [e.kind for e in await uow.events.for_case(case_id)].count(Action.TAKE)
@@ -52,14 +44,6 @@ async def claims(world: World) -> dict[int, tuple[str, str]]:
     async with world.app.database.uow() as uow:
         result = await uow.session.execute(select(row.update_id, row.state, row.instance))
         return {u: (s, i) for u, s, i in result}
-
-
-def bot_replies(world: World, chat: int, message_id: int) -> int:
-    return sum(
-        1
-        for m in world.server.messages(chat)
-        if m.bot_id is not None and m.reply_to_message_id == message_id
-    )
 
 
 @pytest.mark.postgres
