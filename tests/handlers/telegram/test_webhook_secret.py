@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import re
 
+from aiogram import Bot, Dispatcher
+
+from bot.clock import FrozenClock
 from bot.settings.connections import TelegramWebhookConfig
-from handlers.telegram.webhook import LEGACY_SECRET_KEY, WebhookSecrets, webhook_secrets
+from handlers.telegram.once import OnceHandler
+from handlers.telegram.webhook import (
+    LEGACY_SECRET_KEY,
+    TelegramWebhook,
+    WebhookSecrets,
+    webhook_secrets,
+)
 from store import crypto
 from store.db import Database
 
 BOT = 123456
+TOKEN = f"{BOT}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 HOOK = TelegramWebhookConfig(url="https://bot.example.org")
 TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook takes
 
@@ -52,3 +62,18 @@ def test_the_derived_secret_follows_the_index_key_not_the_data_keys() -> None:
     assert before.derived_secret(label) == rotated.derived_secret(label)
     assert before.derived_secret(label) != other.derived_secret(label)
     assert before.derived_secret(label) != before.derived_secret(label + "0")
+
+
+async def test_the_endpoint_accepts_the_derived_and_an_older_releases_secret(
+    database: Database, clock: FrozenClock
+) -> None:
+    bot = Bot(TOKEN)
+    once = OnceHandler(bot, Dispatcher(), database, clock, "otklik-1", reclaim_after_s=60.0)
+    try:
+        upgraded = TelegramWebhook(HOOK, bot, once, WebhookSecrets("derived", "stored-one"))
+        assert upgraded.accepts(b"derived") and upgraded.accepts(b"stored-one")
+        assert not upgraded.accepts(b"") and not upgraded.accepts(b"derive")
+        fresh = TelegramWebhook(HOOK, bot, once, WebhookSecrets("derived"))
+        assert fresh.accepts(b"derived") and not fresh.accepts(b"stored-one")
+    finally:
+        await bot.session.close()
