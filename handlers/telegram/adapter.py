@@ -101,6 +101,8 @@ class TelegramAdapter:
         self._seen.chats = services.chats
         await self._register_commands()
         # Claimed in the database, so that each update acts once whichever instance sees it.
+        # Not when one process polls (SQLite): nobody else can see its updates, and the offset
+        # it stores keeps a restart from fetching handled ones again.
         once = OnceHandler(
             self.bot,
             self._dispatcher,
@@ -108,6 +110,7 @@ class TelegramAdapter:
             services.clock,
             self._instance,
             self._config.webhook.reclaim_after_s,
+            claims=self._config.mode == "webhook" or not self._database.is_sqlite,
             ctx=TelegramContext.of(services),  # what every handler gets as `ctx`
         )
         if self._config.mode == "webhook":

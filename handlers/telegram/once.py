@@ -15,6 +15,9 @@ aiogram dispatcher sees it, and marked done after:
 If handling fails in a way that may pass (the database; Telegram busy or unreachable) the claim
 is released and the caller has the update handled again. A call Telegram refuses for good (a
 press answered too late) ends the update as handled, logged.
+
+Without `claims` (one process polling, on SQLite: no other instance can see its updates) the
+update is only handled: two statements an update that a single process does not need.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class OnceHandler:
         clock: Clock,
         instance: str,
         reclaim_after_s: float,
+        *,
+        claims: bool = True,
         **handler_data: Any,  # what every handler gets (`ctx`)
     ) -> None:
         self._bot = bot
@@ -76,6 +81,7 @@ class OnceHandler:
         self._database = database
         self._clock = clock
         self._instance = instance
+        self._claims = claims
         self._reclaim_after = timedelta(seconds=reclaim_after_s)
         self._renew_every_s = reclaim_after_s / RENEWALS_PER_RECLAIM
         self._handler_data = handler_data
@@ -85,6 +91,8 @@ class OnceHandler:
         """Handle `update` unless it was or is being handled; a claim in hand elsewhere is
         waited for up to `busy_wait_s`."""
         update_id = update.update_id
+        if not self._claims:
+            return await self._handle_claimed(update)
         try:
             claim = await self._claim(update_id, busy_wait_s)
         except Exception:
@@ -98,22 +106,34 @@ class OnceHandler:
             return Handled.ELSEWHERE
         renewing = asyncio.create_task(self._renew_while_in_hand(update_id))
         try:
+            handled = await self._handle_claimed(update)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        if handled is Handled.FAILED:
+            await self._release(update_id)
+        else:
+            await self._done(update_id)
+        return handled
+
+    async def _handle_claimed(self, update: Update) -> Handled:
+        """Through the dispatcher: HERE, or FAILED when it may go better another time."""
+        update_id = update.update_id
+        try:
             response = await self._dispatcher.feed_update(self._bot, update, **self._handler_data)
             if isinstance(response, TelegramMethod):  # a handler's answer "into the webhook"
                 await self._dispatcher.silent_call_request(self._bot, response)
         except TelegramAPIError as error:
             if isinstance(error, _PASSING):
-                return await self._failed(update_id)
+                log.exception("telegram: update %s failed; it will be handled again", update_id)
+                return Handled.FAILED
             # Telegram refused a call the handler made (a press answered too late, a message
             # gone): handling it again would meet the same refusal.
             log.error("telegram: update %s: Telegram refused a call: %s", update_id, error)
         except Exception:
-            return await self._failed(update_id)
-        finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
-        await self._done(update_id)
+            log.exception("telegram: update %s failed; it will be handled again", update_id)
+            return Handled.FAILED
         return Handled.HERE
 
     async def _claim(self, update_id: int, busy_wait_s: float) -> UpdateClaim:
@@ -148,8 +168,7 @@ class OnceHandler:
                 log.error("telegram: update %s was taken over while in hand here", update_id)
                 return
 
-    async def _failed(self, update_id: int) -> Handled:
-        log.exception("telegram: update %s failed; it will be handled again", update_id)
+    async def _release(self, update_id: int) -> None:
         try:
             async with self._database.uow() as uow:
                 await uow.telegram_updates.release(self._bot.id, update_id, self._instance)
@@ -157,7 +176,6 @@ class OnceHandler:
         except Exception:
             # The claim then goes stale: handled again after reclaim_after_s.
             log.exception("telegram: the claim on update %s could not be released", update_id)
-        return Handled.FAILED
 
     async def _done(self, update_id: int) -> None:
         now = self._clock.now()

@@ -4,8 +4,9 @@ Telegram hands out the earliest updates not yet confirmed, and an update is conf
 a later getUpdates asks from past it (`offset`). So a batch is handled whole (its updates at
 once) before the next getUpdates confirms it: an update the leader took is never lost with it.
 What a leader that stopped or died handled but had not confirmed, the next one may fetch
-again; every update is therefore claimed in the database like a webhook delivery (once.py) and
-acts once. The offset past each handled batch is stored too, so the next leader asks from
+again; on PostgreSQL every update is therefore claimed in the database like a webhook delivery
+(once.py) and acts once. The offset past each handled batch is stored too, so the next leader
+(or the same process restarted: on SQLite, one process, nothing else is claimed) asks from
 there and does not even fetch those again.
 
 A stored offset older than OFFSET_KEPT is not used: after a week without updates Telegram may

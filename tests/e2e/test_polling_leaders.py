@@ -1,9 +1,9 @@
 """Long polling across a leader change (handlers/telegram/polling.py, once.py): the new
 leader asks from the offset the old one stored, and an update the old leader still had in
 hand when it stopped leading, fetched again by the new one, acts once. Also an update
-another instance handled, or is handling, and one whose instance died, on one process; and
-a stored offset too old to trust is not used. Real aiogram polling over HTTP against the
-Telegram test server; two Apps on one PostgreSQL database."""
+another instance handled, or is handling, and one whose instance died; and a stored offset
+too old to trust is not used (one process on SQLite, which claims nothing). Real aiogram
+polling over HTTP against the Telegram test server; Apps on one PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -102,10 +102,13 @@ async def test_a_new_leader_continues_from_the_stored_offset_and_acts_once(
         assert rows[max(rows)] == ("done", "otklik-1")
 
 
-async def test_polling_acts_once_on_updates_claimed_elsewhere(tmp_path: Path) -> None:
-    """One process polling: an update another instance handled is confirmed without acting;
+@pytest.mark.postgres
+async def test_polling_acts_once_on_updates_claimed_elsewhere(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The leader polling: an update another instance handled is confirmed without acting;
     one in hand elsewhere is waited for; one whose instance died is handled here."""
-    async with telegram_world(tmp_path, leading=False) as world:
+    async with telegram_world(tmp_path, leading=False, database_url=postgres_url) as world:
         app, server, bot = world.app, world.server, world.bot
         database = app.database
         reclaim = timedelta(seconds=app.config.telegram.webhook.reclaim_after_s)  # type: ignore[union-attr]
@@ -155,10 +158,12 @@ async def test_a_stored_offset_too_old_to_trust_is_not_used(tmp_path: Path) -> N
                 json.dumps({"offset": 10**9, "at": stale.isoformat()}),
             )
             await uow.commit()
+        status_id = server.next_update_id(bot)
         status = world.say("duty", world.coordination, "/status")
         app.leadership.set(True)
         await world.answer_to(status)
         assert "offset" not in server.calls("getUpdates")[0].params
         async with app.database.uow() as uow:  # what it stored instead: past the command
             kept = json.loads(await uow.kv.get(OFFSET_KEY.format(bot_id=bot.id)) or "{}")
-        assert kept["offset"] == max(await claims(world)) + 1
+        assert kept["offset"] == status_id + 1
+        assert await claims(world) == {}  # one process on SQLite claims nothing
