@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -90,32 +91,57 @@ class OnceHandler:
     async def handle(self, update: Update, busy_wait_s: float) -> Handled:
         """Handle `update` unless it was or is being handled; a claim in hand elsewhere is
         waited for up to `busy_wait_s`."""
-        update_id = update.update_id
         if not self._claims:
             return await self._handle_claimed(update)
         try:
-            claim = await self._claim(update_id, busy_wait_s)
+            claim = await self._claim(update.update_id, busy_wait_s)
         except Exception:
-            log.exception("telegram: update %s could not be claimed", update_id)
+            log.exception("telegram: update %s could not be claimed", update.update_id)
             return Handled.FAILED
-        if claim is UpdateClaim.DONE:
-            log.info("telegram: update %s again: already handled", update_id)
-            return Handled.BEFORE
-        if claim is UpdateClaim.BUSY:
-            log.info("telegram: update %s is being handled elsewhere", update_id)
-            return Handled.ELSEWHERE
-        renewing = asyncio.create_task(self._renew_while_in_hand(update_id))
+        if claim is not UpdateClaim.TAKEN:
+            return _not_taken(update.update_id, claim)
+        return (await self._handle_in_hand([update]))[0]
+
+    async def handle_many(self, updates: Sequence[Update]) -> list[Handled]:
+        """`handle` of each of a poll's batch, all at once, claimed in one statement and
+        marked done in one; a claim in hand elsewhere is not waited for (ELSEWHERE)."""
+        if not self._claims:
+            return list(await asyncio.gather(*map(self._handle_claimed, updates)))
+        ids = [update.update_id for update in updates]
+        now = self._clock.now()
         try:
-            handled = await self._handle_claimed(update)
+            async with self._database.uow() as uow:
+                claims = await uow.telegram_updates.claim_many(
+                    self._bot.id, ids, self._instance, now, now - self._reclaim_after
+                )
+                await uow.commit()
+        except Exception:
+            log.exception("telegram: updates %s to %s could not be claimed", ids[0], ids[-1])
+            return [Handled.FAILED] * len(updates)
+        taken = [update for update in updates if claims[update.update_id] is UpdateClaim.TAKEN]
+        in_hand = dict(zip(ids_of(taken), await self._handle_in_hand(taken), strict=True))
+        return [in_hand.get(i) or _not_taken(i, claims[i]) for i in ids]
+
+    async def _handle_in_hand(self, updates: Sequence[Update]) -> list[Handled]:
+        """Updates claimed here: handled at once, their claims renewed meanwhile; then the
+        ones handled are marked done and the failed ones released."""
+        if not updates:
+            return []
+        renewing = asyncio.create_task(self._renew_while_in_hand(ids_of(updates)))
+        try:
+            handled = await asyncio.gather(*map(self._handle_claimed, updates))
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-        if handled is Handled.FAILED:
-            await self._release(update_id)
-        else:
-            await self._done(update_id)
-        return handled
+        done = []
+        for update, outcome in zip(updates, handled, strict=True):
+            if outcome is Handled.FAILED:
+                await self._release(update.update_id)
+            else:
+                done.append(update.update_id)
+        await self._done(done)
+        return list(handled)
 
     async def _handle_claimed(self, update: Update) -> Handled:
         """Through the dispatcher: HERE, or FAILED when it may go better another time."""
@@ -150,23 +176,22 @@ class OnceHandler:
                 return claim
             await asyncio.sleep(BUSY_CHECK_S)
 
-    async def _renew_while_in_hand(self, update_id: int) -> None:
+    async def _renew_while_in_hand(self, update_ids: list[int]) -> None:
         while True:
             await asyncio.sleep(self._renew_every_s)
             try:
                 async with self._database.uow() as uow:
                     ours = await uow.telegram_updates.renew(
-                        self._bot.id, update_id, self._instance, self._clock.now()
+                        self._bot.id, update_ids, self._instance, self._clock.now()
                     )
                     await uow.commit()
             except Exception:
                 # The next renewal may pass; only a claim left unrenewed for the whole
                 # reclaim time can be taken over.
-                log.warning("telegram: the claim on update %s was not renewed", update_id)
+                log.warning("telegram: the claims on updates %s were not renewed", update_ids)
                 continue
-            if not ours:
-                log.error("telegram: update %s was taken over while in hand here", update_id)
-                return
+            if ours < len(update_ids):
+                log.error("telegram: of updates %s in hand, some were taken over", update_ids)
 
     async def _release(self, update_id: int) -> None:
         try:
@@ -177,16 +202,30 @@ class OnceHandler:
             # The claim then goes stale: handled again after reclaim_after_s.
             log.exception("telegram: the claim on update %s could not be released", update_id)
 
-    async def _done(self, update_id: int) -> None:
+    async def _done(self, update_ids: list[int]) -> None:
+        if not update_ids:
+            return
         now = self._clock.now()
         try:
             async with self._database.uow() as uow:
-                await uow.telegram_updates.done(self._bot.id, update_id, now)
+                await uow.telegram_updates.done(self._bot.id, update_ids, now)
                 if now - self._pruned_at >= PRUNE_EVERY:
                     self._pruned_at = now
                     await uow.telegram_updates.prune(now - KEEP_SEEN)
                 await uow.commit()
         except Exception:
-            # Handled all the same (the webhook answers 200, polling confirms it); the claim
-            # stays "processing" and only a stray replay after the reclaim time repeats it.
-            log.exception("telegram: update %s handled but not marked done", update_id)
+            # Handled all the same (the webhook answers 200, polling confirms it); the claims
+            # stay "processing" and only a stray replay after the reclaim time repeats one.
+            log.exception("telegram: updates %s handled but not marked done", update_ids)
+
+
+def ids_of(updates: Sequence[Update]) -> list[int]:
+    return [update.update_id for update in updates]
+
+
+def _not_taken(update_id: int, claim: UpdateClaim) -> Handled:
+    if claim is UpdateClaim.DONE:
+        log.info("telegram: update %s again: already handled", update_id)
+        return Handled.BEFORE
+    log.info("telegram: update %s is being handled elsewhere", update_id)
+    return Handled.ELSEWHERE

@@ -91,21 +91,27 @@ class TelegramPoller:
     async def _handle_batch(self, updates: list[Update]) -> None:
         """Every update of the batch at once, as aiogram's polling would; cancelled, the ones
         in hand get FINISH_S to end (their claims then end done, not stale)."""
-        batch = [asyncio.ensure_future(self._handle(update)) for update in updates]
+        batch = asyncio.ensure_future(self._handle_all(updates))
         try:
-            await asyncio.shield(asyncio.gather(*batch))
+            await asyncio.shield(batch)
         except asyncio.CancelledError:
-            _, unfinished = await asyncio.wait(batch, timeout=FINISH_S)
-            for task in unfinished:
-                task.cancel()  # its claim goes stale: the next leader handles it
+            await asyncio.wait({batch}, timeout=FINISH_S)
+            batch.cancel()  # what is still in hand goes stale: the next leader handles it
             raise
 
-    async def _handle(self, update: Update) -> None:
+    async def _handle_all(self, updates: list[Update]) -> None:
+        first = await self._once.handle_many(updates)
+        await asyncio.gather(
+            *(
+                self._handle_again(update, handled)
+                for update, handled in zip(updates, first, strict=True)
+                if handled in (Handled.ELSEWHERE, Handled.FAILED)
+            )
+        )
+
+    async def _handle_again(self, update: Update, handled: Handled) -> None:
         failures = 0
-        while True:
-            handled = await self._once.handle(update, busy_wait_s=BUSY_WAIT_S)
-            if handled in (Handled.HERE, Handled.BEFORE):
-                return
+        while handled not in (Handled.HERE, Handled.BEFORE):
             if handled is Handled.FAILED:
                 failures += 1
                 if failures >= ATTEMPTS:
@@ -115,6 +121,7 @@ class TelegramPoller:
                     return
                 await asyncio.sleep(RETRY_S * failures)
             # ELSEWHERE: an old leader still finishing it, or dead and soon stale: ask again.
+            handled = await self._once.handle(update, busy_wait_s=BUSY_WAIT_S)
 
     async def _stored_offset(self) -> int | None:
         try:

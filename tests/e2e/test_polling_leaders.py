@@ -117,7 +117,7 @@ async def test_polling_acts_once_on_updates_claimed_elsewhere(
         async with database.uow() as uow:
             repo = uow.telegram_updates
             await repo.claim(bot.id, handled, "old-leader", now, now)
-            await repo.done(bot.id, handled, now)
+            await repo.done(bot.id, [handled], now)
             await repo.claim(bot.id, in_hand, "old-leader", now, now)
             long_ago = now - reclaim - timedelta(seconds=1)
             await repo.claim(bot.id, dead, "dead", long_ago, long_ago)
@@ -134,7 +134,7 @@ async def test_polling_acts_once_on_updates_claimed_elsewhere(
         assert bot_replies(world, world.coordination, messages[1].message_id) == 0
         assert server.pending_updates(bot)  # not confirmed while one is in hand elsewhere
         async with database.uow() as uow:  # the old leader finishes it
-            await uow.telegram_updates.done(bot.id, in_hand, app.clock.now())
+            await uow.telegram_updates.done(bot.id, [in_hand], app.clock.now())
             await uow.commit()
         await server.wait_for(lambda: not server.pending_updates(bot), timeout=15)
         await world.idle()

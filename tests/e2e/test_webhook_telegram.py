@@ -385,7 +385,7 @@ async def test_a_dead_instances_claim_is_taken_over_and_a_live_one_waited_for(
         other = server.press_button(card.chat_id, card.message_id, world.person("spec2"), "x")
         await server.wait_for(lambda: busy in server.in_flight(bot))
         async with database.uow() as uow:
-            await uow.telegram_updates.done(bot.id, busy, world.app.clock.now())
+            await uow.telegram_updates.done(bot.id, [busy], world.app.clock.now())
             await uow.commit()
         await server.wait_for(lambda: [d.status for d in server.deliveries(busy)][-1:] == [200], 30)
         await world.idle()
