@@ -16,8 +16,9 @@ If handling fails in a way that may pass (the database; Telegram busy or unreach
 is released and the caller has the update handled again. A call Telegram refuses for good (a
 press answered too late) ends the update as handled, logged.
 
-Without `claims` (one process polling, on SQLite: no other instance can see its updates) the
-update is only handled: two statements an update that a single process does not need.
+A poll's batch (`handle_many`) is claimed in one statement and marked done in one: the
+claims cost a poll two statements, not two an update. Without `claims` (one process polling,
+on SQLite: no other instance can see its updates) updates are only handled.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ a later getUpdates asks from past it (`offset`). So a batch is handled whole (it
 once) before the next getUpdates confirms it: an update the leader took is never lost with it.
 What a leader that stopped or died handled but had not confirmed, the next one may fetch
 again; on PostgreSQL every update is therefore claimed in the database like a webhook delivery
-(once.py) and acts once. The offset past each handled batch is stored too, so the next leader
-(or the same process restarted: on SQLite, one process, nothing else is claimed) asks from
-there and does not even fetch those again.
+(once.py; a batch in one statement) and acts once. The offset past each handled batch is
+stored too, so the next leader (or the same process restarted: on SQLite, one process,
+nothing else is claimed) asks from there and does not even fetch those again.
 
 A stored offset older than OFFSET_KEPT is not used: after a week without updates Telegram may
 number the next ones from anywhere, lower too, and an offset past them would confirm them
