@@ -23,8 +23,10 @@ store/models.py (the types), then store/rotation.py (`otklik keys rotate`).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -50,6 +52,8 @@ _PREFIX_BYTES = _PREFIX.encode()
 _NONCE = 12
 KEY_BYTES = 32
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# Sets derived secrets apart from anything else keyed by the index key.
+_DERIVED_LABEL = b"otklik derived secret\0"
 # Recent values' hashes, in two generations of this many: a batch looks its ids up, then
 # stores them, and an import's batch of 5,000 mentions hashes some 15,000 values.
 _BLINDED_KEPT = 16_384
@@ -202,6 +206,14 @@ class Keyring:
                 recent[value] = found
             hashes.append(found)
         return hashes
+
+    def derived_secret(self, label: str) -> str:
+        """A secret that every process holding these keys computes alike and nobody stores:
+        HMAC-SHA256 of `label` under the index key, as 43 URL-safe characters. The index key,
+        not a data key: it is the same on every instance and never rotated, whereas during a
+        data key rotation instances restarted one by one would hold different current keys."""
+        digest = hmac.new(self.index_key, _DERIVED_LABEL + label.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
     @staticmethod
     def key_id_of(stored: str | bytes | None) -> str | None:

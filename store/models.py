@@ -663,12 +663,13 @@ class VkEventRow(Base):
 
 
 class TelegramUpdateRow(Base):
-    """A Telegram update that came by webhook (handlers/telegram/webhook.py), by the bot's id
-    and the update's id: Telegram delivers an update again after a non-2xx answer or a
-    timeout, maybe to another instance, and it must act once. `state` is "processing" from the
-    claim until handled, then "done"; a "processing" row older than the reclaim time (its
-    instance died) may be claimed again. Rows go after a few days (Telegram keeps an update
-    for at most 24 hours)."""
+    """A Telegram update, by the bot's id and the update's id, claimed before it is handled
+    (handlers/telegram/once.py): Telegram delivers a webhook update again after a non-2xx
+    answer or a timeout, maybe to another instance, and a new polling leader may fetch again
+    what the old one handled; it must act once. `state` is "processing" from the claim until
+    handled, then "done"; `claimed_at` is renewed while in hand, so a "processing" row older
+    than the reclaim time is one whose instance died, and may be claimed again. Rows go after
+    a few days (Telegram keeps an update for at most 24 hours)."""
 
     __tablename__ = "telegram_updates"
     __table_args__ = (Index("ix_telegram_updates_claimed_at", "claimed_at"),)

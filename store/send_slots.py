@@ -9,8 +9,11 @@ One statement, in autocommit, reserves a send in all scopes of a message or in n
 the scopes' rows in key order (two senders never wait on each other crosswise), checks each
 window with the database's clock, so that instances on different machines agree, and appends
 the send time to every window only if all of them have room. A scope seen for the first time
-gets its row first (a second statement, once per chat). The rows are few, one per chat the bot
-writes to, and tiny: nothing needs clearing up.
+gets its row first (a second statement, once per chat). A row whose every send has left its
+window for long (KEEP_IDLE_S, and never less than the longest window asked for) says nothing
+any more: now and then (PRUNE_EVERY_S) a reservation deletes a bounded batch of them, so the
+table holds the chats written to lately, not every chat ever. A scope pruned and asked for
+again starts empty, as its window would be.
 
 SQLite needs none of this: one process, whose in-process limiter sees every send.
 """
@@ -31,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.ports import SendSlotsUnavailable, SlotScope
 from store.db import Database
+from store.driver import rowcount
 
 __all__ = ["SqlSendSlots"]
 
@@ -89,6 +93,23 @@ ON CONFLICT (scope) DO NOTHING
 """
 )
 
+# Rows idle this long go (at least the longest window's span: an idle row's sends have all
+# left it), a batch at a time, at most this often per instance.
+KEEP_IDLE_S = 600.0
+PRUNE_EVERY_S = 60.0
+PRUNE_BATCH = 1000
+PRUNE_IDLE = text(
+    """
+DELETE FROM send_slots
+WHERE scope IN (
+    SELECT scope FROM send_slots
+    WHERE coalesce(sent[cardinality(sent)], '-infinity')
+        < clock_timestamp() - CAST(:idle_s AS float8) * interval '1 second'
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED
+)
+"""
+)
 
 # A grant whose statement took longer than this to answer may have been stamped well before the
 # send can leave (the windows allow 0.1 s for that, handlers/telegram/limits.py): it is left
@@ -110,6 +131,8 @@ class SqlSendSlots:
         timeout_s: float = 5.0,
         connections: int = 3,
         late_after_s: float = LATE_AFTER_S,
+        keep_idle_s: float = KEEP_IDLE_S,
+        prune_every_s: float = PRUNE_EVERY_S,
     ) -> None:
         if database.is_sqlite:
             raise ValueError("send slots are shared through PostgreSQL; SQLite needs none")
@@ -118,6 +141,10 @@ class SqlSendSlots:
         self._late_after_s = late_after_s
         self._idle: list[AsyncConnection] = []
         self._turns = asyncio.Semaphore(connections)
+        self._keep_idle_s = keep_idle_s
+        self._prune_every_s = prune_every_s
+        self._pruned_at = time.monotonic()
+        self._longest_span_s = 0.0
 
     async def reserve(self, scopes: Sequence[SlotScope]) -> float:
         keys = [scope.key for scope in scopes]
@@ -138,7 +165,11 @@ class SqlSendSlots:
                 async with asyncio.timeout(self._timeout_s):
                     connection = self._idle.pop() if self._idle else await self._connect()
                     wait, found = await self._ask_in_time(connection, params)
-                    if found < len(scopes):
+                    # A scope seen for the first time gets its row; a second time only if a
+                    # prune elsewhere took it between the two statements.
+                    for _ in range(2):
+                        if found == len(scopes):
+                            break
                         await connection.execute(CREATE_SCOPES, {"scopes": keys})
                         wait, found = await self._ask_in_time(connection, params)
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
@@ -147,10 +178,34 @@ class SqlSendSlots:
             except asyncio.CancelledError:
                 await _discard(connection)  # a statement may be half-way: not to be reused
                 raise
-            self._idle.append(connection)
+            self._longest_span_s = max(self._longest_span_s, *params["spans"])
+            fit = True
+            if time.monotonic() - self._pruned_at >= self._prune_every_s:
+                self._pruned_at = time.monotonic()
+                fit = await self._prune(connection)  # the reservation stands either way
+            if fit:
+                self._idle.append(connection)
         if found < len(scopes):  # created a moment ago and gone again: ask once more later
             raise SendSlotsUnavailable(f"send slot scopes missing: {keys}")
         return wait
+
+    async def _prune(self, connection: AsyncConnection) -> bool:
+        """A batch of idle rows goes; whether the connection is still fit for use."""
+        idle_s = max(self._keep_idle_s, self._longest_span_s)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                pruned = await connection.execute(
+                    PRUNE_IDLE, {"idle_s": idle_s, "batch": PRUNE_BATCH}
+                )
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("send slots: idle scopes not pruned (%s); next time", exc)
+            await _discard(connection)
+            return False
+        except asyncio.CancelledError:
+            await _discard(connection)
+            raise
+        log.debug("send slots: %s idle scopes pruned", rowcount(pruned))
+        return True
 
     async def _ask_in_time(
         self, connection: AsyncConnection, params: dict[str, Any]

@@ -280,11 +280,13 @@ class TelegramWebhookConfig(StrictModel):
     # or a full URL when the proxy maps another path to `path`.
     url: Annotated[str, BeforeValidator(_none_to_empty), AfterValidator(_check_http_url)] = ""
     path: str = "/telegram/webhook"
-    # Empty: generated once and kept in the database, so every instance uses the same one.
+    # Empty: derived from the keys and the bot's id (handlers/telegram/webhook.py), so every
+    # instance uses the same one and none is stored.
     secret_token: _Secret = ""
     max_connections: Annotated[int, Field(ge=1, le=100)] = 40
-    # An update whose handling started this long ago and never finished (its instance died)
-    # is handled again when Telegram delivers it again.
+    # An update claimed and not done whose claim went unrenewed this long (its instance died;
+    # a live one renews it while handling) is handled again when it comes again, by webhook
+    # or by a new polling leader.
     reclaim_after_s: Annotated[float, Field(gt=0)] = 60.0
 
     @field_validator("path")

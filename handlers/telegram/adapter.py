@@ -1,13 +1,13 @@
 """The Telegram side of a running Otklik: updates by long polling (only while this instance
-leads: Telegram lets one poller in) or by webhook (every instance serves it, webhook.py);
-the aiogram dispatcher, commands, delivery."""
+leads: Telegram lets one poller in; polling.py) or by webhook (every instance serves it,
+webhook.py), each acting once (once.py); the aiogram dispatcher, commands, delivery."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -28,13 +28,17 @@ from handlers.telegram import buttons, commands, comments, replies
 from handlers.telegram.checks import check_chats
 from handlers.telegram.context import TRANSPORT, TelegramContext
 from handlers.telegram.limits import RateLimiter, TelegramLimits
+from handlers.telegram.once import OnceHandler
+from handlers.telegram.polling import TelegramPoller
 from handlers.telegram.render import TelegramRenderer
 from handlers.telegram.seen import SeenChats
 from handlers.telegram.transport import TelegramTransport
-from handlers.telegram.webhook import TelegramWebhook, webhook_secret
+from handlers.telegram.webhook import TelegramWebhook, webhook_secrets
 from store.db import Database
 
 log = logging.getLogger(__name__)
+
+POLL_AGAIN_S = 1.0  # after a polling that failed, before the next
 
 
 class TelegramAdapter:
@@ -48,13 +52,11 @@ class TelegramAdapter:
         texts: Texts,
         chats: Sequence[ConfiguredChat] = (),
         *,
-        database: Database | None = None,
+        database: Database,
         leadership: Leadership | None = None,
         instance: str = "",
         send_slots: SendSlots | None = None,
     ) -> None:
-        if config.mode == "webhook" and database is None:
-            raise ValueError("webhook mode needs the database (updates are claimed there)")
         session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
         self.bot = Bot(config.token, session=session)
         # `send_slots`: the limits shared with other instances, per bot (its token's id).
@@ -88,8 +90,6 @@ class TelegramAdapter:
         self._leadership = leadership or Leadership()
         self._instance = instance
         self._polling: asyncio.Task[None] | None = None
-        self._polling_started = asyncio.Event()
-        self._dispatcher.startup.register(self._on_polling_started)
         self.webhook: TelegramWebhook | None = None
 
     async def start(self, services: ChatServices) -> None:
@@ -100,21 +100,33 @@ class TelegramAdapter:
             await services.problems.report(TRANSPORT, await check_chats(self.bot, me, self._chats))
         self._seen.chats = services.chats
         await self._register_commands()
-        ctx = TelegramContext.of(services)  # what every handler gets as `ctx`
+        # Claimed in the database, so that each update acts once whichever instance sees it.
+        # Not when one process polls (SQLite): nobody else can see its updates, and the offset
+        # it stores keeps a restart from fetching handled ones again.
+        once = OnceHandler(
+            self.bot,
+            self._dispatcher,
+            self._database,
+            services.clock,
+            self._instance,
+            self._config.webhook.reclaim_after_s,
+            claims=self._config.mode == "webhook" or not self._database.is_sqlite,
+            ctx=TelegramContext.of(services),  # what every handler gets as `ctx`
+        )
         if self._config.mode == "webhook":
-            assert self._database is not None
-            self.webhook = TelegramWebhook(
-                self._config.webhook,
-                self.bot,
-                self._dispatcher,
-                self._database,
-                services.clock,
-                await webhook_secret(self._config.webhook, self._database),
-                self._instance,
-                ctx=ctx,
-            )
+            secrets = await webhook_secrets(self._config.webhook, self._database, self.bot.id)
+            self.webhook = TelegramWebhook(self._config.webhook, self.bot, once, secrets)
             return  # the webhook is set once the endpoint is served (open_webhook)
-        self._polling = asyncio.create_task(self._poll_while_leading(ctx), name="telegram-polling")
+        poller = TelegramPoller(
+            self.bot,
+            once,
+            self._database,
+            services.clock,
+            self._dispatcher.resolve_used_update_types(),
+        )
+        self._polling = asyncio.create_task(
+            self._poll_while_leading(poller), name="telegram-polling"
+        )
 
     # ---- webhook mode -------------------------------------------------------------------
 
@@ -140,51 +152,26 @@ class TelegramAdapter:
 
     # ---- polling mode -------------------------------------------------------------------
 
-    async def _poll_while_leading(self, ctx: TelegramContext) -> None:
+    async def _poll_while_leading(self, poller: TelegramPoller) -> None:
         """Long polling while this instance leads; stopped when it stops leading."""
         while True:
             await self._leadership.until_leading()
             await self._drop_stale_webhook()
             log.info("telegram: polling")
-            ended = await self._poll_until(self._leadership.until_lost(), ctx)
-            if ended:
-                return  # the polling itself ended (stop, or an error it logged)
-            log.info("telegram: no longer the leader, polling stopped")
-
-    async def _poll_until(self, lost: Awaitable[None], ctx: TelegramContext) -> bool:
-        """Poll until `lost` happens (False) or the polling ends by itself (True)."""
-        self._polling_started.clear()
-        polling = asyncio.create_task(
-            self._dispatcher.start_polling(
-                self.bot, handle_signals=False, close_bot_session=False, ctx=ctx
-            ),
-            name="telegram-getupdates",
-        )
-        losing = asyncio.ensure_future(lost)
-        try:
-            done, _ = await asyncio.wait({polling, losing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            losing.cancel()
-            if not polling.done():
-                await self._stop_polling(polling)
-        return polling in done
-
-    async def _stop_polling(self, polling: asyncio.Task[None]) -> None:
-        # aiogram stops only a polling that has started: wait for that (or for its end).
-        started = asyncio.ensure_future(self._polling_started.wait())
-        await asyncio.wait({started, polling}, return_when=asyncio.FIRST_COMPLETED)
-        started.cancel()
-        with contextlib.suppress(RuntimeError):  # it ended in the meantime
-            await self._dispatcher.stop_polling()
-        try:
-            await polling
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("telegram: polling failed")
-
-    async def _on_polling_started(self) -> None:
-        self._polling_started.set()
+            polling = asyncio.create_task(poller.run(), name="telegram-getupdates")
+            losing = asyncio.ensure_future(self._leadership.until_lost())
+            try:
+                await asyncio.wait({polling, losing}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                losing.cancel()
+                polling.cancel()  # the updates in hand finish first (polling.py)
+                await asyncio.wait({polling})  # raises nothing, but our own cancellation
+            if not polling.cancelled() and (error := polling.exception()) is not None:
+                log.error("telegram: polling failed; polling again", exc_info=error)
+            if self._leadership.leading:
+                await asyncio.sleep(POLL_AGAIN_S)
+            else:
+                log.info("telegram: no longer the leader, polling stopped")
 
     async def _drop_stale_webhook(self) -> None:
         """A webhook left from webhook mode makes getUpdates fail with 409: drop it (its
@@ -211,7 +198,7 @@ class TelegramAdapter:
 
     async def stop(self) -> None:
         if self._polling is not None:
-            self._polling.cancel()  # _poll_until stops aiogram's polling on its way out
+            self._polling.cancel()  # the poll stops, the updates in hand finish
             with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
             self._polling = None

@@ -1,10 +1,13 @@
-"""Telegram updates taken by webhook (handlers/telegram/webhook.py): claimed by update id
-before they are handled, so a delivery Telegram retries, on this instance or another, acts
-once; marked done after; claimed again only when a claim went stale (its instance died)."""
+"""Telegram updates claimed by id before they are handled (handlers/telegram/once.py), whether
+they came by webhook or by long polling: a delivery Telegram retries, an update a new polling
+leader fetches again, on this instance or another, acts once. Marked done after; while in
+hand the claim is renewed, so it goes stale only when its instance died, and is then claimed
+again."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -69,10 +72,62 @@ class SqlTelegramUpdateRepository:
             return await self.claim(bot_id, update_id, instance, now, stale_before)
         return UpdateClaim.DONE if state == DONE else UpdateClaim.BUSY
 
-    async def done(self, bot_id: int, update_id: int, now: datetime) -> None:
+    async def claim_many(
+        self,
+        bot_id: int,
+        update_ids: Sequence[int],
+        instance: str,
+        now: datetime,
+        stale_before: datetime,
+    ) -> dict[int, UpdateClaim]:
+        """`claim` of several updates (a poll's batch): the new ones, nearly always all, in
+        one statement; any already there one by one."""
+        rows = [
+            {
+                "bot_id": bot_id,
+                "update_id": update_id,
+                "state": PROCESSING,
+                "instance": instance,
+                "claimed_at": now,
+                "done_at": None,
+            }
+            for update_id in update_ids
+        ]
+        inserted = set(
+            await self._s.scalars(
+                conflict_insert(self._s, TelegramUpdateRow)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
+                .returning(TelegramUpdateRow.update_id)
+            )
+        )
+        claims = dict.fromkeys(inserted, UpdateClaim.TAKEN)
+        for update_id in update_ids:
+            if update_id not in inserted:
+                claims[update_id] = await self.claim(bot_id, update_id, instance, now, stale_before)
+        return claims
+
+    async def renew(
+        self, bot_id: int, update_ids: Sequence[int], instance: str, now: datetime
+    ) -> int:
+        """Still in hand: the claims' time moves on, so that none looks stale while its
+        instance lives, however long the handling takes. How many are still ours."""
+        renewed = await self._s.execute(
+            update(TelegramUpdateRow)
+            .where(
+                TelegramUpdateRow.bot_id == bot_id,
+                TelegramUpdateRow.update_id.in_(update_ids),
+                TelegramUpdateRow.state == PROCESSING,
+                TelegramUpdateRow.instance == instance,
+            )
+            .values(claimed_at=now)
+        )
+        return rowcount(renewed)
+
+    async def done(self, bot_id: int, update_ids: Sequence[int], now: datetime) -> None:
         await self._s.execute(
             update(TelegramUpdateRow)
-            .where(TelegramUpdateRow.bot_id == bot_id, TelegramUpdateRow.update_id == update_id)
+            .where(TelegramUpdateRow.bot_id == bot_id, TelegramUpdateRow.update_id.in_(update_ids))
             .values(state=DONE, done_at=now)
         )
 

@@ -202,6 +202,7 @@ async def telegram_world(
     instances: int = 1,
     database_url: str | None = None,
     leading: bool = True,
+    reclaim_after_s: float | None = None,
 ) -> AsyncIterator[World]:
     """`discussion_groups`: the channel's discussion group is configured, so citizens'
     comments there become mentions; `direct_messages`: so do private messages to the bot;
@@ -211,10 +212,12 @@ async def telegram_world(
     channel's, e.g. `email:`); `sandbox`: the browser chat runs beside Telegram (a second
     transport every department's chat has); `webhook`: updates come by webhook, the test
     server delivering them round-robin to `instances` Apps (each on a port of its own, all on
-    `database_url`: PostgreSQL for more than one); `leading`: the App starts not leading, so
-    it does not poll until a test sets its `leadership`."""
-    if instances > 1 and (not webhook or database_url is None):
-        raise ValueError("several instances need webhook mode and a shared (PostgreSQL) database")
+    `database_url`: PostgreSQL for more than one; in polling mode the leader polls);
+    `leading`: False, the App starts not leading, so it does not poll until a test sets its
+    `leadership` or, on PostgreSQL, the leader lock makes one lead; `reclaim_after_s`: how
+    long a claim on an update must go unrenewed before another handles it."""
+    if instances > 1 and database_url is None:
+        raise ValueError("several instances need a shared (PostgreSQL) database")
     server = TelegramServer(Limits(time_scale=scale))
     await server.start()
     bot = server.add_bot(TOKEN, "otklik_bot", can_read_all_group_messages=not bot_privacy)
@@ -274,13 +277,17 @@ async def telegram_world(
         )
         if database_url is not None:
             text = text.replace(f"sqlite+aiosqlite:///{sqlite_file}", database_url)
+        reclaim = "" if reclaim_after_s is None else f", reclaim_after_s: {reclaim_after_s}"
         if webhook:  # the telegram section ends just before `api:`
             text = text.replace(
                 '\napi: {listen: "127.0.0.1:0"}',
-                f'\n  mode: webhook\n  webhook: {{url: "{PUBLIC_URL}"}}'
+                f'\n  mode: webhook\n  webhook: {{url: "{PUBLIC_URL}"{reclaim}}}'
                 f'\napi: {{listen: "127.0.0.1:{port}"}}',
             )
             assert "mode: webhook" in text, "CONFIG changed: put the webhook keys in again"
+        elif reclaim:
+            keys = reclaim.removeprefix(", ")
+            text = text.replace("\napi: {listen", f"\n  webhook: {{{keys}}}\napi: {{listen")
         path.write_text(
             text
             + extra_config

@@ -236,3 +236,56 @@ async def test_a_grant_answered_late_is_left_spent_and_asked_again(instances: In
 async def search_path(db: Database) -> str:
     async with db.engine.connect() as conn:
         return str((await conn.execute(text("SHOW search_path"))).scalar_one())
+
+
+async def scope_rows(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM send_slots"))).scalar_one())
+
+
+async def test_idle_windows_are_pruned_so_the_table_stays_bounded(instances: Instances) -> None:
+    """200 chats written to once each, in groups of 20 a little further apart than the idle
+    time: the table holds the chats written to lately, never all 200."""
+    db = await instances()
+    async with db.engine.begin() as conn:  # a row made for a send that never went
+        await conn.execute(text("INSERT INTO send_slots (scope, sent) VALUES ('t:chat:-0', '{}')"))
+    slots = SqlSendSlots(db, keep_idle_s=0.3, prune_every_s=0.0)
+    sizes = []
+    try:
+        for n in range(1, 201):
+            assert await slots.reserve([window(f"t:chat:-{n}", limit=3, span_s=0.2)]) == 0.0
+            sizes.append(await scope_rows(db))
+            if n % 20 == 0:
+                await asyncio.sleep(0.4)
+    finally:
+        await slots.close()
+    assert await stored(db, "t:chat:-0") == []
+    assert max(sizes) <= 21  # a group of 20 and the empty row at most, never all 200
+    assert sizes[-1] <= 20
+
+
+async def test_a_window_in_use_is_not_pruned_and_a_pruned_one_starts_afresh(
+    instances: Instances,
+) -> None:
+    """However short the idle time, a row is kept while a send in it still counts (the
+    longest window asked for): pruning never lets a chat over its limit."""
+    first, second = await instances(), await instances()
+    pruning = [SqlSendSlots(db, keep_idle_s=0.01, prune_every_s=0.0) for db in (first, second)]
+    chat = window("t:chat:-42", limit=3, span_s=1.5)
+    try:
+        granted = [await pruning[n % 2].reserve([chat]) for n in range(3)]
+        assert granted == [0.0] * 3
+        await asyncio.sleep(0.3)  # far past the idle time, inside the window
+        for n in range(4):  # each reservation prunes
+            other = window(f"t:chat:{n}", limit=3, span_s=0.2)
+            assert await pruning[n % 2].reserve([other]) == 0.0
+        assert len(await stored(first, "t:chat:-42")) == 3
+        assert await pruning[1].reserve([chat]) > 0  # still full: the limit holds
+        await asyncio.sleep(1.6)  # the window has passed
+        assert await pruning[0].reserve([window("t:chat:9", 3, span_s=0.2)]) == 0.0  # prunes
+        assert await stored(first, "t:chat:-42") == []
+        assert [await pruning[n % 2].reserve([chat]) for n in range(3)] == [0.0] * 3
+        assert await pruning[0].reserve([chat]) > 0  # a pruned window counts afresh
+    finally:
+        for slots in pruning:
+            await slots.close()

@@ -93,6 +93,11 @@ class HttpApp(ServerCore):
         """The next call of `method` fails as Telegram does when it is having a bad moment."""
         self._failing.setdefault(method, []).append(ApiError(code, description))
 
+    def slow_next_answer(self, method: str, seconds: float) -> None:
+        """The next call of `method` is done at once, but its answer reaches the bot `seconds`
+        later (a slow way back): the bot's handling takes that much longer."""
+        self._slow_answers.setdefault(method, []).append(seconds)
+
     @property
     def api_base(self) -> str:
         if self._base is None:
@@ -184,6 +189,8 @@ class HttpApp(ServerCore):
         recorded_chat = to_int(chat_id) if chat_id and chat_id.lstrip("-").isdigit() else None
         self.stats.calls.append(CallRecord(canonical, recorded_chat, at, state.info.id))
         self._touch()
+        if self._slow_answers.get(canonical):
+            await asyncio.sleep(self._slow_answers[canonical].pop(0))
         return self._reply(200, {"ok": True, "result": result})
 
     async def _handle_file(self, request: web.Request) -> web.Response:
