@@ -162,11 +162,7 @@ class Cluster:
         reclaim_s: float = 60.0,
     ) -> None:
         self.directory, self.url, self.scale = directory, url, scale
-        # Telegram's limits `scale` times faster, but not its 15 s to answer a press: that is
-        # no rate, and a press may wait behind a burst of ingest on a loaded machine (1.5 s,
-        # scaled, was refused as "query is too old" in a parallel suite).
-        answer_s = Limits().callback_answer_timeout_s * scale
-        self.server = TelegramServer(Limits(time_scale=scale, callback_answer_timeout_s=answer_s))
+        self.server = TelegramServer(Limits(time_scale=scale))
         self.names = list(names)
         self.lease_s, self.reclaim_s = lease_s, reclaim_s
         self.instances: dict[str, Instance] = {}
