@@ -4,7 +4,7 @@ project's test server (issue 21), and the HTTP client that feeds them mentions.
 The test server stands for Telegram and for the reverse proxy in front of the instances: it
 delivers updates round-robin to every instance's webhook (`set_webhook_targets`). The
 playbook is the shipped one with a short SLA (sla.yaml below): every case's first reminder
-comes 10 s after it opens, on a round-the-clock calendar, so a test sees it fire.
+comes 20 s after it opens, on a round-the-clock calendar, so a test sees it fire.
 
 Used by tests/e2e/test_scaleout.py and bench/scaleout.py.
 """
@@ -32,9 +32,9 @@ TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 SOURCE_TOKEN = "scaleout-source-token-0123456789abcdef"
 PUBLIC_URL = "https://otklik.example.org"
 WEBHOOK_PATH = "/telegram/webhook"
-REMINDER_AFTER_S = 10  # sla.yaml below: "-9m50s" of a 10m first touch
+REMINDER_AFTER_S = 20  # sla.yaml below: "-9m40s" of a 10m first touch
 
-# Every priority's policy: round the clock, the first reminder 10 s after the case opens,
+# Every priority's policy: round the clock, the first reminder 20 s after the case opens,
 # deadlines far enough that no breach (nor escalation) comes within a test.
 SLA = """
 calendars: {}
@@ -44,7 +44,7 @@ policies:
     first_touch: 10m
     answer: 1h
     resolution: 2h
-    reminders: ["-9m50s"]
+    reminders: ["-9m40s"]
     escalation_chain: standard
 by_priority: {critical: fast, high: fast, normal: fast, low: fast}
 """
