@@ -72,6 +72,7 @@ from bot.clock import SystemClock  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
+from tests.doubles.bot_config import DEPARTMENTS, Source, telegram_bot_config  # noqa: E402
 from tests.doubles.telegram_server.flood import Limits  # noqa: E402
 from tests.doubles.telegram_server.server import TelegramServer  # noqa: E402
 
@@ -82,45 +83,8 @@ SHARES = {"water": 0.30, "bus": 0.20, "clinic": 0.12, "school": 0.08, "benefits"
 TAIL_SHARE = 0.25  # the rest: each its own complaint
 # When each storyline breaks, as a share of the storm's length; the tail runs throughout.
 STARTS = {"water": 0.0, "bus": 0.1, "clinic": 0.2, "school": 0.35, "benefits": 0.5}
-DEPARTMENTS = {
-    "housing": "ЖКХ",
-    "transport": "Транспорт",
-    "health": "Здравоохранение",
-    "education": "Образование",
-    "social": "Соцзащита",
-    "coordination": "ЦУР",
-}
 VISIBLE_WITHIN_S = 60.0
 MAX_BATCH = 1000  # the API's limit per request
-
-CONFIG = """
-organisation: Администрация Энской области
-locale: ru
-timezone: Europe/Moscow
-log_level: WARNING
-database: {{url: "sqlite+aiosqlite:///{db}"}}
-playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
-telegram:
-  token: "{token}"
-  api_base: "{api_base}"
-  limits: {{scale: {scale}}}
-api:
-  listen: "127.0.0.1:{port}"
-  sources:
-    - {{name: monitoring, token: "{monitoring}", scopes: [ingest]}}
-    - {{name: forms, token: "{forms}", scopes: [ingest]}}
-metrics: {{listen: "127.0.0.1:0"}}
-outbox: {{poll_interval_s: {poll}, base_retry_s: {poll}, max_retry_s: 30}}
-departments:
-{departments}
-coordination_department: coordination
-staff:
-  - {{id: duty, name: Дарья Морозова, telegram_id: 1005,
-     roles: {{coordination: [specialist]}}, global_roles: [duty]}}
-  # The shipped approval.yaml asks them at the high and critical tiers.
-  - {{id: press, name: Пресс-секретарь, telegram_id: 1006, global_roles: [press_secretary]}}
-  - {{id: head, name: Глава, telegram_id: 1007, global_roles: [leadership]}}
-"""
 
 CARD = re.compile(r"Кейс №(\d+)")
 COUNTED = re.compile(r"Ещё (\d+) похожих|Связанных упоминаний: (\d+)")
@@ -332,23 +296,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="otklik-crisis-burst-") as tmp:
         directory = Path(tmp)
-        lines = [
-            f"  - {{id: {d}, name: {name}, telegram: {{chat_id: {chats[d]}}}}}"
-            for d, name in DEPARTMENTS.items()
-        ]
         path = directory / "config.yaml"
         path.write_text(
-            CONFIG.format(
-                db=directory / "otklik.db",
-                root=ROOT,
-                token=TOKEN,
+            telegram_bot_config(
+                database_url=f"sqlite+aiosqlite:///{directory / 'otklik.db'}",
                 api_base=api_base,
+                token=TOKEN,
                 scale=args.scale,
-                port=port,
-                monitoring=MONITORING_TOKEN,
-                forms=FORMS_TOKEN,
-                poll=round(1.0 / args.scale, 3),
-                departments="\n".join(lines),
+                chats=chats,
+                api_port=port,
+                sources=[
+                    Source("monitoring", MONITORING_TOKEN, ("ingest",)),
+                    Source("forms", FORMS_TOKEN, ("ingest",)),
+                ],
+                poll_s=round(1.0 / args.scale, 3),
+                max_retry_s=30,
             ),
             encoding="utf-8",
         )

@@ -77,11 +77,14 @@ async def _recreate_database(url: str, *, drop_only: bool = False) -> None:
         await conn.close()
 
 
-# Tests of a minute or more (processes, time-scaled Telegram limits, a cron minute) start
-# first: xdist's workers then share them out, instead of one finishing them alone at the end.
+# Tests of half a minute or more (processes, time-scaled Telegram limits, a cron minute, long
+# generated runs) start first: xdist's workers then share them out, instead of one finishing
+# them alone at the end.
 SLOW_FIRST = (
     "tests/e2e/test_scaleout.py",
     "tests/e2e/test_leader_failover.py",
+    "tests/handlers/test_check_config_fuzz.py",
+    "tests/bot/cases/test_random_walk.py",
     "tests/e2e/test_shared_limits_telegram.py",
     "tests/e2e/test_burst_telegram.py",
     "tests/e2e/test_packs_telegram.py",

@@ -25,6 +25,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
+from aiogram.methods import EditMessageText, SendMessage, SendPhoto
 from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardMarkup,
@@ -98,7 +99,12 @@ class TelegramTransport:
 
     async def _acquire(self, delivery: Delivery, chat_id: int) -> None:
         """The chat's next slot: the most urgent first, and what a press caused may use the
-        slots a group keeps for presses (the queue message, urgent as it is, may not)."""
+        slots a group keeps for presses (the queue message, urgent as it is, may not).
+
+        Callers build the request before they take the slot: building validates it, and
+        aiogram builds a model's validator on its first use (tens of milliseconds, more on a
+        loaded machine). The limiter counts a message from its slot's time, so that must be
+        when the request leaves, or Telegram sees the next ones closer than counted."""
         urgency = delivery.item.urgency
         press = PRESS_URGENCY <= urgency < QUEUE_URGENCY
         await self.limiter.acquire(chat_id, urgency, press=press)
@@ -147,8 +153,7 @@ class TelegramTransport:
             reply = ReplyParameters(
                 message_id=message_id(delivery.reply_to_ref), allow_sending_without_reply=True
             )
-        await self._acquire(delivery, chat_id)
-        message = await self.bot.send_message(
+        request = SendMessage(
             chat_id=chat_id,
             text=rendered.text,
             parse_mode="HTML",
@@ -158,6 +163,8 @@ class TelegramTransport:
             link_preview_options=NO_PREVIEW,
             reply_parameters=reply,
         )
+        await self._acquire(delivery, chat_id)
+        message = await self.bot(request)
         return DeliveryResult(str(message.message_id))
 
     async def _photo(self, delivery: Delivery, chat_id: int) -> DeliveryResult:
@@ -171,8 +178,7 @@ class TelegramTransport:
         except Exception as exc:
             log.exception("telegram: outbox item %s cannot be rendered", item.id)
             raise PermanentFailure(f"cannot render: {type(exc).__name__}: {exc}") from exc
-        await self._acquire(delivery, chat_id)
-        message = await self.bot.send_photo(
+        request = SendPhoto(
             chat_id=chat_id,
             photo=BufferedInputFile(picture, payload.get("filename") or "photo.png"),
             caption=caption or None,
@@ -180,6 +186,8 @@ class TelegramTransport:
             message_thread_id=message_id(item.thread) if item.thread else None,
             protect_content=self.protect_content,
         )
+        await self._acquire(delivery, chat_id)
+        message = await self.bot(request)
         return DeliveryResult(str(message.message_id))
 
     async def _attachment(self, delivery: Delivery, chat_id: int) -> DeliveryResult:
@@ -197,8 +205,7 @@ class TelegramTransport:
             reply = ReplyParameters(
                 message_id=message_id(delivery.reply_to_ref), allow_sending_without_reply=True
             )
-        await self.limiter.acquire(chat_id)
-        message = await self.bot.send_photo(
+        request = SendPhoto(
             chat_id=chat_id,
             photo=ref.removeprefix(TELEGRAM_FILE),
             caption=self.renderer.attachment_caption(payload),
@@ -207,6 +214,8 @@ class TelegramTransport:
             protect_content=self.protect_content,
             reply_parameters=reply,
         )
+        await self.limiter.acquire(chat_id)  # built first: see _acquire
+        message = await self.bot(request)
         return DeliveryResult(str(message.message_id))
 
     async def _edit(self, delivery: Delivery, chat_id: int, rendered: Rendered) -> DeliveryResult:
@@ -215,16 +224,17 @@ class TelegramTransport:
         target = message_id(delivery.target_ref)
         # ForceReply cannot be attached by an edit; no markup also removes old buttons.
         markup = rendered.markup if isinstance(rendered.markup, InlineKeyboardMarkup) else None
+        request = EditMessageText(
+            chat_id=chat_id,
+            message_id=target,
+            text=rendered.text,
+            parse_mode="HTML",
+            reply_markup=markup,
+            link_preview_options=NO_PREVIEW,
+        )
         await self._acquire(delivery, chat_id)
         try:
-            result = await self.bot.edit_message_text(
-                chat_id=chat_id,
-                message_id=target,
-                text=rendered.text,
-                parse_mode="HTML",
-                reply_markup=markup,
-                link_preview_options=NO_PREVIEW,
-            )
+            result = await self.bot(request)
         except TelegramBadRequest as exc:
             if NOT_MODIFIED not in exc.message.lower():
                 raise

@@ -4,7 +4,7 @@ project's test server (issue 21), and the HTTP client that feeds them mentions.
 The test server stands for Telegram and for the reverse proxy in front of the instances: it
 delivers updates round-robin to every instance's webhook (`set_webhook_targets`). The
 playbook is the shipped one with a short SLA (sla.yaml below): every case's first reminder
-comes a minute after it opens, on a round-the-clock calendar, so a test sees it fire.
+comes 20 s after it opens, on a round-the-clock calendar, so a test sees it fire.
 
 Used by tests/e2e/test_scaleout.py and bench/scaleout.py.
 """
@@ -223,8 +223,7 @@ class Cluster:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for instance in self.instances.values():
-            await instance.stop()
+        await asyncio.gather(*(instance.stop() for instance in self.instances.values()))
         await self.server.stop()
 
     async def start(self, names: Sequence[str] | None = None) -> None:

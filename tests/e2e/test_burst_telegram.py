@@ -26,7 +26,7 @@ from bot.clock import SystemClock
 from bot.settings.config import load_config
 from bot.settings.playbook import load_playbook
 from handlers.app import App
-from tests.doubles.support import ROOT
+from tests.doubles.bot_config import DEPARTMENTS, DUTY, HEAD, PRESS, Source, telegram_bot_config
 from tests.doubles.synapse import free_port
 from tests.doubles.telegram_server.flood import Limits
 from tests.doubles.telegram_server.server import TelegramServer
@@ -39,37 +39,7 @@ SCALE = 5  # Telegram's limits five times faster on both sides: a minute lasts 1
 MINUTE_S = 60 / SCALE
 SOURCE_TOKEN = "burst-test-token-0123456789abcdef"
 ROUTE = "42"
-
-CONFIG = """
-organisation: Администрация Энской области
-locale: ru
-timezone: Europe/Moscow
-log_level: WARNING
-database: {{url: "sqlite+aiosqlite:///{db}"}}
-playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
-telegram:
-  token: "{token}"
-  api_base: "{api_base}"
-  limits: {{scale: {scale}}}
-api:
-  listen: "127.0.0.1:{port}"
-  sources:
-    - {{name: monitoring, token: "{source_token}", scopes: [ingest, read]}}
-metrics: {{listen: "127.0.0.1:0"}}
-outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
-departments:
-  - {{id: housing, name: ЖКХ, telegram: {{chat_id: {housing}}}}}
-  - {{id: transport, name: Транспорт, telegram: {{chat_id: {transport}}}}}
-  - {{id: coordination, name: ЦУР, telegram: {{chat_id: {coordination}}}}}
-coordination_department: coordination
-staff:
-  - {{id: duty, name: Дарья Морозова, telegram_id: 1005,
-     roles: {{coordination: [specialist]}}, global_roles: [duty]}}
-  - {{id: tspec, name: Егор Волков, telegram_id: 1006, roles: {{transport: [specialist]}}}}
-  # The shipped approval.yaml asks them at the high and critical tiers.
-  - {{id: press, name: Пресс-секретарь, telegram_id: 1007, global_roles: [press_secretary]}}
-  - {{id: head, name: Глава, telegram_id: 1008, global_roles: [leadership]}}
-"""
+SPECIALIST = "{id: tspec, name: Егор Волков, telegram_id: 1006, roles: {transport: [specialist]}}"
 
 # How people tell that the 42 did not come: pieces put together differently by each person.
 OPENINGS = (
@@ -190,21 +160,21 @@ async def test_two_hundred_complaints_in_other_words_fit_on_a_few_cards(tmp_path
     await server.start()
     server.add_bot(TOKEN, "otklik_bot")
     chats = {
-        name: server.create_chat("supergroup", title).id
-        for name, title in (("housing", "ЖКХ"), ("transport", "Транспорт"), ("coordination", "ЦУР"))
+        name: server.create_chat("supergroup", DEPARTMENTS[name]).id
+        for name in ("housing", "transport", "coordination")
     }
     port = free_port()
     path = tmp_path / "config.yaml"
     path.write_text(
-        CONFIG.format(
-            db=tmp_path / "otklik.db",
-            root=ROOT,
-            token=TOKEN,
+        telegram_bot_config(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'otklik.db'}",
             api_base=server.api_base,
+            token=TOKEN,
             scale=SCALE,
-            port=port,
-            source_token=SOURCE_TOKEN,
-            **chats,
+            chats=chats,
+            api_port=port,
+            sources=[Source("monitoring", SOURCE_TOKEN)],
+            staff=(DUTY, SPECIALIST, PRESS % 1007, HEAD % 1008),
         ),
         encoding="utf-8",
     )

@@ -29,6 +29,7 @@ import aiohttp
 import pytest
 
 from store import crypto
+from tests.doubles.bot_config import DEPARTMENTS, Source, telegram_bot_config
 from tests.doubles.support import ROOT
 from tests.doubles.telegram_server.flood import Limits
 from tests.doubles.telegram_server.server import TelegramServer
@@ -45,39 +46,6 @@ SOURCE_TOKEN = "crash-test-token-0123456789abcdef"
 CARD_BUTTON = re.compile(r'"callback_data":\s*"[cm]:(\d+):')
 PACK_HEAD = "Новые упоминания:"  # a pack card (playbooks/templates/ru/pack.html.j2)
 PACK_LINE = re.compile(r"/case (\d+)")
-
-CONFIG = """
-organisation: Администрация Энской области
-locale: ru
-timezone: Europe/Moscow
-log_level: WARNING
-database: {{url: "sqlite+aiosqlite:///{db}"}}
-playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
-telegram:
-  token: "{token}"
-  api_base: "{api_base}"
-  limits: {{scale: {scale}}}
-api:
-  listen: "127.0.0.1:{port}"
-  sources:
-    - {{name: monitoring, token: "${{CRASH_TOKEN}}", scopes: [ingest, read]}}
-outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 1}}
-departments:
-  - {{id: housing, name: ЖКХ, telegram: {{chat_id: {housing}}}}}
-  - {{id: transport, name: Транспорт, telegram: {{chat_id: {transport}}}}}
-  - {{id: coordination, name: ЦУР, telegram: {{chat_id: {coordination}}}}}
-  - {{id: health, name: Здравоохранение, telegram: {{chat_id: {health}}}}}
-  - {{id: education, name: Образование, telegram: {{chat_id: {education}}}}}
-  - {{id: social, name: Соцзащита, telegram: {{chat_id: {social}}}}}
-coordination_department: coordination
-staff:
-  - {{id: duty, name: Дарья Морозова, telegram_id: 1005,
-     roles: {{coordination: [specialist]}}, global_roles: [duty]}}
-  # The shipped approval.yaml asks them at the high and critical tiers: without them the
-  # bot refuses to start.
-  - {{id: press, name: Пресс-секретарь, telegram_id: 1006, global_roles: [press_secretary]}}
-  - {{id: head, name: Глава, telegram_id: 1007, global_roles: [leadership]}}
-"""
 
 HOUSING = "Третий день нет отопления в доме {n}, батареи ледяные, управляющая молчит"
 TRANSPORT = "Автобус {n} снова не пришёл, на остановке ждали час"
@@ -222,28 +190,22 @@ async def test_kill_9_mid_burst_loses_no_accepted_mention_and_posts_each_card_on
     await server.start()
     server.add_bot(TOKEN, "otklik_bot")
     chats = {
-        name: server.create_chat("supergroup", title).id
-        for name, title in (
-            ("housing", "ЖКХ"),
-            ("transport", "Транспорт"),
-            ("coordination", "ЦУР"),
-            ("health", "Здравоохранение"),
-            ("education", "Образование"),
-            ("social", "Соцзащита"),
-        )
+        name: server.create_chat("supergroup", title).id for name, title in DEPARTMENTS.items()
     }
     db = tmp_path / "otklik.db"
     port = free_port()
     config = tmp_path / "config.yaml"
     config.write_text(
-        CONFIG.format(
-            db=db,
-            root=ROOT,
-            token=TOKEN,
+        telegram_bot_config(
+            database_url=f"sqlite+aiosqlite:///{db}",
             api_base=server.api_base,
+            token=TOKEN,
             scale=SCALE,
-            port=port,
-            **chats,
+            chats=chats,
+            api_port=port,
+            sources=[Source("monitoring", "${CRASH_TOKEN}")],  # from the process's environment
+            metrics=False,
+            max_retry_s=1,
         ),
         encoding="utf-8",
     )

@@ -18,7 +18,7 @@ Checked, at the test server and in the database:
   committing in another order than they began: an item is seen by the senders only once its
   transaction commits, so its created_at may precede one committed earlier;
 - Telegram answered no 429;
-- every case's SLA reminder (a minute after it opens, sla.yaml in tests/doubles/cluster.py)
+- every case's SLA reminder (20 s after it opens, sla.yaml in tests/doubles/cluster.py)
   posted once;
 - each press answered once and the case taken, the press delivered twice answered once.
 

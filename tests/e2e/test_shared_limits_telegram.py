@@ -48,7 +48,7 @@ from handlers.telegram.transport import TelegramTransport
 from store.db import Database
 from store.send_slots import SqlSendSlots
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
-from tests.doubles.support import ROOT
+from tests.doubles.bot_config import telegram_bot_config
 from tests.doubles.telegram_server.flood import Limits
 from tests.doubles.telegram_server.server import TelegramServer
 from tests.doubles.telegram_world import TOKEN
@@ -219,28 +219,6 @@ async def test_in_process_limits_alone_let_two_instances_break_them() -> None:
         assert sum(len(r) for r in refused) == server.stats.count_429
 
 
-APP_CONFIG = """
-organisation: Администрация Энской области
-locale: ru
-timezone: Europe/Moscow
-log_level: WARNING
-database: {{url: "{url}"}}
-playbooks: {{path: "{root}/playbooks/default", templates: "{root}/playbooks/templates"}}
-telegram:
-  token: "{token}"
-  api_base: "{api_base}"
-  limits: {{scale: {scale}}}
-api: {{listen: "127.0.0.1:0"}}
-metrics: {{listen: "127.0.0.1:0"}}
-outbox: {{poll_interval_s: 0.05, base_retry_s: 0.05, max_retry_s: 2}}
-departments:
-  - {{id: housing, name: ЖКХ, telegram: {{chat_id: {housing}}}}}
-  - {{id: transport, name: Транспорт, telegram: {{chat_id: {transport}}}}}
-  - {{id: coordination, name: ЦУР, telegram: {{chat_id: {coordination}}}}}
-coordination_department: coordination
-"""
-
-
 @asynccontextmanager
 async def fresh_database() -> AsyncIterator[str]:
     """A database of its own on the test server (the App takes a URL, not a schema)."""
@@ -271,13 +249,13 @@ async def test_a_running_bot_on_postgresql_reserves_each_send_in_the_database(
         async with fresh_database() as url:
             path = tmp_path / "config.yaml"
             path.write_text(
-                APP_CONFIG.format(
-                    url=url,
-                    root=ROOT,
-                    token=TOKEN,
+                telegram_bot_config(
+                    database_url=url,
                     api_base=server.api_base,
+                    token=TOKEN,
                     scale=SCALE,
-                    **chats,
+                    chats=chats,
+                    staff=(),
                 ),
                 encoding="utf-8",
             )

@@ -7,7 +7,8 @@ must pass the Telegram test server's strict HTML parser (tdlib's rules: an unkno
 tag, a bad entity → 400 "can't parse entities") and fit, and must be sendable as UTF-8; and a
 sample of them must be taken by a real Synapse as Matrix events.
 
-Settings are derandomized, so CI runs the same examples every time.
+Settings are derandomized, so CI runs the same examples every time (2,500 of them;
+HOSTILE_EXAMPLES=10000 runs the 10,000 of the issue).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from tests.doubles.synapse import SynapseServer
 from tests.doubles.telegram_server.protocol import ApiError
 from tests.doubles.telegram_server.server import TelegramServer
 
-TELEGRAM_EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "10000"))
+# Some 4 ms of CPU each: the suite renders 2,500; HOSTILE_EXAMPLES=10000 the issue's figure.
+TELEGRAM_EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "2500"))
 MATRIX_EXAMPLES = 100  # each one is a real event, with its reactions, on a real Synapse
 NOW = datetime(2026, 11, 20, 13, 30, tzinfo=UTC)
 TZ = ZoneInfo("Europe/Moscow")

@@ -17,7 +17,8 @@ from tests.doubles.telegram_server.state import Chat
 
 @dataclass
 class Limits:
-    """Flood control, per bot. `time_scale=10` runs every window ten times faster.
+    """Flood control, per bot. `time_scale=10` runs every window ten times faster (not the
+    time to answer a press: callback_answer_timeout_s is in real seconds).
 
     `retry_after` is reported in scaled seconds: wait `retry_after / time_scale` real ones.
     """

@@ -159,8 +159,12 @@ class KeyboardApi(ServerCore):
     ) -> bool:
         query_id = params.get("callback_query_id", "")
         query = self._callbacks.get(query_id)
+        # Telegram's 15 s to answer is how long the client waits, not a rate: real seconds,
+        # whatever the time scale (scaled, a press waiting behind other work on a loaded
+        # machine was refused after 1.5 s).
         too_old = query is not None and (
-            self._flood.now() - query.created > self.limits.callback_answer_timeout_s
+            (self._flood.now() - query.created) / self.limits.time_scale
+            > self.limits.callback_answer_timeout_s
         )
         if query is None or query.bot_id != state.info.id or query.answered or too_old:
             raise bad(QUERY_INVALID)
