@@ -85,12 +85,19 @@ def raced(what: str) -> Iterator[None]:
     except IntegrityError as error:
         raise ConcurrentUpdate(f"{what}: {error.orig}") from error
     except DBAPIError as error:
-        # SQLite's "database is locked"; PostgreSQL's deadlock (40P01) and serialization
-        # (40001) failures: the transaction lost a race and is rolled back whole.
-        lost = isinstance(error, OperationalError) and "locked" in str(error.orig)
-        if not lost and getattr(error.orig, "sqlstate", None) not in ("40P01", "40001"):
+        if not lost_race(error):
             raise
         raise ConcurrentUpdate(f"{what}: {error.orig}") from error
+
+
+def lost_race(error: BaseException) -> bool:
+    """SQLite's "database is locked"; PostgreSQL's deadlock (40P01) and serialization (40001)
+    failures: the transaction lost a race and is rolled back whole, so running it again is safe."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if isinstance(error, OperationalError) and "locked" in str(error.orig):
+        return True
+    return getattr(error.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 _PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[ColumnProcessor | None]] = {}

@@ -7,6 +7,8 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.ports import ConcurrentUpdate
+from store.driver import lost_race
 from store.queries.export import SqlExportRepository
 from store.queries.reports import SqlReportRepository
 from store.repos.authors import SqlAuthorRepository
@@ -110,6 +112,10 @@ class SqlUnitOfWork:
                 self._session = None
                 if self._gate is not None:
                     self._gate.release()
+        # A deadlock or serialization failure anywhere in the transaction: it was rolled back
+        # whole, and callers that run a lost race again (ConcurrentUpdate) do so.
+        if exc is not None and not isinstance(exc, ConcurrentUpdate) and lost_race(exc):
+            raise ConcurrentUpdate(f"transaction lost a race: {exc}") from exc
 
     async def commit(self) -> None:
         assert self._session is not None

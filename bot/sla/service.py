@@ -139,6 +139,14 @@ class SlaService:
         return fired
 
     async def _redraw_cards(self, reminders: dict[int, str | None], now: datetime) -> None:
+        for attempt in (1, 2, 3):
+            try:
+                return await self._redraw_once(reminders, now)
+            except ConcurrentUpdate:  # another writer of the same rows won: read them again
+                if attempt == 3:
+                    raise
+
+    async def _redraw_once(self, reminders: dict[int, str | None], now: datetime) -> None:
         async with self._uow() as uow:
             cases = await uow.cases.get_many(sorted(reminders))
             mentions = await uow.mentions.first_of_cases(sorted(cases))
