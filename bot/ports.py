@@ -33,7 +33,13 @@ from bot.model import (
 if TYPE_CHECKING:
     from bot.crisis.checklist import ChecklistTick
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-    from bot.messages.outbox import CardBacklog, OutboxItem, OutboxStatus, PackChange
+    from bot.messages.outbox import (
+        CardBacklog,
+        OutboxItem,
+        OutboxStatus,
+        PackChange,
+        WaitingWork,
+    )
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
     from bot.settings.crisis_rules import ThresholdScope
@@ -322,6 +328,14 @@ class OutboxRepository(Protocol):
         `limit` largest clusters first (mentions in the case), then most urgent, then oldest;
         all of them counted with their mentions; and the cards already there whose redraw
         with more mentions still waits, with the mentions it adds."""
+        ...
+
+    async def waiting_work(
+        self, transport: str, chat: str, urgency: int, now: datetime, limit: int
+    ) -> list[WaitingWork]:
+        """The chat's oldest `limit` due card posts, card edits and pack posts at this urgency,
+        each with the mentions it would newly show (a card: its case's mentions not on the
+        chat's latest version of it; a pack: its lines) and since when they wait."""
         ...
 
     async def packable_cards(

@@ -40,10 +40,12 @@ from bot.messages.outbox import (
     DeliveryResult,
     OutboxItem,
     OutboxOp,
+    PRESS_URGENCY,
     PackChange,
     PermanentFailure,
     RetryLater,
     Transport,
+    WaitingWork,
 )
 from bot.messages.views import (
     PackLine,
@@ -77,6 +79,11 @@ TAKE_OVER_CHECK = timedelta(seconds=5)
 # Pack cards (_pack_cards). Eight lines of ~200 characters with their marks and numbers stay
 # far below Telegram's 4,096, and eight take buttons (one per row) stay a keyboard one reads.
 PACK_SIZE = 8
+# A backlog of more single cases than PACK_SIZE a pack fills in a quarter of the chat's minute
+# grows the packs, up to this: fourteen such lines with their marks still fit in 4,096.
+PACK_MAX = 14
+# How much of a backlogged chat's items the next one is chosen from (_choose): the oldest.
+CHOICE_WINDOW = 200
 # Only a case of one mention: its line shows all of it. A case with more is a cluster, whose
 # card shows the count, the spread and the sources, which a line cannot.
 PACK_MAX_MENTIONS = 1
@@ -178,6 +185,10 @@ class OutboxWorker:
         self.on_refused = on_refused  # the composition root sets it once the services exist
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # The chat and urgency of each item in hand: a chat takes one more only if it is
+        # more urgent (_dispatch), whichever item _choose picked.
+        self._held: dict[int, tuple[str, str, int]] = {}
+        self._waiting: dict[tuple[str, str], int] = {}  # per chat, at the last backlog watch
         # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
         # edit of the same message (a press) waits for its id instead of posting it again.
         self._posting: dict[int, tuple[str, str, str]] = {}
@@ -347,10 +358,16 @@ class OutboxWorker:
             heads = await uow.outbox.due_heads(now, self._batch_size)
             claimed: list[tuple[OutboxItem, Delivery]] = []
             posting = set(self._posting.values())
+            heads = [await self._choose(uow, head, posting, now) for head in heads]
             wanted = [
                 item
                 for item in heads
                 if item.id not in self._in_flight
+                # One at a time per chat: only a more urgent item may join one in hand.
+                and not any(
+                    held[:2] == (item.transport, item.chat) and held[2] >= item.urgency
+                    for held in self._held.values()
+                )
                 # An edit of a post in hand: the post settles first; looked at again then.
                 and not (
                     item.op is OutboxOp.EDIT
@@ -366,6 +383,7 @@ class OutboxWorker:
                     continue  # another instance holds the item or its chat
                 if item.op in _POSTS and item.ref_key:
                     self._posting[item.id] = (item.transport, item.chat, item.ref_key)
+                self._held[item.id] = (item.transport, item.chat, item.urgency)
                 item = replace(item, attempts=item.attempts + 1)
                 delivery = await self._resolve(uow, item)
                 self._posting_edit(item, delivery)
@@ -377,6 +395,42 @@ class OutboxWorker:
             self._in_flight[item.id] = task
             task.add_done_callback(partial(self._forget, item.id))
         return len(claimed)
+
+    async def _choose(
+        self,
+        uow: UnitOfWork,
+        head: OutboxItem,
+        posting: set[tuple[str, str, str]],
+        now: datetime,
+    ) -> OutboxItem:
+        """What a backlogged chat spends its next message on: of the card posts, card edits
+        and pack posts waiting at the head's urgency, the one that ends the most waiting
+        (the mentions it newly shows, each weighted by how long it has waited). A cluster's
+        redraw that counts forty more beats a card of one; a pack of eight new cases beats a
+        card of one; a mention that keeps waiting weighs more each second, so none starves.
+        Presses, the queue message, crisis cards and anything else keep their place in line
+        (urgency, then age); so does a chat that keeps up."""
+        key = (head.transport, head.chat)
+        if (
+            head.urgency >= PRESS_URGENCY
+            or self._waiting.get(key, 0) <= 1
+            or not _is_work(head)
+        ):
+            return head
+        work = [
+            w
+            for w in await uow.outbox.waiting_work(
+                head.transport, head.chat, head.urgency, now, CHOICE_WINDOW
+            )
+            if w.item.id not in self._in_flight
+            and not (
+                w.item.op is OutboxOp.EDIT
+                and (w.item.transport, w.item.chat, w.item.ref_key) in posting
+            )
+        ]
+        if not work:
+            return head
+        return max(work, key=lambda w: _worth(w, now)).item  # the oldest among equals
 
     def _backlogs_due(self, now: datetime) -> bool:
         if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
@@ -393,6 +447,7 @@ class OutboxWorker:
         self._in_flight.pop(item_id, None)
         if item_id not in self._unsettled:  # settled, or cancelled: in hand no longer
             self._posting.pop(item_id, None)
+            self._held.pop(item_id, None)
 
     async def _watch_backlogs(self, now: datetime) -> None:
         """A chat that cannot take its backlog within about a minute gets one "queue" message,
@@ -405,6 +460,8 @@ class OutboxWorker:
                 if capacity is None:
                     continue
                 backlog = await uow.outbox.backlog(name)
+                self._waiting = {k: v for k, v in self._waiting.items() if k[0] != name}
+                self._waiting.update({(name, chat): n for chat, n in backlog.items()})
                 pacing = getattr(transport, "backlogs", None)
                 if pacing is not None:  # a transport that paces a backlogged chat
                     pacing(backlog)
@@ -427,7 +484,9 @@ class OutboxWorker:
                     waiting = backlog.get(chat, 0)  # the queue message itself not counted
                     if self._packs(name, transport, chat, waiting, capacity(chat)):
                         scale = float(getattr(transport, "time_scale", 1.0))
-                        waiting -= await self._pack_cards(uow, name, chat, now, scale)
+                        waiting -= await self._pack_cards(
+                            uow, name, chat, now, scale, capacity(chat)
+                        )
                     await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
             await self._redraw_packs(uow, now)
             await uow.commit()
@@ -452,7 +511,13 @@ class OutboxWorker:
         return key in self._packing
 
     async def _pack_cards(
-        self, uow: UnitOfWork, transport: str, chat: str, now: datetime, scale: float = 1.0
+        self,
+        uow: UnitOfWork,
+        transport: str,
+        chat: str,
+        now: datetime,
+        scale: float = 1.0,
+        capacity: int = 0,
     ) -> int:
         """In a backlogged chat, waiting first cards of single-mention cases go out as pack
         cards, up to PACK_SIZE cases a message, each with its own take button: every mention
@@ -461,20 +526,21 @@ class OutboxWorker:
         transaction (status packed), so a restart neither loses nor posts them again; a later
         change of a case posts its own card (_resolve). Returns how many fewer messages wait."""
         candidates = await uow.outbox.packable_cards(
-            transport, chat, PACK_MAX_MENTIONS, PACK_SIZE * PACKS_PER_WATCH
+            transport, chat, PACK_MAX_MENTIONS, PACK_MAX * PACKS_PER_WATCH
         )
+        size = pack_size(len(candidates), capacity)
         by_thread: dict[str | None, list[OutboxItem]] = {}  # a forum topic per department
         for item in candidates:
             by_thread.setdefault(item.thread, []).append(item)
         saved = 0
         for items in by_thread.values():
-            for start in range(0, len(items), PACK_SIZE):
-                group = items[start : start + PACK_SIZE]
+            for start in range(0, len(items), size):
+                group = items[start : start + size]
                 oldest = min(item.created_at or now for item in group)
                 # A pack not full goes once its oldest waited PACK_WAIT, or at once with
                 # full ones: the rest of a burst, which no later mention would fill sooner
                 # than the cards ahead of it go.
-                partial = len(group) < PACK_SIZE and start == 0
+                partial = len(group) < size and start == 0
                 if len(group) < 2 or (partial and now - oldest < PACK_WAIT / scale):
                     break  # the rest waits to fill a pack (or goes as cards)
                 saved += await self._pack(uow, transport, chat, group, now)
@@ -646,6 +712,7 @@ class OutboxWorker:
             for item_id in sorted(self._unsettled):
                 await self._settle(self._unsettled[item_id])
                 del self._unsettled[item_id]
+                self._held.pop(item_id, None)
                 log.info("outbox: item %d recorded after a database failure", item_id)
 
     async def _settle(self, outcome: _Outcome) -> None:
@@ -710,6 +777,28 @@ class OutboxWorker:
                 item.chat,
                 error,
             )
+
+
+def pack_size(waiting: int, capacity: int) -> int:
+    """Cases a pack holds: PACK_SIZE, more when more single cases wait than PACK_SIZE-case packs
+    take in a quarter of the chat's minute (`capacity` messages), at most PACK_MAX."""
+    packs = max(1, capacity // 4)
+    return min(PACK_MAX, max(PACK_SIZE, -(-waiting // packs)))
+
+
+def _is_work(item: OutboxItem) -> bool:
+    """A card's post or edit, or a pack's post: what shows waiting mentions (_choose)."""
+    ref = item.ref_key or ""
+    if ref.startswith("card:"):
+        return item.op in (OutboxOp.POST, OutboxOp.EDIT)
+    return ref.startswith("pack:") and item.op is OutboxOp.POST
+
+
+def _worth(work: WaitingWork, now: datetime) -> float:
+    """Mention-seconds of waiting a delivery ends: each newly shown mention by how long the
+    oldest has waited. A redraw that shows no more counts as one mention: it is not starved."""
+    waited = max(0.0, (now - work.since).total_seconds())
+    return max(1, work.reveals) * waited
 
 
 def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:

@@ -186,6 +186,17 @@ class CardBacklog:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingWork:
+    """A waiting card post, card edit or pack post of a backlogged chat, with the mentions it
+    would put in front of people that the chat does not show yet, and since when the oldest of
+    them waits (bot/messages/delivery.py chooses the next one by these)."""
+
+    item: OutboxItem
+    reveals: int  # mentions newly visible once it is delivered: 0 for a redraw of what is shown
+    since: datetime  # when the oldest of them began to wait
+
+
+@dataclass(frozen=True, slots=True)
 class PackChange:
     """A pack card one of whose cases changed since it was packed: the pack's latest version
     and the latest card of each such case in the chat (bot/messages/delivery.py redraws the

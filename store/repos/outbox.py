@@ -34,6 +34,7 @@ from bot.messages.outbox import (
     OutboxStatus,
     PackChange,
     WaitingCard,
+    WaitingWork,
 )
 from bot.messages.views import as_view
 from bot.model import CaseState, Priority
@@ -45,6 +46,7 @@ _OUTBOX = cast(Table, OutboxRow.__table__)
 _UNDELIVERED = [s.value for s in UNDELIVERED]
 _CARD = "card:"  # bot/messages/views.py card_ref
 _QUEUE = "queue:"  # bot/messages/delivery.py QUEUE_REF
+_PACK = "pack:"  # bot/messages/views.py pack_ref
 UNPACKED = "unpacked: its pack card was refused for good"
 
 _Target = tuple[str, str, str]  # transport, chat, ref_key
@@ -277,9 +279,19 @@ class SqlOutboxRepository:
         now_counts = {str(ref): int(count) for ref, count in pending}
         if not now_counts:
             return 0, 0
+        shown = await self._shown_counts(transport, chat, now_counts)
+        # A card not delivered at all is in hand or waiting: counted among the waiting.
+        growth = [now_counts[ref] - count for ref, count in shown.items()]
+        grown = [g for g in growth if g > 0]
+        return len(grown), sum(grown)
+
+    async def _shown_counts(
+        self, transport: str, chat: str, refs: Collection[str]
+    ) -> dict[str, int]:
+        """The mentions each card shows in the chat now: its last version that reached the
+        chat (a card is edited many times). A card not there at all is left out."""
         shown: dict[str, int] = {}
-        for chunk in chunks(sorted(now_counts)):
-            # The last version each card reached the chat in (a card is edited many times).
+        for chunk in chunks(sorted(refs)):
             latest = (
                 select(func.max(OutboxRow.id))
                 .where(
@@ -298,10 +310,69 @@ class SqlOutboxRepository:
             for ref, payload in delivered:
                 if isinstance(payload, dict) and isinstance(payload.get("case"), dict):
                     shown[str(ref)] = int(payload["case"].get("mention_count", 1))
-        # A card not delivered at all is in hand or waiting: counted among the waiting.
-        growth = [now_counts[ref] - count for ref, count in shown.items()]
-        grown = [g for g in growth if g > 0]
-        return len(grown), sum(grown)
+        return shown
+
+    async def waiting_work(
+        self, transport: str, chat: str, urgency: int, now: datetime, limit: int
+    ) -> list[WaitingWork]:
+        rows = (
+            await self._s.execute(
+                select(OutboxRow, CaseRow.mention_count)
+                .outerjoin(CaseRow, CaseRow.id == OutboxRow.case_id)
+                .where(
+                    OutboxRow.transport == transport,
+                    OutboxRow.chat == chat,
+                    OutboxRow.status == OutboxStatus.PENDING.value,
+                    OutboxRow.next_attempt_at <= now,
+                    OutboxRow.urgency == urgency,
+                    or_(
+                        and_(
+                            OutboxRow.ref_key.startswith(_CARD),
+                            OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
+                        ),
+                        and_(
+                            OutboxRow.ref_key.startswith(_PACK),
+                            OutboxRow.op == OutboxOp.POST.value,
+                        ),
+                    ),
+                )
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            )
+        ).all()
+        items = [(outbox_from_row(row), count) for row, count in rows]
+        edits = {i.ref_key for i, _ in items if i.op is OutboxOp.EDIT and i.ref_key}
+        shown = await self._shown_counts(transport, chat, edits)
+        packs = [i.ref_key for i, _ in items if (i.ref_key or "").startswith(_PACK)]
+        # A pack's cases wait since their cards were queued, before they were packed.
+        packed_since: dict[str, datetime] = {}
+        for chunk in chunks(sorted(r for r in packs if r)):
+            oldest = await self._s.execute(
+                select(OutboxRow.external_ref, func.min(OutboxRow.created_at))
+                .where(
+                    OutboxRow.transport == transport,
+                    OutboxRow.chat == chat,
+                    OutboxRow.status == OutboxStatus.PACKED.value,
+                    OutboxRow.external_ref.in_(chunk),
+                )
+                .group_by(OutboxRow.external_ref)
+            )
+            packed_since.update({str(ref): _utc(at) for ref, at in oldest.all()})
+        work: list[WaitingWork] = []
+        for item, count in items:
+            ref = item.ref_key or ""
+            since = item.created_at or now
+            payload = item.payload
+            if payload["view"] == "pack":
+                reveals = sum(1 for line in payload["items"] if not line["carded"])
+                since = min(since, packed_since.get(ref, since))
+            elif item.op is OutboxOp.EDIT:
+                # A card not in the chat yet (its post in hand, or refused) shows all of it.
+                reveals = max(0, int(count or 0) - shown.get(ref, 0))
+            else:
+                reveals = int(count or 1)
+            work.append(WaitingWork(item, reveals, since))
+        return work
 
     # --- pack cards (bot/messages/delivery.py _pack_cards) -------------------------------
 
@@ -481,11 +552,7 @@ class SqlOutboxRepository:
                 OutboxRow.id.in_(latest), OutboxRow.op != OutboxOp.DELETE.value
             )
         )
-        # SQLite gives naive datetimes back (UTC, as written).
-        return {
-            chat: at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-            for chat, at in rows.all()
-        }
+        return {chat: _utc(at) for chat, at in rows.all()}
 
     async def claim(
         self,
@@ -689,6 +756,11 @@ _CHAT_LOCK_SPACE = 0x4F42  # "OB"
 def _chat_lock_key(transport: str, chat: str) -> int:
     value = zlib.crc32(f"{transport}:{chat}".encode())
     return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def _utc(at: datetime) -> datetime:
+    """SQLite gives naive datetimes back (UTC, as written)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _pack_in_chat() -> Any:
