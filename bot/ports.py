@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         PackChange,
         WaitingWork,
     )
+    from bot.messages.views import View
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
     from bot.settings.crisis_rules import ThresholdScope
@@ -336,6 +337,21 @@ class OutboxRepository(Protocol):
         """The chat's oldest `limit` due card posts, card edits and pack posts at this urgency,
         each with the mentions it would newly show (a card: its case's mentions not on the
         chat's latest version of it; a pack: its lines) and since when they wait."""
+        ...
+
+    async def waiting_packs(
+        self, transport: str, chat: str, thread: str | None
+    ) -> list[OutboxItem]:
+        """Pack posts of the chat (and forum topic) that wait for their slot, oldest first."""
+        ...
+
+    async def hold_waiting(self, item_id: int) -> bool:
+        """Hold a waiting item for this transaction (no claim takes it meanwhile); False if it
+        is not waiting any more."""
+        ...
+
+    async def repack(self, item_id: int, payload: View, urgency: int) -> None:
+        """A held waiting pack's new lines and urgency (delivery.py _top_up)."""
         ...
 
     async def packable_cards(

@@ -36,11 +36,11 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.messages.outbox import (
+    PRESS_URGENCY,
     Delivery,
     DeliveryResult,
     OutboxItem,
     OutboxOp,
-    PRESS_URGENCY,
     PackChange,
     PermanentFailure,
     RetryLater,
@@ -84,6 +84,9 @@ PACK_SIZE = 8
 PACK_MAX = 14
 # How much of a backlogged chat's items the next one is chosen from (_choose): the oldest.
 CHOICE_WINDOW = 200
+# How often a redraw that shows no waiting mention may take a backlogged chat's message
+# (_choose): as often as the queue message is refreshed.
+REDRAW_PAUSE = QUEUE_REFRESH
 # Only a case of one mention: its line shows all of it. A case with more is a cluster, whose
 # card shows the count, the spread and the sources, which a line cannot.
 PACK_MAX_MENTIONS = 1
@@ -189,6 +192,8 @@ class OutboxWorker:
         # more urgent (_dispatch), whichever item _choose picked.
         self._held: dict[int, tuple[str, str, int]] = {}
         self._waiting: dict[tuple[str, str], int] = {}  # per chat, at the last backlog watch
+        # When each message that shows no waiting mention was last drawn (_paused).
+        self._redrawn: dict[tuple[str, str, str], datetime] = {}
         # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
         # edit of the same message (a press) waits for its id instead of posting it again.
         self._posting: dict[int, tuple[str, str, str]] = {}
@@ -358,11 +363,12 @@ class OutboxWorker:
             heads = await uow.outbox.due_heads(now, self._batch_size)
             claimed: list[tuple[OutboxItem, Delivery]] = []
             posting = set(self._posting.values())
-            heads = [await self._choose(uow, head, posting, now) for head in heads]
+            chosen = [await self._choose(uow, head, posting, now) for head in heads]
             wanted = [
                 item
-                for item in heads
-                if item.id not in self._in_flight
+                for item in chosen
+                if item is not None
+                and item.id not in self._in_flight
                 # One at a time per chat: only a more urgent item may join one in hand.
                 and not any(
                     held[:2] == (item.transport, item.chat) and held[2] >= item.urgency
@@ -402,26 +408,39 @@ class OutboxWorker:
         head: OutboxItem,
         posting: set[tuple[str, str, str]],
         now: datetime,
-    ) -> OutboxItem:
-        """What a backlogged chat spends its next message on: of the card posts, card edits
-        and pack posts waiting at the head's urgency, the one that ends the most waiting
-        (the mentions it newly shows, each weighted by how long it has waited). A cluster's
-        redraw that counts forty more beats a card of one; a pack of eight new cases beats a
-        card of one; a mention that keeps waiting weighs more each second, so none starves.
-        Presses, the queue message, crisis cards and anything else keep their place in line
-        (urgency, then age); so does a chat that keeps up."""
+    ) -> OutboxItem | None:
+        """What a backlogged chat spends its next message on (None: nothing now). Of the card
+        posts, card edits and pack posts waiting at the head's urgency, the one that ends the
+        most waiting: the mentions it newly shows, weighted by how long they have waited (see
+        _worth). A cluster's redraw that counts forty more beats a card of one; a pack of eight
+        new cases beats a card of one; a mention that keeps waiting weighs more each second,
+        so none starves. A redraw that shows no waiting mention (a crisis card's counts, the
+        queue message) and not caused by a press goes at most every REDRAW_PAUSE while such
+        work waits: waiting edits fold into it, so it shows the latest when it goes. Presses
+        and anything else keep their place in line (urgency, then age); so does a chat that
+        keeps up."""
         key = (head.transport, head.chat)
-        if (
-            head.urgency >= PRESS_URGENCY
-            or self._waiting.get(key, 0) <= 1
-            or not _is_work(head)
-        ):
+        if self._waiting.get(key, 0) <= 1:
             return head
+        transport = self._transports.get(head.transport)
+        scale = float(getattr(transport, "time_scale", 1.0))
+        if _is_work(head) and head.urgency < PRESS_URGENCY:
+            tiers = [head.urgency]
+        elif self._paused(head, now, scale):
+            tiers = list(range(PRESS_URGENCY - 1, -1, -1))  # the most urgent work there is
+        else:
+            return head
+        for urgency in tiers:
+            found = await uow.outbox.waiting_work(
+                head.transport, head.chat, urgency, now, CHOICE_WINDOW
+            )
+            if found:
+                break
+        else:
+            return head  # no work waits: the redraw goes
         work = [
             w
-            for w in await uow.outbox.waiting_work(
-                head.transport, head.chat, head.urgency, now, CHOICE_WINDOW
-            )
+            for w in found
             if w.item.id not in self._in_flight
             and not (
                 w.item.op is OutboxOp.EDIT
@@ -429,8 +448,21 @@ class OutboxWorker:
             )
         ]
         if not work:
-            return head
-        return max(work, key=lambda w: _worth(w, now)).item  # the oldest among equals
+            return None  # what waits is in hand already: after it
+        capacity = getattr(transport, "capacity_per_minute", None)
+        per_minute = capacity(head.chat) if capacity is not None else 60
+        slot = 60.0 / max(1, per_minute) / scale
+        return max(work, key=lambda w: _worth(w, now, slot)).item  # the oldest among equals
+
+    def _paused(self, item: OutboxItem, now: datetime, scale: float) -> bool:
+        """A redraw that shows no waiting mention, not caused by a press (PRESS_URGENCY plus
+        the case's priority rank), of a message redrawn less than REDRAW_PAUSE ago."""
+        if item.op is not OutboxOp.EDIT or _is_work(item) or not item.ref_key:
+            return False
+        if PRESS_URGENCY <= item.urgency <= PRESS_URGENCY + Priority.CRITICAL.rank:
+            return False
+        drawn = self._redrawn.get((item.transport, item.chat, item.ref_key))
+        return drawn is not None and now - drawn < REDRAW_PAUSE / scale
 
     def _backlogs_due(self, now: datetime) -> bool:
         if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
@@ -533,7 +565,17 @@ class OutboxWorker:
         for item in candidates:
             by_thread.setdefault(item.thread, []).append(item)
         saved = 0
-        for items in by_thread.values():
+        for thread, items in by_thread.items():
+            # A pack still waiting for its slot takes them first, up to PACK_MAX: in a chat
+            # that waits longer, packs grow instead of queueing more of them.
+            for pack in await uow.outbox.waiting_packs(transport, chat, thread):
+                room = (
+                    PACK_MAX - len(pack.payload["items"]) if pack.payload["view"] == "pack" else 0
+                )
+                if items and room > 0:
+                    added = await self._top_up(uow, pack, items[:room])
+                    saved += added
+                    items = items[room:] if added else items
             for start in range(0, len(items), size):
                 group = items[start : start + size]
                 oldest = min(item.created_at or now for item in group)
@@ -583,6 +625,31 @@ class OutboxWorker:
             ]
         )
         return len(lines) - 1
+
+    async def _top_up(self, uow: UnitOfWork, pack: OutboxItem, group: Sequence[OutboxItem]) -> int:
+        """Add waiting single cards to a pack that has not gone yet, in this transaction (the
+        pack is held against a claim meanwhile). Returns how many it took."""
+        assert pack.id is not None and pack.ref_key is not None
+        if pack.payload["view"] != "pack" or not await uow.outbox.hold_waiting(pack.id):
+            return 0  # claimed meanwhile: the cards go on another pack
+        cards = {item.id: item for item in group if item.payload["view"] == "card"}
+        packed = await uow.outbox.mark_packed(
+            sorted(i for i in cards if i is not None), pack.ref_key
+        )
+        added: list[PackLine] = []
+        for item_id in packed:
+            card = cards[item_id].payload
+            if card["view"] == "card":
+                added.append(pack_line(card))
+        if not added:
+            return 0
+        # Most urgent first, then in the order they were queued (sorted keeps it).
+        lines = sorted(
+            [*pack.payload["items"], *added], key=lambda line: -Priority(line["priority"]).rank
+        )
+        urgency = max(pack.urgency, *(cards[i].urgency for i in packed))
+        await uow.outbox.repack(pack.id, pack_view(lines), urgency)
+        return len(added)
 
     async def _redraw_packs(self, uow: UnitOfWork, now: datetime) -> None:
         """A packed case that changed (taken from its pack, joined by a similar mention,
@@ -749,6 +816,8 @@ class OutboxWorker:
                 )
             await uow.commit()
         self._posting.pop(item.id, None)
+        if result is not None and item.ref_key and not _is_work(item):
+            self._redrawn[(item.transport, item.chat, item.ref_key)] = now
         if isinstance(error, PermanentFailure) and self.on_refused is not None:
             self._wake.set()  # what the hook queued goes out now
         if result is not None:
@@ -794,11 +863,14 @@ def _is_work(item: OutboxItem) -> bool:
     return ref.startswith("pack:") and item.op is OutboxOp.POST
 
 
-def _worth(work: WaitingWork, now: datetime) -> float:
-    """Mention-seconds of waiting a delivery ends: each newly shown mention by how long the
-    oldest has waited. A redraw that shows no more counts as one mention: it is not starved."""
+def _worth(work: WaitingWork, now: datetime, slot: float) -> float:
+    """What a delivery is worth: each mention it newly shows, by the square of how long the
+    oldest has waited plus the one slot (the chat's spacing) it would wait more if passed
+    over. More mentions win among the fresh; the square lets a mention near its minute
+    overtake a larger but fresher redraw (the waits that matter are the long ones). A redraw
+    that shows no more counts as one mention: it is not starved."""
     waited = max(0.0, (now - work.since).total_seconds())
-    return max(1, work.reveals) * waited
+    return max(1, work.reveals) * (waited + slot) ** 2
 
 
 def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:

@@ -36,7 +36,7 @@ from bot.messages.outbox import (
     WaitingCard,
     WaitingWork,
 )
-from bot.messages.views import as_view
+from bot.messages.views import View, as_view
 from bot.model import CaseState, Priority
 from store.driver import chunks, conflict_insert, insert_rows, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
@@ -415,6 +415,38 @@ class SqlOutboxRepository:
             .limit(limit)
         )
         return [outbox_from_row(row) for row in rows]
+
+    async def waiting_packs(
+        self, transport: str, chat: str, thread: str | None
+    ) -> list[OutboxItem]:
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.chat == chat,
+                OutboxRow.thread.is_(None) if thread is None else OutboxRow.thread == thread,
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.op == OutboxOp.POST.value,
+                OutboxRow.ref_key.startswith(_PACK),
+            )
+            .order_by(OutboxRow.id)
+        )
+        return [outbox_from_row(row) for row in rows]
+
+    async def hold_waiting(self, item_id: int) -> bool:
+        held = await self._s.scalar(
+            select(OutboxRow.id)
+            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
+            .with_for_update()
+        )
+        return held is not None
+
+    async def repack(self, item_id: int, payload: View, urgency: int) -> None:
+        await self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
+            .values(payload=payload, urgency=urgency)
+        )
 
     async def mark_packed(self, item_ids: Sequence[int], pack_ref: str) -> list[int]:
         packed: list[int] = []

@@ -16,7 +16,7 @@ from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
-from bot.messages.delivery import PACK_SIZE, PACK_WAIT, OutboxWorker, RetryPolicy
+from bot.messages.delivery import PACK_MAX, PACK_SIZE, PACK_WAIT, OutboxWorker, RetryPolicy
 from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus, PermanentFailure
 from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.messages.views import PackView, pack_line, pack_view
@@ -215,3 +215,22 @@ def test_a_pack_reads_in_both_locales_and_fits_telegram() -> None:
     matrix = MatrixRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru")).render(view)
     assert "!case 7" in matrix.body and "Новые упоминания: 8" in matrix.body
     assert not matrix.reactions
+
+
+def test_the_largest_pack_fits_telegram() -> None:
+    """PACK_MAX lines at their longest (a 200-character text full of characters HTML escapes,
+    a long source, six-digit case numbers, every line on its own card) fit in one message."""
+    card: Any = {
+        "case": {"id": 999_999, "version": 3, "state": "new", "priority": "critical"},
+        "source": "telegram-channel-news",
+        "text": "<&> " * 60,
+    }
+    lines = [
+        {**pack_line(card), "case_id": 999_000 + n, "state": "taken", "carded": True}
+        for n in range(PACK_MAX)
+    ]
+    view: PackView = pack_view(lines)  # type: ignore[arg-type]
+    for locale in ("ru", "en"):
+        rendered = TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, locale)).render(view)
+        assert fits(rendered.text)
+        assert all(f"/case {999_000 + n}" in rendered.text for n in range(PACK_MAX))
