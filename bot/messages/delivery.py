@@ -363,16 +363,23 @@ class OutboxWorker:
             heads = await uow.outbox.due_heads(now, self._batch_size)
             claimed: list[tuple[OutboxItem, Delivery]] = []
             posting = set(self._posting.values())
-            chosen = [await self._choose(uow, head, posting, now) for head in heads]
+            # One at a time per chat: only a more urgent item may join one in hand.
+            held = {(t, c, u) for t, c, u in self._held.values()}
+            free = [
+                head
+                for head in heads
+                if not any(
+                    h[:2] == (head.transport, head.chat) and h[2] >= head.urgency for h in held
+                )
+            ]
+            chosen = [await self._choose(uow, head, posting, now) for head in free]
             wanted = [
                 item
                 for item in chosen
                 if item is not None
                 and item.id not in self._in_flight
-                # One at a time per chat: only a more urgent item may join one in hand.
                 and not any(
-                    held[:2] == (item.transport, item.chat) and held[2] >= item.urgency
-                    for held in self._held.values()
+                    h[:2] == (item.transport, item.chat) and h[2] >= item.urgency for h in held
                 )
                 # An edit of a post in hand: the post settles first; looked at again then.
                 and not (
@@ -441,18 +448,18 @@ class OutboxWorker:
         work = [
             w
             for w in found
-            if w.item.id not in self._in_flight
-            and not (
-                w.item.op is OutboxOp.EDIT
-                and (w.item.transport, w.item.chat, w.item.ref_key) in posting
-            )
+            if w.item_id not in self._in_flight
+            and not (w.op is OutboxOp.EDIT and (head.transport, head.chat, w.ref_key) in posting)
         ]
         if not work:
             return None  # what waits is in hand already: after it
         capacity = getattr(transport, "capacity_per_minute", None)
         per_minute = capacity(head.chat) if capacity is not None else 60
         slot = 60.0 / max(1, per_minute) / scale
-        return max(work, key=lambda w: _worth(w, now, slot)).item  # the oldest among equals
+        best = max(work, key=lambda w: _worth(w, now, slot))  # the oldest among equals
+        if best.item_id == head.id:
+            return head
+        return await uow.outbox.get(best.item_id) or head
 
     def _paused(self, item: OutboxItem, now: datetime, scale: float) -> bool:
         """A redraw that shows no waiting mention, not caused by a press (PRESS_URGENCY plus

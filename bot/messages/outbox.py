@@ -191,7 +191,9 @@ class WaitingWork:
     would put in front of people that the chat does not show yet, and since when the oldest of
     them waits (bot/messages/delivery.py chooses the next one by these)."""
 
-    item: OutboxItem
+    item_id: int
+    op: OutboxOp
+    ref_key: str
     reveals: int  # mentions newly visible once it is delivered: 0 for a redraw of what is shown
     since: datetime  # when the oldest of them began to wait
 

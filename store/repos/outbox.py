@@ -315,9 +315,16 @@ class SqlOutboxRepository:
     async def waiting_work(
         self, transport: str, chat: str, urgency: int, now: datetime, limit: int
     ) -> list[WaitingWork]:
+        # Columns only: no payload is decrypted to choose (the chosen item is read whole).
         rows = (
             await self._s.execute(
-                select(OutboxRow, CaseRow.mention_count)
+                select(
+                    OutboxRow.id,
+                    OutboxRow.op,
+                    OutboxRow.ref_key,
+                    OutboxRow.created_at,
+                    CaseRow.mention_count,
+                )
                 .outerjoin(CaseRow, CaseRow.id == OutboxRow.case_id)
                 .where(
                     OutboxRow.transport == transport,
@@ -340,15 +347,14 @@ class SqlOutboxRepository:
                 .limit(limit)
             )
         ).all()
-        items = [(outbox_from_row(row), count) for row, count in rows]
-        edits = {i.ref_key for i, _ in items if i.op is OutboxOp.EDIT and i.ref_key}
+        edits = {str(r.ref_key) for r in rows if r.op == OutboxOp.EDIT.value}
         shown = await self._shown_counts(transport, chat, edits)
-        packs = [i.ref_key for i, _ in items if (i.ref_key or "").startswith(_PACK)]
-        # A pack's cases wait since their cards were queued, before they were packed.
-        packed_since: dict[str, datetime] = {}
-        for chunk in chunks(sorted(r for r in packs if r)):
-            oldest = await self._s.execute(
-                select(OutboxRow.external_ref, func.min(OutboxRow.created_at))
+        packs = sorted(str(r.ref_key) for r in rows if str(r.ref_key).startswith(_PACK))
+        # A pack shows the cases packed on it, waiting since their cards were queued.
+        packed: dict[str, tuple[int, datetime]] = {}
+        for chunk in chunks(packs):
+            on_pack = await self._s.execute(
+                select(OutboxRow.external_ref, func.count(), func.min(OutboxRow.created_at))
                 .where(
                     OutboxRow.transport == transport,
                     OutboxRow.chat == chat,
@@ -357,21 +363,19 @@ class SqlOutboxRepository:
                 )
                 .group_by(OutboxRow.external_ref)
             )
-            packed_since.update({str(ref): _utc(at) for ref, at in oldest.all()})
+            packed.update({str(ref): (int(n), _utc(at)) for ref, n, at in on_pack.all()})
         work: list[WaitingWork] = []
-        for item, count in items:
-            ref = item.ref_key or ""
-            since = item.created_at or now
-            payload = item.payload
-            if payload["view"] == "pack":
-                reveals = sum(1 for line in payload["items"] if not line["carded"])
-                since = min(since, packed_since.get(ref, since))
-            elif item.op is OutboxOp.EDIT:
+        for row in rows:
+            ref, count, since = str(row.ref_key), int(row.mention_count or 1), _utc(row.created_at)
+            if ref.startswith(_PACK):
+                reveals, oldest = packed.get(ref, (0, since))
+                since = min(since, oldest)
+            elif row.op == OutboxOp.EDIT.value:
                 # A card not in the chat yet (its post in hand, or refused) shows all of it.
-                reveals = max(0, int(count or 0) - shown.get(ref, 0))
+                reveals = max(0, count - shown.get(ref, 0))
             else:
-                reveals = int(count or 1)
-            work.append(WaitingWork(item, reveals, since))
+                reveals = count
+            work.append(WaitingWork(int(row.id), OutboxOp(row.op), ref, reveals, since))
         return work
 
     # --- pack cards (bot/messages/delivery.py _pack_cards) -------------------------------
@@ -481,7 +485,15 @@ class SqlOutboxRepository:
             .group_by(OutboxRow.chat, OutboxRow.external_ref, OutboxRow.case_id)
         )
         if since is not None:
-            changed = changed.where(newer.created_at >= since)
+            # An edit folded into a waiting one (enqueue) keeps that one's creation time: a
+            # change is one queued since, or folded into an item still waiting or delivered since.
+            changed = changed.where(
+                or_(
+                    newer.created_at >= since,
+                    newer.status.in_(_UNDELIVERED),
+                    newer.delivered_at >= since,
+                )
+            )
         latest_cards: dict[tuple[str, str], dict[int, int]] = {}
         for chat, pack_ref, case_id, card_id in (await self._s.execute(changed)).all():
             latest_cards.setdefault((str(chat), str(pack_ref)), {})[int(case_id)] = int(card_id)
