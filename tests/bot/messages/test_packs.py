@@ -16,8 +16,21 @@ from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
-from bot.messages.delivery import PACK_MAX, PACK_SIZE, PACK_WAIT, OutboxWorker, RetryPolicy
-from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus, PermanentFailure
+from bot.messages.delivery import (
+    PACK_MAX,
+    PACK_REDRAW,
+    PACK_SIZE,
+    PACK_WAIT,
+    OutboxWorker,
+    RetryPolicy,
+)
+from bot.messages.outbox import (
+    OutboxItem,
+    OutboxOp,
+    OutboxStatus,
+    PermanentFailure,
+    RetryLater,
+)
 from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.messages.views import PackView, pack_line, pack_view
 from bot.model import Action, Priority
@@ -169,6 +182,47 @@ async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
     clock.advance(timedelta(minutes=1))
     await worker.run_once()
     assert [c["case"]["id"] for c in chat.messages.values() if c.get("view") == "card"] == [taken]
+
+
+async def test_a_change_folded_into_a_waiting_card_edit_still_redraws_its_pack_line(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A case's card edit that waits long (a busy chat) takes every later change in place,
+    keeping its creation time: the pack's line still follows the latest (it said "taken" for
+    a case released since)."""
+    cases = service(tmp_path, database, clock)
+    chat, worker = chat_and_worker(database, clock)
+    singles = await open_singles(cases, clock, SINGLES[:PACK_SIZE])
+    await worker.run_once()
+    pack_id, pack = next(iter(packs_in(chat).items()))
+    case_id = singles[0]
+    line = next(line for line in pack["items"] if line["case_id"] == case_id)
+    actor = cases._directory.by_staff_id("tspec")
+    assert actor is not None
+    taken = await cases.act(
+        case_id, ActionRequest(Action.TAKE, expected_version=line["version"]), actor
+    )
+    assert taken.error is None
+    chat.failures.append(RetryLater("Too Many Requests", after=600))  # its card waits
+    clock.advance(PACK_REDRAW)
+    await worker.run_once()
+    for _ in range(25):  # the worker watching as it does, for longer than a redraw looks back
+        clock.advance(PACK_REDRAW)
+        await worker.run_once()
+    case = await cases.get(case_id)
+    assert case is not None
+    released = await cases.act(
+        case_id, ActionRequest(Action.RELEASE, expected_version=case.version), actor
+    )
+    assert released.error is None
+    clock.advance(PACK_REDRAW)
+    await worker.run_once()
+    clock.advance(timedelta(minutes=10))  # the card's retry is due; the chat takes it all
+    await worker.run_once()
+    cards = [p for p in chat.messages.values() if p.get("view") == "card"]
+    assert [c["case"]["state"] for c in cards] == ["new"]  # type: ignore[index]
+    marked = next(line for line in chat.messages[pack_id]["items"] if line["case_id"] == case_id)  # type: ignore[attr-defined]
+    assert marked["carded"] and marked["state"] == "new"
 
 
 async def test_a_pack_refused_for_good_gives_its_cases_back_as_cards(
