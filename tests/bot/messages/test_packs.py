@@ -149,13 +149,12 @@ async def test_a_pack_not_full_goes_once_its_oldest_case_waited_long_enough(
     ]
 
 
-async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
-    tmp_path: Path, database: Database, clock: FrozenClock
-) -> None:
-    cases = service(tmp_path, database, clock)
-    chat, worker = chat_and_worker(database, clock)
-    singles = await open_singles(cases, clock, SINGLES[:PACK_SIZE] * 1)
-    # Fill the chat's minute first, so what is left waits as a backlog.
+async def take_from_a_pack(
+    cases: CaseService, chat: PacedChat, worker: OutboxWorker, clock: FrozenClock
+) -> tuple[str, int]:
+    """A pack of PACK_SIZE single cases in the chat, and its first case taken by a specialist
+    (its card not sent yet): the pack's message id and the case."""
+    singles = await open_singles(cases, clock, SINGLES[:PACK_SIZE])
     await worker.run_once()
     assert len(packs_in(chat)) == 1
     pack_id, pack = next(iter(packs_in(chat).items()))
@@ -167,6 +166,15 @@ async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
         taken, ActionRequest(Action.TAKE, expected_version=line["version"]), actor
     )
     assert result.error is None
+    return pack_id, taken
+
+
+async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    chat, worker = chat_and_worker(database, clock)
+    pack_id, taken = await take_from_a_pack(cases, chat, worker, clock)
     clock.advance(timedelta(minutes=1))  # the next minute of the chat's budget
     await worker.run_once()
     cards = [p for p in chat.messages.values() if p.get("view") == "card"]
@@ -192,17 +200,9 @@ async def test_a_change_folded_into_a_waiting_card_edit_still_redraws_its_pack_l
     a case released since)."""
     cases = service(tmp_path, database, clock)
     chat, worker = chat_and_worker(database, clock)
-    singles = await open_singles(cases, clock, SINGLES[:PACK_SIZE])
-    await worker.run_once()
-    pack_id, pack = next(iter(packs_in(chat).items()))
-    case_id = singles[0]
-    line = next(line for line in pack["items"] if line["case_id"] == case_id)
+    pack_id, case_id = await take_from_a_pack(cases, chat, worker, clock)
     actor = cases._directory.by_staff_id("tspec")
     assert actor is not None
-    taken = await cases.act(
-        case_id, ActionRequest(Action.TAKE, expected_version=line["version"]), actor
-    )
-    assert taken.error is None
     chat.failures.append(RetryLater("Too Many Requests", after=600))  # its card waits
     clock.advance(PACK_REDRAW)
     await worker.run_once()
