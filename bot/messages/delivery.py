@@ -559,7 +559,8 @@ class OutboxWorker:
         capacity: int = 0,
     ) -> int:
         """In a backlogged chat, waiting first cards of single-mention cases go out as pack
-        cards, up to PACK_SIZE cases a message, each with its own take button: every mention
+        cards, PACK_SIZE cases a message or more (pack_size; a pack still waiting takes new
+        ones up to PACK_MAX), each with its own take button: every mention
         is in front of a person within the minute instead of waiting its turn behind the
         card budget. Most urgent, then oldest, first. The packed posts leave the queue in this
         transaction (status packed), so a restart neither loses nor posts them again; a later
