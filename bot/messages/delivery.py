@@ -85,7 +85,7 @@ PACK_MAX = 14
 # How much of a backlogged chat's items the next one is chosen from (_choose): the oldest.
 CHOICE_WINDOW = 200
 # How often a redraw that shows no waiting mention may take a backlogged chat's message
-# (_choose): as often as the queue message is refreshed.
+# (_choose), whichever message it redraws: as often as the queue message is refreshed.
 REDRAW_PAUSE = QUEUE_REFRESH
 # Only a case of one mention: its line shows all of it. A case with more is a cluster, whose
 # card shows the count, the spread and the sources, which a line cannot.
@@ -192,8 +192,8 @@ class OutboxWorker:
         # more urgent (_dispatch), whichever item _choose picked.
         self._held: dict[int, tuple[str, str, int]] = {}
         self._waiting: dict[tuple[str, str], int] = {}  # per chat, at the last backlog watch
-        # When each message that shows no waiting mention was last drawn (_paused).
-        self._redrawn: dict[tuple[str, str, str], datetime] = {}
+        # When each chat last got a message that shows no waiting mention (_paused).
+        self._redrawn: dict[tuple[str, str], datetime] = {}
         # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
         # edit of the same message (a press) waits for its id instead of posting it again.
         self._posting: dict[int, tuple[str, str, str]] = {}
@@ -463,12 +463,13 @@ class OutboxWorker:
 
     def _paused(self, item: OutboxItem, now: datetime, scale: float) -> bool:
         """A redraw that shows no waiting mention, not caused by a press (PRESS_URGENCY plus
-        the case's priority rank), of a message redrawn less than REDRAW_PAUSE ago."""
+        the case's priority rank), in a chat that got one less than REDRAW_PAUSE ago: such
+        redraws (several crisis cards, the queue message) share one every REDRAW_PAUSE."""
         if item.op is not OutboxOp.EDIT or _is_work(item) or not item.ref_key:
             return False
         if PRESS_URGENCY <= item.urgency <= PRESS_URGENCY + Priority.CRITICAL.rank:
             return False
-        drawn = self._redrawn.get((item.transport, item.chat, item.ref_key))
+        drawn = self._redrawn.get((item.transport, item.chat))
         return drawn is not None and now - drawn < REDRAW_PAUSE / scale
 
     def _backlogs_due(self, now: datetime) -> bool:
@@ -824,8 +825,8 @@ class OutboxWorker:
                 )
             await uow.commit()
         self._posting.pop(item.id, None)
-        if result is not None and item.ref_key and not _is_work(item):
-            self._redrawn[(item.transport, item.chat, item.ref_key)] = now
+        if result is not None and item.op is OutboxOp.EDIT and not _is_work(item):
+            self._redrawn[(item.transport, item.chat)] = now
         if isinstance(error, PermanentFailure) and self.on_refused is not None:
             self._wake.set()  # what the hook queued goes out now
         if result is not None:

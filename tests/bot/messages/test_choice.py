@@ -10,8 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.clock import FrozenClock
-from bot.messages.delivery import PACK_MAX, PACK_SIZE, OutboxWorker, RetryPolicy, pack_size
-from bot.messages.outbox import OutboxOp
+from bot.messages.delivery import (
+    PACK_MAX,
+    PACK_SIZE,
+    REDRAW_PAUSE,
+    OutboxWorker,
+    RetryPolicy,
+    pack_size,
+)
+from bot.messages.outbox import Destination, OutboxOp
+from bot.messages.views import notice_view
 from store.db import Database
 from tests.bot.messages.test_packs import service
 from tests.bot.messages.test_queue import PACKABLE, TRANSPORT, PacedChat
@@ -90,3 +98,46 @@ def test_a_backlog_of_single_cases_grows_the_pack_within_its_bounds() -> None:
     assert pack_size(50, 17) == 13
     assert pack_size(1000, 17) == PACK_MAX  # never beyond what fits in one message
     assert pack_size(50, 0) == PACK_MAX  # a chat of unknown capacity: one pack a minute
+
+
+async def test_a_redraw_that_shows_no_waiting_mention_waits_its_turn_while_cards_wait(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A card that is redrawn for its figures only (as a crisis card is, urgent as it is)
+    takes a backlogged chat's message at most every REDRAW_PAUSE: within it, the cards of
+    waiting mentions go first."""
+    cases = service(tmp_path, database, clock)
+    chat = PacedChat(clock=clock, cards_a_minute=60)
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    summary = Destination(chat.name, "-100222")  # the transport department's chat
+
+    async def draw(op: OutboxOp, version: int) -> None:
+        view = notice_view("crisis.opened", count=version)
+        item = summary.message(
+            op, view, f"summary:{version}", clock.now(), ref="summary:1", urgency=20
+        )
+        async with database.uow() as uow:
+            await uow.outbox.enqueue([item])
+            await uow.commit()
+
+    await draw(OutboxOp.POST, 0)
+    await worker.run_once()
+    await draw(OutboxOp.EDIT, 1)
+    await worker.run_once()  # no backlog: at once
+    singles = []
+    for number, text in enumerate(PACKABLE[:3]):
+        opened = await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+        assert opened.case is not None
+        singles.append(opened.case.id)
+    await draw(OutboxOp.EDIT, 2)
+    clock.advance(REDRAW_PAUSE / 3)
+    await worker.run_once()
+    order = [s.payload["view"] for s in chat.sent[2:]]
+    assert order == ["card", "card", "card", "notice"]  # the redraw after the waiting cards
+
+    for number, text in enumerate(PACKABLE[3:6], start=3):
+        await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+    await draw(OutboxOp.EDIT, 3)
+    clock.advance(REDRAW_PAUSE)
+    await worker.run_once()
+    assert chat.sent[6].payload["view"] == "notice"  # its pause over: first again, as urgent
