@@ -68,7 +68,7 @@ import aiohttp  # noqa: E402
 from common import free_port  # noqa: E402
 from storm_texts import Generated, storm  # noqa: E402
 
-from bot.clock import SystemClock  # noqa: E402
+from bot.clock import ScaledClock  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
@@ -378,7 +378,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             encoding="utf-8",
         )
         config = load_config(path, env={})
-        app = App(config, load_playbook(config.playbooks.path), SystemClock())
+        app = App(config, load_playbook(config.playbooks.path), ScaledClock(args.scale))
         await app.start()
         started_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:

@@ -34,9 +34,10 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from bot.clock import Clock
+from bot.clock import Clock, speed
 from bot.messages.outbox import (
     PRESS_URGENCY,
+    PRESSED_REDRAW_URGENCY,
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -430,10 +431,9 @@ class OutboxWorker:
         if self._waiting.get(key, 0) <= 1:
             return head
         transport = self._transports.get(head.transport)
-        scale = float(getattr(transport, "time_scale", 1.0))
         if _is_work(head) and head.urgency < PRESS_URGENCY:
             tiers = [head.urgency]
-        elif self._paused(head, now, scale):
+        elif self._paused(head, now):
             tiers = list(range(PRESS_URGENCY - 1, -1, -1))  # the most urgent work there is
         else:
             return head
@@ -454,23 +454,26 @@ class OutboxWorker:
         if not work:
             return None  # what waits is in hand already: after it
         capacity = getattr(transport, "capacity_per_minute", None)
-        per_minute = capacity(head.chat) if capacity is not None else 60
-        slot = 60.0 / max(1, per_minute) / scale
+        per_minute = capacity(head.chat) / speed(self._clock) if capacity is not None else 60
+        slot = 60.0 / max(1, per_minute)
         best = max(work, key=lambda w: _worth(w, now, slot))  # the oldest among equals
         if best.item_id == head.id:
             return head
         return await uow.outbox.get(best.item_id) or head
 
-    def _paused(self, item: OutboxItem, now: datetime, scale: float) -> bool:
+    def _paused(self, item: OutboxItem, now: datetime) -> bool:
         """A redraw that shows no waiting mention, not caused by a press (PRESS_URGENCY plus
-        the case's priority rank), in a chat that got one less than REDRAW_PAUSE ago: such
+        the case's priority rank, or PRESSED_REDRAW_URGENCY: a crisis checklist's tick), in a
+        chat that got one less than REDRAW_PAUSE ago: such
         redraws (several crisis cards, the queue message) share one every REDRAW_PAUSE."""
         if item.op is not OutboxOp.EDIT or _is_work(item) or not item.ref_key:
             return False
         if PRESS_URGENCY <= item.urgency <= PRESS_URGENCY + Priority.CRITICAL.rank:
             return False
+        if item.urgency == PRESSED_REDRAW_URGENCY:  # a checklist tick
+            return False
         drawn = self._redrawn.get((item.transport, item.chat))
-        return drawn is not None and now - drawn < REDRAW_PAUSE / scale
+        return drawn is not None and now - drawn < REDRAW_PAUSE
 
     def _backlogs_due(self, now: datetime) -> bool:
         if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
@@ -522,12 +525,11 @@ class OutboxWorker:
                     if self._queue_chats is not None and not self._queue_chats(name, chat):
                         continue
                     waiting = backlog.get(chat, 0)  # the queue message itself not counted
-                    if self._packs(name, transport, chat, waiting, capacity(chat)):
-                        scale = float(getattr(transport, "time_scale", 1.0))
-                        waiting -= await self._pack_cards(
-                            uow, name, chat, now, scale, capacity(chat)
-                        )
-                    await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
+                    # The chat's minute on the clock: a scaled clock's is shorter.
+                    per_minute = max(1, int(capacity(chat) / speed(self._clock)))
+                    if self._packs(name, transport, chat, waiting, per_minute):
+                        waiting -= await self._pack_cards(uow, name, chat, now, per_minute)
+                    await self._update_queue(uow, name, chat, waiting, per_minute, now)
             await self._redraw_packs(uow, now)
             await uow.commit()
 
@@ -535,16 +537,14 @@ class OutboxWorker:
         self, name: str, transport: Transport, chat: str, waiting: int, capacity: int
     ) -> bool:
         """Whether a chat packs: from when more waits than it clears in about a minute (the
-        queue message's condition, the minute taken at the transport's speed, so that a
-        time-scaled test or bench packs as a real chat would) until its backlog is gone, as
+        queue message's condition) until its backlog is gone, as
         the queue message stays: the tail of a storm is packed too, not sent card by card
         into a minute the packs have used up. Only transports that draw a take button on
         each line of a pack get packs."""
         key = (name, chat)
         if not getattr(transport, "packs_cards", False):
             return False
-        scale = float(getattr(transport, "time_scale", 1.0))
-        if waiting > capacity / scale:
+        if waiting > capacity:
             self._packing.add(key)
         elif waiting == 0:
             self._packing.discard(key)
@@ -556,7 +556,6 @@ class OutboxWorker:
         transport: str,
         chat: str,
         now: datetime,
-        scale: float = 1.0,
         capacity: int = 0,
     ) -> int:
         """In a backlogged chat, waiting first cards of single-mention cases go out as pack
@@ -592,7 +591,7 @@ class OutboxWorker:
                 # full ones: the rest of a burst, which no later mention would fill sooner
                 # than the cards ahead of it go.
                 partial = len(group) < size and start == 0
-                if len(group) < 2 or (partial and now - oldest < PACK_WAIT / scale):
+                if len(group) < 2 or (partial and now - oldest < PACK_WAIT):
                     break  # the rest waits to fill a pack (or goes as cards)
                 saved += await self._pack(uow, transport, chat, group, now)
         return saved

@@ -46,6 +46,10 @@ UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 # press causes a message or two, and waiting edits of one card fold into the newest (store:
 # enqueue supersedes them). Telegram's limiter keeps part of a group's minute for these.
 PRESS_URGENCY = 10
+# A redraw a person's press caused on a card that is not a case's (a crisis checklist tick,
+# bot/crisis/service.py): ahead of that card's routine redraws, and never paced with them
+# (bot/messages/delivery.py _paused); below the queue message, so the press slots serve it.
+PRESSED_REDRAW_URGENCY = 30
 
 
 @dataclass(frozen=True, slots=True)
