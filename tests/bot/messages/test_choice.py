@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.clock import FrozenClock
+from bot.crisis.service import CRISIS_URGENCY, TICK_URGENCY
 from bot.messages.delivery import (
     PACK_MAX,
     PACK_SIZE,
@@ -141,3 +142,36 @@ async def test_a_redraw_that_shows_no_waiting_mention_waits_its_turn_while_cards
     clock.advance(REDRAW_PAUSE)
     await worker.run_once()
     assert chat.sent[6].payload["view"] == "notice"  # its pause over: first again, as urgent
+
+
+async def test_a_checklist_tick_is_redrawn_at_once_within_the_pause(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A crisis card redrawn because a person ticked its checklist is a press: it goes ahead
+    of the waiting cards even while routine redraws of the chat wait out REDRAW_PAUSE."""
+    cases = service(tmp_path, database, clock)
+    chat = PacedChat(clock=clock, cards_a_minute=60)
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    coordination = Destination(chat.name, "-100222")
+
+    async def draw(op: OutboxOp, version: int, urgency: int) -> None:
+        view = notice_view("crisis.opened", count=version)
+        item = coordination.message(
+            op, view, f"crisis:{version}", clock.now(), ref="crisis:1", urgency=urgency
+        )
+        async with database.uow() as uow:
+            await uow.outbox.enqueue([item])
+            await uow.commit()
+
+    await draw(OutboxOp.POST, 0, CRISIS_URGENCY)
+    await worker.run_once()
+    await draw(OutboxOp.EDIT, 1, CRISIS_URGENCY)
+    await worker.run_once()  # a routine redraw: the pause starts
+    for number, text in enumerate(PACKABLE[:3]):
+        await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+    await draw(OutboxOp.EDIT, 2, TICK_URGENCY)
+    clock.advance(REDRAW_PAUSE / 3)
+    await worker.run_once()
+    order = [s.payload["view"] for s in chat.sent[2:]]
+    assert order == ["notice", "card", "card", "card"]  # the tick first, then the cards
+    assert chat.sent[2].payload["params"]["count"] == 2
