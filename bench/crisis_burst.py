@@ -18,9 +18,12 @@ stores them), not from the bot's database:
 - cards posted per department chat;
 - visible within 60 s: a mention is visible once the server holds a card of its case whose
   count includes it (the card itself is its first mention; "Ещё N похожих" or "Связанных
-  упоминаний: N" count N more in the order they joined), or, for a case's first mention only,
-  a pack card that lists its case ("Новые упоминания: N", a line with "/case N" and the
-  mention's text); a mention that joined later becomes visible on its case's own card. Which
+  упоминаний: N" count N more in the order they joined), or a pack card's line for its case
+  ("Новые упоминания: N", a line with "/case N" and the first mention's text): a line of one
+  mention shows that one; a small cluster's line with its count ("+N похожих") counts N more
+  in the order they joined, as a card does: the issue's "counted on a cluster card", for a
+  cluster too small for a card of its own. A mention past a line's count becomes visible on a
+  redraw of the line that counts it, or on its case's own card. Which
   case a mention is in, and its place in that order, come from the API's answer and the store;
   whether a card or pack shows it only from the server. The share within 60 s of its POST, and
   the p99 of that time (null when more than 1% never became visible); how many mentions were
@@ -125,7 +128,8 @@ staff:
 CARD = re.compile(r"Кейс №(\d+)")
 COUNTED = re.compile(r"Ещё (\d+) похожих|Связанных упоминаний: (\d+)")
 PACK = re.compile(r"Новые упоминания: \d+")  # a pack card's head (playbooks/templates pack)
-PACK_LINE = re.compile(r"/case (\d+)")  # a case's line on a pack card
+PACK_LINE = re.compile(r"/case (\d+)([^\n]*)")  # a case's line on a pack card
+PACK_COUNT = re.compile(r" · \+(\d+) похож")  # a small cluster's count on its pack line
 
 
 @dataclass
@@ -159,7 +163,7 @@ class Shown:
     kind: str  # "card", one of KINDS, or "other"
     case: int | None = None  # a card's case
     count: int = 0  # the mentions a card counts (its first and the ones counted on it)
-    packed: tuple[int, ...] = ()  # the cases a pack lists
+    packed: tuple[tuple[int, int], ...] = ()  # the cases a pack lists, with their counts
 
 
 class CardLog:
@@ -176,8 +180,11 @@ class CardLog:
         def record(chat: int, message_id: int, text: str, edit: bool) -> None:
             at = time.monotonic()
             kind = next((name for name, pattern in KINDS if pattern.search(text)), None)
-            if kind == "pack":  # its lines show each case's first mention
-                cases = tuple(int(n) for n in PACK_LINE.findall(text))
+            if kind == "pack":  # each line shows its case's first mention, and the count
+                cases = tuple(
+                    (int(case), 1 + sum(int(n) for n in PACK_COUNT.findall(rest)))
+                    for case, rest in PACK_LINE.findall(text)
+                )
                 self.shown.append(Shown(at, chat, edit, "pack", packed=cases))
                 self.packs[chat].add(message_id)
                 return
@@ -458,7 +465,7 @@ def replay(sent: list[Sent], shown: list[Shown]) -> list[int]:
     upto: dict[int, int] = defaultdict(int)  # case -> the highest place shown so far
     revealed = [0] * len(shown)
     for index, message in enumerate(shown):
-        cases = [(case, 1) for case in message.packed]
+        cases = list(message.packed)
         if message.case is not None:
             cases.append((message.case, message.count))
         for case, count in cases:
@@ -624,7 +631,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
     print(
         "Pack cards posted per department: "
         + ", ".join(f"{d} {n}" for d, n in packs.items())
-        + f"; {len({c for m in log.shown for c in m.packed})} cases listed on packs"
+        + f"; {len({c for m in log.shown for c, _ in m.packed})} cases listed on packs"
     )
     for story, spread in per_story.items():
         top = spread.most_common(1)[0][1]

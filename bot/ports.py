@@ -367,6 +367,16 @@ class OutboxRepository(Protocol):
         """pending -> packed for those still pending; returns their ids."""
         ...
 
+    async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:
+        """The card's post that went out as a line of a pack (its external_ref names the
+        pack), or None."""
+        ...
+
+    async def onto_pack(self, item_id: int, pack_ref: str, now: datetime) -> bool:
+        """A waiting card edit goes onto the pack its card is packed on: pending -> packed,
+        the pack's line shows it from its next redraw. False if it is not waiting any more."""
+        ...
+
     async def pack_changes(self, transport: str, since: datetime | None) -> list[PackChange]:
         """Packs with a case whose card was queued again (posted, edited) since `since`."""
         ...

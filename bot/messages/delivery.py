@@ -49,6 +49,7 @@ from bot.messages.outbox import (
     WaitingWork,
 )
 from bot.messages.views import (
+    CardView,
     PackLine,
     QueueItem,
     QueueView,
@@ -58,7 +59,7 @@ from bot.messages.views import (
     pack_view,
     queue_view,
 )
-from bot.model import Priority
+from bot.model import CaseState, Priority
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,12 @@ CHOICE_WINDOW = 200
 # How often a redraw that shows no waiting mention may take a backlogged chat's message
 # (_choose), whichever message it redraws: as often as the queue message is refreshed.
 REDRAW_PAUSE = QUEUE_REFRESH
-# Only a case of one mention: its line shows all of it. A case with more is a cluster, whose
-# card shows the count, the spread and the sources, which a line cannot.
-PACK_MAX_MENTIONS = 1
+# A small cluster goes on a pack too: its line shows the first mention's text, the count
+# ("+2 similar") and its spread (people, first to last time), which is all a person needs to
+# take a handful of mentions. Beyond five a cluster is a storyline: its card shows the sources,
+# the split and the answer-to-all progress a line cannot, and one card edit a minute keeps its
+# count. Five also keeps a pack honest: fourteen lines count at most seventy mentions.
+PACK_CLUSTER_MAX = 5
 # A pack that is not full goes once its oldest case has waited this long: long enough to fill
 # up in a storm, short enough that the pack is in the chat well within the minute.
 PACK_WAIT = timedelta(seconds=20)
@@ -388,6 +392,8 @@ class OutboxWorker:
                     and (item.transport, item.chat, item.ref_key) in posting
                 )
             ]
+            # Claimed or not in this transaction: a restart keeps either, never both.
+            wanted = [item for item in wanted if not await self._onto_pack(uow, item, now)]
             taken = await uow.outbox.claim_heads(wanted, self.instance, now, now + self._lease)
             if taken and self._renewed_at is None:
                 self._renewed_at = now  # the heartbeat counts from the first claim in hand
@@ -409,6 +415,27 @@ class OutboxWorker:
             self._in_flight[item.id] = task
             task.add_done_callback(partial(self._forget, item.id))
         return len(claimed)
+
+    async def _onto_pack(self, uow: UnitOfWork, item: OutboxItem, now: datetime) -> bool:
+        """A packed case whose card edit only counts more mentions, still a small cluster
+        (PACK_CLUSTER_MAX): the edit goes onto the pack instead of posting the case's own
+        card, and _redraw_packs redraws its line with the count (one pack edit for all its
+        lines). Anything else (taken, rerouted, reprioritised, answered, grown past the
+        bound) posts the case's own card (_resolve), as it always did."""
+        if item.op is not OutboxOp.EDIT or item.id is None or not item.ref_key:
+            return False
+        if item.attempts:  # tried as the case's own card already (_resolve): it stays one
+            return False
+        if not item.ref_key.startswith("card:") or item.payload["view"] != "card":
+            return False
+        packed = await uow.outbox.packed_card(item.transport, item.chat, item.ref_key)
+        if packed is None or packed.external_ref is None or packed.payload["view"] != "card":
+            return False
+        if not _counts_only(packed.payload, item.payload):
+            return False
+        if await uow.refs.get(item.transport, item.chat, item.ref_key) is not None:
+            return False  # the case has its own card already: its edits go there
+        return await uow.outbox.onto_pack(item.id, packed.external_ref, now)
 
     async def _choose(
         self,
@@ -566,7 +593,7 @@ class OutboxWorker:
         transaction (status packed), so a restart neither loses nor posts them again; a later
         change of a case posts its own card (_resolve). Returns how many fewer messages wait."""
         candidates = await uow.outbox.packable_cards(
-            transport, chat, PACK_MAX_MENTIONS, PACK_MAX * PACKS_PER_WATCH
+            transport, chat, PACK_CLUSTER_MAX, PACK_MAX * PACKS_PER_WATCH
         )
         size = pack_size(len(candidates), capacity)
         by_thread: dict[str | None, list[OutboxItem]] = {}  # a forum topic per department
@@ -864,11 +891,28 @@ def pack_size(waiting: int, capacity: int) -> int:
 
 
 def _is_work(item: OutboxItem) -> bool:
-    """A card's post or edit, or a pack's post: what shows waiting mentions (_choose)."""
+    """A card's or a pack's post or edit: what shows waiting mentions (_choose). A pack's
+    edit is one: it counts what joined its small clusters, and costs one message for all."""
     ref = item.ref_key or ""
-    if ref.startswith("card:"):
+    if ref.startswith(("card:", "pack:")):
         return item.op in (OutboxOp.POST, OutboxOp.EDIT)
-    return ref.startswith("pack:") and item.op is OutboxOp.POST
+    return False
+
+
+def _counts_only(packed: CardView, card: CardView) -> bool:
+    """Whether a packed case's newer card differs from the one packed only by what joining
+    mentions change (its version, count, spread, author's tallies, buttons), and is still a
+    small cluster a pack line may carry."""
+    case, was = card["case"], packed["case"]
+    if case["mention_count"] > PACK_CLUSTER_MAX or case["drill"]:
+        return False
+    if case["state"] != CaseState.NEW.value or case["priority"] == Priority.CRITICAL.value:
+        return False
+    same_case = ("state", "priority", "department", "escalation_level")
+    same_card = ("source", "text", "assignee_name", "draft", "moved_to", "menu")
+    return all(case[k] == was[k] for k in same_case) and all(  # type: ignore[literal-required]
+        card.get(k) == packed.get(k) for k in same_card
+    )
 
 
 def _worth(work: WaitingWork, now: datetime, slot: float) -> float:
@@ -891,7 +935,7 @@ def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:
     for line in pack["items"]:
         card = change.cards.get(line["case_id"])
         if card is not None and card["view"] == "card":
-            line = {**pack_line(card), "carded": True}
+            line = {**pack_line(card), "carded": line["case_id"] not in change.on_pack}
         lines.append(line)
     if _shown(lines) == _shown(pack["items"]):
         return None  # an edit costs a message of the chat's minute: only for what it shows
@@ -919,6 +963,7 @@ def _shown(lines: Sequence[PackLine]) -> list[tuple[object, ...]]:
             line["state"],
             line["source"],
             line["text"],
+            line["mentions"],
             line["carded"],
             line["version"] if pack_takeable(line) else None,
         )

@@ -214,6 +214,9 @@ class PackChange:
     thread: str | None
     payload: View  # the pack's latest queued version
     cards: dict[int, View]  # case id -> its latest card version queued since
+    # Cases whose latest card went onto the pack (a count grown within the line's bound,
+    # delivery.py _onto_pack): their lines show it; the others have their own card now.
+    on_pack: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

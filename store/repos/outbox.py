@@ -339,7 +339,7 @@ class SqlOutboxRepository:
                         ),
                         and_(
                             OutboxRow.ref_key.startswith(_PACK),
-                            OutboxRow.op == OutboxOp.POST.value,
+                            OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
                         ),
                     ),
                 )
@@ -349,16 +349,27 @@ class SqlOutboxRepository:
         ).all()
         edits = {str(r.ref_key) for r in rows if r.op == OutboxOp.EDIT.value}
         shown = await self._shown_counts(transport, chat, edits)
-        packs = sorted(str(r.ref_key) for r in rows if str(r.ref_key).startswith(_PACK))
-        # A pack shows the cases packed on it, waiting since their cards were queued.
+        packs = sorted(
+            str(r.ref_key)
+            for r in rows
+            if str(r.ref_key).startswith(_PACK) and r.op == OutboxOp.POST.value
+        )
+        # A pack shows the mentions of the cases packed on it, waiting since their cards
+        # were queued. A pack's redraw (a count grown, a case on its own card) counts as one.
         packed: dict[str, tuple[int, datetime]] = {}
         for chunk in chunks(packs):
             on_pack = await self._s.execute(
-                select(OutboxRow.external_ref, func.count(), func.min(OutboxRow.created_at))
+                select(
+                    OutboxRow.external_ref,
+                    func.sum(CaseRow.mention_count),
+                    func.min(OutboxRow.created_at),
+                )
+                .join(CaseRow, CaseRow.id == OutboxRow.case_id)
                 .where(
                     OutboxRow.transport == transport,
                     OutboxRow.chat == chat,
                     OutboxRow.status == OutboxStatus.PACKED.value,
+                    OutboxRow.op == OutboxOp.POST.value,
                     OutboxRow.external_ref.in_(chunk),
                 )
                 .group_by(OutboxRow.external_ref)
@@ -368,7 +379,9 @@ class SqlOutboxRepository:
         for row in rows:
             ref, count, since = str(row.ref_key), int(row.mention_count or 1), _utc(row.created_at)
             if ref.startswith(_PACK):
-                reveals, oldest = packed.get(ref, (0, since))
+                reveals, oldest = (
+                    packed.get(ref, (0, since)) if row.op == OutboxOp.POST.value else (0, since)
+                )
                 since = min(since, oldest)
             elif row.op == OutboxOp.EDIT.value:
                 # A card not in the chat yet (its post in hand, or refused) shows all of it.
@@ -464,6 +477,32 @@ class SqlOutboxRepository:
             packed += [int(i) for i in result.scalars()]
         return sorted(packed)
 
+    async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.chat == chat,
+                OutboxRow.ref_key == ref_key,
+                OutboxRow.status == OutboxStatus.PACKED.value,
+                OutboxRow.op == OutboxOp.POST.value,
+            )
+            .order_by(OutboxRow.id.desc())
+            .limit(1)
+        )
+        row = rows.first()
+        return None if row is None else outbox_from_row(row)
+
+    async def onto_pack(self, item_id: int, pack_ref: str, now: datetime) -> bool:
+        # delivered_at: when the pack took it, so its next redraw (pack_changes) sees it
+        # however long the edit waited before.
+        result = await self._s.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id == item_id, _OUTBOX.c.status == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.PACKED.value, external_ref=pack_ref, delivered_at=now)
+        )
+        return rowcount(result) == 1
+
     async def pack_changes(self, transport: str, since: datetime | None) -> list[PackChange]:
         newer = aliased(OutboxRow)
         changed = (
@@ -511,9 +550,11 @@ class SqlOutboxRepository:
             )
             if pack is None:
                 continue
-            cards = await self._s.scalars(
-                select(OutboxRow).where(OutboxRow.id.in_(sorted(card_ids.values())))
-            )
+            cards = (
+                await self._s.scalars(
+                    select(OutboxRow).where(OutboxRow.id.in_(sorted(card_ids.values())))
+                )
+            ).all()
             changes.append(
                 PackChange(
                     transport=transport,
@@ -522,6 +563,9 @@ class SqlOutboxRepository:
                     thread=pack.thread,
                     payload=as_view(pack.payload),
                     cards={int(c.case_id or 0): as_view(c.payload) for c in cards},
+                    on_pack=frozenset(
+                        int(c.case_id or 0) for c in cards if c.status == OutboxStatus.PACKED.value
+                    ),
                 )
             )
         return changes

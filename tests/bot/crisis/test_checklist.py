@@ -14,10 +14,10 @@ from bot.cases.outcomes import WrongChat
 from bot.clock import FrozenClock
 from bot.crisis.checklist import ChecklistTick, checklist_state
 from bot.crisis.service import (
-    ChecklistDoneAlready,
-    ChecklistNotDone,
     CRISIS_URGENCY,
     TICK_URGENCY,
+    ChecklistDoneAlready,
+    ChecklistNotDone,
     ChecklistNotYours,
     CrisisService,
     UnknownCrisis,
