@@ -366,10 +366,7 @@ class SqlOutboxRepository:
                 )
                 .join(CaseRow, CaseRow.id == OutboxRow.case_id)
                 .where(
-                    OutboxRow.transport == transport,
-                    OutboxRow.chat == chat,
-                    OutboxRow.status == OutboxStatus.PACKED.value,
-                    OutboxRow.op == OutboxOp.POST.value,
+                    *_posts(transport, chat, OutboxStatus.PACKED),
                     OutboxRow.external_ref.in_(chunk),
                 )
                 .group_by(OutboxRow.external_ref)
@@ -413,10 +410,7 @@ class SqlOutboxRepository:
             select(OutboxRow)
             .join(CaseRow, CaseRow.id == OutboxRow.case_id)
             .where(
-                OutboxRow.transport == transport,
-                OutboxRow.chat == chat,
-                OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.op == OutboxOp.POST.value,
+                *_posts(transport, chat, OutboxStatus.PENDING),
                 OutboxRow.ref_key.startswith(_CARD),
                 CaseRow.mention_count <= max_mentions,
                 CaseRow.state == CaseState.NEW.value,
@@ -480,13 +474,7 @@ class SqlOutboxRepository:
     async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:
         rows = await self._s.scalars(
             select(OutboxRow)
-            .where(
-                OutboxRow.transport == transport,
-                OutboxRow.chat == chat,
-                OutboxRow.ref_key == ref_key,
-                OutboxRow.status == OutboxStatus.PACKED.value,
-                OutboxRow.op == OutboxOp.POST.value,
-            )
+            .where(*_posts(transport, chat, OutboxStatus.PACKED), OutboxRow.ref_key == ref_key)
             .order_by(OutboxRow.id.desc())
             .limit(1)
         )
@@ -844,6 +832,16 @@ _CHAT_LOCK_SPACE = 0x4F42  # "OB"
 def _chat_lock_key(transport: str, chat: str) -> int:
     value = zlib.crc32(f"{transport}:{chat}".encode())
     return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def _posts(transport: str, chat: str, status: OutboxStatus) -> tuple[ColumnElement[bool], ...]:
+    """The chat's posts in this status."""
+    return (
+        OutboxRow.transport == transport,
+        OutboxRow.chat == chat,
+        OutboxRow.status == status.value,
+        OutboxRow.op == OutboxOp.POST.value,
+    )
 
 
 def _utc(at: datetime) -> datetime:
