@@ -372,6 +372,11 @@ class OutboxRepository(Protocol):
         pack), or None."""
         ...
 
+    async def packed_card_edits(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
+        """The chat's oldest `limit` waiting card edits, never tried, of cases whose card went
+        out on a pack (delivery.py _onto_pack looks at each)."""
+        ...
+
     async def onto_pack(self, item_id: int, pack_ref: str, now: datetime) -> bool:
         """A waiting card edit goes onto the pack its card is packed on: pending -> packed,
         the pack's line shows it from its next redraw. False if it is not waiting any more."""

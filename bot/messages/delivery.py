@@ -599,7 +599,11 @@ class OutboxWorker:
         by_thread: dict[str | None, list[OutboxItem]] = {}  # a forum topic per department
         for item in candidates:
             by_thread.setdefault(item.thread, []).append(item)
+        # Counts grown on packed small clusters go onto their packs now, not when each edit's
+        # turn comes: the pack's next redraw shows them all.
         saved = 0
+        for edit in await uow.outbox.packed_card_edits(transport, chat, PACK_MAX * PACKS_PER_WATCH):
+            saved += await self._onto_pack(uow, edit, now)
         for thread, items in by_thread.items():
             # A pack still waiting for its slot takes them first, up to PACK_MAX: in a chat
             # that waits longer, packs grow instead of queueing more of them.

@@ -481,6 +481,28 @@ class SqlOutboxRepository:
         row = rows.first()
         return None if row is None else outbox_from_row(row)
 
+    async def packed_card_edits(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
+        packed = aliased(OutboxRow)
+        on_a_pack = select(packed.id).where(
+            *_posts(transport, chat, OutboxStatus.PACKED, packed),
+            packed.ref_key == OutboxRow.ref_key,
+        )
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.chat == chat,
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.op == OutboxOp.EDIT.value,
+                OutboxRow.attempts == 0,
+                OutboxRow.ref_key.startswith(_CARD),
+                on_a_pack.exists(),
+            )
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        return [outbox_from_row(row) for row in rows]
+
     async def onto_pack(self, item_id: int, pack_ref: str, now: datetime) -> bool:
         # delivered_at: when the pack took it, so its next redraw (pack_changes) sees it
         # however long the edit waited before.
@@ -834,13 +856,15 @@ def _chat_lock_key(transport: str, chat: str) -> int:
     return value - (1 << 32) if value >= (1 << 31) else value
 
 
-def _posts(transport: str, chat: str, status: OutboxStatus) -> tuple[ColumnElement[bool], ...]:
-    """The chat's posts in this status."""
+def _posts(
+    transport: str, chat: str, status: OutboxStatus, row: Any = OutboxRow
+) -> tuple[ColumnElement[bool], ...]:
+    """The chat's posts in this status (`row`: the outbox table or an alias of it)."""
     return (
-        OutboxRow.transport == transport,
-        OutboxRow.chat == chat,
-        OutboxRow.status == status.value,
-        OutboxRow.op == OutboxOp.POST.value,
+        row.transport == transport,
+        row.chat == chat,
+        row.status == status.value,
+        row.op == OutboxOp.POST.value,
     )
 
 
