@@ -334,9 +334,10 @@ class OutboxRepository(Protocol):
     async def waiting_work(
         self, transport: str, chat: str, urgency: int, now: datetime, limit: int
     ) -> list[WaitingWork]:
-        """The chat's oldest `limit` due card posts, card edits and pack posts at this urgency,
-        each with the mentions it would newly show (a card: its case's mentions not on the
-        chat's latest version of it; a pack: its lines) and since when they wait."""
+        """The chat's oldest `limit` due card posts, card edits, pack posts and pack edits that
+        count more at this urgency, each with the mentions it would newly show (a card: its
+        case's mentions not on the chat's latest version of it; a pack: its cases' mentions; a
+        pack's edit: the counts gone onto it since it was drawn, one each) and since when."""
         ...
 
     async def waiting_packs(

@@ -895,12 +895,13 @@ def pack_size(waiting: int, capacity: int) -> int:
 
 
 def _is_work(item: OutboxItem) -> bool:
-    """A card's or a pack's post or edit: what shows waiting mentions (_choose). A pack's
-    edit is one: it counts what joined its small clusters, and costs one message for all."""
+    """A card's post or edit, or a pack's post: what shows waiting mentions (_choose). A
+    pack's edit is a redraw, paced as others are, unless it counts what joined its small
+    clusters: then waiting_work offers it as work (one message for all its lines)."""
     ref = item.ref_key or ""
-    if ref.startswith(("card:", "pack:")):
+    if ref.startswith("card:"):
         return item.op in (OutboxOp.POST, OutboxOp.EDIT)
-    return False
+    return ref.startswith("pack:") and item.op is OutboxOp.POST
 
 
 def _counts_only(packed: CardView, card: CardView) -> bool:

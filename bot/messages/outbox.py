@@ -191,9 +191,10 @@ class CardBacklog:
 
 @dataclass(frozen=True, slots=True)
 class WaitingWork:
-    """A waiting card post, card edit or pack post of a backlogged chat, with the mentions it
-    would put in front of people that the chat does not show yet, and since when the oldest of
-    them waits (bot/messages/delivery.py chooses the next one by these)."""
+    """A waiting card post, card edit, pack post or counting pack edit of a backlogged chat,
+    with the mentions it would put in front of people that the chat does not show yet, and
+    since when the oldest of them waits (bot/messages/delivery.py chooses the next one by
+    these)."""
 
     item_id: int
     op: OutboxOp

@@ -347,15 +347,25 @@ class SqlOutboxRepository:
                 .limit(limit)
             )
         ).all()
-        edits = {str(r.ref_key) for r in rows if r.op == OutboxOp.EDIT.value}
+        edits = {
+            str(r.ref_key)
+            for r in rows
+            if r.op == OutboxOp.EDIT.value and str(r.ref_key).startswith(_CARD)
+        }
         shown = await self._shown_counts(transport, chat, edits)
+        pack_edits = sorted(
+            str(r.ref_key)
+            for r in rows
+            if str(r.ref_key).startswith(_PACK) and r.op == OutboxOp.EDIT.value
+        )
+        grown = await self._grown_on_packs(transport, chat, pack_edits)
         packs = sorted(
             str(r.ref_key)
             for r in rows
             if str(r.ref_key).startswith(_PACK) and r.op == OutboxOp.POST.value
         )
         # A pack shows the mentions of the cases packed on it, waiting since their cards
-        # were queued. A pack's redraw (a count grown, a case on its own card) counts as one.
+        # were queued.
         packed: dict[str, tuple[int, datetime]] = {}
         for chunk in chunks(packs):
             on_pack = await self._s.execute(
@@ -375,10 +385,12 @@ class SqlOutboxRepository:
         work: list[WaitingWork] = []
         for row in rows:
             ref, count, since = str(row.ref_key), int(row.mention_count or 1), _utc(row.created_at)
-            if ref.startswith(_PACK):
-                reveals, oldest = (
-                    packed.get(ref, (0, since)) if row.op == OutboxOp.POST.value else (0, since)
-                )
+            if ref.startswith(_PACK) and row.op == OutboxOp.EDIT.value:
+                if ref not in grown:
+                    continue  # a redraw that counts nothing new (a case on its own card now)
+                reveals, since = grown[ref]
+            elif ref.startswith(_PACK):
+                reveals, oldest = packed.get(ref, (0, since))
                 since = min(since, oldest)
             elif row.op == OutboxOp.EDIT.value:
                 # A card not in the chat yet (its post in hand, or refused) shows all of it.
@@ -387,6 +399,40 @@ class SqlOutboxRepository:
                 reveals = count
             work.append(WaitingWork(int(row.id), OutboxOp(row.op), ref, reveals, since))
         return work
+
+    async def _grown_on_packs(
+        self, transport: str, chat: str, refs: Collection[str]
+    ) -> dict[str, tuple[int, datetime]]:
+        """Per pack: the card edits that went onto it (delivery.py _onto_pack) since it was
+        last drawn in the chat, each a mention or more its redraw counts newly, and since when
+        the oldest waits."""
+        drawn = aliased(OutboxRow)
+        last_drawn = (
+            select(func.max(drawn.delivered_at))
+            .where(
+                drawn.transport == transport,
+                drawn.chat == chat,
+                drawn.ref_key == OutboxRow.external_ref,
+                drawn.status == OutboxStatus.DELIVERED.value,
+            )
+            .scalar_subquery()
+        )
+        grown: dict[str, tuple[int, datetime]] = {}
+        for chunk in chunks(sorted(refs)):
+            result = await self._s.execute(
+                select(OutboxRow.external_ref, func.count(), func.min(OutboxRow.created_at))
+                .where(
+                    OutboxRow.transport == transport,
+                    OutboxRow.chat == chat,
+                    OutboxRow.status == OutboxStatus.PACKED.value,
+                    OutboxRow.op == OutboxOp.EDIT.value,
+                    OutboxRow.external_ref.in_(chunk),
+                    or_(last_drawn.is_(None), OutboxRow.delivered_at > last_drawn),
+                )
+                .group_by(OutboxRow.external_ref)
+            )
+            grown.update({str(ref): (int(n), _utc(at)) for ref, n, at in result.all()})
+        return grown
 
     # --- pack cards (bot/messages/delivery.py _pack_cards) -------------------------------
 
