@@ -491,8 +491,8 @@ class OutboxWorker:
     def _paused(self, item: OutboxItem, now: datetime) -> bool:
         """A redraw that shows no waiting mention, not caused by a press (PRESS_URGENCY plus
         the case's priority rank, or PRESSED_REDRAW_URGENCY: a crisis checklist's tick), in a
-        chat that got one less than REDRAW_PAUSE ago: such
-        redraws (several crisis cards, the queue message) share one every REDRAW_PAUSE."""
+        chat that got one less than REDRAW_PAUSE ago: such redraws (several crisis cards, the
+        queue message) share one every REDRAW_PAUSE."""
         if item.op is not OutboxOp.EDIT or _is_work(item) or not item.ref_key:
             return False
         if PRESS_URGENCY <= item.urgency <= PRESS_URGENCY + Priority.CRITICAL.rank:
@@ -585,13 +585,14 @@ class OutboxWorker:
         now: datetime,
         capacity: int = 0,
     ) -> int:
-        """In a backlogged chat, waiting first cards of single-mention cases go out as pack
-        cards, PACK_SIZE cases a message or more (pack_size; a pack still waiting takes new
-        ones up to PACK_MAX), each with its own take button: every mention
-        is in front of a person within the minute instead of waiting its turn behind the
-        card budget. Most urgent, then oldest, first. The packed posts leave the queue in this
-        transaction (status packed), so a restart neither loses nor posts them again; a later
-        change of a case posts its own card (_resolve). Returns how many fewer messages wait."""
+        """In a backlogged chat, waiting first cards of small cases (up to PACK_CLUSTER_MAX
+        mentions) go out as pack cards, PACK_SIZE cases a message or more (pack_size; a pack
+        still waiting takes new ones up to PACK_MAX), each with its own take button: every
+        mention is in front of a person within the minute instead of waiting its turn behind
+        the card budget. Most urgent, then oldest, first. The packed posts leave the queue in
+        this transaction (status packed), so a restart neither loses nor posts them again; a
+        grown count goes onto the pack (_onto_pack), any other change of a case posts its own
+        card (_resolve). Returns how many fewer messages wait."""
         candidates = await uow.outbox.packable_cards(
             transport, chat, PACK_CLUSTER_MAX, PACK_MAX * PACKS_PER_WATCH
         )
@@ -908,15 +909,28 @@ def _counts_only(packed: CardView, card: CardView) -> bool:
     """Whether a packed case's newer card differs from the one packed only by what joining
     mentions change (its version, count, spread, author's tallies, buttons), and is still a
     small cluster a pack line may carry."""
-    case, was = card["case"], packed["case"]
+    case = card["case"]
     if case["mention_count"] > PACK_CLUSTER_MAX or case["drill"]:
         return False
     if case["state"] != CaseState.NEW.value or case["priority"] == Priority.CRITICAL.value:
         return False
-    same_case = ("state", "priority", "department", "escalation_level")
-    same_card = ("source", "text", "assignee_name", "draft", "moved_to", "menu")
-    return all(case[k] == was[k] for k in same_case) and all(  # type: ignore[literal-required]
-        card.get(k) == packed.get(k) for k in same_card
+    return _person_facts(card) == _person_facts(packed)
+
+
+def _person_facts(card: CardView) -> tuple[object, ...]:
+    """What a card tells a person about its case besides how many wrote (_counts_only)."""
+    case = card["case"]
+    return (
+        case["state"],
+        case["priority"],
+        case["department"],
+        case["escalation_level"],
+        card["source"],
+        card["text"],
+        card["assignee_name"],
+        card["draft"],
+        card["moved_to"],
+        card["menu"],
     )
 
 
