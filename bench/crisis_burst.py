@@ -18,9 +18,12 @@ stores them), not from the bot's database:
 - cards posted per department chat;
 - visible within 60 s: a mention is visible once the server holds a card of its case whose
   count includes it (the card itself is its first mention; "Ещё N похожих" or "Связанных
-  упоминаний: N" count N more in the order they joined), or, for a case's first mention only,
-  a pack card that lists its case ("Новые упоминания: N", a line with "/case N" and the
-  mention's text); a mention that joined later becomes visible on its case's own card. Which
+  упоминаний: N" count N more in the order they joined), or a pack card's line for its case
+  ("Новые упоминания: N", a line with "/case N" and the first mention's text): a line of one
+  mention shows that one; a small cluster's line with its count ("+N похожих") counts N more
+  in the order they joined, as a card does: the issue's "counted on a cluster card", for a
+  cluster too small for a card of its own. A mention past a line's count becomes visible on a
+  redraw of the line that counts it, or on its case's own card. Which
   case a mention is in, and its place in that order, come from the API's answer and the store;
   whether a card or pack shows it only from the server. The share within 60 s of its POST, and
   the p99 of that time (null when more than 1% never became visible); how many mentions were
@@ -68,7 +71,7 @@ import aiohttp  # noqa: E402
 from common import free_port  # noqa: E402
 from storm_texts import Generated, storm  # noqa: E402
 
-from bot.clock import SystemClock  # noqa: E402
+from bot.clock import ScaledClock  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
 from handlers.app import App  # noqa: E402
@@ -89,7 +92,8 @@ MAX_BATCH = 1000  # the API's limit per request
 CARD = re.compile(r"Кейс №(\d+)")
 COUNTED = re.compile(r"Ещё (\d+) похожих|Связанных упоминаний: (\d+)")
 PACK = re.compile(r"Новые упоминания: \d+")  # a pack card's head (playbooks/templates pack)
-PACK_LINE = re.compile(r"/case (\d+)")  # a case's line on a pack card
+PACK_LINE = re.compile(r"/case (\d+)([^\n]*)")  # a case's line on a pack card
+PACK_COUNT = re.compile(r" · \+(\d+) похож")  # a small cluster's count on its pack line
 
 
 @dataclass
@@ -101,43 +105,72 @@ class Sent:
     case: int | None = None
     rank: int = 0  # its place among its case's mentions, 1 for the first
     visible: float = math.inf  # when the server first held a card counting it (monotonic)
+    via: int | None = None  # which of the server's messages (CardLog.shown) showed it first
+
+
+# What a message the bot sent or edited is, by what its text says (playbooks/templates/ru).
+KINDS = (
+    ("pack", PACK),
+    ("queue", re.compile(r"📥 Очередь")),
+    ("crisis", re.compile(r"КРИЗИС|Кризис закрыт")),
+    ("digest", re.compile(r"📊 Сводка")),
+)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One sendMessage or editMessageText the test server stored, and what it shows."""
+
+    at: float  # time.monotonic() when the server stored it
+    chat: int
+    edit: bool
+    kind: str  # "card", one of KINDS, or "other"
+    case: int | None = None  # a card's case
+    count: int = 0  # the mentions a card counts (its first and the ones counted on it)
+    packed: tuple[tuple[int, int], ...] = ()  # the cases a pack lists, with their counts
 
 
 class CardLog:
-    """Every version of every card the test server stores: (when, shows this many mentions)
-    per case, and the card messages per chat; and when a pack card first listed each case,
-    and the pack messages per chat."""
+    """Every message the test server stores from the bot, sends and edits, in order, with what
+    it shows: a card's case and count, a pack's cases; and the message ids of cards and packs
+    per chat."""
 
     def __init__(self, server: TelegramServer) -> None:
-        self.shown: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        self.shown: list[Shown] = []
         self.cards: dict[int, set[int]] = defaultdict(set)  # chat -> message ids of cards
-        self.packed: dict[int, float] = {}  # case -> when a pack first listed it
         self.packs: dict[int, set[int]] = defaultdict(set)  # chat -> message ids of packs
         send, edit = server._api_sendMessage, server._api_editMessageText
 
-        def record(chat: int, message_id: int, text: str) -> None:
-            if PACK.search(text):  # its lines show each case's first mention
-                for case_id in PACK_LINE.findall(text):
-                    self.packed.setdefault(int(case_id), time.monotonic())
+        def record(chat: int, message_id: int, text: str, edit: bool) -> None:
+            at = time.monotonic()
+            kind = next((name for name, pattern in KINDS if pattern.search(text)), None)
+            if kind == "pack":  # each line shows its case's first mention, and the count
+                cases = tuple(
+                    (int(case), 1 + sum(int(n) for n in PACK_COUNT.findall(rest)))
+                    for case, rest in PACK_LINE.findall(text)
+                )
+                self.shown.append(Shown(at, chat, edit, "pack", packed=cases))
                 self.packs[chat].add(message_id)
                 return
-            card = CARD.search(text)
+            card = CARD.search(text) if kind is None else None
             if card is None:
+                self.shown.append(Shown(at, chat, edit, kind or "other"))
                 return
             counted = COUNTED.search(text)
             more = int(next(g for g in counted.groups() if g)) if counted else 0
-            self.shown[int(card.group(1))].append((time.monotonic(), 1 + more))
+            self.shown.append(Shown(at, chat, edit, "card", int(card.group(1)), 1 + more))
             self.cards[chat].add(message_id)
 
         async def logged_send(state: Any, params: dict[str, str], files: Any) -> Any:
             result = await send(state, params, files)
-            record(int(result["chat"]["id"]), int(result["message_id"]), result.get("text", ""))
+            chat, message_id = int(result["chat"]["id"]), int(result["message_id"])
+            record(chat, message_id, result.get("text", ""), edit=False)
             return result
 
         async def logged_edit(state: Any, params: dict[str, str], files: Any) -> Any:
             result = await edit(state, params, files)
             chat, message_id = int(params["chat_id"]), int(params["message_id"])
-            record(chat, message_id, server.message(chat, message_id).text or "")
+            record(chat, message_id, server.message(chat, message_id).text or "", edit=True)
             return result
 
         server._api_sendMessage = logged_send  # type: ignore[method-assign]
@@ -244,11 +277,10 @@ def storyline_plan(
 
 @dataclass
 class CardsSeen:
-    """What the test server's process saw of the cards (CardLog's figures, sent over)."""
+    """What the test server's process saw of the bot's messages (CardLog's, sent over)."""
 
-    shown: dict[int, list[tuple[float, int]]]
-    cards: dict[int, set[int]]
-    packed: dict[int, float]  # case -> when a pack first listed it
+    shown: list[Shown]  # in the order the server stored them
+    cards: dict[int, set[int]]  # chat -> message ids of cards
     packs: dict[int, set[int]]  # chat -> message ids of packs
 
 
@@ -279,7 +311,7 @@ async def storm_side(conn: Connection, args: argparse.Namespace) -> None:
         conn.send(([(s.at, s.answered, s.case) for s in sent], problems))
         await _received(conn)  # the bot has drained its outbox (or given up)
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        seen = (dict(log.shown), dict(log.cards), dict(log.packed), dict(log.packs))
+        seen = (log.shown, dict(log.cards), dict(log.packs))
         conn.send((seen, server.stats.count_429, peak_kb))
     finally:
         await server.stop()
@@ -315,7 +347,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             encoding="utf-8",
         )
         config = load_config(path, env={})
-        app = App(config, load_playbook(config.playbooks.path), SystemClock())
+        app = App(config, load_playbook(config.playbooks.path), ScaledClock(args.scale))
         await app.start()
         started_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
@@ -381,22 +413,140 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
+def replay(sent: list[Sent], shown: list[Shown]) -> list[int]:
+    """When each mention became visible, and by which message: the server's messages in the
+    order it stored them. A card shows its case's mentions up to its count (in the order they
+    joined); a pack's line its case's first mention, the later ones only the case's own card.
+    Returns how many mentions each message made visible first."""
+    members: dict[int, list[Sent]] = defaultdict(list)
+    for one in sent:
+        if one.case is not None:
+            members[one.case].append(one)
+    for group in members.values():
+        group.sort(key=lambda s: s.rank)
+    upto: dict[int, int] = defaultdict(int)  # case -> the highest place shown so far
+    revealed = [0] * len(shown)
+    for index, message in enumerate(shown):
+        cases = list(message.packed)
+        if message.case is not None:
+            cases.append((message.case, message.count))
+        for case, count in cases:
+            if count <= upto[case]:
+                continue
+            for one in members.get(case, ()):
+                if upto[case] < one.rank <= count:
+                    one.visible, one.via = message.at, index
+                    revealed[index] += 1
+            upto[case] = count
+    return revealed
+
+
+# The kinds of message the budget breakdown tells apart, in the order it prints them.
+SPENT_ON = (
+    "card",  # a new case's card, one mention
+    "cluster card",  # a new case's card that already counts more
+    "count edit",  # a card redrawn with a higher count
+    "card edit",  # a card redrawn for anything else (its state, a pack's case taken)
+    "pack",
+    "pack edit",
+    "queue",
+    "crisis",
+    "digest",
+    "other",
+)
+
+
+def spent_on(shown: list[Shown]) -> list[str]:
+    """Each message's kind for the budget breakdown (a card's edit is a count edit when its
+    count grew since the card was last drawn)."""
+    last: dict[int, int] = {}
+    kinds: list[str] = []
+    for message in shown:
+        if message.kind == "card" and message.case is not None:
+            before = last.get(message.case)
+            last[message.case] = message.count
+            if not message.edit:
+                kinds.append("card" if message.count <= 1 else "cluster card")
+            elif before is not None and message.count > before:
+                kinds.append("count edit")
+            else:
+                kinds.append("card edit")
+        elif message.kind == "pack":
+            kinds.append("pack edit" if message.edit else "pack")
+        else:
+            kinds.append(message.kind)
+    return kinds
+
+
+def print_budget(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    revealed: list[int],
+    start: float,
+) -> None:
+    """Where each department chat's messages went, minute by minute (real minutes from the
+    first post): per kind, how many messages and how many mentions they made visible first."""
+    shown: list[Shown] = result["log"].shown
+    kinds = spent_on(shown)
+    names = {chat: d for d, chat in result["chats"].items()}
+    per_chat: dict[int, dict[int, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    gained: dict[int, dict[int, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for message, kind, count in zip(shown, kinds, revealed, strict=True):
+        minute = max(0, int((message.at - start) * args.scale // 60))
+        per_chat[message.chat][minute][kind] += 1
+        gained[message.chat][minute][kind] += count
+    print("Where each chat's messages went (sends and edits: kind count (+mentions made visible)):")
+    for chat, minutes in sorted(per_chat.items(), key=lambda c: names.get(c[0], "")):
+        total, total_gained = Counter[str](), Counter[str]()
+        for minute in minutes:
+            total.update(minutes[minute])
+            total_gained.update(gained[chat][minute])
+
+        def line(calls: Counter[str], made: Counter[str]) -> str:
+            return ", ".join(f"{k} {calls[k]} (+{made[k]})" for k in SPENT_ON if calls[k])
+
+        print(
+            f"  {names.get(chat, chat)}: {sum(total.values())} messages, "
+            f"+{sum(total_gained.values())} visible: {line(total, total_gained)}"
+        )
+        for minute in sorted(minutes):
+            calls = minutes[minute]
+            print(
+                f"    min {minute:>2}: {sum(calls.values()):>3} messages, "
+                f"+{sum(gained[chat][minute].values()):<4} {line(calls, gained[chat][minute])}"
+            )
+
+
+def print_unseen(args: argparse.Namespace, sent: list[Sent], shown: list[Shown]) -> None:
+    """The mentions not visible within the minute, by why: a case's first mention or one that
+    joined, the case's size, and whether a card of the case ever reached the chat."""
+    size = Counter(s.case for s in sent if s.case is not None)
+    carded = {m.case for m in shown if m.case is not None}
+    reasons: Counter[str] = Counter()
+    never: Counter[str] = Counter()
+    for one in sent:
+        delay = (one.visible - one.at) * args.scale
+        if one.case is None or delay <= VISIBLE_WITHIN_S:
+            continue
+        if one.rank == 1:
+            why = "first mention of a case of one" if size[one.case] == 1 else "first of a cluster"
+        else:
+            why = "joined a case"
+        why += ", its card in the chat" if one.case in carded else ", no card of its case"
+        reasons[why] += 1
+        if math.isinf(delay):
+            never[why] += 1
+    if reasons:
+        print(f"Not visible within {VISIBLE_WITHIN_S:g} s (of which never):")
+        for why, count in reasons.most_common():
+            print(f"  {why}: {count} ({never[why]})")
+
+
 def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
     sent: list[Sent] = result["sent"]
     log: CardsSeen = result["log"]
-    for one in sent:
-        if one.case is None:
-            continue
-        for at, shown in log.shown.get(one.case, []):
-            if shown >= one.rank:
-                one.visible = min(one.visible, at)
-    # A pack's line shows its case's first mention; later ones only the case's own card does.
-    via_packs = 0
-    for one in sent:
-        packed_at = log.packed.get(one.case) if one.case is not None else None
-        if one.rank == 1 and packed_at is not None and packed_at < one.visible:
-            one.visible = packed_at
-            via_packs += 1
+    revealed = replay(sent, log.shown)
+    via_packs = sum(1 for s in sent if s.via is not None and log.shown[s.via].kind == "pack")
     lost = sum(1 for s in sent if s.case is None)
     delays = [(s.visible - s.at) * args.scale for s in sent]
     within = sum(1 for d in delays if d <= VISIBLE_WITHIN_S) / len(sent)
@@ -443,7 +593,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
     print(
         "Pack cards posted per department: "
         + ", ".join(f"{d} {n}" for d, n in packs.items())
-        + f"; {len(log.packed)} cases listed on packs"
+        + f"; {len({c for m in log.shown for c, _ in m.packed})} cases listed on packs"
     )
     for story, spread in per_story.items():
         top = spread.most_common(1)[0][1]
@@ -480,7 +630,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
                 f"{share / len(group):.1%}"
             )
     answers = [(s.answered - s.at) * args.scale for s in sent if not math.isnan(s.answered)]
-    opened = sorted(min(at for at, _ in shown) for shown in log.shown.values())
+    opened = sorted(m.at for m in log.shown if m.kind == "card")
     first_sent = min(s.at for s in sent)
     print(
         f"API answer (stored, case opened or joined): p50 {percentile(answers, 50):.1f} s, "
@@ -489,6 +639,8 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
         if answers and opened
         else "No API answers or no cards"
     )
+    print_unseen(args, sent, log.shown)
+    print_budget(args, result, revealed, first_sent)
     print(f"Purity: {purity:.3f} of {joined} joined mentions in their case's storyline")
     together = result["rss_mb"] + result["rss_storm_side_mb"]
     print(

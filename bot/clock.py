@@ -34,3 +34,26 @@ class FrozenClock:
 
     def set(self, moment: datetime) -> None:
         self._now = moment.astimezone(UTC)
+
+
+class ScaledClock:
+    """The system clock running `scale` times faster from the moment it is made: for drills,
+    time-scaled tests and benches against a chat network whose limits run as fast (a
+    Telegram test server with `time_scale`). Every interval the bot keeps on the injected
+    clock (refreshes, pacing, waits) then shrinks with the limits, none stays real-time."""
+
+    def __init__(self, scale: float, start: datetime | None = None) -> None:
+        if not scale > 0:
+            raise ValueError("the scale must be positive")
+        self.scale = scale
+        self._real_start = datetime.now(UTC)
+        self._start = (start or self._real_start).astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._start + (datetime.now(UTC) - self._real_start) * self.scale
+
+
+def speed(clock: Clock) -> float:
+    """Seconds of the clock per real second: a rate measured in real time (a chat network's
+    messages a minute) is divided by it to be one in the clock's."""
+    return clock.scale if isinstance(clock, ScaledClock) else 1.0

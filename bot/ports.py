@@ -33,7 +33,14 @@ from bot.model import (
 if TYPE_CHECKING:
     from bot.crisis.checklist import ChecklistTick
     from bot.crisis.thresholds import CountWindow, Crisis, WindowCounts
-    from bot.messages.outbox import CardBacklog, OutboxItem, OutboxStatus, PackChange
+    from bot.messages.outbox import (
+        CardBacklog,
+        OutboxItem,
+        OutboxStatus,
+        PackChange,
+        WaitingWork,
+    )
+    from bot.messages.views import View
     from bot.reports.export import ExportAuthor, ExportCase
     from bot.reports.figures import Period, ReportRepository
     from bot.settings.crisis_rules import ThresholdScope
@@ -324,6 +331,30 @@ class OutboxRepository(Protocol):
         with more mentions still waits, with the mentions it adds."""
         ...
 
+    async def waiting_work(
+        self, transport: str, chat: str, urgency: int, now: datetime, limit: int
+    ) -> list[WaitingWork]:
+        """The chat's oldest `limit` due card posts, card edits, pack posts and pack edits that
+        count more at this urgency, each with the mentions it would newly show (a card: its
+        case's mentions not on the chat's latest version of it; a pack: its cases' mentions; a
+        pack's edit: the counts gone onto it since it was drawn, one each) and since when."""
+        ...
+
+    async def waiting_packs(
+        self, transport: str, chat: str, thread: str | None
+    ) -> list[OutboxItem]:
+        """Pack posts of the chat (and forum topic) that wait for their slot, oldest first."""
+        ...
+
+    async def hold_waiting(self, item_id: int) -> bool:
+        """Hold a waiting item for this transaction (no claim takes it meanwhile); False if it
+        is not waiting any more."""
+        ...
+
+    async def repack(self, item_id: int, payload: View, urgency: int) -> None:
+        """A held waiting pack's new lines and urgency (delivery.py _top_up)."""
+        ...
+
     async def packable_cards(
         self, transport: str, chat: str, max_mentions: int, limit: int
     ) -> list[OutboxItem]:
@@ -335,6 +366,21 @@ class OutboxRepository(Protocol):
 
     async def mark_packed(self, item_ids: Sequence[int], pack_ref: str) -> list[int]:
         """pending -> packed for those still pending; returns their ids."""
+        ...
+
+    async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:
+        """The card's post that went out as a line of a pack (its external_ref names the
+        pack), or None."""
+        ...
+
+    async def packed_card_edits(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
+        """The chat's oldest `limit` waiting card edits, never tried, of cases whose card went
+        out on a pack (delivery.py _onto_pack looks at each)."""
+        ...
+
+    async def onto_pack(self, item_id: int, pack_ref: str, now: datetime) -> bool:
+        """A waiting card edit goes onto the pack its card is packed on: pending -> packed,
+        the pack's line shows it from its next redraw. False if it is not waiting any more."""
         ...
 
     async def pack_changes(self, transport: str, since: datetime | None) -> list[PackChange]:

@@ -52,7 +52,7 @@ from bot.crisis.thresholds import (
     read,
     windows_for,
 )
-from bot.messages.outbox import Destination, OutboxItem, OutboxOp
+from bot.messages.outbox import PRESSED_REDRAW_URGENCY, Destination, OutboxItem, OutboxOp
 from bot.messages.views import (
     ChecklistButton,
     ChecklistControls,
@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 CRISIS_TEMPLATE = "crisis.html.j2"
 # Ahead of cards and answers to commands: a crisis card must not wait behind a backlog.
 CRISIS_URGENCY = 20
+# A tick is a person's press: its redraw goes before the card's routine ones (counts, storm)
+# and is not held back by their pacing in a backlogged chat.
+TICK_URGENCY = PRESSED_REDRAW_URGENCY
 
 
 # The threshold id a drill's crisis carries: no threshold opened it.
@@ -476,7 +479,7 @@ class CrisisService:
         await uow.events.append([event])
         tick = ChecklistTick(crisis_id, step, text, done, actor.id, now)
         ticks = [*ticks, tick]
-        await uow.outbox.enqueue(await self._edits(uow, crisis, ticks, now))
+        await uow.outbox.enqueue(await self._edits(uow, crisis, ticks, now, urgency=TICK_URGENCY))
         return TickResult(tick)
 
     def _holding_statement(self, crisis: Crisis) -> dict[str, str]:
@@ -564,6 +567,7 @@ class CrisisService:
         ticks: Sequence[ChecklistTick],
         now: datetime,
         key: str | None = None,
+        urgency: int = CRISIS_URGENCY,
     ) -> list[OutboxItem]:
         """The card edited in place in every coordination chat, with the storm as it is now.
         The key names the timeline and the ticks apart: an evaluation and a tick never share
@@ -573,7 +577,9 @@ class CrisisService:
         view = self.card(crisis, ticks, await self._storm(uow, crisis, now))
         key = key or f"{ref}:edit:{crisis.version}:{len(ticks)}"
         coordination = self._directory.destinations(self._directory.coordination)
-        return [self._item(dest, OutboxOp.EDIT, view, key, ref, now) for dest in coordination]
+        return [
+            self._item(dest, OutboxOp.EDIT, view, key, ref, now, urgency) for dest in coordination
+        ]
 
     # --- the storm (bot/crisis/storm.py) ---
 
@@ -631,9 +637,15 @@ class CrisisService:
 
     @staticmethod
     def _item(
-        dest: Destination, op: OutboxOp, view: View, key: str, ref: str, now: datetime
+        dest: Destination,
+        op: OutboxOp,
+        view: View,
+        key: str,
+        ref: str,
+        now: datetime,
+        urgency: int = CRISIS_URGENCY,
     ) -> OutboxItem:
-        return dest.message(op, view, key, now, ref=ref, urgency=CRISIS_URGENCY)
+        return dest.message(op, view, key, now, ref=ref, urgency=urgency)
 
 
 def _number(value: float) -> int | float:

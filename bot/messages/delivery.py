@@ -34,8 +34,10 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from bot.clock import Clock
+from bot.clock import Clock, speed
 from bot.messages.outbox import (
+    PRESS_URGENCY,
+    PRESSED_REDRAW_URGENCY,
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -44,8 +46,10 @@ from bot.messages.outbox import (
     PermanentFailure,
     RetryLater,
     Transport,
+    WaitingWork,
 )
 from bot.messages.views import (
+    CardView,
     PackLine,
     QueueItem,
     QueueView,
@@ -55,7 +59,7 @@ from bot.messages.views import (
     pack_view,
     queue_view,
 )
-from bot.model import Priority
+from bot.model import CaseState, Priority
 from bot.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -77,9 +81,20 @@ TAKE_OVER_CHECK = timedelta(seconds=5)
 # Pack cards (_pack_cards). Eight lines of ~200 characters with their marks and numbers stay
 # far below Telegram's 4,096, and eight take buttons (one per row) stay a keyboard one reads.
 PACK_SIZE = 8
-# Only a case of one mention: its line shows all of it. A case with more is a cluster, whose
-# card shows the count, the spread and the sources, which a line cannot.
-PACK_MAX_MENTIONS = 1
+# A backlog of more single cases than PACK_SIZE a pack fills in a quarter of the chat's minute
+# grows the packs, up to this: fourteen such lines with their marks still fit in 4,096.
+PACK_MAX = 14
+# How much of a backlogged chat's items the next one is chosen from (_choose): the oldest.
+CHOICE_WINDOW = 200
+# How often a redraw that shows no waiting mention may take a backlogged chat's message
+# (_choose), whichever message it redraws: as often as the queue message is refreshed.
+REDRAW_PAUSE = QUEUE_REFRESH
+# A small cluster goes on a pack too: its line shows the first mention's text, the count
+# ("+2 similar") and its spread (people, first to last time), which is all a person needs to
+# take a handful of mentions. Beyond five a cluster is a storyline: its card shows the sources,
+# the split and the answer-to-all progress a line cannot, and one card edit a minute keeps its
+# count. Five also keeps a pack honest: fourteen lines count at most seventy mentions.
+PACK_CLUSTER_MAX = 5
 # A pack that is not full goes once its oldest case has waited this long: long enough to fill
 # up in a storm, short enough that the pack is in the chat well within the minute.
 PACK_WAIT = timedelta(seconds=20)
@@ -178,6 +193,12 @@ class OutboxWorker:
         self.on_refused = on_refused  # the composition root sets it once the services exist
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # The chat and urgency of each item in hand: a chat takes one more only if it is
+        # more urgent (_dispatch), whichever item _choose picked.
+        self._held: dict[int, tuple[str, str, int]] = {}
+        self._waiting: dict[tuple[str, str], int] = {}  # per chat, at the last backlog watch
+        # When each chat last got a message that shows no waiting mention (_paused).
+        self._redrawn: dict[tuple[str, str], datetime] = {}
         # Posts in hand until written down, by item id: (transport, chat, ref). A more urgent
         # edit of the same message (a press) waits for its id instead of posting it again.
         self._posting: dict[int, tuple[str, str, str]] = {}
@@ -347,16 +368,32 @@ class OutboxWorker:
             heads = await uow.outbox.due_heads(now, self._batch_size)
             claimed: list[tuple[OutboxItem, Delivery]] = []
             posting = set(self._posting.values())
+            # One at a time per chat: only a more urgent item may join one in hand.
+            held = {(t, c, u) for t, c, u in self._held.values()}
+            free = [
+                head
+                for head in heads
+                if not any(
+                    h[:2] == (head.transport, head.chat) and h[2] >= head.urgency for h in held
+                )
+            ]
+            chosen = [await self._choose(uow, head, posting, now) for head in free]
             wanted = [
                 item
-                for item in heads
-                if item.id not in self._in_flight
+                for item in chosen
+                if item is not None
+                and item.id not in self._in_flight
+                and not any(
+                    h[:2] == (item.transport, item.chat) and h[2] >= item.urgency for h in held
+                )
                 # An edit of a post in hand: the post settles first; looked at again then.
                 and not (
                     item.op is OutboxOp.EDIT
                     and (item.transport, item.chat, item.ref_key) in posting
                 )
             ]
+            # Claimed or not in this transaction: a restart keeps either, never both.
+            wanted = [item for item in wanted if not await self._onto_pack(uow, item, now)]
             taken = await uow.outbox.claim_heads(wanted, self.instance, now, now + self._lease)
             if taken and self._renewed_at is None:
                 self._renewed_at = now  # the heartbeat counts from the first claim in hand
@@ -366,6 +403,7 @@ class OutboxWorker:
                     continue  # another instance holds the item or its chat
                 if item.op in _POSTS and item.ref_key:
                     self._posting[item.id] = (item.transport, item.chat, item.ref_key)
+                self._held[item.id] = (item.transport, item.chat, item.urgency)
                 item = replace(item, attempts=item.attempts + 1)
                 delivery = await self._resolve(uow, item)
                 self._posting_edit(item, delivery)
@@ -377,6 +415,92 @@ class OutboxWorker:
             self._in_flight[item.id] = task
             task.add_done_callback(partial(self._forget, item.id))
         return len(claimed)
+
+    async def _onto_pack(self, uow: UnitOfWork, item: OutboxItem, now: datetime) -> bool:
+        """A packed case whose card edit only counts more mentions, still a small cluster
+        (PACK_CLUSTER_MAX): the edit goes onto the pack instead of posting the case's own
+        card, and _redraw_packs redraws its line with the count (one pack edit for all its
+        lines). Anything else (taken, rerouted, reprioritised, answered, grown past the
+        bound) posts the case's own card (_resolve), as it always did."""
+        if item.op is not OutboxOp.EDIT or item.id is None or not item.ref_key:
+            return False
+        if item.attempts:  # tried as the case's own card already (_resolve): it stays one
+            return False
+        if not item.ref_key.startswith("card:") or item.payload["view"] != "card":
+            return False
+        packed = await uow.outbox.packed_card(item.transport, item.chat, item.ref_key)
+        if packed is None or packed.external_ref is None or packed.payload["view"] != "card":
+            return False
+        if not _counts_only(packed.payload, item.payload):
+            return False
+        if await uow.refs.get(item.transport, item.chat, item.ref_key) is not None:
+            return False  # the case has its own card already: its edits go there
+        return await uow.outbox.onto_pack(item.id, packed.external_ref, now)
+
+    async def _choose(
+        self,
+        uow: UnitOfWork,
+        head: OutboxItem,
+        posting: set[tuple[str, str, str]],
+        now: datetime,
+    ) -> OutboxItem | None:
+        """What a backlogged chat spends its next message on (None: nothing now). Of the card
+        posts, card edits and pack posts waiting at the head's urgency, the one that ends the
+        most waiting: the mentions it newly shows, weighted by how long they have waited (see
+        _worth). A cluster's redraw that counts forty more beats a card of one; a pack of eight
+        new cases beats a card of one; a mention that keeps waiting weighs more each second,
+        so none starves. A redraw that shows no waiting mention (a crisis card's counts, the
+        queue message) and not caused by a press goes at most every REDRAW_PAUSE while such
+        work waits: waiting edits fold into it, so it shows the latest when it goes. Presses
+        and anything else keep their place in line (urgency, then age); so does a chat that
+        keeps up."""
+        key = (head.transport, head.chat)
+        if self._waiting.get(key, 0) <= 1:
+            return head
+        transport = self._transports.get(head.transport)
+        if _is_work(head) and head.urgency < PRESS_URGENCY:
+            tiers = [head.urgency]
+        elif self._paused(head, now):
+            tiers = list(range(PRESS_URGENCY - 1, -1, -1))  # the most urgent work there is
+        else:
+            return head
+        for urgency in tiers:
+            found = await uow.outbox.waiting_work(
+                head.transport, head.chat, urgency, now, CHOICE_WINDOW
+            )
+            if found:
+                break
+        else:
+            return head  # no work waits: the redraw goes
+        work = [
+            w
+            for w in found
+            if w.item_id not in self._in_flight
+            and not (w.op is OutboxOp.EDIT and (head.transport, head.chat, w.ref_key) in posting)
+        ]
+        if not work:
+            return None  # what waits is in hand already: after it
+        capacity = getattr(transport, "capacity_per_minute", None)
+        per_minute = capacity(head.chat) / speed(self._clock) if capacity is not None else 60
+        slot = 60.0 / max(1, per_minute)
+        best = max(work, key=lambda w: _worth(w, now, slot))  # the oldest among equals
+        if best.item_id == head.id:
+            return head
+        return await uow.outbox.get(best.item_id) or head
+
+    def _paused(self, item: OutboxItem, now: datetime) -> bool:
+        """A redraw that shows no waiting mention, not caused by a press (PRESS_URGENCY plus
+        the case's priority rank, or PRESSED_REDRAW_URGENCY: a crisis checklist's tick), in a
+        chat that got one less than REDRAW_PAUSE ago: such redraws (several crisis cards, the
+        queue message) share one every REDRAW_PAUSE."""
+        if item.op is not OutboxOp.EDIT or _is_work(item) or not item.ref_key:
+            return False
+        if PRESS_URGENCY <= item.urgency <= PRESS_URGENCY + Priority.CRITICAL.rank:
+            return False
+        if item.urgency == PRESSED_REDRAW_URGENCY:  # a checklist tick
+            return False
+        drawn = self._redrawn.get((item.transport, item.chat))
+        return drawn is not None and now - drawn < REDRAW_PAUSE
 
     def _backlogs_due(self, now: datetime) -> bool:
         if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:
@@ -393,6 +517,7 @@ class OutboxWorker:
         self._in_flight.pop(item_id, None)
         if item_id not in self._unsettled:  # settled, or cancelled: in hand no longer
             self._posting.pop(item_id, None)
+            self._held.pop(item_id, None)
 
     async def _watch_backlogs(self, now: datetime) -> None:
         """A chat that cannot take its backlog within about a minute gets one "queue" message,
@@ -405,6 +530,8 @@ class OutboxWorker:
                 if capacity is None:
                     continue
                 backlog = await uow.outbox.backlog(name)
+                self._waiting = {k: v for k, v in self._waiting.items() if k[0] != name}
+                self._waiting.update({(name, chat): n for chat, n in backlog.items()})
                 pacing = getattr(transport, "backlogs", None)
                 if pacing is not None:  # a transport that paces a backlogged chat
                     pacing(backlog)
@@ -425,10 +552,11 @@ class OutboxWorker:
                     if self._queue_chats is not None and not self._queue_chats(name, chat):
                         continue
                     waiting = backlog.get(chat, 0)  # the queue message itself not counted
-                    if self._packs(name, transport, chat, waiting, capacity(chat)):
-                        scale = float(getattr(transport, "time_scale", 1.0))
-                        waiting -= await self._pack_cards(uow, name, chat, now, scale)
-                    await self._update_queue(uow, name, chat, waiting, capacity(chat), now)
+                    # The chat's minute on the clock: a scaled clock's is shorter.
+                    per_minute = max(1, int(capacity(chat) / speed(self._clock)))
+                    if self._packs(name, transport, chat, waiting, per_minute):
+                        waiting -= await self._pack_cards(uow, name, chat, now, per_minute)
+                    await self._update_queue(uow, name, chat, waiting, per_minute, now)
             await self._redraw_packs(uow, now)
             await uow.commit()
 
@@ -436,46 +564,66 @@ class OutboxWorker:
         self, name: str, transport: Transport, chat: str, waiting: int, capacity: int
     ) -> bool:
         """Whether a chat packs: from when more waits than it clears in about a minute (the
-        queue message's condition, the minute taken at the transport's speed, so that a
-        time-scaled test or bench packs as a real chat would) until its backlog is gone, as
+        queue message's condition) until its backlog is gone, as
         the queue message stays: the tail of a storm is packed too, not sent card by card
         into a minute the packs have used up. Only transports that draw a take button on
         each line of a pack get packs."""
         key = (name, chat)
         if not getattr(transport, "packs_cards", False):
             return False
-        scale = float(getattr(transport, "time_scale", 1.0))
-        if waiting > capacity / scale:
+        if waiting > capacity:
             self._packing.add(key)
         elif waiting == 0:
             self._packing.discard(key)
         return key in self._packing
 
     async def _pack_cards(
-        self, uow: UnitOfWork, transport: str, chat: str, now: datetime, scale: float = 1.0
+        self,
+        uow: UnitOfWork,
+        transport: str,
+        chat: str,
+        now: datetime,
+        capacity: int = 0,
     ) -> int:
-        """In a backlogged chat, waiting first cards of single-mention cases go out as pack
-        cards, up to PACK_SIZE cases a message, each with its own take button: every mention
-        is in front of a person within the minute instead of waiting its turn behind the
-        card budget. Most urgent, then oldest, first. The packed posts leave the queue in this
-        transaction (status packed), so a restart neither loses nor posts them again; a later
-        change of a case posts its own card (_resolve). Returns how many fewer messages wait."""
+        """In a backlogged chat, waiting first cards of small cases (up to PACK_CLUSTER_MAX
+        mentions) go out as pack cards, PACK_SIZE cases a message or more (pack_size; a pack
+        still waiting takes new ones up to PACK_MAX), each with its own take button: every
+        mention is in front of a person within the minute instead of waiting its turn behind
+        the card budget. Most urgent, then oldest, first. The packed posts leave the queue in
+        this transaction (status packed), so a restart neither loses nor posts them again; a
+        grown count goes onto the pack (_onto_pack), any other change of a case posts its own
+        card (_resolve). Returns how many fewer messages wait."""
         candidates = await uow.outbox.packable_cards(
-            transport, chat, PACK_MAX_MENTIONS, PACK_SIZE * PACKS_PER_WATCH
+            transport, chat, PACK_CLUSTER_MAX, PACK_MAX * PACKS_PER_WATCH
         )
+        size = pack_size(len(candidates), capacity)
         by_thread: dict[str | None, list[OutboxItem]] = {}  # a forum topic per department
         for item in candidates:
             by_thread.setdefault(item.thread, []).append(item)
+        # Counts grown on packed small clusters go onto their packs now, not when each edit's
+        # turn comes: the pack's next redraw shows them all.
         saved = 0
-        for items in by_thread.values():
-            for start in range(0, len(items), PACK_SIZE):
-                group = items[start : start + PACK_SIZE]
+        for edit in await uow.outbox.packed_card_edits(transport, chat, PACK_MAX * PACKS_PER_WATCH):
+            saved += await self._onto_pack(uow, edit, now)
+        for thread, items in by_thread.items():
+            # A pack still waiting for its slot takes them first, up to PACK_MAX: in a chat
+            # that waits longer, packs grow instead of queueing more of them.
+            for pack in await uow.outbox.waiting_packs(transport, chat, thread):
+                room = (
+                    PACK_MAX - len(pack.payload["items"]) if pack.payload["view"] == "pack" else 0
+                )
+                if items and room > 0:
+                    added = await self._top_up(uow, pack, items[:room])
+                    saved += added
+                    items = items[room:] if added else items
+            for start in range(0, len(items), size):
+                group = items[start : start + size]
                 oldest = min(item.created_at or now for item in group)
                 # A pack not full goes once its oldest waited PACK_WAIT, or at once with
                 # full ones: the rest of a burst, which no later mention would fill sooner
                 # than the cards ahead of it go.
-                partial = len(group) < PACK_SIZE and start == 0
-                if len(group) < 2 or (partial and now - oldest < PACK_WAIT / scale):
+                partial = len(group) < size and start == 0
+                if len(group) < 2 or (partial and now - oldest < PACK_WAIT):
                     break  # the rest waits to fill a pack (or goes as cards)
                 saved += await self._pack(uow, transport, chat, group, now)
         return saved
@@ -517,6 +665,31 @@ class OutboxWorker:
             ]
         )
         return len(lines) - 1
+
+    async def _top_up(self, uow: UnitOfWork, pack: OutboxItem, group: Sequence[OutboxItem]) -> int:
+        """Add waiting single cards to a pack that has not gone yet, in this transaction (the
+        pack is held against a claim meanwhile). Returns how many it took."""
+        assert pack.id is not None and pack.ref_key is not None
+        if pack.payload["view"] != "pack" or not await uow.outbox.hold_waiting(pack.id):
+            return 0  # claimed meanwhile: the cards go on another pack
+        cards = {item.id: item for item in group if item.payload["view"] == "card"}
+        packed = await uow.outbox.mark_packed(
+            sorted(i for i in cards if i is not None), pack.ref_key
+        )
+        added: list[PackLine] = []
+        for item_id in packed:
+            card = cards[item_id].payload
+            if card["view"] == "card":
+                added.append(pack_line(card))
+        if not added:
+            return 0
+        # Most urgent first, then in the order they were queued (sorted keeps it).
+        lines = sorted(
+            [*pack.payload["items"], *added], key=lambda line: -Priority(line["priority"]).rank
+        )
+        urgency = max(pack.urgency, *(cards[i].urgency for i in packed))
+        await uow.outbox.repack(pack.id, pack_view(lines), urgency)
+        return len(added)
 
     async def _redraw_packs(self, uow: UnitOfWork, now: datetime) -> None:
         """A packed case that changed (taken from its pack, joined by a similar mention,
@@ -646,6 +819,7 @@ class OutboxWorker:
             for item_id in sorted(self._unsettled):
                 await self._settle(self._unsettled[item_id])
                 del self._unsettled[item_id]
+                self._held.pop(item_id, None)
                 log.info("outbox: item %d recorded after a database failure", item_id)
 
     async def _settle(self, outcome: _Outcome) -> None:
@@ -682,6 +856,8 @@ class OutboxWorker:
                 )
             await uow.commit()
         self._posting.pop(item.id, None)
+        if result is not None and item.op is OutboxOp.EDIT and not _is_work(item):
+            self._redrawn[(item.transport, item.chat)] = now
         if isinstance(error, PermanentFailure) and self.on_refused is not None:
             self._wake.set()  # what the hook queued goes out now
         if result is not None:
@@ -712,6 +888,62 @@ class OutboxWorker:
             )
 
 
+def pack_size(waiting: int, capacity: int) -> int:
+    """Cases a pack holds: PACK_SIZE, more when more single cases wait than PACK_SIZE-case packs
+    take in a quarter of the chat's minute (`capacity` messages), at most PACK_MAX."""
+    packs = max(1, capacity // 4)
+    return min(PACK_MAX, max(PACK_SIZE, -(-waiting // packs)))
+
+
+def _is_work(item: OutboxItem) -> bool:
+    """A card's post or edit, or a pack's post: what shows waiting mentions (_choose). A
+    pack's edit is a redraw, paced as others are, unless it counts what joined its small
+    clusters: then waiting_work offers it as work (one message for all its lines)."""
+    ref = item.ref_key or ""
+    if ref.startswith("card:"):
+        return item.op in (OutboxOp.POST, OutboxOp.EDIT)
+    return ref.startswith("pack:") and item.op is OutboxOp.POST
+
+
+def _counts_only(packed: CardView, card: CardView) -> bool:
+    """Whether a packed case's newer card differs from the one packed only by what joining
+    mentions change (its version, count, spread, author's tallies, buttons), and is still a
+    small cluster a pack line may carry."""
+    case = card["case"]
+    if case["mention_count"] > PACK_CLUSTER_MAX or case["drill"]:
+        return False
+    if case["state"] != CaseState.NEW.value or case["priority"] == Priority.CRITICAL.value:
+        return False
+    return _person_facts(card) == _person_facts(packed)
+
+
+def _person_facts(card: CardView) -> tuple[object, ...]:
+    """What a card tells a person about its case besides how many wrote (_counts_only)."""
+    case = card["case"]
+    return (
+        case["state"],
+        case["priority"],
+        case["department"],
+        case["escalation_level"],
+        card["source"],
+        card["text"],
+        card["assignee_name"],
+        card["draft"],
+        card["moved_to"],
+        card["menu"],
+    )
+
+
+def _worth(work: WaitingWork, now: datetime, slot: float) -> float:
+    """What a delivery is worth: each mention it newly shows, by the square of how long the
+    oldest has waited plus the one slot (the chat's spacing) it would wait more if passed
+    over. More mentions win among the fresh; the square lets a mention near its minute
+    overtake a larger but fresher redraw (the waits that matter are the long ones). A redraw
+    that shows no more counts as one mention: it is not starved."""
+    waited = max(0.0, (now - work.since).total_seconds())
+    return max(1, work.reveals) * (waited + slot) ** 2
+
+
 def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:
     """The edit of a pack whose cases changed, each changed line drawn from the case's latest
     card; None when nothing the pack shows changed."""
@@ -722,7 +954,7 @@ def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:
     for line in pack["items"]:
         card = change.cards.get(line["case_id"])
         if card is not None and card["view"] == "card":
-            line = {**pack_line(card), "carded": True}
+            line = {**pack_line(card), "carded": line["case_id"] not in change.on_pack}
         lines.append(line)
     if _shown(lines) == _shown(pack["items"]):
         return None  # an edit costs a message of the chat's minute: only for what it shows
@@ -750,6 +982,7 @@ def _shown(lines: Sequence[PackLine]) -> list[tuple[object, ...]]:
             line["state"],
             line["source"],
             line["text"],
+            line["mentions"],
             line["carded"],
             line["version"] if pack_takeable(line) else None,
         )

@@ -46,6 +46,10 @@ UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 # press causes a message or two, and waiting edits of one card fold into the newest (store:
 # enqueue supersedes them). Telegram's limiter keeps part of a group's minute for these.
 PRESS_URGENCY = 10
+# A redraw a person's press caused on a card that is not a case's (a crisis checklist tick,
+# bot/crisis/service.py): ahead of that card's routine redraws, and never paced with them
+# (bot/messages/delivery.py _paused); below the queue message, so the press slots serve it.
+PRESSED_REDRAW_URGENCY = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +190,20 @@ class CardBacklog:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingWork:
+    """A waiting card post, card edit, pack post or counting pack edit of a backlogged chat,
+    with the mentions it would put in front of people that the chat does not show yet, and
+    since when the oldest of them waits (bot/messages/delivery.py chooses the next one by
+    these)."""
+
+    item_id: int
+    op: OutboxOp
+    ref_key: str
+    reveals: int  # mentions newly visible once it is delivered: 0 for a redraw of what is shown
+    since: datetime  # when the oldest of them began to wait
+
+
+@dataclass(frozen=True, slots=True)
 class PackChange:
     """A pack card one of whose cases changed since it was packed: the pack's latest version
     and the latest card of each such case in the chat (bot/messages/delivery.py redraws the
@@ -197,6 +215,9 @@ class PackChange:
     thread: str | None
     payload: View  # the pack's latest queued version
     cards: dict[int, View]  # case id -> its latest card version queued since
+    # Cases whose latest card went onto the pack (a count grown within the line's bound,
+    # delivery.py _onto_pack): their lines show it; the others have their own card now.
+    on_pack: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

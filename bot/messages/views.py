@@ -343,8 +343,11 @@ class PackLine(TypedDict):
     state: str  # CaseState value
     source: str
     text: str  # the first PACK_TEXT characters of the card's text, on one line
-    mentions: int  # the case's mentions the line shows (its first)
-    carded: bool  # the case has its own card in the chat now (taken, joined, changed)
+    mentions: int  # the case's mentions the line counts: a small cluster's all of them
+    carded: bool  # the case has its own card in the chat now (taken, grown, changed)
+    # A small cluster's spread: how many joined the first, from how many people, first and
+    # last time. Absent from lines of one mention (and from packs queued before it existed).
+    similar: NotRequired[SimilarFacts | None]
 
 
 class PackView(TypedDict):
@@ -477,21 +480,26 @@ def triage_view(items: list[TriageLine], more: int) -> TriageView:
 
 
 PACK_TEXT = 200  # characters of a mention's text on its pack card line
+# Characters a small cluster's count and spread ("+4 similar from 4 people · first–last")
+# take from its line's text: fourteen such lines fit in one message as fourteen singles do.
+PACK_SPREAD = 60
 
 
 def pack_line(card: CardView) -> PackLine:
     """A case's line on a pack card, drawn from its card (the same text the card shows, so
     the same personal-data handling: an erasure's redraw redraws the line too)."""
     case = card["case"]
+    similar = card.get("similar") if case["mention_count"] > 1 else None
     return {
         "case_id": case["id"],
         "version": case["version"],
         "priority": case["priority"],
         "state": case["state"],
         "source": card["source"],
-        "text": headline(card.get("text") or "", PACK_TEXT),
-        "mentions": 1,
+        "text": headline(card.get("text") or "", PACK_TEXT - (PACK_SPREAD if similar else 0)),
+        "mentions": case["mention_count"],
         "carded": False,
+        "similar": similar or None,
     }
 
 

@@ -84,13 +84,8 @@ class TelegramTransport:
     # A backlogged chat gets pack cards (bot/messages/delivery.py): a take button per line.
     packs_cards = True
 
-    @property
-    def time_scale(self) -> float:
-        """How much faster than Telegram's published limits this bot runs (tests, benches):
-        the worker's "a minute" for packing is a minute at that speed."""
-        return self.limiter.limits.scale
-
     def capacity_per_minute(self, chat: str) -> int:
+        """Messages the chat takes in a real minute (more when the limits are scaled)."""
         return self.limiter.capacity_per_minute(int(chat))
 
     def backlogs(self, waiting: Mapping[str, int]) -> None:

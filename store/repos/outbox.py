@@ -34,8 +34,9 @@ from bot.messages.outbox import (
     OutboxStatus,
     PackChange,
     WaitingCard,
+    WaitingWork,
 )
-from bot.messages.views import as_view
+from bot.messages.views import View, as_view
 from bot.model import CaseState, Priority
 from store.driver import chunks, conflict_insert, insert_rows, one_of, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
@@ -45,6 +46,7 @@ _OUTBOX = cast(Table, OutboxRow.__table__)
 _UNDELIVERED = [s.value for s in UNDELIVERED]
 _CARD = "card:"  # bot/messages/views.py card_ref
 _QUEUE = "queue:"  # bot/messages/delivery.py QUEUE_REF
+_PACK = "pack:"  # bot/messages/views.py pack_ref
 UNPACKED = "unpacked: its pack card was refused for good"
 
 _Target = tuple[str, str, str]  # transport, chat, ref_key
@@ -279,9 +281,19 @@ class SqlOutboxRepository:
         now_counts = {str(ref): int(count) for ref, count in pending}
         if not now_counts:
             return 0, 0
+        shown = await self._shown_counts(transport, chat, now_counts)
+        # A card not delivered at all is in hand or waiting: counted among the waiting.
+        growth = [now_counts[ref] - count for ref, count in shown.items()]
+        grown = [g for g in growth if g > 0]
+        return len(grown), sum(grown)
+
+    async def _shown_counts(
+        self, transport: str, chat: str, refs: Collection[str]
+    ) -> dict[str, int]:
+        """The mentions each card shows in the chat now: its last version that reached the
+        chat (a card is edited many times). A card not there at all is left out."""
         shown: dict[str, int] = {}
-        for chunk in chunks(sorted(now_counts)):
-            # The last version each card reached the chat in (a card is edited many times).
+        for chunk in chunks(sorted(refs)):
             latest = (
                 select(func.max(OutboxRow.id))
                 .where(
@@ -300,10 +312,129 @@ class SqlOutboxRepository:
             for ref, payload in delivered:
                 if isinstance(payload, dict) and isinstance(payload.get("case"), dict):
                     shown[str(ref)] = int(payload["case"].get("mention_count", 1))
-        # A card not delivered at all is in hand or waiting: counted among the waiting.
-        growth = [now_counts[ref] - count for ref, count in shown.items()]
-        grown = [g for g in growth if g > 0]
-        return len(grown), sum(grown)
+        return shown
+
+    async def waiting_work(
+        self, transport: str, chat: str, urgency: int, now: datetime, limit: int
+    ) -> list[WaitingWork]:
+        # Columns only: no payload is decrypted to choose (the chosen item is read whole).
+        rows = (
+            await self._s.execute(
+                select(
+                    OutboxRow.id,
+                    OutboxRow.op,
+                    OutboxRow.ref_key,
+                    OutboxRow.created_at,
+                    CaseRow.mention_count,
+                )
+                .outerjoin(CaseRow, CaseRow.id == OutboxRow.case_id)
+                .where(
+                    OutboxRow.transport == transport,
+                    OutboxRow.chat == chat,
+                    OutboxRow.status == OutboxStatus.PENDING.value,
+                    OutboxRow.next_attempt_at <= now,
+                    OutboxRow.urgency == urgency,
+                    or_(
+                        and_(
+                            OutboxRow.ref_key.startswith(_CARD),
+                            OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
+                        ),
+                        and_(
+                            OutboxRow.ref_key.startswith(_PACK),
+                            OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
+                        ),
+                    ),
+                )
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            )
+        ).all()
+        edits = {
+            str(r.ref_key)
+            for r in rows
+            if r.op == OutboxOp.EDIT.value and str(r.ref_key).startswith(_CARD)
+        }
+        shown = await self._shown_counts(transport, chat, edits)
+        pack_edits = sorted(
+            str(r.ref_key)
+            for r in rows
+            if str(r.ref_key).startswith(_PACK) and r.op == OutboxOp.EDIT.value
+        )
+        grown = await self._grown_on_packs(transport, chat, pack_edits)
+        packs = sorted(
+            str(r.ref_key)
+            for r in rows
+            if str(r.ref_key).startswith(_PACK) and r.op == OutboxOp.POST.value
+        )
+        # A pack shows the mentions of the cases packed on it, waiting since their cards
+        # were queued.
+        packed: dict[str, tuple[int, datetime]] = {}
+        for chunk in chunks(packs):
+            on_pack = await self._s.execute(
+                select(
+                    OutboxRow.external_ref,
+                    func.sum(CaseRow.mention_count),
+                    func.min(OutboxRow.created_at),
+                )
+                .join(CaseRow, CaseRow.id == OutboxRow.case_id)
+                .where(
+                    *_posts(transport, chat, OutboxStatus.PACKED),
+                    OutboxRow.external_ref.in_(chunk),
+                )
+                .group_by(OutboxRow.external_ref)
+            )
+            packed.update({str(ref): (int(n), _utc(at)) for ref, n, at in on_pack.all()})
+        work: list[WaitingWork] = []
+        for row in rows:
+            ref, count, since = str(row.ref_key), int(row.mention_count or 1), _utc(row.created_at)
+            if ref.startswith(_PACK) and row.op == OutboxOp.EDIT.value:
+                if ref not in grown:
+                    continue  # a redraw that counts nothing new (a case on its own card now)
+                reveals, since = grown[ref]
+            elif ref.startswith(_PACK):
+                reveals, oldest = packed.get(ref, (0, since))
+                since = min(since, oldest)
+            elif row.op == OutboxOp.EDIT.value:
+                # A card not in the chat yet (its post in hand, or refused) shows all of it.
+                reveals = max(0, count - shown.get(ref, 0))
+            else:
+                reveals = count
+            work.append(WaitingWork(int(row.id), OutboxOp(row.op), ref, reveals, since))
+        return work
+
+    async def _grown_on_packs(
+        self, transport: str, chat: str, refs: Collection[str]
+    ) -> dict[str, tuple[int, datetime]]:
+        """Per pack: the card edits that went onto it (delivery.py _onto_pack) since it was
+        last drawn in the chat, each a mention or more its redraw counts newly, and since when
+        the oldest waits."""
+        drawn = aliased(OutboxRow)
+        last_drawn = (
+            select(func.max(drawn.delivered_at))
+            .where(
+                drawn.transport == transport,
+                drawn.chat == chat,
+                drawn.ref_key == OutboxRow.external_ref,
+                drawn.status == OutboxStatus.DELIVERED.value,
+            )
+            .scalar_subquery()
+        )
+        grown: dict[str, tuple[int, datetime]] = {}
+        for chunk in chunks(sorted(refs)):
+            result = await self._s.execute(
+                select(OutboxRow.external_ref, func.count(), func.min(OutboxRow.created_at))
+                .where(
+                    OutboxRow.transport == transport,
+                    OutboxRow.chat == chat,
+                    OutboxRow.status == OutboxStatus.PACKED.value,
+                    OutboxRow.op == OutboxOp.EDIT.value,
+                    OutboxRow.external_ref.in_(chunk),
+                    or_(last_drawn.is_(None), OutboxRow.delivered_at > last_drawn),
+                )
+                .group_by(OutboxRow.external_ref)
+            )
+            grown.update({str(ref): (int(n), _utc(at)) for ref, n, at in result.all()})
+        return grown
 
     # --- pack cards (bot/messages/delivery.py _pack_cards) -------------------------------
 
@@ -327,10 +458,7 @@ class SqlOutboxRepository:
             select(OutboxRow)
             .join(CaseRow, CaseRow.id == OutboxRow.case_id)
             .where(
-                OutboxRow.transport == transport,
-                OutboxRow.chat == chat,
-                OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.op == OutboxOp.POST.value,
+                *_posts(transport, chat, OutboxStatus.PENDING),
                 OutboxRow.ref_key.startswith(_CARD),
                 CaseRow.mention_count <= max_mentions,
                 CaseRow.state == CaseState.NEW.value,
@@ -347,6 +475,38 @@ class SqlOutboxRepository:
         )
         return [outbox_from_row(row) for row in rows]
 
+    async def waiting_packs(
+        self, transport: str, chat: str, thread: str | None
+    ) -> list[OutboxItem]:
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.chat == chat,
+                OutboxRow.thread.is_(None) if thread is None else OutboxRow.thread == thread,
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.op == OutboxOp.POST.value,
+                OutboxRow.ref_key.startswith(_PACK),
+            )
+            .order_by(OutboxRow.id)
+        )
+        return [outbox_from_row(row) for row in rows]
+
+    async def hold_waiting(self, item_id: int) -> bool:
+        held = await self._s.scalar(
+            select(OutboxRow.id)
+            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
+            .with_for_update()
+        )
+        return held is not None
+
+    async def repack(self, item_id: int, payload: View, urgency: int) -> None:
+        await self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
+            .values(payload=payload, urgency=urgency)
+        )
+
     async def mark_packed(self, item_ids: Sequence[int], pack_ref: str) -> list[int]:
         packed: list[int] = []
         for chunk in chunks(list(item_ids)):
@@ -358,6 +518,48 @@ class SqlOutboxRepository:
             )
             packed += [int(i) for i in result.scalars()]
         return sorted(packed)
+
+    async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .where(*_posts(transport, chat, OutboxStatus.PACKED), OutboxRow.ref_key == ref_key)
+            .order_by(OutboxRow.id.desc())
+            .limit(1)
+        )
+        row = rows.first()
+        return None if row is None else outbox_from_row(row)
+
+    async def packed_card_edits(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
+        packed = aliased(OutboxRow)
+        on_a_pack = select(packed.id).where(
+            *_posts(transport, chat, OutboxStatus.PACKED, packed),
+            packed.ref_key == OutboxRow.ref_key,
+        )
+        rows = await self._s.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.transport == transport,
+                OutboxRow.chat == chat,
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.op == OutboxOp.EDIT.value,
+                OutboxRow.attempts == 0,
+                OutboxRow.ref_key.startswith(_CARD),
+                on_a_pack.exists(),
+            )
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        return [outbox_from_row(row) for row in rows]
+
+    async def onto_pack(self, item_id: int, pack_ref: str, now: datetime) -> bool:
+        # delivered_at: when the pack took it, so its next redraw (pack_changes) sees it
+        # however long the edit waited before.
+        result = await self._s.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id == item_id, _OUTBOX.c.status == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.PACKED.value, external_ref=pack_ref, delivered_at=now)
+        )
+        return rowcount(result) == 1
 
     async def pack_changes(self, transport: str, since: datetime | None) -> list[PackChange]:
         newer = aliased(OutboxRow)
@@ -380,7 +582,15 @@ class SqlOutboxRepository:
             .group_by(OutboxRow.chat, OutboxRow.external_ref, OutboxRow.case_id)
         )
         if since is not None:
-            changed = changed.where(newer.created_at >= since)
+            # An edit folded into a waiting one (enqueue) keeps that one's creation time: a
+            # change is one queued since, or folded into an item still waiting or delivered since.
+            changed = changed.where(
+                or_(
+                    newer.created_at >= since,
+                    newer.status.in_(_UNDELIVERED),
+                    newer.delivered_at >= since,
+                )
+            )
         latest_cards: dict[tuple[str, str], dict[int, int]] = {}
         for chat, pack_ref, case_id, card_id in (await self._s.execute(changed)).all():
             latest_cards.setdefault((str(chat), str(pack_ref)), {})[int(case_id)] = int(card_id)
@@ -398,9 +608,11 @@ class SqlOutboxRepository:
             )
             if pack is None:
                 continue
-            cards = await self._s.scalars(
-                select(OutboxRow).where(OutboxRow.id.in_(sorted(card_ids.values())))
-            )
+            cards = (
+                await self._s.scalars(
+                    select(OutboxRow).where(OutboxRow.id.in_(sorted(card_ids.values())))
+                )
+            ).all()
             changes.append(
                 PackChange(
                     transport=transport,
@@ -409,6 +621,9 @@ class SqlOutboxRepository:
                     thread=pack.thread,
                     payload=as_view(pack.payload),
                     cards={int(c.case_id or 0): as_view(c.payload) for c in cards},
+                    on_pack=frozenset(
+                        int(c.case_id or 0) for c in cards if c.status == OutboxStatus.PACKED.value
+                    ),
                 )
             )
         return changes
@@ -483,11 +698,7 @@ class SqlOutboxRepository:
                 OutboxRow.id.in_(latest), OutboxRow.op != OutboxOp.DELETE.value
             )
         )
-        # SQLite gives naive datetimes back (UTC, as written).
-        return {
-            chat: at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-            for chat, at in rows.all()
-        }
+        return {chat: _utc(at) for chat, at in rows.all()}
 
     async def claim(
         self,
@@ -691,6 +902,23 @@ _CHAT_LOCK_SPACE = 0x4F42  # "OB"
 def _chat_lock_key(transport: str, chat: str) -> int:
     value = zlib.crc32(f"{transport}:{chat}".encode())
     return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def _posts(
+    transport: str, chat: str, status: OutboxStatus, row: Any = OutboxRow
+) -> tuple[ColumnElement[bool], ...]:
+    """The chat's posts in this status (`row`: the outbox table or an alias of it)."""
+    return (
+        row.transport == transport,
+        row.chat == chat,
+        row.status == status.value,
+        row.op == OutboxOp.POST.value,
+    )
+
+
+def _utc(at: datetime) -> datetime:
+    """SQLite gives naive datetimes back (UTC, as written)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _pack_in_chat() -> Any:

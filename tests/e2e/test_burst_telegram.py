@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.clock import SystemClock
+from bot.clock import ScaledClock
 from bot.settings.config import load_config
 from bot.settings.playbook import load_playbook
 from handlers.app import App
@@ -179,7 +179,7 @@ async def test_two_hundred_complaints_in_other_words_fit_on_a_few_cards(tmp_path
         encoding="utf-8",
     )
     config = load_config(path, env={})
-    app = App(config, load_playbook(config.playbooks.path), SystemClock())
+    app = App(config, load_playbook(config.playbooks.path), ScaledClock(SCALE))
     await app.start()
     try:
         loop = asyncio.get_running_loop()

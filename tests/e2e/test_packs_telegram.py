@@ -16,6 +16,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.clock import ScaledClock
 from bot.model import CaseState, Identity, Mention, Sentiment
 from tests.doubles.telegram_server.state import StoredMessage
 from tests.doubles.telegram_world import telegram_world
@@ -67,7 +68,7 @@ def shown(messages: list[StoredMessage]) -> tuple[set[int], set[int], list[Store
 
 
 async def test_a_tail_of_single_complaints_is_in_the_chat_within_a_minute(tmp_path: Path) -> None:
-    async with telegram_world(tmp_path, scale=SCALE) as world:
+    async with telegram_world(tmp_path, scale=SCALE, clock=ScaledClock(SCALE)) as world:
         app = world.app
         bulk = app._bulk_intake()  # the HTTP API's batch path
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from bot.cases.replies import telegram_comment_id
+from bot.messages.delivery import PACK_CLUSTER_MAX
 from bot.model import CaseState, EventKind, Outcome
 from tests.doubles.telegram_world import World, telegram_world
 
@@ -312,14 +313,16 @@ async def test_a_backlogged_chat_shows_a_queue_and_urgent_cards_overtake(
     tmp_path: Path,
 ) -> None:
     async with telegram_world(tmp_path, scale=1) as world:  # Telegram's real limits
-        # Two mentions each (the same tenant wrote twice): cases a pack card does not take.
+        # More mentions each than a pack line carries (the same tenant kept writing): cases
+        # a pack card does not take.
         normal = []
         for n in range(30):
             normal.append(await world.open_case(f"Нет отопления, дом {n}", author=f"t{n}"))
-            assert (
-                await world.open_case(f"Так и нет отопления, дом {n}", author=f"t{n}")
-                == (normal[-1])
-            )
+            for _ in range(PACK_CLUSTER_MAX):
+                assert (
+                    await world.open_case(f"Так и нет отопления, дом {n}", author=f"t{n}")
+                    == (normal[-1])
+                )
         critical = await world.open_case("Прорыв трубы отопления, кипяток заливает подъезд")
 
         def queue() -> list[str]:

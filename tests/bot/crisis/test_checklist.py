@@ -14,6 +14,8 @@ from bot.cases.outcomes import WrongChat
 from bot.clock import FrozenClock
 from bot.crisis.checklist import ChecklistTick, checklist_state
 from bot.crisis.service import (
+    CRISIS_URGENCY,
+    TICK_URGENCY,
     ChecklistDoneAlready,
     ChecklistNotDone,
     ChecklistNotYours,
@@ -101,6 +103,8 @@ async def test_a_tick_is_an_event_and_redraws_the_card(setup: Setup, clock: Froz
     # The same message is edited: the item shows who and when, the button now unticks.
     edit = (await setup.outbox())[-1]
     assert edit.op is OutboxOp.EDIT and edit.ref_key == card.ref_key
+    # A person's press: ahead of the card's routine redraws, and not paced with them.
+    assert edit.urgency == TICK_URGENCY > card.urgency == CRISIS_URGENCY
     assert edit.payload["checklist"]["version"] == 2
     assert edit.payload["checklist"]["steps"][0]["done"] is True
     ru = texts_for(setup.config.playbooks.templates, "ru")

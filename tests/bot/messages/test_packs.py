@@ -16,8 +16,22 @@ from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
 from bot.cases.service import CaseService
 from bot.clock import FrozenClock
-from bot.messages.delivery import PACK_SIZE, PACK_WAIT, OutboxWorker, RetryPolicy
-from bot.messages.outbox import OutboxItem, OutboxOp, OutboxStatus, PermanentFailure
+from bot.messages.delivery import (
+    PACK_CLUSTER_MAX,
+    PACK_MAX,
+    PACK_REDRAW,
+    PACK_SIZE,
+    PACK_WAIT,
+    OutboxWorker,
+    RetryPolicy,
+)
+from bot.messages.outbox import (
+    OutboxItem,
+    OutboxOp,
+    OutboxStatus,
+    PermanentFailure,
+    RetryLater,
+)
 from bot.messages.texts import DEFAULT_TEMPLATES_DIR, texts_for
 from bot.messages.views import PackView, pack_line, pack_view
 from bot.model import Action, Priority
@@ -35,6 +49,7 @@ from tests.doubles.support import make_config, make_mention
 
 # Unrelated complaints to one department, none like another (none joins another's case).
 SINGLES = PACKABLE[:10]
+BUS_COMPLAINT = "Автобус 42 не пришёл, на Мицкевича ждём час"  # like none of SINGLES
 
 
 def chat_and_worker(database: Database, clock: FrozenClock) -> tuple[PacedChat, OutboxWorker]:
@@ -64,6 +79,21 @@ async def open_singles(cases: CaseService, clock: FrozenClock, texts: tuple[str,
     return opened
 
 
+async def open_cluster(
+    cases: CaseService, clock: FrozenClock, size: int, key: str = "c", start: int = 0
+) -> int:
+    """A case of `size` near-identical complaints from different people (or `size` more)."""
+    case_id = 0
+    for n in range(start, start + size):
+        got = await cases.intake(
+            make_mention(f"{key}{n}", clock.now(), text=BUS_COMPLAINT),
+            CaseOpening("transport"),
+        )
+        assert got.case is not None and got.case.id is not None
+        case_id = got.case.id
+    return case_id
+
+
 async def outbox_rows(database: Database) -> list[OutboxItem]:
     async with database.uow() as uow:
         rows = await uow.session.scalars(select(OutboxRow).order_by(OutboxRow.id))
@@ -79,35 +109,28 @@ async def test_a_backlog_of_single_complaints_goes_out_in_packs(
 ) -> None:
     cases = service(tmp_path, database, clock)
     _, worker = chat_and_worker(database, clock)
-    # A cluster of three: its card shows the count and spread, a pack line cannot; not packed.
-    cluster = await cases.intake(
-        make_mention("c1", clock.now(), text="Автобус 42 не пришёл, на Мицкевича ждём час"),
-        CaseOpening("transport"),
-    )
-    assert cluster.case is not None and cluster.case.id is not None
-    for n in (2, 3):
-        await cases.intake(
-            make_mention(f"c{n}", clock.now(), text="Автобус 42 не пришёл, на Мицкевича ждём час"),
-            CaseOpening("transport"),
-        )
+    # A cluster past PACK_CLUSTER_MAX: its card shows the sources and the split a line
+    # cannot; not packed.
+    cluster = await open_cluster(cases, clock, PACK_CLUSTER_MAX + 1)
     singles = await open_singles(cases, clock, SINGLES)
     await worker.run_once()
 
     rows = await outbox_rows(database)
     packed = [r for r in rows if r.status == OutboxStatus.PACKED.value]
-    # A full pack, and the two left with it at once (the rest of a burst): the most urgent
+    # Ten single cases where a minute takes five messages: one pack grown to hold all ten
+    # (pack_size) rather than a full pack of PACK_SIZE and a second of two; the most urgent
     # first, then the oldest; the cluster's card is not packed.
     assert sorted(r.case_id or 0 for r in packed) == sorted(singles)
-    assert cluster.case.id not in {r.case_id for r in packed}
+    assert cluster not in {r.case_id for r in packed}
     packs = [r for r in rows if (r.ref_key or "").startswith("pack:")]
-    assert len(packs) == 2 and all(p.op == OutboxOp.POST.value for p in packs)
-    assert {r.external_ref for r in packed} == {p.ref_key for p in packs}
-    assert packs[0].payload["view"] == "pack" and packs[1].payload["view"] == "pack"
+    assert len(packs) == 1 and packs[0].op == OutboxOp.POST.value
+    assert {r.external_ref for r in packed} == {packs[0].ref_key}
+    assert packs[0].payload["view"] == "pack"
     lines = packs[0].payload["items"]
-    assert len(lines) == PACK_SIZE and len(packs[1].payload["items"]) == 2
+    assert len(lines) == len(SINGLES) > PACK_SIZE
     assert lines[0]["case_id"] == singles[3]  # the high-priority one first, then the oldest
     assert [line["case_id"] for line in lines[1:]] == sorted(line["case_id"] for line in lines[1:])
-    assert packs[0].urgency == Priority.HIGH.rank and packs[1].urgency == Priority.NORMAL.rank
+    assert packs[0].urgency == Priority.HIGH.rank
 
     # Nothing is both packed and queued; a second worker (a restart) packs nothing again and
     # ensure_cards finds every case with a card.
@@ -115,7 +138,7 @@ async def test_a_backlog_of_single_complaints_goes_out_in_packs(
     await restarted.run_once()
     assert await cases.ensure_cards() == 0
     again = await outbox_rows(database)
-    assert len([r for r in again if (r.ref_key or "").startswith("pack:")]) == 2
+    assert len([r for r in again if (r.ref_key or "").startswith("pack:")]) == 1
     card_posts = [
         r for r in again if r.op == OutboxOp.POST.value and (r.ref_key or "").startswith("card:")
     ]
@@ -135,13 +158,12 @@ async def test_a_pack_not_full_goes_once_its_oldest_case_waited_long_enough(
     ]
 
 
-async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
-    tmp_path: Path, database: Database, clock: FrozenClock
-) -> None:
-    cases = service(tmp_path, database, clock)
-    chat, worker = chat_and_worker(database, clock)
-    singles = await open_singles(cases, clock, SINGLES[:PACK_SIZE] * 1)
-    # Fill the chat's minute first, so what is left waits as a backlog.
+async def take_from_a_pack(
+    cases: CaseService, chat: PacedChat, worker: OutboxWorker, clock: FrozenClock
+) -> tuple[str, int]:
+    """A pack of PACK_SIZE single cases in the chat, and its first case taken by a specialist
+    (its card not sent yet): the pack's message id and the case."""
+    singles = await open_singles(cases, clock, SINGLES[:PACK_SIZE])
     await worker.run_once()
     assert len(packs_in(chat)) == 1
     pack_id, pack = next(iter(packs_in(chat).items()))
@@ -153,6 +175,15 @@ async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
         taken, ActionRequest(Action.TAKE, expected_version=line["version"]), actor
     )
     assert result.error is None
+    return pack_id, taken
+
+
+async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    chat, worker = chat_and_worker(database, clock)
+    pack_id, taken = await take_from_a_pack(cases, chat, worker, clock)
     clock.advance(timedelta(minutes=1))  # the next minute of the chat's budget
     await worker.run_once()
     cards = [p for p in chat.messages.values() if p.get("view") == "card"]
@@ -168,6 +199,39 @@ async def test_taking_a_case_from_its_pack_posts_its_card_and_marks_the_line(
     clock.advance(timedelta(minutes=1))
     await worker.run_once()
     assert [c["case"]["id"] for c in chat.messages.values() if c.get("view") == "card"] == [taken]
+
+
+async def test_a_change_folded_into_a_waiting_card_edit_still_redraws_its_pack_line(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A case's card edit that waits long (a busy chat) takes every later change in place,
+    keeping its creation time: the pack's line still follows the latest (it said "taken" for
+    a case released since)."""
+    cases = service(tmp_path, database, clock)
+    chat, worker = chat_and_worker(database, clock)
+    pack_id, case_id = await take_from_a_pack(cases, chat, worker, clock)
+    actor = cases._directory.by_staff_id("tspec")
+    assert actor is not None
+    chat.failures.append(RetryLater("Too Many Requests", after=600))  # its card waits
+    clock.advance(PACK_REDRAW)
+    await worker.run_once()
+    for _ in range(25):  # the worker watching as it does, for longer than a redraw looks back
+        clock.advance(PACK_REDRAW)
+        await worker.run_once()
+    case = await cases.get(case_id)
+    assert case is not None
+    released = await cases.act(
+        case_id, ActionRequest(Action.RELEASE, expected_version=case.version), actor
+    )
+    assert released.error is None
+    clock.advance(PACK_REDRAW)
+    await worker.run_once()
+    clock.advance(timedelta(minutes=10))  # the card's retry is due; the chat takes it all
+    await worker.run_once()
+    cards = [p for p in chat.messages.values() if p.get("view") == "card"]
+    assert [c["case"]["state"] for c in cards] == ["new"]  # type: ignore[index]
+    marked = next(line for line in chat.messages[pack_id]["items"] if line["case_id"] == case_id)  # type: ignore[attr-defined]
+    assert marked["carded"] and marked["state"] == "new"
 
 
 async def test_a_pack_refused_for_good_gives_its_cases_back_as_cards(
@@ -189,12 +253,19 @@ async def test_a_pack_refused_for_good_gives_its_cases_back_as_cards(
 
 def test_a_pack_reads_in_both_locales_and_fits_telegram() -> None:
     card: Any = {
-        "case": {"id": 7, "version": 3, "state": "new", "priority": "high"},
+        "case": {"id": 7, "version": 3, "state": "new", "priority": "high", "mention_count": 1},
         "source": "vk",
         "text": "<b>Светофор</b> & " + "не работает " * 40,
     }
+    cluster: Any = {
+        **card,
+        "case": {**card["case"], "mention_count": 3},
+        "similar": {"count": 2, "people": 2, "first": "06.12 10:02", "last": "06.12 10:05"},
+    }
     lines = [{**pack_line(card), "case_id": 7 + n} for n in range(PACK_SIZE)]
     lines[1] = {**lines[1], "state": "taken", "carded": True}
+    lines[2] = {**pack_line(cluster), "case_id": 9}
+    assert lines[2]["mentions"] == 3 and lines[0]["mentions"] == 1
     view: PackView = pack_view(lines)  # type: ignore[arg-type]
     ru = TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru")).render(view)
     en = TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "en")).render(view)
@@ -202,6 +273,10 @@ def test_a_pack_reads_in_both_locales_and_fits_telegram() -> None:
     assert "🟠 <b>/case 7</b> · vk\n&lt;b&gt;Светофор&lt;/b&gt; &amp; не работает" in ru.text
     assert "/case 8</b> · vk · В работе → на своей карточке" in ru.text
     assert "on its own card" in en.text
+    # A small cluster's line: its count and spread; a line of one mention shows none.
+    assert "/case 9</b> · vk · +2 похожих от 2 чел. · 06.12 10:02–06.12 10:05\n" in ru.text
+    assert "/case 9</b> · vk · +2 similar from 2 people · 06.12 10:02–06.12 10:05\n" in en.text
+    assert ru.text.count("похож") == 1
     assert fits(ru.text) and fits(en.text)
     assert len(lines[0]["text"]) <= 200
     assert ru.markup is not None
@@ -214,3 +289,99 @@ def test_a_pack_reads_in_both_locales_and_fits_telegram() -> None:
     matrix = MatrixRenderer(texts_for(DEFAULT_TEMPLATES_DIR, "ru")).render(view)
     assert "!case 7" in matrix.body and "Новые упоминания: 8" in matrix.body
     assert not matrix.reactions
+
+
+def test_the_largest_pack_fits_telegram() -> None:
+    """PACK_MAX lines at their longest (a 200-character text full of characters HTML escapes,
+    a long source, six-digit case numbers, a small cluster's count and spread at the bound,
+    every line on its own card) fit in one message."""
+    card: Any = {
+        "case": {
+            "id": 999_999,
+            "version": 3,
+            "state": "new",
+            "priority": "critical",
+            "mention_count": PACK_CLUSTER_MAX,
+        },
+        "source": "telegram-channel-news",
+        "text": "<&> " * 60,
+        "similar": {
+            "count": PACK_CLUSTER_MAX - 1,
+            "people": PACK_CLUSTER_MAX - 1,
+            "first": "31.12 23:59",
+            "last": "31.12 23:59",
+        },
+    }
+    lines = [
+        {**pack_line(card), "case_id": 999_000 + n, "state": "taken", "carded": True}
+        for n in range(PACK_MAX)
+    ]
+    view: PackView = pack_view(lines)  # type: ignore[arg-type]
+    for locale in ("ru", "en"):
+        rendered = TelegramRenderer(texts_for(DEFAULT_TEMPLATES_DIR, locale)).render(view)
+        assert fits(rendered.text)
+        assert all(f"/case {999_000 + n}" in rendered.text for n in range(PACK_MAX))
+        assert rendered.text.count(f"+{PACK_CLUSTER_MAX - 1} ") == PACK_MAX
+
+
+async def test_a_small_cluster_rides_its_pack_line_until_it_grows_past_the_bound(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A case of a few similar mentions goes on a pack like a single one, its line counting
+    them; one more joining redraws the line (one pack edit), not a card of its own, and its
+    take button follows the case's version. Past PACK_CLUSTER_MAX it gets its own card and
+    the line says so. A restart posts nothing twice."""
+    cases = service(tmp_path, database, clock)
+    chat, worker = chat_and_worker(database, clock)
+    cluster = await open_cluster(cases, clock, 2)
+    await open_singles(cases, clock, SINGLES[: PACK_SIZE - 1])
+    await worker.run_once()
+
+    def cluster_line() -> dict[str, Any]:
+        (pack,) = packs_in(chat).values()
+        return next(line for line in pack["items"] if line["case_id"] == cluster)
+
+    def cluster_cards() -> list[dict[str, Any]]:
+        return [
+            p
+            for p in chat.messages.values()
+            if p.get("view") == "card" and p["case"]["id"] == cluster
+        ]
+
+    line = cluster_line()
+    assert line["mentions"] == 2 and line["similar"]["count"] == 1 and not line["carded"]
+
+    await open_cluster(cases, clock, 1, start=2)  # a third joins: the line counts it
+    for _ in range(2):
+        clock.advance(timedelta(minutes=1))  # the next minute of the chat's budget
+        await worker.run_once()
+    line = cluster_line()
+    case = await cases.get(cluster)
+    assert case is not None and case.mention_count == 3
+    assert line["mentions"] == 3 and line["similar"]["count"] == 2 and not line["carded"]
+    assert line["version"] == case.version  # its take button is not stale
+    assert not cluster_cards()
+    edits = [
+        r
+        for r in await outbox_rows(database)
+        if r.case_id == cluster and r.op == OutboxOp.EDIT.value
+    ]
+    assert edits and all(r.status == OutboxStatus.PACKED.value for r in edits)
+
+    # A restart posts nothing again, and every case is in the chat.
+    restarted = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    assert await restarted.recover() == 0
+    sent_before = len(chat.sent)
+    clock.advance(timedelta(minutes=1))
+    await restarted.run_once()
+    assert len(chat.sent) == sent_before
+    assert await cases.ensure_cards() == 0
+
+    # Past the bound: its own card, once, and the line says so.
+    await open_cluster(cases, clock, PACK_CLUSTER_MAX - 2, start=3)
+    for _ in range(2):
+        clock.advance(timedelta(minutes=1))
+        await restarted.run_once()
+    (card,) = cluster_cards()
+    assert card["case"]["mention_count"] == PACK_CLUSTER_MAX + 1
+    assert cluster_line()["carded"]

@@ -1,0 +1,177 @@
+"""What a backlogged chat spends its next message on (bot/messages/delivery.py _choose).
+
+Through the real intake, case service, store and outbox worker, on both backends; the chat is
+the recording stand-in of tests/bot/messages/test_queue.py that takes a few messages a minute.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from bot.clock import FrozenClock
+from bot.crisis.service import CRISIS_URGENCY, TICK_URGENCY
+from bot.messages.delivery import (
+    PACK_MAX,
+    PACK_SIZE,
+    REDRAW_PAUSE,
+    OutboxWorker,
+    RetryPolicy,
+    pack_size,
+)
+from bot.messages.outbox import Destination, OutboxOp
+from bot.messages.views import notice_view
+from store.db import Database
+from tests.bot.messages.test_packs import service
+from tests.bot.messages.test_queue import PACKABLE, TRANSPORT, PacedChat
+from tests.doubles.fakes import Sent
+from tests.doubles.support import make_mention
+
+BUS = "Автобус 42 не пришёл, на Мицкевича ждём час"
+
+
+def cards(chat: PacedChat) -> list[Sent]:
+    """The card posts and edits the chat got, in order (the queue message aside)."""
+    return [s for s in chat.sent if s.payload.get("view") == "card"]
+
+
+async def test_a_cluster_that_grew_by_forty_is_redrawn_before_older_single_cards(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+    chat = PacedChat(clock=clock)  # five messages a minute, no packs
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    cluster = await cases.intake(make_mention("bus-0", clock.now(), text=BUS), TRANSPORT)
+    assert cluster.case is not None
+    singles = []
+    for number, text in enumerate(PACKABLE[:6]):
+        opened = await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+        assert opened.case is not None
+        singles.append(opened.case.id)
+    await worker.run_once()  # the minute's five: the cluster's card and four singles
+    assert len(cards(chat)) == 5
+    waiting = set(singles) - {s.payload["case"]["id"] for s in cards(chat)}  # type: ignore[index]
+    assert len(waiting) == 2
+
+    clock.advance(timedelta(seconds=10))
+    for number in range(1, 41):  # forty people write the same, after the two singles queued
+        joined = await cases.intake(make_mention(f"bus-{number}", clock.now(), text=BUS), TRANSPORT)
+        assert joined.case is not None and joined.case.id == cluster.case.id
+
+    clock.advance(timedelta(minutes=1))
+    await worker.run_once()
+    after = cards(chat)[5:]
+    # The redraw that shows forty more goes first; the two older single cards after it.
+    assert after[0].op is OutboxOp.EDIT
+    assert after[0].payload["case"]["id"] == cluster.case.id  # type: ignore[index]
+    assert after[0].payload["case"]["mention_count"] == 41  # type: ignore[index]
+    assert {s.payload["case"]["id"] for s in after[1:3]} == waiting  # type: ignore[index]
+
+
+async def test_a_single_card_that_waited_long_goes_before_a_fresh_small_redraw(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """Age counts too: a mention that waited minutes is not starved by a cluster growing by
+    one or two at a time."""
+    cases = service(tmp_path, database, clock)
+    chat = PacedChat(clock=clock, cards_a_minute=2)
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    cluster = await cases.intake(make_mention("bus-0", clock.now(), text=BUS), TRANSPORT)
+    assert cluster.case is not None
+    first = await cases.intake(make_mention("s0", clock.now(), text=PACKABLE[0]), TRANSPORT)
+    old = await cases.intake(make_mention("s1", clock.now(), text=PACKABLE[1]), TRANSPORT)
+    assert first.case is not None and old.case is not None
+    await worker.run_once()  # the minute's two: the cluster's card and the first single
+    clock.advance(timedelta(minutes=3))
+    joined = await cases.intake(make_mention("bus-1", clock.now(), text=BUS), TRANSPORT)
+    assert joined.case is not None and joined.case.id == cluster.case.id
+    await worker.run_once()
+    sent = cards(chat)
+    assert [s.payload["case"]["id"] for s in sent[:2]] == [cluster.case.id, first.case.id]  # type: ignore[index]
+    assert sent[2].payload["case"]["id"] == old.case.id  # type: ignore[index]
+    assert sent[3].op is OutboxOp.EDIT
+
+
+def test_a_backlog_of_single_cases_grows_the_pack_within_its_bounds() -> None:
+    # A chat that takes 17 a minute: four packs a quarter of its minute.
+    assert pack_size(10, 17) == PACK_SIZE  # few wait: packs of the usual size
+    assert pack_size(4 * PACK_SIZE + 4, 17) == PACK_SIZE + 1
+    assert pack_size(50, 17) == 13
+    assert pack_size(1000, 17) == PACK_MAX  # never beyond what fits in one message
+    assert pack_size(50, 0) == PACK_MAX  # a chat of unknown capacity: one pack a minute
+
+
+async def test_a_redraw_that_shows_no_waiting_mention_waits_its_turn_while_cards_wait(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A card that is redrawn for its figures only (as a crisis card is, urgent as it is)
+    takes a backlogged chat's message at most every REDRAW_PAUSE: within it, the cards of
+    waiting mentions go first."""
+    cases = service(tmp_path, database, clock)
+    chat = PacedChat(clock=clock, cards_a_minute=60)
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    summary = Destination(chat.name, "-100222")  # the transport department's chat
+
+    async def draw(op: OutboxOp, version: int) -> None:
+        view = notice_view("crisis.opened", count=version)
+        item = summary.message(
+            op, view, f"summary:{version}", clock.now(), ref="summary:1", urgency=20
+        )
+        async with database.uow() as uow:
+            await uow.outbox.enqueue([item])
+            await uow.commit()
+
+    await draw(OutboxOp.POST, 0)
+    await worker.run_once()
+    await draw(OutboxOp.EDIT, 1)
+    await worker.run_once()  # no backlog: at once
+    singles = []
+    for number, text in enumerate(PACKABLE[:3]):
+        opened = await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+        assert opened.case is not None
+        singles.append(opened.case.id)
+    await draw(OutboxOp.EDIT, 2)
+    clock.advance(REDRAW_PAUSE / 3)
+    await worker.run_once()
+    order = [s.payload["view"] for s in chat.sent[2:]]
+    assert order == ["card", "card", "card", "notice"]  # the redraw after the waiting cards
+
+    for number, text in enumerate(PACKABLE[3:6], start=3):
+        await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+    await draw(OutboxOp.EDIT, 3)
+    clock.advance(REDRAW_PAUSE)
+    await worker.run_once()
+    assert chat.sent[6].payload["view"] == "notice"  # its pause over: first again, as urgent
+
+
+async def test_a_checklist_tick_is_redrawn_at_once_within_the_pause(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A crisis card redrawn because a person ticked its checklist is a press: it goes ahead
+    of the waiting cards even while routine redraws of the chat wait out REDRAW_PAUSE."""
+    cases = service(tmp_path, database, clock)
+    chat = PacedChat(clock=clock, cards_a_minute=60)
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    coordination = Destination(chat.name, "-100222")
+
+    async def draw(op: OutboxOp, version: int, urgency: int) -> None:
+        view = notice_view("crisis.opened", count=version)
+        item = coordination.message(
+            op, view, f"crisis:{version}", clock.now(), ref="crisis:1", urgency=urgency
+        )
+        async with database.uow() as uow:
+            await uow.outbox.enqueue([item])
+            await uow.commit()
+
+    await draw(OutboxOp.POST, 0, CRISIS_URGENCY)
+    await worker.run_once()
+    await draw(OutboxOp.EDIT, 1, CRISIS_URGENCY)
+    await worker.run_once()  # a routine redraw: the pause starts
+    for number, text in enumerate(PACKABLE[:3]):
+        await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+    await draw(OutboxOp.EDIT, 2, TICK_URGENCY)
+    clock.advance(REDRAW_PAUSE / 3)
+    await worker.run_once()
+    order = [s.payload["view"] for s in chat.sent[2:]]
+    assert order == ["notice", "card", "card", "card"]  # the tick first, then the cards
+    assert chat.sent[2].payload["params"]["count"] == 2
