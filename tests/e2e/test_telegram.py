@@ -332,8 +332,11 @@ async def test_a_backlogged_chat_shows_a_queue_and_urgent_cards_overtake(
                 if "Очередь" in (m.text or "")
             ]
 
-        await world.server.wait_for(lambda: bool(queue()), timeout=15)
-        assert f"/case {normal[-1]}" in queue()[0] or "ещё" in queue()[0]
+        # The queue message may first be drawn while the last cases are still being opened
+        # (a loaded machine opens them slower); it is redrawn as they come, within its refresh.
+        await world.server.wait_for(
+            lambda: any(f"/case {normal[-1]}" in q or "ещё" in q for q in queue()), timeout=30
+        )
         await world.server.wait_for(
             lambda: critical in card_order(world, world.housing), timeout=15
         )
