@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.cases.cards import card_view
@@ -139,12 +139,7 @@ class SlaService:
         return fired
 
     async def _redraw_cards(self, reminders: dict[int, str | None], now: datetime) -> None:
-        for attempt in (1, 2, 3):
-            try:
-                return await self._redraw_once(reminders, now)
-            except ConcurrentUpdate:  # another writer of the same rows won: read them again
-                if attempt == 3:
-                    raise
+        await _until_no_lost_race(lambda: self._redraw_once(reminders, now))
 
     async def _redraw_once(self, reminders: dict[int, str | None], now: datetime) -> None:
         async with self._uow() as uow:
@@ -164,13 +159,7 @@ class SlaService:
             await uow.commit()
 
     async def _fire_chunk(self, now: datetime, limit: int, cards: dict[int, str | None]) -> int:
-        for attempt in (1, 2, 3):
-            try:
-                return await self._fire_once(now, limit, cards)
-            except ConcurrentUpdate:  # a person changed a case meanwhile: read it again
-                if attempt == 3:
-                    raise
-        raise AssertionError("unreachable")
+        return await _until_no_lost_race(lambda: self._fire_once(now, limit, cards))
 
     async def _fire_once(self, now: datetime, limit: int, cards: dict[int, str | None]) -> int:
         async with self._uow() as uow:
@@ -367,3 +356,19 @@ class SlaService:
 
 def _names(names: Sequence[str]) -> str:
     return ", ".join(dict.fromkeys(names))
+
+
+_T = TypeVar("_T")
+LOST_RACE_ATTEMPTS = 3
+
+
+async def _until_no_lost_race(attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """Runs `attempt` again when it loses a race (ConcurrentUpdate: a person or another
+    instance changed the same rows, the transaction was rolled back), so it reads them anew."""
+    for left in range(LOST_RACE_ATTEMPTS - 1, -1, -1):
+        try:
+            return await attempt()
+        except ConcurrentUpdate:
+            if left == 0:
+                raise
+    raise AssertionError("unreachable")
