@@ -12,8 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-_LAZY_MODULES = ("aiogram.types", "aiogram.methods")
-
 
 def _install() -> None:
     if "aiogram.types" in sys.modules:
