@@ -4,7 +4,8 @@ project's test server (issue 21), and the HTTP client that feeds them mentions.
 The test server stands for Telegram and for the reverse proxy in front of the instances: it
 delivers updates round-robin to every instance's webhook (`set_webhook_targets`). The
 playbook is the shipped one with a short SLA (sla.yaml below): every case's first reminder
-comes 20 s after it opens, on a round-the-clock calendar, so a test sees it fire.
+comes 20 s after it opens, on a round-the-clock calendar, so a test sees it fire
+(`short_sla=False` keeps the shipped SLA, whose reminders come hours later).
 
 Used by tests/e2e/test_scaleout.py and bench/scaleout.py.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,8 +162,10 @@ class Cluster:
         scale: float,
         lease_s: float = 30.0,
         reclaim_s: float = 60.0,
+        short_sla: bool = True,
     ) -> None:
         self.directory, self.url, self.scale = directory, url, scale
+        self.short_sla = short_sla
         self.server = TelegramServer(Limits(time_scale=scale))
         self.names = list(names)
         self.lease_s, self.reclaim_s = lease_s, reclaim_s
@@ -176,9 +180,13 @@ class Cluster:
         playbooks = self.directory / "playbooks"
         playbooks.mkdir()
         for entry in (ROOT / "playbooks" / "default").iterdir():
-            if entry.name != "sla.yaml":
+            if entry.is_dir():  # the models and corpus: large, read only
                 (playbooks / entry.name).symlink_to(entry)
-        (playbooks / "sla.yaml").write_text(SLA, encoding="utf-8")
+            elif entry.name != "sla.yaml" or not self.short_sla:
+                # Copied: the playbook refers to its files (holidays.ics) only inside itself.
+                shutil.copyfile(entry, playbooks / entry.name)
+        if self.short_sla:
+            (playbooks / "sla.yaml").write_text(SLA, encoding="utf-8")
         departments, staff = [], []
         for n, (dept, title) in enumerate(DEPARTMENTS):
             chat = self.server.create_chat("supergroup", title).id
