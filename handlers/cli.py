@@ -1301,12 +1301,13 @@ def telegram_webhook(
         out.print("Telegram is not configured (telegram.token is empty).")
         raise typer.Exit(code=2)
     from aiogram import Bot
-    from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
     from aiogram.exceptions import TelegramAPIError
 
+    from handlers.telegram.session import TelegramSession
+
     async def ask() -> list[str]:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(telegram.api_base))
+        session = TelegramSession(api=TelegramAPIServer.from_base(telegram.api_base))
         bot = Bot(telegram.token, session=session)
         try:
             if delete:

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Sequence
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
@@ -32,6 +31,7 @@ from handlers.telegram.once import OnceHandler
 from handlers.telegram.polling import TelegramPoller
 from handlers.telegram.render import TelegramRenderer
 from handlers.telegram.seen import SeenChats
+from handlers.telegram.session import TelegramSession
 from handlers.telegram.transport import TelegramTransport
 from handlers.telegram.webhook import TelegramWebhook, webhook_secrets
 from store.db import Database
@@ -57,7 +57,7 @@ class TelegramAdapter:
         instance: str = "",
         send_slots: SendSlots | None = None,
     ) -> None:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base))
+        session = TelegramSession(api=TelegramAPIServer.from_base(config.api_base))
         self.bot = Bot(config.token, session=session)
         # `send_slots`: the limits shared with other instances, per bot (its token's id).
         limiter = RateLimiter(
