@@ -82,8 +82,12 @@ TAKE_OVER_CHECK = timedelta(seconds=5)
 # far below Telegram's 4,096, and eight take buttons (one per row) stay a keyboard one reads.
 PACK_SIZE = 8
 # A backlog of more single cases than PACK_SIZE a pack fills in a quarter of the chat's minute
-# grows the packs, up to this: fourteen such lines with their marks still fit in 4,096.
-PACK_MAX = 14
+# grows the packs, up to this. A storm's long tail (a hundred unrelated complaints a minute in
+# one chat) needs it: fourteen lines a pack took most of the chat's minute. Past about fourteen
+# the renderer cuts every line's text alike to fit 4,096 (at twenty, some 150 characters of a
+# plain line, 70 of the longest a line can be: the gist; the whole text is one /case away),
+# and the keyboard goes two a row.
+PACK_MAX = 20
 # How much of a backlogged chat's items the next one is chosen from (_choose): the oldest.
 CHOICE_WINDOW = 200
 # How often a redraw that shows no waiting mention may take a backlogged chat's message
@@ -445,15 +449,16 @@ class OutboxWorker:
         now: datetime,
     ) -> OutboxItem | None:
         """What a backlogged chat spends its next message on (None: nothing now). Of the card
-        posts, card edits and pack posts waiting at the head's urgency, the one that ends the
-        most waiting: the mentions it newly shows, weighted by how long they have waited (see
-        _worth). A cluster's redraw that counts forty more beats a card of one; a pack of eight
-        new cases beats a card of one; a mention that keeps waiting weighs more each second,
-        so none starves. A redraw that shows no waiting mention (a crisis card's counts, the
-        queue message) and not caused by a press goes at most every REDRAW_PAUSE while such
-        work waits: waiting edits fold into it, so it shows the latest when it goes. Presses
-        and anything else keep their place in line (urgency, then age); so does a chat that
-        keeps up."""
+        posts, card edits and pack posts waiting at the head's urgency (and at the next lower
+        urgency with work, when all that waits at the head's only redraws cards the chat
+        shows: see below), the one that ends the most waiting: the mentions it newly shows,
+        weighted by how long they have waited (see _worth). A cluster's redraw that counts
+        forty more beats a card of one; a pack of eight new cases beats a card of one; a
+        mention that keeps waiting weighs more each second, so none starves. A redraw that
+        shows no waiting mention (a crisis card's counts, the queue message) and not caused
+        by a press goes at most every REDRAW_PAUSE while such work waits: waiting edits fold
+        into it, so it shows the latest when it goes. Presses and anything else keep their
+        place in line (urgency, then age); so does a chat that keeps up."""
         key = (head.transport, head.chat)
         if self._waiting.get(key, 0) <= 1:
             return head
@@ -472,6 +477,18 @@ class OutboxWorker:
                 break
         else:
             return head  # no work waits: the redraw goes
+        if all(w.redraw for w in found):
+            # Urgency orders what people have not seen: a more urgent case's card goes first.
+            # Counts grown on cards they see already (a cluster's "+40") compete by worth with
+            # the less urgent cases nobody has seen yet; else a storm's urgent clusters,
+            # redrawn for a few more mentions each, keep its tail off the chat for minutes.
+            for lower in range(urgency - 1, -1, -1):
+                below = await uow.outbox.waiting_work(
+                    head.transport, head.chat, lower, now, CHOICE_WINDOW
+                )
+                if below:
+                    found = [*found, *below]
+                    break
         work = [
             w
             for w in found

@@ -201,6 +201,9 @@ class WaitingWork:
     ref_key: str
     reveals: int  # mentions newly visible once it is delivered: 0 for a redraw of what is shown
     since: datetime  # when the oldest of them began to wait
+    # It redraws a message the chat shows (a card's count, a pack's lines), rather than
+    # putting a case in front of people for the first time.
+    redraw: bool = False
 
 
 @dataclass(frozen=True, slots=True)

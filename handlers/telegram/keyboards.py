@@ -38,6 +38,8 @@ __all__ = [
     "triage_keyboard",
 ]
 
+PACK_ROWS = 8  # a pack's take buttons one a row up to this many, then two a row
+
 
 def layout(buttons: Sequence[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
     return button_rows(buttons, lambda b: b.text)
@@ -116,18 +118,19 @@ def triage_keyboard(view: TriageView, texts: Texts) -> InlineKeyboardMarkup | No
 
 
 def pack_keyboard(view: PackView, texts: Texts) -> InlineKeyboardMarkup | None:
-    """A pack card's take buttons, one row per case still to take: the same press as the
-    take button of the case's card (version and rights checked again by the service)."""
-    rows = [
-        [
-            _button(
-                texts.t("ui.pack_take", case_id=line["case_id"]),
-                CaseAction(case=line["case_id"], v=line["version"], a=Action.TAKE.value),
-            )
-        ]
+    """A pack card's take buttons, one per case still to take: the same press as the take
+    button of the case's card (version and rights checked again by the service). One a row,
+    two a row past PACK_ROWS: a storm's large pack keeps a keyboard one can scroll past."""
+    buttons = [
+        _button(
+            texts.t("ui.pack_take", case_id=line["case_id"]),
+            CaseAction(case=line["case_id"], v=line["version"], a=Action.TAKE.value),
+        )
         for line in view.get("items") or []
         if pack_takeable(line)
     ]
+    width = 1 if len(buttons) <= PACK_ROWS else 2
+    rows = [buttons[at : at + width] for at in range(0, len(buttons), width)]
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 

@@ -3,8 +3,9 @@ whether the message is public (a public reply must stay forwardable: never prote
 
 Telegram refuses a text longer than 4096 characters, counted in UTF-16 code units of the
 visible text (after tags are parsed and entities decoded). Every renderer fits its result
-under that: cards by shortening the mention (the card then points to /case N), pages at a
-line boundary where no tag is open, plain texts by a hard cut.
+under that: cards by shortening the mention (the card then points to /case N), pack cards by
+shortening every line's text alike (never dropping a case), pages at a line boundary where no
+tag is open, plain texts by a hard cut.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.messages.views import (
     CardDraft,
     CardView,
     DraftView,
+    PackView,
     View,
     queue_context,
     sendable,
@@ -132,8 +134,7 @@ class TelegramRenderer:
             )
             return Rendered(self.fit_lines(page), triage_keyboard(view, self.texts))
         if view["view"] == "pack":
-            page = self.texts.render("pack.html.j2", items=view["items"])
-            return Rendered(self.fit_lines(page), pack_keyboard(view, self.texts))
+            return Rendered(self._pack(view), pack_keyboard(view, self.texts))
         # A photo or an attachment is sent by the transport, which renders only its caption.
         raise ValueError(f"unknown view {view['view']!r}")
 
@@ -173,6 +174,22 @@ class TelegramRenderer:
 
             result = longest_fit(with_draft, len(draft_text), fits)
         return result if result is not None else self.fit_lines(with_mention(0))
+
+    def _pack(self, view: PackView) -> str:
+        """A pack keeps every line (each is a case shown nowhere else, with its take button):
+        when they do not fit, every line's text is cut to the same longest length that does."""
+        items = view["items"]
+        page = self.texts.render("pack.html.j2", items=items)
+        if fits(page):
+            return page
+
+        def with_text(length: int) -> str:
+            cut = [{**line, "text": _cut(line["text"], length)} for line in items]
+            return self.texts.render("pack.html.j2", items=cut)
+
+        longest = max((len(line["text"]) for line in items), default=0)
+        result = longest_fit(with_text, longest, fits)
+        return result if result is not None else self.fit_lines(page)
 
     def _draft(self, view: DraftView) -> str:
         context: dict[str, Any] = {name: view.get(name) for name in DRAFT_FIELDS}
@@ -218,6 +235,10 @@ class TelegramRenderer:
                 return candidate
         # Not even the first block fits (one huge quote): its plain text, cut.
         return escape_fit(html.unescape(_TAG.sub("", page)), limit)
+
+
+def _cut(text: str, length: int) -> str:
+    return text if len(text) <= length else text[:length].rstrip() + ELLIPSIS
 
 
 def _placeholder(text: str) -> str:

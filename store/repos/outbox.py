@@ -387,6 +387,7 @@ class SqlOutboxRepository:
         work: list[WaitingWork] = []
         for row in rows:
             ref, count, since = str(row.ref_key), int(row.mention_count or 1), _utc(row.created_at)
+            redraw = row.op == OutboxOp.EDIT.value and (ref.startswith(_PACK) or ref in shown)
             if ref.startswith(_PACK) and row.op == OutboxOp.EDIT.value:
                 if ref not in grown:
                     continue  # a redraw that counts nothing new (a case on its own card now)
@@ -399,7 +400,7 @@ class SqlOutboxRepository:
                 reveals = max(0, count - shown.get(ref, 0))
             else:
                 reveals = count
-            work.append(WaitingWork(int(row.id), OutboxOp(row.op), ref, reveals, since))
+            work.append(WaitingWork(int(row.id), OutboxOp(row.op), ref, reveals, since, redraw))
         return work
 
     async def _grown_on_packs(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from bot.cases.grouping import CaseOpening
 from bot.clock import FrozenClock
 from bot.crisis.service import CRISIS_URGENCY, TICK_URGENCY
 from bot.messages.delivery import (
@@ -21,6 +22,7 @@ from bot.messages.delivery import (
 )
 from bot.messages.outbox import Destination, OutboxOp
 from bot.messages.views import notice_view
+from bot.model import Priority
 from store.db import Database
 from tests.bot.messages.test_packs import service
 from tests.bot.messages.test_queue import PACKABLE, TRANSPORT, PacedChat
@@ -175,3 +177,36 @@ async def test_a_checklist_tick_is_redrawn_at_once_within_the_pause(
     order = [s.payload["view"] for s in chat.sent[2:]]
     assert order == ["notice", "card", "card", "card"]  # the tick first, then the cards
     assert chat.sent[2].payload["params"]["count"] == 2
+
+
+ACCIDENT = "Автобус 7 врезался в остановку на Мира, есть пострадавшие"
+URGENT = CaseOpening("transport", Priority.HIGH)
+
+
+async def test_a_grown_count_of_an_urgent_card_competes_with_less_urgent_new_cases(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """Urgency orders what people have not seen (a high case's new card goes before normal
+    ones). Once the high card is in the chat, one more mention on its count no longer
+    outranks a normal complaint nobody has seen that waited longer: worth decides."""
+    cases = service(tmp_path, database, clock)
+    chat = PacedChat(clock=clock, cards_a_minute=2)
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    urgent = await cases.intake(make_mention("a-0", clock.now(), text=ACCIDENT), URGENT)
+    assert urgent.case is not None
+    await worker.run_once()  # the urgent card, alone in the chat so far
+    normal = []
+    for number, text in enumerate(PACKABLE[:2]):
+        opened = await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+        assert opened.case is not None
+        normal.append(opened.case.id)
+    await worker.run_once()  # the minute's second message: the first normal case
+    clock.advance(timedelta(seconds=30))
+    joined = await cases.intake(make_mention("a-1", clock.now(), text=ACCIDENT), URGENT)
+    assert joined.case is not None and joined.case.id == urgent.case.id
+
+    clock.advance(timedelta(minutes=1))
+    await worker.run_once()
+    after = [(s.op, s.payload["case"]["id"]) for s in cards(chat)[2:]]  # type: ignore[index]
+    # The normal case nobody has seen, waiting longer, before the urgent card's grown count.
+    assert after == [(OutboxOp.POST, normal[1]), (OutboxOp.EDIT, urgent.case.id)]

@@ -6,6 +6,7 @@ is a recording stand-in that takes a few messages a minute (tests/bot/messages/t
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from bot.settings.playbook import load_playbook
 from bot.staff.directory import Directory
 from handlers.matrix.render import MatrixRenderer
 from handlers.sandbox.render import SandboxRenderer
-from handlers.telegram.keyboards import pack_keyboard
+from handlers.telegram.keyboards import PACK_ROWS, pack_keyboard
 from handlers.telegram.render import TelegramRenderer, fits
 from store.db import Database
 from store.mappers import outbox_from_row
@@ -294,7 +295,8 @@ def test_a_pack_reads_in_both_locales_and_fits_telegram() -> None:
 def test_the_largest_pack_fits_telegram() -> None:
     """PACK_MAX lines at their longest (a 200-character text full of characters HTML escapes,
     a long source, six-digit case numbers, a small cluster's count and spread at the bound,
-    every line on its own card) fit in one message."""
+    every line on its own card) fit in one message: every line kept, each text cut alike to
+    the length that fits, still long enough to read the gist."""
     card: Any = {
         "case": {
             "id": 999_999,
@@ -322,6 +324,25 @@ def test_the_largest_pack_fits_telegram() -> None:
         assert fits(rendered.text)
         assert all(f"/case {999_000 + n}" in rendered.text for n in range(PACK_MAX))
         assert rendered.text.count(f"+{PACK_CLUSTER_MAX - 1} ") == PACK_MAX
+        texts = [line for line in rendered.text.split("\n") if line.startswith("&lt;&amp;&gt;")]
+        assert len(texts) == PACK_MAX and len(set(texts)) == 1  # cut alike, none dropped
+        assert texts[0].endswith("…") and len(html.unescape(texts[0])) >= 60
+
+
+def test_a_large_pack_keyboard_goes_two_a_row() -> None:
+    card: Any = {
+        "case": {"id": 1, "version": 1, "state": "new", "priority": "normal", "mention_count": 1},
+        "source": "vk",
+        "text": "Нет воды",
+    }
+    for count, rows in ((PACK_ROWS, PACK_ROWS), (PACK_ROWS + 1, PACK_ROWS // 2 + 1)):
+        view: PackView = pack_view(  # type: ignore[arg-type]
+            [{**pack_line(card), "case_id": n} for n in range(1, count + 1)]
+        )
+        keyboard = pack_keyboard(view, texts_for(DEFAULT_TEMPLATES_DIR, "ru"))
+        assert keyboard is not None and len(keyboard.inline_keyboard) == rows
+        labels = [button.text for row in keyboard.inline_keyboard for button in row]
+        assert labels == [f"Взять №{n}" for n in range(1, count + 1)]
 
 
 async def test_a_small_cluster_rides_its_pack_line_until_it_grows_past_the_bound(
