@@ -517,13 +517,22 @@ def print_budget(
             )
 
 
-def print_unseen(args: argparse.Namespace, sent: list[Sent], shown: list[Shown]) -> None:
+def print_unseen(
+    args: argparse.Namespace, sent: list[Sent], shown: list[Shown], chats: dict[str, int]
+) -> None:
     """The mentions not visible within the minute, by why: a case's first mention or one that
-    joined, the case's size, and whether a card of the case ever reached the chat."""
+    joined, the case's size, and whether a card of the case ever reached the chat; and by the
+    department chat their case is in."""
     size = Counter(s.case for s in sent if s.case is not None)
     carded = {m.case for m in shown if m.case is not None}
+    names = {chat: d for d, chat in chats.items()}
+    chat_of = {m.case: m.chat for m in shown if m.case is not None}
+    chat_of.update({case: m.chat for m in shown for case, _ in m.packed})
     reasons: Counter[str] = Counter()
     never: Counter[str] = Counter()
+    by_chat: Counter[str] = Counter()
+    by_minute: dict[str, Counter[int]] = defaultdict(Counter)  # chat -> arrival minute -> n
+    first_at = min((one.at for one in sent), default=0.0)
     for one in sent:
         delay = (one.visible - one.at) * args.scale
         if one.case is None or delay <= VISIBLE_WITHIN_S:
@@ -534,12 +543,19 @@ def print_unseen(args: argparse.Namespace, sent: list[Sent], shown: list[Shown])
             why = "joined a case"
         why += ", its card in the chat" if one.case in carded else ", no card of its case"
         reasons[why] += 1
+        department = names.get(chat_of.get(one.case, 0), "none")
+        by_chat[department] += 1
+        by_minute[department][int((one.at - first_at) * args.scale // 60)] += 1
         if math.isinf(delay):
             never[why] += 1
     if reasons:
         print(f"Not visible within {VISIBLE_WITHIN_S:g} s (of which never):")
         for why, count in reasons.most_common():
             print(f"  {why}: {count} ({never[why]})")
+        print("  by chat, and by the minute they arrived in:")
+        for department, count in by_chat.most_common():
+            minutes = sorted(by_minute[department].items())
+            print(f"    {department} {count}: " + ", ".join(f"{m}: {n}" for m, n in minutes))
 
 
 def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
@@ -639,7 +655,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
         if answers and opened
         else "No API answers or no cards"
     )
-    print_unseen(args, sent, log.shown)
+    print_unseen(args, sent, log.shown, result["chats"])
     print_budget(args, result, revealed, first_sent)
     print(f"Purity: {purity:.3f} of {joined} joined mentions in their case's storyline")
     together = result["rss_mb"] + result["rss_storm_side_mb"]
