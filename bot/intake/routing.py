@@ -378,7 +378,12 @@ def route(
 
 
 def consult_router(
-    playbook: Playbook, decision: RouteDecision, text: str, router: DepartmentRouter
+    playbook: Playbook,
+    decision: RouteDecision,
+    text: str,
+    router: DepartmentRouter,
+    *,
+    explain: bool = True,
 ) -> RouteDecision:
     """Rules first, then the learned router: a mention no rule claimed (or only a catch-all
     rule listed in `learned.overrides`) goes to the department the router (restricted to the
@@ -386,14 +391,15 @@ def consult_router(
     otherwise the decision stands. A rule's claim gives way only when the router names
     another department at least `learned.overrule_confidence` sure. The rule's codes and
     priority stay. Separate from `route` so intake asks the model only for mentions that
-    open a case."""
+    open a case. Without `explain` the decision carries no signals (intake stores none:
+    naming them costs more than the choice itself)."""
     settings = playbook.routing.learned
     if not settings.enabled:
         return decision
     unclaimed = decision.basis is RouteBasis.DEFAULT or decision.rule_id in settings.overrides
     if not unclaimed and settings.overrule_confidence is None:
         return decision
-    choice = router.choose(extract(text))
+    choice = router.choose(extract(text), explain=explain)
     if unclaimed:
         sure = choice.confidence >= settings.min_confidence
     else:
