@@ -1,8 +1,10 @@
 """Ingest throughput: the HTTP API of a running App, and `otklik import` of a 100,000-row CSV.
 
 (a) HTTP: the real App on 127.0.0.1 (the example config, an API token, no chat transport, so
-cases open but nothing is delivered). A separate load process sends mentions, ~20% negative
-(those open cases), the rest neutral or positive, every one with the source's sentiment:
+cases open but nothing is delivered); once it has started, the garbage collector is set as
+`otklik run` sets it (handlers.app.settle_collector). A separate load process sends mentions,
+~20% negative (those open cases), the rest neutral or positive, each with the source's
+sentiment:
   - single: `--clients` concurrent clients POST one mention at a time for `--seconds`;
   - batched: `--batch-clients` (1) POST batches of 1,000 for `--seconds` (the API hands
     batches to bot.intake.bulk); once more with no negative mentions (what it does when no
@@ -58,6 +60,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import cProfile  # noqa: E402
 import csv  # noqa: E402
+import gc  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -80,7 +83,7 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from bench.common import example_config, free_port  # noqa: E402
 from bot.settings.config import Config  # noqa: E402
 from bot.settings.playbook import Playbook, load_playbook  # noqa: E402
-from handlers.app import App  # noqa: E402
+from handlers.app import App, settle_collector  # noqa: E402
 from handlers.ingest.importer import import_file  # noqa: E402
 from store import crypto  # noqa: E402
 
@@ -253,6 +256,10 @@ async def http_phase(
     with `profile`, one more batched run is profiled to show where the time goes."""
     app = App(config, playbook)
     await app.start()
+    # As `otklik run` does (handlers/app.py run_forever): start-up objects stay out of full
+    # collections, which otherwise walk them all a few times a second under this load.
+    thresholds = gc.get_threshold()
+    settle_collector()
     url = f"http://127.0.0.1:{config.api.port}/api/v1/mentions"
     profiler = cProfile.Profile() if profile else None
     try:
@@ -278,6 +285,8 @@ async def http_phase(
             )
     finally:
         await app.stop()
+        gc.unfreeze()  # the next run's App is a new one
+        gc.set_threshold(*thresholds)
     return results, profiler
 
 

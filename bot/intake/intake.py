@@ -124,9 +124,12 @@ class MentionIntake:
         mention: Mention,
         labels: Iterable[AuthorLabel] = (),
         department_hint: str | None = None,
+        *,
+        explain: bool = True,
     ) -> tuple[RouteDecision, CaseOpening | None]:
         """`labels`: the author card's labels, for the rules that match on them.
-        `department_hint`: the department the author chose (the web form), see with_hint."""
+        `department_hint`: the department the author chose (the web form), see with_hint.
+        `explain`: the decision names the router's signals (nothing stored needs them)."""
         decision = route(
             self._playbook,
             mention.text,
@@ -148,7 +151,9 @@ class MentionIntake:
         if mention.sentiment is not Sentiment.NEGATIVE and not decision.urgent and not appeal:
             return decision, None
         if self._router is not None and drill is None:
-            decision = consult_router(self._playbook, decision, mention.text, self._router)
+            decision = consult_router(
+                self._playbook, decision, mention.text, self._router, explain=explain
+            )
         policy, due = self._plan(
             decision.department, decision.priority, self._clock.now(), decision.sla_policy
         )
@@ -178,7 +183,8 @@ class MentionIntake:
         are known (bot/cases/corrections.py IntakePlan). Official information needs none."""
         if self._officials.speaks_for(mention, labels):
             return as_information(mention), None
-        decision, opening = self.decide(mention, labels, department_hint)
+        # Only the codes and the opening are kept: the router's signals would be thrown away.
+        decision, opening = self.decide(mention, labels, department_hint, explain=False)
         codes = decision.codes
         return (mention if codes == mention.codes else replace(mention, codes=codes)), opening
 

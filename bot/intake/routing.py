@@ -8,6 +8,7 @@ acts on the decision.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -17,7 +18,7 @@ from bot.intake.features import extract
 from bot.intake.router import DepartmentRouter
 from bot.model import AuthorLabel, Priority
 from bot.settings.playbook import Playbook
-from bot.settings.routing_rules import WORD_RE, Match
+from bot.settings.routing_rules import WORD_RE, Match, RoutingConfig, RoutingRule
 
 __all__ = [
     "Condition",
@@ -51,10 +52,30 @@ def _phrase(keyword: str, stem: Stemmer) -> tuple[str, ...]:
     return tuple(stem(normalise_word(w)) for w in WORD_RE.findall(keyword))
 
 
-@lru_cache(maxsize=65_536)
-def _stemmed(word: str, stem: Stemmer) -> str:
-    # Every mention repeats the common words: a look-up costs far less than lemmatising.
-    return stem(normalise_word(word))
+# Every mention repeats the common words: a look-up costs far less than lemmatising. Per
+# stemmer, a word as written -> (its stem, every beginning of the stem); emptied when full.
+_STEMMED: dict[Stemmer, dict[str, tuple[str, tuple[str, ...]]]] = {}
+_STEMMED_KEPT = 65_536
+_STEMMERS_KEPT = 8
+
+
+def _stemmed_words(words: list[str], stem: Stemmer) -> list[tuple[str, tuple[str, ...]]]:
+    cache = _STEMMED.get(stem)
+    if cache is None:
+        if len(_STEMMED) >= _STEMMERS_KEPT:
+            _STEMMED.clear()
+        cache = _STEMMED[stem] = {}
+    found = []
+    for word in words:
+        done = cache.get(word)
+        if done is None:
+            token = stem(normalise_word(word))
+            done = (token, tuple(token[:n] for n in range(1, len(token) + 1)))
+            if len(cache) >= _STEMMED_KEPT:
+                cache.clear()
+            cache[word] = done
+        found.append(done)
+    return found
 
 
 # Inside a phrase, parts this short match whole words only: as prefixes, "в" and "с" would
@@ -65,15 +86,24 @@ _WHOLE_WORD_MAX = 2
 class _Words:
     """The words of a text, indexed so a prefix look-up is a binary search."""
 
-    def __init__(self, text: str, stem: Stemmer) -> None:
-        self.tokens = [_stemmed(w, stem) for w in WORD_RE.findall(text)]
+    def __init__(self, words: list[str], stem: Stemmer) -> None:
+        """`words`: the text's words as written (WORD_RE)."""
+        stemmed = _stemmed_words(words, stem)
+        self.tokens = [token for token, _ in stemmed]
         self._sorted = sorted(set(self.tokens))
         # Every beginning of every word: most keywords begin none, and a set look-up says so
         # before any search (routing tries a few hundred keywords per mention).
-        self.beginnings = {t[:n] for t in self._sorted for n in range(1, len(t) + 1)}
-        self._positions: dict[str, list[int]] = {}
-        for i, token in enumerate(self.tokens):
-            self._positions.setdefault(token, []).append(i)
+        self.beginnings: set[str] = set().union(*(prefixes for _, prefixes in stemmed))
+        self._where: dict[str, list[int]] | None = None
+
+    @property
+    def _positions(self) -> dict[str, list[int]]:
+        """Where each word stands; only phrases and short parts need it, so on demand."""
+        if self._where is None:
+            self._where = {}
+            for i, token in enumerate(self.tokens):
+                self._where.setdefault(token, []).append(i)
+        return self._where
 
     def _starting_with(self, prefix: str) -> Iterator[str]:
         i = bisect.bisect_left(self._sorted, prefix)
@@ -122,11 +152,23 @@ class _Text:
 
     def __init__(self, text: str, stem: Stemmer | None) -> None:
         self._stem = stem
-        self._raw = _Words(text, _no_stem)
-        self._lemmas = _Words(text, stem) if stem is not None else None
+        written = WORD_RE.findall(text)
+        self._raw = _Words(written, _no_stem)
+        self._lemmas = _Words(written, stem) if stem is not None else None
+
+    @property
+    def raw_beginnings(self) -> set[str]:
+        return self._raw.beginnings
+
+    @property
+    def lemma_beginnings(self) -> set[str] | None:
+        return self._lemmas.beginnings if self._lemmas is not None else None
 
     def has_any(self, keywords: tuple[str, ...]) -> bool:
-        phrases = _phrases(keywords, self._stem)
+        return self.has_phrases(_phrases(keywords, self._stem))
+
+    def has_phrases(self, phrases: _Phrases) -> bool:
+        """has_any with the keywords already worked out (_phrases, with this text's stem)."""
         lemmas = self._lemmas
         # Most rules share no first word with a text: one set operation in C says so.
         if phrases.raw_firsts.isdisjoint(self._raw.beginnings) and (
@@ -240,6 +282,127 @@ def _rule_matches(
 
 
 @dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    """A rule's match as route checks it, its sets and keyword phrases worked out once per
+    playbook (and stem), not once per rule per mention. Same criteria as _rule_matches."""
+
+    rule: RoutingRule
+    empty: bool
+    sources: tuple[str, ...]
+    codes: frozenset[str]  # case-folded
+    labels: frozenset[AuthorLabel]
+    languages: frozenset[str]  # case-folded
+    text: bool  # keywords or regex
+    phrases: _Phrases
+    patterns: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def of(cls, rule: RoutingRule, stem: Stemmer | None) -> _CompiledRule:
+        match = rule.match
+        return cls(
+            rule,
+            match.is_empty,
+            tuple(match.sources),
+            frozenset(c.casefold() for c in match.codes),
+            frozenset(match.author_labels),
+            frozenset(lang.casefold() for lang in match.languages),
+            bool(match.keywords or match.regex),
+            _phrases(match.keywords, stem),
+            match.patterns,
+        )
+
+    def matches(
+        self,
+        text: str,
+        words: _Text,
+        source: str,
+        codes: set[str],
+        labels: set[AuthorLabel],
+        primary: str,  # the language's primary subtag, case-folded
+    ) -> bool:
+        if self.empty:
+            return False
+        if self.sources and not _source_matches(source, self.sources):
+            return False
+        if self.codes and self.codes.isdisjoint(codes):
+            return False
+        if self.labels and self.labels.isdisjoint(labels):
+            return False
+        if self.languages and primary not in self.languages:
+            return False
+        if self.text:
+            # Within the text criteria, any keyword or any pattern is enough.
+            found = words.has_phrases(self.phrases) or any(p.search(text) for p in self.patterns)
+            if not found:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleBook:
+    rules: tuple[_CompiledRule, ...]
+    critical: _Phrases
+    urgent: _Phrases
+    # Rules whose text criterion no text can fail without a look (regex, or none), and,
+    # by the first word of each keyword phrase (as written, as lemmas), the rest: a text
+    # whose words begin none of a rule's first words cannot match it.
+    always: frozenset[int]
+    by_raw: dict[str, frozenset[int]]
+    by_lemma: dict[str, frozenset[int]]
+
+    @classmethod
+    def of(cls, config: RoutingConfig, stem: Stemmer | None) -> _RuleBook:
+        rules = tuple(_CompiledRule.of(rule, stem) for rule in config.rules)
+        always = {i for i, r in enumerate(rules) if not r.empty and (r.patterns or not r.text)}
+        by_raw: dict[str, set[int]] = {}
+        by_lemma: dict[str, set[int]] = {}
+        for i, r in enumerate(rules):
+            if r.empty or i in always:
+                continue
+            for first in r.phrases.raw_firsts:
+                by_raw.setdefault(first, set()).add(i)
+            for first in r.phrases.lemma_firsts:
+                by_lemma.setdefault(first, set()).add(i)
+        return cls(
+            rules,
+            _phrases(config.critical_words, stem),
+            _phrases(config.urgent_words, stem),
+            frozenset(always),
+            {k: frozenset(v) for k, v in by_raw.items()},
+            {k: frozenset(v) for k, v in by_lemma.items()},
+        )
+
+    def candidates(self, words: _Text) -> list[_CompiledRule]:
+        """The rules that may match the text, in the playbook's order."""
+        picked = set(self.always)
+        for first in words.raw_beginnings.intersection(self.by_raw):
+            picked |= self.by_raw[first]
+        lemmas = words.lemma_beginnings
+        if lemmas is not None:
+            for first in lemmas.intersection(self.by_lemma):
+                picked |= self.by_lemma[first]
+        return [self.rules[i] for i in sorted(picked)]
+
+
+# Playbooks are immutable once read: their rules, compiled, per (rules, stem). Checked by
+# identity, so a reloaded playbook compiles anew; a few playbooks at most live at once.
+_BOOKS: dict[tuple[int, Stemmer | None], tuple[RoutingConfig, _RuleBook]] = {}
+_BOOKS_KEPT = 16
+
+
+def _rule_book(config: RoutingConfig, stem: Stemmer | None) -> _RuleBook:
+    key = (id(config), stem)
+    found = _BOOKS.get(key)
+    if found is not None and found[0] is config:
+        return found[1]
+    book = _RuleBook.of(config, stem)
+    if len(_BOOKS) >= _BOOKS_KEPT:
+        _BOOKS.clear()
+    _BOOKS[key] = (config, book)
+    return book
+
+
+@dataclass(frozen=True, slots=True)
 class Condition:
     """One non-empty criterion of a rule's match, checked against a mention."""
 
@@ -349,19 +512,18 @@ def route(
     folded_codes = {c.casefold() for c in codes}
     labels = set(author_labels)
     config = playbook.routing
-    rule = next(
-        (
-            r
-            for r in config.rules
-            if _rule_matches(r.match, text, words, source, folded_codes, labels, language)
-        ),
-        None,
-    )
+    book = _rule_book(config, stem)
+    primary = (language or "").split("-")[0].casefold()
+    rule = None
+    for compiled in book.candidates(words):
+        if compiled.matches(text, words, source, folded_codes, labels, primary):
+            rule = compiled.rule
+            break
     department = rule.department if rule else config.default.department
     priority = (rule.priority if rule else None) or config.default.priority
     sla_policy = rule.sla_policy if rule else config.default.sla_policy
-    critical = words.has_any(config.critical_words)
-    urgent = critical or words.has_any(config.urgent_words)
+    critical = words.has_phrases(book.critical)
+    urgent = critical or words.has_phrases(book.urgent)
     if critical:
         priority = Priority.CRITICAL
     elif urgent:
@@ -378,7 +540,12 @@ def route(
 
 
 def consult_router(
-    playbook: Playbook, decision: RouteDecision, text: str, router: DepartmentRouter
+    playbook: Playbook,
+    decision: RouteDecision,
+    text: str,
+    router: DepartmentRouter,
+    *,
+    explain: bool = True,
 ) -> RouteDecision:
     """Rules first, then the learned router: a mention no rule claimed (or only a catch-all
     rule listed in `learned.overrides`) goes to the department the router (restricted to the
@@ -386,14 +553,15 @@ def consult_router(
     otherwise the decision stands. A rule's claim gives way only when the router names
     another department at least `learned.overrule_confidence` sure. The rule's codes and
     priority stay. Separate from `route` so intake asks the model only for mentions that
-    open a case."""
+    open a case. Without `explain` the decision carries no signals (intake stores none:
+    naming them costs more than the choice itself)."""
     settings = playbook.routing.learned
     if not settings.enabled:
         return decision
     unclaimed = decision.basis is RouteBasis.DEFAULT or decision.rule_id in settings.overrides
     if not unclaimed and settings.overrule_confidence is None:
         return decision
-    choice = router.choose(extract(text))
+    choice = router.choose(extract(text), explain=explain)
     if unclaimed:
         sure = choice.confidence >= settings.min_confidence
     else:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import cast
+
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.driver import conflict_insert
 from store.models import MessageRefRow
+
+_REFS = cast(Table, MessageRefRow.__table__)
 
 
 class SqlMessageRefRepository:
@@ -13,14 +18,23 @@ class SqlMessageRefRepository:
         self._s = session
 
     async def get(self, transport: str, chat: str, ref_key: str) -> str | None:
-        row = await self._s.get(MessageRefRow, (transport, chat, ref_key))
+        # Read afresh: put() writes past the session's identity map.
+        row = await self._s.get(MessageRefRow, (transport, chat, ref_key), populate_existing=True)
         return row.external_id if row else None
 
     async def put(self, transport: str, chat: str, ref_key: str, external_id: str) -> None:
-        await self._s.merge(
-            MessageRefRow(transport=transport, chat=chat, ref_key=ref_key, external_id=external_id)
+        # One upsert in Core: merge() read the row first and flushed through the unit of work,
+        # for every card delivered.
+        statement = conflict_insert(self._s, _REFS).values(
+            transport=transport, chat=chat, ref_key=ref_key, external_id=external_id
         )
-        await self._s.flush()
+        statement = statement.on_conflict_do_update(
+            index_elements=[_REFS.c.transport, _REFS.c.chat, _REFS.c.ref_key],
+            set_={"external_id": statement.excluded.external_id},
+        )
+        await self._s.flush()  # what the session holds goes first, as merge's flush did
+        connection = await self._s.connection()
+        await connection.execute(statement)
 
     async def find(self, transport: str, chat: str, external_id: str) -> str | None:
         ref_key: str | None = await self._s.scalar(
