@@ -74,7 +74,7 @@ from storm_texts import Generated, storm  # noqa: E402
 from bot.clock import ScaledClock  # noqa: E402
 from bot.settings.config import load_config  # noqa: E402
 from bot.settings.playbook import load_playbook  # noqa: E402
-from handlers.app import App  # noqa: E402
+from handlers.app import App, settle_collector  # noqa: E402
 from tests.doubles.bot_config import DEPARTMENTS, Source, telegram_bot_config  # noqa: E402
 from tests.doubles.telegram_server.flood import Limits  # noqa: E402
 from tests.doubles.telegram_server.server import TelegramServer  # noqa: E402
@@ -349,6 +349,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         config = load_config(path, env={})
         app = App(config, load_playbook(config.playbooks.path), ScaledClock(args.scale))
         await app.start()
+        settle_collector()  # as `otklik run` does once started
         started_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             started = time.monotonic()
