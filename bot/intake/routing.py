@@ -18,7 +18,7 @@ from bot.intake.features import extract
 from bot.intake.router import DepartmentRouter
 from bot.model import AuthorLabel, Priority
 from bot.settings.playbook import Playbook
-from bot.settings.routing_rules import WORD_RE, Match, RoutingConfig, RoutingRule
+from bot.settings.routing_rules import WORD_RE, RoutingConfig, RoutingRule
 
 __all__ = [
     "Condition",
@@ -164,11 +164,9 @@ class _Text:
     def lemma_beginnings(self) -> set[str] | None:
         return self._lemmas.beginnings if self._lemmas is not None else None
 
-    def has_any(self, keywords: tuple[str, ...]) -> bool:
-        return self.has_phrases(_phrases(keywords, self._stem))
-
     def has_phrases(self, phrases: _Phrases) -> bool:
-        """has_any with the keywords already worked out (_phrases, with this text's stem)."""
+        """Whether the text has any of the keywords, worked out beforehand (_phrases, with
+        this text's stem): a keyword's words in order, as written or as lemmas."""
         lemmas = self._lemmas
         # Most rules share no first word with a text: one set operation in C says so.
         if phrases.raw_firsts.isdisjoint(self._raw.beginnings) and (
@@ -181,7 +179,7 @@ class _Text:
         return False
 
     def found(self, keywords: tuple[str, ...]) -> tuple[str, ...]:
-        """The keywords the text has, as has_any matches them (for explanations)."""
+        """The keywords the text has, as has_phrases matches them (for explanations)."""
         phrases = _phrases(keywords, self._stem)
         lemmas = self._lemmas
         return tuple(
@@ -252,39 +250,10 @@ def _source_matches(source: str, wanted: Iterable[str]) -> bool:
     return any(source == w or source.startswith(w + ":") for w in wanted)
 
 
-def _rule_matches(
-    match: Match,
-    text: str,
-    words: _Text,
-    source: str,
-    codes: set[str],
-    labels: set[AuthorLabel],
-    language: str | None,
-) -> bool:
-    if match.is_empty:
-        return False
-    if match.sources and not _source_matches(source, match.sources):
-        return False
-    if match.codes and not codes & {c.casefold() for c in match.codes}:
-        return False
-    if match.author_labels and not labels & set(match.author_labels):
-        return False
-    if match.languages:
-        primary = (language or "").split("-")[0].casefold()
-        if primary not in {lang.casefold() for lang in match.languages}:
-            return False
-    if match.keywords or match.regex:
-        # Within the text criteria, any keyword or any pattern is enough.
-        found = words.has_any(match.keywords) or any(p.search(text) for p in match.patterns)
-        if not found:
-            return False
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class _CompiledRule:
     """A rule's match as route checks it, its sets and keyword phrases worked out once per
-    playbook (and stem), not once per rule per mention. Same criteria as _rule_matches."""
+    playbook (and stem), not once per rule per mention."""
 
     rule: RoutingRule
     empty: bool
