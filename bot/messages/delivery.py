@@ -97,7 +97,7 @@ REDRAW_PAUSE = QUEUE_REFRESH
 # ("+2 similar") and its spread (people, first to last time), which is all a person needs to
 # take a handful of mentions. Beyond five a cluster is a storyline: its card shows the sources,
 # the split and the answer-to-all progress a line cannot, and one card edit a minute keeps its
-# count. Five also keeps a pack honest: fourteen lines count at most seventy mentions.
+# count. Five also keeps a pack honest: twenty lines count at most a hundred mentions.
 PACK_CLUSTER_MAX = 5
 # A pack that is not full goes once its oldest case has waited this long: long enough to fill
 # up in a storm, short enough that the pack is in the chat well within the minute.

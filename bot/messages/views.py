@@ -481,7 +481,8 @@ def triage_view(items: list[TriageLine], more: int) -> TriageView:
 
 PACK_TEXT = 200  # characters of a mention's text on its pack card line
 # Characters a small cluster's count and spread ("+4 similar from 4 people · first–last")
-# take from its line's text: fourteen such lines fit in one message as fourteen singles do.
+# take from its line's text, so a small cluster's line is about as long as a single's (past
+# fourteen lines of either the Telegram renderer cuts every line's text alike to fit).
 PACK_SPREAD = 60
 
 
