@@ -52,30 +52,12 @@ def _phrase(keyword: str, stem: Stemmer) -> tuple[str, ...]:
     return tuple(stem(normalise_word(w)) for w in WORD_RE.findall(keyword))
 
 
-# Every mention repeats the common words: a look-up costs far less than lemmatising. Per
-# stemmer, a word as written -> (its stem, every beginning of the stem); emptied when full.
-_STEMMED: dict[Stemmer, dict[str, tuple[str, tuple[str, ...]]]] = {}
-_STEMMED_KEPT = 65_536
-_STEMMERS_KEPT = 8
-
-
-def _stemmed_words(words: list[str], stem: Stemmer) -> list[tuple[str, tuple[str, ...]]]:
-    cache = _STEMMED.get(stem)
-    if cache is None:
-        if len(_STEMMED) >= _STEMMERS_KEPT:
-            _STEMMED.clear()
-        cache = _STEMMED[stem] = {}
-    found = []
-    for word in words:
-        done = cache.get(word)
-        if done is None:
-            token = stem(normalise_word(word))
-            done = (token, tuple(token[:n] for n in range(1, len(token) + 1)))
-            if len(cache) >= _STEMMED_KEPT:
-                cache.clear()
-            cache[word] = done
-        found.append(done)
-    return found
+# Every mention repeats the common words: a look-up costs far less than lemmatising.
+@lru_cache(maxsize=65_536)
+def _stemmed(word: str, stem: Stemmer) -> tuple[str, tuple[str, ...]]:
+    """A word as written -> its stem, and every beginning of the stem."""
+    token = stem(normalise_word(word))
+    return token, tuple(token[:n] for n in range(1, len(token) + 1))
 
 
 # Inside a phrase, parts this short match whole words only: as prefixes, "в" and "с" would
@@ -88,7 +70,7 @@ class _Words:
 
     def __init__(self, words: list[str], stem: Stemmer) -> None:
         """`words`: the text's words as written (WORD_RE)."""
-        stemmed = _stemmed_words(words, stem)
+        stemmed = [_stemmed(word, stem) for word in words]
         self.tokens = [token for token, _ in stemmed]
         self._sorted = sorted(set(self.tokens))
         # Every beginning of every word: most keywords begin none, and a set look-up says so
