@@ -499,6 +499,8 @@ class SimilarCandidate:
     department: str
     band: str
     text: str
+    # The case's mentions when read: a mention similar to several cases joins the largest.
+    case_size: int = 1
 
 
 class LinkRepository(Protocol):

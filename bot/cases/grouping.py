@@ -293,9 +293,13 @@ class _Grouping:
 
 
 class _Similar:
-    """Which case a mention joins by its text: the newest case holding a mention whose text
-    is similar enough (bot/cases/similarity.py), in the same department, within the window.
-    Stored mentions are found by their text bands; the batch's own by the same bands here."""
+    """Which case a mention joins by its text: of the cases holding a mention whose text is
+    similar enough (bot/cases/similarity.py), in the same department, within the window, the
+    largest, then the newest. Largest, because a storm opens several cases of one story at
+    once (wordings that each meet only some others); joining the newest fed them all, each
+    with its own card and count edits, where joining the largest lets one grow and the rest
+    stop. Stored mentions are found by their text bands; the batch's own by the same bands
+    here."""
 
     def __init__(
         self,
@@ -309,6 +313,7 @@ class _Similar:
         # (department, band) → the newest few (features, case), newest last: in a storm a
         # band is shared by thousands, and comparing with the newest few finds their case.
         self._index: dict[tuple[str, str], deque[tuple[similarity.Features, _NewCase | int]]] = {}
+        self._stored_sizes: dict[int, int] = {}  # stored cases' mentions, this batch's too
 
     @classmethod
     async def load(
@@ -341,6 +346,7 @@ class _Similar:
             if theirs is None:
                 theirs = texts[candidate.mention_id] = similarity.signature(candidate.text)[0]
             alike._add((candidate.department, candidate.band), theirs, candidate.case_id)
+            alike._stored_sizes[candidate.case_id] = candidate.case_size
         return alike
 
     def find(self, index: int, department: str) -> _NewCase | int | None:
@@ -348,17 +354,24 @@ class _Similar:
         if one is None:
             return None
         threshold = self._rules.similar_threshold
-        best: tuple[int, _NewCase | int] | None = None
+        best: tuple[tuple[int, int], _NewCase | int] | None = None
         for band in self._bands[index]:
             for other, case in reversed(self._index.get((department, band), ())):
                 if similarity.similarity(one, other) >= threshold:
-                    rank = _rank(case)
+                    rank = (self._size(case), _rank(case))
                     if best is None or rank > best[0]:
                         best = (rank, case)
                     break  # the newest similar one of this band
         return None if best is None else best[1]
 
+    def _size(self, case: _NewCase | int) -> int:
+        if isinstance(case, _NewCase):
+            return 1 + len(case.joined)
+        return self._stored_sizes.get(case, 1)
+
     def remember(self, index: int, department: str, case: _NewCase | int) -> None:
+        if isinstance(case, int):  # one more mention joined it (a new case counts its own)
+            self._stored_sizes[case] = self._stored_sizes.get(case, 1) + 1
         one = self._found[index]
         if one is None:
             return

@@ -106,6 +106,7 @@ class SqlLinkRepository:
                         MentionRow.id,
                         MentionRow.case_id,
                         MentionRow.personal,  # the text is in the sealed record
+                        CaseRow.mention_count,
                         newest.label("n"),
                     )
                     .join(MentionRow, MentionRow.id == MentionBandRow.mention_id)
@@ -122,17 +123,23 @@ class SqlLinkRepository:
                 )
                 rows = await self._s.execute(
                     select(
-                        ranked.c.band_hash, ranked.c.id, ranked.c.case_id, ranked.c.personal
+                        ranked.c.band_hash,
+                        ranked.c.id,
+                        ranked.c.case_id,
+                        ranked.c.personal,
+                        ranked.c.mention_count,
                     ).where(ranked.c.n <= per_band)
                 )
-                for hashed, mention_id, case_id, personal in rows:
+                for hashed, mention_id, case_id, personal, size in rows:
                     text = personal[_TEXT_AT]
                     band = plain.get((department, hashed))
                     if band is None or (int(mention_id), band) in seen:
                         continue
                     seen.add((int(mention_id), band))
                     found.append(
-                        SimilarCandidate(int(mention_id), int(case_id), department, band, text)
+                        SimilarCandidate(
+                            int(mention_id), int(case_id), department, band, text, int(size)
+                        )
                     )
         return found
 

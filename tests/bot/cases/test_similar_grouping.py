@@ -160,6 +160,49 @@ async def test_a_batch_groups_its_own_similar_mentions_and_leaves_others_apart(
     assert joined.case.mention_count == 41
 
 
+# Two wordings of one event that share too little to join each other, and one that is similar
+# to both: it joins the case more people already wrote to, not the newer one.
+ONE_WAY = "Автобус 42 опять не пришёл, стоим на остановке на улице Мицкевича уже час"
+OTHER_WAY = (
+    "Водитель сказал, что сломался, рейс отменили без предупреждения, Мицкевича, маршрутка 42"
+)
+BRIDGE = "Автобус 42 не пришёл на остановку, водитель сказал что сломался, рейс отменили, Мицкевича"
+
+
+async def test_a_mention_similar_to_several_cases_joins_the_largest(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    cases = service(tmp_path, database, clock)
+
+    async def case_of(key: str, text: str) -> int:
+        got = await cases.intake(make_mention(key, clock.now(), text=text), TRANSPORT)
+        assert got.case is not None and got.case.id is not None
+        clock.advance(timedelta(minutes=1))
+        return got.case.id
+
+    larger = {await case_of(f"one-{n}", ONE_WAY + "!" * n) for n in range(3)}
+    assert len(larger) == 1
+    newer = await case_of("other", OTHER_WAY)
+    assert newer not in larger
+    assert await case_of("bridge", BRIDGE) in larger
+
+    # The same within one batch: the batch's larger case, though opened first.
+    config = make_config(tmp_path, database.url)
+    playbook = load_playbook(config.playbooks.path)
+
+    def plan(*_: object) -> tuple[str, Deadlines]:
+        now = clock.now()
+        return "standard", Deadlines(now + timedelta(hours=1), now + timedelta(hours=4), now)
+
+    intake = MentionIntake(cases, playbook, clock, plan)
+    bulk = BulkIntake(database.uow, intake, cases, clock, playbook.routing.author_labels)
+    clock.advance(timedelta(hours=7))  # past the window: the stored cases are not candidates
+    texts = [ONE_WAY, ONE_WAY + "!", ONE_WAY + "!!", OTHER_WAY, BRIDGE]
+    batch = [make_mention(f"b{n}", clock.now(), text=t) for n, t in enumerate(texts)]
+    placed = [r.case.id for r in (await bulk.receive_many(batch)).results if r.case]
+    assert len(set(placed)) == 2 and placed[4] == placed[0] != placed[3]
+
+
 async def test_a_wrongly_joined_mention_is_split_off_by_department_staff(
     tmp_path: Path, database: Database, clock: FrozenClock
 ) -> None:
