@@ -20,13 +20,20 @@ free evenly. A backlogged group's cards thus go out at up to 17 a minute instead
 press waits for the chat's own one-a-second window, or about one spacing (some 3.7 s) when
 presses come faster than the reserve. Cards give way to presses only while presses in that
 chat come faster than its minute takes both; at human speed cards keep most of it.
+The reserve is held while people press in the chat: in a group nobody has pressed in for
+PRESS_MEMORY windows (about three minutes), cards may use all of it but IDLE_RESERVE (19 a
+minute: a storm's first minutes are when a chat needs every message, and nobody has pressed
+yet). The first press there still goes at once, on the slot kept; it brings the whole reserve
+back, and the next presses wait about one spacing (some 3.3 s) while cards fall back to 17.
 
 Several instances on one PostgreSQL database share Telegram's limits: with `shared` send slots
 (store/send_slots.py) a message that may go by this process's windows also asks the database
 for a slot in the same windows, counted over every instance, and waits as it says. This
 limiter still decides the order, the press reserve (the shared group window keeps it too) and
-the pacing. When the database cannot be asked, the send waits and asks again: it never goes
-out unlimited. A single process (SQLite) has no shared slots and never leaves memory.
+the pacing; the shared group window holds the whole reserve, pressed or not (an instance does
+not know whether another's chat was pressed in). When the database cannot be asked, the send
+waits and asks again: it never goes out unlimited. A single process (SQLite) has no shared
+slots and never leaves memory.
 """
 
 from __future__ import annotations
@@ -64,6 +71,10 @@ SHARED_RETRY_S = 1.0
 # network path) reach Telegram with a wider spread than one process's sends to a chat, which
 # go one after another.
 SHARED_LATENCY_ALLOWANCE_S = 0.1
+# Of the press reserve, what a group keeps when nobody has pressed in it for PRESS_MEMORY
+# windows: the first press goes at once, and brings the whole reserve back.
+IDLE_RESERVE = 1
+PRESS_MEMORY = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,36 +133,48 @@ class _SlidingWindow:
     def __init__(self, limit: int, span: float, reserve: int = 0) -> None:
         self.limit = limit
         self.span = span
-        self.reserve = reserve  # slots only urgent messages may take
+        self.reserve = reserve  # slots only urgent messages may take, while people press
         self._sent: deque[float] = deque(maxlen=limit)
+        self._pressed_at = -math.inf
+
+    def held(self, now: float) -> int:
+        """The slots kept for urgent messages now: the whole reserve while people press in
+        the chat, IDLE_RESERVE of it once nobody has for PRESS_MEMORY windows."""
+        if now - self._pressed_at < PRESS_MEMORY * self.span:
+            return self.reserve
+        return min(self.reserve, IDLE_RESERVE)
 
     def wait(self, now: float, urgent: bool = True, paced: bool = True) -> float:
         """Seconds until one more message fits. One that is not urgent leaves the reserve to
         urgent ones and, in a `paced` (backlogged) chat once half of its share is used, keeps
         an even pace (see pace)."""
-        limit = self.limit if urgent else self.limit - self.reserve
+        held = self.held(now)
+        limit = self.limit if urgent else self.limit - held
         full = 0.0
         if len(self._sent) >= limit:
             # The limit-th latest send must leave the window first.
             full = max(0.0, self._sent[-limit] + self.span - now)
-        if urgent or not paced or not self.reserve or not self._sent:
+        if urgent or not paced or not held or not self._sent:
             return full
         recent = sum(1 for sent in self._sent if sent > now - self.span)
         if recent < limit // 2:
             return full  # a short burst goes at the chat's own pace
-        return max(full, self._sent[-1] + self.pace() - now)
+        return max(full, self._sent[-1] + self.pace(now) - now)
 
-    def pace(self) -> float:
+    def pace(self, now: float) -> float:
         """A backlog's even spacing. Bursts would fill the window early and leave a press
         waiting for the first of them to expire, up to most of a minute; evenly spaced
         sends expire evenly, so a press beyond the reserve waits one spacing at most."""
-        return self.span / (self.limit - self.reserve)
+        return self.span / (self.limit - self.held(now))
 
-    def take(self, now: float) -> None:
+    def take(self, now: float, urgent: bool = False) -> None:
         self._sent.append(now)  # maxlen drops the oldest, which no longer decides anything
+        if urgent:
+            self._pressed_at = now
 
     def per_minute(self) -> float:
-        """What the chat's backlog gets: the reserve is kept for presses."""
+        """What the chat's backlog gets for sure: the whole reserve kept for presses (lent
+        only while nobody presses, which a plan cannot count on)."""
         return (self.limit - self.reserve) / self.span * 60
 
 
@@ -239,7 +262,7 @@ class RateLimiter:
                     # Alone (no shared slots), no await between the check and the take: no
                     # other chat can slip in.
                     for window in chat.windows:
-                        window.take(now)
+                        window.take(now, press)
                     return
                 moved = chat.moved
                 sleeping = asyncio.ensure_future(self._sleep(delay))
@@ -282,7 +305,8 @@ class RateLimiter:
         self._backlogged = frozenset(chat for chat, count in waiting.items() if count > backlog)
 
     def capacity_per_minute(self, chat_id: int) -> int:
-        """How many messages the chat can take in a minute, at the sustained rate."""
+        """How many messages the chat can take in a minute, at the sustained rate (the press
+        reserve kept, lent or not)."""
         return max(1, math.floor(min(w.per_minute() for w in self._chat(chat_id).windows)))
 
 

@@ -507,10 +507,10 @@ async def test_the_limiter_keeps_strict_windows() -> None:
         await limiter.acquire(-1001)
         group.append(fake.now)
     assert group[:3] == [0.0, 0.0, 0.0]  # a short burst goes at once
-    # Three of a group's twenty a minute are kept for what presses cause.
-    assert most_in_any_window(group, 60.0) == 17
+    # Of a group's twenty a minute, one is kept for a press while nobody presses there.
+    assert most_in_any_window(group, 60.0) == 19
     assert most_in_any_window(group, 3.0) == 3
-    assert group[17] >= 60.0
+    assert group[19] >= 60.0
 
     private: list[float] = []
     for _ in range(30):
@@ -519,7 +519,7 @@ async def test_the_limiter_keeps_strict_windows() -> None:
     assert most_in_any_window(private, 3.0) == 3
     assert private[-1] - private[0] >= 27  # about one a second, sustained
 
-    assert limiter.capacity_per_minute(-1001) == 16  # conservative, and the reserve kept
+    assert limiter.capacity_per_minute(-1001) == 16  # conservative: the whole reserve kept
     assert 50 <= limiter.capacity_per_minute(777) < 60
     fast = RateLimiter(TelegramLimits(scale=10))
     assert 150 < fast.capacity_per_minute(-1001) <= 200
@@ -541,7 +541,7 @@ async def test_the_limiter_serves_a_chat_first_come_first_served() -> None:
 async def test_a_press_overtakes_a_backlogged_group_and_uses_its_reserve() -> None:
     fake = FakeTime()
     limiter = RateLimiter(TelegramLimits(), monotonic=fake, sleep=fake.sleep)
-    for _ in range(17):  # new cards fill what a group's minute gives them
+    for _ in range(19):  # new cards fill what a group nobody has pressed in gives them
         await limiter.acquire(-7)
     full = fake.now
     sent: list[tuple[str, float]] = []
@@ -581,7 +581,7 @@ def test_a_backlogged_group_paces_its_cards_and_keeps_room_for_presses(
         if waiting_since is None and now >= next_press:
             waiting_since = now
         if waiting_since is not None and window.wait(now, urgent=True) == 0:
-            window.take(now)
+            window.take(now, urgent=True)
             waits.append(now - waiting_since)
             waiting_since, next_press = None, now + press_every
         if waiting_since is None and window.wait(now, urgent=False) == 0:
@@ -590,7 +590,7 @@ def test_a_backlogged_group_paces_its_cards_and_keeps_room_for_presses(
         now += step
     assert most_in_any_window(cards, 63.0) <= 17  # cards alone never take the reserve
     # A press waits about one spacing of the paced backlog at most, never for the minute.
-    assert max(waits) <= 1.5 * window.pace(), max(waits)
+    assert max(waits) <= 1.5 * window.pace(now), max(waits)
     # Cards are not starved: they keep what the presses leave of their share.
     late = [t for t in cards if t >= 300]
     assert len(late) / ((900 - 300) / 60) >= 17 - 60 / press_every - 1
@@ -610,7 +610,36 @@ async def test_only_a_backlogged_group_paces_its_cards() -> None:
     burst = await seventeen(-7, keeping_up, quick)
     spaced = await seventeen(-7, behind, paced)
     assert burst < 20  # one a second, as the chat allows
-    assert spaced > burst + 20  # half the share in a burst, then one every ~3.7 s
+    assert spaced > burst + 15  # half the share in a burst, then one every ~3.3 s
+
+
+async def test_a_group_nobody_presses_in_lends_its_reserve_to_cards_until_someone_does() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(TelegramLimits(), monotonic=fake, sleep=fake.sleep)
+    limiter.backlogs({-7: 500})  # a storm's backlog: cards go evenly spaced
+    window = 63.1  # the group's minute with its margins
+
+    async def cards_until(end: float) -> list[float]:
+        sent: list[float] = []
+        while fake.now < end:
+            await limiter.acquire(-7, urgency=1)
+            sent.append(fake.now)
+        return sent
+
+    idle = await cards_until(300.0)
+    assert most_in_any_window(idle, window) == 19  # all of the reserve but one slot
+    before = fake.now
+    await limiter.acquire(-7, urgency=11, press=True)
+    assert fake.now - before <= 1.0  # the slot kept: the first press goes at once
+    pressed_at = fake.now
+    pressing = await cards_until(pressed_at + 3 * window)
+    # While people press there, cards keep to 17 and the next press waits one spacing.
+    assert most_in_any_window([t for t in pressing if t > pressed_at], window) <= 17
+    before = fake.now
+    await limiter.acquire(-7, urgency=11, press=True)
+    assert fake.now - before <= window / 17 + 0.1
+    quiet = await cards_until(fake.now + 4 * window)
+    assert len([t for t in quiet if t > quiet[-1] - window]) == 19  # lent again
 
 
 def test_the_press_reserve_is_validated() -> None:
