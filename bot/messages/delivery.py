@@ -952,13 +952,19 @@ def _person_facts(card: CardView) -> tuple[object, ...]:
 
 
 def _worth(work: WaitingWork, now: datetime, slot: float) -> float:
-    """What a delivery is worth: each mention it newly shows, by the square of how long the
-    oldest has waited plus the one slot (the chat's spacing) it would wait more if passed
-    over. More mentions win among the fresh; the square lets a mention near its minute
-    overtake a larger but fresher redraw (the waits that matter are the long ones). A redraw
-    that shows no more counts as one mention: it is not starved."""
-    waited = max(0.0, (now - work.since).total_seconds())
-    return max(1, work.reveals) * (waited + slot) ** 2
+    """What a delivery is worth: each mention it newly shows, by the square of how long it
+    has waited plus the one slot (the chat's spacing) it would wait more if passed over. More
+    mentions win among the fresh; the square lets a mention near its minute overtake a larger
+    but fresher redraw (the waits that matter are the long ones). A pack counts each case's
+    own wait; a card's edit, whose mentions' times the outbox does not keep, counts them all
+    at its oldest's. A redraw that shows no more counts as one mention: it is not starved."""
+
+    def weighed(mentions: int, since: datetime) -> float:
+        return mentions * (max(0.0, (now - since).total_seconds()) + slot) ** 2
+
+    if work.parts:
+        return sum(weighed(mentions, since) for mentions, since in work.parts)
+    return weighed(max(1, work.reveals), work.since)
 
 
 def _redrawn_pack(change: PackChange, now: datetime) -> OutboxItem | None:

@@ -204,6 +204,9 @@ class WaitingWork:
     # It redraws a message the chat shows (a card's count, a pack's lines), rather than
     # putting a case in front of people for the first time.
     redraw: bool = False
+    # A pack post's cases, each as (its mentions, since when its card waits): a pack of twenty
+    # has waited as long as each of them, not twenty times as long as its oldest.
+    parts: tuple[tuple[int, datetime], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

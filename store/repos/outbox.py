@@ -368,39 +368,39 @@ class SqlOutboxRepository:
         )
         # A pack shows the mentions of the cases packed on it, waiting since their cards
         # were queued.
-        packed: dict[str, tuple[int, datetime]] = {}
+        packed: dict[str, list[tuple[int, datetime]]] = {}
         for chunk in chunks(packs):
             on_pack = await self._s.execute(
-                select(
-                    OutboxRow.external_ref,
-                    func.sum(CaseRow.mention_count),
-                    func.min(OutboxRow.created_at),
-                )
+                select(OutboxRow.external_ref, CaseRow.mention_count, OutboxRow.created_at)
                 .join(CaseRow, CaseRow.id == OutboxRow.case_id)
                 .where(
                     *_posts(transport, chat, OutboxStatus.PACKED),
                     OutboxRow.external_ref.in_(chunk),
                 )
-                .group_by(OutboxRow.external_ref)
             )
-            packed.update({str(ref): (int(n), _utc(at)) for ref, n, at in on_pack.all()})
+            for ref, n, at in on_pack.all():
+                packed.setdefault(str(ref), []).append((int(n), _utc(at)))
         work: list[WaitingWork] = []
         for row in rows:
             ref, count, since = str(row.ref_key), int(row.mention_count or 1), _utc(row.created_at)
             redraw = row.op == OutboxOp.EDIT.value and (ref.startswith(_PACK) or ref in shown)
+            parts: tuple[tuple[int, datetime], ...] = ()
             if ref.startswith(_PACK) and row.op == OutboxOp.EDIT.value:
                 if ref not in grown:
                     continue  # a redraw that counts nothing new (a case on its own card now)
                 reveals, since = grown[ref]
             elif ref.startswith(_PACK):
-                reveals, oldest = packed.get(ref, (0, since))
-                since = min(since, oldest)
+                parts = tuple(packed.get(ref, ()))
+                reveals = sum(n for n, _ in parts)
+                since = min([since, *(at for _, at in parts)])
             elif row.op == OutboxOp.EDIT.value:
                 # A card not in the chat yet (its post in hand, or refused) shows all of it.
                 reveals = max(0, count - shown.get(ref, 0))
             else:
                 reveals = count
-            work.append(WaitingWork(int(row.id), OutboxOp(row.op), ref, reveals, since, redraw))
+            work.append(
+                WaitingWork(int(row.id), OutboxOp(row.op), ref, reveals, since, redraw, parts)
+            )
         return work
 
     async def _grown_on_packs(

@@ -6,7 +6,7 @@ the recording stand-in of tests/bot/messages/test_queue.py that takes a few mess
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.cases.grouping import CaseOpening
@@ -18,9 +18,10 @@ from bot.messages.delivery import (
     REDRAW_PAUSE,
     OutboxWorker,
     RetryPolicy,
+    _worth,
     pack_size,
 )
-from bot.messages.outbox import Destination, OutboxOp
+from bot.messages.outbox import Destination, OutboxOp, WaitingWork
 from bot.messages.views import notice_view
 from bot.model import Priority
 from store.db import Database
@@ -92,6 +93,24 @@ async def test_a_single_card_that_waited_long_goes_before_a_fresh_small_redraw(
     assert [s.payload["case"]["id"] for s in sent[:2]] == [cluster.case.id, first.case.id]  # type: ignore[index]
     assert sent[2].payload["case"]["id"] == old.case.id  # type: ignore[index]
     assert sent[3].op is OutboxOp.EDIT
+
+
+def test_a_pack_is_worth_the_waits_of_its_own_cases_not_its_oldest_times_its_lines() -> None:
+    """A pack of one case that waited 40 s and five fresh ones has not kept six mentions
+    waiting 40 s: a mention joined on a pack line 50 s ago goes first."""
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    slot = 60 / 16
+
+    def ago(seconds: float) -> datetime:
+        return now - timedelta(seconds=seconds)
+
+    parts = ((1, ago(40)), *((1, ago(2)),) * 5)
+    pack = WaitingWork(1, OutboxOp.POST, "pack:1", 6, ago(40), parts=parts)
+    line_grown = WaitingWork(2, OutboxOp.EDIT, "pack:0", 1, ago(50), redraw=True)
+    assert _worth(line_grown, now, slot) > _worth(pack, now, slot)
+    # Six cases all 40 s old are worth more than that one mention.
+    old = WaitingWork(3, OutboxOp.POST, "pack:2", 6, ago(40), parts=((1, ago(40)),) * 6)
+    assert _worth(old, now, slot) > _worth(line_grown, now, slot)
 
 
 def test_a_backlog_of_single_cases_grows_the_pack_within_its_bounds() -> None:
