@@ -37,7 +37,6 @@ from typing import Any
 from bot.clock import Clock, speed
 from bot.messages.outbox import (
     PRESS_URGENCY,
-    PRESSED_REDRAW_URGENCY,
     Delivery,
     DeliveryResult,
     OutboxItem,
@@ -47,6 +46,7 @@ from bot.messages.outbox import (
     RetryLater,
     Transport,
     WaitingWork,
+    caused_by_press,
 )
 from bot.messages.views import (
     CardView,
@@ -512,9 +512,7 @@ class OutboxWorker:
         queue message) share one every REDRAW_PAUSE."""
         if item.op is not OutboxOp.EDIT or _is_work(item) or not item.ref_key:
             return False
-        if PRESS_URGENCY <= item.urgency <= PRESS_URGENCY + Priority.CRITICAL.rank:
-            return False
-        if item.urgency == PRESSED_REDRAW_URGENCY:  # a checklist tick
+        if caused_by_press(item.urgency):  # a card's redraw a press caused, a checklist tick
             return False
         drawn = self._redrawn.get((item.transport, item.chat))
         return drawn is not None and now - drawn < REDRAW_PAUSE

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from bot.messages.views import PhotoView, View
-from bot.model import Case
+from bot.model import Case, Priority
 
 
 class OutboxOp(StrEnum):
@@ -50,6 +50,15 @@ PRESS_URGENCY = 10
 # bot/crisis/service.py): ahead of that card's routine redraws, and never paced with them
 # (bot/messages/delivery.py _paused); below the queue message, so the press slots serve it.
 PRESSED_REDRAW_URGENCY = 30
+
+
+def caused_by_press(urgency: int) -> bool:
+    """Whether a message at this urgency is what a person's press or command caused (not a
+    crisis card's routine redraw, not the queue message)."""
+    return (
+        PRESS_URGENCY <= urgency <= PRESS_URGENCY + Priority.CRITICAL.rank
+        or urgency == PRESSED_REDRAW_URGENCY
+    )
 
 
 @dataclass(frozen=True, slots=True)

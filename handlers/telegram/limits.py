@@ -167,9 +167,9 @@ class _SlidingWindow:
         sends expire evenly, so a press beyond the reserve waits one spacing at most."""
         return self.span / (self.limit - self.held(now))
 
-    def take(self, now: float, urgent: bool = False) -> None:
+    def take(self, now: float, pressed: bool = False) -> None:
         self._sent.append(now)  # maxlen drops the oldest, which no longer decides anything
-        if urgent:
+        if pressed:
             self._pressed_at = now
 
     def per_minute(self) -> float:
@@ -236,10 +236,15 @@ class RateLimiter:
             )
         return chat
 
-    async def acquire(self, chat_id: int, urgency: int = 0, press: bool = False) -> None:
+    async def acquire(
+        self, chat_id: int, urgency: int = 0, press: bool = False, person: bool | None = None
+    ) -> None:
         """Returns when one message (send or edit) may go to the chat, and counts it.
         Callers for one chat are served most urgent first, then first come, first served.
-        `press`: a message a person's press caused, which may use the group's reserve."""
+        `press`: a message that may use the group's reserve (what a press caused, a crisis
+        card); `person`: a person's press caused it, so the chat holds its whole reserve for a
+        while (by default, as `press`)."""
+        held = press if person is None else person
         chat = self._chat(chat_id)
         ticket = (-urgency, next(self._arrivals))
         heapq.heappush(chat.waiting, ticket)
@@ -262,7 +267,7 @@ class RateLimiter:
                     # Alone (no shared slots), no await between the check and the take: no
                     # other chat can slip in.
                     for window in chat.windows:
-                        window.take(now, press)
+                        window.take(now, held)
                     return
                 moved = chat.moved
                 sleeping = asyncio.ensure_future(self._sleep(delay))

@@ -42,6 +42,7 @@ from bot.messages.outbox import (
     OutboxOp,
     PermanentFailure,
     RetryLater,
+    caused_by_press,
 )
 from bot.model import TELEGRAM_FILE, AttachmentKind
 from handlers.telegram.limits import RateLimiter
@@ -102,7 +103,7 @@ class TelegramTransport:
         when the request leaves, or Telegram sees the next ones closer than counted."""
         urgency = delivery.item.urgency
         press = PRESS_URGENCY <= urgency < QUEUE_URGENCY
-        await self.limiter.acquire(chat_id, urgency, press=press)
+        await self.limiter.acquire(chat_id, urgency, press=press, person=caused_by_press(urgency))
 
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         item = delivery.item

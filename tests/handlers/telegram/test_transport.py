@@ -581,7 +581,7 @@ def test_a_backlogged_group_paces_its_cards_and_keeps_room_for_presses(
         if waiting_since is None and now >= next_press:
             waiting_since = now
         if waiting_since is not None and window.wait(now, urgent=True) == 0:
-            window.take(now, urgent=True)
+            window.take(now, pressed=True)
             waits.append(now - waiting_since)
             waiting_since, next_press = None, now + press_every
         if waiting_since is None and window.wait(now, urgent=False) == 0:
@@ -640,6 +640,10 @@ async def test_a_group_nobody_presses_in_lends_its_reserve_to_cards_until_someon
     assert fake.now - before <= window / 17 + 0.1
     quiet = await cards_until(fake.now + 4 * window)
     assert len([t for t in quiet if t > quiet[-1] - window]) == 19  # lent again
+    # A crisis card's refresh may use the reserve, but nobody pressed: it stays lent.
+    await limiter.acquire(-7, urgency=20, press=True, person=False)
+    routine = await cards_until(fake.now + window)
+    assert len([t for t in routine if t > routine[-1] - window]) >= 18
 
 
 def test_the_press_reserve_is_validated() -> None:
