@@ -299,7 +299,7 @@ class SqlOutboxRepository:
                 .where(
                     OutboxRow.transport == transport,
                     OutboxRow.chat == chat,
-                    OutboxRow.ref_key.in_(chunk),
+                    one_of(self._s, OutboxRow.ref_key, chunk),
                     # A line of a pack in the chat shows the card as it was packed.
                     or_(OutboxRow.status == OutboxStatus.DELIVERED.value, _packed_shown()),
                     OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
@@ -379,7 +379,7 @@ class SqlOutboxRepository:
                 .join(CaseRow, CaseRow.id == OutboxRow.case_id)
                 .where(
                     *_posts(transport, chat, OutboxStatus.PACKED),
-                    OutboxRow.external_ref.in_(chunk),
+                    one_of(self._s, OutboxRow.external_ref, chunk),
                 )
                 .group_by(OutboxRow.external_ref)
             )
@@ -429,7 +429,7 @@ class SqlOutboxRepository:
                     OutboxRow.chat == chat,
                     OutboxRow.status == OutboxStatus.PACKED.value,
                     OutboxRow.op == OutboxOp.EDIT.value,
-                    OutboxRow.external_ref.in_(chunk),
+                    one_of(self._s, OutboxRow.external_ref, chunk),
                     or_(last_drawn.is_(None), OutboxRow.delivered_at > last_drawn),
                 )
                 .group_by(OutboxRow.external_ref)
@@ -513,7 +513,10 @@ class SqlOutboxRepository:
         for chunk in chunks(list(item_ids)):
             result = await self._s.execute(
                 update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_(chunk), _OUTBOX.c.status == OutboxStatus.PENDING.value)
+                .where(
+                    one_of(self._s, _OUTBOX.c.id, chunk),
+                    _OUTBOX.c.status == OutboxStatus.PENDING.value,
+                )
                 .values(status=OutboxStatus.PACKED.value, external_ref=pack_ref)
                 .returning(_OUTBOX.c.id)
             )
@@ -611,7 +614,9 @@ class SqlOutboxRepository:
                 continue
             cards = (
                 await self._s.scalars(
-                    select(OutboxRow).where(OutboxRow.id.in_(sorted(card_ids.values())))
+                    select(OutboxRow).where(
+                        one_of(self._s, OutboxRow.id, sorted(card_ids.values()))
+                    )
                 )
             ).all()
             changes.append(
@@ -750,7 +755,7 @@ class SqlOutboxRepository:
         sender = _OUTBOX.alias("sender")
         pending = (
             select(held.c.id)
-            .where(held.c.id.in_(ids), held.c.status == OutboxStatus.PENDING.value)
+            .where(one_of(self._s, held.c.id, ids), held.c.status == OutboxStatus.PENDING.value)
             .with_for_update(skip_locked=True)
         )
         live_sender = (
@@ -798,7 +803,7 @@ class SqlOutboxRepository:
             result = await self._s.execute(
                 update(OutboxRow)
                 .where(
-                    OutboxRow.id.in_(chunk),
+                    one_of(self._s, OutboxRow.id, chunk),
                     OutboxRow.status == OutboxStatus.SENDING.value,
                     OutboxRow.claimed_by == owner,
                 )
