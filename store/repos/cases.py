@@ -39,7 +39,6 @@ from store.mappers import (
 )
 from store.models import CaseRow, DraftRow, MessageRefRow, OutboxRow
 
-
 _CASES = cast(Table, CaseRow.__table__)
 _NEXT_CASE_IDS = (
     f"SELECT nextval(pg_get_serial_sequence('{_CASES.name}', 'id')) FROM generate_series(1, ?)"

@@ -38,7 +38,7 @@ from bot.messages.outbox import (
 )
 from bot.messages.views import View, as_view
 from bot.model import CaseState, Priority
-from store.driver import chunks, conflict_insert, insert_rows, one_of, rowcount
+from store.driver import chunks, conflict_insert, driver_sql, insert_rows, one_of, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
 from store.models import CaseRow, MessageRefRow, OutboxRow
 
@@ -501,12 +501,45 @@ class SqlOutboxRepository:
         )
         return held is not None
 
-    async def repack(self, item_id: int, payload: View, urgency: int) -> None:
+    async def repack_many(self, packs: Sequence[tuple[int, View, int]]) -> None:
+        if not packs:
+            return
         await self._s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
-            .values(payload=payload, urgency=urgency)
+            update(_OUTBOX)
+            .where(
+                _OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.status == OutboxStatus.PENDING.value
+            )
+            .values(
+                payload=bindparam("b_payload", type_=_OUTBOX.c.payload.type),
+                urgency=bindparam("b_urgency", type_=_OUTBOX.c.urgency.type),
+            ),
+            [{"b_id": i, "b_payload": payload, "b_urgency": u} for i, payload, u in packs],
         )
+
+    async def mark_packed_many(
+        self, groups: Sequence[tuple[Sequence[int], str]]
+    ) -> list[list[int]]:
+        connection = await self._s.connection()
+        if connection.dialect.name != "postgresql":
+            return [await self.mark_packed(ids, ref) for ids, ref in groups]
+        pairs = [(item_id, index) for index, (ids, _) in enumerate(groups) for item_id in ids]
+        if not pairs:
+            return [[] for _ in groups]
+        # One statement for every group: each item with its pack's ref, from two arrays.
+        result = await connection.exec_driver_sql(
+            driver_sql(connection.dialect, _MARK_PACKED),
+            (
+                OutboxStatus.PACKED.value,
+                [item_id for item_id, _ in pairs],
+                [groups[index][1] for _, index in pairs],
+                OutboxStatus.PENDING.value,
+            ),
+        )
+        group_of = dict(pairs)
+        packed: list[list[int]] = [[] for _ in groups]
+        for (item_id,) in result.all():
+            packed[group_of[int(item_id)]].append(int(item_id))
+        return [sorted(ids) for ids in packed]
 
     async def mark_packed(self, item_ids: Sequence[int], pack_ref: str) -> list[int]:
         packed: list[int] = []
@@ -897,6 +930,14 @@ class SqlOutboxRepository:
                 )
             )
         await self._s.execute(settle.values(claimed_by=None, lease_until=None, **values))
+
+
+_MARK_PACKED = (
+    f"UPDATE {_OUTBOX.name} SET status = ?, external_ref = v.ref "
+    "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS VARCHAR[])) AS v(id, ref) "
+    f"WHERE {_OUTBOX.name}.id = v.id AND {_OUTBOX.name}.status = ? "
+    f"RETURNING {_OUTBOX.name}.id"
+)
 
 
 # Advisory locks of outbox chats: the two-key form, this first key, so they never meet the
