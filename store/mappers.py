@@ -490,7 +490,7 @@ def outbox_values(item: OutboxItem) -> dict[str, Any]:
     return dict(zip(OUTBOX_COLUMNS, outbox_row(item), strict=True))
 
 
-def outbox_from_row(row: OutboxRow) -> OutboxItem:
+def outbox_from_row(row: OutboxRow | Row[Any]) -> OutboxItem:
     return OutboxItem(
         id=row.id,
         transport=row.transport,

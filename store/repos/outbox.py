@@ -203,6 +203,8 @@ class SqlOutboxRepository:
             )
         return folded
 
+    # The hot reads below (every dispatch and backlog watch) select the table's columns, not
+    # OutboxRow entities: the items are built from plain rows, without the ORM's instances.
     async def due_heads(self, now: datetime, limit: int) -> list[OutboxItem]:
         # Each chat's head: the most urgent undelivered item, oldest first among equals. A
         # head that is in flight or waiting for its retry time holds its whole chat.
@@ -219,8 +221,8 @@ class SqlOutboxRepository:
             .where(OutboxRow.status.in_(_UNDELIVERED))
             .subquery()
         )
-        rows = await self._s.scalars(
-            select(OutboxRow)
+        rows = await self._s.execute(
+            select(_OUTBOX)
             .join(ranked, and_(ranked.c.id == OutboxRow.id, ranked.c.rank == 1))
             .where(
                 OutboxRow.status == OutboxStatus.PENDING.value,
@@ -455,8 +457,8 @@ class SqlOutboxRepository:
             MessageRefRow.chat == OutboxRow.chat,
             MessageRefRow.ref_key == OutboxRow.ref_key,
         )
-        rows = await self._s.scalars(
-            select(OutboxRow)
+        rows = await self._s.execute(
+            select(_OUTBOX)
             .join(CaseRow, CaseRow.id == OutboxRow.case_id)
             .where(
                 *_posts(transport, chat, OutboxStatus.PENDING),
@@ -479,8 +481,8 @@ class SqlOutboxRepository:
     async def waiting_packs(
         self, transport: str, chat: str, thread: str | None
     ) -> list[OutboxItem]:
-        rows = await self._s.scalars(
-            select(OutboxRow)
+        rows = await self._s.execute(
+            select(_OUTBOX)
             .where(
                 OutboxRow.transport == transport,
                 OutboxRow.chat == chat,
@@ -557,8 +559,8 @@ class SqlOutboxRepository:
         return sorted(packed)
 
     async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:
-        rows = await self._s.scalars(
-            select(OutboxRow)
+        rows = await self._s.execute(
+            select(_OUTBOX)
             .where(*_posts(transport, chat, OutboxStatus.PACKED), OutboxRow.ref_key == ref_key)
             .order_by(OutboxRow.id.desc())
             .limit(1)
@@ -572,8 +574,8 @@ class SqlOutboxRepository:
             *_posts(transport, chat, OutboxStatus.PACKED, packed),
             packed.ref_key == OutboxRow.ref_key,
         )
-        rows = await self._s.scalars(
-            select(OutboxRow)
+        rows = await self._s.execute(
+            select(_OUTBOX)
             .where(
                 OutboxRow.transport == transport,
                 OutboxRow.chat == chat,
