@@ -51,6 +51,17 @@ UNPACKED = "unpacked: its pack card was refused for good"
 
 _Target = tuple[str, str, str]  # transport, chat, ref_key
 
+# The outbox again, under other names, for the subqueries below: made once, as each new alias
+# costs most of a millisecond to build its columns on first use (per watch, per chat).
+_DRAWN = aliased(OutboxRow)
+_OTHER = aliased(OutboxRow)
+_PACKED = aliased(OutboxRow)
+_NEWER = aliased(OutboxRow)
+_PACK_POST = aliased(OutboxRow)
+_DELIVERED = aliased(OutboxRow)
+_HELD = _OUTBOX.alias("held")
+_SENDER = _OUTBOX.alias("sender")
+
 
 class SqlOutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -411,7 +422,7 @@ class SqlOutboxRepository:
         """Per pack: the card edits that went onto it (delivery.py _onto_pack) since it was
         last drawn in the chat, each a mention or more its redraw counts newly, and since when
         the oldest waits."""
-        drawn = aliased(OutboxRow)
+        drawn = _DRAWN
         last_drawn = (
             select(func.max(drawn.delivered_at))
             .where(
@@ -444,7 +455,7 @@ class SqlOutboxRepository:
     async def packable_cards(
         self, transport: str, chat: str, max_mentions: int, limit: int
     ) -> list[OutboxItem]:
-        other = aliased(OutboxRow)
+        other = _OTHER
         others_waiting = select(other.id).where(
             other.transport == OutboxRow.transport,
             other.chat == OutboxRow.chat,
@@ -569,7 +580,7 @@ class SqlOutboxRepository:
         return None if row is None else outbox_from_row(row)
 
     async def packed_card_edits(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
-        packed = aliased(OutboxRow)
+        packed = _PACKED
         on_a_pack = select(packed.id).where(
             *_posts(transport, chat, OutboxStatus.PACKED, packed),
             packed.ref_key == OutboxRow.ref_key,
@@ -601,7 +612,7 @@ class SqlOutboxRepository:
         return rowcount(result) == 1
 
     async def pack_changes(self, transport: str, since: datetime | None) -> list[PackChange]:
-        newer = aliased(OutboxRow)
+        newer = _NEWER
         changed = (
             select(OutboxRow.chat, OutboxRow.external_ref, OutboxRow.case_id, func.max(newer.id))
             .join(
@@ -670,14 +681,14 @@ class SqlOutboxRepository:
         return changes
 
     async def unpack_lost(self, transport: str) -> int:
-        pack = aliased(OutboxRow)
+        pack = _PACK_POST
         waiting = select(pack.id).where(
             pack.transport == OutboxRow.transport,
             pack.chat == OutboxRow.chat,
             pack.ref_key == OutboxRow.external_ref,
             pack.status.in_(_UNDELIVERED),
         )
-        delivered = aliased(OutboxRow)
+        delivered = _DELIVERED
         shown = select(delivered.id).where(
             delivered.transport == OutboxRow.transport,
             delivered.chat == OutboxRow.chat,
@@ -786,8 +797,7 @@ class SqlOutboxRepository:
         ids = [h.id for h in heads if h.id is not None]
         if not ids:
             return set()
-        held = _OUTBOX.alias("held")
-        sender = _OUTBOX.alias("sender")
+        held, sender = _HELD, _SENDER
         pending = (
             select(held.c.id)
             .where(one_of(self._s, held.c.id, ids), held.c.status == OutboxStatus.PENDING.value)
