@@ -6,6 +6,7 @@ SLA clock's 500 timers per transaction."""
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
@@ -480,63 +481,23 @@ class SqlOutboxRepository:
     async def packable_cards(
         self, transport: str, chat: str, max_mentions: int, limit: int
     ) -> list[OutboxItem]:
-        other = _OTHER
-        others_waiting = select(other.id).where(
-            other.transport == OutboxRow.transport,
-            other.chat == OutboxRow.chat,
-            other.case_id == OutboxRow.case_id,
-            other.id != OutboxRow.id,
-            other.status.in_(_UNDELIVERED),
-        )
-        in_chat = select(MessageRefRow.ref_key).where(
-            MessageRefRow.transport == OutboxRow.transport,
-            MessageRefRow.chat == OutboxRow.chat,
-            MessageRefRow.ref_key == OutboxRow.ref_key,
-        )
         rows = await self._s.execute(
-            select(_OUTBOX)
-            .join(CaseRow, CaseRow.id == OutboxRow.case_id)
-            .where(
-                *_posts(transport, chat, OutboxStatus.PENDING),
-                OutboxRow.ref_key.startswith(_CARD),
-                CaseRow.mention_count <= max_mentions,
-                CaseRow.state == CaseState.NEW.value,
-                # A critical case has its own card at once: all its facts and buttons.
-                CaseRow.priority != Priority.CRITICAL.value,
-                CaseRow.drill.is_(False),
-                # A card whose pack was refused for good goes as a card: not packed again.
-                or_(OutboxRow.last_error.is_(None), OutboxRow.last_error != UNPACKED),
-                ~others_waiting.exists(),
-                ~in_chat.exists(),
-            )
-            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
-            .limit(limit)
+            _packable_cards(),
+            {"transport": transport, "chat": chat, "max_mentions": max_mentions, "limit": limit},
         )
         return [outbox_from_row(row) for row in rows]
 
     async def waiting_packs(
         self, transport: str, chat: str, thread: str | None
     ) -> list[OutboxItem]:
-        rows = await self._s.execute(
-            select(_OUTBOX)
-            .where(
-                OutboxRow.transport == transport,
-                OutboxRow.chat == chat,
-                OutboxRow.thread.is_(None) if thread is None else OutboxRow.thread == thread,
-                OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.op == OutboxOp.POST.value,
-                OutboxRow.ref_key.startswith(_PACK),
-            )
-            .order_by(OutboxRow.id)
-        )
+        where = {"transport": transport, "chat": chat}
+        if thread is not None:
+            where["thread"] = thread
+        rows = await self._s.execute(_waiting_packs(thread is None), where)
         return [outbox_from_row(row) for row in rows]
 
     async def hold_waiting(self, item_id: int) -> bool:
-        held = await self._s.scalar(
-            select(OutboxRow.id)
-            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
-            .with_for_update()
-        )
+        held = await self._s.scalar(_hold_waiting(), {"item_id": item_id})
         return held is not None
 
     async def repack_many(self, packs: Sequence[tuple[int, View, int]]) -> None:
@@ -596,33 +557,14 @@ class SqlOutboxRepository:
 
     async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:
         rows = await self._s.execute(
-            select(_OUTBOX)
-            .where(*_posts(transport, chat, OutboxStatus.PACKED), OutboxRow.ref_key == ref_key)
-            .order_by(OutboxRow.id.desc())
-            .limit(1)
+            _packed_card(), {"transport": transport, "chat": chat, "ref_key": ref_key}
         )
         row = rows.first()
         return None if row is None else outbox_from_row(row)
 
     async def packed_card_edits(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
-        packed = _PACKED
-        on_a_pack = select(packed.id).where(
-            *_posts(transport, chat, OutboxStatus.PACKED, packed),
-            packed.ref_key == OutboxRow.ref_key,
-        )
         rows = await self._s.execute(
-            select(_OUTBOX)
-            .where(
-                OutboxRow.transport == transport,
-                OutboxRow.chat == chat,
-                OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.op == OutboxOp.EDIT.value,
-                OutboxRow.attempts == 0,
-                OutboxRow.ref_key.startswith(_CARD),
-                on_a_pack.exists(),
-            )
-            .order_by(OutboxRow.id)
-            .limit(limit)
+            _packed_card_edits(), {"transport": transport, "chat": chat, "limit": limit}
         )
         return [outbox_from_row(row) for row in rows]
 
@@ -751,15 +693,7 @@ class SqlOutboxRepository:
     async def backlog(self, transport: str) -> dict[str, int]:
         """Undelivered items per chat of one transport, the queue message's own not counted
         (it may be delivered or waiting: either way it is not what waits)."""
-        rows = await self._s.execute(
-            select(OutboxRow.chat, func.count())
-            .where(
-                OutboxRow.transport == transport,
-                OutboxRow.status.in_(_UNDELIVERED),
-                or_(OutboxRow.ref_key.is_(None), ~OutboxRow.ref_key.startswith(_QUEUE)),
-            )
-            .group_by(OutboxRow.chat)
-        )
+        rows = await self._s.execute(_backlog(), {"transport": transport})
         return {chat: int(count) for chat, count in rows.all()}
 
     async def shown_queues(self, transport: str) -> dict[str, datetime]:
@@ -1036,3 +970,129 @@ def _packed_unseen() -> ColumnElement[bool]:
         .exists()
     )
     return and_(OutboxRow.status == OutboxStatus.PACKED.value, ~_pack_in_chat(), ~own_card)
+
+
+# The backlog watch's reads, per chat at every watch: built once (on first use, after the
+# module's names) and run with their values; building each anew cost up to a millisecond.
+
+
+@functools.cache
+def _packable_cards() -> Select[Any]:
+    other = _OTHER
+    others_waiting = select(other.id).where(
+        other.transport == OutboxRow.transport,
+        other.chat == OutboxRow.chat,
+        other.case_id == OutboxRow.case_id,
+        other.id != OutboxRow.id,
+        other.status.in_(_UNDELIVERED),
+    )
+    in_chat = select(MessageRefRow.ref_key).where(
+        MessageRefRow.transport == OutboxRow.transport,
+        MessageRefRow.chat == OutboxRow.chat,
+        MessageRefRow.ref_key == OutboxRow.ref_key,
+    )
+    return (
+        select(_OUTBOX)
+        .join(CaseRow, CaseRow.id == OutboxRow.case_id)
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.status == OutboxStatus.PENDING.value,
+            OutboxRow.op == OutboxOp.POST.value,
+            OutboxRow.ref_key.startswith(_CARD),
+            CaseRow.mention_count <= bindparam("max_mentions"),
+            CaseRow.state == CaseState.NEW.value,
+            # A critical case has its own card at once: all its facts and buttons.
+            CaseRow.priority != Priority.CRITICAL.value,
+            CaseRow.drill.is_(False),
+            # A card whose pack was refused for good goes as a card: not packed again.
+            or_(OutboxRow.last_error.is_(None), OutboxRow.last_error != UNPACKED),
+            ~others_waiting.exists(),
+            ~in_chat.exists(),
+        )
+        .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+@functools.cache
+def _waiting_packs(no_thread: bool) -> Select[Any]:
+    return (
+        select(_OUTBOX)
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.thread.is_(None) if no_thread else OutboxRow.thread == bindparam("thread"),
+            OutboxRow.status == OutboxStatus.PENDING.value,
+            OutboxRow.op == OutboxOp.POST.value,
+            OutboxRow.ref_key.startswith(_PACK),
+        )
+        .order_by(OutboxRow.id)
+    )
+
+
+@functools.cache
+def _hold_waiting() -> Select[Any]:
+    return (
+        select(OutboxRow.id)
+        .where(
+            OutboxRow.id == bindparam("item_id"),
+            OutboxRow.status == OutboxStatus.PENDING.value,
+        )
+        .with_for_update()
+    )
+
+
+@functools.cache
+def _packed_card_edits() -> Select[Any]:
+    packed = _PACKED
+    on_a_pack = select(packed.id).where(
+        packed.transport == bindparam("transport"),
+        packed.chat == bindparam("chat"),
+        packed.status == OutboxStatus.PACKED.value,
+        packed.op == OutboxOp.POST.value,
+        packed.ref_key == OutboxRow.ref_key,
+    )
+    return (
+        select(_OUTBOX)
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.status == OutboxStatus.PENDING.value,
+            OutboxRow.op == OutboxOp.EDIT.value,
+            OutboxRow.attempts == 0,
+            OutboxRow.ref_key.startswith(_CARD),
+            on_a_pack.exists(),
+        )
+        .order_by(OutboxRow.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+@functools.cache
+def _packed_card() -> Select[Any]:
+    return (
+        select(_OUTBOX)
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.status == OutboxStatus.PACKED.value,
+            OutboxRow.op == OutboxOp.POST.value,
+            OutboxRow.ref_key == bindparam("ref_key"),
+        )
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def _backlog() -> Select[Any]:
+    return (
+        select(OutboxRow.chat, func.count())
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.status.in_(_UNDELIVERED),
+            or_(OutboxRow.ref_key.is_(None), ~OutboxRow.ref_key.startswith(_QUEUE)),
+        )
+        .group_by(OutboxRow.chat)
+    )
