@@ -17,8 +17,10 @@ dropped afterwards; the processes are real `otklik run`s, tests/doubles/cluster.
 Over every phase: cards posted twice (sendMessage per case per chat) and 429s answered.
 
 Prints the machine's load average, a summary, then one JSON line:
-{"ingest_1", "ingest_2", "p50_ms_2", "p99_ms_2", "duplicates", "count_429"} (and the
-one-instance latency, p50_ms_1 and p99_ms_1).
+{"ingest_1", "ingest_2", "p50_ms_2", "p99_ms_2", "duplicates", "count_429"} (then the
+one-instance latency, p50_ms_1 and p99_ms_1, and the instances' CPU seconds per 1,000
+mentions in each ingest phase, cpu_s_per_1k_1 and cpu_s_per_1k_2: steadier than the rate on
+a shared machine).
 
     .venv/bin/python bench/scaleout.py [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
                                        [--seconds 10] [--latency-seconds 60] [--scale 1]
@@ -74,6 +76,7 @@ HEADERS = {"Authorization": f"Bearer {SOURCE_TOKEN}"}
 class Phase:
     instances: int
     ingest_per_s: float = 0.0
+    cpu_s_per_1000: float = 0.0  # the instances' CPU over the ingest, per 1,000 accepted
     refused: dict[int, int] = field(default_factory=dict)  # status -> answers not 202
     latencies_ms: list[float] = field(default_factory=list)
     duplicates: int = 0
@@ -133,10 +136,13 @@ async def batched_ingest(instances: Sequence[Instance], seconds: float, phase: P
 
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(timeout=timeout) as http:
+        cpu_before = sum(i.cpu_seconds() for i in instances)
         started = loop.time()
         until = started + seconds
         await asyncio.gather(*(client(http, i, n) for n, i in enumerate(instances)))
         phase.ingest_per_s = accepted / (loop.time() - started)
+        cpu = sum(i.cpu_seconds() for i in instances) - cpu_before
+        phase.cpu_s_per_1000 = cpu / accepted * 1000 if accepted else float("nan")
 
 
 async def latency(
@@ -255,7 +261,8 @@ async def main() -> None:
     for n, p in ingest.items():
         print(
             f"batched ingest, {n} instance(s): {p.ingest_per_s:,.0f} mentions/s "
-            f"(batches of {BATCH}, {args.seconds:.0f} s; not 202: {p.refused or 'none'})"
+            f"(batches of {BATCH}, {args.seconds:.0f} s; not 202: {p.refused or 'none'}); "
+            f"instance CPU {p.cpu_s_per_1000:.3f} s per 1,000 mentions"
         )
     for n, p in late.items():
         print(
@@ -278,6 +285,8 @@ async def main() -> None:
         "count_429": count_429,
         "p50_ms_1": round(percentile(late[1].latencies_ms, 0.5)),
         "p99_ms_1": round(percentile(late[1].latencies_ms, 0.99)),
+        "cpu_s_per_1k_1": round(ingest[1].cpu_s_per_1000, 3),
+        "cpu_s_per_1k_2": round(ingest[2].cpu_s_per_1000, 3),
     }
     print(json.dumps(result))
 

@@ -351,8 +351,9 @@ class OutboxRepository(Protocol):
         is not waiting any more."""
         ...
 
-    async def repack(self, item_id: int, payload: View, urgency: int) -> None:
-        """A held waiting pack's new lines and urgency (delivery.py _top_up)."""
+    async def repack_many(self, packs: Sequence[tuple[int, View, int]]) -> None:
+        """Held waiting packs' new lines and urgency (delivery.py _top_up), each (item id,
+        payload, urgency), in one statement."""
         ...
 
     async def packable_cards(
@@ -366,6 +367,13 @@ class OutboxRepository(Protocol):
 
     async def mark_packed(self, item_ids: Sequence[int], pack_ref: str) -> list[int]:
         """pending -> packed for those still pending; returns their ids."""
+        ...
+
+    async def mark_packed_many(
+        self, groups: Sequence[tuple[Sequence[int], str]]
+    ) -> list[list[int]]:
+        """mark_packed of each group (its item ids, its pack's ref) at once; the ids packed
+        of each group, sorted."""
         ...
 
     async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:

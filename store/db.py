@@ -137,6 +137,11 @@ class Database:
         if not crypto.pinned():
             crypto.install(keyring or crypto.load_keyring(url, os.environ))
         self.keyring = crypto.keyring()
+        if not self.is_sqlite:
+            # The connection returned last is taken first: the few a steady load needs stay in
+            # use, each with its prepared statements, instead of every pooled one in turn
+            # preparing each statement again.
+            engine_options.setdefault("pool_use_lifo", True)
         self.engine: AsyncEngine = create_async_engine(
             url,
             echo=echo,

@@ -107,6 +107,18 @@ def case_values(case: Case) -> dict[str, Any]:
     return values
 
 
+# case_row's values, in this order (every column of cases but the id).
+CASE_COLUMNS = (*CASE_FIELDS, "state", "priority", "outcome", "ignore_reason", "codes", "sources")
+
+
+def case_row(case: Case) -> tuple[Any, ...]:
+    """CASE_COLUMNS' values (case_values as a row); JSON lists as tuples for insert_rows'
+    cache."""
+    values = case_values(case)
+    values.update(codes=tuple(case.codes), sources=tuple(case.sources))
+    return tuple(values[name] for name in CASE_COLUMNS)
+
+
 def case_from_row(row: CaseRow | Row[Any], drafts: Sequence[Draft]) -> Case:
     return Case(
         id=row.id,
@@ -478,7 +490,7 @@ def outbox_values(item: OutboxItem) -> dict[str, Any]:
     return dict(zip(OUTBOX_COLUMNS, outbox_row(item), strict=True))
 
 
-def outbox_from_row(row: OutboxRow) -> OutboxItem:
+def outbox_from_row(row: OutboxRow | Row[Any]) -> OutboxItem:
     return OutboxItem(
         id=row.id,
         transport=row.transport,

@@ -53,6 +53,7 @@ from bot.messages.views import (
     PackLine,
     QueueItem,
     QueueView,
+    View,
     pack_line,
     pack_ref,
     pack_takeable,
@@ -620,6 +621,10 @@ class OutboxWorker:
         saved = 0
         for edit in await uow.outbox.packed_card_edits(transport, chat, PACK_MAX * PACKS_PER_WATCH):
             saved += await self._onto_pack(uow, edit, now)
+        # Written together once the chat is planned (a statement each, not one per pack):
+        # nothing below reads them back, and the packs held for topping up stay held.
+        repacks: list[tuple[int, View, int]] = []
+        groups: list[Sequence[OutboxItem]] = []
         for thread, items in by_thread.items():
             # A pack still waiting for its slot takes them first, up to PACK_MAX: in a chat
             # that waits longer, packs grow instead of queueing more of them.
@@ -628,7 +633,7 @@ class OutboxWorker:
                     PACK_MAX - len(pack.payload["items"]) if pack.payload["view"] == "pack" else 0
                 )
                 if items and room > 0:
-                    added = await self._top_up(uow, pack, items[:room])
+                    added = await self._top_up(uow, pack, items[:room], repacks)
                     saved += added
                     items = items[room:] if added else items
             for start in range(0, len(items), size):
@@ -640,30 +645,43 @@ class OutboxWorker:
                 partial = len(group) < size and start == 0
                 if len(group) < 2 or (partial and now - oldest < PACK_WAIT):
                     break  # the rest waits to fill a pack (or goes as cards)
-                saved += await self._pack(uow, transport, chat, group, now)
-        return saved
+                groups.append(group)
+        await uow.outbox.repack_many(repacks)
+        return saved + await self._pack(uow, transport, chat, groups, now)
 
     async def _pack(
         self,
         uow: UnitOfWork,
         transport: str,
         chat: str,
-        group: Sequence[OutboxItem],
+        groups: Sequence[Sequence[OutboxItem]],
         now: datetime,
     ) -> int:
-        cards = {item.id: item for item in group if item.payload["view"] == "card"}
-        ref = pack_ref([item.case_id or 0 for item in cards.values()])
-        packed = await uow.outbox.mark_packed(sorted(i for i in cards if i is not None), ref)
-        lines: list[PackLine] = []
-        for item in group:  # in the queue's order: most urgent, then oldest
-            card = item.payload
-            if item.id in packed and card["view"] == "card":
-                lines.append(pack_line(card))
-        if not lines:
+        """A pack card of each group, its cards marked packed (those still waiting). Returns
+        how many fewer messages wait."""
+        if not groups:
             return 0
-        urgency = max(PACK_URGENCY, *(cards[i].urgency for i in packed))
-        await uow.outbox.enqueue(
+        cards = [
+            {item.id: item for item in group if item.payload["view"] == "card"} for group in groups
+        ]
+        refs = [pack_ref([item.case_id or 0 for item in each.values()]) for each in cards]
+        marked = await uow.outbox.mark_packed_many(
             [
+                (sorted(i for i in each if i is not None), ref)
+                for each, ref in zip(cards, refs, strict=True)
+            ]
+        )
+        packs: list[OutboxItem] = []
+        saved = 0
+        for group, each, ref, packed in zip(groups, cards, refs, marked, strict=True):
+            lines: list[PackLine] = []
+            for item in group:  # in the queue's order: most urgent, then oldest
+                card = item.payload
+                if item.id in packed and card["view"] == "card":
+                    lines.append(pack_line(card))
+            if not lines:
+                continue
+            packs.append(
                 OutboxItem(
                     transport=transport,
                     chat=chat,
@@ -674,16 +692,25 @@ class OutboxWorker:
                     # The cases name it; the time tells a pack apart from the one that
                     # failed before it (its cases were given back, _redraw_packs).
                     idempotency_key=f"{transport}:{chat}:{ref}:post:{now.isoformat()}",
-                    urgency=urgency,
+                    urgency=max(PACK_URGENCY, *(each[i].urgency for i in packed)),
                     created_at=now,
                 )
-            ]
-        )
-        return len(lines) - 1
+            )
+            saved += len(lines) - 1
+        if packs:
+            await uow.outbox.enqueue(packs)
+        return saved
 
-    async def _top_up(self, uow: UnitOfWork, pack: OutboxItem, group: Sequence[OutboxItem]) -> int:
+    async def _top_up(
+        self,
+        uow: UnitOfWork,
+        pack: OutboxItem,
+        group: Sequence[OutboxItem],
+        repacks: list[tuple[int, View, int]],
+    ) -> int:
         """Add waiting single cards to a pack that has not gone yet, in this transaction (the
-        pack is held against a claim meanwhile). Returns how many it took."""
+        pack is held against a claim meanwhile); its new payload goes into `repacks`. Returns
+        how many it took."""
         assert pack.id is not None and pack.ref_key is not None
         if pack.payload["view"] != "pack" or not await uow.outbox.hold_waiting(pack.id):
             return 0  # claimed meanwhile: the cards go on another pack
@@ -703,7 +730,7 @@ class OutboxWorker:
             [*pack.payload["items"], *added], key=lambda line: -Priority(line["priority"]).rank
         )
         urgency = max(pack.urgency, *(cards[i].urgency for i in packed))
-        await uow.outbox.repack(pack.id, pack_view(lines), urgency)
+        repacks.append((pack.id, pack_view(lines), urgency))
         return len(added)
 
     async def _redraw_packs(self, uow: UnitOfWork, now: datetime) -> None:

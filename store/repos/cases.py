@@ -28,9 +28,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages.outbox import UNDELIVERED, OutboxOp, OutboxStatus
 from bot.model import TERMINAL_STATES, Case, CaseState, Draft
 from bot.ports import ConcurrentUpdate, DepartmentStatus
-from store.driver import chunks, one_of, raced, rowcount
-from store.mappers import case_from_row, case_values, draft_from_row, draft_values
+from store.driver import chunks, driver_sql, insert_rows, one_of, raced, rowcount
+from store.mappers import (
+    CASE_COLUMNS,
+    case_from_row,
+    case_row,
+    case_values,
+    draft_from_row,
+    draft_values,
+)
 from store.models import CaseRow, DraftRow, MessageRefRow, OutboxRow
+
+_CASES = cast(Table, CaseRow.__table__)
+_NEXT_CASE_IDS = (
+    f"SELECT nextval(pg_get_serial_sequence('{_CASES.name}', 'id')) FROM generate_series(1, ?)"
+)
 
 
 def _as_utc(value: Any) -> datetime:
@@ -67,9 +79,25 @@ class SqlCaseRepository:
             return []
         if any(case.drafts for case in cases):
             raise ValueError("add_many takes new cases, without drafts")
+        if self._s.get_bind().dialect.name == "postgresql":
+            return await self._add_numbered(cases)
         statement = insert(CaseRow).returning(CaseRow.id, sort_by_parameter_order=True)
         ids = (await self._s.execute(statement, [case_values(c) for c in cases])).scalars()
         return [replace(case, id=int(new_id)) for case, new_id in zip(cases, ids, strict=True)]
+
+    async def _add_numbered(self, cases: Sequence[Case]) -> list[Case]:
+        """PostgreSQL: the ids are drawn from the table's own sequence first, then the rows go
+        in with them in one unnest INSERT (as authors do). The ORM's bulk insert renders a
+        VALUES list of every row: a statement text, prepared anew, for each batch size, and
+        its parameters processed one by one."""
+        connection = await self._s.connection()
+        drawn = await connection.exec_driver_sql(
+            driver_sql(connection.dialect, _NEXT_CASE_IDS), (len(cases),)
+        )
+        ids = [int(new_id) for (new_id,) in drawn.all()]
+        rows = [(i, *case_row(c)) for i, c in zip(ids, cases, strict=True)]
+        await insert_rows(self._s, _CASES, ("id", *CASE_COLUMNS), rows)
+        return [replace(case, id=i) for case, i in zip(cases, ids, strict=True)]
 
     async def get_many(self, case_ids: Sequence[int]) -> dict[int, Case]:
         return await self._get_many(case_ids, lock=False)

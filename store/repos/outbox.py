@@ -6,6 +6,7 @@ SLA clock's 500 timers per transaction."""
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
+    Select,
     Table,
     and_,
     bindparam,
@@ -38,11 +41,12 @@ from bot.messages.outbox import (
 )
 from bot.messages.views import View, as_view
 from bot.model import CaseState, Priority
-from store.driver import chunks, conflict_insert, insert_rows, one_of, rowcount
+from store.driver import chunks, conflict_insert, driver_sql, insert_rows, one_of, rowcount
 from store.mappers import OUTBOX_COLUMNS, outbox_from_row, outbox_row, outbox_values
 from store.models import CaseRow, MessageRefRow, OutboxRow
 
 _OUTBOX = cast(Table, OutboxRow.__table__)
+_CASES = cast(Table, CaseRow.__table__)
 _UNDELIVERED = [s.value for s in UNDELIVERED]
 _CARD = "card:"  # bot/messages/views.py card_ref
 _QUEUE = "queue:"  # bot/messages/delivery.py QUEUE_REF
@@ -50,6 +54,77 @@ _PACK = "pack:"  # bot/messages/views.py pack_ref
 UNPACKED = "unpacked: its pack card was refused for good"
 
 _Target = tuple[str, str, str]  # transport, chat, ref_key
+
+# The outbox again, under other names, for the subqueries below: made once, as each new alias
+# costs most of a millisecond to build its columns on first use (per watch, per chat).
+_DRAWN = aliased(OutboxRow)
+_OTHER = aliased(OutboxRow)
+_PACKED = aliased(OutboxRow)
+_NEWER = aliased(OutboxRow)
+_PACK_POST = aliased(OutboxRow)
+_DELIVERED = aliased(OutboxRow)
+_HELD = _OUTBOX.alias("held")
+
+
+def _build_due_heads() -> Select[Any]:
+    # Each chat's head: the most urgent undelivered item, oldest first among equals. A
+    # head that is in flight or waiting for its retry time holds its whole chat.
+    ranked = (
+        select(
+            _OUTBOX.c.id,
+            func.row_number()
+            .over(
+                partition_by=(_OUTBOX.c.transport, _OUTBOX.c.chat),
+                order_by=(_OUTBOX.c.urgency.desc(), _OUTBOX.c.id),
+            )
+            .label("rank"),
+        )
+        .where(_OUTBOX.c.status.in_(_UNDELIVERED))
+        .subquery()
+    )
+    return (
+        select(_OUTBOX)
+        .join(ranked, and_(ranked.c.id == _OUTBOX.c.id, ranked.c.rank == 1))
+        .where(
+            _OUTBOX.c.status == OutboxStatus.PENDING.value,
+            _OUTBOX.c.next_attempt_at <= bindparam("now"),
+        )
+        .order_by(_OUTBOX.c.urgency.desc(), _OUTBOX.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+def _build_waiting_work() -> Select[Any]:
+    work = (OutboxOp.POST.value, OutboxOp.EDIT.value)
+    return (
+        select(
+            _OUTBOX.c.id,
+            _OUTBOX.c.op,
+            _OUTBOX.c.ref_key,
+            _OUTBOX.c.created_at,
+            _CASES.c.mention_count,
+        )
+        .outerjoin(_CASES, _CASES.c.id == _OUTBOX.c.case_id)
+        .where(
+            _OUTBOX.c.transport == bindparam("transport"),
+            _OUTBOX.c.chat == bindparam("chat"),
+            _OUTBOX.c.status == OutboxStatus.PENDING.value,
+            _OUTBOX.c.next_attempt_at <= bindparam("now"),
+            _OUTBOX.c.urgency == bindparam("urgency"),
+            or_(
+                and_(_OUTBOX.c.ref_key.startswith(_CARD), _OUTBOX.c.op.in_(work)),
+                and_(_OUTBOX.c.ref_key.startswith(_PACK), _OUTBOX.c.op.in_(work)),
+            ),
+        )
+        .order_by(_OUTBOX.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+# Built once, run with their values at every dispatch (building each anew cost ~0.3 ms).
+_DUE_HEADS = _build_due_heads()
+_WAITING_WORK = _build_waiting_work()
+_SENDER = _OUTBOX.alias("sender")
 
 
 class SqlOutboxRepository:
@@ -203,33 +278,29 @@ class SqlOutboxRepository:
             )
         return folded
 
+    # The hot reads below (every dispatch and backlog watch) select the table's columns, not
+    # OutboxRow entities: the items are built from plain rows, without the ORM's instances.
     async def due_heads(self, now: datetime, limit: int) -> list[OutboxItem]:
-        # Each chat's head: the most urgent undelivered item, oldest first among equals. A
-        # head that is in flight or waiting for its retry time holds its whole chat.
-        ranked = (
-            select(
-                OutboxRow.id,
-                func.row_number()
-                .over(
-                    partition_by=(OutboxRow.transport, OutboxRow.chat),
-                    order_by=(OutboxRow.urgency.desc(), OutboxRow.id),
-                )
-                .label("rank"),
-            )
-            .where(OutboxRow.status.in_(_UNDELIVERED))
-            .subquery()
-        )
-        rows = await self._s.scalars(
-            select(OutboxRow)
-            .join(ranked, and_(ranked.c.id == OutboxRow.id, ranked.c.rank == 1))
-            .where(
-                OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.next_attempt_at <= now,
-            )
-            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
-            .limit(limit)
-        )
+        rows = await self._s.execute(_DUE_HEADS, {"now": now, "limit": limit})
         return [outbox_from_row(row) for row in rows]
+
+    async def waiting_work(
+        self, transport: str, chat: str, urgency: int, now: datetime, limit: int
+    ) -> list[WaitingWork]:
+        # Columns only: no payload is decrypted to choose (the chosen item is read whole).
+        rows = (
+            await self._s.execute(
+                _WAITING_WORK,
+                {
+                    "transport": transport,
+                    "chat": chat,
+                    "urgency": urgency,
+                    "now": now,
+                    "limit": limit,
+                },
+            )
+        ).all()
+        return await self._waiting_work(transport, chat, now, rows)
 
     async def card_backlog(self, transport: str, chat: str, limit: int) -> CardBacklog:
         waiting = (
@@ -299,7 +370,7 @@ class SqlOutboxRepository:
                 .where(
                     OutboxRow.transport == transport,
                     OutboxRow.chat == chat,
-                    OutboxRow.ref_key.in_(chunk),
+                    one_of(self._s, OutboxRow.ref_key, chunk),
                     # A line of a pack in the chat shows the card as it was packed.
                     or_(OutboxRow.status == OutboxStatus.DELIVERED.value, _packed_shown()),
                     OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
@@ -314,41 +385,9 @@ class SqlOutboxRepository:
                     shown[str(ref)] = int(payload["case"].get("mention_count", 1))
         return shown
 
-    async def waiting_work(
-        self, transport: str, chat: str, urgency: int, now: datetime, limit: int
+    async def _waiting_work(
+        self, transport: str, chat: str, now: datetime, rows: Sequence[Any]
     ) -> list[WaitingWork]:
-        # Columns only: no payload is decrypted to choose (the chosen item is read whole).
-        rows = (
-            await self._s.execute(
-                select(
-                    OutboxRow.id,
-                    OutboxRow.op,
-                    OutboxRow.ref_key,
-                    OutboxRow.created_at,
-                    CaseRow.mention_count,
-                )
-                .outerjoin(CaseRow, CaseRow.id == OutboxRow.case_id)
-                .where(
-                    OutboxRow.transport == transport,
-                    OutboxRow.chat == chat,
-                    OutboxRow.status == OutboxStatus.PENDING.value,
-                    OutboxRow.next_attempt_at <= now,
-                    OutboxRow.urgency == urgency,
-                    or_(
-                        and_(
-                            OutboxRow.ref_key.startswith(_CARD),
-                            OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
-                        ),
-                        and_(
-                            OutboxRow.ref_key.startswith(_PACK),
-                            OutboxRow.op.in_((OutboxOp.POST.value, OutboxOp.EDIT.value)),
-                        ),
-                    ),
-                )
-                .order_by(OutboxRow.id)
-                .limit(limit)
-            )
-        ).all()
         edits = {
             str(r.ref_key)
             for r in rows
@@ -375,7 +414,7 @@ class SqlOutboxRepository:
                 .join(CaseRow, CaseRow.id == OutboxRow.case_id)
                 .where(
                     *_posts(transport, chat, OutboxStatus.PACKED),
-                    OutboxRow.external_ref.in_(chunk),
+                    one_of(self._s, OutboxRow.external_ref, chunk),
                 )
             )
             for ref, n, at in on_pack.all():
@@ -409,7 +448,7 @@ class SqlOutboxRepository:
         """Per pack: the card edits that went onto it (delivery.py _onto_pack) since it was
         last drawn in the chat, each a mention or more its redraw counts newly, and since when
         the oldest waits."""
-        drawn = aliased(OutboxRow)
+        drawn = _DRAWN
         last_drawn = (
             select(func.max(drawn.delivered_at))
             .where(
@@ -429,7 +468,7 @@ class SqlOutboxRepository:
                     OutboxRow.chat == chat,
                     OutboxRow.status == OutboxStatus.PACKED.value,
                     OutboxRow.op == OutboxOp.EDIT.value,
-                    OutboxRow.external_ref.in_(chunk),
+                    one_of(self._s, OutboxRow.external_ref, chunk),
                     or_(last_drawn.is_(None), OutboxRow.delivered_at > last_drawn),
                 )
                 .group_by(OutboxRow.external_ref)
@@ -442,78 +481,74 @@ class SqlOutboxRepository:
     async def packable_cards(
         self, transport: str, chat: str, max_mentions: int, limit: int
     ) -> list[OutboxItem]:
-        other = aliased(OutboxRow)
-        others_waiting = select(other.id).where(
-            other.transport == OutboxRow.transport,
-            other.chat == OutboxRow.chat,
-            other.case_id == OutboxRow.case_id,
-            other.id != OutboxRow.id,
-            other.status.in_(_UNDELIVERED),
-        )
-        in_chat = select(MessageRefRow.ref_key).where(
-            MessageRefRow.transport == OutboxRow.transport,
-            MessageRefRow.chat == OutboxRow.chat,
-            MessageRefRow.ref_key == OutboxRow.ref_key,
-        )
-        rows = await self._s.scalars(
-            select(OutboxRow)
-            .join(CaseRow, CaseRow.id == OutboxRow.case_id)
-            .where(
-                *_posts(transport, chat, OutboxStatus.PENDING),
-                OutboxRow.ref_key.startswith(_CARD),
-                CaseRow.mention_count <= max_mentions,
-                CaseRow.state == CaseState.NEW.value,
-                # A critical case has its own card at once: all its facts and buttons.
-                CaseRow.priority != Priority.CRITICAL.value,
-                CaseRow.drill.is_(False),
-                # A card whose pack was refused for good goes as a card: not packed again.
-                or_(OutboxRow.last_error.is_(None), OutboxRow.last_error != UNPACKED),
-                ~others_waiting.exists(),
-                ~in_chat.exists(),
-            )
-            .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
-            .limit(limit)
+        rows = await self._s.execute(
+            _packable_cards(),
+            {"transport": transport, "chat": chat, "max_mentions": max_mentions, "limit": limit},
         )
         return [outbox_from_row(row) for row in rows]
 
     async def waiting_packs(
         self, transport: str, chat: str, thread: str | None
     ) -> list[OutboxItem]:
-        rows = await self._s.scalars(
-            select(OutboxRow)
-            .where(
-                OutboxRow.transport == transport,
-                OutboxRow.chat == chat,
-                OutboxRow.thread.is_(None) if thread is None else OutboxRow.thread == thread,
-                OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.op == OutboxOp.POST.value,
-                OutboxRow.ref_key.startswith(_PACK),
-            )
-            .order_by(OutboxRow.id)
-        )
+        where = {"transport": transport, "chat": chat}
+        if thread is not None:
+            where["thread"] = thread
+        rows = await self._s.execute(_waiting_packs(thread is None), where)
         return [outbox_from_row(row) for row in rows]
 
     async def hold_waiting(self, item_id: int) -> bool:
-        held = await self._s.scalar(
-            select(OutboxRow.id)
-            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
-            .with_for_update()
-        )
+        held = await self._s.scalar(_hold_waiting(), {"item_id": item_id})
         return held is not None
 
-    async def repack(self, item_id: int, payload: View, urgency: int) -> None:
+    async def repack_many(self, packs: Sequence[tuple[int, View, int]]) -> None:
+        if not packs:
+            return
         await self._s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id, OutboxRow.status == OutboxStatus.PENDING.value)
-            .values(payload=payload, urgency=urgency)
+            update(_OUTBOX)
+            .where(
+                _OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.status == OutboxStatus.PENDING.value
+            )
+            .values(
+                payload=bindparam("b_payload", type_=_OUTBOX.c.payload.type),
+                urgency=bindparam("b_urgency", type_=_OUTBOX.c.urgency.type),
+            ),
+            [{"b_id": i, "b_payload": payload, "b_urgency": u} for i, payload, u in packs],
         )
+
+    async def mark_packed_many(
+        self, groups: Sequence[tuple[Sequence[int], str]]
+    ) -> list[list[int]]:
+        connection = await self._s.connection()
+        if connection.dialect.name != "postgresql":
+            return [await self.mark_packed(ids, ref) for ids, ref in groups]
+        pairs = [(item_id, index) for index, (ids, _) in enumerate(groups) for item_id in ids]
+        if not pairs:
+            return [[] for _ in groups]
+        # One statement for every group: each item with its pack's ref, from two arrays.
+        result = await connection.exec_driver_sql(
+            driver_sql(connection.dialect, _MARK_PACKED),
+            (
+                OutboxStatus.PACKED.value,
+                [item_id for item_id, _ in pairs],
+                [groups[index][1] for _, index in pairs],
+                OutboxStatus.PENDING.value,
+            ),
+        )
+        group_of = dict(pairs)
+        packed: list[list[int]] = [[] for _ in groups]
+        for (item_id,) in result.all():
+            packed[group_of[int(item_id)]].append(int(item_id))
+        return [sorted(ids) for ids in packed]
 
     async def mark_packed(self, item_ids: Sequence[int], pack_ref: str) -> list[int]:
         packed: list[int] = []
         for chunk in chunks(list(item_ids)):
             result = await self._s.execute(
                 update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_(chunk), _OUTBOX.c.status == OutboxStatus.PENDING.value)
+                .where(
+                    one_of(self._s, _OUTBOX.c.id, chunk),
+                    _OUTBOX.c.status == OutboxStatus.PENDING.value,
+                )
                 .values(status=OutboxStatus.PACKED.value, external_ref=pack_ref)
                 .returning(_OUTBOX.c.id)
             )
@@ -521,34 +556,15 @@ class SqlOutboxRepository:
         return sorted(packed)
 
     async def packed_card(self, transport: str, chat: str, ref_key: str) -> OutboxItem | None:
-        rows = await self._s.scalars(
-            select(OutboxRow)
-            .where(*_posts(transport, chat, OutboxStatus.PACKED), OutboxRow.ref_key == ref_key)
-            .order_by(OutboxRow.id.desc())
-            .limit(1)
+        rows = await self._s.execute(
+            _packed_card(), {"transport": transport, "chat": chat, "ref_key": ref_key}
         )
         row = rows.first()
         return None if row is None else outbox_from_row(row)
 
     async def packed_card_edits(self, transport: str, chat: str, limit: int) -> list[OutboxItem]:
-        packed = aliased(OutboxRow)
-        on_a_pack = select(packed.id).where(
-            *_posts(transport, chat, OutboxStatus.PACKED, packed),
-            packed.ref_key == OutboxRow.ref_key,
-        )
-        rows = await self._s.scalars(
-            select(OutboxRow)
-            .where(
-                OutboxRow.transport == transport,
-                OutboxRow.chat == chat,
-                OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.op == OutboxOp.EDIT.value,
-                OutboxRow.attempts == 0,
-                OutboxRow.ref_key.startswith(_CARD),
-                on_a_pack.exists(),
-            )
-            .order_by(OutboxRow.id)
-            .limit(limit)
+        rows = await self._s.execute(
+            _packed_card_edits(), {"transport": transport, "chat": chat, "limit": limit}
         )
         return [outbox_from_row(row) for row in rows]
 
@@ -563,7 +579,7 @@ class SqlOutboxRepository:
         return rowcount(result) == 1
 
     async def pack_changes(self, transport: str, since: datetime | None) -> list[PackChange]:
-        newer = aliased(OutboxRow)
+        newer = _NEWER
         changed = (
             select(OutboxRow.chat, OutboxRow.external_ref, OutboxRow.case_id, func.max(newer.id))
             .join(
@@ -611,7 +627,9 @@ class SqlOutboxRepository:
                 continue
             cards = (
                 await self._s.scalars(
-                    select(OutboxRow).where(OutboxRow.id.in_(sorted(card_ids.values())))
+                    select(OutboxRow).where(
+                        one_of(self._s, OutboxRow.id, sorted(card_ids.values()))
+                    )
                 )
             ).all()
             changes.append(
@@ -630,14 +648,14 @@ class SqlOutboxRepository:
         return changes
 
     async def unpack_lost(self, transport: str) -> int:
-        pack = aliased(OutboxRow)
+        pack = _PACK_POST
         waiting = select(pack.id).where(
             pack.transport == OutboxRow.transport,
             pack.chat == OutboxRow.chat,
             pack.ref_key == OutboxRow.external_ref,
             pack.status.in_(_UNDELIVERED),
         )
-        delivered = aliased(OutboxRow)
+        delivered = _DELIVERED
         shown = select(delivered.id).where(
             delivered.transport == OutboxRow.transport,
             delivered.chat == OutboxRow.chat,
@@ -675,15 +693,7 @@ class SqlOutboxRepository:
     async def backlog(self, transport: str) -> dict[str, int]:
         """Undelivered items per chat of one transport, the queue message's own not counted
         (it may be delivered or waiting: either way it is not what waits)."""
-        rows = await self._s.execute(
-            select(OutboxRow.chat, func.count())
-            .where(
-                OutboxRow.transport == transport,
-                OutboxRow.status.in_(_UNDELIVERED),
-                or_(OutboxRow.ref_key.is_(None), ~OutboxRow.ref_key.startswith(_QUEUE)),
-            )
-            .group_by(OutboxRow.chat)
-        )
+        rows = await self._s.execute(_backlog(), {"transport": transport})
         return {chat: int(count) for chat, count in rows.all()}
 
     async def shown_queues(self, transport: str) -> dict[str, datetime]:
@@ -746,11 +756,10 @@ class SqlOutboxRepository:
         ids = [h.id for h in heads if h.id is not None]
         if not ids:
             return set()
-        held = _OUTBOX.alias("held")
-        sender = _OUTBOX.alias("sender")
+        held, sender = _HELD, _SENDER
         pending = (
             select(held.c.id)
-            .where(held.c.id.in_(ids), held.c.status == OutboxStatus.PENDING.value)
+            .where(one_of(self._s, held.c.id, ids), held.c.status == OutboxStatus.PENDING.value)
             .with_for_update(skip_locked=True)
         )
         live_sender = (
@@ -798,7 +807,7 @@ class SqlOutboxRepository:
             result = await self._s.execute(
                 update(OutboxRow)
                 .where(
-                    OutboxRow.id.in_(chunk),
+                    one_of(self._s, OutboxRow.id, chunk),
                     OutboxRow.status == OutboxStatus.SENDING.value,
                     OutboxRow.claimed_by == owner,
                 )
@@ -894,6 +903,14 @@ class SqlOutboxRepository:
         await self._s.execute(settle.values(claimed_by=None, lease_until=None, **values))
 
 
+_MARK_PACKED = (
+    f"UPDATE {_OUTBOX.name} SET status = ?, external_ref = v.ref "
+    "FROM unnest(CAST(? AS BIGINT[]), CAST(? AS VARCHAR[])) AS v(id, ref) "
+    f"WHERE {_OUTBOX.name}.id = v.id AND {_OUTBOX.name}.status = ? "
+    f"RETURNING {_OUTBOX.name}.id"
+)
+
+
 # Advisory locks of outbox chats: the two-key form, this first key, so they never meet the
 # single-key locks other parts take (leadership). A 32-bit hash of the chat is the second
 # key; two chats that share one only wait for each other's claim, for a transaction.
@@ -953,3 +970,129 @@ def _packed_unseen() -> ColumnElement[bool]:
         .exists()
     )
     return and_(OutboxRow.status == OutboxStatus.PACKED.value, ~_pack_in_chat(), ~own_card)
+
+
+# The backlog watch's reads, per chat at every watch: built once (on first use, after the
+# module's names) and run with their values; building each anew cost up to a millisecond.
+
+
+@functools.cache
+def _packable_cards() -> Select[Any]:
+    other = _OTHER
+    others_waiting = select(other.id).where(
+        other.transport == OutboxRow.transport,
+        other.chat == OutboxRow.chat,
+        other.case_id == OutboxRow.case_id,
+        other.id != OutboxRow.id,
+        other.status.in_(_UNDELIVERED),
+    )
+    in_chat = select(MessageRefRow.ref_key).where(
+        MessageRefRow.transport == OutboxRow.transport,
+        MessageRefRow.chat == OutboxRow.chat,
+        MessageRefRow.ref_key == OutboxRow.ref_key,
+    )
+    return (
+        select(_OUTBOX)
+        .join(CaseRow, CaseRow.id == OutboxRow.case_id)
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.status == OutboxStatus.PENDING.value,
+            OutboxRow.op == OutboxOp.POST.value,
+            OutboxRow.ref_key.startswith(_CARD),
+            CaseRow.mention_count <= bindparam("max_mentions"),
+            CaseRow.state == CaseState.NEW.value,
+            # A critical case has its own card at once: all its facts and buttons.
+            CaseRow.priority != Priority.CRITICAL.value,
+            CaseRow.drill.is_(False),
+            # A card whose pack was refused for good goes as a card: not packed again.
+            or_(OutboxRow.last_error.is_(None), OutboxRow.last_error != UNPACKED),
+            ~others_waiting.exists(),
+            ~in_chat.exists(),
+        )
+        .order_by(OutboxRow.urgency.desc(), OutboxRow.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+@functools.cache
+def _waiting_packs(no_thread: bool) -> Select[Any]:
+    return (
+        select(_OUTBOX)
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.thread.is_(None) if no_thread else OutboxRow.thread == bindparam("thread"),
+            OutboxRow.status == OutboxStatus.PENDING.value,
+            OutboxRow.op == OutboxOp.POST.value,
+            OutboxRow.ref_key.startswith(_PACK),
+        )
+        .order_by(OutboxRow.id)
+    )
+
+
+@functools.cache
+def _hold_waiting() -> Select[Any]:
+    return (
+        select(OutboxRow.id)
+        .where(
+            OutboxRow.id == bindparam("item_id"),
+            OutboxRow.status == OutboxStatus.PENDING.value,
+        )
+        .with_for_update()
+    )
+
+
+@functools.cache
+def _packed_card_edits() -> Select[Any]:
+    packed = _PACKED
+    on_a_pack = select(packed.id).where(
+        packed.transport == bindparam("transport"),
+        packed.chat == bindparam("chat"),
+        packed.status == OutboxStatus.PACKED.value,
+        packed.op == OutboxOp.POST.value,
+        packed.ref_key == OutboxRow.ref_key,
+    )
+    return (
+        select(_OUTBOX)
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.status == OutboxStatus.PENDING.value,
+            OutboxRow.op == OutboxOp.EDIT.value,
+            OutboxRow.attempts == 0,
+            OutboxRow.ref_key.startswith(_CARD),
+            on_a_pack.exists(),
+        )
+        .order_by(OutboxRow.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+@functools.cache
+def _packed_card() -> Select[Any]:
+    return (
+        select(_OUTBOX)
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.status == OutboxStatus.PACKED.value,
+            OutboxRow.op == OutboxOp.POST.value,
+            OutboxRow.ref_key == bindparam("ref_key"),
+        )
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def _backlog() -> Select[Any]:
+    return (
+        select(OutboxRow.chat, func.count())
+        .where(
+            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.status.in_(_UNDELIVERED),
+            or_(OutboxRow.ref_key.is_(None), ~OutboxRow.ref_key.startswith(_QUEUE)),
+        )
+        .group_by(OutboxRow.chat)
+    )

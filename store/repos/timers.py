@@ -34,7 +34,7 @@ class SqlTimerRepository:
         found: dict[int, list[Timer]] = defaultdict(list)
         for chunk in chunks(case_ids):
             query = select(_TIMERS).where(
-                _TIMERS.c.case_id.in_(chunk), _TIMERS.c.fired_at.is_(None)
+                one_of(self._s, _TIMERS.c.case_id, chunk), _TIMERS.c.fired_at.is_(None)
             )
             for row in (await self._s.execute(query)).all():
                 found[row.case_id].append(timer_from_row(row))

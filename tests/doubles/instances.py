@@ -47,6 +47,14 @@ class Instance:
                 cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
             )  # fmt: skip
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the process has used so far (Linux's /proc; its threads
+        included)."""
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def said(self) -> str:
         return self.log.read_text(errors="replace")
 

@@ -406,3 +406,51 @@ async def test_a_small_cluster_rides_its_pack_line_until_it_grows_past_the_bound
     (card,) = cluster_cards()
     assert card["case"]["mention_count"] == PACK_CLUSTER_MAX + 1
     assert cluster_line()["carded"]
+
+
+async def test_cards_of_several_packs_are_marked_and_waiting_packs_rewritten_at_once(
+    database: Database, clock: FrozenClock
+) -> None:
+    """mark_packed_many and repack_many (one statement each on PostgreSQL) do what
+    mark_packed and a rewrite of each waiting pack did: only items still waiting change."""
+
+    def post(key: str, view: str = "card") -> OutboxItem:
+        payload: Any = {"view": view, "items": []} if view == "pack" else {"view": view}
+        return OutboxItem(
+            transport="t",
+            chat="c",
+            op=OutboxOp.POST,
+            payload=payload,
+            idempotency_key=key,
+            ref_key=f"{view}:{key}",
+            created_at=clock.now(),
+        )
+
+    async with database.uow() as uow:
+        await uow.outbox.enqueue([post(f"k{n}") for n in range(5)])
+        await uow.outbox.enqueue([post("p0", "pack"), post("p1", "pack")])
+        await uow.commit()
+    ids = {item.idempotency_key: item.id or 0 for item in await outbox_rows(database)}
+    async with database.uow() as uow:
+        assert await uow.outbox.mark_packed([ids["k4"]], "pack:earlier") == [ids["k4"]]
+        marked = await uow.outbox.mark_packed_many(
+            [([ids["k1"], ids["k0"]], "pack:a"), ([ids["k2"], ids["k4"]], "pack:b"), ([], "pack:c")]
+        )
+        assert marked == [sorted([ids["k0"], ids["k1"]]), [ids["k2"]], []]
+        # A pack no longer waiting (claimed meanwhile) keeps what it had.
+        await uow.outbox.mark_packed([ids["p1"]], "gone")
+        lines: Any = {"view": "pack", "items": [{"case_id": 1}]}
+        await uow.outbox.repack_many([(ids["p0"], lines, 7), (ids["p1"], lines, 7)])
+        await uow.commit()
+    rows = {r.idempotency_key: r for r in await outbox_rows(database)}
+    assert [rows[f"k{n}"].external_ref for n in range(5)] == [
+        "pack:a",
+        "pack:a",
+        "pack:b",
+        None,
+        "pack:earlier",
+    ]
+    assert rows["k3"].status == OutboxStatus.PENDING
+    assert {rows[k].status for k in ("k0", "k1", "k2", "k4")} == {OutboxStatus.PACKED}
+    assert (rows["p0"].payload, rows["p0"].urgency) == (lines, 7)
+    assert (rows["p1"].payload, rows["p1"].urgency) == ({"view": "pack", "items": []}, 0)
