@@ -92,8 +92,20 @@ PACK_MAX = 20
 # How much of a backlogged chat's items the next one is chosen from (_choose): the oldest.
 CHOICE_WINDOW = 200
 # How often a redraw that shows no waiting mention may take a backlogged chat's message
-# (_choose), whichever message it redraws: as often as the queue message is refreshed.
+# (_choose), whichever message it redraws: as often as the queue message is refreshed, and
+# at most one in ROUTINE_SHARE of the chat's messages (a Telegram group's every 30 s, a
+# slower chat's less often): every 15 s, the queue message took 4 of a group's 17 a minute
+# while a storm's mentions waited for them, and more of a slower chat's.
 REDRAW_PAUSE = QUEUE_REFRESH
+ROUTINE_SHARE = 8
+
+
+def redraw_pause(per_minute: float) -> timedelta:
+    """How long routine redraws wait after one in a backlogged chat that takes `per_minute`
+    messages a minute (of the clock's)."""
+    return max(REDRAW_PAUSE, timedelta(seconds=ROUTINE_SHARE * 60.0 / max(1.0, per_minute)))
+
+
 # A small cluster goes on a pack too: its line shows the first mention's text, the count
 # ("+2 similar") and its spread (people, first to last time), which is all a person needs to
 # take a handful of mentions. Beyond five a cluster is a storyline: its card shows the sources,
@@ -457,16 +469,18 @@ class OutboxWorker:
         forty more beats a card of one; a pack of eight new cases beats a card of one; a
         mention that keeps waiting weighs more each second, so none starves. A redraw that
         shows no waiting mention (a crisis card's counts, the queue message) and not caused
-        by a press goes at most every REDRAW_PAUSE while such work waits: waiting edits fold
+        by a press goes at most every redraw_pause while such work waits: waiting edits fold
         into it, so it shows the latest when it goes. Presses and anything else keep their
         place in line (urgency, then age); so does a chat that keeps up."""
         key = (head.transport, head.chat)
         if self._waiting.get(key, 0) <= 1:
             return head
         transport = self._transports.get(head.transport)
+        capacity = getattr(transport, "capacity_per_minute", None)
+        per_minute = capacity(head.chat) / speed(self._clock) if capacity is not None else 60
         if _is_work(head) and head.urgency < PRESS_URGENCY:
             tiers = [head.urgency]
-        elif self._paused(head, now):
+        elif self._paused(head, now, redraw_pause(per_minute)):
             tiers = list(range(PRESS_URGENCY - 1, -1, -1))  # the most urgent work there is
         else:
             return head
@@ -498,25 +512,23 @@ class OutboxWorker:
         ]
         if not work:
             return None  # what waits is in hand already: after it
-        capacity = getattr(transport, "capacity_per_minute", None)
-        per_minute = capacity(head.chat) / speed(self._clock) if capacity is not None else 60
         slot = 60.0 / max(1, per_minute)
         best = max(work, key=lambda w: _worth(w, now, slot))  # the oldest among equals
         if best.item_id == head.id:
             return head
         return await uow.outbox.get(best.item_id) or head
 
-    def _paused(self, item: OutboxItem, now: datetime) -> bool:
+    def _paused(self, item: OutboxItem, now: datetime, pause: timedelta) -> bool:
         """A redraw that shows no waiting mention, not caused by a press (PRESS_URGENCY plus
         the case's priority rank, or PRESSED_REDRAW_URGENCY: a crisis checklist's tick), in a
-        chat that got one less than REDRAW_PAUSE ago: such redraws (several crisis cards, the
-        queue message) share one every REDRAW_PAUSE."""
+        chat that got one less than `pause` ago (redraw_pause): such redraws (several crisis
+        cards, the queue message) share one every `pause`."""
         if item.op is not OutboxOp.EDIT or _is_work(item) or not item.ref_key:
             return False
         if caused_by_press(item.urgency):  # a card's redraw a press caused, a checklist tick
             return False
         drawn = self._redrawn.get((item.transport, item.chat))
-        return drawn is not None and now - drawn < REDRAW_PAUSE
+        return drawn is not None and now - drawn < pause
 
     def _backlogs_due(self, now: datetime) -> bool:
         if self._watched_at is None or now - self._watched_at >= BACKLOG_CHECK:

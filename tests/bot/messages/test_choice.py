@@ -20,6 +20,7 @@ from bot.messages.delivery import (
     RetryPolicy,
     _worth,
     pack_size,
+    redraw_pause,
 )
 from bot.messages.outbox import Destination, OutboxOp, WaitingWork
 from bot.messages.views import notice_view
@@ -163,6 +164,45 @@ async def test_a_redraw_that_shows_no_waiting_mention_waits_its_turn_while_cards
     clock.advance(REDRAW_PAUSE)
     await worker.run_once()
     assert chat.sent[6].payload["view"] == "notice"  # its pause over: first again, as urgent
+
+
+def test_routine_redraws_take_at_most_one_of_eight_of_a_chats_messages() -> None:
+    assert redraw_pause(60) == REDRAW_PAUSE  # a fast chat: every 15 s
+    assert redraw_pause(16) == timedelta(seconds=30)  # a Telegram group's backlog pace
+    assert redraw_pause(5) == timedelta(seconds=96)  # a slow chat keeps its few for cases
+
+
+async def test_in_a_slow_chat_a_routine_redraw_waits_longer_than_the_pause(
+    tmp_path: Path, database: Database, clock: FrozenClock
+) -> None:
+    """A chat that takes five messages a minute: a crisis card's routine redraw 30 s after
+    the last one still waits behind the cards of waiting mentions (every 15 s it would take
+    four of the five)."""
+    cases = service(tmp_path, database, clock)
+    chat = PacedChat(clock=clock, cards_a_minute=5)
+    worker = OutboxWorker(database.uow, {chat.name: chat}, clock, RetryPolicy(jitter=0.0))
+    summary = Destination(chat.name, "-100222")
+
+    async def draw(op: OutboxOp, version: int) -> None:
+        view = notice_view("crisis.opened", count=version)
+        item = summary.message(
+            op, view, f"summary:{version}", clock.now(), ref="summary:1", urgency=20
+        )
+        async with database.uow() as uow:
+            await uow.outbox.enqueue([item])
+            await uow.commit()
+
+    await draw(OutboxOp.POST, 0)
+    await worker.run_once()
+    await draw(OutboxOp.EDIT, 1)
+    await worker.run_once()  # no backlog: at once, and the pause starts
+    for number, text in enumerate(PACKABLE[:3]):
+        await cases.intake(make_mention(f"s{number}", clock.now(), text=text), TRANSPORT)
+    await draw(OutboxOp.EDIT, 2)
+    clock.advance(2 * REDRAW_PAUSE)
+    await worker.run_once()
+    order = [s.payload["view"] for s in chat.sent[2:]]
+    assert order == ["card", "card", "card"]  # the minute's three left go to the cases
 
 
 async def test_a_checklist_tick_is_redrawn_at_once_within_the_pause(
