@@ -123,6 +123,17 @@ def test_a_backlog_of_single_cases_grows_the_pack_within_its_bounds() -> None:
     assert pack_size(50, 0) == PACK_MAX  # a chat of unknown capacity: one pack a minute
 
 
+async def draw_summary(
+    database: Database, chat: Destination, clock: FrozenClock, op: OutboxOp, version: int
+) -> None:
+    """A card redrawn for its figures only, urgent as a crisis card is (no waiting mention)."""
+    view = notice_view("crisis.opened", count=version)
+    item = chat.message(op, view, f"summary:{version}", clock.now(), ref="summary:1", urgency=20)
+    async with database.uow() as uow:
+        await uow.outbox.enqueue([item])
+        await uow.commit()
+
+
 async def test_a_redraw_that_shows_no_waiting_mention_waits_its_turn_while_cards_wait(
     tmp_path: Path, database: Database, clock: FrozenClock
 ) -> None:
@@ -135,13 +146,7 @@ async def test_a_redraw_that_shows_no_waiting_mention_waits_its_turn_while_cards
     summary = Destination(chat.name, "-100222")  # the transport department's chat
 
     async def draw(op: OutboxOp, version: int) -> None:
-        view = notice_view("crisis.opened", count=version)
-        item = summary.message(
-            op, view, f"summary:{version}", clock.now(), ref="summary:1", urgency=20
-        )
-        async with database.uow() as uow:
-            await uow.outbox.enqueue([item])
-            await uow.commit()
+        await draw_summary(database, summary, clock, op, version)
 
     await draw(OutboxOp.POST, 0)
     await worker.run_once()
@@ -184,13 +189,7 @@ async def test_in_a_slow_chat_a_routine_redraw_waits_longer_than_the_pause(
     summary = Destination(chat.name, "-100222")
 
     async def draw(op: OutboxOp, version: int) -> None:
-        view = notice_view("crisis.opened", count=version)
-        item = summary.message(
-            op, view, f"summary:{version}", clock.now(), ref="summary:1", urgency=20
-        )
-        async with database.uow() as uow:
-            await uow.outbox.enqueue([item])
-            await uow.commit()
+        await draw_summary(database, summary, clock, op, version)
 
     await draw(OutboxOp.POST, 0)
     await worker.run_once()
