@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncAttrs
@@ -504,6 +505,16 @@ class OutboxRow(Base):
         Index("ix_outbox_case", "case_id"),
         # Claims by lease: recovery's expired ones, the claim's live ones (repos/outbox.py).
         Index("ix_outbox_lease", "status", "lease_until"),
+        # Each chat's head, a probe a chat on PostgreSQL (repos/outbox.py due_heads): only
+        # undelivered rows, in the order a chat's queue goes. SQLite ranks in process.
+        Index(
+            "ix_outbox_heads",
+            "transport",
+            "chat",
+            text("urgency DESC"),
+            "id",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

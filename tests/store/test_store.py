@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -48,14 +49,24 @@ def make_case(**changes: object) -> Case:
 
 async def test_migrations_create_exactly_the_models(database: Database) -> None:
     def diff(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
+        def on_this_engine(item: object, *_: object) -> bool:
+            # An index the model creates on one engine only (Index.ddl_if) is compared there.
+            only = getattr(item, "_ddl_if", None)
+            return only is None or only.dialect in (None, connection.dialect.name)
+
+        opts = {"compare_type": True, "include_object": on_this_engine}
+        context = MigrationContext.configure(connection, opts=opts)
+        with warnings.catch_warnings():
+            # SQLite cannot reflect an expression index (urgency DESC): alembic says it skips
+            # it, before asking on_this_engine; the index is PostgreSQL's only anyway.
+            warnings.filterwarnings("ignore", "autogenerate skipping .* expression-based index")
+            return list(compare_metadata(context, Base.metadata))
 
     async with database.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
         tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
     assert {"cases", "mentions", "authors", "events", "outbox", "drafts"} <= tables
-    assert await database.current_revision() == "0026"
+    assert await database.current_revision() == "0027"
     await database.upgrade()  # running it again is a no-op
 
 
