@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Integer,
     Select,
@@ -65,106 +66,6 @@ _NEWER = aliased(OutboxRow)
 _PACK_POST = aliased(OutboxRow)
 _DELIVERED = aliased(OutboxRow)
 _HELD = _OUTBOX.alias("held")
-
-
-def _build_due_heads() -> Select[Any]:
-    # Each chat's head: the most urgent undelivered item, oldest first among equals. A
-    # head that is in flight or waiting for its retry time holds its whole chat.
-    ranked = (
-        select(
-            _OUTBOX.c.id,
-            func.row_number()
-            .over(
-                partition_by=(_OUTBOX.c.transport, _OUTBOX.c.chat),
-                order_by=(_OUTBOX.c.urgency.desc(), _OUTBOX.c.id),
-            )
-            .label("rank"),
-        )
-        .where(_OUTBOX.c.status.in_(_UNDELIVERED))
-        .subquery()
-    )
-    return (
-        select(_OUTBOX)
-        .join(ranked, and_(ranked.c.id == _OUTBOX.c.id, ranked.c.rank == 1))
-        .where(
-            _OUTBOX.c.status == OutboxStatus.PENDING.value,
-            _OUTBOX.c.next_attempt_at <= bindparam("now"),
-        )
-        .order_by(_OUTBOX.c.urgency.desc(), _OUTBOX.c.id)
-        .limit(bindparam("limit", type_=Integer))
-    )
-
-
-def _build_waiting_work() -> Select[Any]:
-    work = (OutboxOp.POST.value, OutboxOp.EDIT.value)
-    return (
-        select(
-            _OUTBOX.c.id,
-            _OUTBOX.c.op,
-            _OUTBOX.c.ref_key,
-            _OUTBOX.c.created_at,
-            _CASES.c.mention_count,
-        )
-        .outerjoin(_CASES, _CASES.c.id == _OUTBOX.c.case_id)
-        .where(
-            _OUTBOX.c.transport == bindparam("transport"),
-            _OUTBOX.c.chat == bindparam("chat"),
-            _OUTBOX.c.status == OutboxStatus.PENDING.value,
-            _OUTBOX.c.next_attempt_at <= bindparam("now"),
-            _OUTBOX.c.urgency == bindparam("urgency"),
-            or_(
-                and_(_OUTBOX.c.ref_key.startswith(_CARD), _OUTBOX.c.op.in_(work)),
-                and_(_OUTBOX.c.ref_key.startswith(_PACK), _OUTBOX.c.op.in_(work)),
-            ),
-        )
-        .order_by(_OUTBOX.c.id)
-        .limit(bindparam("limit", type_=Integer))
-    )
-
-
-# Built once, run with their values at every dispatch (building each anew cost ~0.3 ms).
-_DUE_HEADS = _build_due_heads()
-
-
-def _build_due_heads_probed() -> TextualSelect:
-    """PostgreSQL: the same heads, found by walking ix_outbox_heads one chat at a time (each
-    step the next chat's first row), not by ranking every undelivered row: a backlog of
-    thousands sorted at each dispatch cost the database more than the dispatch did. The
-    statuses are written out so that the partial index's condition holds in any plan."""
-    undelivered = ", ".join(f"'{value}'" for value in _UNDELIVERED)
-    order = "transport, chat, urgency DESC, id"
-    columns = ", ".join(f"outbox.{c.name}" for c in _OUTBOX.c)
-    sql = f"""
-        WITH RECURSIVE heads(transport, chat, id) AS (
-            (SELECT transport, chat, id FROM outbox WHERE status IN ({undelivered})
-             ORDER BY {order} LIMIT 1)
-            UNION ALL
-            SELECT following.transport, following.chat, following.id
-            FROM heads CROSS JOIN LATERAL (
-                SELECT transport, chat, id FROM outbox
-                WHERE status IN ({undelivered})
-                  AND (transport, chat) > (heads.transport, heads.chat)
-                ORDER BY {order} LIMIT 1
-            ) AS following
-        )
-        SELECT {columns} FROM outbox JOIN heads ON heads.id = outbox.id
-        WHERE outbox.status = :pending AND outbox.next_attempt_at <= :now
-        ORDER BY outbox.urgency DESC, outbox.id
-        LIMIT :limit
-    """
-    return (
-        text(sql)
-        .bindparams(
-            bindparam("pending", OutboxStatus.PENDING.value),
-            bindparam("now", type_=_OUTBOX.c.next_attempt_at.type),
-            bindparam("limit", type_=Integer),
-        )
-        .columns(*_OUTBOX.c)
-    )
-
-
-_DUE_HEADS_PROBED = _build_due_heads_probed()
-_WAITING_WORK = _build_waiting_work()
 _SENDER = _OUTBOX.alias("sender")
 
 
@@ -323,7 +224,7 @@ class SqlOutboxRepository:
     # OutboxRow entities: the items are built from plain rows, without the ORM's instances.
     async def due_heads(self, now: datetime, limit: int) -> list[OutboxItem]:
         postgres = self._s.get_bind().dialect.name == "postgresql"
-        statement = _DUE_HEADS_PROBED if postgres else _DUE_HEADS
+        statement = _due_heads_probed() if postgres else _due_heads()
         rows = await self._s.execute(statement, {"now": now, "limit": limit})
         return [outbox_from_row(row) for row in rows]
 
@@ -333,7 +234,7 @@ class SqlOutboxRepository:
         # Columns only: no payload is decrypted to choose (the chosen item is read whole).
         rows = (
             await self._s.execute(
-                _WAITING_WORK,
+                _waiting_work(),
                 {
                     "transport": transport,
                     "chat": chat,
@@ -966,9 +867,13 @@ def _chat_lock_key(transport: str, chat: str) -> int:
 
 
 def _posts(
-    transport: str, chat: str, status: OutboxStatus, row: Any = OutboxRow
+    transport: str | BindParameter[str],
+    chat: str | BindParameter[str],
+    status: OutboxStatus,
+    row: Any = OutboxRow,
 ) -> tuple[ColumnElement[bool], ...]:
-    """The chat's posts in this status (`row`: the outbox table or an alias of it)."""
+    """The chat's posts in this status (`row`: the outbox table or an alias of it); the chat
+    as values, or as bind parameters for a statement built once."""
     return (
         row.transport == transport,
         row.chat == chat,
@@ -1015,8 +920,104 @@ def _packed_unseen() -> ColumnElement[bool]:
     return and_(OutboxRow.status == OutboxStatus.PACKED.value, ~_pack_in_chat(), ~own_card)
 
 
-# The backlog watch's reads, per chat at every watch: built once (on first use, after the
-# module's names) and run with their values; building each anew cost up to a millisecond.
+# The dispatch's and the backlog watch's reads, several times a second: built once (on first
+# use, after the module's names) and run with their values; building each anew cost 0.3 ms to
+# a millisecond.
+_TRANSPORT: BindParameter[str] = bindparam("transport")
+_CHAT: BindParameter[str] = bindparam("chat")
+
+
+@functools.cache
+def _due_heads() -> Select[Any]:
+    # Each chat's head: the most urgent undelivered item, oldest first among equals. A
+    # head that is in flight or waiting for its retry time holds its whole chat.
+    ranked = (
+        select(
+            _OUTBOX.c.id,
+            func.row_number()
+            .over(
+                partition_by=(_OUTBOX.c.transport, _OUTBOX.c.chat),
+                order_by=(_OUTBOX.c.urgency.desc(), _OUTBOX.c.id),
+            )
+            .label("rank"),
+        )
+        .where(_OUTBOX.c.status.in_(_UNDELIVERED))
+        .subquery()
+    )
+    return (
+        select(_OUTBOX)
+        .join(ranked, and_(ranked.c.id == _OUTBOX.c.id, ranked.c.rank == 1))
+        .where(
+            _OUTBOX.c.status == OutboxStatus.PENDING.value,
+            _OUTBOX.c.next_attempt_at <= bindparam("now"),
+        )
+        .order_by(_OUTBOX.c.urgency.desc(), _OUTBOX.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+@functools.cache
+def _waiting_work() -> Select[Any]:
+    work = (OutboxOp.POST.value, OutboxOp.EDIT.value)
+    return (
+        select(
+            _OUTBOX.c.id,
+            _OUTBOX.c.op,
+            _OUTBOX.c.ref_key,
+            _OUTBOX.c.created_at,
+            _CASES.c.mention_count,
+        )
+        .outerjoin(_CASES, _CASES.c.id == _OUTBOX.c.case_id)
+        .where(
+            _OUTBOX.c.transport == _TRANSPORT,
+            _OUTBOX.c.chat == _CHAT,
+            _OUTBOX.c.status == OutboxStatus.PENDING.value,
+            _OUTBOX.c.next_attempt_at <= bindparam("now"),
+            _OUTBOX.c.urgency == bindparam("urgency"),
+            _OUTBOX.c.op.in_(work),
+            or_(_OUTBOX.c.ref_key.startswith(_CARD), _OUTBOX.c.ref_key.startswith(_PACK)),
+        )
+        .order_by(_OUTBOX.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+@functools.cache
+def _due_heads_probed() -> TextualSelect:
+    """PostgreSQL: the same heads, found by walking ix_outbox_heads one chat at a time (each
+    step the next chat's first row), not by ranking every undelivered row: a backlog of
+    thousands sorted at each dispatch cost the database more than the dispatch did. The
+    statuses are written out so that the partial index's condition holds in any plan."""
+    undelivered = ", ".join(f"'{value}'" for value in _UNDELIVERED)
+    order = "transport, chat, urgency DESC, id"
+    columns = ", ".join(f"outbox.{c.name}" for c in _OUTBOX.c)
+    sql = f"""
+        WITH RECURSIVE heads(transport, chat, id) AS (
+            (SELECT transport, chat, id FROM outbox WHERE status IN ({undelivered})
+             ORDER BY {order} LIMIT 1)
+            UNION ALL
+            SELECT following.transport, following.chat, following.id
+            FROM heads CROSS JOIN LATERAL (
+                SELECT transport, chat, id FROM outbox
+                WHERE status IN ({undelivered})
+                  AND (transport, chat) > (heads.transport, heads.chat)
+                ORDER BY {order} LIMIT 1
+            ) AS following
+        )
+        SELECT {columns} FROM outbox JOIN heads ON heads.id = outbox.id
+        WHERE outbox.status = :pending AND outbox.next_attempt_at <= :now
+        ORDER BY outbox.urgency DESC, outbox.id
+        LIMIT :limit
+    """
+    return (
+        text(sql)
+        .bindparams(
+            bindparam("pending", OutboxStatus.PENDING.value),
+            bindparam("now", type_=_OUTBOX.c.next_attempt_at.type),
+            bindparam("limit", type_=Integer),
+        )
+        .columns(*_OUTBOX.c)
+    )
 
 
 @functools.cache
@@ -1038,10 +1039,7 @@ def _packable_cards() -> Select[Any]:
         select(_OUTBOX)
         .join(CaseRow, CaseRow.id == OutboxRow.case_id)
         .where(
-            OutboxRow.transport == bindparam("transport"),
-            OutboxRow.chat == bindparam("chat"),
-            OutboxRow.status == OutboxStatus.PENDING.value,
-            OutboxRow.op == OutboxOp.POST.value,
+            *_posts(_TRANSPORT, _CHAT, OutboxStatus.PENDING),
             OutboxRow.ref_key.startswith(_CARD),
             CaseRow.mention_count <= bindparam("max_mentions"),
             CaseRow.state == CaseState.NEW.value,
@@ -1063,11 +1061,8 @@ def _waiting_packs(no_thread: bool) -> Select[Any]:
     return (
         select(_OUTBOX)
         .where(
-            OutboxRow.transport == bindparam("transport"),
-            OutboxRow.chat == bindparam("chat"),
+            *_posts(_TRANSPORT, _CHAT, OutboxStatus.PENDING),
             OutboxRow.thread.is_(None) if no_thread else OutboxRow.thread == bindparam("thread"),
-            OutboxRow.status == OutboxStatus.PENDING.value,
-            OutboxRow.op == OutboxOp.POST.value,
             OutboxRow.ref_key.startswith(_PACK),
         )
         .order_by(OutboxRow.id)
@@ -1090,17 +1085,14 @@ def _hold_waiting() -> Select[Any]:
 def _packed_card_edits() -> Select[Any]:
     packed = _PACKED
     on_a_pack = select(packed.id).where(
-        packed.transport == bindparam("transport"),
-        packed.chat == bindparam("chat"),
-        packed.status == OutboxStatus.PACKED.value,
-        packed.op == OutboxOp.POST.value,
+        *_posts(_TRANSPORT, _CHAT, OutboxStatus.PACKED, packed),
         packed.ref_key == OutboxRow.ref_key,
     )
     return (
         select(_OUTBOX)
         .where(
-            OutboxRow.transport == bindparam("transport"),
-            OutboxRow.chat == bindparam("chat"),
+            OutboxRow.transport == _TRANSPORT,
+            OutboxRow.chat == _CHAT,
             OutboxRow.status == OutboxStatus.PENDING.value,
             OutboxRow.op == OutboxOp.EDIT.value,
             OutboxRow.attempts == 0,
@@ -1117,10 +1109,7 @@ def _packed_card() -> Select[Any]:
     return (
         select(_OUTBOX)
         .where(
-            OutboxRow.transport == bindparam("transport"),
-            OutboxRow.chat == bindparam("chat"),
-            OutboxRow.status == OutboxStatus.PACKED.value,
-            OutboxRow.op == OutboxOp.POST.value,
+            *_posts(_TRANSPORT, _CHAT, OutboxStatus.PACKED),
             OutboxRow.ref_key == bindparam("ref_key"),
         )
         .order_by(OutboxRow.id.desc())
@@ -1133,7 +1122,7 @@ def _backlog() -> Select[Any]:
     return (
         select(OutboxRow.chat, func.count())
         .where(
-            OutboxRow.transport == bindparam("transport"),
+            OutboxRow.transport == _TRANSPORT,
             OutboxRow.status.in_(_UNDELIVERED),
             or_(OutboxRow.ref_key.is_(None), ~OutboxRow.ref_key.startswith(_QUEUE)),
         )

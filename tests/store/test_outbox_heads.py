@@ -13,7 +13,7 @@ from bot.messages.views import notice_view
 from store.db import Database
 from store.mappers import outbox_from_row
 from store.models import OutboxRow
-from store.repos.outbox import _DUE_HEADS
+from store.repos.outbox import _due_heads
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -57,7 +57,7 @@ async def test_each_chats_head_is_the_same_probed_as_ranked(database: Database) 
         heads = await uow.outbox.due_heads(NOW, 50)
         ranked = [
             outbox_from_row(row)
-            for row in await uow.session.execute(_DUE_HEADS, {"now": NOW, "limit": 50})
+            for row in await uow.session.execute(_due_heads(), {"now": NOW, "limit": 50})
         ]
     assert heads  # some chats have a due head, and the rest are held
     assert [(h.id, h.chat, h.urgency) for h in heads] == [(r.id, r.chat, r.urgency) for r in ranked]
