@@ -644,7 +644,8 @@ class MentionBandRow(Base):
 
     __tablename__ = "mention_bands"
     __table_args__ = (
-        Index("ix_mention_bands_lookup", "department", "band_hash"),
+        # Ends with the id: a band's newest rows are read from its end (repos/links.py).
+        Index("ix_mention_bands_newest", "department", "band_hash", "id"),
         Index("ix_mention_bands_received", "received_at"),
     )
 

@@ -98,7 +98,7 @@ def test_db_upgrade_and_version(tmp_path: Path) -> None:
     path = example_copy(tmp_path)
     result = runner.invoke(app, ["db", "upgrade", "-c", str(path)], env={})
     assert result.exit_code == 0, result.output
-    assert "0027" in result.output
+    assert "0028" in result.output
     assert (tmp_path / "otklik.db").exists()
     assert "otklik 0.1.0" in runner.invoke(app, ["version"]).output
 

@@ -26,4 +26,4 @@ async def test_an_older_release_starts_on_a_database_a_newer_one_migrated(
 async def test_a_database_behind_this_release_is_migrated_at_start(database: Database) -> None:
     await database.downgrade("0023")
     assert await database.upgrade_at_start() is None
-    assert await database.current_revision() == "0027"
+    assert await database.current_revision() == "0028"
