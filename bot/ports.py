@@ -297,6 +297,12 @@ class OutboxRepository(Protocol):
         self, item_id: int, now: datetime, external_ref: str | None, owner: str | None = None
     ) -> None: ...
 
+    async def mark_delivered_many(
+        self, delivered: Sequence[tuple[int, str | None]], now: datetime, owner: str | None = None
+    ) -> None:
+        """mark_delivered of several items, each with its external ref, in one statement."""
+        ...
+
     async def mark_retry(
         self, item_id: int, next_attempt_at: datetime, error: str, owner: str | None = None
     ) -> None: ...
@@ -411,6 +417,10 @@ class MessageRefRepository(Protocol):
 
     async def get(self, transport: str, chat: str, ref_key: str) -> str | None: ...
     async def put(self, transport: str, chat: str, ref_key: str, external_id: str) -> None: ...
+    async def put_many(self, refs: Sequence[tuple[str, str, str, str]]) -> None:
+        """put of several (transport, chat, ref_key, external_id); the last of a key wins."""
+        ...
+
     async def find(self, transport: str, chat: str, external_id: str) -> str | None:
         """The ref_key of a message we sent, from the transport's id (a reply to a card)."""
         ...

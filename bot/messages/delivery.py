@@ -235,6 +235,9 @@ class OutboxWorker:
         # Delivered (or refused) but not yet written down: the database failed meanwhile.
         self._unsettled: dict[int, _Outcome] = {}
         self._settling = asyncio.Lock()
+        # Deliveries that finished together, written down in one transaction (_record).
+        self._recording: list[tuple[_Outcome, asyncio.Future[bool]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._failure: str | None = None  # why the last cycle or settlement failed
         self.restarts = 0  # how often the worker started again after a failure
         self._restart_streak = 0  # restarts since the last good start: the backoff grows
@@ -860,12 +863,70 @@ class OutboxWorker:
                 error = exc
         outcome = _Outcome(item, delivery, result, error)
         try:
-            await self._settle(outcome)
+            if result is not None:
+                await self._record(outcome)
+            else:
+                await self._settle(outcome)
         except Exception as failure:
             # Kept: the next cycle writes it down; the item stays `sending` meanwhile.
             self._unsettled[item.id] = outcome
             self._failed(f"outbox could not record item {item.id}", failure)
             log.exception("outbox: item %d was delivered but could not be recorded", item.id)
+
+    async def _record(self, outcome: _Outcome) -> None:
+        """Write down a delivery with the others that finished by the time the recorder runs:
+        one transaction for all of them (each of its own cost four round trips on PostgreSQL,
+        most of delivering a card to a chat that sets no pace). When that transaction fails,
+        each is written alone (_settle), so one the database refuses keeps no other unrecorded."""
+        loop = asyncio.get_running_loop()
+        recorded: asyncio.Future[bool] = loop.create_future()
+        self._recording.append((outcome, recorded))
+        if self._recorder is None:
+            self._recorder = loop.create_task(self._record_together(), name="outbox-record")
+        if not await recorded:
+            await self._settle(outcome)
+
+    async def _record_together(self) -> None:
+        group: list[tuple[_Outcome, asyncio.Future[bool]]] = []
+        try:
+            await asyncio.sleep(0)  # deliveries finishing in this turn of the loop join
+            while self._recording:
+                group, self._recording = self._recording, []
+                try:
+                    await self._settle_delivered([outcome for outcome, _ in group])
+                except Exception as error:
+                    log.warning("outbox: recording %d deliveries failed: %r", len(group), error)
+                    together = False
+                else:
+                    together = True
+                for _, recorded in group:
+                    if not recorded.done():
+                        recorded.set_result(together)
+                group = []
+        finally:
+            # Cancelled (the worker stops): whoever waits writes its own down.
+            for _, recorded in (*group, *self._recording):
+                if not recorded.done():
+                    recorded.set_result(False)
+            self._recording = []
+            self._recorder = None
+
+    async def _settle_delivered(self, outcomes: Sequence[_Outcome]) -> None:
+        now = self._clock.now()
+        refs: list[tuple[str, str, str, str]] = []
+        delivered: list[tuple[int, str | None]] = []
+        for outcome in outcomes:
+            item, sent, result = outcome.item, outcome.delivery.item, outcome.result
+            assert item.id is not None and result is not None
+            if sent.op in _POSTS and sent.ref_key and result.external_ref:
+                refs.append((item.transport, item.chat, sent.ref_key, result.external_ref))
+            delivered.append((item.id, result.external_ref))
+        async with self._uow() as uow:
+            await uow.refs.put_many(refs)
+            await uow.outbox.mark_delivered_many(delivered, now, self.instance)
+            await uow.commit()
+        for outcome in outcomes:
+            self._settled(outcome, now)
 
     async def _settle_unsettled(self) -> None:
         """Write down the outcomes a failing database refused earlier, oldest first."""
@@ -877,25 +938,14 @@ class OutboxWorker:
                 log.info("outbox: item %d recorded after a database failure", item_id)
 
     async def _settle(self, outcome: _Outcome) -> None:
-        item, delivery, result, error = (
-            outcome.item,
-            outcome.delivery,
-            outcome.result,
-            outcome.error,
-        )
+        if outcome.result is not None:
+            await self._settle_delivered([outcome])
+            return
+        item, error = outcome.item, outcome.error
         assert item.id is not None
         now = self._clock.now()
         async with self._uow() as uow:
-            if result is not None:
-                sent = delivery.item
-                if (
-                    sent.op in (OutboxOp.POST, OutboxOp.REPLY, OutboxOp.PHOTO)
-                    and sent.ref_key
-                    and result.external_ref
-                ):
-                    await uow.refs.put(item.transport, item.chat, sent.ref_key, result.external_ref)
-                await uow.outbox.mark_delivered(item.id, now, result.external_ref, self.instance)
-            elif isinstance(error, PermanentFailure):
+            if isinstance(error, PermanentFailure):
                 await uow.outbox.mark_failed(
                     item.id, now, str(error)[:MAX_ERROR_TEXT], self.instance
                 )
@@ -909,6 +959,12 @@ class OutboxWorker:
                     item.id, now + timedelta(seconds=delay), reason, self.instance
                 )
             await uow.commit()
+        self._settled(outcome, now)
+
+    def _settled(self, outcome: _Outcome, now: datetime) -> None:
+        """What follows an outcome once it is written down."""
+        item, result, error = outcome.item, outcome.result, outcome.error
+        assert item.id is not None
         self._posting.pop(item.id, None)
         if result is not None and item.op is OutboxOp.EDIT and not _is_work(item):
             self._redrawn[(item.transport, item.chat)] = now

@@ -763,13 +763,26 @@ class SqlOutboxRepository:
     async def mark_delivered(
         self, item_id: int, now: datetime, external_ref: str | None, owner: str | None = None
     ) -> None:
-        await self._set(
-            item_id,
-            owner,
-            status=OutboxStatus.DELIVERED.value,
-            delivered_at=now,
-            external_ref=external_ref,
-            last_error=None,
+        await self.mark_delivered_many([(item_id, external_ref)], now, owner)
+
+    async def mark_delivered_many(
+        self, delivered: Sequence[tuple[int, str | None]], now: datetime, owner: str | None = None
+    ) -> None:
+        if not delivered:
+            return
+        settle = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("b_id"))
+        if owner is not None:
+            settle = settle.where(_still_owned(_OUTBOX, owner))
+        await self._s.execute(
+            settle.values(
+                claimed_by=None,
+                lease_until=None,
+                status=OutboxStatus.DELIVERED.value,
+                delivered_at=now,
+                external_ref=bindparam("b_ref", type_=_OUTBOX.c.external_ref.type),
+                last_error=None,
+            ),
+            [{"b_id": item_id, "b_ref": ref} for item_id, ref in delivered],
         )
 
     async def mark_retry(
@@ -832,19 +845,16 @@ class SqlOutboxRepository:
         another instance took over, nor put back to pending what that one delivered."""
         settle = update(OutboxRow).where(OutboxRow.id == item_id)
         if owner is not None:
-            settle = settle.where(
-                or_(
-                    and_(
-                        OutboxRow.status == OutboxStatus.SENDING.value,
-                        OutboxRow.claimed_by == owner,
-                    ),
-                    and_(
-                        OutboxRow.status == OutboxStatus.PENDING.value,
-                        OutboxRow.claimed_by.is_(None),
-                    ),
-                )
-            )
+            settle = settle.where(_still_owned(_OUTBOX, owner))
         await self._s.execute(settle.values(claimed_by=None, lease_until=None, **values))
+
+
+def _still_owned(outbox: Table, owner: str) -> ColumnElement[bool]:
+    """Still `owner`'s claim, or requeued and not claimed again (see _set)."""
+    return or_(
+        and_(outbox.c.status == OutboxStatus.SENDING.value, outbox.c.claimed_by == owner),
+        and_(outbox.c.status == OutboxStatus.PENDING.value, outbox.c.claimed_by.is_(None)),
+    )
 
 
 _MARK_PACKED = (

@@ -6,6 +6,8 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import event
+
 from bot.cases.grouping import CaseOpening
 from bot.cases.lifecycle import ActionRequest
 from bot.cases.service import CaseService
@@ -192,3 +194,35 @@ async def test_a_press_edit_waits_for_the_post_in_flight_instead_of_posting_agai
         await running
     assert [s.op for s in transport.sent] == [OutboxOp.POST, OutboxOp.EDIT]
     assert transport.sent[1].payload["assignee_name"] == "Анна Иванова"
+
+
+async def test_deliveries_that_finish_together_are_written_down_together(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    transport = RecordingTransport()
+    async with Node(tmp_path, sqlite_url, clock, transport) as node:
+        for n, department in enumerate(("housing", "transport", "coordination")):
+            await node.cases.intake(make_mention(str(n), clock.now()), CaseOpening(department))
+        settlements: list[int] = []  # how many rows each statement recording deliveries names
+
+        def recording(
+            _conn: object, _cursor: object, sql: str, params: object, _ctx: object, many: bool
+        ) -> None:
+            if sql.startswith("UPDATE outbox") and "delivered_at" in sql:
+                settlements.append(len(params) if many else 1)  # type: ignore[arg-type]
+
+        engine = node.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", recording)
+        try:
+            assert await node.worker.run_once() == 3
+        finally:
+            event.remove(engine, "before_cursor_execute", recording)
+        assert await node.statuses() == [OutboxStatus.DELIVERED] * 3
+        # A card in each of three chats, claimed together: written down by one statement.
+        assert settlements == [3]
+        async with node.db.uow() as uow:
+            items = [i for i in [await uow.outbox.get(n) for n in range(1, 50)] if i]
+            kept = {i.chat: await uow.refs.get(i.transport, i.chat, i.ref_key or "") for i in items}
+    # Each card's message id is kept: its edits go to it, not to a new post.
+    assert kept == {s.chat: s.message_id for s in transport.posts()}
+    assert len(kept) == 3
