@@ -38,9 +38,12 @@ grouping off (the baseline); `--profile` then profiles one more (shorter) run.
 `--postgres URL` (postgresql+asyncpg://…) runs the HTTP part on PostgreSQL instead: each run
 on a fresh database created on that server and dropped at the end, encrypted (keys from
 OTKLIK_DATA_KEY and OTKLIK_INDEX_KEY, else generated for the run); answers other than 202 are
-printed with their status. Imports and the cost of encryption stay on SQLite.
+printed with their status. Imports and the cost of encryption stay on SQLite. Between the
+single and the batched phase the database is ANALYZEd, as autovacuum does within its first
+minute (`analyze`); `--no-analyze` leaves the planner without statistics, as in a database
+seconds old.
 
-    .venv/bin/python bench/ingest.py [--postgres URL] [--seconds 10]
+    .venv/bin/python bench/ingest.py [--postgres URL [--no-analyze]] [--seconds 10]
                                      [--clients 8] [--batch-clients 1]
                                      [--rows 100000] [--encryption both|on|off] [--rounds 2]
                                      [--import-only]
@@ -231,6 +234,19 @@ async def bench_config(directory: Path, port: int) -> Config:
     return example_config(directory, port, TOKEN, str(make_url(url).set(database=name)))
 
 
+async def analyze(url: str) -> None:
+    """Planner statistics, as autovacuum gathers them within a minute of this much writing. A
+    database seconds old has none: PostgreSQL then guesses every table nearly empty and looks
+    up batches of a thousand ids by scanning (the batch phase's rate falls by half or more,
+    and further with each batch). A deployment has them from its first minute on."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE"))
+    finally:
+        await engine.dispose()
+
+
 async def drop_postgres_databases() -> None:
     if not POSTGRES["created"]:
         return
@@ -269,6 +285,8 @@ async def http_phase(
             results["single"] = await drive(
                 url, "single", args.clients, args.seconds, start, negative
             )
+            if POSTGRES["url"] is not None and not args.no_analyze:
+                await analyze(config.database.url)
         results["batched"] = await drive(
             url, "batch", args.batch_clients, args.seconds, start + 3_000_000, negative
         )
@@ -517,9 +535,9 @@ async def measure(args: argparse.Namespace) -> dict[str, float]:
             directory = Path(tmp)
             config = await bench_config(directory, free_port())
             playbook = load_playbook(config.playbooks.path)
-            return await http_runs(
-                args, config, playbook, directory, "personal data encrypted; PostgreSQL"
-            )
+            statistics_note = "no ANALYZE" if args.no_analyze else "ANALYZE after the single phase"
+            stored = f"personal data encrypted; PostgreSQL, {statistics_note}"
+            return await http_runs(args, config, playbook, directory, stored)
     if args.encryption == "off":
         crypto.pin(crypto.Keyring.plaintext())
     figures: dict[str, float] = {}
@@ -588,6 +606,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--rounds", type=int, default=2, help="rounds of each side for the encryption cost"
+    )
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="with --postgres: no ANALYZE after the single phase (a database seconds old)",
     )
     parser.add_argument("--import-only", action="store_true", help="only the import: no HTTP runs")
     parser.add_argument(
