@@ -875,9 +875,9 @@ class OutboxWorker:
 
     async def _record(self, outcome: _Outcome) -> None:
         """Write down a delivery with the others that finished by the time the recorder runs:
-        one transaction for all of them (each of its own cost four round trips on PostgreSQL,
-        most of delivering a card to a chat that sets no pace). When that transaction fails,
-        each is written alone (_settle), so one the database refuses keeps no other unrecorded."""
+        one transaction for all of them (each alone costs a transaction of its own, four round
+        trips on PostgreSQL). When that transaction fails, each is written alone (_settle), so
+        one the database refuses keeps no other unrecorded."""
         loop = asyncio.get_running_loop()
         recorded: asyncio.Future[bool] = loop.create_future()
         self._recording.append((outcome, recorded))

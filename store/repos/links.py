@@ -231,7 +231,7 @@ class SqlLinkRepository:
 
 
 def _band_mentions() -> Select[Any]:
-    """A band's mentions in open cases of the department, newest first (see similar_open)."""
+    """The mentions of a band in open cases of the department (see similar_open)."""
     return (
         select(
             MentionBandRow.band_hash,
