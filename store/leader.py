@@ -70,11 +70,14 @@ class LeaderElector:
             },
         )
         self._connection: AsyncConnection | None = None
+        self._closed = False
         self.leading = False
 
     async def attempt(self) -> bool:
         """One step: take the lock when free, or check that we still hold it. Whether we
-        lead afterwards."""
+        lead afterwards. Closed: never again (a run still looping must not take the lock back)."""
+        if self._closed:
+            return False
         try:
             await asyncio.wait_for(self._step(), self._check_s)
         except Exception as error:  # includes TimeoutError: an unanswered check is a loss
@@ -87,13 +90,14 @@ class LeaderElector:
         return self.leading
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        while not stop.is_set() and not self._closed:
             await self.attempt()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._check_s)
 
     async def close(self) -> None:
         """Give the lock up (the session ends) so that another instance leads at once."""
+        self._closed = True
         await self._drop()
         self._set(False)
         await self._engine.dispose()

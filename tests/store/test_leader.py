@@ -87,6 +87,17 @@ async def test_one_of_two_leads_and_the_other_takes_over_when_its_session_is_ter
 
 
 @pytest.mark.postgres
+async def test_a_closed_elector_never_takes_the_lock_again(url: str) -> None:
+    changes = Changes()
+    a = LeaderElector(url, "a", changes, check_s=CHECK_S)
+    assert await a.attempt() is True
+    await a.close()  # the lock is free now, and nobody else wants it
+    assert await a.attempt() is False
+    assert changes.seen == [True, False]
+    assert await terminate(url, "a") == 0  # no session of its own left either
+
+
+@pytest.mark.postgres
 async def test_running_electors_hand_over_when_the_leader_closes(url: str) -> None:
     stop = asyncio.Event()
     electors = {
