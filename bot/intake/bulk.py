@@ -14,14 +14,12 @@ The result is the one the single path gives: one author card per person (identit
 e-mail or phone merge cards), counts and last-seen moved on, labels from the playbook's
 thresholds, (source, external_id) stored once.
 
-GroupCommit puts single mentions that arrive at the same moment (the HTTP API's one-mention
+single_mentions puts single mentions that arrive at the same moment (the HTTP API's one-mention
 requests, a web form in a storm) through here together, each caller answered on its own.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +30,7 @@ from bot.cases.authors import merge_cards
 from bot.cases.grouping import CaseOpening, IntakeResult
 from bot.cases.service import CaseService
 from bot.clock import Clock
+from bot.group_commit import GroupCommit
 from bot.intake.intake import MentionIntake
 from bot.model import (
     MAX_MENTION_TEXT,
@@ -53,8 +52,6 @@ from bot.ports import (
     in_thread,
 )
 from bot.settings.routing_rules import AuthorLabelsConfig
-
-_log = logging.getLogger(__name__)
 
 # A batch that lost a race to another writer is run again from its reads; this many times.
 ATTEMPTS = 5
@@ -274,84 +271,22 @@ GROUP_WINDOW_S = 0.003
 GROUP_LIMIT = 500  # mentions per group; more wait for the next one
 
 
-class GroupCommit:
+def single_mentions(
+    bulk: BulkIntake, window_s: float = GROUP_WINDOW_S, limit: int = GROUP_LIMIT
+) -> GroupCommit[Mention, IntakeResult]:
     """Group commit of single mentions (the HTTP API's one-mention requests).
 
     Each single mention stored on its own costs a transaction of about ten statements, and on
     SQLite one transaction at a time: in a storm, requests queued for minutes behind each
     other. Here the mentions that arrive together go through BulkIntake as one batch, and each
     caller gets its own result (accepted with its case, or a duplicate, also of another
-    mention of the same group) only once that transaction has committed. When the group fails
-    as a whole, nothing of it is stored and every caller gets the error (GroupFailed): the
-    caller decides what to do (the API stores each one on its own then, as before)."""
+    mention of the same group) only once that transaction has committed; GroupFailed when
+    the group failed as a whole (nothing of it stored)."""
 
-    def __init__(
-        self, bulk: BulkIntake, window_s: float = GROUP_WINDOW_S, limit: int = GROUP_LIMIT
-    ) -> None:
-        self._bulk = bulk
-        self._window_s = window_s
-        self._limit = limit
-        self._waiting: list[tuple[Mention, asyncio.Future[IntakeResult]]] = []
-        self._committer: asyncio.Task[None] | None = None
-        self._pending = 0
-        self.groups = 0  # committed, for tests and figures
-        self.largest = 0
+    async def store(mentions: list[Mention]) -> Sequence[IntakeResult]:
+        return (await bulk.receive_many(mentions)).results
 
-    @property
-    def pending(self) -> int:
-        """Mentions received and not yet answered (waiting, or in the group committing)."""
-        return self._pending
-
-    async def receive(self, mention: Mention) -> IntakeResult:
-        """The mention's result once its group has committed; GroupFailed if it did not."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[IntakeResult] = loop.create_future()
-        self._waiting.append((mention, answer))
-        if self._committer is None:
-            self._committer = loop.create_task(self._commit_groups(), name="group-commit")
-        self._pending += 1
-        try:
-            return await answer
-        finally:
-            self._pending -= 1
-
-    async def _commit_groups(self) -> None:
-        group: list[tuple[Mention, asyncio.Future[IntakeResult]]] = []
-        try:
-            await asyncio.sleep(self._window_s)
-            while self._waiting:
-                group, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
-                await self._commit(group)
-                group = []
-        finally:
-            # Cancelled (the bot stops): nobody is left waiting for an answer that never comes.
-            for _, answer in (*group, *self._waiting):
-                answer.cancel()
-            self._waiting = []
-            self._committer = None
-
-    async def _commit(self, group: list[tuple[Mention, asyncio.Future[IntakeResult]]]) -> None:
-        try:
-            results = (await self._bulk.receive_many([m for m, _ in group])).results
-        except Exception as error:
-            _log.warning("group commit of %d mentions failed: %r", len(group), error)
-            for _, answer in group:
-                if not answer.done():  # a caller that went away no longer waits
-                    answer.set_exception(GroupFailed(len(group), error))
-            return
-        self.groups += 1
-        self.largest = max(self.largest, len(group))
-        for (_, answer), result in zip(group, results, strict=True):
-            if not answer.done():
-                answer.set_result(result)
-
-
-class GroupFailed(Exception):
-    """A group of single mentions could not be stored: none of it was (one transaction)."""
-
-    def __init__(self, size: int, cause: Exception) -> None:
-        super().__init__(f"a group of {size} mentions was not stored: {cause!r}")
-        self.cause = cause
+    return GroupCommit(store, window_s=window_s, limit=limit, what="mentions")
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from functools import partial
 from typing import Any
 
 from bot.clock import Clock, speed
+from bot.group_commit import GroupCommit, GroupFailed
 from bot.messages.outbox import (
     PRESS_URGENCY,
     Delivery,
@@ -235,9 +236,11 @@ class OutboxWorker:
         # Delivered (or refused) but not yet written down: the database failed meanwhile.
         self._unsettled: dict[int, _Outcome] = {}
         self._settling = asyncio.Lock()
-        # Deliveries that finished together, written down in one transaction (_record).
-        self._recording: list[tuple[_Outcome, asyncio.Future[bool]]] = []
-        self._recorder: asyncio.Task[None] | None = None
+        # Deliveries that finish together are written down in one transaction (each alone
+        # costs a transaction of its own, four round trips on PostgreSQL).
+        self._recorder = GroupCommit(
+            self._settle_delivered, window_s=0.0, limit=batch_size, what="deliveries"
+        )
         self._failure: str | None = None  # why the last cycle or settlement failed
         self.restarts = 0  # how often the worker started again after a failure
         self._restart_streak = 0  # restarts since the last good start: the backoff grows
@@ -874,44 +877,15 @@ class OutboxWorker:
             log.exception("outbox: item %d was delivered but could not be recorded", item.id)
 
     async def _record(self, outcome: _Outcome) -> None:
-        """Write down a delivery with the others that finished by the time the recorder runs:
-        one transaction for all of them (each alone costs a transaction of its own, four round
-        trips on PostgreSQL). When that transaction fails, each is written alone (_settle), so
-        one the database refuses keeps no other unrecorded."""
-        loop = asyncio.get_running_loop()
-        recorded: asyncio.Future[bool] = loop.create_future()
-        self._recording.append((outcome, recorded))
-        if self._recorder is None:
-            self._recorder = loop.create_task(self._record_together(), name="outbox-record")
-        if not await recorded:
+        """Write down a delivery with the others that finish at the same moment. When their
+        transaction fails, each is written alone (_settle), so one the database refuses keeps
+        no other unrecorded."""
+        try:
+            await self._recorder.receive(outcome)
+        except GroupFailed:
             await self._settle(outcome)
 
-    async def _record_together(self) -> None:
-        group: list[tuple[_Outcome, asyncio.Future[bool]]] = []
-        try:
-            await asyncio.sleep(0)  # deliveries finishing in this turn of the loop join
-            while self._recording:
-                group, self._recording = self._recording, []
-                try:
-                    await self._settle_delivered([outcome for outcome, _ in group])
-                except Exception as error:
-                    log.warning("outbox: recording %d deliveries failed: %r", len(group), error)
-                    together = False
-                else:
-                    together = True
-                for _, recorded in group:
-                    if not recorded.done():
-                        recorded.set_result(together)
-                group = []
-        finally:
-            # Cancelled (the worker stops): whoever waits writes its own down.
-            for _, recorded in (*group, *self._recording):
-                if not recorded.done():
-                    recorded.set_result(False)
-            self._recording = []
-            self._recorder = None
-
-    async def _settle_delivered(self, outcomes: Sequence[_Outcome]) -> None:
+    async def _settle_delivered(self, outcomes: Sequence[_Outcome]) -> list[None]:
         now = self._clock.now()
         refs: list[tuple[str, str, str, str]] = []
         delivered: list[tuple[int, str | None]] = []
@@ -927,6 +901,7 @@ class OutboxWorker:
             await uow.commit()
         for outcome in outcomes:
             self._settled(outcome, now)
+        return [None] * len(outcomes)
 
     async def _settle_unsettled(self) -> None:
         """Write down the outcomes a failing database refused earlier, oldest first."""

@@ -24,7 +24,8 @@ from pydantic import TypeAdapter, ValidationError
 from bot.cases.grouping import IntakeResult
 from bot.cases.service import CaseService
 from bot.clock import Clock
-from bot.intake.bulk import BulkIntake, GroupCommit, GroupFailed
+from bot.group_commit import GroupCommit, GroupFailed
+from bot.intake.bulk import BulkIntake, single_mentions
 from bot.intake.intake import MentionIntake
 from bot.intake.mapping import MappingError, RecordMapper
 from bot.model import CaseState, Identity, Mention, Outcome, Priority
@@ -155,7 +156,7 @@ class Api:
         self._metrics = metrics or Metrics()
         self._bulk = bulk  # batches: one transaction for the mentions that open no case
         # Single mentions arriving together: one transaction for them too (group commit).
-        self._singles = GroupCommit(bulk) if bulk is not None else None
+        self._singles = single_mentions(bulk) if bulk is not None else None
         self._sources = [s for s in config.api.sources if s.enabled]
         self._gate = Gate(self._sources, clock)
         # Sources that send their own JSON: their records are mapped onto ours first.
@@ -173,7 +174,7 @@ class Api:
         self._transports = sorted(transports)
 
     @property
-    def singles(self) -> GroupCommit | None:
+    def singles(self) -> GroupCommit[Mention, IntakeResult] | None:
         """Where one-mention requests are stored together (None: each on its own)."""
         return self._singles
 
@@ -306,7 +307,7 @@ class Api:
         """Each mention's result, in order; a string says why that one could not be stored.
         A batch that fails as a whole is stored one by one, so one mention the database will
         not take cannot fail the others (and a sender retrying the batch would never stop).
-        A single mention joins the others arriving at the same moment (GroupCommit); when
+        A single mention joins the others arriving at the same moment (single_mentions); when
         their group fails, none of it was stored, and each is stored on its own here."""
         if not mentions:
             return []

@@ -244,7 +244,7 @@ class RateLimiter:
         `press`: a message that may use the group's reserve (what a press caused, a crisis
         card); `person`: a person's press caused it, so the chat holds its whole reserve for a
         while (by default, as `press`)."""
-        held = press if person is None else person
+        pressed = press if person is None else person
         chat = self._chat(chat_id)
         ticket = (-urgency, next(self._arrivals))
         heapq.heappush(chat.waiting, ticket)
@@ -267,7 +267,7 @@ class RateLimiter:
                     # Alone (no shared slots), no await between the check and the take: no
                     # other chat can slip in.
                     for window in chat.windows:
-                        window.take(now, held)
+                        window.take(now, pressed)
                     return
                 moved = chat.moved
                 sleeping = asyncio.ensure_future(self._sleep(delay))

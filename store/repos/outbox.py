@@ -772,7 +772,7 @@ class SqlOutboxRepository:
             return
         settle = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("b_id"))
         if owner is not None:
-            settle = settle.where(_still_owned(_OUTBOX, owner))
+            settle = settle.where(_still_owned(owner))
         await self._s.execute(
             settle.values(
                 claimed_by=None,
@@ -845,15 +845,15 @@ class SqlOutboxRepository:
         another instance took over, nor put back to pending what that one delivered."""
         settle = update(OutboxRow).where(OutboxRow.id == item_id)
         if owner is not None:
-            settle = settle.where(_still_owned(_OUTBOX, owner))
+            settle = settle.where(_still_owned(owner))
         await self._s.execute(settle.values(claimed_by=None, lease_until=None, **values))
 
 
-def _still_owned(outbox: Table, owner: str) -> ColumnElement[bool]:
+def _still_owned(owner: str) -> ColumnElement[bool]:
     """Still `owner`'s claim, or requeued and not claimed again (see _set)."""
     return or_(
-        and_(outbox.c.status == OutboxStatus.SENDING.value, outbox.c.claimed_by == owner),
-        and_(outbox.c.status == OutboxStatus.PENDING.value, outbox.c.claimed_by.is_(None)),
+        and_(_OUTBOX.c.status == OutboxStatus.SENDING.value, _OUTBOX.c.claimed_by == owner),
+        and_(_OUTBOX.c.status == OutboxStatus.PENDING.value, _OUTBOX.c.claimed_by.is_(None)),
     )
 
 

@@ -17,8 +17,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.cases.grouping import IntakeResult
 from bot.clock import FrozenClock
-from bot.intake.bulk import GroupCommit
+from bot.group_commit import GroupCommit
+from bot.model import Mention
 from handlers.app import App
 from tests.conftest import POSTGRES_SKIP, POSTGRES_UP, POSTGRES_URL
 from tests.doubles.api_app import running_api
@@ -35,7 +37,7 @@ async def running(
         yield started
 
 
-def singles_of(app: App) -> GroupCommit:
+def singles_of(app: App) -> GroupCommit[Mention, IntakeResult]:
     assert app.api is not None and app.api.singles is not None
     return app.api.singles
 
