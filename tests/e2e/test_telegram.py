@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from bot.cases.replies import telegram_comment_id
-from bot.messages.delivery import PACK_CLUSTER_MAX
+from bot.messages.delivery import PACK_CLUSTER_MAX, redraw_pause
 from bot.model import CaseState, EventKind, Outcome
 from tests.doubles.telegram_world import World, telegram_world
 
@@ -333,9 +333,12 @@ async def test_a_backlogged_chat_shows_a_queue_and_urgent_cards_overtake(
             ]
 
         # The queue message may first be drawn while the last cases are still being opened
-        # (a loaded machine opens them slower); it is redrawn as they come, within its refresh.
+        # (a loaded machine opens them slower); it is redrawn as they come, but a backlogged
+        # group's redraws share one every redraw_pause (some 28 s at its 17 cards a minute).
+        redraws = redraw_pause(17).total_seconds()
         await world.server.wait_for(
-            lambda: any(f"/case {normal[-1]}" in q or "ещё" in q for q in queue()), timeout=30
+            lambda: any(f"/case {normal[-1]}" in q or "ещё" in q for q in queue()),
+            timeout=redraws + 30,
         )
         await world.server.wait_for(
             lambda: critical in card_order(world, world.housing), timeout=15
