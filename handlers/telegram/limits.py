@@ -9,8 +9,11 @@ limit is enforced conservatively, as a strict sliding window: never more than N 
 any window, since that is how the server counts. The per-chat limit is the token bucket's
 shape (a burst of `per_chat_burst`, then `per_chat_per_s`) as a window of `per_chat_burst`
 messages per `per_chat_burst / per_chat_per_s` seconds: a refilling bucket would allow one
-message more than that window does. Windows are also a little longer than published, because
-a request stamped here at t reaches the server a moment later.
+message more than that window does. Telegram counts a message when it arrives, which is some
+time after its slot here and before its answer: once answered (`answered`), a message counts
+from its answer, so a slow way there (a loaded event loop, a slow network) cannot bring the
+next ones closer than counted. Windows are also a little longer than published, for the
+spread of the next request's way there.
 
 What a person's press causes (the card's edit, the draft or prompt it posts, the answer) must
 not wait behind a backlog of new cards: a group's minute holds `press_reserve` messages that
@@ -172,6 +175,15 @@ class _SlidingWindow:
         if pressed:
             self._pressed_at = now
 
+    def recount(self, taken: float, now: float) -> None:
+        """The message taken at `taken` counts from `now` instead (later than every time
+        kept, so the times stay in order)."""
+        try:
+            self._sent.remove(taken)
+        except ValueError:
+            return  # dropped already: `limit` later messages decide the window
+        self._sent.append(now)
+
     def per_minute(self) -> float:
         """What the chat's backlog gets for sure: the whole reserve kept for presses (lent
         only while nobody presses, which a plan cannot count on)."""
@@ -238,12 +250,12 @@ class RateLimiter:
 
     async def acquire(
         self, chat_id: int, urgency: int = 0, press: bool = False, person: bool | None = None
-    ) -> None:
-        """Returns when one message (send or edit) may go to the chat, and counts it.
-        Callers for one chat are served most urgent first, then first come, first served.
-        `press`: a message that may use the group's reserve (what a press caused, a crisis
-        card); `person`: a person's press caused it, so the chat holds its whole reserve for a
-        while (by default, as `press`)."""
+    ) -> float:
+        """Returns when one message (send or edit) may go to the chat, and counts it; the
+        slot's time, for `answered`. Callers for one chat are served most urgent first, then
+        first come, first served. `press`: a message that may use the group's reserve (what a
+        press caused, a crisis card); `person`: a person's press caused it, so the chat holds
+        its whole reserve for a while (by default, as `press`)."""
         pressed = press if person is None else person
         chat = self._chat(chat_id)
         ticket = (-urgency, next(self._arrivals))
@@ -268,7 +280,7 @@ class RateLimiter:
                     # other chat can slip in.
                     for window in chat.windows:
                         window.take(now, pressed)
-                    return
+                    return now
                 moved = chat.moved
                 sleeping = asyncio.ensure_future(self._sleep(delay))
                 waking = asyncio.ensure_future(moved.wait())
@@ -281,6 +293,13 @@ class RateLimiter:
             chat.waiting.remove(ticket)
             heapq.heapify(chat.waiting)
             self._moved(chat)
+
+    def answered(self, chat_id: int, slot: float) -> None:
+        """The message sent in the slot `acquire` gave at `slot` has its answer (or failed):
+        it counts from now. The shared send slots keep their time and their longer windows."""
+        now = self._monotonic()
+        for window in self._chat(chat_id).windows:
+            window.recount(slot, now)
 
     async def _shared_wait(self, chat: _Chat, press: bool) -> float:
         """0 once the shared send slots have counted this message, else seconds to wait."""

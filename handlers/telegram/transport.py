@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TypeVar
 
 import aiohttp
 from aiogram import Bot
@@ -25,7 +26,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import EditMessageText, SendMessage, SendPhoto
+from aiogram.methods import EditMessageText, SendMessage, SendPhoto, TelegramMethod
 from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardMarkup,
@@ -51,6 +52,8 @@ from handlers.telegram.render import Rendered, TelegramRenderer
 __all__ = ["TelegramTransport", "message_id"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 NOT_MODIFIED = "message is not modified"
 DELETE_NOT_FOUND = "message to delete not found"
@@ -93,17 +96,29 @@ class TelegramTransport:
         """The outbox's backlog per chat, for the limiter's pacing."""
         self.limiter.backlogs({int(chat): count for chat, count in waiting.items()})
 
-    async def _acquire(self, delivery: Delivery, chat_id: int) -> None:
-        """The chat's next slot: the most urgent first, and what a press caused may use the
-        slots a group keeps for presses (the queue message, urgent as it is, may not).
+    async def _send(
+        self, chat_id: int, request: TelegramMethod[T], delivery: Delivery | None = None
+    ) -> T:
+        """`request` in the chat's next slot: the most urgent first, and what a press caused
+        may use the slots a group keeps for presses (the queue message, urgent as it is, may
+        not); with no `delivery`, an ordinary message's slot.
 
-        Callers build the request before they take the slot: building validates it, and
-        aiogram builds a model's validator on its first use (tens of milliseconds, more on a
-        loaded machine). The limiter counts a message from its slot's time, so that must be
-        when the request leaves, or Telegram sees the next ones closer than counted."""
-        urgency = delivery.item.urgency
-        press = PRESS_URGENCY <= urgency < QUEUE_URGENCY
-        await self.limiter.acquire(chat_id, urgency, press=press, person=caused_by_press(urgency))
+        Callers build the request before: building validates it, and aiogram builds a
+        model's validator on its first use (tens of milliseconds, more on a loaded machine),
+        which would stand between the slot and the request leaving. The limiter counts the
+        message from its answer once it has one (RateLimiter.answered)."""
+        if delivery is None:
+            slot = await self.limiter.acquire(chat_id)
+        else:
+            urgency = delivery.item.urgency
+            press = PRESS_URGENCY <= urgency < QUEUE_URGENCY
+            slot = await self.limiter.acquire(
+                chat_id, urgency, press=press, person=caused_by_press(urgency)
+            )
+        try:
+            return await self.bot(request)
+        finally:
+            self.limiter.answered(chat_id, slot)
 
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         item = delivery.item
@@ -159,8 +174,7 @@ class TelegramTransport:
             link_preview_options=NO_PREVIEW,
             reply_parameters=reply,
         )
-        await self._acquire(delivery, chat_id)
-        message = await self.bot(request)
+        message = await self._send(chat_id, request, delivery)
         return DeliveryResult(str(message.message_id))
 
     async def _photo(self, delivery: Delivery, chat_id: int) -> DeliveryResult:
@@ -182,8 +196,7 @@ class TelegramTransport:
             message_thread_id=message_id(item.thread) if item.thread else None,
             protect_content=self.protect_content,
         )
-        await self._acquire(delivery, chat_id)
-        message = await self.bot(request)
+        message = await self._send(chat_id, request, delivery)
         return DeliveryResult(str(message.message_id))
 
     async def _attachment(self, delivery: Delivery, chat_id: int) -> DeliveryResult:
@@ -210,8 +223,7 @@ class TelegramTransport:
             protect_content=self.protect_content,
             reply_parameters=reply,
         )
-        await self.limiter.acquire(chat_id)  # built first: see _acquire
-        message = await self.bot(request)
+        message = await self._send(chat_id, request)
         return DeliveryResult(str(message.message_id))
 
     async def _edit(self, delivery: Delivery, chat_id: int, rendered: Rendered) -> DeliveryResult:
@@ -228,9 +240,8 @@ class TelegramTransport:
             reply_markup=markup,
             link_preview_options=NO_PREVIEW,
         )
-        await self._acquire(delivery, chat_id)
         try:
-            result = await self.bot(request)
+            result = await self._send(chat_id, request, delivery)
         except TelegramBadRequest as exc:
             if NOT_MODIFIED not in exc.message.lower():
                 raise

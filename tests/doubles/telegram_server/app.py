@@ -93,6 +93,11 @@ class HttpApp(ServerCore):
         """The next call of `method` fails as Telegram does when it is having a bad moment."""
         self._failing.setdefault(method, []).append(ApiError(code, description))
 
+    def slow_next_arrival(self, method: str, seconds: float) -> None:
+        """The next call of `method` reaches the server `seconds` after the bot sent it (a
+        slow way there): it is counted, for flood control too, when it arrives."""
+        self._slow_arrivals.setdefault(method, []).append(seconds)
+
     def slow_next_answer(self, method: str, seconds: float) -> None:
         """The next call of `method` is done at once, but its answer reaches the bot `seconds`
         later (a slow way back): the bot's handling takes that much longer."""
@@ -146,6 +151,8 @@ class HttpApp(ServerCore):
         requested = request.match_info["method"]
         state = self._tokens.get(token)
         canonical = next((m for m in _METHODS if m.lower() == requested.lower()), requested)
+        if self._slow_arrivals.get(canonical):
+            await asyncio.sleep(self._slow_arrivals[canonical].pop(0))
         at = self._monotonic()
         params: dict[str, Any] = {}
         try:

@@ -86,6 +86,7 @@ class ServerCore:
         self._deliveries: dict[int, asyncio.Task[None]] = {}
         self._webhook_posts: set[asyncio.Task[None]] = set()
         self._failing: dict[str, list[ApiError]] = {}  # fail_next_call: method -> errors
+        self._slow_arrivals: dict[str, list[float]] = {}  # slow_next_arrival: method -> delays
         self._slow_answers: dict[str, list[float]] = {}  # slow_next_answer: method -> delays
         self._webhook_client: aiohttp.ClientSession | None = None
         self._service_user = User(TELEGRAM_SERVICE_USER_ID, "Telegram")

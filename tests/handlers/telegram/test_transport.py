@@ -481,6 +481,22 @@ async def test_sixty_sends_to_a_group_through_the_limiter_get_no_429_and_keep_or
     assert rig.transport.capacity_per_minute(str(rig.group.id)) <= 20 * 10
 
 
+async def test_a_message_slow_to_arrive_counts_from_its_answer_and_causes_no_429() -> None:
+    # A chat's window, ten times faster: 3 a 0.3 s. The first message takes 0.3 s to reach
+    # the server (a loaded event loop, a slow network), so it is counted there about when
+    # the next two are; had the fourth gone a window after the first's slot, the server
+    # would count four in one window.
+    limiter = RateLimiter(TelegramLimits(scale=10))
+    async with running(Limits(time_scale=10), limiter, monotonic=time.monotonic) as rig:
+        rig.server.slow_next_arrival("sendMessage", 0.3)
+        for number in range(6):
+            await rig.send(views.notice_view("ui.truncated", count=number))
+        arrived = [call.at for call in rig.server.calls("sendMessage")]
+        assert rig.server.stats.count_429 == 0
+    assert len(arrived) == 6
+    assert arrived[3] - arrived[0] >= 0.3  # a whole window between the first and the fourth
+
+
 class FakeTime:
     """Monotonic time for the limiter that moves only when it sleeps."""
 
@@ -523,6 +539,22 @@ async def test_the_limiter_keeps_strict_windows() -> None:
     assert 50 <= limiter.capacity_per_minute(777) < 60
     fast = RateLimiter(TelegramLimits(scale=10))
     assert 150 < fast.capacity_per_minute(-1001) <= 200
+
+
+async def test_an_answered_message_counts_from_its_answer() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(TelegramLimits(), monotonic=fake, sleep=fake.sleep)
+    slots = [await limiter.acquire(777) for _ in range(3)]  # the chat's burst, at 0
+    fake.now = 0.5
+    limiter.answered(777, slots[0])  # the first one's answer took half a second
+    for slot in slots[1:]:
+        limiter.answered(777, slot)
+    await limiter.acquire(777)
+    span = TelegramLimits().chat_window()[1]
+    assert fake.now == pytest.approx(0.5 + span)  # a window after the answers, not the slots
+    limiter.answered(777, -1.0)  # a slot no longer kept changes nothing
+    await limiter.acquire(777)
+    assert fake.now == pytest.approx(0.5 + span)
 
 
 async def test_the_limiter_serves_a_chat_first_come_first_served() -> None:
