@@ -463,8 +463,7 @@ class App:
             await vk.close()
         await self.chats.drain()
         await self.sla_jobs.stop()  # before the database goes: a run may be writing
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        await self.scheduler.stop()  # so may the other jobs' runs
         for runner in (self._runner, self._metrics_runner):
             if runner is not None:
                 await runner.cleanup()

@@ -11,6 +11,7 @@ handlers/app.py catches up on gaining (the digest, which keeps a mark of what it
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -25,9 +26,15 @@ from bot.leadership import Leadership
 log = logging.getLogger(__name__)
 
 
+# How long runs in progress get to end when the scheduler stops (a digest half queued, a
+# retention sweep mid-batch): well inside the ten seconds a container runtime gives a
+# stopping process before it kills it.
+STOP_GRACE_S = 5.0
+
+
 class LeaderScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 is untyped
     """An asyncio scheduler whose jobs run only while this instance leads, except those in
-    `every_instance` (job ids)."""
+    `every_instance` (job ids), and whose `stop` lets the runs in progress end."""
 
     def __init__(
         self, leadership: Leadership, every_instance: Collection[str] = (), **options: Any
@@ -35,26 +42,58 @@ class LeaderScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 
         super().__init__(**options)
         self.leadership = leadership
         self.every_instance = frozenset(every_instance)
+        self._runs: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     def add_job(self, func: Any, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("id") not in self.every_instance:
-            func = _on_leader(func, self.leadership)
-        return super().add_job(func, *args, **kwargs)
+        leader_only = kwargs.get("id") not in self.every_instance
+        return super().add_job(self._run(func, leader_only), *args, **kwargs)
 
+    def _run(self, func: Callable[..., Any], leader_only: bool) -> Callable[..., Any]:
+        """`func` as a coroutine (on the event loop: a plain function of ours is quick, the
+        scheduler would otherwise give it a thread) that `stop` can wait for, and that runs
+        only while this instance leads if `leader_only`."""
+        name = getattr(func, "__qualname__", repr(func))
 
-def _on_leader(func: Callable[..., Any], leadership: Leadership) -> Callable[..., Any]:
-    """`func` as a coroutine that runs only while this instance leads (on the event loop: a
-    plain function of ours is quick, the scheduler would otherwise give it a thread)."""
+        @functools.wraps(func)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            if leader_only and not self.leadership.leading:
+                log.debug("not leading: skipping %s", name)
+                return None
+            task = asyncio.current_task()
+            if task is not None:
+                self._runs.add(task)
+            try:
+                result = func(*args, **kwargs)
+                return await result if inspect.isawaitable(result) else result
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                # Cut short by stop() after its grace: said here once, rather than as the
+                # scheduler's "raised an exception" with a traceback.
+                log.warning("scheduler stopping: %s cut short", name)
+                return None
+            finally:
+                if task is not None:
+                    self._runs.discard(task)
 
-    @functools.wraps(func)
-    async def run_if_leading(*args: Any, **kwargs: Any) -> Any:
-        if not leadership.leading:
-            log.debug("not leading: skipping %s", getattr(func, "__qualname__", func))
-            return None
-        result = func(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
+        return run
 
-    return run_if_leading
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """No new runs; the runs in progress get `grace_s` seconds to end and are then
+        cancelled; then the scheduler shuts down."""
+        if not self.running:
+            return
+        self.pause()
+        self._stopping = True
+        if self._runs:
+            _, late = await asyncio.wait(set(self._runs), timeout=grace_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=grace_s)  # a run that ignores it is left
+        self.shutdown(wait=False)
+        await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
 
 
 def add_job(
