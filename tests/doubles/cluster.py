@@ -108,6 +108,8 @@ NEUTRAL = (
 )
 CARD = re.compile(r"^\S+ Кейс №(\d+) · ")
 REMINDER = re.compile(r"^⏰ Кейс №(\d+): ")
+PACK_HEAD = re.compile(r"^\S+ Новые упоминания: \d+")  # playbooks/templates/ru/pack.html.j2
+PACK_LINE = re.compile(r"/case (\d+)")
 
 
 def mentions(count: int, negative_share: float, seed: int = 21) -> list[dict[str, Any]]:
@@ -261,6 +263,20 @@ class Cluster:
             if found:
                 out.setdefault((m.chat_id, int(found.group(1))), []).append(m)
         return out
+
+    def packs(self) -> dict[tuple[int, int], list[StoredMessage]]:
+        """(chat, case id) -> the pack cards listing the case, as the chat shows them now: a
+        backlogged chat shows small cases a line each on a pack card instead of a card each."""
+        out: dict[tuple[int, int], list[StoredMessage]] = {}
+        for m in self.bot_messages():
+            if m.reply_to_message_id is None and PACK_HEAD.match(m.text or ""):
+                for case in {int(n) for n in PACK_LINE.findall(m.text or "")}:
+                    out.setdefault((m.chat_id, case), []).append(m)
+        return out
+
+    def shown(self) -> set[int]:
+        """Cases in front of a person: on their own card or on a pack card's line."""
+        return {case for _, case in self.cards()} | {case for _, case in self.packs()}
 
     def reminders(self) -> dict[int, int]:
         """Case id -> reminders posted under its card."""
