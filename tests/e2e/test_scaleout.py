@@ -61,7 +61,7 @@ pytestmark = [pytest.mark.postgres]
 
 MENTIONS = int(os.environ.get("OTKLIK_SCALEOUT_MENTIONS", "2000"))
 NEGATIVE_SHARE = 0.2
-SCALE = 10  # a chat takes 200 cards a real minute: at 2,000 mentions the largest packs
+SCALE = 10  # a chat takes 200 cards a real minute: at 2,000 mentions the busiest one packs
 KILL_SCALE = 20  # the kill's test is about the claims, not the chats' pace: faster
 LEASE_S = 5.0
 ORDER_SLACK_S = 2.0
