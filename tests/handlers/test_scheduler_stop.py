@@ -35,7 +35,8 @@ class SlowRun:
         if self.started.is_set():
             return
         self.started.set()
-        await asyncio.sleep(0.5)
+        await self.app._stop.wait()  # still running once the App is told to stop
+        await asyncio.sleep(0.2)
         async with self.app.database.engine.connect() as conn:
             self.read = (await conn.execute(text("SELECT 42"))).scalar_one()
 
