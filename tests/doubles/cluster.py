@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from tests.doubles.instances import Instance
-from tests.doubles.support import ROOT
+from tests.doubles.support import PACK_HEAD, PACK_LINE, ROOT
 from tests.doubles.synapse import free_port
 from tests.doubles.telegram_server.flood import Limits
 from tests.doubles.telegram_server.server import TelegramServer
@@ -108,8 +108,6 @@ NEUTRAL = (
 )
 CARD = re.compile(r"^\S+ Кейс №(\d+) · ")
 REMINDER = re.compile(r"^⏰ Кейс №(\d+): ")
-PACK_HEAD = re.compile(r"^\S+ Новые упоминания: \d+")  # playbooks/templates/ru/pack.html.j2
-PACK_LINE = re.compile(r"/case (\d+)")
 
 
 def mentions(count: int, negative_share: float, seed: int = 21) -> list[dict[str, Any]]:
@@ -269,7 +267,7 @@ class Cluster:
         backlogged chat shows small cases a line each on a pack card instead of a card each."""
         out: dict[tuple[int, int], list[StoredMessage]] = {}
         for m in self.bot_messages():
-            if m.reply_to_message_id is None and PACK_HEAD.match(m.text or ""):
+            if m.reply_to_message_id is None and PACK_HEAD in (m.text or ""):
                 for case in {int(n) for n in PACK_LINE.findall(m.text or "")}:
                     out.setdefault((m.chat_id, case), []).append(m)
         return out

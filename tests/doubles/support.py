@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -9,6 +10,10 @@ from bot.model import Identity, Mention, Sentiment
 from bot.settings.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# A pack card (playbooks/templates/ru/pack.html.j2): its head, and a line per case.
+PACK_HEAD = "Новые упоминания:"
+PACK_LINE = re.compile(r"/case (\d+)")
 
 CONFIG_YAML = """
 locale: ru

@@ -30,7 +30,7 @@ import pytest
 
 from store import crypto
 from tests.doubles.bot_config import DEPARTMENTS, Source, telegram_bot_config
-from tests.doubles.support import ROOT
+from tests.doubles.support import PACK_HEAD, PACK_LINE, ROOT
 from tests.doubles.telegram_server.flood import Limits
 from tests.doubles.telegram_server.server import TelegramServer
 from tests.doubles.telegram_world import TOKEN
@@ -44,8 +44,6 @@ SCALE = 1_000  # Telegram's limits, a thousand times faster on both sides
 PATIENCE_S = 45.0  # bounds for waiting, not speed requirements
 SOURCE_TOKEN = "crash-test-token-0123456789abcdef"
 CARD_BUTTON = re.compile(r'"callback_data":\s*"[cm]:(\d+):')
-PACK_HEAD = "Новые упоминания:"  # a pack card (playbooks/templates/ru/pack.html.j2)
-PACK_LINE = re.compile(r"/case (\d+)")
 
 HOUSING = "Третий день нет отопления в доме {n}, батареи ледяные, управляющая молчит"
 TRANSPORT = "Автобус {n} снова не пришёл, на остановке ждали час"

@@ -9,6 +9,8 @@ from pathlib import Path
 from bot.cases.replies import telegram_comment_id
 from bot.messages.delivery import PACK_CLUSTER_MAX, redraw_pause
 from bot.model import CaseState, EventKind, Outcome
+from handlers.telegram.transport import TelegramTransport
+from tests.doubles.support import PACK_HEAD, PACK_LINE
 from tests.doubles.telegram_world import World, telegram_world
 
 
@@ -262,8 +264,6 @@ async def test_commands_answer_in_english(tmp_path: Path) -> None:
 
 
 CARD_ID = re.compile(r"(?:Кейс №|Case #)(\d+)")
-PACK_HEAD = "Новые упоминания:"  # a pack card (playbooks/templates/ru/pack.html.j2)
-PACK_LINE = re.compile(r"/case (\d+)")
 
 
 def card_order(world: World, chat: int) -> list[int]:
@@ -334,8 +334,11 @@ async def test_a_backlogged_chat_shows_a_queue_and_urgent_cards_overtake(
 
         # The queue message may first be drawn while the last cases are still being opened
         # (a loaded machine opens them slower); it is redrawn as they come, but a backlogged
-        # group's redraws share one every redraw_pause (some 28 s at its 17 cards a minute).
-        redraws = redraw_pause(17).total_seconds()
+        # group's redraws share one every redraw_pause (30 s at the 16 a minute it counts on).
+        transport = world.app.transports["telegram"]
+        assert isinstance(transport, TelegramTransport)
+        capacity = transport.capacity_per_minute(str(world.housing))
+        redraws = redraw_pause(capacity).total_seconds()
         await world.server.wait_for(
             lambda: any(f"/case {normal[-1]}" in q or "ещё" in q for q in queue()),
             timeout=redraws + 30,
